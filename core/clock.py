@@ -1,0 +1,88 @@
+"""Clocks: a virtual clock for the simulated runtime, a wall clock for real agents.
+
+The virtual clock is a discrete-event scheduler: callbacks are kept in a heap by
+time and run in (time, insertion) order, so the same inputs give the same run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class WallClock:
+    """Seconds since the epoch; real agents live in real time."""
+
+    virtual = False
+
+    def now(self) -> float:
+        return time.time()
+
+
+class Timer:
+    __slots__ = ("when", "fn", "cancelled")
+
+    def __init__(self, when: float, fn: Callable[[], None]) -> None:
+        self.when = when
+        self.fn = fn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class VirtualClock:
+    """Simulated time starting at ``start``; advances only when asked."""
+
+    virtual = True
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._counter = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def call_at(self, when: float, fn: Callable[[], None]) -> Timer:
+        t = Timer(max(when, self._now), fn)
+        heapq.heappush(self._heap, (t.when, next(self._counter), t))
+        return t
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> Timer:
+        return self.call_at(self._now + max(delay, 0.0), fn)
+
+    def next_time(self) -> float | None:
+        while self._heap and self._heap[0][2].cancelled:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def run_until(self, until: float, budget: int | None = None) -> int:
+        """Run every callback due at or before ``until``; returns how many ran.
+
+        With a ``budget`` it stops early (time stays at the last callback run) so
+        that a caller can interleave other work, such as flushing the store.
+        """
+        ran = 0
+        heap = self._heap
+        while heap and heap[0][0] <= until:
+            when, _, timer = heapq.heappop(heap)
+            if timer.cancelled:
+                continue
+            self._now = when
+            timer.fn()
+            ran += 1
+            if budget is not None and ran >= budget:
+                return ran
+        self._now = max(self._now, until)
+        return ran
+
+    def pending(self) -> int:
+        return sum(1 for _, _, t in self._heap if not t.cancelled)

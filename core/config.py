@@ -1,0 +1,131 @@
+"""Configuration: the ecosystem's default numbers, overridable from a TOML file.
+
+Every number the engine uses (capacity, thresholds, intervals, retry policy) lives
+here so that an operator can change it with ``--config`` and a bad file is reported
+by key, never by traceback.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Capacity(_Section):
+    cpu_cores: float = Field(8.0, gt=0)
+    memory_gb: float = Field(16.0, gt=0)
+    storage_gb: float = Field(500.0, gt=0)
+    agents: int = Field(20, gt=0)
+    concurrent_workflows: int = Field(5, gt=0)
+
+
+class WorkflowLimits(_Section):
+    cpu_cores: float = Field(6.0, gt=0)
+    memory_gb: float = Field(12.0, gt=0)
+    agents: int = Field(15, gt=0)
+    max_duration_s: float = Field(6 * 3600.0, gt=0)
+
+
+class Thresholds(_Section):
+    cpu_warning: float = Field(80.0, ge=0, le=100)
+    memory_warning: float = Field(85.0, ge=0, le=100)
+    agents_critical: float = Field(90.0, ge=0, le=100)
+    exhaustion: float = Field(90.0, ge=0, le=100)
+    """Utilisation (percent) at or above which a sample counts toward exhaustion."""
+    exhaustion_samples: int = Field(3, ge=1)
+    """Consecutive samples above ``exhaustion`` before RESOURCE_EXHAUSTION fires."""
+    safe: float = Field(75.0, ge=0, le=100)
+    """Utilisation under which a recovery stage counts as stable."""
+    stable_hold_s: float = Field(60.0, ge=0)
+
+
+class Intervals(_Section):
+    heartbeat_s: float = Field(30.0, gt=0)
+    checkpoint_s: float = Field(15 * 60.0, gt=0)
+    sample_s: float = Field(5.0, gt=0)
+    event_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
+    metric_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
+    workflow_timeout_s: float = Field(4 * 3600.0, gt=0)
+    missed_heartbeats: int = Field(2, ge=1)
+
+
+class Retries(_Section):
+    attempts: int = Field(3, ge=1)
+    backoff_s: float = Field(1.0, ge=0)
+    backoff_factor: float = Field(2.0, ge=1)
+
+
+class Performance(_Section):
+    response_warning_s: float = Field(3.0, gt=0)
+    response_critical_s: float = Field(8.0, gt=0)
+    degradation_trigger_pct: float = Field(5.0, gt=0)
+    utilisation_trigger_pct: float = Field(80.0, gt=0)
+    response_time_trigger_pct: float = Field(10.0, gt=0)
+
+
+class Supervision(_Section):
+    """Restart intensity in the manner of OTP supervisors."""
+
+    max_failures: int = Field(3, ge=1)
+    window_s: float = Field(300.0, gt=0)
+
+
+class Approval(_Section):
+    """Which plan steps run on their own and which wait for an operator."""
+
+    auto: list[str] = Field(default_factory=lambda: ["analysis", "checkpoint", "monitoring"])
+    manual: list[str] = Field(default_factory=lambda: ["destructive"])
+
+
+class Console(_Section):
+    theme: str = "opsdeck-dark"
+    speed: float = Field(30.0, gt=0)
+    """Simulated seconds per wall second when the demo runs under the console."""
+    keys: dict[str, str] = Field(default_factory=dict)
+
+
+class Config(_Section):
+    capacity: Capacity = Field(default_factory=Capacity)
+    workflow_limits: WorkflowLimits = Field(default_factory=WorkflowLimits)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    intervals: Intervals = Field(default_factory=Intervals)
+    retries: Retries = Field(default_factory=Retries)
+    performance: Performance = Field(default_factory=Performance)
+    supervision: Supervision = Field(default_factory=Supervision)
+    approval: Approval = Field(default_factory=Approval)
+    console: Console = Field(default_factory=Console)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the key and the problem."""
+
+
+PriorityBand = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a TOML config; missing keys take the defaults of DESIGN.md."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(x) for x in err["loc"])
+            problems.append(f"{p}: key '{key}': {err['msg']}")
+        raise ConfigError("\n".join(problems)) from None

@@ -1,0 +1,707 @@
+"""The engine: applies operations as events, drives the runtime, persists the log.
+
+Every change goes through :meth:`Engine.emit`, which numbers the event, chains its
+hash, folds it into the projection, queues it for the store (group commit) and tells
+subscribers. The engine implements :class:`~core.runtimes.RuntimeSink`: runtimes
+report facts here and the engine turns them into events and dispatches more work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .clock import Clock, VirtualClock
+from .config import Config
+from .events import GENESIS_HASH, Event, EventHeader, canonical_encoding, chain_hash, dumps_compact
+from .models import (
+    LIVE_AGENT,
+    TERMINAL_WORKFLOW,
+    AgentStatus,
+    Resources,
+    TaskStatus,
+    WorkflowSpec,
+    WorkflowStatus,
+)
+from .projection import State, hash_snapshot
+from .runtimes import Runtime
+from .scheduler import dispatch
+from .store import Store
+from .telemetry import Telemetry
+
+Subscriber = Callable[[Event], None]
+FLUSH_EVERY = 2000
+
+
+class EngineError(Exception):
+    """An operation that cannot be applied; nothing was changed."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+_VALID_HEADERS: set[tuple[str, str, str]] = set()
+
+
+def _check_header(type_: str, component: str, scope: str) -> None:
+    key = (type_, component, scope)
+    if key in _VALID_HEADERS:
+        return
+    EventHeader(type=type_, component=component, scope=scope, data={})
+    _VALID_HEADERS.add(key)
+
+
+class Engine:
+    """One orchestration core over one store, clock and runtime."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        clock: Clock | None = None,
+        runtime: Runtime | None = None,
+        store: Store | None = None,
+        actor: str = "engine",
+    ) -> None:
+        self.config = config or Config()
+        self.clock: Clock = clock or VirtualClock()
+        self.store = store
+        self.state = State()
+        self.telemetry = Telemetry()
+        self.actor = actor
+        self.head_hash = GENESIS_HASH
+        self._buffer: list[tuple[Any, ...]] = []
+        self._subscribers: list[Subscriber] = []
+        self._sample_hooks: list[Callable[[float], None]] = []
+        self._memory_checkpoints: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._dispatch_pending = False
+        self.runtime: Runtime | None = None
+        self.readonly = False
+        if runtime is not None:
+            self.attach_runtime(runtime)
+
+    # -- opening ----------------------------------------------------------------
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        config: Config | None = None,
+        clock: Clock | None = None,
+        runtime: Runtime | None = None,
+        readonly: bool = False,
+    ) -> Engine:
+        """Open a database and rebuild the projection: latest good checkpoint + replay."""
+        store = await Store.open(path, readonly=readonly)
+        eng = cls(config=config, clock=clock, store=store)
+        eng.readonly = readonly
+        await eng.load()
+        if isinstance(eng.clock, VirtualClock) and eng.state.clock > eng.clock.now():
+            eng.clock.run_until(eng.state.clock)
+        if runtime is not None:
+            eng.attach_runtime(runtime)
+        return eng
+
+    async def load(self) -> None:
+        assert self.store is not None
+        state = State()
+        since = 0
+        for cp in reversed(await self.store.list_checkpoints()):
+            loaded = await self.store.load_checkpoint(cp["id"])
+            if loaded is None:
+                continue
+            row, snap = loaded
+            if hash_snapshot(snap) == row["state_hash"] and snap.get("seq") == row["seq"]:
+                state = State.from_snapshot(snap)
+                since = row["seq"]
+                break
+        async for ev in self.store.iter_events(since):
+            state.apply(ev)
+        self.state = state
+        seq, h = await self.store.head()
+        self.head_hash = h
+        self.state.seq = seq
+
+    async def close(self) -> None:
+        await self.flush()
+        if self.store is not None:
+            await self.store.close()
+
+    # -- events -----------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(fn)
+        return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
+
+    def on_sample(self, fn: Callable[[float], None]) -> None:
+        """Run ``fn(now)`` after each system usage sample: where detectors hook in."""
+        self._sample_hooks.append(fn)
+
+    def emit(self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None) -> Event:
+        """Record one state change: number, hash, fold, queue for the store, notify."""
+        if self.readonly:
+            raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
+        _check_header(type_, component, scope)
+        data = data if data is not None else {}
+        seq = self.state.seq + 1
+        ts = self.clock.now()
+        who = actor or self.actor
+        ev = Event(seq, ts, type_, component, scope, data, who)
+        canonical = canonical_encoding(seq, ts, type_, component, scope, who, data)
+        prev = self.head_hash
+        h = chain_hash(prev, canonical)
+        # Fold first: a reducer that rejects the event leaves state and chain untouched.
+        self.state.apply(ev)
+        self.head_hash = h
+        self._buffer.append((seq, ts, type_, component, scope, who, dumps_compact(data), prev, h))
+        for fn in self._subscribers:
+            fn(ev)
+        return ev
+
+    def inject(self, header: EventHeader, actor: str = "operator") -> Event:
+        """An observed event line (script or operator): recorded as it is."""
+        return self.emit(header.type, header.component, header.scope, header.data, actor=actor)
+
+    async def flush(self) -> None:
+        """Group commit everything emitted since the last flush."""
+        if self.store is None:
+            self._buffer.clear()
+            self.telemetry.pending_rows.clear()
+            return
+        if self._buffer:
+            rows, self._buffer = self._buffer, []
+            await self.store.append(rows)
+        rows_m = self.telemetry.take_rows()
+        if rows_m:
+            await self.store.add_metrics(rows_m)
+
+    @property
+    def unflushed(self) -> int:
+        return len(self._buffer)
+
+    # -- runtime wiring ---------------------------------------------------------
+    def attach_runtime(self, runtime: Runtime) -> None:
+        """Connect a runtime and bring it up to the projection: agents, running tasks."""
+        self.runtime = runtime
+        runtime.attach(self)  # type: ignore[arg-type]
+        now = self.clock.now()
+        for a in sorted(self.state.agents.values(), key=lambda a: a.id):
+            if a.status in LIVE_AGENT:
+                runtime.spawn_agent(a)
+                self.telemetry.liveness[a.id] = now
+        for a in sorted(self.state.agents.values(), key=lambda a: a.id):
+            if a.status in LIVE_AGENT and a.current_task:
+                t = self.state.tasks[a.current_task]
+                runtime.start_task(a.id, t)
+                if t.status is TaskStatus.PAUSED:
+                    runtime.pause_task(a.id, t.id)
+        self.request_dispatch()
+
+    def request_dispatch(self) -> None:
+        """Dispatch after the facts of this instant have been applied."""
+        if self._dispatch_pending or self.runtime is None:
+            return
+        self._dispatch_pending = True
+        if isinstance(self.clock, VirtualClock):
+            self.clock.call_later(0.0, self._dispatch_now)
+        else:
+            try:
+                asyncio.get_running_loop().call_soon(self._dispatch_now)
+            except RuntimeError:
+                self._dispatch_now()
+
+    def _dispatch_now(self) -> None:
+        self._dispatch_pending = False
+        if self.runtime is None or self.readonly:
+            return
+        self._admit()
+        for key, agent in dispatch(self.state, self.config.capacity, self.clock.now()):
+            t = self.state.tasks[key]
+            wf = self.state.workflows[t.workflow]
+            phase_new = (t.workflow, t.phase) not in self.state.phase_started
+            if phase_new:
+                self.emit("PHASE_STARTED", "coordination", "workflow", {"workflow_id": wf.id, "phase": t.phase})
+            self.emit("TASK_ASSIGNED", "coordination", "scheduler", {"task": key, "agent": agent, "workflow_id": t.workflow})
+            self.runtime.start_task(agent, self.state.tasks[key])
+
+    def _admit(self) -> None:
+        """Start queued workflows whose dependencies are met, within the concurrency cap."""
+        s = self.state
+        running = sum(1 for w in s.workflows.values() if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED))
+        queued = sorted(
+            (w for w in s.workflows.values() if w.queued and w.status is WorkflowStatus.PENDING),
+            key=lambda w: (-s.band_rank(w.id), w.created_at, w.id),
+        )
+        for w in queued:
+            if running >= self.config.capacity.concurrent_workflows:
+                break
+            if s.dependency_met(w):
+                self.emit("WORKFLOW_STARTED", "coordination", "workflow", {"workflow_id": w.id, "priority": w.priority, "band": w.band.value})
+                running += 1
+
+    # -- RuntimeSink ------------------------------------------------------------
+    def _owns(self, agent_id: str, task_id: str) -> bool:
+        a = self.state.agents.get(agent_id)
+        t = self.state.tasks.get(task_id)
+        return a is not None and t is not None and a.current_task == task_id and t.agent == agent_id
+
+    def task_started(self, agent_id: str, task_id: str) -> None:
+        self.telemetry.liveness[agent_id] = self.clock.now()
+        if self._owns(agent_id, task_id):
+            self.emit("TASK_STARTED", "agent", "execution", {"task": task_id, "agent": agent_id})
+
+    def task_progress(self, agent_id: str, task_id: str, progress: float, output: list[str] | None = None, partial: dict[str, Any] | None = None) -> None:
+        self.telemetry.liveness[agent_id] = self.clock.now()
+        if not self._owns(agent_id, task_id):
+            return
+        data: dict[str, Any] = {"task": task_id, "agent": agent_id, "progress": round(float(progress), 4)}
+        if output:
+            data["output"] = list(output)[-5:]
+        if partial:
+            data["partial"] = partial
+        self.emit("TASK_PROGRESS", "agent", "execution", data)
+
+    def task_finished(self, agent_id: str, task_id: str, output: list[str] | None = None, result: Any = None) -> None:
+        now = self.clock.now()
+        self.telemetry.liveness[agent_id] = now
+        if not self._owns(agent_id, task_id):
+            return
+        t = self.state.tasks[task_id]
+        data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": t.workflow}
+        if output:
+            data["output"] = list(output)[-5:]
+        if result is not None:
+            data["result"] = result
+        started = t.started_at
+        self.emit("TASK_COMPLETED", "agent", "execution", data)
+        if started is not None:
+            took = now - started
+            self.telemetry.record(now, "response_time", "system", took)
+            expected = t.duration_s
+            if took > 0 and expected > 0:
+                self.telemetry.record(now, "efficiency", "system", min(expected / took, 1.5))
+        self.telemetry.record(now, "completed", "system", 1.0, persist=False)
+        self._after_task(t.workflow, t.phase)
+        self.request_dispatch()
+
+    def _after_task(self, wf_id: str, phase: str) -> None:
+        s = self.state
+        wf = s.workflows[wf_id]
+        if wf.status in TERMINAL_WORKFLOW:
+            return
+        if s.phase_left.get((wf_id, phase)) == 0:
+            self.emit("PHASE_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "phase": phase})
+        if s.wf_left.get(wf_id) == 0:
+            took = self.clock.now() - (wf.started_at or wf.created_at)
+            self.emit("WORKFLOW_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "duration_s": round(took, 3)})
+            if wf.guarantee is not None:
+                self.emit("RESOURCE_RESERVED", "resource", "allocation", {"workflow_id": wf_id, "guarantee": None})
+
+    def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None:
+        self.telemetry.liveness[agent_id] = self.clock.now()
+        if not self._owns(agent_id, task_id):
+            return
+        t = self.state.tasks[task_id]
+        retry = t.attempts < self.config.retries.attempts
+        data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": t.workflow, "error": error, "attempt": t.attempts, "retry": retry}
+        if output:
+            data["output"] = list(output)[-5:]
+        self.emit("TASK_FAILED", "agent", "execution", data)
+        if not retry:
+            self.emit("WORKFLOW_FAILED", "coordination", "workflow", {"workflow_id": t.workflow, "task": task_id, "error": error})
+        self.request_dispatch()
+
+    def agent_failed(self, agent_id: str, error: str) -> None:
+        a = self.state.agents.get(agent_id)
+        if a is None or a.status in (AgentStatus.FAILED, AgentStatus.RETIRED):
+            return
+        task = a.current_task
+        self.emit("AGENT_ERROR", "agent", "health", {"agent": agent_id, "pool": a.pool, "error": error, "task": task})
+        if task:
+            t = self.state.tasks[task]
+            self.emit(
+                "TASK_REASSIGNED",
+                "coordination",
+                "scheduler",
+                {"task": task, "from": agent_id, "reason": "agent_failed", "progress": t.context.progress},
+            )
+        self.telemetry.liveness.pop(agent_id, None)
+        self.request_dispatch()
+
+    def agent_heartbeat(self, agent_id: str) -> None:
+        self.telemetry.liveness[agent_id] = self.clock.now()
+
+    def agent_unreachable(self, agent_id: str) -> None:
+        a = self.state.agents.get(agent_id)
+        if a is not None and a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED):
+            silent = self.clock.now() - self.telemetry.liveness.get(agent_id, self.clock.now())
+            self.emit("AGENT_TIMEOUT", "network", "agent_coordination", {"agent": agent_id, "silent_s": round(silent, 3)})
+
+    def agent_reconnected(self, agent_id: str, buffered: list[dict[str, Any]]) -> None:
+        """Apply an agent's buffered reports exactly once, in its own sequence order."""
+        a = self.state.agents.get(agent_id)
+        if a is None:
+            return
+        self.telemetry.liveness[agent_id] = self.clock.now()
+        fresh = sorted((b for b in buffered if b["seq"] > a.applied_seq), key=lambda b: b["seq"])
+        dropped = len(buffered) - len({b["seq"] for b in fresh})
+        if a.status is AgentStatus.UNREACHABLE:
+            self.emit(
+                "AGENT_RECONNECTED",
+                "network",
+                "agent_coordination",
+                {"agent": agent_id, "buffered": len(buffered), "duplicates_dropped": dropped},
+            )
+        seen: set[int] = set()
+        for b in fresh:
+            if b["seq"] in seen:
+                continue
+            seen.add(b["seq"])
+            self.emit("AGENT_SEQ_APPLIED", "network", "agent_coordination", {"agent": agent_id, "seq": b["seq"]})
+            kind = b["kind"]
+            if kind == "started":
+                self.task_started(agent_id, b["task_id"])
+            elif kind == "progress":
+                self.task_progress(agent_id, b["task_id"], b["progress"], b.get("output"))
+            elif kind == "finished":
+                self.task_finished(agent_id, b["task_id"], b.get("output"))
+            elif kind == "failed":
+                self.task_failed(agent_id, b["task_id"], b.get("error", "failed"), b.get("output"))
+        self.request_dispatch()
+
+    def usage(self, agent_id: str, cpu_pct: float, memory_mb: float) -> None:
+        now = self.clock.now()
+        self.telemetry.liveness[agent_id] = now
+        self.telemetry.agent_usage[agent_id] = (cpu_pct, memory_mb)
+        self.telemetry.record(now, "cpu_pct", agent_id, cpu_pct)
+        self.telemetry.record(now, "memory_mb", agent_id, memory_mb)
+
+    def system_usage(self, cpu_pct: float, memory_pct: float) -> None:
+        now = self.clock.now()
+        tel = self.telemetry
+        tel.record(now, "cpu_pct", "system", cpu_pct)
+        tel.record(now, "memory_pct", "system", memory_pct)
+        tel.record(now, "agents_pct", "system", self.agent_utilisation())
+        window = 300.0
+        done = tel.get("completed", "system").since(now - window)
+        tel.record(now, "throughput_per_min", "system", len(done) * 60.0 / window)
+        self._check_liveness(now)
+        for hook in list(self._sample_hooks):
+            hook(now)
+
+    def _check_liveness(self, now: float) -> None:
+        limit = self.config.intervals.heartbeat_s * (self.config.intervals.missed_heartbeats + 0.5)
+        for a in list(self.state.agents.values()):
+            if a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED):
+                last = self.telemetry.liveness.get(a.id)
+                if last is None:
+                    self.telemetry.liveness[a.id] = now
+                elif now - last > limit:
+                    self.agent_unreachable(a.id)
+
+    # -- measures ---------------------------------------------------------------
+    def agent_utilisation(self) -> float:
+        """Busy agent slots as a percent of the capacity's agent slots."""
+        busy = sum(1 for a in self.state.agents.values() if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE) and a.current_task)
+        return round(busy / self.config.capacity.agents * 100.0, 2)
+
+    def utilisation(self) -> dict[str, float]:
+        tel = self.telemetry
+        return {
+            "cpu": tel.get("cpu_pct").last(),
+            "memory": tel.get("memory_pct").last(),
+            "agents": self.agent_utilisation(),
+        }
+
+    # -- operations (each is a set of events; checks first, then changes) ---------
+    def _wf(self, wf_id: str) -> Any:
+        wf = self.state.workflows.get(wf_id)
+        if wf is None:
+            raise EngineError("WORKFLOW_NOT_FOUND", f"no workflow {wf_id!r}", {"known": sorted(self.state.workflows)})
+        return wf
+
+    def _not_frozen(self, wf_id: str) -> None:
+        if self._wf(wf_id).frozen:
+            raise EngineError(
+                "WORKFLOW_FROZEN",
+                f"workflow {wf_id!r} is frozen for data protection: state changes are refused until it is unfrozen",
+                {"workflow_id": wf_id},
+            )
+
+    def create_pool(self, name: str, specializations: list[str], min_size: int = 0, max_size: int = 20) -> None:
+        if name in self.state.pools:
+            raise EngineError("POOL_EXISTS", f"pool {name!r} exists")
+        self.emit("POOL_CREATED", "resource", "agents", {"pool": {"name": name, "specializations": specializations, "min_size": min_size, "max_size": max_size}})
+
+    def next_agent_id(self) -> str:
+        n = len(self.state.agents) + 1
+        while f"agent_{n:03d}" in self.state.agents:
+            n += 1
+        return f"agent_{n:03d}"
+
+    def add_agent(self, pool: str, specializations: list[str] | None = None, agent_id: str | None = None, actor: str | None = None) -> str:
+        p = self.state.pools.get(pool)
+        if p is None:
+            raise EngineError("POOL_NOT_FOUND", f"no pool {pool!r}", {"known": sorted(self.state.pools)})
+        live = [a for a in self.state.live_agents()]
+        if len(live) >= self.config.capacity.agents:
+            raise EngineError("RESOURCE_EXHAUSTED", f"agent capacity {self.config.capacity.agents} reached")
+        in_pool = sum(1 for a in live if a.pool == pool)
+        if in_pool >= p.max_size:
+            raise EngineError("RESOURCE_EXHAUSTED", f"pool {pool!r} is at its maximum size {p.max_size}")
+        aid = agent_id or self.next_agent_id()
+        if aid in self.state.agents:
+            raise EngineError("AGENT_EXISTS", f"agent {aid!r} exists")
+        self.emit("AGENT_ALLOCATED", "resource", "agents", {"agent": aid, "pool": pool, "specializations": specializations or list(p.specializations)}, actor=actor)
+        self.telemetry.liveness[aid] = self.clock.now()
+        if self.runtime is not None:
+            self.runtime.spawn_agent(self.state.agents[aid])
+        self.request_dispatch()
+        return aid
+
+    def retire_agent(self, agent_id: str, actor: str | None = None) -> None:
+        a = self.state.agents.get(agent_id)
+        if a is None:
+            raise EngineError("AGENT_NOT_FOUND", f"no agent {agent_id!r}")
+        if a.current_task:
+            self.release_task(a.current_task, reason="agent_retired", actor=actor)
+        self.emit("AGENT_DEALLOCATED", "resource", "agents", {"agent": agent_id, "pool": a.pool}, actor=actor)
+        if self.runtime is not None:
+            self.runtime.retire_agent(agent_id)
+
+    def create_workflow(self, spec: WorkflowSpec | dict[str, Any], actor: str | None = None) -> str:
+        if isinstance(spec, dict):
+            spec = WorkflowSpec.model_validate(spec)
+        if spec.id in self.state.workflows:
+            raise EngineError("WORKFLOW_EXISTS", f"workflow {spec.id!r} exists")
+        names: set[str] = set()
+        for phase in spec.phases:
+            for t in phase.tasks:
+                if t.id in names:
+                    raise EngineError("INVALID_WORKFLOW", f"task id {t.id!r} appears twice in {spec.id!r}")
+                for d in t.depends_on:
+                    if d not in names:
+                        raise EngineError(
+                            "INVALID_WORKFLOW",
+                            f"task {t.id!r} depends on {d!r}, which is not an earlier task of {spec.id!r}",
+                        )
+                names.add(t.id)
+        for d in spec.depends_on:
+            if d not in self.state.workflows:
+                raise EngineError("WORKFLOW_NOT_FOUND", f"{spec.id!r} depends on unknown workflow {d!r}")
+        lim = self.config.workflow_limits
+        a = spec.allocation
+        if a.cpu_cores > lim.cpu_cores or a.memory_gb > lim.memory_gb or a.agents > lim.agents:
+            raise EngineError(
+                "RESOURCE_LIMIT",
+                f"allocation {a.model_dump()} exceeds the per-workflow limit {lim.model_dump(exclude={'max_duration_s'})}",
+            )
+        self.emit("WORKFLOW_CREATED", "coordination", "workflow", {"workflow_id": spec.id, "spec": spec.model_dump(mode="json", exclude_defaults=True)}, actor=actor)
+        return spec.id
+
+    def start_workflow(self, wf_id: str, actor: str | None = None) -> None:
+        wf = self._wf(wf_id)
+        self._not_frozen(wf_id)
+        if wf.status is not WorkflowStatus.PENDING:
+            raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is {wf.status.value}, not pending")
+        if not wf.queued:
+            self.emit("WORKFLOW_QUEUED", "coordination", "workflow", {"workflow_id": wf_id}, actor=actor)
+        self._admit()
+        self.request_dispatch()
+
+    def pause_workflow(self, wf_id: str, actor: str | None = None, reason: str = "operator") -> list[str]:
+        """Stop dispatch to the workflow and pause its running tasks through the runtime."""
+        wf = self._wf(wf_id)
+        self._not_frozen(wf_id)
+        if wf.status is not WorkflowStatus.RUNNING:
+            raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is {wf.status.value}, not running")
+        self.emit("WORKFLOW_PAUSED", "coordination", "workflow", {"workflow_id": wf_id, "reason": reason}, actor=actor)
+        paused = []
+        for key in sorted(self.state.running_by_wf.get(wf_id, ())):
+            t = self.state.tasks[key]
+            if t.status is TaskStatus.RUNNING and t.agent:
+                self.emit("TASK_PAUSED", "coordination", "execution", {"task": key, "agent": t.agent}, actor=actor)
+                if self.runtime is not None:
+                    self.runtime.pause_task(t.agent, key)
+                paused.append(key)
+        return paused
+
+    def resume_workflow(self, wf_id: str, actor: str | None = None) -> list[str]:
+        wf = self._wf(wf_id)
+        self._not_frozen(wf_id)
+        if wf.status is not WorkflowStatus.PAUSED:
+            raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is {wf.status.value}, not paused")
+        self.emit("WORKFLOW_RESUMED", "coordination", "workflow", {"workflow_id": wf_id}, actor=actor)
+        resumed = []
+        for key in sorted(self.state.running_by_wf.get(wf_id, ())):
+            t = self.state.tasks[key]
+            if t.status is TaskStatus.PAUSED and t.agent:
+                self.emit("TASK_RESUMED", "coordination", "execution", {"task": key, "agent": t.agent}, actor=actor)
+                if self.runtime is not None:
+                    self.runtime.resume_task(t.agent, key)
+                resumed.append(key)
+        self.request_dispatch()
+        return resumed
+
+    def release_task(self, key: str, reason: str = "released", actor: str | None = None) -> str | None:
+        """Take a task off its agent (stopping it) and put it back in the queue."""
+        t = self.state.tasks.get(key)
+        if t is None:
+            raise EngineError("TASK_NOT_FOUND", f"no task {key!r}")
+        if t.status not in (TaskStatus.RUNNING, TaskStatus.PAUSED) or not t.agent:
+            return None
+        agent = t.agent
+        if self.runtime is not None:
+            self.runtime.stop_task(agent, key)
+        self.emit("TASK_REASSIGNED", "coordination", "scheduler", {"task": key, "from": agent, "reason": reason, "progress": t.context.progress}, actor=actor)
+        self.request_dispatch()
+        return agent
+
+    def cancel_workflow(self, wf_id: str, actor: str | None = None) -> None:
+        wf = self._wf(wf_id)
+        self._not_frozen(wf_id)
+        if wf.status in TERMINAL_WORKFLOW:
+            raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is already {wf.status.value}")
+        for key in sorted(self.state.running_by_wf.get(wf_id, ())):
+            self.release_task(key, reason="workflow_cancelled", actor=actor)
+        self.emit("WORKFLOW_CANCELLED", "coordination", "workflow", {"workflow_id": wf_id}, actor=actor)
+        self.request_dispatch()
+
+    def set_allocation(self, wf_id: str, alloc: Resources, actor: str | None = None, base: bool = False) -> Resources:
+        self._wf(wf_id)
+        self._not_frozen(wf_id)
+        before = self.state.workflows[wf_id].allocation.model_copy()
+        self.emit("RESOURCE_ALLOCATED", "resource", "allocation", {"workflow_id": wf_id, "allocation": alloc.model_dump(), "previous": before.model_dump(), "base": base}, actor=actor)
+        self.request_dispatch()
+        return before
+
+    def reserve(self, wf_id: str, guarantee: Resources | None, actor: str | None = None) -> None:
+        self._wf(wf_id)
+        cap = self.config.capacity
+        if guarantee is not None:
+            others = [
+                w.guarantee for w in self.state.workflows.values()
+                if w.id != wf_id and w.guarantee is not None and w.status not in TERMINAL_WORKFLOW
+            ]
+            cpu = guarantee.cpu_cores + sum(g.cpu_cores for g in others)
+            mem = guarantee.memory_gb + sum(g.memory_gb for g in others)
+            if cpu > cap.cpu_cores or mem > cap.memory_gb:
+                raise EngineError(
+                    "RESOURCE_EXHAUSTED",
+                    f"guarantees would total {cpu:g} cores / {mem:g} GB, over the capacity {cap.cpu_cores:g} / {cap.memory_gb:g}",
+                )
+        self.emit("RESOURCE_RESERVED", "resource", "allocation", {"workflow_id": wf_id, "guarantee": guarantee.model_dump() if guarantee else None}, actor=actor)
+        self.request_dispatch()
+
+    def set_stage_limit(self, wf_id: str, limit: Resources | None, actor: str | None = None) -> None:
+        self._wf(wf_id)
+        self.emit("RESOURCE_LIMITED", "resource", "allocation", {"workflow_id": wf_id, "limit": limit.model_dump() if limit else None}, actor=actor)
+        self.request_dispatch()
+
+    def freeze(self, wf_id: str, frozen: bool = True, actor: str | None = None) -> None:
+        self._wf(wf_id)
+        self.emit("WORKFLOW_FROZEN", "coordination", "state_protection", {"workflow_id": wf_id, "frozen": frozen}, actor=actor)
+
+    def set_setting(self, key: str, value: Any, actor: str | None = None) -> None:
+        self.emit("SETTING_CHANGED", "system", "settings", {"key": key, "value": value}, actor=actor)
+
+    # -- checkpoints ------------------------------------------------------------
+    async def checkpoint(self, kind: str = "manual", label: str = "", workflow: str | None = None, actor: str | None = None) -> int:
+        """Snapshot the projection at the current sequence number and record it."""
+        if self.readonly:
+            raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
+        await self.flush()
+        snap = self.state.snapshot()
+        h = hash_snapshot(snap)
+        seq = self.state.seq
+        if self.store is not None:
+            cp_id = await self.store.save_checkpoint(seq, self.clock.now(), kind, label, workflow, snap, h)
+        else:
+            cp_id = max(self._memory_checkpoints, default=0) + 1
+            self._memory_checkpoints[cp_id] = ({"id": cp_id, "seq": seq, "state_hash": h}, json.loads(json.dumps(snap)))
+        self.emit("CHECKPOINT_CREATED", "coordination", "checkpoint", {"id": cp_id, "seq": seq, "kind": kind, "label": label, "state_hash": h, "workflow": workflow}, actor=actor)
+        return cp_id
+
+    async def load_checkpoint(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.store is not None:
+            loaded = await self.store.load_checkpoint(cp_id)
+        else:
+            loaded = self._memory_checkpoints.get(cp_id)
+        if loaded is None:
+            raise EngineError("CHECKPOINT_NOT_FOUND", f"no checkpoint {cp_id}", {"known": sorted(self.state.checkpoints)})
+        return loaded
+
+    async def verified_checkpoint(self, cp_id: int) -> dict[str, Any]:
+        """The snapshot of a checkpoint whose stored state matches its hash."""
+        row, snap = await self.load_checkpoint(cp_id)
+        if hash_snapshot(snap) != row["state_hash"]:
+            raise EngineError("CHECKPOINT_CORRUPT", f"checkpoint {cp_id} fails its state hash", {"checkpoint": cp_id})
+        return snap
+
+    async def rollback(self, cp_id: int, workflow: str | None = None, actor: str | None = None, reason: str = "rollback") -> dict[str, Any]:
+        """Append events that bring workflows (all, or one) back to a checkpoint."""
+        snap = await self.verified_checkpoint(cp_id)
+        if workflow is not None:
+            self._wf(workflow)
+        affected = [workflow] if workflow else sorted(set(snap["workflows"]) | set(self.state.workflows))
+        for wf_id in affected:
+            wf = self.state.workflows.get(wf_id)
+            if wf is None:
+                continue
+            for key in sorted(self.state.running_by_wf.get(wf_id, ())):
+                t = self.state.tasks[key]
+                if t.agent and self.runtime is not None:
+                    self.runtime.stop_task(t.agent, key)
+        before = self.state.state_hash()
+        self.emit("STATE_RESTORED", "coordination", "rollback", {"checkpoint": cp_id, "workflow": workflow, "reason": reason, "snapshot": snap}, actor=actor)
+        self.request_dispatch()
+        return {"checkpoint": cp_id, "workflows": affected, "state_hash_before": before, "state_hash_after": self.state.state_hash()}
+
+    # -- running the simulated clock ----------------------------------------------
+    async def advance(self, seconds: float) -> None:
+        """Run the virtual clock forward, flushing in batches (group commit)."""
+        clock = self.clock
+        assert isinstance(clock, VirtualClock), "advance() needs the virtual clock"
+        until = clock.now() + seconds
+        while True:
+            clock.run_until(until, budget=FLUSH_EVERY)
+            if len(self._buffer) >= FLUSH_EVERY or clock.now() >= until:
+                await self.flush()
+            if clock.now() >= until:
+                nxt = clock.next_time()
+                if nxt is None or nxt > until:
+                    break
+
+    async def run_realtime(self, speed: float, tick: float = 0.1, stop: asyncio.Event | None = None) -> None:
+        """Advance the virtual clock at ``speed`` simulated seconds per wall second."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while stop is None or not stop.is_set():
+            await asyncio.sleep(tick)
+            now = loop.time()
+            dt, last = now - last, now
+            if isinstance(self.clock, VirtualClock):
+                await self.advance(dt * speed)
+            else:
+                await self.flush()
+
+    def summary(self) -> dict[str, Any]:
+        s = self.state
+        counts: dict[str, int] = {}
+        for w in s.workflows.values():
+            counts[w.status.value] = counts.get(w.status.value, 0) + 1
+        return {
+            "seq": s.seq,
+            "clock": s.clock,
+            "workflows": counts,
+            "agents": len(s.live_agents()),
+            "utilisation": self.utilisation(),
+        }
+
+
+def finite(x: float) -> float:
+    return x if math.isfinite(x) else 0.0

@@ -1,0 +1,184 @@
+"""Events and the event-line codec ``TYPE:component:scope:{json}``.
+
+Every state change is an :class:`Event`. The line codec is the ecosystem's wire
+format: it splits on the first three colons only (the JSON holds colons) and it
+accepts the seed document's one non-JSON value, ``"agents":19/20``, as the text
+``"19/20"``. Any other malformed line raises :class:`EventLineError` naming the
+column, and nothing is applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+GENESIS_HASH = "0" * 64
+
+_TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# A bare ratio such as 19/20 where a JSON value is expected (after ':' or '[' or ',').
+_RATIO_RE = re.compile(r'(?<=[:\[,])\s*(\d+(?:\.\d+)?/\d+(?:\.\d+)?)\s*(?=[,}\]])')
+
+SEVERITY_BY_TYPE: dict[str, str] = {
+    "RESOURCE_EXHAUSTION": "critical",
+    "AGENT_POOL_FAILURE": "critical",
+    "DATA_INTEGRITY_ALERT": "critical",
+    "COMMUNICATION_FAILURE": "high",
+    "PERFORMANCE_DEGRADATION_DETECTED": "high",
+    "TASK_FAILED": "medium",
+    "WORKFLOW_FAILED": "high",
+    "AGENT_ERROR": "high",
+    "AGENT_TIMEOUT": "high",
+    "RESOURCE_THRESHOLD": "medium",
+    "SYSTEM_THRESHOLD": "medium",
+    "SYSTEM_ERROR": "high",
+    "COMMAND_REJECTED": "medium",
+}
+
+
+def severity_of(event_type: str, data: dict[str, Any] | None = None) -> str:
+    """Severity for colouring and filtering: the event's own field wins."""
+    if data:
+        sev = data.get("severity")
+        if isinstance(sev, str) and sev in ("critical", "high", "medium", "low", "info"):
+            return sev
+    return SEVERITY_BY_TYPE.get(event_type, "info")
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    """One immutable fact in the log. ``seq`` is 1-based and gap-free."""
+
+    seq: int
+    ts: float
+    type: str
+    component: str
+    scope: str
+    data: dict[str, Any] = field(default_factory=dict)
+    actor: str = "engine"
+
+    def line(self) -> str:
+        return format_line(self.type, self.component, self.scope, self.data)
+
+    def canonical(self) -> str:
+        return canonical_encoding(self.seq, self.ts, self.type, self.component, self.scope, self.actor, self.data)
+
+    @property
+    def severity(self) -> str:
+        return severity_of(self.type, self.data)
+
+
+def dumps_compact(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def canonical_encoding(
+    seq: int, ts: float, type_: str, component: str, scope: str, actor: str, data: dict[str, Any]
+) -> str:
+    """The bytes the hash chain covers: every field, keys sorted, no whitespace."""
+    return canonical_json([seq, ts, type_, component, scope, actor, data])
+
+
+def chain_hash(prev_hash: str, canonical: str) -> str:
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+class EventLineError(ValueError):
+    """A line that is not ``TYPE:component:scope:{json}``; ``column`` is 1-based."""
+
+    def __init__(self, message: str, column: int, line: str = "") -> None:
+        super().__init__(f"column {column}: {message}")
+        self.message = message
+        self.column = column
+        self.line = line
+
+
+class EventHeader(BaseModel):
+    """The validated head of an event line: the boundary model for injected events."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1)
+    component: str = Field(min_length=1)
+    scope: str = Field(min_length=1)
+    data: dict[str, Any]
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        if not _TYPE_RE.match(v):
+            raise ValueError("event type must be UPPER_SNAKE_CASE")
+        return v
+
+    @field_validator("component", "scope")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("must be letters, digits, '_', '-' or '.'")
+        return v
+
+
+def _json_error_column(exc: json.JSONDecodeError, offset: int) -> int:
+    return offset + exc.pos + 1
+
+
+def parse_line(line: str) -> EventHeader:
+    """Parse ``TYPE:component:scope:{json}``; raise EventLineError naming the column."""
+    text = line.rstrip("\r\n")
+    parts = text.split(":", 3)
+    if len(parts) < 4:
+        col = len(text) + 1
+        raise EventLineError(
+            f"expected TYPE:component:scope:{{json}}, found {len(parts) - 1} colon(s)", col, text
+        )
+    type_, component, scope, payload = parts
+    offsets = [1, len(type_) + 2, len(type_) + len(component) + 3]
+    for value, col, what in ((type_, offsets[0], "event type"), (component, offsets[1], "component"), (scope, offsets[2], "scope")):
+        if not value:
+            raise EventLineError(f"{what} is empty", col, text)
+    if not _TYPE_RE.match(type_):
+        bad = next((i for i, c in enumerate(type_) if not (c.isupper() or c.isdigit() or c == "_")), 0)
+        raise EventLineError(f"event type {type_!r} must be UPPER_SNAKE_CASE", 1 + bad, text)
+    for value, col, what in ((component, offsets[1], "component"), (scope, offsets[2], "scope")):
+        if not _NAME_RE.match(value):
+            bad = next(i for i, c in enumerate(value) if not (c.isalnum() or c in "_-."))
+            raise EventLineError(f"{what} {value!r} has an invalid character {value[bad]!r}", col + bad, text)
+    json_col = offsets[2] + len(scope) + 1
+    data = _loads_lenient(payload, json_col, text)
+    if not isinstance(data, dict):
+        raise EventLineError("the payload must be a JSON object", json_col, text)
+    return EventHeader(type=type_, component=component, scope=scope, data=data)
+
+
+def _loads_lenient(payload: str, json_col: int, text: str) -> Any:
+    try:
+        return json.loads(payload)
+    except json.JSONDecodeError as exc:
+        first = exc
+    # The seed writes ratios such as 19/20 bare; keep them as text.
+    fixed = _RATIO_RE.sub(lambda m: json.dumps(m.group(1)), payload)
+    if fixed != payload:
+        try:
+            return json.loads(fixed)
+        except json.JSONDecodeError:
+            pass
+    raise EventLineError(f"invalid JSON: {first.msg}", _json_error_column(first, json_col - 1), text)
+
+
+def format_line(type_: str, component: str, scope: str, data: dict[str, Any]) -> str:
+    return f"{type_}:{component}:{scope}:{dumps_compact(data)}"
+
+
+EVENT_LINE_RE = re.compile(r"^[A-Z][A-Z0-9_]*:[A-Za-z0-9_.\-]+:[A-Za-z0-9_.\-]+:\{")
+
+
+def looks_like_event_line(line: str) -> bool:
+    return bool(EVENT_LINE_RE.match(line.strip()))

@@ -1,0 +1,203 @@
+"""Domain model: agents, pools, workflows, phases, tasks, checkpoints, incidents, plans.
+
+These are the shapes the projection holds. They are pydantic models so that the
+state can be snapshotted, hashed and validated at the boundaries (workflow files,
+commands, checkpoints) with one definition.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Band(StrEnum):
+    CRITICAL = "CRITICAL"
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+
+
+BAND_RANK = {Band.CRITICAL: 3, Band.HIGH: 2, Band.MEDIUM: 1, Band.LOW: 0}
+
+
+def band_of(priority: int) -> Band:
+    """The seed's priority bands: CRITICAL 90-100, HIGH 70-89, MEDIUM 40-69, LOW 0-39."""
+    if priority >= 90:
+        return Band.CRITICAL
+    if priority >= 70:
+        return Band.HIGH
+    if priority >= 40:
+        return Band.MEDIUM
+    return Band.LOW
+
+
+class AgentStatus(StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    PAUSED = "paused"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    RETIRED = "retired"
+
+
+class WorkflowStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+TERMINAL_WORKFLOW = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED}
+LIVE_AGENT = {AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class Resources(_Model):
+    """An amount of the three resources the scheduler allocates."""
+
+    cpu_cores: float = Field(0.0, ge=0)
+    memory_gb: float = Field(0.0, ge=0)
+    agents: int = Field(0, ge=0)
+
+
+class Pool(_Model):
+    name: str
+    specializations: list[str]
+    min_size: int = Field(0, ge=0)
+    max_size: int = Field(20, ge=0)
+
+
+class Usage(_Model):
+    cpu_pct: float = 0.0
+    memory_mb: float = 0.0
+
+
+class Agent(_Model):
+    id: str
+    pool: str
+    specializations: list[str]
+    status: AgentStatus = AgentStatus.IDLE
+    current_task: str | None = None
+    last_heartbeat: float | None = None
+    tasks_done: int = 0
+    failures: int = 0
+    backoff_until: float | None = None
+    applied_seq: int = 0
+    """Highest buffered-report sequence applied: reports are applied exactly once."""
+
+
+class TaskContext(_Model):
+    """What an agent knows about a task: enough for a replacement to resume it."""
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    progress: float = 0.0
+    partial_results: dict[str, Any] = Field(default_factory=dict)
+    last_output: list[str] = Field(default_factory=list)
+
+
+class TaskSpec(_Model):
+    """A task as written in a workflow definition."""
+
+    id: str
+    specialization: str
+    depends_on: list[str] = Field(default_factory=list)
+    duration_s: float = Field(60.0, ge=0)
+    cpu: float = Field(1.0, ge=0)
+    memory_gb: float = Field(0.5, ge=0)
+    critical: bool = False
+    command: list[str] | str | None = None
+    shell: bool = False
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float | None = None
+    retries: int | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Task(_Model):
+    id: str
+    workflow: str
+    phase: str
+    specialization: str
+    depends_on: list[str] = Field(default_factory=list)
+    duration_s: float = 60.0
+    cpu: float = 1.0
+    memory_gb: float = 0.5
+    status: TaskStatus = TaskStatus.PENDING
+    agent: str | None = None
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    context: TaskContext = Field(default_factory=TaskContext)
+
+
+class PhaseSpec(_Model):
+    name: str
+    tasks: list[TaskSpec]
+
+
+class WorkflowSpec(_Model):
+    """A workflow as submitted: validated before anything is created."""
+
+    id: str
+    name: str = ""
+    priority: int = Field(50, ge=0, le=100)
+    depends_on: list[str] = Field(default_factory=list)
+    allocation: Resources = Field(default_factory=lambda: Resources(cpu_cores=2, memory_gb=4, agents=3))
+    guarantee: Resources | None = None
+    limits: Resources | None = None
+    phases: list[PhaseSpec] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id_ok(cls, v: str) -> str:
+        if not v or any(c.isspace() for c in v) or ":" in v:
+            raise ValueError("workflow id must be non-empty, without spaces or colons")
+        return v
+
+
+class Workflow(_Model):
+    id: str
+    name: str
+    priority: int
+    band: Band
+    status: WorkflowStatus = WorkflowStatus.PENDING
+    depends_on: list[str] = Field(default_factory=list)
+    allocation: Resources
+    base_allocation: Resources
+    guarantee: Resources | None = None
+    limits: Resources | None = None
+    phases: list[str] = Field(default_factory=list)
+    tasks: list[str] = Field(default_factory=list)
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    frozen: bool = False
+    queued: bool = False
+    stage_limit: Resources | None = None
+
+
+class Checkpoint(_Model):
+    id: int
+    seq: int
+    ts: float
+    kind: str
+    label: str = ""
+    state_hash: str
+    workflow: str | None = None

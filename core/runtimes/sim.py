@@ -1,0 +1,294 @@
+"""The simulated runtime: a virtual clock, a seeded RNG, modelled tasks, and faults.
+
+Tasks take their modelled duration (stretched by an agent's slowdown), hold their
+modelled CPU and memory while running, and report progress at each heartbeat.
+Faults for the drills: an agent fails, slows down, becomes unreachable (it keeps
+working and buffers its reports), a load spike, a memory leak. Same seed and inputs
+give the same sequence of facts.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..clock import Timer, VirtualClock
+from ..models import Agent, Task
+from . import RuntimeSink
+
+
+@dataclass
+class _SimTask:
+    task_id: str
+    work_left: float
+    cpu: float
+    memory_gb: float
+    started: float
+    running: bool = True
+    last_change: float = 0.0
+    finish_timer: Timer | None = None
+    total: float = 0.0
+
+
+@dataclass
+class _SimAgent:
+    id: str
+    alive: bool = True
+    reachable: bool = True
+    slowdown: float = 1.0
+    task: _SimTask | None = None
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+    buffer_seq: int = 0
+    leak_mb: float = 0.0
+    leak_rate_mb_s: float = 0.0
+
+
+class SimRuntime:
+    """Agents that exist only in the model; every fact is derived from the clock."""
+
+    name = "sim"
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        seed: int = 0,
+        heartbeat_s: float = 30.0,
+        sample_s: float = 5.0,
+        cpu_capacity: float = 8.0,
+        memory_capacity_gb: float = 16.0,
+    ) -> None:
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self.heartbeat_s = heartbeat_s
+        self.sample_s = sample_s
+        self.cpu_capacity = cpu_capacity
+        self.memory_capacity_gb = memory_capacity_gb
+        self.agents: dict[str, _SimAgent] = {}
+        self.sink: RuntimeSink | None = None
+        self.extra_cpu = 0.0  # cores of background load (spikes)
+        self.extra_memory_gb = 0.0
+        self.global_slowdown = 1.0
+        self.degrade_rate = 0.0  # added to global_slowdown per simulated second
+        self.cache_gb = 0.0  # engine-owned caches the cleanup can purge
+        self._ticking = False
+
+    # -- wiring ---------------------------------------------------------------
+    def attach(self, sink: RuntimeSink) -> None:
+        self.sink = sink
+        if not self._ticking:
+            self._ticking = True
+            self.clock.call_later(self.heartbeat_s, self._heartbeat)
+            self.clock.call_later(self.sample_s, self._sample)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def spawn_agent(self, agent: Agent) -> None:
+        self.agents[agent.id] = _SimAgent(agent.id)
+
+    def retire_agent(self, agent_id: str) -> None:
+        sa = self.agents.pop(agent_id, None)
+        if sa and sa.task and sa.task.finish_timer:
+            sa.task.finish_timer.cancel()
+
+    # -- task control -----------------------------------------------------------
+    def _speed(self, sa: _SimAgent) -> float:
+        return 1.0 / (sa.slowdown * self.global_slowdown)
+
+    def start_task(self, agent_id: str, task: Task) -> None:
+        sa = self.agents.get(agent_id)
+        if sa is None or not sa.alive:
+            if self.sink:
+                self.sink.task_failed(agent_id, task.id, "agent not running")
+            return
+        total = task.duration_s
+        left = total * (1.0 - min(max(task.context.progress, 0.0), 1.0))
+        st = _SimTask(task.id, left, task.cpu, task.memory_gb, self.clock.now(), last_change=self.clock.now(), total=total)
+        sa.task = st
+        self._report(sa, "started", task_id=task.id)
+        self._schedule_finish(sa)
+
+    def _schedule_finish(self, sa: _SimAgent) -> None:
+        st = sa.task
+        assert st is not None
+        if st.finish_timer:
+            st.finish_timer.cancel()
+        st.last_change = self.clock.now()
+        st.finish_timer = self.clock.call_later(st.work_left / self._speed(sa), lambda: self._finish(sa, st))
+
+    def _account(self, sa: _SimAgent) -> None:
+        """Bring a running task's remaining work up to now."""
+        st = sa.task
+        if st and st.running:
+            now = self.clock.now()
+            st.work_left = max(0.0, st.work_left - (now - st.last_change) * self._speed(sa))
+            st.last_change = now
+
+    def _finish(self, sa: _SimAgent, st: _SimTask) -> None:
+        if sa.task is not st or not sa.alive:
+            return
+        sa.task = None
+        if st.total > 0:
+            self._report(sa, "progress", task_id=st.task_id, progress=1.0)
+        self._report(sa, "finished", task_id=st.task_id, output=[f"{st.task_id} done"])
+
+    def pause_task(self, agent_id: str, task_id: str) -> None:
+        sa = self.agents.get(agent_id)
+        if sa and sa.task and sa.task.task_id == task_id and sa.task.running:
+            self._account(sa)
+            sa.task.running = False
+            if sa.task.finish_timer:
+                sa.task.finish_timer.cancel()
+
+    def resume_task(self, agent_id: str, task_id: str) -> None:
+        sa = self.agents.get(agent_id)
+        if sa and sa.task and sa.task.task_id == task_id and not sa.task.running:
+            sa.task.running = True
+            self._schedule_finish(sa)
+
+    def stop_task(self, agent_id: str, task_id: str) -> None:
+        sa = self.agents.get(agent_id)
+        if sa and sa.task and sa.task.task_id == task_id:
+            if sa.task.finish_timer:
+                sa.task.finish_timer.cancel()
+            sa.task = None
+
+    def purge_caches(self) -> dict[str, float]:
+        freed = self.cache_gb
+        self.cache_gb = 0.0
+        leaked = 0.0
+        for sa in self.agents.values():
+            leaked += sa.leak_mb
+        return {"cache_gb": round(freed, 3), "leaked_mb_still_held": round(leaked, 1)}
+
+    # -- reporting --------------------------------------------------------------
+    def _report(self, sa: _SimAgent, kind: str, **fields: Any) -> None:
+        """Deliver a fact, or buffer it with a sequence number while partitioned."""
+        if not sa.reachable:
+            sa.buffer_seq += 1
+            sa.buffer.append({"seq": sa.buffer_seq, "kind": kind, "at": self.clock.now(), **fields})
+            return
+        self._deliver(sa.id, kind, fields)
+
+    def _deliver(self, agent_id: str, kind: str, f: dict[str, Any]) -> None:
+        sink = self.sink
+        if sink is None:
+            return
+        if kind == "started":
+            sink.task_started(agent_id, f["task_id"])
+        elif kind == "progress":
+            sink.task_progress(agent_id, f["task_id"], f["progress"], f.get("output"))
+        elif kind == "finished":
+            sink.task_finished(agent_id, f["task_id"], f.get("output"))
+        elif kind == "failed":
+            sink.task_failed(agent_id, f["task_id"], f.get("error", "failed"), f.get("output"))
+        elif kind == "heartbeat":
+            sink.agent_heartbeat(agent_id)
+
+    def _heartbeat(self) -> None:
+        for sa in list(self.agents.values()):
+            if not sa.alive:
+                continue
+            st = sa.task
+            if st is not None and st.running and st.total > 0:
+                self._account(sa)
+                progress = round(1.0 - st.work_left / st.total, 4)
+                self._report(sa, "progress", task_id=st.task_id, progress=progress)
+            elif sa.reachable and self.sink:
+                self.sink.agent_heartbeat(sa.id)
+        self.clock.call_later(self.heartbeat_s, self._heartbeat)
+
+    def _sample(self) -> None:
+        if self.degrade_rate:
+            for sa in self.agents.values():
+                self._account(sa)
+            self.global_slowdown += self.degrade_rate * self.sample_s
+            for sa in self.agents.values():
+                if sa.alive and sa.task and sa.task.running:
+                    self._schedule_finish(sa)
+        cpu = self.extra_cpu
+        mem = self.extra_memory_gb + self.cache_gb
+        for sa in self.agents.values():
+            if sa.leak_rate_mb_s:
+                sa.leak_mb += sa.leak_rate_mb_s * self.sample_s
+            agent_cpu = agent_mem = 0.0
+            if sa.alive and sa.task and sa.task.running:
+                noise = 1.0 + self.rng.uniform(-0.05, 0.05)
+                agent_cpu = sa.task.cpu * noise
+                agent_mem = sa.task.memory_gb
+            agent_mem += sa.leak_mb / 1024.0
+            cpu += agent_cpu
+            mem += agent_mem
+            if sa.alive and sa.reachable and self.sink:
+                self.sink.usage(sa.id, round(agent_cpu * 100.0, 2), round(agent_mem * 1024.0, 1))
+        # Engine bookkeeping grows a cache over time; the cleanup can reclaim it.
+        self.cache_gb = min(self.cache_gb + 0.002 * self.sample_s, 1.0)
+        if self.sink:
+            self.sink.system_usage(
+                round(min(cpu / self.cpu_capacity * 100.0, 100.0), 2),
+                round(min(mem / self.memory_capacity_gb * 100.0, 100.0), 2),
+            )
+        self.clock.call_later(self.sample_s, self._sample)
+
+    # -- faults ---------------------------------------------------------------
+    def fail_agent(self, agent_id: str, error: str = "process crashed") -> None:
+        sa = self.agents.get(agent_id)
+        if sa is None or not sa.alive:
+            return
+        sa.alive = False
+        if sa.task and sa.task.finish_timer:
+            sa.task.finish_timer.cancel()
+        sa.task = None
+        if self.sink:
+            self.sink.agent_failed(agent_id, error)
+
+    def slow_agent(self, agent_id: str, factor: float) -> None:
+        sa = self.agents[agent_id]
+        self._account(sa)
+        sa.slowdown = factor
+        if sa.task and sa.task.running:
+            self._schedule_finish(sa)
+
+    def partition(self, agent_ids: list[str]) -> None:
+        for a in agent_ids:
+            if a in self.agents:
+                self.agents[a].reachable = False
+
+    def heal(self, agent_ids: list[str] | None = None) -> None:
+        for sa in self.agents.values():
+            if (agent_ids is None or sa.id in agent_ids) and not sa.reachable:
+                sa.reachable = True
+                buffered, sa.buffer = sa.buffer, []
+                if self.sink:
+                    self.sink.agent_reconnected(sa.id, buffered)
+
+    def load_spike(self, cpu_cores: float, memory_gb: float, duration_s: float | None = None) -> None:
+        self.extra_cpu += cpu_cores
+        self.extra_memory_gb += memory_gb
+        if duration_s is not None:
+            def end() -> None:
+                self.extra_cpu -= cpu_cores
+                self.extra_memory_gb -= memory_gb
+
+            self.clock.call_later(duration_s, end)
+
+    def leak(self, agent_id: str, mb_per_s: float) -> None:
+        self.agents[agent_id].leak_rate_mb_s = mb_per_s
+
+    def degrade(self, rate_per_s: float) -> None:
+        """Every task gets slower over time: the shape of a gradual degradation."""
+        self.degrade_rate = rate_per_s
+
+    def restore_speed(self) -> None:
+        for sa in self.agents.values():
+            self._account(sa)
+        self.degrade_rate = 0.0
+        self.global_slowdown = 1.0
+        for sa in self.agents.values():
+            if sa.alive and sa.task and sa.task.running:
+                self._schedule_finish(sa)
+
+    def has_task(self, agent_id: str) -> bool:
+        sa = self.agents.get(agent_id)
+        return bool(sa and sa.task)

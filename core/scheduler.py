@@ -1,0 +1,120 @@
+"""The scheduler: which ready task goes to which idle agent, now.
+
+Ready tasks (dependencies met) of running workflows go to idle agents whose
+specialization matches, highest priority band first, then oldest workflow, within
+each workflow's allocation (and staged-resumption limit) and the global capacity.
+An unused guarantee of one workflow is never handed to another.
+"""
+
+from __future__ import annotations
+
+from .config import Capacity
+from .models import BAND_RANK, AgentStatus, TaskStatus, WorkflowStatus
+from .projection import State
+
+
+def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, str]]:
+    """Assignments (task key, agent id) to make now. Pure: it does not change state."""
+    idle: dict[str, list[str]] = {}
+    busy = 0
+    live = 0
+    for a in state.agents.values():
+        st = a.status
+        if st is AgentStatus.IDLE:
+            live += 1
+            if a.backoff_until is not None and a.backoff_until > now:
+                continue
+            for spec in a.specializations:
+                idle.setdefault(spec, []).append(a.id)
+        elif st is AgentStatus.BUSY or st is AgentStatus.PAUSED or st is AgentStatus.UNREACHABLE:
+            live += 1
+            busy += 1
+    if not idle:
+        return []
+    for lst in idle.values():
+        lst.sort(reverse=True)  # pop() takes the lowest id: deterministic
+    wfs = [
+        w
+        for w in state.workflows.values()
+        if w.status is WorkflowStatus.RUNNING and not w.frozen and state.ready.get(w.id)
+    ]
+    if not wfs:
+        return []
+    wfs.sort(key=lambda w: (-BAND_RANK[w.band], w.created_at, w.id))
+
+    used: dict[str, list[float]] = {}
+    g_cpu = g_mem = 0.0
+    for w in state.workflows.values():
+        u = state.in_use(w.id)
+        used[w.id] = [u.cpu_cores, u.memory_gb, float(u.agents)]
+        g_cpu += u.cpu_cores
+        g_mem += u.memory_gb
+    reserved: dict[str, tuple[float, float, float]] = {}
+    for w in state.workflows.values():
+        if w.guarantee is not None and w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED):
+            u = used[w.id]
+            reserved[w.id] = (
+                max(0.0, w.guarantee.cpu_cores - u[0]),
+                max(0.0, w.guarantee.memory_gb - u[1]),
+                max(0.0, w.guarantee.agents - u[2]),
+            )
+    res_cpu = sum(r[0] for r in reserved.values())
+    res_mem = sum(r[1] for r in reserved.values())
+    res_agents = sum(r[2] for r in reserved.values())
+
+    out: list[tuple[str, str]] = []
+    taken: set[str] = set()
+    tasks = state.tasks
+    for w in wfs:
+        own = reserved.get(w.id, (0.0, 0.0, 0.0))
+        alloc = w.allocation
+        lim_cpu, lim_mem, lim_agents = alloc.cpu_cores, alloc.memory_gb, alloc.agents
+        if w.stage_limit is not None:
+            lim_cpu = min(lim_cpu, w.stage_limit.cpu_cores)
+            lim_mem = min(lim_mem, w.stage_limit.memory_gb)
+            lim_agents = min(lim_agents, w.stage_limit.agents)
+        u = used[w.id]
+        for key in state.ready[w.id]:
+            if u[2] >= lim_agents:
+                break
+            t = tasks[key]
+            if t.status is not TaskStatus.PENDING:
+                continue
+            pool = idle.get(t.specialization)
+            if not pool:
+                continue
+            # A task larger than the allocation may still run alone.
+            if u[2] > 0 and (u[0] + t.cpu > lim_cpu + 1e-9 or u[1] + t.memory_gb > lim_mem + 1e-9):
+                continue
+            other_cpu = res_cpu - own[0]
+            other_mem = res_mem - own[1]
+            other_agents = res_agents - own[2]
+            if g_cpu + t.cpu > capacity.cpu_cores - other_cpu + 1e-9 and g_cpu > 0:
+                continue
+            if g_mem + t.memory_gb > capacity.memory_gb - other_mem + 1e-9 and g_mem > 0:
+                continue
+            if busy + 1 > capacity.agents - other_agents:
+                continue
+            agent = None
+            while pool:
+                cand = pool.pop()
+                if cand not in taken:
+                    agent = cand
+                    break
+            if agent is None:
+                continue
+            taken.add(agent)
+            out.append((key, agent))
+            u[0] += t.cpu
+            u[1] += t.memory_gb
+            u[2] += 1
+            g_cpu += t.cpu
+            g_mem += t.memory_gb
+            busy += 1
+            if own != (0.0, 0.0, 0.0):
+                shrink = (min(own[0], t.cpu), min(own[1], t.memory_gb), min(own[2], 1.0))
+                res_cpu -= shrink[0]
+                res_mem -= shrink[1]
+                res_agents -= shrink[2]
+                own = (own[0] - shrink[0], own[1] - shrink[1], own[2] - shrink[2])
+    return out

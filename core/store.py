@@ -1,0 +1,313 @@
+"""The SQLite store: hash-chained event log, checkpoints, metric samples.
+
+The event log is the source of truth. It is append-only (triggers refuse UPDATE and
+DELETE) and hash-chained (each row holds the previous row's hash and a SHA-256 over
+its canonical encoding). Writes arrive in batches (group commit): one executemany
+per batch, never one thread round trip per event. Metric samples live outside the
+chain in their own table, with retention.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .events import Event
+
+APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
+SCHEMA_VERSION = 2
+
+EventRow = tuple[int, float, str, str, str, str, str, str, str]
+"""(seq, ts, type, component, scope, actor, data_json, prev_hash, hash)"""
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            type TEXT NOT NULL,
+            component TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            data TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_type ON events(type, seq)",
+        """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+           BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+        """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+           BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+        """CREATE TABLE checkpoints (
+            id INTEGER PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            workflow TEXT,
+            state TEXT NOT NULL,
+            state_hash TEXT NOT NULL
+        )""",
+        """CREATE TABLE metrics (
+            ts REAL NOT NULL,
+            name TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            value REAL NOT NULL
+        )""",
+        "CREATE INDEX metrics_lookup ON metrics(name, subject, ts)",
+    ],
+    2: [
+        # Which agent processes a run owns, so a restarted console can adopt them.
+        """CREATE TABLE IF NOT EXISTS processes (
+            agent TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            create_time REAL NOT NULL,
+            info TEXT NOT NULL DEFAULT '{}'
+        )""",
+    ],
+}
+
+
+class StoreError(Exception):
+    """A database opsdeck cannot use; the message says why, in words."""
+
+
+def row_to_event(row: Sequence[Any]) -> Event:
+    return Event(seq=row[0], ts=row[1], type=row[2], component=row[3], scope=row[4], actor=row[5], data=json.loads(row[6]))
+
+
+EVENT_COLUMNS = "seq, ts, type, component, scope, actor, data, prev_hash, hash"
+
+
+class Store:
+    """Async access to one opsdeck database file (or ``:memory:``)."""
+
+    def __init__(self, db: aiosqlite.Connection, path: str, readonly: bool) -> None:
+        self._db = db
+        self.path = path
+        self.readonly = readonly
+
+    @classmethod
+    async def open(cls, path: str | Path, *, readonly: bool = False, create: bool = True) -> Store:
+        p = str(path)
+        if p != ":memory:":
+            fp = Path(p)
+            if fp.exists() and fp.is_dir():
+                raise StoreError(f"{p}: is a directory, not a database file")
+            if not fp.exists():
+                if readonly or not create:
+                    raise StoreError(f"{p}: no such database")
+                fp.parent.mkdir(parents=True, exist_ok=True)
+            elif fp.stat().st_size > 0:
+                with open(fp, "rb") as fh:
+                    head = fh.read(16)
+                if head != b"SQLite format 3\x00":
+                    raise StoreError(f"{p}: not an opsdeck database (not an SQLite file)")
+        try:
+            uri = f"file:{p}?mode=ro" if readonly and p != ":memory:" else p
+            db = await aiosqlite.connect(uri, uri=readonly and p != ":memory:", isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{p}: cannot open: {exc}") from None
+        store = cls(db, p, readonly)
+        try:
+            await store._prepare()
+        except StoreError:
+            await db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            raise StoreError(f"{p}: the database is damaged: {exc}") from None
+        return store
+
+    async def _prepare(self) -> None:
+        db = self._db
+        if not self.readonly and self.path != ":memory:":
+            await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA busy_timeout=5000")
+        app_id = (await (await db.execute("PRAGMA application_id")).fetchone())[0]
+        tables = {r[0] for r in await (await db.execute("SELECT name FROM sqlite_master WHERE type='table'")).fetchall()}
+        if app_id == 0 and not tables:
+            if self.readonly:
+                raise StoreError(f"{self.path}: empty database, nothing to read")
+            await db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            version = 0
+        elif app_id != APPLICATION_ID:
+            raise StoreError(f"{self.path}: not an opsdeck database (it holds other data)")
+        else:
+            row = await (await db.execute("SELECT value FROM meta WHERE key='schema_version'")).fetchone()
+            if row is None:
+                raise StoreError(f"{self.path}: the database is damaged: no schema version")
+            version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer opsdeck (schema {version}, this one reads up to {SCHEMA_VERSION}); upgrade opsdeck"
+            )
+        if version < SCHEMA_VERSION:
+            if self.readonly:
+                raise StoreError(f"{self.path}: schema {version} needs migrating; open it once without --readonly")
+            await self._migrate(version)
+        ok = (await (await db.execute("PRAGMA quick_check(1)")).fetchone())[0]
+        if ok != "ok":
+            raise StoreError(f"{self.path}: the database is damaged: {ok}")
+
+    async def _migrate(self, current: int) -> None:
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for v in range(current + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[v]:
+                    await db.execute(stmt)
+                await db.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (str(v),),
+                )
+            await db.execute("COMMIT")
+        except Exception:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # -- events ---------------------------------------------------------------
+    async def head(self) -> tuple[int, str]:
+        """The last sequence number and its hash (0 and the genesis hash when empty)."""
+        from .events import GENESIS_HASH
+
+        row = await (await self._db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")).fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+    async def append(self, rows: Sequence[EventRow]) -> None:
+        """Group commit: one transaction and one executemany for the whole batch."""
+        if not rows:
+            return
+        if self.readonly:
+            raise StoreError("the database is open read-only")
+        await self._db.execute("BEGIN")
+        try:
+            await self._db.executemany(f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            await self._db.execute("COMMIT")
+        except Exception:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def count_events(self) -> int:
+        row = await (await self._db.execute("SELECT max(seq) FROM events")).fetchone()
+        return row[0] or 0
+
+    async def read_events(
+        self, since: int = 0, limit: int | None = None, types: Iterable[str] | None = None, until: int | None = None
+    ) -> list[Event]:
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?"
+        args: list[Any] = [since]
+        if until is not None:
+            sql += " AND seq <= ?"
+            args.append(until)
+        tlist = list(types) if types else []
+        if tlist:
+            sql += f" AND type IN ({','.join('?' * len(tlist))})"
+            args += tlist
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = await (await self._db.execute(sql, args)).fetchall()
+        return [row_to_event(r) for r in rows]
+
+    async def raw_rows(self, since: int = 0, limit: int = 5000) -> list[tuple[Any, ...]]:
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+        return list(await (await self._db.execute(sql, (since, limit))).fetchall())
+
+    async def iter_events(self, since: int = 0, until: int | None = None, batch: int = 5000) -> AsyncIterator[Event]:
+        cursor = since
+        while True:
+            chunk = await self.read_events(cursor, batch, until=until)
+            if not chunk:
+                return
+            for ev in chunk:
+                yield ev
+            cursor = chunk[-1].seq
+
+    # -- checkpoints ----------------------------------------------------------
+    async def save_checkpoint(
+        self, seq: int, ts: float, kind: str, label: str, workflow: str | None, state: dict[str, Any], state_hash: str
+    ) -> int:
+        from .events import canonical_json
+
+        cur = await self._db.execute(
+            "INSERT INTO checkpoints(seq, ts, kind, label, workflow, state, state_hash) VALUES (?,?,?,?,?,?,?)",
+            (seq, ts, kind, label, workflow, canonical_json(state), state_hash),
+        )
+        return int(cur.lastrowid or 0)
+
+    async def next_checkpoint_id(self) -> int:
+        row = await (await self._db.execute("SELECT max(id) FROM checkpoints")).fetchone()
+        return (row[0] or 0) + 1
+
+    async def list_checkpoints(self) -> list[dict[str, Any]]:
+        rows = await (
+            await self._db.execute("SELECT id, seq, ts, kind, label, workflow, state_hash FROM checkpoints ORDER BY id")
+        ).fetchall()
+        keys = ("id", "seq", "ts", "kind", "label", "workflow", "state_hash")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def load_checkpoint(self, checkpoint_id: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(row, state) for a checkpoint, or None. The state is the stored JSON, unverified."""
+        row = await (
+            await self._db.execute(
+                "SELECT id, seq, ts, kind, label, workflow, state_hash, state FROM checkpoints WHERE id=?", (checkpoint_id,)
+            )
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "seq", "ts", "kind", "label", "workflow", "state_hash")
+        return dict(zip(keys, row[:7], strict=True)), json.loads(row[7])
+
+    # -- metrics --------------------------------------------------------------
+    async def add_metrics(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
+        if not rows or self.readonly:
+            return
+        await self._db.executemany("INSERT INTO metrics(ts, name, subject, value) VALUES (?,?,?,?)", rows)
+        await self._db.commit()
+
+    async def metrics(self, name: str, subject: str = "system", since: float = float("-inf")) -> list[tuple[float, float]]:
+        rows = await (
+            await self._db.execute(
+                "SELECT ts, value FROM metrics WHERE name=? AND subject=? AND ts>=? ORDER BY ts", (name, subject, since)
+            )
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    async def prune_metrics(self, before: float) -> int:
+        cur = await self._db.execute("DELETE FROM metrics WHERE ts < ?", (before,))
+        await self._db.commit()
+        return cur.rowcount
+
+    # -- processes (local runtime) ----------------------------------------------
+    async def save_process(self, agent: str, pid: int, create_time: float, info: dict[str, Any]) -> None:
+        await self._db.execute(
+            "INSERT INTO processes(agent, pid, create_time, info) VALUES (?,?,?,?) "
+            "ON CONFLICT(agent) DO UPDATE SET pid=excluded.pid, create_time=excluded.create_time, info=excluded.info",
+            (agent, pid, create_time, json.dumps(info)),
+        )
+        await self._db.commit()
+
+    async def forget_process(self, agent: str) -> None:
+        await self._db.execute("DELETE FROM processes WHERE agent=?", (agent,))
+        await self._db.commit()
+
+    async def processes(self) -> list[tuple[str, int, float, dict[str, Any]]]:
+        rows = await (await self._db.execute("SELECT agent, pid, create_time, info FROM processes")).fetchall()
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        return self._db

@@ -1,0 +1,54 @@
+"""The ``opsdeck`` command line: one subcommand module per verb under ``subcommands/``.
+
+Every failure a user can cause (bad config, bad database, bad input) ends in a
+one-line message on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from core.config import ConfigError
+from core.engine import EngineError
+from core.store import StoreError
+
+from . import __version__
+
+# Each module has ``register(subparsers)`` and sets ``func`` on its parser.
+SUBCOMMANDS = ["console", "demo", "events", "verify"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opsdeck",
+        description="A terminal operations console for multi-agent workflow orchestration. "
+        "Without a subcommand it opens the console on the default database.",
+    )
+    parser.add_argument("--version", action="version", version=f"opsdeck {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (capacity, thresholds, intervals, keys, theme)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"opsdeck.subcommands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["console", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, StoreError) as exc:
+        print(f"opsdeck: {exc}", file=sys.stderr)
+        return 2
+    except EngineError as exc:
+        print(f"opsdeck: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,1 @@
+"""One module per ``opsdeck`` verb; each has ``register(subparsers)``."""

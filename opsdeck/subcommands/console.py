@@ -1,0 +1,26 @@
+"""``opsdeck console``: the console on a database (the default when no verb is given)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.config import load_config
+
+from ..paths import default_db
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("console", help="open the console on a database (the default)",
+                       description="Open the operations console on a database (default: the user's data directory).")
+    p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()})")
+    p.add_argument("--readonly", action="store_true", help="watch only: refuse every state change")
+    p.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..console import run_console
+
+    return run_console(db=Path(args.db) if args.db else default_db(), config=load_config(args.config),
+                       demo=False, speed=args.speed, readonly=args.readonly)

@@ -1,0 +1,49 @@
+"""``opsdeck verify``: walk the hash chain and the checkpoints of a database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+
+from core.store import Store
+from core.verify import verify_store
+
+from ..paths import default_db
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="verify the event chain and checkpoints",
+                       description="Walk the hash chain and every checkpoint; exit 1 naming the first bad sequence number.")
+    p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()})")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    store = await Store.open(Path(args.db) if args.db else default_db(), readonly=True)
+    try:
+        rep = await verify_store(store)
+    finally:
+        await store.close()
+    if args.json:
+        print(json.dumps(rep.as_dict(), indent=2))
+    else:
+        print(f"events: {rep.events} (last seq {rep.last_seq})")
+        print(f"checkpoints: {len(rep.checkpoints_ok)} ok, {len(rep.checkpoints_bad)} bad")
+        for f in rep.faults[:10]:
+            print(f"  seq {f.seq}: {f.problem}")
+        for cid, problem in rep.checkpoints_bad.items():
+            print(f"  checkpoint {cid}: {problem}")
+        if rep.ok:
+            print("chain verified")
+        elif rep.first_bad_seq is not None:
+            print(f"FAULT: first bad sequence number {rep.first_bad_seq}")
+        else:
+            print("FAULT: checkpoint(s) failed verification")
+    return 0 if rep.ok else 1
