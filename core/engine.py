@@ -234,7 +234,7 @@ class Engine:
         running = sum(1 for w in s.workflows.values() if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED))
         queued = sorted(
             (w for w in s.workflows.values() if w.queued and w.status is WorkflowStatus.PENDING),
-            key=lambda w: (-s.band_rank(w.id), w.created_at, w.id),
+            key=lambda w: (-s.band_rank(w.id), w.created_at, w.created_seq),
         )
         for w in queued:
             if running >= self.config.capacity.concurrent_workflows:

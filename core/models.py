@@ -186,6 +186,7 @@ class Workflow(_Model):
     phases: list[str] = Field(default_factory=list)
     tasks: list[str] = Field(default_factory=list)
     created_at: float = 0.0
+    created_seq: int = 0
     started_at: float | None = None
     finished_at: float | None = None
     frozen: bool = False

@@ -332,6 +332,7 @@ def _workflow_created(s: State, ev: Event) -> None:
         limits=spec.limits,
         phases=[p.name for p in spec.phases],
         created_at=ev.ts,
+        created_seq=ev.seq,
     )
     prev_phase: list[str] = []
     for phase in spec.phases:
@@ -632,3 +633,7 @@ def _setting(s: State, ev: Event) -> None:
 @reducer("COMMAND_EXECUTED")
 def _command(s: State, ev: Event) -> None:
     s.commands_executed += 1
+
+
+# The incident pipeline registers its own event types; import them so replay knows them.
+from .incidents import reducers as _incident_reducers  # noqa: E402,F401

@@ -40,7 +40,7 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
     ]
     if not wfs:
         return []
-    wfs.sort(key=lambda w: (-BAND_RANK[w.band], w.created_at, w.id))
+    wfs.sort(key=lambda w: (-BAND_RANK[w.band], w.created_at, w.created_seq))
 
     used: dict[str, list[float]] = {}
     g_cpu = g_mem = 0.0

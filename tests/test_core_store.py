@@ -1,0 +1,116 @@
+"""The SQLite store: WAL, append-only triggers, group commit, clear errors for bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.engine import Engine
+from core.session import open_sim
+from core.store import SCHEMA_VERSION, Store, StoreError
+
+
+async def test_wal_mode_and_schema_version(db_path: Path) -> None:
+    store = await Store.open(db_path)
+    await store.close()
+    con = sqlite3.connect(db_path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+async def test_event_log_refuses_update_and_delete(db_path: Path) -> None:
+    eng = await open_sim(db_path, demo=True)
+    await eng.close()
+    con = sqlite3.connect(db_path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        con.execute("UPDATE events SET type='X' WHERE seq=1")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        con.execute("DELETE FROM events WHERE seq=1")
+
+
+async def test_each_row_chains_to_the_previous(db_path: Path) -> None:
+    eng = await open_sim(db_path, demo=True)
+    await eng.advance(300)
+    await eng.close()
+    con = sqlite3.connect(db_path)
+    rows = con.execute("SELECT seq, prev_hash, hash FROM events ORDER BY seq").fetchall()
+    assert rows[0][1] == "0" * 64
+    for (s1, _, h1), (s2, p2, _) in zip(rows, rows[1:]):
+        assert s2 == s1 + 1 and p2 == h1
+
+
+async def test_group_commit_batches_many_events_per_write(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    eng = await open_sim(db_path, demo=True)
+    calls: list[int] = []
+    real = eng.store.append  # type: ignore[union-attr]
+
+    async def counting(rows):  # type: ignore[no-untyped-def]
+        calls.append(len(rows))
+        await real(rows)
+
+    monkeypatch.setattr(eng.store, "append", counting)
+    before = eng.state.seq
+    await eng.advance(3600)
+    await eng.close()
+    written = eng.state.seq - before
+    assert written > 500
+    assert sum(calls) == written
+    assert len(calls) * 20 < written, f"{len(calls)} writes for {written} events"
+
+
+async def test_not_an_sqlite_file(tmp_path: Path) -> None:
+    p = tmp_path / "notes.db"
+    p.write_text("hello, this is not a database")
+    with pytest.raises(StoreError, match="not an opsdeck database"):
+        await Store.open(p)
+    assert p.read_text() == "hello, this is not a database"
+
+
+async def test_another_programs_database(tmp_path: Path) -> None:
+    p = tmp_path / "other.db"
+    con = sqlite3.connect(p)
+    con.execute("CREATE TABLE customers(id INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="not an opsdeck database"):
+        await Store.open(p)
+
+
+async def test_newer_schema_is_refused(db_path: Path) -> None:
+    (await Store.open(db_path)).close
+    store = await Store.open(db_path)
+    await store.close()
+    con = sqlite3.connect(db_path)
+    con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="newer opsdeck"):
+        await Store.open(db_path)
+
+
+async def test_damaged_file(db_path: Path) -> None:
+    eng = await open_sim(db_path, demo=True)
+    await eng.advance(600)
+    await eng.close()
+    data = bytearray(db_path.read_bytes())
+    for i in range(4096, len(data), 97):
+        data[i] = 0xFF
+    db_path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="damaged|not an opsdeck"):
+        eng2 = await Engine.open(db_path)
+        await eng2.close()
+
+
+async def test_metrics_live_outside_the_chain_with_retention(db_path: Path) -> None:
+    eng = await open_sim(db_path, demo=True)
+    await eng.advance(120)
+    await eng.close()
+    store = await Store.open(db_path)
+    cpu = await store.metrics("cpu_pct", "system")
+    assert len(cpu) == 120 // 5
+    removed = await store.prune_metrics(before=60.0)
+    assert removed > 0
+    assert all(t >= 60.0 for t, _ in await store.metrics("cpu_pct", "system"))
+    await store.close()
