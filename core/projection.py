@@ -437,13 +437,10 @@ def _task_assigned(s: State, ev: Event) -> None:
     key = d["task"]
     t = s.tasks[key]
     a = s.agents[d["agent"]]
-    t.status = TaskStatus.RUNNING
-    t.agent = a.id
-    t.attempts += 1
-    t.started_at = ev.ts
-    a.status = AgentStatus.BUSY
-    a.current_task = key
-    a.last_heartbeat = ev.ts
+    # Hot path: plain dict updates skip pydantic's per-field __setattr__ (no
+    # assignment validation is configured, so the result is the same).
+    t.__dict__.update(status=TaskStatus.RUNNING, agent=a.id, attempts=t.attempts + 1, started_at=ev.ts)
+    a.__dict__.update(status=AgentStatus.BUSY, current_task=key, last_heartbeat=ev.ts)
     q = s.ready[t.workflow]
     if q and q[0] == key:
         q.popleft()
@@ -484,11 +481,12 @@ def _release_agent(s: State, agent_id: str | None, key: str, done: bool) -> None
     a = s.agents.get(agent_id)
     if a is None or a.current_task != key:
         return
-    a.current_task = None
+    ad = a.__dict__
+    ad["current_task"] = None
     if done:
-        a.tasks_done += 1
+        ad["tasks_done"] = a.tasks_done + 1
     if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED):
-        a.status = AgentStatus.IDLE
+        ad["status"] = AgentStatus.IDLE
 
 
 @reducer("TASK_COMPLETED")
@@ -500,9 +498,8 @@ def _task_completed(s: State, ev: Event) -> None:
     if t.status is not TaskStatus.COMPLETED:
         s.phase_left[(t.workflow, t.phase)] -= 1
         s.wf_left[t.workflow] -= 1
-    t.status = TaskStatus.COMPLETED
-    t.finished_at = ev.ts
-    t.context.progress = 1.0
+    t.__dict__.update(status=TaskStatus.COMPLETED, finished_at=ev.ts)
+    t.context.__dict__["progress"] = 1.0
     if "result" in d:
         t.context.partial_results["result"] = d["result"]
     s.running_by_wf[t.workflow].discard(key)

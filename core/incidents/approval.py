@@ -1,0 +1,48 @@
+"""The approval gate: which plan steps run on their own and which wait.
+
+The policy comes from ``config.approval``: steps whose category is listed under
+``auto`` (by default analysis, checkpoint, monitoring) run without an operator;
+everything else, and by default every destructive step, waits for an approval.
+A step's category is the command registry's ``kind`` for its operation, so the
+gate cannot be fooled by a step's title.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Literal
+
+from ..config import Approval
+
+Decision = Literal["auto", "manual"]
+
+
+def command_kind(command: str) -> str:
+    """The registry's kind of a slash command (``destructive`` if unknown: safest)."""
+    try:
+        words = shlex.split(command, posix=True)
+    except ValueError:
+        words = command.split()
+    if not words or not words[0].startswith("/"):
+        return "destructive"
+    comp = words[0][1:]
+    op = words[1] if len(words) > 1 and not words[1].startswith(("'", "{", "[", "-")) else ""
+    try:
+        from ..commands import REGISTRY  # the command language owns the kinds
+    except ImportError:
+        return "destructive"
+    spec = REGISTRY.get(comp, op) if op else None
+    if spec is None:
+        spec = REGISTRY.default_of(comp)
+    if spec is None:
+        return "destructive"
+    return str(getattr(spec, "kind", getattr(spec, "category", "destructive")))
+
+
+def decide(category: str, policy: Approval) -> Decision:
+    """Auto only when the policy lists the category as auto and not as manual."""
+    if category in policy.manual:
+        return "manual"
+    if category in policy.auto:
+        return "auto"
+    return "manual"

@@ -1,0 +1,127 @@
+"""Incidents and plans: what went wrong, what we propose to do, how far we got.
+
+An :class:`Incident` records a detected failure with its evidence; a :class:`Plan`
+is an ordered list of slash commands (:class:`PlanStep`) that goes through the
+approval gate and the executor. Both live in the projection as plain JSON dicts
+(``State.incidents`` / ``State.plans``) so they are snapshotted and hashed with the
+rest of the state; these models validate them at the boundaries.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PlanState(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+StepState = PlanState
+"""A step goes through the same states as its plan."""
+
+TERMINAL_PLAN = {PlanState.REJECTED, PlanState.COMPLETED, PlanState.FAILED, PlanState.ROLLED_BACK}
+
+Category = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]
+
+SCENARIOS = (
+    "resource-exhaustion",
+    "agent-cascade",
+    "performance-degradation",
+    "data-integrity",
+    "network-partition",
+)
+Scenario = Literal[
+    "resource-exhaustion",
+    "agent-cascade",
+    "performance-degradation",
+    "data-integrity",
+    "network-partition",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepCheck(_Model):
+    """A check after a step: wait ``settle_s`` of simulated time, then compare a
+    telemetry metric with its baseline; a regression beyond the limit aborts the plan
+    and rolls it back (the gradual execution of the performance scenario)."""
+
+    metric: str
+    settle_s: float = Field(300.0, ge=0)
+    higher_is_worse: bool = True
+    max_regression_pct: float = Field(5.0, ge=0)
+
+
+class PlanStep(_Model):
+    index: int = Field(ge=0)
+    command: str = Field(min_length=2)
+    title: str = ""
+    category: Category = "destructive"
+    approval: Literal["auto", "manual"] = "manual"
+    state: PlanState = PlanState.PROPOSED
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    check: StepCheck | None = None
+
+
+class Plan(_Model):
+    id: str
+    incident_id: str
+    scenario: Scenario
+    title: str
+    strategy: str = ""
+    steps: list[PlanStep]
+    state: PlanState = PlanState.PROPOSED
+    created_at: float = 0.0
+    decided_by: str | None = None
+    decided_at: float | None = None
+    checkpoint: int | None = None
+    """Checkpoint taken before the first state-changing step: the rollback target."""
+    expected: dict[str, Any] = Field(default_factory=dict)
+    outcome: dict[str, Any] = Field(default_factory=dict)
+    edited_by: list[str] = Field(default_factory=list)
+
+    def next_step(self) -> PlanStep | None:
+        for st in self.steps:
+            if st.state not in (PlanState.COMPLETED, PlanState.FAILED, PlanState.REJECTED, PlanState.ROLLED_BACK):
+                return st
+        return None
+
+
+class Incident(_Model):
+    id: str
+    scenario: Scenario
+    type: str
+    """The seed's detection event type, e.g. RESOURCE_EXHAUSTION."""
+    severity: Literal["critical", "high", "medium", "low"]
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    detected_at: float
+    fault_at: float | None = None
+    """When the fault began, if known (a drill knows; a detector estimates)."""
+    status: Literal["open", "recovering", "resolved", "failed"] = "open"
+    plans: list[str] = Field(default_factory=list)
+    affected_workflows: list[str] = Field(default_factory=list)
+    resolved_at: float | None = None
+    outcome: dict[str, Any] = Field(default_factory=dict)
+
+
+class Learning(_Model):
+    """Something an incident taught us, persisted in the log and visible in state."""
+
+    key: str
+    value: Any
+    incident_id: str
+    reason: str

@@ -1,0 +1,158 @@
+"""How the incident pipeline's events change the projection.
+
+Registered with ``@reducer`` so a replay of the log (or a checkpoint plus replay)
+rebuilds every incident, plan, step and learning exactly. Checks happen in the
+functions that emit these events (``decisions``, ``executor``); reducers only fold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..events import Event
+from ..projection import State, reducer
+
+INCIDENT_EVENTS = (
+    "INCIDENT_OPENED",
+    "INCIDENT_RESOLVED",
+    "PLAN_PROPOSED",
+    "PLAN_APPROVED",
+    "PLAN_REJECTED",
+    "PLAN_EDITED",
+    "PLAN_EXECUTION_STARTED",
+    "PLAN_STEP_STARTED",
+    "PLAN_STEP_COMPLETED",
+    "PLAN_STEP_FAILED",
+    "PLAN_ABORTED",
+    "PLAN_COMPLETED",
+    "PLAN_FAILED",
+    "LEARNING_RECORDED",
+)
+
+
+def _step(s: State, ev: Event) -> dict[str, Any]:
+    return s.plans[ev.data["plan_id"]]["steps"][int(ev.data["step"])]
+
+
+@reducer("INCIDENT_OPENED")
+def _incident_opened(s: State, ev: Event) -> None:
+    inc = dict(ev.data["incident"])
+    s.incidents[inc["id"]] = inc
+
+
+@reducer("INCIDENT_RESOLVED")
+def _incident_resolved(s: State, ev: Event) -> None:
+    inc = s.incidents[ev.data["incident_id"]]
+    inc["status"] = ev.data.get("status", "resolved")
+    inc["resolved_at"] = ev.ts
+    inc["outcome"] = ev.data.get("outcome", {})
+
+
+@reducer("PLAN_PROPOSED")
+def _plan_proposed(s: State, ev: Event) -> None:
+    plan = dict(ev.data["plan"])
+    s.plans[plan["id"]] = plan
+    inc = s.incidents.get(plan["incident_id"])
+    if inc is not None:
+        inc["plans"] = [*inc.get("plans", []), plan["id"]]
+        inc["status"] = "recovering"
+
+
+@reducer("PLAN_APPROVED")
+def _plan_approved(s: State, ev: Event) -> None:
+    p = s.plans[ev.data["plan_id"]]
+    p["state"] = "approved"
+    p["decided_by"] = ev.actor
+    p["decided_at"] = ev.ts
+    for st in p["steps"]:
+        if st["state"] == "proposed":
+            st["state"] = "approved"
+
+
+@reducer("PLAN_REJECTED")
+def _plan_rejected(s: State, ev: Event) -> None:
+    p = s.plans[ev.data["plan_id"]]
+    p["state"] = "rejected"
+    p["decided_by"] = ev.actor
+    p["decided_at"] = ev.ts
+    p["outcome"] = {"rejected": True, "reason": ev.data.get("reason", "")}
+    for st in p["steps"]:
+        if st["state"] in ("proposed", "approved"):
+            st["state"] = "rejected"
+    inc = s.incidents.get(p["incident_id"])
+    if inc is not None and inc.get("status") == "recovering":
+        inc["status"] = "open"
+
+
+@reducer("PLAN_EDITED")
+def _plan_edited(s: State, ev: Event) -> None:
+    p = s.plans[ev.data["plan_id"]]
+    p["steps"] = [dict(st) for st in ev.data["steps"]]
+    p["edited_by"] = [*p.get("edited_by", []), ev.actor]
+
+
+@reducer("PLAN_EXECUTION_STARTED")
+def _plan_started(s: State, ev: Event) -> None:
+    p = s.plans[ev.data["plan_id"]]
+    p["state"] = "executing"
+    if ev.data.get("checkpoint") is not None:
+        p["checkpoint"] = ev.data["checkpoint"]
+
+
+@reducer("PLAN_STEP_STARTED")
+def _step_started(s: State, ev: Event) -> None:
+    st = _step(s, ev)
+    st["state"] = "executing"
+    st["started_at"] = ev.ts
+
+
+@reducer("PLAN_STEP_COMPLETED")
+def _step_completed(s: State, ev: Event) -> None:
+    st = _step(s, ev)
+    st["state"] = "completed"
+    st["finished_at"] = ev.ts
+    st["result"] = ev.data.get("result", {})
+
+
+@reducer("PLAN_STEP_FAILED")
+def _step_failed(s: State, ev: Event) -> None:
+    st = _step(s, ev)
+    st["state"] = "failed"
+    st["finished_at"] = ev.ts
+    st["error"] = ev.data.get("error", "")
+    st["result"] = ev.data.get("result", {})
+
+
+@reducer("PLAN_ABORTED")
+def _plan_aborted(s: State, ev: Event) -> None:
+    p = s.plans[ev.data["plan_id"]]
+    p["state"] = "rolled_back" if ev.data.get("rollback") else "failed"
+    p["outcome"] = {**p.get("outcome", {}), "aborted_by": ev.actor, "reason": ev.data.get("reason", ""), "rollback": ev.data.get("rollback")}
+    for st in p["steps"]:
+        if st["state"] in ("proposed", "approved", "executing"):
+            st["state"] = "rejected"
+        elif st["state"] == "completed" and ev.data.get("rollback"):
+            st["state"] = "rolled_back"
+
+
+@reducer("PLAN_COMPLETED")
+def _plan_completed(s: State, ev: Event) -> None:
+    p = s.plans[ev.data["plan_id"]]
+    p["state"] = "completed"
+    p["outcome"] = {**p.get("outcome", {}), **ev.data.get("outcome", {})}
+
+
+@reducer("PLAN_FAILED")
+def _plan_failed(s: State, ev: Event) -> None:
+    p = s.plans[ev.data["plan_id"]]
+    p["state"] = "failed"
+    p["outcome"] = {**p.get("outcome", {}), "reason": ev.data.get("reason", "")}
+    for st in p["steps"]:
+        if st["state"] in ("proposed", "approved"):
+            st["state"] = "rejected"
+
+
+@reducer("LEARNING_RECORDED")
+def _learning(s: State, ev: Event) -> None:
+    d = ev.data
+    s.learning[d["key"]] = {"value": d["value"], "incident_id": d.get("incident_id"), "reason": d.get("reason", ""), "at": ev.ts}
