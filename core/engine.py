@@ -17,7 +17,7 @@ from typing import Any
 
 from .clock import Clock, VirtualClock
 from .config import Config
-from .events import GENESIS_HASH, Event, EventHeader, canonical_encoding, chain_hash, dumps_compact
+from .events import GENESIS_HASH, Event, EventHeader, canonical_envelope, canonical_json, chain_hash
 from .models import (
     LIVE_AGENT,
     TERMINAL_WORKFLOW,
@@ -151,13 +151,13 @@ class Engine:
         ts = self.clock.now()
         who = actor or self.actor
         ev = Event(seq, ts, type_, component, scope, data, who)
-        canonical = canonical_encoding(seq, ts, type_, component, scope, who, data)
+        data_json = canonical_json(data)
         prev = self.head_hash
-        h = chain_hash(prev, canonical)
+        h = chain_hash(prev, canonical_envelope(seq, ts, type_, component, scope, who, data_json))
         # Fold first: a reducer that rejects the event leaves state and chain untouched.
         self.state.apply(ev)
         self.head_hash = h
-        self._buffer.append((seq, ts, type_, component, scope, who, dumps_compact(data), prev, h))
+        self._buffer.append((seq, ts, type_, component, scope, who, data_json, prev, h))
         for fn in self._subscribers:
             fn(ev)
         return ev
@@ -306,7 +306,9 @@ class Engine:
         if not self._owns(agent_id, task_id):
             return
         t = self.state.tasks[task_id]
-        retry = t.attempts < self.config.retries.attempts
+        per_task = getattr(self.runtime, "attempts_allowed", None)  # a workflow file's per-task retries
+        allowed = per_task(task_id) if per_task is not None else None
+        retry = t.attempts < (allowed if allowed is not None else self.config.retries.attempts)
         data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": t.workflow, "error": error, "attempt": t.attempts, "retry": retry}
         if output:
             data["output"] = list(output)[-5:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,19 +74,44 @@ class Event:
         return severity_of(self.type, self.data)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
 def dumps_compact(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(data)
 
 
 def canonical_json(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    """Keys sorted, no whitespace: the one encoding that is hashed and stored."""
+    return _CANONICAL.encode(data)
 
 
 def canonical_encoding(
     seq: int, ts: float, type_: str, component: str, scope: str, actor: str, data: dict[str, Any]
 ) -> str:
     """The bytes the hash chain covers: every field, keys sorted, no whitespace."""
-    return canonical_json([seq, ts, type_, component, scope, actor, data])
+    return canonical_envelope(seq, ts, type_, component, scope, actor, _CANONICAL.encode(data))
+
+
+def canonical_envelope(seq: int, ts: float, type_: str, component: str, scope: str, actor: str, data_json: str) -> str:
+    """Same bytes as ``canonical_json([seq, ts, type, component, scope, actor, data])``,
+    built from the data's canonical JSON so that it is encoded once per event."""
+    t = repr(ts) if type(ts) is float and math.isfinite(ts) else _CANONICAL.encode(ts)
+    return f"[{seq:d},{t},{_quoted(type_)},{_quoted(component)},{_quoted(scope)},{_quoted(actor)},{data_json}]"
+
+
+_QUOTED: dict[str, str] = {}
+
+
+def _quoted(text: str) -> str:
+    """JSON string literal, memoised: headers and actors repeat endlessly."""
+    q = _QUOTED.get(text)
+    if q is None:
+        q = _CANONICAL.encode(text)
+        if len(_QUOTED) < 10_000:
+            _QUOTED[text] = q
+    return q
 
 
 def chain_hash(prev_hash: str, canonical: str) -> str:

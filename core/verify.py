@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import GENESIS_HASH, Event, canonical_encoding, chain_hash
+from .events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
 from .projection import State, hash_snapshot
 from .store import Store
 
@@ -77,7 +77,10 @@ async def verify_store(store: Store, replay_checkpoints: bool = True) -> VerifyR
                     data = json.loads(data_json)
                 except json.JSONDecodeError:
                     problem = "payload is not JSON"
-                if problem is None and chain_hash(prev, canonical_encoding(seq, ts, type_, comp, scope, actor, data)) != h:
+                if problem is None and (
+                    chain_hash(prev, canonical_envelope(seq, ts, type_, comp, scope, actor, data_json)) != h
+                    or canonical_json(data) != data_json
+                ):
                     problem = "hash does not match the row's content"
             if problem is not None:
                 rep.faults.append(Fault(seq, problem))
