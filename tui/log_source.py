@@ -1,0 +1,205 @@
+"""Windowed reads of the event log from SQLite, in the manner of Toolong.
+
+The event log pane never loads the whole log: it asks for the rows it shows plus
+a margin, by sequence number (``seq`` is the primary key, gap-free and 1-based, so
+row *i* of the unfiltered log is event ``i + 1``). A filter is a query that
+returns only the matching sequence numbers, kept as a compact ``array``. Every
+method here is blocking and runs in a worker thread, never on the UI loop.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.events import SEVERITY_BY_TYPE, Event
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What ``/`` typed: ``type:X``, ``wf:X`` (or ``workflow:X``), ``sev:X``, or free text."""
+
+    text: str = ""
+    type: str = ""
+    workflow: str = ""
+    severity: str = ""
+
+    @classmethod
+    def parse(cls, raw: str) -> LogFilter:
+        text: list[str] = []
+        fields: dict[str, str] = {}
+        for word in raw.split():
+            key, sep, value = word.partition(":")
+            key = key.lower()
+            if sep and value and key in ("type", "t"):
+                fields["type"] = value.upper()
+            elif sep and value and key in ("wf", "workflow", "w"):
+                fields["workflow"] = value
+            elif sep and value and key in ("sev", "severity", "s"):
+                fields["severity"] = value.lower()
+            else:
+                text.append(word)
+        return cls(text=" ".join(text), **fields)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.text or self.type or self.workflow or self.severity)
+
+    def describe(self) -> str:
+        parts = []
+        if self.type:
+            parts.append(f"type:{self.type}")
+        if self.workflow:
+            parts.append(f"wf:{self.workflow}")
+        if self.severity:
+            parts.append(f"sev:{self.severity}")
+        if self.text:
+            parts.append(repr(self.text))
+        return " ".join(parts)
+
+    def matches(self, ev: Event) -> bool:
+        """The same test as :meth:`LogSource.filter_seqs`, for events that arrive live."""
+        if self.type and ev.type != self.type:
+            return False
+        if self.severity and ev.severity != self.severity:
+            return False
+        if self.workflow or self.text:
+            blob = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
+            if self.workflow and f'"{self.workflow}' not in blob and f'"{self.workflow}/' not in blob:
+                return False
+            if self.text:
+                hay = f"{ev.type}:{ev.component}:{ev.scope}:{blob}".lower()
+                if self.text.lower() not in hay:
+                    return False
+        return True
+
+
+def _like_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class LogSource:
+    """A read-only SQLite connection dedicated to the event log pane."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection | None:
+        if self._db is None:
+            if not self.path.exists():
+                return None
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            try:
+                db.execute("SELECT 1 FROM events LIMIT 1")
+            except sqlite3.Error:
+                db.close()
+                return None
+            self._db = db
+        return self._db
+
+    def head(self) -> int:
+        """The highest committed sequence number (0 when there is no log yet)."""
+        with self._lock:
+            db = self._conn()
+            if db is None:
+                return 0
+            row = db.execute("SELECT max(seq) FROM events").fetchone()
+            return int(row[0] or 0)
+
+    def read_range(self, lo: int, hi: int) -> list[Event]:
+        """Events with ``lo <= seq <= hi``: one indexed range scan."""
+        with self._lock:
+            db = self._conn()
+            if db is None or hi < lo:
+                return []
+            rows = db.execute(
+                "SELECT seq, ts, type, component, scope, actor, data FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (lo, hi),
+            ).fetchall()
+        return [_event(r) for r in rows]
+
+    def read_seqs(self, seqs: list[int]) -> list[Event]:
+        """Events with the given sequence numbers (a filtered window)."""
+        out: list[Event] = []
+        with self._lock:
+            db = self._conn()
+            if db is None:
+                return out
+            for i in range(0, len(seqs), 500):
+                chunk = seqs[i : i + 500]
+                q = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT seq, ts, type, component, scope, actor, data FROM events WHERE seq IN ({q}) ORDER BY seq", chunk
+                ).fetchall()
+                out.extend(_event(r) for r in rows)
+        return out
+
+    def filter_seqs(self, flt: LogFilter, upto: int) -> array:
+        """Sequence numbers of the events that match ``flt``, up to ``upto``."""
+        where = ["seq <= ?"]
+        args: list[object] = [upto]
+        if flt.type:
+            where.append("type = ?")
+            args.append(flt.type)
+        if flt.severity:
+            # Severity lives in the type table or the event's own "severity" field.
+            types = [t for t, s in SEVERITY_BY_TYPE.items() if s == flt.severity]
+            cond = f"json_extract(data, '$.severity') = ?"
+            args_sev: list[object] = [flt.severity]
+            if types:
+                cond = f"({cond} OR (type IN ({','.join('?' * len(types))}) AND json_extract(data, '$.severity') IS NULL))"
+                args_sev += types
+            if flt.severity == "info":
+                known = list(SEVERITY_BY_TYPE)
+                cond = (f"(json_extract(data, '$.severity') = 'info' OR (json_extract(data, '$.severity') IS NULL"
+                        f" AND type NOT IN ({','.join('?' * len(known))})))")
+                args_sev = known
+            where.append(cond)
+            args += args_sev
+        if flt.workflow:
+            where.append("(data LIKE ? ESCAPE '\\' OR data LIKE ? ESCAPE '\\')")
+            w = _like_escape(flt.workflow)
+            args += [f'%"{w}"%', f'%"{w}/%']
+        if flt.text:
+            where.append("(type || ':' || component || ':' || scope || ':' || data) LIKE ? ESCAPE '\\'")
+            args.append(f"%{_like_escape(flt.text)}%")
+        out = array("q")
+        with self._lock:
+            db = self._conn()
+            if db is None:
+                return out
+            cur = db.execute(f"SELECT seq FROM events WHERE {' AND '.join(where)} ORDER BY seq", args)
+            while True:
+                rows = cur.fetchmany(20000)
+                if not rows:
+                    break
+                out.extend(r[0] for r in rows)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def _event(r: tuple) -> Event:
+    try:
+        data = json.loads(r[6])
+    except ValueError:
+        data = {"raw": r[6]}
+    return Event(seq=r[0], ts=r[1], type=r[2], component=r[3], scope=r[4], actor=r[5], data=data)
+
+
+def recent_matching(source: LogSource, flt: LogFilter, limit: int = 40) -> list[Event]:
+    """The last ``limit`` events matching ``flt`` (for the detail screens)."""
+    seqs = source.filter_seqs(flt, upto=1 << 62)
+    return source.read_seqs(list(seqs[-limit:]))

@@ -1,0 +1,155 @@
+"""What the operator's keys and palette do to the engine, in one place.
+
+Every action returns the ecosystem's response shape (``{"status": "success", ...}``
+or ``{"status": "error", "error": {"code", "message"}}``) and never raises, so the
+console can show the outcome as a notification. A read-only console refuses
+anything that would change state before touching the engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from typing import Any
+
+from core.engine import Engine, EngineError
+
+ACTOR = "operator"
+
+
+def ok(operation: str, result: Any = None, **extra: Any) -> dict[str, Any]:
+    return {"status": "success", "operation": operation, "result": result, **extra}
+
+
+def error(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"status": "error", "error": {"code": code, "message": message, "details": details or {}}}
+
+
+def read_only_refusal(what: str) -> dict[str, Any]:
+    return error("READ_ONLY", f"read-only console: {what} would change state and was refused")
+
+
+def _module(name: str) -> Any | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def commands_module() -> Any | None:
+    """``core.commands`` when it is installed (the slash-command registry)."""
+    return _module("core.commands")
+
+
+def incidents_module() -> Any | None:
+    return _module("core.incidents")
+
+
+def registry() -> dict[str, Any]:
+    mod = commands_module()
+    reg = getattr(mod, "REGISTRY", None) if mod else None
+    return dict(reg) if isinstance(reg, dict) else {}
+
+
+def command_mutates(text: str) -> bool | None:
+    """Whether a slash command changes state, from the registry (None: unknown)."""
+    parts = text.strip().split()
+    if len(parts) < 2:
+        return None
+    comp, op = parts[0].lstrip("/"), parts[1]
+    for key, entry in registry().items():
+        c = getattr(entry, "component", None)
+        o = getattr(entry, "operation", None)
+        if (c, o) == (comp, op) or key in ((comp, op), f"/{comp} {op}", f"{comp} {op}"):
+            return bool(getattr(entry, "mutates", True))
+    return None
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def run_slash(engine: Engine, text: str, readonly: bool) -> dict[str, Any]:
+    """Run a raw slash command through the shared command path."""
+    mod = commands_module()
+    if mod is None or not hasattr(mod, "run_command"):
+        return error("UNAVAILABLE", "the slash-command registry (core.commands) is not installed in this build")
+    if readonly and command_mutates(text) is not False:
+        return read_only_refusal(text.split()[0] + " " + (text.split()[1] if len(text.split()) > 1 else ""))
+    try:
+        res = await _maybe_await(mod.run_command(engine, text, ACTOR))
+    except EngineError as exc:  # run_command should not raise; stay safe if it does
+        return error(exc.code, exc.message, exc.details)
+    await engine.flush()
+    return res if isinstance(res, dict) else ok("command", res)
+
+
+async def engine_op(engine: Engine, operation: str, fn: Any, *args: Any, readonly: bool = False, **kw: Any) -> dict[str, Any]:
+    """Run one engine operation (sync or async); EngineError becomes an error response."""
+    if readonly:
+        return read_only_refusal(operation)
+    t0 = time.perf_counter()
+    try:
+        result = await _maybe_await(fn(*args, **kw))
+        await engine.flush()
+    except EngineError as exc:
+        return error(exc.code, exc.message, exc.details)
+    except (KeyError, ValueError, TypeError) as exc:
+        return error("INVALID_REQUEST", f"{operation}: {exc}")
+    return ok(operation, result, took_ms=round((time.perf_counter() - t0) * 1000, 2))
+
+
+def find_function(names: tuple[str, ...], modules: tuple[str, ...] = ("core.incidents",)) -> Any | None:
+    """The first of ``names`` exposed by the incidents package or its submodules."""
+    for mname in modules:
+        mod = _module(mname)
+        if mod is None:
+            continue
+        for n in names:
+            fn = getattr(mod, n, None)
+            if callable(fn):
+                return fn
+    return None
+
+
+async def plan_action(engine: Engine, action: str, plan_id: str, readonly: bool, **kw: Any) -> dict[str, Any]:
+    """approve / reject / edit / abort a plan through core.incidents."""
+    names = {
+        "approve": ("approve_plan", "approve"),
+        "reject": ("reject_plan", "reject"),
+        "edit": ("edit_plan", "edit"),
+        "abort": ("abort_plan", "abort"),
+    }[action]
+    fn = find_function(names, ("core.incidents", "core.incidents.approval", "core.incidents.plans"))
+    if fn is None:
+        return error("UNAVAILABLE", f"{action}: the incidents package (core.incidents) does not provide it in this build")
+    return await engine_op(engine, f"{action}-plan", fn, engine, plan_id, readonly=readonly, actor=ACTOR, **kw)
+
+
+async def resumption_action(engine: Engine, action: str, resumption_id: str, readonly: bool) -> dict[str, Any]:
+    names = {"advance": ("advance_resumption", "advance_stage", "advance"), "hold": ("hold_resumption", "hold_stage", "hold")}[action]
+    fn = find_function(names, ("core.incidents", "core.incidents.resumption", "core.incidents.recovery"))
+    if fn is None:
+        return error("UNAVAILABLE", f"{action}: staged resumption is not provided by core.incidents in this build")
+    return await engine_op(engine, f"{action}-resumption", fn, engine, resumption_id, readonly=readonly, actor=ACTOR)
+
+
+def drill_names() -> list[str]:
+    mod = _module("core.incidents.drills") or incidents_module()
+    for attr in ("DRILLS", "SCENARIOS"):
+        d = getattr(mod, attr, None) if mod else None
+        if isinstance(d, dict):
+            return sorted(d)
+        if isinstance(d, (list, tuple)):
+            return [getattr(x, "name", str(x)) for x in d]
+    return []
+
+
+async def start_drill(engine: Engine, name: str, readonly: bool) -> dict[str, Any]:
+    fn = find_function(("start_drill", "run_drill", "start"), ("core.incidents.drills", "core.incidents"))
+    if fn is None:
+        return error("UNAVAILABLE", "drills are not provided by core.incidents in this build")
+    return await engine_op(engine, "start-drill", fn, engine, name, readonly=readonly)

@@ -1,0 +1,59 @@
+"""The command palette: ONE provider over the console's command table, the slash-command
+registry, the themes and the drills, fuzzy-searched with help text (in the manner of Posting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from . import operator
+from .command_table import display_key
+
+if TYPE_CHECKING:
+    from .app import OpsdeckApp
+
+Entry = tuple[str, str, Callable[[], Any]]
+
+
+def palette_entries(app: OpsdeckApp) -> list[Entry]:
+    """Everything the palette offers; the key bindings come from the same table."""
+    out: list[Entry] = []
+    for c in app.command_table:
+        flag = " (read-only: refused)" if app.readonly and c.mutates else ""
+        out.append((c.title, f"[{display_key(c.key)}] {c.help}{flag}", partial(app.run_action, c.action)))
+    for key, entry in sorted(operator.registry().items(), key=lambda kv: str(kv[0])):
+        comp = getattr(entry, "component", None)
+        op = getattr(entry, "operation", None)
+        if not comp or not op:
+            continue
+        text = f"/{comp} {op}"
+        help_text = str(getattr(entry, "help", "") or "")
+        if getattr(entry, "mutates", False):
+            help_text += " (changes state)"
+        out.append((text, help_text, partial(app.open_command_line, text + " ")))
+    for name in app.available_themes_ordered():
+        out.append((f"Theme: {name}", "Switch the console's theme", partial(app.set_theme, name)))
+    for drill in operator.drill_names():
+        out.append((f"Drill: {drill}", "Start this failure drill, watch it unfold, approve its plan by hand", partial(app.start_drill_named, drill)))
+    return out
+
+
+class OpsdeckCommands(Provider):
+    async def discover(self) -> Hits:
+        for name, help_text, cb in palette_entries(self.app):  # type: ignore[arg-type]
+            yield DiscoveryHit(name, cb, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, cb in palette_entries(self.app):  # type: ignore[arg-type]
+            score = matcher.match(name)
+            if score <= 0:
+                # Also find a command by the words of its help text, ranked lower.
+                hs = matcher.match(help_text)
+                score = hs * 0.5 if hs > 0 else 0
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), cb, help=help_text)

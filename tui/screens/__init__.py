@@ -1,0 +1,1 @@
+"""Detail and modal screens of the console, one module each."""

@@ -1,0 +1,95 @@
+"""The frame shared by the detail screens: a title, a scrolling body, esc to go back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from core.events import Event
+
+from ..log_source import LogFilter, recent_matching
+from ..meter import fmt_clock
+from ..style import color, severity_style
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+
+class DetailScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "back", "Back")]
+    REFRESH_S = 1.0
+    EVENTS_FILTER: LogFilter | None = None
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self.events: list[Event] = []
+
+    @property
+    def engine(self) -> Engine:
+        return self.app.engine  # type: ignore[attr-defined]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-title", markup=False)
+        with VerticalScroll(id="detail-body"):
+            yield Static(id="detail-content")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.redraw()
+        self.load_events()
+        self.set_interval(self.REFRESH_S, self.redraw)
+
+    def title_text(self) -> str:
+        return self.key
+
+    def body(self) -> RenderableType:
+        return Text("")
+
+    def redraw(self) -> None:
+        if getattr(self.app, "engine", None) is None:
+            return
+        self.query_one("#detail-title", Static).update(Text(f" {self.title_text()} ", style="bold"))
+        self.query_one("#detail-content", Static).update(self.body())
+
+    def events_filter(self) -> LogFilter | None:
+        return None
+
+    def load_events(self) -> None:
+        flt = self.events_filter()
+        source = getattr(self.app, "log_source", None)
+        if flt is None or source is None:
+            return
+
+        def work() -> None:
+            evs = recent_matching(source, flt, 30)
+            self.app.call_from_thread(self._events_loaded, evs)
+
+        self.run_worker(work, thread=True, exit_on_error=False)
+
+    def _events_loaded(self, evs: list[Event]) -> None:
+        self.events = evs
+        self.redraw()
+
+    def events_block(self, title: str = "Recent events") -> RenderableType:
+        app = self.app
+        lines = [Text(title, style=f"bold {color(app, 'secondary')}")]
+        if not self.events:
+            lines.append(Text("  (none recorded yet)", style=color(app, "foreground-muted")))
+        for ev in self.events:
+            t = Text(no_wrap=True, overflow="ellipsis")
+            t.append(f"  {ev.seq:>7} {fmt_clock(ev.ts)} ", style=color(app, "foreground-muted"))
+            t.append(ev.type, style=severity_style(app, ev.severity))
+            t.append(f" {ev.data}", style=color(app, "foreground-muted"))
+            lines.append(t)
+        return Group(*lines)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

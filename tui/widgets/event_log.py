@@ -1,0 +1,330 @@
+"""The event log pane: windowed reads from SQLite, an LRU of rendered lines, tailing.
+
+In the manner of Toolong, the pane never holds the log: its virtual height is the
+number of events (or of filter matches), and :meth:`render_line` draws only the
+rows on screen. A row whose event is not cached draws a placeholder and asks a
+worker thread for the visible window plus a margin; the answer comes back as a
+call on the UI thread. New events arrive from the engine's subscription (before
+they are flushed) and, for a database written by another process, from polling
+the highest sequence number. Follow mode keeps the end in view; scrolling up
+pauses it and reaching the end again resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from array import array
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from core.events import Event
+
+from ..log_source import LogFilter, LogSource
+from ..meter import fmt_clock
+from ..style import color, severity_style
+
+if TYPE_CHECKING:
+    pass
+
+EVENT_CACHE = 20_000
+LINE_CACHE = 4_000
+LIVE_KEEP = 8_192
+
+
+class LRU(OrderedDict):
+    """A bounded mapping that forgets the least recently used entry."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_lru(self, key):  # type: ignore[no-untyped-def]
+        v = super().get(key)
+        if v is not None:
+            self.move_to_end(key)
+        return v
+
+    def put(self, key, value) -> None:  # type: ignore[no-untyped-def]
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class EventLog(ScrollView, can_focus=True):
+    BORDER_TITLE = "Event log"
+    BINDINGS = [
+        Binding("end,G", "follow_end", "End/follow", show=False),
+        Binding("home,g", "scroll_home", "Top", show=False),
+    ]
+
+    class FilterApplied(Message):
+        def __init__(self, flt: LogFilter, matches: int) -> None:
+            super().__init__()
+            self.filter = flt
+            self.matches = matches
+
+    def __init__(self, source: LogSource | None = None, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.source = source
+        self.head = 0
+        self.db_head = 0
+        self.follow = True
+        self.filter = LogFilter()
+        self.matches: array | None = None
+        self.events: LRU = LRU(EVENT_CACHE)
+        self.lines: LRU = LRU(LINE_CACHE)
+        self.live: OrderedDict[int, Event] = OrderedDict()
+        self._line_key: tuple[int, str] = (0, "")
+        self._fetching = False
+        self._refetch = False
+        self._missing = False
+        self._filter_gen = 0
+        self.unseen = 0
+        self.last_fetch_ms = 0.0
+        self.fetches = 0
+
+    # -- size and position ------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return len(self.matches) if self.matches is not None else self.head
+
+    def seq_at(self, idx: int) -> int:
+        return self.matches[idx] if self.matches is not None else idx + 1
+
+    def _resize_virtual(self) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, self.count)
+
+    def on_resize(self) -> None:
+        self._resize_virtual()
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new < old - 0.5 and new < self.max_scroll_y:
+            self.follow = False
+        elif new >= self.max_scroll_y:
+            if not self.follow:
+                self.follow = True
+                self.unseen = 0
+        self._update_title()
+
+    # -- feeding ----------------------------------------------------------------
+    def set_source(self, source: LogSource) -> None:
+        self.source = source
+
+    def set_head(self, db_head: int) -> None:
+        """The store's highest committed seq (polled): grow the log if it moved."""
+        self.db_head = max(self.db_head, db_head)
+        if db_head > self.head:
+            grew = db_head - self.head
+            if self.matches is not None:
+                # Events written by another process: fold them in on the next filter run.
+                self._start_filter(self.filter)
+            self.head = db_head
+            self._grown(grew)
+
+    def add_live(self, ev: Event) -> None:
+        """An event emitted by the engine in this process (maybe not yet flushed)."""
+        self.live[ev.seq] = ev
+        if len(self.live) > LIVE_KEEP:
+            self.live.popitem(last=False)
+        if ev.seq > self.head:
+            self.head = ev.seq
+            if self.matches is not None:
+                if self.filter.matches(ev):
+                    self.matches.append(ev.seq)
+                    self.unseen += 0 if self.follow else 1
+            else:
+                self.unseen += 0 if self.follow else 1
+
+    def tick(self) -> None:
+        """Apply growth once per UI tick rather than once per event."""
+        if self.virtual_size.height != self.count:
+            self._grown(0)
+
+    def _grown(self, n: int) -> None:
+        self._resize_virtual()
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True)
+        self.refresh()
+        self._update_title()
+
+    def _update_title(self) -> None:
+        if self.follow:
+            mode = "following"
+        else:
+            mode = f"paused ({self.unseen} new, End to follow)" if self.unseen else "paused (End to follow)"
+        total = f"{self.count:,}" if self.matches is None else f"{self.count:,} of {self.head:,}"
+        self.border_title = f"Event log · {total} · {mode}"
+        self.border_subtitle = f"filter {self.filter.describe()}" if self.filter.active else "/ filter"
+
+    # -- filtering --------------------------------------------------------------
+    def apply_filter(self, raw: str) -> LogFilter:
+        flt = LogFilter.parse(raw)
+        self._start_filter(flt)
+        return flt
+
+    def _start_filter(self, flt: LogFilter) -> None:
+        self._filter_gen += 1
+        gen = self._filter_gen
+        self.filter = flt
+        if not flt.active:
+            self.matches = None
+            self._after_filter()
+            self.post_message(self.FilterApplied(flt, self.count))
+            return
+        source = self.source
+        upto = self.db_head
+
+        def work() -> None:
+            found = source.filter_seqs(flt, upto) if source is not None else array("q")
+            self.app.call_from_thread(self._filter_done, gen, flt, found, upto)
+
+        self.run_worker(work, thread=True, group="log-filter", exclusive=True, exit_on_error=False)
+
+    def _filter_done(self, gen: int, flt: LogFilter, found: array, upto: int) -> None:
+        if gen != self._filter_gen:
+            return
+        extra = [s for s, e in self.live.items() if s > upto and flt.matches(e)]
+        if extra:
+            have = set(found[-len(extra) * 2 :]) if found else set()
+            found.extend(s for s in extra if s not in have)
+        self.matches = found
+        self._after_filter()
+        self.post_message(self.FilterApplied(flt, len(found)))
+
+    def _after_filter(self) -> None:
+        self.lines.clear()
+        self._resize_virtual()
+        self.follow = True
+        self.unseen = 0
+        self.scroll_end(animate=False, immediate=True)
+        self.refresh()
+        self._update_title()
+
+    # -- rendering --------------------------------------------------------------
+    def _event(self, seq: int) -> Event | None:
+        ev = self.events.get_lru(seq)
+        if ev is None:
+            ev = self.live.get(seq)
+        return ev
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        key = (width, self.app.theme)
+        if key != self._line_key:
+            self.lines.clear()
+            self._line_key = key
+        idx = int(self.scroll_offset.y) + y
+        base = self.rich_style
+        if idx >= self.count or idx < 0:
+            return Strip.blank(width, base)
+        seq = self.seq_at(idx)
+        strip = self.lines.get_lru(seq)
+        if strip is None:
+            ev = self._event(seq)
+            if ev is None:
+                if not self._missing:
+                    self._missing = True
+                    self.call_later(self._fetch_window)
+                return Strip([Segment(f"{seq:>8} …", base + Style(dim=True))]).adjust_cell_length(width, base)
+            strip = self._render_event(ev, width, base)
+            self.lines.put(seq, strip)
+        return strip
+
+    def _render_event(self, ev: Event, width: int, base: Style) -> Strip:
+        app = self.app
+        sev = severity_style(app, ev.severity)
+        muted = Style(color=color(app, "foreground-muted"))
+        sev_tag = {"critical": "CRIT", "high": "HIGH", "medium": "MED ", "low": "LOW ", "info": "    "}[ev.severity]
+        try:
+            body = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError):
+            body = str(ev.data)
+        if len(body) > width:
+            body = body[: width]
+        segs = [
+            Segment(f"{ev.seq:>8} ", base + muted),
+            Segment(f"{fmt_clock(ev.ts)} ", base + muted),
+            Segment(f"{sev_tag} ", base + sev),
+            Segment(f"{ev.type}", base + sev + Style(bold=ev.severity in ("critical", "high"))),
+            Segment(f":{ev.component}:{ev.scope}:", base + muted),
+            Segment(body, base + (sev if ev.severity != "info" else Style())),
+        ]
+        return Strip(segs).crop(0, width).adjust_cell_length(width, base)
+
+    # -- fetching ---------------------------------------------------------------
+    def _fetch_window(self) -> None:
+        self._missing = False
+        if self.source is None:
+            return
+        if self._fetching:
+            self._refetch = True
+            return
+        h = max(self.size.height, 1)
+        top = int(self.scroll_offset.y)
+        lo_i, hi_i = max(0, top - h * 2), min(self.count - 1, top + h * 3)
+        if hi_i < lo_i:
+            return
+        want = [self.seq_at(i) for i in range(lo_i, hi_i + 1)]
+        missing = [s for s in want if s not in self.events and s not in self.live and s <= self.db_head]
+        if not missing:
+            return
+        self._fetching = True
+        source = self.source
+        t0 = time.perf_counter()
+        contiguous = self.matches is None
+
+        def work() -> None:
+            try:
+                evs = source.read_range(missing[0], missing[-1]) if contiguous else source.read_seqs(missing)
+            except Exception:  # noqa: BLE001 - a read error must not kill the pane
+                evs = []
+            self.app.call_from_thread(self._fetched, evs, t0)
+
+        self.run_worker(work, thread=True, group="log-fetch", exit_on_error=False)
+
+    def _fetched(self, evs: list[Event], t0: float) -> None:
+        self._fetching = False
+        for ev in evs:
+            self.events.put(ev.seq, ev)
+        self.fetches += 1
+        self.last_fetch_ms = (time.perf_counter() - t0) * 1000
+        self.refresh()
+        if self._refetch:
+            self._refetch = False
+            self.call_later(self._fetch_window)
+
+    def visible_ready(self) -> bool:
+        """Whether every row on screen has its event (for tests and the benchmark)."""
+        top = int(self.scroll_offset.y)
+        for i in range(top, min(top + self.size.height, self.count)):
+            if self._event(self.seq_at(i)) is None:
+                return False
+        return True
+
+    # -- actions ----------------------------------------------------------------
+    def action_follow_end(self) -> None:
+        self.follow = True
+        self.unseen = 0
+        self.scroll_end(animate=False, immediate=True)
+        self._update_title()
+
+    def toggle_follow(self) -> bool:
+        if self.follow:
+            self.follow = False
+        else:
+            self.action_follow_end()
+        self._update_title()
+        return self.follow

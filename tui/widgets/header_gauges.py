@@ -1,0 +1,99 @@
+"""The header bar: CPU, memory and agent-slot gauges with sparklines, the clock, incidents."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.widget import Widget
+
+from ..meter import fmt_clock, gauge, sparkline
+from ..style import color
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+OPEN_INCIDENT = {"open", "detected", "analysing", "analyzing", "planned", "awaiting_approval", "pending", "active", "executing", "recovering", "validating"}
+
+
+def open_incidents(engine: Engine) -> tuple[int, bool]:
+    """(number of open incidents, whether one of them is critical)."""
+    n, critical = 0, False
+    for inc in engine.state.incidents.values():
+        status = str(inc.get("status", "open")).lower()
+        if status in ("resolved", "closed", "completed", "failed", "aborted", "rejected", "cancelled"):
+            continue
+        n += 1
+        if str(inc.get("severity", "")).lower() == "critical":
+            critical = True
+    return n, critical
+
+
+class HeaderGauges(Widget):
+    """Two lines in the manner of btop's top bar; redrawn on the app's refresh tick."""
+
+    DEFAULT_CSS = "HeaderGauges { height: 2; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.status_text = "opening…"
+
+    def render(self) -> Text:
+        app = self.app
+        engine: Engine | None = getattr(app, "engine", None)
+        w = self.size.width or 80
+        c = lambda n: color(app, n)  # noqa: E731
+        line1 = Text(no_wrap=True, overflow="crop")
+        line1.append(" opsdeck ", style=f"bold {c('background')} on {c('primary')}")
+        line1.append(" ")
+        if engine is None:
+            line1.append(f"  {self.status_text}", style=c("foreground-muted"))
+            return line1
+        tel = engine.telemetry
+        th = engine.config.thresholds
+        util = engine.utilisation()
+        gauges = [
+            ("CPU", util["cpu"], tel.get("cpu_pct").values(), th.cpu_warning, 95.0),
+            ("MEM", util["memory"], tel.get("memory_pct").values(), th.memory_warning, 95.0),
+            ("AGT", util["agents"], tel.get("agents_pct").values(), th.agents_critical - 10, th.agents_critical),
+        ]
+        avail = max(w - 10, 30)
+        per = avail // 3
+        spark_w = max(min(per - 20, 16), 0)
+        bar_w = max(per - 11 - spark_w - (1 if spark_w else 0), 4)
+        for name, pct, hist, warn_at, crit_at in gauges:
+            line1.append(f" {name}", style=f"bold {c('secondary')}")
+            line1.append_text(gauge(pct, bar_w, c("success"), c("foreground-muted"), warn_at, c("warning"), crit_at, c("error")))
+            line1.append(f"{pct:5.1f}%", style="bold")
+            if spark_w:
+                line1.append(" " + sparkline(hist, spark_w), style=c("secondary"))
+        line2 = Text(no_wrap=True, overflow="crop")
+        s = engine.state
+        line2.append(" ⏱ ", style=c("accent"))
+        line2.append(fmt_clock(engine.clock.now()), style="bold")
+        speed = getattr(app, "clock_label", "")
+        if speed:
+            line2.append(f" {speed}", style=c("foreground-muted"))
+        counts: dict[str, int] = {}
+        for wf in s.workflows.values():
+            counts[wf.status.value] = counts.get(wf.status.value, 0) + 1
+        line2.append("  │ ", style=c("foreground-muted"))
+        line2.append("wf ")
+        line2.append(f"{counts.get('running', 0)}", style=f"bold {c('success')}")
+        line2.append(" run ")
+        line2.append(f"{counts.get('paused', 0)}", style=f"bold {c('warning')}")
+        line2.append(" paused ")
+        line2.append(f"{counts.get('completed', 0)}/{len(s.workflows)}", style=f"bold {c('primary')}")
+        line2.append(" done")
+        line2.append("  │ ", style=c("foreground-muted"))
+        n, critical = open_incidents(engine)
+        style = f"bold {c('background')} on {c('error')}" if critical else (f"bold {c('warning')}" if n else c("success"))
+        line2.append(f" incidents {n} ", style=style)
+        pending = sum(1 for p in s.plans.values() if str(p.get("status", "")).lower() in ("awaiting_approval", "pending", "proposed"))
+        if pending:
+            line2.append(f" {pending} plan(s) await approval", style=f"bold {c('warning')}")
+        line2.append("  │ ", style=c("foreground-muted"))
+        line2.append(f"seq {s.seq}", style=c("foreground-muted"))
+        if getattr(app, "readonly", False):
+            line2.append("  READ-ONLY", style=f"bold {c('warning')}")
+        return Text("\n").join([line1, line2])

@@ -1,0 +1,133 @@
+"""Incidents and pending plans: the approval queue, each plan's steps and their progress.
+
+``engine.state.incidents`` and ``engine.state.plans`` are plain dicts written by the
+incidents package; this pane reads them defensively (``.get`` with defaults) so it
+shows whatever fields a plan carries.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+
+from ..style import color
+from .header_gauges import OPEN_INCIDENT
+from .live_list import LiveList, Row
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+WAITING = {"awaiting_approval", "pending_approval", "proposed", "pending", "waiting"}
+STEP_GLYPH = {
+    "done": "✓", "completed": "✓", "succeeded": "✓", "success": "✓",
+    "running": "▶", "executing": "▶", "in_progress": "▶",
+    "failed": "✖", "error": "✖", "skipped": "↷", "rejected": "✖", "aborted": "✖",
+    "waiting": "⏸", "awaiting_approval": "⏸", "held": "⏸",
+}
+SEV_COLOR = {"critical": "error", "high": "error", "medium": "warning", "low": "secondary"}
+
+
+def plan_status(plan: dict[str, Any]) -> str:
+    return str(plan.get("status", "proposed")).lower()
+
+
+def plan_steps(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    steps = plan.get("steps") or plan.get("commands") or []
+    return [s if isinstance(s, dict) else {"command": str(s)} for s in steps]
+
+
+def step_text(step: dict[str, Any]) -> str:
+    return str(step.get("command") or step.get("text") or step.get("action") or step.get("name") or step)
+
+
+def step_status(step: dict[str, Any]) -> str:
+    return str(step.get("status") or step.get("state") or "pending").lower()
+
+
+def incident_of(plan: dict[str, Any]) -> str | None:
+    v = plan.get("incident") or plan.get("incident_id")
+    return str(v) if v else None
+
+
+def waiting_plans(engine: Engine) -> list[str]:
+    return [pid for pid, p in engine.state.plans.items() if plan_status(p) in WAITING]
+
+
+class Incidents(LiveList):
+    BORDER_TITLE = "Incidents & plans"
+
+    def rows(self, engine: Engine) -> list[Row]:
+        app = self.app
+        c = lambda n: color(app, n)  # noqa: E731
+        s = engine.state
+        out: list[Row] = []
+        plans_by_incident: dict[str, list[str]] = {}
+        for pid, p in s.plans.items():
+            plans_by_incident.setdefault(incident_of(p) or "", []).append(pid)
+        incidents = sorted(
+            s.incidents.items(),
+            key=lambda kv: (str(kv[1].get("status", "open")).lower() not in OPEN_INCIDENT, -float(kv[1].get("opened_at", kv[1].get("ts", 0)) or 0)),
+        )
+        shown_plans: set[str] = set()
+        for iid, inc in incidents[:12]:
+            status = str(inc.get("status", "open")).lower()
+            sev = str(inc.get("severity", "")).lower()
+            closed = status not in OPEN_INCIDENT
+            t = Text(no_wrap=True, overflow="ellipsis")
+            t.append("● " if not closed else "○ ", style=c(SEV_COLOR.get(sev, "foreground-muted")) if not closed else c("foreground-muted"))
+            t.append(f"{iid} ", style="bold" if not closed else c("foreground-muted"))
+            t.append(f"{inc.get('type') or inc.get('kind') or ''} ", style=c(SEV_COLOR.get(sev, "foreground")) if not closed else c("foreground-muted"))
+            t.append(f"[{sev or '?'}] {status}", style=c("foreground-muted"))
+            out.append((f"incident:{iid}", t, False))
+            for pid in plans_by_incident.get(iid, []):
+                shown_plans.add(pid)
+                out.extend(self._plan_rows(pid, s.plans[pid], closed))
+        for pid, p in s.plans.items():
+            if pid not in shown_plans and plan_status(p) in WAITING:
+                out.extend(self._plan_rows(pid, p, False))
+        for rid, r in getattr(s, "resumptions", {}).items():
+            st = str(r.get("status", "")).lower()
+            if st in ("completed", "done", "aborted", "cancelled"):
+                continue
+            t = Text(no_wrap=True, overflow="ellipsis")
+            stages = r.get("stages") or []
+            cur = r.get("stage", r.get("current_stage", 0))
+            t.append("⇡ ", style=c("accent"))
+            t.append(f"resumption {rid} ", style="bold")
+            t.append(f"stage {cur}/{len(stages)} {st}", style=c("warning") if st in ("held", "waiting") else c("secondary"))
+            out.append((f"resumption:{rid}", t, False))
+        if not out:
+            out.append(("empty", Text("no incidents — all quiet", style=c("success")), True))
+        return out
+
+    def _plan_rows(self, pid: str, p: dict[str, Any], dim: bool) -> list[Row]:
+        app = self.app
+        c = lambda n: color(app, n)  # noqa: E731
+        st = plan_status(p)
+        steps = plan_steps(p)
+        done = sum(1 for x in steps if step_status(x) in ("done", "completed", "succeeded", "success", "skipped"))
+        t = Text(no_wrap=True, overflow="ellipsis")
+        waiting = st in WAITING
+        t.append("  ▸ plan ", style=c("foreground-muted"))
+        t.append(f"{pid} ", style="bold")
+        t.append(f"{st}", style=f"bold {c('background')} on {c('warning')}" if waiting else c("secondary"))
+        t.append(f"  {done}/{len(steps)} steps", style=c("foreground-muted"))
+        rows: list[Row] = [(f"plan:{pid}", t, False)]
+        if dim:
+            return rows
+        for i, step in enumerate(steps, 1):
+            ss = step_status(step)
+            g = STEP_GLYPH.get(ss, "·")
+            colr = "success" if g == "✓" else "error" if g == "✖" else "warning" if g in ("⏸", "▶") else "foreground-muted"
+            st_t = Text(no_wrap=True, overflow="ellipsis")
+            st_t.append(f"     {g} {i:>2} ", style=c(colr))
+            gate = step.get("gate") or step.get("approval") or step.get("kind")
+            if gate:
+                st_t.append(f"[{gate}] ", style=c("foreground-muted"))
+            st_t.append(step_text(step).replace("\n", " "), style=c("foreground"))
+            rows.append((f"step:{pid}:{i}", st_t, True))
+        return rows
+
+    def refresh_from(self, engine: Engine) -> None:
+        self.sync(self.rows(engine))
