@@ -81,8 +81,14 @@ class Engine:
         self._sample_hooks: list[Callable[[float], None]] = []
         self._memory_checkpoints: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._dispatch_pending = False
+        self.store_lock = asyncio.Lock()
+        """Serialises store writes: with a wall clock several tasks flush (runtime, console)."""
         self.runtime: Runtime | None = None
         self.readonly = False
+        self._checkpoint_due: str | None = None
+        self._last_checkpoint_at: float | None = None
+        self._last_prune_at = 0.0
+        self.auto_checkpoints = True
         if runtime is not None:
             self.attach_runtime(runtime)
 
@@ -126,6 +132,17 @@ class Engine:
         seq, h = await self.store.head()
         self.head_hash = h
         self.state.seq = seq
+        await self._load_telemetry()
+
+    async def _load_telemetry(self) -> None:
+        """Bring back recent system samples so gauges and detectors have history."""
+        assert self.store is not None
+        from .telemetry import HISTORY
+
+        horizon = self.state.clock - HISTORY * self.config.intervals.sample_s
+        for name in ("cpu_pct", "memory_pct", "agents_pct", "throughput_per_min", "response_time", "efficiency"):
+            for t, v in await self.store.metrics(name, "system", since=horizon):
+                self.telemetry.record(t, name, "system", v, persist=False)
 
     async def close(self) -> None:
         await self.flush()
@@ -172,12 +189,13 @@ class Engine:
             self._buffer.clear()
             self.telemetry.pending_rows.clear()
             return
-        if self._buffer:
-            rows, self._buffer = self._buffer, []
-            await self.store.append(rows)
-        rows_m = self.telemetry.take_rows()
-        if rows_m:
-            await self.store.add_metrics(rows_m)
+        async with self.store_lock:
+            if self._buffer:
+                rows, self._buffer = self._buffer, []
+                await self.store.append(rows)
+            rows_m = self.telemetry.take_rows()
+            if rows_m:
+                await self.store.add_metrics(rows_m)
 
     @property
     def unflushed(self) -> int:
@@ -295,6 +313,7 @@ class Engine:
             return
         if s.phase_left.get((wf_id, phase)) == 0:
             self.emit("PHASE_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "phase": phase})
+            self._checkpoint_due = "phase_complete"
         if s.wf_left.get(wf_id) == 0:
             took = self.clock.now() - (wf.started_at or wf.created_at)
             self.emit("WORKFLOW_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "duration_s": round(took, 3)})
@@ -663,6 +682,29 @@ class Engine:
         self.request_dispatch()
         return {"checkpoint": cp_id, "workflows": affected, "state_hash_before": before, "state_hash_after": self.state.state_hash()}
 
+    # -- housekeeping -----------------------------------------------------------
+    async def maintain(self) -> None:
+        """Periodic work: phase-complete and interval checkpoints, metric retention."""
+        if self.readonly:
+            return
+        now = self.clock.now()
+        if self._last_checkpoint_at is None:
+            last = max((c.ts for c in self.state.checkpoints.values()), default=None)
+            self._last_checkpoint_at = last if last is not None else now
+        if self.auto_checkpoints and self.state.workflows:
+            kind = self._checkpoint_due
+            if kind is None and now - self._last_checkpoint_at >= self.config.intervals.checkpoint_s:
+                kind = "incremental"
+            if kind is not None:
+                self._checkpoint_due = None
+                self._last_checkpoint_at = now
+                await self.checkpoint(kind, label=f"automatic {kind}")
+        retention = self.config.intervals.metric_retention_s
+        if self.store is not None and now - self._last_prune_at >= min(retention / 10, 3600.0):
+            self._last_prune_at = now
+            await self.flush()
+            await self.store.prune_metrics(now - retention)
+
     # -- running the simulated clock ----------------------------------------------
     async def advance(self, seconds: float) -> None:
         """Run the virtual clock forward, flushing in batches (group commit)."""
@@ -671,6 +713,8 @@ class Engine:
         until = clock.now() + seconds
         while True:
             clock.run_until(until, budget=FLUSH_EVERY)
+            if self._checkpoint_due is not None or clock.now() >= until:
+                await self.maintain()
             if len(self._buffer) >= FLUSH_EVERY or clock.now() >= until:
                 await self.flush()
             if clock.now() >= until:
@@ -689,6 +733,7 @@ class Engine:
             if isinstance(self.clock, VirtualClock):
                 await self.advance(dt * speed)
             else:
+                await self.maintain()
                 await self.flush()
 
     def summary(self) -> dict[str, Any]:
