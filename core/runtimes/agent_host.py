@@ -1,0 +1,448 @@
+"""The agent host: one small process per agent that runs its tasks as real processes.
+
+Started by the local runtime as ``python -m core.runtimes.agent_host``. It listens
+on a unix socket (the "pipe" to the console) and speaks JSON lines both ways. It
+runs in its own session, so it outlives a console killed with SIGKILL; a restarted
+console reconnects to the same socket and the host tells it where it is (``hello``).
+
+Each task runs as a child in its own process group (``start_new_session``), so
+pause/resume/stop reach the whole tree: SIGSTOP / SIGCONT / SIGTERM then SIGKILL
+after the grace period.
+
+Progress lines: a task may print, on stdout or stderr, lines of the form::
+
+    OPSDECK_PROGRESS 0.42 optional message     (a fraction 0..1, or a percent like 42%)
+    OPSDECK_PARTIAL {"step": 3}                (JSON object merged into the partial results)
+
+They are reported at the next heartbeat and kept as the task's context, so a retry
+on another agent starts with ``OPSDECK_RESUME_PROGRESS`` and ``OPSDECK_CONTEXT``
+(the JSON partial results) in its environment.
+
+Reports (host -> console): ``hello``, ``started``, ``heartbeat`` (task progress,
+new output lines, partial results), ``finished``, ``failed`` (exit status, error,
+last output lines), ``stopped``. Commands (console -> host): ``start``, ``pause``,
+``resume``, ``stop``, ``shutdown``. ``start`` is idempotent per (task, attempt): a
+run that already ended is reported again instead of being run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import OrderedDict, deque
+from typing import Any
+
+import psutil
+
+from .limits import TaskCgroup, preexec
+
+PROGRESS_PREFIX = "OPSDECK_PROGRESS"
+PARTIAL_PREFIX = "OPSDECK_PARTIAL"
+OUTPUT_KEEP = 20
+RESULTS_KEEP = 256
+
+
+def parse_progress(line: str) -> tuple[float, str] | None:
+    """``OPSDECK_PROGRESS 0.42 msg`` or ``OPSDECK_PROGRESS 42% msg`` -> (0.42, "msg")."""
+    if not line.startswith(PROGRESS_PREFIX):
+        return None
+    parts = line[len(PROGRESS_PREFIX):].strip().split(None, 1)
+    if not parts:
+        return None
+    raw = parts[0]
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        return None
+    return min(max(value, 0.0), 1.0), (parts[1] if len(parts) > 1 else "")
+
+
+class Run:
+    """One attempt of one task on this host."""
+
+    def __init__(self, msg: dict[str, Any]) -> None:
+        self.task: str = msg["task"]
+        self.attempt: int = int(msg.get("attempt", 0))
+        self.msg = msg
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pgid: int | None = None
+        self.create_time: float | None = None
+        ctx = msg.get("context") or {}
+        self.progress: float = float(ctx.get("progress", 0.0))
+        self.partial: dict[str, Any] = {}
+        self.output: deque[str] = deque(maxlen=OUTPUT_KEEP)
+        self.new_output: list[str] = []
+        self.paused = False
+        self.started = time.monotonic()
+        self.paused_for = 0.0
+        self.paused_at: float | None = None
+        self.kill_reason: str | None = None
+        self.stopping = False
+        self.cgroup: TaskCgroup | None = None
+        self.dirty = True
+        self.peak_rss_mb = 0.0
+
+    def key(self) -> tuple[str, int]:
+        return (self.task, self.attempt)
+
+    def running_for(self) -> float:
+        now = time.monotonic()
+        paused = self.paused_for + ((now - self.paused_at) if self.paused_at is not None else 0.0)
+        return now - self.started - paused
+
+
+class Host:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.agent = args.agent
+        self.address = args.socket
+        self.heartbeat_s = args.heartbeat
+        self.grace_s = args.grace
+        self.orphan_s = args.orphan
+        self.mech_memory = args.memory_mechanism
+        self.mech_cpu = args.cpu_mechanism
+        self.cgroup_parent = args.cgroup
+        self.run: Run | None = None
+        self.results: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self.writer: asyncio.StreamWriter | None = None
+        self.last_client = time.monotonic()
+        self.done = asyncio.Event()
+        self.me = psutil.Process()
+
+    # -- reporting ------------------------------------------------------------
+    def send(self, msg: dict[str, Any]) -> None:
+        w = self.writer
+        if w is None or w.is_closing():
+            return
+        try:
+            w.write((json.dumps(msg, separators=(",", ":")) + "\n").encode())
+        except (ConnectionError, RuntimeError):
+            self.writer = None
+
+    def current(self) -> dict[str, Any] | None:
+        r = self.run
+        if r is None:
+            return None
+        return {"task": r.task, "attempt": r.attempt, "pgid": r.pgid, "create_time": r.create_time,
+                "progress": r.progress, "paused": r.paused}
+
+    # -- connections ----------------------------------------------------------
+    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One console at a time: a new connection replaces the old one."""
+        old, self.writer = self.writer, writer
+        if old is not None:
+            old.close()
+        self.send({"t": "hello", "agent": self.agent, "pid": os.getpid(), "create_time": self.me.create_time(),
+                   "current": self.current(), "done": list(self.results.values())[-32:]})
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                try:
+                    msg = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                await self.command(msg)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            if self.writer is writer:
+                self.writer = None
+                self.last_client = time.monotonic()
+            writer.close()
+
+    async def command(self, msg: dict[str, Any]) -> None:
+        op = msg.get("op")
+        r = self.run
+        task = msg.get("task")
+        if op == "start":
+            key = (msg["task"], int(msg.get("attempt", 0)))
+            if key in self.results:
+                self.send(self.results[key])
+                return
+            if r is not None and r.key() == key:
+                self.send({"t": "started", "task": r.task, "attempt": r.attempt, "pgid": r.pgid, "create_time": r.create_time})
+                return
+            if r is not None:
+                await self.stop_run(r, "replaced by a new assignment")
+            await self.launch(Run(msg))
+        elif op == "pause" and r is not None and r.task == task:
+            self.signal_group(r, signal.SIGSTOP)
+            if not r.paused:
+                r.paused, r.paused_at = True, time.monotonic()
+        elif op == "resume" and r is not None and r.task == task:
+            self.signal_group(r, signal.SIGCONT)
+            if r.paused:
+                r.paused_for += time.monotonic() - (r.paused_at or time.monotonic())
+                r.paused, r.paused_at = False, None
+        elif op == "stop" and r is not None and r.task == task:
+            asyncio.get_running_loop().create_task(self.stop_run(r, "stopped by the console"))
+        elif op == "shutdown":
+            if r is not None:
+                await self.stop_run(r, "agent shut down")
+            self.done.set()
+
+    # -- running a task ---------------------------------------------------------
+    async def launch(self, r: Run) -> None:
+        m = r.msg
+        self.run = r
+        env = dict(os.environ)
+        env.update({str(k): str(v) for k, v in (m.get("env") or {}).items()})
+        ctx = m.get("context") or {}
+        env["OPSDECK_AGENT"] = self.agent
+        env["OPSDECK_TASK"] = r.task
+        env["OPSDECK_ATTEMPT"] = str(r.attempt)
+        env["OPSDECK_RESUME_PROGRESS"] = str(ctx.get("progress", 0.0))
+        env["OPSDECK_CONTEXT"] = json.dumps(ctx.get("partial_results") or {})
+        memory_mb = m.get("memory_mb") or None
+        cg_path = None
+        if self.cgroup_parent and self.mech_memory == "cgroup":
+            try:
+                r.cgroup = TaskCgroup(self.cgroup_parent, f"opsdeck-{self.agent}-{os.getpid()}-{r.attempt}", memory_mb,
+                                      m.get("cpu_cores") if self.mech_cpu == "cgroup" else None)
+                cg_path = str(r.cgroup.path)
+            except OSError:
+                r.cgroup = None
+        pre = preexec(memory_mb, int(m.get("nice") or 0), self.mech_memory if cg_path or self.mech_memory != "cgroup" else "rlimit_as",
+                      self.mech_cpu, cg_path)
+        command = m.get("command")
+        cwd = m.get("cwd") or None
+        kw: dict[str, Any] = dict(cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                                  stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=pre, limit=1 << 20)
+        try:
+            if not command:
+                raise ValueError("the task has no command")
+            if m.get("shell"):
+                text = command if isinstance(command, str) else shlex.join(command)
+                r.proc = await asyncio.create_subprocess_shell(text, **kw)
+            else:
+                argv = shlex.split(command) if isinstance(command, str) else list(command)
+                r.proc = await asyncio.create_subprocess_exec(*argv, **kw)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            self.finish(r, {"t": "failed", "task": r.task, "attempt": r.attempt, "rc": None,
+                            "error": f"could not start: {exc}", "output": list(r.output)})
+            return
+        r.pgid = r.proc.pid
+        try:
+            r.create_time = psutil.Process(r.proc.pid).create_time()
+        except psutil.Error:
+            r.create_time = None
+        self.send({"t": "started", "task": r.task, "attempt": r.attempt, "pid": r.proc.pid, "pgid": r.pgid,
+                   "create_time": r.create_time, "limits": {"memory_mb": memory_mb, "memory": self.mech_memory if memory_mb else None,
+                                                             "cpu": self.mech_cpu, "nice": m.get("nice") or 0}})
+        asyncio.get_running_loop().create_task(self.pump_output(r))
+        asyncio.get_running_loop().create_task(self.watch(r))
+
+    async def pump_output(self, r: Run) -> None:
+        """Wait for the task to exit, read its output meanwhile, then report once."""
+        assert r.proc is not None
+        reader = asyncio.get_running_loop().create_task(self.read_output(r))
+        rc = await r.proc.wait()
+        self.signal_group(r, signal.SIGKILL)  # leave nothing of the task behind
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reader, 2.0)
+        self.report_exit(r, rc)
+
+    async def read_output(self, r: Run) -> None:
+        assert r.proc is not None and r.proc.stdout is not None
+        while True:
+            try:
+                raw = await r.proc.stdout.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                continue
+            if not raw:
+                break
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            prog = parse_progress(line)
+            if prog is not None:
+                r.progress = prog[0]
+                r.dirty = True
+                if prog[1]:
+                    r.output.append(prog[1])
+                    r.new_output.append(prog[1])
+                continue
+            if line.startswith(PARTIAL_PREFIX):
+                with contextlib.suppress(json.JSONDecodeError, TypeError, ValueError):
+                    obj = json.loads(line[len(PARTIAL_PREFIX):].strip())
+                    if isinstance(obj, dict):
+                        r.partial.update(obj)
+                        r.dirty = True
+                continue
+            r.output.append(line)
+            r.new_output.append(line)
+            r.dirty = True
+
+    def report_exit(self, r: Run, rc: int) -> None:
+        if r.cgroup is not None and r.cgroup.oom_killed() and r.kill_reason is None:
+            r.kill_reason = f"memory limit exceeded (cgroup memory.max {r.msg.get('memory_mb')} MB)"
+        out = list(r.output)
+        base = {"task": r.task, "attempt": r.attempt, "rc": rc, "output": out[-OUTPUT_KEEP:], "progress": r.progress,
+                "partial": r.partial, "peak_rss_mb": round(r.peak_rss_mb, 1), "elapsed_s": round(r.running_for(), 3)}
+        if r.stopping:
+            self.finish(r, {"t": "stopped", **base}, keep=False)
+        elif r.kill_reason is not None:
+            self.finish(r, {"t": "failed", "error": r.kill_reason, **base})
+        elif rc == 0:
+            self.finish(r, {"t": "finished", **base})
+        else:
+            err = f"exit status {rc}" if rc > 0 else f"killed by signal {signal.Signals(-rc).name}"
+            mem = r.msg.get("memory_mb")
+            if mem and self.mech_memory == "rlimit_as" and any(
+                s in line for line in out[-5:] for s in ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
+            ):
+                err = f"memory limit exceeded (RLIMIT_AS {mem:g} MB): {err}"
+            self.finish(r, {"t": "failed", "error": err, **base})
+
+    def finish(self, r: Run, report: dict[str, Any], keep: bool = True) -> None:
+        if r.cgroup is not None:
+            r.cgroup.remove()
+        if keep:
+            self.results[r.key()] = report
+            while len(self.results) > RESULTS_KEEP:
+                self.results.popitem(last=False)
+        if self.run is r:
+            self.run = None
+        self.send(report)
+
+    def signal_group(self, r: Run, sig: int) -> None:
+        if r.pgid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(r.pgid, sig)
+
+    async def stop_run(self, r: Run, reason: str) -> None:
+        """SIGTERM the task's group (continued if paused), SIGKILL after the grace period."""
+        if r.proc is None or r.proc.returncode is not None:
+            return
+        r.stopping = True
+        self.signal_group(r, signal.SIGTERM)
+        self.signal_group(r, signal.SIGCONT)
+        try:
+            await asyncio.wait_for(asyncio.shield(r.proc.wait()), self.grace_s)
+        except TimeoutError:
+            self.signal_group(r, signal.SIGKILL)
+            await r.proc.wait()
+
+    def tree_rss_mb(self, r: Run) -> float:
+        if r.proc is None:
+            return 0.0
+        total = 0
+        try:
+            p = psutil.Process(r.proc.pid)
+            for q in [p, *p.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += q.memory_info().rss
+        except psutil.Error:
+            return 0.0
+        return total / (1024 * 1024)
+
+    async def watch(self, r: Run) -> None:
+        """Timeout and RSS watchdog for one run."""
+        step = min(0.2, self.heartbeat_s / 4)
+        timeout = r.msg.get("timeout_s")
+        memory_mb = r.msg.get("memory_mb")
+        while r.proc is not None and r.proc.returncode is None and self.run is r:
+            await asyncio.sleep(step)
+            if r.paused or r.stopping:
+                continue
+            if timeout and r.running_for() > timeout:
+                r.kill_reason = f"timeout after {timeout:g}s"
+                asyncio.get_running_loop().create_task(self._kill(r))
+                return
+            if memory_mb:
+                rss = self.tree_rss_mb(r)
+                r.peak_rss_mb = max(r.peak_rss_mb, rss)
+                if rss > memory_mb:
+                    r.kill_reason = f"memory limit exceeded (rss {rss:.0f} MB > {memory_mb:g} MB)"
+                    self.signal_group(r, signal.SIGKILL)
+                    return
+
+    async def _kill(self, r: Run) -> None:
+        self.signal_group(r, signal.SIGTERM)
+        assert r.proc is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(r.proc.wait()), self.grace_s)
+        except TimeoutError:
+            self.signal_group(r, signal.SIGKILL)
+
+    # -- heartbeats --------------------------------------------------------------
+    async def heartbeat(self) -> None:
+        while not self.done.is_set():
+            await asyncio.sleep(self.heartbeat_s)
+            r = self.run
+            msg: dict[str, Any] = {"t": "heartbeat"}
+            if r is not None and r.proc is not None:
+                msg.update(task=r.task, attempt=r.attempt, progress=round(r.progress, 4), paused=r.paused)
+                if r.dirty:
+                    msg["changed"] = True
+                    if r.new_output:
+                        msg["output"], r.new_output = r.new_output[-OUTPUT_KEEP:], []
+                    if r.partial:
+                        msg["partial"] = dict(r.partial)
+                    r.dirty = False
+            self.send(msg)
+            if self.writer is None and r is None and time.monotonic() - self.last_client > self.orphan_s:
+                self.done.set()  # nobody came back for us: do not linger forever
+
+    async def main(self) -> int:
+        server = await start_server(self.client, self.address)
+        hb = asyncio.get_running_loop().create_task(self.heartbeat())
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.done.set)
+        await self.done.wait()
+        hb.cancel()
+        if self.run is not None:
+            await self.stop_run(self.run, "agent shut down")
+        server.close()
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                await self.writer.drain()
+            self.writer.close()
+        if not self.address.startswith("@"):
+            with contextlib.suppress(OSError):
+                os.unlink(self.address)
+        return 0
+
+
+def unix_address(address: str) -> str:
+    """``@name`` is an abstract-namespace socket (no file, no path length limit)."""
+    return "\0" + address[1:] if address.startswith("@") else address
+
+
+async def start_server(handler: Any, address: str) -> asyncio.AbstractServer:
+    if not address.startswith("@"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(unix_address(address))
+    if not address.startswith("@"):
+        os.chmod(address, 0o600)
+    return await asyncio.start_unix_server(handler, sock=sock, limit=1 << 20)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="agent_host", description="opsdeck agent host (started by the local runtime)")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--socket", required=True, help="unix socket path, or @name for an abstract socket")
+    p.add_argument("--heartbeat", type=float, default=1.0)
+    p.add_argument("--grace", type=float, default=5.0)
+    p.add_argument("--orphan", type=float, default=3600.0, help="exit when idle with no console for this long")
+    p.add_argument("--memory-mechanism", default="rlimit_as")
+    p.add_argument("--cpu-mechanism", default="nice")
+    p.add_argument("--cgroup", default=None)
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console
+    return asyncio.run(Host(args).main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

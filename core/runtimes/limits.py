@@ -1,0 +1,118 @@
+"""Resource limits for a task's processes, with the mechanism actually in force.
+
+Memory: a cgroup v2 ``memory.max`` when this machine lets us create a cgroup under
+our own, otherwise ``RLIMIT_AS`` set in the child before ``exec``. CPU: cgroup v2
+``cpu.max`` (a quota in cores) when available, otherwise niceness by priority band.
+The agent host also watches the task tree's RSS and stops it above the limit, so a
+limit is enforced even where the kernel mechanism is coarse (RLIMIT_AS counts
+virtual memory). :func:`detect` says which mechanism is in force so the console can
+show it.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..models import Band
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+NICE_BY_BAND = {Band.CRITICAL: 0, Band.HIGH: 0, Band.MEDIUM: 5, Band.LOW: 10}
+"""CPU share by priority band where no cgroup is available: lower bands yield."""
+
+
+@dataclass(frozen=True)
+class Mechanisms:
+    """Which kernel mechanism enforces each limit on this machine."""
+
+    memory: str  # "cgroup" | "rlimit_as"
+    cpu: str  # "cgroup" | "nice"
+    cgroup_dir: str | None = None  # where per-task cgroups are created
+
+    def describe(self) -> dict[str, str | None]:
+        return {"memory_limit": self.memory, "cpu_limit": self.cpu, "cgroup": self.cgroup_dir}
+
+
+def _own_cgroup_v2() -> Path | None:
+    """Our cgroup v2 directory, if the unified hierarchy is mounted at /sys/fs/cgroup."""
+    if not (CGROUP_ROOT / "cgroup.controllers").exists():
+        return None
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                rel = line[3:].strip().lstrip("/")
+                return CGROUP_ROOT / rel if rel else CGROUP_ROOT
+    except OSError:
+        return None
+    return None
+
+
+def detect() -> Mechanisms:
+    """Probe once: can we create a cgroup with memory and cpu controllers?"""
+    base = _own_cgroup_v2()
+    if base is not None:
+        probe = base / f"opsdeck-probe-{os.getpid()}"
+        try:
+            controllers = (base / "cgroup.subtree_control").read_text().split()
+            probe.mkdir()
+            try:
+                ok_mem = (probe / "memory.max").exists() and "memory" in controllers
+                ok_cpu = (probe / "cpu.max").exists() and "cpu" in controllers
+            finally:
+                probe.rmdir()
+            if ok_mem:
+                return Mechanisms("cgroup", "cgroup" if ok_cpu else "nice", str(base))
+        except OSError:
+            pass
+    return Mechanisms("rlimit_as", "nice", None)
+
+
+class TaskCgroup:
+    """A cgroup v2 directory for one task run: created, limited, joined, removed."""
+
+    def __init__(self, parent: str, name: str, memory_mb: float | None, cpu_cores: float | None) -> None:
+        self.path = Path(parent) / name
+        self.path.mkdir(exist_ok=True)
+        if memory_mb:
+            (self.path / "memory.max").write_text(str(int(memory_mb * 1024 * 1024)))
+            swap = self.path / "memory.swap.max"
+            if swap.exists():
+                swap.write_text("0")
+        if cpu_cores and (self.path / "cpu.max").exists():
+            period = 100_000
+            (self.path / "cpu.max").write_text(f"{max(int(cpu_cores * period), 1000)} {period}")
+
+    def oom_killed(self) -> bool:
+        try:
+            for line in (self.path / "memory.events").read_text().splitlines():
+                k, _, v = line.partition(" ")
+                if k == "oom_kill" and int(v) > 0:
+                    return True
+        except OSError:
+            pass
+        return False
+
+    def remove(self) -> None:
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
+def preexec(memory_mb: float | None, nice: int, mech_memory: str, mech_cpu: str, cgroup: str | None) -> Callable[[], None]:
+    """What the child does between fork and exec: join its cgroup or set its rlimit, renice."""
+
+    def run() -> None:
+        if cgroup is not None:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        if memory_mb and mech_memory == "rlimit_as":
+            limit = int(memory_mb * 1024 * 1024)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if nice and mech_cpu == "nice":
+            os.nice(nice)
+
+    return run

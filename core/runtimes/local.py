@@ -1,0 +1,644 @@
+"""The local runtime: agents are real OS processes on this machine.
+
+Each agent is an :mod:`agent host <core.runtimes.agent_host>` process in its own
+session, reached over a unix socket next to the database. The engine drives this
+runtime exactly as it drives the simulated one; the facts come from the hosts'
+reports (started, heartbeat with progress, exit status) and from psutil.
+
+Three rules keep a run correct across crashes:
+
+* Write-ahead: a command reaches a host only after the engine has flushed the
+  events that led to it, so a host never runs an assignment the log does not hold.
+* The projection is the truth: on (re)connection a host says what it runs and what
+  it finished; a finished run the log has not recorded is applied, a run the log
+  does not assign is stopped, and ``start`` is idempotent per (task, attempt) on
+  the host, so no completed task runs again.
+* Processes are identified by pid AND create time (the ``processes`` table), never
+  by pid alone: a restarted console adopts live hosts and fails the gone ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from ..clock import WallClock
+from ..config import Config
+from ..models import LIVE_AGENT, Agent, AgentStatus, Band, Task, TaskSpec, TaskStatus, WorkflowSpec
+from ..projection import task_key
+from . import RuntimeSink
+from .limits import NICE_BY_BAND, Mechanisms, detect
+from .sampler import Sampler, same_process
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..workflow_file import WorkflowFile
+
+CONNECT_TIMEOUT_S = 15.0
+SOCKET_PATH_MAX = 100
+
+
+@dataclass
+class _Host:
+    """What the console knows about one agent's host process."""
+
+    agent: str
+    address: str
+    pid: int | None = None
+    create_time: float | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    writer: asyncio.StreamWriter | None = None
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    conn: asyncio.Task[None] | None = None
+    dead: bool = False
+    retiring: bool = False
+    connected_once: bool = False
+    lost: bool = False
+    task_pgid: int | None = None
+    task_create_time: float | None = None
+    spawned_at: float = 0.0
+
+
+class LocalRuntime:
+    """Real agents: host processes, their task process groups, psutil measurements."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        heartbeat_s: float = 1.0,
+        sample_s: float = 1.0,
+        stop_grace_s: float = 5.0,
+        orphan_s: float = 3600.0,
+        mechanisms: Mechanisms | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.heartbeat_s = heartbeat_s
+        self.sample_s = sample_s
+        self.stop_grace_s = stop_grace_s
+        self.orphan_s = orphan_s
+        self.mechanisms = mechanisms or detect()
+        self.clock = WallClock()
+        self.sink: RuntimeSink | None = None
+        self.engine: Engine | None = None
+        self.specs: dict[str, TaskSpec] = {}
+        self.hosts: dict[str, _Host] = {}
+        self.sampler = Sampler()
+        self.closing = False
+        self.adopted: list[str] = []
+        self.recovered: list[str] = []
+        self._adoptable: dict[str, tuple[int, float, dict[str, Any]]] = {}
+        self._store_ops: list[tuple[str, tuple[Any, ...]]] = []
+        self._wake: asyncio.Event | None = None
+        self._loops: list[asyncio.Task[None]] = []
+
+    # -- preparing and wiring -------------------------------------------------------
+    async def prepare(self, engine: Engine) -> None:
+        """Before attach: learn task commands from the log, sort stored hosts into adopt/fail."""
+        self.engine = engine
+        if engine.store is not None:
+            for ev in await engine.store.read_events(types=["WORKFLOW_CREATED"]):
+                self._learn(ev.data["spec"])
+            stored = await engine.store.processes()
+        else:
+            stored = []
+        engine.subscribe(self._on_event)
+        state = engine.state
+        for agent_id, pid, ct, info in stored:
+            a = state.agents.get(agent_id)
+            alive = same_process(pid, ct)
+            if alive and a is not None and a.status in LIVE_AGENT:
+                self._adoptable[agent_id] = (pid, ct, info)
+                continue
+            if alive:  # a host the log no longer counts as live: do not leave it behind
+                _kill_verified(pid, ct, signal.SIGTERM)
+            tp, tct = info.get("task_pgid"), info.get("task_create_time")
+            if tp and tct and same_process(tp, tct):
+                with contextlib.suppress(OSError):
+                    os.killpg(tp, signal.SIGKILL)
+            if engine.store is not None:
+                await engine.store.forget_process(agent_id)
+        for a in sorted(state.agents.values(), key=lambda a: a.id):
+            if a.status in LIVE_AGENT and a.id not in self._adoptable:
+                self.recovered.append(a.id)
+                engine.agent_failed(a.id, "agent process gone while the console was down")
+
+    def _learn(self, spec_data: dict[str, Any]) -> None:
+        spec = WorkflowSpec.model_validate(spec_data)
+        for phase in spec.phases:
+            for t in phase.tasks:
+                self.specs[task_key(spec.id, t.id)] = t
+
+    def _on_event(self, ev: Any) -> None:
+        if ev.type == "WORKFLOW_CREATED":
+            self._learn(ev.data["spec"])
+
+    def attach(self, sink: RuntimeSink) -> None:
+        self.sink = sink
+        if self.engine is None:
+            from ..engine import Engine
+
+            if isinstance(sink, Engine):
+                self.engine = sink
+        if not self._loops:
+            loop = asyncio.get_running_loop()
+            self._wake = asyncio.Event()
+            self._loops = [loop.create_task(self._pump()), loop.create_task(self._sample_loop())]
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def describe(self) -> dict[str, Any]:
+        """What the console shows about this runtime: the limit mechanisms in force."""
+        return {"runtime": "local", **self.mechanisms.describe(), "heartbeat_s": self.heartbeat_s,
+                "sample_s": self.sample_s, "stop_grace_s": self.stop_grace_s}
+
+    def attempts_allowed(self, task_id: str) -> int | None:
+        """Per-task retry policy from the workflow file: attempts = retries + 1."""
+        spec = self.specs.get(task_id)
+        return None if spec is None or spec.retries is None else spec.retries + 1
+
+    # -- agents -----------------------------------------------------------------------
+    def _address(self, agent_id: str) -> str:
+        path = self.run_dir / f"{agent_id}.sock"
+        if len(str(path)) <= SOCKET_PATH_MAX:
+            return str(path)
+        digest = hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
+        return f"@opsdeck-{digest}-{agent_id}"
+
+    def spawn_agent(self, agent: Agent) -> None:
+        adopt = self._adoptable.pop(agent.id, None)
+        if adopt is not None:
+            pid, ct, info = adopt
+            h = _Host(agent.id, info.get("address") or self._address(agent.id), pid=pid, create_time=ct,
+                      task_pgid=info.get("task_pgid"), task_create_time=info.get("task_create_time"))
+            self.adopted.append(agent.id)
+        else:
+            h = _Host(agent.id, self._address(agent.id))
+            self._start_host(h)
+        old = self.hosts.get(agent.id)
+        if old is not None and not old.dead:
+            self._kill_host(old)
+        self.hosts[agent.id] = h
+        h.conn = asyncio.get_running_loop().create_task(self._connection(h))
+
+    def _start_host(self, h: _Host) -> None:
+        m = self.mechanisms
+        argv = [sys.executable, "-m", "core.runtimes.agent_host", "--agent", h.agent, "--socket", h.address,
+                "--heartbeat", str(self.heartbeat_s), "--grace", str(self.stop_grace_s), "--orphan", str(self.orphan_s),
+                "--memory-mechanism", m.memory, "--cpu-mechanism", m.cpu]
+        if m.cgroup_dir:
+            argv += ["--cgroup", m.cgroup_dir]
+        log = open(self.run_dir / f"{h.agent}.log", "ab")
+        try:
+            h.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                       cwd=os.getcwd(), env=_host_env())
+        finally:
+            log.close()
+        h.pid = h.popen.pid
+        h.spawned_at = time.monotonic()
+        try:
+            h.create_time = psutil.Process(h.pid).create_time()
+        except psutil.Error:
+            h.create_time = None
+        self._save(h)
+
+    def _save(self, h: _Host) -> None:
+        if h.pid is None or h.create_time is None:
+            return
+        info = {"address": h.address, "task_pgid": h.task_pgid, "task_create_time": h.task_create_time}
+        self._store_ops.append(("save", (h.agent, h.pid, h.create_time, info)))
+        self._poke()
+
+    def retire_agent(self, agent_id: str) -> None:
+        h = self.hosts.get(agent_id)
+        if h is None or h.dead:
+            return
+        h.retiring = True
+        self._send(h, {"op": "shutdown"})
+        asyncio.get_running_loop().call_later(self.stop_grace_s + 3.0, self._reap_retired, h)
+
+    def _reap_retired(self, h: _Host) -> None:
+        if not h.dead and not self._alive(h):
+            self._gone(h)
+        elif not h.dead:
+            self._kill_host(h)
+            self._gone(h)
+
+    def _alive(self, h: _Host) -> bool:
+        if h.popen is not None:
+            return h.popen.poll() is None
+        return h.pid is not None and h.create_time is not None and same_process(h.pid, h.create_time)
+
+    def _kill_host(self, h: _Host) -> None:
+        """SIGKILL a host and its task group, both verified by create time."""
+        if h.task_pgid and h.task_create_time and same_process(h.task_pgid, h.task_create_time):
+            with contextlib.suppress(OSError):
+                os.killpg(h.task_pgid, signal.SIGKILL)
+        if h.popen is not None:
+            with contextlib.suppress(OSError):
+                h.popen.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                h.popen.wait(1.0)
+        elif h.pid and h.create_time:
+            _kill_verified(h.pid, h.create_time, signal.SIGKILL)
+
+    def _gone(self, h: _Host) -> None:
+        """A host that is no more: drop its connection and its row."""
+        h.dead = True
+        if h.popen is not None:
+            h.popen.poll()
+        if h.writer is not None:
+            h.writer.close()
+            h.writer = None
+        self._store_ops.append(("forget", (h.agent,)))
+        self._poke()
+
+    def _died(self, h: _Host, reason: str) -> None:
+        """An agent process that died: fail it (its task goes back with its context), replace it."""
+        if h.dead:
+            return
+        if h.popen is not None and h.popen.poll() is not None:
+            rc = h.popen.returncode
+            reason = f"{reason} ({'exit status ' + str(rc) if rc >= 0 else 'killed by ' + signal.Signals(-rc).name})"
+        if h.task_pgid and h.task_create_time and same_process(h.task_pgid, h.task_create_time):
+            with contextlib.suppress(OSError):
+                os.killpg(h.task_pgid, signal.SIGKILL)
+        self._gone(h)
+        if self.closing or self.sink is None or h.retiring:
+            return
+        engine = self.engine
+        a = engine.state.agents.get(h.agent) if engine is not None else None
+        self.sink.agent_failed(h.agent, reason)
+        if engine is not None and a is not None:
+            self.replenish(a.pool)
+
+    def replenish(self, pool: str, target: int | None = None) -> list[str]:
+        """Spawn agents until ``pool`` has ``target`` (default: its minimum) live agents."""
+        engine = self.engine
+        if engine is None or self.closing:
+            return []
+        from ..engine import EngineError
+
+        p = engine.state.pools.get(pool)
+        if p is None:
+            return []
+        want = p.min_size if target is None else target
+        live = sum(1 for a in engine.state.agents.values() if a.pool == pool and a.status in LIVE_AGENT)
+        added = []
+        while live < want:
+            try:
+                added.append(engine.add_agent(pool, actor="local-runtime"))
+            except EngineError:
+                break
+            live += 1
+        return added
+
+    # -- tasks --------------------------------------------------------------------------
+    def start_task(self, agent_id: str, task: Task) -> None:
+        h = self.hosts.get(agent_id)
+        spec = self.specs.get(task.id)
+        if h is None or h.dead:
+            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, "agent not running"))
+            return
+        if spec is None or not spec.command:
+            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, "the task has no command"))
+            return
+        band = Band.MEDIUM
+        if self.engine is not None and task.workflow in self.engine.state.workflows:
+            band = self.engine.state.workflows[task.workflow].band
+        self._send(h, {
+            "op": "start", "task": task.id, "attempt": task.attempts, "command": spec.command, "shell": spec.shell,
+            "cwd": spec.cwd, "env": spec.env, "timeout_s": spec.timeout_s,
+            "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
+            "cpu_cores": task.cpu or None, "nice": NICE_BY_BAND[band],
+            "context": task.context.model_dump(mode="json"),
+        })
+
+    def pause_task(self, agent_id: str, task_id: str) -> None:
+        self._command(agent_id, {"op": "pause", "task": task_id})
+
+    def resume_task(self, agent_id: str, task_id: str) -> None:
+        self._command(agent_id, {"op": "resume", "task": task_id})
+
+    def stop_task(self, agent_id: str, task_id: str) -> None:
+        self._command(agent_id, {"op": "stop", "task": task_id})
+
+    def purge_caches(self) -> dict[str, float]:
+        return {}
+
+    def _command(self, agent_id: str, msg: dict[str, Any]) -> None:
+        h = self.hosts.get(agent_id)
+        if h is not None and not h.dead:
+            self._send(h, msg)
+
+    def _send(self, h: _Host, msg: dict[str, Any]) -> None:
+        h.outbox.append(msg)
+        self._poke()
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _later(self, fn: Any) -> None:
+        asyncio.get_running_loop().call_soon(fn)
+
+    # -- loops ------------------------------------------------------------------------------
+    async def _pump(self) -> None:
+        """Store writes, then the engine's flush, then the commands: write-ahead."""
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._run_store_ops()
+            if self.engine is not None:
+                await self.engine.flush()
+            for h in list(self.hosts.values()):
+                if h.writer is None or not h.outbox or h.writer.is_closing():
+                    continue
+                batch, h.outbox = h.outbox, []
+                data = "".join(json.dumps(m, separators=(",", ":")) + "\n" for m in batch).encode()
+                try:
+                    h.writer.write(data)
+                except (ConnectionError, RuntimeError):
+                    h.outbox = batch + h.outbox
+
+    async def _run_store_ops(self) -> None:
+        engine = self.engine
+        ops, self._store_ops = self._store_ops, []
+        if engine is None or engine.store is None:
+            return
+        async with engine.store_lock:
+            for kind, args in ops:
+                if kind == "save":
+                    await engine.store.save_process(*args)
+                else:
+                    await engine.store.forget_process(*args)
+
+    async def _connection(self, h: _Host) -> None:
+        """Connect (with retries while the host starts), read its reports, notice its end."""
+        started = time.monotonic()
+        while not h.dead:
+            try:
+                reader, writer = await asyncio.open_unix_connection(_unix(h.address), limit=1 << 20)
+            except OSError:
+                if not self._alive(h):
+                    self._died(h, "agent process exited")
+                    return
+                if time.monotonic() - started > CONNECT_TIMEOUT_S:
+                    self._kill_host(h)
+                    self._died(h, "agent process did not answer on its socket")
+                    return
+                await asyncio.sleep(0.02)
+                continue
+            h.writer = writer
+            self._poke()  # send what waited for the connection
+            try:
+                while True:
+                    line = await reader.readline()
+                    if not line:
+                        break
+                    try:
+                        msg = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    self._on_report(h, msg)
+            except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+                pass
+            if h.writer is writer:
+                h.writer = None
+            writer.close()
+            if h.dead or self.closing:
+                return
+            if h.retiring:
+                await asyncio.sleep(0.05)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    if h.popen is not None:
+                        h.popen.wait(0.5)
+                if not self._alive(h):
+                    self._gone(h)
+                    return
+            if not self._alive(h):
+                self._died(h, "agent process died")
+                return
+            h.lost = True
+            started = time.monotonic()
+            await asyncio.sleep(0.05)
+
+    async def _sample_loop(self) -> None:
+        """psutil every ``sample_s``: each agent's tree, then the machine (detector hooks run there)."""
+        while True:
+            await asyncio.sleep(self.sample_s)
+            sink = self.sink
+            if sink is None:
+                continue
+            for h in list(self.hosts.values()):
+                if h.dead or h.pid is None:
+                    continue
+                u = self.sampler.tree(h.pid, h.create_time)
+                if u is None or not self._alive(h):
+                    if not h.retiring:
+                        self._died(h, "agent process gone")
+                    continue
+                sink.usage(h.agent, u.cpu_pct, u.rss_mb)
+            cpu, mem = self.sampler.system()
+            sink.system_usage(cpu, mem)
+            self.sampler.forget_dead()
+
+    # -- reports ---------------------------------------------------------------------------
+    def _owns_attempt(self, agent_id: str, task_id: str | None, attempt: Any) -> bool:
+        engine = self.engine
+        if engine is None or task_id is None:
+            return False
+        a = engine.state.agents.get(agent_id)
+        t = engine.state.tasks.get(task_id)
+        return (a is not None and t is not None and a.current_task == task_id and t.agent == agent_id
+                and t.attempts == attempt and t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED))
+
+    def _on_report(self, h: _Host, msg: dict[str, Any]) -> None:
+        sink = self.sink
+        engine = self.engine
+        if sink is None or engine is None:
+            return
+        kind = msg.get("t")
+        task, attempt = msg.get("task"), msg.get("attempt")
+        if kind == "hello":
+            h.connected_once = True
+            if h.lost or h.agent in self.adopted:
+                a = engine.state.agents.get(h.agent)
+                if a is not None and a.status is AgentStatus.UNREACHABLE:
+                    sink.agent_reconnected(h.agent, [])
+                h.lost = False
+            sink.agent_heartbeat(h.agent)
+            cur = msg.get("current")
+            if cur:
+                h.task_pgid, h.task_create_time = cur.get("pgid"), cur.get("create_time")
+                if not self._owns_attempt(h.agent, cur.get("task"), cur.get("attempt")):
+                    h.outbox.insert(0, {"op": "stop", "task": cur.get("task")})
+                    self._poke()
+            for done in msg.get("done") or []:
+                self._on_report(h, done)
+            return
+        if kind == "heartbeat":
+            if task and self._owns_attempt(h.agent, task, attempt) and msg.get("changed"):
+                engine.task_progress(h.agent, task, float(msg.get("progress", 0.0)), msg.get("output"), msg.get("partial"))
+            else:
+                sink.agent_heartbeat(h.agent)
+            return
+        if kind == "started":
+            h.task_pgid, h.task_create_time = msg.get("pgid"), msg.get("create_time")
+            self._save(h)
+            if self._owns_attempt(h.agent, task, attempt):
+                sink.task_started(h.agent, task)
+            return
+        if kind in ("finished", "failed", "stopped"):
+            h.task_pgid = h.task_create_time = None
+            if kind == "stopped" or not self._owns_attempt(h.agent, task, attempt):
+                return
+            if msg.get("partial") or msg.get("progress"):
+                engine.task_progress(h.agent, task, float(msg.get("progress") or 0.0), None, msg.get("partial") or None)
+            if kind == "finished":
+                sink.task_finished(h.agent, task, msg.get("output"), {"rc": msg.get("rc"), "elapsed_s": msg.get("elapsed_s")})
+            else:
+                sink.task_failed(h.agent, task, str(msg.get("error", "failed")), msg.get("output"))
+
+    # -- ending -------------------------------------------------------------------------------
+    async def shutdown(self, release: bool = True) -> None:
+        """Stop every agent and task; leave no process behind. With ``release`` the log
+        records it: running tasks go back to the queue, agents are deallocated."""
+        engine = self.engine
+        if release and engine is not None and not engine.readonly:
+            for a in sorted(engine.state.agents.values(), key=lambda a: a.id):
+                if a.status in LIVE_AGENT:
+                    engine.retire_agent(a.id, actor="opsdeck")
+        self.closing = True
+        for h in self.hosts.values():
+            if not h.dead:
+                h.retiring = True
+                self._send(h, {"op": "shutdown"})
+        if self._wake is not None:
+            self._wake.set()
+        deadline = time.monotonic() + self.stop_grace_s + 2.0
+        while time.monotonic() < deadline and any(not h.dead and self._alive(h) for h in self.hosts.values()):
+            await asyncio.sleep(0.05)
+        for h in self.hosts.values():
+            if not h.dead and self._alive(h):
+                self._kill_host(h)
+            if not h.dead:
+                self._gone(h)
+            if h.popen is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    h.popen.wait(1.0)
+        await self._run_store_ops()
+        for t in self._loops:
+            t.cancel()
+        for t in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._loops = []
+        for h in self.hosts.values():
+            if h.conn is not None:
+                h.conn.cancel()
+        if engine is not None:
+            await engine.flush()
+
+    def host_pids(self) -> dict[str, int]:
+        """Live agents' host pids (for tests and the console)."""
+        return {a: h.pid for a, h in self.hosts.items() if not h.dead and h.pid is not None}
+
+    def task_pgid(self, agent_id: str) -> int | None:
+        h = self.hosts.get(agent_id)
+        return h.task_pgid if h is not None and not h.dead else None
+
+
+def _kill_verified(pid: int, create_time: float, sig: int) -> None:
+    if same_process(pid, create_time):
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+def _unix(address: str) -> str:
+    return "\0" + address[1:] if address.startswith("@") else address
+
+
+def _host_env() -> dict[str, str]:
+    """The host imports ``core`` from wherever this console imported it."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def run_dir_for(db: str | Path) -> Path:
+    """Sockets and host logs live next to the database: ``<db>.agents/``."""
+    p = Path(db).resolve()
+    return p.parent / f"{p.name}.agents"
+
+
+async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config | None = None,
+                     stop_grace_s: float | None = None, subscriber: Any = None) -> tuple[Engine, LocalRuntime]:
+    """Open ``db`` on the local runtime and bring it to the workflow file.
+
+    Pools and workflows the database does not have yet are created (and queued); those
+    it has are resumed as they are. Hosts left by a killed console are adopted or
+    failed. Each pool gets its ``size`` agents. Allocations are checked against the
+    per-workflow limits before anything is created.
+    """
+    from ..engine import Engine, EngineError
+    from ..workflow_file import WorkflowFileError
+
+    config = config or Config()
+    rt = wfile.runtime
+    config = config.model_copy(update={"intervals": config.intervals.model_copy(
+        update={"heartbeat_s": rt.heartbeat_s, "sample_s": rt.sample_s})})
+    lim = config.workflow_limits
+    problems = []
+    for i, s in enumerate(specs):
+        a = s.allocation
+        if a.cpu_cores > lim.cpu_cores or a.memory_gb > lim.memory_gb or a.agents > lim.agents:
+            problems.append(f"workflows {s.id!r}: key 'allocation': {a.model_dump()} exceeds the per-workflow limit "
+                            f"{lim.model_dump(exclude={'max_duration_s'})}")
+    if problems:
+        raise WorkflowFileError("workflow file", problems)
+    engine = await Engine.open(db, config=config, clock=WallClock())
+    if subscriber is not None:
+        engine.subscribe(subscriber)
+    runtime = LocalRuntime(run_dir_for(db), heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
+                           stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
+    await runtime.prepare(engine)
+    engine.attach_runtime(runtime)
+    state = engine.state
+    for p in wfile.pools:
+        if p.name not in state.pools:
+            min_size = p.min_size if p.min_size is not None else p.size
+            max_size = p.max_size if p.max_size is not None else max(p.size, 20)
+            engine.create_pool(p.name, list(p.specializations), min_size=min_size, max_size=max_size)
+    for spec in specs:
+        if spec.id not in state.workflows:
+            engine.create_workflow(spec, actor="opsdeck run")
+        wf = state.workflows[spec.id]
+        if wf.status.value == "pending" and not wf.queued:
+            try:
+                engine.start_workflow(spec.id, actor="opsdeck run")
+            except EngineError:
+                pass
+    for p in wfile.pools:
+        runtime.replenish(p.name, target=p.size)
+    if state.settings.get("local_runtime") != runtime.describe():
+        engine.set_setting("local_runtime", runtime.describe())
+    await engine.flush()
+    return engine, runtime

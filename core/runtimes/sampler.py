@@ -1,0 +1,82 @@
+"""psutil sampling of each agent's process tree and of the whole machine.
+
+An agent's usage is its host process plus every descendant (the task and whatever
+the task started): CPU as percent of one core (so 2 busy cores read 200) and RSS in
+MB. psutil's ``cpu_percent`` measures since the previous call on the same Process
+object, so the objects are kept between samples, keyed by (pid, create time) so a
+reused pid is never mistaken for the process we measured before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass(frozen=True)
+class TreeUsage:
+    cpu_pct: float
+    rss_mb: float
+    processes: int
+
+
+class Sampler:
+    """Keeps psutil handles between samples so CPU percentages are real deltas."""
+
+    def __init__(self) -> None:
+        self._procs: dict[tuple[int, float], psutil.Process] = {}
+        psutil.cpu_percent(None)  # prime the system-wide delta
+
+    def _handle(self, proc: psutil.Process) -> psutil.Process:
+        try:
+            key = (proc.pid, proc.create_time())
+        except psutil.Error:
+            return proc
+        known = self._procs.get(key)
+        if known is None:
+            self._procs[key] = proc
+            with contextlib.suppress(psutil.Error):
+                proc.cpu_percent(None)  # first call primes; it reads 0
+            return proc
+        return known
+
+    def tree(self, pid: int, create_time: float | None = None) -> TreeUsage | None:
+        """Usage of ``pid`` and its descendants; None if that process is gone."""
+        try:
+            root = psutil.Process(pid)
+            if create_time is not None and abs(root.create_time() - create_time) > 0.05:
+                return None
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        cpu = 0.0
+        rss = 0
+        n = 0
+        for p in members:
+            h = self._handle(p)
+            with contextlib.suppress(psutil.Error):
+                cpu += h.cpu_percent(None)
+                rss += h.memory_info().rss
+                n += 1
+        return TreeUsage(round(cpu, 2), round(rss / (1024 * 1024), 1), n)
+
+    def system(self) -> tuple[float, float]:
+        """(CPU percent of all cores, memory percent used) of the machine."""
+        return round(psutil.cpu_percent(None), 2), round(psutil.virtual_memory().percent, 2)
+
+    def forget_dead(self) -> None:
+        """Drop handles of processes that have exited."""
+        for key, p in list(self._procs.items()):
+            if not p.is_running():
+                del self._procs[key]
+
+
+def same_process(pid: int, create_time: float) -> bool:
+    """Is ``pid`` still the process that was created at ``create_time``? (never pid alone)"""
+    try:
+        p = psutil.Process(pid)
+        return abs(p.create_time() - create_time) < 0.05 and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

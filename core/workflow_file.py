@@ -1,0 +1,313 @@
+"""Workflow files: agent pools and workflows of real commands, in TOML.
+
+A file is validated completely before anything starts: every problem is reported
+with the table and key it is in (``workflows[1] 'build'.phases[0].tasks[2] 'compile':
+key 'timeout_s': ...``), and :class:`WorkflowFileError` carries them all.
+
+Format::
+
+    [runtime]                      # optional
+    heartbeat_s = 1.0              # agent heartbeat; a dead agent is noticed within one
+    sample_s = 1.0                 # psutil sampling period
+    stop_grace_s = 5.0             # SIGTERM -> SIGKILL grace when a task is stopped
+
+    [[pools]]
+    name = "builders"
+    specializations = ["build", "test"]
+    size = 2                       # agents started; min_size defaults to size
+    max_size = 4
+
+    [[workflows]]
+    id = "build_and_test"
+    priority = 80                  # 0-100 (bands: CRITICAL >= 90, HIGH >= 70, MEDIUM >= 40)
+    depends_on = []                # other workflow ids of this file
+    allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
+
+      [[workflows.phases]]
+      name = "compile"
+
+        [[workflows.phases.tasks]]
+        id = "compile"
+        command = ["python3", "-m", "compileall", "src"]   # argv list; a string is split, no shell
+        shell = false              # true: the string runs under /bin/sh
+        cwd = "work"               # relative to the workflow file's directory
+        env = { PYTHONHASHSEED = "0" }
+        specialization = "build"
+        timeout_s = 60
+        retries = 1                # retries after the first attempt (default: the config's policy)
+        memory_gb = 0.5            # scheduled amount and the enforced limit (0 = no limit)
+        cpu = 1.0
+        depends_on = []            # earlier task ids of this workflow; default: the previous phase
+"""
+
+from __future__ import annotations
+
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .models import PhaseSpec, Resources, TaskSpec, WorkflowSpec
+
+
+class WorkflowFileError(Exception):
+    """A workflow file that cannot be used; ``problems`` lists every error found."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuntimeSection(_Strict):
+    heartbeat_s: float = Field(1.0, gt=0, le=300)
+    sample_s: float = Field(1.0, gt=0, le=300)
+    stop_grace_s: float = Field(5.0, ge=0, le=600)
+
+
+class PoolEntry(_Strict):
+    name: str = Field(min_length=1)
+    specializations: list[str] = Field(min_length=1)
+    size: int = Field(1, ge=0, le=100)
+    min_size: int | None = Field(None, ge=0)
+    max_size: int | None = Field(None, ge=1)
+
+
+class TaskEntry(_Strict):
+    id: str = Field(min_length=1)
+    command: list[str] | str
+    shell: bool = False
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    specialization: str = Field(min_length=1)
+    timeout_s: float | None = Field(None, gt=0)
+    retries: int | None = Field(None, ge=0, le=100)
+    memory_gb: float = Field(0.5, ge=0)
+    cpu: float = Field(1.0, ge=0)
+    expected_s: float = Field(0.0, ge=0)
+    depends_on: list[str] = Field(default_factory=list)
+
+    @field_validator("command")
+    @classmethod
+    def _command_ok(cls, v: list[str] | str) -> list[str] | str:
+        if isinstance(v, str):
+            if not v.strip():
+                raise ValueError("command is empty")
+            try:
+                shlex.split(v)
+            except ValueError as exc:
+                raise ValueError(f"command cannot be split into arguments: {exc}") from None
+        elif not v or not v[0]:
+            raise ValueError("command is an empty argv list")
+        return v
+
+
+class PhaseEntry(_Strict):
+    name: str = Field(min_length=1)
+    tasks: list[TaskEntry] = Field(min_length=1)
+
+
+class WorkflowEntry(_Strict):
+    id: str = Field(min_length=1)
+    name: str = ""
+    priority: int = Field(50, ge=0, le=100)
+    depends_on: list[str] = Field(default_factory=list)
+    allocation: Resources = Field(default_factory=lambda: Resources(cpu_cores=2, memory_gb=4, agents=3))
+    guarantee: Resources | None = None
+    phases: list[PhaseEntry] = Field(min_length=1)
+
+
+class WorkflowFile(_Strict):
+    runtime: RuntimeSection = Field(default_factory=RuntimeSection)
+    pools: list[PoolEntry] = Field(min_length=1)
+    workflows: list[WorkflowEntry] = Field(min_length=1)
+
+    def specs(self, base: Path) -> list[WorkflowSpec]:
+        """Engine workflow specs, dependencies first; relative cwds resolved against ``base``."""
+        out = []
+        for w in self.workflows:
+            phases = []
+            for ph in w.phases:
+                tasks = []
+                for t in ph.tasks:
+                    cwd = t.cwd
+                    if cwd is not None and not Path(cwd).is_absolute():
+                        cwd = str((base / cwd).resolve())
+                    elif cwd is None:
+                        cwd = str(base.resolve())
+                    tasks.append(TaskSpec(
+                        id=t.id, specialization=t.specialization, depends_on=list(t.depends_on),
+                        duration_s=t.expected_s, cpu=t.cpu, memory_gb=t.memory_gb, command=t.command,
+                        shell=t.shell, cwd=cwd, env=dict(t.env), timeout_s=t.timeout_s, retries=t.retries,
+                    ))
+                phases.append(PhaseSpec(name=ph.name, tasks=tasks))
+            out.append(WorkflowSpec(id=w.id, name=w.name, priority=w.priority, depends_on=list(w.depends_on),
+                                    allocation=w.allocation, guarantee=w.guarantee, phases=phases))
+        order = _dependency_order({w.id: w.depends_on for w in self.workflows})
+        return sorted(out, key=lambda s: order.index(s.id))
+
+
+def _where(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    """``workflows[1] 'build'.phases[0].tasks[2] 'compile': key 'timeout_s'`` from a pydantic loc."""
+    parts: list[str] = []
+    node: Any = raw
+    i = 0
+    keys = list(loc)
+    while i < len(keys):
+        k = keys[i]
+        nxt = keys[i + 1] if i + 1 < len(keys) else None
+        if isinstance(node, dict) and isinstance(nxt, int) and isinstance(node.get(k), list) and i + 1 < len(keys) - 1:
+            seq = node.get(k)
+            item = seq[nxt] if nxt < len(seq) else None
+            label = f"{k}[{nxt}]"
+            if isinstance(item, dict):
+                ident = item.get("id", item.get("name"))
+                if isinstance(ident, str):
+                    label += f" {ident!r}"
+            parts.append(label)
+            node = item
+            i += 2
+            continue
+        rest = ".".join(str(x) for x in keys[i:])
+        table = ".".join(parts) if parts else "(top level)"
+        return f"{table}: key '{rest}'"
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _dependency_order(deps: dict[str, list[str]]) -> list[str]:
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(n: str) -> None:
+        if state.get(n) == 2:
+            return
+        if state.get(n) == 1:
+            raise ValueError(n)
+        state[n] = 1
+        for d in deps.get(n, []):
+            if d in deps:
+                visit(d)
+        state[n] = 2
+        order.append(n)
+
+    for n in deps:
+        visit(n)
+    return order
+
+
+def _list(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else []
+
+
+def _strs(x: Any) -> list[str]:
+    return [v for v in _list(x) if isinstance(v, str)]
+
+
+def _cross_checks(raw: dict[str, Any]) -> list[str]:
+    """What pydantic cannot see: ids, references, cycles, specializations no pool offers.
+
+    Works on the raw tables (tolerating wrong types, which pydantic reports) so that
+    a file with both kinds of problems gets all of them in one go.
+    """
+    problems: list[str] = []
+    pools = [p for p in _list(raw.get("pools")) if isinstance(p, dict)]
+    workflows = [w for w in _list(raw.get("workflows")) if isinstance(w, dict)]
+    offered = {s for p in pools for s in _strs(p.get("specializations"))}
+    pool_names: set[str] = set()
+    for i, p in enumerate(pools):
+        name = p.get("name")
+        where = f"pools[{i}] {name!r}"
+        if name in pool_names:
+            problems.append(f"{where}: key 'name': pool {name!r} is defined twice")
+        if isinstance(name, str):
+            pool_names.add(name)
+        size = p.get("size", 1)
+        lo = p.get("min_size")
+        hi = p.get("max_size", max(size, 20) if isinstance(size, int) else 20)
+        if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+            problems.append(f"{where}: key 'min_size': {lo} is above max_size {hi}")
+        if isinstance(size, int) and isinstance(hi, int) and size > hi:
+            problems.append(f"{where}: key 'size': {size} is above max_size {hi}")
+    ids = [w.get("id") for w in workflows]
+    for i, w in enumerate(workflows):
+        wid = w.get("id")
+        where = f"workflows[{i}] {wid!r}"
+        if isinstance(wid, str):
+            if ids.index(wid) != i:
+                problems.append(f"{where}: key 'id': workflow {wid!r} is defined twice")
+            if any(c.isspace() for c in wid) or ":" in wid:
+                problems.append(f"{where}: key 'id': workflow id must be without spaces or colons")
+        for d in _strs(w.get("depends_on")):
+            if d == wid:
+                problems.append(f"{where}: key 'depends_on': a workflow cannot depend on itself")
+            elif d not in ids:
+                problems.append(f"{where}: key 'depends_on': unknown workflow {d!r}")
+        seen: set[str] = set()
+        for j, ph in enumerate(_list(w.get("phases"))):
+            if not isinstance(ph, dict):
+                continue
+            for k, t in enumerate(_list(ph.get("tasks"))):
+                if not isinstance(t, dict):
+                    continue
+                tid = t.get("id")
+                tw = f"{where}.phases[{j}] {ph.get('name')!r}.tasks[{k}] {tid!r}"
+                if isinstance(tid, str):
+                    if tid in seen:
+                        problems.append(f"{tw}: key 'id': task id {tid!r} appears twice in the workflow")
+                    if "/" in tid or any(c.isspace() for c in tid):
+                        problems.append(f"{tw}: key 'id': task id must be without spaces or '/'")
+                for d in _strs(t.get("depends_on")):
+                    if d not in seen:
+                        problems.append(f"{tw}: key 'depends_on': {d!r} is not an earlier task of {wid!r}")
+                spec = t.get("specialization")
+                if isinstance(spec, str) and pools and spec not in offered:
+                    problems.append(f"{tw}: key 'specialization': no pool offers {spec!r} (pools offer {sorted(offered)})")
+                if isinstance(tid, str):
+                    seen.add(tid)
+    deps = {w.get("id"): [d for d in _strs(w.get("depends_on")) if d != w.get("id")] for w in workflows if isinstance(w.get("id"), str)}
+    try:
+        _dependency_order(deps)  # type: ignore[arg-type]
+    except ValueError as exc:
+        problems.append(f"workflows: key 'depends_on': the workflow dependencies form a cycle through {exc.args[0]!r}")
+    return problems
+
+
+def parse_workflow_text(text: str, path: str = "<text>") -> WorkflowFile:
+    """Validate a workflow file's text; raise :class:`WorkflowFileError` with every problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkflowFileError(path, [f"not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    wf: WorkflowFile | None = None
+    try:
+        wf = WorkflowFile.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(f"{_where(raw, tuple(err['loc']))}: {msg}")
+    problems += _cross_checks(raw)
+    if problems or wf is None:
+        raise WorkflowFileError(path, problems)
+    return wf
+
+
+def load_workflow_file(path: str | Path) -> tuple[WorkflowFile, list[WorkflowSpec]]:
+    """Read and validate ``path``; the specs have cwds resolved against its directory."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkflowFileError(str(p), ["no such workflow file"]) from None
+    except OSError as exc:
+        raise WorkflowFileError(str(p), [f"cannot read: {exc.strerror}"]) from None
+    wf = parse_workflow_text(text, str(p))
+    return wf, wf.specs(p.parent)
