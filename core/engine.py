@@ -640,7 +640,8 @@ class Engine:
         h = hash_snapshot(snap)
         seq = self.state.seq
         if self.store is not None:
-            cp_id = await self.store.save_checkpoint(seq, self.clock.now(), kind, label, workflow, snap, h)
+            async with self.store_lock:
+                cp_id = await self.store.save_checkpoint(seq, self.clock.now(), kind, label, workflow, snap, h)
         else:
             cp_id = max(self._memory_checkpoints, default=0) + 1
             self._memory_checkpoints[cp_id] = ({"id": cp_id, "seq": seq, "state_hash": h}, json.loads(json.dumps(snap)))
@@ -703,7 +704,8 @@ class Engine:
         if self.store is not None and now - self._last_prune_at >= min(retention / 10, 3600.0):
             self._last_prune_at = now
             await self.flush()
-            await self.store.prune_metrics(now - retention)
+            async with self.store_lock:
+                await self.store.prune_metrics(now - retention)
 
     # -- running the simulated clock ----------------------------------------------
     async def advance(self, seconds: float) -> None:
