@@ -23,7 +23,7 @@ from . import operator
 
 def _entries() -> list[tuple[str, str, Any]]:
     out = []
-    for entry in operator.registry().values():
+    for entry in operator.registry():
         comp = getattr(entry, "component", None)
         op = getattr(entry, "operation", None)
         if comp and op:

@@ -16,6 +16,7 @@ from typing import Any
 from core.engine import Engine, EngineError
 
 ACTOR = "operator"
+INCIDENT_MODULES = ("core.incidents", "core.incidents.decisions", "core.incidents.executor", "core.incidents.pipeline", "core.incidents.approval")
 
 
 def ok(operation: str, result: Any = None, **extra: Any) -> dict[str, Any]:
@@ -46,22 +47,29 @@ def incidents_module() -> Any | None:
     return _module("core.incidents")
 
 
-def registry() -> dict[str, Any]:
+def registry() -> list[Any]:
+    """The registry's operation specs (component, operation, summary, help, payload, mutates)."""
     mod = commands_module()
     reg = getattr(mod, "REGISTRY", None) if mod else None
-    return dict(reg) if isinstance(reg, dict) else {}
+    if reg is None:
+        return []
+    items = reg.values() if isinstance(reg, dict) else reg
+    return sorted(items, key=lambda s: (str(getattr(s, "component", "")), str(getattr(s, "operation", ""))))
 
 
 def command_mutates(text: str) -> bool | None:
-    """Whether a slash command changes state, from the registry (None: unknown)."""
+    """Whether a slash command changes state, from the registry (None: does not parse)."""
+    mod = commands_module()
+    resolve = getattr(mod, "resolve_spec", None) if mod else None
+    if resolve is not None:
+        spec = resolve(text)
+        return None if spec is None else bool(spec.mutates)
     parts = text.strip().split()
     if len(parts) < 2:
         return None
     comp, op = parts[0].lstrip("/"), parts[1]
-    for key, entry in registry().items():
-        c = getattr(entry, "component", None)
-        o = getattr(entry, "operation", None)
-        if (c, o) == (comp, op) or key in ((comp, op), f"/{comp} {op}", f"{comp} {op}"):
+    for entry in registry():
+        if (getattr(entry, "component", None), getattr(entry, "operation", None)) == (comp, op):
             return bool(getattr(entry, "mutates", True))
     return None
 
@@ -77,8 +85,8 @@ async def run_slash(engine: Engine, text: str, readonly: bool) -> dict[str, Any]
     mod = commands_module()
     if mod is None or not hasattr(mod, "run_command"):
         return error("UNAVAILABLE", "the slash-command registry (core.commands) is not installed in this build")
-    if readonly and command_mutates(text) is not False:
-        return read_only_refusal(text.split()[0] + " " + (text.split()[1] if len(text.split()) > 1 else ""))
+    if readonly and command_mutates(text):
+        return read_only_refusal(" ".join(text.split()[:2]))
     try:
         res = await _maybe_await(mod.run_command(engine, text, ACTOR))
     except EngineError as exc:  # run_command should not raise; stay safe if it does
@@ -123,7 +131,7 @@ async def plan_action(engine: Engine, action: str, plan_id: str, readonly: bool,
         "edit": ("edit_plan", "edit"),
         "abort": ("abort_plan", "abort"),
     }[action]
-    fn = find_function(names, ("core.incidents", "core.incidents.approval", "core.incidents.plans"))
+    fn = find_function(names, INCIDENT_MODULES)
     if fn is None:
         return error("UNAVAILABLE", f"{action}: the incidents package (core.incidents) does not provide it in this build")
     return await engine_op(engine, f"{action}-plan", fn, engine, plan_id, readonly=readonly, actor=ACTOR, **kw)
@@ -131,7 +139,7 @@ async def plan_action(engine: Engine, action: str, plan_id: str, readonly: bool,
 
 async def resumption_action(engine: Engine, action: str, resumption_id: str, readonly: bool) -> dict[str, Any]:
     names = {"advance": ("advance_resumption", "advance_stage", "advance"), "hold": ("hold_resumption", "hold_stage", "hold")}[action]
-    fn = find_function(names, ("core.incidents", "core.incidents.resumption", "core.incidents.recovery"))
+    fn = find_function(names, INCIDENT_MODULES + ("core.commands.resumption",))
     if fn is None:
         return error("UNAVAILABLE", f"{action}: staged resumption is not provided by core.incidents in this build")
     return await engine_op(engine, f"{action}-resumption", fn, engine, resumption_id, readonly=readonly, actor=ACTOR)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from textual.markup import escape
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from . import operator
@@ -24,14 +25,14 @@ def palette_entries(app: OpsdeckApp) -> list[Entry]:
     out: list[Entry] = []
     for c in app.command_table:
         flag = " (read-only: refused)" if app.readonly and c.mutates else ""
-        out.append((c.title, f"[{display_key(c.key)}] {c.help}{flag}", partial(app.run_action, c.action)))
-    for key, entry in sorted(operator.registry().items(), key=lambda kv: str(kv[0])):
+        out.append((c.title, f"{c.help}{flag}  — key {display_key(c.key)}", partial(app.run_action, c.action)))
+    for entry in operator.registry():
         comp = getattr(entry, "component", None)
         op = getattr(entry, "operation", None)
         if not comp or not op:
             continue
         text = f"/{comp} {op}"
-        help_text = str(getattr(entry, "help", "") or "")
+        help_text = str(getattr(entry, "summary", "") or getattr(entry, "help", "") or "")
         if getattr(entry, "mutates", False):
             help_text += " (changes state)"
         out.append((text, help_text, partial(app.open_command_line, text + " ")))
@@ -45,7 +46,7 @@ def palette_entries(app: OpsdeckApp) -> list[Entry]:
 class OpsdeckCommands(Provider):
     async def discover(self) -> Hits:
         for name, help_text, cb in palette_entries(self.app):  # type: ignore[arg-type]
-            yield DiscoveryHit(name, cb, help=help_text)
+            yield DiscoveryHit(name, cb, help=escape(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -56,4 +57,4 @@ class OpsdeckCommands(Provider):
                 hs = matcher.match(help_text)
                 score = hs * 0.5 if hs > 0 else 0
             if score > 0:
-                yield Hit(score, matcher.highlight(name), cb, help=help_text)
+                yield Hit(score, matcher.highlight(name), cb, help=escape(help_text))

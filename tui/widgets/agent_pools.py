@@ -25,7 +25,8 @@ class AgentPools(LiveList):
         w = self.row_width
         out: list[Row] = []
         usage = engine.telemetry.agent_usage
-        task_w = max(w - 34, 6)
+        narrow = w < 40
+        task_w = max(w - (28 if narrow else 35), 4)
         for pool in sorted(s.pools.values(), key=lambda p: p.name):
             agents = sorted((a for a in s.agents.values() if a.pool == pool.name and a.status is not AgentStatus.RETIRED), key=lambda a: a.id)
             busy = sum(1 for a in agents if a.status is AgentStatus.BUSY)
@@ -42,15 +43,19 @@ class AgentPools(LiveList):
                 t = Text(no_wrap=True, overflow="ellipsis")
                 t.append(f" {glyph} ", style=f"bold {c(gcolor)}")
                 t.append(f"{a.id:<10}", style="bold" if a.status is AgentStatus.BUSY else "")
-                st = a.status.value[:6]
-                t.append(f" {st:<6} ", style=c(gcolor))
+                if not narrow:
+                    st = a.status.value[:6]
+                    t.append(f" {st:<6} ", style=c(gcolor))
+                else:
+                    t.append(" ")
                 task = a.current_task or "—"
                 if len(task) > task_w:
                     task = "…" + task[-(task_w - 1):]
                 t.append(f"{task:<{task_w}}", style=c("foreground") if a.current_task else c("foreground-muted"))
                 cpu, mem = usage.get(a.id, (0.0, 0.0)) if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.IDLE) else (0.0, 0.0)
-                t.append(f" {cpu:3.0f}%", style=c("warning") if cpu >= 80 else "")
-                t.append(f" {mem:4.0f}M", style=c("foreground-muted"))
+                t.append(f" {cpu:4.0f}%", style=c("warning") if cpu >= 80 else "")
+                if not narrow:
+                    t.append(f" {mem:4.0f}M", style=c("foreground-muted"))
                 out.append((f"agent:{a.id}", t, False))
         if not out:
             out.append(("empty", Text("no pools yet", style=c("foreground-muted")), True))

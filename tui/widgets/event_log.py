@@ -254,8 +254,9 @@ class EventLog(ScrollView, can_focus=True):
             body = str(ev.data)
         if len(body) > width:
             body = body[: width]
+        seq_w = max(len(str(self.head)), 4)
         segs = [
-            Segment(f"{ev.seq:>8} ", base + muted),
+            Segment(f"{ev.seq:>{seq_w}} ", base + muted),
             Segment(f"{fmt_clock(ev.ts)} ", base + muted),
             Segment(f"{sev_tag} ", base + sev),
             Segment(f"{ev.type}", base + sev + Style(bold=ev.severity in ("critical", "high"))),

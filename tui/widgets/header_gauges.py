@@ -89,7 +89,7 @@ class HeaderGauges(Widget):
         n, critical = open_incidents(engine)
         style = f"bold {c('background')} on {c('error')}" if critical else (f"bold {c('warning')}" if n else c("success"))
         line2.append(f" incidents {n} ", style=style)
-        pending = sum(1 for p in s.plans.values() if str(p.get("status", "")).lower() in ("awaiting_approval", "pending", "proposed"))
+        pending = sum(1 for p in s.plans.values() if str(p.get("state") or p.get("status") or "").lower() in ("awaiting_approval", "pending", "proposed"))
         if pending:
             line2.append(f" {pending} plan(s) await approval", style=f"bold {c('warning')}")
         line2.append("  │ ", style=c("foreground-muted"))

@@ -23,13 +23,13 @@ STEP_GLYPH = {
     "done": "✓", "completed": "✓", "succeeded": "✓", "success": "✓",
     "running": "▶", "executing": "▶", "in_progress": "▶",
     "failed": "✖", "error": "✖", "skipped": "↷", "rejected": "✖", "aborted": "✖",
-    "waiting": "⏸", "awaiting_approval": "⏸", "held": "⏸",
+    "waiting": "⏸", "awaiting_approval": "⏸", "held": "⏸", "approved": "☑", "rolled_back": "↶",
 }
 SEV_COLOR = {"critical": "error", "high": "error", "medium": "warning", "low": "secondary"}
 
 
 def plan_status(plan: dict[str, Any]) -> str:
-    return str(plan.get("status", "proposed")).lower()
+    return str(plan.get("state") or plan.get("status") or "proposed").lower()
 
 
 def plan_steps(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -67,7 +67,7 @@ class Incidents(LiveList):
             plans_by_incident.setdefault(incident_of(p) or "", []).append(pid)
         incidents = sorted(
             s.incidents.items(),
-            key=lambda kv: (str(kv[1].get("status", "open")).lower() not in OPEN_INCIDENT, -float(kv[1].get("opened_at", kv[1].get("ts", 0)) or 0)),
+            key=lambda kv: (str(kv[1].get("status", "open")).lower() not in OPEN_INCIDENT, -float(kv[1].get("detected_at") or kv[1].get("opened_at") or 0)),
         )
         shown_plans: set[str] = set()
         for iid, inc in incidents[:12]:
@@ -122,7 +122,7 @@ class Incidents(LiveList):
             colr = "success" if g == "✓" else "error" if g == "✖" else "warning" if g in ("⏸", "▶") else "foreground-muted"
             st_t = Text(no_wrap=True, overflow="ellipsis")
             st_t.append(f"     {g} {i:>2} ", style=c(colr))
-            gate = step.get("gate") or step.get("approval") or step.get("kind")
+            gate = step.get("approval") or step.get("gate") or step.get("kind")
             if gate:
                 st_t.append(f"[{gate}] ", style=c("foreground-muted"))
             st_t.append(step_text(step).replace("\n", " "), style=c("foreground"))

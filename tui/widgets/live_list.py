@@ -22,9 +22,14 @@ class LiveList(OptionList):
 
     @property
     def row_width(self) -> int:
-        return max((self.scrollable_content_region.width or self.size.width or 40) - 1, 20)
+        """Cells a row may use: the content width less the scrollbar and the option padding."""
+        w = self.scrollable_content_region.width or self.size.width or 40
+        return max(w - 2, 16)
 
     def sync(self, rows: list[Row]) -> None:
+        width = self.row_width
+        for _, prompt, _ in rows:
+            prompt.truncate(width, overflow="ellipsis")
         ids = [r[0] for r in rows]
         if ids == self._ids:
             for oid, prompt, _ in rows:

@@ -36,9 +36,10 @@ class Workflows(LiveList):
         s = engine.state
         w = self.row_width
         id_w = 22 if w >= 110 else (16 if w >= 70 else 12)
-        phase_w = 10 if w >= 90 else 7
+        phase_w = 10 if w >= 90 else (7 if w >= 50 else 0)
         fixed = 5 + id_w + 1 + 5 + phase_w + 5
-        meter_total = max(w - fixed, 15)
+        meter_total = max(w - fixed, 8)
+        only_cpu = meter_total < 30
         label = meter_total >= 45
         per = meter_total // 3
         numbers = per >= 22
@@ -55,7 +56,8 @@ class Workflows(LiveList):
             phase = s.current_phase(wf.id) or ("—" if wf.status is not WorkflowStatus.COMPLETED else "✓")
             if wf.frozen:
                 phase = "FROZEN"
-            t.append(f"{phase[:phase_w]:<{phase_w}}", style=c("error") if wf.frozen else c("secondary"))
+            if phase_w:
+                t.append(f"{phase[:phase_w]:<{phase_w}}", style=c("error") if wf.frozen else c("secondary"))
             prog = s.workflow_progress(wf.id) * 100
             t.append(f"{prog:4.0f}%", style=c("primary"))
             use = s.in_use(wf.id)
@@ -65,9 +67,12 @@ class Workflows(LiveList):
                 ("mem", use.memory_gb, alloc.memory_gb, "{:.0f}/{:.0f}G"),
                 ("agt", float(use.agents), float(alloc.agents), "{:.0f}/{:.0f}"),
             )
+            if only_cpu:
+                meters = meters[:1]
+                bar_w = max(meter_total - 5, 3)
             for lab, used, al, fmt in meters:
                 t.append(" ")
-                if label:
+                if label or only_cpu:
                     t.append(f"{lab}", style=c("foreground-muted"))
                 t.append_text(alloc_meter(used, al, bar_w, c("success"), c("foreground-muted"), c("error")))
                 if numbers:
