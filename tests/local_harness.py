@@ -1,0 +1,99 @@
+"""Shared pieces of the local-runtime tests: workflow files, a driver loop, process checks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from core.engine import Engine
+from core.events import Event
+from core.runtimes.local import LocalRuntime, open_local
+from core.workflow_file import parse_workflow_text
+
+PY = sys.executable
+
+
+def toml_argv(*argv: str) -> str:
+    """A TOML array literal of strings."""
+    return "[" + ", ".join('"' + a.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"' for a in argv) + "]"
+
+
+def py_cmd(code: str) -> str:
+    return toml_argv(PY, "-c", code)
+
+
+def header(heartbeat: float = 0.5, grace: float = 1.0, pools: str = "") -> str:
+    return f"""
+[runtime]
+heartbeat_s = {heartbeat}
+sample_s = {heartbeat}
+stop_grace_s = {grace}
+{pools or '''
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 2
+'''}
+"""
+
+
+class Recorder:
+    """Keeps every event the engine emits, for assertions."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, ev: Event) -> None:
+        self.events.append(ev)
+
+    def of(self, type_: str) -> list[Event]:
+        return [e for e in self.events if e.type == type_]
+
+
+async def open_text(db: Path, text: str, base: Path) -> tuple[Engine, LocalRuntime, Recorder]:
+    wf = parse_workflow_text(text, "test.toml")
+    rec = Recorder()
+    engine, runtime = await open_local(db, wf, wf.specs(base), subscriber=rec)
+    return engine, runtime, rec
+
+
+async def drive(engine: Engine, until: Callable[[], Any], timeout: float = 20.0, tick: float = 0.05) -> Any:
+    """Run the loop (flushing like ``opsdeck run``) until ``until()`` is truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = until()
+        if got:
+            return got
+        await asyncio.sleep(tick)
+        await engine.flush()
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def wf_status(engine: Engine, wf_id: str) -> str:
+    return engine.state.workflows[wf_id].status.value
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """Live (not zombie) members of a process group."""
+    out = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except (ProcessLookupError, psutil.Error, OSError):
+            pass
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -1,0 +1,204 @@
+"""The local runtime with real processes: order, agent death, pause/resume, limits, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.local_harness import alive, drive, group_members, header, open_text, py_cmd, toml_argv, wf_status
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
+
+
+async def test_dependency_order_and_nothing_left_behind(tmp_path: Path) -> None:
+    log = tmp_path / "order.log"
+    stamp = "import sys,time; open(sys.argv[1],'a').write(sys.argv[2]+' %f\\n' % time.time())"
+    text = header() + f"""
+[[workflows]]
+id = "build"
+priority = 80
+allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
+  [[workflows.phases]]
+  name = "one"
+    [[workflows.phases.tasks]]
+    id = "a"
+    command = {toml_argv(os.sys.executable, "-c", stamp, str(log), "a")}
+    specialization = "shell"
+  [[workflows.phases]]
+  name = "two"
+    [[workflows.phases.tasks]]
+    id = "b"
+    command = {toml_argv(os.sys.executable, "-c", stamp, str(log), "b")}
+    specialization = "shell"
+    [[workflows.phases.tasks]]
+    id = "c"
+    command = "{os.sys.executable} -c \\"import sys; open(sys.argv[1],'a').write('c 0\\\\n')\\" {log}"
+    specialization = "shell"
+    depends_on = ["b"]
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    hosts = dict(runtime.host_pids())
+    assert len(hosts) == 2 and all(alive(p) for p in hosts.values())
+    try:
+        await drive(engine, lambda: wf_status(engine, "build") == "completed")
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    names = [line.split()[0] for line in log.read_text().splitlines()]
+    assert names == ["a", "b", "c"]
+    started = [e.data["task"] for e in rec.of("TASK_STARTED")]
+    assert started == ["build/a", "build/b", "build/c"]
+    assert all(not alive(p) for p in hosts.values()), "agent hosts must not outlive a normal exit"
+
+
+async def test_sigkill_of_an_agent_is_noticed_and_its_task_completes_on_a_replacement(tmp_path: Path) -> None:
+    code = ("import time,os\n"
+            "start=float(os.environ['OPSDECK_RESUME_PROGRESS'])\n"
+            "print('resumed from', start, flush=True)\n"
+            "for i in range(int(start*10), 10):\n"
+            "    print(f'OPSDECK_PROGRESS {(i+1)/10}', flush=True); time.sleep(0.15)\n")
+    pools = """
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 1
+"""
+    text = header(heartbeat=0.5, pools=pools) + f"""
+[[workflows]]
+id = "w"
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "long"
+    command = {py_cmd(code)}
+    specialization = "shell"
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: engine.state.tasks["w/long"].context.progress >= 0.3)
+        victim = engine.state.tasks["w/long"].agent
+        assert victim is not None
+        pgid = runtime.task_pgid(victim)
+        assert pgid is not None and group_members(pgid)
+        os.kill(runtime.host_pids()[victim], signal.SIGKILL)
+        killed_at = time.monotonic()
+        await drive(engine, lambda: rec.of("AGENT_ERROR"), timeout=5)
+        noticed = time.monotonic() - killed_at
+        assert noticed < 0.5, f"a dead agent must be noticed within one heartbeat (0.5 s), took {noticed:.2f}s"
+        err = rec.of("AGENT_ERROR")[0]
+        assert err.data["agent"] == victim and "SIGKILL" in err.data["error"]
+        moved = rec.of("TASK_REASSIGNED")[0]
+        assert moved.data["task"] == "w/long" and moved.data["progress"] >= 0.3
+        await drive(engine, lambda: wf_status(engine, "w") == "completed", timeout=15)
+        done = rec.of("TASK_COMPLETED")[-1]
+        assert done.data["agent"] != victim
+        assert engine.state.agents[victim].status.value == "failed"
+        replacement = done.data["agent"]
+        assert engine.state.agents[replacement].pool == "workers"
+        assert [e.data["agent"] for e in rec.of("AGENT_ALLOCATED")][-1] == replacement
+        # the retry started from the context the dead agent last reported
+        assert any(line.startswith("resumed from 0.") and float(line.split()[-1]) >= 0.3 for line in done.data["output"])
+        assert not group_members(pgid), "the dead agent's task processes must be killed"
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+
+
+async def test_pause_stops_the_processes_and_resume_continues_them(tmp_path: Path) -> None:
+    code = ("import time,subprocess,sys\n"
+            "child=subprocess.Popen([sys.executable,'-c','import time; time.sleep(30)'])\n"
+            "for i in range(40):\n"
+            "    print(f'OPSDECK_PROGRESS {(i+1)/40}', flush=True); time.sleep(0.05)\n"
+            "child.kill()\n")
+    text = header() + f"""
+[[workflows]]
+id = "low"
+priority = 20
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = {py_cmd(code)}
+    specialization = "shell"
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: engine.state.tasks["low/t"].context.progress >= 0.1)
+        agent = engine.state.tasks["low/t"].agent
+        pgid = runtime.task_pgid(agent)
+        members = group_members(pgid)
+        assert len(members) == 2, "the task and its child share the task's process group"
+        engine.pause_workflow("low")
+
+        def stopped() -> bool:
+            return all(p.status() == psutil.STATUS_STOPPED for p in members)
+
+        await drive(engine, stopped, timeout=5)
+
+        async def wait(seconds: float) -> None:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                await asyncio.sleep(0.1)
+                await engine.flush()
+
+        await wait(0.6)  # the heartbeat after the stop carries the last printed progress
+        before = engine.state.tasks["low/t"].context.progress
+        await wait(1.0)  # two more heartbeats while stopped
+        assert stopped()
+        assert engine.state.tasks["low/t"].context.progress == before, "a stopped task makes no progress"
+        engine.resume_workflow("low")
+        await drive(engine, lambda: all(p.status() != psutil.STATUS_STOPPED for p in members), timeout=5)
+        await drive(engine, lambda: wf_status(engine, "low") == "completed", timeout=15)
+        assert not group_members(pgid)
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+
+
+async def test_memory_hungry_task_is_stopped_and_reported_and_retries_follow_the_file(tmp_path: Path) -> None:
+    hog = "import time\nx=[]\nfor i in range(40):\n    x.append(bytearray(20*1024*1024)); time.sleep(0.02)\ntime.sleep(5)\n"
+    text = header() + f"""
+[[workflows]]
+id = "mem"
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "hog"
+    command = {py_cmd(hog)}
+    specialization = "shell"
+    memory_gb = 0.15
+    retries = 1
+[[workflows]]
+id = "slow"
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "sleepy"
+    command = ["sleep", "30"]
+    specialization = "shell"
+    timeout_s = 0.5
+    retries = 0
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: wf_status(engine, "mem") == "failed" and wf_status(engine, "slow") == "failed", timeout=20)
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    fails = [e for e in rec.of("TASK_FAILED") if e.data["task"] == "mem/hog"]
+    assert len(fails) == 2, "retries = 1: two attempts in all"
+    assert fails[0].data["retry"] is True and fails[1].data["retry"] is False
+    assert all("memory limit exceeded" in e.data["error"] for e in fails), [e.data["error"] for e in fails]
+    slow = [e for e in rec.of("TASK_FAILED") if e.data["task"] == "slow/sleepy"]
+    assert len(slow) == 1 and slow[0].data["error"].startswith("timeout after 0.5s")
+    assert engine.state.settings["local_runtime"]["memory_limit"] in ("cgroup", "rlimit_as")
