@@ -1,0 +1,136 @@
+"""SIGKILL of the console mid-run, then a restart on the same database: the run
+resumes, live agents are adopted (pid + create time), no completed task runs again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from core.store import Store
+from tests.local_harness import alive, toml_argv
+
+STEPS = 6
+
+
+def workflow(tmp: Path, log: Path) -> Path:
+    stamp = ("import sys,os,time\n"
+             "open(sys.argv[1],'a').write(sys.argv[2]+' '+os.environ['OPSDECK_AGENT']+'\\n')\n"
+             "time.sleep(0.4)\n")
+    parts = ["""
+[runtime]
+heartbeat_s = 0.5
+sample_s = 0.5
+stop_grace_s = 1.0
+
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 2
+
+[[workflows]]
+id = "chain"
+allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
+"""]
+    for i in range(STEPS):
+        parts.append(f"""
+  [[workflows.phases]]
+  name = "step{i}"
+    [[workflows.phases.tasks]]
+    id = "s{i}"
+    command = {toml_argv(sys.executable, "-c", stamp, str(log), f"s{i}")}
+    specialization = "shell"
+""")
+    f = tmp / "chain.toml"
+    f.write_text("".join(parts))
+    return f
+
+
+def run_cmd(f: Path, db: Path) -> list[str]:
+    return [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"]
+
+
+def stored_hosts(db: Path) -> list[tuple[str, int, float, dict]]:
+    async def read() -> list[tuple[str, int, float, dict]]:
+        s = await Store.open(db)
+        try:
+            return await s.processes()
+        finally:
+            await s.close()
+
+    return asyncio.run(read())
+
+
+def test_console_sigkill_then_restart_resumes_without_repeating_completed_tasks(tmp_path: Path) -> None:
+    log = tmp_path / "ran.log"
+    f = workflow(tmp_path, log)
+    db = tmp_path / "run.db"
+    first = subprocess.Popen(run_cmd(f, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    else:
+        first.kill()
+        raise AssertionError(f"the run did not start: {first.stderr.read() if first.stderr else ''}")
+    first.send_signal(signal.SIGKILL)
+    first.wait(5)
+    hosts = stored_hosts(db)
+    assert len(hosts) == 2, hosts
+    assert all(alive(pid) for _, pid, _, _ in hosts), "agent hosts outlive a killed console"
+    for _, pid, ct, _ in hosts:
+        assert abs(psutil.Process(pid).create_time() - ct) < 0.05
+
+    second = subprocess.run(run_cmd(f, db), capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "adopted=['agent_001', 'agent_002']" in second.stderr
+    ran = [line.split()[0] for line in log.read_text().splitlines()]
+    assert sorted(ran) == [f"s{i}" for i in range(STEPS)], f"each task runs exactly once: {ran}"
+    assert ran == [f"s{i}" for i in range(STEPS)], "in dependency order"
+    assert stored_hosts(db) == [], "a normal exit forgets (and ends) every agent process"
+    assert all(not alive(pid) for _, pid, _, _ in hosts)
+    assert "WORKFLOW_COMPLETED" in second.stdout
+
+    # a third run on the finished database starts nothing again
+    third = subprocess.run(run_cmd(f, db), capture_output=True, text=True, timeout=60)
+    assert third.returncode == 0
+    assert len(log.read_text().splitlines()) == STEPS
+    assert "TASK_STARTED" not in third.stdout
+
+
+def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> None:
+    log = tmp_path / "ran.log"
+    f = workflow(tmp_path, log)
+    db = tmp_path / "run.db"
+    first = subprocess.Popen(run_cmd(f, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (log.exists() and log.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait(5)
+    hosts = stored_hosts(db)
+    for _, pid, ct, info in hosts:  # the whole fleet dies with the console this time
+        os.kill(pid, signal.SIGKILL)
+        if info.get("task_pgid"):
+            try:
+                os.killpg(info["task_pgid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    time.sleep(0.2)
+    second = subprocess.run(run_cmd(f, db), capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "adopted=[]" in second.stderr and "recovered=['agent_001', 'agent_002']" in second.stderr
+    assert second.stdout.count("AGENT_ERROR") == 2
+    assert "agent process gone while the console was down" in second.stdout
+    ran = [line.split()[0] for line in log.read_text().splitlines()]
+    assert set(ran) == {f"s{i}" for i in range(STEPS)}
+    assert ran.count("s0") == 1, "s0 completed before the crash: it does not run again"
+    assert ran.count("s1") == 2, "s1 was cut short with its agent: it is recovered and runs again"
+    assert '"task":"chain/s1"' in next(line for line in second.stdout.splitlines() if line.startswith("TASK_REASSIGNED"))
