@@ -340,7 +340,10 @@ class OpsdeckApp(App[int]):
     def action_filter(self) -> None:
         f = self.query_one("#filter", Input)
         f.display = True
-        f.value = self.query_one(EventLog).filter.describe().replace("'", "") if self.query_one(EventLog).filter.active else ""
+        cur = self.query_one(EventLog).filter
+        f.value = ""
+        f.placeholder = (f"now: {cur.describe()} — enter with nothing clears it" if cur.active else
+                         "filter: text  type:TASK_FAILED  wf:workflow_001  sev:high   (enter applies, empty clears, esc closes)")
         f.focus()
 
     @on(Input.Submitted, "#filter")

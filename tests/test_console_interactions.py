@@ -1,0 +1,257 @@
+"""Pilot tests: each interaction is driven with keys and checked against the engine."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tests.console_support import make_app, settle, wait_for
+
+from core.config import Config
+from core.models import WorkflowStatus
+from tui.screens.checkpoints import CheckpointsScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.widgets.event_log import EventLog
+
+
+def events_of(db, type_: str) -> list[int]:
+    with sqlite3.connect(db) as con:
+        return [r[0] for r in con.execute("SELECT seq FROM events WHERE type=? ORDER BY seq", (type_,))]
+
+
+async def test_rollback_cancel_then_confirm(tmp_path):
+    db = tmp_path / "c.db"
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 120)
+        eng = app.engine
+        cp = await eng.checkpoint("manual", "before")
+        done = lambda: {k for k, v in eng.state.tasks.items() if v.status.value == "completed"}  # noqa: E731
+        at_cp = done()
+        await settle(app, pilot, 600)
+        assert done() != at_cp
+        await pilot.press("b")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
+        await pilot.pause(0.1)
+        ol = app.screen.query_one("OptionList")
+        ol.highlighted = [o.id for o in ol.options].index(str(cp))
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.focused is not None and app.focused.id == "cancel"  # Cancel is the default
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
+        seq = eng.state.seq
+        assert not any(True for _ in events_of(db, "STATE_RESTORED"))
+        assert eng.state.seq == seq
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("tab", "enter")  # move to "Roll back" and press it
+        assert await wait_for(pilot, lambda: len(events_of(db, "STATE_RESTORED")) == 1)
+        assert done() == at_cp
+
+
+async def test_filter_by_type_text_and_workflow(tmp_path):
+    db = tmp_path / "c.db"
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 900)
+        log = app.query_one(EventLog)
+        await pilot.press("slash")
+        await pilot.press(*"type:TASK_COMPLETED")
+        await pilot.press("enter")
+        want = events_of(db, "TASK_COMPLETED")
+        assert want
+        assert await wait_for(pilot, lambda: log.matches is not None and list(log.matches) == want)
+        assert log.count == len(want)
+        await pilot.press("slash", *"wf:workflow_003 type:TASK_COMPLETED", "enter")
+        assert await wait_for(pilot, lambda: log.filter.workflow == "workflow_003" and log.matches is not None and len(log.matches) < len(want))
+        with sqlite3.connect(db) as con:
+            rows = con.execute("SELECT seq FROM events WHERE type='TASK_COMPLETED' AND json_extract(data,'$.workflow_id')='workflow_003' ORDER BY seq").fetchall()
+        assert list(log.matches) == [r[0] for r in rows]
+        # Live events that match are appended as they arrive.
+        before = len(log.matches)
+        await settle(app, pilot, 900)
+        assert len(log.matches) >= before
+        await pilot.press("slash", "enter")  # empty filter clears it
+        assert await wait_for(pilot, lambda: log.matches is None)
+        assert log.count == app.engine.state.seq
+
+
+async def test_follow_pauses_on_scroll_up_and_resumes_at_end(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 600)
+        log = app.query_one(EventLog)
+        assert log.follow and log.scroll_y == log.max_scroll_y
+        log.focus()
+        await pilot.press("pageup", "pageup")
+        await pilot.pause(0.1)
+        assert not log.follow
+        y = log.scroll_y
+        await settle(app, pilot, 300)
+        assert log.scroll_y == y, "a paused log must not move"
+        assert log.scroll_y < log.max_scroll_y
+        await pilot.press("end")
+        await pilot.pause(0.1)
+        assert log.follow and log.scroll_y == log.max_scroll_y
+        await settle(app, pilot, 300)
+        assert log.scroll_y == log.max_scroll_y, "following keeps the end in view"
+        assert log.visible_ready()
+
+
+async def test_pause_resume_and_cancel_workflow(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 120)
+        eng = app.engine
+        wl = app.query_one("#workflows")
+        wl.focus()
+        wl.highlighted = [o.id for o in wl.options].index("wf:workflow_002")
+        await pilot.press("p")
+        assert await wait_for(pilot, lambda: eng.state.workflows["workflow_002"].status is WorkflowStatus.PAUSED)
+        await pilot.press("r")
+        assert await wait_for(pilot, lambda: eng.state.workflows["workflow_002"].status is WorkflowStatus.RUNNING)
+        app.refresh_panes()
+        wl.highlighted = [o.id for o in wl.options].index("wf:workflow_002")
+        await pilot.press("X")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert eng.state.workflows["workflow_002"].status is WorkflowStatus.RUNNING
+        await pilot.press("X")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.click("#confirm")
+        assert await wait_for(pilot, lambda: eng.state.workflows["workflow_002"].status is WorkflowStatus.CANCELLED)
+
+
+async def test_readonly_refuses_changes(tmp_path):
+    db = tmp_path / "c.db"
+    writer = make_app(db)
+    async with writer.run_test(size=(100, 30)) as pilot:
+        await settle(writer, pilot, 300)
+        await writer.engine.checkpoint("manual", "x")
+        await writer.engine.flush()
+    with sqlite3.connect(db) as con:
+        n_before = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    app = make_app(db, readonly=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        eng = app.engine
+        seq = eng.state.seq
+        wl = app.query_one("#workflows")
+        wl.focus()
+        await pilot.press("c", "p", "X")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmScreen)
+        texts = [n.message for n in app._notifications]
+        assert any("read-only" in t and "Checkpoint" in t for t in texts), texts
+        assert any("read-only" in t and "Pause" in t for t in texts), texts
+        # The checkpoints screen opens (watching is allowed) but rolling back is refused.
+        await pilot.press("b")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
+        await pilot.pause(0.1)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert eng.state.seq == seq
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == n_before
+
+
+async def test_palette_search_runs_the_command(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 60)
+        n = len(app.engine.state.checkpoints)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"checkpoint")
+        await pilot.pause(0.4)
+        from textual.command import CommandList
+
+        cl = app.screen.query_one(CommandList)
+        prompts = [str(o.prompt) for o in cl.options]
+        assert prompts and "Checkpoint" in prompts[0].splitlines()[0], prompts
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: len(app.engine.state.checkpoints) == n + 1)
+        cp = max(app.engine.state.checkpoints.values(), key=lambda c: c.id)
+        assert cp.kind == "manual"
+
+
+async def test_theme_switch_from_palette_and_config(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        assert app.theme == "opsdeck-dark"
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"Theme: opsdeck-light")
+        await pilot.pause(0.4)
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: app.theme == "opsdeck-light")
+        await pilot.press("t")
+        assert app.theme == "opsdeck-high-contrast"
+        assert app.current_theme.background is not None and app.current_theme.background.lower() == "#000000"
+    cfg = Config.model_validate({"console": {"theme": "opsdeck-high-contrast"}})
+    app2 = make_app(tmp_path / "c.db", config=cfg)
+    async with app2.run_test(size=(100, 30)) as pilot:
+        assert app2.theme == "opsdeck-high-contrast"
+
+
+async def test_help_lists_bindings_and_keys_are_overridable(tmp_path):
+    cfg = Config.model_validate({"console": {"keys": {"checkpoint": "C"}}})
+    app = make_app(tmp_path / "c.db", config=cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 30)
+        await pilot.press("question_mark")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        n = len(app.engine.state.checkpoints)
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert len(app.engine.state.checkpoints) == n, "the default key no longer checkpoints"
+        await pilot.press("C")
+        assert await wait_for(pilot, lambda: len(app.engine.state.checkpoints) == n + 1)
+
+
+async def test_detail_screens_open_and_close(tmp_path):
+    from tui.screens.agent import AgentScreen
+    from tui.screens.workflow import WorkflowScreen
+
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 300)
+        wl = app.query_one("#workflows")
+        wl.focus()
+        wl.highlighted = [o.id for o in wl.options].index("wf:workflow_001")
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, WorkflowScreen) and app.screen.key == "workflow_001")
+        await pilot.press("p")  # actions apply to the workflow on screen
+        assert await wait_for(pilot, lambda: app.engine.state.workflows["workflow_001"].status is WorkflowStatus.PAUSED)
+        await pilot.press("escape")
+        pools = app.query_one("#pools")
+        pools.focus()
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen))
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+
+
+async def test_opens_a_database_it_did_not_create(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "other.db"
+    subprocess.run([sys.executable, "-m", "opsdeck", "demo", "--headless", "--for", "300", "--db", str(db)],
+                   check=True, capture_output=True, timeout=120)
+    app = make_app(db, demo=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert len(app.engine.state.workflows) == 6
+        log = app.query_one(EventLog)
+        with sqlite3.connect(db) as con:
+            head = con.execute("SELECT max(seq) FROM events").fetchone()[0]
+        assert log.head >= head and log.visible_ready()
+        ids = [o.id for o in app.query_one("#workflows").options]
+        assert "wf:workflow_001" in ids
