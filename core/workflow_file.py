@@ -155,29 +155,26 @@ class WorkflowFile(_Strict):
 
 def _where(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
     """``workflows[1] 'build'.phases[0].tasks[2] 'compile': key 'timeout_s'`` from a pydantic loc."""
+    keys = list(loc)
+    # The key is the last name in the location; list indexes after it are part of it (argv[0]).
+    last = max((i for i, k in enumerate(keys) if isinstance(k, str)), default=len(keys))
     parts: list[str] = []
     node: Any = raw
-    i = 0
-    keys = list(loc)
-    while i < len(keys):
-        k = keys[i]
-        nxt = keys[i + 1] if i + 1 < len(keys) else None
-        if isinstance(node, dict) and isinstance(nxt, int) and isinstance(node.get(k), list) and i + 1 < len(keys) - 1:
-            seq = node.get(k)
-            item = seq[nxt] if nxt < len(seq) else None
-            label = f"{k}[{nxt}]"
-            if isinstance(item, dict):
-                ident = item.get("id", item.get("name"))
-                if isinstance(ident, str):
-                    label += f" {ident!r}"
-            parts.append(label)
+    for k in keys[:last]:
+        if isinstance(k, int):
+            item = node[k] if isinstance(node, list) and k < len(node) else None
+            label = f"[{k}]"
+            if isinstance(item, dict) and isinstance(item.get("id", item.get("name")), str):
+                label += f" {item.get('id', item.get('name'))!r}"
+            parts[-1] = parts[-1] + label if parts else label
             node = item
-            i += 2
-            continue
-        rest = ".".join(str(x) for x in keys[i:])
-        table = ".".join(parts) if parts else "(top level)"
-        return f"{table}: key '{rest}'"
-    return ".".join(parts) if parts else "(top level)"
+        else:
+            parts.append(str(k))
+            node = node.get(k) if isinstance(node, dict) else None
+    table = ".".join(parts) if parts else "(top level)"
+    if last >= len(keys):
+        return table
+    return f"{table}: key '{''.join(str(keys[last]) + ''.join(f'[{x}]' for x in keys[last + 1:]))}'"
 
 
 def _dependency_order(deps: dict[str, list[str]]) -> list[str]:

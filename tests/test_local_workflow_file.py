@@ -1,0 +1,161 @@
+"""Workflow files: a bad file reports every error with its table and key; nothing starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.workflow_file import WorkflowFileError, load_workflow_file, parse_workflow_text
+
+REPO = Path(__file__).resolve().parent.parent
+
+BAD = """
+[runtime]
+heartbeat_s = 0
+
+[[pools]]
+name = "p"
+specializations = ["build"]
+size = 30
+max_size = 4
+
+[[workflows]]
+id = "w1"
+priority = 120
+depends_on = ["nope"]
+bogus = 1
+  [[workflows.phases]]
+  name = "a"
+    [[workflows.phases.tasks]]
+    id = "t1"
+    command = []
+    specialization = "test"
+    timeout_s = -1
+    [[workflows.phases.tasks]]
+    id = "t2"
+    specialization = "build"
+    depends_on = ["zz"]
+
+[[workflows]]
+id = "w1"
+  [[workflows.phases]]
+  name = "b"
+    [[workflows.phases.tasks]]
+    id = "x"
+    command = "echo 'unterminated"
+    specialization = "build"
+"""
+
+
+def test_every_error_is_reported_with_its_table_and_key() -> None:
+    with pytest.raises(WorkflowFileError) as ei:
+        parse_workflow_text(BAD, "bad.toml")
+    problems = ei.value.problems
+    expected = [
+        "runtime: key 'heartbeat_s'",
+        "workflows[0] 'w1': key 'priority'",
+        "workflows[0] 'w1': key 'bogus': unknown key",
+        "workflows[0] 'w1'.phases[0] 'a'.tasks[0] 't1': key 'command'",
+        "workflows[0] 'w1'.phases[0] 'a'.tasks[0] 't1': key 'timeout_s'",
+        "workflows[0] 'w1'.phases[0] 'a'.tasks[1] 't2': key 'command': Field required",
+        "workflows[1] 'w1'.phases[0] 'b'.tasks[0] 'x': key 'command'",
+        "pools[0] 'p': key 'size': 30 is above max_size 4",
+        "workflows[0] 'w1': key 'depends_on': unknown workflow 'nope'",
+        "workflows[0] 'w1'.phases[0] 'a'.tasks[0] 't1': key 'specialization': no pool offers 'test'",
+        "workflows[0] 'w1'.phases[0] 'a'.tasks[1] 't2': key 'depends_on': 'zz' is not an earlier task",
+        "workflows[1] 'w1': key 'id': workflow 'w1' is defined twice",
+    ]
+    for e in expected:
+        assert any(p.startswith(e) for p in problems), (e, problems)
+    assert len(problems) == len(expected), problems
+
+
+def test_cycles_and_toml_syntax() -> None:
+    text = """
+[[pools]]
+name = "p"
+specializations = ["s"]
+[[workflows]]
+id = "a"
+depends_on = ["b"]
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = "true"
+    specialization = "s"
+[[workflows]]
+id = "b"
+depends_on = ["a"]
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = "true"
+    specialization = "s"
+"""
+    with pytest.raises(WorkflowFileError) as ei:
+        parse_workflow_text(text)
+    assert any("form a cycle" in p for p in ei.value.problems)
+    with pytest.raises(WorkflowFileError) as ei:
+        parse_workflow_text("[[pools]\nname=1")
+    assert ei.value.problems[0].startswith("not valid TOML")
+
+
+def test_specs_resolve_cwd_and_order_dependencies_first(tmp_path: Path) -> None:
+    f = tmp_path / "w.toml"
+    f.write_text("""
+[[pools]]
+name = "p"
+specializations = ["s"]
+[[workflows]]
+id = "later"
+depends_on = ["first"]
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = "ls -l"
+    cwd = "sub"
+    specialization = "s"
+    retries = 2
+[[workflows]]
+id = "first"
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = ["true"]
+    specialization = "s"
+""")
+    wf, specs = load_workflow_file(f)
+    assert [s.id for s in specs] == ["first", "later"]
+    t = specs[1].phases[0].tasks[0]
+    assert t.cwd == str((tmp_path / "sub").resolve()) and t.retries == 2 and t.command == "ls -l"
+    assert specs[0].phases[0].tasks[0].cwd == str(tmp_path.resolve())
+    assert wf.pools[0].size == 1 and wf.runtime.heartbeat_s == 1.0
+
+
+def test_cli_bad_file_starts_nothing(tmp_path: Path) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(BAD)
+    db = tmp_path / "x.db"
+    r = subprocess.run([sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "12 problem(s) in the workflow file; nothing was started" in r.stderr
+    assert "workflows[0] 'w1'.phases[0] 'a'.tasks[0] 't1': key 'timeout_s'" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not db.exists()
+    missing = subprocess.run([sys.executable, "-m", "opsdeck", "run", str(tmp_path / "none.toml"), "--headless"],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2 and "no such workflow file" in missing.stderr
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "examples").glob("*.toml")))
+def test_examples_are_valid(name: str) -> None:
+    wf, specs = load_workflow_file(REPO / "examples" / name)
+    assert specs and wf.pools
