@@ -10,8 +10,6 @@ which refuses it in a read-only console.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -92,6 +90,8 @@ class OpsdeckApp(App[int]):
         self.engine_ready = asyncio.Event()
         self.open_error: str | None = None
         self._stop = asyncio.Event()
+        self.manager: Any = None
+        self.drill: Any = None
 
     # -- layout -----------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -108,15 +108,24 @@ class OpsdeckApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The main screen's widgets, held so that code running while a detail screen is
+        # on top (the event subscription, the refresh timer) still reaches them.
+        self.log_pane = self.query_one(EventLog)
+        self.header_pane = self.query_one(HeaderGauges)
+        self.pools_pane = self.query_one(AgentPools)
+        self.workflows_pane = self.query_one(Workflows)
+        self.incidents_pane = self.query_one(Incidents)
+        self.filter_input = self.query_one("#filter", Input)
+        self.command_line = self.query_one(CommandLine)
         self.query_one("#filter").display = False
-        self.query_one(CommandLine).display = False
+        self.command_line.display = False
         self.call_after_refresh(self._first_frame)
         for p in self.key_problems + ([self.theme_problem] if self.theme_problem else []):
             self.notify(p, severity="warning", timeout=8)
         self.run_worker(self._read_head, thread=True, group="head", exit_on_error=False)
         self.set_interval(REFRESH_S, self.refresh_panes)
         self.set_interval(0.25, self._log_tick)
-        self.query_one("#workflows").focus()
+        self.workflows_pane.focus()
 
     def _first_frame(self) -> None:
         self.first_frame_s = time.perf_counter() - self.launched_at
@@ -125,7 +134,7 @@ class OpsdeckApp(App[int]):
 
     def _read_head(self) -> None:
         n = self.log_source.head()
-        self.call_from_thread(self.query_one(EventLog).set_head, n)
+        self.call_from_thread(self.log_pane.set_head, n)
 
     # -- engine lifecycle -------------------------------------------------------
     def _open_engine(self) -> None:
@@ -142,19 +151,20 @@ class OpsdeckApp(App[int]):
 
     def _engine_failed(self, message: str) -> None:
         self.open_error = message
-        self.query_one(HeaderGauges).status_text = f"cannot open {self.db}: {message}"
-        self.query_one(HeaderGauges).refresh()
+        self.header_pane.status_text = f"cannot open {self.db}: {message}"
+        self.header_pane.refresh()
         self.notify(message, title="cannot open the database", severity="error", timeout=30)
         self.engine_ready.set()
 
     def _engine_opened(self, engine: Engine) -> None:
         self.engine = engine
-        log = self.query_one(EventLog)
+        log = self.log_pane
         engine.subscribe(self._on_event)
         log.set_head(engine.state.seq)
         if self.readonly:
             self.set_interval(1.0, self._poll_external)
         else:
+            self.manager = operator.incident_manager(engine)
             self.run_worker(self._drive_clock(), group="clock", exit_on_error=False)
         self.refresh_panes()
         self.engine_ready.set()
@@ -177,7 +187,21 @@ class OpsdeckApp(App[int]):
             eng = self.engine
             if eng is None or not self.clock_running:
                 continue
-            await eng.advance(min(dt, 1.0) * self.speed)
+            await self.step(min(dt, 1.0) * self.speed)
+
+    async def step(self, seconds: float) -> None:
+        """One step of simulated time: a running drill injects its fault on time; the
+        incident pipeline detects, plans and executes approved steps."""
+        eng = self.engine
+        if eng is None:
+            return
+        drill = self.drill
+        if drill is not None and not drill.done:
+            await drill.step(seconds)
+        else:
+            await eng.advance(seconds)
+            if self.manager is not None:
+                await self.manager.pump()
 
     async def _poll_external(self) -> None:
         """Read-only watcher: fold in events another process appended to the store."""
@@ -187,31 +211,35 @@ class OpsdeckApp(App[int]):
         evs = await eng.store.read_events(since=eng.state.seq, limit=20000)
         for ev in evs:
             eng.state.apply(ev)
-            self.query_one(EventLog).add_live(ev)
+            self.log_pane.add_live(ev)
         if evs:
-            self.query_one(EventLog).set_head(evs[-1].seq)
+            self.log_pane.set_head(evs[-1].seq)
 
     def _on_event(self, ev: Event) -> None:
-        self.query_one(EventLog).add_live(ev)
+        self.log_pane.add_live(ev)
         if ev.severity == "critical":
             self.notify(f"{ev.type} {ev.data.get('workflow_id') or ev.data.get('error_type') or ''}", title="critical event", severity="error", timeout=6)
 
     def _log_tick(self) -> None:
-        log = self.query_one(EventLog)
+        if self._stop.is_set():
+            return
+        log = self.log_pane
         log.tick()
         if self.engine is not None and self.engine.store is not None:
             # What the store holds is what the window reads can serve.
             log.db_head = max(log.db_head, self.engine.state.seq - self.engine.unflushed)
 
     def refresh_panes(self) -> None:
-        self.query_one(HeaderGauges).refresh()
+        if self._stop.is_set() or not hasattr(self, "header_pane"):
+            return
+        self.header_pane.refresh()
         eng = self.engine
         if eng is None:
             return
         if not isinstance(self.screen, (ChooseScreen,)) and self.screen is self.screen_stack[0]:
-            self.query_one(AgentPools).refresh_from(eng)
-            self.query_one(Workflows).refresh_from(eng)
-            self.query_one(Incidents).refresh_from(eng)
+            self.pools_pane.refresh_from(eng)
+            self.workflows_pane.refresh_from(eng)
+            self.incidents_pane.refresh_from(eng)
 
     @property
     def clock_label(self) -> str:
@@ -265,21 +293,10 @@ class OpsdeckApp(App[int]):
     async def confirm(self, title: str, detail: str, label: str = "Confirm") -> bool:
         return bool(await self.push_screen_wait(ConfirmScreen(title, detail, label)))
 
-    def selected(self, prefix: str) -> str | None:
-        for wid in ("#workflows", "#incidents", "#pools"):
-            sid = self.query_one(wid, OptionList).highlighted_option
-            if sid is not None and sid.id and sid.id.startswith(prefix + ":"):
-                if wid == "#workflows" or self.focused is self.query_one(wid) or prefix != "wf":
-                    return sid.id.split(":", 1)[1]
-        screen = self.screen
-        if prefix == "wf" and isinstance(screen, WorkflowScreen):
-            return screen.key
-        return None
-
     def selected_workflow(self) -> str | None:
         if isinstance(self.screen, WorkflowScreen):
             return self.screen.key
-        opt = self.query_one("#workflows", OptionList).highlighted_option
+        opt = self.workflows_pane.highlighted_option
         return opt.id.split(":", 1)[1] if opt is not None and opt.id and opt.id.startswith("wf:") else None
 
     def selected_plan(self) -> str | None:
@@ -291,7 +308,7 @@ class OpsdeckApp(App[int]):
             for pid, p in eng.state.plans.items():
                 if (p.get("incident") or p.get("incident_id")) == self.screen.key:
                     return pid
-        opt = self.query_one("#incidents", OptionList).highlighted_option
+        opt = self.incidents_pane.highlighted_option
         if opt is not None and opt.id:
             kind, _, key = opt.id.partition(":")
             if kind == "plan" and key in eng.state.plans:
@@ -308,7 +325,7 @@ class OpsdeckApp(App[int]):
         eng = self.engine
         if eng is None:
             return None
-        opt = self.query_one("#incidents", OptionList).highlighted_option
+        opt = self.incidents_pane.highlighted_option
         if opt is not None and opt.id and opt.id.startswith("resumption:"):
             return opt.id.split(":", 1)[1]
         live = [rid for rid, r in eng.state.resumptions.items() if str(r.get("status", "")).lower() not in ("completed", "done", "aborted", "cancelled")]
@@ -338,9 +355,9 @@ class OpsdeckApp(App[int]):
         self.push_screen(HelpScreen(self.command_table))
 
     def action_filter(self) -> None:
-        f = self.query_one("#filter", Input)
+        f = self.filter_input
         f.display = True
-        cur = self.query_one(EventLog).filter
+        cur = self.log_pane.filter
         f.value = ""
         f.placeholder = (f"now: {cur.describe()} — enter with nothing clears it" if cur.active else
                          "filter: text  type:TASK_FAILED  wf:workflow_001  sev:high   (enter applies, empty clears, esc closes)")
@@ -349,7 +366,7 @@ class OpsdeckApp(App[int]):
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        log = self.query_one(EventLog)
+        log = self.log_pane
         log.apply_filter(event.value)
         event.input.display = False
         log.focus()
@@ -357,7 +374,7 @@ class OpsdeckApp(App[int]):
     def on_key(self, event: Any) -> None:
         if event.key == "escape" and self.focused is not None and self.focused.id == "filter":
             self.focused.display = False
-            self.query_one(EventLog).focus()
+            self.log_pane.focus()
             event.stop()
 
     @on(EventLog.FilterApplied)
@@ -366,21 +383,21 @@ class OpsdeckApp(App[int]):
             self.notify(f"filter {event.filter.describe()}: {event.matches:,} event(s)", timeout=3)
 
     def action_toggle_follow(self) -> None:
-        following = self.query_one(EventLog).toggle_follow()
+        following = self.log_pane.toggle_follow()
         self.notify("following the event log" if following else "follow paused", timeout=2)
 
     def action_command_line(self) -> None:
         self.open_command_line("/")
 
     def open_command_line(self, text: str = "/") -> None:
-        self.query_one(CommandLine).open(text)
+        self.command_line.open(text)
 
     @on(CommandLine.Submitted)
     def _command_submitted(self, event: CommandLine.Submitted) -> None:
         self.spawn(self._run_command_line(event.text))
 
     async def _run_command_line(self, text: str) -> None:
-        cl = self.query_one(CommandLine)
+        cl = self.command_line
         eng = self.need_engine()
         if eng is None:
             return
@@ -413,7 +430,7 @@ class OpsdeckApp(App[int]):
         self.clock_running = not self.clock_running
         if self.clock_running and self.speed <= 0:
             self.speed = self.config.console.speed
-        self.query_one(HeaderGauges).refresh()
+        self.header_pane.refresh()
 
     def action_checkpoints(self) -> None:
         if self.need_engine() is not None:
@@ -607,13 +624,8 @@ class OpsdeckApp(App[int]):
             return
         if not await self.confirm(f"Start drill {name!r}?", "The drill injects a failure into the simulated fleet; watch it unfold and approve its plan by hand.", "Start drill"):
             return
-        res = await operator.start_drill(eng, name, self.readonly)
-        self.report(res, f"drill {name}")
+        res = await operator.start_drill(eng, name, self.readonly, manager=self.manager)
+        if self.report(res, f"drill {name} armed"):
+            self.drill = res["result"]
+            self.notify(f"fault injected at {self.drill.inject_at:.0f}s simulated; its plan will wait for approval (a)", timeout=8)
 
-
-def plan_json(plan: dict[str, Any]) -> str:
-    return json.dumps(plan, indent=2)
-
-
-def no_color() -> bool:
-    return "NO_COLOR" in os.environ

@@ -107,7 +107,7 @@ class CommandLine(Vertical):
     def action_close(self) -> None:
         self.display = False
         self.app.set_focus(None)
-        self.app.query_one("#log").focus()
+        getattr(self.app, "log_pane", self.app.query_one("#log")).focus()
 
     def action_complete(self) -> None:
         done = complete(self.input.value)

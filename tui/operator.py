@@ -138,11 +138,32 @@ async def plan_action(engine: Engine, action: str, plan_id: str, readonly: bool,
 
 
 async def resumption_action(engine: Engine, action: str, resumption_id: str, readonly: bool) -> dict[str, Any]:
-    names = {"advance": ("advance_resumption", "advance_stage", "advance"), "hold": ("hold_resumption", "hold_stage", "hold")}[action]
+    """Advance a staged resumption to its next step now, or hold it (when the build can)."""
+    if readonly:
+        return read_only_refusal(f"{action} resumption")
+    names = {"advance": ("advance_resumption", "advance_stage"), "hold": ("hold_resumption", "hold_stage")}[action]
     fn = find_function(names, INCIDENT_MODULES + ("core.commands.resumption",))
-    if fn is None:
-        return error("UNAVAILABLE", f"{action}: staged resumption is not provided by core.incidents in this build")
-    return await engine_op(engine, f"{action}-resumption", fn, engine, resumption_id, readonly=readonly, actor=ACTOR)
+    if fn is not None:
+        return await engine_op(engine, f"{action}-resumption", fn, engine, resumption_id, actor=ACTOR)
+    if action == "hold":
+        return error("UNAVAILABLE", "hold: the resumption engine (core.commands.resumption) has no hold operation in this build")
+    mod = _module("core.commands.resumption")
+    r = engine.state.resumptions.get(resumption_id)
+    if mod is None or r is None:
+        return error("RESUMPTION_NOT_FOUND", f"no staged resumption {resumption_id!r}")
+    if r.get("status") != "active":
+        return error("INVALID_STATE", f"resumption {resumption_id} is {r.get('status')}, not active")
+
+    def advance() -> dict[str, Any]:
+        out = mod.apply_step(engine, resumption_id, r["next_step"], ACTOR)
+        after = engine.state.resumptions[resumption_id]
+        if after["next_step"] >= len(after["steps"]):
+            engine.emit("RESUMPTION_COMPLETED", "coordination", "resumption",
+                        {"id": resumption_id, "steps": len(after["steps"]), "took_s": round(engine.clock.now() - after["created_at"], 3)},
+                        actor=ACTOR)
+        return out
+
+    return await engine_op(engine, "advance-resumption", advance)
 
 
 def drill_names() -> list[str]:
@@ -156,8 +177,21 @@ def drill_names() -> list[str]:
     return []
 
 
-async def start_drill(engine: Engine, name: str, readonly: bool) -> dict[str, Any]:
-    fn = find_function(("start_drill", "run_drill", "start"), ("core.incidents.drills", "core.incidents"))
+async def start_drill(engine: Engine, name: str, readonly: bool, manager: Any = None) -> dict[str, Any]:
+    """Arm a drill (manual approval: its plan waits for the operator); result is the Drill."""
+    fn = find_function(("start_drill",), ("core.incidents.drills",))
     if fn is None:
         return error("UNAVAILABLE", "drills are not provided by core.incidents in this build")
-    return await engine_op(engine, "start-drill", fn, engine, name, readonly=readonly)
+    return await engine_op(engine, "start-drill", fn, engine, name, readonly=readonly, approve="manual", manager=manager)
+
+
+def incident_manager(engine: Engine) -> Any | None:
+    """The incident pipeline (detectors, plans, executor) with manual approval, if installed."""
+    mod = _module("core.incidents.manager")
+    cls = getattr(mod, "IncidentManager", None) if mod else None
+    if cls is None:
+        return None
+    res_mod = _module("core.commands.resumption")
+    if res_mod is not None and hasattr(res_mod, "attach"):
+        res_mod.attach(engine)
+    return cls(engine, approve_mode="manual")

@@ -91,11 +91,13 @@ class Incidents(LiveList):
             if st in ("completed", "done", "aborted", "cancelled"):
                 continue
             t = Text(no_wrap=True, overflow="ellipsis")
-            stages = r.get("stages") or []
-            cur = r.get("stage", r.get("current_stage", 0))
+            steps = r.get("steps") or []
+            cur = int(r.get("next_step", 0))
             t.append("⇡ ", style=c("accent"))
             t.append(f"resumption {rid} ", style="bold")
-            t.append(f"stage {cur}/{len(stages)} {st}", style=c("warning") if st in ("held", "waiting") else c("secondary"))
+            t.append(f"step {cur}/{len(steps)} {st}", style=c("warning") if st in ("held", "waiting") else c("secondary"))
+            if cur < len(steps):
+                t.append(f"  next: {steps[cur].get('what', '')}", style=c("foreground-muted"))
             out.append((f"resumption:{rid}", t, False))
         if not out:
             out.append(("empty", Text("no incidents — all quiet", style=c("success")), True))
@@ -111,8 +113,10 @@ class Incidents(LiveList):
         waiting = st in WAITING
         t.append("  ▸ plan ", style=c("foreground-muted"))
         t.append(f"{pid} ", style="bold")
-        t.append(f"{st}", style=f"bold {c('background')} on {c('warning')}" if waiting else c("secondary"))
+        t.append(f" {st} ", style=f"bold {c('background')} on {c('warning')}" if waiting else c("secondary"))
         t.append(f"  {done}/{len(steps)} steps", style=c("foreground-muted"))
+        if p.get("title"):
+            t.append(f"  {p['title']}", style=c("foreground-muted"))
         rows: list[Row] = [(f"plan:{pid}", t, False)]
         if dim:
             return rows
