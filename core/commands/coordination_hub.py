@@ -1,0 +1,526 @@
+"""``/coordination-hub``: workflow lifecycle, agents, events, checkpoints, protection."""
+
+from __future__ import annotations
+
+import gc
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..events import EventHeader
+from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus, WorkflowSpec, WorkflowStatus
+from . import payloads as P
+from .analyses import choose
+from .context import Context
+from .monitoring import configure
+from .registry import Outcome, operation
+from .reporting import analysis_outcome, scope_of
+from .responses import CommandError
+from .taskmoves import transfer_contexts
+from .workflow_recovery import restore
+
+C = "coordination-hub"
+
+
+def _wf_row(ctx: Context, wid: str) -> dict[str, Any]:
+    s = ctx.state
+    w = s.workflows[wid]
+    counts: dict[str, int] = {}
+    for k in w.tasks:
+        st = s.tasks[k].status.value
+        counts[st] = counts.get(st, 0) + 1
+    return {"workflow_id": w.id, "name": w.name, "status": w.status.value, "priority": w.priority, "band": w.band.value,
+            "progress": round(s.workflow_progress(w.id), 4), "phase": s.current_phase(w.id), "tasks": counts,
+            "allocation": w.allocation.model_dump(), "in_use": s.in_use(w.id).model_dump(), "frozen": w.frozen,
+            "depends_on": w.depends_on, "stage_limit": w.stage_limit.model_dump() if w.stage_limit else None}
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+@operation(C, "create", kind="lifecycle", payload=P.CreateWorkflow, summary="create a workflow from its definition (phases of tasks)")
+async def create(ctx: Context, p: P.CreateWorkflow) -> Outcome:
+    spec_d = p.model_dump(exclude={"start"}, exclude_none=True)
+    try:
+        spec = WorkflowSpec.model_validate(spec_d)
+    except ValidationError as exc:
+        e = exc.errors(include_url=False)[0]
+        raise CommandError("INVALID_WORKFLOW", f"field {'.'.join(str(x) for x in e['loc'])}: {e['msg']}",
+                           {"errors": [{"field": ".".join(str(x) for x in er["loc"]), "problem": er["msg"]} for er in exc.errors(include_url=False)[:10]]}) from None
+    wid = ctx.engine.create_workflow(spec, actor=ctx.actor)
+    if p.start:
+        ctx.engine.start_workflow(wid, actor=ctx.actor)
+    return Outcome(_wf_row(ctx, wid), f"created {wid} with {len(ctx.state.workflows[wid].tasks)} task(s)" + (" and queued it" if p.start else ""),
+                   [] if p.start else [f"/coordination-hub start {wid}"], workflow_id=wid)
+
+
+@operation(C, "start", kind="lifecycle", payload=P.Empty, summary="queue a pending workflow (it starts when its dependencies are met)", workflow_arg="required")
+async def start(ctx: Context, p: P.Empty) -> Outcome:
+    wf = ctx.workflow()
+    ctx.engine.start_workflow(wf.id, actor=ctx.actor)
+    return Outcome(_wf_row(ctx, wf.id), f"{wf.id} is {wf.status.value}" + (" (queued)" if wf.status is WorkflowStatus.PENDING else ""), workflow_id=wf.id)
+
+
+@operation(C, "pause", kind="destructive", payload=P.Empty, summary="pause a workflow: dispatch stops, running tasks pause", workflow_arg="required")
+async def pause(ctx: Context, p: P.Empty) -> Outcome:
+    wf = ctx.workflow()
+    paused = ctx.engine.pause_workflow(wf.id, actor=ctx.actor)
+    return Outcome({**_wf_row(ctx, wf.id), "paused_tasks": paused}, f"{wf.id} paused ({len(paused)} task(s))", [f"/coordination-hub resume {wf.id}"], workflow_id=wf.id)
+
+
+@operation(C, "resume", kind="lifecycle", payload=P.Empty, summary="resume a paused workflow", workflow_arg="required")
+async def resume(ctx: Context, p: P.Empty) -> Outcome:
+    wf = ctx.workflow()
+    resumed = ctx.engine.resume_workflow(wf.id, actor=ctx.actor)
+    return Outcome({**_wf_row(ctx, wf.id), "resumed_tasks": resumed}, f"{wf.id} resumed ({len(resumed)} task(s))", workflow_id=wf.id)
+
+
+@operation(C, "complete", kind="lifecycle", payload=P.Empty, summary="mark a workflow complete once every task has completed", workflow_arg="required")
+async def complete(ctx: Context, p: P.Empty) -> Outcome:
+    wf = ctx.workflow()
+    s = ctx.state
+    if wf.status in TERMINAL_WORKFLOW:
+        raise CommandError("INVALID_STATE", f"{wf.id} is already {wf.status.value}", {"workflow_id": wf.id})
+    left = [k for k in wf.tasks if s.tasks[k].status is not TaskStatus.COMPLETED]
+    if left:
+        raise CommandError("INVALID_STATE", f"{wf.id} has {len(left)} task(s) not completed", {"tasks": left[:20]},
+                           [f"/workflow-status {wf.id}", f"/workflow-status {wf.id} emergency-stop"])
+    took = ctx.now - (wf.started_at or wf.created_at)
+    ctx.engine.emit("WORKFLOW_COMPLETED", "coordination", "workflow", {"workflow_id": wf.id, "duration_s": round(took, 3)}, actor=ctx.actor)
+    return Outcome(_wf_row(ctx, wf.id), f"{wf.id} completed", workflow_id=wf.id)
+
+
+@operation(C, "cleanup", kind="destructive", payload=P.Empty, summary="purge engine caches and retire idle agents above pool minimums")
+async def cleanup(ctx: Context, p: P.Empty) -> Outcome:
+    return await _cleanup(ctx, P.EmergencyCleanup(actions=["cache_purging", "idle_process_termination"]))
+
+
+@operation(C, "get-status", kind="analysis", payload=P.StatusRequest, summary="status of a workflow (or all)", workflow_arg="optional")
+async def get_status(ctx: Context, p: P.StatusRequest) -> Outcome:
+    ids = [ctx.workflow().id] if ctx.workflow_id else sorted(ctx.state.workflows)
+    rows = [_wf_row(ctx, w) for w in ids]
+    if p.verbose and ctx.workflow_id:
+        wf = ctx.state.workflows[ids[0]]
+        rows[0]["task_detail"] = [{"task": k, "status": ctx.state.tasks[k].status.value, "agent": ctx.state.tasks[k].agent,
+                                   "progress": ctx.state.tasks[k].context.progress} for k in wf.tasks]
+    return Outcome({"workflows": rows, "resumptions": {k: {"status": r["status"], "next_step": r["next_step"], "steps": len(r["steps"])}
+                                                        for k, r in ctx.state.resumptions.items()}},
+                   "; ".join(f"{r['workflow_id']} {r['status']} {r['progress']:.0%}" for r in rows[:6]), workflow_id=ctx.workflow_id)
+
+
+@operation(C, "list-workflows", kind="analysis", payload=P.Empty, summary="every workflow with status, priority and progress")
+async def list_workflows(ctx: Context, p: P.Empty) -> Outcome:
+    rows = [_wf_row(ctx, w) for w in sorted(ctx.state.workflows, key=lambda w: (-ctx.state.workflows[w].priority, w))]
+    return Outcome({"workflows": rows}, f"{len(rows)} workflow(s): " + ", ".join(f"{r['workflow_id']}={r['status']}" for r in rows))
+
+
+@operation(C, "assign-agents", kind="lifecycle", payload=P.AssignAgents, summary="give a workflow N agent slots (or the listed idle agents)", workflow_arg="required")
+async def assign_agents(ctx: Context, p: P.AssignAgents) -> Outcome:
+    wf = ctx.workflow()
+    s = ctx.state
+    if isinstance(p.agents, list):
+        for a in p.agents:
+            ag = ctx.live_agent(a)
+            if ag.status is not AgentStatus.IDLE:
+                raise CommandError("INVALID_STATE", f"{a} is {ag.status.value}, not idle", {"agent": a})
+        n = s.in_use(wf.id).agents + len(p.agents)
+    else:
+        n = p.agents
+    if n < 1 or n > ctx.engine.config.workflow_limits.agents:
+        raise CommandError("RESOURCE_LIMIT", f"{n} agents is outside 1..{ctx.engine.config.workflow_limits.agents}")
+    before = wf.allocation
+    ctx.engine.set_allocation(wf.id, before.model_copy(update={"agents": n}), actor=ctx.actor, base=True)
+    assigned = []
+    if isinstance(p.agents, list):
+        from .taskmoves import assign_task, can_assign
+
+        for a in p.agents:
+            for key in list(s.ready.get(wf.id, ())):
+                if can_assign(ctx.engine, key, a) is None:
+                    assign_task(ctx.engine, key, a, ctx.actor)
+                    assigned.append({"task": key, "agent": a})
+                    break
+    return Outcome({"workflow_id": wf.id, "agents_before": before.agents, "agents_after": n, "assigned": assigned},
+                   f"{wf.id} now has {n} agent slot(s) (was {before.agents}); {len(assigned)} task(s) assigned", workflow_id=wf.id)
+
+
+@operation(C, "redistribute-tasks", kind="destructive", payload=P.Redistribute, summary="move tasks off given (or unreachable/slow) agents back to the queue")
+async def redistribute_tasks(ctx: Context, p: P.Redistribute) -> Outcome:
+    """Default: tasks on unreachable agents and on agents whose progress rate is
+    ``slow_factor`` times under plan. Tasks keep their context."""
+    s = ctx.state
+    now = ctx.now
+    chosen: dict[str, str] = {}
+    for a in p.from_agents:
+        ctx.agent(a)
+        if s.agents[a].current_task:
+            chosen[a] = "named"
+    if not p.from_agents:
+        for a in s.agents.values():
+            if not a.current_task:
+                continue
+            t = s.tasks[a.current_task]
+            if a.status is AgentStatus.UNREACHABLE:
+                chosen[a.id] = "unreachable"
+            elif a.status is AgentStatus.BUSY and t.started_at is not None and t.duration_s > 0:
+                elapsed = now - t.started_at
+                planned = min(1.0, elapsed / t.duration_s)
+                if elapsed > 2 * ctx.engine.config.intervals.heartbeat_s and t.context.progress * p.slow_factor < planned:
+                    chosen[a.id] = f"slow: {t.context.progress:.0%} done of {planned:.0%} planned"
+    moved = []
+    for a, why in sorted(chosen.items()):
+        key = s.agents[a].current_task
+        if key:
+            prog = s.tasks[key].context.progress
+            ctx.engine.release_task(key, reason="redistributed", actor=ctx.actor)
+            moved.append({"task": key, "from": a, "why": why, "progress_kept": prog})
+    return Outcome({"moved": moved}, f"{len(moved)} task(s) returned to the queue for other agents")
+
+
+@operation(C, "monitor-pool", kind="analysis", payload=P.Empty, summary="agents per pool: live, idle, busy, failed")
+async def monitor_pool(ctx: Context, p: P.Empty) -> Outcome:
+    return await analysis_outcome(ctx, ["pool_capacity", "agent_health"])
+
+
+@operation(C, "publish-event", kind="lifecycle", payload=P.PublishEvent, summary="record an event line as observed")
+async def publish_event(ctx: Context, p: P.PublishEvent) -> Outcome:
+    try:
+        header = EventHeader(type=p.type, component=p.component, scope=p.scope, data=p.data)
+    except ValidationError as exc:
+        e = exc.errors(include_url=False)[0]
+        raise CommandError("INVALID_EVENT", f"{e['loc'][0]}: {e['msg']}", {"field": str(e["loc"][0])}) from None
+    if header.type in ("STATE_RESTORED", "COMMAND_EXECUTED", "CHECKPOINT_CREATED") or header.type.startswith(("TASK_", "AGENT_", "WORKFLOW_", "RESUMPTION_")):
+        raise CommandError("RESERVED_EVENT", f"{header.type} is an engine event; it cannot be published by hand", {"type": header.type})
+    ev = ctx.engine.inject(header, actor=ctx.actor)
+    return Outcome({"seq": ev.seq, "line": ev.line()}, f"published {ev.type} as seq {ev.seq}")
+
+
+@operation(C, "subscribe-event", kind="monitoring", payload=P.SubscribeEvent, summary="register a named subscription to event types")
+async def subscribe_event(ctx: Context, p: P.SubscribeEvent) -> Outcome:
+    subs = dict(ctx.state.settings.get("subscriptions", {}))
+    subs[p.name] = sorted(set(p.types))
+    ctx.engine.set_setting("subscriptions", subs, actor=ctx.actor)
+    seen = {t: ctx.state.observed.get(t, 0) for t in p.types}
+    return Outcome({"subscriptions": subs, "observed_so_far": seen}, f"subscription {p.name!r} to {', '.join(p.types)}")
+
+
+@operation(C, "get-events", kind="analysis", payload=P.GetEvents, summary="events from the log (types, since, limit, workflow)", workflow_arg="optional")
+async def get_events(ctx: Context, p: P.GetEvents) -> Outcome:
+    eng = ctx.engine
+    if eng.store is None:
+        raise CommandError("NO_STORE", "this engine has no stored log", {}, ["open a database with --db"])
+    await eng.flush()
+    wid = ctx.workflow_id or p.workflow
+    if wid:
+        ctx.workflow(wid)
+    evs = await eng.store.read_events(p.since, None if wid else p.limit * 1, types=p.types or None)
+    if wid:
+        evs = [e for e in evs if e.data.get("workflow_id") == wid or str(e.data.get("task", "")).startswith(wid + "/")][-p.limit:]
+    else:
+        evs = evs[-p.limit:]
+    rows = [{"seq": e.seq, "ts": e.ts, "actor": e.actor, "line": e.line()[:500]} for e in evs]
+    return Outcome({"events": rows, "count": len(rows)}, f"{len(rows)} event(s)", workflow_id=wid)
+
+
+@operation(C, "save-state", kind="checkpoint", payload=P.SaveState, summary="checkpoint the whole state (manual)")
+async def save_state(ctx: Context, p: P.SaveState) -> Outcome:
+    cp = await ctx.engine.checkpoint("manual", p.label or "save-state", actor=ctx.actor)
+    c = ctx.state.checkpoints[cp]
+    return Outcome({"checkpoint": cp, "seq": c.seq, "state_hash": c.state_hash}, f"state saved as checkpoint #{cp}")
+
+
+@operation(C, "load-state", kind="destructive", payload=P.LoadState, summary="bring the whole state back to a checkpoint")
+async def load_state(ctx: Context, p: P.LoadState) -> Outcome:
+    return await restore(ctx, p.checkpoint, None, "load_state")
+
+
+@operation(C, "checkpoint", kind="checkpoint", payload=P.CheckpointRequest, summary="checkpoint now (kind: manual, emergency, incremental, phase_complete)", workflow_arg="optional")
+async def checkpoint(ctx: Context, p: P.CheckpointRequest) -> Outcome:
+    if ctx.workflow_id:
+        ctx.workflow()
+    cp = await ctx.engine.checkpoint(p.kind, p.label, ctx.workflow_id, actor=ctx.actor)
+    c = ctx.state.checkpoints[cp]
+    return Outcome({"checkpoint": cp, "seq": c.seq, "kind": c.kind, "state_hash": c.state_hash}, f"checkpoint #{cp} at seq {c.seq}",
+                   workflow_id=ctx.workflow_id)
+
+
+@operation(C, "restore", kind="destructive", payload=P.RestoreRequest, summary="restore a workflow (or all) from a checkpoint", workflow_arg="optional")
+async def restore_op(ctx: Context, p: P.RestoreRequest) -> Outcome:
+    wfs = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
+    return await restore(ctx, p.checkpoint, wfs or None, "restore")
+
+
+@operation(C, "rollback", kind="destructive", payload=P.RestoreRequest, summary="roll a workflow (or all) back to a checkpoint", workflow_arg="optional")
+async def rollback_op(ctx: Context, p: P.RestoreRequest) -> Outcome:
+    wfs = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
+    return await restore(ctx, p.checkpoint, wfs or None, "rollback")
+
+
+# -- the scenarios ------------------------------------------------------------------------
+
+async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
+    s = ctx.state
+    eng = ctx.engine
+    cap = eng.config.capacity
+    if p.pool is not None and p.pool not in s.pools:
+        raise CommandError("POOL_NOT_FOUND", f"no pool {p.pool!r}", {"known": sorted(s.pools)})
+    done: dict[str, Any] = {}
+    freed_gb = 0.0
+    mem_before = eng.utilisation()["memory"]
+    if "aggressive_garbage_collection" in p.actions:
+        done["garbage_collected_objects"] = gc.collect()
+    if {"cache_purging", "temp_file_cleanup"} & set(p.actions):
+        purge = getattr(eng.runtime, "purge_caches", None)
+        got = purge() if purge is not None else {}
+        freed_gb += float(got.get("cache_gb", 0.0))
+        done["caches"] = got
+    retired: list[str] = []
+    if "idle_process_termination" in p.actions:
+        for name, pool in sorted(s.pools.items()):
+            if p.pool is not None and name != p.pool:
+                continue
+            live = [a for a in s.live_agents() if a.pool == name]
+            idle = sorted((a for a in live if a.status is AgentStatus.IDLE and not a.current_task), key=lambda a: a.id, reverse=True)
+            for a in idle[: max(0, len(live) - pool.min_size)]:
+                eng.retire_agent(a.id, actor=ctx.actor)
+                retired.append(a.id)
+        done["retired_idle_agents"] = retired
+    recovered = {"memory": round(freed_gb / cap.memory_gb * 100.0, 2), "memory_gb": round(freed_gb, 3),
+                 "agents": len(retired), "storage": 0.0}
+    targets = {k: {"target_pct": v, "recovered_pct": recovered.get(k, 0.0), "met": recovered.get(k, 0.0) >= v}
+               for k, v in p.resource_recovery_target.items()}
+    eng.emit("RESOURCE_OPTIMIZED", "resource", "cleanup", {"recovered": recovered, "actions": list(p.actions), "retired": retired}, actor=ctx.actor)
+    return Outcome({"actions": done, "resource_recovery": recovered, "targets": targets, "memory_pct_before": mem_before},
+                   f"freed {freed_gb:.2f} GB of caches ({recovered['memory']:.1f}% of memory), retired {len(retired)} idle agent(s)"
+                   + (f"; targets met: {sum(1 for t in targets.values() if t['met'])}/{len(targets)}" if targets else ""),
+                   ["/resource-manager status"])
+
+
+@operation(C, "emergency-cleanup", kind="destructive", payload=P.EmergencyCleanup,
+           summary="garbage-collect, purge engine caches and temp data, retire idle agents beyond pool minimums")
+async def emergency_cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
+    """What is recovered is measured: cache gigabytes the runtime released, agents
+    retired; each ``resource_recovery_target`` is reported met or not."""
+    return await _cleanup(ctx, p)
+
+
+@operation(C, "execute-dependency-recovery", kind="lifecycle", payload=P.ExecuteDependencyRecovery,
+           summary="replace failed agents (matching specializations), move their task context, recover dependency chains")
+async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecovery) -> Outcome:
+    s = ctx.state
+    eng = ctx.engine
+    # Checks first.
+    for act in p.recovery_actions:
+        for a in act.failed_agents:
+            ag = ctx.agent(a)
+            if ag.status not in (AgentStatus.FAILED, AgentStatus.UNREACHABLE):
+                raise CommandError("INVALID_STATE", f"{a} is {ag.status.value}, not failed or unreachable: it needs no replacement",
+                                   {"agent": a}, ["/resource-manager agent-pool-assessment"])
+        for w in (act.primary_workflow, act.dependent_workflow):
+            if w:
+                ctx.workflow(w)
+    n_new = sum(len(a.failed_agents) for a in p.recovery_actions if a.action == "immediate_agent_replacement")
+    free = eng.config.capacity.agents - len(s.live_agents()) + sum(
+        1 for act in p.recovery_actions for a in act.failed_agents if s.agents[a].status is AgentStatus.UNREACHABLE)
+    if n_new > free:
+        raise CommandError("RESOURCE_EXHAUSTED", f"{n_new} replacement(s) needed, {free} agent slot(s) free", {"capacity": eng.config.capacity.agents})
+    results = []
+    for act in p.recovery_actions:
+        if act.action == "immediate_agent_replacement":
+            pairs: list[tuple[str, str | None]] = []
+            created_pool = None
+            if act.replacement_pool and act.replacement_pool not in s.pools:
+                specs = sorted({sp for a in act.failed_agents for sp in s.agents[a].specializations})
+                eng.create_pool(act.replacement_pool, specs, 0, max(len(act.failed_agents), 5))
+                created_pool = act.replacement_pool
+            for a in act.failed_agents:
+                src = s.agents[a]
+                if src.status is AgentStatus.UNREACHABLE:
+                    eng.retire_agent(a, actor=ctx.actor)
+                pool = act.replacement_pool or src.pool
+                spec = list(src.specializations) if act.specialization_matching else None
+                new = eng.add_agent(pool, spec, actor=ctx.actor)
+                pairs.append((a, new))
+            moved = await transfer_contexts(eng, pairs, ctx.actor) if act.context_transfer != "none" else []
+            eng.set_setting("recovery.replacements", {**s.settings.get("recovery.replacements", {}), **{a: b for a, b in pairs}}, actor=ctx.actor)
+            results.append({"action": act.action, "replacements": dict(pairs), "created_pool": created_pool, "context_transfers": moved})
+        elif act.action == "dependency_chain_recovery":
+            prim = s.workflows[act.primary_workflow]  # type: ignore[index]
+            entry: dict[str, Any] = {"action": act.action, "primary": prim.id}
+            if act.checkpoint_restoration and (prim.status is WorkflowStatus.FAILED or any(s.tasks[k].status is TaskStatus.FAILED for k in prim.tasks)):
+                out = await restore(ctx, "latest_verified", [prim.id], "dependency_recovery")
+                entry["restored"] = out.result["checkpoint"]
+            elif act.checkpoint_restoration:
+                entry["restored"] = None
+                entry["restore_note"] = f"{prim.id} has no failed task: nothing to restore"
+            if prim.status is WorkflowStatus.PAUSED and not prim.frozen:
+                eng.resume_workflow(prim.id, actor=ctx.actor)
+                entry["resumed"] = True
+            elif prim.status is WorkflowStatus.PENDING:
+                eng.start_workflow(prim.id, actor=ctx.actor)
+                entry["started"] = True
+            if act.dependent_workflow:
+                dep = s.workflows[act.dependent_workflow]
+                if prim.id not in dep.depends_on:
+                    raise CommandError("INVALID_PAYLOAD", f"{dep.id} does not depend on {prim.id}", {"depends_on": dep.depends_on})
+                if dep.status is WorkflowStatus.PENDING and not dep.queued:
+                    eng.start_workflow(dep.id, actor=ctx.actor)
+                entry["dependent"] = {"workflow_id": dep.id, "status": dep.status.value, "queued": dep.queued,
+                                      "waits_for": [d for d in dep.depends_on if s.workflows[d].status is not WorkflowStatus.COMPLETED]}
+            entry["primary_status"] = prim.status.value
+            entry["critical_path"] = s.critical_path(prim.id)
+            results.append(entry)
+        else:
+            lvl = act.monitoring_level or "comprehensive"
+            out = configure(ctx, "recovered_workflows", {"scope": act.scope, "level": lvl,
+                                                         "failure_prediction": act.failure_prediction == "enabled"}, 3600.0)
+            results.append({"action": act.action, **out.result})
+    n_rep = sum(len(r.get("replacements", {})) for r in results)
+    n_ctx = sum(len(r.get("context_transfers", [])) for r in results)
+    return Outcome({"strategy": p.recovery_strategy, "actions": results},
+                   f"{n_rep} agent(s) replaced, {n_ctx} task context(s) moved, {len(results)} action(s)",
+                   ["/workflow-recovery transfer-context", "/workflow-status"])
+
+
+@operation(C, "dependency-analysis", kind="analysis", payload=P.AnalysisRequest, summary="dependency chains and critical paths", workflow_arg="optional")
+async def dependency_analysis(ctx: Context, p: P.AnalysisRequest) -> Outcome:
+    return await analysis_outcome(ctx, choose(p.focus, ["dependency_chains", "critical_paths"]), scope_of(ctx, p.workflows), {"scope": p.scope})
+
+
+@operation(C, "workflow-efficiency-analysis", kind="analysis", payload=P.AnalysisRequest, summary="event rates, dispatch inefficiency and performance trends")
+async def workflow_efficiency_analysis(ctx: Context, p: P.AnalysisRequest) -> Outcome:
+    return await analysis_outcome(ctx, ["coordination_overhead", "performance_trend", "bottlenecks"], None, {"scope": p.scope})
+
+
+@operation(C, "emergency-data-protection", kind="checkpoint", payload=P.EmergencyDataProtection,
+           summary="emergency checkpoint, freeze the workflow's state, validate backups, commit the log", workflow_arg="optional")
+async def emergency_data_protection(ctx: Context, p: P.EmergencyDataProtection) -> Outcome:
+    """The checkpoint is taken before the freeze, so it is the last state before
+    protection; while frozen, every change to the workflow is refused."""
+    from ..engine import EngineError
+
+    eng = ctx.engine
+    wid = p.affected_workflow or ctx.workflow_id
+    wf = ctx.workflow(wid) if wid else None
+    res: dict[str, Any] = {"workflow_id": wf.id if wf else None, "protection_level": p.protection_level}
+    if "create_emergency_checkpoint" in p.immediate_actions:
+        cp = await eng.checkpoint("emergency", f"data protection {wf.id if wf else 'all'}", wf.id if wf else None, actor=ctx.actor)
+        res["checkpoint"] = cp
+    if "freeze_state_modifications" in p.immediate_actions:
+        targets = [wf.id] if wf else sorted(w.id for w in ctx.state.workflows.values() if w.status not in TERMINAL_WORKFLOW)
+        for w in targets:
+            if not ctx.state.workflows[w].frozen:
+                eng.freeze(w, True, actor=ctx.actor)
+        res["frozen"] = targets
+    if "activate_backup_validation" in p.immediate_actions:
+        ok, bad = [], {}
+        for cp_id in sorted(ctx.state.checkpoints):
+            try:
+                await eng.verified_checkpoint(cp_id)
+                ok.append(cp_id)
+            except EngineError as exc:
+                bad[str(cp_id)] = exc.message
+        res["backups"] = {"verified": ok, "failed": bad}
+    if "enable_transaction_logging" in p.immediate_actions:
+        eng.set_setting("data_protection", {"workflow": wf.id if wf else None, "level": p.protection_level, "commit_every_command": True},
+                        actor=ctx.actor)
+        await eng.flush()
+        res["log_committed_through_seq"] = ctx.state.seq
+    return Outcome(res, f"protected {wf.id if wf else 'all workflows'}: " + ", ".join(
+        x for x in (f"checkpoint #{res['checkpoint']}" if "checkpoint" in res else "", f"{len(res.get('frozen', []))} frozen" if "frozen" in res else "",
+                    f"{len(res['backups']['verified'])} backup(s) verify" if "backups" in res else "") if x),
+                   ["/workflow-recovery corruption-assessment", "/workflow-recovery execute-data-recovery"], workflow_id=wf.id if wf else None)
+
+
+@operation(C, "checkpoint-validation", kind="analysis", payload=P.AnalysisRequest, summary="verify every checkpoint and the log against the live state")
+async def checkpoint_validation(ctx: Context, p: P.AnalysisRequest) -> Outcome:
+    return await analysis_outcome(ctx, ["checkpoint_integrity", "log_replay"], None, {"scope": p.scope})
+
+
+@operation(C, "enable-enhanced-integrity-monitoring", kind="monitoring", payload=P.EnhancedIntegrityMonitoring,
+           summary="integrity monitoring settings: validation frequency, checkpoint interval, auto recovery")
+async def enable_enhanced_integrity_monitoring(ctx: Context, p: P.EnhancedIntegrityMonitoring) -> Outcome:
+    """``checkpoint_frequency`` maps to an interval: relaxed 2x, normal 1x, aggressive 1/3x
+    of the configured checkpoint interval. An integrity check runs now as the baseline."""
+    base = ctx.engine.config.intervals.checkpoint_s
+    interval = {"relaxed": base * 2, "normal": base, "aggressive": base / 3}[p.checkpoint_frequency]
+    from .analyses import state_consistency
+
+    check = (await state_consistency(ctx.engine, None))[0]
+    out = configure(ctx, "integrity", {"level": p.monitoring_level, "validation_frequency": p.validation_frequency,
+                                       "checkpoint_interval_s": interval, "corruption_detection": p.corruption_detection,
+                                       "auto_recovery": p.auto_recovery == "enabled", "baseline_problems": len(check.evidence["problems"])})
+    out.result["integrity_check"] = check.as_dict()
+    out.summary += f"; checkpoints every {interval:g}s; {len(check.evidence['problems'])} inconsistency(ies) now"
+    return out
+
+
+@operation(C, "implement-enhanced-protection", kind="monitoring", payload=P.EnhancedProtection,
+           summary="turn on protection measures (checksums, consistency monitoring, backup validation, auditing)")
+async def implement_enhanced_protection(ctx: Context, p: P.EnhancedProtection) -> Outcome:
+    measures = {m: True for m in p.protection_enhancements + p.monitoring_improvements}
+    if not measures:
+        raise CommandError("INVALID_PAYLOAD", "name at least one protection enhancement or monitoring improvement")
+    out = configure(ctx, "protection", {"measures": sorted(measures), "state_hash": ctx.state.state_hash(), "seq": ctx.state.seq})
+    out.summary = f"{len(measures)} protection measure(s) on; state checksum {ctx.state.state_hash()[:12]} at seq {ctx.state.seq}"
+    return out
+
+
+@operation(C, "network-failure-analysis", kind="analysis", payload=P.NetworkFailureAnalysis, summary="which agents are unreachable, for how long, holding what")
+async def network_failure_analysis(ctx: Context, p: P.NetworkFailureAnalysis) -> Outcome:
+    names = ["network", "stalled_agents"]
+    if "state_synchronization" in p.affected_components:
+        names.append("state_consistency")
+    if "event_distribution" in p.affected_components:
+        names.append("coordination_overhead")
+    return await analysis_outcome(ctx, names, None, {"failure_scope": p.failure_scope, "components": p.affected_components})
+
+
+@operation(C, "communication-redundancy-activation", kind="destructive", payload=P.CommunicationRedundancy,
+           summary="move tasks off agents unreachable longer than reassign_after; record the redundancy setting")
+async def communication_redundancy_activation(ctx: Context, p: P.CommunicationRedundancy) -> Outcome:
+    s = ctx.state
+    moved = []
+    for a in sorted(s.agents.values(), key=lambda a: a.id):
+        if a.status is AgentStatus.UNREACHABLE and a.current_task:
+            silent = ctx.now - ctx.engine.telemetry.liveness.get(a.id, a.last_heartbeat or ctx.now)
+            if silent >= p.reassign_after:
+                key = a.current_task
+                ctx.engine.release_task(key, reason="agent_unreachable", actor=ctx.actor)
+                moved.append({"task": key, "from": a.id, "silent_s": round(silent, 1)})
+    out = configure(ctx, "communication", {"redundancy": True, "reassign_after_s": p.reassign_after})
+    out.result["moved"] = moved
+    out.summary = f"redundancy on (reassign after {p.reassign_after:g}s silent); {len(moved)} task(s) moved now"
+    return out
+
+
+@operation(C, "activate-distributed-protocols", kind="monitoring", payload=P.ActivateDistributedProtocols,
+           summary="partition-tolerant coordination settings (buffer and replay, agent autonomy, sync)")
+async def activate_distributed_protocols(ctx: Context, p: P.ActivateDistributedProtocols) -> Outcome:
+    """Records the adaptations and reports the current partition they apply to: which
+    agents are unreachable and keep working with buffered reports."""
+    s = ctx.state
+    lost = sorted(a.id for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE)
+    holding = {a: s.agents[a].current_task for a in lost if s.agents[a].current_task}
+    adapt = [a.adaptation for a in p.coordination_adaptations]
+    out = configure(ctx, "distributed_protocols", {"mode": p.protocol_mode, "strategy": p.communication_strategy, "adaptations": adapt,
+                                                   "keep_tasks_on_unreachable": "agent_autonomy_increase" in adapt})
+    out.result["partition"] = {"unreachable": lost, "tasks_held": holding}
+    out.summary = f"{len(adapt)} adaptation(s) on; {len(lost)} agent(s) partitioned, {len(holding)} holding tasks"
+    return out
+
+
+@operation(C, "implement-network-resilience", kind="monitoring", payload=P.NetworkResilience, summary="permanent network-resilience settings")
+async def implement_network_resilience(ctx: Context, p: P.NetworkResilience) -> Outcome:
+    measures = p.resilience_enhancements + p.monitoring_improvements
+    if not measures:
+        raise CommandError("INVALID_PAYLOAD", "name at least one resilience enhancement or monitoring improvement")
+    hb = ctx.engine.config.intervals.heartbeat_s
+    failover_after = hb * ctx.engine.config.intervals.missed_heartbeats if "automatic_failover_mechanisms" in measures else None
+    out = configure(ctx, "network_resilience", {"measures": sorted(measures), "failover_after_s": failover_after})
+    lost = sum(1 for a in ctx.state.agents.values() if a.status is AgentStatus.UNREACHABLE)
+    out.summary = f"{len(measures)} resilience measure(s) on; {lost} agent(s) unreachable now" + (f"; failover after {failover_after:g}s" if failover_after else "")
+    return out
+
+
+_ = (json, Resources)

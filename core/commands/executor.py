@@ -1,0 +1,111 @@
+"""Executing commands: parse, validate, execute against the engine, record.
+
+``run_command(engine, text, actor)`` is the one command path of the console's
+palette, headless scripts, playbooks and tests. It never raises for bad input: a
+command that cannot be parsed or validated gets an error response and changes
+nothing; a command that runs is recorded as a ``COMMAND_EXECUTED`` event.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from ..engine import Engine, EngineError
+from . import (  # noqa: F401  (registering the operations)
+    coordination_hub,
+    debug,
+    performance_monitor,
+    resource_manager,
+    subagents,
+    workflow_recovery,
+    workflow_status,
+)
+from .binding import bind
+from .context import Context
+from .grammar import CommandSyntaxError, parse
+from .registry import KINDS, REGISTRY, OperationSpec, Outcome, Registry
+from .responses import DEFAULT_SUGGESTIONS, CommandError, error, from_exception, success
+from .resumption import attach
+
+__all__ = ["run_command", "REGISTRY", "KINDS", "OperationSpec", "Outcome", "Registry", "attach", "resolve_spec"]
+
+SUMMARY_MAX = 300
+
+
+def _syntax_error(exc: CommandSyntaxError) -> dict[str, Any]:
+    details = {"line": exc.line, "column": exc.column, **exc.details}
+    sugg = list(exc.details.get("suggestions", []))
+    if "usage" in exc.details:
+        sugg.append(f"usage: {exc.details['usage']}")
+    if not sugg:
+        sugg = ["opsdeck help", "/<component> <operation> ['<json>'] [--flag]"]
+    return error(exc.code, f"line {exc.line}, column {exc.column}: {exc.message}", details, sugg)
+
+
+def resolve_spec(text: str) -> OperationSpec | None:
+    """The registry entry a command text names, or None if it does not parse."""
+    try:
+        return bind(parse(text), REGISTRY).spec
+    except (CommandSyntaxError, CommandError):
+        return None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+async def run_command(engine: Engine, text: str, actor: str = "operator") -> dict:
+    """Parse, validate, execute and record one command; return the response dict."""
+    try:
+        bound = bind(parse(text), REGISTRY)
+    except CommandSyntaxError as exc:
+        return _syntax_error(exc)
+    except CommandError as exc:
+        return from_exception(exc)
+    except Exception as exc:  # noqa: BLE001 - bad input must never raise
+        return error("INVALID_COMMAND", f"{type(exc).__name__}: {exc}", {}, ["opsdeck help"])
+    spec = bound.spec
+    if engine.readonly and spec.mutates:
+        return error("READ_ONLY", f"{spec.name} changes state and this console is read-only", {"kind": spec.kind},
+                     DEFAULT_SUGGESTIONS["READ_ONLY"])
+    if not engine.readonly:
+        attach(engine)
+    seq0 = engine.state.seq
+    ctx = Context(engine=engine, actor=actor, spec=spec, text=text, workflow_id=bound.workflow_id, flags=bound.flags)
+    outcome: Outcome | None = None
+    try:
+        outcome = await spec.handler(ctx, bound.payload)
+        resp = success(spec.name, {**outcome.result, "summary": outcome.summary}, timestamp=engine.clock.now(),
+                       workflow_id=outcome.workflow_id or bound.workflow_id, metrics=_metrics(engine),
+                       next_steps=outcome.next_steps)
+    except CommandError as exc:
+        resp = from_exception(exc)
+    except EngineError as exc:
+        resp = error(exc.code, exc.message, exc.details, DEFAULT_SUGGESTIONS.get(exc.code, []))
+    except Exception as exc:  # noqa: BLE001
+        resp = error("INTERNAL_ERROR", f"{spec.name} failed: {type(exc).__name__}: {exc}",
+                     {"trace": traceback.format_exc(limit=4).splitlines()[-6:]}, ["report this as a bug"])
+    changed = engine.state.seq != seq0
+    if not engine.readonly and (resp["status"] == "success" or changed):
+        summary = outcome.summary if outcome is not None else resp.get("error", {}).get("message", "")
+        data: dict[str, Any] = {
+            "command": text.strip(),
+            "component": spec.component,
+            "operation": spec.operation,
+            "kind": spec.kind,
+            "status": resp["status"],
+            "summary": summary[:SUMMARY_MAX],
+            "events": engine.state.seq - seq0,
+        }
+        if resp["status"] == "error":
+            data["error"] = resp["error"]["code"]
+        try:
+            engine.emit("COMMAND_EXECUTED", "command", spec.component, data, actor=actor)
+        except EngineError:
+            pass
+    return resp
+
+
+def _metrics(engine: Engine) -> dict[str, Any]:
+    u = engine.utilisation()
+    return {"cpu_pct": u["cpu"], "memory_pct": u["memory"], "agents_pct": u["agents"], "seq": engine.state.seq,
+            "clock": round(engine.clock.now(), 3)}

@@ -1,0 +1,265 @@
+"""The slash-command grammar: ``/<component> <operation> ['<json>' ...] [--flag ...]``.
+
+Tokens are split shell-style (single quotes literal, double quotes with backslash
+escapes, backslash outside quotes escapes the next character). Each token keeps the
+position of every character in the original text, so an error inside a JSON
+argument that spans lines can still be reported at its line and column.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class CommandSyntaxError(ValueError):
+    """Bad command text; ``offset`` is 0-based into the text, ``line``/``column`` 1-based."""
+
+    def __init__(self, message: str, text: str, offset: int, code: str = "INVALID_SYNTAX", details: dict[str, Any] | None = None) -> None:
+        self.message = message
+        self.text = text
+        self.offset = max(0, min(offset, len(text)))
+        self.line, self.column = line_col(text, self.offset)
+        self.code = code
+        self.details = details or {}
+        super().__init__(f"line {self.line}, column {self.column}: {message}")
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a 0-based offset."""
+    before = text[:offset]
+    line = before.count("\n") + 1
+    col = offset - (before.rfind("\n") + 1) + 1
+    return line, col
+
+
+@dataclass
+class Token:
+    """One shell word: its value and the text offset of each of its characters."""
+
+    value: str
+    start: int
+    positions: list[int] = field(default_factory=list)
+    quoted: bool = False
+
+    def offset_of(self, i: int) -> int:
+        """Text offset of the value's i-th character (end of token if past it)."""
+        if not self.positions:
+            return self.start
+        if i < len(self.positions):
+            return self.positions[i]
+        return self.positions[-1] + 1
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split shell-style, keeping character positions; unterminated quotes are errors."""
+    tokens: list[Token] = []
+    i = 0
+    n = len(text)
+    cur: Token | None = None
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            if cur is not None:
+                tokens.append(cur)
+                cur = None
+            i += 1
+            continue
+        if cur is None:
+            cur = Token("", i)
+        if c == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                raise CommandSyntaxError("unterminated single quote", text, i, details={"expected": "a closing '"})
+            cur.quoted = True
+            for j in range(i + 1, end):
+                cur.value += text[j]
+                cur.positions.append(j)
+            i = end + 1
+        elif c == '"':
+            j = i + 1
+            cur.quoted = True
+            while True:
+                if j >= n:
+                    raise CommandSyntaxError('unterminated double quote', text, i, details={"expected": 'a closing "'})
+                d = text[j]
+                if d == '"':
+                    break
+                if d == "\\" and j + 1 < n and text[j + 1] in '"\\$`\n':
+                    j += 1
+                    d = text[j]
+                cur.value += d
+                cur.positions.append(j)
+                j += 1
+            i = j + 1
+        elif c == "\\" and i + 1 < n:
+            cur.value += text[i + 1]
+            cur.positions.append(i + 1)
+            i += 2
+        else:
+            cur.value += c
+            cur.positions.append(i)
+            i += 1
+    if cur is not None:
+        tokens.append(cur)
+    return tokens
+
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+_FLAG_RE = re.compile(r"^--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?:=(.*))?$", re.S)
+
+
+@dataclass
+class Argument:
+    """A positional argument: a JSON value (object/array) or a bare word."""
+
+    value: Any
+    token: Token
+    is_json: bool
+
+
+@dataclass
+class ParsedCommand:
+    """The syntax of one command, before it is resolved against the registry."""
+
+    text: str
+    component: str
+    component_token: Token
+    words: list[Token]
+    """Bare words after the component, in order (operation, workflow id, ...)."""
+    arguments: list[Argument]
+    """Every positional argument after the component, words and JSON alike, in order."""
+    flags: dict[str, tuple[Any, Token]]
+
+
+def parse(text: str) -> ParsedCommand:
+    """Parse command text; raise :class:`CommandSyntaxError` naming the column."""
+    if not isinstance(text, str):
+        raise CommandSyntaxError("a command is text", "", 0)
+    stripped = text.strip()
+    if not stripped:
+        raise CommandSyntaxError("empty command: expected /<component> <operation> ...", text, 0, code="EMPTY_COMMAND")
+    tokens = tokenize(text)
+    head = tokens[0]
+    if head.quoted or not head.value.startswith("/"):
+        raise CommandSyntaxError(
+            f"a command starts with /<component>, found {head.value[:20]!r}", text, head.start,
+            details={"expected": "/<component>"},
+        )
+    component = head.value[1:]
+    if not _NAME_RE.match(component):
+        raise CommandSyntaxError(
+            f"component {component!r} must be lowercase words joined by '-'", text, head.start + 1,
+            code="UNKNOWN_COMPONENT", details={"component": component},
+        )
+    words: list[Token] = []
+    arguments: list[Argument] = []
+    flags: dict[str, tuple[Any, Token]] = {}
+    for tok in tokens[1:]:
+        v = tok.value
+        if not tok.quoted and v.startswith("--"):
+            m = _FLAG_RE.match(v)
+            if not m:
+                raise CommandSyntaxError(f"malformed flag {v!r}: expected --name or --name=value", text, tok.start, code="INVALID_FLAG")
+            name = m.group(1)
+            if name in flags:
+                raise CommandSyntaxError(f"flag --{name} given twice", text, tok.start, code="INVALID_FLAG")
+            flags[name] = (m.group(2) if m.group(2) is not None else True, tok)
+            continue
+        if v.lstrip()[:1] in ("{", "["):
+            arguments.append(Argument(parse_json(tok, text), tok, True))
+        else:
+            if not v:
+                raise CommandSyntaxError("empty argument", text, tok.start, code="INVALID_ARGUMENT")
+            if v.startswith("-") and not tok.quoted:
+                raise CommandSyntaxError(f"unknown option {v!r}: flags start with --", text, tok.start, code="INVALID_FLAG")
+            words.append(tok)
+            arguments.append(Argument(v, tok, False))
+    return ParsedCommand(text, component, head, words, arguments, flags)
+
+
+def parse_json(tok: Token, text: str) -> Any:
+    """Decode a JSON argument; an error names the line and column in the whole text."""
+    try:
+        return json.loads(tok.value)
+    except json.JSONDecodeError as exc:
+        raise CommandSyntaxError(f"invalid JSON: {exc.msg}", text, tok.offset_of(exc.pos), code="INVALID_JSON") from None
+    except RecursionError:
+        raise CommandSyntaxError("invalid JSON: nested too deeply", text, tok.start, code="INVALID_JSON") from None
+
+
+def json_positions(src: str) -> dict[tuple[Any, ...], int]:
+    """Offsets (into ``src``) of every value and object key in a valid JSON text,
+    keyed by its path; used to point a validation error at the field's column."""
+    out: dict[tuple[Any, ...], int] = {}
+    n = len(src)
+
+    def ws(i: int) -> int:
+        while i < n and src[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def string_end(i: int) -> int:
+        i += 1
+        while i < n:
+            if src[i] == "\\":
+                i += 2
+                continue
+            if src[i] == '"':
+                return i + 1
+            i += 1
+        return n
+
+    def value(i: int, path: tuple[Any, ...]) -> int:
+        i = ws(i)
+        out.setdefault(path, i)
+        if i >= n:
+            return i
+        c = src[i]
+        if c == "{":
+            i = ws(i + 1)
+            if i < n and src[i] == "}":
+                return i + 1
+            while i < n:
+                i = ws(i)
+                kend = string_end(i)
+                try:
+                    key = json.loads(src[i:kend])
+                except json.JSONDecodeError:
+                    return n
+                out[(*path, key, "__key__")] = i
+                i = ws(kend)
+                i = value(i + 1, (*path, key))
+                i = ws(i)
+                if i < n and src[i] == ",":
+                    i += 1
+                    continue
+                return i + 1
+            return i
+        if c == "[":
+            i = ws(i + 1)
+            if i < n and src[i] == "]":
+                return i + 1
+            k = 0
+            while i < n:
+                i = value(i, (*path, k))
+                i = ws(i)
+                k += 1
+                if i < n and src[i] == ",":
+                    i += 1
+                    continue
+                return i + 1
+            return i
+        if c == '"':
+            return string_end(i)
+        while i < n and src[i] not in ",]} \t\r\n":
+            i += 1
+        return i
+
+    try:
+        value(0, ())
+    except RecursionError:
+        pass
+    return out

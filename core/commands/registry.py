@@ -1,0 +1,273 @@
+"""The one registry of components and operations.
+
+Each entry names its payload model, its help, the flags it accepts, whether it takes
+a leading workflow id, and its kind: ``analysis`` (reads only), ``checkpoint``,
+``monitoring`` (changes monitoring settings), ``destructive`` (pauses, reduces,
+kills, rolls back) or ``lifecycle``. The parser resolves commands here; the
+console's palette and completion and ``opsdeck help`` read the same entries.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from .context import Context
+
+Kind = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]
+WorkflowArg = Literal["none", "optional", "required"]
+KINDS: tuple[str, ...] = ("analysis", "checkpoint", "monitoring", "destructive", "lifecycle")
+
+
+@dataclass
+class Outcome:
+    """What an operation returns: its result, a one-line summary and next steps."""
+
+    result: dict[str, Any]
+    summary: str
+    next_steps: list[str] = field(default_factory=list)
+    workflow_id: str | None = None
+
+
+Handler = Callable[["Context", Any], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class OperationSpec:
+    component: str
+    operation: str
+    summary: str
+    help: str
+    payload: type[BaseModel]
+    kind: Kind
+    mutates: bool
+    handler: Handler
+    workflow_arg: WorkflowArg = "none"
+    json_args: tuple[str, ...] = ()
+    """Payload fields filled by successive JSON arguments; () = one JSON object is the payload."""
+    flags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    default: bool = False
+    """The operation run when the component is given without one (``/subagents '...'``)."""
+
+    @property
+    def name(self) -> str:
+        return f"/{self.component} {self.operation}"
+
+    @property
+    def usage(self) -> str:
+        parts = [f"/{self.component}"]
+        parts.append(f"[{self.operation}]" if self.default else self.operation)
+        if self.workflow_arg == "required":
+            parts.append("<workflow-id>")
+        elif self.workflow_arg == "optional":
+            parts.append("[workflow-id]")
+        if self.json_args:
+            parts += [f"'<{a}-json>'" for a in self.json_args]
+        elif self.payload.model_fields:
+            parts.append("['<json>']")
+        parts += [f"[--{f}]" for f in self.flags]
+        return " ".join(parts)
+
+    def fields(self) -> list[dict[str, Any]]:
+        """The payload's fields for help and completion: name, type, default, help."""
+        out = []
+        for name, f in self.payload.model_fields.items():
+            key = f.alias or name
+            ann = f.annotation
+            tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+            out.append({
+                "name": key,
+                "type": tname,
+                "required": f.is_required(),
+                "default": None if f.is_required() else repr(f.default) if f.default is not None else None,
+                "help": f.description or "",
+            })
+        return out
+
+
+COMPONENT_HELP: dict[str, str] = {
+    "resource-manager": "capacity, allocation, reservation and reallocation of CPU, memory and agents",
+    "coordination-hub": "workflow lifecycle, agent assignment, events, checkpoints and protection",
+    "workflow-recovery": "restores, rollbacks, failure analysis, staged resumption and context transfer",
+    "performance-monitor": "live metrics, trends, bottlenecks, optimisation and monitoring settings",
+    "subagents": "a parallel fan-out of analyses gathered into one report",
+    "debug": "a read-only investigation producing findings with a severity",
+    "workflow-status": "status of one or all workflows, with pause/resume/checkpoint/reassign/emergency-stop",
+}
+
+
+class Registry:
+    """Components and their operations, by name and alias."""
+
+    def __init__(self) -> None:
+        self._ops: dict[tuple[str, str], OperationSpec] = {}
+        self._aliases: dict[tuple[str, str], str] = {}
+
+    def __iter__(self) -> Iterator[OperationSpec]:
+        return iter(sorted(self._ops.values(), key=lambda s: (s.component, s.operation)))
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def add(self, spec: OperationSpec) -> None:
+        key = (spec.component, spec.operation)
+        if key in self._ops:
+            raise ValueError(f"{spec.name} registered twice")
+        self._ops[key] = spec
+        for a in spec.aliases:
+            self._aliases[(spec.component, a)] = spec.operation
+
+    def components(self) -> list[str]:
+        return sorted({c for c, _ in self._ops})
+
+    def operations(self, component: str) -> list[str]:
+        return sorted(o for c, o in self._ops if c == component)
+
+    def get(self, component: str, operation: str) -> OperationSpec | None:
+        op = self._aliases.get((component, operation), operation)
+        return self._ops.get((component, op))
+
+    def default_of(self, component: str) -> OperationSpec | None:
+        for (c, _), spec in self._ops.items():
+            if c == component and spec.default:
+                return spec
+        return None
+
+    def lookup(self, name: str) -> OperationSpec | None:
+        """``"/component operation"`` or ``"component operation"`` (or the component alone
+        for a component with a default operation)."""
+        parts = name.strip().lstrip("/").split()
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return self.default_of(parts[0])
+        return self.get(parts[0], parts[1])
+
+    @staticmethod
+    def suggest(word: str, candidates: list[str], n: int = 3) -> list[str]:
+        got = difflib.get_close_matches(word, candidates, n=n, cutoff=0.55)
+        if not got:
+            got = [c for c in candidates if word and (word in c or c in word)][:n]
+        return got
+
+    def complete(self, prefix: str) -> list[str]:
+        """Completions of a partly typed command, for the palette."""
+        text = prefix.lstrip()
+        if not text.startswith("/"):
+            text = "/" + text
+        parts = text[1:].split(" ")
+        if len(parts) == 1:
+            return [f"/{c}" for c in self.components() if c.startswith(parts[0])]
+        comp, op = parts[0], parts[1]
+        if len(parts) == 2:
+            names = self.operations(comp) + [a for (c, a) in self._aliases if c == comp]
+            return sorted(f"/{comp} {o}" for o in set(names) if o.startswith(op))
+        return []
+
+    def entries(self) -> list[dict[str, Any]]:
+        """A JSON-ready listing: what ``opsdeck help --json`` prints."""
+        return [
+            {
+                "command": s.name,
+                "component": s.component,
+                "operation": s.operation,
+                "summary": s.summary,
+                "kind": s.kind,
+                "mutates": s.mutates,
+                "usage": s.usage,
+                "flags": dict(s.flags),
+                "aliases": list(s.aliases),
+            }
+            for s in self
+        ]
+
+    def help_text(self, name: str | None = None) -> str:
+        """Help for one command, one component, or everything."""
+        if not name:
+            lines = ["Commands: /<component> <operation> ['<json>' ...] [--flag ...]", ""]
+            for comp in self.components():
+                lines.append(f"/{comp} - {COMPONENT_HELP.get(comp, '')}")
+                for s in self:
+                    if s.component == comp:
+                        lines.append(f"  {s.operation:<40} [{s.kind}] {s.summary}")
+                lines.append("")
+            return "\n".join(lines).rstrip() + "\n"
+        parts = name.strip().lstrip("/").split()
+        if len(parts) == 1 and parts[0] in self.components() and self.default_of(parts[0]) is None:
+            comp = parts[0]
+            lines = [f"/{comp} - {COMPONENT_HELP.get(comp, '')}", ""]
+            for s in self:
+                if s.component == comp:
+                    lines.append(f"  {s.operation:<40} [{s.kind}] {s.summary}")
+            return "\n".join(lines) + "\n"
+        spec = self.lookup(name)
+        if spec is None:
+            raise KeyError(name)
+        lines = [f"{spec.usage}", "", spec.summary, ""]
+        if spec.help and spec.help != spec.summary:
+            lines += [spec.help, ""]
+        lines.append(f"kind: {spec.kind}   changes state: {'yes' if spec.mutates else 'no'}")
+        if spec.aliases:
+            lines.append("aliases: " + ", ".join(spec.aliases))
+        fields = spec.fields()
+        if fields:
+            lines += ["", "payload fields:"]
+            for f in fields:
+                req = "required" if f["required"] else f"default {f['default']}"
+                desc = f"  {f['help']}" if f["help"] else ""
+                lines.append(f"  {f['name']:<28} {f['type']:<24} {req}{desc}")
+        if spec.flags:
+            lines += ["", "flags:"]
+            for k, v in spec.flags.items():
+                lines.append(f"  --{k:<26} {v}")
+        return "\n".join(lines) + "\n"
+
+
+REGISTRY = Registry()
+
+
+def operation(
+    component: str,
+    name: str,
+    *,
+    kind: Kind,
+    payload: type[BaseModel],
+    summary: str,
+    workflow_arg: WorkflowArg = "none",
+    json_args: tuple[str, ...] = (),
+    flags: dict[str, str] | None = None,
+    aliases: tuple[str, ...] = (),
+    default: bool = False,
+    mutates: bool | None = None,
+) -> Callable[[Handler], Handler]:
+    """Register an async handler ``(ctx, payload) -> Outcome`` as an operation."""
+
+    def deco(fn: Handler) -> Handler:
+        doc = inspect.getdoc(fn) or summary
+        REGISTRY.add(
+            OperationSpec(
+                component=component,
+                operation=name,
+                summary=summary,
+                help=doc,
+                payload=payload,
+                kind=kind,
+                mutates=(kind != "analysis") if mutates is None else mutates,
+                handler=fn,
+                workflow_arg=workflow_arg,
+                json_args=json_args,
+                flags=dict(flags or {}),
+                aliases=aliases,
+                default=default,
+            )
+        )
+        return fn
+
+    return deco

@@ -1,0 +1,63 @@
+"""Turning analyses into an operation's outcome: the report, a summary, next steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .analyses import Finding, report, run_analyses
+from .context import Context
+from .registry import Outcome
+
+NEXT_BY_ANALYSIS = {
+    "resource_leaks": "/coordination-hub emergency-cleanup",
+    "cpu_spinning": "/coordination-hub redistribute-tasks",
+    "stalled_agents": "/coordination-hub redistribute-tasks",
+    "bottlenecks": "/resource-manager balance",
+    "reallocation": "/resource-manager optimize",
+    "agent_health": "/coordination-hub execute-dependency-recovery",
+    "pool_capacity": "/resource-manager scale",
+    "network": "/coordination-hub communication-redundancy-activation",
+    "state_consistency": "/workflow-recovery execute-data-recovery",
+    "log_replay": "/workflow-recovery execute-data-recovery",
+    "checkpoint_integrity": "/coordination-hub checkpoint",
+    "conflicts": "/resource-manager resolve-conflicts",
+    "critical_paths": "/resource-manager reserve",
+    "dependency_chains": "/workflow-recovery recovery-plan",
+    "failures": "/workflow-recovery recovery-plan",
+    "performance_trend": "/performance-monitor execute-optimization",
+}
+
+
+def summarise(findings: list[Finding], names: list[str]) -> str:
+    rep = report(findings, names)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(rep["counts"].items(), key=lambda kv: kv[0]))
+    top = rep["findings"][0]["summary"] if rep["findings"] else "nothing found"
+    return f"{len(findings)} finding(s) ({counts or 'none'}) from {', '.join(names)}; top: {top}"
+
+
+async def analysis_outcome(
+    ctx: Context, names: list[str], only: set[str] | None = None, extra: dict[str, Any] | None = None
+) -> Outcome:
+    findings = await run_analyses(ctx.engine, names, only)
+    rep = report(findings, names)
+    if extra:
+        rep.update(extra)
+    if only is not None:
+        rep["workflows"] = sorted(only)
+    nxt = []
+    for f in rep["findings"]:
+        if f["severity"] in ("critical", "high", "medium"):
+            cmd = NEXT_BY_ANALYSIS.get(f["analysis"])
+            if cmd and cmd not in nxt:
+                nxt.append(cmd)
+    return Outcome(rep, summarise(findings, names), nxt[:5])
+
+
+def scope_of(ctx: Context, ids: list[str] | None = None) -> set[str] | None:
+    """The workflows an analysis is restricted to: the positional id and/or listed ids."""
+    out = set()
+    if ctx.workflow_id:
+        out.add(ctx.workflow(ctx.workflow_id).id)
+    for w in ids or []:
+        out.add(ctx.workflow(w).id)
+    return out or None

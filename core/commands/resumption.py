@@ -1,0 +1,144 @@
+"""Staged resumption: a plan of concrete steps applied one at a time, each only after
+utilisation has stayed under the safe threshold for the hold period.
+
+The plan is stored in the state (``RESUMPTION_CREATED``); each applied step is an
+event, so a restarted console continues where it stopped. The driver runs on the
+engine's sample hook; :func:`attach` installs it once per engine.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..engine import Engine, EngineError
+from ..models import Resources, WorkflowStatus
+from .payloads import GradualResumption
+
+LIMIT_SHARE = {"conservative": 0.5, "moderate": 0.75, "full": None}
+HOLD_FACTOR = {"basic": 0.5, "standard": 1.0, "comprehensive": 2.0}
+
+
+def scaled(base: Resources, share: float) -> Resources:
+    return Resources(
+        cpu_cores=round(base.cpu_cores * share, 2),
+        memory_gb=round(base.memory_gb * share, 2),
+        agents=max(1, math.ceil(base.agents * share)),
+    )
+
+
+def plan_steps(engine: Engine, p: GradualResumption) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Concrete steps for the stages: what each limit word means in numbers."""
+    s = engine.state
+    steps: list[dict[str, Any]] = []
+    stages: list[dict[str, Any]] = []
+    limited: list[str] = []
+    for st in p.stages:
+        wf = s.workflows[st.workflow]
+        base = wf.base_allocation
+        first = len(steps)
+        if st.action in ("resume_paused_workflow", "resume_workflow"):
+            share = LIMIT_SHARE.get(st.resource_limit or "full")
+            limit = scaled(base, share) if share is not None else None
+            steps.append({"stage": st.stage, "workflow": wf.id, "resume": True,
+                          "limit": limit.model_dump() if limit else None,
+                          "what": f"resume {wf.id}" + (f" limited to {_fmt(limit)} ({st.resource_limit})" if limit else "")})
+            if limit is not None:
+                limited.append(wf.id)
+                if st.gradual_scaling and share is not None and share < 0.75:
+                    mid = scaled(base, 0.75)
+                    steps.append({"stage": st.stage, "workflow": wf.id, "limit": mid.model_dump(),
+                                  "what": f"raise {wf.id} limit to {_fmt(mid)}"})
+        elif st.action == "restore_full_allocation":
+            cur = wf.allocation
+            parts = 3 if st.gradual_scaling else 1
+            for i in range(1, parts + 1):
+                f = i / parts
+                alloc = Resources(
+                    cpu_cores=round(cur.cpu_cores + (base.cpu_cores - cur.cpu_cores) * f, 2),
+                    memory_gb=round(cur.memory_gb + (base.memory_gb - cur.memory_gb) * f, 2),
+                    agents=round(cur.agents + (base.agents - cur.agents) * f),
+                )
+                steps.append({"stage": st.stage, "workflow": wf.id, "allocation": alloc.model_dump(),
+                              "resume": wf.status is WorkflowStatus.PAUSED and i == 1,
+                              "what": f"set {wf.id} allocation to {_fmt(alloc)} ({i}/{parts} of the way to its base)"})
+        elif st.action == "lift_limits":
+            steps.append({"stage": st.stage, "workflow": wf.id, "limit": None, "lift": True, "what": f"lift the limit of {wf.id}"})
+        stages.append({"stage": st.stage, "action": st.action, "workflow": wf.id, "resource_limit": st.resource_limit,
+                       "gradual_scaling": st.gradual_scaling, "steps": list(range(first, len(steps)))})
+    for wid in dict.fromkeys(limited):
+        steps.append({"stage": stages[-1]["stage"], "workflow": wid, "limit": None, "lift": True,
+                      "what": f"lift the resumption limit of {wid}"})
+    return steps, stages
+
+
+def _fmt(r: Resources | None) -> str:
+    if r is None:
+        return "no limit"
+    return f"{r.cpu_cores:g} cores / {r.memory_gb:g} GB / {r.agents} agents"
+
+
+def apply_step(engine: Engine, rid: str, index: int, actor: str) -> dict[str, Any]:
+    """Apply one step now and record it."""
+    r = engine.state.resumptions[rid]
+    step = r["steps"][index]
+    wid = step["workflow"]
+    wf = engine.state.workflows[wid]
+    done: list[str] = []
+    if "limit" in step:
+        engine.set_stage_limit(wid, Resources.model_validate(step["limit"]) if step["limit"] else None, actor=actor)
+        done.append("limit")
+    if step.get("allocation"):
+        engine.set_allocation(wid, Resources.model_validate(step["allocation"]), actor=actor)
+        done.append("allocation")
+    if step.get("resume") and wf.status is WorkflowStatus.PAUSED:
+        engine.resume_workflow(wid, actor=actor)
+        done.append("resumed")
+    util = engine.utilisation()
+    engine.emit("RESUMPTION_STEP_APPLIED", "coordination", "resumption",
+                {"id": rid, "step": index, "stage": step["stage"], "workflow": wid, "what": step["what"], "utilisation": util}, actor=actor)
+    return {"step": index, "what": step["what"], "applied": done}
+
+
+def stable(engine: Engine, now: float, safe: float, hold: float) -> tuple[bool, dict[str, Any]]:
+    """Utilisation (CPU and memory samples) under ``safe`` for the last ``hold`` seconds."""
+    tel = engine.telemetry
+    cpu = tel.get("cpu_pct").since(now - hold)
+    mem = tel.get("memory_pct").since(now - hold)
+    peak_cpu = max((v for _, v in cpu), default=None)
+    peak_mem = max((v for _, v in mem), default=None)
+    covered = bool(cpu) and cpu[0][0] <= now - hold + engine.config.intervals.sample_s
+    ok = covered and peak_cpu is not None and peak_cpu < safe and (peak_mem is None or peak_mem < safe)
+    return ok, {"peak_cpu_pct": peak_cpu, "peak_memory_pct": peak_mem, "samples": len(cpu), "safe_pct": safe, "hold_s": hold}
+
+
+def tick(engine: Engine, now: float) -> None:
+    """Advance every active resumption whose last step has held stable long enough."""
+    if engine.readonly:
+        return
+    for rid in sorted(engine.state.resumptions):
+        r = engine.state.resumptions[rid]
+        if r["status"] != "active":
+            continue
+        last = r["applied"][-1]["at"] if r["applied"] else r["created_at"]
+        if now - last < r["hold_s"]:
+            continue
+        ok, _ = stable(engine, now, r["safe_pct"], r["hold_s"])
+        if not ok:
+            continue
+        try:
+            if r["next_step"] < len(r["steps"]):
+                apply_step(engine, rid, r["next_step"], actor="resumption")
+            if engine.state.resumptions[rid]["next_step"] >= len(r["steps"]):
+                engine.emit("RESUMPTION_COMPLETED", "coordination", "resumption",
+                            {"id": rid, "steps": len(r["steps"]), "took_s": round(now - r["created_at"], 3)}, actor="resumption")
+        except EngineError as exc:
+            engine.emit("RESUMPTION_ABORTED", "coordination", "resumption", {"id": rid, "reason": f"{exc.code}: {exc.message}"}, actor="resumption")
+
+
+def attach(engine: Engine) -> None:
+    """Install the command language's sample hooks on an engine (once)."""
+    if getattr(engine, "_commands_attached", False):
+        return
+    engine._commands_attached = True  # type: ignore[attr-defined]
+    engine.on_sample(lambda now: tick(engine, now))
