@@ -634,3 +634,6 @@ def _command(s: State, ev: Event) -> None:
 
 # The incident pipeline registers its own event types; import them so replay knows them.
 from .incidents import reducers as _incident_reducers  # noqa: E402,F401
+
+
+from .commands import records as _command_records  # noqa: E402,F401  (reducers of the command language's events)
