@@ -41,3 +41,29 @@ async def wait_for(pilot, cond, timeout: float = 5.0) -> bool:  # type: ignore[n
             return True
         await pilot.pause(0.02)
     return bool(cond())
+
+
+async def drill_until_plan(app: OpsdeckApp, pilot, name: str = "resource-exhaustion", limit_s: float = 4000.0) -> str:  # type: ignore[no-untyped-def]
+    """Start a drill from the palette as an operator would, then run the clock until its
+    plan waits for approval; returns the plan id."""
+    from tui.screens.confirm import ConfirmScreen
+
+    eng = await app.engine_opened()
+    await pilot.press("ctrl+p")
+    await pilot.pause(0.2)
+    await pilot.press(*f"Drill: {name}")
+    await pilot.pause(0.4)
+    await pilot.press("enter")
+    assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await pilot.press("tab", "enter")
+    assert await wait_for(pilot, lambda: app.drill is not None)
+    end = eng.clock.now() + limit_s
+    while eng.clock.now() < end:
+        await app.step(5.0)
+        waiting = [pid for pid, p in eng.state.plans.items() if p.get("state") == "proposed"]
+        if waiting:
+            await eng.flush()
+            app.refresh_panes()
+            await pilot.pause(0.1)
+            return waiting[0]
+    raise AssertionError(f"drill {name}: no plan proposed within {limit_s}s")
