@@ -1,0 +1,317 @@
+"""Headless scripts: slash commands, event lines, clock and fault directives, expectations.
+
+A script is parsed whole before anything runs (a syntax error names its line and
+nothing happens), then run step by step against one engine. See :data:`FORMAT`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..engine import Engine
+from ..events import Event, EventHeader, EventLineError, looks_like_event_line, parse_line
+from .grammar import CommandSyntaxError, tokenize
+from .payloads import parse_duration
+
+FORMAT = """\
+One step per line; blank lines and lines starting with # are ignored.
+
+  /component operation ['<json>' ...] [--flag]   a slash command; its JSON may span lines
+  TYPE:component:scope:{json}                    an event line, injected as if observed
+  advance DURATION        (alias: wait)          run the simulated clock, e.g. 30s, 5m, 1h
+  expect TYPE [field=value ...] [within DURATION]
+        an event of TYPE whose data fields match happened since the last expectation;
+        with `within`, the clock runs (in sample steps) up to DURATION waiting for it
+  expect no TYPE [field=value ...] [within DURATION]
+        no such event since the last expectation (after running the clock DURATION)
+  expect-error [CODE]                            the previous command failed (with CODE)
+  fault fail AGENT | slow AGENT FACTOR | partition AGENT... | heal [AGENT...]
+        | spike CORES GB [DURATION] | leak AGENT MB_PER_S | degrade RATE | restore-speed
+        a fault in the simulated runtime
+
+Field values are JSON when they parse (3, true, "x"), text otherwise; a dotted name
+reaches into nested data (system_utilization.cpu); a list field matches if it
+contains the value. A command that fails stops the script unless the next step is
+expect-error. Exit status: 0 all steps passed, 1 an expectation or command failed
+(named by line), 2 the script itself is malformed.
+"""
+
+
+class ScriptError(Exception):
+    """A malformed script: ``line`` is 1-based."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.message = message
+
+
+@dataclass
+class Step:
+    line: int
+    kind: str
+    text: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+FAULTS: dict[str, tuple[int, int]] = {
+    "fail": (1, 2), "slow": (2, 2), "partition": (1, 99), "heal": (0, 99), "spike": (2, 3),
+    "leak": (2, 2), "degrade": (1, 1), "restore-speed": (0, 0),
+}
+
+
+def _expect(line: int, text: str, negate: bool) -> Step:
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ScriptError(line, f"expect: {exc}") from None
+    within = None
+    if len(words) >= 2 and words[-2] == "within":
+        try:
+            within = parse_duration(words[-1])
+        except ValueError as exc:
+            raise ScriptError(line, f"expect: {exc}") from None
+        words = words[:-2]
+    if not words:
+        raise ScriptError(line, "expect needs an event type: expect TYPE [field=value ...] [within DURATION]")
+    etype, rest = words[0], words[1:]
+    try:
+        EventHeader(type=etype, component="x", scope="x", data={})
+    except Exception:
+        raise ScriptError(line, f"expect: {etype!r} is not an EVENT_TYPE (UPPER_SNAKE_CASE)") from None
+    fields: dict[str, Any] = {}
+    for w in rest:
+        if "=" not in w or w.startswith("="):
+            raise ScriptError(line, f"expect: {w!r} is not field=value")
+        k, v = w.split("=", 1)
+        try:
+            fields[k] = json.loads(v)
+        except json.JSONDecodeError:
+            fields[k] = v
+    return Step(line, "expect", text, {"type": etype, "fields": fields, "within": within, "negate": negate})
+
+
+def parse_script(text: str) -> list[Step]:
+    """Every step of a script, or ScriptError naming the first bad line."""
+    steps: list[Step] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        n = i + 1
+        raw = lines[i]
+        s = raw.strip()
+        i += 1
+        if not s or s.startswith("#"):
+            continue
+        if s.startswith("/"):
+            buf = [raw]
+            while True:
+                try:
+                    tokenize("\n".join(buf))
+                    break
+                except CommandSyntaxError as exc:
+                    if "unterminated" not in exc.message or i >= len(lines):
+                        raise ScriptError(n, f"command: {exc.message}") from None
+                    buf.append(lines[i])
+                    i += 1
+            steps.append(Step(n, "command", "\n".join(buf).strip()))
+            continue
+        if looks_like_event_line(s) or (s[:1].isupper() and ":" in s.split(" ", 1)[0]):
+            try:
+                header = parse_line(s)
+            except EventLineError as exc:
+                raise ScriptError(n, f"event line, column {exc.column}: {exc.message}") from None
+            steps.append(Step(n, "event", s, {"header": header}))
+            continue
+        word, _, rest = s.partition(" ")
+        rest = rest.strip()
+        if word in ("advance", "wait"):
+            try:
+                steps.append(Step(n, "advance", s, {"seconds": parse_duration(rest)}))
+            except ValueError as exc:
+                raise ScriptError(n, f"{word}: {exc}") from None
+        elif word == "expect":
+            negate = rest.startswith("no ")
+            steps.append(_expect(n, rest[3:] if negate else rest, negate))
+        elif word == "expect-error":
+            steps.append(Step(n, "expect-error", s, {"code": rest or None}))
+        elif word == "fault":
+            parts = rest.split()
+            if not parts or parts[0] not in FAULTS:
+                raise ScriptError(n, f"fault: expected one of {', '.join(FAULTS)}")
+            lo, hi = FAULTS[parts[0]]
+            if not lo <= len(parts) - 1 <= hi:
+                raise ScriptError(n, f"fault {parts[0]}: takes {lo}..{hi} argument(s), got {len(parts) - 1}")
+            steps.append(Step(n, "fault", s, {"name": parts[0], "args": parts[1:]}))
+        else:
+            raise ScriptError(n, f"unknown step {word!r}: expected a /command, an event line, advance, expect, expect-error or fault")
+    return steps
+
+
+def field_matches(data: dict[str, Any], path: str, want: Any) -> bool:
+    cur: Any = data
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            return False
+    if cur == want:
+        return True
+    if isinstance(cur, list) and want in cur:
+        return True
+    return isinstance(want, str) and not isinstance(cur, str) and json.dumps(cur) == want
+
+
+@dataclass
+class ScriptResult:
+    ok: bool
+    failed_line: int | None = None
+    message: str = ""
+    steps_run: int = 0
+
+
+class ScriptRunner:
+    """Runs parsed steps on an engine; ``out`` receives every printed line."""
+
+    def __init__(self, engine: Engine, out: Callable[[str], None], quiet: bool = False, actor: str = "script") -> None:
+        self.engine = engine
+        self.out = out
+        self.quiet = quiet
+        self.actor = actor
+        self.events: list[Event] = []
+        self.cursor = 0
+        engine.subscribe(self._on_event)
+
+    def _on_event(self, ev: Event) -> None:
+        self.events.append(ev)
+        if not self.quiet:
+            self.out(ev.line())
+
+    def _find(self, st: Step, start: int) -> int | None:
+        a = st.args
+        for i in range(start, len(self.events)):
+            ev = self.events[i]
+            if ev.type == a["type"] and all(field_matches(ev.data, k, v) for k, v in a["fields"].items()):
+                return i
+        return None
+
+    async def _advance(self, seconds: float) -> None:
+        from ..clock import VirtualClock
+
+        if not isinstance(self.engine.clock, VirtualClock):
+            raise ScriptError(0, "advance needs the simulated clock")
+        await self.engine.advance(seconds)
+
+    def _fault(self, st: Step) -> None:
+        rt = self.engine.runtime
+        name, args = st.args["name"], st.args["args"]
+        if rt is None or not hasattr(rt, "fail_agent"):
+            raise ScriptError(st.line, "faults need the simulated runtime")
+        known = self.engine.state.agents
+        if name in ("fail", "slow", "leak", "partition") or (name == "heal" and args):
+            for a in args[: (None if name in ("partition", "heal") else 1)]:
+                if a not in known:
+                    raise ScriptError(st.line, f"fault {name}: no agent {a!r}")
+        try:
+            if name == "fail":
+                rt.fail_agent(args[0], " ".join(args[1:]) or "process crashed")
+            elif name == "slow":
+                rt.slow_agent(args[0], float(args[1]))
+            elif name == "partition":
+                rt.partition(args)
+            elif name == "heal":
+                rt.heal(args or None)
+            elif name == "spike":
+                rt.load_spike(float(args[0]), float(args[1]), parse_duration(args[2]) if len(args) > 2 else None)
+            elif name == "leak":
+                rt.leak(args[0], float(args[1]))
+            elif name == "degrade":
+                rt.degrade(float(args[0]))
+            elif name == "restore-speed":
+                rt.restore_speed()
+        except ValueError as exc:
+            raise ScriptError(st.line, f"fault {name}: {exc}") from None
+
+    async def run(self, steps: list[Step]) -> ScriptResult:
+        from . import run_command
+
+        n = 0
+        last_error: dict[str, Any] | None = None
+        for idx, st in enumerate(steps):
+            n += 1
+            if st.kind == "command":
+                resp = await run_command(self.engine, st.text, actor=self.actor)
+                head = st.text.splitlines()[0]
+                if resp["status"] == "success":
+                    last_error = None
+                    self.out(f"# line {st.line}: ok {head[:100]}: {resp['result'].get('summary', '')}")
+                else:
+                    err = resp["error"]
+                    last_error = err
+                    self.out(f"# line {st.line}: error {err['code']}: {err['message']}")
+                    nxt = steps[idx + 1] if idx + 1 < len(steps) else None
+                    if nxt is None or nxt.kind != "expect-error":
+                        return ScriptResult(False, st.line, f"command failed: {err['code']}: {err['message']}", n)
+            elif st.kind == "expect-error":
+                want = st.args["code"]
+                if last_error is None:
+                    return ScriptResult(False, st.line, "expect-error: the previous command succeeded", n)
+                if want and last_error["code"] != want:
+                    return ScriptResult(False, st.line, f"expect-error: got {last_error['code']}, expected {want}", n)
+                self.out(f"# line {st.line}: expectation met: {st.text}")
+                last_error = None
+            elif st.kind == "event":
+                self.engine.inject(st.args["header"], actor=self.actor)
+            elif st.kind == "advance":
+                await self._advance(st.args["seconds"])
+            elif st.kind == "fault":
+                self._fault(st)
+            elif st.kind == "expect":
+                res = await self._expectation(st)
+                if res is not None:
+                    return ScriptResult(False, st.line, res, n)
+        await self.engine.flush()
+        return ScriptResult(True, None, "", n)
+
+    async def _expectation(self, st: Step) -> str | None:
+        a = st.args
+        within = a["within"]
+        start = self.cursor
+        if a["negate"]:
+            if within:
+                await self._advance(within)
+            hit = self._find(st, start)
+            if hit is not None:
+                return f"expectation failed: {st.text}: found {self.events[hit].line()[:200]}"
+            self.cursor = len(self.events)
+            self.out(f"# line {st.line}: expectation met: {st.text}")
+            return None
+        hit = self._find(st, start)
+        if hit is None and within:
+            deadline = self.engine.clock.now() + within
+            step = self.engine.config.intervals.sample_s
+            checked = start
+            while hit is None and self.engine.clock.now() < deadline:
+                await self._advance(min(step, deadline - self.engine.clock.now()))
+                hit = self._find(st, checked)
+                checked = len(self.events) if hit is None else checked
+        if hit is None:
+            seen = [e for e in self.events[start:] if e.type == a["type"]]
+            why = f"{len(seen)} {a['type']} event(s) since the last expectation, none matching" if seen else f"no {a['type']} event since the last expectation"
+            if seen:
+                why += f"; last: {seen[-1].line()[:200]}"
+            return f"expectation failed: {st.text}: {why}" + (f" (waited {within:g}s)" if within else "")
+        self.cursor = hit + 1
+        self.out(f"# line {st.line}: expectation met: {st.text} (seq {self.events[hit].seq})")
+        return None
+
+
+async def run_script_file(engine: Engine, path: str | Path, out: Callable[[str], None], quiet: bool = False) -> ScriptResult:
+    text = Path(path).read_text(encoding="utf-8")
+    steps = parse_script(text)
+    return await ScriptRunner(engine, out, quiet=quiet).run(steps)

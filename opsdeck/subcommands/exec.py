@@ -1,0 +1,87 @@
+"""``opsdeck exec [--db PATH] [--json] 'COMMAND'``: one slash command against stored state.
+
+The database is opened on the simulated runtime; an empty (or new) database gets
+the demo fleet first, so ``opsdeck exec --db /tmp/x.db '/workflow-status'`` works
+on a fresh fleet. The command is recorded in the log and the engine is flushed and
+closed at the end. Exit 0 on success, 1 when the command fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.commands import run_command
+from core.commands.payloads import parse_duration
+from core.config import load_config
+from core.session import open_sim
+
+from ..paths import default_db
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "exec",
+        help="run one slash command against a database and print the response",
+        description="Run one slash command (e.g. \"/workflow-status workflow_001\") against the state in a database. "
+        "An empty database gets the demo fleet first. See `opsdeck help` for the commands.",
+    )
+    p.add_argument("command_text", metavar="COMMAND", help="the slash command, quoted as one shell argument")
+    p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()})")
+    p.add_argument("--json", action="store_true", help="print the full response as JSON")
+    p.add_argument("--seed", type=int, default=0, help="seed of a new demo fleet (default 0)")
+    p.add_argument("--advance", metavar="DURATION", help="run the simulated clock this long first (e.g. 10m)")
+    p.add_argument("--actor", default="operator", help="who the command is recorded as (default operator)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    db = Path(args.db) if args.db else default_db()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    advance = 0.0
+    if args.advance:
+        try:
+            advance = parse_duration(args.advance)
+        except ValueError as exc:
+            print(f"opsdeck: --advance: {exc}", file=sys.stderr)
+            return 2
+    return asyncio.run(_run(db, config, args, advance))
+
+
+async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) -> int:
+    engine = await open_sim(db, config, seed=args.seed, demo=True)
+    try:
+        if advance:
+            await engine.advance(advance)
+        resp = await run_command(engine, args.command_text, actor=args.actor)
+    finally:
+        await engine.close()
+    if args.json:
+        sys.stdout.write(json.dumps(resp, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(render(resp))
+    return 0 if resp["status"] == "success" else 1
+
+
+def render(resp: dict[str, Any]) -> str:
+    """A response for a terminal: status line, summary, the result as indented JSON."""
+    if resp["status"] == "success":
+        res = dict(resp["result"])
+        summary = res.pop("summary", "")
+        lines = [f"success {resp['operation']}" + (f" [{resp['workflow_id']}]" if resp.get("workflow_id") else ""), summary]
+        if resp.get("next_steps"):
+            lines.append("next: " + " | ".join(resp["next_steps"]))
+        lines.append(json.dumps(res, indent=2, default=str))
+    else:
+        err = resp["error"]
+        lines = [f"error {err['code']}: {err['message']}"]
+        if err.get("details"):
+            lines.append(json.dumps(err["details"], indent=2, default=str))
+        for s in resp.get("recovery_suggestions", []):
+            lines.append(f"try: {s}")
+    return "\n".join(lines) + "\n"
