@@ -85,7 +85,7 @@ class CommandLine(Vertical):
             self.text = text
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="/component operation '{\"json\": ...}'   (tab completes, esc closes)", suggester=SlashSuggester(), id="cmd-input")
+        yield Input(placeholder="/component operation '{\"json\": ...}'   (tab completes, esc closes)", suggester=SlashSuggester(), id="cmd-input", select_on_focus=False)
         yield Static("", id="cmd-error", markup=False)
 
     @property

@@ -1,0 +1,74 @@
+"""The ``:`` command line: completion from the registry, inline parser errors that apply
+nothing, a command that runs, and read-only refusal of commands that change state."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tests.console_support import make_app, settle, wait_for
+from textual.widgets import Input, Static
+
+from core.models import WorkflowStatus
+from tui.command_line import complete
+
+
+def test_completion_of_components_operations_and_fields():
+    assert complete("/reso") == "/resource-manager"
+    assert complete("/coordination-hub pa") == "/coordination-hub pause"
+    done = complete("/resource-manager allocate '{\"cp")
+    assert done is not None and done.startswith("/resource-manager allocate '{\"cpu") and done.endswith('":')
+    assert complete("not a command") is None
+
+
+async def test_parser_error_inline_then_command_runs(tmp_path):
+    db = tmp_path / "c.db"
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 60)
+        eng = app.engine
+        await pilot.press("colon")
+        cl = app.command_line
+        assert cl.display and app.focused is cl.query_one(Input)
+        await pilot.press(*"coordination-hub pause workflow_003 '{bad", "enter")
+        err = cl.query_one("#cmd-error", Static)
+        assert await wait_for(pilot, lambda: err.display and "column" in str(err.render()))
+        assert "nothing was applied" in str(err.render())
+        assert eng.state.workflows["workflow_003"].status is WorkflowStatus.RUNNING
+        inp = cl.query_one(Input)
+        inp.value = "/coordination-hub pause workflow_003"
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: eng.state.workflows["workflow_003"].status is WorkflowStatus.PAUSED)
+        assert await wait_for(pilot, lambda: not cl.display)
+        await eng.flush()
+        with sqlite3.connect(db) as con:
+            row = con.execute("SELECT actor, data FROM events WHERE type='COMMAND_EXECUTED' ORDER BY seq DESC LIMIT 1").fetchone()
+        assert row[0] == "operator" and "pause workflow_003" in row[1]
+
+
+async def test_tab_completes_in_the_line(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("colon", *"workflow-rec", "tab")
+        assert app.command_line.query_one(Input).value == "/workflow-recovery"
+
+
+async def test_readonly_refuses_mutating_slash_command(tmp_path):
+    db = tmp_path / "c.db"
+    writer = make_app(db)
+    async with writer.run_test(size=(100, 30)) as pilot:
+        await settle(writer, pilot, 120)
+    app = make_app(db, readonly=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        eng = app.engine
+        seq = eng.state.seq
+        await pilot.press("colon", *"coordination-hub pause workflow_003", "enter")
+        err = app.command_line.query_one("#cmd-error", Static)
+        assert await wait_for(pilot, lambda: err.display and "READ_ONLY" in str(err.render()))
+        assert eng.state.workflows["workflow_003"].status is WorkflowStatus.RUNNING
+        # Reading is allowed in a read-only console.
+        app.command_line.query_one(Input).value = "/coordination-hub get-status"
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: not app.command_line.display)
+        assert eng.state.seq == seq
