@@ -37,22 +37,26 @@ def assign_task(engine: Engine, key: str, agent_id: str, actor: str) -> None:
         engine.runtime.start_task(agent_id, engine.state.tasks[key])
 
 
-async def failed_agent_tasks(engine: Engine, agents: list[str]) -> dict[str, list[str]]:
-    """Tasks each agent held when it failed (or went unreachable), from the log."""
-    out: dict[str, list[str]] = {a: [] for a in agents}
+async def failed_agent_tasks(engine: Engine, agents: list[str]) -> dict[str, dict[str, float | None]]:
+    """Tasks each agent held when it failed (or went unreachable), from the log, with
+    the progress recorded when the task was taken off it."""
+    out: dict[str, dict[str, float | None]] = {a: {} for a in agents}
     s = engine.state
     for a in agents:
         ag = s.agents.get(a)
         if ag is not None and ag.current_task:
-            out[a].append(ag.current_task)
+            out[a][ag.current_task] = s.tasks[ag.current_task].context.progress
     if engine.store is not None:
         await engine.flush()
         for ev in await engine.store.read_events(0, types=["AGENT_ERROR", "TASK_REASSIGNED"]):
             who = ev.data.get("agent") if ev.type == "AGENT_ERROR" else ev.data.get("from")
             task = ev.data.get("task")
-            if who in out and task and task not in out[who]:
-                if ev.type == "AGENT_ERROR" or ev.data.get("reason") in ("agent_failed", "agent_unreachable"):
-                    out[who].append(task)
+            if who not in out or not task:
+                continue
+            if ev.type == "AGENT_ERROR":
+                out[who].setdefault(task, None)
+            elif ev.data.get("reason") in ("agent_failed", "agent_unreachable", "agent_retired"):
+                out[who][task] = ev.data.get("progress")
     return out
 
 
@@ -66,11 +70,12 @@ async def transfer_contexts(engine: Engine, pairs: list[tuple[str, str | None]],
     held = await failed_agent_tasks(engine, [f for f, _ in pairs])
     out: list[dict] = []
     for failed, repl in pairs:
-        for key in held.get(failed, []):
+        for key, at_loss in held.get(failed, {}).items():
             t = s.tasks.get(key)
             if t is None:
                 continue
-            entry = {"task": key, "from": failed, "to": repl, "progress": t.context.progress,
+            entry = {"task": key, "from": failed, "to": repl, "progress": t.context.progress, "progress_at_loss": at_loss,
+                     "context_preserved": at_loss is None or t.context.progress + 1e-9 >= at_loss,
                      "partial_results": sorted(t.context.partial_results), "output_lines": len(t.context.last_output)}
             if t.status is TaskStatus.COMPLETED:
                 entry["state"] = "already completed"

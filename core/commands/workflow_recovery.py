@@ -396,7 +396,16 @@ async def transfer_context(ctx: Context, p: P.TransferContext) -> Outcome:
     if repl:
         eng.set_setting("recovery.replacements", {**s.settings.get("recovery.replacements", {}), **dict(zip(p.failed_agents, repl))}, actor=ctx.actor)
     moved = await transfer_contexts(eng, pairs, ctx.actor)
-    return Outcome({"transfers": moved, "spawned": spawned, "pairs": dict(pairs), "rollback_capability": p.rollback_capability},
+    findings = []
+    if p.validation == "comprehensive":
+        for m in moved:
+            ok = m["context_preserved"]
+            findings.append({"analysis": "context_transfer", "severity": "info" if ok else "high", "subject": m["task"],
+                             "summary": f"{m['task']}: context {'preserved' if ok else 'LOST'} ({m['state']})",
+                             "evidence": {"progress_at_loss": m["progress_at_loss"], "progress_now": m["progress"], "holder": m["to"],
+                                          "from": m["from"], "partial_results": m["partial_results"]}})
+    return Outcome({"transfers": moved, "spawned": spawned, "pairs": dict(pairs), "rollback_capability": p.rollback_capability,
+                    "findings": findings},
                    f"{len(moved)} task context(s) handled for {len(p.failed_agents)} failed agent(s); {len(spawned)} replacement(s) spawned")
 
 
