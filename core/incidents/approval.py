@@ -9,7 +9,6 @@ gate cannot be fooled by a step's title.
 
 from __future__ import annotations
 
-import shlex
 from typing import Literal
 
 from ..config import Approval
@@ -20,23 +19,13 @@ Decision = Literal["auto", "manual"]
 def command_kind(command: str) -> str:
     """The registry's kind of a slash command (``destructive`` if unknown: safest)."""
     try:
-        words = shlex.split(command, posix=True)
-    except ValueError:
-        words = command.split()
-    if not words or not words[0].startswith("/"):
-        return "destructive"
-    comp = words[0][1:]
-    op = words[1] if len(words) > 1 and not words[1].startswith(("'", "{", "[", "-")) else ""
-    try:
-        from ..commands import REGISTRY  # the command language owns the kinds
+        from ..commands import resolve_spec  # the command language owns the kinds
     except ImportError:
         return "destructive"
-    spec = REGISTRY.get(comp, op) if op else None
-    if spec is None:
-        spec = REGISTRY.default_of(comp)
+    spec = resolve_spec(command)
     if spec is None:
         return "destructive"
-    return str(getattr(spec, "kind", getattr(spec, "category", "destructive")))
+    return str(spec.kind)
 
 
 def decide(category: str, policy: Approval) -> Decision:

@@ -269,56 +269,66 @@ class DataIntegrityDetector(Detector):
         return self.engine.store is not None and now - self.last_check >= self.EVERY_S
 
     async def check_async(self, now: float) -> Finding | None:
-        from ..projection import State
         from ..verify import verify_store
+        from .integrity import consistency, segments
 
         self.last_check = now
         eng = self.engine
         assert eng.store is not None
         await eng.flush()
-        rep = await verify_store(eng.store)
-        problems: list[dict[str, Any]] = [{"seq": f.seq, "problem": f.problem} for f in rep.faults]
-        mismatch: list[str] = []
-        if rep.first_bad_seq is None:
-            replay = State()
-            async for ev in eng.store.iter_events(0):
-                replay.apply(ev)
-            live = eng.state.snapshot()
-            again = replay.snapshot()
-            for k in live:
-                if live[k] != again.get(k):
-                    mismatch.append(k)
-        if rep.ok and not mismatch:
+        known_seqs, known_cps = self.acknowledged()
+        rep = await verify_store(eng.store, replay_checkpoints=False)
+        faults = [f for f in rep.faults if f.seq not in known_seqs]
+        bad_cps = {k: v for k, v in rep.checkpoints_bad.items() if k not in known_cps}
+        cons = await consistency(eng)
+        if not faults and not bad_cps and not cons["differs_in"]:
             self.verified_upto = rep.last_seq
             return None
-        affected = self._affected(rep.first_bad_seq, rep.checkpoints_bad, mismatch)
-        alert = "hash_chain_broken" if rep.first_bad_seq is not None else "checkpoint_corrupt" if rep.checkpoints_bad else "state_inconsistency"
+        bad_seqs = [f.seq for f in faults]
+        segs = await segments(eng, bad_seqs)
+        for d in cons.get("diffs", []):
+            segs.append({"state": f"{d['kind']}:{d['id']}", "fields": d["fields"], "workflow": d["workflow"], "resolution": "replay_from_log"})
+        affected = sorted({sg["workflow"] for sg in segs if sg.get("workflow")})
+        for cid in bad_cps:
+            cp = eng.state.checkpoints.get(cid)
+            if cp is not None and cp.workflow:
+                affected = sorted(set(affected) | {cp.workflow})
+        if not affected:
+            affected = _active_workflows(eng)
+        alert = "hash_chain_broken" if faults else "checkpoint_corrupt" if bad_cps else "state_inconsistency"
         data = {
             "alert_type": alert,
             "severity": "critical",
             "affected_workflows": affected,
-            "corruption_risk": "high" if rep.first_bad_seq is not None or mismatch else "medium",
+            "corruption_risk": "high" if faults or cons["differs_in"] else "medium",
             "immediate_action_required": True,
         }
         evidence = {
-            "first_bad_seq": rep.first_bad_seq,
-            "faults": problems[:20],
-            "checkpoints_bad": {str(k): v for k, v in rep.checkpoints_bad.items()},
+            "bad_seqs": bad_seqs,
+            "faults": [{"seq": f.seq, "problem": f.problem} for f in faults[:20]],
+            "segments": segs,
+            "bad_checkpoints": sorted(bad_cps),
+            "checkpoints_bad": {str(k): v for k, v in bad_cps.items()},
             "checkpoints_ok": rep.checkpoints_ok,
-            "projection_differs_in": mismatch,
+            "first_bad_seq": min(bad_seqs) if bad_seqs else None,
+            "projection_differs_in": cons["differs_in"],
+            "restart_point_seq": cons["restart_seq"],
             "last_verified_seq": self.verified_upto,
             "events": rep.events,
         }
         return Finding(self.scenario, "DATA_INTEGRITY_ALERT", "coordination", "state_synchronization", "critical", data, evidence, affected)
 
-    def _affected(self, first_bad: int | None, bad_cps: dict[int, str], mismatch: list[str]) -> list[str]:
-        s = self.engine.state
-        wfs: set[str] = set()
-        for cid in bad_cps:
-            cp = s.checkpoints.get(cid)
-            if cp is not None and cp.workflow:
-                wfs.add(cp.workflow)
-        return sorted(wfs) or ([w for w in _active_workflows(self.engine)] if (first_bad or mismatch) else [])
+    def acknowledged(self) -> tuple[set[int], set[int]]:
+        """Faults already handled by a resolved incident: the log is append-only, so a
+        corrupted row stays; once assessed and recovered from, it is not re-alerted."""
+        seqs: set[int] = set()
+        cps: set[int] = set()
+        for inc in self.engine.state.incidents.values():
+            if inc.get("scenario") == self.scenario and inc.get("status") == "resolved":
+                ev = inc.get("evidence", {})
+                seqs.update(ev.get("bad_seqs", []))
+                cps.update(ev.get("bad_checkpoints", []))
+        return seqs, cps
 
 
 def all_detectors(engine: Engine) -> list[Detector]:

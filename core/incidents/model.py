@@ -75,6 +75,8 @@ class PlanStep(_Model):
     result: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     check: StepCheck | None = None
+    gate: str | None = None
+    """A validation (see ``validation.GATES``) that must pass before the step completes."""
 
 
 class Plan(_Model):

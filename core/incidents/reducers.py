@@ -104,6 +104,9 @@ def _step_started(s: State, ev: Event) -> None:
     st = _step(s, ev)
     st["state"] = "executing"
     st["started_at"] = ev.ts
+    p = s.plans[ev.data["plan_id"]]
+    if p["state"] == "approved":
+        p["state"] = "executing"
 
 
 @reducer("PLAN_STEP_COMPLETED")

@@ -1,0 +1,159 @@
+"""Operator decisions on plans: approve, reject, edit-then-approve, abort-with-rollback.
+
+These are the engine-facing functions behind ``/incident approve|reject|edit|abort``
+(the console and scripts share them). Each checks first and changes nothing on a bad
+request (EngineError with a code naming what is wrong); each decision is an event
+whose ``actor`` says who made it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..engine import EngineError
+from ..models import Resources, WorkflowStatus, TERMINAL_WORKFLOW
+from .approval import command_kind, decide
+from .model import TERMINAL_PLAN, Plan, PlanState, PlanStep
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+
+def get_plan(engine: Engine, plan_id: str) -> Plan:
+    raw = engine.state.plans.get(plan_id)
+    if raw is None:
+        raise EngineError("PLAN_NOT_FOUND", f"no plan {plan_id!r}", {"known": sorted(engine.state.plans)})
+    return Plan.model_validate(raw)
+
+
+def approve(engine: Engine, plan_id: str, actor: str = "operator") -> dict[str, Any]:
+    plan = get_plan(engine, plan_id)
+    if plan.state is not PlanState.PROPOSED:
+        raise EngineError("INVALID_STATE", f"plan {plan_id} is {plan.state.value}; only a proposed plan can be approved", {"plan_id": plan_id})
+    engine.emit("PLAN_APPROVED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "incident_id": plan.incident_id}, actor=actor)
+    return {"plan_id": plan_id, "state": "approved", "by": actor}
+
+
+def reject(engine: Engine, plan_id: str, actor: str = "operator", reason: str = "") -> dict[str, Any]:
+    plan = get_plan(engine, plan_id)
+    if plan.state is not PlanState.PROPOSED:
+        raise EngineError("INVALID_STATE", f"plan {plan_id} is {plan.state.value}; only a proposed plan can be rejected", {"plan_id": plan_id})
+    engine.emit("PLAN_REJECTED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "reason": reason, "incident_id": plan.incident_id}, actor=actor)
+    return {"plan_id": plan_id, "state": "rejected", "by": actor}
+
+
+def _parse_steps(steps: Any) -> list[str]:
+    if isinstance(steps, str):
+        try:
+            steps = json.loads(steps)
+        except json.JSONDecodeError as exc:
+            raise EngineError("INVALID_PLAN_EDIT", f"the edit is not JSON: {exc.msg} at column {exc.colno}") from None
+    if isinstance(steps, dict) and "steps" in steps:
+        steps = steps["steps"]
+    if not isinstance(steps, list) or not steps:
+        raise EngineError("INVALID_PLAN_EDIT", "the edit must be a non-empty JSON list of commands (or {\"steps\": [...]})")
+    out = []
+    for i, st in enumerate(steps):
+        text = st.get("command") if isinstance(st, dict) else st
+        if not isinstance(text, str) or not text.strip().startswith("/"):
+            raise EngineError("INVALID_PLAN_EDIT", f"step {i}: expected a slash command string, found {type(text).__name__}", {"step": i})
+        out.append(text.strip())
+    return out
+
+
+def _check_command(text: str, i: int) -> None:
+    """Validate with the command language's own parser and payload models."""
+    try:
+        from ..commands.binding import bind
+        from ..commands.grammar import CommandSyntaxError, parse
+        from ..commands.registry import REGISTRY
+        from ..commands.responses import CommandError
+    except ImportError:
+        return
+    try:
+        bind(parse(text), REGISTRY)
+    except CommandSyntaxError as exc:
+        raise EngineError("INVALID_PLAN_EDIT", f"step {i}: line {exc.line}, column {exc.column}: {exc.message}", {"step": i, "command": text}) from None
+    except CommandError as exc:
+        raise EngineError("INVALID_PLAN_EDIT", f"step {i}: {exc.message}", {"step": i, "command": text}) from None
+
+
+def edit(engine: Engine, plan_id: str, steps: Any, actor: str = "operator") -> dict[str, Any]:
+    """Replace the steps that have not run yet; steps already run must stay as they are."""
+    plan = get_plan(engine, plan_id)
+    if plan.state is not PlanState.PROPOSED:
+        raise EngineError("INVALID_STATE", f"plan {plan_id} is {plan.state.value}; only a proposed plan can be edited", {"plan_id": plan_id})
+    commands = _parse_steps(steps)
+    done = [st for st in plan.steps if st.state is not PlanState.PROPOSED]
+    if len(commands) < len(done) or any(commands[i] != st.command for i, st in enumerate(done)):
+        raise EngineError("INVALID_PLAN_EDIT", f"the first {len(done)} step(s) have already run and cannot change", {"ran": [st.command for st in done]})
+    for i, c in enumerate(commands[len(done):], start=len(done)):
+        _check_command(c, i)
+    policy = engine.config.approval
+    new_steps = [st.model_dump(mode="json") for st in done]
+    old = {st.command: st for st in plan.steps[len(done):]}
+    for i, c in enumerate(commands[len(done):], start=len(done)):
+        kind = command_kind(c)
+        prev = old.get(c)
+        new_steps.append(PlanStep(
+            index=i, command=c, title=prev.title if prev else "edited by " + actor, category=kind,  # type: ignore[arg-type]
+            approval=decide(kind, policy), gate=prev.gate if prev else None, check=prev.check if prev else None,
+        ).model_dump(mode="json"))
+    engine.emit("PLAN_EDITED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "steps": new_steps}, actor=actor)
+    return {"plan_id": plan_id, "steps": len(new_steps), "by": actor}
+
+
+async def rollback_to(engine: Engine, cp_id: int, actor: str, since: float | None = None) -> dict[str, Any]:
+    """Compensating rollback: bring every workflow's controls (status, allocation,
+    guarantee, stage limit, freeze) back to the checkpoint and retire agents added
+    since; work completed in between is kept (never run twice)."""
+    snap = await engine.verified_checkpoint(cp_id)
+    s = engine.state
+    changes: list[str] = []
+    for wf_id, w in sorted(snap["workflows"].items()):
+        cur = s.workflows.get(wf_id)
+        if cur is None or cur.status in TERMINAL_WORKFLOW:
+            continue
+        if cur.frozen and not w.get("frozen", False):
+            engine.freeze(wf_id, False, actor=actor)
+            changes.append(f"unfroze {wf_id}")
+        if w["status"] == "running" and cur.status is WorkflowStatus.PAUSED:
+            engine.resume_workflow(wf_id, actor=actor)
+            changes.append(f"resumed {wf_id}")
+        elif w["status"] == "paused" and cur.status is WorkflowStatus.RUNNING:
+            engine.pause_workflow(wf_id, actor=actor, reason="rollback")
+            changes.append(f"paused {wf_id}")
+        alloc = Resources.model_validate(w["allocation"])
+        if s.workflows[wf_id].allocation != alloc:
+            engine.set_allocation(wf_id, alloc, actor=actor)
+            changes.append(f"allocation of {wf_id} restored")
+        g = Resources.model_validate(w["guarantee"]) if w.get("guarantee") else None
+        if s.workflows[wf_id].guarantee != g:
+            engine.reserve(wf_id, g, actor=actor)
+            changes.append(f"guarantee of {wf_id} restored")
+        lim = Resources.model_validate(w["stage_limit"]) if w.get("stage_limit") else None
+        if s.workflows[wf_id].stage_limit != lim:
+            engine.set_stage_limit(wf_id, lim, actor=actor)
+            changes.append(f"stage limit of {wf_id} restored")
+        if w.get("frozen", False) and not s.workflows[wf_id].frozen:
+            engine.freeze(wf_id, True, actor=actor)
+            changes.append(f"froze {wf_id}")
+    for pool, p in snap["pools"].items():
+        cur_p = s.pools.get(pool)
+        if cur_p is not None and (cur_p.min_size, cur_p.max_size) != (p["min_size"], p["max_size"]):
+            engine.emit("POOL_RESIZED", "resource", "agents", {"pool": pool, "min_size": p["min_size"], "max_size": p["max_size"], "reason": "rollback"}, actor=actor)
+            changes.append(f"pool {pool} size restored")
+    return {"checkpoint": cp_id, "changes": changes}
+
+
+async def abort(engine: Engine, plan_id: str, actor: str = "operator", reason: str = "aborted by operator") -> dict[str, Any]:
+    """Stop a plan and roll back to the checkpoint taken before it."""
+    plan = get_plan(engine, plan_id)
+    if plan.state in TERMINAL_PLAN:
+        raise EngineError("INVALID_STATE", f"plan {plan_id} is already {plan.state.value}", {"plan_id": plan_id})
+    rb = None
+    if plan.checkpoint is not None:
+        rb = await rollback_to(engine, plan.checkpoint, actor)
+    engine.emit("PLAN_ABORTED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "reason": reason, "rollback": rb, "incident_id": plan.incident_id}, actor=actor)
+    return {"plan_id": plan_id, "state": "rolled_back" if rb else "failed", "rollback": rb}

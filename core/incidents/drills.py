@@ -1,0 +1,222 @@
+"""Drills: inject a scenario's fault into the simulated demo fleet and watch the
+pipeline detect, plan, (get approval,) recover and validate.
+
+``start_drill(engine, name)`` returns a :class:`Drill` the console can watch and
+approve by hand; ``opsdeck drill NAME`` runs one headless. The fault is injected at
+a fixed simulated time after a warm-up, so detection latency and recovery time are
+measured in simulated seconds from that instant.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..models import AgentStatus, TaskStatus, WorkflowStatus
+from .manager import ApproveMode, IncidentManager
+from .model import SCENARIOS
+from .validation import dependency_violations
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..events import Event
+
+WARMUP_S = 900.0
+BUDGET_S = 4 * 3600.0
+
+
+class DrillError(ValueError):
+    pass
+
+
+@dataclass
+class Drill:
+    name: str
+    engine: Engine
+    manager: IncidentManager
+    inject_at: float
+    injected: bool = False
+    injected_at: float | None = None
+    fault: dict[str, Any] = field(default_factory=dict)
+    completions: dict[str, int] = field(default_factory=dict)
+    _pending_heal: float | None = None
+
+    # -- the fault ------------------------------------------------------------
+    async def inject(self) -> None:
+        eng = self.engine
+        rt = eng.runtime
+        s = eng.state
+        now = eng.clock.now()
+        busy = sorted((a for a in s.agents.values() if a.status is AgentStatus.BUSY and a.current_task), key=lambda a: a.id)
+        if self.name == "resource-exhaustion":
+            cpu, mem, dur = 1.5, 5.5, 1800.0
+            rt.load_spike(cpu, mem, dur)  # type: ignore[union-attr]
+            self.fault = {"load_spike": {"cpu_cores": cpu, "memory_gb": mem, "duration_s": dur}}
+        elif self.name == "agent-cascade":
+            # Prefer the agents of the head of the dependency chain (impl_auth_001).
+            heads = {w.id for w in s.workflows.values() if any(w.id in o.depends_on for o in s.workflows.values())}
+            busy.sort(key=lambda a: (s.tasks[a.current_task].workflow not in heads, a.id))  # type: ignore[index]
+            victims = [a.id for a in busy[: eng.config.supervision.max_failures]]
+            if len(victims) < eng.config.supervision.max_failures:
+                raise DrillError(f"only {len(victims)} busy agents to fail")
+            gap = eng.config.supervision.window_s / (len(victims) * 2)
+            for i, a in enumerate(victims):
+                eng.clock.call_later(i * gap, lambda a=a: rt.fail_agent(a, "process crashed (drill)"))  # type: ignore[union-attr]
+            self.fault = {"fail_agents": victims, "spacing_s": gap}
+        elif self.name == "performance-degradation":
+            slow = [a.id for a in busy[:4]]
+            for a in slow:
+                rt.slow_agent(a, 1.6)  # type: ignore[union-attr]
+            rt.degrade(0.00012)  # type: ignore[union-attr]
+            self.fault = {"slow_agents": slow, "factor": 1.6, "global_degradation_per_s": 0.00012}
+        elif self.name == "data-integrity":
+            await self._corrupt()
+        elif self.name == "network-partition":
+            cut = [a.id for a in busy[::3][:3]]
+            rt.partition(cut)  # type: ignore[union-attr]
+            self._pending_heal = now + 900.0
+            self.fault = {"partition": cut, "heal_after_s": 900.0}
+        self.injected = True
+        self.injected_at = now
+        self.manager.expect_fault(self.name, now)
+        eng.emit("DRILL_FAULT_INJECTED", "system", "drill", {"drill": self.name, **self.fault}, actor="drill")
+
+    async def _corrupt(self) -> None:
+        """A state-synchronisation failure: a checkpoint's stored state is damaged and
+        the live projection of the migration workflow drifts from the log."""
+        eng = self.engine
+        if eng.store is None:
+            raise DrillError("the data-integrity drill needs a database (--db)")
+        s = eng.state
+        cp = await eng.checkpoint(kind="incremental", label="drill: about to be damaged", actor="drill")
+        await eng.flush()
+        db = eng.store.connection
+        row = await (await db.execute("SELECT state FROM checkpoints WHERE id=?", (cp,))).fetchone()
+        snap = json.loads(row[0])
+        victim_wf = "migration_workflow_001" if "migration_workflow_001" in s.workflows else sorted(s.workflows)[0]
+        for k in s.workflows[victim_wf].tasks:
+            if k in snap["tasks"]:
+                snap["tasks"][k]["status"] = "completed"
+                break
+        await db.execute("UPDATE checkpoints SET state=? WHERE id=?", (json.dumps(snap), cp))
+        await db.commit()
+        drift = None
+        for k in s.workflows[victim_wf].tasks:
+            t = s.tasks[k]
+            if t.status is TaskStatus.PENDING:
+                t.context.progress = 0.8
+                t.context.partial_results["rows_migrated"] = -1
+                drift = k
+                break
+        self.fault = {"damaged_checkpoint": cp, "drifted_task": drift, "workflow": victim_wf}
+
+    # -- running --------------------------------------------------------------
+    def _tick(self) -> None:
+        now = self.engine.clock.now()
+        if self._pending_heal is not None and now >= self._pending_heal:
+            self._pending_heal = None
+            self.engine.runtime.heal(self.fault.get("partition"))  # type: ignore[union-attr]
+
+    async def step(self, seconds: float | None = None) -> None:
+        """Advance the simulated clock by ``seconds`` (a sample by default) and pump."""
+        eng = self.engine
+        dt = seconds if seconds is not None else eng.config.intervals.sample_s
+        if not self.injected and eng.clock.now() + dt >= self.inject_at:
+            await eng.advance(max(0.0, self.inject_at - eng.clock.now()))
+            await self.inject()
+        await eng.advance(dt)
+        self._tick()
+        await self.manager.pump()
+
+    def incident(self) -> dict[str, Any] | None:
+        for inc in self.engine.state.incidents.values():
+            if inc["scenario"] == self.name and self.injected_at is not None and inc["detected_at"] >= self.injected_at:
+                return inc
+        return None
+
+    @property
+    def done(self) -> bool:
+        inc = self.incident()
+        return inc is not None and inc["status"] in ("resolved", "failed")
+
+    def plan(self) -> dict[str, Any] | None:
+        inc = self.incident()
+        if inc and inc.get("plans"):
+            return self.engine.state.plans.get(inc["plans"][-1])
+        return None
+
+    async def run(self, budget_s: float = BUDGET_S) -> dict[str, Any]:
+        end = self.engine.clock.now() + budget_s
+        while not self.done and self.engine.clock.now() < end:
+            await self.step()
+        return await self.report()
+
+    async def report(self) -> dict[str, Any]:
+        inc = self.incident()
+        inv = await invariants(self.engine, self.completions)
+        outcome = (inc or {}).get("outcome", {})
+        validated = bool(inc and inc["status"] == "resolved" and outcome.get("validated")) and inv["ok"]
+        latency = round(inc["detected_at"] - self.injected_at, 1) if inc and self.injected_at is not None else None
+        return {
+            "drill": self.name,
+            "validated": validated,
+            "incident": inc["id"] if inc else None,
+            "status": inc["status"] if inc else "not_detected",
+            "fault": self.fault,
+            "injected_at": self.injected_at,
+            "detection_latency_s": latency,
+            "recovery_time_s": outcome.get("recovery_time_s"),
+            "plan": (self.plan() or {}).get("id"),
+            "plan_state": (self.plan() or {}).get("state"),
+            "invariants": inv,
+            "reason": outcome.get("reason"),
+        }
+
+
+async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, Any]:
+    """No task lost, no completed task run twice, dependencies respected, chain verifies."""
+    s = engine.state
+    lost = []
+    for t in s.tasks.values():
+        wf = s.workflows.get(t.workflow)
+        if wf is None or wf.status in (WorkflowStatus.CANCELLED, WorkflowStatus.FAILED):
+            continue
+        if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+            a = s.agents.get(t.agent or "")
+            if a is None or a.current_task != t.id or a.status in (AgentStatus.FAILED, AgentStatus.RETIRED):
+                lost.append(t.id)
+        elif t.status is TaskStatus.PENDING and wf.status is WorkflowStatus.COMPLETED:
+            lost.append(t.id)
+    twice = sorted(k for k, n in completions.items() if n > 1)
+    deps = dependency_violations(engine)
+    chain: dict[str, Any] = {"checked": False}
+    if engine.store is not None:
+        from ..verify import verify_store
+
+        await engine.flush()
+        rep = await verify_store(engine.store, replay_checkpoints=False)
+        acknowledged = set()
+        for inc in s.incidents.values():
+            acknowledged.update(int(c) for c in inc.get("evidence", {}).get("bad_checkpoints", []))
+        chain = {"checked": True, "ok": rep.first_bad_seq is None and set(rep.checkpoints_bad) <= acknowledged,
+                 "events": rep.events, "first_bad_seq": rep.first_bad_seq, "checkpoints_bad": sorted(rep.checkpoints_bad)}
+    ok = not lost and not twice and not deps and chain.get("ok", True)
+    return {"ok": ok, "lost_tasks": lost, "completed_twice": twice, "dependency_violations": deps[:10], "chain": chain}
+
+
+def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", manager: IncidentManager | None = None, warmup_s: float = WARMUP_S) -> Drill:
+    """Arm a drill on a running engine: the fault is injected ``warmup_s`` from now."""
+    if name not in SCENARIOS:
+        raise DrillError(f"unknown drill {name!r}; drills: {', '.join(SCENARIOS)}")
+    if engine.runtime is None or not hasattr(engine.runtime, "partition"):
+        raise DrillError("drills need the simulated runtime")
+    mgr = manager or IncidentManager(engine, approve_mode=approve)
+    drill = Drill(name, engine, mgr, engine.clock.now() + warmup_s)
+
+    def count(ev: Event) -> None:
+        if ev.type == "TASK_COMPLETED":
+            drill.completions[ev.data["task"]] = drill.completions.get(ev.data["task"], 0) + 1
+
+    engine.subscribe(count)
+    return drill

@@ -1,0 +1,186 @@
+"""The executor: runs a plan's steps one by one through the command language.
+
+State-driven and resumable: each call to :meth:`Executor.advance` looks at the plan
+in the projection and does what is due. A step whose approval is ``auto`` runs as
+soon as it is reached; a ``manual`` step waits until the plan is approved. Before
+the first step a checkpoint is taken (the rollback target). A failed command, a
+failed validation gate or a regression found by a step check aborts the plan and
+rolls it back. Every transition is an event (PLAN_STEP_STARTED/COMPLETED/FAILED,
+PLAN_COMPLETED, PLAN_ABORTED, INCIDENT_RESOLVED).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .decisions import abort
+from .model import TERMINAL_PLAN, PlanState
+from .validation import GATES, GateCtx
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+RESULT_CHARS = 4000
+
+
+def _summarise(res: dict[str, Any]) -> dict[str, Any]:
+    """Keep a command's response in the plan, bounded in size."""
+    out = {k: res.get(k) for k in ("status", "operation", "workflow_id") if k in res}
+    result = res.get("result")
+    text = json.dumps(result, default=str)
+    if len(text) <= RESULT_CHARS:
+        out["result"] = result
+    elif isinstance(result, dict):
+        out["result_keys"] = sorted(result)[:40]
+    if res.get("status") == "error":
+        out["error"] = res.get("error")
+    return out
+
+
+async def run_command(engine: Engine, text: str, actor: str) -> dict[str, Any]:
+    try:
+        from ..commands import run_command as run
+    except ImportError as exc:
+        return {"status": "error", "error": {"code": "COMMANDS_UNAVAILABLE", "message": f"the command language is not available: {exc}", "details": {}}}
+    return await run(engine, text, actor=actor)
+
+
+class Executor:
+    """Advances plans; keeps the in-flight memory of gates and checks."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.memo: dict[tuple[str, int], dict[str, Any]] = {}
+        self.extras: dict[str, Any] = {}
+
+    def active(self) -> list[str]:
+        return [pid for pid, p in sorted(self.engine.state.plans.items()) if p["state"] not in {s.value for s in TERMINAL_PLAN}]
+
+    async def advance_all(self) -> None:
+        for pid in self.active():
+            await self.advance(pid)
+
+    async def advance(self, plan_id: str) -> None:
+        eng = self.engine
+        for _ in range(64):  # at most this many transitions per call
+            p = eng.state.plans.get(plan_id)
+            if p is None or p["state"] in {s.value for s in TERMINAL_PLAN}:
+                return
+            idx = next((i for i, st in enumerate(p["steps"]) if st["state"] not in ("completed", "rolled_back")), None)
+            if idx is None:
+                self._finish(p)
+                return
+            st = p["steps"][idx]
+            if st["state"] == "executing":
+                if not await self._poll(p, idx):
+                    return
+                continue
+            if st["state"] == "failed":
+                return
+            if st["approval"] == "manual" and p["state"] not in ("approved", "executing"):
+                return  # waits for an operator
+            if p.get("checkpoint") is None:
+                cp = await eng.checkpoint(kind="emergency", label=f"before {plan_id}", actor=f"plan:{plan_id}")
+                eng.emit("PLAN_EXECUTION_STARTED", "incidents", "plan", {"plan_id": plan_id, "checkpoint": cp}, actor=f"plan:{plan_id}")
+                p = eng.state.plans[plan_id]
+            await self._run_step(p, idx)
+
+    async def _run_step(self, p: dict[str, Any], idx: int) -> None:
+        eng = self.engine
+        pid = p["id"]
+        st = p["steps"][idx]
+        who = f"plan:{pid}"
+        eng.emit("PLAN_STEP_STARTED", "incidents", "plan", {"plan_id": pid, "step": idx, "command": st["command"]}, actor=who)
+        res = await run_command(eng, st["command"], actor=who)
+        if eng.state.plans[pid]["state"] in {s.value for s in TERMINAL_PLAN}:
+            return  # aborted while the command ran
+        if res.get("status") != "success":
+            err = res.get("error", {})
+            msg = f"{err.get('code', 'ERROR')}: {err.get('message', '')}"
+            eng.emit("PLAN_STEP_FAILED", "incidents", "plan", {"plan_id": pid, "step": idx, "error": msg, "result": _summarise(res)}, actor=who)
+            await self._fail(pid, f"step {idx} ({st['command'].split(' ', 2)[:2]}) failed: {msg}")
+            return
+        if st.get("gate") or st.get("check"):
+            self.memo[(pid, idx)] = {"started": eng.clock.now(), "response": _summarise(res), "gate_memo": {}}
+            return
+        eng.emit("PLAN_STEP_COMPLETED", "incidents", "plan", {"plan_id": pid, "step": idx, "result": _summarise(res)}, actor=who)
+
+    async def _poll(self, p: dict[str, Any], idx: int) -> bool:
+        """Poll a step's check and gate. True when the step completed."""
+        eng = self.engine
+        pid = p["id"]
+        st = p["steps"][idx]
+        m = self.memo.get((pid, idx))
+        if m is None:  # restarted mid-step: start the validation over from now
+            m = self.memo[(pid, idx)] = {"started": eng.clock.now(), "response": {}, "gate_memo": {}}
+        now = eng.clock.now()
+        chk = st.get("check")
+        if chk and not m.get("checked"):
+            if now - m["started"] < chk["settle_s"]:
+                return False
+            series = eng.telemetry.get(chk["metric"])
+            before = [v for t, v in series.since(m["started"] - chk["settle_s"]) if t < m["started"]]
+            after = [v for _, v in series.since(m["started"])]
+            if before and after:
+                b = sum(before) / len(before)
+                a = sum(after) / len(after)
+                worse = (a - b) / abs(b) * 100.0 if b else 0.0
+                if not chk.get("higher_is_worse", True):
+                    worse = -worse
+                m["check_result"] = {"metric": chk["metric"], "before": round(b, 4), "after": round(a, 4), "regression_pct": round(worse, 2)}
+                if worse > chk["max_regression_pct"]:
+                    eng.emit("PLAN_STEP_FAILED", "incidents", "plan", {"plan_id": pid, "step": idx, "error": "regression after the step", "result": m["check_result"]}, actor=f"plan:{pid}")
+                    await self._fail(pid, f"regression of {chk['metric']} by {worse:.1f}% after step {idx}: rolled back")
+                    return False
+            m["checked"] = True
+        gname = st.get("gate")
+        details: dict[str, Any] = {}
+        if gname:
+            inc = eng.state.incidents[p["incident_id"]]
+            ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"])
+            ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
+            verdict, details = await GATES[gname](ctx)
+            if verdict == "wait":
+                return False
+            if verdict == "fail":
+                eng.emit("PLAN_STEP_FAILED", "incidents", "plan", {"plan_id": pid, "step": idx, "error": f"validation {gname} failed", "result": details}, actor=f"plan:{pid}")
+                await self._fail(pid, f"validation {gname} failed: {details.get('reason', '')}")
+                return False
+            m["validated"] = details
+        result = {**m.get("response", {}), "check": m.get("check_result"), "validation": details or None}
+        eng.emit("PLAN_STEP_COMPLETED", "incidents", "plan", {"plan_id": pid, "step": idx, "result": result}, actor=f"plan:{pid}")
+        return True
+
+    async def _fail(self, pid: str, reason: str) -> None:
+        eng = self.engine
+        p = eng.state.plans[pid]
+        await abort(eng, pid, actor=f"plan:{pid}", reason=reason)
+        inc = eng.state.incidents.get(p["incident_id"])
+        if inc is not None and inc["status"] != "resolved":
+            eng.emit("INCIDENT_RESOLVED", "incidents", "incident", {
+                "incident_id": inc["id"], "status": "failed", "outcome": {"validated": False, "reason": reason, "plan_id": pid},
+            }, actor=f"plan:{pid}")
+
+    def _finish(self, p: dict[str, Any]) -> None:
+        eng = self.engine
+        pid = p["id"]
+        inc = eng.state.incidents[p["incident_id"]]
+        validations = {}
+        for i, st in enumerate(p["steps"]):
+            if st.get("gate"):
+                validations[st["gate"]] = (st.get("result") or {}).get("validation")
+        validated = all(v is not None for v in validations.values())
+        now = eng.clock.now()
+        recovery = next((v.get("recovery_time_s") for v in validations.values() if v and "recovery_time_s" in v), None)
+        outcome = {
+            "validated": validated,
+            "validations": validations,
+            "recovery_time_s": recovery,
+            "detection_latency_s": round(float(inc["detected_at"]) - float(inc["fault_at"]), 1) if inc.get("fault_at") is not None else None,
+            "plan_finished_s": round(now - float(inc["detected_at"]), 1),
+        }
+        eng.emit("PLAN_COMPLETED", "incidents", "plan", {"plan_id": pid, "outcome": outcome}, actor=f"plan:{pid}")
+        eng.emit("INCIDENT_RESOLVED", "incidents", "incident", {
+            "incident_id": inc["id"], "status": "resolved" if validated else "failed", "outcome": {**outcome, "plan_id": pid},
+        }, actor=f"plan:{pid}")

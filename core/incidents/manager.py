@@ -1,0 +1,145 @@
+"""The incident manager: detectors -> incidents -> plans -> approval -> executor.
+
+One per engine. It hooks the detectors on ``engine.on_sample``, opens at most one
+incident per scenario at a time (INCIDENT_OPENED plus the seed's detection event),
+asks the scenario's playbook for a plan (PLAN_PROPOSED plus the seed's strategy
+event), applies the approval mode, and drives the executor from :meth:`pump`, which
+the headless loop calls between clock advances and the console runs in the
+background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Literal
+
+from .approval import command_kind, decide
+from .decisions import approve
+from .detectors import DataIntegrityDetector, Detector, Finding, all_detectors
+from .executor import Executor
+from .merge import SeqTap, agent_marks
+from .model import Incident, Plan, PlanStep
+from .playbooks import build
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+ApproveMode = Literal["auto", "manual"]
+
+
+class IncidentManager:
+    def __init__(self, engine: Engine, approve_mode: ApproveMode = "manual", scenarios: list[str] | None = None) -> None:
+        self.engine = engine
+        self.approve_mode: ApproveMode = approve_mode
+        self.detectors: list[Detector] = [d for d in all_detectors(engine) if scenarios is None or d.scenario in scenarios]
+        self.executor = Executor(engine)
+        self.tap = SeqTap(engine)
+        self.executor.extras["tap"] = self.tap
+        self.fault_at: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        engine.on_sample(self._on_sample)
+
+    # -- detection ------------------------------------------------------------
+    def open_for(self, scenario: str) -> dict[str, Any] | None:
+        for inc in self.engine.state.incidents.values():
+            if inc["scenario"] == scenario and inc["status"] in ("open", "recovering"):
+                return inc
+        return None
+
+    def _on_sample(self, now: float) -> None:
+        for d in self.detectors:
+            if self.open_for(d.scenario) is not None:
+                continue
+            f = d.check(now)
+            if f is not None:
+                self.open_incident(f)
+
+    def expect_fault(self, scenario: str, at: float) -> None:
+        """A drill says when it injected the fault: detection latency is measured from it."""
+        self.fault_at[scenario] = at
+
+    def open_incident(self, f: Finding) -> str:
+        eng = self.engine
+        s = eng.state
+        now = eng.clock.now()
+        inc_id = f"INC-{len(s.incidents) + 1:04d}"
+        evidence = dict(f.evidence)
+        evidence["progress_at_detection"] = {w: round(s.workflow_progress(w), 4) for w in f.affected_workflows if w in s.workflows}
+        if f.scenario == "agent-cascade":
+            failed = f.data["failed_agents"]
+            evidence["failed_agents"] = failed
+            evidence["progress_at_failure"] = {t: s.tasks[t].context.progress for t in f.evidence.get("interrupted_tasks", []) if t in s.tasks}
+            pools = sorted({s.agents[a].pool for a in failed})
+            evidence["pool_live_before"] = {p: sum(1 for a in s.agents.values() if a.pool == p and (a.id in failed or a.status.value in ("idle", "busy", "paused"))) for p in pools}
+        if f.scenario == "network-partition":
+            evidence["agent_marks"] = agent_marks(eng)
+        if f.scenario == "performance-degradation":
+            eff = [v for _, v in eng.telemetry.get("efficiency").points][-5:]
+            evidence["efficiency_at_detection"] = round(sum(eff) / len(eff), 4) if eff else 0.0
+        fault_at = self.fault_at.get(f.scenario)
+        inc = Incident(
+            id=inc_id, scenario=f.scenario, type=f.type, severity=f.severity, evidence=evidence,  # type: ignore[arg-type]
+            detected_at=now, fault_at=fault_at if fault_at is not None else f.onset, affected_workflows=f.affected_workflows,
+        )
+        eng.emit("INCIDENT_OPENED", "incidents", "incident", {"incident": inc.model_dump(mode="json")}, actor="detector")
+        eng.emit(f.type, f.component, f.scope, {**f.data, "incident_id": inc_id}, actor="detector")
+        self.propose(inc_id, f)
+        return inc_id
+
+    # -- planning -------------------------------------------------------------
+    def propose(self, inc_id: str, f: Finding) -> str:
+        eng = self.engine
+        draft = build(eng, f)
+        pid = f"PLAN-{len(eng.state.plans) + 1:04d}"
+        policy = eng.config.approval
+        steps = []
+        for i, sd in enumerate(draft.steps):
+            kind = command_kind(sd.command)
+            steps.append(PlanStep(index=i, command=sd.command, title=sd.title, category=kind, approval=decide(kind, policy), gate=sd.gate, check=sd.check))  # type: ignore[arg-type]
+        plan = Plan(id=pid, incident_id=inc_id, scenario=f.scenario, title=draft.title, strategy=draft.strategy,  # type: ignore[arg-type]
+                    steps=steps, created_at=eng.clock.now(), expected=draft.expected)
+        eng.emit("PLAN_PROPOSED", "incidents", "plan", {"plan": plan.model_dump(mode="json")}, actor="playbook")
+        if draft.announce:
+            t, c, sc, data = draft.announce
+            eng.emit(t, c, sc, {**data, "incident_id": inc_id, "plan_id": pid}, actor="playbook")
+        if self.approve_mode == "auto":
+            approve(eng, pid, actor="policy:auto-approve")
+        return pid
+
+    # -- driving --------------------------------------------------------------
+    async def pump(self) -> None:
+        """Run due integrity checks and advance every active plan."""
+        now = self.engine.clock.now()
+        for d in self.detectors:
+            if isinstance(d, DataIntegrityDetector) and d.due(now) and self.open_for(d.scenario) is None:
+                f = await d.check_async(now)
+                if f is not None:
+                    self.open_incident(f)
+        await self.executor.advance_all()
+        for d in self.detectors:
+            if self.open_for(d.scenario) is None and self._resolved_since_reset(d):
+                d.reset()
+
+    def _resolved_since_reset(self, d: Detector) -> bool:
+        key = f"_reset_{d.scenario}"
+        n = sum(1 for i in self.engine.state.incidents.values() if i["scenario"] == d.scenario)
+        if getattr(self, key, 0) != n:
+            setattr(self, key, n)
+            return n > 0
+        return False
+
+    def start(self, interval: float = 0.2) -> asyncio.Task[None]:
+        """Pump in the background (the console): the engine runs in real time."""
+
+        async def loop() -> None:
+            while True:
+                await self.pump()
+                await asyncio.sleep(interval)
+
+        self._task = asyncio.get_running_loop().create_task(loop())
+        return self._task
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
