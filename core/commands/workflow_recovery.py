@@ -162,9 +162,10 @@ async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
     if drop:
         store = ctx.engine.store
         if store is not None:
-            db = store.connection()
-            await db.executemany("DELETE FROM checkpoints WHERE id = ?", [(i,) for i in drop])
-            await db.commit()
+            async with ctx.engine.store_lock:
+                db = store.connection
+                await db.executemany("DELETE FROM checkpoints WHERE id = ?", [(i,) for i in drop])
+                await db.commit()
         else:
             for i in drop:
                 ctx.engine._memory_checkpoints.pop(i, None)
