@@ -56,6 +56,15 @@ def _parse_steps(steps: Any) -> list[str]:
     out = []
     for i, st in enumerate(steps):
         text = st.get("command") if isinstance(st, dict) else st
+        if isinstance(st, dict) and isinstance(text, str) and ("payload" in st or "payloads" in st or "flags" in st):
+            from .playbooks import cmd
+
+            words = text.strip().split()
+            payloads = st.get("payloads", [st["payload"]] if "payload" in st else [])
+            try:
+                text = cmd(words[0].lstrip("/"), " ".join(words[1:]), *payloads, flags=tuple(st.get("flags", [])))
+            except (ValueError, IndexError) as exc:
+                raise EngineError("INVALID_PLAN_EDIT", f"step {i}: {exc}", {"step": i}) from None
         if not isinstance(text, str) or not text.strip().startswith("/"):
             raise EngineError("INVALID_PLAN_EDIT", f"step {i}: expected a slash command string, found {type(text).__name__}", {"step": i})
         out.append(text.strip())

@@ -29,6 +29,10 @@ ApproveMode = Literal["auto", "manual"]
 
 class IncidentManager:
     def __init__(self, engine: Engine, approve_mode: ApproveMode = "manual", scenarios: list[str] | None = None) -> None:
+        try:  # registers /incident approve|reject|edit|abort with the command language
+            from ..commands import incident as _incident_commands  # noqa: F401
+        except ImportError:
+            pass
         self.engine = engine
         self.approve_mode: ApproveMode = approve_mode
         self.detectors: list[Detector] = [d for d in all_detectors(engine) if scenarios is None or d.scenario in scenarios]

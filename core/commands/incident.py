@@ -1,0 +1,97 @@
+"""``/incident``: the operator's decisions on incident plans, as commands.
+
+``/incident approve|reject|abort PLAN_ID``, ``/incident edit PLAN_ID '{"steps": [...]}'``,
+``/incident list`` and ``/incident show ID``. The work is done by the engine-facing
+functions of ``core.incidents.decisions`` so the console, scripts and drills share
+one implementation; the command records who decided (the actor).
+(The bare word after the operation is a plan or incident id, carried in the
+registry's leading-id slot.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from ..incidents import decisions
+from .context import Context
+from .payloads import Payload
+from .registry import COMPONENT_HELP, Outcome, operation
+from .responses import CommandError
+
+C = "incident"
+COMPONENT_HELP.setdefault(C, "incidents and their recovery plans: approve, reject, edit, abort, list, show")
+
+
+class Reason(Payload):
+    reason: str = Field("", description="why (recorded with the decision)")
+
+
+class Edit(Payload):
+    steps: list[Any] = Field(min_length=1, description="the new step list: command strings, or {command, payload|payloads, flags}")
+
+
+class ListRequest(Payload):
+    status: str | None = Field(None, description="only incidents with this status (open, recovering, resolved, failed)")
+
+
+def _plan_id(ctx: Context) -> str:
+    pid = ctx.workflow_id
+    if not pid:
+        raise CommandError("PLAN_REQUIRED", f"{ctx.spec.name} needs a plan id", {"usage": ctx.spec.usage}, ["/incident list"])
+    if pid not in ctx.state.plans:
+        raise CommandError("PLAN_NOT_FOUND", f"no plan {pid!r}", {"known": sorted(ctx.state.plans)}, ["/incident list"])
+    return pid
+
+
+@operation(C, "approve", kind="lifecycle", payload=Reason, workflow_arg="required", summary="approve a proposed plan (PLAN_ID)")
+async def approve(ctx: Context, p: Reason) -> Outcome:
+    pid = _plan_id(ctx)
+    res = decisions.approve(ctx.engine, pid, actor=ctx.actor)
+    return Outcome(res, f"{pid} approved by {ctx.actor}")
+
+
+@operation(C, "reject", kind="lifecycle", payload=Reason, workflow_arg="required", summary="reject a proposed plan (PLAN_ID); nothing of it runs")
+async def reject(ctx: Context, p: Reason) -> Outcome:
+    pid = _plan_id(ctx)
+    res = decisions.reject(ctx.engine, pid, actor=ctx.actor, reason=p.reason)
+    return Outcome(res, f"{pid} rejected by {ctx.actor}")
+
+
+@operation(C, "edit", kind="lifecycle", payload=Edit, workflow_arg="required", summary="replace the steps of a proposed plan that have not run")
+async def edit(ctx: Context, p: Edit) -> Outcome:
+    pid = _plan_id(ctx)
+    res = decisions.edit(ctx.engine, pid, p.steps, actor=ctx.actor)
+    return Outcome(res, f"{pid} edited by {ctx.actor}: {res['steps']} steps")
+
+
+@operation(C, "abort", kind="destructive", payload=Reason, workflow_arg="required", summary="abort a plan and roll back to the checkpoint taken before it")
+async def abort(ctx: Context, p: Reason) -> Outcome:
+    pid = _plan_id(ctx)
+    res = await decisions.abort(ctx.engine, pid, actor=ctx.actor, reason=p.reason or f"aborted by {ctx.actor}")
+    return Outcome(res, f"{pid} aborted by {ctx.actor}; {len((res.get('rollback') or {}).get('changes', []))} change(s) rolled back")
+
+
+@operation(C, "list", kind="analysis", payload=ListRequest, summary="incidents with their plans and states")
+async def list_(ctx: Context, p: ListRequest) -> Outcome:
+    rows = []
+    for inc in ctx.state.incidents.values():
+        if p.status and inc["status"] != p.status:
+            continue
+        plans = [{"id": pid, "state": ctx.state.plans[pid]["state"], "title": ctx.state.plans[pid]["title"]} for pid in inc.get("plans", []) if pid in ctx.state.plans]
+        rows.append({"id": inc["id"], "scenario": inc["scenario"], "type": inc["type"], "status": inc["status"],
+                     "detected_at": inc["detected_at"], "plans": plans})
+    return Outcome({"incidents": rows}, f"{len(rows)} incident(s)")
+
+
+@operation(C, "show", kind="analysis", payload=Payload, workflow_arg="required", summary="one incident or plan in full (INC-.. or PLAN-..)")
+async def show(ctx: Context, p: Payload) -> Outcome:
+    key = ctx.workflow_id or ""
+    if key in ctx.state.plans:
+        plan = ctx.state.plans[key]
+        return Outcome({"plan": plan}, f"{key} {plan['state']}: {plan['title']}")
+    if key in ctx.state.incidents:
+        inc = ctx.state.incidents[key]
+        return Outcome({"incident": inc}, f"{key} {inc['status']}: {inc['type']}")
+    raise CommandError("NOT_FOUND", f"no incident or plan {key!r}", {"incidents": sorted(ctx.state.incidents), "plans": sorted(ctx.state.plans)}, ["/incident list"])

@@ -1,0 +1,133 @@
+"""``opsdeck drill NAME``: inject a failure scenario into the simulated demo fleet and
+watch it be detected, planned, approved, executed and validated.
+
+Exit 0 only if the recovery validated and the final invariants hold (no task lost,
+none completed twice, dependencies respected, the chain verifies). With
+``--approve manual`` the drill waits for decisions read from stdin as commands
+(``/incident approve PLAN-0001``), the way a script or the console gives them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from core.config import load_config
+from core.incidents.model import SCENARIOS
+
+from .demo import LinePrinter
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "drill",
+        help="run a failure drill on the simulated demo fleet",
+        description="Inject one of the five failure scenarios into the simulated demo fleet, run headless, print the "
+        "event lines, and exit 0 only if the recovery validated. Ends with the detection latency and recovery time "
+        "in simulated time.",
+    )
+    p.add_argument("name", choices=SCENARIOS, metavar="NAME", help="one of: " + ", ".join(SCENARIOS))
+    p.add_argument("--db", metavar="PATH", help="database file (default: a fresh temporary one)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
+    p.add_argument("--approve", choices=("auto", "manual"), default="auto",
+                   help="auto: the drill approves every plan; manual: read decisions as commands from stdin")
+    p.add_argument("--budget", type=float, default=4 * 3600.0, metavar="SECONDS", help="simulated seconds before giving up")
+    p.add_argument("--quiet", action="store_true", help="print only the incident pipeline's events and the summary")
+    p.add_argument("--json", action="store_true", help="print the final report as JSON")
+    p.set_defaults(func=run)
+
+
+PIPELINE = {
+    "INCIDENT_OPENED", "INCIDENT_RESOLVED", "PLAN_PROPOSED", "PLAN_APPROVED", "PLAN_REJECTED", "PLAN_EDITED",
+    "PLAN_EXECUTION_STARTED", "PLAN_STEP_STARTED", "PLAN_STEP_COMPLETED", "PLAN_STEP_FAILED", "PLAN_ABORTED",
+    "PLAN_COMPLETED", "PLAN_FAILED", "LEARNING_RECORDED", "DRILL_FAULT_INJECTED", "COMMAND_EXECUTED",
+    "RESOURCE_EXHAUSTION", "EMERGENCY_RESPONSE_ACTIVATED", "EMERGENCY_RESPONSE_COMPLETED", "AGENT_POOL_FAILURE",
+    "RECOVERY_PLAN_GENERATED", "RECOVERY_VALIDATION_COMPLETED", "PERFORMANCE_DEGRADATION_DETECTED",
+    "OPTIMIZATION_STRATEGY_GENERATED", "OPTIMIZATION_COMPLETED", "DATA_INTEGRITY_ALERT", "DATA_RECOVERY_STRATEGY",
+    "DATA_RECOVERY_COMPLETED", "COMMUNICATION_FAILURE", "RESILIENT_COORDINATION_ACTIVATED", "NETWORK_RECOVERY_COMPLETED",
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.db:
+        return asyncio.run(_drill(Path(args.db), config, args))
+    with tempfile.TemporaryDirectory(prefix="opsdeck-drill-") as d:
+        return asyncio.run(_drill(Path(d) / "drill.db", config, args))
+
+
+async def _decisions(drill: Any, printer: LinePrinter) -> None:
+    """Manual approval: run each stdin line as a command while a plan waits."""
+    from core.commands import run_command
+
+    loop = asyncio.get_running_loop()
+    line = await loop.run_in_executor(None, sys.stdin.readline)
+    if not line:
+        raise EOFError("stdin closed while a plan waits for a decision")
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return
+    res = await run_command(drill.engine, text, actor="operator:stdin")
+    if res["status"] != "success":
+        print(f"# {text}: {res['error']['code']}: {res['error']['message']}", file=sys.stderr)
+
+
+async def _drill(db: Path, config: Any, args: argparse.Namespace) -> int:
+    from core.incidents.drills import start_drill
+    from core.session import open_sim
+
+    engine = await open_sim(db, config, seed=args.seed, demo=True)
+    printer = LinePrinter()
+
+    def show(ev: Any) -> None:
+        if not args.quiet or ev.type in PIPELINE:
+            printer(ev)
+
+    engine.subscribe(show)
+    try:
+        drill = start_drill(engine, args.name, approve=args.approve)
+        end = engine.clock.now() + args.budget
+        while not drill.done and engine.clock.now() < end:
+            await drill.step()
+            plan = drill.plan()
+            if args.approve == "manual" and plan is not None and plan["state"] == "proposed" and _waiting(plan):
+                try:
+                    await _decisions(drill, printer)
+                except EOFError as exc:
+                    print(f"opsdeck: drill {args.name}: {exc}", file=sys.stderr)
+                    break
+        report = await drill.report()
+    finally:
+        await engine.close()
+    sys.stdout.flush()
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        inv = report["invariants"]
+        print(f"# drill {report['drill']}: {'VALIDATED' if report['validated'] else 'NOT VALIDATED'}"
+              f" ({report['status']}, plan {report['plan']} {report['plan_state']})")
+        print(f"# detection latency: {_s(report['detection_latency_s'])} simulated")
+        print(f"# recovery time (detection -> validation): {_s(report['recovery_time_s'])} simulated")
+        print(f"# invariants: {'ok' if inv['ok'] else 'VIOLATED'} (lost {len(inv['lost_tasks'])}, completed twice "
+              f"{len(inv['completed_twice'])}, dependency violations {len(inv['dependency_violations'])}, chain "
+              f"{'ok' if inv['chain'].get('ok', True) else 'BROKEN'})")
+        if report.get("reason"):
+            print(f"# reason: {report['reason']}")
+    return 0 if report["validated"] else 1
+
+
+def _waiting(plan: dict[str, Any]) -> bool:
+    for st in plan["steps"]:
+        if st["state"] in ("completed", "rolled_back"):
+            continue
+        return st["state"] == "proposed" and st["approval"] == "manual"
+    return False
+
+
+def _s(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v):.0f}s ({float(v) / 60:.1f} min)"
