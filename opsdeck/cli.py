@@ -18,7 +18,7 @@ from core.store import StoreError
 from . import __version__
 
 # Each module has ``register(subparsers)`` and sets ``func`` on its parser.
-SUBCOMMANDS = ["console", "demo", "events", "verify", "run", "exec", "script", "help"]
+SUBCOMMANDS = ["console", "demo", "events", "verify", "run", "exec", "script", "help", "drill"]
 
 
 def build_parser() -> argparse.ArgumentParser:
