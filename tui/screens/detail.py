@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
@@ -78,16 +79,16 @@ class DetailScreen(Screen[None]):
         self.events = evs
         self.redraw()
 
-    def events_block(self, title: str = "Recent events") -> RenderableType:
+    def events_block(self, title: str = "Recent events (newest first)") -> RenderableType:
         app = self.app
         lines = [Text(title, style=f"bold {color(app, 'secondary')}")]
         if not self.events:
             lines.append(Text("  (none recorded yet)", style=color(app, "foreground-muted")))
-        for ev in self.events:
+        for ev in reversed(self.events):
             t = Text(no_wrap=True, overflow="ellipsis")
-            t.append(f"  {ev.seq:>7} {fmt_clock(ev.ts)} ", style=color(app, "foreground-muted"))
+            t.append(f"{ev.seq:>7} {fmt_clock(ev.ts)} ", style=color(app, "foreground-muted"))
             t.append(ev.type, style=severity_style(app, ev.severity))
-            t.append(f" {ev.data}", style=color(app, "foreground-muted"))
+            t.append(" " + json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)[:400], style=color(app, "foreground-muted"))
             lines.append(t)
         return Group(*lines)
 

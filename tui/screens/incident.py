@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
 
@@ -50,7 +51,7 @@ class IncidentScreen(DetailScreen):
         parts += [Text("Incident", style=f"bold {c('secondary')}"), facts, Text("")]
         ev = inc.get("evidence")
         parts.append(Text("Evidence", style=f"bold {c('secondary')}"))
-        parts.append(Text(json.dumps(ev, indent=2, ensure_ascii=False) if ev is not None else "  (none attached)", style=c("foreground")))
+        parts.append(JSON(json.dumps(ev, ensure_ascii=False), indent=2) if ev is not None else Text("(none attached)", style=c("foreground-muted")))
         parts.append(Text(""))
         plans = [(pid, p) for pid, p in s.plans.items() if incident_of(p) == self.key]
         for pid, p in plans:

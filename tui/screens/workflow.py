@@ -58,7 +58,7 @@ class WorkflowScreen(DetailScreen):
             st = Text(f"{TASK_GLYPH[t.status]} {t.status.value}", style=c(TASK_STATUS_COLOR[t.status]))
             prog = 1.0 if t.status is TaskStatus.COMPLETED else t.context.progress
             dag.add_row(
-                t.phase if t.phase != last_phase else "",
+                Text(t.phase, style="bold" if t.phase != last_phase else c("foreground-muted")),
                 Text(name + (" ★" if t.id in crit else ""), style="bold" if t.id in crit else ""),
                 st, t.agent or "—", deps, f"{prog * 100:3.0f}%", str(t.attempts),
             )

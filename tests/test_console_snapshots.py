@@ -1,0 +1,131 @@
+"""Snapshot tests: fixed seed, paused clock, temp database, fixed terminal sizes.
+
+Regenerate with ``pytest tests/test_console_snapshots.py --snapshot-update`` and look
+at the SVGs in tests/__snapshots__ before committing them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.config import Config
+from tests.console_support import make_app, settle, wait_for
+
+MANUAL = Config.model_validate({"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}})
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "snap.db"
+
+
+def main_screen(seconds: float):  # type: ignore[no-untyped-def]
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot.app, pilot, seconds)
+
+    return run_before
+
+
+def test_main_80x24(snap_compare, db):
+    assert snap_compare(make_app(db), terminal_size=(80, 24), run_before=main_screen(900))
+
+
+def test_main_160x48(snap_compare, db):
+    assert snap_compare(make_app(db), terminal_size=(160, 48), run_before=main_screen(900))
+
+
+async def _open(pilot, pane: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    app = pilot.app
+    ol = app.query_one(pane)
+    ol.focus()
+    ol.highlighted = [o.id for o in ol.options].index(option)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
+    await wait_for(pilot, lambda: bool(getattr(app.screen, "events", None)), 3.0)
+    app.screen.redraw()
+    await pilot.pause(0.1)
+
+
+def test_workflow_screen(snap_compare, db):
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot.app, pilot, 900)
+        await pilot.app.engine.checkpoint("manual", "snapshot test")
+        await settle(pilot.app, pilot)
+        await _open(pilot, "#workflows", "wf:workflow_001")
+
+    assert snap_compare(make_app(db), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_agent_screen(snap_compare, db):
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot.app, pilot, 900)
+        await _open(pilot, "#pools", "agent:agent_001")
+
+    assert snap_compare(make_app(db), terminal_size=(120, 40), run_before=run_before)
+
+
+async def _until_plan(pilot) -> None:  # type: ignore[no-untyped-def]
+    from tui import operator
+
+    app = pilot.app
+    eng = await app.engine_opened()
+    res = await operator.start_drill(eng, "resource-exhaustion", False, manager=app.manager)
+    app.drill = res["result"]
+    for _ in range(1000):
+        await app.step(5.0)
+        if any(p.get("state") == "proposed" for p in eng.state.plans.values()):
+            break
+    await settle(app, pilot)
+
+
+def test_incident_screen(snap_compare, db):
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _until_plan(pilot)
+        inc = sorted(pilot.app.engine.state.incidents)[0]
+        await _open(pilot, "#incidents", f"incident:{inc}")
+
+    assert snap_compare(make_app(db, config=MANUAL), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_main_with_plan_waiting(snap_compare, db):
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await _until_plan(pilot)
+
+    assert snap_compare(make_app(db, config=MANUAL), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_checkpoints_screen(snap_compare, db):
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        app = pilot.app
+        await settle(app, pilot, 300)
+        await app.engine.checkpoint("manual", "before the release")
+        await settle(app, pilot, 300)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(db), terminal_size=(120, 30), run_before=run_before)
+
+
+def test_confirmation_modal(snap_compare, db):
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        app = pilot.app
+        await settle(app, pilot, 300)
+        cp = await app.engine.checkpoint("manual", "before the release")
+        await settle(app, pilot, 300)
+        app.request_rollback(cp)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(db), terminal_size=(100, 30), run_before=run_before)
+
+
+def test_help_screen(snap_compare, db):
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot.app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(db), terminal_size=(120, 40), run_before=run_before)
