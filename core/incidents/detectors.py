@@ -277,10 +277,10 @@ class DataIntegrityDetector(Detector):
         assert eng.store is not None
         await eng.flush()
         known_seqs, known_cps = self.acknowledged()
-        rep = await verify_store(eng.store, replay_checkpoints=False)
+        rep = await verify_store(eng.store, replay_checkpoints=True)
         faults = [f for f in rep.faults if f.seq not in known_seqs]
         bad_cps = {k: v for k, v in rep.checkpoints_bad.items() if k not in known_cps}
-        cons = await consistency(eng)
+        cons = await consistency(eng, trusted=set(rep.checkpoints_ok))
         if not faults and not bad_cps and not cons["differs_in"]:
             self.verified_upto = rep.last_seq
             return None
@@ -327,7 +327,8 @@ class DataIntegrityDetector(Detector):
             if inc.get("scenario") == self.scenario and inc.get("status") == "resolved":
                 ev = inc.get("evidence", {})
                 seqs.update(ev.get("bad_seqs", []))
-                cps.update(ev.get("bad_checkpoints", []))
+                cps.update(int(c) for c in ev.get("bad_checkpoints", []))
+                cps.update(int(c) for c in inc.get("outcome", {}).get("quarantined_checkpoints", []))
         return seqs, cps
 
 

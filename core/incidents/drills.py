@@ -199,6 +199,7 @@ async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, A
         acknowledged = set()
         for inc in s.incidents.values():
             acknowledged.update(int(c) for c in inc.get("evidence", {}).get("bad_checkpoints", []))
+            acknowledged.update(int(c) for c in inc.get("outcome", {}).get("quarantined_checkpoints", []))
         chain = {"checked": True, "ok": rep.first_bad_seq is None and set(rep.checkpoints_bad) <= acknowledged,
                  "events": rep.events, "first_bad_seq": rep.first_bad_seq, "checkpoints_bad": sorted(rep.checkpoints_bad)}
     ok = not lost and not twice and not deps and chain.get("ok", True)

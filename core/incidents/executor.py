@@ -180,6 +180,9 @@ class Executor:
             "detection_latency_s": round(float(inc["detected_at"]) - float(inc["fault_at"]), 1) if inc.get("fault_at") is not None else None,
             "plan_finished_s": round(now - float(inc["detected_at"]), 1),
         }
+        for v in validations.values():
+            if v and v.get("quarantined_checkpoints"):
+                outcome["quarantined_checkpoints"] = v["quarantined_checkpoints"]
         eng.emit("PLAN_COMPLETED", "incidents", "plan", {"plan_id": pid, "outcome": outcome}, actor=f"plan:{pid}")
         eng.emit("INCIDENT_RESOLVED", "incidents", "incident", {
             "incident_id": inc["id"], "status": "resolved" if validated else "failed", "outcome": {**outcome, "plan_id": pid},

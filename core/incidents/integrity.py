@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 _COMPARED = ("pools", "agents", "workflows", "tasks", "settings")
 
 
-async def consistency(engine: Engine, ignore_seqs: set[int] | None = None) -> dict[str, Any]:
+async def consistency(engine: Engine, trusted: set[int] | None = None) -> dict[str, Any]:
+    """Live projection vs a restart from the newest checkpoint (only ``trusted`` ones if
+    given: checkpoints a replay of the log has confirmed) plus the log after it."""
     store = engine.store
     if store is None:
         return {"restart_seq": engine.state.seq, "differs_in": [], "checkpoints_bad_new": []}
@@ -30,7 +32,7 @@ async def consistency(engine: Engine, ignore_seqs: set[int] | None = None) -> di
     bad: list[int] = []
     for cp in reversed(await store.list_checkpoints()):
         loaded = await store.load_checkpoint(cp["id"])
-        if loaded is None:
+        if loaded is None or (trusted is not None and cp["id"] not in trusted):
             continue
         row, snap = loaded
         if hash_snapshot(snap) == row["state_hash"] and snap.get("seq") == row["seq"]:

@@ -73,8 +73,11 @@ class IncidentManager:
             failed = f.data["failed_agents"]
             evidence["failed_agents"] = failed
             evidence["progress_at_failure"] = {t: s.tasks[t].context.progress for t in f.evidence.get("interrupted_tasks", []) if t in s.tasks}
-            pools = sorted({s.agents[a].pool for a in failed})
-            evidence["pool_live_before"] = {p: sum(1 for a in s.agents.values() if a.pool == p and (a.id in failed or a.status.value in ("idle", "busy", "paused"))) for p in pools}
+            specs = sorted({",".join(sorted(s.agents[a].specializations)) for a in failed})
+            evidence["specialization_live_before"] = {
+                sp: sum(1 for a in s.agents.values() if set(sp.split(",")) <= set(a.specializations) and (a.id in failed or a.status.value in ("idle", "busy", "paused")))
+                for sp in specs
+            }
         if f.scenario == "network-partition":
             evidence["agent_marks"] = agent_marks(eng)
         if f.scenario == "performance-degradation":

@@ -392,7 +392,8 @@ def data_integrity(engine: Engine, finding: Finding) -> PlanDraft:
             "recovery_strategy": "intelligent_selective_recovery", "data_preservation": "maximum", "validation_level": "comprehensive",
             "recovery_steps": [
                 {"step": "state_corruption_isolation", "action": "identify_corrupted_state_segments", "validation": "segment_by_segment_verification"},
-                {"step": "clean_state_restoration", "action": "restore_from_validated_checkpoint", "checkpoint": "latest_verified_checkpoint", "validation": "comprehensive_integrity_check"},
+                {"step": "clean_state_restoration", "action": "restore_from_validated_checkpoint",
+                 "checkpoint": target if target is not None else "latest_verified_checkpoint", "validation": "comprehensive_integrity_check"},
                 {"step": "delta_reconstruction", "action": "reconstruct_changes_since_checkpoint", "method": "transaction_log_replay", "validation": "operation_by_operation_verification"},
             ],
         }), "restore the latest verified checkpoint, replay verified entries", gate="data_recovered"),

@@ -125,27 +125,36 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
     ev = inc.get("evidence", {})
     failed: list[str] = ev.get("failed_agents", [])
     at_failure: dict[str, float] = ev.get("progress_at_failure", {})
-    # Replacements: each failed agent's pool is back to its size before the failures.
+    # Replacements matched by specialization: as many live agents able to do the
+    # failed agents' work as before the failures (in whichever pool they were added).
     short = {}
-    for pool, size in ev.get("pool_live_before", {}).items():
-        live = sum(1 for a in s.agents.values() if a.pool == pool and a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED))
+    for spec, size in ev.get("specialization_live_before", {}).items():
+        need = set(spec.split(","))
+        live = sum(1 for a in s.agents.values() if need <= set(a.specializations) and a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED))
         if live < size:
-            short[pool] = size - live
+            short[spec] = size - live
     resumed = []
     carried = []
     for key, prog in at_failure.items():
         t = s.tasks.get(key)
         if t is None:
             continue
-        if t.status is TaskStatus.COMPLETED or (t.status is TaskStatus.RUNNING and t.agent not in failed):
-            resumed.append(key)
+        if t.status is TaskStatus.RUNNING and t.agent not in failed:
+            # First seen on a new agent: where it restarted from (the transferred context).
             start_at = ctx.memo.setdefault("restart_progress", {}).setdefault(key, t.context.progress)
-            if start_at + 1e-9 >= prog:
-                carried.append(key)
+            if t.context.progress > start_at + 1e-9:  # and it has reported progress since
+                resumed.append(key)
+        elif t.status is TaskStatus.COMPLETED:
+            start_at = ctx.memo.setdefault("restart_progress", {}).get(key, prog)
+            resumed.append(key)
+        else:
+            continue
+        if key in resumed and start_at + 1e-9 >= prog:
+            carried.append(key)
     if short or len(resumed) < len(at_failure):
         if ctx.now - ctx.started_at > GATE_TIMEOUT_S:
-            return "fail", {"reason": "replacements or resumptions missing", "pools_short": short, "resumed": resumed}
-        return "wait", {"pools_short": short, "resumed": len(resumed), "of": len(at_failure)}
+            return "fail", {"reason": "replacements or resumptions missing", "specializations_short": short, "resumed": resumed}
+        return "wait", {"specializations_short": short, "resumed": len(resumed), "of": len(at_failure)}
     violations = dependency_violations(eng)
     rec = workflows_recovered(eng, inc)
     share = 100.0 * len(carried) / len(at_failure) if at_failure else 100.0
@@ -231,20 +240,29 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
 
 @gate("data_recovered")
 async def data_recovered(ctx: GateCtx) -> Verdict:
+    """The live projection equals a restart from a replay-verified checkpoint plus the
+    log; then a fresh checkpoint of the recovered state becomes the restart point and
+    checkpoints that captured the corrupted state are quarantined."""
+    from ..verify import verify_store
     from .integrity import consistency
 
     eng = ctx.engine
     inc = ctx.incident
     who = f"plan:{ctx.plan['id']}"
-    rep = await consistency(eng, ignore_seqs=set(inc.get("evidence", {}).get("bad_seqs", [])))
-    if rep["differs_in"]:
-        # Make the recovered projection the restart point: a verified checkpoint.
-        await eng.checkpoint(kind="emergency", label=f"recovered {inc['id']}", actor=who)
-        rep = await consistency(eng, ignore_seqs=set(inc.get("evidence", {}).get("bad_seqs", [])))
-    if rep["differs_in"] or rep["checkpoints_bad_new"]:
+    if eng.store is None:
+        return "fail", {"reason": "no store to verify against"}
+    rep = await verify_store(eng.store, replay_checkpoints=True)
+    cons = await consistency(eng, trusted=set(rep.checkpoints_ok))
+    if cons["differs_in"]:
         if ctx.now - ctx.started_at > GATE_TIMEOUT_S:
-            return "fail", {"reason": "projection still differs from a restart", "report": rep}
-        return "wait", rep
+            return "fail", {"reason": "the projection still differs from a replay of the log", "diffs": cons.get("diffs", [])[:10]}
+        return "wait", {"differs_in": cons["differs_in"]}
+    restart = await eng.checkpoint(kind="emergency", label=f"recovered {inc['id']}", actor=who)
+    rep = await verify_store(eng.store, replay_checkpoints=True)
+    if restart not in rep.checkpoints_ok:
+        return "fail", {"reason": f"the post-recovery checkpoint {restart} does not verify"}
+    known = {int(c) for c in inc.get("evidence", {}).get("bad_checkpoints", [])}
+    quarantined = sorted(c for c in rep.checkpoints_bad if c not in known)
     for w in inc.get("affected_workflows", []):
         wf = eng.state.workflows.get(w)
         if wf is not None and wf.frozen:
@@ -253,7 +271,7 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
         {**sg, "resolution": "recovered_from_log"} if sg.get("resolution") == "replay_from_log" else sg
         for sg in inc.get("evidence", {}).get("segments", [])
     ]
-    segments += [{"checkpoint": int(c), "resolution": "quarantined"} for c in inc.get("evidence", {}).get("bad_checkpoints", [])]
+    segments += [{"checkpoint": int(c), "resolution": "quarantined"} for c in sorted(known | set(quarantined))]
     lost = [sg for sg in segments if sg.get("resolution") == "lost"]
     total = max(len(segments), 1)
     took = ctx.now - float(inc["detected_at"])
@@ -261,11 +279,11 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
         "recovery_success": "complete" if not lost else "partial",
         "data_integrity": "verified",
         "corrupted_segments": "recovered" if not lost else f"{len(lost)}_lost",
-        "validation_passed": _pct(100.0 * (total - len(lost)) / total if segments else 100.0),
-        "incident_id": inc["id"], "segments": segments, "recovery_time_s": round(took, 1),
-        "restart_point_seq": rep["restart_seq"],
+        "validation_passed": _pct(100.0 * (total - len(lost)) / total),
+        "incident_id": inc["id"], "segments": segments, "lost": lost, "recovery_time_s": round(took, 1),
+        "restart_checkpoint": restart, "quarantined_checkpoints": quarantined, "events_verified": rep.events,
     }, actor=who)
-    return "pass", {"recovery_time_s": round(took, 1), "segments": segments}
+    return "pass", {"recovery_time_s": round(took, 1), "segments": segments, "quarantined_checkpoints": quarantined, "restart_checkpoint": restart}
 
 
 @gate("network_recovered")
