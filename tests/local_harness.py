@@ -64,7 +64,7 @@ async def open_text(db: Path, text: str, base: Path) -> tuple[Engine, LocalRunti
     return engine, runtime, rec
 
 
-async def drive(engine: Engine, until: Callable[[], Any], timeout: float = 20.0, tick: float = 0.05) -> Any:
+async def drive(engine: Engine, until: Callable[[], Any], timeout: float = 20.0, tick: float = 0.05, what: str | Callable[[], str] = "") -> Any:
     """Run the loop (flushing like ``opsdeck run``) until ``until()`` is truthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -73,7 +73,8 @@ async def drive(engine: Engine, until: Callable[[], Any], timeout: float = 20.0,
             return got
         await asyncio.sleep(tick)
         await engine.flush()
-    raise AssertionError(f"condition not met within {timeout}s")
+    said = what() if callable(what) else what
+    raise AssertionError(f"condition not met within {timeout}s: {said or getattr(until, '__name__', until)}")
 
 
 def wf_status(engine: Engine, wf_id: str) -> str:

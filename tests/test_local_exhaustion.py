@@ -74,22 +74,34 @@ async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_proc
     config = Config.model_validate({
         "capacity": {"cpu_cores": ncpu, "agents": 3},
         "thresholds": {"exhaustion_samples": 2},
+        "approval": {"auto": [], "manual": ["destructive"]},  # every step waits for the operator
     })
     wf = parse_workflow_text(TEXT)
     rec = Recorder()
     engine, runtime = await open_local(tmp_path / "r.db", wf, wf.specs(tmp_path), config, subscriber=rec)
-    manager = IncidentManager(engine, approve_mode="manual", scenarios=["resource-exhaustion"])
-    manager.start(interval=0.1)
+    manager = None
     try:
-        await drive(engine, lambda: len(rec.of("TASK_STARTED")) == 3, timeout=15)
-        await drive(engine, lambda: rec.of("PLAN_PROPOSED"), timeout=15)
+        await drive(engine, lambda: len(rec.of("TASK_STARTED")) == 3, timeout=15,
+                    what=lambda: f"three burners started: {[e.line()[:160] for e in rec.events if e.type.startswith(('TASK', 'AGENT', 'INCIDENT', 'PLAN'))]}")
+        # the detector watches from the moment the burners run: the load it sees is theirs
+        await drive(engine, lambda: all(engine.state.tasks[k].context.progress >= 0.2 for k in engine.state.tasks), timeout=15,
+                    what="burners holding their memory")
+        manager = IncidentManager(engine, approve_mode="manual", scenarios=["resource-exhaustion"])
+        manager.start(interval=0.1)
+        await drive(engine, lambda: rec.of("PLAN_PROPOSED"), timeout=15,
+                    what=lambda: f"exhaustion detected; system cpu samples {[v for _, v in engine.telemetry.get('cpu_pct', 'system').points][-8:]}")
         det = rec.of("RESOURCE_EXHAUSTION")[0]
         # measured, not modelled: the system CPU the sampler read from psutil
         assert det.data["system_utilization"]["cpu"] >= config.thresholds.exhaustion
         assert det.data["system_utilization"]["agents"] == "3/3"
         cpu_series = [v for _, v in engine.telemetry.get("cpu_pct", "system").points]
         assert max(cpu_series) >= config.thresholds.exhaustion
+        burning = [max((v for _, v in engine.telemetry.get("cpu_pct", a).points), default=0.0) for a in ("agent_001", "agent_002", "agent_003")]
+        assert sum(burning) >= 100.0, f"the burners' CPU shows in the agents' psutil samples: {burning}"
         plan = rec.of("PLAN_PROPOSED")[0].data["plan"]
+        await drive(engine, lambda: True)
+        assert engine.state.plans[plan["id"]]["state"] == "proposed", "nothing runs before the approval"
+        assert engine.state.workflows["background"].status.value == "running"
         assert [p["workflow"] for p in plan["expected"]["reallocation"]["pause"]] == ["background"]
         before = {k: runtime.task_pgid(engine.state.tasks[k].agent) for k in ("background/burn_a", "background/burn_b")}
         members = [p for g in before.values() if g for p in group_members(g)]
@@ -121,6 +133,7 @@ async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_proc
 
         await drive(engine, rss_seen, timeout=5)
     finally:
-        manager.stop()
+        if manager is not None:
+            manager.stop()
         await runtime.shutdown()
         await engine.close()
