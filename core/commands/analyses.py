@@ -72,8 +72,9 @@ async def resource_leaks(engine: Engine, only: set[str] | None = None) -> list[F
     tel = engine.telemetry
     now = engine.clock.now()
     window = 600.0
+    recent = 24  # the last two minutes at the default 5 s sampling
     for a in sorted(engine.state.live_agents(), key=lambda a: a.id):
-        pts = tel.get("memory_mb", a.id).since(now - window)
+        pts = tel.get("memory_mb", a.id).since(now - window)[-recent:]
         if len(pts) < 8:
             continue
         rate = _rate_slope(pts) * 60.0  # MB per minute
@@ -83,7 +84,7 @@ async def resource_leaks(engine: Engine, only: set[str] | None = None) -> list[F
             sev = "critical" if rate > 50 else "high" if rate > 10 else "medium" if rate > 2 else "low"
             out.append(Finding("resource_leaks", sev, a.id, f"{a.id} memory grows {rate:.1f} MB/min in {share:.0%} of samples",
                                {"slope_mb_per_min": round(rate, 2), "samples": len(pts), "rising_share": round(share, 3),
-                                "first_mb": pts[0][1], "last_mb": pts[-1][1], "window_s": window}))
+                                "first_mb": pts[0][1], "last_mb": pts[-1][1], "window_s": round(pts[-1][0] - pts[0][0], 1)}))
     sysm = tel.get("memory_pct").since(now - window)
     if len(sysm) >= 8:
         slope = _lsq_slope(sysm) * 60.0
@@ -94,12 +95,29 @@ async def resource_leaks(engine: Engine, only: set[str] | None = None) -> list[F
     return out
 
 
-@analysis("cpu_spinning", "agents burning CPU while their task's progress lags far behind plan")
+async def _recent_progress(engine: Engine, window: float) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """(task, agent) -> [(t, progress)] from the log's recent TASK_PROGRESS events."""
+    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    if engine.store is None:
+        return out
+    await engine.flush()
+    now = engine.clock.now()
+    for ev in await engine.store.read_events(max(0, engine.state.seq - 20000), types=["TASK_PROGRESS"]):
+        if ev.ts >= now - window and "progress" in ev.data:
+            out.setdefault((ev.data["task"], ev.data.get("agent", "")), []).append((ev.ts, float(ev.data["progress"])))
+    return out
+
+
+@analysis("cpu_spinning", "agents burning CPU while their task's progress rate lags far behind plan")
 async def cpu_spinning(engine: Engine, only: set[str] | None = None) -> list[Finding]:
+    """The progress rate over the last five minutes of reports (or, without them, since
+    the task started) against the planned rate 1/duration."""
     out: list[Finding] = []
     s = engine.state
     now = engine.clock.now()
     hb = engine.config.intervals.heartbeat_s
+    window = 300.0
+    recent = await _recent_progress(engine, window)
     for a in sorted(s.agents.values(), key=lambda a: a.id):
         if a.status is not AgentStatus.BUSY or not a.current_task:
             continue
@@ -111,15 +129,22 @@ async def cpu_spinning(engine: Engine, only: set[str] | None = None) -> list[Fin
         elapsed = now - t.started_at
         if elapsed < 2 * hb:
             continue
-        expected = min(1.0, elapsed / t.duration_s)
+        pts = recent.get((t.id, a.id), [])
+        if len(pts) >= 3 and pts[-1][0] > pts[0][0]:
+            rate = (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
+            basis = {"reports": len(pts), "over_s": round(pts[-1][0] - pts[0][0], 1)}
+        else:
+            rate = t.context.progress / elapsed
+            basis = {"reports": len(pts), "over_s": round(elapsed, 1), "since_start": True}
+        ratio = rate * t.duration_s
         cpu_pct = engine.telemetry.agent_usage.get(a.id, (0.0, 0.0))[0]
-        ratio = t.context.progress / expected if expected > 0 else 1.0
         if cpu_pct >= 25.0 and ratio < 0.5:
             sev = "high" if ratio < 0.25 else "medium"
             out.append(Finding("cpu_spinning", sev, a.id,
-                               f"{a.id} uses {cpu_pct:.0f}% CPU on {t.id} but is at {t.context.progress:.0%} where {expected:.0%} was planned",
-                               {"task": t.id, "cpu_pct": cpu_pct, "elapsed_s": round(elapsed, 1), "progress": t.context.progress,
-                                "planned_progress": round(expected, 4), "progress_ratio": round(ratio, 3)}))
+                               f"{a.id} uses {cpu_pct:.0f}% CPU on {t.id} but progresses at {ratio:.0%} of its planned rate",
+                               {"task": t.id, "cpu_pct": cpu_pct, "progress": t.context.progress,
+                                "progress_per_min": round(rate * 60, 5), "planned_per_min": round(60 / t.duration_s, 5),
+                                "rate_ratio": round(ratio, 3), **basis}))
     return out
 
 

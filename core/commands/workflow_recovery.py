@@ -497,8 +497,11 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
                                "rebuilt_hash": rebuilt.state_hash()})
     ids = targets or sorted(set(rebuilt.workflows) | set(s.workflows))
     before_hash = s.state_hash()
-    restore_snapshot(eng, rebuilt.snapshot(), ids, cp_id, ctx.actor, "data_recovery")
-    mismatches = [m for w in ids for m in _mismatches(s, rebuilt, w)]
+    corrupted = sorted({seg.split(":", 1)[1].split("/")[0] for seg in segments if seg.startswith(("workflow:", "task:"))} & set(ids))
+    if corrupted:
+        # Only what differs from checkpoint + replay is replaced; clean workflows keep running.
+        restore_snapshot(eng, rebuilt.snapshot(), corrupted, cp_id, ctx.actor, "data_recovery")
+    mismatches = [m for w in ids for m in _mismatches(s, rebuilt, w, restarted=set(corrupted))]
     verified = not mismatches
     unfrozen = []
     if p.unfreeze and verified:
@@ -506,16 +509,17 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
             if w in s.workflows and s.workflows[w].frozen:
                 eng.freeze(w, False, actor=ctx.actor)
                 unfrozen.append(w)
-    return Outcome({"workflows": ids, "checkpoint": cp_id, "replayed_events": replayed, "corrupted_segments": segments[:50],
+    return Outcome({"workflows": ids, "restored": corrupted, "checkpoint": cp_id, "replayed_events": replayed, "corrupted_segments": segments[:50],
                     "steps": steps_done, "verified": verified, "mismatches": mismatches[:20], "unfrozen": unfrozen,
                     "state_hash_before": before_hash, "state_hash_after": s.state_hash()},
-                   f"restored {len(ids)} workflow(s) from checkpoint #{cp_id} + {replayed} replayed event(s); "
-                   f"{len(segments)} corrupted segment(s) repaired; {'verified' if verified else 'NOT verified'}",
+                   f"checked {len(ids)} workflow(s) against checkpoint #{cp_id} + {replayed} replayed event(s): "
+                   f"{len(segments)} corrupted segment(s), {len(corrupted)} workflow(s) restored; {'verified' if verified else 'NOT verified'}"
+                   + (f"; unfrozen {', '.join(unfrozen)}" if unfrozen else ""),
                    ["/coordination-hub checkpoint-validation", "/workflow-recovery validate-state"],
                    workflow_id=ids[0] if len(ids) == 1 else None)
 
 
-def _mismatches(live: Any, rebuilt: Any, wid: str) -> list[str]:
+def _mismatches(live: Any, rebuilt: Any, wid: str, restarted: set[str] | None = None) -> list[str]:
     """Where a restored workflow differs from the rebuilt one (running tasks restart)."""
     x, y = live.workflows.get(wid), rebuilt.workflows.get(wid)
     if x is None or y is None:
@@ -527,7 +531,7 @@ def _mismatches(live: Any, rebuilt: Any, wid: str) -> list[str]:
         if a is None or b is None:
             out.append(f"task:{key} missing")
             continue
-        want = TaskStatus.PENDING if b.status in (TaskStatus.RUNNING, TaskStatus.PAUSED) else b.status
+        want = TaskStatus.PENDING if wid in (restarted or set()) and b.status in (TaskStatus.RUNNING, TaskStatus.PAUSED) else b.status
         if a.status is not want or a.context.progress != b.context.progress:
             out.append(f"task:{key}")
     return out
