@@ -1,0 +1,64 @@
+"""Run ``opsdeck demo`` in a pseudo-terminal as a user would: see the panes, press q."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
+
+
+def _read_until(fd: int, wanted: list[bytes], timeout: float) -> bytes:
+    buf = b""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            plain = ANSI.sub(b"", buf)
+            if all(w in plain for w in wanted):
+                return buf
+    return buf
+
+
+def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsdeck", "demo", "--db", str(tmp_path / "demo.db"), "--speed", "60"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True, start_new_session=True,
+    )
+    os.close(slave)
+    try:
+        out = _read_until(master, [b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001"], 60)
+        plain = ANSI.sub(b"", out)
+        for pane in (b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001", b"agent_001"):
+            assert pane in plain, f"{pane!r} not on screen"
+        os.write(master, b"q")
+        rc = proc.wait(timeout=20)
+        assert rc == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    # The run was recorded: the database holds the demo's events.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "demo.db") as con:
+        assert con.execute("SELECT count(*) FROM events WHERE type='WORKFLOW_CREATED'").fetchone()[0] == 6
