@@ -141,3 +141,25 @@ async def test_pause_release_and_resume_keeps_progress(tmp_path: Path) -> None:
         assert any(s.tasks[k].context.progress > progress[k] for k in progress if s.tasks[k].status is not TaskStatus.COMPLETED)
     finally:
         await engine.close()
+
+
+async def test_resumption_can_be_held_and_advanced_by_the_operator(tmp_path: Path) -> None:
+    from core.commands.resumption import advance_resumption, hold_resumption
+
+    engine = await _fleet(tmp_path)
+    try:
+        await run_command(engine, "/coordination-hub pause workflow_003")
+        resp = await run_command(engine, """/workflow-recovery gradual-resumption '{"stages": [
+            {"stage": 1, "action": "resume_paused_workflow", "workflow": "workflow_003", "resource_limit": "moderate"},
+            {"stage": 2, "action": "lift_limits", "workflow": "workflow_003"}]}'""")
+        rid = resp["result"]["resumption"]
+        assert hold_resumption(engine, rid, actor="op")["held"] is True
+        await engine.advance(900)
+        assert engine.state.resumptions[rid]["next_step"] == 1, "a held resumption does not advance"
+        out = advance_resumption(engine, rid, actor="op")
+        assert out["next_step"] == 2
+        advance_resumption(engine, rid, actor="op")
+        assert engine.state.resumptions[rid]["status"] == "completed"
+        assert engine.state.workflows["workflow_003"].stage_limit is None
+    finally:
+        await engine.close()

@@ -41,6 +41,11 @@ def _resumption_step(s: State, ev: Event) -> None:
     r["applied"].append({"step": ev.data["step"], "at": ev.ts, "utilisation": ev.data.get("utilisation", {})})
 
 
+@reducer("RESUMPTION_HELD")
+def _resumption_held(s: State, ev: Event) -> None:
+    s.resumptions[ev.data["id"]]["held"] = bool(ev.data["held"])
+
+
 @reducer("RESUMPTION_COMPLETED", "RESUMPTION_ABORTED")
 def _resumption_done(s: State, ev: Event) -> None:
     r = s.resumptions[ev.data["id"]]

@@ -118,7 +118,7 @@ def tick(engine: Engine, now: float) -> None:
         return
     for rid in sorted(engine.state.resumptions):
         r = engine.state.resumptions[rid]
-        if r["status"] != "active":
+        if r["status"] != "active" or r.get("held"):
             continue
         last = r["applied"][-1]["at"] if r["applied"] else r["created_at"]
         if now - last < r["hold_s"]:
@@ -142,3 +142,32 @@ def attach(engine: Engine) -> None:
         return
     engine._commands_attached = True  # type: ignore[attr-defined]
     engine.on_sample(lambda now: tick(engine, now))
+
+
+def _active(engine: Engine, rid: str) -> dict[str, Any]:
+    r = engine.state.resumptions.get(rid)
+    if r is None:
+        raise EngineError("RESUMPTION_NOT_FOUND", f"no staged resumption {rid!r}", {"known": sorted(engine.state.resumptions)})
+    if r["status"] != "active":
+        raise EngineError("INVALID_STATE", f"resumption {rid} is {r['status']}, not active", {"resumption": rid})
+    return r
+
+
+def advance_resumption(engine: Engine, rid: str, actor: str = "operator") -> dict[str, Any]:
+    """The operator's override: apply the next step now, without waiting for the checks."""
+    r = _active(engine, rid)
+    out = apply_step(engine, rid, r["next_step"], actor)
+    after = engine.state.resumptions[rid]
+    if after["next_step"] >= len(after["steps"]):
+        engine.emit("RESUMPTION_COMPLETED", "coordination", "resumption",
+                    {"id": rid, "steps": len(after["steps"]), "took_s": round(engine.clock.now() - after["created_at"], 3)}, actor=actor)
+    return {"resumption": rid, **out, "status": engine.state.resumptions[rid]["status"], "next_step": after["next_step"]}
+
+
+def hold_resumption(engine: Engine, rid: str, actor: str = "operator", held: bool | None = None) -> dict[str, Any]:
+    """Hold a resumption at its current step (no automatic advance) or release it;
+    without ``held`` it toggles."""
+    r = _active(engine, rid)
+    new = (not r.get("held", False)) if held is None else held
+    engine.emit("RESUMPTION_HELD", "coordination", "resumption", {"id": rid, "held": new}, actor=actor)
+    return {"resumption": rid, "held": new, "next_step": r["next_step"]}
