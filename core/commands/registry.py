@@ -106,14 +106,25 @@ COMPONENT_HELP: dict[str, str] = {
 class Registry:
     """Components and their operations, by name and alias."""
 
-    def __init__(self) -> None:
+    def __init__(self, loader: Callable[[], None] | None = None) -> None:
         self._ops: dict[tuple[str, str], OperationSpec] = {}
         self._aliases: dict[tuple[str, str], str] = {}
+        self._loader = loader
+        self._loaded = loader is None
+
+    def _ensure(self) -> None:
+        """Import the operation modules on first use, whoever imported the registry."""
+        if not self._loaded:
+            self._loaded = True
+            assert self._loader is not None
+            self._loader()
 
     def __iter__(self) -> Iterator[OperationSpec]:
+        self._ensure()
         return iter(sorted(self._ops.values(), key=lambda s: (s.component, s.operation)))
 
     def __len__(self) -> int:
+        self._ensure()
         return len(self._ops)
 
     def add(self, spec: OperationSpec) -> None:
@@ -125,16 +136,20 @@ class Registry:
             self._aliases[(spec.component, a)] = spec.operation
 
     def components(self) -> list[str]:
+        self._ensure()
         return sorted({c for c, _ in self._ops})
 
     def operations(self, component: str) -> list[str]:
+        self._ensure()
         return sorted(o for c, o in self._ops if c == component)
 
     def get(self, component: str, operation: str) -> OperationSpec | None:
+        self._ensure()
         op = self._aliases.get((component, operation), operation)
         return self._ops.get((component, op))
 
     def default_of(self, component: str) -> OperationSpec | None:
+        self._ensure()
         for (c, _), spec in self._ops.items():
             if c == component and spec.default:
                 return spec
@@ -230,7 +245,17 @@ class Registry:
         return "\n".join(lines) + "\n"
 
 
-REGISTRY = Registry()
+def _load_operations() -> None:
+    import importlib
+
+    importlib.import_module("core.commands.executor")
+    try:  # the incident pipeline's /incident commands, when that package is present
+        importlib.import_module("core.commands.incident")
+    except ImportError:
+        pass
+
+
+REGISTRY = Registry(loader=_load_operations)
 
 
 def operation(

@@ -186,6 +186,10 @@ class ScriptRunner:
         self.events: list[Event] = []
         self.cursor = 0
         engine.subscribe(self._on_event)
+        if not engine.readonly:
+            from .resumption import attach
+
+            attach(engine)  # staged resumptions stored in the database keep advancing
 
     def _on_event(self, ev: Event) -> None:
         self.events.append(ev)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.commands import run_command
+from core.commands import attach, run_command
 from core.commands.payloads import parse_duration
 from core.config import load_config
 from core.session import open_sim
@@ -57,6 +57,7 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
     engine = await open_sim(db, config, seed=args.seed, demo=True)
     try:
         if advance:
+            attach(engine)  # stored staged resumptions advance with the clock
             await engine.advance(advance)
         resp = await run_command(engine, args.command_text, actor=args.actor)
     finally:
