@@ -94,7 +94,6 @@ def _plan_edited(s: State, ev: Event) -> None:
 @reducer("PLAN_EXECUTION_STARTED")
 def _plan_started(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
-    p["state"] = "executing"
     if ev.data.get("checkpoint") is not None:
         p["checkpoint"] = ev.data["checkpoint"]
 
@@ -155,7 +154,18 @@ def _plan_failed(s: State, ev: Event) -> None:
             st["state"] = "rejected"
 
 
+LESSONS_KEPT = 20
+
+
 @reducer("LEARNING_RECORDED")
 def _learning(s: State, ev: Event) -> None:
-    d = ev.data
-    s.learning[d["key"]] = {"value": d["value"], "incident_id": d.get("incident_id"), "reason": d.get("reason", ""), "at": ev.ts}
+    """Shared with the command language (``/workflow-recovery post-failure-learning``
+    emits the same event): identical folding, so replay does not depend on which
+    module registered last. Lessons are kept in order; ``policy`` entries (such as
+    ``pool.implementation.min_size``) are merged into ``learning["policy"]``."""
+    lessons: list[dict[str, Any]] = s.learning.setdefault("lessons", [])
+    lessons.append({"at": ev.ts, **ev.data})
+    del lessons[:-LESSONS_KEPT]
+    policy = ev.data.get("policy")
+    if isinstance(policy, dict):
+        s.learning.setdefault("policy", {}).update(policy)

@@ -186,8 +186,9 @@ def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
         if new_min != p.min_size:
             eng.emit("POOL_RESIZED", "resource", "agents", {"pool": pool, "min_size": new_min, "reason": "post_failure_learning"}, actor=who)
         eng.emit("LEARNING_RECORDED", "incidents", "learning", {
-            "key": f"pool.{pool}.min_size", "value": new_min, "incident_id": ctx.incident["id"],
-            "reason": f"{n} agent(s) of pool {pool} failed within {eng.config.supervision.window_s:g}s",
+            "source": "incident", "incident_id": ctx.incident["id"],
+            "lessons": [f"{n} agent(s) of pool {pool} failed within {eng.config.supervision.window_s:g}s: minimum raised to {new_min}"],
+            "policy": {f"pool.{pool}.min_size": new_min},
         }, actor=who)
     for a in failed:
         ag = s.agents.get(a)
@@ -195,7 +196,8 @@ def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
             until = eng.clock.now() + eng.config.retries.backoff_s * eng.config.retries.backoff_factor ** ag.failures * 60
             eng.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": until}, actor=who)
             eng.emit("LEARNING_RECORDED", "incidents", "learning", {
-                "key": f"agent.{a}.backoff_until", "value": until, "incident_id": ctx.incident["id"], "reason": "flapping agent",
+                "source": "incident", "incident_id": ctx.incident["id"],
+                "lessons": [f"{a} failed {ag.failures} times: backed off"], "policy": {f"agent.{a}.backoff_until": until},
             }, actor=who)
 
 

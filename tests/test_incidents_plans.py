@@ -1,0 +1,192 @@
+"""Plans: parameters computed from the state, the approval gate, decisions (approve,
+reject, edit, abort with rollback), each recorded with who made it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Approval, Config
+from core.engine import Engine, EngineError
+from core.events import canonical_json
+from core.incidents import decisions
+from core.incidents.drills import Drill, start_drill
+from core.incidents.playbooks import reallocation
+from core.models import Band, WorkflowStatus
+from core.projection import State
+from core.session import memory_sim, open_sim
+
+
+def fleet_hash(eng: Engine) -> str:
+    snap = eng.state.snapshot()
+    return canonical_json({k: snap[k] for k in ("pools", "agents", "workflows", "tasks", "settings")})
+
+
+def events_of(eng: Engine, into: list[Any], *types: str) -> None:
+    eng.subscribe(lambda ev: into.append(ev) if ev.type in types else None)
+
+
+async def until(drill: Drill, cond: Any, limit: float = 4000.0) -> None:
+    end = drill.engine.clock.now() + limit
+    while not cond():
+        assert drill.engine.clock.now() < end, "condition not reached in simulated time"
+        await drill.step()
+
+
+def plan_waiting(drill: Drill) -> bool:
+    p = drill.plan()
+    return p is not None and any(st["state"] == "proposed" and st["approval"] == "manual" for st in p["steps"]) and all(
+        st["state"] in ("completed", "proposed") for st in p["steps"]
+    ) and next(st for st in p["steps"] if st["state"] != "completed")["approval"] == "manual"
+
+
+async def exhausted_engine() -> Engine:
+    eng = memory_sim(seed=0)
+    await eng.advance(900)
+    eng.runtime.load_spike(1.5, 5.5, 1800)  # type: ignore[union-attr]
+    await eng.advance(30)
+    return eng
+
+
+async def test_plan_parameters_follow_the_priorities() -> None:
+    eng = await exhausted_engine()
+    plan = reallocation(eng)
+    assert [p["workflow"] for p in plan["pause"]] == ["workflow_003"]
+    assert plan["guarantee"]["workflow"] == "workflow_001"
+    assert "workflow_002" in [r["workflow"] for r in plan["reduce"]]
+    # Swap the bands of workflow_002 and workflow_003: now workflow_002 gives way.
+    w2, w3 = eng.state.workflows["workflow_002"], eng.state.workflows["workflow_003"]
+    w2.priority, w2.band, w3.priority, w3.band = 25, Band.LOW, 72, Band.HIGH
+    plan2 = reallocation(eng)
+    assert [p["workflow"] for p in plan2["pause"]] == ["workflow_002"]
+    assert "workflow_003" not in [p["workflow"] for p in plan2["pause"]]
+    # What is freed is what the paused workflow holds now, not a canned figure.
+    held = eng.state.in_use("workflow_002")
+    assert plan2["pause"][0]["cpu"] == round(held.cpu_cores, 2)
+
+
+async def test_approval_policy_from_config() -> None:
+    eng = memory_sim(seed=0)
+    drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
+    await until(drill, lambda: drill.plan() is not None)
+    by_kind = {st["command"].split()[1]: (st["category"], st["approval"]) for st in drill.plan()["steps"]}  # type: ignore[index]
+    assert by_kind["emergency-analysis"] == ("analysis", "auto")
+    assert by_kind["emergency-reallocation"] == ("destructive", "manual")
+    assert by_kind["post-emergency-monitoring"] == ("monitoring", "auto")
+    cfg = Config(approval=Approval(auto=["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"], manual=[]))
+    eng2 = memory_sim(config=cfg, seed=0)
+    drill2 = start_drill(eng2, "resource-exhaustion", approve="manual", warmup_s=300)
+    await until(drill2, lambda: drill2.plan() is not None)
+    assert {st["approval"] for st in drill2.plan()["steps"]} == {"auto"}  # type: ignore[index]
+
+
+async def test_reject_leaves_the_fleet_unchanged() -> None:
+    eng = memory_sim(seed=0)
+    cmds: list[Any] = []
+    events_of(eng, cmds, "COMMAND_EXECUTED", "PLAN_REJECTED", "WORKFLOW_PAUSED", "RESOURCE_ALLOCATED")
+    drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
+    await until(drill, lambda: plan_waiting(drill))
+    pid = drill.plan()["id"]  # type: ignore[index]
+    ran = [e.data["kind"] for e in cmds if e.type == "COMMAND_EXECUTED"]
+    assert ran and set(ran) <= {"analysis"}, "only auto (analysis) steps ran before a decision"
+    before_fleet, before_seq = fleet_hash(eng), eng.state.seq
+    decisions.reject(eng, pid, actor="alice", reason="not now")
+    assert fleet_hash(eng) == before_fleet
+    assert eng.state.seq == before_seq + 1
+    rej = [e for e in cmds if e.type == "PLAN_REJECTED"]
+    assert rej and rej[0].actor == "alice" and eng.state.plans[pid]["state"] == "rejected"
+    await drill.step(300)
+    assert not [e for e in cmds if e.type in ("WORKFLOW_PAUSED", "RESOURCE_ALLOCATED") and e.actor.startswith("plan:")]
+    with pytest.raises(EngineError) as exc:
+        decisions.approve(eng, pid, actor="alice")
+    assert exc.value.code == "INVALID_STATE"
+    with pytest.raises(EngineError) as exc:
+        decisions.approve(eng, "PLAN-9999")
+    assert exc.value.code == "PLAN_NOT_FOUND"
+
+
+async def test_abort_mid_plan_rolls_back() -> None:
+    eng = memory_sim(seed=0)
+    drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
+    await until(drill, lambda: plan_waiting(drill))
+    pid = drill.plan()["id"]  # type: ignore[index]
+    before = {w.id: (w.status, w.allocation, w.guarantee) for w in eng.state.workflows.values()}
+    decisions.approve(eng, pid, actor="bob")
+    await until(drill, lambda: eng.state.plans[pid]["steps"][2]["state"] == "completed")
+    assert eng.state.plans[pid]["state"] == "executing"
+    paused = [w for w, (st, _, _) in before.items() if st is WorkflowStatus.RUNNING and eng.state.workflows[w].status is WorkflowStatus.PAUSED]
+    assert paused, "the reallocation paused something"
+    assert eng.state.workflows["workflow_001"].guarantee is not None
+    res = await decisions.abort(eng, pid, actor="bob", reason="drill abort")
+    assert res["state"] == "rolled_back" and res["rollback"]["changes"]
+    for w, (st, alloc, g) in before.items():
+        cur = eng.state.workflows[w]
+        if cur.status is WorkflowStatus.COMPLETED:
+            continue
+        assert cur.status is st, w
+        assert cur.allocation == alloc, w
+        assert cur.guarantee == g, w
+    p = eng.state.plans[pid]
+    assert p["state"] == "rolled_back" and p["outcome"]["aborted_by"] == "bob"
+    assert [st["state"] for st in p["steps"][:3]] == ["rolled_back"] * 3
+    await drill.step(60)
+    assert eng.state.plans[pid]["state"] == "rolled_back", "the executor leaves an aborted plan alone"
+
+
+async def test_edit_then_approve() -> None:
+    eng = memory_sim(seed=0)
+    drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
+    await until(drill, lambda: plan_waiting(drill))
+    p = drill.plan()
+    pid = p["id"]  # type: ignore[index]
+    cmds = [st["command"] for st in p["steps"]]  # type: ignore[index]
+    h = eng.state.state_hash()
+    with pytest.raises(EngineError) as exc:
+        decisions.edit(eng, pid, ["/resource-manager status"] + cmds[1:], actor="carol")
+    assert exc.value.code == "INVALID_PLAN_EDIT" and "already run" in exc.value.message
+    with pytest.raises(EngineError) as exc:
+        decisions.edit(eng, pid, cmds[:2] + ["/resource-manager no-such-op '{}'"], actor="carol")
+    assert exc.value.code == "INVALID_PLAN_EDIT" and "step 2" in exc.value.message
+    assert eng.state.state_hash() == h, "a refused edit changes nothing"
+    edited = [c for c in cmds if "gradual-resumption" not in c]
+    decisions.edit(eng, pid, edited, actor="carol")
+    assert [st["command"] for st in eng.state.plans[pid]["steps"]] == edited
+    assert eng.state.plans[pid]["edited_by"] == ["carol"]
+    decisions.approve(eng, pid, actor="carol")
+    await until(drill, lambda: drill.done)
+    assert eng.state.plans[pid]["state"] == "completed"
+    assert eng.state.incidents[drill.incident()["id"]]["status"] == "resolved"  # type: ignore[index]
+
+
+async def test_incident_commands_and_replay(tmp_path: Path) -> None:
+    from core.commands import run_command
+
+    eng = await open_sim(tmp_path / "x.db", seed=0, demo=True)
+    try:
+        drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
+        await until(drill, lambda: plan_waiting(drill))
+        pid = drill.plan()["id"]  # type: ignore[index]
+        bad = await run_command(eng, "/incident approve PLAN-9999", actor="dana")
+        assert bad["status"] == "error" and bad["error"]["code"] == "PLAN_NOT_FOUND"
+        ok = await run_command(eng, f"/incident approve {pid}", actor="dana")
+        assert ok["status"] == "success"
+        assert eng.state.plans[pid]["decided_by"] == "dana"
+        await until(drill, lambda: drill.done)
+        report = await drill.report()
+        assert report["validated"], report
+        policy = eng.state.learning["policy"]
+        assert policy["pool.implementation.min_size"] > 3, "the hit pool's minimum is raised and persisted"
+        assert eng.state.pools["implementation"].min_size >= policy["pool.implementation.min_size"]
+        listing = await run_command(eng, "/incident list")
+        assert listing["result"]["incidents"][0]["plans"][0]["state"] == "completed"
+        await eng.flush()
+        replay = State()
+        async for ev in eng.store.iter_events(0):  # type: ignore[union-attr]
+            replay.apply(ev)
+        assert replay.incidents == eng.state.incidents
+        assert replay.plans == eng.state.plans
+        assert replay.learning == eng.state.learning
+    finally:
+        await eng.close()
