@@ -77,19 +77,65 @@ class OperationSpec:
 
     def fields(self) -> list[dict[str, Any]]:
         """The payload's fields for help and completion: name, type, default, help."""
-        out = []
-        for name, f in self.payload.model_fields.items():
-            key = f.alias or name
-            ann = f.annotation
-            tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
-            out.append({
-                "name": key,
-                "type": tname,
-                "required": f.is_required(),
-                "default": None if f.is_required() else repr(f.default) if f.default is not None else None,
-                "help": f.description or "",
-            })
-        return out
+        return model_fields(self.payload)
+
+
+def model_fields(model: type[BaseModel], depth: int = 0) -> list[dict[str, Any]]:
+    out = []
+    for name, f in model.model_fields.items():
+        tname = type_name(f.annotation)
+        for m in f.metadata:
+            fn = getattr(getattr(m, "func", None), "__name__", "")
+            if fn == "parse_duration":
+                tname = tname.replace("float", "duration")
+            elif fn == "parse_percent":
+                tname = tname.replace("float", "percent")
+        default = None if f.is_required() else f.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            default = default.model_dump()
+        elif isinstance(default, list) and default and isinstance(default[0], BaseModel):
+            default = [d.model_dump(exclude_defaults=True) for d in default]
+        row: dict[str, Any] = {"name": f.alias or name, "type": tname, "required": f.is_required(),
+                               "default": None if f.is_required() else repr(default), "help": f.description or ""}
+        nested = _nested_model(f.annotation)
+        if nested is not None and depth < 2:
+            row["fields"] = model_fields(nested, depth + 1)
+        out.append(row)
+    return out
+
+
+def _nested_model(ann: Any) -> type[BaseModel] | None:
+    import typing
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for a in typing.get_args(ann):
+        m = _nested_model(a)
+        if m is not None:
+            return m
+    return None
+
+
+def type_name(ann: Any) -> str:
+    """A payload field's type as help shows it: list[Stage], 'a'|'b', float | None."""
+    import types
+    import typing
+
+    origin = typing.get_origin(ann)
+    args = typing.get_args(ann)
+    if origin is typing.Literal:
+        return "|".join(repr(a) for a in args)
+    if origin is typing.Annotated:
+        base = type_name(args[0])
+        return {"float": "duration" if any("duration" in repr(m) for m in args[1:]) else "percent" if any("percent" in repr(m) for m in args[1:]) else "float"}.get(base, base)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(type_name(a) for a in args)}]" if args else name
+    if ann is type(None):
+        return "None"
+    return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
 
 
 COMPONENT_HELP: dict[str, str] = {
@@ -234,10 +280,17 @@ class Registry:
         fields = spec.fields()
         if fields:
             lines += ["", "payload fields:"]
-            for f in fields:
-                req = "required" if f["required"] else f"default {f['default']}"
-                desc = f"  {f['help']}" if f["help"] else ""
-                lines.append(f"  {f['name']:<28} {f['type']:<24} {req}{desc}")
+
+            def show(rows: list[dict[str, Any]], indent: str) -> None:
+                for f in rows:
+                    req = "required" if f["required"] else f"default {f['default']}"
+                    desc = f"  {f['help']}" if f["help"] else ""
+                    lines.append(f"{indent}{f['name']:<{30 - len(indent)}} {f['type']}")
+                    lines.append(f"{indent}{'':<{30 - len(indent)}}   {req}{desc}")
+                    if f.get("fields"):
+                        show(f["fields"], indent + "    ")
+
+            show(fields, "  ")
         if spec.flags:
             lines += ["", "flags:"]
             for k, v in spec.flags.items():
