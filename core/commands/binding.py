@@ -148,13 +148,11 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
         field = _fmt_loc(loc)
         kind = first["type"]
         if kind == "extra_forbidden":
-            parent = spec.payload
             names = _field_names(spec.payload, loc[:-1])
             near = registry.suggest(str(loc[-1]), names) if names else []
             hint = f"; did you mean {', '.join(near)}?" if near else ""
             msg = f"unknown field {field!r}{hint}"
             expected = f"one of {', '.join(names)}" if names else "no such field"
-            del parent
         elif kind == "missing":
             msg = f"missing field {field!r}"
             expected = "a value"

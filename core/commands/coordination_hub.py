@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import gc
-import json
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..events import EventHeader
-from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus, WorkflowSpec, WorkflowStatus
+from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowSpec, WorkflowStatus
 from . import payloads as P
 from .analyses import choose
 from .context import Context
@@ -522,5 +521,3 @@ async def implement_network_resilience(ctx: Context, p: P.NetworkResilience) -> 
     out.summary = f"{len(measures)} resilience measure(s) on; {lost} agent(s) unreachable now" + (f"; failover after {failover_after:g}s" if failover_after else "")
     return out
 
-
-_ = (json, Resources)

@@ -53,7 +53,7 @@ def progress_of(ctx: Context, ids: list[str]) -> dict[str, float]:
 async def restore(ctx: Context, ref: int | str, workflows: list[str] | None, reason: str) -> Outcome:
     for w in workflows or []:
         ctx.workflow(w)
-    cp_id, snap, skipped = await pick_checkpoint(ctx, ref)
+    cp_id, _snap, skipped = await pick_checkpoint(ctx, ref)
     ids = workflows or sorted(ctx.state.workflows)
     before = progress_of(ctx, ids)
     h0 = ctx.state.state_hash()
