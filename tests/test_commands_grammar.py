@@ -110,6 +110,8 @@ async def test_execution_error_changes_nothing(engine) -> None:  # type: ignore[
 async def test_workflow_id_may_lead_and_registry_completes(engine) -> None:  # type: ignore[no-untyped-def]
     resp = await run_command(engine, "/coordination-hub get-status workflow_001")
     assert resp["status"] == "success" and resp["workflow_id"] == "workflow_001"
+    resp = await run_command(engine, "/coordination-hub workflow_001 get-status")
+    assert resp["status"] == "success" and resp["workflow_id"] == "workflow_001"
     resp = await run_command(engine, "/workflow-status workflow_002")
     assert resp["result"]["workflow_id"] == "workflow_002"
     assert "/resource-manager emergency-reallocation" in REGISTRY.complete("/resource-manager emer")

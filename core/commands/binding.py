@@ -50,6 +50,9 @@ def resolve(p: ParsedCommand, registry: Registry) -> tuple[OperationSpec, list[A
                     component=p.component, expected=ops)
     word = args[0]
     spec = registry.get(p.component, word.value)
+    if spec is None and len(args) > 1 and not args[1].is_json and registry.get(p.component, args[1].value) is not None:
+        # The workflow id written before the operation: /coordination-hub workflow_001 pause
+        return registry.get(p.component, args[1].value), [word, *args[2:]]  # type: ignore[return-value]
     if spec is None:
         names = ops + [a for (c, a) in registry._aliases if c == p.component]
         near = registry.suggest(word.value, names)
