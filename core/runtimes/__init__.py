@@ -7,9 +7,10 @@ the :class:`Runtime` methods; the runtime calls the :class:`RuntimeSink` methods
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..models import Agent, Task
+if TYPE_CHECKING:  # kept out of the import: the agent host process starts without pydantic
+    from ..models import Agent, Task
 
 
 class RuntimeSink(Protocol):

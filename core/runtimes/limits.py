@@ -17,10 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models import Band
-
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-NICE_BY_BAND = {Band.CRITICAL: 0, Band.HIGH: 0, Band.MEDIUM: 5, Band.LOW: 10}
+NICE_BY_BAND = {"CRITICAL": 0, "HIGH": 0, "MEDIUM": 5, "LOW": 10}
 """CPU share by priority band where no cgroup is available: lower bands yield."""
 
 

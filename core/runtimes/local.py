@@ -325,7 +325,7 @@ class LocalRuntime:
             "op": "start", "task": task.id, "attempt": task.attempts, "command": spec.command, "shell": spec.shell,
             "cwd": spec.cwd, "env": spec.env, "timeout_s": spec.timeout_s,
             "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
-            "cpu_cores": task.cpu or None, "nice": NICE_BY_BAND[band],
+            "cpu_cores": task.cpu or None, "nice": NICE_BY_BAND[band.value],
             "context": task.context.model_dump(mode="json"),
         })
 
