@@ -49,6 +49,8 @@ PROGRESS_PREFIX = "OPSDECK_PROGRESS"
 PARTIAL_PREFIX = "OPSDECK_PARTIAL"
 OUTPUT_KEEP = 20
 RESULTS_KEEP = 256
+NEVER_CONNECTED_S = 60.0
+"""A host no console ever reached (the console died while starting it) exits after this."""
 
 
 def parse_progress(line: str) -> tuple[float, str] | None:
@@ -114,6 +116,7 @@ class Host:
         self.results: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self.writer: asyncio.StreamWriter | None = None
         self.last_client = time.monotonic()
+        self.ever_connected = False
         self.done = asyncio.Event()
         self.me = psutil.Process()
 
@@ -138,6 +141,7 @@ class Host:
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One console at a time: a new connection replaces the old one."""
         old, self.writer = self.writer, writer
+        self.ever_connected = True
         if old is not None:
             old.close()
         self.send({"t": "hello", "agent": self.agent, "pid": os.getpid(), "create_time": self.me.create_time(),
@@ -390,8 +394,9 @@ class Host:
                         msg["partial"] = dict(r.partial)
                     r.dirty = False
             self.send(msg)
-            if self.writer is None and r is None and time.monotonic() - self.last_client > self.orphan_s:
-                self.done.set()  # nobody came back for us: do not linger forever
+            idle_for = time.monotonic() - self.last_client
+            if self.writer is None and r is None and (idle_for > self.orphan_s or (not self.ever_connected and idle_for > NEVER_CONNECTED_S)):
+                self.done.set()  # nobody came (back) for us: do not linger forever
 
     async def main(self) -> int:
         server = await start_server(self.client, self.address)

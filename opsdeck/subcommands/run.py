@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", metavar="PATH", help="database file (default: <data dir>/runs/<file name>.db)")
     p.add_argument("--headless", action="store_true", help="no console: print event lines until all workflows end")
     p.add_argument("--quiet", action="store_true", help="headless: print only workflow outcomes")
+    p.add_argument("--incidents", choices=("off", "auto"), default="off",
+                   help="headless: detect incidents on the real measurements and run their plans, auto-approved")
     p.set_defaults(func=run)
 
 
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     db = _db_path(args)
     db.parent.mkdir(parents=True, exist_ok=True)
     if args.headless:
-        return asyncio.run(headless(db, config, wfile, specs, quiet=args.quiet))
+        return asyncio.run(headless(db, config, wfile, specs, quiet=args.quiet, incidents=args.incidents == "auto"))
     from ..console import run_console
 
     async def open_session() -> Any:
@@ -96,7 +98,8 @@ def _blocked(engine: Any, wf_id: str, seen: set[str]) -> bool:
     return False
 
 
-async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool = False, tick: float = 0.1) -> int:
+async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool = False, tick: float = 0.1,
+                   incidents: bool = False) -> int:
     from core.runtimes.local import open_local
 
     from .demo import LinePrinter
@@ -107,6 +110,11 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    manager = None
+    if incidents:
+        from core.incidents.manager import IncidentManager
+
+        manager = IncidentManager(engine, approve_mode="auto")
     m = runtime.mechanisms
     print(f"# opsdeck run {db}: limits memory={m.memory} cpu={m.cpu}; agents adopted={runtime.adopted} "
           f"recovered={runtime.recovered}", file=sys.stderr)
@@ -114,6 +122,9 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
         while not stop.is_set() and not finished(engine):
             await asyncio.sleep(tick)
             await engine.flush()
+            await engine.maintain()
+            if manager is not None:
+                await manager.pump()
         for w in sorted(engine.state.workflows.values(), key=lambda w: w.id):
             if w.status is WorkflowStatus.PENDING and _blocked(engine, w.id, set()):
                 engine.cancel_workflow(w.id, actor="opsdeck run")

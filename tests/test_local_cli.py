@@ -1,0 +1,64 @@
+"""``opsdeck run --headless``: exit status, blocked dependents, the example workload."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "opsdeck", "run", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_failed_workflow_exits_1_and_its_dependents_are_cancelled(tmp_path: Path) -> None:
+    f = tmp_path / "fail.toml"
+    f.write_text("""
+[runtime]
+heartbeat_s = 0.5
+sample_s = 0.5
+[[pools]]
+name = "p"
+specializations = ["s"]
+size = 1
+[[workflows]]
+id = "first"
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "boom"
+    command = "sh -c 'echo going down; exit 3'"
+    specialization = "s"
+    retries = 1
+[[workflows]]
+id = "second"
+depends_on = ["first"]
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "never"
+    command = "touch never-ran"
+    specialization = "s"
+""")
+    r = run(str(f), "--db", str(tmp_path / "r.db"), "--headless", timeout=60)
+    assert r.returncode == 1, r.stderr
+    failed = [line for line in r.stdout.splitlines() if line.startswith("TASK_FAILED")]
+    assert len(failed) == 2 and "exit status 3" in failed[0] and "going down" in failed[0]
+    assert '"retry":true' in failed[0] and '"retry":false' in failed[1]
+    assert "WORKFLOW_CANCELLED" in r.stdout and "# second: cancelled" in r.stderr and "# first: failed" in r.stderr
+    assert not (tmp_path / "never-ran").exists()
+
+
+def test_example_workload_completes(tmp_path: Path) -> None:
+    import os
+
+    env = dict(os.environ, OPSDECK_WORK=str(tmp_path / "work"))
+    r = subprocess.run([sys.executable, "-m", "opsdeck", "run", str(REPO / "examples" / "local_workload.toml"),
+                        "--db", str(tmp_path / "ex.db"), "--headless"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for wf in ("build_and_test", "number_crunch", "memory_pressure", "report"):
+        assert f"# {wf}: completed" in r.stderr
+    assert (tmp_path / "work" / "calc.tar.gz").exists()
+    assert "Ran 10 tests" in r.stdout and "Ran 2 tests" in r.stdout, "the test shards ran the generated tests"
