@@ -95,3 +95,32 @@ async def show(ctx: Context, p: Payload) -> Outcome:
         inc = ctx.state.incidents[key]
         return Outcome({"incident": inc}, f"{key} {inc['status']}: {inc['type']}")
     raise CommandError("NOT_FOUND", f"no incident or plan {key!r}", {"incidents": sorted(ctx.state.incidents), "plans": sorted(ctx.state.plans)}, ["/incident list"])
+
+
+class Quarantine(Payload):
+    agents: list[str] = Field(min_length=1, description="agents to keep out of dispatch")
+    duration: float = Field(3600.0, gt=0, description="seconds of backoff")
+    move_tasks: bool = Field(True, description="move their running tasks (with context) back to the queue")
+
+
+@operation(C, "quarantine-agents", kind="destructive", payload=Quarantine,
+           summary="keep agents an incident blames (slow, flapping) out of dispatch for a while; their tasks move with context")
+async def quarantine_agents(ctx: Context, p: Quarantine) -> Outcome:
+    """Each agent gets a backoff (AGENT_BACKOFF until now + duration): the scheduler
+    hands it no task until then. Its running task returns to the queue with its
+    progress, so another agent resumes it."""
+    eng = ctx.engine
+    for a in p.agents:
+        ctx.live_agent(a)
+    until = round(ctx.now + p.duration, 3)
+    moved = []
+    for a in p.agents:
+        eng.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": until, "reason": "quarantine"}, actor=ctx.actor)
+        key = ctx.state.agents[a].current_task
+        if p.move_tasks and key:
+            prog = ctx.state.tasks[key].context.progress
+            eng.release_task(key, reason="agent_quarantined", actor=ctx.actor)
+            moved.append({"task": key, "from": a, "progress_kept": prog})
+    eng.request_dispatch()
+    return Outcome({"quarantined": p.agents, "until": until, "moved": moved},
+                   f"{len(p.agents)} agent(s) out of dispatch until t={until:g}; {len(moved)} task(s) moved")

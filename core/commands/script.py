@@ -30,7 +30,7 @@ One step per line; blank lines and lines starting with # are ignored.
   expect no TYPE [field=value ...] [within DURATION]
         no such event since the last expectation (after running the clock DURATION)
   expect-error [CODE]                            the previous command failed (with CODE)
-  fault fail AGENT | slow AGENT FACTOR | partition AGENT... | heal [AGENT...]
+  fault fail AGENT [REASON] | slow AGENT FACTOR | partition AGENT... | heal [AGENT...]
         | spike CORES GB [DURATION] | leak AGENT MB_PER_S | degrade RATE | restore-speed
         a fault in the simulated runtime
 
@@ -60,7 +60,7 @@ class Step:
 
 
 FAULTS: dict[str, tuple[int, int]] = {
-    "fail": (1, 2), "slow": (2, 2), "partition": (1, 99), "heal": (0, 99), "spike": (2, 3),
+    "fail": (1, 99), "slow": (2, 2), "partition": (1, 99), "heal": (0, 99), "spike": (2, 3),
     "leak": (2, 2), "degrade": (1, 1), "restore-speed": (0, 0),
 }
 
