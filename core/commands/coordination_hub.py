@@ -203,7 +203,7 @@ async def subscribe_event(ctx: Context, p: P.SubscribeEvent) -> Outcome:
     return Outcome({"subscriptions": subs, "observed_so_far": seen}, f"subscription {p.name!r} to {', '.join(p.types)}")
 
 
-@operation(C, "get-events", kind="analysis", payload=P.GetEvents, summary="events from the log (types, since, limit, workflow)", workflow_arg="optional")
+@operation(C, "get-events", kind="analysis", payload=P.GetEvents, summary="the latest events from the log (types, since, limit, workflow)", workflow_arg="optional")
 async def get_events(ctx: Context, p: P.GetEvents) -> Outcome:
     eng = ctx.engine
     if eng.store is None:
@@ -212,7 +212,8 @@ async def get_events(ctx: Context, p: P.GetEvents) -> Outcome:
     wid = ctx.workflow_id or p.workflow
     if wid:
         ctx.workflow(wid)
-    evs = await eng.store.read_events(p.since, None if wid else p.limit * 1, types=p.types or None)
+    since = p.since if (wid or p.types) else max(p.since, ctx.state.seq - p.limit)
+    evs = await eng.store.read_events(since, None, types=p.types or None)
     if wid:
         evs = [e for e in evs if e.data.get("workflow_id") == wid or str(e.data.get("task", "")).startswith(wid + "/")][-p.limit:]
     else:
