@@ -382,6 +382,10 @@ class LocalRuntime:
         ops, self._store_ops = self._store_ops, []
         if engine is None or engine.store is None:
             return
+        latest: dict[str, int] = {}
+        for i, (_, args) in enumerate(ops):
+            latest[args[0]] = i
+        ops = [op for i, op in enumerate(ops) if latest[op[1][0]] == i]  # only the last word per agent counts
         async with engine.store_lock:
             for kind, args in ops:
                 if kind == "save":
@@ -598,7 +602,7 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
     failed. Each pool gets its ``size`` agents. Allocations are checked against the
     per-workflow limits before anything is created.
     """
-    from ..engine import Engine, EngineError
+    from ..engine import Engine
     from ..workflow_file import WorkflowFileError
 
     config = config or Config()
@@ -619,8 +623,22 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
         engine.subscribe(subscriber)
     runtime = LocalRuntime(run_dir_for(db), heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
                            stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
-    await runtime.prepare(engine)
-    engine.attach_runtime(runtime)
+    try:
+        await runtime.prepare(engine)
+        engine.attach_runtime(runtime)
+        _bring_to_file(engine, runtime, wfile, specs)
+        await engine.flush()
+    except BaseException:
+        await runtime.shutdown(release=False)
+        await engine.close()
+        raise
+    return engine, runtime
+
+
+def _bring_to_file(engine: Engine, runtime: LocalRuntime, wfile: WorkflowFile, specs: list[WorkflowSpec]) -> None:
+    """Create what the database lacks (pools, workflows), queue them, size the pools."""
+    from ..engine import EngineError
+
     state = engine.state
     for p in wfile.pools:
         if p.name not in state.pools:
@@ -640,5 +658,3 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
         runtime.replenish(p.name, target=p.size)
     if state.settings.get("local_runtime") != runtime.describe():
         engine.set_setting("local_runtime", runtime.describe())
-    await engine.flush()
-    return engine, runtime
