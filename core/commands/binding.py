@@ -100,6 +100,11 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
     words = [a for a in rest if not a.is_json]
     jsons = [a for a in rest if a.is_json]
     wf_id: str | None = None
+    word_value: str | None = None
+    word_tok = None
+    if spec.word_arg and words:
+        word_tok = words.pop(0).token
+        word_value = word_tok.value
     if spec.workflow_arg != "none" and words:
         wf_id = words.pop(0).value
     if words:
@@ -133,6 +138,8 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
             data = single.value
         else:
             data = {}
+    if word_value is not None:
+        data = {spec.word_arg: word_value, **data}
     flags: dict[str, Any] = {}
     for name, (value, tok) in p.flags.items():
         if name not in spec.flags:
@@ -162,7 +169,10 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
         else:
             msg = f"field {field!r}: {first['msg']}"
             expected = first["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
-        offset = _error_offset(p, tok_for, single, loc, kind, spec)
+        if word_tok is not None and loc and loc[0] == spec.word_arg and not (single and spec.word_arg in single.value):
+            offset = word_tok.start
+        else:
+            offset = _error_offset(p, tok_for, single, loc, kind, spec)
         raise _fail(
             p, msg, offset, "INVALID_PAYLOAD", field=field, expected=expected,
             got=_short(first.get("input")),

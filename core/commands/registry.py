@@ -55,6 +55,8 @@ class OperationSpec:
     aliases: tuple[str, ...] = ()
     default: bool = False
     """The operation run when the component is given without one (``/subagents '...'``)."""
+    word_arg: str | None = None
+    """A payload field a bare word fills (``/resource-manager usage cpu``)."""
 
     @property
     def name(self) -> str:
@@ -64,6 +66,8 @@ class OperationSpec:
     def usage(self) -> str:
         parts = [f"/{self.component}"]
         parts.append(f"[{self.operation}]" if self.default else self.operation)
+        if self.word_arg:
+            parts.append(f"[{self.word_arg}]")
         if self.workflow_arg == "required":
             parts.append("<workflow-id>")
         elif self.workflow_arg == "optional":
@@ -324,6 +328,7 @@ def operation(
     aliases: tuple[str, ...] = (),
     default: bool = False,
     mutates: bool | None = None,
+    word_arg: str | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register an async handler ``(ctx, payload) -> Outcome`` as an operation."""
 
@@ -344,6 +349,7 @@ def operation(
                 flags=dict(flags or {}),
                 aliases=aliases,
                 default=default,
+                word_arg=word_arg,
             )
         )
         return fn

@@ -95,7 +95,8 @@ async def status(ctx: Context, p: P.StatusRequest) -> Outcome:
                    f"cpu {u['cpu']:.1f}%, memory {u['memory']:.1f}%, agents {u['agents']:.1f}%; {len(rows)} workflow(s)")
 
 
-@operation(C, "usage", kind="analysis", payload=P.ResourceQuery, summary="usage of one resource type (system, agents, workflows, cpu, memory, storage)")
+@operation(C, "usage", kind="analysis", payload=P.ResourceQuery, summary="usage of one resource type (system, agents, workflows, cpu, memory, storage)",
+           word_arg="resource_type")
 async def usage(ctx: Context, p: P.ResourceQuery) -> Outcome:
     """Usage of one resource type, measured: samples for cpu/memory, agents by status, held by workflow."""
     s = ctx.state
@@ -163,7 +164,8 @@ def _forecast(ctx: Context, metric: str, horizon: float, threshold: float) -> di
             "seconds_to_threshold": round(eta, 1) if eta is not None else None}
 
 
-@operation(C, "forecast", kind="analysis", payload=P.ResourceQuery, summary="linear forecast of utilisation and time to threshold")
+@operation(C, "forecast", kind="analysis", payload=P.ResourceQuery, summary="linear forecast of utilisation and time to threshold",
+           word_arg="resource_type")
 async def forecast(ctx: Context, p: P.ResourceQuery) -> Outcome:
     """Least-squares trend of the last 30 min of samples, projected ``horizon`` ahead."""
     th = ctx.engine.config.thresholds
