@@ -134,3 +134,58 @@ def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> Non
     assert ran.count("s0") == 1, "s0 completed before the crash: it does not run again"
     assert ran.count("s1") == 2, "s1 was cut short with its agent: it is recovered and runs again"
     assert '"task":"chain/s1"' in next(line for line in second.stdout.splitlines() if line.startswith("TASK_REASSIGNED"))
+
+
+def test_sigterm_of_the_console_ends_every_agent_and_task_process(tmp_path: Path) -> None:
+    f = tmp_path / "long.toml"
+    f.write_text(f"""
+[runtime]
+heartbeat_s = 0.5
+sample_s = 0.5
+stop_grace_s = 1.0
+[[pools]]
+name = "p"
+specializations = ["s"]
+size = 2
+[[workflows]]
+id = "long"
+allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "a"
+    command = {toml_argv(sys.executable, "-c", "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)")}
+    specialization = "s"
+    [[workflows.phases.tasks]]
+    id = "b"
+    command = ["sleep", "60"]
+    specialization = "s"
+""")
+    db = tmp_path / "run.db"
+    proc = subprocess.Popen(run_cmd(f, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    hosts: list = []
+    while time.monotonic() < deadline:
+        hosts = stored_hosts(db) if db.exists() else []
+        if len(hosts) == 2 and all(info.get("task_pgid") for *_, info in hosts):
+            break
+        time.sleep(0.1)
+    assert len(hosts) == 2
+    tasks = [info["task_pgid"] for *_, info in hosts]
+    members = [p for pg in tasks for p in psutil.process_iter() if _pgid(p.pid) == pg]
+    assert len(members) == 2  # a task that ignores SIGTERM, and a sleep
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    time.sleep(0.2)
+    assert all(not alive(pid) for _, pid, _, _ in hosts), "no agent host is left behind"
+    assert all(not alive(p.pid) for p in members), "no task process is left behind (SIGKILL after the grace period)"
+    assert stored_hosts(db) == []
+    assert out.count("AGENT_DEALLOCATED") == 2 and out.count("TASK_REASSIGNED") == 2
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

@@ -202,3 +202,40 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     slow = [e for e in rec.of("TASK_FAILED") if e.data["task"] == "slow/sleepy"]
     assert len(slow) == 1 and slow[0].data["error"].startswith("timeout after 0.5s")
     assert engine.state.settings["local_runtime"]["memory_limit"] in ("cgroup", "rlimit_as")
+
+
+async def test_cpu_limit_by_niceness_follows_the_priority_band(tmp_path: Path) -> None:
+    show = py_cmd("import os; print('nice', os.nice(0))")
+    text = header() + f"""
+[[workflows]]
+id = "low"
+priority = 10
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = {show}
+    specialization = "shell"
+[[workflows]]
+id = "high"
+priority = 80
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = {show}
+    specialization = "shell"
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: wf_status(engine, "low") == "completed" and wf_status(engine, "high") == "completed")
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    out = {e.data["task"]: e.data["output"] for e in rec.of("TASK_COMPLETED")}
+    base = os.nice(0)
+    if runtime.mechanisms.cpu == "nice":
+        assert out["low/t"] == [f"nice {min(base + 10, 19)}"] and out["high/t"] == [f"nice {base}"]
+    assert engine.state.settings["local_runtime"]["cpu_limit"] == runtime.mechanisms.cpu
