@@ -11,6 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from core.store import Store
+
 from tests.local_harness import alive, drive, group_members, header, open_text, py_cmd, toml_argv, wf_status
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
@@ -161,6 +163,18 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     finally:
         await runtime.shutdown()
         await engine.close()
+    # psutil's samples of the agent's tree and of the machine landed in the metrics table
+    store = await Store.open(tmp_path / "r.db")
+    try:
+        cpu = await store.metrics("cpu_pct", agent)
+        rss = await store.metrics("memory_mb", agent)
+        system = await store.metrics("cpu_pct", "system")
+        mem = await store.metrics("memory_pct", "system")
+    finally:
+        await store.close()
+    assert len(cpu) >= 4 and len(rss) >= 4 and len(system) >= 4 and len(mem) >= 4
+    assert all(v > 10 for _, v in rss), "host + task + child: tens of MB resident"
+    assert all(0 <= v <= 100 for _, v in mem)
 
 
 async def test_memory_hungry_task_is_stopped_and_reported_and_retries_follow_the_file(tmp_path: Path) -> None:
