@@ -163,6 +163,8 @@ class PerformanceDegradationDetector(Detector):
     WINDOW_S = 3600.0
     EVERY_S = 60.0
     MIN_POINTS = 10
+    BINS = 12
+    MIN_BINS = 6
     ALPHA = 0.05
 
     def __init__(self, engine: Engine) -> None:
@@ -178,10 +180,14 @@ class PerformanceDegradationDetector(Detector):
         t0 = max(now - self.WINDOW_S, self.since)
         out: dict[str, Any] = {}
         for metric, worse in (("efficiency", "decreasing"), ("response_time", "increasing"), ("throughput_per_min", "decreasing")):
-            pts = tel.get(metric).since(t0)
-            if metric == "throughput_per_min":
-                pts = downsample(pts, 20)  # a moving-window count: strongly autocorrelated
-            if len(pts) < self.MIN_POINTS:
+            raw = tel.get(metric).since(t0)
+            if len(raw) < self.MIN_POINTS:
+                continue
+            # Means over time bins: per-task figures are a mixture of fast and slow
+            # agents (mostly ties at 1.0), and throughput is a moving-window count
+            # (strongly autocorrelated); bin means carry the fleet-level trend.
+            pts = downsample(raw, self.BINS)
+            if len(pts) < self.MIN_BINS:
                 continue
             times = [t for t, _ in pts]
             vals = [v for _, v in pts]

@@ -65,11 +65,20 @@ class Drill:
                 eng.clock.call_later(i * gap, lambda a=a: rt.fail_agent(a, "process crashed (drill)"))  # type: ignore[union-attr]
             self.fault = {"fail_agents": victims, "spacing_s": gap}
         elif self.name == "performance-degradation":
+            # Bad hosts: four agents get gradually slower (every 5 min, +0.25x up to 2.5x).
             slow = [a.id for a in busy[:4]]
-            for a in slow:
-                rt.slow_agent(a, 1.6)  # type: ignore[union-attr]
-            rt.degrade(0.00012)  # type: ignore[union-attr]
-            self.fault = {"slow_agents": slow, "factor": 1.6, "global_degradation_per_s": 0.00012}
+            step, every, top = 0.25, 300.0, 2.5
+
+            def ramp(level: float = 1.0) -> None:
+                level = min(level + step, top)
+                for a in slow:
+                    if a in rt.agents:  # type: ignore[union-attr]
+                        rt.slow_agent(a, level)  # type: ignore[union-attr]
+                if level < top:
+                    eng.clock.call_later(every, lambda: ramp(level))
+
+            ramp()
+            self.fault = {"slow_agents": slow, "slowdown_step": step, "every_s": every, "max_slowdown": top}
         elif self.name == "data-integrity":
             await self._corrupt()
         elif self.name == "network-partition":
@@ -138,7 +147,10 @@ class Drill:
     @property
     def done(self) -> bool:
         inc = self.incident()
-        return inc is not None and inc["status"] in ("resolved", "failed")
+        if inc is None:
+            return False
+        plan = self.plan()
+        return inc["status"] in ("resolved", "failed") or (plan is not None and plan["state"] == "rejected")
 
     def plan(self) -> dict[str, Any] | None:
         inc = self.incident()
@@ -169,6 +181,11 @@ class Drill:
             "recovery_time_s": outcome.get("recovery_time_s"),
             "plan": (self.plan() or {}).get("id"),
             "plan_state": (self.plan() or {}).get("state"),
+            "decided_by": (self.plan() or {}).get("decided_by"),
+            "other_incidents": [
+                {"id": i["id"], "scenario": i["scenario"], "status": i["status"]}
+                for i in self.engine.state.incidents.values() if inc is None or i["id"] != inc["id"]
+            ],
             "invariants": inv,
             "reason": outcome.get("reason"),
         }

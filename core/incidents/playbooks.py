@@ -297,39 +297,67 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
 
 # -- 3. performance degradation ----------------------------------------------------
 
-def agent_efficiency(engine: Engine, since: float) -> dict[str, float]:
-    """Per agent: mean of expected/actual duration of the tasks it completed since ``since``."""
+def agent_pace(engine: Engine, since: float) -> dict[str, float]:
+    """Per agent: how fast it works against plan, from the tasks it completed since
+    ``since`` without interruption (planned / actual duration) and the pace of its
+    current task (progress made against time elapsed). 1.0 = as modelled."""
     s = engine.state
+    now = engine.clock.now()
+    hb = engine.config.intervals.heartbeat_s
     acc: dict[str, list[float]] = {}
     for t in s.tasks.values():
-        if t.status is TaskStatus.COMPLETED and t.finished_at is not None and t.started_at is not None and t.finished_at >= since:
+        if t.status is TaskStatus.COMPLETED and t.attempts == 1 and t.agent and t.started_at is not None and t.finished_at is not None and t.finished_at >= since:
             took = t.finished_at - t.started_at
-            if took > 0 and t.agent:
+            if took > 0 and t.duration_s > 0:
                 acc.setdefault(t.agent, []).append(min(t.duration_s / took, 1.5))
-    return {a: round(sum(v) / len(v), 4) for a, v in acc.items()}
+    for a in s.agents.values():
+        if a.status is AgentStatus.BUSY and a.current_task:
+            t = s.tasks[a.current_task]
+            if t.started_at is not None and now - t.started_at > 2 * hb and t.duration_s > 0 and t.attempts == 1:
+                planned = (now - t.started_at) / t.duration_s
+                acc.setdefault(a.id, []).append(min(t.context.progress / planned, 1.5) if planned > 0 else 1.0)
+    return {a: round(sum(v) / len(v), 4) for a, v in sorted(acc.items())}
+
+
+def bottleneck(engine: Engine, since: float) -> dict[str, Any]:
+    """Slow agents (pace under 85 % of the median) and what replacing them is worth:
+    the fleet's mean pace with the slow agents at the median of the others."""
+    pace = agent_pace(engine, since)
+    if not pace:
+        return {"pace": {}, "slow": [], "expected_pct": 0.0}
+    vals = sorted(pace.values())
+    med = vals[len(vals) // 2]
+    slow = sorted((a for a, v in pace.items() if v < 0.85 * med), key=lambda a: pace[a])
+    others = [v for a, v in pace.items() if a not in slow] or [med]
+    healthy = sorted(others)[len(others) // 2]
+    now_mean = sum(pace.values()) / len(pace)
+    after_mean = sum(healthy if a in slow else v for a, v in pace.items()) / len(pace)
+    expected = 100.0 * (after_mean / now_mean - 1.0) if now_mean > 0 else 0.0
+    return {"pace": pace, "slow": slow, "median_pace": med, "expected_pct": round(expected, 1)}
 
 
 def performance_degradation(engine: Engine, finding: Finding) -> PlanDraft:
+    s = engine.state
     trends = finding.evidence.get("trends", {})
     eff = trends.get("efficiency", {})
+    span = float(eff.get("span_s", 3600.0))
     drop = max(0.0, -float(eff.get("change_pct", 0.0)))
-    baseline = float(eff.get("baseline", 1.0)) or 1.0
-    # Model: the measured loss is what the optimisation can win back; split it
-    # across the layers by the share of the loss each one addresses.
-    per_agent = agent_efficiency(engine, engine.clock.now() - float(eff.get("span_s", 3600.0)))
-    slow = sorted((a for a, e in per_agent.items() if e < baseline * 0.9), key=lambda a: per_agent[a])
-    slow_share = (sum(baseline - per_agent[a] for a in slow) / max(sum(max(baseline - e, 0) for e in per_agent.values()), 1e-9)) if slow else 0.0
+    bn = bottleneck(engine, engine.clock.now() - span)
+    slow = bn["slow"]
+    # The model: replacing the slow agents is worth bn["expected_pct"]; what the trend
+    # lost beyond that is left to the allocation and coordination layers.
+    rest = max(drop - bn["expected_pct"], 0.0)
     layers = [
         {"layer": "resource_allocation_optimization", "actions": ["intelligent_resource_rebalancing", "predictive_resource_allocation", "conflict_reduction_optimization"],
-         "expected_improvement": f"{round(drop * (1 - slow_share) * 0.5)}_percent"},
+         "expected_improvement": f"{round(rest / 2)}_percent"},
         {"layer": "coordination_optimization", "actions": ["event_batching_optimization", "state_sync_optimization", "agent_communication_optimization"],
-         "expected_improvement": f"{round(drop * (1 - slow_share) * 0.5)}_percent"},
+         "expected_improvement": f"{round(rest / 2)}_percent"},
         {"layer": "workflow_optimization", "actions": ["parallel_execution_optimization", "dependency_optimization", "checkpoint_optimization"],
-         "expected_improvement": f"{round(drop * slow_share)}_percent"},
+         "expected_improvement": f"{round(bn['expected_pct'])}_percent"},
     ]
     steps = [
         StepDraft(cmd("performance-monitor", "comprehensive-analysis", {
-            "analysis_scope": "system_wide_degradation", "time_horizon": _dur(float(eff.get("span_s", 3600.0))),
+            "analysis_scope": "system_wide_degradation", "time_horizon": _dur(span),
             "correlation_analysis": True, "bottleneck_identification": True, "optimization_opportunities": True,
         }), "comprehensive performance analysis"),
         StepDraft(cmd("subagents", "", {"phase": "performance_investigation", "coordination": "comprehensive_analysis", "optimization_focus": True}, [
@@ -337,6 +365,21 @@ def performance_degradation(engine: Engine, finding: Finding) -> PlanDraft:
             {"command": "/resource-manager", "operation": "utilization-analysis", "scope": "efficiency_degradation", "focus": ["resource_waste", "allocation_inefficiencies", "contention_analysis"]},
             {"command": "/coordination-hub", "operation": "workflow-efficiency-analysis", "scope": "coordination_overhead", "focus": ["event_processing", "state_synchronization", "agent_coordination"]},
         ], flags=("performance-focus",)), "multi-dimensional investigation"),
+    ]
+    if slow:
+        steps.append(StepDraft(cmd("incident", "quarantine-agents", {"agents": slow, "duration": 3600.0, "move_tasks": True}),
+                               f"take the {len(slow)} slow agent(s) out of dispatch; their tasks move with context"))
+        by_pool: dict[str, int] = {}
+        for a in slow:
+            by_pool[s.agents[a].pool] = by_pool.get(s.agents[a].pool, 0) + 1
+        free = engine.config.capacity.agents - len(s.live_agents())
+        for pool, n in sorted(by_pool.items()):
+            live = sum(1 for a in s.live_agents() if a.pool == pool)
+            add = min(n, free, s.pools[pool].max_size - live)
+            if add > 0:
+                free -= add
+                steps.append(StepDraft(cmd("resource-manager", "scale", {"pool": pool, "size": live + add}), f"replace capacity in pool {pool}"))
+    steps += [
         StepDraft(cmd("performance-monitor", "execute-optimization", {
             "optimization_strategy": "comprehensive_multi_layer", "implementation": "gradual_with_validation", "optimization_layers": layers,
         }), "multi-layer optimisation, gradual with validation",
@@ -353,15 +396,15 @@ def performance_degradation(engine: Engine, finding: Finding) -> PlanDraft:
             ],
         }), "continuous-learning triggers"),
     ]
-    potential = round(drop / max(1.0 - drop / 100.0, 0.01))
+    potential = round(bn["expected_pct"] + rest)
     return PlanDraft(
-        title=f"Win back a {drop:.1f}% efficiency loss in three layers",
+        title=f"Win back a {drop:.1f}% efficiency loss: {len(slow)} slow agent(s) out, then three layers",
         strategy="comprehensive_multi_layer",
         steps=steps,
-        expected={"baseline_efficiency": baseline, "drop_pct": round(drop, 2), "slow_agents": slow, "per_agent_efficiency": per_agent, "layers": layers},
+        expected={"drop_pct": round(drop, 2), "bottleneck": bn, "layers": layers},
         announce=("OPTIMIZATION_STRATEGY_GENERATED", "performance", "optimization", {
-            "optimization_potential": f"{potential}_percent_improvement", "implementation_time": _dur(600.0 * 2),
-            "risk_level": "low" if drop < 25 else "medium",
+            "optimization_potential": f"{potential}_percent_improvement", "implementation_time": _dur(600.0 + 2 * engine.config.intervals.heartbeat_s),
+            "risk_level": "low" if len(slow) <= 4 else "medium",
         }),
     )
 

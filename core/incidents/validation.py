@@ -205,6 +205,19 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
+def fresh_efficiency(engine: Engine, since: float, until: float | None = None) -> list[float]:
+    """Planned / actual duration of tasks that ran start to end on one agent (never
+    interrupted, so the figure is not flattered by carried-over progress)."""
+    out = []
+    for t in engine.state.tasks.values():
+        if t.status is TaskStatus.COMPLETED and t.attempts == 1 and t.started_at is not None and t.finished_at is not None:
+            if t.started_at >= since and (until is None or t.finished_at <= until):
+                took = t.finished_at - t.started_at
+                if took > 0 and t.duration_s > 0:
+                    out.append(min(t.duration_s / took, 1.5))
+    return out
+
+
 @gate("performance_recovered")
 async def performance_recovered(ctx: GateCtx) -> Verdict:
     eng = ctx.engine
@@ -212,32 +225,33 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     settle = 600.0
     if ctx.now - ctx.started_at < settle:
         return "wait", {"settling_s": ctx.now - ctx.started_at}
-    at_det = float(inc.get("evidence", {}).get("efficiency_at_detection", 0.0))
-    after = [v for _, v in eng.telemetry.get("efficiency").since(ctx.started_at + settle / 2)]
-    if len(after) < 3:
+    det = float(inc["detected_at"])
+    window = float(inc.get("evidence", {}).get("trends", {}).get("efficiency", {}).get("span_s", 1800.0))
+    before = fresh_efficiency(eng, det - window, det)
+    after = fresh_efficiency(eng, ctx.started_at)
+    if len(after) < 3 or not before:
         if ctx.now - ctx.started_at > GATE_TIMEOUT_S:
-            return "fail", {"reason": "too few completed tasks to measure efficiency"}
+            return "fail", {"reason": f"too few uninterrupted tasks to measure ({len(before)} before, {len(after)} after)"}
         return "wait", {"samples": len(after)}
-    now_eff = _mean(after)
-    if at_det <= 0:
-        return "fail", {"reason": "no efficiency baseline at detection"}
-    improvement = 100.0 * (now_eff - at_det) / at_det
+    b, a = _mean(before), _mean(after)
+    improvement = 100.0 * (a - b) / b
     if improvement <= 0:
         if ctx.now - ctx.started_at > GATE_TIMEOUT_S:
-            return "fail", {"reason": f"efficiency {now_eff:.3f} did not improve on {at_det:.3f}"}
-        return "wait", {"efficiency": now_eff, "baseline": at_det}
+            return "fail", {"reason": f"efficiency {a:.3f} did not improve on {b:.3f}"}
+        return "wait", {"efficiency": a, "baseline": b}
     from .trend import mann_kendall
 
     r = mann_kendall(after) if len(after) >= 4 else None
     stable = r is None or not (r.significant() and r.direction == "decreasing")
     took = ctx.now - ctx.started_at
+    rec = round(ctx.now - det, 1)
     eng.emit("OPTIMIZATION_COMPLETED", "performance", "validation", {
-        "improvement_achieved": _pct(improvement), "optimization_time": _dur(took), "stability": "confirmed" if stable else "unconfirmed",
-        "regression_risk": "minimal" if stable else "elevated", "incident_id": inc["id"],
-        "efficiency_before": round(at_det, 4), "efficiency_after": round(now_eff, 4), "samples": len(after),
-        "recovery_time_s": round(ctx.now - float(inc["detected_at"]), 1),
+        "improvement_achieved": _pct(improvement), "optimization_time": _dur(ctx.now - float(ctx.plan.get("created_at", det))),
+        "stability": "confirmed" if stable else "unconfirmed", "regression_risk": "minimal" if stable else "elevated",
+        "incident_id": inc["id"], "efficiency_baseline": round(b, 4), "efficiency_after": round(a, 4),
+        "tasks_before": len(before), "tasks_after": len(after), "recovery_time_s": rec, "validation_window_s": round(took, 1),
     }, actor=f"plan:{ctx.plan['id']}")
-    return "pass", {"improvement_pct": round(improvement, 2), "recovery_time_s": round(ctx.now - float(inc["detected_at"]), 1)}
+    return "pass", {"improvement_pct": round(improvement, 2), "recovery_time_s": rec, "efficiency_before": round(b, 4), "efficiency_after": round(a, 4)}
 
 
 @gate("data_recovered")
