@@ -90,7 +90,7 @@ class Run:
         self.kill_reason: str | None = None
         self.stopping = False
         self.cgroup: TaskCgroup | None = None
-        self.dirty = True
+        self.dirty = False  # something new to report at the next heartbeat
         self.peak_rss_mb = 0.0
 
     def key(self) -> tuple[str, int]:
