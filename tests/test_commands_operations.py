@@ -163,3 +163,26 @@ async def test_resumption_can_be_held_and_advanced_by_the_operator(tmp_path: Pat
         assert engine.state.workflows["workflow_003"].stage_limit is None
     finally:
         await engine.close()
+
+
+async def test_monitoring_alerts_on_crossings_and_closes_its_window(tmp_path: Path) -> None:
+    engine = await _fleet(tmp_path, 5)
+    try:
+        resp = await run_command(engine, """/performance-monitor post-emergency-monitoring '{"monitoring_duration": "10m", "alert_sensitivity": "high"}'""")
+        th = resp["result"]["monitoring"]["thresholds"]
+        assert th["cpu_warning_pct"] == 60.0  # high sensitivity: 0.75 x the configured 80 %
+        engine.runtime.load_spike(8.0, 0.0, 120.0)  # type: ignore[union-attr]
+        await engine.advance(300)
+        await engine.flush()
+        alerts = await engine.store.read_events(0, types=["RESOURCE_THRESHOLD"])  # type: ignore[union-attr]
+        cpu = [a for a in alerts if a.data["metric"] == "cpu" and a.data["monitor"] == "post_emergency"]
+        assert cpu and all(a.data["value"] > 60.0 for a in cpu)
+        assert len(cpu) <= 3, "one alert per crossing, not one per sample"
+        await engine.advance(360)
+        await engine.flush()
+        closed = await engine.store.read_events(0, types=["MONITORING_WINDOW_CLOSED"])  # type: ignore[union-attr]
+        assert [c.data["monitor"] for c in closed] == ["post_emergency"]
+        assert closed[0].data["metrics"]["cpu"]["peak"] > 60.0
+        assert engine.state.settings["monitoring.post_emergency"]["closed"] is True
+    finally:
+        await engine.close()

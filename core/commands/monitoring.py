@@ -2,7 +2,9 @@
 
 A monitoring operation records its settings in the state (``SETTING_CHANGED``
 under ``monitoring.<name>``) with the window it covers, and returns the baseline
-measured now, so a later comparison has something real to compare against.
+measured now, so a later comparison has something real to compare against. While
+the window is open, :func:`watch` (on the engine's sample hook) raises an alert at
+each threshold crossing; when it closes, it reports the peaks.
 """
 
 from __future__ import annotations
@@ -55,3 +57,48 @@ def configure(ctx: Context, name: str, settings: dict[str, Any], duration_s: flo
         f"; baseline cpu {value['baseline']['cpu_pct']:.1f}%, memory {value['baseline']['memory_pct']:.1f}%"
     return Outcome({"setting": key, "monitoring": value, "replaced": previous is not None}, summary,
                    ["/performance-monitor live-metrics", "/performance-monitor alerts"])
+
+
+WATCHED = (("cpu", "cpu_pct", "cpu_warning_pct"), ("memory", "memory_pct", "memory_warning_pct"))
+
+
+def watch(engine: Any, now: float) -> None:
+    """Run on each system sample: a monitor with thresholds raises RESOURCE_THRESHOLD
+    when a metric crosses its threshold upward (once per crossing), and when its
+    window ends MONITORING_WINDOW_CLOSED reports the peaks against the baseline."""
+    if engine.readonly:
+        return
+    over: dict[tuple[str, str], bool] = engine.__dict__.setdefault("_monitor_over", {})
+    tel = engine.telemetry
+    for key in sorted(k for k in engine.state.settings if k.startswith("monitoring.")):
+        cfg = engine.state.settings[key]
+        if not isinstance(cfg, dict) or cfg.get("closed"):
+            continue
+        until = cfg.get("until")
+        name = key.split(".", 1)[1]
+        if until is not None and now >= until:
+            peaks = {}
+            for metric, series, _ in WATCHED:
+                vals = [v for _, v in tel.get(series).since(cfg.get("since", 0.0))]
+                peaks[metric] = {"peak": max(vals) if vals else None, "mean": round(sum(vals) / len(vals), 2) if vals else None,
+                                 "baseline": cfg.get("baseline", {}).get(series),
+                                 "samples": len(vals)}
+            engine.emit("MONITORING_WINDOW_CLOSED", "performance", "monitoring", {"monitor": name, "since": cfg.get("since"), "until": until,
+                                                                                  "metrics": peaks}, actor="monitor")
+            engine.set_setting(key, {**cfg, "closed": True}, actor="monitor")
+            continue
+        th = cfg.get("thresholds")
+        if not isinstance(th, dict):
+            continue
+        for metric, series, limit_key in WATCHED:
+            limit = th.get(limit_key)
+            pts = tel.get(series).points
+            if limit is None or not pts:
+                continue
+            value = pts[-1][1]
+            is_over = value > limit
+            if is_over and not over.get((key, metric), False):
+                engine.emit("RESOURCE_THRESHOLD", "resource", "monitoring",
+                            {"monitor": name, "metric": metric, "value": value, "threshold": limit,
+                             "severity": "high" if value >= engine.config.thresholds.exhaustion else "medium"}, actor="monitor")
+            over[(key, metric)] = is_over

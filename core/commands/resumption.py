@@ -137,11 +137,15 @@ def tick(engine: Engine, now: float) -> None:
 
 
 def attach(engine: Engine) -> None:
-    """Install the command language's sample hooks on an engine (once)."""
+    """Install the command language's sample hooks on an engine (once): staged
+    resumptions advance, monitors raise threshold alerts and close their windows."""
     if getattr(engine, "_commands_attached", False):
         return
     engine._commands_attached = True  # type: ignore[attr-defined]
+    from .monitoring import watch
+
     engine.on_sample(lambda now: tick(engine, now))
+    engine.on_sample(lambda now: watch(engine, now))
 
 
 def _active(engine: Engine, rid: str) -> dict[str, Any]:
