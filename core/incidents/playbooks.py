@@ -297,37 +297,43 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
 
 # -- 3. performance degradation ----------------------------------------------------
 
-def agent_pace(engine: Engine, since: float) -> dict[str, float]:
-    """Per agent: how fast it works against plan, from the tasks it completed since
-    ``since`` without interruption (planned / actual duration) and the pace of its
-    current task (progress made against time elapsed). 1.0 = as modelled."""
+def agent_pace(engine: Engine, since: float, recent: int = 2) -> dict[str, float]:
+    """Per agent: how fast it works against plan lately: the mean of its ``recent``
+    latest observations since ``since``, each a task it completed without
+    interruption (planned / actual duration) or its current task (progress made
+    against time elapsed). 1.0 = as modelled. Recent observations count because a
+    degradation is about now, not about the agent's whole history."""
     s = engine.state
     now = engine.clock.now()
     hb = engine.config.intervals.heartbeat_s
-    acc: dict[str, list[float]] = {}
+    acc: dict[str, list[tuple[float, float]]] = {}
     for t in s.tasks.values():
         if t.status is TaskStatus.COMPLETED and t.attempts == 1 and t.agent and t.started_at is not None and t.finished_at is not None and t.finished_at >= since:
             took = t.finished_at - t.started_at
             if took > 0 and t.duration_s > 0:
-                acc.setdefault(t.agent, []).append(min(t.duration_s / took, 1.5))
+                acc.setdefault(t.agent, []).append((t.finished_at, min(t.duration_s / took, 1.5)))
     for a in s.agents.values():
         if a.status is AgentStatus.BUSY and a.current_task:
             t = s.tasks[a.current_task]
-            if t.started_at is not None and now - t.started_at > 2 * hb and t.duration_s > 0 and t.attempts == 1:
+            if t.started_at is not None and t.started_at >= since and now - t.started_at > 2 * hb and t.duration_s > 0 and t.attempts == 1:
                 planned = (now - t.started_at) / t.duration_s
-                acc.setdefault(a.id, []).append(min(t.context.progress / planned, 1.5) if planned > 0 else 1.0)
-    return {a: round(sum(v) / len(v), 4) for a, v in sorted(acc.items())}
+                acc.setdefault(a.id, []).append((now, min(t.context.progress / planned, 1.5) if planned > 0 else 1.0))
+    out = {}
+    for a, obs in sorted(acc.items()):
+        last = [v for _, v in sorted(obs)[-recent:]]
+        out[a] = round(sum(last) / len(last), 4)
+    return out
 
 
 def bottleneck(engine: Engine, since: float) -> dict[str, Any]:
-    """Slow agents (pace under 85 % of the median) and what replacing them is worth:
+    """Slow agents (pace under 90 % of the median) and what replacing them is worth:
     the fleet's mean pace with the slow agents at the median of the others."""
     pace = agent_pace(engine, since)
     if not pace:
         return {"pace": {}, "slow": [], "expected_pct": 0.0}
     vals = sorted(pace.values())
     med = vals[len(vals) // 2]
-    slow = sorted((a for a, v in pace.items() if v < 0.85 * med), key=lambda a: pace[a])
+    slow = sorted((a for a, v in pace.items() if v < 0.9 * med), key=lambda a: pace[a])
     others = [v for a, v in pace.items() if a not in slow] or [med]
     healthy = sorted(others)[len(others) // 2]
     now_mean = sum(pace.values()) / len(pace)
