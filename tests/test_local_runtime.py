@@ -253,3 +253,37 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     if runtime.mechanisms.cpu == "nice":
         assert out["low/t"] == [f"nice {min(base + 10, 19)}"] and out["high/t"] == [f"nice {base}"]
     assert engine.state.settings["local_runtime"]["cpu_limit"] == runtime.mechanisms.cpu
+
+
+async def test_integrity_check_agrees_with_the_log_while_real_agents_report(tmp_path: Path) -> None:
+    """The live projection and a replay of the log are compared at one sequence number,
+    even though reports keep arriving while the log is read back."""
+    from core.incidents.integrity import consistency
+
+    chatty = py_cmd("import time\nfor i in range(30):\n    print(f'OPSDECK_PROGRESS {(i+1)/30} line {i}', flush=True); time.sleep(0.03)\n")
+    tasks = "".join(f"""
+    [[workflows.phases.tasks]]
+    id = "t{i}"
+    command = {chatty}
+    specialization = "shell"
+""" for i in range(6))
+    text = header(heartbeat=0.2) + f"""
+[[workflows]]
+id = "w"
+allocation = {{ cpu_cores = 2, memory_gb = 4, agents = 2 }}
+  [[workflows.phases]]
+  name = "p"
+{tasks}
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    checks = 0
+    try:
+        while wf_status(engine, "w") != "completed":
+            cons = await consistency(engine)
+            assert cons["differs_in"] == [], cons.get("diffs")
+            checks += 1
+            await asyncio.sleep(0.02)
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    assert checks >= 5 and len(rec.of("TASK_PROGRESS")) >= 6
