@@ -104,3 +104,66 @@ def build_demo(engine: Engine, seed: int = 0, duration_scale: float = 1.0, start
     if start:
         for spec in workflow_specs(seed, duration_scale):
             engine.start_workflow(spec["id"])
+
+
+RUN_SEP = "_r"
+
+
+def _split_run(wf_id: str) -> tuple[str, int]:
+    base, sep, n = wf_id.rpartition(RUN_SEP)
+    if sep and n.isdigit() and base in {w["id"] for w in WORKFLOWS}:
+        return base, int(n)
+    return wf_id, 1
+
+
+class RecurringDemo:
+    """Keeps the demo fleet busy: a new run of each demo workflow is submitted a
+    cooldown after its previous run completes (``workflow_001_r2``, ...), so the
+    console's demo never runs dry. Only on the virtual clock; the choice is stored
+    in the state (setting ``demo_recurring``) so a reopened demo keeps recurring."""
+
+    def __init__(self, engine: Engine, cooldown_s: float = 300.0) -> None:
+        from .clock import VirtualClock
+
+        assert isinstance(engine.clock, VirtualClock)
+        self.engine = engine
+        self.clock = engine.clock
+        self.cooldown_s = cooldown_s
+        self._scheduled: set[str] = set()
+        engine.subscribe(self._on_event)
+        for wf in list(engine.state.workflows.values()):
+            if wf.status.value == "completed":
+                self._schedule_next(wf.id, (wf.finished_at or self.clock.now()) + cooldown_s)
+
+    def _on_event(self, ev: Any) -> None:
+        if ev.type == "WORKFLOW_COMPLETED":
+            self._schedule_next(ev.data["workflow_id"], self.clock.now() + self.cooldown_s)
+
+    def _schedule_next(self, wf_id: str, when: float) -> None:
+        base, run = _split_run(wf_id)
+        if base not in {w["id"] for w in WORKFLOWS}:
+            return
+        nxt = f"{base}{RUN_SEP}{run + 1}"
+        if nxt in self.engine.state.workflows or nxt in self._scheduled:
+            return
+        self._scheduled.add(nxt)
+        self.clock.call_at(when, lambda: self._submit(base, run + 1))
+
+    def _submit(self, base: str, run: int) -> None:
+        eng = self.engine
+        new_id = f"{base}{RUN_SEP}{run}"
+        self._scheduled.discard(new_id)
+        if new_id in eng.state.workflows or eng.readonly:
+            return
+        seed = int(eng.state.settings.get("sim_seed", 0))
+        spec = next(s for s in workflow_specs(seed + run) if s["id"] == base)
+        spec["id"] = new_id
+        spec["name"] = f"{spec['name']} (run {run})"
+        spec["depends_on"] = [f"{d}{RUN_SEP}{run}" for d in spec["depends_on"] if f"{d}{RUN_SEP}{run}" in eng.state.workflows]
+        from .engine import EngineError
+
+        try:
+            eng.create_workflow(spec, actor="demo")
+            eng.start_workflow(new_id, actor="demo")
+        except EngineError:
+            return  # frozen or over a limit the operator set: the demo does not force it

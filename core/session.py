@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .clock import VirtualClock
 from .config import Config
-from .demo import build_demo
+from .demo import RecurringDemo, build_demo
 from .engine import Engine
 from .runtimes.sim import SimRuntime
 
@@ -33,8 +33,12 @@ async def open_sim(
     demo: bool = False,
     readonly: bool = False,
     duration_scale: float = 1.0,
+    recurring: bool = False,
 ) -> Engine:
-    """Open ``db`` on the simulated runtime; build the demo fleet if it is empty."""
+    """Open ``db`` on the simulated runtime; build the demo fleet if it is empty.
+
+    With ``recurring`` a new demo fleet resubmits each workflow after it completes
+    (the console's demo); a database built that way keeps doing so when reopened."""
     config = config or Config()
     clock = VirtualClock()
     engine = await Engine.open(db, config=config, clock=clock, readonly=readonly)
@@ -47,8 +51,12 @@ async def open_sim(
     engine.attach_runtime(runtime)
     if demo and engine.state.seq == 0:
         engine.set_setting("sim_seed", seed)
+        if recurring:
+            engine.set_setting("demo_recurring", True)
         build_demo(engine, seed=seed, duration_scale=duration_scale)
         await engine.flush()
+    if engine.state.settings.get("demo_recurring"):
+        RecurringDemo(engine)
     return engine
 
 

@@ -87,6 +87,7 @@ class OpsdeckApp(App[int]):
         self.log_source = LogSource(self.db)
         self.launched_at = time.perf_counter()
         self.first_frame_s: float | None = None
+        self.first_frame_wall: float | None = None
         self.engine_ready = asyncio.Event()
         self.open_error: str | None = None
         self._stop = asyncio.Event()
@@ -129,6 +130,7 @@ class OpsdeckApp(App[int]):
 
     def _first_frame(self) -> None:
         self.first_frame_s = time.perf_counter() - self.launched_at
+        self.first_frame_wall = time.time()
         if self.start_engine:
             self.run_worker(self._open_engine, thread=True, group="engine-open", exit_on_error=False)
 
@@ -143,7 +145,7 @@ class OpsdeckApp(App[int]):
         from core.store import StoreError
 
         try:
-            engine = asyncio.run(open_sim(self.db, self.config, seed=self.seed, demo=self.demo, readonly=self.readonly))
+            engine = asyncio.run(open_sim(self.db, self.config, seed=self.seed, demo=self.demo, readonly=self.readonly, recurring=self.demo))
         except (StoreError, OSError, ValueError) as exc:
             self.call_from_thread(self._engine_failed, str(exc))
             return
