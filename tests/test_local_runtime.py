@@ -287,3 +287,31 @@ allocation = {{ cpu_cores = 2, memory_gb = 4, agents = 2 }}
         await runtime.shutdown()
         await engine.close()
     assert checks >= 5 and len(rec.of("TASK_PROGRESS")) >= 6
+
+
+async def test_an_agent_death_with_no_retries_left_fails_the_task(tmp_path: Path) -> None:
+    text = header() + f"""
+[[workflows]]
+id = "once"
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = ["sleep", "30"]
+    specialization = "shell"
+    retries = 0
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: rec.of("TASK_STARTED"))
+        agent = engine.state.tasks["once/t"].agent
+        os.kill(runtime.host_pids()[agent], signal.SIGKILL)
+        await drive(engine, lambda: wf_status(engine, "once") == "failed", timeout=5)
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    failed = rec.of("TASK_FAILED")
+    assert len(failed) == 1 and failed[0].data["retry"] is False and "its agent died" in failed[0].data["error"]
+    assert not [e for e in rec.of("TASK_REASSIGNED") if e.data["reason"] == "agent_failed"]
+    assert len(rec.of("TASK_STARTED")) == 1, "no retry: the task does not start again"

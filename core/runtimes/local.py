@@ -283,6 +283,11 @@ class LocalRuntime:
             return
         engine = self.engine
         a = engine.state.agents.get(h.agent) if engine is not None else None
+        if engine is not None and a is not None and a.current_task:
+            t = engine.state.tasks[a.current_task]
+            allowed = self.attempts_allowed(t.id) or engine.config.retries.attempts
+            if t.attempts >= allowed:  # the retry policy is spent: the task fails with its agent
+                self.sink.task_failed(h.agent, t.id, f"its agent died: {reason}")
         self.sink.agent_failed(h.agent, reason)
         if engine is not None and a is not None:
             self.replenish(a.pool)
