@@ -9,6 +9,7 @@ measured in simulated seconds from that instant.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ class Drill:
     injected_at: float | None = None
     fault: dict[str, Any] = field(default_factory=dict)
     completions: dict[str, int] = field(default_factory=dict)
-    _pending_heal: float | None = None
+    _live_inject: asyncio.Task[None] | None = None
 
     # -- the fault ------------------------------------------------------------
     async def inject(self) -> None:
@@ -84,7 +85,7 @@ class Drill:
         elif self.name == "network-partition":
             cut = [a.id for a in busy[::3][:3]]
             rt.partition(cut)  # type: ignore[union-attr]
-            self._pending_heal = now + 900.0
+            eng.clock.call_later(900.0, lambda: rt.heal(cut))  # type: ignore[union-attr]
             self.fault = {"partition": cut, "heal_after_s": 900.0}
         self.injected = True
         self.injected_at = now
@@ -121,11 +122,18 @@ class Drill:
         self.fault = {"damaged_checkpoint": cp, "drifted_task": drift, "workflow": victim_wf}
 
     # -- running --------------------------------------------------------------
-    def _tick(self) -> None:
-        now = self.engine.clock.now()
-        if self._pending_heal is not None and now >= self._pending_heal:
-            self._pending_heal = None
-            self.engine.runtime.heal(self.fault.get("partition"))  # type: ignore[union-attr]
+    def start_live(self, interval: float = 0.2) -> asyncio.Task[None]:
+        """For an engine that runs in real time (the console): the fault is injected
+        when the simulated clock reaches ``inject_at`` and the manager pumps in the
+        background; approve from the palette with ``/incident approve PLAN_ID``."""
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            if not self.injected:
+                self._live_inject = loop.create_task(self.inject())
+
+        self.engine.clock.call_at(self.inject_at, fire)  # type: ignore[attr-defined]
+        return self.manager.start(interval)
 
     async def step(self, seconds: float | None = None) -> None:
         """Advance the simulated clock by ``seconds`` (a sample by default) and pump."""
@@ -135,7 +143,6 @@ class Drill:
             await eng.advance(max(0.0, self.inject_at - eng.clock.now()))
             await self.inject()
         await eng.advance(dt)
-        self._tick()
         await self.manager.pump()
 
     def incident(self) -> dict[str, Any] | None:
@@ -179,6 +186,7 @@ class Drill:
             "injected_at": self.injected_at,
             "detection_latency_s": latency,
             "recovery_time_s": outcome.get("recovery_time_s"),
+            "plan_finished_s": outcome.get("plan_finished_s"),
             "plan": (self.plan() or {}).get("id"),
             "plan_state": (self.plan() or {}).get("state"),
             "decided_by": (self.plan() or {}).get("decided_by"),

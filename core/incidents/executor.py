@@ -102,7 +102,7 @@ class Executor:
             await self._fail(pid, f"step {idx} ({st['command'].split(' ', 2)[:2]}) failed: {msg}")
             return
         if st.get("gate") or st.get("check"):
-            self.memo[(pid, idx)] = {"started": eng.clock.now(), "response": _summarise(res), "gate_memo": {}}
+            self.memo[(pid, idx)] = {"started": eng.clock.now(), "response": _summarise(res), "gate_memo": {"response": res}}
             return
         eng.emit("PLAN_STEP_COMPLETED", "incidents", "plan", {"plan_id": pid, "step": idx, "result": _summarise(res)}, actor=who)
 

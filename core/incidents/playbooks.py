@@ -187,7 +187,7 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
     if stages:
         steps.append(StepDraft(cmd("workflow-recovery", "gradual-resumption", {
             "resumption_strategy": "staged_recovery", "monitoring_level": "enhanced", "safety_checks": "comprehensive", "stages": stages,
-        }), "staged resumption of paused and reduced workflows"))
+        }), "staged resumption of paused and reduced workflows", gate="resumption_done"))
     steps.append(StepDraft(cmd("performance-monitor", "post-emergency-monitoring", {
         "monitoring_duration": _dur(max(2 * 3600.0, 4 * estimated)), "alert_sensitivity": "high",
         "metrics_focus": ["resource_stability", "performance_regression", "early_warning_indicators"], "auto_optimization": False,

@@ -117,6 +117,24 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
     return "pass", {"recovery_time_s": round(took, 1), "workflows_recovered": rec, "utilisation": u}
 
 
+@gate("resumption_done")
+async def resumption_done(ctx: GateCtx) -> Verdict:
+    """The staged resumption this step created has applied every stage."""
+    res = (ctx.memo.get("response") or {}).get("result") or {}
+    rid = res.get("resumption")
+    r = ctx.engine.state.resumptions.get(rid) if rid else None
+    if r is None:
+        return "fail", {"reason": "the step created no staged resumption"}
+    if r["status"] == "completed":
+        return "pass", {"resumption": rid, "stages_applied": len(r.get("applied", [])), "took_s": round(ctx.now - ctx.started_at, 1),
+                        "applied_at": [a["at"] for a in r.get("applied", [])]}
+    if r["status"] != "active":
+        return "fail", {"reason": f"staged resumption {rid} {r['status']}: {r.get('reason')}"}
+    if ctx.now - ctx.started_at > GATE_TIMEOUT_S:
+        return "fail", {"reason": f"staged resumption {rid} still at step {r.get('next_step')} after {GATE_TIMEOUT_S:g}s"}
+    return "wait", {"resumption": rid, "next_step": r.get("next_step")}
+
+
 @gate("cascade_recovered")
 async def cascade_recovered(ctx: GateCtx) -> Verdict:
     eng = ctx.engine

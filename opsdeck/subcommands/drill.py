@@ -113,6 +113,8 @@ async def _drill(db: Path, config: Any, args: argparse.Namespace) -> int:
               f" ({report['status']}, plan {report['plan']} {report['plan_state']})")
         print(f"# detection latency: {_s(report['detection_latency_s'])} simulated")
         print(f"# recovery time (detection -> validation): {_s(report['recovery_time_s'])} simulated")
+        if report.get("plan_finished_s") is not None:
+            print(f"# plan finished (all steps and validations): {_s(report['plan_finished_s'])} after detection")
         print(f"# invariants: {'ok' if inv['ok'] else 'VIOLATED'} (lost {len(inv['lost_tasks'])}, completed twice "
               f"{len(inv['completed_twice'])}, dependency violations {len(inv['dependency_violations'])}, chain "
               f"{'ok' if inv['chain'].get('ok', True) else 'BROKEN'})")
