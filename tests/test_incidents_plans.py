@@ -190,3 +190,30 @@ async def test_incident_commands_and_replay(tmp_path: Path) -> None:
         assert replay.learning == eng.state.learning
     finally:
         await eng.close()
+
+
+async def test_live_drill_for_the_console() -> None:
+    """The console's way: the engine runs in real time, the drill is armed on its clock,
+    the operator approves from outside the pipeline."""
+    import asyncio
+
+    eng = memory_sim(seed=0)
+    drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=60)
+    drill.start_live(0.01)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(eng.run_realtime(speed=900, tick=0.02, stop=stop))
+    try:
+        for _ in range(500):
+            await asyncio.sleep(0.02)
+            p = drill.plan()
+            if p is not None and p["state"] == "proposed" and plan_waiting(drill):
+                decisions.approve(eng, p["id"], actor="console")
+            if drill.done:
+                break
+    finally:
+        stop.set()
+        await runner
+        drill.manager.stop()
+    report = await drill.report()
+    assert report["validated"], report
+    assert report["decided_by"] == "console"

@@ -15,7 +15,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .decisions import abort
-from .model import TERMINAL_PLAN, PlanState
+from .model import TERMINAL_PLAN
 from .validation import GATES, GateCtx
 
 if TYPE_CHECKING:

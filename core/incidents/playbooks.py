@@ -146,7 +146,7 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
     for r in plan["reduce"]:
         actions.append({
             "action": "reduce_resource_allocation", "affected": [r["workflow"]],
-            "reduction": {"agents": r["reduction"]["agents"], "memory_gb": r["reduction"]["memory_gb"]},
+            "reduction": {"agents": r["reduction"]["agents"], "memory_gb": r["reduction"]["memory_gb"], "cpu": r["reduction"]["cpu"]},
             "maintain_critical_path": True,
         })
     if plan["guarantee"]:
