@@ -103,6 +103,7 @@ def test_console_sigkill_then_restart_resumes_without_repeating_completed_tasks(
     assert third.returncode == 0
     assert len(log.read_text().splitlines()) == STEPS
     assert "TASK_STARTED" not in third.stdout
+    assert "already ended" in third.stderr
 
 
 def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> None:

@@ -118,6 +118,9 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
     m = runtime.mechanisms
     print(f"# opsdeck run {db}: limits memory={m.memory} cpu={m.cpu}; agents adopted={runtime.adopted} "
           f"recovered={runtime.recovered}", file=sys.stderr)
+    if finished(engine):
+        print(f"# every workflow of this file already ended in {db}; nothing to run (use another --db to run it again)",
+              file=sys.stderr)
     try:
         while not stop.is_set() and not finished(engine):
             await asyncio.sleep(tick)
