@@ -20,8 +20,12 @@ REPO = Path(__file__).resolve().parent.parent
 BURN = str(REPO / "examples" / "workload" / "burn.py")
 
 
+PER_TASK = max(1, -(-(psutil.cpu_count() or 2) // 3))
+"""Busy processes per burner task: the three of them saturate every core of the machine."""
+
+
 def burner(seconds: float, mb: int) -> str:
-    return toml_argv(sys.executable, BURN, "--seconds", str(seconds), "--mb", str(mb))
+    return toml_argv(sys.executable, BURN, "--seconds", str(seconds), "--mb", str(mb), "--processes", str(PER_TASK))
 
 
 TEXT = f"""
