@@ -49,6 +49,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .config import Config
 from .models import PhaseSpec, Resources, TaskSpec, WorkflowSpec
 
 
@@ -308,3 +309,19 @@ def load_workflow_file(path: str | Path) -> tuple[WorkflowFile, list[WorkflowSpe
         raise WorkflowFileError(str(p), [f"cannot read: {exc.strerror}"]) from None
     wf = parse_workflow_text(text, str(p))
     return wf, wf.specs(p.parent)
+
+
+def config_problems(wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config) -> list[str]:
+    """What a valid file still asks beyond the configured limits (checked before anything starts)."""
+    problems = []
+    lim = config.workflow_limits
+    for i, s in enumerate(wfile.workflows):
+        a = s.allocation
+        if a.cpu_cores > lim.cpu_cores or a.memory_gb > lim.memory_gb or a.agents > lim.agents:
+            problems.append(f"workflows[{i}] {s.id!r}: key 'allocation': {a.model_dump()} exceeds the per-workflow limit "
+                            f"{lim.model_dump(exclude={'max_duration_s'})} (config [workflow_limits])")
+    total = sum(p.size for p in wfile.pools)
+    if total > config.capacity.agents:
+        problems.append(f"pools: key 'size': {total} agents in all exceed the capacity of {config.capacity.agents} "
+                        "agents (config [capacity] agents)")
+    return problems

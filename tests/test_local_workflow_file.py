@@ -159,3 +159,30 @@ def test_cli_bad_file_starts_nothing(tmp_path: Path) -> None:
 def test_examples_are_valid(name: str) -> None:
     wf, specs = load_workflow_file(REPO / "examples" / name)
     assert specs and wf.pools
+
+
+def test_cli_file_beyond_the_configured_limits_starts_nothing(tmp_path: Path) -> None:
+    f = tmp_path / "big.toml"
+    f.write_text("""
+[[pools]]
+name = "p"
+specializations = ["s"]
+size = 30
+max_size = 40
+[[workflows]]
+id = "huge"
+allocation = { cpu_cores = 99, memory_gb = 1, agents = 1 }
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = "true"
+    specialization = "s"
+""")
+    db = tmp_path / "x.db"
+    r = subprocess.run([sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "2 problem(s)" in r.stderr
+    assert "workflows[0] 'huge': key 'allocation'" in r.stderr and "pools: key 'size': 30 agents" in r.stderr
+    assert "Traceback" not in r.stderr and not db.exists()

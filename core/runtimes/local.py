@@ -608,19 +608,13 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
     per-workflow limits before anything is created.
     """
     from ..engine import Engine
-    from ..workflow_file import WorkflowFileError
+    from ..workflow_file import WorkflowFileError, config_problems
 
     config = config or Config()
     rt = wfile.runtime
     config = config.model_copy(update={"intervals": config.intervals.model_copy(
         update={"heartbeat_s": rt.heartbeat_s, "sample_s": rt.sample_s})})
-    lim = config.workflow_limits
-    problems = []
-    for i, s in enumerate(specs):
-        a = s.allocation
-        if a.cpu_cores > lim.cpu_cores or a.memory_gb > lim.memory_gb or a.agents > lim.agents:
-            problems.append(f"workflows {s.id!r}: key 'allocation': {a.model_dump()} exceeds the per-workflow limit "
-                            f"{lim.model_dump(exclude={'max_duration_s'})}")
+    problems = config_problems(wfile, specs, config)
     if problems:
         raise WorkflowFileError("workflow file", problems)
     engine = await Engine.open(db, config=config, clock=WallClock())

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.config import Config, load_config
 from core.models import TERMINAL_WORKFLOW, WorkflowStatus
-from core.workflow_file import WorkflowFileError, load_workflow_file
+from core.workflow_file import WorkflowFileError, config_problems, load_workflow_file
 
 from ..paths import data_dir
 
@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     try:
         wfile, specs = load_workflow_file(args.file)
+        problems = config_problems(wfile, specs, config)
+        if problems:
+            raise WorkflowFileError(args.file, problems)
     except WorkflowFileError as exc:
         print(f"opsdeck: {len(exc.problems)} problem(s) in the workflow file; nothing was started", file=sys.stderr)
         for p in exc.problems:
