@@ -217,3 +217,28 @@ async def test_live_drill_for_the_console() -> None:
     report = await drill.report()
     assert report["validated"], report
     assert report["decided_by"] == "console"
+
+
+async def test_regression_after_an_optimisation_step_rolls_back() -> None:
+    """Gradual execution: a step with a check waits its settle window; a regression of
+    the metric beyond the limit aborts the plan and rolls the quarantine back."""
+    eng = memory_sim(seed=0)
+    aborted: list[Any] = []
+    events_of(eng, aborted, "PLAN_ABORTED")
+    drill = start_drill(eng, "performance-degradation", approve="auto", warmup_s=600)
+
+    def checking() -> bool:
+        p = drill.plan()
+        return p is not None and any(st.get("check") and st["state"] == "executing" for st in p["steps"])
+
+    await until(drill, checking, limit=6000)
+    p = drill.plan()
+    quarantined = [a for a in eng.state.agents.values() if a.backoff_until is not None]
+    assert quarantined, "the slow agents were taken out of dispatch first"
+    for a in eng.runtime.agents:  # type: ignore[union-attr]
+        eng.runtime.slow_agent(a, 4.0)  # type: ignore[union-attr]  # everything gets much worse
+    await until(drill, lambda: drill.done, limit=3000)
+    assert aborted and "regression" in aborted[0].data["reason"]
+    assert eng.state.plans[p["id"]]["state"] == "rolled_back"  # type: ignore[index]
+    assert all(eng.state.agents[a.id].backoff_until is None for a in quarantined), "quarantine rolled back"
+    assert eng.state.incidents[drill.incident()["id"]]["status"] == "failed"  # type: ignore[index]

@@ -114,9 +114,11 @@ def edit(engine: Engine, plan_id: str, steps: Any, actor: str = "operator") -> d
 
 
 async def rollback_to(engine: Engine, cp_id: int, actor: str, since: float | None = None) -> dict[str, Any]:
-    """Compensating rollback: bring every workflow's controls (status, allocation,
-    guarantee, stage limit, freeze) back to the checkpoint and retire agents added
-    since; work completed in between is kept (never run twice)."""
+    """Compensating rollback: bring the control plane back to the checkpoint (each
+    workflow's status, allocation, guarantee, stage limit and freeze; pool sizes;
+    agent backoffs) by appending events. Work completed in between is kept, so no
+    task runs twice; agents added in between stay (capacity is not taken away from
+    running work)."""
     snap = await engine.verified_checkpoint(cp_id)
     s = engine.state
     changes: list[str] = []
@@ -153,6 +155,12 @@ async def rollback_to(engine: Engine, cp_id: int, actor: str, since: float | Non
         if cur_p is not None and (cur_p.min_size, cur_p.max_size) != (p["min_size"], p["max_size"]):
             engine.emit("POOL_RESIZED", "resource", "agents", {"pool": pool, "min_size": p["min_size"], "max_size": p["max_size"], "reason": "rollback"}, actor=actor)
             changes.append(f"pool {pool} size restored")
+    for a_id, a in snap["agents"].items():
+        cur_a = s.agents.get(a_id)
+        if cur_a is not None and cur_a.backoff_until != a.get("backoff_until"):
+            engine.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a_id, "until": a.get("backoff_until"), "reason": "rollback"}, actor=actor)
+            changes.append(f"backoff of {a_id} restored")
+    engine.request_dispatch()
     return {"checkpoint": cp_id, "changes": changes}
 
 
