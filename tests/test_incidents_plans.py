@@ -62,6 +62,18 @@ async def test_plan_parameters_follow_the_priorities() -> None:
     plan2 = reallocation(eng)
     assert [p["workflow"] for p in plan2["pause"]] == ["workflow_002"]
     assert "workflow_003" not in [p["workflow"] for p in plan2["pause"]]
+    # The plan's command carries the computed parameters.
+    from core.incidents.detectors import ResourceExhaustionDetector
+    from core.incidents.playbooks import resource_exhaustion
+
+    det = ResourceExhaustionDetector(eng)
+    finding = None
+    for _ in range(eng.config.thresholds.exhaustion_samples):
+        finding = det.check(eng.clock.now())
+    assert finding is not None
+    draft = resource_exhaustion(eng, finding)
+    realloc = next(st.command for st in draft.steps if "emergency-reallocation" in st.command)
+    assert '"pause_low_priority_workflows", "affected": ["workflow_002"]' in realloc
     # What is freed is what the paused workflow holds now, not a canned figure.
     held = eng.state.in_use("workflow_002")
     assert plan2["pause"][0]["cpu"] == round(held.cpu_cores, 2)

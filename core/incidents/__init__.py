@@ -1,5 +1,17 @@
 """The incident pipeline: detect, plan, approve, execute, validate, learn.
 
+For a front end (console, scripts):
+
+- ``IncidentManager(engine, approve_mode="manual").start()`` hooks the detectors
+  on ``engine.on_sample`` and pumps plans in the background (``await pump()`` when
+  driving the clock yourself).
+- ``drills.start_drill(engine, name, approve="manual")`` arms a drill; headless:
+  ``await drill.run()``; under a real-time engine: ``drill.start_live()``.
+- ``decisions.approve/reject/edit(engine, plan_id, ..., actor)`` and
+  ``await decisions.abort(engine, plan_id, actor)``; the same as the commands
+  ``/incident approve|reject|edit|abort PLAN_ID``.
+- ``state.incidents`` / ``state.plans`` hold everything to display (see ``model``).
+
 Kept import-light on purpose: ``core.projection`` imports ``core.incidents.reducers``
 at load so a replay always knows the pipeline's events; the heavier modules
 (detectors, playbooks, executor, drills) import the engine and are loaded on use.

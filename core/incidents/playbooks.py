@@ -253,9 +253,11 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
         "action": "immediate_agent_replacement", "failed_agents": failed,
         "replacement_pool": "emergency_agents", "specialization_matching": True, "context_transfer": "comprehensive",
     }]
-    for a, b in zip(order, order[1:], strict=False):
-        if a in s.workflows.get(b, s.workflows[a]).depends_on:
-            actions.append({"action": "dependency_chain_recovery", "primary_workflow": a, "dependent_workflow": b, "recovery_order": "dependency_priority", "checkpoint_restoration": True})
+    for b in order:
+        for a in s.workflows[b].depends_on:
+            if a in order:
+                actions.append({"action": "dependency_chain_recovery", "primary_workflow": a, "dependent_workflow": b,
+                                "recovery_order": "dependency_priority", "checkpoint_restoration": True})
     actions.append({"action": "enhanced_monitoring_activation", "scope": "recovered_workflows", "monitoring_level": "comprehensive", "failure_prediction": "enabled"})
     interrupted = finding.evidence.get("interrupted_tasks", [])
     remaining = [s.tasks[t].duration_s * (1 - s.tasks[t].context.progress) for t in interrupted if t in s.tasks]
