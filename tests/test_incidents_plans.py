@@ -254,3 +254,38 @@ async def test_regression_after_an_optimisation_step_rolls_back() -> None:
     assert eng.state.plans[p["id"]]["state"] == "rolled_back"  # type: ignore[index]
     assert all(eng.state.agents[a.id].backoff_until is None for a in quarantined), "quarantine rolled back"
     assert eng.state.incidents[drill.incident()["id"]]["status"] == "failed"  # type: ignore[index]
+
+
+async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path) -> None:
+    from core.commands import run_command
+
+    eng = await open_sim(tmp_path / "d.db", seed=0, demo=True)
+    try:
+        drill = start_drill(eng, "data-integrity", approve="manual", warmup_s=300)
+        await until(drill, lambda: plan_waiting(drill))
+        wf = drill.fault["workflow"]
+        drifted = drill.fault["drifted_task"]
+        inc = drill.incident()
+        assert inc is not None and wf in inc["affected_workflows"]
+        named = [sg.get("state") for sg in inc["evidence"]["segments"]]
+        assert f"task:{drifted}" in named, "the assessment names the corrupted segment"
+        assert drill.fault["damaged_checkpoint"] in inc["evidence"]["bad_checkpoints"]
+        # The protection step (kind checkpoint: auto) froze the workflow: changes are refused.
+        assert eng.state.workflows[wf].frozen
+        h = eng.state.state_hash()
+        with pytest.raises(EngineError) as exc:
+            eng.pause_workflow(wf, actor="eve")
+        assert exc.value.code == "WORKFLOW_FROZEN"
+        res = await run_command(eng, f"/workflow-status pause {wf}", actor="eve")
+        assert res["status"] == "error" and res["error"]["code"] == "WORKFLOW_FROZEN"
+        assert eng.state.tasks[drifted].context.progress == 0.8, "still drifted until recovery"
+        assert eng.state.state_hash() == h
+        decisions.approve(eng, drill.plan()["id"], actor="eve")  # type: ignore[index]
+        await until(drill, lambda: drill.done)
+        report = await drill.report()
+        assert report["validated"], report
+        assert not eng.state.workflows[wf].frozen
+        assert eng.state.tasks[drifted].context.progress != 0.8
+        assert "rows_migrated" not in eng.state.tasks[drifted].context.partial_results
+    finally:
+        await eng.close()
