@@ -144,8 +144,15 @@ class OpsdeckApp(App[int]):
         from core.session import open_sim
         from core.store import StoreError
 
+        async def opened() -> Engine:
+            eng = await open_sim(self.db, self.config, seed=self.seed, demo=self.demo, readonly=self.readonly, recurring=self.demo)
+            # Events emitted while opening (re-dispatch, liveness) reach the store before
+            # the event log starts reading it by window.
+            await eng.flush()
+            return eng
+
         try:
-            engine = asyncio.run(open_sim(self.db, self.config, seed=self.seed, demo=self.demo, readonly=self.readonly, recurring=self.demo))
+            engine = asyncio.run(opened())
         except (StoreError, OSError, ValueError) as exc:
             self.call_from_thread(self._engine_failed, str(exc))
             return

@@ -11,9 +11,13 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 def sparkline(values: Sequence[float], width: int, lo: float = 0.0, hi: float = 100.0) -> str:
     """The last ``width`` values as block characters scaled to ``lo..hi``."""
-    vals = list(values)[-width:]
+    vals = list(values)
     if not vals:
         return " " * width
+    if len(vals) > width:
+        # Average into ``width`` buckets so the line covers the whole history kept.
+        n = len(vals)
+        vals = [sum(vals[i * n // width:(i + 1) * n // width]) / max(len(vals[i * n // width:(i + 1) * n // width]), 1) for i in range(width)]
     span = (hi - lo) or 1.0
     out = []
     for v in vals:

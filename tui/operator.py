@@ -138,32 +138,14 @@ async def plan_action(engine: Engine, action: str, plan_id: str, readonly: bool,
 
 
 async def resumption_action(engine: Engine, action: str, resumption_id: str, readonly: bool) -> dict[str, Any]:
-    """Advance a staged resumption to its next step now, or hold it (when the build can)."""
+    """Advance a staged resumption to its next step now, or hold (toggle) it."""
     if readonly:
         return read_only_refusal(f"{action} resumption")
-    names = {"advance": ("advance_resumption", "advance_stage"), "hold": ("hold_resumption", "hold_stage")}[action]
-    fn = find_function(names, INCIDENT_MODULES + ("core.commands.resumption",))
-    if fn is not None:
-        return await engine_op(engine, f"{action}-resumption", fn, engine, resumption_id, actor=ACTOR)
-    if action == "hold":
-        return error("UNAVAILABLE", "hold: the resumption engine (core.commands.resumption) has no hold operation in this build")
-    mod = _module("core.commands.resumption")
-    r = engine.state.resumptions.get(resumption_id)
-    if mod is None or r is None:
-        return error("RESUMPTION_NOT_FOUND", f"no staged resumption {resumption_id!r}")
-    if r.get("status") != "active":
-        return error("INVALID_STATE", f"resumption {resumption_id} is {r.get('status')}, not active")
-
-    def advance() -> dict[str, Any]:
-        out = mod.apply_step(engine, resumption_id, r["next_step"], ACTOR)
-        after = engine.state.resumptions[resumption_id]
-        if after["next_step"] >= len(after["steps"]):
-            engine.emit("RESUMPTION_COMPLETED", "coordination", "resumption",
-                        {"id": resumption_id, "steps": len(after["steps"]), "took_s": round(engine.clock.now() - after["created_at"], 3)},
-                        actor=ACTOR)
-        return out
-
-    return await engine_op(engine, "advance-resumption", advance)
+    names = {"advance": ("advance_resumption",), "hold": ("hold_resumption",)}[action]
+    fn = find_function(names, ("core.commands.resumption",) + INCIDENT_MODULES)
+    if fn is None:
+        return error("UNAVAILABLE", f"{action}: staged resumption is not provided by core.commands in this build")
+    return await engine_op(engine, f"{action}-resumption", fn, engine, resumption_id, actor=ACTOR)
 
 
 def drill_names() -> list[str]:

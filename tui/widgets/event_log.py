@@ -35,8 +35,8 @@ from ..style import color, severity_style
 if TYPE_CHECKING:
     pass
 
-EVENT_CACHE = 20_000
-LINE_CACHE = 4_000
+EVENT_CACHE = 3_000
+LINE_CACHE = 1_500
 LIVE_KEEP = 8_192
 
 
@@ -152,13 +152,21 @@ class EventLog(ScrollView, can_focus=True):
         """Apply growth once per UI tick rather than once per event."""
         if self.virtual_size.height != self.count:
             self._grown(0)
+        elif self.follow and self.scroll_y < self.max_scroll_y:
+            self.scroll_end(animate=False, immediate=True)
 
     def _grown(self, n: int) -> None:
         self._resize_virtual()
         if self.follow:
             self.scroll_end(animate=False, immediate=True)
+            # Before the first layout the maximum scroll is not known yet.
+            self.call_after_refresh(self._keep_end)
         self.refresh()
         self._update_title()
+
+    def _keep_end(self) -> None:
+        if self.follow and self.scroll_y < self.max_scroll_y:
+            self.scroll_end(animate=False, immediate=True)
 
     def _update_title(self) -> None:
         if self.follow:
@@ -243,6 +251,10 @@ class EventLog(ScrollView, can_focus=True):
             self.lines.put(seq, strip)
         return strip
 
+    @staticmethod
+    def _type_w(width: int) -> int:
+        return 28 if width >= 140 else 22
+
     def _render_event(self, ev: Event, width: int, base: Style) -> Strip:
         app = self.app
         sev = severity_style(app, ev.severity)
@@ -259,7 +271,7 @@ class EventLog(ScrollView, can_focus=True):
             Segment(f"{ev.seq:>{seq_w}} ", base + muted),
             Segment(f"{fmt_clock(ev.ts)} ", base + muted),
             Segment(f"{sev_tag} ", base + sev),
-            Segment(f"{ev.type}", base + sev + Style(bold=ev.severity in ("critical", "high"))),
+            Segment(f"{ev.type:<{self._type_w(width)}}" if width >= 110 else ev.type, base + sev + Style(bold=ev.severity in ("critical", "high"))),
             Segment(f":{ev.component}:{ev.scope}:", base + muted),
             Segment(body, base + (sev if ev.severity != "info" else Style())),
         ]

@@ -90,6 +90,8 @@ class Incidents(LiveList):
             st = str(r.get("status", "")).lower()
             if st in ("completed", "done", "aborted", "cancelled"):
                 continue
+            if r.get("held"):
+                st = "held"
             t = Text(no_wrap=True, overflow="ellipsis")
             steps = r.get("steps") or []
             cur = int(r.get("next_step", 0))

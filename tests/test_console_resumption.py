@@ -1,0 +1,43 @@
+"""Staged resumption from the console: hold it, then advance a stage by hand."""
+
+from __future__ import annotations
+
+from tests.console_support import make_app, settle, wait_for
+
+from core.models import WorkflowStatus
+from tui import operator
+from tui.screens.confirm import ConfirmScreen
+
+PLAN = ("/workflow-recovery gradual-resumption '{\"hold\": 600, \"stages\": ["
+        "{\"stage\": 1, \"action\": \"resume_paused_workflow\", \"workflow\": \"workflow_003\", \"resource_limit\": \"conservative\"},"
+        "{\"stage\": 2, \"action\": \"lift_limits\", \"workflow\": \"workflow_003\"}]}'")
+
+
+async def test_hold_then_advance_a_staged_resumption(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 120)
+        eng = app.engine
+        eng.pause_workflow("workflow_003", actor="operator")
+        res = await operator.run_slash(eng, PLAN, readonly=False)
+        assert res["status"] == "success", res
+        rid = next(iter(eng.state.resumptions))
+        r = eng.state.resumptions[rid]
+        first = r["next_step"]
+        await settle(app, pilot)
+        app.incidents_pane.focus()
+        await pilot.press("h")
+        assert await wait_for(pilot, lambda: eng.state.resumptions[rid].get("held") is True)
+        await pilot.press("n")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("enter")  # Cancel
+        await pilot.pause(0.2)
+        assert eng.state.resumptions[rid]["next_step"] == first
+        await pilot.press("n")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("tab", "enter")
+        assert await wait_for(pilot, lambda: eng.state.resumptions[rid]["next_step"] == first + 1)
+        step = eng.state.resumptions[rid]["steps"][first]
+        if step.get("resume"):
+            assert eng.state.workflows["workflow_003"].status is WorkflowStatus.RUNNING
+        assert eng.state.resumptions[rid]["applied"][-1]["step"] == first
