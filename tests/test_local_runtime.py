@@ -315,3 +315,35 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     assert len(failed) == 1 and failed[0].data["retry"] is False and "its agent died" in failed[0].data["error"]
     assert not [e for e in rec.of("TASK_REASSIGNED") if e.data["reason"] == "agent_failed"]
     assert len(rec.of("TASK_STARTED")) == 1, "no retry: the task does not start again"
+
+
+async def test_a_late_agent_marked_unreachable_comes_back_with_its_next_report(tmp_path: Path) -> None:
+    text = header(heartbeat=0.3) + f"""
+[[workflows]]
+id = "w"
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = ["sleep", "1.5"]
+    specialization = "shell"
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: rec.of("TASK_STARTED"))
+        agent = engine.state.tasks["w/t"].agent
+        host = runtime.host_pids()[agent]
+        os.kill(host, signal.SIGSTOP)  # the host is alive but silent: a stall, not a death
+        try:
+            await drive(engine, lambda: rec.of("AGENT_TIMEOUT"), timeout=5)
+            assert engine.state.agents[agent].status.value == "unreachable"
+        finally:
+            os.kill(host, signal.SIGCONT)
+        await drive(engine, lambda: rec.of("AGENT_RECONNECTED"), timeout=5)
+        await drive(engine, lambda: wf_status(engine, "w") == "completed", timeout=10)
+        assert not rec.of("AGENT_ERROR") and len(rec.of("TASK_STARTED")) == 1
+        assert engine.state.agents[agent].status.value == "idle"
+    finally:
+        await runtime.shutdown()
+        await engine.close()

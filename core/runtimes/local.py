@@ -69,6 +69,7 @@ class _Host:
     task_pgid: int | None = None
     task_create_time: float | None = None
     spawned_at: float = 0.0
+    last_report: float = 0.0
 
 
 class LocalRuntime:
@@ -463,7 +464,10 @@ class LocalRuntime:
                     if not h.retiring:
                         self._died(h, "agent process gone")
                     continue
-                sink.usage(h.agent, u.cpu_pct, u.rss_mb)
+                if time.monotonic() - h.last_report <= 2 * self.heartbeat_s:
+                    # A sample is liveness to the engine: only for a host that still talks
+                    # (a stopped or hung host is measurable but silent).
+                    sink.usage(h.agent, u.cpu_pct, u.rss_mb)
             cpu, mem = self.sampler.system()
             sink.system_usage(cpu, mem)
             self.sampler.forget_dead()
@@ -483,15 +487,15 @@ class LocalRuntime:
         engine = self.engine
         if sink is None or engine is None:
             return
+        h.last_report = time.monotonic()
         kind = msg.get("t")
         task, attempt = msg.get("task"), msg.get("attempt")
+        a = engine.state.agents.get(h.agent)
+        if a is not None and a.status is AgentStatus.UNREACHABLE:
+            sink.agent_reconnected(h.agent, [])  # it was only late (a busy machine, a stalled loop)
         if kind == "hello":
             h.connected_once = True
-            if h.lost or h.agent in self.adopted:
-                a = engine.state.agents.get(h.agent)
-                if a is not None and a.status is AgentStatus.UNREACHABLE:
-                    sink.agent_reconnected(h.agent, [])
-                h.lost = False
+            h.lost = False
             sink.agent_heartbeat(h.agent)
             cur = msg.get("current")
             if cur:
