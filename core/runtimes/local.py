@@ -456,10 +456,12 @@ class LocalRuntime:
             sink = self.sink
             if sink is None:
                 continue
-            for h in list(self.hosts.values()):
-                if h.dead or h.pid is None:
+            live = [h for h in self.hosts.values() if not h.dead and h.pid is not None]
+            usage = self.sampler.trees({h.agent: (h.pid, h.create_time) for h in live if h.pid is not None})
+            for h in live:
+                if h.dead:
                     continue
-                u = self.sampler.tree(h.pid, h.create_time)
+                u = usage.get(h.agent)
                 if u is None or not self._alive(h):
                     if not h.retiring:
                         self._died(h, "agent process gone")
