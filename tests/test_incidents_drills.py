@@ -73,3 +73,11 @@ def test_manual_without_decision_does_not_hang() -> None:
 def test_unknown_drill_is_a_clear_error() -> None:
     p = drill("meteor-strike")
     assert p.returncode == 2 and "invalid choice" in p.stderr
+
+
+def test_drill_on_an_idle_fleet_is_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "done.db"
+    subprocess.run(opsdeck_cmd("demo", "--headless", "--for", "8000", "--db", str(db)), capture_output=True, cwd=REPO, timeout=120, check=True)
+    p = drill("agent-cascade", "--db", str(db), "--quiet")
+    assert p.returncode == 2
+    assert "no work left" in p.stderr and "Traceback" not in p.stderr

@@ -60,11 +60,13 @@ class Drill:
             busy.sort(key=lambda a: (s.tasks[a.current_task].workflow not in heads, a.id))  # type: ignore[index]
             victims = [a.id for a in busy[: eng.config.supervision.max_failures]]
             if len(victims) < eng.config.supervision.max_failures:
-                raise DrillError(f"only {len(victims)} busy agents to fail")
+                raise DrillError(f"only {len(victims)} busy agent(s) to fail at t={now:g}: the fleet has no work left (use a fresh --db)")
             gap = eng.config.supervision.window_s / (len(victims) * 2)
             for i, a in enumerate(victims):
                 eng.clock.call_later(i * gap, lambda a=a: rt.fail_agent(a, "process crashed (drill)"))  # type: ignore[union-attr]
             self.fault = {"fail_agents": victims, "spacing_s": gap}
+        elif not busy and self.name in ("performance-degradation", "network-partition"):
+            raise DrillError(f"no busy agent at t={now:g}: the fleet has no work left (use a fresh --db)")
         elif self.name == "performance-degradation":
             # Bad hosts: four agents get gradually slower (every 5 min, +0.25x up to 2.5x).
             slow = [a.id for a in busy[:4]]

@@ -54,11 +54,17 @@ PIPELINE = {
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.incidents.drills import DrillError
+
     config = load_config(args.config)
-    if args.db:
-        return asyncio.run(_drill(Path(args.db), config, args))
-    with tempfile.TemporaryDirectory(prefix="opsdeck-drill-") as d:
-        return asyncio.run(_drill(Path(d) / "drill.db", config, args))
+    try:
+        if args.db:
+            return asyncio.run(_drill(Path(args.db), config, args))
+        with tempfile.TemporaryDirectory(prefix="opsdeck-drill-") as d:
+            return asyncio.run(_drill(Path(d) / "drill.db", config, args))
+    except DrillError as exc:
+        print(f"opsdeck: drill {args.name}: {exc}", file=sys.stderr)
+        return 2
 
 
 async def _decisions(drill: Any, printer: LinePrinter) -> None:
