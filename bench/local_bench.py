@@ -93,6 +93,15 @@ async def main(args: argparse.Namespace) -> int:
         await drive(engine, lambda: engine.state.workflows["warmup"].status.value == "completed", 30)
         await drive(engine, lambda: all(h.writer is not None for h in runtime.hosts.values()), 30)
 
+        # -- 0. at rest: 20 idle agents, heartbeats and psutil sampling only -------------
+        idle0 = me.cpu_times()
+        r0 = time.monotonic()
+        while time.monotonic() - r0 < args.idle:
+            await asyncio.sleep(0.1)
+            await engine.flush()
+        idle1 = me.cpu_times()
+        idle_cpu = (idle1.user - idle0.user + idle1.system - idle0.system) / (time.monotonic() - r0) * 100.0
+
         # -- 1. throughput ------------------------------------------------------------
         engine.create_workflow(flat("throughput", 200_000, ["true"], n))
         engine.start_workflow("throughput")
@@ -150,6 +159,7 @@ async def main(args: argparse.Namespace) -> int:
         ("tasks completed in window", f"{done}"),
         ("throughput sustained", f"{done / wall:.1f} tasks/s"),
         ("console process CPU", f"{console_cpu:.1f} % of one core"),
+        ("console CPU at rest (20 idle agents)", f"{idle_cpu:.1f} % of one core"),
         ("machine CPU (all cores)", f"{sys_cpu:.1f} % of {psutil.cpu_count()} cores"),
         ("agents SIGKILLed", f"{len(victims)} ({', '.join(victims)})"),
         ("death noticed after", f"max {max(noticed):.3f} s" if noticed else "n/a"),
@@ -174,5 +184,6 @@ if __name__ == "__main__":
     p.add_argument("--agents", type=int, default=20)
     p.add_argument("--kills", type=int, default=3)
     p.add_argument("--sleep", type=float, default=5.0, help="failover task duration, seconds")
+    p.add_argument("--idle", type=float, default=5.0, help="at-rest window, seconds")
     p.add_argument("--db", default=None)
     sys.exit(asyncio.run(main(p.parse_args())))
