@@ -370,3 +370,14 @@ allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
     finally:
         await runtime.shutdown()
         await engine.close()
+
+
+def test_progress_line_format() -> None:
+    from core.runtimes.agent_host import parse_progress
+
+    assert parse_progress("OPSDECK_PROGRESS 0.42 compiling m07") == (0.42, "compiling m07")
+    assert parse_progress("OPSDECK_PROGRESS 42%") == (0.42, "")
+    assert parse_progress("OPSDECK_PROGRESS 1.7") == (1.0, "")
+    assert parse_progress("OPSDECK_PROGRESS -3 x") == (0.0, "x")
+    assert parse_progress("OPSDECK_PROGRESS soon") is None
+    assert parse_progress("progress 0.5") is None
