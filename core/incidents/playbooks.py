@@ -60,6 +60,19 @@ def _dur(seconds: float) -> str:
     return f"{m}m" if m < 120 else f"{round(m / 60)}h"
 
 
+def past_recovery(engine: Engine, scenario: str) -> float | None:
+    """Median measured recovery time of earlier resolved incidents of the scenario:
+    once the fleet has history, estimates come from what actually happened."""
+    times = sorted(
+        float(i["outcome"]["recovery_time_s"]) for i in engine.state.incidents.values()
+        if i["scenario"] == scenario and i["status"] == "resolved" and i.get("outcome", {}).get("recovery_time_s") is not None
+    )
+    if not times:
+        return None
+    m = len(times) // 2
+    return times[m] if len(times) % 2 else (times[m - 1] + times[m]) / 2
+
+
 # -- 1. resource exhaustion --------------------------------------------------------
 
 def reallocation(engine: Engine) -> dict[str, Any]:
@@ -165,7 +178,8 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
         stages.append({"stage": i, "action": "resume_paused_workflow", "workflow": p["workflow"], "resource_limit": "conservative", "monitoring": "real_time"})
     for r in plan["reduce"]:
         stages.append({"stage": len(stages) + 1, "action": "restore_full_allocation", "workflow": r["workflow"], "gradual_scaling": True, "validation_checkpoints": True})
-    estimated = th.stable_hold_s + engine.config.intervals.sample_s * th.exhaustion_samples
+    # Model (no history yet): the reallocation acts at once, then the hold period.
+    estimated = past_recovery(engine, "resource-exhaustion") or th.stable_hold_s + engine.config.intervals.sample_s * th.exhaustion_samples
     steps = [
         StepDraft(cmd("resource-manager", "emergency-analysis", {
             "trigger": "critical_resource_exhaustion", "analysis_depth": "comprehensive",
@@ -261,7 +275,8 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
     actions.append({"action": "enhanced_monitoring_activation", "scope": "recovered_workflows", "monitoring_level": "comprehensive", "failure_prediction": "enabled"})
     interrupted = finding.evidence.get("interrupted_tasks", [])
     remaining = [s.tasks[t].duration_s * (1 - s.tasks[t].context.progress) for t in interrupted if t in s.tasks]
-    estimated = max(remaining, default=0.0) + engine.config.intervals.heartbeat_s * 2
+    estimated = past_recovery(engine, "agent-cascade") or engine.config.intervals.heartbeat_s * 2
+    expected_done = max(remaining, default=0.0)
     steps = [
         StepDraft(cmd("workflow-recovery", "analyze-cascade-failure", {
             "failure_scope": "agent_pool_cascade", "dependency_analysis": True, "impact_assessment": "comprehensive", "recovery_prioritization": "dependency_aware",
@@ -289,7 +304,7 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
         title=f"Replace {len(failed)} agents, recover {len(order)} workflows in dependency order",
         strategy="dependency_aware_redistribution",
         steps=steps,
-        expected={"replacements": reps, "recovery_order": order, "estimated_recovery_s": estimated},
+        expected={"replacements": reps, "recovery_order": order, "estimated_recovery_s": estimated, "interrupted_work_left_s": round(expected_done, 1)},
         announce=("RECOVERY_PLAN_GENERATED", "coordination", "dependency_recovery", {
             "strategy": "dependency_aware_redistribution", "estimated_time": _dur(estimated),
             "workflow_continuity": "maintained" if order else "not_applicable",
@@ -473,7 +488,11 @@ def network_partition(engine: Engine, finding: Finding) -> PlanDraft:
     cut = finding.data["affected_agents"]
     live = [a for a in s.agents.values() if a.status not in (AgentStatus.FAILED, AgentStatus.RETIRED)]
     working = [a for a in live if a.current_task]
-    preserved = round(100.0 * sum(1 for a in working) / max(len(live), 1))
+    # Measured so far: agents with work that are still heard from. The cut-off ones
+    # keep working and buffer their reports; what they did is counted on reconnection
+    # (NETWORK_RECOVERY_COMPLETED reports the final share).
+    heard = [a for a in working if a.id not in cut]
+    preserved = round(100.0 * len(heard) / max(len(working), 1))
     steps = [
         StepDraft(cmd("coordination-hub", "network-failure-analysis", {
             "failure_scope": "partial_partition", "affected_components": ["agent_communication", "event_distribution", "state_synchronization"],
@@ -503,7 +522,7 @@ def network_partition(engine: Engine, finding: Finding) -> PlanDraft:
         expected={"unreachable": cut, "working_share_at_detection": preserved},
         announce=("RESILIENT_COORDINATION_ACTIVATED", "network", "adaptation", {
             "strategy": "mesh_communication_with_redundancy",
-            "estimated_recovery": _dur(engine.config.intervals.heartbeat_s * 10),
+            "estimated_recovery": _dur(past_recovery(engine, "network-partition") or engine.config.intervals.heartbeat_s * 10),
             "functionality_preserved": f"{preserved}_percent",
         }),
     )
