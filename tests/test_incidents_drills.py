@@ -15,6 +15,19 @@ from core.incidents.model import SCENARIOS
 
 from .conftest import REPO, opsdeck_cmd
 
+SEED_FIELDS = {
+    "EMERGENCY_RESPONSE_ACTIVATED": {"response_level", "estimated_recovery_time", "affected_workflows"},
+    "EMERGENCY_RESPONSE_COMPLETED": {"recovery_time", "resource_stabilization", "workflows_recovered", "system_health"},
+    "RECOVERY_PLAN_GENERATED": {"strategy", "estimated_time", "workflow_continuity"},
+    "RECOVERY_VALIDATION_COMPLETED": {"workflows_recovered", "dependency_integrity", "context_transfer", "recovery_time"},
+    "OPTIMIZATION_STRATEGY_GENERATED": {"optimization_potential", "implementation_time", "risk_level"},
+    "OPTIMIZATION_COMPLETED": {"improvement_achieved", "optimization_time", "stability", "regression_risk"},
+    "DATA_RECOVERY_STRATEGY": {"strategy", "data_loss_risk", "recovery_confidence"},
+    "DATA_RECOVERY_COMPLETED": {"recovery_success", "data_integrity", "corrupted_segments", "validation_passed"},
+    "RESILIENT_COORDINATION_ACTIVATED": {"strategy", "estimated_recovery", "functionality_preserved"},
+    "NETWORK_RECOVERY_COMPLETED": {"recovery_time", "connectivity_restored", "performance_impact", "redundancy_established"},
+}
+
 COMPLETION = {
     "resource-exhaustion": "EMERGENCY_RESPONSE_COMPLETED:system:validation:",
     "agent-cascade": "RECOVERY_VALIDATION_COMPLETED:coordination:success:",
@@ -38,6 +51,13 @@ def test_drill_validates(name: str, tmp_path: Path) -> None:
     assert done, "the scenario's completion event is printed"
     data = json.loads(done[0].split(":", 3)[3])
     assert data["incident_id"] == "INC-0001"
+    seen = set()
+    for ln in lines:
+        head = ln.split(":", 1)[0]
+        if head in SEED_FIELDS:
+            seen.add(head)
+            assert SEED_FIELDS[head] <= set(json.loads(ln.split(":", 3)[3])), ln[:200]
+    assert len(seen) == 2, "the scenario's strategy and completion events, with the seed's fields"
     assert "# drill " + name + ": VALIDATED" in p.stdout
     latency = [ln for ln in lines if ln.startswith("# detection latency:")][0]
     recovery = [ln for ln in lines if ln.startswith("# recovery time")][0]
