@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..events import Event
-from ..models import AgentStatus, TaskStatus, WorkflowStatus
+from ..models import AgentStatus, WorkflowStatus
 from .trend import downsample, mann_kendall
 
 if TYPE_CHECKING:
@@ -346,7 +346,3 @@ def all_detectors(engine: Engine) -> list[Detector]:
         DataIntegrityDetector(engine),
         PartitionDetector(engine),
     ]
-
-
-def running_tasks(engine: Engine) -> list[str]:
-    return sorted(k for k, t in engine.state.tasks.items() if t.status is TaskStatus.RUNNING)

@@ -25,9 +25,6 @@ class PlanState(StrEnum):
     ROLLED_BACK = "rolled_back"
 
 
-StepState = PlanState
-"""A step goes through the same states as its plan."""
-
 TERMINAL_PLAN = {PlanState.REJECTED, PlanState.COMPLETED, PlanState.FAILED, PlanState.ROLLED_BACK}
 
 Category = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]
@@ -64,6 +61,8 @@ class StepCheck(_Model):
 
 
 class PlanStep(_Model):
+    """One slash command of a plan; it goes through the same states as its plan."""
+
     index: int = Field(ge=0)
     command: str = Field(min_length=2)
     title: str = ""
@@ -91,16 +90,10 @@ class Plan(_Model):
     decided_by: str | None = None
     decided_at: float | None = None
     checkpoint: int | None = None
-    """Checkpoint taken before the first state-changing step: the rollback target."""
+    """Checkpoint taken just before the plan's first step runs: the rollback target."""
     expected: dict[str, Any] = Field(default_factory=dict)
     outcome: dict[str, Any] = Field(default_factory=dict)
     edited_by: list[str] = Field(default_factory=list)
-
-    def next_step(self) -> PlanStep | None:
-        for st in self.steps:
-            if st.state not in (PlanState.COMPLETED, PlanState.FAILED, PlanState.REJECTED, PlanState.ROLLED_BACK):
-                return st
-        return None
 
 
 class Incident(_Model):
@@ -118,12 +111,3 @@ class Incident(_Model):
     affected_workflows: list[str] = Field(default_factory=list)
     resolved_at: float | None = None
     outcome: dict[str, Any] = Field(default_factory=dict)
-
-
-class Learning(_Model):
-    """Something an incident taught us, persisted in the log and visible in state."""
-
-    key: str
-    value: Any
-    incident_id: str
-    reason: str

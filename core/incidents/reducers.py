@@ -25,7 +25,6 @@ INCIDENT_EVENTS = (
     "PLAN_STEP_FAILED",
     "PLAN_ABORTED",
     "PLAN_COMPLETED",
-    "PLAN_FAILED",
     "LEARNING_RECORDED",
 )
 
@@ -142,16 +141,6 @@ def _plan_completed(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
     p["state"] = "completed"
     p["outcome"] = {**p.get("outcome", {}), **ev.data.get("outcome", {})}
-
-
-@reducer("PLAN_FAILED")
-def _plan_failed(s: State, ev: Event) -> None:
-    p = s.plans[ev.data["plan_id"]]
-    p["state"] = "failed"
-    p["outcome"] = {**p.get("outcome", {}), "reason": ev.data.get("reason", "")}
-    for st in p["steps"]:
-        if st["state"] in ("proposed", "approved"):
-            st["state"] = "rejected"
 
 
 LESSONS_KEPT = 20
