@@ -289,3 +289,22 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         assert "rows_migrated" not in eng.state.tasks[drifted].context.partial_results
     finally:
         await eng.close()
+
+
+async def test_a_faulty_detector_is_disabled_not_fatal() -> None:
+    from core.incidents.manager import IncidentManager
+
+    eng = memory_sim(seed=0)
+    mgr = IncidentManager(eng, approve_mode="manual")
+    errors: list[Any] = []
+    events_of(eng, errors, "SYSTEM_ERROR")
+
+    def boom(now: float) -> None:
+        raise RuntimeError("detector bug")
+
+    mgr.detectors[0].check = boom  # type: ignore[method-assign]
+    n = len(mgr.detectors)
+    await eng.advance(60)
+    assert len(mgr.detectors) == n - 1
+    assert errors and errors[0].data["error"] == "RuntimeError: detector bug"
+    assert eng.clock.now() == 60.0

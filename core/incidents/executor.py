@@ -59,7 +59,14 @@ class Executor:
 
     async def advance_all(self) -> None:
         for pid in self.active():
-            await self.advance(pid)
+            try:
+                await self.advance(pid)
+            except Exception as exc:  # noqa: BLE001 - one broken plan must not stop the others
+                self.engine.emit("SYSTEM_ERROR", "incidents", "executor", {
+                    "plan_id": pid, "error": f"{type(exc).__name__}: {exc}", "action": "plan aborted",
+                }, actor=f"plan:{pid}")
+                if self.engine.state.plans[pid]["state"] not in {s.value for s in TERMINAL_PLAN}:
+                    await self._fail(pid, f"internal error: {type(exc).__name__}: {exc}")
 
     async def advance(self, plan_id: str) -> None:
         eng = self.engine

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..engine import EngineError
 from .approval import command_kind, decide
 from .decisions import approve
 from .detectors import DataIntegrityDetector, Detector, Finding, all_detectors
@@ -51,12 +52,20 @@ class IncidentManager:
         return None
 
     def _on_sample(self, now: float) -> None:
-        for d in self.detectors:
+        for d in list(self.detectors):
             if self.open_for(d.scenario) is not None:
                 continue
-            f = d.check(now)
-            if f is not None:
-                self.open_incident(f)
+            try:
+                f = d.check(now)
+                if f is not None:
+                    self.open_incident(f)
+            except EngineError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a faulty detector must not stop the engine
+                self.detectors.remove(d)
+                self.engine.emit("SYSTEM_ERROR", "incidents", "detector", {
+                    "detector": d.scenario, "error": f"{type(exc).__name__}: {exc}", "action": "detector disabled",
+                }, actor="detector")
 
     def expect_fault(self, scenario: str, at: float) -> None:
         """A drill says when it injected the fault: detection latency is measured from it."""
