@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", metavar="PATH", help="database file (default: a fresh temporary one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
     p.add_argument("--approve", choices=("auto", "manual"), default="auto",
-                   help="auto: the drill approves every plan; manual: read decisions as commands from stdin")
+                   help="auto (default): the drill approves every plan; manual: the approval policy applies (analysis, "
+                   "checkpoint and monitoring steps run, destructive ones wait) and decisions are read as commands "
+                   "from stdin, e.g. '/incident approve PLAN-0001'")
     p.add_argument("--budget", type=float, default=4 * 3600.0, metavar="SECONDS", help="simulated seconds before giving up")
     p.add_argument("--quiet", action="store_true", help="print only the incident pipeline's events and the summary")
     p.add_argument("--json", action="store_true", help="print the final report as JSON")
