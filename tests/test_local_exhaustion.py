@@ -111,7 +111,8 @@ async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_proc
         members = [p for g in before.values() if g for p in group_members(g)]
         assert len(members) >= 2 and all(p.status() != psutil.STATUS_STOPPED for p in members)
         approve(engine, plan["id"])
-        await drive(engine, lambda: engine.state.workflows["background"].status.value == "paused", timeout=10)
+        await drive(engine, lambda: engine.state.workflows["background"].status.value == "paused", timeout=10,
+                    what=lambda: f"background paused; plan {engine.state.plans[plan['id']]['state']}, events {[e.type for e in rec.events[-12:]]}")
         assert [e.data["task"] for e in rec.of("TASK_PAUSED")] == ["background/burn_a", "background/burn_b"]
 
         def halted(p: psutil.Process) -> bool:
@@ -123,7 +124,8 @@ async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_proc
         # The playbook pauses the workflow (SIGSTOP to each task's process group) and
         # releases its agents; the released tasks' processes are then ended (SIGTERM,
         # SIGKILL after the grace period) and wait, with their context, for a resume.
-        await drive(engine, lambda: all(halted(p) for p in members), timeout=5)
+        await drive(engine, lambda: all(halted(p) for p in members), timeout=5,
+                    what=lambda: f"processes halted: {[(p.pid, p.status() if p.is_running() else 'gone') for p in members]}")
         for k in before:
             t = engine.state.tasks[k]
             assert t.status.value in ("paused", "pending") and t.context.progress > 0
@@ -135,7 +137,7 @@ async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_proc
         def rss_seen() -> bool:
             return max((v for _, v in engine.telemetry.get("memory_mb", agent).points), default=0.0) > 64
 
-        await drive(engine, rss_seen, timeout=5)
+        await drive(engine, rss_seen, timeout=5, what=lambda: f"rss samples {engine.telemetry.get('memory_mb', agent).points[-5:]}")
     finally:
         if manager is not None:
             manager.stop()
