@@ -30,7 +30,7 @@ def burner(seconds: float, mb: int) -> str:
 
 TEXT = f"""
 [runtime]
-heartbeat_s = 0.5
+heartbeat_s = 1.0
 sample_s = 0.5
 stop_grace_s = 1.0
 
