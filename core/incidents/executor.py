@@ -98,7 +98,8 @@ class Executor:
         pid = p["id"]
         st = p["steps"][idx]
         who = f"plan:{pid}"
-        eng.emit("PLAN_STEP_STARTED", "incidents", "plan", {"plan_id": pid, "step": idx, "command": st["command"]}, actor=who)
+        by = p.get("decided_by") if st["approval"] == "manual" else "policy:" + st["category"]
+        eng.emit("PLAN_STEP_STARTED", "incidents", "plan", {"plan_id": pid, "step": idx, "command": st["command"], "approval": st["approval"], "approved_by": by}, actor=who)
         res = await run_command(eng, st["command"], actor=who)
         if eng.state.plans[pid]["state"] in {s.value for s in TERMINAL_PLAN}:
             return  # aborted while the command ran
