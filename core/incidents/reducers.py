@@ -7,6 +7,7 @@ functions that emit these events (``decisions``, ``executor``); reducers only fo
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ..events import Event
@@ -35,7 +36,7 @@ def _step(s: State, ev: Event) -> dict[str, Any]:
 
 @reducer("INCIDENT_OPENED")
 def _incident_opened(s: State, ev: Event) -> None:
-    inc = dict(ev.data["incident"])
+    inc = copy.deepcopy(ev.data["incident"])  # never share (and later mutate) the event's data
     s.incidents[inc["id"]] = inc
 
 
@@ -49,7 +50,7 @@ def _incident_resolved(s: State, ev: Event) -> None:
 
 @reducer("PLAN_PROPOSED")
 def _plan_proposed(s: State, ev: Event) -> None:
-    plan = dict(ev.data["plan"])
+    plan = copy.deepcopy(ev.data["plan"])
     s.plans[plan["id"]] = plan
     inc = s.incidents.get(plan["incident_id"])
     if inc is not None:
@@ -86,7 +87,7 @@ def _plan_rejected(s: State, ev: Event) -> None:
 @reducer("PLAN_EDITED")
 def _plan_edited(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
-    p["steps"] = [dict(st) for st in ev.data["steps"]]
+    p["steps"] = copy.deepcopy(ev.data["steps"])
     p["edited_by"] = [*p.get("edited_by", []), ev.actor]
 
 
@@ -112,7 +113,7 @@ def _step_completed(s: State, ev: Event) -> None:
     st = _step(s, ev)
     st["state"] = "completed"
     st["finished_at"] = ev.ts
-    st["result"] = ev.data.get("result", {})
+    st["result"] = copy.deepcopy(ev.data.get("result", {}))
 
 
 @reducer("PLAN_STEP_FAILED")
@@ -121,7 +122,7 @@ def _step_failed(s: State, ev: Event) -> None:
     st["state"] = "failed"
     st["finished_at"] = ev.ts
     st["error"] = ev.data.get("error", "")
-    st["result"] = ev.data.get("result", {})
+    st["result"] = copy.deepcopy(ev.data.get("result", {}))
 
 
 @reducer("PLAN_ABORTED")
