@@ -164,25 +164,38 @@ allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
 """)
     db = tmp_path / "run.db"
     proc = subprocess.Popen(run_cmd(f, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
     hosts: list = []
-    while time.monotonic() < deadline:
-        hosts = stored_hosts(db) if db.exists() else []
-        if len(hosts) == 2 and all(info.get("task_pgid") for *_, info in hosts):
-            break
-        time.sleep(0.1)
-    assert len(hosts) == 2
-    tasks = [info["task_pgid"] for *_, info in hosts]
-    members = [p for pg in tasks for p in psutil.process_iter() if _pgid(p.pid) == pg]
-    assert len(members) == 2  # a task that ignores SIGTERM, and a sleep
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    time.sleep(0.2)
-    assert all(not alive(pid) for _, pid, _, _ in hosts), "no agent host is left behind"
-    assert all(not alive(p.pid) for p in members), "no task process is left behind (SIGKILL after the grace period)"
-    assert stored_hosts(db) == []
-    assert out.count("AGENT_DEALLOCATED") == 2 and out.count("TASK_REASSIGNED") == 2
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            hosts = stored_hosts(db) if db.exists() else []
+            if len(hosts) == 2 and all(info.get("task_pgid") for *_, info in hosts):
+                break
+            time.sleep(0.1)
+        assert len(hosts) == 2
+        groups = {info["task_pgid"] for *_, info in hosts}
+        members = [p for p in psutil.process_iter() if _pgid(p.pid) in groups]
+        assert len(members) == 2, members  # a task that ignores SIGTERM, and a sleep
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        time.sleep(0.2)
+        assert all(not alive(pid) for _, pid, _, _ in hosts), "no agent host is left behind"
+        assert all(not alive(p.pid) for p in members), "no task process is left behind (SIGKILL after the grace period)"
+        assert stored_hosts(db) == []
+        assert out.count("AGENT_DEALLOCATED") == 2 and out.count("TASK_REASSIGNED") == 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for _, pid, ct, info in hosts:  # whatever failed above, leave nothing running
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            if info.get("task_pgid"):
+                try:
+                    os.killpg(info["task_pgid"], signal.SIGKILL)
+                except OSError:
+                    pass
 
 
 def _pgid(pid: int) -> int | None:
