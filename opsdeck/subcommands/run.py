@@ -108,11 +108,11 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
     from .demo import LinePrinter
 
     printer = LinePrinter()
-    engine, runtime = await open_local(db, wfile, specs, config, subscriber=None if quiet else printer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before any agent starts: a stop always cleans up
         loop.add_signal_handler(sig, stop.set)
+    engine, runtime = await open_local(db, wfile, specs, config, subscriber=None if quiet else printer)
     manager = None
     if incidents:
         from core.incidents.manager import IncidentManager
