@@ -255,3 +255,27 @@ async def test_opens_a_database_it_did_not_create(tmp_path):
         assert log.head >= head and log.visible_ready()
         ids = [o.id for o in app.query_one("#workflows").options]
         assert "wf:workflow_001" in ids
+
+
+async def test_palette_lists_slash_commands_and_opens_the_command_line(tmp_path):
+    from textual.command import CommandList
+    from textual.widgets import Input
+
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"/resource-manager allocate")
+        await pilot.pause(0.4)
+        prompts = [str(o.prompt).splitlines()[0] for o in app.screen.query_one(CommandList).options]
+        assert prompts[0] == "/resource-manager allocate", prompts
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: app.command_line.display)
+        assert app.command_line.query_one(Input).value == "/resource-manager allocate "
+
+
+def test_no_color_is_respected(tmp_path, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(tmp_path / "c.db")
+    assert app.no_color
