@@ -126,7 +126,7 @@ class Engine:
                 state = State.from_snapshot(snap)
                 since = row["seq"]
                 break
-        async for ev in self.store.iter_events(since):
+        async for ev in self.store.iter_events(since, batch=1000):  # small batches: replay memory stays low
             state.apply(ev)
         self.state = state
         seq, h = await self.store.head()
