@@ -47,7 +47,7 @@ class CheckpointsScreen(Screen[None]):
             t = Text(no_wrap=True, overflow="ellipsis")
             t.append(f"#{cp.id:<4}", style="bold")
             t.append(f" seq {cp.seq:<8} {fmt_clock(cp.ts)}  ", style=color(app, "foreground-muted"))
-            t.append(f"{cp.kind:<14}", style=color(app, "secondary"))
+            t.append(f"{cp.kind:<15}", style=color(app, "secondary"))
             t.append(f" {cp.workflow or 'all workflows':<24} {cp.label}")
             opts.append(Option(t, id=str(cp.id)))
         ol.set_options(opts)

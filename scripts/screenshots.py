@@ -1,0 +1,128 @@
+"""Regenerate screenshots/*.svg from the running console (seeded, deterministic).
+
+    .venv/bin/python scripts/screenshots.py [--out screenshots] [--size 140x42]
+
+main.svg: the main screen of the demo fleet; plan-approval.svg: a resource
+exhaustion drill whose plan waits for the operator; approve-confirm.svg: the
+confirmation before approving it; incident.svg: the incident's detail screen;
+rollback.svg: choosing a checkpoint and confirming the rollback; workflow.svg: a
+workflow's DAG, checkpoints and events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.config import Config  # noqa: E402
+from tui import operator  # noqa: E402
+from tui.app import OpsdeckApp  # noqa: E402
+from tui.widgets.event_log import EventLog  # noqa: E402
+
+MANUAL = {"approval": {"auto": ["analysis"], "manual": ["checkpoint", "monitoring", "destructive", "lifecycle"]}}
+
+
+async def settle(app: OpsdeckApp, pilot) -> None:  # type: ignore[no-untyped-def]
+    await app.engine.flush()
+    app.refresh_panes()
+    log = app.query_one(EventLog)
+    log.tick()
+    for _ in range(200):
+        await pilot.pause(0.02)
+        if log.visible_ready():
+            break
+    await pilot.pause(0.2)
+
+
+async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
+    made: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        app = OpsdeckApp(db=Path(tmp) / "demo.db", config=Config.model_validate(MANUAL), demo=True, seed=7, speed=0)
+        async with app.run_test(size=size) as pilot:
+            eng = await app.engine_opened()
+            await eng.advance(600)
+            await eng.checkpoint("manual", "before the drill")
+            await eng.advance(240)
+            await settle(app, pilot)
+            made.append(out / "main.svg")
+            app.save_screenshot(str(made[-1]))
+
+            res = await operator.start_drill(eng, "resource-exhaustion", False, manager=app.manager)
+            app.drill = res["result"]
+            for _ in range(2000):
+                await app.step(5.0)
+                if any(p.get("state") == "proposed" for p in eng.state.plans.values()):
+                    break
+            for _ in range(3):  # let the auto-approved analysis steps run
+                await app.step(5.0)
+            await settle(app, pilot)
+            inc = sorted(eng.state.incidents)[-1]
+            ol = app.incidents_pane
+            ol.focus()
+            ids = [o.id for o in ol.options]
+            plan_rows = [i for i in ids if i and i.startswith("plan:")]
+            if plan_rows:
+                ol.highlighted = ids.index(plan_rows[-1])
+            await pilot.pause(0.2)
+            made.append(out / "plan-approval.svg")
+            app.save_screenshot(str(made[-1]))
+
+            await pilot.press("a")
+            await pilot.pause(0.4)
+            made.append(out / "approve-confirm.svg")
+            app.save_screenshot(str(made[-1]))
+            await pilot.press("escape")
+            await pilot.pause(0.2)
+
+            ol.highlighted = ids.index(f"incident:{inc}")
+            await pilot.press("enter")
+            await pilot.pause(0.8)
+            made.append(out / "incident.svg")
+            app.save_screenshot(str(made[-1]))
+            await pilot.press("escape")
+
+            await pilot.press("b")
+            await pilot.pause(0.4)
+            cl = app.screen.query_one("OptionList")
+            cps = [o.id for o in cl.options]
+            target = next(cp.id for cp in eng.state.checkpoints.values() if cp.label == "before the drill")
+            cl.highlighted = cps.index(str(target))
+            await pilot.press("enter")
+            await pilot.pause(0.4)
+            made.append(out / "rollback.svg")
+            app.save_screenshot(str(made[-1]))
+            await pilot.press("escape", "escape")
+            await pilot.pause(0.2)
+
+            wl = app.workflows_pane
+            wl.focus()
+            wl.highlighted = [o.id for o in wl.options].index("wf:workflow_001")
+            await pilot.press("enter")
+            await pilot.pause(0.8)
+            made.append(out / "workflow.svg")
+            app.save_screenshot(str(made[-1]))
+            await app.shutdown()
+    return made
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Regenerate the console screenshots (SVG).")
+    ap.add_argument("--out", default=str(ROOT / "screenshots"))
+    ap.add_argument("--size", default="140x42", help="terminal size WxH (default 140x42)")
+    args = ap.parse_args()
+    w, h = (int(x) for x in args.size.lower().split("x"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for p in asyncio.run(shoot(out, (w, h))):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
