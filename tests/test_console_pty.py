@@ -45,7 +45,7 @@ def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
     )
     os.close(slave)
     try:
-        out = _read_until(master, [b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001"], 60)
+        out = _read_until(master, [b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001", b"agent_001"], 60)
         plain = ANSI.sub(b"", out)
         for pane in (b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001", b"agent_001"):
             assert pane in plain, f"{pane!r} not on screen"
