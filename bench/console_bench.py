@@ -56,7 +56,7 @@ def build_empty(path: Path) -> None:
 def build_big(path: Path, total: int, seed: int = 0) -> dict[str, float]:
     """A real demo prefix, then hash-chained filler up to ``total`` events."""
     from core.config import Config
-    from core.events import canonical_encoding, chain_hash, dumps_compact
+    from core.events import canonical_encoding, canonical_json, chain_hash
     from core.projection import REDUCERS
     from core.session import open_sim
 
@@ -92,7 +92,7 @@ def build_big(path: Path, total: int, seed: int = 0) -> dict[str, float]:
         if seq % 97 == 0:
             data["severity"] = "high"
         h = chain_hash(prev, canonical_encoding(seq, ts, type_, comp, scope, "monitor", data))
-        batch.append((seq, ts, type_, comp, scope, "monitor", dumps_compact(data), prev, h))
+        batch.append((seq, ts, type_, comp, scope, "monitor", canonical_json(data), prev, h))
         prev = h
         if len(batch) >= 50_000:
             con.executemany(sql, batch)
