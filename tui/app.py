@@ -23,7 +23,6 @@ from textual.widgets import Footer, Input, OptionList
 from core.config import Config
 from core.engine import Engine
 from core.events import Event
-from core.models import WorkflowStatus
 from themes import DEFAULT_THEME, THEMES
 
 from . import operator

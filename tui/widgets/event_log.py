@@ -16,7 +16,6 @@ import json
 import time
 from array import array
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
 from rich.segment import Segment
 from rich.style import Style
@@ -31,9 +30,6 @@ from core.events import Event
 from ..log_source import LogFilter, LogSource
 from ..meter import fmt_clock
 from ..style import color, severity_style
-
-if TYPE_CHECKING:
-    pass
 
 EVENT_CACHE = 3_000
 LINE_CACHE = 1_500
