@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -751,6 +750,3 @@ class Engine:
             "utilisation": self.utilisation(),
         }
 
-
-def finite(x: float) -> float:
-    return x if math.isfinite(x) else 0.0

@@ -152,7 +152,7 @@ class LogSource:
         if flt.severity:
             # Severity lives in the type table or the event's own "severity" field.
             types = [t for t, s in SEVERITY_BY_TYPE.items() if s == flt.severity]
-            cond = f"json_extract(data, '$.severity') = ?"
+            cond = "json_extract(data, '$.severity') = ?"
             args_sev: list[object] = [flt.severity]
             if types:
                 cond = f"({cond} OR (type IN ({','.join('?' * len(types))}) AND json_extract(data, '$.severity') IS NULL))"
