@@ -9,6 +9,7 @@ chain in their own table, with retention.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -116,7 +117,17 @@ class Store:
             raise StoreError(f"{p}: cannot open: {exc}") from None
         store = cls(db, p, readonly)
         try:
-            await store._prepare()
+            for attempt in range(40):
+                try:
+                    await store._prepare()
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Another opsdeck process is creating or migrating the file.
+                    if "locked" not in str(exc) or attempt == 39:
+                        raise
+                    if db.in_transaction:
+                        await db.execute("ROLLBACK")
+                    await asyncio.sleep(0.05 + 0.01 * attempt)
         except StoreError:
             await db.close()
             raise
@@ -127,24 +138,25 @@ class Store:
 
     async def _prepare(self) -> None:
         db = self._db
+        # Wait for other opsdeck processes' locks (first of all while switching to WAL).
+        await db.execute("PRAGMA busy_timeout=5000")
         if not self.readonly and self.path != ":memory:":
             await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        app_id = (await (await db.execute("PRAGMA application_id")).fetchone())[0]
-        tables = {r[0] for r in await (await db.execute("SELECT name FROM sqlite_master WHERE type='table'")).fetchall()}
-        if app_id == 0 and not tables:
-            if self.readonly:
-                raise StoreError(f"{self.path}: empty database, nothing to read")
-            await db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            version = 0
-        elif app_id != APPLICATION_ID:
+        # One read transaction: the header and the schema seen at the same instant,
+        # even while another opsdeck process is creating the file.
+        await db.execute("BEGIN")
+        try:
+            app_id = (await (await db.execute("PRAGMA application_id")).fetchone())[0]
+            tables = {r[0] for r in await (await db.execute("SELECT name FROM sqlite_master WHERE type='table'")).fetchall()}
+        finally:
+            await db.execute("COMMIT")
+        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
             raise StoreError(f"{self.path}: not an opsdeck database (it holds other data)")
-        else:
-            row = await (await db.execute("SELECT value FROM meta WHERE key='schema_version'")).fetchone()
-            if row is None:
-                raise StoreError(f"{self.path}: the database is damaged: no schema version")
-            version = int(row[0])
+        # Ours, or empty (perhaps being created right now by another opsdeck process).
+        version = await self._schema_version()
+        if version == 0 and self.readonly:
+            raise StoreError(f"{self.path}: empty database, nothing to read")
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: written by a newer opsdeck (schema {version}, this one reads up to {SCHEMA_VERSION}); upgrade opsdeck"
@@ -157,10 +169,25 @@ class Store:
         if ok != "ok":
             raise StoreError(f"{self.path}: the database is damaged: {ok}")
 
+    async def _schema_version(self) -> int:
+        db = self._db
+        has_meta = await (await db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")).fetchone()
+        if not has_meta:
+            return 0
+        row = await (await db.execute("SELECT value FROM meta WHERE key='schema_version'")).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: the database is damaged: no schema version")
+        return int(row[0])
+
     async def _migrate(self, current: int) -> None:
         db = self._db
         await db.execute("BEGIN IMMEDIATE")
         try:
+            # Another process may have created or migrated the file while we waited
+            # for the write lock: read the version again under the lock.
+            current = await self._schema_version()
+            if current == 0:
+                await db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             for v in range(current + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS[v]:
                     await db.execute(stmt)

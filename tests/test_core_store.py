@@ -114,3 +114,29 @@ async def test_metrics_live_outside_the_chain_with_retention(db_path: Path) -> N
     assert removed > 0
     assert all(t >= 60.0 for t, _ in await store.metrics("cpu_pct", "system"))
     await store.close()
+
+
+def test_many_processes_create_the_same_database_at_once(db_path: Path) -> None:
+    """opsdeck processes racing to create one file: one migrates, the rest wait and use it."""
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import REPO
+
+    start = time.time() + 1.5
+    code = (
+        "import asyncio, sys, time\n"
+        "from core.store import Store\n"
+        f"time.sleep(max(0.0, {start!r} - time.time()))\n"
+        "async def m():\n"
+        "    s = await Store.open(sys.argv[1])\n"
+        "    await s.close()\n"
+        "asyncio.run(m())\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db_path)], cwd=REPO, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [e for e in errors if e][:1]
+    con = sqlite3.connect(db_path)
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert con.execute("PRAGMA application_id").fetchone()[0] != 0
