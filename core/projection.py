@@ -38,8 +38,14 @@ REDUCERS: dict[str, Reducer] = {}
 
 
 def reducer(*types: str) -> Callable[[Reducer], Reducer]:
+    """Register how an event type folds. One owner per type: a second registration
+    would make replay depend on import order, so it is refused."""
+
     def deco(fn: Reducer) -> Reducer:
         for t in types:
+            owner = REDUCERS.get(t)
+            if owner is not None and (owner.__module__, owner.__qualname__) != (fn.__module__, fn.__qualname__):
+                raise RuntimeError(f"event type {t} is already folded by {owner.__module__}.{owner.__qualname__}")
             REDUCERS[t] = fn
         return fn
 

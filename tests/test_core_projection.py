@@ -145,3 +145,15 @@ async def test_same_seed_same_log_byte_for_byte(tmp_path: Path) -> None:
     await other.close()
     con = sqlite3.connect(tmp_path / "c.db")
     assert con.execute("SELECT * FROM events ORDER BY seq").fetchall() != dumps[0][: len(dumps[0])]
+
+
+def test_an_event_type_has_one_reducer() -> None:
+    """A second reducer for a type would make replay depend on import order."""
+    import pytest
+
+    from core.projection import REDUCERS, reducer
+
+    assert "LEARNING_RECORDED" in REDUCERS and "INCIDENT_OPENED" in REDUCERS
+    with pytest.raises(RuntimeError, match="already folded"):
+        reducer("TASK_COMPLETED")(lambda s, ev: None)
+    assert REDUCERS["TASK_COMPLETED"].__module__ == "core.projection"

@@ -13,22 +13,6 @@ from typing import Any
 from ..events import Event
 from ..projection import State, reducer
 
-INCIDENT_EVENTS = (
-    "INCIDENT_OPENED",
-    "INCIDENT_RESOLVED",
-    "PLAN_PROPOSED",
-    "PLAN_APPROVED",
-    "PLAN_REJECTED",
-    "PLAN_EDITED",
-    "PLAN_EXECUTION_STARTED",
-    "PLAN_STEP_STARTED",
-    "PLAN_STEP_COMPLETED",
-    "PLAN_STEP_FAILED",
-    "PLAN_ABORTED",
-    "PLAN_COMPLETED",
-    "LEARNING_RECORDED",
-)
-
 
 def _step(s: State, ev: Event) -> dict[str, Any]:
     return s.plans[ev.data["plan_id"]]["steps"][int(ev.data["step"])]
@@ -144,18 +128,4 @@ def _plan_completed(s: State, ev: Event) -> None:
     p["outcome"] = {**p.get("outcome", {}), **ev.data.get("outcome", {})}
 
 
-LESSONS_KEPT = 20
-
-
-@reducer("LEARNING_RECORDED")
-def _learning(s: State, ev: Event) -> None:
-    """Shared with the command language (``/workflow-recovery post-failure-learning``
-    emits the same event): identical folding, so replay does not depend on which
-    module registered last. Lessons are kept in order; ``policy`` entries (such as
-    ``pool.implementation.min_size``) are merged into ``learning["policy"]``."""
-    lessons: list[dict[str, Any]] = s.learning.setdefault("lessons", [])
-    lessons.append({"at": ev.ts, **ev.data})
-    del lessons[:-LESSONS_KEPT]
-    policy = ev.data.get("policy")
-    if isinstance(policy, dict):
-        s.learning.setdefault("policy", {}).update(policy)
+# LEARNING_RECORDED is folded by core/commands/records.py, its one owner.
