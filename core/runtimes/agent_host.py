@@ -44,6 +44,7 @@ from typing import Any
 import psutil
 
 from .limits import TaskCgroup, preexec
+from .wire import encode, messages
 
 PROGRESS_PREFIX = "OPSDECK_PROGRESS"
 PARTIAL_PREFIX = "OPSDECK_PARTIAL"
@@ -126,7 +127,7 @@ class Host:
         if w is None or w.is_closing():
             return
         try:
-            w.write((json.dumps(msg, separators=(",", ":")) + "\n").encode())
+            w.write(encode(msg))
         except (ConnectionError, RuntimeError):
             self.writer = None
 
@@ -147,14 +148,7 @@ class Host:
         self.send({"t": "hello", "agent": self.agent, "pid": os.getpid(), "create_time": self.me.create_time(),
                    "current": self.current(), "done": list(self.results.values())[-32:]})
         try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                try:
-                    msg = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
+            async for msg in messages(reader):
                 await self.command(msg)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -41,6 +40,7 @@ from ..projection import task_key
 from . import RuntimeSink
 from .limits import NICE_BY_BAND, Mechanisms, detect
 from .sampler import Sampler, same_process
+from .wire import encode, messages
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -377,7 +377,7 @@ class LocalRuntime:
                 if h.writer is None or not h.outbox or h.writer.is_closing():
                     continue
                 batch, h.outbox = h.outbox, []
-                data = "".join(json.dumps(m, separators=(",", ":")) + "\n" for m in batch).encode()
+                data = b"".join(encode(m) for m in batch)
                 try:
                     h.writer.write(data)
                 except (ConnectionError, RuntimeError):
@@ -418,14 +418,7 @@ class LocalRuntime:
             h.writer = writer
             self._poke()  # send what waited for the connection
             try:
-                while True:
-                    line = await reader.readline()
-                    if not line:
-                        break
-                    try:
-                        msg = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
+                async for msg in messages(reader):
                     self._on_report(h, msg)
             except (ConnectionError, asyncio.IncompleteReadError, ValueError):
                 pass
