@@ -298,6 +298,12 @@ class OpsdeckApp(App[int]):
             self.notify("the engine is still opening", severity="warning")
         return self.engine
 
+    def engine_for(self, action: str) -> Engine | None:
+        """The engine, if ``action`` may run now: not refused as read-only, engine open."""
+        if self.refused(action):
+            return None
+        return self.need_engine()
+
     async def confirm(self, title: str, detail: str, label: str = "Confirm") -> bool:
         return bool(await self.push_screen_wait(ConfirmScreen(title, detail, label)))
 
@@ -477,9 +483,7 @@ class OpsdeckApp(App[int]):
         self._workflow_action("cancel_workflow", "cancel_workflow", "Cancel", confirm=True)
 
     def action_checkpoint(self) -> None:
-        if self.refused("checkpoint"):
-            return
-        eng = self.need_engine()
+        eng = self.engine_for("checkpoint")
         if eng is None:
             return
 
@@ -490,9 +494,7 @@ class OpsdeckApp(App[int]):
         self.spawn(run())
 
     def request_rollback(self, cp_id: int) -> None:
-        if self.refused("checkpoints"):
-            return
-        eng = self.need_engine()
+        eng = self.engine_for("checkpoints")
         if eng is None:
             return
         if self.readonly:
@@ -522,9 +524,7 @@ class OpsdeckApp(App[int]):
         return "\n".join(lines[:14])
 
     def _plan_action(self, action: str, verb: str) -> None:
-        if self.refused(action):
-            return
-        eng = self.need_engine()
+        eng = self.engine_for(action)
         if eng is None:
             return
         pid = self.selected_plan()
@@ -553,9 +553,7 @@ class OpsdeckApp(App[int]):
         self._plan_action("abort_plan", "Abort")
 
     def action_edit_plan(self) -> None:
-        if self.refused("edit_plan"):
-            return
-        eng = self.need_engine()
+        eng = self.engine_for("edit_plan")
         if eng is None:
             return
         pid = self.selected_plan()
@@ -583,9 +581,7 @@ class OpsdeckApp(App[int]):
         self.spawn(run())
 
     def _resumption_action(self, action: str, verb: str) -> None:
-        if self.refused(action):
-            return
-        eng = self.need_engine()
+        eng = self.engine_for(action)
         if eng is None:
             return
         rid = self.selected_resumption()
