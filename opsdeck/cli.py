@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from core.config import ConfigError
 from core.engine import EngineError
+from core.private import PrivateError
 from core.store import StoreError
 
 from . import __version__
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["console", *(argv if argv is not None else sys.argv[1:])])
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, PrivateError) as exc:
         print(f"opsdeck: {exc}", file=sys.stderr)
         return 2
     except EngineError as exc:

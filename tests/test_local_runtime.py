@@ -349,29 +349,6 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         await engine.close()
 
 
-async def test_a_long_database_path_uses_abstract_sockets(tmp_path: Path) -> None:
-    deep = tmp_path / ("d" * 90)
-    deep.mkdir()
-    text = header() + """
-[[workflows]]
-id = "w"
-allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = ["true"]
-    specialization = "shell"
-"""
-    engine, runtime, rec = await open_text(deep / "r.db", text, tmp_path)
-    try:
-        assert all(h.address.startswith("@opsdeck-") for h in runtime.hosts.values())
-        await drive(engine, lambda: wf_status(engine, "w") == "completed")
-    finally:
-        await runtime.shutdown()
-        await engine.close()
-
-
 def test_progress_line_format() -> None:
     from core.runtimes.agent_host import parse_progress
 

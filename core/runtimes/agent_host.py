@@ -35,14 +35,18 @@ import os
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from collections import OrderedDict, deque
+from pathlib import Path
 from typing import Any
 
 import psutil
 
+from ..private import PrivateError, private_dir
+from .handshake import ChannelError, host_accept, read_secret
 from .limits import TaskCgroup, preexec
 from .wire import encode, messages
 
@@ -113,6 +117,7 @@ class Host:
         self.mech_memory = args.memory_mechanism
         self.mech_cpu = args.cpu_mechanism
         self.cgroup_parent = args.cgroup
+        self.secret = read_secret(args.secret_file)
         self.run: Run | None = None
         self.results: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self.writer: asyncio.StreamWriter | None = None
@@ -140,7 +145,16 @@ class Host:
 
     # -- connections ----------------------------------------------------------
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One console at a time: a new connection replaces the old one."""
+        """One authenticated console at a time: a new one replaces the old one.
+
+        A peer of another uid, or one that does not know the run's secret, is
+        dropped before it can send a command or displace the console."""
+        try:
+            await host_accept(reader, writer, self.secret)
+        except (ChannelError, TimeoutError, ConnectionError, OSError) as exc:
+            print(f"agent host {self.agent}: refused a connection: {exc}", file=sys.stderr, flush=True)
+            writer.close()
+            return
         old, self.writer = self.writer, writer
         self.ever_connected = True
         if old is not None:
@@ -393,7 +407,11 @@ class Host:
                 self.done.set()  # nobody came (back) for us: do not linger forever
 
     async def main(self) -> int:
-        server = await start_server(self.client, self.address)
+        try:
+            server = await start_server(self.client, self.address)
+        except (OSError, PrivateError) as exc:
+            print(f"agent host {self.agent}: cannot listen: {exc}", file=sys.stderr, flush=True)
+            return 2
         hb = asyncio.get_running_loop().create_task(self.heartbeat())
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.done.set)
@@ -406,32 +424,37 @@ class Host:
             with contextlib.suppress(Exception):
                 await self.writer.drain()
             self.writer.close()
-        if not self.address.startswith("@"):
-            with contextlib.suppress(OSError):
-                os.unlink(self.address)
+        with contextlib.suppress(OSError):
+            os.unlink(self.address)
         return 0
 
 
-def unix_address(address: str) -> str:
-    """``@name`` is an abstract-namespace socket (no file, no path length limit)."""
-    return "\0" + address[1:] if address.startswith("@") else address
-
-
 async def start_server(handler: Any, address: str) -> asyncio.AbstractServer:
-    if not address.startswith("@"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(address)
+    """Listen on a path socket (never abstract) in a 0700 directory of ours, mode 0600.
+
+    A stale socket of ours at the path is replaced; anything else there is refused."""
+    path = Path(address)
+    private_dir(path.parent)
+    with contextlib.suppress(FileNotFoundError):
+        st = os.lstat(path)
+        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
+            raise OSError(f"{address}: exists and is not a socket of ours; refusing to replace it")
+        os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(unix_address(address))
-    if not address.startswith("@"):
-        os.chmod(address, 0o600)
+    old = os.umask(0o177)  # the socket file is created 0600, with no window of a wider mode
+    try:
+        sock.bind(address)
+    finally:
+        os.umask(old)
+    os.chmod(address, 0o600)
     return await asyncio.start_unix_server(handler, sock=sock, limit=1 << 20)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="agent_host", description="opsdeck agent host (started by the local runtime)")
     p.add_argument("--agent", required=True)
-    p.add_argument("--socket", required=True, help="unix socket path, or @name for an abstract socket")
+    p.add_argument("--socket", required=True, help="unix socket path (in a 0700 directory of ours)")
+    p.add_argument("--secret-file", required=True, help="0600 file holding the run's secret (checked on every connection)")
     p.add_argument("--heartbeat", type=float, default=1.0)
     p.add_argument("--grace", type=float, default=5.0)
     p.add_argument("--orphan", type=float, default=3600.0, help="exit when idle with no console for this long")

@@ -1,7 +1,10 @@
 """The local runtime: agents are real OS processes on this machine.
 
 Each agent is an :mod:`agent host <core.runtimes.agent_host>` process in its own
-session, reached over a unix socket next to the database. The engine drives this
+session, reached over a unix socket in the run's private directory next to the
+database (0700; a short private directory when that path would be too long). Every
+connection is authenticated both ways (:mod:`.handshake`: the peer's uid, and the
+run's secret) before the console sends anything. The engine drives this
 runtime exactly as it drives the simulated one; the facts come from the hosts'
 reports (started, heartbeat with progress, exit status) and from psutil.
 
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import signal
 import subprocess
@@ -37,7 +39,9 @@ from ..clock import WallClock
 from ..config import Config
 from ..models import LIVE_AGENT, Agent, AgentStatus, Band, Task, TaskSpec, TaskStatus, WorkflowSpec
 from ..projection import task_key
+from ..private import open_private, private_dir, socket_path
 from . import RuntimeSink
+from .handshake import SECRET_FILE, ChannelError, console_connect, load_or_create_secret
 from .limits import NICE_BY_BAND, Mechanisms, detect
 from .sampler import Sampler, same_process
 from .wire import encode, messages
@@ -47,7 +51,6 @@ if TYPE_CHECKING:
     from ..workflow_file import WorkflowFile
 
 CONNECT_TIMEOUT_S = 15.0
-SOCKET_PATH_MAX = 100
 
 
 @dataclass
@@ -86,8 +89,10 @@ class LocalRuntime:
         orphan_s: float = 3600.0,
         mechanisms: Mechanisms | None = None,
     ) -> None:
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = private_dir(run_dir)
+        self.secret = load_or_create_secret(self.run_dir)
+        self.security_failures: list[str] = []
+        """Peers refused on an agent's socket (another uid, another process, no secret)."""
         self.heartbeat_s = heartbeat_s
         self.sample_s = sample_s
         self.stop_grace_s = stop_grace_s
@@ -175,17 +180,16 @@ class LocalRuntime:
 
     # -- agents -----------------------------------------------------------------------
     def _address(self, agent_id: str) -> str:
-        path = self.run_dir / f"{agent_id}.sock"
-        if len(str(path)) <= SOCKET_PATH_MAX:
-            return str(path)
-        digest = hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
-        return f"@opsdeck-{digest}-{agent_id}"
+        """A path socket in a 0700 directory of ours (never an abstract socket)."""
+        return str(socket_path(self.run_dir, f"{agent_id}.sock"))
 
     def spawn_agent(self, agent: Agent) -> None:
         adopt = self._adoptable.pop(agent.id, None)
         if adopt is not None:
             pid, ct, info = adopt
-            h = _Host(agent.id, info.get("address") or self._address(agent.id), pid=pid, create_time=ct,
+            stored = info.get("address")
+            address = stored if isinstance(stored, str) and not stored.startswith("@") else self._address(agent.id)
+            h = _Host(agent.id, address, pid=pid, create_time=ct,
                       task_pgid=info.get("task_pgid"), task_create_time=info.get("task_create_time"))
             self.adopted.append(agent.id)
         else:
@@ -200,16 +204,17 @@ class LocalRuntime:
     def _start_host(self, h: _Host) -> None:
         m = self.mechanisms
         argv = [sys.executable, "-m", "core.runtimes.agent_host", "--agent", h.agent, "--socket", h.address,
+                "--secret-file", str(self.run_dir / SECRET_FILE),
                 "--heartbeat", str(self.heartbeat_s), "--grace", str(self.stop_grace_s), "--orphan", str(self.orphan_s),
                 "--memory-mechanism", m.memory, "--cpu-mechanism", m.cpu]
         if m.cgroup_dir:
             argv += ["--cgroup", m.cgroup_dir]
-        log = open(self.run_dir / f"{h.agent}.log", "ab")
+        log = open_private(self.run_dir / f"{h.agent}.log")
         try:
             h.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                                        cwd=os.getcwd(), env=_host_env())
         finally:
-            log.close()
+            os.close(log)
         h.pid = h.popen.pid
         h.spawned_at = time.monotonic()
         try:
@@ -404,7 +409,15 @@ class LocalRuntime:
         started = time.monotonic()
         while not h.dead:
             try:
-                reader, writer = await asyncio.open_unix_connection(_unix(h.address), limit=1 << 20)
+                reader, writer = await console_connect(h.address, self.secret, expect_pid=h.pid)
+            except ChannelError as exc:
+                # Someone else holds the name, or a process that cannot prove it is our
+                # host: send it nothing, fail the agent loudly, and do not retry there.
+                self.security_failures.append(str(exc))
+                print(f"opsdeck: agent {h.agent}: {exc}", file=sys.stderr, flush=True)
+                self._kill_host(h)
+                self._died(h, f"agent socket refused: {exc}")
+                return
             except OSError:
                 if not self._alive(h):
                     self._died(h, "agent process exited")
@@ -579,10 +592,6 @@ def _kill_verified(pid: int, create_time: float, sig: int) -> None:
             os.kill(pid, sig)
 
 
-def _unix(address: str) -> str:
-    return "\0" + address[1:] if address.startswith("@") else address
-
-
 def _host_env() -> dict[str, str]:
     """The host imports ``core`` from wherever this console imported it."""
     env = dict(os.environ)
@@ -592,7 +601,7 @@ def _host_env() -> dict[str, str]:
 
 
 def run_dir_for(db: str | Path) -> Path:
-    """Sockets and host logs live next to the database: ``<db>.agents/``."""
+    """Sockets, host logs and the run's secret live next to the database: ``<db>.agents/`` (0700)."""
     p = Path(db).resolve()
     return p.parent / f"{p.name}.agents"
 
@@ -619,8 +628,12 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
     engine = await Engine.open(db, config=config, clock=WallClock())
     if subscriber is not None:
         engine.subscribe(subscriber)
-    runtime = LocalRuntime(run_dir_for(db), heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
-                           stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
+    try:
+        runtime = LocalRuntime(run_dir_for(db), heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
+                               stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
+    except BaseException:
+        await engine.close()
+        raise
     try:
         await runtime.prepare(engine)
         engine.attach_runtime(runtime)
