@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -191,7 +192,9 @@ class Engine:
         async with self.store_lock:
             if self._buffer:
                 rows, self._buffer = self._buffer, []
+                t0 = time.perf_counter()
                 await self.store.append(rows)
+                self.telemetry.committed(rows, time.perf_counter() - t0)
             rows_m = self.telemetry.take_rows()
             if rows_m:
                 await self.store.add_metrics(rows_m)

@@ -230,6 +230,24 @@ class Store:
         row = await (await self._db.execute("SELECT max(seq) FROM events")).fetchone()
         return row[0] or 0
 
+    async def count_types(self, types: Iterable[str], upto: int) -> dict[str, int]:
+        """How many events of each of ``types`` the log holds up to ``upto`` (by index)."""
+        tlist = list(types)
+        if not tlist:
+            return {}
+        sql = f"SELECT type, count(*) FROM events WHERE type IN ({','.join('?' * len(tlist))}) AND seq <= ? GROUP BY type"
+        rows = await (await self._db.execute(sql, [*tlist, upto])).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def type_field(self, types: Iterable[str], key: str, upto: int) -> list[tuple[str, Any]]:
+        """(type, data[key]) of every event of ``types`` up to ``upto``."""
+        tlist = list(types)
+        sql = (
+            f"SELECT type, json_extract(data, ?) FROM events WHERE type IN ({','.join('?' * len(tlist))}) AND seq <= ? ORDER BY seq"
+        )
+        rows = await (await self._db.execute(sql, [f"$.{key}", *tlist, upto])).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     async def read_events(
         self, since: int = 0, limit: int | None = None, types: Iterable[str] | None = None, until: int | None = None
     ) -> list[Event]:

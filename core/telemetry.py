@@ -6,8 +6,15 @@ for detectors and panes, and go to the store's metrics table in batches.
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .events import Event
+    from .projection import State
 
 HISTORY = 720
 
@@ -40,6 +47,11 @@ class Telemetry:
         self.liveness: dict[str, float] = {}
         self.agent_usage: dict[str, tuple[float, float]] = {}
         self.pending_rows: list[tuple[float, str, str, float]] = []
+        self.commit_seconds = Histogram(COMMIT_BOUNDS)
+        """Wall seconds of each group commit of events (one store transaction)."""
+        self.counts: EventCounts | None = None
+        """Committed events by type since the log began, once something asks for them."""
+        self.tasks = TaskTimings()
 
     def record(self, t: float, name: str, subject: str, value: float, persist: bool = True) -> None:
         key = (name, subject)
@@ -56,3 +68,162 @@ class Telemetry:
     def take_rows(self) -> list[tuple[float, str, str, float]]:
         rows, self.pending_rows = self.pending_rows, []
         return rows
+
+    def committed(self, rows: Sequence[tuple[Any, ...]], seconds: float) -> None:
+        """The engine committed ``rows`` (store event rows) in ``seconds``."""
+        self.commit_seconds.observe(seconds)
+        if self.counts is not None:
+            self.counts.add(rows)
+
+
+# Upper bounds (seconds) of histogram buckets; +Inf is implied.
+COMMIT_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+TASK_BOUNDS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+
+
+class Histogram:
+    """Bucket counts, sum and count of observed values (cumulative, like Prometheus)."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, v: float) -> None:
+        i = 0
+        for b in self.bounds:
+            if v <= b:
+                break
+            i += 1
+        self.counts[i] += 1
+        self.sum += v
+        self.count += 1
+
+    @classmethod
+    def of(cls, bounds: Sequence[float], values: Iterable[float]) -> Histogram:
+        h = cls(bounds)
+        for v in values:
+            h.observe(v)
+        return h
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """[(le, count of values <= le), ..., ("+Inf", count)]."""
+        out: list[tuple[str, float]] = []
+        acc = 0
+        for b, n in zip(self.bounds, self.counts, strict=False):
+            acc += n
+            out.append((repr(float(b)), acc))
+        out.append(("+Inf", self.count))
+        return out
+
+
+COUNTED_TYPES = (
+    "WORKFLOW_COMPLETED",
+    "WORKFLOW_FAILED",
+    "WORKFLOW_CANCELLED",
+    "TASK_COMPLETED",
+    "TASK_FAILED",
+    "TASK_TIMEOUT",
+    "TASK_REASSIGNED",
+    "INCIDENT_OPENED",
+    "COMMAND_EXECUTED",
+)
+"""Event types whose counts since the beginning of the log are kept."""
+
+
+def failure_reason(event_type: str, error: str) -> str:
+    """A task failure's reason as one of a few words (a bounded metric label)."""
+    e = error.lower()
+    if event_type == "TASK_TIMEOUT" or e.startswith("timeout"):
+        return "timeout"
+    if "memory limit" in e:
+        return "memory_limit"
+    if e.startswith("exit status"):
+        return "exit_status"
+    if e.startswith("killed by signal"):
+        return "signal"
+    if e.startswith("could not start") or "has no command" in e:
+        return "start_failed"
+    if "agent died" in e or "agent not running" in e:
+        return "agent_lost"
+    return "error"
+
+
+class EventCounts:
+    """Counts of committed events by type (and task failures by reason).
+
+    Seeded from the store (everything up to ``upto``) and then fed by the engine's
+    group commits, so the counts equal what the log holds.
+    """
+
+    def __init__(self, by_type: dict[str, int], failures: dict[str, int], upto: int) -> None:
+        self.by_type = {t: by_type.get(t, 0) for t in COUNTED_TYPES}
+        self.failures = dict(failures)
+        self.upto = upto
+
+    def add(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        by_type = self.by_type
+        for row in rows:
+            seq, type_ = row[0], row[2]
+            if seq <= self.upto or type_ not in by_type:
+                continue
+            by_type[type_] += 1
+            if type_ in ("TASK_FAILED", "TASK_TIMEOUT"):
+                data = json.loads(row[6])
+                reason = failure_reason(type_, str(data.get("error", "")))
+                self.failures[reason] = self.failures.get(reason, 0) + 1
+        if rows:
+            self.upto = max(self.upto, rows[-1][0])
+
+
+class TaskTimings:
+    """How long tasks wait for an agent and how long they run, from the engine's events.
+
+    Fed by an engine subscriber (the projection does not keep when a task became
+    ready); times are on the engine's clock (simulated seconds on the sim runtime).
+    """
+
+    def __init__(self) -> None:
+        self.schedule_to_start = Histogram(TASK_BOUNDS)
+        self.execution = Histogram(TASK_BOUNDS)
+        self.ready_since: dict[str, float] = {}
+
+    def start(self, state: State, now: float) -> None:
+        """Begin with the tasks that are ready now (their wait counts from ``now``)."""
+        self._mark_ready(state, state.ready.keys(), now)
+
+    def _mark_ready(self, state: State, workflows: Iterable[str], now: float) -> None:
+        from .models import WorkflowStatus
+
+        for wf_id in workflows:
+            wf = state.workflows.get(wf_id)
+            if wf is None or wf.status is not WorkflowStatus.RUNNING:
+                continue
+            for key in state.ready.get(wf_id, ()):
+                self.ready_since.setdefault(key, now)
+
+    def observe(self, state: State, ev: Event) -> None:
+        t = ev.type
+        d = ev.data
+        if t == "TASK_ASSIGNED":
+            since = self.ready_since.pop(d["task"], None)
+            if since is not None:
+                self.schedule_to_start.observe(max(ev.ts - since, 0.0))
+        elif t in ("TASK_COMPLETED", "TASK_FAILED", "TASK_TIMEOUT"):
+            task = state.tasks.get(d.get("task", ""))
+            if task is not None and task.started_at is not None:
+                self.execution.observe(max(ev.ts - task.started_at, 0.0))
+            if task is not None:
+                self._mark_ready(state, (task.workflow,), ev.ts)
+        elif t in ("WORKFLOW_STARTED", "WORKFLOW_RESUMED", "TASK_REASSIGNED"):
+            wf = d.get("workflow_id") or (state.tasks[d["task"]].workflow if d.get("task") in state.tasks else None)
+            if wf is not None:
+                self._mark_ready(state, (wf,), ev.ts)
+        elif t in ("WORKFLOW_COMPLETED", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED", "WORKFLOW_PAUSED"):
+            prefix = f"{d['workflow_id']}/"
+            for key in [k for k in self.ready_since if k.startswith(prefix)]:
+                del self.ready_since[key]
+        elif t == "STATE_RESTORED":
+            self.ready_since = {k: v for k, v in self.ready_since.items() if k in state.tasks}
+            self._mark_ready(state, state.ready.keys(), ev.ts)
