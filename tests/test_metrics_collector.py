@@ -1,0 +1,102 @@
+"""The metrics collector in process: every figure is checked against the event log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.engine import Engine
+from core.metrics import exposition, registry_for, start_counting
+from core.models import TaskStatus
+from core.session import open_sim
+
+
+def scrape(engine: Engine) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """name -> {sorted labels: value} for every sample of one scrape."""
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for fam in text_string_to_metric_families(exposition(registry_for(engine)).decode()):
+        for s in fam.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+async def count(engine: Engine, type_: str) -> int:
+    assert engine.store is not None
+    return (await engine.store.count_types([type_], 10**12)).get(type_, 0)
+
+
+async def test_counts_equal_the_log_before_and_after_the_collector_starts(db_path: Path) -> None:
+    eng = await open_sim(db_path, demo=True, recurring=True)
+    await eng.advance(2 * 3600)  # history the collector did not see
+    await start_counting(eng)
+    first = scrape(eng)
+    assert first["opsdeck_workflow_completed_total"][()] == await count(eng, "WORKFLOW_COMPLETED") > 0
+    await eng.advance(2 * 3600)
+    await eng.flush()
+    m = scrape(eng)
+    head, _ = await eng.store.head()  # type: ignore[union-attr]
+    assert m["opsdeck_events_total"][()] == head == eng.state.seq
+    assert m["opsdeck_workflow_completed_total"][()] == await count(eng, "WORKFLOW_COMPLETED")
+    assert m["opsdeck_task_completed_total"][()] == await count(eng, "TASK_COMPLETED")
+    assert m["opsdeck_task_completed_total"][()] > first["opsdeck_task_completed_total"][()]
+    # Workflows by status are the projection's.
+    running = sum(1 for w in eng.state.workflows.values() if w.status.value == "running")
+    assert m["opsdeck_workflows"][(("status", "running"),)] == running
+    await eng.close()
+
+
+async def test_task_failures_by_reason_survive_a_reopen(db_path: Path) -> None:
+    eng = await open_sim(db_path, demo=True)
+    await start_counting(eng)
+    await eng.advance(60)
+    running = [t for t in eng.state.tasks.values() if t.status is TaskStatus.RUNNING]
+    a, b = running[0], running[1]
+    eng.task_failed(a.agent or "", a.id, "exit status 3")  # what a runtime reports
+    eng.task_failed(b.agent or "", b.id, "timeout after 5s")
+    await eng.flush()
+    m = scrape(eng)
+    assert m["opsdeck_task_failed_total"][(("reason", "exit_status"),)] == 1
+    assert m["opsdeck_task_failed_total"][(("reason", "timeout"),)] == 1
+    assert m["opsdeck_task_failed_total"][(("reason", "signal"),)] == 0
+    await eng.close()
+
+    again = await open_sim(db_path, demo=True)
+    await start_counting(again)  # seeded from the store this time
+    m2 = scrape(again)
+    assert m2["opsdeck_task_failed_total"][(("reason", "exit_status"),)] == 1
+    assert m2["opsdeck_task_failed_total"][(("reason", "timeout"),)] == 1
+    assert m2["opsdeck_events_total"][()] == again.state.seq
+    await again.close()
+
+
+async def test_task_histograms_match_the_events(db_path: Path) -> None:
+    eng = await open_sim(db_path, demo=True)
+    start = eng.state.seq
+    await start_counting(eng)
+    await eng.advance(3 * 3600)
+    await eng.flush()
+    m = scrape(eng)
+    events = await eng.store.read_events(since=start)  # type: ignore[union-attr]
+    assigned: dict[str, float] = {}
+    runs: list[float] = []
+    for ev in events:
+        if ev.type == "TASK_ASSIGNED":
+            assigned[ev.data["task"]] = ev.ts
+        elif ev.type in ("TASK_COMPLETED", "TASK_FAILED") and ev.data["task"] in assigned:
+            runs.append(ev.ts - assigned[ev.data["task"]])
+    n_assigned = sum(1 for ev in events if ev.type == "TASK_ASSIGNED")
+    assert m["opsdeck_task_schedule_to_start_seconds_count"][()] == n_assigned > 0
+    assert m["opsdeck_task_execution_seconds_count"][()] == len(runs) > 0
+    assert abs(m["opsdeck_task_execution_seconds_sum"][()] - sum(runs)) < 1e-6 * max(sum(runs), 1.0)
+    # Buckets are cumulative and end at the count.
+    buckets = sorted(
+        ((float(dict(k)["le"]), v) for k, v in m["opsdeck_task_execution_seconds_bucket"].items()), key=lambda x: x[0]
+    )
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)
+    assert buckets[-1][1] == len(runs)
+    assert m["opsdeck_store_commit_seconds_count"][()] >= 1
+    # Slots: idle agents per specialization, from the projection.
+    idle_impl = sum(1 for a in eng.state.agents.values() if a.status.value == "idle" and "implementation" in a.specializations)
+    assert m["opsdeck_task_slots_available"][(("specialization", "implementation"),)] == idle_impl
+    await eng.close()
