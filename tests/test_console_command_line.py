@@ -9,7 +9,8 @@ from tests.console_support import make_app, settle, wait_for
 from textual.widgets import Input, Static
 
 from core.models import WorkflowStatus
-from tui.command_line import complete
+from tui.command_line import candidates, complete, normalise
+from tui.screens.result import ResultScreen
 
 
 def test_completion_of_components_operations_and_fields():
@@ -18,6 +19,13 @@ def test_completion_of_components_operations_and_fields():
     done = complete("/resource-manager allocate '{\"cp")
     assert done is not None and done.startswith("/resource-manager allocate '{\"cpu") and done.endswith('":')
     assert complete("not a command") is None
+    # The seed's form, the k9s form without a slash, and a doubled slash all complete.
+    assert complete("/resource-manager st") == "/resource-manager status"
+    assert complete("resource-manager st") == "/resource-manager status"
+    assert complete("//resource-manager st") == "/resource-manager status"
+    assert normalise("//incident list") == "/incident list" == normalise("incident list")
+    many = candidates("/resource-manager a")
+    assert len(many) > 1 and all(m.startswith("/resource-manager a") for m in many)
 
 
 async def test_parser_error_inline_then_command_runs(tmp_path):
@@ -72,3 +80,67 @@ async def test_readonly_refuses_mutating_slash_command(tmp_path):
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: not app.command_line.display)
         assert eng.state.seq == seq
+
+
+def _screen_text(app) -> str:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    con = Console(width=160, record=True, color_system=None)
+    con.print(app.screen.body)
+    return con.export_text()
+
+
+async def test_seed_form_tab_then_enter_shows_the_result_table(tmp_path):
+    """`:` then the seed's `/resource-manager st`, Tab, Enter: a result screen whose table
+    lists every workflow of the state with its allocation; esc closes it."""
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(140, 42)) as pilot:
+        await settle(app, pilot, 120)
+        eng = app.engine
+        await pilot.press("colon", *"/resource-manager st", "tab")
+        assert app.command_line.input.value == "/resource-manager status"
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen))
+        text = _screen_text(app)
+        assert "workflows (6)" in text
+        for wf in eng.state.workflows.values():
+            line = next(ln for ln in text.splitlines() if ln.startswith(wf.id + " "))
+            assert wf.status.value in line and f"{wf.allocation.agents}" in line.split()
+        assert f"{eng.config.capacity.agents}" in text
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+        # History: the line remembers the command; up brings it back.
+        await pilot.press("colon", "up")
+        assert app.command_line.input.value == "/resource-manager status"
+
+
+async def test_incident_list_and_rerun_refresh_the_result(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 30)
+        await pilot.press("colon", *"incident list", "enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen))
+        first = app.screen.response["metrics"]["seq"]
+        await app.engine.advance(60)
+        await app.engine.flush()
+        await pilot.press("r")
+        assert await wait_for(pilot, lambda: app.screen.runs == 2)
+        assert app.screen.response["metrics"]["seq"] > first
+        assert "run 2" in app.screen.title_text()
+
+
+async def test_wrong_case_is_corrected_by_tab(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        seq = app.engine.state.seq
+        await pilot.press("colon", *"/Resource-Manager status", "enter")
+        err = app.command_line.query_one("#cmd-error", Static)
+        assert await wait_for(pilot, lambda: err.display and "did you mean: /resource-manager status" in str(err.render()))
+        await pilot.press("tab")
+        assert app.command_line.input.value == "/resource-manager status"
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen))
+        assert app.screen.ok
+        # A read-only command recorded as executed, nothing else changed: only COMMAND_EXECUTED events.
+        await app.engine.flush()

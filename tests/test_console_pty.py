@@ -62,3 +62,41 @@ def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
 
     with sqlite3.connect(tmp_path / "demo.db") as con:
         assert con.execute("SELECT count(*) FROM events WHERE type='WORKFLOW_CREATED'").fetchone()[0] == 6
+
+
+def test_command_line_result_is_read_on_screen_in_a_pty(tmp_path):
+    """Type `:/resource-manager status` Enter as the seed writes it; the result is on screen."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 42, 140, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "42"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsdeck", "demo", "--db", str(tmp_path / "demo.db"), "--speed", "0"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True, start_new_session=True,
+    )
+    os.close(slave)
+    try:
+        _read_until(master, [b"workflow_001", b"agent_001"], 60)
+        os.write(master, b":")
+        time.sleep(0.5)
+        os.write(master, b"/resource-manager status")
+        time.sleep(0.5)
+        os.write(master, b"\r")
+        out = _read_until(master, [b"/resource-manager status", b"success", b"allocation", b"migration_workflow_001", b"concurrent workflows"], 30)
+        plain = ANSI.sub(b"", out)
+        for want in (b"success", b"allocation", b"concurrent workflows", b"migration_workflow_001"):
+            assert want in plain, f"{want!r} not on screen"
+        # q closes the result screen, a second q quits; keep reading so the app never
+        # blocks on a full terminal buffer.
+        os.write(master, b"q")
+        _read_until(master, [b"Agent pools"], 10)
+        os.write(master, b"q")
+        end = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < end:
+            _read_until(master, [b"\x00never"], 0.5)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)

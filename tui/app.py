@@ -37,6 +37,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.incident import IncidentScreen
 from .screens.plan_edit import PlanEditScreen
+from .screens.result import ResultScreen
 from .screens.workflow import WorkflowScreen
 from .widgets.agent_pools import AgentPools
 from .widgets.event_log import EventLog
@@ -401,9 +402,9 @@ class OpsdeckApp(App[int]):
         self.notify("following the event log" if following else "follow paused", timeout=2)
 
     def action_command_line(self) -> None:
-        self.open_command_line("/")
+        self.open_command_line("")
 
-    def open_command_line(self, text: str = "/") -> None:
+    def open_command_line(self, text: str = "") -> None:
         self.command_line.open(text)
 
     @on(CommandLine.Submitted)
@@ -419,10 +420,19 @@ class OpsdeckApp(App[int]):
         if res.get("status") == "success":
             cl.show_error("")
             cl.action_close()
-            self.notify(f"{text.split(' ', 2)[0]} {text.split(' ', 2)[1] if len(text.split()) > 1 else ''}: success", timeout=4)
+            self.show_result(text, res)
         else:
-            err = res.get("error") or {}
-            cl.show_error(f"{err.get('code', 'ERROR')}: {err.get('message', '')} — nothing was applied")
+            cl.show_failure(text, res)
+
+    def show_result(self, text: str, res: dict[str, Any]) -> None:
+        """The result view of a command that ran; ``r`` there re-runs it if it only reads."""
+        eng = self.engine
+
+        async def rerun(cmd: str) -> dict[str, Any]:
+            assert eng is not None
+            return await operator.run_slash(eng, cmd, self.readonly)
+
+        self.push_screen(ResultScreen(text, res, rerun if operator.command_mutates(text) is False else None))
 
     def action_cycle_theme(self) -> None:
         names = self.available_themes_ordered()

@@ -1,9 +1,13 @@
 """The ``:`` command line: a raw slash command, completed from the registry.
 
-Completion covers components (``/reso`` -> ``/resource-manager``), operations
-(``/resource-manager al`` -> ``allocate``) and the JSON field names of the
-operation's payload model (``'{"work`` -> ``"workflow_id"``). A parser or
-validation error is shown inline under the line and nothing is applied.
+The line opens empty and takes the command as the seed writes it
+(``/resource-manager status``) or without its slash (``resource-manager status``,
+as k9s takes ``:pods``). Tab completes components (``/reso`` -> ``/resource-manager``),
+operations (``/resource-manager st`` -> ``status``) and the JSON field names of the
+operation's payload model (``'{"work`` -> ``"workflow_id"``); repeated Tab cycles
+through the candidates, and the candidates are listed under the line. A parser or
+validation error is shown inline with its suggestions (Tab takes the first) and
+nothing is applied. ↑/↓ walk the history of submitted commands.
 """
 
 from __future__ import annotations
@@ -18,74 +22,115 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
-from . import operator
+from core.commands.registry import REGISTRY, OperationSpec
 
-
-def _entries() -> list[tuple[str, str, Any]]:
-    out = []
-    for entry in operator.registry():
-        comp = getattr(entry, "component", None)
-        op = getattr(entry, "operation", None)
-        if comp and op:
-            out.append((str(comp), str(op), entry))
-    return out
-
-
-def _fields(entry: Any) -> list[str]:
-    model = getattr(entry, "payload", None) or getattr(entry, "payload_model", None) or getattr(entry, "model", None)
-    fields = getattr(model, "model_fields", None)
-    return sorted(fields) if isinstance(fields, dict) else []
-
+HISTORY_KEEP = 100
 
 _FIELD_RE = re.compile(r'[{,]\s*"([A-Za-z_]*)$')
 
 
-def complete(value: str) -> str | None:
-    """The completed line for ``value``, or None when there is nothing to add."""
-    if not value.startswith("/"):
-        return None
-    entries = _entries()
-    parts = value[1:].split(" ")
+def normalise(value: str) -> str:
+    """The command as the parser wants it: one leading ``/`` (``//x`` and ``x`` become ``/x``)."""
+    text = value.strip()
+    if not text:
+        return ""
+    return "/" + text.lstrip("/")
+
+
+def _fields(spec: OperationSpec) -> list[str]:
+    return sorted(spec.payload.model_fields)
+
+
+def candidates(value: str) -> list[str]:
+    """Every completion of ``value`` (whole lines), in the order Tab offers them."""
+    text = value.lstrip()
+    if not text:
+        return []
+    text = normalise(text) + (" " if text.endswith(" ") else "")
+    parts = text[1:].split(" ")
     if len(parts) == 1:
-        comps = sorted({c for c, _, _ in entries if c.startswith(parts[0])})
-        return f"/{comps[0]}" if comps and comps[0] != parts[0] else None
+        return [f"/{c}" for c in REGISTRY.components() if c.startswith(parts[0]) and c != parts[0]]
     comp, rest = parts[0], " ".join(parts[1:])
     if " " not in rest:
-        ops = sorted(o for c, o, _ in entries if c == comp and o.startswith(rest))
-        return f"/{comp} {ops[0]}" if ops and ops[0] != rest else None
+        ops = REGISTRY.operations(comp)
+        return [f"/{comp} {o}" for o in ops if o.startswith(rest) and o != rest]
     op = rest.split(" ", 1)[0]
-    m = _FIELD_RE.search(value)
-    if m is None:
-        return None
+    m = _FIELD_RE.search(text)
+    spec = REGISTRY.get(comp, op)
+    if m is None or spec is None:
+        return []
     partial = m.group(1)
-    for c, o, entry in entries:
-        if c == comp and o == op:
-            names = [f for f in _fields(entry) if f.startswith(partial) and f != partial]
-            if names:
-                return value + names[0][len(partial):] + '":'
-    return None
+    return [text + f[len(partial):] + '":' for f in _fields(spec) if f.startswith(partial) and f != partial]
+
+
+def complete(value: str) -> str | None:
+    """The first completion of ``value``, or None when there is nothing to add."""
+    got = candidates(value)
+    return got[0] if got else None
+
+
+def suggestions_of(res: dict[str, Any]) -> list[str]:
+    """What an error response suggests instead (did-you-mean first, then recovery steps)."""
+    err = res.get("error") or {}
+    out = [str(s) for s in (err.get("details") or {}).get("suggestions") or []]
+    for s in res.get("recovery_suggestions") or []:
+        if str(s) not in out:
+            out.append(str(s))
+    return out
+
+
+def corrected(text: str, suggestion: str) -> str:
+    """``text`` with its command head replaced by ``suggestion`` (arguments kept)."""
+    sug = suggestion.split()
+    words = normalise(text).split(" ")
+    n = len(sug)
+    if not sug or not sug[0].startswith("/"):
+        return suggestion
+    return " ".join(sug + words[n:]) if len(words) >= n else suggestion
 
 
 class SlashSuggester(Suggester):
+    """The grey inline suggestion: the first completion."""
+
     def __init__(self) -> None:
         super().__init__(use_cache=False, case_sensitive=True)
 
     async def get_suggestion(self, value: str) -> str | None:
-        return complete(value)
+        got = complete(value)
+        if got is None or not value.strip():
+            return None
+        # The suggester must extend what was typed; keep the user's own slash form.
+        if not value.lstrip().startswith("/"):
+            got = got[1:]
+        return got if got.startswith(value) else None
 
 
 class CommandLine(Vertical):
-    """An input line plus an inline error area; hidden until ``:`` is pressed."""
+    """An input line plus an inline hint/error area; hidden until ``:`` is pressed."""
 
-    BINDINGS = [Binding("escape", "close", "Close", show=False), Binding("tab", "complete", "Complete", show=False)]
+    BINDINGS = [
+        Binding("escape", "close", "Close", show=False),
+        Binding("tab", "complete", "Complete", show=False),
+        Binding("up", "history(-1)", "Previous command", show=False),
+        Binding("down", "history(1)", "Next command", show=False),
+    ]
 
     class Submitted(Message):
         def __init__(self, text: str) -> None:
             super().__init__()
             self.text = text
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.history: list[str] = []
+        self._hist_pos = 0
+        self._cycle: list[str] = []
+        self._cycle_i = 0
+        self._fix: str | None = None
+
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="/component operation '{\"json\": ...}'   (tab completes, esc closes)", suggester=SlashSuggester(), id="cmd-input", select_on_focus=False)
+        yield Input(placeholder="/component operation '{\"json\": ...}'   (tab completes, ↑↓ history, enter runs, esc closes)",
+                    suggester=SlashSuggester(), id="cmd-input", select_on_focus=False)
         yield Static("", id="cmd-error", markup=False)
 
     @property
@@ -96,32 +141,83 @@ class CommandLine(Vertical):
         self.display = True
         self.input.value = text
         self.input.cursor_position = len(text)
+        self._hist_pos = len(self.history)
         self.show_error("")
         self.input.focus()
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, fix: str | None = None) -> None:
+        """An inline error; ``fix`` is the corrected line Tab takes."""
+        self._fix = fix
+        err = self.query_one("#cmd-error", Static)
+        err.update(message + (f"\n  did you mean: {fix}   (tab takes it)" if fix else ""))
+        err.set_class(bool(message), "error")
+        err.display = bool(message)
+
+    def show_hint(self, message: str) -> None:
         err = self.query_one("#cmd-error", Static)
         err.update(message)
+        err.set_class(False, "error")
         err.display = bool(message)
+
+    def show_failure(self, text: str, res: dict[str, Any]) -> None:
+        """A failed command: its code and message, and the did-you-mean correction."""
+        err = res.get("error") or {}
+        sugg = [s for s in suggestions_of(res) if s.startswith("/")]
+        fix = corrected(text, sugg[0]) if sugg else None
+        self.show_error(f"{err.get('code', 'ERROR')}: {err.get('message', '')} — nothing was applied", fix)
 
     def action_close(self) -> None:
         self.display = False
         self.app.set_focus(None)
         getattr(self.app, "log_pane", self.app.query_one("#log")).focus()
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if self.input.value not in self._cycle:
+            self._cycle = []
+
     def action_complete(self) -> None:
-        done = complete(self.input.value)
+        value = self.input.value
+        if self._fix is not None:
+            done: str | None = self._fix
+            self.show_error("")
+        elif self._cycle and value in self._cycle:
+            self._cycle_i = (self._cycle.index(value) + 1) % len(self._cycle)
+            done = self._cycle[self._cycle_i]
+        else:
+            got = candidates(value)
+            self._cycle = got
+            done = got[0] if got else None
+            if len(got) > 1:
+                names = [g.rsplit(" ", 1)[-1] if " " in g else g for g in got]
+                self.show_hint("tab cycles: " + "  ".join(names[:12]) + (f"  … {len(names) - 12} more" if len(names) > 12 else ""))
+            elif not got:
+                self.show_hint("no completion")
         if done:
             self.input.value = done
             self.input.cursor_position = len(done)
+            if done in self._cycle:
+                self._cycle_i = self._cycle.index(done)
+
+    def action_history(self, delta: int) -> None:
+        if not self.history:
+            return
+        self._hist_pos = min(max(self._hist_pos + delta, 0), len(self.history))
+        text = self.history[self._hist_pos] if self._hist_pos < len(self.history) else ""
+        self.input.value = text
+        self.input.cursor_position = len(text)
+
+    def remember(self, text: str) -> None:
+        if self.history and self.history[-1] == text:
+            return
+        self.history.append(text)
+        del self.history[:-HISTORY_KEEP]
+        self._hist_pos = len(self.history)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        text = event.value.strip()
-        if not text:
+        text = normalise(event.value)
+        if not text or text == "/":
             self.action_close()
             return
-        if not text.startswith("/"):
-            self.show_error("column 1: a command starts with '/', e.g. /coordination-hub get-status; nothing was applied")
-            return
+        self.remember(text)
         self.post_message(self.Submitted(text))

@@ -150,9 +150,12 @@ def parse(text: str) -> ParsedCommand:
         )
     component = head.value[1:]
     if not _NAME_RE.match(component):
+        # The likely intent: lower case, one slash, words joined by '-' (``//Resource_Manager``).
+        guess = re.sub(r"[\s_]+", "-", component.lstrip("/").lower())
+        hint = f"; did you mean /{guess}?" if _NAME_RE.match(guess) else ""
         raise CommandSyntaxError(
-            f"component {component!r} must be lowercase words joined by '-'", text, head.start + 1,
-            code="UNKNOWN_COMPONENT", details={"component": component},
+            f"component {component!r} must be lowercase words joined by '-'{hint}", text, head.start + 1,
+            code="UNKNOWN_COMPONENT", details={"component": component, **({"suggestions": [f"/{guess}"]} if hint else {})},
         )
     words: list[Token] = []
     arguments: list[Argument] = []
