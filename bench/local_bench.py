@@ -78,6 +78,15 @@ async def drive(engine, until, timeout: float) -> None:  # type: ignore[no-untyp
     raise SystemExit(f"benchmark stalled after {timeout}s")
 
 
+def xargs_rate(n: int = 3000) -> float:
+    """The machine's own spawn rate: ``xargs -P2`` running ``true`` n times (the baseline)."""
+    import subprocess
+
+    t0 = time.monotonic()
+    subprocess.run(["xargs", "-P2", "-n1", "true"], input=("x\n" * n).encode(), check=True)
+    return n / (time.monotonic() - t0)
+
+
 async def main(args: argparse.Namespace) -> int:
     db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="opsdeck-bench-")) / "bench.db"
     n = args.agents
@@ -117,6 +126,11 @@ async def main(args: argparse.Namespace) -> int:
         cpu1 = me.cpu_times()
         sys_cpu = psutil.cpu_percent(None)
         done = sum(1 for e in events if e.type == "TASK_COMPLETED") - done0
+        engine.pause_workflow("throughput")
+        await engine.flush()
+        await drive(engine, lambda: not any(a.status.value == "busy" for a in engine.state.agents.values()), 30)
+        baseline = xargs_rate()
+        engine.resume_workflow("throughput")
         console_cpu = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / wall * 100.0
         engine.cancel_workflow("throughput")
         await drive(engine, lambda: not any(a.current_task for a in engine.state.agents.values()), 30)
@@ -158,6 +172,8 @@ async def main(args: argparse.Namespace) -> int:
         ("measured window", f"{wall:.1f} s"),
         ("tasks completed in window", f"{done}"),
         ("throughput sustained", f"{done / wall:.1f} tasks/s"),
+        ("baseline: `xargs -P2 -n1 true`, same run", f"{baseline:.1f} spawns/s"),
+        ("ratio", f"**{done / wall / baseline:.2f}x** the machine's spawn rate"),
         ("console process CPU", f"{console_cpu:.1f} % of one core"),
         ("console CPU at rest (20 idle agents)", f"{idle_cpu:.1f} % of one core"),
         ("machine CPU (all cores)", f"{sys_cpu:.1f} % of {psutil.cpu_count()} cores"),

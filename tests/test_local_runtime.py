@@ -358,3 +358,37 @@ def test_progress_line_format() -> None:
     assert parse_progress("OPSDECK_PROGRESS -3 x") == (0.0, "x")
     assert parse_progress("OPSDECK_PROGRESS soon") is None
     assert parse_progress("progress 0.5") is None
+
+
+async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No preexec_fn (it rules out vfork and runs Python between fork and exec): the
+    limits are put on the child from the agent host, by pid."""
+    import argparse
+    import resource
+
+    from core.runtimes import agent_host
+
+    seen: list[dict[str, object]] = []
+    real = asyncio.create_subprocess_exec
+
+    async def spy(*argv: str, **kw: object) -> asyncio.subprocess.Process:
+        seen.append(kw)
+        return await real(*argv, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
+    args = argparse.Namespace(agent="a1", socket="@unused", heartbeat=1.0, grace=1.0, orphan=60.0,
+                              memory_mechanism="rlimit_as", cpu_mechanism="nice", cgroup=None)
+    host = agent_host.Host(args)
+    run = agent_host.Run({"task": "w/t", "attempt": 1, "command": ["sleep", "30"], "memory_mb": 256, "nice": 5})
+    await host.launch(run)
+    try:
+        assert run.proc is not None and run.proc.returncode is None
+        assert seen and "preexec_fn" not in seen[0] and seen[0]["start_new_session"] is True
+        soft, hard = resource.prlimit(run.proc.pid, resource.RLIMIT_AS)
+        assert soft == hard == 256 * 1024 * 1024
+        assert psutil.Process(run.proc.pid).nice() == min(os.nice(0) + 5, 19)
+    finally:
+        await host.stop_run(run, "test over")
+        if run.proc is not None and run.proc.returncode is None:
+            run.proc.kill()
+            await run.proc.wait()

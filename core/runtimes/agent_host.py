@@ -47,7 +47,7 @@ import psutil
 
 from ..private import PrivateError, private_dir
 from .handshake import ChannelError, host_accept, read_secret
-from .limits import TaskCgroup, preexec
+from .limits import TaskCgroup, apply_from_parent
 from .wire import encode, messages
 
 PROGRESS_PREFIX = "OPSDECK_PROGRESS"
@@ -224,12 +224,11 @@ class Host:
                 cg_path = str(r.cgroup.path)
             except OSError:
                 r.cgroup = None
-        pre = preexec(memory_mb, int(m.get("nice") or 0), self.mech_memory if cg_path or self.mech_memory != "cgroup" else "rlimit_as",
-                      self.mech_cpu, cg_path)
+        mech_memory = self.mech_memory if cg_path or self.mech_memory != "cgroup" else "rlimit_as"
         command = m.get("command")
         cwd = m.get("cwd") or None
         kw: dict[str, Any] = dict(cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                                  stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=pre, limit=1 << 20)
+                                  stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=1 << 20)
         try:
             if not command:
                 raise ValueError("the task has no command")
@@ -244,6 +243,16 @@ class Host:
                             "error": f"could not start: {exc}", "output": list(r.output)})
             return
         r.pgid = r.proc.pid
+        try:
+            apply_from_parent(r.proc.pid, memory_mb, int(m.get("nice") or 0), mech_memory, self.mech_cpu, cg_path)
+        except ProcessLookupError:
+            pass  # it has already exited: nothing left to limit
+        except (OSError, ValueError) as exc:
+            self.signal_group(r, signal.SIGKILL)
+            await r.proc.wait()
+            self.finish(r, {"t": "failed", "task": r.task, "attempt": r.attempt, "rc": None,
+                            "error": f"could not apply the task's limits: {exc}", "output": list(r.output)})
+            return
         try:
             r.create_time = psutil.Process(r.proc.pid).create_time()
         except psutil.Error:
@@ -463,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cgroup", default=None)
     args = p.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console
+    if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
+        # One event loop, no watcher thread per child (3.11's default starts one per process).
+        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     return asyncio.run(Host(args).main())
 
 

@@ -1,7 +1,7 @@
 """Resource limits for a task's processes, with the mechanism actually in force.
 
 Memory: a cgroup v2 ``memory.max`` when this machine lets us create a cgroup under
-our own, otherwise ``RLIMIT_AS`` set in the child before ``exec``. CPU: cgroup v2
+our own, otherwise ``RLIMIT_AS`` set on the child by pid (``prlimit``). CPU: cgroup v2
 ``cpu.max`` (a quota in cores) when available, otherwise niceness by priority band.
 The agent host also watches the task tree's RSS and stops it above the limit, so a
 limit is enforced even where the kernel mechanism is coarse (RLIMIT_AS counts
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,17 +99,21 @@ class TaskCgroup:
             pass
 
 
-def preexec(memory_mb: float | None, nice: int, mech_memory: str, mech_cpu: str, cgroup: str | None) -> Callable[[], None]:
-    """What the child does between fork and exec: join its cgroup or set its rlimit, renice."""
+def apply_from_parent(pid: int, memory_mb: float | None, nice: int, mech_memory: str, mech_cpu: str, cgroup: str | None) -> None:
+    """Put a just-spawned task under its limits from the parent, by pid.
 
-    def run() -> None:
-        if cgroup is not None:
-            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
-        if memory_mb and mech_memory == "rlimit_as":
-            limit = int(memory_mb * 1024 * 1024)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        if nice and mech_cpu == "nice":
-            os.nice(nice)
-
-    return run
+    Nothing runs in the child between fork and exec (no ``preexec_fn``), so
+    ``subprocess`` can use vfork: a fork of the agent host costs what the kernel
+    makes it cost, not a copy of a Python interpreter running Python code. The
+    child is its own process group (``start_new_session``), so niceness is set on
+    the group; the RSS watchdog covers the instant before the limits land.
+    """
+    if cgroup is not None:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+    if memory_mb and mech_memory == "rlimit_as":
+        limit = int(memory_mb * 1024 * 1024)
+        resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+    if nice and mech_cpu == "nice":
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PGRP, pid, min(base + nice, 19))
