@@ -251,9 +251,11 @@ class Engine:
     def _admit(self) -> None:
         """Start queued workflows whose dependencies are met, within the concurrency cap."""
         s = self.state
-        running = sum(1 for w in s.workflows.values() if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED))
+        if not s.queued:
+            return
+        running = len(s.active)
         queued = sorted(
-            (w for w in s.workflows.values() if w.queued and w.status is WorkflowStatus.PENDING),
+            (w for w in (s.workflows[wid] for wid in s.queued) if w.status is WorkflowStatus.PENDING),
             key=lambda w: (-s.band_rank(w.id), w.created_at, w.created_seq),
         )
         for w in queued:
@@ -654,7 +656,9 @@ class Engine:
         if self.store is not None:
             loaded = await self.store.load_checkpoint(cp_id)
         else:
-            loaded = self._memory_checkpoints.get(cp_id)
+            mem = self._memory_checkpoints.get(cp_id)
+            # A copy: whoever loads it takes the snapshot over (no deepcopy on load).
+            loaded = (dict(mem[0]), json.loads(json.dumps(mem[1]))) if mem is not None else None
         if loaded is None:
             raise EngineError("CHECKPOINT_NOT_FOUND", f"no checkpoint {cp_id}", {"known": sorted(self.state.checkpoints)})
         return loaded

@@ -85,6 +85,12 @@ class State:
         self.phase_left: dict[tuple[str, str], int] = {}
         self.wf_left: dict[str, int] = {}
         self.phase_started: set[tuple[str, str]] = set()
+        self.active: set[str] = set()
+        """Workflows running or paused: what dispatch and admission look at."""
+        self.queued: set[str] = set()
+        """Pending workflows waiting for admission."""
+        self.guaranteed: set[str] = set()
+        """Workflows holding a guarantee."""
 
     # -- folding --------------------------------------------------------------
     def apply(self, ev: Event) -> None:
@@ -128,10 +134,11 @@ class State:
 
     def load_snapshot(self, snap: dict[str, Any], *, keep_history: bool = False) -> None:
         """Replace the state with a snapshot; ``keep_history`` keeps incidents, plans,
-        checkpoints and counters (a rollback restores the fleet, not the history)."""
-        import copy
+        checkpoints and counters (a rollback restores the fleet, not the history).
 
-        snap = copy.deepcopy(snap)
+        The snapshot is consumed, not copied: pydantic builds new models from it and
+        the plain-dict parts are taken over (callers pass a freshly decoded snapshot
+        or copy it themselves)."""
         self.pools = {k: Pool.model_validate(v) for k, v in snap["pools"].items()}
         self.agents = {k: Agent.model_validate(v) for k, v in snap["agents"].items()}
         self.workflows = {k: Workflow.model_validate(v) for k, v in snap["workflows"].items()}
@@ -157,7 +164,11 @@ class State:
         self.phase_left = {}
         self.wf_left = {}
         self.phase_started = set()
+        self.active = set()
+        self.queued = set()
+        self.guaranteed = set()
         for wf in self.workflows.values():
+            self._index_workflow(wf)
             self._count_workflow(wf)
             self.ready[wf.id] = deque()
             self.running_by_wf[wf.id] = set()
@@ -176,6 +187,22 @@ class State:
                     self.ready[wf.id].append(key)
                 elif t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
                     self.running_by_wf[wf.id].add(key)
+
+    def _index_workflow(self, wf: Workflow) -> None:
+        """Keep the workflow-level indexes (active, queued, guaranteed) in step with ``wf``."""
+        wid = wf.id
+        if wf.status is WorkflowStatus.RUNNING or wf.status is WorkflowStatus.PAUSED:
+            self.active.add(wid)
+        else:
+            self.active.discard(wid)
+        if wf.queued and wf.status is WorkflowStatus.PENDING:
+            self.queued.add(wid)
+        else:
+            self.queued.discard(wid)
+        if wf.guarantee is not None:
+            self.guaranteed.add(wid)
+        else:
+            self.guaranteed.discard(wid)
 
     def _count_workflow(self, wf: Workflow) -> None:
         left = 0
@@ -361,6 +388,7 @@ def _workflow_created(s: State, ev: Event) -> None:
             names.append(key)
         prev_phase = names
     s.workflows[wf.id] = wf
+    s._index_workflow(wf)
     s._count_workflow(wf)
     s.ready[wf.id] = deque()
     s.running_by_wf[wf.id] = set()
@@ -382,6 +410,7 @@ def _wf_status(status: WorkflowStatus) -> Reducer:
             wf.started_at = ev.ts
         if status in TERMINAL_WORKFLOW:
             wf.finished_at = ev.ts
+        s._index_workflow(wf)
 
     return fn
 
@@ -412,11 +441,14 @@ def _reserved(s: State, ev: Event) -> None:
     wf = s.workflows[ev.data["workflow_id"]]
     g = ev.data.get("guarantee")
     wf.guarantee = Resources.model_validate(g) if g else None
+    s._index_workflow(wf)
 
 
 @reducer("WORKFLOW_QUEUED")
 def _wf_queued(s: State, ev: Event) -> None:
-    s.workflows[ev.data["workflow_id"]].queued = True
+    wf = s.workflows[ev.data["workflow_id"]]
+    wf.queued = True
+    s._index_workflow(wf)
 
 
 @reducer("RESOURCE_LIMITED")

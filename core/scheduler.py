@@ -35,25 +35,40 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
         lst.sort(reverse=True)  # pop() takes the lowest id: deterministic
     wfs = [
         w
-        for w in state.workflows.values()
+        for w in (state.workflows[wid] for wid in state.active)
         if w.status is WorkflowStatus.RUNNING and not w.frozen and state.ready.get(w.id)
     ]
     if not wfs:
         return []
     wfs.sort(key=lambda w: (-BAND_RANK[w.band], w.created_at, w.created_seq))
 
+    # What running tasks hold, per workflow: only workflows with running tasks are
+    # visited, and no pydantic model is built per workflow per dispatch.
     used: dict[str, list[float]] = {}
     g_cpu = g_mem = 0.0
-    for w in state.workflows.values():
-        u = state.in_use(w.id)
-        used[w.id] = [u.cpu_cores, u.memory_gb, float(u.agents)]
-        g_cpu += u.cpu_cores
-        g_mem += u.memory_gb
+    tasks = state.tasks
+    running = TaskStatus.RUNNING
+    for wid, keys in state.running_by_wf.items():
+        if not keys:
+            continue
+        cpu = mem = 0.0
+        n = 0
+        for k in keys:
+            t = tasks[k]
+            if t.status is running:
+                cpu += t.cpu
+                mem += t.memory_gb
+                n += 1
+        used[wid] = [cpu, mem, float(n)]
+        g_cpu += cpu
+        g_mem += mem
+    zero = (0.0, 0.0, 0.0)
     reserved: dict[str, tuple[float, float, float]] = {}
-    for w in state.workflows.values():
+    for wid in state.guaranteed:
+        w = state.workflows[wid]
         if w.guarantee is not None and w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED):
-            u = used[w.id]
-            reserved[w.id] = (
+            u = used.get(wid, zero)
+            reserved[wid] = (
                 max(0.0, w.guarantee.cpu_cores - u[0]),
                 max(0.0, w.guarantee.memory_gb - u[1]),
                 max(0.0, w.guarantee.agents - u[2]),
@@ -64,7 +79,6 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
 
     out: list[tuple[str, str]] = []
     taken: set[str] = set()
-    tasks = state.tasks
     for w in wfs:
         own = reserved.get(w.id, (0.0, 0.0, 0.0))
         alloc = w.allocation
@@ -73,7 +87,7 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             lim_cpu = min(lim_cpu, w.stage_limit.cpu_cores)
             lim_mem = min(lim_mem, w.stage_limit.memory_gb)
             lim_agents = min(lim_agents, w.stage_limit.agents)
-        u = used[w.id]
+        u = used.setdefault(w.id, [0.0, 0.0, 0.0])
         for key in state.ready[w.id]:
             if u[2] >= lim_agents:
                 break

@@ -165,9 +165,9 @@ class Store:
             if self.readonly:
                 raise StoreError(f"{self.path}: schema {version} needs migrating; open it once without --readonly")
             await self._migrate(version)
-        ok = (await (await db.execute("PRAGMA quick_check(1)")).fetchone())[0]
-        if ok != "ok":
-            raise StoreError(f"{self.path}: the database is damaged: {ok}")
+        # No whole-file check here (``PRAGMA quick_check`` read every page on every
+        # open): the engine checks what it reads, the chain since its checkpoint,
+        # and ``opsdeck verify`` checks the whole file.
 
     async def _schema_version(self) -> int:
         db = self._db
