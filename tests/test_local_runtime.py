@@ -360,7 +360,7 @@ def test_progress_line_format() -> None:
     assert parse_progress("progress 0.5") is None
 
 
-async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No preexec_fn (it rules out vfork and runs Python between fork and exec): the
     limits are put on the child from the agent host, by pid."""
     import argparse
@@ -376,7 +376,10 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(monk
         return await real(*argv, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
-    args = argparse.Namespace(agent="a1", socket="@unused", heartbeat=1.0, grace=1.0, orphan=60.0,
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32))
+    secret.chmod(0o600)
+    args = argparse.Namespace(agent="a1", socket="@unused", secret_file=str(secret), heartbeat=1.0, grace=1.0, orphan=60.0,
                               memory_mechanism="rlimit_as", cpu_mechanism="nice", cgroup=None)
     host = agent_host.Host(args)
     run = agent_host.Run({"task": "w/t", "attempt": 1, "command": ["sleep", "30"], "memory_mb": 256, "nice": 5})
