@@ -27,6 +27,7 @@ from .models import (
     WorkflowSpec,
     WorkflowStatus,
 )
+from .event_data import SCHEMAS, EventDataError, check_event
 from .projection import State, hash_snapshot
 from .runtimes import Runtime
 from .scheduler import dispatch
@@ -171,8 +172,12 @@ class Engine:
         data_json = canonical_json(data)
         prev = self.head_hash
         h = chain_hash(prev, canonical_envelope(seq, ts, type_, component, scope, who, data_json))
-        # Fold first: a reducer that rejects the event leaves state and chain untouched.
-        self.state.apply(ev)
+        # Fold first: a reducer that rejects the event leaves the chain untouched.
+        try:
+            self.state.apply(ev)
+        except Exception as exc:
+            raise EngineError("EVENT_REJECTED", f"{type_} could not be applied: {type(exc).__name__}: {exc}",
+                              {"type": type_}) from exc
         self.head_hash = h
         self._buffer.append((seq, ts, type_, component, scope, who, data_json, prev, h))
         for fn in self._subscribers:
@@ -180,8 +185,19 @@ class Engine:
         return ev
 
     def inject(self, header: EventHeader, actor: str = "operator") -> Event:
-        """An observed event line (script or operator): recorded as it is."""
-        return self.emit(header.type, header.component, header.scope, header.data, actor=actor)
+        """An observed event line (script or operator): recorded as it is, once its
+        data is what its reducer needs; otherwise EngineError and nothing changes."""
+        try:
+            check_event(self.state, header.type, header.data)
+        except EventDataError as exc:
+            raise EngineError("INVALID_EVENT", str(exc), {"type": header.type, "field": exc.field}) from None
+        point = self.state.undo_point() if header.type in SCHEMAS else None
+        try:
+            return self.emit(header.type, header.component, header.scope, header.data, actor=actor)
+        except EngineError:
+            if point is not None:
+                self.state.restore(point)
+            raise
 
     async def flush(self) -> None:
         """Group commit everything emitted since the last flush."""

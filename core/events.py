@@ -175,7 +175,7 @@ def parse_line(line: str) -> EventHeader:
         raise EventLineError(f"event type {type_!r} must be UPPER_SNAKE_CASE", 1 + bad, text)
     for value, col, what in ((component, offsets[1], "component"), (scope, offsets[2], "scope")):
         if not _NAME_RE.match(value):
-            bad = next(i for i, c in enumerate(value) if not (c.isalnum() or c in "_-."))
+            bad = next((i for i, c in enumerate(value) if not (c.isascii() and (c.isalnum() or c in "_-."))), 0)
             raise EventLineError(f"{what} {value!r} has an invalid character {value[bad]!r}", col + bad, text)
     json_col = offsets[2] + len(scope) + 1
     data = _loads_lenient(payload, json_col, text)

@@ -94,14 +94,26 @@ class State:
 
     # -- folding --------------------------------------------------------------
     def apply(self, ev: Event) -> None:
-        self.seq = ev.seq
-        if ev.ts > self.clock:
-            self.clock = ev.ts
+        """Fold one event. The sequence number and clock move only once its reducer
+        has succeeded: a rejected event leaves no gap behind it."""
         fn = REDUCERS.get(ev.type)
         if fn is not None:
             fn(self, ev)
         else:
             self.observed[ev.type] = self.observed.get(ev.type, 0) + 1
+        self.seq = ev.seq
+        if ev.ts > self.clock:
+            self.clock = ev.ts
+
+    def undo_point(self) -> dict[str, Any]:
+        """A private copy of the hashed state, for :meth:`restore` if what follows fails."""
+        import copy
+
+        return copy.deepcopy(self.snapshot())
+
+    def restore(self, point: dict[str, Any]) -> None:
+        """Back to an :meth:`undo_point`, in place (holders of this object see it)."""
+        self.load_snapshot(point)
 
     # -- snapshots ------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

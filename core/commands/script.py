@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine import Engine
+from ..engine import Engine, EngineError
 from ..events import Event, EventHeader, EventLineError, looks_like_event_line, parse_line
 from .grammar import CommandSyntaxError, tokenize
 from .payloads import parse_duration
@@ -270,7 +270,16 @@ class ScriptRunner:
                 self.out(f"# line {st.line}: expectation met: {st.text}")
                 last_error = None
             elif st.kind == "event":
-                self.engine.inject(st.args["header"], actor=self.actor)
+                try:
+                    self.engine.inject(st.args["header"], actor=self.actor)
+                except EngineError as exc:
+                    last_error = {"code": exc.code, "message": exc.message}
+                    self.out(f"# line {st.line}: event rejected: {exc.code}: {exc.message}")
+                    nxt = steps[idx + 1] if idx + 1 < len(steps) else None
+                    if nxt is None or nxt.kind != "expect-error":
+                        return ScriptResult(False, st.line, f"event rejected: {exc.code}: {exc.message}", n)
+                else:
+                    last_error = None
             elif st.kind == "advance":
                 await self._advance(st.args["seconds"])
             elif st.kind == "fault":
