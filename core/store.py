@@ -331,6 +331,19 @@ class Store:
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    async def metrics_after(self, rowid: int, limit: int = 20000) -> tuple[list[tuple[float, str, str, float]], int]:
+        """Samples added after ``rowid`` (in insertion order) and the last rowid read:
+        how a read-only replica follows the writer's gauges without rescanning."""
+        rows = await (
+            await self._db.execute("SELECT rowid, ts, name, subject, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                   (rowid, limit))
+        ).fetchall()
+        return [(r[1], r[2], r[3], r[4]) for r in rows], (rows[-1][0] if rows else rowid)
+
+    async def last_metric_rowid(self) -> int:
+        row = await (await self._db.execute("SELECT max(rowid) FROM metrics")).fetchone()
+        return int(row[0] or 0)
+
     async def prune_metrics(self, before: float) -> int:
         cur = await self._db.execute("DELETE FROM metrics WHERE ts < ?", (before,))
         await self._db.commit()

@@ -74,6 +74,15 @@ async def resume(ctx: Context, p: P.Empty) -> Outcome:
     return Outcome({**_wf_row(ctx, wf.id), "resumed_tasks": resumed}, f"{wf.id} resumed ({len(resumed)} task(s))", workflow_id=wf.id)
 
 
+@operation(C, "cancel", kind="destructive", payload=P.Empty, summary="cancel a workflow: its running tasks stop and release their agents", workflow_arg="required")
+async def cancel(ctx: Context, p: P.Empty) -> Outcome:
+    wf = ctx.workflow()
+    running = sorted(ctx.state.running_by_wf.get(wf.id, ()))
+    ctx.engine.cancel_workflow(wf.id, actor=ctx.actor)
+    return Outcome({**_wf_row(ctx, wf.id), "stopped_tasks": running}, f"{wf.id} cancelled ({len(running)} running task(s) stopped)",
+                   workflow_id=wf.id)
+
+
 @operation(C, "complete", kind="lifecycle", payload=P.Empty, summary="mark a workflow complete once every task has completed", workflow_arg="required")
 async def complete(ctx: Context, p: P.Empty) -> Outcome:
     wf = ctx.workflow()

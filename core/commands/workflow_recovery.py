@@ -7,6 +7,8 @@ import json
 import statistics
 from typing import Any
 
+from pydantic import Field
+
 from ..engine import Engine
 from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
 from . import payloads as P
@@ -15,7 +17,7 @@ from .context import Context
 from .registry import Outcome, operation
 from .reporting import analysis_outcome, scope_of
 from .responses import CommandError
-from .resumption import HOLD_FACTOR, apply_step, plan_steps
+from .resumption import HOLD_FACTOR, advance_resumption, apply_step, hold_resumption, plan_steps
 from .taskmoves import transfer_contexts
 
 C = "workflow-recovery"
@@ -323,6 +325,35 @@ async def corruption_assessment(ctx: Context, p: P.AnalysisRequest) -> Outcome:
 
 
 # -- the scenarios -------------------------------------------------------------------------
+
+class HoldResumption(P.Payload):
+    held: bool | None = Field(None, description="true holds, false releases; omitted: toggle")
+
+
+def _resumption_id(ctx: Context) -> str:
+    rid = ctx.workflow_id
+    if not rid:
+        raise CommandError("RESUMPTION_REQUIRED", f"{ctx.spec.name} needs a resumption id", {"usage": ctx.spec.usage},
+                           ["/workflow-recovery gradual-resumption"])
+    return rid
+
+
+@operation(C, "advance-resumption", kind="destructive", payload=P.Empty, workflow_arg="required",
+           summary="apply the next step of a staged resumption now (RESUMPTION_ID), without waiting for its checks")
+async def advance_resumption_op(ctx: Context, p: P.Empty) -> Outcome:
+    rid = _resumption_id(ctx)
+    res = advance_resumption(ctx.engine, rid, actor=ctx.actor)
+    r = ctx.state.resumptions[rid]
+    return Outcome(res, f"{rid}: step {res['next_step']}/{len(r['steps'])} applied by {ctx.actor} ({res['status']})")
+
+
+@operation(C, "hold-resumption", kind="lifecycle", payload=HoldResumption, workflow_arg="required",
+           summary="hold a staged resumption at its current step (no automatic advance), or release it")
+async def hold_resumption_op(ctx: Context, p: HoldResumption) -> Outcome:
+    rid = _resumption_id(ctx)
+    res = hold_resumption(ctx.engine, rid, actor=ctx.actor, held=p.held)
+    return Outcome(res, f"{rid} {'held' if res['held'] else 'released'} at step {res['next_step']} by {ctx.actor}")
+
 
 @operation(C, "gradual-resumption", kind="lifecycle", payload=P.GradualResumption,
            summary="a staged resumption: each stage applied after utilisation holds under the safe threshold")
