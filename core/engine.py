@@ -18,6 +18,7 @@ from typing import Any
 from .clock import Clock, VirtualClock
 from .config import Config
 from .events import GENESIS_HASH, Event, EventHeader, canonical_envelope, canonical_json, chain_hash
+from .merge import TaskView, merge
 from .models import (
     LIVE_AGENT,
     TERMINAL_WORKFLOW,
@@ -383,7 +384,11 @@ class Engine:
             self.emit("AGENT_TIMEOUT", "network", "agent_coordination", {"agent": agent_id, "silent_s": round(silent, 3)})
 
     def agent_reconnected(self, agent_id: str, buffered: list[dict[str, Any]]) -> None:
-        """Apply an agent's buffered reports exactly once, in its own sequence order."""
+        """Apply an agent's buffered reports exactly once, in its own sequence order,
+        merged with what the engine did while the agent was cut off (``core.merge``):
+        a report about a task the agent still owns applies as it is; a task that was
+        moved to another agent meanwhile takes the merged result (completed once,
+        whichever side finished first; progress by maximum)."""
         a = self.state.agents.get(agent_id)
         if a is None:
             return
@@ -398,13 +403,17 @@ class Engine:
                 {"agent": agent_id, "buffered": len(buffered), "duplicates_dropped": dropped},
             )
         seen: set[int] = set()
+        foreign: list[dict[str, Any]] = []
         for b in fresh:
             if b["seq"] in seen:
                 continue
             seen.add(b["seq"])
             self.emit("AGENT_SEQ_APPLIED", "network", "agent_coordination", {"agent": agent_id, "seq": b["seq"]})
             kind = b["kind"]
-            if kind == "started":
+            task = b.get("task_id")
+            if task is not None and kind != "heartbeat" and not self._owns(agent_id, task):
+                foreign.append(b)  # the task moved while the agent was cut off: merged below
+            elif kind == "started":
                 self.task_started(agent_id, b["task_id"])
             elif kind == "progress":
                 self.task_progress(agent_id, b["task_id"], b["progress"], b.get("output"))
@@ -412,7 +421,38 @@ class Engine:
                 self.task_finished(agent_id, b["task_id"], b.get("output"))
             elif kind == "failed":
                 self.task_failed(agent_id, b["task_id"], b.get("error", "failed"), b.get("output"))
+        if foreign:
+            self._merge_partition(agent_id, foreign)
         self.request_dispatch()
+
+    def _merge_partition(self, agent_id: str, reports: list[dict[str, Any]]) -> None:
+        """Merge an isolated agent's reports about tasks moved away from it with the
+        engine's side of those tasks, and bring the state to the merged result."""
+        s = self.state
+        base = {b["task_id"]: TaskView(s.tasks[b["task_id"]].context.progress, s.tasks[b["task_id"]].status.value)
+                for b in reports if b["task_id"] in s.tasks}
+        views = merge(((agent_id, b) for b in reports if b["task_id"] in s.tasks), base)
+        out: dict[str, dict[str, Any]] = {}
+        for key, v in sorted(views.items()):
+            t = s.tasks[key]
+            if t.status is TaskStatus.COMPLETED:
+                res = "already_completed"  # the other side finished first: the isolated copy's result is dropped
+            elif v.status == "completed":
+                if t.agent:
+                    self.release_task(key, reason="completed_on_isolated_agent", actor="merge")
+                self.emit("TASK_COMPLETED", "agent", "execution", {"task": key, "agent": agent_id, "workflow_id": t.workflow, "merged": True}, actor="merge")
+                self.telemetry.record(self.clock.now(), "completed", "system", 1.0, persist=False)
+                self._after_task(t.workflow, t.phase)
+                res = "completed_by_isolated_agent"
+            elif v.progress > t.context.progress + 1e-9:
+                if t.agent:  # restart the moved copy from the further point
+                    self.release_task(key, reason="resume_from_merged_progress", actor="merge")
+                self.emit("TASK_PROGRESS", "agent", "execution", {"task": key, "agent": agent_id, "progress": round(v.progress, 4), "merged": True}, actor="merge")
+                res = "progress_merged"
+            else:
+                res = "current_copy_ahead"
+            out[key] = {"resolution": res, "merged_progress": round(v.progress, 4), "merged_status": v.status, "reports": len(v.applied)}
+        self.emit("PARTITION_MERGED", "network", "agent_coordination", {"agent": agent_id, "tasks": out}, actor="merge")
 
     def usage(self, agent_id: str, cpu_pct: float, memory_mb: float) -> None:
         now = self.clock.now()
@@ -431,6 +471,7 @@ class Engine:
         done = tel.get("completed", "system").since(now - window)
         tel.record(now, "throughput_per_min", "system", len(done) * 60.0 / window)
         self._check_liveness(now)
+        self._reassign_unreachable(now)
         for hook in list(self._sample_hooks):
             hook(now)
 
@@ -443,6 +484,24 @@ class Engine:
                     self.telemetry.liveness[a.id] = now
                 elif now - last > limit:
                     self.agent_unreachable(a.id)
+
+    def _reassign_unreachable(self, now: float) -> None:
+        """The standing reassignment that ``/coordination-hub communication-redundancy-
+        activation`` turns on: a task on an agent silent for ``reassign_after_s`` moves
+        (with its context) to a reachable agent, unless the distributed protocol in
+        force keeps tasks running on isolated agents."""
+        cfg = self.state.settings.get("monitoring.communication")
+        if self.readonly or not isinstance(cfg, dict) or cfg.get("closed") or cfg.get("reassign_after_s") is None:
+            return
+        proto = self.state.settings.get("monitoring.distributed_protocols")
+        if isinstance(proto, dict) and not proto.get("closed") and proto.get("keep_tasks_on_unreachable"):
+            return
+        after = float(cfg["reassign_after_s"])
+        for a in sorted(self.state.agents.values(), key=lambda x: x.id):
+            if a.status is AgentStatus.UNREACHABLE and a.current_task:
+                silent = now - self.telemetry.liveness.get(a.id, a.last_heartbeat if a.last_heartbeat is not None else now)
+                if silent >= after:
+                    self.release_task(a.current_task, reason="agent_unreachable", actor="standing-reassignment")
 
     # -- measures ---------------------------------------------------------------
     def agent_utilisation(self) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from core.incidents.merge import merge
+from core.merge import merge
 from core.models import AgentStatus
 from core.session import memory_sim
 

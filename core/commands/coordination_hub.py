@@ -485,37 +485,71 @@ async def network_failure_analysis(ctx: Context, p: P.NetworkFailureAnalysis) ->
     return await analysis_outcome(ctx, names, None, {"failure_scope": p.failure_scope, "components": p.affected_components})
 
 
-@operation(C, "communication-redundancy-activation", kind="destructive", payload=P.CommunicationRedundancy,
-           summary="move tasks off agents unreachable longer than reassign_after; record the redundancy setting")
-async def communication_redundancy_activation(ctx: Context, p: P.CommunicationRedundancy) -> Outcome:
-    s = ctx.state
+def _move_off_unreachable(ctx: Context, silent_at_least: float) -> list[dict[str, Any]]:
+    """Release the tasks of unreachable agents silent that long: each goes back to the
+    queue with its context (progress, partial results) for a reachable agent."""
     moved = []
-    for a in sorted(s.agents.values(), key=lambda a: a.id):
+    for a in sorted(ctx.state.agents.values(), key=lambda a: a.id):
         if a.status is AgentStatus.UNREACHABLE and a.current_task:
             silent = ctx.now - ctx.engine.telemetry.liveness.get(a.id, a.last_heartbeat or ctx.now)
-            if silent >= p.reassign_after:
+            if silent >= silent_at_least:
                 key = a.current_task
+                prog = ctx.state.tasks[key].context.progress
                 ctx.engine.release_task(key, reason="agent_unreachable", actor=ctx.actor)
-                moved.append({"task": key, "from": a.id, "silent_s": round(silent, 1)})
-    out = configure(ctx, "communication", {"redundancy": True, "reassign_after_s": p.reassign_after})
-    out.result["moved"] = moved
-    out.summary = f"redundancy on (reassign after {p.reassign_after:g}s silent); {len(moved)} task(s) moved now"
+                moved.append({"task": key, "from": a.id, "silent_s": round(silent, 1), "progress_kept": prog})
+    return moved
+
+
+@operation(C, "communication-redundancy-activation", kind="destructive", payload=P.CommunicationRedundancy,
+           summary="move tasks off agents unreachable longer than reassign_after, now and from then on (standing); optionally add replacement agents")
+async def communication_redundancy_activation(ctx: Context, p: P.CommunicationRedundancy) -> Outcome:
+    """The standing reassignment is applied by the engine at every sample
+    (``Engine._reassign_unreachable``) while this setting is in force. A link to an
+    unreachable agent cannot be re-established from here: with ``replace_unreachable``
+    the pool gets a new agent per unreachable one instead (up to its maximum and the
+    fleet's capacity); the cut-off agent's buffered work is merged when it reconnects."""
+    s = ctx.state
+    eng = ctx.engine
+    out = configure(ctx, "communication", {"redundancy": True, "reassign_after_s": p.reassign_after, "standing_reassignment": True})
+    moved = _move_off_unreachable(ctx, p.reassign_after)
+    added = []
+    if p.replace_unreachable:
+        for a in sorted((a for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE), key=lambda a: a.id):
+            pool = s.pools[a.pool]
+            live = sum(1 for x in s.live_agents() if x.pool == a.pool)
+            if live >= pool.max_size or len(s.live_agents()) >= eng.config.capacity.agents:
+                continue
+            added.append({"for": a.id, "agent": eng.add_agent(a.pool, list(a.specializations), actor=ctx.actor), "pool": a.pool})
+        eng.request_dispatch()
+    out.result.update({"moved": moved, "replacements": added, "reestablished": [],
+                       "links": "not re-established: a cut link cannot be repaired from the control plane"})
+    out.summary = (f"standing reassignment on (after {p.reassign_after:g}s silent); {len(moved)} task(s) moved now; "
+                   f"{len(added)} replacement agent(s) added")
     return out
 
 
-@operation(C, "activate-distributed-protocols", kind="monitoring", payload=P.ActivateDistributedProtocols,
-           summary="partition-tolerant coordination settings (buffer and replay, agent autonomy, sync)")
+@operation(C, "activate-distributed-protocols", kind="destructive", payload=P.ActivateDistributedProtocols,
+           summary="partition protocol: keep tasks running on isolated agents (agent autonomy) or move them off now; buffered reports merge on reconnection")
 async def activate_distributed_protocols(ctx: Context, p: P.ActivateDistributedProtocols) -> Outcome:
-    """Records the adaptations and reports the current partition they apply to: which
-    agents are unreachable and keep working with buffered reports."""
+    """Agents always buffer their reports with sequence numbers while cut off, and the
+    engine always applies them exactly once through the conflict-free merge
+    (``core.merge``) when they reconnect: those two adaptations are in force whatever
+    is asked. ``agent_autonomy_increase`` keeps tasks on isolated agents (the standing
+    reassignment then skips them); without it the tasks of unreachable agents move
+    to reachable agents now, with their context."""
     s = ctx.state
+    adapt = [a.adaptation for a in p.coordination_adaptations]
+    keep = "agent_autonomy_increase" in adapt
+    out = configure(ctx, "distributed_protocols", {"mode": p.protocol_mode, "strategy": p.communication_strategy, "adaptations": adapt,
+                                                   "keep_tasks_on_unreachable": keep})
     lost = sorted(a.id for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE)
     holding = {a: s.agents[a].current_task for a in lost if s.agents[a].current_task}
-    adapt = [a.adaptation for a in p.coordination_adaptations]
-    out = configure(ctx, "distributed_protocols", {"mode": p.protocol_mode, "strategy": p.communication_strategy, "adaptations": adapt,
-                                                   "keep_tasks_on_unreachable": "agent_autonomy_increase" in adapt})
-    out.result["partition"] = {"unreachable": lost, "tasks_held": holding}
-    out.summary = f"{len(adapt)} adaptation(s) on; {len(lost)} agent(s) partitioned, {len(holding)} holding tasks"
+    moved = [] if keep else _move_off_unreachable(ctx, 0.0)
+    out.result.update({"partition": {"unreachable": lost, "tasks_held": holding}, "kept_on_isolated_agents": sorted(holding.values()) if keep else [],
+                       "moved": moved, "always_on": ["buffered reports with per-agent sequence numbers",
+                                                     "exactly-once apply through the conflict-free merge on reconnection"]})
+    out.summary = (f"{len(lost)} agent(s) partitioned; " + (f"{len(holding)} task(s) keep running isolated" if keep else f"{len(moved)} task(s) moved to reachable agents")
+                   + "; buffered reports merge on reconnection")
     return out
 
 

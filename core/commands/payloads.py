@@ -425,6 +425,7 @@ class CommunicationRedundancy(Payload):
     scope: str | None = None
     focus: list[str] = Field(default_factory=list)
     reassign_after: Duration = Field(90.0, description="how long an agent may stay unreachable before its task moves")
+    replace_unreachable: bool = Field(False, description="add an agent in the same pool for each unreachable one (capacity while cut off)")
 
 
 class SubagentsContext(Payload):

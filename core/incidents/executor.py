@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .decisions import abort
 from .model import TERMINAL_PLAN
-from .validation import GATES, GateCtx
+from .validation import CRITERIA, GATES, GateCtx, validation_window
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -76,7 +76,7 @@ class Executor:
                 return
             idx = next((i for i, st in enumerate(p["steps"]) if st["state"] not in ("completed", "rolled_back")), None)
             if idx is None:
-                self._finish(p)
+                await self._validate(p)
                 return
             st = p["steps"][idx]
             if st["state"] == "executing":
@@ -170,15 +170,45 @@ class Executor:
                 "incident_id": inc["id"], "status": "failed", "outcome": {"validated": False, "reason": reason, "plan_id": pid},
             }, actor=f"plan:{pid}")
 
-    def _finish(self, p: dict[str, Any]) -> None:
+    async def _validate(self, p: dict[str, Any]) -> None:
+        """Every step has run: the incident's criteria decide. A criterion a step's
+        gate already passed counts; any other is polled now, for at most the
+        incident's validation window, against the state (never against the steps)."""
         eng = self.engine
         pid = p["id"]
         inc = eng.state.incidents[p["incident_id"]]
-        validations = {}
-        for i, st in enumerate(p["steps"]):
+        validations: dict[str, Any] = {}
+        for st in p["steps"]:
             if st.get("gate"):
                 validations[st["gate"]] = (st.get("result") or {}).get("validation")
-        validated = all(v is not None for v in validations.values())
+        window = float(inc.get("validation_window_s") or validation_window(eng, inc["scenario"]))
+        for name in inc.get("criteria") or [CRITERIA[inc["scenario"]]]:
+            if validations.get(name) is not None:
+                continue
+            m = self.memo.get((pid, name))
+            if m is None:
+                m = self.memo[(pid, name)] = {"started": eng.clock.now(), "gate_memo": {}}
+                eng.emit("PLAN_VALIDATION_STARTED", "incidents", "plan", {
+                    "plan_id": pid, "criterion": name, "window_s": window, "incident_id": inc["id"],
+                }, actor=f"plan:{pid}")
+            if m.get("passed") is None:
+                ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], timeout_s=window)
+                ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
+                verdict, details = await GATES[name](ctx)
+                if verdict == "wait":
+                    return
+                if verdict == "fail":
+                    await self._fail(pid, f"validation {name} failed: {details.get('reason', '')}")
+                    return
+                m["passed"] = details
+            validations[name] = m["passed"]
+        self._finish(p, validations)
+
+    def _finish(self, p: dict[str, Any], validations: dict[str, Any]) -> None:
+        eng = self.engine
+        pid = p["id"]
+        inc = eng.state.incidents[p["incident_id"]]
+        validated = bool(validations) and all(v is not None for v in validations.values())
         now = eng.clock.now()
         recovery = next((v.get("recovery_time_s") for v in validations.values() if v and "recovery_time_s" in v), None)
         outcome = {

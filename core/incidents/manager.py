@@ -14,6 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..engine import EngineError
+from ..models import Band, WorkflowStatus
 from .approval import command_kind, decide
 from .decisions import approve
 from .detectors import DataIntegrityDetector, Detector, Finding, all_detectors
@@ -21,6 +22,7 @@ from .executor import Executor
 from .merge import SeqTap, agent_marks
 from .model import Incident, Plan, PlanStep
 from .playbooks import build
+from .validation import CRITERIA, validation_window
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -87,6 +89,8 @@ class IncidentManager:
                 sp: sum(1 for a in s.agents.values() if set(sp.split(",")) <= set(a.specializations) and (a.id in failed or a.status.value in ("idle", "busy", "paused")))
                 for sp in specs
             }
+        if f.scenario == "resource-exhaustion":
+            evidence["protected"] = sorted(w.id for w in s.workflows.values() if w.status is WorkflowStatus.RUNNING and w.band is Band.CRITICAL)
         if f.scenario == "network-partition":
             evidence["agent_marks"] = agent_marks(eng)
         if f.scenario == "performance-degradation":
@@ -96,6 +100,7 @@ class IncidentManager:
         inc = Incident(
             id=inc_id, scenario=f.scenario, type=f.type, severity=f.severity, evidence=evidence,  # type: ignore[arg-type]
             detected_at=now, fault_at=fault_at if fault_at is not None else f.onset, affected_workflows=f.affected_workflows,
+            criteria=[CRITERIA[f.scenario]], validation_window_s=validation_window(eng, f.scenario),
         )
         eng.emit("INCIDENT_OPENED", "incidents", "incident", {"incident": inc.model_dump(mode="json")}, actor="detector")
         eng.emit(f.type, f.component, f.scope, {**f.data, "incident_id": inc_id}, actor="detector")

@@ -1,18 +1,14 @@
-"""Merging what partitioned agents did while they were cut off.
+"""Watching a partition's recovery: what was moved, applied and completed.
 
-Buffered reports carry per-agent sequence numbers. The merge rules commute (any
-order of the same reports gives the same result) and are idempotent (a duplicate
-changes nothing): progress merges by maximum, a task's status by the order
-pending < running < completed, applied sequence numbers by union. The engine applies
-reconnection buffers in sequence order and drops every sequence number at or below
-the agent's ``applied_seq``; ``SeqTap`` watches that no sequence is applied twice,
+The merge itself (``core.merge``) runs in the engine on every reconnection: buffered
+reports in sequence order, every sequence number at or below the agent's
+``applied_seq`` dropped, the two sides of each task merged by commuting rules.
+``SeqTap`` watches that no sequence is applied twice and no task completes twice,
 and ``partition_report`` measures how much of the fleet kept making progress.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..events import Event
@@ -20,51 +16,39 @@ from ..events import Event
 if TYPE_CHECKING:
     from ..engine import Engine
 
-_RANK = {"pending": 0, "running": 1, "completed": 2}
-
-
-@dataclass(frozen=True)
-class TaskView:
-    progress: float = 0.0
-    status: str = "pending"
-    applied: frozenset[tuple[str, int]] = field(default_factory=frozenset)
-
-
-def merge_one(view: TaskView, agent: str, report: dict[str, Any]) -> TaskView:
-    """Fold one buffered report into a task's view; commutative and idempotent."""
-    kind = report["kind"]
-    status = {"started": "running", "progress": "running", "finished": "completed"}.get(kind, view.status)
-    if _RANK.get(status, 0) < _RANK.get(view.status, 0):
-        status = view.status
-    progress = max(view.progress, float(report.get("progress", 1.0 if kind == "finished" else 0.0)))
-    return TaskView(progress, status, view.applied | {(agent, int(report["seq"]))})
-
-
-def merge(reports: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, TaskView]:
-    """Merge (agent, report) pairs in any order into per-task views."""
-    out: dict[str, TaskView] = {}
-    for agent, rep in reports:
-        key = rep["task_id"]
-        out[key] = merge_one(out.get(key, TaskView()), agent, rep)
-    return out
-
 
 class SeqTap:
-    """Counts reconnections and applied buffered sequence numbers from the event stream."""
+    """Counts, from the event stream: reconnections and their buffered reports,
+    applied sequence numbers, tasks moved off each agent, completions per task."""
 
     def __init__(self, engine: Engine) -> None:
         self.applied: dict[tuple[str, int], int] = {}
         self.buffered = 0
         self.dropped = 0
+        self.buffered_by: dict[str, int] = {}
+        self.dropped_by: dict[str, int] = {}
+        self.moved_from: dict[str, list[str]] = {}
+        self.completions: dict[str, list[float]] = {}
+        self.merged: list[dict[str, Any]] = []
         engine.subscribe(self._on_event)
 
     def _on_event(self, ev: Event) -> None:
+        d = ev.data
         if ev.type == "AGENT_SEQ_APPLIED":
-            k = (ev.data["agent"], int(ev.data["seq"]))
+            k = (d["agent"], int(d["seq"]))
             self.applied[k] = self.applied.get(k, 0) + 1
         elif ev.type == "AGENT_RECONNECTED":
-            self.buffered += int(ev.data.get("buffered", 0))
-            self.dropped += int(ev.data.get("duplicates_dropped", 0))
+            n, dup = int(d.get("buffered", 0)), int(d.get("duplicates_dropped", 0))
+            self.buffered += n
+            self.dropped += dup
+            self.buffered_by[d["agent"]] = self.buffered_by.get(d["agent"], 0) + n
+            self.dropped_by[d["agent"]] = self.dropped_by.get(d["agent"], 0) + dup
+        elif ev.type == "TASK_REASSIGNED" and d.get("from"):
+            self.moved_from.setdefault(d["from"], []).append(d["task"])
+        elif ev.type == "TASK_COMPLETED":
+            self.completions.setdefault(d["task"], []).append(ev.ts)
+        elif ev.type == "PARTITION_MERGED":
+            self.merged.append(d)
 
 
 def agent_marks(engine: Engine) -> dict[str, list[Any]]:

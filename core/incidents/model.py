@@ -111,3 +111,10 @@ class Incident(_Model):
     affected_workflows: list[str] = Field(default_factory=list)
     resolved_at: float | None = None
     outcome: dict[str, Any] = Field(default_factory=dict)
+    criteria: list[str] = Field(default_factory=list)
+    """The validations (``validation.GATES``) a plan must pass to resolve the incident,
+    fixed from its kind when it opens; editing a plan does not change them."""
+    validation_window_s: float | None = None
+    """How long the criteria may take to hold once a plan's last step has run."""
+    notes: list[dict[str, Any]] = Field(default_factory=list)
+    """Operator notes (``/incident resolve ID --note``)."""

@@ -332,8 +332,10 @@ def agent_pace(engine: Engine, since: float, recent: int = 2) -> dict[str, float
     for a in s.agents.values():
         if a.status is AgentStatus.BUSY and a.current_task:
             t = s.tasks[a.current_task]
-            if t.started_at is not None and t.started_at >= since and now - t.started_at > 2 * hb and t.duration_s > 0 and t.attempts == 1:
-                planned = (now - t.started_at) / t.duration_s
+            # Progress is as of the agent's last report, so the pace is measured to then.
+            heard = a.last_heartbeat if a.last_heartbeat is not None else now
+            if t.started_at is not None and t.started_at >= since and heard - t.started_at > 2 * hb and t.duration_s > 0 and t.attempts == 1:
+                planned = (heard - t.started_at) / t.duration_s
                 acc.setdefault(a.id, []).append((now, min(t.context.progress / planned, 1.5) if planned > 0 else 1.0))
     out = {}
     for a, obs in sorted(acc.items()):
@@ -343,14 +345,16 @@ def agent_pace(engine: Engine, since: float, recent: int = 2) -> dict[str, float
 
 
 def bottleneck(engine: Engine, since: float) -> dict[str, Any]:
-    """Slow agents (pace under 90 % of the median) and what replacing them is worth:
-    the fleet's mean pace with the slow agents at the median of the others."""
+    """Slow agents (pace below the median by more than the configured degradation
+    trigger) and what replacing them is worth: the fleet's mean pace with the slow
+    agents at the median of the others."""
     pace = agent_pace(engine, since)
     if not pace:
         return {"pace": {}, "slow": [], "expected_pct": 0.0}
     vals = sorted(pace.values())
     med = vals[len(vals) // 2]
-    slow = sorted((a for a, v in pace.items() if v < 0.9 * med), key=lambda a: pace[a])
+    cut = 1.0 - engine.config.performance.degradation_trigger_pct / 100.0
+    slow = sorted((a for a, v in pace.items() if v < cut * med), key=lambda a: pace[a])
     others = [v for a, v in pace.items() if a not in slow] or [med]
     healthy = sorted(others)[len(others) // 2]
     now_mean = sum(pace.values()) / len(pace)
@@ -493,6 +497,9 @@ def network_partition(engine: Engine, finding: Finding) -> PlanDraft:
     # (NETWORK_RECOVERY_COMPLETED reports the final share).
     heard = [a for a in working if a.id not in cut]
     preserved = round(100.0 * len(heard) / max(len(working), 1))
+    held = [s.agents[a].current_task for a in cut if a in s.agents and s.agents[a].current_task]
+    iv = engine.config.intervals
+    reassign_after = iv.heartbeat_s * iv.missed_heartbeats
     steps = [
         StepDraft(cmd("coordination-hub", "network-failure-analysis", {
             "failure_scope": "partial_partition", "affected_components": ["agent_communication", "event_distribution", "state_synchronization"],
@@ -507,10 +514,14 @@ def network_partition(engine: Engine, finding: Finding) -> PlanDraft:
             "protocol_mode": "network_resilient", "communication_strategy": "multi_path_redundant",
             "coordination_adaptations": [
                 {"adaptation": "event_caching_and_replay", "scope": "network_partition_tolerance", "reliability": "guaranteed_delivery"},
-                {"adaptation": "agent_autonomy_increase", "scope": "isolated_agent_operations", "capability": "offline_task_execution"},
                 {"adaptation": "state_synchronization_enhancement", "scope": "eventual_consistency", "mechanism": "conflict_free_replication"},
             ],
-        }), "buffer with sequence numbers; merge on reconnection", gate="network_recovered"),
+        }), f"move the {len(held)} task(s) of the cut-off agents to reachable agents, with their context"),
+        StepDraft(cmd("coordination-hub", "communication-redundancy-activation", {
+            "scope": "alternative_channels", "focus": ["backup_communication", "fault_tolerance"],
+            "reassign_after": reassign_after, "replace_unreachable": True,
+        }), "standing reassignment; a replacement agent per cut-off agent; merge their buffered work on reconnection",
+            gate="network_recovered"),
         StepDraft(cmd("performance-monitor", "network-resilience-monitoring", {
             "monitoring_scope": "network_health_prediction", "prediction_horizon": "30m", "failure_prediction": "enabled", "auto_adaptation": "immediate",
         }), "network resilience monitoring"),

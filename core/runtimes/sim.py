@@ -42,6 +42,8 @@ class _SimAgent:
     buffer_seq: int = 0
     leak_mb: float = 0.0
     leak_rate_mb_s: float = 0.0
+    pending_stops: set[str] = field(default_factory=set)
+    """Stops sent while cut off: they reach the agent when its link comes back."""
 
 
 class SimRuntime:
@@ -149,6 +151,9 @@ class SimRuntime:
 
     def stop_task(self, agent_id: str, task_id: str) -> None:
         sa = self.agents.get(agent_id)
+        if sa and not sa.reachable:
+            sa.pending_stops.add(task_id)  # it cannot hear us: it keeps working until the link is back
+            return
         if sa and sa.task and sa.task.task_id == task_id:
             if sa.task.finish_timer:
                 sa.task.finish_timer.cancel()
@@ -259,6 +264,9 @@ class SimRuntime:
         for sa in self.agents.values():
             if (agent_ids is None or sa.id in agent_ids) and not sa.reachable:
                 sa.reachable = True
+                for task_id in sorted(sa.pending_stops):
+                    self.stop_task(sa.id, task_id)
+                sa.pending_stops.clear()
                 buffered, sa.buffer = sa.buffer, []
                 if self.sink:
                     self.sink.agent_reconnected(sa.id, buffered)

@@ -1,0 +1,44 @@
+"""The conflict-free merge of what both sides of a partition did to a task.
+
+A cut-off agent keeps working and buffers its reports with its own sequence
+numbers; meanwhile the engine may have moved the task to a reachable agent. On
+reconnection the two sides are merged by rules that commute (any order of the same
+reports gives the same result) and are idempotent (a duplicate changes nothing):
+progress by maximum, status by the order pending < running < completed, applied
+sequence numbers by union. :meth:`core.engine.Engine.agent_reconnected` uses them
+to decide, per task, what the merged state is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+RANK = {"pending": 0, "paused": 1, "running": 1, "completed": 2}
+
+
+@dataclass(frozen=True)
+class TaskView:
+    progress: float = 0.0
+    status: str = "pending"
+    applied: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+
+
+def merge_one(view: TaskView, agent: str, report: dict[str, Any]) -> TaskView:
+    """Fold one buffered report into a task's view; commutative and idempotent."""
+    kind = report["kind"]
+    status = {"started": "running", "progress": "running", "finished": "completed"}.get(kind, view.status)
+    if RANK.get(status, 0) < RANK.get(view.status, 0):
+        status = view.status
+    progress = max(view.progress, float(report.get("progress", 1.0 if kind == "finished" else 0.0)))
+    return TaskView(progress, status, view.applied | {(agent, int(report["seq"]))})
+
+
+def merge(reports: Iterable[tuple[str, dict[str, Any]]], base: dict[str, TaskView] | None = None) -> dict[str, TaskView]:
+    """Merge (agent, report) pairs in any order into per-task views (over ``base``)."""
+    out: dict[str, TaskView] = dict(base or {})
+    for agent, rep in reports:
+        key = rep["task_id"]
+        out[key] = merge_one(out.get(key, TaskView()), agent, rep)
+    return out
