@@ -86,6 +86,8 @@ class Engine:
         self.store_lock = asyncio.Lock()
         """Serialises store writes: with a wall clock several tasks flush (runtime, console)."""
         self.runtime: Runtime | None = None
+        self._restoring = False
+        """While attach_runtime brings running tasks back: their start is not news."""
         self.readonly = False
         self._checkpoint_due: str | None = None
         self._last_checkpoint_at: float | None = None
@@ -230,12 +232,18 @@ class Engine:
             if a.status in LIVE_AGENT:
                 runtime.spawn_agent(a)
                 self.telemetry.liveness[a.id] = now
-        for a in sorted(self.state.agents.values(), key=lambda a: a.id):
-            if a.status in LIVE_AGENT and a.current_task:
-                t = self.state.tasks[a.current_task]
-                runtime.start_task(a.id, t)
-                if t.status is TaskStatus.PAUSED:
-                    runtime.pause_task(a.id, t.id)
+        # Tasks the projection has running are restored, not restarted: a start the
+        # runtime reports for them now is the same start the log already holds.
+        self._restoring = True
+        try:
+            for a in sorted(self.state.agents.values(), key=lambda a: a.id):
+                if a.status in LIVE_AGENT and a.current_task:
+                    t = self.state.tasks[a.current_task]
+                    runtime.start_task(a.id, t)
+                    if t.status is TaskStatus.PAUSED:
+                        runtime.pause_task(a.id, t.id)
+        finally:
+            self._restoring = False
         self.request_dispatch()
 
     def request_dispatch(self) -> None:
@@ -290,7 +298,7 @@ class Engine:
 
     def task_started(self, agent_id: str, task_id: str) -> None:
         self.telemetry.liveness[agent_id] = self.clock.now()
-        if self._owns(agent_id, task_id):
+        if self._owns(agent_id, task_id) and not self._restoring:
             self.emit("TASK_STARTED", "agent", "execution", {"task": task_id, "agent": agent_id})
 
     def task_progress(self, agent_id: str, task_id: str, progress: float, output: list[str] | None = None, partial: dict[str, Any] | None = None) -> None:

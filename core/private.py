@@ -117,3 +117,26 @@ def open_private(path: str | Path, append: bool = True) -> int:
     fd = os.open(path, flags, 0o600)
     os.fchmod(fd, 0o600)
     return fd
+
+
+def socket_beside(path: str | Path, suffix: str) -> Path:
+    """A unix socket named ``<path>.<suffix>`` beside ``path`` (a database, say) when
+    that fits in a socket address, else ``<digest>.<suffix>`` in a short private
+    directory (``$XDG_RUNTIME_DIR/opsdeck`` or ``/tmp/opsdeck-<uid>``) named by a hash
+    of the path. The directory of ``path`` is left as it is: it is the user's; the
+    socket file itself is made 0600 by whoever binds it."""
+    p = Path(path).absolute()
+    beside = Path(f"{p}.{suffix}")
+    if len(os.fsencode(str(beside))) <= SOCKET_PATH_MAX:
+        return beside
+    digest = hashlib.sha256(os.fsencode(str(p))).hexdigest()[:24]
+    short = private_dir(_runtime_base()) / f"{digest}.{suffix}"
+    if len(os.fsencode(str(short))) > SOCKET_PATH_MAX:
+        raise PrivateError(f"{short}: a socket name this long does not fit in a unix socket address")
+    return short
+
+
+def is_private(path: str | Path) -> bool:
+    """Owned by us and closed to group and others."""
+    st = os.stat(path)
+    return st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077 == 0

@@ -13,13 +13,15 @@ from collections.abc import Sequence
 
 from core.config import ConfigError
 from core.engine import EngineError
+from core.host.errors import HostError, HostGone
+from core.host.lease import LeaseHeld
 from core.private import PrivateError
 from core.store import StoreError
 
 from . import __version__
 
 # Each module has ``register(subparsers)`` and sets ``func`` on its parser.
-SUBCOMMANDS = ["console", "demo", "events", "verify", "run", "exec", "script", "help", "drill"]
+SUBCOMMANDS = ["console", "demo", "events", "verify", "run", "serve", "exec", "script", "help", "drill"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,9 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["console", *(argv if argv is not None else sys.argv[1:])])
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, StoreError, PrivateError) as exc:
+    except (ConfigError, StoreError, PrivateError, HostError) as exc:
         print(f"opsdeck: {exc}", file=sys.stderr)
         return 2
+    except LeaseHeld as exc:
+        print(refusal(exc), file=sys.stderr)
+        return 2
+    except HostGone as exc:
+        print(f"opsdeck: {exc}", file=sys.stderr)
+        return 1
     except EngineError as exc:
         print(f"opsdeck: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
@@ -53,3 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def refusal(exc: LeaseHeld) -> str:
+    """Why a second host may not open a database, and how to reach the one that runs it."""
+    h = exc.holder
+    db = exc.db
+    return (f"opsdeck: {db} is already run by {h.describe()}; nothing was changed.\n"
+            f"  attach to it instead: opsdeck console --db {db}   |   opsdeck exec --db {db} '/host status'"
+            f"   |   opsdeck events --db {db} --follow")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import platformdirs
@@ -18,4 +19,45 @@ def default_db() -> Path:
 
 
 def demo_db() -> Path:
+    """The demo database of older versions (kept: it is never deleted)."""
     return data_dir() / "demo.db"
+
+
+def demo_dir() -> Path:
+    """Where each ``opsdeck demo`` run without ``--db`` gets its own database."""
+    return data_dir() / "demos"
+
+
+def new_demo_db() -> Path:
+    """A database path no other demo uses: ``demos/demo-YYYYmmdd-HHMMSS[-N].db``.
+
+    The file is created empty here (exclusively, so two demos started in the same
+    second get different names); opening it lays out the schema."""
+    d = demo_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        p = d / (f"demo-{stamp}.db" if n == 1 else f"demo-{stamp}-{n}.db")
+        try:
+            fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return p
+    raise FileExistsError(f"{d}: no free demo database name for {stamp}")
+
+
+def live_demo_db() -> Path | None:
+    """The newest demo database a live host runs, if any (``opsdeck demo`` attaches to it)."""
+    from core.host.lease import current_holder
+
+    d = demo_dir()
+    if not d.is_dir():
+        return None
+    live = []
+    for lease in d.glob("*.db.lease"):
+        db = lease.with_suffix("")
+        holder = current_holder(db)
+        if holder is not None:
+            live.append((holder.started_at or 0.0, db))
+    return max(live)[1] if live else None

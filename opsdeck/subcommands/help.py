@@ -7,6 +7,7 @@ import json
 import sys
 
 from core.commands import REGISTRY
+from core.host import commands as _host_commands  # noqa: F401  (/host ... is part of the language)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="headless: print only workflow outcomes")
     p.add_argument("--incidents", choices=("off", "auto"), default="off",
                    help="headless: detect incidents on the real measurements and run their plans, auto-approved")
+    p.add_argument("--listen", metavar="HOST:PORT", help="headless: also serve the control endpoint on TCP")
     p.set_defaults(func=run)
 
 
-def _db_path(args: argparse.Namespace) -> Path:
+def db_path(args: argparse.Namespace) -> Path:
     if args.db:
         return Path(args.db)
     d = data_dir() / "runs"
@@ -47,22 +47,31 @@ def _db_path(args: argparse.Namespace) -> Path:
     return d / f"{Path(args.file).stem}.db"
 
 
-def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+def load_file(path: str, config: Config) -> tuple[Any, Any] | None:
+    """The workflow file and its specs, or None after printing every problem."""
     try:
-        wfile, specs = load_workflow_file(args.file)
+        wfile, specs = load_workflow_file(path)
         problems = config_problems(wfile, specs, config)
         if problems:
-            raise WorkflowFileError(args.file, problems)
+            raise WorkflowFileError(path, problems)
     except WorkflowFileError as exc:
         print(f"opsdeck: {len(exc.problems)} problem(s) in the workflow file; nothing was started", file=sys.stderr)
         for p in exc.problems:
             print(f"  {exc.path}: {p}", file=sys.stderr)
+        return None
+    return wfile, specs
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    loaded = load_file(args.file, config)
+    if loaded is None:
         return 2
-    db = _db_path(args)
-    db.parent.mkdir(parents=True, exist_ok=True)
+    wfile, specs = loaded
+    db = db_path(args)
     if args.headless:
-        return asyncio.run(headless(db, config, wfile, specs, quiet=args.quiet, incidents=args.incidents == "auto"))
+        return asyncio.run(headless(db, config, wfile, specs, quiet=args.quiet, incidents=args.incidents == "auto",
+                                    listen=args.listen))
     from ..console import run_console
 
     async def open_session() -> Any:
@@ -101,42 +110,38 @@ def _blocked(engine: Any, wf_id: str, seen: set[str]) -> bool:
     return False
 
 
-async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool = False, tick: float = 0.1,
-                   incidents: bool = False) -> int:
-    from core.runtimes.local import open_local
+async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool = False,
+                   incidents: bool = False, listen: str | None = None) -> int:
+    """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
+    from core.host.host import Host
 
     from .demo import LinePrinter
+    from .serve import announce, stop_on_signals
 
     printer = LinePrinter()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # before any agent starts: a stop always cleans up
-        loop.add_signal_handler(sig, stop.set)
-    engine, runtime = await open_local(db, wfile, specs, config, subscriber=None if quiet else printer)
-    manager = None
-    if incidents:
-        from core.incidents.manager import IncidentManager
-
-        manager = IncidentManager(engine, approve_mode="auto")
-    m = runtime.mechanisms
-    print(f"# opsdeck run {db}: limits memory={m.memory} cpu={m.cpu}; agents adopted={runtime.adopted} "
-          f"recovered={runtime.recovered}", file=sys.stderr)
-    if finished(engine):
-        print(f"# every workflow of this file already ended in {db}; nothing to run (use another --db to run it again)",
-              file=sys.stderr)
+    stop = stop_on_signals()  # before any agent starts: a stop always cleans up
+    host = await Host.open_local(db, wfile, specs, config, subscriber=None if quiet else printer,
+                                 approve_mode="auto" if incidents else "manual")
+    engine, runtime = host.engine, host.runtime
+    if not incidents:
+        host.manager.detectors.clear()  # headless without --incidents: measurements only, no plans
     try:
-        while not stop.is_set() and not finished(engine):
-            await asyncio.sleep(tick)
+        await host.serve(listen)
+        announce(host, "run")
+        m = runtime.mechanisms  # type: ignore[union-attr]
+        print(f"# opsdeck run {db}: limits memory={m.memory} cpu={m.cpu}; agents adopted={runtime.adopted} "  # type: ignore[union-attr]
+              f"recovered={runtime.recovered}", file=sys.stderr)
+        if finished(engine):
+            print(f"# every workflow of this file already ended in {db}; nothing to run (use another --db to run it again)",
+                  file=sys.stderr)
+        await host.run(stop, until=lambda: finished(engine))
+        async with host.lock:
+            for w in sorted(engine.state.workflows.values(), key=lambda w: w.id):
+                if w.status is WorkflowStatus.PENDING and _blocked(engine, w.id, set()):
+                    engine.cancel_workflow(w.id, actor="opsdeck run")
             await engine.flush()
-            await engine.maintain()
-            if manager is not None:
-                await manager.pump()
-        for w in sorted(engine.state.workflows.values(), key=lambda w: w.id):
-            if w.status is WorkflowStatus.PENDING and _blocked(engine, w.id, set()):
-                engine.cancel_workflow(w.id, actor="opsdeck run")
     finally:
-        await runtime.shutdown()
-        await engine.close()
+        await host.close()
     results = {w.id: w.status.value for w in engine.state.workflows.values()}
     for wid, status in sorted(results.items()):
         print(f"# {wid}: {status}", file=sys.stderr)

@@ -1,0 +1,162 @@
+"""A client of a live host: send commands, read health, follow the event stream.
+
+``HostClient.for_db(db)`` finds the host through the database's lease (None when no
+live process holds it); ``HostClient.for_url(url, token)`` reaches one over TCP.
+When the host goes away (killed, stopped) every call raises :class:`HostGone` naming
+its pid: the socket closes with the process, so a follower learns it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ..events import Event
+from .errors import HostGone
+from .lease import Holder, current_holder
+from .paths import host_socket_path
+
+__all__ = ["HostClient", "HostGone", "event_from_json"]
+
+SILENCE_S = 5.0
+"""A stream quiet this long (the host sends keepalives every second) is checked for life."""
+
+
+def event_from_json(obj: dict[str, Any]) -> Event:
+    return Event(seq=int(obj["seq"]), ts=float(obj["ts"]), type=obj["type"], component=obj["component"],
+                 scope=obj["scope"], data=obj.get("data") or {}, actor=obj.get("actor") or "engine")
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class HostClient:
+    """Talks HTTP to one host, on its unix socket or over TCP with a token."""
+
+    def __init__(self, *, socket_path: str | Path | None = None, url: str | None = None, token: str | None = None,
+                 pid: int | None = None, db: str | Path | None = None, holder: Holder | None = None) -> None:
+        if (socket_path is None) == (url is None):
+            raise ValueError("a HostClient needs a socket path or a URL")
+        self.socket_path = Path(socket_path) if socket_path is not None else None
+        self.base = "http://opsdeck" if url is None else url.rstrip("/")
+        self.token = token
+        self.pid = pid
+        self.db = Path(db) if db is not None else None
+        self.holder = holder
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_db(cls, db: str | Path) -> HostClient | None:
+        """A client of the live host of ``db``, or None when no process holds its lease."""
+        holder = current_holder(db)
+        if holder is None:
+            return None
+        sock = holder.socket or str(host_socket_path(db))
+        return cls(socket_path=sock, pid=holder.pid, db=db, holder=holder)
+
+    @classmethod
+    def for_url(cls, url: str, token: str | None = None) -> HostClient:
+        return cls(url=url, token=token)
+
+    # -- plumbing ---------------------------------------------------------------
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector: aiohttp.BaseConnector
+            if self.socket_path is not None:
+                connector = aiohttp.UnixConnector(path=str(self.socket_path))
+            else:
+                connector = aiohttp.TCPConnector()
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            self._session = aiohttp.ClientSession(connector=connector, headers=headers,
+                                                  timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        return self._session
+
+    def gone(self, reason: str) -> HostGone:
+        return HostGone(self.pid, reason)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> HostClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        try:
+            async with self._http().request(method, self.base + path, json=body) as resp:
+                text = await resp.text()
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError) as exc:
+            raise self.gone(str(exc) or type(exc).__name__) from None
+        try:
+            out = json.loads(text)
+        except json.JSONDecodeError:
+            raise self.gone(f"answered {resp.status} with something that is not JSON: {text[:200]!r}") from None
+        if not isinstance(out, dict):
+            raise self.gone(f"answered {resp.status} with JSON that is not an object")
+        return out
+
+    # -- the API ----------------------------------------------------------------
+    async def send(self, text: str, actor: str = "operator") -> dict[str, Any]:
+        """Run a command on the host: its response, once its events are committed."""
+        return await self._json("POST", "/v1/commands", {"command": text, "actor": actor})
+
+    async def health(self) -> dict[str, Any]:
+        return await self._json("GET", "/v1/health")
+
+    async def event_objects(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """The host's committed events after ``since`` as JSON objects (with hash and line), then live."""
+        try:
+            resp = await self._http().get(f"{self.base}/v1/events", params={"since": str(since)})
+        except (aiohttp.ClientConnectionError, ConnectionError) as exc:
+            raise self.gone(str(exc) or type(exc).__name__) from None
+        try:
+            if resp.status != 200:
+                body = await resp.text()
+                raise self.gone(f"the event stream answered {resp.status}: {body[:300]}")
+            buf = b""
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(resp.content.readany(), SILENCE_S)
+                except TimeoutError:
+                    if self.pid is not None and not _alive(self.pid):
+                        raise self.gone("its process no longer exists") from None
+                    continue
+                except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError) as exc:
+                    raise self.gone(str(exc) or type(exc).__name__) from None
+                if not chunk:
+                    raise self.gone("the event stream closed")
+                buf += chunk
+                while True:
+                    end = buf.find(b"\n\n")
+                    if end < 0:
+                        break
+                    block, buf = buf[:end], buf[end + 2:]
+                    data = [ln[5:].lstrip() for ln in block.split(b"\n") if ln.startswith(b"data:")]
+                    if data:
+                        yield json.loads(b"\n".join(data))
+        finally:
+            resp.release()
+
+    async def events(self, since: int = 0) -> AsyncIterator[Event]:
+        """The host's committed events after ``since``, then live ones, as :class:`Event`."""
+        async for obj in self.event_objects(since):
+            yield event_from_json(obj)

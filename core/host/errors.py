@@ -1,0 +1,17 @@
+"""What goes wrong between a host and its clients, in words a user can act on."""
+
+from __future__ import annotations
+
+
+class HostError(Exception):
+    """A host that cannot be opened (missing database, bad path); nothing was changed."""
+
+
+class HostGone(Exception):
+    """The host stopped answering: its process is gone or it closed the endpoint."""
+
+    def __init__(self, pid: int | None, reason: str = "") -> None:
+        self.pid = pid
+        self.reason = reason
+        who = f"the host (pid {pid})" if pid else "the host"
+        super().__init__(f"{who} is gone" + (f": {reason}" if reason else ""))

@@ -1,0 +1,339 @@
+"""The host: the one process that writes a database.
+
+A :class:`Host` owns the engine, its runtime, the incident manager and a running
+drill, holds the database's lease, and paces the clock: on the simulated runtime
+``speed`` simulated seconds per wall second (pausable), on a real runtime a tick
+that flushes, runs housekeeping and pumps the incident pipeline. Every command,
+from whichever client, goes through :meth:`Host.execute` (the one command path,
+then a flush), one at a time with the clock, so a response is only returned once
+its events are committed. The control endpoint (:mod:`core.host.server`) and the
+console's embedded mode are two front doors to the same object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..clock import VirtualClock
+from ..commands import run_command
+from ..config import Config
+from ..engine import Engine, Subscriber
+from ..incidents.drills import Drill, start_drill
+from ..incidents.manager import ApproveMode, IncidentManager
+from . import commands as host_commands
+from .errors import HostError
+from .lease import Lease, acquire, host_info
+from .paths import host_socket_path
+
+if TYPE_CHECKING:
+    from ..runtimes import Runtime
+    from .server import HostServer
+
+TICK_S = 0.1
+"""Wall seconds between steps of the pacing loop."""
+MAX_STEP_S = 1.0
+"""A stalled loop (a slow command, a loaded machine) catches up at most this much wall time at once."""
+ADVANCE_CHUNK_S = 30.0
+"""Simulated seconds per step when the clock is run forward as fast as possible."""
+
+
+def check_database(db: str | Path, create: bool) -> Path:
+    """``db`` as a path a host may open: it exists, or ``create`` and its directory exists.
+
+    Nothing is created here, and never a directory: a typo in a path must not become
+    a new fleet."""
+    p = Path(db)
+    if p.is_dir():
+        raise HostError(f"{p}: is a directory, not a database file")
+    if p.exists():
+        return p
+    if not create:
+        raise HostError(f"no such database: {p} (pass --create to make a new one)")
+    if not p.parent.is_dir():
+        raise HostError(f"no such directory: {p.parent} (opsdeck does not create directories)")
+    return p
+
+
+class Host:
+    """One live engine, its runtime and pacing, and everything that acts on them."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        runtime: Runtime | None,
+        *,
+        db: str | Path,
+        kind: str,
+        lease: Lease | None = None,
+        speed: float | None = None,
+        approve_mode: ApproveMode = "manual",
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.runtime = runtime
+        self.db = Path(db)
+        self.kind = kind
+        self.lease = lease
+        self.speed = float(engine.config.console.speed if speed is None else speed)
+        self.clock_running = self.virtual and self.speed > 0
+        self.manager = IncidentManager(engine, approve_mode=approve_mode)
+        self.drill: Drill | None = None
+        self.lock = asyncio.Lock()
+        """Commands and clock steps run one at a time: a command sees one instant."""
+        self.started_at = time.time()
+        self._t0 = time.monotonic()
+        self.server: HostServer | None = None
+        self.closing = False
+        self._closed = False
+        self._on_close = on_close
+        self._changed = asyncio.Event()
+        host_commands.register(engine, self)
+
+    # -- opening ----------------------------------------------------------------
+    @classmethod
+    async def open_with(
+        cls,
+        db: str | Path,
+        opener: Callable[[], Awaitable[tuple[Engine, Runtime | None]]],
+        *,
+        kind: str,
+        create: bool = False,
+        speed: float | None = None,
+        approve_mode: ApproveMode = "manual",
+        on_close: Callable[[Runtime | None], Awaitable[None]] | None = None,
+    ) -> Host:
+        """The generic factory: take the lease of ``db``, then ``opener()`` the engine
+        and runtime (any runtime: sim, local, ray). The lease is released if opening
+        fails; :class:`~core.host.lease.LeaseHeld` says who holds it otherwise."""
+        path = check_database(db, create)
+        lease = acquire(path, host_info(path, kind, socket=host_socket_path(path)))
+        try:
+            engine, runtime = await opener()
+            await engine.flush()
+        except BaseException:
+            lease.release()
+            raise
+
+        async def close_runtime() -> None:
+            if on_close is not None:
+                await on_close(runtime)
+
+        return cls(engine, runtime, db=path, kind=kind, lease=lease, speed=speed, approve_mode=approve_mode,
+                   on_close=close_runtime)
+
+    @classmethod
+    async def open_sim(
+        cls,
+        db: str | Path,
+        config: Config | None = None,
+        *,
+        demo: bool = False,
+        seed: int = 0,
+        speed: float | None = None,
+        recurring: bool = False,
+        create: bool = False,
+        approve_mode: ApproveMode = "manual",
+    ) -> Host:
+        """A host on the simulated runtime (``create``: a missing database is made;
+        ``demo``: an empty one gets the demo fleet; ``recurring``: it keeps resubmitting)."""
+        from ..session import open_sim
+
+        async def opener() -> tuple[Engine, Runtime | None]:
+            eng = await open_sim(db, config, seed=seed, demo=demo, recurring=recurring)
+            return eng, eng.runtime
+
+        return await cls.open_with(db, opener, kind="sim", create=create or demo, speed=speed, approve_mode=approve_mode)
+
+    @classmethod
+    async def open_local(
+        cls,
+        db: str | Path,
+        wfile: Any,
+        specs: list[Any],
+        config: Config | None = None,
+        *,
+        subscriber: Subscriber | None = None,
+        approve_mode: ApproveMode = "manual",
+    ) -> Host:
+        """A host on real agent processes (``opsdeck run``): a missing database is
+        made (the workflow file is what to run); live agents of a killed host are adopted."""
+        from ..runtimes.local import LocalRuntime, open_local
+
+        async def opener() -> tuple[Engine, Runtime | None]:
+            return await open_local(db, wfile, specs, config, subscriber=subscriber)
+
+        async def shutdown(rt: Runtime | None) -> None:
+            if isinstance(rt, LocalRuntime):
+                await rt.shutdown()
+
+        return await cls.open_with(db, opener, kind="local", create=True, speed=1.0, approve_mode=approve_mode,
+                                   on_close=shutdown)
+
+    # -- what it is -------------------------------------------------------------
+    @property
+    def virtual(self) -> bool:
+        return isinstance(self.engine.clock, VirtualClock)
+
+    @property
+    def socket_path(self) -> Path:
+        return host_socket_path(self.db)
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /v1/health`` and ``/host status`` report."""
+        eng = self.engine
+        drill = self.drill
+        return {
+            "pid": os.getpid(),
+            "runtime": self.kind,
+            "db": str(self.db.absolute()),
+            "seq": eng.state.seq,
+            "clock": round(eng.clock.now(), 3),
+            "simulated": self.virtual,
+            "uptime": round(time.monotonic() - self._t0, 3),
+            "started_at": self.started_at,
+            "speed": self.speed,
+            "clock_running": self.clock_running,
+            "socket": str(self.socket_path) if self.server is not None else None,
+            "listen": self.server.listen if self.server is not None else None,
+            "drill": None if drill is None else {"name": drill.name, "inject_at": drill.inject_at,
+                                                 "injected": drill.injected, "done": drill.done},
+            "workflows": eng.summary()["workflows"],
+        }
+
+    # -- the one command path -----------------------------------------------------
+    async def execute(self, text: str, actor: str = "operator") -> dict[str, Any]:
+        """Run one command and commit its events before answering."""
+        async with self.lock:
+            resp = await run_command(self.engine, text, actor=actor)
+            await self.engine.flush()
+        self._wake()
+        return resp
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Events as the engine publishes them (see :meth:`Engine.subscribe`)."""
+        return self.engine.subscribe(fn)
+
+    # -- committed-change notification (the event stream waits on it) --------------
+    def change_event(self) -> asyncio.Event:
+        """An event set at the next commit after this call: take it *before* reading
+        the store, then wait on it when nothing new was there (no lost wake-ups)."""
+        return self._changed
+
+    def _wake(self) -> None:
+        ev, self._changed = self._changed, asyncio.Event()
+        ev.set()
+
+    # -- the clock ----------------------------------------------------------------
+    def pause_clock(self) -> None:
+        self.clock_running = False
+
+    def run_clock(self, speed: float | None = None) -> None:
+        if speed is not None:
+            self.speed = float(speed)
+        if self.speed <= 0:
+            self.speed = float(self.engine.config.console.speed)
+        self.clock_running = True
+
+    async def step(self, seconds: float) -> None:
+        """One step of simulated time (call with :attr:`lock` held): a running drill
+        injects its fault on time; the incident pipeline detects, plans and executes."""
+        drill = self.drill
+        if drill is not None and not drill.done:
+            await drill.step(seconds)
+        else:
+            await self.engine.advance(seconds)
+            await self.manager.pump()
+        await self.engine.flush()
+
+    async def advance_locked(self, seconds: float) -> None:
+        """Run the simulated clock ``seconds`` forward as fast as it goes (lock held)."""
+        if not self.virtual:
+            raise HostError("this host runs in real time: its clock cannot be advanced")
+        end = self.engine.clock.now() + seconds
+        while self.engine.clock.now() < end:
+            await self.step(min(ADVANCE_CHUNK_S, end - self.engine.clock.now()))
+
+    async def advance(self, seconds: float) -> None:
+        """:meth:`advance_locked` in steps, letting clients in between them."""
+        if not self.virtual:
+            raise HostError("this host runs in real time: its clock cannot be advanced")
+        end = self.engine.clock.now() + seconds
+        while self.engine.clock.now() < end and not self.closing:
+            async with self.lock:
+                await self.step(min(ADVANCE_CHUNK_S, end - self.engine.clock.now()))
+            self._wake()
+            await asyncio.sleep(0)
+
+    async def tick(self, wall_seconds: float) -> None:
+        """One beat of the pacing loop (lock held)."""
+        eng = self.engine
+        if self.virtual:
+            if self.clock_running:
+                await self.step(min(wall_seconds, MAX_STEP_S) * self.speed)
+            else:
+                await eng.flush()
+        else:
+            await eng.flush()
+            await eng.maintain()
+            await self.manager.pump()
+            await eng.flush()
+
+    async def run(self, stop: asyncio.Event, until: Callable[[], bool] | None = None) -> None:
+        """Pace the clock until ``stop`` is set (or ``until()`` becomes true)."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while not stop.is_set() and not self.closing and not (until is not None and until()):
+            try:
+                await asyncio.wait_for(stop.wait(), TICK_S)
+            except TimeoutError:
+                pass
+            now = loop.time()
+            dt, last = now - last, now
+            async with self.lock:
+                await self.tick(dt)
+            self._wake()
+
+    # -- drills -------------------------------------------------------------------
+    def start_drill(self, name: str) -> Drill:
+        """Arm a drill on this host's fleet (manual approval); the pacing loop steps it."""
+        if self.drill is not None and not self.drill.done:
+            raise HostError(f"drill {self.drill.name!r} is still running")
+        self.drill = start_drill(self.engine, name, approve="manual", manager=self.manager)
+        return self.drill
+
+    # -- the endpoint -------------------------------------------------------------
+    async def serve(self, listen: str | None = None) -> HostServer:
+        """Open the control endpoint: the unix socket, and TCP with ``listen``."""
+        from .server import HostServer
+
+        if self.server is None:
+            self.server = HostServer(self)
+            await self.server.start(listen)
+            if self.lease is not None:
+                self.lease.update(socket=str(self.server.socket_path), listen=self.server.listen)
+        return self.server
+
+    # -- closing ------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop serving, stop the runtime, close the engine, release the lease."""
+        if self._closed:
+            return
+        self._closed = True
+        self.closing = True
+        self._wake()
+        try:
+            if self.server is not None:
+                await self.server.stop()
+            async with self.lock:
+                if self._on_close is not None:
+                    await self._on_close()
+                await self.engine.close()
+        finally:
+            host_commands.unregister(self.engine)
+            if self.lease is not None:
+                self.lease.release()

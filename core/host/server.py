@@ -1,0 +1,237 @@
+"""The host's control endpoint: HTTP+JSON (aiohttp) on a unix socket, optionally TCP.
+
+- ``POST /v1/commands`` ``{"command": "/...", "actor": "..."}``: the response dict of
+  the one command path, returned once the command's events are committed;
+- ``GET /v1/events?since=SEQ``: server-sent events, each ``data:`` one committed event
+  as JSON (seq, ts, type, component, scope, actor, data, hash, line): first the rows
+  after SEQ from the store, then new ones as they commit, without gaps or duplicates
+  (the stream is read from the store, so it can only carry committed rows);
+- ``GET /v1/health``: pid, runtime, seq, clock, uptime, speed, clock_running, db.
+
+The unix socket is 0600 before it accepts anyone. On TCP (``--listen HOST:PORT``)
+commands and the event stream need ``Authorization: Bearer <token>`` from the 0600
+token file beside the database; health (and ``/metrics``, added by others on
+:attr:`HostServer.app`) stay readable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..events import format_line
+from ..private import is_private, write_private
+from .paths import host_socket_path, token_path
+
+if TYPE_CHECKING:
+    from .host import Host
+
+HOST_KEY: web.AppKey[Host] = web.AppKey("host")
+SERVER_KEY: web.AppKey[HostServer] = web.AppKey("server")
+PROTECTED = ("/v1/commands", "/v1/events")
+"""Paths that need the bearer token over TCP."""
+BATCH = 2000
+KEEPALIVE_S = 1.0
+"""An idle stream sends a comment this often, so a vanished reader is noticed."""
+
+
+class CommandRequest(BaseModel):
+    """The body of ``POST /v1/commands``."""
+
+    model_config = ConfigDict(extra="forbid")
+    command: str = Field(min_length=1, max_length=1_000_000, description="a slash command")
+    actor: str = Field("operator", min_length=1, max_length=200, description="who it is recorded as")
+
+
+def bad_request(code: str, message: str, details: dict[str, Any] | None = None, status: int = 400) -> web.Response:
+    body = {"status": "error", "error": {"code": code, "message": message, "details": details or {}},
+            "recovery_suggestions": ['POST /v1/commands {"command": "/host status", "actor": "me"}']}
+    return web.json_response(body, status=status)
+
+
+def event_json(row: tuple[Any, ...]) -> str:
+    """One stored row as the stream's JSON object."""
+    seq, ts, type_, component, scope, actor, data_json, _prev, h = row
+    data = json.loads(data_json)
+    return json.dumps({"seq": seq, "ts": ts, "type": type_, "component": component, "scope": scope, "actor": actor,
+                       "data": data, "hash": h, "line": format_line(type_, component, scope, data)}, ensure_ascii=False)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) or a clear ValueError."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8470")
+    host = host.strip("[]")
+    try:
+        num = int(port)
+    except ValueError:
+        raise ValueError(f"--listen {listen!r}: the port {port!r} is not a number") from None
+    if not 0 <= num <= 65535:
+        raise ValueError(f"--listen {listen!r}: the port must be 0..65535")
+    return host, num
+
+
+def ensure_token(db: str | Path) -> str:
+    """The bearer token of ``db``'s host: kept if the file is private, else made anew."""
+    path = token_path(db)
+    if path.exists() and is_private(path):
+        tok = path.read_text(encoding="utf-8").strip()
+        if len(tok) >= 32:
+            return tok
+    tok = secrets.token_urlsafe(32)
+    write_private(path, tok + "\n")
+    return tok
+
+
+def _on_unix(request: web.Request) -> bool:
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    return sock is not None and sock.family == socket.AF_UNIX
+
+
+class HostServer:
+    """The aiohttp application of one host and the sites it listens on."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.token: str | None = None
+        self.listen: str | None = None
+        self.socket_path: Path = host_socket_path(host.db)
+        self.app = web.Application(middlewares=[self._auth], client_max_size=8 * 1024 * 1024)
+        self.app[HOST_KEY] = host
+        self.app[SERVER_KEY] = self
+        self.app.router.add_post("/v1/commands", self.commands)
+        self.app.router.add_get("/v1/events", self.events)
+        self.app.router.add_get("/v1/health", self.health)
+        self._runner: web.AppRunner | None = None
+        self._streams: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle --------------------------------------------------------------
+    async def start(self, listen: str | None = None) -> None:
+        """Bind the unix socket (0600 before listening) and, with ``listen``, TCP."""
+        tcp: tuple[str, int] | None = parse_listen(listen) if listen else None
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        path = self.socket_path
+        # We hold the lease, so a socket file here is a dead host's: safe to replace.
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        usock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            usock.bind(str(path))
+            os.chmod(path, 0o600)  # before listen(): nobody can connect yet
+        except BaseException:
+            usock.close()
+            raise
+        await web.SockSite(self._runner, usock).start()
+        if tcp is not None:
+            self.token = ensure_token(self.host.db)
+            family = socket.AF_INET6 if ":" in tcp[0] else socket.AF_INET
+            tsock = socket.create_server(tcp, family=family, reuse_port=False)
+            await web.SockSite(self._runner, tsock).start()
+            bound = tsock.getsockname()
+            self.listen = f"[{bound[0]}]:{bound[1]}" if family == socket.AF_INET6 else f"{bound[0]}:{bound[1]}"
+
+    async def stop(self) -> None:
+        for t in list(self._streams):
+            t.cancel()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        try:
+            self.socket_path.unlink()
+        except FileNotFoundError:
+            pass
+
+    # -- middleware -------------------------------------------------------------
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path in PROTECTED and not _on_unix(request):
+            want = self.token
+            got = request.headers.get("Authorization", "")
+            scheme, _, value = got.partition(" ")
+            if want is None or scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), want.encode()):
+                return bad_request("UNAUTHORIZED", f"{request.path} over TCP needs 'Authorization: Bearer <token>' "
+                                   f"(the token is in {token_path(self.host.db)}, readable by its owner only)",
+                                   status=401)
+        return await handler(request)
+
+    # -- handlers ---------------------------------------------------------------
+    async def health(self, request: web.Request) -> web.Response:
+        st = self.host.status()
+        keys = ("pid", "runtime", "seq", "clock", "uptime", "speed", "clock_running", "db", "simulated", "started_at", "listen")
+        return web.json_response({k: st[k] for k in keys})
+
+    async def commands(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            return bad_request("INVALID_JSON", f"the request body is not JSON: {msg}{where}")
+        try:
+            req = CommandRequest.model_validate(body)
+        except ValidationError as exc:
+            errs = exc.errors(include_url=False)
+            first = errs[0]
+            field = ".".join(str(p) for p in first["loc"]) or "(body)"
+            return bad_request("INVALID_REQUEST", f"field {field!r}: {first['msg']}",
+                               {"errors": [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in errs]})
+        # Shielded: a client that disconnects mid-command does not cut it in half;
+        # it runs to its commit (or its error) either way.
+        resp = await asyncio.shield(self.host.execute(req.command, req.actor))
+        return web.json_response(resp, dumps=lambda o: json.dumps(o, default=str))
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        raw = request.query.get("since", "0")
+        try:
+            since = int(raw)
+            if since < 0:
+                raise ValueError
+        except ValueError:
+            return bad_request("INVALID_REQUEST", f"since={raw!r}: expected a sequence number (an integer >= 0)")
+        host = self.host
+        store = host.engine.store
+        if store is None:
+            return bad_request("NO_STORE", "this host has no database to stream from", status=409)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no"})
+        await resp.prepare(request)
+        task = asyncio.current_task()
+        if task is not None:
+            self._streams.add(task)
+        last = since
+        try:
+            await resp.write(b": opsdeck events\n\n")
+            while not host.closing:
+                changed = host.change_event()
+                async with host.engine.store_lock:  # never between a batch's BEGIN and COMMIT
+                    rows = await store.raw_rows(last, BATCH)
+                if rows:
+                    payload = "".join(f"id: {r[0]}\ndata: {event_json(r)}\n\n" for r in rows)
+                    await resp.write(payload.encode())
+                    last = rows[-1][0]
+                    continue
+                try:
+                    await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    await resp.write(b": keepalive\n\n")
+        except ConnectionResetError:
+            pass  # the reader went away
+        finally:
+            if task is not None:
+                self._streams.discard(task)
+        return resp
