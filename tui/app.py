@@ -42,6 +42,7 @@ from .screens.workflow import WorkflowScreen
 from .widgets.agent_pools import AgentPools
 from .widgets.event_log import EventLog
 from .widgets.header_gauges import HeaderGauges
+from .widgets.live_list import Pane
 from .widgets.incidents import Incidents, WAITING, plan_status, plan_steps, step_text, waiting_plans
 from .widgets.workflows import Workflows
 
@@ -98,9 +99,9 @@ class OpsdeckApp(App[int]):
     def compose(self) -> ComposeResult:
         yield HeaderGauges(id="header")
         with Horizontal(id="body"):
-            yield AgentPools(id="pools")
+            yield Pane(AgentPools(id="pools"), id="pools-pane")
             with Vertical(id="right"):
-                yield Workflows(id="workflows")
+                yield Pane(Workflows(id="workflows"), id="workflows-pane")
                 yield Incidents(id="incidents")
         with Vertical(id="log-area"):
             yield EventLog(self.log_source, id="log")

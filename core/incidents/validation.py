@@ -142,6 +142,7 @@ def dependency_violations(engine: Engine) -> list[str]:
 
 @gate("utilisation_safe")
 async def utilisation_safe(ctx: GateCtx) -> Verdict:
+    """CPU, memory and agent slots all under the safe threshold, held for the stable-hold time."""
     eng = ctx.engine
     th = eng.config.thresholds
     u = eng.utilisation()
@@ -191,6 +192,7 @@ async def resumption_done(ctx: GateCtx) -> Verdict:
 
 @gate("cascade_recovered")
 async def cascade_recovered(ctx: GateCtx) -> Verdict:
+    """The failed agents' work runs again on replacements and no task was lost."""
     eng = ctx.engine
     s = eng.state
     inc = ctx.incident

@@ -1,25 +1,77 @@
-"""``?``: every key binding, read from the same table the bindings are built from."""
+"""``?``: every key binding, read from the same table the bindings are built from, and a
+legend of every mark the panes draw (meters, glyphs, plan steps, validation gates)."""
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from core.incidents.validation import GATES
+from core.models import AgentStatus
+
 from ..command_table import ConsoleCommand, display_key
+from ..style import AGENT_GLYPH
+from ..widgets.incidents import STEP_GLYPH
 
 PANE_KEYS = [
     ("tab / shift+tab", "Move between panes"),
     ("↑ ↓ pgup pgdn", "Move in a pane; scroll the event log"),
-    ("enter", "Open the detail screen of the highlighted row"),
+    ("enter", "Open the detail screen of the highlighted row (an event row: its whole JSON)"),
     ("esc", "Back / close"),
+    ("s", "Agent pools, Workflows: cycle the sort key (shown in the pane's title)"),
+    ("F", "Workflows: show or collapse finished (completed, cancelled) workflows"),
     ("End / G", "Event log: jump to the end and follow"),
     ("Home / g", "Event log: jump to the start"),
     ("ctrl+p", "Command palette: every action, slash command, theme and drill"),
+    (": then ↑ ↓ / tab", "Command line: history / completion (tab again cycles)"),
+    ("y / j / r", "Result screen: copy the response / raw JSON / re-run a read-only command"),
 ]
+
+METER_MARKS = [
+    ("[|||···   ]", "Workflow meters: | in use, · allocated but idle, blank unallocated"),
+    ("!", "In use beyond the allocation (the workflow takes more than it was given)"),
+    ("CRIT HIGH MED LOW", "Priority band of a workflow (critical 90-100, high 70-89, medium 40-69, low 0-39)"),
+    ("run pend PAUS done FAIL canc", "Workflow status"),
+    ("★", "Workflow detail: the task is on the critical path"),
+]
+
+
+def _gate_doc(name: str) -> str:
+    doc = (GATES[name].__doc__ or "").strip().splitlines()
+    return doc[0] if doc else "validation gate"
+
+
+def legend() -> Group:
+    """Every mark the panes draw and what it means."""
+    t = Table(title="What the marks mean", expand=True, box=None, title_style="bold", title_justify="left")
+    t.add_column("mark", style="bold", no_wrap=True)
+    t.add_column("meaning")
+    for mark, what in METER_MARKS:
+        t.add_row(mark, what)
+    t.add_section()
+    for status in AgentStatus:
+        glyph, _ = AGENT_GLYPH[status]
+        t.add_row(glyph, f"agent {status.value}")
+    t.add_section()
+    by_glyph: dict[str, list[str]] = {}
+    for status, glyph in STEP_GLYPH.items():
+        by_glyph.setdefault(glyph, []).append(status)
+    for glyph, names in by_glyph.items():
+        t.add_row(glyph, "plan step " + " / ".join(names))
+    t.add_row("·", "plan step pending (not started)")
+    gates = Table(title="Validation gates (shown as [gate] after a plan step)", expand=True, box=None, title_style="bold", title_justify="left")
+    gates.add_column("gate", style="bold", no_wrap=True)
+    gates.add_column("passes when")
+    for name in sorted(GATES):
+        gates.add_row(name, _gate_doc(name))
+    note = Text("A step with a gate stays executing until its gate passes; the incident resolves when every gate has.", style="italic")
+    return Group(t, Text(""), gates, note)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -43,6 +95,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-box"):
             yield Static(t)
             yield Static("Keys can be changed in the config file under [console.keys], e.g.  approve = \"A\"", id="help-note")
+            yield Static(legend(), id="help-legend")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,4 +1,9 @@
-"""Agent pools: each pool and its agents with status glyph, current task, CPU and memory."""
+"""Agent pools: each pool and its agents with status glyph, current task, CPU and memory.
+
+A header line names the columns; a task id is cut in the middle so its workflow and
+task name both stay readable; a CPU sparkline per agent shows its recent history
+where the pane is wide enough; ``s`` sorts the agents inside each pool.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,59 @@ from rich.text import Text
 
 from core.models import AgentStatus
 
+from ..meter import sparkline
 from ..style import AGENT_GLYPH, color
-from .live_list import LiveList, Row
+from .live_list import LiveList, Row, distinct_names, middle_ellipsis
 
 if TYPE_CHECKING:
     from core.engine import Engine
 
+LIVE = (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.IDLE)
+SPARK_W = 8
+
+
+def fit_tasks(tasks: list[str], width: int) -> dict[str, str]:
+    """Task ids (``workflow/task``) fitted to ``width``: the task's own name stays whole and
+    the workflow part is cut in the middle, as distinct as the width allows."""
+    out = distinct_names(tasks, width)
+    for t in tasks:
+        if len(t) <= width or "/" not in t:
+            continue
+        wf, _, name = t.partition("/")
+        budget = width - len(name) - 1
+        if budget >= 5:
+            wfs = distinct_names(sorted({x.partition("/")[0] for x in tasks}), budget)
+            out[t] = f"{wfs[wf]}/{name}"
+    return out
+
 
 class AgentPools(LiveList):
-    BORDER_TITLE = "Agent pools"
+    NAME = "Agent pools"
+    SORTS = ("name", "cpu", "memory", "state")
+
+    def _widths(self, w: int, id_w: int) -> tuple[bool, bool, int, int]:
+        """(state column, memory column, task width, sparkline width) for ``w`` cells."""
+        state = w >= 56
+        mem = w >= 40
+        fixed = 3 + id_w + (8 if state else 1) + 5 + (7 if mem else 0)
+        spark = SPARK_W + 1 if w - fixed >= 24 + SPARK_W + 1 else 0
+        return state, mem, max(w - fixed - spark, 4), spark
+
+    def header(self, width: int) -> Text:
+        c = lambda n: color(self.app, n)  # noqa: E731
+        state, mem, task_w, spark = self._widths(width, self._id_w)
+        t = Text(no_wrap=True, overflow="ellipsis", style=f"bold {c('secondary')}")
+        t.append(f"   {'agent':<{self._id_w}}")
+        t.append(" state  " if state else " ")
+        t.append(f"{'task':<{task_w}}")
+        t.append(" cpu%")
+        if mem:
+            t.append("  memMB")
+        if spark:
+            t.append(f" {'cpu hist':<{SPARK_W}}")
+        return t
+
+    _id_w = 10
 
     def rows(self, engine: Engine) -> list[Row]:
         app = self.app
@@ -25,10 +74,24 @@ class AgentPools(LiveList):
         w = self.row_width
         out: list[Row] = []
         usage = engine.telemetry.agent_usage
-        narrow = w < 40
-        task_w = max(w - (28 if narrow else 35), 4)
+        live = [a for a in s.agents.values() if a.status is not AgentStatus.RETIRED]
+        self._id_w = max([len(a.id) for a in live] + [9]) + 1
+        state, mem_col, task_w, spark = self._widths(w, self._id_w)
+        tasks = fit_tasks(sorted({a.current_task for a in live if a.current_task}), task_w)
+
+        def use(a) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+            return usage.get(a.id, (0.0, 0.0)) if a.status in LIVE else (0.0, 0.0)
+
+        order = {
+            "name": lambda a: (a.id,),
+            "cpu": lambda a: (-use(a)[0], a.id),
+            "memory": lambda a: (-use(a)[1], a.id),
+            "state": lambda a: (a.status.value, a.id),
+        }[self.sort_key]
+        busy_all = sum(1 for a in live if a.status is AgentStatus.BUSY)
+        self.note = f"{busy_all}/{len(live)} busy"
         for pool in sorted(s.pools.values(), key=lambda p: p.name):
-            agents = sorted((a for a in s.agents.values() if a.pool == pool.name and a.status is not AgentStatus.RETIRED), key=lambda a: a.id)
+            agents = sorted((a for a in live if a.pool == pool.name), key=order)
             busy = sum(1 for a in agents if a.status is AgentStatus.BUSY)
             bad = sum(1 for a in agents if a.status in (AgentStatus.FAILED, AgentStatus.UNREACHABLE))
             head = Text(no_wrap=True, overflow="ellipsis")
@@ -42,23 +105,23 @@ class AgentPools(LiveList):
                 glyph, gcolor = AGENT_GLYPH[a.status]
                 t = Text(no_wrap=True, overflow="ellipsis")
                 t.append(f" {glyph} ", style=f"bold {c(gcolor)}")
-                t.append(f"{a.id:<10}", style="bold" if a.status is AgentStatus.BUSY else "")
-                if not narrow:
-                    st = a.status.value[:6]
-                    t.append(f" {st:<6} ", style=c(gcolor))
+                t.append(f"{a.id:<{self._id_w}}", style="bold" if a.status is AgentStatus.BUSY else "")
+                if state:
+                    t.append(f" {a.status.value[:6]:<6} ", style=c(gcolor))
                 else:
                     t.append(" ")
-                task = a.current_task or "—"
-                if len(task) > task_w:
-                    task = "…" + task[-(task_w - 1):]
+                task = tasks.get(a.current_task, middle_ellipsis(a.current_task, task_w, task_w // 2)) if a.current_task else "—"
                 t.append(f"{task:<{task_w}}", style=c("foreground") if a.current_task else c("foreground-muted"))
-                cpu, mem = usage.get(a.id, (0.0, 0.0)) if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.IDLE) else (0.0, 0.0)
-                t.append(f" {cpu:4.0f}%", style=c("warning") if cpu >= 80 else "")
-                if not narrow:
-                    t.append(f" {mem:4.0f}M", style=c("foreground-muted"))
+                cpu, mem = use(a)
+                t.append(f" {cpu:4.0f}", style=c("warning") if cpu >= 80 else "")
+                if mem_col:
+                    t.append(f" {mem:6.0f}", style=c("foreground-muted"))
+                if spark:
+                    hist = engine.telemetry.get("cpu_pct", a.id).values()
+                    t.append(" " + sparkline(hist[-SPARK_W * 4:], SPARK_W, 0, 100), style=c("secondary"))
                 out.append((f"agent:{a.id}", t, False))
         if not out:
-            out.append(("empty", Text("no pools yet", style=c("foreground-muted")), True))
+            out.append(("empty", Text("no agents — try `opsdeck demo` or `opsdeck run FILE.toml`", style=c("foreground-muted")), True))
         return out
 
     def refresh_from(self, engine: Engine) -> None:

@@ -55,7 +55,7 @@ def waiting_plans(engine: Engine) -> list[str]:
 
 
 class Incidents(LiveList):
-    BORDER_TITLE = "Incidents & plans"
+    NAME = "Incidents & plans"
 
     def rows(self, engine: Engine) -> list[Row]:
         app = self.app

@@ -1,33 +1,113 @@
 """An OptionList whose rows are re-rendered from the engine's state on every tick.
 
 Rows keep their ids, so the highlighted row stays on the same agent, workflow or
-plan while the list below it changes.
+plan while the list below it changes or re-sorts. A list may sit in a :class:`Pane`,
+which adds a fixed column-header line above it (it does not scroll away) and carries
+the border and title. ``s`` cycles the sort key (shown in the title), as k9s sorts a
+view by a column.
 """
 
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import OptionList
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 Row = tuple[str, Text, bool]
 """(option id, prompt, disabled)"""
 
 
+def middle_ellipsis(name: str, width: int, tail: int) -> str:
+    """``name`` cut to ``width`` cells keeping its start and its last ``tail`` characters."""
+    if len(name) <= width:
+        return name
+    if width <= 1:
+        return "…"[:width]
+    tail = min(max(tail, 0), width - 1)
+    head = width - 1 - tail
+    return name[:head] + "…" + (name[-tail:] if tail else "")
+
+
+def distinct_names(names: list[str], width: int) -> dict[str, str]:
+    """Each name fitted to ``width``, as distinct as the width allows.
+
+    Ids differ mostly at the end (``workflow_001``, ``migration_workflow_001_r2``), so
+    the cut is in the middle and the kept suffix grows until no two names collide.
+    """
+    out = {n: n for n in names}
+    long = [n for n in names if len(n) > width]
+    if not long:
+        return out
+    tail = max(width // 2, 1)
+    while True:
+        cut = {n: middle_ellipsis(n, width, tail) for n in long}
+        seen: dict[str, int] = {}
+        for n in names:
+            s = cut.get(n, n)
+            seen[s] = seen.get(s, 0) + 1
+        if all(v == 1 for v in seen.values()) or tail >= width - 1:
+            out.update(cut)
+            return out
+        tail += 1
+
+
 class LiveList(OptionList):
+    BINDINGS = [Binding("s", "cycle_sort", "Sort", show=True)]
+    SORTS: tuple[str, ...] = ()
+    """The sort keys ``s`` cycles through; the first is the default."""
+    NAME = "List"
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._ids: list[str] = []
         self._prompts: dict[str, object] = {}
+        self.sort_i = 0
+        self.note = ""
+
+    @property
+    def sort_key(self) -> str:
+        return self.SORTS[self.sort_i] if self.SORTS else ""
+
+    def action_cycle_sort(self) -> None:
+        if not self.SORTS:
+            return
+        self.sort_i = (self.sort_i + 1) % len(self.SORTS)
+        self.notify(f"{self.NAME}: sorted by {self.sort_key}", timeout=2)
+        refresh = getattr(self.app, "refresh_panes", None)
+        if refresh is not None:
+            refresh()
 
     @property
     def row_width(self) -> int:
-        """Cells a row may use: the content width less the scrollbar and the option padding."""
+        """Cells a row may use: the content width less a column for the scrollbar."""
         w = self.scrollable_content_region.width or self.size.width or 40
-        return max(w - 2, 16)
+        return max(w - 1, 16)
+
+    def header(self, width: int) -> Text | None:
+        """The column headers for ``width`` (None: no header line)."""
+        return None
+
+    def title(self) -> str:
+        parts = [self.NAME]
+        if self.SORTS:
+            parts.append(f"sort {self.sort_key} (s)")
+        if self.note:
+            parts.append(self.note)
+        return " · ".join(parts)
+
+    def _decorate(self) -> None:
+        pane = self.parent if isinstance(self.parent, Pane) else None
+        target = pane or self
+        target.border_title = self.title()
+        if pane is not None:
+            pane.set_header(self.header(self.row_width))
 
     def sync(self, rows: list[Row]) -> None:
         width = self.row_width
+        self._decorate()
         for _, prompt, _ in rows:
             prompt.truncate(width, overflow="ellipsis")
         ids = [r[0] for r in rows]
@@ -39,11 +119,16 @@ class LiveList(OptionList):
                     self.replace_option_prompt(oid, prompt)
             return
         keep = self.highlighted_option.id if self.highlighted_option is not None else None
+        top = self.scroll_y
+        old_pos = self._ids.index(keep) if keep in self._ids else None
         self.set_options([Option(p, id=oid, disabled=d) for oid, p, d in rows])
         self._ids = ids
         self._prompts = {oid: _key(p) for oid, p, _ in rows}
         if keep in ids:
             self.highlighted = ids.index(keep)
+            # Keep the highlighted row where the eye left it when the list re-sorts.
+            if old_pos is not None:
+                self.scroll_to(y=max(top + ids.index(keep) - old_pos, 0), animate=False, immediate=True)
         else:
             first = next((i for i, r in enumerate(rows) if not r[2]), None)
             self.highlighted = first
@@ -52,6 +137,24 @@ class LiveList(OptionList):
     def selected_id(self) -> str | None:
         opt = self.highlighted_option
         return opt.id if opt is not None else None
+
+
+class Pane(Vertical):
+    """A bordered pane: its list's title, a fixed column-header line, then the list."""
+
+    def __init__(self, body: LiveList, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="pane-header", markup=False)
+        yield self.body
+
+    def set_header(self, text: Text | None) -> None:
+        head = self.query_one(".pane-header", Static)
+        head.display = text is not None
+        if text is not None:
+            head.update(text)
 
 
 def _key(t: Text) -> object:

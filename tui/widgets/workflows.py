@@ -1,19 +1,27 @@
-"""Workflows: band, status, phase, progress and htop-style allocation-vs-use meters."""
+"""Workflows: band, status, phase, progress and htop-style allocation-vs-use meters.
+
+Columns have a header line; names are fitted to the width with a middle ellipsis
+that keeps them distinct; finished workflows (completed, cancelled) collapse into
+one summary row unless ``F`` shows them; ``s`` cycles the sort key.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual.binding import Binding
 
 from core.models import Band, WorkflowStatus
 
 from ..meter import alloc_meter
 from ..style import BAND_COLOR, WF_STATUS_COLOR, color
-from .live_list import LiveList, Row
+from .live_list import LiveList, Row, distinct_names
 
 if TYPE_CHECKING:
     from core.engine import Engine
+    from core.models import Workflow
 
 BAND_TAG = {Band.CRITICAL: "CRIT", Band.HIGH: "HIGH", Band.MEDIUM: "MED ", Band.LOW: "LOW "}
 STATUS_TAG = {
@@ -25,62 +33,129 @@ STATUS_TAG = {
     WorkflowStatus.CANCELLED: "canc",
 }
 STATUS_ORDER = {WorkflowStatus.RUNNING: 0, WorkflowStatus.PAUSED: 1, WorkflowStatus.PENDING: 2, WorkflowStatus.FAILED: 3, WorkflowStatus.COMPLETED: 4, WorkflowStatus.CANCELLED: 5}
+FINISHED = (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED)
+LEGEND = "| in use  · allocated, idle  ! over allocation"
+
+
+@dataclass(frozen=True)
+class Layout:
+    id_w: int
+    phase_w: int
+    meters: int
+    """How many meters fit: 3 (cpu, mem, agents), or 1 (cpu)."""
+    bar_w: int
+    numbers: bool
+
+
+def layout(w: int, longest: int) -> Layout:
+    """Column widths for a row of ``w`` cells: whole names first (up to 26), meters after."""
+    phase_w = 10 if w >= 100 else (7 if w >= 60 else 0)
+    base = 6 + 1 + 5 + (phase_w + 1 if phase_w else 0) + 4
+    id_w = max(min(longest, 26, w - base - 27), 12)
+    meter_total = max(w - base - id_w, 8)
+    meters = 3 if meter_total >= 27 else 1
+    per = meter_total // meters
+    numbers = per >= 22
+    bar_w = max(per - 1 - (9 if numbers else 0), 3)
+    return Layout(id_w, phase_w, meters, bar_w, numbers)
+
+
+SORTS = {
+    "status": lambda s, wf: (STATUS_ORDER[wf.status], -wf.priority, wf.id),
+    "priority": lambda s, wf: (-wf.priority, wf.id),
+    "name": lambda s, wf: (wf.id,),
+    "progress": lambda s, wf: (-s.workflow_progress(wf.id), wf.id),
+    "cpu": lambda s, wf: (-s.in_use(wf.id).cpu_cores, wf.id),
+}
 
 
 class Workflows(LiveList):
-    BORDER_TITLE = "Workflows"
+    NAME = "Workflows"
+    SORTS = tuple(SORTS)
+    BINDINGS = [Binding("F", "toggle_finished", "Show/hide finished", show=True)]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.show_finished = False
+        self._layout = layout(80, 12)
+
+    def action_toggle_finished(self) -> None:
+        self.show_finished = not self.show_finished
+        self.notify("finished workflows shown" if self.show_finished else "finished workflows collapsed", timeout=2)
+        refresh = getattr(self.app, "refresh_panes", None)
+        if refresh is not None:
+            refresh()
+
+    def header(self, width: int) -> Text:
+        lay = self._layout
+        c = lambda n: color(self.app, n)  # noqa: E731
+        t = Text(no_wrap=True, overflow="ellipsis", style=f"bold {c('secondary')}")
+        t.append(" band ")
+        t.append(f"{'workflow':<{lay.id_w}} ")
+        t.append("stat ")
+        if lay.phase_w:
+            t.append(f"{'phase':<{lay.phase_w}} ")
+        t.append("done")
+        names = ("cpu cores", "memory GB", "agents")[: lay.meters]
+        for n in names:
+            seg = lay.bar_w + (9 if lay.numbers else 0)
+            label = f"{n} used/alloc" if lay.numbers and len(n) + 11 <= seg else n
+            t.append(" " + f"{label:^{seg}}")
+        return t
 
     def rows(self, engine: Engine) -> list[Row]:
         app = self.app
         c = lambda n: color(app, n)  # noqa: E731
         s = engine.state
         w = self.row_width
-        id_w = 22 if w >= 110 else (16 if w >= 70 else 12)
-        phase_w = 10 if w >= 90 else (7 if w >= 50 else 0)
-        fixed = 5 + id_w + 1 + 5 + phase_w + 5
-        meter_total = max(w - fixed, 8)
-        only_cpu = meter_total < 30
-        label = meter_total >= 45
-        per = meter_total // 3
-        numbers = per >= 22
-        bar_w = max(per - (4 if label else 1) - (9 if numbers else 0) - 1, 3)
-        out: list[Row] = []
-        wfs = sorted(s.workflows.values(), key=lambda x: (STATUS_ORDER[x.status], -x.priority, x.id))
-        for wf in wfs:
-            t = Text(no_wrap=True, overflow="ellipsis")
-            bc = c(BAND_COLOR[wf.band])
-            t.append(f"{BAND_TAG[wf.band]} ", style=f"bold {bc}")
-            name = wf.id if len(wf.id) <= id_w else wf.id[: id_w - 1] + "…"
-            t.append(f"{name:<{id_w}} ", style="bold")
-            t.append(f"{STATUS_TAG[wf.status]} ", style=c(WF_STATUS_COLOR[wf.status]))
+        every = list(s.workflows.values())
+        finished = [wf for wf in every if wf.status in FINISHED]
+        shown = every if self.show_finished else [wf for wf in every if wf.status not in FINISHED]
+        key = SORTS[self.sort_key]
+        shown.sort(key=lambda wf: key(s, wf))
+        lay = self._layout = layout(w, max((len(wf.id) for wf in shown), default=12))
+        names = distinct_names([wf.id for wf in shown], lay.id_w)
+        active = len(every) - len(finished)
+        self.note = f"{active} active, {len(finished)} finished" + ("" if self.show_finished or not finished else " (F shows)")
+        out: list[Row] = [(f"wf:{wf.id}", self._row(s, wf, names[wf.id], lay, c), False) for wf in shown]
+        if finished and not self.show_finished:
+            t = Text(no_wrap=True, overflow="ellipsis", style=c("foreground-muted"))
+            done = sum(1 for wf in finished if wf.status is WorkflowStatus.COMPLETED)
+            t.append(f" ✓ {done} completed, {len(finished) - done} cancelled — F shows them")
+            out.append(("finished", t, True))
+        if not out:
+            out.append(("empty", Text("no workflows — opsdeck demo opens a simulated fleet", style=c("foreground-muted")), True))
+        return out
+
+    def _row(self, s, wf: Workflow, name: str, lay: Layout, c) -> Text:  # type: ignore[no-untyped-def]
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(f" {BAND_TAG[wf.band]} ", style=f"bold {c(BAND_COLOR[wf.band])}")
+        t.append(f"{name:<{lay.id_w}} ", style="bold")
+        t.append(f"{STATUS_TAG[wf.status]} ", style=c(WF_STATUS_COLOR[wf.status]))
+        if lay.phase_w:
             phase = s.current_phase(wf.id) or ("—" if wf.status is not WorkflowStatus.COMPLETED else "✓")
             if wf.frozen:
                 phase = "FROZEN"
-            if phase_w:
-                t.append(f"{phase[:phase_w]:<{phase_w}}", style=c("error") if wf.frozen else c("secondary"))
-            prog = s.workflow_progress(wf.id) * 100
-            t.append(f"{prog:4.0f}%", style=c("primary"))
-            use = s.in_use(wf.id)
-            alloc = wf.allocation
-            meters = (
-                ("cpu", use.cpu_cores, alloc.cpu_cores, "{:.1f}/{:.1f}"),
-                ("mem", use.memory_gb, alloc.memory_gb, "{:.0f}/{:.0f}G"),
-                ("agt", float(use.agents), float(alloc.agents), "{:.0f}/{:.0f}"),
-            )
-            if only_cpu:
-                meters = meters[:1]
-                bar_w = max(meter_total - 5, 3)
-            for lab, used, al, fmt in meters:
-                t.append(" ")
-                if label or only_cpu:
-                    t.append(f"{lab}", style=c("foreground-muted"))
-                t.append_text(alloc_meter(used, al, bar_w, c("success"), c("foreground-muted"), c("error")))
-                if numbers:
-                    t.append(f"{fmt.format(used, al):>9}", style=c("foreground-muted"))
-            out.append((f"wf:{wf.id}", t, False))
-        if not out:
-            out.append(("empty", Text("no workflows", style=c("foreground-muted")), True))
-        return out
+            t.append(f"{phase[:lay.phase_w]:<{lay.phase_w}} ", style=c("error") if wf.frozen else c("secondary"))
+        prog = s.workflow_progress(wf.id) * 100
+        t.append(f"{prog:3.0f}%", style=c("primary"))
+        use = s.in_use(wf.id)
+        alloc = wf.allocation
+        meters = (
+            (use.cpu_cores, alloc.cpu_cores, "{:.1f}/{:.1f}"),
+            (use.memory_gb, alloc.memory_gb, "{:.1f}/{:.0f}"),
+            (float(use.agents), float(alloc.agents), "{:.0f}/{:.0f}"),
+        )[: lay.meters]
+        for used, al, fmt in meters:
+            t.append(" ")
+            t.append_text(alloc_meter(used, al, lay.bar_w, c("success"), c("foreground-muted"), c("error")))
+            if lay.numbers:
+                t.append(f"{fmt.format(used, al):>9}", style=c("foreground-muted"))
+        return t
 
     def refresh_from(self, engine: Engine) -> None:
-        self.sync(self.rows(engine))
+        rows = self.rows(engine)
+        self.sync(rows)
+        pane = self.parent
+        if pane is not None:
+            pane.border_subtitle = LEGEND

@@ -1,0 +1,108 @@
+"""The Workflows and Agent pools panes: column headers, distinct names, finished
+workflows collapsed behind a toggle, sort keys in the title, a cursor that stays on
+its workflow, and a help legend for every mark and gate."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from core.incidents.validation import GATES
+from core.models import WorkflowStatus
+from tests.console_support import make_app, settle, wait_for
+from tui.screens.help import HelpScreen
+from tui.widgets.live_list import Pane, distinct_names, middle_ellipsis
+
+
+def _plain(renderable) -> str:  # type: ignore[no-untyped-def]
+    con = Console(width=200, record=True, color_system=None)
+    con.print(renderable)
+    return con.export_text()
+
+
+def _rows(pane) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return [(o.id or "", o.prompt.plain) for o in pane.options]
+
+
+def test_names_keep_their_distinguishing_suffix():
+    ids = ["migration_workflow_001", "migration_workflow_001_r2", "debug_perf_002", "debug_perf_002_r3"]
+    got = distinct_names(ids, 14)
+    assert len(set(got.values())) == len(ids)
+    assert all(len(v) <= 14 for v in got.values())
+    assert got["debug_perf_002"] == "debug_perf_002"
+    assert got["migration_workflow_001_r2"].endswith("_r2")
+    assert middle_ellipsis("abcdefghij", 5, 2) == "ab…ij"
+
+
+async def test_headers_labels_and_distinct_names_at_140_and_80(tmp_path):
+    app = make_app(tmp_path / "p.db")
+    async with app.run_test(size=(140, 42)) as pilot:
+        await settle(app, pilot, 600)
+        head = app.query_one("#workflows-pane", Pane).query_one(".pane-header").render()
+        text = str(head)
+        for label in ("workflow", "stat", "done", "cpu cores", "memory GB", "agents"):
+            assert label in text, label
+        pools_head = str(app.query_one("#pools-pane", Pane).query_one(".pane-header").render())
+        for label in ("agent", "task", "cpu%", "memMB"):
+            assert label in pools_head, label
+        # Every workflow of the state that is shown is shown by its whole id at 140 columns.
+        shown = [p for oid, p in _rows(app.workflows_pane) if oid.startswith("wf:")]
+        for wf in app.engine.state.workflows.values():
+            if wf.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED):
+                assert any(f" {wf.id} " in p for p in shown), wf.id
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        app.refresh_panes()
+        await pilot.pause(0.2)
+        names = [p.split()[1] for oid, p in _rows(app.workflows_pane) if oid.startswith("wf:")]
+        assert len(names) == len(set(names)), names
+        assert "cpu" in str(app.query_one("#workflows-pane", Pane).query_one(".pane-header").render())
+
+
+async def test_finished_collapse_toggle_sort_and_stable_cursor(tmp_path):
+    app = make_app(tmp_path / "p.db")
+    async with app.run_test(size=(140, 42)) as pilot:
+        eng = await app.engine_opened()
+        for _ in range(40):
+            await settle(app, pilot, 600)
+            if any(w.status is WorkflowStatus.COMPLETED for w in eng.state.workflows.values()):
+                break
+        finished = {w.id for w in eng.state.workflows.values() if w.status is WorkflowStatus.COMPLETED}
+        assert finished
+        pane = app.workflows_pane
+        ids = [oid for oid, _ in _rows(pane)]
+        assert not any(oid == f"wf:{w}" for w in finished for oid in ids)
+        assert "finished" in ids and "finished (F shows)" in pane.title()
+        pane.focus()
+        await pilot.press("F")
+        await pilot.pause(0.1)
+        ids = [oid for oid, _ in _rows(pane)]
+        assert all(f"wf:{w}" in ids for w in finished)
+        # Highlight the last active row, then re-sort: the cursor stays on that workflow.
+        active = [oid for oid in ids if oid.startswith("wf:") and oid[3:] not in finished]
+        pane.highlighted = ids.index(active[-1])
+        before = pane.highlighted_option.id
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        assert pane.sort_key == "priority" and "sort priority" in pane.title()
+        order = [oid[3:] for oid, _ in _rows(pane) if oid.startswith("wf:")]
+        prios = [eng.state.workflows[w].priority for w in order]
+        assert prios == sorted(prios, reverse=True)
+        assert pane.highlighted_option.id == before
+        await eng.advance(300)
+        app.refresh_panes()
+        await pilot.pause(0.1)
+        assert pane.highlighted_option.id == before
+
+
+async def test_help_explains_every_gate_and_mark(tmp_path):
+    app = make_app(tmp_path / "p.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        from tui.screens.help import legend
+
+        text = _plain(legend())
+        for name in GATES:
+            assert name in text
+        assert "beyond the allocation" in text and "agent unreachable" in text
