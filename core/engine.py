@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,11 +33,13 @@ from .event_data import SCHEMAS, EventDataError, check_event
 from .projection import State, hash_snapshot
 from .runtimes import Runtime
 from .scheduler import dispatch
-from .store import Store
+from .store import Store, StoreError, row_hash_ok
 from .telemetry import Telemetry
 
 Subscriber = Callable[[Event], None]
 FLUSH_EVERY = 2000
+FULL_CHECK_ROWS = 100_000
+"""Opening checks the whole chain of a log up to this long; a longer one from its checkpoint on."""
 
 
 class EngineError(Exception):
@@ -108,35 +111,130 @@ class Engine:
     ) -> Engine:
         """Open a database and rebuild the projection: latest good checkpoint + replay."""
         store = await Store.open(path, readonly=readonly)
-        eng = cls(config=config, clock=clock, store=store)
-        eng.readonly = readonly
-        await eng.load()
-        if isinstance(eng.clock, VirtualClock) and eng.state.clock > eng.clock.now():
-            eng.clock.run_until(eng.state.clock)
-        if runtime is not None:
-            eng.attach_runtime(runtime)
+        try:
+            eng = cls(config=config, clock=clock, store=store)
+            eng.readonly = readonly
+            await eng.load()
+            if isinstance(eng.clock, VirtualClock) and eng.state.clock > eng.clock.now():
+                eng.clock.run_until(eng.state.clock)
+            if runtime is not None:
+                eng.attach_runtime(runtime)
+        except BaseException as exc:
+            await store.close()  # never leave the connection's thread behind: the process would hang
+            if isinstance(exc, sqlite3.Error):
+                raise store.damaged(str(exc)) from None
+            raise
         return eng
 
     async def load(self) -> None:
-        assert self.store is not None
-        state = State()
-        since = 0
-        for cp in reversed(await self.store.list_checkpoints()):
-            loaded = await self.store.load_checkpoint(cp["id"])
-            if loaded is None:
-                continue
-            row, snap = loaded
-            if hash_snapshot(snap) == row["state_hash"] and snap.get("seq") == row["seq"]:
-                state = State.from_snapshot(snap)
-                since = row["seq"]
-                break
-        async for ev in self.store.iter_events(since, batch=1000):  # small batches: replay memory stays low
-            state.apply(ev)
+        """Latest good checkpoint, then the rows after it, each checked as it is replayed.
+
+        The quick integrity check of every open: the rows from the checkpoint's own
+        row to the head must chain (sequence, previous hash, recomputed hash) and
+        fold (and, for a log of at most FULL_CHECK_ROWS rows, the rows before it must
+        chain too). Damage there, or any checkpoint that fails its hash, raises
+        StoreError naming it, so nothing is appended to a damaged log (a read-only
+        open falls back to the newest good checkpoint). ``opsdeck verify`` walks the
+        whole chain and replays every checkpoint."""
+        store = self.store
+        assert store is not None
+        state, since, bad = State(), 0, []
+        try:
+            cps = await store.list_checkpoints()
+        except sqlite3.Error as exc:
+            raise self._damaged(f"the checkpoint table is unreadable ({exc})") from None
+        found = False
+        for cp in reversed(cps):
+            try:
+                loaded = await store.load_checkpoint(cp["id"])
+                if loaded is None:
+                    continue
+                row, snap = loaded
+                if not (isinstance(snap, dict) and hash_snapshot(snap) == row["state_hash"] and snap.get("seq") == row["seq"]):
+                    bad.append(f"checkpoint {cp['id']} does not match its state hash")
+                elif not found:
+                    state, since, found = State.from_snapshot(snap), row["seq"], True
+                    if self.readonly:
+                        break  # a reader uses the newest good one; a writer checks them all
+            except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+                bad.append(f"checkpoint {cp['id']} is unreadable ({type(exc).__name__})")
+        if bad and not self.readonly:
+            raise self._damaged("; ".join(bad[:3]))
+        prev, cursor = await self._anchor(since)
+        try:
+            while True:
+                rows = await store.raw_rows(cursor, 1000)  # small batches: replay memory stays low
+                if not rows:
+                    break
+                for seq, ts, type_, comp, scope, actor, data_json, p, h in rows:
+                    if seq != cursor + 1:
+                        raise self._damaged(f"sequence gap: expected {cursor + 1}, found {seq}", cursor + 1)
+                    if p != prev:
+                        raise self._damaged("previous-hash link broken", seq)
+                    if not row_hash_ok(seq, ts, type_, comp, scope, actor, data_json, p, h):
+                        raise self._damaged("the row does not match its hash", seq)
+                    try:
+                        state.apply(Event(seq, ts, type_, comp, scope, json.loads(data_json), actor))
+                    except Exception as exc:
+                        raise self._damaged(f"cannot be applied ({type(exc).__name__}: {exc})", seq) from None
+                    prev, cursor = h, seq
+        except sqlite3.Error as exc:
+            at = await store.first_unreadable(cursor)
+            raise self._damaged(f"unreadable row ({exc})", at if at is not None else cursor + 1) from None
         self.state = state
-        seq, h = await self.store.head()
-        self.head_hash = h
-        self.state.seq = seq
+        self.head_hash = prev
+        self.state.seq = cursor
         await self._load_telemetry()
+
+    async def _anchor(self, since: int) -> tuple[str, int]:
+        """The hash the rows after ``since`` chain to, checked.
+
+        A log of at most FULL_CHECK_ROWS rows is checked from its first row (hashes
+        and links; the rows before the checkpoint are not folded); a longer one from
+        the checkpoint's own row."""
+        store = self.store
+        assert store is not None
+        if since == 0:
+            return GENESIS_HASH, 0
+        try:
+            full = await store.count_events() <= FULL_CHECK_ROWS
+        except sqlite3.Error as exc:
+            raise self._damaged(f"unreadable log ({exc})") from None
+        if full:
+            prev, cursor = GENESIS_HASH, 0
+            try:
+                while cursor < since:
+                    rows = await store.raw_rows(cursor, min(5000, since - cursor))
+                    if not rows:
+                        break
+                    for row in rows:
+                        seq = row[0]
+                        if seq != cursor + 1:
+                            raise self._damaged(f"sequence gap: expected {cursor + 1}, found {seq}", cursor + 1)
+                        if row[7] != prev:
+                            raise self._damaged("previous-hash link broken", seq)
+                        if not row_hash_ok(*row):
+                            raise self._damaged("the row does not match its hash", seq)
+                        prev, cursor = row[8], seq
+            except sqlite3.Error as exc:
+                at = await store.first_unreadable(cursor)
+                raise self._damaged(f"unreadable row ({exc})", at if at is not None else cursor + 1) from None
+            if cursor != since:
+                raise self._damaged(f"a checkpoint is at seq {since} but the log ends at {cursor}: committed events are missing", cursor + 1)
+            return prev, since
+        try:
+            rows = await self.store.raw_rows(since - 1, 1)
+        except sqlite3.Error as exc:
+            raise self._damaged(f"unreadable row ({exc})", since) from None
+        if not rows or rows[0][0] != since:
+            raise self._damaged(f"a checkpoint is at seq {since} but the log has no such row: committed events are missing", since)
+        if not row_hash_ok(*rows[0]):
+            raise self._damaged("the row does not match its hash", since)
+        return rows[0][8], since
+
+    def _damaged(self, problem: str, seq: int | None = None) -> StoreError:
+        assert self.store is not None
+        return self.store.damaged(problem, seq)
 
     async def _load_telemetry(self) -> None:
         """Bring back recent system samples so gauges and detectors have history."""

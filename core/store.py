@@ -10,15 +10,18 @@ chain in their own table, with retention.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from .events import Event
+from .events import Event, canonical_envelope, chain_hash
 
 APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
 SCHEMA_VERSION = 2
@@ -79,6 +82,43 @@ class StoreError(Exception):
     """A database opsdeck cannot use; the message says why, in words."""
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_file(fp: Path) -> None:
+    """Refuse what cannot be a whole opsdeck database: empty, not SQLite, or truncated."""
+    try:
+        size = fp.stat().st_size
+        with open(fp, "rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise StoreError(f"{fp}: cannot read: {exc.strerror}") from None
+    if size == 0:
+        raise StoreError(f"{fp}: not an opsdeck database (an empty file); nothing was written to it")
+    if head[:16] != SQLITE_MAGIC:
+        raise StoreError(f"{fp}: not an opsdeck database (not an SQLite file)")
+    if len(head) < 100:
+        raise StoreError(f"{fp}: the database is damaged: truncated to {size} bytes")
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    valid_for, changes = head[92:96], head[24:28]
+    if page < 512 or page & (page - 1) or size % page:
+        raise StoreError(f"{fp}: the database is damaged: {size} bytes is not a whole number of {page}-byte pages")
+    wal = Path(f"{fp}-wal")
+    wal_pending = wal.exists() and wal.stat().st_size > 0  # a checkpoint cut short: the WAL completes the file
+    if valid_for == changes and pages and size < pages * page and not wal_pending:
+        raise StoreError(f"{fp}: the database is damaged: truncated to {size // page} of its {pages} pages")
+
+
+def row_hash_ok(seq: int, ts: Any, type_: Any, comp: Any, scope: Any, actor: Any, data_json: Any, prev: Any, h: Any) -> bool:
+    """A stored row's hash recomputed from its content (a column of the wrong type fails)."""
+    try:
+        return chain_hash(prev, canonical_envelope(seq, ts, type_, comp, scope, actor, data_json)) == h
+    except (TypeError, ValueError):
+        return False
+
+
 def row_to_event(row: Sequence[Any]) -> Event:
     return Event(seq=row[0], ts=row[1], type=row[2], component=row[3], scope=row[4], actor=row[5], data=json.loads(row[6]))
 
@@ -96,6 +136,11 @@ class Store:
 
     @classmethod
     async def open(cls, path: str | Path, *, readonly: bool = False, create: bool = True) -> Store:
+        """Open (or atomically create) a database; StoreError says why one cannot be used.
+
+        A new database is built under a temporary name and linked into place
+        complete, so a file at ``path`` is always a whole opsdeck database: an empty
+        or truncated file is refused, never filled with a new fleet."""
         p = str(path)
         if p != ":memory:":
             fp = Path(p)
@@ -105,11 +150,30 @@ class Store:
                 if readonly or not create:
                     raise StoreError(f"{p}: no such database")
                 fp.parent.mkdir(parents=True, exist_ok=True)
-            elif fp.stat().st_size > 0:
-                with open(fp, "rb") as fh:
-                    head = fh.read(16)
-                if head != b"SQLite format 3\x00":
-                    raise StoreError(f"{p}: not an opsdeck database (not an SQLite file)")
+                await cls._create(fp)
+            check_file(fp)
+        return await cls._connect(p, readonly)
+
+    @classmethod
+    async def _create(cls, fp: Path) -> None:
+        tmp = fp.parent / f".{fp.name}.creating-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            store = await cls._connect(str(tmp), False)
+            await store.close()  # the last connection checkpoints the WAL into the file
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, fp)
+            except FileExistsError:
+                pass  # another opsdeck process created it first: use theirs
+        except OSError as exc:
+            raise StoreError(f"{fp}: cannot create: {exc}") from None
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{tmp}{suffix}")
+
+    @classmethod
+    async def _connect(cls, p: str, readonly: bool) -> Store:
         try:
             uri = f"file:{p}?mode=ro" if readonly and p != ":memory:" else p
             db = await aiosqlite.connect(uri, uri=readonly and p != ":memory:", isolation_level=None)
@@ -122,18 +186,19 @@ class Store:
                     await store._prepare()
                     break
                 except sqlite3.OperationalError as exc:
-                    # Another opsdeck process is creating or migrating the file.
+                    # Another opsdeck process is migrating the file.
                     if "locked" not in str(exc) or attempt == 39:
                         raise
                     if db.in_transaction:
                         await db.execute("ROLLBACK")
                     await asyncio.sleep(0.05 + 0.01 * attempt)
-        except StoreError:
-            await db.close()
+        except BaseException as exc:
+            await db.close()  # never leave the connection's thread behind: the process would not exit
+            if isinstance(exc, StoreError):
+                raise
+            if isinstance(exc, (sqlite3.Error, ValueError)):
+                raise StoreError(f"{p}: the database is damaged: {exc}") from None
             raise
-        except sqlite3.DatabaseError as exc:
-            await db.close()
-            raise StoreError(f"{p}: the database is damaged: {exc}") from None
         return store
 
     async def _prepare(self) -> None:
@@ -249,8 +314,11 @@ class Store:
         return [(r[0], r[1]) for r in rows]
 
     async def read_events(
-        self, since: int = 0, limit: int | None = None, types: Iterable[str] | None = None, until: int | None = None
+        self, since: int = 0, limit: int | None = None, types: Iterable[str] | None = None, until: int | None = None,
+        check: bool = False,
     ) -> list[Event]:
+        """Events after ``since``; with ``check`` each row's own hash is recomputed and a
+        row that fails it is reported as damage instead of being returned."""
         sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?"
         args: list[Any] = [since]
         if until is not None:
@@ -264,12 +332,49 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        rows = await (await self._db.execute(sql, args)).fetchall()
-        return [row_to_event(r) for r in rows]
+        try:
+            rows = await (await self._db.execute(sql, args)).fetchall()
+        except sqlite3.Error as exc:
+            at = await self.first_unreadable(since) if isinstance(exc, sqlite3.OperationalError) else None
+            raise self.damaged(f"unreadable row ({exc})", at) from None
+        out = []
+        for r in rows:
+            if check and not row_hash_ok(*r):
+                raise self.damaged("the row does not match its hash", r[0])
+            try:
+                out.append(row_to_event(r))
+            except (TypeError, ValueError):
+                raise self.damaged("the payload is not JSON", r[0]) from None
+        return out
+
+    def damaged(self, problem: str, seq: int | None = None) -> StoreError:
+        """The error for damage found while reading: where, what, and what to run."""
+        where = f"the event log is damaged at seq {seq}: " if seq is not None else "the database is damaged: "
+        return StoreError(f"{self.path}: {where}{problem}. Nothing was changed; `opsdeck verify --db {self.path}` reports the damage")
 
     async def raw_rows(self, since: int = 0, limit: int = 5000) -> list[tuple[Any, ...]]:
         sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
         return list(await (await self._db.execute(sql, (since, limit))).fetchall())
+
+    async def first_unreadable(self, since: int, limit: int = 1000) -> int | None:
+        """After a batch read failed (text that is not UTF-8): which row it was."""
+        for seq in range(since + 1, since + limit + 1):
+            try:
+                await (await self._db.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,))).fetchall()
+            except sqlite3.Error:
+                return seq
+        return None
+
+    @contextlib.contextmanager
+    def tolerating_bad_text(self) -> Iterator[None]:
+        """Read text that is not UTF-8 with replacement characters (for verify: the
+        row's hash then fails, naming its seq, instead of the read failing)."""
+        old = self._db.text_factory
+        self._db.text_factory = lambda b: b.decode("utf-8", "replace")
+        try:
+            yield
+        finally:
+            self._db.text_factory = old
 
     async def iter_events(self, since: int = 0, until: int | None = None, batch: int = 5000) -> AsyncIterator[Event]:
         cursor = since

@@ -8,6 +8,7 @@ segment to distrust.
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,16 @@ class VerifyReport:
 
 
 async def verify_store(store: Store, replay_checkpoints: bool = True) -> VerifyReport:
-    """Walk the whole chain; check each checkpoint's hash and, by replay, its content."""
+    """Walk the whole chain; check each checkpoint's hash and, by replay, its content.
+
+    Damage is reported, never raised: text that is not UTF-8 is read with
+    replacement characters (so the row's hash fails), a payload that is not JSON or
+    a row that cannot be folded is a fault at its seq."""
+    with store.tolerating_bad_text():
+        return await _verify(store, replay_checkpoints)
+
+
+async def _verify(store: Store, replay_checkpoints: bool) -> VerifyReport:
     rep = VerifyReport()
     prev_hash = GENESIS_HASH
     expected_seq = 1
@@ -75,13 +85,16 @@ async def verify_store(store: Store, replay_checkpoints: bool = True) -> VerifyR
             else:
                 try:
                     data = json.loads(data_json)
-                except json.JSONDecodeError:
+                except (TypeError, ValueError):
                     problem = "payload is not JSON"
-                if problem is None and (
-                    chain_hash(prev, canonical_envelope(seq, ts, type_, comp, scope, actor, data_json)) != h
-                    or canonical_json(data) != data_json
-                ):
-                    problem = "hash does not match the row's content"
+                try:
+                    if problem is None and (
+                        chain_hash(prev, canonical_envelope(seq, ts, type_, comp, scope, actor, data_json)) != h
+                        or canonical_json(data) != data_json
+                    ):
+                        problem = "hash does not match the row's content"
+                except (TypeError, ValueError):
+                    problem = "a column holds a value of the wrong type"
             if problem is not None:
                 rep.faults.append(Fault(seq, problem))
                 if rep.first_bad_seq is None:
@@ -103,10 +116,18 @@ async def verify_store(store: Store, replay_checkpoints: bool = True) -> VerifyR
                     cp["_replay_hash"] = replay_hash
         cursor = rows[-1][0]
     for cp in cps:
-        loaded = await store.load_checkpoint(cp["id"])
-        assert loaded is not None
+        try:
+            loaded = await store.load_checkpoint(cp["id"])
+        except (sqlite3.Error, ValueError) as exc:
+            rep.checkpoints_bad[cp["id"]] = f"unreadable: {type(exc).__name__}"
+            continue
+        if loaded is None:
+            rep.checkpoints_bad[cp["id"]] = "vanished while being read"
+            continue
         row, snap = loaded
-        if hash_snapshot(snap) != row["state_hash"]:
+        if not isinstance(snap, dict):
+            rep.checkpoints_bad[cp["id"]] = "stored state is not a JSON object"
+        elif hash_snapshot(snap) != row["state_hash"]:
             rep.checkpoints_bad[cp["id"]] = "stored state does not match its state hash"
         elif cp["seq"] > rep.last_seq:
             rep.checkpoints_bad[cp["id"]] = f"refers to sequence {cp['seq']}, past the end of the log"

@@ -175,6 +175,52 @@ async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
     return Outcome({"removed": drop, "corrupt": bad, "kept": good[-p.keep:]}, f"removed {len(drop)} checkpoint(s), kept {len(good[-p.keep:])}")
 
 
+# -- the store under a repair ---------------------------------------------------------------
+
+async def _store_report(ctx: Context) -> Any:
+    """verify_store of the committed log (None without a store)."""
+    from ..verify import verify_store
+
+    eng = ctx.engine
+    if eng.store is None:
+        return None
+    await eng.flush()
+    async with eng.store_lock:
+        return await verify_store(eng.store)
+
+
+async def refuse_damaged_log(ctx: Context) -> Any:
+    """Repairs rebuild the live state from the log: a log that does not verify is refused
+    before anything changes (the damage is the store's, not the projection's)."""
+    rep = await _store_report(ctx)
+    if rep is not None and rep.first_bad_seq is not None:
+        f = rep.faults[0]
+        raise CommandError("LOG_DAMAGED", f"the event log itself is damaged at seq {f.seq} ({f.problem}); the live state cannot be "
+                           "rebuilt from it. `opsdeck verify` reports the damage", {"first_bad_seq": rep.first_bad_seq})
+    return rep
+
+
+async def drop_damaged_checkpoints(ctx: Context, rep: Any) -> list[int]:
+    """Checkpoints verify found damaged are removed (and the removal recorded)."""
+    bad = sorted(rep.checkpoints_bad) if rep is not None else []
+    if bad and ctx.engine.store is not None:
+        async with ctx.engine.store_lock:
+            db = ctx.engine.store.connection
+            await db.executemany("DELETE FROM checkpoints WHERE id = ?", [(i,) for i in bad])
+            await db.commit()
+        ctx.engine.emit("CHECKPOINTS_PRUNED", "coordination", "checkpoint",
+                        {"ids": bad, "corrupt": bad, "problems": {str(k): v for k, v in rep.checkpoints_bad.items()}}, actor=ctx.actor)
+    return bad
+
+
+async def require_verified_store(ctx: Context, what: str) -> None:
+    """A repair claims success only on a store that verifies afterwards."""
+    rep = await _store_report(ctx)
+    if rep is not None and not rep.ok:
+        problems = [f"seq {f.seq}: {f.problem}" for f in rep.faults[:3]] + [f"checkpoint {k}: {v}" for k, v in list(rep.checkpoints_bad.items())[:3]]
+        raise CommandError("NOT_VERIFIED", f"{what}: the store still fails verification ({'; '.join(problems)})", rep.as_dict())
+
+
 # -- state ------------------------------------------------------------------------------
 
 @operation(C, "validate-state", kind="analysis", payload=P.Empty, summary="projection invariants, and the state rebuilt from the log against the live one",
@@ -186,6 +232,7 @@ async def validate_state(ctx: Context, p: P.Empty) -> Outcome:
 @operation(C, "repair-state", kind="destructive", payload=P.Empty, summary="fix what validate-state finds: orphaned tasks, segments the log disagrees with")
 async def repair_state(ctx: Context, p: P.Empty) -> Outcome:
     s = ctx.state
+    rep = await refuse_damaged_log(ctx)
     released = []
     for t in sorted(s.tasks.values(), key=lambda t: t.id):
         if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
@@ -201,8 +248,11 @@ async def repair_state(ctx: Context, p: P.Empty) -> Outcome:
         if wfs:
             restore_snapshot(ctx.engine, rebuilt.snapshot(), wfs, cp, ctx.actor, "repair_state")
             repaired = wfs
-    return Outcome({"released_orphans": released, "restored_from_log": repaired, "replayed_events": n},
-                   f"{len(released)} orphaned task(s) released, {len(repaired)} workflow(s) rebuilt from the log")
+    dropped = await drop_damaged_checkpoints(ctx, rep)
+    await require_verified_store(ctx, "repair-state")
+    return Outcome({"released_orphans": released, "restored_from_log": repaired, "replayed_events": n, "dropped_checkpoints": dropped},
+                   f"{len(released)} orphaned task(s) released, {len(repaired)} workflow(s) rebuilt from the log"
+                   + (f", {len(dropped)} damaged checkpoint(s) removed" if dropped else "") + "; the store verifies")
 
 
 # -- failures ---------------------------------------------------------------------------
@@ -498,6 +548,7 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
     protection freezes are lifted when ``unfreeze``."""
     s = ctx.state
     eng = ctx.engine
+    store_rep = await refuse_damaged_log(ctx)
     named = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
     for w in named:
         ctx.workflow(w)
@@ -533,6 +584,9 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
         # Only what differs from checkpoint + replay is replaced; clean workflows keep running.
         restore_snapshot(eng, rebuilt.snapshot(), corrupted, cp_id, ctx.actor, "data_recovery")
     mismatches = [m for w in ids for m in _mismatches(s, rebuilt, w, restarted=set(corrupted))]
+    dropped = await drop_damaged_checkpoints(ctx, store_rep)
+    if not mismatches:
+        await require_verified_store(ctx, "execute-data-recovery")
     verified = not mismatches
     unfrozen = []
     if p.unfreeze and verified:
@@ -541,6 +595,7 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
                 eng.freeze(w, False, actor=ctx.actor)
                 unfrozen.append(w)
     return Outcome({"workflows": ids, "restored": corrupted, "checkpoint": cp_id, "replayed_events": replayed, "corrupted_segments": segments[:50],
+                    "dropped_checkpoints": dropped,
                     "steps": steps_done, "verified": verified, "mismatches": mismatches[:20], "unfrozen": unfrozen,
                     "state_hash_before": before_hash, "state_hash_after": s.state_hash()},
                    f"checked {len(ids)} workflow(s) against checkpoint #{cp_id} + {replayed} replayed event(s): "

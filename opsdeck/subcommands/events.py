@@ -34,7 +34,7 @@ async def _run(args: argparse.Namespace) -> int:
         cursor = args.since
         printed = 0
         while True:
-            batch = await store.read_events(cursor, 2000, types=args.types)
+            batch = await store.read_events(cursor, 2000, types=args.types, check=True)
             if args.types and not batch:
                 # The filter skipped rows: move the cursor past them.
                 cursor = max(cursor, await store.count_events())

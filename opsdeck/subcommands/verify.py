@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 from core.store import Store
@@ -29,6 +30,9 @@ async def _run(args: argparse.Namespace) -> int:
     store = await Store.open(Path(args.db) if args.db else default_db(), readonly=True)
     try:
         rep = await verify_store(store)
+    except sqlite3.DatabaseError as exc:  # pages SQLite itself cannot read
+        print(f"FAULT: the database file is damaged: {exc}")
+        return 1
     finally:
         await store.close()
     if args.json:
