@@ -7,7 +7,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.engine import Engine
-from core.metrics import exposition, registry_for, start_counting
+from core.host.metrics import exposition, registry_for, start_counting
 from core.models import TaskStatus
 from core.session import open_sim
 

@@ -6,12 +6,12 @@
   as JSON (seq, ts, type, component, scope, actor, data, hash, line): first the rows
   after SEQ from the store, then new ones as they commit, without gaps or duplicates
   (the stream is read from the store, so it can only carry committed rows);
-- ``GET /v1/health``: pid, runtime, seq, clock, uptime, speed, clock_running, db.
+- ``GET /v1/health``: pid, runtime, seq, clock, uptime, speed, clock_running, db;
+- ``GET /metrics``: the Prometheus text format (:mod:`core.host.metrics`).
 
 The unix socket is 0600 before it accepts anyone. On TCP (``--listen HOST:PORT``)
 commands and the event stream need ``Authorization: Bearer <token>`` from the 0600
-token file beside the database; health (and ``/metrics``, added by others on
-:attr:`HostServer.app`) stay readable.
+token file beside the database; health and ``/metrics`` stay readable.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..events import format_line
 from ..private import is_private, write_private
+from .metrics import CONTENT_TYPE, exposition, registry_for, start_counting
 from .paths import host_socket_path, token_path
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ class HostServer:
         self.app.router.add_post("/v1/commands", self.commands)
         self.app.router.add_get("/v1/events", self.events)
         self.app.router.add_get("/v1/health", self.health)
+        self.app.router.add_get("/metrics", self.metrics)
+        self.registry = registry_for(host.engine)
         self._runner: web.AppRunner | None = None
         self._streams: set[asyncio.Task[Any]] = set()
 
@@ -120,6 +123,7 @@ class HostServer:
     async def start(self, listen: str | None = None) -> None:
         """Bind the unix socket (0600 before listening) and, with ``listen``, TCP."""
         tcp: tuple[str, int] | None = parse_listen(listen) if listen else None
+        await start_counting(self.host.engine)  # the counters equal the log's from the first scrape
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         path = self.socket_path
@@ -173,6 +177,9 @@ class HostServer:
         st = self.host.status()
         keys = ("pid", "runtime", "seq", "clock", "uptime", "speed", "clock_running", "db", "simulated", "started_at", "listen")
         return web.json_response({k: st[k] for k in keys})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=exposition(self.registry), headers={"Content-Type": CONTENT_TYPE})
 
     async def commands(self, request: web.Request) -> web.Response:
         raw = await request.read()

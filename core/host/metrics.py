@@ -1,4 +1,4 @@
-"""Prometheus metrics of a live engine, read at scrape time.
+"""Prometheus metrics of a live host (``GET /metrics``), read at scrape time.
 
 A custom prometheus-client collector: each scrape reads the engine's projection
 (agents, workflows, incidents, plans) and its telemetry (committed event counts,
@@ -17,17 +17,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from .engine import Engine
-from .incidents.model import TERMINAL_PLAN
-from .models import LIVE_AGENT, AgentStatus, TaskStatus, WorkflowStatus
-from .telemetry import COUNTED_TYPES, TASK_BOUNDS, EventCounts, Histogram, failure_reason
+from ..clock import VirtualClock
+from ..engine import Engine
+from ..incidents.model import TERMINAL_PLAN
+from ..models import LIVE_AGENT, AgentStatus, TaskStatus, WorkflowStatus
+from ..telemetry import COUNTED_TYPES, TASK_BOUNDS, EventCounts, Histogram, failure_reason
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The text format every Prometheus reads (what generate_latest writes with plain names)."""
 FAILURE_REASONS = ("timeout", "memory_limit", "exit_status", "signal", "start_failed", "agent_lost", "error")
 
 
@@ -72,7 +74,7 @@ class EngineCollector(Collector):
         s = eng.state
         tel = eng.telemetry
         now = eng.clock.now()
-        virtual = bool(getattr(eng.clock, "virtual", False))
+        virtual = isinstance(eng.clock, VirtualClock)
         runtime = eng.runtime.name if eng.runtime is not None else "none"
 
         info = InfoMetricFamily("opsdeck_clock", "The engine's clock and runtime: fleet times are on this clock.")
@@ -80,11 +82,12 @@ class EngineCollector(Collector):
         yield info
         yield GaugeMetricFamily("opsdeck_clock_seconds", "The engine's clock now.", value=now)
 
-        committed = s.seq - eng.unflushed
+        counts = tel.counts
+        # The last committed sequence number: rows being written right now are not counted yet.
+        committed = counts.upto if counts is not None else s.seq - eng.unflushed
         yield CounterMetricFamily("opsdeck_events", "Events committed to the log (the head sequence number).", value=committed)
         yield GaugeMetricFamily("opsdeck_events_unflushed", "Events emitted and not yet committed.", value=eng.unflushed)
 
-        counts = tel.counts
         if counts is not None:
             by = counts.by_type
             for name, type_, doc in (
