@@ -153,6 +153,13 @@ class _Incident(_Data):
     refs = {"incident_id": "incidents"}
 
 
+class _IncidentNoted(_Data):
+    incident_id: str
+    note: str = ""
+    action: str | None = None
+    refs = {"incident_id": "incidents"}
+
+
 class _PlanBody(_Data):
     id: str
     incident_id: str
@@ -222,6 +229,7 @@ SCHEMAS: dict[str, type[_Data]] = {
     "TASK_REASSIGNED": _TaskReassigned, "TASK_PAUSED": _Task, "TASK_RESUMED": _Task,
     "TASK_CONTEXT_TRANSFERRED": _ContextTransferred, "CHECKPOINT_CREATED": _Checkpoint,
     "SETTING_CHANGED": _Setting, "INCIDENT_OPENED": _IncidentOpened, "INCIDENT_RESOLVED": _Incident,
+    "INCIDENT_NOTED": _IncidentNoted, "INCIDENT_REOPENED": _Incident,
     "PLAN_PROPOSED": _PlanProposed, "PLAN_APPROVED": _Plan, "PLAN_REJECTED": _Plan, "PLAN_EDITED": _PlanEdited,
     "PLAN_EXECUTION_STARTED": _Plan, "PLAN_STEP_STARTED": _PlanStep, "PLAN_STEP_COMPLETED": _PlanStep,
     "PLAN_STEP_FAILED": _PlanStep, "PLAN_ABORTED": _Plan, "PLAN_COMPLETED": _PlanCompleted,

@@ -682,8 +682,6 @@ def _command(s: State, ev: Event) -> None:
     s.commands_executed += 1
 
 
-# The incident pipeline registers its own event types; import them so replay knows them.
-from .incidents import reducers as _incident_reducers  # noqa: E402,F401
-
-
-from .commands import records as _command_records  # noqa: E402,F401  (reducers of the command language's events)
+# The folds of the command language's and the incident pipeline's events, so that a
+# replay knows them; they sit beside the projection, never above it.
+from . import reducers as _reducers  # noqa: E402,F401

@@ -11,6 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+import core.incidents  # noqa: F401  (registers /incident with the command language)
 from core.config import ConfigError
 from core.engine import EngineError
 from core.host.errors import HostError, HostGone

@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
+from core import incidents as _incidents  # noqa: F401  (registers /incident, for completion)
 from core.commands.registry import REGISTRY, OperationSpec
 
 HISTORY_KEEP = 100

@@ -15,7 +15,6 @@ from ..engine import Engine, EngineError
 from . import (  # noqa: F401  (registering the operations)
     coordination_hub,
     debug,
-    incident,
     performance_monitor,
     resource_manager,
     subagents,

@@ -303,13 +303,9 @@ class Registry:
 
 
 def _load_operations() -> None:
-    import importlib
-
-    importlib.import_module("core.commands.executor")
-    try:  # the incident pipeline's /incident commands, when that package is present
-        importlib.import_module("core.commands.incident")
-    except ImportError:
-        pass
+    """Register the command language's own operations (``core.incidents`` adds
+    ``/incident`` when it is imported: the registry never imports upward)."""
+    from . import executor  # noqa: F401
 
 
 REGISTRY = Registry(loader=_load_operations)

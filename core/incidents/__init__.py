@@ -12,7 +12,12 @@ For a front end (console, scripts):
   ``/incident approve|reject|edit|abort PLAN_ID``.
 - ``state.incidents`` / ``state.plans`` hold everything to display (see ``model``).
 
-Kept import-light on purpose: ``core.projection`` imports ``core.incidents.reducers``
-at load so a replay always knows the pipeline's events; the heavier modules
-(detectors, playbooks, executor, drills) import the engine and are loaded on use.
+The pipeline's events fold in ``core.reducers`` (beside the projection). Importing
+this package registers the ``/incident`` operations into the command registry
+(``commands``); the command language never imports the pipeline.
 """
+
+from __future__ import annotations
+
+from . import commands as _commands  # noqa: F401  (registers /incident ...)
+

@@ -164,13 +164,67 @@ async def rollback_to(engine: Engine, cp_id: int, actor: str, since: float | Non
     return {"checkpoint": cp_id, "changes": changes}
 
 
+def stop_resumptions(engine: Engine, plan: Plan, actor: str) -> list[str]:
+    """Abort every staged resumption the plan started that is still applying stages
+    (created by the plan's steps), so nothing it began goes on after the abort."""
+    ids = set()
+    for st in plan.steps:
+        res = (st.result or {}).get("result")
+        if isinstance(res, dict) and isinstance(res.get("resumption"), str):
+            ids.add(res["resumption"])
+    stopped = []
+    for rid, r in sorted(engine.state.resumptions.items()):
+        if r["status"] == "active" and (rid in ids or r.get("created_by") == f"plan:{plan.id}"):
+            engine.emit("RESUMPTION_ABORTED", "coordination", "resumption", {"id": rid, "reason": f"plan {plan.id} aborted"}, actor=actor)
+            stopped.append(rid)
+    return stopped
+
+
 async def abort(engine: Engine, plan_id: str, actor: str = "operator", reason: str = "aborted by operator") -> dict[str, Any]:
     """Stop a plan and roll back to the checkpoint taken before it."""
     plan = get_plan(engine, plan_id)
     if plan.state in TERMINAL_PLAN:
         raise EngineError("INVALID_STATE", f"plan {plan_id} is already {plan.state.value}", {"plan_id": plan_id})
+    stopped = stop_resumptions(engine, plan, actor)
     rb = None
     if plan.checkpoint is not None:
         rb = await rollback_to(engine, plan.checkpoint, actor)
+        if stopped:
+            rb["changes"] = [*(f"stopped {r}" for r in stopped), *rb["changes"]]
     engine.emit("PLAN_ABORTED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "reason": reason, "rollback": rb, "incident_id": plan.incident_id}, actor=actor)
     return {"plan_id": plan_id, "state": "rolled_back" if rb else "failed", "rollback": rb}
+
+
+def get_incident(engine: Engine, incident_id: str) -> dict[str, Any]:
+    inc = engine.state.incidents.get(incident_id)
+    if inc is None:
+        raise EngineError("INCIDENT_NOT_FOUND", f"no incident {incident_id!r}", {"known": sorted(engine.state.incidents)})
+    return inc
+
+
+def _active_plan(engine: Engine, inc: dict[str, Any]) -> str | None:
+    for pid in inc.get("plans", []):
+        p = engine.state.plans.get(pid)
+        if p is not None and p["state"] not in {s.value for s in TERMINAL_PLAN}:
+            return pid
+    return None
+
+
+def resolve(engine: Engine, incident_id: str, note: str, actor: str = "operator") -> dict[str, Any]:
+    """The operator closes an incident no plan resolved (rejected, failed, or handled
+    outside opsdeck), with a note saying why: audited, and never counted as validated."""
+    inc = get_incident(engine, incident_id)
+    if not note.strip():
+        raise EngineError("NOTE_REQUIRED", "resolving an incident by hand needs a note saying why: '{\"note\": \"...\"}'", {"incident_id": incident_id})
+    if inc["status"] == "resolved":
+        raise EngineError("INVALID_STATE", f"incident {incident_id} is already resolved", {"incident_id": incident_id})
+    active = _active_plan(engine, inc)
+    if active is not None:
+        raise EngineError("INVALID_STATE", f"plan {active} of {incident_id} is still {engine.state.plans[active]['state']}: abort or reject it first",
+                          {"incident_id": incident_id, "plan_id": active})
+    engine.emit("INCIDENT_NOTED", "incidents", "incident", {"incident_id": incident_id, "note": note, "action": "resolve"}, actor=actor)
+    engine.emit("INCIDENT_RESOLVED", "incidents", "incident", {
+        "incident_id": incident_id, "status": "resolved",
+        "outcome": {"validated": False, "resolved_by": actor, "note": note, "previous_status": inc["status"]},
+    }, actor=actor)
+    return {"incident_id": incident_id, "status": "resolved", "validated": False, "by": actor}

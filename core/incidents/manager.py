@@ -32,10 +32,6 @@ ApproveMode = Literal["auto", "manual"]
 
 class IncidentManager:
     def __init__(self, engine: Engine, approve_mode: ApproveMode = "manual", scenarios: list[str] | None = None) -> None:
-        try:  # registers /incident approve|reject|edit|abort with the command language
-            from ..commands import incident as _incident_commands  # noqa: F401
-        except ImportError:
-            pass
         self.engine = engine
         self.approve_mode: ApproveMode = approve_mode
         self.detectors: list[Detector] = [d for d in all_detectors(engine) if scenarios is None or d.scenario in scenarios]
@@ -79,6 +75,7 @@ class IncidentManager:
         now = eng.clock.now()
         inc_id = f"INC-{len(s.incidents) + 1:04d}"
         evidence = dict(f.evidence)
+        evidence["finding"] = {"component": f.component, "scope": f.scope, "data": f.data, "onset": f.onset}
         evidence["progress_at_detection"] = {w: round(s.workflow_progress(w), 4) for w in f.affected_workflows if w in s.workflows}
         if f.scenario == "agent-cascade":
             failed = f.data["failed_agents"]
@@ -109,23 +106,7 @@ class IncidentManager:
 
     # -- planning -------------------------------------------------------------
     def propose(self, inc_id: str, f: Finding) -> str:
-        eng = self.engine
-        draft = build(eng, f)
-        pid = f"PLAN-{len(eng.state.plans) + 1:04d}"
-        policy = eng.config.approval
-        steps = []
-        for i, sd in enumerate(draft.steps):
-            kind = command_kind(sd.command)
-            steps.append(PlanStep(index=i, command=sd.command, title=sd.title, category=kind, approval=decide(kind, policy), gate=sd.gate, check=sd.check))  # type: ignore[arg-type]
-        plan = Plan(id=pid, incident_id=inc_id, scenario=f.scenario, title=draft.title, strategy=draft.strategy,  # type: ignore[arg-type]
-                    steps=steps, created_at=eng.clock.now(), expected=draft.expected)
-        eng.emit("PLAN_PROPOSED", "incidents", "plan", {"plan": plan.model_dump(mode="json")}, actor="playbook")
-        if draft.announce:
-            t, c, sc, data = draft.announce
-            eng.emit(t, c, sc, {**data, "incident_id": inc_id, "plan_id": pid}, actor="playbook")
-        if self.approve_mode == "auto":
-            approve(eng, pid, actor="policy:auto-approve")
-        return pid
+        return propose(self.engine, inc_id, f, auto_approve=self.approve_mode == "auto")
 
     # -- driving --------------------------------------------------------------
     async def pump(self) -> None:
@@ -164,3 +145,51 @@ class IncidentManager:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+
+def propose(engine: Engine, inc_id: str, f: Finding, auto_approve: bool = False, actor: str = "playbook") -> str:
+    """Ask the scenario's playbook for a plan from the state now and propose it
+    (PLAN_PROPOSED plus the seed's strategy event); each step's approval follows the
+    policy of the command's kind."""
+    eng = engine
+    draft = build(eng, f)
+    pid = f"PLAN-{len(eng.state.plans) + 1:04d}"
+    policy = eng.config.approval
+    steps = []
+    for i, sd in enumerate(draft.steps):
+        kind = command_kind(sd.command)
+        steps.append(PlanStep(index=i, command=sd.command, title=sd.title, category=kind, approval=decide(kind, policy), gate=sd.gate, check=sd.check))  # type: ignore[arg-type]
+    plan = Plan(id=pid, incident_id=inc_id, scenario=f.scenario, title=draft.title, strategy=draft.strategy,  # type: ignore[arg-type]
+                steps=steps, created_at=eng.clock.now(), expected=draft.expected)
+    eng.emit("PLAN_PROPOSED", "incidents", "plan", {"plan": plan.model_dump(mode="json")}, actor=actor)
+    if draft.announce:
+        t, c, sc, data = draft.announce
+        eng.emit(t, c, sc, {**data, "incident_id": inc_id, "plan_id": pid}, actor=actor)
+    if auto_approve:
+        approve(eng, pid, actor="policy:auto-approve")
+    return pid
+
+
+def replan(engine: Engine, incident_id: str, actor: str = "operator") -> dict[str, Any]:
+    """A new plan for an incident that has none in force (its plan was rejected,
+    aborted or failed): the playbook plans again from the state now; the incident's
+    criteria stay as they were fixed when it opened."""
+    from .decisions import _active_plan, get_incident
+
+    inc = get_incident(engine, incident_id)
+    if inc["status"] == "resolved":
+        raise EngineError("INVALID_STATE", f"incident {incident_id} is resolved; nothing to re-plan", {"incident_id": incident_id})
+    active = _active_plan(engine, inc)
+    if active is not None:
+        raise EngineError("INVALID_STATE", f"plan {active} of {incident_id} is still {engine.state.plans[active]['state']}",
+                          {"incident_id": incident_id, "plan_id": active})
+    ev = dict(inc.get("evidence", {}))
+    fd = ev.get("finding") or {}
+    f = Finding(scenario=inc["scenario"], type=inc["type"], component=fd.get("component", "incidents"), scope=fd.get("scope", "incident"),
+                severity=inc["severity"], data=fd.get("data") or {"failed_agents": ev.get("failed_agents", []), "affected_agents": ev.get("unreachable", [])},
+                evidence=ev, affected_workflows=list(inc.get("affected_workflows", [])), onset=fd.get("onset"))
+    engine.emit("INCIDENT_NOTED", "incidents", "incident", {"incident_id": incident_id, "note": "re-planned", "action": "replan"}, actor=actor)
+    if inc["status"] == "failed":
+        engine.emit("INCIDENT_REOPENED", "incidents", "incident", {"incident_id": incident_id, "by": actor}, actor=actor)
+    pid = propose(engine, incident_id, f, actor=actor)
+    return {"incident_id": incident_id, "plan_id": pid, "steps": len(engine.state.plans[pid]["steps"]), "by": actor}

@@ -1,8 +1,11 @@
-"""How the incident pipeline's events change the projection.
+"""The folds of the events the command language and the incident pipeline add:
+staged resumptions, learned lessons, checkpoint pruning, incidents, plans and steps.
 
 Registered with ``@reducer`` so a replay of the log (or a checkpoint plus replay)
-rebuilds every incident, plan, step and learning exactly. Checks happen in the
-functions that emit these events (``decisions``, ``executor``); reducers only fold.
+rebuilds them exactly. They live beside the projection (imported at the bottom of
+``core.projection``), so folding never imports the layers that emit these events:
+checks happen in the functions that emit them (``core.commands``,
+``core.incidents``); reducers only fold.
 """
 
 from __future__ import annotations
@@ -10,9 +13,72 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..events import Event
-from ..projection import State, reducer
+from .events import Event
+from .projection import State, reducer
 
+LESSONS_KEPT = 20
+
+
+# -- the command language: staged resumptions, lessons, pruning -------------------
+
+
+@reducer("RESUMPTION_CREATED")
+def _resumption_created(s: State, ev: Event) -> None:
+    d = ev.data
+    s.resumptions[d["id"]] = {
+        "id": d["id"],
+        "status": "active",
+        "created_at": ev.ts,
+        "safe_pct": d["safe_pct"],
+        "hold_s": d["hold_s"],
+        "checkpoint": d.get("checkpoint"),
+        "stages": d["stages"],
+        "steps": d["steps"],
+        "next_step": 0,
+        "applied": [],
+        "finished_at": None,
+        "reason": None,
+        "created_by": ev.actor,
+    }
+
+
+@reducer("RESUMPTION_STEP_APPLIED")
+def _resumption_step(s: State, ev: Event) -> None:
+    r = s.resumptions[ev.data["id"]]
+    r["next_step"] = ev.data["step"] + 1
+    r["applied"].append({"step": ev.data["step"], "at": ev.ts, "utilisation": ev.data.get("utilisation", {})})
+
+
+@reducer("RESUMPTION_HELD")
+def _resumption_held(s: State, ev: Event) -> None:
+    s.resumptions[ev.data["id"]]["held"] = bool(ev.data["held"])
+
+
+@reducer("RESUMPTION_COMPLETED", "RESUMPTION_ABORTED")
+def _resumption_done(s: State, ev: Event) -> None:
+    r = s.resumptions[ev.data["id"]]
+    r["status"] = "completed" if ev.type == "RESUMPTION_COMPLETED" else "aborted"
+    r["finished_at"] = ev.ts
+    r["reason"] = ev.data.get("reason")
+
+
+@reducer("LEARNING_RECORDED")
+def _learning(s: State, ev: Event) -> None:
+    lessons: list[dict[str, Any]] = s.learning.setdefault("lessons", [])
+    lessons.append({"at": ev.ts, **ev.data})
+    del lessons[:-LESSONS_KEPT]
+    policy = ev.data.get("policy")
+    if isinstance(policy, dict):
+        s.learning.setdefault("policy", {}).update(policy)
+
+
+@reducer("CHECKPOINTS_PRUNED")
+def _checkpoints_pruned(s: State, ev: Event) -> None:
+    for cp_id in ev.data.get("ids", []):
+        s.checkpoints.pop(int(cp_id), None)
+
+
+# -- the incident pipeline: incidents, plans, steps ------------------------------
 
 def _step(s: State, ev: Event) -> dict[str, Any]:
     return s.plans[ev.data["plan_id"]]["steps"][int(ev.data["step"])]
@@ -112,6 +178,9 @@ def _step_failed(s: State, ev: Event) -> None:
 @reducer("PLAN_ABORTED")
 def _plan_aborted(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
+    inc = s.incidents.get(p["incident_id"])
+    if inc is not None and inc.get("status") == "recovering":
+        inc["status"] = "open"  # no plan in force: it can be re-planned or resolved
     p["state"] = "rolled_back" if ev.data.get("rollback") else "failed"
     p["outcome"] = {**p.get("outcome", {}), "aborted_by": ev.actor, "reason": ev.data.get("reason", ""), "rollback": ev.data.get("rollback")}
     for st in p["steps"]:
@@ -128,4 +197,14 @@ def _plan_completed(s: State, ev: Event) -> None:
     p["outcome"] = {**p.get("outcome", {}), **ev.data.get("outcome", {})}
 
 
-# LEARNING_RECORDED is folded by core/commands/records.py, its one owner.
+@reducer("INCIDENT_NOTED")
+def _incident_noted(s: State, ev: Event) -> None:
+    inc = s.incidents[ev.data["incident_id"]]
+    inc["notes"] = [*inc.get("notes", []), {"at": ev.ts, "by": ev.actor, "note": ev.data.get("note", ""), "action": ev.data.get("action")}]
+
+
+@reducer("INCIDENT_REOPENED")
+def _incident_reopened(s: State, ev: Event) -> None:
+    inc = s.incidents[ev.data["incident_id"]]
+    inc["status"] = "open"
+    inc["resolved_at"] = None

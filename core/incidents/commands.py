@@ -1,5 +1,8 @@
 """``/incident``: the operator's decisions on incident plans, as commands.
 
+The incident pipeline registers these into the command registry itself (imported
+by ``core.incidents``), so the command language never imports the pipeline.
+
 ``/incident approve|reject|abort PLAN_ID``, ``/incident edit PLAN_ID '{"steps": [...]}'``,
 ``/incident list`` and ``/incident show ID``. The work is done by the engine-facing
 functions of ``core.incidents.decisions`` so the console, scripts and drills share
@@ -14,14 +17,14 @@ from typing import Any
 
 from pydantic import Field
 
-from ..incidents import decisions
-from .context import Context
-from .payloads import Payload
-from .registry import COMPONENT_HELP, Outcome, operation
-from .responses import CommandError
+from ..commands.context import Context
+from ..commands.payloads import Payload
+from ..commands.registry import COMPONENT_HELP, Outcome, operation
+from ..commands.responses import CommandError
+from . import decisions
 
 C = "incident"
-COMPONENT_HELP.setdefault(C, "incidents and their recovery plans: approve, reject, edit, abort, list, show")
+COMPONENT_HELP.setdefault(C, "incidents and their recovery plans: approve, reject, edit, abort, replan, resolve, list, show")
 
 
 class Reason(Payload):
@@ -71,6 +74,39 @@ async def abort(ctx: Context, p: Reason) -> Outcome:
     pid = _plan_id(ctx)
     res = await decisions.abort(ctx.engine, pid, actor=ctx.actor, reason=p.reason or f"aborted by {ctx.actor}")
     return Outcome(res, f"{pid} aborted by {ctx.actor}; {len((res.get('rollback') or {}).get('changes', []))} change(s) rolled back")
+
+
+class Note(Payload):
+    note: str = Field("", description="why (recorded with the incident); a one-word note may also be given as --note=WORD")
+
+
+def _incident_id(ctx: Context) -> str:
+    iid = ctx.workflow_id
+    if not iid:
+        raise CommandError("INCIDENT_REQUIRED", f"{ctx.spec.name} needs an incident id", {"usage": ctx.spec.usage}, ["/incident list"])
+    if iid not in ctx.state.incidents:
+        raise CommandError("INCIDENT_NOT_FOUND", f"no incident {iid!r}", {"known": sorted(ctx.state.incidents)}, ["/incident list"])
+    return iid
+
+
+@operation(C, "replan", kind="lifecycle", payload=Payload, workflow_arg="required",
+           summary="propose a new plan for an incident whose plan was rejected, aborted or failed (INC_ID)")
+async def replan(ctx: Context, p: Payload) -> Outcome:
+    from .manager import replan as _replan
+
+    iid = _incident_id(ctx)
+    res = _replan(ctx.engine, iid, actor=ctx.actor)
+    return Outcome(res, f"{iid}: new plan {res['plan_id']} ({res['steps']} steps) proposed by {ctx.actor}")
+
+
+@operation(C, "resolve", kind="lifecycle", payload=Note, workflow_arg="required", flags={"note": "why the incident is closed by hand"},
+           summary="close an incident by hand with a note (INC_ID '{\"note\": \"...\"}' or --note=WORD); recorded as not validated")
+async def resolve(ctx: Context, p: Note) -> Outcome:
+    iid = _incident_id(ctx)
+    flag = ctx.flags.get("note")
+    note = p.note or (flag if isinstance(flag, str) else "")
+    res = decisions.resolve(ctx.engine, iid, note, actor=ctx.actor)
+    return Outcome(res, f"{iid} resolved by {ctx.actor} (not validated): {note}")
 
 
 @operation(C, "list", kind="analysis", payload=ListRequest, summary="incidents with their plans and states")

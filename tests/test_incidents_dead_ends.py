@@ -1,0 +1,80 @@
+"""No dead ends: an abort stops everything its plan started (a staged resumption
+included); an incident left without a plan can be re-planned or resolved with a
+note, both recorded with who did it."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.engine import EngineError
+from core.commands import run_command
+from core.incidents import decisions
+from core.incidents.drills import Drill, start_drill
+from core.models import WorkflowStatus
+from core.session import memory_sim
+
+
+async def until(drill: Drill, cond, limit: float = 6000.0) -> None:  # type: ignore[no-untyped-def]
+    end = drill.engine.clock.now() + limit
+    while not cond():
+        assert drill.engine.clock.now() < end, "condition not reached in simulated time"
+        await drill.step()
+
+
+def waiting(drill: Drill) -> bool:
+    p = drill.plan()
+    if p is None or p["state"] != "proposed":
+        return False
+    nxt = next((st for st in p["steps"] if st["state"] != "completed"), None)
+    return nxt is not None and nxt["approval"] == "manual" and nxt["state"] == "proposed"
+
+
+async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
+    eng = memory_sim(seed=0)
+    drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
+    await until(drill, lambda: waiting(drill))
+    pid = drill.plan()["id"]  # type: ignore[index]
+    decisions.approve(eng, pid, actor="bob")
+    await until(drill, lambda: any(r["status"] == "active" and r["applied"] for r in eng.state.resumptions.values()))
+    rid = next(r for r, v in eng.state.resumptions.items() if v["status"] == "active")
+    applied = len(eng.state.resumptions[rid]["applied"])
+    await decisions.abort(eng, pid, actor="bob", reason="K")
+    assert eng.state.resumptions[rid]["status"] == "aborted"
+    paused = {w.id for w in eng.state.workflows.values() if w.status is WorkflowStatus.PAUSED}
+    limits = {w.id: w.stage_limit for w in eng.state.workflows.values()}
+    await drill.step(3600)  # an hour later: no stage was applied after the abort
+    assert len(eng.state.resumptions[rid]["applied"]) == applied
+    assert {w.id for w in eng.state.workflows.values() if w.status is WorkflowStatus.PAUSED} <= paused | set()
+    assert {w.id: w.stage_limit for w in eng.state.workflows.values()} == limits
+    assert drill.incident()["status"] == "open", "no plan in force: the incident waits for a re-plan or a resolve"  # type: ignore[index]
+
+
+async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> None:
+    eng = memory_sim(seed=0)
+    drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
+    await until(drill, lambda: waiting(drill))
+    inc_id = drill.incident()["id"]  # type: ignore[index]
+    first = drill.plan()["id"]  # type: ignore[index]
+    res = await run_command(eng, f"/incident reject {first}", actor="alice")
+    assert res["status"] == "success"
+    assert eng.state.incidents[inc_id]["status"] == "open"
+    res = await run_command(eng, f"/incident replan {inc_id}", actor="alice")
+    assert res["status"] == "success", res
+    second = res["result"]["plan_id"]
+    assert second != first and eng.state.plans[second]["state"] == "proposed"
+    assert eng.state.incidents[inc_id]["plans"] == [first, second]
+    assert eng.state.incidents[inc_id]["status"] == "recovering"
+    # While a plan is in force, the incident cannot be closed by hand or re-planned.
+    assert (await run_command(eng, f"/incident resolve {inc_id} --note=done", actor="alice"))["error"]["code"] == "INVALID_STATE"
+    assert (await run_command(eng, f"/incident replan {inc_id}", actor="alice"))["error"]["code"] == "INVALID_STATE"
+    await run_command(eng, f"/incident reject {second}", actor="alice")
+    h = eng.state.state_hash()
+    assert (await run_command(eng, f"/incident resolve {inc_id}", actor="alice"))["error"]["code"] == "NOTE_REQUIRED"
+    assert eng.state.state_hash() == h, "a refused resolve changes nothing"
+    res = await run_command(eng, f'/incident resolve {inc_id} \'{{"note": "agents replaced by hand"}}\'', actor="alice")
+    assert res["status"] == "success", res
+    inc = eng.state.incidents[inc_id]
+    assert inc["status"] == "resolved" and inc["outcome"]["validated"] is False and inc["outcome"]["resolved_by"] == "alice"
+    assert [n["action"] for n in inc["notes"]] == ["replan", "resolve"] and inc["notes"][-1]["by"] == "alice"
+    with pytest.raises(EngineError):
+        decisions.resolve(eng, inc_id, "again", actor="alice")
