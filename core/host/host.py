@@ -159,19 +159,27 @@ class Host:
         *,
         subscriber: Subscriber | None = None,
         approve_mode: ApproveMode = "manual",
+        runtime: str = "local",
+        address: str | None = None,
     ) -> Host:
-        """A host on real agent processes (``opsdeck run``): a missing database is
-        made (the workflow file is what to run); live agents of a killed host are adopted."""
+        """A host on real agents (``opsdeck run`` / ``serve``): agent processes on this
+        machine (``runtime="local"``) or Ray actors (``"ray"``: a local Ray instance, or
+        the cluster at ``address``). A missing database is made (the workflow file is
+        what to run); live agents of a killed host are adopted."""
         from ..runtimes.local import LocalRuntime, open_local
 
         async def opener() -> tuple[Engine, Runtime | None]:
+            if runtime == "ray":
+                from ..runtimes.ray import open_ray
+
+                return await open_ray(db, wfile, specs, config, address=address, subscriber=subscriber)
             return await open_local(db, wfile, specs, config, subscriber=subscriber)
 
         async def shutdown(rt: Runtime | None) -> None:
             if isinstance(rt, LocalRuntime):
                 await rt.shutdown()
 
-        return await cls.open_with(db, opener, kind="local", create=True, speed=1.0, approve_mode=approve_mode,
+        return await cls.open_with(db, opener, kind=runtime, create=True, speed=1.0, approve_mode=approve_mode,
                                    on_close=shutdown)
 
     # -- what it is -------------------------------------------------------------

@@ -47,7 +47,7 @@ import psutil
 
 from ..private import PrivateError, private_dir
 from .handshake import ChannelError, host_accept, read_secret
-from .limits import TaskCgroup, apply_from_parent
+from .limits import TaskCgroup, apply_from_parent, dies_with_parent
 from .wire import encode, messages
 
 PROGRESS_PREFIX = "OPSDECK_PROGRESS"
@@ -108,6 +108,15 @@ class Run:
 
 
 class Host:
+    """Runs one agent's tasks and reports on them; ``send`` is the only transport.
+
+    The unix-socket host below and the Ray actor (``core.runtimes.ray_agent``) are
+    the same task runner with a different ``send``.
+    """
+
+    die_with_parent = False
+    """Ray actors set this: a task's first process gets SIGKILL when its actor's worker dies."""
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.agent = args.agent
         self.address = args.socket
@@ -117,7 +126,7 @@ class Host:
         self.mech_memory = args.memory_mechanism
         self.mech_cpu = args.cpu_mechanism
         self.cgroup_parent = args.cgroup
-        self.secret = read_secret(args.secret_file)
+        self.secret = self.channel_secret(args)
         self.run: Run | None = None
         self.results: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self.writer: asyncio.StreamWriter | None = None
@@ -125,6 +134,10 @@ class Host:
         self.ever_connected = False
         self.done = asyncio.Event()
         self.me = psutil.Process()
+
+    def channel_secret(self, args: argparse.Namespace) -> bytes:
+        """The run's secret that every socket connection must prove it knows."""
+        return read_secret(args.secret_file)
 
     # -- reporting ------------------------------------------------------------
     def send(self, msg: dict[str, Any]) -> None:
@@ -229,6 +242,8 @@ class Host:
         cwd = m.get("cwd") or None
         kw: dict[str, Any] = dict(cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                                   stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=1 << 20)
+        if self.die_with_parent:
+            kw["preexec_fn"] = dies_with_parent()
         try:
             if not command:
                 raise ValueError("the task has no command")

@@ -11,8 +11,11 @@ show it.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +120,20 @@ def apply_from_parent(pid: int, memory_mb: float | None, nice: int, mech_memory:
     if nice and mech_cpu == "nice":
         base = os.getpriority(os.PRIO_PROCESS, 0)
         os.setpriority(os.PRIO_PGRP, pid, min(base + nice, 19))
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def dies_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` (Linux): the child gets SIGKILL when the process that started it dies.
+
+    Only the Ray actor uses it (an actor killed by ``ray.kill`` takes its task's first
+    process along); the local agent host keeps its fork free of Python code.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def run() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+    return run

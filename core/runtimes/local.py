@@ -119,10 +119,19 @@ class LocalRuntime:
         if engine.store is not None:
             for ev in await engine.store.read_events(types=["WORKFLOW_CREATED"]):
                 self._learn(ev.data["spec"])
-            stored = await engine.store.processes()
-        else:
-            stored = []
         engine.subscribe(self._on_event)
+        await self._reconcile(engine)
+        for a in sorted(engine.state.agents.values(), key=lambda a: a.id):
+            if a.status in LIVE_AGENT and a.id not in self._adoptable:
+                self.recovered.append(a.id)
+                engine.agent_failed(a.id, self.gone_reason)
+
+    gone_reason = "agent process gone while the console was down"
+
+    async def _reconcile(self, engine: Engine) -> None:
+        """Sort the agents the log counts as live into adoptable (``_adoptable``) or gone;
+        end what is left of processes the log no longer counts as live."""
+        stored = await engine.store.processes() if engine.store is not None else []
         state = engine.state
         for agent_id, pid, ct, info in stored:
             a = state.agents.get(agent_id)
@@ -138,10 +147,6 @@ class LocalRuntime:
                     os.killpg(tp, signal.SIGKILL)
             if engine.store is not None:
                 await engine.store.forget_process(agent_id)
-        for a in sorted(state.agents.values(), key=lambda a: a.id):
-            if a.status in LIVE_AGENT and a.id not in self._adoptable:
-                self.recovered.append(a.id)
-                engine.agent_failed(a.id, "agent process gone while the console was down")
 
     def _learn(self, spec_data: dict[str, Any]) -> None:
         spec = WorkflowSpec.model_validate(spec_data)
@@ -172,6 +177,11 @@ class LocalRuntime:
         """What the console shows about this runtime: the limit mechanisms in force."""
         return {"runtime": "local", **self.mechanisms.describe(), "heartbeat_s": self.heartbeat_s,
                 "sample_s": self.sample_s, "stop_grace_s": self.stop_grace_s}
+
+    def limits_line(self) -> str:
+        """One line for the operator: which mechanism enforces each limit."""
+        m = self.mechanisms
+        return f"limits memory={m.memory} cpu={m.cpu}"
 
     def attempts_allowed(self, task_id: str) -> int | None:
         """Per-task retry policy from the workflow file: attempts = retries + 1."""
@@ -379,14 +389,23 @@ class LocalRuntime:
             if self.engine is not None:
                 await self.engine.flush()
             for h in list(self.hosts.values()):
-                if h.writer is None or not h.outbox or h.writer.is_closing():
-                    continue
-                batch, h.outbox = h.outbox, []
-                data = b"".join(encode(m) for m in batch)
-                try:
-                    h.writer.write(data)
-                except (ConnectionError, RuntimeError):
-                    h.outbox = batch + h.outbox
+                if h.outbox and self._ready(h):
+                    batch, h.outbox = h.outbox, []
+                    if not self._deliver(h, batch):
+                        h.outbox = batch + h.outbox
+
+    def _ready(self, h: _Host) -> bool:
+        """Can commands reach this host now?"""
+        return h.writer is not None and not h.writer.is_closing()
+
+    def _deliver(self, h: _Host, batch: list[dict[str, Any]]) -> bool:
+        """Send a batch of commands, in order; False to keep them for the next try."""
+        assert h.writer is not None
+        try:
+            h.writer.write(b"".join(encode(m) for m in batch))
+        except (ConnectionError, RuntimeError):
+            return False
+        return True
 
     async def _run_store_ops(self) -> None:
         engine = self.engine
@@ -615,6 +634,19 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
     failed. Each pool gets its ``size`` agents. Allocations are checked against the
     per-workflow limits before anything is created.
     """
+    rt = wfile.runtime
+
+    async def make(config: Config) -> LocalRuntime:
+        return LocalRuntime(run_dir_for(db), heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
+                            stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
+
+    return await open_with(make, db, wfile, specs, config, subscriber)
+
+
+async def open_with(make: Any, db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config | None = None,
+                    subscriber: Any = None) -> tuple[Engine, Any]:
+    """Open ``db`` with the runtime ``await make(config)`` builds (a :class:`LocalRuntime`
+    or a subclass) and bring it to the workflow file; see :func:`open_local`."""
     from ..engine import Engine
     from ..workflow_file import WorkflowFileError, config_problems
 
@@ -629,8 +661,7 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
     if subscriber is not None:
         engine.subscribe(subscriber)
     try:
-        runtime = LocalRuntime(run_dir_for(db), heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
-                               stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
+        runtime = await make(config)
     except BaseException:
         await engine.close()
         raise
@@ -646,7 +677,7 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
     return engine, runtime
 
 
-def _bring_to_file(engine: Engine, runtime: LocalRuntime, wfile: WorkflowFile, specs: list[WorkflowSpec]) -> None:
+def _bring_to_file(engine: Engine, runtime: Any, wfile: WorkflowFile, specs: list[WorkflowSpec]) -> None:
     """Create what the database lacks (pools, workflows), queue them, size the pools."""
     from ..engine import EngineError
 
@@ -667,5 +698,6 @@ def _bring_to_file(engine: Engine, runtime: LocalRuntime, wfile: WorkflowFile, s
                 pass
     for p in wfile.pools:
         runtime.replenish(p.name, target=p.size)
-    if state.settings.get("local_runtime") != runtime.describe():
-        engine.set_setting("local_runtime", runtime.describe())
+    key = f"{runtime.name}_runtime"  # what the console shows: the limit mechanisms in force
+    if state.settings.get(key) != runtime.describe():
+        engine.set_setting(key, runtime.describe())

@@ -36,7 +36,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--incidents", choices=("off", "auto"), default="off",
                    help="headless: detect incidents on the real measurements and run their plans, auto-approved")
     p.add_argument("--listen", metavar="HOST:PORT", help="headless: also serve the control endpoint on TCP")
+    add_runtime_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """``--runtime local|ray`` and ``--address`` (run and serve)."""
+    p.add_argument("--runtime", choices=("local", "ray"), default="local",
+                   help="local: agent processes on this machine; ray: one Ray actor per agent (pip install -e '.[ray]')")
+    p.add_argument("--address", metavar="auto|HOST:PORT",
+                   help="ray: join this cluster (never shut down); without it a local Ray instance is started and stopped")
+
+
+def runtime_problem(args: argparse.Namespace) -> str | None:
+    """Why the runtime asked for cannot be used (checked before anything is created), or None."""
+    if args.address and args.runtime != "ray":
+        return "--address is for --runtime ray"
+    if args.runtime != "ray":
+        return None
+    try:
+        from core.runtimes.ray import check_address
+    except ImportError as exc:
+        if exc.name != "ray" and not (exc.name or "").startswith("ray."):
+            raise
+        return "the Ray runtime needs Ray, which is not installed: pip install -e '.[ray]'"
+    if args.address:
+        try:
+            check_address(args.address)
+        except ConnectionError as exc:
+            return f"cannot reach the Ray cluster: {exc}"
+    return None
 
 
 def db_path(args: argparse.Namespace) -> Path:
@@ -68,13 +97,21 @@ def run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     wfile, specs = loaded
+    problem = runtime_problem(args)
+    if problem:
+        print(f"opsdeck: {problem}; nothing was started", file=sys.stderr)
+        return 2
     db = db_path(args)
     if args.headless:
         return asyncio.run(headless(db, config, wfile, specs, quiet=args.quiet, incidents=args.incidents == "auto",
-                                    listen=args.listen))
+                                    listen=args.listen, runtime=args.runtime, address=args.address))
     from ..console import run_console
 
     async def open_session() -> Any:
+        if args.runtime == "ray":
+            from core.runtimes.ray import open_ray
+
+            return await open_ray(db, wfile, specs, config, address=args.address)
         from core.runtimes.local import open_local
 
         return await open_local(db, wfile, specs, config)
@@ -111,7 +148,8 @@ def _blocked(engine: Any, wf_id: str, seen: set[str]) -> bool:
 
 
 async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool = False,
-                   incidents: bool = False, listen: str | None = None) -> int:
+                   incidents: bool = False, listen: str | None = None, runtime: str = "local",
+                   address: str | None = None) -> int:
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
     from core.host.host import Host
 
@@ -120,16 +158,19 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
 
     printer = LinePrinter()
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
-    host = await Host.open_local(db, wfile, specs, config, subscriber=None if quiet else printer,
-                                 approve_mode="auto" if incidents else "manual")
+    try:
+        host = await Host.open_local(db, wfile, specs, config, subscriber=None if quiet else printer,
+                                     approve_mode="auto" if incidents else "manual", runtime=runtime, address=address)
+    except ConnectionError as exc:  # Ray did not come up, or went away while joining
+        print(f"opsdeck: cannot reach the Ray cluster: {exc}; nothing was started", file=sys.stderr)
+        return 2
     engine, runtime = host.engine, host.runtime
     if not incidents:
         host.manager.detectors.clear()  # headless without --incidents: measurements only, no plans
     try:
         await host.serve(listen)
         announce(host, "run")
-        m = runtime.mechanisms  # type: ignore[union-attr]
-        print(f"# opsdeck run {db}: limits memory={m.memory} cpu={m.cpu}; agents adopted={runtime.adopted} "  # type: ignore[union-attr]
+        print(f"# opsdeck run {db}: {runtime.limits_line()}; agents adopted={runtime.adopted} "  # type: ignore[union-attr]
               f"recovered={runtime.recovered}", file=sys.stderr)
         if finished(engine):
             print(f"# every workflow of this file already ended in {db}; nothing to run (use another --db to run it again)",

@@ -1,0 +1,471 @@
+"""The Ray runtime: each agent is a Ray actor, placed by Ray where the cluster has room.
+
+The engine drives it exactly as it drives the local runtime, and most of the local
+runtime's rules carry over unchanged because this *is* the local runtime with another
+transport (a :class:`~core.runtimes.local.LocalRuntime` subclass): write-ahead
+commands, the projection as the truth on (re)connection, idempotent ``start`` per
+(task, attempt), the retry policy when an agent dies, the report handling.
+
+What differs:
+
+* An agent is an :class:`~core.runtimes.ray_agent.AgentActor` (detached, named
+  ``<agent id>`` in a namespace derived from the database path) that runs the agent
+  host's task runner on its node; commands go as numbered ``commands`` calls, reports
+  come back from a long ``poll`` (awaited ObjectRefs: the engine's loop never blocks).
+* Resources: the actor asks Ray for the largest ``cpu`` / ``memory_gb`` any task of its
+  pool's specializations declares; a pool's specializations become custom resources
+  ``opsdeck_spec_<name>`` where the cluster declares them (a node started with
+  ``ray start --resources '{"opsdeck_spec_build": 100}'``). Ray's accounting is
+  logical; the limits that are enforced are the agent host's, detected on each node
+  (cgroup v2 or RLIMIT_AS + RSS watchdog, cgroup cpu.max or niceness) and shown per node.
+* Failures: a poll that raises ``RayActorError`` (``ray.kill``, a worker or node lost)
+  is ``agent_failed`` and a replacement actor is started; a poll that does not answer
+  within three heartbeats is ``agent_unreachable``, and when it answers again the
+  reports it buffered go to ``agent_reconnected``.
+* A restarted host finds the actors of its namespace by name (``ray.get_actor``),
+  adopts those of live agents (their hello says what they run and finished) and kills
+  the ones the log no longer counts as live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+import ray
+from ray._private import ray_constants
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+
+from ..config import Config
+from ..models import LIVE_AGENT, Agent, AgentStatus
+from .local import LocalRuntime, _Host, open_with, run_dir_for
+from .ray_agent import AgentActor
+from .sampler import same_process
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..workflow_file import WorkflowFile
+    from ..models import WorkflowSpec
+
+SPEC_RESOURCE = "opsdeck_spec_"
+UNANSWERED_HEARTBEATS = 3
+INSTALL_HINT = "the Ray runtime needs Ray: pip install -e '.[ray]'"
+
+
+def namespace_for(db: str | Path) -> str:
+    """One Ray namespace per database: a restarted host finds its own actors, nobody else's."""
+    return "opsdeck-" + hashlib.sha1(str(Path(db).resolve()).encode()).hexdigest()[:16]
+
+
+@dataclass
+class RayCluster:
+    """This process's connection to Ray, and whether it started the cluster itself."""
+
+    address: str | None
+    started: bool = False
+    connected: bool = False
+    temp_dir: str | None = None
+    init_s: float = 0.0
+
+    @classmethod
+    def join(cls, address: str | None, num_cpus: int, resources: dict[str, float]) -> RayCluster:
+        """Start a local instance (``address`` None) or join ``address`` (``auto`` or HOST:PORT).
+
+        Blocking (seconds): call it in an executor thread, which also keeps Ray from
+        replacing the caller's SIGTERM handler (it installs one only on the main thread).
+        """
+        c = cls(address)
+        if ray.is_initialized():  # this process is already a driver (tests share one): reuse it
+            return c
+        t0 = time.monotonic()
+        if address is None:
+            # A private, short temp dir (Ray's socket paths are length-limited) on loopback:
+            # never joins another user's instance, never listens beyond this machine.
+            c.temp_dir = tempfile.mkdtemp(prefix="opsdeck-ray-", dir="/tmp")
+            _loopback_only()
+            ray.init(address="local", num_cpus=num_cpus, resources=resources or None, include_dashboard=False,
+                     _temp_dir=c.temp_dir, log_to_driver=False, logging_level=logging.ERROR)
+            c.started = True
+        else:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        c.connected = True
+        c.init_s = round(time.monotonic() - t0, 3)
+        return c
+
+    def leave(self) -> None:
+        """Disconnect; a cluster this process started is stopped, a joined one never is."""
+        if self.connected:
+            ray.shutdown()
+            self.connected = False
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
+
+
+@dataclass
+class _Actor(_Host):
+    """What the console knows about one agent's actor."""
+
+    handle: Any = None
+    node: dict[str, Any] = field(default_factory=dict)
+    local_node: bool = False
+    ready: bool = False
+    gone: bool = False
+    batch_no: int = 0
+    cursor: int = 0
+    partial: dict[str, Any] | None = None
+
+
+class RayRuntime(LocalRuntime):
+    """Agents as Ray actors; tasks as process groups on the actors' nodes."""
+
+    name = "ray"
+    gone_reason = "agent actor gone while the console was down"
+
+    def __init__(self, db: str | Path, cluster: RayCluster, heartbeat_s: float = 1.0, sample_s: float = 1.0,
+                 stop_grace_s: float = 5.0, orphan_s: float = 3600.0) -> None:
+        super().__init__(run_dir_for(db), heartbeat_s=heartbeat_s, sample_s=sample_s, stop_grace_s=stop_grace_s,
+                         orphan_s=orphan_s)
+        self.cluster = cluster
+        self.namespace = namespace_for(db)
+        self.hosts: dict[str, _Actor] = {}  # type: ignore[assignment]
+        self.spec_resources: set[str] = set()
+        self.nodes: dict[str, dict[str, Any]] = {}  # node ip -> last usage and limits
+        self.resources: dict[str, dict[str, float]] = {}  # Ray's own view: total and available
+        self.actor_started_s: list[float] = []
+
+    # -- reconciling after a restart ---------------------------------------------------
+    async def _reconcile(self, engine: Engine) -> None:
+        loop = asyncio.get_running_loop()
+        total = await loop.run_in_executor(None, ray.cluster_resources)
+        self.spec_resources = {k for k in total if k.startswith(SPEC_RESOURCE)}
+        names = await loop.run_in_executor(None, self._named_actors)
+        live = {a.id for a in engine.state.agents.values() if a.status in LIVE_AGENT}
+        for name in sorted(names):
+            handle = await loop.run_in_executor(None, self._get_actor, name)
+            if handle is None:
+                continue
+            if name in live:
+                self._adoptable[name] = handle  # type: ignore[assignment]
+            else:  # an actor the log no longer counts as live: do not leave it behind
+                with contextlib.suppress(Exception):
+                    ray.kill(handle, no_restart=True)
+
+    def _named_actors(self) -> list[str]:
+        return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a.get("namespace") == self.namespace]
+
+    def _get_actor(self, name: str) -> Any:
+        try:
+            return ray.get_actor(name, namespace=self.namespace)
+        except ValueError:
+            return None
+
+    # -- agents --------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """The mechanisms in force, per node (the limits are probed where the tasks run)."""
+        placement = (f"custom resources {sorted(self.spec_resources)}" if self.spec_resources
+                     else f"none: the cluster declares no {SPEC_RESOURCE}* resources")
+        return {"runtime": "ray", "address": self.cluster.address or "local instance",
+                "namespace": self.namespace, "specialization_placement": placement,
+                "ray_resources": "logical (Ray's accounting); enforced limits are per node below",
+                "nodes": {ip: n.get("limits") for ip, n in sorted(self.nodes.items())},
+                "heartbeat_s": self.heartbeat_s, "sample_s": self.sample_s, "stop_grace_s": self.stop_grace_s}
+
+    def limits_line(self) -> str:
+        m = self.mechanisms
+        where = self.cluster.address or "a local Ray instance"
+        return (f"runtime ray on {where} (namespace {self.namespace}); Ray's resources are logical, the limits are "
+                f"enforced on each node by the agent's task runner (this machine: memory={m.memory} cpu={m.cpu}); "
+                f"specialization placement: {self.describe()['specialization_placement']}")
+
+    def actor_options(self, pool: str) -> dict[str, Any]:
+        """Ray resource requests for an agent of ``pool``: the most any task it may run declares."""
+        engine = self.engine
+        specs = set(engine.state.pools[pool].specializations) if engine is not None and pool in engine.state.pools else set()
+        tasks = [t for t in self.specs.values() if t.specialization in specs]
+        cpu = max((t.cpu for t in tasks), default=0.0)
+        mem = max((t.memory_gb for t in tasks), default=0.0)
+        opts: dict[str, Any] = {"num_cpus": cpu}
+        if mem > 0:
+            opts["memory"] = int(mem * 1024 ** 3)
+        res = {SPEC_RESOURCE + s: 0.001 for s in sorted(specs) if SPEC_RESOURCE + s in self.spec_resources}
+        if res:
+            opts["resources"] = res
+        return opts
+
+    def spawn_agent(self, agent: Agent) -> None:
+        handle = self._adoptable.pop(agent.id, None)
+        h = _Actor(agent.id, address=f"{self.namespace}/{agent.id}", spawned_at=time.monotonic())
+        if handle is not None:
+            h.handle = handle
+            self.adopted.append(agent.id)
+        else:
+            h.handle = AgentActor.options(name=agent.id, namespace=self.namespace, lifetime="detached",
+                                          **self.actor_options(agent.pool)).remote(
+                agent.id, self.heartbeat_s, self.sample_s, self.stop_grace_s, self.orphan_s)
+        old = self.hosts.get(agent.id)
+        if old is not None and not old.dead:
+            self._kill_host(old)
+        self.hosts[agent.id] = h
+        h.conn = asyncio.get_running_loop().create_task(self._connection(h))
+
+    def _alive(self, h: _Host) -> bool:
+        return isinstance(h, _Actor) and not h.gone
+
+    def _kill_host(self, h: _Host) -> None:
+        """ray.kill the actor; its task's group too where this console can see it (same node)."""
+        assert isinstance(h, _Actor)
+        self._kill_task_group(h)
+        with contextlib.suppress(Exception):
+            ray.kill(h.handle, no_restart=True)
+
+    def _kill_task_group(self, h: _Actor) -> None:
+        # The task's first process dies with its actor (PR_SET_PDEATHSIG); what it started
+        # in its group is killed here when the node is this machine. On another node the
+        # group is only reached through the actor.
+        if h.local_node and h.task_pgid and h.task_create_time and same_process(h.task_pgid, h.task_create_time):
+            with contextlib.suppress(OSError):
+                os.killpg(h.task_pgid, signal.SIGKILL)
+
+    def _ready(self, h: _Host) -> bool:
+        return isinstance(h, _Actor) and h.ready and not h.gone
+
+    def _deliver(self, h: _Host, batch: list[dict[str, Any]]) -> bool:
+        """One numbered ``commands`` call; the actor runs the batches in number order."""
+        assert isinstance(h, _Actor)
+        h.handle.commands.remote(h.batch_no, batch)
+        h.batch_no += 1
+        return True
+
+    # -- the connection: hello, then polls -------------------------------------------------
+    async def _connection(self, h: _Host) -> None:
+        assert isinstance(h, _Actor)
+        try:
+            hello = await h.handle.hello.remote()  # returns once Ray has placed and started the actor
+        except (RayActorError, asyncio.CancelledError) as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self._ended(h, exc)
+            return
+        if h.agent not in self.adopted:
+            self.actor_started_s.append(round(time.monotonic() - h.spawned_at, 3))
+        h.node = {k: hello.get(k) for k in ("hostname", "ip", "node_id", "pid")}
+        h.pid, h.create_time = hello.get("pid"), hello.get("create_time")
+        h.local_node = hello.get("hostname") == socket.gethostname() and abs(hello.get("boot_time", 0) - psutil.boot_time()) < 2
+        self.nodes.setdefault(str(hello.get("ip")), {})["limits"] = hello.get("limits")
+        h.batch_no = int(hello.get("next_batch", 0))
+        h.cursor = int(hello.get("seq", 0))  # what it said before this hello is in ``done``/``current``
+        h.ready = True
+        self._on_report(h, self._here(h, hello))
+        self._poke()  # send what waited for the actor to be placed
+        answer_s = UNANSWERED_HEARTBEATS * self.heartbeat_s + 1.0
+        while not h.dead:
+            pending = asyncio.ensure_future(h.handle.poll.remote(h.cursor, self.heartbeat_s))
+            reports: list[dict[str, Any]] | None = None
+            while reports is None and not h.dead:
+                try:
+                    reports = await asyncio.wait_for(asyncio.shield(pending), answer_s)
+                except TimeoutError:
+                    self._unanswered(h)
+                except ActorUnavailableError:
+                    self._unanswered(h)
+                    await asyncio.sleep(self.heartbeat_s)
+                    break  # ask again
+                except RayActorError as exc:
+                    self._ended(h, exc)
+                    return
+                except asyncio.CancelledError:
+                    pending.cancel()
+                    return
+            if reports:
+                h.cursor = max(r["seq"] for r in reports)
+                self._batch(h, reports)
+
+    def _unanswered(self, h: _Actor) -> None:
+        if not h.lost and self.sink is not None and not h.retiring:
+            h.lost = True
+            self.sink.agent_unreachable(h.agent)
+
+    def _ended(self, h: _Actor, exc: BaseException) -> None:
+        """The actor is gone: expected when retiring, else the agent died."""
+        h.gone = True
+        if h.retiring or self.closing:
+            self._gone(h)
+            return
+        self._kill_task_group(h)
+        self._died(h, f"agent actor died ({_cause(exc)})")
+
+    def _here(self, h: _Actor, msg: dict[str, Any]) -> dict[str, Any]:
+        """A task's pgid means something to this console only on its own machine."""
+        if h.local_node:
+            return msg
+        msg = dict(msg)
+        msg.pop("pgid", None)
+        msg.pop("create_time", None)
+        if isinstance(msg.get("current"), dict):
+            msg["current"] = {k: v for k, v in msg["current"].items() if k not in ("pgid", "create_time")}
+        return msg
+
+    def _batch(self, h: _Actor, reports: list[dict[str, Any]]) -> None:
+        engine, sink = self.engine, self.sink
+        if engine is None or sink is None:
+            return
+        a = engine.state.agents.get(h.agent)
+        applied: set[int] = set()
+        h.lost = False
+        if a is not None and a.status is AgentStatus.UNREACHABLE:
+            applied = self._reconnect(h, reports)
+        for r in reports:
+            if r["seq"] in applied:
+                continue
+            if r.get("t") == "usage":
+                self._usage(h, r)
+                continue
+            self._on_report(h, self._here(h, r))
+
+    def _reconnect(self, h: _Actor, reports: list[dict[str, Any]]) -> set[int]:
+        """Back after silence: the task facts it buffered go to ``agent_reconnected``
+        (applied once, in the actor's order); returns the reports so applied."""
+        assert self.engine is not None and self.sink is not None
+        buffered: list[dict[str, Any]] = []
+        partial: dict[str, Any] | None = None
+        last_progress: dict[str, Any] | None = None
+        task = None
+        for r in reports:
+            kind, task_id = r.get("t"), r.get("task")
+            if not self._owns_attempt(h.agent, task_id, r.get("attempt")):
+                continue
+            task = task_id
+            if kind in ("started", "finished", "failed"):
+                item = {"seq": r["seq"], "kind": kind, "task_id": task_id}
+                if kind != "started":
+                    item["output"] = r.get("output")
+                if kind == "failed":
+                    item["error"] = str(r.get("error", "failed"))
+                buffered.append(item)
+                if kind == "started":
+                    h.task_pgid, h.task_create_time = self._here(h, r).get("pgid"), self._here(h, r).get("create_time")
+                else:
+                    h.task_pgid = h.task_create_time = None
+            elif kind == "heartbeat" and r.get("changed"):
+                last_progress = {"seq": r["seq"], "kind": "progress", "task_id": task_id,
+                                 "progress": float(r.get("progress", 0.0)), "output": r.get("output")}
+                partial = r.get("partial") or partial
+        if last_progress is not None:
+            buffered.append(last_progress)
+            buffered.sort(key=lambda b: b["seq"])
+        self.sink.agent_reconnected(h.agent, buffered)
+        if partial and task is not None and self._owns_attempt(h.agent, task, self.engine.state.tasks[task].attempts):
+            self.engine.task_progress(h.agent, task, self.engine.state.tasks[task].context.progress, None, partial)
+        return {b["seq"] for b in buffered}
+
+    def _usage(self, h: _Actor, r: dict[str, Any]) -> None:
+        """psutil on the node: the actor's tree for the agent, the node for the machine."""
+        node = self.nodes.setdefault(str(r.get("node")), {})
+        node.update(cpu_pct=r.get("node_cpu_pct"), memory_pct=r.get("node_memory_pct"), at=time.monotonic())
+        h.last_report = time.monotonic()
+        if self.sink is not None:
+            self.sink.usage(h.agent, float(r.get("cpu_pct", 0.0)), float(r.get("rss_mb", 0.0)))
+
+    # -- machine and cluster sampling --------------------------------------------------------
+    async def _sample_loop(self) -> None:
+        """Every ``sample_s``: each node's usage as its agents last saw it, the cluster's
+        average as the system's (the engine's liveness check runs there), Ray's resources."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.sample_s)
+            sink, engine = self.sink, self.engine
+            if sink is None:
+                continue
+            now = time.monotonic()
+            fresh = {ip: n for ip, n in self.nodes.items() if "at" in n and now - n["at"] < 3 * self.sample_s}
+            if engine is not None:
+                t = engine.clock.now()
+                for ip, n in fresh.items():
+                    engine.telemetry.record(t, "cpu_pct", f"node:{ip}", float(n["cpu_pct"]))
+                    engine.telemetry.record(t, "memory_pct", f"node:{ip}", float(n["memory_pct"]))
+            if fresh:
+                cpu = sum(float(n["cpu_pct"]) for n in fresh.values()) / len(fresh)
+                mem = sum(float(n["memory_pct"]) for n in fresh.values()) / len(fresh)
+            else:
+                cpu, mem = self.sampler.system()  # no agent reported: this machine
+            sink.system_usage(round(cpu, 2), round(mem, 2))
+            with contextlib.suppress(Exception):
+                total, free = await loop.run_in_executor(None, _resources)
+                self.resources = {"total": total, "available": free}
+
+    def cluster_usage(self) -> dict[str, Any]:
+        """The cluster's CPUs and memory as Ray accounts them (total, free), for the console."""
+        total, free = self.resources.get("total", {}), self.resources.get("available", {})
+        return {"cpus": total.get("CPU", 0.0), "cpus_free": free.get("CPU", 0.0),
+                "memory_gb": round(total.get("memory", 0.0) / 1024 ** 3, 2),
+                "memory_gb_free": round(free.get("memory", 0.0) / 1024 ** 3, 2), "nodes": len(self.nodes)}
+
+    def node_of(self, agent_id: str) -> dict[str, Any]:
+        """Where an agent's actor runs (hostname, ip, Ray node id, worker pid)."""
+        h = self.hosts.get(agent_id)
+        return dict(h.node) if h is not None else {}
+
+    # -- ending -----------------------------------------------------------------------------
+    async def shutdown(self, release: bool = True) -> None:
+        """Retire every actor (their tasks stop), then leave Ray (stopping it if we started it)."""
+        await super().shutdown(release)
+        for h in self.hosts.values():  # a detached actor that did not exit by itself is killed
+            if not h.gone:
+                self._kill_host(h)
+        await asyncio.get_running_loop().run_in_executor(None, self.cluster.leave)
+
+    def host_pids(self) -> dict[str, int]:
+        """Live agents' actor worker pids (on their nodes)."""
+        return {a: h.pid for a, h in self.hosts.items() if not h.dead and h.pid is not None}
+
+
+def _loopback_only() -> None:
+    """A local instance serves this machine only: Ray's single-machine mode (its switch for
+    platforms without cluster support) makes every process use 127.0.0.1 instead of the
+    machine's network address. The variable reaches the processes Ray starts; the module
+    constant was read when ray was imported, so it is set too."""
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _resources() -> tuple[dict[str, float], dict[str, float]]:
+    return ray.cluster_resources(), ray.available_resources()
+
+
+def _cause(exc: BaseException) -> str:
+    """The useful sentence of a Ray actor error (they run to many lines)."""
+    text = str(exc)
+    for hint, said in (("ray.kill", "killed by ray.kill"), ("node", "its node or worker was lost"),
+                       ("exit_actor", "it exited"), ("worker", "its worker process died")):
+        if hint in text:
+            return said
+    return type(exc).__name__
+
+
+async def open_ray(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config | None = None,
+                   address: str | None = None, stop_grace_s: float | None = None,
+                   subscriber: Any = None) -> tuple[Engine, RayRuntime]:
+    """Open ``db`` on the Ray runtime (a local instance, or the cluster at ``address``)
+    and bring it to the workflow file, as :func:`~core.runtimes.local.open_local` does."""
+    rt = wfile.runtime
+
+    async def make(config: Config) -> RayRuntime:
+        num_cpus = max(1, int(min(config.capacity.cpu_cores, os.cpu_count() or 1)))
+        offered = {SPEC_RESOURCE + s: 1000.0 for p in wfile.pools for s in p.specializations}
+        cluster = await asyncio.get_running_loop().run_in_executor(None, RayCluster.join, address, num_cpus, offered)
+        return RayRuntime(db, cluster, heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
+                          stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
+
+    return await open_with(make, db, wfile, specs, config, subscriber)
