@@ -657,14 +657,14 @@ async def open_with(make: Any, db: str | Path, wfile: WorkflowFile, specs: list[
     problems = config_problems(wfile, specs, config)
     if problems:
         raise WorkflowFileError("workflow file", problems)
-    engine = await Engine.open(db, config=config, clock=WallClock())
+    runtime = await make(config)  # first: a runtime that cannot start leaves no database behind
+    try:
+        engine = await Engine.open(db, config=config, clock=WallClock())
+    except BaseException:
+        await runtime.shutdown(release=False)
+        raise
     if subscriber is not None:
         engine.subscribe(subscriber)
-    try:
-        runtime = await make(config)
-    except BaseException:
-        await engine.close()
-        raise
     try:
         await runtime.prepare(engine)
         engine.attach_runtime(runtime)

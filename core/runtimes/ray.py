@@ -38,6 +38,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,8 @@ if TYPE_CHECKING:
 
 SPEC_RESOURCE = "opsdeck_spec_"
 UNANSWERED_HEARTBEATS = 3
-INSTALL_HINT = "the Ray runtime needs Ray: pip install -e '.[ray]'"
+JOIN_PROBE_S = 5.0
+JOIN_TIMEOUT_S = 120.0
 
 
 def namespace_for(db: str | Path) -> str:
@@ -79,13 +81,48 @@ class RayCluster:
     temp_dir: str | None = None
     init_s: float = 0.0
 
+    owner: threading.Thread | None = None
+    release: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    async def open(cls, address: str | None, num_cpus: int, resources: dict[str, float]) -> RayCluster:
+        """:meth:`join` on a thread of its own that lives until :meth:`leave`, without
+        blocking the event loop. Two reasons for the thread: Ray replaces the SIGTERM
+        handler only when started on the main thread, and the processes of a local
+        instance are tied to the thread that started them (they are killed when it ends)."""
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[RayCluster] = loop.create_future()
+
+        def settle(result: RayCluster | None, exc: BaseException | None) -> None:
+            if ready.done():
+                return
+            if exc is not None:
+                ready.set_exception(exc)
+            else:
+                ready.set_result(result)  # type: ignore[arg-type]
+
+        def own() -> None:
+            try:
+                c = cls.join(address, num_cpus, resources)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                loop.call_soon_threadsafe(settle, None, exc)
+                return
+            c.owner = threading.current_thread()
+            loop.call_soon_threadsafe(settle, c, None)
+            c.release.wait()
+            c._disconnect()
+
+        threading.Thread(target=own, name="opsdeck-ray", daemon=True).start()
+        try:
+            return await asyncio.wait_for(ready, JOIN_TIMEOUT_S)
+        except TimeoutError:
+            raise ConnectionError(f"Ray did not come up within {JOIN_TIMEOUT_S:g} s at "
+                                  f"{address or 'a local instance'}") from None
+
     @classmethod
     def join(cls, address: str | None, num_cpus: int, resources: dict[str, float]) -> RayCluster:
         """Start a local instance (``address`` None) or join ``address`` (``auto`` or HOST:PORT).
-
-        Blocking (seconds): call it in an executor thread, which also keeps Ray from
-        replacing the caller's SIGTERM handler (it installs one only on the main thread).
-        """
+        Blocking (seconds); :meth:`open` calls it on its own thread."""
         c = cls(address)
         if ray.is_initialized():  # this process is already a driver (tests share one): reuse it
             return c
@@ -99,13 +136,27 @@ class RayCluster:
                      _temp_dir=c.temp_dir, log_to_driver=False, logging_level=logging.ERROR)
             c.started = True
         else:
+            check_address(address)
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         c.connected = True
         c.init_s = round(time.monotonic() - t0, 3)
         return c
 
+    def where(self) -> str:
+        if self.started:
+            return f"a local Ray instance ({self.temp_dir})"
+        return self.address or "the Ray instance this process already drives"
+
     def leave(self) -> None:
-        """Disconnect; a cluster this process started is stopped, a joined one never is."""
+        """Disconnect; a cluster this process started is stopped, a joined one never is.
+        Blocking: from the event loop, run it in an executor."""
+        if self.owner is not None:
+            self.release.set()
+            self.owner.join(60.0)
+            return
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         if self.connected:
             ray.shutdown()
             self.connected = False
@@ -185,7 +236,7 @@ class RayRuntime(LocalRuntime):
 
     def limits_line(self) -> str:
         m = self.mechanisms
-        where = self.cluster.address or "a local Ray instance"
+        where = self.cluster.where()
         return (f"runtime ray on {where} (namespace {self.namespace}); Ray's resources are logical, the limits are "
                 f"enforced on each node by the agent's task runner (this machine: memory={m.memory} cpu={m.cpu}); "
                 f"specialization placement: {self.describe()['specialization_placement']}")
@@ -431,6 +482,21 @@ class RayRuntime(LocalRuntime):
         return {a: h.pid for a, h in self.hosts.items() if not h.dead and h.pid is not None}
 
 
+def check_address(address: str) -> None:
+    """ConnectionError, saying why, unless ``address`` is ``auto`` or a HOST:PORT that
+    answers: fail at once, before anything is created (Ray itself retries for minutes)."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConnectionError(f"--address {address!r} is not auto or HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=JOIN_PROBE_S).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc}); start the head with "
+                              f"`ray start --head` and pass the address it prints") from None
+
+
 def _loopback_only() -> None:
     """A local instance serves this machine only: Ray's single-machine mode (its switch for
     platforms without cluster support) makes every process use 127.0.0.1 instead of the
@@ -464,7 +530,7 @@ async def open_ray(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec
     async def make(config: Config) -> RayRuntime:
         num_cpus = max(1, int(min(config.capacity.cpu_cores, os.cpu_count() or 1)))
         offered = {SPEC_RESOURCE + s: 1000.0 for p in wfile.pools for s in p.specializations}
-        cluster = await asyncio.get_running_loop().run_in_executor(None, RayCluster.join, address, num_cpus, offered)
+        cluster = await RayCluster.open(address, num_cpus, offered)
         return RayRuntime(db, cluster, heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
                           stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
 

@@ -1,0 +1,299 @@
+"""The Ray runtime on a real Ray instance: one instance for the module, a few short tasks.
+
+A workflow file completes (with the local runtime's event types, ``opsdeck verify``
+passes, a local instance started for the run is gone after it); pause really stops the
+task's processes on the node; ``ray.kill`` of an agent's actor fails the agent and the
+task completes once on a replacement; a host killed mid-run is restarted and adopts the
+live actors without running a task twice; an actor that stops answering is unreachable
+and comes back without its task running twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import ray
+
+from core.runtimes.ray import RayCluster, RayRuntime, namespace_for, open_ray
+from core.store import Store
+from core.workflow_file import parse_workflow_text
+from tests.conftest import REPO, opsdeck_cmd
+from tests.local_harness import Recorder, drive, group_members, header, py_cmd, toml_argv, wf_status
+
+QUICK = REPO / "examples" / "quick.toml"
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> Iterator[str]:
+    """One local Ray instance (2 CPUs, loopback only) for every test here; this process is its driver."""
+    cluster = RayCluster.join(None, 2, {"opsdeck_spec_shell": 1000.0})
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        cluster.leave()
+
+
+async def open_text(db: Path, text: str, base: Path) -> tuple[object, RayRuntime, Recorder]:
+    wf = parse_workflow_text(text, "test.toml")
+    rec = Recorder()
+    engine, runtime = await open_ray(db, wf, wf.specs(base), subscriber=rec)
+    return engine, runtime, rec
+
+
+def actors_in(db: Path) -> list[str]:
+    ns = namespace_for(db)
+    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == ns)
+
+
+def run_cmd(f: Path, db: Path, *extra: str) -> list[str]:
+    return opsdeck_cmd("run", str(f), "--db", str(db), "--headless", "--runtime", "ray", *extra)
+
+
+def event_types(stdout: str) -> set[str]:
+    return {line.split(":", 1)[0] for line in stdout.splitlines() if line and line[0].isupper() and ":" in line}
+
+
+def test_quick_completes_on_a_local_instance_with_the_local_runtimes_events(ray_address: str, tmp_path: Path,
+                                                                            cli_env: dict[str, str]) -> None:
+    # Without --address: opsdeck starts its own Ray instance and stops it at the end.
+    db = tmp_path / "ray.db"
+    ray_run = subprocess.run(run_cmd(QUICK, db), capture_output=True, text=True, timeout=120, env=cli_env)
+    assert ray_run.returncode == 0, ray_run.stderr[-3000:]
+    assert "runtime ray on a local Ray instance" in ray_run.stderr
+    temp = re.search(r"/tmp/opsdeck-ray-\w+", ray_run.stderr).group(0)
+    assert not Path(temp).exists(), "the instance's temp dir is removed"
+    assert not [p for p in psutil.process_iter(["cmdline"]) if temp in " ".join(p.info["cmdline"] or [])], \
+        "no process of the instance opsdeck started outlives the run"
+    verify = subprocess.run(opsdeck_cmd("verify", "--db", str(db)), capture_output=True, text=True, timeout=60, env=cli_env)
+    assert verify.returncode == 0 and "chain verified" in verify.stdout, verify.stdout + verify.stderr
+
+    local = subprocess.run(opsdeck_cmd("run", str(QUICK), "--db", str(tmp_path / "local.db"), "--headless"),
+                           capture_output=True, text=True, timeout=120, env=cli_env)
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert event_types(ray_run.stdout) == event_types(local.stdout)
+    assert '"output":["hello from opsdeck"]' in ray_run.stdout and '"progress":1.0' in ray_run.stdout
+
+
+async def test_pause_stops_the_task_processes_on_the_node_and_resume_continues(ray_address: str, tmp_path: Path) -> None:
+    code = ("import time,subprocess,sys\n"
+            "child=subprocess.Popen([sys.executable,'-c','import time; time.sleep(30)'])\n"
+            "for i in range(30):\n"
+            "    print(f'OPSDECK_PROGRESS {(i+1)/30}', flush=True); time.sleep(0.05)\n"
+            "child.kill()\n")
+    text = header() + f"""
+[[workflows]]
+id = "low"
+priority = 20
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = {py_cmd(code)}
+    specialization = "shell"
+    cpu = 0.1
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: engine.state.tasks["low/t"].context.progress >= 0.1, timeout=60)
+        agent = engine.state.tasks["low/t"].agent
+        node = runtime.node_of(agent)
+        assert node["pid"] != os.getpid() and psutil.Process(node["pid"]).is_running(), "the task runs under a Ray worker"
+        pgid = runtime.task_pgid(agent)
+        members = group_members(pgid)
+        assert len(members) == 2, "the task and its child share the task's process group"
+        assert psutil.Process(pgid).ppid() == node["pid"], "the actor's worker started the task"
+        engine.pause_workflow("low")
+
+        def stopped() -> bool:
+            return all(p.status() == psutil.STATUS_STOPPED for p in members)
+
+        await drive(engine, stopped, timeout=10)
+        before = engine.state.tasks["low/t"].context.progress
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.2:  # two heartbeats while stopped
+            await asyncio.sleep(0.1)
+            await engine.flush()
+        assert stopped()
+        assert engine.state.tasks["low/t"].context.progress <= before + 0.05, "a stopped task makes no progress"
+        engine.resume_workflow("low")
+        await drive(engine, lambda: all(p.status() != psutil.STATUS_STOPPED for p in members), timeout=10)
+        await drive(engine, lambda: wf_status(engine, "low") == "completed", timeout=30)
+        assert not group_members(pgid)
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    assert actors_in(tmp_path / "r.db") == [], "a normal end retires every actor"
+    store = await Store.open(tmp_path / "r.db")
+    try:
+        rss = await store.metrics("memory_mb", agent)
+        node_cpu = await store.metrics("cpu_pct", "node:127.0.0.1")
+    finally:
+        await store.close()
+    assert rss and all(v > 10 for _, v in rss), "psutil of the worker's tree, measured on the node"
+    assert node_cpu, "per-node machine usage"
+
+
+async def test_ray_kill_of_an_actor_fails_the_agent_and_the_task_completes_once_on_a_replacement(
+        ray_address: str, tmp_path: Path) -> None:
+    code = ("import time,os\n"
+            "start=float(os.environ['OPSDECK_RESUME_PROGRESS'])\n"
+            "print('resumed from', start, flush=True)\n"
+            "for i in range(int(start*10), 10):\n"
+            "    print(f'OPSDECK_PROGRESS {(i+1)/10}', flush=True); time.sleep(0.2)\n")
+    pools = """
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 1
+"""
+    text = header(heartbeat=0.5, pools=pools) + f"""
+[[workflows]]
+id = "w"
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "long"
+    command = {py_cmd(code)}
+    specialization = "shell"
+    cpu = 0.1
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: engine.state.tasks["w/long"].context.progress >= 0.3, timeout=60)
+        victim = engine.state.tasks["w/long"].agent
+        pgid = runtime.task_pgid(victim)
+        assert pgid is not None and group_members(pgid)
+        ray.kill(runtime.hosts[victim].handle)
+        killed = time.monotonic()
+        await drive(engine, lambda: rec.of("AGENT_ERROR"), timeout=20)
+        err = rec.of("AGENT_ERROR")[0]
+        assert err.data["agent"] == victim and "ray.kill" in err.data["error"], err.data
+        assert rec.of("TASK_REASSIGNED")[0].data["progress"] >= 0.3
+        await drive(engine, lambda: [e for e in rec.of("TASK_STARTED") if e.data["agent"] != victim], timeout=30)
+        print(f"ray.kill -> task running again on a replacement actor: {time.monotonic() - killed:.2f} s")
+        await drive(engine, lambda: wf_status(engine, "w") == "completed", timeout=30)
+        done = [e for e in rec.of("TASK_COMPLETED") if e.data["task"] == "w/long"]
+        assert len(done) == 1 and done[0].data["agent"] != victim, "completed once, by the replacement"
+        assert engine.state.agents[victim].status.value == "failed"
+        assert any(line.startswith("resumed from 0.") and float(line.split()[-1]) >= 0.3 for line in done[0].data["output"])
+        assert not group_members(pgid), "the dead actor's task processes are gone"
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+
+
+async def test_a_stopped_actor_is_unreachable_then_reconnects_and_its_task_completes_once(ray_address: str, tmp_path: Path) -> None:
+    pools = """
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 1
+"""
+    text = header(heartbeat=0.3, pools=pools) + f"""
+[[workflows]]
+id = "w"
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = ["sleep", "1.5"]
+    specialization = "shell"
+    cpu = 0.1
+"""
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: rec.of("TASK_STARTED"), timeout=60)
+        agent = engine.state.tasks["w/t"].agent
+        worker = runtime.node_of(agent)["pid"]
+        await drive(engine, lambda: engine.state.agents[agent].status.value == "busy", timeout=15)
+        timeouts, reconnects = len(rec.of("AGENT_TIMEOUT")), len(rec.of("AGENT_RECONNECTED"))
+        os.kill(worker, signal.SIGSTOP)  # alive but silent: the actor's worker is stopped
+        try:
+            await drive(engine, lambda: len(rec.of("AGENT_TIMEOUT")) > timeouts, timeout=15)
+            assert engine.state.agents[agent].status.value == "unreachable"
+            await asyncio.sleep(1.6)  # the task (its own process group, not stopped) ends meanwhile
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        await drive(engine, lambda: len(rec.of("AGENT_RECONNECTED")) > reconnects, timeout=15)
+        assert rec.of("AGENT_RECONNECTED")[-1].data["agent"] == agent
+        await drive(engine, lambda: wf_status(engine, "w") == "completed", timeout=15)
+        assert engine.state.agents[agent].status.value == "idle"
+        assert not rec.of("AGENT_ERROR") and len(rec.of("TASK_STARTED")) == 1 and len(rec.of("TASK_COMPLETED")) == 1
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+
+
+def chain_file(tmp: Path, log: Path, steps: int) -> Path:
+    stamp = ("import sys,os,time\n"
+             "open(sys.argv[1],'a').write(sys.argv[2]+' '+os.environ['OPSDECK_AGENT']+'\\n')\n"
+             "time.sleep(0.5)\n")
+    parts = ["""
+[runtime]
+heartbeat_s = 0.5
+sample_s = 0.5
+stop_grace_s = 1.0
+
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 2
+
+[[workflows]]
+id = "chain"
+allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
+"""]
+    for i in range(steps):
+        parts.append(f"""
+  [[workflows.phases]]
+  name = "step{i}"
+    [[workflows.phases.tasks]]
+    id = "s{i}"
+    command = {toml_argv(sys.executable, "-c", stamp, str(log), f"s{i}")}
+    specialization = "shell"
+    cpu = 0.1
+""")
+    f = tmp / "chain.toml"
+    f.write_text("".join(parts))
+    return f
+
+
+def test_a_killed_host_restarts_and_adopts_the_live_actors(ray_address: str, tmp_path: Path, cli_env: dict[str, str]) -> None:
+    steps = 5
+    log = tmp_path / "ran.log"
+    f = chain_file(tmp_path, log, steps)
+    db = tmp_path / "run.db"
+    first = subprocess.Popen(run_cmd(f, db, "--address", ray_address), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=cli_env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 2):
+            assert first.poll() is None, first.stderr.read().decode()[-2000:] if first.stderr else ""
+            time.sleep(0.05)
+        assert log.exists(), "the run did not start"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert actors_in(db) == ["agent_001", "agent_002"], "the actors outlive the killed host"
+
+    second = subprocess.run(run_cmd(f, db, "--address", ray_address), capture_output=True, text=True, timeout=120, env=cli_env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "adopted=['agent_001', 'agent_002']" in second.stderr
+    ran = [line.split()[0] for line in log.read_text().splitlines()]
+    assert ran == [f"s{i}" for i in range(steps)], f"each task runs exactly once, in order: {ran}"
+    assert "AGENT_ERROR" not in second.stdout and "WORKFLOW_COMPLETED" in second.stdout
+    assert actors_in(db) == [], "a normal exit retires the actors"
+    assert ray.cluster_resources().get("CPU") == 2.0, "a joined cluster is not shut down"
