@@ -175,21 +175,22 @@ class ScriptResult:
     steps_run: int = 0
 
 
-class ScriptRunner:
-    """Runs parsed steps on an engine; ``out`` receives every printed line."""
+class StepFailed(Exception):
+    """A step that could not be carried out where the script runs (not a malformed script)."""
 
-    def __init__(self, engine: Engine, out: Callable[[str], None], quiet: bool = False, actor: str = "script") -> None:
-        self.engine = engine
+
+class StepRunner:
+    """Runs parsed steps; what a step does to a fleet is left to the hooks, so the
+    same loop drives an engine in this process (:class:`ScriptRunner`) or a live
+    host through its endpoint (``core.host.script``). ``out`` receives every
+    printed line; :attr:`events` collects the events seen since the script began."""
+
+    def __init__(self, out: Callable[[str], None], quiet: bool = False, actor: str = "script") -> None:
         self.out = out
         self.quiet = quiet
         self.actor = actor
         self.events: list[Event] = []
         self.cursor = 0
-        engine.subscribe(self._on_event)
-        if not engine.readonly:
-            from .resumption import attach
-
-            attach(engine)  # staged resumptions stored in the database keep advancing
 
     def _on_event(self, ev: Event) -> None:
         self.events.append(ev)
@@ -204,14 +205,141 @@ class ScriptRunner:
                 return i
         return None
 
+    # -- hooks ------------------------------------------------------------------
+    async def _command(self, text: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _inject(self, header: EventHeader) -> dict[str, Any] | None:
+        """Record an event line; an error ``{"code", "message"}`` when it is rejected."""
+        raise NotImplementedError
+
+    async def _advance(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    async def _fault(self, st: Step) -> None:
+        raise NotImplementedError
+
+    async def _wait_for(self, st: Step, start: int, within: float) -> int | None:
+        """Let time pass (up to ``within``) until an event matching ``st`` arrives."""
+        raise NotImplementedError
+
+    async def _let_pass(self, seconds: float) -> None:
+        """Let ``seconds`` pass (a negative expectation's window)."""
+        raise NotImplementedError
+
+    async def _finish(self) -> None:
+        return None
+
+    # -- the loop ---------------------------------------------------------------
+    async def run(self, steps: list[Step]) -> ScriptResult:
+        n = 0
+        last_error: dict[str, Any] | None = None
+        for idx, st in enumerate(steps):
+            n += 1
+            nxt = steps[idx + 1] if idx + 1 < len(steps) else None
+            try:
+                if st.kind == "command":
+                    resp = await self._command(st.text)
+                    head = st.text.splitlines()[0]
+                    if resp["status"] == "success":
+                        last_error = None
+                        self.out(f"# line {st.line}: ok {head[:100]}: {resp['result'].get('summary', '')}")
+                    else:
+                        err = resp["error"]
+                        last_error = err
+                        self.out(f"# line {st.line}: error {err['code']}: {err['message']}")
+                        if nxt is None or nxt.kind != "expect-error":
+                            return ScriptResult(False, st.line, f"command failed: {err['code']}: {err['message']}", n)
+                elif st.kind == "expect-error":
+                    want = st.args["code"]
+                    if last_error is None:
+                        return ScriptResult(False, st.line, "expect-error: the previous command succeeded", n)
+                    if want and last_error["code"] != want:
+                        return ScriptResult(False, st.line, f"expect-error: got {last_error['code']}, expected {want}", n)
+                    self.out(f"# line {st.line}: expectation met: {st.text}")
+                    last_error = None
+                elif st.kind == "event":
+                    rejected = await self._inject(st.args["header"])
+                    if rejected is not None:
+                        last_error = rejected
+                        self.out(f"# line {st.line}: event rejected: {rejected['code']}: {rejected['message']}")
+                        if nxt is None or nxt.kind != "expect-error":
+                            return ScriptResult(False, st.line, f"event rejected: {rejected['code']}: {rejected['message']}", n)
+                    else:
+                        last_error = None
+                elif st.kind == "advance":
+                    await self._advance(st.args["seconds"])
+                elif st.kind == "fault":
+                    await self._fault(st)
+                elif st.kind == "expect":
+                    res = await self._expectation(st)
+                    if res is not None:
+                        return ScriptResult(False, st.line, res, n)
+            except StepFailed as exc:
+                return ScriptResult(False, st.line, f"{st.kind}: {exc}", n)
+        await self._finish()
+        return ScriptResult(True, None, "", n)
+
+    async def _expectation(self, st: Step) -> str | None:
+        a = st.args
+        within = a["within"]
+        start = self.cursor
+        if a["negate"]:
+            if within:
+                await self._let_pass(within)
+            hit = self._find(st, start)
+            if hit is not None:
+                return f"expectation failed: {st.text}: found {self.events[hit].line()[:200]}"
+            self.cursor = len(self.events)
+            self.out(f"# line {st.line}: expectation met: {st.text}")
+            return None
+        hit = self._find(st, start)
+        if hit is None and within:
+            hit = await self._wait_for(st, start, within)
+        if hit is None:
+            seen = [e for e in self.events[start:] if e.type == a["type"]]
+            why = f"{len(seen)} {a['type']} event(s) since the last expectation, none matching" if seen else f"no {a['type']} event since the last expectation"
+            if seen:
+                why += f"; last: {seen[-1].line()[:200]}"
+            return f"expectation failed: {st.text}: {why}" + (f" (waited {within:g}s)" if within else "")
+        self.cursor = hit + 1
+        self.out(f"# line {st.line}: expectation met: {st.text} (seq {self.events[hit].seq})")
+        return None
+
+
+class ScriptRunner(StepRunner):
+    """Runs parsed steps on an engine in this process (the simulated clock advances
+    when the script says so)."""
+
+    def __init__(self, engine: Engine, out: Callable[[str], None], quiet: bool = False, actor: str = "script") -> None:
+        super().__init__(out, quiet=quiet, actor=actor)
+        self.engine = engine
+        engine.subscribe(self._on_event)
+        if not engine.readonly:
+            from .resumption import attach
+
+            attach(engine)  # staged resumptions stored in the database keep advancing
+
+    async def _command(self, text: str) -> dict[str, Any]:
+        from . import run_command
+
+        return await run_command(self.engine, text, actor=self.actor)
+
+    async def _inject(self, header: EventHeader) -> dict[str, Any] | None:
+        try:
+            self.engine.inject(header, actor=self.actor)
+        except EngineError as exc:
+            return {"code": exc.code, "message": exc.message}
+        return None
+
     async def _advance(self, seconds: float) -> None:
         from ..clock import VirtualClock
 
         if not isinstance(self.engine.clock, VirtualClock):
-            raise ScriptError(0, "advance needs the simulated clock")
+            raise StepFailed("advance needs the simulated clock")
         await self.engine.advance(seconds)
 
-    def _fault(self, st: Step) -> None:
+    async def _fault(self, st: Step) -> None:
         rt = self.engine.runtime
         name, args = st.args["name"], st.args["args"]
         if rt is None or not hasattr(rt, "fail_agent"):
@@ -241,87 +369,23 @@ class ScriptRunner:
         except ValueError as exc:
             raise ScriptError(st.line, f"fault {name}: {exc}") from None
 
-    async def run(self, steps: list[Step]) -> ScriptResult:
-        from . import run_command
+    async def _wait_for(self, st: Step, start: int, within: float) -> int | None:
+        """The clock runs in sample steps up to ``within`` simulated seconds."""
+        deadline = self.engine.clock.now() + within
+        step = self.engine.config.intervals.sample_s
+        checked = start
+        hit = None
+        while hit is None and self.engine.clock.now() < deadline:
+            await self._advance(min(step, deadline - self.engine.clock.now()))
+            hit = self._find(st, checked)
+            checked = len(self.events) if hit is None else checked
+        return hit
 
-        n = 0
-        last_error: dict[str, Any] | None = None
-        for idx, st in enumerate(steps):
-            n += 1
-            if st.kind == "command":
-                resp = await run_command(self.engine, st.text, actor=self.actor)
-                head = st.text.splitlines()[0]
-                if resp["status"] == "success":
-                    last_error = None
-                    self.out(f"# line {st.line}: ok {head[:100]}: {resp['result'].get('summary', '')}")
-                else:
-                    err = resp["error"]
-                    last_error = err
-                    self.out(f"# line {st.line}: error {err['code']}: {err['message']}")
-                    nxt = steps[idx + 1] if idx + 1 < len(steps) else None
-                    if nxt is None or nxt.kind != "expect-error":
-                        return ScriptResult(False, st.line, f"command failed: {err['code']}: {err['message']}", n)
-            elif st.kind == "expect-error":
-                want = st.args["code"]
-                if last_error is None:
-                    return ScriptResult(False, st.line, "expect-error: the previous command succeeded", n)
-                if want and last_error["code"] != want:
-                    return ScriptResult(False, st.line, f"expect-error: got {last_error['code']}, expected {want}", n)
-                self.out(f"# line {st.line}: expectation met: {st.text}")
-                last_error = None
-            elif st.kind == "event":
-                try:
-                    self.engine.inject(st.args["header"], actor=self.actor)
-                except EngineError as exc:
-                    last_error = {"code": exc.code, "message": exc.message}
-                    self.out(f"# line {st.line}: event rejected: {exc.code}: {exc.message}")
-                    nxt = steps[idx + 1] if idx + 1 < len(steps) else None
-                    if nxt is None or nxt.kind != "expect-error":
-                        return ScriptResult(False, st.line, f"event rejected: {exc.code}: {exc.message}", n)
-                else:
-                    last_error = None
-            elif st.kind == "advance":
-                await self._advance(st.args["seconds"])
-            elif st.kind == "fault":
-                self._fault(st)
-            elif st.kind == "expect":
-                res = await self._expectation(st)
-                if res is not None:
-                    return ScriptResult(False, st.line, res, n)
+    async def _let_pass(self, seconds: float) -> None:
+        await self._advance(seconds)
+
+    async def _finish(self) -> None:
         await self.engine.flush()
-        return ScriptResult(True, None, "", n)
-
-    async def _expectation(self, st: Step) -> str | None:
-        a = st.args
-        within = a["within"]
-        start = self.cursor
-        if a["negate"]:
-            if within:
-                await self._advance(within)
-            hit = self._find(st, start)
-            if hit is not None:
-                return f"expectation failed: {st.text}: found {self.events[hit].line()[:200]}"
-            self.cursor = len(self.events)
-            self.out(f"# line {st.line}: expectation met: {st.text}")
-            return None
-        hit = self._find(st, start)
-        if hit is None and within:
-            deadline = self.engine.clock.now() + within
-            step = self.engine.config.intervals.sample_s
-            checked = start
-            while hit is None and self.engine.clock.now() < deadline:
-                await self._advance(min(step, deadline - self.engine.clock.now()))
-                hit = self._find(st, checked)
-                checked = len(self.events) if hit is None else checked
-        if hit is None:
-            seen = [e for e in self.events[start:] if e.type == a["type"]]
-            why = f"{len(seen)} {a['type']} event(s) since the last expectation, none matching" if seen else f"no {a['type']} event since the last expectation"
-            if seen:
-                why += f"; last: {seen[-1].line()[:200]}"
-            return f"expectation failed: {st.text}: {why}" + (f" (waited {within:g}s)" if within else "")
-        self.cursor = hit + 1
-        self.out(f"# line {st.line}: expectation met: {st.text} (seq {self.events[hit].seq})")
-        return None
 
 
 async def run_script_file(engine: Engine, path: str | Path, out: Callable[[str], None], quiet: bool = False) -> ScriptResult:

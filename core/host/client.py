@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ import aiohttp
 from ..events import Event
 from .errors import HostGone
 from .lease import Holder, current_holder
-from .paths import host_socket_path
 
 __all__ = ["HostClient", "HostGone", "event_from_json"]
 
+STARTUP_WAIT_S = 30.0
+"""How long a client waits for a host that holds the lease to open its endpoint."""
 SILENCE_S = 5.0
 """A stream quiet this long (the host sends keepalives every second) is checked for life."""
 
@@ -50,8 +52,8 @@ class HostClient:
 
     def __init__(self, *, socket_path: str | Path | None = None, url: str | None = None, token: str | None = None,
                  pid: int | None = None, db: str | Path | None = None, holder: Holder | None = None) -> None:
-        if (socket_path is None) == (url is None):
-            raise ValueError("a HostClient needs a socket path or a URL")
+        if socket_path is not None and url is not None or (socket_path is None and url is None and db is None):
+            raise ValueError("a HostClient needs a socket path, a database or a URL")
         self.socket_path = Path(socket_path) if socket_path is not None else None
         self.base = "http://opsdeck" if url is None else url.rstrip("/")
         self.token = token
@@ -62,18 +64,36 @@ class HostClient:
 
     @classmethod
     def for_db(cls, db: str | Path) -> HostClient | None:
-        """A client of the live host of ``db``, or None when no process holds its lease."""
+        """A client of the live host of ``db``, or None when no host holds its lease
+        (nobody, or a one-shot in-process tool such as ``exec`` that serves no one)."""
         holder = current_holder(db)
-        if holder is None:
+        if holder is None or not holder.host:
             return None
-        sock = holder.socket or str(host_socket_path(db))
-        return cls(socket_path=sock, pid=holder.pid, db=db, holder=holder)
+        # A host still opening its log has not recorded its socket yet: found on first use.
+        return cls(socket_path=holder.socket, pid=holder.pid, db=db, holder=holder)
 
     @classmethod
     def for_url(cls, url: str, token: str | None = None) -> HostClient:
         return cls(url=url, token=token)
 
     # -- plumbing ---------------------------------------------------------------
+    async def _ready(self) -> None:
+        """Learn the socket of a host that took the lease but was not listening yet."""
+        if self.socket_path is not None or self.db is None or self.base != "http://opsdeck":
+            return
+        deadline = time.monotonic() + STARTUP_WAIT_S
+        while True:
+            holder = current_holder(self.db)
+            if holder is None or (self.pid is not None and holder.pid != self.pid):
+                raise self.gone("it released the database before it opened its endpoint")
+            if holder.socket:
+                self.socket_path = Path(holder.socket)
+                self.holder = holder
+                return
+            if time.monotonic() > deadline:
+                raise self.gone(f"it holds {self.db} but opened no endpoint within {STARTUP_WAIT_S:g}s ({holder.command})")
+            await asyncio.sleep(0.05)
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector: aiohttp.BaseConnector
@@ -101,6 +121,7 @@ class HostClient:
         await self.close()
 
     async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        await self._ready()
         try:
             async with self._http().request(method, self.base + path, json=body) as resp:
                 text = await resp.text()
@@ -124,6 +145,7 @@ class HostClient:
 
     async def event_objects(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
         """The host's committed events after ``since`` as JSON objects (with hash and line), then live."""
+        await self._ready()
         try:
             resp = await self._http().get(f"{self.base}/v1/events", params={"since": str(since)})
         except (aiohttp.ClientConnectionError, ConnectionError) as exc:

@@ -28,11 +28,13 @@ from ..incidents.manager import ApproveMode, IncidentManager
 from . import commands as host_commands
 from .errors import HostError
 from .lease import Lease, acquire, host_info
-from .paths import host_socket_path
+from .paths import check_database, host_socket_path
 
 if TYPE_CHECKING:
     from ..runtimes import Runtime
     from .server import HostServer
+
+__all__ = ["Host", "HostError", "check_database"]
 
 TICK_S = 0.1
 """Wall seconds between steps of the pacing loop."""
@@ -40,23 +42,6 @@ MAX_STEP_S = 1.0
 """A stalled loop (a slow command, a loaded machine) catches up at most this much wall time at once."""
 ADVANCE_CHUNK_S = 30.0
 """Simulated seconds per step when the clock is run forward as fast as possible."""
-
-
-def check_database(db: str | Path, create: bool) -> Path:
-    """``db`` as a path a host may open: it exists, or ``create`` and its directory exists.
-
-    Nothing is created here, and never a directory: a typo in a path must not become
-    a new fleet."""
-    p = Path(db)
-    if p.is_dir():
-        raise HostError(f"{p}: is a directory, not a database file")
-    if p.exists():
-        return p
-    if not create:
-        raise HostError(f"no such database: {p} (pass --create to make a new one)")
-    if not p.parent.is_dir():
-        raise HostError(f"no such directory: {p.parent} (opsdeck does not create directories)")
-    return p
 
 
 class Host:
@@ -111,7 +96,7 @@ class Host:
         and runtime (any runtime: sim, local, ray). The lease is released if opening
         fails; :class:`~core.host.lease.LeaseHeld` says who holds it otherwise."""
         path = check_database(db, create)
-        lease = acquire(path, host_info(path, kind, socket=host_socket_path(path)))
+        lease = acquire(path, host_info(path, kind))  # the socket is recorded once it listens
         try:
             engine, runtime = await opener()
             await engine.flush()

@@ -33,13 +33,15 @@ class Holder:
     listen: str | None = None
     runtime: str | None = None
     db: str | None = None
+    host: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Holder:
         known = {k: data.get(k) for k in ("pid", "command", "started_at", "socket", "listen", "runtime", "db")}
-        extra = {k: v for k, v in data.items() if k not in known}
-        return cls(**{**known, "command": known["command"] or ""}, extra=extra)  # type: ignore[arg-type]
+        extra = {k: v for k, v in data.items() if k not in known and k != "host"}
+        return cls(**{**known, "command": known["command"] or ""}, host=bool(data.get("host", True)),  # type: ignore[arg-type]
+                   extra=extra)
 
     def since(self) -> str:
         if self.started_at is None:
@@ -62,9 +64,12 @@ class LeaseHeld(Exception):
         super().__init__(f"{db} is run by {holder.describe()}")
 
 
-def host_info(db: str | Path, runtime: str, socket: str | Path | None = None, listen: str | None = None) -> dict[str, Any]:
-    """The holder record of this process."""
+def host_info(db: str | Path, runtime: str, socket: str | Path | None = None, listen: str | None = None,
+              host: bool = True) -> dict[str, Any]:
+    """The holder record of this process (``host``: it serves clients, rather than
+    being a one-shot tool such as an in-process ``exec``)."""
     return {
+        "host": host,
         "pid": os.getpid(),
         "command": command_line(),
         "started_at": time.time(),

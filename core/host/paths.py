@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..private import socket_beside
+from .errors import HostError
 
 
 def lease_path(db: str | Path) -> Path:
@@ -25,3 +26,20 @@ def host_socket_path(db: str | Path) -> Path:
 def token_path(db: str | Path) -> Path:
     """``<db>.token``: the bearer token TCP clients must present (mode 0600)."""
     return Path(f"{Path(db).absolute()}.token")
+
+
+def check_database(db: str | Path, create: bool) -> Path:
+    """``db`` as a path a host may open: it exists, or ``create`` and its directory exists.
+
+    Nothing is created here, and never a directory: a typo in a path must not become
+    a new fleet."""
+    p = Path(db)
+    if p.is_dir():
+        raise HostError(f"{p}: is a directory, not a database file")
+    if p.exists():
+        return p
+    if not create:
+        raise HostError(f"no such database: {p} (pass --create to make a new one)")
+    if not p.parent.is_dir():
+        raise HostError(f"no such directory: {p.parent} (opsdeck does not create directories)")
+    return p

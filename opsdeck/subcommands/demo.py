@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 from core.config import load_config
-from core.session import open_sim
 
-from ..paths import demo_db
+from ..paths import live_demo_db, new_demo_db
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="run the built-in simulated demo fleet",
         description="Run the built-in demo: three agent pools and six workflows on the simulated runtime. "
-        "Without --db a fresh demo database is made in the data directory; with --db an existing "
-        "database is resumed where it stopped.",
+        "Without --db the console attaches to a live demo if one runs, else a new demo database is made in "
+        "the data directory (demos/demo-<date>-<time>.db; none is ever deleted); headless always makes a new one. "
+        "With --db an existing database is resumed where it stopped (or attached to, when a host runs it).",
     )
     p.add_argument("--db", metavar="PATH", help="database file (resumed if it exists)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
@@ -33,11 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _db_path(args: argparse.Namespace) -> Path:
+    """``--db``, else the live demo (console only), else a new database named by time."""
     if args.db:
         return Path(args.db)
-    path = demo_db()
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    if not args.headless:
+        live = live_demo_db()
+        if live is not None:
+            print(f"# opsdeck demo: attaching to the live demo {live}", file=sys.stderr)
+            return live
+    path = new_demo_db()
+    print(f"# opsdeck demo: a new demo database {path}", file=sys.stderr)
     return path
 
 
@@ -69,20 +74,34 @@ class LinePrinter:
 
 
 async def _headless(db: Path, config, seed: int, duration: float) -> int:  # type: ignore[no-untyped-def]
-    printer = LinePrinter()
-    engine = await open_sim(db, config, seed=seed, demo=False)
-    engine.subscribe(printer)
-    if engine.state.seq == 0:
-        from core.demo import build_demo
+    """A host that runs the demo's clock ``duration`` simulated seconds as fast as it
+    goes, printing event lines, while serving its endpoint (clients may attach)."""
+    from core.demo import build_demo
+    from core.host.host import Host
+    from core.session import open_sim
 
-        engine.set_setting("sim_seed", seed)
-        build_demo(engine, seed=seed)
+    from .serve import announce, stop_on_signals
+
+    printer = LinePrinter()
+
+    async def opener():  # type: ignore[no-untyped-def]
+        engine = await open_sim(db, config, seed=seed, demo=False)
+        engine.subscribe(printer)  # before the fleet is built: its events are printed too
+        if engine.state.seq == 0:
+            engine.set_setting("sim_seed", seed)
+            build_demo(engine, seed=seed)
+        return engine, engine.runtime
+
+    stop = stop_on_signals()
+    host = await Host.open_with(db, opener, kind="sim", create=True)
     try:
-        end = engine.clock.now() + duration
-        while engine.clock.now() < end and not printer.closed:
-            await engine.advance(min(60.0, end - engine.clock.now()))
+        await host.serve()
+        announce(host, "demo")
+        end = host.engine.clock.now() + duration
+        while host.engine.clock.now() < end and not printer.closed and not stop.is_set():
+            await host.advance(min(60.0, end - host.engine.clock.now()))
     finally:
-        await engine.close()
+        await host.close()
         if not printer.closed:
             sys.stdout.flush()
-    return 0
+    return 130 if stop.is_set() else 0

@@ -1,4 +1,11 @@
-"""``opsdeck events``: read (and follow) the event log of a database."""
+"""``opsdeck events``: read (and follow) the event log of a database.
+
+The log is read from the database (a read-only connection). ``--follow`` then
+follows the live host's committed-event stream when one runs the database (and
+says so, and when it is gone: "the host (pid N) is gone"), else keeps reading the
+file; when a host goes away the follower goes on reading the file and attaches to
+the next host that takes the lease.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,10 @@ import json
 import sys
 from pathlib import Path
 
+from core.events import Event
+from core.host.client import HostClient
+from core.host.errors import HostGone
+from core.host.paths import check_database
 from core.store import Store
 
 from ..paths import default_db
@@ -25,35 +36,76 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
+    db = Path(args.db) if args.db else default_db()
+    check_database(db, create=False)
+    return asyncio.run(_run(db, args))
 
 
-async def _run(args: argparse.Namespace) -> int:
-    store = await Store.open(Path(args.db) if args.db else default_db(), readonly=True)
+class Printer:
+    """Prints events (filtered, up to ``--limit``) and remembers the last seq seen."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.cursor = args.since
+        self.printed = 0
+
+    @property
+    def full(self) -> bool:
+        return self.args.limit is not None and self.printed >= self.args.limit
+
+    def __call__(self, ev: Event) -> None:
+        self.cursor = max(self.cursor, ev.seq)
+        if self.full or (self.args.types and ev.type not in self.args.types):
+            return
+        if self.args.json:
+            line = json.dumps({"seq": ev.seq, "ts": ev.ts, "type": ev.type, "component": ev.component,
+                               "scope": ev.scope, "actor": ev.actor, "data": ev.data})
+        else:
+            line = ev.line()
+        sys.stdout.write(line + "\n")
+        self.printed += 1
+
+
+async def _run(db: Path, args: argparse.Namespace) -> int:
+    store = await Store.open(db, readonly=True)
+    out = Printer(args)
     try:
-        cursor = args.since
-        printed = 0
         while True:
-            batch = await store.read_events(cursor, 2000, types=args.types, check=True)
+            batch = await store.read_events(out.cursor, 2000, types=args.types, check=True)
             if args.types and not batch:
                 # The filter skipped rows: move the cursor past them.
-                cursor = max(cursor, await store.count_events())
+                out.cursor = max(out.cursor, await store.count_events())
             for ev in batch:
-                if args.limit is not None and printed >= args.limit:
+                out(ev)
+                if out.full:
                     return 0
-                if args.json:
-                    line = json.dumps({"seq": ev.seq, "ts": ev.ts, "type": ev.type, "component": ev.component,
-                                       "scope": ev.scope, "actor": ev.actor, "data": ev.data})
-                else:
-                    line = ev.line()
-                sys.stdout.write(line + "\n")
-                printed += 1
-                cursor = ev.seq
             if batch:
                 continue
             if not args.follow:
                 return 0
             sys.stdout.flush()
+            client = HostClient.for_db(db)
+            if client is not None:
+                await _follow_host(client, out)
+                if out.full:
+                    return 0
+                continue
             await asyncio.sleep(0.5)
     finally:
         await store.close()
+
+
+async def _follow_host(client: HostClient, out: Printer) -> None:
+    """Print the host's stream until it ends; say so when the host is gone."""
+    print(f"# following the live host (pid {client.pid})", file=sys.stderr)
+    try:
+        async with client:
+            async for ev in client.events(out.cursor):
+                out(ev)
+                if out.full:
+                    return
+                sys.stdout.flush()
+    except HostGone as exc:
+        sys.stdout.flush()
+        print(f"opsdeck: {exc}; following the database file until a host takes it again", file=sys.stderr)
+        sys.stderr.flush()

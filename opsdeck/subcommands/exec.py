@@ -1,9 +1,11 @@
-"""``opsdeck exec [--db PATH] [--json] 'COMMAND'``: one slash command against stored state.
+"""``opsdeck exec [--db PATH] [--json] 'COMMAND'``: one slash command against a database.
 
-The database is opened on the simulated runtime; an empty (or new) database gets
-the demo fleet first, so ``opsdeck exec --db /tmp/x.db '/workflow-status'`` works
-on a fresh fleet. The command is recorded in the log and the engine is flushed and
-closed at the end. Exit 0 on success, 1 when the command fails.
+When a host runs the database (``opsdeck serve``, ``run``, ``demo``, a console), the
+command is sent to it and runs on its live fleet: on real agents ``pause`` stops
+the processes. Otherwise the database is opened in-process on the simulated
+runtime, under its lease; an empty database gets the demo fleet first. A database
+that does not exist is refused unless ``--create``. The command is recorded in
+the log; exit 0 on success, 1 when the command fails, 2 when it cannot be run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from typing import Any
 from core.commands import attach, run_command
 from core.commands.payloads import parse_duration
 from core.config import load_config
+from core.host import commands as _host_commands  # noqa: F401  (/host ... answers NO_HOST in-process)
+from core.host.attach import connect
+from core.host.client import HostClient
+from core.host.paths import check_database
 from core.session import open_sim
 
 from ..paths import default_db
@@ -36,13 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of a new demo fleet (default 0)")
     p.add_argument("--advance", metavar="DURATION", help="run the simulated clock this long first (e.g. 10m)")
     p.add_argument("--actor", default="operator", help="who the command is recorded as (default operator)")
+    p.add_argument("--create", action="store_true", help="make the database (with the demo fleet) if it does not exist")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     db = Path(args.db) if args.db else default_db()
-    db.parent.mkdir(parents=True, exist_ok=True)
     advance = 0.0
     if args.advance:
         try:
@@ -54,14 +60,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) -> int:
-    engine = await open_sim(db, config, seed=args.seed, demo=True)
+    check_database(db, args.create)
+    where = await connect(db, kind="exec")
+    if isinstance(where, HostClient):
+        async with where:
+            if advance:
+                print(f"opsdeck: --advance: {db} is run by a live host (pid {where.pid}) whose clock is its own; "
+                      "nothing was sent (on a simulated host: opsdeck exec --db DB '/host advance 10m')", file=sys.stderr)
+                return 2
+            resp = await where.send(args.command_text, actor=args.actor)
+        return _print(resp, args)
     try:
-        if advance:
-            attach(engine)  # stored staged resumptions advance with the clock
-            await engine.advance(advance)
-        resp = await run_command(engine, args.command_text, actor=args.actor)
+        engine = await open_sim(db, config, seed=args.seed, demo=True)
+        try:
+            if advance:
+                attach(engine)  # stored staged resumptions advance with the clock
+                await engine.advance(advance)
+            resp = await run_command(engine, args.command_text, actor=args.actor)
+        finally:
+            await engine.close()
     finally:
-        await engine.close()
+        where.release()
+    return _print(resp, args)
+
+
+def _print(resp: dict[str, Any], args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(resp, indent=2, default=str) + "\n")
     else:

@@ -1,7 +1,10 @@
 """``opsdeck script [--db PATH] FILE``: run a script of commands, event lines and expectations.
 
 Without --db the script runs on a fresh demo fleet in a temporary database; with
---db an empty database gets the demo fleet first and an existing one is continued.
+--db an empty database gets the demo fleet first and an existing one is continued
+(a missing one is refused unless --create). When a host runs the database the
+steps go to it through its endpoint (core.host.script): commands and event lines
+on the one command path, expectations on its event stream.
 Event lines are printed as they happen. Exit 0 when every step passes, 1 at the
 first failed expectation or command (its line is named on stderr), 2 when the
 script is malformed.
@@ -18,6 +21,9 @@ from typing import Any
 
 from core.commands.script import FORMAT, ScriptError, ScriptRunner, parse_script
 from core.config import load_config
+from core.host.attach import connect
+from core.host.client import HostClient
+from core.host.paths import check_database
 from core.session import open_sim
 
 
@@ -32,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", metavar="PATH", help="database file (default: a fresh demo fleet in a temporary database)")
     p.add_argument("--seed", type=int, default=0, help="seed of a new demo fleet (default 0)")
     p.add_argument("--quiet", action="store_true", help="print only the step results, not every event line")
+    p.add_argument("--create", action="store_true", help="make --db (with the demo fleet) if it does not exist")
     p.set_defaults(func=run)
 
 
@@ -49,13 +56,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}:{exc.line}: {exc.message}", file=sys.stderr)
         return 2
     if args.db:
+        check_database(Path(args.db), args.create)
         return asyncio.run(_run(Path(args.db), config, args, steps, path))
     with tempfile.TemporaryDirectory(prefix="opsdeck-script-") as tmp:
         return asyncio.run(_run(Path(tmp) / "script.db", config, args, steps, path))
 
 
 async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list, path: Path) -> int:  # type: ignore[type-arg]
-    engine = await open_sim(db, config, seed=args.seed, demo=True)
     closed = False
 
     def out(line: str) -> None:
@@ -67,15 +74,32 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list, pat
         except BrokenPipeError:
             closed = True
 
+    where = await connect(db, kind="script")
     try:
-        runner = ScriptRunner(engine, out, quiet=args.quiet)
-        try:
-            result = await runner.run(steps)
-        except ScriptError as exc:
-            print(f"{path}:{exc.line}: {exc.message}", file=sys.stderr)
-            return 2
+        if isinstance(where, HostClient):
+            from core.host.script import HostScriptRunner
+
+            print(f"# {path}: running against the live host (pid {where.pid}) of {db}", file=sys.stderr)
+            remote = HostScriptRunner(where, out, quiet=args.quiet)
+            await remote.start()
+            try:
+                result = await remote.run(steps)
+            finally:
+                await remote.stop()
+                await where.close()
+        else:
+            engine = await open_sim(db, config, seed=args.seed, demo=True)
+            try:
+                try:
+                    result = await ScriptRunner(engine, out, quiet=args.quiet).run(steps)
+                except ScriptError as exc:
+                    print(f"{path}:{exc.line}: {exc.message}", file=sys.stderr)
+                    return 2
+            finally:
+                await engine.close()
     finally:
-        await engine.close()
+        if not isinstance(where, HostClient):
+            where.release()
         if not closed:
             sys.stdout.flush()
     if not result.ok:
