@@ -19,7 +19,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 def test_script_passes_and_prints_event_lines(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "s.db"
-    out = run(["script", "--db", str(db), str(EXAMPLES / "resource-exhaustion.ops")], cli_env)
+    out = run(["script", "--create", "--db", str(db), str(EXAMPLES / "resource-exhaustion.ops")], cli_env)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     events = [ln for ln in lines if not ln.startswith("#")]
@@ -62,7 +62,7 @@ def test_script_errors_name_the_line(tmp_path: Path, cli_env: dict[str, str]) ->
 
 def test_exec_runs_one_command_on_a_database(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "e.db"
-    out = run(["exec", "--db", str(db), "--advance", "5m", "--json", "/coordination-hub checkpoint '{\"label\": \"cli\"}'"], cli_env)
+    out = run(["exec", "--create", "--db", str(db), "--advance", "5m", "--json", "/coordination-hub checkpoint '{\"label\": \"cli\"}'"], cli_env)
     assert out.returncode == 0, out.stderr
     resp = json.loads(out.stdout)
     assert resp["status"] == "success" and resp["result"]["checkpoint"] >= 1

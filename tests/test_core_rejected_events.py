@@ -79,12 +79,12 @@ async def test_a_rejected_publish_leaves_no_gap(tmp_path: Path) -> None:
 def test_script_event_line_with_empty_data_is_an_error_not_a_traceback(tmp_path: Path, cli_env: dict[str, str]) -> None:
     f = tmp_path / "s.ops"
     f.write_text("TASK_COMPLETED:agent:execution:{}\nRESOURCE_THRESHOLD:résource:x:{}\n", encoding="utf-8")
-    r = subprocess.run(opsdeck_cmd("script", str(f), "--db", str(tmp_path / "s.db")), capture_output=True, text=True,
+    r = subprocess.run(opsdeck_cmd("script", str(f), "--create", "--db", str(tmp_path / "s.db")), capture_output=True, text=True,
                        env=cli_env, timeout=120)
     assert "Traceback" not in r.stderr
     assert r.returncode == 2 and "column 21" in r.stderr  # the malformed second line is found before anything runs
     f.write_text("TASK_COMPLETED:agent:execution:{}\n", encoding="utf-8")
-    r = subprocess.run(opsdeck_cmd("script", str(f), "--db", str(tmp_path / "s.db")), capture_output=True, text=True,
+    r = subprocess.run(opsdeck_cmd("script", str(f), "--create", "--db", str(tmp_path / "s.db")), capture_output=True, text=True,
                        env=cli_env, timeout=120)
     assert r.returncode == 1 and "data.task" in r.stderr and "Traceback" not in r.stderr
     v = subprocess.run(opsdeck_cmd("verify", "--db", str(tmp_path / "s.db")), capture_output=True, text=True,
