@@ -31,15 +31,18 @@ def demo_dir() -> Path:
 def new_demo_db() -> Path:
     """A database path no other demo uses: ``demos/demo-YYYYmmdd-HHMMSS[-N].db``.
 
-    The file is created empty here (exclusively, so two demos started in the same
-    second get different names); opening it lays out the schema."""
+    The name is claimed by creating its lease file exclusively (two demos started in
+    the same second get different names); the database itself is created whole when
+    the host opens it."""
     d = demo_dir()
     d.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1, 1000):
         p = d / (f"demo-{stamp}.db" if n == 1 else f"demo-{stamp}-{n}.db")
+        if p.exists():
+            continue
         try:
-            fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            fd = os.open(f"{p}.lease", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
             continue
         os.close(fd)
