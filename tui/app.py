@@ -28,7 +28,7 @@ from themes import DEFAULT_THEME, THEMES
 from . import operator
 from .command_line import CommandLine
 from .command_table import BY_ACTION, bindings, with_overrides
-from .log_source import LogSource
+from .log_source import FilterError, LogSource
 from .palette import OpsdeckCommands
 from .screens.agent import AgentScreen
 from .screens.checkpoints import CheckpointsScreen
@@ -383,7 +383,11 @@ class OpsdeckApp(App[int]):
     def _filter_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         log = self.log_pane
-        log.apply_filter(event.value)
+        try:
+            log.apply_filter(event.value)
+        except FilterError as exc:
+            self.notify(str(exc), title="filter not applied", severity="error", timeout=8)
+            return
         event.input.display = False
         log.focus()
 
@@ -395,8 +399,7 @@ class OpsdeckApp(App[int]):
 
     @on(EventLog.FilterApplied)
     def _filter_applied(self, event: EventLog.FilterApplied) -> None:
-        if event.filter.active:
-            self.notify(f"filter {event.filter.describe()}: {event.matches:,} event(s)", timeout=3)
+        self.notify(event.summary, timeout=3)
 
     def action_toggle_follow(self) -> None:
         following = self.log_pane.toggle_follow()

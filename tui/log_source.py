@@ -9,6 +9,7 @@ method here is blocking and runs in a worker thread, never on the UI loop.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sqlite3
 import threading
@@ -16,14 +17,31 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.event_data import SCHEMAS
 from core.events import SEVERITY_BY_TYPE, Event
+from core.projection import REDUCERS
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
+class FilterError(ValueError):
+    """A filter the log cannot apply (an unknown severity or event type); nothing changed."""
+
+
+def known_types() -> set[str]:
+    """Event types the engine knows: those with a reducer, a severity or a data schema."""
+    return set(REDUCERS) | set(SEVERITY_BY_TYPE) | set(SCHEMAS)
+
+
 @dataclass(frozen=True)
 class LogFilter:
-    """What ``/`` typed: ``type:X``, ``wf:X`` (or ``workflow:X``), ``sev:X``, or free text."""
+    """What ``/`` typed: ``type:X``, ``wf:X`` (or ``workflow:X``), ``sev:X``, or free text.
+
+    ``wf:X`` matches events that name workflow X exactly or one of its tasks (``X/...``);
+    ``wf:X*`` matches every workflow whose id starts with X. The same test runs in SQL
+    for stored rows (:meth:`LogSource.filter_seqs`) and in Python for live ones
+    (:meth:`matches`), so re-applying a filter never changes its count.
+    """
 
     text: str = ""
     type: str = ""
@@ -32,6 +50,7 @@ class LogFilter:
 
     @classmethod
     def parse(cls, raw: str) -> LogFilter:
+        """Raises :class:`FilterError` for an unknown severity (listing the valid ones)."""
         text: list[str] = []
         fields: dict[str, str] = {}
         for word in raw.split():
@@ -42,10 +61,21 @@ class LogFilter:
             elif sep and value and key in ("wf", "workflow", "w"):
                 fields["workflow"] = value
             elif sep and value and key in ("sev", "severity", "s"):
-                fields["severity"] = value.lower()
+                sev = value.lower()
+                if sev not in SEVERITIES:
+                    raise FilterError(f"unknown severity {value!r}: use one of {', '.join(SEVERITIES)}; the filter was not changed")
+                fields["severity"] = sev
             else:
                 text.append(word)
         return cls(text=" ".join(text), **fields)
+
+    @property
+    def wf_prefix(self) -> bool:
+        return self.workflow.endswith("*")
+
+    @property
+    def wf_id(self) -> str:
+        return self.workflow.rstrip("*")
 
     @property
     def active(self) -> bool:
@@ -63,6 +93,11 @@ class LogFilter:
             parts.append(repr(self.text))
         return " ".join(parts)
 
+    def wf_needles(self) -> list[str]:
+        """The JSON fragments one of which an event's data must contain for ``wf:``."""
+        w = self.wf_id
+        return [f'"{w}'] if self.wf_prefix else [f'"{w}"', f'"{w}/']
+
     def matches(self, ev: Event) -> bool:
         """The same test as :meth:`LogSource.filter_seqs`, for events that arrive live."""
         if self.type and ev.type != self.type:
@@ -71,7 +106,7 @@ class LogFilter:
             return False
         if self.workflow or self.text:
             blob = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
-            if self.workflow and f'"{self.workflow}' not in blob and f'"{self.workflow}/' not in blob:
+            if self.workflow and not any(n in blob for n in self.wf_needles()):
                 return False
             if self.text:
                 hay = f"{ev.type}:{ev.component}:{ev.scope}:{blob}".lower()
@@ -113,6 +148,22 @@ class LogSource:
                 return 0
             row = db.execute("SELECT max(seq) FROM events").fetchone()
             return int(row[0] or 0)
+
+    def has_type(self, type_: str) -> bool:
+        """Whether the log holds an event of ``type_`` (one indexed lookup)."""
+        with self._lock:
+            db = self._conn()
+            if db is None:
+                return False
+            return db.execute("SELECT 1 FROM events WHERE type = ? LIMIT 1", (type_,)).fetchone() is not None
+
+    def check(self, flt: LogFilter) -> None:
+        """Raise :class:`FilterError` for a ``type:`` neither the engine nor this log knows."""
+        if not flt.type or flt.type in known_types() or self.has_type(flt.type):
+            return
+        close = difflib.get_close_matches(flt.type, sorted(known_types()), n=4, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known types include {', '.join(sorted(known_types())[:8])} …"
+        raise FilterError(f"unknown event type {flt.type!r}: {hint}; the filter was not changed")
 
     def read_range(self, lo: int, hi: int) -> list[Event]:
         """Events with ``lo <= seq <= hi``: one indexed range scan."""
@@ -165,9 +216,10 @@ class LogSource:
             where.append(cond)
             args += args_sev
         if flt.workflow:
-            where.append("(data LIKE ? ESCAPE '\\' OR data LIKE ? ESCAPE '\\')")
-            w = _like_escape(flt.workflow)
-            args += [f'%"{w}"%', f'%"{w}/%']
+            # instr() is an exact, case-sensitive substring test: the same as ``in`` in matches().
+            needles = flt.wf_needles()
+            where.append("(" + " OR ".join("instr(data, ?) > 0" for _ in needles) + ")")
+            args += needles
         if flt.text:
             where.append("(type || ':' || component || ':' || scope || ':' || data) LIKE ? ESCAPE '\\'")
             args.append(f"%{_like_escape(flt.text)}%")

@@ -25,6 +25,11 @@ MAX_ROWS = 500
 Colour = Callable[[str], str]
 
 
+def label(key: str) -> str:
+    """A field name for people (``cpu_cores`` -> ``cpu cores``); ids (``workflow_001``) stay as they are."""
+    return key if any(ch.isdigit() for ch in key) else key.replace("_", " ")
+
+
 def cell(v: Any) -> str:
     """One value as a table cell: numbers trimmed, None as a dash, small maps inline."""
     if v is None:
@@ -96,7 +101,7 @@ def kv_table(data: dict[str, Any], c: Colour) -> Table:
     t.add_column(style=f"bold {c('secondary')}", no_wrap=True)
     t.add_column(overflow="fold")
     for k, v in data.items():
-        t.add_row(k.replace("_", " "), cell(v))
+        t.add_row(label(str(k)), cell(v))
     return t
 
 
@@ -121,7 +126,7 @@ def tree(label: str, v: Any, c: Colour, node: Tree | None = None) -> Tree:
 
 
 def section(name: str, v: Any, c: Colour) -> RenderableType:
-    title = name.replace("_", " ")
+    title = label(name)
     if _is_records(v):
         return records_table(title, v, c)
     if _is_keyed_records(v) and _is_flat(v):
@@ -142,7 +147,8 @@ def render_result(result: Any, c: Colour) -> list[RenderableType]:
     summary = result.get("summary")
     if isinstance(summary, str) and summary:
         parts += [Text(summary, style="bold"), Text("")]
-    scalars = {k: v for k, v in result.items() if k != "summary" and not isinstance(v, (dict, list))}
+    scalars = {k: v for k, v in result.items() if k != "summary" and not isinstance(v, dict)
+               and not (isinstance(v, list) and (not v or any(isinstance(x, (dict, list)) for x in v)))}
     if scalars:
         parts += [kv_table(scalars, c), Text("")]
     for k, v in result.items():

@@ -267,6 +267,20 @@ async def rollback_op(ctx: Context, p: P.RestoreRequest) -> Outcome:
 
 # -- the scenarios ------------------------------------------------------------------------
 
+def idle_beyond_minimum(s: Any, pool: str | None = None) -> list[str]:
+    """The agents ``idle_process_termination`` retires: in each pool (or ``pool``), the idle
+    ones beyond the pool's minimum size, highest ids first. The approve dialog shows the
+    same list before the operator decides."""
+    out: list[str] = []
+    for name, pl in sorted(s.pools.items()):
+        if pool is not None and name != pool:
+            continue
+        live = [a for a in s.live_agents() if a.pool == name]
+        idle = sorted((a for a in live if a.status is AgentStatus.IDLE and not a.current_task), key=lambda a: a.id, reverse=True)
+        out += [a.id for a in idle[: max(0, len(live) - pl.min_size)]]
+    return out
+
+
 async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
     s = ctx.state
     eng = ctx.engine
@@ -285,14 +299,9 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
         done["caches"] = got
     retired: list[str] = []
     if "idle_process_termination" in p.actions:
-        for name, pool in sorted(s.pools.items()):
-            if p.pool is not None and name != p.pool:
-                continue
-            live = [a for a in s.live_agents() if a.pool == name]
-            idle = sorted((a for a in live if a.status is AgentStatus.IDLE and not a.current_task), key=lambda a: a.id, reverse=True)
-            for a in idle[: max(0, len(live) - pool.min_size)]:
-                eng.retire_agent(a.id, actor=ctx.actor)
-                retired.append(a.id)
+        for aid in idle_beyond_minimum(s, p.pool):
+            eng.retire_agent(aid, actor=ctx.actor)
+            retired.append(aid)
         done["retired_idle_agents"] = retired
     recovered = {"memory": round(freed_gb / cap.memory_gb * 100.0, 2), "memory_gb": round(freed_gb, 3),
                  "agents": len(retired), "storage": 0.0}

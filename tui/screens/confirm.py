@@ -1,10 +1,16 @@
-"""The confirmation modal every destructive action goes through; Cancel is the default."""
+"""The confirmation modal every destructive action goes through; Cancel is the default.
+
+Both buttons say what they do ("Cancel workflow" / "Keep running"), the detail scrolls
+(↑ ↓ pgup pgdn while a button has focus) so a long plan is read whole before it is
+approved.
+"""
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
@@ -12,20 +18,29 @@ from textual.widgets import Button, Label, Static
 class ConfirmScreen(ModalScreen[bool]):
     """Dismisses with True only when the operator presses the confirm button."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("up", "scroll(-1)", "Scroll", show=False),
+        Binding("down", "scroll(1)", "Scroll", show=False),
+        Binding("pageup", "scroll(-10)", "Scroll", show=False),
+        Binding("pagedown", "scroll(10)", "Scroll", show=False),
+    ]
 
-    def __init__(self, title: str, detail: str, confirm_label: str = "Confirm") -> None:
+    def __init__(self, title: str, detail: RenderableType, confirm_label: str = "Confirm", cancel_label: str = "Cancel", *, wide: bool = False) -> None:
         super().__init__()
         self.title_text = title
         self.detail = detail
         self.confirm_label = confirm_label
+        self.cancel_label = cancel_label
+        self.wide = wide
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="confirm-box"):
+        with Vertical(id="confirm-box", classes="wide" if self.wide else ""):
             yield Label(self.title_text, id="confirm-title")
-            yield Static(self.detail, id="confirm-detail", markup=False)
+            with VerticalScroll(id="confirm-scroll"):
+                yield Static(self.detail, id="confirm-detail", markup=False)
             with Horizontal(id="confirm-buttons"):
-                yield Button("Cancel", id="cancel", variant="default")
+                yield Button(self.cancel_label, id="cancel", variant="default")
                 yield Button(self.confirm_label, id="confirm", variant="error")
 
     def on_mount(self) -> None:
@@ -34,6 +49,10 @@ class ConfirmScreen(ModalScreen[bool]):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.dismiss(event.button.id == "confirm")
+
+    def action_scroll(self, lines: int) -> None:
+        box = self.query_one("#confirm-scroll", VerticalScroll)
+        box.scroll_to(y=box.scroll_y + lines, animate=False)
 
     def action_cancel(self) -> None:
         self.dismiss(False)

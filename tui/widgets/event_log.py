@@ -28,6 +28,7 @@ from textual.strip import Strip
 from core.events import Event
 
 from ..log_source import LogFilter, LogSource
+from ..screens.event import EventScreen
 from ..meter import fmt_clock
 from ..style import color, severity_style
 
@@ -61,13 +62,18 @@ class EventLog(ScrollView, can_focus=True):
     BINDINGS = [
         Binding("end,G", "follow_end", "End/follow", show=False),
         Binding("home,g", "scroll_home", "Top", show=False),
+        Binding("up", "cursor(-1)", "Cursor up", show=False),
+        Binding("down", "cursor(1)", "Cursor down", show=False),
+        Binding("enter", "open_event", "Event detail", show=False),
     ]
 
     class FilterApplied(Message):
-        def __init__(self, flt: LogFilter, matches: int) -> None:
+        def __init__(self, flt: LogFilter, matches: int, summary: str) -> None:
             super().__init__()
             self.filter = flt
             self.matches = matches
+            self.summary = summary
+            """What the title says, for the toast: the two always agree."""
 
     def __init__(self, source: LogSource | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -86,6 +92,8 @@ class EventLog(ScrollView, can_focus=True):
         self._missing = False
         self._filter_gen = 0
         self.unseen = 0
+        self.cursor: int | None = None
+        """The highlighted row (an index into the log or the filter's matches); None: none."""
         self.last_fetch_ms = 0.0
         self.fetches = 0
 
@@ -169,13 +177,25 @@ class EventLog(ScrollView, can_focus=True):
             mode = "following"
         else:
             mode = f"paused ({self.unseen} new, End to follow)" if self.unseen else "paused (End to follow)"
-        total = f"{self.count:,}" if self.matches is None else f"{self.count:,} of {self.head:,}"
-        self.border_title = f"Event log · {total} · {mode}"
-        self.border_subtitle = f"filter {self.filter.describe()}" if self.filter.active else "/ filter"
+        self.border_title = f"Event log · {self.count_text()} · {mode}"
+        self.border_subtitle = f"filter {self.filter.describe()} (/ changes, enter on empty clears)" if self.filter.active else "/ filter · enter: event detail"
+
+    def count_text(self) -> str:
+        return f"{self.count:,}" if self.matches is None else f"{self.count:,} of {self.head:,}"
+
+    def filter_summary(self) -> str:
+        """One sentence for the title and the toast alike."""
+        if not self.filter.active:
+            return f"filter cleared: {self.count:,} event(s)"
+        return f"filter {self.filter.describe()}: {self.count_text()} event(s)"
 
     # -- filtering --------------------------------------------------------------
     def apply_filter(self, raw: str) -> LogFilter:
+        """Parse, check and start ``raw``; raises :class:`FilterError` (and changes nothing)
+        for an unknown severity or event type."""
         flt = LogFilter.parse(raw)
+        if self.source is not None:
+            self.source.check(flt)
         self._start_filter(flt)
         return flt
 
@@ -186,7 +206,7 @@ class EventLog(ScrollView, can_focus=True):
         if not flt.active:
             self.matches = None
             self._after_filter()
-            self.post_message(self.FilterApplied(flt, self.count))
+            self.post_message(self.FilterApplied(flt, self.count, self.filter_summary()))
             return
         source = self.source
         upto = self.db_head
@@ -206,9 +226,10 @@ class EventLog(ScrollView, can_focus=True):
             found.extend(s for s in extra if s not in have)
         self.matches = found
         self._after_filter()
-        self.post_message(self.FilterApplied(flt, len(found)))
+        self.post_message(self.FilterApplied(flt, len(found), self.filter_summary()))
 
     def _after_filter(self) -> None:
+        self.cursor = None
         self.lines.clear()
         self._resize_virtual()
         self.follow = True
@@ -245,6 +266,9 @@ class EventLog(ScrollView, can_focus=True):
                 return Strip([Segment(f"{seq:>8} …", base + Style(dim=True))]).adjust_cell_length(width, base)
             strip = self._render_event(ev, width, base)
             self.lines.put(seq, strip)
+        if idx == self.cursor:
+            hl = Style(bgcolor=color(self.app, "accent"), color=color(self.app, "background"))
+            strip = Strip(list(Segment.apply_style(list(strip), post_style=hl)), strip.cell_length)
         return strip
 
     @staticmethod
@@ -322,6 +346,47 @@ class EventLog(ScrollView, can_focus=True):
             if self._event(self.seq_at(i)) is None:
                 return False
         return True
+
+    # -- cursor and event detail -------------------------------------------------
+    def action_cursor(self, delta: int) -> None:
+        """Move the highlighted row; the first press lands on the last row in view."""
+        n = self.count
+        if n == 0:
+            return
+        top = int(self.scroll_offset.y)
+        h = max(self.scrollable_content_region.height, 1)
+        if self.cursor is None:
+            self.cursor = min(top + h - 1, n - 1) + (delta if delta < 0 else 0)
+        else:
+            self.cursor += delta
+        self.cursor = max(0, min(self.cursor, n - 1))
+        if self.cursor < top:
+            self.follow = False
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + h:
+            self.scroll_to(y=self.cursor - h + 1, animate=False, immediate=True)
+        self.refresh()
+
+    def on_click(self, event) -> None:  # type: ignore[no-untyped-def]
+        offset = event.get_content_offset(self)
+        if offset is not None and 0 <= int(self.scroll_offset.y) + offset.y < self.count:
+            self.cursor = int(self.scroll_offset.y) + offset.y
+            self.refresh()
+
+    def event_at_cursor(self) -> Event | None:
+        if self.count == 0:
+            return None
+        idx = self.cursor
+        if idx is None:
+            idx = min(int(self.scroll_offset.y) + max(self.scrollable_content_region.height, 1) - 1, self.count - 1)
+        return self._event(self.seq_at(idx))
+
+    def action_open_event(self) -> None:
+        ev = self.event_at_cursor()
+        if ev is None:
+            self.notify("that row is still loading; try again", severity="warning", timeout=3)
+            return
+        self.app.push_screen(EventScreen(ev))
 
     # -- actions ----------------------------------------------------------------
     def action_follow_end(self) -> None:

@@ -1,0 +1,167 @@
+"""A plan as the operator must read it before approving: every step whole, with what it
+will do in concrete terms.
+
+What a step will do is computed from its own parameters (parsed and validated by the
+command registry) and the state now: which workflows it pauses or reduces and by how
+much, which agents ``emergency-cleanup`` would retire (the same selection the command
+makes), which stages a resumption runs. Nothing is canned; a step whose command does
+not parse says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from core.commands.binding import bind
+from core.commands.coordination_hub import idle_beyond_minimum
+from core.commands.grammar import CommandSyntaxError, parse
+from core.commands.registry import REGISTRY
+from core.commands.responses import CommandError
+from core.models import AgentStatus
+
+from .meter import fmt_clock, fmt_duration
+from .widgets.incidents import STEP_GLYPH, plan_status, plan_steps, step_status, step_text
+
+if TYPE_CHECKING:
+    from core.projection import State
+
+Colour = Callable[[str], str]
+
+
+def _amount(r: Any) -> str:
+    parts = []
+    if r.cores:
+        parts.append(f"{r.cores:g} cpu")
+    if r.memory_gb:
+        parts.append(f"{r.memory_gb:g} GB")
+    if r.agents:
+        parts.append(f"{r.agents} agent(s)")
+    return ", ".join(parts) or "nothing"
+
+
+def _wf(s: State, wid: str) -> str:
+    wf = s.workflows.get(wid)
+    if wf is None:
+        return f"{wid} (unknown)"
+    use = s.in_use(wid)
+    return f"{wid} ({wf.band.value} {wf.priority}, {wf.status.value}, {use.agents} agent(s) busy)"
+
+
+def effects(s: State, command: str) -> list[str]:
+    """What ``command`` will do to the state as it is now, one line per effect."""
+    try:
+        bound = bind(parse(command), REGISTRY)
+    except (CommandSyntaxError, CommandError) as exc:
+        return [f"does not parse: {getattr(exc, 'message', exc)}"]
+    spec, p = bound.spec, bound.payload
+    name = (spec.component, spec.operation)
+    out: list[str] = []
+    if name == ("resource-manager", "emergency-reallocation"):
+        for act in p.actions:  # type: ignore[attr-defined]
+            for wid in act.affected:
+                if act.action == "pause_low_priority_workflows":
+                    out.append(f"pause {_wf(s, wid)}; its running tasks are released and keep their context")
+                elif act.action == "reduce_resource_allocation":
+                    wf = s.workflows.get(wid)
+                    r = act.reduction
+                    if wf is not None and r is not None:
+                        a = wf.allocation
+                        out.append(f"reduce {wid}: agents {a.agents} → {max(1, a.agents - (r.agents or 0))}, "
+                                   f"memory {a.memory_gb:g} → {max(0.5, a.memory_gb - (r.memory_gb or 0.0)):g} GB, "
+                                   f"cpu {a.cpu_cores:g} → {max(0.5, a.cpu_cores - (r.cores or 0.0)):g}"
+                                   + ("; the critical path keeps running" if act.maintain_critical_path else ""))
+                    else:
+                        out.append(f"reduce {_wf(s, wid)} by {_amount(r) if r else 'nothing'}")
+                else:
+                    g = act.resource_guarantee
+                    out.append(f"guarantee {_wf(s, wid)} " + (_amount(g) if g is not None else "(no guarantee given)"))
+    elif name == ("coordination-hub", "emergency-cleanup"):
+        acts = set(p.actions)  # type: ignore[attr-defined]
+        live = s.live_agents()
+        if "idle_process_termination" in acts:
+            gone = idle_beyond_minimum(s, p.pool)  # type: ignore[attr-defined]
+            out.append(f"retire {len(gone)} of {len(live)} live agents (idle beyond their pool's minimum, as of now)"
+                       + (f": {', '.join(gone)}" if gone else ""))
+            busy = sum(1 for a in live if a.status is AgentStatus.BUSY)
+            if busy:
+                out.append(f"{busy} busy agent(s) are not retired; one that turns idle before the step runs may be")
+        if acts & {"cache_purging", "temp_file_cleanup"}:
+            out.append("purge the runtime's caches and temporary data (what is freed is measured when it runs)")
+        if "aggressive_garbage_collection" in acts:
+            out.append("run a full garbage collection in the engine process")
+        for k, v in p.resource_recovery_target.items():  # type: ignore[attr-defined]
+            out.append(f"target: recover {v:g}% of {k} (reported met or not)")
+    elif name == ("workflow-recovery", "gradual-resumption"):
+        for st in p.stages:  # type: ignore[attr-defined]
+            what = {"resume_paused_workflow": "resume", "resume_workflow": "resume", "restore_full_allocation": "restore the full allocation of",
+                    "lift_limits": "lift the limits of"}[st.action]
+            extra = f" ({st.resource_limit} limit)" if st.resource_limit else ""
+            out.append(f"stage {st.stage}: {what} {_wf(s, st.workflow)}{extra}")
+        out.append("each stage waits until utilisation stays under the safe threshold")
+    elif bound.workflow_id:
+        out.append(f"{spec.operation} {_wf(s, bound.workflow_id)}")
+    if not out:
+        out.append(f"{spec.kind}: {spec.summary}")
+    return out
+
+
+def step_table(s: State, plan: dict[str, Any], c: Colour, with_effects: bool = True) -> Table:
+    """Every step whole: state, gate, approval, the command wrapped, timing, effects or result."""
+    t = Table(expand=True, box=None, header_style=f"bold {c('secondary')}", show_lines=False, padding=(0, 1, 1, 0))
+    t.add_column("#", no_wrap=True)
+    t.add_column("state", no_wrap=True)
+    t.add_column("step", ratio=1, overflow="fold")
+    for i, st in enumerate(plan_steps(plan), 1):
+        ss = step_status(st)
+        glyph = STEP_GLYPH.get(ss, "·")
+        colr = "success" if glyph == "✓" else "error" if glyph == "✖" else "warning" if glyph in ("⏸", "▶") else "foreground-muted"
+        body = Text()
+        body.append(str(st.get("title") or ""), style="bold")
+        tags = [f"approval {st.get('approval')}" if st.get("approval") else "", f"gate {st.get('gate')}" if st.get("gate") else "",
+                str(st.get("category") or "")]
+        tags = [x for x in tags if x]
+        if tags:
+            body.append("  [" + ", ".join(tags) + "]", style=c("foreground-muted"))
+        body.append("\n" + step_text(st), style=c("primary"))
+        if isinstance(st.get("started_at"), (int, float)):
+            body.append(f"\nstarted {fmt_clock(st['started_at'])}", style=c("foreground-muted"))
+            if isinstance(st.get("finished_at"), (int, float)):
+                body.append(f", took {fmt_duration(st['finished_at'] - st['started_at'])}", style=c("foreground-muted"))
+        if st.get("error"):
+            err = st["error"]
+            msg = err.get("message") if isinstance(err, dict) else err
+            body.append(f"\nerror: {msg}", style=c("error"))
+        res = st.get("result") or {}
+        if isinstance(res, dict) and res.get("summary"):
+            body.append(f"\nresult: {res['summary']}", style=c("success"))
+        if with_effects and ss in ("proposed", "pending", "waiting", "awaiting_approval", "approved"):
+            for line in effects(s, step_text(st)):
+                body.append(f"\n  → {line}", style=c("warning"))
+        t.add_row(str(i), Text(f"{glyph} {ss}", style=c(colr)), body)
+    return t
+
+
+def plan_header(plan: dict[str, Any], c: Colour) -> Text:
+    t = Text()
+    t.append(f"plan {plan.get('id', '')} ", style="bold")
+    t.append(plan_status(plan), style=f"bold {c('warning')}")
+    if plan.get("title"):
+        t.append(f"  {plan['title']}")
+    if plan.get("decided_by"):
+        at = plan.get("decided_at")
+        t.append(f"\ndecided by {plan['decided_by']}" + (f" at {fmt_clock(at)}" if isinstance(at, (int, float)) else ""), style=c("secondary"))
+    if plan.get("checkpoint") is not None:
+        t.append(f"\nrollback point: checkpoint #{plan['checkpoint']} (K aborts the plan and rolls back to it)", style=c("foreground-muted"))
+    return t
+
+
+def plan_detail(s: State, plan: dict[str, Any], c: Colour) -> RenderableType:
+    """What the approve / reject / abort dialogs show: the header and every step whole."""
+    waiting = [st for st in plan_steps(plan) if str(st.get("approval") or "") == "manual" and step_status(st) in ("proposed", "pending", "waiting")]
+    note = Text(f"{len(waiting)} step(s) wait for this approval; automatic steps run on their own.", style=c("foreground-muted"))
+    return Group(plan_header(plan, c), note, Text(""), step_table(s, plan, c))

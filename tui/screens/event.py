@@ -1,0 +1,67 @@
+"""One event, whole: its header fields, its data as wrapped JSON and as a tree, and its
+line in the seed's ``TYPE:component:scope:{json}`` form. ``y`` copies the line."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Group, RenderableType
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from core.events import Event
+
+from ..meter import fmt_clock
+from ..style import color, severity_style
+
+
+def event_body(app, ev: Event) -> RenderableType:  # type: ignore[no-untyped-def]
+    c = lambda n: color(app, n)  # noqa: E731
+    head = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+    head.add_column(style=f"bold {c('secondary')}", no_wrap=True)
+    head.add_column(overflow="fold")
+    head.add_row("seq", str(ev.seq))
+    head.add_row("time", f"{fmt_clock(ev.ts)}  ({ev.ts:.3f} s)")
+    head.add_row("type", Text(ev.type, style=severity_style(app, ev.severity)))
+    head.add_row("severity", ev.severity)
+    head.add_row("component", ev.component)
+    head.add_row("scope", ev.scope)
+    head.add_row("actor", ev.actor)
+    data = Syntax(json.dumps(ev.data, indent=2, ensure_ascii=False, default=str), "json", word_wrap=True, background_color="default")
+    line = Text(ev.line(), style=c("foreground-muted"), overflow="fold")
+    return Group(head, Text(""), Text("data", style=f"bold {c('secondary')}"), data, Text(""),
+                 Text("as an event line", style=f"bold {c('secondary')}"), line)
+
+
+class EventScreen(Screen[None]):
+    BINDINGS = [Binding("escape,q", "close", "Close"), Binding("y", "copy", "Copy line")]
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-title", markup=False)
+        with VerticalScroll(id="result-body"):
+            yield Static(id="result-content")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        ev = self.event
+        self.query_one("#detail-title", Static).update(Text(f" event {ev.seq} — {ev.type}   (y copy · esc close) ", style="bold"))
+        self.body = event_body(self.app, ev)
+        self.query_one("#result-content", Static).update(self.body)
+        self.query_one("#result-body").focus()
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.event.line())
+        self.notify("event line copied to the clipboard", timeout=3)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
