@@ -32,6 +32,7 @@ from .models import (
 from .event_data import SCHEMAS, EventDataError, check_event
 from .projection import State, hash_snapshot
 from .runtimes import Runtime
+from .runtimes.limits import cpu_limits
 from .scheduler import dispatch
 from .store import Store, StoreError, row_hash_ok
 from .telemetry import Telemetry
@@ -807,6 +808,33 @@ class Engine:
         self._wf(wf_id)
         self.emit("RESOURCE_LIMITED", "resource", "allocation", {"workflow_id": wf_id, "limit": limit.model_dump() if limit else None}, actor=actor)
         self.request_dispatch()
+
+    def cpu_limits(self, wf_id: str, task_id: str) -> dict[str, float | int]:
+        """The CPU limits a running task of ``wf_id`` should have under its allocation
+        now (``runtimes.limits.cpu_limits``)."""
+        wf = self.state.workflows[wf_id]
+        t = self.state.tasks[task_id]
+        running = max(len(self.state.running_by_wf.get(wf_id, ())), 1)
+        return cpu_limits(wf.band.value, wf.allocation.cpu_cores, wf.base_allocation.cpu_cores, wf.guarantee is not None, running, t.cpu)
+
+    async def relimit_workflow(self, wf_id: str) -> dict[str, Any]:
+        """Bring the OS limits of ``wf_id``'s running tasks in line with its allocation
+        and guarantee now, on runtimes whose tasks are processes; elsewhere say so."""
+        self._wf(wf_id)
+        rt = self.runtime
+        relimit = getattr(rt, "relimit", None)  # only runtimes with OS processes have it
+        if rt is None or relimit is None:
+            return {"applies": False, "runtime": rt.name if rt is not None else None,
+                    "reason": "the tasks of this runtime are not OS processes: only the allocation changed"}
+        targets = [(t.agent, t.id, self.cpu_limits(wf_id, t.id)) for key in sorted(self.state.running_by_wf.get(wf_id, ()))
+                   if (t := self.state.tasks[key]).agent and t.status is TaskStatus.RUNNING]
+        results = await relimit(targets)
+        for r in results:
+            if r.get("applied"):
+                self.emit("TASK_LIMITED", "resource", "allocation", {"task": r["task"], "agent": r["agent"], "workflow_id": wf_id,
+                                                                     "applied": r["applied"], "mechanism": r.get("mechanism")})
+        return {"applies": True, "runtime": rt.name, "tasks": results,
+                "relimited": sum(1 for r in results if r.get("applied")), "failed": sum(1 for r in results if r.get("errors"))}
 
     def freeze(self, wf_id: str, frozen: bool = True, actor: str | None = None) -> None:
         self._wf(wf_id)

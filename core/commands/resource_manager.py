@@ -254,6 +254,21 @@ async def monitor(ctx: Context, p: P.MonitoringRequest) -> Outcome:
 
 # -- allocation --------------------------------------------------------------------------
 
+async def live_limits(ctx: Context, workflows: list[str]) -> dict[str, Any]:
+    """Re-limit the running processes of ``workflows`` to their allocation now (where
+    the runtime runs OS processes) and summarise what each mechanism applied."""
+    per = {w: await ctx.engine.relimit_workflow(w) for w in workflows}
+    applies = any(r["applies"] for r in per.values())
+    if not applies:
+        reason = next(iter(per.values()))["reason"] if per else "no workflow"
+        return {"applies": False, "reason": reason, "summary": f"running tasks not re-limited ({reason})"}
+    done = sum(r["relimited"] for r in per.values())
+    failed = sum(r["failed"] for r in per.values())
+    mechs = sorted({k for r in per.values() for t in r["tasks"] for k in t.get("applied", {})})
+    return {"applies": True, "workflows": per, "relimited": done, "failed": failed, "mechanisms": mechs,
+            "summary": f"{done} running task(s) re-limited ({', '.join(mechs) or 'none'})" + (f", {failed} failed" if failed else "")}
+
+
 @operation(C, "allocate", kind="lifecycle", payload=P.Allocate, summary="set a workflow's allocation (cpu/cpu_cores, memory_gb, agents)", workflow_arg="optional")
 async def allocate(ctx: Context, p: P.Allocate) -> Outcome:
     wf = ctx.workflow(ctx.workflow_id or p.workflow)
@@ -265,8 +280,10 @@ async def allocate(ctx: Context, p: P.Allocate) -> Outcome:
                     agents=p.agents if p.agents is not None else cur.agents)
     check_limits(ctx, wf.id, new)
     before = ctx.engine.set_allocation(wf.id, new, actor=ctx.actor, base=True)
-    return Outcome({"workflow_id": wf.id, "before": before.model_dump(), "after": new.model_dump()},
-                   f"{wf.id} allocation {before.agents}->{new.agents} agents, {before.cpu_cores:g}->{new.cpu_cores:g} cores", workflow_id=wf.id)
+    live = await live_limits(ctx, [wf.id])
+    return Outcome({"workflow_id": wf.id, "before": before.model_dump(), "after": new.model_dump(), "live_limits": live},
+                   f"{wf.id} allocation {before.agents}->{new.agents} agents, {before.cpu_cores:g}->{new.cpu_cores:g} cores; {live['summary']}",
+                   workflow_id=wf.id)
 
 
 @operation(C, "reserve", kind="lifecycle", payload=P.ResourceAmount, summary="guarantee capacity to a workflow", workflow_arg="required")
@@ -316,10 +333,11 @@ async def reallocate(ctx: Context, p: P.Reallocate) -> Outcome:
     ctx.engine.set_allocation(src.id, na, actor=ctx.actor)
     shed_res = shed(ctx, src.id, na, True)
     ctx.engine.set_allocation(dst.id, nb, actor=ctx.actor)
+    live = await live_limits(ctx, [src.id, dst.id])
     return Outcome({"from": {"workflow_id": src.id, "before": a.model_dump(), "after": na.model_dump(), **shed_res},
                     "to": {"workflow_id": dst.id, "before": b.model_dump(), "after": nb.model_dump()},
-                    "runnable_now_before": before, "runnable_now_after": runnable_now(ctx)},
-                   f"moved {p.agents} agent(s), {p.cpu_cores:g} cores, {p.memory_gb:g} GB from {src.id} to {dst.id}")
+                    "runnable_now_before": before, "runnable_now_after": runnable_now(ctx), "live_limits": live},
+                   f"moved {p.agents} agent(s), {p.cpu_cores:g} cores, {p.memory_gb:g} GB from {src.id} to {dst.id}; {live['summary']}")
 
 
 @operation(C, "resolve-conflicts", kind="destructive", payload=P.Empty, summary="shrink the lowest-priority allocations until they fit the capacity")
@@ -528,11 +546,14 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
         results.append(detail)
     total_after = held(ctx)
     rec = recovery(ctx, total_before, total_after)
+    touched = sorted({w for a in p.actions if a.action != "pause_low_priority_workflows" for w in a.affected
+                      if s.workflows[w].status is WorkflowStatus.RUNNING})
+    live = await live_limits(ctx, touched)
     return Outcome(
         {"strategy": p.strategy, "actions": results, "resource_recovery": rec, "held_before": total_before, "held_after": total_after,
-         "utilisation_before": util_before},
+         "utilisation_before": util_before, "live_limits": live},
         f"{len(results)} action(s); recovered {rec['cpu']:.1f}% cpu ({rec['cpu_cores']:g} cores), {rec['memory']:.1f}% memory "
-        f"({rec['memory_gb']:g} GB), {rec['agents']} agent(s)",
+        f"({rec['memory_gb']:g} GB), {rec['agents']} agent(s); {live['summary']}",
         ["/coordination-hub emergency-cleanup", "/performance-monitor post-emergency-monitoring", "/workflow-recovery gradual-resumption"],
     )
 

@@ -47,7 +47,7 @@ import psutil
 
 from ..private import PrivateError, private_dir
 from .handshake import ChannelError, host_accept, read_secret
-from .limits import TaskCgroup, apply_from_parent, dies_with_parent
+from .limits import TaskCgroup, apply_from_parent, dies_with_parent, relimit
 from .wire import encode, messages
 
 PROGRESS_PREFIX = "OPSDECK_PROGRESS"
@@ -209,6 +209,16 @@ class Host:
             if r.paused:
                 r.paused_for += time.monotonic() - (r.paused_at or time.monotonic())
                 r.paused, r.paused_at = False, None
+        elif op == "limit":
+            if r is None or r.task != task or r.pgid is None:
+                self.send({"t": "limited", "task": task, "attempt": msg.get("attempt"), "applied": {}, "errors": {"task": "not running here"}})
+                return
+            applied, errors = relimit(r.pgid, msg.get("nice"), msg.get("cpu_cores"), self.mech_cpu, str(r.cgroup.path) if r.cgroup else None)
+            if "nice" in applied:
+                r.msg["nice"] = msg.get("nice")
+            if msg.get("cpu_cores"):
+                r.msg["cpu_cores"] = msg.get("cpu_cores")
+            self.send({"t": "limited", "task": r.task, "attempt": r.attempt, "pgid": r.pgid, "applied": applied, "errors": errors})
         elif op == "stop" and r is not None and r.task == task:
             asyncio.get_running_loop().create_task(self.stop_run(r, "stopped by the console"))
         elif op == "shutdown":

@@ -111,6 +111,7 @@ class LocalRuntime:
         self._store_ops: list[tuple[str, tuple[Any, ...]]] = []
         self._wake: asyncio.Event | None = None
         self._loops: list[asyncio.Task[None]] = []
+        self._limit_waits: dict[tuple[str, str], list[asyncio.Future[dict[str, Any]]]] = {}
 
     # -- preparing and wiring -------------------------------------------------------
     async def prepare(self, engine: Engine) -> None:
@@ -339,16 +340,47 @@ class LocalRuntime:
         if spec is None or not spec.command:
             self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, "the task has no command"))
             return
-        band = Band.MEDIUM
+        nice, cpu_cores = NICE_BY_BAND[Band.MEDIUM.value], task.cpu or None
         if self.engine is not None and task.workflow in self.engine.state.workflows:
-            band = self.engine.state.workflows[task.workflow].band
+            lim = self.engine.cpu_limits(task.workflow, task.id)
+            nice, cpu_cores = int(lim["nice"]), (lim["cpu_cores"] if task.cpu else None)
         self._send(h, {
             "op": "start", "task": task.id, "attempt": task.attempts, "command": spec.command, "shell": spec.shell,
             "cwd": spec.cwd, "env": spec.env, "timeout_s": spec.timeout_s,
             "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
-            "cpu_cores": task.cpu or None, "nice": NICE_BY_BAND[band.value],
+            "cpu_cores": cpu_cores, "nice": nice,
             "context": task.context.model_dump(mode="json"),
         })
+
+    async def relimit(self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0) -> list[dict[str, Any]]:
+        """Apply new CPU limits to running tasks in place: each agent host renices the
+        task's process group or writes its cgroup's ``cpu.max`` (the mechanism in
+        force) and says what it applied. Waits for the hosts' answers."""
+        loop = asyncio.get_running_loop()
+        waits = []
+        out = []
+        for agent_id, task_id, lim in targets:
+            h = self.hosts.get(agent_id)
+            if h is None or h.dead:
+                out.append({"task": task_id, "agent": agent_id, "applied": {}, "errors": {"agent": "not running"}})
+                continue
+            fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+            self._limit_waits.setdefault((agent_id, task_id), []).append(fut)
+            self._send(h, {"op": "limit", "task": task_id, "nice": lim.get("nice"), "cpu_cores": lim.get("cpu_cores")})
+            waits.append((agent_id, task_id, lim, fut))
+        for agent_id, task_id, lim, fut in waits:
+            try:
+                ans = await asyncio.wait_for(fut, timeout_s)
+                out.append({"task": task_id, "agent": agent_id, "requested": lim, "mechanism": self.mechanisms.cpu,
+                            "applied": ans.get("applied", {}), "errors": ans.get("errors", {}), "pgid": ans.get("pgid")})
+            except asyncio.TimeoutError:
+                out.append({"task": task_id, "agent": agent_id, "requested": lim, "mechanism": self.mechanisms.cpu,
+                            "applied": {}, "errors": {"agent": f"no answer within {timeout_s:g}s"}})
+            finally:
+                lst = self._limit_waits.get((agent_id, task_id), [])
+                if fut in lst:
+                    lst.remove(fut)
+        return out
 
     def pause_task(self, agent_id: str, task_id: str) -> None:
         self._command(agent_id, {"op": "pause", "task": task_id})
@@ -539,6 +571,11 @@ class LocalRuntime:
             else:
                 sink.agent_heartbeat(h.agent)
             return
+        if kind == "limited":
+            for fut in self._limit_waits.get((h.agent, task), []):
+                if not fut.done():
+                    fut.set_result(msg)
+            return
         if kind == "started":
             h.task_pgid, h.task_create_time = msg.get("pgid"), msg.get("create_time")
             self._save(h)
@@ -626,7 +663,8 @@ def run_dir_for(db: str | Path) -> Path:
 
 
 async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config | None = None,
-                     stop_grace_s: float | None = None, subscriber: Any = None) -> tuple[Engine, LocalRuntime]:
+                     stop_grace_s: float | None = None, subscriber: Any = None,
+                     mechanisms: Mechanisms | None = None) -> tuple[Engine, LocalRuntime]:
     """Open ``db`` on the local runtime and bring it to the workflow file.
 
     Pools and workflows the database does not have yet are created (and queued); those
@@ -638,7 +676,7 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
 
     async def make(config: Config) -> LocalRuntime:
         return LocalRuntime(run_dir_for(db), heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
-                            stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
+                            stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s, mechanisms=mechanisms)
 
     return await open_with(make, db, wfile, specs, config, subscriber)
 

@@ -1,0 +1,103 @@
+"""Reallocation reaches running processes: after ``/resource-manager reallocate`` (and
+``allocate``, and the guarantee of ``emergency-reallocation``) the running task's
+process group carries its new limits, read back with psutil."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psutil
+
+from core.commands import run_command
+from core.runtimes.limits import NICE_BY_BAND, REDUCED_NICE, Mechanisms
+from core.runtimes.local import open_local
+from core.session import memory_sim
+from core.workflow_file import parse_workflow_text
+from tests.local_harness import Recorder, drive, group_members, header, py_cmd
+
+SLEEPER = py_cmd("import time\nfor i in range(600):\n    time.sleep(0.1)")
+
+TEXT = header(pools='''
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 2
+''') + f"""
+[[workflows]]
+id = "donor"
+priority = 50
+allocation = {{ cpu_cores = 2, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "sleep"
+    command = {SLEEPER}
+    specialization = "shell"
+    cpu = 1.0
+
+[[workflows]]
+id = "taker"
+priority = 95
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "sleep"
+    command = {SLEEPER}
+    specialization = "shell"
+    cpu = 1.0
+"""
+
+
+def niceness(pgid: int) -> set[int]:
+    return {p.nice() for p in group_members(pgid)}
+
+
+async def test_reallocate_renices_the_running_processes(tmp_path: Path) -> None:
+    wf = parse_workflow_text(TEXT, "relimit.toml")
+    rec = Recorder()
+    # Niceness is the mechanism under test (cgroups, where present, are a separate path).
+    engine, runtime = await open_local(tmp_path / "r.db", wf, wf.specs(tmp_path), subscriber=rec,
+                                       mechanisms=Mechanisms("rlimit_as", "nice", None))
+    try:
+        await drive(engine, lambda: len(rec.of("TASK_STARTED")) == 2, timeout=20, what="both sleepers started")
+        donor = engine.state.tasks["donor/sleep"]
+        pgid = runtime.task_pgid(donor.agent)  # type: ignore[arg-type]
+        assert pgid is not None
+        base = psutil.Process().nice()
+        await drive(engine, lambda: niceness(pgid) == {base + NICE_BY_BAND["MEDIUM"]}, timeout=5, what=lambda: f"start niceness {niceness(pgid)}")
+        res = await run_command(engine, '/resource-manager reallocate \'{"from_workflow": "donor", "to_workflow": "taker", "cpu_cores": 1}\'')
+        assert res["status"] == "success", res
+        # The donor's allocation is now below its base: its processes yield.
+        assert niceness(pgid) == {base + NICE_BY_BAND["MEDIUM"] + REDUCED_NICE}
+        live = res["result"]["live_limits"]
+        assert live["applies"] and live["mechanisms"] == ["nice"] and live["relimited"] >= 1
+        assert [e.data["task"] for e in rec.of("TASK_LIMITED")][:1] == ["donor/sleep"]
+        # Giving it back (allocate) restores the band's niceness on the same processes.
+        res = await run_command(engine, '/resource-manager allocate donor \'{"cpu_cores": 2}\'')
+        assert res["status"] == "success", res
+        assert niceness(pgid) == {base + NICE_BY_BAND["MEDIUM"]}
+        # A guarantee (as emergency-reallocation gives the critical workflow) runs at 0.
+        res = await run_command(engine, '/resource-manager emergency-reallocation \'{"strategy": "intelligent_triage", "actions": ['
+                                        '{"action": "optimize_high_priority_workflow", "affected": ["donor"], '
+                                        '"resource_guarantee": {"cpu": 1, "memory_gb": 0.5}}]}\'')
+        assert res["status"] == "success", res
+        live = res["result"]["live_limits"]
+        if os.geteuid() == 0 or base > 0:
+            assert niceness(pgid) == {base} and live["relimited"] == 1
+        else:  # lowering niceness needs CAP_SYS_NICE: the response says so, nothing is claimed
+            task = live["workflows"]["donor"]["tasks"][0]
+            assert "CAP_SYS_NICE" in task["errors"]["nice"] and live["failed"] == 1
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+
+
+async def test_on_the_simulated_runtime_the_response_says_it_does_not_apply() -> None:
+    eng = memory_sim(seed=0)
+    await eng.advance(300)
+    res = await run_command(eng, '/resource-manager allocate workflow_001 \'{"cpu_cores": 3}\'')
+    assert res["status"] == "success", res
+    assert res["result"]["live_limits"]["applies"] is False
+    assert "not OS processes" in res["result"]["summary"]
