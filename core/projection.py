@@ -685,3 +685,12 @@ def _command(s: State, ev: Event) -> None:
 # The folds of the command language's and the incident pipeline's events, so that a
 # replay knows them; they sit beside the projection, never above it.
 from . import reducers as _reducers  # noqa: E402,F401
+
+
+def known_types() -> set[str]:
+    """Event types the engine knows: those with a reducer, a severity or a data schema
+    (for filters that must refuse a type that can match nothing)."""
+    from .event_data import SCHEMAS
+    from .events import SEVERITY_BY_TYPE
+
+    return set(REDUCERS) | set(SEVERITY_BY_TYPE) | set(SCHEMAS)

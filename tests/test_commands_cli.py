@@ -72,7 +72,7 @@ def test_exec_runs_one_command_on_a_database(tmp_path: Path, cli_env: dict[str, 
     listed = {c["id"]: c for c in json.loads(again.stdout)["result"]["checkpoints"]}
     assert listed[cp]["label"] == "cli" and listed[cp]["kind"] == "manual"
     bad = run(["exec", "--db", str(db), "/workflow-recovery restore '{\"checkpoint\": 99}'"], cli_env)
-    assert bad.returncode == 1 and "error CHECKPOINT_NOT_FOUND" in bad.stdout
+    assert bad.returncode == 1 and "error CHECKPOINT_NOT_FOUND" in bad.stderr and bad.stdout == ""
 
 
 def test_help_lists_and_explains(cli_env: dict[str, str]) -> None:

@@ -17,20 +17,14 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.event_data import SCHEMAS
 from core.events import SEVERITY_BY_TYPE, Event
-from core.projection import REDUCERS
+from core.projection import known_types
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
 class FilterError(ValueError):
     """A filter the log cannot apply (an unknown severity or event type); nothing changed."""
-
-
-def known_types() -> set[str]:
-    """Event types the engine knows: those with a reducer, a severity or a data schema."""
-    return set(REDUCERS) | set(SEVERITY_BY_TYPE) | set(SCHEMAS)
 
 
 @dataclass(frozen=True)

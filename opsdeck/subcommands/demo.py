@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 from core.config import load_config
 
+from ..output import LinePrinter, json_line
 from ..paths import live_demo_db, new_demo_db
 
 
@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", metavar="PATH", help="database file (resumed if it exists)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
     p.add_argument("--headless", action="store_true", help="no console: print event lines as they happen")
+    p.add_argument("--json", action="store_true", help="headless: one JSON object per event, then one summary object")
     p.add_argument("--for", dest="duration", type=float, metavar="SECONDS", default=3600.0,
                    help="simulated seconds to run when headless (default 3600)")
     p.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second in the console")
@@ -50,30 +51,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     db = _db_path(args)
     if args.headless:
-        return asyncio.run(_headless(db, config, args.seed, args.duration))
+        return asyncio.run(_headless(db, config, args.seed, args.duration, args.json))
     from ..console import run_console
 
     return run_console(db=db, config=config, demo=True, seed=args.seed, speed=args.speed, readonly=args.readonly)
 
 
-class LinePrinter:
-    """Prints event lines as they happen; stops quietly when the reader goes away."""
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def __call__(self, ev) -> None:  # type: ignore[no-untyped-def]
-        if self.closed:
-            return
-        try:
-            sys.stdout.write(ev.line() + "\n")
-        except BrokenPipeError:
-            self.closed = True
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-
-
-async def _headless(db: Path, config, seed: int, duration: float) -> int:  # type: ignore[no-untyped-def]
+async def _headless(db: Path, config, seed: int, duration: float, as_json: bool = False) -> int:  # type: ignore[no-untyped-def]
     """A host that runs the demo's clock ``duration`` simulated seconds as fast as it
     goes, printing event lines, while serving its endpoint (clients may attach)."""
     from core.demo import build_demo
@@ -82,7 +66,7 @@ async def _headless(db: Path, config, seed: int, duration: float) -> int:  # typ
 
     from .serve import announce, stop_on_signals
 
-    printer = LinePrinter()
+    printer = LinePrinter(as_json)
 
     async def opener():  # type: ignore[no-untyped-def]
         engine = await open_sim(db, config, seed=seed, demo=False)
@@ -102,6 +86,13 @@ async def _headless(db: Path, config, seed: int, duration: float) -> int:  # typ
             await host.advance(min(60.0, end - host.engine.clock.now()))
     finally:
         await host.close()
+        if as_json:
+            s = host.engine.state
+            counts: dict[str, int] = {}
+            for w in s.workflows.values():
+                counts[w.status.value] = counts.get(w.status.value, 0) + 1
+            printer.write(json_line({"summary": "demo", "db": str(db), "clock": round(host.engine.clock.now(), 3),
+                                     "seq": s.seq, "workflows": counts, "interrupted": stop.is_set()}))
         if not printer.closed:
             sys.stdout.flush()
     return 130 if stop.is_set() else 0

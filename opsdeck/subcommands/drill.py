@@ -20,7 +20,7 @@ from typing import Any
 from core.config import load_config
 from core.incidents.model import SCENARIOS
 
-from .demo import LinePrinter
+from ..output import LinePrinter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "from stdin, e.g. '/incident approve PLAN-0001'")
     p.add_argument("--budget", type=float, default=4 * 3600.0, metavar="SECONDS", help="simulated seconds before giving up")
     p.add_argument("--quiet", action="store_true", help="print only the incident pipeline's events and the summary")
-    p.add_argument("--json", action="store_true", help="print the final report as JSON")
+    p.add_argument("--json", action="store_true", help="print only the final report, as one JSON object (no event lines)")
     p.set_defaults(func=run)
 
 
@@ -93,6 +93,8 @@ async def _drill(db: Path, config: Any, args: argparse.Namespace) -> int:
     printer = LinePrinter()
 
     def show(ev: Any) -> None:
+        if args.json:
+            return  # the report is the one thing on stdout
         if not args.quiet or ev.type in PIPELINE:
             printer(ev)
 

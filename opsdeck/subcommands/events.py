@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import difflib
 import sys
 from pathlib import Path
 
@@ -19,8 +19,10 @@ from core.events import Event
 from core.host.client import HostClient
 from core.host.errors import HostGone
 from core.host.paths import check_database
+from core.projection import known_types
 from core.store import Store
 
+from ..output import event_record, json_line
 from ..paths import default_db
 
 
@@ -28,11 +30,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("events", help="print the event log", description="Print the event log as event lines (or JSON).")
     p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()})")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they are written")
-    p.add_argument("--type", dest="types", action="append", metavar="T", help="only events of this type (repeatable)")
-    p.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this sequence number")
-    p.add_argument("--json", action="store_true", help="one JSON object per line with seq, ts, actor and hash")
-    p.add_argument("--limit", type=int, default=None, help="at most this many events")
+    p.add_argument("--type", dest="types", action="append", metavar="T", help="only events of this type (repeatable; UPPER_CASE)")
+    p.add_argument("--since", type=_non_negative, default=0, metavar="SEQ", help="only events after this sequence number")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line: seq, ts, type, component, scope, actor, severity, data")
+    p.add_argument("--limit", type=_positive, default=None, help="at most this many events (1 or more)")
     p.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is not 1 or more")
+    return n
+
+
+def _non_negative(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is negative")
+    return n
+
+
+def type_problem(types: list[str], in_log: set[str]) -> str | None:
+    """Why a ``--type`` can match nothing: not UPPER_CASE, or a type neither the engine nor the log knows."""
+    known = known_types() | in_log
+    for t in types:
+        if t != t.upper() and t.upper() in known:
+            return f"--type {t}: event types are upper case; did you mean {t.upper()}?"
+        if t not in known:
+            close = difflib.get_close_matches(t.upper(), sorted(known), n=3, cutoff=0.5)
+            return f"--type {t}: no such event type" + (f"; did you mean {', '.join(close)}?" if close else "; known types include " + ", ".join(sorted(known)[:10]) + " …")
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +93,7 @@ class Printer:
         if self.full or (self.args.types and ev.type not in self.args.types):
             return
         if self.args.json:
-            line = json.dumps({"seq": ev.seq, "ts": ev.ts, "type": ev.type, "component": ev.component,
-                               "scope": ev.scope, "actor": ev.actor, "data": ev.data})
+            line = json_line(event_record(ev))
         else:
             line = ev.line()
         sys.stdout.write(line + "\n")
@@ -70,6 +104,12 @@ async def _run(db: Path, args: argparse.Namespace) -> int:
     store = await Store.open(db, readonly=True)
     out = Printer(args)
     try:
+        if args.types:
+            missing = [t for t in args.types if t not in known_types()]
+            problem = type_problem(args.types, {t for t in missing if await store.read_events(0, 1, types=[t])}) if missing else None
+            if problem:
+                print(f"opsdeck events: {problem}", file=sys.stderr)
+                return 2
         while True:
             batch = await store.read_events(out.cursor, 2000, types=args.types, check=True)
             if args.types and not batch:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from core.host.client import HostClient
 from core.host.paths import check_database
 from core.session import open_sim
 
+from ..output import print_response
 from ..paths import default_db
 
 
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("command_text", metavar="COMMAND", help="the slash command, quoted as one shell argument")
     p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()})")
-    p.add_argument("--json", action="store_true", help="print the full response as JSON")
+    p.add_argument("--json", action="store_true", help="print the full response as one JSON object (errors still print their message on stderr)")
     p.add_argument("--seed", type=int, default=0, help="seed of a new demo fleet (default 0)")
     p.add_argument("--advance", metavar="DURATION", help="run the simulated clock this long first (e.g. 10m)")
     p.add_argument("--actor", default="operator", help="who the command is recorded as (default operator)")
@@ -85,27 +85,4 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
 
 
 def _print(resp: dict[str, Any], args: argparse.Namespace) -> int:
-    if args.json:
-        sys.stdout.write(json.dumps(resp, indent=2, default=str) + "\n")
-    else:
-        sys.stdout.write(render(resp))
-    return 0 if resp["status"] == "success" else 1
-
-
-def render(resp: dict[str, Any]) -> str:
-    """A response for a terminal: status line, summary, the result as indented JSON."""
-    if resp["status"] == "success":
-        res = dict(resp["result"])
-        summary = res.pop("summary", "")
-        lines = [f"success {resp['operation']}" + (f" [{resp['workflow_id']}]" if resp.get("workflow_id") else ""), summary]
-        if resp.get("next_steps"):
-            lines.append("next: " + " | ".join(resp["next_steps"]))
-        lines.append(json.dumps(res, indent=2, default=str))
-    else:
-        err = resp["error"]
-        lines = [f"error {err['code']}: {err['message']}"]
-        if err.get("details"):
-            lines.append(json.dumps(err["details"], indent=2, default=str))
-        for s in resp.get("recovery_suggestions", []):
-            lines.append(f"try: {s}")
-    return "\n".join(lines) + "\n"
+    return print_response(resp, args.json)

@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", metavar="PATH", help="database file (default: <data dir>/runs/<file name>.db)")
     p.add_argument("--headless", action="store_true", help="no console: print event lines until all workflows end")
     p.add_argument("--quiet", action="store_true", help="headless: print only workflow outcomes")
+    p.add_argument("--json", action="store_true", help="headless: one JSON object per event, then one result object")
     p.add_argument("--incidents", choices=("off", "auto"), default="off",
                    help="headless: detect incidents on the real measurements and run their plans, auto-approved")
     p.add_argument("--listen", metavar="HOST:PORT", help="headless: also serve the control endpoint on TCP")
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     db = db_path(args)
     if args.headless:
         return asyncio.run(headless(db, config, wfile, specs, quiet=args.quiet, incidents=args.incidents == "auto",
-                                    listen=args.listen, runtime=args.runtime, address=args.address))
+                                    listen=args.listen, runtime=args.runtime, address=args.address, as_json=args.json))
     from ..console import run_console
 
     async def open_session() -> Any:
@@ -149,14 +150,14 @@ def _blocked(engine: Any, wf_id: str, seen: set[str]) -> bool:
 
 async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool = False,
                    incidents: bool = False, listen: str | None = None, runtime: str = "local",
-                   address: str | None = None) -> int:
+                   address: str | None = None, as_json: bool = False) -> int:
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
     from core.host.host import Host
 
-    from .demo import LinePrinter
+    from ..output import LinePrinter, json_line
     from .serve import announce, stop_on_signals
 
-    printer = LinePrinter()
+    printer = LinePrinter(as_json)
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
     try:
         host = await Host.open_local(db, wfile, specs, config, subscriber=None if quiet else printer,
@@ -186,6 +187,9 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
     results = {w.id: w.status.value for w in engine.state.workflows.values()}
     for wid, status in sorted(results.items()):
         print(f"# {wid}: {status}", file=sys.stderr)
+    if as_json:
+        printer.write(json_line({"summary": "run", "db": str(db), "workflows": dict(sorted(results.items())),
+                                 "ok": all(s == "completed" for s in results.values()), "interrupted": stop.is_set()}))
     if stop.is_set():
         return 130
     return 0 if all(s == "completed" for s in results.values()) else 1

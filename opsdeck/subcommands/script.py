@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -21,10 +22,13 @@ from typing import Any
 
 from core.commands.script import FORMAT, ScriptError, ScriptRunner, parse_script
 from core.config import load_config
+from core.events import EventLineError, parse_line
 from core.host.attach import connect
 from core.host.client import HostClient
 from core.host.paths import check_database
 from core.session import open_sim
+
+from ..output import json_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +43,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of a new demo fleet (default 0)")
     p.add_argument("--quiet", action="store_true", help="print only the step results, not every event line")
     p.add_argument("--create", action="store_true", help="make --db (with the demo fleet) if it does not exist")
+    p.add_argument("--json", action="store_true", help="one JSON object per event or step result, then one result object")
     p.set_defaults(func=run)
+
+
+def record(line: str) -> dict[str, Any]:
+    """A printed script line as a JSON object: a step result (``# line N: ...``) or an event."""
+    m = _STEP_RE.match(line)
+    if m:
+        return {"kind": "step", "line": int(m.group(1)), "text": m.group(2)}
+    try:
+        ev = parse_line(line)
+    except EventLineError:
+        return {"kind": "note", "text": line}
+    return {"kind": "event", "type": ev.type, "component": ev.component, "scope": ev.scope, "data": ev.data}
+
+
+_STEP_RE = re.compile(r"^# line (\d+): (.*)$")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +90,7 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list, pat
         if closed:
             return
         try:
-            sys.stdout.write(line + "\n")
+            sys.stdout.write((json_line(record(line)) if args.json else line) + "\n")
         except BrokenPipeError:
             closed = True
 
@@ -102,6 +122,9 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list, pat
             where.release()
         if not closed:
             sys.stdout.flush()
+    if args.json and not closed:
+        sys.stdout.write(json_line({"summary": "script", "file": str(path), "ok": result.ok, "steps_run": result.steps_run,
+                                    "failed_line": result.failed_line, "message": result.message}) + "\n")
     if not result.ok:
         print(f"{path}:{result.failed_line}: {result.message}", file=sys.stderr)
         return 1
