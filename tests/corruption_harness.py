@@ -31,7 +31,7 @@ def build(base: Path) -> Path:
 
     db = base / "clean.db"
     with contextlib.redirect_stdout(io.StringIO()):
-        rc = main(["exec", "--db", str(db), "--advance", "10m", "/coordination-hub checkpoint"])
+        rc = main(["exec", "--db", str(db), "--create", "--advance", "10m", "/coordination-hub checkpoint"])
     assert rc == 0
     return db
 

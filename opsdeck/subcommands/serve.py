@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import threading
 import sys
 from pathlib import Path
 
@@ -91,7 +92,11 @@ def announce(host, verb: str = "serve") -> None:  # type: ignore[no-untyped-def]
 
 
 def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM. Signals reach only the main thread: a verb run
+    from another thread (a test harness calling ``main``) gets no handlers, not an error."""
     stop = asyncio.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return stop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
