@@ -297,3 +297,30 @@ def test_a_killed_host_restarts_and_adopts_the_live_actors(ray_address: str, tmp
     assert "AGENT_ERROR" not in second.stdout and "WORKFLOW_COMPLETED" in second.stdout
     assert actors_in(db) == [], "a normal exit retires the actors"
     assert ray.cluster_resources().get("CPU") == 2.0, "a joined cluster is not shut down"
+
+
+def test_serve_on_ray_runs_the_file_and_a_sigterm_retires_every_actor(ray_address: str, tmp_path: Path,
+                                                                      cli_env: dict[str, str]) -> None:
+    log = tmp_path / "ran.log"
+    f = chain_file(tmp_path, log, 1)
+    db = tmp_path / "serve.db"
+    serve = subprocess.Popen(opsdeck_cmd("serve", str(f), "--db", str(db), "--runtime", "ray", "--address", ray_address),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.exists() and log.read_text()):
+            assert serve.poll() is None, serve.stderr.read()[-2000:] if serve.stderr else ""
+            time.sleep(0.05)
+        assert log.read_text().split()[0] == "s0"
+        assert actors_in(db) == ["agent_001", "agent_002"]
+        serve.send_signal(signal.SIGTERM)
+        _, err = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert serve.returncode == 0, err[-2000:]
+    assert "(ray)" in err and "SIGTERM received" not in err, "the host's own handler stops it, not Ray's"
+    assert actors_in(db) == [], "SIGTERM retires every actor"
+    events = subprocess.run(opsdeck_cmd("events", "--db", str(db)), capture_output=True, text=True, timeout=60, env=cli_env)
+    assert events.stdout.count("AGENT_DEALLOCATED") == 2

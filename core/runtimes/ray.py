@@ -127,6 +127,11 @@ class RayCluster:
         if ray.is_initialized():  # this process is already a driver (tests share one): reuse it
             return c
         t0 = time.monotonic()
+        # Ray's core would install its own SIGTERM handler in this process (over the
+        # host's, which stops the run cleanly): the host keeps its own. The constant was
+        # read when ray was imported; the variable reaches the processes Ray starts.
+        os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = "1"
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
         if address is None:
             # A private, short temp dir (Ray's socket paths are length-limited) on loopback:
             # never joins another user's instance, never listens beyond this machine.

@@ -19,6 +19,7 @@ from pathlib import Path
 from core.config import load_config
 
 from ..paths import new_demo_db
+from .run import add_runtime_arguments, runtime_problem
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second (default: the config's)")
     p.add_argument("--seed", type=int, default=0, help="seed of a new simulated fleet (default 0)")
     p.add_argument("--create", action="store_true", help="make --db if it does not exist")
+    add_runtime_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -58,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"opsdeck serve: {exc}", file=sys.stderr)
             return 2
     config = load_config(args.config)
+    if (args.runtime != "local" or args.address) and not args.file:
+        print("opsdeck serve: --runtime and --address are for a workflow file", file=sys.stderr)
+        return 2
     if args.file:
         from .run import db_path, load_file
 
@@ -65,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
         if loaded is None:
             return 2
         wfile, specs = loaded
+        problem = runtime_problem(args)
+        if problem:
+            print(f"opsdeck serve: {problem}; nothing was started", file=sys.stderr)
+            return 2
         db = db_path(args)
-        return asyncio.run(_serve_local(db, config, wfile, specs, args.listen))
+        return asyncio.run(_serve_local(db, config, wfile, specs, args.listen, args.runtime, args.address))
     if args.demo:
         db = Path(args.db) if args.db else new_demo_db()
         if not args.db:
@@ -118,11 +127,16 @@ async def _serve_sim(db: Path, config, args: argparse.Namespace) -> int:  # type
     return 0
 
 
-async def _serve_local(db: Path, config, wfile, specs, listen: str | None) -> int:  # type: ignore[no-untyped-def]
+async def _serve_local(db: Path, config, wfile, specs, listen: str | None, runtime: str = "local",  # type: ignore[no-untyped-def]
+                       address: str | None = None) -> int:
     from core.host.host import Host
 
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
-    host = await Host.open_local(db, wfile, specs, config)
+    try:
+        host = await Host.open_local(db, wfile, specs, config, runtime=runtime, address=address)
+    except ConnectionError as exc:  # Ray did not come up, or went away while joining
+        print(f"opsdeck serve: cannot reach the Ray cluster: {exc}; nothing was started", file=sys.stderr)
+        return 2
     try:
         await host.serve(listen)
         announce(host)
