@@ -47,7 +47,7 @@ import psutil
 
 from ..private import PrivateError, private_dir
 from .handshake import ChannelError, host_accept, read_secret
-from .limits import TaskCgroup, apply_from_parent, dies_with_parent, relimit
+from .limits import TaskCgroup, apply_from_parent, relimit
 from .wire import encode, messages
 
 PROGRESS_PREFIX = "OPSDECK_PROGRESS"
@@ -114,8 +114,8 @@ class Host:
     the same task runner with a different ``send``.
     """
 
-    die_with_parent = False
-    """Ray actors set this: a task's first process gets SIGKILL when its actor's worker dies."""
+    launcher: list[str] = []
+    """An argv prefix for every task (the Ray actor's: ``limits.dies_with_parent()``)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.agent = args.agent
@@ -252,17 +252,18 @@ class Host:
         cwd = m.get("cwd") or None
         kw: dict[str, Any] = dict(cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                                   stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=1 << 20)
-        if self.die_with_parent:
-            kw["preexec_fn"] = dies_with_parent()
         try:
             if not command:
                 raise ValueError("the task has no command")
             if m.get("shell"):
                 text = command if isinstance(command, str) else shlex.join(command)
-                r.proc = await asyncio.create_subprocess_shell(text, **kw)
+                if self.launcher:
+                    r.proc = await asyncio.create_subprocess_exec(*self.launcher, "/bin/sh", "-c", text, **kw)
+                else:
+                    r.proc = await asyncio.create_subprocess_shell(text, **kw)
             else:
                 argv = shlex.split(command) if isinstance(command, str) else list(command)
-                r.proc = await asyncio.create_subprocess_exec(*argv, **kw)
+                r.proc = await asyncio.create_subprocess_exec(*self.launcher, *argv, **kw)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             self.finish(r, {"t": "failed", "task": r.task, "attempt": r.attempt, "rc": None,
                             "error": f"could not start: {exc}", "output": list(r.output)})

@@ -11,11 +11,9 @@ show it.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
-import signal
-from collections.abc import Callable
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,18 +160,16 @@ def apply_from_parent(pid: int, memory_mb: float | None, nice: int, mech_memory:
         os.setpriority(os.PRIO_PGRP, pid, min(base + nice, 19))
 
 
-PR_SET_PDEATHSIG = 1
 
-
-def dies_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn`` (Linux): the child gets SIGKILL when the process that started it dies.
+def dies_with_parent() -> list[str]:
+    """An argv prefix that makes a task's first process get SIGKILL when the process
+    that started it dies (Linux ``PR_SET_PDEATHSIG``, kept across exec), or [] where
+    util-linux ``setpriv`` is missing.
 
     Only the Ray actor uses it (an actor killed by ``ray.kill`` takes its task's first
-    process along); the local agent host keeps its fork free of Python code.
+    process along). An exec prefix rather than a ``preexec_fn``: Python code between
+    fork and exec would turn the spawn of every task into a full fork of a Ray worker
+    (measured: 3.5x fewer ``true`` tasks/s on 2 agents).
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def run() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-
-    return run
+    path = shutil.which("setpriv")
+    return [path, "--pdeathsig", "KILL", "--"] if path else []

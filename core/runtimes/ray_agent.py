@@ -33,7 +33,7 @@ import psutil
 import ray
 
 from .agent_host import Host
-from .limits import detect
+from .limits import detect, dies_with_parent
 from .sampler import Sampler
 
 REPORTS_KEEP = 5000
@@ -43,10 +43,9 @@ REPORTS_KEEP = 5000
 class _ActorHost(Host):
     """The agent host whose ``send`` numbers each report and keeps it for ``poll``."""
 
-    die_with_parent = True
-
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(args)
+        self.launcher = dies_with_parent()
         self.seq = 0
         self.reports: deque[dict[str, Any]] = deque(maxlen=REPORTS_KEEP)
         self.arrived = asyncio.Event()
@@ -97,7 +96,8 @@ class AgentActor:
         h.last_client = time.monotonic()
         return {"t": "hello", "agent": h.agent, **self.node, "current": h.current(),
                 "done": list(h.results.values())[-32:], "next_batch": self.next_batch, "seq": h.seq,
-                "limits": self.mechanisms.describe()}
+                "limits": {**self.mechanisms.describe(),
+                           "task_dies_with_actor": "setpriv --pdeathsig KILL" if h.launcher else "no (setpriv missing)"}}
 
     async def commands(self, batch_no: int, batch: list[dict[str, Any]]) -> int:
         """Run a batch of commands once every earlier batch has run (Ray may start them out of order)."""
