@@ -899,6 +899,15 @@ class Engine:
         return {"checkpoint": cp_id, "workflows": affected, "state_hash_before": before, "state_hash_after": self.state.state_hash()}
 
     # -- housekeeping -----------------------------------------------------------
+    def checkpoint_interval(self) -> float:
+        """Seconds between automatic incremental checkpoints: the interval the
+        integrity monitoring in force sets (``/coordination-hub enable-enhanced-
+        integrity-monitoring``), else ``intervals.checkpoint_s``."""
+        cfg = self.state.settings.get("monitoring.integrity")
+        if isinstance(cfg, dict) and not cfg.get("closed") and cfg.get("checkpoint_interval_s"):
+            return float(cfg["checkpoint_interval_s"])
+        return self.config.intervals.checkpoint_s
+
     async def maintain(self) -> None:
         """Periodic work: phase-complete and interval checkpoints, metric retention."""
         if self.readonly:
@@ -909,7 +918,7 @@ class Engine:
             self._last_checkpoint_at = last if last is not None else now
         if self.auto_checkpoints and self.state.workflows:
             kind = self._checkpoint_due
-            if kind is None and now - self._last_checkpoint_at >= self.config.intervals.checkpoint_s:
+            if kind is None and now - self._last_checkpoint_at >= self.checkpoint_interval():
                 kind = "incremental"
             if kind is not None:
                 self._checkpoint_due = None

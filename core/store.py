@@ -454,6 +454,19 @@ class Store:
         await self._db.commit()
         return cur.rowcount
 
+    async def reclaim(self, metrics_before: float) -> dict[str, int]:
+        """Give back disk: delete metric samples older than ``metrics_before``, then
+        checkpoint the write-ahead log into the database and truncate it. Returns
+        what was measured: rows deleted and bytes the WAL file shrank by."""
+        if self.readonly:
+            return {"metric_rows_deleted": 0, "wal_bytes_freed": 0}
+        wal = Path(f"{self.path}-wal")
+        before = wal.stat().st_size if wal.exists() else 0
+        rows = await self.prune_metrics(metrics_before)
+        await (await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")).fetchall()
+        after = wal.stat().st_size if wal.exists() else 0
+        return {"metric_rows_deleted": rows, "wal_bytes_freed": max(before - after, 0)}
+
     # -- processes (local runtime) ----------------------------------------------
     async def save_process(self, agent: str, pid: int, create_time: float, info: dict[str, Any]) -> None:
         await self._db.execute(

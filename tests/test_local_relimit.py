@@ -101,3 +101,55 @@ async def test_on_the_simulated_runtime_the_response_says_it_does_not_apply() ->
     assert res["status"] == "success", res
     assert res["result"]["live_limits"]["applies"] is False
     assert "not OS processes" in res["result"]["summary"]
+
+
+WRITER = py_cmd("import os\nopen(os.path.join(os.environ['TMPDIR'], 'scratch.bin'), 'wb').write(b'x' * 300000)")
+
+CLEANUP = header() + f"""
+[[workflows]]
+id = "scratch"
+priority = 50
+  [[workflows.phases]]
+  name = "p"
+    [[workflows.phases.tasks]]
+    id = "write"
+    command = {WRITER}
+    specialization = "shell"
+    [[workflows.phases.tasks]]
+    id = "hold"
+    command = {SLEEPER}
+    specialization = "shell"
+"""
+
+
+async def test_emergency_cleanup_deletes_finished_tasks_temp_files(tmp_path: Path) -> None:
+    wf = parse_workflow_text(CLEANUP, "cleanup.toml")
+    rec = Recorder()
+    engine, runtime = await open_local(tmp_path / "c.db", wf, wf.specs(tmp_path), subscriber=rec)
+    try:
+        await drive(engine, lambda: rec.of("TASK_COMPLETED") and engine.state.tasks["scratch/hold"].status.value == "running",
+                    timeout=20, what="the writer finished while the holder runs")
+        written = runtime.temp_dir("scratch/write", engine.state.tasks["scratch/write"].attempts) / "scratch.bin"
+        holding = runtime.temp_dir("scratch/hold", engine.state.tasks["scratch/hold"].attempts)
+        assert written.stat().st_size == 300000 and holding.is_dir()
+        assert oct(written.parent.stat().st_mode & 0o777) == "0o700"
+        res = await run_command(engine, "/coordination-hub emergency-cleanup '{\"actions\": [\"temp_file_cleanup\", \"cache_purging\"]}'")
+        assert res["status"] == "success", res
+        assert not written.exists() and not written.parent.exists()
+        assert holding.is_dir(), "a running task keeps its temp directory"
+        got = res["result"]["actions"]["temp_files"]
+        assert got["files_removed"] == 1 and got["bytes_removed"] == 300000 and got["dirs_removed"] == 1
+        assert res["result"]["resource_recovery"]["storage_bytes"] >= 300000
+        assert "store" in res["result"]["actions"]
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+
+
+async def test_temp_file_cleanup_does_not_apply_on_the_simulated_runtime() -> None:
+    eng = memory_sim(seed=0)
+    await eng.advance(300)
+    res = await run_command(eng, "/coordination-hub emergency-cleanup '{\"actions\": [\"temp_file_cleanup\"]}'")
+    assert res["status"] == "success"
+    assert "temp_file_cleanup" in res["result"]["actions"]["not_applied"]
+    assert res["result"]["resource_recovery"]["storage_bytes"] == 0

@@ -12,7 +12,7 @@ from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowSpec, W
 from . import payloads as P
 from .analyses import choose
 from .context import Context
-from .monitoring import configure
+from .monitoring import configure, thresholds_for
 from .registry import Outcome, operation
 from .reporting import analysis_outcome, scope_of
 from .responses import CommandError
@@ -292,11 +292,28 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
     mem_before = eng.utilisation()["memory"]
     if "aggressive_garbage_collection" in p.actions:
         done["garbage_collected_objects"] = gc.collect()
-    if {"cache_purging", "temp_file_cleanup"} & set(p.actions):
+    not_applied: dict[str, str] = {}
+    freed_bytes = 0
+    if "cache_purging" in p.actions:
         purge = getattr(eng.runtime, "purge_caches", None)
         got = purge() if purge is not None else {}
         freed_gb += float(got.get("cache_gb", 0.0))
         done["caches"] = got
+        if eng.store is not None:  # the store's own: old metric samples, the write-ahead log
+            await eng.flush()
+            rec = await eng.store.reclaim(ctx.now - eng.config.intervals.metric_retention_s)
+            done["store"] = rec
+            freed_bytes += rec["wal_bytes_freed"]
+        elif not got.get("cache_gb"):
+            not_applied["cache_purging"] = "no runtime cache and no store to reclaim"
+    if "temp_file_cleanup" in p.actions:
+        clean = getattr(eng.runtime, "cleanup_temp", None)  # only runtimes whose tasks write files
+        if clean is None:
+            not_applied["temp_file_cleanup"] = f"the {getattr(eng.runtime, 'name', 'no')} runtime's tasks write no files"
+        else:
+            got_tmp = clean()
+            done["temp_files"] = got_tmp
+            freed_bytes += got_tmp["bytes_removed"]
     retired: list[str] = []
     if "idle_process_termination" in p.actions:
         for aid in idle_beyond_minimum(s, p.pool):
@@ -304,21 +321,31 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
             retired.append(aid)
         done["retired_idle_agents"] = retired
     recovered = {"memory": round(freed_gb / cap.memory_gb * 100.0, 2), "memory_gb": round(freed_gb, 3),
-                 "agents": len(retired), "storage": 0.0}
+                 "agents": len(retired), "storage": round(freed_bytes / (cap.storage_gb * 1024 ** 3) * 100.0, 6),
+                 "storage_bytes": freed_bytes}
+    if not_applied:
+        done["not_applied"] = not_applied
     targets = {k: {"target_pct": v, "recovered_pct": recovered.get(k, 0.0), "met": recovered.get(k, 0.0) >= v}
                for k, v in p.resource_recovery_target.items()}
     eng.emit("RESOURCE_OPTIMIZED", "resource", "cleanup", {"recovered": recovered, "actions": list(p.actions), "retired": retired}, actor=ctx.actor)
     return Outcome({"actions": done, "resource_recovery": recovered, "targets": targets, "memory_pct_before": mem_before},
-                   f"freed {freed_gb:.2f} GB of caches ({recovered['memory']:.1f}% of memory), retired {len(retired)} idle agent(s)"
+                   f"freed {freed_gb:.2f} GB of caches ({recovered['memory']:.1f}% of memory), {freed_bytes} bytes of storage"
+                   + (f" ({done['temp_files']['files_removed']} temp file(s))" if "temp_files" in done else "")
+                   + f", retired {len(retired)} idle agent(s)"
+                   + (f"; not applied: {', '.join(f'{k} ({v})' for k, v in not_applied.items())}" if not_applied else "")
                    + (f"; targets met: {sum(1 for t in targets.values() if t['met'])}/{len(targets)}" if targets else ""),
                    ["/resource-manager status"])
 
 
 @operation(C, "emergency-cleanup", kind="destructive", payload=P.EmergencyCleanup,
-           summary="garbage-collect, purge engine caches and temp data, retire idle agents beyond pool minimums")
+           summary="garbage-collect, purge caches (runtime; store: old metrics, the WAL), delete finished tasks' temp dirs, retire idle agents")
 async def emergency_cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
-    """What is recovered is measured: cache gigabytes the runtime released, agents
-    retired; each ``resource_recovery_target`` is reported met or not."""
+    """What is recovered is measured: cache gigabytes the runtime released, bytes the
+    store gave back (metric rows past retention, the WAL checkpointed and truncated),
+    files and bytes of temp directories of task runs no longer running (the local
+    runtime gives each run its own ``TMPDIR``; on the simulated runtime there are no
+    files, and the response says so), agents retired; each
+    ``resource_recovery_target`` is reported met or not."""
     return await _cleanup(ctx, p)
 
 
@@ -390,8 +417,9 @@ async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecove
             results.append(entry)
         else:
             lvl = act.monitoring_level or "comprehensive"
-            out = configure(ctx, "recovered_workflows", {"scope": act.scope, "level": lvl,
+            out = configure(ctx, "recovered_workflows", {"scope": act.scope, "level": lvl, "thresholds": thresholds_for(ctx, "high"),
                                                          "failure_prediction": act.failure_prediction == "enabled"}, 3600.0)
+            out.result["watching"] = "RESOURCE_THRESHOLD alerts at 0.75x the warning thresholds for 1 h, then MONITORING_WINDOW_CLOSED with peaks"
             results.append({"action": act.action, **out.result})
     n_rep = sum(len(r.get("replacements", {})) for r in results)
     n_ctx = sum(len(r.get("context_transfers", [])) for r in results)
@@ -444,6 +472,7 @@ async def emergency_data_protection(ctx: Context, p: P.EmergencyDataProtection) 
                         actor=ctx.actor)
         await eng.flush()
         res["log_committed_through_seq"] = ctx.state.seq
+        res["transaction_logging"] = "every command from now on is committed to the log before its response"
     return Outcome(res, f"protected {wf.id if wf else 'all workflows'}: " + ", ".join(
         x for x in (f"checkpoint #{res['checkpoint']}" if "checkpoint" in res else "", f"{len(res.get('frozen', []))} frozen" if "frozen" in res else "",
                     f"{len(res['backups']['verified'])} backup(s) verify" if "backups" in res else "") if x),
@@ -455,11 +484,20 @@ async def checkpoint_validation(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     return await analysis_outcome(ctx, ["checkpoint_integrity", "log_replay"], None, {"scope": p.scope})
 
 
+INTEGRITY_FULL_CHECK_S = {"every_minute": 60.0, "hourly": 3600.0, "every_operation": 300.0}
+"""Full integrity check period by validation frequency (mirrors DataIntegrityDetector)."""
+
+
 @operation(C, "enable-enhanced-integrity-monitoring", kind="monitoring", payload=P.EnhancedIntegrityMonitoring,
-           summary="integrity monitoring settings: validation frequency, checkpoint interval, auto recovery")
+           summary="integrity monitoring the engine applies: the checkpoint interval in force and how often the store is verified")
 async def enable_enhanced_integrity_monitoring(ctx: Context, p: P.EnhancedIntegrityMonitoring) -> Outcome:
-    """``checkpoint_frequency`` maps to an interval: relaxed 2x, normal 1x, aggressive 1/3x
-    of the configured checkpoint interval. An integrity check runs now as the baseline."""
+    """``checkpoint_frequency`` sets the interval of the engine's automatic checkpoints:
+    relaxed 2x, normal 1x, aggressive 1/3x of ``intervals.checkpoint_s``.
+    ``validation_frequency`` sets how often the data-integrity detector verifies the
+    store: ``every_operation`` checks each committed row and each new checkpoint at
+    every pump (a full check every 300 s), ``every_minute`` a full check every 60 s,
+    ``hourly`` every 3600 s. ``auto_recovery`` and ``corruption_detection`` are
+    recorded only: recovery plans still go through the approval policy."""
     base = ctx.engine.config.intervals.checkpoint_s
     interval = {"relaxed": base * 2, "normal": base, "aggressive": base / 3}[p.checkpoint_frequency]
     from .analyses import state_consistency
@@ -469,18 +507,49 @@ async def enable_enhanced_integrity_monitoring(ctx: Context, p: P.EnhancedIntegr
                                        "checkpoint_interval_s": interval, "corruption_detection": p.corruption_detection,
                                        "auto_recovery": p.auto_recovery == "enabled", "baseline_problems": len(check.evidence["problems"])})
     out.result["integrity_check"] = check.as_dict()
-    out.summary += f"; checkpoints every {interval:g}s; {len(check.evidence['problems'])} inconsistency(ies) now"
+    out.result["in_force"] = {"checkpoint_interval_s": ctx.engine.checkpoint_interval(),
+                              "full_check_every_s": INTEGRITY_FULL_CHECK_S[p.validation_frequency],
+                              "incremental_check_every_commit": p.validation_frequency == "every_operation"}
+    out.result["recorded_only"] = ["auto_recovery", "corruption_detection"]
+    out.summary += (f"; checkpoints every {interval:g}s; store verified "
+                    + ("at every commit (incremental), fully every 300s" if p.validation_frequency == "every_operation"
+                       else f"fully every {INTEGRITY_FULL_CHECK_S[p.validation_frequency]:g}s")
+                    + f"; {len(check.evidence['problems'])} inconsistency(ies) now")
     return out
 
 
+PROTECTION = {
+    "transaction_atomicity_guarantees": ("always", "events commit in atomic batches (one transaction per group commit)"),
+    "state_checksumming": ("always", "every event is SHA-256 chained to the previous one; checkpoints carry a state hash"),
+    "state_change_auditing": ("always", "every command is recorded as COMMAND_EXECUTED with who ran it"),
+    "integrity_alerting": ("always", "the data-integrity detector raises DATA_INTEGRITY_ALERT"),
+    "real_time_consistency_monitoring": ("turned_on", "the store is verified at every commit (integrity monitoring every_operation)"),
+    "automated_backup_validation": ("turned_on", "each new checkpoint's hash is verified at the next commit (integrity monitoring every_operation)"),
+    "synchronization_validation": ("not_available", "no separate mechanism: recorded only"),
+    "corruption_prediction": ("not_available", "no predictor: recorded only"),
+}
+
+
 @operation(C, "implement-enhanced-protection", kind="monitoring", payload=P.EnhancedProtection,
-           summary="turn on protection measures (checksums, consistency monitoring, backup validation, auditing)")
+           summary="protection measures: says which are always in force, turns on per-commit verification, names those it cannot provide")
 async def implement_enhanced_protection(ctx: Context, p: P.EnhancedProtection) -> Outcome:
-    measures = {m: True for m in p.protection_enhancements + p.monitoring_improvements}
+    measures = sorted(set(p.protection_enhancements + p.monitoring_improvements))
     if not measures:
         raise CommandError("INVALID_PAYLOAD", "name at least one protection enhancement or monitoring improvement")
-    out = configure(ctx, "protection", {"measures": sorted(measures), "state_hash": ctx.state.state_hash(), "seq": ctx.state.seq})
-    out.summary = f"{len(measures)} protection measure(s) on; state checksum {ctx.state.state_hash()[:12]} at seq {ctx.state.seq}"
+    report = {m: {"status": PROTECTION[m][0], "what": PROTECTION[m][1]} for m in measures}
+    turned_on = [m for m in measures if PROTECTION[m][0] == "turned_on"]
+    if turned_on:
+        cur = ctx.state.settings.get("monitoring.integrity")
+        cfg = dict(cur) if isinstance(cur, dict) and not cur.get("closed") else {"checkpoint_interval_s": ctx.engine.config.intervals.checkpoint_s}
+        cfg.pop("baseline", None)
+        cfg.update({"validation_frequency": "every_operation", "set_by": "implement-enhanced-protection"})
+        configure(ctx, "integrity", {k: v for k, v in cfg.items() if k not in ("since", "until", "by")})
+    out = configure(ctx, "protection", {"measures": measures, "state_hash": ctx.state.state_hash(), "seq": ctx.state.seq})
+    out.result["measures"] = report
+    n_na = sum(1 for m in measures if PROTECTION[m][0] == "not_available")
+    out.summary = (f"{sum(1 for m in measures if PROTECTION[m][0] == 'always')} measure(s) always in force, {len(turned_on)} turned on"
+                   + (" (store verified at every commit)" if turned_on else "") + (f", {n_na} not available (recorded only)" if n_na else "")
+                   + f"; reference checksum {ctx.state.state_hash()[:12]} at seq {ctx.state.seq}")
     return out
 
 

@@ -102,7 +102,16 @@ async def run_command(engine: Engine, text: str, actor: str = "operator") -> dic
             engine.emit("COMMAND_EXECUTED", "command", spec.component, data, actor=actor)
         except EngineError:
             pass
+        if _transaction_logging(engine):
+            await engine.flush()  # committed before the reply (emergency-data-protection's transaction logging)
     return resp
+
+
+def _transaction_logging(engine: Engine) -> bool:
+    """``/coordination-hub emergency-data-protection`` with ``enable_transaction_logging``
+    asks that every command be committed to the log before its response."""
+    cfg = engine.state.settings.get("data_protection")
+    return isinstance(cfg, dict) and bool(cfg.get("commit_every_command"))
 
 
 def _metrics(engine: Engine) -> dict[str, Any]:

@@ -267,21 +267,75 @@ class DataIntegrityDetector(Detector):
         super().__init__(engine)
         self.last_check = float("-inf")
         self.verified_upto = 0
+        self.inc_seq = 0
+        self.inc_hash = ""
+        self.inc_cp = 0
+        self.full_checks = 0
+        self.incremental_checks = 0
 
     def check(self, now: float) -> Finding | None:
         return None
 
+    PERIOD_BY_FREQUENCY = {"every_minute": 60.0, "hourly": 3600.0}
+
+    def period(self) -> tuple[float, bool]:
+        """(seconds between full checks, incremental check at every pump): from the
+        integrity monitoring in force (``validation_frequency``), else ``EVERY_S``.
+        ``every_operation`` checks each newly committed row's hash and link, and each
+        new checkpoint's hash, at every pump, so a damaged row or checkpoint is found
+        one commit after it lands; the full check keeps the default period."""
+        cfg = self.engine.state.settings.get("monitoring.integrity")
+        if isinstance(cfg, dict) and not cfg.get("closed"):
+            freq = cfg.get("validation_frequency")
+            if freq == "every_operation":
+                return self.EVERY_S, True
+            if freq in self.PERIOD_BY_FREQUENCY:
+                return self.PERIOD_BY_FREQUENCY[freq], False
+        return self.EVERY_S, False
+
     def due(self, now: float) -> bool:
-        return self.engine.store is not None and now - self.last_check >= self.EVERY_S
+        if self.engine.store is None:
+            return False
+        every, incremental = self.period()
+        return incremental or now - self.last_check >= every
+
+    async def incremental_ok(self) -> bool:
+        """Rows committed since the last check link and hash correctly, and every
+        checkpoint taken since then matches its hash."""
+        from ..events import GENESIS_HASH
+        from ..projection import hash_snapshot
+        from ..store import row_hash_ok
+
+        eng = self.engine
+        assert eng.store is not None
+        rows = await eng.store.raw_rows(self.inc_seq, limit=100_000)
+        prev = self.inc_hash if self.inc_seq else GENESIS_HASH
+        ok = True
+        for r in rows:
+            ok = ok and r[7] == prev and row_hash_ok(*r)
+            prev = r[8]
+        if rows:  # move on either way: what failed is the full check's to judge, once
+            self.inc_seq, self.inc_hash = int(rows[-1][0]), prev
+        for cp in await eng.store.list_checkpoints():
+            if cp["id"] > self.inc_cp:
+                loaded = await eng.store.load_checkpoint(cp["id"])
+                ok = ok and loaded is not None and hash_snapshot(loaded[1]) == loaded[0]["state_hash"]
+                self.inc_cp = cp["id"]
+        self.incremental_checks += 1
+        return ok
 
     async def check_async(self, now: float) -> Finding | None:
         from ..verify import verify_store
         from .integrity import consistency, segments
 
-        self.last_check = now
         eng = self.engine
         assert eng.store is not None
         await eng.flush()
+        every, incremental = self.period()
+        if incremental and now - self.last_check < every and await self.incremental_ok():
+            return None
+        self.last_check = now
+        self.full_checks += 1
         known_seqs, known_cps = self.acknowledged()
         rep = await verify_store(eng.store, replay_checkpoints=True)
         faults = [f for f in rep.faults if f.seq not in known_seqs]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -344,9 +345,16 @@ class LocalRuntime:
         if self.engine is not None and task.workflow in self.engine.state.workflows:
             lim = self.engine.cpu_limits(task.workflow, task.id)
             nice, cpu_cores = int(lim["nice"]), (lim["cpu_cores"] if task.cpu else None)
+        tmp = self.temp_dir(task.id, task.attempts)
+        try:
+            tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, f"could not create its temp directory: {exc}"))
+            return
+        env = {**(spec.env or {}), "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp)}
         self._send(h, {
             "op": "start", "task": task.id, "attempt": task.attempts, "command": spec.command, "shell": spec.shell,
-            "cwd": spec.cwd, "env": spec.env, "timeout_s": spec.timeout_s,
+            "cwd": spec.cwd, "env": env, "timeout_s": spec.timeout_s,
             "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
             "cpu_cores": cpu_cores, "nice": nice,
             "context": task.context.model_dump(mode="json"),
@@ -392,7 +400,37 @@ class LocalRuntime:
         self._command(agent_id, {"op": "stop", "task": task_id})
 
     def purge_caches(self) -> dict[str, float]:
+        """The local runtime holds no caches of its own (the store's are reclaimed by
+        the cleanup through ``Store.reclaim``)."""
         return {}
+
+    def temp_dir(self, task_id: str, attempt: int) -> Path:
+        """Each task run's own ``TMPDIR`` (inside the run directory, 0700)."""
+        return self.run_dir / "tmp" / f"{task_id.replace('/', '__')}-{attempt}"
+
+    def cleanup_temp(self) -> dict[str, Any]:
+        """Delete the temp directories of task runs that are not running now; count
+        the files and bytes removed."""
+        root = self.run_dir / "tmp"
+        keep = set()
+        if self.engine is not None:
+            for t in self.engine.state.tasks.values():
+                if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+                    keep.add(self.temp_dir(t.id, t.attempts).name)
+        files = size = dirs = 0
+        kept = []
+        for d in sorted(root.iterdir()) if root.is_dir() else []:
+            if d.name in keep or not d.is_dir() or d.is_symlink():
+                kept.append(d.name)
+                continue
+            for f in d.rglob("*"):
+                with contextlib.suppress(OSError):
+                    if f.is_file() and not f.is_symlink():
+                        files += 1
+                        size += f.stat().st_size
+            shutil.rmtree(d, ignore_errors=True)
+            dirs += 0 if d.exists() else 1
+        return {"dirs_removed": dirs, "files_removed": files, "bytes_removed": size, "kept_running": kept}
 
     def _command(self, agent_id: str, msg: dict[str, Any]) -> None:
         h = self.hosts.get(agent_id)
