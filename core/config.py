@@ -89,6 +89,8 @@ class Console(_Section):
     speed: float = Field(30.0, gt=0)
     """Simulated seconds per wall second when the demo runs under the console."""
     keys: dict[str, str] = Field(default_factory=dict)
+    filters: dict[str, str] = Field(default_factory=dict)
+    """Saved event-log filters: ``[console.filters] failures = "type:TASK_FAILED"``, used as ``@failures``."""
 
 
 class Config(_Section):

@@ -91,3 +91,29 @@ async def test_enter_on_a_log_row_opens_the_whole_event(tmp_path):
         assert app.screen.event.data == want.data
         await pilot.press("escape")
         assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+
+
+def test_saved_filters_expand_and_unknown_names_are_refused():
+    saved = {"failures": "type:TASK_FAILED sev:high"}
+    flt = LogFilter.parse("@failures wf:workflow_001", saved)
+    assert (flt.type, flt.severity, flt.workflow) == ("TASK_FAILED", "high", "workflow_001")
+    try:
+        LogFilter.parse("@nope", saved)
+    except FilterError as exc:
+        assert "@failures" in str(exc)
+    else:
+        raise AssertionError("@nope was accepted")
+
+
+async def test_saved_filter_from_the_config_applies_in_the_console(tmp_path):
+    from core.config import Config
+
+    cfg = Config.model_validate({"console": {"filters": {"progress": "type:TASK_PROGRESS"}}})
+    app = make_app(tmp_path / "l.db", config=cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 120)
+        await pilot.press("slash", *"@progress", "enter")
+        log = app.log_pane
+        assert await wait_for(pilot, lambda: log.matches is not None and log.filter.type == "TASK_PROGRESS")
+        got = log.source.read_seqs(list(log.matches))
+        assert got and all(e.type == "TASK_PROGRESS" for e in got)

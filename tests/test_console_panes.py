@@ -106,3 +106,18 @@ async def test_help_explains_every_gate_and_mark(tmp_path):
         for name in GATES:
             assert name in text
         assert "beyond the allocation" in text and "agent unreachable" in text
+
+
+async def test_agent_screen_says_the_sim_has_no_process(tmp_path):
+    from tui.screens.agent import AgentScreen
+
+    app = make_app(tmp_path / "p.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, 120)
+        busy = next(a for a in app.engine.state.agents.values() if a.current_task)
+        app.push_screen(AgentScreen(busy.id))
+        assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen) and bool(app.screen.query("#detail-content")))
+        await pilot.pause(0.2)
+        text = _plain(app.screen.body())
+        assert "simulated runtime: no OS process" in text and "host pid" not in text
+        assert f"Last output of {busy.current_task} (following)" in text

@@ -27,7 +27,7 @@ COMMANDS: tuple[ConsoleCommand, ...] = (
     ConsoleCommand("quit", "q", "Quit", "Leave the console (the database keeps everything)", footer=True),
     ConsoleCommand("help", "question_mark", "Help", "Show the key bindings", footer=True),
     ConsoleCommand("command_line", "colon", "Command line", "Type a raw slash command, e.g. /coordination-hub get-status", footer=True),
-    ConsoleCommand("filter", "slash", "Filter log", "Filter the event log: text, type:TYPE, wf:WORKFLOW, sev:SEVERITY", footer=True),
+    ConsoleCommand("filter", "slash", "Filter log", "Filter the event log: text, type:TYPE, wf:ID (wf:ID* prefix), sev:SEVERITY, @saved ([console.filters])", footer=True),
     ConsoleCommand("toggle_follow", "f", "Follow log", "Follow the end of the event log (or stop following)"),
     ConsoleCommand("pause_workflow", "p", "Pause workflow", "Pause the selected workflow", mutates=True),
     ConsoleCommand("resume_workflow", "r", "Resume workflow", "Resume the selected workflow", mutates=True),

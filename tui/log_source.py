@@ -43,11 +43,22 @@ class LogFilter:
     severity: str = ""
 
     @classmethod
-    def parse(cls, raw: str) -> LogFilter:
-        """Raises :class:`FilterError` for an unknown severity (listing the valid ones)."""
+    def parse(cls, raw: str, saved: dict[str, str] | None = None) -> LogFilter:
+        """Raises :class:`FilterError` for an unknown severity (listing the valid ones) or
+        an unknown saved filter; ``@name`` stands for the saved filter ``name``."""
         text: list[str] = []
         fields: dict[str, str] = {}
+        words: list[str] = []
         for word in raw.split():
+            if word.startswith("@") and len(word) > 1:
+                name = word[1:]
+                if saved is None or name not in saved:
+                    known = ", ".join(f"@{n}" for n in sorted(saved or {})) or "none ([console.filters] in the config)"
+                    raise FilterError(f"no saved filter {word!r}: saved filters are {known}; the filter was not changed")
+                words += saved[name].split()
+            else:
+                words.append(word)
+        for word in words:
             key, sep, value = word.partition(":")
             key = key.lower()
             if sep and value and key in ("type", "t"):
@@ -158,6 +169,25 @@ class LogSource:
         close = difflib.get_close_matches(flt.type, sorted(known_types()), n=4, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else f"known types include {', '.join(sorted(known_types())[:8])} …"
         raise FilterError(f"unknown event type {flt.type!r}: {hint}; the filter was not changed")
+
+    def process(self, agent: str) -> tuple[int, float, dict] | None:
+        """The agent host process the local runtime recorded for ``agent`` (pid, create
+        time, info), or None: no such row, or a database without real processes."""
+        with self._lock:
+            db = self._conn()
+            if db is None:
+                return None
+            try:
+                row = db.execute("SELECT pid, create_time, info FROM processes WHERE agent = ?", (agent,)).fetchone()
+            except sqlite3.Error:
+                return None
+        if row is None:
+            return None
+        try:
+            info = json.loads(row[2]) if row[2] else {}
+        except ValueError:
+            info = {}
+        return int(row[0]), float(row[1]), info if isinstance(info, dict) else {}
 
     def read_range(self, lo: int, hi: int) -> list[Event]:
         """Events with ``lo <= seq <= hi``: one indexed range scan."""

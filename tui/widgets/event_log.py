@@ -193,7 +193,7 @@ class EventLog(ScrollView, can_focus=True):
     def apply_filter(self, raw: str) -> LogFilter:
         """Parse, check and start ``raw``; raises :class:`FilterError` (and changes nothing)
         for an unknown severity or event type."""
-        flt = LogFilter.parse(raw)
+        flt = LogFilter.parse(raw, self.app.config.console.filters)
         if self.source is not None:
             self.source.check(flt)
         self._start_filter(flt)
