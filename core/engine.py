@@ -96,6 +96,7 @@ class Engine:
         self._checkpoint_due: str | None = None
         self._last_checkpoint_at: float | None = None
         self._last_prune_at = 0.0
+        self._last_health_check = float("-inf")
         self.auto_checkpoints = True
         if runtime is not None:
             self.attach_runtime(runtime)
@@ -582,8 +583,29 @@ class Engine:
         for hook in list(self._sample_hooks):
             hook(now)
 
+    def health_check_interval(self) -> float | None:
+        """The active health-check interval ``/resource-manager update-agent-management``
+        set (shorter than the heartbeat), or None: then only heartbeats count."""
+        cfg = self.state.settings.get("agent_management")
+        if isinstance(cfg, dict) and cfg.get("health_check_interval_s"):
+            iv = float(cfg["health_check_interval_s"])
+            if iv < self.config.intervals.heartbeat_s:
+                return iv
+        return None
+
     def _check_liveness(self, now: float) -> None:
-        limit = self.config.intervals.heartbeat_s * (self.config.intervals.missed_heartbeats + 0.5)
+        """Mark agents silent for more than the missed-heartbeat limit unreachable. With
+        active health checks the runtime pings every live agent at their interval (an
+        answer counts as a heartbeat), so the limit is that many intervals instead."""
+        every = self.health_check_interval()
+        ping = getattr(self.runtime, "ping_agent", None)  # runtimes that can be asked
+        if every is not None and ping is not None and now - self._last_health_check >= every - 1e-9:
+            self._last_health_check = now
+            for a in sorted(self.state.agents.values(), key=lambda x: x.id):
+                if a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED):
+                    ping(a.id)
+        beat = every if every is not None and ping is not None else self.config.intervals.heartbeat_s
+        limit = beat * (self.config.intervals.missed_heartbeats + 0.5)
         for a in list(self.state.agents.values()):
             if a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED):
                 last = self.telemetry.liveness.get(a.id)

@@ -104,3 +104,121 @@ async def test_transaction_logging_commits_each_command_before_its_reply(tmp_pat
         assert head == eng.state.seq, "what the reply acknowledges is in the database"
     finally:
         await eng.close()
+
+
+async def _degradation_detected(trigger: str | None) -> bool:
+    """A 3 % efficiency fall over the window: under the default 5 % trigger no
+    incident; with continuous learning's 2 % trigger, one."""
+    from core.incidents.detectors import PerformanceDegradationDetector
+    from core.session import memory_sim
+
+    eng = memory_sim(seed=0, demo=False)
+    if trigger:
+        res = await run_command(eng, "/performance-monitor enable-continuous-learning "
+                                     f"'{{\"auto_optimization_triggers\": [\"performance_degradation_{trigger}_percent\"]}}'")
+        assert res["status"] == "success", res
+    det = PerformanceDegradationDetector(eng)
+    series = eng.telemetry
+    for i in range(120):
+        t = i * 30.0
+        series.record(t, "efficiency", "system", 1.0 - 0.03 * i / 119 + (0.002 if i % 2 else -0.002))
+    return det.check(3570.0) is not None
+
+
+async def test_continuous_learning_triggers_are_the_ones_the_detector_uses() -> None:
+    assert not await _degradation_detected(None)
+    assert await _degradation_detected("2")
+
+
+async def test_continuous_learning_utilisation_trigger_raises_alerts() -> None:
+    from core.session import memory_sim
+
+    eng = memory_sim(seed=0)
+    seen: list[Any] = []
+    _count(eng, seen, "RESOURCE_THRESHOLD")
+    await eng.advance(600)
+    assert not [e for e in seen if e.data["monitor"] == "auto_optimization"]
+    res = await run_command(eng, "/performance-monitor enable-continuous-learning "
+                                 "'{\"auto_optimization_triggers\": [\"resource_utilization_above_1_percent\"]}'")
+    assert res["status"] == "success", res
+    for _ in range(4):
+        await eng.advance(5)
+    alerts = [e for e in seen if e.data["monitor"] == "auto_optimization"]
+    assert alerts and alerts[0].data["threshold"] == 1.0
+
+
+async def test_a_subscription_is_delivered_to_get_events_and_the_console(tmp_path: Path) -> None:
+    from tests.console_support import make_app, settle
+
+    app = make_app(tmp_path / "s.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        eng = await app.engine_opened()
+        await settle(app, pilot, 60)
+        res = await run_command(eng, "/coordination-hub subscribe-event '{\"name\": \"ops\", \"types\": [\"WORKFLOW_PAUSED\"]}'")
+        assert res["status"] == "success", res
+        await run_command(eng, "/coordination-hub pause workflow_003")
+        await run_command(eng, "/coordination-hub resume workflow_003")
+        await settle(app, pilot)
+        notes = [n for n in app._notifications if (n.title or "").startswith("subscription ops")]
+        assert len(notes) == 1 and "WORKFLOW_PAUSED" in notes[0].message
+        got = await run_command(eng, "/coordination-hub get-events '{\"subscription\": \"ops\"}'")
+        assert got["status"] == "success", got
+        lines = [r["line"] for r in got["result"]["events"]]
+        assert lines and all(ln.startswith("WORKFLOW_PAUSED:") for ln in lines)
+        missing = await run_command(eng, "/coordination-hub get-events '{\"subscription\": \"nobody\"}'")
+        assert missing["error"]["code"] == "SUBSCRIPTION_NOT_FOUND"
+
+
+async def _time_to_unreachable(health: bool) -> float:
+    from core.session import memory_sim
+
+    eng = memory_sim(seed=0)
+    await eng.advance(300)
+    if health:
+        res = await run_command(eng, "/resource-manager update-agent-management '{\"health_monitoring_enhancements\": true}'")
+        assert res["status"] == "success", res
+    await eng.advance(60)
+    a = sorted(x.id for x in eng.state.agents.values() if x.status.value == "busy")[0]
+    eng.runtime.partition([a])  # type: ignore[union-attr]
+    t0 = eng.clock.now()
+    while eng.state.agents[a].status.value != "unreachable":
+        assert eng.clock.now() - t0 < 600
+        await eng.advance(5)
+    return eng.clock.now() - t0
+
+
+async def test_health_checks_find_a_silent_agent_sooner() -> None:
+    plain = await _time_to_unreachable(False)
+    checked = await _time_to_unreachable(True)
+    assert checked <= 15 * 2.5 + 5 < plain, (checked, plain)
+
+
+async def _partition_one(command: str | None) -> tuple[list[Any], str, str]:
+    from core.session import memory_sim
+
+    eng = memory_sim(seed=0)
+    await eng.advance(300)
+    if command:
+        res = await run_command(eng, command)
+        assert res["status"] == "success", res
+    seen: list[Any] = []
+    eng.subscribe(lambda ev: seen.append(ev) if ev.type in ("AGENT_PERFORMANCE_ALERT", "AGENT_TIMEOUT", "TASK_REASSIGNED") else None)
+    a = sorted(x.id for x in eng.state.agents.values() if x.status.value == "busy")[0]
+    task = eng.state.agents[a].current_task
+    eng.runtime.partition([a])  # type: ignore[union-attr]
+    for _ in range(60):
+        await eng.advance(5)
+    return seen, a, task  # type: ignore[return-value]
+
+
+async def test_network_monitoring_predicts_and_failover_moves_work() -> None:
+    seen, a, task = await _partition_one(None)
+    assert not [e for e in seen if e.type in ("AGENT_PERFORMANCE_ALERT", "TASK_REASSIGNED")], "nothing moves by itself"
+    seen, a, task = await _partition_one("/performance-monitor network-resilience-monitoring "
+                                         "'{\"failure_prediction\": \"enabled\", \"auto_adaptation\": \"immediate\"}'")
+    kinds = [(e.type, e.data.get("agent") or e.data.get("from")) for e in seen]
+    assert kinds.index(("AGENT_PERFORMANCE_ALERT", a)) < kinds.index(("AGENT_TIMEOUT", a)), "the late heartbeat is flagged first"
+    assert [e.data["task"] for e in seen if e.type == "TASK_REASSIGNED" and e.data["from"] == a] == [task]
+    seen, a, task = await _partition_one("/coordination-hub implement-network-resilience "
+                                         "'{\"resilience_enhancements\": [\"automatic_failover_mechanisms\"]}'")
+    assert [e.data["task"] for e in seen if e.type == "TASK_REASSIGNED" and e.data["from"] == a] == [task]

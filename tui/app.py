@@ -227,6 +227,11 @@ class OpsdeckApp(App[int]):
 
     def _on_event(self, ev: Event) -> None:
         self.log_pane.add_live(ev)
+        subs = self.engine.state.settings.get("subscriptions") if self.engine is not None else None
+        if isinstance(subs, dict):  # /coordination-hub subscribe-event: one notification per matching event
+            names = sorted(n for n, types in subs.items() if ev.type in types)
+            if names:
+                self.notify(ev.line()[:160], title=f"subscription {', '.join(names)}", timeout=6)
         if ev.severity == "critical":
             self.notify(f"{ev.type} {ev.data.get('workflow_id') or ev.data.get('error_type') or ''}", title="critical event", severity="error", timeout=6)
 

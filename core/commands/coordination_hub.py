@@ -203,13 +203,29 @@ async def publish_event(ctx: Context, p: P.PublishEvent) -> Outcome:
     return Outcome({"seq": ev.seq, "line": ev.line()}, f"published {ev.type} as seq {ev.seq}")
 
 
-@operation(C, "subscribe-event", kind="monitoring", payload=P.SubscribeEvent, summary="register a named subscription to event types")
+def subscribed_types(state: Any, name: str | None = None) -> set[str]:
+    """The event types of subscription ``name`` (of every subscription without one).
+    Read by the console (a notification per matching event), by ``GET /v1/events
+    ?subscription=NAME`` and by ``get-events '{"subscription": NAME}'``."""
+    subs = state.settings.get("subscriptions", {})
+    if not isinstance(subs, dict):
+        return set()
+    if name is not None:
+        return set(subs.get(name, []))
+    return {t for types in subs.values() for t in types}
+
+
+@operation(C, "subscribe-event", kind="monitoring", payload=P.SubscribeEvent,
+           summary="a named subscription to event types: delivered as console notifications, to GET /v1/events?subscription=NAME and get-events")
 async def subscribe_event(ctx: Context, p: P.SubscribeEvent) -> Outcome:
     subs = dict(ctx.state.settings.get("subscriptions", {}))
     subs[p.name] = sorted(set(p.types))
     ctx.engine.set_setting("subscriptions", subs, actor=ctx.actor)
     seen = {t: ctx.state.observed.get(t, 0) for t in p.types}
-    return Outcome({"subscriptions": subs, "observed_so_far": seen}, f"subscription {p.name!r} to {', '.join(p.types)}")
+    return Outcome({"subscriptions": subs, "observed_so_far": seen, "from_seq": ctx.state.seq,
+                    "delivered_to": ["console notifications", f"GET /v1/events?subscription={p.name}",
+                                     f"/coordination-hub get-events '{{\"subscription\": \"{p.name}\"}}'"]},
+                   f"subscription {p.name!r} to {', '.join(p.types)}: delivered from seq {ctx.state.seq}")
 
 
 @operation(C, "get-events", kind="analysis", payload=P.GetEvents, summary="the latest events from the log (types, since, limit, workflow)", workflow_arg="optional")
@@ -221,8 +237,15 @@ async def get_events(ctx: Context, p: P.GetEvents) -> Outcome:
     wid = ctx.workflow_id or p.workflow
     if wid:
         ctx.workflow(wid)
-    since = p.since if (wid or p.types) else max(p.since, ctx.state.seq - p.limit)
-    evs = await eng.store.read_events(since, None, types=p.types or None)
+    types = list(p.types)
+    if p.subscription is not None:
+        sub = subscribed_types(ctx.state, p.subscription)
+        if not sub:
+            raise CommandError("SUBSCRIPTION_NOT_FOUND", f"no subscription {p.subscription!r}",
+                               {"known": sorted(ctx.state.settings.get("subscriptions", {}))}, ["/coordination-hub subscribe-event"])
+        types = sorted(set(types) & sub if types else sub)
+    since = p.since if (wid or types) else max(p.since, ctx.state.seq - p.limit)
+    evs = await eng.store.read_events(since, None, types=types or None)
     if wid:
         evs = [e for e in evs if e.data.get("workflow_id") == wid or str(e.data.get("task", "")).startswith(wid + "/")][-p.limit:]
     else:
@@ -631,7 +654,8 @@ async def activate_distributed_protocols(ctx: Context, p: P.ActivateDistributedP
     return out
 
 
-@operation(C, "implement-network-resilience", kind="monitoring", payload=P.NetworkResilience, summary="permanent network-resilience settings")
+@operation(C, "implement-network-resilience", kind="monitoring", payload=P.NetworkResilience,
+           summary="automatic failover (the standing reassignment of silent agents' tasks); the other measures are recorded only")
 async def implement_network_resilience(ctx: Context, p: P.NetworkResilience) -> Outcome:
     measures = p.resilience_enhancements + p.monitoring_improvements
     if not measures:
@@ -639,7 +663,14 @@ async def implement_network_resilience(ctx: Context, p: P.NetworkResilience) -> 
     hb = ctx.engine.config.intervals.heartbeat_s
     failover_after = hb * ctx.engine.config.intervals.missed_heartbeats if "automatic_failover_mechanisms" in measures else None
     out = configure(ctx, "network_resilience", {"measures": sorted(measures), "failover_after_s": failover_after})
+    if failover_after is not None:  # the engine's standing reassignment: tasks of silent agents move
+        configure(ctx, "communication", {"redundancy": True, "reassign_after_s": failover_after, "standing_reassignment": True,
+                                         "set_by": "implement-network-resilience"})
     lost = sum(1 for a in ctx.state.agents.values() if a.status is AgentStatus.UNREACHABLE)
-    out.summary = f"{len(measures)} resilience measure(s) on; {lost} agent(s) unreachable now" + (f"; failover after {failover_after:g}s" if failover_after else "")
+    out.result["applied"] = {"automatic_failover_mechanisms": f"tasks of agents silent {failover_after:g}s move to reachable agents"} if failover_after else {}
+    out.result["recorded_only"] = sorted(m for m in measures if m != "automatic_failover_mechanisms")
+    out.summary = (f"{len(measures)} resilience measure(s); {lost} agent(s) unreachable now"
+                   + (f"; failover: tasks of agents silent {failover_after:g}s move" if failover_after else "")
+                   + (f"; recorded only: {', '.join(out.result['recorded_only'])}" if out.result["recorded_only"] else ""))
     return out
 

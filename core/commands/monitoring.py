@@ -61,6 +61,61 @@ def configure(ctx: Context, name: str, settings: dict[str, Any], duration_s: flo
 
 WATCHED = (("cpu", "cpu_pct", "cpu_warning_pct"), ("memory", "memory_pct", "memory_warning_pct"))
 
+TRIGGER_DEFAULTS = {
+    "performance_degradation_pct": "degradation_trigger_pct",
+    "resource_utilization_above_pct": "utilisation_trigger_pct",
+    "response_time_degradation_pct": "response_time_trigger_pct",
+}
+
+
+def trigger_pct(engine: Any, name: str) -> float:
+    """An auto-optimisation trigger in force: what ``/performance-monitor
+    enable-continuous-learning`` set, else the ``[performance]`` config. The
+    degradation detector and the utilisation watch read it here."""
+    cfg = engine.state.settings.get("auto_optimization")
+    if isinstance(cfg, dict) and isinstance(cfg.get("triggers"), dict) and cfg["triggers"].get(name) is not None:
+        return float(cfg["triggers"][name])
+    return float(getattr(engine.config.performance, TRIGGER_DEFAULTS[name]))
+
+
+def _watch_late_heartbeats(engine: Any, now: float, over: dict[tuple[str, str], bool]) -> None:
+    """``network-resilience-monitoring`` with failure prediction: an agent whose
+    heartbeat is late (silent longer than one interval, not yet unreachable) raises
+    AGENT_PERFORMANCE_ALERT once per lateness."""
+    cfg = engine.state.settings.get("monitoring.network")
+    if not isinstance(cfg, dict) or cfg.get("closed") or not cfg.get("failure_prediction"):
+        return
+    hb = engine.config.intervals.heartbeat_s
+    for a in sorted(engine.state.agents.values(), key=lambda x: x.id):
+        if a.status.value not in ("idle", "busy", "paused"):
+            over.pop(("network", a.id), None)
+            continue
+        silent = now - engine.telemetry.liveness.get(a.id, now)
+        late = silent > hb * 1.5
+        if late and not over.get(("network", a.id), False):
+            engine.emit("AGENT_PERFORMANCE_ALERT", "agent", "health", {"agent": a.id, "silent_s": round(silent, 1), "monitor": "network",
+                                                                      "prediction": "heartbeat late: may become unreachable"}, actor="monitor")
+        over[("network", a.id)] = late
+
+
+def _watch_utilisation_trigger(engine: Any, now: float, over: dict[tuple[str, str], bool]) -> None:
+    """With continuous learning on, CPU or memory above the utilisation trigger raises
+    RESOURCE_THRESHOLD (once per crossing)."""
+    if not isinstance(engine.state.settings.get("auto_optimization"), dict):
+        return
+    limit = trigger_pct(engine, "resource_utilization_above_pct")
+    for metric, series, _ in WATCHED:
+        pts = engine.telemetry.get(series).points
+        if not pts:
+            continue
+        value = pts[-1][1]
+        is_over = value > limit
+        if is_over and not over.get(("auto_optimization", metric), False):
+            engine.emit("RESOURCE_THRESHOLD", "resource", "monitoring",
+                        {"monitor": "auto_optimization", "metric": metric, "value": value, "threshold": limit,
+                         "severity": "high" if value >= engine.config.thresholds.exhaustion else "medium"}, actor="monitor")
+        over[("auto_optimization", metric)] = is_over
+
 
 def watch(engine: Any, now: float) -> None:
     """Run on each system sample: a monitor with thresholds raises RESOURCE_THRESHOLD
@@ -70,6 +125,8 @@ def watch(engine: Any, now: float) -> None:
         return
     over: dict[tuple[str, str], bool] = engine.__dict__.setdefault("_monitor_over", {})
     tel = engine.telemetry
+    _watch_utilisation_trigger(engine, now, over)
+    _watch_late_heartbeats(engine, now, over)
     for key in sorted(k for k in engine.state.settings if k.startswith("monitoring.")):
         cfg = engine.state.settings[key]
         if not isinstance(cfg, dict) or cfg.get("closed"):

@@ -514,6 +514,7 @@ class GetEvents(Payload):
     since: int = Field(0, ge=0)
     limit: int = Field(50, ge=1, le=1000)
     workflow: str | None = None
+    subscription: str | None = Field(None, description="only the event types of this subscription (subscribe-event)")
 
 
 class WindowRequest(Payload):

@@ -244,20 +244,27 @@ async def post_emergency_monitoring(ctx: Context, p: P.PostEmergencyMonitoring) 
 
 
 @operation(C, "real-time-optimization-monitoring", kind="monitoring", payload=P.RealTimeOptimizationMonitoring,
-           summary="watch an optimisation at a fixed granularity, with rollback policy")
+           summary="watch an optimisation: threshold alerts and peaks for its window (rollback and tuning are not applied by it)")
 async def real_time_optimization_monitoring(ctx: Context, p: P.RealTimeOptimizationMonitoring) -> Outcome:
     last = ctx.state.settings.get("optimization.last")
     out = configure(ctx, "optimization", {"granularity_s": p.monitoring_granularity, "validation": p.optimization_validation,
                                           "adaptive_tuning": p.adaptive_tuning == "enabled", "rollback": p.rollback_capability,
-                                          "compares_with": last["baseline"] if last else None}, p.duration)
+                                          "compares_with": last["baseline"] if last else None,
+                                          "thresholds": thresholds_for(ctx, "high")}, p.duration)
     if last:
         now = baseline(ctx)
         out.result["since_optimization"] = {k: {"then": last["baseline"].get(k), "now": now.get(k)} for k in ("cpu_pct", "throughput_per_min", "response_time_s")}
+    out.result["applied"] = {"alerts": "RESOURCE_THRESHOLD at 0.75x the warning thresholds while the window is open, peaks when it closes"}
+    out.result["not_applied"] = {
+        "rollback_capability": "no rollback outside a plan: inside one, the check after execute-optimization rolls a regression back",
+        "adaptive_tuning": "recorded only",
+    }
+    out.summary += "; alerts on; rollback and adaptive tuning are not applied by this monitor"
     return out
 
 
 @operation(C, "enable-continuous-learning", kind="monitoring", payload=P.EnableContinuousLearning,
-           summary="auto-optimisation triggers (degradation %, utilisation %, response time %) recorded as settings")
+           summary="auto-optimisation triggers the detectors use: degradation % and response time % (degradation detector), utilisation % (alerts)")
 async def enable_continuous_learning(ctx: Context, p: P.EnableContinuousLearning) -> Outcome:
     th = p.thresholds()
     perf = ctx.engine.config.performance
@@ -272,13 +279,17 @@ async def enable_continuous_learning(ctx: Context, p: P.EnableContinuousLearning
     firing = []
     if b["cpu_pct"] > triggers["resource_utilization_above_pct"]:
         firing.append("resource_utilization_above")
-    return Outcome({"triggers": triggers, "baseline": b, "firing_now": firing},
+    return Outcome({"triggers": triggers, "baseline": b, "firing_now": firing,
+                    "used_by": {"performance_degradation_pct": "the degradation detector's minimum efficiency drop",
+                                "response_time_degradation_pct": "the degradation detector's minimum response-time rise",
+                                "resource_utilization_above_pct": "RESOURCE_THRESHOLD alerts when CPU or memory crosses it"},
+                    "recorded_only": ["learning_scope", "adaptation_frequency", "performance_prediction"]},
                    f"auto-optimisation triggers: degradation {triggers['performance_degradation_pct']:g}%, utilisation {triggers['resource_utilization_above_pct']:g}%, "
                    f"response time {triggers['response_time_degradation_pct']:g}%; firing now: {', '.join(firing) or 'none'}")
 
 
 @operation(C, "network-resilience-monitoring", kind="monitoring", payload=P.NetworkResilienceMonitoring,
-           summary="watch agent reachability with a failure-prediction horizon")
+           summary="watch agent reachability: alerts on late heartbeats; with auto_adaptation immediate, silent agents' tasks move")
 async def network_resilience_monitoring(ctx: Context, p: P.NetworkResilienceMonitoring) -> Outcome:
     s = ctx.state
     hb = ctx.engine.config.intervals.heartbeat_s
@@ -287,5 +298,13 @@ async def network_resilience_monitoring(ctx: Context, p: P.NetworkResilienceMoni
                                      "failure_prediction": p.failure_prediction == "enabled", "auto_adaptation": p.auto_adaptation}, p.prediction_horizon)
     unreachable = sorted(a.id for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE)
     out.result["now"] = {"unreachable": unreachable, "late_heartbeat": at_risk}
+    if p.auto_adaptation == "immediate":  # the engine's standing reassignment, after one missed heartbeat
+        configure(ctx, "communication", {"redundancy": True, "reassign_after_s": hb, "standing_reassignment": True,
+                                         "set_by": "network-resilience-monitoring"})
+    out.result["applied"] = {
+        "failure_prediction": "AGENT_PERFORMANCE_ALERT when an agent's heartbeat is late (before it counts as unreachable)"
+        if p.failure_prediction == "enabled" else None,
+        "auto_adaptation": f"tasks of agents silent {hb:g}s move to reachable agents" if p.auto_adaptation == "immediate" else None,
+    }
     out.summary += f"; {len(unreachable)} unreachable, {len(at_risk)} with a late heartbeat"
     return out

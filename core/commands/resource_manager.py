@@ -577,11 +577,13 @@ async def agent_reallocation(ctx: Context, p: P.AnalysisRequest) -> Outcome:
 
 
 @operation(C, "update-agent-management", kind="lifecycle", payload=P.UpdateAgentManagement,
-           summary="raise pool minimums where agents failed, turn on health and failure-prediction settings")
+           summary="raise pool minimums where agents failed; with health_monitoring_enhancements ping agents at half the heartbeat")
 async def update_agent_management(ctx: Context, p: P.UpdateAgentManagement) -> Outcome:
     """With ``redundancy_improvements`` each pool that lost agents (from the state and
     the lessons of post-failure-learning) gets its minimum raised by one and is topped
-    up to it; the health settings are recorded for the detectors."""
+    up to it. With ``health_monitoring_enhancements`` the engine pings every live agent
+    at half the heartbeat interval (an answer counts as a heartbeat), so a silent agent
+    is found unreachable in half the time."""
     s = ctx.state
     eng = ctx.engine
     failed_pools: dict[str, int] = {}
@@ -609,5 +611,12 @@ async def update_agent_management(ctx: Context, p: P.UpdateAgentManagement) -> O
                 "predictive_failure_detection": p.predictive_failure_detection == "enabled",
                 "failure_lessons": p.failure_lessons, "pools_with_failures": failed_pools}
     eng.set_setting("agent_management", settings, actor=ctx.actor)
-    return Outcome({"pool_changes": changes, "settings": settings},
-                   f"{len(changes)} pool(s) given more redundancy; health checks every {settings['health_check_interval_s']:g}s")
+    active = eng.health_check_interval() is not None and hasattr(eng.runtime, "ping_agent")
+    miss = eng.config.intervals.missed_heartbeats + 0.5
+    limit = settings["health_check_interval_s"] * miss if active else hb * miss
+    return Outcome({"pool_changes": changes, "settings": settings, "health_checks": {
+                        "active": active, "every_s": settings["health_check_interval_s"] if active else None,
+                        "silent_agent_unreachable_after_s": limit, "predictive_failure_detection": "recorded only"}},
+                   f"{len(changes)} pool(s) given more redundancy; "
+                   + (f"agents pinged every {settings['health_check_interval_s']:g}s (silent ones unreachable after {limit:g}s)" if active
+                      else f"heartbeats only (silent agents unreachable after {limit:g}s)"))

@@ -6,6 +6,7 @@
   as JSON (seq, ts, type, component, scope, actor, data, hash, line): first the rows
   after SEQ from the store, then new ones as they commit, without gaps or duplicates
   (the stream is read from the store, so it can only carry committed rows);
+  ``&types=A,B`` or ``&subscription=NAME`` (of ``subscribe-event``) keep only those types;
 - ``GET /v1/health``: pid, runtime, seq, clock, uptime, speed, clock_running, db;
 - ``GET /metrics``: the Prometheus text format (:mod:`core.host.metrics`).
 
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..commands.coordination_hub import subscribed_types
 from ..events import format_line
 from ..private import is_private, write_private
 from .metrics import CONTENT_TYPE, exposition, registry_for, start_counting
@@ -214,6 +216,14 @@ class HostServer:
         store = host.engine.store
         if store is None:
             return bad_request("NO_STORE", "this host has no database to stream from", status=409)
+        wanted: set[str] | None = None  # ?types=A,B and/or ?subscription=NAME (subscribe-event)
+        if request.query.get("types"):
+            wanted = {t for t in request.query["types"].split(",") if t}
+        if request.query.get("subscription"):
+            sub = subscribed_types(host.engine.state, request.query["subscription"])
+            if not sub:
+                return bad_request("SUBSCRIPTION_NOT_FOUND", f"no subscription {request.query['subscription']!r}", status=404)
+            wanted = sub if wanted is None else wanted & sub
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
         await resp.prepare(request)
@@ -228,8 +238,9 @@ class HostServer:
                 async with host.engine.store_lock:  # never between a batch's BEGIN and COMMIT
                     rows = await store.raw_rows(last, BATCH)
                 if rows:
-                    payload = "".join(f"id: {r[0]}\ndata: {event_json(r)}\n\n" for r in rows)
-                    await resp.write(payload.encode())
+                    payload = "".join(f"id: {r[0]}\ndata: {event_json(r)}\n\n" for r in rows if wanted is None or r[2] in wanted)
+                    if payload:
+                        await resp.write(payload.encode())
                     last = rows[-1][0]
                     continue
                 try:

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..commands.monitoring import trigger_pct
 from ..events import Event
 from ..models import AgentStatus, WorkflowStatus
 from .trend import downsample, mann_kendall
@@ -209,8 +210,13 @@ class PerformanceDegradationDetector(Detector):
         self.last_check = now
         res = self.analyse(now)
         eff = res.get("efficiency")
-        trigger = self.engine.config.performance.degradation_trigger_pct
-        if not eff or not eff["worse"] or -eff["change_pct"] < trigger:
+        trigger = trigger_pct(self.engine, "performance_degradation_pct")
+        rt = res.get("response_time")
+        # With continuous learning on, a significant rise of response time by its
+        # trigger counts too (with efficiency falling, not noise in the task mix).
+        learning = isinstance(self.engine.state.settings.get("auto_optimization"), dict)
+        slower = bool(learning and rt and rt["worse"] and rt["change_pct"] >= trigger_pct(self.engine, "response_time_degradation_pct"))
+        if not eff or not (eff["worse"] and -eff["change_pct"] >= trigger or slower and eff["change_pct"] < 0):
             return None
         affected = [m for m, r in res.items() if r["worse"]]
         drop = -eff["change_pct"]

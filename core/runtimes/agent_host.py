@@ -209,6 +209,8 @@ class Host:
             if r.paused:
                 r.paused_for += time.monotonic() - (r.paused_at or time.monotonic())
                 r.paused, r.paused_at = False, None
+        elif op == "ping":  # an active health check from the console
+            self.send({"t": "heartbeat"})
         elif op == "limit":
             if r is None or r.task != task or r.pgid is None:
                 self.send({"t": "limited", "task": task, "attempt": msg.get("attempt"), "applied": {}, "errors": {"task": "not running here"}})

@@ -399,6 +399,10 @@ class LocalRuntime:
     def stop_task(self, agent_id: str, task_id: str) -> None:
         self._command(agent_id, {"op": "stop", "task": task_id})
 
+    def ping_agent(self, agent_id: str) -> None:
+        """An active health check: the agent host answers with a heartbeat."""
+        self._command(agent_id, {"op": "ping"})
+
     def purge_caches(self) -> dict[str, float]:
         """The local runtime holds no caches of its own (the store's are reclaimed by
         the cleanup through ``Store.reclaim``)."""

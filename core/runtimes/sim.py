@@ -297,6 +297,12 @@ class SimRuntime:
             if sa.alive and sa.task and sa.task.running:
                 self._schedule_finish(sa)
 
+    def ping_agent(self, agent_id: str) -> None:
+        """An active health check: a live, reachable agent answers at once."""
+        sa = self.agents.get(agent_id)
+        if sa is not None and sa.alive and sa.reachable and self.sink is not None:
+            self.sink.agent_heartbeat(agent_id)
+
     def has_task(self, agent_id: str) -> bool:
         sa = self.agents.get(agent_id)
         return bool(sa and sa.task)
