@@ -324,3 +324,18 @@ def test_serve_on_ray_runs_the_file_and_a_sigterm_retires_every_actor(ray_addres
     assert actors_in(db) == [], "SIGTERM retires every actor"
     events = subprocess.run(opsdeck_cmd("events", "--db", str(db)), capture_output=True, text=True, timeout=60, env=cli_env)
     assert events.stdout.count("AGENT_DEALLOCATED") == 2
+
+
+def test_a_file_the_cluster_cannot_place_is_refused_before_anything_starts(ray_address: str, tmp_path: Path,
+                                                                             cli_env: dict[str, str]) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text(QUICK.read_text().replace("cpu = 0.1", "cpu = 64", 1))
+    db = tmp_path / "big.db"
+    got = subprocess.run(run_cmd(big, db, "--address", ray_address), capture_output=True, text=True, timeout=120, env=cli_env)
+    assert got.returncode == 2, got.stderr[-2000:]
+    assert "pools[0] 'workers': its agents need 64 CPU" in got.stderr and "the largest: 2 CPU" in got.stderr
+    assert "Traceback" not in got.stderr
+    assert not db.exists() and actors_in(db) == []
+    nowhere = subprocess.run(run_cmd(QUICK, db, "--address", "127.0.0.1:1"), capture_output=True, text=True, timeout=60,
+                             env=cli_env)
+    assert nowhere.returncode == 2 and "nothing answers at 127.0.0.1:1" in nowhere.stderr and not db.exists()

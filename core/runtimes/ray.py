@@ -51,14 +51,14 @@ from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from ..config import Config
 from ..models import LIVE_AGENT, Agent, AgentStatus
+from ..workflow_file import WorkflowFile, WorkflowFileError
 from .local import LocalRuntime, _Host, open_with, run_dir_for
 from .ray_agent import AgentActor
 from .sampler import same_process
 
 if TYPE_CHECKING:
     from ..engine import Engine
-    from ..workflow_file import WorkflowFile
-    from ..models import WorkflowSpec
+    from ..models import TaskSpec, WorkflowSpec
 
 SPEC_RESOURCE = "opsdeck_spec_"
 UNANSWERED_HEARTBEATS = 3
@@ -249,17 +249,8 @@ class RayRuntime(LocalRuntime):
     def actor_options(self, pool: str) -> dict[str, Any]:
         """Ray resource requests for an agent of ``pool``: the most any task it may run declares."""
         engine = self.engine
-        specs = set(engine.state.pools[pool].specializations) if engine is not None and pool in engine.state.pools else set()
-        tasks = [t for t in self.specs.values() if t.specialization in specs]
-        cpu = max((t.cpu for t in tasks), default=0.0)
-        mem = max((t.memory_gb for t in tasks), default=0.0)
-        opts: dict[str, Any] = {"num_cpus": cpu}
-        if mem > 0:
-            opts["memory"] = int(mem * 1024 ** 3)
-        res = {SPEC_RESOURCE + s: 0.001 for s in sorted(specs) if SPEC_RESOURCE + s in self.spec_resources}
-        if res:
-            opts["resources"] = res
-        return opts
+        specs = engine.state.pools[pool].specializations if engine is not None and pool in engine.state.pools else []
+        return actor_requests(specs, list(self.specs.values()), self.spec_resources)
 
     def spawn_agent(self, agent: Agent) -> None:
         handle = self._adoptable.pop(agent.id, None)
@@ -511,6 +502,40 @@ def _loopback_only() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def actor_requests(specializations: list[str], tasks: list[TaskSpec], spec_resources: set[str]) -> dict[str, Any]:
+    """``num_cpus`` / ``memory`` / custom ``resources`` for an actor of a pool with these
+    specializations: the most any of ``tasks`` it may run declares."""
+    mine = [t for t in tasks if t.specialization in specializations]
+    cpu = max((t.cpu for t in mine), default=0.0)
+    mem = max((t.memory_gb for t in mine), default=0.0)
+    opts: dict[str, Any] = {"num_cpus": cpu}
+    if mem > 0:
+        opts["memory"] = int(mem * 1024 ** 3)
+    res = {SPEC_RESOURCE + s: 0.001 for s in sorted(specializations) if SPEC_RESOURCE + s in spec_resources}
+    if res:
+        opts["resources"] = res
+    return opts
+
+
+def placement_problems(wfile: WorkflowFile, specs: list[WorkflowSpec], nodes: list[dict[str, Any]]) -> list[str]:
+    """Pools whose actors no live Ray node could ever hold (they would wait forever)."""
+    alive = [n.get("Resources") or {} for n in nodes if n.get("Alive")]
+    declared = {k for r in alive for k in r if k.startswith(SPEC_RESOURCE)}
+    tasks = [t for spec in specs for ph in spec.phases for t in ph.tasks]
+    problems = []
+    for i, p in enumerate(wfile.pools):
+        want = actor_requests(list(p.specializations), tasks, declared)
+        need = {"CPU": want["num_cpus"], "memory": want.get("memory", 0), **want.get("resources", {})}
+        if not any(all(r.get(k, 0.0) >= v for k, v in need.items() if v) for r in alive):
+            biggest = max(alive, key=lambda r: r.get("CPU", 0.0), default={})
+            problems.append(
+                f"pools[{i}] {p.name!r}: its agents need {want['num_cpus']:g} CPU, "
+                f"{want.get('memory', 0) / 1024 ** 3:g} GB memory{' and ' + ', '.join(want['resources']) if want.get('resources') else ''} "
+                f"(the most its tasks declare) and no Ray node has that much (the largest: {biggest.get('CPU', 0.0):g} CPU, "
+                f"{biggest.get('memory', 0.0) / 1024 ** 3:.1f} GB)")
+    return problems
+
+
 def _resources() -> tuple[dict[str, float], dict[str, float]]:
     return ray.cluster_resources(), ray.available_resources()
 
@@ -536,6 +561,10 @@ async def open_ray(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec
         num_cpus = max(1, int(min(config.capacity.cpu_cores, os.cpu_count() or 1)))
         offered = {SPEC_RESOURCE + s: 1000.0 for p in wfile.pools for s in p.specializations}
         cluster = await RayCluster.open(address, num_cpus, offered)
+        problems = placement_problems(wfile, specs, await asyncio.get_running_loop().run_in_executor(None, ray.nodes))
+        if problems:  # before the database is opened: nothing was created
+            await asyncio.get_running_loop().run_in_executor(None, cluster.leave)
+            raise WorkflowFileError("workflow file", problems)
         return RayRuntime(db, cluster, heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
                           stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
 

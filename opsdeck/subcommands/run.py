@@ -85,11 +85,15 @@ def load_file(path: str, config: Config) -> tuple[Any, Any] | None:
         if problems:
             raise WorkflowFileError(path, problems)
     except WorkflowFileError as exc:
-        print(f"opsdeck: {len(exc.problems)} problem(s) in the workflow file; nothing was started", file=sys.stderr)
-        for p in exc.problems:
-            print(f"  {exc.path}: {p}", file=sys.stderr)
+        print_problems(exc)
         return None
     return wfile, specs
+
+
+def print_problems(exc: WorkflowFileError) -> None:
+    print(f"opsdeck: {len(exc.problems)} problem(s) in the workflow file; nothing was started", file=sys.stderr)
+    for p in exc.problems:
+        print(f"  {exc.path}: {p}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,6 +168,9 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
                                      approve_mode="auto" if incidents else "manual", runtime=runtime, address=address)
     except ConnectionError as exc:  # Ray did not come up, or went away while joining
         print(f"opsdeck: cannot reach the Ray cluster: {exc}; nothing was started", file=sys.stderr)
+        return 2
+    except WorkflowFileError as exc:  # what the file asks does not fit the cluster
+        print_problems(exc)
         return 2
     engine, runtime = host.engine, host.runtime
     if not incidents:

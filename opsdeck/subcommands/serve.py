@@ -17,9 +17,10 @@ import sys
 from pathlib import Path
 
 from core.config import load_config
+from core.workflow_file import WorkflowFileError
 
 from ..paths import new_demo_db
-from .run import add_runtime_arguments, runtime_problem
+from .run import add_runtime_arguments, print_problems, runtime_problem
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -136,6 +137,9 @@ async def _serve_local(db: Path, config, wfile, specs, listen: str | None, runti
         host = await Host.open_local(db, wfile, specs, config, runtime=runtime, address=address)
     except ConnectionError as exc:  # Ray did not come up, or went away while joining
         print(f"opsdeck serve: cannot reach the Ray cluster: {exc}; nothing was started", file=sys.stderr)
+        return 2
+    except WorkflowFileError as exc:  # what the file asks does not fit the cluster
+        print_problems(exc)
         return 2
     try:
         await host.serve(listen)
