@@ -28,6 +28,7 @@ from core.runtimes.ray import RayCluster, RayRuntime, namespace_for, open_ray
 from core.store import Store
 from core.workflow_file import parse_workflow_text
 from tests.conftest import REPO, opsdeck_cmd
+from tui.widgets.agent_pools import agent_nodes
 from tests.local_harness import Recorder, drive, group_members, header, py_cmd, toml_argv, wf_status
 
 QUICK = REPO / "examples" / "quick.toml"
@@ -113,6 +114,9 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         members = group_members(pgid)
         assert len(members) == 2, "the task and its child share the task's process group"
         assert psutil.Process(pgid).ppid() == node["pid"], "the actor's worker started the task"
+        assert engine.state.settings["ray_agent_nodes"][agent].endswith("(127.0.0.1)"), "the node is in the log"
+        assert agent_nodes(engine.state.settings, [engine.state.agents[agent]]).endswith("(127.0.0.1) ×1")
+        await drive(engine, lambda: engine.telemetry.get("ray_cpus", "cluster").last() == 2.0, timeout=10)
         engine.pause_workflow("low")
 
         def stopped() -> bool:

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import hashlib
 import logging
+import math
 import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
     from ..models import TaskSpec, WorkflowSpec
 
 SPEC_RESOURCE = "opsdeck_spec_"
+NODES_SETTING = "ray_agent_nodes"
 UNANSWERED_HEARTBEATS = 3
 JOIN_PROBE_S = 5.0
 JOIN_TIMEOUT_S = 120.0
@@ -80,6 +84,7 @@ class RayCluster:
     connected: bool = False
     temp_dir: str | None = None
     init_s: float = 0.0
+    num_cpus: int = 0
 
     owner: threading.Thread | None = None
     release: threading.Event = field(default_factory=threading.Event)
@@ -132,6 +137,11 @@ class RayCluster:
         # read when ray was imported; the variable reaches the processes Ray starts.
         os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = "1"
         ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+        # ray.init enables faulthandler on sys.stderr, which under the console is Textual's
+        # capture (no file descriptor): give it the real stderr first.
+        if not faulthandler.is_enabled() and sys.__stderr__ is not None:
+            with contextlib.suppress(ValueError, OSError):
+                faulthandler.enable(file=sys.__stderr__, all_threads=False)
         if address is None:
             # A private, short temp dir (Ray's socket paths are length-limited) on loopback:
             # never joins another user's instance, never listens beyond this machine.
@@ -139,7 +149,7 @@ class RayCluster:
             _loopback_only()
             ray.init(address="local", num_cpus=num_cpus, resources=resources or None, include_dashboard=False,
                      _temp_dir=c.temp_dir, log_to_driver=False, logging_level=logging.ERROR)
-            c.started = True
+            c.started, c.num_cpus = True, num_cpus
         else:
             check_address(address)
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
@@ -149,7 +159,7 @@ class RayCluster:
 
     def where(self) -> str:
         if self.started:
-            return f"a local Ray instance ({self.temp_dir})"
+            return f"a local Ray instance ({self.temp_dir}, {self.num_cpus} logical CPUs on {os.cpu_count()} cores)"
         return self.address or "the Ray instance this process already drives"
 
     def leave(self) -> None:
@@ -311,6 +321,7 @@ class RayRuntime(LocalRuntime):
         h.pid, h.create_time = hello.get("pid"), hello.get("create_time")
         h.local_node = hello.get("hostname") == socket.gethostname() and abs(hello.get("boot_time", 0) - psutil.boot_time()) < 2
         self.nodes.setdefault(str(hello.get("ip")), {})["limits"] = hello.get("limits")
+        self._record_node(h)
         h.batch_no = int(hello.get("next_batch", 0))
         h.cursor = int(hello.get("seq", 0))  # what it said before this hello is in ``done``/``current``
         h.ready = True
@@ -338,6 +349,17 @@ class RayRuntime(LocalRuntime):
             if reports:
                 h.cursor = max(r["seq"] for r in reports)
                 self._batch(h, reports)
+
+    def _record_node(self, h: _Actor) -> None:
+        """Each live agent's node, in the log (setting ``ray_agent_nodes``) for every console."""
+        engine = self.engine
+        if engine is None or engine.readonly:
+            return
+        live = {a.id for a in engine.state.agents.values() if a.status in LIVE_AGENT}
+        where = {a: f"{x.node.get('hostname')} ({x.node.get('ip')})" for a, x in self.hosts.items()
+                 if a in live and x.node and not x.dead}
+        if engine.state.settings.get(NODES_SETTING) != where:
+            engine.set_setting(NODES_SETTING, dict(sorted(where.items())), actor="ray-runtime")
 
     def _unanswered(self, h: _Actor) -> None:
         if not h.lost and self.sink is not None and not h.retiring:
@@ -451,6 +473,11 @@ class RayRuntime(LocalRuntime):
             with contextlib.suppress(Exception):
                 total, free = await loop.run_in_executor(None, _resources)
                 self.resources = {"total": total, "available": free}
+                if engine is not None:  # the cluster as Ray accounts it, for the console's header
+                    t = engine.clock.now()
+                    u = self.cluster_usage()
+                    for name in ("cpus", "cpus_free", "memory_gb", "memory_gb_free"):
+                        engine.telemetry.record(t, f"ray_{name}", "cluster", float(u[name]))
 
     def cluster_usage(self) -> dict[str, Any]:
         """The cluster's CPUs and memory as Ray accounts them (total, free), for the console."""
@@ -517,12 +544,30 @@ def actor_requests(specializations: list[str], tasks: list[TaskSpec], spec_resou
     return opts
 
 
+def fleet_requests(wfile: WorkflowFile, specs: list[WorkflowSpec], declared: set[str]) -> tuple[float, float]:
+    """(CPUs, memory bytes) Ray must hold for every pool's ``size`` actors at once."""
+    tasks = [t for spec in specs for ph in spec.phases for t in ph.tasks]
+    cpu = mem = 0.0
+    for p in wfile.pools:
+        want = actor_requests(list(p.specializations), tasks, declared)
+        cpu += p.size * want["num_cpus"]
+        mem += p.size * want.get("memory", 0)
+    return cpu, mem
+
+
 def placement_problems(wfile: WorkflowFile, specs: list[WorkflowSpec], nodes: list[dict[str, Any]]) -> list[str]:
-    """Pools whose actors no live Ray node could ever hold (they would wait forever)."""
+    """What Ray could never place: a pool's actor that no live node can hold, or the
+    fleet beyond the cluster's total (the actors would wait forever)."""
     alive = [n.get("Resources") or {} for n in nodes if n.get("Alive")]
     declared = {k for r in alive for k in r if k.startswith(SPEC_RESOURCE)}
     tasks = [t for spec in specs for ph in spec.phases for t in ph.tasks]
     problems = []
+    cpu, mem = fleet_requests(wfile, specs, declared)
+    have_cpu, have_mem = sum(r.get("CPU", 0.0) for r in alive), sum(r.get("memory", 0.0) for r in alive)
+    if cpu > have_cpu + 1e-9 or mem > have_mem:
+        problems.append(f"pools: key 'size': the pools' {sum(p.size for p in wfile.pools)} agents need {cpu:g} CPU and "
+                        f"{mem / 1024 ** 3:.1f} GB memory together (each agent: the most its pool's tasks declare); "
+                        f"the Ray cluster has {have_cpu:g} CPU and {have_mem / 1024 ** 3:.1f} GB")
     for i, p in enumerate(wfile.pools):
         want = actor_requests(list(p.specializations), tasks, declared)
         need = {"CPU": want["num_cpus"], "memory": want.get("memory", 0), **want.get("resources", {})}
@@ -558,8 +603,10 @@ async def open_ray(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec
     rt = wfile.runtime
 
     async def make(config: Config) -> RayRuntime:
-        num_cpus = max(1, int(min(config.capacity.cpu_cores, os.cpu_count() or 1)))
         offered = {SPEC_RESOURCE + s: 1000.0 for p in wfile.pools for s in p.specializations}
+        # A local instance gets the machine's cores as logical CPUs, or what the file's
+        # fleet asks for if that is more (the local runtime, too, runs it on these cores).
+        num_cpus = max(os.cpu_count() or 1, math.ceil(fleet_requests(wfile, specs, set(offered))[0] - 1e-9))
         cluster = await RayCluster.open(address, num_cpus, offered)
         problems = placement_problems(wfile, specs, await asyncio.get_running_loop().run_in_executor(None, ray.nodes))
         if problems:  # before the database is opened: nothing was created

@@ -39,6 +39,17 @@ def fit_tasks(tasks: list[str], width: int) -> dict[str, str]:
     return out
 
 
+def agent_nodes(settings: dict, agents: list) -> str:  # type: ignore[type-arg]
+    """Where a pool's agents run on a Ray cluster (``host (ip)`` ×count), from the log's
+    ``ray_agent_nodes`` setting; empty on the other runtimes."""
+    where = settings.get("ray_agent_nodes") or {}
+    counts: dict[str, int] = {}
+    for a in agents:
+        if a.id in where:
+            counts[where[a.id]] = counts.get(where[a.id], 0) + 1
+    return ", ".join(f"{n} ×{k}" for n, k in sorted(counts.items()))
+
+
 class AgentPools(LiveList):
     NAME = "Agent pools"
     SORTS = ("name", "cpu", "memory", "state")
@@ -100,6 +111,9 @@ class AgentPools(LiveList):
             if bad:
                 head.append(f"  {bad} down", style=f"bold {c('error')}")
             head.append(f"  max {pool.max_size}", style=c("foreground-muted"))
+            nodes = agent_nodes(s.settings, agents)
+            if nodes:
+                head.append(f"  on {nodes}", style=c("foreground-muted"))
             out.append((f"pool:{pool.name}", head, True))
             for a in agents:
                 glyph, gcolor = AGENT_GLYPH[a.status]

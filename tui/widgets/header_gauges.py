@@ -92,6 +92,12 @@ class HeaderGauges(Widget):
         pending = sum(1 for p in s.plans.values() if str(p.get("state") or p.get("status") or "").lower() in ("awaiting_approval", "pending", "proposed"))
         if pending:
             line2.append(f" {pending} plan(s) await approval", style=f"bold {c('warning')}")
+        cpus = tel.get("ray_cpus", "cluster").last()
+        if cpus:  # on a Ray cluster: its CPUs and memory as Ray accounts them
+            line2.append("  │ ", style=c("foreground-muted"))
+            line2.append("ray ", style=f"bold {c('secondary')}")
+            line2.append(f"{tel.get('ray_cpus_free', 'cluster').last():g}/{cpus:g} CPU free "
+                         f"{tel.get('ray_memory_gb_free', 'cluster').last():.1f}/{tel.get('ray_memory_gb', 'cluster').last():.1f} GB")
         line2.append("  │ ", style=c("foreground-muted"))
         line2.append(f"seq {s.seq}", style=c("foreground-muted"))
         if getattr(app, "readonly", False):
