@@ -31,7 +31,6 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..commands.coordination_hub import subscribed_types
-from ..events import format_line
 from ..private import is_private, write_private
 from .metrics import CONTENT_TYPE, exposition, registry_for, start_counting
 from .paths import host_socket_path, token_path
@@ -63,11 +62,17 @@ def bad_request(code: str, message: str, details: dict[str, Any] | None = None, 
 
 
 def event_json(row: tuple[Any, ...]) -> str:
-    """One stored row as the stream's JSON object."""
+    """One stored row as the stream's JSON object, without decoding its data: the
+    stored data is canonical JSON (compact, keys sorted), so it is both the ``data``
+    value and the tail of the event line a reader of the store would print."""
     seq, ts, type_, component, scope, actor, data_json, _prev, h = row
-    data = json.loads(data_json)
-    return json.dumps({"seq": seq, "ts": ts, "type": type_, "component": component, "scope": scope, "actor": actor,
-                       "data": data, "hash": h, "line": format_line(type_, component, scope, data)}, ensure_ascii=False)
+    dumps = _STR.encode
+    return (f'{{"seq":{int(seq)},"ts":{float(ts)!r},"type":{dumps(type_)},"component":{dumps(component)},'
+            f'"scope":{dumps(scope)},"actor":{dumps(actor)},"data":{data_json},"hash":{dumps(h)},'
+            f'"line":{dumps(f"{type_}:{component}:{scope}:{data_json}")}}}')
+
+
+_STR = json.JSONEncoder(ensure_ascii=False)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
