@@ -19,6 +19,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from .meter import fmt_clock, fmt_duration
+
 MAX_ROWS = 500
 """Rows shown per table; the rest are counted (``y`` copies the whole response)."""
 
@@ -69,31 +71,71 @@ def _flat(r: dict[str, Any]) -> dict[tuple[str, str], Any]:
     return out
 
 
-def records_table(title: str, rows: list[dict[str, Any]], c: Colour, key_column: str | None = None, keys: list[str] | None = None) -> Table:
-    """A table with a header row: the union of the records' fields, in first-seen order."""
-    flat = [_flat(r) for r in rows[:MAX_ROWS]]
-    cols: list[tuple[str, str]] = []
-    for r in flat:
-        for k in r:
-            if k not in cols:
-                cols.append(k)
-    # A field that is a map in one record and a scalar in another keeps one column.
-    t = Table(title=f"{title} ({len(rows)})", title_justify="left", title_style=f"bold {c('secondary')}",
-              header_style=f"bold {c('primary')}", expand=False, box=None, pad_edge=False, padding=(0, 2, 0, 0))
-    if key_column:
-        t.add_column(key_column, style="bold", no_wrap=True)
-    prev = ""
-    for name, sub in cols:
-        head = name.replace("_", " ") if not sub else (f"{name.replace('_', ' ')}\n" if name != prev else "\n") + sub.replace("_", " ")
-        numeric = all(isinstance(r.get((name, sub)), (int, float)) and not isinstance(r.get((name, sub)), bool) for r in flat if (name, sub) in r)
-        t.add_column(head, overflow="fold", justify="right" if numeric else "left")
-        prev = name if sub else ""
-    for i, r in enumerate(flat):
-        vals = [cell(r[col]) if col in r else "" for col in cols]
-        t.add_row(*(([keys[i]] if key_column and keys else []) + vals))
-    if len(rows) > MAX_ROWS:
-        t.caption = f"… {len(rows) - MAX_ROWS} more row(s); y copies the whole response"
-    return t
+def field_cell(key: str, v: Any) -> str:
+    """A value with its field's meaning: ``*_at`` and ``ts`` as clock times, ``*_s`` as durations."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if key.endswith("_at") or key in ("ts", "timestamp", "clock", "now"):
+            return fmt_clock(float(v))
+        if key.endswith("_s") and v >= 60:
+            return fmt_duration(float(v))
+    return cell(v)
+
+
+class RecordsTable:
+    """A table with a header row fitted to the width it is drawn at: columns keep their
+    natural width, the first stays whole, and the columns that do not fit are named in
+    a caption (``j`` shows them in the raw JSON) instead of being folded into slivers."""
+
+    def __init__(self, title: str, rows: list[dict[str, Any]], c: Colour, key_column: str | None = None, keys: list[str] | None = None) -> None:
+        self.title, self.rows, self.c, self.key_column, self.keys = title, rows, c, key_column, keys
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        c = self.c
+        flat = [_flat(r) for r in self.rows[:MAX_ROWS]]
+        cols: list[tuple[str, str]] = []
+        for r in flat:
+            for k in r:
+                if k not in cols:
+                    cols.append(k)
+        cells = [[field_cell(sub or name, r[(name, sub)]) if (name, sub) in r else "" for name, sub in cols] for r in flat]
+        heads = [label(sub or name) for name, sub in cols]
+        widths = [max([len(heads[i])] + [min(len(row[i]), 40) for row in cells]) for i in range(len(cols))]
+        key_w = max([len(self.key_column or "")] + [len(k) for k in (self.keys or [])]) if self.key_column else 0
+        room = options.max_width - (key_w + 2 if self.key_column else 0)
+        shown: list[int] = []
+        for i, w in enumerate(widths):
+            if room - (w + 2) < 0 and shown:
+                continue
+            shown.append(i)
+            room -= w + 2
+        hidden = [label(cols[i][1] or cols[i][0]) if not cols[i][1] else f"{label(cols[i][0])}.{label(cols[i][1])}" for i in range(len(cols)) if i not in shown]
+        t = Table(title=f"{self.title} ({len(self.rows)})", title_justify="left", title_style=f"bold {c('secondary')}",
+                  header_style=f"bold {c('primary')}", expand=False, box=None, pad_edge=False, padding=(0, 2, 0, 0))
+        if self.key_column:
+            t.add_column(self.key_column, style="bold", no_wrap=True)
+        prev = ""
+        for n, i in enumerate(shown):
+            name, sub = cols[i]
+            head = heads[i] if not sub else (f"{label(name)}\n" if name != prev else "\n") + heads[i]
+            numeric = all(isinstance(r.get((name, sub)), (int, float)) and not isinstance(r.get((name, sub)), bool) for r in flat if (name, sub) in r)
+            t.add_column(head, overflow="fold", justify="right" if numeric else "left", no_wrap=n == 0 and not self.key_column,
+                         min_width=min(widths[i], 12))
+            prev = name if sub else ""
+        for ri, row in enumerate(cells):
+            t.add_row(*(([self.keys[ri]] if self.key_column and self.keys else []) + [row[i] for i in shown]))
+        notes = []
+        if len(self.rows) > MAX_ROWS:
+            notes.append(f"… {len(self.rows) - MAX_ROWS} more row(s)")
+        if hidden:
+            notes.append(f"{len(hidden)} more column(s) at this width: {', '.join(hidden)} (j: raw JSON)")
+        if notes:
+            t.caption = "; ".join(notes)
+            t.caption_justify = "left"
+        yield t
+
+
+def records_table(title: str, rows: list[dict[str, Any]], c: Colour, key_column: str | None = None, keys: list[str] | None = None) -> RecordsTable:
+    return RecordsTable(title, rows, c, key_column, keys)
 
 
 def kv_table(data: dict[str, Any], c: Colour) -> Table:
@@ -101,7 +143,7 @@ def kv_table(data: dict[str, Any], c: Colour) -> Table:
     t.add_column(style=f"bold {c('secondary')}", no_wrap=True)
     t.add_column(overflow="fold")
     for k, v in data.items():
-        t.add_row(label(str(k)), cell(v))
+        t.add_row(label(str(k)), field_cell(str(k), v))
     return t
 
 
