@@ -222,3 +222,26 @@ async def test_network_monitoring_predicts_and_failover_moves_work() -> None:
     seen, a, task = await _partition_one("/coordination-hub implement-network-resilience "
                                          "'{\"resilience_enhancements\": [\"automatic_failover_mechanisms\"]}'")
     assert [e.data["task"] for e in seen if e.type == "TASK_REASSIGNED" and e.data["from"] == a] == [task]
+
+
+async def _backed_off_after_slowdown(monitor: bool) -> tuple[set[str], str]:
+    from core.session import memory_sim
+
+    eng = memory_sim(seed=0)
+    await eng.advance(300)
+    slow = sorted(x.id for x in eng.state.agents.values() if x.status.value == "busy")[0]
+    eng.runtime.slow_agent(slow, 3.0)  # type: ignore[union-attr]
+    if monitor:
+        res = await run_command(eng, "/performance-monitor real-time-optimization-monitoring '{\"adaptive_tuning\": \"enabled\"}'")
+        assert res["status"] == "success", res
+    for _ in range(120):
+        await eng.advance(15)
+    now = eng.clock.now()
+    return {a.id for a in eng.state.agents.values() if a.backoff_until is not None and a.backoff_until > now}, slow
+
+
+async def test_adaptive_tuning_takes_an_agent_that_falls_behind_out_of_dispatch() -> None:
+    off, _ = await _backed_off_after_slowdown(False)
+    assert off == set()
+    off, slow = await _backed_off_after_slowdown(True)
+    assert off == {slow}

@@ -78,6 +78,36 @@ def trigger_pct(engine: Any, name: str) -> float:
     return float(getattr(engine.config.performance, TRIGGER_DEFAULTS[name]))
 
 
+ADAPTIVE_LOOKBACK_S = 1800.0
+ADAPTIVE_BACKOFF_S = 3600.0
+
+
+def _adaptive_tuning(engine: Any, now: float) -> None:
+    """``real-time-optimization-monitoring`` with adaptive tuning: at each granularity
+    tick of its window, an agent whose pace fell behind the others (``pace.bottleneck``)
+    is taken out of dispatch for an hour and its task moves, with its context."""
+    cfg = engine.state.settings.get("monitoring.optimization")
+    if not isinstance(cfg, dict) or cfg.get("closed") or not cfg.get("adaptive_tuning"):
+        return
+    last: dict[str, float] = engine.__dict__.setdefault("_adaptive_last", {})
+    every = float(cfg.get("granularity_s") or 30.0)
+    if now - last.get("optimization", float("-inf")) < every:
+        return
+    last["optimization"] = now
+    from .pace import bottleneck
+
+    bn = bottleneck(engine, now - ADAPTIVE_LOOKBACK_S)
+    for a in bn["slow"]:
+        ag = engine.state.agents.get(a)
+        if ag is None or (ag.backoff_until is not None and ag.backoff_until > now) or ag.status.value not in ("idle", "busy"):
+            continue
+        engine.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": round(now + ADAPTIVE_BACKOFF_S, 3), "reason": "adaptive_tuning",
+                                                            "pace": bn["pace"][a], "median_pace": bn["median_pace"]}, actor="monitor")
+        if ag.current_task:
+            engine.release_task(ag.current_task, reason="agent_slow", actor="monitor")
+    engine.request_dispatch()
+
+
 def _watch_late_heartbeats(engine: Any, now: float, over: dict[tuple[str, str], bool]) -> None:
     """``network-resilience-monitoring`` with failure prediction: an agent whose
     heartbeat is late (silent longer than one interval, not yet unreachable) raises
@@ -127,6 +157,7 @@ def watch(engine: Any, now: float) -> None:
     tel = engine.telemetry
     _watch_utilisation_trigger(engine, now, over)
     _watch_late_heartbeats(engine, now, over)
+    _adaptive_tuning(engine, now)
     for key in sorted(k for k in engine.state.settings if k.startswith("monitoring.")):
         cfg = engine.state.settings[key]
         if not isinstance(cfg, dict) or cfg.get("closed"):

@@ -244,7 +244,7 @@ async def post_emergency_monitoring(ctx: Context, p: P.PostEmergencyMonitoring) 
 
 
 @operation(C, "real-time-optimization-monitoring", kind="monitoring", payload=P.RealTimeOptimizationMonitoring,
-           summary="watch an optimisation: threshold alerts and peaks for its window (rollback and tuning are not applied by it)")
+           summary="watch an optimisation: threshold alerts; adaptive tuning takes agents that fall behind out of dispatch (no rollback)")
 async def real_time_optimization_monitoring(ctx: Context, p: P.RealTimeOptimizationMonitoring) -> Outcome:
     last = ctx.state.settings.get("optimization.last")
     out = configure(ctx, "optimization", {"granularity_s": p.monitoring_granularity, "validation": p.optimization_validation,
@@ -255,11 +255,14 @@ async def real_time_optimization_monitoring(ctx: Context, p: P.RealTimeOptimizat
         now = baseline(ctx)
         out.result["since_optimization"] = {k: {"then": last["baseline"].get(k), "now": now.get(k)} for k in ("cpu_pct", "throughput_per_min", "response_time_s")}
     out.result["applied"] = {"alerts": "RESOURCE_THRESHOLD at 0.75x the warning thresholds while the window is open, peaks when it closes"}
+    if p.adaptive_tuning == "enabled":
+        out.result["applied"]["adaptive_tuning"] = (f"every {p.monitoring_granularity:g}s an agent whose pace falls behind the others "
+                                                    "is taken out of dispatch for an hour and its task moves")
     out.result["not_applied"] = {
         "rollback_capability": "no rollback outside a plan: inside one, the check after execute-optimization rolls a regression back",
-        "adaptive_tuning": "recorded only",
     }
-    out.summary += "; alerts on; rollback and adaptive tuning are not applied by this monitor"
+    out.summary += ("; alerts on" + ("; adaptive tuning on" if p.adaptive_tuning == "enabled" else "")
+                    + "; rollback is not applied by this monitor")
     return out
 
 

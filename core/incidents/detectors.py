@@ -35,6 +35,11 @@ class Finding:
     """When the signal first crossed (an estimate of the fault's start)."""
 
 
+def _standing_reassignment(engine: Engine) -> bool:
+    cfg = engine.state.settings.get("monitoring.communication")
+    return isinstance(cfg, dict) and not cfg.get("closed") and cfg.get("reassign_after_s") is not None
+
+
 def _active_workflows(engine: Engine) -> list[str]:
     s = engine.state
     wfs = [w for w in s.workflows.values() if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED)]
@@ -254,7 +259,8 @@ class PartitionDetector(Detector):
             "failure_type": "partial_network_partition",
             "affected_agents": cut,
             "coordination_impact": "severe" if on_path or share >= 0.2 else "moderate",
-            "auto_recovery": "attempted",
+            # What will act without a plan: the engine's standing reassignment, if on.
+            "auto_recovery": "standing_reassignment" if _standing_reassignment(self.engine) else "awaiting_plan",
         }
         evidence = {"unreachable": cut, "reporting": len(reporting), "live": len(live), "tasks_held": holding, "critical_path_tasks": on_path}
         onset = min((self.engine.telemetry.liveness.get(a, now) for a in cut), default=now)

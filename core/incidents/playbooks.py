@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..commands.pace import bottleneck
 from ..models import BAND_RANK, AgentStatus, Band, TaskStatus, WorkflowStatus
 from .detectors import Finding
 
@@ -63,14 +64,27 @@ def _dur(seconds: float) -> str:
 def past_recovery(engine: Engine, scenario: str) -> float | None:
     """Median measured recovery time of earlier resolved incidents of the scenario:
     once the fleet has history, estimates come from what actually happened."""
-    times = sorted(
-        float(i["outcome"]["recovery_time_s"]) for i in engine.state.incidents.values()
-        if i["scenario"] == scenario and i["status"] == "resolved" and i.get("outcome", {}).get("recovery_time_s") is not None
-    )
+    times = _past_times(engine, scenario)
     if not times:
         return None
     m = len(times) // 2
     return times[m] if len(times) % 2 else (times[m - 1] + times[m]) / 2
+
+
+def _past_times(engine: Engine, scenario: str) -> list[float]:
+    return sorted(
+        float(i["outcome"]["recovery_time_s"]) for i in engine.state.incidents.values()
+        if i["scenario"] == scenario and i["status"] == "resolved" and i.get("outcome", {}).get("recovery_time_s") is not None
+    )
+
+
+def estimate(engine: Engine, scenario: str, model_s: float, model: str) -> tuple[float, str]:
+    """An estimate and its basis: the median of earlier incidents of the same kind when
+    there are any (the history in the state), else the model named, labelled so."""
+    past = past_recovery(engine, scenario)
+    if past is not None:
+        return past, f"median of {len(_past_times(engine, scenario))} earlier {scenario} incident(s)"
+    return model_s, f"no history; model: {model}"
 
 
 # -- 1. resource exhaustion --------------------------------------------------------
@@ -178,8 +192,8 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
         stages.append({"stage": i, "action": "resume_paused_workflow", "workflow": p["workflow"], "resource_limit": "conservative", "monitoring": "real_time"})
     for r in plan["reduce"]:
         stages.append({"stage": len(stages) + 1, "action": "restore_full_allocation", "workflow": r["workflow"], "gradual_scaling": True, "validation_checkpoints": True})
-    # Model (no history yet): the reallocation acts at once, then the hold period.
-    estimated = past_recovery(engine, "resource-exhaustion") or th.stable_hold_s + engine.config.intervals.sample_s * th.exhaustion_samples
+    estimated, basis = estimate(engine, "resource-exhaustion", th.stable_hold_s + engine.config.intervals.sample_s * th.exhaustion_samples,
+                                "the reallocation acts at once, then the hold period and the detection samples")
     steps = [
         StepDraft(cmd("resource-manager", "emergency-analysis", {
             "trigger": "critical_resource_exhaustion", "analysis_depth": "comprehensive",
@@ -213,7 +227,7 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
         steps=steps,
         expected={"reallocation": plan, "estimated_recovery_s": estimated},
         announce=("EMERGENCY_RESPONSE_ACTIVATED", "system", "resource_management", {
-            "response_level": "critical", "estimated_recovery_time": _dur(estimated), "affected_workflows": len(affected),
+            "response_level": "critical", "estimated_recovery_time": _dur(estimated), "estimate_basis": basis, "affected_workflows": len(affected),
         }),
     )
 
@@ -275,7 +289,8 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
     actions.append({"action": "enhanced_monitoring_activation", "scope": "recovered_workflows", "monitoring_level": "comprehensive", "failure_prediction": "enabled"})
     interrupted = finding.evidence.get("interrupted_tasks", [])
     remaining = [s.tasks[t].duration_s * (1 - s.tasks[t].context.progress) for t in interrupted if t in s.tasks]
-    estimated = past_recovery(engine, "agent-cascade") or engine.config.intervals.heartbeat_s * 2
+    estimated, basis = estimate(engine, "agent-cascade", engine.config.intervals.heartbeat_s * 2,
+                                "replacements start at once; two heartbeats until their tasks report progress")
     expected_done = max(remaining, default=0.0)
     steps = [
         StepDraft(cmd("workflow-recovery", "analyze-cascade-failure", {
@@ -306,62 +321,13 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
         steps=steps,
         expected={"replacements": reps, "recovery_order": order, "estimated_recovery_s": estimated, "interrupted_work_left_s": round(expected_done, 1)},
         announce=("RECOVERY_PLAN_GENERATED", "coordination", "dependency_recovery", {
-            "strategy": "dependency_aware_redistribution", "estimated_time": _dur(estimated),
+            "strategy": "dependency_aware_redistribution", "estimated_time": _dur(estimated), "estimate_basis": basis,
             "workflow_continuity": "maintained" if order else "not_applicable",
         }),
     )
 
 
 # -- 3. performance degradation ----------------------------------------------------
-
-def agent_pace(engine: Engine, since: float, recent: int = 2) -> dict[str, float]:
-    """Per agent: how fast it works against plan lately: the mean of its ``recent``
-    latest observations since ``since``, each a task it completed without
-    interruption (planned / actual duration) or its current task (progress made
-    against time elapsed). 1.0 = as modelled. Recent observations count because a
-    degradation is about now, not about the agent's whole history."""
-    s = engine.state
-    now = engine.clock.now()
-    hb = engine.config.intervals.heartbeat_s
-    acc: dict[str, list[tuple[float, float]]] = {}
-    for t in s.tasks.values():
-        if t.status is TaskStatus.COMPLETED and t.attempts == 1 and t.agent and t.started_at is not None and t.finished_at is not None and t.finished_at >= since:
-            took = t.finished_at - t.started_at
-            if took > 0 and t.duration_s > 0:
-                acc.setdefault(t.agent, []).append((t.finished_at, min(t.duration_s / took, 1.5)))
-    for a in s.agents.values():
-        if a.status is AgentStatus.BUSY and a.current_task:
-            t = s.tasks[a.current_task]
-            # Progress is as of the agent's last report, so the pace is measured to then.
-            heard = a.last_heartbeat if a.last_heartbeat is not None else now
-            if t.started_at is not None and t.started_at >= since and heard - t.started_at > 2 * hb and t.duration_s > 0 and t.attempts == 1:
-                planned = (heard - t.started_at) / t.duration_s
-                acc.setdefault(a.id, []).append((now, min(t.context.progress / planned, 1.5) if planned > 0 else 1.0))
-    out = {}
-    for a, obs in sorted(acc.items()):
-        last = [v for _, v in sorted(obs)[-recent:]]
-        out[a] = round(sum(last) / len(last), 4)
-    return out
-
-
-def bottleneck(engine: Engine, since: float) -> dict[str, Any]:
-    """Slow agents (pace below the median by more than the configured degradation
-    trigger) and what replacing them is worth: the fleet's mean pace with the slow
-    agents at the median of the others."""
-    pace = agent_pace(engine, since)
-    if not pace:
-        return {"pace": {}, "slow": [], "expected_pct": 0.0}
-    vals = sorted(pace.values())
-    med = vals[len(vals) // 2]
-    cut = 1.0 - engine.config.performance.degradation_trigger_pct / 100.0
-    slow = sorted((a for a, v in pace.items() if v < cut * med), key=lambda a: pace[a])
-    others = [v for a, v in pace.items() if a not in slow] or [med]
-    healthy = sorted(others)[len(others) // 2]
-    now_mean = sum(pace.values()) / len(pace)
-    after_mean = sum(healthy if a in slow else v for a, v in pace.items()) / len(pace)
-    expected = 100.0 * (after_mean / now_mean - 1.0) if now_mean > 0 else 0.0
-    return {"pace": pace, "slow": slow, "median_pace": med, "expected_pct": round(expected, 1)}
-
 
 def performance_degradation(engine: Engine, finding: Finding) -> PlanDraft:
     s = engine.state
@@ -407,13 +373,13 @@ def performance_degradation(engine: Engine, finding: Finding) -> PlanDraft:
                 free -= add
                 steps.append(StepDraft(cmd("resource-manager", "scale", {"pool": pool, "size": live + add}), f"replace capacity in pool {pool}"))
     steps += [
+        StepDraft(cmd("performance-monitor", "real-time-optimization-monitoring", {
+            "monitoring_granularity": "30s", "optimization_validation": "continuous", "adaptive_tuning": "enabled", "rollback_capability": "automatic",
+        }), "real-time optimisation monitoring: agents that fall behind leave dispatch as they do"),
         StepDraft(cmd("performance-monitor", "execute-optimization", {
             "optimization_strategy": "comprehensive_multi_layer", "implementation": "gradual_with_validation", "optimization_layers": layers,
         }), "multi-layer optimisation, gradual with validation",
             check={"metric": "efficiency", "settle_s": 600.0, "higher_is_worse": False, "max_regression_pct": 5.0}, gate="performance_recovered"),
-        StepDraft(cmd("performance-monitor", "real-time-optimization-monitoring", {
-            "monitoring_granularity": "30s", "optimization_validation": "continuous", "adaptive_tuning": "enabled", "rollback_capability": "automatic",
-        }), "real-time optimisation monitoring"),
         StepDraft(cmd("performance-monitor", "enable-continuous-learning", {
             "learning_scope": "optimization_patterns", "adaptation_frequency": "real_time", "performance_prediction": "enabled",
             "auto_optimization_triggers": [
@@ -423,14 +389,18 @@ def performance_degradation(engine: Engine, finding: Finding) -> PlanDraft:
             ],
         }), "continuous-learning triggers"),
     ]
-    potential = round(bn["expected_pct"] + rest)
+    impl, impl_basis = estimate(engine, "performance-degradation", 600.0 + 2 * engine.config.intervals.heartbeat_s,
+                                "the validation's 600 s settle period plus two heartbeats")
     return PlanDraft(
         title=f"Win back a {drop:.1f}% efficiency loss: {len(slow)} slow agent(s) out, then three layers",
         strategy="comprehensive_multi_layer",
         steps=steps,
         expected={"drop_pct": round(drop, 2), "bottleneck": bn, "layers": layers},
         announce=("OPTIMIZATION_STRATEGY_GENERATED", "performance", "optimization", {
-            "optimization_potential": f"{potential}_percent_improvement", "implementation_time": _dur(600.0 + 2 * engine.config.intervals.heartbeat_s),
+            "optimization_potential": f"{round(bn['expected_pct'])}_percent_improvement",
+            "potential_basis": f"estimate: the fleet's mean pace with the {len(slow)} slow agent(s) at the median pace of the others "
+                               f"(measured drop {drop:.1f}%)",
+            "implementation_time": _dur(impl), "estimate_basis": impl_basis,
             "risk_level": "low" if len(slow) <= 4 else "medium",
         }),
     )
@@ -445,9 +415,11 @@ def data_integrity(engine: Engine, finding: Finding) -> PlanDraft:
     first_bad = ev.get("first_bad_seq")
     safe_cps = [c for c in ok_cps if first_bad is None or engine.state.checkpoints[c].seq < first_bad]
     target = max(safe_cps, default=None)
-    total = max(int(ev.get("events", 1)), 1)
-    bad = len(ev.get("faults", [])) + len(ev.get("checkpoints_bad", {}))
-    confidence = round(1.0 - bad / total, 4) if target is not None else 0.0
+    # Confidence: the share of the state's restart points (checkpoints) a replay of the
+    # log confirmed; none confirmed before the damage means nothing to restore from.
+    n_ok = len(ok_cps)
+    n_bad = len(ev.get("checkpoints_bad", {}))
+    confidence = round(n_ok / (n_ok + n_bad), 4) if target is not None and n_ok + n_bad else 0.0
     steps = [StepDraft(cmd("coordination-hub", "emergency-data-protection", {
         "protection_level": "maximum", "affected_workflow": w,
         "immediate_actions": ["create_emergency_checkpoint", "freeze_state_modifications", "activate_backup_validation", "enable_transaction_logging"],
@@ -481,6 +453,7 @@ def data_integrity(engine: Engine, finding: Finding) -> PlanDraft:
             "strategy": "selective_rollback_with_reconstruction",
             "data_loss_risk": "minimal" if first_bad is None else "bounded",
             "recovery_confidence": confidence,
+            "confidence_basis": f"{n_ok} of {n_ok + n_bad} checkpoint(s) verified by replay; restart point {target}",
         }),
     )
 
@@ -500,6 +473,8 @@ def network_partition(engine: Engine, finding: Finding) -> PlanDraft:
     held = [s.agents[a].current_task for a in cut if a in s.agents and s.agents[a].current_task]
     iv = engine.config.intervals
     reassign_after = iv.heartbeat_s * iv.missed_heartbeats
+    part_est, part_basis = estimate(engine, "network-partition", iv.heartbeat_s * 10,
+                                    "ten heartbeats; the work moves at once, validation waits for the agents to reconnect")
     steps = [
         StepDraft(cmd("coordination-hub", "network-failure-analysis", {
             "failure_scope": "partial_partition", "affected_components": ["agent_communication", "event_distribution", "state_synchronization"],
@@ -533,7 +508,7 @@ def network_partition(engine: Engine, finding: Finding) -> PlanDraft:
         expected={"unreachable": cut, "working_share_at_detection": preserved},
         announce=("RESILIENT_COORDINATION_ACTIVATED", "network", "adaptation", {
             "strategy": "mesh_communication_with_redundancy",
-            "estimated_recovery": _dur(past_recovery(engine, "network-partition") or engine.config.intervals.heartbeat_s * 10),
+            "estimated_recovery": _dur(part_est), "estimate_basis": part_basis,
             "functionality_preserved": f"{preserved}_percent",
         }),
     )
