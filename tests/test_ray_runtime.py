@@ -114,7 +114,10 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         members = group_members(pgid)
         assert len(members) == 2, "the task and its child share the task's process group"
         assert psutil.Process(pgid).ppid() == node["pid"], "the actor's worker started the task"
-        assert engine.state.settings["ray_agent_nodes"][agent].endswith("(127.0.0.1)"), "the node is in the log"
+        on = engine.state.settings["ray_agent_nodes"][agent]
+        assert on["node"].endswith("(127.0.0.1)") and on["pid"] == node["pid"], "the node is in the log"
+        limits = engine.state.settings["ray_node_limits"][on["node"]]
+        assert limits["memory_limit"] in ("cgroup", "rlimit_as") and limits["task_dies_with_actor"].startswith("setpriv")
         assert agent_nodes(engine.state.settings, [engine.state.agents[agent]]).endswith("(127.0.0.1) ×1")
         await drive(engine, lambda: engine.telemetry.get("ray_cpus", "cluster").last() == 2.0, timeout=10)
         engine.pause_workflow("low")

@@ -65,6 +65,9 @@ if TYPE_CHECKING:
 
 SPEC_RESOURCE = "opsdeck_spec_"
 NODES_SETTING = "ray_agent_nodes"
+"""Setting: agent -> {"node": "host (ip)", "pid": the actor's worker pid on that node}."""
+LIMITS_SETTING = "ray_node_limits"
+"""Setting: "host (ip)" -> the limit mechanisms its actors detected there."""
 UNANSWERED_HEARTBEATS = 3
 JOIN_PROBE_S = 5.0
 JOIN_TIMEOUT_S = 120.0
@@ -356,10 +359,14 @@ class RayRuntime(LocalRuntime):
         if engine is None or engine.readonly:
             return
         live = {a.id for a in engine.state.agents.values() if a.status in LIVE_AGENT}
-        where = {a: f"{x.node.get('hostname')} ({x.node.get('ip')})" for a, x in self.hosts.items()
+        where = {a: {"node": node_label(x.node), "pid": x.node.get("pid")} for a, x in sorted(self.hosts.items())
                  if a in live and x.node and not x.dead}
         if engine.state.settings.get(NODES_SETTING) != where:
-            engine.set_setting(NODES_SETTING, dict(sorted(where.items())), actor="ray-runtime")
+            engine.set_setting(NODES_SETTING, where, actor="ray-runtime")
+        limits = {node_label(x.node): self.nodes.get(str(x.node.get("ip")), {}).get("limits")
+                  for x in self.hosts.values() if x.node}
+        if engine.state.settings.get(LIMITS_SETTING) != limits:
+            engine.set_setting(LIMITS_SETTING, dict(sorted(limits.items())), actor="ray-runtime")
 
     def _unanswered(self, h: _Actor) -> None:
         if not h.lost and self.sink is not None and not h.retiring:
@@ -527,6 +534,10 @@ def _loopback_only() -> None:
     constant was read when ray was imported, so it is set too."""
     os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def node_label(node: dict[str, Any]) -> str:
+    return f"{node.get('hostname')} ({node.get('ip')})"
 
 
 def actor_requests(specializations: list[str], tasks: list[TaskSpec], spec_resources: set[str]) -> dict[str, Any]:

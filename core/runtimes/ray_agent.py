@@ -54,6 +54,19 @@ class _ActorHost(Host):
     def channel_secret(self, args: argparse.Namespace) -> bytes:
         return b""  # no socket: Ray carries the calls (and authenticates them with its cluster token)
 
+    async def launch(self, r: Any) -> None:
+        """The run's own TMPDIR (a path the console chose) is made here, on the task's node."""
+        tmp = (r.msg.get("env") or {}).get("TMPDIR")
+        if tmp:
+            try:
+                os.makedirs(tmp, mode=0o700, exist_ok=True)
+            except OSError as exc:
+                self.finish(r, {"t": "failed", "task": r.task, "attempt": r.attempt, "rc": None,
+                                "error": f"could not create its temp directory on {socket.gethostname()}: {exc}",
+                                "output": []})
+                return
+        await super().launch(r)
+
     def send(self, msg: dict[str, Any]) -> None:
         self.seq += 1
         self.reports.append({**msg, "seq": self.seq})

@@ -71,7 +71,15 @@ class AgentScreen(DetailScreen):
             t.add_row("process", "simulated runtime: no OS process; usage is modelled, no limit is enforced")
             return t
         t.add_row("runtime", str(rt.get("runtime", "")))
-        if self.proc is not None:
+        on_ray = (eng.state.settings.get("ray_agent_nodes") or {}).get(self.key)
+        if rt.get("runtime") == "ray":
+            if on_ray:  # an actor: its node and worker pid, the limits probed on that node
+                node = on_ray.get("node")
+                t.add_row("node", f"{node}  (actor worker pid {on_ray.get('pid')})")
+                rt = {**rt, **((eng.state.settings.get("ray_node_limits") or {}).get(node) or {})}
+            else:
+                t.add_row("node", "— (its actor has not answered yet)")
+        elif self.proc is not None:
             pid, created, info = self.proc
             t.add_row("host pid", f"{pid} (started {fmt_clock(created)}; identified by pid and create time)")
             if info.get("task_pgid"):

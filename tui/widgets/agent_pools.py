@@ -45,8 +45,9 @@ def agent_nodes(settings: dict, agents: list) -> str:  # type: ignore[type-arg]
     where = settings.get("ray_agent_nodes") or {}
     counts: dict[str, int] = {}
     for a in agents:
-        if a.id in where:
-            counts[where[a.id]] = counts.get(where[a.id], 0) + 1
+        node = (where.get(a.id) or {}).get("node")
+        if node:
+            counts[node] = counts.get(node, 0) + 1
     return ", ".join(f"{n} ×{k}" for n, k in sorted(counts.items()))
 
 
