@@ -58,25 +58,28 @@ async def client_round_trips(sock: str, n: int) -> None:
 
 
 async def client_follow(sock: str, since: int) -> None:
-    target: list[int] = []
-
-    async def read_target() -> None:
-        line = await asyncio.to_thread(sys.stdin.readline)
-        target.append(int(line))
-
-    reader = asyncio.get_running_loop().create_task(read_target())
+    """Follow the stream until it has delivered the seq the host says it ended at."""
     n = 0
-    first = None
+    first: float | None = None
+    last_seq = since
     async with HostClient(socket_path=sock) as c:
+
+        async def follow() -> None:
+            nonlocal n, first, last_seq
+            async for ev in c.events(since):
+                n += 1
+                if first is None:
+                    first = time.time()
+                last_seq = ev.seq
+
+        task = asyncio.get_running_loop().create_task(follow())
         print("ready", flush=True)
-        async for ev in c.events(since):
-            n += 1
-            if first is None:
-                first = time.time()
-            if target and ev.seq >= target[0]:
-                break
-    await reader
-    print(json.dumps({"n": n, "first": first, "last": time.time()}), flush=True)
+        target = int(await asyncio.to_thread(sys.stdin.readline))
+        while last_seq < target:
+            await asyncio.sleep(0.002)
+        done = time.time()
+        task.cancel()
+    print(json.dumps({"n": n, "first": first, "last": done}), flush=True)
 
 
 # -- the host side --------------------------------------------------------------------
