@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..models import AgentStatus, TaskStatus, WorkflowStatus
+from .detectors import DataIntegrityDetector
 from .manager import ApproveMode, IncidentManager
 from .model import SCENARIOS
 from .validation import dependency_violations
@@ -240,7 +242,14 @@ def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", mana
     if engine.runtime is None or not hasattr(engine.runtime, "partition"):
         raise DrillError("drills need the simulated runtime")
     mgr = manager or IncidentManager(engine, approve_mode=approve)
-    drill = Drill(name, engine, mgr, engine.clock.now() + warmup_s)
+    offset = 0.0
+    if name == "data-integrity":
+        # The store is verified periodically: a fault landing at a fixed phase of the
+        # check period would make the detection latency an artefact of that phase.
+        # It lands at a phase drawn from the simulation's seed instead, so a sweep
+        # over seeds shows the real distribution (uniform over the period).
+        offset = random.Random(int(engine.state.settings.get("sim_seed", 0)) * 7919 + 1).uniform(0.0, DataIntegrityDetector.EVERY_S)
+    drill = Drill(name, engine, mgr, engine.clock.now() + warmup_s + offset)
 
     def count(ev: Event) -> None:
         if ev.type == "TASK_COMPLETED":
