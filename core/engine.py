@@ -530,10 +530,10 @@ class Engine:
             elif kind == "failed":
                 self.task_failed(agent_id, b["task_id"], b.get("error", "failed"), b.get("output"))
         if foreign:
-            self._merge_partition(agent_id, foreign)
+            self.merge_partition(agent_id, foreign)
         self.request_dispatch()
 
-    def _merge_partition(self, agent_id: str, reports: list[dict[str, Any]]) -> None:
+    def merge_partition(self, agent_id: str, reports: list[dict[str, Any]]) -> None:
         """Merge an isolated agent's reports about tasks moved away from it with the
         engine's side of those tasks, and bring the state to the merged result."""
         s = self.state

@@ -626,6 +626,9 @@ class LocalRuntime:
             return
         if kind in ("finished", "failed", "stopped"):
             h.task_pgid = h.task_create_time = None
+            if kind == "finished" and task and not self._owns_attempt(h.agent, task, attempt):
+                self._merge_moved(h.agent, task, attempt)
+                return
             if kind == "stopped" or not self._owns_attempt(h.agent, task, attempt):
                 return
             if msg.get("partial") or msg.get("progress"):
@@ -634,6 +637,19 @@ class LocalRuntime:
                 sink.task_finished(h.agent, task, msg.get("output"), {"rc": msg.get("rc"), "elapsed_s": msg.get("elapsed_s")})
             else:
                 sink.task_failed(h.agent, task, str(msg.get("error", "failed")), msg.get("output"))
+
+    def _merge_moved(self, agent_id: str, task_id: str, attempt: Any) -> None:
+        """A run finished on an agent the task was moved away from (it was cut off
+        and kept working): the conflict-free merge decides (completed once; the copy
+        still running elsewhere stops)."""
+        engine = self.engine
+        t = engine.state.tasks.get(task_id) if engine is not None else None
+        if engine is None or t is None or t.status is TaskStatus.COMPLETED:
+            return
+        wf = engine.state.workflows.get(t.workflow)
+        if wf is None or wf.status.value not in ("running", "paused"):
+            return
+        engine.merge_partition(agent_id, [{"seq": int(attempt or 0), "kind": "finished", "task_id": task_id}])
 
     # -- ending -------------------------------------------------------------------------------
     async def shutdown(self, release: bool = True) -> None:
