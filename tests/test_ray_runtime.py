@@ -88,8 +88,8 @@ def test_quick_completes_on_a_local_instance_with_the_local_runtimes_events(ray_
 async def test_pause_stops_the_task_processes_on_the_node_and_resume_continues(ray_address: str, tmp_path: Path) -> None:
     code = ("import time,subprocess,sys\n"
             "child=subprocess.Popen([sys.executable,'-c','import time; time.sleep(30)'])\n"
-            "for i in range(30):\n"
-            "    print(f'OPSDECK_PROGRESS {(i+1)/30}', flush=True); time.sleep(0.05)\n"
+            "for i in range(50):\n"
+            "    print(f'OPSDECK_PROGRESS {(i+1)/50}', flush=True); time.sleep(0.05)\n"
             "child.kill()\n")
     text = header() + f"""
 [[workflows]]
@@ -114,12 +114,6 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         members = group_members(pgid)
         assert len(members) == 2, "the task and its child share the task's process group"
         assert psutil.Process(pgid).ppid() == node["pid"], "the actor's worker started the task"
-        on = engine.state.settings["ray_agent_nodes"][agent]
-        assert on["node"].endswith("(127.0.0.1)") and on["pid"] == node["pid"], "the node is in the log"
-        limits = engine.state.settings["ray_node_limits"][on["node"]]
-        assert limits["memory_limit"] in ("cgroup", "rlimit_as") and limits["task_dies_with_actor"].startswith("setpriv")
-        assert agent_nodes(engine.state.settings, [engine.state.agents[agent]]).endswith("(127.0.0.1) ×1")
-        await drive(engine, lambda: engine.telemetry.get("ray_cpus", "cluster").last() == 2.0, timeout=10)
         engine.pause_workflow("low")
 
         def stopped() -> bool:
@@ -137,6 +131,12 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         await drive(engine, lambda: all(p.status() != psutil.STATUS_STOPPED for p in members), timeout=10)
         await drive(engine, lambda: wf_status(engine, "low") == "completed", timeout=30)
         assert not group_members(pgid)
+        on = engine.state.settings["ray_agent_nodes"][agent]
+        assert on["node"].endswith("(127.0.0.1)") and on["pid"] == node["pid"], "the node is in the log"
+        limits = engine.state.settings["ray_node_limits"][on["node"]]
+        assert limits["memory_limit"] in ("cgroup", "rlimit_as") and limits["task_dies_with_actor"].startswith("setpriv")
+        assert agent_nodes(engine.state.settings, [engine.state.agents[agent]]).endswith("(127.0.0.1) ×1")
+        await drive(engine, lambda: engine.telemetry.get("ray_cpus", "cluster").last() == 2.0, timeout=10)
     finally:
         await runtime.shutdown()
         await engine.close()
