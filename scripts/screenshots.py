@@ -29,7 +29,7 @@ MANUAL = {"approval": {"auto": ["analysis"], "manual": ["checkpoint", "monitorin
 
 
 async def settle(app: OpsdeckApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    await app.engine.flush()
+    await app.host.engine.flush()
     app.refresh_panes()
     log = app.query_one(EventLog)
     log.tick()
@@ -45,22 +45,24 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         app = OpsdeckApp(db=Path(tmp) / "demo.db", config=Config.model_validate(MANUAL), demo=True, seed=7, speed=0)
         async with app.run_test(size=size) as pilot:
-            eng = await app.engine_opened()
-            await eng.advance(600)
+            await app.link_opened()
+            host = app.host
+            eng = host.engine
+            await host.advance(600)
             await eng.checkpoint("manual", "before the drill")
-            await eng.advance(240)
+            await host.advance(240)
             await settle(app, pilot)
             made.append(out / "main.svg")
             app.save_screenshot(str(made[-1]))
 
-            res = await operator.start_drill(eng, "resource-exhaustion", False, manager=app.manager)
-            app.drill = res["result"]
+            res = await app.link.send(operator.drill_command("resource-exhaustion"))
+            assert res["status"] == "success", res
             for _ in range(2000):
-                await app.step(5.0)
+                await app.host.advance(5.0)
                 if any(p.get("state") == "proposed" for p in eng.state.plans.values()):
                     break
             for _ in range(3):  # let the auto-approved analysis steps run
-                await app.step(5.0)
+                await app.host.advance(5.0)
             await settle(app, pilot)
             inc = sorted(eng.state.incidents)[-1]
             ol = app.incidents_pane

@@ -19,10 +19,9 @@ def make_app(db: Path, *, readonly: bool = False, demo: bool = True, config: Con
 
 async def settle(app: OpsdeckApp, pilot, seconds: float = 0.0) -> None:  # type: ignore[no-untyped-def]
     """Advance the simulation, flush, redraw panes, and wait for the event log's window."""
-    eng = await app.engine_opened()
+    await app.link_opened()
     if seconds:
-        await eng.advance(seconds)
-    await eng.flush()
+        await app.host.advance(seconds)
     app.refresh_panes()
     log = app.query_one(EventLog)
     log.tick()
@@ -48,7 +47,8 @@ async def drill_until_plan(app: OpsdeckApp, pilot, name: str = "resource-exhaust
     plan waits for approval; returns the plan id."""
     from tui.screens.confirm import ConfirmScreen
 
-    eng = await app.engine_opened()
+    await app.link_opened()
+    eng = app.host.engine
     await pilot.press("ctrl+p")
     await pilot.pause(0.2)
     await pilot.press(*f"Drill: {name}")
@@ -56,13 +56,12 @@ async def drill_until_plan(app: OpsdeckApp, pilot, name: str = "resource-exhaust
     await pilot.press("enter")
     assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
     await pilot.press("tab", "enter")
-    assert await wait_for(pilot, lambda: app.drill is not None)
+    assert await wait_for(pilot, lambda: app.host.drill is not None)
     end = eng.clock.now() + limit_s
     while eng.clock.now() < end:
-        await app.step(5.0)
+        await app.host.advance(5.0)
         waiting = [pid for pid, p in eng.state.plans.items() if p.get("state") == "proposed"]
         if waiting:
-            await eng.flush()
             app.refresh_panes()
             await pilot.pause(0.1)
             return waiting[0]

@@ -33,7 +33,7 @@ async def test_parser_error_inline_then_command_runs(tmp_path):
     app = make_app(db)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot, 60)
-        eng = app.engine
+        eng = app.host.engine
         await pilot.press("colon")
         cl = app.command_line
         assert cl.display and app.focused is cl.query_one(Input)
@@ -69,7 +69,7 @@ async def test_readonly_refuses_mutating_slash_command(tmp_path):
     app = make_app(db, readonly=True)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        eng = app.engine
+        eng = app.link
         seq = eng.state.seq
         await pilot.press("colon", *"coordination-hub pause workflow_003", "enter")
         err = app.command_line.query_one("#cmd-error", Static)

@@ -24,7 +24,7 @@ async def test_rollback_cancel_then_confirm(tmp_path):
     app = make_app(db)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot, 120)
-        eng = app.engine
+        eng = app.host.engine
         cp = await eng.checkpoint("manual", "before")
         done = lambda: {k for k, v in eng.state.tasks.items() if v.status.value == "completed"}  # noqa: E731
         at_cp = done()
@@ -74,7 +74,7 @@ async def test_filter_by_type_text_and_workflow(tmp_path):
         assert len(log.matches) >= before
         await pilot.press("slash", "enter")  # empty filter clears it
         assert await wait_for(pilot, lambda: log.matches is None)
-        assert log.count == app.engine.state.seq
+        assert log.count == app.host.engine.state.seq
 
 
 async def test_follow_pauses_on_scroll_up_and_resumes_at_end(tmp_path):
@@ -103,7 +103,7 @@ async def test_pause_resume_and_cancel_workflow(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot, 120)
-        eng = app.engine
+        eng = app.host.engine
         wl = app.query_one("#workflows")
         wl.focus()
         wl.highlighted = [o.id for o in wl.options].index("wf:workflow_002")
@@ -129,14 +129,14 @@ async def test_readonly_refuses_changes(tmp_path):
     writer = make_app(db)
     async with writer.run_test(size=(100, 30)) as pilot:
         await settle(writer, pilot, 300)
-        await writer.engine.checkpoint("manual", "x")
-        await writer.engine.flush()
+        await writer.host.engine.checkpoint("manual", "x")
+        await writer.host.engine.flush()
     with sqlite3.connect(db) as con:
         n_before = con.execute("SELECT count(*) FROM events").fetchone()[0]
     app = make_app(db, readonly=True)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
-        eng = app.engine
+        eng = app.link
         seq = eng.state.seq
         wl = app.query_one("#workflows")
         wl.focus()
@@ -162,7 +162,7 @@ async def test_palette_search_runs_the_command(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot, 60)
-        n = len(app.engine.state.checkpoints)
+        n = len(app.host.engine.state.checkpoints)
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
         await pilot.press(*"checkpoint")
@@ -173,8 +173,8 @@ async def test_palette_search_runs_the_command(tmp_path):
         prompts = [str(o.prompt) for o in cl.options]
         assert prompts and "Checkpoint" in prompts[0].splitlines()[0], prompts
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: len(app.engine.state.checkpoints) == n + 1)
-        cp = max(app.engine.state.checkpoints.values(), key=lambda c: c.id)
+        assert await wait_for(pilot, lambda: len(app.host.engine.state.checkpoints) == n + 1)
+        cp = max(app.host.engine.state.checkpoints.values(), key=lambda c: c.id)
         assert cp.kind == "manual"
 
 
@@ -207,12 +207,12 @@ async def test_help_lists_bindings_and_keys_are_overridable(tmp_path):
         assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.press("escape")
         assert await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
-        n = len(app.engine.state.checkpoints)
+        n = len(app.host.engine.state.checkpoints)
         await pilot.press("c")
         await pilot.pause(0.2)
-        assert len(app.engine.state.checkpoints) == n, "the default key no longer checkpoints"
+        assert len(app.host.engine.state.checkpoints) == n, "the default key no longer checkpoints"
         await pilot.press("C")
-        assert await wait_for(pilot, lambda: len(app.engine.state.checkpoints) == n + 1)
+        assert await wait_for(pilot, lambda: len(app.host.engine.state.checkpoints) == n + 1)
 
 
 async def test_detail_screens_open_and_close(tmp_path):
@@ -228,7 +228,7 @@ async def test_detail_screens_open_and_close(tmp_path):
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: isinstance(app.screen, WorkflowScreen) and app.screen.key == "workflow_001")
         await pilot.press("p")  # actions apply to the workflow on screen
-        assert await wait_for(pilot, lambda: app.engine.state.workflows["workflow_001"].status is WorkflowStatus.PAUSED)
+        assert await wait_for(pilot, lambda: app.host.engine.state.workflows["workflow_001"].status is WorkflowStatus.PAUSED)
         await pilot.press("escape")
         pools = app.query_one("#pools")
         pools.focus()
@@ -248,7 +248,7 @@ async def test_opens_a_database_it_did_not_create(tmp_path):
     app = make_app(db, demo=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        assert len(app.engine.state.workflows) == 6
+        assert len(app.host.engine.state.workflows) == 6
         log = app.query_one(EventLog)
         with sqlite3.connect(db) as con:
             head = con.execute("SELECT max(seq) FROM events").fetchone()[0]

@@ -20,7 +20,7 @@ async def test_approve_plan_after_cancel(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(120, 40)) as pilot:
         pid = await drill_until_plan(app, pilot)
-        eng = app.engine
+        eng = app.host.engine
         await pilot.press("a")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("enter")  # Cancel is focused: nothing happens
@@ -32,7 +32,7 @@ async def test_approve_plan_after_cancel(tmp_path):
         assert await wait_for(pilot, lambda: eng.state.plans[pid]["state"] != "proposed")
         assert eng.state.plans[pid]["decided_by"] == "operator"
         for _ in range(60):  # the executor runs the approved steps as the clock moves
-            await app.step(5.0)
+            await app.host.advance(5.0)
         assert eng.state.plans[pid]["state"] in ("executing", "completed")
         assert any(st["state"] == "completed" for st in eng.state.plans[pid]["steps"])
 
@@ -41,7 +41,7 @@ async def test_reject_plan(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(120, 40)) as pilot:
         pid = await drill_until_plan(app, pilot)
-        eng = app.engine
+        eng = app.host.engine
         await pilot.press("d")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("tab", "enter")
@@ -53,7 +53,7 @@ async def test_edit_plan_invalid_then_valid(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(120, 40)) as pilot:
         pid = await drill_until_plan(app, pilot)
-        eng = app.engine
+        eng = app.host.engine
         before = [st["command"] for st in eng.state.plans[pid]["steps"]]
         seq = eng.state.seq
         await pilot.press("e")
@@ -85,13 +85,13 @@ async def test_abort_plan_rolls_back(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(120, 40)) as pilot:
         pid = await drill_until_plan(app, pilot)
-        eng = app.engine
+        eng = app.host.engine
         await pilot.press("a")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("tab", "enter")
         assert await wait_for(pilot, lambda: eng.state.plans[pid]["state"] != "proposed")
         for _ in range(12):
-            await app.step(5.0)
+            await app.host.advance(5.0)
         await pilot.press("K")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("tab", "enter")

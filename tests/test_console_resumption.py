@@ -5,7 +5,6 @@ from __future__ import annotations
 from tests.console_support import make_app, settle, wait_for
 
 from core.models import WorkflowStatus
-from tui import operator
 from tui.screens.confirm import ConfirmScreen
 
 PLAN = ("/workflow-recovery gradual-resumption '{\"hold\": 600, \"stages\": ["
@@ -17,9 +16,9 @@ async def test_hold_then_advance_a_staged_resumption(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot, 120)
-        eng = app.engine
+        eng = app.host.engine
         eng.pause_workflow("workflow_003", actor="operator")
-        res = await operator.run_slash(eng, PLAN, readonly=False)
+        res = await app.link.send(PLAN)
         assert res["status"] == "success", res
         rid = next(iter(eng.state.resumptions))
         r = eng.state.resumptions[rid]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from core.config import Config
-from tests.console_support import make_app, settle, wait_for
+from tests.console_support import make_app, wait_for
+from tests.console_support import settle as settle_app
 
 MANUAL = Config.model_validate({"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}})
 
@@ -19,6 +20,13 @@ MANUAL = Config.model_validate({"approval": {"auto": [], "manual": ["analysis", 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "snap.db"
+
+
+async def settle(app, pilot, seconds: float = 0.0) -> None:  # type: ignore[no-untyped-def]
+    """The header names the host's pid; a fixed one keeps the screens comparable."""
+    await app.link_opened()
+    app.link.host_pid = 4242
+    await settle_app(app, pilot, seconds)
 
 
 def main_screen(seconds: float):  # type: ignore[no-untyped-def]
@@ -51,7 +59,7 @@ async def _open(pilot, pane: str, option: str) -> None:  # type: ignore[no-untyp
 def test_workflow_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await settle(pilot.app, pilot, 900)
-        await pilot.app.engine.checkpoint("manual", "snapshot test")
+        await pilot.app.host.engine.checkpoint("manual", "snapshot test")
         await settle(pilot.app, pilot)
         await _open(pilot, "#workflows", "wf:workflow_001")
 
@@ -70,11 +78,12 @@ async def _until_plan(pilot) -> None:  # type: ignore[no-untyped-def]
     from tui import operator
 
     app = pilot.app
-    eng = await app.engine_opened()
-    res = await operator.start_drill(eng, "resource-exhaustion", False, manager=app.manager)
-    app.drill = res["result"]
+    await app.link_opened()
+    eng = app.host.engine
+    res = await app.link.send(operator.drill_command("resource-exhaustion"))
+    assert res["status"] == "success", res
     for _ in range(1000):
-        await app.step(5.0)
+        await app.host.advance(5.0)
         if any(p.get("state") == "proposed" for p in eng.state.plans.values()):
             break
     await settle(app, pilot)
@@ -83,7 +92,7 @@ async def _until_plan(pilot) -> None:  # type: ignore[no-untyped-def]
 def test_incident_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await _until_plan(pilot)
-        inc = sorted(pilot.app.engine.state.incidents)[0]
+        inc = sorted(pilot.app.host.engine.state.incidents)[0]
         await _open(pilot, "#incidents", f"incident:{inc}")
 
     assert snap_compare(make_app(db, config=MANUAL), terminal_size=(120, 40), run_before=run_before)
@@ -100,7 +109,7 @@ def test_checkpoints_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         app = pilot.app
         await settle(app, pilot, 300)
-        await app.engine.checkpoint("manual", "before the release")
+        await app.host.engine.checkpoint("manual", "before the release")
         await settle(app, pilot, 300)
         await pilot.press("b")
         await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
@@ -113,7 +122,7 @@ def test_confirmation_modal(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         app = pilot.app
         await settle(app, pilot, 300)
-        cp = await app.engine.checkpoint("manual", "before the release")
+        cp = await app.host.engine.checkpoint("manual", "before the release")
         await settle(app, pilot, 300)
         app.request_rollback(cp)
         await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")

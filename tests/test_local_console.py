@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from core.config import Config
-from core.runtimes.local import open_local
 from core.workflow_file import parse_workflow_text
 from tests.local_harness import alive, header, py_cmd
 
@@ -17,7 +16,8 @@ pytest.importorskip("textual")
 
 
 async def test_console_drives_real_agents_and_quits_cleanly(tmp_path: Path) -> None:
-    from opsdeck.console import local_console
+    from core.host.host import Host
+    from tui.app import OpsdeckApp
 
     text = header() + f"""
 [[workflows]]
@@ -33,14 +33,15 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
     wf = parse_workflow_text(text)
     db = tmp_path / "c.db"
 
-    async def session():  # type: ignore[no-untyped-def]
-        return await open_local(db, wf, wf.specs(tmp_path), Config())
+    async def host():  # type: ignore[no-untyped-def]
+        return await Host.open_local(db, wf, wf.specs(tmp_path), Config())
 
-    app = local_console(db, Config(), session)
+    app = OpsdeckApp(db, Config(), speed=1.0, host_factory=host)
     async with app.run_test(size=(160, 48)) as pilot:
-        engine = await app.engine_opened(timeout=30)
-        assert app.runtime is not None
-        pids = dict(app.runtime.host_pids())
+        await app.link_opened(timeout=30)
+        assert app.host is not None and app.host.runtime is not None
+        engine = app.host.engine
+        pids = dict(app.host.runtime.host_pids())
         assert len(pids) == 2 and all(alive(p) for p in pids.values())
         for _ in range(200):
             if engine.state.workflows["w"].status.value == "completed":

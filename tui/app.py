@@ -1,17 +1,20 @@
-"""The operations console: a Textual app with the engine running inside it.
+"""The operations console: a Textual app over a link to the fleet's host.
 
-The engine is opened in a worker thread (replaying a large log never blocks the
-UI) and driven by an async worker that advances the virtual clock in real time.
-Panes read the in-memory projection on a timer; the event log reads SQLite by
-window in worker threads. Every state change goes through :mod:`tui.operator`,
-which refuses it in a read-only console.
+The console reads and acts through one :class:`~core.host.link.Link`. Embedded
+(``opsdeck demo``, ``opsdeck run FILE``), the app runs the host in its own process
+(the host paces the simulated clock); attached (another process holds the
+database), it reads a replica kept current from the host's event stream and sends
+every action to the host's socket. Either way every action is ONE slash command
+(:mod:`tui.operator`) sent with ``link.send`` and recorded like any other. Panes
+read the link's projection on a timer; the event log reads SQLite by window in
+worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,12 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, OptionList
 
 from core.config import Config
-from core.engine import Engine
 from core.events import Event
+from core.host.host import Host, HostError
+from core.host.lease import LeaseHeld, current_holder
+from core.host.link import AttachedLink, EmbeddedLink, Link
+from core.host.replica import Replica
+from core.store import StoreError
 from themes import DEFAULT_THEME, THEMES
 
 from . import operator
@@ -47,7 +54,7 @@ from .widgets.incidents import Incidents, WAITING, plan_status, plan_steps, step
 from .widgets.workflows import Workflows
 
 REFRESH_S = 0.5
-TICK_S = 0.1
+HostFactory = Callable[[], Awaitable[Host]]
 
 
 class OpsdeckApp(App[int]):
@@ -66,7 +73,14 @@ class OpsdeckApp(App[int]):
         readonly: bool = False,
         *,
         start_engine: bool = True,
+        attach: bool | None = None,
+        host_factory: HostFactory | None = None,
+        create: bool = True,
     ) -> None:
+        """``attach``: None attaches when a live host holds ``db`` (else the app hosts
+        it), True always attaches (read a replica), False always hosts. ``host_factory``
+        opens the host on a real runtime (``opsdeck run``); by default the app hosts the
+        simulated runtime. A read-only console always attaches."""
         super().__init__()
         self.db = Path(db)
         self.config = config
@@ -75,8 +89,10 @@ class OpsdeckApp(App[int]):
         self.speed = config.console.speed if speed is None else float(speed)
         self.readonly = readonly
         self.start_engine = start_engine
-        self.engine: Engine | None = None
-        self.clock_running = self.speed > 0 and not readonly
+        self.attach = True if readonly else attach
+        self.host_factory = host_factory
+        self.create = create
+        self.link: Link | None = None
         self.command_table, self.key_problems = with_overrides(config.console.keys)
         for b in bindings(self.command_table):
             self.bind(b.key, b.action, description=b.description, show=b.show)
@@ -89,11 +105,15 @@ class OpsdeckApp(App[int]):
         self.launched_at = time.perf_counter()
         self.first_frame_s: float | None = None
         self.first_frame_wall: float | None = None
+        self.panes_filled_s: float | None = None
         self.engine_ready = asyncio.Event()
         self.open_error: str | None = None
         self._stop = asyncio.Event()
-        self.manager: Any = None
-        self.drill: Any = None
+
+    @property
+    def host(self) -> Host | None:
+        """The host this console runs (embedded), else None."""
+        return self.link.host if isinstance(self.link, EmbeddedLink) else None
 
     # -- layout -----------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -133,97 +153,93 @@ class OpsdeckApp(App[int]):
         self.first_frame_s = time.perf_counter() - self.launched_at
         self.first_frame_wall = time.time()
         if self.start_engine:
-            self.run_worker(self._open_engine, thread=True, group="engine-open", exit_on_error=False)
+            self.run_worker(self._open_link(), group="link-open", exit_on_error=False)
 
     def _read_head(self) -> None:
         n = self.log_source.head()
         self.call_from_thread(self.log_pane.set_head, n)
 
-    # -- engine lifecycle -------------------------------------------------------
-    def _open_engine(self) -> None:
-        """Runs in a thread: replaying the log is CPU work that must not freeze the UI."""
-        from core.session import open_sim
-        from core.store import StoreError
+    # -- the link ---------------------------------------------------------------
+    def _wants_attach(self) -> bool:
+        if self.attach is not None:
+            return self.attach
+        return self.db.exists() and current_holder(self.db) is not None
 
-        async def opened() -> Engine:
-            eng = await open_sim(self.db, self.config, seed=self.seed, demo=self.demo, readonly=self.readonly, recurring=self.demo)
-            # Events emitted while opening (re-dispatch, liveness) reach the store before
-            # the event log starts reading it by window.
-            await eng.flush()
-            return eng
+    async def _open_link(self) -> None:
+        """Attach to the database's live host, or become its host (embedded).
 
+        Replaying a large log is CPU work: the replica (or the simulated host's engine)
+        is folded in a worker thread so the UI keeps drawing meanwhile."""
         try:
-            engine = asyncio.run(opened())
-        except (StoreError, OSError, ValueError) as exc:
-            self.call_from_thread(self._engine_failed, str(exc))
+            if self._wants_attach():
+                link = await self._attached()
+            else:
+                try:
+                    link = await self._embedded()
+                except LeaseHeld:
+                    link = await self._attached()  # another host took the database first
+            await link.start()
+        except (StoreError, HostError, OSError, ValueError) as exc:
+            self._link_failed(str(exc))
             return
-        self.call_from_thread(self._engine_opened, engine)
+        except Exception as exc:  # noqa: BLE001 - shown in the console, never a hang
+            self._link_failed(f"{type(exc).__name__}: {exc}")
+            return
+        self._link_opened(link)
 
-    def _engine_failed(self, message: str) -> None:
+    async def _attached(self) -> Link:
+        replica = await asyncio.to_thread(asyncio.run, Replica.open(self.db, self.config))
+        link = AttachedLink(self.db, self.config, readonly=self.readonly, replica=replica)
+        await link.connect()
+        return link
+
+    async def _embedded(self) -> Link:
+        if self.host_factory is not None:
+            # A real runtime's connections and samplers live in the app's own loop.
+            host = await self.host_factory()
+        else:
+            opening = Host.open_sim(self.db, self.config, demo=self.demo, seed=self.seed, speed=self.speed,
+                                    recurring=self.demo, create=self.create)
+            host = await asyncio.to_thread(asyncio.run, opening)
+        return EmbeddedLink(host)
+
+    def _link_failed(self, message: str) -> None:
         self.open_error = message
         self.header_pane.status_text = f"cannot open {self.db}: {message}"
         self.header_pane.refresh()
         self.notify(message, title="cannot open the database", severity="error", timeout=30)
         self.engine_ready.set()
 
-    def _engine_opened(self, engine: Engine) -> None:
-        self.engine = engine
-        log = self.log_pane
-        engine.subscribe(self._on_event)
-        log.set_head(engine.state.seq)
-        if self.readonly:
-            self.set_interval(1.0, self._poll_external)
-        else:
-            self.manager = operator.incident_manager(engine)
-            self.run_worker(self._drive_clock(), group="clock", exit_on_error=False)
+    def _link_opened(self, link: Link) -> None:
+        if self._stop.is_set():
+            self.spawn(link.close())
+            return
+        self.link = link
+        link.subscribe(self._on_event)
+        link.on_status(self._on_host_status)
+        self.log_pane.set_head(link.committed_seq)
+        self.sub_title = link.describe()
         self.refresh_panes()
+        self.panes_filled_s = time.perf_counter() - self.launched_at
         self.engine_ready.set()
 
-    async def engine_opened(self, timeout: float = 30.0) -> Engine:
-        """Wait for the engine (tests and scripts)."""
+    async def link_opened(self, timeout: float = 30.0) -> Link:
+        """Wait for the link (tests, scripts, the benchmark)."""
         await asyncio.wait_for(self.engine_ready.wait(), timeout)
-        if self.engine is None:
-            raise RuntimeError(self.open_error or "engine did not open")
-        return self.engine
+        if self.link is None:
+            raise RuntimeError(self.open_error or "the console could not open the database")
+        return self.link
 
-    async def _drive_clock(self) -> None:
-        """Advance the virtual clock ``speed`` simulated seconds per wall second."""
-        loop = asyncio.get_running_loop()
-        last = loop.time()
-        while not self._stop.is_set():
-            await asyncio.sleep(TICK_S)
-            now = loop.time()
-            dt, last = now - last, now
-            eng = self.engine
-            if eng is None or not self.clock_running:
-                continue
-            await self.step(min(dt, 1.0) * self.speed)
-
-    async def step(self, seconds: float) -> None:
-        """One step of simulated time: a running drill injects its fault on time; the
-        incident pipeline detects, plans and executes approved steps."""
-        eng = self.engine
-        if eng is None:
-            return
-        drill = self.drill
-        if drill is not None and not drill.done:
-            await drill.step(seconds)
-        else:
-            await eng.advance(seconds)
-            if self.manager is not None:
-                await self.manager.pump()
-
-    async def _poll_external(self) -> None:
-        """Read-only watcher: fold in events another process appended to the store."""
-        eng = self.engine
-        if eng is None or eng.store is None:
-            return
-        evs = await eng.store.read_events(since=eng.state.seq, limit=20000)
-        for ev in evs:
-            eng.state.apply(ev)
-            self.log_pane.add_live(ev)
-        if evs:
-            self.log_pane.set_head(evs[-1].seq)
+    def _on_host_status(self, message: str | None) -> None:
+        link = self.link
+        if link is not None:
+            self.sub_title = link.describe()
+        self.header_pane.refresh()
+        if message is not None:
+            self.notify(f"{message}; showing the last state it committed, actions are refused until a host is back",
+                        title="host gone", severity="error", timeout=10)
+        elif link is not None:
+            self.notify(link.describe(), title="host back", timeout=5)
 
     def _on_event(self, ev: Event) -> None:
         self.log_pane.add_live(ev)
@@ -240,34 +256,37 @@ class OpsdeckApp(App[int]):
             return
         log = self.log_pane
         log.tick()
-        if self.engine is not None and self.engine.store is not None:
+        if self.link is not None:
             # What the store holds is what the window reads can serve.
-            log.db_head = max(log.db_head, self.engine.state.seq - self.engine.unflushed)
+            log.db_head = max(log.db_head, self.link.committed_seq)
 
     def refresh_panes(self) -> None:
         if self._stop.is_set() or not hasattr(self, "header_pane"):
             return
         self.header_pane.refresh()
-        eng = self.engine
-        if eng is None:
+        link = self.link
+        if link is None:
             return
         if not isinstance(self.screen, (ChooseScreen,)) and self.screen is self.screen_stack[0]:
-            self.pools_pane.refresh_from(eng)
-            self.workflows_pane.refresh_from(eng)
-            self.incidents_pane.refresh_from(eng)
+            self.pools_pane.refresh_from(link)
+            self.workflows_pane.refresh_from(link)
+            self.incidents_pane.refresh_from(link)
 
     @property
     def clock_label(self) -> str:
-        if self.readonly:
-            return "(watching)"
-        return f"×{self.speed:g}" if self.clock_running else "(paused)"
+        link = self.link
+        if link is None:
+            return ""
+        if link.gone or (link.kind == "attached" and link.host_pid is None):
+            return "(stopped)"
+        return f"×{link.speed:g}" if link.clock_running else "(paused)"
 
     async def shutdown(self) -> None:
         self._stop.set()
-        eng, self.engine = self.engine, None
-        if eng is not None:
+        link, self.link = self.link, None
+        if link is not None:
             try:
-                await eng.close()
+                await link.close()
             except Exception:  # noqa: BLE001 - closing must not hide the exit
                 pass
         self.log_source.close()
@@ -292,24 +311,41 @@ class OpsdeckApp(App[int]):
         return False
 
     def refused(self, action: str) -> bool:
-        """True (and a message) when a read-only console is asked to change state."""
+        """True (and a message) when the console cannot do ``action`` now: read-only,
+        or the host it is attached to is gone."""
         c = BY_ACTION.get(action)
-        if self.readonly and (c is None or c.mutates):
-            title = c.title if c else action
+        mutates = c is None or c.mutates
+        title = c.title if c else action
+        if self.readonly and mutates:
             self.notify(f"read-only console: '{title}' would change state and was refused", severity="warning", timeout=6)
+            return True
+        link = self.link
+        if link is not None and link.gone and mutates:
+            self.notify(f"{link.gone}: '{title}' was refused", severity="error", timeout=6)
             return True
         return False
 
-    def need_engine(self) -> Engine | None:
-        if self.engine is None:
-            self.notify("the engine is still opening", severity="warning")
-        return self.engine
+    def need_link(self) -> Link | None:
+        if self.link is None:
+            self.notify("the console is still opening the database", severity="warning")
+        return self.link
 
-    def engine_for(self, action: str) -> Engine | None:
-        """The engine, if ``action`` may run now: not refused as read-only, engine open."""
+    def link_for(self, action: str) -> Link | None:
+        """The link, if ``action`` may run now: not refused, link open."""
         if self.refused(action):
             return None
-        return self.need_engine()
+        return self.need_link()
+
+    async def send(self, text: str, what: str) -> dict[str, Any]:
+        """Send one slash command through the link; show its outcome; redraw."""
+        link = self.link
+        if link is None:
+            res = {"status": "error", "error": {"code": "NOT_OPEN", "message": "the console is still opening the database"}}
+        else:
+            res = await link.send(text)
+        self.report(res, what)
+        self.refresh_panes()
+        return res
 
     async def confirm(self, title: str, detail: str, label: str = "Confirm") -> bool:
         return bool(await self.push_screen_wait(ConfirmScreen(title, detail, label)))
@@ -322,34 +358,35 @@ class OpsdeckApp(App[int]):
 
     def selected_plan(self) -> str | None:
         """The highlighted plan (or the plan of the highlighted incident), else the oldest waiting one."""
-        eng = self.engine
-        if eng is None:
+        link = self.link
+        if link is None:
             return None
+        plans = link.state.plans
         if isinstance(self.screen, IncidentScreen):
-            for pid, p in eng.state.plans.items():
+            for pid, p in plans.items():
                 if (p.get("incident") or p.get("incident_id")) == self.screen.key:
                     return pid
         opt = self.incidents_pane.highlighted_option
         if opt is not None and opt.id:
             kind, _, key = opt.id.partition(":")
-            if kind == "plan" and key in eng.state.plans:
+            if kind == "plan" and key in plans:
                 return key
             if kind == "incident":
-                mine = [pid for pid, p in eng.state.plans.items() if (p.get("incident") or p.get("incident_id")) == key]
-                waiting = [pid for pid in mine if plan_status(eng.state.plans[pid]) in WAITING]
+                mine = [pid for pid, p in plans.items() if (p.get("incident") or p.get("incident_id")) == key]
+                waiting = [pid for pid in mine if plan_status(plans[pid]) in WAITING]
                 if waiting or mine:
                     return (waiting or mine)[-1]
-        waiting = waiting_plans(eng)
+        waiting = waiting_plans(link)
         return waiting[0] if waiting else None
 
     def selected_resumption(self) -> str | None:
-        eng = self.engine
-        if eng is None:
+        link = self.link
+        if link is None:
             return None
         opt = self.incidents_pane.highlighted_option
         if opt is not None and opt.id and opt.id.startswith("resumption:"):
             return opt.id.split(":", 1)[1]
-        live = [rid for rid, r in eng.state.resumptions.items() if str(r.get("status", "")).lower() not in ("completed", "done", "aborted", "cancelled")]
+        live = [rid for rid, r in link.state.resumptions.items() if str(r.get("status", "")).lower() not in ("completed", "done", "aborted", "cancelled")]
         return live[0] if live else None
 
     # -- opening detail screens -------------------------------------------------
@@ -357,7 +394,8 @@ class OpsdeckApp(App[int]):
     def open_detail(self, event: OptionList.OptionSelected) -> None:
         oid = event.option.id or ""
         kind, _, key = oid.partition(":")
-        if self.engine is None:
+        link = self.link
+        if link is None:
             return
         if kind == "wf":
             self.push_screen(WorkflowScreen(key))
@@ -366,9 +404,9 @@ class OpsdeckApp(App[int]):
         elif kind == "incident":
             self.push_screen(IncidentScreen(key))
         elif kind == "plan":
-            plan = self.engine.state.plans.get(key, {})
+            plan = link.state.plans.get(key, {})
             inc = plan.get("incident") or plan.get("incident_id")
-            if inc and inc in self.engine.state.incidents:
+            if inc and inc in link.state.incidents:
                 self.push_screen(IncidentScreen(str(inc)))
 
     # -- simple actions ---------------------------------------------------------
@@ -422,24 +460,25 @@ class OpsdeckApp(App[int]):
 
     async def _run_command_line(self, text: str) -> None:
         cl = self.command_line
-        eng = self.need_engine()
-        if eng is None:
+        link = self.need_link()
+        if link is None:
             return
-        res = await operator.run_slash(eng, text, self.readonly)
+        res = await link.send(text)
         if res.get("status") == "success":
             cl.show_error("")
             cl.action_close()
             self.show_result(text, res)
         else:
             cl.show_failure(text, res)
+        self.refresh_panes()
 
     def show_result(self, text: str, res: dict[str, Any]) -> None:
         """The result view of a command that ran; ``r`` there re-runs it if it only reads."""
-        eng = self.engine
+        link = self.link
 
         async def rerun(cmd: str) -> dict[str, Any]:
-            assert eng is not None
-            return await operator.run_slash(eng, cmd, self.readonly)
+            assert link is not None
+            return await link.send(cmd)
 
         self.push_screen(ResultScreen(text, res, rerun if operator.command_mutates(text) is False else None))
 
@@ -458,93 +497,90 @@ class OpsdeckApp(App[int]):
 
     def action_toggle_clock(self) -> None:
         if self.readonly:
-            self.notify("read-only console: the clock is not ours to run", severity="warning")
+            self.notify("read-only console: the clock is the host's to run", severity="warning")
             return
-        self.clock_running = not self.clock_running
-        if self.clock_running and self.speed <= 0:
-            self.speed = self.config.console.speed
-        self.header_pane.refresh()
+        link = self.link_for("toggle_clock")
+        if link is None:
+            return
+        run = not link.clock_running
+        speed = (link.speed if link.speed > 0 else self.config.console.speed) if run else None
+        self.spawn(self.send(operator.clock_command(run, speed), "clock " + ("running" if run else "paused")))
 
     def action_checkpoints(self) -> None:
-        if self.need_engine() is not None:
+        if self.need_link() is not None:
             self.push_screen(CheckpointsScreen())
 
-    # -- state-changing actions -------------------------------------------------
-    def _workflow_action(self, action: str, fn_name: str, label: str, confirm: bool = False) -> None:
-        if self.refused(action):
+    # -- state-changing actions: one slash command each --------------------------
+    def _workflow_action(self, action: str, label: str, confirm: bool = False) -> None:
+        link = self.link_for(action)
+        if link is None:
             return
-        eng = self.need_engine()
         wf = self.selected_workflow()
-        if eng is None or wf is None:
-            if eng is not None:
-                self.notify("highlight a workflow first", severity="warning")
+        if wf is None:
+            self.notify("highlight a workflow first", severity="warning")
             return
 
         async def run() -> None:
             if confirm and not await self.confirm(f"{label} {wf}?", f"{label} workflow {wf}. Its running tasks are stopped and released.", label):
                 return
-            res = await operator.engine_op(eng, fn_name, getattr(eng, fn_name), wf, readonly=self.readonly, actor=operator.ACTOR)
-            self.report(res, f"{label} {wf}")
-            self.refresh_panes()
+            await self.send(operator.workflow_command(action, wf), f"{label} {wf}")
 
         self.spawn(run())
 
     def action_pause_workflow(self) -> None:
-        self._workflow_action("pause_workflow", "pause_workflow", "Pause")
+        self._workflow_action("pause_workflow", "Pause")
 
     def action_resume_workflow(self) -> None:
-        self._workflow_action("resume_workflow", "resume_workflow", "Resume")
+        self._workflow_action("resume_workflow", "Resume")
 
     def action_start_workflow(self) -> None:
-        self._workflow_action("start_workflow", "start_workflow", "Start")
+        self._workflow_action("start_workflow", "Start")
 
     def action_cancel_workflow(self) -> None:
-        self._workflow_action("cancel_workflow", "cancel_workflow", "Cancel", confirm=True)
+        self._workflow_action("cancel_workflow", "Cancel", confirm=True)
 
     def action_checkpoint(self) -> None:
-        eng = self.engine_for("checkpoint")
-        if eng is None:
+        link = self.link_for("checkpoint")
+        if link is None:
             return
 
         async def run() -> None:
-            res = await operator.engine_op(eng, "checkpoint", eng.checkpoint, "manual", "operator", None, actor=operator.ACTOR)
-            self.report(res, f"checkpoint #{res.get('result')}")
-
-        self.spawn(run())
-
-    def request_rollback(self, cp_id: int) -> None:
-        eng = self.engine_for("checkpoints")
-        if eng is None:
-            return
-        if self.readonly:
-            self.notify("read-only console: rollback would change state and was refused", severity="warning")
-            return
-
-        async def run() -> None:
-            cp = eng.state.checkpoints.get(cp_id)
-            where = f"seq {cp.seq}, {cp.kind} {cp.label}".strip() if cp else "unknown"
-            if not await self.confirm(f"Roll back to checkpoint #{cp_id}?", f"Every workflow returns to checkpoint #{cp_id} ({where}). History is kept: the rollback is appended to the log.", "Roll back"):
-                self.notify("rollback cancelled; nothing changed", timeout=3)
-                return
-            res = await operator.engine_op(eng, "rollback", eng.rollback, cp_id, actor=operator.ACTOR, readonly=self.readonly)
-            if self.report(res, f"rollback to #{cp_id}"):
-                r = res["result"]
-                self.notify(f"state {r['state_hash_before'][:10]} → {r['state_hash_after'][:10]}", timeout=6)
+            res = await link.send(operator.checkpoint_command())
+            self.report(res, f"checkpoint #{(res.get('result') or {}).get('checkpoint', '?')}")
             self.refresh_panes()
 
         self.spawn(run())
 
+    def request_rollback(self, cp_id: int) -> None:
+        link = self.link_for("rollback")
+        if link is None:
+            return
+
+        async def run() -> None:
+            cp = link.state.checkpoints.get(cp_id)
+            where = f"seq {cp.seq}, {cp.kind} {cp.label}".strip() if cp else "unknown"
+            if not await self.confirm(f"Roll back to checkpoint #{cp_id}?", f"Every workflow returns to checkpoint #{cp_id} ({where}). History is kept: the rollback is appended to the log.", "Roll back"):
+                self.notify("rollback cancelled; nothing changed", timeout=3)
+                return
+            res = await self.send(operator.rollback_command(cp_id), f"rollback to #{cp_id}")
+            if res.get("status") == "success":
+                r = res.get("result") or {}
+                before, after = str(r.get("state_hash_before", "")), str(r.get("state_hash_after", ""))
+                if before and after:
+                    self.notify(f"state {before[:10]} → {after[:10]}", timeout=6)
+
+        self.spawn(run())
+
     def _plan_detail(self, pid: str) -> str:
-        assert self.engine is not None
-        p = self.engine.state.plans.get(pid, {})
+        assert self.link is not None
+        p = self.link.state.plans.get(pid, {})
         steps = plan_steps(p)
         lines = [f"plan {pid} ({plan_status(p)}), {len(steps)} step(s):"]
         lines += [f"  {i}. {step_text(s)[:100]}" for i, s in enumerate(steps, 1)]
         return "\n".join(lines[:14])
 
     def _plan_action(self, action: str, verb: str) -> None:
-        eng = self.engine_for(action)
-        if eng is None:
+        if self.link_for(action) is None:
             return
         pid = self.selected_plan()
         if pid is None:
@@ -555,10 +591,7 @@ class OpsdeckApp(App[int]):
             if not await self.confirm(f"{verb} plan {pid}?", self._plan_detail(pid), verb):
                 self.notify(f"{verb.lower()} cancelled; nothing changed", timeout=3)
                 return
-            kind = {"approve": "approve", "reject": "reject", "abort_plan": "abort"}[action]
-            res = await operator.plan_action(eng, kind, pid, self.readonly)
-            self.report(res, f"{verb} {pid}")
-            self.refresh_panes()
+            await self.send(operator.plan_command(action, pid), f"{verb} {pid}")
 
         self.spawn(run())
 
@@ -572,20 +605,19 @@ class OpsdeckApp(App[int]):
         self._plan_action("abort_plan", "Abort")
 
     def action_edit_plan(self) -> None:
-        eng = self.engine_for("edit_plan")
-        if eng is None:
+        link = self.link_for("edit_plan")
+        if link is None:
             return
         pid = self.selected_plan()
         if pid is None:
             self.notify("no plan to edit", severity="warning")
             return
-        plan = eng.state.plans[pid]
-        document = [step_text(s) for s in plan_steps(plan)]
+        document = [step_text(s) for s in plan_steps(link.state.plans[pid])]
 
         async def validate(doc: Any) -> str | None:
             if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):
                 return "the plan must be a JSON list of slash-command strings"
-            res = await operator.plan_action(eng, "edit", pid, self.readonly, steps=doc)
+            res = await link.send(operator.edit_command(pid, doc))
             if res.get("status") == "success":
                 return None
             err = res.get("error") or {}
@@ -600,8 +632,7 @@ class OpsdeckApp(App[int]):
         self.spawn(run())
 
     def _resumption_action(self, action: str, verb: str) -> None:
-        eng = self.engine_for(action)
-        if eng is None:
+        if self.link_for(action) is None:
             return
         rid = self.selected_resumption()
         if rid is None:
@@ -611,8 +642,7 @@ class OpsdeckApp(App[int]):
         async def run() -> None:
             if action == "advance_stage" and not await self.confirm(f"Advance resumption {rid}?", "The next stage resumes more work and restores more allocation.", "Advance"):
                 return
-            res = await operator.resumption_action(eng, "advance" if action == "advance_stage" else "hold", rid, self.readonly)
-            self.report(res, f"{verb} {rid}")
+            await self.send(operator.resumption_command(action, rid), f"{verb} {rid}")
 
         self.spawn(run())
 
@@ -623,14 +653,11 @@ class OpsdeckApp(App[int]):
         self._resumption_action("hold_stage", "Hold")
 
     def action_start_drill(self) -> None:
-        if self.refused("start_drill"):
-            return
-        names = operator.drill_names()
-        if not names:
-            self.notify("no drills are available in this build", severity="warning")
+        if self.link_for("start_drill") is None:
             return
 
         async def run() -> None:
+            names = operator.drill_names()
             name = await self.push_screen_wait(ChooseScreen("Start which drill?", [(n, n) for n in names]))
             if name:
                 await self._start_drill(name)
@@ -638,17 +665,14 @@ class OpsdeckApp(App[int]):
         self.spawn(run())
 
     def start_drill_named(self, name: str) -> None:
-        if not self.refused("start_drill"):
+        if self.link_for("start_drill") is not None:
             self.spawn(self._start_drill(name))
 
     async def _start_drill(self, name: str) -> None:
-        eng = self.need_engine()
-        if eng is None:
-            return
         if not await self.confirm(f"Start drill {name!r}?", "The drill injects a failure into the simulated fleet; watch it unfold and approve its plan by hand.", "Start drill"):
             return
-        res = await operator.start_drill(eng, name, self.readonly, manager=self.manager)
-        if self.report(res, f"drill {name} armed"):
-            self.drill = res["result"]
-            self.notify(f"fault injected at {self.drill.inject_at:.0f}s simulated; its plan will wait for approval (a)", timeout=8)
-
+        res = await self.send(operator.drill_command(name), f"drill {name} armed")
+        if res.get("status") == "success":
+            at = (res.get("result") or {}).get("inject_at")
+            when = f" at {at:.0f}s simulated" if isinstance(at, (int, float)) else ""
+            self.notify(f"fault injected{when}; its plan will wait for approval (a)", timeout=8)

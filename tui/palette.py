@@ -26,14 +26,10 @@ def palette_entries(app: OpsdeckApp) -> list[Entry]:
     for c in app.command_table:
         flag = " (read-only: refused)" if app.readonly and c.mutates else ""
         out.append((c.title, f"{c.help}{flag}  — key {display_key(c.key)}", partial(app.run_action, c.action)))
-    for entry in operator.registry():
-        comp = getattr(entry, "component", None)
-        op = getattr(entry, "operation", None)
-        if not comp or not op:
-            continue
-        text = f"/{comp} {op}"
-        help_text = str(getattr(entry, "summary", "") or getattr(entry, "help", "") or "")
-        if getattr(entry, "mutates", False):
+    for spec in operator.registry():
+        text = spec.name
+        help_text = spec.summary
+        if spec.mutates:
             help_text += " (changes state)"
         out.append((text, help_text, partial(app.open_command_line, text + " ")))
     for name in app.available_themes_ordered():

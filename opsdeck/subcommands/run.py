@@ -112,16 +112,12 @@ def run(args: argparse.Namespace) -> int:
                                     listen=args.listen, runtime=args.runtime, address=args.address, as_json=args.json))
     from ..console import run_console
 
-    async def open_session() -> Any:
-        if args.runtime == "ray":
-            from core.runtimes.ray import open_ray
+    async def open_host() -> Any:
+        from core.host.host import Host
 
-            return await open_ray(db, wfile, specs, config, address=args.address)
-        from core.runtimes.local import open_local
+        return await Host.open_local(db, wfile, specs, config, runtime=args.runtime, address=args.address)
 
-        return await open_local(db, wfile, specs, config)
-
-    return run_console(db=db, config=config, session=open_session)
+    return run_console(db=db, config=config, speed=1.0, host_factory=open_host)
 
 
 def finished(engine: Any) -> bool:

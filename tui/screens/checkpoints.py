@@ -32,7 +32,7 @@ class CheckpointsScreen(Screen[None]):
         self.query_one(OptionList).focus()
 
     def reload(self) -> None:
-        eng = getattr(self.app, "engine", None)
+        eng = self.app.link  # type: ignore[attr-defined]
         if eng is None:
             return
         ol = self.query_one(OptionList)

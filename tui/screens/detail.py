@@ -20,7 +20,7 @@ from ..meter import fmt_clock
 from ..style import color, severity_style
 
 if TYPE_CHECKING:
-    from core.engine import Engine
+    from core.host.link import Link
 
 
 class DetailScreen(Screen[None]):
@@ -34,8 +34,9 @@ class DetailScreen(Screen[None]):
         self.events: list[Event] = []
 
     @property
-    def engine(self) -> Engine:
-        return self.app.engine  # type: ignore[attr-defined]
+    def engine(self) -> Link:
+        """The console's link: the projection the screen reads."""
+        return self.app.link  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title", markup=False)
@@ -55,7 +56,7 @@ class DetailScreen(Screen[None]):
         return Text("")
 
     def redraw(self) -> None:
-        if getattr(self.app, "engine", None) is None:
+        if self.app.link is None:  # type: ignore[attr-defined]
             return
         self.query_one("#detail-title", Static).update(Text(f" {self.title_text()} ", style="bold"))
         self.query_one("#detail-content", Static).update(self.body())

@@ -18,7 +18,7 @@ from ..style import AGENT_GLYPH, color
 from .live_list import LiveList, Row, distinct_names, middle_ellipsis
 
 if TYPE_CHECKING:
-    from core.engine import Engine
+    from core.host.link import Link
 
 LIVE = (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.IDLE)
 SPARK_W = 8
@@ -79,7 +79,7 @@ class AgentPools(LiveList):
 
     _id_w = 10
 
-    def rows(self, engine: Engine) -> list[Row]:
+    def rows(self, engine: Link) -> list[Row]:
         app = self.app
         c = lambda n: color(app, n)  # noqa: E731
         s = engine.state
@@ -139,5 +139,5 @@ class AgentPools(LiveList):
             out.append(("empty", Text("no agents — try `opsdeck demo` or `opsdeck run FILE.toml`", style=c("foreground-muted")), True))
         return out
 
-    def refresh_from(self, engine: Engine) -> None:
+    def refresh_from(self, engine: Link) -> None:
         self.sync(self.rows(engine))

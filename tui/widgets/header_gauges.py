@@ -11,12 +11,12 @@ from ..meter import fmt_clock, gauge, sparkline
 from ..style import color
 
 if TYPE_CHECKING:
-    from core.engine import Engine
+    from core.host.link import Link
 
 OPEN_INCIDENT = {"open", "detected", "analysing", "analyzing", "planned", "awaiting_approval", "pending", "active", "executing", "recovering", "validating"}
 
 
-def open_incidents(engine: Engine) -> tuple[int, bool]:
+def open_incidents(engine: Link) -> tuple[int, bool]:
     """(number of open incidents, whether one of them is critical)."""
     n, critical = 0, False
     for inc in engine.state.incidents.values():
@@ -40,12 +40,15 @@ class HeaderGauges(Widget):
 
     def render(self) -> Text:
         app = self.app
-        engine: Engine | None = getattr(app, "engine", None)
+        engine: Link | None = app.link  # type: ignore[attr-defined]
         w = self.size.width or 80
         c = lambda n: color(app, n)  # noqa: E731
         line1 = Text(no_wrap=True, overflow="crop")
         line1.append(" opsdeck ", style=f"bold {c('background')} on {c('primary')}")
         line1.append(" ")
+        if engine is not None:
+            where = engine.describe()
+            line1.append(f" {where} ", style=f"bold {c('background')} on {c('error')}" if engine.gone else c("foreground-muted"))
         if engine is None:
             line1.append(f"  {self.status_text}", style=c("foreground-muted"))
             return line1
@@ -57,7 +60,7 @@ class HeaderGauges(Widget):
             ("MEM", util["memory"], tel.get("memory_pct").values(), th.memory_warning, 95.0),
             ("AGT", util["agents"], tel.get("agents_pct").values(), th.agents_critical - 10, th.agents_critical),
         ]
-        avail = max(w - 10, 30)
+        avail = max(w - 10 - len(where) - 2, 30)
         per = avail // 3
         spark_w = max(min(per - 20, 16), 0)
         bar_w = max(per - 11 - spark_w - (1 if spark_w else 0), 4)

@@ -16,7 +16,7 @@ from .header_gauges import OPEN_INCIDENT
 from .live_list import LiveList, Row
 
 if TYPE_CHECKING:
-    from core.engine import Engine
+    from core.host.link import Link
 
 WAITING = {"awaiting_approval", "pending_approval", "proposed", "pending", "waiting"}
 STEP_GLYPH = {
@@ -50,14 +50,14 @@ def incident_of(plan: dict[str, Any]) -> str | None:
     return str(v) if v else None
 
 
-def waiting_plans(engine: Engine) -> list[str]:
+def waiting_plans(engine: Link) -> list[str]:
     return [pid for pid, p in engine.state.plans.items() if plan_status(p) in WAITING]
 
 
 class Incidents(LiveList):
     NAME = "Incidents & plans"
 
-    def rows(self, engine: Engine) -> list[Row]:
+    def rows(self, engine: Link) -> list[Row]:
         app = self.app
         c = lambda n: color(app, n)  # noqa: E731
         s = engine.state
@@ -135,5 +135,5 @@ class Incidents(LiveList):
             rows.append((f"step:{pid}:{i}", st_t, True))
         return rows
 
-    def refresh_from(self, engine: Engine) -> None:
+    def refresh_from(self, engine: Link) -> None:
         self.sync(self.rows(engine))

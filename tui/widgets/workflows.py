@@ -20,7 +20,7 @@ from ..style import BAND_COLOR, WF_STATUS_COLOR, color
 from .live_list import LiveList, Row, distinct_names
 
 if TYPE_CHECKING:
-    from core.engine import Engine
+    from core.host.link import Link
     from core.models import Workflow
 
 BAND_TAG = {Band.CRITICAL: "CRIT", Band.HIGH: "HIGH", Band.MEDIUM: "MED ", Band.LOW: "LOW "}
@@ -103,7 +103,7 @@ class Workflows(LiveList):
             t.append(" " + f"{label:^{seg}}")
         return t
 
-    def rows(self, engine: Engine) -> list[Row]:
+    def rows(self, engine: Link) -> list[Row]:
         app = self.app
         c = lambda n: color(app, n)  # noqa: E731
         s = engine.state
@@ -153,7 +153,7 @@ class Workflows(LiveList):
                 t.append(f"{fmt.format(used, al):>9}", style=c("foreground-muted"))
         return t
 
-    def refresh_from(self, engine: Engine) -> None:
+    def refresh_from(self, engine: Link) -> None:
         rows = self.rows(engine)
         self.sync(rows)
         pane = self.parent
