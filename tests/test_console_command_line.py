@@ -96,7 +96,7 @@ async def test_seed_form_tab_then_enter_shows_the_result_table(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(140, 42)) as pilot:
         await settle(app, pilot, 120)
-        eng = app.engine
+        eng = app.host.engine
         await pilot.press("colon", *"/resource-manager st", "tab")
         assert app.command_line.input.value == "/resource-manager status"
         await pilot.press("enter")
@@ -121,8 +121,8 @@ async def test_incident_list_and_rerun_refresh_the_result(tmp_path):
         await pilot.press("colon", *"incident list", "enter")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen))
         first = app.screen.response["metrics"]["seq"]
-        await app.engine.advance(60)
-        await app.engine.flush()
+        await app.host.advance(60)
+        await app.host.engine.flush()
         await pilot.press("r")
         assert await wait_for(pilot, lambda: app.screen.runs == 2)
         assert app.screen.response["metrics"]["seq"] > first
@@ -133,7 +133,7 @@ async def test_wrong_case_is_corrected_by_tab(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        seq = app.engine.state.seq
+        seq = app.host.engine.state.seq
         await pilot.press("colon", *"/Resource-Manager status", "enter")
         err = app.command_line.query_one("#cmd-error", Static)
         assert await wait_for(pilot, lambda: err.display and "did you mean: /resource-manager status" in str(err.render()))
@@ -143,4 +143,4 @@ async def test_wrong_case_is_corrected_by_tab(tmp_path):
         assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen))
         assert app.screen.ok
         # A read-only command recorded as executed, nothing else changed: only COMMAND_EXECUTED events.
-        await app.engine.flush()
+        await app.host.engine.flush()

@@ -46,7 +46,7 @@ async def test_headers_labels_and_distinct_names_at_140_and_80(tmp_path):
             assert label in pools_head, label
         # Every workflow of the state that is shown is shown by its whole id at 140 columns.
         shown = [p for oid, p in _rows(app.workflows_pane) if oid.startswith("wf:")]
-        for wf in app.engine.state.workflows.values():
+        for wf in app.host.engine.state.workflows.values():
             if wf.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED):
                 assert any(f" {wf.id} " in p for p in shown), wf.id
         await pilot.resize_terminal(80, 24)
@@ -61,7 +61,8 @@ async def test_headers_labels_and_distinct_names_at_140_and_80(tmp_path):
 async def test_finished_collapse_toggle_sort_and_stable_cursor(tmp_path):
     app = make_app(tmp_path / "p.db")
     async with app.run_test(size=(140, 42)) as pilot:
-        eng = await app.engine_opened()
+        await app.link_opened()
+        eng = app.host.engine
         for _ in range(40):
             await settle(app, pilot, 600)
             if any(w.status is WorkflowStatus.COMPLETED for w in eng.state.workflows.values()):

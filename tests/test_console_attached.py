@@ -1,0 +1,178 @@
+"""The console attached to a live host (``opsdeck serve`` in a subprocess), driven with
+the Pilot: it follows the host's events, its approve and rollback reach the host's
+log, read-only it moves and refuses, and it says so within 2 s when the host dies.
+
+Waits are on conditions with generous timeouts (a loaded 2-core machine)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from core.config import Config
+from tests.console_support import wait_for
+from tests.test_host_control_plane import HostProc, head, run
+from tui.app import OpsdeckApp
+from tui.screens.checkpoints import CheckpointsScreen
+from tui.screens.confirm import ConfirmScreen
+
+MANUAL_TOML = '[approval]\nauto = []\nmanual = ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]\n'
+LONG = 90.0
+
+
+@pytest.fixture
+def env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return cli_env
+
+
+def serve(tmp_path: Path, env: dict[str, str], db: Path, *extra: str) -> HostProc:
+    cfg = tmp_path / "manual.toml"
+    cfg.write_text(MANUAL_TOML)
+    return HostProc(["--config", str(cfg), "serve", "--db", str(db), *extra], env, db)
+
+
+def rows(db: Path, type_: str) -> list[tuple[int, str]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return list(con.execute("SELECT seq, actor FROM events WHERE type=? ORDER BY seq", (type_,)))
+    finally:
+        con.close()
+
+
+def header_text(app: OpsdeckApp) -> str:
+    return str(app.header_pane.render())
+
+
+async def confirm(pilot, app: OpsdeckApp) -> None:  # type: ignore[no-untyped-def]
+    assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), LONG)
+    await pilot.press("tab", "enter")
+
+
+async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
+    db = tmp_path / "live.db"
+    host = serve(tmp_path, env, db, "--demo", "--speed", "30")
+    try:
+        app = OpsdeckApp(db, Config(), demo=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            link = await app.link_opened(LONG)
+            assert link.kind == "attached" and app.host is None, "a live host holds the database: attach, never host"
+            assert link.host_pid == host.proc.pid
+            assert f"attached to host pid {host.proc.pid}" in header_text(app)
+            # The replica follows the host's log as its clock runs.
+            s0 = link.state.seq
+            assert await wait_for(pilot, lambda: link.state.seq > s0 + 20, LONG)
+            assert link.state.seq <= head(db)[0]
+            assert await wait_for(pilot, lambda: app.log_pane.head >= s0 + 20, LONG)
+
+            # A drill from the palette's action, then its plan approved with the key.
+            app.start_drill_named("resource-exhaustion")
+            await confirm(pilot, app)
+            assert await wait_for(pilot, lambda: bool(rows(db, "COMMAND_EXECUTED")), LONG), "the drill command reached the host"
+            deadline = time.monotonic() + 240
+            while not [p for p in link.state.plans.values() if p["state"] == "proposed"]:
+                assert time.monotonic() < deadline, "no plan proposed"
+                res = await link.send("/host advance 5m")
+                assert res["status"] == "success", res
+                await pilot.pause(0.05)
+            pid = next(k for k, p in link.state.plans.items() if p["state"] == "proposed")
+            app.refresh_panes()
+            await pilot.press("a")
+            await confirm(pilot, app)
+            assert await wait_for(pilot, lambda: link.state.plans[pid]["state"] != "proposed", LONG)
+            approved = rows(db, "PLAN_APPROVED")
+            assert approved and approved[-1][1] == "operator"
+
+            # A checkpoint (key c), then a rollback to it from the checkpoints screen.
+            n = len(link.state.checkpoints)
+            await pilot.press("c")
+            assert await wait_for(pilot, lambda: len(link.state.checkpoints) == n + 1, LONG)
+            cp = max(link.state.checkpoints)
+            await pilot.press("b")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen), LONG)
+            ol = app.screen.query_one("OptionList")
+            assert await wait_for(pilot, lambda: str(cp) in [o.id for o in ol.options], LONG)
+            ol.highlighted = [o.id for o in ol.options].index(str(cp))
+            await pilot.press("enter")
+            await confirm(pilot, app)
+            assert await wait_for(pilot, lambda: bool(rows(db, "STATE_RESTORED")), LONG)
+            restored = rows(db, "STATE_RESTORED")
+            assert restored[-1][1] == "operator"
+            assert await wait_for(pilot, lambda: link.state.seq >= restored[-1][0], LONG)
+    finally:
+        host.stop()
+    assert run(["verify", "--db", str(db)], env).returncode == 0
+
+
+async def test_readonly_attached_console_stays_live_and_refuses(tmp_path, env):
+    db = tmp_path / "live.db"
+    host = serve(tmp_path, env, db, "--demo", "--speed", "60")
+    try:
+        app = OpsdeckApp(db, Config(), readonly=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            link = await app.link_opened(LONG)
+            assert link.readonly and link.kind == "attached" and link.host_pid == host.proc.pid
+            t0, s0 = link.clock.now(), link.state.seq
+            assert await wait_for(pilot, lambda: link.clock.now() > t0 + 30 and link.state.seq > s0, LONG), "clock and panes move"
+            assert "read-only" in header_text(app)
+            before = head(db)[0]
+            app.workflows_pane.focus()
+            await pilot.press("p", "c")
+            await pilot.pause(0.3)
+            notes = [n.message for n in app._notifications]
+            assert any("read-only" in t and "Pause" in t for t in notes), notes
+            res = await link.send("/coordination-hub pause workflow_001")
+            assert res["status"] == "error" and res["error"]["code"] == "READ_ONLY"
+            res = await link.send("/resource-manager status")
+            assert res["status"] == "success", res
+            assert await wait_for(pilot, lambda: head(db)[0] > before, LONG)
+        assert not [r for r in rows(db, "COMMAND_EXECUTED") if r[1] == "operator"], "a watcher records nothing"
+        assert not rows(db, "WORKFLOW_PAUSED")
+    finally:
+        host.stop()
+
+
+async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
+    db = tmp_path / "live.db"
+    host = serve(tmp_path, env, db, "--demo", "--speed", "30")
+    second: HostProc | None = None
+    try:
+        app = OpsdeckApp(db, Config())
+        async with app.run_test(size=(120, 40)) as pilot:
+            link = await app.link_opened(LONG)
+            pid = host.proc.pid
+            assert await wait_for(pilot, lambda: link.state.seq > 0 and link.host_pid == pid, LONG)
+            host.proc.kill()
+            t0 = time.monotonic()
+            assert await wait_for(pilot, lambda: link.gone is not None, 10)
+            took = time.monotonic() - t0
+            assert took < 2.0, f"the console noticed after {took:.2f}s"
+            gone = f"the host (pid {pid}) is gone"
+            assert link.gone == gone and gone in header_text(app)
+            assert any(gone in n.message for n in app._notifications)
+            host.proc.wait(timeout=LONG)
+            # The last state stays on screen; actions are refused with the reason.
+            seq = link.state.seq
+            assert seq == head(db)[0] and len(link.state.workflows) == 6
+            app.workflows_pane.focus()
+            await pilot.press("p")
+            await pilot.pause(0.3)
+            assert any(gone in n.message and "Pause" in n.message for n in app._notifications)
+            res = await link.send("/coordination-hub checkpoint")
+            assert res["status"] == "error" and res["error"]["code"] == "HOST_GONE"
+            assert head(db)[0] == seq
+            # A new host takes the lease: the console follows it.
+            second = await asyncio.to_thread(serve, tmp_path, env, db, "--speed", "30")
+            assert await wait_for(pilot, lambda: link.gone is None and link.host_pid == second.proc.pid, LONG)
+            assert await wait_for(pilot, lambda: link.state.seq > seq, LONG)
+            assert f"attached to host pid {second.proc.pid}" in header_text(app)
+    finally:
+        if second is not None:
+            second.stop()
+        if host.proc.poll() is None:
+            host.stop()
+    assert run(["verify", "--db", str(db)], env).returncode == 0
