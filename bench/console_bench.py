@@ -128,7 +128,7 @@ def child(db: str, t_launch: float) -> None:
             await pilot.pause(0)
             out["log_filled_s"] = time.time() - t_launch
             t_ready = time.perf_counter()
-            await app.engine_opened(timeout=600)
+            await app.link_opened(timeout=600)
             out["engine_ready_after_first_frame_s"] = time.time() - (app.first_frame_wall or 0)
             out["events"] = log.head
             await pilot.pause(0.2)

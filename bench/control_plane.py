@@ -11,8 +11,17 @@
    folded, hashed and committed); a client in another process follows
    ``GET /v1/events``. Events/s committed vs events/s delivered over the same
    window, and how long after the last commit the client had the last event.
+3. Console launch. A console attached to a live host (``opsdeck serve`` holds the
+   database; the console folds a replica and follows the host's stream) against an
+   embedded one (the console hosts the same database in-process), each a fresh
+   process, from launch to the first frame and to the first frame with its panes
+   filled (workflows and agents listed, the event log's visible rows read); medians
+   of ``--console-runs`` launches, interleaved so both see the same load. The
+   database is the console benchmark's (``bench/console_bench.py: build_big``): a
+   real demo prefix, then hash-chained observation events.
 
-    python bench/control_plane.py [--n 1000] [--ingest-s 5]
+    python bench/control_plane.py [--n 1000] [--ingest-s 5] [--console-events 200000] [--console-runs 3]
+                                  [--only rtt-stream|console]
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -167,19 +178,144 @@ async def stream(host: Host, ingest, seconds: float, what: str) -> None:  # type
           f"({delivered_rate / ingest_rate:.2f}x); the last one {max(0.0, got['last'] - t1) * 1e3:.0f} ms after the last commit")
 
 
+CONSOLE_SIZE = (160, 48)
+
+
+# -- 3. console launch: attached vs embedded -------------------------------------------
+def console_child(db: str, t_launch: float, mode: str) -> None:
+    from tui.app import OpsdeckApp
+
+    out: dict[str, object] = {}
+
+    async def go() -> None:
+        app = OpsdeckApp(db=Path(db), config=Config(), speed=0, attach=mode == "attached", create=False)
+        async with app.run_test(size=CONSOLE_SIZE) as pilot:
+            while app.first_frame_wall is None:
+                await asyncio.sleep(0.001)
+            out["first_frame_s"] = app.first_frame_wall - t_launch
+            link = await app.link_opened(timeout=600)
+
+            def filled() -> bool:
+                wfs = [o.id for o in app.workflows_pane.options if o.id and o.id.startswith("wf:")]
+                agents = [o.id for o in app.pools_pane.options if o.id and o.id.startswith("agent:")]
+                return bool(wfs and agents) and app.log_pane.head > 0 and app.log_pane.visible_ready()
+
+            while not filled():
+                await pilot.pause(0.002)
+            out["panes_filled_s"] = time.time() - t_launch
+            out["kind"] = link.kind
+            out["describe"] = link.describe()
+            out["seq"] = link.state.seq
+            await app.shutdown()
+
+    asyncio.run(go())
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def launch_console(db: Path, mode: str) -> dict[str, float]:
+    t = time.time()
+    proc = subprocess.run([sys.executable, __file__, "--console-child", str(db), "--mode", mode, "--t0", repr(t)],
+                          capture_output=True, text=True, timeout=1200, cwd=REPO)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res = json.loads(line[7:])
+            if res["kind"] != mode:
+                raise RuntimeError(f"asked for an {mode} console, got {res['kind']} ({res['describe']})")
+            return res
+    raise RuntimeError(f"console child failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+class Served:
+    """``opsdeck serve --db D`` with its clock paused: the database holds still."""
+
+    def __init__(self, db: Path) -> None:
+        from core.host.lease import current_holder
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "opsdeck", "serve", "--db", str(db), "--speed", "1"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        deadline = time.monotonic() + 600
+        while True:
+            h = current_holder(db)
+            if h is not None and h.pid == self.proc.pid and h.socket:
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"opsdeck serve did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            time.sleep(0.05)
+        asyncio.run(self._pause(db))
+
+    @staticmethod
+    async def _pause(db: Path) -> None:
+        client = HostClient.for_db(db)
+        assert client is not None
+        try:
+            res = await client.send("/host clock pause", "bench")
+            assert res["status"] == "success", res
+        finally:
+            await client.close()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=120)
+
+
+def bench_console(db: Path, runs: int) -> dict[str, dict[str, float]]:
+    results: dict[str, list[dict[str, float]]] = {"embedded": [], "attached": []}
+    for _ in range(runs):
+        results["embedded"].append(launch_console(db, "embedded"))
+        host = Served(db)
+        try:
+            results["attached"].append(launch_console(db, "attached"))
+        finally:
+            host.stop()
+    keys = ("first_frame_s", "panes_filled_s", "seq")
+    return {k: {m: statistics.median(r[m] for r in v) for m in keys} for k, v in results.items()}
+
+
+def print_console(med: dict[str, dict[str, float]], runs: int) -> None:
+    e, a = med["embedded"], med["attached"]
+    print(f"\nconsole launch on the same database ({int(e['seq']):,} events; {runs} launches each, medians; "
+          f"terminal {CONSOLE_SIZE[0]}x{CONSOLE_SIZE[1]})")
+    print(f"{'measure':<44}{'embedded':>11}{'attached':>11}{'ratio':>9}")
+    for label, key in (("launch -> first frame (s)", "first_frame_s"), ("launch -> first frame, panes filled (s)", "panes_filled_s")):
+        print(f"{label:<44}{e[key]:>11.3f}{a[key]:>11.3f}{a[key] / e[key]:>8.2f}x")
+
+
+def console_section(events: int, runs: int) -> None:
+    from bench.console_bench import build_big
+
+    with tempfile.TemporaryDirectory(prefix="opsdeck-cp-console-") as tmp:
+        db = Path(tmp) / f"fleet-{events}.db"
+        t = time.perf_counter()
+        build_big(db, events)
+        print(f"\nbuilt {events:,} events in {time.perf_counter() - t:.1f}s; {db.stat().st_size / 1e6:.0f} MB; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print_console(bench_console(db, runs), runs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--ingest-s", type=float, default=5.0)
     ap.add_argument("--client-rtt", nargs=2, metavar=("SOCKET", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--client-follow", nargs=2, metavar=("SOCKET", "SINCE"), help=argparse.SUPPRESS)
+    ap.add_argument("--console-events", type=int, default=200_000, help="events in the console-launch database")
+    ap.add_argument("--console-runs", type=int, default=3, help="launches per console kind (medians)")
+    ap.add_argument("--only", choices=("rtt-stream", "console"), help="run one part")
+    ap.add_argument("--console-child", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", choices=("embedded", "attached"), help=argparse.SUPPRESS)
+    ap.add_argument("--t0", type=float, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.client_rtt:
+    if a.console_child:
+        console_child(a.console_child, a.t0, a.mode)
+    elif a.client_rtt:
         asyncio.run(client_round_trips(a.client_rtt[0], int(a.client_rtt[1])))
     elif a.client_follow:
         asyncio.run(client_follow(a.client_follow[0], int(a.client_follow[1])))
     else:
-        asyncio.run(bench(a.n, a.ingest_s))
+        if a.only != "console":
+            asyncio.run(bench(a.n, a.ingest_s))
+        if a.only != "rtt-stream":
+            console_section(a.console_events, a.console_runs)
 
 
 if __name__ == "__main__":

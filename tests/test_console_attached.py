@@ -122,9 +122,7 @@ async def test_readonly_attached_console_stays_live_and_refuses(tmp_path, env):
             before = head(db)[0]
             app.workflows_pane.focus()
             await pilot.press("p", "c")
-            await pilot.pause(0.3)
-            notes = [n.message for n in app._notifications]
-            assert any("read-only" in t and "Pause" in t for t in notes), notes
+            assert await wait_for(pilot, lambda: any("read-only" in n.message and "Pause" in n.message for n in app._notifications), 5)
             res = await link.send("/coordination-hub pause workflow_001")
             assert res["status"] == "error" and res["error"]["code"] == "READ_ONLY"
             res = await link.send("/resource-manager status")
@@ -153,15 +151,14 @@ async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
             assert took < 2.0, f"the console noticed after {took:.2f}s"
             gone = f"the host (pid {pid}) is gone"
             assert link.gone == gone and gone in header_text(app)
-            assert any(gone in n.message for n in app._notifications)
+            assert await wait_for(pilot, lambda: any(gone in n.message for n in app._notifications), 5)
             host.proc.wait(timeout=LONG)
             # The last state stays on screen; actions are refused with the reason.
             seq = link.state.seq
             assert seq == head(db)[0] and len(link.state.workflows) == 6
             app.workflows_pane.focus()
             await pilot.press("p")
-            await pilot.pause(0.3)
-            assert any(gone in n.message and "Pause" in n.message for n in app._notifications)
+            assert await wait_for(pilot, lambda: any(gone in n.message and "Pause" in n.message for n in app._notifications), 5)
             res = await link.send("/coordination-hub checkpoint")
             assert res["status"] == "error" and res["error"]["code"] == "HOST_GONE"
             assert head(db)[0] == seq

@@ -38,7 +38,8 @@ def test_unknown_severity_is_refused_with_the_valid_ones():
 async def test_stored_and_live_rows_match_the_same_and_bad_filters_change_nothing(tmp_path):
     app = make_app(tmp_path / "l.db")
     async with app.run_test(size=(140, 42)) as pilot:
-        eng = await app.engine_opened()
+        await app.link_opened()
+        eng = app.host.engine
         for _ in range(12):
             await settle(app, pilot, 600)
             if any("workflow_001_r" in w for w in eng.state.workflows):
@@ -48,7 +49,7 @@ async def test_stored_and_live_rows_match_the_same_and_bad_filters_change_nothin
         log.apply_filter("wf:workflow_001")
         assert await wait_for(pilot, lambda: log.matches is not None)
         # Events arrive live (not yet read from the store) ...
-        await eng.advance(600)
+        await app.host.advance(600)
         await pilot.pause(0.1)
         live_count = log.count
         # ... then re-applying the same filter reads them from the store: the same count.
