@@ -50,7 +50,11 @@ def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
         for pane in (b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001", b"agent_001"):
             assert pane in plain, f"{pane!r} not on screen"
         os.write(master, b"q")
-        rc = proc.wait(timeout=20)
+        # Keep reading the terminal while it quits: a full pty would block its last frames.
+        end = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < end:
+            _read_until(master, [b"\x00never"], 0.2)
+        rc = proc.wait(timeout=5)
         assert rc == 0
     finally:
         if proc.poll() is None:
