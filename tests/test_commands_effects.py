@@ -152,7 +152,8 @@ async def test_a_subscription_is_delivered_to_get_events_and_the_console(tmp_pat
 
     app = make_app(tmp_path / "s.db")
     async with app.run_test(size=(120, 40)) as pilot:
-        eng = await app.engine_opened()
+        await app.link_opened()
+        eng = app.host.engine
         await settle(app, pilot, 60)
         res = await run_command(eng, "/coordination-hub subscribe-event '{\"name\": \"ops\", \"types\": [\"WORKFLOW_PAUSED\"]}'")
         assert res["status"] == "success", res

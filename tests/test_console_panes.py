@@ -115,7 +115,7 @@ async def test_agent_screen_says_the_sim_has_no_process(tmp_path):
     app = make_app(tmp_path / "p.db")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot, 120)
-        busy = next(a for a in app.engine.state.agents.values() if a.current_task)
+        busy = next(a for a in app.host.engine.state.agents.values() if a.current_task)
         app.push_screen(AgentScreen(busy.id))
         assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen) and bool(app.screen.query("#detail-content")))
         await pilot.pause(0.2)

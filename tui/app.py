@@ -243,7 +243,7 @@ class OpsdeckApp(App[int]):
 
     def _on_event(self, ev: Event) -> None:
         self.log_pane.add_live(ev)
-        subs = self.engine.state.settings.get("subscriptions") if self.engine is not None else None
+        subs = self.link.state.settings.get("subscriptions") if self.link is not None else None
         if isinstance(subs, dict):  # /coordination-hub subscribe-event: one notification per matching event
             names = sorted(n for n, types in subs.items() if ev.type in types)
             if names:
