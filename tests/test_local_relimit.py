@@ -18,28 +18,12 @@ from tests.local_harness import Recorder, drive, group_members, header, py_cmd
 
 SLEEPER = py_cmd("import time\nfor i in range(600):\n    time.sleep(0.1)")
 
-TEXT = header(pools='''
-[[pools]]
-name = "workers"
-specializations = ["shell"]
-size = 2
-''') + f"""
+def workflow(wf_id: str, priority: int, cpu_cores: float) -> str:
+    return f"""
 [[workflows]]
-id = "donor"
-priority = 50
-allocation = {{ cpu_cores = 2, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "sleep"
-    command = {SLEEPER}
-    specialization = "shell"
-    cpu = 1.0
-
-[[workflows]]
-id = "taker"
-priority = 95
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+id = "{wf_id}"
+priority = {priority}
+allocation = {{ cpu_cores = {cpu_cores:g}, memory_gb = 1, agents = 1 }}
   [[workflows.phases]]
   name = "p"
     [[workflows.phases.tasks]]
@@ -48,6 +32,9 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     specialization = "shell"
     cpu = 1.0
 """
+
+
+TEXT = header() + workflow("donor", 50, 2) + workflow("taker", 95, 1)
 
 
 def niceness(pgid: int) -> set[int]:

@@ -39,13 +39,19 @@ class ListRequest(Payload):
     status: str | None = Field(None, description="only incidents with this status (open, recovering, resolved, failed)")
 
 
+def _named(ctx: Context, kind: str, known: dict[str, Any]) -> str:
+    """The plan or incident id in the command's id slot, which must exist."""
+    key = ctx.workflow_id
+    code = kind.upper()
+    if not key:
+        raise CommandError(f"{code}_REQUIRED", f"{ctx.spec.name} needs a {kind} id", {"usage": ctx.spec.usage}, ["/incident list"])
+    if key not in known:
+        raise CommandError(f"{code}_NOT_FOUND", f"no {kind} {key!r}", {"known": sorted(known)}, ["/incident list"])
+    return key
+
+
 def _plan_id(ctx: Context) -> str:
-    pid = ctx.workflow_id
-    if not pid:
-        raise CommandError("PLAN_REQUIRED", f"{ctx.spec.name} needs a plan id", {"usage": ctx.spec.usage}, ["/incident list"])
-    if pid not in ctx.state.plans:
-        raise CommandError("PLAN_NOT_FOUND", f"no plan {pid!r}", {"known": sorted(ctx.state.plans)}, ["/incident list"])
-    return pid
+    return _named(ctx, "plan", ctx.state.plans)
 
 
 @operation(C, "approve", kind="lifecycle", payload=Reason, workflow_arg="required", summary="approve a proposed plan (PLAN_ID)")
@@ -81,12 +87,7 @@ class Note(Payload):
 
 
 def _incident_id(ctx: Context) -> str:
-    iid = ctx.workflow_id
-    if not iid:
-        raise CommandError("INCIDENT_REQUIRED", f"{ctx.spec.name} needs an incident id", {"usage": ctx.spec.usage}, ["/incident list"])
-    if iid not in ctx.state.incidents:
-        raise CommandError("INCIDENT_NOT_FOUND", f"no incident {iid!r}", {"known": sorted(ctx.state.incidents)}, ["/incident list"])
-    return iid
+    return _named(ctx, "incident", ctx.state.incidents)
 
 
 @operation(C, "replan", kind="lifecycle", payload=Payload, workflow_arg="required",
