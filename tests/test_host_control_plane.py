@@ -381,3 +381,36 @@ async def test_the_event_stream_replays_then_follows_without_gaps_or_duplicates(
             assert o["hash"] == r[8] and o["type"] == r[2] and o["line"].startswith(f"{r[2]}:{r[3]}:{r[4]}:")
     finally:
         await host.close()
+
+
+def test_a_client_killed_mid_command_loses_nothing(demo_host: HostProc, env: dict[str, str]) -> None:
+    """The command a killed client sent runs to its commit: it is in the log, whole."""
+    db = demo_host.db
+    assert run(["exec", "--db", str(db), "/host clock pause"], env).returncode == 0
+    holder = current_holder(db)
+    assert holder is not None and holder.listen
+    health = f"http://{holder.listen}/v1/health"
+
+    def clock() -> float:
+        return float(json.loads(urllib.request.urlopen(health, timeout=30).read())["clock"])
+
+    start = clock()
+    client = subprocess.Popen(opsdeck_cmd("exec", "--db", str(db), "--actor", "killed-client", "/host advance 1h"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env)
+    try:
+        wait_for(lambda: clock() > start + 60, what="the command to be running")
+    finally:
+        client.kill()
+        client.wait(timeout=TIMEOUT)
+    wait_for(lambda: clock() >= start + 3600 - 1, what="the command to finish without its client")
+
+    def recorded() -> list[dict[str, object]]:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return [json.loads(r[0]) for r in con.execute(
+                "SELECT data FROM events WHERE type='COMMAND_EXECUTED' AND actor='killed-client'")]
+        finally:
+            con.close()
+
+    done = wait_for(recorded, what="the killed client's command in the log")
+    assert done[0]["command"] == "/host advance 1h" and done[0]["status"] == "success"  # type: ignore[index]

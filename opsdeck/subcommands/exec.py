@@ -22,6 +22,7 @@ from core.config import load_config
 from core.host import commands as _host_commands  # noqa: F401  (/host ... answers NO_HOST in-process)
 from core.host.attach import connect
 from core.host.client import HostClient
+from core.host.errors import HostGone
 from core.host.paths import check_database
 from core.session import open_sim
 
@@ -68,7 +69,12 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
                 print(f"opsdeck: --advance: {db} is run by a live host (pid {where.pid}) whose clock is its own; "
                       "nothing was sent (on a simulated host: opsdeck exec --db DB '/host advance 10m')", file=sys.stderr)
                 return 2
-            resp = await where.send(args.command_text, actor=args.actor)
+            try:
+                resp = await where.send(args.command_text, actor=args.actor)
+            except HostGone as exc:
+                print(f"opsdeck: {exc}; the command was sent and either committed whole or not at all: "
+                      f"opsdeck events --db {db} --type COMMAND_EXECUTED shows which", file=sys.stderr)
+                return 1
         return _print(resp, args)
     try:
         engine = await open_sim(db, config, seed=args.seed, demo=True)
