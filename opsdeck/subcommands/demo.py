@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="simulated seconds to run when headless (default 3600)")
     p.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second in the console")
     p.add_argument("--readonly", action="store_true", help="watch only: refuse every state change")
+    p.add_argument("--listen", metavar="HOST:PORT", help="headless: also serve the control endpoint on TCP")
     p.set_defaults(func=run)
 
 
@@ -51,13 +52,14 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     db = _db_path(args)
     if args.headless:
-        return asyncio.run(_headless(db, config, args.seed, args.duration, args.json))
+        return asyncio.run(_headless(db, config, args.seed, args.duration, args.json, args.listen))
     from ..console import run_console
 
     return run_console(db=db, config=config, demo=True, seed=args.seed, speed=args.speed, readonly=args.readonly)
 
 
-async def _headless(db: Path, config, seed: int, duration: float, as_json: bool = False) -> int:  # type: ignore[no-untyped-def]
+async def _headless(db: Path, config, seed: int, duration: float, as_json: bool = False,  # type: ignore[no-untyped-def]
+                    listen: str | None = None) -> int:
     """A host that runs the demo's clock ``duration`` simulated seconds as fast as it
     goes, printing event lines, while serving its endpoint (clients may attach)."""
     from core.demo import build_demo
@@ -79,7 +81,7 @@ async def _headless(db: Path, config, seed: int, duration: float, as_json: bool 
     stop = stop_on_signals()
     host = await Host.open_with(db, opener, kind="sim", create=True)
     try:
-        await host.serve()
+        await host.serve(listen)
         announce(host, "demo")
         end = host.engine.clock.now() + duration
         while host.engine.clock.now() < end and not printer.closed and not stop.is_set():

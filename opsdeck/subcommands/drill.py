@@ -86,6 +86,16 @@ async def _decisions(drill: Any, printer: LinePrinter) -> None:
 
 
 async def _drill(db: Path, config: Any, args: argparse.Namespace) -> int:
+    from core.host.lease import acquire, host_info
+
+    lease = acquire(db, host_info(db, "drill", host=False))  # one writer: a live host's database is refused
+    try:
+        return await _drill_leased(db, config, args)
+    finally:
+        lease.release()
+
+
+async def _drill_leased(db: Path, config: Any, args: argparse.Namespace) -> int:
     from core.incidents.drills import start_drill
     from core.session import open_sim
 
