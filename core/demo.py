@@ -130,7 +130,7 @@ class RecurringDemo:
         self.clock = engine.clock
         self.cooldown_s = cooldown_s
         self._scheduled: set[str] = set()
-        engine.subscribe(self._on_event)
+        engine.observe(self._on_event)
         for wf in list(engine.state.workflows.values()):
             if wf.status.value == "completed":
                 self._schedule_next(wf.id, (wf.finished_at or self.clock.now()) + cooldown_s)

@@ -84,6 +84,9 @@ class Engine:
         self.head_hash = GENESIS_HASH
         self._buffer: list[tuple[Any, ...]] = []
         self._subscribers: list[Subscriber] = []
+        self._observers: list[Subscriber] = []
+        self._uncommitted: list[Event] = []
+        """Events in ``_buffer``: subscribers see them once the store has them."""
         self._sample_hooks: list[Callable[[float], None]] = []
         self._memory_checkpoints: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._dispatch_pending = False
@@ -255,15 +258,26 @@ class Engine:
 
     # -- events -----------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call ``fn(event)`` for each event once it is committed (after the group
+        commit that wrote it returns), in sequence order: what a subscriber prints,
+        shows or sends is in the log. Returns an unsubscribe function."""
         self._subscribers.append(fn)
         return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
+
+    def observe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call ``fn(event)`` as each event is folded, before it is committed: for the
+        engine's own bookkeeping that tracks the projection (detectors, a runtime
+        learning task commands), never for output. Returns an unobserve function."""
+        self._observers.append(fn)
+        return lambda: self._observers.remove(fn) if fn in self._observers else None
 
     def on_sample(self, fn: Callable[[float], None]) -> None:
         """Run ``fn(now)`` after each system usage sample: where detectors hook in."""
         self._sample_hooks.append(fn)
 
     def emit(self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None) -> Event:
-        """Record one state change: number, hash, fold, queue for the store, notify."""
+        """Record one state change: number, hash, fold, queue for the store (subscribers
+        hear of it after the commit, :meth:`flush`)."""
         if self.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
         _check_header(type_, component, scope)
@@ -283,8 +297,13 @@ class Engine:
                               {"type": type_}) from exc
         self.head_hash = h
         self._buffer.append((seq, ts, type_, component, scope, who, data_json, prev, h))
-        for fn in self._subscribers:
+        for fn in self._observers:
             fn(ev)
+        if self.store is None:  # nothing to commit to: subscribers hear of it now
+            for fn in list(self._subscribers):
+                fn(ev)
+        else:
+            self._uncommitted.append(ev)
         return ev
 
     def inject(self, header: EventHeader, actor: str = "operator") -> Event:
@@ -303,7 +322,12 @@ class Engine:
             raise
 
     async def flush(self) -> None:
-        """Group commit everything emitted since the last flush."""
+        """Group commit everything emitted since the last flush, then tell subscribers.
+
+        Subscribers hear of a batch only after ``store.append`` returned (the
+        transaction committed); a failed commit keeps the rows for the next flush and
+        tells nobody. Without a store there is nothing to wait for: subscribers hear
+        of each event as it is emitted."""
         if self.store is None:
             self._buffer.clear()
             self.telemetry.pending_rows.clear()
@@ -311,12 +335,25 @@ class Engine:
         async with self.store_lock:
             if self._buffer:
                 rows, self._buffer = self._buffer, []
+                n = len(rows)
                 t0 = time.perf_counter()
-                await self.store.append(rows)
+                try:
+                    await self.store.append(rows)
+                except BaseException:
+                    self._buffer = rows + self._buffer
+                    raise
                 self.telemetry.committed(rows, time.perf_counter() - t0)
+                self._publish(n)
             rows_m = self.telemetry.take_rows()
             if rows_m:
                 await self.store.add_metrics(rows_m)
+
+    def _publish(self, n: int) -> None:
+        """Notify subscribers of the first ``n`` uncommitted events (those just committed)."""
+        evs, self._uncommitted = self._uncommitted[:n], self._uncommitted[n:]
+        for ev in evs:
+            for fn in list(self._subscribers):
+                fn(ev)
 
     @property
     def unflushed(self) -> int:

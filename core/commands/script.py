@@ -314,7 +314,8 @@ class ScriptRunner(StepRunner):
     def __init__(self, engine: Engine, out: Callable[[str], None], quiet: bool = False, actor: str = "script") -> None:
         super().__init__(out, quiet=quiet, actor=actor)
         self.engine = engine
-        engine.subscribe(self._on_event)
+        engine.observe(self.events.append)  # expectations see events as they are folded
+        engine.subscribe(self._print)  # printed lines are committed ones
         if not engine.readonly:
             from .resumption import attach
 
@@ -323,7 +324,13 @@ class ScriptRunner(StepRunner):
     async def _command(self, text: str) -> dict[str, Any]:
         from . import run_command
 
-        return await run_command(self.engine, text, actor=self.actor)
+        resp = await run_command(self.engine, text, actor=self.actor)
+        await self.engine.flush()  # its event lines are printed (committed) before its result
+        return resp
+
+    def _print(self, ev: Event) -> None:
+        if not self.quiet:
+            self.out(ev.line())
 
     async def _inject(self, header: EventHeader) -> dict[str, Any] | None:
         try:

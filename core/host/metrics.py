@@ -56,7 +56,7 @@ async def start_counting(engine: Engine) -> None:
                 failures[reason] = failures.get(reason, 0) + 1
             tel.counts = EventCounts(by_type, failures, head)
     tel.tasks.start(engine.state, engine.clock.now())
-    engine.subscribe(lambda ev: tel.tasks.observe(engine.state, ev))
+    engine.observe(lambda ev: tel.tasks.observe(engine.state, ev))
 
 
 def _histogram(name: str, doc: str, h: Histogram) -> HistogramMetricFamily:

@@ -119,7 +119,7 @@ class AgentCascadeDetector(Detector):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self.failures: deque[tuple[float, str, str | None]] = deque()
-        engine.subscribe(self._on_event)
+        engine.observe(self._on_event)
 
     def reset(self) -> None:
         self.failures.clear()

@@ -255,5 +255,5 @@ def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", mana
         if ev.type == "TASK_COMPLETED":
             drill.completions[ev.data["task"]] = drill.completions.get(ev.data["task"], 0) + 1
 
-    engine.subscribe(count)
+    engine.observe(count)
     return drill

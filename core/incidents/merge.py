@@ -30,7 +30,7 @@ class SeqTap:
         self.moved_from: dict[str, list[str]] = {}
         self.completions: dict[str, list[float]] = {}
         self.merged: list[dict[str, Any]] = []
-        engine.subscribe(self._on_event)
+        engine.observe(self._on_event)
 
     def _on_event(self, ev: Event) -> None:
         d = ev.data

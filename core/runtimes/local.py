@@ -121,7 +121,7 @@ class LocalRuntime:
         if engine.store is not None:
             for ev in await engine.store.read_events(types=["WORKFLOW_CREATED"]):
                 self._learn(ev.data["spec"])
-        engine.subscribe(self._on_event)
+        engine.observe(self._on_event)  # task commands are learned as workflows are folded
         await self._reconcile(engine)
         for a in sorted(engine.state.agents.values(), key=lambda a: a.id):
             if a.status in LIVE_AGENT and a.id not in self._adoptable:
