@@ -186,6 +186,9 @@ class Engine:
         except sqlite3.Error as exc:
             at = await store.first_unreadable(cursor)
             raise self._damaged(f"unreadable row ({exc})", at if at is not None else cursor + 1) from None
+        lost = await store.anchor_problem()
+        if lost is not None:
+            raise self._damaged(lost[1], lost[0])
         self.state = state
         self.head_hash = prev
         self.state.seq = cursor

@@ -21,6 +21,8 @@ from typing import Any
 
 import aiosqlite
 
+from .anchor import AnchorWriter, read_anchor
+from .anchor import forget as forget_anchor
 from .events import Event, canonical_envelope, chain_hash
 
 APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
@@ -133,6 +135,7 @@ class Store:
         self._db = db
         self.path = path
         self.readonly = readonly
+        self._anchor = AnchorWriter(path) if path != ":memory:" and not readonly else None
 
     @classmethod
     async def open(cls, path: str | Path, *, readonly: bool = False, create: bool = True) -> Store:
@@ -163,6 +166,7 @@ class Store:
             os.chmod(tmp, 0o600)
             try:
                 os.link(tmp, fp)
+                forget_anchor(fp)  # ours is new: a head anchor left by a deleted database means nothing
             except FileExistsError:
                 pass  # another opsdeck process created it first: use theirs
         except OSError as exc:
@@ -207,7 +211,9 @@ class Store:
         await db.execute("PRAGMA busy_timeout=5000")
         if not self.readonly and self.path != ":memory:":
             await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: in WAL mode each commit syncs the WAL, so a commit that returned
+        # survives a power loss (NORMAL may lose the last commits, keeping integrity).
+        await db.execute("PRAGMA synchronous=FULL")
         # One read transaction: the header and the schema seen at the same instant,
         # even while another opsdeck process is creating the file.
         await db.execute("BEGIN")
@@ -267,6 +273,8 @@ class Store:
             raise
 
     async def close(self) -> None:
+        if self._anchor is not None:
+            self._anchor.close()
         await self._db.close()
 
     # -- events ---------------------------------------------------------------
@@ -290,6 +298,16 @@ class Store:
         except Exception:
             await self._db.execute("ROLLBACK")
             raise
+        if self._anchor is not None:
+            last = rows[-1]
+            try:
+                self._anchor.write(last[0], last[8])
+            except OSError:
+                pass  # the anchor only strengthens a check; the commit stands
+
+    async def row_hash(self, seq: int) -> str | None:
+        row = await (await self._db.execute("SELECT hash FROM events WHERE seq = ?", (seq,))).fetchone()
+        return row[0] if row else None
 
     async def count_events(self) -> int:
         row = await (await self._db.execute("SELECT max(seq) FROM events")).fetchone()
@@ -346,6 +364,25 @@ class Store:
             except (TypeError, ValueError):
                 raise self.damaged("the payload is not JSON", r[0]) from None
         return out
+
+    async def anchor_problem(self) -> tuple[int, str] | None:
+        """(seq, problem) when the log lost events committed before (see core/anchor.py).
+
+        The anchor is read first, then the head in a fresh read: a writer appending
+        meanwhile (a live host under a reader) can only move the head further on."""
+        if self.path == ":memory:":
+            return None
+        anchor = read_anchor(self.path)
+        if anchor is None:
+            return None
+        seq, h = anchor
+        head = await self.count_events()
+        if seq > head:
+            return head + 1, (f"the log ends at seq {head} but seq {seq} was committed: committed events are missing "
+                              f"(was {self.path}-wal deleted, truncated or damaged?)")
+        if seq > 0 and await self.row_hash(seq) != h:
+            return seq, "the row is not the one that was committed there"
+        return None
 
     def damaged(self, problem: str, seq: int | None = None) -> StoreError:
         """The error for damage found while reading: where, what, and what to run."""

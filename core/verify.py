@@ -115,6 +115,11 @@ async def _verify(store: Store, replay_checkpoints: bool) -> VerifyReport:
                 for cp in cp_by_seq[seq]:
                     cp["_replay_hash"] = replay_hash
         cursor = rows[-1][0]
+    lost = await store.anchor_problem()
+    if lost is not None:
+        rep.faults.append(Fault(*lost))
+        if rep.first_bad_seq is None or lost[0] < rep.first_bad_seq:
+            rep.first_bad_seq = lost[0]
     for cp in cps:
         try:
             loaded = await store.load_checkpoint(cp["id"])

@@ -1,0 +1,82 @@
+"""The head anchor: the last committed (seq, hash), kept beside the database.
+
+SQLite in WAL mode keeps recent commits only in ``<db>-wal``; if that file is
+deleted, truncated or damaged, SQLite silently opens the database as it was at the
+last checkpoint, and the hash chain of what remains still verifies. So after each
+group commit the store overwrites ``<db>.head`` (0600, one small record with its own
+checksum) with the new head. Opening and ``opsdeck verify`` compare: a log that ends
+before the anchor, or holds another row at the anchor's seq, has lost committed
+events. The record is written after the commit returned (so it never runs ahead of
+what is durable) and without an fsync of its own (so after a power loss it may lag:
+a lagging anchor only weakens the check, it never raises a false alarm).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zlib
+from pathlib import Path
+
+RECORD = 128
+MAGIC = "opsdeck-head v1"
+
+
+def anchor_path(db: str | Path) -> Path:
+    return Path(f"{db}.head")
+
+
+def encode(seq: int, h: str) -> bytes:
+    body = f"{MAGIC} {seq} {h}"
+    line = f"{body} {zlib.crc32(body.encode()):08x}\n".encode()
+    return line.ljust(RECORD, b" ")
+
+
+def decode(raw: bytes) -> tuple[int, str] | None:
+    """(seq, hash), or None for a record that is missing, torn or not ours."""
+    try:
+        parts = raw.decode("ascii").split()
+    except UnicodeDecodeError:
+        return None
+    if len(parts) != 5 or " ".join(parts[:2]) != MAGIC:
+        return None
+    body = " ".join(parts[:4])
+    if f"{zlib.crc32(body.encode()):08x}" != parts[4]:
+        return None
+    try:
+        return int(parts[2]), parts[3]
+    except ValueError:
+        return None
+
+
+def read_anchor(db: str | Path) -> tuple[int, str] | None:
+    try:
+        return decode(anchor_path(db).read_bytes()[:RECORD])
+    except OSError:
+        return None
+
+
+class AnchorWriter:
+    """Keeps ``<db>.head`` open and overwrites its record in place after each commit."""
+
+    def __init__(self, db: str | Path) -> None:
+        self.path = anchor_path(db)
+        self._fd: int | None = None
+
+    def write(self, seq: int, h: str) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.fchmod(self._fd, 0o600)
+        os.pwrite(self._fd, encode(seq, h), 0)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+def forget(db: str | Path) -> None:
+    """A new database at this path: an anchor left by a deleted one means nothing."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(anchor_path(db))
