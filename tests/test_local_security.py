@@ -260,8 +260,8 @@ allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
                 assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
         run_dir = deep / "r.db.agents"
         assert stat.S_IMODE(os.stat(run_dir).st_mode) == 0o700
-        for f in run_dir.iterdir():
-            assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
+        for f in run_dir.rglob("*"):
+            assert stat.S_IMODE(os.stat(f).st_mode) == (0o700 if f.is_dir() else 0o600), f
         await drive(engine, lambda: wf_status(engine, "w") == "completed")
         assert not runtime.security_failures
     finally:

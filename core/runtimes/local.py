@@ -40,7 +40,7 @@ from ..clock import WallClock
 from ..config import Config
 from ..models import LIVE_AGENT, Agent, AgentStatus, Band, Task, TaskSpec, TaskStatus, WorkflowSpec
 from ..projection import task_key
-from ..private import open_private, private_dir, socket_path
+from ..private import PrivateError, open_private, private_dir, socket_path
 from . import RuntimeSink
 from .handshake import SECRET_FILE, ChannelError, console_connect, load_or_create_secret
 from .limits import NICE_BY_BAND, Mechanisms, detect
@@ -347,8 +347,8 @@ class LocalRuntime:
             nice, cpu_cores = int(lim["nice"]), (lim["cpu_cores"] if task.cpu else None)
         tmp = self.temp_dir(task.id, task.attempts)
         try:
-            tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
+            private_dir(tmp)  # 0700 with its parent, whatever the umask
+        except (OSError, PrivateError) as exc:
             self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, f"could not create its temp directory: {exc}"))
             return
         env = {**(spec.env or {}), "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp)}
