@@ -69,6 +69,7 @@ NODES_SETTING = "ray_agent_nodes"
 LIMITS_SETTING = "ray_node_limits"
 """Setting: "host (ip)" -> the limit mechanisms its actors detected there."""
 UNANSWERED_HEARTBEATS = 3
+TEMP_PREFIX = "opsdeck-ray-"
 JOIN_PROBE_S = 5.0
 JOIN_TIMEOUT_S = 120.0
 
@@ -148,10 +149,15 @@ class RayCluster:
         if address is None:
             # A private, short temp dir (Ray's socket paths are length-limited) on loopback:
             # never joins another user's instance, never listens beyond this machine.
-            c.temp_dir = tempfile.mkdtemp(prefix="opsdeck-ray-", dir="/tmp")
+            _sweep_temp_dirs()
+            c.temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir="/tmp")
             _loopback_only()
-            ray.init(address="local", num_cpus=num_cpus, resources=resources or None, include_dashboard=False,
-                     _temp_dir=c.temp_dir, log_to_driver=False, logging_level=logging.ERROR)
+            try:
+                ray.init(address="local", num_cpus=num_cpus, resources=resources or None, include_dashboard=False,
+                         _temp_dir=c.temp_dir, log_to_driver=False, logging_level=logging.ERROR)
+            except BaseException:
+                shutil.rmtree(c.temp_dir, ignore_errors=True)
+                raise
             c.started, c.num_cpus = True, num_cpus
         else:
             check_address(address)
@@ -525,6 +531,23 @@ def check_address(address: str) -> None:
     except OSError as exc:
         raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc}); start the head with "
                               f"`ray start --head` and pass the address it prints") from None
+
+
+def _sweep_temp_dirs() -> None:
+    """Remove the temp dirs of local instances whose host was killed (SIGKILL leaves
+    them): ours, older than two minutes, and no live process mentions them."""
+    now = time.time()
+    mine = [d for d in Path("/tmp").glob(TEMP_PREFIX + "*")
+            if d.is_dir() and d.stat().st_uid == os.getuid() and now - d.stat().st_mtime > 120]  # not one being set up
+    if not mine:
+        return
+    in_use = set()
+    for p in psutil.process_iter(["cmdline"]):
+        line = " ".join(p.info.get("cmdline") or [])
+        in_use.update(str(d) for d in mine if str(d) in line)
+    for d in mine:
+        if str(d) not in in_use:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _loopback_only() -> None:
