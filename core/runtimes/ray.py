@@ -151,7 +151,7 @@ class RayCluster:
             # never joins another user's instance, never listens beyond this machine.
             _sweep_temp_dirs()
             c.temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir="/tmp")
-            _loopback_only()
+            loopback_only()
             try:
                 ray.init(address="local", num_cpus=num_cpus, resources=resources or None, include_dashboard=False,
                          _temp_dir=c.temp_dir, log_to_driver=False, logging_level=logging.ERROR)
@@ -550,7 +550,7 @@ def _sweep_temp_dirs() -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _loopback_only() -> None:
+def loopback_only() -> None:
     """A local instance serves this machine only: Ray's single-machine mode (its switch for
     platforms without cluster support) makes every process use 127.0.0.1 instead of the
     machine's network address. The variable reaches the processes Ray starts; the module
