@@ -247,7 +247,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 def chain_file(tmp: Path, log: Path, steps: int) -> Path:
     stamp = ("import sys,os,time\n"
              "open(sys.argv[1],'a').write(sys.argv[2]+' '+os.environ['OPSDECK_AGENT']+'\\n')\n"
-             "time.sleep(0.5)\n")
+             "time.sleep(0.3)\n")
     parts = ["""
 [runtime]
 heartbeat_s = 0.5
@@ -279,7 +279,7 @@ allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
 
 
 def test_a_killed_host_restarts_and_adopts_the_live_actors(ray_address: str, tmp_path: Path, cli_env: dict[str, str]) -> None:
-    steps = 5
+    steps = 4
     log = tmp_path / "ran.log"
     f = chain_file(tmp_path, log, steps)
     db = tmp_path / "run.db"
@@ -346,3 +346,15 @@ def test_a_file_the_cluster_cannot_place_is_refused_before_anything_starts(ray_a
     nowhere = subprocess.run(run_cmd(QUICK, db, "--address", "127.0.0.1:1"), capture_output=True, text=True, timeout=60,
                              env=cli_env)
     assert nowhere.returncode == 2 and "nothing answers at 127.0.0.1:1" in nowhere.stderr and not db.exists()
+
+
+def test_without_ray_installed_the_ray_runtime_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from opsdeck.subcommands.run import runtime_problem
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without the extra has
+    monkeypatch.delitem(sys.modules, "core.runtimes.ray")
+    said = runtime_problem(argparse.Namespace(runtime="ray", address=None))
+    assert said is not None and "pip install -e '.[ray]'" in said
+    assert runtime_problem(argparse.Namespace(runtime="local", address="auto")) == "--address is for --runtime ray"
