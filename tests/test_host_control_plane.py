@@ -163,6 +163,13 @@ def test_exec_pause_and_resume_reach_the_real_processes_of_a_live_run(tmp_path: 
         assert adv.returncode == 2 and "live host" in adv.stderr
         assert count(db, "COMMAND_EXECUTED") == 2
         assert head(db)[0] >= n[0]
+        # A script's advance is refused by a real-time host, naming why; nothing was advanced.
+        script = tmp_path / "adv.ops"
+        script.write_text("/workflow-status sleepy\nadvance 1m\n")
+        sc = run(["script", str(script), "--db", str(db)], env)
+        assert sc.returncode == 1, sc.stderr
+        assert f"{script}:2: advance: advance 60s: the host (pid {host.proc.pid}) runs in real time" in sc.stderr
+        assert count(db, "COMMAND_EXECUTED") == 3
     finally:
         host.stop()
     assert task_process(marker) is None
