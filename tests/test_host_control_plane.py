@@ -27,6 +27,7 @@ import pytest
 from core.host.lease import current_holder
 
 from .conftest import REPO, opsdeck_cmd
+from .local_harness import header
 
 TIMEOUT = 90.0
 
@@ -107,17 +108,7 @@ def demo_host(tmp_path: Path, env: dict[str, str]) -> Iterator[HostProc]:
         assert run(["verify", "--db", str(db)], env).returncode == 0
 
 
-SLEEPY = """
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.5
-stop_grace_s = 1.0
-
-[[pools]]
-name = "workers"
-specializations = ["shell"]
-size = 1
-
+SLEEPY = header() + """
 [[workflows]]
 id = "sleepy"
 priority = 60

@@ -90,6 +90,19 @@ def load_file(path: str, config: Config) -> tuple[Any, Any] | None:
     return wfile, specs
 
 
+def prepare(args: argparse.Namespace, config: Config, verb: str) -> tuple[Any, Any, Path] | None:
+    """A workflow file's run, checked before anything starts: (file, specs, database),
+    or None once every problem has been printed (``opsdeck run`` and ``opsdeck serve``)."""
+    loaded = load_file(args.file, config)
+    if loaded is None:
+        return None
+    problem = runtime_problem(args)
+    if problem:
+        print(f"{verb}: {problem}; nothing was started", file=sys.stderr)
+        return None
+    return loaded[0], loaded[1], db_path(args)
+
+
 def print_problems(exc: WorkflowFileError) -> None:
     print(f"opsdeck: {len(exc.problems)} problem(s) in the workflow file; nothing was started", file=sys.stderr)
     for p in exc.problems:
@@ -98,15 +111,10 @@ def print_problems(exc: WorkflowFileError) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    loaded = load_file(args.file, config)
-    if loaded is None:
+    prepared = prepare(args, config, "opsdeck")
+    if prepared is None:
         return 2
-    wfile, specs = loaded
-    problem = runtime_problem(args)
-    if problem:
-        print(f"opsdeck: {problem}; nothing was started", file=sys.stderr)
-        return 2
-    db = db_path(args)
+    wfile, specs, db = prepared
     if args.headless:
         return asyncio.run(headless(db, config, wfile, specs, quiet=args.quiet, incidents=args.incidents == "auto",
                                     listen=args.listen, runtime=args.runtime, address=args.address, as_json=args.json))

@@ -20,7 +20,7 @@ from core.config import load_config
 from core.workflow_file import WorkflowFileError
 
 from ..paths import new_demo_db
-from .run import add_runtime_arguments, print_problems, runtime_problem
+from .run import add_runtime_arguments, print_problems
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,17 +65,12 @@ def run(args: argparse.Namespace) -> int:
         print("opsdeck serve: --runtime and --address are for a workflow file", file=sys.stderr)
         return 2
     if args.file:
-        from .run import db_path, load_file
+        from .run import prepare
 
-        loaded = load_file(args.file, config)
-        if loaded is None:
+        prepared = prepare(args, config, "opsdeck serve")
+        if prepared is None:
             return 2
-        wfile, specs = loaded
-        problem = runtime_problem(args)
-        if problem:
-            print(f"opsdeck serve: {problem}; nothing was started", file=sys.stderr)
-            return 2
-        db = db_path(args)
+        wfile, specs, db = prepared
         return asyncio.run(_serve_local(db, config, wfile, specs, args.listen, args.runtime, args.address))
     if args.demo:
         db = Path(args.db) if args.db else new_demo_db()
