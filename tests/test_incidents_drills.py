@@ -101,3 +101,24 @@ def test_drill_on_an_idle_fleet_is_a_clear_error(tmp_path: Path) -> None:
     p = drill("agent-cascade", "--db", str(db), "--quiet")
     assert p.returncode == 2
     assert "no work left" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("name", ["agent-cascade", "network-partition", "data-integrity"])
+def test_drill_on_real_processes_validates(name: str, tmp_path: Path) -> None:
+    """The fault for real (SIGKILL / SIGSTOP of agent hosts, a checkpoint damaged
+    through SQLite) on the local runtime; the same detectors, plans and validations."""
+    db = tmp_path / f"{name}.db"
+    p = subprocess.run(opsdeck_cmd("drill", name, "--runtime", "local", "--db", str(db), "--quiet", "--budget", "120"),
+                       capture_output=True, text=True, cwd=REPO, timeout=180)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert f"# drill {name}: VALIDATED" in p.stdout and "wall-clock" in p.stdout
+    assert [ln for ln in p.stdout.splitlines() if ln.startswith(COMPLETION[name])]
+    injected = [json.loads(ln.split(":", 3)[3]) for ln in p.stdout.splitlines() if ln.startswith("DRILL_FAULT_INJECTED:")]
+    assert injected
+    v = subprocess.run(opsdeck_cmd("verify", "--db", str(db), "--json"), capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert json.loads(v.stdout)["first_bad_seq"] is None
+
+
+def test_drills_that_need_the_simulation_say_so_on_the_local_runtime() -> None:
+    p = drill("resource-exhaustion", "--runtime", "local", "--quiet")
+    assert p.returncode == 2 and "simulated runtime only" in p.stderr and "Traceback" not in p.stderr

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..clock import VirtualClock
 from ..models import AgentStatus, TaskStatus, WorkflowStatus
 from .detectors import DataIntegrityDetector
 from .manager import ApproveMode, IncidentManager
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 WARMUP_S = 900.0
 BUDGET_S = 4 * 3600.0
+LIVE_DRILLS = ("agent-cascade", "network-partition", "data-integrity")
+"""Drills whose fault is injected for real on the local runtime: SIGKILL of agent
+hosts, SIGSTOP of agent hosts (SIGCONT to heal), a checkpoint damaged through SQLite
+and the live projection drifted."""
 
 
 class DrillError(ValueError):
@@ -44,6 +49,18 @@ class Drill:
     fault: dict[str, Any] = field(default_factory=dict)
     completions: dict[str, int] = field(default_factory=dict)
     _live_inject: asyncio.Task[None] | None = None
+    heal_after_s: float = 900.0
+    """The network partition ends after this long (the environment, not the plan)."""
+    gap_s: float | None = None
+    """Spacing of the cascade's failures (default: within the supervision window)."""
+
+    def later(self, delay: float, fn: Any) -> None:
+        """Run ``fn`` after ``delay`` seconds of the engine's clock (simulated, or wall)."""
+        clock = self.engine.clock
+        if isinstance(clock, VirtualClock):
+            clock.call_later(delay, fn)
+        else:
+            asyncio.get_running_loop().call_later(delay, fn)
 
     # -- the fault ------------------------------------------------------------
     async def inject(self) -> None:
@@ -63,9 +80,9 @@ class Drill:
             victims = [a.id for a in busy[: eng.config.supervision.max_failures]]
             if len(victims) < eng.config.supervision.max_failures:
                 raise DrillError(f"only {len(victims)} busy agent(s) to fail at t={now:g}: the fleet has no work left (use a fresh --db)")
-            gap = eng.config.supervision.window_s / (len(victims) * 2)
+            gap = self.gap_s if self.gap_s is not None else eng.config.supervision.window_s / (len(victims) * 2)
             for i, a in enumerate(victims):
-                eng.clock.call_later(i * gap, lambda a=a: rt.fail_agent(a, "process crashed (drill)"))  # type: ignore[union-attr]
+                self.later(i * gap, lambda a=a: rt.fail_agent(a, "process crashed (drill)"))  # type: ignore[union-attr]
             self.fault = {"fail_agents": victims, "spacing_s": gap}
         elif not busy and self.name in ("performance-degradation", "network-partition"):
             raise DrillError(f"no busy agent at t={now:g}: the fleet has no work left (use a fresh --db)")
@@ -80,7 +97,7 @@ class Drill:
                     if a in rt.agents:  # type: ignore[union-attr]
                         rt.slow_agent(a, level)  # type: ignore[union-attr]
                 if level < top:
-                    eng.clock.call_later(every, lambda: ramp(level))
+                    self.later(every, lambda: ramp(level))
 
             ramp()
             self.fault = {"slow_agents": slow, "slowdown_step": step, "every_s": every, "max_slowdown": top}
@@ -89,8 +106,8 @@ class Drill:
         elif self.name == "network-partition":
             cut = [a.id for a in busy[::3][:3]]
             rt.partition(cut)  # type: ignore[union-attr]
-            eng.clock.call_later(900.0, lambda: rt.heal(cut))  # type: ignore[union-attr]
-            self.fault = {"partition": cut, "heal_after_s": 900.0}
+            self.later(self.heal_after_s, lambda: rt.heal(cut))  # type: ignore[union-attr]
+            self.fault = {"partition": cut, "heal_after_s": self.heal_after_s}
         self.injected = True
         self.injected_at = now
         self.manager.expect_fault(self.name, now)
@@ -169,6 +186,19 @@ class Drill:
             return self.engine.state.plans.get(inc["plans"][-1])
         return None
 
+    async def run_live(self, budget_s: float, tick: float = 0.2) -> dict[str, Any]:
+        """On a runtime of real processes (wall clock): inject the fault when its time
+        comes, pump the pipeline every ``tick`` seconds, until the drill is done."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + budget_s
+        while not self.done and loop.time() < end:
+            if not self.injected and self.engine.clock.now() >= self.inject_at:
+                await self.inject()
+            await self.manager.pump()
+            await self.engine.flush()
+            await asyncio.sleep(tick)
+        return await self.report()
+
     async def run(self, budget_s: float = BUDGET_S) -> dict[str, Any]:
         end = self.engine.clock.now() + budget_s
         while not self.done and self.engine.clock.now() < end:
@@ -239,11 +269,14 @@ def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", mana
     """Arm a drill on a running engine: the fault is injected ``warmup_s`` from now."""
     if name not in SCENARIOS:
         raise DrillError(f"unknown drill {name!r}; drills: {', '.join(SCENARIOS)}")
-    if engine.runtime is None or not hasattr(engine.runtime, "partition"):
-        raise DrillError("drills need the simulated runtime")
+    rt = engine.runtime
+    if rt is None or not hasattr(rt, "partition"):
+        raise DrillError("drills need the simulated or the local runtime")
+    if rt.name != "sim" and name not in LIVE_DRILLS:
+        raise DrillError(f"the {name} drill runs on the simulated runtime only; on real processes: {', '.join(LIVE_DRILLS)}")
     mgr = manager or IncidentManager(engine, approve_mode=approve)
     offset = 0.0
-    if name == "data-integrity":
+    if name == "data-integrity" and rt.name == "sim":
         # The store is verified periodically: a fault landing at a fixed phase of the
         # check period would make the detection latency an artefact of that phase.
         # It lands at a phase drawn from the simulation's seed instead, so a sweep

@@ -691,6 +691,28 @@ class LocalRuntime:
         if engine is not None:
             await engine.flush()
 
+    # -- real faults (drills on real processes) ------------------------------------------
+    def fail_agent(self, agent_id: str, error: str = "process crashed") -> None:
+        """SIGKILL the agent's host process (verified by create time); its death is
+        then noticed the way any crash is (the connection closes)."""
+        h = self.hosts.get(agent_id)
+        if h is not None and not h.dead and h.pid and h.create_time:
+            _kill_verified(h.pid, h.create_time, signal.SIGKILL)
+
+    def partition(self, agent_ids: list[str]) -> None:
+        """Cut agents off for real: SIGSTOP their host processes (their tasks, in their
+        own process groups, keep running; the hosts answer nothing)."""
+        for a in agent_ids:
+            h = self.hosts.get(a)
+            if h is not None and not h.dead and h.pid and h.create_time:
+                _kill_verified(h.pid, h.create_time, signal.SIGSTOP)
+
+    def heal(self, agent_ids: list[str] | None = None) -> None:
+        """SIGCONT the hosts: they read what was sent meanwhile and report again."""
+        for a, h in self.hosts.items():
+            if (agent_ids is None or a in agent_ids) and not h.dead and h.pid and h.create_time:
+                _kill_verified(h.pid, h.create_time, signal.SIGCONT)
+
     def host_pids(self) -> dict[str, int]:
         """Live agents' host pids (for tests and the console)."""
         return {a: h.pid for a, h in self.hosts.items() if not h.dead and h.pid is not None}

@@ -38,7 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto (default): the drill approves every plan; manual: the approval policy applies (analysis, "
                    "checkpoint and monitoring steps run, destructive ones wait) and decisions are read as commands "
                    "from stdin, e.g. '/incident approve PLAN-0001'")
-    p.add_argument("--budget", type=float, default=4 * 3600.0, metavar="SECONDS", help="simulated seconds before giving up")
+    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="seconds before giving up (simulated: default 14400; local: wall-clock, default 180)")
+    p.add_argument("--runtime", choices=("sim", "local"), default="sim",
+                   help="sim (default): the simulated demo fleet; local: real agent processes (examples/drill_fleet.toml), "
+                   "the fault injected for real (agent-cascade: SIGKILL of agent hosts; network-partition: SIGSTOP, SIGCONT "
+                   "after 10 s; data-integrity: a checkpoint damaged through SQLite); times are wall-clock")
+    p.add_argument("--file", metavar="TOML", help="with --runtime local: the workflow file of the fleet (default examples/drill_fleet.toml)")
     p.add_argument("--quiet", action="store_true", help="print only the incident pipeline's events and the summary")
     p.add_argument("--json", action="store_true", help="print only the final report, as one JSON object (no event lines)")
     p.set_defaults(func=run)
@@ -59,11 +65,12 @@ def run(args: argparse.Namespace) -> int:
     from core.incidents.drills import DrillError
 
     config = load_config(args.config)
+    go = _drill_local if args.runtime == "local" else _drill
     try:
         if args.db:
-            return asyncio.run(_drill(Path(args.db), config, args))
+            return asyncio.run(go(Path(args.db), config, args))
         with tempfile.TemporaryDirectory(prefix="opsdeck-drill-") as d:
-            return asyncio.run(_drill(Path(d) / "drill.db", config, args))
+            return asyncio.run(go(Path(d) / "drill.db", config, args))
     except DrillError as exc:
         print(f"opsdeck: drill {args.name}: {exc}", file=sys.stderr)
         return 2
@@ -111,7 +118,7 @@ async def _drill_leased(db: Path, config: Any, args: argparse.Namespace) -> int:
     engine.subscribe(show)
     try:
         drill = start_drill(engine, args.name, approve=args.approve)
-        end = engine.clock.now() + args.budget
+        end = engine.clock.now() + (args.budget or 4 * 3600.0)
         while not drill.done and engine.clock.now() < end:
             await drill.step()
             plan = drill.plan()
@@ -124,6 +131,58 @@ async def _drill_leased(db: Path, config: Any, args: argparse.Namespace) -> int:
         report = await drill.report()
     finally:
         await engine.close()
+    return _print_report(report, args, "simulated")
+
+
+LOCAL_WARMUP_S = 4.0
+LOCAL_SUPERVISION_WINDOW_S = 20.0
+
+
+async def _drill_local(db: Path, config: Any, args: argparse.Namespace) -> int:
+    """The same detectors, plans and validations on real agent processes; the fault
+    injected for real; latency and recovery time in wall-clock seconds."""
+    from core.commands import run_command
+    from core.incidents.drills import LIVE_DRILLS, DrillError, start_drill
+    from core.runtimes.local import open_local
+    from core.workflow_file import WorkflowFileError, load_workflow_file
+
+    if args.name not in LIVE_DRILLS:
+        raise DrillError(f"the {args.name} drill runs on the simulated runtime only; on real processes: {', '.join(LIVE_DRILLS)}")
+    if args.approve == "manual":
+        raise DrillError("--approve manual needs the simulated runtime (decisions are read between clock steps)")
+    path = Path(args.file) if args.file else Path(__file__).resolve().parents[2] / "examples" / "drill_fleet.toml"
+    try:
+        wfile, specs = load_workflow_file(path)
+    except WorkflowFileError as exc:
+        raise DrillError(str(exc)) from None
+    # Real time: the cascade's failures come within a short supervision window.
+    config = config.model_copy(update={"supervision": config.supervision.model_copy(update={"window_s": LOCAL_SUPERVISION_WINDOW_S})})
+    printer = LinePrinter()
+
+    def show(ev: Any) -> None:
+        if not args.json and (not args.quiet or ev.type in PIPELINE):
+            printer(ev)
+
+    engine, runtime = await open_local(db, wfile, specs, config, subscriber=show)
+    try:
+        if args.name == "data-integrity":
+            # Verified at every commit (a periodic full check every 300 s would make a
+            # wall-clock drill wait minutes): the mechanism is the operation's.
+            res = await run_command(engine, "/coordination-hub enable-enhanced-integrity-monitoring "
+                                            "'{\"validation_frequency\": \"every_operation\"}'", actor="drill")
+            if res["status"] != "success":
+                raise DrillError(f"could not turn on integrity monitoring: {res['error']['message']}")
+        drill = start_drill(engine, args.name, approve="auto", warmup_s=LOCAL_WARMUP_S)
+        drill.heal_after_s = 10.0
+        drill.gap_s = 1.0
+        report = await drill.run_live(args.budget or 180.0)
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    return _print_report(report, args, "wall-clock")
+
+
+def _print_report(report: dict[str, Any], args: argparse.Namespace, clock: str) -> int:
     sys.stdout.flush()
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -131,8 +190,8 @@ async def _drill_leased(db: Path, config: Any, args: argparse.Namespace) -> int:
         inv = report["invariants"]
         print(f"# drill {report['drill']}: {'VALIDATED' if report['validated'] else 'NOT VALIDATED'}"
               f" ({report['status']}, plan {report['plan']} {report['plan_state']})")
-        print(f"# detection latency: {_s(report['detection_latency_s'])} simulated")
-        print(f"# recovery time (detection -> validation): {_s(report['recovery_time_s'])} simulated")
+        print(f"# detection latency: {_s(report['detection_latency_s'])} {clock}")
+        print(f"# recovery time (detection -> validation): {_s(report['recovery_time_s'])} {clock}")
         if report.get("plan_finished_s") is not None:
             print(f"# plan finished (all steps and validations): {_s(report['plan_finished_s'])} after detection")
         print(f"# invariants: {'ok' if inv['ok'] else 'VIOLATED'} (lost {len(inv['lost_tasks'])}, completed twice "
@@ -152,4 +211,4 @@ def _waiting(plan: dict[str, Any]) -> bool:
 
 
 def _s(v: Any) -> str:
-    return "n/a" if v is None else f"{float(v):.0f}s ({float(v) / 60:.1f} min)"
+    return "n/a" if v is None else f"{float(v):.1f}s ({float(v) / 60:.1f} min)"
