@@ -311,7 +311,10 @@ class RayRuntime(LocalRuntime):
     def _deliver(self, h: _Host, batch: list[dict[str, Any]]) -> bool:
         """One numbered ``commands`` call; the actor runs the batches in number order."""
         assert isinstance(h, _Actor)
-        h.handle.commands.remote(h.batch_no, batch)
+        try:
+            h.handle.commands.remote(h.batch_no, batch)
+        except Exception:  # Ray itself is unavailable: keep the batch for the next try
+            return False
         h.batch_no += 1
         return True
 
@@ -338,7 +341,12 @@ class RayRuntime(LocalRuntime):
         self._poke()  # send what waited for the actor to be placed
         answer_s = UNANSWERED_HEARTBEATS * self.heartbeat_s + 1.0
         while not h.dead:
-            pending = asyncio.ensure_future(h.handle.poll.remote(h.cursor, self.heartbeat_s))
+            try:
+                pending = asyncio.ensure_future(h.handle.poll.remote(h.cursor, self.heartbeat_s))
+            except Exception:  # Ray itself is unavailable (not this actor): silent, try again
+                self._unanswered(h)
+                await asyncio.sleep(self.heartbeat_s)
+                continue
             reports: list[dict[str, Any]] | None = None
             while reports is None and not h.dead:
                 try:
