@@ -107,7 +107,9 @@ async def test_pause_resume_and_cancel_workflow(tmp_path):
         wl = app.query_one("#workflows")
         wl.focus()
         wl.highlighted = [o.id for o in wl.options].index("wf:workflow_002")
-        await pilot.press("p")
+        await pilot.press("p")  # destructive: it asks first, Cancel focused
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.click("#confirm")
         assert await wait_for(pilot, lambda: eng.state.workflows["workflow_002"].status is WorkflowStatus.PAUSED)
         await pilot.press("r")
         assert await wait_for(pilot, lambda: eng.state.workflows["workflow_002"].status is WorkflowStatus.RUNNING)
@@ -228,6 +230,8 @@ async def test_detail_screens_open_and_close(tmp_path):
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: isinstance(app.screen, WorkflowScreen) and app.screen.key == "workflow_001")
         await pilot.press("p")  # actions apply to the workflow on screen
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.click("#confirm")
         assert await wait_for(pilot, lambda: app.host.engine.state.workflows["workflow_001"].status is WorkflowStatus.PAUSED)
         await pilot.press("escape")
         pools = app.query_one("#pools")

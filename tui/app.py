@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from rich.console import RenderableType
 from textual import on
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -34,9 +35,11 @@ from themes import DEFAULT_THEME, THEMES
 
 from . import operator
 from .command_line import CommandLine
+from .dialogs import approved_while_paused, drill_confirm, finished_note, outcome_text, workflow_confirm
 from .command_table import BY_ACTION, bindings, with_overrides
 from .log_source import FilterError, LogSource
 from .palette import OpsdeckCommands
+from .plan_view import plan_detail
 from .screens.agent import AgentScreen
 from .screens.checkpoints import CheckpointsScreen
 from .screens.choose import ChooseScreen
@@ -46,6 +49,7 @@ from .screens.incident import IncidentScreen
 from .screens.plan_edit import PlanEditScreen
 from .screens.result import ResultScreen
 from .screens.workflow import WorkflowScreen
+from .style import color
 from .widgets.agent_pools import AgentPools
 from .widgets.event_log import EventLog
 from .widgets.header_gauges import HeaderGauges
@@ -220,6 +224,9 @@ class OpsdeckApp(App[int]):
         self.log_pane.set_head(link.committed_seq)
         self.sub_title = link.describe()
         self.refresh_panes()
+        done = finished_note(link.state) if not self.demo else None
+        if done:
+            self.notify(done, title="nothing to run", severity="warning", timeout=15)
         self.panes_filled_s = time.perf_counter() - self.launched_at
         self.engine_ready.set()
 
@@ -303,12 +310,10 @@ class OpsdeckApp(App[int]):
         self.run_worker(coro, group="ops", exit_on_error=False)
 
     def report(self, res: dict[str, Any], what: str) -> bool:
-        if res.get("status") == "success":
-            self.notify(f"{what}: done", severity="information", timeout=4)
-            return True
-        err = res.get("error") or {}
-        self.notify(f"{what}: {err.get('code', 'ERROR')}: {err.get('message', res)}", severity="error", timeout=8)
-        return False
+        """A toast that says what happened: the command's own summary, or its error."""
+        ok = res.get("status") == "success"
+        self.notify(outcome_text(res, what), severity="information" if ok else "error", timeout=4 if ok else 8)
+        return ok
 
     def refused(self, action: str) -> bool:
         """True (and a message) when the console cannot do ``action`` now: read-only,
@@ -347,8 +352,16 @@ class OpsdeckApp(App[int]):
         self.refresh_panes()
         return res
 
-    async def confirm(self, title: str, detail: str, label: str = "Confirm") -> bool:
-        return bool(await self.push_screen_wait(ConfirmScreen(title, detail, label)))
+    async def confirm(self, title: str, detail: RenderableType, label: str = "Confirm", cancel: str = "Cancel", wide: bool = False) -> bool:
+        return bool(await self.push_screen_wait(ConfirmScreen(title, detail, label, cancel, wide=wide)))
+
+    def selected_workflows(self) -> list[str]:
+        """The marked workflows (m), else the highlighted one."""
+        marked = sorted(self.workflows_pane.marked)
+        if marked and not isinstance(self.screen, WorkflowScreen):
+            return marked
+        wf = self.selected_workflow()
+        return [wf] if wf else []
 
     def selected_workflow(self) -> str | None:
         if isinstance(self.screen, WorkflowScreen):
@@ -515,20 +528,26 @@ class OpsdeckApp(App[int]):
         link = self.link_for(action)
         if link is None:
             return
-        wf = self.selected_workflow()
-        if wf is None:
-            self.notify("highlight a workflow first", severity="warning")
+        wfs = self.selected_workflows()
+        if not wfs:
+            self.notify("highlight a workflow first (m marks several)", severity="warning")
             return
 
         async def run() -> None:
-            if confirm and not await self.confirm(f"{label} {wf}?", f"{label} workflow {wf}. Its running tasks are stopped and released.", label):
-                return
-            await self.send(operator.workflow_command(action, wf), f"{label} {wf}")
+            if confirm:
+                d = workflow_confirm(link.state, action, wfs)
+                if not await self.confirm(d.title, d.detail, d.confirm, d.cancel, wide=len(wfs) > 1):
+                    self.notify(f"{label.lower()} cancelled; nothing changed", timeout=3)
+                    return
+            for wf in wfs:
+                await self.send(operator.workflow_command(action, wf), f"{label} {wf}")
+            self.workflows_pane.marked.difference_update(wfs)
+            self.refresh_panes()
 
         self.spawn(run())
 
     def action_pause_workflow(self) -> None:
-        self._workflow_action("pause_workflow", "Pause")
+        self._workflow_action("pause_workflow", "Pause", confirm=True)
 
     def action_resume_workflow(self) -> None:
         self._workflow_action("resume_workflow", "Resume")
@@ -571,13 +590,10 @@ class OpsdeckApp(App[int]):
 
         self.spawn(run())
 
-    def _plan_detail(self, pid: str) -> str:
+    def _plan_detail(self, pid: str) -> RenderableType:
         assert self.link is not None
         p = self.link.state.plans.get(pid, {})
-        steps = plan_steps(p)
-        lines = [f"plan {pid} ({plan_status(p)}), {len(steps)} step(s):"]
-        lines += [f"  {i}. {step_text(s)[:100]}" for i, s in enumerate(steps, 1)]
-        return "\n".join(lines[:14])
+        return plan_detail(self.link.state, {"id": pid, **p}, lambda n: color(self, n))
 
     def _plan_action(self, action: str, verb: str) -> None:
         if self.link_for(action) is None:
@@ -588,10 +604,14 @@ class OpsdeckApp(App[int]):
             return
 
         async def run() -> None:
-            if not await self.confirm(f"{verb} plan {pid}?", self._plan_detail(pid), verb):
+            if not await self.confirm(f"{verb} plan {pid}?", self._plan_detail(pid), verb, wide=True):
                 self.notify(f"{verb.lower()} cancelled; nothing changed", timeout=3)
                 return
-            await self.send(operator.plan_command(action, pid), f"{verb} {pid}")
+            res = await self.send(operator.plan_command(action, pid), f"{verb} {pid}")
+            link = self.link
+            note = approved_while_paused(link.clock.virtual, link.clock_running) if link is not None and action == "approve" else None
+            if res.get("status") == "success" and note:
+                self.notify(note, severity="warning", timeout=8)
 
         self.spawn(run())
 
@@ -653,7 +673,11 @@ class OpsdeckApp(App[int]):
         self._resumption_action("hold_stage", "Hold")
 
     def action_start_drill(self) -> None:
-        if self.link_for("start_drill") is None:
+        link = self.link_for("start_drill")
+        if link is None:
+            return
+        if not link.clock.virtual:
+            self.notify(str(drill_confirm(self.config, "", False)), severity="warning", timeout=8)
             return
 
         async def run() -> None:
@@ -669,7 +693,12 @@ class OpsdeckApp(App[int]):
             self.spawn(self._start_drill(name))
 
     async def _start_drill(self, name: str) -> None:
-        if not await self.confirm(f"Start drill {name!r}?", "The drill injects a failure into the simulated fleet; watch it unfold and approve its plan by hand.", "Start drill"):
+        link = self.link
+        d = drill_confirm(self.config, name, link is not None and link.clock.virtual)
+        if isinstance(d, str):
+            self.notify(d, severity="warning", timeout=8)
+            return
+        if not await self.confirm(d.title, d.detail, d.confirm, d.cancel):
             return
         res = await self.send(operator.drill_command(name), f"drill {name} armed")
         if res.get("status") == "success":

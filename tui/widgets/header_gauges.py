@@ -37,6 +37,19 @@ class HeaderGauges(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.status_text = "opening…"
+        self._drawn_seq = -1
+
+    def on_mount(self) -> None:
+        self.set_interval(0.25, self._follow_log)
+
+    def _log_head(self) -> int:
+        log = getattr(self.app, "log_pane", None)
+        return log.head if log is not None else 0
+
+    def _follow_log(self) -> None:
+        """Redraw when the log's head moved: the seq shown is always the log's."""
+        if self._log_head() != self._drawn_seq:
+            self.refresh()
 
     def render(self) -> Text:
         app = self.app
@@ -55,6 +68,9 @@ class HeaderGauges(Widget):
         tel = engine.telemetry
         th = engine.config.thresholds
         util = engine.utilisation()
+        st = engine.state
+        # An empty simulated world has nothing to measure: show a dash, not a modelled baseline.
+        empty = engine.clock.virtual and not st.workflows and not any(a.status.value != "retired" for a in st.agents.values())
         gauges = [
             ("CPU", util["cpu"], tel.get("cpu_pct").values(), th.cpu_warning, 95.0),
             ("MEM", util["memory"], tel.get("memory_pct").values(), th.memory_warning, 95.0),
@@ -66,15 +82,20 @@ class HeaderGauges(Widget):
         bar_w = max(per - 11 - spark_w - (1 if spark_w else 0), 4)
         for name, pct, hist, warn_at, crit_at in gauges:
             line1.append(f" {name}", style=f"bold {c('secondary')}")
+            if empty:
+                line1.append(f" {'—':>{bar_w + 4}}", style=c("foreground-muted"))
+                continue
             line1.append_text(gauge(pct, bar_w, c("success"), c("foreground-muted"), warn_at, c("warning"), crit_at, c("error")))
             line1.append(f"{pct:5.1f}%", style="bold")
             if spark_w:
                 line1.append(" " + sparkline(hist, spark_w), style=c("secondary"))
+        if empty:
+            line1.append("   empty world: `opsdeck demo` opens a simulated fleet, `opsdeck run FILE.toml` real agents", style=c("foreground-muted"))
         line2 = Text(no_wrap=True, overflow="crop")
         s = engine.state
         line2.append(" ⏱ ", style=c("accent"))
         line2.append(fmt_clock(engine.clock.now()), style="bold")
-        speed = getattr(app, "clock_label", "")
+        speed = getattr(app, "clock_label", "") if engine.clock.virtual else "wall clock"
         if speed:
             line2.append(f" {speed}", style=c("foreground-muted"))
         counts: dict[str, int] = {}
@@ -102,7 +123,8 @@ class HeaderGauges(Widget):
             line2.append(f"{tel.get('ray_cpus_free', 'cluster').last():g}/{cpus:g} CPU free "
                          f"{tel.get('ray_memory_gb_free', 'cluster').last():.1f}/{tel.get('ray_memory_gb', 'cluster').last():.1f} GB")
         line2.append("  │ ", style=c("foreground-muted"))
-        line2.append(f"seq {s.seq}", style=c("foreground-muted"))
+        self._drawn_seq = self._log_head()
+        line2.append(f"seq {self._drawn_seq:,}", style=c("foreground-muted"))
         if getattr(app, "readonly", False):
             line2.append("  READ-ONLY", style=f"bold {c('warning')}")
         return Text("\n").join([line1, line2])

@@ -72,12 +72,29 @@ SORTS = {
 class Workflows(LiveList):
     NAME = "Workflows"
     SORTS = tuple(SORTS)
-    BINDINGS = [Binding("F", "toggle_finished", "Show/hide finished", show=True)]
+    BINDINGS = [
+        Binding("F", "toggle_finished", "Show/hide finished", show=True),
+        Binding("m", "toggle_mark", "Mark", show=True),
+    ]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.show_finished = False
+        self.marked: set[str] = set()
+        """Workflow ids marked with ``m``: p / r / S / X apply to all of them (one confirmation)."""
         self._layout = layout(80, 12)
+
+    def action_toggle_mark(self) -> None:
+        oid = self.selected_id
+        if not oid or not oid.startswith("wf:"):
+            return
+        wid = oid[3:]
+        self.marked.symmetric_difference_update({wid})
+        if self.highlighted is not None and self.highlighted + 1 < self.option_count:
+            self.highlighted += 1
+        refresh = getattr(self.app, "refresh_panes", None)
+        if refresh is not None:
+            refresh()
 
     def action_toggle_finished(self) -> None:
         self.show_finished = not self.show_finished
@@ -116,7 +133,10 @@ class Workflows(LiveList):
         lay = self._layout = layout(w, max((len(wf.id) for wf in shown), default=12))
         names = distinct_names([wf.id for wf in shown], lay.id_w)
         active = len(every) - len(finished)
+        self.marked &= set(s.workflows)
         self.note = f"{active} active, {len(finished)} finished" + ("" if self.show_finished or not finished else " (F shows)")
+        if self.marked:
+            self.note += f" · {len(self.marked)} marked (m)"
         out: list[Row] = [(f"wf:{wf.id}", self._row(s, wf, names[wf.id], lay, c), False) for wf in shown]
         if finished and not self.show_finished:
             t = Text(no_wrap=True, overflow="ellipsis", style=c("foreground-muted"))
@@ -129,7 +149,8 @@ class Workflows(LiveList):
 
     def _row(self, s, wf: Workflow, name: str, lay: Layout, c) -> Text:  # type: ignore[no-untyped-def]
         t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(f" {BAND_TAG[wf.band]} ", style=f"bold {c(BAND_COLOR[wf.band])}")
+        t.append("▌" if wf.id in self.marked else " ", style=f"bold {c('accent')}")
+        t.append(f"{BAND_TAG[wf.band]} ", style=f"bold {c(BAND_COLOR[wf.band])}")
         t.append(f"{name:<{lay.id_w}} ", style="bold")
         t.append(f"{STATUS_TAG[wf.status]} ", style=c(WF_STATUS_COLOR[wf.status]))
         if lay.phase_w:

@@ -1,0 +1,122 @@
+"""Honest confirmations: every destructive key asks with buttons that say what they do
+(Cancel is focused), the dialog lists what will happen, and the toast says what did."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from textual.widgets import Button
+
+from core.config import Config
+from core.models import WorkflowStatus
+from tests.console_support import drill_until_plan, make_app, settle, wait_for
+from tui.dialogs import drill_confirm, outcome_text
+from tui.screens.confirm import ConfirmScreen
+
+MANUAL = Config.model_validate({"approval": {"auto": ["analysis"], "manual": ["checkpoint", "monitoring", "destructive", "lifecycle"]}})
+
+
+def _plain(renderable) -> str:  # type: ignore[no-untyped-def]
+    con = Console(width=160, record=True, color_system=None)
+    con.print(renderable)
+    return con.export_text()
+
+
+def _buttons(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {b.id or "": str(b.label) for b in app.screen.query(Button)}
+
+
+def _capture(app) -> list[str]:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+    orig = app.notify
+
+    def notify(message, *a, **k):  # type: ignore[no-untyped-def]
+        seen.append(str(message))
+        return orig(message, *a, **k)
+
+    app.notify = notify
+    return seen
+
+
+async def _highlight(app, pilot, wid: str) -> None:  # type: ignore[no-untyped-def]
+    wl = app.workflows_pane
+    wl.focus()
+    wl.highlighted = [o.id for o in wl.options].index(f"wf:{wid}")
+    await pilot.pause(0.05)
+
+
+async def test_cancel_and_pause_confirm_with_distinct_buttons(tmp_path):
+    app = make_app(tmp_path / "d.db")
+    async with app.run_test(size=(140, 42)) as pilot:
+        await settle(app, pilot, 60)
+        state = app.link.state
+        await _highlight(app, pilot, "workflow_003")
+        await pilot.press("X")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert _buttons(app) == {"cancel": "Keep running", "confirm": "Cancel workflow"}
+        assert app.screen.focused is not None and app.screen.focused.id == "cancel"
+        await pilot.press("enter")  # the focused default keeps it running
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert state.workflows["workflow_003"].status is WorkflowStatus.RUNNING
+        # p (destructive in `opsdeck help`) asks too, and pauses only when confirmed.
+        await pilot.press("p")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert _buttons(app)["confirm"] == "Pause" and "workflow_003" in _plain(app.screen.detail)
+        await pilot.press("tab", "enter")
+        assert await wait_for(pilot, lambda: state.workflows["workflow_003"].status is WorkflowStatus.PAUSED)
+
+
+async def test_marked_workflows_pause_after_one_confirmation_listing_them(tmp_path):
+    app = make_app(tmp_path / "d.db")
+    async with app.run_test(size=(140, 42)) as pilot:
+        await settle(app, pilot, 60)
+        state = app.link.state
+        for wid in ("workflow_003", "migration_workflow_001"):
+            await _highlight(app, pilot, wid)
+            await pilot.press("m")
+        assert app.workflows_pane.marked == {"workflow_003", "migration_workflow_001"}
+        await pilot.press("p")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        text = _plain(app.screen.detail)
+        assert "workflow_003" in text and "migration_workflow_001" in text and "2 workflows" in app.screen.title_text
+        await pilot.press("tab", "enter")
+        assert await wait_for(pilot, lambda: all(state.workflows[w].status is WorkflowStatus.PAUSED for w in ("workflow_003", "migration_workflow_001")))
+        assert state.workflows["workflow_001"].status is WorkflowStatus.RUNNING
+        assert await wait_for(pilot, lambda: not app.workflows_pane.marked)
+
+
+async def test_approve_dialog_shows_every_step_whole_and_a_paused_clock_is_named(tmp_path):
+    app = make_app(tmp_path / "d.db", config=MANUAL)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, 300)
+        pid = await drill_until_plan(app, pilot)
+        plan = app.link.state.plans[pid]
+        seen = _capture(app)
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        text = _plain(app.screen.detail).replace("\n", " ")
+        squashed = " ".join(text.split())
+        for st in plan["steps"]:
+            assert " ".join(st["command"].split())[:300] in squashed.replace(" ", " ")  # whole, not cut at 100
+        live = [a for a in app.link.state.agents.values() if a.status.value != "retired"]
+        assert f"of {len(live)} live agents" in text  # emergency-cleanup's retirements, counted
+        assert "pause workflow_003" in text or "pause " in text
+        await pilot.press("tab", "enter")
+        assert await wait_for(pilot, lambda: any("clock is paused" in m for m in seen))
+
+
+async def test_hold_toast_says_held_then_released(tmp_path):
+    res_held = {"status": "success", "result": {"summary": "R-1 held at step 1 by operator", "held": True}}
+    res_released = {"status": "success", "result": {"summary": "R-1 released at step 1 by operator", "held": False}}
+    assert outcome_text(res_held, "Hold R-1").endswith("held at step 1 by operator")
+    assert "released" in outcome_text(res_released, "Hold R-1")
+    assert "done" not in outcome_text(res_held, "Hold R-1")
+
+
+def test_drill_dialog_follows_the_approval_policy():
+    auto = Config.model_validate({"approval": {"auto": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"], "manual": []}})
+    d = drill_confirm(auto, "agent-cascade", simulated=True)
+    assert not isinstance(d, str) and "no step waits for approval" in _plain(d.detail)
+    d = drill_confirm(Config(), "agent-cascade", simulated=True)
+    assert not isinstance(d, str) and "destructive" in _plain(d.detail) and "wait for your approval" in _plain(d.detail)
+    refusal = drill_confirm(Config(), "agent-cascade", simulated=False)
+    assert isinstance(refusal, str) and "simulated runtime" in refusal

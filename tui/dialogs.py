@@ -1,0 +1,101 @@
+"""What the console's confirmations and toasts say, computed from the state and the
+response, so that every dialog names what will happen and every toast what did.
+
+Buttons say what they do ("Cancel workflow" / "Keep running"); a toast after a
+command repeats the command's own summary (``R-1 held at step 2``), never a bare
+"done"; a drill dialog says which of its steps will wait for the operator under the
+approval policy in force; approving while the simulated clock is paused says that
+the approved steps run when the clock runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from core.models import WorkflowStatus
+
+if TYPE_CHECKING:
+    from core.config import Config
+    from core.projection import State
+
+
+@dataclass(frozen=True)
+class Confirm:
+    title: str
+    detail: RenderableType
+    confirm: str
+    cancel: str
+
+
+WORKFLOW_VERBS = {
+    "pause_workflow": ("Pause", "pause", "their running tasks are paused (SIGSTOP on real agents) and keep their context; r resumes them", "Keep running"),
+    "cancel_workflow": ("Cancel workflow", "cancel", "their running tasks are stopped and released; a cancelled workflow does not come back", "Keep running"),
+    "resume_workflow": ("Resume", "resume", "their paused tasks continue", "Keep paused"),
+    "start_workflow": ("Start", "start", "they are queued and dispatched as agents free up", "Keep pending"),
+}
+
+
+def workflow_confirm(state: State, action: str, ids: list[str]) -> Confirm:
+    """The dialog for ``action`` on ``ids``: every workflow listed with its state now."""
+    label, verb, what, keep = WORKFLOW_VERBS[action]
+    t = Table(box=None, show_header=True, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
+    for col in ("workflow", "band", "status", "busy agents", "progress"):
+        t.add_column(col, no_wrap=True)
+    for wid in ids:
+        wf = state.workflows.get(wid)
+        if wf is None:
+            t.add_row(wid, "", "gone", "", "")
+            continue
+        t.add_row(wid, f"{wf.band.value} {wf.priority}", wf.status.value, str(state.in_use(wid).agents),
+                  f"{state.workflow_progress(wid) * 100:.0f}%")
+    n = len(ids)
+    title = f"{label} {ids[0]}?" if n == 1 else f"{label} {n} workflows?"
+    detail = Group(Text(f"This will {verb} {'this workflow' if n == 1 else f'these {n} workflows'}: {what}."), Text(""), t)
+    return Confirm(title, detail, label + ("s" if n > 1 and label.endswith("workflow") else ""), keep)
+
+
+def outcome_text(res: dict[str, Any], what: str) -> str:
+    """A toast for a command's response: its own summary on success, code and message on error."""
+    if res.get("status") == "success":
+        result = res.get("result")
+        summary = result.get("summary") if isinstance(result, dict) else None
+        return f"{what}: {summary}" if summary else f"{what}: done"
+    err = res.get("error") or {}
+    return f"{what}: {err.get('code', 'ERROR')}: {err.get('message', '')}"
+
+
+def drill_confirm(config: Config, name: str, simulated: bool) -> Confirm | str:
+    """The drill dialog, or (on a real runtime) why no drill can start."""
+    if not simulated:
+        return ("drills need the simulated runtime: they inject faults into the simulated fleet. "
+                "Run one with `opsdeck demo` (then D) or `opsdeck drill NAME`; nothing was started")
+    manual = sorted(config.approval.manual)
+    auto = sorted(config.approval.auto)
+    waits = (f"steps of kind {', '.join(manual)} wait for your approval (a); " if manual
+             else "no step waits for approval under this policy; ")
+    runs = f"{', '.join(auto)} steps run on their own" if auto else "no step runs on its own"
+    detail = Text(f"The drill injects the {name} fault into the simulated fleet. When the incident opens, its plan "
+                  f"follows the approval policy in force ([approval] in the config): {waits}{runs}.")
+    return Confirm(f"Start drill {name!r}?", detail, "Start drill", "Cancel")
+
+
+def approved_while_paused(simulated: bool, clock_running: bool) -> str | None:
+    """What to add after approving a plan while nothing will run it yet."""
+    if simulated and not clock_running:
+        return "the simulated clock is paused: the approved steps run when it runs (space)"
+    return None
+
+
+def finished_note(state: State) -> str | None:
+    """When every workflow of the database already ended (a second ``opsdeck run`` of a file)."""
+    wfs = list(state.workflows.values())
+    if not wfs or any(w.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED) for w in wfs):
+        return None
+    done = sum(1 for w in wfs if w.status is WorkflowStatus.COMPLETED)
+    return (f"every workflow in this database already ended ({done} of {len(wfs)} completed): nothing will run. "
+            "This is the earlier result; run the file with another --db to run it again")
