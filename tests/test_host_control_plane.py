@@ -194,7 +194,9 @@ def test_a_second_writer_is_refused_and_the_log_is_untouched(demo_host: HostProc
     before = head(db)
     wf = tmp_path / "other.toml"
     wf.write_text(SLEEPY % "1")
-    for args in (["serve", "--db", str(db)], ["serve", "--demo", "--db", str(db)],
+    alias = tmp_path / "alias.db"  # another name for the same file shares its lease
+    alias.symlink_to(db)
+    for args in (["serve", "--db", str(db)], ["serve", "--demo", "--db", str(alias)],
                  ["run", str(wf), "--headless", "--db", str(db)]):
         out = run(args, env)
         assert out.returncode == 2, (args, out.stderr)

@@ -13,19 +13,25 @@ from ..private import socket_beside
 from .errors import HostError
 
 
+def real(db: str | Path) -> Path:
+    """The database's one name: symlinks and ``..`` resolved, so two spellings of one
+    file share one lease (and one socket, one token)."""
+    return Path(db).resolve()
+
+
 def lease_path(db: str | Path) -> Path:
     """``<db>.lease``: the file the host holds an exclusive lock on."""
-    return Path(f"{Path(db).absolute()}.lease")
+    return Path(f"{real(db)}.lease")
 
 
 def host_socket_path(db: str | Path) -> Path:
     """The host's HTTP control socket (mode 0600)."""
-    return socket_beside(db, "sock")
+    return socket_beside(real(db), "sock")
 
 
 def token_path(db: str | Path) -> Path:
     """``<db>.token``: the bearer token TCP clients must present (mode 0600)."""
-    return Path(f"{Path(db).absolute()}.token")
+    return Path(f"{real(db)}.token")
 
 
 def check_database(db: str | Path, create: bool) -> Path:
