@@ -98,3 +98,38 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def chain_workflow(tmp: Path, log: Path, steps: int, sleep_s: float = 0.4, cpu: float | None = None) -> Path:
+    """``chain.toml``: ``steps`` one-task phases in order on 2 agents; each task appends
+    ``s<i> <agent>`` to ``log`` and sleeps ``sleep_s`` (what a restart must not repeat)."""
+    stamp = ("import sys,os,time\n"
+             "open(sys.argv[1],'a').write(sys.argv[2]+' '+os.environ['OPSDECK_AGENT']+'\\n')\n"
+             f"time.sleep({sleep_s})\n")
+    parts = ["""
+[runtime]
+heartbeat_s = 0.5
+sample_s = 0.5
+stop_grace_s = 1.0
+
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 2
+
+[[workflows]]
+id = "chain"
+allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
+"""]
+    for i in range(steps):
+        parts.append(f"""
+  [[workflows.phases]]
+  name = "step{i}"
+    [[workflows.phases.tasks]]
+    id = "s{i}"
+    command = {toml_argv(PY, "-c", stamp, str(log), f"s{i}")}
+    specialization = "shell"
+""" + (f"    cpu = {cpu}\n" if cpu is not None else ""))
+    f = tmp / "chain.toml"
+    f.write_text("".join(parts))
+    return f

@@ -14,42 +14,9 @@ from pathlib import Path
 import psutil
 
 from core.store import Store
-from tests.local_harness import alive, toml_argv
+from tests.local_harness import alive, chain_workflow, toml_argv
 
 STEPS = 6
-
-
-def workflow(tmp: Path, log: Path) -> Path:
-    stamp = ("import sys,os,time\n"
-             "open(sys.argv[1],'a').write(sys.argv[2]+' '+os.environ['OPSDECK_AGENT']+'\\n')\n"
-             "time.sleep(0.4)\n")
-    parts = ["""
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.5
-stop_grace_s = 1.0
-
-[[pools]]
-name = "workers"
-specializations = ["shell"]
-size = 2
-
-[[workflows]]
-id = "chain"
-allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
-"""]
-    for i in range(STEPS):
-        parts.append(f"""
-  [[workflows.phases]]
-  name = "step{i}"
-    [[workflows.phases.tasks]]
-    id = "s{i}"
-    command = {toml_argv(sys.executable, "-c", stamp, str(log), f"s{i}")}
-    specialization = "shell"
-""")
-    f = tmp / "chain.toml"
-    f.write_text("".join(parts))
-    return f
 
 
 def run_cmd(f: Path, db: Path) -> list[str]:
@@ -69,7 +36,7 @@ def stored_hosts(db: Path) -> list[tuple[str, int, float, dict]]:
 
 def test_console_sigkill_then_restart_resumes_without_repeating_completed_tasks(tmp_path: Path) -> None:
     log = tmp_path / "ran.log"
-    f = workflow(tmp_path, log)
+    f = chain_workflow(tmp_path, log, STEPS)
     db = tmp_path / "run.db"
     first = subprocess.Popen(run_cmd(f, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 30
@@ -108,7 +75,7 @@ def test_console_sigkill_then_restart_resumes_without_repeating_completed_tasks(
 
 def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> None:
     log = tmp_path / "ran.log"
-    f = workflow(tmp_path, log)
+    f = chain_workflow(tmp_path, log, STEPS)
     db = tmp_path / "run.db"
     first = subprocess.Popen(run_cmd(f, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30

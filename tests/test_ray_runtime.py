@@ -29,7 +29,7 @@ from core.store import Store
 from core.workflow_file import parse_workflow_text
 from tests.conftest import REPO, opsdeck_cmd
 from tui.widgets.agent_pools import agent_nodes
-from tests.local_harness import Recorder, drive, group_members, header, py_cmd, toml_argv, wf_status
+from tests.local_harness import Recorder, chain_workflow, drive, group_members, header, py_cmd, wf_status
 
 QUICK = REPO / "examples" / "quick.toml"
 
@@ -244,44 +244,10 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         await engine.close()
 
 
-def chain_file(tmp: Path, log: Path, steps: int) -> Path:
-    stamp = ("import sys,os,time\n"
-             "open(sys.argv[1],'a').write(sys.argv[2]+' '+os.environ['OPSDECK_AGENT']+'\\n')\n"
-             "time.sleep(0.3)\n")
-    parts = ["""
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.5
-stop_grace_s = 1.0
-
-[[pools]]
-name = "workers"
-specializations = ["shell"]
-size = 2
-
-[[workflows]]
-id = "chain"
-allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
-"""]
-    for i in range(steps):
-        parts.append(f"""
-  [[workflows.phases]]
-  name = "step{i}"
-    [[workflows.phases.tasks]]
-    id = "s{i}"
-    command = {toml_argv(sys.executable, "-c", stamp, str(log), f"s{i}")}
-    specialization = "shell"
-    cpu = 0.1
-""")
-    f = tmp / "chain.toml"
-    f.write_text("".join(parts))
-    return f
-
-
 def test_a_killed_host_restarts_and_adopts_the_live_actors(ray_address: str, tmp_path: Path, cli_env: dict[str, str]) -> None:
     steps = 4
     log = tmp_path / "ran.log"
-    f = chain_file(tmp_path, log, steps)
+    f = chain_workflow(tmp_path, log, steps, sleep_s=0.3, cpu=0.1)
     db = tmp_path / "run.db"
     first = subprocess.Popen(run_cmd(f, db, "--address", ray_address), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, env=cli_env, start_new_session=True)
@@ -309,7 +275,7 @@ def test_a_killed_host_restarts_and_adopts_the_live_actors(ray_address: str, tmp
 def test_serve_on_ray_runs_the_file_and_a_sigterm_retires_every_actor(ray_address: str, tmp_path: Path,
                                                                       cli_env: dict[str, str]) -> None:
     log = tmp_path / "ran.log"
-    f = chain_file(tmp_path, log, 1)
+    f = chain_workflow(tmp_path, log, 1, sleep_s=0.3, cpu=0.1)
     db = tmp_path / "serve.db"
     serve = subprocess.Popen(opsdeck_cmd("serve", str(f), "--db", str(db), "--runtime", "ray", "--address", ray_address),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env)
