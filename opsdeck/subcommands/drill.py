@@ -94,7 +94,9 @@ async def _decisions(drill: Any, printer: LinePrinter) -> None:
 
 async def _drill(db: Path, config: Any, args: argparse.Namespace) -> int:
     from core.host.lease import acquire, host_info
+    from core.host.paths import check_database
 
+    check_database(db, create=True)  # a new database, but never a new directory
     lease = acquire(db, host_info(db, "drill", host=False))  # one writer: a live host's database is refused
     try:
         return await _drill_leased(db, config, args)
