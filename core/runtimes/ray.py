@@ -287,6 +287,10 @@ class RayRuntime(LocalRuntime):
         self.hosts[agent.id] = h
         h.conn = asyncio.get_running_loop().create_task(self._connection(h))
 
+    def _save(self, h: _Host) -> None:
+        """No ``processes`` row: an actor is found again by its name, not by a pid that
+        may belong to another machine (where it runs is the ``ray_agent_nodes`` setting)."""
+
     def _alive(self, h: _Host) -> bool:
         return isinstance(h, _Actor) and not h.gone
 
