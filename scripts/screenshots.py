@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/screenshots.py [--out screenshots] [--size 140x42]
 
-main.svg: the main screen of the demo fleet; plan-approval.svg: a resource
+main.svg: the main screen of the demo fleet; result.svg: the result screen of
+``:/resource-manager status``; plan-approval.svg: a resource
 exhaustion drill whose plan waits for the operator; approve-confirm.svg: the
 confirmation before approving it; incident.svg: the incident's detail screen;
 rollback.svg: choosing a checkpoint and confirming the rollback; workflow.svg: a
@@ -54,6 +55,17 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
             await settle(app, pilot)
             made.append(out / "main.svg")
             app.save_screenshot(str(made[-1]))
+
+            await pilot.press("colon", *"/resource-manager status", "enter")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if type(app.screen).__name__ == "ResultScreen":
+                    break
+            await pilot.pause(0.3)
+            made.append(out / "result.svg")
+            app.save_screenshot(str(made[-1]))
+            await pilot.press("escape")
+            await pilot.pause(0.2)
 
             res = await app.link.send(operator.drill_command("resource-exhaustion"))
             assert res["status"] == "success", res

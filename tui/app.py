@@ -58,6 +58,7 @@ from .widgets.incidents import Incidents, WAITING, plan_status, plan_steps, step
 from .widgets.workflows import Workflows
 
 REFRESH_S = 0.5
+FILTER_HINT = "filter: text  type:TASK_FAILED  wf:workflow_001 (wf:workflow_00* prefix)  sev:high  @saved   (enter applies, empty clears, esc closes)"
 HostFactory = Callable[[], Awaitable[Host]]
 
 
@@ -129,7 +130,7 @@ class OpsdeckApp(App[int]):
                 yield Incidents(id="incidents")
         with Vertical(id="log-area"):
             yield EventLog(self.log_source, id="log")
-            yield Input(placeholder="filter: text  type:TASK_FAILED  wf:workflow_001  sev:high   (enter applies, empty clears, esc closes)", id="filter")
+            yield Input(placeholder=FILTER_HINT, id="filter")
         yield CommandLine(id="cmdline")
         yield Footer()
 
@@ -432,7 +433,7 @@ class OpsdeckApp(App[int]):
         cur = self.log_pane.filter
         f.value = ""
         f.placeholder = (f"now: {cur.describe()} — enter with nothing clears it" if cur.active else
-                         "filter: text  type:TASK_FAILED  wf:workflow_001  sev:high   (enter applies, empty clears, esc closes)")
+                         FILTER_HINT)
         f.focus()
 
     @on(Input.Submitted, "#filter")
@@ -514,6 +515,10 @@ class OpsdeckApp(App[int]):
             return
         link = self.link_for("toggle_clock")
         if link is None:
+            return
+        if not link.clock.virtual:
+            self.notify("real agents run on the wall clock: it cannot pause; nothing was changed (p pauses a workflow)",
+                        severity="warning", timeout=6)
             return
         run = not link.clock_running
         speed = (link.speed if link.speed > 0 else self.config.console.speed) if run else None

@@ -79,4 +79,4 @@ def drill_command(name: str) -> str:
 def clock_command(run: bool, speed: float | None = None) -> str:
     if not run:
         return "/host clock pause"
-    return "/host clock run" + (f" --speed {speed:g}" if speed else "")
+    return "/host clock run" + (f" --speed={speed:g}" if speed else "")

@@ -110,8 +110,10 @@ def effects(s: State, command: str) -> list[str]:
     return out
 
 
-def step_table(s: State, plan: dict[str, Any], c: Colour, with_effects: bool = True) -> Table:
-    """Every step whole: state, gate, approval, the command wrapped, timing, effects or result."""
+def step_table(s: State, plan: dict[str, Any], c: Colour, with_effects: bool = True, compact_done: bool = False) -> Table:
+    """Every step whole: state, gate, approval, the command wrapped, timing, effects or result.
+    ``compact_done``: a step that already completed shows its title and result only (the
+    approve dialog, where the steps still to run matter)."""
     t = Table(expand=True, box=None, header_style=f"bold {c('secondary')}", show_lines=False, padding=(0, 1, 1, 0))
     t.add_column("#", no_wrap=True)
     t.add_column("state", no_wrap=True)
@@ -127,7 +129,8 @@ def step_table(s: State, plan: dict[str, Any], c: Colour, with_effects: bool = T
         tags = [x for x in tags if x]
         if tags:
             body.append("  [" + ", ".join(tags) + "]", style=c("foreground-muted"))
-        body.append("\n" + step_text(st), style=c("primary"))
+        if not (compact_done and ss == "completed"):
+            body.append("\n" + step_text(st), style=c("primary"))
         if isinstance(st.get("started_at"), (int, float)):
             body.append(f"\nstarted {fmt_clock(st['started_at'])}", style=c("foreground-muted"))
             if isinstance(st.get("finished_at"), (int, float)):
@@ -164,4 +167,4 @@ def plan_detail(s: State, plan: dict[str, Any], c: Colour) -> RenderableType:
     """What the approve / reject / abort dialogs show: the header and every step whole."""
     waiting = [st for st in plan_steps(plan) if str(st.get("approval") or "") == "manual" and step_status(st) in ("proposed", "pending", "waiting")]
     note = Text(f"{len(waiting)} step(s) wait for this approval; automatic steps run on their own.", style=c("foreground-muted"))
-    return Group(plan_header(plan, c), note, Text(""), step_table(s, plan, c))
+    return Group(plan_header(plan, c), note, Text(""), step_table(s, plan, c, compact_done=True))

@@ -235,7 +235,7 @@ def render_response(res: dict[str, Any], c: Colour) -> RenderableType:
         parts.append(Text(""))
     metrics = res.get("metrics") or {}
     if metrics:
-        parts.append(Text("  ".join(f"{k} {cell(v)}" for k, v in metrics.items()), style=c("foreground-muted")))
+        parts.append(Text("  ".join(f"{label(k)} {field_cell(k, v)}" for k, v in metrics.items()), style=c("foreground-muted")))
     return Group(*parts)
 
 
