@@ -21,12 +21,21 @@ def run_console(
     readonly: bool = False,
     host_factory: Callable[[], Awaitable[Any]] | None = None,
     create: bool = True,
+    listen: str | None = None,
 ) -> int:
     """The console on ``db``: attached to its live host if one holds it (read-only
     always attaches), else hosting it in this process (embedded): on the simulated
     runtime, or on what ``host_factory`` opens (``opsdeck run``: real agents)."""
     from tui.app import OpsdeckApp
 
+    if listen:
+        from core.host.server import parse_listen
+
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            print(f"opsdeck: {exc}", file=sys.stderr)
+            return 2
     live = current_holder(db) is not None
     if not live:
         try:
@@ -40,6 +49,6 @@ def run_console(
         print(f"opsdeck: {db} is run by {who}; attach with: opsdeck console --db {db}", file=sys.stderr)
         return 2
     app = OpsdeckApp(db=db, config=config, demo=demo, seed=seed, speed=speed, readonly=readonly,
-                     host_factory=host_factory, create=create)
+                     host_factory=host_factory, create=create, listen=listen)
     app.run()
     return app.return_code or 0

@@ -81,6 +81,7 @@ class OpsdeckApp(App[int]):
         attach: bool | None = None,
         host_factory: HostFactory | None = None,
         create: bool = True,
+        listen: str | None = None,
     ) -> None:
         """``attach``: None attaches when a live host holds ``db`` (else the app hosts
         it), True always attaches (read a replica), False always hosts. ``host_factory``
@@ -97,6 +98,7 @@ class OpsdeckApp(App[int]):
         self.attach = True if readonly else attach
         self.host_factory = host_factory
         self.create = create
+        self.listen = listen
         self.link: Link | None = None
         self.command_table, self.key_problems = with_overrides(config.console.keys)
         for b in bindings(self.command_table):
@@ -206,7 +208,7 @@ class OpsdeckApp(App[int]):
             opening = Host.open_sim(self.db, self.config, demo=self.demo, seed=self.seed, speed=self.speed,
                                     recurring=self.demo, create=self.create)
             host = await asyncio.to_thread(asyncio.run, opening)
-        return EmbeddedLink(host)
+        return EmbeddedLink(host, listen=self.listen)
 
     def _link_failed(self, message: str) -> None:
         self.open_error = message

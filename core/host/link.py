@@ -133,9 +133,11 @@ class EmbeddedLink(Link):
 
     kind = "embedded"
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, listen: str | None = None) -> None:
         super().__init__()
         self.host = host
+        self.listen = listen
+        """``HOST:PORT``: the endpoint on TCP too (commands need the token)."""
         self.host_pid = os.getpid()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -168,7 +170,7 @@ class EmbeddedLink(Link):
         """Open the host's endpoint (other consoles, ``exec`` and scripts attach to it)
         and start pacing its clock."""
         if self._task is None:
-            await self.host.serve()
+            await self.host.serve(self.listen)
             self._task = asyncio.create_task(self.host.run(self._stop))
 
     async def close(self) -> None:

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="simulated seconds to run when headless (default 3600)")
     p.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second in the console")
     p.add_argument("--readonly", action="store_true", help="watch only: refuse every state change")
-    p.add_argument("--listen", metavar="HOST:PORT", help="headless: also serve the control endpoint on TCP")
+    p.add_argument("--listen", metavar="HOST:PORT", help="also serve the control endpoint on TCP when this process hosts (commands need the token in <db>.token)")
     p.set_defaults(func=run)
 
 
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_headless(db, config, args.seed, args.duration, args.json, args.listen))
     from ..console import run_console
 
-    return run_console(db=db, config=config, demo=True, seed=args.seed, speed=args.speed, readonly=args.readonly)
+    return run_console(db=db, config=config, demo=True, seed=args.seed, speed=args.speed, readonly=args.readonly,
+                       listen=args.listen)
 
 
 async def _headless(db: Path, config, seed: int, duration: float, as_json: bool = False,  # type: ignore[no-untyped-def]

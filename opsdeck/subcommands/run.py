@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="headless: one JSON object per event, then one result object")
     p.add_argument("--incidents", choices=("off", "auto"), default="off",
                    help="headless: detect incidents on the real measurements and run their plans, auto-approved")
-    p.add_argument("--listen", metavar="HOST:PORT", help="headless: also serve the control endpoint on TCP")
+    p.add_argument("--listen", metavar="HOST:PORT", help="also serve the control endpoint on TCP when this process hosts (commands need the token in <db>.token)")
     add_runtime_arguments(p)
     p.set_defaults(func=run)
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
         return await Host.open_local(db, wfile, specs, config, runtime=args.runtime, address=args.address)
 
-    return run_console(db=db, config=config, speed=1.0, host_factory=open_host)
+    return run_console(db=db, config=config, speed=1.0, host_factory=open_host, listen=args.listen)
 
 
 def finished(engine: Any) -> bool:
