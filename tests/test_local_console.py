@@ -51,3 +51,47 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
         await app.shutdown()
     await asyncio.sleep(0.1)
     assert all(not alive(p) for p in pids.values())
+
+
+async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path) -> None:
+    """``D`` on ``opsdeck run``: ``/host drill network-partition`` arms the drill on the
+    real fleet; its fault (SIGSTOP of agent hosts) comes on the wall clock, the plan
+    waits for the operator, and after approval the recovery validates."""
+    from core.commands import run_command
+    from core.host.host import Host
+    from core.workflow_file import load_workflow_file
+    from tui.app import OpsdeckApp
+
+    wf, specs = load_workflow_file(Path(__file__).resolve().parent.parent / "examples" / "drill_fleet.toml")
+    db = tmp_path / "d.db"
+
+    async def host():  # type: ignore[no-untyped-def]
+        return await Host.open_local(db, wf, specs, Config())
+
+    app = OpsdeckApp(db, Config(), speed=1.0, host_factory=host)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.link_opened(timeout=30)
+        engine = app.host.engine  # type: ignore[union-attr]
+        for _ in range(400):
+            if sum(1 for a in engine.state.agents.values() if a.status.value == "busy") >= 4:
+                break
+            await pilot.pause(0.05)
+        res = await run_command(engine, "/host drill network-partition", actor="operator")
+        assert res["status"] == "success", res
+        plan = None
+        for _ in range(600):
+            plan = next((p for p in engine.state.plans.values() if p["state"] == "proposed"
+                         and any(st["approval"] == "manual" and st["state"] == "proposed" for st in p["steps"])), None)
+            if plan is not None:
+                break
+            await pilot.pause(0.05)
+        assert plan is not None, "the drill's plan waits for the operator"
+        assert (await run_command(engine, f"/incident approve {plan['id']}", actor="operator"))["status"] == "success"
+        inc = engine.state.incidents[plan["incident_id"]]
+        for _ in range(1200):
+            if inc["status"] in ("resolved", "failed"):
+                break
+            await pilot.pause(0.05)
+            inc = engine.state.incidents[plan["incident_id"]]
+        assert inc["status"] == "resolved" and inc["outcome"]["validated"], inc.get("outcome")
+        await app.shutdown()

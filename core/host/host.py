@@ -273,6 +273,8 @@ class Host:
         else:
             await eng.flush()
             await eng.maintain()
+            if self.drill is not None:  # a drill on real agents: its fault comes on the wall clock
+                await self.drill.inject_when_due()
             await self.manager.pump()
             await eng.flush()
 

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 WARMUP_S = 900.0
 BUDGET_S = 4 * 3600.0
+LIVE_WARMUP_S = 4.0
+LIVE_HEAL_S = 10.0
+LIVE_GAP_S = 1.0
+"""On the wall clock: the fault comes 4 s after arming, the cascade's failures 1 s
+apart, the partition lasts 10 s."""
 LIVE_DRILLS = ("agent-cascade", "network-partition", "data-integrity")
 """Drills whose fault is injected for real on the local runtime: SIGKILL of agent
 hosts, SIGSTOP of agent hosts (SIGCONT to heal), a checkpoint damaged through SQLite
@@ -186,14 +191,18 @@ class Drill:
             return self.engine.state.plans.get(inc["plans"][-1])
         return None
 
+    async def inject_when_due(self) -> None:
+        """On the wall clock: inject the fault once its time has come."""
+        if not self.injected and self.engine.clock.now() >= self.inject_at:
+            await self.inject()
+
     async def run_live(self, budget_s: float, tick: float = 0.2) -> dict[str, Any]:
         """On a runtime of real processes (wall clock): inject the fault when its time
         comes, pump the pipeline every ``tick`` seconds, until the drill is done."""
         loop = asyncio.get_running_loop()
         end = loop.time() + budget_s
         while not self.done and loop.time() < end:
-            if not self.injected and self.engine.clock.now() >= self.inject_at:
-                await self.inject()
+            await self.inject_when_due()
             await self.manager.pump()
             await self.engine.flush()
             await asyncio.sleep(tick)
@@ -265,8 +274,13 @@ async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, A
     return {"ok": ok, "lost_tasks": lost, "completed_twice": twice, "dependency_violations": deps[:10], "chain": chain}
 
 
-def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", manager: IncidentManager | None = None, warmup_s: float = WARMUP_S) -> Drill:
-    """Arm a drill on a running engine: the fault is injected ``warmup_s`` from now."""
+def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", manager: IncidentManager | None = None,
+                warmup_s: float | None = None) -> Drill:
+    """Arm a drill on a running engine: the fault is injected ``warmup_s`` from now
+    (default: 15 simulated minutes, or ``LIVE_WARMUP_S`` on the wall clock)."""
+    live = not isinstance(engine.clock, VirtualClock)
+    if warmup_s is None:
+        warmup_s = LIVE_WARMUP_S if live else WARMUP_S
     if name not in SCENARIOS:
         raise DrillError(f"unknown drill {name!r}; drills: {', '.join(SCENARIOS)}")
     rt = engine.runtime
@@ -283,6 +297,14 @@ def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", mana
         # over seeds shows the real distribution (uniform over the period).
         offset = random.Random(int(engine.state.settings.get("sim_seed", 0)) * 7919 + 1).uniform(0.0, DataIntegrityDetector.EVERY_S)
     drill = Drill(name, engine, mgr, engine.clock.now() + warmup_s + offset)
+    if live:
+        drill.heal_after_s, drill.gap_s = LIVE_HEAL_S, LIVE_GAP_S
+        if name == "data-integrity" and not isinstance(engine.state.settings.get("monitoring.integrity"), dict):
+            # On the wall clock the store is verified at every commit (what
+            # enable-enhanced-integrity-monitoring's every_operation does): a full
+            # check every 300 s would make the drill wait minutes.
+            engine.set_setting("monitoring.integrity", {"validation_frequency": "every_operation", "checkpoint_interval_s": engine.checkpoint_interval(),
+                                                        "since": round(engine.clock.now(), 3), "until": None, "by": "drill"}, actor="drill")
 
     def count(ev: Event) -> None:
         if ev.type == "TASK_COMPLETED":

@@ -136,14 +136,12 @@ async def _drill_leased(db: Path, config: Any, args: argparse.Namespace) -> int:
     return _print_report(report, args, "simulated")
 
 
-LOCAL_WARMUP_S = 4.0
 LOCAL_SUPERVISION_WINDOW_S = 20.0
 
 
 async def _drill_local(db: Path, config: Any, args: argparse.Namespace) -> int:
     """The same detectors, plans and validations on real agent processes; the fault
     injected for real; latency and recovery time in wall-clock seconds."""
-    from core.commands import run_command
     from core.incidents.drills import LIVE_DRILLS, DrillError, start_drill
     from core.runtimes.local import open_local
     from core.workflow_file import WorkflowFileError, load_workflow_file
@@ -167,16 +165,7 @@ async def _drill_local(db: Path, config: Any, args: argparse.Namespace) -> int:
 
     engine, runtime = await open_local(db, wfile, specs, config, subscriber=show)
     try:
-        if args.name == "data-integrity":
-            # Verified at every commit (a periodic full check every 300 s would make a
-            # wall-clock drill wait minutes): the mechanism is the operation's.
-            res = await run_command(engine, "/coordination-hub enable-enhanced-integrity-monitoring "
-                                            "'{\"validation_frequency\": \"every_operation\"}'", actor="drill")
-            if res["status"] != "success":
-                raise DrillError(f"could not turn on integrity monitoring: {res['error']['message']}")
-        drill = start_drill(engine, args.name, approve="auto", warmup_s=LOCAL_WARMUP_S)
-        drill.heal_after_s = 10.0
-        drill.gap_s = 1.0
+        drill = start_drill(engine, args.name, approve="auto")
         report = await drill.run_live(args.budget or 180.0)
     finally:
         await runtime.shutdown()
