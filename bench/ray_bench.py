@@ -61,6 +61,7 @@ async def one_runtime(kind: str, args: argparse.Namespace, tmp: Path) -> dict[st
         engine.create_workflow(flat("throughput", args.tasks, ["true"], n))
         engine.start_workflow("throughput")
         await drive(engine, lambda: engine.state.workflows["throughput"].status.value == "completed", 600)
+        await engine.flush()  # subscribers get events once they are committed
         tput = [e for e in events if e.type in ("TASK_STARTED", "TASK_COMPLETED") and e.data["task"].startswith("throughput/")]
         first = min(e.ts for e in tput if e.type == "TASK_STARTED")
         last = max(e.ts for e in tput if e.type == "TASK_COMPLETED")
@@ -84,6 +85,7 @@ async def one_runtime(kind: str, args: argparse.Namespace, tmp: Path) -> dict[st
                 return all(t in got for t in tasks.values())
 
             await drive(engine, restarted, 120)
+            await engine.flush()
             noticed = [e.ts - killed_at for e in events[mark:] if e.type == "AGENT_ERROR" and e.data["agent"] in victims]
             again: dict[str, float] = {}
             for e in events[mark:]:

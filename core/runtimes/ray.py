@@ -71,6 +71,8 @@ LIMITS_SETTING = "ray_node_limits"
 UNANSWERED_HEARTBEATS = 3
 TEMP_PREFIX = "opsdeck-ray-"
 JOIN_PROBE_S = 5.0
+PLACEMENT_GRACE_S = 60.0
+"""How long a new actor may take to be placed and started before its silence counts."""
 JOIN_TIMEOUT_S = 120.0
 
 
@@ -200,7 +202,7 @@ class _Actor(_Host):
     gone: bool = False
     batch_no: int = 0
     cursor: int = 0
-    partial: dict[str, Any] | None = None
+    adopted: bool = False
 
 
 class RayRuntime(LocalRuntime):
@@ -275,7 +277,7 @@ class RayRuntime(LocalRuntime):
         handle = self._adoptable.pop(agent.id, None)
         h = _Actor(agent.id, address=f"{self.namespace}/{agent.id}", spawned_at=time.monotonic())
         if handle is not None:
-            h.handle = handle
+            h.handle, h.adopted = handle, True
             self.adopted.append(agent.id)
         else:
             h.handle = AgentActor.options(name=agent.id, namespace=self.namespace, lifetime="detached",
@@ -326,12 +328,12 @@ class RayRuntime(LocalRuntime):
     async def _connection(self, h: _Host) -> None:
         assert isinstance(h, _Actor)
         try:
-            hello = await h.handle.hello.remote()  # returns once Ray has placed and started the actor
+            hello = await self._hello(h)
         except (RayActorError, asyncio.CancelledError) as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self._ended(h, exc)
             return
-        if h.agent not in self.adopted:
+        if not h.adopted:
             self.actor_started_s.append(round(time.monotonic() - h.spawned_at, 3))
         h.node = {k: hello.get(k) for k in ("hostname", "ip", "node_id", "pid")}
         h.pid, h.create_time = hello.get("pid"), hello.get("create_time")
@@ -385,6 +387,21 @@ class RayRuntime(LocalRuntime):
                   for x in self.hosts.values() if x.node}
         if engine.state.settings.get(LIMITS_SETTING) != limits:
             engine.set_setting(LIMITS_SETTING, dict(sorted(limits.items())), actor="ray-runtime")
+
+    async def _hello(self, h: _Actor) -> dict[str, Any]:
+        """The actor's first answer, once Ray has placed it and started its worker (seconds
+        when many start at once). Until then, for up to ``PLACEMENT_GRACE_S``, the agent
+        counts as starting, not silent: Ray has it and has not said it failed."""
+        pending = asyncio.ensure_future(h.handle.hello.remote())
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(pending), self.heartbeat_s)
+            except TimeoutError:
+                if self.sink is not None and time.monotonic() - h.spawned_at < PLACEMENT_GRACE_S and not h.adopted:
+                    self.sink.agent_heartbeat(h.agent)
+            except asyncio.CancelledError:
+                pending.cancel()
+                raise
 
     def _unanswered(self, h: _Actor) -> None:
         if not h.lost and self.sink is not None and not h.retiring:
