@@ -1,0 +1,105 @@
+"""``opsdeck web``'s server without a browser: who gets in, what the page asks for, refusals."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from aiohttp import WSServerHandshakeError
+from aiohttp.test_utils import TestClient, TestServer
+
+from opsdeck.web import ConsoleServer
+
+from .conftest import opsdeck_cmd
+
+TOKEN = "a-test-token-0123456789"
+
+
+async def client() -> TestClient:
+    server = ConsoleServer("true", host="127.0.0.1", port=0, token=TOKEN, title="opsdeck test")
+    c = TestClient(TestServer(await server._make_app()))
+    await c.start_server()
+    return c
+
+
+async def test_every_request_needs_the_token() -> None:
+    c = await client()
+    try:
+        for path in ("/", "/ws", "/ws/", "/ws/wrong-token-wrong-token", "/?token=wrong-token-wrong-token", "/download/x"):
+            r = await c.get(path)
+            assert r.status == 401, path
+        r = await c.get("/", headers={"Authorization": "Bearer wrong-token-wrong-token"})
+        assert r.status == 401
+        # The right token: the page, whose websocket address carries it (no cookie is set).
+        r = await c.get(f"/?token={TOKEN}")
+        assert r.status == 200 and not r.cookies
+        assert f"/ws/{TOKEN}" in await r.text()
+        r = await c.get("/", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status == 200
+        # textual-serve's bundled files hold nothing of the fleet: served to anyone.
+        r = await c.get("/static/js/textual.js")
+        assert r.status == 200
+    finally:
+        await c.close()
+
+
+async def test_the_page_names_no_outside_host() -> None:
+    c = await client()
+    try:
+        html = await (await c.get("/", headers={"Authorization": f"Bearer {TOKEN}"})).text()
+        port = c.server.port
+        urls = re.findall(r"""(?:https?|wss?)://[^"'\s)]+""", html)
+        assert urls, "the page has its websocket address"
+        for u in urls:
+            assert re.match(rf"(?:https?|wss?)://127\.0\.0\.1:{port}/", u), u
+        assert "googleapis" not in html and "@font-face" in html
+        font = await c.get("/static/fonts/RobotoMono-VariableFont_wght.ttf")
+        assert font.status == 200 and len(await font.read()) > 10_000
+    finally:
+        await c.close()
+
+
+async def test_websocket_needs_its_own_origin() -> None:
+    c = await client()
+    try:
+        hdrs = {"Origin": "http://evil.example"}
+        try:
+            ws = await c.ws_connect(f"/ws/{TOKEN}", headers=hdrs)
+            await ws.close()
+            raise AssertionError("a foreign origin got a websocket")
+        except WSServerHandshakeError as exc:
+            assert exc.status == 403
+        # Its own origin and the token: the console's websocket opens.
+        own = f"http://127.0.0.1:{c.server.port}"
+        ws = await c.ws_connect(f"/ws/{TOKEN}", headers={"Origin": own})
+        await ws.close()
+    finally:
+        await c.close()
+
+
+def test_binding_beyond_loopback_needs_a_private_token_file(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    db = tmp_path / "x.db"
+    r = subprocess.run(opsdeck_cmd("web", "--db", str(db), "--host", "0.0.0.0", "--port", "0"),
+                       capture_output=True, text=True, env=cli_env, timeout=60)
+    assert r.returncode == 2
+    assert "--token-file" in r.stderr and "Traceback" not in r.stderr
+    assert not db.exists()
+    r = subprocess.run(opsdeck_cmd("web", "--demo", "--host", "0.0.0.0", "--port", "0"),
+                       capture_output=True, text=True, env=cli_env, timeout=60)
+    assert r.returncode == 2 and "--token-file" in r.stderr
+    home = Path(cli_env["OPSDECK_HOME"])
+    assert not home.exists() or not any(home.rglob("*")), "a refused start leaves nothing behind"
+    tok = tmp_path / "token"
+    tok.write_text("x" * 32)
+    os.chmod(tok, 0o644)
+    r = subprocess.run(opsdeck_cmd("web", "--db", str(db), "--host", "0.0.0.0", "--port", "0", "--token-file", str(tok)),
+                       capture_output=True, text=True, env=cli_env, timeout=60)
+    assert r.returncode == 2
+    assert "readable by others" in r.stderr and "chmod 600" in r.stderr
+    assert not db.exists()
+    # No host and no database, without --demo: said so, nothing made.
+    r = subprocess.run(opsdeck_cmd("web", "--db", str(db), "--port", "0"), capture_output=True, text=True, env=cli_env, timeout=60)
+    assert r.returncode == 2 and "no such database" in r.stderr and "Traceback" not in r.stderr
+    assert not db.exists() and not Path(f"{db}.lease").exists()
