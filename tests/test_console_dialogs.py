@@ -121,8 +121,10 @@ def test_drill_dialog_follows_the_approval_policy():
     assert not isinstance(d, str) and "no step waits for approval" in _plain(d.detail)
     d = drill_confirm(Config(), "agent-cascade", simulated=True)
     assert not isinstance(d, str) and "destructive" in _plain(d.detail) and "wait for your approval" in _plain(d.detail)
-    refusal = drill_confirm(Config(), "agent-cascade", simulated=False)
-    assert isinstance(refusal, str) and "simulated runtime" in refusal
+    refusal = drill_confirm(Config(), "resource-exhaustion", simulated=False)
+    assert isinstance(refusal, str) and "simulated runtime only" in refusal
+    live = drill_confirm(Config(), "network-partition", simulated=False)
+    assert not isinstance(live, str) and "real processes, on the wall clock" in _plain(live.detail)
 
 
 async def test_space_runs_and_pauses_the_simulated_clock(tmp_path):

@@ -75,3 +75,8 @@ def test_script_json_lines(tmp_path: Path, cli_env: dict[str, str]) -> None:
     rows = [json.loads(x) for x in out.stdout.splitlines()]
     assert out.returncode == 1 and rows[-1]["summary"] == "script" and rows[-1]["ok"] is False and rows[-1]["failed_line"] == 3
     assert any(r.get("kind") == "event" for r in rows) and f"{s}:3:" in out.stderr
+
+
+def test_help_shows_no_raw_markup(cli_env: dict[str, str]) -> None:
+    out = run(["help", "/coordination-hub", "emergency-cleanup"], cli_env)
+    assert out.returncode == 0 and "resource_recovery_target" in out.stdout and "``" not in out.stdout

@@ -683,13 +683,12 @@ class OpsdeckApp(App[int]):
         link = self.link_for("start_drill")
         if link is None:
             return
-        if not link.clock.virtual:
-            self.notify(str(drill_confirm(self.config, "", False)), severity="warning", timeout=8)
-            return
+        simulated = link.clock.virtual
 
         async def run() -> None:
-            names = operator.drill_names()
-            name = await self.push_screen_wait(ChooseScreen("Start which drill?", [(n, n) for n in names]))
+            names = operator.drill_names(simulated)
+            title = "Start which drill?" if simulated else "Start which drill? (on real agents: these three)"
+            name = await self.push_screen_wait(ChooseScreen(title, [(n, n) for n in names]))
             if name:
                 await self._start_drill(name)
 

@@ -4,7 +4,8 @@ response, so that every dialog names what will happen and every toast what did.
 Buttons say what they do ("Cancel workflow" / "Keep running"); a toast after a
 command repeats the command's own summary (``R-1 held at step 2``), never a bare
 "done"; a drill dialog says which of its steps will wait for the operator under the
-approval policy in force; approving while the simulated clock is paused says that
+approval policy in force (and on real agents offers only the drills that run there);
+approving while the simulated clock is paused says that
 the approved steps run when the clock runs.
 """
 
@@ -17,6 +18,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from core.incidents.drills import LIVE_DRILLS, LIVE_WARMUP_S
 from core.models import WorkflowStatus
 
 if TYPE_CHECKING:
@@ -70,16 +72,18 @@ def outcome_text(res: dict[str, Any], what: str) -> str:
 
 
 def drill_confirm(config: Config, name: str, simulated: bool) -> Confirm | str:
-    """The drill dialog, or (on a real runtime) why no drill can start."""
-    if not simulated:
-        return ("drills need the simulated runtime: they inject faults into the simulated fleet. "
-                "Run one with `opsdeck demo` (then D) or `opsdeck drill NAME`; nothing was started")
+    """The drill dialog, or why this drill cannot start on this runtime."""
+    if not simulated and name not in LIVE_DRILLS:
+        return (f"the {name} drill runs on the simulated runtime only; on real agents: {', '.join(LIVE_DRILLS)}. "
+                "Nothing was started")
     manual = sorted(config.approval.manual)
     auto = sorted(config.approval.auto)
     waits = (f"steps of kind {', '.join(manual)} wait for your approval (a); " if manual
              else "no step waits for approval under this policy; ")
     runs = f"{', '.join(auto)} steps run on their own" if auto else "no step runs on its own"
-    detail = Text(f"The drill injects the {name} fault into the simulated fleet. When the incident opens, its plan "
+    where = ("into the simulated fleet" if simulated else
+             f"into this fleet of real processes, on the wall clock, {LIVE_WARMUP_S:g} s after it is armed")
+    detail = Text(f"The drill injects the {name} fault {where}. When the incident opens, its plan "
                   f"follows the approval policy in force ([approval] in the config): {waits}{runs}.")
     return Confirm(f"Start drill {name!r}?", detail, "Start drill", "Cancel")
 

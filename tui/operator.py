@@ -14,6 +14,7 @@ import shlex
 
 from core.commands.executor import REGISTRY, resolve_spec
 from core.commands.registry import OperationSpec
+from core.incidents.drills import LIVE_DRILLS
 from core.incidents.model import SCENARIOS
 
 ACTOR = "operator"
@@ -38,8 +39,9 @@ def command_mutates(text: str) -> bool | None:
     return None if spec is None else bool(spec.mutates)
 
 
-def drill_names() -> list[str]:
-    return list(SCENARIOS)
+def drill_names(simulated: bool = True) -> list[str]:
+    """The drills this runtime can run: all five on the simulated fleet, the live ones on real agents."""
+    return list(SCENARIOS) if simulated else list(LIVE_DRILLS)
 
 
 def payload(data: object) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -277,7 +278,8 @@ class Registry:
             raise KeyError(name)
         lines = [f"{spec.usage}", "", spec.summary, ""]
         if spec.help and spec.help != spec.summary:
-            lines += [spec.help, ""]
+            # Docstrings are reST (``name``); a terminal reads the name, not the markup.
+            lines += [re.sub(r"``([^`]+)``", r"\1", spec.help), ""]
         lines.append(f"kind: {spec.kind}   changes state: {'yes' if spec.mutates else 'no'}")
         if spec.aliases:
             lines.append("aliases: " + ", ".join(spec.aliases))
