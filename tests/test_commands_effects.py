@@ -246,3 +246,30 @@ async def test_adaptive_tuning_takes_an_agent_that_falls_behind_out_of_dispatch(
     assert off == set()
     off, slow = await _backed_off_after_slowdown(True)
     assert off == {slow}
+
+
+async def test_agent_autonomy_keeps_tasks_on_isolated_agents() -> None:
+    """With agent_autonomy_increase the standing reassignment leaves an isolated
+    agent's task where it is; without it, the task moves."""
+    from core.session import memory_sim
+
+    async def run(adaptations: list[str]) -> tuple[str, str | None, str]:
+        eng = memory_sim(seed=0)
+        await eng.advance(300)
+        a = sorted(x.id for x in eng.state.agents.values() if x.status.value == "busy")[0]
+        task = eng.state.agents[a].current_task
+        assert task is not None
+        eng.runtime.partition([a])  # type: ignore[union-attr]
+        while eng.state.agents[a].status.value != "unreachable":
+            await eng.advance(5)
+        body = json.dumps({"coordination_adaptations": [{"adaptation": x} for x in adaptations]})
+        assert (await run_command(eng, f"/coordination-hub activate-distributed-protocols '{body}'"))["status"] == "success"
+        assert (await run_command(eng, "/coordination-hub communication-redundancy-activation '{\"reassign_after\": 30}'"))["status"] == "success"
+        for _ in range(24):
+            await eng.advance(5)
+        return a, eng.state.tasks[task].agent, task
+
+    a, holder, _ = await run(["agent_autonomy_increase"])
+    assert holder == a, "kept running on the isolated agent"
+    a, holder, _ = await run([])
+    assert holder != a

@@ -612,7 +612,9 @@ async def communication_redundancy_activation(ctx: Context, p: P.CommunicationRe
     s = ctx.state
     eng = ctx.engine
     out = configure(ctx, "communication", {"redundancy": True, "reassign_after_s": p.reassign_after, "standing_reassignment": True})
-    moved = _move_off_unreachable(ctx, p.reassign_after)
+    proto = s.settings.get("monitoring.distributed_protocols")
+    keep = isinstance(proto, dict) and not proto.get("closed") and bool(proto.get("keep_tasks_on_unreachable"))
+    moved = [] if keep else _move_off_unreachable(ctx, p.reassign_after)
     added = []
     if p.replace_unreachable:
         for a in sorted((a for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE), key=lambda a: a.id):
@@ -622,9 +624,11 @@ async def communication_redundancy_activation(ctx: Context, p: P.CommunicationRe
                 continue
             added.append({"for": a.id, "agent": eng.add_agent(a.pool, list(a.specializations), actor=ctx.actor), "pool": a.pool})
         eng.request_dispatch()
-    out.result.update({"moved": moved, "replacements": added, "reestablished": [],
+    out.result.update({"moved": moved, "replacements": added, "reestablished": [], "kept_on_isolated_agents": keep,
                        "links": "not re-established: a cut link cannot be repaired from the control plane"})
-    out.summary = (f"standing reassignment on (after {p.reassign_after:g}s silent); {len(moved)} task(s) moved now; "
+    out.summary = (f"standing reassignment on (after {p.reassign_after:g}s silent"
+                   + ("; the distributed protocol in force keeps tasks on isolated agents" if keep else "")
+                   + f"); {len(moved)} task(s) moved now; "
                    f"{len(added)} replacement agent(s) added")
     return out
 
