@@ -273,3 +273,24 @@ async def test_agent_autonomy_keeps_tasks_on_isolated_agents() -> None:
     assert holder == a, "kept running on the isolated agent"
     a, holder, _ = await run([])
     assert holder != a
+
+
+async def test_dependency_recovery_monitoring_raises_alerts() -> None:
+    from core.session import memory_sim
+
+    async def alerts(with_monitoring: bool) -> list[Any]:
+        eng = memory_sim(seed=0)
+        await eng.advance(120)
+        if with_monitoring:
+            res = await run_command(eng, "/coordination-hub execute-dependency-recovery '{\"recovery_actions\": ["
+                                         "{\"action\": \"enhanced_monitoring_activation\", \"scope\": \"recovered_workflows\"}]}'")
+            assert res["status"] == "success", res
+        seen: list[Any] = []
+        _count(eng, seen, "RESOURCE_THRESHOLD")
+        eng.runtime.load_spike(6.0, 12.0, 60.0)  # type: ignore[union-attr]
+        for _ in range(12):
+            await eng.advance(5)
+        return [e for e in seen if e.data["monitor"] == "recovered_workflows"]
+
+    assert await alerts(False) == []
+    assert {e.data["metric"] for e in await alerts(True)} == {"cpu", "memory"}
