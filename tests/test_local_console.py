@@ -48,6 +48,22 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
                 break
             await pilot.pause(0.05)
         assert engine.state.workflows["w"].status.value == "completed"
+        # The agent screen shows the host's real pid and the limit mechanisms in force.
+        from rich.console import Console
+
+        from tui.screens.agent import AgentScreen
+
+        agent, pid = sorted(pids.items())[0]
+        app.push_screen(AgentScreen(agent))
+        for _ in range(200):
+            if isinstance(app.screen, AgentScreen) and app.screen.proc is not None:
+                break
+            await pilot.pause(0.05)
+        con = Console(width=160, record=True, color_system=None)
+        con.print(app.screen.body())
+        text = con.export_text()
+        rt = engine.state.settings["local_runtime"]
+        assert f"host pid      {pid} " in text and f"memory limit  {rt['memory_limit']}" in text, text
         await app.shutdown()
     await asyncio.sleep(0.1)
     assert all(not alive(p) for p in pids.values())
