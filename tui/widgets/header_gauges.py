@@ -32,7 +32,7 @@ def open_incidents(engine: Link) -> tuple[int, bool]:
 class HeaderGauges(Widget):
     """Two lines in the manner of btop's top bar; redrawn on the app's refresh tick."""
 
-    DEFAULT_CSS = "HeaderGauges { height: 2; }"
+    DEFAULT_CSS = "HeaderGauges { height: 2; text-wrap: nowrap; text-overflow: clip; }"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -127,4 +127,6 @@ class HeaderGauges(Widget):
         line2.append(f"seq {self._drawn_seq:,}", style=c("foreground-muted"))
         if getattr(app, "readonly", False):
             line2.append("  READ-ONLY", style=f"bold {c('warning')}")
-        return Text("\n").join([line1, line2])
+        out = Text("\n").join([line1, line2])
+        out.no_wrap, out.overflow = True, "crop"  # a narrow terminal crops the header, never wraps it over line 2
+        return out
