@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import faulthandler
 import hashlib
+import ipaddress
 import logging
 import math
 import os
@@ -50,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import ray
 from ray._private import ray_constants
+from ray._private import services as ray_services
+from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from ..config import Config
@@ -163,7 +166,14 @@ class RayCluster:
             c.started, c.num_cpus = True, num_cpus
         else:
             check_address(address)
-            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+            concrete = resolve_address(address)
+            if is_loopback(concrete):  # a head on 127.0.0.1 serves this machine only: so does this driver
+                loopback_only()
+            # Ray turns its cluster-token auth on by itself only for a cluster it finds on its
+            # own; for an explicit address, do what it does then (a token in ~/.ray/auth_token,
+            # RAY_AUTH_MODE unset: use it).
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+            ray.init(address=concrete, log_to_driver=False, logging_level=logging.ERROR)
         c.connected = True
         c.init_s = round(time.monotonic() - t0, 3)
         return c
@@ -547,10 +557,33 @@ class RayRuntime(LocalRuntime):
         return {a: h.pid for a, h in self.hosts.items() if not h.dead and h.pid is not None}
 
 
+def resolve_address(address: str) -> str:
+    """``auto`` as Ray resolves it (``RAY_ADDRESS``, then the cluster this machine's
+    ``ray start`` made); ConnectionError when there is none. Other addresses as given."""
+    if address != "auto":
+        return address
+    found = ray_services.get_ray_address_from_environment("auto", None)
+    if not found:
+        raise ConnectionError("--address auto: no Ray cluster was started on this machine (`ray start --head`) "
+                              "and RAY_ADDRESS is not set")
+    return str(found)
+
+
+def is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_address(address: str) -> None:
-    """ConnectionError, saying why, unless ``address`` is ``auto`` or a HOST:PORT that
-    answers: fail at once, before anything is created (Ray itself retries for minutes)."""
-    if address == "auto" or "://" in address:
+    """ConnectionError, saying why, unless ``address`` (``auto`` resolved) is a HOST:PORT
+    that answers: fail at once, before anything is created (Ray itself retries for minutes)."""
+    address = resolve_address(address)
+    if "://" in address:
         return
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
