@@ -200,12 +200,15 @@ class HostClock:
     def now(self) -> float:
         link = self.link
         t = link.state.clock
-        if not self.virtual and link.host_pid is not None and link.gone is None:
-            t = time.time()
-        elif link.reported_clock is not None:
+        if link.host_pid is None or link.gone is not None:
+            return t  # no host: the time of the last committed event
+        if not self.virtual:
+            return time.time()
+        if link.reported_clock is not None:
             t = max(t, link.reported_clock)
-            if link.clock_running and link.gone is None:
-                t = max(t, link.reported_clock + (time.monotonic() - link.reported_at) * link.speed)
+            if link.clock_running:
+                ahead = min(time.monotonic() - link.reported_at, 2 * POLL_S)  # never far past the host's last word
+                t = max(t, link.reported_clock + ahead * link.speed)
         self._shown = max(self._shown, t)
         return self._shown
 
