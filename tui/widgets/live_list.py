@@ -151,10 +151,11 @@ class Pane(Vertical):
         yield self.body
 
     def set_header(self, text: Text | None) -> None:
-        head = self.query_one(".pane-header", Static)
-        head.display = text is not None
-        if text is not None:
-            head.update(text)
+        # Not there while the pane is being mounted or torn down (a refresh tick may land then).
+        for head in self.query(".pane-header").results(Static):
+            head.display = text is not None
+            if text is not None:
+                head.update(text)
 
 
 def _key(t: Text) -> object:
