@@ -138,3 +138,32 @@ def test_help_screen(snap_compare, db):
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(db), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_result_screen_80x24(snap_compare, db):
+    """`:/resource-manager status` at 80 columns: the table fits, the rest is named."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        app = pilot.app
+        await settle(app, pilot, 300)
+        await pilot.press("colon", *"/resource-manager status", "enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ResultScreen")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(db), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_workflow_cancel_dialog_160x48(snap_compare, db):
+    """X: the dialog lists the workflow; its buttons say Keep running / Cancel workflow."""
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        app = pilot.app
+        await settle(app, pilot, 300)
+        wl = app.workflows_pane
+        wl.focus()
+        wl.highlighted = [o.id for o in wl.options].index("wf:workflow_003")
+        await pilot.press("X")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(db), terminal_size=(160, 48), run_before=run_before)

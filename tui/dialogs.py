@@ -35,10 +35,10 @@ class Confirm:
 
 
 WORKFLOW_VERBS = {
-    "pause_workflow": ("Pause", "pause", "their running tasks are paused (SIGSTOP on real agents) and keep their context; r resumes them", "Keep running"),
-    "cancel_workflow": ("Cancel workflow", "cancel", "their running tasks are stopped and released; a cancelled workflow does not come back", "Keep running"),
-    "resume_workflow": ("Resume", "resume", "their paused tasks continue", "Keep paused"),
-    "start_workflow": ("Start", "start", "they are queued and dispatched as agents free up", "Keep pending"),
+    "pause_workflow": ("Pause", "pause", "{its} running tasks are paused (SIGSTOP on real agents) and keep their context; r resumes them", "Keep running"),
+    "cancel_workflow": ("Cancel workflow", "cancel", "{its} running tasks are stopped and released; a cancelled workflow does not come back", "Keep running"),
+    "resume_workflow": ("Resume", "resume", "{its} paused tasks continue", "Keep paused"),
+    "start_workflow": ("Start", "start", "{it_is} queued and dispatched as agents free up", "Keep pending"),
 }
 
 
@@ -56,7 +56,8 @@ def workflow_confirm(state: State, action: str, ids: list[str]) -> Confirm:
         t.add_row(wid, f"{wf.band.value} {wf.priority}", wf.status.value, str(state.in_use(wid).agents),
                   f"{state.workflow_progress(wid) * 100:.0f}%")
     n = len(ids)
-    title = f"{label} {ids[0]}?" if n == 1 else f"{label} {n} workflows?"
+    title = f"{verb.capitalize()} {ids[0]}?" if n == 1 else f"{verb.capitalize()} {n} workflows?"
+    what = what.format(its="its" if n == 1 else "their", it_is="it is" if n == 1 else "they are")
     detail = Group(Text(f"This will {verb} {'this workflow' if n == 1 else f'these {n} workflows'}: {what}."), Text(""), t)
     return Confirm(title, detail, label + ("s" if n > 1 and label.endswith("workflow") else ""), keep)
 
