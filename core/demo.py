@@ -131,7 +131,7 @@ class RecurringDemo:
         self.cooldown_s = cooldown_s
         self._scheduled: set[str] = set()
         engine.observe(self._on_event)
-        for wf in list(engine.state.workflows.values()):
+        for wf in engine.state.all_workflows():
             if wf.status.value == "completed":
                 self._schedule_next(wf.id, (wf.finished_at or self.clock.now()) + cooldown_s)
 
@@ -144,7 +144,7 @@ class RecurringDemo:
         if base not in {w["id"] for w in WORKFLOWS}:
             return
         nxt = f"{base}{RUN_SEP}{run + 1}"
-        if nxt in self.engine.state.workflows or nxt in self._scheduled:
+        if self.engine.state.knows(nxt) or nxt in self._scheduled:
             return
         self._scheduled.add(nxt)
         self.clock.call_at(when, lambda: self._submit(base, run + 1))
@@ -153,13 +153,13 @@ class RecurringDemo:
         eng = self.engine
         new_id = f"{base}{RUN_SEP}{run}"
         self._scheduled.discard(new_id)
-        if new_id in eng.state.workflows or eng.readonly:
+        if eng.state.knows(new_id) or eng.readonly:
             return
         seed = int(eng.state.settings.get("sim_seed", 0))
         spec = next(s for s in workflow_specs(seed + run) if s["id"] == base)
         spec["id"] = new_id
         spec["name"] = f"{spec['name']} (run {run})"
-        spec["depends_on"] = [f"{d}{RUN_SEP}{run}" for d in spec["depends_on"] if f"{d}{RUN_SEP}{run}" in eng.state.workflows]
+        spec["depends_on"] = [f"{d}{RUN_SEP}{run}" for d in spec["depends_on"] if eng.state.knows(f"{d}{RUN_SEP}{run}")]
         from .engine import EngineError
 
         try:

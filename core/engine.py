@@ -25,6 +25,7 @@ from .models import (
     TERMINAL_WORKFLOW,
     AgentStatus,
     Resources,
+    Task,
     TaskStatus,
     WorkflowSpec,
     WorkflowStatus,
@@ -78,7 +79,7 @@ class Engine:
         self.config = config or Config()
         self.clock: Clock = clock or VirtualClock()
         self.store = store
-        self.state = State()
+        self.state = State(collect_archive=True)
         self.telemetry = Telemetry()
         self.actor = actor
         self.head_hash = GENESIS_HASH
@@ -89,6 +90,8 @@ class Engine:
         """Events in ``_buffer``: subscribers see them once the store has them."""
         self._sample_hooks: list[Callable[[float], None]] = []
         self._memory_checkpoints: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._memory_archive: dict[tuple[str, int], str] = {}
+        """Archive records where there is no store to hold them (or it is read-only)."""
         self._dispatch_pending = False
         self.store_lock = asyncio.Lock()
         """Serialises store writes: with a wall clock several tasks flush (runtime, console)."""
@@ -143,7 +146,7 @@ class Engine:
         whole chain and replays every checkpoint."""
         store = self.store
         assert store is not None
-        state, since, bad = State(), 0, []
+        state, since, bad = State(collect_archive=True), 0, []
         try:
             cps = await store.list_checkpoints()
         except sqlite3.Error as exc:
@@ -158,7 +161,7 @@ class Engine:
                 if not (isinstance(snap, dict) and hash_snapshot(snap) == row["state_hash"] and snap.get("seq") == row["seq"]):
                     bad.append(f"checkpoint {cp['id']} does not match its state hash")
                 elif not found:
-                    state, since, found = State.from_snapshot(snap), row["seq"], True
+                    state, since, found = State.from_snapshot(snap, collect_archive=True), row["seq"], True
                     if self.readonly:
                         break  # a reader uses the newest good one; a writer checks them all
             except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
@@ -192,6 +195,7 @@ class Engine:
         self.state = state
         self.head_hash = prev
         self.state.seq = cursor
+        await self._store_archive(state.take_archive())  # workflows that finished after the checkpoint
         await self._load_telemetry()
 
     async def _anchor(self, since: int) -> tuple[str, int]:
@@ -324,28 +328,71 @@ class Engine:
                 self.state.restore(point)
             raise
 
+    async def _store_archive(self, archive: list[tuple[str, int, str, str]]) -> None:
+        """Records of finished workflows: into the store's archive table (kept in memory
+        without a writable store)."""
+        if not archive:
+            return
+        if self.store is None or self.readonly:
+            for wid, fseq, _status, record in archive:
+                self._memory_archive[(wid, fseq)] = record
+            return
+        async with self.store_lock:
+            await self.store.append([], archive)
+
+    async def archived(self, wf_id: str) -> dict[str, Any] | None:
+        """The full record (``workflow``, ``tasks``) of a finished workflow, from the archive."""
+        done = self.state.finished.get(wf_id)
+        if done is None:
+            return None
+        key = (wf_id, done.finished_seq)
+        record = self._memory_archive.get(key)
+        if record is None:
+            record = next((r[3] for r in self.state.archive_out or () if (r[0], r[1]) == key), None)
+        if record is not None:
+            return json.loads(record)
+        return await self.store.archived(*key) if self.store is not None else None
+
+    async def tasks_with_archive(self, finished_since: float = float("-inf")) -> list[Task]:
+        """Live tasks and the archived tasks of workflows that finished at or after
+        ``finished_since`` (analyses over what happened, not only what is running)."""
+        out = list(self.state.tasks.values())
+        for wid, done in sorted(self.state.finished.items()):
+            if done.finished_at is not None and done.finished_at < finished_since:
+                continue
+            record = await self.archived(wid)
+            if record is not None:
+                out.extend(Task.model_validate(t) for t in record["tasks"])
+        return out
+
     async def flush(self) -> None:
         """Group commit everything emitted since the last flush, then tell subscribers.
 
         Subscribers hear of a batch only after ``store.append`` returned (the
         transaction committed); a failed commit keeps the rows for the next flush and
         tells nobody. Without a store there is nothing to wait for: subscribers hear
-        of each event as it is emitted."""
+        of each event as it is emitted. The archive records of workflows that
+        finished meanwhile are committed in the same transaction."""
         if self.store is None:
             self._buffer.clear()
             self.telemetry.pending_rows.clear()
+            await self._store_archive(self.state.take_archive())
             return
         async with self.store_lock:
-            if self._buffer:
+            archive = self.state.take_archive()
+            if self._buffer or archive:
                 rows, self._buffer = self._buffer, []
                 n = len(rows)
                 t0 = time.perf_counter()
                 try:
-                    await self.store.append(rows)
+                    await self.store.append(rows, archive)
                 except BaseException:
                     self._buffer = rows + self._buffer
+                    if self.state.archive_out is not None:
+                        self.state.archive_out[:0] = archive
                     raise
-                self.telemetry.committed(rows, time.perf_counter() - t0)
+                if rows:
+                    self.telemetry.committed(rows, time.perf_counter() - t0)
                 self._publish(n)
             rows_m = self.telemetry.take_rows()
             if rows_m:
@@ -477,8 +524,8 @@ class Engine:
 
     def _after_task(self, wf_id: str, phase: str) -> None:
         s = self.state
-        wf = s.workflows[wf_id]
-        if wf.status in TERMINAL_WORKFLOW:
+        wf = s.workflows.get(wf_id)
+        if wf is None or wf.status in TERMINAL_WORKFLOW:
             return
         if s.phase_left.get((wf_id, phase)) == 0:
             self.emit("PHASE_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "phase": phase})
@@ -688,9 +735,14 @@ class Engine:
 
     # -- operations (each is a set of events; checks first, then changes) ---------
     def _wf(self, wf_id: str) -> Any:
+        """A live workflow; a finished one is refused (it has left the hot state)."""
         wf = self.state.workflows.get(wf_id)
         if wf is None:
-            raise EngineError("WORKFLOW_NOT_FOUND", f"no workflow {wf_id!r}", {"known": sorted(self.state.workflows)})
+            done = self.state.finished.get(wf_id)
+            if done is not None:
+                raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is already {done.status.value}",
+                                  {"workflow_id": wf_id, "status": done.status.value})
+            raise EngineError("WORKFLOW_NOT_FOUND", f"no workflow {wf_id!r}", {"known": self.state.all_workflow_ids()})
         return wf
 
     def _not_frozen(self, wf_id: str) -> None:
@@ -745,7 +797,7 @@ class Engine:
     def create_workflow(self, spec: WorkflowSpec | dict[str, Any], actor: str | None = None) -> str:
         if isinstance(spec, dict):
             spec = WorkflowSpec.model_validate(spec)
-        if spec.id in self.state.workflows:
+        if self.state.knows(spec.id):
             raise EngineError("WORKFLOW_EXISTS", f"workflow {spec.id!r} exists")
         names: set[str] = set()
         for phase in spec.phases:
@@ -760,7 +812,7 @@ class Engine:
                         )
                 names.add(t.id)
         for d in spec.depends_on:
-            if d not in self.state.workflows:
+            if not self.state.knows(d):
                 raise EngineError("WORKFLOW_NOT_FOUND", f"{spec.id!r} depends on unknown workflow {d!r}")
         lim = self.config.workflow_limits
         a = spec.allocation
@@ -944,9 +996,10 @@ class Engine:
     async def rollback(self, cp_id: int, workflow: str | None = None, actor: str | None = None, reason: str = "rollback") -> dict[str, Any]:
         """Append events that bring workflows (all, or one) back to a checkpoint."""
         snap = await self.verified_checkpoint(cp_id)
-        if workflow is not None:
-            self._wf(workflow)
-        affected = [workflow] if workflow else sorted(set(snap["workflows"]) | set(self.state.workflows))
+        if workflow is not None and not self.state.knows(workflow):
+            self._wf(workflow)  # unknown: WORKFLOW_NOT_FOUND (a finished one may be rolled back)
+        affected = [workflow] if workflow else sorted(
+            set(snap["workflows"]) | set(snap.get("finished", {})) | set(self.state.workflows) | set(self.state.finished))
         for wf_id in affected:
             wf = self.state.workflows.get(wf_id)
             if wf is None:
@@ -1027,7 +1080,7 @@ class Engine:
     def summary(self) -> dict[str, Any]:
         s = self.state
         counts: dict[str, int] = {}
-        for w in s.workflows.values():
+        for w in s.all_workflows():
             counts[w.status.value] = counts.get(w.status.value, 0) + 1
         return {
             "seq": s.seq,

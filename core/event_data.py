@@ -265,7 +265,7 @@ def check_event(state: State, type_: str, data: dict[str, Any]) -> None:
 def _check_more(state: State, type_: str, model: _Data) -> None:
     if isinstance(model, _WorkflowCreated):
         spec = model.spec
-        if spec.id in state.workflows:
+        if state.knows(spec.id):
             raise EventDataError(type_, "spec.id", f"workflow {spec.id!r} exists")
         names: set[str] = set()
         for phase in spec.phases:

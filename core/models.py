@@ -194,6 +194,41 @@ class Workflow(_Model):
     stage_limit: Resources | None = None
 
 
+class FinishedWorkflow(_Model):
+    """A terminal workflow once it has left the hot state (and its last task has let go
+    of its agent): what listings, dependency checks and status need. Its tasks are in
+    the archive (the store's ``archive`` table), read on demand."""
+
+    id: str
+    name: str
+    priority: int
+    band: Band
+    status: WorkflowStatus
+    depends_on: list[str] = Field(default_factory=list)
+    allocation: Resources
+    phases: list[str] = Field(default_factory=list)
+    created_at: float = 0.0
+    created_seq: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    finished_seq: int = 0
+    """The sequence number at which it left the hot state: the archive row's key."""
+    task_count: int = 0
+    task_status: dict[str, int] = Field(default_factory=dict)
+    attempts: int = 0
+    failed_tasks: list[str] = Field(default_factory=list)
+    retried: dict[str, int] = Field(default_factory=dict)
+    """Tasks that needed more than one attempt, with their attempts."""
+    frozen: bool = False
+    queued: bool = False
+    guarantee: Resources | None = None
+    stage_limit: Resources | None = None
+
+    @property
+    def progress(self) -> float:
+        return self.task_status.get("completed", 0) / self.task_count if self.task_count else 1.0
+
+
 class Checkpoint(_Model):
     id: int
     seq: int

@@ -10,6 +10,7 @@ never part of the hash.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from .models import (
     Agent,
     AgentStatus,
     Checkpoint,
+    FinishedWorkflow,
     Pool,
     Resources,
     Task,
@@ -59,16 +61,29 @@ def task_key(workflow: str, task: str) -> str:
     return f"{workflow}/{task}"
 
 
-class State:
-    """Everything the engine knows, folded from the event log."""
+ArchiveRow = tuple[str, int, str, str]
+"""(workflow id, finished seq, status, JSON of the workflow and its tasks)"""
 
-    def __init__(self) -> None:
+
+class State:
+    """Everything the engine knows, folded from the event log.
+
+    The hot state is live work: ``workflows`` and ``tasks`` hold workflows that are not
+    finished (or whose last tasks still hold agents). A finished workflow leaves them for
+    ``finished`` (a summary per workflow, no tasks), so that dispatch, checkpoints and
+    memory follow live work, not history. Its full record goes to ``archive_out`` when
+    someone collects it (the engine, into the store's archive table)."""
+
+    def __init__(self, collect_archive: bool = False) -> None:
         self.seq = 0
         self.clock = 0.0
         self.pools: dict[str, Pool] = {}
         self.agents: dict[str, Agent] = {}
         self.workflows: dict[str, Workflow] = {}
         self.tasks: dict[str, Task] = {}
+        self.finished: dict[str, FinishedWorkflow] = {}
+        self.archive_out: list[ArchiveRow] | None = [] if collect_archive else None
+        """Records of workflows that left the hot state, until the engine stores them."""
         self.checkpoints: dict[int, Checkpoint] = {}
         self.incidents: dict[str, dict[str, Any]] = {}
         self.plans: dict[str, dict[str, Any]] = {}
@@ -125,6 +140,7 @@ class State:
             "agents": {k: v.model_dump(mode="json") for k, v in sorted(self.agents.items())},
             "workflows": {k: v.model_dump(mode="json") for k, v in sorted(self.workflows.items())},
             "tasks": {k: v.model_dump(mode="json") for k, v in sorted(self.tasks.items())},
+            "finished": {k: v.model_dump(mode="json") for k, v in sorted(self.finished.items())},
             "checkpoints": {str(k): v.model_dump(mode="json") for k, v in sorted(self.checkpoints.items())},
             "incidents": self.incidents,
             "plans": self.plans,
@@ -139,8 +155,8 @@ class State:
         return hash_snapshot(self.snapshot())
 
     @classmethod
-    def from_snapshot(cls, snap: dict[str, Any]) -> State:
-        s = cls()
+    def from_snapshot(cls, snap: dict[str, Any], collect_archive: bool = False) -> State:
+        s = cls(collect_archive)
         s.load_snapshot(snap)
         return s
 
@@ -155,6 +171,7 @@ class State:
         self.agents = {k: Agent.model_validate(v) for k, v in snap["agents"].items()}
         self.workflows = {k: Workflow.model_validate(v) for k, v in snap["workflows"].items()}
         self.tasks = {k: Task.model_validate(v) for k, v in snap["tasks"].items()}
+        self.finished = {k: FinishedWorkflow.model_validate(v) for k, v in snap.get("finished", {}).items()}
         self.settings = snap.get("settings", {})
         if not keep_history:
             self.seq = snap["seq"]
@@ -167,6 +184,7 @@ class State:
             self.commands_executed = snap["commands_executed"]
             self.observed = snap["observed"]
         self._reindex()
+        self._archive_idle(self.seq)
 
     def _reindex(self) -> None:
         self._pending_deps = {}
@@ -229,6 +247,77 @@ class State:
                 self.phase_left[(wf.id, t.phase)] += 1
         self.wf_left[wf.id] = left
 
+    # -- leaving the hot state ----------------------------------------------------
+    def _archive_idle(self, seq: int) -> None:
+        """Archive every terminal workflow none of whose tasks holds an agent."""
+        for wf in [w for w in self.workflows.values() if w.status in TERMINAL_WORKFLOW]:
+            self._maybe_archive(wf.id, seq)
+
+    def _maybe_archive(self, wf_id: str, seq: int) -> None:
+        wf = self.workflows.get(wf_id)
+        if wf is None or wf.status not in TERMINAL_WORKFLOW or self.running_by_wf.get(wf_id):
+            return
+        tasks = [self.tasks.pop(k) for k in wf.tasks]
+        counts: dict[str, int] = {}
+        attempts = 0
+        failed = []
+        retried: dict[str, int] = {}
+        for t in tasks:
+            v = t.status.value
+            counts[v] = counts.get(v, 0) + 1
+            attempts += t.attempts
+            if v == "failed":
+                failed.append(t.id)
+            if t.attempts > 1:
+                retried[t.id] = t.attempts
+        self.finished[wf_id] = FinishedWorkflow(
+            id=wf.id, name=wf.name, priority=wf.priority, band=wf.band, status=wf.status, depends_on=wf.depends_on,
+            allocation=wf.allocation, phases=wf.phases, created_at=wf.created_at, created_seq=wf.created_seq,
+            started_at=wf.started_at, finished_at=wf.finished_at, finished_seq=seq, task_count=len(tasks),
+            task_status=dict(sorted(counts.items())), attempts=attempts, failed_tasks=failed, retried=retried,
+        )
+        if self.archive_out is not None:
+            record = {"workflow": wf.model_dump(mode="json"), "tasks": [t.model_dump(mode="json") for t in tasks]}
+            self.archive_out.append((wf_id, seq, wf.status.value, json.dumps(record, separators=(",", ":"))))
+        del self.workflows[wf_id]
+        for k in wf.tasks:
+            self._pending_deps.pop(k, None)
+            self._dependents.pop(k, None)
+        for ph in wf.phases:
+            self.phase_left.pop((wf_id, ph), None)
+            self.phase_started.discard((wf_id, ph))
+        self.ready.pop(wf_id, None)
+        self.running_by_wf.pop(wf_id, None)
+        self.wf_left.pop(wf_id, None)
+        self.active.discard(wf_id)
+        self.queued.discard(wf_id)
+        self.guaranteed.discard(wf_id)
+
+    def take_archive(self) -> list[ArchiveRow]:
+        rows = self.archive_out or []
+        if self.archive_out is not None:
+            self.archive_out = []
+        return rows
+
+    # -- queries over hot and finished workflows ------------------------------------
+    def knows(self, wf_id: str) -> bool:
+        """A workflow of this state, live or finished."""
+        return wf_id in self.workflows or wf_id in self.finished
+
+    def status_of(self, wf_id: str) -> WorkflowStatus | None:
+        w = self.workflows.get(wf_id) or self.finished.get(wf_id)
+        return w.status if w is not None else None
+
+    def any_workflow(self, wf_id: str) -> Workflow | FinishedWorkflow | None:
+        return self.workflows.get(wf_id) or self.finished.get(wf_id)
+
+    def all_workflows(self) -> list[Workflow | FinishedWorkflow]:
+        """Every workflow, live ones and finished summaries (listings)."""
+        return [*self.workflows.values(), *self.finished.values()]
+
+    def all_workflow_ids(self) -> list[str]:
+        return sorted([*self.workflows, *self.finished])
+
     # -- queries --------------------------------------------------------------
     def live_agents(self) -> list[Agent]:
         return [a for a in self.agents.values() if a.status not in (AgentStatus.FAILED, AgentStatus.RETIRED)]
@@ -237,6 +326,9 @@ class State:
         return [self.tasks[k] for k in self.workflows[wf_id].tasks]
 
     def workflow_progress(self, wf_id: str) -> float:
+        done = self.finished.get(wf_id)
+        if done is not None:
+            return done.progress
         keys = self.workflows[wf_id].tasks
         if not keys:
             return 1.0
@@ -250,6 +342,8 @@ class State:
         return total / len(keys)
 
     def current_phase(self, wf_id: str) -> str | None:
+        if wf_id in self.finished:
+            return None
         wf = self.workflows[wf_id]
         for phase in wf.phases:
             for k in wf.tasks:
@@ -275,13 +369,14 @@ class State:
 
     def dependency_met(self, wf: Workflow) -> bool:
         for dep in wf.depends_on:
-            d = self.workflows.get(dep)
-            if d is None or d.status != WorkflowStatus.COMPLETED:
+            if self.status_of(dep) is not WorkflowStatus.COMPLETED:
                 return False
         return True
 
     def critical_path(self, wf_id: str) -> list[str]:
         """Longest remaining chain of task durations through the workflow's DAG."""
+        if wf_id in self.finished:
+            return []
         wf = self.workflows[wf_id]
         best: dict[str, tuple[float, list[str]]] = {}
         for k in wf.tasks:  # tasks are stored in topological order
@@ -414,15 +509,28 @@ def _workflow_created(s: State, ev: Event) -> None:
             s.ready[wf.id].append(key)
 
 
+def _hot(s: State, wf_id: str) -> Workflow | None:
+    """The live workflow, or None when it has finished (a late allocation change of a
+    finished workflow changes nothing); an unknown id is refused."""
+    wf = s.workflows.get(wf_id)
+    if wf is None and wf_id not in s.finished:
+        raise KeyError(wf_id)
+    return wf
+
+
 def _wf_status(status: WorkflowStatus) -> Reducer:
     def fn(s: State, ev: Event) -> None:
-        wf = s.workflows[ev.data["workflow_id"]]
+        wf = _hot(s, ev.data["workflow_id"])
+        if wf is None:
+            return  # finished already: the engine refuses such changes, an old log may hold one
         wf.status = status
         if status == WorkflowStatus.RUNNING and wf.started_at is None:
             wf.started_at = ev.ts
         if status in TERMINAL_WORKFLOW:
             wf.finished_at = ev.ts
         s._index_workflow(wf)
+        if status in TERMINAL_WORKFLOW:
+            s._maybe_archive(wf.id, ev.seq)
 
     return fn
 
@@ -437,12 +545,16 @@ REDUCERS["WORKFLOW_CANCELLED"] = _wf_status(WorkflowStatus.CANCELLED)
 
 @reducer("WORKFLOW_FROZEN")
 def _wf_frozen(s: State, ev: Event) -> None:
-    s.workflows[ev.data["workflow_id"]].frozen = bool(ev.data.get("frozen", True))
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is not None:
+        wf.frozen = bool(ev.data.get("frozen", True))
 
 
 @reducer("RESOURCE_ALLOCATED")
 def _allocated(s: State, ev: Event) -> None:
-    wf = s.workflows[ev.data["workflow_id"]]
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is None:
+        return
     wf.allocation = Resources.model_validate(ev.data["allocation"])
     if ev.data.get("base"):
         wf.base_allocation = wf.allocation.model_copy()
@@ -450,7 +562,9 @@ def _allocated(s: State, ev: Event) -> None:
 
 @reducer("RESOURCE_RESERVED")
 def _reserved(s: State, ev: Event) -> None:
-    wf = s.workflows[ev.data["workflow_id"]]
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is None:
+        return
     g = ev.data.get("guarantee")
     wf.guarantee = Resources.model_validate(g) if g else None
     s._index_workflow(wf)
@@ -458,7 +572,9 @@ def _reserved(s: State, ev: Event) -> None:
 
 @reducer("WORKFLOW_QUEUED")
 def _wf_queued(s: State, ev: Event) -> None:
-    wf = s.workflows[ev.data["workflow_id"]]
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is None:
+        return
     wf.queued = True
     s._index_workflow(wf)
 
@@ -466,7 +582,9 @@ def _wf_queued(s: State, ev: Event) -> None:
 @reducer("RESOURCE_LIMITED")
 def _limited(s: State, ev: Event) -> None:
     lim = ev.data.get("limit")
-    s.workflows[ev.data["workflow_id"]].stage_limit = Resources.model_validate(lim) if lim else None
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is not None:
+        wf.stage_limit = Resources.model_validate(lim) if lim else None
 
 
 @reducer("AGENT_SEQ_APPLIED")
@@ -477,7 +595,9 @@ def _seq_applied(s: State, ev: Event) -> None:
 
 @reducer("RESOURCE_DEALLOCATED")
 def _deallocated(s: State, ev: Event) -> None:
-    wf = s.workflows[ev.data["workflow_id"]]
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is None:
+        return
     wf.allocation = Resources.model_validate(ev.data["allocation"])
 
 
@@ -562,6 +682,8 @@ def _task_completed(s: State, ev: Event) -> None:
             c = s.tasks[child]
             if c.status == TaskStatus.PENDING:
                 ready[c.workflow].append(child)
+    if s.workflows[t.workflow].status in TERMINAL_WORKFLOW:
+        s._maybe_archive(t.workflow, ev.seq)
 
 
 @reducer("TASK_FAILED", "TASK_TIMEOUT")
@@ -580,6 +702,8 @@ def _task_failed(s: State, ev: Event) -> None:
     else:
         t.status = TaskStatus.FAILED
         t.finished_at = ev.ts
+    if s.workflows[t.workflow].status in TERMINAL_WORKFLOW:
+        s._maybe_archive(t.workflow, ev.seq)
 
 
 @reducer("TASK_REASSIGNED")
@@ -600,6 +724,8 @@ def _task_reassigned(s: State, ev: Event) -> None:
         t.agent = None
         s.running_by_wf[t.workflow].discard(key)
         s.ready[t.workflow].appendleft(key)
+    if s.workflows[t.workflow].status in TERMINAL_WORKFLOW:
+        s._maybe_archive(t.workflow, ev.seq)
 
 
 @reducer("TASK_PAUSED")
@@ -642,10 +768,11 @@ def _restored(s: State, ev: Event) -> None:
     agents stay as they are (a dead agent is not revived) and history stays."""
     snap = ev.data["snapshot"]
     only = ev.data.get("workflow")
-    ids = [only] if only else sorted(set(snap["workflows"]) | set(s.workflows))
+    ids = [only] if only else sorted(set(snap["workflows"]) | set(snap.get("finished", {})) | set(s.workflows) | set(s.finished))
     for wf_id in ids:
         _restore_workflow(s, snap, wf_id)
     s._reindex()
+    s._archive_idle(ev.seq)
 
 
 def _restore_workflow(s: State, snap: dict[str, Any], wf_id: str) -> None:
@@ -655,13 +782,19 @@ def _restore_workflow(s: State, snap: dict[str, Any], wf_id: str) -> None:
             cur = s.tasks[key]
             if cur.agent and cur.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
                 _release_agent(s, cur.agent, key, False)
-    if wf_id not in snap["workflows"]:
-        # Created after the checkpoint: it did not exist then.
-        if current is not None:
+        if wf_id not in snap["workflows"]:
             for key in current.tasks:
                 s.tasks.pop(key, None)
             del s.workflows[wf_id]
+    then_done = snap.get("finished", {}).get(wf_id)
+    if wf_id not in snap["workflows"]:
+        # Finished then (it stays as it was), or created after the checkpoint (it did not exist then).
+        if then_done is not None:
+            s.finished[wf_id] = FinishedWorkflow.model_validate(then_done)
+        else:
+            s.finished.pop(wf_id, None)
         return
+    s.finished.pop(wf_id, None)
     wf = Workflow.model_validate(snap["workflows"][wf_id])
     s.workflows[wf_id] = wf
     for key in wf.tasks:

@@ -26,7 +26,7 @@ from .anchor import forget as forget_anchor
 from .events import Event, canonical_envelope, chain_hash
 
 APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 EventRow = tuple[int, float, str, str, str, str, str, str, str]
 """(seq, ts, type, component, scope, actor, data_json, prev_hash, hash)"""
@@ -75,6 +75,17 @@ MIGRATIONS: dict[int, list[str]] = {
             pid INTEGER NOT NULL,
             create_time REAL NOT NULL,
             info TEXT NOT NULL DEFAULT '{}'
+        )""",
+    ],
+    3: [
+        # Finished workflows with their tasks, once they leave the engine's hot state.
+        # Outside the chain: derived from it (a replay writes the same rows again).
+        """CREATE TABLE IF NOT EXISTS archive (
+            workflow TEXT NOT NULL,
+            finished_seq INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (workflow, finished_seq)
         )""",
     ],
 }
@@ -285,15 +296,21 @@ class Store:
         row = await (await self._db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")).fetchone()
         return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
-    async def append(self, rows: Sequence[EventRow]) -> None:
-        """Group commit: one transaction and one executemany for the whole batch."""
-        if not rows:
+    async def append(self, rows: Sequence[EventRow], archive: Sequence[tuple[str, int, str, str]] = ()) -> None:
+        """Group commit: one transaction and one executemany for the whole batch, with
+        the archive records of workflows that finished in it (committed together)."""
+        if not rows and not archive:
             return
         if self.readonly:
             raise StoreError("the database is open read-only")
         await self._db.execute("BEGIN")
         try:
-            await self._db.executemany(f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            if rows:
+                await self._db.executemany(f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            if archive:
+                await self._db.executemany(
+                    "INSERT OR IGNORE INTO archive(workflow, finished_seq, status, record) VALUES (?,?,?,?)", archive
+                )
             await self._db.execute("COMMIT")
         except Exception:
             await self._db.execute("ROLLBACK")
@@ -422,6 +439,13 @@ class Store:
             for ev in chunk:
                 yield ev
             cursor = chunk[-1].seq
+
+    async def archived(self, workflow: str, finished_seq: int) -> dict[str, Any] | None:
+        """The archived record (workflow and tasks) of a finished workflow, or None."""
+        row = await (
+            await self._db.execute("SELECT record FROM archive WHERE workflow=? AND finished_seq=?", (workflow, finished_seq))
+        ).fetchone()
+        return json.loads(row[0]) if row else None
 
     # -- checkpoints ----------------------------------------------------------
     async def save_checkpoint(

@@ -78,7 +78,7 @@ async def drive(engine: Engine, until: Callable[[], Any], timeout: float = 20.0,
 
 
 def wf_status(engine: Engine, wf_id: str) -> str:
-    return engine.state.workflows[wf_id].status.value
+    return engine.state.status_of(wf_id).value
 
 
 def group_members(pgid: int) -> list[psutil.Process]:

@@ -132,7 +132,7 @@ async def test_pause_release_and_resume_keeps_progress(tmp_path: Path) -> None:
         resp = await run_command(engine, """/resource-manager emergency-reallocation '{"actions": [
             {"action": "pause_low_priority_workflows", "affected": ["workflow_003"]}]}'""")
         assert resp["status"] == "success"
-        assert s.workflows["workflow_003"].status is WorkflowStatus.PAUSED and not s.in_use("workflow_003").agents
+        assert s.status_of("workflow_003") is WorkflowStatus.PAUSED and not s.in_use("workflow_003").agents
         await engine.advance(300)
         assert all(s.tasks[k].context.progress == progress[k] for k in progress), "nothing runs while paused"
         resp = await run_command(engine, "/coordination-hub resume workflow_003")

@@ -78,7 +78,7 @@ def _check_specific(op: str, resp: dict[str, Any], engine: Any) -> None:
     s = engine.state
     r = resp["result"]
     if op == "emergency-reallocation":
-        assert s.workflows["workflow_003"].status is WorkflowStatus.PAUSED
+        assert s.status_of("workflow_003") is WorkflowStatus.PAUSED
         assert not s.in_use("workflow_003").agents, "a paused workflow's agents are released"
         assert s.workflows["workflow_001"].guarantee is not None and s.workflows["workflow_001"].guarantee.cpu_cores == 4
         assert s.workflows["workflow_002"].allocation.agents < s.workflows["workflow_002"].base_allocation.agents
@@ -92,7 +92,7 @@ def _check_specific(op: str, resp: dict[str, Any], engine: Any) -> None:
     elif op == "gradual-resumption":
         res = s.resumptions[r["resumption"]]
         assert res["steps"][0]["limit"]["agents"] == 2  # conservative = half of workflow_003's 3 agents, rounded up
-        assert s.workflows["workflow_003"].status is WorkflowStatus.RUNNING
+        assert s.status_of("workflow_003") is WorkflowStatus.RUNNING
         assert s.workflows["workflow_003"].stage_limit is not None
     elif op == "execute-dependency-recovery":
         reps = r["actions"][0]["replacements"]

@@ -41,11 +41,11 @@ async def test_parser_error_inline_then_command_runs(tmp_path):
         err = cl.query_one("#cmd-error", Static)
         assert await wait_for(pilot, lambda: err.display and "column" in str(err.render()))
         assert "nothing was applied" in str(err.render())
-        assert eng.state.workflows["workflow_003"].status is WorkflowStatus.RUNNING
+        assert eng.state.status_of("workflow_003") is WorkflowStatus.RUNNING
         inp = cl.query_one(Input)
         inp.value = "/coordination-hub pause workflow_003"
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: eng.state.workflows["workflow_003"].status is WorkflowStatus.PAUSED)
+        assert await wait_for(pilot, lambda: eng.state.status_of("workflow_003") is WorkflowStatus.PAUSED)
         assert await wait_for(pilot, lambda: not cl.display)
         await eng.flush()
         with sqlite3.connect(db) as con:
@@ -74,7 +74,7 @@ async def test_readonly_refuses_mutating_slash_command(tmp_path):
         await pilot.press("colon", *"coordination-hub pause workflow_003", "enter")
         err = app.command_line.query_one("#cmd-error", Static)
         assert await wait_for(pilot, lambda: err.display and "READ_ONLY" in str(err.render()))
-        assert eng.state.workflows["workflow_003"].status is WorkflowStatus.RUNNING
+        assert eng.state.status_of("workflow_003") is WorkflowStatus.RUNNING
         # Reading is allowed in a read-only console.
         app.command_line.query_one(Input).value = "/coordination-hub get-status"
         await pilot.press("enter")

@@ -110,20 +110,20 @@ async def test_pause_resume_and_cancel_workflow(tmp_path):
         await pilot.press("p")  # destructive: it asks first, Cancel focused
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.click("#confirm")
-        assert await wait_for(pilot, lambda: eng.state.workflows["workflow_002"].status is WorkflowStatus.PAUSED)
+        assert await wait_for(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.PAUSED)
         await pilot.press("r")
-        assert await wait_for(pilot, lambda: eng.state.workflows["workflow_002"].status is WorkflowStatus.RUNNING)
+        assert await wait_for(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.RUNNING)
         app.refresh_panes()
         wl.highlighted = [o.id for o in wl.options].index("wf:workflow_002")
         await pilot.press("X")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("escape")
         await pilot.pause(0.1)
-        assert eng.state.workflows["workflow_002"].status is WorkflowStatus.RUNNING
+        assert eng.state.status_of("workflow_002") is WorkflowStatus.RUNNING
         await pilot.press("X")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.click("#confirm")
-        assert await wait_for(pilot, lambda: eng.state.workflows["workflow_002"].status is WorkflowStatus.CANCELLED)
+        assert await wait_for(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.CANCELLED)
 
 
 async def test_readonly_refuses_changes(tmp_path):
@@ -232,7 +232,7 @@ async def test_detail_screens_open_and_close(tmp_path):
         await pilot.press("p")  # actions apply to the workflow on screen
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.click("#confirm")
-        assert await wait_for(pilot, lambda: app.host.engine.state.workflows["workflow_001"].status is WorkflowStatus.PAUSED)
+        assert await wait_for(pilot, lambda: app.host.engine.state.status_of("workflow_001") is WorkflowStatus.PAUSED)
         await pilot.press("escape")
         pools = app.query_one("#pools")
         pools.focus()
@@ -252,7 +252,7 @@ async def test_opens_a_database_it_did_not_create(tmp_path):
     app = make_app(db, demo=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        assert len(app.host.engine.state.workflows) == 6
+        assert len(app.host.engine.state.all_workflow_ids()) == 6
         log = app.query_one(EventLog)
         with sqlite3.connect(db) as con:
             head = con.execute("SELECT max(seq) FROM events").fetchone()[0]

@@ -29,7 +29,7 @@ def _drive(ops: list[tuple[str, int]]) -> Engine:
     loop = asyncio.new_event_loop()
     try:
         for op, n in ops:
-            wfs = sorted(eng.state.workflows)
+            wfs = eng.state.all_workflow_ids()
             wf = wfs[n % len(wfs)]
             agents = sorted(eng.state.agents)
             try:
@@ -117,7 +117,7 @@ async def test_restart_restores_the_state_mid_flight(db_path: Path) -> None:
     # And it carries on: the restarted sim finishes the running tasks.
     resumed = await open_sim(db_path)
     await resumed.advance(4 * 3600)
-    statuses = {w.status.value for w in resumed.state.workflows.values()}
+    statuses = {w.status.value for w in resumed.state.all_workflows()}
     assert statuses == {"completed"}
     done = [t for t in resumed.state.tasks.values() if t.status.value == "completed"]
     assert len(done) == len(resumed.state.tasks)

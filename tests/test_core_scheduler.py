@@ -58,7 +58,7 @@ async def test_dependencies_within_and_between_workflows() -> None:
     eng.subscribe(lambda ev: done.append((ev.ts, ev.data["task"])) if ev.type == "TASK_COMPLETED" else None)
     await eng.advance(1000)
     assert [k for _, k in done] == ["a/t0", "a/t1", "a/t2", "b/t0"]
-    assert eng.state.workflows["b"].status.value == "completed"
+    assert eng.state.status_of("b").value == "completed"
     # b waited for a although its priority is higher.
     assert done[-1][0] >= 400
 
@@ -81,7 +81,7 @@ async def test_guarantee_is_never_taken_by_a_lower_band() -> None:
     eng.reserve("crit", Resources(cpu_cores=3, memory_gb=3, agents=3))
     await eng.advance(50)
     # crit's single task finished; its unused guarantee (3 cores) is still reserved while it runs.
-    assert eng.state.workflows["crit"].status.value == "completed"
+    assert eng.state.status_of("crit").value == "completed"
     await eng.advance(1)
     # Released on completion: now low may use all 4 cores.
     assert eng.state.in_use("low").cpu_cores == 4
@@ -107,10 +107,10 @@ async def test_pause_stops_dispatch_and_pauses_running_tasks() -> None:
     assert all(not rt.agents[eng.state.tasks[k].agent].task.running for k in paused)  # type: ignore[index,union-attr]
     await eng.advance(1000)
     assert all(eng.state.tasks[k].status.value == "paused" for k in paused)
-    assert eng.state.workflows["w"].status.value == "paused"
+    assert eng.state.status_of("w").value == "paused"
     eng.resume_workflow("w")
     await eng.advance(1000)
-    assert eng.state.workflows["w"].status.value == "completed"
+    assert eng.state.status_of("w").value == "completed"
 
 
 async def test_failed_agent_task_goes_to_another_agent_with_its_context() -> None:

@@ -46,9 +46,9 @@ async def test_group_commit_batches_many_events_per_write(db_path: Path, monkeyp
     calls: list[int] = []
     real = eng.store.append  # type: ignore[union-attr]
 
-    async def counting(rows):  # type: ignore[no-untyped-def]
+    async def counting(rows, *archive):  # type: ignore[no-untyped-def]
         calls.append(len(rows))
-        await real(rows)
+        await real(rows, *archive)
 
     monkeypatch.setattr(eng.store, "append", counting)
     before = eng.state.seq

@@ -124,17 +124,17 @@ async def test_abort_mid_plan_rolls_back() -> None:
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: plan_waiting(drill))
     pid = drill.plan()["id"]  # type: ignore[index]
-    before = {w.id: (w.status, w.allocation, w.guarantee) for w in eng.state.workflows.values()}
+    before = {w.id: (w.status, w.allocation, w.guarantee) for w in eng.state.all_workflows()}
     decisions.approve(eng, pid, actor="bob")
     await until(drill, lambda: eng.state.plans[pid]["steps"][2]["state"] == "completed")
     assert eng.state.plans[pid]["state"] == "executing"
-    paused = [w for w, (st, _, _) in before.items() if st is WorkflowStatus.RUNNING and eng.state.workflows[w].status is WorkflowStatus.PAUSED]
+    paused = [w for w, (st, _, _) in before.items() if st is WorkflowStatus.RUNNING and eng.state.status_of(w) is WorkflowStatus.PAUSED]
     assert paused, "the reallocation paused something"
     assert eng.state.workflows["workflow_001"].guarantee is not None
     res = await decisions.abort(eng, pid, actor="bob", reason="drill abort")
     assert res["state"] == "rolled_back" and res["rollback"]["changes"]
     for w, (st, alloc, g) in before.items():
-        cur = eng.state.workflows[w]
+        cur = eng.state.any_workflow(w)
         if cur.status is WorkflowStatus.COMPLETED:
             continue
         assert cur.status is st, w

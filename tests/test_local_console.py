@@ -44,10 +44,10 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
         pids = dict(app.host.runtime.host_pids())
         assert len(pids) == 2 and all(alive(p) for p in pids.values())
         for _ in range(200):
-            if engine.state.workflows["w"].status.value == "completed":
+            if engine.state.status_of("w").value == "completed":
                 break
             await pilot.pause(0.05)
-        assert engine.state.workflows["w"].status.value == "completed"
+        assert engine.state.status_of("w").value == "completed"
         # The agent screen shows the host's real pid and the limit mechanisms in force.
         from rich.console import Console
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..engine import Engine, EngineError
-from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
+from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, TaskStatus, WorkflowStatus
 from ..projection import State
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
@@ -332,8 +332,16 @@ async def agent_health(engine: Engine, only: set[str] | None = None) -> list[Fin
 async def failures(engine: Engine, only: set[str] | None = None) -> list[Finding]:
     out: list[Finding] = []
     s = engine.state
-    for w in sorted(s.workflows.values(), key=lambda w: w.id):
+    for w in sorted(s.all_workflows(), key=lambda w: w.id):
         if only is not None and w.id not in only:
+            continue
+        if isinstance(w, FinishedWorkflow):  # out of the hot state: its summary has what this needs
+            if w.status is WorkflowStatus.FAILED:
+                out.append(Finding("failures", "high", w.id, f"{w.id} failed: {', '.join(w.failed_tasks) or 'no failed task recorded'}",
+                                   {"failed_tasks": w.failed_tasks, "finished_at": w.finished_at}))
+            if w.retried:
+                out.append(Finding("failures", "medium", w.id, f"{w.id}: {len(w.retried)} task(s) needed more than one attempt",
+                                   {"tasks": dict(list(w.retried.items())[:10])}))
             continue
         if w.status is WorkflowStatus.FAILED:
             bad = [k for k in w.tasks if s.tasks[k].status is TaskStatus.FAILED]
@@ -352,30 +360,31 @@ async def dependency_chains(engine: Engine, only: set[str] | None = None) -> lis
     s = engine.state
 
     def chain(wid: str, seen: tuple[str, ...] = ()) -> list[str]:
-        w = s.workflows.get(wid)
+        w = s.any_workflow(wid)
         if w is None or wid in seen or not w.depends_on:
             return [wid]
         return max((chain(d, (*seen, wid)) for d in w.depends_on), key=len) + [wid]
 
-    for w in sorted(s.workflows.values(), key=lambda w: w.id):
+    everything = s.all_workflows()
+    for w in sorted(everything, key=lambda w: w.id):
         if only is not None and w.id not in only and not (set(w.depends_on) & (only or set())):
             continue
         if not w.depends_on:
-            dependents = sorted(x.id for x in s.workflows.values() if w.id in x.depends_on)
+            dependents = sorted(x.id for x in everything if w.id in x.depends_on)
             if dependents:
                 out.append(Finding("dependency_chains", "info", w.id,
                                    f"{w.id} ({w.status.value}, {s.workflow_progress(w.id):.0%}) blocks {', '.join(dependents)}",
                                    {"dependents": dependents, "progress": round(s.workflow_progress(w.id), 4), "status": w.status.value}))
             continue
         c = chain(w.id)
-        unmet = [d for d in w.depends_on if s.workflows.get(d) is None or s.workflows[d].status is not WorkflowStatus.COMPLETED]
-        dead = [d for d in unmet if d in s.workflows and s.workflows[d].status in (WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)]
+        unmet = [d for d in w.depends_on if s.status_of(d) is not WorkflowStatus.COMPLETED]
+        dead = [d for d in unmet if s.status_of(d) in (WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)]
         sev = "critical" if dead else "medium" if unmet and w.status is WorkflowStatus.PENDING else "info"
         out.append(Finding("dependency_chains", sev, w.id,
                            f"chain {' -> '.join(c)}: " + (f"waits on {', '.join(unmet)}" if unmet else "dependencies met")
                            + (f" ({', '.join(dead)} can never complete)" if dead else ""),
                            {"chain": c, "depth": len(c), "unmet": unmet, "dead_dependencies": dead,
-                            "dependency_progress": {d: round(s.workflow_progress(d), 4) for d in w.depends_on if d in s.workflows}}))
+                            "dependency_progress": {d: round(s.workflow_progress(d), 4) for d in w.depends_on if s.knows(d)}}))
     for w in _active(s, only):
         blocked = [k for k in w.tasks if s.tasks[k].status is TaskStatus.PENDING
                    and any(s.tasks[d].status is TaskStatus.FAILED for d in s.tasks[k].depends_on)]
@@ -484,7 +493,7 @@ async def state_consistency(engine: Engine, only: set[str] | None = None) -> lis
             problems.append({"workflow": w.id, "problem": f"counter says {s.wf_left.get(w.id)} left, tasks say {left}"})
     frozen = sorted(w.id for w in s.workflows.values() if w.frozen)
     return [Finding("state_consistency", "critical" if problems else "info", "projection",
-                    f"{len(problems)} inconsistency(ies) in {len(s.agents)} agents, {len(s.tasks)} tasks, {len(s.workflows)} workflows",
+                    f"{len(problems)} inconsistency(ies) in {len(s.agents)} agents, {len(s.tasks)} tasks, {len(s.workflows)} live workflows",
                     {"problems": problems[:20], "state_hash": s.state_hash(), "seq": s.seq, "frozen_workflows": frozen})]
 
 
@@ -535,6 +544,11 @@ async def replay_state(engine: Engine) -> tuple[State | None, int, int | None]:
 def diff_segments(a: State, b: State, only: set[str] | None = None) -> list[str]:
     """Which workflows, tasks and agents differ between two states."""
     out: list[str] = []
+    for wid in sorted(set(a.finished) | set(b.finished)):
+        if (only is None or wid in only) and wid not in a.workflows and wid not in b.workflows:
+            fa, fb = a.finished.get(wid), b.finished.get(wid)
+            if (fa.model_dump() if fa else None) != (fb.model_dump() if fb else None):
+                out.append(f"workflow:{wid}")
     for wid in sorted(set(a.workflows) | set(b.workflows)):
         if only is not None and wid not in only:
             continue

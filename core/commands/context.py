@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..engine import Engine, EngineError
-from ..models import Agent, AgentStatus, Workflow
+from ..models import Agent, AgentStatus, FinishedWorkflow, Workflow
 from .responses import CommandError
 
 if TYPE_CHECKING:
@@ -35,6 +35,19 @@ class Context:
         return self.engine.state
 
     def workflow(self, wf_id: str | None = None) -> Workflow:
+        """A live workflow; a finished one is refused with INVALID_STATE (see :meth:`any_workflow`)."""
+        wf = self.any_workflow(wf_id)
+        if isinstance(wf, FinishedWorkflow):
+            raise CommandError(
+                "INVALID_STATE",
+                f"workflow {wf.id!r} is already {wf.status.value}",
+                {"workflow_id": wf.id, "status": wf.status.value},
+                [f"/workflow-status {wf.id}"],
+            )
+        return wf
+
+    def any_workflow(self, wf_id: str | None = None) -> Workflow | FinishedWorkflow:
+        """A workflow by id, live or finished (status and analyses answer for both)."""
         wid = wf_id or self.workflow_id
         if wid is None:
             raise CommandError(
@@ -43,9 +56,9 @@ class Context:
                 {"usage": self.spec.usage},
                 [f"{self.spec.name} <workflow-id>", "/coordination-hub list-workflows"],
             )
-        wf = self.engine.state.workflows.get(wid)
+        wf = self.engine.state.any_workflow(wid)
         if wf is None:
-            known = sorted(self.engine.state.workflows)
+            known = self.engine.state.all_workflow_ids()
             from .registry import Registry
 
             near = Registry.suggest(wid, known)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..events import EventHeader
-from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowSpec, WorkflowStatus
+from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, Resources, TaskStatus, WorkflowSpec, WorkflowStatus
 from . import payloads as P
 from .analyses import choose
 from .context import Context
@@ -17,6 +17,7 @@ from .registry import Outcome, operation
 from .reporting import analysis_outcome, scope_of
 from .responses import CommandError
 from .taskmoves import transfer_contexts
+from .workflow_status import task_rows
 from .workflow_recovery import restore
 
 C = "coordination-hub"
@@ -24,6 +25,12 @@ C = "coordination-hub"
 
 def _wf_row(ctx: Context, wid: str) -> dict[str, Any]:
     s = ctx.state
+    done = s.finished.get(wid)
+    if done is not None:  # out of the hot state: its summary
+        return {"workflow_id": done.id, "name": done.name, "status": done.status.value, "priority": done.priority,
+                "band": done.band.value, "progress": round(done.progress, 4), "phase": None, "tasks": dict(done.task_status),
+                "allocation": done.allocation.model_dump(), "in_use": Resources().model_dump(), "frozen": False,
+                "depends_on": done.depends_on, "stage_limit": None, "finished_at": done.finished_at}
     w = s.workflows[wid]
     counts: dict[str, int] = {}
     for k in w.tasks:
@@ -49,7 +56,7 @@ async def create(ctx: Context, p: P.CreateWorkflow) -> Outcome:
     wid = ctx.engine.create_workflow(spec, actor=ctx.actor)
     if p.start:
         ctx.engine.start_workflow(wid, actor=ctx.actor)
-    return Outcome(_wf_row(ctx, wid), f"created {wid} with {len(ctx.state.workflows[wid].tasks)} task(s)" + (" and queued it" if p.start else ""),
+    return Outcome(_wf_row(ctx, wid), f"created {wid} with {sum(len(ph.tasks) for ph in spec.phases)} task(s)" + (" and queued it" if p.start else ""),
                    [] if p.start else [f"/coordination-hub start {wid}"], workflow_id=wid)
 
 
@@ -105,12 +112,17 @@ async def cleanup(ctx: Context, p: P.Empty) -> Outcome:
 
 @operation(C, "get-status", kind="analysis", payload=P.StatusRequest, summary="status of a workflow (or all)", workflow_arg="optional")
 async def get_status(ctx: Context, p: P.StatusRequest) -> Outcome:
-    ids = [ctx.workflow().id] if ctx.workflow_id else sorted(ctx.state.workflows)
+    ids = [ctx.any_workflow().id] if ctx.workflow_id else ctx.state.all_workflow_ids()
     rows = [_wf_row(ctx, w) for w in ids]
     if p.verbose and ctx.workflow_id:
-        wf = ctx.state.workflows[ids[0]]
-        rows[0]["task_detail"] = [{"task": k, "status": ctx.state.tasks[k].status.value, "agent": ctx.state.tasks[k].agent,
-                                   "progress": ctx.state.tasks[k].context.progress} for k in wf.tasks]
+        wf = ctx.state.workflows.get(ids[0])
+        if wf is None:
+            record = await ctx.engine.archived(ids[0])
+            rows[0]["task_detail"] = [{k: r[k] for k in ("task", "status", "agent", "progress")}
+                                      for r in task_rows(record["tasks"] if record else [])]
+        else:
+            rows[0]["task_detail"] = [{"task": k, "status": ctx.state.tasks[k].status.value, "agent": ctx.state.tasks[k].agent,
+                                       "progress": ctx.state.tasks[k].context.progress} for k in wf.tasks]
     return Outcome({"workflows": rows, "resumptions": {k: {"status": r["status"], "next_step": r["next_step"], "steps": len(r["steps"])}
                                                         for k, r in ctx.state.resumptions.items()}},
                    "; ".join(f"{r['workflow_id']} {r['status']} {r['progress']:.0%}" for r in rows[:6]), workflow_id=ctx.workflow_id)
@@ -118,7 +130,8 @@ async def get_status(ctx: Context, p: P.StatusRequest) -> Outcome:
 
 @operation(C, "list-workflows", kind="analysis", payload=P.Empty, summary="every workflow with status, priority and progress")
 async def list_workflows(ctx: Context, p: P.Empty) -> Outcome:
-    rows = [_wf_row(ctx, w) for w in sorted(ctx.state.workflows, key=lambda w: (-ctx.state.workflows[w].priority, w))]
+    s = ctx.state
+    rows = [_wf_row(ctx, w) for w in sorted(s.all_workflow_ids(), key=lambda w: (-s.any_workflow(w).priority, w))]  # type: ignore[union-attr]
     return Outcome({"workflows": rows}, f"{len(rows)} workflow(s): " + ", ".join(f"{r['workflow_id']}={r['status']}" for r in rows))
 
 
@@ -413,11 +426,13 @@ async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecove
             eng.set_setting("recovery.replacements", {**s.settings.get("recovery.replacements", {}), **{a: b for a, b in pairs}}, actor=ctx.actor)
             results.append({"action": act.action, "replacements": dict(pairs), "created_pool": created_pool, "context_transfers": moved})
         elif act.action == "dependency_chain_recovery":
-            prim = s.workflows[act.primary_workflow]  # type: ignore[index]
+            prim = s.any_workflow(act.primary_workflow) or ctx.workflow(act.primary_workflow)  # type: ignore[arg-type]
             entry: dict[str, Any] = {"action": act.action, "primary": prim.id}
-            if act.checkpoint_restoration and (prim.status is WorkflowStatus.FAILED or any(s.tasks[k].status is TaskStatus.FAILED for k in prim.tasks)):
+            failed_tasks = prim.failed_tasks if isinstance(prim, FinishedWorkflow) else [k for k in prim.tasks if s.tasks[k].status is TaskStatus.FAILED]
+            if act.checkpoint_restoration and (prim.status is WorkflowStatus.FAILED or failed_tasks):
                 out = await restore(ctx, "latest_verified", [prim.id], "dependency_recovery")
                 entry["restored"] = out.result["checkpoint"]
+                prim = s.any_workflow(prim.id) or prim
             elif act.checkpoint_restoration:
                 entry["restored"] = None
                 entry["restore_note"] = f"{prim.id} has no failed task: nothing to restore"
@@ -428,13 +443,13 @@ async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecove
                 eng.start_workflow(prim.id, actor=ctx.actor)
                 entry["started"] = True
             if act.dependent_workflow:
-                dep = s.workflows[act.dependent_workflow]
+                dep = s.any_workflow(act.dependent_workflow) or ctx.workflow(act.dependent_workflow)
                 if prim.id not in dep.depends_on:
                     raise CommandError("INVALID_PAYLOAD", f"{dep.id} does not depend on {prim.id}", {"depends_on": dep.depends_on})
                 if dep.status is WorkflowStatus.PENDING and not dep.queued:
                     eng.start_workflow(dep.id, actor=ctx.actor)
                 entry["dependent"] = {"workflow_id": dep.id, "status": dep.status.value, "queued": dep.queued,
-                                      "waits_for": [d for d in dep.depends_on if s.workflows[d].status is not WorkflowStatus.COMPLETED]}
+                                      "waits_for": [d for d in dep.depends_on if s.status_of(d) is not WorkflowStatus.COMPLETED]}
             entry["primary_status"] = prim.status.value
             entry["critical_path"] = s.critical_path(prim.id)
             results.append(entry)

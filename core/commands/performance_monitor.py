@@ -45,7 +45,7 @@ async def dashboard(ctx: Context, p: P.Empty) -> Outcome:
     agents: dict[str, int] = {}
     for a in s.agents.values():
         agents[a.status.value] = agents.get(a.status.value, 0) + 1
-    wfs = {w.id: {"status": w.status.value, "progress": round(s.workflow_progress(w.id), 4)} for w in s.workflows.values()}
+    wfs = {w.id: {"status": w.status.value, "progress": round(s.workflow_progress(w.id), 4)} for w in s.all_workflows()}
     al = await alerts(ctx, P.WindowRequest(window=300.0))
     return Outcome({"now": baseline(ctx), "agents": agents, "workflows": wfs, "alerts": al.result["alerts"]},
                    f"{len(wfs)} workflow(s), {agents.get('busy', 0)} busy agent(s), {len(al.result['alerts'])} alert(s)")
@@ -93,10 +93,12 @@ async def throughput(ctx: Context, p: P.WindowRequest) -> Outcome:
     s = ctx.state
     t0 = ctx.now - p.window
     per = {}
-    for w in s.workflows.values():
-        n = sum(1 for k in w.tasks if s.tasks[k].finished_at is not None and s.tasks[k].finished_at >= t0 and s.tasks[k].status.value == "completed")
-        if n:
-            per[w.id] = round(n * 60.0 / p.window, 4)
+    by_wf: dict[str, int] = {}
+    for t in await ctx.engine.tasks_with_archive(finished_since=t0):
+        if t.finished_at is not None and t.finished_at >= t0 and t.status.value == "completed":
+            by_wf[t.workflow] = by_wf.get(t.workflow, 0) + 1
+    for wid, n in sorted(by_wf.items()):
+        per[wid] = round(n * 60.0 / p.window, 4)
     total = sum(per.values())
     return Outcome({"window_s": p.window, "per_minute": round(total, 4), "by_workflow": per, "sampled": _series(ctx, "throughput_per_min", p.window)},
                    f"{total:.2f} task(s)/min over the last {p.window / 60:g} min")

@@ -57,7 +57,7 @@ def scope_of(ctx: Context, ids: list[str] | None = None) -> set[str] | None:
     """The workflows an analysis is restricted to: the positional id and/or listed ids."""
     out = set()
     if ctx.workflow_id:
-        out.add(ctx.workflow(ctx.workflow_id).id)
+        out.add(ctx.any_workflow(ctx.workflow_id).id)
     for w in ids or []:
-        out.add(ctx.workflow(w).id)
+        out.add(ctx.any_workflow(w).id)
     return out or None

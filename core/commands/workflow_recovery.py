@@ -36,7 +36,7 @@ async def pick_checkpoint(ctx: Context, ref: int | str) -> tuple[int, dict[str, 
 
 def restore_snapshot(engine: Engine, snap: dict[str, Any], workflows: list[str] | None, checkpoint: int | None, actor: str, reason: str) -> None:
     """Bring workflows (or all) to ``snap``: stop their tasks, append STATE_RESTORED."""
-    ids = workflows if workflows else sorted(set(snap["workflows"]) | set(engine.state.workflows))
+    ids = workflows if workflows else sorted(set(snap["workflows"]) | set(engine.state.workflows))  # finished ones hold no task
     for wid in ids:
         for key in sorted(engine.state.running_by_wf.get(wid, ())):
             t = engine.state.tasks[key]
@@ -49,14 +49,14 @@ def restore_snapshot(engine: Engine, snap: dict[str, Any], workflows: list[str] 
 
 
 def progress_of(ctx: Context, ids: list[str]) -> dict[str, float]:
-    return {w: round(ctx.state.workflow_progress(w), 4) for w in ids if w in ctx.state.workflows}
+    return {w: round(ctx.state.workflow_progress(w), 4) for w in ids if ctx.state.knows(w)}
 
 
 async def restore(ctx: Context, ref: int | str, workflows: list[str] | None, reason: str) -> Outcome:
     for w in workflows or []:
-        ctx.workflow(w)
+        ctx.any_workflow(w)  # a finished workflow may be rolled back too
     cp_id, _snap, skipped = await pick_checkpoint(ctx, ref)
-    ids = workflows or sorted(ctx.state.workflows)
+    ids = workflows or ctx.state.all_workflow_ids()
     before = progress_of(ctx, ids)
     h0 = ctx.state.state_hash()
     if workflows:

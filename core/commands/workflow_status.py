@@ -4,13 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import AgentStatus, TaskStatus
+from ..models import AgentStatus, Resources, TaskStatus
 from . import payloads as P
 from .context import Context
 from .registry import Outcome, operation
 from .responses import CommandError
 
 C = "workflow-status"
+
+
+def task_rows(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Archived task records as the status rows of a live workflow's tasks."""
+    return [{"task": t["id"], "phase": t["phase"], "status": t["status"], "agent": t.get("agent"),
+             "progress": t.get("context", {}).get("progress", 0.0)} for t in tasks]
+
+
+async def describe_any(ctx: Context, wid: str, with_tasks: bool = True) -> dict[str, Any]:
+    """:func:`describe` for a live workflow; a finished one from its summary, its tasks
+    read back from the archive."""
+    done = ctx.state.finished.get(wid)
+    if done is None:
+        return describe(ctx, wid)
+    record = await ctx.engine.archived(wid) if with_tasks else None
+    return {"workflow_id": wid, "name": done.name, "status": done.status.value, "priority": done.priority,
+            "band": done.band.value, "phase": None, "progress": round(done.progress, 4), "eta_s": None,
+            "allocation": done.allocation.model_dump(), "in_use": Resources().model_dump(), "frozen": False,
+            "guarantee": None, "stage_limit": None, "resumptions": [], "critical_path": [],
+            "finished_at": done.finished_at, "task_status": done.task_status,
+            "tasks": task_rows(record["tasks"]) if record is not None else []}
 
 
 def describe(ctx: Context, wid: str) -> dict[str, Any]:
@@ -34,9 +55,11 @@ def describe(ctx: Context, wid: str) -> dict[str, Any]:
            summary="status of one workflow (tasks, agents, critical path, ETA) or all")
 async def status(ctx: Context, p: P.StatusRequest) -> Outcome:
     if ctx.workflow_id:
-        d = describe(ctx, ctx.workflow().id)
+        d = await describe_any(ctx, ctx.any_workflow().id)
         return Outcome(d, f"{d['workflow_id']} {d['status']} {d['progress']:.0%} (phase {d['phase']})", workflow_id=d["workflow_id"])
-    rows = [describe(ctx, w) for w in sorted(ctx.state.workflows, key=lambda w: (-ctx.state.workflows[w].priority, w))]
+    s = ctx.state
+    ids = sorted(s.all_workflow_ids(), key=lambda w: (-s.any_workflow(w).priority, w))  # type: ignore[union-attr]
+    rows = [await describe_any(ctx, w, with_tasks=p.verbose) for w in ids]
     if not p.verbose:
         for r in rows:
             r.pop("tasks")

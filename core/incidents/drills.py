@@ -80,7 +80,7 @@ class Drill:
             self.fault = {"load_spike": {"cpu_cores": cpu, "memory_gb": mem, "duration_s": dur}}
         elif self.name == "agent-cascade":
             # Prefer the agents of the head of the dependency chain (impl_auth_001).
-            heads = {w.id for w in s.workflows.values() if any(w.id in o.depends_on for o in s.workflows.values())}
+            heads = {w.id for w in s.all_workflows() if any(w.id in o.depends_on for o in s.all_workflows())}
             busy.sort(key=lambda a: (s.tasks[a.current_task].workflow not in heads, a.id))  # type: ignore[index]
             victims = [a.id for a in busy[: eng.config.supervision.max_failures]]
             if len(victims) < eng.config.supervision.max_failures:
@@ -246,8 +246,8 @@ async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, A
     """No task lost, no completed task run twice, dependencies respected, chain verifies."""
     s = engine.state
     lost = []
-    for t in s.tasks.values():
-        wf = s.workflows.get(t.workflow)
+    for t in await engine.tasks_with_archive():
+        wf = s.any_workflow(t.workflow)
         if wf is None or wf.status in (WorkflowStatus.CANCELLED, WorkflowStatus.FAILED):
             continue
         if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
@@ -257,7 +257,7 @@ async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, A
         elif t.status is TaskStatus.PENDING and wf.status is WorkflowStatus.COMPLETED:
             lost.append(t.id)
     twice = sorted(k for k, n in completions.items() if n > 1)
-    deps = dependency_violations(engine)
+    deps = await dependency_violations(engine)
     chain: dict[str, Any] = {"checked": False}
     if engine.store is not None:
         from ..verify import verify_store

@@ -259,15 +259,16 @@ def dependency_order(engine: Engine, workflows: list[str]) -> list[str]:
     seen: set[str] = set()
 
     def visit(w: str) -> None:
-        if w in seen or w not in s.workflows:
+        wf = s.any_workflow(w)
+        if w in seen or wf is None:
             return
         seen.add(w)
-        for d in s.workflows[w].depends_on:
+        for d in wf.depends_on:
             if d in workflows:
                 visit(d)
         order.append(w)
 
-    for w in sorted(workflows, key=lambda x: -s.workflows[x].priority if x in s.workflows else 0):
+    for w in sorted(workflows, key=lambda x: -s.any_workflow(x).priority if s.knows(x) else 0):  # type: ignore[union-attr]
         visit(w)
     return order
 
@@ -282,7 +283,7 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
         "replacement_pool": "emergency_agents", "specialization_matching": True, "context_transfer": "comprehensive",
     }]
     for b in order:
-        for a in s.workflows[b].depends_on:
+        for a in s.any_workflow(b).depends_on:  # type: ignore[union-attr]
             if a in order:
                 actions.append({"action": "dependency_chain_recovery", "primary_workflow": a, "dependent_workflow": b,
                                 "recovery_order": "dependency_priority", "checkpoint_restoration": True})

@@ -95,7 +95,7 @@ def workflows_recovered(engine: Engine, inc: dict[str, Any]) -> list[str]:
     before = inc.get("evidence", {}).get("progress_at_detection", {})
     out = []
     for w in inc.get("affected_workflows", []):
-        wf = s.workflows.get(w)
+        wf = s.any_workflow(w)
         if wf is None or wf.status not in (WorkflowStatus.RUNNING, WorkflowStatus.COMPLETED):
             continue
         if wf.status is WorkflowStatus.COMPLETED or s.workflow_progress(w) > float(before.get(w, 0.0)) + 1e-9:
@@ -109,7 +109,7 @@ def stalled_workflows(engine: Engine, inc: dict[str, Any], workflows: list[str])
     before = inc.get("evidence", {}).get("progress_at_detection", {})
     out = []
     for w in workflows:
-        wf = s.workflows.get(w)
+        wf = s.any_workflow(w)
         if wf is None:
             continue
         if wf.status is WorkflowStatus.COMPLETED:
@@ -119,22 +119,24 @@ def stalled_workflows(engine: Engine, inc: dict[str, Any], workflows: list[str])
     return out
 
 
-def dependency_violations(engine: Engine) -> list[str]:
-    """Tasks started before a dependency finished; workflows started before theirs."""
+async def dependency_violations(engine: Engine) -> list[str]:
+    """Tasks started before a dependency finished; workflows started before theirs
+    (finished workflows' tasks read back from the archive)."""
     s = engine.state
     bad = []
-    for t in s.tasks.values():
+    tasks = {t.id: t for t in await engine.tasks_with_archive()}
+    for t in tasks.values():
         if t.started_at is None or t.attempts == 0:
             continue
         for d in t.depends_on:
-            dt = s.tasks[d]
+            dt = tasks[d]
             if dt.status is not TaskStatus.COMPLETED or (dt.finished_at is not None and dt.finished_at > t.started_at + 1e-9):
                 bad.append(f"task {t.id} started before {d} completed")
-    for w in s.workflows.values():
+    for w in s.all_workflows():
         if w.started_at is None:
             continue
         for d in w.depends_on:
-            dw = s.workflows.get(d)
+            dw = s.any_workflow(d)
             if dw is None or dw.finished_at is None or dw.finished_at > w.started_at + 1e-9:
                 bad.append(f"workflow {w.id} started before {d} completed")
     return bad
@@ -229,7 +231,7 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
         if ctx.now - ctx.started_at > ctx.timeout_s:
             return "fail", {"reason": "replacements or resumptions missing", "specializations_short": short, "resumed": resumed}
         return "wait", {"specializations_short": short, "resumed": len(resumed), "of": len(at_failure)}
-    violations = dependency_violations(eng)
+    violations = await dependency_violations(eng)
     rec = workflows_recovered(eng, inc)
     share = 100.0 * len(carried) / len(at_failure) if at_failure else 100.0
     took = ctx.now - float(inc["detected_at"])
@@ -279,11 +281,11 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
-def fresh_efficiency(engine: Engine, since: float, until: float | None = None) -> list[float]:
+async def fresh_efficiency(engine: Engine, since: float, until: float | None = None) -> list[float]:
     """Planned / actual duration of tasks that ran start to end on one agent (never
     interrupted, so the figure is not flattered by carried-over progress)."""
     out = []
-    for t in engine.state.tasks.values():
+    for t in await engine.tasks_with_archive(finished_since=since):
         if t.status is TaskStatus.COMPLETED and t.attempts == 1 and t.started_at is not None and t.finished_at is not None:
             if t.started_at >= since and (until is None or t.finished_at <= until):
                 took = t.finished_at - t.started_at
@@ -292,11 +294,11 @@ def fresh_efficiency(engine: Engine, since: float, until: float | None = None) -
     return out
 
 
-def pace_now(engine: Engine, since: float) -> list[float]:
+async def pace_now(engine: Engine, since: float) -> list[float]:
     """Planned / actual pace of every task started since ``since`` that ran on one
     agent: finished ones by their duration, running ones by their progress so far
     (so slow agents count before they finish, and early finishers do not flatter it)."""
-    out = fresh_efficiency(engine, since)
+    out = await fresh_efficiency(engine, since)
     now = engine.clock.now()
     hb = engine.config.intervals.heartbeat_s
     for a in engine.state.agents.values():
@@ -321,8 +323,8 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     det = float(inc["detected_at"])
     window = float(inc.get("evidence", {}).get("trends", {}).get("efficiency", {}).get("span_s", 1800.0))
     onset = float(inc.get("fault_at") if inc.get("fault_at") is not None else det - window)
-    baseline = fresh_efficiency(eng, onset - window, onset)
-    after = pace_now(eng, ctx.started_at)
+    baseline = await fresh_efficiency(eng, onset - window, onset)
+    after = await pace_now(eng, ctx.started_at)
     if len(after) < 3 or not baseline:
         if ctx.now - ctx.started_at > ctx.timeout_s:
             return "fail", {"reason": f"too few uninterrupted tasks to measure ({len(baseline)} before, {len(after)} after)"}

@@ -806,10 +806,10 @@ def _bring_to_file(engine: Engine, runtime: Any, wfile: WorkflowFile, specs: lis
             max_size = p.max_size if p.max_size is not None else max(p.size, 20)
             engine.create_pool(p.name, list(p.specializations), min_size=min_size, max_size=max_size)
     for spec in specs:
-        if spec.id not in state.workflows:
+        if not state.knows(spec.id):
             engine.create_workflow(spec, actor="opsdeck run")
-        wf = state.workflows[spec.id]
-        if wf.status.value == "pending" and not wf.queued:
+        wf = state.workflows.get(spec.id)
+        if wf is not None and wf.status.value == "pending" and not wf.queued:
             try:
                 engine.start_workflow(spec.id, actor="opsdeck run")
             except EngineError:

@@ -130,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
 def finished(engine: Any) -> bool:
     """Every workflow ended, or waits on one that can no longer complete."""
-    wfs = engine.state.workflows
-    for w in wfs.values():
+    for w in engine.state.workflows.values():  # finished ones have left the hot state
         if w.status in TERMINAL_WORKFLOW:
             continue
         if w.status is WorkflowStatus.PENDING and _blocked(engine, w.id, set()):
@@ -144,9 +143,9 @@ def _blocked(engine: Any, wf_id: str, seen: set[str]) -> bool:
     if wf_id in seen:
         return False
     seen.add(wf_id)
-    w = engine.state.workflows[wf_id]
+    w = engine.state.any_workflow(wf_id)
     for d in w.depends_on:
-        dw = engine.state.workflows.get(d)
+        dw = engine.state.any_workflow(d)
         if dw is None:
             continue
         if dw.status in (WorkflowStatus.FAILED, WorkflowStatus.CANCELLED):
@@ -195,7 +194,7 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
             await engine.flush()
     finally:
         await host.close()
-    results = {w.id: w.status.value for w in engine.state.workflows.values()}
+    results = {w.id: w.status.value for w in engine.state.all_workflows()}
     for wid, status in sorted(results.items()):
         print(f"# {wid}: {status}", file=sys.stderr)
     if as_json:

@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from core.models import TaskStatus
+from core.models import FinishedWorkflow, Task, TaskStatus
 
 from ..log_source import LogFilter
 from ..meter import alloc_meter, fmt_clock
@@ -17,8 +17,21 @@ TASK_GLYPH = {TaskStatus.PENDING: "○", TaskStatus.RUNNING: "▶", TaskStatus.P
 
 
 class WorkflowScreen(DetailScreen):
+    archived: list[Task] | None = None
+    """A finished workflow's tasks, read back from the archive once."""
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.key in self.engine.state.finished:
+            self.run_worker(self._load_archive(), exit_on_error=False)
+
+    async def _load_archive(self) -> None:
+        record = await self.engine.archived(self.key)
+        self.archived = [Task.model_validate(t) for t in record["tasks"]] if record else []
+        self.redraw()
+
     def title_text(self) -> str:
-        wf = self.engine.state.workflows.get(self.key)
+        wf = self.engine.state.any_workflow(self.key)
         return f"workflow {self.key} — {wf.name}" if wf else f"workflow {self.key} (gone)"
 
     def events_filter(self) -> LogFilter:
@@ -28,7 +41,7 @@ class WorkflowScreen(DetailScreen):
         app = self.app
         c = lambda n: color(app, n)  # noqa: E731
         s = self.engine.state
-        wf = s.workflows.get(self.key)
+        wf = s.any_workflow(self.key)
         if wf is None:
             return Text(f"no workflow {self.key!r}", style=c("error"))
         head = Text()
@@ -52,7 +65,8 @@ class WorkflowScreen(DetailScreen):
             dag.add_column(col, no_wrap=True)
         crit = set(s.critical_path(wf.id))
         last_phase = None
-        for t in s.workflow_tasks(wf.id):
+        tasks = (self.archived or []) if isinstance(wf, FinishedWorkflow) else s.workflow_tasks(wf.id)
+        for t in tasks:
             name = t.id.split("/", 1)[-1]
             deps = ", ".join(d.split("/", 1)[-1] for d in t.depends_on) or "—"
             st = Text(f"{TASK_GLYPH[t.status]} {t.status.value}", style=c(TASK_STATUS_COLOR[t.status]))

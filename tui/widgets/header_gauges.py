@@ -101,13 +101,15 @@ class HeaderGauges(Widget):
         counts: dict[str, int] = {}
         for wf in s.workflows.values():
             counts[wf.status.value] = counts.get(wf.status.value, 0) + 1
+        for done in s.finished.values():
+            counts[done.status.value] = counts.get(done.status.value, 0) + 1
         line2.append("  │ ", style=c("foreground-muted"))
         line2.append("wf ")
         line2.append(f"{counts.get('running', 0)}", style=f"bold {c('success')}")
         line2.append(" run ")
         line2.append(f"{counts.get('paused', 0)}", style=f"bold {c('warning')}")
         line2.append(" paused ")
-        line2.append(f"{counts.get('completed', 0)}/{len(s.workflows)}", style=f"bold {c('primary')}")
+        line2.append(f"{counts.get('completed', 0)}/{len(s.workflows) + len(s.finished)}", style=f"bold {c('primary')}")
         line2.append(" done")
         line2.append("  │ ", style=c("foreground-muted"))
         n, critical = open_incidents(engine)

@@ -125,7 +125,7 @@ class Workflows(LiveList):
         c = lambda n: color(app, n)  # noqa: E731
         s = engine.state
         w = self.row_width
-        every = list(s.workflows.values())
+        every = s.all_workflows()  # live ones and finished summaries
         finished = [wf for wf in every if wf.status in FINISHED]
         shown = every if self.show_finished else [wf for wf in every if wf.status not in FINISHED]
         key = SORTS[self.sort_key]

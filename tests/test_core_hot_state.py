@@ -1,0 +1,163 @@
+"""Hot state = live work: finished workflows leave the projection for the archive, yet
+every listing and status still answers for them, and dispatch does not look at them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.clock import VirtualClock
+from core.commands import run_command
+from core.config import Config
+from core.engine import Engine
+from core.runtimes.sim import SimRuntime
+from core.verify import verify_store
+
+AGENTS = 4
+
+
+def _config() -> Config:
+    cfg = Config()
+    cfg.capacity.agents = AGENTS
+    cfg.capacity.concurrent_workflows = 100
+    return cfg
+
+
+def _spec(wf_id: str, n: int = 6) -> dict[str, Any]:
+    tasks = [{"id": f"t{i}", "specialization": "x", "duration_s": 1 + i % 3, "cpu": 0.1, "memory_gb": 0.1,
+              "depends_on": [f"t{i - 1}"] if i else []} for i in range(n)]
+    return {"id": wf_id, "priority": 50, "allocation": {"cpu_cores": 2, "memory_gb": 2, "agents": AGENTS},
+            "phases": [{"name": "p1", "tasks": tasks[: n // 2]}, {"name": "p2", "tasks": tasks[n // 2:]}]}
+
+
+async def _engine(db: Path | None) -> tuple[Engine, VirtualClock]:
+    clock = VirtualClock()
+    if db is None:
+        eng = Engine(config=_config(), clock=clock)
+    else:
+        eng = await Engine.open(db, config=_config(), clock=clock)
+    eng.attach_runtime(SimRuntime(clock, heartbeat_s=1e9, sample_s=1e9))
+    if not eng.state.pools:
+        eng.create_pool("p", ["x"], 0, AGENTS)
+        for _ in range(AGENTS):
+            eng.add_agent("p")
+    return eng, clock
+
+
+async def _run(eng: Engine, wf_id: str, n: int = 6) -> None:
+    eng.create_workflow(_spec(wf_id, n))
+    eng.start_workflow(wf_id)
+    await eng.advance(3600)
+
+
+async def test_a_finished_workflow_leaves_the_hot_state_yet_every_listing_reports_it(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    eng, _ = await _engine(db)
+    for i in range(3):
+        await _run(eng, f"done{i}")
+    eng.create_workflow(_spec("live"))
+    await eng.flush()
+    s = eng.state
+    assert set(s.workflows) == {"live"} and all(k.startswith("live/") for k in s.tasks)
+    assert set(s.finished) == {"done0", "done1", "done2"}
+    snap = s.snapshot()
+    assert set(snap["workflows"]) == {"live"} and len(snap["tasks"]) == 6, "a checkpoint holds live work only"
+
+    r = await run_command(eng, "/workflow-status done1")
+    assert r["status"] == "success" and r["result"]["status"] == "completed"
+    assert [t["status"] for t in r["result"]["tasks"]] == ["completed"] * 6
+    assert {t["task"] for t in r["result"]["tasks"]} == {f"done1/t{i}" for i in range(6)}
+    r = await run_command(eng, "/coordination-hub list-workflows")
+    rows = {w["workflow_id"]: w for w in r["result"]["workflows"]}
+    assert set(rows) == {"done0", "done1", "done2", "live"}
+    assert rows["done0"]["status"] == "completed" and rows["done0"]["tasks"] == {"completed": 6}
+    r = await run_command(eng, "/coordination-hub get-status done2 '{\"verbose\": true}'")
+    assert [t["status"] for t in r["result"]["workflows"][0]["task_detail"]] == ["completed"] * 6
+    # A finished workflow is refused by operations that need a live one, and names stay taken.
+    r = await run_command(eng, "/coordination-hub pause done0")
+    assert r["status"] == "error" and r["error"]["code"] == "INVALID_STATE"
+    r = await run_command(eng, '/coordination-hub create \'{"id": "done0", "phases": [{"name": "p", "tasks": [{"id": "a", "specialization": "x"}]}]}\'')
+    assert r["status"] == "error" and r["error"]["code"] == "WORKFLOW_EXISTS"
+    # Dependencies on a finished workflow are met.
+    spec = _spec("after")
+    spec["depends_on"] = ["done0"]
+    eng.create_workflow(spec)
+    eng.start_workflow("after")
+    await eng.advance(3600)
+    assert eng.state.status_of("after").value == "completed"
+    await eng.close()
+
+    # Reopened: the summaries come from the checkpoint or replay, the tasks from the archive table.
+    again, _ = await _engine(db)
+    assert "done1" in again.state.finished and "done1" not in again.state.workflows
+    r = await run_command(again, "/workflow-status done1")
+    assert [t["status"] for t in r["result"]["tasks"]] == ["completed"] * 6
+    rep = await verify_store(again.store)  # type: ignore[arg-type]
+    assert rep.ok, rep.as_dict()
+    await again.close()
+
+
+class CountingDict(dict):  # type: ignore[type-arg]
+    """A dict that counts how many of its entries were read."""
+
+    reads = 0
+
+    def __getitem__(self, key: Any) -> Any:
+        CountingDict.reads += 1
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        CountingDict.reads += 1
+        return super().get(key, default)
+
+    def values(self) -> Any:  # type: ignore[override]
+        CountingDict.reads += len(self)
+        return super().values()
+
+    def items(self) -> Any:  # type: ignore[override]
+        CountingDict.reads += len(self)
+        return super().items()
+
+    def __iter__(self) -> Any:
+        CountingDict.reads += len(self)
+        return super().__iter__()
+
+
+async def _reads_running_one_after(history: int) -> int:
+    eng, _ = await _engine(None)
+    for i in range(history):
+        await _run(eng, f"old{i}", 4)
+    eng.state.workflows = CountingDict(eng.state.workflows)
+    eng.state.tasks = CountingDict(eng.state.tasks)
+    eng.state.finished = CountingDict(eng.state.finished)
+    CountingDict.reads = 0
+    await _run(eng, "new", 40)
+    assert eng.state.status_of("new").value == "completed"
+    return CountingDict.reads
+
+
+async def test_dispatch_work_does_not_grow_with_finished_history() -> None:
+    """Counted, not timed: the workflow and task entries read while running one
+    workflow are the same after 0 and after 40 finished workflows."""
+    base = await _reads_running_one_after(0)
+    after = await _reads_running_one_after(40)
+    assert after <= base + 5, (base, after)
+
+
+async def test_rollback_brings_a_finished_workflow_back_and_it_finishes_again(tmp_path: Path) -> None:
+    eng, clock = await _engine(tmp_path / "r.db")
+    eng.create_workflow(_spec("w"))
+    eng.start_workflow("w")
+    await eng.advance(2)
+    cp = await eng.checkpoint("manual", "mid-flight")
+    await eng.advance(3600)
+    assert "w" in eng.state.finished
+    first = eng.state.finished["w"].finished_seq
+    r = await run_command(eng, f"/workflow-recovery rollback '{{\"checkpoint\": {cp}}}'")
+    assert r["status"] == "success", r
+    assert "w" in eng.state.workflows and "w" not in eng.state.finished
+    await eng.advance(3600)
+    assert eng.state.finished["w"].finished_seq > first
+    r = await run_command(eng, "/workflow-status w")
+    assert [t["status"] for t in r["result"]["tasks"]] == ["completed"] * 6
+    await eng.close()
