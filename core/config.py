@@ -49,6 +49,8 @@ class Thresholds(_Section):
 class Intervals(_Section):
     heartbeat_s: float = Field(30.0, gt=0)
     checkpoint_s: float = Field(15 * 60.0, gt=0)
+    checkpoint_events: int = Field(20_000, ge=100)
+    """Also checkpoint after this many events: what an open replays stays bounded."""
     sample_s: float = Field(5.0, gt=0)
     event_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
     metric_retention_s: float = Field(7 * 24 * 3600.0, gt=0)

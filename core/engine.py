@@ -9,12 +9,16 @@ report facts here and the engine turns them into events and dispatches more work
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from .clock import Clock, VirtualClock
 from .config import Config
@@ -25,7 +29,9 @@ from .models import (
     TERMINAL_WORKFLOW,
     AgentStatus,
     Resources,
+    PhaseSpec,
     Task,
+    TaskSpec,
     TaskStatus,
     WorkflowSpec,
     WorkflowStatus,
@@ -42,6 +48,20 @@ Subscriber = Callable[[Event], None]
 FLUSH_EVERY = 2000
 FULL_CHECK_ROWS = 100_000
 """Opening checks the whole chain of a log up to this long; a longer one from its checkpoint on."""
+SUBMIT_CHUNK = 2000
+_TASK_LIST = TypeAdapter(list[TaskSpec])
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold off the cyclic GC while building many objects that are not garbage."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class EngineError(Exception):
@@ -795,8 +815,50 @@ class Engine:
             self.runtime.retire_agent(agent_id)
 
     def create_workflow(self, spec: WorkflowSpec | dict[str, Any], actor: str | None = None) -> str:
-        if isinstance(spec, dict):
-            spec = WorkflowSpec.model_validate(spec)
+        """Validate a workflow once and record it. The cyclic GC is held off meanwhile: a
+        big workflow allocates many objects, none of them garbage, and each collection
+        would walk them all again (superlinear)."""
+        with gc_paused():
+            if isinstance(spec, dict):
+                spec = WorkflowSpec.model_validate(spec)
+            return self._create_workflow(spec, spec.model_dump(mode="json", exclude_defaults=True), actor)
+
+    async def submit_workflow(self, raw: dict[str, Any], actor: str | None = None) -> str:
+        """:meth:`create_workflow` for a running console: tasks are validated and
+        encoded in chunks, yielding to the event loop between them, so a submission
+        of 100k tasks does not freeze the screen. Validation errors are those of
+        ``WorkflowSpec`` (whole-spec field paths)."""
+        phases = raw.get("phases")
+        if not isinstance(phases, list) or not all(isinstance(p, dict) and isinstance(p.get("tasks", []), list) for p in phases):
+            return self.create_workflow(raw, actor)
+        head = WorkflowSpec.model_validate({**raw, "phases": []})
+        built: list[PhaseSpec] = []
+        dumped: list[dict[str, Any]] = []
+        for ph in phases:
+            shell = PhaseSpec.model_validate({**ph, "tasks": []})
+            tasks: list[TaskSpec] = []
+            encoded: list[dict[str, Any]] = []
+            rows = ph.get("tasks", [])
+            for i in range(0, len(rows), SUBMIT_CHUNK):
+                try:
+                    with gc_paused():
+                        part = _TASK_LIST.validate_python(rows[i:i + SUBMIT_CHUNK])
+                        encoded += _TASK_LIST.dump_python(part, mode="json", exclude_defaults=True)
+                except ValidationError:
+                    WorkflowSpec.model_validate(raw)  # the same error, with its path in the whole spec
+                    raise
+                tasks += part
+                await asyncio.sleep(0)
+            shell.tasks = tasks
+            built.append(shell)
+            dumped.append({**shell.model_dump(mode="json", exclude_defaults=True, exclude={"tasks"}), "tasks": encoded})
+        head.phases = built
+        data = head.model_dump(mode="json", exclude_defaults=True)
+        data["phases"] = dumped
+        with gc_paused():
+            return self._create_workflow(head, data, actor)
+
+    def _create_workflow(self, spec: WorkflowSpec, data: dict[str, Any], actor: str | None) -> str:
         if self.state.knows(spec.id):
             raise EngineError("WORKFLOW_EXISTS", f"workflow {spec.id!r} exists")
         names: set[str] = set()
@@ -821,7 +883,7 @@ class Engine:
                 "RESOURCE_LIMIT",
                 f"allocation {a.model_dump()} exceeds the per-workflow limit {lim.model_dump(exclude={'max_duration_s'})}",
             )
-        self.emit("WORKFLOW_CREATED", "coordination", "workflow", {"workflow_id": spec.id, "spec": spec.model_dump(mode="json", exclude_defaults=True)}, actor=actor)
+        self.emit("WORKFLOW_CREATED", "coordination", "workflow", {"workflow_id": spec.id, "spec": data}, actor=actor)
         return spec.id
 
     def start_workflow(self, wf_id: str, actor: str | None = None) -> None:
@@ -1031,9 +1093,11 @@ class Engine:
         if self._last_checkpoint_at is None:
             last = max((c.ts for c in self.state.checkpoints.values()), default=None)
             self._last_checkpoint_at = last if last is not None else now
-        if self.auto_checkpoints and self.state.workflows:
+        if self.auto_checkpoints and (self.state.workflows or self.state.finished):
             kind = self._checkpoint_due
             if kind is None and now - self._last_checkpoint_at >= self.checkpoint_interval():
+                kind = "incremental"
+            if kind is None and self._events_since_checkpoint() >= self.config.intervals.checkpoint_events:
                 kind = "incremental"
             if kind is not None:
                 self._checkpoint_due = None
@@ -1046,6 +1110,9 @@ class Engine:
             async with self.store_lock:
                 await self.store.prune_metrics(now - retention)
 
+    def _events_since_checkpoint(self) -> int:
+        return self.state.seq - max((c.seq for c in self.state.checkpoints.values()), default=0)
+
     # -- running the simulated clock ----------------------------------------------
     async def advance(self, seconds: float) -> None:
         """Run the virtual clock forward, flushing in batches (group commit)."""
@@ -1054,7 +1121,7 @@ class Engine:
         until = clock.now() + seconds
         while True:
             clock.run_until(until, budget=FLUSH_EVERY)
-            if self._checkpoint_due is not None or clock.now() >= until:
+            if self._checkpoint_due is not None or clock.now() >= until or self._events_since_checkpoint() >= self.config.intervals.checkpoint_events:
                 await self.maintain()
             if len(self._buffer) >= FLUSH_EVERY or clock.now() >= until:
                 await self.flush()

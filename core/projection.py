@@ -27,6 +27,7 @@ from .models import (
     Resources,
     Task,
     TaskContext,
+    TaskSpec,
     TaskStatus,
     Workflow,
     WorkflowSpec,
@@ -456,42 +457,68 @@ def _agent_backoff(s: State, ev: Event) -> None:
     s.agents[ev.data["agent"]].backoff_until = ev.data["until"]
 
 
+def _built(cls: Any, fields: dict[str, Any]) -> Any:
+    """A model from values already validated, every field given: what ``model_construct``
+    does, without its per-call inspection of default factories (the bulk of its cost)."""
+    m = cls.__new__(cls)
+    object.__setattr__(m, "__dict__", fields)
+    object.__setattr__(m, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
+
+
+_SPEC_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in WorkflowSpec.model_fields.items()}
+_TASK_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in TaskSpec.model_fields.items()}
+
+
 @reducer("WORKFLOW_CREATED")
 def _workflow_created(s: State, ev: Event) -> None:
-    spec = WorkflowSpec.model_validate(ev.data["spec"])
-    alloc = spec.allocation
+    """Build the workflow from its spec as recorded. The spec was validated once, where
+    it entered (``Engine.create_workflow``, an injected line's schema; a replayed row
+    was validated when it was written), so tasks are built without validating each
+    again: a 100k-task submission costs one pass."""
+    spec: dict[str, Any] = ev.data["spec"]
+    wid = spec["id"]
+    priority = spec.get("priority", _SPEC_DEFAULTS["priority"])
+    alloc = Resources.model_validate(spec["allocation"]) if "allocation" in spec else _SPEC_DEFAULTS["allocation"]
+    guarantee = spec.get("guarantee")
+    limits = spec.get("limits")
+    phases = spec.get("phases", [])
     wf = Workflow(
-        id=spec.id,
-        name=spec.name or spec.id,
-        priority=spec.priority,
-        band=band_of(spec.priority),
-        depends_on=list(spec.depends_on),
+        id=wid,
+        name=spec.get("name") or wid,
+        priority=priority,
+        band=band_of(priority),
+        depends_on=list(spec.get("depends_on", [])),
         allocation=alloc.model_copy(),
         base_allocation=alloc.model_copy(),
-        guarantee=spec.guarantee,
-        limits=spec.limits,
-        phases=[p.name for p in spec.phases],
+        guarantee=Resources.model_validate(guarantee) if guarantee else None,
+        limits=Resources.model_validate(limits) if limits else None,
+        phases=[p["name"] for p in phases],
         created_at=ev.ts,
         created_seq=ev.seq,
     )
+    d_dur, d_cpu, d_mem = _TASK_DEFAULTS["duration_s"], _TASK_DEFAULTS["cpu"], _TASK_DEFAULTS["memory_gb"]
+    pending = TaskStatus.PENDING
+    tasks = s.tasks
+    keys = wf.tasks
     prev_phase: list[str] = []
-    for phase in spec.phases:
+    for phase in phases:
         names = []
-        for ts in phase.tasks:
-            key = task_key(spec.id, ts.id)
-            deps = [task_key(spec.id, d) for d in ts.depends_on] if ts.depends_on else list(prev_phase)
-            s.tasks[key] = Task(
-                id=key,
-                workflow=spec.id,
-                phase=phase.name,
-                specialization=ts.specialization,
-                depends_on=deps,
-                duration_s=ts.duration_s,
-                cpu=ts.cpu,
-                memory_gb=ts.memory_gb,
-                context=TaskContext(inputs=dict(ts.inputs)),
-            )
-            wf.tasks.append(key)
+        pname = phase["name"]
+        for ts in phase.get("tasks", ()):
+            key = f"{wid}/{ts['id']}"
+            dep = ts.get("depends_on")
+            deps = [f"{wid}/{d}" for d in dep] if dep else list(prev_phase)
+            ctx = _built(TaskContext, {"inputs": dict(ts.get("inputs") or {}), "progress": 0.0, "partial_results": {}, "last_output": []})
+            tasks[key] = _built(Task, {
+                "id": key, "workflow": wid, "phase": pname, "specialization": ts["specialization"], "depends_on": deps,
+                "duration_s": float(ts.get("duration_s", d_dur)), "cpu": float(ts.get("cpu", d_cpu)),
+                "memory_gb": float(ts.get("memory_gb", d_mem)), "status": pending, "agent": None, "attempts": 0,
+                "started_at": None, "finished_at": None, "context": ctx,
+            })
+            keys.append(key)
             names.append(key)
         prev_phase = names
     s.workflows[wf.id] = wf

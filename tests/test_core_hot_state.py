@@ -127,6 +127,7 @@ async def _reads_running_one_after(history: int) -> int:
     eng, _ = await _engine(None)
     for i in range(history):
         await _run(eng, f"old{i}", 4)
+    eng.auto_checkpoints = False  # a checkpoint lists finished summaries: counted here is the run itself
     eng.state.workflows = CountingDict(eng.state.workflows)
     eng.state.tasks = CountingDict(eng.state.tasks)
     eng.state.finished = CountingDict(eng.state.finished)
@@ -161,3 +162,31 @@ async def test_rollback_brings_a_finished_workflow_back_and_it_finishes_again(tm
     r = await run_command(eng, "/workflow-status w")
     assert [t["status"] for t in r["result"]["tasks"]] == ["completed"] * 6
     await eng.close()
+
+
+async def test_a_big_submission_is_validated_once_and_built_as_the_models_would_be() -> None:
+    """Tasks are built without a second validation: the result equals validated models;
+    ``submit_workflow`` (chunked, yielding) gives the same state as ``create_workflow``,
+    and a bad task is refused with its path in the whole spec, changing nothing."""
+    from pydantic import ValidationError
+
+    from core.models import Task
+
+    spec = _spec("big", 300)
+    spec["phases"][0]["tasks"][3]["inputs"] = {"k": 1}
+    a, _ = await _engine(None)
+    a.create_workflow(spec)
+    b, _ = await _engine(None)
+    await b.submit_workflow(spec)
+    for k, t in a.state.tasks.items():
+        assert Task.model_validate(t.model_dump()) == t
+        assert b.state.tasks[k].model_dump() == t.model_dump()
+    bad = _spec("bad", 10)
+    bad["phases"][1]["tasks"][2]["cpu"] = -1
+    seq = b.state.seq
+    try:
+        await b.submit_workflow(bad)
+        raise AssertionError("accepted a negative cpu")
+    except ValidationError as exc:
+        assert exc.errors()[0]["loc"][:4] == ("phases", 1, "tasks", 2)
+    assert b.state.seq == seq and not b.state.knows("bad")

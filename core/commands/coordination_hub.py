@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..events import EventHeader
-from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, Resources, TaskStatus, WorkflowSpec, WorkflowStatus
+from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, Resources, TaskStatus, WorkflowStatus
 from . import payloads as P
 from .analyses import choose
 from .context import Context
@@ -48,15 +48,14 @@ def _wf_row(ctx: Context, wid: str) -> dict[str, Any]:
 async def create(ctx: Context, p: P.CreateWorkflow) -> Outcome:
     spec_d = p.model_dump(exclude={"start"}, exclude_none=True)
     try:
-        spec = WorkflowSpec.model_validate(spec_d)
+        wid = await ctx.engine.submit_workflow(spec_d, actor=ctx.actor)  # validated once, in chunks: the console keeps drawing
     except ValidationError as exc:
         e = exc.errors(include_url=False)[0]
         raise CommandError("INVALID_WORKFLOW", f"field {'.'.join(str(x) for x in e['loc'])}: {e['msg']}",
                            {"errors": [{"field": ".".join(str(x) for x in er["loc"]), "problem": er["msg"]} for er in exc.errors(include_url=False)[:10]]}) from None
-    wid = ctx.engine.create_workflow(spec, actor=ctx.actor)
     if p.start:
         ctx.engine.start_workflow(wid, actor=ctx.actor)
-    return Outcome(_wf_row(ctx, wid), f"created {wid} with {sum(len(ph.tasks) for ph in spec.phases)} task(s)" + (" and queued it" if p.start else ""),
+    return Outcome(_wf_row(ctx, wid), f"created {wid} with {len(ctx.state.workflows[wid].tasks)} task(s)" + (" and queued it" if p.start else ""),
                    [] if p.start else [f"/coordination-hub start {wid}"], workflow_id=wid)
 
 

@@ -90,7 +90,6 @@ async def regression(ctx: Context, p: P.WindowRequest) -> Outcome:
 
 @operation(C, "throughput", kind="analysis", payload=P.WindowRequest, summary="tasks completed per minute, system and per workflow")
 async def throughput(ctx: Context, p: P.WindowRequest) -> Outcome:
-    s = ctx.state
     t0 = ctx.now - p.window
     per = {}
     by_wf: dict[str, int] = {}
