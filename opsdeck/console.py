@@ -37,6 +37,9 @@ def run_console(
             print(f"opsdeck: {exc}", file=sys.stderr)
             return 2
     live = current_holder(db) is not None
+    if not live and readonly and not Path(db).is_file():
+        print(f"opsdeck: no such database: {db} (a read-only console watches an existing one)", file=sys.stderr)
+        return 2
     if not live:
         try:
             check_database(db, create=create and not readonly)

@@ -7,14 +7,21 @@ Waits are on conditions with generous timeouts (a loaded 2-core machine)."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
+import struct
+import subprocess
+import termios
 import time
 from pathlib import Path
 
 import pytest
 
 from core.config import Config
+from tests.conftest import REPO, opsdeck_cmd
 from tests.console_support import wait_for
+from tests.test_console_pty import ANSI, _read_until
 from tests.test_host_control_plane import HostProc, head, run
 from tui.app import OpsdeckApp
 from tui.screens.checkpoints import CheckpointsScreen
@@ -177,3 +184,31 @@ async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
         if host.proc.poll() is None:
             host.stop()
     assert run(["verify", "--db", str(db)], env).returncode == 0
+
+
+def test_opsdeck_console_attaches_from_the_command_line(tmp_path, env):
+    """``opsdeck console --db D`` in a terminal, with a live host on D: the title says
+    it is attached to that pid, and quitting leaves the host running."""
+    db = tmp_path / "live.db"
+    host = serve(tmp_path, env, db, "--demo", "--speed", "30")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(opsdeck_cmd("console", "--db", str(db)), stdin=slave, stdout=slave, stderr=slave, cwd=REPO,
+                            env={**env, "TERM": "xterm-256color"}, close_fds=True, start_new_session=True)
+    os.close(slave)
+    try:
+        want = f"attached to host pid {host.proc.pid}".encode()
+        out = ANSI.sub(b"", _read_until(master, [want, b"workflow_001"], LONG))
+        assert want in out and b"workflow_001" in out
+        os.write(master, b"q")
+        end = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < end:
+            _read_until(master, [b"\x00never"], 0.2)
+        assert proc.wait(timeout=5) == 0
+        assert host.proc.poll() is None, "quitting an attached console leaves the host running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        host.stop()
