@@ -315,7 +315,7 @@ class Store:
         except Exception:
             await self._db.execute("ROLLBACK")
             raise
-        if self._anchor is not None:
+        if self._anchor is not None and rows:
             last = rows[-1]
             try:
                 self._anchor.write(last[0], last[8])

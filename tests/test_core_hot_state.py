@@ -96,6 +96,23 @@ async def test_a_finished_workflow_leaves_the_hot_state_yet_every_listing_report
     assert rep.ok, rep.as_dict()
     await again.close()
 
+    # Without any checkpoint the replay archives them again (the rows exist: nothing is duplicated).
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM checkpoints")
+    con.commit()
+    archived = con.execute("SELECT count(*) FROM archive").fetchone()[0]
+    con.close()
+    third, _ = await _engine(db)
+    assert set(third.state.finished) == {"done0", "done1", "done2", "after"}
+    r = await run_command(third, "/workflow-status done2")
+    assert [t["status"] for t in r["result"]["tasks"]] == ["completed"] * 6
+    await third.close()
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM archive").fetchone()[0] == archived
+    con.close()
+
 
 class CountingDict(dict):  # type: ignore[type-arg]
     """A dict that counts how many of its entries were read."""
