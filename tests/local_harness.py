@@ -65,11 +65,13 @@ async def open_text(db: Path, text: str, base: Path) -> tuple[Engine, LocalRunti
 
 
 async def drive(engine: Engine, until: Callable[[], Any], timeout: float = 20.0, tick: float = 0.05, what: str | Callable[[], str] = "") -> Any:
-    """Run the loop (flushing like ``opsdeck run``) until ``until()`` is truthy."""
+    """Run the loop (flushing like ``opsdeck run``) until ``until()`` is truthy; then flush
+    once more, so subscribers (who get events once committed) have seen what led to it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = until()
         if got:
+            await engine.flush()
             return got
         await asyncio.sleep(tick)
         await engine.flush()
