@@ -123,7 +123,7 @@ def child(db: str, t_launch: float) -> None:
                 await asyncio.sleep(0.001)
             out["first_frame_s"] = app.first_frame_wall - t_launch
             log = app.query_one(EventLog)
-            while not (log.head == 0 and app.engine_ready.is_set()) and not (log.head > 0 and log.visible_ready()):
+            while not (log.head == 0 and app.link_ready.is_set()) and not (log.head > 0 and log.visible_ready()):
                 await asyncio.sleep(0.002)
             await pilot.pause(0)
             out["log_filled_s"] = time.time() - t_launch

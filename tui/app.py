@@ -77,7 +77,7 @@ class OpsdeckApp(App[int]):
         speed: float | None = None,
         readonly: bool = False,
         *,
-        start_engine: bool = True,
+        open_link: bool = True,
         attach: bool | None = None,
         host_factory: HostFactory | None = None,
         create: bool = True,
@@ -94,7 +94,7 @@ class OpsdeckApp(App[int]):
         self.seed = seed
         self.speed = config.console.speed if speed is None else float(speed)
         self.readonly = readonly
-        self.start_engine = start_engine
+        self.open_link = open_link
         self.attach = True if readonly else attach
         self.host_factory = host_factory
         self.create = create
@@ -113,7 +113,7 @@ class OpsdeckApp(App[int]):
         self.first_frame_s: float | None = None
         self.first_frame_wall: float | None = None
         self.panes_filled_s: float | None = None
-        self.engine_ready = asyncio.Event()
+        self.link_ready = asyncio.Event()
         self.open_error: str | None = None
         self._stop = asyncio.Event()
 
@@ -159,7 +159,7 @@ class OpsdeckApp(App[int]):
     def _first_frame(self) -> None:
         self.first_frame_s = time.perf_counter() - self.launched_at
         self.first_frame_wall = time.time()
-        if self.start_engine:
+        if self.open_link:
             self.run_worker(self._open_link(), group="link-open", exit_on_error=False)
 
     def _read_head(self) -> None:
@@ -215,7 +215,7 @@ class OpsdeckApp(App[int]):
         self.header_pane.status_text = f"cannot open {self.db}: {message}"
         self.header_pane.refresh()
         self.notify(message, title="cannot open the database", severity="error", timeout=30)
-        self.engine_ready.set()
+        self.link_ready.set()
 
     def _link_opened(self, link: Link) -> None:
         if self._stop.is_set():
@@ -231,11 +231,11 @@ class OpsdeckApp(App[int]):
         if done:
             self.notify(done, title="nothing to run", severity="warning", timeout=15)
         self.panes_filled_s = time.perf_counter() - self.launched_at
-        self.engine_ready.set()
+        self.link_ready.set()
 
     async def link_opened(self, timeout: float = 30.0) -> Link:
         """Wait for the link (tests, scripts, the benchmark)."""
-        await asyncio.wait_for(self.engine_ready.wait(), timeout)
+        await asyncio.wait_for(self.link_ready.wait(), timeout)
         if self.link is None:
             raise RuntimeError(self.open_error or "the console could not open the database")
         return self.link
