@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from tests.console_support import make_app, settle, wait_for
@@ -124,6 +125,33 @@ async def test_pause_resume_and_cancel_workflow(tmp_path):
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.click("#confirm")
         assert await wait_for(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.CANCELLED)
+        await eng.flush()
+    # Each key was one slash command on the one command path, recorded with its actor.
+    with sqlite3.connect(tmp_path / "c.db") as con:
+        cmds = [(json.loads(d)["command"], a) for d, a in con.execute("SELECT data, actor FROM events WHERE type='COMMAND_EXECUTED' ORDER BY seq")]
+    assert [c for c in cmds if c[0].endswith(" workflow_002")] == [
+        ("/coordination-hub pause workflow_002", "operator"), ("/coordination-hub resume workflow_002", "operator"),
+        ("/coordination-hub cancel workflow_002", "operator")]
+
+
+async def test_readonly_replica_follows_a_writer_without_a_host(tmp_path, cli_env):
+    """No host: a read-only console tails the store, so an in-process ``exec`` shows up."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "c.db"
+    writer = make_app(db)
+    async with writer.run_test(size=(100, 30)) as pilot:
+        await settle(writer, pilot, 120)
+    app = make_app(db, readonly=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        link = await app.link_opened()
+        assert link.kind == "attached" and link.host_pid is None and "no host" in link.describe()
+        assert link.state.status_of("workflow_002") is WorkflowStatus.RUNNING
+        done = subprocess.run([sys.executable, "-m", "opsdeck", "exec", "--db", str(db), "/coordination-hub pause workflow_002"],
+                              capture_output=True, text=True, timeout=120, env=cli_env)
+        assert done.returncode == 0, done.stderr
+        assert await wait_for(pilot, lambda: link.state.status_of("workflow_002") is WorkflowStatus.PAUSED, 30)
 
 
 async def test_readonly_refuses_changes(tmp_path):
