@@ -404,19 +404,48 @@ class Engine:
                 rows, self._buffer = self._buffer, []
                 n = len(rows)
                 t0 = time.perf_counter()
-                try:
-                    await self.store.append(rows, archive)
-                except BaseException:
-                    self._buffer = rows + self._buffer
-                    if self.state.archive_out is not None:
-                        self.state.archive_out[:0] = archive
-                    raise
+                cancelled = await self._commit(rows, archive)
                 if rows:
                     self.telemetry.committed(rows, time.perf_counter() - t0)
                 self._publish(n)
+                if cancelled:
+                    raise asyncio.CancelledError
             rows_m = self.telemetry.take_rows()
             if rows_m:
                 await self.store.add_metrics(rows_m)
+
+    async def _commit(self, rows: list[tuple[Any, ...]], archive: Any) -> bool:
+        """Append ``rows`` in one transaction that a cancellation cannot cut in two.
+
+        aiosqlite runs the statements in its own thread: abandoning the await between
+        BEGIN and COMMIT would leave the connection inside a transaction, and a commit
+        that did happen would be retried (a duplicate seq). So the append runs shielded
+        and the store lock is held until it settles; a cancellation is re-raised after.
+        A failed commit keeps the rows for the next flush. Returns whether the caller
+        was cancelled meanwhile."""
+        assert self.store is not None
+        append = asyncio.ensure_future(self.store.append(rows, archive))
+        cancelled = False
+
+        def keep() -> None:
+            self._buffer = rows + self._buffer
+            if self.state.archive_out is not None:
+                self.state.archive_out[:0] = archive
+
+        while True:
+            try:
+                await asyncio.shield(append)
+                return cancelled
+            except asyncio.CancelledError:
+                if append.done() and not append.cancelled():
+                    if append.exception() is None:
+                        return True
+                    keep()
+                    raise append.exception() from None  # type: ignore[misc]
+                cancelled = True
+            except BaseException:
+                keep()
+                raise
 
     def _publish(self, n: int) -> None:
         """Notify subscribers of the first ``n`` uncommitted events (those just committed)."""
