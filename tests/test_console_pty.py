@@ -34,16 +34,22 @@ def _read_until(fd: int, wanted: list[bytes], timeout: float) -> bytes:
     return buf
 
 
-def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
+def _demo_in_pty(db, rows: int, cols: int, speed: str) -> tuple[int, subprocess.Popen]:  # type: ignore[type-arg]
+    """``opsdeck demo`` on a pseudo-terminal of ``cols`` x ``rows``; returns (master fd, process)."""
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opsdeck", "demo", "--db", str(tmp_path / "demo.db"), "--speed", "60"],
+        [sys.executable, "-m", "opsdeck", "demo", "--db", str(db), "--speed", speed],
         stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True, start_new_session=True,
     )
     os.close(slave)
+    return master, proc
+
+
+def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
+    master, proc = _demo_in_pty(tmp_path / "demo.db", 40, 120, "60")
     try:
         out = _read_until(master, [b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001", b"agent_001"], 60)
         plain = ANSI.sub(b"", out)
@@ -70,15 +76,7 @@ def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
 
 def test_command_line_result_is_read_on_screen_in_a_pty(tmp_path):
     """Type `:/resource-manager status` Enter as the seed writes it; the result is on screen."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 42, 140, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "42"}
-    env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opsdeck", "demo", "--db", str(tmp_path / "demo.db"), "--speed", "0"],
-        stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True, start_new_session=True,
-    )
-    os.close(slave)
+    master, proc = _demo_in_pty(tmp_path / "demo.db", 42, 140, "0")
     try:
         _read_until(master, [b"workflow_001", b"agent_001"], 60)
         os.write(master, b":")

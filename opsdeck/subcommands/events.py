@@ -14,6 +14,7 @@ import asyncio
 import difflib
 import sys
 from pathlib import Path
+from typing import Any
 
 from core.events import Event
 from core.host.client import HostClient
@@ -31,31 +32,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()})")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they are written")
     p.add_argument("--type", dest="types", action="append", metavar="T", help="only events of this type (repeatable; UPPER_CASE)")
-    p.add_argument("--since", type=_non_negative, default=0, metavar="SEQ", help="only events after this sequence number")
+    p.add_argument("--since", type=_whole(0), default=0, metavar="SEQ", help="only events after this sequence number")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line: seq, ts, type, component, scope, actor, severity, data")
-    p.add_argument("--limit", type=_positive, default=None, help="at most this many events (1 or more)")
+    p.add_argument("--limit", type=_whole(1), default=None, help="at most this many events (1 or more)")
     p.set_defaults(func=run)
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{n} is not 1 or more")
-    return n
+def _whole(least: int) -> Any:
+    """An argparse type: a whole number no less than ``least`` (a bad one exits 2)."""
 
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if n < least:
+            raise argparse.ArgumentTypeError(f"{n} is less than {least}")
+        return n
 
-def _non_negative(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{n} is negative")
-    return n
+    return parse
 
 
 def type_problem(types: list[str], in_log: set[str]) -> str | None:

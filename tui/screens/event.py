@@ -11,14 +11,14 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from core.events import Event
 
 from ..meter import fmt_clock
 from ..style import color, severity_style
+from .result import body_frame
 
 
 def event_body(app, ev: Event) -> RenderableType:  # type: ignore[no-untyped-def]
@@ -47,10 +47,7 @@ class EventScreen(Screen[None]):
         self.event = event
 
     def compose(self) -> ComposeResult:
-        yield Static(id="detail-title", markup=False)
-        with VerticalScroll(id="result-body"):
-            yield Static(id="result-content")
-        yield Footer()
+        yield from body_frame()
 
     def on_mount(self) -> None:
         ev = self.event

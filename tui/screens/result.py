@@ -25,6 +25,14 @@ from ..style import color
 Rerun = Callable[[str], Awaitable[dict[str, Any]]]
 
 
+def body_frame() -> ComposeResult:
+    """A title bar, a scrolling body and the footer: the result and event screens."""
+    yield Static(id="detail-title", markup=False)
+    with VerticalScroll(id="result-body"):
+        yield Static(id="result-content")
+    yield Footer()
+
+
 class ResultScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,q", "close", "Close"),
@@ -43,10 +51,7 @@ class ResultScreen(Screen[None]):
         self.runs = 1
 
     def compose(self) -> ComposeResult:
-        yield Static(id="detail-title", markup=False)
-        with VerticalScroll(id="result-body"):
-            yield Static(id="result-content")
-        yield Footer()
+        yield from body_frame()
 
     def on_mount(self) -> None:
         self.redraw()
