@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _db_path(args: argparse.Namespace) -> Path:
-    """``--db``, else the live demo (console only), else a new database named by time."""
+def _db_path(args: argparse.Namespace) -> Path | None:
+    """``--db``, else the live demo (console only), else a new database named by time
+    (None: a read-only console with no demo to watch)."""
     if args.db:
         return Path(args.db)
     if not args.headless:
@@ -43,6 +44,10 @@ def _db_path(args: argparse.Namespace) -> Path:
         if live is not None:
             print(f"# opsdeck demo: attaching to the live demo {live}", file=sys.stderr)
             return live
+        if args.readonly:
+            print("opsdeck demo --readonly: no demo is running to watch (start one with opsdeck demo, "
+                  "or name a database with --db)", file=sys.stderr)
+            return None
     path = new_demo_db()
     print(f"# opsdeck demo: a new demo database {path}", file=sys.stderr)
     return path
@@ -51,6 +56,8 @@ def _db_path(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     db = _db_path(args)
+    if db is None:
+        return 2
     if args.headless:
         return asyncio.run(_headless(db, config, args.seed, args.duration, args.json, args.listen))
     from ..console import run_console
