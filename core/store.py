@@ -486,8 +486,15 @@ class Store:
     async def add_metrics(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
         if not rows or self.readonly:
             return
-        await self._db.executemany("INSERT INTO metrics(ts, name, subject, value) VALUES (?,?,?,?)", rows)
-        await self._db.commit()
+        # One transaction for the batch: the connection autocommits, so without it each
+        # row was its own commit (0.3 ms apiece, most of a run's time with a store).
+        await self._db.execute("BEGIN")
+        try:
+            await self._db.executemany("INSERT INTO metrics(ts, name, subject, value) VALUES (?,?,?,?)", rows)
+            await self._db.execute("COMMIT")
+        except Exception:
+            await self._db.execute("ROLLBACK")
+            raise
 
     async def metrics(self, name: str, subject: str = "system", since: float = float("-inf")) -> list[tuple[float, float]]:
         rows = await (

@@ -140,3 +140,27 @@ def test_many_processes_create_the_same_database_at_once(db_path: Path) -> None:
     con = sqlite3.connect(db_path)
     assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     assert con.execute("PRAGMA application_id").fetchone()[0] != 0
+
+
+async def test_metric_samples_are_written_in_one_transaction(db_path: Path) -> None:
+    """The connection autocommits: a batch of samples must be wrapped, or each row is
+    its own commit (what made a run with a store spend most of its time committing)."""
+    store = await Store.open(db_path)
+    seen: list[str] = []
+    await store.connection._execute(store.connection._conn.set_trace_callback, seen.append)  # type: ignore[attr-defined]
+    try:
+        await store.add_metrics([(float(i), "cpu_pct", "system", 1.0) for i in range(50)])
+    finally:
+        await store.connection._execute(store.connection._conn.set_trace_callback, None)  # type: ignore[attr-defined]
+        await store.close()
+    stmts = [s.split()[0].upper() for s in seen]
+    assert stmts[0] == "BEGIN" and stmts[-1] == "COMMIT" and stmts.count("BEGIN") == 1, seen[:5]
+    assert len(await _metric_count(db_path)) == 50
+
+
+async def _metric_count(db: Path) -> list[tuple[float, float]]:
+    store = await Store.open(db)
+    try:
+        return await store.metrics("cpu_pct", "system")
+    finally:
+        await store.close()
