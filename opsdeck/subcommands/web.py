@@ -10,10 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from ..paths import default_db, live_demo_db, new_demo_db
-from ..web import ConsoleServer, WebError, choose_token, console_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    from ..web import WebError
+
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     try:
         return socket.create_server((host.strip("[]"), port), family=family)
@@ -44,7 +43,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def _serve(args: argparse.Namespace, db: Path, config: Path | None, token: str, sock: socket.socket) -> int:
-    from ..web.host_process import ensure_host  # the control plane: only when serving
+    from aiohttp import web
+
+    from ..web import ConsoleServer, console_command
+    from ..web.host_process import ensure_host  # textual-serve and the control plane: only when serving
 
     host_proc = await ensure_host(db, demo=args.demo, config=config)
     bound = sock.getsockname()
@@ -85,6 +87,8 @@ async def _serve(args: argparse.Namespace, db: Path, config: Path | None, token:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..web import WebError, choose_token
+
     config = Path(args.config) if args.config else None
     try:  # refusals first: a refused start leaves nothing behind
         token = choose_token(args.host, args.token_file)
