@@ -261,13 +261,13 @@ class RayRuntime(LocalRuntime):
 
     # -- agents --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        """The mechanisms in force, per node (the limits are probed where the tasks run)."""
+        """How this runtime places and limits (the limits themselves are probed on each
+        node by its actors and recorded as they answer: ``ray_node_limits``)."""
         placement = (f"custom resources {sorted(self.spec_resources)}" if self.spec_resources
                      else f"none: the cluster declares no {SPEC_RESOURCE}* resources")
         return {"runtime": "ray", "address": self.cluster.address or "local instance",
                 "namespace": self.namespace, "specialization_placement": placement,
-                "ray_resources": "logical (Ray's accounting); enforced limits are per node below",
-                "nodes": {ip: n.get("limits") for ip, n in sorted(self.nodes.items())},
+                "ray_resources": f"logical (Ray's accounting); the enforced limits are per node: setting {LIMITS_SETTING}",
                 "heartbeat_s": self.heartbeat_s, "sample_s": self.sample_s, "stop_grace_s": self.stop_grace_s}
 
     def limits_line(self) -> str:
