@@ -40,9 +40,11 @@ async def test_counts_equal_the_log_before_and_after_the_collector_starts(db_pat
     assert m["opsdeck_workflow_completed_total"][()] == await count(eng, "WORKFLOW_COMPLETED")
     assert m["opsdeck_task_completed_total"][()] == await count(eng, "TASK_COMPLETED")
     assert m["opsdeck_task_completed_total"][()] > first["opsdeck_task_completed_total"][()]
-    # Workflows by status are the projection's.
-    running = sum(1 for w in eng.state.workflows.values() if w.status.value == "running")
-    assert m["opsdeck_workflows"][(("status", "running"),)] == running
+    # Workflows by status are the projection's, live and finished.
+    for status in ("running", "completed"):
+        n = sum(1 for w in eng.state.all_workflows() if w.status.value == status)
+        assert m["opsdeck_workflows"][(("status", status),)] == n
+    assert m["opsdeck_workflows"][(("status", "completed"),)] > 0
     await eng.close()
 
 

@@ -158,9 +158,9 @@ class EngineCollector(Collector):
 
     def _workflows(self) -> Iterator[Metric]:
         s = self.engine.state
-        wf = GaugeMetricFamily("opsdeck_workflows", "Workflows in the projection, by status.", labels=["status"])
+        wf = GaugeMetricFamily("opsdeck_workflows", "Workflows the engine knows (live and finished), by status.", labels=["status"])
         tally = {st.value: 0 for st in WorkflowStatus}
-        for w in s.workflows.values():
+        for w in s.all_workflows():
             tally[w.status.value] += 1
         for st, n in tally.items():
             wf.add_metric([st], n)
