@@ -54,11 +54,12 @@ depends_on = ["first"]
 def test_example_workload_completes(tmp_path: Path) -> None:
     import os
 
-    env = dict(os.environ, OPSDECK_WORK=str(tmp_path / "work"))
+    env = {k: v for k, v in os.environ.items() if k != "OPSDECK_WORK"}  # as the README runs it
     r = subprocess.run([sys.executable, "-m", "opsdeck", "run", str(REPO / "examples" / "local_workload.toml"),
                         "--db", str(tmp_path / "ex.db"), "--headless"], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     for wf in ("build_and_test", "number_crunch", "memory_pressure", "report"):
         assert f"# {wf}: completed" in r.stderr
-    assert (tmp_path / "work" / "calc.tar.gz").exists()
+    # the tasks handed their files to each other through the run's shared directory
+    assert (tmp_path / "ex.db.agents" / "shared" / "opsdeck-example" / "calc.tar.gz").exists()
     assert "Ran 10 tests" in r.stdout and "Ran 2 tests" in r.stdout, "the test shards ran the generated tests"

@@ -351,7 +351,13 @@ class LocalRuntime:
         except (OSError, PrivateError) as exc:
             self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, f"could not create its temp directory: {exc}"))
             return
-        env = {**(spec.env or {}), "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp)}
+        shared = self.shared_dir()
+        try:
+            private_dir(shared)
+        except (OSError, PrivateError) as exc:
+            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, f"could not create the run's shared directory: {exc}"))
+            return
+        env = {**(spec.env or {}), "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp), "OPSDECK_RUN_DIR": str(shared)}
         self._send(h, {
             "op": "start", "task": task.id, "attempt": task.attempts, "command": spec.command, "shell": spec.shell,
             "cwd": spec.cwd, "env": env, "timeout_s": spec.timeout_s,
@@ -407,6 +413,12 @@ class LocalRuntime:
         """The local runtime holds no caches of its own (the store's are reclaimed by
         the cleanup through ``Store.reclaim``)."""
         return {}
+
+    def shared_dir(self) -> Path:
+        """One directory for every task of the run (``OPSDECK_RUN_DIR``, 0700): where
+        tasks hand files to each other, since each run has its own ``TMPDIR`` and the
+        cleanup deletes finished runs' temp directories."""
+        return self.run_dir / "shared"
 
     def temp_dir(self, task_id: str, attempt: int) -> Path:
         """Each task run's own ``TMPDIR`` (inside the run directory, 0700)."""

@@ -55,9 +55,11 @@ class _ActorHost(Host):
         return b""  # no socket: Ray carries the calls (and authenticates them with its cluster token)
 
     async def launch(self, r: Any) -> None:
-        """The run's own TMPDIR (a path the console chose) is made here, on the task's node."""
-        tmp = (r.msg.get("env") or {}).get("TMPDIR")
-        if tmp:
+        """The run's shared directory and its own TMPDIR (paths the console chose) are made here, on the task's node."""
+        env = r.msg.get("env") or {}
+        for tmp in (env.get("OPSDECK_RUN_DIR"), env.get("TMPDIR")):
+            if not tmp:
+                continue
             try:
                 os.makedirs(tmp, mode=0o700, exist_ok=True)
             except OSError as exc:
