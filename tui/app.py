@@ -177,6 +177,7 @@ class OpsdeckApp(App[int]):
 
         Replaying a large log is CPU work: the replica (or the simulated host's engine)
         is folded in a worker thread so the UI keeps drawing meanwhile."""
+        link: Link | None = None
         try:
             if self._wants_attach():
                 link = await self._attached()
@@ -186,11 +187,14 @@ class OpsdeckApp(App[int]):
                 except LeaseHeld:
                     link = await self._attached()  # another host took the database first
             await link.start()
-        except (StoreError, HostError, OSError, ValueError) as exc:
-            self._link_failed(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - shown in the console, never a hang
-            self._link_failed(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - shown in the console, never a hang or a traceback
+            known = isinstance(exc, (StoreError, HostError, OSError, ValueError))
+            if link is not None:
+                try:
+                    await link.close()  # a host that could not serve gives its lease back
+                except Exception:  # noqa: BLE001
+                    pass
+            self._link_failed(str(exc) if known else f"{type(exc).__name__}: {exc}")
             return
         self._link_opened(link)
 
