@@ -194,7 +194,7 @@ def main() -> int:
     n_ev = con.execute("SELECT max(seq) FROM events").fetchone()[0]
     con.close()
     print(f"{n_ev:,} events; the engine's own checkpoints: {n_cp}, the last at seq {last_cp:,} ({n_ev - last_cp:,} events before the head)")
-    label = f"{n_ev / 1e6:g}M" if n_ev >= 1e6 else f"{n_ev / 1e3:.0f}k"
+    label = f"{n_ev / 1e6:.1f}M" if n_ev >= 1e6 else f"{n_ev / 1e3:.0f}k"
     dbs = {"empty": empty, label: big, f"{label}, no checkpoint": bare}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in dbs}
     for _ in range(args.runs):  # interleaved, so all see the same machine load
@@ -216,13 +216,13 @@ def main() -> int:
         ("resident memory (MB)", "rss_mb", "{:.1f}"),
     ]
     print(f"\nopsdeck console benchmark ({args.runs} launches each, medians; terminal {SIZE[0]}x{SIZE[1]})")
-    head = "".join(f"{k:>20}{'ratio':>8}" for k in list(dbs)[1:])
+    head = "".join(f"{k:>22}{'ratio':>8}" for k in list(dbs)[1:])
     print(f"{'measure':<38}{'empty':>12}{head}")
-    for label, key, fmt in rows:
-        line = f"{label:<38}{fmt.format(e[key]):>12}"
+    for what, key, fmt in rows:
+        line = f"{what:<38}{fmt.format(e[key]):>12}"
         for k in list(dbs)[1:]:
             v = med[k][key]
-            line += f"{fmt.format(v):>20}" + (f"{v / e[key]:>7.2f}x" if e[key] else f"{'—':>8}")
+            line += f"{fmt.format(v):>22}" + (f"{v / e[key]:>7.2f}x" if e[key] else f"{'—':>8}")
         print(line)
     b = med[label]
     checks = [

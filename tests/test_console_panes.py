@@ -65,9 +65,9 @@ async def test_finished_collapse_toggle_sort_and_stable_cursor(tmp_path):
         eng = app.host.engine
         for _ in range(40):
             await settle(app, pilot, 600)
-            if any(w.status is WorkflowStatus.COMPLETED for w in eng.state.workflows.values()):
+            if any(w.status is WorkflowStatus.COMPLETED for w in eng.state.all_workflows()):
                 break
-        finished = {w.id for w in eng.state.workflows.values() if w.status is WorkflowStatus.COMPLETED}
+        finished = {w.id for w in eng.state.all_workflows() if w.status is WorkflowStatus.COMPLETED}
         assert finished
         pane = app.workflows_pane
         ids = [oid for oid, _ in _rows(pane)]
@@ -86,7 +86,7 @@ async def test_finished_collapse_toggle_sort_and_stable_cursor(tmp_path):
         await pilot.pause(0.1)
         assert pane.sort_key == "priority" and "sort priority" in pane.title()
         order = [oid[3:] for oid, _ in _rows(pane) if oid.startswith("wf:")]
-        prios = [eng.state.workflows[w].priority for w in order]
+        prios = [eng.state.any_workflow(w).priority for w in order]
         assert prios == sorted(prios, reverse=True)
         assert pane.highlighted_option.id == before
         await eng.advance(300)
@@ -122,3 +122,30 @@ async def test_agent_screen_says_the_sim_has_no_process(tmp_path):
         text = _plain(app.screen.body())
         assert "simulated runtime: no OS process" in text and "host pid" not in text
         assert f"Last output of {busy.current_task} (following)" in text
+
+
+async def test_a_tick_re_renders_only_the_rows_that_changed() -> None:
+    """A changed row forgets only its own rendering; the others are drawn from cache
+    (OptionList's replace_option_prompt dropped every row's, every tick)."""
+    from rich.text import Text
+    from textual.app import App, ComposeResult
+
+    from tui.widgets.live_list import LiveList
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LiveList(id="l")
+
+    app = One()
+    async with app.run_test(size=(60, 12)) as pilot:
+        lst = app.query_one(LiveList)
+        rows = [(f"r{i}", Text(f"row {i}"), False) for i in range(5)]
+        lst.sync(rows)
+        await pilot.pause()
+        opts = [lst.get_option(f"r{i}") for i in range(5)]
+        assert all(any(k[0] is o for k in lst._option_render_cache.keys()) for o in opts)
+        lst.sync([(oid, Text("changed") if oid == "r2" else Text(t.plain), d) for oid, t, d in rows])
+        cached = {i for i, o in enumerate(opts) if any(k[0] is o for k in lst._option_render_cache.keys())}
+        assert cached == {0, 1, 3, 4}, cached
+        await pilot.pause()
+        assert "changed" in lst.get_option("r2").prompt.plain  # type: ignore[union-attr]

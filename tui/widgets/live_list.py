@@ -112,11 +112,16 @@ class LiveList(OptionList):
             prompt.truncate(width, overflow="ellipsis")
         ids = [r[0] for r in rows]
         if ids == self._ids:
+            changed = False
             for oid, prompt, _ in rows:
                 plain = _key(prompt)
                 if self._prompts.get(oid) != plain:
                     self._prompts[oid] = plain
-                    self.replace_option_prompt(oid, prompt)
+                    self._set_row(oid, prompt)
+                    changed = True
+            if changed:
+                self._line_cache.clear()  # cheap: rebuilt from the per-row renders kept below
+                self.refresh()
             return
         keep = self.highlighted_option.id if self.highlighted_option is not None else None
         top = self.scroll_y
@@ -132,6 +137,16 @@ class LiveList(OptionList):
         else:
             first = next((i for i, r in enumerate(rows) if not r[2]), None)
             self.highlighted = first
+
+    def _set_row(self, oid: str, prompt: Text) -> None:
+        """One row's new prompt, forgetting only that row's rendering. OptionList's own
+        ``replace_option_prompt`` drops every row's, so each tick re-rendered the whole
+        list (the worst part of a frame under the live demo)."""
+        opt = self.get_option(oid)
+        opt._set_prompt(prompt)
+        cache = self._option_render_cache
+        for key in [k for k in cache.keys() if k[0] is opt]:
+            cache.discard(key)
 
     @property
     def selected_id(self) -> str | None:
@@ -151,11 +166,15 @@ class Pane(Vertical):
         yield self.body
 
     def set_header(self, text: Text | None) -> None:
+        key = None if text is None else _key(text)
         # Not there while the pane is being mounted or torn down (a refresh tick may land then).
         for head in self.query(".pane-header").results(Static):
+            if head.display == (text is not None) and getattr(head, "shown_key", None) == key:
+                continue  # unchanged: an update would ask for a layout of the whole screen
             head.display = text is not None
             if text is not None:
                 head.update(text)
+            head.shown_key = key  # type: ignore[attr-defined]
 
 
 def _key(t: Text) -> object:
