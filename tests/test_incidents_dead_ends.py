@@ -44,8 +44,9 @@ async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
     limits = {w.id: w.stage_limit for w in eng.state.workflows.values()}
     await drill.step(3600)  # an hour later: no stage was applied after the abort
     assert len(eng.state.resumptions[rid]["applied"]) == applied
-    assert {w.id for w in eng.state.workflows.values() if w.status is WorkflowStatus.PAUSED} <= paused | set()
-    assert {w.id: w.stage_limit for w in eng.state.workflows.values()} == limits
+    assert {w.id for w in eng.state.workflows.values() if w.status is WorkflowStatus.PAUSED} <= paused
+    # No stage limit changed (finished workflows leave the live state meanwhile).
+    assert {w.id: w.stage_limit for w in eng.state.workflows.values()} == {k: v for k, v in limits.items() if k in eng.state.workflows}
     assert drill.incident()["status"] == "open", "no plan in force: the incident waits for a re-plan or a resolve"  # type: ignore[index]
 
 
