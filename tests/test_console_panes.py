@@ -149,3 +149,26 @@ async def test_a_tick_re_renders_only_the_rows_that_changed() -> None:
         assert cached == {0, 1, 3, 4}, cached
         await pilot.pause()
         assert "changed" in lst.get_option("r2").prompt.plain  # type: ignore[union-attr]
+
+
+async def test_the_detail_screen_of_a_finished_workflow_shows_its_archived_tasks(tmp_path):
+    from tui.screens.workflow import WorkflowScreen
+
+    app = make_app(tmp_path / "d.db")
+    async with app.run_test(size=(140, 42)) as pilot:
+        await app.link_opened()
+        eng = app.host.engine
+        for _ in range(40):
+            await settle(app, pilot, 600)
+            if eng.state.finished:
+                break
+        wid = sorted(eng.state.finished)[0]
+        assert wid not in eng.state.workflows
+        screen = WorkflowScreen(wid)
+        app.push_screen(screen)
+        for _ in range(100):
+            if screen.archived is not None:
+                break
+            await pilot.pause(0.05)
+        assert screen.archived and {t.status.value for t in screen.archived} <= {"completed", "failed", "pending"}
+        assert len(screen.archived) == eng.state.finished[wid].task_count

@@ -79,6 +79,10 @@ class Link:
     def utilisation(self) -> dict[str, float]:
         return self.source.utilisation()
 
+    async def archived(self, wf_id: str) -> dict[str, Any] | None:
+        """A finished workflow's record (its tasks) from the archive: for detail screens."""
+        return await self.source.archived(wf_id)
+
     @property
     def clock(self) -> Any:
         return self.source.clock
