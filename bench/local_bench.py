@@ -99,7 +99,7 @@ async def main(args: argparse.Namespace) -> int:
     engine, runtime = await open_local(db, wf, wf.specs(Path.cwd()), config, subscriber=events.append)
     me = psutil.Process()
     try:
-        await drive(engine, lambda: engine.state.workflows["warmup"].status.value == "completed", 30)
+        await drive(engine, lambda: engine.state.status_of("warmup").value == "completed", 30)
         await drive(engine, lambda: all(h.writer is not None for h in runtime.hosts.values()), 30)
 
         # -- 0. at rest: 20 idle agents, heartbeats and psutil sampling only -------------

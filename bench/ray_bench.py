@@ -51,7 +51,7 @@ async def one_runtime(kind: str, args: argparse.Namespace, tmp: Path) -> dict[st
         engine, runtime = await open_local(tmp / f"{kind}.db", wf, wf.specs(Path.cwd()), config, subscriber=events.append)
     out: dict[str, Any] = {"open_s": time.monotonic() - opened}
     try:
-        await drive(engine, lambda: engine.state.workflows["warmup"].status.value == "completed", 120)
+        await drive(engine, lambda: engine.state.status_of("warmup").value == "completed", 120)
         if kind == "ray":
             await drive(engine, lambda: len(runtime.actor_started_s) >= n, 120)
             out["actor_start_s"] = sorted(runtime.actor_started_s)
@@ -60,7 +60,7 @@ async def one_runtime(kind: str, args: argparse.Namespace, tmp: Path) -> dict[st
 
         engine.create_workflow(flat("throughput", args.tasks, ["true"], n))
         engine.start_workflow("throughput")
-        await drive(engine, lambda: engine.state.workflows["throughput"].status.value == "completed", 600)
+        await drive(engine, lambda: engine.state.status_of("throughput").value == "completed", 600)
         await engine.flush()  # subscribers get events once they are committed
         tput = [e for e in events if e.type in ("TASK_STARTED", "TASK_COMPLETED") and e.data["task"].startswith("throughput/")]
         first = min(e.ts for e in tput if e.type == "TASK_STARTED")
