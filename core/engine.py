@@ -160,7 +160,7 @@ class Engine:
         The quick integrity check of every open: the rows from the checkpoint's own
         row to the head must chain (sequence, previous hash, recomputed hash) and
         fold (and, for a log of at most FULL_CHECK_ROWS rows, the rows before it must
-        chain too). Damage there, or a checkpoint newer than the one used that fails its hash, raises
+        chain too). Damage there, or any checkpoint that fails its hash, raises
         StoreError naming it, so nothing is appended to a damaged log (a read-only
         open falls back to the newest good checkpoint). ``opsdeck verify`` walks the
         whole chain and replays every checkpoint."""
@@ -174,6 +174,12 @@ class Engine:
         found = False
         for cp in reversed(cps):
             try:
+                if found:
+                    # Older ones: the stored text against its hash, without decoding it
+                    # (the whole snapshot only if the text is not the canonical one).
+                    quick = await store.checkpoint_text_hash(cp["id"])
+                    if quick is not None and quick[0] == quick[1]:
+                        continue
                 loaded = await store.load_checkpoint(cp["id"])
                 if loaded is None:
                     continue
@@ -182,11 +188,8 @@ class Engine:
                     bad.append(f"checkpoint {cp['id']} does not match its state hash")
                 elif not found:
                     state, since, found = State.from_snapshot(snap, collect_archive=True), row["seq"], True
-                    # The newest good one is used; older ones are not read: an open costs what
-                    # the checkpoint and the rows after it cost, not the whole history (opsdeck
-                    # verify and the integrity detector check every checkpoint). A damaged
-                    # newer one still refuses a writer.
-                    break
+                    if self.readonly:
+                        break  # a reader uses the newest good one; a writer checks them all
             except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
                 bad.append(f"checkpoint {cp['id']} is unreadable ({type(exc).__name__})")
         if bad and not self.readonly:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -481,6 +482,17 @@ class Store:
             return None
         keys = ("id", "seq", "ts", "kind", "label", "workflow", "state_hash")
         return dict(zip(keys, row[:7], strict=True)), json.loads(row[7])
+
+    async def checkpoint_text_hash(self, checkpoint_id: int) -> tuple[str, str] | None:
+        """(state_hash, SHA-256 of the stored state text) without decoding it: the store
+        writes the canonical encoding, so for an intact checkpoint they are equal."""
+        row = await (
+            await self._db.execute("SELECT state_hash, state FROM checkpoints WHERE id=?", (checkpoint_id,))
+        ).fetchone()
+        if row is None:
+            return None
+        text = row[1] if isinstance(row[1], str) else str(row[1])
+        return row[0], hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     # -- metrics --------------------------------------------------------------
     async def add_metrics(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
