@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and NaN are refused everywhere: no bound holds against them.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Capacity(_Section):
@@ -47,11 +48,11 @@ class Thresholds(_Section):
 
 
 class Intervals(_Section):
-    heartbeat_s: float = Field(30.0, gt=0)
-    checkpoint_s: float = Field(15 * 60.0, gt=0)
+    heartbeat_s: float = Field(30.0, ge=0.05)
+    checkpoint_s: float = Field(15 * 60.0, ge=1.0)
     checkpoint_events: int = Field(20_000, ge=100)
     """Also checkpoint after this many events: what an open replays stays bounded."""
-    sample_s: float = Field(5.0, gt=0)
+    sample_s: float = Field(5.0, ge=0.05)  # smaller: a sampling loop that never lets the clock move
     event_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
     metric_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
     workflow_timeout_s: float = Field(4 * 3600.0, gt=0)
@@ -123,6 +124,11 @@ def load_config(path: str | Path | None) -> Config:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such config file") from None
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     try:

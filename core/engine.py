@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,18 @@ def _check_header(type_: str, component: str, scope: str) -> None:
     _VALID_HEADERS.add(key)
 
 
+@dataclass
+class Unit:
+    """A unit of work (one command): its events are kept together or not at all."""
+
+    seq: int
+    head: str
+    point: dict[str, Any] | None = None
+    """The state before the unit's first event (taken then, so read-only work costs nothing)."""
+    committed: bool = False
+    """A flush inside the unit committed some of its events: they can no longer be undone."""
+
+
 class Engine:
     """One orchestration core over one store, clock and runtime."""
 
@@ -107,6 +120,7 @@ class Engine:
         self._subscribers: list[Subscriber] = []
         self._observers: list[Subscriber] = []
         self._uncommitted: list[Event] = []
+        self._unit: Unit | None = None
         """Events in ``_buffer``: subscribers see them once the store has them."""
         self._sample_hooks: list[Callable[[float], None]] = []
         self._memory_checkpoints: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -322,6 +336,9 @@ class Engine:
         data_json = canonical_json(data)
         prev = self.head_hash
         h = chain_hash(prev, canonical_envelope(seq, ts, type_, component, scope, who, data_json))
+        unit = self._unit
+        if unit is not None and unit.point is None:
+            unit.point = self.state.undo_point()
         # Fold first: a reducer that rejects the event leaves the chain untouched.
         try:
             self.state.apply(ev)
@@ -332,12 +349,41 @@ class Engine:
         self._buffer.append((seq, ts, type_, component, scope, who, data_json, prev, h))
         for fn in self._observers:
             fn(ev)
-        if self.store is None:  # nothing to commit to: subscribers hear of it now
+        if self.store is None and unit is None:  # nothing to commit to: subscribers hear of it now
             for fn in list(self._subscribers):
                 fn(ev)
         else:
             self._uncommitted.append(ev)
         return ev
+
+    # -- units of work ------------------------------------------------------------
+    def begin_unit(self) -> Unit | None:
+        """Start a unit of work; None when one is already open (the outer one owns it)."""
+        if self._unit is not None:
+            return None
+        self._unit = Unit(self.state.seq, self.head_hash)
+        return self._unit
+
+    def end_unit(self, unit: Unit | None, keep: bool) -> bool:
+        """Close ``unit``: keep its events, or take them back (state, chain, buffer as
+        before it began). False when they could not be taken back because a flush
+        inside the unit already committed some of them."""
+        if unit is None or unit is not self._unit:
+            return keep
+        self._unit = None
+        if not keep and unit.point is not None:
+            if unit.committed:
+                return False
+            self._buffer = [r for r in self._buffer if r[0] <= unit.seq]
+            self._uncommitted = [e for e in self._uncommitted if e.seq <= unit.seq]
+            self.state.restore(unit.point)
+            self.head_hash = unit.head
+        if self.store is None:  # the memory engine's subscribers waited for the unit
+            evs, self._uncommitted = self._uncommitted, []
+            for ev in evs:
+                for fn in list(self._subscribers):
+                    fn(ev)
+        return True
 
     def inject(self, header: EventHeader, actor: str = "operator") -> Event:
         """An observed event line (script or operator): recorded as it is, once its
@@ -413,6 +459,8 @@ class Engine:
                 cancelled = await self._commit(rows, archive)
                 if rows:
                     self.telemetry.committed(rows, time.perf_counter() - t0)
+                if rows and self._unit is not None and rows[-1][0] > self._unit.seq:
+                    self._unit.committed = True
                 self._publish(n)
                 if cancelled:
                     raise asyncio.CancelledError

@@ -221,9 +221,9 @@ def _cross_checks(raw: dict[str, Any]) -> list[str]:
     for i, p in enumerate(pools):
         name = p.get("name")
         where = f"pools[{i}] {name!r}"
-        if name in pool_names:
-            problems.append(f"{where}: key 'name': pool {name!r} is defined twice")
         if isinstance(name, str):
+            if name in pool_names:
+                problems.append(f"{where}: key 'name': pool {name!r} is defined twice")
             pool_names.add(name)
         size = p.get("size", 1)
         lo = p.get("min_size")
@@ -305,6 +305,9 @@ def load_workflow_file(path: str | Path) -> tuple[WorkflowFile, list[WorkflowSpe
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkflowFileError(str(p), ["no such workflow file"]) from None
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise WorkflowFileError(str(p), [f"line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})"]) from None
     except OSError as exc:
         raise WorkflowFileError(str(p), [f"cannot read: {exc.strerror}"]) from None
     wf = parse_workflow_text(text, str(p))

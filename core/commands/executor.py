@@ -54,7 +54,34 @@ def resolve_spec(text: str) -> OperationSpec | None:
 
 
 async def run_command(engine: Engine, text: str, actor: str = "operator") -> dict:
-    """Parse, validate, execute and record one command; return the response dict."""
+    """Parse, validate, execute and record one command; return the response dict.
+
+    Never raises. A command is a unit of work: on an error response its events are
+    taken back (state, chain and log as before) and nothing is recorded; on success
+    its events and its COMMAND_EXECUTED record are kept together. (A command that
+    had to commit part of its work before failing, such as one that checkpoints
+    midway, keeps it and is recorded with ``status: error, partial: true``.)"""
+    try:
+        return await _run_command(engine, text, actor)
+    except Exception as exc:  # noqa: BLE001 - whatever happens, the caller gets a response
+        return error("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}",
+                     {"trace": traceback.format_exc(limit=4).splitlines()[-6:]}, ["report this as a bug"])
+
+
+def _not_utf8(text: str) -> int | None:
+    """1-based column of the first character that cannot be UTF-8 (a lone surrogate:
+    undecodable bytes on a command line), or None."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        return exc.start + 1
+
+
+async def _run_command(engine: Engine, text: str, actor: str) -> dict:
+    col = _not_utf8(text)
+    if col is not None:
+        return error("INVALID_COMMAND", f"column {col}: the command is not valid UTF-8 text", {"column": col}, ["opsdeck help"])
     try:
         bound = bind(parse(text), REGISTRY)
     except CommandSyntaxError as exc:
@@ -71,6 +98,14 @@ async def run_command(engine: Engine, text: str, actor: str = "operator") -> dic
         attach(engine)
     seq0 = engine.state.seq
     ctx = Context(engine=engine, actor=actor, spec=spec, text=text, workflow_id=bound.workflow_id, flags=bound.flags)
+    unit = engine.begin_unit()
+    try:
+        return await _execute(engine, spec, bound, ctx, unit, text, actor, seq0)
+    finally:
+        engine.end_unit(unit, keep=False)  # only if still open (an exception escaped): take it back
+
+
+async def _execute(engine: Engine, spec: Any, bound: Any, ctx: Context, unit: Any, text: str, actor: str, seq0: int) -> dict:
     outcome: Outcome | None = None
     try:
         outcome = await spec.handler(ctx, bound.payload)
@@ -84,6 +119,10 @@ async def run_command(engine: Engine, text: str, actor: str = "operator") -> dic
     except Exception as exc:  # noqa: BLE001
         resp = error("INTERNAL_ERROR", f"{spec.name} failed: {type(exc).__name__}: {exc}",
                      {"trace": traceback.format_exc(limit=4).splitlines()[-6:]}, ["report this as a bug"])
+    partial = False
+    if resp["status"] != "success":
+        partial = not engine.end_unit(unit, keep=False)
+        unit = None
     changed = engine.state.seq != seq0
     if not engine.readonly and (resp["status"] == "success" or changed):
         summary = outcome.summary if outcome is not None else resp.get("error", {}).get("message", "")
@@ -98,10 +137,13 @@ async def run_command(engine: Engine, text: str, actor: str = "operator") -> dic
         }
         if resp["status"] == "error":
             data["error"] = resp["error"]["code"]
+            data["partial"] = partial
         try:
             engine.emit("COMMAND_EXECUTED", "command", spec.component, data, actor=actor)
         except EngineError:
             pass
+    engine.end_unit(unit, keep=True)
+    if not engine.readonly and (resp["status"] == "success" or changed):
         if _transaction_logging(engine):
             await engine.flush()  # committed before the reply (emergency-data-protection's transaction logging)
     return resp

@@ -16,19 +16,29 @@ _DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
+MAX_DURATION_S = 30 * 24 * 3600.0
+"""The longest duration accepted anywhere (30 days): the simulated clock runs through
+every event of a duration, so an unbounded one would run for hours and fill memory."""
+
+
 def parse_duration(v: Any) -> float:
-    """``90``, ``"30s"``, ``"15m"``, ``"2h"``, ``"1d"`` -> seconds."""
+    """``90``, ``"30s"``, ``"15m"``, ``"2h"``, ``"1d"`` -> seconds (finite, at most 30 days)."""
     if isinstance(v, bool):
         raise ValueError("expected a duration such as 30s, 15m or 2h")
+    secs: float | None = None
     if isinstance(v, (int, float)):
-        if v < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(v)
-    if isinstance(v, str):
+        secs = float(v)
+    elif isinstance(v, str):
         m = _DUR_RE.match(v)
         if m:
-            return float(m.group(1)) * _UNIT[m.group(2)]
-    raise ValueError(f"expected a duration such as 30s, 15m or 2h, got {v!r}")
+            secs = float(m.group(1)) * _UNIT[m.group(2)]
+    if secs is None:
+        raise ValueError(f"expected a duration such as 30s, 15m or 2h, got {v!r}")
+    if secs < 0:
+        raise ValueError("a duration cannot be negative")
+    if not secs <= MAX_DURATION_S:  # also NaN
+        raise ValueError(f"{v!r} is longer than the longest duration accepted, 30 days")
+    return secs
 
 
 _PCT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:_?percent|%)?\s*$")

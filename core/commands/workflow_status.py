@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import AgentStatus, Resources, TaskStatus
+from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus
 from . import payloads as P
 from .context import Context
 from .registry import Outcome, operation
@@ -118,6 +118,12 @@ async def reassign(ctx: Context, p: Reassign) -> Outcome:
            summary="checkpoint, then cancel the workflow (restorable from that checkpoint)")
 async def emergency_stop(ctx: Context, p: P.Empty) -> Outcome:
     wf = ctx.workflow()
+    # Every refusal before the checkpoint: an error must leave nothing behind.
+    if wf.frozen:
+        raise CommandError("WORKFLOW_FROZEN", f"workflow {wf.id!r} is frozen for data protection: state changes are refused until it is unfrozen",
+                           {"workflow_id": wf.id})
+    if wf.status in TERMINAL_WORKFLOW:
+        raise CommandError("INVALID_STATE", f"workflow {wf.id!r} is already {wf.status.value}", {"workflow_id": wf.id})
     cp = await ctx.engine.checkpoint("emergency", f"before emergency stop of {wf.id}", wf.id, actor=ctx.actor)
     ctx.engine.cancel_workflow(wf.id, actor=ctx.actor)
     return Outcome({"checkpoint": cp, **describe(ctx, wf.id)}, f"{wf.id} stopped; restorable from checkpoint #{cp}",

@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"opsdeck: {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        print(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); nothing was run", file=sys.stderr)
+        return 2
     try:
         steps = parse_script(text)
     except ScriptError as exc:
