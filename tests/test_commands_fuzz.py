@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,6 +81,15 @@ STORE_DIR = tempfile.mkdtemp(prefix="opsdeck-fuzz-")
 STORED = LOOP.run_until_complete(open_sim(Path(STORE_DIR) / "f.db", seed=5, demo=True))
 LOOP.run_until_complete(STORED.advance(600))
 LOOP.run_until_complete(STORED.flush())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_the_store() -> Iterator[None]:
+    """The database engine's SQLite thread must end with the module, or the test
+    process could not exit."""
+    yield
+    LOOP.run_until_complete(STORED.close())
+    shutil.rmtree(STORE_DIR, ignore_errors=True)
 
 
 def _stored_fingerprint() -> tuple[str, int, int]:
