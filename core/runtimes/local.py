@@ -148,7 +148,8 @@ class LocalRuntime:
                 with contextlib.suppress(OSError):
                     os.killpg(tp, signal.SIGKILL)
             if engine.store is not None:
-                await engine.store.forget_process(agent_id)
+                async with engine.store_lock:  # one transaction at a time on the shared connection
+                    await engine.store.forget_process(agent_id)
 
     def _learn(self, spec_data: dict[str, Any]) -> None:
         spec = WorkflowSpec.model_validate(spec_data)
@@ -349,13 +350,15 @@ class LocalRuntime:
         try:
             private_dir(tmp)  # 0700 with its parent, whatever the umask
         except (OSError, PrivateError) as exc:
-            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, f"could not create its temp directory: {exc}"))
+            why = f"could not create its temp directory: {exc}"  # `exc` is unbound once the block ends
+            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, why))
             return
         shared = self.shared_dir()
         try:
             private_dir(shared)
         except (OSError, PrivateError) as exc:
-            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, f"could not create the run's shared directory: {exc}"))
+            why = f"could not create the run's shared directory: {exc}"
+            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, why))
             return
         env = {**(spec.env or {}), "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp), "OPSDECK_RUN_DIR": str(shared)}
         self._send(h, {
