@@ -18,6 +18,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,10 @@ def web_console(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[WebConsole]
             if m:
                 url = m.group(1)
         assert url is not None, f"opsdeck web printed no address: {proc.stderr.read() if proc.stderr else ''}"
+        # Keep draining both pipes: a full pipe would block opsdeck web (and the host it
+        # started, which shares them) on a write, and it could then never exit.
+        for stream in (proc.stdout, proc.stderr):
+            threading.Thread(target=lambda f=stream: [None for _ in f], daemon=True).start()
         yield WebConsole(proc, url, db)
     finally:
         if proc.poll() is None:
