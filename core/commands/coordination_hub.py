@@ -336,7 +336,8 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
         done["caches"] = got
         if eng.store is not None:  # the store's own: old metric samples, the write-ahead log
             await eng.flush()
-            rec = await eng.store.reclaim(ctx.now - eng.config.intervals.metric_retention_s)
+            async with eng.store_lock:  # one transaction at a time on the shared connection
+                rec = await eng.store.reclaim(ctx.now - eng.config.intervals.metric_retention_s)
             done["store"] = rec
             freed_bytes += rec["wal_bytes_freed"]
         elif not got.get("cache_gb"):

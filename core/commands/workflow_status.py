@@ -126,5 +126,8 @@ async def emergency_stop(ctx: Context, p: P.Empty) -> Outcome:
         raise CommandError("INVALID_STATE", f"workflow {wf.id!r} is already {wf.status.value}", {"workflow_id": wf.id})
     cp = await ctx.engine.checkpoint("emergency", f"before emergency stop of {wf.id}", wf.id, actor=ctx.actor)
     ctx.engine.cancel_workflow(wf.id, actor=ctx.actor)
-    return Outcome({"checkpoint": cp, **describe(ctx, wf.id)}, f"{wf.id} stopped; restorable from checkpoint #{cp}",
+    # A cancelled workflow may leave the hot state at once (its tasks held no agents).
+    st = ctx.engine.state
+    info = describe(ctx, wf.id) if wf.id in st.workflows else {"workflow_id": wf.id, "status": st.status_of(wf.id).value}  # type: ignore[union-attr]
+    return Outcome({"checkpoint": cp, **info}, f"{wf.id} stopped; restorable from checkpoint #{cp}",
                    [f"/workflow-recovery restore {wf.id} '{{\"checkpoint\": {cp}}}'"], workflow_id=wf.id)
