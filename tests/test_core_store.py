@@ -79,7 +79,7 @@ async def test_another_programs_database(tmp_path: Path) -> None:
 
 
 async def test_newer_schema_is_refused(db_path: Path) -> None:
-    (await Store.open(db_path)).close
+    await (await Store.open(db_path)).close()  # create it, then reopen: a leaked connection raced the checks
     store = await Store.open(db_path)
     await store.close()
     con = sqlite3.connect(db_path)
