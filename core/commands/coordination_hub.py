@@ -330,8 +330,7 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
     not_applied: dict[str, str] = {}
     freed_bytes = 0
     if "cache_purging" in p.actions:
-        purge = getattr(eng.runtime, "purge_caches", None)
-        got = purge() if purge is not None else {}
+        got = eng.runtime.purge_caches() if eng.runtime is not None else {}  # on the Runtime protocol
         freed_gb += float(got.get("cache_gb", 0.0))
         done["caches"] = got
         if eng.store is not None:  # the store's own: old metric samples, the write-ahead log
