@@ -342,11 +342,10 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
         elif not got.get("cache_gb"):
             not_applied["cache_purging"] = "no runtime cache and no store to reclaim"
     if "temp_file_cleanup" in p.actions:
-        clean = getattr(eng.runtime, "cleanup_temp", None)  # only runtimes whose tasks write files
-        if clean is None:
-            not_applied["temp_file_cleanup"] = f"the {getattr(eng.runtime, 'name', 'no')} runtime's tasks write no files"
+        got_tmp = eng.runtime.cleanup_temp() if eng.runtime is not None else None
+        if got_tmp is None:
+            not_applied["temp_file_cleanup"] = f"the {eng.runtime.name if eng.runtime is not None else 'no'} runtime's tasks write no files"
         else:
-            got_tmp = clean()
             done["temp_files"] = got_tmp
             freed_bytes += got_tmp["bytes_removed"]
     retired: list[str] = []

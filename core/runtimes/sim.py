@@ -159,6 +159,10 @@ class SimRuntime:
                 sa.task.finish_timer.cancel()
             sa.task = None
 
+    def cleanup_temp(self) -> None:
+        """Simulated tasks write no files: there is nothing to clean up."""
+        return None
+
     def purge_caches(self) -> dict[str, float]:
         freed = self.cache_gb
         self.cache_gb = 0.0
