@@ -159,8 +159,13 @@ def child(db: str, t_launch: float) -> None:
 
 def run_child(db: Path) -> dict[str, float]:
     t = time.time()
-    proc = subprocess.run([sys.executable, __file__, "--child", str(db), "--t0", repr(t)], capture_output=True, text=True,
-                          timeout=1200, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(db), "--t0", repr(t)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=ROOT,
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -185,15 +190,19 @@ def main() -> int:
         build_empty(empty)
     if not big.exists():
         info = build_big(big, args.events)
-        print(f"built {args.events:,} real events ({info['workflows']:.0f} workflows of 1,000 tasks) in "
-              f"{info['build_s']:.1f}s; {big.stat().st_size / 1e6:.0f} MB")
+        print(
+            f"built {args.events:,} real events ({info['workflows']:.0f} workflows of 1,000 tasks) in "
+            f"{info['build_s']:.1f}s; {big.stat().st_size / 1e6:.0f} MB"
+        )
     if not bare.exists():
         without_checkpoints(big, bare)
     con = sqlite3.connect(big)
     n_cp, last_cp = con.execute("SELECT count(*), max(seq) FROM checkpoints").fetchone()
     n_ev = con.execute("SELECT max(seq) FROM events").fetchone()[0]
     con.close()
-    print(f"{n_ev:,} events; the engine's own checkpoints: {n_cp}, the last at seq {last_cp:,} ({n_ev - last_cp:,} events before the head)")
+    print(
+        f"{n_ev:,} events; the engine's own checkpoints: {n_cp}, the last at seq {last_cp:,} ({n_ev - last_cp:,} events before the head)"
+    )
     label = f"{n_ev / 1e6:.1f}M" if n_ev >= 1e6 else f"{n_ev / 1e3:.0f}k"
     dbs = {"empty": empty, label: big, f"{label}, no checkpoint": bare}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in dbs}
@@ -226,8 +235,14 @@ def main() -> int:
         print(line)
     b = med[label]
     checks = [
-        (f"panes filled, {label} (engine's checkpoints) <= 1.5x empty", b["panes_filled_s"] <= 1.5 * e["panes_filled_s"]),
-        (f"panes filled, {label}: the engine's part (after the first frame) < 1 s", b["panes_filled_s"] - b["first_frame_s"] < 1.0),
+        (
+            f"panes filled, {label} (engine's checkpoints) <= 1.5x empty",
+            b["panes_filled_s"] <= 1.5 * e["panes_filled_s"],
+        ),
+        (
+            f"panes filled, {label}: the engine's part (after the first frame) < 1 s",
+            b["panes_filled_s"] - b["first_frame_s"] < 1.0,
+        ),
         (f"a command answered, {label} <= 1.5x empty", b["usable_s"] <= 1.5 * e["usable_s"]),
         (f"memory, {label} <= 1.3x empty", b["rss_mb"] <= 1.3 * e["rss_mb"]),
     ]

@@ -110,18 +110,23 @@ async def bench(n: int, ingest_s: float) -> None:
                 resp = await host.execute(COMMAND, actor="bench")
                 lat_in.append(time.perf_counter() - t0)
                 assert resp["status"] == "success"
-            proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--client-rtt", str(host.socket_path),
-                                                        str(n), stdout=asyncio.subprocess.PIPE)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--client-rtt", str(host.socket_path), str(n), stdout=asyncio.subprocess.PIPE
+            )
             out, _ = await proc.communicate()
             lat_sock = json.loads(out)
             print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             print(f"round trip, {n} x {COMMAND!r} (clock running x30), ms:")
             print(f"  in-process Host.execute  p50 {pct(lat_in, 50) * 1e3:6.2f}  p99 {pct(lat_in, 99) * 1e3:6.2f}")
             print(f"  unix socket (HTTP)       p50 {pct(lat_sock, 50) * 1e3:6.2f}  p99 {pct(lat_sock, 99) * 1e3:6.2f}")
-            print(f"  ratio socket/in-process  p50 {pct(lat_sock, 50) / pct(lat_in, 50):5.2f}x  "
-                  f"p99 {pct(lat_sock, 99) / pct(lat_in, 99):5.2f}x   (goal: socket p99 < 5 ms: "
-                  f"{'met' if pct(lat_sock, 99) < 0.005 else 'NOT met'})")
-            print(f"  mean socket {statistics.mean(lat_sock) * 1e3:.2f} ms, in-process {statistics.mean(lat_in) * 1e3:.2f} ms")
+            print(
+                f"  ratio socket/in-process  p50 {pct(lat_sock, 50) / pct(lat_in, 50):5.2f}x  "
+                f"p99 {pct(lat_sock, 99) / pct(lat_in, 99):5.2f}x   (goal: socket p99 < 5 ms: "
+                f"{'met' if pct(lat_sock, 99) < 0.005 else 'NOT met'})"
+            )
+            print(
+                f"  mean socket {statistics.mean(lat_sock) * 1e3:.2f} ms, in-process {statistics.mean(lat_in) * 1e3:.2f} ms"
+            )
         finally:
             stop.set()
             await pacing
@@ -139,7 +144,12 @@ async def bench(n: int, ingest_s: float) -> None:
             while time.time() - t0 < ingest_s:
                 async with host.lock:
                     for _ in range(1000):
-                        eng.emit(BURST_TYPES[i & 3], "performance", "bench", {"agent": f"agent_{i % 20:03d}", "value": i * 0.5})
+                        eng.emit(
+                            BURST_TYPES[i & 3],
+                            "performance",
+                            "bench",
+                            {"agent": f"agent_{i % 20:03d}", "value": i * 0.5},
+                        )
                         i += 1
                     await eng.flush()
                 host._wake()
@@ -157,8 +167,14 @@ async def stream(host: Host, ingest, seconds: float, what: str) -> None:  # type
     """Events/s committed by ``ingest()`` vs delivered to a follower in another process."""
     since = host.engine.state.seq
     follower = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--client-follow", str(host.socket_path), str(since),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        __file__,
+        "--client-follow",
+        str(host.socket_path),
+        str(since),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert follower.stdout is not None and follower.stdin is not None
     assert (await follower.stdout.readline()).strip() == b"ready"
     t0 = time.time()
@@ -174,8 +190,10 @@ async def stream(host: Host, ingest, seconds: float, what: str) -> None:  # type
     delivered_rate = got["n"] / (got["last"] - t0)
     print(f"event stream while the host ingests ({t1 - t0:.1f} s; {what}):")
     print(f"  ingest (committed)  {ingested:>9,} events {ingest_rate:>9,.0f} events/s")
-    print(f"  delivered over SSE  {got['n']:>9,} events {delivered_rate:>9,.0f} events/s "
-          f"({delivered_rate / ingest_rate:.2f}x); the last one {max(0.0, got['last'] - t1) * 1e3:.0f} ms after the last commit")
+    print(
+        f"  delivered over SSE  {got['n']:>9,} events {delivered_rate:>9,.0f} events/s "
+        f"({delivered_rate / ingest_rate:.2f}x); the last one {max(0.0, got['last'] - t1) * 1e3:.0f} ms after the last commit"
+    )
 
 
 CONSOLE_SIZE = (160, 48)
@@ -214,8 +232,13 @@ def console_child(db: str, t_launch: float, mode: str) -> None:
 
 def launch_console(db: Path, mode: str) -> dict[str, float]:
     t = time.time()
-    proc = subprocess.run([sys.executable, __file__, "--console-child", str(db), "--mode", mode, "--t0", repr(t)],
-                          capture_output=True, text=True, timeout=1200, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--console-child", str(db), "--mode", mode, "--t0", repr(t)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=REPO,
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             res = json.loads(line[7:])
@@ -231,15 +254,22 @@ class Served:
     def __init__(self, db: Path) -> None:
         from core.host.lease import current_holder
 
-        self.proc = subprocess.Popen([sys.executable, "-m", "opsdeck", "serve", "--db", str(db), "--speed", "1"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "opsdeck", "serve", "--db", str(db), "--speed", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         deadline = time.monotonic() + 600
         while True:
             h = current_holder(db)
             if h is not None and h.pid == self.proc.pid and h.socket:
                 break
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"opsdeck serve did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
+                raise RuntimeError(
+                    f"opsdeck serve did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
+                )
             time.sleep(0.05)
         asyncio.run(self._pause(db))
 
@@ -273,10 +303,15 @@ def bench_console(db: Path, runs: int) -> dict[str, dict[str, float]]:
 
 def print_console(med: dict[str, dict[str, float]], runs: int) -> None:
     e, a = med["embedded"], med["attached"]
-    print(f"\nconsole launch on the same database ({int(e['seq']):,} events; {runs} launches each, medians; "
-          f"terminal {CONSOLE_SIZE[0]}x{CONSOLE_SIZE[1]})")
+    print(
+        f"\nconsole launch on the same database ({int(e['seq']):,} events; {runs} launches each, medians; "
+        f"terminal {CONSOLE_SIZE[0]}x{CONSOLE_SIZE[1]})"
+    )
     print(f"{'measure':<44}{'embedded':>11}{'attached':>11}{'ratio':>9}")
-    for label, key in (("launch -> first frame (s)", "first_frame_s"), ("launch -> first frame, panes filled (s)", "panes_filled_s")):
+    for label, key in (
+        ("launch -> first frame (s)", "first_frame_s"),
+        ("launch -> first frame, panes filled (s)", "panes_filled_s"),
+    ):
         print(f"{label:<44}{e[key]:>11.3f}{a[key]:>11.3f}{a[key] / e[key]:>8.2f}x")
 
 
@@ -287,8 +322,10 @@ def console_section(events: int, runs: int) -> None:
         db = Path(tmp) / f"fleet-{events}.db"
         t = time.perf_counter()
         build_big(db, events)
-        print(f"\nbuilt {events:,} events in {time.perf_counter() - t:.1f}s; {db.stat().st_size / 1e6:.0f} MB; "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"\nbuilt {events:,} events in {time.perf_counter() - t:.1f}s; {db.stat().st_size / 1e6:.0f} MB; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         print_console(bench_console(db, runs), runs)
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import Config  # noqa: E402
-from core.incidents.drills import DrillError, start_drill  # noqa: E402
-from core.incidents.model import SCENARIOS  # noqa: E402
-from core.session import open_sim  # noqa: E402
+from core.config import Config
+from core.incidents.drills import DrillError, start_drill
+from core.incidents.model import SCENARIOS
+from core.session import open_sim
 
 
 async def one(name: str, seed: int, d: Path) -> dict:  # type: ignore[type-arg]
@@ -33,7 +33,12 @@ async def one(name: str, seed: int, d: Path) -> dict:  # type: ignore[type-arg]
         drill = start_drill(eng, name, approve="auto")
         return await drill.run()
     except DrillError as exc:
-        return {"validated": False, "reason": f"drill error: {exc}", "detection_latency_s": None, "recovery_time_s": None}
+        return {
+            "validated": False,
+            "reason": f"drill error: {exc}",
+            "detection_latency_s": None,
+            "recovery_time_s": None,
+        }
     finally:
         await eng.close()
 
@@ -58,7 +63,9 @@ async def main() -> int:
             ok = [r for r in reps if r["validated"]]
             lat = [float(r["detection_latency_s"]) for r in reps if r.get("detection_latency_s") is not None]
             rec = [float(r["recovery_time_s"]) for r in ok if r.get("recovery_time_s") is not None]
-            print(f"{name:<24} validated {len(ok)}/{len(reps)}  detection latency s: {dist(lat)}  recovery s: {dist(rec)}")
+            print(
+                f"{name:<24} validated {len(ok)}/{len(reps)}  detection latency s: {dist(lat)}  recovery s: {dist(rec)}"
+            )
             for s, r in enumerate(reps):
                 if not r["validated"]:
                     print(f"  seed {s}: not validated: {r.get('reason') or r.get('status')}")

@@ -28,10 +28,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from history import engine_on, spec  # noqa: E402  (the workload of bench/history.py)
+from history import engine_on, spec
 
-from core.events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash  # noqa: E402
-from core.store import EVENT_COLUMNS, Store  # noqa: E402
+from core.events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
+from core.store import EVENT_COLUMNS, Store
 
 
 async def run_engine(path: Path, n: int) -> tuple[float, int]:
@@ -68,8 +68,10 @@ async def run_engine(path: Path, n: int) -> tuple[float, int]:
 
 def load_rows(path: Path) -> list[tuple[str, str, str, str, float, dict[str, Any]]]:
     con = sqlite3.connect(path)
-    rows = [(t, c, s, a, ts, json.loads(d)) for t, c, s, a, ts, d in
-            con.execute("SELECT type, component, scope, actor, ts, data FROM events ORDER BY seq")]
+    rows = [
+        (t, c, s, a, ts, json.loads(d))
+        for t, c, s, a, ts, d in con.execute("SELECT type, component, scope, actor, ts, data FROM events ORDER BY seq")
+    ]
     con.close()
     return rows
 

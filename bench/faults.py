@@ -44,8 +44,13 @@ def kills(n: int, rng: random.Random, work: Path) -> tuple[int, int, int]:
     for i in range(n):
         db = work / f"kill{i}.db"
         want = rng.randint(20, 2000)
-        p = subprocess.Popen([sys.executable, "-m", "opsdeck", "demo", "--headless", "--for", "1000000", "--db", str(db)],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "opsdeck", "demo", "--headless", "--for", "1000000", "--db", str(db)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+        )
         assert p.stdout is not None
         got = b""
         deadline = time.monotonic() + 120
@@ -57,8 +62,14 @@ def kills(n: int, rng: random.Random, work: Path) -> tuple[int, int, int]:
         os.kill(p.pid, signal.SIGKILL)
         rest, _ = p.communicate(timeout=30)
         printed = [norm(x) for x in (got + rest).decode().split("\n")[:-1]]
-        r = subprocess.run([sys.executable, "-m", "opsdeck", "events", "--db", str(db)], capture_output=True, text=True,
-                           cwd=ROOT, env=env, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "opsdeck", "events", "--db", str(db)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+        )
         log = {norm(x) for x in r.stdout.splitlines()}
         printed_total += len(printed)
         lost += sum(1 for x in printed if x not in log)
@@ -66,11 +77,23 @@ def kills(n: int, rng: random.Random, work: Path) -> tuple[int, int, int]:
 
 
 def corruptions(n: int, seed: int, work: Path) -> dict[str, int]:
-    r = subprocess.run([sys.executable, "-m", "tests.corruption_harness", str(seed), str(n), str(work / "corrupt")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    r = subprocess.run(
+        [sys.executable, "-m", "tests.corruption_harness", str(seed), str(n), str(work / "corrupt")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
     report = json.loads(r.stdout.strip().splitlines()[-1])
-    out = {"trials": 0, "damaged": 0, "detected_by_verify": 0, "refused_by_every_writer": 0, "named_seq_or_kind": 0,
-           "tracebacks": 0, "hangs": 0}
+    out = {
+        "trials": 0,
+        "damaged": 0,
+        "detected_by_verify": 0,
+        "refused_by_every_writer": 0,
+        "named_seq_or_kind": 0,
+        "tracebacks": 0,
+        "hangs": 0,
+    }
     for t in report["trials"]:
         out["trials"] += 1
         v = t["verify"]
@@ -84,8 +107,13 @@ def corruptions(n: int, seed: int, work: Path) -> dict[str, int]:
         out["damaged"] += 1
         out["detected_by_verify"] += v["rc"] != 0
         out["refused_by_every_writer"] += all(x["rc"] != 0 and x["events_after"] == x["events_before"] for x in writers)
-        out["named_seq_or_kind"] += all(any(w in x["stderr"] for w in ("seq ", "checkpoint ", "not an opsdeck database", "truncated",
-                                                                       "pages", "damaged")) for x in writers)
+        out["named_seq_or_kind"] += all(
+            any(
+                w in x["stderr"]
+                for w in ("seq ", "checkpoint ", "not an opsdeck database", "truncated", "pages", "damaged")
+            )
+            for x in writers
+        )
     return out
 
 
@@ -116,7 +144,7 @@ def commands(n: int, seed: int) -> dict[str, int]:
         out["commands"] += 1
         try:
             resp = loop.run_until_complete(run_command(eng, text, actor="bench"))
-        except Exception:  # noqa: BLE001 - counted
+        except Exception:
             out["uncaught"] += 1
             continue
         if resp["status"] == "error":
@@ -130,11 +158,28 @@ def commands(n: int, seed: int) -> dict[str, int]:
 def second_user() -> str:
     if os.geteuid() != 0:
         return "not run (needs root to switch to uid nobody)"
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_local_security.py",
-                        "-k", "another_user or squatted"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_local_security.py",
+            "-k",
+            "another_user or squatted",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     if r.returncode == 0:
-        return ("refused: uid nobody could not connect to an agent host, could not command one whose socket was opened up "
-                "(SO_PEERCRED), and a socket it squatted received 0 bytes from the console")
+        return (
+            "refused: uid nobody could not connect to an agent host, could not command one whose socket was opened up "
+            "(SO_PEERCRED), and a socket it squatted received 0 bytes from the console"
+        )
     return "FAILED: " + (r.stdout.strip().splitlines() or ["?"])[-1]
 
 
@@ -152,12 +197,16 @@ def main() -> int:
         k, printed, lost = kills(args.kills, rng, work)
         print(f"kills of demo --headless: {k}; printed events {printed}; acknowledged and lost {lost}")
         c = corruptions(args.corruptions, args.seed, work)
-        print(f"corruptions: {c['trials']} trials, {c['damaged']} damaged; detected by verify {c['detected_by_verify']}/{c['damaged']}; "
-              f"refused by every writer {c['refused_by_every_writer']}/{c['damaged']}; named {c['named_seq_or_kind']}/{c['damaged']}; "
-              f"tracebacks {c['tracebacks']}; hangs {c['hangs']}")
+        print(
+            f"corruptions: {c['trials']} trials, {c['damaged']} damaged; detected by verify {c['detected_by_verify']}/{c['damaged']}; "
+            f"refused by every writer {c['refused_by_every_writer']}/{c['damaged']}; named {c['named_seq_or_kind']}/{c['damaged']}; "
+            f"tracebacks {c['tracebacks']}; hangs {c['hangs']}"
+        )
         f = commands(args.commands, args.seed)
-        print(f"fuzzed commands: {f['commands']}; errors {f['errors']}; uncaught exceptions {f['uncaught']}; "
-              f"errors that changed state {f['errors_that_changed_state']}")
+        print(
+            f"fuzzed commands: {f['commands']}; errors {f['errors']}; uncaught exceptions {f['uncaught']}; "
+            f"errors that changed state {f['errors_that_changed_state']}"
+        )
         print(f"second local user: {second_user()}")
         print(f"({time.perf_counter() - t0:.0f} s)")
     return 0

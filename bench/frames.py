@@ -74,7 +74,9 @@ async def main(args: argparse.Namespace) -> int:
     print(f"console under the live demo, {args.seconds:g} s at x30 (160x48); milliseconds")
     print(f"{'':<28}{'count':>7}{'median':>9}{'p95':>9}{'max':>9}")
     for name, xs in (("frame (compositor update)", frames), ("pane refresh tick", ticks), ("event-loop lag", lags)):
-        print(f"{name:<28}{len(xs):>7}{statistics.median(xs) if xs else 0:>9.2f}{pct(xs, 0.95):>9.2f}{max(xs, default=0):>9.2f}")
+        print(
+            f"{name:<28}{len(xs):>7}{statistics.median(xs) if xs else 0:>9.2f}{pct(xs, 0.95):>9.2f}{max(xs, default=0):>9.2f}"
+        )
     return 0
 
 

@@ -29,10 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.clock import VirtualClock  # noqa: E402
-from core.config import Config  # noqa: E402
-from core.engine import Engine  # noqa: E402
-from core.runtimes.sim import SimRuntime  # noqa: E402
+from core.clock import VirtualClock
+from core.config import Config
+from core.engine import Engine
+from core.runtimes.sim import SimRuntime
 
 AGENTS = 20
 
@@ -50,10 +50,23 @@ def config() -> Config:
 
 
 def spec(wf_id: str, n: int) -> dict[str, Any]:
-    tasks = [{"id": f"t{i}", "specialization": "x", "duration_s": 0, "cpu": 0, "memory_gb": 0,
-              "depends_on": [f"t{i // 2}"] if i else []} for i in range(n)]
-    return {"id": wf_id, "priority": 50, "allocation": {"cpu_cores": 1e6, "memory_gb": 1e6, "agents": AGENTS},
-            "phases": [{"name": "all", "tasks": tasks}]}
+    tasks = [
+        {
+            "id": f"t{i}",
+            "specialization": "x",
+            "duration_s": 0,
+            "cpu": 0,
+            "memory_gb": 0,
+            "depends_on": [f"t{i // 2}"] if i else [],
+        }
+        for i in range(n)
+    ]
+    return {
+        "id": wf_id,
+        "priority": 50,
+        "allocation": {"cpu_cores": 1e6, "memory_gb": 1e6, "agents": AGENTS},
+        "phases": [{"name": "all", "tasks": tasks}],
+    }
 
 
 async def engine_on(db: Path) -> tuple[Engine, VirtualClock]:
@@ -124,12 +137,23 @@ async def main(args: argparse.Namespace) -> int:
         built = time.perf_counter() - t0
         runs = [await run_one(db, f"big{r}") for r in range(args.repeat)]
         opens = [open_in_child(db) for _ in range(args.repeat)]
-        rows.append((n, built, min(runs), statistics.median(o["open_s"] for o in opens),
-                     statistics.median(o["rss_mb"] for o in opens)))
+        rows.append(
+            (
+                n,
+                built,
+                min(runs),
+                statistics.median(o["open_s"] for o in opens),
+                statistics.median(o["rss_mb"] for o in opens),
+            )
+        )
     base = rows[0]
-    print(f"{'finished workflows':>18} {'build s':>8} {'run 1k-task wf s':>17} {'x':>6} {'open s':>8} {'x':>6} {'open RSS MB':>12} {'x':>6}")
+    print(
+        f"{'finished workflows':>18} {'build s':>8} {'run 1k-task wf s':>17} {'x':>6} {'open s':>8} {'x':>6} {'open RSS MB':>12} {'x':>6}"
+    )
     for n, built, run, op, rss in rows:
-        print(f"{n:>18} {built:>8.2f} {run:>17.3f} {run / base[2]:>6.2f} {op:>8.3f} {op / base[3]:>6.2f} {rss:>12.1f} {rss / base[4]:>6.2f}")
+        print(
+            f"{n:>18} {built:>8.2f} {run:>17.3f} {run / base[2]:>6.2f} {op:>8.3f} {op / base[3]:>6.2f} {rss:>12.1f} {rss / base[4]:>6.2f}"
+        )
     print("(run: best of repeats; open: median of repeats, each in a fresh process)")
     return 0
 

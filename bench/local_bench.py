@@ -26,11 +26,11 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import Config  # noqa: E402
-from core.events import Event  # noqa: E402
-from core.models import PhaseSpec, TaskSpec, WorkflowSpec  # noqa: E402
-from core.runtimes.local import open_local  # noqa: E402
-from core.workflow_file import parse_workflow_text  # noqa: E402
+from core.config import Config
+from core.events import Event
+from core.models import PhaseSpec, TaskSpec, WorkflowSpec
+from core.runtimes.local import open_local
+from core.workflow_file import parse_workflow_text
 
 HEARTBEAT_S = 1.0
 
@@ -63,9 +63,15 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = {agents} }}
 
 
 def flat(wf_id: str, n: int, command: list[str], agents: int) -> WorkflowSpec:
-    tasks = [TaskSpec(id=f"t{i:05d}", specialization="bench", command=command, cpu=0.01, memory_gb=0.0) for i in range(n)]
-    return WorkflowSpec(id=wf_id, priority=50, allocation={"cpu_cores": 4, "memory_gb": 4, "agents": agents},
-                        phases=[PhaseSpec(name="p", tasks=tasks)])
+    tasks = [
+        TaskSpec(id=f"t{i:05d}", specialization="bench", command=command, cpu=0.01, memory_gb=0.0) for i in range(n)
+    ]
+    return WorkflowSpec(
+        id=wf_id,
+        priority=50,
+        allocation={"cpu_cores": 4, "memory_gb": 4, "agents": agents},
+        phases=[PhaseSpec(name="p", tasks=tasks)],
+    )
 
 
 async def drive(engine, until, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -90,10 +96,12 @@ def xargs_rate(n: int = 3000) -> float:
 async def main(args: argparse.Namespace) -> int:
     db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="opsdeck-bench-")) / "bench.db"
     n = args.agents
-    config = Config.model_validate({
-        "capacity": {"agents": n, "cpu_cores": 64, "memory_gb": 64, "concurrent_workflows": 5},
-        "workflow_limits": {"agents": n, "cpu_cores": 8, "memory_gb": 8},
-    })
+    config = Config.model_validate(
+        {
+            "capacity": {"agents": n, "cpu_cores": 64, "memory_gb": 64, "concurrent_workflows": 5},
+            "workflow_limits": {"agents": n, "cpu_cores": 8, "memory_gb": 8},
+        }
+    )
     wf = parse_workflow_text(file_text(n))
     events: list[Event] = []
     engine, runtime = await open_local(db, wf, wf.specs(Path.cwd()), config, subscriber=events.append)

@@ -51,7 +51,9 @@ def native_registry(text: str) -> CollectorRegistry:
             continue
         labels = sorted({k for s in fam.samples for k in s.labels if k != "le"})
         if fam.type == "histogram":
-            bounds = sorted({float(s.labels["le"]) for s in fam.samples if s.name.endswith("_bucket") and s.labels["le"] != "+Inf"})
+            bounds = sorted(
+                {float(s.labels["le"]) for s in fam.samples if s.name.endswith("_bucket") and s.labels["le"] != "+Inf"}
+            )
             h = Histogram(fam.name, fam.documentation, labels, registry=reg, buckets=bounds)
             for s in fam.samples:
                 if s.name.endswith("_sum"):
@@ -110,11 +112,17 @@ async def main(args: argparse.Namespace) -> int:
         await again.close()
 
     wfs = len(eng.state.workflows)
-    print(f"fleet: demo, {args.hours:g} simulated hours, {events} events, {wfs} workflows, {len(eng.state.agents)} agents")
-    print(f"hot path: run with the metrics feed {feed_s:.2f} CPU s vs without {base_s:.2f} CPU s: {feed_s / base_s:.2f}x "
-          f"(best of {args.repeats})")
-    print(f"scrape ({samples} samples): ours {ours * 1e3:.2f} ms vs prometheus-client objects {theirs * 1e3:.2f} ms: "
-          f"{ours / theirs:.2f}x (CPU time, median of {args.scrapes}, interleaved)")
+    print(
+        f"fleet: demo, {args.hours:g} simulated hours, {events} events, {wfs} workflows, {len(eng.state.agents)} agents"
+    )
+    print(
+        f"hot path: run with the metrics feed {feed_s:.2f} CPU s vs without {base_s:.2f} CPU s: {feed_s / base_s:.2f}x "
+        f"(best of {args.repeats})"
+    )
+    print(
+        f"scrape ({samples} samples): ours {ours * 1e3:.2f} ms vs prometheus-client objects {theirs * 1e3:.2f} ms: "
+        f"{ours / theirs:.2f}x (CPU time, median of {args.scrapes}, interleaved)"
+    )
     print(f"seeding the counts at host start: {seed_s * 1e3:.1f} ms for {events} events")
     return 0
 

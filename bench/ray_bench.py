@@ -27,28 +27,33 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ray  # noqa: E402
+import ray
+from local_bench import drive, file_text, flat
 
-from core.config import Config  # noqa: E402
-from core.events import Event  # noqa: E402
-from core.runtimes.local import open_local  # noqa: E402
-from core.runtimes.ray import open_ray  # noqa: E402
-from core.workflow_file import parse_workflow_text  # noqa: E402
-from local_bench import drive, file_text, flat  # noqa: E402  (the local benchmark's workload, unchanged)
+from core.config import Config
+from core.events import Event
+from core.runtimes.local import open_local
+from core.runtimes.ray import open_ray
+from core.workflow_file import parse_workflow_text
+
 
 async def one_runtime(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     n = args.agents
-    config = Config.model_validate({
-        "capacity": {"agents": n, "cpu_cores": 64, "memory_gb": 64, "concurrent_workflows": 5},
-        "workflow_limits": {"agents": n, "cpu_cores": 8, "memory_gb": 8},
-    })
+    config = Config.model_validate(
+        {
+            "capacity": {"agents": n, "cpu_cores": 64, "memory_gb": 64, "concurrent_workflows": 5},
+            "workflow_limits": {"agents": n, "cpu_cores": 8, "memory_gb": 8},
+        }
+    )
     wf = parse_workflow_text(file_text(n))
     events: list[Event] = []
     opened = time.monotonic()
     if kind == "ray":
         engine, runtime = await open_ray(tmp / f"{kind}.db", wf, wf.specs(Path.cwd()), config, subscriber=events.append)
     else:
-        engine, runtime = await open_local(tmp / f"{kind}.db", wf, wf.specs(Path.cwd()), config, subscriber=events.append)
+        engine, runtime = await open_local(
+            tmp / f"{kind}.db", wf, wf.specs(Path.cwd()), config, subscriber=events.append
+        )
     out: dict[str, Any] = {"open_s": time.monotonic() - opened}
     try:
         await drive(engine, lambda: engine.state.status_of("warmup").value == "completed", 120)
@@ -62,7 +67,11 @@ async def one_runtime(kind: str, args: argparse.Namespace, tmp: Path) -> dict[st
         engine.start_workflow("throughput")
         await drive(engine, lambda: engine.state.status_of("throughput").value == "completed", 600)
         await engine.flush()  # subscribers get events once they are committed
-        tput = [e for e in events if e.type in ("TASK_STARTED", "TASK_COMPLETED") and e.data["task"].startswith("throughput/")]
+        tput = [
+            e
+            for e in events
+            if e.type in ("TASK_STARTED", "TASK_COMPLETED") and e.data["task"].startswith("throughput/")
+        ]
         first = min(e.ts for e in tput if e.type == "TASK_STARTED")
         last = max(e.ts for e in tput if e.type == "TASK_COMPLETED")
         done = sum(1 for e in tput if e.type == "TASK_COMPLETED")
@@ -73,7 +82,9 @@ async def one_runtime(kind: str, args: argparse.Namespace, tmp: Path) -> dict[st
             engine.start_workflow("failover")
             mark = len(events)
             await drive(engine, lambda: sum(1 for e in events[mark:] if e.type == "TASK_STARTED") >= n, 60)
-            victims = sorted(a.id for a in engine.state.agents.values() if a.current_task and a.status.value == "busy")[: args.kills]
+            victims = sorted(a.id for a in engine.state.agents.values() if a.current_task and a.status.value == "busy")[
+                : args.kills
+            ]
             tasks = {a: engine.state.agents[a].current_task for a in victims}
             mark = len(events)
             killed_at = time.time()
@@ -81,12 +92,16 @@ async def one_runtime(kind: str, args: argparse.Namespace, tmp: Path) -> dict[st
                 ray.kill(runtime.hosts[a].handle)
 
             def restarted() -> bool:
-                got = {e.data["task"] for e in events[mark:] if e.type == "TASK_STARTED" and e.data["agent"] not in victims}
+                got = {
+                    e.data["task"] for e in events[mark:] if e.type == "TASK_STARTED" and e.data["agent"] not in victims
+                }
                 return all(t in got for t in tasks.values())
 
             await drive(engine, restarted, 120)
             await engine.flush()
-            noticed = [e.ts - killed_at for e in events[mark:] if e.type == "AGENT_ERROR" and e.data["agent"] in victims]
+            noticed = [
+                e.ts - killed_at for e in events[mark:] if e.type == "AGENT_ERROR" and e.data["agent"] in victims
+            ]
             again: dict[str, float] = {}
             for e in events[mark:]:
                 if e.type == "TASK_STARTED" and e.data["task"] in tasks.values() and e.data["task"] not in again:
@@ -109,16 +124,22 @@ async def main(args: argparse.Namespace) -> int:
         ("ray runtime: throughput", f"{on_ray['rate']:.1f} tasks/s ({on_ray['done']} in {on_ray['wall_s']:.2f} s)"),
         ("ratio ray / local", f"**{on_ray['rate'] / local['rate']:.2f}x**"),
         ("ray: local instance start (ray.init)", f"{on_ray['ray_init_s']:.2f} s"),
-        ("ray: actor start (spawn -> hello)", f"median {statistics.median(starts):.2f} s, max {max(starts):.2f} s "
-                                              f"({len(starts)} actors started together)"),
+        (
+            "ray: actor start (spawn -> hello)",
+            f"median {statistics.median(starts):.2f} s, max {max(starts):.2f} s "
+            f"({len(starts)} actors started together)",
+        ),
         ("ray: open -> every agent ready", f"{on_ray['ready_s']:.2f} s (local runtime: {local['ready_s']:.2f} s)"),
     ]
     if args.kills:
         rows += [
             ("ray: actors killed (ray.kill)", f"{len(on_ray['victims'])} ({', '.join(on_ray['victims'])})"),
             ("ray: death noticed after", f"max {max(on_ray['noticed']):.3f} s"),
-            ("ray: task running again after", f"mean {statistics.mean(on_ray['again']):.3f} s, "
-                                              f"max {max(on_ray['again']):.3f} s (includes the replacement actor's start)"),
+            (
+                "ray: task running again after",
+                f"mean {statistics.mean(on_ray['again']):.3f} s, "
+                f"max {max(on_ray['again']):.3f} s (includes the replacement actor's start)",
+            ),
         ]
     w = max(len(r[0]) for r in rows)
     print(f"{'measure'.ljust(w)} | value")

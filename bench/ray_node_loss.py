@@ -19,22 +19,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import ray  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
+import ray
+from ray.cluster_utils import Cluster
 
-from core.runtimes.ray import open_ray  # noqa: E402
-from core.workflow_file import parse_workflow_text  # noqa: E402
-from tests.local_harness import Recorder, drive, wf_status  # noqa: E402
+from core.runtimes.ray import open_ray
+from core.workflow_file import parse_workflow_text
+from tests.local_harness import Recorder, drive, wf_status
 
 
 def file_text(sleep: float) -> str:
-    tasks = "".join(f"""
+    tasks = "".join(
+        f"""
     [[workflows.phases.tasks]]
     id = "{name}"
     command = ["sleep", "{sleep}"]
     specialization = "shell"
     cpu = 0.5
-""" for name in ("a", "b"))
+"""
+        for name in ("a", "b")
+    )
     return f"""
 [runtime]
 heartbeat_s = 0.5
@@ -71,7 +74,9 @@ async def run(cluster: Cluster, node: object, sleep: float) -> None:
         done = {e.data["task"]: e.data["agent"] for e in rec.of("TASK_COMPLETED")}
         print(f"agents on the removed node: {on_lost}")
         print(f"AGENT_ERROR for {err['agent']} after {failed_after:.2f} s: {err['error']}")
-        print(f"workflow completed {done_after:.2f} s after the node was removed (tasks of {sleep:g} s); completed by {done}")
+        print(
+            f"workflow completed {done_after:.2f} s after the node was removed (tasks of {sleep:g} s); completed by {done}"
+        )
         print(f"each task completed once: {len(rec.of('TASK_COMPLETED')) == 2}")
     finally:
         await rt.shutdown()

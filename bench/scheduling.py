@@ -58,9 +58,15 @@ async def run_opsdeck(graph: list[list[tuple[str, list[str]]]], agents: int, db:
     tasks: list[dict[str, Any]] = []
     for row in graph:
         for name, deps in row:
-            tasks.append({"id": name, "specialization": "x", "duration_s": 0, "cpu": 0, "memory_gb": 0, "depends_on": deps})
-    wf = {"id": "dag", "priority": 50, "allocation": {"cpu_cores": 1e6, "memory_gb": 1e6, "agents": agents},
-          "phases": [{"name": "all", "tasks": tasks}]}
+            tasks.append(
+                {"id": name, "specialization": "x", "duration_s": 0, "cpu": 0, "memory_gb": 0, "depends_on": deps}
+            )
+    wf = {
+        "id": "dag",
+        "priority": 50,
+        "allocation": {"cpu_cores": 1e6, "memory_gb": 1e6, "agents": agents},
+        "phases": [{"name": "all", "tasks": tasks}],
+    }
     t0 = time.perf_counter()
     eng.create_workflow(wf)
     await eng.flush()
@@ -89,8 +95,10 @@ def run_dask(graph: list[list[tuple[str, list[str]]]]) -> tuple[float, float]:
             dsk[name] = (noop, *deps)
     keys = [name for name, _ in graph[-1]]
     marks: dict[str, float] = {}
-    cb = Callback(start_state=lambda d, s: marks.__setitem__("loop", time.perf_counter()),
-                  finish=lambda d, s, e: marks.__setitem__("end", time.perf_counter()))
+    cb = Callback(
+        start_state=lambda d, s: marks.__setitem__("loop", time.perf_counter()),
+        finish=lambda d, s, e: marks.__setitem__("end", time.perf_counter()),
+    )
     t0 = time.perf_counter()
     with cb:
         get_sync(dsk, keys)
@@ -121,8 +129,10 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each; the best time of each is compared")
     args = ap.parse_args()
-    print(f"{'tasks':>7} {'dask total':>11} {'dask loop':>10} {'graphlib':>9} {'ops create':>11} {'ops run':>9} "
-          f"{'ops total':>10} {'total x':>8} {'loop x':>7} {'events':>8}")
+    print(
+        f"{'tasks':>7} {'dask total':>11} {'dask loop':>10} {'graphlib':>9} {'ops create':>11} {'ops run':>9} "
+        f"{'ops total':>10} {'total x':>8} {'loop x':>7} {'events':>8}"
+    )
     for n in (int(x) for x in args.sizes.split(",")):
         graph = layered(max(n // args.width, 1), args.width)
         reps = args.repeat if n <= 10_000 else 1
@@ -135,10 +145,14 @@ def main() -> None:
                 runs.append(asyncio.run(run_opsdeck(graph, args.agents, Path(tmp) / "sched.db")))
         create, run = min(r[0] for r in runs), min(r[1] for r in runs)
         total = min(r[0] + r[1] for r in runs)
-        print(f"{n:>7} {d_total:>11.3f} {d_loop:>10.3f} {g:>9.3f} {create:>11.3f} {run:>9.3f} {total:>10.3f} "
-              f"{total / d_total:>7.2f}x {run / d_loop:>6.2f}x {runs[0][2]:>8}")
-    print("times in seconds, best of repeats (1 run at 100k); total x = opsdeck create+run (store on) / dask get_sync;"
-          " loop x = opsdeck run / dask's execution loop alone")
+        print(
+            f"{n:>7} {d_total:>11.3f} {d_loop:>10.3f} {g:>9.3f} {create:>11.3f} {run:>9.3f} {total:>10.3f} "
+            f"{total / d_total:>7.2f}x {run / d_loop:>6.2f}x {runs[0][2]:>8}"
+        )
+    print(
+        "times in seconds, best of repeats (1 run at 100k); total x = opsdeck create+run (store on) / dask get_sync;"
+        " loop x = opsdeck run / dask's execution loop alone"
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ def plain_scan(db: Path) -> tuple[float, int]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     prev, n = GENESIS_HASH, 0
     for seq, ts, type_, comp, scope, actor, data, p, h in con.execute(
-            "SELECT seq, ts, type, component, scope, actor, data, prev_hash, hash FROM events ORDER BY seq"):
+        "SELECT seq, ts, type, component, scope, actor, data, prev_hash, hash FROM events ORDER BY seq"
+    ):
         if p != prev or chain_hash(p, canonical_envelope(seq, ts, type_, comp, scope, actor, data)) != h:
             raise SystemExit(f"plain scan: chain broken at {seq}")
         prev, n = h, n + 1
@@ -41,12 +42,16 @@ def main() -> int:
     db = Path(sys.argv[1])
     base, n = plain_scan(db)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "opsdeck", "verify", "--db", str(db)], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "opsdeck", "verify", "--db", str(db)], cwd=ROOT, capture_output=True, text=True
+    )
     took = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{n:,} events in {db.name}")
     print(f"plain scan (sqlite3 + chain)        {base:8.2f} s")
-    print(f"opsdeck verify (fresh process)      {took:8.2f} s   {took / base:.2f}x   peak RSS {peak_mb:.0f} MB   exit {out.returncode}")
+    print(
+        f"opsdeck verify (fresh process)      {took:8.2f} s   {took / base:.2f}x   peak RSS {peak_mb:.0f} MB   exit {out.returncode}"
+    )
     print((out.stdout or out.stderr).strip().splitlines()[-1][:200] if (out.stdout or out.stderr) else "")
     return 0
 

@@ -27,7 +27,7 @@ class WallClock:
 
 
 class Timer:
-    __slots__ = ("when", "fn", "cancelled")
+    __slots__ = ("cancelled", "fn", "when")
 
     def __init__(self, when: float, fn: Callable[[], None]) -> None:
         self.when = when

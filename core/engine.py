@@ -23,21 +23,21 @@ from pydantic import TypeAdapter, ValidationError
 
 from .clock import Clock, VirtualClock
 from .config import Config
+from .event_data import SCHEMAS, EventDataError, check_event
 from .events import GENESIS_HASH, Event, EventHeader, canonical_envelope, canonical_json, chain_hash
 from .merge import TaskView, merge
 from .models import (
     LIVE_AGENT,
     TERMINAL_WORKFLOW,
     AgentStatus,
-    Resources,
     PhaseSpec,
+    Resources,
     Task,
     TaskSpec,
     TaskStatus,
     WorkflowSpec,
     WorkflowStatus,
 )
-from .event_data import SCHEMAS, EventDataError, check_event
 from .projection import State, hash_snapshot
 from .runtimes import Runtime
 from .runtimes.limits import cpu_limits
@@ -198,7 +198,11 @@ class Engine:
                 if loaded is None:
                     continue
                 row, snap = loaded
-                if not (isinstance(snap, dict) and hash_snapshot(snap) == row["state_hash"] and snap.get("seq") == row["seq"]):
+                if not (
+                    isinstance(snap, dict)
+                    and hash_snapshot(snap) == row["state_hash"]
+                    and snap.get("seq") == row["seq"]
+                ):
                     bad.append(f"checkpoint {cp['id']} does not match its state hash")
                 elif not found:
                     state, since, found = State.from_snapshot(snap, collect_archive=True), row["seq"], True
@@ -272,14 +276,19 @@ class Engine:
                 at = await store.first_unreadable(cursor)
                 raise self._damaged(f"unreadable row ({exc})", at if at is not None else cursor + 1) from None
             if cursor != since:
-                raise self._damaged(f"a checkpoint is at seq {since} but the log ends at {cursor}: committed events are missing", cursor + 1)
+                raise self._damaged(
+                    f"a checkpoint is at seq {since} but the log ends at {cursor}: committed events are missing",
+                    cursor + 1,
+                )
             return prev, since
         try:
             rows = await self.store.raw_rows(since - 1, 1)
         except sqlite3.Error as exc:
             raise self._damaged(f"unreadable row ({exc})", since) from None
         if not rows or rows[0][0] != since:
-            raise self._damaged(f"a checkpoint is at seq {since} but the log has no such row: committed events are missing", since)
+            raise self._damaged(
+                f"a checkpoint is at seq {since} but the log has no such row: committed events are missing", since
+            )
         if not row_hash_ok(*rows[0]):
             raise self._damaged("the row does not match its hash", since)
         return rows[0][8], since
@@ -322,7 +331,9 @@ class Engine:
         """Run ``fn(now)`` after each system usage sample: where detectors hook in."""
         self._sample_hooks.append(fn)
 
-    def emit(self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None) -> Event:
+    def emit(
+        self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None
+    ) -> Event:
         """Record one state change: number, hash, fold, queue for the store (subscribers
         hear of it after the commit, :meth:`flush`)."""
         if self.readonly:
@@ -343,8 +354,9 @@ class Engine:
         try:
             self.state.apply(ev)
         except Exception as exc:
-            raise EngineError("EVENT_REJECTED", f"{type_} could not be applied: {type(exc).__name__}: {exc}",
-                              {"type": type_}) from exc
+            raise EngineError(
+                "EVENT_REJECTED", f"{type_} could not be applied: {type(exc).__name__}: {exc}", {"type": type_}
+            ) from exc
         self.head_hash = h
         self._buffer.append((seq, ts, type_, component, scope, who, data_json, prev, h))
         for fn in self._observers:
@@ -560,7 +572,9 @@ class Engine:
             phase_new = (t.workflow, t.phase) not in self.state.phase_started
             if phase_new:
                 self.emit("PHASE_STARTED", "coordination", "workflow", {"workflow_id": wf.id, "phase": t.phase})
-            self.emit("TASK_ASSIGNED", "coordination", "scheduler", {"task": key, "agent": agent, "workflow_id": t.workflow})
+            self.emit(
+                "TASK_ASSIGNED", "coordination", "scheduler", {"task": key, "agent": agent, "workflow_id": t.workflow}
+            )
             self.runtime.start_task(agent, self.state.tasks[key])
 
     def _admit(self) -> None:
@@ -577,7 +591,12 @@ class Engine:
             if running >= self.config.capacity.concurrent_workflows:
                 break
             if s.dependency_met(w):
-                self.emit("WORKFLOW_STARTED", "coordination", "workflow", {"workflow_id": w.id, "priority": w.priority, "band": w.band.value})
+                self.emit(
+                    "WORKFLOW_STARTED",
+                    "coordination",
+                    "workflow",
+                    {"workflow_id": w.id, "priority": w.priority, "band": w.band.value},
+                )
                 running += 1
 
     # -- RuntimeSink ------------------------------------------------------------
@@ -591,7 +610,14 @@ class Engine:
         if self._owns(agent_id, task_id) and not self._restoring:
             self.emit("TASK_STARTED", "agent", "execution", {"task": task_id, "agent": agent_id})
 
-    def task_progress(self, agent_id: str, task_id: str, progress: float, output: list[str] | None = None, partial: dict[str, Any] | None = None) -> None:
+    def task_progress(
+        self,
+        agent_id: str,
+        task_id: str,
+        progress: float,
+        output: list[str] | None = None,
+        partial: dict[str, Any] | None = None,
+    ) -> None:
         self.telemetry.liveness[agent_id] = self.clock.now()
         if not self._owns(agent_id, task_id):
             return
@@ -635,7 +661,9 @@ class Engine:
             self._checkpoint_due = "phase_complete"
         if s.wf_left.get(wf_id) == 0:
             took = self.clock.now() - (wf.started_at or wf.created_at)
-            self.emit("WORKFLOW_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "duration_s": round(took, 3)})
+            self.emit(
+                "WORKFLOW_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "duration_s": round(took, 3)}
+            )
             if wf.guarantee is not None:
                 self.emit("RESOURCE_RESERVED", "resource", "allocation", {"workflow_id": wf_id, "guarantee": None})
 
@@ -647,12 +675,24 @@ class Engine:
         per_task = getattr(self.runtime, "attempts_allowed", None)  # a workflow file's per-task retries
         allowed = per_task(task_id) if per_task is not None else None
         retry = t.attempts < (allowed if allowed is not None else self.config.retries.attempts)
-        data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": t.workflow, "error": error, "attempt": t.attempts, "retry": retry}
+        data: dict[str, Any] = {
+            "task": task_id,
+            "agent": agent_id,
+            "workflow_id": t.workflow,
+            "error": error,
+            "attempt": t.attempts,
+            "retry": retry,
+        }
         if output:
             data["output"] = list(output)[-5:]
         self.emit("TASK_FAILED", "agent", "execution", data)
         if not retry:
-            self.emit("WORKFLOW_FAILED", "coordination", "workflow", {"workflow_id": t.workflow, "task": task_id, "error": error})
+            self.emit(
+                "WORKFLOW_FAILED",
+                "coordination",
+                "workflow",
+                {"workflow_id": t.workflow, "task": task_id, "error": error},
+            )
         self.request_dispatch()
 
     def agent_failed(self, agent_id: str, error: str) -> None:
@@ -679,7 +719,9 @@ class Engine:
         a = self.state.agents.get(agent_id)
         if a is not None and a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED):
             silent = self.clock.now() - self.telemetry.liveness.get(agent_id, self.clock.now())
-            self.emit("AGENT_TIMEOUT", "network", "agent_coordination", {"agent": agent_id, "silent_s": round(silent, 3)})
+            self.emit(
+                "AGENT_TIMEOUT", "network", "agent_coordination", {"agent": agent_id, "silent_s": round(silent, 3)}
+            )
 
     def agent_reconnected(self, agent_id: str, buffered: list[dict[str, Any]]) -> None:
         """Apply an agent's buffered reports exactly once, in its own sequence order,
@@ -727,8 +769,11 @@ class Engine:
         """Merge an isolated agent's reports about tasks moved away from it with the
         engine's side of those tasks, and bring the state to the merged result."""
         s = self.state
-        base = {b["task_id"]: TaskView(s.tasks[b["task_id"]].context.progress, s.tasks[b["task_id"]].status.value)
-                for b in reports if b["task_id"] in s.tasks}
+        base = {
+            b["task_id"]: TaskView(s.tasks[b["task_id"]].context.progress, s.tasks[b["task_id"]].status.value)
+            for b in reports
+            if b["task_id"] in s.tasks
+        }
         views = merge(((agent_id, b) for b in reports if b["task_id"] in s.tasks), base)
         out: dict[str, dict[str, Any]] = {}
         for key, v in sorted(views.items()):
@@ -738,18 +783,35 @@ class Engine:
             elif v.status == "completed":
                 if t.agent:
                     self.release_task(key, reason="completed_on_isolated_agent", actor="merge")
-                self.emit("TASK_COMPLETED", "agent", "execution", {"task": key, "agent": agent_id, "workflow_id": t.workflow, "merged": True}, actor="merge")
+                self.emit(
+                    "TASK_COMPLETED",
+                    "agent",
+                    "execution",
+                    {"task": key, "agent": agent_id, "workflow_id": t.workflow, "merged": True},
+                    actor="merge",
+                )
                 self.telemetry.record(self.clock.now(), "completed", "system", 1.0, persist=False)
                 self._after_task(t.workflow, t.phase)
                 res = "completed_by_isolated_agent"
             elif v.progress > t.context.progress + 1e-9:
                 if t.agent:  # restart the moved copy from the further point
                     self.release_task(key, reason="resume_from_merged_progress", actor="merge")
-                self.emit("TASK_PROGRESS", "agent", "execution", {"task": key, "agent": agent_id, "progress": round(v.progress, 4), "merged": True}, actor="merge")
+                self.emit(
+                    "TASK_PROGRESS",
+                    "agent",
+                    "execution",
+                    {"task": key, "agent": agent_id, "progress": round(v.progress, 4), "merged": True},
+                    actor="merge",
+                )
                 res = "progress_merged"
             else:
                 res = "current_copy_ahead"
-            out[key] = {"resolution": res, "merged_progress": round(v.progress, 4), "merged_status": v.status, "reports": len(v.applied)}
+            out[key] = {
+                "resolution": res,
+                "merged_progress": round(v.progress, 4),
+                "merged_status": v.status,
+                "reports": len(v.applied),
+            }
         self.emit("PARTITION_MERGED", "network", "agent_coordination", {"agent": agent_id, "tasks": out}, actor="merge")
 
     def usage(self, agent_id: str, cpu_pct: float, memory_mb: float) -> None:
@@ -818,14 +880,20 @@ class Engine:
         after = float(cfg["reassign_after_s"])
         for a in sorted(self.state.agents.values(), key=lambda x: x.id):
             if a.status is AgentStatus.UNREACHABLE and a.current_task:
-                silent = now - self.telemetry.liveness.get(a.id, a.last_heartbeat if a.last_heartbeat is not None else now)
+                silent = now - self.telemetry.liveness.get(
+                    a.id, a.last_heartbeat if a.last_heartbeat is not None else now
+                )
                 if silent >= after:
                     self.release_task(a.current_task, reason="agent_unreachable", actor="standing-reassignment")
 
     # -- measures ---------------------------------------------------------------
     def agent_utilisation(self) -> float:
         """Busy agent slots as a percent of the capacity's agent slots."""
-        busy = sum(1 for a in self.state.agents.values() if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE) and a.current_task)
+        busy = sum(
+            1
+            for a in self.state.agents.values()
+            if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE) and a.current_task
+        )
         return round(busy / self.config.capacity.agents * 100.0, 2)
 
     def utilisation(self) -> dict[str, float]:
@@ -843,8 +911,11 @@ class Engine:
         if wf is None:
             done = self.state.finished.get(wf_id)
             if done is not None:
-                raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is already {done.status.value}",
-                                  {"workflow_id": wf_id, "status": done.status.value})
+                raise EngineError(
+                    "INVALID_STATE",
+                    f"workflow {wf_id!r} is already {done.status.value}",
+                    {"workflow_id": wf_id, "status": done.status.value},
+                )
             raise EngineError("WORKFLOW_NOT_FOUND", f"no workflow {wf_id!r}", {"known": self.state.all_workflow_ids()})
         return wf
 
@@ -859,7 +930,12 @@ class Engine:
     def create_pool(self, name: str, specializations: list[str], min_size: int = 0, max_size: int = 20) -> None:
         if name in self.state.pools:
             raise EngineError("POOL_EXISTS", f"pool {name!r} exists")
-        self.emit("POOL_CREATED", "resource", "agents", {"pool": {"name": name, "specializations": specializations, "min_size": min_size, "max_size": max_size}})
+        self.emit(
+            "POOL_CREATED",
+            "resource",
+            "agents",
+            {"pool": {"name": name, "specializations": specializations, "min_size": min_size, "max_size": max_size}},
+        )
 
     def next_agent_id(self) -> str:
         n = len(self.state.agents) + 1
@@ -867,7 +943,9 @@ class Engine:
             n += 1
         return f"agent_{n:03d}"
 
-    def add_agent(self, pool: str, specializations: list[str] | None = None, agent_id: str | None = None, actor: str | None = None) -> str:
+    def add_agent(
+        self, pool: str, specializations: list[str] | None = None, agent_id: str | None = None, actor: str | None = None
+    ) -> str:
         p = self.state.pools.get(pool)
         if p is None:
             raise EngineError("POOL_NOT_FOUND", f"no pool {pool!r}", {"known": sorted(self.state.pools)})
@@ -880,7 +958,13 @@ class Engine:
         aid = agent_id or self.next_agent_id()
         if aid in self.state.agents:
             raise EngineError("AGENT_EXISTS", f"agent {aid!r} exists")
-        self.emit("AGENT_ALLOCATED", "resource", "agents", {"agent": aid, "pool": pool, "specializations": specializations or list(p.specializations)}, actor=actor)
+        self.emit(
+            "AGENT_ALLOCATED",
+            "resource",
+            "agents",
+            {"agent": aid, "pool": pool, "specializations": specializations or list(p.specializations)},
+            actor=actor,
+        )
         self.telemetry.liveness[aid] = self.clock.now()
         if self.runtime is not None:
             self.runtime.spawn_agent(self.state.agents[aid])
@@ -912,7 +996,9 @@ class Engine:
         of 100k tasks does not freeze the screen. Validation errors are those of
         ``WorkflowSpec`` (whole-spec field paths)."""
         phases = raw.get("phases")
-        if not isinstance(phases, list) or not all(isinstance(p, dict) and isinstance(p.get("tasks", []), list) for p in phases):
+        if not isinstance(phases, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("tasks", []), list) for p in phases
+        ):
             return self.create_workflow(raw, actor)
         head = WorkflowSpec.model_validate({**raw, "phases": []})
         built: list[PhaseSpec] = []
@@ -925,7 +1011,7 @@ class Engine:
             for i in range(0, len(rows), SUBMIT_CHUNK):
                 try:
                     with gc_paused():
-                        part = _TASK_LIST.validate_python(rows[i:i + SUBMIT_CHUNK])
+                        part = _TASK_LIST.validate_python(rows[i : i + SUBMIT_CHUNK])
                         encoded += _TASK_LIST.dump_python(part, mode="json", exclude_defaults=True)
                 except ValidationError:
                     WorkflowSpec.model_validate(raw)  # the same error, with its path in the whole spec
@@ -1023,7 +1109,13 @@ class Engine:
         agent = t.agent
         if self.runtime is not None:
             self.runtime.stop_task(agent, key)
-        self.emit("TASK_REASSIGNED", "coordination", "scheduler", {"task": key, "from": agent, "reason": reason, "progress": t.context.progress}, actor=actor)
+        self.emit(
+            "TASK_REASSIGNED",
+            "coordination",
+            "scheduler",
+            {"task": key, "from": agent, "reason": reason, "progress": t.context.progress},
+            actor=actor,
+        )
         self.request_dispatch()
         return agent
 
@@ -1041,7 +1133,13 @@ class Engine:
         self._wf(wf_id)
         self._not_frozen(wf_id)
         before = self.state.workflows[wf_id].allocation.model_copy()
-        self.emit("RESOURCE_ALLOCATED", "resource", "allocation", {"workflow_id": wf_id, "allocation": alloc.model_dump(), "previous": before.model_dump(), "base": base}, actor=actor)
+        self.emit(
+            "RESOURCE_ALLOCATED",
+            "resource",
+            "allocation",
+            {"workflow_id": wf_id, "allocation": alloc.model_dump(), "previous": before.model_dump(), "base": base},
+            actor=actor,
+        )
         self.request_dispatch()
         return before
 
@@ -1050,7 +1148,8 @@ class Engine:
         cap = self.config.capacity
         if guarantee is not None:
             others = [
-                w.guarantee for w in self.state.workflows.values()
+                w.guarantee
+                for w in self.state.workflows.values()
                 if w.id != wf_id and w.guarantee is not None and w.status not in TERMINAL_WORKFLOW
             ]
             cpu = guarantee.cpu_cores + sum(g.cpu_cores for g in others)
@@ -1060,12 +1159,24 @@ class Engine:
                     "RESOURCE_EXHAUSTED",
                     f"guarantees would total {cpu:g} cores / {mem:g} GB, over the capacity {cap.cpu_cores:g} / {cap.memory_gb:g}",
                 )
-        self.emit("RESOURCE_RESERVED", "resource", "allocation", {"workflow_id": wf_id, "guarantee": guarantee.model_dump() if guarantee else None}, actor=actor)
+        self.emit(
+            "RESOURCE_RESERVED",
+            "resource",
+            "allocation",
+            {"workflow_id": wf_id, "guarantee": guarantee.model_dump() if guarantee else None},
+            actor=actor,
+        )
         self.request_dispatch()
 
     def set_stage_limit(self, wf_id: str, limit: Resources | None, actor: str | None = None) -> None:
         self._wf(wf_id)
-        self.emit("RESOURCE_LIMITED", "resource", "allocation", {"workflow_id": wf_id, "limit": limit.model_dump() if limit else None}, actor=actor)
+        self.emit(
+            "RESOURCE_LIMITED",
+            "resource",
+            "allocation",
+            {"workflow_id": wf_id, "limit": limit.model_dump() if limit else None},
+            actor=actor,
+        )
         self.request_dispatch()
 
     def cpu_limits(self, wf_id: str, task_id: str) -> dict[str, float | int]:
@@ -1074,7 +1185,14 @@ class Engine:
         wf = self.state.workflows[wf_id]
         t = self.state.tasks[task_id]
         running = max(len(self.state.running_by_wf.get(wf_id, ())), 1)
-        return cpu_limits(wf.band.value, wf.allocation.cpu_cores, wf.base_allocation.cpu_cores, wf.guarantee is not None, running, t.cpu)
+        return cpu_limits(
+            wf.band.value,
+            wf.allocation.cpu_cores,
+            wf.base_allocation.cpu_cores,
+            wf.guarantee is not None,
+            running,
+            t.cpu,
+        )
 
     async def relimit_workflow(self, wf_id: str) -> dict[str, Any]:
         """Bring the OS limits of ``wf_id``'s running tasks in line with its allocation
@@ -1083,27 +1201,52 @@ class Engine:
         rt = self.runtime
         relimit = getattr(rt, "relimit", None)  # only runtimes with OS processes have it
         if rt is None or relimit is None:
-            return {"applies": False, "runtime": rt.name if rt is not None else None,
-                    "reason": "the tasks of this runtime are not OS processes: only the allocation changed"}
-        targets = [(t.agent, t.id, self.cpu_limits(wf_id, t.id)) for key in sorted(self.state.running_by_wf.get(wf_id, ()))
-                   if (t := self.state.tasks[key]).agent and t.status is TaskStatus.RUNNING]
+            return {
+                "applies": False,
+                "runtime": rt.name if rt is not None else None,
+                "reason": "the tasks of this runtime are not OS processes: only the allocation changed",
+            }
+        targets = [
+            (t.agent, t.id, self.cpu_limits(wf_id, t.id))
+            for key in sorted(self.state.running_by_wf.get(wf_id, ()))
+            if (t := self.state.tasks[key]).agent and t.status is TaskStatus.RUNNING
+        ]
         results = await relimit(targets)
         for r in results:
             if r.get("applied"):
-                self.emit("TASK_LIMITED", "resource", "allocation", {"task": r["task"], "agent": r["agent"], "workflow_id": wf_id,
-                                                                     "applied": r["applied"], "mechanism": r.get("mechanism")})
-        return {"applies": True, "runtime": rt.name, "tasks": results,
-                "relimited": sum(1 for r in results if r.get("applied")), "failed": sum(1 for r in results if r.get("errors"))}
+                self.emit(
+                    "TASK_LIMITED",
+                    "resource",
+                    "allocation",
+                    {
+                        "task": r["task"],
+                        "agent": r["agent"],
+                        "workflow_id": wf_id,
+                        "applied": r["applied"],
+                        "mechanism": r.get("mechanism"),
+                    },
+                )
+        return {
+            "applies": True,
+            "runtime": rt.name,
+            "tasks": results,
+            "relimited": sum(1 for r in results if r.get("applied")),
+            "failed": sum(1 for r in results if r.get("errors")),
+        }
 
     def freeze(self, wf_id: str, frozen: bool = True, actor: str | None = None) -> None:
         self._wf(wf_id)
-        self.emit("WORKFLOW_FROZEN", "coordination", "state_protection", {"workflow_id": wf_id, "frozen": frozen}, actor=actor)
+        self.emit(
+            "WORKFLOW_FROZEN", "coordination", "state_protection", {"workflow_id": wf_id, "frozen": frozen}, actor=actor
+        )
 
     def set_setting(self, key: str, value: Any, actor: str | None = None) -> None:
         self.emit("SETTING_CHANGED", "system", "settings", {"key": key, "value": value}, actor=actor)
 
     # -- checkpoints ------------------------------------------------------------
-    async def checkpoint(self, kind: str = "manual", label: str = "", workflow: str | None = None, actor: str | None = None) -> int:
+    async def checkpoint(
+        self, kind: str = "manual", label: str = "", workflow: str | None = None, actor: str | None = None
+    ) -> int:
         """Snapshot the projection at the current sequence number and record it."""
         if self.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
@@ -1117,7 +1260,13 @@ class Engine:
         else:
             cp_id = max(self._memory_checkpoints, default=0) + 1
             self._memory_checkpoints[cp_id] = ({"id": cp_id, "seq": seq, "state_hash": h}, json.loads(json.dumps(snap)))
-        self.emit("CHECKPOINT_CREATED", "coordination", "checkpoint", {"id": cp_id, "seq": seq, "kind": kind, "label": label, "state_hash": h, "workflow": workflow}, actor=actor)
+        self.emit(
+            "CHECKPOINT_CREATED",
+            "coordination",
+            "checkpoint",
+            {"id": cp_id, "seq": seq, "kind": kind, "label": label, "state_hash": h, "workflow": workflow},
+            actor=actor,
+        )
         return cp_id
 
     async def load_checkpoint(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -1128,7 +1277,9 @@ class Engine:
             # A copy: whoever loads it takes the snapshot over (no deepcopy on load).
             loaded = (dict(mem[0]), json.loads(json.dumps(mem[1]))) if mem is not None else None
         if loaded is None:
-            raise EngineError("CHECKPOINT_NOT_FOUND", f"no checkpoint {cp_id}", {"known": sorted(self.state.checkpoints)})
+            raise EngineError(
+                "CHECKPOINT_NOT_FOUND", f"no checkpoint {cp_id}", {"known": sorted(self.state.checkpoints)}
+            )
         return loaded
 
     async def verified_checkpoint(self, cp_id: int) -> dict[str, Any]:
@@ -1138,13 +1289,23 @@ class Engine:
             raise EngineError("CHECKPOINT_CORRUPT", f"checkpoint {cp_id} fails its state hash", {"checkpoint": cp_id})
         return snap
 
-    async def rollback(self, cp_id: int, workflow: str | None = None, actor: str | None = None, reason: str = "rollback") -> dict[str, Any]:
+    async def rollback(
+        self, cp_id: int, workflow: str | None = None, actor: str | None = None, reason: str = "rollback"
+    ) -> dict[str, Any]:
         """Append events that bring workflows (all, or one) back to a checkpoint."""
         snap = await self.verified_checkpoint(cp_id)
         if workflow is not None and not self.state.knows(workflow):
             self._wf(workflow)  # unknown: WORKFLOW_NOT_FOUND (a finished one may be rolled back)
-        affected = [workflow] if workflow else sorted(
-            set(snap["workflows"]) | set(snap.get("finished", {})) | set(self.state.workflows) | set(self.state.finished))
+        affected = (
+            [workflow]
+            if workflow
+            else sorted(
+                set(snap["workflows"])
+                | set(snap.get("finished", {}))
+                | set(self.state.workflows)
+                | set(self.state.finished)
+            )
+        )
         for wf_id in affected:
             wf = self.state.workflows.get(wf_id)
             if wf is None:
@@ -1154,9 +1315,20 @@ class Engine:
                 if t.agent and self.runtime is not None:
                     self.runtime.stop_task(t.agent, key)
         before = self.state.state_hash()
-        self.emit("STATE_RESTORED", "coordination", "rollback", {"checkpoint": cp_id, "workflow": workflow, "reason": reason, "snapshot": snap}, actor=actor)
+        self.emit(
+            "STATE_RESTORED",
+            "coordination",
+            "rollback",
+            {"checkpoint": cp_id, "workflow": workflow, "reason": reason, "snapshot": snap},
+            actor=actor,
+        )
         self.request_dispatch()
-        return {"checkpoint": cp_id, "workflows": affected, "state_hash_before": before, "state_hash_after": self.state.state_hash()}
+        return {
+            "checkpoint": cp_id,
+            "workflows": affected,
+            "state_hash_before": before,
+            "state_hash_after": self.state.state_hash(),
+        }
 
     # -- housekeeping -----------------------------------------------------------
     def checkpoint_interval(self) -> float:
@@ -1204,7 +1376,11 @@ class Engine:
         until = clock.now() + seconds
         while True:
             clock.run_until(until, budget=FLUSH_EVERY)
-            if self._checkpoint_due is not None or clock.now() >= until or self._events_since_checkpoint() >= self.config.intervals.checkpoint_events:
+            if (
+                self._checkpoint_due is not None
+                or clock.now() >= until
+                or self._events_since_checkpoint() >= self.config.intervals.checkpoint_events
+            ):
                 await self.maintain()
             if len(self._buffer) >= FLUSH_EVERY or clock.now() >= until:
                 await self.flush()
@@ -1239,4 +1415,3 @@ class Engine:
             "agents": len(s.live_agents()),
             "utilisation": self.utilisation(),
         }
-

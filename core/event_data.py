@@ -217,25 +217,61 @@ class _Pruned(_Data):
 
 
 SCHEMAS: dict[str, type[_Data]] = {
-    "POOL_CREATED": _PoolCreated, "POOL_RESIZED": _PoolResized, "AGENT_ALLOCATED": _AgentAllocated,
-    "AGENT_DEALLOCATED": _Agent, "AGENT_ERROR": _Agent, "AGENT_TIMEOUT": _Agent, "AGENT_RECONNECTED": _Agent,
-    "AGENT_BACKOFF": _Backoff, "AGENT_SEQ_APPLIED": _SeqApplied, "WORKFLOW_CREATED": _WorkflowCreated,
-    "WORKFLOW_STARTED": _Workflow, "WORKFLOW_RESUMED": _Workflow, "WORKFLOW_PAUSED": _Workflow,
-    "WORKFLOW_COMPLETED": _Workflow, "WORKFLOW_FAILED": _Workflow, "WORKFLOW_CANCELLED": _Workflow,
-    "WORKFLOW_QUEUED": _Workflow, "WORKFLOW_FROZEN": _Frozen, "RESOURCE_ALLOCATED": _Allocated,
-    "RESOURCE_DEALLOCATED": _Allocated, "RESOURCE_RESERVED": _Reserved, "RESOURCE_LIMITED": _Limited,
-    "TASK_ASSIGNED": _TaskAssigned, "TASK_STARTED": _TaskStarted, "TASK_PROGRESS": _TaskProgress,
-    "TASK_COMPLETED": _Task, "TASK_FAILED": _TaskFailed, "TASK_TIMEOUT": _TaskFailed,
-    "TASK_REASSIGNED": _TaskReassigned, "TASK_PAUSED": _Task, "TASK_RESUMED": _Task,
-    "TASK_CONTEXT_TRANSFERRED": _ContextTransferred, "CHECKPOINT_CREATED": _Checkpoint,
-    "SETTING_CHANGED": _Setting, "INCIDENT_OPENED": _IncidentOpened, "INCIDENT_RESOLVED": _Incident,
-    "INCIDENT_NOTED": _IncidentNoted, "INCIDENT_REOPENED": _Incident,
-    "PLAN_PROPOSED": _PlanProposed, "PLAN_APPROVED": _Plan, "PLAN_REJECTED": _Plan, "PLAN_EDITED": _PlanEdited,
-    "PLAN_EXECUTION_STARTED": _Plan, "PLAN_STEP_STARTED": _PlanStep, "PLAN_STEP_COMPLETED": _PlanStep,
-    "PLAN_STEP_FAILED": _PlanStep, "PLAN_ABORTED": _Plan, "PLAN_COMPLETED": _PlanCompleted,
-    "RESUMPTION_CREATED": _ResumptionCreated, "RESUMPTION_STEP_APPLIED": _ResumptionStep,
-    "RESUMPTION_HELD": _ResumptionHeld, "RESUMPTION_COMPLETED": _Resumption, "RESUMPTION_ABORTED": _Resumption,
-    "CHECKPOINTS_PRUNED": _Pruned, "LEARNING_RECORDED": _Learning,
+    "POOL_CREATED": _PoolCreated,
+    "POOL_RESIZED": _PoolResized,
+    "AGENT_ALLOCATED": _AgentAllocated,
+    "AGENT_DEALLOCATED": _Agent,
+    "AGENT_ERROR": _Agent,
+    "AGENT_TIMEOUT": _Agent,
+    "AGENT_RECONNECTED": _Agent,
+    "AGENT_BACKOFF": _Backoff,
+    "AGENT_SEQ_APPLIED": _SeqApplied,
+    "WORKFLOW_CREATED": _WorkflowCreated,
+    "WORKFLOW_STARTED": _Workflow,
+    "WORKFLOW_RESUMED": _Workflow,
+    "WORKFLOW_PAUSED": _Workflow,
+    "WORKFLOW_COMPLETED": _Workflow,
+    "WORKFLOW_FAILED": _Workflow,
+    "WORKFLOW_CANCELLED": _Workflow,
+    "WORKFLOW_QUEUED": _Workflow,
+    "WORKFLOW_FROZEN": _Frozen,
+    "RESOURCE_ALLOCATED": _Allocated,
+    "RESOURCE_DEALLOCATED": _Allocated,
+    "RESOURCE_RESERVED": _Reserved,
+    "RESOURCE_LIMITED": _Limited,
+    "TASK_ASSIGNED": _TaskAssigned,
+    "TASK_STARTED": _TaskStarted,
+    "TASK_PROGRESS": _TaskProgress,
+    "TASK_COMPLETED": _Task,
+    "TASK_FAILED": _TaskFailed,
+    "TASK_TIMEOUT": _TaskFailed,
+    "TASK_REASSIGNED": _TaskReassigned,
+    "TASK_PAUSED": _Task,
+    "TASK_RESUMED": _Task,
+    "TASK_CONTEXT_TRANSFERRED": _ContextTransferred,
+    "CHECKPOINT_CREATED": _Checkpoint,
+    "SETTING_CHANGED": _Setting,
+    "INCIDENT_OPENED": _IncidentOpened,
+    "INCIDENT_RESOLVED": _Incident,
+    "INCIDENT_NOTED": _IncidentNoted,
+    "INCIDENT_REOPENED": _Incident,
+    "PLAN_PROPOSED": _PlanProposed,
+    "PLAN_APPROVED": _Plan,
+    "PLAN_REJECTED": _Plan,
+    "PLAN_EDITED": _PlanEdited,
+    "PLAN_EXECUTION_STARTED": _Plan,
+    "PLAN_STEP_STARTED": _PlanStep,
+    "PLAN_STEP_COMPLETED": _PlanStep,
+    "PLAN_STEP_FAILED": _PlanStep,
+    "PLAN_ABORTED": _Plan,
+    "PLAN_COMPLETED": _PlanCompleted,
+    "RESUMPTION_CREATED": _ResumptionCreated,
+    "RESUMPTION_STEP_APPLIED": _ResumptionStep,
+    "RESUMPTION_HELD": _ResumptionHeld,
+    "RESUMPTION_COMPLETED": _Resumption,
+    "RESUMPTION_ABORTED": _Resumption,
+    "CHECKPOINTS_PRUNED": _Pruned,
+    "LEARNING_RECORDED": _Learning,
 }
 
 NOT_INJECTABLE = frozenset({"STATE_RESTORED", "COMMAND_EXECUTED"})
@@ -271,7 +307,9 @@ def _check_more(state: State, type_: str, model: _Data) -> None:
         for phase in spec.phases:
             for t in phase.tasks:
                 if t.id in names or any(d not in names for d in t.depends_on):
-                    raise EventDataError(type_, "spec.phases", f"task {t.id!r} repeats or depends on a later/unknown task")
+                    raise EventDataError(
+                        type_, "spec.phases", f"task {t.id!r} repeats or depends on a later/unknown task"
+                    )
                 names.add(t.id)
     elif isinstance(model, _PoolCreated) and model.pool.name in state.pools:
         raise EventDataError(type_, "pool.name", f"pool {model.pool.name!r} exists")

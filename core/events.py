@@ -23,7 +23,7 @@ GENESIS_HASH = "0" * 64
 _TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 # A bare ratio such as 19/20 where a JSON value is expected (after ':' or '[' or ',').
-_RATIO_RE = re.compile(r'(?<=[:\[,])\s*(\d+(?:\.\d+)?/\d+(?:\.\d+)?)\s*(?=[,}\]])')
+_RATIO_RE = re.compile(r"(?<=[:\[,])\s*(\d+(?:\.\d+)?/\d+(?:\.\d+)?)\s*(?=[,}\]])")
 
 SEVERITY_BY_TYPE: dict[str, str] = {
     "RESOURCE_EXHAUSTION": "critical",
@@ -162,12 +162,14 @@ def parse_line(line: str) -> EventHeader:
     parts = text.split(":", 3)
     if len(parts) < 4:
         col = len(text) + 1
-        raise EventLineError(
-            f"expected TYPE:component:scope:{{json}}, found {len(parts) - 1} colon(s)", col, text
-        )
+        raise EventLineError(f"expected TYPE:component:scope:{{json}}, found {len(parts) - 1} colon(s)", col, text)
     type_, component, scope, payload = parts
     offsets = [1, len(type_) + 2, len(type_) + len(component) + 3]
-    for value, col, what in ((type_, offsets[0], "event type"), (component, offsets[1], "component"), (scope, offsets[2], "scope")):
+    for value, col, what in (
+        (type_, offsets[0], "event type"),
+        (component, offsets[1], "component"),
+        (scope, offsets[2], "scope"),
+    ):
         if not value:
             raise EventLineError(f"{what} is empty", col, text)
     if not _TYPE_RE.match(type_):

@@ -35,7 +35,9 @@ def merge_one(view: TaskView, agent: str, report: dict[str, Any]) -> TaskView:
     return TaskView(progress, status, view.applied | {(agent, int(report["seq"]))})
 
 
-def merge(reports: Iterable[tuple[str, dict[str, Any]]], base: dict[str, TaskView] | None = None) -> dict[str, TaskView]:
+def merge(
+    reports: Iterable[tuple[str, dict[str, Any]]], base: dict[str, TaskView] | None = None
+) -> dict[str, TaskView]:
     """Merge (agent, report) pairs in any order into per-task views (over ``base``)."""
     out: dict[str, TaskView] = dict(base or {})
     for agent, rep in reports:

@@ -30,7 +30,9 @@ def _check_dir(p: Path) -> None:
     if not stat.S_ISDIR(st.st_mode):
         raise PrivateError(f"{p}: exists and is not a directory")
     if st.st_uid != os.getuid():
-        raise PrivateError(f"{p}: owned by uid {st.st_uid}, not by us (uid {os.getuid()}); someone may be squatting it: refusing")
+        raise PrivateError(
+            f"{p}: owned by uid {st.st_uid}, not by us (uid {os.getuid()}); someone may be squatting it: refusing"
+        )
     if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(p, 0o700)
 

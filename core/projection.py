@@ -274,10 +274,24 @@ class State:
             if t.attempts > 1:
                 retried[t.id] = t.attempts
         self.finished[wf_id] = FinishedWorkflow(
-            id=wf.id, name=wf.name, priority=wf.priority, band=wf.band, status=wf.status, depends_on=wf.depends_on,
-            allocation=wf.allocation, phases=wf.phases, created_at=wf.created_at, created_seq=wf.created_seq,
-            started_at=wf.started_at, finished_at=wf.finished_at, finished_seq=seq, task_count=len(tasks),
-            task_status=dict(sorted(counts.items())), attempts=attempts, failed_tasks=failed, retried=retried,
+            id=wf.id,
+            name=wf.name,
+            priority=wf.priority,
+            band=wf.band,
+            status=wf.status,
+            depends_on=wf.depends_on,
+            allocation=wf.allocation,
+            phases=wf.phases,
+            created_at=wf.created_at,
+            created_seq=wf.created_seq,
+            started_at=wf.started_at,
+            finished_at=wf.finished_at,
+            finished_seq=seq,
+            task_count=len(tasks),
+            task_status=dict(sorted(counts.items())),
+            attempts=attempts,
+            failed_tasks=failed,
+            retried=retried,
         )
         if self.archive_out is not None:
             # Encoded by pydantic-core in one call per list (a few ms for 1,000 tasks).
@@ -400,6 +414,7 @@ def hash_snapshot(snap: dict[str, Any]) -> str:
 
 # -- reducers -------------------------------------------------------------------
 
+
 @reducer("POOL_CREATED")
 def _pool_created(s: State, ev: Event) -> None:
     pool = Pool.model_validate(ev.data["pool"])
@@ -418,7 +433,9 @@ def _pool_resized(s: State, ev: Event) -> None:
 @reducer("AGENT_ALLOCATED")
 def _agent_allocated(s: State, ev: Event) -> None:
     d = ev.data
-    s.agents[d["agent"]] = Agent(id=d["agent"], pool=d["pool"], specializations=list(d["specializations"]), last_heartbeat=ev.ts)
+    s.agents[d["agent"]] = Agent(
+        id=d["agent"], pool=d["pool"], specializations=list(d["specializations"]), last_heartbeat=ev.ts
+    )
 
 
 @reducer("AGENT_DEALLOCATED")
@@ -514,13 +531,29 @@ def _workflow_created(s: State, ev: Event) -> None:
             key = f"{wid}/{ts['id']}"
             dep = ts.get("depends_on")
             deps = [f"{wid}/{d}" for d in dep] if dep else list(prev_phase)
-            ctx = _built(TaskContext, {"inputs": dict(ts.get("inputs") or {}), "progress": 0.0, "partial_results": {}, "last_output": []})
-            tasks[key] = _built(Task, {
-                "id": key, "workflow": wid, "phase": pname, "specialization": ts["specialization"], "depends_on": deps,
-                "duration_s": float(ts.get("duration_s", d_dur)), "cpu": float(ts.get("cpu", d_cpu)),
-                "memory_gb": float(ts.get("memory_gb", d_mem)), "status": pending, "agent": None, "attempts": 0,
-                "started_at": None, "finished_at": None, "context": ctx,
-            })
+            ctx = _built(
+                TaskContext,
+                {"inputs": dict(ts.get("inputs") or {}), "progress": 0.0, "partial_results": {}, "last_output": []},
+            )
+            tasks[key] = _built(
+                Task,
+                {
+                    "id": key,
+                    "workflow": wid,
+                    "phase": pname,
+                    "specialization": ts["specialization"],
+                    "depends_on": deps,
+                    "duration_s": float(ts.get("duration_s", d_dur)),
+                    "cpu": float(ts.get("cpu", d_cpu)),
+                    "memory_gb": float(ts.get("memory_gb", d_mem)),
+                    "status": pending,
+                    "agent": None,
+                    "attempts": 0,
+                    "started_at": None,
+                    "finished_at": None,
+                    "context": ctx,
+                },
+            )
             keys.append(key)
             names.append(key)
         prev_phase = names
@@ -788,7 +821,13 @@ def _context_transferred(s: State, ev: Event) -> None:
 def _checkpoint(s: State, ev: Event) -> None:
     d = ev.data
     s.checkpoints[d["id"]] = Checkpoint(
-        id=d["id"], seq=d["seq"], ts=ev.ts, kind=d["kind"], label=d.get("label", ""), state_hash=d["state_hash"], workflow=d.get("workflow")
+        id=d["id"],
+        seq=d["seq"],
+        ts=ev.ts,
+        kind=d["kind"],
+        label=d.get("label", ""),
+        state_hash=d["state_hash"],
+        workflow=d.get("workflow"),
     )
 
 
@@ -798,7 +837,11 @@ def _restored(s: State, ev: Event) -> None:
     agents stay as they are (a dead agent is not revived) and history stays."""
     snap = ev.data["snapshot"]
     only = ev.data.get("workflow")
-    ids = [only] if only else sorted(set(snap["workflows"]) | set(snap.get("finished", {})) | set(s.workflows) | set(s.finished))
+    ids = (
+        [only]
+        if only
+        else sorted(set(snap["workflows"]) | set(snap.get("finished", {})) | set(s.workflows) | set(s.finished))
+    )
     for wf_id in ids:
         _restore_workflow(s, snap, wf_id)
     s._reindex()

@@ -80,6 +80,7 @@ def _checkpoints_pruned(s: State, ev: Event) -> None:
 
 # -- the incident pipeline: incidents, plans, steps ------------------------------
 
+
 def _step(s: State, ev: Event) -> dict[str, Any]:
     return s.plans[ev.data["plan_id"]]["steps"][int(ev.data["step"])]
 
@@ -182,7 +183,12 @@ def _plan_aborted(s: State, ev: Event) -> None:
     if inc is not None and inc.get("status") == "recovering":
         inc["status"] = "open"  # no plan in force: it can be re-planned or resolved
     p["state"] = "rolled_back" if ev.data.get("rollback") else "failed"
-    p["outcome"] = {**p.get("outcome", {}), "aborted_by": ev.actor, "reason": ev.data.get("reason", ""), "rollback": ev.data.get("rollback")}
+    p["outcome"] = {
+        **p.get("outcome", {}),
+        "aborted_by": ev.actor,
+        "reason": ev.data.get("reason", ""),
+        "rollback": ev.data.get("rollback"),
+    }
     for st in p["steps"]:
         if st["state"] in ("proposed", "approved", "executing"):
             st["state"] = "rejected"
@@ -200,7 +206,10 @@ def _plan_completed(s: State, ev: Event) -> None:
 @reducer("INCIDENT_NOTED")
 def _incident_noted(s: State, ev: Event) -> None:
     inc = s.incidents[ev.data["incident_id"]]
-    inc["notes"] = [*inc.get("notes", []), {"at": ev.ts, "by": ev.actor, "note": ev.data.get("note", ""), "action": ev.data.get("action")}]
+    inc["notes"] = [
+        *inc.get("notes", []),
+        {"at": ev.ts, "by": ev.actor, "note": ev.data.get("note", ""), "action": ev.data.get("action")},
+    ]
 
 
 @reducer("INCIDENT_REOPENED")

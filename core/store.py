@@ -125,7 +125,9 @@ def check_file(fp: Path) -> None:
         raise StoreError(f"{fp}: the database is damaged: truncated to {size // page} of its {pages} pages")
 
 
-def row_hash_ok(seq: int, ts: Any, type_: Any, comp: Any, scope: Any, actor: Any, data_json: Any, prev: Any, h: Any) -> bool:
+def row_hash_ok(
+    seq: int, ts: Any, type_: Any, comp: Any, scope: Any, actor: Any, data_json: Any, prev: Any, h: Any
+) -> bool:
     """A stored row's hash recomputed from its content (a column of the wrong type fails)."""
     try:
         return chain_hash(prev, canonical_envelope(seq, ts, type_, comp, scope, actor, data_json)) == h
@@ -134,7 +136,9 @@ def row_hash_ok(seq: int, ts: Any, type_: Any, comp: Any, scope: Any, actor: Any
 
 
 def row_to_event(row: Sequence[Any]) -> Event:
-    return Event(seq=row[0], ts=row[1], type=row[2], component=row[3], scope=row[4], actor=row[5], data=json.loads(row[6]))
+    return Event(
+        seq=row[0], ts=row[1], type=row[2], component=row[3], scope=row[4], actor=row[5], data=json.loads(row[6])
+    )
 
 
 EVENT_COLUMNS = "seq, ts, type, component, scope, actor, data, prev_hash, hash"
@@ -231,7 +235,9 @@ class Store:
         await db.execute("BEGIN")
         try:
             app_id = (await (await db.execute("PRAGMA application_id")).fetchone())[0]
-            tables = {r[0] for r in await (await db.execute("SELECT name FROM sqlite_master WHERE type='table'")).fetchall()}
+            tables = {
+                r[0] for r in await (await db.execute("SELECT name FROM sqlite_master WHERE type='table'")).fetchall()
+            }
         finally:
             await db.execute("COMMIT")
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
@@ -336,21 +342,25 @@ class Store:
         tlist = list(types)
         if not tlist:
             return {}
-        sql = f"SELECT type, count(*) FROM events WHERE type IN ({','.join('?' * len(tlist))}) AND seq <= ? GROUP BY type"
+        sql = (
+            f"SELECT type, count(*) FROM events WHERE type IN ({','.join('?' * len(tlist))}) AND seq <= ? GROUP BY type"
+        )
         rows = await (await self._db.execute(sql, [*tlist, upto])).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
     async def type_field(self, types: Iterable[str], key: str, upto: int) -> list[tuple[str, Any]]:
         """(type, data[key]) of every event of ``types`` up to ``upto``."""
         tlist = list(types)
-        sql = (
-            f"SELECT type, json_extract(data, ?) FROM events WHERE type IN ({','.join('?' * len(tlist))}) AND seq <= ? ORDER BY seq"
-        )
+        sql = f"SELECT type, json_extract(data, ?) FROM events WHERE type IN ({','.join('?' * len(tlist))}) AND seq <= ? ORDER BY seq"
         rows = await (await self._db.execute(sql, [f"$.{key}", *tlist, upto])).fetchall()
         return [(r[0], r[1]) for r in rows]
 
     async def read_events(
-        self, since: int = 0, limit: int | None = None, types: Iterable[str] | None = None, until: int | None = None,
+        self,
+        since: int = 0,
+        limit: int | None = None,
+        types: Iterable[str] | None = None,
+        until: int | None = None,
         check: bool = False,
     ) -> list[Event]:
         """Events after ``since``; with ``check`` each row's own hash is recomputed and a
@@ -396,8 +406,10 @@ class Store:
         seq, h = anchor
         head = await self.count_events()
         if seq > head:
-            return head + 1, (f"the log ends at seq {head} but seq {seq} was committed: committed events are missing "
-                              f"(was {self.path}-wal deleted, truncated or damaged?)")
+            return head + 1, (
+                f"the log ends at seq {head} but seq {seq} was committed: committed events are missing "
+                f"(was {self.path}-wal deleted, truncated or damaged?)"
+            )
         if seq > 0 and await self.row_hash(seq) != h:
             return seq, "the row is not the one that was committed there"
         return None
@@ -405,7 +417,9 @@ class Store:
     def damaged(self, problem: str, seq: int | None = None) -> StoreError:
         """The error for damage found while reading: where, what, and what to run."""
         where = f"the event log is damaged at seq {seq}: " if seq is not None else "the database is damaged: "
-        return StoreError(f"{self.path}: {where}{problem}. Nothing was changed; `opsdeck verify --db {self.path}` reports the damage")
+        return StoreError(
+            f"{self.path}: {where}{problem}. Nothing was changed; `opsdeck verify --db {self.path}` reports the damage"
+        )
 
     async def raw_rows(self, since: int = 0, limit: int = 5000) -> list[tuple[Any, ...]]:
         sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
@@ -444,7 +458,9 @@ class Store:
     async def archived(self, workflow: str, finished_seq: int) -> dict[str, Any] | None:
         """The archived record (workflow and tasks) of a finished workflow, or None."""
         row = await (
-            await self._db.execute("SELECT record FROM archive WHERE workflow=? AND finished_seq=?", (workflow, finished_seq))
+            await self._db.execute(
+                "SELECT record FROM archive WHERE workflow=? AND finished_seq=?", (workflow, finished_seq)
+            )
         ).fetchone()
         return json.loads(row[0]) if row else None
 
@@ -475,7 +491,8 @@ class Store:
         """(row, state) for a checkpoint, or None. The state is the stored JSON, unverified."""
         row = await (
             await self._db.execute(
-                "SELECT id, seq, ts, kind, label, workflow, state_hash, state FROM checkpoints WHERE id=?", (checkpoint_id,)
+                "SELECT id, seq, ts, kind, label, workflow, state_hash, state FROM checkpoints WHERE id=?",
+                (checkpoint_id,),
             )
         ).fetchone()
         if row is None:
@@ -508,7 +525,9 @@ class Store:
             await self._db.execute("ROLLBACK")
             raise
 
-    async def metrics(self, name: str, subject: str = "system", since: float = float("-inf")) -> list[tuple[float, float]]:
+    async def metrics(
+        self, name: str, subject: str = "system", since: float = float("-inf")
+    ) -> list[tuple[float, float]]:
         rows = await (
             await self._db.execute(
                 "SELECT ts, value FROM metrics WHERE name=? AND subject=? AND ts>=? ORDER BY ts", (name, subject, since)
@@ -520,8 +539,10 @@ class Store:
         """Samples added after ``rowid`` (in insertion order) and the last rowid read:
         how a read-only replica follows the writer's gauges without rescanning."""
         rows = await (
-            await self._db.execute("SELECT rowid, ts, name, subject, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                                   (rowid, limit))
+            await self._db.execute(
+                "SELECT rowid, ts, name, subject, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (rowid, limit),
+            )
         ).fetchall()
         return [(r[1], r[2], r[3], r[4]) for r in rows], (rows[-1][0] if rows else rowid)
 

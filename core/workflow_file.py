@@ -142,14 +142,34 @@ class WorkflowFile(_Strict):
                         cwd = str((base / cwd).resolve())
                     elif cwd is None:
                         cwd = str(base.resolve())
-                    tasks.append(TaskSpec(
-                        id=t.id, specialization=t.specialization, depends_on=list(t.depends_on),
-                        duration_s=t.expected_s, cpu=t.cpu, memory_gb=t.memory_gb, command=t.command,
-                        shell=t.shell, cwd=cwd, env=dict(t.env), timeout_s=t.timeout_s, retries=t.retries,
-                    ))
+                    tasks.append(
+                        TaskSpec(
+                            id=t.id,
+                            specialization=t.specialization,
+                            depends_on=list(t.depends_on),
+                            duration_s=t.expected_s,
+                            cpu=t.cpu,
+                            memory_gb=t.memory_gb,
+                            command=t.command,
+                            shell=t.shell,
+                            cwd=cwd,
+                            env=dict(t.env),
+                            timeout_s=t.timeout_s,
+                            retries=t.retries,
+                        )
+                    )
                 phases.append(PhaseSpec(name=ph.name, tasks=tasks))
-            out.append(WorkflowSpec(id=w.id, name=w.name, priority=w.priority, depends_on=list(w.depends_on),
-                                    allocation=w.allocation, guarantee=w.guarantee, phases=phases))
+            out.append(
+                WorkflowSpec(
+                    id=w.id,
+                    name=w.name,
+                    priority=w.priority,
+                    depends_on=list(w.depends_on),
+                    allocation=w.allocation,
+                    guarantee=w.guarantee,
+                    phases=phases,
+                )
+            )
         order = _dependency_order({w.id: w.depends_on for w in self.workflows})
         return sorted(out, key=lambda s: order.index(s.id))
 
@@ -175,7 +195,7 @@ def _where(raw: dict[str, Any], loc: tuple[Any, ...]) -> str:
     table = ".".join(parts) if parts else "(top level)"
     if last >= len(keys):
         return table
-    return f"{table}: key '{''.join(str(keys[last]) + ''.join(f'[{x}]' for x in keys[last + 1:]))}'"
+    return f"{table}: key '{''.join(str(keys[last]) + ''.join(f'[{x}]' for x in keys[last + 1 :]))}'"
 
 
 def _dependency_order(deps: dict[str, list[str]]) -> list[str]:
@@ -265,10 +285,16 @@ def _cross_checks(raw: dict[str, Any]) -> list[str]:
                         problems.append(f"{tw}: key 'depends_on': {d!r} is not an earlier task of {wid!r}")
                 spec = t.get("specialization")
                 if isinstance(spec, str) and pools and spec not in offered:
-                    problems.append(f"{tw}: key 'specialization': no pool offers {spec!r} (pools offer {sorted(offered)})")
+                    problems.append(
+                        f"{tw}: key 'specialization': no pool offers {spec!r} (pools offer {sorted(offered)})"
+                    )
                 if isinstance(tid, str):
                     seen.add(tid)
-    deps = {w.get("id"): [d for d in _strs(w.get("depends_on")) if d != w.get("id")] for w in workflows if isinstance(w.get("id"), str)}
+    deps = {
+        w.get("id"): [d for d in _strs(w.get("depends_on")) if d != w.get("id")]
+        for w in workflows
+        if isinstance(w.get("id"), str)
+    }
     try:
         _dependency_order(deps)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -321,10 +347,14 @@ def config_problems(wfile: WorkflowFile, specs: list[WorkflowSpec], config: Conf
     for i, s in enumerate(wfile.workflows):
         a = s.allocation
         if a.cpu_cores > lim.cpu_cores or a.memory_gb > lim.memory_gb or a.agents > lim.agents:
-            problems.append(f"workflows[{i}] {s.id!r}: key 'allocation': {a.model_dump()} exceeds the per-workflow limit "
-                            f"{lim.model_dump(exclude={'max_duration_s'})} (config [workflow_limits])")
+            problems.append(
+                f"workflows[{i}] {s.id!r}: key 'allocation': {a.model_dump()} exceeds the per-workflow limit "
+                f"{lim.model_dump(exclude={'max_duration_s'})} (config [workflow_limits])"
+            )
     total = sum(p.size for p in wfile.pools)
     if total > config.capacity.agents:
-        problems.append(f"pools: key 'size': {total} agents in all exceed the capacity of {config.capacity.agents} "
-                        "agents (config [capacity] agents)")
+        problems.append(
+            f"pools: key 'size': {total} agents in all exceed the capacity of {config.capacity.agents} "
+            "agents (config [capacity] agents)"
+        )
     return problems

@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a subcommand it opens the console on the default database.",
     )
     parser.add_argument("--version", action="version", version=f"opsdeck {__version__}")
-    parser.add_argument("--config", metavar="FILE", help="TOML config file (capacity, thresholds, intervals, keys, theme)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML config file (capacity, thresholds, intervals, keys, theme)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"opsdeck.subcommands.{name}").register(sub)
@@ -68,6 +70,8 @@ def refusal(exc: LeaseHeld) -> str:
     """Why a second host may not open a database, and how to reach the one that runs it."""
     h = exc.holder
     db = exc.db
-    return (f"opsdeck: {db} is already run by {h.describe()}; nothing was changed.\n"
-            f"  attach to it instead: opsdeck console --db {db}   |   opsdeck exec --db {db} '/host status'"
-            f"   |   opsdeck events --db {db} --follow")
+    return (
+        f"opsdeck: {db} is already run by {h.describe()}; nothing was changed.\n"
+        f"  attach to it instead: opsdeck console --db {db}   |   opsdeck exec --db {db} '/host status'"
+        f"   |   opsdeck events --db {db} --follow"
+    )

@@ -51,7 +51,16 @@ def run_console(
         who = holder.describe() if holder is not None else "another process"
         print(f"opsdeck: {db} is run by {who}; attach with: opsdeck console --db {db}", file=sys.stderr)
         return 2
-    app = OpsdeckApp(db=db, config=config, demo=demo, seed=seed, speed=speed, readonly=readonly,
-                     host_factory=host_factory, create=create, listen=listen)
+    app = OpsdeckApp(
+        db=db,
+        config=config,
+        demo=demo,
+        seed=seed,
+        speed=speed,
+        readonly=readonly,
+        host_factory=host_factory,
+        create=create,
+        listen=listen,
+    )
     app.run()
     return app.return_code or 0

@@ -22,8 +22,16 @@ KEEP_DETAILS = 6
 
 def event_record(ev: Event) -> dict[str, Any]:
     """An event as one JSON object: seq, ts, type, component, scope, actor, severity, data."""
-    return {"seq": ev.seq, "ts": ev.ts, "type": ev.type, "component": ev.component, "scope": ev.scope,
-            "actor": ev.actor, "severity": ev.severity, "data": ev.data}
+    return {
+        "seq": ev.seq,
+        "ts": ev.ts,
+        "type": ev.type,
+        "component": ev.component,
+        "scope": ev.scope,
+        "actor": ev.actor,
+        "severity": ev.severity,
+        "data": ev.data,
+    }
 
 
 def json_line(obj: Any) -> str:

@@ -50,7 +50,7 @@ def run_verb(argv: list[str]) -> dict[str, Any]:
                 res["rc"] = main(argv)
             except SystemExit as exc:
                 res["rc"] = exc.code
-            except BaseException as exc:  # noqa: BLE001 - this is what the harness looks for
+            except BaseException as exc:
                 res["raised"] = f"{type(exc).__name__}: {exc}"
 
     t = threading.Thread(target=target, daemon=True)
@@ -114,7 +114,7 @@ def corrupt(clean: Path, target: Path, rng: random.Random, kind: str) -> str:
     if kind in ("checkpoint", "event"):
         # A random 24-byte piece of the value, found in the file (large values span pages).
         start = rng.randrange(max(1, len(needle) - 24))
-        piece = needle[start:start + 24]
+        piece = needle[start : start + 24]
         pos = data.find(piece)
         if pos < 0 or len(piece) < 2:
             kind = "page"
@@ -146,8 +146,12 @@ def trial(clean: Path, work: Path, rng: random.Random, n: int) -> dict[str, Any]
     before = verify_report(bad)
     script = work / "s.ops"
     verbs: list[dict[str, Any]] = []
-    for argv in (["exec", "--db", "{db}", "/workflow-status"], ["script", str(script), "--db", "{db}"],
-                 ["demo", "--headless", "--for", "30", "--db", "{db}"], ["events", "--db", "{db}"]):
+    for argv in (
+        ["exec", "--db", "{db}", "/workflow-status"],
+        ["script", str(script), "--db", "{db}"],
+        ["demo", "--headless", "--for", "30", "--db", "{db}"],
+        ["events", "--db", "{db}"],
+    ):
         copy = work / f"t{n}-{argv[0]}.db"
         shutil.copyfile(bad, copy)
         count = event_count(copy)
@@ -156,16 +160,27 @@ def trial(clean: Path, work: Path, rng: random.Random, n: int) -> dict[str, Any]
         r["events_before"], r["events_after"] = count, event_count(copy)
         if r["rc"] == 0 and argv[0] != "events":
             after = verify_report(copy)
-            r["verify_after"] = {"rc": after["rc"], "first_bad_seq": after["report"].get("first_bad_seq"),
-                                 "checkpoints_bad": sorted(after["report"].get("checkpoints_bad", {}))}
+            r["verify_after"] = {
+                "rc": after["rc"],
+                "first_bad_seq": after["report"].get("first_bad_seq"),
+                "checkpoints_bad": sorted(after["report"].get("checkpoints_bad", {})),
+            }
         verbs.append(r)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{copy}{suffix}").unlink(missing_ok=True)
-    return {"kind": kind, "what": what, "verify": {k: before[k] for k in ("rc", "raised", "hung")} | {
-        "first_bad_seq": before["report"].get("first_bad_seq"),
-        "checkpoints_bad": sorted(before["report"].get("checkpoints_bad", {})),
-        "checkpoints_ok": before["report"].get("checkpoints_ok", []), "stderr": before["verb"]["stderr"],
-        "leaked_threads": before["verb"]["leaked_threads"]}, "verbs": verbs}
+    return {
+        "kind": kind,
+        "what": what,
+        "verify": {k: before[k] for k in ("rc", "raised", "hung")}
+        | {
+            "first_bad_seq": before["report"].get("first_bad_seq"),
+            "checkpoints_bad": sorted(before["report"].get("checkpoints_bad", {})),
+            "checkpoints_ok": before["report"].get("checkpoints_ok", []),
+            "stderr": before["verb"]["stderr"],
+            "leaked_threads": before["verb"]["leaked_threads"],
+        },
+        "verbs": verbs,
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -22,7 +22,11 @@ PY = sys.executable
 
 def toml_argv(*argv: str) -> str:
     """A TOML array literal of strings."""
-    return "[" + ", ".join('"' + a.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"' for a in argv) + "]"
+    return (
+        "["
+        + ", ".join('"' + a.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"' for a in argv)
+        + "]"
+    )
 
 
 def py_cmd(code: str) -> str:
@@ -35,12 +39,15 @@ def header(heartbeat: float = 0.5, grace: float = 1.0, pools: str = "") -> str:
 heartbeat_s = {heartbeat}
 sample_s = {heartbeat}
 stop_grace_s = {grace}
-{pools or '''
+{
+        pools
+        or '''
 [[pools]]
 name = "workers"
 specializations = ["shell"]
 size = 2
-'''}
+'''
+    }
 """
 
 
@@ -64,7 +71,13 @@ async def open_text(db: Path, text: str, base: Path) -> tuple[Engine, LocalRunti
     return engine, runtime, rec
 
 
-async def drive(engine: Engine, until: Callable[[], Any], timeout: float = 20.0, tick: float = 0.05, what: str | Callable[[], str] = "") -> Any:
+async def drive(
+    engine: Engine,
+    until: Callable[[], Any],
+    timeout: float = 20.0,
+    tick: float = 0.05,
+    what: str | Callable[[], str] = "",
+) -> Any:
     """Run the loop (flushing like ``opsdeck run``) until ``until()`` is truthy; then flush
     once more, so subscribers (who get events once committed) have seen what led to it."""
     deadline = time.monotonic() + timeout
@@ -105,10 +118,13 @@ def alive(pid: int) -> bool:
 def chain_workflow(tmp: Path, log: Path, steps: int, sleep_s: float = 0.4, cpu: float | None = None) -> Path:
     """``chain.toml``: ``steps`` one-task phases in order on 2 agents; each task appends
     ``s<i> <agent>`` to ``log`` and sleeps ``sleep_s`` (what a restart must not repeat)."""
-    stamp = ("import sys,os,time\n"
-             "open(sys.argv[1],'a').write(sys.argv[2]+' '+os.environ['OPSDECK_AGENT']+'\\n')\n"
-             f"time.sleep({sleep_s})\n")
-    parts = ["""
+    stamp = (
+        "import sys,os,time\n"
+        "open(sys.argv[1],'a').write(sys.argv[2]+' '+os.environ['OPSDECK_AGENT']+'\\n')\n"
+        f"time.sleep({sleep_s})\n"
+    )
+    parts = [
+        """
 [runtime]
 heartbeat_s = 0.5
 sample_s = 0.5
@@ -122,16 +138,20 @@ size = 2
 [[workflows]]
 id = "chain"
 allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
-"""]
+"""
+    ]
     for i in range(steps):
-        parts.append(f"""
+        parts.append(
+            f"""
   [[workflows.phases]]
   name = "step{i}"
     [[workflows.phases.tasks]]
     id = "s{i}"
     command = {toml_argv(PY, "-c", stamp, str(log), f"s{i}")}
     specialization = "shell"
-""" + (f"    cpu = {cpu}\n" if cpu is not None else ""))
+"""
+            + (f"    cpu = {cpu}\n" if cpu is not None else "")
+        )
     f = tmp / "chain.toml"
     f.write_text("".join(parts))
     return f

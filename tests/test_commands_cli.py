@@ -24,7 +24,14 @@ def test_script_passes_and_prints_event_lines(tmp_path: Path, cli_env: dict[str,
     lines = out.stdout.splitlines()
     events = [ln for ln in lines if not ln.startswith("#")]
     types = [parse_line(ln).type for ln in events]
-    for t in ("RESOURCE_EXHAUSTION", "WORKFLOW_PAUSED", "RESOURCE_RESERVED", "RESUMPTION_CREATED", "RESUMPTION_COMPLETED", "COMMAND_EXECUTED"):
+    for t in (
+        "RESOURCE_EXHAUSTION",
+        "WORKFLOW_PAUSED",
+        "RESOURCE_RESERVED",
+        "RESUMPTION_CREATED",
+        "RESUMPTION_COMPLETED",
+        "COMMAND_EXECUTED",
+    ):
         assert t in types, t
     assert any("expectation met: RESUMPTION_COMPLETED" in ln for ln in lines)
     assert any("expect-error INVALID_PAYLOAD" in ln for ln in lines)
@@ -33,7 +40,11 @@ def test_script_passes_and_prints_event_lines(tmp_path: Path, cli_env: dict[str,
     assert ver.returncode == 0, ver.stdout + ver.stderr
     evs = run(["events", "--db", str(db), "--type", "COMMAND_EXECUTED", "--json"], cli_env)
     recorded = [json.loads(ln) for ln in evs.stdout.splitlines()]
-    assert [r["data"]["operation"] for r in recorded] == ["emergency-analysis", "emergency-reallocation", "gradual-resumption"]
+    assert [r["data"]["operation"] for r in recorded] == [
+        "emergency-analysis",
+        "emergency-reallocation",
+        "gradual-resumption",
+    ]
     assert all(r["actor"] == "script" for r in recorded)
 
 
@@ -52,7 +63,7 @@ def test_script_errors_name_the_line(tmp_path: Path, cli_env: dict[str, str]) ->
     bad.write_text("advance 1m\nfrobnicate now\n")
     out = run(["script", str(bad)], cli_env)
     assert out.returncode == 2 and f"{bad}:2: unknown step 'frobnicate'" in out.stderr
-    bad.write_text("# ok\nRESOURCE_EXHAUSTION:system:global:{\"cpu\": 9\n")
+    bad.write_text('# ok\nRESOURCE_EXHAUSTION:system:global:{"cpu": 9\n')
     out = run(["script", str(bad)], cli_env)
     assert out.returncode == 2 and f"{bad}:2: event line, column" in out.stderr
     bad.write_text("advance 1m\n/coordination-hub pause no_such_workflow\nadvance 1m\n")
@@ -62,7 +73,19 @@ def test_script_errors_name_the_line(tmp_path: Path, cli_env: dict[str, str]) ->
 
 def test_exec_runs_one_command_on_a_database(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "e.db"
-    out = run(["exec", "--create", "--db", str(db), "--advance", "5m", "--json", "/coordination-hub checkpoint '{\"label\": \"cli\"}'"], cli_env)
+    out = run(
+        [
+            "exec",
+            "--create",
+            "--db",
+            str(db),
+            "--advance",
+            "5m",
+            "--json",
+            '/coordination-hub checkpoint \'{"label": "cli"}\'',
+        ],
+        cli_env,
+    )
     assert out.returncode == 0, out.stderr
     resp = json.loads(out.stdout)
     assert resp["status"] == "success" and resp["result"]["checkpoint"] >= 1

@@ -44,7 +44,10 @@ async def _checkpoint_gaps_in_an_hour(tmp_path: Path, name: str, command: str | 
 async def test_integrity_monitoring_sets_the_checkpoint_interval_in_force(tmp_path: Path) -> None:
     plain = await _checkpoint_gaps_in_an_hour(tmp_path, "a.db", None)
     aggressive = await _checkpoint_gaps_in_an_hour(
-        tmp_path, "b.db", "/coordination-hub enable-enhanced-integrity-monitoring '{\"checkpoint_frequency\": \"aggressive\"}'")
+        tmp_path,
+        "b.db",
+        '/coordination-hub enable-enhanced-integrity-monitoring \'{"checkpoint_frequency": "aggressive"}\'',
+    )
     assert max(plain) > 330.0 and max(plain) <= 930.0  # phase completions, else every 900 s
     assert max(aggressive) <= 330.0  # every 300 s (to the 30 s step)
     assert len(aggressive) > len(plain)
@@ -83,7 +86,10 @@ async def _detected_after_damage(tmp_path: Path, name: str, command: str | None)
 async def test_every_operation_validation_finds_a_damaged_checkpoint_at_the_next_commit(tmp_path: Path) -> None:
     periodic = await _detected_after_damage(tmp_path, "p.db", None)
     each = await _detected_after_damage(
-        tmp_path, "q.db", "/coordination-hub enable-enhanced-integrity-monitoring '{\"validation_frequency\": \"every_operation\"}'")
+        tmp_path,
+        "q.db",
+        '/coordination-hub enable-enhanced-integrity-monitoring \'{"validation_frequency": "every_operation"}\'',
+    )
     assert each is not None and each <= 5.0, each  # one sample: the next pump after the commit
     assert periodic is not None and periodic > 200.0, periodic  # the default 300 s full check
 
@@ -95,8 +101,11 @@ async def test_transaction_logging_commits_each_command_before_its_reply(tmp_pat
         res = await run_command(eng, "/resource-manager allocate workflow_003 '{\"agents\": 3}'")
         assert res["status"] == "success" and eng.unflushed > 0, "without it, commands wait for the group commit"
         await eng.flush()
-        res = await run_command(eng, "/coordination-hub emergency-data-protection '{\"affected_workflow\": \"workflow_002\", "
-                                     "\"immediate_actions\": [\"enable_transaction_logging\"]}'")
+        res = await run_command(
+            eng,
+            '/coordination-hub emergency-data-protection \'{"affected_workflow": "workflow_002", '
+            '"immediate_actions": ["enable_transaction_logging"]}\'',
+        )
         assert res["status"] == "success", res
         res = await run_command(eng, "/resource-manager allocate workflow_003 '{\"agents\": 4}'")
         assert res["status"] == "success" and eng.unflushed == 0
@@ -114,8 +123,11 @@ async def _degradation_detected(trigger: str | None) -> bool:
 
     eng = memory_sim(seed=0, demo=False)
     if trigger:
-        res = await run_command(eng, "/performance-monitor enable-continuous-learning "
-                                     f"'{{\"auto_optimization_triggers\": [\"performance_degradation_{trigger}_percent\"]}}'")
+        res = await run_command(
+            eng,
+            "/performance-monitor enable-continuous-learning "
+            f'\'{{"auto_optimization_triggers": ["performance_degradation_{trigger}_percent"]}}\'',
+        )
         assert res["status"] == "success", res
     det = PerformanceDegradationDetector(eng)
     series = eng.telemetry
@@ -138,8 +150,11 @@ async def test_continuous_learning_utilisation_trigger_raises_alerts() -> None:
     _count(eng, seen, "RESOURCE_THRESHOLD")
     await eng.advance(600)
     assert not [e for e in seen if e.data["monitor"] == "auto_optimization"]
-    res = await run_command(eng, "/performance-monitor enable-continuous-learning "
-                                 "'{\"auto_optimization_triggers\": [\"resource_utilization_above_1_percent\"]}'")
+    res = await run_command(
+        eng,
+        "/performance-monitor enable-continuous-learning "
+        '\'{"auto_optimization_triggers": ["resource_utilization_above_1_percent"]}\'',
+    )
     assert res["status"] == "success", res
     for _ in range(4):
         await eng.advance(5)
@@ -155,7 +170,9 @@ async def test_a_subscription_is_delivered_to_get_events_and_the_console(tmp_pat
         await app.link_opened()
         eng = app.host.engine
         await settle(app, pilot, 60)
-        res = await run_command(eng, "/coordination-hub subscribe-event '{\"name\": \"ops\", \"types\": [\"WORKFLOW_PAUSED\"]}'")
+        res = await run_command(
+            eng, '/coordination-hub subscribe-event \'{"name": "ops", "types": ["WORKFLOW_PAUSED"]}\''
+        )
         assert res["status"] == "success", res
         await run_command(eng, "/coordination-hub pause workflow_003")
         await run_command(eng, "/coordination-hub resume workflow_003")
@@ -168,11 +185,11 @@ async def test_a_subscription_is_delivered_to_get_events_and_the_console(tmp_pat
         assert await wait_for(pilot, lambda: bool(ops_notes()), 10)  # a notification is a message: wait for it
         notes = ops_notes()
         assert len(notes) == 1 and "WORKFLOW_PAUSED" in notes[0].message
-        got = await run_command(eng, "/coordination-hub get-events '{\"subscription\": \"ops\"}'")
+        got = await run_command(eng, '/coordination-hub get-events \'{"subscription": "ops"}\'')
         assert got["status"] == "success", got
         lines = [r["line"] for r in got["result"]["events"]]
         assert lines and all(ln.startswith("WORKFLOW_PAUSED:") for ln in lines)
-        missing = await run_command(eng, "/coordination-hub get-events '{\"subscription\": \"nobody\"}'")
+        missing = await run_command(eng, '/coordination-hub get-events \'{"subscription": "nobody"}\'')
         assert missing["error"]["code"] == "SUBSCRIPTION_NOT_FOUND"
 
 
@@ -182,7 +199,9 @@ async def _time_to_unreachable(health: bool) -> float:
     eng = memory_sim(seed=0)
     await eng.advance(300)
     if health:
-        res = await run_command(eng, "/resource-manager update-agent-management '{\"health_monitoring_enhancements\": true}'")
+        res = await run_command(
+            eng, "/resource-manager update-agent-management '{\"health_monitoring_enhancements\": true}'"
+        )
         assert res["status"] == "success", res
     await eng.advance(60)
     a = sorted(x.id for x in eng.state.agents.values() if x.status.value == "busy")[0]
@@ -209,7 +228,11 @@ async def _partition_one(command: str | None) -> tuple[list[Any], str, str]:
         res = await run_command(eng, command)
         assert res["status"] == "success", res
     seen: list[Any] = []
-    eng.subscribe(lambda ev: seen.append(ev) if ev.type in ("AGENT_PERFORMANCE_ALERT", "AGENT_TIMEOUT", "TASK_REASSIGNED") else None)
+    eng.subscribe(
+        lambda ev: (
+            seen.append(ev) if ev.type in ("AGENT_PERFORMANCE_ALERT", "AGENT_TIMEOUT", "TASK_REASSIGNED") else None
+        )
+    )
     a = sorted(x.id for x in eng.state.agents.values() if x.status.value == "busy")[0]
     task = eng.state.agents[a].current_task
     eng.runtime.partition([a])  # type: ignore[union-attr]
@@ -221,13 +244,19 @@ async def _partition_one(command: str | None) -> tuple[list[Any], str, str]:
 async def test_network_monitoring_predicts_and_failover_moves_work() -> None:
     seen, a, task = await _partition_one(None)
     assert not [e for e in seen if e.type in ("AGENT_PERFORMANCE_ALERT", "TASK_REASSIGNED")], "nothing moves by itself"
-    seen, a, task = await _partition_one("/performance-monitor network-resilience-monitoring "
-                                         "'{\"failure_prediction\": \"enabled\", \"auto_adaptation\": \"immediate\"}'")
+    seen, a, task = await _partition_one(
+        "/performance-monitor network-resilience-monitoring "
+        '\'{"failure_prediction": "enabled", "auto_adaptation": "immediate"}\''
+    )
     kinds = [(e.type, e.data.get("agent") or e.data.get("from")) for e in seen]
-    assert kinds.index(("AGENT_PERFORMANCE_ALERT", a)) < kinds.index(("AGENT_TIMEOUT", a)), "the late heartbeat is flagged first"
+    assert kinds.index(("AGENT_PERFORMANCE_ALERT", a)) < kinds.index(("AGENT_TIMEOUT", a)), (
+        "the late heartbeat is flagged first"
+    )
     assert [e.data["task"] for e in seen if e.type == "TASK_REASSIGNED" and e.data["from"] == a] == [task]
-    seen, a, task = await _partition_one("/coordination-hub implement-network-resilience "
-                                         "'{\"resilience_enhancements\": [\"automatic_failover_mechanisms\"]}'")
+    seen, a, task = await _partition_one(
+        "/coordination-hub implement-network-resilience "
+        '\'{"resilience_enhancements": ["automatic_failover_mechanisms"]}\''
+    )
     assert [e.data["task"] for e in seen if e.type == "TASK_REASSIGNED" and e.data["from"] == a] == [task]
 
 
@@ -239,7 +268,9 @@ async def _backed_off_after_slowdown(monitor: bool) -> tuple[set[str], str]:
     slow = sorted(x.id for x in eng.state.agents.values() if x.status.value == "busy")[0]
     eng.runtime.slow_agent(slow, 3.0)  # type: ignore[union-attr]
     if monitor:
-        res = await run_command(eng, "/performance-monitor real-time-optimization-monitoring '{\"adaptive_tuning\": \"enabled\"}'")
+        res = await run_command(
+            eng, '/performance-monitor real-time-optimization-monitoring \'{"adaptive_tuning": "enabled"}\''
+        )
         assert res["status"] == "success", res
     for _ in range(120):
         await eng.advance(15)
@@ -269,8 +300,12 @@ async def test_agent_autonomy_keeps_tasks_on_isolated_agents() -> None:
         while eng.state.agents[a].status.value != "unreachable":
             await eng.advance(5)
         body = json.dumps({"coordination_adaptations": [{"adaptation": x} for x in adaptations]})
-        assert (await run_command(eng, f"/coordination-hub activate-distributed-protocols '{body}'"))["status"] == "success"
-        assert (await run_command(eng, "/coordination-hub communication-redundancy-activation '{\"reassign_after\": 30}'"))["status"] == "success"
+        assert (await run_command(eng, f"/coordination-hub activate-distributed-protocols '{body}'"))[
+            "status"
+        ] == "success"
+        assert (
+            await run_command(eng, "/coordination-hub communication-redundancy-activation '{\"reassign_after\": 30}'")
+        )["status"] == "success"
         for _ in range(24):
             await eng.advance(5)
         return a, eng.state.tasks[task].agent, task
@@ -288,8 +323,11 @@ async def test_dependency_recovery_monitoring_raises_alerts() -> None:
         eng = memory_sim(seed=0)
         await eng.advance(120)
         if with_monitoring:
-            res = await run_command(eng, "/coordination-hub execute-dependency-recovery '{\"recovery_actions\": ["
-                                         "{\"action\": \"enhanced_monitoring_activation\", \"scope\": \"recovered_workflows\"}]}'")
+            res = await run_command(
+                eng,
+                '/coordination-hub execute-dependency-recovery \'{"recovery_actions": ['
+                '{"action": "enhanced_monitoring_activation", "scope": "recovered_workflows"}]}\'',
+            )
             assert res["status"] == "success", res
         seen: list[Any] = []
         _count(eng, seen, "RESOURCE_THRESHOLD")

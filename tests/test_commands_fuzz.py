@@ -35,10 +35,20 @@ SPECS = sorted(REGISTRY, key=lambda s: s.name)
 IDS = sorted(ENGINE.state.workflows) + ["nope", "workflow_999", "", "../x", "\xff", "é"]
 AGENTS = sorted(ENGINE.state.agents)[:3] + ["agent_999"]
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=False, allow_infinity=False),
-                    st.text(max_size=12), st.sampled_from(IDS + AGENTS), st.sampled_from([0, 1, -1, 100, 1e308]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                      max_leaves=6)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(IDS + AGENTS),
+    st.sampled_from([0, 1, -1, 100, 1e308]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6,
+)
 
 
 @st.composite
@@ -61,7 +71,9 @@ def _fingerprint() -> tuple[str, int, str, int]:
     return e.state.state_hash(), e.state.seq, e.head_hash, e.unflushed
 
 
-PROPS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @PROPS
@@ -98,7 +110,11 @@ def _stored_fingerprint() -> tuple[str, int, int]:
     return STORED.state.state_hash(), STORED.state.seq, committed
 
 
-@settings(max_examples=max(EXAMPLES // 3, 20), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=max(EXAMPLES // 3, 20),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(text=commands())
 def test_an_error_changes_nothing_in_the_store(text: str) -> None:
     """With a database: the log holds no trace of a failed command (commands that

@@ -29,7 +29,7 @@ def engine():  # type: ignore[no-untyped-def]
 
 
 def test_tokenize_keeps_positions_across_quotes_and_lines() -> None:
-    text = "/a b 'x\n y' \"q\\\"z\" c\\ d"
+    text = '/a b \'x\n y\' "q\\"z" c\\ d'
     toks = tokenize(text)
     assert [t.value for t in toks] == ["/a", "b", "x\n y", 'q"z', "c d"]
     x = toks[2]
@@ -38,12 +38,12 @@ def test_tokenize_keeps_positions_across_quotes_and_lines() -> None:
 
 def test_unterminated_quote_names_its_column() -> None:
     with pytest.raises(CommandSyntaxError) as e:
-        parse("/debug '{\"scope\": 1}")
+        parse('/debug \'{"scope": 1}')
     assert e.value.line == 1 and e.value.column == 8
 
 
 async def test_json_error_points_into_the_multiline_argument(engine) -> None:  # type: ignore[no-untyped-def]
-    text = "/resource-manager emergency-analysis '{\n  \"trigger\": \"x\",\n  \"analysis_depth\" \"deep\"\n}'"
+    text = '/resource-manager emergency-analysis \'{\n  "trigger": "x",\n  "analysis_depth" "deep"\n}\''
     resp = await run_command(engine, text)
     assert resp["status"] == "error" and resp["error"]["code"] == "INVALID_JSON"
     d = resp["error"]["details"]
@@ -58,7 +58,7 @@ async def test_validation_error_names_field_expected_and_column(engine) -> None:
     assert err["code"] == "INVALID_PAYLOAD"
     assert err["details"]["field"] == "actions[0].affected"
     assert "list" in err["details"]["expected"]
-    assert text[err["details"]["column"] - 1:].startswith('"workflow_003"')
+    assert text[err["details"]["column"] - 1 :].startswith('"workflow_003"')
 
 
 async def test_unknown_field_gets_did_you_mean(engine) -> None:  # type: ignore[no-untyped-def]
@@ -67,7 +67,7 @@ async def test_unknown_field_gets_did_you_mean(engine) -> None:  # type: ignore[
     err = resp["error"]
     assert err["code"] == "INVALID_PAYLOAD"
     assert "monitoring_duration" in err["message"]
-    assert text[err["details"]["column"] - 1:].startswith('"monitoring_duraton"')
+    assert text[err["details"]["column"] - 1 :].startswith('"monitoring_duraton"')
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,11 @@ async def test_unknown_field_gets_did_you_mean(engine) -> None:  # type: ignore[
         ("/resource-manager emergency-realocation '{}'", "UNKNOWN_OPERATION", "emergency-reallocation"),
         ("/coordination-hub", "MISSING_OPERATION", "checkpoint"),
         ("resource-manager status", "INVALID_SYNTAX", "/<component>"),
-        ("/subagents '{\"phase\": \"x\"}' '[{\"command\": \"/debug\", \"scope\": \"s\"}]' --emergancy", "UNKNOWN_FLAG", "--emergency"),
+        (
+            '/subagents \'{"phase": "x"}\' \'[{"command": "/debug", "scope": "s"}]\' --emergancy',
+            "UNKNOWN_FLAG",
+            "--emergency",
+        ),
         ("/coordination-hub pause", "WORKFLOW_REQUIRED", "workflow-id"),
         ("/coordination-hub pause workflow_003 workflow_002", "UNEXPECTED_ARGUMENT", "workflow_002"),
         ("/coordination-hub checkpoint '[1, 2]'", "INVALID_PAYLOAD", "object"),
@@ -100,9 +104,12 @@ async def test_execution_error_changes_nothing(engine) -> None:  # type: ignore[
     resp = await run_command(engine, "/coordination-hub resume no_such_workflow")
     assert resp["error"]["code"] == "WORKFLOW_NOT_FOUND"
     assert resp["recovery_suggestions"]
-    resp = await run_command(engine, """/resource-manager emergency-reallocation '{"actions": [
+    resp = await run_command(
+        engine,
+        """/resource-manager emergency-reallocation '{"actions": [
         {"action": "reduce_resource_allocation", "affected": ["workflow_002"], "reduction": {"agents": 1}},
-        {"action": "pause_low_priority_workflows", "affected": ["nope"]}]}'""")
+        {"action": "pause_low_priority_workflows", "affected": ["nope"]}]}'""",
+    )
     assert resp["error"]["code"] == "WORKFLOW_NOT_FOUND"
     assert engine.state.state_hash() == h, "checks run before any change"
 
@@ -119,6 +126,7 @@ async def test_workflow_id_may_lead_and_registry_completes(engine) -> None:  # t
 
 
 # -- properties -------------------------------------------------------------------
+
 
 async def _assert_clean(engine, text: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
     h = engine.state.state_hash()
@@ -152,17 +160,17 @@ async def test_mutated_seed_commands_fail_cleanly(engine, data: st.DataObject) -
     if how == "truncate":
         text = text[:i]
     elif how == "delete":
-        text = text[:i] + text[i + 1:]
+        text = text[:i] + text[i + 1 :]
     elif how == "insert":
         text = text[:i] + data.draw(st.sampled_from(list("{}[]\"',:x-0 \n\\"))) + text[i:]
     else:
-        text = text[:i] + text[i + 1:i + 2] + text[i:i + 1] + text[i + 2:]
+        text = text[:i] + text[i + 1 : i + 2] + text[i : i + 1] + text[i + 2 :]
     # Mutations that stay valid may run; analyses then change only the counter.
     await _assert_clean(engine, text)
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=False) | st.text(max_size=12),
     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4),
     max_leaves=12,
 )

@@ -24,13 +24,13 @@ async def test_data_recovery_repairs_corrupted_segments(tmp_path: Path) -> None:
     try:
         s = engine.state
         wid = "migration_workflow_001"
-        await run_command(engine, f"/coordination-hub emergency-data-protection '{{\"affected_workflow\": \"{wid}\"}}'")
+        await run_command(engine, f'/coordination-hub emergency-data-protection \'{{"affected_workflow": "{wid}"}}\'')
         key = next(k for k in s.workflows[wid].tasks if s.tasks[k].context.progress > 0)
         good = s.tasks[key].context.progress
         # Corrupt the in-memory projection behind the log's back.
         s.tasks[key].context.progress = 0.0
         s.workflows[wid].allocation = Resources(cpu_cores=0.1, memory_gb=0.1, agents=1)
-        resp = await run_command(engine, f"/workflow-recovery execute-data-recovery '{{\"workflows\": [\"{wid}\"]}}'")
+        resp = await run_command(engine, f'/workflow-recovery execute-data-recovery \'{{"workflows": ["{wid}"]}}\'')
         r = resp["result"]
         assert resp["status"] == "success", resp
         assert f"task:{key}" in r["corrupted_segments"] and f"workflow:{wid}" in r["corrupted_segments"]
@@ -54,8 +54,11 @@ async def test_reduction_keeps_the_critical_path(tmp_path: Path) -> None:
         running = [k for k in s.running_by_wf[wid] if s.tasks[k].status is TaskStatus.RUNNING]
         assert len(running) >= 2
         path = set(s.critical_path(wid))
-        resp = await run_command(engine, f"""/resource-manager emergency-reallocation '{{"actions": [{{"action": "reduce_resource_allocation",
-            "affected": ["{wid}"], "reduction": {{"agents": {s.workflows[wid].allocation.agents - 1}}}, "maintain_critical_path": true}}]}}'""")
+        resp = await run_command(
+            engine,
+            f"""/resource-manager emergency-reallocation '{{"actions": [{{"action": "reduce_resource_allocation",
+            "affected": ["{wid}"], "reduction": {{"agents": {s.workflows[wid].allocation.agents - 1}}}, "maintain_critical_path": true}}]}}'""",
+        )
         assert resp["status"] == "success", resp
         det = resp["result"]["actions"][0]["workflows"][wid]
         still = {k for k in s.running_by_wf[wid] if s.tasks[k].status is TaskStatus.RUNNING}
@@ -92,7 +95,9 @@ async def test_transfer_context_assigns_failed_agents_tasks_to_replacements(tmp_
             assert s.agents[new].specializations == s.agents[failed].specializations
         assert all(f["severity"] == "info" for f in resp["result"]["findings"])
         await engine.advance(60)
-        assert all(s.tasks[t].context.progress > progress[t] for t in held.values()), "the replacements continue the work"
+        assert all(s.tasks[t].context.progress > progress[t] for t in held.values()), (
+            "the replacements continue the work"
+        )
     finally:
         await engine.close()
 
@@ -107,9 +112,12 @@ async def test_analyses_find_injected_faults(tmp_path: Path) -> None:
         rt.slow_agent(busy[1], 6.0)  # type: ignore[union-attr]
         rt.partition([busy[2]])  # type: ignore[union-attr]
         await engine.advance(180)
-        resp = await run_command(engine, """/subagents '{"phase": "drill"}' '[
+        resp = await run_command(
+            engine,
+            """/subagents '{"phase": "drill"}' '[
             {"command": "/debug", "scope": "x", "focus": ["memory_leaks", "cpu_spinning"]},
-            {"command": "/coordination-hub", "operation": "network-failure-analysis", "scope": "net"}]' --emergency""")
+            {"command": "/coordination-hub", "operation": "network-failure-analysis", "scope": "net"}]' --emergency""",
+        )
         assert resp["status"] == "success", resp
         r = resp["result"]
         assert r["priority"] == "critical" and len(r["tasks"]) == 2
@@ -129,8 +137,11 @@ async def test_pause_release_and_resume_keeps_progress(tmp_path: Path) -> None:
     try:
         s = engine.state
         progress = {k: s.tasks[k].context.progress for k in s.workflows["workflow_003"].tasks}
-        resp = await run_command(engine, """/resource-manager emergency-reallocation '{"actions": [
-            {"action": "pause_low_priority_workflows", "affected": ["workflow_003"]}]}'""")
+        resp = await run_command(
+            engine,
+            """/resource-manager emergency-reallocation '{"actions": [
+            {"action": "pause_low_priority_workflows", "affected": ["workflow_003"]}]}'""",
+        )
         assert resp["status"] == "success"
         assert s.status_of("workflow_003") is WorkflowStatus.PAUSED and not s.in_use("workflow_003").agents
         await engine.advance(300)
@@ -138,7 +149,9 @@ async def test_pause_release_and_resume_keeps_progress(tmp_path: Path) -> None:
         resp = await run_command(engine, "/coordination-hub resume workflow_003")
         assert resp["status"] == "success"
         await engine.advance(120)
-        assert any(s.tasks[k].context.progress > progress[k] for k in progress if s.tasks[k].status is not TaskStatus.COMPLETED)
+        assert any(
+            s.tasks[k].context.progress > progress[k] for k in progress if s.tasks[k].status is not TaskStatus.COMPLETED
+        )
     finally:
         await engine.close()
 
@@ -149,9 +162,12 @@ async def test_resumption_can_be_held_and_advanced_by_the_operator(tmp_path: Pat
     engine = await _fleet(tmp_path)
     try:
         await run_command(engine, "/coordination-hub pause workflow_003")
-        resp = await run_command(engine, """/workflow-recovery gradual-resumption '{"stages": [
+        resp = await run_command(
+            engine,
+            """/workflow-recovery gradual-resumption '{"stages": [
             {"stage": 1, "action": "resume_paused_workflow", "workflow": "workflow_003", "resource_limit": "moderate"},
-            {"stage": 2, "action": "lift_limits", "workflow": "workflow_003"}]}'""")
+            {"stage": 2, "action": "lift_limits", "workflow": "workflow_003"}]}'""",
+        )
         rid = resp["result"]["resumption"]
         assert hold_resumption(engine, rid, actor="op")["held"] is True
         await engine.advance(900)
@@ -168,7 +184,10 @@ async def test_resumption_can_be_held_and_advanced_by_the_operator(tmp_path: Pat
 async def test_monitoring_alerts_on_crossings_and_closes_its_window(tmp_path: Path) -> None:
     engine = await _fleet(tmp_path, 5)
     try:
-        resp = await run_command(engine, """/performance-monitor post-emergency-monitoring '{"monitoring_duration": "10m", "alert_sensitivity": "high"}'""")
+        resp = await run_command(
+            engine,
+            """/performance-monitor post-emergency-monitoring '{"monitoring_duration": "10m", "alert_sensitivity": "high"}'""",
+        )
         th = resp["result"]["monitoring"]["thresholds"]
         assert th["cpu_warning_pct"] == 60.0  # high sensitivity: 0.75 x the configured 80 %
         engine.runtime.load_spike(8.0, 0.0, 120.0)  # type: ignore[union-attr]

@@ -40,8 +40,13 @@ def design_vocabulary() -> dict[str, list[str]]:
 def test_design_vocabulary_is_registered() -> None:
     vocab = design_vocabulary()
     assert {"resource-manager", "coordination-hub", "workflow-recovery", "performance-monitor"} <= set(vocab)
-    missing = [f"/{c} {o}" for c, ops in vocab.items() if c in ("resource-manager", "coordination-hub", "workflow-recovery", "performance-monitor")
-               for o in ops if REGISTRY.get(c, o) is None]
+    missing = [
+        f"/{c} {o}"
+        for c, ops in vocab.items()
+        if c in ("resource-manager", "coordination-hub", "workflow-recovery", "performance-monitor")
+        for o in ops
+        if REGISTRY.get(c, o) is None
+    ]
     assert not missing, missing
     assert sum(len(v) for k, v in vocab.items() if k != "subagents") >= 80
     for control in ("pause", "resume", "checkpoint", "reassign", "emergency-stop"):

@@ -20,7 +20,7 @@ from core.session import open_sim
         ("expect TASK_COMPLETED within soon\n", 1, "duration"),
         ("fault explode agent_001\n", 1, "fault"),
         ("fault slow agent_001\n", 1, "takes 2..2"),
-        ("advance 1m\n/debug '{\n  \"scope\": \"x\"\n", 2, "unterminated"),
+        ('advance 1m\n/debug \'{\n  "scope": "x"\n', 2, "unterminated"),
         ("TASK_DONE:agent:x:{bad}\n", 1, "column"),
         ("launch rockets\n", 1, "unknown step"),
     ],
@@ -58,29 +58,37 @@ async def _run(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
 
 
 async def test_expectations_faults_and_fields(tmp_path: Path) -> None:
-    res, lines = await _run(tmp_path, """advance 5m
+    res, lines = await _run(
+        tmp_path,
+        """advance 5m
 fault fail agent_005 disk full
 expect AGENT_ERROR agent=agent_005 error="disk full"
 RESOURCE_EXHAUSTION:system:global:{"affected_workflows":["workflow_001","workflow_002"],"system_utilization":{"cpu":98.7}}
 expect RESOURCE_EXHAUSTION system_utilization.cpu=98.7 affected_workflows=workflow_002
 expect no WORKFLOW_FAILED within 2m
 expect TASK_ASSIGNED within 10m
-""")
+""",
+    )
     assert res.ok, res.message
     assert any(ln.startswith("AGENT_ERROR:agent:health:") for ln in lines)
     assert sum("expectation met" in ln for ln in lines) == 4
 
 
 async def test_each_expectation_consumes_its_event(tmp_path: Path) -> None:
-    res, _ = await _run(tmp_path, """PERFORMANCE_DEGRADATION_DETECTED:performance:trend_analysis:{"confidence":0.94}
+    res, _ = await _run(
+        tmp_path,
+        """PERFORMANCE_DEGRADATION_DETECTED:performance:trend_analysis:{"confidence":0.94}
 expect PERFORMANCE_DEGRADATION_DETECTED
 expect PERFORMANCE_DEGRADATION_DETECTED
-""")
+""",
+    )
     assert not res.ok and res.failed_line == 3 and "since the last expectation" in res.message
 
 
 async def test_failed_command_stops_unless_an_error_is_expected(tmp_path: Path) -> None:
-    res, _ = await _run(tmp_path, "/coordination-hub resume workflow_003\nexpect-error INVALID_STATE\n/coordination-hub pause nope\n")
+    res, _ = await _run(
+        tmp_path, "/coordination-hub resume workflow_003\nexpect-error INVALID_STATE\n/coordination-hub pause nope\n"
+    )
     assert not res.ok and res.failed_line == 3 and "WORKFLOW_NOT_FOUND" in res.message
     res, _ = await _run(tmp_path, "/workflow-status\nexpect-error\n")
     assert not res.ok and res.failed_line == 2 and "succeeded" in res.message

@@ -40,7 +40,11 @@ def test_seed_has_every_scenario_and_its_commands() -> None:
     assert {i.scenario for i in items} == set(SCENARIOS)
     assert len(commands) >= 25
     for c in commands:
-        spec = REGISTRY.lookup(" ".join(c.text.split()[:2])) if not c.text.startswith("/subagents") else REGISTRY.lookup("subagents")
+        spec = (
+            REGISTRY.lookup(" ".join(c.text.split()[:2]))
+            if not c.text.startswith("/subagents")
+            else REGISTRY.lookup("subagents")
+        )
         assert spec is not None, f"seed line {c.line}: {c.text.splitlines()[0]} is not in the registry"
 
 
@@ -80,7 +84,9 @@ def _check_specific(op: str, resp: dict[str, Any], engine: Any) -> None:
     if op == "emergency-reallocation":
         assert s.status_of("workflow_003") is WorkflowStatus.PAUSED
         assert not s.in_use("workflow_003").agents, "a paused workflow's agents are released"
-        assert s.workflows["workflow_001"].guarantee is not None and s.workflows["workflow_001"].guarantee.cpu_cores == 4
+        assert (
+            s.workflows["workflow_001"].guarantee is not None and s.workflows["workflow_001"].guarantee.cpu_cores == 4
+        )
         assert s.workflows["workflow_002"].allocation.agents < s.workflows["workflow_002"].base_allocation.agents
         pause = r["actions"][0]
         assert pause["resource_recovery"]["agents"] == pause["held_before"]["agents"] > 0
@@ -155,11 +161,14 @@ async def test_gradual_resumption_waits_for_stable_utilisation(tmp_path: Path) -
     engine = await open_sim(tmp_path / "r.db", demo=True)
     try:
         await engine.advance(600)
-        await run_command(engine, '/coordination-hub pause workflow_003')
+        await run_command(engine, "/coordination-hub pause workflow_003")
         engine.runtime.load_spike(8.0, 0.0, 300.0)  # type: ignore[union-attr]
-        resp = await run_command(engine, """/workflow-recovery gradual-resumption '{"safety_checks": "standard",
+        resp = await run_command(
+            engine,
+            """/workflow-recovery gradual-resumption '{"safety_checks": "standard",
           "stages": [{"stage": 1, "action": "resume_paused_workflow", "workflow": "workflow_003", "resource_limit": "conservative"},
-                     {"stage": 2, "action": "lift_limits", "workflow": "workflow_003"}]}'""")
+                     {"stage": 2, "action": "lift_limits", "workflow": "workflow_003"}]}'""",
+        )
         assert resp["status"] == "success", resp
         rid = resp["result"]["resumption"]
         await engine.advance(240)

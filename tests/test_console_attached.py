@@ -79,7 +79,9 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
             # A drill from the palette's action, then its plan approved with the key.
             app.start_drill_named("resource-exhaustion")
             await confirm(pilot, app)
-            assert await wait_for(pilot, lambda: bool(rows(db, "COMMAND_EXECUTED")), LONG), "the drill command reached the host"
+            assert await wait_for(pilot, lambda: bool(rows(db, "COMMAND_EXECUTED")), LONG), (
+                "the drill command reached the host"
+            )
             deadline = time.monotonic() + 240
             while not [p for p in link.state.plans.values() if p["state"] == "proposed"]:
                 assert time.monotonic() < deadline, "no plan proposed"
@@ -128,12 +130,16 @@ async def test_readonly_attached_console_stays_live_and_refuses(tmp_path, env):
             link = await app.link_opened(LONG)
             assert link.readonly and link.kind == "attached" and link.host_pid == host.proc.pid
             t0, s0 = link.clock.now(), link.state.seq
-            assert await wait_for(pilot, lambda: link.clock.now() > t0 + 30 and link.state.seq > s0, LONG), "clock and panes move"
+            assert await wait_for(pilot, lambda: link.clock.now() > t0 + 30 and link.state.seq > s0, LONG), (
+                "clock and panes move"
+            )
             assert "read-only" in header_text(app)
             before = head(db)[0]
             app.workflows_pane.focus()
             await pilot.press("p", "c")
-            assert await wait_for(pilot, lambda: any("read-only" in n.message and "Pause" in n.message for n in app._notifications), 5)
+            assert await wait_for(
+                pilot, lambda: any("read-only" in n.message and "Pause" in n.message for n in app._notifications), 5
+            )
             res = await link.send("/coordination-hub pause workflow_001")
             assert res["status"] == "error" and res["error"]["code"] == "READ_ONLY"
             res = await link.send("/resource-manager status")
@@ -169,7 +175,9 @@ async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
             assert seq == head(db)[0] and len(link.state.workflows) == 6
             app.workflows_pane.focus()
             await pilot.press("p")
-            assert await wait_for(pilot, lambda: any(gone in n.message and "Pause" in n.message for n in app._notifications), 5)
+            assert await wait_for(
+                pilot, lambda: any(gone in n.message and "Pause" in n.message for n in app._notifications), 5
+            )
             res = await link.send("/coordination-hub checkpoint")
             assert res["status"] == "error" and res["error"]["code"] == "HOST_GONE"
             assert head(db)[0] == seq
@@ -193,8 +201,16 @@ def test_opsdeck_console_attaches_from_the_command_line(tmp_path, env):
     host = serve(tmp_path, env, db, "--demo", "--speed", "30")
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(opsdeck_cmd("console", "--db", str(db)), stdin=slave, stdout=slave, stderr=slave, cwd=REPO,
-                            env={**env, "TERM": "xterm-256color"}, close_fds=True, start_new_session=True)
+    proc = subprocess.Popen(
+        opsdeck_cmd("console", "--db", str(db)),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=REPO,
+        env={**env, "TERM": "xterm-256color"},
+        close_fds=True,
+        start_new_session=True,
+    )
     os.close(slave)
     try:
         want = f"attached to host pid {host.proc.pid}".encode()

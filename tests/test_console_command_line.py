@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 
-from tests.console_support import make_app, settle, wait_for
 from textual.widgets import Input, Static
 
 from core.models import WorkflowStatus
+from tests.console_support import make_app, settle, wait_for
 from tui.command_line import candidates, complete, normalise
 from tui.screens.result import ResultScreen
 
@@ -49,7 +49,9 @@ async def test_parser_error_inline_then_command_runs(tmp_path):
         assert await wait_for(pilot, lambda: not cl.display)
         await eng.flush()
         with sqlite3.connect(db) as con:
-            row = con.execute("SELECT actor, data FROM events WHERE type='COMMAND_EXECUTED' ORDER BY seq DESC LIMIT 1").fetchone()
+            row = con.execute(
+                "SELECT actor, data FROM events WHERE type='COMMAND_EXECUTED' ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
         assert row[0] == "operator" and "pause workflow_003" in row[1]
 
 
@@ -136,7 +138,9 @@ async def test_wrong_case_is_corrected_by_tab(tmp_path):
         seq = app.host.engine.state.seq
         await pilot.press("colon", *"/Resource-Manager status", "enter")
         err = app.command_line.query_one("#cmd-error", Static)
-        assert await wait_for(pilot, lambda: err.display and "did you mean: /resource-manager status" in str(err.render()))
+        assert await wait_for(
+            pilot, lambda: err.display and "did you mean: /resource-manager status" in str(err.render())
+        )
         await pilot.press("tab")
         assert app.command_line.input.value == "/resource-manager status"
         await pilot.press("enter")

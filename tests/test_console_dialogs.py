@@ -12,7 +12,9 @@ from tests.console_support import drill_until_plan, make_app, settle, wait_for
 from tui.dialogs import drill_confirm, outcome_text
 from tui.screens.confirm import ConfirmScreen
 
-MANUAL = Config.model_validate({"approval": {"auto": ["analysis"], "manual": ["checkpoint", "monitoring", "destructive", "lifecycle"]}})
+MANUAL = Config.model_validate(
+    {"approval": {"auto": ["analysis"], "manual": ["checkpoint", "monitoring", "destructive", "lifecycle"]}}
+)
 
 
 def _plain(renderable) -> str:  # type: ignore[no-untyped-def]
@@ -79,7 +81,12 @@ async def test_marked_workflows_pause_after_one_confirmation_listing_them(tmp_pa
         text = _plain(app.screen.detail)
         assert "workflow_003" in text and "migration_workflow_001" in text and "2 workflows" in app.screen.title_text
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: all(state.workflows[w].status is WorkflowStatus.PAUSED for w in ("workflow_003", "migration_workflow_001")))
+        assert await wait_for(
+            pilot,
+            lambda: all(
+                state.workflows[w].status is WorkflowStatus.PAUSED for w in ("workflow_003", "migration_workflow_001")
+            ),
+        )
         assert state.workflows["workflow_001"].status is WorkflowStatus.RUNNING
         assert await wait_for(pilot, lambda: not app.workflows_pane.marked)
 
@@ -116,7 +123,9 @@ async def test_hold_toast_says_held_then_released(tmp_path):
 
 
 def test_drill_dialog_follows_the_approval_policy():
-    auto = Config.model_validate({"approval": {"auto": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"], "manual": []}})
+    auto = Config.model_validate(
+        {"approval": {"auto": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"], "manual": []}}
+    )
     d = drill_confirm(auto, "agent-cascade", simulated=True)
     assert not isinstance(d, str) and "no step waits for approval" in _plain(d.detail)
     d = drill_confirm(Config(), "agent-cascade", simulated=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from tests.console_support import make_app, settle, wait_for
-
 from core.config import Config
 from core.models import WorkflowStatus
+from tests.console_support import make_app, settle, wait_for
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
@@ -65,9 +64,14 @@ async def test_filter_by_type_text_and_workflow(tmp_path):
         assert await wait_for(pilot, lambda: log.matches is not None and list(log.matches) == want)
         assert log.count == len(want)
         await pilot.press("slash", *"wf:workflow_003 type:TASK_COMPLETED", "enter")
-        assert await wait_for(pilot, lambda: log.filter.workflow == "workflow_003" and log.matches is not None and len(log.matches) < len(want))
+        assert await wait_for(
+            pilot,
+            lambda: log.filter.workflow == "workflow_003" and log.matches is not None and len(log.matches) < len(want),
+        )
         with sqlite3.connect(db) as con:
-            rows = con.execute("SELECT seq FROM events WHERE type='TASK_COMPLETED' AND json_extract(data,'$.workflow_id')='workflow_003' ORDER BY seq").fetchall()
+            rows = con.execute(
+                "SELECT seq FROM events WHERE type='TASK_COMPLETED' AND json_extract(data,'$.workflow_id')='workflow_003' ORDER BY seq"
+            ).fetchall()
         assert list(log.matches) == [r[0] for r in rows]
         # Live events that match are appended as they arrive.
         before = len(log.matches)
@@ -128,10 +132,15 @@ async def test_pause_resume_and_cancel_workflow(tmp_path):
         await eng.flush()
     # Each key was one slash command on the one command path, recorded with its actor.
     with sqlite3.connect(tmp_path / "c.db") as con:
-        cmds = [(json.loads(d)["command"], a) for d, a in con.execute("SELECT data, actor FROM events WHERE type='COMMAND_EXECUTED' ORDER BY seq")]
+        cmds = [
+            (json.loads(d)["command"], a)
+            for d, a in con.execute("SELECT data, actor FROM events WHERE type='COMMAND_EXECUTED' ORDER BY seq")
+        ]
     assert [c for c in cmds if c[0].endswith(" workflow_002")] == [
-        ("/coordination-hub pause workflow_002", "operator"), ("/coordination-hub resume workflow_002", "operator"),
-        ("/coordination-hub cancel workflow_002", "operator")]
+        ("/coordination-hub pause workflow_002", "operator"),
+        ("/coordination-hub resume workflow_002", "operator"),
+        ("/coordination-hub cancel workflow_002", "operator"),
+    ]
 
 
 async def test_readonly_replica_follows_a_writer_without_a_host(tmp_path, cli_env):
@@ -148,8 +157,13 @@ async def test_readonly_replica_follows_a_writer_without_a_host(tmp_path, cli_en
         link = await app.link_opened()
         assert link.kind == "attached" and link.host_pid is None and "no host" in link.describe()
         assert link.state.status_of("workflow_002") is WorkflowStatus.RUNNING
-        done = subprocess.run([sys.executable, "-m", "opsdeck", "exec", "--db", str(db), "/coordination-hub pause workflow_002"],
-                              capture_output=True, text=True, timeout=120, env=cli_env)
+        done = subprocess.run(
+            [sys.executable, "-m", "opsdeck", "exec", "--db", str(db), "/coordination-hub pause workflow_002"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=cli_env,
+        )
         assert done.returncode == 0, done.stderr
         assert await wait_for(pilot, lambda: link.state.status_of("workflow_002") is WorkflowStatus.PAUSED, 30)
 
@@ -256,7 +270,9 @@ async def test_detail_screens_open_and_close(tmp_path):
         wl.focus()
         wl.highlighted = [o.id for o in wl.options].index("wf:workflow_001")
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, WorkflowScreen) and app.screen.key == "workflow_001")
+        assert await wait_for(
+            pilot, lambda: isinstance(app.screen, WorkflowScreen) and app.screen.key == "workflow_001"
+        )
         await pilot.press("p")  # actions apply to the workflow on screen
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.click("#confirm")
@@ -275,8 +291,12 @@ async def test_opens_a_database_it_did_not_create(tmp_path):
     import sys
 
     db = tmp_path / "other.db"
-    subprocess.run([sys.executable, "-m", "opsdeck", "demo", "--headless", "--for", "300", "--db", str(db)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "opsdeck", "demo", "--headless", "--for", "300", "--db", str(db)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     app = make_app(db, demo=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)

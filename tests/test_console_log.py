@@ -61,8 +61,12 @@ async def test_stored_and_live_rows_match_the_same_and_bad_filters_change_nothin
         assert log.count == live_count
         stored = log.source.read_seqs(list(log.matches))
         assert all(LogFilter.parse("wf:workflow_001").matches(e) for e in stored)
-        assert not any('"workflow_001_r' in json.dumps(e.data) and '"workflow_001"' not in json.dumps(e.data)
-                       and '"workflow_001/' not in json.dumps(e.data) for e in stored)
+        assert not any(
+            '"workflow_001_r' in json.dumps(e.data)
+            and '"workflow_001"' not in json.dumps(e.data)
+            and '"workflow_001/' not in json.dumps(e.data)
+            for e in stored
+        )
         # The title and the toast say the same thing.
         assert log.count_text() in log.border_title and log.count_text() in log.filter_summary()
         assert "wf:workflow_001" in log.filter_summary() and "wf:workflow_001" in log.border_subtitle

@@ -117,7 +117,9 @@ async def test_agent_screen_says_the_sim_has_no_process(tmp_path):
         await settle(app, pilot, 120)
         busy = next(a for a in app.host.engine.state.agents.values() if a.current_task)
         app.push_screen(AgentScreen(busy.id))
-        assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen) and bool(app.screen.query("#detail-content")))
+        assert await wait_for(
+            pilot, lambda: isinstance(app.screen, AgentScreen) and bool(app.screen.query("#detail-content"))
+        )
         await pilot.pause(0.2)
         text = _plain(app.screen.body())
         assert "simulated runtime: no OS process" in text and "host pid" not in text

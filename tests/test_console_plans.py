@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 
-from tests.console_support import drill_until_plan, make_app, wait_for
 from textual.widgets import TextArea
 
 from core.config import Config
+from tests.console_support import drill_until_plan, make_app, wait_for
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.plan_edit import PlanEditScreen
 
 # Every step waits for the operator, so the plan sits in the approval queue.
-MANUAL = Config.model_validate({"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}})
+MANUAL = Config.model_validate(
+    {"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}}
+)
 
 
 async def test_approve_plan_after_cancel(tmp_path):
@@ -96,4 +98,7 @@ async def test_abort_plan_rolls_back(tmp_path):
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("tab", "enter")
         assert await wait_for(pilot, lambda: eng.state.plans[pid]["state"] in ("rolled_back", "failed"))
-        assert any(ev_type == "PLAN_ABORTED" for ev_type in eng.state.observed) or eng.state.plans[pid]["state"] == "rolled_back"
+        assert (
+            any(ev_type == "PLAN_ABORTED" for ev_type in eng.state.observed)
+            or eng.state.plans[pid]["state"] == "rolled_back"
+        )

@@ -42,7 +42,12 @@ def _demo_in_pty(db, rows: int, cols: int, speed: str) -> tuple[int, subprocess.
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "opsdeck", "demo", "--db", str(db), "--speed", speed],
-        stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True, start_new_session=True,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
     )
     os.close(slave)
     return master, proc
@@ -51,7 +56,9 @@ def _demo_in_pty(db, rows: int, cols: int, speed: str) -> tuple[int, subprocess.
 def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
     master, proc = _demo_in_pty(tmp_path / "demo.db", 40, 120, "60")
     try:
-        out = _read_until(master, [b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001", b"agent_001"], 60)
+        out = _read_until(
+            master, [b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001", b"agent_001"], 60
+        )
         plain = ANSI.sub(b"", out)
         for pane in (b"Agent pools", b"Workflows", b"Incidents", b"Event log", b"workflow_001", b"agent_001"):
             assert pane in plain, f"{pane!r} not on screen"
@@ -84,7 +91,17 @@ def test_command_line_result_is_read_on_screen_in_a_pty(tmp_path):
         os.write(master, b"/resource-manager status")
         time.sleep(0.5)
         os.write(master, b"\r")
-        out = _read_until(master, [b"/resource-manager status", b"success", b"allocation", b"migration_workflow_001", b"concurrent workflows"], 30)
+        out = _read_until(
+            master,
+            [
+                b"/resource-manager status",
+                b"success",
+                b"allocation",
+                b"migration_workflow_001",
+                b"concurrent workflows",
+            ],
+            30,
+        )
         plain = ANSI.sub(b"", out)
         for want in (b"success", b"allocation", b"concurrent workflows", b"migration_workflow_001"):
             assert want in plain, f"{want!r} not on screen"

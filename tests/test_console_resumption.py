@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from tests.console_support import make_app, settle, wait_for
-
 from core.models import WorkflowStatus
+from tests.console_support import make_app, settle, wait_for
 from tui.screens.confirm import ConfirmScreen
 
-PLAN = ("/workflow-recovery gradual-resumption '{\"hold\": 600, \"stages\": ["
-        "{\"stage\": 1, \"action\": \"resume_paused_workflow\", \"workflow\": \"workflow_003\", \"resource_limit\": \"conservative\"},"
-        "{\"stage\": 2, \"action\": \"lift_limits\", \"workflow\": \"workflow_003\"}]}'")
+PLAN = (
+    '/workflow-recovery gradual-resumption \'{"hold": 600, "stages": ['
+    '{"stage": 1, "action": "resume_paused_workflow", "workflow": "workflow_003", "resource_limit": "conservative"},'
+    '{"stage": 2, "action": "lift_limits", "workflow": "workflow_003"}]}\''
+)
 
 
 async def test_hold_then_advance_a_staged_resumption(tmp_path):

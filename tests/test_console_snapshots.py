@@ -14,7 +14,9 @@ from core.config import Config
 from tests.console_support import make_app, wait_for
 from tests.console_support import settle as settle_app
 
-MANUAL = Config.model_validate({"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}})
+MANUAL = Config.model_validate(
+    {"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}}
+)
 
 
 @pytest.fixture

@@ -16,7 +16,12 @@ def seed_event_lines(text: str) -> list[str]:
 def test_seed_has_all_fifteen_scenario_events(seed_text: str) -> None:
     types = {ln.split(":", 1)[0] for ln in seed_event_lines(seed_text)}
     assert len(seed_event_lines(seed_text)) == 15
-    assert {"RESOURCE_EXHAUSTION", "AGENT_POOL_FAILURE", "DATA_RECOVERY_COMPLETED", "NETWORK_RECOVERY_COMPLETED"} <= types
+    assert {
+        "RESOURCE_EXHAUSTION",
+        "AGENT_POOL_FAILURE",
+        "DATA_RECOVERY_COMPLETED",
+        "NETWORK_RECOVERY_COMPLETED",
+    } <= types
 
 
 def test_every_seed_line_round_trips(seed_text: str) -> None:
@@ -48,7 +53,7 @@ def test_bare_ratio_kept_as_text(seed_text: str) -> None:
         ("A::global:{}", 3, "component is empty"),
         ("A:sys tem:global:{}", 6, "invalid character"),
         ('A:system:global:{"a":1,}', 24, "invalid JSON"),
-        ('A:system:global:[1,2]', 17, "JSON object"),
+        ("A:system:global:[1,2]", 17, "JSON object"),
         ('A:system:global:{"a":19/}', 24, "invalid JSON"),
     ],
 )

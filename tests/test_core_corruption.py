@@ -23,8 +23,13 @@ WRITERS = ("exec", "script", "demo")
 def test_every_verb_refuses_damage_clearly(tmp_path: Path) -> None:
     trials = int(os.environ.get("OPSDECK_FAULT_TRIALS", "12"))
     seed = int(os.environ.get("OPSDECK_FAULT_SEED", "7"))
-    r = subprocess.run([sys.executable, "-m", "tests.corruption_harness", str(seed), str(trials), str(tmp_path / "w")],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "tests.corruption_harness", str(seed), str(trials), str(tmp_path / "w")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(r.stdout.strip().splitlines()[-1])
     damaged = 0
@@ -46,9 +51,13 @@ def test_every_verb_refuses_damage_clearly(tmp_path: Path) -> None:
             if bad and x["argv"] in WRITERS:
                 assert x["rc"] != 0, ("a writer used a database that fails verify", where)
                 assert x["events_after"] == x["events_before"], ("a writer appended to a damaged database", where)
-                assert "verify" in x["stderr"] or "not an opsdeck database" in x["stderr"] or "damaged" in x["stderr"], where
+                assert (
+                    "verify" in x["stderr"] or "not an opsdeck database" in x["stderr"] or "damaged" in x["stderr"]
+                ), where
             if bad and x["argv"] == "events" and v["first_bad_seq"] is not None:
                 assert x["rc"] != 0 and f"seq {v['first_bad_seq']}" in x["stderr"], where
             if not bad and x["rc"] == 0 and x["argv"] in WRITERS:
                 assert x["verify_after"]["rc"] == 0, where
-    assert damaged >= trials // 2, f"only {damaged} of {trials} corruptions were damage at all: the harness is not hitting data"
+    assert damaged >= trials // 2, (
+        f"only {damaged} of {trials} corruptions were damage at all: the harness is not hitting data"
+    )

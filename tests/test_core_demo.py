@@ -10,7 +10,14 @@ from core.session import open_sim
 async def test_demo_has_the_seed_workflows_and_dependency(db_path: Path) -> None:
     eng = await open_sim(db_path, demo=True)
     wfs = eng.state.workflows
-    assert {"workflow_001", "workflow_002", "workflow_003", "impl_auth_001", "debug_perf_002", "migration_workflow_001"} <= set(eng.state.all_workflow_ids())
+    assert {
+        "workflow_001",
+        "workflow_002",
+        "workflow_003",
+        "impl_auth_001",
+        "debug_perf_002",
+        "migration_workflow_001",
+    } <= set(eng.state.all_workflow_ids())
     assert wfs["debug_perf_002"].depends_on == ["impl_auth_001"]
     assert [wfs[w].band.value for w in ("workflow_001", "workflow_002", "workflow_003")] == ["CRITICAL", "HIGH", "LOW"]
     assert len(eng.state.pools) == 3

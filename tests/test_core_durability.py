@@ -42,8 +42,12 @@ def test_sigkill_of_demo_headless_loses_no_printed_event(tmp_path: Path, cli_env
     for n in range(4):
         db = tmp_path / f"k{n}.db"
         want = rng.randint(40, 600)
-        p = subprocess.Popen(opsdeck_cmd("demo", "--headless", "--for", "1000000", "--db", str(db)),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env)
+        p = subprocess.Popen(
+            opsdeck_cmd("demo", "--headless", "--for", "1000000", "--db", str(db)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli_env,
+        )
         assert p.stdout is not None
         got = b""
         deadline = time.monotonic() + 120
@@ -59,7 +63,9 @@ def test_sigkill_of_demo_headless_loses_no_printed_event(tmp_path: Path, cli_env
         assert len(printed) >= min(want, 40), f"the demo printed only {len(printed)} lines"
         log = [_norm(x) for x in _log_lines(db, cli_env)]
         assert [_norm(x) for x in printed] == log[: len(printed)], f"run {n}: a printed event line is not in the log"
-        v = subprocess.run(opsdeck_cmd("verify", "--db", str(db)), capture_output=True, text=True, env=cli_env, timeout=120)
+        v = subprocess.run(
+            opsdeck_cmd("verify", "--db", str(db)), capture_output=True, text=True, env=cli_env, timeout=120
+        )
         assert v.returncode == 0, v.stdout + v.stderr
 
 
@@ -85,8 +91,9 @@ def _copy_without_wal(db: Path, to: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["deleted", "truncated", "flipped"])
-async def test_lost_wal_commits_are_detected(wal_only_commits: tuple[Path, Engine, int], tmp_path: Path,
-                                             cli_env: dict[str, str], damage: str) -> None:
+async def test_lost_wal_commits_are_detected(
+    wal_only_commits: tuple[Path, Engine, int], tmp_path: Path, cli_env: dict[str, str], damage: str
+) -> None:
     db, eng, head = wal_only_commits
     try:
         copy = tmp_path / f"copy-{damage}.db"
@@ -101,10 +108,17 @@ async def test_lost_wal_commits_are_detected(wal_only_commits: tuple[Path, Engin
         with pytest.raises(StoreError, match="committed events are missing"):
             e2 = await Engine.open(copy)
             await e2.close()
-        v = subprocess.run(opsdeck_cmd("verify", "--db", str(copy)), capture_output=True, text=True, env=cli_env, timeout=120)
+        v = subprocess.run(
+            opsdeck_cmd("verify", "--db", str(copy)), capture_output=True, text=True, env=cli_env, timeout=120
+        )
         assert v.returncode == 1 and "committed events are missing" in v.stdout, v.stdout + v.stderr
-        x = subprocess.run(opsdeck_cmd("exec", "--db", str(copy), "/workflow-status"), capture_output=True, text=True,
-                           env=cli_env, timeout=120)
+        x = subprocess.run(
+            opsdeck_cmd("exec", "--db", str(copy), "/workflow-status"),
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            timeout=120,
+        )
         assert x.returncode == 2 and "committed events are missing" in x.stderr and "Traceback" not in x.stderr
     finally:
         await eng.close()

@@ -24,10 +24,23 @@ def _config() -> Config:
 
 
 def _spec(wf_id: str, n: int = 6) -> dict[str, Any]:
-    tasks = [{"id": f"t{i}", "specialization": "x", "duration_s": 1 + i % 3, "cpu": 0.1, "memory_gb": 0.1,
-              "depends_on": [f"t{i - 1}"] if i else []} for i in range(n)]
-    return {"id": wf_id, "priority": 50, "allocation": {"cpu_cores": 2, "memory_gb": 2, "agents": AGENTS},
-            "phases": [{"name": "p1", "tasks": tasks[: n // 2]}, {"name": "p2", "tasks": tasks[n // 2:]}]}
+    tasks = [
+        {
+            "id": f"t{i}",
+            "specialization": "x",
+            "duration_s": 1 + i % 3,
+            "cpu": 0.1,
+            "memory_gb": 0.1,
+            "depends_on": [f"t{i - 1}"] if i else [],
+        }
+        for i in range(n)
+    ]
+    return {
+        "id": wf_id,
+        "priority": 50,
+        "allocation": {"cpu_cores": 2, "memory_gb": 2, "agents": AGENTS},
+        "phases": [{"name": "p1", "tasks": tasks[: n // 2]}, {"name": "p2", "tasks": tasks[n // 2 :]}],
+    }
 
 
 async def _engine(db: Path | None) -> tuple[Engine, VirtualClock]:
@@ -76,7 +89,10 @@ async def test_a_finished_workflow_leaves_the_hot_state_yet_every_listing_report
     # A finished workflow is refused by operations that need a live one, and names stay taken.
     r = await run_command(eng, "/coordination-hub pause done0")
     assert r["status"] == "error" and r["error"]["code"] == "INVALID_STATE"
-    r = await run_command(eng, '/coordination-hub create \'{"id": "done0", "phases": [{"name": "p", "tasks": [{"id": "a", "specialization": "x"}]}]}\'')
+    r = await run_command(
+        eng,
+        '/coordination-hub create \'{"id": "done0", "phases": [{"name": "p", "tasks": [{"id": "a", "specialization": "x"}]}]}\'',
+    )
     assert r["status"] == "error" and r["error"]["code"] == "WORKFLOW_EXISTS"
     # Dependencies on a finished workflow are met.
     spec = _spec("after")

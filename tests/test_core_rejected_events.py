@@ -24,8 +24,15 @@ from core.verify import verify_store
 
 from .conftest import opsdeck_cmd
 
-BAD_REFS = {"agent": "agent_999", "task": "nope/none", "workflow_id": "wf_none", "pool": "no_pool",
-            "plan_id": "PLAN-9999", "incident_id": "INC-9999", "id": "RES-9999"}
+BAD_REFS = {
+    "agent": "agent_999",
+    "task": "nope/none",
+    "workflow_id": "wf_none",
+    "pool": "no_pool",
+    "plan_id": "PLAN-9999",
+    "incident_id": "INC-9999",
+    "id": "RES-9999",
+}
 
 
 def test_every_folded_type_has_a_schema() -> None:
@@ -39,7 +46,10 @@ def test_bad_data_is_refused_and_changes_nothing(type_: str) -> None:
     tries = [{}]
     refs = SCHEMAS[type_].refs if type_ in SCHEMAS else {}
     if refs:
-        tries.append({f: BAD_REFS[f] for f in refs} | {"step": 0, "held": True, "allocation": {}, "context": {}, "agent": "agent_999"})
+        tries.append(
+            {f: BAD_REFS[f] for f in refs}
+            | {"step": 0, "held": True, "allocation": {}, "context": {}, "agent": "agent_999"}
+        )
     for data in tries:
         if data == {} and type_ in SCHEMAS and not any(f.is_required() for f in SCHEMAS[type_].model_fields.values()):
             continue  # nothing required: {} is valid data for it
@@ -57,7 +67,10 @@ async def test_a_rejected_publish_leaves_no_gap(tmp_path: Path) -> None:
     eng = await open_sim(db, demo=True)
     try:
         h, seq = eng.state.state_hash(), eng.state.seq
-        resp = await run_command(eng, """/coordination-hub publish-event '{"type":"SETTING_CHANGED","component":"system","scope":"settings","data":{}}'""")
+        resp = await run_command(
+            eng,
+            """/coordination-hub publish-event '{"type":"SETTING_CHANGED","component":"system","scope":"settings","data":{}}'""",
+        )
         assert resp["status"] == "error" and resp["error"]["code"] == "INVALID_EVENT"
         assert "data.key" in resp["error"]["message"]
         # The failed command is recorded (COMMAND_EXECUTED) but the rejected event is not.
@@ -79,14 +92,25 @@ async def test_a_rejected_publish_leaves_no_gap(tmp_path: Path) -> None:
 def test_script_event_line_with_empty_data_is_an_error_not_a_traceback(tmp_path: Path, cli_env: dict[str, str]) -> None:
     f = tmp_path / "s.ops"
     f.write_text("TASK_COMPLETED:agent:execution:{}\nRESOURCE_THRESHOLD:résource:x:{}\n", encoding="utf-8")
-    r = subprocess.run(opsdeck_cmd("script", str(f), "--create", "--db", str(tmp_path / "s.db")), capture_output=True, text=True,
-                       env=cli_env, timeout=120)
+    r = subprocess.run(
+        opsdeck_cmd("script", str(f), "--create", "--db", str(tmp_path / "s.db")),
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+    )
     assert "Traceback" not in r.stderr
     assert r.returncode == 2 and "column 21" in r.stderr  # the malformed second line is found before anything runs
     f.write_text("TASK_COMPLETED:agent:execution:{}\n", encoding="utf-8")
-    r = subprocess.run(opsdeck_cmd("script", str(f), "--create", "--db", str(tmp_path / "s.db")), capture_output=True, text=True,
-                       env=cli_env, timeout=120)
+    r = subprocess.run(
+        opsdeck_cmd("script", str(f), "--create", "--db", str(tmp_path / "s.db")),
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+    )
     assert r.returncode == 1 and "data.task" in r.stderr and "Traceback" not in r.stderr
-    v = subprocess.run(opsdeck_cmd("verify", "--db", str(tmp_path / "s.db")), capture_output=True, text=True,
-                       env=cli_env, timeout=120)
+    v = subprocess.run(
+        opsdeck_cmd("verify", "--db", str(tmp_path / "s.db")), capture_output=True, text=True, env=cli_env, timeout=120
+    )
     assert v.returncode == 0, v.stdout + v.stderr

@@ -21,16 +21,35 @@ def _engine(agents: int = 2, specs: tuple[str, ...] = ("x",)) -> tuple[Engine, S
     return eng, rt
 
 
-def _wf(wf_id: str, priority: int, n: int = 2, spec: str = "x", duration: float = 100, deps: list[str] | None = None,
-        alloc: dict[str, Any] | None = None, chain: bool = False) -> dict[str, Any]:
+def _wf(
+    wf_id: str,
+    priority: int,
+    n: int = 2,
+    spec: str = "x",
+    duration: float = 100,
+    deps: list[str] | None = None,
+    alloc: dict[str, Any] | None = None,
+    chain: bool = False,
+) -> dict[str, Any]:
     tasks = []
     for i in range(n):
-        t: dict[str, Any] = {"id": f"t{i}", "specialization": spec, "duration_s": duration, "cpu": 1.0, "memory_gb": 1.0}
+        t: dict[str, Any] = {
+            "id": f"t{i}",
+            "specialization": spec,
+            "duration_s": duration,
+            "cpu": 1.0,
+            "memory_gb": 1.0,
+        }
         if chain and i:
             t["depends_on"] = [f"t{i - 1}"]
         tasks.append(t)
-    return {"id": wf_id, "priority": priority, "depends_on": deps or [],
-            "allocation": alloc or {"cpu_cores": 4, "memory_gb": 8, "agents": 4}, "phases": [{"name": "p1", "tasks": tasks}]}
+    return {
+        "id": wf_id,
+        "priority": priority,
+        "depends_on": deps or [],
+        "allocation": alloc or {"cpu_cores": 4, "memory_gb": 8, "agents": 4},
+        "phases": [{"name": "p1", "tasks": tasks}],
+    }
 
 
 async def test_highest_band_first_then_oldest() -> None:
@@ -87,7 +106,9 @@ async def test_guarantee_is_never_taken_by_a_lower_band() -> None:
     assert eng.state.in_use("low").cpu_cores == 4
     eng2, _ = _engine(agents=10)
     eng2.config.capacity.cpu_cores = 4
-    eng2.create_workflow(_wf("crit", 95, n=2, chain=True, duration=100, alloc={"cpu_cores": 3, "memory_gb": 8, "agents": 3}))
+    eng2.create_workflow(
+        _wf("crit", 95, n=2, chain=True, duration=100, alloc={"cpu_cores": 3, "memory_gb": 8, "agents": 3})
+    )
     eng2.create_workflow(_wf("low", 10, n=6, duration=500, alloc={"cpu_cores": 4, "memory_gb": 8, "agents": 6}))
     eng2.reserve("crit", Resources(cpu_cores=3, memory_gb=3, agents=3))
     eng2.start_workflow("crit")

@@ -134,7 +134,10 @@ def test_many_processes_create_the_same_database_at_once(db_path: Path) -> None:
         "    await s.close()\n"
         "asyncio.run(m())\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(db_path)], cwd=REPO, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(db_path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [e for e in errors if e][:1]
     con = sqlite3.connect(db_path)

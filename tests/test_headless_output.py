@@ -73,7 +73,12 @@ def test_script_json_lines(tmp_path: Path, cli_env: dict[str, str]) -> None:
     s.write_text("advance 1m\nexpect TASK_PROGRESS\n/coordination-hub nope\n", encoding="utf-8")
     out = run(["script", "--json", str(s)], cli_env)
     rows = [json.loads(x) for x in out.stdout.splitlines()]
-    assert out.returncode == 1 and rows[-1]["summary"] == "script" and rows[-1]["ok"] is False and rows[-1]["failed_line"] == 3
+    assert (
+        out.returncode == 1
+        and rows[-1]["summary"] == "script"
+        and rows[-1]["ok"] is False
+        and rows[-1]["failed_line"] == 3
+    )
     assert any(r.get("kind") == "event" for r in rows) and f"{s}:3:" in out.stderr
 
 

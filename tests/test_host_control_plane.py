@@ -67,8 +67,9 @@ class HostProc:
 
     def __init__(self, args: list[str], env: dict[str, str], db: Path) -> None:
         self.db = db
-        self.proc = subprocess.Popen(opsdeck_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     cwd=REPO, env=env)
+        self.proc = subprocess.Popen(
+            opsdeck_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env
+        )
         self.err: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         wait_for(self.listening, what=f"{' '.join(args)} to listen")
@@ -82,7 +83,12 @@ class HostProc:
         if self.proc.poll() is not None:
             raise AssertionError(f"host exited {self.proc.returncode}: {''.join(self.err)}")
         h = current_holder(self.db)
-        return h is not None and h.pid == self.proc.pid and bool(h.socket) and any("listening on unix" in ln for ln in self.err)
+        return (
+            h is not None
+            and h.pid == self.proc.pid
+            and bool(h.socket)
+            and any("listening on unix" in ln for ln in self.err)
+        )
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -107,7 +113,9 @@ def demo_host(tmp_path: Path, env: dict[str, str]) -> Iterator[HostProc]:
         assert run(["verify", "--db", str(db)], env).returncode == 0
 
 
-SLEEPY = header() + """
+SLEEPY = (
+    header()
+    + """
 [[workflows]]
 id = "sleepy"
 priority = 60
@@ -121,6 +129,7 @@ allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
     memory_gb = 0
     cpu = 0.1
 """
+)
 
 
 def task_process(marker: str) -> psutil.Process | None:
@@ -146,7 +155,10 @@ def test_exec_pause_and_resume_reach_the_real_processes_of_a_live_run(tmp_path: 
         wait_for(lambda: proc.status() == psutil.STATUS_STOPPED, what="the task stopped (T)")
         out = run(["exec", "--db", str(db), "/coordination-hub resume sleepy"], env)
         assert out.returncode == 0, out.stderr
-        wait_for(lambda: proc.status() in (psutil.STATUS_SLEEPING, psutil.STATUS_RUNNING), what="the task running again (S/R)")
+        wait_for(
+            lambda: proc.status() in (psutil.STATUS_SLEEPING, psutil.STATUS_RUNNING),
+            what="the task running again (S/R)",
+        )
         # A host's clock is its own: --advance is refused and nothing is sent.
         n = head(db)
         adv = run(["exec", "--db", str(db), "--advance", "5m", "/host status"], env)
@@ -171,8 +183,9 @@ def test_twenty_concurrent_exec_clients_are_all_answered(demo_host: HostProc, en
     before = count(db, "COMMAND_EXECUTED")
 
     def one(i: int) -> subprocess.CompletedProcess[str]:
-        return run(["exec", "--db", str(db), "--json", "--actor", f"client-{i}", "/resource-manager status"], env,
-                   timeout=240)
+        return run(
+            ["exec", "--db", str(db), "--json", "--actor", f"client-{i}", "/resource-manager status"], env, timeout=240
+        )
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(one, range(20)))
@@ -186,8 +199,9 @@ def test_twenty_concurrent_exec_clients_are_all_answered(demo_host: HostProc, en
     assert {f"client-{i}" for i in range(20)} <= actors
 
 
-def test_a_second_writer_is_refused_and_the_log_is_untouched(demo_host: HostProc, env: dict[str, str],
-                                                             tmp_path: Path) -> None:
+def test_a_second_writer_is_refused_and_the_log_is_untouched(
+    demo_host: HostProc, env: dict[str, str], tmp_path: Path
+) -> None:
     db = demo_host.db
     assert run(["exec", "--db", str(db), "/host clock pause"], env).returncode == 0
     before = head(db)
@@ -195,8 +209,11 @@ def test_a_second_writer_is_refused_and_the_log_is_untouched(demo_host: HostProc
     wf.write_text(SLEEPY % "1")
     alias = tmp_path / "alias.db"  # another name for the same file shares its lease
     alias.symlink_to(db)
-    for args in (["serve", "--db", str(db)], ["serve", "--demo", "--db", str(alias)],
-                 ["run", str(wf), "--headless", "--db", str(db)]):
+    for args in (
+        ["serve", "--db", str(db)],
+        ["serve", "--demo", "--db", str(alias)],
+        ["run", str(wf), "--headless", "--db", str(db)],
+    ):
         out = run(args, env)
         assert out.returncode == 2, (args, out.stderr)
         assert f"pid {demo_host.proc.pid}" in out.stderr and "since" in out.stderr and "attach" in out.stderr
@@ -217,41 +234,70 @@ def test_endpoint_files_are_private_and_tcp_needs_the_token(demo_host: HostProc)
         urllib.request.urlopen(urllib.request.Request(f"{url}/v1/commands", data=body, method="POST"), timeout=30)
     assert no_token.value.code == 401
     with pytest.raises(urllib.error.HTTPError) as wrong:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/v1/commands", data=body, method="POST",
-                                                      headers={"Authorization": "Bearer nope"}), timeout=30)
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{url}/v1/commands", data=body, method="POST", headers={"Authorization": "Bearer nope"}
+            ),
+            timeout=30,
+        )
     assert wrong.value.code == 401
     health = json.loads(urllib.request.urlopen(f"{url}/v1/health", timeout=30).read())
     assert health["pid"] == demo_host.proc.pid and health["runtime"] == "sim"
     token = Path(f"{db}.token").read_text().strip()
-    ok = json.loads(urllib.request.urlopen(urllib.request.Request(
-        f"{url}/v1/commands", data=body, method="POST", headers={"Authorization": f"Bearer {token}"}), timeout=30).read())
+    ok = json.loads(
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{url}/v1/commands", data=body, method="POST", headers={"Authorization": f"Bearer {token}"}
+            ),
+            timeout=30,
+        ).read()
+    )
     assert ok["status"] == "success" and ok["result"]["pid"] == demo_host.proc.pid
     with pytest.raises(urllib.error.HTTPError) as bad:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/v1/commands", data=b"{not json", method="POST",
-                                                      headers={"Authorization": f"Bearer {token}"}), timeout=30)
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{url}/v1/commands", data=b"{not json", method="POST", headers={"Authorization": f"Bearer {token}"}
+            ),
+            timeout=30,
+        )
     assert bad.value.code == 400 and b"not JSON" in bad.value.read()
 
 
-def test_sigkill_of_the_host_is_reported_to_a_follower_and_the_lease_is_free(tmp_path: Path, env: dict[str, str]) -> None:
+def test_sigkill_of_the_host_is_reported_to_a_follower_and_the_lease_is_free(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     db = tmp_path / "k.db"
     host = HostProc(["serve", "--demo", "--db", str(db), "--speed", "30"], env, db)
-    follower = subprocess.Popen(opsdeck_cmd("events", "--db", str(db), "--follow"), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    follower = subprocess.Popen(
+        opsdeck_cmd("events", "--db", str(db), "--follow"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     err: list[str] = []
     threading.Thread(target=lambda: err.extend(follower.stderr), daemon=True).start()  # type: ignore[arg-type]
     try:
-        wait_for(lambda: any(f"following the live host (pid {host.proc.pid})" in ln for ln in err), what="the follower to attach")
+        wait_for(
+            lambda: any(f"following the live host (pid {host.proc.pid})" in ln for ln in err),
+            what="the follower to attach",
+        )
         host.proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         host.proc.wait(timeout=TIMEOUT)
-        wait_for(lambda: any(f"the host (pid {host.proc.pid}) is gone" in ln for ln in err), timeout=30, what="host gone")
+        wait_for(
+            lambda: any(f"the host (pid {host.proc.pid}) is gone" in ln for ln in err), timeout=30, what="host gone"
+        )
         noticed = time.monotonic() - killed
         assert noticed < 10.0, noticed  # EOF on the socket: immediate; generous for a loaded machine
         assert current_holder(db) is None
         again = HostProc(["serve", "--db", str(db), "--speed", "30"], env, db)
         try:
-            wait_for(lambda: any(f"following the live host (pid {again.proc.pid})" in ln for ln in err),
-                     what="the follower to attach to the new host")
+            wait_for(
+                lambda: any(f"following the live host (pid {again.proc.pid})" in ln for ln in err),
+                what="the follower to attach to the new host",
+            )
         finally:
             again.stop()
     finally:
@@ -267,9 +313,13 @@ def test_a_db_typo_is_refused_and_nothing_is_created(tmp_path: Path, env: dict[s
     beside = tmp_path / "fleet.db"
     script = tmp_path / "s.ops"
     script.write_text("/resource-manager status\n")
-    for args in (["exec", "--db", str(typo), "/resource-manager status"], ["exec", "--db", str(beside), "/workflow-status"],
-                 ["script", str(script), "--db", str(typo)], ["events", "--db", str(beside)],
-                 ["exec", "--create", "--db", str(typo), "/workflow-status"]):
+    for args in (
+        ["exec", "--db", str(typo), "/resource-manager status"],
+        ["exec", "--db", str(beside), "/workflow-status"],
+        ["script", str(script), "--db", str(typo)],
+        ["events", "--db", str(beside)],
+        ["exec", "--create", "--db", str(typo), "/workflow-status"],
+    ):
         out = run(args, env)
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert "no such" in out.stderr and "Traceback" not in out.stderr
@@ -324,8 +374,8 @@ def test_a_script_runs_against_a_live_host(demo_host: HostProc, env: dict[str, s
     script = tmp_path / "live.ops"
     script.write_text(
         "/host clock pause\n"
-        "/coordination-hub checkpoint '{\"label\": \"from a script\"}'\n"
-        "expect CHECKPOINT_CREATED label=\"from a script\" within 30s\n"
+        '/coordination-hub checkpoint \'{"label": "from a script"}\'\n'
+        'expect CHECKPOINT_CREATED label="from a script" within 30s\n'
         "advance 2m\n"
         "expect TASK_PROGRESS within 30s\n"
         "fault fail agent_001\n"
@@ -335,7 +385,9 @@ def test_a_script_runs_against_a_live_host(demo_host: HostProc, env: dict[str, s
     assert f"{script}:6: fault: faults need the simulated runtime in this process" in out.stderr
     assert "expectation met: CHECKPOINT_CREATED" in out.stdout and "expectation met: TASK_PROGRESS" in out.stdout
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    labels = [json.loads(r[0]).get("label") for r in con.execute("SELECT data FROM events WHERE type='CHECKPOINT_CREATED'")]
+    labels = [
+        json.loads(r[0]).get("label") for r in con.execute("SELECT data FROM events WHERE type='CHECKPOINT_CREATED'")
+    ]
     con.close()
     assert "from a script" in labels
 
@@ -395,8 +447,13 @@ def test_a_client_killed_mid_command_loses_nothing(demo_host: HostProc, env: dic
         return float(json.loads(urllib.request.urlopen(health, timeout=30).read())["clock"])
 
     start = clock()
-    client = subprocess.Popen(opsdeck_cmd("exec", "--db", str(db), "--actor", "killed-client", "/host advance 20m"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env)
+    client = subprocess.Popen(
+        opsdeck_cmd("exec", "--db", str(db), "--actor", "killed-client", "/host advance 20m"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        env=env,
+    )
     try:
         wait_for(lambda: clock() > start + 60, what="the command to be running")
     finally:
@@ -408,8 +465,10 @@ def test_a_client_killed_mid_command_loses_nothing(demo_host: HostProc, env: dic
     def recorded() -> list[dict[str, object]]:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
-            return [json.loads(r[0]) for r in con.execute(
-                "SELECT data FROM events WHERE type='COMMAND_EXECUTED' AND actor='killed-client'")]
+            return [
+                json.loads(r[0])
+                for r in con.execute("SELECT data FROM events WHERE type='COMMAND_EXECUTED' AND actor='killed-client'")
+            ]
         finally:
             con.close()
 

@@ -30,7 +30,9 @@ async def test_replica_follows_the_writer(tmp_path):
         assert rep.engine.state.state_hash() == writer.state.state_hash()
         assert await rep.refresh_telemetry() > 0
         assert len(rep.engine.telemetry.get("cpu_pct").points) > before_cpu
-        assert rep.engine.telemetry.agent_usage == {k: v for k, v in writer.telemetry.agent_usage.items() if k in rep.engine.telemetry.agent_usage}
+        assert rep.engine.telemetry.agent_usage == {
+            k: v for k, v in writer.telemetry.agent_usage.items() if k in rep.engine.telemetry.agent_usage
+        }
         # Events arrive in order or not at all: a gap is refused, an old one ignored.
         last = got[-1]
         assert rep.apply(last) is False

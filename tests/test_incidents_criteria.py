@@ -93,8 +93,14 @@ async def test_a_rejected_plan_is_not_validated(name: str, tmp_path: Path) -> No
 
 
 def test_rejecting_the_partition_plan_from_stdin_fails_the_drill() -> None:
-    p = subprocess.run(opsdeck_cmd("drill", "network-partition", "--approve", "manual", "--quiet"), input="/incident reject PLAN-0001\n",
-                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    p = subprocess.run(
+        opsdeck_cmd("drill", "network-partition", "--approve", "manual", "--quiet"),
+        input="/incident reject PLAN-0001\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
     assert "NOT VALIDATED" in p.stdout
     assert not [ln for ln in p.stdout.splitlines() if ln.startswith("NETWORK_RECOVERY_COMPLETED:")]
@@ -102,7 +108,11 @@ def test_rejecting_the_partition_plan_from_stdin_fails_the_drill() -> None:
 
 def _completions(eng: Engine) -> dict[str, int]:
     out: dict[str, int] = {}
-    eng.subscribe(lambda ev: out.__setitem__(ev.data["task"], out.get(ev.data["task"], 0) + 1) if ev.type == "TASK_COMPLETED" else None)
+    eng.subscribe(
+        lambda ev: (
+            out.__setitem__(ev.data["task"], out.get(ev.data["task"], 0) + 1) if ev.type == "TASK_COMPLETED" else None
+        )
+    )
     return out
 
 
@@ -135,7 +145,9 @@ async def test_partition_plan_moves_work_and_merges_exactly_once(tmp_path: Path)
         rep = await _finish(drill)
         assert rep["validated"], rep
         assert all(eng.state.agents[a].status is not AgentStatus.UNREACHABLE for a in cut)
-        assert {m["agent"] for m in merged} <= set(cut) and merged, "the cut-off agents' buffered work went through the merge"
+        assert {m["agent"] for m in merged} <= set(cut) and merged, (
+            "the cut-off agents' buffered work went through the merge"
+        )
         assert all(n == 1 for n in done.values()), {k: n for k, n in done.items() if n > 1}
         for a in cut:
             assert eng.state.agents[a].applied_seq > 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.engine import EngineError
 from core.commands import run_command
+from core.engine import EngineError
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
 from core.models import WorkflowStatus
@@ -46,7 +46,9 @@ async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
     assert len(eng.state.resumptions[rid]["applied"]) == applied
     assert {w.id for w in eng.state.workflows.values() if w.status is WorkflowStatus.PAUSED} <= paused
     # No stage limit changed (finished workflows leave the live state meanwhile).
-    assert {w.id: w.stage_limit for w in eng.state.workflows.values()} == {k: v for k, v in limits.items() if k in eng.state.workflows}
+    assert {w.id: w.stage_limit for w in eng.state.workflows.values()} == {
+        k: v for k, v in limits.items() if k in eng.state.workflows
+    }
     assert drill.incident()["status"] == "open", "no plan in force: the incident waits for a re-plan or a resolve"  # type: ignore[index]
 
 
@@ -66,7 +68,9 @@ async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> Non
     assert eng.state.incidents[inc_id]["plans"] == [first, second]
     assert eng.state.incidents[inc_id]["status"] == "recovering"
     # While a plan is in force, the incident cannot be closed by hand or re-planned.
-    assert (await run_command(eng, f"/incident resolve {inc_id} --note=done", actor="alice"))["error"]["code"] == "INVALID_STATE"
+    assert (await run_command(eng, f"/incident resolve {inc_id} --note=done", actor="alice"))["error"][
+        "code"
+    ] == "INVALID_STATE"
     assert (await run_command(eng, f"/incident replan {inc_id}", actor="alice"))["error"]["code"] == "INVALID_STATE"
     await run_command(eng, f"/incident reject {second}", actor="alice")
     h = eng.state.state_hash()
@@ -75,7 +79,11 @@ async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> Non
     res = await run_command(eng, f'/incident resolve {inc_id} \'{{"note": "agents replaced by hand"}}\'', actor="alice")
     assert res["status"] == "success", res
     inc = eng.state.incidents[inc_id]
-    assert inc["status"] == "resolved" and inc["outcome"]["validated"] is False and inc["outcome"]["resolved_by"] == "alice"
+    assert (
+        inc["status"] == "resolved"
+        and inc["outcome"]["validated"] is False
+        and inc["outcome"]["resolved_by"] == "alice"
+    )
     assert [n["action"] for n in inc["notes"]] == ["replan", "resolve"] and inc["notes"][-1]["by"] == "alice"
     with pytest.raises(EngineError):
         decisions.resolve(eng, inc_id, "again", actor="alice")

@@ -16,11 +16,23 @@ WARMUP = 900.0
 WATCH = 1500.0
 
 SEED_FIELDS = {
-    "resource-exhaustion": ("RESOURCE_EXHAUSTION", {"error_type", "severity", "affected_workflows", "system_utilization"}),
+    "resource-exhaustion": (
+        "RESOURCE_EXHAUSTION",
+        {"error_type", "severity", "affected_workflows", "system_utilization"},
+    ),
     "agent-cascade": ("AGENT_POOL_FAILURE", {"failed_agents", "affected_workflows", "failure_type", "impact"}),
-    "performance-degradation": ("PERFORMANCE_DEGRADATION_DETECTED", {"degradation_rate", "affected_metrics", "confidence"}),
-    "data-integrity": ("DATA_INTEGRITY_ALERT", {"alert_type", "severity", "affected_workflows", "corruption_risk", "immediate_action_required"}),
-    "network-partition": ("COMMUNICATION_FAILURE", {"failure_type", "affected_agents", "coordination_impact", "auto_recovery"}),
+    "performance-degradation": (
+        "PERFORMANCE_DEGRADATION_DETECTED",
+        {"degradation_rate", "affected_metrics", "confidence"},
+    ),
+    "data-integrity": (
+        "DATA_INTEGRITY_ALERT",
+        {"alert_type", "severity", "affected_workflows", "corruption_risk", "immediate_action_required"},
+    ),
+    "network-partition": (
+        "COMMUNICATION_FAILURE",
+        {"failure_type", "affected_agents", "coordination_impact", "auto_recovery"},
+    ),
 }
 
 

@@ -19,13 +19,23 @@ SEED_FIELDS = {
     "EMERGENCY_RESPONSE_ACTIVATED": {"response_level", "estimated_recovery_time", "affected_workflows"},
     "EMERGENCY_RESPONSE_COMPLETED": {"recovery_time", "resource_stabilization", "workflows_recovered", "system_health"},
     "RECOVERY_PLAN_GENERATED": {"strategy", "estimated_time", "workflow_continuity"},
-    "RECOVERY_VALIDATION_COMPLETED": {"workflows_recovered", "dependency_integrity", "context_transfer", "recovery_time"},
+    "RECOVERY_VALIDATION_COMPLETED": {
+        "workflows_recovered",
+        "dependency_integrity",
+        "context_transfer",
+        "recovery_time",
+    },
     "OPTIMIZATION_STRATEGY_GENERATED": {"optimization_potential", "implementation_time", "risk_level"},
     "OPTIMIZATION_COMPLETED": {"improvement_achieved", "optimization_time", "stability", "regression_risk"},
     "DATA_RECOVERY_STRATEGY": {"strategy", "data_loss_risk", "recovery_confidence"},
     "DATA_RECOVERY_COMPLETED": {"recovery_success", "data_integrity", "corrupted_segments", "validation_passed"},
     "RESILIENT_COORDINATION_ACTIVATED": {"strategy", "estimated_recovery", "functionality_preserved"},
-    "NETWORK_RECOVERY_COMPLETED": {"recovery_time", "connectivity_restored", "performance_impact", "redundancy_established"},
+    "NETWORK_RECOVERY_COMPLETED": {
+        "recovery_time",
+        "connectivity_restored",
+        "performance_impact",
+        "redundancy_established",
+    },
 }
 
 COMPLETION = {
@@ -38,7 +48,9 @@ COMPLETION = {
 
 
 def drill(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(opsdeck_cmd("drill", *args), input=stdin, capture_output=True, text=True, cwd=REPO, timeout=120)
+    return subprocess.run(
+        opsdeck_cmd("drill", *args), input=stdin, capture_output=True, text=True, cwd=REPO, timeout=120
+    )
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -65,13 +77,17 @@ def test_drill_validates(name: str, tmp_path: Path) -> None:
     assert "# invariants: ok" in p.stdout
     # The database is left behind and verifies (the chain; checkpoints of corrupted
     # state are reported, as they should be, by `opsdeck verify`).
-    v = subprocess.run(opsdeck_cmd("verify", "--db", str(db), "--json"), capture_output=True, text=True, cwd=REPO, timeout=60)
+    v = subprocess.run(
+        opsdeck_cmd("verify", "--db", str(db), "--json"), capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     rep = json.loads(v.stdout)
     assert rep["first_bad_seq"] is None
 
 
 def test_manual_approval_from_stdin(tmp_path: Path) -> None:
-    p = drill("resource-exhaustion", "--approve", "manual", "--quiet", stdin="# operator\n/incident approve PLAN-0001\n")
+    p = drill(
+        "resource-exhaustion", "--approve", "manual", "--quiet", stdin="# operator\n/incident approve PLAN-0001\n"
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     approved = [ln for ln in p.stdout.splitlines() if ln.startswith("PLAN_APPROVED:")]
     assert approved and json.loads(approved[0].split(":", 3)[3])["by"] == "operator:stdin"
@@ -81,7 +97,9 @@ def test_manual_rejection_fails_the_drill(tmp_path: Path) -> None:
     p = drill("resource-exhaustion", "--approve", "manual", "--quiet", stdin="/incident reject PLAN-0001\n")
     assert p.returncode == 1
     assert "NOT VALIDATED" in p.stdout and "rejected" in p.stdout
-    assert not [ln for ln in p.stdout.splitlines() if ln.startswith("PLAN_STEP_STARTED:") and "emergency-reallocation" in ln]
+    assert not [
+        ln for ln in p.stdout.splitlines() if ln.startswith("PLAN_STEP_STARTED:") and "emergency-reallocation" in ln
+    ]
 
 
 def test_manual_without_decision_does_not_hang() -> None:
@@ -97,7 +115,13 @@ def test_unknown_drill_is_a_clear_error() -> None:
 
 def test_drill_on_an_idle_fleet_is_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "done.db"
-    subprocess.run(opsdeck_cmd("demo", "--headless", "--for", "8000", "--db", str(db)), capture_output=True, cwd=REPO, timeout=120, check=True)
+    subprocess.run(
+        opsdeck_cmd("demo", "--headless", "--for", "8000", "--db", str(db)),
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+        check=True,
+    )
     p = drill("agent-cascade", "--db", str(db), "--quiet")
     assert p.returncode == 2
     assert "no work left" in p.stderr and "Traceback" not in p.stderr
@@ -108,14 +132,23 @@ def test_drill_on_real_processes_validates(name: str, tmp_path: Path) -> None:
     """The fault for real (SIGKILL / SIGSTOP of agent hosts, a checkpoint damaged
     through SQLite) on the local runtime; the same detectors, plans and validations."""
     db = tmp_path / f"{name}.db"
-    p = subprocess.run(opsdeck_cmd("drill", name, "--runtime", "local", "--db", str(db), "--quiet", "--budget", "120"),
-                       capture_output=True, text=True, cwd=REPO, timeout=180)
+    p = subprocess.run(
+        opsdeck_cmd("drill", name, "--runtime", "local", "--db", str(db), "--quiet", "--budget", "120"),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=180,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert f"# drill {name}: VALIDATED" in p.stdout and "wall-clock" in p.stdout
     assert [ln for ln in p.stdout.splitlines() if ln.startswith(COMPLETION[name])]
-    injected = [json.loads(ln.split(":", 3)[3]) for ln in p.stdout.splitlines() if ln.startswith("DRILL_FAULT_INJECTED:")]
+    injected = [
+        json.loads(ln.split(":", 3)[3]) for ln in p.stdout.splitlines() if ln.startswith("DRILL_FAULT_INJECTED:")
+    ]
     assert injected
-    v = subprocess.run(opsdeck_cmd("verify", "--db", str(db), "--json"), capture_output=True, text=True, cwd=REPO, timeout=60)
+    v = subprocess.run(
+        opsdeck_cmd("verify", "--db", str(db), "--json"), capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert json.loads(v.stdout)["first_bad_seq"] is None
 
 

@@ -46,7 +46,9 @@ async def _partition_run(shuffle: bool) -> tuple[str, int]:
             rng.shuffle(dup)
             sa.buffer = dup
     applied: list[tuple[str, int]] = []
-    eng.subscribe(lambda ev: applied.append((ev.data["agent"], ev.data["seq"])) if ev.type == "AGENT_SEQ_APPLIED" else None)
+    eng.subscribe(
+        lambda ev: applied.append((ev.data["agent"], ev.data["seq"])) if ev.type == "AGENT_SEQ_APPLIED" else None
+    )
     rt.heal(cut)  # type: ignore[union-attr]
     assert len(applied) == len(set(applied)), "a buffered report was applied twice"
     await eng.advance(300)

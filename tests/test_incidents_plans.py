@@ -37,9 +37,12 @@ async def until(drill: Drill, cond: Any, limit: float = 4000.0) -> None:
 
 def plan_waiting(drill: Drill) -> bool:
     p = drill.plan()
-    return p is not None and any(st["state"] == "proposed" and st["approval"] == "manual" for st in p["steps"]) and all(
-        st["state"] in ("completed", "proposed") for st in p["steps"]
-    ) and next(st for st in p["steps"] if st["state"] != "completed")["approval"] == "manual"
+    return (
+        p is not None
+        and any(st["state"] == "proposed" and st["approval"] == "manual" for st in p["steps"])
+        and all(st["state"] in ("completed", "proposed") for st in p["steps"])
+        and next(st for st in p["steps"] if st["state"] != "completed")["approval"] == "manual"
+    )
 
 
 async def exhausted_engine() -> Engine:
@@ -87,7 +90,9 @@ async def test_approval_policy_from_config() -> None:
     assert by_kind["emergency-analysis"] == ("analysis", "auto")
     assert by_kind["emergency-reallocation"] == ("destructive", "manual")
     assert by_kind["post-emergency-monitoring"] == ("monitoring", "auto")
-    cfg = Config(approval=Approval(auto=["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"], manual=[]))
+    cfg = Config(
+        approval=Approval(auto=["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"], manual=[])
+    )
     eng2 = memory_sim(config=cfg, seed=0)
     drill2 = start_drill(eng2, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill2, lambda: drill2.plan() is not None)
@@ -128,7 +133,11 @@ async def test_abort_mid_plan_rolls_back() -> None:
     decisions.approve(eng, pid, actor="bob")
     await until(drill, lambda: eng.state.plans[pid]["steps"][2]["state"] == "completed")
     assert eng.state.plans[pid]["state"] == "executing"
-    paused = [w for w, (st, _, _) in before.items() if st is WorkflowStatus.RUNNING and eng.state.status_of(w) is WorkflowStatus.PAUSED]
+    paused = [
+        w
+        for w, (st, _, _) in before.items()
+        if st is WorkflowStatus.RUNNING and eng.state.status_of(w) is WorkflowStatus.PAUSED
+    ]
     assert paused, "the reallocation paused something"
     assert eng.state.workflows["workflow_001"].guarantee is not None
     res = await decisions.abort(eng, pid, actor="bob", reason="drill abort")

@@ -25,7 +25,11 @@ from core.session import memory_sim
 from core.workflow_file import WorkflowFileError, parse_workflow_text
 
 EXAMPLES = int(os.environ.get("OPSDECK_FUZZ_EXAMPLES", "150"))
-PROPS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+PROPS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 ENGINE = memory_sim(seed=1)
 
 names = st.sampled_from(["x", "é", "a b", "", "workers", "w/t", "ü:1", "TASK_COMPLETED", "agent_001", "workflow_001"])
@@ -45,11 +49,26 @@ def toml_value(v: Any) -> str:
     return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
 
 
-leaf = st.one_of(st.booleans(), st.integers(-2**40, 2**40), st.floats(), names, st.text(max_size=6))
-tvalue = st.recursive(leaf, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(names, inner, max_size=2)), max_leaves=5)
+leaf = st.one_of(st.booleans(), st.integers(-(2**40), 2**40), st.floats(), names, st.text(max_size=6))
+tvalue = st.recursive(
+    leaf, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(names, inner, max_size=2)), max_leaves=5
+)
 POOL_KEYS = ["name", "specializations", "size", "min_size", "max_size", "bogus"]
 WF_KEYS = ["id", "priority", "allocation", "depends_on", "name", "guarantee", "limits", "bogus"]
-TASK_KEYS = ["id", "command", "cwd", "env", "specialization", "timeout_s", "retries", "memory_gb", "cpu", "depends_on", "shell", "duration_s"]
+TASK_KEYS = [
+    "id",
+    "command",
+    "cwd",
+    "env",
+    "specialization",
+    "timeout_s",
+    "retries",
+    "memory_gb",
+    "cpu",
+    "depends_on",
+    "shell",
+    "duration_s",
+]
 RUNTIME_KEYS = ["heartbeat_s", "sample_s", "stop_grace_s", "bogus"]
 
 
@@ -87,8 +106,14 @@ def test_workflow_files(text: str) -> None:
         assert exc.problems
 
 
-SECTIONS = {"capacity": ["cpu_cores", "memory_gb", "agents"], "intervals": ["heartbeat_s", "sample_s", "checkpoint_s"],
-            "thresholds": ["cpu_warning", "exhaustion"], "retries": ["attempts"], "console": ["theme", "keys"], "bogus": ["x"]}
+SECTIONS = {
+    "capacity": ["cpu_cores", "memory_gb", "agents"],
+    "intervals": ["heartbeat_s", "sample_s", "checkpoint_s"],
+    "thresholds": ["cpu_warning", "exhaustion"],
+    "retries": ["attempts"],
+    "console": ["theme", "keys"],
+    "bogus": ["x"],
+}
 
 
 @PROPS
@@ -107,18 +132,47 @@ def test_config_files(tmp_path: Path, data: Any) -> None:
     except ConfigError as exc:
         assert str(exc)
     else:
-        assert all(math.isfinite(v) for v in (cfg.capacity.cpu_cores, cfg.intervals.sample_s, cfg.intervals.heartbeat_s))
+        assert all(
+            math.isfinite(v) for v in (cfg.capacity.cpu_cores, cfg.intervals.sample_s, cfg.intervals.heartbeat_s)
+        )
 
 
-TYPES = st.sampled_from(["TASK_COMPLETED", "SETTING_CHANGED", "AGENT_ERROR", "RESOURCE_ALLOCATED", "PLAN_APPROVED", "POOL_CREATED",
-                         "WORKFLOW_CREATED", "STATE_RESTORED", "CUSTOM_THING", "bad", "É"])
+TYPES = st.sampled_from(
+    [
+        "TASK_COMPLETED",
+        "SETTING_CHANGED",
+        "AGENT_ERROR",
+        "RESOURCE_ALLOCATED",
+        "PLAN_APPROVED",
+        "POOL_CREATED",
+        "WORKFLOW_CREATED",
+        "STATE_RESTORED",
+        "CUSTOM_THING",
+        "bad",
+        "É",
+    ]
+)
 
 
 @PROPS
-@given(line=st.one_of(
-    st.builds(lambda t, c, s, d: f"{t}:{c}:{s}:{json.dumps(d)}", TYPES, names, names, st.dictionaries(st.sampled_from(
-        ["task", "agent", "workflow_id", "key", "value", "pool", "plan_id", "spec", "allocation"]), tvalue, max_size=3)),
-    st.text(max_size=80)))
+@given(
+    line=st.one_of(
+        st.builds(
+            lambda t, c, s, d: f"{t}:{c}:{s}:{json.dumps(d)}",
+            TYPES,
+            names,
+            names,
+            st.dictionaries(
+                st.sampled_from(
+                    ["task", "agent", "workflow_id", "key", "value", "pool", "plan_id", "spec", "allocation"]
+                ),
+                tvalue,
+                max_size=3,
+            ),
+        ),
+        st.text(max_size=80),
+    )
+)
 def test_event_lines(line: str) -> None:
     try:
         header = parse_line(line)
@@ -132,10 +186,33 @@ def test_event_lines(line: str) -> None:
 
 
 @PROPS
-@given(text=st.one_of(st.lists(st.sampled_from(["advance 1m", "advance 1e9h", "wait x", "expect TASK_COMPLETED within 1m",
-                                                "expect no X", "expect-error", "fault fail agent_001", "fault slow", "fault spike 1 1 1h",
-                                                "/workflow-status", "/x '{", "TASK_COMPLETED:agent:execution:{}", "# c", "", "é"]),
-                                max_size=6).map("\n".join), st.text(max_size=120)))
+@given(
+    text=st.one_of(
+        st.lists(
+            st.sampled_from(
+                [
+                    "advance 1m",
+                    "advance 1e9h",
+                    "wait x",
+                    "expect TASK_COMPLETED within 1m",
+                    "expect no X",
+                    "expect-error",
+                    "fault fail agent_001",
+                    "fault slow",
+                    "fault spike 1 1 1h",
+                    "/workflow-status",
+                    "/x '{",
+                    "TASK_COMPLETED:agent:execution:{}",
+                    "# c",
+                    "",
+                    "é",
+                ]
+            ),
+            max_size=6,
+        ).map("\n".join),
+        st.text(max_size=120),
+    )
+)
 def test_scripts(text: str) -> None:
     try:
         parse_script(text)

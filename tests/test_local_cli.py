@@ -10,7 +10,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsdeck", "run", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "opsdeck", "run", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_a_failed_workflow_exits_1_and_its_dependents_are_cancelled(tmp_path: Path) -> None:
@@ -55,8 +57,22 @@ def test_example_workload_completes(tmp_path: Path) -> None:
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "OPSDECK_WORK"}  # as the README runs it
-    r = subprocess.run([sys.executable, "-m", "opsdeck", "run", str(REPO / "examples" / "local_workload.toml"),
-                        "--db", str(tmp_path / "ex.db"), "--headless"], capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opsdeck",
+            "run",
+            str(REPO / "examples" / "local_workload.toml"),
+            "--db",
+            str(tmp_path / "ex.db"),
+            "--headless",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     for wf in ("build_and_test", "number_crunch", "memory_pressure", "report"):
         assert f"# {wf}: completed" in r.stderr

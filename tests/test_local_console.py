@@ -19,7 +19,9 @@ async def test_console_drives_real_agents_and_quits_cleanly(tmp_path: Path) -> N
     from core.host.host import Host
     from tui.app import OpsdeckApp
 
-    text = header() + f"""
+    text = (
+        header()
+        + f"""
 [[workflows]]
 id = "w"
 allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
@@ -30,6 +32,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
     command = {py_cmd("import time; print('OPSDECK_PROGRESS 0.5 half'); time.sleep(0.5)")}
     specialization = "shell"
 """
+    )
     wf = parse_workflow_text(text)
     db = tmp_path / "c.db"
 
@@ -96,8 +99,15 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
         assert res["status"] == "success", res
         plan = None
         for _ in range(600):
-            plan = next((p for p in engine.state.plans.values() if p["state"] == "proposed"
-                         and any(st["approval"] == "manual" and st["state"] == "proposed" for st in p["steps"])), None)
+            plan = next(
+                (
+                    p
+                    for p in engine.state.plans.values()
+                    if p["state"] == "proposed"
+                    and any(st["approval"] == "manual" and st["state"] == "proposed" for st in p["steps"])
+                ),
+                None,
+            )
             if plan is not None:
                 break
             await pilot.pause(0.05)

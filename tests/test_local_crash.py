@@ -77,7 +77,9 @@ def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> Non
     log = tmp_path / "ran.log"
     f = chain_workflow(tmp_path, log, STEPS)
     db = tmp_path / "run.db"
-    first = subprocess.Popen(run_cmd(f, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(
+        run_cmd(f, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (log.exists() and log.read_text().count("\n") >= 2):
         time.sleep(0.05)
@@ -101,7 +103,9 @@ def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> Non
     assert set(ran) == {f"s{i}" for i in range(STEPS)}
     assert ran.count("s0") == 1, "s0 completed before the crash: it does not run again"
     assert ran.count("s1") == 2, "s1 was cut short with its agent: it is recovered and runs again"
-    assert '"task":"chain/s1"' in next(line for line in second.stdout.splitlines() if line.startswith("TASK_REASSIGNED"))
+    assert '"task":"chain/s1"' in next(
+        line for line in second.stdout.splitlines() if line.startswith("TASK_REASSIGNED")
+    )
 
 
 def test_sigterm_of_the_console_ends_every_agent_and_task_process(tmp_path: Path) -> None:

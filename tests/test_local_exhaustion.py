@@ -75,35 +75,58 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
 
 async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_processes(tmp_path: Path) -> None:
     ncpu = psutil.cpu_count() or 2
-    config = Config.model_validate({
-        "capacity": {"cpu_cores": ncpu, "agents": 3},
-        "thresholds": {"exhaustion_samples": 2},
-        "approval": {"auto": [], "manual": ["destructive"]},  # every step waits for the operator
-    })
+    config = Config.model_validate(
+        {
+            "capacity": {"cpu_cores": ncpu, "agents": 3},
+            "thresholds": {"exhaustion_samples": 2},
+            "approval": {"auto": [], "manual": ["destructive"]},  # every step waits for the operator
+        }
+    )
     wf = parse_workflow_text(TEXT)
     rec = Recorder()
     engine, runtime = await open_local(tmp_path / "r.db", wf, wf.specs(tmp_path), config, subscriber=rec)
     manager = None
     try:
-        await drive(engine, lambda: len(rec.of("TASK_STARTED")) == 3, timeout=15,
-                    what=lambda: f"three burners started: {[e.line()[:160] for e in rec.events if e.type.startswith(('TASK', 'AGENT', 'INCIDENT', 'PLAN'))]}")
+        await drive(
+            engine,
+            lambda: len(rec.of("TASK_STARTED")) == 3,
+            timeout=15,
+            what=lambda: (
+                f"three burners started: {[e.line()[:160] for e in rec.events if e.type.startswith(('TASK', 'AGENT', 'INCIDENT', 'PLAN'))]}"
+            ),
+        )
         # the detector watches from the moment the burners run: the load it sees is theirs
-        await drive(engine, lambda: all(engine.state.tasks[k].context.progress >= 0.2 for k in engine.state.tasks), timeout=15,
-                    what="burners holding their memory")
+        await drive(
+            engine,
+            lambda: all(engine.state.tasks[k].context.progress >= 0.2 for k in engine.state.tasks),
+            timeout=15,
+            what="burners holding their memory",
+        )
         manager = IncidentManager(engine, approve_mode="manual", scenarios=["resource-exhaustion"])
         manager.start(interval=0.1)
-        await drive(engine, lambda: rec.of("PLAN_PROPOSED"), timeout=15,
-                    what=lambda: f"exhaustion detected; system cpu samples {[v for _, v in engine.telemetry.get('cpu_pct', 'system').points][-8:]}")
+        await drive(
+            engine,
+            lambda: rec.of("PLAN_PROPOSED"),
+            timeout=15,
+            what=lambda: (
+                f"exhaustion detected; system cpu samples {[v for _, v in engine.telemetry.get('cpu_pct', 'system').points][-8:]}"
+            ),
+        )
         det = rec.of("RESOURCE_EXHAUSTION")[0]
         # measured, not modelled: the system CPU the sampler read from psutil
         assert det.data["system_utilization"]["cpu"] >= config.thresholds.exhaustion
         assert det.data["system_utilization"]["agents"] == "3/3"
         cpu_series = [v for _, v in engine.telemetry.get("cpu_pct", "system").points]
         assert max(cpu_series) >= config.thresholds.exhaustion
-        burning = [max((v for _, v in engine.telemetry.get("cpu_pct", a).points), default=0.0) for a in ("agent_001", "agent_002", "agent_003")]
+        burning = [
+            max((v for _, v in engine.telemetry.get("cpu_pct", a).points), default=0.0)
+            for a in ("agent_001", "agent_002", "agent_003")
+        ]
         # Each burner's own CPU shows in its agent's psutil samples. On a busy machine the
         # three share the cores with everything else, so only a clear share is asked for.
-        assert all(b >= 5.0 for b in burning) and sum(burning) >= 30.0, f"the burners' CPU shows in the agents' psutil samples: {burning}"
+        assert all(b >= 5.0 for b in burning) and sum(burning) >= 30.0, (
+            f"the burners' CPU shows in the agents' psutil samples: {burning}"
+        )
         plan = rec.of("PLAN_PROPOSED")[0].data["plan"]
         await drive(engine, lambda: True)
         assert engine.state.plans[plan["id"]]["state"] == "proposed", "nothing runs before the approval"
@@ -113,8 +136,14 @@ async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_proc
         members = [p for g in before.values() if g for p in group_members(g)]
         assert len(members) >= 2 and all(p.status() != psutil.STATUS_STOPPED for p in members)
         approve(engine, plan["id"])
-        await drive(engine, lambda: engine.state.status_of("background").value == "paused", timeout=10,
-                    what=lambda: f"background paused; plan {engine.state.plans[plan['id']]['state']}, events {[e.type for e in rec.events[-12:]]}")
+        await drive(
+            engine,
+            lambda: engine.state.status_of("background").value == "paused",
+            timeout=10,
+            what=lambda: (
+                f"background paused; plan {engine.state.plans[plan['id']]['state']}, events {[e.type for e in rec.events[-12:]]}"
+            ),
+        )
         assert [e.data["task"] for e in rec.of("TASK_PAUSED")] == ["background/burn_a", "background/burn_b"]
 
         def halted(p: psutil.Process) -> bool:
@@ -126,20 +155,31 @@ async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_proc
         # The playbook pauses the workflow (SIGSTOP to each task's process group) and
         # releases its agents; the released tasks' processes are then ended (SIGTERM,
         # SIGKILL after the grace period) and wait, with their context, for a resume.
-        await drive(engine, lambda: all(halted(p) for p in members), timeout=5,
-                    what=lambda: f"processes halted: {[(p.pid, p.status() if p.is_running() else 'gone') for p in members]}")
+        await drive(
+            engine,
+            lambda: all(halted(p) for p in members),
+            timeout=5,
+            what=lambda: f"processes halted: {[(p.pid, p.status() if p.is_running() else 'gone') for p in members]}",
+        )
         for k in before:
             t = engine.state.tasks[k]
             assert t.status.value in ("paused", "pending") and t.context.progress > 0
         urgent = group_members(runtime.task_pgid(engine.state.tasks["urgent/burn"].agent))
-        assert urgent and all(p.status() != psutil.STATUS_STOPPED for p in urgent), "the critical workflow keeps running"
+        assert urgent and all(p.status() != psutil.STATUS_STOPPED for p in urgent), (
+            "the critical workflow keeps running"
+        )
         # the burners' resident memory shows in the agents' RSS samples (host + task tree)
         agent = engine.state.tasks["urgent/burn"].agent
 
         def rss_seen() -> bool:
             return max((v for _, v in engine.telemetry.get("memory_mb", agent).points), default=0.0) > 64
 
-        await drive(engine, rss_seen, timeout=5, what=lambda: f"rss samples {engine.telemetry.get('memory_mb', agent).points[-5:]}")
+        await drive(
+            engine,
+            rss_seen,
+            timeout=5,
+            what=lambda: f"rss samples {engine.telemetry.get('memory_mb', agent).points[-5:]}",
+        )
     finally:
         if manager is not None:
             manager.stop()

@@ -18,6 +18,7 @@ from tests.local_harness import Recorder, drive, group_members, header, py_cmd
 
 SLEEPER = py_cmd("import time\nfor i in range(600):\n    time.sleep(0.1)")
 
+
 def workflow(wf_id: str, priority: int, cpu_cores: float) -> str:
     return f"""
 [[workflows]]
@@ -45,16 +46,25 @@ async def test_reallocate_renices_the_running_processes(tmp_path: Path) -> None:
     wf = parse_workflow_text(TEXT, "relimit.toml")
     rec = Recorder()
     # Niceness is the mechanism under test (cgroups, where present, are a separate path).
-    engine, runtime = await open_local(tmp_path / "r.db", wf, wf.specs(tmp_path), subscriber=rec,
-                                       mechanisms=Mechanisms("rlimit_as", "nice", None))
+    engine, runtime = await open_local(
+        tmp_path / "r.db", wf, wf.specs(tmp_path), subscriber=rec, mechanisms=Mechanisms("rlimit_as", "nice", None)
+    )
     try:
         await drive(engine, lambda: len(rec.of("TASK_STARTED")) == 2, timeout=20, what="both sleepers started")
         donor = engine.state.tasks["donor/sleep"]
         pgid = runtime.task_pgid(donor.agent)  # type: ignore[arg-type]
         assert pgid is not None
         base = psutil.Process().nice()
-        await drive(engine, lambda: niceness(pgid) == {base + NICE_BY_BAND["MEDIUM"]}, timeout=5, what=lambda: f"start niceness {niceness(pgid)}")
-        res = await run_command(engine, '/resource-manager reallocate \'{"from_workflow": "donor", "to_workflow": "taker", "cpu_cores": 1}\'')
+        await drive(
+            engine,
+            lambda: niceness(pgid) == {base + NICE_BY_BAND["MEDIUM"]},
+            timeout=5,
+            what=lambda: f"start niceness {niceness(pgid)}",
+        )
+        res = await run_command(
+            engine,
+            '/resource-manager reallocate \'{"from_workflow": "donor", "to_workflow": "taker", "cpu_cores": 1}\'',
+        )
         assert res["status"] == "success", res
         # The donor's allocation is now below its base: its processes yield.
         assert niceness(pgid) == {base + NICE_BY_BAND["MEDIUM"] + REDUCED_NICE}
@@ -62,13 +72,16 @@ async def test_reallocate_renices_the_running_processes(tmp_path: Path) -> None:
         assert live["applies"] and live["mechanisms"] == ["nice"] and live["relimited"] >= 1
         assert [e.data["task"] for e in rec.of("TASK_LIMITED")][:1] == ["donor/sleep"]
         # Giving it back (allocate) restores the band's niceness on the same processes.
-        res = await run_command(engine, '/resource-manager allocate donor \'{"cpu_cores": 2}\'')
+        res = await run_command(engine, "/resource-manager allocate donor '{\"cpu_cores\": 2}'")
         assert res["status"] == "success", res
         assert niceness(pgid) == {base + NICE_BY_BAND["MEDIUM"]}
         # A guarantee (as emergency-reallocation gives the critical workflow) runs at 0.
-        res = await run_command(engine, '/resource-manager emergency-reallocation \'{"strategy": "intelligent_triage", "actions": ['
-                                        '{"action": "optimize_high_priority_workflow", "affected": ["donor"], '
-                                        '"resource_guarantee": {"cpu": 1, "memory_gb": 0.5}}]}\'')
+        res = await run_command(
+            engine,
+            '/resource-manager emergency-reallocation \'{"strategy": "intelligent_triage", "actions": ['
+            '{"action": "optimize_high_priority_workflow", "affected": ["donor"], '
+            '"resource_guarantee": {"cpu": 1, "memory_gb": 0.5}}]}\'',
+        )
         assert res["status"] == "success", res
         live = res["result"]["live_limits"]
         if os.geteuid() == 0 or base > 0:
@@ -84,7 +97,7 @@ async def test_reallocate_renices_the_running_processes(tmp_path: Path) -> None:
 async def test_on_the_simulated_runtime_the_response_says_it_does_not_apply() -> None:
     eng = memory_sim(seed=0)
     await eng.advance(300)
-    res = await run_command(eng, '/resource-manager allocate workflow_001 \'{"cpu_cores": 3}\'')
+    res = await run_command(eng, "/resource-manager allocate workflow_001 '{\"cpu_cores\": 3}'")
     assert res["status"] == "success", res
     assert res["result"]["live_limits"]["applies"] is False
     assert "not OS processes" in res["result"]["summary"]
@@ -92,7 +105,9 @@ async def test_on_the_simulated_runtime_the_response_says_it_does_not_apply() ->
 
 WRITER = py_cmd("import os\nopen(os.path.join(os.environ['TMPDIR'], 'scratch.bin'), 'wb').write(b'x' * 300000)")
 
-CLEANUP = header() + f"""
+CLEANUP = (
+    header()
+    + f"""
 [[workflows]]
 id = "scratch"
 priority = 50
@@ -107,6 +122,7 @@ priority = 50
     command = {SLEEPER}
     specialization = "shell"
 """
+)
 
 
 async def test_emergency_cleanup_deletes_finished_tasks_temp_files(tmp_path: Path) -> None:
@@ -114,13 +130,19 @@ async def test_emergency_cleanup_deletes_finished_tasks_temp_files(tmp_path: Pat
     rec = Recorder()
     engine, runtime = await open_local(tmp_path / "c.db", wf, wf.specs(tmp_path), subscriber=rec)
     try:
-        await drive(engine, lambda: rec.of("TASK_COMPLETED") and engine.state.tasks["scratch/hold"].status.value == "running",
-                    timeout=20, what="the writer finished while the holder runs")
+        await drive(
+            engine,
+            lambda: rec.of("TASK_COMPLETED") and engine.state.tasks["scratch/hold"].status.value == "running",
+            timeout=20,
+            what="the writer finished while the holder runs",
+        )
         written = runtime.temp_dir("scratch/write", engine.state.tasks["scratch/write"].attempts) / "scratch.bin"
         holding = runtime.temp_dir("scratch/hold", engine.state.tasks["scratch/hold"].attempts)
         assert written.stat().st_size == 300000 and holding.is_dir()
         assert oct(written.parent.stat().st_mode & 0o777) == "0o700"
-        res = await run_command(engine, "/coordination-hub emergency-cleanup '{\"actions\": [\"temp_file_cleanup\", \"cache_purging\"]}'")
+        res = await run_command(
+            engine, '/coordination-hub emergency-cleanup \'{"actions": ["temp_file_cleanup", "cache_purging"]}\''
+        )
         assert res["status"] == "success", res
         assert not written.exists() and not written.parent.exists()
         assert holding.is_dir(), "a running task keeps its temp directory"
@@ -136,7 +158,7 @@ async def test_emergency_cleanup_deletes_finished_tasks_temp_files(tmp_path: Pat
 async def test_temp_file_cleanup_does_not_apply_on_the_simulated_runtime() -> None:
     eng = memory_sim(seed=0)
     await eng.advance(300)
-    res = await run_command(eng, "/coordination-hub emergency-cleanup '{\"actions\": [\"temp_file_cleanup\"]}'")
+    res = await run_command(eng, '/coordination-hub emergency-cleanup \'{"actions": ["temp_file_cleanup"]}\'')
     assert res["status"] == "success"
     assert "temp_file_cleanup" in res["result"]["actions"]["not_applied"]
     assert res["result"]["resource_recovery"]["storage_bytes"] == 0

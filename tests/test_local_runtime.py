@@ -12,7 +12,6 @@ import psutil
 import pytest
 
 from core.store import Store
-
 from tests.local_harness import alive, drive, group_members, header, open_text, py_cmd, toml_argv, wf_status
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
@@ -21,7 +20,9 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process
 async def test_dependency_order_and_nothing_left_behind(tmp_path: Path) -> None:
     log = tmp_path / "order.log"
     stamp = "import sys,time; open(sys.argv[1],'a').write(sys.argv[2]+' %f\\n' % time.time())"
-    text = header() + f"""
+    text = (
+        header()
+        + f"""
 [[workflows]]
 id = "build"
 priority = 80
@@ -44,6 +45,7 @@ allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
     specialization = "shell"
     depends_on = ["b"]
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     hosts = dict(runtime.host_pids())
     assert len(hosts) == 2 and all(alive(p) for p in hosts.values())
@@ -60,18 +62,22 @@ allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
 
 
 async def test_sigkill_of_an_agent_is_noticed_and_its_task_completes_on_a_replacement(tmp_path: Path) -> None:
-    code = ("import time,os\n"
-            "start=float(os.environ['OPSDECK_RESUME_PROGRESS'])\n"
-            "print('resumed from', start, flush=True)\n"
-            "for i in range(int(start*10), 10):\n"
-            "    print(f'OPSDECK_PROGRESS {(i+1)/10}', flush=True); time.sleep(0.15)\n")
+    code = (
+        "import time,os\n"
+        "start=float(os.environ['OPSDECK_RESUME_PROGRESS'])\n"
+        "print('resumed from', start, flush=True)\n"
+        "for i in range(int(start*10), 10):\n"
+        "    print(f'OPSDECK_PROGRESS {(i+1)/10}', flush=True); time.sleep(0.15)\n"
+    )
     pools = """
 [[pools]]
 name = "workers"
 specializations = ["shell"]
 size = 1
 """
-    text = header(heartbeat=0.5, pools=pools) + f"""
+    text = (
+        header(heartbeat=0.5, pools=pools)
+        + f"""
 [[workflows]]
 id = "w"
 allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
@@ -82,6 +88,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     command = {py_cmd(code)}
     specialization = "shell"
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
         await drive(engine, lambda: engine.state.tasks["w/long"].context.progress >= 0.3)
@@ -106,7 +113,9 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         assert engine.state.agents[replacement].pool == "workers"
         assert [e.data["agent"] for e in rec.of("AGENT_ALLOCATED")][-1] == replacement
         # the retry started from the context the dead agent last reported
-        assert any(line.startswith("resumed from 0.") and float(line.split()[-1]) >= 0.3 for line in done.data["output"])
+        assert any(
+            line.startswith("resumed from 0.") and float(line.split()[-1]) >= 0.3 for line in done.data["output"]
+        )
         assert not group_members(pgid), "the dead agent's task processes must be killed"
     finally:
         await runtime.shutdown()
@@ -114,12 +123,16 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 
 
 async def test_pause_stops_the_processes_and_resume_continues_them(tmp_path: Path) -> None:
-    code = ("import time,subprocess,sys\n"
-            "child=subprocess.Popen([sys.executable,'-c','import time; time.sleep(30)'])\n"
-            "for i in range(40):\n"
-            "    print(f'OPSDECK_PROGRESS {(i+1)/40}', flush=True); time.sleep(0.05)\n"
-            "child.kill()\n")
-    text = header() + f"""
+    code = (
+        "import time,subprocess,sys\n"
+        "child=subprocess.Popen([sys.executable,'-c','import time; time.sleep(30)'])\n"
+        "for i in range(40):\n"
+        "    print(f'OPSDECK_PROGRESS {(i+1)/40}', flush=True); time.sleep(0.05)\n"
+        "child.kill()\n"
+    )
+    text = (
+        header()
+        + f"""
 [[workflows]]
 id = "low"
 priority = 20
@@ -131,6 +144,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     command = {py_cmd(code)}
     specialization = "shell"
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
         await drive(engine, lambda: engine.state.tasks["low/t"].context.progress >= 0.1)
@@ -179,7 +193,9 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 
 async def test_memory_hungry_task_is_stopped_and_reported_and_retries_follow_the_file(tmp_path: Path) -> None:
     hog = "import time\nx=[]\nfor i in range(40):\n    x.append(bytearray(20*1024*1024)); time.sleep(0.02)\ntime.sleep(5)\n"
-    text = header() + f"""
+    text = (
+        header()
+        + f"""
 [[workflows]]
 id = "mem"
 allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
@@ -203,9 +219,12 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     timeout_s = 0.5
     retries = 0
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
-        await drive(engine, lambda: wf_status(engine, "mem") == "failed" and wf_status(engine, "slow") == "failed", timeout=20)
+        await drive(
+            engine, lambda: wf_status(engine, "mem") == "failed" and wf_status(engine, "slow") == "failed", timeout=20
+        )
     finally:
         await runtime.shutdown()
         await engine.close()
@@ -220,7 +239,9 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 
 async def test_cpu_limit_by_niceness_follows_the_priority_band(tmp_path: Path) -> None:
     show = py_cmd("import os; print('nice', os.nice(0))")
-    text = header() + f"""
+    text = (
+        header()
+        + f"""
 [[workflows]]
 id = "low"
 priority = 10
@@ -242,9 +263,12 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     command = {show}
     specialization = "shell"
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
-        await drive(engine, lambda: wf_status(engine, "low") == "completed" and wf_status(engine, "high") == "completed")
+        await drive(
+            engine, lambda: wf_status(engine, "low") == "completed" and wf_status(engine, "high") == "completed"
+        )
     finally:
         await runtime.shutdown()
         await engine.close()
@@ -260,14 +284,21 @@ async def test_integrity_check_agrees_with_the_log_while_real_agents_report(tmp_
     even though reports keep arriving while the log is read back."""
     from core.incidents.integrity import consistency
 
-    chatty = py_cmd("import time\nfor i in range(30):\n    print(f'OPSDECK_PROGRESS {(i+1)/30} line {i}', flush=True); time.sleep(0.03)\n")
-    tasks = "".join(f"""
+    chatty = py_cmd(
+        "import time\nfor i in range(30):\n    print(f'OPSDECK_PROGRESS {(i+1)/30} line {i}', flush=True); time.sleep(0.03)\n"
+    )
+    tasks = "".join(
+        f"""
     [[workflows.phases.tasks]]
     id = "t{i}"
     command = {chatty}
     specialization = "shell"
-""" for i in range(6))
-    text = header(heartbeat=0.2) + f"""
+"""
+        for i in range(6)
+    )
+    text = (
+        header(heartbeat=0.2)
+        + f"""
 [[workflows]]
 id = "w"
 allocation = {{ cpu_cores = 2, memory_gb = 4, agents = 2 }}
@@ -275,6 +306,7 @@ allocation = {{ cpu_cores = 2, memory_gb = 4, agents = 2 }}
   name = "p"
 {tasks}
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     checks = 0
     try:
@@ -290,10 +322,12 @@ allocation = {{ cpu_cores = 2, memory_gb = 4, agents = 2 }}
 
 
 async def test_an_agent_death_with_no_retries_left_fails_the_task(tmp_path: Path) -> None:
-    text = header() + f"""
+    text = (
+        header()
+        + """
 [[workflows]]
 id = "once"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
   [[workflows.phases]]
   name = "p"
     [[workflows.phases.tasks]]
@@ -302,6 +336,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     specialization = "shell"
     retries = 0
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
         await drive(engine, lambda: rec.of("TASK_STARTED"))
@@ -318,10 +353,12 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 
 
 async def test_a_late_agent_marked_unreachable_comes_back_with_its_next_report(tmp_path: Path) -> None:
-    text = header(heartbeat=0.3) + f"""
+    text = (
+        header(heartbeat=0.3)
+        + """
 [[workflows]]
 id = "w"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
   [[workflows.phases]]
   name = "p"
     [[workflows.phases.tasks]]
@@ -329,6 +366,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     command = ["sleep", "1.5"]
     specialization = "shell"
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
         await drive(engine, lambda: rec.of("TASK_STARTED"))
@@ -360,7 +398,9 @@ def test_progress_line_format() -> None:
     assert parse_progress("progress 0.5") is None
 
 
-async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """No preexec_fn (it rules out vfork and runs Python between fork and exec): the
     limits are put on the child from the agent host, by pid."""
     import argparse
@@ -379,8 +419,17 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(monk
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32))
     secret.chmod(0o600)
-    args = argparse.Namespace(agent="a1", socket="@unused", secret_file=str(secret), heartbeat=1.0, grace=1.0, orphan=60.0,
-                              memory_mechanism="rlimit_as", cpu_mechanism="nice", cgroup=None)
+    args = argparse.Namespace(
+        agent="a1",
+        socket="@unused",
+        secret_file=str(secret),
+        heartbeat=1.0,
+        grace=1.0,
+        orphan=60.0,
+        memory_mechanism="rlimit_as",
+        cpu_mechanism="nice",
+        cgroup=None,
+    )
     host = agent_host.Host(args)
     run = agent_host.Run({"task": "w/t", "attempt": 1, "command": ["sleep", "30"], "memory_mb": 256, "nice": 5})
     await host.launch(run)

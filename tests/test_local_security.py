@@ -40,8 +40,15 @@ def _as_nobody() -> None:
 
 def nobody_python(code: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
     """Run ``code`` with the system python as uid nobody (stdlib only, cwd /)."""
-    return subprocess.run(["/usr/bin/python3", "-c", code], preexec_fn=_as_nobody, cwd="/", capture_output=True,
-                          text=True, timeout=timeout, env={"PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        ["/usr/bin/python3", "-c", code],
+        preexec_fn=_as_nobody,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.fixture
@@ -59,9 +66,25 @@ def start_host(run_dir: Path, agent: str = "agent_001") -> tuple[subprocess.Pope
     sock = socket_path(run_dir, f"{agent}.sock")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     log = open(run_dir / f"{agent}.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "core.runtimes.agent_host", "--agent", agent, "--socket", str(sock),
-                             "--secret-file", str(run_dir / "secret"), "--heartbeat", "0.5"],
-                            stdout=log, stderr=log, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core.runtimes.agent_host",
+            "--agent",
+            agent,
+            "--socket",
+            str(sock),
+            "--secret-file",
+            str(run_dir / "secret"),
+            "--heartbeat",
+            "0.5",
+        ],
+        stdout=log,
+        stderr=log,
+        env=env,
+        start_new_session=True,
+    )
     log.close()
     deadline = time.monotonic() + 20
     while not sock.exists():
@@ -127,7 +150,9 @@ def test_another_user_cannot_reach_or_command_an_agent_host(tmp_path: Path, shar
         assert r.stdout.startswith("connected"), r.stdout + r.stderr
         assert '"hello"' not in r.stdout and "challenge" not in r.stdout  # dropped before a word was said
         # 3. Our own uid without the secret gets a challenge and nothing else.
-        r2 = subprocess.run(["/usr/bin/python3", "-c", attack_script(sock, marker)], capture_output=True, text=True, timeout=30)
+        r2 = subprocess.run(
+            ["/usr/bin/python3", "-c", attack_script(sock, marker)], capture_output=True, text=True, timeout=30
+        )
         assert "challenge" in r2.stdout and '"hello"' not in r2.stdout, r2.stdout
         time.sleep(0.5)  # a start that had been accepted would have run `touch` by now (positive control below)
         assert not marker.exists(), "an unauthenticated peer ran a command"
@@ -157,7 +182,11 @@ def test_a_squatted_socket_gets_nothing_and_is_refused(shared_tmp: Path) -> None
     os.chmod(shared_tmp, 0o777)
     sock = shared_tmp / "agent_001.sock"
     got = shared_tmp / "received"
-    squatter = subprocess.Popen(["/usr/bin/python3", "-c", f"""
+    squatter = subprocess.Popen(
+        [
+            "/usr/bin/python3",
+            "-c",
+            f"""
 import socket
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind({str(sock)!r}); s.listen(1)
@@ -172,7 +201,12 @@ try:
 except OSError:
     pass
 open({str(got)!r}, 'wb').write(data)
-"""], preexec_fn=_as_nobody, cwd="/", env={"PATH": "/usr/bin:/bin"})
+""",
+        ],
+        preexec_fn=_as_nobody,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin"},
+    )
     try:
         deadline = time.monotonic() + 20
         while not sock.exists():
@@ -195,7 +229,9 @@ def test_a_run_directory_owned_by_someone_else_is_refused(tmp_path: Path, cli_en
     agents.mkdir()
     os.chown(agents, NOBODY, NOBODY)
     wf = tmp_path / "w.toml"
-    wf.write_text(header() + """
+    wf.write_text(
+        header()
+        + """
 [[workflows]]
 id = "w"
 allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
@@ -205,9 +241,15 @@ allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
     id = "t"
     command = ["true"]
     specialization = "shell"
-""")
-    r = subprocess.run(opsdeck_cmd("run", str(wf), "--db", str(db), "--headless"), capture_output=True, text=True,
-                       env=cli_env, timeout=120)
+"""
+    )
+    r = subprocess.run(
+        opsdeck_cmd("run", str(wf), "--db", str(db), "--headless"),
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert f"owned by uid {NOBODY}" in r.stderr and "Traceback" not in r.stderr
     assert not any(agents.iterdir())  # no secret, no socket, no log left in a directory we do not own
@@ -234,7 +276,9 @@ def test_private_files_and_directories_whatever_the_umask(tmp_path: Path) -> Non
 async def test_a_long_database_path_uses_a_short_private_socket_directory(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 90)
     deep.mkdir()
-    text = header() + """
+    text = (
+        header()
+        + """
 [[workflows]]
 id = "w"
 allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
@@ -245,6 +289,7 @@ allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
     command = ["true"]
     specialization = "shell"
 """
+    )
     old = os.umask(0o022)
     try:
         engine, runtime, rec = await open_text(deep / "r.db", text, tmp_path)

@@ -143,15 +143,23 @@ def test_cli_bad_file_starts_nothing(tmp_path: Path) -> None:
     f = tmp_path / "bad.toml"
     f.write_text(BAD)
     db = tmp_path / "x.db"
-    r = subprocess.run([sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 2
     assert "12 problem(s) in the workflow file; nothing was started" in r.stderr
     assert "workflows[0] 'w1'.phases[0] 'a'.tasks[0] 't1': key 'timeout_s'" in r.stderr
     assert "Traceback" not in r.stderr
     assert not db.exists()
-    missing = subprocess.run([sys.executable, "-m", "opsdeck", "run", str(tmp_path / "none.toml"), "--headless"],
-                             capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [sys.executable, "-m", "opsdeck", "run", str(tmp_path / "none.toml"), "--headless"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode == 2 and "no such workflow file" in missing.stderr
 
 
@@ -180,8 +188,12 @@ allocation = { cpu_cores = 99, memory_gb = 1, agents = 1 }
     specialization = "s"
 """)
     db = tmp_path / "x.db"
-    r = subprocess.run([sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 2, r.stderr
     assert "2 problem(s)" in r.stderr
     assert "workflows[0] 'huge': key 'allocation'" in r.stderr and "pools: key 'size': 30 agents" in r.stderr

@@ -99,6 +99,8 @@ async def test_task_histograms_match_the_events(db_path: Path) -> None:
     assert buckets[-1][1] == len(runs)
     assert m["opsdeck_store_commit_seconds_count"][()] >= 1
     # Slots: idle agents per specialization, from the projection.
-    idle_impl = sum(1 for a in eng.state.agents.values() if a.status.value == "idle" and "implementation" in a.specializations)
+    idle_impl = sum(
+        1 for a in eng.state.agents.values() if a.status.value == "idle" and "implementation" in a.specializations
+    )
     assert m["opsdeck_task_slots_available"][(("specialization", "implementation"),)] == idle_impl
     await eng.close()

@@ -55,8 +55,12 @@ class LiveHost:
             return e.code, e.headers.get("Content-Type", ""), e.read().decode()
 
     def post(self, command: str, token: str | None) -> tuple[int, dict]:  # type: ignore[type-arg]
-        req = urllib.request.Request(self.base + "/v1/commands", data=json.dumps({"command": command, "actor": "test"}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+        req = urllib.request.Request(
+            self.base + "/v1/commands",
+            data=json.dumps({"command": command, "actor": "test"}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         if token:
             req.add_header("Authorization", f"Bearer {token}")
         try:
@@ -91,8 +95,13 @@ class LiveHost:
 @pytest.fixture
 def live_host(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[LiveHost]:
     db = tmp_path / "fleet.db"
-    proc = subprocess.Popen(opsdeck_cmd("serve", "--demo", "--db", str(db), "--listen", "127.0.0.1:0"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env)
+    proc = subprocess.Popen(
+        opsdeck_cmd("serve", "--demo", "--db", str(db), "--listen", "127.0.0.1:0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+    )
     try:
         lease = Path(f"{db}.lease")
         deadline = time.monotonic() + 120
@@ -148,7 +157,10 @@ def test_metrics_of_a_live_host_equal_its_log(live_host: LiveHost) -> None:
     opened = h.log_count("INCIDENT_OPENED", head2)
     assert opened >= 1 and m2["opsdeck_incidents_opened_total"][()] == opened
     # Histograms observed the tasks that ran while the host was up.
-    assert m2["opsdeck_task_execution_seconds_count"][()] >= m2["opsdeck_task_completed_total"][()] - m1["opsdeck_task_completed_total"][()]
+    assert (
+        m2["opsdeck_task_execution_seconds_count"][()]
+        >= m2["opsdeck_task_completed_total"][()] - m1["opsdeck_task_completed_total"][()]
+    )
     assert m2["opsdeck_store_commit_seconds_count"][()] > m1["opsdeck_store_commit_seconds_count"][()]
     # Open incidents by kind and plans by state are the projection's, as /incident list reports them.
     listed = h.command("/incident list")["result"]["incidents"]

@@ -28,8 +28,8 @@ from core.runtimes.ray import RayCluster, RayRuntime, namespace_for, open_ray
 from core.store import Store
 from core.workflow_file import parse_workflow_text
 from tests.conftest import REPO, opsdeck_cmd
-from tui.widgets.agent_pools import agent_nodes
 from tests.local_harness import Recorder, chain_workflow, drive, group_members, header, py_cmd, wf_status
+from tui.widgets.agent_pools import agent_nodes
 
 QUICK = REPO / "examples" / "quick.toml"
 
@@ -64,8 +64,9 @@ def event_types(stdout: str) -> set[str]:
     return {line.split(":", 1)[0] for line in stdout.splitlines() if line and line[0].isupper() and ":" in line}
 
 
-def test_quick_completes_on_a_local_instance_with_the_local_runtimes_events(ray_address: str, tmp_path: Path,
-                                                                            cli_env: dict[str, str]) -> None:
+def test_quick_completes_on_a_local_instance_with_the_local_runtimes_events(
+    ray_address: str, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     # Without --address: opsdeck starts its own Ray instance and stops it at the end.
     db = tmp_path / "ray.db"
     ray_run = subprocess.run(run_cmd(QUICK, db), capture_output=True, text=True, timeout=120, env=cli_env)
@@ -73,25 +74,39 @@ def test_quick_completes_on_a_local_instance_with_the_local_runtimes_events(ray_
     assert "runtime ray on a local Ray instance" in ray_run.stderr
     temp = re.search(r"/tmp/opsdeck-ray-\w+", ray_run.stderr).group(0)
     assert not Path(temp).exists(), "the instance's temp dir is removed"
-    assert not [p for p in psutil.process_iter(["cmdline"]) if temp in " ".join(p.info["cmdline"] or [])], \
+    assert not [p for p in psutil.process_iter(["cmdline"]) if temp in " ".join(p.info["cmdline"] or [])], (
         "no process of the instance opsdeck started outlives the run"
-    verify = subprocess.run(opsdeck_cmd("verify", "--db", str(db)), capture_output=True, text=True, timeout=60, env=cli_env)
+    )
+    verify = subprocess.run(
+        opsdeck_cmd("verify", "--db", str(db)), capture_output=True, text=True, timeout=60, env=cli_env
+    )
     assert verify.returncode == 0 and "chain verified" in verify.stdout, verify.stdout + verify.stderr
 
-    local = subprocess.run(opsdeck_cmd("run", str(QUICK), "--db", str(tmp_path / "local.db"), "--headless"),
-                           capture_output=True, text=True, timeout=120, env=cli_env)
+    local = subprocess.run(
+        opsdeck_cmd("run", str(QUICK), "--db", str(tmp_path / "local.db"), "--headless"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env,
+    )
     assert local.returncode == 0, local.stderr[-2000:]
     assert event_types(ray_run.stdout) == event_types(local.stdout)
     assert '"output":["hello from opsdeck"]' in ray_run.stdout and '"progress":1.0' in ray_run.stdout
 
 
-async def test_pause_stops_the_task_processes_on_the_node_and_resume_continues(ray_address: str, tmp_path: Path) -> None:
-    code = ("import time,subprocess,sys\n"
-            "child=subprocess.Popen([sys.executable,'-c','import time; time.sleep(30)'])\n"
-            "for i in range(50):\n"
-            "    print(f'OPSDECK_PROGRESS {(i+1)/50}', flush=True); time.sleep(0.05)\n"
-            "child.kill()\n")
-    text = header() + f"""
+async def test_pause_stops_the_task_processes_on_the_node_and_resume_continues(
+    ray_address: str, tmp_path: Path
+) -> None:
+    code = (
+        "import time,subprocess,sys\n"
+        "child=subprocess.Popen([sys.executable,'-c','import time; time.sleep(30)'])\n"
+        "for i in range(50):\n"
+        "    print(f'OPSDECK_PROGRESS {(i+1)/50}', flush=True); time.sleep(0.05)\n"
+        "child.kill()\n"
+    )
+    text = (
+        header()
+        + f"""
 [[workflows]]
 id = "low"
 priority = 20
@@ -104,12 +119,15 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     specialization = "shell"
     cpu = 0.1
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
         await drive(engine, lambda: engine.state.tasks["low/t"].context.progress >= 0.1, timeout=60)
         agent = engine.state.tasks["low/t"].agent
         node = runtime.node_of(agent)
-        assert node["pid"] != os.getpid() and psutil.Process(node["pid"]).is_running(), "the task runs under a Ray worker"
+        assert node["pid"] != os.getpid() and psutil.Process(node["pid"]).is_running(), (
+            "the task runs under a Ray worker"
+        )
         pgid = runtime.task_pgid(agent)
         members = group_members(pgid)
         assert len(members) == 2, "the task and its child share the task's process group"
@@ -134,7 +152,9 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         on = engine.state.settings["ray_agent_nodes"][agent]
         assert on["node"].endswith("(127.0.0.1)") and on["pid"] == node["pid"], "the node is in the log"
         limits = engine.state.settings["ray_node_limits"][on["node"]]
-        assert limits["memory_limit"] in ("cgroup", "rlimit_as") and limits["task_dies_with_actor"].startswith("setpriv")
+        assert limits["memory_limit"] in ("cgroup", "rlimit_as") and limits["task_dies_with_actor"].startswith(
+            "setpriv"
+        )
         assert agent_nodes(engine.state.settings, [engine.state.agents[agent]]).endswith("(127.0.0.1) ×1")
         await drive(engine, lambda: engine.telemetry.get("ray_cpus", "cluster").last() == 2.0, timeout=10)
     finally:
@@ -152,19 +172,24 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 
 
 async def test_ray_kill_of_an_actor_fails_the_agent_and_the_task_completes_once_on_a_replacement(
-        ray_address: str, tmp_path: Path) -> None:
-    code = ("import time,os\n"
-            "start=float(os.environ['OPSDECK_RESUME_PROGRESS'])\n"
-            "print('resumed from', start, flush=True)\n"
-            "for i in range(int(start*10), 10):\n"
-            "    print(f'OPSDECK_PROGRESS {(i+1)/10}', flush=True); time.sleep(0.2)\n")
+    ray_address: str, tmp_path: Path
+) -> None:
+    code = (
+        "import time,os\n"
+        "start=float(os.environ['OPSDECK_RESUME_PROGRESS'])\n"
+        "print('resumed from', start, flush=True)\n"
+        "for i in range(int(start*10), 10):\n"
+        "    print(f'OPSDECK_PROGRESS {(i+1)/10}', flush=True); time.sleep(0.2)\n"
+    )
     pools = """
 [[pools]]
 name = "workers"
 specializations = ["shell"]
 size = 1
 """
-    text = header(heartbeat=0.5, pools=pools) + f"""
+    text = (
+        header(heartbeat=0.5, pools=pools)
+        + f"""
 [[workflows]]
 id = "w"
 allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
@@ -176,6 +201,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     specialization = "shell"
     cpu = 0.1
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
         await drive(engine, lambda: engine.state.tasks["w/long"].context.progress >= 0.3, timeout=60)
@@ -194,24 +220,30 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         done = [e for e in rec.of("TASK_COMPLETED") if e.data["task"] == "w/long"]
         assert len(done) == 1 and done[0].data["agent"] != victim, "completed once, by the replacement"
         assert engine.state.agents[victim].status.value == "failed"
-        assert any(line.startswith("resumed from 0.") and float(line.split()[-1]) >= 0.3 for line in done[0].data["output"])
+        assert any(
+            line.startswith("resumed from 0.") and float(line.split()[-1]) >= 0.3 for line in done[0].data["output"]
+        )
         assert not group_members(pgid), "the dead actor's task processes are gone"
     finally:
         await runtime.shutdown()
         await engine.close()
 
 
-async def test_a_stopped_actor_is_unreachable_then_reconnects_and_its_task_completes_once(ray_address: str, tmp_path: Path) -> None:
+async def test_a_stopped_actor_is_unreachable_then_reconnects_and_its_task_completes_once(
+    ray_address: str, tmp_path: Path
+) -> None:
     pools = """
 [[pools]]
 name = "workers"
 specializations = ["shell"]
 size = 1
 """
-    text = header(heartbeat=0.3, pools=pools) + f"""
+    text = (
+        header(heartbeat=0.3, pools=pools)
+        + """
 [[workflows]]
 id = "w"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
   [[workflows.phases]]
   name = "p"
     [[workflows.phases.tasks]]
@@ -220,6 +252,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     specialization = "shell"
     cpu = 0.1
 """
+    )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
         await drive(engine, lambda: rec.of("TASK_STARTED"), timeout=60)
@@ -244,13 +277,20 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         await engine.close()
 
 
-def test_a_killed_host_restarts_and_adopts_the_live_actors(ray_address: str, tmp_path: Path, cli_env: dict[str, str]) -> None:
+def test_a_killed_host_restarts_and_adopts_the_live_actors(
+    ray_address: str, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     steps = 4
     log = tmp_path / "ran.log"
     f = chain_workflow(tmp_path, log, steps, sleep_s=0.3, cpu=0.1)
     db = tmp_path / "run.db"
-    first = subprocess.Popen(run_cmd(f, db, "--address", ray_address), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, env=cli_env, start_new_session=True)
+    first = subprocess.Popen(
+        run_cmd(f, db, "--address", ray_address),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=cli_env,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 2):
@@ -262,7 +302,9 @@ def test_a_killed_host_restarts_and_adopts_the_live_actors(ray_address: str, tmp
         first.wait(10)
     assert actors_in(db) == ["agent_001", "agent_002"], "the actors outlive the killed host"
 
-    second = subprocess.run(run_cmd(f, db, "--address", ray_address), capture_output=True, text=True, timeout=120, env=cli_env)
+    second = subprocess.run(
+        run_cmd(f, db, "--address", ray_address), capture_output=True, text=True, timeout=120, env=cli_env
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "adopted=['agent_001', 'agent_002']" in second.stderr
     ran = [line.split()[0] for line in log.read_text().splitlines()]
@@ -272,13 +314,19 @@ def test_a_killed_host_restarts_and_adopts_the_live_actors(ray_address: str, tmp
     assert ray.cluster_resources().get("CPU") == 2.0, "a joined cluster is not shut down"
 
 
-def test_serve_on_ray_runs_the_file_and_a_sigterm_retires_every_actor(ray_address: str, tmp_path: Path,
-                                                                      cli_env: dict[str, str]) -> None:
+def test_serve_on_ray_runs_the_file_and_a_sigterm_retires_every_actor(
+    ray_address: str, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     log = tmp_path / "ran.log"
     f = chain_workflow(tmp_path, log, 1, sleep_s=0.3, cpu=0.1)
     db = tmp_path / "serve.db"
-    serve = subprocess.Popen(opsdeck_cmd("serve", str(f), "--db", str(db), "--runtime", "ray", "--address", ray_address),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env)
+    serve = subprocess.Popen(
+        opsdeck_cmd("serve", str(f), "--db", str(db), "--runtime", "ray", "--address", ray_address),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (log.exists() and log.read_text()):
@@ -295,22 +343,28 @@ def test_serve_on_ray_runs_the_file_and_a_sigterm_retires_every_actor(ray_addres
     assert serve.returncode == 0, err[-2000:]
     assert "(ray)" in err and "SIGTERM received" not in err, "the host's own handler stops it, not Ray's"
     assert actors_in(db) == [], "SIGTERM retires every actor"
-    events = subprocess.run(opsdeck_cmd("events", "--db", str(db)), capture_output=True, text=True, timeout=60, env=cli_env)
+    events = subprocess.run(
+        opsdeck_cmd("events", "--db", str(db)), capture_output=True, text=True, timeout=60, env=cli_env
+    )
     assert events.stdout.count("AGENT_DEALLOCATED") == 2
 
 
-def test_a_file_the_cluster_cannot_place_is_refused_before_anything_starts(ray_address: str, tmp_path: Path,
-                                                                             cli_env: dict[str, str]) -> None:
+def test_a_file_the_cluster_cannot_place_is_refused_before_anything_starts(
+    ray_address: str, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     big = tmp_path / "big.toml"
     big.write_text(QUICK.read_text().replace("cpu = 0.1", "cpu = 64", 1))
     db = tmp_path / "big.db"
-    got = subprocess.run(run_cmd(big, db, "--address", ray_address), capture_output=True, text=True, timeout=120, env=cli_env)
+    got = subprocess.run(
+        run_cmd(big, db, "--address", ray_address), capture_output=True, text=True, timeout=120, env=cli_env
+    )
     assert got.returncode == 2, got.stderr[-2000:]
     assert "pools[0] 'workers': its agents need 64 CPU" in got.stderr and "the largest: 2 CPU" in got.stderr
     assert "Traceback" not in got.stderr
     assert not db.exists() and actors_in(db) == []
-    nowhere = subprocess.run(run_cmd(QUICK, db, "--address", "127.0.0.1:1"), capture_output=True, text=True, timeout=60,
-                             env=cli_env)
+    nowhere = subprocess.run(
+        run_cmd(QUICK, db, "--address", "127.0.0.1:1"), capture_output=True, text=True, timeout=60, env=cli_env
+    )
     assert nowhere.returncode == 2 and "nothing answers at 127.0.0.1:1" in nowhere.stderr and not db.exists()
 
 

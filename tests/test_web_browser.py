@@ -50,8 +50,14 @@ class WebConsole:
 @pytest.fixture
 def web_console(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[WebConsole]:
     db = tmp_path / "web.db"
-    proc = subprocess.Popen(opsdeck_cmd("web", "--demo", "--db", str(db), "--port", "0"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cli_env, start_new_session=True)
+    proc = subprocess.Popen(
+        opsdeck_cmd("web", "--demo", "--db", str(db), "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+        start_new_session=True,
+    )
     try:
         url = None
         deadline = time.monotonic() + 120
@@ -141,8 +147,12 @@ def test_console_in_chromium_shows_help_and_reaches_no_outside_host(web_console:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-background-networking",
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            ],
         )
         try:
             ctx = browser.new_context(viewport={"width": 1400, "height": 900})

@@ -31,7 +31,14 @@ async def client() -> TestClient:
 async def test_every_request_needs_the_token() -> None:
     c = await client()
     try:
-        for path in ("/", "/ws", "/ws/", "/ws/wrong-token-wrong-token", "/?token=wrong-token-wrong-token", "/download/x"):
+        for path in (
+            "/",
+            "/ws",
+            "/ws/",
+            "/ws/wrong-token-wrong-token",
+            "/?token=wrong-token-wrong-token",
+            "/download/x",
+        ):
             r = await c.get(path)
             assert r.status == 401, path
         r = await c.get("/", headers={"Authorization": "Bearer wrong-token-wrong-token"})
@@ -82,42 +89,68 @@ async def test_websocket_needs_its_own_origin() -> None:
 
 def test_binding_beyond_loopback_needs_a_private_token_file(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "x.db"
-    r = subprocess.run(opsdeck_cmd("web", "--db", str(db), "--host", "0.0.0.0", "--port", "0"),
-                       capture_output=True, text=True, env=cli_env, timeout=60)
+    r = subprocess.run(
+        opsdeck_cmd("web", "--db", str(db), "--host", "0.0.0.0", "--port", "0"),
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "--token-file" in r.stderr and "Traceback" not in r.stderr
     assert not db.exists()
-    r = subprocess.run(opsdeck_cmd("web", "--demo", "--host", "0.0.0.0", "--port", "0"),
-                       capture_output=True, text=True, env=cli_env, timeout=60)
+    r = subprocess.run(
+        opsdeck_cmd("web", "--demo", "--host", "0.0.0.0", "--port", "0"),
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--token-file" in r.stderr
     home = Path(cli_env["OPSDECK_HOME"])
     assert not home.exists() or not any(home.rglob("*")), "a refused start leaves nothing behind"
     tok = tmp_path / "token"
     tok.write_text("x" * 32)
     os.chmod(tok, 0o644)
-    r = subprocess.run(opsdeck_cmd("web", "--db", str(db), "--host", "0.0.0.0", "--port", "0", "--token-file", str(tok)),
-                       capture_output=True, text=True, env=cli_env, timeout=60)
+    r = subprocess.run(
+        opsdeck_cmd("web", "--db", str(db), "--host", "0.0.0.0", "--port", "0", "--token-file", str(tok)),
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "readable by others" in r.stderr and "chmod 600" in r.stderr
     assert not db.exists()
     # No host and no database, without --demo: said so, nothing made.
-    r = subprocess.run(opsdeck_cmd("web", "--db", str(db), "--port", "0"), capture_output=True, text=True, env=cli_env, timeout=60)
+    r = subprocess.run(
+        opsdeck_cmd("web", "--db", str(db), "--port", "0"), capture_output=True, text=True, env=cli_env, timeout=60
+    )
     assert r.returncode == 2 and "no such database" in r.stderr and "Traceback" not in r.stderr
     assert not db.exists() and not Path(f"{db}.lease").exists()
 
 
 def test_a_live_host_is_attached_to_and_left_running(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "live.db"
-    host = subprocess.Popen(opsdeck_cmd("serve", "--demo", "--db", str(db)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=cli_env)
+    host = subprocess.Popen(
+        opsdeck_cmd("serve", "--demo", "--db", str(db)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env,
+    )
     web = None
     try:
         deadline = time.monotonic() + 120
         while (h := current_holder(db)) is None or h.socket is None:
             assert host.poll() is None and time.monotonic() < deadline, "the host did not start"
             time.sleep(0.1)
-        web = subprocess.Popen(opsdeck_cmd("web", "--db", str(db), "--port", "0"), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=cli_env)
+        web = subprocess.Popen(
+            opsdeck_cmd("web", "--db", str(db), "--port", "0"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env,
+        )
         assert web.stdout is not None
         first = web.stdout.readline()
         assert "already running" in first, first + (web.stderr.read() if web.poll() is not None and web.stderr else "")

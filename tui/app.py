@@ -35,8 +35,8 @@ from themes import DEFAULT_THEME, THEMES
 
 from . import operator
 from .command_line import CommandLine
-from .dialogs import approved_while_paused, drill_confirm, finished_note, outcome_text, workflow_confirm
 from .command_table import BY_ACTION, bindings, with_overrides
+from .dialogs import approved_while_paused, drill_confirm, finished_note, outcome_text, workflow_confirm
 from .log_source import FilterError, LogSource
 from .palette import OpsdeckCommands
 from .plan_view import plan_detail
@@ -53,8 +53,8 @@ from .style import color
 from .widgets.agent_pools import AgentPools
 from .widgets.event_log import EventLog
 from .widgets.header_gauges import HeaderGauges
+from .widgets.incidents import WAITING, Incidents, plan_status, plan_steps, step_text, waiting_plans
 from .widgets.live_list import Pane
-from .widgets.incidents import Incidents, WAITING, plan_status, plan_steps, step_text, waiting_plans
 from .widgets.workflows import Workflows
 
 REFRESH_S = 0.5
@@ -106,7 +106,9 @@ class OpsdeckApp(App[int]):
         for t in THEMES.values():
             self.register_theme(t)
         wanted = config.console.theme
-        self.theme_problem = None if wanted in self.available_themes else f"unknown theme {wanted!r}; using {DEFAULT_THEME}"
+        self.theme_problem = (
+            None if wanted in self.available_themes else f"unknown theme {wanted!r}; using {DEFAULT_THEME}"
+        )
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         self.log_source = LogSource(self.db)
         self.launched_at = time.perf_counter()
@@ -209,8 +211,15 @@ class OpsdeckApp(App[int]):
             # A real runtime's connections and samplers live in the app's own loop.
             host = await self.host_factory()
         else:
-            opening = Host.open_sim(self.db, self.config, demo=self.demo, seed=self.seed, speed=self.speed,
-                                    recurring=self.demo, create=self.create)
+            opening = Host.open_sim(
+                self.db,
+                self.config,
+                demo=self.demo,
+                seed=self.seed,
+                speed=self.speed,
+                recurring=self.demo,
+                create=self.create,
+            )
             host = await asyncio.to_thread(asyncio.run, opening)
         return EmbeddedLink(host, listen=self.listen)
 
@@ -250,8 +259,12 @@ class OpsdeckApp(App[int]):
             self.sub_title = link.describe()
         self.header_pane.refresh()
         if message is not None:
-            self.notify(f"{message}; showing the last state it committed, actions are refused until a host is back",
-                        title="host gone", severity="error", timeout=10)
+            self.notify(
+                f"{message}; showing the last state it committed, actions are refused until a host is back",
+                title="host gone",
+                severity="error",
+                timeout=10,
+            )
         elif link is not None:
             self.notify(link.describe(), title="host back", timeout=5)
 
@@ -263,7 +276,12 @@ class OpsdeckApp(App[int]):
             if names:
                 self.notify(ev.line()[:160], title=f"subscription {', '.join(names)}", timeout=6)
         if ev.severity == "critical":
-            self.notify(f"{ev.type} {ev.data.get('workflow_id') or ev.data.get('error_type') or ''}", title="critical event", severity="error", timeout=6)
+            self.notify(
+                f"{ev.type} {ev.data.get('workflow_id') or ev.data.get('error_type') or ''}",
+                title="critical event",
+                severity="error",
+                timeout=6,
+            )
 
     def _log_tick(self) -> None:
         if self._stop.is_set():
@@ -329,7 +347,9 @@ class OpsdeckApp(App[int]):
         mutates = c is None or c.mutates
         title = c.title if c else action
         if self.readonly and mutates:
-            self.notify(f"read-only console: '{title}' would change state and was refused", severity="warning", timeout=6)
+            self.notify(
+                f"read-only console: '{title}' would change state and was refused", severity="warning", timeout=6
+            )
             return True
         link = self.link
         if link is not None and link.gone and mutates:
@@ -352,14 +372,19 @@ class OpsdeckApp(App[int]):
         """Send one slash command through the link; show its outcome; redraw."""
         link = self.link
         if link is None:
-            res = {"status": "error", "error": {"code": "NOT_OPEN", "message": "the console is still opening the database"}}
+            res = {
+                "status": "error",
+                "error": {"code": "NOT_OPEN", "message": "the console is still opening the database"},
+            }
         else:
             res = await link.send(text)
         self.report(res, what)
         self.refresh_panes()
         return res
 
-    async def confirm(self, title: str, detail: RenderableType, label: str = "Confirm", cancel: str = "Cancel", wide: bool = False) -> bool:
+    async def confirm(
+        self, title: str, detail: RenderableType, label: str = "Confirm", cancel: str = "Cancel", wide: bool = False
+    ) -> bool:
         return bool(await self.push_screen_wait(ConfirmScreen(title, detail, label, cancel, wide=wide)))
 
     def selected_workflows(self) -> list[str]:
@@ -406,7 +431,11 @@ class OpsdeckApp(App[int]):
         opt = self.incidents_pane.highlighted_option
         if opt is not None and opt.id and opt.id.startswith("resumption:"):
             return opt.id.split(":", 1)[1]
-        live = [rid for rid, r in link.state.resumptions.items() if str(r.get("status", "")).lower() not in ("completed", "done", "aborted", "cancelled")]
+        live = [
+            rid
+            for rid, r in link.state.resumptions.items()
+            if str(r.get("status", "")).lower() not in ("completed", "done", "aborted", "cancelled")
+        ]
         return live[0] if live else None
 
     # -- opening detail screens -------------------------------------------------
@@ -438,8 +467,7 @@ class OpsdeckApp(App[int]):
         f.display = True
         cur = self.log_pane.filter
         f.value = ""
-        f.placeholder = (f"now: {cur.describe()} — enter with nothing clears it" if cur.active else
-                         FILTER_HINT)
+        f.placeholder = f"now: {cur.describe()} — enter with nothing clears it" if cur.active else FILTER_HINT
         f.focus()
 
     @on(Input.Submitted, "#filter")
@@ -523,8 +551,11 @@ class OpsdeckApp(App[int]):
         if link is None:
             return
         if not link.clock.virtual:
-            self.notify("real agents run on the wall clock: it cannot pause; nothing was changed (p pauses a workflow)",
-                        severity="warning", timeout=6)
+            self.notify(
+                "real agents run on the wall clock: it cannot pause; nothing was changed (p pauses a workflow)",
+                severity="warning",
+                timeout=6,
+            )
             return
         run = not link.clock_running
         speed = (link.speed if link.speed > 0 else self.config.console.speed) if run else None
@@ -589,7 +620,11 @@ class OpsdeckApp(App[int]):
         async def run() -> None:
             cp = link.state.checkpoints.get(cp_id)
             where = f"seq {cp.seq}, {cp.kind} {cp.label}".strip() if cp else "unknown"
-            if not await self.confirm(f"Roll back to checkpoint #{cp_id}?", f"Every workflow returns to checkpoint #{cp_id} ({where}). History is kept: the rollback is appended to the log.", "Roll back"):
+            if not await self.confirm(
+                f"Roll back to checkpoint #{cp_id}?",
+                f"Every workflow returns to checkpoint #{cp_id} ({where}). History is kept: the rollback is appended to the log.",
+                "Roll back",
+            ):
                 self.notify("rollback cancelled; nothing changed", timeout=3)
                 return
             res = await self.send(operator.rollback_command(cp_id), f"rollback to #{cp_id}")
@@ -620,7 +655,11 @@ class OpsdeckApp(App[int]):
                 return
             res = await self.send(operator.plan_command(action, pid), f"{verb} {pid}")
             link = self.link
-            note = approved_while_paused(link.clock.virtual, link.clock_running) if link is not None and action == "approve" else None
+            note = (
+                approved_while_paused(link.clock.virtual, link.clock_running)
+                if link is not None and action == "approve"
+                else None
+            )
             if res.get("status") == "success" and note:
                 self.notify(note, severity="warning", timeout=8)
 
@@ -671,7 +710,11 @@ class OpsdeckApp(App[int]):
             return
 
         async def run() -> None:
-            if action == "advance_stage" and not await self.confirm(f"Advance resumption {rid}?", "The next stage resumes more work and restores more allocation.", "Advance"):
+            if action == "advance_stage" and not await self.confirm(
+                f"Advance resumption {rid}?",
+                "The next stage resumes more work and restores more allocation.",
+                "Advance",
+            ):
                 return
             await self.send(operator.resumption_command(action, rid), f"{verb} {rid}")
 

@@ -61,7 +61,7 @@ def candidates(value: str) -> list[str]:
     if m is None or spec is None:
         return []
     partial = m.group(1)
-    return [text + f[len(partial):] + '":' for f in _fields(spec) if f.startswith(partial) and f != partial]
+    return [text + f[len(partial) :] + '":' for f in _fields(spec) if f.startswith(partial) and f != partial]
 
 
 def complete(value: str) -> str | None:
@@ -130,8 +130,12 @@ class CommandLine(Vertical):
         self._fix: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="/component operation '{\"json\": ...}'   (tab completes, ↑↓ history, enter runs, esc closes)",
-                    suggester=SlashSuggester(), id="cmd-input", select_on_focus=False)
+        yield Input(
+            placeholder="/component operation '{\"json\": ...}'   (tab completes, ↑↓ history, enter runs, esc closes)",
+            suggester=SlashSuggester(),
+            id="cmd-input",
+            select_on_focus=False,
+        )
         yield Static("", id="cmd-error", markup=False)
 
     @property
@@ -190,7 +194,9 @@ class CommandLine(Vertical):
             done = got[0] if got else None
             if len(got) > 1:
                 names = [g.rsplit(" ", 1)[-1] if " " in g else g for g in got]
-                self.show_hint("tab cycles: " + "  ".join(names[:12]) + (f"  … {len(names) - 12} more" if len(names) > 12 else ""))
+                self.show_hint(
+                    "tab cycles: " + "  ".join(names[:12]) + (f"  … {len(names) - 12} more" if len(names) > 12 else "")
+                )
             elif not got:
                 self.show_hint("no completion")
         if done:

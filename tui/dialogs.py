@@ -35,8 +35,18 @@ class Confirm:
 
 
 WORKFLOW_VERBS = {
-    "pause_workflow": ("Pause", "pause", "{its} running tasks are paused (SIGSTOP on real agents) and keep their context; r resumes them", "Keep running"),
-    "cancel_workflow": ("Cancel workflow", "cancel", "{its} running tasks are stopped and released; a cancelled workflow does not come back", "Keep running"),
+    "pause_workflow": (
+        "Pause",
+        "pause",
+        "{its} running tasks are paused (SIGSTOP on real agents) and keep their context; r resumes them",
+        "Keep running",
+    ),
+    "cancel_workflow": (
+        "Cancel workflow",
+        "cancel",
+        "{its} running tasks are stopped and released; a cancelled workflow does not come back",
+        "Keep running",
+    ),
     "resume_workflow": ("Resume", "resume", "{its} paused tasks continue", "Keep paused"),
     "start_workflow": ("Start", "start", "{it_is} queued and dispatched as agents free up", "Keep pending"),
 }
@@ -53,12 +63,19 @@ def workflow_confirm(state: State, action: str, ids: list[str]) -> Confirm:
         if wf is None:
             t.add_row(wid, "", "gone", "", "")
             continue
-        t.add_row(wid, f"{wf.band.value} {wf.priority}", wf.status.value, str(state.in_use(wid).agents),
-                  f"{state.workflow_progress(wid) * 100:.0f}%")
+        t.add_row(
+            wid,
+            f"{wf.band.value} {wf.priority}",
+            wf.status.value,
+            str(state.in_use(wid).agents),
+            f"{state.workflow_progress(wid) * 100:.0f}%",
+        )
     n = len(ids)
     title = f"{verb.capitalize()} {ids[0]}?" if n == 1 else f"{verb.capitalize()} {n} workflows?"
     what = what.format(its="its" if n == 1 else "their", it_is="it is" if n == 1 else "they are")
-    detail = Group(Text(f"This will {verb} {'this workflow' if n == 1 else f'these {n} workflows'}: {what}."), Text(""), t)
+    detail = Group(
+        Text(f"This will {verb} {'this workflow' if n == 1 else f'these {n} workflows'}: {what}."), Text(""), t
+    )
     return Confirm(title, detail, label + ("s" if n > 1 and label.endswith("workflow") else ""), keep)
 
 
@@ -75,17 +92,27 @@ def outcome_text(res: dict[str, Any], what: str) -> str:
 def drill_confirm(config: Config, name: str, simulated: bool) -> Confirm | str:
     """The drill dialog, or why this drill cannot start on this runtime."""
     if not simulated and name not in LIVE_DRILLS:
-        return (f"the {name} drill runs on the simulated runtime only; on real agents: {', '.join(LIVE_DRILLS)}. "
-                "Nothing was started")
+        return (
+            f"the {name} drill runs on the simulated runtime only; on real agents: {', '.join(LIVE_DRILLS)}. "
+            "Nothing was started"
+        )
     manual = sorted(config.approval.manual)
     auto = sorted(config.approval.auto)
-    waits = (f"steps of kind {', '.join(manual)} wait for your approval (a); " if manual
-             else "no step waits for approval under this policy; ")
+    waits = (
+        f"steps of kind {', '.join(manual)} wait for your approval (a); "
+        if manual
+        else "no step waits for approval under this policy; "
+    )
     runs = f"{', '.join(auto)} steps run on their own" if auto else "no step runs on its own"
-    where = ("into the simulated fleet" if simulated else
-             f"into this fleet of real processes, on the wall clock, {LIVE_WARMUP_S:g} s after it is armed")
-    detail = Text(f"The drill injects the {name} fault {where}. When the incident opens, its plan "
-                  f"follows the approval policy in force ([approval] in the config): {waits}{runs}.")
+    where = (
+        "into the simulated fleet"
+        if simulated
+        else f"into this fleet of real processes, on the wall clock, {LIVE_WARMUP_S:g} s after it is armed"
+    )
+    detail = Text(
+        f"The drill injects the {name} fault {where}. When the incident opens, its plan "
+        f"follows the approval policy in force ([approval] in the config): {waits}{runs}."
+    )
     return Confirm(f"Start drill {name!r}?", detail, "Start drill", "Cancel")
 
 
@@ -99,8 +126,12 @@ def approved_while_paused(simulated: bool, clock_running: bool) -> str | None:
 def finished_note(state: State) -> str | None:
     """When every workflow of the database already ended (a second ``opsdeck run`` of a file)."""
     wfs = list(state.workflows.values())
-    if not wfs or any(w.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED) for w in wfs):
+    if not wfs or any(
+        w.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED) for w in wfs
+    ):
         return None
     done = sum(1 for w in wfs if w.status is WorkflowStatus.COMPLETED)
-    return (f"every workflow in this database already ended ({done} of {len(wfs)} completed): nothing will run. "
-            "This is the earlier result; run the file with another --db to run it again")
+    return (
+        f"every workflow in this database already ended ({done} of {len(wfs)} completed): nothing will run. "
+        "This is the earlier result; run the file with another --db to run it again"
+    )

@@ -54,7 +54,9 @@ class LogFilter:
                 name = word[1:]
                 if saved is None or name not in saved:
                     known = ", ".join(f"@{n}" for n in sorted(saved or {})) or "none ([console.filters] in the config)"
-                    raise FilterError(f"no saved filter {word!r}: saved filters are {known}; the filter was not changed")
+                    raise FilterError(
+                        f"no saved filter {word!r}: saved filters are {known}; the filter was not changed"
+                    )
                 words += saved[name].split()
             else:
                 words.append(word)
@@ -68,7 +70,9 @@ class LogFilter:
             elif sep and value and key in ("sev", "severity", "s"):
                 sev = value.lower()
                 if sev not in SEVERITIES:
-                    raise FilterError(f"unknown severity {value!r}: use one of {', '.join(SEVERITIES)}; the filter was not changed")
+                    raise FilterError(
+                        f"unknown severity {value!r}: use one of {', '.join(SEVERITIES)}; the filter was not changed"
+                    )
                 fields["severity"] = sev
             else:
                 text.append(word)
@@ -167,7 +171,11 @@ class LogSource:
         if not flt.type or flt.type in known_types() or self.has_type(flt.type):
             return
         close = difflib.get_close_matches(flt.type, sorted(known_types()), n=4, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known types include {', '.join(sorted(known_types())[:8])} …"
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else f"known types include {', '.join(sorted(known_types())[:8])} …"
+        )
         raise FilterError(f"unknown event type {flt.type!r}: {hint}; the filter was not changed")
 
     def process(self, agent: str) -> tuple[int, float, dict] | None:
@@ -212,7 +220,8 @@ class LogSource:
                 chunk = seqs[i : i + 500]
                 q = ",".join("?" * len(chunk))
                 rows = db.execute(
-                    f"SELECT seq, ts, type, component, scope, actor, data FROM events WHERE seq IN ({q}) ORDER BY seq", chunk
+                    f"SELECT seq, ts, type, component, scope, actor, data FROM events WHERE seq IN ({q}) ORDER BY seq",
+                    chunk,
                 ).fetchall()
                 out.extend(_event(r) for r in rows)
         return out
@@ -230,12 +239,16 @@ class LogSource:
             cond = "json_extract(data, '$.severity') = ?"
             args_sev: list[object] = [flt.severity]
             if types:
-                cond = f"({cond} OR (type IN ({','.join('?' * len(types))}) AND json_extract(data, '$.severity') IS NULL))"
+                cond = (
+                    f"({cond} OR (type IN ({','.join('?' * len(types))}) AND json_extract(data, '$.severity') IS NULL))"
+                )
                 args_sev += types
             if flt.severity == "info":
                 known = list(SEVERITY_BY_TYPE)
-                cond = (f"(json_extract(data, '$.severity') = 'info' OR (json_extract(data, '$.severity') IS NULL"
-                        f" AND type NOT IN ({','.join('?' * len(known))})))")
+                cond = (
+                    f"(json_extract(data, '$.severity') = 'info' OR (json_extract(data, '$.severity') IS NULL"
+                    f" AND type NOT IN ({','.join('?' * len(known))})))"
+                )
                 args_sev = known
             where.append(cond)
             args += args_sev

@@ -18,7 +18,10 @@ def sparkline(values: Sequence[float], width: int, lo: float = 0.0, hi: float = 
     if len(vals) > width:
         # Average into ``width`` buckets so the line covers the whole history kept.
         n = len(vals)
-        vals = [sum(vals[i * n // width:(i + 1) * n // width]) / max(len(vals[i * n // width:(i + 1) * n // width]), 1) for i in range(width)]
+        vals = [
+            sum(vals[i * n // width : (i + 1) * n // width]) / max(len(vals[i * n // width : (i + 1) * n // width]), 1)
+            for i in range(width)
+        ]
     span = (hi - lo) or 1.0
     out = []
     for v in vals:
@@ -27,7 +30,16 @@ def sparkline(values: Sequence[float], width: int, lo: float = 0.0, hi: float = 
     return "".join(out).rjust(width)
 
 
-def gauge(pct: float, width: int, fill: str, empty: str, warn_at: float | None = None, warn: str = "", crit_at: float | None = None, crit: str = "") -> Text:
+def gauge(
+    pct: float,
+    width: int,
+    fill: str,
+    empty: str,
+    warn_at: float | None = None,
+    warn: str = "",
+    crit_at: float | None = None,
+    crit: str = "",
+) -> Text:
     """A percentage bar: ``[|||||     ]`` coloured by threshold."""
     pct = max(0.0, min(pct, 100.0))
     inner = max(width - 2, 1)

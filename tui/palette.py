@@ -8,8 +8,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from textual.markup import escape
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.markup import escape
 
 from . import operator
 from .command_table import display_key
@@ -35,7 +35,13 @@ def palette_entries(app: OpsdeckApp) -> list[Entry]:
     for name in app.available_themes_ordered():
         out.append((f"Theme: {name}", "Switch the console's theme", partial(app.set_theme, name)))
     for drill in operator.drill_names():
-        out.append((f"Drill: {drill}", "Start this failure drill, watch it unfold, approve its plan by hand", partial(app.start_drill_named, drill)))
+        out.append(
+            (
+                f"Drill: {drill}",
+                "Start this failure drill, watch it unfold, approve its plan by hand",
+                partial(app.start_drill_named, drill),
+            )
+        )
     return out
 
 

@@ -71,10 +71,12 @@ def effects(s: State, command: str) -> list[str]:
                     r = act.reduction
                     if wf is not None and r is not None:
                         a = wf.allocation
-                        out.append(f"reduce {wid}: agents {a.agents} → {max(1, a.agents - (r.agents or 0))}, "
-                                   f"memory {a.memory_gb:g} → {max(0.5, a.memory_gb - (r.memory_gb or 0.0)):g} GB, "
-                                   f"cpu {a.cpu_cores:g} → {max(0.5, a.cpu_cores - (r.cores or 0.0)):g}"
-                                   + ("; the critical path keeps running" if act.maintain_critical_path else ""))
+                        out.append(
+                            f"reduce {wid}: agents {a.agents} → {max(1, a.agents - (r.agents or 0))}, "
+                            f"memory {a.memory_gb:g} → {max(0.5, a.memory_gb - (r.memory_gb or 0.0)):g} GB, "
+                            f"cpu {a.cpu_cores:g} → {max(0.5, a.cpu_cores - (r.cores or 0.0)):g}"
+                            + ("; the critical path keeps running" if act.maintain_critical_path else "")
+                        )
                     else:
                         out.append(f"reduce {_wf(s, wid)} by {_amount(r) if r else 'nothing'}")
                 else:
@@ -85,8 +87,10 @@ def effects(s: State, command: str) -> list[str]:
         live = s.live_agents()
         if "idle_process_termination" in acts:
             gone = idle_beyond_minimum(s, p.pool)  # type: ignore[attr-defined]
-            out.append(f"retire {len(gone)} of {len(live)} live agents (idle beyond their pool's minimum, as of now)"
-                       + (f": {', '.join(gone)}" if gone else ""))
+            out.append(
+                f"retire {len(gone)} of {len(live)} live agents (idle beyond their pool's minimum, as of now)"
+                + (f": {', '.join(gone)}" if gone else "")
+            )
             busy = sum(1 for a in live if a.status is AgentStatus.BUSY)
             if busy:
                 out.append(f"{busy} busy agent(s) are not retired; one that turns idle before the step runs may be")
@@ -98,8 +102,12 @@ def effects(s: State, command: str) -> list[str]:
             out.append(f"target: recover {v:g}% of {k} (reported met or not)")
     elif name == ("workflow-recovery", "gradual-resumption"):
         for st in p.stages:  # type: ignore[attr-defined]
-            what = {"resume_paused_workflow": "resume", "resume_workflow": "resume", "restore_full_allocation": "restore the full allocation of",
-                    "lift_limits": "lift the limits of"}[st.action]
+            what = {
+                "resume_paused_workflow": "resume",
+                "resume_workflow": "resume",
+                "restore_full_allocation": "restore the full allocation of",
+                "lift_limits": "lift the limits of",
+            }[st.action]
             extra = f" ({st.resource_limit} limit)" if st.resource_limit else ""
             out.append(f"stage {st.stage}: {what} {_wf(s, st.workflow)}{extra}")
         out.append("each stage waits until utilisation stays under the safe threshold")
@@ -110,7 +118,9 @@ def effects(s: State, command: str) -> list[str]:
     return out
 
 
-def step_table(s: State, plan: dict[str, Any], c: Colour, with_effects: bool = True, compact_done: bool = False) -> Table:
+def step_table(
+    s: State, plan: dict[str, Any], c: Colour, with_effects: bool = True, compact_done: bool = False
+) -> Table:
     """Every step whole: state, gate, approval, the command wrapped, timing, effects or result.
     ``compact_done``: a step that already completed shows its title and result only (the
     approve dialog, where the steps still to run matter)."""
@@ -121,11 +131,22 @@ def step_table(s: State, plan: dict[str, Any], c: Colour, with_effects: bool = T
     for i, st in enumerate(plan_steps(plan), 1):
         ss = step_status(st)
         glyph = STEP_GLYPH.get(ss, "·")
-        colr = "success" if glyph == "✓" else "error" if glyph == "✖" else "warning" if glyph in ("⏸", "▶") else "foreground-muted"
+        colr = (
+            "success"
+            if glyph == "✓"
+            else "error"
+            if glyph == "✖"
+            else "warning"
+            if glyph in ("⏸", "▶")
+            else "foreground-muted"
+        )
         body = Text()
         body.append(str(st.get("title") or ""), style="bold")
-        tags = [f"approval {st.get('approval')}" if st.get("approval") else "", f"gate {st.get('gate')}" if st.get("gate") else "",
-                str(st.get("category") or "")]
+        tags = [
+            f"approval {st.get('approval')}" if st.get("approval") else "",
+            f"gate {st.get('gate')}" if st.get("gate") else "",
+            str(st.get("category") or ""),
+        ]
         tags = [x for x in tags if x]
         if tags:
             body.append("  [" + ", ".join(tags) + "]", style=c("foreground-muted"))
@@ -157,14 +178,26 @@ def plan_header(plan: dict[str, Any], c: Colour) -> Text:
         t.append(f"  {plan['title']}")
     if plan.get("decided_by"):
         at = plan.get("decided_at")
-        t.append(f"\ndecided by {plan['decided_by']}" + (f" at {fmt_clock(at)}" if isinstance(at, (int, float)) else ""), style=c("secondary"))
+        t.append(
+            f"\ndecided by {plan['decided_by']}" + (f" at {fmt_clock(at)}" if isinstance(at, (int, float)) else ""),
+            style=c("secondary"),
+        )
     if plan.get("checkpoint") is not None:
-        t.append(f"\nrollback point: checkpoint #{plan['checkpoint']} (K aborts the plan and rolls back to it)", style=c("foreground-muted"))
+        t.append(
+            f"\nrollback point: checkpoint #{plan['checkpoint']} (K aborts the plan and rolls back to it)",
+            style=c("foreground-muted"),
+        )
     return t
 
 
 def plan_detail(s: State, plan: dict[str, Any], c: Colour) -> RenderableType:
     """What the approve / reject / abort dialogs show: the header and every step whole."""
-    waiting = [st for st in plan_steps(plan) if str(st.get("approval") or "") == "manual" and step_status(st) in ("proposed", "pending", "waiting")]
-    note = Text(f"{len(waiting)} step(s) wait for this approval; automatic steps run on their own.", style=c("foreground-muted"))
+    waiting = [
+        st
+        for st in plan_steps(plan)
+        if str(st.get("approval") or "") == "manual" and step_status(st) in ("proposed", "pending", "waiting")
+    ]
+    note = Text(
+        f"{len(waiting)} step(s) wait for this approval; automatic steps run on their own.", style=c("foreground-muted")
+    )
     return Group(plan_header(plan, c), note, Text(""), step_table(s, plan, c, compact_done=True))

@@ -86,7 +86,14 @@ class RecordsTable:
     natural width, the first stays whole, and the columns that do not fit are named in
     a caption (``j`` shows them in the raw JSON) instead of being folded into slivers."""
 
-    def __init__(self, title: str, rows: list[dict[str, Any]], c: Colour, key_column: str | None = None, keys: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        rows: list[dict[str, Any]],
+        c: Colour,
+        key_column: str | None = None,
+        keys: list[str] | None = None,
+    ) -> None:
         self.title, self.rows, self.c, self.key_column, self.keys = title, rows, c, key_column, keys
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
@@ -97,7 +104,9 @@ class RecordsTable:
             for k in r:
                 if k not in cols:
                     cols.append(k)
-        cells = [[field_cell(sub or name, r[(name, sub)]) if (name, sub) in r else "" for name, sub in cols] for r in flat]
+        cells = [
+            [field_cell(sub or name, r[(name, sub)]) if (name, sub) in r else "" for name, sub in cols] for r in flat
+        ]
         heads = [label(sub or name) for name, sub in cols]
         widths = [max([len(heads[i])] + [min(len(row[i]), 40) for row in cells]) for i in range(len(cols))]
         key_w = max([len(self.key_column or "")] + [len(k) for k in (self.keys or [])]) if self.key_column else 0
@@ -108,18 +117,39 @@ class RecordsTable:
                 continue
             shown.append(i)
             room -= w + 2
-        hidden = [label(cols[i][1] or cols[i][0]) if not cols[i][1] else f"{label(cols[i][0])}.{label(cols[i][1])}" for i in range(len(cols)) if i not in shown]
-        t = Table(title=f"{self.title} ({len(self.rows)})", title_justify="left", title_style=f"bold {c('secondary')}",
-                  header_style=f"bold {c('primary')}", expand=False, box=None, pad_edge=False, padding=(0, 2, 0, 0))
+        hidden = [
+            label(cols[i][1] or cols[i][0]) if not cols[i][1] else f"{label(cols[i][0])}.{label(cols[i][1])}"
+            for i in range(len(cols))
+            if i not in shown
+        ]
+        t = Table(
+            title=f"{self.title} ({len(self.rows)})",
+            title_justify="left",
+            title_style=f"bold {c('secondary')}",
+            header_style=f"bold {c('primary')}",
+            expand=False,
+            box=None,
+            pad_edge=False,
+            padding=(0, 2, 0, 0),
+        )
         if self.key_column:
             t.add_column(self.key_column, style="bold", no_wrap=True)
         prev = ""
         for n, i in enumerate(shown):
             name, sub = cols[i]
             head = heads[i] if not sub else (f"{label(name)}\n" if name != prev else "\n") + heads[i]
-            numeric = all(isinstance(r.get((name, sub)), (int, float)) and not isinstance(r.get((name, sub)), bool) for r in flat if (name, sub) in r)
-            t.add_column(head, overflow="fold", justify="right" if numeric else "left", no_wrap=n == 0 and not self.key_column,
-                         min_width=min(widths[i], 12))
+            numeric = all(
+                isinstance(r.get((name, sub)), (int, float)) and not isinstance(r.get((name, sub)), bool)
+                for r in flat
+                if (name, sub) in r
+            )
+            t.add_column(
+                head,
+                overflow="fold",
+                justify="right" if numeric else "left",
+                no_wrap=n == 0 and not self.key_column,
+                min_width=min(widths[i], 12),
+            )
             prev = name if sub else ""
         for ri, row in enumerate(cells):
             t.add_row(*(([self.keys[ri]] if self.key_column and self.keys else []) + [row[i] for i in shown]))
@@ -134,7 +164,9 @@ class RecordsTable:
         yield t
 
 
-def records_table(title: str, rows: list[dict[str, Any]], c: Colour, key_column: str | None = None, keys: list[str] | None = None) -> RecordsTable:
+def records_table(
+    title: str, rows: list[dict[str, Any]], c: Colour, key_column: str | None = None, keys: list[str] | None = None
+) -> RecordsTable:
     return RecordsTable(title, rows, c, key_column, keys)
 
 
@@ -149,10 +181,18 @@ def kv_table(data: dict[str, Any], c: Colour) -> Table:
 
 def tree(label: str, v: Any, c: Colour, node: Tree | None = None) -> Tree:
     """Nested data as a tree, for what is neither a table nor a flat panel."""
-    t = node if node is not None else Tree(Text(label, style=f"bold {c('secondary')}"), guide_style=c("foreground-muted"))
+    t = (
+        node
+        if node is not None
+        else Tree(Text(label, style=f"bold {c('secondary')}"), guide_style=c("foreground-muted"))
+    )
     if isinstance(v, dict):
         for k, x in v.items():
-            if isinstance(x, (dict, list)) and x and not (isinstance(x, list) and all(not isinstance(y, (dict, list)) for y in x)):
+            if (
+                isinstance(x, (dict, list))
+                and x
+                and not (isinstance(x, list) and all(not isinstance(y, (dict, list)) for y in x))
+            ):
                 tree("", x, c, t.add(Text(str(k), style="bold")))
             else:
                 t.add(Text.assemble((f"{k} ", "bold"), cell(x)))
@@ -175,7 +215,10 @@ def section(name: str, v: Any, c: Colour) -> RenderableType:
         keys = list(v)
         return records_table(title, [v[k] for k in keys], c, key_column="id", keys=keys)
     if isinstance(v, dict) and _is_flat(v):
-        return Group(Text(title, style=f"bold {c('secondary')}"), kv_table(v, c) if v else Text("  (empty)", style=c("foreground-muted")))
+        return Group(
+            Text(title, style=f"bold {c('secondary')}"),
+            kv_table(v, c) if v else Text("  (empty)", style=c("foreground-muted")),
+        )
     if isinstance(v, list) and not v:
         return Text.assemble((title, f"bold {c('secondary')}"), ("  (none)", c("foreground-muted")))
     return tree(title, v, c)
@@ -189,8 +232,13 @@ def render_result(result: Any, c: Colour) -> list[RenderableType]:
     summary = result.get("summary")
     if isinstance(summary, str) and summary:
         parts += [Text(summary, style="bold"), Text("")]
-    scalars = {k: v for k, v in result.items() if k != "summary" and not isinstance(v, dict)
-               and not (isinstance(v, list) and (not v or any(isinstance(x, (dict, list)) for x in v)))}
+    scalars = {
+        k: v
+        for k, v in result.items()
+        if k != "summary"
+        and not isinstance(v, dict)
+        and not (isinstance(v, list) and (not v or any(isinstance(x, (dict, list)) for x in v)))
+    }
     if scalars:
         parts += [kv_table(scalars, c), Text("")]
     for k, v in result.items():
@@ -205,7 +253,12 @@ def render_result(result: Any, c: Colour) -> list[RenderableType]:
 def render_error(res: dict[str, Any], c: Colour) -> list[RenderableType]:
     err = res.get("error") or {}
     parts: list[RenderableType] = [
-        Text.assemble(("✖ ", f"bold {c('error')}"), (str(err.get("code", "ERROR")), f"bold {c('error')}"), "  ", str(err.get("message", ""))),
+        Text.assemble(
+            ("✖ ", f"bold {c('error')}"),
+            (str(err.get("code", "ERROR")), f"bold {c('error')}"),
+            "  ",
+            str(err.get("message", "")),
+        ),
         Text("Nothing was applied.", style=c("foreground-muted")),
         Text(""),
     ]
@@ -235,7 +288,9 @@ def render_response(res: dict[str, Any], c: Colour) -> RenderableType:
         parts.append(Text(""))
     metrics = res.get("metrics") or {}
     if metrics:
-        parts.append(Text("  ".join(f"{label(k)} {field_cell(k, v)}" for k, v in metrics.items()), style=c("foreground-muted")))
+        parts.append(
+            Text("  ".join(f"{label(k)} {field_cell(k, v)}" for k, v in metrics.items()), style=c("foreground-muted"))
+        )
     return Group(*parts)
 
 

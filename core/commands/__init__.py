@@ -11,4 +11,4 @@ from __future__ import annotations
 
 from .executor import KINDS, REGISTRY, OperationSpec, Outcome, Registry, attach, resolve_spec, run_command
 
-__all__ = ["run_command", "REGISTRY", "KINDS", "OperationSpec", "Outcome", "Registry", "attach", "resolve_spec"]
+__all__ = ["KINDS", "REGISTRY", "OperationSpec", "Outcome", "Registry", "attach", "resolve_spec", "run_command"]

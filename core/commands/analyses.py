@@ -82,16 +82,40 @@ async def resource_leaks(engine: Engine, only: set[str] | None = None) -> list[F
         share = ups / (len(pts) - 1)
         if rate > 0.5 and share >= 0.7:
             sev = "critical" if rate > 50 else "high" if rate > 10 else "medium" if rate > 2 else "low"
-            out.append(Finding("resource_leaks", sev, a.id, f"{a.id} memory grows {rate:.1f} MB/min in {share:.0%} of samples",
-                               {"slope_mb_per_min": round(rate, 2), "samples": len(pts), "rising_share": round(share, 3),
-                                "first_mb": pts[0][1], "last_mb": pts[-1][1], "window_s": round(pts[-1][0] - pts[0][0], 1)}))
+            out.append(
+                Finding(
+                    "resource_leaks",
+                    sev,
+                    a.id,
+                    f"{a.id} memory grows {rate:.1f} MB/min in {share:.0%} of samples",
+                    {
+                        "slope_mb_per_min": round(rate, 2),
+                        "samples": len(pts),
+                        "rising_share": round(share, 3),
+                        "first_mb": pts[0][1],
+                        "last_mb": pts[-1][1],
+                        "window_s": round(pts[-1][0] - pts[0][0], 1),
+                    },
+                )
+            )
     sysm = tel.get("memory_pct").since(now - window)
     if len(sysm) >= 8:
         slope = _lsq_slope(sysm) * 60.0
         if slope > 0.2:
-            out.append(Finding("resource_leaks", "medium" if slope < 1 else "high", "system",
-                               f"system memory rising {slope:.2f} %/min", {"slope_pct_per_min": round(slope, 3), "samples": len(sysm),
-                                                                          "first_pct": sysm[0][1], "last_pct": sysm[-1][1]}))
+            out.append(
+                Finding(
+                    "resource_leaks",
+                    "medium" if slope < 1 else "high",
+                    "system",
+                    f"system memory rising {slope:.2f} %/min",
+                    {
+                        "slope_pct_per_min": round(slope, 3),
+                        "samples": len(sysm),
+                        "first_pct": sysm[0][1],
+                        "last_pct": sysm[-1][1],
+                    },
+                )
+            )
     return out
 
 
@@ -140,11 +164,23 @@ async def cpu_spinning(engine: Engine, only: set[str] | None = None) -> list[Fin
         cpu_pct = engine.telemetry.agent_usage.get(a.id, (0.0, 0.0))[0]
         if cpu_pct >= 25.0 and ratio < 0.5:
             sev = "high" if ratio < 0.25 else "medium"
-            out.append(Finding("cpu_spinning", sev, a.id,
-                               f"{a.id} uses {cpu_pct:.0f}% CPU on {t.id} but progresses at {ratio:.0%} of its planned rate",
-                               {"task": t.id, "cpu_pct": cpu_pct, "progress": t.context.progress,
-                                "progress_per_min": round(rate * 60, 5), "planned_per_min": round(60 / t.duration_s, 5),
-                                "rate_ratio": round(ratio, 3), **basis}))
+            out.append(
+                Finding(
+                    "cpu_spinning",
+                    sev,
+                    a.id,
+                    f"{a.id} uses {cpu_pct:.0f}% CPU on {t.id} but progresses at {ratio:.0%} of its planned rate",
+                    {
+                        "task": t.id,
+                        "cpu_pct": cpu_pct,
+                        "progress": t.context.progress,
+                        "progress_per_min": round(rate * 60, 5),
+                        "planned_per_min": round(60 / t.duration_s, 5),
+                        "rate_ratio": round(ratio, 3),
+                        **basis,
+                    },
+                )
+            )
     return out
 
 
@@ -164,15 +200,33 @@ async def stalled_agents(engine: Engine, only: set[str] | None = None) -> list[F
             continue
         if a.status is AgentStatus.UNREACHABLE or silent > 2 * hb:
             sev = "critical" if task is not None else "medium"
-            out.append(Finding("stalled_agents", sev, a.id,
-                               f"{a.id} ({a.status.value}) silent for {silent:.0f}s" + (f" holding {task.id}" if task else ""),
-                               {"status": a.status.value, "silent_s": round(silent, 1), "task": task.id if task else None,
-                                "task_progress": task.context.progress if task else None, "heartbeat_s": hb}))
+            out.append(
+                Finding(
+                    "stalled_agents",
+                    sev,
+                    a.id,
+                    f"{a.id} ({a.status.value}) silent for {silent:.0f}s" + (f" holding {task.id}" if task else ""),
+                    {
+                        "status": a.status.value,
+                        "silent_s": round(silent, 1),
+                        "task": task.id if task else None,
+                        "task_progress": task.context.progress if task else None,
+                        "heartbeat_s": hb,
+                    },
+                )
+            )
         elif a.status is AgentStatus.PAUSED and task is not None:
             wf = s.workflows[task.workflow]
             if wf.status is WorkflowStatus.RUNNING:
-                out.append(Finding("stalled_agents", "medium", a.id, f"{a.id} is paused on {task.id} while {wf.id} runs",
-                                   {"task": task.id, "workflow": wf.id}))
+                out.append(
+                    Finding(
+                        "stalled_agents",
+                        "medium",
+                        a.id,
+                        f"{a.id} is paused on {task.id} while {wf.id} runs",
+                        {"task": task.id, "workflow": wf.id},
+                    )
+                )
     return out
 
 
@@ -188,7 +242,10 @@ def _ready_by_spec(s: State, only: set[str] | None) -> dict[str, list[str]]:
     return out
 
 
-@analysis("bottlenecks", "where work waits: specializations without idle agents, allocation-bound workflows, saturated resources")
+@analysis(
+    "bottlenecks",
+    "where work waits: specializations without idle agents, allocation-bound workflows, saturated resources",
+)
 async def bottlenecks(engine: Engine, only: set[str] | None = None) -> list[Finding]:
     out: list[Finding] = []
     s = engine.state
@@ -198,10 +255,20 @@ async def bottlenecks(engine: Engine, only: set[str] | None = None) -> list[Find
         idle = [a for a in live if a.status is AgentStatus.IDLE]
         if not idle:
             sev = "high" if len(keys) >= 3 or not live else "medium"
-            out.append(Finding("bottlenecks", sev, f"specialization:{spec}",
-                               f"{len(keys)} ready {spec} task(s) wait; {len(live)} {spec} agent(s) live, none idle",
-                               {"ready_tasks": keys[:10], "ready": len(keys), "live_agents": len(live),
-                                "busy_agents": sorted(a.id for a in live if a.status is not AgentStatus.IDLE)}))
+            out.append(
+                Finding(
+                    "bottlenecks",
+                    sev,
+                    f"specialization:{spec}",
+                    f"{len(keys)} ready {spec} task(s) wait; {len(live)} {spec} agent(s) live, none idle",
+                    {
+                        "ready_tasks": keys[:10],
+                        "ready": len(keys),
+                        "live_agents": len(live),
+                        "busy_agents": sorted(a.id for a in live if a.status is not AgentStatus.IDLE),
+                    },
+                )
+            )
     for w in _active(s, only):
         if w.status is not WorkflowStatus.RUNNING:
             continue
@@ -210,18 +277,37 @@ async def bottlenecks(engine: Engine, only: set[str] | None = None) -> list[Find
         lim = w.allocation
         limit_agents = min(lim.agents, w.stage_limit.agents) if w.stage_limit else lim.agents
         if nready and used.agents >= limit_agents:
-            out.append(Finding("bottlenecks", "medium", w.id,
-                               f"{w.id}: {nready} ready task(s) held back by its allocation of {limit_agents} agent(s)",
-                               {"ready": nready, "running": used.agents, "allocation": lim.model_dump(),
-                                "stage_limit": w.stage_limit.model_dump() if w.stage_limit else None}))
+            out.append(
+                Finding(
+                    "bottlenecks",
+                    "medium",
+                    w.id,
+                    f"{w.id}: {nready} ready task(s) held back by its allocation of {limit_agents} agent(s)",
+                    {
+                        "ready": nready,
+                        "running": used.agents,
+                        "allocation": lim.model_dump(),
+                        "stage_limit": w.stage_limit.model_dump() if w.stage_limit else None,
+                    },
+                )
+            )
     th = engine.config.thresholds
     util = engine.utilisation()
-    for name, value, limit in (("cpu", util["cpu"], th.cpu_warning), ("memory", util["memory"], th.memory_warning),
-                               ("agents", util["agents"], th.agents_critical)):
+    for name, value, limit in (
+        ("cpu", util["cpu"], th.cpu_warning),
+        ("memory", util["memory"], th.memory_warning),
+        ("agents", util["agents"], th.agents_critical),
+    ):
         if value >= limit:
-            out.append(Finding("bottlenecks", "critical" if value >= th.exhaustion else "high", f"resource:{name}",
-                               f"{name} utilisation {value:.1f}% is at or over its threshold {limit:.0f}%",
-                               {"utilisation_pct": value, "threshold_pct": limit}))
+            out.append(
+                Finding(
+                    "bottlenecks",
+                    "critical" if value >= th.exhaustion else "high",
+                    f"resource:{name}",
+                    f"{name} utilisation {value:.1f}% is at or over its threshold {limit:.0f}%",
+                    {"utilisation_pct": value, "threshold_pct": limit},
+                )
+            )
     return out
 
 
@@ -241,23 +327,50 @@ async def reallocation(engine: Engine, only: set[str] | None = None) -> list[Fin
             spare.append((w.id, free))
         elif w.status is WorkflowStatus.RUNNING and nready > 0 and free <= 0:
             need.append((w.id, nready))
-    for (donor, n), (taker, m) in zip(sorted(spare, key=lambda x: -x[1]), sorted(need, key=lambda x: -s.band_rank(x[0]))):
+    for (donor, n), (taker, m) in zip(
+        sorted(spare, key=lambda x: -x[1]), sorted(need, key=lambda x: -s.band_rank(x[0]))
+    ):
         k = min(n, m)
-        out.append(Finding("reallocation", "medium", f"{donor}->{taker}",
-                           f"move {k} agent slot(s) from {donor} (unused) to {taker} ({m} ready task(s) waiting)",
-                           {"donor": donor, "donor_unused_slots": n, "taker": taker, "taker_ready": m,
-                            "command": f"/resource-manager reallocate '{{\"from_workflow\": \"{donor}\", \"to_workflow\": \"{taker}\", \"agents\": {k}}}'"}))
+        out.append(
+            Finding(
+                "reallocation",
+                "medium",
+                f"{donor}->{taker}",
+                f"move {k} agent slot(s) from {donor} (unused) to {taker} ({m} ready task(s) waiting)",
+                {
+                    "donor": donor,
+                    "donor_unused_slots": n,
+                    "taker": taker,
+                    "taker_ready": m,
+                    "command": f'/resource-manager reallocate \'{{"from_workflow": "{donor}", "to_workflow": "{taker}", "agents": {k}}}\'',
+                },
+            )
+        )
     ready = _ready_by_spec(s, only)
     for a in sorted(s.live_agents(), key=lambda a: a.id):
         if a.status is AgentStatus.IDLE and not any(sp in ready for sp in a.specializations):
             pool = s.pools.get(a.pool)
             in_pool = sum(1 for b in s.live_agents() if b.pool == a.pool)
             if pool is not None and in_pool > pool.min_size:
-                out.append(Finding("reallocation", "low", a.id, f"{a.id} ({a.pool}) is idle with no matching ready work",
-                                   {"pool": a.pool, "specializations": a.specializations, "pool_live": in_pool, "pool_min": pool.min_size}))
+                out.append(
+                    Finding(
+                        "reallocation",
+                        "low",
+                        a.id,
+                        f"{a.id} ({a.pool}) is idle with no matching ready work",
+                        {
+                            "pool": a.pool,
+                            "specializations": a.specializations,
+                            "pool_live": in_pool,
+                            "pool_min": pool.min_size,
+                        },
+                    )
+                )
     for donor, n in spare:
         if not need:
-            out.append(Finding("reallocation", "info", donor, f"{donor} holds {n} unused agent slot(s)", {"unused_slots": n}))
+            out.append(
+                Finding("reallocation", "info", donor, f"{donor} holds {n} unused agent slot(s)", {"unused_slots": n})
+            )
     return out
 
 
@@ -274,19 +387,39 @@ async def utilisation(engine: Engine, only: set[str] | None = None) -> list[Find
         sev = "critical"
     elif util["cpu"] >= th.cpu_warning or util["memory"] >= th.memory_warning or util["agents"] >= th.agents_critical:
         sev = "high"
-    out.append(Finding("utilisation", sev, "system",
-                       f"system at cpu {util['cpu']:.1f}%, memory {util['memory']:.1f}%, agents {util['agents']:.1f}%",
-                       {**{f"{k}_pct": v for k, v in util.items()}, "cpu_samples": len(tel.get("cpu_pct").points),
-                        "capacity": cap.model_dump(), "live_agents": len(s.live_agents())}))
+    out.append(
+        Finding(
+            "utilisation",
+            sev,
+            "system",
+            f"system at cpu {util['cpu']:.1f}%, memory {util['memory']:.1f}%, agents {util['agents']:.1f}%",
+            {
+                **{f"{k}_pct": v for k, v in util.items()},
+                "cpu_samples": len(tel.get("cpu_pct").points),
+                "capacity": cap.model_dump(),
+                "live_agents": len(s.live_agents()),
+            },
+        )
+    )
     for w in sorted(_active(s, only), key=lambda w: -w.priority):
         used = s.in_use(w.id)
         a = w.allocation
         share = used.agents / a.agents if a.agents else 0.0
-        out.append(Finding("utilisation", "info", w.id,
-                           f"{w.id} ({w.band.value}, {w.status.value}) uses {used.agents}/{a.agents} agents, "
-                           f"{used.cpu_cores:.1f}/{a.cpu_cores:.1f} cores, {used.memory_gb:.1f}/{a.memory_gb:.1f} GB",
-                           {"in_use": used.model_dump(), "allocation": a.model_dump(), "agent_share": round(share, 3),
-                            "guarantee": w.guarantee.model_dump() if w.guarantee else None}))
+        out.append(
+            Finding(
+                "utilisation",
+                "info",
+                w.id,
+                f"{w.id} ({w.band.value}, {w.status.value}) uses {used.agents}/{a.agents} agents, "
+                f"{used.cpu_cores:.1f}/{a.cpu_cores:.1f} cores, {used.memory_gb:.1f}/{a.memory_gb:.1f} GB",
+                {
+                    "in_use": used.model_dump(),
+                    "allocation": a.model_dump(),
+                    "agent_share": round(share, 3),
+                    "guarantee": w.guarantee.model_dump() if w.guarantee else None,
+                },
+            )
+        )
     return out
 
 
@@ -303,12 +436,32 @@ async def pool_capacity(engine: Engine, only: set[str] | None = None) -> list[Fi
         failed = [a.id for a in members if a.status is AgentStatus.FAILED]
         can_add = max(0, min(p.max_size - len(live), cap - live_total))
         sev = "high" if len(live) < p.min_size else "medium" if failed else "info"
-        out.append(Finding("pool_capacity", sev, f"pool:{name}",
-                           f"pool {name}: {len(live)} live ({len(idle)} idle), {len(failed)} failed, min {p.min_size}, max {p.max_size}; can add {can_add}",
-                           {"live": len(live), "idle": idle, "failed": failed, "min_size": p.min_size, "max_size": p.max_size,
-                            "can_add": can_add, "specializations": p.specializations}))
-    out.append(Finding("pool_capacity", "high" if live_total >= cap else "info", "agents",
-                       f"{live_total} of {cap} agent slots used", {"live": live_total, "capacity": cap}))
+        out.append(
+            Finding(
+                "pool_capacity",
+                sev,
+                f"pool:{name}",
+                f"pool {name}: {len(live)} live ({len(idle)} idle), {len(failed)} failed, min {p.min_size}, max {p.max_size}; can add {can_add}",
+                {
+                    "live": len(live),
+                    "idle": idle,
+                    "failed": failed,
+                    "min_size": p.min_size,
+                    "max_size": p.max_size,
+                    "can_add": can_add,
+                    "specializations": p.specializations,
+                },
+            )
+        )
+    out.append(
+        Finding(
+            "pool_capacity",
+            "high" if live_total >= cap else "info",
+            "agents",
+            f"{live_total} of {cap} agent slots used",
+            {"live": live_total, "capacity": cap},
+        )
+    )
     return out
 
 
@@ -318,13 +471,40 @@ async def agent_health(engine: Engine, only: set[str] | None = None) -> list[Fin
     s = engine.state
     for a in sorted(s.agents.values(), key=lambda a: a.id):
         if a.status is AgentStatus.FAILED:
-            out.append(Finding("agent_health", "high", a.id, f"{a.id} ({a.pool}) has failed ({a.failures} failure(s))",
-                               {"pool": a.pool, "failures": a.failures, "tasks_done": a.tasks_done, "specializations": a.specializations}))
+            out.append(
+                Finding(
+                    "agent_health",
+                    "high",
+                    a.id,
+                    f"{a.id} ({a.pool}) has failed ({a.failures} failure(s))",
+                    {
+                        "pool": a.pool,
+                        "failures": a.failures,
+                        "tasks_done": a.tasks_done,
+                        "specializations": a.specializations,
+                    },
+                )
+            )
         elif a.status is AgentStatus.UNREACHABLE:
-            out.append(Finding("agent_health", "high", a.id, f"{a.id} ({a.pool}) is unreachable",
-                               {"pool": a.pool, "task": a.current_task}))
+            out.append(
+                Finding(
+                    "agent_health",
+                    "high",
+                    a.id,
+                    f"{a.id} ({a.pool}) is unreachable",
+                    {"pool": a.pool, "task": a.current_task},
+                )
+            )
         elif a.failures:
-            out.append(Finding("agent_health", "low", a.id, f"{a.id} recovered after {a.failures} failure(s)", {"failures": a.failures}))
+            out.append(
+                Finding(
+                    "agent_health",
+                    "low",
+                    a.id,
+                    f"{a.id} recovered after {a.failures} failure(s)",
+                    {"failures": a.failures},
+                )
+            )
     return out
 
 
@@ -337,20 +517,48 @@ async def failures(engine: Engine, only: set[str] | None = None) -> list[Finding
             continue
         if isinstance(w, FinishedWorkflow):  # out of the hot state: its summary has what this needs
             if w.status is WorkflowStatus.FAILED:
-                out.append(Finding("failures", "high", w.id, f"{w.id} failed: {', '.join(w.failed_tasks) or 'no failed task recorded'}",
-                                   {"failed_tasks": w.failed_tasks, "finished_at": w.finished_at}))
+                out.append(
+                    Finding(
+                        "failures",
+                        "high",
+                        w.id,
+                        f"{w.id} failed: {', '.join(w.failed_tasks) or 'no failed task recorded'}",
+                        {"failed_tasks": w.failed_tasks, "finished_at": w.finished_at},
+                    )
+                )
             if w.retried:
-                out.append(Finding("failures", "medium", w.id, f"{w.id}: {len(w.retried)} task(s) needed more than one attempt",
-                                   {"tasks": dict(list(w.retried.items())[:10])}))
+                out.append(
+                    Finding(
+                        "failures",
+                        "medium",
+                        w.id,
+                        f"{w.id}: {len(w.retried)} task(s) needed more than one attempt",
+                        {"tasks": dict(list(w.retried.items())[:10])},
+                    )
+                )
             continue
         if w.status is WorkflowStatus.FAILED:
             bad = [k for k in w.tasks if s.tasks[k].status is TaskStatus.FAILED]
-            out.append(Finding("failures", "high", w.id, f"{w.id} failed: {', '.join(bad) or 'no failed task recorded'}",
-                               {"failed_tasks": bad, "finished_at": w.finished_at}))
+            out.append(
+                Finding(
+                    "failures",
+                    "high",
+                    w.id,
+                    f"{w.id} failed: {', '.join(bad) or 'no failed task recorded'}",
+                    {"failed_tasks": bad, "finished_at": w.finished_at},
+                )
+            )
         retried = [(k, s.tasks[k].attempts) for k in w.tasks if s.tasks[k].attempts > 1]
         if retried:
-            out.append(Finding("failures", "medium", w.id, f"{w.id}: {len(retried)} task(s) needed more than one attempt",
-                               {"tasks": dict(retried[:10])}))
+            out.append(
+                Finding(
+                    "failures",
+                    "medium",
+                    w.id,
+                    f"{w.id}: {len(retried)} task(s) needed more than one attempt",
+                    {"tasks": dict(retried[:10])},
+                )
+            )
     return out
 
 
@@ -372,25 +580,58 @@ async def dependency_chains(engine: Engine, only: set[str] | None = None) -> lis
         if not w.depends_on:
             dependents = sorted(x.id for x in everything if w.id in x.depends_on)
             if dependents:
-                out.append(Finding("dependency_chains", "info", w.id,
-                                   f"{w.id} ({w.status.value}, {s.workflow_progress(w.id):.0%}) blocks {', '.join(dependents)}",
-                                   {"dependents": dependents, "progress": round(s.workflow_progress(w.id), 4), "status": w.status.value}))
+                out.append(
+                    Finding(
+                        "dependency_chains",
+                        "info",
+                        w.id,
+                        f"{w.id} ({w.status.value}, {s.workflow_progress(w.id):.0%}) blocks {', '.join(dependents)}",
+                        {
+                            "dependents": dependents,
+                            "progress": round(s.workflow_progress(w.id), 4),
+                            "status": w.status.value,
+                        },
+                    )
+                )
             continue
         c = chain(w.id)
         unmet = [d for d in w.depends_on if s.status_of(d) is not WorkflowStatus.COMPLETED]
         dead = [d for d in unmet if s.status_of(d) in (WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)]
         sev = "critical" if dead else "medium" if unmet and w.status is WorkflowStatus.PENDING else "info"
-        out.append(Finding("dependency_chains", sev, w.id,
-                           f"chain {' -> '.join(c)}: " + (f"waits on {', '.join(unmet)}" if unmet else "dependencies met")
-                           + (f" ({', '.join(dead)} can never complete)" if dead else ""),
-                           {"chain": c, "depth": len(c), "unmet": unmet, "dead_dependencies": dead,
-                            "dependency_progress": {d: round(s.workflow_progress(d), 4) for d in w.depends_on if s.knows(d)}}))
+        out.append(
+            Finding(
+                "dependency_chains",
+                sev,
+                w.id,
+                f"chain {' -> '.join(c)}: "
+                + (f"waits on {', '.join(unmet)}" if unmet else "dependencies met")
+                + (f" ({', '.join(dead)} can never complete)" if dead else ""),
+                {
+                    "chain": c,
+                    "depth": len(c),
+                    "unmet": unmet,
+                    "dead_dependencies": dead,
+                    "dependency_progress": {d: round(s.workflow_progress(d), 4) for d in w.depends_on if s.knows(d)},
+                },
+            )
+        )
     for w in _active(s, only):
-        blocked = [k for k in w.tasks if s.tasks[k].status is TaskStatus.PENDING
-                   and any(s.tasks[d].status is TaskStatus.FAILED for d in s.tasks[k].depends_on)]
+        blocked = [
+            k
+            for k in w.tasks
+            if s.tasks[k].status is TaskStatus.PENDING
+            and any(s.tasks[d].status is TaskStatus.FAILED for d in s.tasks[k].depends_on)
+        ]
         if blocked:
-            out.append(Finding("dependency_chains", "high", w.id, f"{w.id}: {len(blocked)} task(s) depend on failed tasks",
-                               {"blocked": blocked[:10]}))
+            out.append(
+                Finding(
+                    "dependency_chains",
+                    "high",
+                    w.id,
+                    f"{w.id}: {len(blocked)} task(s) depend on failed tasks",
+                    {"blocked": blocked[:10]},
+                )
+            )
     return out
 
 
@@ -407,12 +648,23 @@ async def critical_paths(engine: Engine, only: set[str] | None = None) -> list[F
         at_risk = [k for k, a in holders.items() if s.agents[a].status in (AgentStatus.UNREACHABLE, AgentStatus.FAILED)]
         waiting = [k for k in path if s.tasks[k].status is TaskStatus.PENDING and s._pending_deps.get(k, 1) == 0]
         sev = "high" if at_risk else "medium" if waiting and w.status is WorkflowStatus.RUNNING else "info"
-        out.append(Finding("critical_paths", sev, w.id,
-                           f"{w.id} critical path: {len(path)} task(s), {remaining:.0f}s of work left"
-                           + (f"; {len(at_risk)} held by lost agents" if at_risk else "")
-                           + (f"; {len(waiting)} ready but unassigned" if waiting else ""),
-                           {"path": path, "remaining_s": round(remaining, 1), "holders": holders, "at_risk": at_risk,
-                            "ready_unassigned": waiting}))
+        out.append(
+            Finding(
+                "critical_paths",
+                sev,
+                w.id,
+                f"{w.id} critical path: {len(path)} task(s), {remaining:.0f}s of work left"
+                + (f"; {len(at_risk)} held by lost agents" if at_risk else "")
+                + (f"; {len(waiting)} ready but unassigned" if waiting else ""),
+                {
+                    "path": path,
+                    "remaining_s": round(remaining, 1),
+                    "holders": holders,
+                    "at_risk": at_risk,
+                    "ready_unassigned": waiting,
+                },
+            )
+        )
     return out
 
 
@@ -435,9 +687,12 @@ async def performance_trend(engine: Engine, only: set[str] | None = None) -> lis
             ev.update({"baseline_mean": round(b, 4), "baseline_samples": len(older), "change_pct": round(change, 2)})
             bad = change > 0 if worse_if == "up" else change < 0
             trigger = engine.config.performance.degradation_trigger_pct
-            sev = "high" if bad and abs(change) >= 3 * trigger else "medium" if bad and abs(change) >= trigger else "info"
-            out.append(Finding("performance_trend", sev, metric,
-                               f"{metric} {r:.3g} vs baseline {b:.3g} ({change:+.1f}%)", ev))
+            sev = (
+                "high" if bad and abs(change) >= 3 * trigger else "medium" if bad and abs(change) >= trigger else "info"
+            )
+            out.append(
+                Finding("performance_trend", sev, metric, f"{metric} {r:.3g} vs baseline {b:.3g} ({change:+.1f}%)", ev)
+            )
         else:
             out.append(Finding("performance_trend", "info", metric, f"{metric} {r:.3g} (no baseline yet)", ev))
     return out
@@ -451,13 +706,29 @@ async def network(engine: Engine, only: set[str] | None = None) -> list[Finding]
     lost = [a for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE]
     for a in sorted(lost, key=lambda a: a.id):
         silent = now - engine.telemetry.liveness.get(a.id, a.last_heartbeat or now)
-        out.append(Finding("network", "high", a.id, f"{a.id} unreachable for {silent:.0f}s" + (f", holding {a.current_task}" if a.current_task else ""),
-                           {"silent_s": round(silent, 1), "task": a.current_task, "pool": a.pool}))
+        out.append(
+            Finding(
+                "network",
+                "high",
+                a.id,
+                f"{a.id} unreachable for {silent:.0f}s" + (f", holding {a.current_task}" if a.current_task else ""),
+                {"silent_s": round(silent, 1), "task": a.current_task, "pool": a.pool},
+            )
+        )
     live = len(s.live_agents())
-    out.append(Finding("network", "high" if lost else "info", "partition",
-                       f"{len(lost)} of {live} live agent(s) unreachable",
-                       {"unreachable": sorted(a.id for a in lost), "live": live,
-                        "reachable_share": round(1 - len(lost) / live, 3) if live else 0.0}))
+    out.append(
+        Finding(
+            "network",
+            "high" if lost else "info",
+            "partition",
+            f"{len(lost)} of {live} live agent(s) unreachable",
+            {
+                "unreachable": sorted(a.id for a in lost),
+                "live": live,
+                "reachable_share": round(1 - len(lost) / live, 3) if live else 0.0,
+            },
+        )
+    )
     return out
 
 
@@ -492,9 +763,15 @@ async def state_consistency(engine: Engine, only: set[str] | None = None) -> lis
         if s.wf_left.get(w.id, left) != left:
             problems.append({"workflow": w.id, "problem": f"counter says {s.wf_left.get(w.id)} left, tasks say {left}"})
     frozen = sorted(w.id for w in s.workflows.values() if w.frozen)
-    return [Finding("state_consistency", "critical" if problems else "info", "projection",
-                    f"{len(problems)} inconsistency(ies) in {len(s.agents)} agents, {len(s.tasks)} tasks, {len(s.workflows)} live workflows",
-                    {"problems": problems[:20], "state_hash": s.state_hash(), "seq": s.seq, "frozen_workflows": frozen})]
+    return [
+        Finding(
+            "state_consistency",
+            "critical" if problems else "info",
+            "projection",
+            f"{len(problems)} inconsistency(ies) in {len(s.agents)} agents, {len(s.tasks)} tasks, {len(s.workflows)} live workflows",
+            {"problems": problems[:20], "state_hash": s.state_hash(), "seq": s.seq, "frozen_workflows": frozen},
+        )
+    ]
 
 
 @analysis("checkpoint_integrity", "every checkpoint's stored snapshot against its recorded hash")
@@ -510,10 +787,21 @@ async def checkpoint_integrity(engine: Engine, only: set[str] | None = None) -> 
     latest = max(ok) if ok else None
     cp = engine.state.checkpoints.get(latest) if latest else None
     sev = "critical" if bad and not ok else "high" if bad else "medium" if not ok else "info"
-    return [Finding("checkpoint_integrity", sev, "checkpoints",
-                    f"{len(ok)} checkpoint(s) verify, {len(bad)} fail" + (f"; latest verified #{latest} at seq {cp.seq}" if cp else "; no restore point"),
-                    {"verified": ok, "failed": {str(k): v for k, v in bad.items()}, "latest_verified": latest,
-                     "events_since_latest": engine.state.seq - cp.seq if cp else None})]
+    return [
+        Finding(
+            "checkpoint_integrity",
+            sev,
+            "checkpoints",
+            f"{len(ok)} checkpoint(s) verify, {len(bad)} fail"
+            + (f"; latest verified #{latest} at seq {cp.seq}" if cp else "; no restore point"),
+            {
+                "verified": ok,
+                "failed": {str(k): v for k, v in bad.items()},
+                "latest_verified": latest,
+                "events_since_latest": engine.state.seq - cp.seq if cp else None,
+            },
+        )
+    ]
 
 
 async def replay_state(engine: Engine) -> tuple[State | None, int, int | None]:
@@ -575,10 +863,22 @@ async def log_replay(engine: Engine, only: set[str] | None = None) -> list[Findi
         return [Finding("log_replay", "low", "log", "no stored log to replay (in-memory engine)", {"store": None})]
     segs = diff_segments(engine.state, rebuilt, only)
     same = rebuilt.state_hash() == engine.state.state_hash()
-    return [Finding("log_replay", "critical" if segs else "info", "log",
-                    f"replay of {n} event(s) after checkpoint {cp} " + ("matches the live state" if same and not segs else f"differs in {len(segs)} segment(s)"),
-                    {"replayed_events": n, "from_checkpoint": cp, "live_hash": engine.state.state_hash(),
-                     "replayed_hash": rebuilt.state_hash(), "differing_segments": segs[:30]})]
+    return [
+        Finding(
+            "log_replay",
+            "critical" if segs else "info",
+            "log",
+            f"replay of {n} event(s) after checkpoint {cp} "
+            + ("matches the live state" if same and not segs else f"differs in {len(segs)} segment(s)"),
+            {
+                "replayed_events": n,
+                "from_checkpoint": cp,
+                "live_hash": engine.state.state_hash(),
+                "replayed_hash": rebuilt.state_hash(),
+                "differing_segments": segs[:30],
+            },
+        )
+    ]
 
 
 @analysis("coordination_overhead", "events per minute by type and agents idle while matching work waits")
@@ -598,14 +898,29 @@ async def coordination_overhead(engine: Engine, only: set[str] | None = None) ->
                 total += 1
         top = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])
         per_min = total / (window / 60.0)
-        out.append(Finding("coordination_overhead", "info", "events", f"{per_min:.1f} events/min over the last {window / 60:.0f} min",
-                           {"events": total, "per_minute": round(per_min, 2), "top_types": top}))
+        out.append(
+            Finding(
+                "coordination_overhead",
+                "info",
+                "events",
+                f"{per_min:.1f} events/min over the last {window / 60:.0f} min",
+                {"events": total, "per_minute": round(per_min, 2), "top_types": top},
+            )
+        )
     ready = _ready_by_spec(s, only)
-    idle_with_work = sorted(a.id for a in s.live_agents() if a.status is AgentStatus.IDLE and any(sp in ready for sp in a.specializations))
+    idle_with_work = sorted(
+        a.id for a in s.live_agents() if a.status is AgentStatus.IDLE and any(sp in ready for sp in a.specializations)
+    )
     if idle_with_work:
-        out.append(Finding("coordination_overhead", "medium", "dispatch",
-                           f"{len(idle_with_work)} idle agent(s) have matching ready work they are not given (allocation or capacity bound)",
-                           {"agents": idle_with_work, "ready_by_specialization": {k: len(v) for k, v in ready.items()}}))
+        out.append(
+            Finding(
+                "coordination_overhead",
+                "medium",
+                "dispatch",
+                f"{len(idle_with_work)} idle agent(s) have matching ready work they are not given (allocation or capacity bound)",
+                {"agents": idle_with_work, "ready_by_specialization": {k: len(v) for k, v in ready.items()}},
+            )
+        )
     return out
 
 
@@ -615,20 +930,36 @@ async def conflicts(engine: Engine, only: set[str] | None = None) -> list[Findin
     s = engine.state
     cap = engine.config.capacity
     act = [w for w in s.workflows.values() if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED)]
-    tot = {"cpu_cores": sum(w.allocation.cpu_cores for w in act), "memory_gb": sum(w.allocation.memory_gb for w in act),
-           "agents": sum(w.allocation.agents for w in act)}
+    tot = {
+        "cpu_cores": sum(w.allocation.cpu_cores for w in act),
+        "memory_gb": sum(w.allocation.memory_gb for w in act),
+        "agents": sum(w.allocation.agents for w in act),
+    }
     capd = {"cpu_cores": cap.cpu_cores, "memory_gb": cap.memory_gb, "agents": float(cap.agents)}
     for k, v in tot.items():
         if v > capd[k]:
-            out.append(Finding("conflicts", "medium", f"allocation:{k}", f"allocations total {v:g} {k}, over the capacity {capd[k]:g}",
-                               {"total": v, "capacity": capd[k], "workflows": {w.id: getattr(w.allocation, k) for w in act}}))
+            out.append(
+                Finding(
+                    "conflicts",
+                    "medium",
+                    f"allocation:{k}",
+                    f"allocations total {v:g} {k}, over the capacity {capd[k]:g}",
+                    {"total": v, "capacity": capd[k], "workflows": {w.id: getattr(w.allocation, k) for w in act}},
+                )
+            )
     g = [w for w in act if w.guarantee is not None]
     gc = sum(w.guarantee.cpu_cores for w in g if w.guarantee)
     gm = sum(w.guarantee.memory_gb for w in g if w.guarantee)
     if g:
-        out.append(Finding("conflicts", "high" if gc > cap.cpu_cores or gm > cap.memory_gb else "info", "guarantees",
-                           f"{len(g)} guarantee(s) reserve {gc:g} cores / {gm:g} GB of {cap.cpu_cores:g} / {cap.memory_gb:g}",
-                           {"guarantees": {w.id: w.guarantee.model_dump() for w in g if w.guarantee}}))
+        out.append(
+            Finding(
+                "conflicts",
+                "high" if gc > cap.cpu_cores or gm > cap.memory_gb else "info",
+                "guarantees",
+                f"{len(g)} guarantee(s) reserve {gc:g} cores / {gm:g} GB of {cap.cpu_cores:g} / {cap.memory_gb:g}",
+                {"guarantees": {w.id: w.guarantee.model_dump() for w in g if w.guarantee}},
+            )
+        )
     if not out:
         out.append(Finding("conflicts", "info", "allocation", "no over-commitment", {"totals": tot, "capacity": capd}))
     return out

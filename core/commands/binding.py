@@ -34,20 +34,33 @@ def resolve(p: ParsedCommand, registry: Registry) -> tuple[OperationSpec, list[A
     if p.component not in comps:
         near = registry.suggest(p.component, comps)
         hint = f"; did you mean {', '.join('/' + c for c in near)}?" if near else ""
-        raise _fail(p, f"unknown component /{p.component}{hint}", p.component_token.start + 1, "UNKNOWN_COMPONENT",
-                    component=p.component, suggestions=["/" + c for c in near], known=["/" + c for c in comps])
+        raise _fail(
+            p,
+            f"unknown component /{p.component}{hint}",
+            p.component_token.start + 1,
+            "UNKNOWN_COMPONENT",
+            component=p.component,
+            suggestions=["/" + c for c in near],
+            known=["/" + c for c in comps],
+        )
     args = list(p.arguments)
     default = registry.default_of(p.component)
     if default is not None:
         for i, a in enumerate(args):
             if not a.is_json and registry.get(p.component, a.value) is not None:
-                return registry.get(p.component, a.value), args[:i] + args[i + 1:]  # type: ignore[return-value]
+                return registry.get(p.component, a.value), args[:i] + args[i + 1 :]  # type: ignore[return-value]
         return default, args
     ops = registry.operations(p.component)
     if not args or args[0].is_json:
         at = args[0].token.start if args else len(p.text.rstrip())
-        raise _fail(p, f"/{p.component} needs an operation: one of {', '.join(ops)}", at, "MISSING_OPERATION",
-                    component=p.component, expected=ops)
+        raise _fail(
+            p,
+            f"/{p.component} needs an operation: one of {', '.join(ops)}",
+            at,
+            "MISSING_OPERATION",
+            component=p.component,
+            expected=ops,
+        )
     word = args[0]
     spec = registry.get(p.component, word.value)
     if spec is None and len(args) > 1 and not args[1].is_json and registry.get(p.component, args[1].value) is not None:
@@ -57,9 +70,16 @@ def resolve(p: ParsedCommand, registry: Registry) -> tuple[OperationSpec, list[A
         names = ops + [a for (c, a) in registry._aliases if c == p.component]
         near = registry.suggest(word.value, names)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
-        raise _fail(p, f"unknown operation {word.value!r} of /{p.component}{hint}", word.token.start, "UNKNOWN_OPERATION",
-                    component=p.component, operation=word.value, suggestions=[f"/{p.component} {n}" for n in near],
-                    known=ops)
+        raise _fail(
+            p,
+            f"unknown operation {word.value!r} of /{p.component}{hint}",
+            word.token.start,
+            "UNKNOWN_OPERATION",
+            component=p.component,
+            operation=word.value,
+            suggestions=[f"/{p.component} {n}" for n in near],
+            known=ops,
+        )
     return spec, args[1:]
 
 
@@ -73,7 +93,14 @@ def _fmt_loc(loc: tuple[Any, ...]) -> str:
     return out or "(payload)"
 
 
-def _error_offset(p: ParsedCommand, tok_for: dict[str, Argument], single: Argument | None, loc: tuple[Any, ...], kind: str, spec: OperationSpec) -> int:
+def _error_offset(
+    p: ParsedCommand,
+    tok_for: dict[str, Argument],
+    single: Argument | None,
+    loc: tuple[Any, ...],
+    kind: str,
+    spec: OperationSpec,
+) -> int:
     """Where in the text a validation error points: the field's key or value."""
     if spec.json_args:
         if not loc or loc[0] not in tok_for:
@@ -110,8 +137,13 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
     if words:
         extra = words[0]
         what = "a workflow id was already given" if wf_id else f"{spec.name} takes no bare word arguments"
-        raise _fail(p, f"unexpected argument {extra.value!r}: {what}", extra.token.start, "UNEXPECTED_ARGUMENT",
-                    usage=spec.usage)
+        raise _fail(
+            p,
+            f"unexpected argument {extra.value!r}: {what}",
+            extra.token.start,
+            "UNEXPECTED_ARGUMENT",
+            usage=spec.usage,
+        )
     if spec.workflow_arg == "required" and wf_id is None:
         raise _fail(p, f"{spec.name} needs a workflow id", len(p.text.rstrip()), "WORKFLOW_REQUIRED", usage=spec.usage)
     data: dict[str, Any]
@@ -120,21 +152,36 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
     if spec.json_args:
         if len(jsons) > len(spec.json_args):
             extra = jsons[len(spec.json_args)]
-            raise _fail(p, f"{spec.name} takes {len(spec.json_args)} JSON argument(s), got {len(jsons)}",
-                        extra.token.start, "UNEXPECTED_ARGUMENT", usage=spec.usage)
+            raise _fail(
+                p,
+                f"{spec.name} takes {len(spec.json_args)} JSON argument(s), got {len(jsons)}",
+                extra.token.start,
+                "UNEXPECTED_ARGUMENT",
+                usage=spec.usage,
+            )
         data = {}
         for name, arg in zip(spec.json_args, jsons):
             data[name] = arg.value
             tok_for[name] = arg
     else:
         if len(jsons) > 1:
-            raise _fail(p, f"{spec.name} takes one JSON object, got {len(jsons)}", jsons[1].token.start,
-                        "UNEXPECTED_ARGUMENT", usage=spec.usage)
+            raise _fail(
+                p,
+                f"{spec.name} takes one JSON object, got {len(jsons)}",
+                jsons[1].token.start,
+                "UNEXPECTED_ARGUMENT",
+                usage=spec.usage,
+            )
         if jsons:
             single = jsons[0]
             if not isinstance(single.value, dict):
-                raise _fail(p, f"the payload of {spec.name} must be a JSON object, got a {type(single.value).__name__}",
-                            single.token.start, "INVALID_PAYLOAD", expected="a JSON object")
+                raise _fail(
+                    p,
+                    f"the payload of {spec.name} must be a JSON object, got a {type(single.value).__name__}",
+                    single.token.start,
+                    "INVALID_PAYLOAD",
+                    expected="a JSON object",
+                )
             data = single.value
         else:
             data = {}
@@ -146,8 +193,14 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
             near = registry.suggest(name, list(spec.flags))
             hint = f"; did you mean {', '.join('--' + n for n in near)}?" if near else ""
             known = ", ".join("--" + f for f in spec.flags) or "none"
-            raise _fail(p, f"unknown flag --{name} for {spec.name}{hint} (accepted: {known})", tok.start, "UNKNOWN_FLAG",
-                        flag=name, accepted=["--" + f for f in spec.flags])
+            raise _fail(
+                p,
+                f"unknown flag --{name} for {spec.name}{hint} (accepted: {known})",
+                tok.start,
+                "UNKNOWN_FLAG",
+                flag=name,
+                accepted=["--" + f for f in spec.flags],
+            )
         flags[name] = value
     try:
         payload = spec.payload.model_validate(data)
@@ -174,7 +227,12 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
         else:
             offset = _error_offset(p, tok_for, single, loc, kind, spec)
         raise _fail(
-            p, msg, offset, "INVALID_PAYLOAD", field=field, expected=expected,
+            p,
+            msg,
+            offset,
+            "INVALID_PAYLOAD",
+            field=field,
+            expected=expected,
             got=_short(first.get("input")),
             errors=[{"field": _fmt_loc(tuple(e["loc"])), "problem": e["msg"]} for e in errs[:10]],
             usage=spec.usage,
@@ -213,4 +271,4 @@ def _inner_model(ann: Any) -> Any:
     return None
 
 
-__all__ = ["Bound", "bind", "resolve", "COMPONENT_HELP"]
+__all__ = ["COMPONENT_HELP", "Bound", "bind", "resolve"]

@@ -77,7 +77,9 @@ class Context:
         a = self.engine.state.agents.get(agent_id)
         if a is None:
             raise CommandError(
-                "AGENT_NOT_FOUND", f"no agent {agent_id!r}", {"agent": agent_id, "known": sorted(self.engine.state.agents)},
+                "AGENT_NOT_FOUND",
+                f"no agent {agent_id!r}",
+                {"agent": agent_id, "known": sorted(self.engine.state.agents)},
                 ["/resource-manager agent-pool-assessment"],
             )
         return a

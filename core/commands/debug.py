@@ -11,8 +11,15 @@ from .reporting import analysis_outcome, scope_of
 DEFAULT = ["agent_health", "stalled_agents", "state_consistency", "bottlenecks"]
 
 
-@operation("debug", "investigate", kind="analysis", payload=P.Debug, default=True, workflow_arg="optional",
-           summary="investigate: analyses chosen by scope, analysis and focus words; findings with severity")
+@operation(
+    "debug",
+    "investigate",
+    kind="analysis",
+    payload=P.Debug,
+    default=True,
+    workflow_arg="optional",
+    summary="investigate: analyses chosen by scope, analysis and focus words; findings with severity",
+)
 async def investigate(ctx: Context, p: P.Debug) -> Outcome:
     """Focus words choose analyses (e.g. memory_leaks -> resource_leaks, cpu_spinning,
     agent_deadlocks -> stalled agents and dependency chains, partition_identification

@@ -28,7 +28,7 @@ from .registry import KINDS, REGISTRY, OperationSpec, Outcome, Registry
 from .responses import DEFAULT_SUGGESTIONS, CommandError, error, from_exception, success
 from .resumption import attach
 
-__all__ = ["run_command", "REGISTRY", "KINDS", "OperationSpec", "Outcome", "Registry", "attach", "resolve_spec"]
+__all__ = ["KINDS", "REGISTRY", "OperationSpec", "Outcome", "Registry", "attach", "resolve_spec", "run_command"]
 
 SUMMARY_MAX = 300
 
@@ -64,8 +64,12 @@ async def run_command(engine: Engine, text: str, actor: str = "operator") -> dic
     try:
         return await _run_command(engine, text, actor)
     except Exception as exc:  # noqa: BLE001 - whatever happens, the caller gets a response
-        return error("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}",
-                     {"trace": traceback.format_exc(limit=4).splitlines()[-6:]}, ["report this as a bug"])
+        return error(
+            "INTERNAL_ERROR",
+            f"{type(exc).__name__}: {exc}",
+            {"trace": traceback.format_exc(limit=4).splitlines()[-6:]},
+            ["report this as a bug"],
+        )
 
 
 def _not_utf8(text: str) -> int | None:
@@ -81,7 +85,9 @@ def _not_utf8(text: str) -> int | None:
 async def _run_command(engine: Engine, text: str, actor: str) -> dict:
     col = _not_utf8(text)
     if col is not None:
-        return error("INVALID_COMMAND", f"column {col}: the command is not valid UTF-8 text", {"column": col}, ["opsdeck help"])
+        return error(
+            "INVALID_COMMAND", f"column {col}: the command is not valid UTF-8 text", {"column": col}, ["opsdeck help"]
+        )
     try:
         bound = bind(parse(text), REGISTRY)
     except CommandSyntaxError as exc:
@@ -92,8 +98,12 @@ async def _run_command(engine: Engine, text: str, actor: str) -> dict:
         return error("INVALID_COMMAND", f"{type(exc).__name__}: {exc}", {}, ["opsdeck help"])
     spec = bound.spec
     if engine.readonly and spec.mutates:
-        return error("READ_ONLY", f"{spec.name} changes state and this console is read-only", {"kind": spec.kind},
-                     DEFAULT_SUGGESTIONS["READ_ONLY"])
+        return error(
+            "READ_ONLY",
+            f"{spec.name} changes state and this console is read-only",
+            {"kind": spec.kind},
+            DEFAULT_SUGGESTIONS["READ_ONLY"],
+        )
     if not engine.readonly:
         attach(engine)
     seq0 = engine.state.seq
@@ -105,20 +115,31 @@ async def _run_command(engine: Engine, text: str, actor: str) -> dict:
         engine.end_unit(unit, keep=False)  # only if still open (an exception escaped): take it back
 
 
-async def _execute(engine: Engine, spec: Any, bound: Any, ctx: Context, unit: Any, text: str, actor: str, seq0: int) -> dict:
+async def _execute(
+    engine: Engine, spec: Any, bound: Any, ctx: Context, unit: Any, text: str, actor: str, seq0: int
+) -> dict:
     outcome: Outcome | None = None
     try:
         outcome = await spec.handler(ctx, bound.payload)
-        resp = success(spec.name, {**outcome.result, "summary": outcome.summary}, timestamp=engine.clock.now(),
-                       workflow_id=outcome.workflow_id or bound.workflow_id, metrics=_metrics(engine),
-                       next_steps=outcome.next_steps)
+        resp = success(
+            spec.name,
+            {**outcome.result, "summary": outcome.summary},
+            timestamp=engine.clock.now(),
+            workflow_id=outcome.workflow_id or bound.workflow_id,
+            metrics=_metrics(engine),
+            next_steps=outcome.next_steps,
+        )
     except CommandError as exc:
         resp = from_exception(exc)
     except EngineError as exc:
         resp = error(exc.code, exc.message, exc.details, DEFAULT_SUGGESTIONS.get(exc.code, []))
     except Exception as exc:  # noqa: BLE001
-        resp = error("INTERNAL_ERROR", f"{spec.name} failed: {type(exc).__name__}: {exc}",
-                     {"trace": traceback.format_exc(limit=4).splitlines()[-6:]}, ["report this as a bug"])
+        resp = error(
+            "INTERNAL_ERROR",
+            f"{spec.name} failed: {type(exc).__name__}: {exc}",
+            {"trace": traceback.format_exc(limit=4).splitlines()[-6:]},
+            ["report this as a bug"],
+        )
     partial = False
     if resp["status"] != "success":
         partial = not engine.end_unit(unit, keep=False)
@@ -158,5 +179,10 @@ def _transaction_logging(engine: Engine) -> bool:
 
 def _metrics(engine: Engine) -> dict[str, Any]:
     u = engine.utilisation()
-    return {"cpu_pct": u["cpu"], "memory_pct": u["memory"], "agents_pct": u["agents"], "seq": engine.state.seq,
-            "clock": round(engine.clock.now(), 3)}
+    return {
+        "cpu_pct": u["cpu"],
+        "memory_pct": u["memory"],
+        "agents_pct": u["agents"],
+        "seq": engine.state.seq,
+        "clock": round(engine.clock.now(), 3),
+    }

@@ -17,7 +17,9 @@ from typing import Any
 class CommandSyntaxError(ValueError):
     """Bad command text; ``offset`` is 0-based into the text, ``line``/``column`` 1-based."""
 
-    def __init__(self, message: str, text: str, offset: int, code: str = "INVALID_SYNTAX", details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, text: str, offset: int, code: str = "INVALID_SYNTAX", details: dict[str, Any] | None = None
+    ) -> None:
         self.message = message
         self.text = text
         self.offset = max(0, min(offset, len(text)))
@@ -83,7 +85,7 @@ def tokenize(text: str) -> list[Token]:
             cur.quoted = True
             while True:
                 if j >= n:
-                    raise CommandSyntaxError('unterminated double quote', text, i, details={"expected": 'a closing "'})
+                    raise CommandSyntaxError("unterminated double quote", text, i, details={"expected": 'a closing "'})
                 d = text[j]
                 if d == '"':
                     break
@@ -145,7 +147,9 @@ def parse(text: str) -> ParsedCommand:
     head = tokens[0]
     if head.quoted or not head.value.startswith("/"):
         raise CommandSyntaxError(
-            f"a command starts with /<component>, found {head.value[:20]!r}", text, head.start,
+            f"a command starts with /<component>, found {head.value[:20]!r}",
+            text,
+            head.start,
             details={"expected": "/<component>"},
         )
     component = head.value[1:]
@@ -154,8 +158,11 @@ def parse(text: str) -> ParsedCommand:
         guess = re.sub(r"[\s_]+", "-", component.lstrip("/").lower())
         hint = f"; did you mean /{guess}?" if _NAME_RE.match(guess) else ""
         raise CommandSyntaxError(
-            f"component {component!r} must be lowercase words joined by '-'{hint}", text, head.start + 1,
-            code="UNKNOWN_COMPONENT", details={"component": component, **({"suggestions": [f"/{guess}"]} if hint else {})},
+            f"component {component!r} must be lowercase words joined by '-'{hint}",
+            text,
+            head.start + 1,
+            code="UNKNOWN_COMPONENT",
+            details={"component": component, **({"suggestions": [f"/{guess}"]} if hint else {})},
         )
     words: list[Token] = []
     arguments: list[Argument] = []
@@ -165,7 +172,9 @@ def parse(text: str) -> ParsedCommand:
         if not tok.quoted and v.startswith("--"):
             m = _FLAG_RE.match(v)
             if not m:
-                raise CommandSyntaxError(f"malformed flag {v!r}: expected --name or --name=value", text, tok.start, code="INVALID_FLAG")
+                raise CommandSyntaxError(
+                    f"malformed flag {v!r}: expected --name or --name=value", text, tok.start, code="INVALID_FLAG"
+                )
             name = m.group(1)
             if name in flags:
                 raise CommandSyntaxError(f"flag --{name} given twice", text, tok.start, code="INVALID_FLAG")
@@ -177,7 +186,9 @@ def parse(text: str) -> ParsedCommand:
             if not v:
                 raise CommandSyntaxError("empty argument", text, tok.start, code="INVALID_ARGUMENT")
             if v.startswith("-") and not tok.quoted:
-                raise CommandSyntaxError(f"unknown option {v!r}: flags start with --", text, tok.start, code="INVALID_FLAG")
+                raise CommandSyntaxError(
+                    f"unknown option {v!r}: flags start with --", text, tok.start, code="INVALID_FLAG"
+                )
             words.append(tok)
             arguments.append(Argument(v, tok, False))
     return ParsedCommand(text, component, head, words, arguments, flags)
@@ -188,7 +199,9 @@ def parse_json(tok: Token, text: str) -> Any:
     try:
         return json.loads(tok.value)
     except json.JSONDecodeError as exc:
-        raise CommandSyntaxError(f"invalid JSON: {exc.msg}", text, tok.offset_of(exc.pos), code="INVALID_JSON") from None
+        raise CommandSyntaxError(
+            f"invalid JSON: {exc.msg}", text, tok.offset_of(exc.pos), code="INVALID_JSON"
+        ) from None
     except RecursionError:
         raise CommandSyntaxError("invalid JSON: nested too deeply", text, tok.start, code="INVALID_JSON") from None
 

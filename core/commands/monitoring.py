@@ -36,8 +36,10 @@ def baseline(ctx: Context) -> dict[str, Any]:
 def thresholds_for(ctx: Context, sensitivity: str) -> dict[str, float]:
     th = ctx.engine.config.thresholds
     f = SENSITIVITY[sensitivity]
-    return {"cpu_warning_pct": round(min(99.0, th.cpu_warning * f), 2),
-            "memory_warning_pct": round(min(99.0, th.memory_warning * f), 2)}
+    return {
+        "cpu_warning_pct": round(min(99.0, th.cpu_warning * f), 2),
+        "memory_warning_pct": round(min(99.0, th.memory_warning * f), 2),
+    }
 
 
 def configure(ctx: Context, name: str, settings: dict[str, Any], duration_s: float | None = None) -> Outcome:
@@ -53,10 +55,16 @@ def configure(ctx: Context, name: str, settings: dict[str, Any], duration_s: flo
     key = f"monitoring.{name}"
     previous = ctx.state.settings.get(key)
     ctx.engine.set_setting(key, value, actor=ctx.actor)
-    summary = f"{name} monitoring on" + (f" for {duration_s / 60:g} min" if duration_s else "") + \
-        f"; baseline cpu {value['baseline']['cpu_pct']:.1f}%, memory {value['baseline']['memory_pct']:.1f}%"
-    return Outcome({"setting": key, "monitoring": value, "replaced": previous is not None}, summary,
-                   ["/performance-monitor live-metrics", "/performance-monitor alerts"])
+    summary = (
+        f"{name} monitoring on"
+        + (f" for {duration_s / 60:g} min" if duration_s else "")
+        + f"; baseline cpu {value['baseline']['cpu_pct']:.1f}%, memory {value['baseline']['memory_pct']:.1f}%"
+    )
+    return Outcome(
+        {"setting": key, "monitoring": value, "replaced": previous is not None},
+        summary,
+        ["/performance-monitor live-metrics", "/performance-monitor alerts"],
+    )
 
 
 WATCHED = (("cpu", "cpu_pct", "cpu_warning_pct"), ("memory", "memory_pct", "memory_warning_pct"))
@@ -99,10 +107,25 @@ def _adaptive_tuning(engine: Any, now: float) -> None:
     bn = bottleneck(engine, now - ADAPTIVE_LOOKBACK_S)
     for a in bn["slow"]:
         ag = engine.state.agents.get(a)
-        if ag is None or (ag.backoff_until is not None and ag.backoff_until > now) or ag.status.value not in ("idle", "busy"):
+        if (
+            ag is None
+            or (ag.backoff_until is not None and ag.backoff_until > now)
+            or ag.status.value not in ("idle", "busy")
+        ):
             continue
-        engine.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": round(now + ADAPTIVE_BACKOFF_S, 3), "reason": "adaptive_tuning",
-                                                            "pace": bn["pace"][a], "median_pace": bn["median_pace"]}, actor="monitor")
+        engine.emit(
+            "AGENT_BACKOFF",
+            "resource",
+            "agents",
+            {
+                "agent": a,
+                "until": round(now + ADAPTIVE_BACKOFF_S, 3),
+                "reason": "adaptive_tuning",
+                "pace": bn["pace"][a],
+                "median_pace": bn["median_pace"],
+            },
+            actor="monitor",
+        )
         if ag.current_task:
             engine.release_task(ag.current_task, reason="agent_slow", actor="monitor")
     engine.request_dispatch()
@@ -123,8 +146,18 @@ def _watch_late_heartbeats(engine: Any, now: float, over: dict[tuple[str, str], 
         silent = now - engine.telemetry.liveness.get(a.id, now)
         late = silent > hb * 1.5
         if late and not over.get(("network", a.id), False):
-            engine.emit("AGENT_PERFORMANCE_ALERT", "agent", "health", {"agent": a.id, "silent_s": round(silent, 1), "monitor": "network",
-                                                                      "prediction": "heartbeat late: may become unreachable"}, actor="monitor")
+            engine.emit(
+                "AGENT_PERFORMANCE_ALERT",
+                "agent",
+                "health",
+                {
+                    "agent": a.id,
+                    "silent_s": round(silent, 1),
+                    "monitor": "network",
+                    "prediction": "heartbeat late: may become unreachable",
+                },
+                actor="monitor",
+            )
         over[("network", a.id)] = late
 
 
@@ -141,9 +174,19 @@ def _watch_utilisation_trigger(engine: Any, now: float, over: dict[tuple[str, st
         value = pts[-1][1]
         is_over = value > limit
         if is_over and not over.get(("auto_optimization", metric), False):
-            engine.emit("RESOURCE_THRESHOLD", "resource", "monitoring",
-                        {"monitor": "auto_optimization", "metric": metric, "value": value, "threshold": limit,
-                         "severity": "high" if value >= engine.config.thresholds.exhaustion else "medium"}, actor="monitor")
+            engine.emit(
+                "RESOURCE_THRESHOLD",
+                "resource",
+                "monitoring",
+                {
+                    "monitor": "auto_optimization",
+                    "metric": metric,
+                    "value": value,
+                    "threshold": limit,
+                    "severity": "high" if value >= engine.config.thresholds.exhaustion else "medium",
+                },
+                actor="monitor",
+            )
         over[("auto_optimization", metric)] = is_over
 
 
@@ -168,11 +211,19 @@ def watch(engine: Any, now: float) -> None:
             peaks = {}
             for metric, series, _ in WATCHED:
                 vals = [v for _, v in tel.get(series).since(cfg.get("since", 0.0))]
-                peaks[metric] = {"peak": max(vals) if vals else None, "mean": round(sum(vals) / len(vals), 2) if vals else None,
-                                 "baseline": cfg.get("baseline", {}).get(series),
-                                 "samples": len(vals)}
-            engine.emit("MONITORING_WINDOW_CLOSED", "performance", "monitoring", {"monitor": name, "since": cfg.get("since"), "until": until,
-                                                                                  "metrics": peaks}, actor="monitor")
+                peaks[metric] = {
+                    "peak": max(vals) if vals else None,
+                    "mean": round(sum(vals) / len(vals), 2) if vals else None,
+                    "baseline": cfg.get("baseline", {}).get(series),
+                    "samples": len(vals),
+                }
+            engine.emit(
+                "MONITORING_WINDOW_CLOSED",
+                "performance",
+                "monitoring",
+                {"monitor": name, "since": cfg.get("since"), "until": until, "metrics": peaks},
+                actor="monitor",
+            )
             engine.set_setting(key, {**cfg, "closed": True}, actor="monitor")
             continue
         th = cfg.get("thresholds")
@@ -186,7 +237,17 @@ def watch(engine: Any, now: float) -> None:
             value = pts[-1][1]
             is_over = value > limit
             if is_over and not over.get((key, metric), False):
-                engine.emit("RESOURCE_THRESHOLD", "resource", "monitoring",
-                            {"monitor": name, "metric": metric, "value": value, "threshold": limit,
-                             "severity": "high" if value >= engine.config.thresholds.exhaustion else "medium"}, actor="monitor")
+                engine.emit(
+                    "RESOURCE_THRESHOLD",
+                    "resource",
+                    "monitoring",
+                    {
+                        "monitor": name,
+                        "metric": metric,
+                        "value": value,
+                        "threshold": limit,
+                        "severity": "high" if value >= engine.config.thresholds.exhaustion else "medium",
+                    },
+                    actor="monitor",
+                )
             over[(key, metric)] = is_over

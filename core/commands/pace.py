@@ -26,7 +26,14 @@ def agent_pace(engine: Engine, since: float, recent: int = 2) -> dict[str, float
     hb = engine.config.intervals.heartbeat_s
     acc: dict[str, list[tuple[float, float]]] = {}
     for t in s.tasks.values():
-        if t.status is TaskStatus.COMPLETED and t.attempts == 1 and t.agent and t.started_at is not None and t.finished_at is not None and t.finished_at >= since:
+        if (
+            t.status is TaskStatus.COMPLETED
+            and t.attempts == 1
+            and t.agent
+            and t.started_at is not None
+            and t.finished_at is not None
+            and t.finished_at >= since
+        ):
             took = t.finished_at - t.started_at
             if took > 0 and t.duration_s > 0:
                 acc.setdefault(t.agent, []).append((t.finished_at, min(t.duration_s / took, 1.5)))
@@ -35,7 +42,13 @@ def agent_pace(engine: Engine, since: float, recent: int = 2) -> dict[str, float
             t = s.tasks[a.current_task]
             # Progress is as of the agent's last report, so the pace is measured to then.
             heard = a.last_heartbeat if a.last_heartbeat is not None else now
-            if t.started_at is not None and t.started_at >= since and heard - t.started_at > 2 * hb and t.duration_s > 0 and t.attempts == 1:
+            if (
+                t.started_at is not None
+                and t.started_at >= since
+                and heard - t.started_at > 2 * hb
+                and t.duration_s > 0
+                and t.attempts == 1
+            ):
                 planned = (heard - t.started_at) / t.duration_s
                 acc.setdefault(a.id, []).append((now, min(t.context.progress / planned, 1.5) if planned > 0 else 1.0))
     out = {}

@@ -132,7 +132,9 @@ class EmergencyAnalysis(Payload):
 class ReallocationAction(Payload):
     action: Literal["pause_low_priority_workflows", "reduce_resource_allocation", "optimize_high_priority_workflow"]
     affected: list[str] = Field(min_length=1)
-    resource_recovery: dict[str, float] | None = Field(None, description="what the operator expects; the result reports what was measured")
+    resource_recovery: dict[str, float] | None = Field(
+        None, description="what the operator expects; the result reports what was measured"
+    )
     reduction: ResourceAmount | None = None
     maintain_critical_path: bool = True
     optimization: Literal["emergency_efficiency_mode", "standard"] | None = None
@@ -150,14 +152,21 @@ class EmergencyReallocation(Payload):
     actions: list[ReallocationAction] = Field(min_length=1)
 
 
-CleanupAction = Literal["aggressive_garbage_collection", "temp_file_cleanup", "cache_purging", "idle_process_termination"]
+CleanupAction = Literal[
+    "aggressive_garbage_collection", "temp_file_cleanup", "cache_purging", "idle_process_termination"
+]
 
 
 class EmergencyCleanup(Payload):
     scope: Literal["system_wide", "pool"] = "system_wide"
     pool: str | None = None
     actions: list[CleanupAction] = Field(
-        default_factory=lambda: ["aggressive_garbage_collection", "temp_file_cleanup", "cache_purging", "idle_process_termination"]
+        default_factory=lambda: [
+            "aggressive_garbage_collection",
+            "temp_file_cleanup",
+            "cache_purging",
+            "idle_process_termination",
+        ]
     )
     resource_recovery_target: dict[Literal["memory", "storage", "cpu", "agents"], Percent] = Field(default_factory=dict)
 
@@ -176,7 +185,9 @@ class GradualResumption(Payload):
     resumption_strategy: Literal["staged_recovery", "immediate"] = "staged_recovery"
     monitoring_level: Literal["basic", "standard", "enhanced"] = "standard"
     safety_checks: Literal["basic", "standard", "comprehensive"] = "standard"
-    safe_threshold: float | None = Field(None, gt=0, le=100, description="utilisation % under which a stage counts as stable")
+    safe_threshold: float | None = Field(
+        None, gt=0, le=100, description="utilisation % under which a stage counts as stable"
+    )
     hold: Duration | None = Field(None, description="how long utilisation must stay under the threshold")
     stages: list[Stage] = Field(min_length=1)
 
@@ -200,9 +211,9 @@ class MonitoringRequest(Payload):
 class PostEmergencyMonitoring(Payload):
     monitoring_duration: Duration = 3600.0
     alert_sensitivity: Literal["low", "medium", "high"] = "medium"
-    metrics_focus: list[Literal["resource_stability", "performance_regression", "early_warning_indicators", "throughput"]] = Field(
-        default_factory=lambda: ["resource_stability"]
-    )
+    metrics_focus: list[
+        Literal["resource_stability", "performance_regression", "early_warning_indicators", "throughput"]
+    ] = Field(default_factory=lambda: ["resource_stability"])
     auto_optimization: bool = False
 
 
@@ -314,7 +325,9 @@ class RealTimeOptimizationMonitoring(Payload):
     duration: Duration = 3600.0
 
 
-_TRIGGER_RE = re.compile(r"^(performance_degradation|resource_utilization_above|response_time_degradation)_(\d+(?:\.\d+)?)_percent$")
+_TRIGGER_RE = re.compile(
+    r"^(performance_degradation|resource_utilization_above|response_time_degradation)_(\d+(?:\.\d+)?)_percent$"
+)
 
 
 class EnableContinuousLearning(Payload):
@@ -342,20 +355,32 @@ class EnableContinuousLearning(Payload):
         return out
 
 
-ProtectionAction = Literal["create_emergency_checkpoint", "freeze_state_modifications", "activate_backup_validation", "enable_transaction_logging"]
+ProtectionAction = Literal[
+    "create_emergency_checkpoint",
+    "freeze_state_modifications",
+    "activate_backup_validation",
+    "enable_transaction_logging",
+]
 
 
 class EmergencyDataProtection(Payload):
     protection_level: Literal["standard", "high", "maximum"] = "maximum"
     affected_workflow: str | None = None
     immediate_actions: list[ProtectionAction] = Field(
-        default_factory=lambda: ["create_emergency_checkpoint", "freeze_state_modifications", "activate_backup_validation", "enable_transaction_logging"]
+        default_factory=lambda: [
+            "create_emergency_checkpoint",
+            "freeze_state_modifications",
+            "activate_backup_validation",
+            "enable_transaction_logging",
+        ]
     )
 
 
 class RecoveryStep(Payload):
     step: Literal["state_corruption_isolation", "clean_state_restoration", "delta_reconstruction"]
-    action: Literal["identify_corrupted_state_segments", "restore_from_validated_checkpoint", "reconstruct_changes_since_checkpoint"]
+    action: Literal[
+        "identify_corrupted_state_segments", "restore_from_validated_checkpoint", "reconstruct_changes_since_checkpoint"
+    ]
     validation: str | None = None
     checkpoint: Literal["latest_verified_checkpoint"] | int = "latest_verified_checkpoint"
     method: Literal["transaction_log_replay"] | None = None
@@ -365,13 +390,19 @@ class ExecuteDataRecovery(Payload):
     recovery_strategy: str = "intelligent_selective_recovery"
     data_preservation: Literal["maximum", "standard"] = "maximum"
     validation_level: Literal["basic", "comprehensive"] = "comprehensive"
-    workflows: list[str] = Field(default_factory=list, description="workflows to recover (default: frozen ones, else all)")
+    workflows: list[str] = Field(
+        default_factory=list, description="workflows to recover (default: frozen ones, else all)"
+    )
     unfreeze: bool = Field(True, description="lift data-protection freezes once the recovered state verifies")
     recovery_steps: list[RecoveryStep] = Field(
         default_factory=lambda: [
             RecoveryStep(step="state_corruption_isolation", action="identify_corrupted_state_segments"),
             RecoveryStep(step="clean_state_restoration", action="restore_from_validated_checkpoint"),
-            RecoveryStep(step="delta_reconstruction", action="reconstruct_changes_since_checkpoint", method="transaction_log_replay"),
+            RecoveryStep(
+                step="delta_reconstruction",
+                action="reconstruct_changes_since_checkpoint",
+                method="transaction_log_replay",
+            ),
         ]
     )
 
@@ -386,7 +417,12 @@ class EnhancedIntegrityMonitoring(Payload):
 
 class EnhancedProtection(Payload):
     protection_enhancements: list[
-        Literal["transaction_atomicity_guarantees", "state_checksumming", "real_time_consistency_monitoring", "automated_backup_validation"]
+        Literal[
+            "transaction_atomicity_guarantees",
+            "state_checksumming",
+            "real_time_consistency_monitoring",
+            "automated_backup_validation",
+        ]
     ] = Field(default_factory=list)
     monitoring_improvements: list[
         Literal["state_change_auditing", "synchronization_validation", "corruption_prediction", "integrity_alerting"]
@@ -424,7 +460,12 @@ class NetworkResilienceMonitoring(Payload):
 
 class NetworkResilience(Payload):
     resilience_enhancements: list[
-        Literal["permanent_mesh_topology", "adaptive_routing_protocols", "network_failure_prediction", "automatic_failover_mechanisms"]
+        Literal[
+            "permanent_mesh_topology",
+            "adaptive_routing_protocols",
+            "network_failure_prediction",
+            "automatic_failover_mechanisms",
+        ]
     ] = Field(default_factory=list)
     monitoring_improvements: list[
         Literal["network_health_dashboards", "connectivity_alerting", "bandwidth_optimization", "latency_monitoring"]
@@ -435,7 +476,9 @@ class CommunicationRedundancy(Payload):
     scope: str | None = None
     focus: list[str] = Field(default_factory=list)
     reassign_after: Duration = Field(90.0, description="how long an agent may stay unreachable before its task moves")
-    replace_unreachable: bool = Field(False, description="add an agent in the same pool for each unreachable one (capacity while cut off)")
+    replace_unreachable: bool = Field(
+        False, description="add an agent in the same pool for each unreachable one (capacity while cut off)"
+    )
 
 
 class SubagentsContext(Payload):
@@ -447,7 +490,9 @@ class SubagentsContext(Payload):
 
 
 class SubagentTask(Payload):
-    command: Literal["/debug", "/resource-manager", "/performance-monitor", "/coordination-hub", "/workflow-recovery", "/x"]
+    command: Literal[
+        "/debug", "/resource-manager", "/performance-monitor", "/coordination-hub", "/workflow-recovery", "/x"
+    ]
     operation: str | None = None
     scope: str
     analysis: str | None = None
@@ -503,8 +548,12 @@ class AssignAgents(Payload):
 
 
 class Redistribute(Payload):
-    from_agents: list[str] = Field(default_factory=list, description="agents whose tasks move (default: unreachable or slow ones)")
-    slow_factor: float = Field(1.5, gt=1, description="an agent counts as slow when its progress rate is this much under plan")
+    from_agents: list[str] = Field(
+        default_factory=list, description="agents whose tasks move (default: unreachable or slow ones)"
+    )
+    slow_factor: float = Field(
+        1.5, gt=1, description="an agent counts as slow when its progress rate is this much under plan"
+    )
 
 
 class PublishEvent(Payload):

@@ -22,21 +22,45 @@ def _series(ctx: Context, metric: str, window: float, subject: str = "system") -
     vals = [v for _, v in pts]
     if not vals:
         return {"samples": 0}
-    return {"samples": len(vals), "last": vals[-1], "mean": round(statistics.fmean(vals), 4), "min": min(vals), "max": max(vals)}
+    return {
+        "samples": len(vals),
+        "last": vals[-1],
+        "mean": round(statistics.fmean(vals), 4),
+        "min": min(vals),
+        "max": max(vals),
+    }
 
 
-@operation(C, "monitor", kind="monitoring", payload=P.MonitoringRequest, summary="watch performance metrics for a period")
+@operation(
+    C, "monitor", kind="monitoring", payload=P.MonitoringRequest, summary="watch performance metrics for a period"
+)
 async def monitor(ctx: Context, p: P.MonitoringRequest) -> Outcome:
-    return configure(ctx, "performance", {"interval_s": p.interval, "metrics": p.metrics, "sensitivity": p.alert_sensitivity,
-                                          "thresholds": thresholds_for(ctx, p.alert_sensitivity)}, p.duration)
+    return configure(
+        ctx,
+        "performance",
+        {
+            "interval_s": p.interval,
+            "metrics": p.metrics,
+            "sensitivity": p.alert_sensitivity,
+            "thresholds": thresholds_for(ctx, p.alert_sensitivity),
+        },
+        p.duration,
+    )
 
 
-@operation(C, "live-metrics", kind="analysis", payload=P.WindowRequest, summary="the latest samples and their recent range")
+@operation(
+    C, "live-metrics", kind="analysis", payload=P.WindowRequest, summary="the latest samples and their recent range"
+)
 async def live_metrics(ctx: Context, p: P.WindowRequest) -> Outcome:
-    m = {k: _series(ctx, k, p.window) for k in ("cpu_pct", "memory_pct", "agents_pct", "throughput_per_min", "response_time", "efficiency")}
+    m = {
+        k: _series(ctx, k, p.window)
+        for k in ("cpu_pct", "memory_pct", "agents_pct", "throughput_per_min", "response_time", "efficiency")
+    }
     b = baseline(ctx)
-    return Outcome({"window_s": p.window, "metrics": m, "now": b},
-                   f"cpu {b['cpu_pct']:.1f}%, memory {b['memory_pct']:.1f}%, agents {b['agents_pct']:.1f}%, {b['throughput_per_min']:.2f} tasks/min")
+    return Outcome(
+        {"window_s": p.window, "metrics": m, "now": b},
+        f"cpu {b['cpu_pct']:.1f}%, memory {b['memory_pct']:.1f}%, agents {b['agents_pct']:.1f}%, {b['throughput_per_min']:.2f} tasks/min",
+    )
 
 
 @operation(C, "dashboard", kind="analysis", payload=P.Empty, summary="one view: utilisation, workflows, agents, alerts")
@@ -47,33 +71,67 @@ async def dashboard(ctx: Context, p: P.Empty) -> Outcome:
         agents[a.status.value] = agents.get(a.status.value, 0) + 1
     wfs = {w.id: {"status": w.status.value, "progress": round(s.workflow_progress(w.id), 4)} for w in s.all_workflows()}
     al = await alerts(ctx, P.WindowRequest(window=300.0))
-    return Outcome({"now": baseline(ctx), "agents": agents, "workflows": wfs, "alerts": al.result["alerts"]},
-                   f"{len(wfs)} workflow(s), {agents.get('busy', 0)} busy agent(s), {len(al.result['alerts'])} alert(s)")
+    return Outcome(
+        {"now": baseline(ctx), "agents": agents, "workflows": wfs, "alerts": al.result["alerts"]},
+        f"{len(wfs)} workflow(s), {agents.get('busy', 0)} busy agent(s), {len(al.result['alerts'])} alert(s)",
+    )
 
 
-@operation(C, "alerts", kind="analysis", payload=P.WindowRequest, summary="threshold breaches in the window (cpu, memory, agents, response time)")
+@operation(
+    C,
+    "alerts",
+    kind="analysis",
+    payload=P.WindowRequest,
+    summary="threshold breaches in the window (cpu, memory, agents, response time)",
+)
 async def alerts(ctx: Context, p: P.WindowRequest) -> Outcome:
     eng = ctx.engine
     th = eng.config.thresholds
     perf = eng.config.performance
     out = []
-    for metric, limit, sev in (("cpu_pct", th.cpu_warning, "high"), ("memory_pct", th.memory_warning, "high"),
-                               ("agents_pct", th.agents_critical, "critical"), ("response_time", perf.response_critical_s, "critical"),
-                               ("response_time", perf.response_warning_s, "medium")):
+    for metric, limit, sev in (
+        ("cpu_pct", th.cpu_warning, "high"),
+        ("memory_pct", th.memory_warning, "high"),
+        ("agents_pct", th.agents_critical, "critical"),
+        ("response_time", perf.response_critical_s, "critical"),
+        ("response_time", perf.response_warning_s, "medium"),
+    ):
         pts = eng.telemetry.get(metric).since(ctx.now - p.window)
         over = [(t, v) for t, v in pts if v > limit]
         if over and not any(a["metric"] == metric for a in out):
-            out.append({"metric": metric, "severity": sev, "threshold": limit, "breaches": len(over), "samples": len(pts),
-                        "worst": max(v for _, v in over), "first_at": over[0][0], "last_at": over[-1][0]})
+            out.append(
+                {
+                    "metric": metric,
+                    "severity": sev,
+                    "threshold": limit,
+                    "breaches": len(over),
+                    "samples": len(pts),
+                    "worst": max(v for _, v in over),
+                    "first_at": over[0][0],
+                    "last_at": over[-1][0],
+                }
+            )
     return Outcome({"window_s": p.window, "alerts": out}, f"{len(out)} alert(s) in the last {p.window:g}s")
 
 
-@operation(C, "trends", kind="analysis", payload=P.Empty, summary="response time, efficiency and throughput against their baseline")
+@operation(
+    C,
+    "trends",
+    kind="analysis",
+    payload=P.Empty,
+    summary="response time, efficiency and throughput against their baseline",
+)
 async def trends(ctx: Context, p: P.Empty) -> Outcome:
     return await analysis_outcome(ctx, ["performance_trend"])
 
 
-@operation(C, "regression", kind="analysis", payload=P.WindowRequest, summary="recent response time and efficiency against an earlier baseline window")
+@operation(
+    C,
+    "regression",
+    kind="analysis",
+    payload=P.WindowRequest,
+    summary="recent response time and efficiency against an earlier baseline window",
+)
 async def regression(ctx: Context, p: P.WindowRequest) -> Outcome:
     tel = ctx.engine.telemetry
     rows = {}
@@ -82,13 +140,28 @@ async def regression(ctx: Context, p: P.WindowRequest) -> Outcome:
         base = [v for t, v in tel.get(metric).points if ctx.now - p.window - p.baseline <= t < ctx.now - p.window]
         if recent and base:
             r, b = statistics.fmean(recent), statistics.fmean(base)
-            rows[metric] = {"recent": round(r, 4), "baseline": round(b, 4), "change_pct": round((r - b) / b * 100, 2) if b else None,
-                            "recent_samples": len(recent), "baseline_samples": len(base)}
-    worse = [m for m, v in rows.items() if v["change_pct"] is not None and (v["change_pct"] > 5 if m == "response_time" else v["change_pct"] < -5)]
+            rows[metric] = {
+                "recent": round(r, 4),
+                "baseline": round(b, 4),
+                "change_pct": round((r - b) / b * 100, 2) if b else None,
+                "recent_samples": len(recent),
+                "baseline_samples": len(base),
+            }
+    worse = [
+        m
+        for m, v in rows.items()
+        if v["change_pct"] is not None and (v["change_pct"] > 5 if m == "response_time" else v["change_pct"] < -5)
+    ]
     return Outcome({"comparison": rows}, f"{len(rows)} metric(s) compared; regressed: {', '.join(worse) or 'none'}")
 
 
-@operation(C, "throughput", kind="analysis", payload=P.WindowRequest, summary="tasks completed per minute, system and per workflow")
+@operation(
+    C,
+    "throughput",
+    kind="analysis",
+    payload=P.WindowRequest,
+    summary="tasks completed per minute, system and per workflow",
+)
 async def throughput(ctx: Context, p: P.WindowRequest) -> Outcome:
     t0 = ctx.now - p.window
     per = {}
@@ -99,18 +172,38 @@ async def throughput(ctx: Context, p: P.WindowRequest) -> Outcome:
     for wid, n in sorted(by_wf.items()):
         per[wid] = round(n * 60.0 / p.window, 4)
     total = sum(per.values())
-    return Outcome({"window_s": p.window, "per_minute": round(total, 4), "by_workflow": per, "sampled": _series(ctx, "throughput_per_min", p.window)},
-                   f"{total:.2f} task(s)/min over the last {p.window / 60:g} min")
+    return Outcome(
+        {
+            "window_s": p.window,
+            "per_minute": round(total, 4),
+            "by_workflow": per,
+            "sampled": _series(ctx, "throughput_per_min", p.window),
+        },
+        f"{total:.2f} task(s)/min over the last {p.window / 60:g} min",
+    )
 
 
-@operation(C, "agent-performance", kind="analysis", payload=P.Empty, summary="per agent: tasks done, failures, CPU, progress against plan")
+@operation(
+    C,
+    "agent-performance",
+    kind="analysis",
+    payload=P.Empty,
+    summary="per agent: tasks done, failures, CPU, progress against plan",
+)
 async def agent_performance(ctx: Context, p: P.Empty) -> Outcome:
     s = ctx.state
     rows = []
     for a in sorted(s.agents.values(), key=lambda a: a.id):
         cpu, mem = ctx.engine.telemetry.agent_usage.get(a.id, (0.0, 0.0))
-        row: dict[str, Any] = {"agent": a.id, "pool": a.pool, "status": a.status.value, "tasks_done": a.tasks_done,
-                               "failures": a.failures, "cpu_pct": cpu, "memory_mb": mem}
+        row: dict[str, Any] = {
+            "agent": a.id,
+            "pool": a.pool,
+            "status": a.status.value,
+            "tasks_done": a.tasks_done,
+            "failures": a.failures,
+            "cpu_pct": cpu,
+            "memory_mb": mem,
+        }
         if a.current_task and a.status is AgentStatus.BUSY:
             t = s.tasks[a.current_task]
             if t.started_at is not None and t.duration_s > 0 and ctx.now > t.started_at:
@@ -120,27 +213,52 @@ async def agent_performance(ctx: Context, p: P.Empty) -> Outcome:
     return Outcome({"agents": rows, "slow": slow}, f"{len(rows)} agent(s); {len(slow)} slower than half their plan")
 
 
-@operation(C, "bottlenecks", kind="analysis", payload=P.AnalysisRequest, summary="where work waits", aliases=("bottleneck-analysis",), workflow_arg="optional")
+@operation(
+    C,
+    "bottlenecks",
+    kind="analysis",
+    payload=P.AnalysisRequest,
+    summary="where work waits",
+    aliases=("bottleneck-analysis",),
+    workflow_arg="optional",
+)
 async def bottlenecks(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     names = list(dict.fromkeys(["bottlenecks", *choose(p.focus, [])]))
     return await analysis_outcome(ctx, names, scope_of(ctx, p.workflows), {"scope": p.scope})
 
 
-@operation(C, "efficiency", kind="analysis", payload=P.WindowRequest, summary="task efficiency (planned/actual time) and idle agents with waiting work")
+@operation(
+    C,
+    "efficiency",
+    kind="analysis",
+    payload=P.WindowRequest,
+    summary="task efficiency (planned/actual time) and idle agents with waiting work",
+)
 async def efficiency(ctx: Context, p: P.WindowRequest) -> Outcome:
     out = await analysis_outcome(ctx, ["coordination_overhead", "performance_trend"])
     out.result["efficiency"] = _series(ctx, "efficiency", p.window)
     return out
 
 
-@operation(C, "emergency-assessment", kind="analysis", payload=P.AnalysisRequest, summary="utilisation, bottlenecks and trends for an emergency")
+@operation(
+    C,
+    "emergency-assessment",
+    kind="analysis",
+    payload=P.AnalysisRequest,
+    summary="utilisation, bottlenecks and trends for an emergency",
+)
 async def emergency_assessment(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     names = list(dict.fromkeys(["utilisation", "bottlenecks", "performance_trend", *choose(p.focus, [])]))
     return await analysis_outcome(ctx, names, None, {"scope": p.scope})
 
 
-@operation(C, "comprehensive-analysis", kind="analysis", payload=P.ComprehensiveAnalysis,
-           summary="trends, bottlenecks, utilisation and optimisation opportunities over a time horizon")
+@operation(
+    C,
+    "comprehensive-analysis",
+    kind="analysis",
+    payload=P.ComprehensiveAnalysis,
+    summary="trends, bottlenecks, utilisation and optimisation opportunities over a time horizon",
+)
 async def comprehensive_analysis(ctx: Context, p: P.ComprehensiveAnalysis) -> Outcome:
     names = ["performance_trend", "utilisation"]
     if p.bottleneck_identification:
@@ -174,8 +292,13 @@ def _correlation(ctx: Context, horizon: float) -> dict[str, Any]:
     return {"pairs": len(pairs), "response_time_vs_cpu": round(r, 4) if r is not None else None}
 
 
-@operation(C, "execute-optimization", kind="lifecycle", payload=P.ExecuteOptimization,
-           summary="apply optimisation layers (allocation, coordination, workflow) and measure what they changed")
+@operation(
+    C,
+    "execute-optimization",
+    kind="lifecycle",
+    payload=P.ExecuteOptimization,
+    summary="apply optimisation layers (allocation, coordination, workflow) and measure what they changed",
+)
 async def execute_optimization(ctx: Context, p: P.ExecuteOptimization) -> Outcome:
     """Actions map to operations: rebalancing = optimize, predictive allocation =
     balance, conflict reduction = resolve-conflicts, parallel execution = optimize,
@@ -219,8 +342,12 @@ async def execute_optimization(ctx: Context, p: P.ExecuteOptimization) -> Outcom
                 done[action] = {"queued": queued}
             elif action == "checkpoint_optimization":
                 done[action] = {"checkpoint": await eng.checkpoint("incremental", "optimization", actor=ctx.actor)}
-        entry: dict[str, Any] = {"layer": layer.layer, "actions": done, "expected_improvement_pct": layer.expected_improvement,
-                                 "runnable_now_after": runnable_now(ctx)}
+        entry: dict[str, Any] = {
+            "layer": layer.layer,
+            "actions": done,
+            "expected_improvement_pct": layer.expected_improvement,
+            "runnable_now_after": runnable_now(ctx),
+        }
         if p.implementation == "gradual_with_validation":
             f = (await state_consistency(eng, None))[0]
             entry["validation"] = {"problems": len(f.evidence["problems"]), "passed": not f.evidence["problems"]}
@@ -230,45 +357,99 @@ async def execute_optimization(ctx: Context, p: P.ExecuteOptimization) -> Outcom
         else:
             layers.append(entry)
     after = runnable_now(ctx)
-    eng.set_setting("optimization.last", {"at": round(ctx.now, 3), "baseline": b0, "runnable_before": before, "runnable_after": after,
-                                          "layers": [x["layer"] for x in layers]}, actor=ctx.actor)
-    return Outcome({"layers": layers, "runnable_now_before": before, "runnable_now_after": after, "baseline": b0},
-                   f"{len(layers)} layer(s) applied; tasks startable now {before} -> {after}",
-                   ["/performance-monitor real-time-optimization-monitoring", "/performance-monitor regression"])
+    eng.set_setting(
+        "optimization.last",
+        {
+            "at": round(ctx.now, 3),
+            "baseline": b0,
+            "runnable_before": before,
+            "runnable_after": after,
+            "layers": [x["layer"] for x in layers],
+        },
+        actor=ctx.actor,
+    )
+    return Outcome(
+        {"layers": layers, "runnable_now_before": before, "runnable_now_after": after, "baseline": b0},
+        f"{len(layers)} layer(s) applied; tasks startable now {before} -> {after}",
+        ["/performance-monitor real-time-optimization-monitoring", "/performance-monitor regression"],
+    )
 
 
-@operation(C, "post-emergency-monitoring", kind="monitoring", payload=P.PostEmergencyMonitoring,
-           summary="heightened monitoring for a period after an emergency, with tighter thresholds")
+@operation(
+    C,
+    "post-emergency-monitoring",
+    kind="monitoring",
+    payload=P.PostEmergencyMonitoring,
+    summary="heightened monitoring for a period after an emergency, with tighter thresholds",
+)
 async def post_emergency_monitoring(ctx: Context, p: P.PostEmergencyMonitoring) -> Outcome:
-    return configure(ctx, "post_emergency", {"sensitivity": p.alert_sensitivity, "thresholds": thresholds_for(ctx, p.alert_sensitivity),
-                                             "metrics_focus": p.metrics_focus, "auto_optimization": p.auto_optimization}, p.monitoring_duration)
+    return configure(
+        ctx,
+        "post_emergency",
+        {
+            "sensitivity": p.alert_sensitivity,
+            "thresholds": thresholds_for(ctx, p.alert_sensitivity),
+            "metrics_focus": p.metrics_focus,
+            "auto_optimization": p.auto_optimization,
+        },
+        p.monitoring_duration,
+    )
 
 
-@operation(C, "real-time-optimization-monitoring", kind="monitoring", payload=P.RealTimeOptimizationMonitoring,
-           summary="watch an optimisation: threshold alerts; adaptive tuning takes agents that fall behind out of dispatch (no rollback)")
+@operation(
+    C,
+    "real-time-optimization-monitoring",
+    kind="monitoring",
+    payload=P.RealTimeOptimizationMonitoring,
+    summary="watch an optimisation: threshold alerts; adaptive tuning takes agents that fall behind out of dispatch (no rollback)",
+)
 async def real_time_optimization_monitoring(ctx: Context, p: P.RealTimeOptimizationMonitoring) -> Outcome:
     last = ctx.state.settings.get("optimization.last")
-    out = configure(ctx, "optimization", {"granularity_s": p.monitoring_granularity, "validation": p.optimization_validation,
-                                          "adaptive_tuning": p.adaptive_tuning == "enabled", "rollback": p.rollback_capability,
-                                          "compares_with": last["baseline"] if last else None,
-                                          "thresholds": thresholds_for(ctx, "high")}, p.duration)
+    out = configure(
+        ctx,
+        "optimization",
+        {
+            "granularity_s": p.monitoring_granularity,
+            "validation": p.optimization_validation,
+            "adaptive_tuning": p.adaptive_tuning == "enabled",
+            "rollback": p.rollback_capability,
+            "compares_with": last["baseline"] if last else None,
+            "thresholds": thresholds_for(ctx, "high"),
+        },
+        p.duration,
+    )
     if last:
         now = baseline(ctx)
-        out.result["since_optimization"] = {k: {"then": last["baseline"].get(k), "now": now.get(k)} for k in ("cpu_pct", "throughput_per_min", "response_time_s")}
-    out.result["applied"] = {"alerts": "RESOURCE_THRESHOLD at 0.75x the warning thresholds while the window is open, peaks when it closes"}
+        out.result["since_optimization"] = {
+            k: {"then": last["baseline"].get(k), "now": now.get(k)}
+            for k in ("cpu_pct", "throughput_per_min", "response_time_s")
+        }
+    out.result["applied"] = {
+        "alerts": "RESOURCE_THRESHOLD at 0.75x the warning thresholds while the window is open, peaks when it closes"
+    }
     if p.adaptive_tuning == "enabled":
-        out.result["applied"]["adaptive_tuning"] = (f"every {p.monitoring_granularity:g}s an agent whose pace falls behind the others "
-                                                    "is taken out of dispatch for an hour and its task moves")
+        out.result["applied"]["adaptive_tuning"] = (
+            f"every {p.monitoring_granularity:g}s an agent whose pace falls behind the others "
+            "is taken out of dispatch for an hour and its task moves"
+        )
     out.result["not_applied"] = {
         "rollback_capability": "no rollback outside a plan: inside one, the check after execute-optimization rolls a regression back",
     }
-    out.summary += ("; alerts on" + ("; adaptive tuning on" if p.adaptive_tuning == "enabled" else "")
-                    + "; rollback is not applied by this monitor")
+    out.summary += (
+        "; alerts on"
+        + ("; adaptive tuning on" if p.adaptive_tuning == "enabled" else "")
+        + "; rollback is not applied by this monitor"
+    )
     return out
 
 
-@operation(C, "enable-continuous-learning", kind="monitoring", payload=P.EnableContinuousLearning,
-           summary="auto-optimisation triggers the detectors use: degradation % and response time % (degradation detector), utilisation % (alerts)")
+@operation(
+    C,
+    "enable-continuous-learning",
+    kind="monitoring",
+    payload=P.EnableContinuousLearning,
+    summary="auto-optimisation triggers the detectors use: degradation % and response time % (degradation detector), utilisation % (alerts)",
+)
 async def enable_continuous_learning(ctx: Context, p: P.EnableContinuousLearning) -> Outcome:
     th = p.thresholds()
     perf = ctx.engine.config.performance
@@ -277,38 +458,79 @@ async def enable_continuous_learning(ctx: Context, p: P.EnableContinuousLearning
         "resource_utilization_above_pct": th.get("resource_utilization_above", perf.utilisation_trigger_pct),
         "response_time_degradation_pct": th.get("response_time_degradation", perf.response_time_trigger_pct),
     }
-    ctx.engine.set_setting("auto_optimization", {"triggers": triggers, "scope": p.learning_scope, "frequency": p.adaptation_frequency,
-                                                 "prediction": p.performance_prediction == "enabled"}, actor=ctx.actor)
+    ctx.engine.set_setting(
+        "auto_optimization",
+        {
+            "triggers": triggers,
+            "scope": p.learning_scope,
+            "frequency": p.adaptation_frequency,
+            "prediction": p.performance_prediction == "enabled",
+        },
+        actor=ctx.actor,
+    )
     b = baseline(ctx)
     firing = []
     if b["cpu_pct"] > triggers["resource_utilization_above_pct"]:
         firing.append("resource_utilization_above")
-    return Outcome({"triggers": triggers, "baseline": b, "firing_now": firing,
-                    "used_by": {"performance_degradation_pct": "the degradation detector's minimum efficiency drop",
-                                "response_time_degradation_pct": "the degradation detector's minimum response-time rise",
-                                "resource_utilization_above_pct": "RESOURCE_THRESHOLD alerts when CPU or memory crosses it"},
-                    "recorded_only": ["learning_scope", "adaptation_frequency", "performance_prediction"]},
-                   f"auto-optimisation triggers: degradation {triggers['performance_degradation_pct']:g}%, utilisation {triggers['resource_utilization_above_pct']:g}%, "
-                   f"response time {triggers['response_time_degradation_pct']:g}%; firing now: {', '.join(firing) or 'none'}")
+    return Outcome(
+        {
+            "triggers": triggers,
+            "baseline": b,
+            "firing_now": firing,
+            "used_by": {
+                "performance_degradation_pct": "the degradation detector's minimum efficiency drop",
+                "response_time_degradation_pct": "the degradation detector's minimum response-time rise",
+                "resource_utilization_above_pct": "RESOURCE_THRESHOLD alerts when CPU or memory crosses it",
+            },
+            "recorded_only": ["learning_scope", "adaptation_frequency", "performance_prediction"],
+        },
+        f"auto-optimisation triggers: degradation {triggers['performance_degradation_pct']:g}%, utilisation {triggers['resource_utilization_above_pct']:g}%, "
+        f"response time {triggers['response_time_degradation_pct']:g}%; firing now: {', '.join(firing) or 'none'}",
+    )
 
 
-@operation(C, "network-resilience-monitoring", kind="monitoring", payload=P.NetworkResilienceMonitoring,
-           summary="watch agent reachability: alerts on late heartbeats; with auto_adaptation immediate, silent agents' tasks move")
+@operation(
+    C,
+    "network-resilience-monitoring",
+    kind="monitoring",
+    payload=P.NetworkResilienceMonitoring,
+    summary="watch agent reachability: alerts on late heartbeats; with auto_adaptation immediate, silent agents' tasks move",
+)
 async def network_resilience_monitoring(ctx: Context, p: P.NetworkResilienceMonitoring) -> Outcome:
     s = ctx.state
     hb = ctx.engine.config.intervals.heartbeat_s
     at_risk = sorted(a.id for a in s.live_agents() if ctx.now - ctx.engine.telemetry.liveness.get(a.id, ctx.now) > hb)
-    out = configure(ctx, "network", {"scope": p.monitoring_scope, "prediction_horizon_s": p.prediction_horizon,
-                                     "failure_prediction": p.failure_prediction == "enabled", "auto_adaptation": p.auto_adaptation}, p.prediction_horizon)
+    out = configure(
+        ctx,
+        "network",
+        {
+            "scope": p.monitoring_scope,
+            "prediction_horizon_s": p.prediction_horizon,
+            "failure_prediction": p.failure_prediction == "enabled",
+            "auto_adaptation": p.auto_adaptation,
+        },
+        p.prediction_horizon,
+    )
     unreachable = sorted(a.id for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE)
     out.result["now"] = {"unreachable": unreachable, "late_heartbeat": at_risk}
     if p.auto_adaptation == "immediate":  # the engine's standing reassignment, after one missed heartbeat
-        configure(ctx, "communication", {"redundancy": True, "reassign_after_s": hb, "standing_reassignment": True,
-                                         "set_by": "network-resilience-monitoring"})
+        configure(
+            ctx,
+            "communication",
+            {
+                "redundancy": True,
+                "reassign_after_s": hb,
+                "standing_reassignment": True,
+                "set_by": "network-resilience-monitoring",
+            },
+        )
     out.result["applied"] = {
         "failure_prediction": "AGENT_PERFORMANCE_ALERT when an agent's heartbeat is late (before it counts as unreachable)"
-        if p.failure_prediction == "enabled" else None,
-        "auto_adaptation": f"tasks of agents silent {hb:g}s move to reachable agents" if p.auto_adaptation == "immediate" else None,
+        if p.failure_prediction == "enabled"
+        else None,
+        "auto_adaptation": f"tasks of agents silent {hb:g}s move to reachable agents"
+        if p.auto_adaptation == "immediate"
+        else None,
     }
     out.summary += f"; {len(unreachable)} unreachable, {len(at_risk)} with a late heartbeat"
     return out

@@ -100,8 +100,13 @@ def model_fields(model: type[BaseModel], depth: int = 0) -> list[dict[str, Any]]
             default = default.model_dump()
         elif isinstance(default, list) and default and isinstance(default[0], BaseModel):
             default = [d.model_dump(exclude_defaults=True) for d in default]
-        row: dict[str, Any] = {"name": f.alias or name, "type": tname, "required": f.is_required(),
-                               "default": None if f.is_required() else repr(default), "help": f.description or ""}
+        row: dict[str, Any] = {
+            "name": f.alias or name,
+            "type": tname,
+            "required": f.is_required(),
+            "default": None if f.is_required() else repr(default),
+            "help": f.description or "",
+        }
         nested = _nested_model(f.annotation)
         if nested is not None and depth < 2:
             row["fields"] = model_fields(nested, depth + 1)
@@ -132,7 +137,13 @@ def type_name(ann: Any) -> str:
         return "|".join(repr(a) for a in args)
     if origin is typing.Annotated:
         base = type_name(args[0])
-        return {"float": "duration" if any("duration" in repr(m) for m in args[1:]) else "percent" if any("percent" in repr(m) for m in args[1:]) else "float"}.get(base, base)
+        return {
+            "float": "duration"
+            if any("duration" in repr(m) for m in args[1:])
+            else "percent"
+            if any("percent" in repr(m) for m in args[1:])
+            else "float"
+        }.get(base, base)
     if origin in (typing.Union, types.UnionType):
         return " | ".join(type_name(a) for a in args)
     if origin is not None:

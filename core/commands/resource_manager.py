@@ -54,8 +54,12 @@ def runnable_now(ctx: Context) -> int:
 def check_limits(ctx: Context, wid: str, r: Resources) -> None:
     lim = ctx.engine.config.workflow_limits
     if r.cpu_cores > lim.cpu_cores or r.memory_gb > lim.memory_gb or r.agents > lim.agents:
-        raise CommandError("RESOURCE_LIMIT", f"{wid}: {r.model_dump()} exceeds the per-workflow limit "
-                           f"{lim.cpu_cores:g} cores / {lim.memory_gb:g} GB / {lim.agents} agents", {"workflow_id": wid})
+        raise CommandError(
+            "RESOURCE_LIMIT",
+            f"{wid}: {r.model_dump()} exceeds the per-workflow limit "
+            f"{lim.cpu_cores:g} cores / {lim.memory_gb:g} GB / {lim.agents} agents",
+            {"workflow_id": wid},
+        )
 
 
 def shed(ctx: Context, wid: str, alloc: Resources, keep_critical: bool) -> dict[str, Any]:
@@ -65,9 +69,11 @@ def shed(ctx: Context, wid: str, alloc: Resources, keep_critical: bool) -> dict[
     running = [s.tasks[k] for k in sorted(s.running_by_wf.get(wid, ())) if s.tasks[k].status is TaskStatus.RUNNING]
     order = sorted((t for t in running if t.id not in critical), key=lambda t: (t.context.progress, t.id))
     released: list[str] = []
+
     def over() -> bool:
         u = s.in_use(wid)
         return u.agents > alloc.agents or u.cpu_cores > alloc.cpu_cores + 1e-9 or u.memory_gb > alloc.memory_gb + 1e-9
+
     while over() and order:
         t = order.pop(0)
         ctx.engine.release_task(t.id, reason="allocation_reduced", actor=ctx.actor)
@@ -78,7 +84,15 @@ def shed(ctx: Context, wid: str, alloc: Resources, keep_critical: bool) -> dict[
 
 # -- analyses -------------------------------------------------------------------------
 
-@operation(C, "status", kind="analysis", payload=P.StatusRequest, summary="capacity, utilisation and every workflow's allocation", workflow_arg="optional")
+
+@operation(
+    C,
+    "status",
+    kind="analysis",
+    payload=P.StatusRequest,
+    summary="capacity, utilisation and every workflow's allocation",
+    workflow_arg="optional",
+)
 async def status(ctx: Context, p: P.StatusRequest) -> Outcome:
     """Capacity, current utilisation, and per workflow: allocation, what it holds, guarantee, limit."""
     s = ctx.state
@@ -87,16 +101,32 @@ async def status(ctx: Context, p: P.StatusRequest) -> Outcome:
     for w in sorted(s.workflows.values(), key=lambda w: (-w.priority, w.id)):
         if only is not None and w.id not in only:
             continue
-        rows.append({"workflow_id": w.id, "status": w.status.value, "band": w.band.value, "allocation": w.allocation.model_dump(),
-                     "in_use": s.in_use(w.id).model_dump(), "guarantee": w.guarantee.model_dump() if w.guarantee else None,
-                     "stage_limit": w.stage_limit.model_dump() if w.stage_limit else None})
+        rows.append(
+            {
+                "workflow_id": w.id,
+                "status": w.status.value,
+                "band": w.band.value,
+                "allocation": w.allocation.model_dump(),
+                "in_use": s.in_use(w.id).model_dump(),
+                "guarantee": w.guarantee.model_dump() if w.guarantee else None,
+                "stage_limit": w.stage_limit.model_dump() if w.stage_limit else None,
+            }
+        )
     u = ctx.engine.utilisation()
-    return Outcome({"capacity": ctx.engine.config.capacity.model_dump(), "utilisation": u, "held": held(ctx), "workflows": rows},
-                   f"cpu {u['cpu']:.1f}%, memory {u['memory']:.1f}%, agents {u['agents']:.1f}%; {len(rows)} workflow(s)")
+    return Outcome(
+        {"capacity": ctx.engine.config.capacity.model_dump(), "utilisation": u, "held": held(ctx), "workflows": rows},
+        f"cpu {u['cpu']:.1f}%, memory {u['memory']:.1f}%, agents {u['agents']:.1f}%; {len(rows)} workflow(s)",
+    )
 
 
-@operation(C, "usage", kind="analysis", payload=P.ResourceQuery, summary="usage of one resource type (system, agents, workflows, cpu, memory, storage)",
-           word_arg="resource_type")
+@operation(
+    C,
+    "usage",
+    kind="analysis",
+    payload=P.ResourceQuery,
+    summary="usage of one resource type (system, agents, workflows, cpu, memory, storage)",
+    word_arg="resource_type",
+)
 async def usage(ctx: Context, p: P.ResourceQuery) -> Outcome:
     """Usage of one resource type, measured: samples for cpu/memory, agents by status, held by workflow."""
     s = ctx.state
@@ -104,26 +134,42 @@ async def usage(ctx: Context, p: P.ResourceQuery) -> Outcome:
     rt = p.resource_type
     res: dict[str, Any] = {"resource_type": rt}
     if rt in ("cpu", "memory", "system"):
-        for m in (["cpu_pct"] if rt == "cpu" else ["memory_pct"] if rt == "memory" else ["cpu_pct", "memory_pct", "agents_pct"]):
+        for m in (
+            ["cpu_pct"]
+            if rt == "cpu"
+            else ["memory_pct"]
+            if rt == "memory"
+            else ["cpu_pct", "memory_pct", "agents_pct"]
+        ):
             vals = tel.get(m).values(120)
-            res[m] = {"last": vals[-1] if vals else None, "mean": round(statistics.fmean(vals), 2) if vals else None,
-                      "max": max(vals) if vals else None, "samples": len(vals)}
+            res[m] = {
+                "last": vals[-1] if vals else None,
+                "mean": round(statistics.fmean(vals), 2) if vals else None,
+                "max": max(vals) if vals else None,
+                "samples": len(vals),
+            }
     if rt in ("agents", "system"):
         by: dict[str, int] = {}
         for a in s.agents.values():
             by[a.status.value] = by.get(a.status.value, 0) + 1
         res["agents"] = by
     if rt in ("workflows", "system"):
-        res["workflows"] = {w: s.in_use(w).model_dump() for w in sorted(s.workflows) if s.workflows[w].status not in TERMINAL_WORKFLOW}
+        res["workflows"] = {
+            w: s.in_use(w).model_dump() for w in sorted(s.workflows) if s.workflows[w].status not in TERMINAL_WORKFLOW
+        }
     if rt == "storage":
         store = ctx.engine.store
         if store is None:
             res["storage"] = {"database_bytes": 0, "note": "in-memory engine: nothing stored"}
         else:
             import os
+
             size = sum(os.path.getsize(store.path + suf) for suf in ("", "-wal") if os.path.exists(store.path + suf))
-            res["storage"] = {"database_bytes": size, "capacity_gb": ctx.engine.config.capacity.storage_gb,
-                              "used_pct": round(size / (ctx.engine.config.capacity.storage_gb * 1e9) * 100, 6)}
+            res["storage"] = {
+                "database_bytes": size,
+                "capacity_gb": ctx.engine.config.capacity.storage_gb,
+                "used_pct": round(size / (ctx.engine.config.capacity.storage_gb * 1e9) * 100, 6),
+            }
     return Outcome(res, f"{rt} usage measured")
 
 
@@ -138,14 +184,28 @@ async def capacity(ctx: Context, p: P.Empty) -> Outcome:
         "capacity": cap.model_dump(),
         "held": h,
         "reserved": {"cpu_cores": sum(x.cpu_cores for x in g), "memory_gb": sum(x.memory_gb for x in g)},
-        "headroom": {"cpu_cores": round(cap.cpu_cores - h["cpu_cores"], 3), "memory_gb": round(cap.memory_gb - h["memory_gb"], 3),
-                     "agent_slots": cap.agents - live},
-        "running_workflows": sum(1 for w in ctx.state.workflows.values() if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED)),
+        "headroom": {
+            "cpu_cores": round(cap.cpu_cores - h["cpu_cores"], 3),
+            "memory_gb": round(cap.memory_gb - h["memory_gb"], 3),
+            "agent_slots": cap.agents - live,
+        },
+        "running_workflows": sum(
+            1 for w in ctx.state.workflows.values() if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED)
+        ),
     }
-    return Outcome(res, f"headroom {res['headroom']['cpu_cores']:g} cores, {res['headroom']['memory_gb']:g} GB, {res['headroom']['agent_slots']} agent slot(s)")
+    return Outcome(
+        res,
+        f"headroom {res['headroom']['cpu_cores']:g} cores, {res['headroom']['memory_gb']:g} GB, {res['headroom']['agent_slots']} agent slot(s)",
+    )
 
 
-@operation(C, "check-conflicts", kind="analysis", payload=P.AnalysisRequest, summary="allocations and guarantees that over-commit capacity")
+@operation(
+    C,
+    "check-conflicts",
+    kind="analysis",
+    payload=P.AnalysisRequest,
+    summary="allocations and guarantees that over-commit capacity",
+)
 async def check_conflicts(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     return await analysis_outcome(ctx, ["conflicts"])
 
@@ -159,35 +219,75 @@ def _forecast(ctx: Context, metric: str, horizon: float, threshold: float) -> di
     last = pts[-1][1]
     proj = last + slope * horizon
     eta = (threshold - last) / slope if slope > 0 and last < threshold else None
-    return {"metric": metric, "samples": len(pts), "last": last, "slope_per_min": round(slope * 60, 4),
-            "forecast": round(min(max(proj, 0.0), 100.0), 2), "horizon_s": horizon, "threshold": threshold,
-            "seconds_to_threshold": round(eta, 1) if eta is not None else None}
+    return {
+        "metric": metric,
+        "samples": len(pts),
+        "last": last,
+        "slope_per_min": round(slope * 60, 4),
+        "forecast": round(min(max(proj, 0.0), 100.0), 2),
+        "horizon_s": horizon,
+        "threshold": threshold,
+        "seconds_to_threshold": round(eta, 1) if eta is not None else None,
+    }
 
 
-@operation(C, "forecast", kind="analysis", payload=P.ResourceQuery, summary="linear forecast of utilisation and time to threshold",
-           word_arg="resource_type")
+@operation(
+    C,
+    "forecast",
+    kind="analysis",
+    payload=P.ResourceQuery,
+    summary="linear forecast of utilisation and time to threshold",
+    word_arg="resource_type",
+)
 async def forecast(ctx: Context, p: P.ResourceQuery) -> Outcome:
     """Least-squares trend of the last 30 min of samples, projected ``horizon`` ahead."""
     th = ctx.engine.config.thresholds
-    rows = [_forecast(ctx, "cpu_pct", p.horizon, th.cpu_warning), _forecast(ctx, "memory_pct", p.horizon, th.memory_warning),
-            _forecast(ctx, "agents_pct", p.horizon, th.agents_critical)]
-    soon = [r["metric"] for r in rows if r.get("seconds_to_threshold") is not None and r["seconds_to_threshold"] <= p.horizon]
-    return Outcome({"forecasts": rows}, f"{len(soon)} metric(s) forecast to cross their threshold within {p.horizon:g}s" + (f": {', '.join(soon)}" if soon else ""))
+    rows = [
+        _forecast(ctx, "cpu_pct", p.horizon, th.cpu_warning),
+        _forecast(ctx, "memory_pct", p.horizon, th.memory_warning),
+        _forecast(ctx, "agents_pct", p.horizon, th.agents_critical),
+    ]
+    soon = [
+        r["metric"]
+        for r in rows
+        if r.get("seconds_to_threshold") is not None and r["seconds_to_threshold"] <= p.horizon
+    ]
+    return Outcome(
+        {"forecasts": rows},
+        f"{len(soon)} metric(s) forecast to cross their threshold within {p.horizon:g}s"
+        + (f": {', '.join(soon)}" if soon else ""),
+    )
 
 
-@operation(C, "analyze-trends", kind="analysis", payload=P.WindowRequest, summary="trend (slope) of every system metric")
+@operation(
+    C, "analyze-trends", kind="analysis", payload=P.WindowRequest, summary="trend (slope) of every system metric"
+)
 async def analyze_trends(ctx: Context, p: P.WindowRequest) -> Outcome:
     now = ctx.now
     out = {}
     for m in ("cpu_pct", "memory_pct", "agents_pct", "throughput_per_min", "response_time", "efficiency"):
         pts = ctx.engine.telemetry.get(m).since(now - p.window)
         if len(pts) >= 2:
-            out[m] = {"slope_per_min": round(_lsq_slope(pts) * 60, 5), "samples": len(pts), "first": pts[0][1], "last": pts[-1][1]}
+            out[m] = {
+                "slope_per_min": round(_lsq_slope(pts) * 60, 5),
+                "samples": len(pts),
+                "first": pts[0][1],
+                "last": pts[-1][1],
+            }
     rising = [m for m, v in out.items() if v["slope_per_min"] > 0]
-    return Outcome({"window_s": p.window, "trends": out}, f"{len(out)} metric(s) with data; rising: {', '.join(rising) or 'none'}")
+    return Outcome(
+        {"window_s": p.window, "trends": out}, f"{len(out)} metric(s) with data; rising: {', '.join(rising) or 'none'}"
+    )
 
 
-@operation(C, "predict", kind="analysis", payload=P.Empty, summary="completion estimate per workflow from its measured progress rate", workflow_arg="optional")
+@operation(
+    C,
+    "predict",
+    kind="analysis",
+    payload=P.Empty,
+    summary="completion estimate per workflow from its measured progress rate",
+    workflow_arg="optional",
+)
 async def predict(ctx: Context, p: P.Empty) -> Outcome:
     """ETA = remaining work / progress rate so far; also the critical path's remaining work."""
     s = ctx.state
@@ -201,14 +301,30 @@ async def predict(ctx: Context, p: P.Empty) -> Outcome:
         rate = prog / elapsed if elapsed > 0 else 0.0
         eta = (1 - prog) / rate if rate > 0 else None
         path = s.critical_path(w.id)
-        rows.append({"workflow_id": w.id, "status": w.status.value, "progress": round(prog, 4), "elapsed_s": round(elapsed, 1),
-                     "eta_s": round(eta, 1) if eta is not None else None,
-                     "critical_path_remaining_s": round(sum(s.tasks[k].duration_s * (1 - s.tasks[k].context.progress) for k in path), 1)})
+        rows.append(
+            {
+                "workflow_id": w.id,
+                "status": w.status.value,
+                "progress": round(prog, 4),
+                "elapsed_s": round(elapsed, 1),
+                "eta_s": round(eta, 1) if eta is not None else None,
+                "critical_path_remaining_s": round(
+                    sum(s.tasks[k].duration_s * (1 - s.tasks[k].context.progress) for k in path), 1
+                ),
+            }
+        )
     return Outcome({"predictions": rows}, f"{len(rows)} workflow(s) estimated")
 
 
-@operation(C, "analyze-utilization", kind="analysis", payload=P.AnalysisRequest, summary="utilisation, bottlenecks and reallocation opportunities",
-           aliases=("utilization-analysis", "analyze-utilisation"), workflow_arg="optional")
+@operation(
+    C,
+    "analyze-utilization",
+    kind="analysis",
+    payload=P.AnalysisRequest,
+    summary="utilisation, bottlenecks and reallocation opportunities",
+    aliases=("utilization-analysis", "analyze-utilisation"),
+    workflow_arg="optional",
+)
 async def analyze_utilization(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     from .analyses import choose
 
@@ -216,7 +332,13 @@ async def analyze_utilization(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     return await analysis_outcome(ctx, names, scope_of(ctx, p.workflows), {"scope": p.scope})
 
 
-@operation(C, "emergency-analysis", kind="analysis", payload=P.EmergencyAnalysis, summary="utilisation against thresholds, leaks, spinning, stalls, bottlenecks")
+@operation(
+    C,
+    "emergency-analysis",
+    kind="analysis",
+    payload=P.EmergencyAnalysis,
+    summary="utilisation against thresholds, leaks, spinning, stalls, bottlenecks",
+)
 async def emergency_analysis(ctx: Context, p: P.EmergencyAnalysis) -> Outcome:
     """What is exhausting the system now. ``affected_systems`` chooses the analyses;
     ``analysis_depth`` comprehensive adds critical paths and reallocation."""
@@ -233,26 +355,55 @@ async def emergency_analysis(ctx: Context, p: P.EmergencyAnalysis) -> Outcome:
     names.append("bottlenecks")
     if p.analysis_depth == "comprehensive":
         names += ["reallocation", "critical_paths"]
-    out = await analysis_outcome(ctx, list(dict.fromkeys(names)), None, {"trigger": p.trigger, "depth": p.analysis_depth})
+    out = await analysis_outcome(
+        ctx, list(dict.fromkeys(names)), None, {"trigger": p.trigger, "depth": p.analysis_depth}
+    )
     if p.immediate_action_required:
-        out.next_steps = ["/resource-manager emergency-reallocation", "/coordination-hub emergency-cleanup", *out.next_steps][:5]
+        out.next_steps = [
+            "/resource-manager emergency-reallocation",
+            "/coordination-hub emergency-cleanup",
+            *out.next_steps,
+        ][:5]
     return out
 
 
-@operation(C, "agent-pool-assessment", kind="analysis", payload=P.AnalysisRequest, summary="available agents per pool, failures, scaling options")
+@operation(
+    C,
+    "agent-pool-assessment",
+    kind="analysis",
+    payload=P.AnalysisRequest,
+    summary="available agents per pool, failures, scaling options",
+)
 async def agent_pool_assessment(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     return await analysis_outcome(ctx, ["pool_capacity", "agent_health", "reallocation"], None, {"scope": p.scope})
 
 
 # -- monitoring --------------------------------------------------------------------------
 
-@operation(C, "monitor", kind="monitoring", payload=P.MonitoringRequest, summary="watch resource utilisation with alert thresholds")
+
+@operation(
+    C,
+    "monitor",
+    kind="monitoring",
+    payload=P.MonitoringRequest,
+    summary="watch resource utilisation with alert thresholds",
+)
 async def monitor(ctx: Context, p: P.MonitoringRequest) -> Outcome:
-    return configure(ctx, "resources", {"interval_s": p.interval, "metrics": p.metrics, "sensitivity": p.alert_sensitivity,
-                                        "thresholds": thresholds_for(ctx, p.alert_sensitivity)}, p.duration)
+    return configure(
+        ctx,
+        "resources",
+        {
+            "interval_s": p.interval,
+            "metrics": p.metrics,
+            "sensitivity": p.alert_sensitivity,
+            "thresholds": thresholds_for(ctx, p.alert_sensitivity),
+        },
+        p.duration,
+    )
 
 
 # -- allocation --------------------------------------------------------------------------
+
 
 async def live_limits(ctx: Context, workflows: list[str]) -> dict[str, Any]:
     """Re-limit the running processes of ``workflows`` to their allocation now (where
@@ -265,40 +416,75 @@ async def live_limits(ctx: Context, workflows: list[str]) -> dict[str, Any]:
     done = sum(r["relimited"] for r in per.values())
     failed = sum(r["failed"] for r in per.values())
     mechs = sorted({k for r in per.values() for t in r["tasks"] for k in t.get("applied", {})})
-    return {"applies": True, "workflows": per, "relimited": done, "failed": failed, "mechanisms": mechs,
-            "summary": f"{done} running task(s) re-limited ({', '.join(mechs) or 'none'})" + (f", {failed} failed" if failed else "")}
+    return {
+        "applies": True,
+        "workflows": per,
+        "relimited": done,
+        "failed": failed,
+        "mechanisms": mechs,
+        "summary": f"{done} running task(s) re-limited ({', '.join(mechs) or 'none'})"
+        + (f", {failed} failed" if failed else ""),
+    }
 
 
-@operation(C, "allocate", kind="lifecycle", payload=P.Allocate, summary="set a workflow's allocation (cpu/cpu_cores, memory_gb, agents)", workflow_arg="optional")
+@operation(
+    C,
+    "allocate",
+    kind="lifecycle",
+    payload=P.Allocate,
+    summary="set a workflow's allocation (cpu/cpu_cores, memory_gb, agents)",
+    workflow_arg="optional",
+)
 async def allocate(ctx: Context, p: P.Allocate) -> Outcome:
     wf = ctx.workflow(ctx.workflow_id or p.workflow)
     cur = wf.allocation
     if p.cores is None and p.memory_gb is None and p.agents is None:
         raise CommandError("INVALID_PAYLOAD", "allocate needs at least one of cpu_cores, memory_gb, agents")
-    new = Resources(cpu_cores=p.cores if p.cores is not None else cur.cpu_cores,
-                    memory_gb=p.memory_gb if p.memory_gb is not None else cur.memory_gb,
-                    agents=p.agents if p.agents is not None else cur.agents)
+    new = Resources(
+        cpu_cores=p.cores if p.cores is not None else cur.cpu_cores,
+        memory_gb=p.memory_gb if p.memory_gb is not None else cur.memory_gb,
+        agents=p.agents if p.agents is not None else cur.agents,
+    )
     check_limits(ctx, wf.id, new)
     before = ctx.engine.set_allocation(wf.id, new, actor=ctx.actor, base=True)
     live = await live_limits(ctx, [wf.id])
-    return Outcome({"workflow_id": wf.id, "before": before.model_dump(), "after": new.model_dump(), "live_limits": live},
-                   f"{wf.id} allocation {before.agents}->{new.agents} agents, {before.cpu_cores:g}->{new.cpu_cores:g} cores; {live['summary']}",
-                   workflow_id=wf.id)
+    return Outcome(
+        {"workflow_id": wf.id, "before": before.model_dump(), "after": new.model_dump(), "live_limits": live},
+        f"{wf.id} allocation {before.agents}->{new.agents} agents, {before.cpu_cores:g}->{new.cpu_cores:g} cores; {live['summary']}",
+        workflow_id=wf.id,
+    )
 
 
-@operation(C, "reserve", kind="lifecycle", payload=P.ResourceAmount, summary="guarantee capacity to a workflow", workflow_arg="required")
+@operation(
+    C,
+    "reserve",
+    kind="lifecycle",
+    payload=P.ResourceAmount,
+    summary="guarantee capacity to a workflow",
+    workflow_arg="required",
+)
 async def reserve(ctx: Context, p: P.ResourceAmount) -> Outcome:
     wf = ctx.workflow()
     g = Resources(cpu_cores=p.cores or 0.0, memory_gb=p.memory_gb or 0.0, agents=p.agents or 0)
     if g == Resources():
-        raise CommandError("INVALID_PAYLOAD", "reserve needs an amount, e.g. {\"cpu\": 2, \"memory_gb\": 4}")
+        raise CommandError("INVALID_PAYLOAD", 'reserve needs an amount, e.g. {"cpu": 2, "memory_gb": 4}')
     before = wf.guarantee
     ctx.engine.reserve(wf.id, g, actor=ctx.actor)
-    return Outcome({"workflow_id": wf.id, "guarantee": g.model_dump(), "previous": before.model_dump() if before else None},
-                   f"{wf.id} guaranteed {g.cpu_cores:g} cores / {g.memory_gb:g} GB / {g.agents} agents", workflow_id=wf.id)
+    return Outcome(
+        {"workflow_id": wf.id, "guarantee": g.model_dump(), "previous": before.model_dump() if before else None},
+        f"{wf.id} guaranteed {g.cpu_cores:g} cores / {g.memory_gb:g} GB / {g.agents} agents",
+        workflow_id=wf.id,
+    )
 
 
-@operation(C, "release", kind="destructive", payload=P.Release, summary="drop a workflow's guarantee and/or shrink its allocation to what it uses", workflow_arg="optional")
+@operation(
+    C,
+    "release",
+    kind="destructive",
+    payload=P.Release,
+    summary="drop a workflow's guarantee and/or shrink its allocation to what it uses",
+    workflow_arg="optional",
+)
 async def release(ctx: Context, p: P.Release) -> Outcome:
     wf = ctx.workflow(ctx.workflow_id or p.workflow)
     res: dict[str, Any] = {"workflow_id": wf.id}
@@ -316,7 +502,9 @@ async def release(ctx: Context, p: P.Release) -> Outcome:
     return Outcome(res, f"released {', '.join(k for k in res if k != 'workflow_id')} of {wf.id}", workflow_id=wf.id)
 
 
-@operation(C, "reallocate", kind="destructive", payload=P.Reallocate, summary="move allocation from one workflow to another")
+@operation(
+    C, "reallocate", kind="destructive", payload=P.Reallocate, summary="move allocation from one workflow to another"
+)
 async def reallocate(ctx: Context, p: P.Reallocate) -> Outcome:
     src, dst = ctx.workflow(p.from_workflow), ctx.workflow(p.to_workflow)
     if src.id == dst.id:
@@ -326,26 +514,52 @@ async def reallocate(ctx: Context, p: P.Reallocate) -> Outcome:
         raise CommandError("RESOURCE_EXHAUSTED", f"{src.id} holds only {a.model_dump()}", {"requested": p.model_dump()})
     if p.agents == 0 and p.cpu_cores == 0 and p.memory_gb == 0:
         raise CommandError("INVALID_PAYLOAD", "reallocate needs agents, cpu_cores or memory_gb above 0")
-    na = Resources(cpu_cores=round(a.cpu_cores - p.cpu_cores, 3), memory_gb=round(a.memory_gb - p.memory_gb, 3), agents=a.agents - p.agents)
-    nb = Resources(cpu_cores=round(b.cpu_cores + p.cpu_cores, 3), memory_gb=round(b.memory_gb + p.memory_gb, 3), agents=b.agents + p.agents)
+    na = Resources(
+        cpu_cores=round(a.cpu_cores - p.cpu_cores, 3),
+        memory_gb=round(a.memory_gb - p.memory_gb, 3),
+        agents=a.agents - p.agents,
+    )
+    nb = Resources(
+        cpu_cores=round(b.cpu_cores + p.cpu_cores, 3),
+        memory_gb=round(b.memory_gb + p.memory_gb, 3),
+        agents=b.agents + p.agents,
+    )
     check_limits(ctx, dst.id, nb)
     before = runnable_now(ctx)
     ctx.engine.set_allocation(src.id, na, actor=ctx.actor)
     shed_res = shed(ctx, src.id, na, True)
     ctx.engine.set_allocation(dst.id, nb, actor=ctx.actor)
     live = await live_limits(ctx, [src.id, dst.id])
-    return Outcome({"from": {"workflow_id": src.id, "before": a.model_dump(), "after": na.model_dump(), **shed_res},
-                    "to": {"workflow_id": dst.id, "before": b.model_dump(), "after": nb.model_dump()},
-                    "runnable_now_before": before, "runnable_now_after": runnable_now(ctx), "live_limits": live},
-                   f"moved {p.agents} agent(s), {p.cpu_cores:g} cores, {p.memory_gb:g} GB from {src.id} to {dst.id}; {live['summary']}")
+    return Outcome(
+        {
+            "from": {"workflow_id": src.id, "before": a.model_dump(), "after": na.model_dump(), **shed_res},
+            "to": {"workflow_id": dst.id, "before": b.model_dump(), "after": nb.model_dump()},
+            "runnable_now_before": before,
+            "runnable_now_after": runnable_now(ctx),
+            "live_limits": live,
+        },
+        f"moved {p.agents} agent(s), {p.cpu_cores:g} cores, {p.memory_gb:g} GB from {src.id} to {dst.id}; {live['summary']}",
+    )
 
 
-@operation(C, "resolve-conflicts", kind="destructive", payload=P.Empty, summary="shrink the lowest-priority allocations until they fit the capacity")
+@operation(
+    C,
+    "resolve-conflicts",
+    kind="destructive",
+    payload=P.Empty,
+    summary="shrink the lowest-priority allocations until they fit the capacity",
+)
 async def resolve_conflicts(ctx: Context, p: P.Empty) -> Outcome:
     s = ctx.state
     cap = ctx.engine.config.capacity
-    act = sorted((w for w in s.workflows.values() if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED) and not w.frozen),
-                 key=lambda w: (w.priority, w.id))
+    act = sorted(
+        (
+            w
+            for w in s.workflows.values()
+            if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED) and not w.frozen
+        ),
+        key=lambda w: (w.priority, w.id),
+    )
     changes = []
     for field, limit in (("agents", float(cap.agents)), ("cpu_cores", cap.cpu_cores), ("memory_gb", cap.memory_gb)):
         total = sum(getattr(w.allocation, field) for w in act)
@@ -363,12 +577,20 @@ async def resolve_conflicts(ctx: Context, p: P.Empty) -> Outcome:
             ctx.engine.set_allocation(w.id, new, actor=ctx.actor)
             changes.append({"workflow_id": w.id, "field": field, "before": cur, "after": getattr(new, field)})
             total -= cut
-    return Outcome({"changes": changes, "capacity": cap.model_dump()},
-                   f"{len(changes)} allocation change(s)" if changes else "no over-commitment: nothing changed")
+    return Outcome(
+        {"changes": changes, "capacity": cap.model_dump()},
+        f"{len(changes)} allocation change(s)" if changes else "no over-commitment: nothing changed",
+    )
 
 
-@operation(C, "optimize", kind="lifecycle", payload=P.Empty, summary="fit allocations to demand: grow allocation-bound workflows, trim unused slots",
-           aliases=("optimise",))
+@operation(
+    C,
+    "optimize",
+    kind="lifecycle",
+    payload=P.Empty,
+    summary="fit allocations to demand: grow allocation-bound workflows, trim unused slots",
+    aliases=("optimise",),
+)
 async def optimize(ctx: Context, p: P.Empty) -> Outcome:
     """Grow the allocation of workflows whose ready tasks wait on it (when matching idle
     agents exist), trim slots no task can use; reports tasks runnable before and after."""
@@ -381,13 +603,25 @@ async def optimize(ctx: Context, p: P.Empty) -> Outcome:
             continue
         u = s.in_use(w.id)
         ready = [s.tasks[k] for k in s.ready.get(w.id, ()) if s.tasks[k].status is TaskStatus.PENDING]
-        idle_match = {a.id for a in s.live_agents() if a.status is AgentStatus.IDLE for t in ready if t.specialization in a.specializations}
+        idle_match = {
+            a.id
+            for a in s.live_agents()
+            if a.status is AgentStatus.IDLE
+            for t in ready
+            if t.specialization in a.specializations
+        }
         a = w.allocation
         want = u.agents + min(len(ready), len(idle_match))
         if want > a.agents:
-            new = Resources(cpu_cores=min(lim.cpu_cores, max(a.cpu_cores, u.cpu_cores + sum(t.cpu for t in ready[: want - u.agents]))),
-                            memory_gb=min(lim.memory_gb, max(a.memory_gb, u.memory_gb + sum(t.memory_gb for t in ready[: want - u.agents]))),
-                            agents=min(lim.agents, want))
+            new = Resources(
+                cpu_cores=min(
+                    lim.cpu_cores, max(a.cpu_cores, u.cpu_cores + sum(t.cpu for t in ready[: want - u.agents]))
+                ),
+                memory_gb=min(
+                    lim.memory_gb, max(a.memory_gb, u.memory_gb + sum(t.memory_gb for t in ready[: want - u.agents]))
+                ),
+                agents=min(lim.agents, want),
+            )
         elif not ready and a.agents > max(1, u.agents) and s.wf_left.get(w.id, 0) <= u.agents:
             new = a.model_copy(update={"agents": max(1, u.agents)})
         else:
@@ -396,17 +630,28 @@ async def optimize(ctx: Context, p: P.Empty) -> Outcome:
             ctx.engine.set_allocation(w.id, new, actor=ctx.actor)
             changes.append({"workflow_id": w.id, "before": a.model_dump(), "after": new.model_dump()})
     after = runnable_now(ctx)
-    return Outcome({"changes": changes, "runnable_now_before": before, "runnable_now_after": after},
-                   f"{len(changes)} allocation(s) changed; tasks startable now {before} -> {after}")
+    return Outcome(
+        {"changes": changes, "runnable_now_before": before, "runnable_now_after": after},
+        f"{len(changes)} allocation(s) changed; tasks startable now {before} -> {after}",
+    )
 
 
-@operation(C, "balance", kind="lifecycle", payload=P.Empty, summary="share agent slots among running workflows by priority and demand")
+@operation(
+    C,
+    "balance",
+    kind="lifecycle",
+    payload=P.Empty,
+    summary="share agent slots among running workflows by priority and demand",
+)
 async def balance(ctx: Context, p: P.Empty) -> Outcome:
     s = ctx.state
     cap = ctx.engine.config.capacity
     lim = ctx.engine.config.workflow_limits
     run = [w for w in s.workflows.values() if w.status is WorkflowStatus.RUNNING and not w.frozen]
-    demand = {w.id: s.in_use(w.id).agents + sum(1 for k in s.ready.get(w.id, ()) if s.tasks[k].status is TaskStatus.PENDING) for w in run}
+    demand = {
+        w.id: s.in_use(w.id).agents + sum(1 for k in s.ready.get(w.id, ()) if s.tasks[k].status is TaskStatus.PENDING)
+        for w in run
+    }
     weights = {w.id: w.priority * (1 if demand[w.id] else 0) for w in run}
     total_w = sum(weights.values())
     live = len(s.live_agents())
@@ -422,24 +667,49 @@ async def balance(ctx: Context, p: P.Empty) -> Outcome:
             new = w.allocation.model_copy(update={"agents": share})
             ctx.engine.set_allocation(w.id, new, actor=ctx.actor)
             changes.append({"workflow_id": w.id, "agents_before": prev, "agents_after": share})
-    return Outcome({"slots": slots, "demand": demand, "changes": changes, "runnable_now_before": before, "runnable_now_after": runnable_now(ctx)},
-                   f"{len(changes)} workflow(s) rebalanced over {slots} agent slot(s)")
+    return Outcome(
+        {
+            "slots": slots,
+            "demand": demand,
+            "changes": changes,
+            "runnable_now_before": before,
+            "runnable_now_after": runnable_now(ctx),
+        },
+        f"{len(changes)} workflow(s) rebalanced over {slots} agent slot(s)",
+    )
 
 
-@operation(C, "scale", kind="destructive", payload=P.Scale, summary="grow or shrink an agent pool (shrinking retires idle agents)")
+@operation(
+    C,
+    "scale",
+    kind="destructive",
+    payload=P.Scale,
+    summary="grow or shrink an agent pool (shrinking retires idle agents)",
+)
 async def scale(ctx: Context, p: P.Scale) -> Outcome:
     s = ctx.state
     pool = s.pools.get(p.pool)
     if pool is None:
-        raise CommandError("POOL_NOT_FOUND", f"no pool {p.pool!r}", {"known": sorted(s.pools)}, ["/resource-manager agent-pool-assessment"])
+        raise CommandError(
+            "POOL_NOT_FOUND",
+            f"no pool {p.pool!r}",
+            {"known": sorted(s.pools)},
+            ["/resource-manager agent-pool-assessment"],
+        )
     if p.size > pool.max_size or p.size < pool.min_size:
-        raise CommandError("RESOURCE_LIMIT", f"pool {p.pool} size must stay within {pool.min_size}..{pool.max_size}", {"requested": p.size})
+        raise CommandError(
+            "RESOURCE_LIMIT",
+            f"pool {p.pool} size must stay within {pool.min_size}..{pool.max_size}",
+            {"requested": p.size},
+        )
     live = sorted((a for a in s.live_agents() if a.pool == p.pool), key=lambda a: a.id)
     added, retired = [], []
     if p.size > len(live):
         free = ctx.engine.config.capacity.agents - len(s.live_agents())
         if p.size - len(live) > free:
-            raise CommandError("RESOURCE_EXHAUSTED", f"only {free} agent slot(s) left of {ctx.engine.config.capacity.agents}")
+            raise CommandError(
+                "RESOURCE_EXHAUSTED", f"only {free} agent slot(s) left of {ctx.engine.config.capacity.agents}"
+            )
         for _ in range(p.size - len(live)):
             added.append(ctx.engine.add_agent(p.pool, actor=ctx.actor))
     else:
@@ -448,15 +718,29 @@ async def scale(ctx: Context, p: P.Scale) -> Outcome:
             ctx.engine.retire_agent(a.id, actor=ctx.actor)
             retired.append(a.id)
     now_live = sum(1 for a in s.live_agents() if a.pool == p.pool)
-    return Outcome({"pool": p.pool, "before": len(live), "after": now_live, "added": added, "retired": retired,
-                    "short_by": max(0, now_live - p.size)},
-                   f"pool {p.pool}: {len(live)} -> {now_live} agents" + (" (busy agents kept)" if now_live > p.size else ""))
+    return Outcome(
+        {
+            "pool": p.pool,
+            "before": len(live),
+            "after": now_live,
+            "added": added,
+            "retired": retired,
+            "short_by": max(0, now_live - p.size),
+        },
+        f"pool {p.pool}: {len(live)} -> {now_live} agents" + (" (busy agents kept)" if now_live > p.size else ""),
+    )
 
 
 # -- the scenarios -----------------------------------------------------------------------
 
-@operation(C, "emergency-reallocation", kind="destructive", payload=P.EmergencyReallocation,
-           summary="pause low-priority work, reduce allocations keeping the critical path, guarantee high-priority capacity")
+
+@operation(
+    C,
+    "emergency-reallocation",
+    kind="destructive",
+    payload=P.EmergencyReallocation,
+    summary="pause low-priority work, reduce allocations keeping the critical path, guarantee high-priority capacity",
+)
 async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Outcome:
     """Actions run in order. ``pause_low_priority_workflows`` pauses each workflow and
     releases its agents (tasks keep their context); ``reduce_resource_allocation``
@@ -474,17 +758,34 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
             wf = ctx.workflow(wid)
             if wf.frozen:
                 raise CommandError("WORKFLOW_FROZEN", f"{wid} is frozen for data protection", {"workflow_id": wid})
-            if wf.status in TERMINAL_WORKFLOW or wf.status is WorkflowStatus.PENDING and act.action == "pause_low_priority_workflows":
-                raise CommandError("INVALID_STATE", f"{wid} is {wf.status.value}: {act.action} needs a running workflow",
-                                   {"workflow_id": wid, "status": wf.status.value}, ["/coordination-hub list-workflows"])
+            if wf.status in TERMINAL_WORKFLOW or (
+                wf.status is WorkflowStatus.PENDING and act.action == "pause_low_priority_workflows"
+            ):
+                raise CommandError(
+                    "INVALID_STATE",
+                    f"{wid} is {wf.status.value}: {act.action} needs a running workflow",
+                    {"workflow_id": wid, "status": wf.status.value},
+                    ["/coordination-hub list-workflows"],
+                )
             if act.action == "optimize_high_priority_workflow" and act.resource_guarantee is not None:
                 g_total["cpu"] += act.resource_guarantee.cores or 0.0
                 g_total["mem"] += act.resource_guarantee.memory_gb or 0.0
     named = {w for a in p.actions if a.action == "optimize_high_priority_workflow" for w in a.affected}
-    others = [w.guarantee for w in s.workflows.values() if w.id not in named and w.guarantee and w.status not in TERMINAL_WORKFLOW]
-    if g_total["cpu"] + sum(g.cpu_cores for g in others) > cap.cpu_cores or g_total["mem"] + sum(g.memory_gb for g in others) > cap.memory_gb:
-        raise CommandError("RESOURCE_EXHAUSTED", f"the guarantees asked ({g_total['cpu']:g} cores / {g_total['mem']:g} GB) do not fit the capacity "
-                           f"{cap.cpu_cores:g} / {cap.memory_gb:g} with the existing guarantees", {"requested": g_total})
+    others = [
+        w.guarantee
+        for w in s.workflows.values()
+        if w.id not in named and w.guarantee and w.status not in TERMINAL_WORKFLOW
+    ]
+    if (
+        g_total["cpu"] + sum(g.cpu_cores for g in others) > cap.cpu_cores
+        or g_total["mem"] + sum(g.memory_gb for g in others) > cap.memory_gb
+    ):
+        raise CommandError(
+            "RESOURCE_EXHAUSTED",
+            f"the guarantees asked ({g_total['cpu']:g} cores / {g_total['mem']:g} GB) do not fit the capacity "
+            f"{cap.cpu_cores:g} / {cap.memory_gb:g} with the existing guarantees",
+            {"requested": g_total},
+        )
     total_before = held(ctx)
     util_before = eng.utilisation()
     results = []
@@ -508,12 +809,17 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
             per = {}
             for wid in act.affected:
                 a = s.workflows[wid].allocation
-                new = Resources(cpu_cores=round(max(0.5, a.cpu_cores - (r.cores or 0.0)), 3),
-                                memory_gb=round(max(0.5, a.memory_gb - (r.memory_gb or 0.0)), 3),
-                                agents=max(1, a.agents - (r.agents or 0)))
+                new = Resources(
+                    cpu_cores=round(max(0.5, a.cpu_cores - (r.cores or 0.0)), 3),
+                    memory_gb=round(max(0.5, a.memory_gb - (r.memory_gb or 0.0)), 3),
+                    agents=max(1, a.agents - (r.agents or 0)),
+                )
                 eng.set_allocation(wid, new, actor=ctx.actor)
-                per[wid] = {"allocation_before": a.model_dump(), "allocation_after": new.model_dump(),
-                            **shed(ctx, wid, new, act.maintain_critical_path)}
+                per[wid] = {
+                    "allocation_before": a.model_dump(),
+                    "allocation_after": new.model_dump(),
+                    **shed(ctx, wid, new, act.maintain_critical_path),
+                }
             detail["workflows"] = per
         else:
             per = {}
@@ -527,9 +833,11 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
                     entry["guarantee"] = gr.model_dump()
                     if act.optimization == "emergency_efficiency_mode":
                         a = wf.allocation
-                        na = Resources(cpu_cores=min(lim.cpu_cores, max(a.cpu_cores, gr.cpu_cores)),
-                                       memory_gb=min(lim.memory_gb, max(a.memory_gb, gr.memory_gb)),
-                                       agents=min(lim.agents, max(a.agents, gr.agents)))
+                        na = Resources(
+                            cpu_cores=min(lim.cpu_cores, max(a.cpu_cores, gr.cpu_cores)),
+                            memory_gb=min(lim.memory_gb, max(a.memory_gb, gr.memory_gb)),
+                            agents=min(lim.agents, max(a.agents, gr.agents)),
+                        )
                         if na != a:
                             eng.set_allocation(wid, na, actor=ctx.actor)
                             entry["allocation_before"] = a.model_dump()
@@ -546,20 +854,43 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
         results.append(detail)
     total_after = held(ctx)
     rec = recovery(ctx, total_before, total_after)
-    touched = sorted({w for a in p.actions if a.action != "pause_low_priority_workflows" for w in a.affected
-                      if s.workflows[w].status is WorkflowStatus.RUNNING})
+    touched = sorted(
+        {
+            w
+            for a in p.actions
+            if a.action != "pause_low_priority_workflows"
+            for w in a.affected
+            if s.workflows[w].status is WorkflowStatus.RUNNING
+        }
+    )
     live = await live_limits(ctx, touched)
     return Outcome(
-        {"strategy": p.strategy, "actions": results, "resource_recovery": rec, "held_before": total_before, "held_after": total_after,
-         "utilisation_before": util_before, "live_limits": live},
+        {
+            "strategy": p.strategy,
+            "actions": results,
+            "resource_recovery": rec,
+            "held_before": total_before,
+            "held_after": total_after,
+            "utilisation_before": util_before,
+            "live_limits": live,
+        },
         f"{len(results)} action(s); recovered {rec['cpu']:.1f}% cpu ({rec['cpu_cores']:g} cores), {rec['memory']:.1f}% memory "
         f"({rec['memory_gb']:g} GB), {rec['agents']} agent(s); {live['summary']}",
-        ["/coordination-hub emergency-cleanup", "/performance-monitor post-emergency-monitoring", "/workflow-recovery gradual-resumption"],
+        [
+            "/coordination-hub emergency-cleanup",
+            "/performance-monitor post-emergency-monitoring",
+            "/workflow-recovery gradual-resumption",
+        ],
     )
 
 
-@operation(C, "agent-reallocation", kind="destructive", payload=P.AnalysisRequest,
-           summary="move tasks off unreachable agents to reachable ones (network-aware distribution)")
+@operation(
+    C,
+    "agent-reallocation",
+    kind="destructive",
+    payload=P.AnalysisRequest,
+    summary="move tasks off unreachable agents to reachable ones (network-aware distribution)",
+)
 async def agent_reallocation(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     """Each task held by an unreachable agent goes back to the queue with its context,
     for a reachable agent to continue; the agent's late reports are then ignored."""
@@ -572,12 +903,19 @@ async def agent_reallocation(ctx: Context, p: P.AnalysisRequest) -> Outcome:
             ctx.engine.release_task(key, reason="agent_unreachable", actor=ctx.actor)
             moved.append({"task": key, "from": a.id, "progress_kept": prog})
     idle = sorted(a.id for a in s.live_agents() if a.status is AgentStatus.IDLE)
-    return Outcome({"moved": moved, "idle_reachable_agents": idle},
-                   f"{len(moved)} task(s) moved off unreachable agents; {len(idle)} idle reachable agent(s) can take them")
+    return Outcome(
+        {"moved": moved, "idle_reachable_agents": idle},
+        f"{len(moved)} task(s) moved off unreachable agents; {len(idle)} idle reachable agent(s) can take them",
+    )
 
 
-@operation(C, "update-agent-management", kind="lifecycle", payload=P.UpdateAgentManagement,
-           summary="raise pool minimums where agents failed; with health_monitoring_enhancements ping agents at half the heartbeat")
+@operation(
+    C,
+    "update-agent-management",
+    kind="lifecycle",
+    payload=P.UpdateAgentManagement,
+    summary="raise pool minimums where agents failed; with health_monitoring_enhancements ping agents at half the heartbeat",
+)
 async def update_agent_management(ctx: Context, p: P.UpdateAgentManagement) -> Outcome:
     """With ``redundancy_improvements`` each pool that lost agents (from the state and
     the lessons of post-failure-learning) gets its minimum raised by one and is topped
@@ -600,23 +938,49 @@ async def update_agent_management(ctx: Context, p: P.UpdateAgentManagement) -> O
             if pool is None or pool.min_size >= pool.max_size:
                 continue
             new_min = pool.min_size + 1
-            eng.emit("POOL_RESIZED", "resource", "agents", {"pool": pool_name, "min_size": new_min, "reason": "redundancy"}, actor=ctx.actor)
+            eng.emit(
+                "POOL_RESIZED",
+                "resource",
+                "agents",
+                {"pool": pool_name, "min_size": new_min, "reason": "redundancy"},
+                actor=ctx.actor,
+            )
             added = []
-            while sum(1 for a in s.live_agents() if a.pool == pool_name) < new_min and len(s.live_agents()) < eng.config.capacity.agents:
+            while (
+                sum(1 for a in s.live_agents() if a.pool == pool_name) < new_min
+                and len(s.live_agents()) < eng.config.capacity.agents
+            ):
                 added.append(eng.add_agent(pool_name, actor=ctx.actor))
-            changes.append({"pool": pool_name, "min_size": new_min, "added": added, "failures": failed_pools[pool_name]})
+            changes.append(
+                {"pool": pool_name, "min_size": new_min, "added": added, "failures": failed_pools[pool_name]}
+            )
     hb = eng.config.intervals.heartbeat_s
-    settings = {"redundancy_improvements": p.redundancy_improvements,
-                "health_check_interval_s": hb / 2 if p.health_monitoring_enhancements else hb,
-                "predictive_failure_detection": p.predictive_failure_detection == "enabled",
-                "failure_lessons": p.failure_lessons, "pools_with_failures": failed_pools}
+    settings = {
+        "redundancy_improvements": p.redundancy_improvements,
+        "health_check_interval_s": hb / 2 if p.health_monitoring_enhancements else hb,
+        "predictive_failure_detection": p.predictive_failure_detection == "enabled",
+        "failure_lessons": p.failure_lessons,
+        "pools_with_failures": failed_pools,
+    }
     eng.set_setting("agent_management", settings, actor=ctx.actor)
     active = eng.health_check_interval() is not None and hasattr(eng.runtime, "ping_agent")
     miss = eng.config.intervals.missed_heartbeats + 0.5
     limit = settings["health_check_interval_s"] * miss if active else hb * miss
-    return Outcome({"pool_changes": changes, "settings": settings, "health_checks": {
-                        "active": active, "every_s": settings["health_check_interval_s"] if active else None,
-                        "silent_agent_unreachable_after_s": limit, "predictive_failure_detection": "recorded only"}},
-                   f"{len(changes)} pool(s) given more redundancy; "
-                   + (f"agents pinged every {settings['health_check_interval_s']:g}s (silent ones unreachable after {limit:g}s)" if active
-                      else f"heartbeats only (silent agents unreachable after {limit:g}s)"))
+    return Outcome(
+        {
+            "pool_changes": changes,
+            "settings": settings,
+            "health_checks": {
+                "active": active,
+                "every_s": settings["health_check_interval_s"] if active else None,
+                "silent_agent_unreachable_after_s": limit,
+                "predictive_failure_detection": "recorded only",
+            },
+        },
+        f"{len(changes)} pool(s) given more redundancy; "
+        + (
+            f"agents pinged every {settings['health_check_interval_s']:g}s (silent ones unreachable after {limit:g}s)"
+            if active
+            else f"heartbeats only (silent agents unreachable after {limit:g}s)"
+        ),
+    )

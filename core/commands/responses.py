@@ -43,7 +43,9 @@ def success(
     }
 
 
-def error(code: str, message: str, details: dict[str, Any] | None = None, suggestions: list[str] | None = None) -> dict[str, Any]:
+def error(
+    code: str, message: str, details: dict[str, Any] | None = None, suggestions: list[str] | None = None
+) -> dict[str, Any]:
     return {
         "status": "error",
         "error": {"code": code, "message": message, "details": details or {}},

@@ -40,15 +40,27 @@ def plan_steps(engine: Engine, p: GradualResumption) -> tuple[list[dict[str, Any
         if st.action in ("resume_paused_workflow", "resume_workflow"):
             share = LIMIT_SHARE.get(st.resource_limit or "full")
             limit = scaled(base, share) if share is not None else None
-            steps.append({"stage": st.stage, "workflow": wf.id, "resume": True,
-                          "limit": limit.model_dump() if limit else None,
-                          "what": f"resume {wf.id}" + (f" limited to {_fmt(limit)} ({st.resource_limit})" if limit else "")})
+            steps.append(
+                {
+                    "stage": st.stage,
+                    "workflow": wf.id,
+                    "resume": True,
+                    "limit": limit.model_dump() if limit else None,
+                    "what": f"resume {wf.id}" + (f" limited to {_fmt(limit)} ({st.resource_limit})" if limit else ""),
+                }
+            )
             if limit is not None:
                 limited.append(wf.id)
                 if st.gradual_scaling and share is not None and share < 0.75:
                     mid = scaled(base, 0.75)
-                    steps.append({"stage": st.stage, "workflow": wf.id, "limit": mid.model_dump(),
-                                  "what": f"raise {wf.id} limit to {_fmt(mid)}"})
+                    steps.append(
+                        {
+                            "stage": st.stage,
+                            "workflow": wf.id,
+                            "limit": mid.model_dump(),
+                            "what": f"raise {wf.id} limit to {_fmt(mid)}",
+                        }
+                    )
         elif st.action == "restore_full_allocation":
             cur = wf.allocation
             parts = 3 if st.gradual_scaling else 1
@@ -59,16 +71,45 @@ def plan_steps(engine: Engine, p: GradualResumption) -> tuple[list[dict[str, Any
                     memory_gb=round(cur.memory_gb + (base.memory_gb - cur.memory_gb) * f, 2),
                     agents=round(cur.agents + (base.agents - cur.agents) * f),
                 )
-                steps.append({"stage": st.stage, "workflow": wf.id, "allocation": alloc.model_dump(),
-                              "resume": wf.status is WorkflowStatus.PAUSED and i == 1,
-                              "what": f"set {wf.id} allocation to {_fmt(alloc)} ({i}/{parts} of the way to its base)"})
+                steps.append(
+                    {
+                        "stage": st.stage,
+                        "workflow": wf.id,
+                        "allocation": alloc.model_dump(),
+                        "resume": wf.status is WorkflowStatus.PAUSED and i == 1,
+                        "what": f"set {wf.id} allocation to {_fmt(alloc)} ({i}/{parts} of the way to its base)",
+                    }
+                )
         elif st.action == "lift_limits":
-            steps.append({"stage": st.stage, "workflow": wf.id, "limit": None, "lift": True, "what": f"lift the limit of {wf.id}"})
-        stages.append({"stage": st.stage, "action": st.action, "workflow": wf.id, "resource_limit": st.resource_limit,
-                       "gradual_scaling": st.gradual_scaling, "steps": list(range(first, len(steps)))})
+            steps.append(
+                {
+                    "stage": st.stage,
+                    "workflow": wf.id,
+                    "limit": None,
+                    "lift": True,
+                    "what": f"lift the limit of {wf.id}",
+                }
+            )
+        stages.append(
+            {
+                "stage": st.stage,
+                "action": st.action,
+                "workflow": wf.id,
+                "resource_limit": st.resource_limit,
+                "gradual_scaling": st.gradual_scaling,
+                "steps": list(range(first, len(steps))),
+            }
+        )
     for wid in dict.fromkeys(limited):
-        steps.append({"stage": stages[-1]["stage"], "workflow": wid, "limit": None, "lift": True,
-                      "what": f"lift the resumption limit of {wid}"})
+        steps.append(
+            {
+                "stage": stages[-1]["stage"],
+                "workflow": wid,
+                "limit": None,
+                "lift": True,
+                "what": f"lift the resumption limit of {wid}",
+            }
+        )
     return steps, stages
 
 
@@ -95,8 +136,13 @@ def apply_step(engine: Engine, rid: str, index: int, actor: str) -> dict[str, An
         engine.resume_workflow(wid, actor=actor)
         done.append("resumed")
     util = engine.utilisation()
-    engine.emit("RESUMPTION_STEP_APPLIED", "coordination", "resumption",
-                {"id": rid, "step": index, "stage": step["stage"], "workflow": wid, "what": step["what"], "utilisation": util}, actor=actor)
+    engine.emit(
+        "RESUMPTION_STEP_APPLIED",
+        "coordination",
+        "resumption",
+        {"id": rid, "step": index, "stage": step["stage"], "workflow": wid, "what": step["what"], "utilisation": util},
+        actor=actor,
+    )
     return {"step": index, "what": step["what"], "applied": done}
 
 
@@ -109,7 +155,13 @@ def stable(engine: Engine, now: float, safe: float, hold: float) -> tuple[bool, 
     peak_mem = max((v for _, v in mem), default=None)
     covered = bool(cpu) and cpu[0][0] <= now - hold + engine.config.intervals.sample_s
     ok = covered and peak_cpu is not None and peak_cpu < safe and (peak_mem is None or peak_mem < safe)
-    return ok, {"peak_cpu_pct": peak_cpu, "peak_memory_pct": peak_mem, "samples": len(cpu), "safe_pct": safe, "hold_s": hold}
+    return ok, {
+        "peak_cpu_pct": peak_cpu,
+        "peak_memory_pct": peak_mem,
+        "samples": len(cpu),
+        "safe_pct": safe,
+        "hold_s": hold,
+    }
 
 
 def tick(engine: Engine, now: float) -> None:
@@ -130,10 +182,21 @@ def tick(engine: Engine, now: float) -> None:
             if r["next_step"] < len(r["steps"]):
                 apply_step(engine, rid, r["next_step"], actor="resumption")
             if engine.state.resumptions[rid]["next_step"] >= len(r["steps"]):
-                engine.emit("RESUMPTION_COMPLETED", "coordination", "resumption",
-                            {"id": rid, "steps": len(r["steps"]), "took_s": round(now - r["created_at"], 3)}, actor="resumption")
+                engine.emit(
+                    "RESUMPTION_COMPLETED",
+                    "coordination",
+                    "resumption",
+                    {"id": rid, "steps": len(r["steps"]), "took_s": round(now - r["created_at"], 3)},
+                    actor="resumption",
+                )
         except EngineError as exc:
-            engine.emit("RESUMPTION_ABORTED", "coordination", "resumption", {"id": rid, "reason": f"{exc.code}: {exc.message}"}, actor="resumption")
+            engine.emit(
+                "RESUMPTION_ABORTED",
+                "coordination",
+                "resumption",
+                {"id": rid, "reason": f"{exc.code}: {exc.message}"},
+                actor="resumption",
+            )
 
 
 def attach(engine: Engine) -> None:
@@ -151,7 +214,9 @@ def attach(engine: Engine) -> None:
 def _active(engine: Engine, rid: str) -> dict[str, Any]:
     r = engine.state.resumptions.get(rid)
     if r is None:
-        raise EngineError("RESUMPTION_NOT_FOUND", f"no staged resumption {rid!r}", {"known": sorted(engine.state.resumptions)})
+        raise EngineError(
+            "RESUMPTION_NOT_FOUND", f"no staged resumption {rid!r}", {"known": sorted(engine.state.resumptions)}
+        )
     if r["status"] != "active":
         raise EngineError("INVALID_STATE", f"resumption {rid} is {r['status']}, not active", {"resumption": rid})
     return r
@@ -163,9 +228,19 @@ def advance_resumption(engine: Engine, rid: str, actor: str = "operator") -> dic
     out = apply_step(engine, rid, r["next_step"], actor)
     after = engine.state.resumptions[rid]
     if after["next_step"] >= len(after["steps"]):
-        engine.emit("RESUMPTION_COMPLETED", "coordination", "resumption",
-                    {"id": rid, "steps": len(after["steps"]), "took_s": round(engine.clock.now() - after["created_at"], 3)}, actor=actor)
-    return {"resumption": rid, **out, "status": engine.state.resumptions[rid]["status"], "next_step": after["next_step"]}
+        engine.emit(
+            "RESUMPTION_COMPLETED",
+            "coordination",
+            "resumption",
+            {"id": rid, "steps": len(after["steps"]), "took_s": round(engine.clock.now() - after["created_at"], 3)},
+            actor=actor,
+        )
+    return {
+        "resumption": rid,
+        **out,
+        "status": engine.state.resumptions[rid]["status"],
+        "next_step": after["next_step"],
+    }
 
 
 def hold_resumption(engine: Engine, rid: str, actor: str = "operator", held: bool | None = None) -> dict[str, Any]:

@@ -60,8 +60,14 @@ class Step:
 
 
 FAULTS: dict[str, tuple[int, int]] = {
-    "fail": (1, 99), "slow": (2, 2), "partition": (1, 99), "heal": (0, 99), "spike": (2, 3),
-    "leak": (2, 2), "degrade": (1, 1), "restore-speed": (0, 0),
+    "fail": (1, 99),
+    "slow": (2, 2),
+    "partition": (1, 99),
+    "heal": (0, 99),
+    "spike": (2, 3),
+    "leak": (2, 2),
+    "degrade": (1, 1),
+    "restore-speed": (0, 0),
 }
 
 
@@ -149,7 +155,9 @@ def parse_script(text: str) -> list[Step]:
                 raise ScriptError(n, f"fault {parts[0]}: takes {lo}..{hi} argument(s), got {len(parts) - 1}")
             steps.append(Step(n, "fault", s, {"name": parts[0], "args": parts[1:]}))
         else:
-            raise ScriptError(n, f"unknown step {word!r}: expected a /command, an event line, advance, expect, expect-error or fault")
+            raise ScriptError(
+                n, f"unknown step {word!r}: expected a /command, an event line, advance, expect, expect-error or fault"
+            )
     return steps
 
 
@@ -255,7 +263,9 @@ class StepRunner:
                     if last_error is None:
                         return ScriptResult(False, st.line, "expect-error: the previous command succeeded", n)
                     if want and last_error["code"] != want:
-                        return ScriptResult(False, st.line, f"expect-error: got {last_error['code']}, expected {want}", n)
+                        return ScriptResult(
+                            False, st.line, f"expect-error: got {last_error['code']}, expected {want}", n
+                        )
                     self.out(f"# line {st.line}: expectation met: {st.text}")
                     last_error = None
                 elif st.kind == "event":
@@ -264,7 +274,9 @@ class StepRunner:
                         last_error = rejected
                         self.out(f"# line {st.line}: event rejected: {rejected['code']}: {rejected['message']}")
                         if nxt is None or nxt.kind != "expect-error":
-                            return ScriptResult(False, st.line, f"event rejected: {rejected['code']}: {rejected['message']}", n)
+                            return ScriptResult(
+                                False, st.line, f"event rejected: {rejected['code']}: {rejected['message']}", n
+                            )
                     else:
                         last_error = None
                 elif st.kind == "advance":
@@ -298,7 +310,11 @@ class StepRunner:
             hit = await self._wait_for(st, start, within)
         if hit is None:
             seen = [e for e in self.events[start:] if e.type == a["type"]]
-            why = f"{len(seen)} {a['type']} event(s) since the last expectation, none matching" if seen else f"no {a['type']} event since the last expectation"
+            why = (
+                f"{len(seen)} {a['type']} event(s) since the last expectation, none matching"
+                if seen
+                else f"no {a['type']} event since the last expectation"
+            )
             if seen:
                 why += f"; last: {seen[-1].line()[:200]}"
             return f"expectation failed: {st.text}: {why}" + (f" (waited {within:g}s)" if within else "")
@@ -395,7 +411,9 @@ class ScriptRunner(StepRunner):
         await self.engine.flush()
 
 
-async def run_script_file(engine: Engine, path: str | Path, out: Callable[[str], None], quiet: bool = False) -> ScriptResult:
+async def run_script_file(
+    engine: Engine, path: str | Path, out: Callable[[str], None], quiet: bool = False
+) -> ScriptResult:
     text = Path(path).read_text(encoding="utf-8")
     steps = parse_script(text)
     return await ScriptRunner(engine, out, quiet=quiet).run(steps)

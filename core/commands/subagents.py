@@ -19,21 +19,37 @@ from .registry import REGISTRY, Outcome, Registry, operation
 from .responses import CommandError
 
 OP_ANALYSES: dict[tuple[str, str], list[str]] = {
-    ("resource-manager", "emergency-analysis"): ["utilisation", "resource_leaks", "cpu_spinning", "stalled_agents", "bottlenecks"],
+    ("resource-manager", "emergency-analysis"): [
+        "utilisation",
+        "resource_leaks",
+        "cpu_spinning",
+        "stalled_agents",
+        "bottlenecks",
+    ],
     ("resource-manager", "analyze-utilization"): ["utilisation", "bottlenecks", "reallocation"],
     ("resource-manager", "agent-pool-assessment"): ["pool_capacity", "agent_health", "reallocation"],
     ("resource-manager", "agent-reallocation"): ["network", "reallocation"],
     ("resource-manager", "check-conflicts"): ["conflicts"],
     ("performance-monitor", "emergency-assessment"): ["utilisation", "bottlenecks", "performance_trend"],
     ("performance-monitor", "bottlenecks"): ["bottlenecks"],
-    ("performance-monitor", "comprehensive-analysis"): ["performance_trend", "bottlenecks", "utilisation", "reallocation"],
+    ("performance-monitor", "comprehensive-analysis"): [
+        "performance_trend",
+        "bottlenecks",
+        "utilisation",
+        "reallocation",
+    ],
     ("coordination-hub", "dependency-analysis"): ["dependency_chains", "critical_paths"],
     ("coordination-hub", "workflow-efficiency-analysis"): ["coordination_overhead", "performance_trend"],
     ("coordination-hub", "checkpoint-validation"): ["checkpoint_integrity", "log_replay"],
     ("coordination-hub", "communication-redundancy-activation"): ["network", "stalled_agents"],
     ("coordination-hub", "network-failure-analysis"): ["network", "stalled_agents"],
     ("workflow-recovery", "corruption-assessment"): ["state_consistency", "checkpoint_integrity", "log_replay"],
-    ("workflow-recovery", "analyze-cascade-failure"): ["agent_health", "failures", "dependency_chains", "critical_paths"],
+    ("workflow-recovery", "analyze-cascade-failure"): [
+        "agent_health",
+        "failures",
+        "dependency_chains",
+        "critical_paths",
+    ],
 }
 DEFAULT_BY_COMPONENT = {
     "debug": ["agent_health", "stalled_agents", "state_consistency"],
@@ -43,8 +59,13 @@ DEFAULT_BY_COMPONENT = {
     "workflow-recovery": ["failures", "checkpoint_integrity"],
     "x": ["utilisation"],
 }
-FLAG_PRIORITY = {"emergency": "critical", "critical-failure": "critical", "data-protection": "critical",
-                 "network-resilient": "high", "performance-focus": "high"}
+FLAG_PRIORITY = {
+    "emergency": "critical",
+    "critical-failure": "critical",
+    "data-protection": "critical",
+    "network-resilient": "high",
+    "performance-focus": "high",
+}
 
 
 def analyses_for(task: P.SubagentTask) -> tuple[list[str], str | None]:
@@ -56,9 +77,12 @@ def analyses_for(task: P.SubagentTask) -> tuple[list[str], str | None]:
         spec = REGISTRY.get(comp, task.operation)
         if spec is None:
             near = Registry.suggest(task.operation, REGISTRY.operations(comp))
-            raise CommandError("UNKNOWN_OPERATION", f"subagent task: /{comp} has no operation {task.operation!r}"
-                               + (f"; did you mean {', '.join(near)}?" if near else ""),
-                               {"component": comp, "operation": task.operation, "suggestions": near})
+            raise CommandError(
+                "UNKNOWN_OPERATION",
+                f"subagent task: /{comp} has no operation {task.operation!r}"
+                + (f"; did you mean {', '.join(near)}?" if near else ""),
+                {"component": comp, "operation": task.operation, "suggestions": near},
+            )
         op_name = spec.operation
         defaults = OP_ANALYSES.get((comp, op_name), defaults)
     words = [*task.focus, task.analysis or "", task.scope]
@@ -67,10 +91,22 @@ def analyses_for(task: P.SubagentTask) -> tuple[list[str], str | None]:
     return names, op_name
 
 
-@operation("subagents", "run", kind="analysis", payload=P.Subagents, default=True, json_args=("context", "tasks"),
-           flags={"emergency": "priority critical", "critical-failure": "priority critical", "data-protection": "priority critical",
-                  "network-resilient": "priority high, network analyses first", "performance-focus": "priority high, performance analyses first"},
-           summary="run the listed analyses concurrently and gather one report")
+@operation(
+    "subagents",
+    "run",
+    kind="analysis",
+    payload=P.Subagents,
+    default=True,
+    json_args=("context", "tasks"),
+    flags={
+        "emergency": "priority critical",
+        "critical-failure": "priority critical",
+        "data-protection": "priority critical",
+        "network-resilient": "priority high, network analyses first",
+        "performance-focus": "priority high, performance analyses first",
+    },
+    summary="run the listed analyses concurrently and gather one report",
+)
 async def run(ctx: Context, p: P.Subagents) -> Outcome:
     """The first JSON argument is the phase context (phase, priority, coordination);
     the second lists the tasks, each ``{"command", "operation"?, "scope", "focus"}``."""
@@ -84,9 +120,15 @@ async def run(ctx: Context, p: P.Subagents) -> Outcome:
     async def one(i: int, task: P.SubagentTask, names: list[str], op: str | None) -> dict[str, Any]:
         findings = await run_analyses(ctx.engine, names)
         rep = report(findings, names)
-        return {"task": i + 1, "command": task.command, "operation": op, "scope": task.scope, "focus": task.focus,
-                "executed": "analysis only" if op and REGISTRY.get(task.command[1:], op).mutates else "analysis",  # type: ignore[union-attr]
-                **rep}
+        return {
+            "task": i + 1,
+            "command": task.command,
+            "operation": op,
+            "scope": task.scope,
+            "focus": task.focus,
+            "executed": "analysis only" if op and REGISTRY.get(task.command[1:], op).mutates else "analysis",  # type: ignore[union-attr]
+            **rep,
+        }
 
     sections = await asyncio.gather(*(one(i, t, names, op) for i, (t, (names, op)) in enumerate(zip(p.tasks, plans))))
     merged: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -97,14 +139,25 @@ async def run(ctx: Context, p: P.Subagents) -> Outcome:
                 merged[key] = {**f, "from_tasks": [sec["task"]]}
             else:
                 merged[key]["from_tasks"].append(sec["task"])
-    findings = sorted(merged.values(), key=lambda f: (-SEVERITY_RANK.get(f["severity"], 0), f["analysis"], f["subject"]))
+    findings = sorted(
+        merged.values(), key=lambda f: (-SEVERITY_RANK.get(f["severity"], 0), f["analysis"], f["subject"])
+    )
     counts: dict[str, int] = {}
     for f in findings:
         counts[f["severity"]] = counts.get(f["severity"], 0) + 1
     escalate = [f for f in findings if SEVERITY_RANK.get(f["severity"], 0) >= (3 if priority == "critical" else 4)]
-    result = {"phase": p.context.phase, "priority": priority, "coordination": p.context.coordination, "tasks": list(sections),
-              "findings": findings, "counts": counts, "worst": findings[0]["severity"] if findings else "info",
-              "escalate": [f"{f['severity']}: {f['summary']}" for f in escalate[:10]]}
-    summary = (f"{p.context.phase}: {len(sections)} task(s) in parallel, {len(findings)} finding(s) "
-               f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}); priority {priority}")
+    result = {
+        "phase": p.context.phase,
+        "priority": priority,
+        "coordination": p.context.coordination,
+        "tasks": list(sections),
+        "findings": findings,
+        "counts": counts,
+        "worst": findings[0]["severity"] if findings else "info",
+        "escalate": [f"{f['severity']}: {f['summary']}" for f in escalate[:10]],
+    }
+    summary = (
+        f"{p.context.phase}: {len(sections)} task(s) in parallel, {len(findings)} finding(s) "
+        f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}); priority {priority}"
+    )
     return Outcome(result, summary, [f"{f['severity']}: {f['subject']}" for f in escalate[:3]])

@@ -31,8 +31,16 @@ def assign_task(engine: Engine, key: str, agent_id: str, actor: str) -> None:
     """Give a ready task to a chosen idle agent now (the operator's choice, not the scheduler's)."""
     t = engine.state.tasks[key]
     if (t.workflow, t.phase) not in engine.state.phase_started:
-        engine.emit("PHASE_STARTED", "coordination", "workflow", {"workflow_id": t.workflow, "phase": t.phase}, actor=actor)
-    engine.emit("TASK_ASSIGNED", "coordination", "scheduler", {"task": key, "agent": agent_id, "workflow_id": t.workflow, "chosen_by": actor}, actor=actor)
+        engine.emit(
+            "PHASE_STARTED", "coordination", "workflow", {"workflow_id": t.workflow, "phase": t.phase}, actor=actor
+        )
+    engine.emit(
+        "TASK_ASSIGNED",
+        "coordination",
+        "scheduler",
+        {"task": key, "agent": agent_id, "workflow_id": t.workflow, "chosen_by": actor},
+        actor=actor,
+    )
     if engine.runtime is not None:
         engine.runtime.start_task(agent_id, engine.state.tasks[key])
 
@@ -74,9 +82,16 @@ async def transfer_contexts(engine: Engine, pairs: list[tuple[str, str | None]],
             t = s.tasks.get(key)
             if t is None:
                 continue
-            entry = {"task": key, "from": failed, "to": repl, "progress": t.context.progress, "progress_at_loss": at_loss,
-                     "context_preserved": at_loss is None or t.context.progress + 1e-9 >= at_loss,
-                     "partial_results": sorted(t.context.partial_results), "output_lines": len(t.context.last_output)}
+            entry = {
+                "task": key,
+                "from": failed,
+                "to": repl,
+                "progress": t.context.progress,
+                "progress_at_loss": at_loss,
+                "context_preserved": at_loss is None or t.context.progress + 1e-9 >= at_loss,
+                "partial_results": sorted(t.context.partial_results),
+                "output_lines": len(t.context.last_output),
+            }
             if t.status is TaskStatus.COMPLETED:
                 entry["state"] = "already completed"
             elif t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED) and t.agent not in (failed, None):
@@ -85,8 +100,13 @@ async def transfer_contexts(engine: Engine, pairs: list[tuple[str, str | None]],
             elif t.status is TaskStatus.FAILED:
                 entry["state"] = "failed: needs a restore, not a transfer"
             else:
-                engine.emit("TASK_CONTEXT_TRANSFERRED", "coordination", "recovery",
-                            {"task": key, "from": failed, "to": repl, "context": t.context.model_dump(mode="json")}, actor=actor)
+                engine.emit(
+                    "TASK_CONTEXT_TRANSFERRED",
+                    "coordination",
+                    "recovery",
+                    {"task": key, "from": failed, "to": repl, "context": t.context.model_dump(mode="json")},
+                    actor=actor,
+                )
                 why = can_assign(engine, key, repl) if repl else "no replacement named"
                 if why is None and repl is not None:
                     assign_task(engine, key, repl, actor)

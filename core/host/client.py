@@ -31,8 +31,15 @@ SILENCE_S = 5.0
 
 
 def event_from_json(obj: dict[str, Any]) -> Event:
-    return Event(seq=int(obj["seq"]), ts=float(obj["ts"]), type=obj["type"], component=obj["component"],
-                 scope=obj["scope"], data=obj.get("data") or {}, actor=obj.get("actor") or "engine")
+    return Event(
+        seq=int(obj["seq"]),
+        ts=float(obj["ts"]),
+        type=obj["type"],
+        component=obj["component"],
+        scope=obj["scope"],
+        data=obj.get("data") or {},
+        actor=obj.get("actor") or "engine",
+    )
 
 
 def _alive(pid: int | None) -> bool:
@@ -50,9 +57,17 @@ def _alive(pid: int | None) -> bool:
 class HostClient:
     """Talks HTTP to one host, on its unix socket or over TCP with a token."""
 
-    def __init__(self, *, socket_path: str | Path | None = None, url: str | None = None, token: str | None = None,
-                 pid: int | None = None, db: str | Path | None = None, holder: Holder | None = None) -> None:
-        if socket_path is not None and url is not None or (socket_path is None and url is None and db is None):
+    def __init__(
+        self,
+        *,
+        socket_path: str | Path | None = None,
+        url: str | None = None,
+        token: str | None = None,
+        pid: int | None = None,
+        db: str | Path | None = None,
+        holder: Holder | None = None,
+    ) -> None:
+        if (socket_path is not None and url is not None) or (socket_path is None and url is None and db is None):
             raise ValueError("a HostClient needs a socket path, a database or a URL")
         self.socket_path = Path(socket_path) if socket_path is not None else None
         self.base = "http://opsdeck" if url is None else url.rstrip("/")
@@ -91,7 +106,9 @@ class HostClient:
                 self.holder = holder
                 return
             if time.monotonic() > deadline:
-                raise self.gone(f"it holds {self.db} but opened no endpoint within {STARTUP_WAIT_S:g}s ({holder.command})")
+                raise self.gone(
+                    f"it holds {self.db} but opened no endpoint within {STARTUP_WAIT_S:g}s ({holder.command})"
+                )
             await asyncio.sleep(0.05)
 
     def _http(self) -> aiohttp.ClientSession:
@@ -102,8 +119,9 @@ class HostClient:
             else:
                 connector = aiohttp.TCPConnector()
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            self._session = aiohttp.ClientSession(connector=connector, headers=headers,
-                                                  timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
+            )
         return self._session
 
     def gone(self, reason: str) -> HostGone:
@@ -170,7 +188,7 @@ class HostClient:
                 end = buf.rfind(b"\n\n")
                 if end < 0:
                     continue
-                blocks, buf = buf[:end], buf[end + 2:]
+                blocks, buf = buf[:end], buf[end + 2 :]
                 # Every whole block of this read decoded in one call (one data line per event).
                 datas = [ln[5:].lstrip() for ln in blocks.split(b"\n") if ln.startswith(b"data:")]
                 if datas:

@@ -44,8 +44,10 @@ def host_of(ctx: Context) -> Host:
     host = _HOSTS.get(ctx.engine)
     if host is None:
         raise CommandError(
-            "NO_HOST", f"{ctx.spec.name} needs a running host; this process opened the database in-process",
-            {}, ["opsdeck serve --demo --db DB", "opsdeck run FILE.toml --headless --db DB"],
+            "NO_HOST",
+            f"{ctx.spec.name} needs a running host; this process opened the database in-process",
+            {},
+            ["opsdeck serve --demo --db DB", "opsdeck run FILE.toml --headless --db DB"],
         )
     return host
 
@@ -63,28 +65,50 @@ class AdvanceRequest(Payload):
 
 
 def _clock(host: Host) -> dict[str, object]:
-    return {"simulated": host.virtual, "clock": round(host.engine.clock.now(), 3), "speed": host.speed,
-            "clock_running": host.clock_running}
+    return {
+        "simulated": host.virtual,
+        "clock": round(host.engine.clock.now(), 3),
+        "speed": host.speed,
+        "clock_running": host.clock_running,
+    }
 
 
-@operation(C, "status", kind="analysis", payload=Payload,
-           summary="the host: pid, runtime, database, sequence number, clock, speed, uptime, drill")
+@operation(
+    C,
+    "status",
+    kind="analysis",
+    payload=Payload,
+    summary="the host: pid, runtime, database, sequence number, clock, speed, uptime, drill",
+)
 async def status(ctx: Context, p: Payload) -> Outcome:
     st = host_of(ctx).status()
     clock = "paused" if not st["clock_running"] else f"x{st['speed']:g}"
-    return Outcome(st, f"host pid {st['pid']} ({st['runtime']}) on {st['db']}: seq {st['seq']}, "
-                       f"clock {st['clock']:g}s {clock if st['simulated'] else '(wall clock)'}, up {st['uptime']:.0f}s")
+    return Outcome(
+        st,
+        f"host pid {st['pid']} ({st['runtime']}) on {st['db']}: seq {st['seq']}, "
+        f"clock {st['clock']:g}s {clock if st['simulated'] else '(wall clock)'}, up {st['uptime']:.0f}s",
+    )
 
 
-@operation(C, "clock", kind="lifecycle", payload=ClockRequest, word_arg="action",
-           flags={"speed": "simulated seconds per wall second (with run)"},
-           summary="pause or run the host's simulated clock (run --speed=X changes its pace)")
+@operation(
+    C,
+    "clock",
+    kind="lifecycle",
+    payload=ClockRequest,
+    word_arg="action",
+    flags={"speed": "simulated seconds per wall second (with run)"},
+    summary="pause or run the host's simulated clock (run --speed=X changes its pace)",
+)
 async def clock(ctx: Context, p: ClockRequest) -> Outcome:
     host = host_of(ctx)
     speed = ctx.flags.get("speed")
     if p.action != "status" and not host.virtual:
-        raise CommandError("NOT_SIMULATED", f"this host runs real agents on the wall clock ({host.kind}); "
-                           "its clock cannot be paused or sped up", _clock(host), ["/workflow-status pause <workflow-id>"])
+        raise CommandError(
+            "NOT_SIMULATED",
+            f"this host runs real agents on the wall clock ({host.kind}); its clock cannot be paused or sped up",
+            _clock(host),
+            ["/workflow-status pause <workflow-id>"],
+        )
     if speed is not None and p.action != "run":
         raise CommandError("INVALID_FLAG", "--speed goes with /host clock run", {}, ["/host clock run --speed=60"])
     if p.action == "pause":
@@ -95,8 +119,12 @@ async def clock(ctx: Context, p: ClockRequest) -> Outcome:
             try:
                 value = float(speed)
             except (TypeError, ValueError):
-                raise CommandError("INVALID_FLAG", f"--speed={speed!r}: expected a number of simulated seconds per wall second",
-                                   {}, ["/host clock run --speed=30"]) from None
+                raise CommandError(
+                    "INVALID_FLAG",
+                    f"--speed={speed!r}: expected a number of simulated seconds per wall second",
+                    {},
+                    ["/host clock run --speed=30"],
+                ) from None
             if not 0 < value <= 100_000:
                 raise CommandError("INVALID_FLAG", f"--speed={value:g}: must be above 0 and at most 100000", {})
         host.run_clock(value)
@@ -105,22 +133,40 @@ async def clock(ctx: Context, p: ClockRequest) -> Outcome:
     return Outcome(st, f"the simulated clock is {word} at t={st['clock']:g}s (x{st['speed']:g})")
 
 
-@operation(C, "advance", kind="lifecycle", payload=AdvanceRequest, word_arg="duration",
-           summary="run the host's simulated clock forward now (scripts' advance); refused on a real-time host")
+@operation(
+    C,
+    "advance",
+    kind="lifecycle",
+    payload=AdvanceRequest,
+    word_arg="duration",
+    summary="run the host's simulated clock forward now (scripts' advance); refused on a real-time host",
+)
 async def advance(ctx: Context, p: AdvanceRequest) -> Outcome:
     host = host_of(ctx)
     if not host.virtual:
-        raise CommandError("NOT_SIMULATED", f"this host runs real agents on the wall clock ({host.kind}): "
-                           "simulated time cannot be advanced; wait for real events instead", _clock(host))
+        raise CommandError(
+            "NOT_SIMULATED",
+            f"this host runs real agents on the wall clock ({host.kind}): "
+            "simulated time cannot be advanced; wait for real events instead",
+            _clock(host),
+        )
     before = host.engine.clock.now()
     await host.advance_locked(p.duration)
     st = _clock(host)
-    return Outcome({**st, "advanced_s": round(host.engine.clock.now() - before, 3)},
-                   f"advanced {p.duration:g}s to t={st['clock']:g}s")
+    return Outcome(
+        {**st, "advanced_s": round(host.engine.clock.now() - before, 3)},
+        f"advanced {p.duration:g}s to t={st['clock']:g}s",
+    )
 
 
-@operation(C, "drill", kind="destructive", payload=DrillRequest, word_arg="name",
-           summary="arm a failure drill on the host's simulated fleet; its plan waits for approval")
+@operation(
+    C,
+    "drill",
+    kind="destructive",
+    payload=DrillRequest,
+    word_arg="name",
+    summary="arm a failure drill on the host's simulated fleet; its plan waits for approval",
+)
 async def drill(ctx: Context, p: DrillRequest) -> Outcome:
     """The fault is injected after the warm-up (15 simulated minutes); the host's
     pacing loop steps the drill and its incident pipeline. Approve the plan with
@@ -130,6 +176,8 @@ async def drill(ctx: Context, p: DrillRequest) -> Outcome:
         d = host.start_drill(p.name)
     except (DrillError, HostError) as exc:
         raise CommandError("DRILL_REFUSED", str(exc), {"drill": p.name}) from None
-    return Outcome({"drill": d.name, "inject_at": d.inject_at, "now": round(ctx.now, 3)},
-                   f"drill {d.name} armed: the fault is injected at t={d.inject_at:g}s; its plan will wait for approval",
-                   ["/incident list", "/host status"])
+    return Outcome(
+        {"drill": d.name, "inject_at": d.inject_at, "now": round(ctx.now, 3)},
+        f"drill {d.name} armed: the fault is injected at t={d.inject_at:g}s; its plan will wait for approval",
+        ["/incident list", "/host status"],
+    )

@@ -108,8 +108,16 @@ class Host:
             if on_close is not None:
                 await on_close(runtime)
 
-        return cls(engine, runtime, db=path, kind=kind, lease=lease, speed=speed, approve_mode=approve_mode,
-                   on_close=close_runtime)
+        return cls(
+            engine,
+            runtime,
+            db=path,
+            kind=kind,
+            lease=lease,
+            speed=speed,
+            approve_mode=approve_mode,
+            on_close=close_runtime,
+        )
 
     @classmethod
     async def open_sim(
@@ -132,7 +140,9 @@ class Host:
             eng = await open_sim(db, config, seed=seed, demo=demo, recurring=recurring)
             return eng, eng.runtime
 
-        return await cls.open_with(db, opener, kind="sim", create=create or demo, speed=speed, approve_mode=approve_mode)
+        return await cls.open_with(
+            db, opener, kind="sim", create=create or demo, speed=speed, approve_mode=approve_mode
+        )
 
     @classmethod
     async def open_local(
@@ -164,8 +174,9 @@ class Host:
             if isinstance(rt, LocalRuntime):
                 await rt.shutdown()
 
-        return await cls.open_with(db, opener, kind=runtime, create=True, speed=1.0, approve_mode=approve_mode,
-                                   on_close=shutdown)
+        return await cls.open_with(
+            db, opener, kind=runtime, create=True, speed=1.0, approve_mode=approve_mode, on_close=shutdown
+        )
 
     # -- what it is -------------------------------------------------------------
     @property
@@ -193,8 +204,9 @@ class Host:
             "clock_running": self.clock_running,
             "socket": str(self.socket_path) if self.server is not None else None,
             "listen": self.server.listen if self.server is not None else None,
-            "drill": None if drill is None else {"name": drill.name, "inject_at": drill.inject_at,
-                                                 "injected": drill.injected, "done": drill.done},
+            "drill": None
+            if drill is None
+            else {"name": drill.name, "inject_at": drill.inject_at, "injected": drill.injected, "done": drill.done},
             "workflows": eng.summary()["workflows"],
         }
 

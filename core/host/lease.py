@@ -40,8 +40,11 @@ class Holder:
     def from_json(cls, data: dict[str, Any]) -> Holder:
         known = {k: data.get(k) for k in ("pid", "command", "started_at", "socket", "listen", "runtime", "db")}
         extra = {k: v for k, v in data.items() if k not in known and k != "host"}
-        return cls(**{**known, "command": known["command"] or ""}, host=bool(data.get("host", True)),  # type: ignore[arg-type]
-                   extra=extra)
+        return cls(
+            **{**known, "command": known["command"] or ""},
+            host=bool(data.get("host", True)),  # type: ignore[arg-type]
+            extra=extra,
+        )
 
     def since(self) -> str:
         if self.started_at is None:
@@ -64,8 +67,9 @@ class LeaseHeld(Exception):
         super().__init__(f"{db} is run by {holder.describe()}")
 
 
-def host_info(db: str | Path, runtime: str, socket: str | Path | None = None, listen: str | None = None,
-              host: bool = True) -> dict[str, Any]:
+def host_info(
+    db: str | Path, runtime: str, socket: str | Path | None = None, listen: str | None = None, host: bool = True
+) -> dict[str, Any]:
     """The holder record of this process (``host``: it serves clients, rather than
     being a one-shot tool such as an in-process ``exec``)."""
     return {
@@ -183,4 +187,4 @@ def current_holder(db: str | Path) -> Holder | None:
         os.close(fd)
 
 
-__all__ = ["Holder", "Lease", "LeaseHeld", "acquire", "current_holder", "host_info", "command_line"]
+__all__ = ["Holder", "Lease", "LeaseHeld", "acquire", "command_line", "current_holder", "host_info"]

@@ -222,7 +222,9 @@ class AttachedLink(Link):
 
     kind = "attached"
 
-    def __init__(self, db: str | Path, config: Config | None = None, readonly: bool = False, replica: Replica | None = None) -> None:
+    def __init__(
+        self, db: str | Path, config: Config | None = None, readonly: bool = False, replica: Replica | None = None
+    ) -> None:
         super().__init__()
         self.db = Path(db)
         self.config_in = config

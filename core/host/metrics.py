@@ -85,8 +85,12 @@ class EngineCollector(Collector):
         counts = tel.counts
         # The last committed sequence number: rows being written right now are not counted yet.
         committed = counts.upto if counts is not None else s.seq - eng.unflushed
-        yield CounterMetricFamily("opsdeck_events", "Events committed to the log (the head sequence number).", value=committed)
-        yield GaugeMetricFamily("opsdeck_events_unflushed", "Events emitted and not yet committed.", value=eng.unflushed)
+        yield CounterMetricFamily(
+            "opsdeck_events", "Events committed to the log (the head sequence number).", value=committed
+        )
+        yield GaugeMetricFamily(
+            "opsdeck_events_unflushed", "Events emitted and not yet committed.", value=eng.unflushed
+        )
 
         if counts is not None:
             by = counts.by_type
@@ -100,7 +104,9 @@ class EngineCollector(Collector):
                 ("opsdeck_commands_executed", "COMMAND_EXECUTED", "Slash commands executed."),
             ):
                 yield CounterMetricFamily(name, doc + " Counted from the log.", value=by[type_])
-            failed = CounterMetricFamily("opsdeck_task_failed", "Task attempts failed, by reason. Counted from the log.", labels=["reason"])
+            failed = CounterMetricFamily(
+                "opsdeck_task_failed", "Task attempts failed, by reason. Counted from the log.", labels=["reason"]
+            )
             for reason in sorted(set(FAILURE_REASONS) | set(counts.failures)):
                 failed.add_metric([reason], counts.failures.get(reason, 0))
             yield failed
@@ -110,8 +116,14 @@ class EngineCollector(Collector):
             "From a task being ready (dependencies met, workflow running) to its assignment to an agent.",
             tel.tasks.schedule_to_start,
         )
-        yield _histogram("opsdeck_task_execution_seconds", "From a task's assignment to its completion or failure.", tel.tasks.execution)
-        yield _histogram("opsdeck_store_commit_seconds", "Wall time of one group commit of events to SQLite.", tel.commit_seconds)
+        yield _histogram(
+            "opsdeck_task_execution_seconds",
+            "From a task's assignment to its completion or failure.",
+            tel.tasks.execution,
+        )
+        yield _histogram(
+            "opsdeck_store_commit_seconds", "Wall time of one group commit of events to SQLite.", tel.commit_seconds
+        )
 
         yield from self._agents(now)
         yield from self._workflows()
@@ -122,12 +134,22 @@ class EngineCollector(Collector):
         s = self.engine.state
         liveness = self.engine.telemetry.liveness
         live = [a for a in s.agents.values() if a.status in LIVE_AGENT]
-        specs = sorted({sp for p in s.pools.values() for sp in p.specializations} | {sp for a in live for sp in a.specializations})
-        slots = GaugeMetricFamily(
-            "opsdeck_task_slots_available", "Idle agents (not backing off) that can take a task of the specialization.", labels=["specialization"]
+        specs = sorted(
+            {sp for p in s.pools.values() for sp in p.specializations} | {sp for a in live for sp in a.specializations}
         )
-        used = GaugeMetricFamily("opsdeck_task_slots_used", "Agents holding a task, by the task's specialization.", labels=["specialization"])
-        idle = [a for a in live if a.status is AgentStatus.IDLE and not (a.backoff_until is not None and a.backoff_until > now)]
+        slots = GaugeMetricFamily(
+            "opsdeck_task_slots_available",
+            "Idle agents (not backing off) that can take a task of the specialization.",
+            labels=["specialization"],
+        )
+        used = GaugeMetricFamily(
+            "opsdeck_task_slots_used", "Agents holding a task, by the task's specialization.", labels=["specialization"]
+        )
+        idle = [
+            a
+            for a in live
+            if a.status is AgentStatus.IDLE and not (a.backoff_until is not None and a.backoff_until > now)
+        ]
         busy: dict[str, int] = {}
         for a in live:
             t = s.tasks.get(a.current_task) if a.current_task else None
@@ -148,7 +170,9 @@ class EngineCollector(Collector):
         yield by_status
 
         age = GaugeMetricFamily(
-            "opsdeck_agent_heartbeat_age_seconds", "Time since the agent was last heard from (live agents).", labels=["agent", "pool"]
+            "opsdeck_agent_heartbeat_age_seconds",
+            "Time since the agent was last heard from (live agents).",
+            labels=["agent", "pool"],
         )
         for a in sorted(live, key=lambda a: a.id):
             last = max((x for x in (liveness.get(a.id), a.last_heartbeat) if x is not None), default=None)
@@ -158,14 +182,18 @@ class EngineCollector(Collector):
 
     def _workflows(self) -> Iterator[Metric]:
         s = self.engine.state
-        wf = GaugeMetricFamily("opsdeck_workflows", "Workflows the engine knows (live and finished), by status.", labels=["status"])
+        wf = GaugeMetricFamily(
+            "opsdeck_workflows", "Workflows the engine knows (live and finished), by status.", labels=["status"]
+        )
         tally = {st.value: 0 for st in WorkflowStatus}
         for w in s.all_workflows():
             tally[w.status.value] += 1
         for st, n in tally.items():
             wf.add_metric([st], n)
         yield wf
-        ready = sum(len(q) for w, q in s.ready.items() if w in s.workflows and s.workflows[w].status is WorkflowStatus.RUNNING)
+        ready = sum(
+            len(q) for w, q in s.ready.items() if w in s.workflows and s.workflows[w].status is WorkflowStatus.RUNNING
+        )
         yield GaugeMetricFamily("opsdeck_tasks_ready", "Tasks of running workflows waiting for an agent.", value=ready)
 
     def _resources(self) -> Iterator[Metric]:
@@ -189,9 +217,17 @@ class EngineCollector(Collector):
                     cpu += t.cpu
                     mem += t.memory_gb
                     running += 1
-        in_use = GaugeMetricFamily("opsdeck_resource_in_use", "What running tasks hold now (cpu cores, memory GB, agents).", labels=["resource"])
+        in_use = GaugeMetricFamily(
+            "opsdeck_resource_in_use",
+            "What running tasks hold now (cpu cores, memory GB, agents).",
+            labels=["resource"],
+        )
         capacity = GaugeMetricFamily("opsdeck_resource_capacity", "The configured capacity.", labels=["resource"])
-        for res, used, total in (("cpu_cores", cpu, cap.cpu_cores), ("memory_gb", mem, cap.memory_gb), ("agents", running, cap.agents)):
+        for res, used, total in (
+            ("cpu_cores", cpu, cap.cpu_cores),
+            ("memory_gb", mem, cap.memory_gb),
+            ("agents", running, cap.agents),
+        ):
             in_use.add_metric([res], used)
             capacity.add_metric([res], total)
         yield in_use
@@ -199,7 +235,9 @@ class EngineCollector(Collector):
 
     def _incidents(self) -> Iterator[Metric]:
         s = self.engine.state
-        open_ = GaugeMetricFamily("opsdeck_incidents_open", "Incidents open or recovering, by kind (scenario).", labels=["kind"])
+        open_ = GaugeMetricFamily(
+            "opsdeck_incidents_open", "Incidents open or recovering, by kind (scenario).", labels=["kind"]
+        )
         tally: dict[str, int] = {}
         detection: list[float] = []
         recovery: list[float] = []
@@ -216,12 +254,22 @@ class EngineCollector(Collector):
             open_.add_metric([kind], n)
         yield open_
         yield _histogram(
-            "opsdeck_detection_latency_seconds", "From an incident's fault (when known) to its detection.", Histogram.of(TASK_BOUNDS, detection)
+            "opsdeck_detection_latency_seconds",
+            "From an incident's fault (when known) to its detection.",
+            Histogram.of(TASK_BOUNDS, detection),
         )
-        yield _histogram("opsdeck_recovery_seconds", "From an incident's detection to its resolution.", Histogram.of(TASK_BOUNDS, recovery))
+        yield _histogram(
+            "opsdeck_recovery_seconds",
+            "From an incident's detection to its resolution.",
+            Histogram.of(TASK_BOUNDS, recovery),
+        )
 
-        plans = CounterMetricFamily("opsdeck_recovery_plans", "Recovery plans that reached an outcome.", labels=["outcome"])
-        pending = GaugeMetricFamily("opsdeck_recovery_plans_pending", "Recovery plans not yet finished, by state.", labels=["state"])
+        plans = CounterMetricFamily(
+            "opsdeck_recovery_plans", "Recovery plans that reached an outcome.", labels=["outcome"]
+        )
+        pending = GaugeMetricFamily(
+            "opsdeck_recovery_plans_pending", "Recovery plans not yet finished, by state.", labels=["state"]
+        )
         done = {st.value: 0 for st in TERMINAL_PLAN}
         waiting = {"proposed": 0, "approved": 0, "executing": 0}
         for p in s.plans.values():

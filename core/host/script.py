@@ -27,7 +27,9 @@ CATCH_UP_S = 30.0
 class HostScriptRunner(StepRunner):
     """Runs script steps on the host behind ``client``."""
 
-    def __init__(self, client: HostClient, out: Callable[[str], None], quiet: bool = False, actor: str = "script") -> None:
+    def __init__(
+        self, client: HostClient, out: Callable[[str], None], quiet: bool = False, actor: str = "script"
+    ) -> None:
         super().__init__(out, quiet=quiet, actor=actor)
         self.client = client
         self.simulated = True
@@ -96,8 +98,10 @@ class HostScriptRunner(StepRunner):
         return resp
 
     async def _inject(self, header: EventHeader) -> dict[str, Any] | None:
-        payload = json.dumps({"type": header.type, "component": header.component, "scope": header.scope,
-                              "data": header.data}, ensure_ascii=False).replace("'", "\\u0027")
+        payload = json.dumps(
+            {"type": header.type, "component": header.component, "scope": header.scope, "data": header.data},
+            ensure_ascii=False,
+        ).replace("'", "\\u0027")
         resp = await self._command(f"/coordination-hub publish-event '{payload}'")
         if resp["status"] == "success":
             return None
@@ -106,15 +110,19 @@ class HostScriptRunner(StepRunner):
 
     async def _advance(self, seconds: float) -> None:
         if not self.simulated:
-            raise StepFailed(f"advance {seconds:g}s: the host (pid {self.client.pid}) runs in real time on the wall "
-                             "clock; simulated time cannot be advanced (use expect ... within DURATION to wait)")
+            raise StepFailed(
+                f"advance {seconds:g}s: the host (pid {self.client.pid}) runs in real time on the wall "
+                "clock; simulated time cannot be advanced (use expect ... within DURATION to wait)"
+            )
         resp = await self._command(f"/host advance {seconds:g}s")
         if resp["status"] != "success":
             raise StepFailed(f"{resp['error']['code']}: {resp['error']['message']}")
 
     async def _fault(self, st: Step) -> None:
-        raise StepFailed(f"faults need the simulated runtime in this process; the host (pid {self.client.pid}) runs "
-                         "this fleet, and faults are not sent through its endpoint (run the script without a live host)")
+        raise StepFailed(
+            f"faults need the simulated runtime in this process; the host (pid {self.client.pid}) runs "
+            "this fleet, and faults are not sent through its endpoint (run the script without a live host)"
+        )
 
     async def _wait_for(self, st: Step, start: int, within: float) -> int | None:
         """Wait on the event stream for ``within`` wall-clock seconds."""

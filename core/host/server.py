@@ -56,8 +56,11 @@ class CommandRequest(BaseModel):
 
 
 def bad_request(code: str, message: str, details: dict[str, Any] | None = None, status: int = 400) -> web.Response:
-    body = {"status": "error", "error": {"code": code, "message": message, "details": details or {}},
-            "recovery_suggestions": ['POST /v1/commands {"command": "/host status", "actor": "me"}']}
+    body = {
+        "status": "error",
+        "error": {"code": code, "message": message, "details": details or {}},
+        "recovery_suggestions": ['POST /v1/commands {"command": "/host status", "actor": "me"}'],
+    }
     return web.json_response(body, status=status)
 
 
@@ -67,9 +70,11 @@ def event_json(row: tuple[Any, ...]) -> str:
     value and the tail of the event line a reader of the store would print."""
     seq, ts, type_, component, scope, actor, data_json, _prev, h = row
     dumps = _STR.encode
-    return (f'{{"seq":{int(seq)},"ts":{float(ts)!r},"type":{dumps(type_)},"component":{dumps(component)},'
-            f'"scope":{dumps(scope)},"actor":{dumps(actor)},"data":{data_json},"hash":{dumps(h)},'
-            f'"line":{dumps(f"{type_}:{component}:{scope}:{data_json}")}}}')
+    return (
+        f'{{"seq":{int(seq)},"ts":{float(ts)!r},"type":{dumps(type_)},"component":{dumps(component)},'
+        f'"scope":{dumps(scope)},"actor":{dumps(actor)},"data":{data_json},"hash":{dumps(h)},'
+        f'"line":{dumps(f"{type_}:{component}:{scope}:{data_json}")}}}'
+    )
 
 
 _STR = json.JSONEncoder(ensure_ascii=False)
@@ -168,21 +173,42 @@ class HostServer:
 
     # -- middleware -------------------------------------------------------------
     @web.middleware
-    async def _auth(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def _auth(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         if request.path in PROTECTED and not _on_unix(request):
             want = self.token
             got = request.headers.get("Authorization", "")
             scheme, _, value = got.partition(" ")
-            if want is None or scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), want.encode()):
-                return bad_request("UNAUTHORIZED", f"{request.path} over TCP needs 'Authorization: Bearer <token>' "
-                                   f"(the token is in {token_path(self.host.db)}, readable by its owner only)",
-                                   status=401)
+            if (
+                want is None
+                or scheme.lower() != "bearer"
+                or not hmac.compare_digest(value.strip().encode(), want.encode())
+            ):
+                return bad_request(
+                    "UNAUTHORIZED",
+                    f"{request.path} over TCP needs 'Authorization: Bearer <token>' "
+                    f"(the token is in {token_path(self.host.db)}, readable by its owner only)",
+                    status=401,
+                )
         return await handler(request)
 
     # -- handlers ---------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
         st = self.host.status()
-        keys = ("pid", "runtime", "seq", "clock", "uptime", "speed", "clock_running", "db", "simulated", "started_at", "listen")
+        keys = (
+            "pid",
+            "runtime",
+            "seq",
+            "clock",
+            "uptime",
+            "speed",
+            "clock_running",
+            "db",
+            "simulated",
+            "started_at",
+            "listen",
+        )
         return web.json_response({k: st[k] for k in keys})
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -202,8 +228,11 @@ class HostServer:
             errs = exc.errors(include_url=False)
             first = errs[0]
             field = ".".join(str(p) for p in first["loc"]) or "(body)"
-            return bad_request("INVALID_REQUEST", f"field {field!r}: {first['msg']}",
-                               {"errors": [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in errs]})
+            return bad_request(
+                "INVALID_REQUEST",
+                f"field {field!r}: {first['msg']}",
+                {"errors": [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in errs]},
+            )
         # Shielded: a client that disconnects mid-command does not cut it in half;
         # it runs to its commit (or its error) either way.
         resp = await asyncio.shield(self.host.execute(req.command, req.actor))
@@ -227,10 +256,13 @@ class HostServer:
         if request.query.get("subscription"):
             sub = subscribed_types(host.engine.state, request.query["subscription"])
             if not sub:
-                return bad_request("SUBSCRIPTION_NOT_FOUND", f"no subscription {request.query['subscription']!r}", status=404)
+                return bad_request(
+                    "SUBSCRIPTION_NOT_FOUND", f"no subscription {request.query['subscription']!r}", status=404
+                )
             wanted = sub if wanted is None else wanted & sub
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           "X-Accel-Buffering": "no"})
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
         await resp.prepare(request)
         task = asyncio.current_task()
         if task is not None:
@@ -243,7 +275,9 @@ class HostServer:
                 async with host.engine.store_lock:  # never between a batch's BEGIN and COMMIT
                     rows = await store.raw_rows(last, BATCH)
                 if rows:
-                    payload = "".join(f"id: {r[0]}\ndata: {event_json(r)}\n\n" for r in rows if wanted is None or r[2] in wanted)
+                    payload = "".join(
+                        f"id: {r[0]}\ndata: {event_json(r)}\n\n" for r in rows if wanted is None or r[2] in wanted
+                    )
                     if payload:
                         await resp.write(payload.encode())
                     last = rows[-1][0]

@@ -20,4 +20,3 @@ this package registers the ``/incident`` operations into the command registry
 from __future__ import annotations
 
 from . import commands as _commands  # noqa: F401  (registers /incident ...)
-

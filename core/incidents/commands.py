@@ -24,7 +24,9 @@ from ..commands.responses import CommandError
 from . import decisions
 
 C = "incident"
-COMPONENT_HELP.setdefault(C, "incidents and their recovery plans: approve, reject, edit, abort, replan, resolve, list, show")
+COMPONENT_HELP.setdefault(
+    C, "incidents and their recovery plans: approve, reject, edit, abort, replan, resolve, list, show"
+)
 
 
 class Reason(Payload):
@@ -32,7 +34,9 @@ class Reason(Payload):
 
 
 class Edit(Payload):
-    steps: list[Any] = Field(min_length=1, description="the new step list: command strings, or {command, payload|payloads, flags}")
+    steps: list[Any] = Field(
+        min_length=1, description="the new step list: command strings, or {command, payload|payloads, flags}"
+    )
 
 
 class ListRequest(Payload):
@@ -44,7 +48,9 @@ def _named(ctx: Context, kind: str, known: dict[str, Any]) -> str:
     key = ctx.workflow_id
     code = kind.upper()
     if not key:
-        raise CommandError(f"{code}_REQUIRED", f"{ctx.spec.name} needs a {kind} id", {"usage": ctx.spec.usage}, ["/incident list"])
+        raise CommandError(
+            f"{code}_REQUIRED", f"{ctx.spec.name} needs a {kind} id", {"usage": ctx.spec.usage}, ["/incident list"]
+        )
     if key not in known:
         raise CommandError(f"{code}_NOT_FOUND", f"no {kind} {key!r}", {"known": sorted(known)}, ["/incident list"])
     return key
@@ -54,44 +60,78 @@ def _plan_id(ctx: Context) -> str:
     return _named(ctx, "plan", ctx.state.plans)
 
 
-@operation(C, "approve", kind="lifecycle", payload=Reason, workflow_arg="required", summary="approve a proposed plan (PLAN_ID)")
+@operation(
+    C, "approve", kind="lifecycle", payload=Reason, workflow_arg="required", summary="approve a proposed plan (PLAN_ID)"
+)
 async def approve(ctx: Context, p: Reason) -> Outcome:
     pid = _plan_id(ctx)
     res = decisions.approve(ctx.engine, pid, actor=ctx.actor)
     return Outcome(res, f"{pid} approved by {ctx.actor}")
 
 
-@operation(C, "reject", kind="lifecycle", payload=Reason, workflow_arg="required", summary="reject a proposed plan (PLAN_ID); nothing of it runs")
+@operation(
+    C,
+    "reject",
+    kind="lifecycle",
+    payload=Reason,
+    workflow_arg="required",
+    summary="reject a proposed plan (PLAN_ID); nothing of it runs",
+)
 async def reject(ctx: Context, p: Reason) -> Outcome:
     pid = _plan_id(ctx)
     res = decisions.reject(ctx.engine, pid, actor=ctx.actor, reason=p.reason)
     return Outcome(res, f"{pid} rejected by {ctx.actor}")
 
 
-@operation(C, "edit", kind="lifecycle", payload=Edit, workflow_arg="required", summary="replace the steps of a proposed plan that have not run")
+@operation(
+    C,
+    "edit",
+    kind="lifecycle",
+    payload=Edit,
+    workflow_arg="required",
+    summary="replace the steps of a proposed plan that have not run",
+)
 async def edit(ctx: Context, p: Edit) -> Outcome:
     pid = _plan_id(ctx)
     res = decisions.edit(ctx.engine, pid, p.steps, actor=ctx.actor)
     return Outcome(res, f"{pid} edited by {ctx.actor}: {res['steps']} steps")
 
 
-@operation(C, "abort", kind="destructive", payload=Reason, workflow_arg="required", summary="abort a plan and roll back to the checkpoint taken before it")
+@operation(
+    C,
+    "abort",
+    kind="destructive",
+    payload=Reason,
+    workflow_arg="required",
+    summary="abort a plan and roll back to the checkpoint taken before it",
+)
 async def abort(ctx: Context, p: Reason) -> Outcome:
     pid = _plan_id(ctx)
     res = await decisions.abort(ctx.engine, pid, actor=ctx.actor, reason=p.reason or f"aborted by {ctx.actor}")
-    return Outcome(res, f"{pid} aborted by {ctx.actor}; {len((res.get('rollback') or {}).get('changes', []))} change(s) rolled back")
+    return Outcome(
+        res,
+        f"{pid} aborted by {ctx.actor}; {len((res.get('rollback') or {}).get('changes', []))} change(s) rolled back",
+    )
 
 
 class Note(Payload):
-    note: str = Field("", description="why (recorded with the incident); a one-word note may also be given as --note=WORD")
+    note: str = Field(
+        "", description="why (recorded with the incident); a one-word note may also be given as --note=WORD"
+    )
 
 
 def _incident_id(ctx: Context) -> str:
     return _named(ctx, "incident", ctx.state.incidents)
 
 
-@operation(C, "replan", kind="lifecycle", payload=Payload, workflow_arg="required",
-           summary="propose a new plan for an incident whose plan was rejected, aborted or failed (INC_ID)")
+@operation(
+    C,
+    "replan",
+    kind="lifecycle",
+    payload=Payload,
+    workflow_arg="required",
+    summary="propose a new plan for an incident whose plan was rejected, aborted or failed (INC_ID)",
+)
 async def replan(ctx: Context, p: Payload) -> Outcome:
     from .manager import replan as _replan
 
@@ -100,8 +140,15 @@ async def replan(ctx: Context, p: Payload) -> Outcome:
     return Outcome(res, f"{iid}: new plan {res['plan_id']} ({res['steps']} steps) proposed by {ctx.actor}")
 
 
-@operation(C, "resolve", kind="lifecycle", payload=Note, workflow_arg="required", flags={"note": "why the incident is closed by hand"},
-           summary="close an incident by hand with a note (INC_ID '{\"note\": \"...\"}' or --note=WORD); recorded as not validated")
+@operation(
+    C,
+    "resolve",
+    kind="lifecycle",
+    payload=Note,
+    workflow_arg="required",
+    flags={"note": "why the incident is closed by hand"},
+    summary='close an incident by hand with a note (INC_ID \'{"note": "..."}\' or --note=WORD); recorded as not validated',
+)
 async def resolve(ctx: Context, p: Note) -> Outcome:
     iid = _incident_id(ctx)
     flag = ctx.flags.get("note")
@@ -116,13 +163,32 @@ async def list_(ctx: Context, p: ListRequest) -> Outcome:
     for inc in ctx.state.incidents.values():
         if p.status and inc["status"] != p.status:
             continue
-        plans = [{"id": pid, "state": ctx.state.plans[pid]["state"], "title": ctx.state.plans[pid]["title"]} for pid in inc.get("plans", []) if pid in ctx.state.plans]
-        rows.append({"id": inc["id"], "scenario": inc["scenario"], "type": inc["type"], "status": inc["status"],
-                     "detected_at": inc["detected_at"], "plans": plans})
+        plans = [
+            {"id": pid, "state": ctx.state.plans[pid]["state"], "title": ctx.state.plans[pid]["title"]}
+            for pid in inc.get("plans", [])
+            if pid in ctx.state.plans
+        ]
+        rows.append(
+            {
+                "id": inc["id"],
+                "scenario": inc["scenario"],
+                "type": inc["type"],
+                "status": inc["status"],
+                "detected_at": inc["detected_at"],
+                "plans": plans,
+            }
+        )
     return Outcome({"incidents": rows}, f"{len(rows)} incident(s)")
 
 
-@operation(C, "show", kind="analysis", payload=Payload, workflow_arg="required", summary="one incident or plan in full (INC-.. or PLAN-..)")
+@operation(
+    C,
+    "show",
+    kind="analysis",
+    payload=Payload,
+    workflow_arg="required",
+    summary="one incident or plan in full (INC-.. or PLAN-..)",
+)
 async def show(ctx: Context, p: Payload) -> Outcome:
     key = ctx.workflow_id or ""
     if key in ctx.state.plans:
@@ -131,7 +197,12 @@ async def show(ctx: Context, p: Payload) -> Outcome:
     if key in ctx.state.incidents:
         inc = ctx.state.incidents[key]
         return Outcome({"incident": inc}, f"{key} {inc['status']}: {inc['type']}")
-    raise CommandError("NOT_FOUND", f"no incident or plan {key!r}", {"incidents": sorted(ctx.state.incidents), "plans": sorted(ctx.state.plans)}, ["/incident list"])
+    raise CommandError(
+        "NOT_FOUND",
+        f"no incident or plan {key!r}",
+        {"incidents": sorted(ctx.state.incidents), "plans": sorted(ctx.state.plans)},
+        ["/incident list"],
+    )
 
 
 class Quarantine(Payload):
@@ -140,8 +211,13 @@ class Quarantine(Payload):
     move_tasks: bool = Field(True, description="move their running tasks (with context) back to the queue")
 
 
-@operation(C, "quarantine-agents", kind="destructive", payload=Quarantine,
-           summary="keep agents an incident blames (slow, flapping) out of dispatch for a while; their tasks move with context")
+@operation(
+    C,
+    "quarantine-agents",
+    kind="destructive",
+    payload=Quarantine,
+    summary="keep agents an incident blames (slow, flapping) out of dispatch for a while; their tasks move with context",
+)
 async def quarantine_agents(ctx: Context, p: Quarantine) -> Outcome:
     """Each agent gets a backoff (AGENT_BACKOFF until now + duration): the scheduler
     hands it no task until then. Its running task returns to the queue with its
@@ -152,12 +228,16 @@ async def quarantine_agents(ctx: Context, p: Quarantine) -> Outcome:
     until = round(ctx.now + p.duration, 3)
     moved = []
     for a in p.agents:
-        eng.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": until, "reason": "quarantine"}, actor=ctx.actor)
+        eng.emit(
+            "AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": until, "reason": "quarantine"}, actor=ctx.actor
+        )
         key = ctx.state.agents[a].current_task
         if p.move_tasks and key:
             prog = ctx.state.tasks[key].context.progress
             eng.release_task(key, reason="agent_quarantined", actor=ctx.actor)
             moved.append({"task": key, "from": a, "progress_kept": prog})
     eng.request_dispatch()
-    return Outcome({"quarantined": p.agents, "until": until, "moved": moved},
-                   f"{len(p.agents)} agent(s) out of dispatch until t={until:g}; {len(moved)} task(s) moved")
+    return Outcome(
+        {"quarantined": p.agents, "until": until, "moved": moved},
+        f"{len(p.agents)} agent(s) out of dispatch until t={until:g}; {len(moved)} task(s) moved",
+    )

@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..engine import EngineError
-from ..models import Resources, WorkflowStatus, TERMINAL_WORKFLOW
+from ..models import TERMINAL_WORKFLOW, Resources, WorkflowStatus
 from .approval import command_kind, decide
 from .model import TERMINAL_PLAN, Plan, PlanState, PlanStep
 
@@ -30,16 +30,36 @@ def get_plan(engine: Engine, plan_id: str) -> Plan:
 def approve(engine: Engine, plan_id: str, actor: str = "operator") -> dict[str, Any]:
     plan = get_plan(engine, plan_id)
     if plan.state is not PlanState.PROPOSED:
-        raise EngineError("INVALID_STATE", f"plan {plan_id} is {plan.state.value}; only a proposed plan can be approved", {"plan_id": plan_id})
-    engine.emit("PLAN_APPROVED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "incident_id": plan.incident_id}, actor=actor)
+        raise EngineError(
+            "INVALID_STATE",
+            f"plan {plan_id} is {plan.state.value}; only a proposed plan can be approved",
+            {"plan_id": plan_id},
+        )
+    engine.emit(
+        "PLAN_APPROVED",
+        "incidents",
+        "plan",
+        {"plan_id": plan_id, "by": actor, "incident_id": plan.incident_id},
+        actor=actor,
+    )
     return {"plan_id": plan_id, "state": "approved", "by": actor}
 
 
 def reject(engine: Engine, plan_id: str, actor: str = "operator", reason: str = "") -> dict[str, Any]:
     plan = get_plan(engine, plan_id)
     if plan.state is not PlanState.PROPOSED:
-        raise EngineError("INVALID_STATE", f"plan {plan_id} is {plan.state.value}; only a proposed plan can be rejected", {"plan_id": plan_id})
-    engine.emit("PLAN_REJECTED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "reason": reason, "incident_id": plan.incident_id}, actor=actor)
+        raise EngineError(
+            "INVALID_STATE",
+            f"plan {plan_id} is {plan.state.value}; only a proposed plan can be rejected",
+            {"plan_id": plan_id},
+        )
+    engine.emit(
+        "PLAN_REJECTED",
+        "incidents",
+        "plan",
+        {"plan_id": plan_id, "by": actor, "reason": reason, "incident_id": plan.incident_id},
+        actor=actor,
+    )
     return {"plan_id": plan_id, "state": "rejected", "by": actor}
 
 
@@ -52,7 +72,9 @@ def _parse_steps(steps: Any) -> list[str]:
     if isinstance(steps, dict) and "steps" in steps:
         steps = steps["steps"]
     if not isinstance(steps, list) or not steps:
-        raise EngineError("INVALID_PLAN_EDIT", "the edit must be a non-empty JSON list of commands (or {\"steps\": [...]})")
+        raise EngineError(
+            "INVALID_PLAN_EDIT", 'the edit must be a non-empty JSON list of commands (or {"steps": [...]})'
+        )
     out = []
     for i, st in enumerate(steps):
         text = st.get("command") if isinstance(st, dict) else st
@@ -66,7 +88,11 @@ def _parse_steps(steps: Any) -> list[str]:
             except (ValueError, IndexError) as exc:
                 raise EngineError("INVALID_PLAN_EDIT", f"step {i}: {exc}", {"step": i}) from None
         if not isinstance(text, str) or not text.strip().startswith("/"):
-            raise EngineError("INVALID_PLAN_EDIT", f"step {i}: expected a slash command string, found {type(text).__name__}", {"step": i})
+            raise EngineError(
+                "INVALID_PLAN_EDIT",
+                f"step {i}: expected a slash command string, found {type(text).__name__}",
+                {"step": i},
+            )
         out.append(text.strip())
     return out
 
@@ -83,7 +109,11 @@ def _check_command(text: str, i: int) -> None:
     try:
         bind(parse(text), REGISTRY)
     except CommandSyntaxError as exc:
-        raise EngineError("INVALID_PLAN_EDIT", f"step {i}: line {exc.line}, column {exc.column}: {exc.message}", {"step": i, "command": text}) from None
+        raise EngineError(
+            "INVALID_PLAN_EDIT",
+            f"step {i}: line {exc.line}, column {exc.column}: {exc.message}",
+            {"step": i, "command": text},
+        ) from None
     except CommandError as exc:
         raise EngineError("INVALID_PLAN_EDIT", f"step {i}: {exc.message}", {"step": i, "command": text}) from None
 
@@ -92,23 +122,38 @@ def edit(engine: Engine, plan_id: str, steps: Any, actor: str = "operator") -> d
     """Replace the steps that have not run yet; steps already run must stay as they are."""
     plan = get_plan(engine, plan_id)
     if plan.state is not PlanState.PROPOSED:
-        raise EngineError("INVALID_STATE", f"plan {plan_id} is {plan.state.value}; only a proposed plan can be edited", {"plan_id": plan_id})
+        raise EngineError(
+            "INVALID_STATE",
+            f"plan {plan_id} is {plan.state.value}; only a proposed plan can be edited",
+            {"plan_id": plan_id},
+        )
     commands = _parse_steps(steps)
     done = [st for st in plan.steps if st.state is not PlanState.PROPOSED]
     if len(commands) < len(done) or any(commands[i] != st.command for i, st in enumerate(done)):
-        raise EngineError("INVALID_PLAN_EDIT", f"the first {len(done)} step(s) have already run and cannot change", {"ran": [st.command for st in done]})
-    for i, c in enumerate(commands[len(done):], start=len(done)):
+        raise EngineError(
+            "INVALID_PLAN_EDIT",
+            f"the first {len(done)} step(s) have already run and cannot change",
+            {"ran": [st.command for st in done]},
+        )
+    for i, c in enumerate(commands[len(done) :], start=len(done)):
         _check_command(c, i)
     policy = engine.config.approval
     new_steps = [st.model_dump(mode="json") for st in done]
-    old = {st.command: st for st in plan.steps[len(done):]}
-    for i, c in enumerate(commands[len(done):], start=len(done)):
+    old = {st.command: st for st in plan.steps[len(done) :]}
+    for i, c in enumerate(commands[len(done) :], start=len(done)):
         kind = command_kind(c)
         prev = old.get(c)
-        new_steps.append(PlanStep(
-            index=i, command=c, title=prev.title if prev else "edited by " + actor, category=kind,  # type: ignore[arg-type]
-            approval=decide(kind, policy), gate=prev.gate if prev else None, check=prev.check if prev else None,
-        ).model_dump(mode="json"))
+        new_steps.append(
+            PlanStep(
+                index=i,
+                command=c,
+                title=prev.title if prev else "edited by " + actor,
+                category=kind,  # type: ignore[arg-type]
+                approval=decide(kind, policy),
+                gate=prev.gate if prev else None,
+                check=prev.check if prev else None,
+            ).model_dump(mode="json")
+        )
     engine.emit("PLAN_EDITED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "steps": new_steps}, actor=actor)
     return {"plan_id": plan_id, "steps": len(new_steps), "by": actor}
 
@@ -153,12 +198,24 @@ async def rollback_to(engine: Engine, cp_id: int, actor: str, since: float | Non
     for pool, p in snap["pools"].items():
         cur_p = s.pools.get(pool)
         if cur_p is not None and (cur_p.min_size, cur_p.max_size) != (p["min_size"], p["max_size"]):
-            engine.emit("POOL_RESIZED", "resource", "agents", {"pool": pool, "min_size": p["min_size"], "max_size": p["max_size"], "reason": "rollback"}, actor=actor)
+            engine.emit(
+                "POOL_RESIZED",
+                "resource",
+                "agents",
+                {"pool": pool, "min_size": p["min_size"], "max_size": p["max_size"], "reason": "rollback"},
+                actor=actor,
+            )
             changes.append(f"pool {pool} size restored")
     for a_id, a in snap["agents"].items():
         cur_a = s.agents.get(a_id)
         if cur_a is not None and cur_a.backoff_until != a.get("backoff_until"):
-            engine.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a_id, "until": a.get("backoff_until"), "reason": "rollback"}, actor=actor)
+            engine.emit(
+                "AGENT_BACKOFF",
+                "resource",
+                "agents",
+                {"agent": a_id, "until": a.get("backoff_until"), "reason": "rollback"},
+                actor=actor,
+            )
             changes.append(f"backoff of {a_id} restored")
     engine.request_dispatch()
     return {"checkpoint": cp_id, "changes": changes}
@@ -175,12 +232,20 @@ def stop_resumptions(engine: Engine, plan: Plan, actor: str) -> list[str]:
     stopped = []
     for rid, r in sorted(engine.state.resumptions.items()):
         if r["status"] == "active" and (rid in ids or r.get("created_by") == f"plan:{plan.id}"):
-            engine.emit("RESUMPTION_ABORTED", "coordination", "resumption", {"id": rid, "reason": f"plan {plan.id} aborted"}, actor=actor)
+            engine.emit(
+                "RESUMPTION_ABORTED",
+                "coordination",
+                "resumption",
+                {"id": rid, "reason": f"plan {plan.id} aborted"},
+                actor=actor,
+            )
             stopped.append(rid)
     return stopped
 
 
-async def abort(engine: Engine, plan_id: str, actor: str = "operator", reason: str = "aborted by operator") -> dict[str, Any]:
+async def abort(
+    engine: Engine, plan_id: str, actor: str = "operator", reason: str = "aborted by operator"
+) -> dict[str, Any]:
     """Stop a plan and roll back to the checkpoint taken before it."""
     plan = get_plan(engine, plan_id)
     if plan.state in TERMINAL_PLAN:
@@ -191,14 +256,22 @@ async def abort(engine: Engine, plan_id: str, actor: str = "operator", reason: s
         rb = await rollback_to(engine, plan.checkpoint, actor)
         if stopped:
             rb["changes"] = [*(f"stopped {r}" for r in stopped), *rb["changes"]]
-    engine.emit("PLAN_ABORTED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "reason": reason, "rollback": rb, "incident_id": plan.incident_id}, actor=actor)
+    engine.emit(
+        "PLAN_ABORTED",
+        "incidents",
+        "plan",
+        {"plan_id": plan_id, "by": actor, "reason": reason, "rollback": rb, "incident_id": plan.incident_id},
+        actor=actor,
+    )
     return {"plan_id": plan_id, "state": "rolled_back" if rb else "failed", "rollback": rb}
 
 
 def get_incident(engine: Engine, incident_id: str) -> dict[str, Any]:
     inc = engine.state.incidents.get(incident_id)
     if inc is None:
-        raise EngineError("INCIDENT_NOT_FOUND", f"no incident {incident_id!r}", {"known": sorted(engine.state.incidents)})
+        raise EngineError(
+            "INCIDENT_NOT_FOUND", f"no incident {incident_id!r}", {"known": sorted(engine.state.incidents)}
+        )
     return inc
 
 
@@ -215,16 +288,36 @@ def resolve(engine: Engine, incident_id: str, note: str, actor: str = "operator"
     outside opsdeck), with a note saying why: audited, and never counted as validated."""
     inc = get_incident(engine, incident_id)
     if not note.strip():
-        raise EngineError("NOTE_REQUIRED", "resolving an incident by hand needs a note saying why: '{\"note\": \"...\"}'", {"incident_id": incident_id})
+        raise EngineError(
+            "NOTE_REQUIRED",
+            'resolving an incident by hand needs a note saying why: \'{"note": "..."}\'',
+            {"incident_id": incident_id},
+        )
     if inc["status"] == "resolved":
         raise EngineError("INVALID_STATE", f"incident {incident_id} is already resolved", {"incident_id": incident_id})
     active = _active_plan(engine, inc)
     if active is not None:
-        raise EngineError("INVALID_STATE", f"plan {active} of {incident_id} is still {engine.state.plans[active]['state']}: abort or reject it first",
-                          {"incident_id": incident_id, "plan_id": active})
-    engine.emit("INCIDENT_NOTED", "incidents", "incident", {"incident_id": incident_id, "note": note, "action": "resolve"}, actor=actor)
-    engine.emit("INCIDENT_RESOLVED", "incidents", "incident", {
-        "incident_id": incident_id, "status": "resolved",
-        "outcome": {"validated": False, "resolved_by": actor, "note": note, "previous_status": inc["status"]},
-    }, actor=actor)
+        raise EngineError(
+            "INVALID_STATE",
+            f"plan {active} of {incident_id} is still {engine.state.plans[active]['state']}: abort or reject it first",
+            {"incident_id": incident_id, "plan_id": active},
+        )
+    engine.emit(
+        "INCIDENT_NOTED",
+        "incidents",
+        "incident",
+        {"incident_id": incident_id, "note": note, "action": "resolve"},
+        actor=actor,
+    )
+    engine.emit(
+        "INCIDENT_RESOLVED",
+        "incidents",
+        "incident",
+        {
+            "incident_id": incident_id,
+            "status": "resolved",
+            "outcome": {"validated": False, "resolved_by": actor, "note": note, "previous_status": inc["status"]},
+        },
+        actor=actor,
+    )
     return {"incident_id": incident_id, "status": "resolved", "validated": False, "by": actor}

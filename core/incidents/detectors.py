@@ -94,20 +94,28 @@ class ResourceExhaustionDetector(Detector):
         busy = round(u["agents"] * cap.agents / 100.0)
         names = {"cpu": "cpu", "memory": "memory", "agents": "agent_pool"}
         error_type = "_and_".join(sorted(names[r] for r in over)) + "_overload"
-        affected = [w for w in _active_workflows(self.engine) if self.engine.state.workflows[w].status is WorkflowStatus.RUNNING]
+        affected = [
+            w for w in _active_workflows(self.engine) if self.engine.state.workflows[w].status is WorkflowStatus.RUNNING
+        ]
         data = {
             "error_type": error_type,
             "severity": "critical",
             "affected_workflows": affected,
-            "system_utilization": {"cpu": round(u["cpu"], 1), "memory": round(u["memory"], 1), "agents": f"{busy}/{cap.agents}"},
+            "system_utilization": {
+                "cpu": round(u["cpu"], 1),
+                "memory": round(u["memory"], 1),
+                "agents": f"{busy}/{cap.agents}",
+            },
         }
         evidence = {
             "threshold_pct": th.exhaustion,
             "samples": len(self.streak),
             "resources_over": over,
-            "series": self.streak[-th.exhaustion_samples:],
+            "series": self.streak[-th.exhaustion_samples :],
         }
-        return Finding(self.scenario, "RESOURCE_EXHAUSTION", "system", "global", "critical", data, evidence, affected, self.onset)
+        return Finding(
+            self.scenario, "RESOURCE_EXHAUSTION", "system", "global", "critical", data, evidence, affected, self.onset
+        )
 
 
 class AgentCascadeDetector(Detector):
@@ -139,8 +147,11 @@ class AgentCascadeDetector(Detector):
         tasks = [t for _, _, t in self.failures if t]
         direct = sorted({s.tasks[t].workflow for t in tasks if t in s.tasks})
         dependents = sorted(
-            w.id for w in s.workflows.values()
-            if any(d in direct for d in w.depends_on) and w.id not in direct and w.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED)
+            w.id
+            for w in s.workflows.values()
+            if any(d in direct for d in w.depends_on)
+            and w.id not in direct
+            and w.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED)
         )
         on_path = [t for t in tasks if t in s.tasks and t in s.critical_path(s.tasks[t].workflow)]
         data = {
@@ -157,7 +168,17 @@ class AgentCascadeDetector(Detector):
             "critical_path_tasks": on_path,
             "dependent_workflows": dependents,
         }
-        return Finding(self.scenario, "AGENT_POOL_FAILURE", "coordination", "agent_management", "critical", data, evidence, direct + dependents, self.failures[0][0])
+        return Finding(
+            self.scenario,
+            "AGENT_POOL_FAILURE",
+            "coordination",
+            "agent_management",
+            "critical",
+            data,
+            evidence,
+            direct + dependents,
+            self.failures[0][0],
+        )
 
 
 class PerformanceDegradationDetector(Detector):
@@ -185,7 +206,11 @@ class PerformanceDegradationDetector(Detector):
         tel = self.engine.telemetry
         t0 = max(now - self.WINDOW_S, self.since)
         out: dict[str, Any] = {}
-        for metric, worse in (("efficiency", "decreasing"), ("response_time", "increasing"), ("throughput_per_min", "decreasing")):
+        for metric, worse in (
+            ("efficiency", "decreasing"),
+            ("response_time", "increasing"),
+            ("throughput_per_min", "decreasing"),
+        ):
             raw = tel.get(metric).since(t0)
             if len(raw) < self.MIN_POINTS:
                 continue
@@ -201,8 +226,13 @@ class PerformanceDegradationDetector(Detector):
             span = times[-1] - times[0]
             change = r.relative_change(span) * 100.0
             out[metric] = {
-                "n": r.n, "p": round(r.p, 5), "z": round(r.z, 3), "confidence": round(r.confidence, 4),
-                "slope_per_h": round(r.slope * 3600.0, 6), "change_pct": round(change, 2), "span_s": round(span, 1),
+                "n": r.n,
+                "p": round(r.p, 5),
+                "z": round(r.z, 3),
+                "confidence": round(r.confidence, 4),
+                "slope_per_h": round(r.slope * 3600.0, 6),
+                "change_pct": round(change, 2),
+                "span_s": round(span, 1),
                 "hamed_rao_factor": round(r.correction, 3),
                 "worse": r.significant(self.ALPHA) and r.direction == worse,
                 "baseline": round(r.intercept, 4),
@@ -220,8 +250,13 @@ class PerformanceDegradationDetector(Detector):
         # With continuous learning on, a significant rise of response time by its
         # trigger counts too (with efficiency falling, not noise in the task mix).
         learning = isinstance(self.engine.state.settings.get("auto_optimization"), dict)
-        slower = bool(learning and rt and rt["worse"] and rt["change_pct"] >= trigger_pct(self.engine, "response_time_degradation_pct"))
-        if not eff or not (eff["worse"] and -eff["change_pct"] >= trigger or slower and eff["change_pct"] < 0):
+        slower = bool(
+            learning
+            and rt
+            and rt["worse"]
+            and rt["change_pct"] >= trigger_pct(self.engine, "response_time_degradation_pct")
+        )
+        if not eff or not ((eff["worse"] and -eff["change_pct"] >= trigger) or (slower and eff["change_pct"] < 0)):
             return None
         affected = [m for m, r in res.items() if r["worse"]]
         drop = -eff["change_pct"]
@@ -231,7 +266,17 @@ class PerformanceDegradationDetector(Detector):
             "affected_metrics": affected,
             "confidence": eff["confidence"],
         }
-        return Finding(self.scenario, "PERFORMANCE_DEGRADATION_DETECTED", "performance", "trend_analysis", "high", data, {"trends": res}, _active_workflows(self.engine), now - eff["span_s"])
+        return Finding(
+            self.scenario,
+            "PERFORMANCE_DEGRADATION_DETECTED",
+            "performance",
+            "trend_analysis",
+            "high",
+            data,
+            {"trends": res},
+            _active_workflows(self.engine),
+            now - eff["span_s"],
+        )
 
 
 class PartitionDetector(Detector):
@@ -243,12 +288,21 @@ class PartitionDetector(Detector):
 
     def check(self, now: float) -> Finding | None:
         s = self.engine.state
-        live = [a for a in s.agents.values() if a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE)]
+        live = [
+            a
+            for a in s.agents.values()
+            if a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE)
+        ]
         cut = sorted(a.id for a in live if a.status is AgentStatus.UNREACHABLE)
         if len(cut) < self.MIN_AGENTS:
             return None
         limit = self.engine.config.intervals.heartbeat_s * (self.engine.config.intervals.missed_heartbeats + 0.5)
-        reporting = [a.id for a in live if a.status is not AgentStatus.UNREACHABLE and now - self.engine.telemetry.liveness.get(a.id, -1e18) <= limit]
+        reporting = [
+            a.id
+            for a in live
+            if a.status is not AgentStatus.UNREACHABLE
+            and now - self.engine.telemetry.liveness.get(a.id, -1e18) <= limit
+        ]
         if not reporting:
             return None
         holding = [s.agents[a].current_task for a in cut if s.agents[a].current_task]
@@ -262,9 +316,17 @@ class PartitionDetector(Detector):
             # What will act without a plan: the engine's standing reassignment, if on.
             "auto_recovery": "standing_reassignment" if _standing_reassignment(self.engine) else "awaiting_plan",
         }
-        evidence = {"unreachable": cut, "reporting": len(reporting), "live": len(live), "tasks_held": holding, "critical_path_tasks": on_path}
+        evidence = {
+            "unreachable": cut,
+            "reporting": len(reporting),
+            "live": len(live),
+            "tasks_held": holding,
+            "critical_path_tasks": on_path,
+        }
         onset = min((self.engine.telemetry.liveness.get(a, now) for a in cut), default=now)
-        return Finding(self.scenario, "COMMUNICATION_FAILURE", "network", "agent_coordination", "high", data, evidence, wfs, onset)
+        return Finding(
+            self.scenario, "COMMUNICATION_FAILURE", "network", "agent_coordination", "high", data, evidence, wfs, onset
+        )
 
 
 class DataIntegrityDetector(Detector):
@@ -359,7 +421,14 @@ class DataIntegrityDetector(Detector):
         bad_seqs = [f.seq for f in faults]
         segs = await segments(eng, bad_seqs)
         for d in cons.get("diffs", []):
-            segs.append({"state": f"{d['kind']}:{d['id']}", "fields": d["fields"], "workflow": d["workflow"], "resolution": "replay_from_log"})
+            segs.append(
+                {
+                    "state": f"{d['kind']}:{d['id']}",
+                    "fields": d["fields"],
+                    "workflow": d["workflow"],
+                    "resolution": "replay_from_log",
+                }
+            )
         affected = sorted({sg["workflow"] for sg in segs if sg.get("workflow")})
         for cid in bad_cps:
             cp = eng.state.checkpoints.get(cid)
@@ -388,7 +457,16 @@ class DataIntegrityDetector(Detector):
             "last_verified_seq": self.verified_upto,
             "events": rep.events,
         }
-        return Finding(self.scenario, "DATA_INTEGRITY_ALERT", "coordination", "state_synchronization", "critical", data, evidence, affected)
+        return Finding(
+            self.scenario,
+            "DATA_INTEGRITY_ALERT",
+            "coordination",
+            "state_synchronization",
+            "critical",
+            data,
+            evidence,
+            affected,
+        )
 
     def acknowledged(self) -> tuple[set[int], set[int]]:
         """Faults already handled by a resolved incident: the log is append-only, so a

@@ -73,7 +73,9 @@ class Drill:
         rt = eng.runtime
         s = eng.state
         now = eng.clock.now()
-        busy = sorted((a for a in s.agents.values() if a.status is AgentStatus.BUSY and a.current_task), key=lambda a: a.id)
+        busy = sorted(
+            (a for a in s.agents.values() if a.status is AgentStatus.BUSY and a.current_task), key=lambda a: a.id
+        )
         if self.name == "resource-exhaustion":
             cpu, mem, dur = 1.5, 5.5, 1800.0
             rt.load_spike(cpu, mem, dur)  # type: ignore[union-attr]
@@ -84,7 +86,9 @@ class Drill:
             busy.sort(key=lambda a: (s.tasks[a.current_task].workflow not in heads, a.id))  # type: ignore[index]
             victims = [a.id for a in busy[: eng.config.supervision.max_failures]]
             if len(victims) < eng.config.supervision.max_failures:
-                raise DrillError(f"only {len(victims)} busy agent(s) to fail at t={now:g}: the fleet has no work left (use a fresh --db)")
+                raise DrillError(
+                    f"only {len(victims)} busy agent(s) to fail at t={now:g}: the fleet has no work left (use a fresh --db)"
+                )
             gap = self.gap_s if self.gap_s is not None else eng.config.supervision.window_s / (len(victims) * 2)
             for i, a in enumerate(victims):
                 self.later(i * gap, lambda a=a: rt.fail_agent(a, "process crashed (drill)"))  # type: ignore[union-attr]
@@ -235,7 +239,8 @@ class Drill:
             "decided_by": (self.plan() or {}).get("decided_by"),
             "other_incidents": [
                 {"id": i["id"], "scenario": i["scenario"], "status": i["status"]}
-                for i in self.engine.state.incidents.values() if inc is None or i["id"] != inc["id"]
+                for i in self.engine.state.incidents.values()
+                if inc is None or i["id"] != inc["id"]
             ],
             "invariants": inv,
             "reason": outcome.get("reason"),
@@ -268,14 +273,24 @@ async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, A
         for inc in s.incidents.values():
             acknowledged.update(int(c) for c in inc.get("evidence", {}).get("bad_checkpoints", []))
             acknowledged.update(int(c) for c in inc.get("outcome", {}).get("quarantined_checkpoints", []))
-        chain = {"checked": True, "ok": rep.first_bad_seq is None and set(rep.checkpoints_bad) <= acknowledged,
-                 "events": rep.events, "first_bad_seq": rep.first_bad_seq, "checkpoints_bad": sorted(rep.checkpoints_bad)}
+        chain = {
+            "checked": True,
+            "ok": rep.first_bad_seq is None and set(rep.checkpoints_bad) <= acknowledged,
+            "events": rep.events,
+            "first_bad_seq": rep.first_bad_seq,
+            "checkpoints_bad": sorted(rep.checkpoints_bad),
+        }
     ok = not lost and not twice and not deps and chain.get("ok", True)
     return {"ok": ok, "lost_tasks": lost, "completed_twice": twice, "dependency_violations": deps[:10], "chain": chain}
 
 
-def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", manager: IncidentManager | None = None,
-                warmup_s: float | None = None) -> Drill:
+def start_drill(
+    engine: Engine,
+    name: str,
+    approve: ApproveMode = "manual",
+    manager: IncidentManager | None = None,
+    warmup_s: float | None = None,
+) -> Drill:
     """Arm a drill on a running engine: the fault is injected ``warmup_s`` from now
     (default: 15 simulated minutes, or ``LIVE_WARMUP_S`` on the wall clock)."""
     live = not isinstance(engine.clock, VirtualClock)
@@ -287,7 +302,9 @@ def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", mana
     if rt is None or not hasattr(rt, "partition"):
         raise DrillError("drills need the simulated or the local runtime")
     if rt.name != "sim" and name not in LIVE_DRILLS:
-        raise DrillError(f"the {name} drill runs on the simulated runtime only; on real processes: {', '.join(LIVE_DRILLS)}")
+        raise DrillError(
+            f"the {name} drill runs on the simulated runtime only; on real processes: {', '.join(LIVE_DRILLS)}"
+        )
     mgr = manager or IncidentManager(engine, approve_mode=approve)
     offset = 0.0
     if name == "data-integrity" and rt.name == "sim":
@@ -295,7 +312,9 @@ def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", mana
         # check period would make the detection latency an artefact of that phase.
         # It lands at a phase drawn from the simulation's seed instead, so a sweep
         # over seeds shows the real distribution (uniform over the period).
-        offset = random.Random(int(engine.state.settings.get("sim_seed", 0)) * 7919 + 1).uniform(0.0, DataIntegrityDetector.EVERY_S)
+        offset = random.Random(int(engine.state.settings.get("sim_seed", 0)) * 7919 + 1).uniform(
+            0.0, DataIntegrityDetector.EVERY_S
+        )
     drill = Drill(name, engine, mgr, engine.clock.now() + warmup_s + offset)
     if live:
         drill.heal_after_s, drill.gap_s = LIVE_HEAL_S, LIVE_GAP_S
@@ -303,8 +322,17 @@ def start_drill(engine: Engine, name: str, approve: ApproveMode = "manual", mana
             # On the wall clock the store is verified at every commit (what
             # enable-enhanced-integrity-monitoring's every_operation does): a full
             # check every 300 s would make the drill wait minutes.
-            engine.set_setting("monitoring.integrity", {"validation_frequency": "every_operation", "checkpoint_interval_s": engine.checkpoint_interval(),
-                                                        "since": round(engine.clock.now(), 3), "until": None, "by": "drill"}, actor="drill")
+            engine.set_setting(
+                "monitoring.integrity",
+                {
+                    "validation_frequency": "every_operation",
+                    "checkpoint_interval_s": engine.checkpoint_interval(),
+                    "since": round(engine.clock.now(), 3),
+                    "until": None,
+                    "by": "drill",
+                },
+                actor="drill",
+            )
 
     def count(ev: Event) -> None:
         if ev.type == "TASK_COMPLETED":

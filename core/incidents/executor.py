@@ -42,7 +42,14 @@ async def run_command(engine: Engine, text: str, actor: str) -> dict[str, Any]:
     try:
         from ..commands import run_command as run
     except ImportError as exc:
-        return {"status": "error", "error": {"code": "COMMANDS_UNAVAILABLE", "message": f"the command language is not available: {exc}", "details": {}}}
+        return {
+            "status": "error",
+            "error": {
+                "code": "COMMANDS_UNAVAILABLE",
+                "message": f"the command language is not available: {exc}",
+                "details": {},
+            },
+        }
     return await run(engine, text, actor=actor)
 
 
@@ -55,16 +62,28 @@ class Executor:
         self.extras: dict[str, Any] = {}
 
     def active(self) -> list[str]:
-        return [pid for pid, p in sorted(self.engine.state.plans.items()) if p["state"] not in {s.value for s in TERMINAL_PLAN}]
+        return [
+            pid
+            for pid, p in sorted(self.engine.state.plans.items())
+            if p["state"] not in {s.value for s in TERMINAL_PLAN}
+        ]
 
     async def advance_all(self) -> None:
         for pid in self.active():
             try:
                 await self.advance(pid)
             except Exception as exc:  # noqa: BLE001 - one broken plan must not stop the others
-                self.engine.emit("SYSTEM_ERROR", "incidents", "executor", {
-                    "plan_id": pid, "error": f"{type(exc).__name__}: {exc}", "action": "plan aborted",
-                }, actor=f"plan:{pid}")
+                self.engine.emit(
+                    "SYSTEM_ERROR",
+                    "incidents",
+                    "executor",
+                    {
+                        "plan_id": pid,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "action": "plan aborted",
+                    },
+                    actor=f"plan:{pid}",
+                )
                 if self.engine.state.plans[pid]["state"] not in {s.value for s in TERMINAL_PLAN}:
                     await self._fail(pid, f"internal error: {type(exc).__name__}: {exc}")
 
@@ -89,7 +108,13 @@ class Executor:
                 return  # waits for an operator
             if p.get("checkpoint") is None:
                 cp = await eng.checkpoint(kind="emergency", label=f"before {plan_id}", actor=f"plan:{plan_id}")
-                eng.emit("PLAN_EXECUTION_STARTED", "incidents", "plan", {"plan_id": plan_id, "checkpoint": cp}, actor=f"plan:{plan_id}")
+                eng.emit(
+                    "PLAN_EXECUTION_STARTED",
+                    "incidents",
+                    "plan",
+                    {"plan_id": plan_id, "checkpoint": cp},
+                    actor=f"plan:{plan_id}",
+                )
                 p = eng.state.plans[plan_id]
             await self._run_step(p, idx)
 
@@ -99,20 +124,42 @@ class Executor:
         st = p["steps"][idx]
         who = f"plan:{pid}"
         by = p.get("decided_by") if st["approval"] == "manual" else "policy:" + st["category"]
-        eng.emit("PLAN_STEP_STARTED", "incidents", "plan", {"plan_id": pid, "step": idx, "command": st["command"], "approval": st["approval"], "approved_by": by}, actor=who)
+        eng.emit(
+            "PLAN_STEP_STARTED",
+            "incidents",
+            "plan",
+            {"plan_id": pid, "step": idx, "command": st["command"], "approval": st["approval"], "approved_by": by},
+            actor=who,
+        )
         res = await run_command(eng, st["command"], actor=who)
         if eng.state.plans[pid]["state"] in {s.value for s in TERMINAL_PLAN}:
             return  # aborted while the command ran
         if res.get("status") != "success":
             err = res.get("error", {})
             msg = f"{err.get('code', 'ERROR')}: {err.get('message', '')}"
-            eng.emit("PLAN_STEP_FAILED", "incidents", "plan", {"plan_id": pid, "step": idx, "error": msg, "result": _summarise(res)}, actor=who)
+            eng.emit(
+                "PLAN_STEP_FAILED",
+                "incidents",
+                "plan",
+                {"plan_id": pid, "step": idx, "error": msg, "result": _summarise(res)},
+                actor=who,
+            )
             await self._fail(pid, f"step {idx} ({st['command'].split(' ', 2)[:2]}) failed: {msg}")
             return
         if st.get("gate") or st.get("check"):
-            self.memo[(pid, idx)] = {"started": eng.clock.now(), "response": _summarise(res), "gate_memo": {"response": res}}
+            self.memo[(pid, idx)] = {
+                "started": eng.clock.now(),
+                "response": _summarise(res),
+                "gate_memo": {"response": res},
+            }
             return
-        eng.emit("PLAN_STEP_COMPLETED", "incidents", "plan", {"plan_id": pid, "step": idx, "result": _summarise(res)}, actor=who)
+        eng.emit(
+            "PLAN_STEP_COMPLETED",
+            "incidents",
+            "plan",
+            {"plan_id": pid, "step": idx, "result": _summarise(res)},
+            actor=who,
+        )
 
     async def _poll(self, p: dict[str, Any], idx: int) -> bool:
         """Poll a step's check and gate. True when the step completed."""
@@ -136,10 +183,28 @@ class Executor:
                 worse = (a - b) / abs(b) * 100.0 if b else 0.0
                 if not chk.get("higher_is_worse", True):
                     worse = -worse
-                m["check_result"] = {"metric": chk["metric"], "before": round(b, 4), "after": round(a, 4), "regression_pct": round(worse, 2)}
+                m["check_result"] = {
+                    "metric": chk["metric"],
+                    "before": round(b, 4),
+                    "after": round(a, 4),
+                    "regression_pct": round(worse, 2),
+                }
                 if worse > chk["max_regression_pct"]:
-                    eng.emit("PLAN_STEP_FAILED", "incidents", "plan", {"plan_id": pid, "step": idx, "error": "regression after the step", "result": m["check_result"]}, actor=f"plan:{pid}")
-                    await self._fail(pid, f"regression of {chk['metric']} by {worse:.1f}% after step {idx}: rolled back")
+                    eng.emit(
+                        "PLAN_STEP_FAILED",
+                        "incidents",
+                        "plan",
+                        {
+                            "plan_id": pid,
+                            "step": idx,
+                            "error": "regression after the step",
+                            "result": m["check_result"],
+                        },
+                        actor=f"plan:{pid}",
+                    )
+                    await self._fail(
+                        pid, f"regression of {chk['metric']} by {worse:.1f}% after step {idx}: rolled back"
+                    )
                     return False
             m["checked"] = True
         gname = st.get("gate")
@@ -152,12 +217,24 @@ class Executor:
             if verdict == "wait":
                 return False
             if verdict == "fail":
-                eng.emit("PLAN_STEP_FAILED", "incidents", "plan", {"plan_id": pid, "step": idx, "error": f"validation {gname} failed", "result": details}, actor=f"plan:{pid}")
+                eng.emit(
+                    "PLAN_STEP_FAILED",
+                    "incidents",
+                    "plan",
+                    {"plan_id": pid, "step": idx, "error": f"validation {gname} failed", "result": details},
+                    actor=f"plan:{pid}",
+                )
                 await self._fail(pid, f"validation {gname} failed: {details.get('reason', '')}")
                 return False
             m["validated"] = details
         result = {**m.get("response", {}), "check": m.get("check_result"), "validation": details or None}
-        eng.emit("PLAN_STEP_COMPLETED", "incidents", "plan", {"plan_id": pid, "step": idx, "result": result}, actor=f"plan:{pid}")
+        eng.emit(
+            "PLAN_STEP_COMPLETED",
+            "incidents",
+            "plan",
+            {"plan_id": pid, "step": idx, "result": result},
+            actor=f"plan:{pid}",
+        )
         return True
 
     async def _fail(self, pid: str, reason: str) -> None:
@@ -166,9 +243,17 @@ class Executor:
         await abort(eng, pid, actor=f"plan:{pid}", reason=reason)
         inc = eng.state.incidents.get(p["incident_id"])
         if inc is not None and inc["status"] != "resolved":
-            eng.emit("INCIDENT_RESOLVED", "incidents", "incident", {
-                "incident_id": inc["id"], "status": "failed", "outcome": {"validated": False, "reason": reason, "plan_id": pid},
-            }, actor=f"plan:{pid}")
+            eng.emit(
+                "INCIDENT_RESOLVED",
+                "incidents",
+                "incident",
+                {
+                    "incident_id": inc["id"],
+                    "status": "failed",
+                    "outcome": {"validated": False, "reason": reason, "plan_id": pid},
+                },
+                actor=f"plan:{pid}",
+            )
 
     async def _validate(self, p: dict[str, Any]) -> None:
         """Every step has run: the incident's criteria decide. A criterion a step's
@@ -188,9 +273,18 @@ class Executor:
             m = self.memo.get((pid, name))
             if m is None:
                 m = self.memo[(pid, name)] = {"started": eng.clock.now(), "gate_memo": {}}
-                eng.emit("PLAN_VALIDATION_STARTED", "incidents", "plan", {
-                    "plan_id": pid, "criterion": name, "window_s": window, "incident_id": inc["id"],
-                }, actor=f"plan:{pid}")
+                eng.emit(
+                    "PLAN_VALIDATION_STARTED",
+                    "incidents",
+                    "plan",
+                    {
+                        "plan_id": pid,
+                        "criterion": name,
+                        "window_s": window,
+                        "incident_id": inc["id"],
+                    },
+                    actor=f"plan:{pid}",
+                )
             if m.get("passed") is None:
                 ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], timeout_s=window)
                 ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
@@ -215,13 +309,23 @@ class Executor:
             "validated": validated,
             "validations": validations,
             "recovery_time_s": recovery,
-            "detection_latency_s": round(float(inc["detected_at"]) - float(inc["fault_at"]), 1) if inc.get("fault_at") is not None else None,
+            "detection_latency_s": round(float(inc["detected_at"]) - float(inc["fault_at"]), 1)
+            if inc.get("fault_at") is not None
+            else None,
             "plan_finished_s": round(now - float(inc["detected_at"]), 1),
         }
         for v in validations.values():
             if v and v.get("quarantined_checkpoints"):
                 outcome["quarantined_checkpoints"] = v["quarantined_checkpoints"]
         eng.emit("PLAN_COMPLETED", "incidents", "plan", {"plan_id": pid, "outcome": outcome}, actor=f"plan:{pid}")
-        eng.emit("INCIDENT_RESOLVED", "incidents", "incident", {
-            "incident_id": inc["id"], "status": "resolved" if validated else "failed", "outcome": {**outcome, "plan_id": pid},
-        }, actor=f"plan:{pid}")
+        eng.emit(
+            "INCIDENT_RESOLVED",
+            "incidents",
+            "incident",
+            {
+                "incident_id": inc["id"],
+                "status": "resolved" if validated else "failed",
+                "outcome": {**outcome, "plan_id": pid},
+            },
+            actor=f"plan:{pid}",
+        )

@@ -79,7 +79,9 @@ def entity_diffs(live: dict[str, Any], replay: dict[str, Any]) -> list[dict[str,
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
                 wf = key.split("/", 1)[0] if kind == "tasks" else key if kind == "workflows" else None
-                out.append({"kind": kind[:-1], "id": key, "fields": _fields(a.get(key), b.get(key))[:10], "workflow": wf})
+                out.append(
+                    {"kind": kind[:-1], "id": key, "fields": _fields(a.get(key), b.get(key))[:10], "workflow": wf}
+                )
     return out
 
 
@@ -114,9 +116,19 @@ async def segments(engine: Engine, bad_seqs: list[int]) -> list[dict[str, Any]]:
         superseded = False
         if task is not None:
             t = engine.state.tasks.get(task)
-            superseded = t is not None and (t.finished_at is not None or (t.started_at is not None and t.started_at > rows[0][1]))
+            superseded = t is not None and (
+                t.finished_at is not None or (t.started_at is not None and t.started_at > rows[0][1])
+            )
             if not superseded:
                 later = await store.raw_rows(seq, 100000)
                 superseded = any(r[2] in ("TASK_PROGRESS", "TASK_COMPLETED") and f'"{task}"' in r[6] for r in later)
-        out.append({"seq": seq, "type": type_, "workflow": wf, "task": task, "resolution": "superseded" if superseded else "lost"})
+        out.append(
+            {
+                "seq": seq,
+                "type": type_,
+                "workflow": wf,
+                "task": task,
+                "resolution": "superseded" if superseded else "lost",
+            }
+        )
     return out

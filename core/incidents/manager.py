@@ -31,10 +31,14 @@ ApproveMode = Literal["auto", "manual"]
 
 
 class IncidentManager:
-    def __init__(self, engine: Engine, approve_mode: ApproveMode = "manual", scenarios: list[str] | None = None) -> None:
+    def __init__(
+        self, engine: Engine, approve_mode: ApproveMode = "manual", scenarios: list[str] | None = None
+    ) -> None:
         self.engine = engine
         self.approve_mode: ApproveMode = approve_mode
-        self.detectors: list[Detector] = [d for d in all_detectors(engine) if scenarios is None or d.scenario in scenarios]
+        self.detectors: list[Detector] = [
+            d for d in all_detectors(engine) if scenarios is None or d.scenario in scenarios
+        ]
         self.executor = Executor(engine)
         self.tap = SeqTap(engine)
         self.executor.extras["tap"] = self.tap
@@ -61,9 +65,17 @@ class IncidentManager:
                 raise
             except Exception as exc:  # noqa: BLE001 - a faulty detector must not stop the engine
                 self.detectors.remove(d)
-                self.engine.emit("SYSTEM_ERROR", "incidents", "detector", {
-                    "detector": d.scenario, "error": f"{type(exc).__name__}: {exc}", "action": "detector disabled",
-                }, actor="detector")
+                self.engine.emit(
+                    "SYSTEM_ERROR",
+                    "incidents",
+                    "detector",
+                    {
+                        "detector": d.scenario,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "action": "detector disabled",
+                    },
+                    actor="detector",
+                )
 
     def expect_fault(self, scenario: str, at: float) -> None:
         """A drill says when it injected the fault: detection latency is measured from it."""
@@ -76,18 +88,29 @@ class IncidentManager:
         inc_id = f"INC-{len(s.incidents) + 1:04d}"
         evidence = dict(f.evidence)
         evidence["finding"] = {"component": f.component, "scope": f.scope, "data": f.data, "onset": f.onset}
-        evidence["progress_at_detection"] = {w: round(s.workflow_progress(w), 4) for w in f.affected_workflows if w in s.workflows}
+        evidence["progress_at_detection"] = {
+            w: round(s.workflow_progress(w), 4) for w in f.affected_workflows if w in s.workflows
+        }
         if f.scenario == "agent-cascade":
             failed = f.data["failed_agents"]
             evidence["failed_agents"] = failed
-            evidence["progress_at_failure"] = {t: s.tasks[t].context.progress for t in f.evidence.get("interrupted_tasks", []) if t in s.tasks}
+            evidence["progress_at_failure"] = {
+                t: s.tasks[t].context.progress for t in f.evidence.get("interrupted_tasks", []) if t in s.tasks
+            }
             specs = sorted({",".join(sorted(s.agents[a].specializations)) for a in failed})
             evidence["specialization_live_before"] = {
-                sp: sum(1 for a in s.agents.values() if set(sp.split(",")) <= set(a.specializations) and (a.id in failed or a.status.value in ("idle", "busy", "paused")))
+                sp: sum(
+                    1
+                    for a in s.agents.values()
+                    if set(sp.split(",")) <= set(a.specializations)
+                    and (a.id in failed or a.status.value in ("idle", "busy", "paused"))
+                )
                 for sp in specs
             }
         if f.scenario == "resource-exhaustion":
-            evidence["protected"] = sorted(w.id for w in s.workflows.values() if w.status is WorkflowStatus.RUNNING and w.band is Band.CRITICAL)
+            evidence["protected"] = sorted(
+                w.id for w in s.workflows.values() if w.status is WorkflowStatus.RUNNING and w.band is Band.CRITICAL
+            )
         if f.scenario == "network-partition":
             evidence["agent_marks"] = agent_marks(eng)
         if f.scenario == "performance-degradation":
@@ -95,11 +118,20 @@ class IncidentManager:
             evidence["efficiency_at_detection"] = round(sum(eff) / len(eff), 4) if eff else 0.0
         fault_at = self.fault_at.get(f.scenario)
         inc = Incident(
-            id=inc_id, scenario=f.scenario, type=f.type, severity=f.severity, evidence=evidence,  # type: ignore[arg-type]
-            detected_at=now, fault_at=fault_at if fault_at is not None else f.onset, affected_workflows=f.affected_workflows,
-            criteria=[CRITERIA[f.scenario]], validation_window_s=validation_window(eng, f.scenario),
+            id=inc_id,
+            scenario=f.scenario,
+            type=f.type,
+            severity=f.severity,
+            evidence=evidence,  # type: ignore[arg-type]
+            detected_at=now,
+            fault_at=fault_at if fault_at is not None else f.onset,
+            affected_workflows=f.affected_workflows,
+            criteria=[CRITERIA[f.scenario]],
+            validation_window_s=validation_window(eng, f.scenario),
         )
-        eng.emit("INCIDENT_OPENED", "incidents", "incident", {"incident": inc.model_dump(mode="json")}, actor="detector")
+        eng.emit(
+            "INCIDENT_OPENED", "incidents", "incident", {"incident": inc.model_dump(mode="json")}, actor="detector"
+        )
         eng.emit(f.type, f.component, f.scope, {**f.data, "incident_id": inc_id}, actor="detector")
         self.propose(inc_id, f)
         return inc_id
@@ -158,9 +190,27 @@ def propose(engine: Engine, inc_id: str, f: Finding, auto_approve: bool = False,
     steps = []
     for i, sd in enumerate(draft.steps):
         kind = command_kind(sd.command)
-        steps.append(PlanStep(index=i, command=sd.command, title=sd.title, category=kind, approval=decide(kind, policy), gate=sd.gate, check=sd.check))  # type: ignore[arg-type]
-    plan = Plan(id=pid, incident_id=inc_id, scenario=f.scenario, title=draft.title, strategy=draft.strategy,  # type: ignore[arg-type]
-                steps=steps, created_at=eng.clock.now(), expected=draft.expected)
+        steps.append(
+            PlanStep(
+                index=i,
+                command=sd.command,
+                title=sd.title,
+                category=kind,
+                approval=decide(kind, policy),
+                gate=sd.gate,
+                check=sd.check,
+            )
+        )  # type: ignore[arg-type]
+    plan = Plan(
+        id=pid,
+        incident_id=inc_id,
+        scenario=f.scenario,
+        title=draft.title,
+        strategy=draft.strategy,  # type: ignore[arg-type]
+        steps=steps,
+        created_at=eng.clock.now(),
+        expected=draft.expected,
+    )
     eng.emit("PLAN_PROPOSED", "incidents", "plan", {"plan": plan.model_dump(mode="json")}, actor=actor)
     if draft.announce:
         t, c, sc, data = draft.announce
@@ -178,18 +228,40 @@ def replan(engine: Engine, incident_id: str, actor: str = "operator") -> dict[st
 
     inc = get_incident(engine, incident_id)
     if inc["status"] == "resolved":
-        raise EngineError("INVALID_STATE", f"incident {incident_id} is resolved; nothing to re-plan", {"incident_id": incident_id})
+        raise EngineError(
+            "INVALID_STATE", f"incident {incident_id} is resolved; nothing to re-plan", {"incident_id": incident_id}
+        )
     active = _active_plan(engine, inc)
     if active is not None:
-        raise EngineError("INVALID_STATE", f"plan {active} of {incident_id} is still {engine.state.plans[active]['state']}",
-                          {"incident_id": incident_id, "plan_id": active})
+        raise EngineError(
+            "INVALID_STATE",
+            f"plan {active} of {incident_id} is still {engine.state.plans[active]['state']}",
+            {"incident_id": incident_id, "plan_id": active},
+        )
     ev = dict(inc.get("evidence", {}))
     fd = ev.get("finding") or {}
-    f = Finding(scenario=inc["scenario"], type=inc["type"], component=fd.get("component", "incidents"), scope=fd.get("scope", "incident"),
-                severity=inc["severity"], data=fd.get("data") or {"failed_agents": ev.get("failed_agents", []), "affected_agents": ev.get("unreachable", [])},
-                evidence=ev, affected_workflows=list(inc.get("affected_workflows", [])), onset=fd.get("onset"))
-    engine.emit("INCIDENT_NOTED", "incidents", "incident", {"incident_id": incident_id, "note": "re-planned", "action": "replan"}, actor=actor)
+    f = Finding(
+        scenario=inc["scenario"],
+        type=inc["type"],
+        component=fd.get("component", "incidents"),
+        scope=fd.get("scope", "incident"),
+        severity=inc["severity"],
+        data=fd.get("data")
+        or {"failed_agents": ev.get("failed_agents", []), "affected_agents": ev.get("unreachable", [])},
+        evidence=ev,
+        affected_workflows=list(inc.get("affected_workflows", [])),
+        onset=fd.get("onset"),
+    )
+    engine.emit(
+        "INCIDENT_NOTED",
+        "incidents",
+        "incident",
+        {"incident_id": incident_id, "note": "re-planned", "action": "replan"},
+        actor=actor,
+    )
     if inc["status"] == "failed":
-        engine.emit("INCIDENT_REOPENED", "incidents", "incident", {"incident_id": incident_id, "by": actor}, actor=actor)
+        engine.emit(
+            "INCIDENT_REOPENED", "incidents", "incident", {"incident_id": incident_id, "by": actor}, actor=actor
+        )
     pid = propose(engine, incident_id, f, actor=actor)
     return {"incident_id": incident_id, "plan_id": pid, "steps": len(engine.state.plans[pid]["steps"]), "by": actor}

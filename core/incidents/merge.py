@@ -71,7 +71,9 @@ def partition_report(engine: Engine, inc: dict[str, Any], tap: SeqTap | None = N
         if ag is None:
             continue
         t = s.tasks.get(task)
-        if ag.tasks_done > done or (t is not None and (t.context.progress > prog + 1e-9 or t.status.value == "completed")):
+        if ag.tasks_done > done or (
+            t is not None and (t.context.progress > prog + 1e-9 or t.status.value == "completed")
+        ):
             progressed.append(a)
     share = 100.0 * len(progressed) / len(busy) if busy else 100.0
     onset = float(inc.get("fault_at") or inc["detected_at"])

@@ -105,7 +105,9 @@ def _acf(xs: Sequence[float], max_lag: int) -> list[float]:
     return [sum(d[i] * d[i + k] for i in range(n - k)) / c0 for k in range(max_lag + 1)]
 
 
-def mann_kendall(values: Sequence[float], times: Sequence[float] | None = None, alpha: float = 0.05, max_lag: int | None = None) -> TrendResult:
+def mann_kendall(
+    values: Sequence[float], times: Sequence[float] | None = None, alpha: float = 0.05, max_lag: int | None = None
+) -> TrendResult:
     """Mann-Kendall trend test with the Hamed-Rao autocorrelation correction."""
     x = [float(v) for v in values]
     n = len(x)

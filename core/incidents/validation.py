@@ -130,7 +130,9 @@ async def dependency_violations(engine: Engine) -> list[str]:
             continue
         for d in t.depends_on:
             dt = tasks[d]
-            if dt.status is not TaskStatus.COMPLETED or (dt.finished_at is not None and dt.finished_at > t.started_at + 1e-9):
+            if dt.status is not TaskStatus.COMPLETED or (
+                dt.finished_at is not None and dt.finished_at > t.started_at + 1e-9
+            ):
                 bad.append(f"task {t.id} started before {d} completed")
     for w in s.all_workflows():
         if w.started_at is None:
@@ -166,11 +168,23 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
         return "wait", {"utilisation": u, "stalled": stalled}
     rec = workflows_recovered(eng, ctx.incident)
     took = ctx.now - float(ctx.incident["detected_at"])
-    eng.emit("EMERGENCY_RESPONSE_COMPLETED", "system", "validation", {
-        "recovery_time": _dur(took), "resource_stabilization": "achieved", "workflows_recovered": len(rec),
-        "system_health": "stable", "incident_id": ctx.incident["id"], "recovery_time_s": round(took, 1),
-        "utilisation": u, "held_under_safe_s": round(ctx.now - since, 1), "recovered": rec,
-    }, actor=f"plan:{ctx.plan['id']}")
+    eng.emit(
+        "EMERGENCY_RESPONSE_COMPLETED",
+        "system",
+        "validation",
+        {
+            "recovery_time": _dur(took),
+            "resource_stabilization": "achieved",
+            "workflows_recovered": len(rec),
+            "system_health": "stable",
+            "incident_id": ctx.incident["id"],
+            "recovery_time_s": round(took, 1),
+            "utilisation": u,
+            "held_under_safe_s": round(ctx.now - since, 1),
+            "recovered": rec,
+        },
+        actor=f"plan:{ctx.plan['id']}",
+    )
     return "pass", {"recovery_time_s": round(took, 1), "workflows_recovered": rec, "utilisation": u}
 
 
@@ -183,12 +197,18 @@ async def resumption_done(ctx: GateCtx) -> Verdict:
     if r is None:
         return "fail", {"reason": "the step created no staged resumption"}
     if r["status"] == "completed":
-        return "pass", {"resumption": rid, "stages_applied": len(r.get("applied", [])), "took_s": round(ctx.now - ctx.started_at, 1),
-                        "applied_at": [a["at"] for a in r.get("applied", [])]}
+        return "pass", {
+            "resumption": rid,
+            "stages_applied": len(r.get("applied", [])),
+            "took_s": round(ctx.now - ctx.started_at, 1),
+            "applied_at": [a["at"] for a in r.get("applied", [])],
+        }
     if r["status"] != "active":
         return "fail", {"reason": f"staged resumption {rid} {r['status']}: {r.get('reason')}"}
     if ctx.now - ctx.started_at > ctx.timeout_s:
-        return "fail", {"reason": f"staged resumption {rid} still at step {r.get('next_step')} after {ctx.timeout_s:g}s"}
+        return "fail", {
+            "reason": f"staged resumption {rid} still at step {r.get('next_step')} after {ctx.timeout_s:g}s"
+        }
     return "wait", {"resumption": rid, "next_step": r.get("next_step")}
 
 
@@ -206,7 +226,11 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
     short = {}
     for spec, size in ev.get("specialization_live_before", {}).items():
         need = set(spec.split(","))
-        live = sum(1 for a in s.agents.values() if need <= set(a.specializations) and a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED))
+        live = sum(
+            1
+            for a in s.agents.values()
+            if need <= set(a.specializations) and a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)
+        )
         if live < size:
             short[spec] = size - live
     resumed = []
@@ -229,21 +253,40 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
             carried.append(key)
     if short or len(resumed) < len(at_failure):
         if ctx.now - ctx.started_at > ctx.timeout_s:
-            return "fail", {"reason": "replacements or resumptions missing", "specializations_short": short, "resumed": resumed}
+            return "fail", {
+                "reason": "replacements or resumptions missing",
+                "specializations_short": short,
+                "resumed": resumed,
+            }
         return "wait", {"specializations_short": short, "resumed": len(resumed), "of": len(at_failure)}
     violations = await dependency_violations(eng)
     rec = workflows_recovered(eng, inc)
     share = 100.0 * len(carried) / len(at_failure) if at_failure else 100.0
     took = ctx.now - float(inc["detected_at"])
-    eng.emit("RECOVERY_VALIDATION_COMPLETED", "coordination", "success", {
-        "workflows_recovered": len(rec), "dependency_integrity": "maintained" if not violations else "violated",
-        "context_transfer": _pct(share), "recovery_time": _dur(took), "incident_id": inc["id"],
-        "recovery_time_s": round(took, 1), "recovered": rec, "tasks_resumed": len(resumed),
-    }, actor=f"plan:{ctx.plan['id']}")
+    eng.emit(
+        "RECOVERY_VALIDATION_COMPLETED",
+        "coordination",
+        "success",
+        {
+            "workflows_recovered": len(rec),
+            "dependency_integrity": "maintained" if not violations else "violated",
+            "context_transfer": _pct(share),
+            "recovery_time": _dur(took),
+            "incident_id": inc["id"],
+            "recovery_time_s": round(took, 1),
+            "recovered": rec,
+            "tasks_resumed": len(resumed),
+        },
+        actor=f"plan:{ctx.plan['id']}",
+    )
     if violations:
         return "fail", {"reason": "dependency integrity violated", "violations": violations[:10]}
     _learn_from_cascade(ctx, failed)
-    return "pass", {"recovery_time_s": round(took, 1), "workflows_recovered": rec, "context_transfer_pct": round(share, 1)}
+    return "pass", {
+        "recovery_time_s": round(took, 1),
+        "workflows_recovered": rec,
+        "context_transfer_pct": round(share, 1),
+    }
 
 
 def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
@@ -260,21 +303,44 @@ def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
         p = s.pools[pool]
         new_min = min(p.max_size, p.min_size + n)
         if new_min != p.min_size:
-            eng.emit("POOL_RESIZED", "resource", "agents", {"pool": pool, "min_size": new_min, "reason": "post_failure_learning"}, actor=who)
-        eng.emit("LEARNING_RECORDED", "incidents", "learning", {
-            "source": "incident", "incident_id": ctx.incident["id"],
-            "lessons": [f"{n} agent(s) of pool {pool} failed within {eng.config.supervision.window_s:g}s: minimum raised to {new_min}"],
-            "policy": {f"pool.{pool}.min_size": new_min},
-        }, actor=who)
+            eng.emit(
+                "POOL_RESIZED",
+                "resource",
+                "agents",
+                {"pool": pool, "min_size": new_min, "reason": "post_failure_learning"},
+                actor=who,
+            )
+        eng.emit(
+            "LEARNING_RECORDED",
+            "incidents",
+            "learning",
+            {
+                "source": "incident",
+                "incident_id": ctx.incident["id"],
+                "lessons": [
+                    f"{n} agent(s) of pool {pool} failed within {eng.config.supervision.window_s:g}s: minimum raised to {new_min}"
+                ],
+                "policy": {f"pool.{pool}.min_size": new_min},
+            },
+            actor=who,
+        )
     for a in failed:
         ag = s.agents.get(a)
         if ag is not None and ag.failures >= 2:
-            until = eng.clock.now() + eng.config.retries.backoff_s * eng.config.retries.backoff_factor ** ag.failures * 60
+            until = eng.clock.now() + eng.config.retries.backoff_s * eng.config.retries.backoff_factor**ag.failures * 60
             eng.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": until}, actor=who)
-            eng.emit("LEARNING_RECORDED", "incidents", "learning", {
-                "source": "incident", "incident_id": ctx.incident["id"],
-                "lessons": [f"{a} failed {ag.failures} times: backed off"], "policy": {f"agent.{a}.backoff_until": until},
-            }, actor=who)
+            eng.emit(
+                "LEARNING_RECORDED",
+                "incidents",
+                "learning",
+                {
+                    "source": "incident",
+                    "incident_id": ctx.incident["id"],
+                    "lessons": [f"{a} failed {ag.failures} times: backed off"],
+                    "policy": {f"agent.{a}.backoff_until": until},
+                },
+                actor=who,
+            )
 
 
 def _mean(xs: list[float]) -> float:
@@ -286,7 +352,12 @@ async def fresh_efficiency(engine: Engine, since: float, until: float | None = N
     interrupted, so the figure is not flattered by carried-over progress)."""
     out = []
     for t in await engine.tasks_with_archive(finished_since=since):
-        if t.status is TaskStatus.COMPLETED and t.attempts == 1 and t.started_at is not None and t.finished_at is not None:
+        if (
+            t.status is TaskStatus.COMPLETED
+            and t.attempts == 1
+            and t.started_at is not None
+            and t.finished_at is not None
+        ):
             if t.started_at >= since and (until is None or t.finished_at <= until):
                 took = t.finished_at - t.started_at
                 if took > 0 and t.duration_s > 0:
@@ -305,7 +376,13 @@ async def pace_now(engine: Engine, since: float) -> list[float]:
         if a.status is AgentStatus.BUSY and a.current_task:
             t = engine.state.tasks[a.current_task]
             heard = a.last_heartbeat if a.last_heartbeat is not None else now  # progress is as of the last report
-            if t.attempts == 1 and t.started_at is not None and t.started_at >= since and heard - t.started_at > 2 * hb and t.duration_s > 0:
+            if (
+                t.attempts == 1
+                and t.started_at is not None
+                and t.started_at >= since
+                and heard - t.started_at > 2 * hb
+                and t.duration_s > 0
+            ):
                 planned = (heard - t.started_at) / t.duration_s
                 out.append(min(t.context.progress / planned, 1.5))
     return out
@@ -327,7 +404,9 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     after = await pace_now(eng, ctx.started_at)
     if len(after) < 3 or not baseline:
         if ctx.now - ctx.started_at > ctx.timeout_s:
-            return "fail", {"reason": f"too few uninterrupted tasks to measure ({len(baseline)} before, {len(after)} after)"}
+            return "fail", {
+                "reason": f"too few uninterrupted tasks to measure ({len(baseline)} before, {len(after)} after)"
+            }
         return "wait", {"samples": len(after)}
     b, a = _mean(baseline), _mean(after)
     d = float(inc.get("evidence", {}).get("efficiency_at_detection") or b)  # the task efficiency series at detection
@@ -336,8 +415,10 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     improvement = 100.0 * (a - d) / d if d > 0 else 0.0
     if vs_baseline < -tolerance:
         if ctx.now - ctx.started_at > ctx.timeout_s:
-            return "fail", {"reason": f"efficiency {a:.3f} is not back to the pre-incident {b:.3f} (within {tolerance:g}%); "
-                                      f"at detection it was {d:.3f}"}
+            return "fail", {
+                "reason": f"efficiency {a:.3f} is not back to the pre-incident {b:.3f} (within {tolerance:g}%); "
+                f"at detection it was {d:.3f}"
+            }
         return "wait", {"efficiency": a, "baseline": b, "degraded": d}
     from .trend import mann_kendall
 
@@ -345,15 +426,35 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     stable = r is None or not (r.significant() and r.direction == "decreasing")
     took = ctx.now - ctx.started_at
     rec = round(ctx.now - det, 1)
-    eng.emit("OPTIMIZATION_COMPLETED", "performance", "validation", {
-        "improvement_achieved": _pct(improvement), "optimization_time": _dur(ctx.now - float(ctx.plan.get("created_at", det))),
-        "stability": "confirmed" if stable else "unconfirmed", "regression_risk": "minimal" if stable else "elevated",
-        "incident_id": inc["id"], "efficiency_baseline": round(b, 4), "efficiency_degraded": round(d, 4), "efficiency_after": round(a, 4),
-        "vs_pre_incident_pct": round(vs_baseline, 2), "tasks_before": len(baseline), "tasks_after": len(after),
-        "recovery_time_s": rec, "validation_window_s": round(took, 1),
-    }, actor=f"plan:{ctx.plan['id']}")
-    return "pass", {"improvement_pct": round(improvement, 2), "vs_pre_incident_pct": round(vs_baseline, 2), "recovery_time_s": rec,
-                    "efficiency_before": round(b, 4), "efficiency_degraded": round(d, 4), "efficiency_after": round(a, 4)}
+    eng.emit(
+        "OPTIMIZATION_COMPLETED",
+        "performance",
+        "validation",
+        {
+            "improvement_achieved": _pct(improvement),
+            "optimization_time": _dur(ctx.now - float(ctx.plan.get("created_at", det))),
+            "stability": "confirmed" if stable else "unconfirmed",
+            "regression_risk": "minimal" if stable else "elevated",
+            "incident_id": inc["id"],
+            "efficiency_baseline": round(b, 4),
+            "efficiency_degraded": round(d, 4),
+            "efficiency_after": round(a, 4),
+            "vs_pre_incident_pct": round(vs_baseline, 2),
+            "tasks_before": len(baseline),
+            "tasks_after": len(after),
+            "recovery_time_s": rec,
+            "validation_window_s": round(took, 1),
+        },
+        actor=f"plan:{ctx.plan['id']}",
+    )
+    return "pass", {
+        "improvement_pct": round(improvement, 2),
+        "vs_pre_incident_pct": round(vs_baseline, 2),
+        "recovery_time_s": rec,
+        "efficiency_before": round(b, 4),
+        "efficiency_degraded": round(d, 4),
+        "efficiency_after": round(a, 4),
+    }
 
 
 @gate("data_recovered")
@@ -373,7 +474,10 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
     cons = await consistency(eng, trusted=set(rep.checkpoints_ok))
     if cons["differs_in"]:
         if ctx.now - ctx.started_at > ctx.timeout_s:
-            return "fail", {"reason": "the projection still differs from a replay of the log", "diffs": cons.get("diffs", [])[:10]}
+            return "fail", {
+                "reason": "the projection still differs from a replay of the log",
+                "diffs": cons.get("diffs", [])[:10],
+            }
         return "wait", {"differs_in": cons["differs_in"]}
     restart = await eng.checkpoint(kind="emergency", label=f"recovered {inc['id']}", actor=who)
     rep = await verify_store(eng.store, replay_checkpoints=True)
@@ -393,15 +497,31 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
     lost = [sg for sg in segments if sg.get("resolution") == "lost"]
     total = max(len(segments), 1)
     took = ctx.now - float(inc["detected_at"])
-    eng.emit("DATA_RECOVERY_COMPLETED", "coordination", "validation", {
-        "recovery_success": "complete" if not lost else "partial",
-        "data_integrity": "verified",
-        "corrupted_segments": "recovered" if not lost else f"{len(lost)}_lost",
-        "validation_passed": _pct(100.0 * (total - len(lost)) / total),
-        "incident_id": inc["id"], "segments": segments, "lost": lost, "recovery_time_s": round(took, 1),
-        "restart_checkpoint": restart, "quarantined_checkpoints": quarantined, "events_verified": rep.events,
-    }, actor=who)
-    return "pass", {"recovery_time_s": round(took, 1), "segments": segments, "quarantined_checkpoints": quarantined, "restart_checkpoint": restart}
+    eng.emit(
+        "DATA_RECOVERY_COMPLETED",
+        "coordination",
+        "validation",
+        {
+            "recovery_success": "complete" if not lost else "partial",
+            "data_integrity": "verified",
+            "corrupted_segments": "recovered" if not lost else f"{len(lost)}_lost",
+            "validation_passed": _pct(100.0 * (total - len(lost)) / total),
+            "incident_id": inc["id"],
+            "segments": segments,
+            "lost": lost,
+            "recovery_time_s": round(took, 1),
+            "restart_checkpoint": restart,
+            "quarantined_checkpoints": quarantined,
+            "events_verified": rep.events,
+        },
+        actor=who,
+    )
+    return "pass", {
+        "recovery_time_s": round(took, 1),
+        "segments": segments,
+        "quarantined_checkpoints": quarantined,
+        "restart_checkpoint": restart,
+    }
 
 
 @gate("network_recovered")
@@ -434,10 +554,17 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
             stranded.append(t)
     if unhandled or still or stranded:
         if ctx.now - ctx.started_at > ctx.timeout_s:
-            reason = "; ".join(x for x in (
-                f"{len(still)} agent(s) still unreachable" if still else "",
-                f"work of cut-off agents neither moved nor kept under a protocol: {', '.join(unhandled)}" if unhandled else "",
-                f"task(s) still on unreachable agents: {', '.join(sorted(stranded))}" if stranded else "") if x)
+            reason = "; ".join(
+                x
+                for x in (
+                    f"{len(still)} agent(s) still unreachable" if still else "",
+                    f"work of cut-off agents neither moved nor kept under a protocol: {', '.join(unhandled)}"
+                    if unhandled
+                    else "",
+                    f"task(s) still on unreachable agents: {', '.join(sorted(stranded))}" if stranded else "",
+                )
+                if x
+            )
             return "fail", {"reason": reason, "agents": still, "unhandled": unhandled, "stranded": stranded}
         return "wait", {"unreachable": still, "unhandled": unhandled, "stranded": stranded}
     from .merge import partition_report
@@ -445,12 +572,22 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
     rep = partition_report(eng, inc, tap)
     det = float(inc["detected_at"])
     twice = sorted(t for t in held.values() if sum(1 for ts in tap.completions.get(t, []) if ts >= det) > 1)
-    short = {a: {"buffered": tap.buffered_by.get(a, 0), "dropped": tap.dropped_by.get(a, 0),
-                 "applied": sum(1 for (ag, _), _c in tap.applied.items() if ag == a)} for a in cut}
+    short = {
+        a: {
+            "buffered": tap.buffered_by.get(a, 0),
+            "dropped": tap.dropped_by.get(a, 0),
+            "applied": sum(1 for (ag, _), _c in tap.applied.items() if ag == a),
+        }
+        for a in cut
+    }
     missing = {a: v for a, v in short.items() if v["applied"] != v["buffered"] - v["dropped"]}
     if rep["duplicates_applied"] or twice or missing:
-        return "fail", {"reason": "the merge was not exactly once", "applied_twice": rep["duplicates_applied"],
-                        "completed_twice": twice, "not_applied": missing}
+        return "fail", {
+            "reason": "the merge was not exactly once",
+            "applied_twice": rep["duplicates_applied"],
+            "completed_twice": twice,
+            "not_applied": missing,
+        }
     took = ctx.now - det
     live = [a for a in s.agents.values() if a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)]
     merged = [m for m in tap.merged if m.get("agent") in cut]
@@ -459,13 +596,27 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
         for r in m.get("tasks", {}).values():
             resolutions[r["resolution"]] = resolutions.get(r["resolution"], 0) + 1
     hb = eng.config.intervals.heartbeat_s
-    heard = [a for a in cut if ctx.now - eng.telemetry.liveness.get(a, float("-inf")) <= hb]  # reported within a heartbeat
-    eng.emit("NETWORK_RECOVERY_COMPLETED", "network", "restoration", {
-        "recovery_time": _dur(took), "connectivity_restored": _pct(100.0 * len(heard) / max(len(cut), 1)),
-        "performance_impact": rep["performance_impact"], "redundancy_established": "kept_on_isolated_agents" if kept else "moved_to_reachable_agents",
-        "functionality_preserved": _pct(rep["functionality_preserved_pct"]), "incident_id": inc["id"],
-        "recovery_time_s": round(took, 1), "buffered_applied": rep["buffered_applied"], "duplicates_dropped": rep["duplicates_dropped"],
-        "tasks_moved": sum(len([t for t in tap.moved_from.get(a, []) if t == held.get(a)]) for a in cut),
-        "merge_resolutions": resolutions, "live_agents": len(live),
-    }, actor=f"plan:{ctx.plan['id']}")
+    heard = [
+        a for a in cut if ctx.now - eng.telemetry.liveness.get(a, float("-inf")) <= hb
+    ]  # reported within a heartbeat
+    eng.emit(
+        "NETWORK_RECOVERY_COMPLETED",
+        "network",
+        "restoration",
+        {
+            "recovery_time": _dur(took),
+            "connectivity_restored": _pct(100.0 * len(heard) / max(len(cut), 1)),
+            "performance_impact": rep["performance_impact"],
+            "redundancy_established": "kept_on_isolated_agents" if kept else "moved_to_reachable_agents",
+            "functionality_preserved": _pct(rep["functionality_preserved_pct"]),
+            "incident_id": inc["id"],
+            "recovery_time_s": round(took, 1),
+            "buffered_applied": rep["buffered_applied"],
+            "duplicates_dropped": rep["duplicates_dropped"],
+            "tasks_moved": sum(len([t for t in tap.moved_from.get(a, []) if t == held.get(a)]) for a in cut),
+            "merge_resolutions": resolutions,
+            "live_agents": len(live),
+        },
+        actor=f"plan:{ctx.plan['id']}",
+    )
     return "pass", {"recovery_time_s": round(took, 1), "merge_resolutions": resolutions, "kept_isolated": kept, **rep}

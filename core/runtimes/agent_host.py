@@ -62,7 +62,7 @@ def parse_progress(line: str) -> tuple[float, str] | None:
     """``OPSDECK_PROGRESS 0.42 msg`` or ``OPSDECK_PROGRESS 42% msg`` -> (0.42, "msg")."""
     if not line.startswith(PROGRESS_PREFIX):
         return None
-    parts = line[len(PROGRESS_PREFIX):].strip().split(None, 1)
+    parts = line[len(PROGRESS_PREFIX) :].strip().split(None, 1)
     if not parts:
         return None
     raw = parts[0]
@@ -153,8 +153,14 @@ class Host:
         r = self.run
         if r is None:
             return None
-        return {"task": r.task, "attempt": r.attempt, "pgid": r.pgid, "create_time": r.create_time,
-                "progress": r.progress, "paused": r.paused}
+        return {
+            "task": r.task,
+            "attempt": r.attempt,
+            "pgid": r.pgid,
+            "create_time": r.create_time,
+            "progress": r.progress,
+            "paused": r.paused,
+        }
 
     # -- connections ----------------------------------------------------------
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -172,8 +178,16 @@ class Host:
         self.ever_connected = True
         if old is not None:
             old.close()
-        self.send({"t": "hello", "agent": self.agent, "pid": os.getpid(), "create_time": self.me.create_time(),
-                   "current": self.current(), "done": list(self.results.values())[-32:]})
+        self.send(
+            {
+                "t": "hello",
+                "agent": self.agent,
+                "pid": os.getpid(),
+                "create_time": self.me.create_time(),
+                "current": self.current(),
+                "done": list(self.results.values())[-32:],
+            }
+        )
         try:
             async for msg in messages(reader):
                 await self.command(msg)
@@ -195,7 +209,9 @@ class Host:
                 self.send(self.results[key])
                 return
             if r is not None and r.key() == key:
-                self.send({"t": "started", "task": r.task, "attempt": r.attempt, "pgid": r.pgid, "create_time": r.create_time})
+                self.send(
+                    {"t": "started", "task": r.task, "attempt": r.attempt, "pgid": r.pgid, "create_time": r.create_time}
+                )
                 return
             if r is not None:
                 await self.stop_run(r, "replaced by a new assignment")
@@ -213,14 +229,33 @@ class Host:
             self.send({"t": "heartbeat"})
         elif op == "limit":
             if r is None or r.task != task or r.pgid is None:
-                self.send({"t": "limited", "task": task, "attempt": msg.get("attempt"), "applied": {}, "errors": {"task": "not running here"}})
+                self.send(
+                    {
+                        "t": "limited",
+                        "task": task,
+                        "attempt": msg.get("attempt"),
+                        "applied": {},
+                        "errors": {"task": "not running here"},
+                    }
+                )
                 return
-            applied, errors = relimit(r.pgid, msg.get("nice"), msg.get("cpu_cores"), self.mech_cpu, str(r.cgroup.path) if r.cgroup else None)
+            applied, errors = relimit(
+                r.pgid, msg.get("nice"), msg.get("cpu_cores"), self.mech_cpu, str(r.cgroup.path) if r.cgroup else None
+            )
             if "nice" in applied:
                 r.msg["nice"] = msg.get("nice")
             if msg.get("cpu_cores"):
                 r.msg["cpu_cores"] = msg.get("cpu_cores")
-            self.send({"t": "limited", "task": r.task, "attempt": r.attempt, "pgid": r.pgid, "applied": applied, "errors": errors})
+            self.send(
+                {
+                    "t": "limited",
+                    "task": r.task,
+                    "attempt": r.attempt,
+                    "pgid": r.pgid,
+                    "applied": applied,
+                    "errors": errors,
+                }
+            )
         elif op == "stop" and r is not None and r.task == task:
             asyncio.get_running_loop().create_task(self.stop_run(r, "stopped by the console"))
         elif op == "shutdown":
@@ -244,16 +279,27 @@ class Host:
         cg_path = None
         if self.cgroup_parent and self.mech_memory == "cgroup":
             try:
-                r.cgroup = TaskCgroup(self.cgroup_parent, f"opsdeck-{self.agent}-{os.getpid()}-{r.attempt}", memory_mb,
-                                      m.get("cpu_cores") if self.mech_cpu == "cgroup" else None)
+                r.cgroup = TaskCgroup(
+                    self.cgroup_parent,
+                    f"opsdeck-{self.agent}-{os.getpid()}-{r.attempt}",
+                    memory_mb,
+                    m.get("cpu_cores") if self.mech_cpu == "cgroup" else None,
+                )
                 cg_path = str(r.cgroup.path)
             except OSError:
                 r.cgroup = None
         mech_memory = self.mech_memory if cg_path or self.mech_memory != "cgroup" else "rlimit_as"
         command = m.get("command")
         cwd = m.get("cwd") or None
-        kw: dict[str, Any] = dict(cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                                  stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=1 << 20)
+        kw: dict[str, Any] = dict(
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            limit=1 << 20,
+        )
         try:
             if not command:
                 raise ValueError("the task has no command")
@@ -267,8 +313,17 @@ class Host:
                 argv = shlex.split(command) if isinstance(command, str) else list(command)
                 r.proc = await asyncio.create_subprocess_exec(*self.launcher, *argv, **kw)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            self.finish(r, {"t": "failed", "task": r.task, "attempt": r.attempt, "rc": None,
-                            "error": f"could not start: {exc}", "output": list(r.output)})
+            self.finish(
+                r,
+                {
+                    "t": "failed",
+                    "task": r.task,
+                    "attempt": r.attempt,
+                    "rc": None,
+                    "error": f"could not start: {exc}",
+                    "output": list(r.output),
+                },
+            )
             return
         r.pgid = r.proc.pid
         try:
@@ -278,16 +333,38 @@ class Host:
         except (OSError, ValueError) as exc:
             self.signal_group(r, signal.SIGKILL)
             await r.proc.wait()
-            self.finish(r, {"t": "failed", "task": r.task, "attempt": r.attempt, "rc": None,
-                            "error": f"could not apply the task's limits: {exc}", "output": list(r.output)})
+            self.finish(
+                r,
+                {
+                    "t": "failed",
+                    "task": r.task,
+                    "attempt": r.attempt,
+                    "rc": None,
+                    "error": f"could not apply the task's limits: {exc}",
+                    "output": list(r.output),
+                },
+            )
             return
         try:
             r.create_time = psutil.Process(r.proc.pid).create_time()
         except psutil.Error:
             r.create_time = None
-        self.send({"t": "started", "task": r.task, "attempt": r.attempt, "pid": r.proc.pid, "pgid": r.pgid,
-                   "create_time": r.create_time, "limits": {"memory_mb": memory_mb, "memory": self.mech_memory if memory_mb else None,
-                                                             "cpu": self.mech_cpu, "nice": m.get("nice") or 0}})
+        self.send(
+            {
+                "t": "started",
+                "task": r.task,
+                "attempt": r.attempt,
+                "pid": r.proc.pid,
+                "pgid": r.pgid,
+                "create_time": r.create_time,
+                "limits": {
+                    "memory_mb": memory_mb,
+                    "memory": self.mech_memory if memory_mb else None,
+                    "cpu": self.mech_cpu,
+                    "nice": m.get("nice") or 0,
+                },
+            }
+        )
         asyncio.get_running_loop().create_task(self.pump_output(r))
         asyncio.get_running_loop().create_task(self.watch(r))
 
@@ -321,7 +398,7 @@ class Host:
                 continue
             if line.startswith(PARTIAL_PREFIX):
                 with contextlib.suppress(json.JSONDecodeError, TypeError, ValueError):
-                    obj = json.loads(line[len(PARTIAL_PREFIX):].strip())
+                    obj = json.loads(line[len(PARTIAL_PREFIX) :].strip())
                     if isinstance(obj, dict):
                         r.partial.update(obj)
                         r.dirty = True
@@ -334,8 +411,16 @@ class Host:
         if r.cgroup is not None and r.cgroup.oom_killed() and r.kill_reason is None:
             r.kill_reason = f"memory limit exceeded (cgroup memory.max {r.msg.get('memory_mb')} MB)"
         out = list(r.output)
-        base = {"task": r.task, "attempt": r.attempt, "rc": rc, "output": out[-OUTPUT_KEEP:], "progress": r.progress,
-                "partial": r.partial, "peak_rss_mb": round(r.peak_rss_mb, 1), "elapsed_s": round(r.running_for(), 3)}
+        base = {
+            "task": r.task,
+            "attempt": r.attempt,
+            "rc": rc,
+            "output": out[-OUTPUT_KEEP:],
+            "progress": r.progress,
+            "partial": r.partial,
+            "peak_rss_mb": round(r.peak_rss_mb, 1),
+            "elapsed_s": round(r.running_for(), 3),
+        }
         if r.stopping:
             self.finish(r, {"t": "stopped", **base}, keep=False)
         elif r.kill_reason is not None:
@@ -345,8 +430,14 @@ class Host:
         else:
             err = f"exit status {rc}" if rc > 0 else f"killed by signal {signal.Signals(-rc).name}"
             mem = r.msg.get("memory_mb")
-            if mem and self.mech_memory == "rlimit_as" and any(
-                s in line for line in out[-5:] for s in ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
+            if (
+                mem
+                and self.mech_memory == "rlimit_as"
+                and any(
+                    s in line
+                    for line in out[-5:]
+                    for s in ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
+                )
             ):
                 err = f"memory limit exceeded (RLIMIT_AS {mem:g} MB): {err}"
             self.finish(r, {"t": "failed", "error": err, **base})
@@ -440,7 +531,11 @@ class Host:
                     r.dirty = False
             self.send(msg)
             idle_for = time.monotonic() - self.last_client
-            if self.writer is None and r is None and (idle_for > self.orphan_s or (not self.ever_connected and idle_for > NEVER_CONNECTED_S)):
+            if (
+                self.writer is None
+                and r is None
+                and (idle_for > self.orphan_s or (not self.ever_connected and idle_for > NEVER_CONNECTED_S))
+            ):
                 self.done.set()  # nobody came (back) for us: do not linger forever
 
     async def main(self) -> int:
@@ -491,7 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="agent_host", description="opsdeck agent host (started by the local runtime)")
     p.add_argument("--agent", required=True)
     p.add_argument("--socket", required=True, help="unix socket path (in a 0700 directory of ours)")
-    p.add_argument("--secret-file", required=True, help="0600 file holding the run's secret (checked on every connection)")
+    p.add_argument(
+        "--secret-file", required=True, help="0600 file holding the run's secret (checked on every connection)"
+    )
     p.add_argument("--heartbeat", type=float, default=1.0)
     p.add_argument("--grace", type=float, default=5.0)
     p.add_argument("--orphan", type=float, default=3600.0, help="exit when idle with no console for this long")

@@ -98,7 +98,12 @@ async def host_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     await writer.drain()
     msg = await _read(reader)
     theirs = msg.get("nonce")
-    if msg.get("op") != "auth" or not isinstance(msg.get("mac"), str) or not isinstance(theirs, str) or len(theirs) < 16:
+    if (
+        msg.get("op") != "auth"
+        or not isinstance(msg.get("mac"), str)
+        or not isinstance(theirs, str)
+        or len(theirs) < 16
+    ):
         raise ChannelError(f"pid {pid}: no authentication")
     if not hmac.compare_digest(str(msg["mac"]), mac(secret, "console", nonce)):
         raise ChannelError(f"pid {pid}: wrong secret")
@@ -106,8 +111,9 @@ async def host_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     await writer.drain()
 
 
-async def console_connect(address: str, secret: bytes, expect_pid: int | None = None,
-                          limit: int = 1 << 20) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def console_connect(
+    address: str, secret: bytes, expect_pid: int | None = None, limit: int = 1 << 20
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to an agent host and authenticate it before anything is sent.
 
     OSError: nobody listens (yet). ChannelError: someone listens who is not our host
@@ -117,9 +123,13 @@ async def console_connect(address: str, secret: bytes, expect_pid: int | None = 
     try:
         pid, uid, _ = peer_credentials(writer)
         if uid != os.getuid():
-            raise ChannelError(f"{address} is held by uid {uid} (pid {pid}), not by our agent host: refusing to send it anything")
+            raise ChannelError(
+                f"{address} is held by uid {uid} (pid {pid}), not by our agent host: refusing to send it anything"
+            )
         if expect_pid is not None and pid != expect_pid:
-            raise ChannelError(f"{address} is held by pid {pid}, not by our agent host (pid {expect_pid}): refusing to send it anything")
+            raise ChannelError(
+                f"{address} is held by pid {pid}, not by our agent host (pid {expect_pid}): refusing to send it anything"
+            )
         msg = await _read(reader)
         nonce = msg.get("nonce")
         if msg.get("t") != "challenge" or not isinstance(nonce, str) or len(nonce) < 16:

@@ -104,17 +104,23 @@ REDUCED_NICE = 5
 """Extra niceness for a workflow whose CPU allocation is below its base (it gives way)."""
 
 
-def cpu_limits(band: str, alloc_cpu: float, base_cpu: float, guaranteed: bool, running: int, task_cpu: float) -> dict[str, float | int]:
+def cpu_limits(
+    band: str, alloc_cpu: float, base_cpu: float, guaranteed: bool, running: int, task_cpu: float
+) -> dict[str, float | int]:
     """A running task's CPU limits under its workflow's allocation now: niceness by
     band (a guarantee runs at 0, a reduced allocation yields ``REDUCED_NICE`` more)
     and a ``cpu.max`` quota of its share of the allocation (at least 0.05 core)."""
-    nice = 0 if guaranteed else min(NICE_BY_BAND.get(band, 5) + (REDUCED_NICE if alloc_cpu < base_cpu - 1e-9 else 0), 19)
+    nice = (
+        0 if guaranteed else min(NICE_BY_BAND.get(band, 5) + (REDUCED_NICE if alloc_cpu < base_cpu - 1e-9 else 0), 19)
+    )
     share = alloc_cpu / max(running, 1)
     cores = max(min(task_cpu, share) if task_cpu > 0 else share, 0.05)
     return {"nice": nice, "cpu_cores": round(cores, 3)}
 
 
-def relimit(pgid: int, nice: int | None, cpu_cores: float | None, mech_cpu: str, cgroup_path: str | None) -> tuple[dict[str, object], dict[str, str]]:
+def relimit(
+    pgid: int, nice: int | None, cpu_cores: float | None, mech_cpu: str, cgroup_path: str | None
+) -> tuple[dict[str, object], dict[str, str]]:
     """Change the CPU limits of a running task's process group in place: its
     cgroup's ``cpu.max`` where that is the mechanism, else the group's niceness
     (relative to the host's own). Returns (applied, errors) by mechanism."""
@@ -140,7 +146,9 @@ def relimit(pgid: int, nice: int | None, cpu_cores: float | None, mech_cpu: str,
     return applied, errors
 
 
-def apply_from_parent(pid: int, memory_mb: float | None, nice: int, mech_memory: str, mech_cpu: str, cgroup: str | None) -> None:
+def apply_from_parent(
+    pid: int, memory_mb: float | None, nice: int, mech_memory: str, mech_cpu: str, cgroup: str | None
+) -> None:
     """Put a just-spawned task under its limits from the parent, by pid.
 
     Nothing runs in the child between fork and exec (no ``preexec_fn``), so
@@ -158,7 +166,6 @@ def apply_from_parent(pid: int, memory_mb: float | None, nice: int, mech_memory:
     if nice and mech_cpu == "nice":
         base = os.getpriority(os.PRIO_PROCESS, 0)
         os.setpriority(os.PRIO_PGRP, pid, min(base + nice, 19))
-
 
 
 def dies_with_parent() -> list[str]:

@@ -39,8 +39,8 @@ import psutil
 from ..clock import WallClock
 from ..config import Config
 from ..models import LIVE_AGENT, Agent, AgentStatus, Band, Task, TaskSpec, TaskStatus, WorkflowSpec
-from ..projection import task_key
 from ..private import PrivateError, open_private, private_dir, socket_path
+from ..projection import task_key
 from . import RuntimeSink
 from .handshake import SECRET_FILE, ChannelError, console_connect, load_or_create_secret
 from .limits import NICE_BY_BAND, Mechanisms, detect
@@ -178,8 +178,13 @@ class LocalRuntime:
 
     def describe(self) -> dict[str, Any]:
         """What the console shows about this runtime: the limit mechanisms in force."""
-        return {"runtime": "local", **self.mechanisms.describe(), "heartbeat_s": self.heartbeat_s,
-                "sample_s": self.sample_s, "stop_grace_s": self.stop_grace_s}
+        return {
+            "runtime": "local",
+            **self.mechanisms.describe(),
+            "heartbeat_s": self.heartbeat_s,
+            "sample_s": self.sample_s,
+            "stop_grace_s": self.stop_grace_s,
+        }
 
     def limits_line(self) -> str:
         """One line for the operator: which mechanism enforces each limit."""
@@ -202,8 +207,14 @@ class LocalRuntime:
             pid, ct, info = adopt
             stored = info.get("address")
             address = stored if isinstance(stored, str) and not stored.startswith("@") else self._address(agent.id)
-            h = _Host(agent.id, address, pid=pid, create_time=ct,
-                      task_pgid=info.get("task_pgid"), task_create_time=info.get("task_create_time"))
+            h = _Host(
+                agent.id,
+                address,
+                pid=pid,
+                create_time=ct,
+                task_pgid=info.get("task_pgid"),
+                task_create_time=info.get("task_create_time"),
+            )
             self.adopted.append(agent.id)
         else:
             h = _Host(agent.id, self._address(agent.id))
@@ -216,16 +227,40 @@ class LocalRuntime:
 
     def _start_host(self, h: _Host) -> None:
         m = self.mechanisms
-        argv = [sys.executable, "-m", "core.runtimes.agent_host", "--agent", h.agent, "--socket", h.address,
-                "--secret-file", str(self.run_dir / SECRET_FILE),
-                "--heartbeat", str(self.heartbeat_s), "--grace", str(self.stop_grace_s), "--orphan", str(self.orphan_s),
-                "--memory-mechanism", m.memory, "--cpu-mechanism", m.cpu]
+        argv = [
+            sys.executable,
+            "-m",
+            "core.runtimes.agent_host",
+            "--agent",
+            h.agent,
+            "--socket",
+            h.address,
+            "--secret-file",
+            str(self.run_dir / SECRET_FILE),
+            "--heartbeat",
+            str(self.heartbeat_s),
+            "--grace",
+            str(self.stop_grace_s),
+            "--orphan",
+            str(self.orphan_s),
+            "--memory-mechanism",
+            m.memory,
+            "--cpu-mechanism",
+            m.cpu,
+        ]
         if m.cgroup_dir:
             argv += ["--cgroup", m.cgroup_dir]
         log = open_private(self.run_dir / f"{h.agent}.log")
         try:
-            h.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                       cwd=os.getcwd(), env=_host_env())
+            h.popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                cwd=os.getcwd(),
+                env=_host_env(),
+            )
         finally:
             os.close(log)
         h.pid = h.popen.pid
@@ -360,16 +395,34 @@ class LocalRuntime:
             why = f"could not create the run's shared directory: {exc}"
             self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, why))
             return
-        env = {**(spec.env or {}), "TMPDIR": str(tmp), "TMP": str(tmp), "TEMP": str(tmp), "OPSDECK_RUN_DIR": str(shared)}
-        self._send(h, {
-            "op": "start", "task": task.id, "attempt": task.attempts, "command": spec.command, "shell": spec.shell,
-            "cwd": spec.cwd, "env": env, "timeout_s": spec.timeout_s,
-            "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
-            "cpu_cores": cpu_cores, "nice": nice,
-            "context": task.context.model_dump(mode="json"),
-        })
+        env = {
+            **(spec.env or {}),
+            "TMPDIR": str(tmp),
+            "TMP": str(tmp),
+            "TEMP": str(tmp),
+            "OPSDECK_RUN_DIR": str(shared),
+        }
+        self._send(
+            h,
+            {
+                "op": "start",
+                "task": task.id,
+                "attempt": task.attempts,
+                "command": spec.command,
+                "shell": spec.shell,
+                "cwd": spec.cwd,
+                "env": env,
+                "timeout_s": spec.timeout_s,
+                "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
+                "cpu_cores": cpu_cores,
+                "nice": nice,
+                "context": task.context.model_dump(mode="json"),
+            },
+        )
 
-    async def relimit(self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    async def relimit(
+        self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0
+    ) -> list[dict[str, Any]]:
         """Apply new CPU limits to running tasks in place: each agent host renices the
         task's process group or writes its cgroup's ``cpu.max`` (the mechanism in
         force) and says what it applied. Waits for the hosts' answers."""
@@ -388,11 +441,28 @@ class LocalRuntime:
         for agent_id, task_id, lim, fut in waits:
             try:
                 ans = await asyncio.wait_for(fut, timeout_s)
-                out.append({"task": task_id, "agent": agent_id, "requested": lim, "mechanism": self.mechanisms.cpu,
-                            "applied": ans.get("applied", {}), "errors": ans.get("errors", {}), "pgid": ans.get("pgid")})
-            except asyncio.TimeoutError:
-                out.append({"task": task_id, "agent": agent_id, "requested": lim, "mechanism": self.mechanisms.cpu,
-                            "applied": {}, "errors": {"agent": f"no answer within {timeout_s:g}s"}})
+                out.append(
+                    {
+                        "task": task_id,
+                        "agent": agent_id,
+                        "requested": lim,
+                        "mechanism": self.mechanisms.cpu,
+                        "applied": ans.get("applied", {}),
+                        "errors": ans.get("errors", {}),
+                        "pgid": ans.get("pgid"),
+                    }
+                )
+            except TimeoutError:
+                out.append(
+                    {
+                        "task": task_id,
+                        "agent": agent_id,
+                        "requested": lim,
+                        "mechanism": self.mechanisms.cpu,
+                        "applied": {},
+                        "errors": {"agent": f"no answer within {timeout_s:g}s"},
+                    }
+                )
             finally:
                 lst = self._limit_waits.get((agent_id, task_id), [])
                 if fut in lst:
@@ -595,8 +665,14 @@ class LocalRuntime:
             return False
         a = engine.state.agents.get(agent_id)
         t = engine.state.tasks.get(task_id)
-        return (a is not None and t is not None and a.current_task == task_id and t.agent == agent_id
-                and t.attempts == attempt and t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED))
+        return (
+            a is not None
+            and t is not None
+            and a.current_task == task_id
+            and t.agent == agent_id
+            and t.attempts == attempt
+            and t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED)
+        )
 
     def _on_report(self, h: _Host, msg: dict[str, Any]) -> None:
         sink = self.sink
@@ -624,7 +700,9 @@ class LocalRuntime:
             return
         if kind == "heartbeat":
             if task and self._owns_attempt(h.agent, task, attempt) and msg.get("changed"):
-                engine.task_progress(h.agent, task, float(msg.get("progress", 0.0)), msg.get("output"), msg.get("partial"))
+                engine.task_progress(
+                    h.agent, task, float(msg.get("progress", 0.0)), msg.get("output"), msg.get("partial")
+                )
             else:
                 sink.agent_heartbeat(h.agent)
             return
@@ -649,7 +727,9 @@ class LocalRuntime:
             if msg.get("partial") or msg.get("progress"):
                 engine.task_progress(h.agent, task, float(msg.get("progress") or 0.0), None, msg.get("partial") or None)
             if kind == "finished":
-                sink.task_finished(h.agent, task, msg.get("output"), {"rc": msg.get("rc"), "elapsed_s": msg.get("elapsed_s")})
+                sink.task_finished(
+                    h.agent, task, msg.get("output"), {"rc": msg.get("rc"), "elapsed_s": msg.get("elapsed_s")}
+                )
             else:
                 sink.task_failed(h.agent, task, str(msg.get("error", "failed")), msg.get("output"))
 
@@ -757,9 +837,15 @@ def run_dir_for(db: str | Path) -> Path:
     return p.parent / f"{p.name}.agents"
 
 
-async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config | None = None,
-                     stop_grace_s: float | None = None, subscriber: Any = None,
-                     mechanisms: Mechanisms | None = None) -> tuple[Engine, LocalRuntime]:
+async def open_local(
+    db: str | Path,
+    wfile: WorkflowFile,
+    specs: list[WorkflowSpec],
+    config: Config | None = None,
+    stop_grace_s: float | None = None,
+    subscriber: Any = None,
+    mechanisms: Mechanisms | None = None,
+) -> tuple[Engine, LocalRuntime]:
     """Open ``db`` on the local runtime and bring it to the workflow file.
 
     Pools and workflows the database does not have yet are created (and queued); those
@@ -770,14 +856,25 @@ async def open_local(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSp
     rt = wfile.runtime
 
     async def make(config: Config) -> LocalRuntime:
-        return LocalRuntime(run_dir_for(db), heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
-                            stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s, mechanisms=mechanisms)
+        return LocalRuntime(
+            run_dir_for(db),
+            heartbeat_s=rt.heartbeat_s,
+            sample_s=rt.sample_s,
+            stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s,
+            mechanisms=mechanisms,
+        )
 
     return await open_with(make, db, wfile, specs, config, subscriber)
 
 
-async def open_with(make: Any, db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config | None = None,
-                    subscriber: Any = None) -> tuple[Engine, Any]:
+async def open_with(
+    make: Any,
+    db: str | Path,
+    wfile: WorkflowFile,
+    specs: list[WorkflowSpec],
+    config: Config | None = None,
+    subscriber: Any = None,
+) -> tuple[Engine, Any]:
     """Open ``db`` with the runtime ``await make(config)`` builds (a :class:`LocalRuntime`
     or a subclass) and bring it to the workflow file; see :func:`open_local`."""
     from ..engine import Engine
@@ -785,8 +882,11 @@ async def open_with(make: Any, db: str | Path, wfile: WorkflowFile, specs: list[
 
     config = config or Config()
     rt = wfile.runtime
-    config = config.model_copy(update={"intervals": config.intervals.model_copy(
-        update={"heartbeat_s": rt.heartbeat_s, "sample_s": rt.sample_s})})
+    config = config.model_copy(
+        update={
+            "intervals": config.intervals.model_copy(update={"heartbeat_s": rt.heartbeat_s, "sample_s": rt.sample_s})
+        }
+    )
     problems = config_problems(wfile, specs, config)
     if problems:
         raise WorkflowFileError("workflow file", problems)

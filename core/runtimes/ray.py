@@ -53,7 +53,7 @@ import ray
 from ray._private import ray_constants
 from ray._private import services as ray_services
 from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnavailableError, RayActorError
 
 from ..config import Config
 from ..models import LIVE_AGENT, Agent, AgentStatus
@@ -130,8 +130,9 @@ class RayCluster:
         try:
             return await asyncio.wait_for(ready, JOIN_TIMEOUT_S)
         except TimeoutError:
-            raise ConnectionError(f"Ray did not come up within {JOIN_TIMEOUT_S:g} s at "
-                                  f"{address or 'a local instance'}") from None
+            raise ConnectionError(
+                f"Ray did not come up within {JOIN_TIMEOUT_S:g} s at {address or 'a local instance'}"
+            ) from None
 
     @classmethod
     def join(cls, address: str | None, num_cpus: int, resources: dict[str, float]) -> RayCluster:
@@ -158,8 +159,15 @@ class RayCluster:
             c.temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir="/tmp")
             loopback_only()
             try:
-                ray.init(address="local", num_cpus=num_cpus, resources=resources or None, include_dashboard=False,
-                         _temp_dir=c.temp_dir, log_to_driver=False, logging_level=logging.ERROR)
+                ray.init(
+                    address="local",
+                    num_cpus=num_cpus,
+                    resources=resources or None,
+                    include_dashboard=False,
+                    _temp_dir=c.temp_dir,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                )
             except BaseException:
                 shutil.rmtree(c.temp_dir, ignore_errors=True)
                 raise
@@ -221,10 +229,18 @@ class RayRuntime(LocalRuntime):
     name = "ray"
     gone_reason = "agent actor gone while the console was down"
 
-    def __init__(self, db: str | Path, cluster: RayCluster, heartbeat_s: float = 1.0, sample_s: float = 1.0,
-                 stop_grace_s: float = 5.0, orphan_s: float = 3600.0) -> None:
-        super().__init__(run_dir_for(db), heartbeat_s=heartbeat_s, sample_s=sample_s, stop_grace_s=stop_grace_s,
-                         orphan_s=orphan_s)
+    def __init__(
+        self,
+        db: str | Path,
+        cluster: RayCluster,
+        heartbeat_s: float = 1.0,
+        sample_s: float = 1.0,
+        stop_grace_s: float = 5.0,
+        orphan_s: float = 3600.0,
+    ) -> None:
+        super().__init__(
+            run_dir_for(db), heartbeat_s=heartbeat_s, sample_s=sample_s, stop_grace_s=stop_grace_s, orphan_s=orphan_s
+        )
         self.cluster = cluster
         self.namespace = namespace_for(db)
         self.hosts: dict[str, _Actor] = {}  # type: ignore[assignment]
@@ -251,7 +267,9 @@ class RayRuntime(LocalRuntime):
                     ray.kill(handle, no_restart=True)
 
     def _named_actors(self) -> list[str]:
-        return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a.get("namespace") == self.namespace]
+        return [
+            a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a.get("namespace") == self.namespace
+        ]
 
     def _get_actor(self, name: str) -> Any:
         try:
@@ -263,19 +281,30 @@ class RayRuntime(LocalRuntime):
     def describe(self) -> dict[str, Any]:
         """How this runtime places and limits (the limits themselves are probed on each
         node by its actors and recorded as they answer: ``ray_node_limits``)."""
-        placement = (f"custom resources {sorted(self.spec_resources)}" if self.spec_resources
-                     else f"none: the cluster declares no {SPEC_RESOURCE}* resources")
-        return {"runtime": "ray", "address": self.cluster.address or "local instance",
-                "namespace": self.namespace, "specialization_placement": placement,
-                "ray_resources": f"logical (Ray's accounting); the enforced limits are per node: setting {LIMITS_SETTING}",
-                "heartbeat_s": self.heartbeat_s, "sample_s": self.sample_s, "stop_grace_s": self.stop_grace_s}
+        placement = (
+            f"custom resources {sorted(self.spec_resources)}"
+            if self.spec_resources
+            else f"none: the cluster declares no {SPEC_RESOURCE}* resources"
+        )
+        return {
+            "runtime": "ray",
+            "address": self.cluster.address or "local instance",
+            "namespace": self.namespace,
+            "specialization_placement": placement,
+            "ray_resources": f"logical (Ray's accounting); the enforced limits are per node: setting {LIMITS_SETTING}",
+            "heartbeat_s": self.heartbeat_s,
+            "sample_s": self.sample_s,
+            "stop_grace_s": self.stop_grace_s,
+        }
 
     def limits_line(self) -> str:
         m = self.mechanisms
         where = self.cluster.where()
-        return (f"runtime ray on {where} (namespace {self.namespace}); Ray's resources are logical, the limits are "
-                f"enforced on each node by the agent's task runner (this machine: memory={m.memory} cpu={m.cpu}); "
-                f"specialization placement: {self.describe()['specialization_placement']}")
+        return (
+            f"runtime ray on {where} (namespace {self.namespace}); Ray's resources are logical, the limits are "
+            f"enforced on each node by the agent's task runner (this machine: memory={m.memory} cpu={m.cpu}); "
+            f"specialization placement: {self.describe()['specialization_placement']}"
+        )
 
     def actor_options(self, pool: str) -> dict[str, Any]:
         """Ray resource requests for an agent of ``pool``: the most any task it may run declares."""
@@ -290,9 +319,9 @@ class RayRuntime(LocalRuntime):
             h.handle, h.adopted = handle, True
             self.adopted.append(agent.id)
         else:
-            h.handle = AgentActor.options(name=agent.id, namespace=self.namespace, lifetime="detached",
-                                          **self.actor_options(agent.pool)).remote(
-                agent.id, self.heartbeat_s, self.sample_s, self.stop_grace_s, self.orphan_s)
+            h.handle = AgentActor.options(
+                name=agent.id, namespace=self.namespace, lifetime="detached", **self.actor_options(agent.pool)
+            ).remote(agent.id, self.heartbeat_s, self.sample_s, self.stop_grace_s, self.orphan_s)
         old = self.hosts.get(agent.id)
         if old is not None and not old.dead:
             self._kill_host(old)
@@ -347,7 +376,9 @@ class RayRuntime(LocalRuntime):
             self.actor_started_s.append(round(time.monotonic() - h.spawned_at, 3))
         h.node = {k: hello.get(k) for k in ("hostname", "ip", "node_id", "pid")}
         h.pid, h.create_time = hello.get("pid"), hello.get("create_time")
-        h.local_node = hello.get("hostname") == socket.gethostname() and abs(hello.get("boot_time", 0) - psutil.boot_time()) < 2
+        h.local_node = (
+            hello.get("hostname") == socket.gethostname() and abs(hello.get("boot_time", 0) - psutil.boot_time()) < 2
+        )
         self.nodes.setdefault(str(hello.get("ip")), {})["limits"] = hello.get("limits")
         self._record_node(h)
         h.batch_no = int(hello.get("next_batch", 0))
@@ -389,12 +420,18 @@ class RayRuntime(LocalRuntime):
         if engine is None or engine.readonly:
             return
         live = {a.id for a in engine.state.agents.values() if a.status in LIVE_AGENT}
-        where = {a: {"node": node_label(x.node), "pid": x.node.get("pid")} for a, x in sorted(self.hosts.items())
-                 if a in live and x.node and not x.dead}
+        where = {
+            a: {"node": node_label(x.node), "pid": x.node.get("pid")}
+            for a, x in sorted(self.hosts.items())
+            if a in live and x.node and not x.dead
+        }
         if engine.state.settings.get(NODES_SETTING) != where:
             engine.set_setting(NODES_SETTING, where, actor="ray-runtime")
-        limits = {node_label(x.node): self.nodes.get(str(x.node.get("ip")), {}).get("limits")
-                  for x in self.hosts.values() if x.node}
+        limits = {
+            node_label(x.node): self.nodes.get(str(x.node.get("ip")), {}).get("limits")
+            for x in self.hosts.values()
+            if x.node
+        }
         if engine.state.settings.get(LIMITS_SETTING) != limits:
             engine.set_setting(LIMITS_SETTING, dict(sorted(limits.items())), actor="ray-runtime")
 
@@ -480,8 +517,13 @@ class RayRuntime(LocalRuntime):
                 else:
                     h.task_pgid = h.task_create_time = None
             elif kind == "heartbeat" and r.get("changed"):
-                last_progress = {"seq": r["seq"], "kind": "progress", "task_id": task_id,
-                                 "progress": float(r.get("progress", 0.0)), "output": r.get("output")}
+                last_progress = {
+                    "seq": r["seq"],
+                    "kind": "progress",
+                    "task_id": task_id,
+                    "progress": float(r.get("progress", 0.0)),
+                    "output": r.get("output"),
+                }
                 partial = r.get("partial") or partial
         if last_progress is not None:
             buffered.append(last_progress)
@@ -534,9 +576,13 @@ class RayRuntime(LocalRuntime):
     def cluster_usage(self) -> dict[str, Any]:
         """The cluster's CPUs and memory as Ray accounts them (total, free), for the console."""
         total, free = self.resources.get("total", {}), self.resources.get("available", {})
-        return {"cpus": total.get("CPU", 0.0), "cpus_free": free.get("CPU", 0.0),
-                "memory_gb": round(total.get("memory", 0.0) / 1024 ** 3, 2),
-                "memory_gb_free": round(free.get("memory", 0.0) / 1024 ** 3, 2), "nodes": len(self.nodes)}
+        return {
+            "cpus": total.get("CPU", 0.0),
+            "cpus_free": free.get("CPU", 0.0),
+            "memory_gb": round(total.get("memory", 0.0) / 1024**3, 2),
+            "memory_gb_free": round(free.get("memory", 0.0) / 1024**3, 2),
+            "nodes": len(self.nodes),
+        }
 
     def node_of(self, agent_id: str) -> dict[str, Any]:
         """Where an agent's actor runs (hostname, ip, Ray node id, worker pid)."""
@@ -564,8 +610,9 @@ def resolve_address(address: str) -> str:
         return address
     found = ray_services.get_ray_address_from_environment("auto", None)
     if not found:
-        raise ConnectionError("--address auto: no Ray cluster was started on this machine (`ray start --head`) "
-                              "and RAY_ADDRESS is not set")
+        raise ConnectionError(
+            "--address auto: no Ray cluster was started on this machine (`ray start --head`) and RAY_ADDRESS is not set"
+        )
     return str(found)
 
 
@@ -591,16 +638,21 @@ def check_address(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=JOIN_PROBE_S).close()
     except OSError as exc:
-        raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc}); start the head with "
-                              f"`ray start --head` and pass the address it prints") from None
+        raise ConnectionError(
+            f"nothing answers at {address} ({exc.strerror or exc}); start the head with "
+            f"`ray start --head` and pass the address it prints"
+        ) from None
 
 
 def _sweep_temp_dirs() -> None:
     """Remove the temp dirs of local instances whose host was killed (SIGKILL leaves
     them): ours, older than two minutes, and no live process mentions them."""
     now = time.time()
-    mine = [d for d in Path("/tmp").glob(TEMP_PREFIX + "*")
-            if d.is_dir() and d.stat().st_uid == os.getuid() and now - d.stat().st_mtime > 120]  # not one being set up
+    mine = [
+        d
+        for d in Path("/tmp").glob(TEMP_PREFIX + "*")
+        if d.is_dir() and d.stat().st_uid == os.getuid() and now - d.stat().st_mtime > 120
+    ]  # not one being set up
     if not mine:
         return
     in_use = set()
@@ -633,7 +685,7 @@ def actor_requests(specializations: list[str], tasks: list[TaskSpec], spec_resou
     mem = max((t.memory_gb for t in mine), default=0.0)
     opts: dict[str, Any] = {"num_cpus": cpu}
     if mem > 0:
-        opts["memory"] = int(mem * 1024 ** 3)
+        opts["memory"] = int(mem * 1024**3)
     res = {SPEC_RESOURCE + s: 0.001 for s in sorted(specializations) if SPEC_RESOURCE + s in spec_resources}
     if res:
         opts["resources"] = res
@@ -661,9 +713,11 @@ def placement_problems(wfile: WorkflowFile, specs: list[WorkflowSpec], nodes: li
     cpu, mem = fleet_requests(wfile, specs, declared)
     have_cpu, have_mem = sum(r.get("CPU", 0.0) for r in alive), sum(r.get("memory", 0.0) for r in alive)
     if cpu > have_cpu + 1e-9 or mem > have_mem:
-        problems.append(f"pools: key 'size': the pools' {sum(p.size for p in wfile.pools)} agents need {cpu:g} CPU and "
-                        f"{mem / 1024 ** 3:.1f} GB memory together (each agent: the most its pool's tasks declare); "
-                        f"the Ray cluster has {have_cpu:g} CPU and {have_mem / 1024 ** 3:.1f} GB")
+        problems.append(
+            f"pools: key 'size': the pools' {sum(p.size for p in wfile.pools)} agents need {cpu:g} CPU and "
+            f"{mem / 1024**3:.1f} GB memory together (each agent: the most its pool's tasks declare); "
+            f"the Ray cluster has {have_cpu:g} CPU and {have_mem / 1024**3:.1f} GB"
+        )
     for i, p in enumerate(wfile.pools):
         want = actor_requests(list(p.specializations), tasks, declared)
         need = {"CPU": want["num_cpus"], "memory": want.get("memory", 0), **want.get("resources", {})}
@@ -671,9 +725,10 @@ def placement_problems(wfile: WorkflowFile, specs: list[WorkflowSpec], nodes: li
             biggest = max(alive, key=lambda r: r.get("CPU", 0.0), default={})
             problems.append(
                 f"pools[{i}] {p.name!r}: its agents need {want['num_cpus']:g} CPU, "
-                f"{want.get('memory', 0) / 1024 ** 3:g} GB memory{' and ' + ', '.join(want['resources']) if want.get('resources') else ''} "
+                f"{want.get('memory', 0) / 1024**3:g} GB memory{' and ' + ', '.join(want['resources']) if want.get('resources') else ''} "
                 f"(the most its tasks declare) and no Ray node has that much (the largest: {biggest.get('CPU', 0.0):g} CPU, "
-                f"{biggest.get('memory', 0.0) / 1024 ** 3:.1f} GB)")
+                f"{biggest.get('memory', 0.0) / 1024**3:.1f} GB)"
+            )
     return problems
 
 
@@ -684,16 +739,26 @@ def _resources() -> tuple[dict[str, float], dict[str, float]]:
 def _cause(exc: BaseException) -> str:
     """The useful sentence of a Ray actor error (they run to many lines)."""
     text = str(exc)
-    for hint, said in (("ray.kill", "killed by ray.kill"), ("node", "its node or worker was lost"),
-                       ("exit_actor", "it exited"), ("worker", "its worker process died")):
+    for hint, said in (
+        ("ray.kill", "killed by ray.kill"),
+        ("node", "its node or worker was lost"),
+        ("exit_actor", "it exited"),
+        ("worker", "its worker process died"),
+    ):
         if hint in text:
             return said
     return type(exc).__name__
 
 
-async def open_ray(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config | None = None,
-                   address: str | None = None, stop_grace_s: float | None = None,
-                   subscriber: Any = None) -> tuple[Engine, RayRuntime]:
+async def open_ray(
+    db: str | Path,
+    wfile: WorkflowFile,
+    specs: list[WorkflowSpec],
+    config: Config | None = None,
+    address: str | None = None,
+    stop_grace_s: float | None = None,
+    subscriber: Any = None,
+) -> tuple[Engine, RayRuntime]:
     """Open ``db`` on the Ray runtime (a local instance, or the cluster at ``address``)
     and bring it to the workflow file, as :func:`~core.runtimes.local.open_local` does."""
     rt = wfile.runtime
@@ -708,7 +773,12 @@ async def open_ray(db: str | Path, wfile: WorkflowFile, specs: list[WorkflowSpec
         if problems:  # before the database is opened: nothing was created
             await asyncio.get_running_loop().run_in_executor(None, cluster.leave)
             raise WorkflowFileError("workflow file", problems)
-        return RayRuntime(db, cluster, heartbeat_s=rt.heartbeat_s, sample_s=rt.sample_s,
-                          stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s)
+        return RayRuntime(
+            db,
+            cluster,
+            heartbeat_s=rt.heartbeat_s,
+            sample_s=rt.sample_s,
+            stop_grace_s=rt.stop_grace_s if stop_grace_s is None else stop_grace_s,
+        )
 
     return await open_with(make, db, wfile, specs, config, subscriber)

@@ -63,9 +63,17 @@ class _ActorHost(Host):
             try:
                 os.makedirs(tmp, mode=0o700, exist_ok=True)
             except OSError as exc:
-                self.finish(r, {"t": "failed", "task": r.task, "attempt": r.attempt, "rc": None,
-                                "error": f"could not create its temp directory on {socket.gethostname()}: {exc}",
-                                "output": []})
+                self.finish(
+                    r,
+                    {
+                        "t": "failed",
+                        "task": r.task,
+                        "attempt": r.attempt,
+                        "rc": None,
+                        "error": f"could not create its temp directory on {socket.gethostname()}: {exc}",
+                        "output": [],
+                    },
+                )
                 return
         await super().launch(r)
 
@@ -82,16 +90,29 @@ class AgentActor:
     def __init__(self, agent: str, heartbeat_s: float, sample_s: float, grace_s: float, orphan_s: float) -> None:
         self.mechanisms = detect()  # what this node can enforce, probed on this node
         m = self.mechanisms
-        self.args = argparse.Namespace(agent=agent, socket="", heartbeat=heartbeat_s, grace=grace_s, orphan=orphan_s,
-                                       memory_mechanism=m.memory, cpu_mechanism=m.cpu, cgroup=m.cgroup_dir)
+        self.args = argparse.Namespace(
+            agent=agent,
+            socket="",
+            heartbeat=heartbeat_s,
+            grace=grace_s,
+            orphan=orphan_s,
+            memory_mechanism=m.memory,
+            cpu_mechanism=m.cpu,
+            cgroup=m.cgroup_dir,
+        )
         self.sample_s = sample_s
         self.host: _ActorHost | None = None
         self.next_batch = 0
         self.turn: asyncio.Condition | None = None
         self.sampler: Sampler | None = None
-        self.node = {"hostname": socket.gethostname(), "ip": ray.util.get_node_ip_address(),
-                     "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-                     "create_time": psutil.Process().create_time(), "boot_time": psutil.boot_time()}
+        self.node = {
+            "hostname": socket.gethostname(),
+            "ip": ray.util.get_node_ip_address(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+            "create_time": psutil.Process().create_time(),
+            "boot_time": psutil.boot_time(),
+        }
 
     def _started(self) -> _ActorHost:
         """The host and its loops start on the actor's event loop, at the first call."""
@@ -109,10 +130,19 @@ class AgentActor:
         """Where this agent is and what it runs: the first thing a console asks."""
         h = self._started()
         h.last_client = time.monotonic()
-        return {"t": "hello", "agent": h.agent, **self.node, "current": h.current(),
-                "done": list(h.results.values())[-32:], "next_batch": self.next_batch, "seq": h.seq,
-                "limits": {**self.mechanisms.describe(),
-                           "task_dies_with_actor": "setpriv --pdeathsig KILL" if h.launcher else "no (setpriv missing)"}}
+        return {
+            "t": "hello",
+            "agent": h.agent,
+            **self.node,
+            "current": h.current(),
+            "done": list(h.results.values())[-32:],
+            "next_batch": self.next_batch,
+            "seq": h.seq,
+            "limits": {
+                **self.mechanisms.describe(),
+                "task_dies_with_actor": "setpriv --pdeathsig KILL" if h.launcher else "no (setpriv missing)",
+            },
+        }
 
     async def commands(self, batch_no: int, batch: list[dict[str, Any]]) -> int:
         """Run a batch of commands once every earlier batch has run (Ray may start them out of order)."""
@@ -155,8 +185,17 @@ class AgentActor:
             tree = self.sampler.tree(me)
             cpu, mem = self.sampler.system()
             if tree is not None:
-                h.send({"t": "usage", "cpu_pct": tree.cpu_pct, "rss_mb": tree.rss_mb, "processes": tree.processes,
-                        "node_cpu_pct": cpu, "node_memory_pct": mem, "node": self.node["ip"]})
+                h.send(
+                    {
+                        "t": "usage",
+                        "cpu_pct": tree.cpu_pct,
+                        "rss_mb": tree.rss_mb,
+                        "processes": tree.processes,
+                        "node_cpu_pct": cpu,
+                        "node_memory_pct": mem,
+                        "node": self.node["ip"],
+                    }
+                )
             self.sampler.forget_dead()
 
     async def _orphaned(self) -> None:

@@ -106,7 +106,9 @@ class SimRuntime:
             return
         total = task.duration_s
         left = total * (1.0 - min(max(task.context.progress, 0.0), 1.0))
-        st = _SimTask(task.id, left, task.cpu, task.memory_gb, self.clock.now(), last_change=self.clock.now(), total=total)
+        st = _SimTask(
+            task.id, left, task.cpu, task.memory_gb, self.clock.now(), last_change=self.clock.now(), total=total
+        )
         sa.task = st
         self._report(sa, "started", task_id=task.id)
         self._schedule_finish(sa)
@@ -161,7 +163,7 @@ class SimRuntime:
 
     def cleanup_temp(self) -> None:
         """Simulated tasks write no files: there is nothing to clean up."""
-        return None
+        return
 
     def purge_caches(self) -> dict[str, float]:
         freed = self.cache_gb
@@ -279,6 +281,7 @@ class SimRuntime:
         self.extra_cpu += cpu_cores
         self.extra_memory_gb += memory_gb
         if duration_s is not None:
+
             def end() -> None:
                 self.extra_cpu -= cpu_cores
                 self.extra_memory_gb -= memory_gb

@@ -26,11 +26,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
     p.add_argument("--headless", action="store_true", help="no console: print event lines as they happen")
     p.add_argument("--json", action="store_true", help="headless: one JSON object per event, then one summary object")
-    p.add_argument("--for", dest="duration", type=float, metavar="SECONDS", default=3600.0,
-                   help="simulated seconds to run when headless (default 3600)")
+    p.add_argument(
+        "--for",
+        dest="duration",
+        type=float,
+        metavar="SECONDS",
+        default=3600.0,
+        help="simulated seconds to run when headless (default 3600)",
+    )
     p.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second in the console")
     p.add_argument("--readonly", action="store_true", help="watch only: refuse every state change")
-    p.add_argument("--listen", metavar="HOST:PORT", help="also serve the control endpoint on TCP when this process hosts (commands need the token in <db>.token)")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="also serve the control endpoint on TCP when this process hosts (commands need the token in <db>.token)",
+    )
     p.set_defaults(func=run)
 
 
@@ -45,8 +55,11 @@ def _db_path(args: argparse.Namespace) -> Path | None:
             print(f"# opsdeck demo: attaching to the live demo {live}", file=sys.stderr)
             return live
         if args.readonly:
-            print("opsdeck demo --readonly: no demo is running to watch (start one with opsdeck demo, "
-                  "or name a database with --db)", file=sys.stderr)
+            print(
+                "opsdeck demo --readonly: no demo is running to watch (start one with opsdeck demo, "
+                "or name a database with --db)",
+                file=sys.stderr,
+            )
             return None
     path = new_demo_db()
     print(f"# opsdeck demo: a new demo database {path}", file=sys.stderr)
@@ -62,12 +75,19 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_headless(db, config, args.seed, args.duration, args.json, args.listen))
     from ..console import run_console
 
-    return run_console(db=db, config=config, demo=True, seed=args.seed, speed=args.speed, readonly=args.readonly,
-                       listen=args.listen)
+    return run_console(
+        db=db, config=config, demo=True, seed=args.seed, speed=args.speed, readonly=args.readonly, listen=args.listen
+    )
 
 
-async def _headless(db: Path, config, seed: int, duration: float, as_json: bool = False,  # type: ignore[no-untyped-def]
-                    listen: str | None = None) -> int:
+async def _headless(
+    db: Path,
+    config,
+    seed: int,
+    duration: float,
+    as_json: bool = False,  # type: ignore[no-untyped-def]
+    listen: str | None = None,
+) -> int:
     """A host that runs the demo's clock ``duration`` simulated seconds as fast as it
     goes, printing event lines, while serving its endpoint (clients may attach)."""
     from core.demo import build_demo
@@ -101,8 +121,18 @@ async def _headless(db: Path, config, seed: int, duration: float, as_json: bool 
             counts: dict[str, int] = {}
             for w in s.workflows.values():
                 counts[w.status.value] = counts.get(w.status.value, 0) + 1
-            printer.write(json_line({"summary": "demo", "db": str(db), "clock": round(host.engine.clock.now(), 3),
-                                     "seq": s.seq, "workflows": counts, "interrupted": stop.is_set()}))
+            printer.write(
+                json_line(
+                    {
+                        "summary": "demo",
+                        "db": str(db),
+                        "clock": round(host.engine.clock.now(), 3),
+                        "seq": s.seq,
+                        "workflows": counts,
+                        "interrupted": stop.is_set(),
+                    }
+                )
+            )
         if not printer.closed:
             sys.stdout.flush()
     return 130 if stop.is_set() else 0

@@ -34,30 +34,72 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", choices=SCENARIOS, metavar="NAME", help="one of: " + ", ".join(SCENARIOS))
     p.add_argument("--db", metavar="PATH", help="database file (default: a fresh temporary one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
-    p.add_argument("--approve", choices=("auto", "manual"), default="auto",
-                   help="auto (default): the drill approves every plan; manual: the approval policy applies (analysis, "
-                   "checkpoint and monitoring steps run, destructive ones wait) and decisions are read as commands "
-                   "from stdin, e.g. '/incident approve PLAN-0001'")
-    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                   help="seconds before giving up (simulated: default 14400; local: wall-clock, default 180)")
-    p.add_argument("--runtime", choices=("sim", "local"), default="sim",
-                   help="sim (default): the simulated demo fleet; local: real agent processes (examples/drill_fleet.toml), "
-                   "the fault injected for real (agent-cascade: SIGKILL of agent hosts; network-partition: SIGSTOP, SIGCONT "
-                   "after 10 s; data-integrity: a checkpoint damaged through SQLite); times are wall-clock")
-    p.add_argument("--file", metavar="TOML", help="with --runtime local: the workflow file of the fleet (default examples/drill_fleet.toml)")
+    p.add_argument(
+        "--approve",
+        choices=("auto", "manual"),
+        default="auto",
+        help="auto (default): the drill approves every plan; manual: the approval policy applies (analysis, "
+        "checkpoint and monitoring steps run, destructive ones wait) and decisions are read as commands "
+        "from stdin, e.g. '/incident approve PLAN-0001'",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds before giving up (simulated: default 14400; local: wall-clock, default 180)",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("sim", "local"),
+        default="sim",
+        help="sim (default): the simulated demo fleet; local: real agent processes (examples/drill_fleet.toml), "
+        "the fault injected for real (agent-cascade: SIGKILL of agent hosts; network-partition: SIGSTOP, SIGCONT "
+        "after 10 s; data-integrity: a checkpoint damaged through SQLite); times are wall-clock",
+    )
+    p.add_argument(
+        "--file",
+        metavar="TOML",
+        help="with --runtime local: the workflow file of the fleet (default examples/drill_fleet.toml)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the incident pipeline's events and the summary")
-    p.add_argument("--json", action="store_true", help="print only the final report, as one JSON object (no event lines)")
+    p.add_argument(
+        "--json", action="store_true", help="print only the final report, as one JSON object (no event lines)"
+    )
     p.set_defaults(func=run)
 
 
 PIPELINE = {
-    "INCIDENT_OPENED", "INCIDENT_RESOLVED", "PLAN_PROPOSED", "PLAN_APPROVED", "PLAN_REJECTED", "PLAN_EDITED",
-    "PLAN_EXECUTION_STARTED", "PLAN_STEP_STARTED", "PLAN_STEP_COMPLETED", "PLAN_STEP_FAILED", "PLAN_ABORTED",
-    "PLAN_COMPLETED", "LEARNING_RECORDED", "DRILL_FAULT_INJECTED", "COMMAND_EXECUTED",
-    "RESOURCE_EXHAUSTION", "EMERGENCY_RESPONSE_ACTIVATED", "EMERGENCY_RESPONSE_COMPLETED", "AGENT_POOL_FAILURE",
-    "RECOVERY_PLAN_GENERATED", "RECOVERY_VALIDATION_COMPLETED", "PERFORMANCE_DEGRADATION_DETECTED",
-    "OPTIMIZATION_STRATEGY_GENERATED", "OPTIMIZATION_COMPLETED", "DATA_INTEGRITY_ALERT", "DATA_RECOVERY_STRATEGY",
-    "DATA_RECOVERY_COMPLETED", "COMMUNICATION_FAILURE", "RESILIENT_COORDINATION_ACTIVATED", "NETWORK_RECOVERY_COMPLETED",
+    "INCIDENT_OPENED",
+    "INCIDENT_RESOLVED",
+    "PLAN_PROPOSED",
+    "PLAN_APPROVED",
+    "PLAN_REJECTED",
+    "PLAN_EDITED",
+    "PLAN_EXECUTION_STARTED",
+    "PLAN_STEP_STARTED",
+    "PLAN_STEP_COMPLETED",
+    "PLAN_STEP_FAILED",
+    "PLAN_ABORTED",
+    "PLAN_COMPLETED",
+    "LEARNING_RECORDED",
+    "DRILL_FAULT_INJECTED",
+    "COMMAND_EXECUTED",
+    "RESOURCE_EXHAUSTION",
+    "EMERGENCY_RESPONSE_ACTIVATED",
+    "EMERGENCY_RESPONSE_COMPLETED",
+    "AGENT_POOL_FAILURE",
+    "RECOVERY_PLAN_GENERATED",
+    "RECOVERY_VALIDATION_COMPLETED",
+    "PERFORMANCE_DEGRADATION_DETECTED",
+    "OPTIMIZATION_STRATEGY_GENERATED",
+    "OPTIMIZATION_COMPLETED",
+    "DATA_INTEGRITY_ALERT",
+    "DATA_RECOVERY_STRATEGY",
+    "DATA_RECOVERY_COMPLETED",
+    "COMMUNICATION_FAILURE",
+    "RESILIENT_COORDINATION_ACTIVATED",
+    "NETWORK_RECOVERY_COMPLETED",
 }
 
 
@@ -147,7 +189,9 @@ async def _drill_local(db: Path, config: Any, args: argparse.Namespace) -> int:
     from core.workflow_file import WorkflowFileError, load_workflow_file
 
     if args.name not in LIVE_DRILLS:
-        raise DrillError(f"the {args.name} drill runs on the simulated runtime only; on real processes: {', '.join(LIVE_DRILLS)}")
+        raise DrillError(
+            f"the {args.name} drill runs on the simulated runtime only; on real processes: {', '.join(LIVE_DRILLS)}"
+        )
     if args.approve == "manual":
         raise DrillError("--approve manual needs the simulated runtime (decisions are read between clock steps)")
     path = Path(args.file) if args.file else Path(__file__).resolve().parents[2] / "examples" / "drill_fleet.toml"
@@ -156,7 +200,9 @@ async def _drill_local(db: Path, config: Any, args: argparse.Namespace) -> int:
     except WorkflowFileError as exc:
         raise DrillError(str(exc)) from None
     # Real time: the cascade's failures come within a short supervision window.
-    config = config.model_copy(update={"supervision": config.supervision.model_copy(update={"window_s": LOCAL_SUPERVISION_WINDOW_S})})
+    config = config.model_copy(
+        update={"supervision": config.supervision.model_copy(update={"window_s": LOCAL_SUPERVISION_WINDOW_S})}
+    )
     printer = LinePrinter()
 
     def show(ev: Any) -> None:
@@ -179,15 +225,19 @@ def _print_report(report: dict[str, Any], args: argparse.Namespace, clock: str) 
         print(json.dumps(report, indent=2, default=str))
     else:
         inv = report["invariants"]
-        print(f"# drill {report['drill']}: {'VALIDATED' if report['validated'] else 'NOT VALIDATED'}"
-              f" ({report['status']}, plan {report['plan']} {report['plan_state']})")
+        print(
+            f"# drill {report['drill']}: {'VALIDATED' if report['validated'] else 'NOT VALIDATED'}"
+            f" ({report['status']}, plan {report['plan']} {report['plan_state']})"
+        )
         print(f"# detection latency: {_s(report['detection_latency_s'])} {clock}")
         print(f"# recovery time (detection -> validation): {_s(report['recovery_time_s'])} {clock}")
         if report.get("plan_finished_s") is not None:
             print(f"# plan finished (all steps and validations): {_s(report['plan_finished_s'])} after detection")
-        print(f"# invariants: {'ok' if inv['ok'] else 'VIOLATED'} (lost {len(inv['lost_tasks'])}, completed twice "
-              f"{len(inv['completed_twice'])}, dependency violations {len(inv['dependency_violations'])}, chain "
-              f"{'ok' if inv['chain'].get('ok', True) else 'BROKEN'})")
+        print(
+            f"# invariants: {'ok' if inv['ok'] else 'VIOLATED'} (lost {len(inv['lost_tasks'])}, completed twice "
+            f"{len(inv['completed_twice'])}, dependency violations {len(inv['dependency_violations'])}, chain "
+            f"{'ok' if inv['chain'].get('ok', True) else 'BROKEN'})"
+        )
         if report.get("reason"):
             print(f"# reason: {report['reason']}")
     return 0 if report["validated"] else 1

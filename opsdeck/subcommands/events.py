@@ -28,13 +28,20 @@ from ..paths import default_db
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("events", help="print the event log", description="Print the event log as event lines (or JSON).")
+    p = sub.add_parser(
+        "events", help="print the event log", description="Print the event log as event lines (or JSON)."
+    )
     p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()})")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they are written")
-    p.add_argument("--type", dest="types", action="append", metavar="T", help="only events of this type (repeatable; UPPER_CASE)")
+    p.add_argument(
+        "--type", dest="types", action="append", metavar="T", help="only events of this type (repeatable; UPPER_CASE)"
+    )
     p.add_argument("--since", type=_whole(0), default=0, metavar="SEQ", help="only events after this sequence number")
-    p.add_argument("--json", action="store_true",
-                   help="one JSON object per line: seq, ts, type, component, scope, actor, severity, data")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line: seq, ts, type, component, scope, actor, severity, data",
+    )
     p.add_argument("--limit", type=_whole(1), default=None, help="at most this many events (1 or more)")
     p.set_defaults(func=run)
 
@@ -62,7 +69,11 @@ def type_problem(types: list[str], in_log: set[str]) -> str | None:
             return f"--type {t}: event types are upper case; did you mean {t.upper()}?"
         if t not in known:
             close = difflib.get_close_matches(t.upper(), sorted(known), n=3, cutoff=0.5)
-            return f"--type {t}: no such event type" + (f"; did you mean {', '.join(close)}?" if close else "; known types include " + ", ".join(sorted(known)[:10]) + " …")
+            return f"--type {t}: no such event type" + (
+                f"; did you mean {', '.join(close)}?"
+                if close
+                else "; known types include " + ", ".join(sorted(known)[:10]) + " …"
+            )
     return None
 
 
@@ -102,7 +113,11 @@ async def _run(db: Path, args: argparse.Namespace) -> int:
     try:
         if args.types:
             missing = [t for t in args.types if t not in known_types()]
-            problem = type_problem(args.types, {t for t in missing if await store.read_events(0, 1, types=[t])}) if missing else None
+            problem = (
+                type_problem(args.types, {t for t in missing if await store.read_events(0, 1, types=[t])})
+                if missing
+                else None
+            )
             if problem:
                 print(f"opsdeck events: {problem}", file=sys.stderr)
                 return 2

@@ -34,12 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "exec",
         help="run one slash command against a database and print the response",
-        description="Run one slash command (e.g. \"/workflow-status workflow_001\") against the state in a database. "
+        description='Run one slash command (e.g. "/workflow-status workflow_001") against the state in a database. '
         "An empty database gets the demo fleet first. See `opsdeck help` for the commands.",
     )
     p.add_argument("command_text", metavar="COMMAND", help="the slash command, quoted as one shell argument")
     p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()})")
-    p.add_argument("--json", action="store_true", help="print the full response as one JSON object (errors still print their message on stderr)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the full response as one JSON object (errors still print their message on stderr)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of a new demo fleet (default 0)")
     p.add_argument("--advance", metavar="DURATION", help="run the simulated clock this long first (e.g. 10m)")
     p.add_argument("--actor", default="operator", help="who the command is recorded as (default operator)")
@@ -66,14 +70,20 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
     if isinstance(where, HostClient):
         async with where:
             if advance:
-                print(f"opsdeck: --advance: {db} is run by a live host (pid {where.pid}) whose clock is its own; "
-                      "nothing was sent (on a simulated host: opsdeck exec --db DB '/host advance 10m')", file=sys.stderr)
+                print(
+                    f"opsdeck: --advance: {db} is run by a live host (pid {where.pid}) whose clock is its own; "
+                    "nothing was sent (on a simulated host: opsdeck exec --db DB '/host advance 10m')",
+                    file=sys.stderr,
+                )
                 return 2
             try:
                 resp = await where.send(args.command_text, actor=args.actor)
             except HostGone as exc:
-                print(f"opsdeck: {exc}; the command was sent and either committed whole or not at all: "
-                      f"opsdeck events --db {db} --type COMMAND_EXECUTED shows which", file=sys.stderr)
+                print(
+                    f"opsdeck: {exc}; the command was sent and either committed whole or not at all: "
+                    f"opsdeck events --db {db} --type COMMAND_EXECUTED shows which",
+                    file=sys.stderr,
+                )
                 return 1
         return _print(resp, args)
     try:

@@ -36,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
         if parts and parts[0] not in comps:
             near = ["/" + c for c in REGISTRY.suggest(parts[0], comps)]
         else:
-            near = [f"/{parts[0]} {o}" for o in REGISTRY.suggest(parts[1] if len(parts) > 1 else "", REGISTRY.operations(parts[0]))]
+            near = [
+                f"/{parts[0]} {o}"
+                for o in REGISTRY.suggest(parts[1] if len(parts) > 1 else "", REGISTRY.operations(parts[0]))
+            ]
         print(f"opsdeck: no command {name!r}" + (f"; did you mean {', '.join(near)}?" if near else ""), file=sys.stderr)
         return 1
     if args.json:

@@ -34,19 +34,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--headless", action="store_true", help="no console: print event lines until all workflows end")
     p.add_argument("--quiet", action="store_true", help="headless: print only workflow outcomes")
     p.add_argument("--json", action="store_true", help="headless: one JSON object per event, then one result object")
-    p.add_argument("--incidents", choices=("off", "auto"), default="off",
-                   help="headless: detect incidents on the real measurements and run their plans, auto-approved")
-    p.add_argument("--listen", metavar="HOST:PORT", help="also serve the control endpoint on TCP when this process hosts (commands need the token in <db>.token)")
+    p.add_argument(
+        "--incidents",
+        choices=("off", "auto"),
+        default="off",
+        help="headless: detect incidents on the real measurements and run their plans, auto-approved",
+    )
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="also serve the control endpoint on TCP when this process hosts (commands need the token in <db>.token)",
+    )
     add_runtime_arguments(p)
     p.set_defaults(func=run)
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     """``--runtime local|ray`` and ``--address`` (run and serve)."""
-    p.add_argument("--runtime", choices=("local", "ray"), default="local",
-                   help="local: agent processes on this machine; ray: one Ray actor per agent (pip install -e '.[ray]')")
-    p.add_argument("--address", metavar="auto|HOST:PORT",
-                   help="ray: join this cluster (never shut down); without it a local Ray instance is started and stopped")
+    p.add_argument(
+        "--runtime",
+        choices=("local", "ray"),
+        default="local",
+        help="local: agent processes on this machine; ray: one Ray actor per agent (pip install -e '.[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        metavar="auto|HOST:PORT",
+        help="ray: join this cluster (never shut down); without it a local Ray instance is started and stopped",
+    )
 
 
 def runtime_problem(args: argparse.Namespace) -> str | None:
@@ -116,8 +131,20 @@ def run(args: argparse.Namespace) -> int:
         return 2
     wfile, specs, db = prepared
     if args.headless:
-        return asyncio.run(headless(db, config, wfile, specs, quiet=args.quiet, incidents=args.incidents == "auto",
-                                    listen=args.listen, runtime=args.runtime, address=args.address, as_json=args.json))
+        return asyncio.run(
+            headless(
+                db,
+                config,
+                wfile,
+                specs,
+                quiet=args.quiet,
+                incidents=args.incidents == "auto",
+                listen=args.listen,
+                runtime=args.runtime,
+                address=args.address,
+                as_json=args.json,
+            )
+        )
     from ..console import run_console
 
     async def open_host() -> Any:
@@ -155,9 +182,18 @@ def _blocked(engine: Any, wf_id: str, seen: set[str]) -> bool:
     return False
 
 
-async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool = False,
-                   incidents: bool = False, listen: str | None = None, runtime: str = "local",
-                   address: str | None = None, as_json: bool = False) -> int:
+async def headless(
+    db: Path,
+    config: Config,
+    wfile: Any,
+    specs: Any,
+    quiet: bool = False,
+    incidents: bool = False,
+    listen: str | None = None,
+    runtime: str = "local",
+    address: str | None = None,
+    as_json: bool = False,
+) -> int:
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
     from core.host.host import Host
 
@@ -167,8 +203,16 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
     printer = LinePrinter(as_json)
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
     try:
-        host = await Host.open_local(db, wfile, specs, config, subscriber=None if quiet else printer,
-                                     approve_mode="auto" if incidents else "manual", runtime=runtime, address=address)
+        host = await Host.open_local(
+            db,
+            wfile,
+            specs,
+            config,
+            subscriber=None if quiet else printer,
+            approve_mode="auto" if incidents else "manual",
+            runtime=runtime,
+            address=address,
+        )
     except ConnectionError as exc:  # Ray did not come up, or went away while joining
         print(f"opsdeck: cannot reach the Ray cluster: {exc}; nothing was started", file=sys.stderr)
         return 2
@@ -181,11 +225,16 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
     try:
         await host.serve(listen)
         announce(host, "run")
-        print(f"# opsdeck run {db}: {runtime.limits_line()}; agents adopted={runtime.adopted} "  # type: ignore[union-attr]
-              f"recovered={runtime.recovered}", file=sys.stderr)
+        print(
+            f"# opsdeck run {db}: {runtime.limits_line()}; agents adopted={runtime.adopted} "  # type: ignore[union-attr]
+            f"recovered={runtime.recovered}",
+            file=sys.stderr,
+        )
         if finished(engine):
-            print(f"# every workflow of this file already ended in {db}; nothing to run (use another --db to run it again)",
-                  file=sys.stderr)
+            print(
+                f"# every workflow of this file already ended in {db}; nothing to run (use another --db to run it again)",
+                file=sys.stderr,
+            )
         await host.run(stop, until=lambda: finished(engine))
         async with host.lock:
             for w in sorted(engine.state.workflows.values(), key=lambda w: w.id):
@@ -198,8 +247,17 @@ async def headless(db: Path, config: Config, wfile: Any, specs: Any, quiet: bool
     for wid, status in sorted(results.items()):
         print(f"# {wid}: {status}", file=sys.stderr)
     if as_json:
-        printer.write(json_line({"summary": "run", "db": str(db), "workflows": dict(sorted(results.items())),
-                                 "ok": all(s == "completed" for s in results.values()), "interrupted": stop.is_set()}))
+        printer.write(
+            json_line(
+                {
+                    "summary": "run",
+                    "db": str(db),
+                    "workflows": dict(sorted(results.items())),
+                    "ok": all(s == "completed" for s in results.values()),
+                    "interrupted": stop.is_set(),
+                }
+            )
+        )
     if stop.is_set():
         return 130
     return 0 if all(s == "completed" for s in results.values()) else 1

@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of a new demo fleet (default 0)")
     p.add_argument("--quiet", action="store_true", help="print only the step results, not every event line")
     p.add_argument("--create", action="store_true", help="make --db (with the demo fleet) if it does not exist")
-    p.add_argument("--json", action="store_true", help="one JSON object per event or step result, then one result object")
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per event or step result, then one result object"
+    )
     p.set_defaults(func=run)
 
 
@@ -127,8 +129,19 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list, pat
         if not closed:
             sys.stdout.flush()
     if args.json and not closed:
-        sys.stdout.write(json_line({"summary": "script", "file": str(path), "ok": result.ok, "steps_run": result.steps_run,
-                                    "failed_line": result.failed_line, "message": result.message}) + "\n")
+        sys.stdout.write(
+            json_line(
+                {
+                    "summary": "script",
+                    "file": str(path),
+                    "ok": result.ok,
+                    "steps_run": result.steps_run,
+                    "failed_line": result.failed_line,
+                    "message": result.message,
+                }
+            )
+            + "\n"
+        )
     if not result.ok:
         print(f"{path}:{result.failed_line}: {result.message}", file=sys.stderr)
         return 1

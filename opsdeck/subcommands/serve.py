@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import threading
 import sys
+import threading
 from pathlib import Path
 
 from core.config import load_config
@@ -33,9 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", nargs="?", metavar="FILE.toml", help="workflow file to run on local agent processes")
     p.add_argument("--demo", action="store_true", help="the built-in simulated demo fleet")
-    p.add_argument("--db", metavar="PATH", help="database file (--demo default: a new one per run in the data directory)")
+    p.add_argument(
+        "--db", metavar="PATH", help="database file (--demo default: a new one per run in the data directory)"
+    )
     p.add_argument("--listen", metavar="HOST:PORT", help="also serve on TCP (commands need the token in <db>.token)")
-    p.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second (default: the config's)")
+    p.add_argument(
+        "--speed", type=float, default=None, help="simulated seconds per wall second (default: the config's)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of a new simulated fleet (default 0)")
     p.add_argument("--create", action="store_true", help="make --db if it does not exist")
     add_runtime_arguments(p)
@@ -90,8 +94,10 @@ def announce(host, verb: str = "serve") -> None:  # type: ignore[no-untyped-def]
     if srv is not None:
         print(f"# listening on unix:{srv.socket_path}", file=sys.stderr)
         if srv.listen:
-            print(f"# listening on http://{srv.listen} (commands need the bearer token in {token_path(host.db)})",
-                  file=sys.stderr)
+            print(
+                f"# listening on http://{srv.listen} (commands need the bearer token in {token_path(host.db)})",
+                file=sys.stderr,
+            )
     print(f"# attach: opsdeck console --db {host.db}   |   opsdeck exec --db {host.db} '/host status'", file=sys.stderr)
     sys.stderr.flush()
 
@@ -112,8 +118,15 @@ async def _serve_sim(db: Path, config, args: argparse.Namespace) -> int:  # type
     from core.host.host import Host
 
     stop = stop_on_signals()
-    host = await Host.open_sim(db, config, demo=args.demo, seed=args.seed, speed=args.speed, recurring=args.demo,
-                               create=args.create or args.demo)
+    host = await Host.open_sim(
+        db,
+        config,
+        demo=args.demo,
+        seed=args.seed,
+        speed=args.speed,
+        recurring=args.demo,
+        create=args.create or args.demo,
+    )
     try:
         await host.serve(args.listen)
         announce(host)
@@ -123,8 +136,15 @@ async def _serve_sim(db: Path, config, args: argparse.Namespace) -> int:  # type
     return 0
 
 
-async def _serve_local(db: Path, config, wfile, specs, listen: str | None, runtime: str = "local",  # type: ignore[no-untyped-def]
-                       address: str | None = None) -> int:
+async def _serve_local(
+    db: Path,
+    config,
+    wfile,
+    specs,
+    listen: str | None,
+    runtime: str = "local",  # type: ignore[no-untyped-def]
+    address: str | None = None,
+) -> int:
     from core.host.host import Host
 
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up

@@ -15,8 +15,11 @@ from ..paths import default_db
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="verify the event chain and checkpoints",
-                       description="Walk the hash chain and every checkpoint; exit 1 naming the first bad sequence number.")
+    p = sub.add_parser(
+        "verify",
+        help="verify the event chain and checkpoints",
+        description="Walk the hash chain and every checkpoint; exit 1 naming the first bad sequence number.",
+    )
     p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()})")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

@@ -22,13 +22,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(--demo: the demo fleet) and stopped on exit. Binds 127.0.0.1 unless told otherwise; any other "
         "address needs --token-file.",
     )
-    p.add_argument("--db", metavar="PATH", help=f"database file (default {default_db()}; with --demo the live demo, "
-                   "else a new one, as opsdeck demo)")
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"database file (default {default_db()}; with --demo the live demo, else a new one, as opsdeck demo)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
     p.add_argument("--demo", action="store_true", help="start the demo fleet when no host holds the database")
-    p.add_argument("--token-file", metavar="FILE", type=Path,
-                   help="0600 file holding the page's token (required off 127.0.0.1; default: a fresh token per run)")
+    p.add_argument(
+        "--token-file",
+        metavar="FILE",
+        type=Path,
+        help="0600 file holding the page's token (required off 127.0.0.1; default: a fresh token per run)",
+    )
     p.set_defaults(func=run)
 
 
@@ -52,8 +59,9 @@ async def _serve(args: argparse.Namespace, db: Path, config: Path | None, token:
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
     url = f"http://{shown}:{bound[1]}/"
-    server = ConsoleServer(console_command(db, config), host=str(bound[0]), port=bound[1], token=token,
-                           title=f"opsdeck · {db.name}")
+    server = ConsoleServer(
+        console_command(db, config), host=str(bound[0]), port=bound[1], token=token, title=f"opsdeck · {db.name}"
+    )
     runner = web.AppRunner(await server._make_app(), handle_signals=False, access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -83,7 +91,10 @@ async def _serve(args: argparse.Namespace, db: Path, config: Path | None, token:
             await runner.cleanup()
         if host_proc is not None:
             await host_proc.stop()
-            print(f"opsdeck web: stopped the host it started (pid {host_proc.pid}, exit {host_proc.returncode})", flush=True)
+            print(
+                f"opsdeck web: stopped the host it started (pid {host_proc.pid}, exit {host_proc.returncode})",
+                flush=True,
+            )
 
 
 def run(args: argparse.Namespace) -> int:

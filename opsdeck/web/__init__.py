@@ -111,7 +111,7 @@ class ConsoleServer(Server):
 
     def _request_token(self, request: web.Request) -> str | None:
         if request.path.startswith(WS_PREFIX):
-            return request.path[len(WS_PREFIX):]
+            return request.path[len(WS_PREFIX) :]
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             return value.strip()
@@ -122,7 +122,9 @@ class ConsoleServer(Server):
         if request.path.startswith(PUBLIC):
             return await handler(request)  # textual-serve's bundled files: nothing of the fleet
         if not self._token_ok(self._request_token(request)):
-            return web.Response(status=401, text="opsdeck web: open the address `opsdeck web` printed (it carries the token)\n")
+            return web.Response(
+                status=401, text="opsdeck web: open the address `opsdeck web` printed (it carries the token)\n"
+            )
         if request.path.startswith(WS_PREFIX):
             origin = request.headers.get("Origin")
             if origin is not None and urlsplit(origin).netloc != request.host:

@@ -86,12 +86,18 @@ class AgentScreen(DetailScreen):
                 t.add_row("task group", f"pgid {info['task_pgid']}")
         else:
             t.add_row("host pid", "— (no live process recorded for this agent)")
-        t.add_row("memory limit", f"{rt.get('memory_limit') or 'none'}" + (f"  (cgroup {rt['cgroup']})" if rt.get("cgroup") else ""))
+        t.add_row(
+            "memory limit",
+            f"{rt.get('memory_limit') or 'none'}" + (f"  (cgroup {rt['cgroup']})" if rt.get("cgroup") else ""),
+        )
         t.add_row("cpu limit", str(rt.get("cpu_limit") or "none"))
         a = eng.state.agents.get(self.key)
         task = eng.state.tasks.get(a.current_task) if a is not None and a.current_task else None
         if task is not None:
-            t.add_row("task asks", f"{task.cpu:g} cpu, {task.memory_gb:g} GB" + (" (0: no memory limit)" if not task.memory_gb else ""))
+            t.add_row(
+                "task asks",
+                f"{task.cpu:g} cpu, {task.memory_gb:g} GB" + (" (0: no memory limit)" if not task.memory_gb else ""),
+            )
         return t
 
     def body(self) -> RenderableType:
@@ -122,21 +128,33 @@ class AgentScreen(DetailScreen):
         graph.append(sparkline(mem, width, 0, top), style=c("accent"))
         graph.append(f" {mem[-1] if mem else 0:5.0f}")
         parts: list[RenderableType] = [head, Text(""), self.process_block(c), Text(""), graph, Text("")]
-        mine = [t for t in eng.state.tasks.values() if t.agent == a.id or any(ev.data.get("task") == t.id for ev in self.events)]
+        mine = [
+            t
+            for t in eng.state.tasks.values()
+            if t.agent == a.id or any(ev.data.get("task") == t.id for ev in self.events)
+        ]
         mine.sort(key=lambda t: t.started_at or 0.0, reverse=True)
         task = eng.state.tasks.get(a.current_task) if a.current_task else (mine[0] if mine else None)
         if task is not None:
             out = task.context.last_output[-OUTPUT_LINES:]
             live = " (following)" if task.id == a.current_task else f" ({task.status.value})"
             parts.append(Text(f"Last output of {task.id}{live}", style=f"bold {c('secondary')}"))
-            parts += [Text(f"  {ln}", style=c("foreground-muted"), overflow="fold") for ln in out] or [Text("  (nothing printed yet)", style=c("foreground-muted"))]
+            parts += [Text(f"  {ln}", style=c("foreground-muted"), overflow="fold") for ln in out] or [
+                Text("  (nothing printed yet)", style=c("foreground-muted"))
+            ]
             parts.append(Text(""))
-        hist = Table(title="Task history", title_justify="left", expand=True, box=None, header_style=f"bold {c('secondary')}")
+        hist = Table(
+            title="Task history", title_justify="left", expand=True, box=None, header_style=f"bold {c('secondary')}"
+        )
         for col in ("task", "state", "started", "finished", "tries"):
             hist.add_column(col, no_wrap=True)
         for t in mine[:20]:
-            hist.add_row(t.id, Text(t.status.value, style=c(TASK_STATUS_COLOR[t.status])),
-                         fmt_clock(t.started_at) if t.started_at is not None else "—",
-                         fmt_clock(t.finished_at) if t.finished_at is not None else "—", str(t.attempts))
+            hist.add_row(
+                t.id,
+                Text(t.status.value, style=c(TASK_STATUS_COLOR[t.status])),
+                fmt_clock(t.started_at) if t.started_at is not None else "—",
+                fmt_clock(t.finished_at) if t.finished_at is not None else "—",
+                str(t.attempts),
+            )
         parts += [hist, Text(""), self.events_block()]
         return Group(*parts)

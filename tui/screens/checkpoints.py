@@ -52,7 +52,12 @@ class CheckpointsScreen(Screen[None]):
             opts.append(Option(t, id=str(cp.id)))
         ol.set_options(opts)
         if not opts:
-            ol.add_option(Option(Text("no checkpoints yet — press c to take one", style=color(app, "foreground-muted")), disabled=True))
+            ol.add_option(
+                Option(
+                    Text("no checkpoints yet — press c to take one", style=color(app, "foreground-muted")),
+                    disabled=True,
+                )
+            )
         elif keep in ids:
             ol.highlighted = ids.index(keep)
         else:

@@ -26,7 +26,15 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("pagedown", "scroll(10)", "Scroll", show=False),
     ]
 
-    def __init__(self, title: str, detail: RenderableType, confirm_label: str = "Confirm", cancel_label: str = "Cancel", *, wide: bool = False) -> None:
+    def __init__(
+        self,
+        title: str,
+        detail: RenderableType,
+        confirm_label: str = "Confirm",
+        cancel_label: str = "Cancel",
+        *,
+        wide: bool = False,
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.detail = detail

@@ -89,7 +89,10 @@ class DetailScreen(Screen[None]):
             t = Text(no_wrap=True, overflow="ellipsis")
             t.append(f"{ev.seq:>7} {fmt_clock(ev.ts)} ", style=color(app, "foreground-muted"))
             t.append(ev.type, style=severity_style(app, ev.severity))
-            t.append(" " + json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)[:400], style=color(app, "foreground-muted"))
+            t.append(
+                " " + json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)[:400],
+                style=color(app, "foreground-muted"),
+            )
             lines.append(t)
         return Group(*lines)
 

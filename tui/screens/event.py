@@ -33,10 +33,22 @@ def event_body(app, ev: Event) -> RenderableType:  # type: ignore[no-untyped-def
     head.add_row("component", ev.component)
     head.add_row("scope", ev.scope)
     head.add_row("actor", ev.actor)
-    data = Syntax(json.dumps(ev.data, indent=2, ensure_ascii=False, default=str), "json", word_wrap=True, background_color="default")
+    data = Syntax(
+        json.dumps(ev.data, indent=2, ensure_ascii=False, default=str),
+        "json",
+        word_wrap=True,
+        background_color="default",
+    )
     line = Text(ev.line(), style=c("foreground-muted"), overflow="fold")
-    return Group(head, Text(""), Text("data", style=f"bold {c('secondary')}"), data, Text(""),
-                 Text("as an event line", style=f"bold {c('secondary')}"), line)
+    return Group(
+        head,
+        Text(""),
+        Text("data", style=f"bold {c('secondary')}"),
+        data,
+        Text(""),
+        Text("as an event line", style=f"bold {c('secondary')}"),
+        line,
+    )
 
 
 class EventScreen(Screen[None]):
@@ -51,7 +63,9 @@ class EventScreen(Screen[None]):
 
     def on_mount(self) -> None:
         ev = self.event
-        self.query_one("#detail-title", Static).update(Text(f" event {ev.seq} — {ev.type}   (y copy · esc close) ", style="bold"))
+        self.query_one("#detail-title", Static).update(
+            Text(f" event {ev.seq} — {ev.type}   (y copy · esc close) ", style="bold")
+        )
         self.body = event_body(self.app, ev)
         self.query_one("#result-content", Static).update(self.body)
         self.query_one("#result-body").focus()

@@ -65,12 +65,21 @@ def legend() -> Group:
     for glyph, names in by_glyph.items():
         t.add_row(glyph, "plan step " + " / ".join(names))
     t.add_row("·", "plan step pending (not started)")
-    gates = Table(title="Validation gates (shown as [gate] after a plan step)", expand=True, box=None, title_style="bold", title_justify="left")
+    gates = Table(
+        title="Validation gates (shown as [gate] after a plan step)",
+        expand=True,
+        box=None,
+        title_style="bold",
+        title_justify="left",
+    )
     gates.add_column("gate", style="bold", no_wrap=True)
     gates.add_column("passes when")
     for name in sorted(GATES):
         gates.add_row(name, _gate_doc(name))
-    note = Text("A step with a gate stays executing until its gate passes; the incident resolves when every gate has.", style="italic")
+    note = Text(
+        "A step with a gate stays executing until its gate passes; the incident resolves when every gate has.",
+        style="italic",
+    )
     return Group(t, Text(""), gates, note)
 
 
@@ -94,7 +103,9 @@ class HelpScreen(ModalScreen[None]):
             t.add_row(k, what, "")
         with VerticalScroll(id="help-box"):
             yield Static(t)
-            yield Static("Keys can be changed in the config file under [console.keys], e.g.  approve = \"A\"", id="help-note")
+            yield Static(
+                'Keys can be changed in the config file under [console.keys], e.g.  approve = "A"', id="help-note"
+            )
             yield Static(legend(), id="help-legend")
 
     def action_close(self) -> None:

@@ -24,8 +24,23 @@ from ..style import color
 from ..widgets.incidents import incident_of
 from .detail import DetailScreen
 
-SHOWN = ("id", "scenario", "type", "severity", "status", "detected_at", "fault_at", "resolved_at", "plans",
-         "affected_workflows", "criteria", "validation_window_s", "evidence", "outcome", "notes")
+SHOWN = (
+    "id",
+    "scenario",
+    "type",
+    "severity",
+    "status",
+    "detected_at",
+    "fault_at",
+    "resolved_at",
+    "plans",
+    "affected_workflows",
+    "criteria",
+    "validation_window_s",
+    "evidence",
+    "outcome",
+    "notes",
+)
 
 
 def _empty(v: Any) -> bool:
@@ -47,11 +62,18 @@ def incident_facts(inc: dict[str, Any], now: float, c: Any) -> Table:
     fault = inc.get("fault_at")
     res = inc.get("resolved_at")
     if isinstance(fault, (int, float)):
-        row("fault at", fmt_clock(fault) + (f"  (detected {fmt_duration(float(det) - fault)} later)" if isinstance(det, (int, float)) else ""))
+        row(
+            "fault at",
+            fmt_clock(fault)
+            + (f"  (detected {fmt_duration(float(det) - fault)} later)" if isinstance(det, (int, float)) else ""),
+        )
     if isinstance(det, (int, float)):
         row("detected at", f"{fmt_clock(det)}  ({fmt_duration(now - det)} ago)")
     if isinstance(res, (int, float)):
-        row("resolved at", fmt_clock(res) + (f"  (recovered in {fmt_duration(res - det)})" if isinstance(det, (int, float)) else ""))
+        row(
+            "resolved at",
+            fmt_clock(res) + (f"  (recovered in {fmt_duration(res - det)})" if isinstance(det, (int, float)) else ""),
+        )
     elif isinstance(det, (int, float)):
         row("resolved at", f"not yet — open for {fmt_duration(now - det)}")
     if inc.get("affected_workflows"):
@@ -87,7 +109,11 @@ class IncidentScreen(DetailScreen):
         inc = s.incidents.get(self.key)
         if inc is None:
             return Text(f"no incident {self.key!r}", style=c("error"))
-        parts: list[RenderableType] = [Text("Incident", style=f"bold {c('secondary')}"), incident_facts(inc, eng.clock.now(), c), Text("")]
+        parts: list[RenderableType] = [
+            Text("Incident", style=f"bold {c('secondary')}"),
+            incident_facts(inc, eng.clock.now(), c),
+            Text(""),
+        ]
         outcome = inc.get("outcome")
         if not _empty(outcome):
             parts += [section("outcome", outcome, c), Text("")]

@@ -69,8 +69,11 @@ class ResultScreen(Screen[None]):
     def redraw(self) -> None:
         c = lambda n: color(self.app, n)  # noqa: E731
         self.query_one("#detail-title", Static).update(Text(self.title_text(), style="bold"))
-        self.body = (Syntax(response_json(self.response), "json", word_wrap=True, background_color="default")
-                if self.raw else render_response(self.response, c))
+        self.body = (
+            Syntax(response_json(self.response), "json", word_wrap=True, background_color="default")
+            if self.raw
+            else render_response(self.response, c)
+        )
         self.query_one("#result-content", Static).update(self.body)
 
     def action_close(self) -> None:
@@ -86,7 +89,11 @@ class ResultScreen(Screen[None]):
 
     async def action_rerun(self) -> None:
         if self.rerun is None:
-            self.notify("r re-runs commands that only read; this one changes state (: then ↑ to run it again)", severity="warning", timeout=5)
+            self.notify(
+                "r re-runs commands that only read; this one changes state (: then ↑ to run it again)",
+                severity="warning",
+                timeout=5,
+            )
             return
         self.response = await self.rerun(self.command)
         self.runs += 1

@@ -13,7 +13,13 @@ from ..meter import alloc_meter, fmt_clock
 from ..style import BAND_COLOR, TASK_STATUS_COLOR, WF_STATUS_COLOR, color
 from .detail import DetailScreen
 
-TASK_GLYPH = {TaskStatus.PENDING: "○", TaskStatus.RUNNING: "▶", TaskStatus.PAUSED: "‖", TaskStatus.COMPLETED: "✓", TaskStatus.FAILED: "✖"}
+TASK_GLYPH = {
+    TaskStatus.PENDING: "○",
+    TaskStatus.RUNNING: "▶",
+    TaskStatus.PAUSED: "‖",
+    TaskStatus.COMPLETED: "✓",
+    TaskStatus.FAILED: "✖",
+}
 
 
 class WorkflowScreen(DetailScreen):
@@ -55,12 +61,21 @@ class WorkflowScreen(DetailScreen):
             head.append("  FROZEN", style=f"bold {c('error')}")
         use = s.in_use(wf.id)
         res = Text()
-        for lab, u, a in (("cpu", use.cpu_cores, wf.allocation.cpu_cores), ("mem GB", use.memory_gb, wf.allocation.memory_gb), ("agents", use.agents, wf.allocation.agents)):
+        for lab, u, a in (
+            ("cpu", use.cpu_cores, wf.allocation.cpu_cores),
+            ("mem GB", use.memory_gb, wf.allocation.memory_gb),
+            ("agents", use.agents, wf.allocation.agents),
+        ):
             res.append(f"{lab} ")
             res.append_text(alloc_meter(float(u), float(a), 22, c("success"), c("foreground-muted"), c("error")))
             res.append(f" {u:g}/{a:g}   ")
-        times = Text(f"created {fmt_clock(wf.created_at)}  started {fmt_clock(wf.started_at) if wf.started_at is not None else '—'}  finished {fmt_clock(wf.finished_at) if wf.finished_at is not None else '—'}", style=c("foreground-muted"))
-        dag = Table(title="Task DAG", title_justify="left", expand=True, box=None, header_style=f"bold {c('secondary')}")
+        times = Text(
+            f"created {fmt_clock(wf.created_at)}  started {fmt_clock(wf.started_at) if wf.started_at is not None else '—'}  finished {fmt_clock(wf.finished_at) if wf.finished_at is not None else '—'}",
+            style=c("foreground-muted"),
+        )
+        dag = Table(
+            title="Task DAG", title_justify="left", expand=True, box=None, header_style=f"bold {c('secondary')}"
+        )
         for col in ("phase", "task", "state", "agent", "after", "progress", "tries"):
             dag.add_column(col, no_wrap=True)
         crit = set(s.critical_path(wf.id))
@@ -74,10 +89,16 @@ class WorkflowScreen(DetailScreen):
             dag.add_row(
                 Text(t.phase, style="bold" if t.phase != last_phase else c("foreground-muted")),
                 Text(name + (" ★" if t.id in crit else ""), style="bold" if t.id in crit else ""),
-                st, t.agent or "—", deps, f"{prog * 100:3.0f}%", str(t.attempts),
+                st,
+                t.agent or "—",
+                deps,
+                f"{prog * 100:3.0f}%",
+                str(t.attempts),
             )
             last_phase = t.phase
-        cps = Table(title="Checkpoints", title_justify="left", expand=True, box=None, header_style=f"bold {c('secondary')}")
+        cps = Table(
+            title="Checkpoints", title_justify="left", expand=True, box=None, header_style=f"bold {c('secondary')}"
+        )
         for col in ("id", "seq", "time", "kind", "label", "scope"):
             cps.add_column(col, no_wrap=True)
         for cp in sorted(s.checkpoints.values(), key=lambda x: x.id, reverse=True)[:10]:

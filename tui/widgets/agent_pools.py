@@ -129,7 +129,11 @@ class AgentPools(LiveList):
                     t.append(f" {a.status.value[:6]:<6} ", style=c(gcolor))
                 else:
                     t.append(" ")
-                task = tasks.get(a.current_task, middle_ellipsis(a.current_task, task_w, task_w // 2)) if a.current_task else "—"
+                task = (
+                    tasks.get(a.current_task, middle_ellipsis(a.current_task, task_w, task_w // 2))
+                    if a.current_task
+                    else "—"
+                )
                 t.append(f"{task:<{task_w}}", style=c("foreground") if a.current_task else c("foreground-muted"))
                 cpu, mem = use(a)
                 t.append(f" {cpu:4.0f}", style=c("warning") if cpu >= 80 else "")
@@ -137,10 +141,16 @@ class AgentPools(LiveList):
                     t.append(f" {mem:6.0f}", style=c("foreground-muted"))
                 if spark:
                     hist = engine.telemetry.get("cpu_pct", a.id).values()
-                    t.append(" " + sparkline(hist[-SPARK_W * 4:], SPARK_W, 0, 100), style=c("secondary"))
+                    t.append(" " + sparkline(hist[-SPARK_W * 4 :], SPARK_W, 0, 100), style=c("secondary"))
                 out.append((f"agent:{a.id}", t, False))
         if not out:
-            out.append(("empty", Text("no agents — try `opsdeck demo` or `opsdeck run FILE.toml`", style=c("foreground-muted")), True))
+            out.append(
+                (
+                    "empty",
+                    Text("no agents — try `opsdeck demo` or `opsdeck run FILE.toml`", style=c("foreground-muted")),
+                    True,
+                )
+            )
         return out
 
     def refresh_from(self, engine: Link) -> None:

@@ -28,8 +28,8 @@ from textual.strip import Strip
 from core.events import Event
 
 from ..log_source import LogFilter, LogSource
-from ..screens.event import EventScreen
 from ..meter import fmt_clock
+from ..screens.event import EventScreen
 from ..style import color, severity_style
 
 EVENT_CACHE = 3_000
@@ -178,7 +178,11 @@ class EventLog(ScrollView, can_focus=True):
         else:
             mode = f"paused ({self.unseen} new, End to follow)" if self.unseen else "paused (End to follow)"
         self.border_title = f"Event log · {self.count_text()} · {mode}"
-        self.border_subtitle = f"filter {self.filter.describe()} (/ changes, enter on empty clears)" if self.filter.active else "/ filter · enter: event detail"
+        self.border_subtitle = (
+            f"filter {self.filter.describe()} (/ changes, enter on empty clears)"
+            if self.filter.active
+            else "/ filter · enter: event detail"
+        )
 
     def count_text(self) -> str:
         return f"{self.count:,}" if self.matches is None else f"{self.count:,} of {self.head:,}"
@@ -285,13 +289,16 @@ class EventLog(ScrollView, can_focus=True):
         except (TypeError, ValueError):
             body = str(ev.data)
         if len(body) > width:
-            body = body[: width]
+            body = body[:width]
         seq_w = max(len(str(self.head)), 4)
         segs = [
             Segment(f"{ev.seq:>{seq_w}} ", base + muted),
             Segment(f"{fmt_clock(ev.ts)} ", base + muted),
             Segment(f"{sev_tag} ", base + sev),
-            Segment(f"{ev.type:<{self._type_w(width)}}" if width >= 110 else ev.type, base + sev + Style(bold=ev.severity in ("critical", "high"))),
+            Segment(
+                f"{ev.type:<{self._type_w(width)}}" if width >= 110 else ev.type,
+                base + sev + Style(bold=ev.severity in ("critical", "high")),
+            ),
             Segment(f":{ev.component}:{ev.scope}:", base + muted),
             Segment(body, base + (sev if ev.severity != "info" else Style())),
         ]

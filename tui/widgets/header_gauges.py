@@ -13,7 +13,19 @@ from ..style import color
 if TYPE_CHECKING:
     from core.host.link import Link
 
-OPEN_INCIDENT = {"open", "detected", "analysing", "analyzing", "planned", "awaiting_approval", "pending", "active", "executing", "recovering", "validating"}
+OPEN_INCIDENT = {
+    "open",
+    "detected",
+    "analysing",
+    "analyzing",
+    "planned",
+    "awaiting_approval",
+    "pending",
+    "active",
+    "executing",
+    "recovering",
+    "validating",
+}
 
 
 def open_incidents(engine: Link) -> tuple[int, bool]:
@@ -61,7 +73,9 @@ class HeaderGauges(Widget):
         line1.append(" ")
         if engine is not None:
             where = engine.describe()
-            line1.append(f" {where} ", style=f"bold {c('background')} on {c('error')}" if engine.gone else c("foreground-muted"))
+            line1.append(
+                f" {where} ", style=f"bold {c('background')} on {c('error')}" if engine.gone else c("foreground-muted")
+            )
         if engine is None:
             line1.append(f"  {self.status_text}", style=c("foreground-muted"))
             return line1
@@ -70,7 +84,11 @@ class HeaderGauges(Widget):
         util = engine.utilisation()
         st = engine.state
         # An empty simulated world has nothing to measure: show a dash, not a modelled baseline.
-        empty = engine.clock.virtual and not st.workflows and not any(a.status.value != "retired" for a in st.agents.values())
+        empty = (
+            engine.clock.virtual
+            and not st.workflows
+            and not any(a.status.value != "retired" for a in st.agents.values())
+        )
         gauges = [
             ("CPU", util["cpu"], tel.get("cpu_pct").values(), th.cpu_warning, 95.0),
             ("MEM", util["memory"], tel.get("memory_pct").values(), th.memory_warning, 95.0),
@@ -85,12 +103,17 @@ class HeaderGauges(Widget):
             if empty:
                 line1.append(f" {'—':>{bar_w + 4}}", style=c("foreground-muted"))
                 continue
-            line1.append_text(gauge(pct, bar_w, c("success"), c("foreground-muted"), warn_at, c("warning"), crit_at, c("error")))
+            line1.append_text(
+                gauge(pct, bar_w, c("success"), c("foreground-muted"), warn_at, c("warning"), crit_at, c("error"))
+            )
             line1.append(f"{pct:5.1f}%", style="bold")
             if spark_w:
                 line1.append(" " + sparkline(hist, spark_w), style=c("secondary"))
         if empty:
-            line1.append("   empty world: `opsdeck demo` opens a simulated fleet, `opsdeck run FILE.toml` real agents", style=c("foreground-muted"))
+            line1.append(
+                "   empty world: `opsdeck demo` opens a simulated fleet, `opsdeck run FILE.toml` real agents",
+                style=c("foreground-muted"),
+            )
         line2 = Text(no_wrap=True, overflow="crop")
         s = engine.state
         line2.append(" ⏱ ", style=c("accent"))
@@ -113,17 +136,25 @@ class HeaderGauges(Widget):
         line2.append(" done")
         line2.append("  │ ", style=c("foreground-muted"))
         n, critical = open_incidents(engine)
-        style = f"bold {c('background')} on {c('error')}" if critical else (f"bold {c('warning')}" if n else c("success"))
+        style = (
+            f"bold {c('background')} on {c('error')}" if critical else (f"bold {c('warning')}" if n else c("success"))
+        )
         line2.append(f" incidents {n} ", style=style)
-        pending = sum(1 for p in s.plans.values() if str(p.get("state") or p.get("status") or "").lower() in ("awaiting_approval", "pending", "proposed"))
+        pending = sum(
+            1
+            for p in s.plans.values()
+            if str(p.get("state") or p.get("status") or "").lower() in ("awaiting_approval", "pending", "proposed")
+        )
         if pending:
             line2.append(f" {pending} plan(s) await approval", style=f"bold {c('warning')}")
         cpus = tel.get("ray_cpus", "cluster").last()
         if cpus:  # on a Ray cluster: its CPUs and memory as Ray accounts them
             line2.append("  │ ", style=c("foreground-muted"))
             line2.append("ray ", style=f"bold {c('secondary')}")
-            line2.append(f"{tel.get('ray_cpus_free', 'cluster').last():g}/{cpus:g} CPU free "
-                         f"{tel.get('ray_memory_gb_free', 'cluster').last():.1f}/{tel.get('ray_memory_gb', 'cluster').last():.1f} GB")
+            line2.append(
+                f"{tel.get('ray_cpus_free', 'cluster').last():g}/{cpus:g} CPU free "
+                f"{tel.get('ray_memory_gb_free', 'cluster').last():.1f}/{tel.get('ray_memory_gb', 'cluster').last():.1f} GB"
+            )
         line2.append("  │ ", style=c("foreground-muted"))
         self._drawn_seq = self._log_head()
         line2.append(f"seq {self._drawn_seq:,}", style=c("foreground-muted"))

@@ -20,10 +20,23 @@ if TYPE_CHECKING:
 
 WAITING = {"awaiting_approval", "pending_approval", "proposed", "pending", "waiting"}
 STEP_GLYPH = {
-    "done": "✓", "completed": "✓", "succeeded": "✓", "success": "✓",
-    "running": "▶", "executing": "▶", "in_progress": "▶",
-    "failed": "✖", "error": "✖", "skipped": "↷", "rejected": "✖", "aborted": "✖",
-    "waiting": "⏸", "awaiting_approval": "⏸", "held": "⏸", "approved": "☑", "rolled_back": "↶",
+    "done": "✓",
+    "completed": "✓",
+    "succeeded": "✓",
+    "success": "✓",
+    "running": "▶",
+    "executing": "▶",
+    "in_progress": "▶",
+    "failed": "✖",
+    "error": "✖",
+    "skipped": "↷",
+    "rejected": "✖",
+    "aborted": "✖",
+    "waiting": "⏸",
+    "awaiting_approval": "⏸",
+    "held": "⏸",
+    "approved": "☑",
+    "rolled_back": "↶",
 }
 SEV_COLOR = {"critical": "error", "high": "error", "medium": "warning", "low": "secondary"}
 
@@ -67,7 +80,10 @@ class Incidents(LiveList):
             plans_by_incident.setdefault(incident_of(p) or "", []).append(pid)
         incidents = sorted(
             s.incidents.items(),
-            key=lambda kv: (str(kv[1].get("status", "open")).lower() not in OPEN_INCIDENT, -float(kv[1].get("detected_at") or kv[1].get("opened_at") or 0)),
+            key=lambda kv: (
+                str(kv[1].get("status", "open")).lower() not in OPEN_INCIDENT,
+                -float(kv[1].get("detected_at") or kv[1].get("opened_at") or 0),
+            ),
         )
         shown_plans: set[str] = set()
         for iid, inc in incidents[:12]:
@@ -75,9 +91,15 @@ class Incidents(LiveList):
             sev = str(inc.get("severity", "")).lower()
             closed = status not in OPEN_INCIDENT
             t = Text(no_wrap=True, overflow="ellipsis")
-            t.append("● " if not closed else "○ ", style=c(SEV_COLOR.get(sev, "foreground-muted")) if not closed else c("foreground-muted"))
+            t.append(
+                "● " if not closed else "○ ",
+                style=c(SEV_COLOR.get(sev, "foreground-muted")) if not closed else c("foreground-muted"),
+            )
             t.append(f"{iid} ", style="bold" if not closed else c("foreground-muted"))
-            t.append(f"{inc.get('type') or inc.get('kind') or ''} ", style=c(SEV_COLOR.get(sev, "foreground")) if not closed else c("foreground-muted"))
+            t.append(
+                f"{inc.get('type') or inc.get('kind') or ''} ",
+                style=c(SEV_COLOR.get(sev, "foreground")) if not closed else c("foreground-muted"),
+            )
             t.append(f"[{sev or '?'}] {status}", style=c("foreground-muted"))
             out.append((f"incident:{iid}", t, False))
             for pid in plans_by_incident.get(iid, []):
@@ -97,7 +119,9 @@ class Incidents(LiveList):
             cur = int(r.get("next_step", 0))
             t.append("⇡ ", style=c("accent"))
             t.append(f"resumption {rid} ", style="bold")
-            t.append(f"step {cur}/{len(steps)} {st}", style=c("warning") if st in ("held", "waiting") else c("secondary"))
+            t.append(
+                f"step {cur}/{len(steps)} {st}", style=c("warning") if st in ("held", "waiting") else c("secondary")
+            )
             if cur < len(steps):
                 t.append(f"  next: {steps[cur].get('what', '')}", style=c("foreground-muted"))
             out.append((f"resumption:{rid}", t, False))
@@ -125,7 +149,9 @@ class Incidents(LiveList):
         for i, step in enumerate(steps, 1):
             ss = step_status(step)
             g = STEP_GLYPH.get(ss, "·")
-            colr = "success" if g == "✓" else "error" if g == "✖" else "warning" if g in ("⏸", "▶") else "foreground-muted"
+            colr = (
+                "success" if g == "✓" else "error" if g == "✖" else "warning" if g in ("⏸", "▶") else "foreground-muted"
+            )
             st_t = Text(no_wrap=True, overflow="ellipsis")
             st_t.append(f"     {g} {i:>2} ", style=c(colr))
             gate = step.get("approval") or step.get("gate") or step.get("kind")

@@ -32,7 +32,14 @@ STATUS_TAG = {
     WorkflowStatus.FAILED: "FAIL",
     WorkflowStatus.CANCELLED: "canc",
 }
-STATUS_ORDER = {WorkflowStatus.RUNNING: 0, WorkflowStatus.PAUSED: 1, WorkflowStatus.PENDING: 2, WorkflowStatus.FAILED: 3, WorkflowStatus.COMPLETED: 4, WorkflowStatus.CANCELLED: 5}
+STATUS_ORDER = {
+    WorkflowStatus.RUNNING: 0,
+    WorkflowStatus.PAUSED: 1,
+    WorkflowStatus.PENDING: 2,
+    WorkflowStatus.FAILED: 3,
+    WorkflowStatus.COMPLETED: 4,
+    WorkflowStatus.CANCELLED: 5,
+}
 FINISHED = (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED)
 LEGEND = "| in use  · allocated, idle  ! over allocation"
 
@@ -134,7 +141,9 @@ class Workflows(LiveList):
         names = distinct_names([wf.id for wf in shown], lay.id_w)
         active = len(every) - len(finished)
         self.marked &= set(s.workflows)
-        self.note = f"{active} active, {len(finished)} finished" + ("" if self.show_finished or not finished else " (F shows)")
+        self.note = f"{active} active, {len(finished)} finished" + (
+            "" if self.show_finished or not finished else " (F shows)"
+        )
         if self.marked:
             self.note += f" · {len(self.marked)} marked (m)"
         out: list[Row] = [(f"wf:{wf.id}", self._row(s, wf, names[wf.id], lay, c), False) for wf in shown]
@@ -144,7 +153,13 @@ class Workflows(LiveList):
             t.append(f" ✓ {done} completed, {len(finished) - done} cancelled — F shows them")
             out.append(("finished", t, True))
         if not out:
-            out.append(("empty", Text("no workflows — opsdeck demo opens a simulated fleet", style=c("foreground-muted")), True))
+            out.append(
+                (
+                    "empty",
+                    Text("no workflows — opsdeck demo opens a simulated fleet", style=c("foreground-muted")),
+                    True,
+                )
+            )
         return out
 
     def _row(self, s, wf: Workflow, name: str, lay: Layout, c) -> Text:  # type: ignore[no-untyped-def]
@@ -157,7 +172,7 @@ class Workflows(LiveList):
             phase = s.current_phase(wf.id) or ("—" if wf.status is not WorkflowStatus.COMPLETED else "✓")
             if wf.frozen:
                 phase = "FROZEN"
-            t.append(f"{phase[:lay.phase_w]:<{lay.phase_w}} ", style=c("error") if wf.frozen else c("secondary"))
+            t.append(f"{phase[: lay.phase_w]:<{lay.phase_w}} ", style=c("error") if wf.frozen else c("secondary"))
         prog = s.workflow_progress(wf.id) * 100
         t.append(f"{prog:3.0f}%", style=c("primary"))
         use = s.in_use(wf.id)
