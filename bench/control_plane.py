@@ -51,7 +51,7 @@ COMMAND = "/resource-manager status"
 
 def pct(xs: list[float], p: float) -> float:
     s = sorted(xs)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 # -- the client side (a separate process) ------------------------------------------

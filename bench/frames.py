@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))] if xs else 0.0
+    return xs[min(len(xs) - 1, round(p * (len(xs) - 1)))] if xs else 0.0
 
 
 async def main(args: argparse.Namespace) -> int:

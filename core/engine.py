@@ -227,7 +227,7 @@ class Engine:
                         raise self._damaged("the row does not match its hash", seq)
                     try:
                         state.apply(Event(seq, ts, type_, comp, scope, json.loads(data_json), actor))
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 - whatever a fold raises, the stored row is damaged
                         raise self._damaged(f"cannot be applied ({type(exc).__name__}: {exc})", seq) from None
                     prev, cursor = h, seq
         except sqlite3.Error as exc:
@@ -949,7 +949,7 @@ class Engine:
         p = self.state.pools.get(pool)
         if p is None:
             raise EngineError("POOL_NOT_FOUND", f"no pool {pool!r}", {"known": sorted(self.state.pools)})
-        live = [a for a in self.state.live_agents()]
+        live = list(self.state.live_agents())
         if len(live) >= self.config.capacity.agents:
             raise EngineError("RESOURCE_EXHAUSTED", f"agent capacity {self.config.capacity.agents} reached")
         in_pool = sum(1 for a in live if a.pool == pool)

@@ -386,10 +386,7 @@ class State:
         return BAND_RANK[self.workflows[wf_id].band]
 
     def dependency_met(self, wf: Workflow) -> bool:
-        for dep in wf.depends_on:
-            if self.status_of(dep) is not WorkflowStatus.COMPLETED:
-                return False
-        return True
+        return all(self.status_of(dep) is WorkflowStatus.COMPLETED for dep in wf.depends_on)
 
     def critical_path(self, wf_id: str) -> list[str]:
         """Longest remaining chain of task durations through the workflow's DAG."""

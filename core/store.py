@@ -92,6 +92,14 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 
 
+def file_bytes(path: Path) -> int:
+    """The size of a file, 0 when there is none (a WAL comes and goes)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 class StoreError(Exception):
     """A database opsdeck cannot use; the message says why, in words."""
 
@@ -163,9 +171,10 @@ class Store:
         p = str(path)
         if p != ":memory:":
             fp = Path(p)
-            if fp.exists() and fp.is_dir():
+            exists, is_dir = await asyncio.to_thread(lambda: (fp.exists(), fp.is_dir()))
+            if is_dir:
                 raise StoreError(f"{p}: is a directory, not a database file")
-            if not fp.exists():
+            if not exists:
                 if readonly or not create:
                     raise StoreError(f"{p}: no such database")
                 fp.parent.mkdir(parents=True, exist_ok=True)
@@ -562,10 +571,10 @@ class Store:
         if self.readonly:
             return {"metric_rows_deleted": 0, "wal_bytes_freed": 0}
         wal = Path(f"{self.path}-wal")
-        before = wal.stat().st_size if wal.exists() else 0
+        before = await asyncio.to_thread(file_bytes, wal)
         rows = await self.prune_metrics(metrics_before)
         await (await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")).fetchall()
-        after = wal.stat().st_size if wal.exists() else 0
+        after = await asyncio.to_thread(file_bytes, wal)
         return {"metric_rows_deleted": rows, "wal_bytes_freed": max(before - after, 0)}
 
     # -- processes (local runtime) ----------------------------------------------

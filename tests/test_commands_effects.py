@@ -4,6 +4,7 @@ by its response text."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ async def _checkpoint_gaps_in_an_hour(tmp_path: Path, name: str, command: str | 
         for _ in range(120):  # an hour, in the 30 s steps of a running console
             await eng.advance(30)
         at = [60.0] + [e.ts for e in seen if e.data["kind"] in ("incremental", "phase_complete")]
-        return [b - a for a, b in zip(at, at[1:])]
+        return [b - a for a, b in itertools.pairwise(at)]
     finally:
         await eng.close()
 

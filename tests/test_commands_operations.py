@@ -89,7 +89,7 @@ async def test_transfer_context_assigns_failed_agents_tasks_to_replacements(tmp_
         resp = await run_command(engine, f"/workflow-recovery transfer-context '{payload}'")
         assert resp["status"] == "success", resp
         assert resp["result"]["spawned"] == ["agent_101", "agent_102"]
-        for (failed, task), new in zip(held.items(), ["agent_101", "agent_102"]):
+        for (failed, task), new in zip(held.items(), ["agent_101", "agent_102"], strict=True):
             assert s.tasks[task].agent == new and s.tasks[task].status is TaskStatus.RUNNING
             assert s.tasks[task].context.progress >= progress[task] > 0
             assert s.agents[new].specializations == s.agents[failed].specializations

@@ -148,3 +148,6 @@ async def test_wrong_case_is_corrected_by_tab(tmp_path):
         assert app.screen.ok
         # A read-only command recorded as executed, nothing else changed: only COMMAND_EXECUTED events.
         await app.host.engine.flush()
+        with sqlite3.connect(tmp_path / "c.db") as con:
+            mine = [t for (t,) in con.execute("SELECT type FROM events WHERE seq > ? AND actor = 'operator'", (seq,))]
+        assert mine and set(mine) == {"COMMAND_EXECUTED"}, mine

@@ -145,9 +145,10 @@ async def test_a_tick_re_renders_only_the_rows_that_changed() -> None:
         lst.sync(rows)
         await pilot.pause()
         opts = [lst.get_option(f"r{i}") for i in range(5)]
-        assert all(any(k[0] is o for k in lst._option_render_cache.keys()) for o in opts)
+        keys = lst._option_render_cache.keys  # an LRUCache: not iterable itself
+        assert all(any(k[0] is o for k in keys()) for o in opts)
         lst.sync([(oid, Text("changed") if oid == "r2" else Text(t.plain), d) for oid, t, d in rows])
-        cached = {i for i, o in enumerate(opts) if any(k[0] is o for k in lst._option_render_cache.keys())}
+        cached = {i for i, o in enumerate(opts) if any(k[0] is o for k in keys())}
         assert cached == {0, 1, 3, 4}, cached
         await pilot.pause()
         assert "changed" in lst.get_option("r2").prompt.plain  # type: ignore[union-attr]

@@ -28,7 +28,7 @@ def test_core_never_imports_textual() -> None:
     for path in (REPO / "core").rglob("*.py"):
         for line in path.read_text().splitlines():
             s = line.strip()
-            assert not (s.startswith("import textual") or s.startswith("from textual")), f"{path}: {s}"
+            assert not (s.startswith(("import textual", "from textual"))), f"{path}: {s}"
 
 
 # Imports flow one way: tui -> core.incidents -> core.commands -> engine ->

@@ -179,7 +179,7 @@ async def test_dispatch_work_does_not_grow_with_finished_history() -> None:
 
 
 async def test_rollback_brings_a_finished_workflow_back_and_it_finishes_again(tmp_path: Path) -> None:
-    eng, clock = await _engine(tmp_path / "r.db")
+    eng, _clock = await _engine(tmp_path / "r.db")
     eng.create_workflow(_spec("w"))
     eng.start_workflow("w")
     await eng.advance(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -37,7 +38,7 @@ async def test_each_row_chains_to_the_previous(db_path: Path) -> None:
     con = sqlite3.connect(db_path)
     rows = con.execute("SELECT seq, prev_hash, hash FROM events ORDER BY seq").fetchall()
     assert rows[0][1] == "0" * 64
-    for (s1, _, h1), (s2, p2, _) in zip(rows, rows[1:]):
+    for (s1, _, h1), (s2, p2, _) in itertools.pairwise(rows):
         assert s2 == s1 + 1 and p2 == h1
 
 
@@ -98,7 +99,7 @@ async def test_damaged_file(db_path: Path) -> None:
     for i in range(4096, len(data), 97):
         data[i] = 0xFF
     db_path.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match="damaged|not an opsdeck"):
+    with pytest.raises(StoreError, match=r"damaged|not an opsdeck"):
         eng2 = await Engine.open(db_path)
         await eng2.close()
 

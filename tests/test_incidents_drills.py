@@ -71,8 +71,8 @@ def test_drill_validates(name: str, tmp_path: Path) -> None:
             assert SEED_FIELDS[head] <= set(json.loads(ln.split(":", 3)[3])), ln[:200]
     assert len(seen) == 2, "the scenario's strategy and completion events, with the seed's fields"
     assert "# drill " + name + ": VALIDATED" in p.stdout
-    latency = [ln for ln in lines if ln.startswith("# detection latency:")][0]
-    recovery = [ln for ln in lines if ln.startswith("# recovery time")][0]
+    latency = next(ln for ln in lines if ln.startswith("# detection latency:"))
+    recovery = next(ln for ln in lines if ln.startswith("# recovery time"))
     assert "n/a" not in latency and "n/a" not in recovery
     assert "# invariants: ok" in p.stdout
     # The database is left behind and verifies (the chain; checkpoints of corrupted

@@ -86,7 +86,7 @@ def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> Non
     first.send_signal(signal.SIGKILL)
     first.wait(5)
     hosts = stored_hosts(db)
-    for _, pid, ct, info in hosts:  # the whole fleet dies with the console this time
+    for _, pid, _ct, info in hosts:  # the whole fleet dies with the console this time
         os.kill(pid, signal.SIGKILL)
         if info.get("task_pgid"):
             try:
@@ -159,7 +159,7 @@ allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for _, pid, ct, info in hosts:  # whatever failed above, leave nothing running
+        for _, pid, _ct, info in hosts:  # whatever failed above, leave nothing running
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
             if info.get("task_pgid"):

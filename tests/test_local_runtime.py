@@ -145,7 +145,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     specialization = "shell"
 """
     )
-    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    engine, runtime, _rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
         await drive(engine, lambda: engine.state.tasks["low/t"].context.progress >= 0.1)
         agent = engine.state.tasks["low/t"].agent

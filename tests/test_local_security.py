@@ -65,27 +65,26 @@ def start_host(run_dir: Path, agent: str = "agent_001") -> tuple[subprocess.Pope
     secret = load_or_create_secret(run_dir)
     sock = socket_path(run_dir, f"{agent}.sock")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    log = open(run_dir / f"{agent}.log", "ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "core.runtimes.agent_host",
-            "--agent",
-            agent,
-            "--socket",
-            str(sock),
-            "--secret-file",
-            str(run_dir / "secret"),
-            "--heartbeat",
-            "0.5",
-        ],
-        stdout=log,
-        stderr=log,
-        env=env,
-        start_new_session=True,
-    )
-    log.close()
+    with open(run_dir / f"{agent}.log", "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "core.runtimes.agent_host",
+                "--agent",
+                agent,
+                "--socket",
+                str(sock),
+                "--secret-file",
+                str(run_dir / "secret"),
+                "--heartbeat",
+                "0.5",
+            ],
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 20
     while not sock.exists():
         assert proc.poll() is None, (run_dir / f"{agent}.log").read_text()
@@ -292,7 +291,7 @@ allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
     )
     old = os.umask(0o022)
     try:
-        engine, runtime, rec = await open_text(deep / "r.db", text, tmp_path)
+        engine, runtime, _rec = await open_text(deep / "r.db", text, tmp_path)
     finally:
         os.umask(old)
     try:

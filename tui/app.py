@@ -16,11 +16,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.console import RenderableType
 from textual import on
 from textual.app import App, ComposeResult
+from textual.command import Provider
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, OptionList
 
@@ -64,7 +65,7 @@ HostFactory = Callable[[], Awaitable[Host]]
 
 class OpsdeckApp(App[int]):
     CSS_PATH = "app.tcss"
-    COMMANDS = {OpsdeckCommands}
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {OpsdeckCommands}
     TITLE = "opsdeck"
     ENABLE_COMMAND_PALETTE = True
 

@@ -13,10 +13,10 @@ nothing is applied. ↑/↓ walk the history of submitted commands.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.suggester import Suggester
@@ -109,7 +109,7 @@ class SlashSuggester(Suggester):
 class CommandLine(Vertical):
     """An input line plus an inline hint/error area; hidden until ``:`` is pressed."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close", show=False),
         Binding("tab", "complete", "Complete", show=False),
         Binding("up", "history(-1)", "Previous command", show=False),

@@ -94,7 +94,7 @@ def fmt_clock(seconds: float) -> str:
 
 def fmt_duration(seconds: float) -> str:
     """A duration as people read it: ``15s``, ``3m 20s``, ``2h 05m``, ``1d 03h``."""
-    s = int(round(max(seconds, 0.0)))
+    s = round(max(seconds, 0.0))
     if s < 60:
         return f"{s}s"
     m, s = divmod(s, 60)

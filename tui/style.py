@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.style import Style
 from textual.app import App
-from textual.color import Color
+from textual.color import Color, ColorParseError
 
 from core.models import AgentStatus, Band, TaskStatus, WorkflowStatus
 
@@ -33,7 +33,7 @@ _CACHE: dict[tuple[str, int], dict[str, str]] = {}
 def _parse(value: str) -> Color | None:
     try:
         return Color.parse(value)
-    except Exception:
+    except ColorParseError:
         return None
 
 

@@ -8,6 +8,7 @@ restrict to) returning :class:`Finding` s. Nothing here changes state. Operation
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -52,7 +53,7 @@ def _active(s: State, only: set[str] | None) -> list[Any]:
 
 def _rate_slope(points: list[tuple[float, float]]) -> float:
     """Median rate of change per second: robust to the steps of tasks starting/ending."""
-    rates = [(v1 - v0) / (t1 - t0) for (t0, v0), (t1, v1) in zip(points, points[1:]) if t1 > t0]
+    rates = [(v1 - v0) / (t1 - t0) for (t0, v0), (t1, v1) in itertools.pairwise(points) if t1 > t0]
     return statistics.median(rates) if rates else 0.0
 
 
@@ -63,7 +64,7 @@ def _lsq_slope(points: list[tuple[float, float]]) -> float:
     vs = [p[1] for p in points]
     mt, mv = statistics.fmean(ts), statistics.fmean(vs)
     den = sum((t - mt) ** 2 for t in ts)
-    return sum((t - mt) * (v - mv) for t, v in zip(ts, vs)) / den if den else 0.0
+    return sum((t - mt) * (v - mv) for t, v in zip(ts, vs, strict=True)) / den if den else 0.0
 
 
 @analysis("resource_leaks", "memory growing steadily per agent (median slope of memory samples)")
@@ -78,7 +79,7 @@ async def resource_leaks(engine: Engine, only: set[str] | None = None) -> list[F
         if len(pts) < 8:
             continue
         rate = _rate_slope(pts) * 60.0  # MB per minute
-        ups = sum(1 for (_, v0), (_, v1) in zip(pts, pts[1:]) if v1 > v0)
+        ups = sum(1 for (_, v0), (_, v1) in itertools.pairwise(pts) if v1 > v0)
         share = ups / (len(pts) - 1)
         if rate > 0.5 and share >= 0.7:
             sev = "critical" if rate > 50 else "high" if rate > 10 else "medium" if rate > 2 else "low"
@@ -328,7 +329,7 @@ async def reallocation(engine: Engine, only: set[str] | None = None) -> list[Fin
         elif w.status is WorkflowStatus.RUNNING and nready > 0 and free <= 0:
             need.append((w.id, nready))
     for (donor, n), (taker, m) in zip(
-        sorted(spare, key=lambda x: -x[1]), sorted(need, key=lambda x: -s.band_rank(x[0]))
+        sorted(spare, key=lambda x: -x[1]), sorted(need, key=lambda x: -s.band_rank(x[0])), strict=False
     ):
         k = min(n, m)
         out.append(

@@ -160,7 +160,7 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
                 usage=spec.usage,
             )
         data = {}
-        for name, arg in zip(spec.json_args, jsons):
+        for name, arg in zip(spec.json_args, jsons, strict=False):
             data[name] = arg.value
             tok_for[name] = arg
     else:

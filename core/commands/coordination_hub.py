@@ -673,7 +673,7 @@ async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecove
             moved = await transfer_contexts(eng, pairs, ctx.actor) if act.context_transfer != "none" else []
             eng.set_setting(
                 "recovery.replacements",
-                {**s.settings.get("recovery.replacements", {}), **{a: b for a, b in pairs}},
+                {**s.settings.get("recovery.replacements", {}), **dict(pairs)},
                 actor=ctx.actor,
             )
             results.append(

@@ -164,9 +164,8 @@ async def _execute(
         except EngineError:
             pass
     engine.end_unit(unit, keep=True)
-    if not engine.readonly and (resp["status"] == "success" or changed):
-        if _transaction_logging(engine):
-            await engine.flush()  # committed before the reply (emergency-data-protection's transaction logging)
+    if not engine.readonly and (resp["status"] == "success" or changed) and _transaction_logging(engine):
+        await engine.flush()  # committed before the reply (emergency-data-protection's transaction logging)
     return resp
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import statistics
+from pathlib import Path
 from typing import Any
 
 from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus, WorkflowStatus
 from ..scheduler import dispatch
+from ..store import file_bytes
 from . import payloads as P
 from .analyses import _lsq_slope
 from .context import Context
@@ -162,9 +165,7 @@ async def usage(ctx: Context, p: P.ResourceQuery) -> Outcome:
         if store is None:
             res["storage"] = {"database_bytes": 0, "note": "in-memory engine: nothing stored"}
         else:
-            import os
-
-            size = sum(os.path.getsize(store.path + suf) for suf in ("", "-wal") if os.path.exists(store.path + suf))
+            size = sum([await asyncio.to_thread(file_bytes, Path(store.path + suf)) for suf in ("", "-wal")])
             res["storage"] = {
                 "database_bytes": size,
                 "capacity_gb": ctx.engine.config.capacity.storage_gb,

@@ -6,12 +6,15 @@ nothing happens), then run step by step against one engine. See :data:`FORMAT`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from ..engine import Engine, EngineError
 from ..events import Event, EventHeader, EventLineError, looks_like_event_line, parse_line
@@ -88,7 +91,7 @@ def _expect(line: int, text: str, negate: bool) -> Step:
     etype, rest = words[0], words[1:]
     try:
         EventHeader(type=etype, component="x", scope="x", data={})
-    except Exception:
+    except ValidationError:
         raise ScriptError(line, f"expect: {etype!r} is not an EVENT_TYPE (UPPER_SNAKE_CASE)") from None
     fields: dict[str, Any] = {}
     for w in rest:
@@ -414,6 +417,6 @@ class ScriptRunner(StepRunner):
 async def run_script_file(
     engine: Engine, path: str | Path, out: Callable[[str], None], quiet: bool = False
 ) -> ScriptResult:
-    text = Path(path).read_text(encoding="utf-8")
+    text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
     steps = parse_script(text)
     return await ScriptRunner(engine, out, quiet=quiet).run(steps)

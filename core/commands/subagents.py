@@ -130,7 +130,9 @@ async def run(ctx: Context, p: P.Subagents) -> Outcome:
             **rep,
         }
 
-    sections = await asyncio.gather(*(one(i, t, names, op) for i, (t, (names, op)) in enumerate(zip(p.tasks, plans))))
+    sections = await asyncio.gather(
+        *(one(i, t, names, op) for i, (t, (names, op)) in enumerate(zip(p.tasks, plans, strict=True)))
+    )
     merged: dict[tuple[str, str, str], dict[str, Any]] = {}
     for sec in sections:
         for f in sec["findings"]:

@@ -779,7 +779,7 @@ async def transfer_context(ctx: Context, p: P.TransferContext) -> Outcome:
     if repl:
         eng.set_setting(
             "recovery.replacements",
-            {**s.settings.get("recovery.replacements", {}), **dict(zip(p.failed_agents, repl))},
+            {**s.settings.get("recovery.replacements", {}), **dict(zip(p.failed_agents, repl, strict=True))},
             actor=ctx.actor,
         )
     moved = await transfer_contexts(eng, pairs, ctx.actor)

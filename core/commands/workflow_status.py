@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus
 from . import payloads as P
 from .context import Context
@@ -156,7 +158,7 @@ async def checkpoint(ctx: Context, p: P.CheckpointRequest) -> Outcome:
 
 
 class Reassign(P.Payload):
-    tasks: list[str] = []
+    tasks: list[str] = Field(default_factory=list)
 
 
 @operation(

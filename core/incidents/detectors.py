@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..commands.monitoring import trigger_pct
 from ..events import Event
@@ -350,7 +350,7 @@ class DataIntegrityDetector(Detector):
     def check(self, now: float) -> Finding | None:
         return None
 
-    PERIOD_BY_FREQUENCY = {"every_minute": 60.0, "hourly": 3600.0}
+    PERIOD_BY_FREQUENCY: ClassVar[dict[str, float]] = {"every_minute": 60.0, "hourly": 3600.0}
 
     def period(self) -> tuple[float, bool]:
         """(seconds between full checks, incremental check at every pump): from the

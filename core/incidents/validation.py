@@ -357,11 +357,12 @@ async def fresh_efficiency(engine: Engine, since: float, until: float | None = N
             and t.attempts == 1
             and t.started_at is not None
             and t.finished_at is not None
+            and t.started_at >= since
+            and (until is None or t.finished_at <= until)
         ):
-            if t.started_at >= since and (until is None or t.finished_at <= until):
-                took = t.finished_at - t.started_at
-                if took > 0 and t.duration_s > 0:
-                    out.append(min(t.duration_s / took, 1.5))
+            took = t.finished_at - t.started_at
+            if took > 0 and t.duration_s > 0:
+                out.append(min(t.duration_s / took, 1.5))
     return out
 
 

@@ -114,10 +114,9 @@ class Host:
     the same task runner with a different ``send``.
     """
 
-    launcher: list[str] = []
-    """An argv prefix for every task (the Ray actor's: ``limits.dies_with_parent()``)."""
-
     def __init__(self, args: argparse.Namespace) -> None:
+        self.launcher: list[str] = []
+        """An argv prefix for every task (the Ray actor's: ``limits.dies_with_parent()``)."""
         self.agent = args.agent
         self.address = args.socket
         self.heartbeat_s = args.heartbeat
@@ -291,15 +290,15 @@ class Host:
         mech_memory = self.mech_memory if cg_path or self.mech_memory != "cgroup" else "rlimit_as"
         command = m.get("command")
         cwd = m.get("cwd") or None
-        kw: dict[str, Any] = dict(
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            limit=1 << 20,
-        )
+        kw: dict[str, Any] = {
+            "cwd": cwd,
+            "env": env,
+            "stdin": asyncio.subprocess.DEVNULL,
+            "stdout": asyncio.subprocess.PIPE,
+            "stderr": asyncio.subprocess.STDOUT,
+            "start_new_session": True,
+            "limit": 1 << 20,
+        }
         try:
             if not command:
                 raise ValueError("the task has no command")

@@ -763,7 +763,8 @@ class LocalRuntime:
         if self._wake is not None:
             self._wake.set()
         deadline = time.monotonic() + self.stop_grace_s + 2.0
-        while time.monotonic() < deadline and any(not h.dead and self._alive(h) for h in self.hosts.values()):
+        # Hosts not started by this process (adopted) signal no exit: their liveness is polled.
+        while time.monotonic() < deadline and any(not h.dead and self._alive(h) for h in self.hosts.values()):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         for h in self.hosts.values():
             if not h.dead and self._alive(h):

@@ -118,7 +118,7 @@ class RayCluster:
         def own() -> None:
             try:
                 c = cls.join(address, num_cpus, resources)
-            except BaseException as exc:  # handed to the awaiting coroutine
+            except BaseException as exc:  # noqa: BLE001 - crosses the thread: the awaiting coroutine re-raises it
                 loop.call_soon_threadsafe(settle, None, exc)
                 return
             c.owner = threading.current_thread()
@@ -358,7 +358,7 @@ class RayRuntime(LocalRuntime):
         assert isinstance(h, _Actor)
         try:
             h.handle.commands.remote(h.batch_no, batch)
-        except Exception:  # Ray itself is unavailable: keep the batch for the next try
+        except Exception:  # noqa: BLE001 - Ray down raises no common type: keep the batch for the next try
             return False
         h.batch_no += 1
         return True
@@ -390,7 +390,7 @@ class RayRuntime(LocalRuntime):
         while not h.dead:
             try:
                 pending = asyncio.ensure_future(h.handle.poll.remote(h.cursor, self.heartbeat_s))
-            except Exception:  # Ray itself is unavailable (not this actor): silent, try again
+            except Exception:  # noqa: BLE001 - Ray itself unavailable (no common type): silent, try again
                 self._unanswered(h)
                 await asyncio.sleep(self.heartbeat_s)
                 continue

@@ -105,6 +105,7 @@ class AgentActor:
         self.next_batch = 0
         self.turn: asyncio.Condition | None = None
         self.sampler: Sampler | None = None
+        self.loops: list[asyncio.Task[None]] = []
         self.node = {
             "hostname": socket.gethostname(),
             "ip": ray.util.get_node_ip_address(),
@@ -121,9 +122,12 @@ class AgentActor:
             self.turn = asyncio.Condition()
             self.sampler = Sampler()
             loop = asyncio.get_running_loop()
-            loop.create_task(self.host.heartbeat())
-            loop.create_task(self._sample())
-            loop.create_task(self._orphaned())
+            # Held for the actor's life: the loop keeps only weak references to tasks.
+            self.loops = [
+                loop.create_task(self.host.heartbeat()),
+                loop.create_task(self._sample()),
+                loop.create_task(self._orphaned()),
+            ]
         return self.host
 
     async def hello(self) -> dict[str, Any]:

@@ -22,6 +22,9 @@ from core.incidents.model import SCENARIOS
 
 from ..output import LinePrinter
 
+DRILL_FLEET = Path(__file__).resolve().parents[2] / "examples" / "drill_fleet.toml"
+"""The live drills' fleet when no --file is given."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -194,7 +197,7 @@ async def _drill_local(db: Path, config: Any, args: argparse.Namespace) -> int:
         )
     if args.approve == "manual":
         raise DrillError("--approve manual needs the simulated runtime (decisions are read between clock steps)")
-    path = Path(args.file) if args.file else Path(__file__).resolve().parents[2] / "examples" / "drill_fleet.toml"
+    path = Path(args.file) if args.file else DRILL_FLEET
     try:
         wfile, specs = load_workflow_file(path)
     except WorkflowFileError as exc:

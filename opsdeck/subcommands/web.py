@@ -77,7 +77,7 @@ async def _serve(args: argparse.Namespace, db: Path, config: Path | None, token:
         waits = [asyncio.ensure_future(stop.wait())]
         if host_proc is not None:
             waits.append(asyncio.ensure_future(host_proc.wait()))
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
             t.cancel()
         if host_proc is not None and host_proc.returncode is not None and not stop.is_set():

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.host.client import HostClient
+from core.host.client import HostClient, HostGone
 from core.host.lease import current_holder
 
 from . import WebError
@@ -68,7 +68,7 @@ async def _healthy(db: Path) -> bool:
     try:
         await client.health()
         return True
-    except Exception:  # not listening yet, or going away: ask again
+    except (HostGone, TimeoutError, OSError):  # not listening yet, or going away: ask again
         return False
     finally:
         await client.close()
@@ -84,7 +84,7 @@ async def ensure_host(db: Path, demo: bool, config: Path | None) -> HostProcess 
         if loop.time() > deadline:
             raise WebError(f"{db}: held by {holder.describe()}, which does not answer on its socket")
         await asyncio.sleep(0.2)
-    if not demo and not db.exists():
+    if not demo and not await asyncio.to_thread(db.exists):
         raise WebError(f"no such database: {db} (pass --demo for the demo fleet, or start its host with opsdeck serve)")
     cmd = [sys.executable, "-m", "opsdeck"]
     if config is not None:

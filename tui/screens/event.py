@@ -4,13 +4,14 @@ line in the seed's ``TYPE:component:scope:{json}`` form. ``y`` copies the line."
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -52,7 +53,7 @@ def event_body(app, ev: Event) -> RenderableType:  # type: ignore[no-untyped-def
 
 
 class EventScreen(Screen[None]):
-    BINDINGS = [Binding("escape,q", "close", "Close"), Binding("y", "copy", "Copy line")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Close"), Binding("y", "copy", "Copy line")]
 
     def __init__(self, event: Event) -> None:
         super().__init__()

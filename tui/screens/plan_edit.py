@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static, TextArea
@@ -19,7 +19,10 @@ Validator = Callable[[Any], Awaitable[str | None]]
 class PlanEditScreen(ModalScreen[Any]):
     """Dismisses with the accepted (parsed) plan, or None when cancelled."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "accept", "Validate & accept")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "accept", "Validate & accept"),
+    ]
 
     def __init__(self, plan_id: str, document: Any, validate: Validator) -> None:
         super().__init__()

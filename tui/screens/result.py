@@ -8,13 +8,13 @@ panels, the error with its suggestions). ``j`` switches to the raw JSON response
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.console import RenderableType
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -34,7 +34,7 @@ def body_frame() -> ComposeResult:
 
 
 class ResultScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Close"),
         Binding("y", "copy", "Copy JSON"),
         Binding("j", "toggle_json", "Raw JSON"),

@@ -31,7 +31,13 @@ def fit_tasks(tasks: list[str], width: int) -> dict[str, str]:
     own = [t.partition("/")[2] or t for t in tasks]
     if len(set(own)) == len(own):
         # Too narrow for the workflow part: the task's own name, while it stays unambiguous.
-        out.update({t: n for t, n in zip(tasks, own) if len(t) > width and len(n) <= width and width - len(n) - 1 < 5})
+        out.update(
+            {
+                t: n
+                for t, n in zip(tasks, own, strict=True)
+                if len(t) > width and len(n) <= width and width - len(n) - 1 < 5
+            }
+        )
     for t in tasks:
         if len(t) <= width or "/" not in t:
             continue

@@ -16,10 +16,11 @@ import json
 import time
 from array import array
 from collections import OrderedDict
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -59,7 +60,7 @@ class LRU(OrderedDict):
 
 class EventLog(ScrollView, can_focus=True):
     BORDER_TITLE = "Event log"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end,G", "follow_end", "End/follow", show=False),
         Binding("home,g", "scroll_home", "Top", show=False),
         Binding("up", "cursor(-1)", "Cursor up", show=False),
@@ -117,10 +118,9 @@ class EventLog(ScrollView, can_focus=True):
         super().watch_scroll_y(old, new)
         if new < old - 0.5 and new < self.max_scroll_y:
             self.follow = False
-        elif new >= self.max_scroll_y:
-            if not self.follow:
-                self.follow = True
-                self.unseen = 0
+        elif new >= self.max_scroll_y and not self.follow:
+            self.follow = True
+            self.unseen = 0
         self._update_title()
 
     # -- feeding ----------------------------------------------------------------
@@ -349,10 +349,7 @@ class EventLog(ScrollView, can_focus=True):
     def visible_ready(self) -> bool:
         """Whether every row on screen has its event (for tests and the benchmark)."""
         top = int(self.scroll_offset.y)
-        for i in range(top, min(top + self.size.height, self.count)):
-            if self._event(self.seq_at(i)) is None:
-                return False
-        return True
+        return all(self._event(self.seq_at(i)) is not None for i in range(top, min(top + self.size.height, self.count)))
 
     # -- cursor and event detail -------------------------------------------------
     def action_cursor(self, delta: int) -> None:

@@ -9,9 +9,11 @@ view by a column.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
@@ -55,7 +57,7 @@ def distinct_names(names: list[str], width: int) -> dict[str, str]:
 
 
 class LiveList(OptionList):
-    BINDINGS = [Binding("s", "cycle_sort", "Sort", show=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("s", "cycle_sort", "Sort", show=True)]
     SORTS: tuple[str, ...] = ()
     """The sort keys ``s`` cycles through; the first is the default."""
     NAME = "List"
@@ -144,9 +146,9 @@ class LiveList(OptionList):
         list (the worst part of a frame under the live demo)."""
         opt = self.get_option(oid)
         opt._set_prompt(prompt)
-        cache = self._option_render_cache
-        for key in [k for k in cache.keys() if k[0] is opt]:
-            cache.discard(key)
+        keys = self._option_render_cache.keys()  # an LRUCache: not iterable itself
+        for key in [k for k in keys if k[0] is opt]:
+            self._option_render_cache.discard(key)
 
     @property
     def selected_id(self) -> str | None:

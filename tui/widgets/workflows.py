@@ -8,10 +8,10 @@ one summary row unless ``F`` shows them; ``s`` cycles the sort key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from core.models import Band, WorkflowStatus
 
@@ -79,7 +79,7 @@ SORTS = {
 class Workflows(LiveList):
     NAME = "Workflows"
     SORTS = tuple(SORTS)
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("F", "toggle_finished", "Show/hide finished", show=True),
         Binding("m", "toggle_mark", "Mark", show=True),
     ]
