@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,75 +39,129 @@ def line_col(text: str, offset: int) -> tuple[int, int]:
     return line, col
 
 
+MAX_COMMAND_CHARS = 262_144
+"""The longest command text accepted (256 Ki characters): longer text is refused
+before it is split, with an error naming the limit."""
+
+
 @dataclass
 class Token:
-    """One shell word: its value and the text offset of each of its characters."""
+    """One shell word: its value and where its characters came from in the text.
+
+    ``runs`` holds ``(value index, text offset)`` at the start of each stretch of
+    characters copied contiguously from the text (a quote or an escape starts a new
+    one), so a character's offset is found by bisection without one entry per
+    character."""
 
     value: str
     start: int
-    positions: list[int] = field(default_factory=list)
+    runs: list[tuple[int, int]] = field(default_factory=list)
     quoted: bool = False
 
     def offset_of(self, i: int) -> int:
         """Text offset of the value's i-th character (end of token if past it)."""
-        if not self.positions:
+        if not self.runs:
             return self.start
-        if i < len(self.positions):
-            return self.positions[i]
-        return self.positions[-1] + 1
+        if i >= len(self.value):
+            vi, off = self.runs[-1]
+            return off + (len(self.value) - 1 - vi) + 1
+        k = bisect_right(self.runs, (i, sys.maxsize)) - 1
+        vi, off = self.runs[max(k, 0)]
+        return off + (i - vi)
+
+
+_PLAIN = re.compile(r"""[^\s'"\\]+""")
+_IN_DOUBLE = re.compile(r'[^"\\]+')
+_DOUBLE_ESCAPES = '"\\$`\n'
+
+
+class _Builder:
+    """The value of the token being read, as pieces joined once (linear time)."""
+
+    def __init__(self, start: int) -> None:
+        self.token = Token("", start)
+        self.parts: list[str] = []
+        self.length = 0
+        self.next_offset = -1
+
+    def add(self, piece: str, offset: int) -> None:
+        if offset != self.next_offset:
+            self.token.runs.append((self.length, offset))
+        self.parts.append(piece)
+        self.length += len(piece)
+        self.next_offset = offset + len(piece)
+
+    def done(self) -> Token:
+        self.token.value = "".join(self.parts)
+        return self.token
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split shell-style, keeping character positions; unterminated quotes are errors."""
+    """Split shell-style, keeping character positions; unterminated quotes are errors.
+    Linear in the length of the text; text over :data:`MAX_COMMAND_CHARS` is refused."""
+    if len(text) > MAX_COMMAND_CHARS:
+        raise CommandSyntaxError(
+            f"the command is {len(text):,} characters long; the limit is {MAX_COMMAND_CHARS:,}",
+            "",
+            0,
+            code="COMMAND_TOO_LONG",
+            details={"length": len(text), "limit": MAX_COMMAND_CHARS},
+        )
     tokens: list[Token] = []
     i = 0
     n = len(text)
-    cur: Token | None = None
+    cur: _Builder | None = None
     while i < n:
         c = text[i]
         if c.isspace():
             if cur is not None:
-                tokens.append(cur)
+                tokens.append(cur.done())
                 cur = None
             i += 1
             continue
         if cur is None:
-            cur = Token("", i)
+            cur = _Builder(i)
         if c == "'":
             end = text.find("'", i + 1)
             if end < 0:
                 raise CommandSyntaxError("unterminated single quote", text, i, details={"expected": "a closing '"})
-            cur.quoted = True
-            for j in range(i + 1, end):
-                cur.value += text[j]
-                cur.positions.append(j)
+            cur.token.quoted = True
+            if end > i + 1:
+                cur.add(text[i + 1 : end], i + 1)
             i = end + 1
         elif c == '"':
             j = i + 1
-            cur.quoted = True
+            cur.token.quoted = True
             while True:
+                m = _IN_DOUBLE.match(text, j)
+                if m is not None:
+                    cur.add(m.group(), j)
+                    j = m.end()
                 if j >= n:
                     raise CommandSyntaxError("unterminated double quote", text, i, details={"expected": 'a closing "'})
-                d = text[j]
-                if d == '"':
+                if text[j] == '"':
                     break
-                if d == "\\" and j + 1 < n and text[j + 1] in '"\\$`\n':
+                # a backslash: it escapes only these characters, else it is itself
+                if j + 1 < n and text[j + 1] in _DOUBLE_ESCAPES:
+                    cur.add(text[j + 1], j + 1)
+                    j += 2
+                else:
+                    cur.add("\\", j)
                     j += 1
-                    d = text[j]
-                cur.value += d
-                cur.positions.append(j)
-                j += 1
             i = j + 1
         elif c == "\\" and i + 1 < n:
-            cur.value += text[i + 1]
-            cur.positions.append(i + 1)
+            cur.add(text[i + 1], i + 1)
             i += 2
         else:
-            cur.value += c
-            cur.positions.append(i)
-            i += 1
+            m = _PLAIN.match(text, i)
+            if m is None:  # a lone backslash at the very end
+                cur.add(c, i)
+                i += 1
+            else:
+                cur.add(m.group(), i)
+                i = m.end()
     if cur is not None:
-        tokens.append(cur)
+        tokens.append(cur.done())
     return tokens
 
 
@@ -195,15 +251,50 @@ def parse(text: str) -> ParsedCommand:
 
 
 def parse_json(tok: Token, text: str) -> Any:
-    """Decode a JSON argument; an error names the line and column in the whole text."""
+    """Decode a JSON argument; an error names the line and column in the whole text.
+    A ``\\uD800``-style escape that decodes to half a surrogate pair is refused: such a
+    string is not text and could not be stored or hashed."""
     try:
-        return json.loads(tok.value)
+        value = json.loads(tok.value)
     except json.JSONDecodeError as exc:
         raise CommandSyntaxError(
             f"invalid JSON: {exc.msg}", text, tok.offset_of(exc.pos), code="INVALID_JSON"
         ) from None
     except RecursionError:
         raise CommandSyntaxError("invalid JSON: nested too deeply", text, tok.start, code="INVALID_JSON") from None
+    if _SURROGATE_ESCAPE.search(tok.value) and _has_lone_surrogate(value):
+        m = _LONE_ESCAPE.search(tok.value)
+        raise CommandSyntaxError(
+            "invalid JSON: a \\u escape is half of a surrogate pair (not a character)",
+            text,
+            tok.offset_of(m.start()) if m else tok.start,
+            code="INVALID_JSON",
+        )
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<![0-9a-fA-F]{4})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string (or key) in a decoded JSON value cannot be encoded as UTF-8."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 def json_positions(src: str) -> dict[tuple[Any, ...], int]:

@@ -524,9 +524,16 @@ class CreateWorkflow(Payload):
     start: bool = False
 
 
+MAX_LABEL_CHARS = 200
+"""The longest checkpoint label: a label is kept with its checkpoint and shown in
+lists, so it is a name, not a document."""
+
+Label = Annotated[str, Field(max_length=MAX_LABEL_CHARS, description=f"a name, at most {MAX_LABEL_CHARS} characters")]
+
+
 class CheckpointRequest(Payload):
     kind: Literal["phase_complete", "incremental", "emergency", "manual"] = "manual"
-    label: str = ""
+    label: Label = ""
 
 
 class RestoreRequest(Payload):
@@ -582,7 +589,7 @@ class WindowRequest(Payload):
 
 
 class SaveState(Payload):
-    label: str = ""
+    label: Label = ""
 
 
 class LoadState(Payload):

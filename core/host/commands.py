@@ -10,7 +10,7 @@ and the command says so instead of pretending.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -61,7 +61,9 @@ class DrillRequest(Payload):
 
 
 class AdvanceRequest(Payload):
-    duration: Duration = Field(gt=0, description="simulated time to run forward now: 30s, 5m, 1h")
+    duration: Annotated[Duration, Field(gt=0)] | Literal["cancel"] = Field(
+        description="simulated time to run forward: 30s, 5m, 1h; or cancel (stops a running advance)"
+    )
 
 
 def _clock(host: Host) -> dict[str, object]:
@@ -139,9 +141,12 @@ async def clock(ctx: Context, p: ClockRequest) -> Outcome:
     kind="lifecycle",
     payload=AdvanceRequest,
     word_arg="duration",
-    summary="run the host's simulated clock forward now (scripts' advance); refused on a real-time host",
+    summary="run the host's simulated clock forward in steps (cancel stops it); refused on a real-time host",
 )
 async def advance(ctx: Context, p: AdvanceRequest) -> Outcome:
+    """The clock runs forward one step of 30 simulated seconds at a time; other
+    commands (and ``/host advance cancel``) run between steps, ``/host status`` shows
+    how far it got, and the command is answered when the advance ends."""
     host = host_of(ctx)
     if not host.virtual:
         raise CommandError(
@@ -150,12 +155,26 @@ async def advance(ctx: Context, p: AdvanceRequest) -> Outcome:
             "simulated time cannot be advanced; wait for real events instead",
             _clock(host),
         )
-    before = host.engine.clock.now()
-    await host.advance_locked(p.duration)
-    st = _clock(host)
+    now = host.engine.clock.now()
+    if p.duration == "cancel":
+        job = host.cancel_advance()
+        if job is None:
+            raise CommandError("NOT_ADVANCING", "no advance is running", _clock(host), ["/host status"])
+        return Outcome(
+            {**_clock(host), "advance": job.report(now)},
+            f"advance to t={job.target:g}s cancelled at t={now:g}s (it stops after the step under way)",
+            ["/host status"],
+        )
+    try:
+        job = host.start_advance(p.duration)
+    except HostError as exc:
+        raise CommandError(
+            "ADVANCE_RUNNING", str(exc), _clock(host), ["/host advance cancel", "/host status"]
+        ) from None
     return Outcome(
-        {**st, "advanced_s": round(host.engine.clock.now() - before, 3)},
-        f"advanced {p.duration:g}s to t={st['clock']:g}s",
+        {**_clock(host), "advance": job.report(now)},
+        f"advancing {p.duration:g}s from t={now:g}s to t={job.target:g}s in steps; other commands run between them",
+        ["/host status", "/host advance cancel"],
     )
 
 

@@ -16,6 +16,8 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,42 @@ ADVANCE_CHUNK_S = 30.0
 """Simulated seconds per step when the clock is run forward as fast as possible."""
 
 
+_AFTER_COMMAND: ContextVar[list[Advance] | None] = ContextVar("opsdeck_after_command", default=None)
+"""Work in steps a command started, which :meth:`Host.execute` waits for after the lock."""
+
+
+@dataclass
+class Advance:
+    """A run of the simulated clock forward, in steps (``/host advance``)."""
+
+    start: float
+    target: float
+    cancelled: bool = False
+    done: bool = False
+    reached: float | None = None
+    error: str | None = None
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def outcome(self) -> str:
+        """What the advance did, in words."""
+        at = self.reached if self.reached is not None else self.start
+        if self.error:
+            return f"advance to t={self.target:g}s stopped at t={at:g}s: {self.error}"
+        if self.cancelled and at < self.target:
+            return f"advance to t={self.target:g}s cancelled at t={at:g}s"
+        return f"advanced {at - self.start:g}s to t={at:g}s"
+
+    def report(self, now: float) -> dict[str, Any]:
+        return {
+            "from": round(self.start, 3),
+            "to": round(self.target, 3),
+            "at": round(self.reached if self.reached is not None else now, 3),
+            "done": self.done,
+            "cancelled": self.cancelled,
+            "error": self.error,
+        }
+
+
 class Host:
     """One live engine, its runtime and pacing, and everything that acts on them."""
 
@@ -68,6 +106,8 @@ class Host:
         self.clock_running = self.virtual and self.speed > 0
         self.manager = IncidentManager(engine, approve_mode=approve_mode)
         self.drill: Drill | None = None
+        self.advancing: Advance | None = None
+        """The latest ``/host advance`` (running or finished)."""
         self.lock = asyncio.Lock()
         """Commands and clock steps run one at a time: a command sees one instant."""
         self.started_at = time.time()
@@ -208,15 +248,30 @@ class Host:
             if drill is None
             else {"name": drill.name, "inject_at": drill.inject_at, "injected": drill.injected, "done": drill.done},
             "workflows": eng.summary()["workflows"],
+            "advance": None if self.advancing is None else self.advancing.report(eng.clock.now()),
         }
 
     # -- the one command path -----------------------------------------------------
     async def execute(self, text: str, actor: str = "operator") -> dict[str, Any]:
-        """Run one command and commit its events before answering."""
-        async with self.lock:
-            resp = await run_command(self.engine, text, actor=actor)
-            await self.engine.flush()
+        """Run one command and commit its events before answering. A command that
+        started work in steps (``/host advance``) is answered when that work ends; the
+        lock is free meanwhile, so other commands run between its steps."""
+        after: list[Advance] = []
+        token = _AFTER_COMMAND.set(after)
+        try:
+            async with self.lock:
+                resp = await run_command(self.engine, text, actor=actor)
+                await self.engine.flush()
+        finally:
+            _AFTER_COMMAND.reset(token)
         self._wake()
+        for job in after:
+            if job.task is not None:
+                await job.task
+            if resp.get("status") == "success" and isinstance(resp.get("result"), dict):
+                resp["result"]["advance"] = job.report(self.engine.clock.now())
+                resp["result"]["clock"] = round(self.engine.clock.now(), 3)
+                resp["result"]["summary"] = job.outcome()
         return resp
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -255,24 +310,55 @@ class Host:
             await self.manager.pump()
         await self.engine.flush()
 
-    async def advance_locked(self, seconds: float) -> None:
-        """Run the simulated clock ``seconds`` forward as fast as it goes (lock held)."""
+    async def advance(self, seconds: float, job: Advance | None = None) -> None:
+        """Run the simulated clock ``seconds`` forward as fast as it goes, one step
+        (:data:`ADVANCE_CHUNK_S`) per turn of the lock, so commands from clients run
+        between steps. Stops early when the host closes or :meth:`cancel_advance`."""
         if not self.virtual:
             raise HostError("this host runs in real time: its clock cannot be advanced")
         end = self.engine.clock.now() + seconds
-        while self.engine.clock.now() < end:
-            await self.step(min(ADVANCE_CHUNK_S, end - self.engine.clock.now()))
-
-    async def advance(self, seconds: float) -> None:
-        """:meth:`advance_locked` in steps, letting clients in between them."""
-        if not self.virtual:
-            raise HostError("this host runs in real time: its clock cannot be advanced")
-        end = self.engine.clock.now() + seconds
-        while self.engine.clock.now() < end and not self.closing:
+        while self.engine.clock.now() < end and not self.closing and not (job is not None and job.cancelled):
             async with self.lock:
                 await self.step(min(ADVANCE_CHUNK_S, end - self.engine.clock.now()))
             self._wake()
             await asyncio.sleep(0)
+
+    def start_advance(self, seconds: float) -> Advance:
+        """Begin :meth:`advance` in the background (``/host advance``): the command
+        answers at once, commands and a cancel interleave with the steps."""
+        if not self.virtual:
+            raise HostError("this host runs in real time: its clock cannot be advanced")
+        if self.advancing is not None and not self.advancing.done:
+            raise HostError(
+                f"the clock is already advancing to t={self.advancing.target:g}s; /host advance cancel stops it"
+            )
+        now = self.engine.clock.now()
+        job = Advance(start=now, target=now + seconds)
+        self.advancing = job
+
+        async def run() -> None:
+            try:
+                await self.advance(seconds, job)
+            except Exception as exc:  # noqa: BLE001 - recorded on the job, shown by /host status
+                job.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                job.done = True
+                job.reached = self.engine.clock.now()
+                self._wake()
+
+        job.task = asyncio.create_task(run(), name="opsdeck-host-advance")
+        waiting = _AFTER_COMMAND.get()
+        if waiting is not None:
+            waiting.append(job)  # Host.execute answers once it is done
+        return job
+
+    def cancel_advance(self) -> Advance | None:
+        """Stop a running advance after its current step; the job, or None if none ran."""
+        job = self.advancing
+        if job is None or job.done:
+            return None
+        job.cancelled = True
+        return job
 
     async def tick(self, wall_seconds: float) -> None:
         """One beat of the pacing loop (lock held)."""
@@ -333,6 +419,8 @@ class Host:
         self._closed = True
         self.closing = True
         self._wake()
+        if self.advancing is not None and self.advancing.task is not None:
+            await asyncio.gather(self.advancing.task, return_exceptions=True)  # it stops at its next step
         try:
             if self.server is not None:
                 await self.server.stop()

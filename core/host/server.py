@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..commands.coordination_hub import subscribed_types
+from ..commands.grammar import MAX_COMMAND_CHARS
 from ..private import is_private, write_private
 from .metrics import CONTENT_TYPE, exposition, registry_for, start_counting
 from .paths import host_socket_path, token_path
@@ -43,6 +44,8 @@ SERVER_KEY: web.AppKey[HostServer] = web.AppKey("server")
 PROTECTED = ("/v1/commands", "/v1/events")
 """Paths that need the bearer token over TCP."""
 BATCH = 2000
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number SQLite can hold (a signed 64-bit integer)."""
 KEEPALIVE_S = 1.0
 """An idle stream sends a comment this often, so a vanished reader is noticed."""
 
@@ -51,8 +54,17 @@ class CommandRequest(BaseModel):
     """The body of ``POST /v1/commands``."""
 
     model_config = ConfigDict(extra="forbid")
-    command: str = Field(min_length=1, max_length=1_000_000, description="a slash command")
+    command: str = Field(min_length=1, max_length=MAX_COMMAND_CHARS, description="a slash command")
     actor: str = Field("operator", min_length=1, max_length=200, description="who it is recorded as")
+
+    @field_validator("command", "actor")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"character {exc.start + 1} is half of a surrogate pair, not text") from None
+        return v
 
 
 def bad_request(code: str, message: str, details: dict[str, Any] | None = None, status: int = 400) -> web.Response:
@@ -208,6 +220,7 @@ class HostServer:
             "simulated",
             "started_at",
             "listen",
+            "advance",
         )
         return web.json_response({k: st[k] for k in keys})
 
@@ -241,11 +254,15 @@ class HostServer:
     async def events(self, request: web.Request) -> web.StreamResponse:
         raw = request.query.get("since", "0")
         try:
+            if len(raw) > 20:
+                raise ValueError
             since = int(raw)
-            if since < 0:
+            if not 0 <= since <= MAX_SEQ:
                 raise ValueError
         except ValueError:
-            return bad_request("INVALID_REQUEST", f"since={raw!r}: expected a sequence number (an integer >= 0)")
+            return bad_request(
+                "INVALID_REQUEST", f"since={raw[:40]!r}: expected a sequence number (an integer 0..{MAX_SEQ})"
+            )
         host = self.host
         store = host.engine.store
         if store is None:
