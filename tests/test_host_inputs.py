@@ -31,7 +31,9 @@ def engine():  # type: ignore[no-untyped-def]
 
 
 def test_tokenizing_is_linear_in_the_text() -> None:
-    """A command at the limit splits in about the time of one a tenth its size, times ten."""
+    """A command at the limit splits in about ten times the time of one a tenth its size
+    (quadratic splitting would take a hundred times); the absolute bound is loose, the
+    machine running the suite is shared."""
 
     def split_time(n: int) -> float:
         text = "/debug " + ('\'ab\' "c\\"d" e\\ f ' * (n // 18))
@@ -41,7 +43,7 @@ def test_tokenizing_is_linear_in_the_text() -> None:
 
     small = min(split_time(MAX_COMMAND_CHARS // 10) for _ in range(3))
     big = min(split_time(MAX_COMMAND_CHARS) for _ in range(3))
-    assert big < 1.0, f"{MAX_COMMAND_CHARS} characters took {big:.2f}s"
+    assert big < 10.0, f"{MAX_COMMAND_CHARS} characters took {big:.2f}s"
     assert big < 30 * small, f"10x the text took {big / small:.1f}x the time: not linear"
 
 
@@ -51,7 +53,7 @@ def test_a_long_json_argument_keeps_its_positions() -> None:
     t0 = time.perf_counter()
     with pytest.raises(Exception) as exc:
         parse(text)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 5.0
     assert getattr(exc.value, "code", None) == "INVALID_JSON"
     assert getattr(exc.value, "offset", None) == text.index("1}")
 
@@ -61,7 +63,7 @@ async def test_a_million_character_command_is_refused_at_once(engine) -> None:  
     text = "/debug '" + "y" * 1_000_000 + "'"
     t0 = time.perf_counter()
     resp = await run_command(engine, text)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 5.0  # refused before it is split: milliseconds on an idle machine
     assert resp["status"] == "error" and resp["error"]["code"] == "COMMAND_TOO_LONG"
     assert resp["error"]["details"]["limit"] == MAX_COMMAND_CHARS
     assert engine.state.state_hash() == before

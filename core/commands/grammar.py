@@ -71,6 +71,8 @@ class Token:
 
 
 _PLAIN = re.compile(r"""[^\s'"\\]+""")
+_SIMPLE_WORD = re.compile(r"""[^\s'"\\]+(?=\s|\Z)""")
+_SPACE = re.compile(r"\s+")
 _IN_DOUBLE = re.compile(r'[^"\\]+')
 _DOUBLE_ESCAPES = '"\\$`\n'
 
@@ -117,9 +119,14 @@ def tokenize(text: str) -> list[Token]:
             if cur is not None:
                 tokens.append(cur.done())
                 cur = None
-            i += 1
+            i = _SPACE.match(text, i).end()  # type: ignore[union-attr]
             continue
         if cur is None:
+            m = _SIMPLE_WORD.match(text, i)
+            if m is not None:  # the common case: a word without quotes or escapes
+                tokens.append(Token(m.group(), i, [(0, i)]))
+                i = m.end()
+                continue
             cur = _Builder(i)
         if c == "'":
             end = text.find("'", i + 1)
