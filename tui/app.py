@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
+from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
 from textual.command import Provider
@@ -34,7 +35,7 @@ from core.host.replica import Replica
 from core.store import StoreError
 from themes import DEFAULT_THEME, THEMES
 
-from . import operator
+from . import awaiting, operator
 from .command_line import CommandLine
 from .command_table import BY_ACTION, bindings, with_overrides
 from .dialogs import approved_while_paused, drill_confirm, finished_note, outcome_text, workflow_confirm
@@ -54,7 +55,7 @@ from .style import color
 from .widgets.agent_pools import AgentPools
 from .widgets.event_log import EventLog
 from .widgets.header_gauges import HeaderGauges
-from .widgets.incidents import WAITING, Incidents, plan_status, plan_steps, step_text, waiting_plans
+from .widgets.incidents import Incidents, plan_steps, step_text
 from .widgets.live_list import Pane
 from .widgets.workflows import Workflows
 
@@ -402,28 +403,22 @@ class OpsdeckApp(App[int]):
         opt = self.workflows_pane.highlighted_option
         return opt.id.split(":", 1)[1] if opt is not None and opt.id and opt.id.startswith("wf:") else None
 
-    def selected_plan(self) -> str | None:
-        """The highlighted plan (or the plan of the highlighted incident), else the oldest waiting one."""
+    def highlighted_plan(self) -> str | None:
+        """The plan the operator points at: the incident screen's plan in force, else the
+        plan of the highlighted incidents-pane row (a plan, one of its steps, an incident)."""
         link = self.link
         if link is None:
             return None
-        plans = link.state.plans
         if isinstance(self.screen, IncidentScreen):
-            for pid, p in plans.items():
-                if (p.get("incident") or p.get("incident_id")) == self.screen.key:
-                    return pid
+            return awaiting.plan_for_incident(link.state, self.screen.key)
         opt = self.incidents_pane.highlighted_option
-        if opt is not None and opt.id:
-            kind, _, key = opt.id.partition(":")
-            if kind == "plan" and key in plans:
-                return key
-            if kind == "incident":
-                mine = [pid for pid, p in plans.items() if (p.get("incident") or p.get("incident_id")) == key]
-                waiting = [pid for pid in mine if plan_status(plans[pid]) in WAITING]
-                if waiting or mine:
-                    return (waiting or mine)[-1]
-        waiting = waiting_plans(link)
-        return waiting[0] if waiting else None
+        return awaiting.plan_of_row(link.state, opt.id if opt is not None else None)
+
+    def decision_target(self, action: str) -> awaiting.Target:
+        """The plan ``action`` acts on now (see :mod:`tui.awaiting`)."""
+        if self.link is None:
+            return awaiting.Target(None, "the console is still opening the database")
+        return awaiting.target(self.link.state, action, self.highlighted_plan())
 
     def selected_resumption(self) -> str | None:
         link = self.link
@@ -645,22 +640,31 @@ class OpsdeckApp(App[int]):
     def _plan_action(self, action: str, verb: str) -> None:
         if self.link_for(action) is None:
             return
-        pid = self.selected_plan()
-        if pid is None:
-            self.notify("no plan is waiting for approval", severity="warning")
+        first = self.decision_target(action)
+        if first.plan is None:
+            self.notify(first.note, title=f"{verb.lower()}: no plan", severity="warning", timeout=6)
             return
+        pid = first.plan
 
         async def run() -> None:
-            if not await self.confirm(f"{verb} plan {pid}?", self._plan_detail(pid), verb, wide=True):
+            detail = self._plan_detail(pid)
+            if first.note:
+                detail = Group(Text(first.note, style=f"bold {color(self, 'warning')}"), Text(""), detail)
+            if not await self.confirm(f"{verb} plan {pid}?", detail, verb, wide=True):
                 self.notify(f"{verb.lower()} cancelled; nothing changed", timeout=3)
                 return
-            res = await self.send(operator.plan_command(action, pid), f"{verb} {pid}")
             link = self.link
-            note = (
-                approved_while_paused(link.clock.virtual, link.clock_running)
-                if link is not None and action == "approve"
-                else None
-            )
+            # The state moved while the dialog was open: decide only on a plan that still awaits it.
+            if link is None or pid not in link.state.plans or not awaiting.awaits(link.state.plans[pid], action):
+                now = (
+                    awaiting.plan_state(link.state.plans[pid])
+                    if link is not None and pid in link.state.plans
+                    else "gone"
+                )
+                self.notify(f"{pid} is {now} now: nothing was done", severity="warning", timeout=8)
+                return
+            res = await self.send(operator.plan_command(action, pid), f"{verb} {pid}")
+            note = approved_while_paused(link.clock.virtual, link.clock_running) if action == "approve" else None
             if res.get("status") == "success" and note:
                 self.notify(note, severity="warning", timeout=8)
 
@@ -675,14 +679,33 @@ class OpsdeckApp(App[int]):
     def action_abort_plan(self) -> None:
         self._plan_action("abort_plan", "Abort")
 
+    def action_next_decision(self) -> None:
+        """Bring the next plan awaiting approval into view in the incidents pane."""
+        link = self.need_link()
+        if link is None:
+            return
+        pid = awaiting.next_decision(link.state, self.highlighted_plan())
+        if pid is None:
+            self.notify("no plan awaits a decision", timeout=4)
+            return
+        while len(self.screen_stack) > 1:  # a detail screen: back to the panes
+            self.pop_screen()
+        pane = self.incidents_pane
+        pane.refresh_from(link)
+        pane.show_row(f"plan:{pid}")
+        pane.focus()
+
     def action_edit_plan(self) -> None:
         link = self.link_for("edit_plan")
         if link is None:
             return
-        pid = self.selected_plan()
-        if pid is None:
-            self.notify("no plan to edit", severity="warning")
+        t = self.decision_target("edit_plan")
+        if t.plan is None:
+            self.notify(t.note, title="edit: no plan", severity="warning", timeout=6)
             return
+        pid = t.plan
+        if t.note:
+            self.notify(f"editing {t.note}", timeout=6)
         document = [step_text(s) for s in plan_steps(link.state.plans[pid])]
 
         async def validate(doc: Any) -> str | None:

@@ -63,10 +63,6 @@ def incident_of(plan: dict[str, Any]) -> str | None:
     return str(v) if v else None
 
 
-def waiting_plans(engine: Link) -> list[str]:
-    return [pid for pid, p in engine.state.plans.items() if plan_status(p) in WAITING]
-
-
 class Incidents(LiveList):
     NAME = "Incidents & plans"
 

@@ -150,6 +150,14 @@ class LiveList(OptionList):
         for key in [k for k in keys if k[0] is opt]:
             self._option_render_cache.discard(key)
 
+    def show_row(self, oid: str) -> bool:
+        """Highlight the row ``oid`` and scroll it into view (False: no such row)."""
+        if oid not in self._ids:
+            return False
+        self.highlighted = self._ids.index(oid)
+        self.scroll_to_highlight()
+        return True
+
     @property
     def selected_id(self) -> str | None:
         opt = self.highlighted_option
