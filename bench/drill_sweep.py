@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import Config
 from core.incidents.drills import DrillError, start_drill
-from core.incidents.model import SCENARIOS
+from core.incidents.kinds import SCENARIOS
 from core.session import open_sim
 
 

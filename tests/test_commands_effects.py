@@ -119,7 +119,7 @@ async def test_transaction_logging_commits_each_command_before_its_reply(tmp_pat
 async def _degradation_detected(trigger: str | None) -> bool:
     """A 3 % efficiency fall over the window: under the default 5 % trigger no
     incident; with continuous learning's 2 % trigger, one."""
-    from core.incidents.detectors import PerformanceDegradationDetector
+    from core.incidents.kinds.performance_degradation import PerformanceDegradationDetector
     from core.session import memory_sim
 
     eng = memory_sim(seed=0, demo=False)

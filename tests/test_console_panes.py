@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from core.incidents.validation import GATES
+from core.incidents.kinds import GATES
 from core.models import WorkflowStatus
 from tests.console_support import make_app, settle, wait_for
 from tui.screens.help import HelpScreen

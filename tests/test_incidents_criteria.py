@@ -14,8 +14,7 @@ from core.config import Config
 from core.engine import Engine
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
-from core.incidents.model import SCENARIOS
-from core.incidents.validation import CRITERIA
+from core.incidents.kinds import CATALOGUE, SCENARIOS
 from core.models import AgentStatus, TaskStatus
 from core.session import open_sim
 
@@ -60,17 +59,17 @@ async def test_a_plan_edited_down_to_analyses_is_not_validated(name: str, tmp_pa
     try:
         plan = await _run_until_decision(drill)
         inc = drill.incident()
-        assert inc is not None and inc["criteria"] == [CRITERIA[name]] and inc["validation_window_s"] > 0
+        assert inc is not None and inc["criteria"] == [CATALOGUE.get(name).criterion] and inc["validation_window_s"] > 0
         ran = [st["command"] for st in plan["steps"] if st["state"] == "completed"]
         decisions.edit(drill.engine, plan["id"], ran + ["/resource-manager status"], actor="tester")
         decisions.approve(drill.engine, plan["id"], actor="tester")
         rep = await _finish(drill)
         inc = drill.incident()
         assert inc is not None
-        assert inc["criteria"] == [CRITERIA[name]], "an edit keeps the incident's criteria"
+        assert inc["criteria"] == [CATALOGUE.get(name).criterion], "an edit keeps the incident's criteria"
         assert not rep["validated"]
         assert inc["status"] == "failed" and inc["outcome"]["validated"] is False
-        assert CRITERIA[name] in inc["outcome"]["reason"]
+        assert CATALOGUE.get(name).criterion in inc["outcome"]["reason"]
         assert drill.engine.state.plans[plan["id"]]["state"] in ("rolled_back", "failed")
     finally:
         await drill.engine.close()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.incidents.drills import start_drill
+from core.incidents.kinds import SCENARIOS
 from core.incidents.manager import IncidentManager
-from core.incidents.model import SCENARIOS
 from core.session import memory_sim, open_sim
 
 WARMUP = 900.0

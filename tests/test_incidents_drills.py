@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.incidents.model import SCENARIOS
+from core.incidents.kinds import SCENARIOS
 
 from .conftest import REPO, opsdeck_cmd
 

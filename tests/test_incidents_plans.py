@@ -13,7 +13,7 @@ from core.engine import Engine, EngineError
 from core.events import canonical_json
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
-from core.incidents.playbooks import reallocation
+from core.incidents.kinds.resource_exhaustion import reallocation
 from core.models import Band, WorkflowStatus
 from core.projection import State
 from core.session import memory_sim, open_sim
@@ -66,8 +66,7 @@ async def test_plan_parameters_follow_the_priorities() -> None:
     assert [p["workflow"] for p in plan2["pause"]] == ["workflow_002"]
     assert "workflow_003" not in [p["workflow"] for p in plan2["pause"]]
     # The plan's command carries the computed parameters.
-    from core.incidents.detectors import ResourceExhaustionDetector
-    from core.incidents.playbooks import resource_exhaustion
+    from core.incidents.kinds.resource_exhaustion import ResourceExhaustionDetector, resource_exhaustion
 
     det = ResourceExhaustionDetector(eng)
     finding = None

@@ -15,7 +15,7 @@ import shlex
 from core.commands.executor import REGISTRY, resolve_spec
 from core.commands.registry import OperationSpec
 from core.incidents.drills import LIVE_DRILLS
-from core.incidents.model import SCENARIOS
+from core.incidents.kinds import SCENARIOS
 
 ACTOR = "operator"
 

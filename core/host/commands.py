@@ -20,7 +20,7 @@ from ..commands.registry import COMPONENT_HELP, Outcome, operation
 from ..commands.responses import CommandError
 from ..engine import Engine
 from ..incidents.drills import DrillError
-from ..incidents.model import SCENARIOS
+from ..incidents.kinds import SCENARIOS
 from .errors import HostError
 
 if TYPE_CHECKING:

@@ -10,21 +10,21 @@ measured in simulated seconds from that instant.
 from __future__ import annotations
 
 import asyncio
-import json
-import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..clock import VirtualClock
-from ..models import AgentStatus, TaskStatus, WorkflowStatus
-from .detectors import DataIntegrityDetector
+from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
+from .catalogue import Catalogue, DrillError, IncidentKind
+from .kinds import CATALOGUE
 from .manager import ApproveMode, IncidentManager
-from .model import SCENARIOS
 from .validation import dependency_violations
 
 if TYPE_CHECKING:
     from ..engine import Engine
     from ..events import Event
+
+__all__ = ["BUDGET_S", "LIVE_DRILLS", "LIVE_WARMUP_S", "Drill", "DrillError", "invariants", "start_drill"]
 
 WARMUP_S = 900.0
 BUDGET_S = 4 * 3600.0
@@ -33,14 +33,10 @@ LIVE_HEAL_S = 10.0
 LIVE_GAP_S = 1.0
 """On the wall clock: the fault comes 4 s after arming, the cascade's failures 1 s
 apart, the partition lasts 10 s."""
-LIVE_DRILLS = ("agent-cascade", "network-partition", "data-integrity")
-"""Drills whose fault is injected for real on the local runtime: SIGKILL of agent
-hosts, SIGSTOP of agent hosts (SIGCONT to heal), a checkpoint damaged through SQLite
-and the live projection drifted."""
-
-
-class DrillError(ValueError):
-    pass
+LIVE_DRILLS = CATALOGUE.live_drills()
+"""Drills whose fault is injected for real on the local runtime (SIGKILL of agent
+hosts, SIGSTOP of agent hosts with SIGCONT to heal, a checkpoint damaged through
+SQLite and the live projection drifted)."""
 
 
 @dataclass
@@ -49,6 +45,7 @@ class Drill:
     engine: Engine
     manager: IncidentManager
     inject_at: float
+    kind: IncidentKind
     injected: bool = False
     injected_at: float | None = None
     fault: dict[str, Any] = field(default_factory=dict)
@@ -68,88 +65,26 @@ class Drill:
             asyncio.get_running_loop().call_later(delay, fn)
 
     # -- the fault ------------------------------------------------------------
-    async def inject(self) -> None:
-        eng = self.engine
-        rt = eng.runtime
-        s = eng.state
-        now = eng.clock.now()
+    def busy_agents(self, required: bool = False) -> list[Agent]:
+        """Busy agents with a task, by id; ``required``: none is a DrillError."""
+        s = self.engine.state
         busy = sorted(
             (a for a in s.agents.values() if a.status is AgentStatus.BUSY and a.current_task), key=lambda a: a.id
         )
-        if self.name == "resource-exhaustion":
-            cpu, mem, dur = 1.5, 5.5, 1800.0
-            rt.load_spike(cpu, mem, dur)  # type: ignore[union-attr]
-            self.fault = {"load_spike": {"cpu_cores": cpu, "memory_gb": mem, "duration_s": dur}}
-        elif self.name == "agent-cascade":
-            # Prefer the agents of the head of the dependency chain (impl_auth_001).
-            heads = {w.id for w in s.all_workflows() if any(w.id in o.depends_on for o in s.all_workflows())}
-            busy.sort(key=lambda a: (s.tasks[a.current_task].workflow not in heads, a.id))  # type: ignore[index]
-            victims = [a.id for a in busy[: eng.config.supervision.max_failures]]
-            if len(victims) < eng.config.supervision.max_failures:
-                raise DrillError(
-                    f"only {len(victims)} busy agent(s) to fail at t={now:g}: the fleet has no work left (use a fresh --db)"
-                )
-            gap = self.gap_s if self.gap_s is not None else eng.config.supervision.window_s / (len(victims) * 2)
-            for i, a in enumerate(victims):
-                self.later(i * gap, lambda a=a: rt.fail_agent(a, "process crashed (drill)"))  # type: ignore[union-attr]
-            self.fault = {"fail_agents": victims, "spacing_s": gap}
-        elif not busy and self.name in ("performance-degradation", "network-partition"):
-            raise DrillError(f"no busy agent at t={now:g}: the fleet has no work left (use a fresh --db)")
-        elif self.name == "performance-degradation":
-            # Bad hosts: four agents get gradually slower (every 5 min, +0.25x up to 2.5x).
-            slow = [a.id for a in busy[:4]]
-            step, every, top = 0.25, 300.0, 2.5
+        if required and not busy:
+            raise DrillError(
+                f"no busy agent at t={self.engine.clock.now():g}: the fleet has no work left (use a fresh --db)"
+            )
+        return busy
 
-            def ramp(level: float = 1.0) -> None:
-                level = min(level + step, top)
-                for a in slow:
-                    if a in rt.agents:  # type: ignore[union-attr]
-                        rt.slow_agent(a, level)  # type: ignore[union-attr]
-                if level < top:
-                    self.later(every, lambda: ramp(level))
-
-            ramp()
-            self.fault = {"slow_agents": slow, "slowdown_step": step, "every_s": every, "max_slowdown": top}
-        elif self.name == "data-integrity":
-            await self._corrupt()
-        elif self.name == "network-partition":
-            cut = [a.id for a in busy[::3][:3]]
-            rt.partition(cut)  # type: ignore[union-attr]
-            self.later(self.heal_after_s, lambda: rt.heal(cut))  # type: ignore[union-attr]
-            self.fault = {"partition": cut, "heal_after_s": self.heal_after_s}
+    async def inject(self) -> None:
+        eng = self.engine
+        now = eng.clock.now()
+        self.fault = await self.kind.drill.inject(self)
         self.injected = True
         self.injected_at = now
         self.manager.expect_fault(self.name, now)
         eng.emit("DRILL_FAULT_INJECTED", "system", "drill", {"drill": self.name, **self.fault}, actor="drill")
-
-    async def _corrupt(self) -> None:
-        """A state-synchronisation failure: a checkpoint's stored state is damaged and
-        the live projection of the migration workflow drifts from the log."""
-        eng = self.engine
-        if eng.store is None:
-            raise DrillError("the data-integrity drill needs a database (--db)")
-        s = eng.state
-        cp = await eng.checkpoint(kind="incremental", label="drill: about to be damaged", actor="drill")
-        await eng.flush()
-        db = eng.store.connection
-        row = await (await db.execute("SELECT state FROM checkpoints WHERE id=?", (cp,))).fetchone()
-        snap = json.loads(row[0])
-        victim_wf = "migration_workflow_001" if "migration_workflow_001" in s.workflows else sorted(s.workflows)[0]
-        for k in s.workflows[victim_wf].tasks:
-            if k in snap["tasks"]:
-                snap["tasks"][k]["status"] = "completed"
-                break
-        await db.execute("UPDATE checkpoints SET state=? WHERE id=?", (json.dumps(snap), cp))
-        await db.commit()
-        drift = None
-        for k in s.workflows[victim_wf].tasks:
-            t = s.tasks[k]
-            if t.status is TaskStatus.PENDING:
-                t.context.progress = 0.8
-                t.context.partial_results["rows_migrated"] = -1
-                drift = k
-                break
-        self.fault = {"damaged_checkpoint": cp, "drifted_task": drift, "workflow": victim_wf}
 
     # -- running --------------------------------------------------------------
     def start_live(self, interval: float = 0.2) -> asyncio.Task[None]:
@@ -162,7 +97,7 @@ class Drill:
             if not self.injected:
                 self._live_inject = loop.create_task(self.inject())
 
-        self.engine.clock.call_at(self.inject_at, fire)  # type: ignore[attr-defined]
+        self.engine.clock.call_at(self.inject_at, fire)
         return self.manager.start(interval)
 
     async def step(self, seconds: float | None = None) -> None:
@@ -290,49 +225,31 @@ def start_drill(
     approve: ApproveMode = "manual",
     manager: IncidentManager | None = None,
     warmup_s: float | None = None,
+    catalogue: Catalogue | None = None,
 ) -> Drill:
     """Arm a drill on a running engine: the fault is injected ``warmup_s`` from now
-    (default: 15 simulated minutes, or ``LIVE_WARMUP_S`` on the wall clock)."""
+    (default: 15 simulated minutes, or ``LIVE_WARMUP_S`` on the wall clock), plus
+    whatever delay the kind's drill asks for."""
+    cat = catalogue if catalogue is not None else manager.catalogue if manager is not None else CATALOGUE
     live = not isinstance(engine.clock, VirtualClock)
     if warmup_s is None:
         warmup_s = LIVE_WARMUP_S if live else WARMUP_S
-    if name not in SCENARIOS:
-        raise DrillError(f"unknown drill {name!r}; drills: {', '.join(SCENARIOS)}")
+    if name not in cat:
+        raise DrillError(f"unknown drill {name!r}; drills: {', '.join(cat.names())}")
+    kind = cat.get(name)
     rt = engine.runtime
-    if rt is None or not hasattr(rt, "partition"):
+    if rt is None or rt.name not in ("sim", "local", "ray"):  # ray's agents are local processes too
         raise DrillError("drills need the simulated or the local runtime")
-    if rt.name != "sim" and name not in LIVE_DRILLS:
+    if rt.name != "sim" and not kind.drill.on_real_processes:
         raise DrillError(
-            f"the {name} drill runs on the simulated runtime only; on real processes: {', '.join(LIVE_DRILLS)}"
+            f"the {name} drill runs on the simulated runtime only; on real processes: {', '.join(cat.live_drills())}"
         )
-    mgr = manager or IncidentManager(engine, approve_mode=approve)
-    offset = 0.0
-    if name == "data-integrity" and rt.name == "sim":
-        # The store is verified periodically: a fault landing at a fixed phase of the
-        # check period would make the detection latency an artefact of that phase.
-        # It lands at a phase drawn from the simulation's seed instead, so a sweep
-        # over seeds shows the real distribution (uniform over the period).
-        offset = random.Random(int(engine.state.settings.get("sim_seed", 0)) * 7919 + 1).uniform(
-            0.0, DataIntegrityDetector.EVERY_S
-        )
-    drill = Drill(name, engine, mgr, engine.clock.now() + warmup_s + offset)
+    mgr = manager or IncidentManager(engine, approve_mode=approve, catalogue=cat)
+    drill = Drill(name, engine, mgr, engine.clock.now() + warmup_s, kind)
     if live:
         drill.heal_after_s, drill.gap_s = LIVE_HEAL_S, LIVE_GAP_S
-        if name == "data-integrity" and not isinstance(engine.state.settings.get("monitoring.integrity"), dict):
-            # On the wall clock the store is verified at every commit (what
-            # enable-enhanced-integrity-monitoring's every_operation does): a full
-            # check every 300 s would make the drill wait minutes.
-            engine.set_setting(
-                "monitoring.integrity",
-                {
-                    "validation_frequency": "every_operation",
-                    "checkpoint_interval_s": engine.checkpoint_interval(),
-                    "since": round(engine.clock.now(), 3),
-                    "until": None,
-                    "by": "drill",
-                },
-                actor="drill",
-            )
+    if kind.drill.prepare is not None:
+        drill.inject_at += kind.drill.prepare(drill, live)
 
     def count(ev: Event) -> None:
         if ev.type == "TASK_COMPLETED":

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from .decisions import abort
 from .model import TERMINAL_PLAN
-from .validation import CRITERIA, GATES, GateCtx, validation_window
+from .validation import GateCtx
 
 if TYPE_CHECKING:
     from ..engine import Engine
+    from .catalogue import Catalogue
 
 RESULT_CHARS = 4000
 
@@ -56,8 +57,9 @@ async def run_command(engine: Engine, text: str, actor: str) -> dict[str, Any]:
 class Executor:
     """Advances plans; keeps the in-flight memory of gates and checks."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, catalogue: Catalogue) -> None:
         self.engine = engine
+        self.catalogue = catalogue
         self.memo: dict[tuple[str, int], dict[str, Any]] = {}
         self.extras: dict[str, Any] = {}
 
@@ -213,7 +215,7 @@ class Executor:
             inc = eng.state.incidents[p["incident_id"]]
             ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"])
             ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
-            verdict, details = await GATES[gname](ctx)
+            verdict, details = await self.catalogue.gate(gname)(ctx)
             if verdict == "wait":
                 return False
             if verdict == "fail":
@@ -266,8 +268,9 @@ class Executor:
         for st in p["steps"]:
             if st.get("gate"):
                 validations[st["gate"]] = (st.get("result") or {}).get("validation")
-        window = float(inc.get("validation_window_s") or validation_window(eng, inc["scenario"]))
-        for name in inc.get("criteria") or [CRITERIA[inc["scenario"]]]:
+        kind = self.catalogue.get(inc["scenario"])
+        window = float(inc.get("validation_window_s") or kind.window(eng))
+        for name in inc.get("criteria") or [kind.criterion]:
             if validations.get(name) is not None:
                 continue
             m = self.memo.get((pid, name))
@@ -288,7 +291,7 @@ class Executor:
             if m.get("passed") is None:
                 ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], timeout_s=window)
                 ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
-                verdict, details = await GATES[name](ctx)
+                verdict, details = await self.catalogue.gate(name)(ctx)
                 if verdict == "wait":
                     return
                 if verdict == "fail":

@@ -14,15 +14,14 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..engine import EngineError
-from ..models import Band, WorkflowStatus
 from .approval import command_kind, decide
+from .catalogue import Catalogue
 from .decisions import approve
-from .detectors import DataIntegrityDetector, Detector, Finding, all_detectors
+from .detectors import Detector, Finding
 from .executor import Executor
-from .merge import SeqTap, agent_marks
+from .kinds import CATALOGUE
+from .merge import SeqTap
 from .model import Incident, Plan, PlanStep
-from .playbooks import build
-from .validation import CRITERIA, validation_window
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -32,17 +31,23 @@ ApproveMode = Literal["auto", "manual"]
 
 class IncidentManager:
     def __init__(
-        self, engine: Engine, approve_mode: ApproveMode = "manual", scenarios: list[str] | None = None
+        self,
+        engine: Engine,
+        approve_mode: ApproveMode = "manual",
+        scenarios: list[str] | None = None,
+        catalogue: Catalogue = CATALOGUE,
     ) -> None:
         self.engine = engine
         self.approve_mode: ApproveMode = approve_mode
+        self.catalogue = catalogue
         self.detectors: list[Detector] = [
-            d for d in all_detectors(engine) if scenarios is None or d.scenario in scenarios
+            k.detector(engine) for k in catalogue if scenarios is None or k.name in scenarios
         ]
-        self.executor = Executor(engine)
+        self.executor = Executor(engine, catalogue)
         self.tap = SeqTap(engine)
         self.executor.extras["tap"] = self.tap
         self.fault_at: dict[str, float] = {}
+        self._incidents_seen: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         engine.on_sample(self._on_sample)
 
@@ -91,43 +96,21 @@ class IncidentManager:
         evidence["progress_at_detection"] = {
             w: round(s.workflow_progress(w), 4) for w in f.affected_workflows if w in s.workflows
         }
-        if f.scenario == "agent-cascade":
-            failed = f.data["failed_agents"]
-            evidence["failed_agents"] = failed
-            evidence["progress_at_failure"] = {
-                t: s.tasks[t].context.progress for t in f.evidence.get("interrupted_tasks", []) if t in s.tasks
-            }
-            specs = sorted({",".join(sorted(s.agents[a].specializations)) for a in failed})
-            evidence["specialization_live_before"] = {
-                sp: sum(
-                    1
-                    for a in s.agents.values()
-                    if set(sp.split(",")) <= set(a.specializations)
-                    and (a.id in failed or a.status.value in ("idle", "busy", "paused"))
-                )
-                for sp in specs
-            }
-        if f.scenario == "resource-exhaustion":
-            evidence["protected"] = sorted(
-                w.id for w in s.workflows.values() if w.status is WorkflowStatus.RUNNING and w.band is Band.CRITICAL
-            )
-        if f.scenario == "network-partition":
-            evidence["agent_marks"] = agent_marks(eng)
-        if f.scenario == "performance-degradation":
-            eff = [v for _, v in eng.telemetry.get("efficiency").points][-5:]
-            evidence["efficiency_at_detection"] = round(sum(eff) / len(eff), 4) if eff else 0.0
+        kind = self.catalogue.get(f.scenario)
+        if kind.evidence is not None:
+            evidence.update(kind.evidence(eng, f))
         fault_at = self.fault_at.get(f.scenario)
         inc = Incident(
             id=inc_id,
             scenario=f.scenario,
             type=f.type,
             severity=f.severity,
-            evidence=evidence,  # type: ignore[arg-type]
+            evidence=evidence,
             detected_at=now,
             fault_at=fault_at if fault_at is not None else f.onset,
             affected_workflows=f.affected_workflows,
-            criteria=[CRITERIA[f.scenario]],
-            validation_window_s=validation_window(eng, f.scenario),
+            criteria=[kind.criterion],
+            validation_window_s=kind.window(eng),
         )
         eng.emit(
             "INCIDENT_OPENED", "incidents", "incident", {"incident": inc.model_dump(mode="json")}, actor="detector"
@@ -138,14 +121,14 @@ class IncidentManager:
 
     # -- planning -------------------------------------------------------------
     def propose(self, inc_id: str, f: Finding) -> str:
-        return propose(self.engine, inc_id, f, auto_approve=self.approve_mode == "auto")
+        return propose(self.engine, inc_id, f, auto_approve=self.approve_mode == "auto", catalogue=self.catalogue)
 
     # -- driving --------------------------------------------------------------
     async def pump(self) -> None:
         """Run due integrity checks and advance every active plan."""
         now = self.engine.clock.now()
         for d in self.detectors:
-            if isinstance(d, DataIntegrityDetector) and d.due(now) and self.open_for(d.scenario) is None:
+            if d.due(now) and self.open_for(d.scenario) is None:
                 f = await d.check_async(now)
                 if f is not None:
                     self.open_incident(f)
@@ -155,10 +138,10 @@ class IncidentManager:
                 d.reset()
 
     def _resolved_since_reset(self, d: Detector) -> bool:
-        key = f"_reset_{d.scenario}"
+        """An incident of the detector's kind has come (and gone) since it last reset."""
         n = sum(1 for i in self.engine.state.incidents.values() if i["scenario"] == d.scenario)
-        if getattr(self, key, 0) != n:
-            setattr(self, key, n)
+        if self._incidents_seen.get(d.scenario, 0) != n:
+            self._incidents_seen[d.scenario] = n
             return n > 0
         return False
 
@@ -179,12 +162,19 @@ class IncidentManager:
             self._task = None
 
 
-def propose(engine: Engine, inc_id: str, f: Finding, auto_approve: bool = False, actor: str = "playbook") -> str:
+def propose(
+    engine: Engine,
+    inc_id: str,
+    f: Finding,
+    auto_approve: bool = False,
+    actor: str = "playbook",
+    catalogue: Catalogue = CATALOGUE,
+) -> str:
     """Ask the scenario's playbook for a plan from the state now and propose it
     (PLAN_PROPOSED plus the seed's strategy event); each step's approval follows the
     policy of the command's kind."""
     eng = engine
-    draft = build(eng, f)
+    draft = catalogue.get(f.scenario).playbook(eng, f)
     pid = f"PLAN-{len(eng.state.plans) + 1:04d}"
     policy = eng.config.approval
     steps = []
@@ -200,13 +190,13 @@ def propose(engine: Engine, inc_id: str, f: Finding, auto_approve: bool = False,
                 gate=sd.gate,
                 check=sd.check,
             )
-        )  # type: ignore[arg-type]
+        )
     plan = Plan(
         id=pid,
         incident_id=inc_id,
         scenario=f.scenario,
         title=draft.title,
-        strategy=draft.strategy,  # type: ignore[arg-type]
+        strategy=draft.strategy,
         steps=steps,
         created_at=eng.clock.now(),
         expected=draft.expected,
@@ -220,7 +210,9 @@ def propose(engine: Engine, inc_id: str, f: Finding, auto_approve: bool = False,
     return pid
 
 
-def replan(engine: Engine, incident_id: str, actor: str = "operator") -> dict[str, Any]:
+def replan(
+    engine: Engine, incident_id: str, actor: str = "operator", catalogue: Catalogue = CATALOGUE
+) -> dict[str, Any]:
     """A new plan for an incident that has none in force (its plan was rejected,
     aborted or failed): the playbook plans again from the state now; the incident's
     criteria stay as they were fixed when it opened."""
@@ -263,5 +255,5 @@ def replan(engine: Engine, incident_id: str, actor: str = "operator") -> dict[st
         engine.emit(
             "INCIDENT_REOPENED", "incidents", "incident", {"incident_id": incident_id, "by": actor}, actor=actor
         )
-    pid = propose(engine, incident_id, f, actor=actor)
+    pid = propose(engine, incident_id, f, actor=actor, catalogue=catalogue)
     return {"incident_id": incident_id, "plan_id": pid, "steps": len(engine.state.plans[pid]["steps"]), "by": actor}

@@ -29,21 +29,6 @@ TERMINAL_PLAN = {PlanState.REJECTED, PlanState.COMPLETED, PlanState.FAILED, Plan
 
 Category = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]
 
-SCENARIOS = (
-    "resource-exhaustion",
-    "agent-cascade",
-    "performance-degradation",
-    "data-integrity",
-    "network-partition",
-)
-Scenario = Literal[
-    "resource-exhaustion",
-    "agent-cascade",
-    "performance-degradation",
-    "data-integrity",
-    "network-partition",
-]
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -75,13 +60,14 @@ class PlanStep(_Model):
     error: str | None = None
     check: StepCheck | None = None
     gate: str | None = None
-    """A validation (see ``validation.GATES``) that must pass before the step completes."""
+    """A validation (a criterion or shared gate of ``core.incidents.kinds.CATALOGUE``) that must pass before the step completes."""
 
 
 class Plan(_Model):
     id: str
     incident_id: str
-    scenario: Scenario
+    scenario: str = Field(min_length=1)
+    """The incident kind (``core.incidents.kinds``)."""
     title: str
     strategy: str = ""
     steps: list[PlanStep]
@@ -98,7 +84,7 @@ class Plan(_Model):
 
 class Incident(_Model):
     id: str
-    scenario: Scenario
+    scenario: str = Field(min_length=1)
     type: str
     """The seed's detection event type, e.g. RESOURCE_EXHAUSTION."""
     severity: Literal["critical", "high", "medium", "low"]
@@ -112,7 +98,7 @@ class Incident(_Model):
     resolved_at: float | None = None
     outcome: dict[str, Any] = Field(default_factory=dict)
     criteria: list[str] = Field(default_factory=list)
-    """The validations (``validation.GATES``) a plan must pass to resolve the incident,
+    """The validations (the kind's criterion, from the catalogue) a plan must pass to resolve the incident,
     fixed from its kind when it opens; editing a plan does not change them."""
     validation_window_s: float | None = None
     """How long the criteria may take to hold once a plan's last step has run."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import load_config
-from core.incidents.model import SCENARIOS
+from core.incidents.kinds import SCENARIOS
 
 from ..output import LinePrinter
 

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from core.incidents.validation import GATES
+from core.incidents.kinds import GATES
 from core.models import AgentStatus
 
 from ..command_table import ConsoleCommand, display_key

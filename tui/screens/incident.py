@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from core.incidents.validation import GATES
+from core.incidents.kinds import GATES
 
 from ..log_source import LogFilter
 from ..meter import fmt_clock, fmt_duration

@@ -1,0 +1,489 @@
+"""Agent cascade: agent failures at a restart intensity no supervisor tolerates;
+the plan replaces the agents by specialization and recovers the workflows in
+dependency order; the criterion is the interrupted tasks running again on the
+replacements with no dependency broken. The drill kills busy agents."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ...models import AgentStatus, TaskStatus, WorkflowStatus
+from ..catalogue import DrillError, DrillSpec, IncidentKind
+from ..detectors import Detector, Finding
+from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
+from ..validation import (
+    GateCtx,
+    Verdict,
+    dependency_violations,
+    duration_text,
+    percent_text,
+    workflows_recovered,
+)
+
+if TYPE_CHECKING:
+    from ...engine import Engine
+    from ...events import Event
+    from ..drills import Drill
+
+NAME = "agent-cascade"
+
+
+class AgentCascadeDetector(Detector):
+    """Restart intensity in the manner of OTP supervisors: ``max_failures`` agent
+    failures within ``window_s`` seconds is a cascade, not bad luck."""
+
+    scenario = "agent-cascade"
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.failures: deque[tuple[float, str, str | None]] = deque()
+        engine.observe(self._on_event)
+
+    def reset(self) -> None:
+        self.failures.clear()
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.type == "AGENT_ERROR":
+            self.failures.append((ev.ts, ev.data["agent"], ev.data.get("task")))
+
+    def check(self, now: float) -> Finding | None:
+        sup = self.engine.config.supervision
+        while self.failures and self.failures[0][0] < now - sup.window_s:
+            self.failures.popleft()
+        if len(self.failures) < sup.max_failures:
+            return None
+        s = self.engine.state
+        failed = sorted({a for _, a, _ in self.failures})
+        tasks = [t for _, _, t in self.failures if t]
+        direct = sorted({s.tasks[t].workflow for t in tasks if t in s.tasks})
+        dependents = sorted(
+            w.id
+            for w in s.workflows.values()
+            if any(d in direct for d in w.depends_on)
+            and w.id not in direct
+            and w.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED)
+        )
+        on_path = [t for t in tasks if t in s.tasks and t in s.critical_path(s.tasks[t].workflow)]
+        data = {
+            "failed_agents": failed,
+            "affected_workflows": direct + dependents,
+            "failure_type": "cascade_failure",
+            "impact": "critical_path_blocked" if on_path else "capacity_reduced",
+        }
+        evidence = {
+            "failures_in_window": len(self.failures),
+            "window_s": sup.window_s,
+            "max_failures": sup.max_failures,
+            "interrupted_tasks": tasks,
+            "critical_path_tasks": on_path,
+            "dependent_workflows": dependents,
+        }
+        return Finding(
+            self.scenario,
+            "AGENT_POOL_FAILURE",
+            "coordination",
+            "agent_management",
+            "critical",
+            data,
+            evidence,
+            direct + dependents,
+            self.failures[0][0],
+        )
+
+
+def replacements(engine: Engine, failed: list[str]) -> list[dict[str, Any]]:
+    """One replacement per failed agent, in the same pool with the same specializations;
+    ids are the ones the engine will allocate next."""
+    s = engine.state
+    out = []
+    n = len(s.agents)
+    taken = set(s.agents)
+    for a_id in failed:
+        a = s.agents[a_id]
+        n += 1
+        while f"agent_{n:03d}" in taken:
+            n += 1
+        rid = f"agent_{n:03d}"
+        taken.add(rid)
+        out.append({"failed": a_id, "replacement": rid, "pool": a.pool, "specializations": list(a.specializations)})
+    return out
+
+
+def dependency_order(engine: Engine, workflows: list[str]) -> list[str]:
+    """Workflows ordered so that each comes after those it depends on."""
+    s = engine.state
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(w: str) -> None:
+        wf = s.any_workflow(w)
+        if w in seen or wf is None:
+            return
+        seen.add(w)
+        for d in wf.depends_on:
+            if d in workflows:
+                visit(d)
+        order.append(w)
+
+    for w in sorted(workflows, key=lambda x: -s.any_workflow(x).priority if s.knows(x) else 0):
+        visit(w)
+    return order
+
+
+def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
+    s = engine.state
+    failed = list(finding.data["failed_agents"])
+    reps = replacements(engine, failed)
+    order = dependency_order(engine, finding.affected_workflows)
+    actions: list[dict[str, Any]] = [
+        {
+            "action": "immediate_agent_replacement",
+            "failed_agents": failed,
+            "replacement_pool": "emergency_agents",
+            "specialization_matching": True,
+            "context_transfer": "comprehensive",
+        }
+    ]
+    for b in order:
+        for a in s.any_workflow(b).depends_on:
+            if a in order:
+                actions.append(
+                    {
+                        "action": "dependency_chain_recovery",
+                        "primary_workflow": a,
+                        "dependent_workflow": b,
+                        "recovery_order": "dependency_priority",
+                        "checkpoint_restoration": True,
+                    }
+                )
+    actions.append(
+        {
+            "action": "enhanced_monitoring_activation",
+            "scope": "recovered_workflows",
+            "monitoring_level": "comprehensive",
+            "failure_prediction": "enabled",
+        }
+    )
+    interrupted = finding.evidence.get("interrupted_tasks", [])
+    remaining = [s.tasks[t].duration_s * (1 - s.tasks[t].context.progress) for t in interrupted if t in s.tasks]
+    estimated, basis = estimate(
+        engine,
+        "agent-cascade",
+        engine.config.intervals.heartbeat_s * 2,
+        "replacements start at once; two heartbeats until their tasks report progress",
+    )
+    expected_done = max(remaining, default=0.0)
+    steps = [
+        StepDraft(
+            cmd(
+                "workflow-recovery",
+                "analyze-cascade-failure",
+                {
+                    "failure_scope": "agent_pool_cascade",
+                    "dependency_analysis": True,
+                    "impact_assessment": "comprehensive",
+                    "recovery_prioritization": "dependency_aware",
+                },
+            ),
+            "cascade and dependency analysis",
+        ),
+        StepDraft(
+            cmd(
+                "subagents",
+                "",
+                {"phase": "failure_investigation", "priority": "critical", "coordination": "failure_analysis_parallel"},
+                [
+                    {
+                        "command": "/debug",
+                        "scope": "agent_failure_root_cause",
+                        "analysis": "comprehensive_agent_diagnostics",
+                        "focus": ["process_health", "resource_exhaustion", "communication_failures"],
+                    },
+                    {
+                        "command": "/coordination-hub",
+                        "operation": "dependency-analysis",
+                        "scope": "affected_workflow_dependencies",
+                        "focus": ["critical_path_analysis", "dependency_chain_mapping"],
+                    },
+                    {
+                        "command": "/resource-manager",
+                        "operation": "agent-pool-assessment",
+                        "scope": "remaining_capacity_analysis",
+                        "focus": ["available_agents", "reallocation_possibilities", "scaling_options"],
+                    },
+                ],
+                flags=("critical-failure",),
+            ),
+            "parallel failure investigation",
+        ),
+        StepDraft(
+            cmd(
+                "coordination-hub",
+                "execute-dependency-recovery",
+                {
+                    "recovery_strategy": "intelligent_redistribution",
+                    "dependency_preservation": True,
+                    "workflow_continuity": "maximum",
+                    "recovery_actions": actions,
+                },
+            ),
+            "replace agents by specialization; recover in dependency order",
+        ),
+        StepDraft(
+            cmd(
+                "workflow-recovery",
+                "transfer-context",
+                {
+                    "failed_agents": failed,
+                    "replacement_agents": [r["replacement"] for r in reps],
+                    "context_transfer": "complete_state_and_history",
+                    "validation": "comprehensive",
+                    "rollback_capability": "enabled",
+                },
+            ),
+            "transfer task context to the replacements",
+            gate="cascade_recovered",
+        ),
+        StepDraft(
+            cmd(
+                "workflow-recovery",
+                "post-failure-learning",
+                {
+                    "failure_analysis": "comprehensive",
+                    "lesson_extraction": True,
+                    "prevention_strategy_updates": True,
+                    "knowledge_base_updates": True,
+                    "team_knowledge_sharing": True,
+                },
+            ),
+            "post-failure learning",
+        ),
+        StepDraft(
+            cmd(
+                "resource-manager",
+                "update-agent-management",
+                {
+                    "failure_lessons": "integrated",
+                    "redundancy_improvements": True,
+                    "health_monitoring_enhancements": True,
+                    "predictive_failure_detection": "enabled",
+                },
+            ),
+            "update agent management",
+        ),
+    ]
+    return PlanDraft(
+        title=f"Replace {len(failed)} agents, recover {len(order)} workflows in dependency order",
+        strategy="dependency_aware_redistribution",
+        steps=steps,
+        expected={
+            "replacements": reps,
+            "recovery_order": order,
+            "estimated_recovery_s": estimated,
+            "interrupted_work_left_s": round(expected_done, 1),
+        },
+        announce=(
+            "RECOVERY_PLAN_GENERATED",
+            "coordination",
+            "dependency_recovery",
+            {
+                "strategy": "dependency_aware_redistribution",
+                "estimated_time": plan_duration(estimated),
+                "estimate_basis": basis,
+                "workflow_continuity": "maintained" if order else "not_applicable",
+            },
+        ),
+    )
+
+
+async def cascade_recovered(ctx: GateCtx) -> Verdict:
+    """The failed agents' work runs again on replacements and no task was lost."""
+    eng = ctx.engine
+    s = eng.state
+    inc = ctx.incident
+    ev = inc.get("evidence", {})
+    failed: list[str] = ev.get("failed_agents", [])
+    at_failure: dict[str, float] = ev.get("progress_at_failure", {})
+    # Replacements matched by specialization: as many live agents able to do the
+    # failed agents' work as before the failures (in whichever pool they were added).
+    short = {}
+    for spec, size in ev.get("specialization_live_before", {}).items():
+        need = set(spec.split(","))
+        live = sum(
+            1
+            for a in s.agents.values()
+            if need <= set(a.specializations) and a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)
+        )
+        if live < size:
+            short[spec] = size - live
+    resumed = []
+    carried = []
+    for key, prog in at_failure.items():
+        t = s.tasks.get(key)
+        if t is None:
+            continue
+        if t.status is TaskStatus.RUNNING and t.agent not in failed:
+            # First seen on a new agent: where it restarted from (the transferred context).
+            start_at = ctx.memo.setdefault("restart_progress", {}).setdefault(key, t.context.progress)
+            if t.context.progress > start_at + 1e-9:  # and it has reported progress since
+                resumed.append(key)
+        elif t.status is TaskStatus.COMPLETED:
+            start_at = ctx.memo.setdefault("restart_progress", {}).get(key, prog)
+            resumed.append(key)
+        else:
+            continue
+        if key in resumed and start_at + 1e-9 >= prog:
+            carried.append(key)
+    if short or len(resumed) < len(at_failure):
+        if ctx.now - ctx.started_at > ctx.timeout_s:
+            return "fail", {
+                "reason": "replacements or resumptions missing",
+                "specializations_short": short,
+                "resumed": resumed,
+            }
+        return "wait", {"specializations_short": short, "resumed": len(resumed), "of": len(at_failure)}
+    violations = await dependency_violations(eng)
+    rec = workflows_recovered(eng, inc)
+    share = 100.0 * len(carried) / len(at_failure) if at_failure else 100.0
+    took = ctx.now - float(inc["detected_at"])
+    eng.emit(
+        "RECOVERY_VALIDATION_COMPLETED",
+        "coordination",
+        "success",
+        {
+            "workflows_recovered": len(rec),
+            "dependency_integrity": "maintained" if not violations else "violated",
+            "context_transfer": percent_text(share),
+            "recovery_time": duration_text(took),
+            "incident_id": inc["id"],
+            "recovery_time_s": round(took, 1),
+            "recovered": rec,
+            "tasks_resumed": len(resumed),
+        },
+        actor=f"plan:{ctx.plan['id']}",
+    )
+    if violations:
+        return "fail", {"reason": "dependency integrity violated", "violations": violations[:10]}
+    _learn_from_cascade(ctx, failed)
+    return "pass", {
+        "recovery_time_s": round(took, 1),
+        "workflows_recovered": rec,
+        "context_transfer_pct": round(share, 1),
+    }
+
+
+def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
+    """Raise each hit pool's minimum by the number of agents it lost (capped at its
+    maximum) and back off an agent that failed more than once."""
+    eng = ctx.engine
+    s = eng.state
+    lost: dict[str, int] = {}
+    for a in failed:
+        if a in s.agents:
+            lost[s.agents[a].pool] = lost.get(s.agents[a].pool, 0) + 1
+    who = f"plan:{ctx.plan['id']}"
+    for pool, n in sorted(lost.items()):
+        p = s.pools[pool]
+        new_min = min(p.max_size, p.min_size + n)
+        if new_min != p.min_size:
+            eng.emit(
+                "POOL_RESIZED",
+                "resource",
+                "agents",
+                {"pool": pool, "min_size": new_min, "reason": "post_failure_learning"},
+                actor=who,
+            )
+        eng.emit(
+            "LEARNING_RECORDED",
+            "incidents",
+            "learning",
+            {
+                "source": "incident",
+                "incident_id": ctx.incident["id"],
+                "lessons": [
+                    f"{n} agent(s) of pool {pool} failed within {eng.config.supervision.window_s:g}s: minimum raised to {new_min}"
+                ],
+                "policy": {f"pool.{pool}.min_size": new_min},
+            },
+            actor=who,
+        )
+    for a in failed:
+        ag = s.agents.get(a)
+        if ag is not None and ag.failures >= 2:
+            until = eng.clock.now() + eng.config.retries.backoff_s * eng.config.retries.backoff_factor**ag.failures * 60
+            eng.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": until}, actor=who)
+            eng.emit(
+                "LEARNING_RECORDED",
+                "incidents",
+                "learning",
+                {
+                    "source": "incident",
+                    "incident_id": ctx.incident["id"],
+                    "lessons": [f"{a} failed {ag.failures} times: backed off"],
+                    "policy": {f"agent.{a}.backoff_until": until},
+                },
+                actor=who,
+            )
+
+
+def evidence(engine: Engine, finding: Finding) -> dict[str, Any]:
+    """The failed agents, the interrupted tasks' progress at the failure, and how
+    many live agents could do each failed agent's work before the failures."""
+    s = engine.state
+    failed = finding.data["failed_agents"]
+    specs = sorted({",".join(sorted(s.agents[a].specializations)) for a in failed})
+    return {
+        "failed_agents": failed,
+        "progress_at_failure": {
+            t: s.tasks[t].context.progress for t in finding.evidence.get("interrupted_tasks", []) if t in s.tasks
+        },
+        "specialization_live_before": {
+            sp: sum(
+                1
+                for a in s.agents.values()
+                if set(sp.split(",")) <= set(a.specializations)
+                and (a.id in failed or a.status.value in ("idle", "busy", "paused"))
+            )
+            for sp in specs
+        },
+    }
+
+
+def window(engine: Engine) -> float:
+    """A few heartbeats for the replacements to report."""
+    return 10 * engine.config.intervals.heartbeat_s
+
+
+async def inject(drill: Drill) -> dict[str, Any]:
+    """Busy agents fail one after another inside the supervision window, those of
+    the head of the dependency chain first."""
+    eng = drill.engine
+    s = eng.state
+    rt = eng.runtime
+    busy = drill.busy_agents()
+    heads = {w.id for w in s.all_workflows() if any(w.id in o.depends_on for o in s.all_workflows())}
+    busy.sort(key=lambda a: (s.tasks[a.current_task].workflow not in heads, a.id))
+    n = eng.config.supervision.max_failures
+    victims = [a.id for a in busy[:n]]
+    if len(victims) < n:
+        raise DrillError(
+            f"only {len(victims)} busy agent(s) to fail at t={eng.clock.now():g}: "
+            "the fleet has no work left (use a fresh --db)"
+        )
+    gap = drill.gap_s if drill.gap_s is not None else eng.config.supervision.window_s / (len(victims) * 2)
+    for i, a in enumerate(victims):
+        drill.later(i * gap, lambda a=a: rt.fail_agent(a, "process crashed (drill)"))
+    return {"fail_agents": victims, "spacing_s": gap}
+
+
+KIND = IncidentKind(
+    name=NAME,
+    detector=AgentCascadeDetector,
+    playbook=agent_cascade,
+    criterion="cascade_recovered",
+    gate=cascade_recovered,
+    window=window,
+    drill=DrillSpec(inject, on_real_processes=True),
+    evidence=evidence,
+)

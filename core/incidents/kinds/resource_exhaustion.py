@@ -1,0 +1,435 @@
+"""Resource exhaustion: two or more of CPU, memory and agent slots held over the
+exhaustion threshold; the plan pauses, reduces and guarantees by priority band and
+critical path; the criterion is utilisation back under the safe threshold, held,
+with the protected workflows progressing. The drill injects a load spike."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...models import BAND_RANK, Band, TaskStatus, WorkflowStatus
+from ..catalogue import DrillSpec, IncidentKind
+from ..detectors import Detector, Finding, active_workflows
+from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
+from ..validation import GateCtx, Verdict, duration_text, stalled_workflows, workflows_recovered
+
+if TYPE_CHECKING:
+    from ...engine import Engine
+    from ..drills import Drill
+
+NAME = "resource-exhaustion"
+
+
+class ResourceExhaustionDetector(Detector):
+    """Two or more of CPU, memory and agent slots at or above the exhaustion threshold
+    for ``exhaustion_samples`` consecutive samples (CPU alone is routinely saturated
+    by a busy scheduler, so it never counts as exhaustion on its own)."""
+
+    scenario = "resource-exhaustion"
+    RESOURCES = ("cpu", "memory", "agents")
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.streak: list[dict[str, float]] = []
+        self.onset: float | None = None
+
+    def reset(self) -> None:
+        self.streak = []
+        self.onset = None
+
+    def check(self, now: float) -> Finding | None:
+        th = self.engine.config.thresholds
+        u = self.engine.utilisation()
+        over = [r for r in self.RESOURCES if u[r] >= th.exhaustion]
+        if len(over) < 2:
+            self.streak = []
+            self.onset = None
+            return None
+        if not self.streak:
+            self.onset = now
+        self.streak.append({"t": now, **u})
+        if len(self.streak) < th.exhaustion_samples:
+            return None
+        cap = self.engine.config.capacity
+        busy = round(u["agents"] * cap.agents / 100.0)
+        names = {"cpu": "cpu", "memory": "memory", "agents": "agent_pool"}
+        error_type = "_and_".join(sorted(names[r] for r in over)) + "_overload"
+        affected = [
+            w for w in active_workflows(self.engine) if self.engine.state.workflows[w].status is WorkflowStatus.RUNNING
+        ]
+        data = {
+            "error_type": error_type,
+            "severity": "critical",
+            "affected_workflows": affected,
+            "system_utilization": {
+                "cpu": round(u["cpu"], 1),
+                "memory": round(u["memory"], 1),
+                "agents": f"{busy}/{cap.agents}",
+            },
+        }
+        evidence = {
+            "threshold_pct": th.exhaustion,
+            "samples": len(self.streak),
+            "resources_over": over,
+            "series": self.streak[-th.exhaustion_samples :],
+        }
+        return Finding(
+            self.scenario, "RESOURCE_EXHAUSTION", "system", "global", "critical", data, evidence, affected, self.onset
+        )
+
+
+def reallocation(engine: Engine) -> dict[str, Any]:
+    """Which workflows to pause, reduce and guarantee so that every resource falls
+    under the safe threshold: lowest bands give way first; critical paths are kept;
+    the highest-priority CRITICAL workflow gets a guarantee of what it holds."""
+    s = engine.state
+    cap = engine.config.capacity
+    safe = engine.config.thresholds.safe / 100.0
+    u = engine.utilisation()
+    need_cpu = u["cpu"] / 100.0 * cap.cpu_cores - safe * cap.cpu_cores
+    need_mem = u["memory"] / 100.0 * cap.memory_gb - safe * cap.memory_gb
+    running = [w for w in s.workflows.values() if w.status is WorkflowStatus.RUNNING]
+    running.sort(key=lambda w: (BAND_RANK[w.band], w.priority, w.id))
+    pause: list[dict[str, Any]] = []
+    reduce: list[dict[str, Any]] = []
+    freed_cpu = freed_mem = 0.0
+    freed_agents = 0
+
+    def enough() -> bool:
+        return freed_cpu >= need_cpu and freed_mem >= need_mem
+
+    for w in running:
+        if enough() or w.band is not Band.LOW:
+            continue
+        use = s.in_use(w.id)
+        pause.append(
+            {
+                "workflow": w.id,
+                "priority": w.priority,
+                "band": w.band.value,
+                "cpu": round(use.cpu_cores, 2),
+                "memory_gb": round(use.memory_gb, 2),
+                "agents": use.agents,
+            }
+        )
+        freed_cpu += use.cpu_cores
+        freed_mem += use.memory_gb
+        freed_agents += use.agents
+    for w in running:
+        if enough() or w.band in (Band.LOW, Band.CRITICAL) or len(running) < 2:
+            continue
+        path = set(s.critical_path(w.id))
+        keep = [
+            s.tasks[k] for k in s.running_by_wf.get(w.id, ()) if k in path and s.tasks[k].status is TaskStatus.RUNNING
+        ]
+        use = s.in_use(w.id)
+        kept_cpu = sum(t.cpu for t in keep)
+        kept_mem = sum(t.memory_gb for t in keep)
+        r_agents = max(0, w.allocation.agents - max(len(keep), 1))
+        r_mem = max(0.0, w.allocation.memory_gb - max(kept_mem, 1.0))
+        r_cpu = max(0.0, w.allocation.cpu_cores - max(kept_cpu, 0.5))
+        if r_agents == 0 and r_mem <= 0:
+            continue
+        reduce.append(
+            {
+                "workflow": w.id,
+                "priority": w.priority,
+                "band": w.band.value,
+                "reduction": {"agents": r_agents, "memory_gb": round(r_mem, 1), "cpu": round(r_cpu, 1)},
+                "critical_path": sorted(path)[:5],
+                "kept_tasks": sorted(t.id for t in keep),
+            }
+        )
+        freed_cpu += use.cpu_cores - kept_cpu
+        freed_mem += use.memory_gb - kept_mem
+        freed_agents += use.agents - len(keep)
+    crit = [w for w in running if w.band is Band.CRITICAL]
+    guarantee = None
+    if crit:
+        top = max(crit, key=lambda w: (w.priority, w.id))
+        use = s.in_use(top.id)
+        guarantee = {
+            "workflow": top.id,
+            "priority": top.priority,
+            "cpu": round(max(use.cpu_cores, min(top.allocation.cpu_cores, cap.cpu_cores * safe / 2)), 1),
+            "memory_gb": round(max(use.memory_gb, min(top.allocation.memory_gb, cap.memory_gb * safe / 2)), 1),
+        }
+    return {
+        "need": {"cpu_cores": round(max(need_cpu, 0.0), 2), "memory_gb": round(max(need_mem, 0.0), 2)},
+        "pause": pause,
+        "reduce": reduce,
+        "guarantee": guarantee,
+        "projected_recovery": {
+            "cpu_cores": round(freed_cpu, 2),
+            "memory_gb": round(freed_mem, 2),
+            "agents": freed_agents,
+        },
+    }
+
+
+def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
+    cap = engine.config.capacity
+    th = engine.config.thresholds
+    plan = reallocation(engine)
+    actions: list[dict[str, Any]] = []
+    if plan["pause"]:
+        actions.append(
+            {
+                "action": "pause_low_priority_workflows",
+                "affected": [p["workflow"] for p in plan["pause"]],
+                "resource_recovery": {
+                    "cpu": round(sum(p["cpu"] for p in plan["pause"]) / cap.cpu_cores * 100, 1),
+                    "memory": round(sum(p["memory_gb"] for p in plan["pause"]) / cap.memory_gb * 100, 1),
+                    "agents": sum(p["agents"] for p in plan["pause"]),
+                },
+            }
+        )
+    for r in plan["reduce"]:
+        actions.append(
+            {
+                "action": "reduce_resource_allocation",
+                "affected": [r["workflow"]],
+                "reduction": {
+                    "agents": r["reduction"]["agents"],
+                    "memory_gb": r["reduction"]["memory_gb"],
+                    "cpu": r["reduction"]["cpu"],
+                },
+                "maintain_critical_path": True,
+            }
+        )
+    if plan["guarantee"]:
+        g = plan["guarantee"]
+        actions.append(
+            {
+                "action": "optimize_high_priority_workflow",
+                "affected": [g["workflow"]],
+                "optimization": "emergency_efficiency_mode",
+                "resource_guarantee": {"cpu": g["cpu"], "memory_gb": g["memory_gb"]},
+            }
+        )
+    over = finding.evidence.get("resources_over", [])
+    systems = ["agent_pool" if r == "agents" else r for r in over]
+    u = engine.utilisation()
+    mem_target = max(0.0, u["memory"] - th.safe)
+    stages: list[dict[str, Any]] = []
+    for i, p in enumerate(plan["pause"], start=1):
+        stages.append(
+            {
+                "stage": i,
+                "action": "resume_paused_workflow",
+                "workflow": p["workflow"],
+                "resource_limit": "conservative",
+                "monitoring": "real_time",
+            }
+        )
+    for r in plan["reduce"]:
+        stages.append(
+            {
+                "stage": len(stages) + 1,
+                "action": "restore_full_allocation",
+                "workflow": r["workflow"],
+                "gradual_scaling": True,
+                "validation_checkpoints": True,
+            }
+        )
+    estimated, basis = estimate(
+        engine,
+        "resource-exhaustion",
+        th.stable_hold_s + engine.config.intervals.sample_s * th.exhaustion_samples,
+        "the reallocation acts at once, then the hold period and the detection samples",
+    )
+    steps = [
+        StepDraft(
+            cmd(
+                "resource-manager",
+                "emergency-analysis",
+                {
+                    "trigger": "critical_resource_exhaustion",
+                    "analysis_depth": "comprehensive",
+                    "immediate_action_required": True,
+                    "affected_systems": systems,
+                },
+            ),
+            "emergency analysis of the exhausted resources",
+        ),
+        StepDraft(
+            cmd(
+                "subagents",
+                "",
+                {"phase": "emergency_analysis", "priority": "critical", "coordination": "emergency_parallel"},
+                [
+                    {
+                        "command": "/debug",
+                        "scope": "system_resource_exhaustion",
+                        "analysis": "resource_leak_detection",
+                        "focus": ["memory_leaks", "cpu_spinning", "agent_deadlocks"],
+                    },
+                    {
+                        "command": "/resource-manager",
+                        "operation": "analyze-utilization",
+                        "scope": "emergency_triage",
+                        "focus": ["bottleneck_identification", "reallocation_opportunities"],
+                    },
+                    {
+                        "command": "/performance-monitor",
+                        "operation": "emergency-assessment",
+                        "scope": "system_health_critical",
+                        "focus": ["immediate_optimizations", "emergency_scaling"],
+                    },
+                ],
+                flags=("emergency",),
+            ),
+            "parallel emergency analysis",
+        ),
+        StepDraft(
+            cmd("resource-manager", "emergency-reallocation", {"strategy": "intelligent_triage", "actions": actions}),
+            "pause / reduce / guarantee by priority band and critical path",
+        ),
+        StepDraft(
+            cmd(
+                "coordination-hub",
+                "emergency-cleanup",
+                {
+                    "scope": "system_wide",
+                    "actions": [
+                        "aggressive_garbage_collection",
+                        "temp_file_cleanup",
+                        "cache_purging",
+                        "idle_process_termination",
+                    ],
+                    "resource_recovery_target": {"memory": f"{round(mem_target)}_percent", "storage": "15_percent"},
+                },
+            ),
+            "emergency cleanup",
+            gate="utilisation_safe",
+        ),
+    ]
+    if stages:
+        steps.append(
+            StepDraft(
+                cmd(
+                    "workflow-recovery",
+                    "gradual-resumption",
+                    {
+                        "resumption_strategy": "staged_recovery",
+                        "monitoring_level": "enhanced",
+                        "safety_checks": "comprehensive",
+                        "stages": stages,
+                    },
+                ),
+                "staged resumption of paused and reduced workflows",
+                gate="resumption_done",
+            )
+        )
+    steps.append(
+        StepDraft(
+            cmd(
+                "performance-monitor",
+                "post-emergency-monitoring",
+                {
+                    "monitoring_duration": plan_duration(max(2 * 3600.0, 4 * estimated)),
+                    "alert_sensitivity": "high",
+                    "metrics_focus": ["resource_stability", "performance_regression", "early_warning_indicators"],
+                    "auto_optimization": False,
+                },
+            ),
+            "post-emergency monitoring",
+        )
+    )
+    affected = finding.affected_workflows
+    return PlanDraft(
+        title=f"Emergency reallocation: pause {len(plan['pause'])}, reduce {len(plan['reduce'])}, guarantee {1 if plan['guarantee'] else 0}",
+        strategy="intelligent_triage",
+        steps=steps,
+        expected={"reallocation": plan, "estimated_recovery_s": estimated},
+        announce=(
+            "EMERGENCY_RESPONSE_ACTIVATED",
+            "system",
+            "resource_management",
+            {
+                "response_level": "critical",
+                "estimated_recovery_time": plan_duration(estimated),
+                "estimate_basis": basis,
+                "affected_workflows": len(affected),
+            },
+        ),
+    )
+
+
+async def utilisation_safe(ctx: GateCtx) -> Verdict:
+    """CPU, memory and agent slots all under the safe threshold, held for the stable-hold time."""
+    eng = ctx.engine
+    th = eng.config.thresholds
+    u = eng.utilisation()
+    ok = all(u[r] < th.safe for r in ("cpu", "memory", "agents"))
+    if not ok:
+        ctx.memo.pop("since", None)
+        if ctx.now - ctx.started_at > ctx.timeout_s:
+            return "fail", {"reason": f"utilisation {u} did not fall under {th.safe}% within {ctx.timeout_s:g}s"}
+        return "wait", {"utilisation": u}
+    since = ctx.memo.setdefault("since", ctx.now)
+    if ctx.now - since < th.stable_hold_s:
+        return "wait", {"utilisation": u, "held_s": ctx.now - since}
+    # The workflows the incident must protect (CRITICAL ones running at detection)
+    # keep making progress: a recovery that starves them is no recovery.
+    stalled = stalled_workflows(eng, ctx.incident, ctx.incident.get("evidence", {}).get("protected", []))
+    if stalled:
+        if ctx.now - ctx.started_at > ctx.timeout_s:
+            return "fail", {"reason": f"protected workflow(s) {', '.join(stalled)} made no progress since detection"}
+        return "wait", {"utilisation": u, "stalled": stalled}
+    rec = workflows_recovered(eng, ctx.incident)
+    took = ctx.now - float(ctx.incident["detected_at"])
+    eng.emit(
+        "EMERGENCY_RESPONSE_COMPLETED",
+        "system",
+        "validation",
+        {
+            "recovery_time": duration_text(took),
+            "resource_stabilization": "achieved",
+            "workflows_recovered": len(rec),
+            "system_health": "stable",
+            "incident_id": ctx.incident["id"],
+            "recovery_time_s": round(took, 1),
+            "utilisation": u,
+            "held_under_safe_s": round(ctx.now - since, 1),
+            "recovered": rec,
+        },
+        actor=f"plan:{ctx.plan['id']}",
+    )
+    return "pass", {"recovery_time_s": round(took, 1), "workflows_recovered": rec, "utilisation": u}
+
+
+def evidence(engine: Engine, finding: Finding) -> dict[str, Any]:
+    """The workflows the recovery must protect: CRITICAL ones running at detection."""
+    return {
+        "protected": sorted(
+            w.id
+            for w in engine.state.workflows.values()
+            if w.status is WorkflowStatus.RUNNING and w.band is Band.CRITICAL
+        )
+    }
+
+
+def window(engine: Engine) -> float:
+    """The hold period and a few samples for utilisation to settle."""
+    c = engine.config
+    return c.thresholds.stable_hold_s + 20 * c.intervals.sample_s
+
+
+async def inject(drill: Drill) -> dict[str, Any]:
+    """A load spike outside the fleet's tasks (simulated runtime)."""
+    cpu, mem, dur = 1.5, 5.5, 1800.0
+    drill.engine.runtime.load_spike(cpu, mem, dur)
+    return {"load_spike": {"cpu_cores": cpu, "memory_gb": mem, "duration_s": dur}}
+
+
+KIND = IncidentKind(
+    name=NAME,
+    detector=ResourceExhaustionDetector,
+    playbook=resource_exhaustion,
+    criterion="utilisation_safe",
+    gate=utilisation_safe,
+    window=window,
+    drill=DrillSpec(inject),
+    evidence=evidence,
+)
