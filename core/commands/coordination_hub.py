@@ -1009,7 +1009,7 @@ def _move_off_unreachable(ctx: Context, silent_at_least: float) -> list[dict[str
 )
 async def communication_redundancy_activation(ctx: Context, p: P.CommunicationRedundancy) -> Outcome:
     """The standing reassignment is applied by the engine at every sample
-    (``Engine._reassign_unreachable``) while this setting is in force. A link to an
+    (``Liveness.reassign_unreachable``) while this setting is in force. A link to an
     unreachable agent cannot be re-established from here: with ``replace_unreachable``
     the pool gets a new agent per unreachable one instead (up to its maximum and the
     fleet's capacity); the cut-off agent's buffered work is merged when it reconnects."""

@@ -267,8 +267,7 @@ async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
                 await db.executemany("DELETE FROM checkpoints WHERE id = ?", [(i,) for i in drop])
                 await db.commit()
         else:
-            for i in drop:
-                ctx.engine._memory_checkpoints.pop(i, None)
+            ctx.engine.checkpoints.forget(drop)
         ctx.engine.emit(
             "CHECKPOINTS_PRUNED",
             "coordination",

@@ -1,0 +1,326 @@
+"""The runtime bridge: runtimes report facts, the engine turns them into events.
+
+:class:`RuntimeBridge` connects a runtime to the projection (agents and running
+tasks brought back on attach), dispatches queued work after each instant's facts,
+records what runtimes report about tasks and agents, and merges the reports an
+isolated agent buffered with what the engine did meanwhile (``core.merge``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ..clock import VirtualClock
+from ..merge import TaskView, merge
+from ..models import LIVE_AGENT, TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
+from ..runtimes import Runtime
+from ..scheduler import dispatch
+
+if TYPE_CHECKING:
+    from .facade import Engine
+
+
+class RuntimeBridge:
+    """Runtime wiring, dispatch and the facts runtimes report for one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dispatch_pending = False
+        self.restoring = False
+        """While attach brings running tasks back: their start is not news."""
+
+    # -- wiring and dispatch ----------------------------------------------------------
+    def attach(self, runtime: Runtime) -> None:
+        """Connect a runtime and bring it up to the projection: agents, running tasks."""
+        e = self.engine
+        e.runtime = runtime
+        runtime.attach(e)
+        now = e.clock.now()
+        for a in sorted(e.state.agents.values(), key=lambda a: a.id):
+            if a.status in LIVE_AGENT:
+                runtime.spawn_agent(a)
+                e.telemetry.liveness[a.id] = now
+        # Tasks the projection has running are restored, not restarted: a start the
+        # runtime reports for them now is the same start the log already holds.
+        self.restoring = True
+        try:
+            for a in sorted(e.state.agents.values(), key=lambda a: a.id):
+                if a.status in LIVE_AGENT and a.current_task:
+                    t = e.state.tasks[a.current_task]
+                    runtime.start_task(a.id, t)
+                    if t.status is TaskStatus.PAUSED:
+                        runtime.pause_task(a.id, t.id)
+        finally:
+            self.restoring = False
+        self.request_dispatch()
+
+    def request_dispatch(self) -> None:
+        """Dispatch after the facts of this instant have been applied."""
+        e = self.engine
+        if self.dispatch_pending or e.runtime is None:
+            return
+        self.dispatch_pending = True
+        if isinstance(e.clock, VirtualClock):
+            e.clock.call_later(0.0, self._dispatch_now)
+        else:
+            try:
+                asyncio.get_running_loop().call_soon(self._dispatch_now)
+            except RuntimeError:
+                self._dispatch_now()
+
+    def _dispatch_now(self) -> None:
+        self.dispatch_pending = False
+        e = self.engine
+        if e.runtime is None or e.readonly:
+            return
+        self.admit()
+        state = e.state
+        for key, agent in dispatch(state, e.config.capacity, e.clock.now()):
+            t = state.tasks[key]
+            wf = state.workflows[t.workflow]
+            if (t.workflow, t.phase) not in state.phase_started:
+                e.emit("PHASE_STARTED", "coordination", "workflow", {"workflow_id": wf.id, "phase": t.phase})
+            e.emit(
+                "TASK_ASSIGNED", "coordination", "scheduler", {"task": key, "agent": agent, "workflow_id": t.workflow}
+            )
+            e.runtime.start_task(agent, state.tasks[key])
+
+    def admit(self) -> None:
+        """Start queued workflows whose dependencies are met, within the concurrency cap."""
+        e = self.engine
+        s = e.state
+        if not s.queued:
+            return
+        running = len(s.active)
+        queued = sorted(
+            (w for w in (s.workflows[wid] for wid in s.queued) if w.status is WorkflowStatus.PENDING),
+            key=lambda w: (-s.band_rank(w.id), w.created_at, w.created_seq),
+        )
+        for w in queued:
+            if running >= e.config.capacity.concurrent_workflows:
+                break
+            if s.dependency_met(w):
+                e.emit(
+                    "WORKFLOW_STARTED",
+                    "coordination",
+                    "workflow",
+                    {"workflow_id": w.id, "priority": w.priority, "band": w.band.value},
+                )
+                running += 1
+
+    # -- facts about tasks --------------------------------------------------------------
+    def owns(self, agent_id: str, task_id: str) -> bool:
+        """Whether ``agent_id`` is the agent the projection has on ``task_id``."""
+        s = self.engine.state
+        a = s.agents.get(agent_id)
+        t = s.tasks.get(task_id)
+        return a is not None and t is not None and a.current_task == task_id and t.agent == agent_id
+
+    def task_started(self, agent_id: str, task_id: str) -> None:
+        e = self.engine
+        e.telemetry.liveness[agent_id] = e.clock.now()
+        if self.owns(agent_id, task_id) and not self.restoring:
+            e.emit("TASK_STARTED", "agent", "execution", {"task": task_id, "agent": agent_id})
+
+    def task_progress(
+        self,
+        agent_id: str,
+        task_id: str,
+        progress: float,
+        output: list[str] | None = None,
+        partial: dict[str, Any] | None = None,
+    ) -> None:
+        e = self.engine
+        e.telemetry.liveness[agent_id] = e.clock.now()
+        if not self.owns(agent_id, task_id):
+            return
+        data: dict[str, Any] = {"task": task_id, "agent": agent_id, "progress": round(float(progress), 4)}
+        if output:
+            data["output"] = list(output)[-5:]
+        if partial:
+            data["partial"] = partial
+        e.emit("TASK_PROGRESS", "agent", "execution", data)
+
+    def task_finished(self, agent_id: str, task_id: str, output: list[str] | None = None, result: Any = None) -> None:
+        e = self.engine
+        now = e.clock.now()
+        e.telemetry.liveness[agent_id] = now
+        if not self.owns(agent_id, task_id):
+            return
+        t = e.state.tasks[task_id]
+        data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": t.workflow}
+        if output:
+            data["output"] = list(output)[-5:]
+        if result is not None:
+            data["result"] = result
+        started = t.started_at
+        e.emit("TASK_COMPLETED", "agent", "execution", data)
+        if started is not None:
+            took = now - started
+            e.telemetry.record(now, "response_time", "system", took)
+            expected = t.duration_s
+            if took > 0 and expected > 0:
+                e.telemetry.record(now, "efficiency", "system", min(expected / took, 1.5))
+        e.telemetry.record(now, "completed", "system", 1.0, persist=False)
+        self.after_task(t.workflow, t.phase)
+        self.request_dispatch()
+
+    def after_task(self, wf_id: str, phase: str) -> None:
+        """Complete the phase and the workflow a finished task was the last of."""
+        e = self.engine
+        s = e.state
+        wf = s.workflows.get(wf_id)
+        if wf is None or wf.status in TERMINAL_WORKFLOW:
+            return
+        if s.phase_left.get((wf_id, phase)) == 0:
+            e.emit("PHASE_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "phase": phase})
+            e.checkpoints.due = "phase_complete"
+        if s.wf_left.get(wf_id) == 0:
+            took = e.clock.now() - (wf.started_at or wf.created_at)
+            e.emit(
+                "WORKFLOW_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "duration_s": round(took, 3)}
+            )
+            if wf.guarantee is not None:
+                e.emit("RESOURCE_RESERVED", "resource", "allocation", {"workflow_id": wf_id, "guarantee": None})
+
+    def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None:
+        e = self.engine
+        e.telemetry.liveness[agent_id] = e.clock.now()
+        if not self.owns(agent_id, task_id):
+            return
+        t = e.state.tasks[task_id]
+        per_task = getattr(e.runtime, "attempts_allowed", None)  # a workflow file's per-task retries
+        allowed = per_task(task_id) if per_task is not None else None
+        retry = t.attempts < (allowed if allowed is not None else e.config.retries.attempts)
+        data: dict[str, Any] = {
+            "task": task_id,
+            "agent": agent_id,
+            "workflow_id": t.workflow,
+            "error": error,
+            "attempt": t.attempts,
+            "retry": retry,
+        }
+        if output:
+            data["output"] = list(output)[-5:]
+        e.emit("TASK_FAILED", "agent", "execution", data)
+        if not retry:
+            e.emit(
+                "WORKFLOW_FAILED",
+                "coordination",
+                "workflow",
+                {"workflow_id": t.workflow, "task": task_id, "error": error},
+            )
+        self.request_dispatch()
+
+    def agent_failed(self, agent_id: str, error: str) -> None:
+        e = self.engine
+        a = e.state.agents.get(agent_id)
+        if a is None or a.status in (AgentStatus.FAILED, AgentStatus.RETIRED):
+            return
+        task = a.current_task
+        e.emit("AGENT_ERROR", "agent", "health", {"agent": agent_id, "pool": a.pool, "error": error, "task": task})
+        if task:
+            t = e.state.tasks[task]
+            e.emit(
+                "TASK_REASSIGNED",
+                "coordination",
+                "scheduler",
+                {"task": task, "from": agent_id, "reason": "agent_failed", "progress": t.context.progress},
+            )
+        e.telemetry.liveness.pop(agent_id, None)
+        self.request_dispatch()
+
+    # -- a partition heals --------------------------------------------------------------
+    def agent_reconnected(self, agent_id: str, buffered: list[dict[str, Any]]) -> None:
+        """Apply an agent's buffered reports exactly once, in its own sequence order,
+        merged with what the engine did while the agent was cut off (``core.merge``):
+        a report about a task the agent still owns applies as it is; a task that was
+        moved to another agent meanwhile takes the merged result (completed once,
+        whichever side finished first; progress by maximum)."""
+        e = self.engine
+        a = e.state.agents.get(agent_id)
+        if a is None:
+            return
+        e.telemetry.liveness[agent_id] = e.clock.now()
+        fresh = sorted((b for b in buffered if b["seq"] > a.applied_seq), key=lambda b: b["seq"])
+        dropped = len(buffered) - len({b["seq"] for b in fresh})
+        if a.status is AgentStatus.UNREACHABLE:
+            e.emit(
+                "AGENT_RECONNECTED",
+                "network",
+                "agent_coordination",
+                {"agent": agent_id, "buffered": len(buffered), "duplicates_dropped": dropped},
+            )
+        seen: set[int] = set()
+        foreign: list[dict[str, Any]] = []
+        for b in fresh:
+            if b["seq"] in seen:
+                continue
+            seen.add(b["seq"])
+            e.emit("AGENT_SEQ_APPLIED", "network", "agent_coordination", {"agent": agent_id, "seq": b["seq"]})
+            kind = b["kind"]
+            task = b.get("task_id")
+            if task is not None and kind != "heartbeat" and not self.owns(agent_id, task):
+                foreign.append(b)  # the task moved while the agent was cut off: merged below
+            elif kind == "started":
+                self.task_started(agent_id, b["task_id"])
+            elif kind == "progress":
+                self.task_progress(agent_id, b["task_id"], b["progress"], b.get("output"))
+            elif kind == "finished":
+                self.task_finished(agent_id, b["task_id"], b.get("output"))
+            elif kind == "failed":
+                self.task_failed(agent_id, b["task_id"], b.get("error", "failed"), b.get("output"))
+        if foreign:
+            self.merge_partition(agent_id, foreign)
+        self.request_dispatch()
+
+    def merge_partition(self, agent_id: str, reports: list[dict[str, Any]]) -> None:
+        """Merge an isolated agent's reports about tasks moved away from it with the
+        engine's side of those tasks, and bring the state to the merged result."""
+        e = self.engine
+        s = e.state
+        base = {
+            b["task_id"]: TaskView(s.tasks[b["task_id"]].context.progress, s.tasks[b["task_id"]].status.value)
+            for b in reports
+            if b["task_id"] in s.tasks
+        }
+        views = merge(((agent_id, b) for b in reports if b["task_id"] in s.tasks), base)
+        out: dict[str, dict[str, Any]] = {}
+        for key, v in sorted(views.items()):
+            t = s.tasks[key]
+            if t.status is TaskStatus.COMPLETED:
+                res = "already_completed"  # the other side finished first: the isolated copy's result is dropped
+            elif v.status == "completed":
+                if t.agent:
+                    e.release_task(key, reason="completed_on_isolated_agent", actor="merge")
+                e.emit(
+                    "TASK_COMPLETED",
+                    "agent",
+                    "execution",
+                    {"task": key, "agent": agent_id, "workflow_id": t.workflow, "merged": True},
+                    actor="merge",
+                )
+                e.telemetry.record(e.clock.now(), "completed", "system", 1.0, persist=False)
+                self.after_task(t.workflow, t.phase)
+                res = "completed_by_isolated_agent"
+            elif v.progress > t.context.progress + 1e-9:
+                if t.agent:  # restart the moved copy from the further point
+                    e.release_task(key, reason="resume_from_merged_progress", actor="merge")
+                e.emit(
+                    "TASK_PROGRESS",
+                    "agent",
+                    "execution",
+                    {"task": key, "agent": agent_id, "progress": round(v.progress, 4), "merged": True},
+                    actor="merge",
+                )
+                res = "progress_merged"
+            else:
+                res = "current_copy_ahead"
+            out[key] = {
+                "resolution": res,
+                "merged_progress": round(v.progress, 4),
+                "merged_status": v.status,
+                "reports": len(v.applied),
+            }
+        e.emit("PARTITION_MERGED", "network", "agent_coordination", {"agent": agent_id, "tasks": out}, actor="merge")

@@ -1,0 +1,166 @@
+"""Checkpoints: snapshots of the projection, rollback to one, and when to take them.
+
+A checkpoint is the projection at one sequence number with its state hash, kept in
+the store (in memory for an engine without one). Rolling back appends an event
+that brings workflows to a checkpoint's state; nothing in the log is rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..projection import hash_snapshot
+from .log import EngineError
+
+if TYPE_CHECKING:
+    from .facade import Engine
+
+
+class Checkpoints:
+    """Taking, loading and rolling back to checkpoints; automatic ones and retention."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.memory: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        """Checkpoints of an engine without a store: id -> (row, snapshot)."""
+        self.due: str | None = None
+        """The kind of automatic checkpoint owed at the next :meth:`maintain` (a phase completed)."""
+        self.last_at: float | None = None
+        self.last_prune_at = 0.0
+
+    async def checkpoint(
+        self, kind: str = "manual", label: str = "", workflow: str | None = None, actor: str | None = None
+    ) -> int:
+        """Snapshot the projection at the current sequence number and record it."""
+        e = self.engine
+        if e.readonly:
+            raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
+        await e.flush()
+        snap = e.state.snapshot()
+        h = hash_snapshot(snap)
+        seq = e.state.seq
+        if e.store is not None:
+            async with e.store_lock:
+                cp_id = await e.store.save_checkpoint(seq, e.clock.now(), kind, label, workflow, snap, h)
+        else:
+            cp_id = max(self.memory, default=0) + 1
+            self.memory[cp_id] = ({"id": cp_id, "seq": seq, "state_hash": h}, json.loads(json.dumps(snap)))
+        e.emit(
+            "CHECKPOINT_CREATED",
+            "coordination",
+            "checkpoint",
+            {"id": cp_id, "seq": seq, "kind": kind, "label": label, "state_hash": h, "workflow": workflow},
+            actor=actor,
+        )
+        return cp_id
+
+    async def load(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The stored row and snapshot of a checkpoint; CHECKPOINT_NOT_FOUND without one."""
+        e = self.engine
+        if e.store is not None:
+            loaded = await e.store.load_checkpoint(cp_id)
+        else:
+            mem = self.memory.get(cp_id)
+            # A copy: whoever loads it takes the snapshot over (no deepcopy on load).
+            loaded = (dict(mem[0]), json.loads(json.dumps(mem[1]))) if mem is not None else None
+        if loaded is None:
+            raise EngineError("CHECKPOINT_NOT_FOUND", f"no checkpoint {cp_id}", {"known": sorted(e.state.checkpoints)})
+        return loaded
+
+    async def verified(self, cp_id: int) -> dict[str, Any]:
+        """The snapshot of a checkpoint whose stored state matches its hash."""
+        row, snap = await self.load(cp_id)
+        if hash_snapshot(snap) != row["state_hash"]:
+            raise EngineError("CHECKPOINT_CORRUPT", f"checkpoint {cp_id} fails its state hash", {"checkpoint": cp_id})
+        return snap
+
+    def forget(self, cp_ids: list[int]) -> None:
+        """Drop checkpoints kept in memory (an engine without a store)."""
+        for i in cp_ids:
+            self.memory.pop(i, None)
+
+    async def rollback(
+        self, cp_id: int, workflow: str | None = None, actor: str | None = None, reason: str = "rollback"
+    ) -> dict[str, Any]:
+        """Append events that bring workflows (all, or one) back to a checkpoint."""
+        e = self.engine
+        snap = await self.verified(cp_id)
+        state = e.state
+        if workflow is not None and not state.knows(workflow):
+            e.workflows.live(workflow)  # unknown: WORKFLOW_NOT_FOUND (a finished one may be rolled back)
+        affected = (
+            [workflow]
+            if workflow
+            else sorted(
+                set(snap["workflows"]) | set(snap.get("finished", {})) | set(state.workflows) | set(state.finished)
+            )
+        )
+        for wf_id in affected:
+            if state.workflows.get(wf_id) is None:
+                continue
+            for key in sorted(state.running_by_wf.get(wf_id, ())):
+                t = state.tasks[key]
+                if t.agent and e.runtime is not None:
+                    e.runtime.stop_task(t.agent, key)
+        before = state.state_hash()
+        e.emit(
+            "STATE_RESTORED",
+            "coordination",
+            "rollback",
+            {"checkpoint": cp_id, "workflow": workflow, "reason": reason, "snapshot": snap},
+            actor=actor,
+        )
+        e.request_dispatch()
+        return {
+            "checkpoint": cp_id,
+            "workflows": affected,
+            "state_hash_before": before,
+            "state_hash_after": e.state.state_hash(),
+        }
+
+    # -- housekeeping -------------------------------------------------------------------
+    def interval(self) -> float:
+        """Seconds between automatic incremental checkpoints: the interval the
+        integrity monitoring in force sets (``/coordination-hub enable-enhanced-
+        integrity-monitoring``), else ``intervals.checkpoint_s``."""
+        e = self.engine
+        cfg = e.state.settings.get("monitoring.integrity")
+        if isinstance(cfg, dict) and not cfg.get("closed") and cfg.get("checkpoint_interval_s"):
+            return float(cfg["checkpoint_interval_s"])
+        return e.config.intervals.checkpoint_s
+
+    def events_since(self) -> int:
+        """Events appended since the newest checkpoint."""
+        state = self.engine.state
+        return state.seq - max((c.seq for c in state.checkpoints.values()), default=0)
+
+    def owed(self) -> bool:
+        """Whether :meth:`maintain` has an automatic checkpoint to take now regardless of time."""
+        return self.due is not None or self.events_since() >= self.engine.config.intervals.checkpoint_events
+
+    async def maintain(self) -> None:
+        """Periodic work: phase-complete and interval checkpoints, metric retention."""
+        e = self.engine
+        if e.readonly:
+            return
+        now = e.clock.now()
+        if self.last_at is None:
+            last = max((c.ts for c in e.state.checkpoints.values()), default=None)
+            self.last_at = last if last is not None else now
+        if e.auto_checkpoints and (e.state.workflows or e.state.finished):
+            kind = self.due
+            if kind is None and now - self.last_at >= self.interval():
+                kind = "incremental"
+            if kind is None and self.events_since() >= e.config.intervals.checkpoint_events:
+                kind = "incremental"
+            if kind is not None:
+                self.due = None
+                self.last_at = now
+                await self.checkpoint(kind, label=f"automatic {kind}")
+        retention = e.config.intervals.metric_retention_s
+        if e.store is not None and now - self.last_prune_at >= min(retention / 10, 3600.0):
+            self.last_prune_at = now
+            await e.flush()
+            async with e.store_lock:
+                await e.store.prune_metrics(now - retention)

@@ -1,0 +1,333 @@
+"""The engine: one orchestration core over one store, clock and runtime.
+
+:class:`Engine` is a thin facade over its parts, each an object it holds:
+
+- :class:`~core.engine.log.EventLog` — emit, units of work, group commit, subscribers, archive;
+- :class:`~core.engine.opening.Opening` — load, replay and anchor checks;
+- :class:`~core.engine.bridge.RuntimeBridge` — runtime wiring, dispatch, task facts, merge;
+- :class:`~core.engine.liveness.Liveness` — heartbeats, usage samples, utilisation;
+- :class:`~core.engine.checkpoints.Checkpoints` — snapshots, rollback, automatic checkpoints;
+- :class:`~core.engine.workflows.WorkflowOps` and :class:`~core.engine.resources.ResourceOps` — operations.
+
+The engine implements :class:`~core.runtimes.RuntimeSink`: runtimes report facts
+here and the bridge turns them into events and dispatches more work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..clock import Clock, VirtualClock
+from ..config import Config
+from ..events import GENESIS_HASH, Event, EventHeader
+from ..models import Resources, Task, WorkflowSpec
+from ..projection import State
+from ..runtimes import Runtime
+from ..store import Store
+from ..telemetry import Telemetry
+from .bridge import RuntimeBridge
+from .checkpoints import Checkpoints
+from .liveness import Liveness
+from .log import EventLog, Subscriber, Unit
+from .opening import Opening
+from .resources import ResourceOps
+from .workflows import WorkflowOps
+
+FLUSH_EVERY = 2000
+
+
+class Engine:
+    """One orchestration core over one store, clock and runtime."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        clock: Clock | None = None,
+        runtime: Runtime | None = None,
+        store: Store | None = None,
+        actor: str = "engine",
+    ) -> None:
+        self.config = config or Config()
+        self.clock: Clock = clock or VirtualClock()
+        self.store = store
+        self.state = State(collect_archive=True)
+        self.telemetry = Telemetry()
+        self.actor = actor
+        self.head_hash = GENESIS_HASH
+        self.store_lock = asyncio.Lock()
+        """Serialises store writes: with a wall clock several tasks flush (runtime, console)."""
+        self.runtime: Runtime | None = None
+        self.readonly = False
+        self.auto_checkpoints = True
+        self.log = EventLog(self)
+        self.opening = Opening(self)
+        self.bridge = RuntimeBridge(self)
+        self.liveness = Liveness(self)
+        self.checkpoints = Checkpoints(self)
+        self.workflows = WorkflowOps(self)
+        self.resources = ResourceOps(self)
+        if runtime is not None:
+            self.attach_runtime(runtime)
+
+    # -- opening and closing --------------------------------------------------------------
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        config: Config | None = None,
+        clock: Clock | None = None,
+        runtime: Runtime | None = None,
+        readonly: bool = False,
+    ) -> Engine:
+        """Open a database and rebuild the projection: latest good checkpoint + replay."""
+        store = await Store.open(path, readonly=readonly)
+        try:
+            eng = cls(config=config, clock=clock, store=store)
+            eng.readonly = readonly
+            await eng.load()
+            if isinstance(eng.clock, VirtualClock) and eng.state.clock > eng.clock.now():
+                eng.clock.run_until(eng.state.clock)
+            if runtime is not None:
+                eng.attach_runtime(runtime)
+        except BaseException as exc:
+            await store.close()  # never leave the connection's thread behind: the process would hang
+            if isinstance(exc, sqlite3.Error):
+                raise store.damaged(str(exc)) from None
+            raise
+        return eng
+
+    async def load(self) -> None:
+        """Rebuild the projection from the store (:meth:`Opening.load`)."""
+        await self.opening.load()
+
+    async def close(self) -> None:
+        await self.flush()
+        if self.store is not None:
+            await self.store.close()
+
+    # -- the log --------------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Hear of each event once committed (:meth:`EventLog.subscribe`)."""
+        return self.log.subscribe(fn)
+
+    def observe(self, fn: Subscriber) -> Callable[[], None]:
+        """Hear of each event as it is folded, for bookkeeping (:meth:`EventLog.observe`)."""
+        return self.log.observe(fn)
+
+    def on_sample(self, fn: Callable[[float], None]) -> None:
+        """Run ``fn(now)`` after each system usage sample: where detectors hook in."""
+        self.liveness.on_sample(fn)
+
+    def emit(
+        self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None
+    ) -> Event:
+        """Record one state change (:meth:`EventLog.emit`)."""
+        return self.log.emit(type_, component, scope, data, actor)
+
+    def inject(self, header: EventHeader, actor: str = "operator") -> Event:
+        return self.log.inject(header, actor)
+
+    def begin_unit(self) -> Unit | None:
+        return self.log.begin_unit()
+
+    def end_unit(self, unit: Unit | None, keep: bool) -> bool:
+        return self.log.end_unit(unit, keep)
+
+    async def flush(self) -> None:
+        """Group commit, then tell subscribers (:meth:`EventLog.flush`)."""
+        await self.log.flush()
+
+    @property
+    def unflushed(self) -> int:
+        return len(self.log.buffer)
+
+    async def archived(self, wf_id: str) -> dict[str, Any] | None:
+        return await self.log.archived(wf_id)
+
+    async def tasks_with_archive(self, finished_since: float = float("-inf")) -> list[Task]:
+        return await self.log.tasks_with_archive(finished_since)
+
+    # -- the runtime ----------------------------------------------------------------------
+    def attach_runtime(self, runtime: Runtime) -> None:
+        self.bridge.attach(runtime)
+
+    def request_dispatch(self) -> None:
+        self.bridge.request_dispatch()
+
+    def task_started(self, agent_id: str, task_id: str) -> None:
+        self.bridge.task_started(agent_id, task_id)
+
+    def task_progress(
+        self,
+        agent_id: str,
+        task_id: str,
+        progress: float,
+        output: list[str] | None = None,
+        partial: dict[str, Any] | None = None,
+    ) -> None:
+        self.bridge.task_progress(agent_id, task_id, progress, output, partial)
+
+    def task_finished(self, agent_id: str, task_id: str, output: list[str] | None = None, result: Any = None) -> None:
+        self.bridge.task_finished(agent_id, task_id, output, result)
+
+    def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None:
+        self.bridge.task_failed(agent_id, task_id, error, output)
+
+    def agent_failed(self, agent_id: str, error: str) -> None:
+        self.bridge.agent_failed(agent_id, error)
+
+    def agent_reconnected(self, agent_id: str, buffered: list[dict[str, Any]]) -> None:
+        self.bridge.agent_reconnected(agent_id, buffered)
+
+    def merge_partition(self, agent_id: str, reports: list[dict[str, Any]]) -> None:
+        self.bridge.merge_partition(agent_id, reports)
+
+    def agent_heartbeat(self, agent_id: str) -> None:
+        self.liveness.agent_heartbeat(agent_id)
+
+    def agent_unreachable(self, agent_id: str) -> None:
+        self.liveness.agent_unreachable(agent_id)
+
+    def usage(self, agent_id: str, cpu_pct: float, memory_mb: float) -> None:
+        self.liveness.usage(agent_id, cpu_pct, memory_mb)
+
+    def system_usage(self, cpu_pct: float, memory_pct: float) -> None:
+        self.liveness.system_usage(cpu_pct, memory_pct)
+
+    def health_check_interval(self) -> float | None:
+        return self.liveness.health_check_interval()
+
+    def agent_utilisation(self) -> float:
+        return self.liveness.agent_utilisation()
+
+    def utilisation(self) -> dict[str, float]:
+        return self.liveness.utilisation()
+
+    # -- operations -----------------------------------------------------------------------
+    def create_pool(self, name: str, specializations: list[str], min_size: int = 0, max_size: int = 20) -> None:
+        self.resources.create_pool(name, specializations, min_size, max_size)
+
+    def next_agent_id(self) -> str:
+        return self.resources.next_agent_id()
+
+    def add_agent(
+        self, pool: str, specializations: list[str] | None = None, agent_id: str | None = None, actor: str | None = None
+    ) -> str:
+        return self.resources.add_agent(pool, specializations, agent_id, actor)
+
+    def retire_agent(self, agent_id: str, actor: str | None = None) -> None:
+        self.resources.retire_agent(agent_id, actor)
+
+    def create_workflow(self, spec: WorkflowSpec | dict[str, Any], actor: str | None = None) -> str:
+        return self.workflows.create(spec, actor)
+
+    async def submit_workflow(self, raw: dict[str, Any], actor: str | None = None) -> str:
+        return await self.workflows.submit(raw, actor)
+
+    def start_workflow(self, wf_id: str, actor: str | None = None) -> None:
+        self.workflows.start(wf_id, actor)
+
+    def pause_workflow(self, wf_id: str, actor: str | None = None, reason: str = "operator") -> list[str]:
+        return self.workflows.pause(wf_id, actor, reason)
+
+    def resume_workflow(self, wf_id: str, actor: str | None = None) -> list[str]:
+        return self.workflows.resume(wf_id, actor)
+
+    def release_task(self, key: str, reason: str = "released", actor: str | None = None) -> str | None:
+        return self.workflows.release_task(key, reason, actor)
+
+    def cancel_workflow(self, wf_id: str, actor: str | None = None) -> None:
+        self.workflows.cancel(wf_id, actor)
+
+    def freeze(self, wf_id: str, frozen: bool = True, actor: str | None = None) -> None:
+        self.workflows.freeze(wf_id, frozen, actor)
+
+    def set_allocation(self, wf_id: str, alloc: Resources, actor: str | None = None, base: bool = False) -> Resources:
+        return self.resources.set_allocation(wf_id, alloc, actor, base)
+
+    def reserve(self, wf_id: str, guarantee: Resources | None, actor: str | None = None) -> None:
+        self.resources.reserve(wf_id, guarantee, actor)
+
+    def set_stage_limit(self, wf_id: str, limit: Resources | None, actor: str | None = None) -> None:
+        self.resources.set_stage_limit(wf_id, limit, actor)
+
+    def cpu_limits(self, wf_id: str, task_id: str) -> dict[str, float | int]:
+        return self.resources.cpu_limits(wf_id, task_id)
+
+    async def relimit_workflow(self, wf_id: str) -> dict[str, Any]:
+        return await self.resources.relimit_workflow(wf_id)
+
+    def set_setting(self, key: str, value: Any, actor: str | None = None) -> None:
+        self.resources.set_setting(key, value, actor)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    async def checkpoint(
+        self, kind: str = "manual", label: str = "", workflow: str | None = None, actor: str | None = None
+    ) -> int:
+        return await self.checkpoints.checkpoint(kind, label, workflow, actor)
+
+    async def load_checkpoint(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        return await self.checkpoints.load(cp_id)
+
+    async def verified_checkpoint(self, cp_id: int) -> dict[str, Any]:
+        return await self.checkpoints.verified(cp_id)
+
+    async def rollback(
+        self, cp_id: int, workflow: str | None = None, actor: str | None = None, reason: str = "rollback"
+    ) -> dict[str, Any]:
+        return await self.checkpoints.rollback(cp_id, workflow, actor, reason)
+
+    def checkpoint_interval(self) -> float:
+        return self.checkpoints.interval()
+
+    async def maintain(self) -> None:
+        """Periodic work: automatic checkpoints, metric retention (:meth:`Checkpoints.maintain`)."""
+        await self.checkpoints.maintain()
+
+    # -- running the clock ----------------------------------------------------------------
+    async def advance(self, seconds: float) -> None:
+        """Run the virtual clock forward, flushing in batches (group commit)."""
+        clock = self.clock
+        assert isinstance(clock, VirtualClock), "advance() needs the virtual clock"
+        until = clock.now() + seconds
+        while True:
+            clock.run_until(until, budget=FLUSH_EVERY)
+            if self.checkpoints.owed() or clock.now() >= until:
+                await self.maintain()
+            if self.unflushed >= FLUSH_EVERY or clock.now() >= until:
+                await self.flush()
+            if clock.now() >= until:
+                nxt = clock.next_time()
+                if nxt is None or nxt > until:
+                    break
+
+    async def run_realtime(self, speed: float, tick: float = 0.1, stop: asyncio.Event | None = None) -> None:
+        """Advance the virtual clock at ``speed`` simulated seconds per wall second."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while stop is None or not stop.is_set():
+            await asyncio.sleep(tick)
+            now = loop.time()
+            dt, last = now - last, now
+            if isinstance(self.clock, VirtualClock):
+                await self.advance(dt * speed)
+            else:
+                await self.maintain()
+                await self.flush()
+
+    def summary(self) -> dict[str, Any]:
+        s = self.state
+        counts: dict[str, int] = {}
+        for w in s.all_workflows():
+            counts[w.status.value] = counts.get(w.status.value, 0) + 1
+        return {
+            "seq": s.seq,
+            "clock": s.clock,
+            "workflows": counts,
+            "agents": len(s.live_agents()),
+            "utilisation": self.utilisation(),
+        }

@@ -1,0 +1,139 @@
+"""Liveness and usage: heartbeats, unreachable agents, samples and utilisation.
+
+:class:`Liveness` records the usage runtimes sample, marks agents that have been
+silent past the missed-heartbeat limit unreachable (pinging them first when active
+health checks are on), moves tasks off agents that stay unreachable when the
+standing reassignment is in force, and runs the sample hooks detectors use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..models import AgentStatus
+
+if TYPE_CHECKING:
+    from .facade import Engine
+
+_ANSWERING = (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)
+THROUGHPUT_WINDOW_S = 300.0
+
+
+class Liveness:
+    """Heartbeats, usage samples and the checks that follow each sample."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sample_hooks: list[Callable[[float], None]] = []
+        self.last_health_check = float("-inf")
+
+    def on_sample(self, fn: Callable[[float], None]) -> None:
+        """Run ``fn(now)`` after each system usage sample: where detectors hook in."""
+        self.sample_hooks.append(fn)
+
+    # -- facts --------------------------------------------------------------------------
+    def agent_heartbeat(self, agent_id: str) -> None:
+        e = self.engine
+        e.telemetry.liveness[agent_id] = e.clock.now()
+
+    def agent_unreachable(self, agent_id: str) -> None:
+        e = self.engine
+        a = e.state.agents.get(agent_id)
+        if a is not None and a.status in _ANSWERING:
+            silent = e.clock.now() - e.telemetry.liveness.get(agent_id, e.clock.now())
+            e.emit("AGENT_TIMEOUT", "network", "agent_coordination", {"agent": agent_id, "silent_s": round(silent, 3)})
+
+    def usage(self, agent_id: str, cpu_pct: float, memory_mb: float) -> None:
+        e = self.engine
+        now = e.clock.now()
+        e.telemetry.liveness[agent_id] = now
+        e.telemetry.agent_usage[agent_id] = (cpu_pct, memory_mb)
+        e.telemetry.record(now, "cpu_pct", agent_id, cpu_pct)
+        e.telemetry.record(now, "memory_mb", agent_id, memory_mb)
+
+    def system_usage(self, cpu_pct: float, memory_pct: float) -> None:
+        e = self.engine
+        now = e.clock.now()
+        tel = e.telemetry
+        tel.record(now, "cpu_pct", "system", cpu_pct)
+        tel.record(now, "memory_pct", "system", memory_pct)
+        tel.record(now, "agents_pct", "system", self.agent_utilisation())
+        done = tel.get("completed", "system").since(now - THROUGHPUT_WINDOW_S)
+        tel.record(now, "throughput_per_min", "system", len(done) * 60.0 / THROUGHPUT_WINDOW_S)
+        self.check_liveness(now)
+        self.reassign_unreachable(now)
+        for hook in list(self.sample_hooks):
+            hook(now)
+
+    # -- checks -------------------------------------------------------------------------
+    def health_check_interval(self) -> float | None:
+        """The active health-check interval ``/resource-manager update-agent-management``
+        set (shorter than the heartbeat), or None: then only heartbeats count."""
+        e = self.engine
+        cfg = e.state.settings.get("agent_management")
+        if isinstance(cfg, dict) and cfg.get("health_check_interval_s"):
+            iv = float(cfg["health_check_interval_s"])
+            if iv < e.config.intervals.heartbeat_s:
+                return iv
+        return None
+
+    def check_liveness(self, now: float) -> None:
+        """Mark agents silent for more than the missed-heartbeat limit unreachable. With
+        active health checks the runtime pings every live agent at their interval (an
+        answer counts as a heartbeat), so the limit is that many intervals instead."""
+        e = self.engine
+        every = self.health_check_interval()
+        ping = getattr(e.runtime, "ping_agent", None)  # runtimes that can be asked
+        if every is not None and ping is not None and now - self.last_health_check >= every - 1e-9:
+            self.last_health_check = now
+            for a in sorted(e.state.agents.values(), key=lambda x: x.id):
+                if a.status in _ANSWERING:
+                    ping(a.id)
+        beat = every if every is not None and ping is not None else e.config.intervals.heartbeat_s
+        limit = beat * (e.config.intervals.missed_heartbeats + 0.5)
+        for a in list(e.state.agents.values()):
+            if a.status in _ANSWERING:
+                last = e.telemetry.liveness.get(a.id)
+                if last is None:
+                    e.telemetry.liveness[a.id] = now
+                elif now - last > limit:
+                    self.agent_unreachable(a.id)
+
+    def reassign_unreachable(self, now: float) -> None:
+        """The standing reassignment that ``/coordination-hub communication-redundancy-
+        activation`` turns on: a task on an agent silent for ``reassign_after_s`` moves
+        (with its context) to a reachable agent, unless the distributed protocol in
+        force keeps tasks running on isolated agents."""
+        e = self.engine
+        cfg = e.state.settings.get("monitoring.communication")
+        if e.readonly or not isinstance(cfg, dict) or cfg.get("closed") or cfg.get("reassign_after_s") is None:
+            return
+        proto = e.state.settings.get("monitoring.distributed_protocols")
+        if isinstance(proto, dict) and not proto.get("closed") and proto.get("keep_tasks_on_unreachable"):
+            return
+        after = float(cfg["reassign_after_s"])
+        for a in sorted(e.state.agents.values(), key=lambda x: x.id):
+            if a.status is AgentStatus.UNREACHABLE and a.current_task:
+                silent = now - e.telemetry.liveness.get(a.id, a.last_heartbeat if a.last_heartbeat is not None else now)
+                if silent >= after:
+                    e.release_task(a.current_task, reason="agent_unreachable", actor="standing-reassignment")
+
+    # -- measures -----------------------------------------------------------------------
+    def agent_utilisation(self) -> float:
+        """Busy agent slots as a percent of the capacity's agent slots."""
+        e = self.engine
+        busy = sum(
+            1
+            for a in e.state.agents.values()
+            if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE) and a.current_task
+        )
+        return round(busy / e.config.capacity.agents * 100.0, 2)
+
+    def utilisation(self) -> dict[str, float]:
+        tel = self.engine.telemetry
+        return {
+            "cpu": tel.get("cpu_pct").last(),
+            "memory": tel.get("memory_pct").last(),
+            "agents": self.agent_utilisation(),
+        }

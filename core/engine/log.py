@@ -1,0 +1,292 @@
+"""The engine's log: every change is an event, numbered, chained, folded, committed.
+
+:class:`EventLog` numbers each event, chains its hash, folds it into the
+projection, queues it for the store (group commit) and tells subscribers once the
+commit that wrote it returned. Units of work keep one command's events together or
+take them all back; finished workflows' records go to the archive in the same
+commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..event_data import SCHEMAS, EventDataError, check_event
+from ..events import Event, EventHeader, canonical_envelope, canonical_json, chain_hash
+from ..models import Task
+
+if TYPE_CHECKING:
+    from .facade import Engine
+
+Subscriber = Callable[[Event], None]
+
+
+class EngineError(Exception):
+    """An operation that cannot be applied; nothing was changed."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+_VALID_HEADERS: set[tuple[str, str, str]] = set()
+
+
+def _check_header(type_: str, component: str, scope: str) -> None:
+    key = (type_, component, scope)
+    if key in _VALID_HEADERS:
+        return
+    EventHeader(type=type_, component=component, scope=scope, data={})
+    _VALID_HEADERS.add(key)
+
+
+@dataclass
+class Unit:
+    """A unit of work (one command): its events are kept together or not at all."""
+
+    seq: int
+    head: str
+    point: dict[str, Any] | None = None
+    """The state before the unit's first event (taken then, so read-only work costs nothing)."""
+    committed: bool = False
+    """A flush inside the unit committed some of its events: they can no longer be undone."""
+
+
+class EventLog:
+    """Emit, units of work, group commit and subscribers of one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.buffer: list[tuple[Any, ...]] = []
+        """Rows emitted and not yet committed (the group commit's next batch)."""
+        self.subscribers: list[Subscriber] = []
+        self.observers: list[Subscriber] = []
+        self.uncommitted: list[Event] = []
+        """Events in ``buffer``: subscribers see them once the store has them."""
+        self.unit: Unit | None = None
+        self.memory_archive: dict[tuple[str, int], str] = {}
+        """Archive records where there is no store to hold them (or it is read-only)."""
+
+    # -- subscribers --------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call ``fn(event)`` for each event once it is committed (after the group
+        commit that wrote it returns), in sequence order: what a subscriber prints,
+        shows or sends is in the log. Returns an unsubscribe function."""
+        self.subscribers.append(fn)
+        return lambda: self.subscribers.remove(fn) if fn in self.subscribers else None
+
+    def observe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call ``fn(event)`` as each event is folded, before it is committed: for the
+        engine's own bookkeeping that tracks the projection (detectors, a runtime
+        learning task commands), never for output. Returns an unobserve function."""
+        self.observers.append(fn)
+        return lambda: self.observers.remove(fn) if fn in self.observers else None
+
+    # -- emit ---------------------------------------------------------------------
+    def emit(
+        self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None
+    ) -> Event:
+        """Record one state change: number, hash, fold, queue for the store (subscribers
+        hear of it after the commit, :meth:`flush`)."""
+        e = self.engine
+        if e.readonly:
+            raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
+        _check_header(type_, component, scope)
+        data = data if data is not None else {}
+        state = e.state
+        seq = state.seq + 1
+        ts = e.clock.now()
+        who = actor or e.actor
+        ev = Event(seq, ts, type_, component, scope, data, who)
+        data_json = canonical_json(data)
+        prev = e.head_hash
+        h = chain_hash(prev, canonical_envelope(seq, ts, type_, component, scope, who, data_json))
+        unit = self.unit
+        if unit is not None and unit.point is None:
+            unit.point = state.undo_point()
+        # Fold first: a reducer that rejects the event leaves the chain untouched.
+        try:
+            state.apply(ev)
+        except Exception as exc:
+            raise EngineError(
+                "EVENT_REJECTED", f"{type_} could not be applied: {type(exc).__name__}: {exc}", {"type": type_}
+            ) from exc
+        e.head_hash = h
+        self.buffer.append((seq, ts, type_, component, scope, who, data_json, prev, h))
+        for fn in self.observers:
+            fn(ev)
+        if e.store is None and unit is None:  # nothing to commit to: subscribers hear of it now
+            for fn in list(self.subscribers):
+                fn(ev)
+        else:
+            self.uncommitted.append(ev)
+        return ev
+
+    def inject(self, header: EventHeader, actor: str = "operator") -> Event:
+        """An observed event line (script or operator): recorded as it is, once its
+        data is what its reducer needs; otherwise EngineError and nothing changes."""
+        state = self.engine.state
+        try:
+            check_event(state, header.type, header.data)
+        except EventDataError as exc:
+            raise EngineError("INVALID_EVENT", str(exc), {"type": header.type, "field": exc.field}) from None
+        point = state.undo_point() if header.type in SCHEMAS else None
+        try:
+            return self.engine.emit(header.type, header.component, header.scope, header.data, actor=actor)
+        except EngineError:
+            if point is not None:
+                state.restore(point)
+            raise
+
+    # -- units of work --------------------------------------------------------------
+    def begin_unit(self) -> Unit | None:
+        """Start a unit of work; None when one is already open (the outer one owns it)."""
+        if self.unit is not None:
+            return None
+        self.unit = Unit(self.engine.state.seq, self.engine.head_hash)
+        return self.unit
+
+    def end_unit(self, unit: Unit | None, keep: bool) -> bool:
+        """Close ``unit``: keep its events, or take them back (state, chain, buffer as
+        before it began). False when they could not be taken back because a flush
+        inside the unit already committed some of them."""
+        if unit is None or unit is not self.unit:
+            return keep
+        self.unit = None
+        if not keep and unit.point is not None:
+            if unit.committed:
+                return False
+            self.buffer = [r for r in self.buffer if r[0] <= unit.seq]
+            self.uncommitted = [e for e in self.uncommitted if e.seq <= unit.seq]
+            self.engine.state.restore(unit.point)
+            self.engine.head_hash = unit.head
+        if self.engine.store is None:  # the memory engine's subscribers waited for the unit
+            evs, self.uncommitted = self.uncommitted, []
+            for ev in evs:
+                for fn in list(self.subscribers):
+                    fn(ev)
+        return True
+
+    # -- group commit ---------------------------------------------------------------
+    async def flush(self) -> None:
+        """Group commit everything emitted since the last flush, then tell subscribers.
+
+        Subscribers hear of a batch only after ``store.append`` returned (the
+        transaction committed); a failed commit keeps the rows for the next flush and
+        tells nobody. Without a store there is nothing to wait for: subscribers hear
+        of each event as it is emitted. The archive records of workflows that
+        finished meanwhile are committed in the same transaction."""
+        e = self.engine
+        if e.store is None:
+            self.buffer.clear()
+            e.telemetry.pending_rows.clear()
+            await self.store_archive(e.state.take_archive())
+            return
+        async with e.store_lock:
+            archive = e.state.take_archive()
+            if self.buffer or archive:
+                rows, self.buffer = self.buffer, []
+                n = len(rows)
+                t0 = time.perf_counter()
+                cancelled = await self._commit(rows, archive)
+                if rows:
+                    e.telemetry.committed(rows, time.perf_counter() - t0)
+                if rows and self.unit is not None and rows[-1][0] > self.unit.seq:
+                    self.unit.committed = True
+                self._publish(n)
+                if cancelled:
+                    raise asyncio.CancelledError
+            rows_m = e.telemetry.take_rows()
+            if rows_m:
+                await e.store.add_metrics(rows_m)
+
+    async def _commit(self, rows: list[tuple[Any, ...]], archive: Any) -> bool:
+        """Append ``rows`` in one transaction that a cancellation cannot cut in two.
+
+        aiosqlite runs the statements in its own thread: abandoning the await between
+        BEGIN and COMMIT would leave the connection inside a transaction, and a commit
+        that did happen would be retried (a duplicate seq). So the append runs shielded
+        and the store lock is held until it settles; a cancellation is re-raised after.
+        A failed commit keeps the rows for the next flush. Returns whether the caller
+        was cancelled meanwhile."""
+        store = self.engine.store
+        assert store is not None
+        append = asyncio.ensure_future(store.append(rows, archive))
+        cancelled = False
+
+        def keep() -> None:
+            self.buffer = rows + self.buffer
+            if self.engine.state.archive_out is not None:
+                self.engine.state.archive_out[:0] = archive
+
+        while True:
+            try:
+                await asyncio.shield(append)
+                return cancelled
+            except asyncio.CancelledError:
+                if append.done() and not append.cancelled():
+                    if append.exception() is None:
+                        return True
+                    keep()
+                    raise append.exception() from None
+                cancelled = True
+            except BaseException:
+                keep()
+                raise
+
+    def _publish(self, n: int) -> None:
+        """Notify subscribers of the first ``n`` uncommitted events (those just committed)."""
+        evs, self.uncommitted = self.uncommitted[:n], self.uncommitted[n:]
+        for ev in evs:
+            for fn in list(self.subscribers):
+                fn(ev)
+
+    # -- archive --------------------------------------------------------------------
+    async def store_archive(self, archive: list[tuple[str, int, str, str]]) -> None:
+        """Records of finished workflows: into the store's archive table (kept in memory
+        without a writable store)."""
+        if not archive:
+            return
+        e = self.engine
+        if e.store is None or e.readonly:
+            for wid, fseq, _status, record in archive:
+                self.memory_archive[(wid, fseq)] = record
+            return
+        async with e.store_lock:
+            await e.store.append([], archive)
+
+    async def archived(self, wf_id: str) -> dict[str, Any] | None:
+        """The full record (``workflow``, ``tasks``) of a finished workflow, from the archive."""
+        state = self.engine.state
+        done = state.finished.get(wf_id)
+        if done is None:
+            return None
+        key = (wf_id, done.finished_seq)
+        record = self.memory_archive.get(key)
+        if record is None:
+            record = next((r[3] for r in state.archive_out or () if (r[0], r[1]) == key), None)
+        if record is not None:
+            loaded: dict[str, Any] = json.loads(record)
+            return loaded
+        store = self.engine.store
+        return await store.archived(*key) if store is not None else None
+
+    async def tasks_with_archive(self, finished_since: float = float("-inf")) -> list[Task]:
+        """Live tasks and the archived tasks of workflows that finished at or after
+        ``finished_since`` (analyses over what happened, not only what is running)."""
+        state = self.engine.state
+        out = list(state.tasks.values())
+        for wid, done in sorted(state.finished.items()):
+            if done.finished_at is not None and done.finished_at < finished_since:
+                continue
+            record = await self.archived(wid)
+            if record is not None:
+                out.extend(Task.model_validate(t) for t in record["tasks"])
+        return out

@@ -1,0 +1,184 @@
+"""Opening a log: the latest good checkpoint, then the rows after it, each checked.
+
+Nothing is appended to a damaged log: every problem found while opening raises
+:class:`~core.store.StoreError` naming the row or checkpoint, and the engine is left
+as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import TYPE_CHECKING
+
+from ..events import GENESIS_HASH, Event
+from ..projection import State, hash_snapshot
+from ..store import Store, StoreError, row_hash_ok
+from ..telemetry import HISTORY
+
+if TYPE_CHECKING:
+    from .facade import Engine
+
+FULL_CHECK_ROWS = 100_000
+"""Opening checks the whole chain of a log up to this long; a longer one from its checkpoint on."""
+_SYSTEM_SERIES = ("cpu_pct", "memory_pct", "agents_pct", "throughput_per_min", "response_time", "efficiency")
+
+
+class Opening:
+    """Load, replay and anchor checks for one engine over its store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def store(self) -> Store:
+        store = self.engine.store
+        assert store is not None, "opening needs a store"
+        return store
+
+    async def load(self) -> None:
+        """Latest good checkpoint, then the rows after it, each checked as it is replayed.
+
+        The quick integrity check of every open: the rows from the checkpoint's own
+        row to the head must chain (sequence, previous hash, recomputed hash) and
+        fold (and, for a log of at most FULL_CHECK_ROWS rows, the rows before it must
+        chain too). Damage there, or any checkpoint that fails its hash, raises
+        StoreError naming it, so nothing is appended to a damaged log (a read-only
+        open falls back to the newest good checkpoint). ``opsdeck verify`` walks the
+        whole chain and replays every checkpoint."""
+        engine, store = self.engine, self.store
+        state, since = await self._latest_checkpoint()
+        prev, cursor = await self._anchor(since)
+        try:
+            while True:
+                rows = await store.raw_rows(cursor, 1000)  # small batches: replay memory stays low
+                if not rows:
+                    break
+                for seq, ts, type_, comp, scope, actor, data_json, p, h in rows:
+                    if seq != cursor + 1:
+                        raise self._damaged(f"sequence gap: expected {cursor + 1}, found {seq}", cursor + 1)
+                    if p != prev:
+                        raise self._damaged("previous-hash link broken", seq)
+                    if not row_hash_ok(seq, ts, type_, comp, scope, actor, data_json, p, h):
+                        raise self._damaged("the row does not match its hash", seq)
+                    try:
+                        state.apply(Event(seq, ts, type_, comp, scope, json.loads(data_json), actor))
+                    except Exception as exc:  # noqa: BLE001 - whatever a reducer raises, the row is damage
+                        raise self._damaged(f"cannot be applied ({type(exc).__name__}: {exc})", seq) from None
+                    prev, cursor = h, seq
+        except sqlite3.Error as exc:
+            at = await store.first_unreadable(cursor)
+            raise self._damaged(f"unreadable row ({exc})", at if at is not None else cursor + 1) from None
+        lost = await store.anchor_problem()
+        if lost is not None:
+            raise self._damaged(lost[1], lost[0])
+        engine.state = state
+        engine.head_hash = prev
+        engine.state.seq = cursor
+        await engine.log.store_archive(state.take_archive())  # workflows that finished after the checkpoint
+        await self._load_telemetry()
+
+    async def _latest_checkpoint(self) -> tuple[State, int]:
+        """The state of the newest checkpoint that matches its hash and its seq (an
+        empty state and 0 without one). A writer checks every checkpoint and refuses
+        a log with a bad one; a reader uses the newest good one."""
+        store, readonly = self.store, self.engine.readonly
+        state, since, bad = State(collect_archive=True), 0, []
+        try:
+            cps = await store.list_checkpoints()
+        except sqlite3.Error as exc:
+            raise self._damaged(f"the checkpoint table is unreadable ({exc})") from None
+        found = False
+        for cp in reversed(cps):
+            try:
+                if found:
+                    # Older ones: the stored text against its hash, without decoding it
+                    # (the whole snapshot only if the text is not the canonical one).
+                    quick = await store.checkpoint_text_hash(cp["id"])
+                    if quick is not None and quick[0] == quick[1]:
+                        continue
+                loaded = await store.load_checkpoint(cp["id"])
+                if loaded is None:
+                    continue
+                row, snap = loaded
+                if not (
+                    isinstance(snap, dict)
+                    and hash_snapshot(snap) == row["state_hash"]
+                    and snap.get("seq") == row["seq"]
+                ):
+                    bad.append(f"checkpoint {cp['id']} does not match its state hash")
+                elif not found:
+                    state, since, found = State.from_snapshot(snap, collect_archive=True), row["seq"], True
+                    if readonly:
+                        break  # a reader uses the newest good one; a writer checks them all
+            except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+                bad.append(f"checkpoint {cp['id']} is unreadable ({type(exc).__name__})")
+        if bad and not readonly:
+            raise self._damaged("; ".join(bad[:3]))
+        return state, since
+
+    async def _anchor(self, since: int) -> tuple[str, int]:
+        """The hash the rows after ``since`` chain to, checked.
+
+        A log of at most FULL_CHECK_ROWS rows is checked from its first row (hashes
+        and links; the rows before the checkpoint are not folded); a longer one from
+        the checkpoint's own row."""
+        store = self.store
+        if since == 0:
+            return GENESIS_HASH, 0
+        try:
+            full = await store.count_events() <= FULL_CHECK_ROWS
+        except sqlite3.Error as exc:
+            raise self._damaged(f"unreadable log ({exc})") from None
+        if full:
+            return await self._chain_to(since)
+        try:
+            rows = await store.raw_rows(since - 1, 1)
+        except sqlite3.Error as exc:
+            raise self._damaged(f"unreadable row ({exc})", since) from None
+        if not rows or rows[0][0] != since:
+            raise self._damaged(
+                f"a checkpoint is at seq {since} but the log has no such row: committed events are missing", since
+            )
+        if not row_hash_ok(*rows[0]):
+            raise self._damaged("the row does not match its hash", since)
+        return rows[0][8], since
+
+    async def _chain_to(self, since: int) -> tuple[str, int]:
+        """Check the chain from the first row up to ``since`` (hashes and links)."""
+        store = self.store
+        prev, cursor = GENESIS_HASH, 0
+        try:
+            while cursor < since:
+                rows = await store.raw_rows(cursor, min(5000, since - cursor))
+                if not rows:
+                    break
+                for row in rows:
+                    seq = row[0]
+                    if seq != cursor + 1:
+                        raise self._damaged(f"sequence gap: expected {cursor + 1}, found {seq}", cursor + 1)
+                    if row[7] != prev:
+                        raise self._damaged("previous-hash link broken", seq)
+                    if not row_hash_ok(*row):
+                        raise self._damaged("the row does not match its hash", seq)
+                    prev, cursor = row[8], seq
+        except sqlite3.Error as exc:
+            at = await store.first_unreadable(cursor)
+            raise self._damaged(f"unreadable row ({exc})", at if at is not None else cursor + 1) from None
+        if cursor != since:
+            raise self._damaged(
+                f"a checkpoint is at seq {since} but the log ends at {cursor}: committed events are missing",
+                cursor + 1,
+            )
+        return prev, since
+
+    def _damaged(self, problem: str, seq: int | None = None) -> StoreError:
+        return self.store.damaged(problem, seq)
+
+    async def _load_telemetry(self) -> None:
+        """Bring back recent system samples so gauges and detectors have history."""
+        engine = self.engine
+        horizon = engine.state.clock - HISTORY * engine.config.intervals.sample_s
+        for name in _SYSTEM_SERIES:
+            for t, v in await self.store.metrics(name, "system", since=horizon):
+                engine.telemetry.record(t, name, "system", v, persist=False)
