@@ -9,6 +9,12 @@ before the anchor, or holds another row at the anchor's seq, has lost committed
 events. The record is written after the commit returned (so it never runs ahead of
 what is durable) and without an fsync of its own (so after a power loss it may lag:
 a lagging anchor only weakens the check, it never raises a false alarm).
+
+The database records that it is anchored (``meta.anchored``, set when it is created
+or at its first commit), so an anchor deleted together with the WAL is a reported
+loss too, not a database that never had one. The file is opened through its
+directory with ``O_NOFOLLOW`` (:func:`core.private.open_beside`): a symlink planted at
+``<db>.head`` is an error naming it, and its target is never written.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import contextlib
 import os
 import zlib
 from pathlib import Path
+
+from .private import open_beside
 
 RECORD = 128
 MAGIC = "opsdeck-head v1"
@@ -49,24 +57,32 @@ def decode(raw: bytes) -> tuple[int, str] | None:
         return None
 
 
-def read_anchor(db: str | Path) -> tuple[int, str] | None:
+def read_anchor(db: str | Path, trust: bool = False) -> tuple[int, str] | None:
+    """The anchor's (seq, hash), or None when it is missing or unreadable as a record.
+    A symlink, or a file another user owns (without ``trust``), raises PrivateError."""
     try:
-        return decode(anchor_path(db).read_bytes()[:RECORD])
+        fd = open_beside(anchor_path(db), os.O_RDONLY, "anchor", trust=trust)
+    except FileNotFoundError:
+        return None
+    try:
+        return decode(os.pread(fd, RECORD, 0))
     except OSError:
         return None
+    finally:
+        os.close(fd)
 
 
 class AnchorWriter:
     """Keeps ``<db>.head`` open and overwrites its record in place after each commit."""
 
-    def __init__(self, db: str | Path) -> None:
+    def __init__(self, db: str | Path, trust: bool = False) -> None:
         self.path = anchor_path(db)
+        self.trust = trust
         self._fd: int | None = None
 
     def write(self, seq: int, h: str) -> None:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.fchmod(self._fd, 0o600)
+            self._fd = open_beside(self.path, os.O_WRONLY | os.O_CREAT, "anchor", trust=self.trust)
         os.pwrite(self._fd, encode(seq, h), 0)
 
     def close(self) -> None:
@@ -74,9 +90,3 @@ class AnchorWriter:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
-
-
-def forget(db: str | Path) -> None:
-    """A new database at this path: an anchor left by a deleted one means nothing."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(anchor_path(db))

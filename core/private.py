@@ -4,13 +4,23 @@ Everything opsdeck keeps beside a database (agent sockets, the per-run secret, a
 logs, the control-plane socket) lives in a directory of mode 0700 that this user
 owns; files are 0600. A directory that exists but belongs to someone else, or is a
 symlink, is refused: another local user could have created it to squat our names.
+
+Files beside a database (its anchor, lease, token) are opened through a descriptor
+of their directory with ``O_NOFOLLOW``: a symlink planted at one of those names is an
+error naming it, never a way to make opsdeck write somewhere else. Like git's
+``safe.directory`` and ssh's key checks, a database or a file beside it that another
+user owns, or that others may write, is refused (:func:`check_owner`) unless the
+operator trusts other owners explicitly (``--trust-owner``, ``OPSDECK_TRUST_OWNER=1``
+or ``[storage] trust_owner``): its content decides which commands run as us.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import pwd
 import stat
 import tempfile
 from pathlib import Path
@@ -21,6 +31,102 @@ SOCKET_PATH_MAX = 100
 
 class PrivateError(Exception):
     """A path that is not private to us (owned by another user, a symlink, wrong type)."""
+
+
+class OwnershipError(PrivateError):
+    """A database, or a file beside one, that another user owns or others may write."""
+
+
+TRUST_ENV = "OPSDECK_TRUST_OWNER"
+
+
+def trust_requested() -> bool:
+    """Did the operator ask to trust files other users own (``--trust-owner`` sets this)?"""
+    return os.environ.get(TRUST_ENV) == "1"
+
+
+def user_name(uid: int) -> str:
+    """``name (uid N)``, or ``uid N`` for a uid without an account."""
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def owner_problem(st: os.stat_result) -> str | None:
+    """Why a file with this status may not be trusted: another owner, or writable by others."""
+    me = os.getuid()
+    if st.st_uid != me:
+        return f"owned by {user_name(st.st_uid)}, not by {user_name(me)} who runs opsdeck"
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "others" if mode & stat.S_IWOTH else "its group"
+        return f"writable by {who} (mode {mode:04o})"
+    return None
+
+
+def check_owner(path: str | Path, what: str, *, trust: bool = False, follow: bool = False) -> str | None:
+    """Refuse ``path`` (when it exists) unless it is ours and not writable by others.
+
+    ``what`` names it in the error ("database", "anchor", ...). Without ``follow`` a
+    symlink at ``path`` is an error whatever ``trust`` says. With ``trust`` a file of
+    another owner is let through and the problem is returned, for the caller to
+    record (an audit line); None when there was nothing to trust."""
+    p = Path(path)
+    try:
+        st = os.stat(p) if follow else os.lstat(p)
+    except FileNotFoundError:
+        return None
+    if not follow and stat.S_ISLNK(st.st_mode):
+        raise PrivateError(
+            f"{p}: the {what} is a symlink (to {os.readlink(p)}); refusing to follow it. Nothing was changed"
+        )
+    problem = owner_problem(st)
+    if problem is None:
+        return None
+    if trust:
+        return f"{p}: the {what} is {problem}; trusted (--trust-owner)"
+    raise OwnershipError(
+        f"{p}: the {what} is {problem}; refusing to use it (its content decides what runs as you). "
+        f"If this is a shared setup you trust, pass --trust-owner (or set {TRUST_ENV}=1). Nothing was changed"
+    )
+
+
+def open_beside(path: str | Path, flags: int, what: str, *, trust: bool = False, mode: int = 0o600) -> int:
+    """A descriptor on ``path`` opened through its directory's descriptor with
+    ``O_NOFOLLOW``: a symlink at ``path`` is a PrivateError naming it, and an existing
+    file that another user owns (or others may write) is refused as by :func:`check_owner`.
+    A file this call creates is ``mode`` (0600) whatever the umask."""
+    p = Path(path)
+    dfd = os.open(p.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fd = os.open(p.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                target = os.readlink(p.name, dir_fd=dfd)
+                raise PrivateError(
+                    f"{p}: the {what} is a symlink (to {target}); refusing to follow it. Nothing was changed"
+                ) from None
+            raise
+    finally:
+        os.close(dfd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PrivateError(f"{p}: the {what} is not a regular file")
+        problem = owner_problem(st)
+        if problem is not None and not trust:
+            raise OwnershipError(
+                f"{p}: the {what} is {problem}; refusing to use it. If this is a shared setup you trust, "
+                f"pass --trust-owner (or set {TRUST_ENV}=1). Nothing was changed"
+            )
+        if flags & (os.O_WRONLY | os.O_RDWR) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _check_dir(p: Path) -> None:
@@ -95,16 +201,21 @@ def socket_path(base: str | Path, name: str) -> Path:
 
 
 def write_private(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` atomically as a 0600 file (a temporary file, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically as a 0600 file (a temporary file made with
+    ``O_EXCL``, fsync, rename). A symlink at ``path`` is an error naming it (the rename
+    would replace the link, not write through it, but a planted link means someone
+    is at work in that directory)."""
     p = Path(path)
+    if p.is_symlink():
+        raise PrivateError(f"{p}: is a symlink (to {os.readlink(p)}); refusing to replace it. Nothing was changed")
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)  # mkstemp creates 0600
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)  # O_EXCL, 0600
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
             fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -114,9 +225,15 @@ def write_private(path: str | Path, data: bytes | str) -> Path:
 
 
 def open_private(path: str | Path, append: bool = True) -> int:
-    """A file descriptor on ``path`` created 0600 (for logs handed to child processes)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
+    """A file descriptor on ``path`` created 0600 (for logs handed to child processes);
+    a symlink at ``path`` is refused (``O_NOFOLLOW``)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PrivateError(f"{path}: is a symlink; refusing to follow it") from None
+        raise
     os.fchmod(fd, 0o600)
     return fd
 

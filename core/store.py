@@ -16,15 +16,17 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from .anchor import AnchorWriter, read_anchor
-from .anchor import forget as forget_anchor
-from .events import Event, canonical_envelope, chain_hash
+from .anchor import AnchorWriter, anchor_path, read_anchor
+from .events import GENESIS_HASH, Event, canonical_envelope, chain_hash
+from .private import PrivateError, check_owner, trust_requested
+from .store_errors import StorageError, StoreError, classify
 
 APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
 SCHEMA_VERSION = 3
@@ -100,9 +102,16 @@ def file_bytes(path: Path) -> int:
         return 0
 
 
-class StoreError(Exception):
-    """A database opsdeck cannot use; the message says why, in words."""
+__all__ = ["EVENT_COLUMNS", "StorageError", "Store", "StoreError", "check_file", "row_hash_ok", "row_to_event"]
 
+BUSY_TIMEOUT_MS = 5000
+"""How long one SQLite call waits for another process's lock before it reports "locked"."""
+LOCK_WAIT_S = 60.0
+"""How long a write keeps retrying against another process's lock before it gives up (for now)."""
+QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
+"""Opening runs ``PRAGMA quick_check`` on a database up to this size (cheap there: tens of ms)."""
+TABLES = ("meta", "events", "checkpoints", "archive", "processes", "metrics")
+"""Every table, in the order the integrity check walks them (metrics last: outside the chain)."""
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -133,6 +142,22 @@ def check_file(fp: Path) -> None:
         raise StoreError(f"{fp}: the database is damaged: truncated to {size // page} of its {pages} pages")
 
 
+def check_files(fp: Path, trust: bool) -> list[str]:
+    """The database and the files SQLite and opsdeck keep beside it, checked before
+    anything opens them: another owner or write access for others is refused (or,
+    with ``trust``, returned as audit notes); a symlink beside it is refused always."""
+    notes = [
+        check_owner(path, what, trust=trust, follow=follow)
+        for path, what, follow in (
+            (fp, "database", True),
+            (Path(f"{fp}-wal"), "write-ahead log", False),
+            (Path(f"{fp}-shm"), "shared-memory index", False),
+            (anchor_path(fp), "anchor", False),
+        )
+    ]
+    return [n for n in notes if n is not None]
+
+
 def row_hash_ok(
     seq: int, ts: Any, type_: Any, comp: Any, scope: Any, actor: Any, data_json: Any, prev: Any, h: Any
 ) -> bool:
@@ -155,20 +180,38 @@ EVENT_COLUMNS = "seq, ts, type, component, scope, actor, data, prev_hash, hash"
 class Store:
     """Async access to one opsdeck database file (or ``:memory:``)."""
 
-    def __init__(self, db: aiosqlite.Connection, path: str, readonly: bool) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: str, readonly: bool, trust: bool = False) -> None:
         self._db = db
         self.path = path
         self.readonly = readonly
-        self._anchor = AnchorWriter(path) if path != ":memory:" and not readonly else None
+        self.trust = trust
+        self._anchor = AnchorWriter(path, trust=trust) if path != ":memory:" and not readonly else None
+        self.anchored = False
+        """The database records that it keeps a head anchor (a missing one is then a loss)."""
+        self.trusted: list[str] = []
+        """Files of another owner that ``trust`` let through: for the audit record."""
+        self.anchor_error: str | None = None
+        """Why the last anchor write failed (the commit stood), if it did."""
+        self.metrics_problem: str | None = None
+        """Why metric samples could not be read or written (a damaged page, a full disk)."""
+        self.on_wait: Callable[[StorageError, float], None] | None = None
+        """Told while a write waits for another process's lock (the error, seconds so far)."""
 
     @classmethod
-    async def open(cls, path: str | Path, *, readonly: bool = False, create: bool = True) -> Store:
+    async def open(
+        cls, path: str | Path, *, readonly: bool = False, create: bool = True, trust_owner: bool = False
+    ) -> Store:
         """Open (or atomically create) a database; StoreError says why one cannot be used.
 
         A new database is built under a temporary name and linked into place
         complete, so a file at ``path`` is always a whole opsdeck database: an empty
-        or truncated file is refused, never filled with a new fleet."""
+        or truncated file is refused, never filled with a new fleet. A database, WAL,
+        shared-memory file or anchor that another user owns (or others may write) is
+        refused unless ``trust_owner`` (or ``OPSDECK_TRUST_OWNER=1``); a symlink at one
+        of the files beside it is refused always."""
         p = str(path)
+        trust = trust_owner or trust_requested()
+        notes: list[str] = []
         if p != ":memory:":
             fp = Path(p)
             exists, is_dir = await asyncio.to_thread(lambda: (fp.exists(), fp.is_dir()))
@@ -179,36 +222,49 @@ class Store:
                     raise StoreError(f"{p}: no such database")
                 fp.parent.mkdir(parents=True, exist_ok=True)
                 await cls._create(fp)
+            notes = check_files(fp, trust)
             check_file(fp)
-        return await cls._connect(p, readonly)
+        store = await cls._connect(p, readonly, trust)
+        store.trusted = notes
+        return store
 
     @classmethod
     async def _create(cls, fp: Path) -> None:
         tmp = fp.parent / f".{fp.name}.creating-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             store = await cls._connect(str(tmp), False)
+            # Anchored from birth: its anchor missing later is a loss, never "an older file".
+            await store._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('anchored', '1')")
             await store.close()  # the last connection checkpoints the WAL into the file
             os.chmod(tmp, 0o600)
             try:
                 os.link(tmp, fp)
-                forget_anchor(fp)  # ours is new: a head anchor left by a deleted database means nothing
             except FileExistsError:
-                pass  # another opsdeck process created it first: use theirs
-        except OSError as exc:
-            raise StoreError(f"{fp}: cannot create: {exc}") from None
+                return  # another opsdeck process created it first: use theirs
+            # Ours is new: an anchor left by a deleted database means nothing; the new one says seq 0.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(anchor_path(fp))
+            writer = AnchorWriter(fp)
+            try:
+                writer.write(0, GENESIS_HASH)
+            finally:
+                writer.close()
+        except (OSError, PrivateError) as exc:
+            err = classify(exc, str(fp)) if isinstance(exc, OSError) else None
+            raise StoreError(err.args[0] if err else f"{fp}: cannot create: {exc}") from None
         finally:
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{tmp}{suffix}")
 
     @classmethod
-    async def _connect(cls, p: str, readonly: bool) -> Store:
+    async def _connect(cls, p: str, readonly: bool, trust: bool = False) -> Store:
         try:
             uri = f"file:{p}?mode=ro" if readonly and p != ":memory:" else p
             db = await aiosqlite.connect(uri, uri=readonly and p != ":memory:", isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"{p}: cannot open: {exc}") from None
-        store = cls(db, p, readonly)
+        store = cls(db, p, readonly, trust)
         try:
             for attempt in range(40):
                 try:
@@ -225,6 +281,9 @@ class Store:
             await db.close()  # never leave the connection's thread behind: the process would not exit
             if isinstance(exc, StoreError):
                 raise
+            storage = classify(exc, p)
+            if storage is not None:
+                raise storage from None
             if isinstance(exc, (sqlite3.Error, ValueError)):
                 raise StoreError(f"{p}: the database is damaged: {exc}") from None
             raise
@@ -233,7 +292,7 @@ class Store:
     async def _prepare(self) -> None:
         db = self._db
         # Wait for other opsdeck processes' locks (first of all while switching to WAL).
-        await db.execute("PRAGMA busy_timeout=5000")
+        await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if not self.readonly and self.path != ":memory:":
             await db.execute("PRAGMA journal_mode=WAL")
         # FULL: in WAL mode each commit syncs the WAL, so a commit that returned
@@ -263,9 +322,43 @@ class Store:
             if self.readonly:
                 raise StoreError(f"{self.path}: schema {version} needs migrating; open it once without --readonly")
             await self._migrate(version)
-        # No whole-file check here (``PRAGMA quick_check`` read every page on every
-        # open): the engine checks what it reads, the chain since its checkpoint,
-        # and ``opsdeck verify`` checks the whole file.
+        self.anchored = await self._meta("anchored") == "1"
+        # A whole-file check only where it is cheap (``PRAGMA quick_check`` reads every
+        # page): the engine checks what it reads, the chain since its checkpoint, and
+        # ``opsdeck verify`` runs ``integrity_check`` over the whole file.
+        if self.path != ":memory:" and file_bytes(Path(self.path)) <= QUICK_CHECK_MAX_BYTES:
+            bad = [(t, m) for t, m in await self.integrity(quick=True) if t != "metrics"]
+            if bad:
+                raise StoreError(
+                    f"{self.path}: the database is damaged: table {bad[0][0]}: {bad[0][1]}. Nothing was changed; "
+                    f"`opsdeck verify --db {self.path}` reports the damage"
+                )
+
+    async def _meta(self, key: str) -> str | None:
+        try:
+            row = await (await self._db.execute("SELECT value FROM meta WHERE key=?", (key,))).fetchone()
+        except sqlite3.OperationalError:  # no meta table yet (an empty file being created)
+            return None
+        return None if row is None else str(row[0])
+
+    async def integrity(self, quick: bool = False) -> list[tuple[str, str]]:
+        """SQLite's own check, table by table: (table, problem) for each problem found
+        (``quick``: ``quick_check``, which skips the index-content comparison)."""
+        pragma = "quick_check" if quick else "integrity_check"
+        out: list[tuple[str, str]] = []
+        present = {
+            r[0] for r in await (await self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")).fetchall()
+        }
+        for table in TABLES:
+            if table not in present:
+                continue
+            try:
+                rows = await (await self._db.execute(f"PRAGMA {pragma}({table})")).fetchall()
+            except sqlite3.DatabaseError as exc:
+                out.append((table, str(exc)))
+                continue
+            out += [(table, str(r[0])) for r in rows if r[0] != "ok"]
+        return out
 
     async def _schema_version(self) -> int:
         db = self._db
@@ -304,6 +397,36 @@ class Store:
             self._anchor.close()
         await self._db.close()
 
+    # -- writes that the storage may refuse -------------------------------------------
+    async def _rollback(self) -> None:
+        """Take back an open transaction (SQLite already rolled back after a full disk)."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                await self._db.execute("ROLLBACK")
+
+    async def _write(self, statements: Callable[[], Awaitable[None]]) -> None:
+        """Run ``statements`` in one transaction. A full disk, a read-only file system
+        or an I/O error raise StorageError (nothing of it committed); another process's
+        lock is waited for (``on_wait`` is told) up to LOCK_WAIT_S, then StorageError."""
+        start = time.monotonic()
+        while True:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                await statements()
+                await self._db.execute("COMMIT")
+                return
+            except Exception as exc:
+                await self._rollback()
+                err = classify(exc, self.path)
+                if err is None:
+                    raise
+                waited = time.monotonic() - start
+                if err.kind != "locked" or waited >= LOCK_WAIT_S:
+                    raise err from None
+                if self.on_wait is not None:
+                    self.on_wait(err, waited)
+                await asyncio.sleep(0.2)
+
     # -- events ---------------------------------------------------------------
     async def head(self) -> tuple[int, str]:
         """The last sequence number and its hash (0 and the genesis hash when empty)."""
@@ -319,24 +442,29 @@ class Store:
             return
         if self.readonly:
             raise StoreError("the database is open read-only")
-        await self._db.execute("BEGIN")
-        try:
+        mark = self._anchor is not None and not self.anchored and bool(rows)
+
+        async def statements() -> None:
             if rows:
                 await self._db.executemany(f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
             if archive:
                 await self._db.executemany(
                     "INSERT OR IGNORE INTO archive(workflow, finished_seq, status, record) VALUES (?,?,?,?)", archive
                 )
-            await self._db.execute("COMMIT")
-        except Exception:
-            await self._db.execute("ROLLBACK")
-            raise
+            if mark:  # an older database: from this commit on, a missing anchor is a loss
+                await self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('anchored', '1')")
+
+        await self._write(statements)
+        if mark:
+            self.anchored = True
         if self._anchor is not None and rows:
             last = rows[-1]
             try:
                 self._anchor.write(last[0], last[8])
-            except OSError:
-                pass  # the anchor only strengthens a check; the commit stands
+                self.anchor_error = None
+            except (OSError, PrivateError) as exc:
+                # The commit stands; a verify after this names the anchor as behind.
+                self.anchor_error = f"{self._anchor.path}: the anchor could not be written: {exc}"
 
     async def row_hash(self, seq: int) -> str | None:
         row = await (await self._db.execute("SELECT hash FROM events WHERE seq = ?", (seq,))).fetchone()
@@ -409,11 +537,19 @@ class Store:
         meanwhile (a live host under a reader) can only move the head further on."""
         if self.path == ":memory:":
             return None
-        anchor = read_anchor(self.path)
-        if anchor is None:
-            return None
-        seq, h = anchor
+        where = anchor_path(self.path)
+        anchor = read_anchor(self.path, trust=self.trust)
         head = await self.count_events()
+        if anchor is None:
+            if not (self.anchored or await self._meta("anchored") == "1"):
+                return None  # an older database that never kept one
+            state = "is damaged" if where.exists() else "is missing"
+            return head + 1, (
+                f"the anchor {where} {state}, and the database records that it keeps one: committed events after "
+                f"seq {head} may be missing (was {self.path}-wal deleted with it?); if the database was copied "
+                f"without it, copy {where.name} too"
+            )
+        seq, h = anchor
         if seq > head:
             return head + 1, (
                 f"the log ends at seq {head} but seq {seq} was committed: committed events are missing "
@@ -479,11 +615,19 @@ class Store:
     ) -> int:
         from .events import canonical_json
 
-        cur = await self._db.execute(
-            "INSERT INTO checkpoints(seq, ts, kind, label, workflow, state, state_hash) VALUES (?,?,?,?,?,?,?)",
-            (seq, ts, kind, label, workflow, canonical_json(state), state_hash),
-        )
-        return int(cur.lastrowid or 0)
+        text = canonical_json(state)
+        cp_id = 0
+
+        async def statements() -> None:
+            nonlocal cp_id
+            cur = await self._db.execute(
+                "INSERT INTO checkpoints(seq, ts, kind, label, workflow, state, state_hash) VALUES (?,?,?,?,?,?,?)",
+                (seq, ts, kind, label, workflow, text, state_hash),
+            )
+            cp_id = int(cur.lastrowid or 0)
+
+        await self._write(statements)
+        return cp_id
 
     async def next_checkpoint_id(self) -> int:
         row = await (await self._db.execute("SELECT max(id) FROM checkpoints")).fetchone()
@@ -521,48 +665,83 @@ class Store:
         return row[0], hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     # -- metrics --------------------------------------------------------------
+    def _metrics_failed(self, exc: BaseException, doing: str) -> None:
+        """Samples live outside the chain: a damaged metrics page or a refused write costs
+        samples (said once in ``metrics_problem``), never the host."""
+        err = classify(exc, self.path)
+        why = err.args[0] if err is not None else f"the metrics table is damaged ({exc})"
+        self.metrics_problem = f"metric samples could not be {doing}: {why}; gauges show no samples from the store"
+
     async def add_metrics(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
+        """Store samples, one transaction per batch (the connection autocommits: without
+        it each row was its own commit, 0.3 ms apiece). A batch the storage refuses or a
+        damaged metrics table cannot take is dropped and said in ``metrics_problem``."""
         if not rows or self.readonly:
             return
-        # One transaction for the batch: the connection autocommits, so without it each
-        # row was its own commit (0.3 ms apiece, most of a run's time with a store).
-        await self._db.execute("BEGIN")
-        try:
+
+        async def statements() -> None:
             await self._db.executemany("INSERT INTO metrics(ts, name, subject, value) VALUES (?,?,?,?)", rows)
-            await self._db.execute("COMMIT")
-        except Exception:
-            await self._db.execute("ROLLBACK")
-            raise
+
+        try:
+            await self._write(statements)
+        except (sqlite3.DatabaseError, StorageError) as exc:
+            self._metrics_failed(exc, "written")
 
     async def metrics(
         self, name: str, subject: str = "system", since: float = float("-inf")
     ) -> list[tuple[float, float]]:
-        rows = await (
-            await self._db.execute(
-                "SELECT ts, value FROM metrics WHERE name=? AND subject=? AND ts>=? ORDER BY ts", (name, subject, since)
-            )
-        ).fetchall()
+        """Samples of one gauge; none (and ``metrics_problem`` set) when the table is damaged."""
+        try:
+            rows = await (
+                await self._db.execute(
+                    "SELECT ts, value FROM metrics WHERE name=? AND subject=? AND ts>=? ORDER BY ts",
+                    (name, subject, since),
+                )
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._metrics_failed(exc, "read")
+            return []
         return [(r[0], r[1]) for r in rows]
 
     async def metrics_after(self, rowid: int, limit: int = 20000) -> tuple[list[tuple[float, str, str, float]], int]:
         """Samples added after ``rowid`` (in insertion order) and the last rowid read:
         how a read-only replica follows the writer's gauges without rescanning."""
-        rows = await (
-            await self._db.execute(
-                "SELECT rowid, ts, name, subject, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (rowid, limit),
-            )
-        ).fetchall()
+        try:
+            rows = await (
+                await self._db.execute(
+                    "SELECT rowid, ts, name, subject, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (rowid, limit),
+                )
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._metrics_failed(exc, "read")
+            return [], rowid
         return [(r[1], r[2], r[3], r[4]) for r in rows], (rows[-1][0] if rows else rowid)
 
     async def last_metric_rowid(self) -> int:
-        row = await (await self._db.execute("SELECT max(rowid) FROM metrics")).fetchone()
+        try:
+            row = await (await self._db.execute("SELECT max(rowid) FROM metrics")).fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._metrics_failed(exc, "read")
+            return 0
         return int(row[0] or 0)
 
     async def prune_metrics(self, before: float) -> int:
-        cur = await self._db.execute("DELETE FROM metrics WHERE ts < ?", (before,))
-        await self._db.commit()
-        return cur.rowcount
+        """Delete samples older than ``before``; 0 (and ``metrics_problem``) when the
+        table is damaged or the storage refuses the write."""
+        deleted = 0
+
+        async def statements() -> None:
+            nonlocal deleted
+            cur = await self._db.execute("DELETE FROM metrics WHERE ts < ?", (before,))
+            deleted = cur.rowcount
+
+        try:
+            await self._write(statements)
+        except (sqlite3.DatabaseError, StorageError) as exc:
+            self._metrics_failed(exc, "pruned")
+            return 0
+        return deleted
 
     async def reclaim(self, metrics_before: float) -> dict[str, int]:
         """Give back disk: delete metric samples older than ``metrics_before``, then
@@ -579,16 +758,20 @@ class Store:
 
     # -- processes (local runtime) ----------------------------------------------
     async def save_process(self, agent: str, pid: int, create_time: float, info: dict[str, Any]) -> None:
-        await self._db.execute(
-            "INSERT INTO processes(agent, pid, create_time, info) VALUES (?,?,?,?) "
-            "ON CONFLICT(agent) DO UPDATE SET pid=excluded.pid, create_time=excluded.create_time, info=excluded.info",
-            (agent, pid, create_time, json.dumps(info)),
-        )
-        await self._db.commit()
+        async def statements() -> None:
+            await self._db.execute(
+                "INSERT INTO processes(agent, pid, create_time, info) VALUES (?,?,?,?) "
+                "ON CONFLICT(agent) DO UPDATE SET pid=excluded.pid, create_time=excluded.create_time, info=excluded.info",
+                (agent, pid, create_time, json.dumps(info)),
+            )
+
+        await self._write(statements)
 
     async def forget_process(self, agent: str) -> None:
-        await self._db.execute("DELETE FROM processes WHERE agent=?", (agent,))
-        await self._db.commit()
+        async def statements() -> None:
+            await self._db.execute("DELETE FROM processes WHERE agent=?", (agent,))
+
+        await self._write(statements)
 
     async def processes(self) -> list[tuple[str, int, float, dict[str, Any]]]:
         rows = await (await self._db.execute("SELECT agent, pid, create_time, info FROM processes")).fetchall()

@@ -92,8 +92,16 @@ def verify_report(db: Path) -> dict[str, Any]:
     return {"rc": r["rc"], "raised": r["raised"], "hung": r["hung"], "report": rep, "verb": r}
 
 
+def copy_anchor(src: Path, dst: Path) -> None:
+    """A copy of a database takes its head anchor along (without it the copy reports a loss)."""
+    head = Path(f"{src}.head")
+    if head.exists():
+        shutil.copyfile(head, f"{dst}.head")
+
+
 def corrupt(clean: Path, target: Path, rng: random.Random, kind: str) -> str:
     """Copy ``clean`` to ``target`` and damage it; return what was done."""
+    copy_anchor(clean, target)
     data = bytearray(clean.read_bytes())
     con = sqlite3.connect(clean)
     try:
@@ -154,6 +162,7 @@ def trial(clean: Path, work: Path, rng: random.Random, n: int) -> dict[str, Any]
     ):
         copy = work / f"t{n}-{argv[0]}.db"
         shutil.copyfile(bad, copy)
+        copy_anchor(bad, copy)
         count = event_count(copy)
         r = run_verb([a.replace("{db}", str(copy)) for a in argv])
         r.pop("stdout")
@@ -166,7 +175,7 @@ def trial(clean: Path, work: Path, rng: random.Random, n: int) -> dict[str, Any]
                 "checkpoints_bad": sorted(after["report"].get("checkpoints_bad", {})),
             }
         verbs.append(r)
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".head"):
             Path(f"{copy}{suffix}").unlink(missing_ok=True)
     return {
         "kind": kind,

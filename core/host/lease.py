@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..private import open_beside, trust_requested
 from .paths import lease_path
 
 
@@ -147,9 +148,10 @@ def _read(fd: int, tries: int = 20) -> Holder:
 def acquire(db: str | Path, info: dict[str, Any]) -> Lease:
     """Take the exclusive lease of ``db`` or raise :class:`LeaseHeld` naming the holder.
 
-    The lease file is created 0600 beside the database (whose directory must exist)."""
+    The lease file is created 0600 beside the database (whose directory must exist),
+    never through a symlink; one another user owns is refused (``--trust-owner`` aside)."""
     dbp = Path(db).absolute()
-    fd = os.open(lease_path(dbp), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = open_beside(lease_path(dbp), os.O_RDWR | os.O_CREAT, "lease", trust=trust_requested())
     try:
         for attempt in range(10):
             try:
@@ -165,7 +167,6 @@ def acquire(db: str | Path, info: dict[str, Any]) -> Lease:
     except BaseException:
         os.close(fd)
         raise
-    os.fchmod(fd, 0o600)
     _write(fd, info)
     return Lease(dbp, fd, info)
 
@@ -173,7 +174,7 @@ def acquire(db: str | Path, info: dict[str, Any]) -> Lease:
 def current_holder(db: str | Path) -> Holder | None:
     """The live holder of ``db``'s lease, or None when no process holds the lock."""
     try:
-        fd = os.open(lease_path(db), os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_beside(lease_path(db), os.O_RDONLY, "lease", trust=trust_requested())
     except FileNotFoundError:
         return None
     try:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..commands.coordination_hub import subscribed_types
 from ..commands.grammar import MAX_COMMAND_CHARS
-from ..private import is_private, write_private
+from ..private import open_beside, trust_requested, write_private
 from .metrics import CONTENT_TYPE, exposition, registry_for, start_counting
 from .paths import host_socket_path, token_path
 
@@ -108,11 +108,22 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 def ensure_token(db: str | Path) -> str:
-    """The bearer token of ``db``'s host: kept if the file is private, else made anew."""
+    """The bearer token of ``db``'s host: kept if the file is ours and private, else made
+    anew. A symlink at its name, or a file another user owns, is refused (a token they
+    chose, or a file of ours read as one)."""
     path = token_path(db)
-    if path.exists() and is_private(path):
-        tok = path.read_text(encoding="utf-8").strip()
-        if len(tok) >= 32:
+    try:
+        fd = open_beside(path, os.O_RDONLY, "token", trust=trust_requested())
+    except FileNotFoundError:
+        fd = None
+    if fd is not None:
+        try:
+            tok = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            st = os.fstat(fd)
+            private = st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
+        finally:
+            os.close(fd)
+        if private and len(tok) >= 32:
             return tok
     tok = secrets.token_urlsafe(32)
     write_private(path, tok + "\n")
