@@ -96,6 +96,12 @@ class Console(_Section):
     """Saved event-log filters: ``[console.filters] failures = "type:TASK_FAILED"``, used as ``@failures``."""
 
 
+class Storage(_Section):
+    trust_owner: bool = False
+    """Use databases (and the files beside them) that another user owns or others may
+    write: a shared setup the operator trusts. Recorded in the log when it lets one through."""
+
+
 class Config(_Section):
     capacity: Capacity = Field(default_factory=Capacity)
     workflow_limits: WorkflowLimits = Field(default_factory=WorkflowLimits)
@@ -106,6 +112,7 @@ class Config(_Section):
     supervision: Supervision = Field(default_factory=Supervision)
     approval: Approval = Field(default_factory=Approval)
     console: Console = Field(default_factory=Console)
+    storage: Storage = Field(default_factory=Storage)
 
 
 class ConfigError(Exception):

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 import core.incidents  # noqa: F401  (registers /incident with the command language)
-from core.config import ConfigError
+from core.config import ConfigError, load_config
 from core.engine import EngineError
 from core.host.errors import HostError, HostGone
 from core.host.lease import LeaseHeld
-from core.private import PrivateError
+from core.private import TRUST_ENV, PrivateError
 from core.store import StoreError
 
 from . import __version__
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", metavar="FILE", help="TOML config file (capacity, thresholds, intervals, keys, theme)"
     )
+    parser.add_argument(
+        "--trust-owner",
+        action="store_true",
+        help="use a database (and the files beside it) that another user owns or others may write: "
+        "for shared setups you trust; recorded in the log (also OPSDECK_TRUST_OWNER=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"opsdeck.subcommands.{name}").register(sub)
@@ -47,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["console", *(argv if argv is not None else sys.argv[1:])])
     try:
+        if args.trust_owner or (args.config and load_config(args.config).storage.trust_owner):
+            os.environ[TRUST_ENV] = "1"  # child processes (agent hosts, web consoles) trust alike
         return int(args.func(args) or 0)
     except (ConfigError, StoreError, PrivateError, HostError) as exc:
         print(f"opsdeck: {exc}", file=sys.stderr)
