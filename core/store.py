@@ -26,6 +26,7 @@ import aiosqlite
 from .anchor import AnchorWriter, anchor_path, read_anchor
 from .events import GENESIS_HASH, Event, canonical_envelope, chain_hash
 from .private import PrivateError, check_owner, trust_requested
+from .sqlite_check import sqlite_integrity
 from .store_errors import StorageError, StoreError, classify
 
 APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
@@ -110,8 +111,6 @@ LOCK_WAIT_S = 60.0
 """How long a write keeps retrying against another process's lock before it gives up (for now)."""
 QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
 """Opening runs ``PRAGMA quick_check`` on a database up to this size (cheap there: tens of ms)."""
-TABLES = ("meta", "events", "checkpoints", "archive", "processes", "metrics")
-"""Every table, in the order the integrity check walks them (metrics last: outside the chain)."""
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -323,11 +322,19 @@ class Store:
                 raise StoreError(f"{self.path}: schema {version} needs migrating; open it once without --readonly")
             await self._migrate(version)
         self.anchored = await self._meta("anchored") == "1"
-        # A whole-file check only where it is cheap (``PRAGMA quick_check`` reads every
-        # page): the engine checks what it reads, the chain since its checkpoint, and
-        # ``opsdeck verify`` runs ``integrity_check`` over the whole file.
-        if self.path != ":memory:" and file_bytes(Path(self.path)) <= QUICK_CHECK_MAX_BYTES:
-            bad = [(t, m) for t, m in await self.integrity(quick=True) if t != "metrics"]
+        # A writer checks the whole file only where it is cheap (``PRAGMA quick_check``
+        # reads every page): the engine checks what it reads, the chain since its
+        # checkpoint; readers report damage at the row they cannot read; ``opsdeck
+        # verify`` runs ``integrity_check`` over the whole file. Damage in the metrics
+        # table costs samples only: said, not refused.
+        if not self.readonly and self.path != ":memory:" and file_bytes(Path(self.path)) <= QUICK_CHECK_MAX_BYTES:
+            found = await self.integrity(quick=True)
+            bad = [(t, m) for t, m in found if t != "metrics"]
+            if len(bad) < len(found):
+                self.metrics_problem = (
+                    "the metrics table is damaged (SQLite's quick_check); gauges show no samples from the store "
+                    f"where it is unreadable: `opsdeck verify --db {self.path}` names the problem"
+                )
             if bad:
                 raise StoreError(
                     f"{self.path}: the database is damaged: table {bad[0][0]}: {bad[0][1]}. Nothing was changed; "
@@ -342,23 +349,8 @@ class Store:
         return None if row is None else str(row[0])
 
     async def integrity(self, quick: bool = False) -> list[tuple[str, str]]:
-        """SQLite's own check, table by table: (table, problem) for each problem found
-        (``quick``: ``quick_check``, which skips the index-content comparison)."""
-        pragma = "quick_check" if quick else "integrity_check"
-        out: list[tuple[str, str]] = []
-        present = {
-            r[0] for r in await (await self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")).fetchall()
-        }
-        for table in TABLES:
-            if table not in present:
-                continue
-            try:
-                rows = await (await self._db.execute(f"PRAGMA {pragma}({table})")).fetchall()
-            except sqlite3.DatabaseError as exc:
-                out.append((table, str(exc)))
-                continue
-            out += [(table, str(r[0])) for r in rows if r[0] != "ok"]
-        return out
+        """SQLite's own check: (table, problem) for each problem (``core.sqlite_check``)."""
+        return await sqlite_integrity(self._db, quick)
 
     async def _schema_version(self) -> int:
         db = self._db

@@ -1,8 +1,11 @@
-"""Verification of a store: the hash chain, sequence numbers and checkpoints.
+"""Verification of a store: the hash chain, sequence numbers, checkpoints, the anchor
+and SQLite's own integrity check.
 
 Used by ``opsdeck verify`` and by the data-integrity detector. It reports the first
-bad sequence number and every checkpoint that fails, so that a recovery knows which
-segment to distrust.
+bad sequence number, every checkpoint that fails, and each problem SQLite finds in
+its b-trees by table (``integrity``), so that a recovery knows which segment to
+distrust; damage confined to the metrics table is told apart (``metrics_only``):
+it costs samples, not the log.
 """
 
 from __future__ import annotations
@@ -31,10 +34,22 @@ class VerifyReport:
     faults: list[Fault] = field(default_factory=list)
     checkpoints_ok: list[int] = field(default_factory=list)
     checkpoints_bad: dict[int, str] = field(default_factory=dict)
+    integrity: list[tuple[str, str]] = field(default_factory=list)
+    """(table, problem) from SQLite's ``integrity_check``."""
 
     @property
     def ok(self) -> bool:
-        return self.first_bad_seq is None and not self.checkpoints_bad
+        return self.first_bad_seq is None and not self.checkpoints_bad and not self.integrity
+
+    @property
+    def metrics_only(self) -> bool:
+        """Everything wrong is in the metrics table (outside the chain): samples, not the log."""
+        return (
+            not self.ok
+            and self.first_bad_seq is None
+            and not self.checkpoints_bad
+            and all(t == "metrics" for t, _ in self.integrity)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +60,8 @@ class VerifyReport:
             "faults": [{"seq": f.seq, "problem": f.problem} for f in self.faults[:20]],
             "checkpoints_ok": self.checkpoints_ok,
             "checkpoints_bad": {str(k): v for k, v in self.checkpoints_bad.items()},
+            "integrity": [{"table": t, "problem": p} for t, p in self.integrity[:20]],
+            "metrics_only": self.metrics_only,
         }
 
 
@@ -60,6 +77,7 @@ async def verify_store(store: Store, replay_checkpoints: bool = True) -> VerifyR
 
 async def _verify(store: Store, replay_checkpoints: bool) -> VerifyReport:
     rep = VerifyReport()
+    rep.integrity = await store.integrity()
     prev_hash = GENESIS_HASH
     expected_seq = 1
     cps = await store.list_checkpoints()

@@ -185,6 +185,8 @@ def trial(clean: Path, work: Path, rng: random.Random, n: int) -> dict[str, Any]
             "first_bad_seq": before["report"].get("first_bad_seq"),
             "checkpoints_bad": sorted(before["report"].get("checkpoints_bad", {})),
             "checkpoints_ok": before["report"].get("checkpoints_ok", []),
+            "integrity_tables": sorted({x["table"] for x in before["report"].get("integrity", [])}),
+            "metrics_only": bool(before["report"].get("metrics_only")),
             "stderr": before["verb"]["stderr"],
             "leaked_threads": before["verb"]["leaked_threads"],
         },

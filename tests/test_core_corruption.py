@@ -40,8 +40,9 @@ def test_every_verb_refuses_damage_clearly(tmp_path: Path) -> None:
         assert v["rc"] in (0, 1, 2), (label, v)
         if v["rc"] == 2:
             assert v["stderr"].startswith("opsdeck: ") and "Traceback" not in v["stderr"], (label, v)
-        bad = v["rc"] != 0
-        damaged += bad
+        # Damage confined to the metrics table costs samples: writers go on (saying so).
+        bad = v["rc"] != 0 and not v["metrics_only"]
+        damaged += v["rc"] != 0
         for x in t["verbs"]:
             where = (label, x["argv"], x["stderr"])
             assert not x["raised"], where

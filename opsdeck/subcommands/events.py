@@ -108,42 +108,54 @@ class Printer:
 
 
 async def _run(db: Path, args: argparse.Namespace) -> int:
+    """Print the log; exit 1 (after printing what there is) when it lost committed events."""
     store = await Store.open(db, readonly=True)
-    out = Printer(args)
+    for note in store.trusted:
+        print(f"# {note}", file=sys.stderr)
     try:
-        if args.types:
-            missing = [t for t in args.types if t not in known_types()]
-            problem = (
-                type_problem(args.types, {t for t in missing if await store.read_events(0, 1, types=[t])})
-                if missing
-                else None
-            )
-            if problem:
-                print(f"opsdeck events: {problem}", file=sys.stderr)
-                return 2
-        while True:
-            batch = await store.read_events(out.cursor, 2000, types=args.types, check=True)
-            if args.types and not batch:
-                # The filter skipped rows: move the cursor past them.
-                out.cursor = max(out.cursor, await store.count_events())
-            for ev in batch:
-                out(ev)
-                if out.full:
-                    return 0
-            if batch:
-                continue
-            if not args.follow:
-                return 0
-            sys.stdout.flush()
-            client = HostClient.for_db(db)
-            if client is not None:
-                await _follow_host(client, out)
-                if out.full:
-                    return 0
-                continue
-            await asyncio.sleep(0.5)
+        lost = await store.anchor_problem()
+        if lost is not None:
+            print(f"opsdeck events: {db}: the event log is damaged at seq {lost[0]}: {lost[1]}", file=sys.stderr)
+            sys.stderr.flush()
+        rc = await _print_log(db, store, args)
     finally:
         await store.close()
+    return 1 if lost is not None and rc == 0 else rc
+
+
+async def _print_log(db: Path, store: Store, args: argparse.Namespace) -> int:
+    out = Printer(args)
+    if args.types:
+        missing = [t for t in args.types if t not in known_types()]
+        problem = (
+            type_problem(args.types, {t for t in missing if await store.read_events(0, 1, types=[t])})
+            if missing
+            else None
+        )
+        if problem:
+            print(f"opsdeck events: {problem}", file=sys.stderr)
+            return 2
+    while True:
+        batch = await store.read_events(out.cursor, 2000, types=args.types, check=True)
+        if args.types and not batch:
+            # The filter skipped rows: move the cursor past them.
+            out.cursor = max(out.cursor, await store.count_events())
+        for ev in batch:
+            out(ev)
+            if out.full:
+                return 0
+        if batch:
+            continue
+        if not args.follow:
+            return 0
+        sys.stdout.flush()
+        client = HostClient.for_db(db)
+        if client is not None:
+            await _follow_host(client, out)
+            if out.full:
+                return 0
+            continue
+        await asyncio.sleep(0.5)
 
 
 async def _follow_host(client: HostClient, out: Printer) -> None:

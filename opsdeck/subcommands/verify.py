@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 from core.store import Store
@@ -31,10 +32,15 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     store = await Store.open(Path(args.db) if args.db else default_db(), readonly=True)
+    for note in store.trusted:
+        print(f"# {note}", file=sys.stderr)
     try:
         rep = await verify_store(store)
     except sqlite3.DatabaseError as exc:  # pages SQLite itself cannot read
+        problems = await store.integrity()
         print(f"FAULT: the database file is damaged: {exc}")
+        for table, problem in problems[:10]:
+            print(f"  table {table}: {problem}")
         return 1
     finally:
         await store.close()
@@ -43,14 +49,21 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         print(f"events: {rep.events} (last seq {rep.last_seq})")
         print(f"checkpoints: {len(rep.checkpoints_ok)} ok, {len(rep.checkpoints_bad)} bad")
+        print(f"SQLite integrity_check: {'ok' if not rep.integrity else f'{len(rep.integrity)} problem(s)'}")
         for f in rep.faults[:10]:
             print(f"  seq {f.seq}: {f.problem}")
         for cid, problem in rep.checkpoints_bad.items():
             print(f"  checkpoint {cid}: {problem}")
+        for table, problem in rep.integrity[:10]:
+            print(f"  table {table}: {problem}")
         if rep.ok:
             print("chain verified")
         elif rep.first_bad_seq is not None:
             print(f"FAULT: first bad sequence number {rep.first_bad_seq}")
-        else:
+        elif rep.checkpoints_bad:
             print("FAULT: checkpoint(s) failed verification")
+        else:
+            tables = ", ".join(sorted({t for t, _ in rep.integrity}))
+            extra = " (metric samples only: the event log and the checkpoints verify)" if rep.metrics_only else ""
+            print(f"FAULT: SQLite's integrity check failed in table {tables}{extra}")
     return 0 if rep.ok else 1
