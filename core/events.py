@@ -39,6 +39,7 @@ SEVERITY_BY_TYPE: dict[str, str] = {
     "SYSTEM_THRESHOLD": "medium",
     "SYSTEM_ERROR": "high",
     "COMMAND_REJECTED": "medium",
+    "OWNERSHIP_TRUSTED": "high",
 }
 
 

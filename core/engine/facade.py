@@ -84,7 +84,8 @@ class Engine:
         readonly: bool = False,
     ) -> Engine:
         """Open a database and rebuild the projection: latest good checkpoint + replay."""
-        store = await Store.open(path, readonly=readonly)
+        trust = config is not None and config.storage.trust_owner
+        store = await Store.open(path, readonly=readonly, trust_owner=trust)
         try:
             eng = cls(config=config, clock=clock, store=store)
             eng.readonly = readonly

@@ -8,6 +8,7 @@ as it was.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from typing import TYPE_CHECKING
 
@@ -77,6 +78,20 @@ class Opening:
         engine.state.seq = cursor
         await engine.log.store_archive(state.take_archive())  # workflows that finished after the checkpoint
         await self._load_telemetry()
+        self._audit_trust()
+
+    def _audit_trust(self) -> None:
+        """Files of another owner let through by ``--trust-owner``: recorded in the log
+        (a reader cannot write; its verb says so on stderr)."""
+        engine, store = self.engine, self.store
+        if store.trusted and not engine.readonly:
+            engine.emit(
+                "OWNERSHIP_TRUSTED",
+                "system",
+                "security",
+                {"files": list(store.trusted), "uid": os.getuid(), "pid": os.getpid()},
+                actor="opsdeck",
+            )
 
     async def _latest_checkpoint(self) -> tuple[State, int]:
         """The state of the newest checkpoint that matches its hash and its seq (an
