@@ -102,6 +102,23 @@ class Storage(_Section):
     write: a shared setup the operator trusts. Recorded in the log when it lets one through."""
 
 
+class Server(_Section):
+    """The host's control endpoint: how many clients it holds and how long it waits for them."""
+
+    max_connections: int = Field(512, ge=2)
+    """Open connections at once (unix socket and TCP together); past it a new one gets 503."""
+    max_followers: int = Field(256, ge=1)
+    """Event streams (``GET /v1/events``) at once; past it a new one gets 503."""
+    send_buffer_kb: int = Field(64, ge=16, le=65536)
+    """Characters of event data read from the store for one follower at a time (one page; what it holds)."""
+    stall_s: float = Field(30.0, gt=0)
+    """A follower that reads nothing this long while events wait for it is dropped, told to resume."""
+    idle_timeout_s: float = Field(30.0, gt=0)
+    """A connection that sends no whole request head this long (after opening or its last answer) is closed."""
+    body_timeout_s: float = Field(30.0, gt=0)
+    """A request body not received in full this long is refused (408)."""
+
+
 class Config(_Section):
     capacity: Capacity = Field(default_factory=Capacity)
     workflow_limits: WorkflowLimits = Field(default_factory=WorkflowLimits)
@@ -113,6 +130,7 @@ class Config(_Section):
     approval: Approval = Field(default_factory=Approval)
     console: Console = Field(default_factory=Console)
     storage: Storage = Field(default_factory=Storage)
+    server: Server = Field(default_factory=Server)
 
 
 class ConfigError(Exception):

@@ -562,6 +562,19 @@ class Store:
         sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
         return list(await (await self._db.execute(sql, (since, limit))).fetchall())
 
+    async def raw_page(self, since: int, max_rows: int, max_chars: int) -> list[tuple[Any, ...]]:
+        """Rows after ``since``: at most ``max_rows``, and no more after the one that
+        brings their data past ``max_chars`` (the first row always), so a reader of a
+        log of large events holds a bounded page. SQLite sums the sizes; only the
+        rows returned are read into Python."""
+        sql = (
+            "WITH page AS (SELECT seq, SUM(length(data)) OVER (ORDER BY seq) - length(data) AS before "
+            "FROM events WHERE seq > ? ORDER BY seq LIMIT ?) "
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? "
+            "AND seq <= (SELECT max(seq) FROM page WHERE before < ?) ORDER BY seq"
+        )
+        return list(await (await self._db.execute(sql, (since, max_rows, since, max_chars))).fetchall())
+
     async def first_unreadable(self, since: int, limit: int = 1000) -> int | None:
         """After a batch read failed (text that is not UTF-8): which row it was."""
         for seq in range(since + 1, since + limit + 1):

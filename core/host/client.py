@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 from ..events import Event
-from .errors import HostGone
+from .errors import HostGone, HostUnresponsive
 from .lease import Holder, current_holder
+from .stream import DROPPED_EVENT
 
 __all__ = ["HostClient", "HostGone", "event_from_json"]
 
@@ -28,6 +29,13 @@ STARTUP_WAIT_S = 30.0
 """How long a client waits for a host that holds the lease to open its endpoint."""
 SILENCE_S = 5.0
 """A stream quiet this long (the host sends keepalives every second) is checked for life."""
+PROBE_S = 5.0
+"""While a command runs, the host is checked this often (its process state, ``/v1/health``)."""
+UNRESPONSIVE_S = 30.0
+"""A command gives up once the host has not answered for this long (stopped or unresponsive)."""
+
+
+DROPPED_MARK = f"event: {DROPPED_EVENT}\n".encode()
 
 
 def event_from_json(obj: dict[str, Any]) -> Event:
@@ -42,16 +50,22 @@ def event_from_json(obj: dict[str, Any]) -> Event:
     )
 
 
-def _alive(pid: int | None) -> bool:
+def process_state(pid: int | None) -> str | None:
+    """``"gone"`` (no such process, or exited and not reaped), ``"stopped"`` (SIGSTOP,
+    SIGTSTP, a debugger) or None (running, or not ours to inspect)."""
     if not pid:
-        return False
+        return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        st = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return "gone"
+    except psutil.Error:
+        return None
+    if st in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
+        return "stopped"
+    if st in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+        return "gone"
+    return None
 
 
 class HostClient:
@@ -76,6 +90,11 @@ class HostClient:
         self.db = Path(db) if db is not None else None
         self.holder = holder
         self._session: aiohttp.ClientSession | None = None
+        self.resumed = 0
+        """Times the event stream was dropped by the host and opened again."""
+        self.unresponsive_s = UNRESPONSIVE_S
+        self.on_silence: Callable[[str | None], None] | None = None
+        """Told (a sentence) when a followed stream goes silent, and (None) when it speaks again."""
 
     @classmethod
     def for_db(cls, db: str | Path) -> HostClient | None:
@@ -138,19 +157,66 @@ class HostClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        await self._ready()
+    async def silence(self) -> str | None:
+        """Why the host does not answer, in words naming its pid and state, or None
+        when it answers ``/v1/health``; :class:`HostGone` when its process is gone."""
+        who = f"the host (pid {self.pid})" if self.pid else f"the host at {self.base}"
+        state = process_state(self.pid)
+        if state == "gone":
+            raise self.gone("its process no longer exists")
+        if state == "stopped":
+            return f"{who} is stopped (SIGSTOP or SIGTSTP): it answers nothing until continued (kill -CONT {self.pid})"
+        try:
+            timeout = aiohttp.ClientTimeout(total=PROBE_S)
+            async with self._http().get(self.base + "/v1/health", timeout=timeout) as resp:
+                await resp.read()
+            return None
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
+            return f"{who} is running but unresponsive: no answer to /v1/health within {PROBE_S:g}s"
+
+    def unresponsive(self, why: str, waited: float) -> HostUnresponsive:
+        state = "stopped" if " is stopped " in why else "unresponsive"
+        return HostUnresponsive(self.pid, state, f"{why}; gave up after {waited:.0f}s")
+
+    async def _request(self, method: str, path: str, body: Any) -> tuple[int, str]:
         try:
             async with self._http().request(method, self.base + path, json=body) as resp:
-                text = await resp.text()
+                return resp.status, await resp.text()
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError) as exc:
             raise self.gone(str(exc) or type(exc).__name__) from None
+
+    async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """One request, watched: a host that stays stopped or unresponsive for
+        :attr:`unresponsive_s` ends the wait with :class:`HostUnresponsive` (a long
+        command on a host that keeps answering its health check is waited for)."""
+        await self._ready()
+        loop = asyncio.get_running_loop()
+        req = asyncio.ensure_future(self._request(method, path, body))
+        silent_since: float | None = None
+        try:
+            while True:
+                done, _ = await asyncio.wait({req}, timeout=PROBE_S)
+                if done:
+                    status, text = req.result()
+                    break
+                why = await self.silence()
+                if req.done():
+                    continue
+                if why is None:
+                    silent_since = None
+                    continue
+                if silent_since is None:
+                    silent_since = loop.time() - PROBE_S
+                if loop.time() - silent_since >= self.unresponsive_s:
+                    raise self.unresponsive(why, loop.time() - silent_since)
+        finally:
+            req.cancel()
         try:
             out = json.loads(text)
         except json.JSONDecodeError:
-            raise self.gone(f"answered {resp.status} with something that is not JSON: {text[:200]!r}") from None
+            raise self.gone(f"answered {status} with something that is not JSON: {text[:200]!r}") from None
         if not isinstance(out, dict):
-            raise self.gone(f"answered {resp.status} with JSON that is not an object")
+            raise self.gone(f"answered {status} with JSON that is not an object")
         return out
 
     # -- the API ----------------------------------------------------------------
@@ -162,12 +228,40 @@ class HostClient:
         return await self._json("GET", "/v1/health")
 
     async def event_objects(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
-        """The host's committed events after ``since`` as JSON objects (with hash and line), then live."""
+        """The host's committed events after ``since`` as JSON objects (with hash and line), then live.
+        When the host drops this stream (the reader fell behind), it is opened again
+        from the last event yielded: nothing is skipped or repeated."""
+        last = since
+        while True:
+            dropped: list[dict[str, Any]] = []
+            async for obj in self._stream(last, dropped):
+                last = int(obj["seq"])
+                yield obj
+            if not dropped:
+                raise self.gone("the event stream closed")
+            self.resumed += 1
+
+    async def _stream(self, since: int, dropped: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+        """One connection of the event stream; ends when the host drops it (``dropped`` filled)."""
         await self._ready()
+        silent = False
+
+        async def check() -> None:
+            nonlocal silent
+            why = await self.silence()  # HostGone if its process is gone
+            if why is not None and not silent and self.on_silence is not None:
+                self.on_silence(f"{why}; no events or keepalives for {SILENCE_S:g}s, still waiting")
+            silent = silent or why is not None
+
+        opening = asyncio.ensure_future(self._http().get(f"{self.base}/v1/events", params={"since": str(since)}))
         try:
-            resp = await self._http().get(f"{self.base}/v1/events", params={"since": str(since)})
+            while not (await asyncio.wait({opening}, timeout=SILENCE_S))[0]:
+                await check()
+            resp = opening.result()
         except (aiohttp.ClientConnectionError, ConnectionError) as exc:
             raise self.gone(str(exc) or type(exc).__name__) from None
+        finally:
+            opening.cancel()
         try:
             if resp.status != 200:
                 body = await resp.text()
@@ -177,23 +271,32 @@ class HostClient:
                 try:
                     chunk = await asyncio.wait_for(resp.content.readany(), SILENCE_S)
                 except TimeoutError:
-                    if self.pid is not None and not _alive(self.pid):
-                        raise self.gone("its process no longer exists") from None
+                    await check()
                     continue
                 except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError) as exc:
+                    if dropped:
+                        return
                     raise self.gone(str(exc) or type(exc).__name__) from None
                 if not chunk:
-                    raise self.gone("the event stream closed")
+                    return
+                if silent and self.on_silence is not None:
+                    self.on_silence(None)
+                silent = False
                 buf += chunk
                 end = buf.rfind(b"\n\n")
                 if end < 0:
                     continue
                 blocks, buf = buf[:end], buf[end + 2 :]
+                if DROPPED_MARK in blocks:
+                    blocks, _, notice = blocks.partition(DROPPED_MARK)
+                    dropped.append(json.loads(notice.partition(b"data:")[2]))
                 # Every whole block of this read decoded in one call (one data line per event).
                 datas = [ln[5:].lstrip() for ln in blocks.split(b"\n") if ln.startswith(b"data:")]
                 if datas:
                     for obj in json.loads(b"[" + b",".join(datas) + b"]"):
                         yield obj
+                if dropped:
+                    return
         finally:
             resp.release()
 

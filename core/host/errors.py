@@ -15,3 +15,13 @@ class HostGone(Exception):
         self.reason = reason
         who = f"the host (pid {pid})" if pid else "the host"
         super().__init__(f"{who} is gone" + (f": {reason}" if reason else ""))
+
+
+class HostUnresponsive(HostGone):
+    """The host's process is there but does not answer (stopped, or busy beyond a timeout)."""
+
+    def __init__(self, pid: int | None, state: str, message: str) -> None:
+        self.state = state
+        Exception.__init__(self, message)
+        self.pid = pid
+        self.reason = message

@@ -33,8 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..commands.coordination_hub import subscribed_types
 from ..commands.grammar import MAX_COMMAND_CHARS
 from ..private import open_beside, trust_requested, write_private
+from .connections import ConnectionLimit, OneLineLog
 from .metrics import CONTENT_TYPE, exposition, registry_for, start_counting
 from .paths import host_socket_path, token_path
+from .stream import Follower
 
 if TYPE_CHECKING:
     from .host import Host
@@ -43,11 +45,8 @@ HOST_KEY: web.AppKey[Host] = web.AppKey("host")
 SERVER_KEY: web.AppKey[HostServer] = web.AppKey("server")
 PROTECTED = ("/v1/commands", "/v1/events")
 """Paths that need the bearer token over TCP."""
-BATCH = 2000
 MAX_SEQ = 2**63 - 1
 """The largest sequence number SQLite can hold (a signed 64-bit integer)."""
-KEEPALIVE_S = 1.0
-"""An idle stream sends a comment this often, so a vanished reader is noticed."""
 
 
 class CommandRequest(BaseModel):
@@ -74,22 +73,6 @@ def bad_request(code: str, message: str, details: dict[str, Any] | None = None, 
         "recovery_suggestions": ['POST /v1/commands {"command": "/host status", "actor": "me"}'],
     }
     return web.json_response(body, status=status)
-
-
-def event_json(row: tuple[Any, ...]) -> str:
-    """One stored row as the stream's JSON object, without decoding its data: the
-    stored data is canonical JSON (compact, keys sorted), so it is both the ``data``
-    value and the tail of the event line a reader of the store would print."""
-    seq, ts, type_, component, scope, actor, data_json, _prev, h = row
-    dumps = _STR.encode
-    return (
-        f'{{"seq":{int(seq)},"ts":{float(ts)!r},"type":{dumps(type_)},"component":{dumps(component)},'
-        f'"scope":{dumps(scope)},"actor":{dumps(actor)},"data":{data_json},"hash":{dumps(h)},'
-        f'"line":{dumps(f"{type_}:{component}:{scope}:{data_json}")}}}'
-    )
-
-
-_STR = json.JSONEncoder(ensure_ascii=False)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -152,6 +135,7 @@ class HostServer:
         self.app.router.add_get("/metrics", self.metrics)
         self.registry = registry_for(host.engine)
         self._runner: web.AppRunner | None = None
+        self.limit: ConnectionLimit = ConnectionLimit(None, 1)
         self._streams: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle --------------------------------------------------------------
@@ -159,8 +143,18 @@ class HostServer:
         """Bind the unix socket (0600 before listening) and, with ``listen``, TCP."""
         tcp: tuple[str, int] | None = parse_listen(listen) if listen else None
         await start_counting(self.host.engine)  # the counters equal the log's from the first scrape
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        cfg = self.host.engine.config.server
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=1.0,
+            keepalive_timeout=cfg.idle_timeout_s,  # also bounds the wait for a request's head
+            logger=OneLineLog(),
+        )
         await self._runner.setup()
+        assert self._runner.server is not None
+        self.limit = ConnectionLimit(self._runner.server, cfg.max_connections)
         path = self.socket_path
         # We hold the lease, so a socket file here is a dead host's: safe to replace.
         try:
@@ -174,18 +168,19 @@ class HostServer:
         except BaseException:
             usock.close()
             raise
-        await web.SockSite(self._runner, usock).start()
+        await self.limit.listen(usock)
         if tcp is not None:
             self.token = ensure_token(self.host.db)
             family = socket.AF_INET6 if ":" in tcp[0] else socket.AF_INET
             tsock = socket.create_server(tcp, family=family, reuse_port=False)
-            await web.SockSite(self._runner, tsock).start()
+            await self.limit.listen(tsock)
             bound = tsock.getsockname()
             self.listen = f"[{bound[0]}]:{bound[1]}" if family == socket.AF_INET6 else f"{bound[0]}:{bound[1]}"
 
     async def stop(self) -> None:
         for t in list(self._streams):
             t.cancel()
+        await self.limit.close()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -239,7 +234,13 @@ class HostServer:
         return web.Response(body=exposition(self.registry), headers={"Content-Type": CONTENT_TYPE})
 
     async def commands(self, request: web.Request) -> web.Response:
-        raw = await request.read()
+        timeout = self.host.engine.config.server.body_timeout_s
+        try:
+            raw = await asyncio.wait_for(request.read(), timeout)
+        except TimeoutError:
+            return bad_request("REQUEST_TIMEOUT", f"the request body did not arrive within {timeout:g}s", status=408)
+        except web.HTTPRequestEntityTooLarge as exc:
+            return bad_request("REQUEST_TOO_LARGE", exc.text or "the request body is too large", status=413)
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -288,6 +289,15 @@ class HostServer:
                     "SUBSCRIPTION_NOT_FOUND", f"no subscription {request.query['subscription']!r}", status=404
                 )
             wanted = sub if wanted is None else wanted & sub
+        cfg = host.engine.config.server
+        if len(self._streams) >= cfg.max_followers:
+            return bad_request(
+                "TOO_MANY_FOLLOWERS",
+                f"this host already streams events to {len(self._streams)} followers, its limit "
+                f"(server.max_followers = {cfg.max_followers}); try again later",
+                {"limit": cfg.max_followers},
+                status=503,
+            )
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
@@ -295,27 +305,8 @@ class HostServer:
         task = asyncio.current_task()
         if task is not None:
             self._streams.add(task)
-        last = since
         try:
-            await resp.write(b": opsdeck events\n\n")
-            while not host.closing:
-                changed = host.change_event()
-                async with host.engine.store_lock:  # never between a batch's BEGIN and COMMIT
-                    rows = await store.raw_rows(last, BATCH)
-                if rows:
-                    payload = "".join(
-                        f"id: {r[0]}\ndata: {event_json(r)}\n\n" for r in rows if wanted is None or r[2] in wanted
-                    )
-                    if payload:
-                        await resp.write(payload.encode())
-                    last = rows[-1][0]
-                    continue
-                try:
-                    await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
-                except TimeoutError:
-                    await resp.write(b": keepalive\n\n")
-        except ConnectionResetError:
-            pass  # the reader went away
+            await Follower(host, request, resp, since, wanted).run()
         finally:
             if task is not None:
                 self._streams.discard(task)

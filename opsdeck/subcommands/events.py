@@ -161,6 +161,12 @@ async def _print_log(db: Path, store: Store, args: argparse.Namespace) -> int:
 async def _follow_host(client: HostClient, out: Printer) -> None:
     """Print the host's stream until it ends; say so when the host is gone."""
     print(f"# following the live host (pid {client.pid})", file=sys.stderr)
+
+    def silence(why: str | None) -> None:
+        sys.stdout.flush()
+        print(f"# {why}" if why else f"# the host (pid {client.pid}) answers again", file=sys.stderr, flush=True)
+
+    client.on_silence = silence
     try:
         async with client:
             async for ev in client.events(out.cursor):

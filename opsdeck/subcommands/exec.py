@@ -21,8 +21,8 @@ from core.commands.payloads import parse_duration
 from core.config import load_config
 from core.host import commands as _host_commands  # noqa: F401  (/host ... answers NO_HOST in-process)
 from core.host.attach import connect
-from core.host.client import HostClient
-from core.host.errors import HostGone
+from core.host.client import UNRESPONSIVE_S, HostClient
+from core.host.errors import HostGone, HostUnresponsive
 from core.host.paths import check_database
 from core.session import open_sim
 
@@ -47,6 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of a new demo fleet (default 0)")
     p.add_argument("--advance", metavar="DURATION", help="run the simulated clock this long first (e.g. 10m)")
     p.add_argument("--actor", default="operator", help="who the command is recorded as (default operator)")
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=UNRESPONSIVE_S,
+        metavar="SECONDS",
+        help=f"give up on a live host stopped or not answering this long (default {UNRESPONSIVE_S:g}; "
+        "a long command on a host that answers is waited for)",
+    )
     p.add_argument("--create", action="store_true", help="make the database (with the demo fleet) if it does not exist")
     p.set_defaults(func=run)
 
@@ -64,6 +72,16 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(db, config, args, advance))
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < v < 86400:
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0 and under a day")
+    return v
+
+
 async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) -> int:
     check_database(db, args.create)
     where = await connect(db, kind="exec")
@@ -76,8 +94,16 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
                     file=sys.stderr,
                 )
                 return 2
+            where.unresponsive_s = args.timeout
             try:
                 resp = await where.send(args.command_text, actor=args.actor)
+            except HostUnresponsive as exc:
+                print(
+                    f"opsdeck: {exc}; the command was sent: if the host runs again it commits whole or not at "
+                    f"all (opsdeck events --db {db} --type COMMAND_EXECUTED shows which)",
+                    file=sys.stderr,
+                )
+                return 1
             except HostGone as exc:
                 print(
                     f"opsdeck: {exc}; the command was sent and either committed whole or not at all: "

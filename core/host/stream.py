@@ -1,0 +1,143 @@
+"""One follower of ``GET /v1/events``: committed rows from the store, in bounded pages.
+
+A follower holds at most one page of rows (:attr:`~core.config.Server.send_buffer_kb`
+of event data) and what the transport has not sent yet: each write waits until the
+reader takes it (backpressure), so a slow reader slows only its own stream. One that
+reads nothing for :attr:`~core.config.Server.stall_s` while events wait is dropped:
+it is sent a ``dropped`` event naming the reason and the last sequence number sent,
+and the connection is closed (aborted if the reader never takes that either). The
+reader resumes with ``since=`` its last seq; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .host import Host
+
+log = logging.getLogger("opsdeck.host")
+
+PAGE_ROWS = 200
+"""At most this many rows per page read from the store."""
+KEEPALIVE_S = 1.0
+"""An idle stream sends a comment this often, so a vanished reader is noticed."""
+DROP_GRACE_S = 5.0
+"""After the ``dropped`` event, how long the connection waits for the reader to take it."""
+DROPPED_EVENT = "dropped"
+
+
+class Stalled(Exception):
+    """The reader took nothing for the stall time while events waited for it."""
+
+
+_STR = json.JSONEncoder(ensure_ascii=False)
+
+
+def event_json(row: tuple[Any, ...]) -> str:
+    """One stored row as the stream's JSON object, without decoding its data: the
+    stored data is canonical JSON (compact, keys sorted), so it is both the ``data``
+    value and the tail of the event line a reader of the store would print."""
+    seq, ts, type_, component, scope, actor, data_json, _prev, h = row
+    dumps = _STR.encode
+    return (
+        f'{{"seq":{int(seq)},"ts":{float(ts)!r},"type":{dumps(type_)},"component":{dumps(component)},'
+        f'"scope":{dumps(scope)},"actor":{dumps(actor)},"data":{data_json},"hash":{dumps(h)},'
+        f'"line":{dumps(f"{type_}:{component}:{scope}:{data_json}")}}}'
+    )
+
+
+def dropped_block(reason: str, last_sent: int) -> bytes:
+    """The SSE block telling a follower why it was dropped and where to resume."""
+    body = json.dumps({"reason": reason, "last_sent": last_sent, "resume": f"since=<your last seq> ({last_sent})"})
+    return f"event: {DROPPED_EVENT}\ndata: {body}\n\n".encode()
+
+
+class Follower:
+    """Streams the host's committed events after ``since`` to one response."""
+
+    def __init__(
+        self, host: Host, request: web.Request, resp: web.StreamResponse, since: int, wanted: set[str] | None
+    ) -> None:
+        self.host = host
+        self.request = request
+        self.resp = resp
+        self.since = since
+        self.wanted = wanted
+        cfg = host.engine.config.server
+        self.page_chars = cfg.send_buffer_kb * 1024
+        self.stall_s = cfg.stall_s
+        self.last_sent = since
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            await asyncio.wait_for(self.resp.write(data), self.stall_s)
+        except TimeoutError:
+            raise Stalled(f"it read nothing for {self.stall_s:g}s while events waited") from None
+
+    async def run(self) -> None:
+        """Replay, then follow, until the host closes or the reader goes or stalls."""
+        host = self.host
+        store = host.engine.store
+        assert store is not None
+        last = self.since
+        loop = asyncio.get_running_loop()
+        try:
+            await self._send(b": opsdeck events\n\n")
+            wrote = loop.time()
+            while not host.closing:
+                changed = host.change_event()
+                async with host.engine.store_lock:  # never between a batch's BEGIN and COMMIT
+                    rows = await store.raw_page(last, PAGE_ROWS, self.page_chars)
+                if rows:
+                    wanted = self.wanted
+                    payload = "".join(
+                        f"id: {r[0]}\ndata: {event_json(r)}\n\n" for r in rows if wanted is None or r[2] in wanted
+                    ).encode()
+                    last = rows[-1][0]
+                    del rows
+                    # A write hands the page to the transport before it waits for the
+                    # reader: once called, the page is queued ahead of a drop notice.
+                    self.last_sent = last
+                    if payload:
+                        await self._send(payload)
+                        wrote = loop.time()
+                    continue
+                # Commits without events for this reader (a running clock wakes us each
+                # tick) still leave it a keepalive every KEEPALIVE_S.
+                left = KEEPALIVE_S - (loop.time() - wrote)
+                if left <= 0:
+                    await self._send(b": keepalive\n\n")
+                    wrote = loop.time()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), left)
+        except Stalled as exc:
+            await self._drop(str(exc))
+        except ConnectionError:
+            pass  # the reader went away
+
+    async def _drop(self, reason: str) -> None:
+        peer = self.request.remote or "unix socket"
+        log.warning(
+            "opsdeck host: dropped an event follower (%s, since=%d, sent through seq %d): %s",
+            peer,
+            self.since,
+            self.last_sent,
+            reason,
+        )
+        transport = self.request.transport
+        if transport is None or transport.is_closing():
+            return
+        # Queued behind what the reader has not taken (the write hands it to the
+        # transport at once; only its wait for the reader is cut short).
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(self.resp.write(dropped_block(reason, self.last_sent)), 0.05)
+        transport.close()  # sends what is queued if the reader comes back ...
+        asyncio.get_running_loop().call_later(DROP_GRACE_S, transport.abort)  # ... for a while
