@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 from .engine import Engine
+from .event_types import SYSTEM_STARTUP
 
 POOLS: list[dict[str, Any]] = [
     {
@@ -113,7 +114,7 @@ def workflow_specs(seed: int = 0, duration_scale: float = 1.0) -> list[dict[str,
 def build_demo(engine: Engine, seed: int = 0, duration_scale: float = 1.0, start: bool = True) -> None:
     """Create the demo fleet in an empty engine and start every workflow."""
     engine.emit(
-        "SYSTEM_STARTUP",
+        SYSTEM_STARTUP,
         "system",
         "global",
         {"fleet": "demo", "seed": seed, "capacity": engine.config.capacity.model_dump()},

@@ -29,103 +29,125 @@ class EventDataError(ValueError):
         self.message = message
 
 
-class _Data(BaseModel):
+class EventData(BaseModel):
     model_config = ConfigDict(extra="allow", strict=False)
     refs: ClassVar[dict[str, str]] = {}
     """field -> the State collection it must name."""
 
+    def conflict(self, state: State) -> tuple[str, str] | None:
+        """(field, why) when this data cannot fold into ``state`` beyond its ``refs``."""
+        return None
 
-class _Agent(_Data):
+
+class AgentRef(EventData):
     agent: str
     refs = {"agent": "agents"}
 
 
-class _Backoff(_Agent):
+class AgentBackoff(AgentRef):
     until: float
 
 
-class _SeqApplied(_Agent):
+class AgentSeqApplied(AgentRef):
     seq: int
 
 
-class _AgentAllocated(_Data):
+class AgentAllocated(EventData):
     agent: str
     pool: str
     specializations: list[str]
     refs = {"pool": "pools"}
 
+    def conflict(self, state: State) -> tuple[str, str] | None:
+        return ("agent", f"agent {self.agent!r} exists") if self.agent in state.agents else None
 
-class _PoolCreated(_Data):
+
+class PoolCreated(EventData):
     pool: Pool
 
+    def conflict(self, state: State) -> tuple[str, str] | None:
+        return ("pool.name", f"pool {self.pool.name!r} exists") if self.pool.name in state.pools else None
 
-class _PoolResized(_Data):
+
+class PoolResized(EventData):
     pool: str
     min_size: int | None = None
     max_size: int | None = None
     refs = {"pool": "pools"}
 
 
-class _WorkflowCreated(_Data):
+class WorkflowCreated(EventData):
     spec: WorkflowSpec
 
+    def conflict(self, state: State) -> tuple[str, str] | None:
+        spec = self.spec
+        if state.knows(spec.id):
+            return "spec.id", f"workflow {spec.id!r} exists"
+        names: set[str] = set()
+        for phase in spec.phases:
+            for t in phase.tasks:
+                if t.id in names or any(d not in names for d in t.depends_on):
+                    return "spec.phases", f"task {t.id!r} repeats or depends on a later/unknown task"
+                names.add(t.id)
+        return None
 
-class _Workflow(_Data):
+
+class WorkflowRef(EventData):
     workflow_id: str
     refs = {"workflow_id": "workflows"}
 
 
-class _Frozen(_Workflow):
+class WorkflowFrozen(WorkflowRef):
     frozen: bool = True
 
 
-class _Allocated(_Workflow):
+class ResourceAllocated(WorkflowRef):
     allocation: Resources
     base: bool = False
 
 
-class _Reserved(_Workflow):
+class ResourceReserved(WorkflowRef):
     guarantee: Resources | None = None
 
 
-class _Limited(_Workflow):
+class ResourceLimited(WorkflowRef):
     limit: Resources | None = None
 
 
-class _TaskStarted(_Data):
+class TaskStarted(EventData):
     agent: str | None = None
 
 
-class _Task(_Data):
+class TaskRef(EventData):
     task: str
     refs = {"task": "tasks"}
 
 
-class _TaskAssigned(_Task):
+class TaskAssigned(TaskRef):
     agent: str
     refs = {"task": "tasks", "agent": "agents"}
 
 
-class _TaskProgress(_Task):
+class TaskProgress(TaskRef):
     progress: float | None = None
     output: list[str] | None = None
     partial: dict[str, Any] | None = None
 
 
-class _TaskFailed(_Task):
+class TaskFailed(TaskRef):
     output: list[str] | None = None
     retry: bool = False
 
 
-class _TaskReassigned(_Task):
+class TaskReassigned(TaskRef):
     context: TaskContext | None = None
 
 
-class _ContextTransferred(_Task):
+class ContextTransferred(TaskRef):
     context: TaskContext
 
 
-class _Checkpoint(_Data):
+class CheckpointCreated(EventData):
     id: int
     seq: int
     kind: str
@@ -134,60 +156,71 @@ class _Checkpoint(_Data):
     workflow: str | None = None
 
 
-class _Setting(_Data):
+class SettingChanged(EventData):
     key: str
     value: Any
 
 
-class _IncidentBody(_Data):
+class IncidentBody(EventData):
     id: str
 
 
-class _IncidentOpened(_Data):
-    incident: _IncidentBody
+class IncidentOpened(EventData):
+    incident: IncidentBody
+
+    def conflict(self, state: State) -> tuple[str, str] | None:
+        inc = self.incident.id
+        return ("incident.id", f"incident {inc!r} exists") if inc in state.incidents else None
 
 
-class _Incident(_Data):
+class IncidentRef(EventData):
     incident_id: str
     outcome: dict[str, Any] = {}
     refs = {"incident_id": "incidents"}
 
 
-class _IncidentNoted(_Data):
+class IncidentNoted(EventData):
     incident_id: str
     note: str = ""
     action: str | None = None
     refs = {"incident_id": "incidents"}
 
 
-class _PlanBody(_Data):
+class PlanBody(EventData):
     id: str
     incident_id: str
     steps: list[dict[str, Any]]
 
 
-class _PlanProposed(_Data):
-    plan: _PlanBody
+class PlanProposed(EventData):
+    plan: PlanBody
+
+    def conflict(self, state: State) -> tuple[str, str] | None:
+        return ("plan.id", f"plan {self.plan.id!r} exists") if self.plan.id in state.plans else None
 
 
-class _Plan(_Data):
+class PlanRef(EventData):
     plan_id: str
     refs = {"plan_id": "plans"}
 
 
-class _PlanEdited(_Plan):
+class PlanEdited(PlanRef):
     steps: list[dict[str, Any]]
 
 
-class _PlanCompleted(_Plan):
+class PlanCompleted(PlanRef):
     outcome: dict[str, Any] = {}
 
 
-class _PlanStep(_Plan):
+class PlanStepRef(PlanRef):
     step: int
 
+    def conflict(self, state: State) -> tuple[str, str] | None:
+        steps = state.plans[self.plan_id].get("steps") or []
+        return None if 0 <= self.step < len(steps) else ("step", f"plan {self.plan_id!r} has no step {self.step}")
 
-class _ResumptionCreated(_Data):
+
+class ResumptionCreated(EventData):
     id: str
     safe_pct: float
     hold_s: float
@@ -195,96 +228,30 @@ class _ResumptionCreated(_Data):
     steps: list[Any]
 
 
-class _Resumption(_Data):
+class ResumptionRef(EventData):
     id: str
     refs = {"id": "resumptions"}
 
 
-class _ResumptionStep(_Resumption):
+class ResumptionStep(ResumptionRef):
     step: int
 
 
-class _ResumptionHeld(_Resumption):
+class ResumptionHeld(ResumptionRef):
     held: bool
 
 
-class _Learning(_Data):
+class LearningRecorded(EventData):
     policy: dict[str, Any] | None = None
 
 
-class _Pruned(_Data):
+class CheckpointsPruned(EventData):
     ids: list[int] = []
 
 
-SCHEMAS: dict[str, type[_Data]] = {
-    "POOL_CREATED": _PoolCreated,
-    "POOL_RESIZED": _PoolResized,
-    "AGENT_ALLOCATED": _AgentAllocated,
-    "AGENT_DEALLOCATED": _Agent,
-    "AGENT_ERROR": _Agent,
-    "AGENT_TIMEOUT": _Agent,
-    "AGENT_RECONNECTED": _Agent,
-    "AGENT_BACKOFF": _Backoff,
-    "AGENT_SEQ_APPLIED": _SeqApplied,
-    "WORKFLOW_CREATED": _WorkflowCreated,
-    "WORKFLOW_STARTED": _Workflow,
-    "WORKFLOW_RESUMED": _Workflow,
-    "WORKFLOW_PAUSED": _Workflow,
-    "WORKFLOW_COMPLETED": _Workflow,
-    "WORKFLOW_FAILED": _Workflow,
-    "WORKFLOW_CANCELLED": _Workflow,
-    "WORKFLOW_QUEUED": _Workflow,
-    "WORKFLOW_FROZEN": _Frozen,
-    "RESOURCE_ALLOCATED": _Allocated,
-    "RESOURCE_DEALLOCATED": _Allocated,
-    "RESOURCE_RESERVED": _Reserved,
-    "RESOURCE_LIMITED": _Limited,
-    "TASK_ASSIGNED": _TaskAssigned,
-    "TASK_STARTED": _TaskStarted,
-    "TASK_PROGRESS": _TaskProgress,
-    "TASK_COMPLETED": _Task,
-    "TASK_FAILED": _TaskFailed,
-    "TASK_TIMEOUT": _TaskFailed,
-    "TASK_REASSIGNED": _TaskReassigned,
-    "TASK_PAUSED": _Task,
-    "TASK_RESUMED": _Task,
-    "TASK_CONTEXT_TRANSFERRED": _ContextTransferred,
-    "CHECKPOINT_CREATED": _Checkpoint,
-    "SETTING_CHANGED": _Setting,
-    "INCIDENT_OPENED": _IncidentOpened,
-    "INCIDENT_RESOLVED": _Incident,
-    "INCIDENT_NOTED": _IncidentNoted,
-    "INCIDENT_REOPENED": _Incident,
-    "PLAN_PROPOSED": _PlanProposed,
-    "PLAN_APPROVED": _Plan,
-    "PLAN_REJECTED": _Plan,
-    "PLAN_EDITED": _PlanEdited,
-    "PLAN_EXECUTION_STARTED": _Plan,
-    "PLAN_STEP_STARTED": _PlanStep,
-    "PLAN_STEP_COMPLETED": _PlanStep,
-    "PLAN_STEP_FAILED": _PlanStep,
-    "PLAN_ABORTED": _Plan,
-    "PLAN_COMPLETED": _PlanCompleted,
-    "RESUMPTION_CREATED": _ResumptionCreated,
-    "RESUMPTION_STEP_APPLIED": _ResumptionStep,
-    "RESUMPTION_HELD": _ResumptionHeld,
-    "RESUMPTION_COMPLETED": _Resumption,
-    "RESUMPTION_ABORTED": _Resumption,
-    "CHECKPOINTS_PRUNED": _Pruned,
-    "LEARNING_RECORDED": _Learning,
-}
-
-NOT_INJECTABLE = frozenset({"STATE_RESTORED", "COMMAND_EXECUTED"})
-"""Recorded only by the engine: a rollback's snapshot and the command audit trail."""
-
-
-def check_event(state: State, type_: str, data: dict[str, Any]) -> None:
-    """Raise EventDataError unless ``data`` is what the reducer of ``type_`` can fold in ``state``."""
-    if type_ in NOT_INJECTABLE:
-        raise EventDataError(type_, "", "recorded only by the engine; it cannot be injected")
-    schema = SCHEMAS.get(type_)
-    if schema is None:
-        return  # no reducer reads it: it is counted as observed, whatever its data
+def check_data(state: State, type_: str, schema: type[EventData], data: dict[str, Any]) -> None:
+    """Raise EventDataError unless ``data`` is what ``schema`` (the payload of ``type_``)
+    holds and everything it names exists in ``state``."""
     try:
         model = schema.model_validate(data)
     except ValidationError as exc:
@@ -295,31 +262,6 @@ def check_event(state: State, type_: str, data: dict[str, Any]) -> None:
         value = getattr(model, field)
         if value not in getattr(state, collection):
             raise EventDataError(type_, field, f"no {collection[:-1]} {value!r}")
-    _check_more(state, type_, model)
-
-
-def _check_more(state: State, type_: str, model: _Data) -> None:
-    if isinstance(model, _WorkflowCreated):
-        spec = model.spec
-        if state.knows(spec.id):
-            raise EventDataError(type_, "spec.id", f"workflow {spec.id!r} exists")
-        names: set[str] = set()
-        for phase in spec.phases:
-            for t in phase.tasks:
-                if t.id in names or any(d not in names for d in t.depends_on):
-                    raise EventDataError(
-                        type_, "spec.phases", f"task {t.id!r} repeats or depends on a later/unknown task"
-                    )
-                names.add(t.id)
-    elif isinstance(model, _PoolCreated) and model.pool.name in state.pools:
-        raise EventDataError(type_, "pool.name", f"pool {model.pool.name!r} exists")
-    elif isinstance(model, _AgentAllocated) and model.agent in state.agents:
-        raise EventDataError(type_, "agent", f"agent {model.agent!r} exists")
-    elif isinstance(model, _PlanStep):
-        steps = state.plans[model.plan_id].get("steps") or []
-        if not 0 <= model.step < len(steps):
-            raise EventDataError(type_, "step", f"plan {model.plan_id!r} has no step {model.step}")
-    elif isinstance(model, _PlanProposed) and model.plan.id in state.plans:
-        raise EventDataError(type_, "plan.id", f"plan {model.plan.id!r} exists")
-    elif isinstance(model, _IncidentOpened) and model.incident.id in state.incidents:
-        raise EventDataError(type_, "incident.id", f"incident {model.incident.id!r} exists")
+    problem = model.conflict(state)
+    if problem is not None:
+        raise EventDataError(type_, *problem)

@@ -14,6 +14,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,31 +26,32 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 # A bare ratio such as 19/20 where a JSON value is expected (after ':' or '[' or ',').
 _RATIO_RE = re.compile(r"(?<=[:\[,])\s*(\d+(?:\.\d+)?/\d+(?:\.\d+)?)\s*(?=[,}\]])")
 
-SEVERITY_BY_TYPE: dict[str, str] = {
-    "RESOURCE_EXHAUSTION": "critical",
-    "AGENT_POOL_FAILURE": "critical",
-    "DATA_INTEGRITY_ALERT": "critical",
-    "COMMUNICATION_FAILURE": "high",
-    "PERFORMANCE_DEGRADATION_DETECTED": "high",
-    "TASK_FAILED": "medium",
-    "WORKFLOW_FAILED": "high",
-    "AGENT_ERROR": "high",
-    "AGENT_TIMEOUT": "high",
-    "RESOURCE_THRESHOLD": "medium",
-    "SYSTEM_THRESHOLD": "medium",
-    "SYSTEM_ERROR": "high",
-    "COMMAND_REJECTED": "medium",
-    "OWNERSHIP_TRUSTED": "high",
-}
+
+class Severity(StrEnum):
+    """How bad an event is, in rank order: ``at_least`` answers "X or worse"."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def at_least(self, floor: Severity | str) -> bool:
+        """This severity is ``floor`` or worse."""
+        return self.rank >= _SEVERITY_RANK[Severity(floor)]
+
+    @classmethod
+    def or_worse(cls, floor: Severity | str) -> tuple[Severity, ...]:
+        """Every severity that is ``floor`` or worse, mildest first."""
+        low = _SEVERITY_RANK[Severity(floor)]
+        return tuple(s for s in cls if _SEVERITY_RANK[s] >= low)
 
 
-def severity_of(event_type: str, data: dict[str, Any] | None = None) -> str:
-    """Severity for colouring and filtering: the event's own field wins."""
-    if data:
-        sev = data.get("severity")
-        if isinstance(sev, str) and sev in ("critical", "high", "medium", "low", "info"):
-            return sev
-    return SEVERITY_BY_TYPE.get(event_type, "info")
+_SEVERITY_RANK: dict[str, int] = {s.value: i for i, s in enumerate(Severity)}
 
 
 @dataclass(slots=True, frozen=True)
@@ -69,10 +71,6 @@ class Event:
 
     def canonical(self) -> str:
         return canonical_encoding(self.seq, self.ts, self.type, self.component, self.scope, self.actor, self.data)
-
-    @property
-    def severity(self) -> str:
-        return severity_of(self.type, self.data)
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)

@@ -1,9 +1,9 @@
 """The folds of the events the command language and the incident pipeline add:
 staged resumptions, learned lessons, checkpoint pruning, incidents, plans and steps.
 
-Registered with ``@reducer`` so a replay of the log (or a checkpoint plus replay)
-rebuilds them exactly. They live beside the projection (imported at the bottom of
-``core.projection``), so folding never imports the layers that emit these events:
+The event catalogue (``core.event_types``) names which function folds which type, so
+a replay of the log (or a checkpoint plus replay) rebuilds them exactly. They sit
+below the layers that emit these events, so folding never imports them:
 checks happen in the functions that emit them (``core.commands``,
 ``core.incidents``); reducers only fold.
 """
@@ -11,10 +11,12 @@ checks happen in the functions that emit them (``core.commands``,
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import Event
-from .projection import State, reducer
+
+if TYPE_CHECKING:
+    from .projection import State
 
 LESSONS_KEPT = 20
 
@@ -22,8 +24,7 @@ LESSONS_KEPT = 20
 # -- the command language: staged resumptions, lessons, pruning -------------------
 
 
-@reducer("RESUMPTION_CREATED")
-def _resumption_created(s: State, ev: Event) -> None:
+def resumption_created(s: State, ev: Event) -> None:
     d = ev.data
     s.resumptions[d["id"]] = {
         "id": d["id"],
@@ -42,28 +43,24 @@ def _resumption_created(s: State, ev: Event) -> None:
     }
 
 
-@reducer("RESUMPTION_STEP_APPLIED")
-def _resumption_step(s: State, ev: Event) -> None:
+def resumption_step(s: State, ev: Event) -> None:
     r = s.resumptions[ev.data["id"]]
     r["next_step"] = ev.data["step"] + 1
     r["applied"].append({"step": ev.data["step"], "at": ev.ts, "utilisation": ev.data.get("utilisation", {})})
 
 
-@reducer("RESUMPTION_HELD")
-def _resumption_held(s: State, ev: Event) -> None:
+def resumption_held(s: State, ev: Event) -> None:
     s.resumptions[ev.data["id"]]["held"] = bool(ev.data["held"])
 
 
-@reducer("RESUMPTION_COMPLETED", "RESUMPTION_ABORTED")
-def _resumption_done(s: State, ev: Event) -> None:
+def resumption_done(s: State, ev: Event) -> None:
     r = s.resumptions[ev.data["id"]]
     r["status"] = "completed" if ev.type == "RESUMPTION_COMPLETED" else "aborted"
     r["finished_at"] = ev.ts
     r["reason"] = ev.data.get("reason")
 
 
-@reducer("LEARNING_RECORDED")
-def _learning(s: State, ev: Event) -> None:
+def learning(s: State, ev: Event) -> None:
     lessons: list[dict[str, Any]] = s.learning.setdefault("lessons", [])
     lessons.append({"at": ev.ts, **ev.data})
     del lessons[:-LESSONS_KEPT]
@@ -72,8 +69,7 @@ def _learning(s: State, ev: Event) -> None:
         s.learning.setdefault("policy", {}).update(policy)
 
 
-@reducer("CHECKPOINTS_PRUNED")
-def _checkpoints_pruned(s: State, ev: Event) -> None:
+def checkpoints_pruned(s: State, ev: Event) -> None:
     for cp_id in ev.data.get("ids", []):
         s.checkpoints.pop(int(cp_id), None)
 
@@ -85,22 +81,19 @@ def _step(s: State, ev: Event) -> dict[str, Any]:
     return s.plans[ev.data["plan_id"]]["steps"][int(ev.data["step"])]
 
 
-@reducer("INCIDENT_OPENED")
-def _incident_opened(s: State, ev: Event) -> None:
+def incident_opened(s: State, ev: Event) -> None:
     inc = copy.deepcopy(ev.data["incident"])  # never share (and later mutate) the event's data
     s.incidents[inc["id"]] = inc
 
 
-@reducer("INCIDENT_RESOLVED")
-def _incident_resolved(s: State, ev: Event) -> None:
+def incident_resolved(s: State, ev: Event) -> None:
     inc = s.incidents[ev.data["incident_id"]]
     inc["status"] = ev.data.get("status", "resolved")
     inc["resolved_at"] = ev.ts
     inc["outcome"] = ev.data.get("outcome", {})
 
 
-@reducer("PLAN_PROPOSED")
-def _plan_proposed(s: State, ev: Event) -> None:
+def plan_proposed(s: State, ev: Event) -> None:
     plan = copy.deepcopy(ev.data["plan"])
     s.plans[plan["id"]] = plan
     inc = s.incidents.get(plan["incident_id"])
@@ -109,8 +102,7 @@ def _plan_proposed(s: State, ev: Event) -> None:
         inc["status"] = "recovering"
 
 
-@reducer("PLAN_APPROVED")
-def _plan_approved(s: State, ev: Event) -> None:
+def plan_approved(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
     p["state"] = "approved"
     p["decided_by"] = ev.actor
@@ -120,8 +112,7 @@ def _plan_approved(s: State, ev: Event) -> None:
             st["state"] = "approved"
 
 
-@reducer("PLAN_REJECTED")
-def _plan_rejected(s: State, ev: Event) -> None:
+def plan_rejected(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
     p["state"] = "rejected"
     p["decided_by"] = ev.actor
@@ -135,22 +126,19 @@ def _plan_rejected(s: State, ev: Event) -> None:
         inc["status"] = "open"
 
 
-@reducer("PLAN_EDITED")
-def _plan_edited(s: State, ev: Event) -> None:
+def plan_edited(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
     p["steps"] = copy.deepcopy(ev.data["steps"])
     p["edited_by"] = [*p.get("edited_by", []), ev.actor]
 
 
-@reducer("PLAN_EXECUTION_STARTED")
-def _plan_started(s: State, ev: Event) -> None:
+def plan_started(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
     if ev.data.get("checkpoint") is not None:
         p["checkpoint"] = ev.data["checkpoint"]
 
 
-@reducer("PLAN_STEP_STARTED")
-def _step_started(s: State, ev: Event) -> None:
+def step_started(s: State, ev: Event) -> None:
     st = _step(s, ev)
     st["state"] = "executing"
     st["started_at"] = ev.ts
@@ -159,16 +147,14 @@ def _step_started(s: State, ev: Event) -> None:
         p["state"] = "executing"
 
 
-@reducer("PLAN_STEP_COMPLETED")
-def _step_completed(s: State, ev: Event) -> None:
+def step_completed(s: State, ev: Event) -> None:
     st = _step(s, ev)
     st["state"] = "completed"
     st["finished_at"] = ev.ts
     st["result"] = copy.deepcopy(ev.data.get("result", {}))
 
 
-@reducer("PLAN_STEP_FAILED")
-def _step_failed(s: State, ev: Event) -> None:
+def step_failed(s: State, ev: Event) -> None:
     st = _step(s, ev)
     st["state"] = "failed"
     st["finished_at"] = ev.ts
@@ -176,8 +162,7 @@ def _step_failed(s: State, ev: Event) -> None:
     st["result"] = copy.deepcopy(ev.data.get("result", {}))
 
 
-@reducer("PLAN_ABORTED")
-def _plan_aborted(s: State, ev: Event) -> None:
+def plan_aborted(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
     inc = s.incidents.get(p["incident_id"])
     if inc is not None and inc.get("status") == "recovering":
@@ -196,15 +181,13 @@ def _plan_aborted(s: State, ev: Event) -> None:
             st["state"] = "rolled_back"
 
 
-@reducer("PLAN_COMPLETED")
-def _plan_completed(s: State, ev: Event) -> None:
+def plan_completed(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
     p["state"] = "completed"
     p["outcome"] = {**p.get("outcome", {}), **ev.data.get("outcome", {})}
 
 
-@reducer("INCIDENT_NOTED")
-def _incident_noted(s: State, ev: Event) -> None:
+def incident_noted(s: State, ev: Event) -> None:
     inc = s.incidents[ev.data["incident_id"]]
     inc["notes"] = [
         *inc.get("notes", []),
@@ -212,8 +195,7 @@ def _incident_noted(s: State, ev: Event) -> None:
     ]
 
 
-@reducer("INCIDENT_REOPENED")
-def _incident_reopened(s: State, ev: Event) -> None:
+def incident_reopened(s: State, ev: Event) -> None:
     inc = s.incidents[ev.data["incident_id"]]
     inc["status"] = "open"
     inc["resolved_at"] = None

@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Any
 
+from core.event_types import severity_of
 from core.events import Event
 
 KEEP_DETAILS = 6
@@ -29,7 +30,7 @@ def event_record(ev: Event) -> dict[str, Any]:
         "component": ev.component,
         "scope": ev.scope,
         "actor": ev.actor,
-        "severity": ev.severity,
+        "severity": severity_of(ev),
         "data": ev.data,
     }
 

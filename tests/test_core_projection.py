@@ -147,13 +147,14 @@ async def test_same_seed_same_log_byte_for_byte(tmp_path: Path) -> None:
     assert con.execute("SELECT * FROM events ORDER BY seq").fetchall() != dumps[0][: len(dumps[0])]
 
 
-def test_an_event_type_has_one_reducer() -> None:
-    """A second reducer for a type would make replay depend on import order."""
+def test_an_event_type_is_declared_once() -> None:
+    """A second declaration of a type would make replay depend on which one won."""
     import pytest
 
-    from core.projection import REDUCERS, reducer
+    from core import work_reducers
+    from core.event_types import EVENTS, TASK_COMPLETED, EventType
 
-    assert "LEARNING_RECORDED" in REDUCERS and "INCIDENT_OPENED" in REDUCERS
-    with pytest.raises(RuntimeError, match="already folded"):
-        reducer("TASK_COMPLETED")(lambda s, ev: None)
-    assert REDUCERS["TASK_COMPLETED"].__module__ == "core.projection"
+    assert "LEARNING_RECORDED" in EVENTS.folds and "INCIDENT_OPENED" in EVENTS.folds
+    with pytest.raises(ValueError, match="declared twice"):
+        EVENTS.declare(EventType("TASK_COMPLETED", "agent", fold=lambda s, ev: None))
+    assert EVENTS.folds["TASK_COMPLETED"] is work_reducers.task_completed is TASK_COMPLETED.fold

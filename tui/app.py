@@ -27,6 +27,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, OptionList
 
 from core.config import Config
+from core.event_types import severity_of
 from core.events import Event
 from core.host.host import Host, HostError
 from core.host.lease import LeaseHeld, current_holder
@@ -277,7 +278,7 @@ class OpsdeckApp(App[int]):
             names = sorted(n for n, types in subs.items() if ev.type in types)
             if names:
                 self.notify(ev.line()[:160], title=f"subscription {', '.join(names)}", timeout=6)
-        if ev.severity == "critical":
+        if severity_of(ev) == "critical":
             self.notify(
                 f"{ev.type} {ev.data.get('workflow_id') or ev.data.get('error_type') or ''}",
                 title="critical event",

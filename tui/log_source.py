@@ -17,8 +17,8 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.events import SEVERITY_BY_TYPE, Event
-from core.projection import known_types
+from core.event_types import EVENTS, known_types, severity_of
+from core.events import Event, Severity
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -111,7 +111,7 @@ class LogFilter:
         """The same test as :meth:`LogSource.filter_seqs`, for events that arrive live."""
         if self.type and ev.type != self.type:
             return False
-        if self.severity and ev.severity != self.severity:
+        if self.severity and severity_of(ev) != self.severity:
             return False
         if self.workflow or self.text:
             blob = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
@@ -235,7 +235,7 @@ class LogSource:
             args.append(flt.type)
         if flt.severity:
             # Severity lives in the type table or the event's own "severity" field.
-            types = [t for t, s in SEVERITY_BY_TYPE.items() if s == flt.severity]
+            types = EVENTS.of_severity(flt.severity)
             cond = "json_extract(data, '$.severity') = ?"
             args_sev: list[object] = [flt.severity]
             if types:
@@ -244,7 +244,7 @@ class LogSource:
                 )
                 args_sev += types
             if flt.severity == "info":
-                known = list(SEVERITY_BY_TYPE)
+                known: list[object] = [str(t) for t in EVENTS if t.severity is not Severity.INFO]
                 cond = (
                     f"(json_extract(data, '$.severity') = 'info' OR (json_extract(data, '$.severity') IS NULL"
                     f" AND type NOT IN ({','.join('?' * len(known))})))"

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..event_types import RESOURCE_OPTIMIZED, WORKFLOW_COMPLETED
 from ..events import EventHeader
 from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, Resources, TaskStatus, WorkflowStatus
 from . import payloads as P
@@ -193,7 +194,7 @@ async def complete(ctx: Context, p: P.Empty) -> Outcome:
         )
     took = ctx.now - (wf.started_at or wf.created_at)
     ctx.engine.emit(
-        "WORKFLOW_COMPLETED",
+        WORKFLOW_COMPLETED,
         "coordination",
         "workflow",
         {"workflow_id": wf.id, "duration_s": round(took, 3)},
@@ -581,7 +582,7 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
         for k, v in p.resource_recovery_target.items()
     }
     eng.emit(
-        "RESOURCE_OPTIMIZED",
+        RESOURCE_OPTIMIZED,
         "resource",
         "cleanup",
         {"recovered": recovered, "actions": list(p.actions), "retired": retired},

@@ -12,6 +12,7 @@ import traceback
 from typing import Any
 
 from ..engine import Engine, EngineError
+from ..event_types import COMMAND_EXECUTED
 from . import (  # noqa: F401  (registering the operations)
     coordination_hub,
     debug,
@@ -160,7 +161,7 @@ async def _execute(
             data["error"] = resp["error"]["code"]
             data["partial"] = partial
         try:
-            engine.emit("COMMAND_EXECUTED", "command", spec.component, data, actor=actor)
+            engine.emit(COMMAND_EXECUTED, "command", spec.component, data, actor=actor)
         except EngineError:
             pass
     engine.end_unit(unit, keep=True)

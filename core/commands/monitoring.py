@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..event_types import AGENT_BACKOFF, AGENT_PERFORMANCE_ALERT, MONITORING_WINDOW_CLOSED, RESOURCE_THRESHOLD
 from .context import Context
 from .registry import Outcome
 
@@ -114,7 +115,7 @@ def _adaptive_tuning(engine: Any, now: float) -> None:
         ):
             continue
         engine.emit(
-            "AGENT_BACKOFF",
+            AGENT_BACKOFF,
             "resource",
             "agents",
             {
@@ -147,7 +148,7 @@ def _watch_late_heartbeats(engine: Any, now: float, over: dict[tuple[str, str], 
         late = silent > hb * 1.5
         if late and not over.get(("network", a.id), False):
             engine.emit(
-                "AGENT_PERFORMANCE_ALERT",
+                AGENT_PERFORMANCE_ALERT,
                 "agent",
                 "health",
                 {
@@ -175,7 +176,7 @@ def _watch_utilisation_trigger(engine: Any, now: float, over: dict[tuple[str, st
         is_over = value > limit
         if is_over and not over.get(("auto_optimization", metric), False):
             engine.emit(
-                "RESOURCE_THRESHOLD",
+                RESOURCE_THRESHOLD,
                 "resource",
                 "monitoring",
                 {
@@ -218,7 +219,7 @@ def watch(engine: Any, now: float) -> None:
                     "samples": len(vals),
                 }
             engine.emit(
-                "MONITORING_WINDOW_CLOSED",
+                MONITORING_WINDOW_CLOSED,
                 "performance",
                 "monitoring",
                 {"monitor": name, "since": cfg.get("since"), "until": until, "metrics": peaks},
@@ -238,7 +239,7 @@ def watch(engine: Any, now: float) -> None:
             is_over = value > limit
             if is_over and not over.get((key, metric), False):
                 engine.emit(
-                    "RESOURCE_THRESHOLD",
+                    RESOURCE_THRESHOLD,
                     "resource",
                     "monitoring",
                     {

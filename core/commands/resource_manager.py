@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from ..event_types import POOL_RESIZED
 from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus, WorkflowStatus
 from ..scheduler import dispatch
 from ..store import file_bytes
@@ -940,7 +941,7 @@ async def update_agent_management(ctx: Context, p: P.UpdateAgentManagement) -> O
                 continue
             new_min = pool.min_size + 1
             eng.emit(
-                "POOL_RESIZED",
+                POOL_RESIZED,
                 "resource",
                 "agents",
                 {"pool": pool_name, "min_size": new_min, "reason": "redundancy"},

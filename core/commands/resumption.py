@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from ..engine import Engine, EngineError
+from ..event_types import RESUMPTION_ABORTED, RESUMPTION_COMPLETED, RESUMPTION_HELD, RESUMPTION_STEP_APPLIED
 from ..models import Resources, WorkflowStatus
 from .payloads import GradualResumption
 
@@ -137,7 +138,7 @@ def apply_step(engine: Engine, rid: str, index: int, actor: str) -> dict[str, An
         done.append("resumed")
     util = engine.utilisation()
     engine.emit(
-        "RESUMPTION_STEP_APPLIED",
+        RESUMPTION_STEP_APPLIED,
         "coordination",
         "resumption",
         {"id": rid, "step": index, "stage": step["stage"], "workflow": wid, "what": step["what"], "utilisation": util},
@@ -183,7 +184,7 @@ def tick(engine: Engine, now: float) -> None:
                 apply_step(engine, rid, r["next_step"], actor="resumption")
             if engine.state.resumptions[rid]["next_step"] >= len(r["steps"]):
                 engine.emit(
-                    "RESUMPTION_COMPLETED",
+                    RESUMPTION_COMPLETED,
                     "coordination",
                     "resumption",
                     {"id": rid, "steps": len(r["steps"]), "took_s": round(now - r["created_at"], 3)},
@@ -191,7 +192,7 @@ def tick(engine: Engine, now: float) -> None:
                 )
         except EngineError as exc:
             engine.emit(
-                "RESUMPTION_ABORTED",
+                RESUMPTION_ABORTED,
                 "coordination",
                 "resumption",
                 {"id": rid, "reason": f"{exc.code}: {exc.message}"},
@@ -229,7 +230,7 @@ def advance_resumption(engine: Engine, rid: str, actor: str = "operator") -> dic
     after = engine.state.resumptions[rid]
     if after["next_step"] >= len(after["steps"]):
         engine.emit(
-            "RESUMPTION_COMPLETED",
+            RESUMPTION_COMPLETED,
             "coordination",
             "resumption",
             {"id": rid, "steps": len(after["steps"]), "took_s": round(engine.clock.now() - after["created_at"], 3)},
@@ -248,5 +249,5 @@ def hold_resumption(engine: Engine, rid: str, actor: str = "operator", held: boo
     without ``held`` it toggles."""
     r = _active(engine, rid)
     new = (not r.get("held", False)) if held is None else held
-    engine.emit("RESUMPTION_HELD", "coordination", "resumption", {"id": rid, "held": new}, actor=actor)
+    engine.emit(RESUMPTION_HELD, "coordination", "resumption", {"id": rid, "held": new}, actor=actor)
     return {"resumption": rid, "held": new, "next_step": r["next_step"]}

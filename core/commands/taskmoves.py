@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..engine import Engine
+from ..event_types import PHASE_STARTED, TASK_ASSIGNED, TASK_CONTEXT_TRANSFERRED
 from ..models import AgentStatus, TaskStatus, WorkflowStatus
 
 
@@ -32,10 +33,10 @@ def assign_task(engine: Engine, key: str, agent_id: str, actor: str) -> None:
     t = engine.state.tasks[key]
     if (t.workflow, t.phase) not in engine.state.phase_started:
         engine.emit(
-            "PHASE_STARTED", "coordination", "workflow", {"workflow_id": t.workflow, "phase": t.phase}, actor=actor
+            PHASE_STARTED, "coordination", "workflow", {"workflow_id": t.workflow, "phase": t.phase}, actor=actor
         )
     engine.emit(
-        "TASK_ASSIGNED",
+        TASK_ASSIGNED,
         "coordination",
         "scheduler",
         {"task": key, "agent": agent_id, "workflow_id": t.workflow, "chosen_by": actor},
@@ -101,7 +102,7 @@ async def transfer_contexts(engine: Engine, pairs: list[tuple[str, str | None]],
                 entry["state"] = "failed: needs a restore, not a transfer"
             else:
                 engine.emit(
-                    "TASK_CONTEXT_TRANSFERRED",
+                    TASK_CONTEXT_TRANSFERRED,
                     "coordination",
                     "recovery",
                     {"task": key, "from": failed, "to": repl, "context": t.context.model_dump(mode="json")},

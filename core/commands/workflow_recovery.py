@@ -10,6 +10,13 @@ from typing import Any
 from pydantic import Field
 
 from ..engine import Engine
+from ..event_types import (
+    CHECKPOINTS_PRUNED,
+    LEARNING_RECORDED,
+    RESUMPTION_COMPLETED,
+    RESUMPTION_CREATED,
+    STATE_RESTORED,
+)
 from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
 from . import payloads as P
 from .analyses import diff_segments, replay_state
@@ -53,7 +60,7 @@ def restore_snapshot(
                 engine.runtime.stop_task(t.agent, key)
     for wid in workflows or [None]:  # type: ignore[list-item]
         engine.emit(
-            "STATE_RESTORED",
+            STATE_RESTORED,
             "coordination",
             "rollback",
             {"checkpoint": checkpoint, "workflow": wid, "reason": reason, "snapshot": snap},
@@ -269,7 +276,7 @@ async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
         else:
             ctx.engine.checkpoints.forget(drop)
         ctx.engine.emit(
-            "CHECKPOINTS_PRUNED",
+            CHECKPOINTS_PRUNED,
             "coordination",
             "checkpoint",
             {"ids": drop, "corrupt": bad, "kept": good[-p.keep :]},
@@ -320,7 +327,7 @@ async def drop_damaged_checkpoints(ctx: Context, rep: Any) -> list[int]:
             await db.executemany("DELETE FROM checkpoints WHERE id = ?", [(i,) for i in bad])
             await db.commit()
         ctx.engine.emit(
-            "CHECKPOINTS_PRUNED",
+            CHECKPOINTS_PRUNED,
             "coordination",
             "checkpoint",
             {"ids": bad, "corrupt": bad, "problems": {str(k): v for k, v in rep.checkpoints_bad.items()}},
@@ -693,7 +700,7 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
     steps, stages = plan_steps(eng, p)
     rid = f"resumption_{len(s.resumptions) + 1:03d}"
     eng.emit(
-        "RESUMPTION_CREATED",
+        RESUMPTION_CREATED,
         "coordination",
         "resumption",
         {
@@ -714,7 +721,7 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
             applied.append(apply_step(eng, rid, i, ctx.actor))
     if s.resumptions[rid]["next_step"] >= len(steps):
         eng.emit(
-            "RESUMPTION_COMPLETED",
+            RESUMPTION_COMPLETED,
             "coordination",
             "resumption",
             {"id": rid, "steps": len(steps), "took_s": 0.0},
@@ -874,7 +881,7 @@ async def post_failure_learning(ctx: Context, p: P.PostFailureLearning) -> Outco
     policy = {"failures_by_pool": by_pool} if p.prevention_strategy_updates or p.knowledge_base_updates else {}
     if p.knowledge_base_updates or p.lesson_extraction:
         ctx.engine.emit(
-            "LEARNING_RECORDED",
+            LEARNING_RECORDED,
             "coordination",
             "learning",
             {

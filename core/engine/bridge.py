@@ -12,6 +12,24 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..clock import VirtualClock
+from ..event_types import (
+    AGENT_ERROR,
+    AGENT_RECONNECTED,
+    AGENT_SEQ_APPLIED,
+    PARTITION_MERGED,
+    PHASE_COMPLETED,
+    PHASE_STARTED,
+    RESOURCE_RESERVED,
+    TASK_ASSIGNED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_PROGRESS,
+    TASK_REASSIGNED,
+    TASK_STARTED,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+    WORKFLOW_STARTED,
+)
 from ..merge import TaskView, merge
 from ..models import LIVE_AGENT, TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
 from ..runtimes import Runtime
@@ -80,10 +98,8 @@ class RuntimeBridge:
             t = state.tasks[key]
             wf = state.workflows[t.workflow]
             if (t.workflow, t.phase) not in state.phase_started:
-                e.emit("PHASE_STARTED", "coordination", "workflow", {"workflow_id": wf.id, "phase": t.phase})
-            e.emit(
-                "TASK_ASSIGNED", "coordination", "scheduler", {"task": key, "agent": agent, "workflow_id": t.workflow}
-            )
+                e.emit(PHASE_STARTED, "coordination", "workflow", {"workflow_id": wf.id, "phase": t.phase})
+            e.emit(TASK_ASSIGNED, "coordination", "scheduler", {"task": key, "agent": agent, "workflow_id": t.workflow})
             e.runtime.start_task(agent, state.tasks[key])
 
     def admit(self) -> None:
@@ -102,7 +118,7 @@ class RuntimeBridge:
                 break
             if s.dependency_met(w):
                 e.emit(
-                    "WORKFLOW_STARTED",
+                    WORKFLOW_STARTED,
                     "coordination",
                     "workflow",
                     {"workflow_id": w.id, "priority": w.priority, "band": w.band.value},
@@ -121,7 +137,7 @@ class RuntimeBridge:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
         if self.owns(agent_id, task_id) and not self.restoring:
-            e.emit("TASK_STARTED", "agent", "execution", {"task": task_id, "agent": agent_id})
+            e.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id})
 
     def task_progress(
         self,
@@ -140,7 +156,7 @@ class RuntimeBridge:
             data["output"] = list(output)[-5:]
         if partial:
             data["partial"] = partial
-        e.emit("TASK_PROGRESS", "agent", "execution", data)
+        e.emit(TASK_PROGRESS, "agent", "execution", data)
 
     def task_finished(self, agent_id: str, task_id: str, output: list[str] | None = None, result: Any = None) -> None:
         e = self.engine
@@ -150,12 +166,14 @@ class RuntimeBridge:
             return
         t = e.state.tasks[task_id]
         data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": t.workflow}
+        started = t.started_at
+        if started is not None:
+            data["duration_s"] = round(now - started, 3)
         if output:
             data["output"] = list(output)[-5:]
         if result is not None:
             data["result"] = result
-        started = t.started_at
-        e.emit("TASK_COMPLETED", "agent", "execution", data)
+        e.emit(TASK_COMPLETED, "agent", "execution", data)
         if started is not None:
             took = now - started
             e.telemetry.record(now, "response_time", "system", took)
@@ -174,15 +192,13 @@ class RuntimeBridge:
         if wf is None or wf.status in TERMINAL_WORKFLOW:
             return
         if s.phase_left.get((wf_id, phase)) == 0:
-            e.emit("PHASE_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "phase": phase})
+            e.emit(PHASE_COMPLETED, "coordination", "workflow", {"workflow_id": wf_id, "phase": phase})
             e.checkpoints.due = "phase_complete"
         if s.wf_left.get(wf_id) == 0:
             took = e.clock.now() - (wf.started_at or wf.created_at)
-            e.emit(
-                "WORKFLOW_COMPLETED", "coordination", "workflow", {"workflow_id": wf_id, "duration_s": round(took, 3)}
-            )
+            e.emit(WORKFLOW_COMPLETED, "coordination", "workflow", {"workflow_id": wf_id, "duration_s": round(took, 3)})
             if wf.guarantee is not None:
-                e.emit("RESOURCE_RESERVED", "resource", "allocation", {"workflow_id": wf_id, "guarantee": None})
+                e.emit(RESOURCE_RESERVED, "resource", "allocation", {"workflow_id": wf_id, "guarantee": None})
 
     def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None:
         e = self.engine
@@ -203,10 +219,10 @@ class RuntimeBridge:
         }
         if output:
             data["output"] = list(output)[-5:]
-        e.emit("TASK_FAILED", "agent", "execution", data)
+        e.emit(TASK_FAILED, "agent", "execution", data)
         if not retry:
             e.emit(
-                "WORKFLOW_FAILED",
+                WORKFLOW_FAILED,
                 "coordination",
                 "workflow",
                 {"workflow_id": t.workflow, "task": task_id, "error": error},
@@ -219,11 +235,11 @@ class RuntimeBridge:
         if a is None or a.status in (AgentStatus.FAILED, AgentStatus.RETIRED):
             return
         task = a.current_task
-        e.emit("AGENT_ERROR", "agent", "health", {"agent": agent_id, "pool": a.pool, "error": error, "task": task})
+        e.emit(AGENT_ERROR, "agent", "health", {"agent": agent_id, "pool": a.pool, "error": error, "task": task})
         if task:
             t = e.state.tasks[task]
             e.emit(
-                "TASK_REASSIGNED",
+                TASK_REASSIGNED,
                 "coordination",
                 "scheduler",
                 {"task": task, "from": agent_id, "reason": "agent_failed", "progress": t.context.progress},
@@ -247,7 +263,7 @@ class RuntimeBridge:
         dropped = len(buffered) - len({b["seq"] for b in fresh})
         if a.status is AgentStatus.UNREACHABLE:
             e.emit(
-                "AGENT_RECONNECTED",
+                AGENT_RECONNECTED,
                 "network",
                 "agent_coordination",
                 {"agent": agent_id, "buffered": len(buffered), "duplicates_dropped": dropped},
@@ -258,7 +274,7 @@ class RuntimeBridge:
             if b["seq"] in seen:
                 continue
             seen.add(b["seq"])
-            e.emit("AGENT_SEQ_APPLIED", "network", "agent_coordination", {"agent": agent_id, "seq": b["seq"]})
+            e.emit(AGENT_SEQ_APPLIED, "network", "agent_coordination", {"agent": agent_id, "seq": b["seq"]})
             kind = b["kind"]
             task = b.get("task_id")
             if task is not None and kind != "heartbeat" and not self.owns(agent_id, task):
@@ -295,7 +311,7 @@ class RuntimeBridge:
                 if t.agent:
                     e.release_task(key, reason="completed_on_isolated_agent", actor="merge")
                 e.emit(
-                    "TASK_COMPLETED",
+                    TASK_COMPLETED,
                     "agent",
                     "execution",
                     {"task": key, "agent": agent_id, "workflow_id": t.workflow, "merged": True},
@@ -308,7 +324,7 @@ class RuntimeBridge:
                 if t.agent:  # restart the moved copy from the further point
                     e.release_task(key, reason="resume_from_merged_progress", actor="merge")
                 e.emit(
-                    "TASK_PROGRESS",
+                    TASK_PROGRESS,
                     "agent",
                     "execution",
                     {"task": key, "agent": agent_id, "progress": round(v.progress, 4), "merged": True},
@@ -323,4 +339,4 @@ class RuntimeBridge:
                 "merged_status": v.status,
                 "reports": len(v.applied),
             }
-        e.emit("PARTITION_MERGED", "network", "agent_coordination", {"agent": agent_id, "tasks": out}, actor="merge")
+        e.emit(PARTITION_MERGED, "network", "agent_coordination", {"agent": agent_id, "tasks": out}, actor="merge")

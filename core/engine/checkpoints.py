@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..event_types import CHECKPOINT_CREATED, STATE_RESTORED
 from ..projection import hash_snapshot
 from .log import EngineError
 
@@ -47,7 +48,7 @@ class Checkpoints:
             cp_id = max(self.memory, default=0) + 1
             self.memory[cp_id] = ({"id": cp_id, "seq": seq, "state_hash": h}, json.loads(json.dumps(snap)))
         e.emit(
-            "CHECKPOINT_CREATED",
+            CHECKPOINT_CREATED,
             "coordination",
             "checkpoint",
             {"id": cp_id, "seq": seq, "kind": kind, "label": label, "state_hash": h, "workflow": workflow},
@@ -105,7 +106,7 @@ class Checkpoints:
                     e.runtime.stop_task(t.agent, key)
         before = state.state_hash()
         e.emit(
-            "STATE_RESTORED",
+            STATE_RESTORED,
             "coordination",
             "rollback",
             {"checkpoint": cp_id, "workflow": workflow, "reason": reason, "snapshot": snap},

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..event_types import AGENT_TIMEOUT
 from ..models import AgentStatus
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class Liveness:
         a = e.state.agents.get(agent_id)
         if a is not None and a.status in _ANSWERING:
             silent = e.clock.now() - e.telemetry.liveness.get(agent_id, e.clock.now())
-            e.emit("AGENT_TIMEOUT", "network", "agent_coordination", {"agent": agent_id, "silent_s": round(silent, 3)})
+            e.emit(AGENT_TIMEOUT, "network", "agent_coordination", {"agent": agent_id, "silent_s": round(silent, 3)})
 
     def usage(self, agent_id: str, cpu_pct: float, memory_mb: float) -> None:
         e = self.engine

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..event_data import SCHEMAS, EventDataError, check_event
+from ..event_data import EventDataError
+from ..event_types import EVENTS, check_event
 from ..events import Event, EventHeader, canonical_envelope, canonical_json, chain_hash
 from ..models import Task
 
@@ -98,6 +99,7 @@ class EventLog:
         e = self.engine
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
+        type_ = str(type_)  # a declaration (core.event_types) is stored and sent as its plain name
         _check_header(type_, component, scope)
         data = data if data is not None else {}
         state = e.state
@@ -137,7 +139,8 @@ class EventLog:
             check_event(state, header.type, header.data)
         except EventDataError as exc:
             raise EngineError("INVALID_EVENT", str(exc), {"type": header.type, "field": exc.field}) from None
-        point = state.undo_point() if header.type in SCHEMAS else None
+        declared = EVENTS.get(header.type)
+        point = state.undo_point() if declared is not None and declared.fold is not None else None
         try:
             return self.engine.emit(header.type, header.component, header.scope, header.data, actor=actor)
         except EngineError:

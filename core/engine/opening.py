@@ -12,6 +12,7 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING
 
+from ..event_types import OWNERSHIP_TRUSTED
 from ..events import GENESIS_HASH, Event
 from ..projection import State, hash_snapshot
 from ..store import Store, StoreError, row_hash_ok
@@ -86,7 +87,7 @@ class Opening:
         engine, store = self.engine, self.store
         if store.trusted and not engine.readonly:
             engine.emit(
-                "OWNERSHIP_TRUSTED",
+                OWNERSHIP_TRUSTED,
                 "system",
                 "security",
                 {"files": list(store.trusted), "uid": os.getuid(), "pid": os.getpid()},

@@ -8,6 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..event_types import (
+    AGENT_ALLOCATED,
+    AGENT_DEALLOCATED,
+    POOL_CREATED,
+    RESOURCE_ALLOCATED,
+    RESOURCE_LIMITED,
+    RESOURCE_RESERVED,
+    SETTING_CHANGED,
+    TASK_LIMITED,
+)
 from ..models import TERMINAL_WORKFLOW, Resources, TaskStatus
 from ..runtimes.limits import cpu_limits
 from .log import EngineError
@@ -28,7 +38,7 @@ class ResourceOps:
         if name in e.state.pools:
             raise EngineError("POOL_EXISTS", f"pool {name!r} exists")
         e.emit(
-            "POOL_CREATED",
+            POOL_CREATED,
             "resource",
             "agents",
             {"pool": {"name": name, "specializations": specializations, "min_size": min_size, "max_size": max_size}},
@@ -58,7 +68,7 @@ class ResourceOps:
         if aid in e.state.agents:
             raise EngineError("AGENT_EXISTS", f"agent {aid!r} exists")
         e.emit(
-            "AGENT_ALLOCATED",
+            AGENT_ALLOCATED,
             "resource",
             "agents",
             {"agent": aid, "pool": pool, "specializations": specializations or list(p.specializations)},
@@ -77,7 +87,7 @@ class ResourceOps:
             raise EngineError("AGENT_NOT_FOUND", f"no agent {agent_id!r}")
         if a.current_task:
             e.release_task(a.current_task, reason="agent_retired", actor=actor)
-        e.emit("AGENT_DEALLOCATED", "resource", "agents", {"agent": agent_id, "pool": a.pool}, actor=actor)
+        e.emit(AGENT_DEALLOCATED, "resource", "agents", {"agent": agent_id, "pool": a.pool}, actor=actor)
         if e.runtime is not None:
             e.runtime.retire_agent(agent_id)
 
@@ -86,7 +96,7 @@ class ResourceOps:
         e = self.engine
         before = e.workflows.changeable(wf_id).allocation.model_copy()
         e.emit(
-            "RESOURCE_ALLOCATED",
+            RESOURCE_ALLOCATED,
             "resource",
             "allocation",
             {"workflow_id": wf_id, "allocation": alloc.model_dump(), "previous": before.model_dump(), "base": base},
@@ -113,7 +123,7 @@ class ResourceOps:
                     f"guarantees would total {cpu:g} cores / {mem:g} GB, over the capacity {cap.cpu_cores:g} / {cap.memory_gb:g}",
                 )
         e.emit(
-            "RESOURCE_RESERVED",
+            RESOURCE_RESERVED,
             "resource",
             "allocation",
             {"workflow_id": wf_id, "guarantee": guarantee.model_dump() if guarantee else None},
@@ -125,7 +135,7 @@ class ResourceOps:
         e = self.engine
         e.workflows.live(wf_id)
         e.emit(
-            "RESOURCE_LIMITED",
+            RESOURCE_LIMITED,
             "resource",
             "allocation",
             {"workflow_id": wf_id, "limit": limit.model_dump() if limit else None},
@@ -171,7 +181,7 @@ class ResourceOps:
         for r in results:
             if r.get("applied"):
                 e.emit(
-                    "TASK_LIMITED",
+                    TASK_LIMITED,
                     "resource",
                     "allocation",
                     {
@@ -191,4 +201,4 @@ class ResourceOps:
         }
 
     def set_setting(self, key: str, value: Any, actor: str | None = None) -> None:
-        self.engine.emit("SETTING_CHANGED", "system", "settings", {"key": key, "value": value}, actor=actor)
+        self.engine.emit(SETTING_CHANGED, "system", "settings", {"key": key, "value": value}, actor=actor)

@@ -15,6 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from ..event_types import (
+    TASK_PAUSED,
+    TASK_REASSIGNED,
+    TASK_RESUMED,
+    WORKFLOW_CANCELLED,
+    WORKFLOW_CREATED,
+    WORKFLOW_FROZEN,
+    WORKFLOW_PAUSED,
+    WORKFLOW_QUEUED,
+    WORKFLOW_RESUMED,
+)
 from ..models import TERMINAL_WORKFLOW, PhaseSpec, TaskSpec, TaskStatus, Workflow, WorkflowSpec, WorkflowStatus
 from .log import EngineError
 
@@ -142,7 +153,7 @@ class WorkflowOps:
                 "RESOURCE_LIMIT",
                 f"allocation {a.model_dump()} exceeds the per-workflow limit {lim.model_dump(exclude={'max_duration_s'})}",
             )
-        e.emit("WORKFLOW_CREATED", "coordination", "workflow", {"workflow_id": spec.id, "spec": data}, actor=actor)
+        e.emit(WORKFLOW_CREATED, "coordination", "workflow", {"workflow_id": spec.id, "spec": data}, actor=actor)
         return spec.id
 
     def start(self, wf_id: str, actor: str | None = None) -> None:
@@ -151,7 +162,7 @@ class WorkflowOps:
         if wf.status is not WorkflowStatus.PENDING:
             raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is {wf.status.value}, not pending")
         if not wf.queued:
-            e.emit("WORKFLOW_QUEUED", "coordination", "workflow", {"workflow_id": wf_id}, actor=actor)
+            e.emit(WORKFLOW_QUEUED, "coordination", "workflow", {"workflow_id": wf_id}, actor=actor)
         e.bridge.admit()
         e.request_dispatch()
 
@@ -161,12 +172,12 @@ class WorkflowOps:
         wf = self.changeable(wf_id)
         if wf.status is not WorkflowStatus.RUNNING:
             raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is {wf.status.value}, not running")
-        e.emit("WORKFLOW_PAUSED", "coordination", "workflow", {"workflow_id": wf_id, "reason": reason}, actor=actor)
+        e.emit(WORKFLOW_PAUSED, "coordination", "workflow", {"workflow_id": wf_id, "reason": reason}, actor=actor)
         paused = []
         for key in sorted(e.state.running_by_wf.get(wf_id, ())):
             t = e.state.tasks[key]
             if t.status is TaskStatus.RUNNING and t.agent:
-                e.emit("TASK_PAUSED", "coordination", "execution", {"task": key, "agent": t.agent}, actor=actor)
+                e.emit(TASK_PAUSED, "coordination", "execution", {"task": key, "agent": t.agent}, actor=actor)
                 if e.runtime is not None:
                     e.runtime.pause_task(t.agent, key)
                 paused.append(key)
@@ -177,12 +188,12 @@ class WorkflowOps:
         wf = self.changeable(wf_id)
         if wf.status is not WorkflowStatus.PAUSED:
             raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is {wf.status.value}, not paused")
-        e.emit("WORKFLOW_RESUMED", "coordination", "workflow", {"workflow_id": wf_id}, actor=actor)
+        e.emit(WORKFLOW_RESUMED, "coordination", "workflow", {"workflow_id": wf_id}, actor=actor)
         resumed = []
         for key in sorted(e.state.running_by_wf.get(wf_id, ())):
             t = e.state.tasks[key]
             if t.status is TaskStatus.PAUSED and t.agent:
-                e.emit("TASK_RESUMED", "coordination", "execution", {"task": key, "agent": t.agent}, actor=actor)
+                e.emit(TASK_RESUMED, "coordination", "execution", {"task": key, "agent": t.agent}, actor=actor)
                 if e.runtime is not None:
                     e.runtime.resume_task(t.agent, key)
                 resumed.append(key)
@@ -201,7 +212,7 @@ class WorkflowOps:
         if e.runtime is not None:
             e.runtime.stop_task(agent, key)
         e.emit(
-            "TASK_REASSIGNED",
+            TASK_REASSIGNED,
             "coordination",
             "scheduler",
             {"task": key, "from": agent, "reason": reason, "progress": t.context.progress},
@@ -217,11 +228,11 @@ class WorkflowOps:
             raise EngineError("INVALID_STATE", f"workflow {wf_id!r} is already {wf.status.value}")
         for key in sorted(e.state.running_by_wf.get(wf_id, ())):
             e.release_task(key, reason="workflow_cancelled", actor=actor)
-        e.emit("WORKFLOW_CANCELLED", "coordination", "workflow", {"workflow_id": wf_id}, actor=actor)
+        e.emit(WORKFLOW_CANCELLED, "coordination", "workflow", {"workflow_id": wf_id}, actor=actor)
         e.request_dispatch()
 
     def freeze(self, wf_id: str, frozen: bool = True, actor: str | None = None) -> None:
         self.live(wf_id)
         self.engine.emit(
-            "WORKFLOW_FROZEN", "coordination", "state_protection", {"workflow_id": wf_id, "frozen": frozen}, actor=actor
+            WORKFLOW_FROZEN, "coordination", "state_protection", {"workflow_id": wf_id, "frozen": frozen}, actor=actor
         )

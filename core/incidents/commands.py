@@ -21,6 +21,7 @@ from ..commands.context import Context
 from ..commands.payloads import Payload
 from ..commands.registry import COMPONENT_HELP, Outcome, operation
 from ..commands.responses import CommandError
+from ..event_types import AGENT_BACKOFF
 from . import decisions
 
 C = "incident"
@@ -229,7 +230,7 @@ async def quarantine_agents(ctx: Context, p: Quarantine) -> Outcome:
     moved = []
     for a in p.agents:
         eng.emit(
-            "AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": until, "reason": "quarantine"}, actor=ctx.actor
+            AGENT_BACKOFF, "resource", "agents", {"agent": a, "until": until, "reason": "quarantine"}, actor=ctx.actor
         )
         key = ctx.state.agents[a].current_task
         if p.move_tasks and key:

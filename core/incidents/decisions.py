@@ -12,6 +12,17 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..engine import EngineError
+from ..event_types import (
+    AGENT_BACKOFF,
+    INCIDENT_NOTED,
+    INCIDENT_RESOLVED,
+    PLAN_ABORTED,
+    PLAN_APPROVED,
+    PLAN_EDITED,
+    PLAN_REJECTED,
+    POOL_RESIZED,
+    RESUMPTION_ABORTED,
+)
 from ..models import TERMINAL_WORKFLOW, Resources, WorkflowStatus
 from .approval import command_kind, decide
 from .model import TERMINAL_PLAN, Plan, PlanState, PlanStep
@@ -36,7 +47,7 @@ def approve(engine: Engine, plan_id: str, actor: str = "operator") -> dict[str, 
             {"plan_id": plan_id},
         )
     engine.emit(
-        "PLAN_APPROVED",
+        PLAN_APPROVED,
         "incidents",
         "plan",
         {"plan_id": plan_id, "by": actor, "incident_id": plan.incident_id},
@@ -54,7 +65,7 @@ def reject(engine: Engine, plan_id: str, actor: str = "operator", reason: str = 
             {"plan_id": plan_id},
         )
     engine.emit(
-        "PLAN_REJECTED",
+        PLAN_REJECTED,
         "incidents",
         "plan",
         {"plan_id": plan_id, "by": actor, "reason": reason, "incident_id": plan.incident_id},
@@ -154,7 +165,7 @@ def edit(engine: Engine, plan_id: str, steps: Any, actor: str = "operator") -> d
                 check=prev.check if prev else None,
             ).model_dump(mode="json")
         )
-    engine.emit("PLAN_EDITED", "incidents", "plan", {"plan_id": plan_id, "by": actor, "steps": new_steps}, actor=actor)
+    engine.emit(PLAN_EDITED, "incidents", "plan", {"plan_id": plan_id, "by": actor, "steps": new_steps}, actor=actor)
     return {"plan_id": plan_id, "steps": len(new_steps), "by": actor}
 
 
@@ -199,7 +210,7 @@ async def rollback_to(engine: Engine, cp_id: int, actor: str, since: float | Non
         cur_p = s.pools.get(pool)
         if cur_p is not None and (cur_p.min_size, cur_p.max_size) != (p["min_size"], p["max_size"]):
             engine.emit(
-                "POOL_RESIZED",
+                POOL_RESIZED,
                 "resource",
                 "agents",
                 {"pool": pool, "min_size": p["min_size"], "max_size": p["max_size"], "reason": "rollback"},
@@ -210,7 +221,7 @@ async def rollback_to(engine: Engine, cp_id: int, actor: str, since: float | Non
         cur_a = s.agents.get(a_id)
         if cur_a is not None and cur_a.backoff_until != a.get("backoff_until"):
             engine.emit(
-                "AGENT_BACKOFF",
+                AGENT_BACKOFF,
                 "resource",
                 "agents",
                 {"agent": a_id, "until": a.get("backoff_until"), "reason": "rollback"},
@@ -233,7 +244,7 @@ def stop_resumptions(engine: Engine, plan: Plan, actor: str) -> list[str]:
     for rid, r in sorted(engine.state.resumptions.items()):
         if r["status"] == "active" and (rid in ids or r.get("created_by") == f"plan:{plan.id}"):
             engine.emit(
-                "RESUMPTION_ABORTED",
+                RESUMPTION_ABORTED,
                 "coordination",
                 "resumption",
                 {"id": rid, "reason": f"plan {plan.id} aborted"},
@@ -257,7 +268,7 @@ async def abort(
         if stopped:
             rb["changes"] = [*(f"stopped {r}" for r in stopped), *rb["changes"]]
     engine.emit(
-        "PLAN_ABORTED",
+        PLAN_ABORTED,
         "incidents",
         "plan",
         {"plan_id": plan_id, "by": actor, "reason": reason, "rollback": rb, "incident_id": plan.incident_id},
@@ -303,14 +314,14 @@ def resolve(engine: Engine, incident_id: str, note: str, actor: str = "operator"
             {"incident_id": incident_id, "plan_id": active},
         )
     engine.emit(
-        "INCIDENT_NOTED",
+        INCIDENT_NOTED,
         "incidents",
         "incident",
         {"incident_id": incident_id, "note": note, "action": "resolve"},
         actor=actor,
     )
     engine.emit(
-        "INCIDENT_RESOLVED",
+        INCIDENT_RESOLVED,
         "incidents",
         "incident",
         {

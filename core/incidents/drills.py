@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..clock import VirtualClock
+from ..event_types import DRILL_FAULT_INJECTED
 from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
 from .catalogue import Catalogue, DrillError, IncidentKind
 from .kinds import CATALOGUE
@@ -84,7 +85,7 @@ class Drill:
         self.injected = True
         self.injected_at = now
         self.manager.expect_fault(self.name, now)
-        eng.emit("DRILL_FAULT_INJECTED", "system", "drill", {"drill": self.name, **self.fault}, actor="drill")
+        eng.emit(DRILL_FAULT_INJECTED, "system", "drill", {"drill": self.name, **self.fault}, actor="drill")
 
     # -- running --------------------------------------------------------------
     def start_live(self, interval: float = 0.2) -> asyncio.Task[None]:

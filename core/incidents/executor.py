@@ -14,6 +14,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..event_types import (
+    INCIDENT_RESOLVED,
+    PLAN_COMPLETED,
+    PLAN_EXECUTION_STARTED,
+    PLAN_STEP_COMPLETED,
+    PLAN_STEP_FAILED,
+    PLAN_STEP_STARTED,
+    PLAN_VALIDATION_STARTED,
+    SYSTEM_ERROR,
+)
 from .decisions import abort
 from .model import TERMINAL_PLAN
 from .validation import GateCtx
@@ -76,7 +86,7 @@ class Executor:
                 await self.advance(pid)
             except Exception as exc:  # noqa: BLE001 - one broken plan must not stop the others
                 self.engine.emit(
-                    "SYSTEM_ERROR",
+                    SYSTEM_ERROR,
                     "incidents",
                     "executor",
                     {
@@ -111,7 +121,7 @@ class Executor:
             if p.get("checkpoint") is None:
                 cp = await eng.checkpoint(kind="emergency", label=f"before {plan_id}", actor=f"plan:{plan_id}")
                 eng.emit(
-                    "PLAN_EXECUTION_STARTED",
+                    PLAN_EXECUTION_STARTED,
                     "incidents",
                     "plan",
                     {"plan_id": plan_id, "checkpoint": cp},
@@ -127,7 +137,7 @@ class Executor:
         who = f"plan:{pid}"
         by = p.get("decided_by") if st["approval"] == "manual" else "policy:" + st["category"]
         eng.emit(
-            "PLAN_STEP_STARTED",
+            PLAN_STEP_STARTED,
             "incidents",
             "plan",
             {"plan_id": pid, "step": idx, "command": st["command"], "approval": st["approval"], "approved_by": by},
@@ -140,7 +150,7 @@ class Executor:
             err = res.get("error", {})
             msg = f"{err.get('code', 'ERROR')}: {err.get('message', '')}"
             eng.emit(
-                "PLAN_STEP_FAILED",
+                PLAN_STEP_FAILED,
                 "incidents",
                 "plan",
                 {"plan_id": pid, "step": idx, "error": msg, "result": _summarise(res)},
@@ -156,7 +166,7 @@ class Executor:
             }
             return
         eng.emit(
-            "PLAN_STEP_COMPLETED",
+            PLAN_STEP_COMPLETED,
             "incidents",
             "plan",
             {"plan_id": pid, "step": idx, "result": _summarise(res)},
@@ -193,7 +203,7 @@ class Executor:
                 }
                 if worse > chk["max_regression_pct"]:
                     eng.emit(
-                        "PLAN_STEP_FAILED",
+                        PLAN_STEP_FAILED,
                         "incidents",
                         "plan",
                         {
@@ -220,7 +230,7 @@ class Executor:
                 return False
             if verdict == "fail":
                 eng.emit(
-                    "PLAN_STEP_FAILED",
+                    PLAN_STEP_FAILED,
                     "incidents",
                     "plan",
                     {"plan_id": pid, "step": idx, "error": f"validation {gname} failed", "result": details},
@@ -231,7 +241,7 @@ class Executor:
             m["validated"] = details
         result = {**m.get("response", {}), "check": m.get("check_result"), "validation": details or None}
         eng.emit(
-            "PLAN_STEP_COMPLETED",
+            PLAN_STEP_COMPLETED,
             "incidents",
             "plan",
             {"plan_id": pid, "step": idx, "result": result},
@@ -246,7 +256,7 @@ class Executor:
         inc = eng.state.incidents.get(p["incident_id"])
         if inc is not None and inc["status"] != "resolved":
             eng.emit(
-                "INCIDENT_RESOLVED",
+                INCIDENT_RESOLVED,
                 "incidents",
                 "incident",
                 {
@@ -277,7 +287,7 @@ class Executor:
             if m is None:
                 m = self.memo[(pid, name)] = {"started": eng.clock.now(), "gate_memo": {}}
                 eng.emit(
-                    "PLAN_VALIDATION_STARTED",
+                    PLAN_VALIDATION_STARTED,
                     "incidents",
                     "plan",
                     {
@@ -320,9 +330,9 @@ class Executor:
         for v in validations.values():
             if v and v.get("quarantined_checkpoints"):
                 outcome["quarantined_checkpoints"] = v["quarantined_checkpoints"]
-        eng.emit("PLAN_COMPLETED", "incidents", "plan", {"plan_id": pid, "outcome": outcome}, actor=f"plan:{pid}")
+        eng.emit(PLAN_COMPLETED, "incidents", "plan", {"plan_id": pid, "outcome": outcome}, actor=f"plan:{pid}")
         eng.emit(
-            "INCIDENT_RESOLVED",
+            INCIDENT_RESOLVED,
             "incidents",
             "incident",
             {

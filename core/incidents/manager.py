@@ -14,6 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..engine import EngineError
+from ..event_types import INCIDENT_NOTED, INCIDENT_OPENED, INCIDENT_REOPENED, PLAN_PROPOSED, SYSTEM_ERROR
 from .approval import command_kind, decide
 from .catalogue import Catalogue
 from .decisions import approve
@@ -71,7 +72,7 @@ class IncidentManager:
             except Exception as exc:  # noqa: BLE001 - a faulty detector must not stop the engine
                 self.detectors.remove(d)
                 self.engine.emit(
-                    "SYSTEM_ERROR",
+                    SYSTEM_ERROR,
                     "incidents",
                     "detector",
                     {
@@ -112,9 +113,7 @@ class IncidentManager:
             criteria=[kind.criterion],
             validation_window_s=kind.window(eng),
         )
-        eng.emit(
-            "INCIDENT_OPENED", "incidents", "incident", {"incident": inc.model_dump(mode="json")}, actor="detector"
-        )
+        eng.emit(INCIDENT_OPENED, "incidents", "incident", {"incident": inc.model_dump(mode="json")}, actor="detector")
         eng.emit(f.type, f.component, f.scope, {**f.data, "incident_id": inc_id}, actor="detector")
         self.propose(inc_id, f)
         return inc_id
@@ -201,7 +200,7 @@ def propose(
         created_at=eng.clock.now(),
         expected=draft.expected,
     )
-    eng.emit("PLAN_PROPOSED", "incidents", "plan", {"plan": plan.model_dump(mode="json")}, actor=actor)
+    eng.emit(PLAN_PROPOSED, "incidents", "plan", {"plan": plan.model_dump(mode="json")}, actor=actor)
     if draft.announce:
         t, c, sc, data = draft.announce
         eng.emit(t, c, sc, {**data, "incident_id": inc_id, "plan_id": pid}, actor=actor)
@@ -245,15 +244,13 @@ def replan(
         onset=fd.get("onset"),
     )
     engine.emit(
-        "INCIDENT_NOTED",
+        INCIDENT_NOTED,
         "incidents",
         "incident",
         {"incident_id": incident_id, "note": "re-planned", "action": "replan"},
         actor=actor,
     )
     if inc["status"] == "failed":
-        engine.emit(
-            "INCIDENT_REOPENED", "incidents", "incident", {"incident_id": incident_id, "by": actor}, actor=actor
-        )
+        engine.emit(INCIDENT_REOPENED, "incidents", "incident", {"incident_id": incident_id, "by": actor}, actor=actor)
     pid = propose(engine, incident_id, f, actor=actor, catalogue=catalogue)
     return {"incident_id": incident_id, "plan_id": pid, "steps": len(engine.state.plans[pid]["steps"]), "by": actor}

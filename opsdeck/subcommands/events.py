@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.event_types import known_types
 from core.events import Event
 from core.host.client import HostClient
 from core.host.errors import HostGone
 from core.host.paths import check_database
-from core.projection import known_types
 from core.store import Store
 
 from ..output import event_record, json_line

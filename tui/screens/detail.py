@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from core.event_types import severity_of
 from core.events import Event
 
 from ..log_source import LogFilter, recent_matching
@@ -88,7 +89,7 @@ class DetailScreen(Screen[None]):
         for ev in reversed(self.events):
             t = Text(no_wrap=True, overflow="ellipsis")
             t.append(f"{ev.seq:>7} {fmt_clock(ev.ts)} ", style=color(app, "foreground-muted"))
-            t.append(ev.type, style=severity_style(app, ev.severity))
+            t.append(ev.type, style=severity_style(app, severity_of(ev)))
             t.append(
                 " " + json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)[:400],
                 style=color(app, "foreground-muted"),

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
+from core.event_types import severity_of
 from core.events import Event
 
 from ..meter import fmt_clock
@@ -29,8 +30,8 @@ def event_body(app, ev: Event) -> RenderableType:  # type: ignore[no-untyped-def
     head.add_column(overflow="fold")
     head.add_row("seq", str(ev.seq))
     head.add_row("time", f"{fmt_clock(ev.ts)}  ({ev.ts:.3f} s)")
-    head.add_row("type", Text(ev.type, style=severity_style(app, ev.severity)))
-    head.add_row("severity", ev.severity)
+    head.add_row("type", Text(ev.type, style=severity_style(app, severity_of(ev))))
+    head.add_row("severity", severity_of(ev))
     head.add_row("component", ev.component)
     head.add_row("scope", ev.scope)
     head.add_row("actor", ev.actor)

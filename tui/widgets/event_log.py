@@ -26,6 +26,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from core.event_types import severity_of
 from core.events import Event
 
 from ..log_source import LogFilter, LogSource
@@ -281,9 +282,10 @@ class EventLog(ScrollView, can_focus=True):
 
     def _render_event(self, ev: Event, width: int, base: Style) -> Strip:
         app = self.app
-        sev = severity_style(app, ev.severity)
+        level = severity_of(ev)
+        sev = severity_style(app, level)
         muted = Style(color=color(app, "foreground-muted"))
-        sev_tag = {"critical": "CRIT", "high": "HIGH", "medium": "MED ", "low": "LOW ", "info": "    "}[ev.severity]
+        sev_tag = {"critical": "CRIT", "high": "HIGH", "medium": "MED ", "low": "LOW ", "info": "    "}[level]
         try:
             body = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
         except (TypeError, ValueError):
@@ -297,10 +299,10 @@ class EventLog(ScrollView, can_focus=True):
             Segment(f"{sev_tag} ", base + sev),
             Segment(
                 f"{ev.type:<{self._type_w(width)}}" if width >= 110 else ev.type,
-                base + sev + Style(bold=ev.severity in ("critical", "high")),
+                base + sev + Style(bold=level.at_least("high")),
             ),
             Segment(f":{ev.component}:{ev.scope}:", base + muted),
-            Segment(body, base + (sev if ev.severity != "info" else Style())),
+            Segment(body, base + (sev if level != "info" else Style())),
         ]
         return Strip(segs).crop(0, width).adjust_cell_length(width, base)
 

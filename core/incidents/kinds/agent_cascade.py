@@ -8,6 +8,14 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from ...event_types import (
+    AGENT_BACKOFF,
+    AGENT_POOL_FAILURE,
+    LEARNING_RECORDED,
+    POOL_RESIZED,
+    RECOVERY_PLAN_GENERATED,
+    RECOVERY_VALIDATION_COMPLETED,
+)
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
 from ..catalogue import DrillError, DrillSpec, IncidentKind
 from ..detectors import Detector, Finding
@@ -81,7 +89,7 @@ class AgentCascadeDetector(Detector):
         }
         return Finding(
             self.scenario,
-            "AGENT_POOL_FAILURE",
+            AGENT_POOL_FAILURE,
             "coordination",
             "agent_management",
             "critical",
@@ -284,7 +292,7 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
             "interrupted_work_left_s": round(expected_done, 1),
         },
         announce=(
-            "RECOVERY_PLAN_GENERATED",
+            RECOVERY_PLAN_GENERATED,
             "coordination",
             "dependency_recovery",
             {
@@ -348,7 +356,7 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
     share = 100.0 * len(carried) / len(at_failure) if at_failure else 100.0
     took = ctx.now - float(inc["detected_at"])
     eng.emit(
-        "RECOVERY_VALIDATION_COMPLETED",
+        RECOVERY_VALIDATION_COMPLETED,
         "coordination",
         "success",
         {
@@ -388,14 +396,14 @@ def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
         new_min = min(p.max_size, p.min_size + n)
         if new_min != p.min_size:
             eng.emit(
-                "POOL_RESIZED",
+                POOL_RESIZED,
                 "resource",
                 "agents",
                 {"pool": pool, "min_size": new_min, "reason": "post_failure_learning"},
                 actor=who,
             )
         eng.emit(
-            "LEARNING_RECORDED",
+            LEARNING_RECORDED,
             "incidents",
             "learning",
             {
@@ -412,9 +420,9 @@ def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
         ag = s.agents.get(a)
         if ag is not None and ag.failures >= 2:
             until = eng.clock.now() + eng.config.retries.backoff_s * eng.config.retries.backoff_factor**ag.failures * 60
-            eng.emit("AGENT_BACKOFF", "resource", "agents", {"agent": a, "until": until}, actor=who)
+            eng.emit(AGENT_BACKOFF, "resource", "agents", {"agent": a, "until": until}, actor=who)
             eng.emit(
-                "LEARNING_RECORDED",
+                LEARNING_RECORDED,
                 "incidents",
                 "learning",
                 {

@@ -10,6 +10,7 @@ import json
 import random
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ...event_types import DATA_INTEGRITY_ALERT, DATA_RECOVERY_COMPLETED, DATA_RECOVERY_STRATEGY
 from ...events import GENESIS_HASH
 from ...models import TaskStatus
 from ...projection import hash_snapshot
@@ -150,7 +151,7 @@ class DataIntegrityDetector(Detector):
         }
         return Finding(
             self.scenario,
-            "DATA_INTEGRITY_ALERT",
+            DATA_INTEGRITY_ALERT,
             "coordination",
             "state_synchronization",
             "critical",
@@ -288,7 +289,7 @@ def data_integrity(engine: Engine, finding: Finding) -> PlanDraft:
         steps=steps,
         expected={"target_checkpoint": target, "first_bad_seq": first_bad, "frozen": wfs[:3]},
         announce=(
-            "DATA_RECOVERY_STRATEGY",
+            DATA_RECOVERY_STRATEGY,
             "coordination",
             "recovery_planning",
             {
@@ -339,7 +340,7 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
     total = max(len(segments), 1)
     took = ctx.now - float(inc["detected_at"])
     eng.emit(
-        "DATA_RECOVERY_COMPLETED",
+        DATA_RECOVERY_COMPLETED,
         "coordination",
         "validation",
         {

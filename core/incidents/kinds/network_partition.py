@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...event_types import COMMUNICATION_FAILURE, NETWORK_RECOVERY_COMPLETED, RESILIENT_COORDINATION_ACTIVATED
 from ...models import AgentStatus, TaskStatus
 from ..catalogue import DrillSpec, IncidentKind
 from ..detectors import Detector, Finding, standing_reassignment
@@ -67,7 +68,7 @@ class PartitionDetector(Detector):
         }
         onset = min((self.engine.telemetry.liveness.get(a, now) for a in cut), default=now)
         return Finding(
-            self.scenario, "COMMUNICATION_FAILURE", "network", "agent_coordination", "high", data, evidence, wfs, onset
+            self.scenario, COMMUNICATION_FAILURE, "network", "agent_coordination", "high", data, evidence, wfs, onset
         )
 
 
@@ -189,7 +190,7 @@ def network_partition(engine: Engine, finding: Finding) -> PlanDraft:
         steps=steps,
         expected={"unreachable": cut, "working_share_at_detection": preserved},
         announce=(
-            "RESILIENT_COORDINATION_ACTIVATED",
+            RESILIENT_COORDINATION_ACTIVATED,
             "network",
             "adaptation",
             {
@@ -276,7 +277,7 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
         a for a in cut if ctx.now - eng.telemetry.liveness.get(a, float("-inf")) <= hb
     ]  # reported within a heartbeat
     eng.emit(
-        "NETWORK_RECOVERY_COMPLETED",
+        NETWORK_RECOVERY_COMPLETED,
         "network",
         "restoration",
         {

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...commands.monitoring import trigger_pct
 from ...commands.pace import bottleneck
+from ...event_types import OPTIMIZATION_COMPLETED, OPTIMIZATION_STRATEGY_GENERATED, PERFORMANCE_DEGRADATION_DETECTED
 from ...models import AgentStatus, TaskStatus
 from ..catalogue import DrillSpec, IncidentKind
 from ..detectors import Detector, Finding, active_workflows
@@ -110,7 +111,7 @@ class PerformanceDegradationDetector(Detector):
         }
         return Finding(
             self.scenario,
-            "PERFORMANCE_DEGRADATION_DETECTED",
+            PERFORMANCE_DEGRADATION_DETECTED,
             "performance",
             "trend_analysis",
             "high",
@@ -282,7 +283,7 @@ def performance_degradation(engine: Engine, finding: Finding) -> PlanDraft:
         steps=steps,
         expected={"drop_pct": round(drop, 2), "bottleneck": bn, "layers": layers},
         announce=(
-            "OPTIMIZATION_STRATEGY_GENERATED",
+            OPTIMIZATION_STRATEGY_GENERATED,
             "performance",
             "optimization",
             {
@@ -380,7 +381,7 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     took = ctx.now - ctx.started_at
     rec = round(ctx.now - det, 1)
     eng.emit(
-        "OPTIMIZATION_COMPLETED",
+        OPTIMIZATION_COMPLETED,
         "performance",
         "validation",
         {

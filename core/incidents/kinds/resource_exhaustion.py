@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, EMERGENCY_RESPONSE_COMPLETED, RESOURCE_EXHAUSTION
 from ...models import BAND_RANK, Band, TaskStatus, WorkflowStatus
 from ..catalogue import DrillSpec, IncidentKind
 from ..detectors import Detector, Finding, active_workflows
@@ -74,7 +75,7 @@ class ResourceExhaustionDetector(Detector):
             "series": self.streak[-th.exhaustion_samples :],
         }
         return Finding(
-            self.scenario, "RESOURCE_EXHAUSTION", "system", "global", "critical", data, evidence, affected, self.onset
+            self.scenario, RESOURCE_EXHAUSTION, "system", "global", "critical", data, evidence, affected, self.onset
         )
 
 
@@ -343,7 +344,7 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
         steps=steps,
         expected={"reallocation": plan, "estimated_recovery_s": estimated},
         announce=(
-            "EMERGENCY_RESPONSE_ACTIVATED",
+            EMERGENCY_RESPONSE_ACTIVATED,
             "system",
             "resource_management",
             {
@@ -380,7 +381,7 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
     rec = workflows_recovered(eng, ctx.incident)
     took = ctx.now - float(ctx.incident["detected_at"])
     eng.emit(
-        "EMERGENCY_RESPONSE_COMPLETED",
+        EMERGENCY_RESPONSE_COMPLETED,
         "system",
         "validation",
         {

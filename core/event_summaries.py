@@ -1,0 +1,311 @@
+"""One-line human summaries of events, for readable logs.
+
+Each function turns one event into a sentence from its data alone ("agent_011
+finished workflow_002/extract_1 in 4m12s"), so the line reads the same now and when
+the log is read back later. The event catalogue (``core.event_types``) names which
+function summarises which type; :func:`default_summary` renders the key fields of the
+rest. A summary says what the event records and nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .events import Event
+
+Summary = Callable[[Event], str]
+_MAX_TEXT = 80
+_MAX_FIELDS = 6
+
+
+def took(seconds: float) -> str:
+    """A duration as an operator reads it: 0.4s, 12s, 4m12s, 2h05m."""
+    s = max(float(seconds), 0.0)
+    if s < 10:
+        return f"{s:.1f}s"
+    if s < 60:
+        return f"{s:.0f}s"
+    m, sec = divmod(round(s), 60)
+    if m < 60:
+        return f"{m}m{sec:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        if len(value) <= 3 and all(isinstance(v, (str, int, float)) for v in value):
+            return "[" + ", ".join(_short(v) for v in value) + "]"
+        return f"{len(value)} items"
+    if isinstance(value, dict):
+        return f"{len(value)} fields"
+    text = str(value)
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
+
+
+def default_summary(ev: Event) -> str:
+    """The payload's key fields: its scalars first (ids, names, figures), then sizes of the rest."""
+    d = ev.data
+    scalars = [(k, v) for k, v in d.items() if isinstance(v, (str, int, float, bool)) and k != "severity"]
+    rest = [(k, v) for k, v in d.items() if isinstance(v, (list, dict)) and v]
+    parts = [f"{k}={_short(v)}" for k, v in (scalars + rest)[:_MAX_FIELDS]]
+    return f"{ev.scope}: {', '.join(parts)}" if parts else ev.scope
+
+
+def _tail(d: dict[str, Any], key: str, prefix: str = ": ") -> str:
+    v = d.get(key)
+    return f"{prefix}{_short(v)}" if v not in (None, "", [], {}) else ""
+
+
+def _paren(d: dict[str, Any], key: str) -> str:
+    v = d.get(key)
+    return f" ({_short(v)})" if v not in (None, "", [], {}) else ""
+
+
+# -- the fleet ------------------------------------------------------------------------
+def pool_created(ev: Event) -> str:
+    p = ev.data["pool"]
+    return f"pool {p['name']} created ({p.get('min_size', '?')}-{p.get('max_size', '?')} agents)"
+
+
+def pool_resized(ev: Event) -> str:
+    d = ev.data
+    sizes = ", ".join(f"{k.replace('_size', '')} {d[k]}" for k in ("min_size", "max_size") if k in d)
+    return f"pool {d['pool']} resized" + (f" to {sizes}" if sizes else "")
+
+
+def agent_allocated(ev: Event) -> str:
+    d = ev.data
+    return f"{d['agent']} joined pool {d['pool']} ({', '.join(d.get('specializations', []))})"
+
+
+def agent_retired(ev: Event) -> str:
+    return f"{ev.data['agent']} retired"
+
+
+def agent_error(ev: Event) -> str:
+    d = ev.data
+    on = f" while running {d['task']}" if d.get("task") else ""
+    return f"{d['agent']} failed{on}{_tail(d, 'error')}"
+
+
+def agent_timeout(ev: Event) -> str:
+    d = ev.data
+    silent = f" after {took(d['silent_s'])} of silence" if "silent_s" in d else ""
+    return f"{d['agent']} unreachable{silent}"
+
+
+def agent_reconnected(ev: Event) -> str:
+    return f"{ev.data['agent']} reconnected"
+
+
+def agent_backoff(ev: Event) -> str:
+    d = ev.data
+    return f"{d['agent']} backs off for {took(float(d['until']) - ev.ts)}"
+
+
+# -- workflows ------------------------------------------------------------------------
+def workflow_created(ev: Event) -> str:
+    spec = ev.data["spec"]
+    phases = spec.get("phases", [])
+    n = sum(len(p.get("tasks", [])) for p in phases)
+    return f"{spec['id']} created: {n} tasks in {len(phases)} phases, priority {spec.get('priority', 'normal')}"
+
+
+def workflow(verb: str) -> Summary:
+    def fn(ev: Event) -> str:
+        d = ev.data
+        dur = f" in {took(d['duration_s'])}" if "duration_s" in d else ""
+        return f"{d['workflow_id']} {verb}{dur}{_tail(d, 'error')}{_paren(d, 'reason')}"
+
+    return fn
+
+
+def workflow_frozen(ev: Event) -> str:
+    d = ev.data
+    return f"{d['workflow_id']} {'frozen' if d.get('frozen', True) else 'unfrozen'}"
+
+
+def phase(verb: str) -> Summary:
+    def fn(ev: Event) -> str:
+        return f"{ev.data['workflow_id']} phase {ev.data['phase']} {verb}"
+
+    return fn
+
+
+def _resources(r: dict[str, Any] | None) -> str:
+    if not r:
+        return "cleared"
+    return f"{_short(r.get('cpu_cores', 0))} cores, {_short(r.get('memory_gb', 0))} GB, {r.get('agents', 0)} agents"
+
+
+def resources(key: str, label: str) -> Summary:
+    def fn(ev: Event) -> str:
+        return f"{ev.data['workflow_id']} {label}: {_resources(ev.data.get(key))}"
+
+    return fn
+
+
+# -- tasks ------------------------------------------------------------------------------
+def task_assigned(ev: Event) -> str:
+    return f"{ev.data['agent']} took {ev.data['task']}"
+
+
+def task_started(ev: Event) -> str:
+    d = ev.data
+    return f"{d['agent']} started {d['task']}" if d.get("agent") else f"{d.get('task', ev.scope)} started"
+
+
+def task_progress(ev: Event) -> str:
+    d = ev.data
+    pct = f" at {float(d['progress']) * 100:.0f}%" if d.get("progress") is not None else ""
+    by = f" ({d['agent']})" if d.get("agent") else ""
+    return f"{d['task']}{pct}{by}"
+
+
+def task_completed(ev: Event) -> str:
+    d = ev.data
+    who = f"{d['agent']} finished" if d.get("agent") else "finished:"
+    dur = f" in {took(d['duration_s'])}" if "duration_s" in d else ""
+    merged = " (merged from an isolated agent)" if d.get("merged") else ""
+    return f"{who} {d['task']}{dur}{merged}"
+
+
+def task_failed(ev: Event) -> str:
+    d = ev.data
+    who = f"{d['agent']} failed" if d.get("agent") else "failed:"
+    attempt = f" (attempt {d['attempt']})" if "attempt" in d else ""
+    then = "; it will be retried" if d.get("retry") else ""
+    return f"{who} {d['task']}{attempt}{_tail(d, 'error')}{then}"
+
+
+def task_reassigned(ev: Event) -> str:
+    d = ev.data
+    off = f" off {d['from']}" if d.get("from") else ""
+    why = f" ({d['reason']})" if d.get("reason") else ""
+    return f"{d['task']} taken{off}{why}, queued again"
+
+
+def task(verb: str) -> Summary:
+    def fn(ev: Event) -> str:
+        d = ev.data
+        return f"{d['task']} {verb}" + (f" on {d['agent']}" if d.get("agent") else "")
+
+    return fn
+
+
+# -- checkpoints, settings, commands --------------------------------------------------
+def checkpoint_created(ev: Event) -> str:
+    d = ev.data
+    label = f": {d['label']}" if d.get("label") else ""
+    scope = f" of {d['workflow']}" if d.get("workflow") else ""
+    return f"checkpoint {d['id']}{scope} ({d['kind']}{label}) at seq {d['seq']}"
+
+
+def checkpoints_pruned(ev: Event) -> str:
+    ids = ev.data.get("ids", [])
+    return f"{len(ids)} checkpoint(s) pruned" + (f": {_short(ids)}" if ids else "")
+
+
+def state_restored(ev: Event) -> str:
+    d = ev.data
+    what = d.get("workflow") or "all workflows"
+    return f"{what} restored to checkpoint {d.get('checkpoint')}{_paren(d, 'reason')}"
+
+
+def setting_changed(ev: Event) -> str:
+    return f"{ev.data['key']} = {_short(ev.data['value'])}"
+
+
+def command_executed(ev: Event) -> str:
+    d = ev.data
+    return f"{d.get('command', '?')} → {d.get('status', '?')}{_tail(d, 'summary')}"
+
+
+def system_error(ev: Event) -> str:
+    d = ev.data
+    return f"{ev.scope}{_tail(d, 'error')}" + (f" ({d['action']})" if d.get("action") else "")
+
+
+def learning(ev: Event) -> str:
+    d = {k: v for k, v in ev.data.items() if k != "policy"}
+    policy = ev.data.get("policy")
+    keys = f"; policy: {', '.join(sorted(policy))}" if isinstance(policy, dict) and policy else ""
+    body = default_summary(Event(ev.seq, ev.ts, ev.type, ev.component, ev.scope, d, ev.actor))
+    return f"lesson {body}{keys}"
+
+
+# -- resumptions -----------------------------------------------------------------------
+def resumption(verb: str) -> Summary:
+    def fn(ev: Event) -> str:
+        d = ev.data
+        step = f" {int(d['step']) + 1}" if "step" in d and verb.endswith("step") else ""
+        return f"resumption {d['id']} {verb}{step}{_paren(d, 'reason')}"
+
+    return fn
+
+
+def resumption_held(ev: Event) -> str:
+    return f"resumption {ev.data['id']} {'held' if ev.data.get('held') else 'released'}"
+
+
+# -- incidents and plans --------------------------------------------------------------
+def incident_opened(ev: Event) -> str:
+    inc = ev.data["incident"]
+    sev = f" ({inc['severity']})" if inc.get("severity") else ""
+    return f"{inc['id']} opened: {inc.get('scenario', inc.get('type', '?'))}{sev}"
+
+
+def incident_resolved(ev: Event) -> str:
+    d = ev.data
+    return f"{d['incident_id']} {d.get('status', 'resolved')}"
+
+
+def incident_noted(ev: Event) -> str:
+    d = ev.data
+    return f"{d['incident_id']}: {d.get('note') or d.get('action') or 'noted'}"
+
+
+def incident(verb: str) -> Summary:
+    def fn(ev: Event) -> str:
+        return f"{ev.data['incident_id']} {verb}"
+
+    return fn
+
+
+def plan_proposed(ev: Event) -> str:
+    p = ev.data["plan"]
+    title = f": {p['title']}" if p.get("title") else ""
+    return f"{p['id']} proposed for {p['incident_id']}{title} ({len(p.get('steps', []))} steps)"
+
+
+def plan(verb: str) -> Summary:
+    def fn(ev: Event) -> str:
+        d = ev.data
+        return f"{d['plan_id']} {verb}{_tail(d, 'reason')}"
+
+    return fn
+
+
+def plan_step(verb: str) -> Summary:
+    def fn(ev: Event) -> str:
+        d = ev.data
+        return f"{d['plan_id']} step {int(d['step']) + 1} {verb}{_tail(d, 'error')}"
+
+    return fn
+
+
+# -- findings, drills ---------------------------------------------------------------------
+def finding(ev: Event) -> str:
+    d = ev.data
+    inc = f"{d['incident_id']}: " if d.get("incident_id") else ""
+    rest = {k: v for k, v in d.items() if k != "incident_id"}
+    return inc + default_summary(Event(ev.seq, ev.ts, ev.type, ev.component, ev.scope, rest, ev.actor))
+
+
+def drill_fault(ev: Event) -> str:
+    d = ev.data
+    return f"drill {d.get('drill', '?')} injected its fault" + (f" ({d['kind']})" if d.get("kind") else "")

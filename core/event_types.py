@@ -1,0 +1,468 @@
+"""The event catalogue: every event type the engine knows, declared once.
+
+A declaration gives the type's name (what is emitted and stored), the component that
+emits it, the model its data must satisfy when it comes from outside, the fold that
+applies it to the state, its severity and a one-line summary for readable logs. Emit
+sites pass the declaration (``emit(TASK_STARTED, ...)``); it is a ``str`` equal to its
+name, so events keep plain names on the wire and in the store. Adding an event type is
+one :class:`EventType` in :data:`EVENTS` (or ``EVENTS.declare`` for a test's toy type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from . import event_data as data
+from . import event_summaries as text
+from . import reducers as ops
+from . import work_reducers as work
+from .event_data import EventDataError, check_data
+from .event_summaries import Summary, default_summary
+from .events import Event, Severity
+from .models import WorkflowStatus
+
+if TYPE_CHECKING:
+    from .projection import State
+
+Fold = Callable[["State", Event], None]
+
+
+class EventType(str):
+    """An event type's name with its declaration; equal to (and hashed as) the name."""
+
+    component: str
+    payload: type[data.EventData] | None
+    fold: Fold | None
+    severity: Severity
+    summary: Summary
+    injectable: bool
+
+    def __new__(
+        cls,
+        name: str,
+        component: str,
+        *,
+        payload: type[data.EventData] | None = None,
+        fold: Fold | None = None,
+        severity: Severity = Severity.INFO,
+        summary: Summary | None = None,
+        injectable: bool = True,
+    ) -> EventType:
+        self = super().__new__(cls, name)
+        self.component = component
+        self.payload = payload
+        self.fold = fold
+        self.severity = severity
+        self.summary = summary or default_summary
+        self.injectable = injectable
+        return self
+
+    @property
+    def name(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"EventType({str.__repr__(self)})"
+
+    def __reduce__(self) -> tuple[type[str], tuple[str]]:
+        """Copied or pickled, a declaration is its plain name (what events hold)."""
+        return (str, (str(self),))
+
+
+class Catalogue:
+    """Event types by name, with the lookups the projection, the boundary check and
+    the console need (fold, severity, summary)."""
+
+    def __init__(self, types: Iterable[EventType]) -> None:
+        self._types: dict[str, EventType] = {}
+        self.folds: dict[str, Fold] = {}
+        """Name -> fold: what ``State.apply`` looks up once per event."""
+        for t in types:
+            self.declare(t)
+
+    def declare(self, t: EventType) -> EventType:
+        """Add ``t``; a name declared twice is refused (replay must not depend on order)."""
+        if t in self._types:
+            raise ValueError(f"event type {t} is declared twice")
+        self._types[str(t)] = t
+        if t.fold is not None:
+            self.folds[str(t)] = t.fold
+        return t
+
+    def withdraw(self, t: EventType) -> None:
+        self._types.pop(t, None)
+        self.folds.pop(t, None)
+
+    @contextmanager
+    def declared(self, *types: EventType) -> Iterator[None]:
+        """``types`` are known inside the ``with`` block only (tests' toy types)."""
+        for t in types:
+            self.declare(t)
+        try:
+            yield
+        finally:
+            for t in types:
+                self.withdraw(t)
+
+    def get(self, name: str) -> EventType | None:
+        return self._types.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Iterator[EventType]:
+        return iter(list(self._types.values()))
+
+    def names(self) -> set[str]:
+        return set(self._types)
+
+    def severity(self, type_: str, data: dict[str, Any] | None = None) -> Severity:
+        """The event's own ``severity`` field wins (detectors grade what they find);
+        otherwise the type's declared severity; an unknown type is info."""
+        if data:
+            sev = data.get("severity")
+            if isinstance(sev, str) and sev in _SEVERITY_NAMES:
+                return Severity(sev)
+        t = self._types.get(type_)
+        return t.severity if t is not None else Severity.INFO
+
+    def of_severity(self, severity: Severity | str) -> list[str]:
+        """Types declared at exactly ``severity`` (the store's filter adds events whose
+        data names a severity)."""
+        return [str(t) for t in self._types.values() if t.severity == severity]
+
+    def summarise(self, ev: Event) -> str:
+        """One line for a readable log; never raises (an odd payload gets the default)."""
+        t = self._types.get(ev.type)
+        fn = t.summary if t is not None else default_summary
+        try:
+            return fn(ev)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            return default_summary(ev)
+
+    def check(self, state: State, type_: str, payload: dict[str, Any]) -> None:
+        """Raise EventDataError unless ``payload`` can be injected as ``type_`` into ``state``."""
+        t = self._types.get(type_)
+        if t is None or (t.payload is None and t.injectable):
+            return  # no fold reads it: it is counted as observed, whatever its data
+        if not t.injectable:
+            raise EventDataError(type_, "", "recorded only by the engine; it cannot be injected")
+        assert t.payload is not None
+        check_data(state, type_, t.payload, payload)
+
+
+_SEVERITY_NAMES = frozenset(s.value for s in Severity)
+
+# -- the declarations -------------------------------------------------------------
+
+# The fleet: pools and agents.
+POOL_CREATED = EventType(
+    "POOL_CREATED", "resource", payload=data.PoolCreated, fold=work.pool_created, summary=text.pool_created
+)
+POOL_RESIZED = EventType(
+    "POOL_RESIZED", "resource", payload=data.PoolResized, fold=work.pool_resized, summary=text.pool_resized
+)
+AGENT_ALLOCATED = EventType(
+    "AGENT_ALLOCATED", "resource", payload=data.AgentAllocated, fold=work.agent_allocated, summary=text.agent_allocated
+)
+AGENT_DEALLOCATED = EventType(
+    "AGENT_DEALLOCATED", "resource", payload=data.AgentRef, fold=work.agent_retired, summary=text.agent_retired
+)
+AGENT_ERROR = EventType(
+    "AGENT_ERROR",
+    "agent",
+    payload=data.AgentRef,
+    fold=work.agent_failed,
+    severity=Severity.HIGH,
+    summary=text.agent_error,
+)
+AGENT_TIMEOUT = EventType(
+    "AGENT_TIMEOUT",
+    "network",
+    payload=data.AgentRef,
+    fold=work.agent_unreachable,
+    severity=Severity.HIGH,
+    summary=text.agent_timeout,
+)
+AGENT_RECONNECTED = EventType(
+    "AGENT_RECONNECTED",
+    "network",
+    payload=data.AgentRef,
+    fold=work.agent_reconnected,
+    summary=text.agent_reconnected,
+)
+AGENT_BACKOFF = EventType(
+    "AGENT_BACKOFF", "resource", payload=data.AgentBackoff, fold=work.agent_backoff, summary=text.agent_backoff
+)
+AGENT_SEQ_APPLIED = EventType("AGENT_SEQ_APPLIED", "network", payload=data.AgentSeqApplied, fold=work.seq_applied)
+AGENT_PERFORMANCE_ALERT = EventType("AGENT_PERFORMANCE_ALERT", "agent", severity=Severity.MEDIUM)
+PARTITION_MERGED = EventType("PARTITION_MERGED", "network")
+
+# Workflows and their resources.
+WORKFLOW_CREATED = EventType(
+    "WORKFLOW_CREATED",
+    "coordination",
+    payload=data.WorkflowCreated,
+    fold=work.workflow_created,
+    summary=text.workflow_created,
+)
+
+
+def _workflow(name: str, fold: Fold | None, summary: Summary, severity: Severity = Severity.INFO) -> EventType:
+    return EventType(name, "coordination", payload=data.WorkflowRef, fold=fold, severity=severity, summary=summary)
+
+
+WORKFLOW_STARTED = _workflow("WORKFLOW_STARTED", work.wf_status(WorkflowStatus.RUNNING), text.workflow("started"))
+WORKFLOW_RESUMED = _workflow("WORKFLOW_RESUMED", work.wf_status(WorkflowStatus.RUNNING), text.workflow("resumed"))
+WORKFLOW_PAUSED = _workflow("WORKFLOW_PAUSED", work.wf_status(WorkflowStatus.PAUSED), text.workflow("paused"))
+WORKFLOW_COMPLETED = _workflow(
+    "WORKFLOW_COMPLETED", work.wf_status(WorkflowStatus.COMPLETED), text.workflow("completed")
+)
+WORKFLOW_FAILED = _workflow(
+    "WORKFLOW_FAILED", work.wf_status(WorkflowStatus.FAILED), text.workflow("failed"), Severity.HIGH
+)
+WORKFLOW_CANCELLED = _workflow(
+    "WORKFLOW_CANCELLED", work.wf_status(WorkflowStatus.CANCELLED), text.workflow("cancelled")
+)
+WORKFLOW_QUEUED = _workflow("WORKFLOW_QUEUED", work.wf_queued, text.workflow("queued"))
+WORKFLOW_FROZEN = EventType(
+    "WORKFLOW_FROZEN", "coordination", payload=data.WorkflowFrozen, fold=work.wf_frozen, summary=text.workflow_frozen
+)
+PHASE_STARTED = EventType("PHASE_STARTED", "coordination", summary=text.phase("started"))
+PHASE_COMPLETED = EventType("PHASE_COMPLETED", "coordination", summary=text.phase("completed"))
+RESOURCE_ALLOCATED = EventType(
+    "RESOURCE_ALLOCATED",
+    "resource",
+    payload=data.ResourceAllocated,
+    fold=work.allocated,
+    summary=text.resources("allocation", "allocation"),
+)
+RESOURCE_DEALLOCATED = EventType(
+    "RESOURCE_DEALLOCATED",
+    "resource",
+    payload=data.ResourceAllocated,
+    fold=work.deallocated,
+    summary=text.resources("allocation", "allocation"),
+)
+RESOURCE_RESERVED = EventType(
+    "RESOURCE_RESERVED",
+    "resource",
+    payload=data.ResourceReserved,
+    fold=work.reserved,
+    summary=text.resources("guarantee", "guarantee"),
+)
+RESOURCE_LIMITED = EventType(
+    "RESOURCE_LIMITED",
+    "resource",
+    payload=data.ResourceLimited,
+    fold=work.limited,
+    summary=text.resources("limit", "limit"),
+)
+RESOURCE_OPTIMIZED = EventType("RESOURCE_OPTIMIZED", "resource")
+RESOURCE_THRESHOLD = EventType("RESOURCE_THRESHOLD", "resource", severity=Severity.MEDIUM)
+SYSTEM_THRESHOLD = EventType("SYSTEM_THRESHOLD", "system", severity=Severity.MEDIUM)
+
+# Tasks.
+TASK_ASSIGNED = EventType(
+    "TASK_ASSIGNED", "coordination", payload=data.TaskAssigned, fold=work.task_assigned, summary=text.task_assigned
+)
+TASK_STARTED = EventType(
+    "TASK_STARTED", "agent", payload=data.TaskStarted, fold=work.task_started, summary=text.task_started
+)
+TASK_PROGRESS = EventType(
+    "TASK_PROGRESS", "agent", payload=data.TaskProgress, fold=work.task_progress, summary=text.task_progress
+)
+TASK_COMPLETED = EventType(
+    "TASK_COMPLETED", "agent", payload=data.TaskRef, fold=work.task_completed, summary=text.task_completed
+)
+TASK_FAILED = EventType(
+    "TASK_FAILED",
+    "agent",
+    payload=data.TaskFailed,
+    fold=work.task_failed,
+    severity=Severity.MEDIUM,
+    summary=text.task_failed,
+)
+TASK_TIMEOUT = EventType(
+    "TASK_TIMEOUT", "agent", payload=data.TaskFailed, fold=work.task_failed, summary=text.task_failed
+)
+TASK_REASSIGNED = EventType(
+    "TASK_REASSIGNED",
+    "coordination",
+    payload=data.TaskReassigned,
+    fold=work.task_reassigned,
+    summary=text.task_reassigned,
+)
+TASK_PAUSED = EventType(
+    "TASK_PAUSED", "coordination", payload=data.TaskRef, fold=work.task_paused, summary=text.task("paused")
+)
+TASK_RESUMED = EventType(
+    "TASK_RESUMED", "coordination", payload=data.TaskRef, fold=work.task_resumed, summary=text.task("resumed")
+)
+TASK_CONTEXT_TRANSFERRED = EventType(
+    "TASK_CONTEXT_TRANSFERRED",
+    "coordination",
+    payload=data.ContextTransferred,
+    fold=work.context_transferred,
+    summary=text.task("context transferred"),
+)
+TASK_LIMITED = EventType("TASK_LIMITED", "resource")
+
+# Checkpoints, rollbacks, settings, commands.
+CHECKPOINT_CREATED = EventType(
+    "CHECKPOINT_CREATED",
+    "coordination",
+    payload=data.CheckpointCreated,
+    fold=work.checkpoint,
+    summary=text.checkpoint_created,
+)
+CHECKPOINTS_PRUNED = EventType(
+    "CHECKPOINTS_PRUNED",
+    "coordination",
+    payload=data.CheckpointsPruned,
+    fold=ops.checkpoints_pruned,
+    summary=text.checkpoints_pruned,
+)
+STATE_RESTORED = EventType(
+    "STATE_RESTORED", "coordination", fold=work.restored, injectable=False, summary=text.state_restored
+)
+SETTING_CHANGED = EventType(
+    "SETTING_CHANGED", "system", payload=data.SettingChanged, fold=work.setting, summary=text.setting_changed
+)
+COMMAND_EXECUTED = EventType(
+    "COMMAND_EXECUTED", "command", fold=work.command, injectable=False, summary=text.command_executed
+)
+COMMAND_REJECTED = EventType("COMMAND_REJECTED", "command", severity=Severity.MEDIUM)
+SYSTEM_STARTUP = EventType("SYSTEM_STARTUP", "system")
+OWNERSHIP_TRUSTED = EventType("OWNERSHIP_TRUSTED", "system", severity=Severity.HIGH)
+SYSTEM_ERROR = EventType("SYSTEM_ERROR", "incidents", severity=Severity.HIGH, summary=text.system_error)
+LEARNING_RECORDED = EventType(
+    "LEARNING_RECORDED", "coordination", payload=data.LearningRecorded, fold=ops.learning, summary=text.learning
+)
+
+# Staged resumptions.
+RESUMPTION_CREATED = EventType(
+    "RESUMPTION_CREATED",
+    "coordination",
+    payload=data.ResumptionCreated,
+    fold=ops.resumption_created,
+    summary=text.resumption("created"),
+)
+RESUMPTION_STEP_APPLIED = EventType(
+    "RESUMPTION_STEP_APPLIED",
+    "coordination",
+    payload=data.ResumptionStep,
+    fold=ops.resumption_step,
+    summary=text.resumption("applied step"),
+)
+RESUMPTION_HELD = EventType(
+    "RESUMPTION_HELD",
+    "coordination",
+    payload=data.ResumptionHeld,
+    fold=ops.resumption_held,
+    summary=text.resumption_held,
+)
+RESUMPTION_COMPLETED = EventType(
+    "RESUMPTION_COMPLETED",
+    "coordination",
+    payload=data.ResumptionRef,
+    fold=ops.resumption_done,
+    summary=text.resumption("completed"),
+)
+RESUMPTION_ABORTED = EventType(
+    "RESUMPTION_ABORTED",
+    "coordination",
+    payload=data.ResumptionRef,
+    fold=ops.resumption_done,
+    summary=text.resumption("aborted"),
+)
+
+# Incidents and their plans.
+INCIDENT_OPENED = EventType(
+    "INCIDENT_OPENED",
+    "incidents",
+    payload=data.IncidentOpened,
+    fold=ops.incident_opened,
+    summary=text.incident_opened,
+)
+INCIDENT_RESOLVED = EventType(
+    "INCIDENT_RESOLVED",
+    "incidents",
+    payload=data.IncidentRef,
+    fold=ops.incident_resolved,
+    summary=text.incident_resolved,
+)
+INCIDENT_NOTED = EventType(
+    "INCIDENT_NOTED", "incidents", payload=data.IncidentNoted, fold=ops.incident_noted, summary=text.incident_noted
+)
+INCIDENT_REOPENED = EventType(
+    "INCIDENT_REOPENED",
+    "incidents",
+    payload=data.IncidentRef,
+    fold=ops.incident_reopened,
+    summary=text.incident("reopened"),
+)
+PLAN_PROPOSED = EventType(
+    "PLAN_PROPOSED", "incidents", payload=data.PlanProposed, fold=ops.plan_proposed, summary=text.plan_proposed
+)
+
+
+def _plan(name: str, fold: Fold, payload: type[data.EventData], summary: Summary) -> EventType:
+    return EventType(name, "incidents", payload=payload, fold=fold, summary=summary)
+
+
+PLAN_APPROVED = _plan("PLAN_APPROVED", ops.plan_approved, data.PlanRef, text.plan("approved"))
+PLAN_REJECTED = _plan("PLAN_REJECTED", ops.plan_rejected, data.PlanRef, text.plan("rejected"))
+PLAN_EDITED = _plan("PLAN_EDITED", ops.plan_edited, data.PlanEdited, text.plan("edited"))
+PLAN_EXECUTION_STARTED = _plan("PLAN_EXECUTION_STARTED", ops.plan_started, data.PlanRef, text.plan("started"))
+PLAN_STEP_STARTED = _plan("PLAN_STEP_STARTED", ops.step_started, data.PlanStepRef, text.plan_step("started"))
+PLAN_STEP_COMPLETED = _plan("PLAN_STEP_COMPLETED", ops.step_completed, data.PlanStepRef, text.plan_step("completed"))
+PLAN_STEP_FAILED = _plan("PLAN_STEP_FAILED", ops.step_failed, data.PlanStepRef, text.plan_step("failed"))
+PLAN_ABORTED = _plan("PLAN_ABORTED", ops.plan_aborted, data.PlanRef, text.plan("aborted"))
+PLAN_COMPLETED = _plan("PLAN_COMPLETED", ops.plan_completed, data.PlanCompleted, text.plan("completed"))
+PLAN_VALIDATION_STARTED = EventType("PLAN_VALIDATION_STARTED", "incidents", summary=text.plan("validation started"))
+
+# What detectors find (their data may grade the severity), what playbooks announce,
+# what validation concludes, drills.
+RESOURCE_EXHAUSTION = EventType("RESOURCE_EXHAUSTION", "system", severity=Severity.CRITICAL, summary=text.finding)
+AGENT_POOL_FAILURE = EventType("AGENT_POOL_FAILURE", "agent_pool", severity=Severity.CRITICAL, summary=text.finding)
+DATA_INTEGRITY_ALERT = EventType("DATA_INTEGRITY_ALERT", "data", severity=Severity.CRITICAL, summary=text.finding)
+COMMUNICATION_FAILURE = EventType("COMMUNICATION_FAILURE", "network", severity=Severity.HIGH, summary=text.finding)
+PERFORMANCE_DEGRADATION_DETECTED = EventType(
+    "PERFORMANCE_DEGRADATION_DETECTED", "performance", severity=Severity.HIGH, summary=text.finding
+)
+EMERGENCY_RESPONSE_ACTIVATED = EventType("EMERGENCY_RESPONSE_ACTIVATED", "system")
+RECOVERY_PLAN_GENERATED = EventType("RECOVERY_PLAN_GENERATED", "coordination")
+OPTIMIZATION_STRATEGY_GENERATED = EventType("OPTIMIZATION_STRATEGY_GENERATED", "performance")
+DATA_RECOVERY_STRATEGY = EventType("DATA_RECOVERY_STRATEGY", "coordination")
+RESILIENT_COORDINATION_ACTIVATED = EventType("RESILIENT_COORDINATION_ACTIVATED", "network")
+EMERGENCY_RESPONSE_COMPLETED = EventType("EMERGENCY_RESPONSE_COMPLETED", "system")
+RECOVERY_VALIDATION_COMPLETED = EventType("RECOVERY_VALIDATION_COMPLETED", "coordination")
+OPTIMIZATION_COMPLETED = EventType("OPTIMIZATION_COMPLETED", "performance")
+DATA_RECOVERY_COMPLETED = EventType("DATA_RECOVERY_COMPLETED", "coordination")
+NETWORK_RECOVERY_COMPLETED = EventType("NETWORK_RECOVERY_COMPLETED", "network")
+MONITORING_WINDOW_CLOSED = EventType("MONITORING_WINDOW_CLOSED", "performance")
+DRILL_FAULT_INJECTED = EventType("DRILL_FAULT_INJECTED", "system", summary=text.drill_fault)
+
+
+EVENTS = Catalogue(v for v in list(globals().values()) if isinstance(v, EventType))
+"""Every event type the engine knows."""
+
+
+def severity_of(ev: Event) -> Severity:
+    return EVENTS.severity(ev.type, ev.data)
+
+
+def summarise(ev: Event) -> str:
+    return EVENTS.summarise(ev)
+
+
+def known_types() -> set[str]:
+    """Event types the engine knows (for filters that must refuse a type that can match nothing)."""
+    return EVENTS.names()
+
+
+def check_event(state: State, type_: str, payload: dict[str, Any]) -> None:
+    EVENTS.check(state, type_, payload)

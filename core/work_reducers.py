@@ -1,0 +1,475 @@
+"""The folds of the fleet and its work: pools, agents, workflows, tasks, checkpoints,
+rollbacks, settings and the command audit count.
+
+Each function folds one event type into a :class:`~core.projection.State`; the event
+catalogue (``core.event_types``) names which. They read only the event and the state,
+so a replay of the log (or a checkpoint plus replay) rebuilds the state exactly.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .events import Event
+from .models import (
+    TERMINAL_WORKFLOW,
+    Agent,
+    AgentStatus,
+    Checkpoint,
+    FinishedWorkflow,
+    Pool,
+    Resources,
+    Task,
+    TaskContext,
+    TaskSpec,
+    TaskStatus,
+    Workflow,
+    WorkflowSpec,
+    WorkflowStatus,
+    band_of,
+)
+
+if TYPE_CHECKING:
+    from .projection import State
+
+Fold = Callable[["State", Event], None]
+OUTPUT_LINES = 20
+"""Output lines a task keeps."""
+
+
+def pool_created(s: State, ev: Event) -> None:
+    pool = Pool.model_validate(ev.data["pool"])
+    s.pools[pool.name] = pool
+
+
+def pool_resized(s: State, ev: Event) -> None:
+    p = s.pools[ev.data["pool"]]
+    if "min_size" in ev.data:
+        p.min_size = ev.data["min_size"]
+    if "max_size" in ev.data:
+        p.max_size = ev.data["max_size"]
+
+
+def agent_allocated(s: State, ev: Event) -> None:
+    d = ev.data
+    s.agents[d["agent"]] = Agent(
+        id=d["agent"], pool=d["pool"], specializations=list(d["specializations"]), last_heartbeat=ev.ts
+    )
+
+
+def agent_retired(s: State, ev: Event) -> None:
+    a = s.agents[ev.data["agent"]]
+    a.status = AgentStatus.RETIRED
+    a.current_task = None
+
+
+def agent_failed(s: State, ev: Event) -> None:
+    a = s.agents[ev.data["agent"]]
+    a.status = AgentStatus.FAILED
+    a.failures += 1
+    a.current_task = None
+
+
+def agent_unreachable(s: State, ev: Event) -> None:
+    a = s.agents[ev.data["agent"]]
+    if a.status not in (AgentStatus.FAILED, AgentStatus.RETIRED):
+        a.status = AgentStatus.UNREACHABLE
+
+
+def agent_reconnected(s: State, ev: Event) -> None:
+    a = s.agents[ev.data["agent"]]
+    if a.status == AgentStatus.UNREACHABLE:
+        t = s.tasks.get(a.current_task) if a.current_task else None
+        if t is not None and t.status == TaskStatus.PAUSED:
+            a.status = AgentStatus.PAUSED
+        else:
+            a.status = AgentStatus.BUSY if a.current_task else AgentStatus.IDLE
+    a.last_heartbeat = ev.ts
+
+
+def agent_backoff(s: State, ev: Event) -> None:
+    s.agents[ev.data["agent"]].backoff_until = ev.data["until"]
+
+
+def _built(cls: Any, fields: dict[str, Any]) -> Any:
+    """A model from values already validated, every field given: what ``model_construct``
+    does, without its per-call inspection of default factories (the bulk of its cost)."""
+    m = cls.__new__(cls)
+    object.__setattr__(m, "__dict__", fields)
+    object.__setattr__(m, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
+
+
+_SPEC_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in WorkflowSpec.model_fields.items()}
+_TASK_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in TaskSpec.model_fields.items()}
+
+
+def workflow_created(s: State, ev: Event) -> None:
+    """Build the workflow from its spec as recorded. The spec was validated once, where
+    it entered (``Engine.create_workflow``, an injected line's schema; a replayed row
+    was validated when it was written), so tasks are built without validating each
+    again: a 100k-task submission costs one pass."""
+    spec: dict[str, Any] = ev.data["spec"]
+    wid = spec["id"]
+    priority = spec.get("priority", _SPEC_DEFAULTS["priority"])
+    alloc = Resources.model_validate(spec["allocation"]) if "allocation" in spec else _SPEC_DEFAULTS["allocation"]
+    guarantee = spec.get("guarantee")
+    limits = spec.get("limits")
+    phases = spec.get("phases", [])
+    wf = Workflow(
+        id=wid,
+        name=spec.get("name") or wid,
+        priority=priority,
+        band=band_of(priority),
+        depends_on=list(spec.get("depends_on", [])),
+        allocation=alloc.model_copy(),
+        base_allocation=alloc.model_copy(),
+        guarantee=Resources.model_validate(guarantee) if guarantee else None,
+        limits=Resources.model_validate(limits) if limits else None,
+        phases=[p["name"] for p in phases],
+        created_at=ev.ts,
+        created_seq=ev.seq,
+    )
+    d_dur, d_cpu, d_mem = _TASK_DEFAULTS["duration_s"], _TASK_DEFAULTS["cpu"], _TASK_DEFAULTS["memory_gb"]
+    pending = TaskStatus.PENDING
+    tasks = s.tasks
+    keys = wf.tasks
+    prev_phase: list[str] = []
+    for phase in phases:
+        names = []
+        pname = phase["name"]
+        for ts in phase.get("tasks", ()):
+            key = f"{wid}/{ts['id']}"
+            dep = ts.get("depends_on")
+            deps = [f"{wid}/{d}" for d in dep] if dep else list(prev_phase)
+            ctx = _built(
+                TaskContext,
+                {"inputs": dict(ts.get("inputs") or {}), "progress": 0.0, "partial_results": {}, "last_output": []},
+            )
+            tasks[key] = _built(
+                Task,
+                {
+                    "id": key,
+                    "workflow": wid,
+                    "phase": pname,
+                    "specialization": ts["specialization"],
+                    "depends_on": deps,
+                    "duration_s": float(ts.get("duration_s", d_dur)),
+                    "cpu": float(ts.get("cpu", d_cpu)),
+                    "memory_gb": float(ts.get("memory_gb", d_mem)),
+                    "status": pending,
+                    "agent": None,
+                    "attempts": 0,
+                    "started_at": None,
+                    "finished_at": None,
+                    "context": ctx,
+                },
+            )
+            keys.append(key)
+            names.append(key)
+        prev_phase = names
+    s.workflows[wf.id] = wf
+    s.index_workflow(wf)
+    s.count_workflow(wf)
+    s.ready[wf.id] = deque()
+    s.running_by_wf[wf.id] = set()
+    for key in wf.tasks:
+        t = s.tasks[key]
+        s.dependents.setdefault(key, [])
+        for dep in t.depends_on:
+            s.dependents.setdefault(dep, []).append(key)
+        s.pending_deps[key] = len(t.depends_on)
+        if not t.depends_on:
+            s.ready[wf.id].append(key)
+
+
+def _hot(s: State, wf_id: str) -> Workflow | None:
+    """The live workflow, or None when it has finished (a late allocation change of a
+    finished workflow changes nothing); an unknown id is refused."""
+    wf = s.workflows.get(wf_id)
+    if wf is None and wf_id not in s.finished:
+        raise KeyError(wf_id)
+    return wf
+
+
+def wf_status(status: WorkflowStatus) -> Fold:
+    def fn(s: State, ev: Event) -> None:
+        wf = _hot(s, ev.data["workflow_id"])
+        if wf is None:
+            return  # finished already: the engine refuses such changes, an old log may hold one
+        wf.status = status
+        if status == WorkflowStatus.RUNNING and wf.started_at is None:
+            wf.started_at = ev.ts
+        if status in TERMINAL_WORKFLOW:
+            wf.finished_at = ev.ts
+        s.index_workflow(wf)
+        if status in TERMINAL_WORKFLOW:
+            s.maybe_archive(wf.id, ev.seq)
+
+    return fn
+
+
+def wf_frozen(s: State, ev: Event) -> None:
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is not None:
+        wf.frozen = bool(ev.data.get("frozen", True))
+
+
+def allocated(s: State, ev: Event) -> None:
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is None:
+        return
+    wf.allocation = Resources.model_validate(ev.data["allocation"])
+    if ev.data.get("base"):
+        wf.base_allocation = wf.allocation.model_copy()
+
+
+def reserved(s: State, ev: Event) -> None:
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is None:
+        return
+    g = ev.data.get("guarantee")
+    wf.guarantee = Resources.model_validate(g) if g else None
+    s.index_workflow(wf)
+
+
+def wf_queued(s: State, ev: Event) -> None:
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is None:
+        return
+    wf.queued = True
+    s.index_workflow(wf)
+
+
+def limited(s: State, ev: Event) -> None:
+    lim = ev.data.get("limit")
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is not None:
+        wf.stage_limit = Resources.model_validate(lim) if lim else None
+
+
+def seq_applied(s: State, ev: Event) -> None:
+    a = s.agents[ev.data["agent"]]
+    a.applied_seq = max(a.applied_seq, int(ev.data["seq"]))
+
+
+def deallocated(s: State, ev: Event) -> None:
+    wf = _hot(s, ev.data["workflow_id"])
+    if wf is None:
+        return
+    wf.allocation = Resources.model_validate(ev.data["allocation"])
+
+
+def task_assigned(s: State, ev: Event) -> None:
+    d = ev.data
+    key = d["task"]
+    t = s.tasks[key]
+    a = s.agents[d["agent"]]
+    # Hot path: plain dict updates skip pydantic's per-field __setattr__ (no
+    # assignment validation is configured, so the result is the same).
+    t.__dict__.update(status=TaskStatus.RUNNING, agent=a.id, attempts=t.attempts + 1, started_at=ev.ts)
+    a.__dict__.update(status=AgentStatus.BUSY, current_task=key, last_heartbeat=ev.ts)
+    q = s.ready[t.workflow]
+    if q and q[0] == key:
+        q.popleft()
+    else:
+        try:
+            q.remove(key)
+        except ValueError:
+            pass
+    s.running_by_wf[t.workflow].add(key)
+    s.phase_started.add((t.workflow, t.phase))
+
+
+def task_started(s: State, ev: Event) -> None:
+    a = s.agents.get(ev.data.get("agent", ""))
+    if a is not None:
+        a.last_heartbeat = ev.ts
+
+
+def task_progress(s: State, ev: Event) -> None:
+    d = ev.data
+    t = s.tasks[d["task"]]
+    if "progress" in d:
+        t.context.progress = float(d["progress"])
+    if "output" in d:
+        t.context.last_output = (t.context.last_output + list(d["output"]))[-OUTPUT_LINES:]
+    if "partial" in d:
+        t.context.partial_results.update(d["partial"])
+    a = s.agents.get(d.get("agent") or "")
+    if a is not None:
+        a.last_heartbeat = ev.ts
+
+
+def _release_agent(s: State, agent_id: str | None, key: str, done: bool) -> None:
+    if not agent_id:
+        return
+    a = s.agents.get(agent_id)
+    if a is None or a.current_task != key:
+        return
+    ad = a.__dict__
+    ad["current_task"] = None
+    if done:
+        ad["tasks_done"] = a.tasks_done + 1
+    if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED):
+        ad["status"] = AgentStatus.IDLE
+
+
+def task_completed(s: State, ev: Event) -> None:
+    d = ev.data
+    key = d["task"]
+    t = s.tasks[key]
+    _release_agent(s, t.agent, key, True)
+    if t.status is not TaskStatus.COMPLETED:
+        s.phase_left[(t.workflow, t.phase)] -= 1
+        s.wf_left[t.workflow] -= 1
+    t.__dict__.update(status=TaskStatus.COMPLETED, finished_at=ev.ts)
+    t.context.__dict__["progress"] = 1.0
+    if "result" in d:
+        t.context.partial_results["result"] = d["result"]
+    s.running_by_wf[t.workflow].discard(key)
+    pending = s.pending_deps
+    ready = s.ready
+    for child in s.dependents.get(key, ()):
+        n = pending[child] - 1
+        pending[child] = n
+        if n == 0:
+            c = s.tasks[child]
+            if c.status == TaskStatus.PENDING:
+                ready[c.workflow].append(child)
+    if s.workflows[t.workflow].status in TERMINAL_WORKFLOW:
+        s.maybe_archive(t.workflow, ev.seq)
+
+
+def task_failed(s: State, ev: Event) -> None:
+    d = ev.data
+    key = d["task"]
+    t = s.tasks[key]
+    _release_agent(s, t.agent, key, False)
+    if "output" in d:
+        t.context.last_output = (t.context.last_output + list(d["output"]))[-OUTPUT_LINES:]
+    s.running_by_wf[t.workflow].discard(key)
+    if d.get("retry", False):
+        t.status = TaskStatus.PENDING
+        t.agent = None
+        s.ready[t.workflow].appendleft(key)
+    else:
+        t.status = TaskStatus.FAILED
+        t.finished_at = ev.ts
+    if s.workflows[t.workflow].status in TERMINAL_WORKFLOW:
+        s.maybe_archive(t.workflow, ev.seq)
+
+
+def task_reassigned(s: State, ev: Event) -> None:
+    """A task taken off its agent (failed, unreachable or released) back to the queue."""
+    d = ev.data
+    key = d["task"]
+    t = s.tasks[key]
+    old = s.agents.get(t.agent or "")
+    if old is not None and old.current_task == key:
+        old.current_task = None
+        if old.status in (AgentStatus.BUSY, AgentStatus.PAUSED):
+            old.status = AgentStatus.IDLE
+    if "context" in d:
+        t.context = TaskContext.model_validate(d["context"])
+    if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+        t.status = TaskStatus.PENDING
+        t.agent = None
+        s.running_by_wf[t.workflow].discard(key)
+        s.ready[t.workflow].appendleft(key)
+    if s.workflows[t.workflow].status in TERMINAL_WORKFLOW:
+        s.maybe_archive(t.workflow, ev.seq)
+
+
+def task_paused(s: State, ev: Event) -> None:
+    t = s.tasks[ev.data["task"]]
+    if t.status == TaskStatus.RUNNING:
+        t.status = TaskStatus.PAUSED
+        a = s.agents.get(t.agent or "")
+        if a is not None and a.status == AgentStatus.BUSY:
+            a.status = AgentStatus.PAUSED
+
+
+def task_resumed(s: State, ev: Event) -> None:
+    t = s.tasks[ev.data["task"]]
+    if t.status == TaskStatus.PAUSED:
+        t.status = TaskStatus.RUNNING
+        a = s.agents.get(t.agent or "")
+        if a is not None and a.status == AgentStatus.PAUSED:
+            a.status = AgentStatus.BUSY
+
+
+def context_transferred(s: State, ev: Event) -> None:
+    t = s.tasks[ev.data["task"]]
+    t.context = TaskContext.model_validate(ev.data["context"])
+
+
+def checkpoint(s: State, ev: Event) -> None:
+    d = ev.data
+    s.checkpoints[d["id"]] = Checkpoint(
+        id=d["id"],
+        seq=d["seq"],
+        ts=ev.ts,
+        kind=d["kind"],
+        label=d.get("label", ""),
+        state_hash=d["state_hash"],
+        workflow=d.get("workflow"),
+    )
+
+
+def restored(s: State, ev: Event) -> None:
+    """A rollback: workflows and tasks return to the embedded snapshot; the fleet's
+    agents stay as they are (a dead agent is not revived) and history stays."""
+    snap = ev.data["snapshot"]
+    only = ev.data.get("workflow")
+    ids = (
+        [only]
+        if only
+        else sorted(set(snap["workflows"]) | set(snap.get("finished", {})) | set(s.workflows) | set(s.finished))
+    )
+    for wf_id in ids:
+        _restore_workflow(s, snap, wf_id)
+    s.reindex()
+    s.archive_idle(ev.seq)
+
+
+def _restore_workflow(s: State, snap: dict[str, Any], wf_id: str) -> None:
+    current = s.workflows.get(wf_id)
+    if current is not None:
+        for key in current.tasks:
+            cur = s.tasks[key]
+            if cur.agent and cur.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+                _release_agent(s, cur.agent, key, False)
+        if wf_id not in snap["workflows"]:
+            for key in current.tasks:
+                s.tasks.pop(key, None)
+            del s.workflows[wf_id]
+    then_done = snap.get("finished", {}).get(wf_id)
+    if wf_id not in snap["workflows"]:
+        # Finished then (it stays as it was), or created after the checkpoint (it did not exist then).
+        if then_done is not None:
+            s.finished[wf_id] = FinishedWorkflow.model_validate(then_done)
+        else:
+            s.finished.pop(wf_id, None)
+        return
+    s.finished.pop(wf_id, None)
+    wf = Workflow.model_validate(snap["workflows"][wf_id])
+    s.workflows[wf_id] = wf
+    for key in wf.tasks:
+        t = Task.model_validate(snap["tasks"][key])
+        if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+            t.status = TaskStatus.PENDING
+            t.agent = None
+        s.tasks[key] = t
+
+
+def setting(s: State, ev: Event) -> None:
+    s.settings[ev.data["key"]] = ev.data["value"]
+
+
+def command(s: State, ev: Event) -> None:
+    s.commands_executed += 1

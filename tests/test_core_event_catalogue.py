@@ -1,0 +1,121 @@
+"""The event catalogue: one declaration gives a type its fold, payload check, severity
+and summary. A toy type declared here, and nowhere else, is emitted, folded (also on
+replay), graded and summarised; undeclared, the same event is only counted."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from core.engine import Engine, EngineError
+from core.event_data import EventData
+from core.event_types import EVENTS, TASK_COMPLETED, EventType, known_types, severity_of, summarise
+from core.events import Event, EventHeader, Severity
+from core.projection import State
+from core.session import memory_sim
+
+
+class ToyPinged(EventData):
+    pings: int
+
+
+def _fold_toy(s: State, ev: Event) -> None:
+    s.settings["toy_pings"] = s.settings.get("toy_pings", 0) + ev.data["pings"]
+
+
+TOY_PINGED = EventType(
+    "TOY_PINGED",
+    "toy",
+    payload=ToyPinged,
+    fold=_fold_toy,
+    severity=Severity.HIGH,
+    summary=lambda ev: f"toy pinged {ev.data['pings']} times",
+)
+
+
+def test_a_toy_type_declared_once_is_emitted_folded_graded_and_summarised() -> None:
+    with EVENTS.declared(TOY_PINGED):
+        eng = memory_sim(demo=False)
+        ev = eng.emit(TOY_PINGED, "toy", "test", {"pings": 3})
+        assert type(ev.type) is str and ev.type == "TOY_PINGED"
+        assert eng.state.settings["toy_pings"] == 3
+        assert "TOY_PINGED" not in eng.state.observed
+        assert severity_of(ev) is Severity.HIGH and severity_of(ev).at_least("medium")
+        assert not severity_of(ev).at_least(Severity.CRITICAL)
+        assert summarise(ev) == "toy pinged 3 times"
+        assert "TOY_PINGED" in known_types()
+        # Injected from outside, its payload model is the boundary: bad data changes nothing.
+        before = (eng.state.state_hash(), eng.state.seq)
+        with pytest.raises(EngineError) as exc:
+            eng.inject(EventHeader(type="TOY_PINGED", component="toy", scope="test", data={"pings": "many"}))
+        assert exc.value.code == "INVALID_EVENT" and "data.pings" in exc.value.message
+        assert (eng.state.state_hash(), eng.state.seq) == before
+        eng.inject(EventHeader(type="TOY_PINGED", component="toy", scope="test", data={"pings": 2}))
+        assert eng.state.settings["toy_pings"] == 5
+    assert "TOY_PINGED" not in known_types()
+    # Undeclared, the same event folds into nothing: it is only counted as observed.
+    eng = memory_sim(demo=False)
+    ev = eng.emit("TOY_PINGED", "toy", "test", {"pings": 3})
+    assert "toy_pings" not in eng.state.settings and eng.state.observed["TOY_PINGED"] == 1
+    assert severity_of(ev) is Severity.INFO
+
+
+async def test_a_toy_type_folds_again_on_replay(tmp_path: Path) -> None:
+    db = tmp_path / "toy.db"
+    with EVENTS.declared(TOY_PINGED):
+        eng = await Engine.open(db)
+        eng.emit(TOY_PINGED, "toy", "test", {"pings": 4})
+        h = eng.state.state_hash()
+        await eng.close()
+        again = await Engine.open(db)
+        try:
+            assert again.state.settings["toy_pings"] == 4 and again.state.state_hash() == h
+        finally:
+            await again.close()
+
+
+def test_a_type_cannot_be_declared_twice() -> None:
+    with pytest.raises(ValueError, match="declared twice"):
+        EVENTS.declare(EventType("TASK_COMPLETED", "agent"))
+    assert EVENTS.get("TASK_COMPLETED") is TASK_COMPLETED
+
+
+def test_severity_ranks_answer_x_or_worse() -> None:
+    assert Severity.or_worse("high") == (Severity.HIGH, Severity.CRITICAL)
+    assert Severity.or_worse(Severity.INFO) == tuple(Severity)
+    assert Severity.CRITICAL.at_least("high") and not Severity.LOW.at_least("medium")
+    with pytest.raises(ValueError):
+        Severity.or_worse("dire")
+    # The event's own grading wins over its type's.
+    ev = Event(1, 0.0, "AGENT_POOL_FAILURE", "agent_pool", "x", {"severity": "medium"})
+    assert severity_of(ev) is Severity.MEDIUM
+    assert severity_of(Event(1, 0.0, "AGENT_POOL_FAILURE", "agent_pool", "x", {})) is Severity.CRITICAL
+
+
+def test_summaries_read_as_sentences() -> None:
+    done = Event(9, 300.0, "TASK_COMPLETED", "agent", "execution", {"task": "wf_2/extract_1", "agent": "agent_011"})
+    assert summarise(done) == "agent_011 finished wf_2/extract_1"
+    timed = Event(9, 300.0, "TASK_COMPLETED", "agent", "execution", {**done.data, "duration_s": 252.4})
+    assert summarise(timed) == "agent_011 finished wf_2/extract_1 in 4m12s"
+    odd = Event(9, 300.0, "TASK_COMPLETED", "agent", "execution", {"agent": "agent_011"})
+    assert summarise(odd) == "execution: agent=agent_011"  # a payload its summary cannot read: the default
+    unknown = Event(1, 0.0, "SOMETHING_ELSE", "x", "scope", {"a": 1, "b": [1, 2], "c": {"d": 1}})
+    assert summarise(unknown) == "scope: a=1, b=[1, 2], c=1 fields"
+
+
+async def test_a_run_summarises_every_event_it_records() -> None:
+    eng = memory_sim()
+    events: list[Event] = []
+    eng.subscribe(events.append)
+    await eng.advance(900)
+    done = [ev for ev in events if ev.type == TASK_COMPLETED]
+    assert done, "the demo completed no task in 15 minutes"
+    for ev in done:
+        assert re.fullmatch(r"agent_\w+ finished \S+/\S+ in \d+(\.\d)?[hms]\S*", summarise(ev)), summarise(ev)
+    for ev in events:
+        line = summarise(ev)
+        assert line and "\n" not in line
+        declared = EVENTS.get(ev.type)
+        assert declared is not None, f"{ev.type} is emitted but not declared"
