@@ -647,7 +647,7 @@ async def critical_paths(engine: Engine, only: set[str] | None = None) -> list[F
         remaining = sum(s.tasks[k].duration_s * (1 - s.tasks[k].context.progress) for k in path)
         holders = {k: s.tasks[k].agent for k in path if s.tasks[k].agent}
         at_risk = [k for k, a in holders.items() if s.agents[a].status in (AgentStatus.UNREACHABLE, AgentStatus.FAILED)]
-        waiting = [k for k in path if s.tasks[k].status is TaskStatus.PENDING and s._pending_deps.get(k, 1) == 0]
+        waiting = [k for k in path if s.tasks[k].status is TaskStatus.PENDING and s.pending_deps.get(k, 1) == 0]
         sev = "high" if at_risk else "medium" if waiting and w.status is WorkflowStatus.RUNNING else "info"
         out.append(
             Finding(

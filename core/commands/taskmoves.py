@@ -20,7 +20,7 @@ def can_assign(engine: Engine, key: str, agent_id: str) -> str | None:
         return f"{agent_id} lacks the specialization {t.specialization}"
     if t.status is not TaskStatus.PENDING:
         return f"{key} is {t.status.value}"
-    if s._pending_deps.get(key, 0) != 0:
+    if s.pending_deps.get(key, 0) != 0:
         return f"{key} waits on dependencies"
     wf = s.workflows[t.workflow]
     if wf.status is not WorkflowStatus.RUNNING or wf.frozen:
