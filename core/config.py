@@ -94,6 +94,10 @@ class Console(_Section):
     keys: dict[str, str] = Field(default_factory=dict)
     filters: dict[str, str] = Field(default_factory=dict)
     """Saved event-log filters: ``[console.filters] failures = "type:TASK_FAILED"``, used as ``@failures``."""
+    incident_hook: list[str] = Field(default_factory=list)
+    """A command (argv, no shell) the console runs when an incident opens, with the incident's
+    summary as its last argument and the incident in its environment (OPSDECK_INCIDENT_ID, _TYPE, _SEVERITY, _SCENARIO, _SUMMARY), e.g.
+    ``incident_hook = ["notify-send", "opsdeck"]``."""
 
 
 class Storage(_Section):

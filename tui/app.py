@@ -37,9 +37,17 @@ from core.store import StoreError
 from themes import DEFAULT_THEME, THEMES
 
 from . import awaiting, operator
+from .announce import Announcer
 from .command_line import CommandLine
 from .command_table import BY_ACTION, bindings, with_overrides
-from .dialogs import approved_while_paused, drill_confirm, finished_note, outcome_text, workflow_confirm
+from .dialogs import (
+    approved_while_paused,
+    drill_cancel_confirm,
+    drill_confirm,
+    finished_note,
+    outcome_text,
+    workflow_confirm,
+)
 from .log_source import FilterError, LogSource
 from .palette import OpsdeckCommands
 from .plan_view import plan_detail
@@ -121,6 +129,7 @@ class OpsdeckApp(App[int]):
         self.link_ready = asyncio.Event()
         self.open_error: str | None = None
         self._stop = asyncio.Event()
+        self.announcer = Announcer(self)
 
     @property
     def host(self) -> Host | None:
@@ -278,7 +287,10 @@ class OpsdeckApp(App[int]):
             names = sorted(n for n, types in subs.items() if ev.type in types)
             if names:
                 self.notify(ev.line()[:160], title=f"subscription {', '.join(names)}", timeout=6)
-        if severity_of(ev) == "critical":
+        if ev.type == "INCIDENT_OPENED" and isinstance(ev.data.get("incident"), dict):
+            self.announcer.incident_opened(ev.data["incident"])
+        elif severity_of(ev) == "critical" and "incident_id" not in ev.data:
+            # An incident's own detection event is announced with the incident.
             self.notify(
                 f"{ev.type} {ev.data.get('workflow_id') or ev.data.get('error_type') or ''}",
                 title="critical event",
@@ -769,6 +781,23 @@ class OpsdeckApp(App[int]):
     def start_drill_named(self, name: str) -> None:
         if self.link_for("start_drill") is not None:
             self.spawn(self._start_drill(name))
+
+    def action_cancel_drill(self) -> None:
+        link = self.link_for("cancel_drill")
+        if link is None:
+            return
+        rec = operator.running_drill(link.state.settings)
+        if rec is None:
+            self.notify("no drill is running; nothing was changed", severity="warning", timeout=5)
+            return
+
+        async def run() -> None:
+            d = drill_cancel_confirm(rec)
+            if not await self.confirm(d.title, d.detail, d.confirm, d.cancel):
+                return
+            await self.send(operator.drill_cancel_command(), "drill cancel")
+
+        self.spawn(run())
 
     async def _start_drill(self, name: str) -> None:
         link = self.link

@@ -122,6 +122,14 @@ COMMANDS: tuple[ConsoleCommand, ...] = (
     ConsoleCommand(
         "start_drill", "D", "Start drill", "Start a failure drill (choose the scenario)", mutates=True, destructive=True
     ),
+    ConsoleCommand(
+        "cancel_drill",
+        "C",
+        "Cancel drill",
+        "Stop the running drill: a fault not yet injected never is, fault steps still to come are dropped",
+        mutates=True,
+        destructive=True,
+    ),
     ConsoleCommand("toggle_clock", "space", "Pause/run clock", "Pause or run the simulated clock"),
     ConsoleCommand("cycle_theme", "t", "Next theme", "Switch to the next theme (dark, light, high contrast)"),
 )

@@ -21,6 +21,8 @@ from rich.text import Text
 from core.incidents.drills import LIVE_DRILLS, LIVE_WARMUP_S
 from core.models import WorkflowStatus
 
+from .meter import fmt_clock
+
 if TYPE_CHECKING:
     from core.config import Config
     from core.projection import State
@@ -114,6 +116,29 @@ def drill_confirm(config: Config, name: str, simulated: bool) -> Confirm | str:
         f"follows the approval policy in force ([approval] in the config): {waits}{runs}."
     )
     return Confirm(f"Start drill {name!r}?", detail, "Start drill", "Cancel")
+
+
+def drill_cancel_confirm(rec: dict[str, Any]) -> Confirm:
+    """The dialog before ``/host drill cancel``: what cancelling does at this point of the drill."""
+    name = str(rec.get("name"))
+    if rec.get("status") == "armed":
+        at = rec.get("inject_at")
+        when = f" (due at {fmt_clock(at)})" if isinstance(at, (int, float)) else ""
+        what = f"Its fault has not been injected yet{when}: cancelling means it never is."
+    else:
+        at = rec.get("injected_at")
+        when = f" at {fmt_clock(at)}" if isinstance(at, (int, float)) else ""
+        what = (
+            f"Its fault was injected{when}: what it did stays as the environment has it (a load spike runs out, "
+            "a partition heals on schedule) and fault steps still to come are dropped. Its incident and plan, "
+            "if any, stay as they are."
+        )
+    return Confirm(
+        f"Cancel drill {name!r}?",
+        Text(f"{what} Another drill can start once this one is cancelled."),
+        "Cancel drill",
+        "Keep it running",
+    )
 
 
 def approved_while_paused(simulated: bool, clock_running: bool) -> str | None:

@@ -78,6 +78,16 @@ def drill_command(name: str) -> str:
     return f"/host drill {name}"
 
 
+def drill_cancel_command() -> str:
+    return "/host drill cancel"
+
+
+def running_drill(settings: dict[str, object]) -> dict[str, object] | None:
+    """The drill the host runs now (armed or injected), from the log's ``drill`` setting."""
+    rec = settings.get("drill")
+    return rec if isinstance(rec, dict) and rec.get("status") in ("armed", "injected") else None
+
+
 def clock_command(run: bool, speed: float | None = None) -> str:
     if not run:
         return "/host clock pause"

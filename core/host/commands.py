@@ -21,6 +21,7 @@ from ..commands.responses import CommandError
 from ..engine import Engine
 from ..incidents.drills import DrillError
 from ..incidents.kinds import SCENARIOS
+from ..timefmt import clock as clock_text
 from .errors import HostError
 
 if TYPE_CHECKING:
@@ -57,7 +58,9 @@ class ClockRequest(Payload):
 
 
 class DrillRequest(Payload):
-    name: Literal[tuple(SCENARIOS)] = Field(description="the scenario: " + ", ".join(SCENARIOS))  # type: ignore[valid-type]
+    name: Literal[(*SCENARIOS, "cancel")] = Field(  # type: ignore[valid-type]
+        description="the scenario: " + ", ".join(SCENARIOS) + "; or cancel (stop the running drill)"
+    )
 
 
 class AdvanceRequest(Payload):
@@ -184,13 +187,15 @@ async def advance(ctx: Context, p: AdvanceRequest) -> Outcome:
     kind="destructive",
     payload=DrillRequest,
     word_arg="name",
-    summary="arm a failure drill on the host's simulated fleet; its plan waits for approval",
+    summary="arm a failure drill on the host's fleet (its plan waits for approval); drill cancel stops the running one",
 )
 async def drill(ctx: Context, p: DrillRequest) -> Outcome:
     """The fault is injected after the warm-up (15 simulated minutes); the host's
     pacing loop steps the drill and its incident pipeline. Approve the plan with
-    ``/incident approve PLAN-....``."""
+    ``/incident approve PLAN-....``. ``/host drill cancel`` stops the running drill."""
     host = host_of(ctx)
+    if p.name == "cancel":
+        return _cancel_drill(ctx, host)
     try:
         d = host.start_drill(p.name)
     except (DrillError, HostError) as exc:
@@ -198,5 +203,26 @@ async def drill(ctx: Context, p: DrillRequest) -> Outcome:
     return Outcome(
         {"drill": d.name, "inject_at": d.inject_at, "now": round(ctx.now, 3)},
         f"drill {d.name} armed: the fault is injected at t={d.inject_at:g}s; its plan will wait for approval",
+        ["/incident list", "/host status", "/host drill cancel"],
+    )
+
+
+def _cancel_drill(ctx: Context, host: Host) -> Outcome:
+    try:
+        d = host.cancel_drill(ctx.actor)
+    except HostError as exc:
+        raise CommandError("NO_DRILL", str(exc), {}, ["/host status"]) from None
+    if d.injected_at is None:
+        what = "its fault was never injected"
+    else:
+        inc = d.incident()
+        what = (
+            f"its fault ({', '.join(sorted(d.fault)) or d.name}) was injected at {clock_text(d.injected_at)} "
+            "and stays as the environment has it; fault steps still to come are dropped"
+            + (f"; incident {inc['id']} stays {inc['status']}" if inc else "; no incident had opened")
+        )
+    return Outcome(
+        {"drill": d.name, "cancelled": True, "injected_at": d.injected_at, "fault": d.fault},
+        f"drill {d.name} cancelled: {what}",
         ["/incident list", "/host status"],
     )

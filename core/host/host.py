@@ -118,6 +118,12 @@ class Host:
         self._on_close = on_close
         self._changed = asyncio.Event()
         host_commands.register(engine, self)
+        rec = engine.state.settings.get("drill")
+        if isinstance(rec, dict) and rec.get("status") in ("armed", "injected") and not engine.readonly:
+            # The host that ran this drill stopped; its scheduled fault steps went with it.
+            engine.set_setting(
+                "drill", {**rec, "status": "stopped", "since": round(engine.clock.now(), 3)}, actor="host"
+            )
 
     # -- opening ----------------------------------------------------------------
     @classmethod
@@ -305,6 +311,7 @@ class Host:
         drill = self.drill
         if drill is not None and not drill.done:
             await drill.step(seconds)
+            self._note_drill()
         else:
             await self.engine.advance(seconds)
             await self.manager.pump()
@@ -374,6 +381,7 @@ class Host:
             if self.drill is not None:  # a drill on real agents: its fault comes on the wall clock
                 await self.drill.inject_when_due()
             await self.manager.pump()
+            self._note_drill()
             await eng.flush()
 
     async def run(self, stop: asyncio.Event, until: Callable[[], bool] | None = None) -> None:
@@ -397,7 +405,40 @@ class Host:
         if self.drill is not None and not self.drill.done:
             raise HostError(f"drill {self.drill.name!r} is still running")
         self.drill = start_drill(self.engine, name, approve="manual", manager=self.manager)
+        self._note_drill()
         return self.drill
+
+    def cancel_drill(self, actor: str) -> Drill:
+        """Cancel the running drill (see :meth:`Drill.cancel`): the slot is free again."""
+        d = self.drill
+        if d is None or d.done:
+            last = f"; the last one, {d.name!r}, has ended" if d is not None else ""
+            raise HostError(f"no drill is running{last}")
+        d.cancel()
+        self._note_drill(actor)
+        return d
+
+    def _note_drill(self, actor: str = "drill") -> None:
+        """The drill's state in the log's settings (``drill``), so every console, attached
+        or embedded, shows it: armed, injected, then ended or cancelled."""
+        d = self.drill
+        if d is None:
+            return
+        status = "cancelled" if d.cancelled else "ended" if d.done else "injected" if d.injected else "armed"
+        rec = self.engine.state.settings.get("drill")
+        if isinstance(rec, dict) and rec.get("name") == d.name and rec.get("status") == status:
+            return
+        self.engine.set_setting(
+            "drill",
+            {
+                "name": d.name,
+                "status": status,
+                "inject_at": round(d.inject_at, 3),
+                "injected_at": None if d.injected_at is None else round(d.injected_at, 3),
+                "since": round(self.engine.clock.now(), 3),
+            },
+            actor=actor,
+        )
 
     # -- the endpoint -------------------------------------------------------------
     async def serve(self, listen: str | None = None) -> HostServer:

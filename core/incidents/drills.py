@@ -56,6 +56,14 @@ class Drill:
     """The network partition ends after this long (the environment, not the plan)."""
     gap_s: float | None = None
     """Spacing of the cascade's failures (default: within the supervision window)."""
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        """Stop the drill (``/host drill cancel``): a fault not injected yet never is, and
+        fault steps still to come (the cascade's next failures, the slowdown's next
+        notch) are dropped. What was injected stays as the environment has it: a load
+        spike runs out, a partition heals on its schedule, an incident stays open."""
+        self.cancelled = True
 
     def later(self, delay: float, fn: Any) -> None:
         """Run ``fn`` after ``delay`` seconds of the engine's clock (simulated, or wall)."""
@@ -95,7 +103,7 @@ class Drill:
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
-            if not self.injected:
+            if not self.injected and not self.cancelled:
                 self._live_inject = loop.create_task(self.inject())
 
         self.engine.clock.call_at(self.inject_at, fire)
@@ -105,7 +113,7 @@ class Drill:
         """Advance the simulated clock by ``seconds`` (a sample by default) and pump."""
         eng = self.engine
         dt = seconds if seconds is not None else eng.config.intervals.sample_s
-        if not self.injected and eng.clock.now() + dt >= self.inject_at:
+        if not self.injected and not self.cancelled and eng.clock.now() + dt >= self.inject_at:
             await eng.advance(max(0.0, self.inject_at - eng.clock.now()))
             await self.inject()
         await eng.advance(dt)
@@ -119,6 +127,8 @@ class Drill:
 
     @property
     def done(self) -> bool:
+        if self.cancelled:
+            return True
         inc = self.incident()
         if inc is None:
             return False
@@ -133,7 +143,7 @@ class Drill:
 
     async def inject_when_due(self) -> None:
         """On the wall clock: inject the fault once its time has come."""
-        if not self.injected and self.engine.clock.now() >= self.inject_at:
+        if not self.injected and not self.cancelled and self.engine.clock.now() >= self.inject_at:
             await self.inject()
 
     async def run_live(self, budget_s: float, tick: float = 0.2) -> dict[str, Any]:
@@ -164,7 +174,7 @@ class Drill:
             "drill": self.name,
             "validated": validated,
             "incident": inc["id"] if inc else None,
-            "status": inc["status"] if inc else "not_detected",
+            "status": inc["status"] if inc else ("cancelled" if self.cancelled else "not_detected"),
             "fault": self.fault,
             "injected_at": self.injected_at,
             "detection_latency_s": latency,

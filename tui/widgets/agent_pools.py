@@ -7,7 +7,7 @@ where the pane is wide enough; ``s`` sorts the agents inside each pool.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
@@ -47,6 +47,13 @@ def fit_tasks(tasks: list[str], width: int) -> dict[str, str]:
             wfs = distinct_names(sorted({x.partition("/")[0] for x in tasks}), budget)
             out[t] = f"{wfs[wf]}/{name}"
     return out
+
+
+def replacements(settings: dict[str, Any]) -> dict[str, str]:
+    """Failed agents a recovery replaced (failed -> replacement), from the log's
+    ``recovery.replacements`` setting: they no longer count as down."""
+    rec = settings.get("recovery.replacements")
+    return {str(k): str(v) for k, v in rec.items() if v} if isinstance(rec, dict) else {}
 
 
 def agent_nodes(settings: dict, agents: list) -> str:  # type: ignore[type-arg]
@@ -111,16 +118,21 @@ class AgentPools(LiveList):
             "state": lambda a: (a.status.value, a.id),
         }[self.sort_key]
         busy_all = sum(1 for a in live if a.status is AgentStatus.BUSY)
+        replaced = replacements(s.settings)
         self.note = f"{busy_all}/{len(live)} busy"
         for pool in sorted(s.pools.values(), key=lambda p: p.name):
             agents = sorted((a for a in live if a.pool == pool.name), key=order)
             busy = sum(1 for a in agents if a.status is AgentStatus.BUSY)
-            bad = sum(1 for a in agents if a.status in (AgentStatus.FAILED, AgentStatus.UNREACHABLE))
+            down = [a for a in agents if a.status in (AgentStatus.FAILED, AgentStatus.UNREACHABLE)]
+            gone = sum(1 for a in down if a.id in replaced)
+            bad = len(down) - gone
             head = Text(no_wrap=True, overflow="ellipsis")
             head.append(f"▾ {pool.name}", style=f"bold {c('secondary')}")
             head.append(f"  {busy}/{len(agents)} busy", style=c("foreground-muted"))
             if bad:
                 head.append(f"  {bad} down", style=f"bold {c('error')}")
+            if gone:
+                head.append(f"  {gone} replaced", style=c("foreground-muted"))
             head.append(f"  max {pool.max_size}", style=c("foreground-muted"))
             nodes = agent_nodes(s.settings, agents)
             if nodes:
@@ -138,6 +150,8 @@ class AgentPools(LiveList):
                 task = (
                     tasks.get(a.current_task, middle_ellipsis(a.current_task, task_w, task_w // 2))
                     if a.current_task
+                    else f"replaced by {replaced[a.id]}"
+                    if a.id in replaced and a.status is not AgentStatus.BUSY
                     else "—"
                 )
                 t.append(f"{task:<{task_w}}", style=c("foreground") if a.current_task else c("foreground-muted"))

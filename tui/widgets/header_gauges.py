@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from ..meter import fmt_clock, gauge, sparkline
+from ..operator import running_drill
 from ..style import color
 
 if TYPE_CHECKING:
@@ -147,6 +148,14 @@ class HeaderGauges(Widget):
         )
         if pending:
             line2.append(f" {pending} plan(s) await approval", style=f"bold {c('warning')}")
+        drill = running_drill(s.settings)
+        if drill is not None:
+            line2.append("  │ ", style=c("foreground-muted"))
+            at = drill.get("injected_at") if drill.get("status") == "injected" else drill.get("inject_at")
+            verb = "injected" if drill.get("status") == "injected" else "fault at"
+            line2.append(f"drill {drill.get('name')}", style=f"bold {c('accent')}")
+            if isinstance(at, (int, float)):
+                line2.append(f" {verb} {fmt_clock(at)}", style=c("accent"))
         cpus = tel.get("ray_cpus", "cluster").last()
         if cpus:  # on a Ray cluster: its CPUs and memory as Ray accounts them
             line2.append("  │ ", style=c("foreground-muted"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
+from ..meter import fmt_clock
 from ..style import color
 from .header_gauges import OPEN_INCIDENT
 from .live_list import LiveList, Row
@@ -38,6 +39,8 @@ STEP_GLYPH = {
     "approved": "☑",
     "rolled_back": "↶",
 }
+DONE_STEP = {"done", "completed", "succeeded", "success", "skipped"}
+FINISHED = {"completed", "rejected", "failed", "rolled_back"}
 SEV_COLOR = {"critical": "error", "high": "error", "medium": "warning", "low": "secondary"}
 
 
@@ -85,22 +88,21 @@ class Incidents(LiveList):
         for iid, inc in incidents[:12]:
             status = str(inc.get("status", "open")).lower()
             sev = str(inc.get("severity", "")).lower()
-            closed = status not in OPEN_INCIDENT
+            mine = plans_by_incident.get(iid, [])
+            shown_plans.update(mine)
+            if status in ("resolved", "closed"):  # a failed incident stays: it still needs a replan or a note
+                out.append((f"incident:{iid}", self._folded(iid, inc, [(pid, s.plans[pid]) for pid in mine]), False))
+                continue
             t = Text(no_wrap=True, overflow="ellipsis")
-            t.append(
-                "● " if not closed else "○ ",
-                style=c(SEV_COLOR.get(sev, "foreground-muted")) if not closed else c("foreground-muted"),
-            )
-            t.append(f"{iid} ", style="bold" if not closed else c("foreground-muted"))
-            t.append(
-                f"{inc.get('type') or inc.get('kind') or ''} ",
-                style=c(SEV_COLOR.get(sev, "foreground")) if not closed else c("foreground-muted"),
-            )
-            t.append(f"[{sev or '?'}] {status}", style=c("foreground-muted"))
+            t.append("● " if status in OPEN_INCIDENT else "✖ ", style=c(SEV_COLOR.get(sev, "foreground-muted")))
+            t.append(f"{iid} ", style="bold")
+            t.append(f"{inc.get('type') or inc.get('kind') or ''} ", style=c(SEV_COLOR.get(sev, "foreground")))
+            at = inc.get("detected_at")
+            when = f" since {fmt_clock(at)}" if isinstance(at, (int, float)) else ""
+            t.append(f"{sev or '?'} · {status}{when}", style=c("foreground-muted"))
             out.append((f"incident:{iid}", t, False))
-            for pid in plans_by_incident.get(iid, []):
-                shown_plans.add(pid)
-                out.extend(self._plan_rows(pid, s.plans[pid], closed))
+            for pid in mine:
+                out.extend(self._plan_rows(pid, s.plans[pid], plan_status(s.plans[pid]) in FINISHED))
         for pid, p in s.plans.items():
             if pid not in shown_plans and plan_status(p) in WAITING:
                 out.extend(self._plan_rows(pid, p, False))
@@ -125,12 +127,35 @@ class Incidents(LiveList):
             out.append(("empty", Text("no incidents — all quiet", style=c("success")), True))
         return out
 
+    def _folded(self, iid: str, inc: dict[str, Any], plans: list[tuple[str, dict[str, Any]]]) -> Text:
+        """A closed incident on one line: what it was, how it ended, its last plan."""
+        c = lambda n: color(self.app, n)  # noqa: E731
+        status = str(inc.get("status", "")).lower()
+        t = Text(no_wrap=True, overflow="ellipsis", style=c("foreground-muted"))
+        t.append(f"○ {iid} ")
+        outcome = inc.get("outcome") or {}
+        validated = outcome.get("validated") if isinstance(outcome, dict) else None
+        ended = status + ("" if validated is None else " (validated)" if validated else " (not validated)")
+        t.append(ended, style=c("success") if status == "resolved" and validated else c("foreground-muted"))
+        if plans:
+            pid, p = plans[-1]
+            steps = plan_steps(p)
+            done = sum(1 for x in steps if step_status(x) in DONE_STEP)
+            t.append(f" · {pid} {plan_status(p)} {done}/{len(steps)}")
+            if len(plans) > 1:
+                t.append(f" (+{len(plans) - 1} earlier)")
+        t.append(f" · {inc.get('type') or inc.get('kind') or ''} {inc.get('severity') or '?'}")
+        at = inc.get("resolved_at")
+        if isinstance(at, (int, float)):
+            t.append(f" · {fmt_clock(at)}")
+        return t
+
     def _plan_rows(self, pid: str, p: dict[str, Any], dim: bool) -> list[Row]:
         app = self.app
         c = lambda n: color(app, n)  # noqa: E731
         st = plan_status(p)
         steps = plan_steps(p)
-        done = sum(1 for x in steps if step_status(x) in ("done", "completed", "succeeded", "success", "skipped"))
+        done = sum(1 for x in steps if step_status(x) in DONE_STEP)
         t = Text(no_wrap=True, overflow="ellipsis")
         waiting = st in WAITING
         t.append("  ▸ plan ", style=c("foreground-muted"))

@@ -481,7 +481,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
         )
     gap = drill.gap_s if drill.gap_s is not None else eng.config.supervision.window_s / (len(victims) * 2)
     for i, a in enumerate(victims):
-        drill.later(i * gap, lambda a=a: rt.fail_agent(a, "process crashed (drill)"))
+        drill.later(i * gap, lambda a=a: drill.cancelled or rt.fail_agent(a, "process crashed (drill)"))
     return {"fail_agents": victims, "spacing_s": gap}
 
 

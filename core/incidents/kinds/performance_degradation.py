@@ -429,6 +429,8 @@ async def inject(drill: Drill) -> dict[str, Any]:
     step, every, top = 0.25, 300.0, 2.5
 
     def ramp(level: float = 1.0) -> None:
+        if drill.cancelled:  # a cancelled drill's next notches never come
+            return
         level = min(level + step, top)
         for a in slow:
             if a in rt.agents:

@@ -1,0 +1,113 @@
+"""New incidents come to the operator: a toast, the terminal bell, the incident brought
+into view in its pane, and an optional hook command (``[console] incident_hook``).
+
+The hook is an argv list run without a shell, the incident's one-line summary added
+as its last argument and the incident in its environment (``OPSDECK_INCIDENT_ID``,
+``_TYPE``, ``_SEVERITY``, ``_SCENARIO``, ``_SUMMARY``): a desktop notifier
+(``["notify-send", "opsdeck"]``), a pager, a chat webhook script. It
+runs in the background with a time limit; a hook that cannot start, fails or overruns
+is reported once in a toast, and the console goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING, Any
+
+from core.timefmt import clock
+
+if TYPE_CHECKING:
+    from .app import OpsdeckApp
+
+HOOK_TIMEOUT_S = 10.0
+
+
+def incident_summary(inc: dict[str, Any]) -> str:
+    """One line: what opened, how bad, what it touches, when."""
+    sev = str(inc.get("severity") or "?")
+    wfs = inc.get("affected_workflows") or []
+    at = inc.get("detected_at")
+    when = f" at {clock(at)}" if isinstance(at, (int, float)) else ""
+    touches = f", {len(wfs)} workflow(s) affected" if wfs else ""
+    return f"{inc.get('id')} {inc.get('type') or inc.get('scenario')} ({sev}){touches}, detected{when}"
+
+
+def hook_env(inc: dict[str, Any]) -> dict[str, str]:
+    return {
+        "OPSDECK_INCIDENT_ID": str(inc.get("id", "")),
+        "OPSDECK_INCIDENT_TYPE": str(inc.get("type", "")),
+        "OPSDECK_INCIDENT_SEVERITY": str(inc.get("severity", "")),
+        "OPSDECK_INCIDENT_SCENARIO": str(inc.get("scenario", "")),
+        "OPSDECK_INCIDENT_SUMMARY": incident_summary(inc),
+    }
+
+
+async def run_hook(argv: list[str], inc: dict[str, Any], timeout: float = HOOK_TIMEOUT_S) -> str | None:
+    """Run the hook for ``inc``; None when it exited 0, else what went wrong."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            incident_summary(inc),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **hook_env(inc)},
+        )
+    except OSError as exc:
+        return f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return f"{argv[0]!r} ran over {timeout:g}s and was stopped"
+    if proc.returncode != 0:
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
+        return f"{argv[0]!r} exited with status {proc.returncode}" + (f": {tail[0][:160]}" if tail else "")
+    return None
+
+
+class Announcer:
+    """Announces each incident once, when its INCIDENT_OPENED event arrives."""
+
+    def __init__(self, app: OpsdeckApp) -> None:
+        self.app = app
+        self.announced: set[str] = set()
+        self.hook_runs = 0
+        self.hook_failures: list[str] = []
+
+    def incident_opened(self, inc: dict[str, Any]) -> None:
+        app = self.app
+        iid = str(inc.get("id") or "")
+        if not iid or iid in self.announced:
+            return
+        self.announced.add(iid)
+        sev = str(inc.get("severity") or "")
+        app.bell()
+        app.notify(
+            incident_summary(inc) + "; i jumps to the plan awaiting a decision",
+            title="new incident",
+            severity="error" if sev in ("critical", "high") else "warning",
+            timeout=10,
+        )
+        app.call_after_refresh(self.bring_into_view, iid)
+        hook = app.config.console.incident_hook
+        if hook:
+            app.run_worker(self._hook(list(hook), inc), group="incident-hook", exit_on_error=False)
+
+    def bring_into_view(self, iid: str) -> None:
+        app = self.app
+        link = app.link
+        if link is None:
+            return
+        pane = app.incidents_pane
+        pane.refresh_from(link)
+        pane.show_row(f"incident:{iid}")
+
+    async def _hook(self, argv: list[str], inc: dict[str, Any]) -> None:
+        problem = await run_hook(argv, inc)
+        self.hook_runs += 1
+        if problem is not None:
+            self.hook_failures.append(problem)
+            self.app.notify(f"incident hook: {problem}", severity="warning", timeout=8)
