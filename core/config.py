@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 
 class _Section(BaseModel):
@@ -25,6 +25,30 @@ class Capacity(_Section):
     storage_gb: float = Field(500.0, gt=0)
     agents: int = Field(20, gt=0)
     concurrent_workflows: int = Field(5, gt=0)
+    _found: dict[str, str] = PrivateAttr(default_factory=dict)
+    """Figures a runtime filled in from the machine or the cluster, and which."""
+
+    def basis(self, key: str) -> str:
+        """Where a figure comes from: ``config``, ``machine``, ``cluster`` or ``default``."""
+        if key in self._found:
+            return self._found[key]
+        return "config" if key in self.model_fields_set else "default"
+
+    @property
+    def bases(self) -> dict[str, str]:
+        return {k: self.basis(k) for k in ("cpu_cores", "memory_gb")}
+
+    def filled(self, cpu_cores: float, memory_gb: float, source: str) -> Capacity:
+        """A copy whose CPU and memory are ``source``'s (the machine's, the cluster's)
+        where the config did not set them."""
+        upd = {
+            k: round(v, 2)
+            for k, v in (("cpu_cores", cpu_cores), ("memory_gb", memory_gb))
+            if k not in self.model_fields_set and v > 0
+        }
+        out = self.model_copy(update=upd)
+        out._found = {**self._found, **dict.fromkeys(upd, source)}
+        return out
 
 
 class WorkflowLimits(_Section):

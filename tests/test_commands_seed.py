@@ -18,7 +18,7 @@ import pytest
 
 from core.commands import REGISTRY, run_command
 from core.events import parse_line
-from core.models import AgentStatus, WorkflowStatus
+from core.models import AgentStatus, TaskStatus, WorkflowStatus
 from core.projection import State
 from core.session import open_sim
 
@@ -83,14 +83,22 @@ def _check_specific(op: str, resp: dict[str, Any], engine: Any) -> None:
     r = resp["result"]
     if op == "emergency-reallocation":
         assert s.status_of("workflow_003") is WorkflowStatus.PAUSED
-        assert not s.in_use("workflow_003").agents, "a paused workflow's agents are released"
+        pause = r["actions"][0]
+        paused = pause["workflows"]["workflow_003"]["paused_tasks"]
+        assert paused, "workflow_003 had running tasks"
+        for k in paused:  # paused, not stopped: each keeps its agent, and the agent its task
+            assert s.tasks[k].status is TaskStatus.PAUSED and s.tasks[k].agent
+            assert engine.runtime.has_task(s.tasks[k].agent)
         assert (
             s.workflows["workflow_001"].guarantee is not None and s.workflows["workflow_001"].guarantee.cpu_cores == 4
         )
         assert s.workflows["workflow_002"].allocation.agents < s.workflows["workflow_002"].base_allocation.agents
-        pause = r["actions"][0]
-        assert pause["resource_recovery"]["agents"] == pause["held_before"]["agents"] > 0
-        assert pause["expected_recovery"] == {"cpu": 25, "memory": 30, "agents": 5}
+        rec = pause["resource_recovery"]
+        assert rec["basis"] == "simulated" and rec["agents"] == 0
+        # a stopped process frees its CPU and keeps its memory
+        assert rec["cpu_cores"] == pytest.approx(sum(s.tasks[k].cpu for k in paused), abs=1e-3)
+        assert rec["memory_mb"] == 0
+        assert pause["expected_recovery"] == {"cpu": 25, "memory": 30, "agents": 5, "basis": "operator's expectation"}
     elif op == "emergency-cleanup":
         assert r["actions"]["retired_idle_agents"] or r["resource_recovery"]["memory_gb"] > 0
         for name, pool in s.pools.items():

@@ -65,7 +65,11 @@ def effects(s: State, command: str) -> list[str]:
         for act in p.actions:  # type: ignore[attr-defined]
             for wid in act.affected:
                 if act.action == "pause_low_priority_workflows":
-                    out.append(f"pause {_wf(s, wid)}; its running tasks are released and keep their context")
+                    out.append(f"pause {_wf(s, wid)}: its running tasks are stopped (SIGSTOP) and keep their agents")
+                elif act.action == "requeue_low_priority_workflows":
+                    out.append(
+                        f"pause {_wf(s, wid)} and requeue its tasks: their processes end, their agents are freed"
+                    )
                 elif act.action == "reduce_resource_allocation":
                     wf = s.workflows.get(wid)
                     r = act.reduction

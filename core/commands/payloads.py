@@ -130,10 +130,15 @@ class EmergencyAnalysis(Payload):
 
 
 class ReallocationAction(Payload):
-    action: Literal["pause_low_priority_workflows", "reduce_resource_allocation", "optimize_high_priority_workflow"]
+    action: Literal[
+        "pause_low_priority_workflows",
+        "requeue_low_priority_workflows",
+        "reduce_resource_allocation",
+        "optimize_high_priority_workflow",
+    ]
     affected: list[str] = Field(min_length=1)
     resource_recovery: dict[str, float] | None = Field(
-        None, description="what the operator expects; the result reports what was measured"
+        None, description="what the operator expects (echoed as theirs); the result reports what was measured"
     )
     reduction: ResourceAmount | None = None
     maintain_critical_path: bool = True

@@ -12,6 +12,7 @@ from ..event_types import POOL_RESIZED
 from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus, WorkflowStatus
 from ..scheduler import dispatch
 from ..store import file_bytes
+from . import measured
 from . import payloads as P
 from .analyses import _lsq_slope
 from .context import Context
@@ -37,7 +38,9 @@ def held(ctx: Context, wf_ids: list[str] | None = None) -> dict[str, float]:
     return {"cpu_cores": round(cpu, 3), "memory_gb": round(mem, 3), "agents": n}
 
 
-def recovery(ctx: Context, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+def recovery(ctx: Context, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What the scheduler's reservations dropped by (basis ``reserved``: not what the
+    processes used; see :mod:`.measured` for that)."""
     cap = ctx.engine.config.capacity
     cores = before["cpu_cores"] - after["cpu_cores"]
     gb = before["memory_gb"] - after["memory_gb"]
@@ -47,6 +50,7 @@ def recovery(ctx: Context, before: dict[str, float], after: dict[str, float]) ->
         "agents": int(before["agents"] - after["agents"]),
         "cpu_cores": round(cores, 3),
         "memory_gb": round(gb, 3),
+        "basis": "reserved",
     }
 
 
@@ -744,11 +748,15 @@ async def scale(ctx: Context, p: P.Scale) -> Outcome:
     summary="pause low-priority work, reduce allocations keeping the critical path, guarantee high-priority capacity",
 )
 async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Outcome:
-    """Actions run in order. ``pause_low_priority_workflows`` pauses each workflow and
-    releases its agents (tasks keep their context); ``reduce_resource_allocation``
-    lowers the allocation and releases running tasks beyond it, critical path last;
+    """Actions run in order. ``pause_low_priority_workflows`` pauses each workflow: its
+    tasks' processes are SIGSTOPped and stay (they keep their agents and memory, use no
+    CPU). ``requeue_low_priority_workflows`` pauses each workflow and stops its tasks,
+    putting them back in the queue (their processes end; a real process starts again
+    from the beginning when the workflow resumes). ``reduce_resource_allocation`` lowers
+    the allocation and stops running tasks beyond it, critical path last;
     ``optimize_high_priority_workflow`` reserves ``resource_guarantee``. The
-    ``resource_recovery`` reported is measured from the state before and after."""
+    ``resource_recovery`` reported is measured from the processes paused or stopped;
+    what the reservations released is reported apart, labelled ``reserved``."""
     s = ctx.state
     eng = ctx.engine
     cap = eng.config.capacity
@@ -761,7 +769,8 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
             if wf.frozen:
                 raise CommandError("WORKFLOW_FROZEN", f"{wid} is frozen for data protection", {"workflow_id": wid})
             if wf.status in TERMINAL_WORKFLOW or (
-                wf.status is WorkflowStatus.PENDING and act.action == "pause_low_priority_workflows"
+                wf.status is WorkflowStatus.PENDING
+                and act.action in ("pause_low_priority_workflows", "requeue_low_priority_workflows")
             ):
                 raise CommandError(
                     "INVALID_STATE",
@@ -791,19 +800,26 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
     total_before = held(ctx)
     util_before = eng.utilisation()
     results = []
+    all_probes: list[measured.Probe] = []
     for act in p.actions:
         before = held(ctx, act.affected)
+        probes = measured.probe(ctx, [k for w in act.affected for k in s.running_by_wf.get(w, ())])
         detail: dict[str, Any] = {"action": act.action, "affected": act.affected}
-        if act.action == "pause_low_priority_workflows":
+        if act.action in ("pause_low_priority_workflows", "requeue_low_priority_workflows"):
             per = {}
             for wid in act.affected:
                 wf = s.workflows[wid]
+                done: dict[str, Any] = {}
                 if wf.status is WorkflowStatus.PAUSED:
-                    per[wid] = {"already_paused": True}
-                    continue
-                paused = eng.pause_workflow(wid, actor=ctx.actor, reason="emergency_reallocation")
-                released = [k for k in paused if eng.release_task(k, reason="workflow_paused", actor=ctx.actor)]
-                per[wid] = {"paused_tasks": paused, "agents_released": len(released)}
+                    done["already_paused"] = True
+                else:
+                    done["paused_tasks"] = eng.pause_workflow(wid, actor=ctx.actor, reason="emergency_reallocation")
+                if act.action == "requeue_low_priority_workflows":
+                    held_now = sorted(s.running_by_wf.get(wid, ()))
+                    done["requeued_tasks"] = [
+                        k for k in held_now if eng.release_task(k, reason="requeued", actor=ctx.actor)
+                    ]
+                per[wid] = done
             detail["workflows"] = per
         elif act.action == "reduce_resource_allocation":
             r = act.reduction
@@ -850,17 +866,19 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
         after = held(ctx, act.affected)
         detail["held_before"] = before
         detail["held_after"] = after
-        detail["resource_recovery"] = recovery(ctx, before, after)
+        detail["resource_recovery"] = measured.recovered(ctx, probes, await measured.settle(ctx, probes))
+        detail["reservations_released"] = recovery(ctx, before, after)
         if act.resource_recovery is not None:
-            detail["expected_recovery"] = act.resource_recovery
+            detail["expected_recovery"] = {**act.resource_recovery, "basis": "operator's expectation"}
+        all_probes += probes
         results.append(detail)
     total_after = held(ctx)
-    rec = recovery(ctx, total_before, total_after)
+    rec = measured.recovered(ctx, all_probes, await measured.settle(ctx, all_probes))
     touched = sorted(
         {
             w
             for a in p.actions
-            if a.action != "pause_low_priority_workflows"
+            if a.action not in ("pause_low_priority_workflows", "requeue_low_priority_workflows")
             for w in a.affected
             if s.workflows[w].status is WorkflowStatus.RUNNING
         }
@@ -871,13 +889,15 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
             "strategy": p.strategy,
             "actions": results,
             "resource_recovery": rec,
+            "reservations_released": recovery(ctx, total_before, total_after),
             "held_before": total_before,
             "held_after": total_after,
             "utilisation_before": util_before,
             "live_limits": live,
         },
-        f"{len(results)} action(s); recovered {rec['cpu']:.1f}% cpu ({rec['cpu_cores']:g} cores), {rec['memory']:.1f}% memory "
-        f"({rec['memory_gb']:g} GB), {rec['agents']} agent(s); {live['summary']}",
+        f"{len(results)} action(s); recovered ({rec['basis']}, {len(rec['processes'])} task(s)) "
+        f"{rec['cpu_cores']:g} cores cpu ({rec['cpu']:.1f}%), {rec['memory_mb']:g} MB memory ({rec['memory']:.1f}%), "
+        f"{rec['agents']} agent(s) freed; {live['summary']}",
         [
             "/coordination-hub emergency-cleanup",
             "/performance-monitor post-emergency-monitoring",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # kept out of the import: the agent host process starts without pydantic
     from ..models import Agent, Task
+    from .sampler import TaskMeasure
 
 
 class RuntimeSink(Protocol):
@@ -65,3 +66,10 @@ class Runtime(Protocol):
         ...
 
     def now(self) -> float: ...
+
+    def measure_task(
+        self, agent_id: str, task_id: str, pid: int | None = None, create_time: float | None = None
+    ) -> TaskMeasure | None:
+        """The task's processes measured now (``pid``/``create_time``: the ones measured
+        before, to tell whether they are gone); None when none exist any more."""
+        ...

@@ -44,7 +44,7 @@ from ..projection import task_key
 from . import RuntimeSink
 from .handshake import SECRET_FILE, ChannelError, console_connect, load_or_create_secret
 from .limits import NICE_BY_BAND, Mechanisms, detect
-from .sampler import Sampler, same_process
+from .sampler import Sampler, TaskMeasure, same_process
 from .wire import encode, messages
 
 if TYPE_CHECKING:
@@ -478,6 +478,28 @@ class LocalRuntime:
     def stop_task(self, agent_id: str, task_id: str) -> None:
         self._command(agent_id, {"op": "stop", "task": task_id})
 
+    def measure_task(
+        self, agent_id: str, task_id: str, pid: int | None = None, create_time: float | None = None
+    ) -> TaskMeasure | None:
+        """psutil of the task's process tree (the one ``pid``/``create_time`` name, else
+        the agent's current one): None when it is gone or not on this machine."""
+        h = self.hosts.get(agent_id)
+        if pid is None:
+            if h is None or h.dead or not self._measurable(h):
+                return None
+            pid, create_time = h.task_pgid, h.task_create_time
+        if pid is None:
+            return None
+        return self.sampler.group(pid, create_time)
+
+    async def machine_capacity(self) -> tuple[float, float, str]:
+        """This machine's cores and memory: the capacity unless the config sets one."""
+        return float(os.cpu_count() or 1), psutil.virtual_memory().total / 2**30, "machine"
+
+    def _measurable(self, h: _Host) -> bool:
+        """Can psutil see this host's tasks? (every local host; Ray overrides)."""
+        return True
+
     def ping_agent(self, agent_id: str) -> None:
         """An active health check: the agent host answers with a heartbeat."""
         self._command(agent_id, {"op": "ping"})
@@ -892,6 +914,7 @@ async def open_with(
     if problems:
         raise WorkflowFileError("workflow file", problems)
     runtime = await make(config)  # first: a runtime that cannot start leaves no database behind
+    config = config.model_copy(update={"capacity": config.capacity.filled(*await runtime.machine_capacity())})
     try:
         engine = await Engine.open(db, config=config, clock=WallClock())
     except BaseException:

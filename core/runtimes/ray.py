@@ -249,6 +249,11 @@ class RayRuntime(LocalRuntime):
         self.resources: dict[str, dict[str, float]] = {}  # Ray's own view: total and available
         self.actor_started_s: list[float] = []
 
+    async def machine_capacity(self) -> tuple[float, float, str]:
+        """The cluster's CPUs and memory as Ray counts them."""
+        total = await asyncio.get_running_loop().run_in_executor(None, ray.cluster_resources)
+        return float(total.get("CPU", 0.0)), float(total.get("memory", 0.0)) / 2**30, "cluster"
+
     # -- reconciling after a restart ---------------------------------------------------
     async def _reconcile(self, engine: Engine) -> None:
         loop = asyncio.get_running_loop()
@@ -334,6 +339,10 @@ class RayRuntime(LocalRuntime):
 
     def _alive(self, h: _Host) -> bool:
         return isinstance(h, _Actor) and not h.gone
+
+    def _measurable(self, h: _Host) -> bool:
+        """psutil sees an actor's task only on this machine's node."""
+        return isinstance(h, _Actor) and h.local_node
 
     def _kill_host(self, h: _Host) -> None:
         """ray.kill the actor; its task's group too where this console can see it (same node)."""

@@ -22,6 +22,23 @@ class TreeUsage:
     processes: int
 
 
+@dataclass(frozen=True)
+class TaskMeasure:
+    """One task's processes measured now: what an action that pauses or stops them
+    recovers is computed from these, never from the task's reservation."""
+
+    cpu_pct: float
+    """Percent of one core since the previous sample of the same processes."""
+    rss_mb: float
+    processes: int
+    stopped: bool
+    """Every process is in state T (SIGSTOPped): it cannot use CPU until SIGCONT."""
+    pid: int | None
+    create_time: float | None
+    basis: str
+    """``measured`` (psutil) or ``simulated`` (the simulated runtime's model)."""
+
+
 class Sampler:
     """Keeps psutil handles between samples so CPU percentages are real deltas."""
 
@@ -100,6 +117,36 @@ class Sampler:
                     continue
             out[name] = TreeUsage(round(cpu, 2), round(rss / (1024 * 1024), 1), n)
         return out
+
+    def group(self, pid: int, create_time: float | None) -> TaskMeasure | None:
+        """A task's tree measured now (CPU as the delta since this sampler last read the
+        same processes), with whether every member is stopped; None once it is gone."""
+        try:
+            root = psutil.Process(pid)
+            if create_time is not None and abs(root.create_time() - create_time) > 0.05:
+                return None
+            if root.status() == psutil.STATUS_ZOMBIE:
+                return None
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        cpu = 0.0
+        rss = 0
+        n = 0
+        stopped = True
+        for p in members:
+            h = self._handle(p)
+            with contextlib.suppress(psutil.Error):
+                st = h.status()
+                if st == psutil.STATUS_ZOMBIE:
+                    continue
+                cpu += h.cpu_percent(None)
+                rss += h.memory_info().rss
+                n += 1
+                stopped = stopped and st in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+        if n == 0:
+            return None
+        return TaskMeasure(round(cpu, 2), round(rss / (1024 * 1024), 2), n, stopped, pid, create_time, "measured")
 
     def system(self) -> tuple[float, float]:
         """(CPU percent of all cores, memory percent used) of the machine."""

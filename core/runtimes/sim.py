@@ -1,7 +1,8 @@
 """The simulated runtime: a virtual clock, a seeded RNG, modelled tasks, and faults.
 
 Tasks take their modelled duration (stretched by an agent's slowdown), hold their
-modelled CPU and memory while running, and report progress at each heartbeat.
+modelled CPU and memory while running, and report progress at each heartbeat. A
+paused task is a SIGSTOPped process: it uses no CPU and keeps its memory.
 Faults for the drills: an agent fails, slows down, becomes unreachable (it keeps
 working and buffers its reports), a load spike, a memory leak. Same seed and inputs
 give the same sequence of facts.
@@ -16,6 +17,7 @@ from typing import Any
 from ..clock import Timer, VirtualClock
 from ..models import Agent, Task
 from . import RuntimeSink
+from .sampler import TaskMeasure
 
 
 @dataclass
@@ -161,6 +163,18 @@ class SimRuntime:
                 sa.task.finish_timer.cancel()
             sa.task = None
 
+    def measure_task(
+        self, agent_id: str, task_id: str, pid: int | None = None, create_time: float | None = None
+    ) -> TaskMeasure | None:
+        """The modelled usage of the task on ``agent_id`` (basis ``simulated``); None if
+        that agent does not run it any more."""
+        sa = self.agents.get(agent_id)
+        st = sa.task if sa is not None and sa.alive else None
+        if st is None or st.task_id != task_id:
+            return None
+        cpu = st.cpu * 100.0 if st.running else 0.0
+        return TaskMeasure(round(cpu, 2), round(st.memory_gb * 1024.0, 2), 1, not st.running, None, None, "simulated")
+
     def cleanup_temp(self) -> None:
         """Simulated tasks write no files: there is nothing to clean up."""
         return
@@ -224,10 +238,10 @@ class SimRuntime:
             if sa.leak_rate_mb_s:
                 sa.leak_mb += sa.leak_rate_mb_s * self.sample_s
             agent_cpu = agent_mem = 0.0
-            if sa.alive and sa.task and sa.task.running:
-                noise = 1.0 + self.rng.uniform(-0.05, 0.05)
-                agent_cpu = sa.task.cpu * noise
-                agent_mem = sa.task.memory_gb
+            if sa.alive and sa.task:
+                agent_mem = sa.task.memory_gb  # a paused (stopped) task keeps its memory
+                if sa.task.running:
+                    agent_cpu = sa.task.cpu * (1.0 + self.rng.uniform(-0.05, 0.05))
             agent_mem += sa.leak_mb / 1024.0
             cpu += agent_cpu
             mem += agent_mem

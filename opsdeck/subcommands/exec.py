@@ -3,8 +3,10 @@
 When a host runs the database (``opsdeck serve``, ``run``, ``demo``, a console), the
 command is sent to it and runs on its live fleet: on real agents ``pause`` stops
 the processes. Otherwise the database is opened in-process on the simulated
-runtime, under its lease; an empty database gets the demo fleet first. A database
-that does not exist is refused unless ``--create``. The command is recorded in
+runtime, under its lease; an empty database gets the demo fleet first. On a database
+of real processes (local, Ray) with no host, only read-only commands are answered: a
+command that would change the fleet is refused (exit 2) naming the host to start.
+A database that does not exist is refused unless ``--create``. The command is recorded in
 the log; exit 0 on success, 1 when the command fails, 2 when it cannot be run.
 """
 
@@ -23,6 +25,7 @@ from core.host import commands as _host_commands  # noqa: F401  (/host ... answe
 from core.host.attach import connect
 from core.host.client import UNRESPONSIVE_S, HostClient
 from core.host.errors import HostGone, HostUnresponsive
+from core.host.offline import command_refusal, real_runtime, refusal
 from core.host.paths import check_database
 from core.session import open_sim
 
@@ -115,6 +118,15 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
     try:
         engine = await open_sim(db, config, seed=args.seed, demo=True)
         try:
+            runtime = real_runtime(engine.state)
+            refused = (
+                refusal(db, runtime, "--advance (the simulated clock)")
+                if advance and runtime
+                else command_refusal(engine.state, db, args.command_text)
+            )
+            if refused:
+                print(f"opsdeck: {refused}", file=sys.stderr)
+                return 2
             if advance:
                 attach(engine)  # stored staged resumptions advance with the clock
                 await engine.advance(advance)

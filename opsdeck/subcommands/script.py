@@ -20,11 +20,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.commands.script import FORMAT, ScriptError, ScriptRunner, parse_script
+from core.commands.script import FORMAT, ScriptError, ScriptRunner, Step, parse_script
 from core.config import load_config
 from core.events import EventLineError, parse_line
 from core.host.attach import connect
 from core.host.client import HostClient
+from core.host.offline import command_refusal, real_runtime, refusal
 from core.host.paths import check_database
 from core.session import open_sim
 
@@ -88,7 +89,22 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_run(Path(tmp) / "script.db", config, args, steps, path))
 
 
-async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list, path: Path) -> int:  # type: ignore[type-arg]
+def _offline_refusal(engine: Any, db: Path, steps: list[Step]) -> tuple[int, str] | None:
+    """The first step that would change a real fleet whose host is down (line, why)."""
+    runtime = real_runtime(engine.state)
+    if runtime is None:
+        return None
+    for st in steps:
+        if st.kind == "command":
+            why = command_refusal(engine.state, db, st.text)
+            if why:
+                return st.line, why
+        elif st.kind in ("event", "advance", "fault"):
+            return st.line, refusal(db, runtime, f"a {st.kind} step")
+    return None
+
+
+async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list[Step], path: Path) -> int:
     closed = False
 
     def out(line: str) -> None:
@@ -116,6 +132,10 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list, pat
         else:
             engine = await open_sim(db, config, seed=args.seed, demo=True)
             try:
+                refused = _offline_refusal(engine, db, steps)
+                if refused:
+                    print(f"{path}:{refused[0]}: {refused[1]}; no step was run", file=sys.stderr)
+                    return 2
                 try:
                     result = await ScriptRunner(engine, out, quiet=args.quiet).run(steps)
                 except ScriptError as exc:
