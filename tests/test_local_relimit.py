@@ -162,3 +162,41 @@ async def test_temp_file_cleanup_does_not_apply_on_the_simulated_runtime() -> No
     assert res["status"] == "success"
     assert "temp_file_cleanup" in res["result"]["actions"]["not_applied"]
     assert res["result"]["resource_recovery"]["storage_bytes"] == 0
+
+
+async def test_reserve_renices_like_a_guarantee_and_allocate_reports_only_read_back_changes(tmp_path: Path) -> None:
+    wf = parse_workflow_text(TEXT, "relimit.toml")
+    rec = Recorder()
+    engine, runtime = await open_local(
+        tmp_path / "r.db", wf, wf.specs(tmp_path), subscriber=rec, mechanisms=Mechanisms("rlimit_as", "nice", None)
+    )
+    try:
+        await drive(engine, lambda: len(rec.of("TASK_STARTED")) == 2, timeout=20, what="both sleepers started")
+        donor = engine.state.tasks["donor/sleep"]
+        pgid = runtime.task_pgid(donor.agent)  # type: ignore[arg-type]
+        assert pgid is not None
+        base = psutil.Process().nice()
+        start = base + NICE_BY_BAND["MEDIUM"]
+        await drive(engine, lambda: niceness(pgid) == {start}, timeout=5, what=lambda: f"nice {niceness(pgid)}")
+        # allocate to a figure whose limits are those already in force: nothing changes, nothing is claimed
+        n_limited = len(rec.of("TASK_LIMITED"))
+        res = await run_command(engine, "/resource-manager allocate donor '{\"cpu_cores\": 2}'")
+        assert res["status"] == "success", res
+        live = res["result"]["live_limits"]
+        assert live["relimited"] == 0 and live["unchanged"] == ["donor/sleep"], live
+        assert niceness(pgid) == {start}
+        await engine.flush()
+        assert len(rec.of("TASK_LIMITED")) == n_limited, "no TASK_LIMITED for a limit that already held"
+        # reserve applies the guarantee's mechanism: the group runs at the host's niceness, read back
+        res = await run_command(engine, '/resource-manager reserve donor \'{"cpu": 1, "memory_gb": 0.5}\'')
+        assert res["status"] == "success", res
+        live = res["result"]["live_limits"]
+        task = live["workflows"]["donor"]["tasks"][0]
+        if os.geteuid() == 0 or base > 0:
+            assert niceness(pgid) == {base}
+            assert task["applied"]["nice"] == base and task["before"]["nice"] == start and live["relimited"] == 1
+        else:  # lowering niceness needs CAP_SYS_NICE: the response says so, nothing is claimed
+            assert "CAP_SYS_NICE" in task["errors"]["nice"] and live["relimited"] == 0
+    finally:
+        await runtime.shutdown()
+        await engine.close()

@@ -741,10 +741,14 @@ async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecove
             )
             results.append({"action": act.action, **out.result})
     n_rep = sum(len(r.get("replacements", {})) for r in results)
-    n_ctx = sum(len(r.get("context_transfers", [])) for r in results)
+    transfers = [t for r in results for t in r.get("context_transfers", [])]
+    n_ctx = sum(1 for t in transfers if t["moved"])
+    not_moved = [f"{t['task']} ({t['state']})" for t in transfers if not t["moved"]]
     return Outcome(
-        {"strategy": p.recovery_strategy, "actions": results},
-        f"{n_rep} agent(s) replaced, {n_ctx} task context(s) moved, {len(results)} action(s)",
+        {"strategy": p.recovery_strategy, "actions": results, "contexts_moved": n_ctx, "contexts_not_moved": not_moved},
+        f"{n_rep} agent(s) replaced, {n_ctx} task context(s) moved"
+        + (f", {len(not_moved)} not moved: {', '.join(not_moved)}" if not_moved else "")
+        + f", {len(results)} action(s)",
         ["/workflow-recovery transfer-context", "/workflow-status"],
     )
 
@@ -786,7 +790,10 @@ async def workflow_efficiency_analysis(ctx: Context, p: P.AnalysisRequest) -> Ou
 )
 async def emergency_data_protection(ctx: Context, p: P.EmergencyDataProtection) -> Outcome:
     """The checkpoint is taken before the freeze, so it is the last state before
-    protection; while frozen, every change to the workflow is refused."""
+    protection. While frozen, operator and plan commands that would change the
+    workflow are refused and no new task of it is dispatched; its tasks already
+    running are not stopped, and what they report (progress, completion, failure) is
+    recorded as a runtime fact, marked ``during_freeze``."""
     from ..engine import EngineError
 
     eng = ctx.engine
@@ -806,6 +813,14 @@ async def emergency_data_protection(ctx: Context, p: P.EmergencyDataProtection) 
             if not ctx.state.workflows[w].frozen:
                 eng.freeze(w, True, actor=ctx.actor)
         res["frozen"] = targets
+        res["freeze_scope"] = {
+            "refused": "operator and plan commands that change these workflows: start, pause, resume, cancel, "
+            "emergency-stop, allocation, reallocation, guarantees, stage limits",
+            "not_dispatched": "no new task of these workflows starts",
+            "not_refused": "tasks already running keep running: their progress, completion or failure is a "
+            "runtime fact, recorded with during_freeze",
+            "running_tasks": sorted(k for w in targets for k in ctx.state.running_by_wf.get(w, ())),
+        }
     if "activate_backup_validation" in p.immediate_actions:
         ok, bad = [], {}
         for cp_id in sorted(ctx.state.checkpoints):
@@ -831,7 +846,10 @@ async def emergency_data_protection(ctx: Context, p: P.EmergencyDataProtection) 
             x
             for x in (
                 f"checkpoint #{res['checkpoint']}" if "checkpoint" in res else "",
-                f"{len(res.get('frozen', []))} frozen" if "frozen" in res else "",
+                f"{len(res.get('frozen', []))} frozen (commands refused, "
+                f"{len(res['freeze_scope']['running_tasks'])} running task(s) not stopped)"
+                if "frozen" in res
+                else "",
                 f"{len(res['backups']['verified'])} backup(s) verify" if "backups" in res else "",
             )
             if x

@@ -316,15 +316,22 @@ async def execute_optimization(ctx: Context, p: P.ExecuteOptimization) -> Outcom
         done: dict[str, Any] = {}
         for action in layer.actions:
             if action in ("intelligent_resource_rebalancing", "parallel_execution_optimization"):
-                done[action] = (await optimize(ctx, P.Empty())).result["changes"]
+                ch = (await optimize(ctx, P.Empty())).result["changes"]
+                done[action] = {"effect": "acted" if ch else "no change", "changes": ch}
             elif action == "predictive_resource_allocation":
-                done[action] = (await balance(ctx, P.Empty())).result["changes"]
+                ch = (await balance(ctx, P.Empty())).result["changes"]
+                done[action] = {"effect": "acted" if ch else "no change", "changes": ch}
             elif action == "conflict_reduction_optimization":
-                done[action] = (await resolve_conflicts(ctx, P.Empty())).result["changes"]
+                ch = (await resolve_conflicts(ctx, P.Empty())).result["changes"]
+                done[action] = {"effect": "acted" if ch else "no change", "changes": ch}
             elif action in ("event_batching_optimization", "state_sync_optimization"):
                 pending = eng.unflushed
                 await eng.flush()
-                done[action] = {"events_committed": pending}
+                done[action] = {
+                    "effect": "recorded_only",
+                    "why": "the log already commits in groups: pending events were committed, the fleet is unchanged",
+                    "events_committed": pending,
+                }
             elif action == "agent_communication_optimization":
                 moved = []
                 for a in sorted(s.agents.values(), key=lambda a: a.id):
@@ -332,20 +339,24 @@ async def execute_optimization(ctx: Context, p: P.ExecuteOptimization) -> Outcom
                         key = a.current_task
                         eng.release_task(key, reason="agent_unreachable", actor=ctx.actor)
                         moved.append(key)
-                done[action] = {"moved": moved}
+                done[action] = {"effect": "acted" if moved else "no change", "moved": moved}
             elif action == "dependency_optimization":
                 queued = []
                 for w in sorted(s.workflows.values(), key=lambda w: -w.priority):
                     if w.status is WorkflowStatus.PENDING and not w.queued and s.dependency_met(w) and not w.frozen:
                         eng.start_workflow(w.id, actor=ctx.actor)
                         queued.append(w.id)
-                done[action] = {"queued": queued}
+                done[action] = {"effect": "acted" if queued else "no change", "queued": queued}
             elif action == "checkpoint_optimization":
-                done[action] = {"checkpoint": await eng.checkpoint("incremental", "optimization", actor=ctx.actor)}
+                cp = await eng.checkpoint("incremental", "optimization", actor=ctx.actor)
+                done[action] = {"effect": "recorded_only", "why": "a checkpoint records the state", "checkpoint": cp}
+        acted = [a for a, d in done.items() if d["effect"] == "acted"]
         entry: dict[str, Any] = {
             "layer": layer.layer,
+            "effect": "acted" if acted else "recorded_only",
+            "acted": acted,
             "actions": done,
-            "expected_improvement_pct": layer.expected_improvement,
+            "expected_improvement": {"pct": layer.expected_improvement, "basis": "operator's expectation"},
             "runnable_now_after": runnable_now(ctx),
         }
         if p.implementation == "gradual_with_validation":
@@ -370,7 +381,8 @@ async def execute_optimization(ctx: Context, p: P.ExecuteOptimization) -> Outcom
     )
     return Outcome(
         {"layers": layers, "runnable_now_before": before, "runnable_now_after": after, "baseline": b0},
-        f"{len(layers)} layer(s) applied; tasks startable now {before} -> {after}",
+        f"{len(layers)} layer(s): {sum(1 for x in layers if x['effect'] == 'acted')} acted, "
+        f"{sum(1 for x in layers if x['effect'] != 'acted')} recorded only; tasks startable now {before} -> {after}",
         ["/performance-monitor real-time-optimization-monitoring", "/performance-monitor regression"],
     )
 

@@ -159,7 +159,7 @@ COMPONENT_HELP: dict[str, str] = {
     "coordination-hub": "workflow lifecycle, agent assignment, events, checkpoints and protection",
     "workflow-recovery": "restores, rollbacks, failure analysis, staged resumption and context transfer",
     "performance-monitor": "live metrics, trends, bottlenecks, optimisation and monitoring settings",
-    "subagents": "a parallel fan-out of analyses gathered into one report",
+    "subagents": "several investigations (analyses) run in turn, timed, gathered into one report",
     "debug": "a read-only investigation producing findings with a severity",
     "workflow-status": "status of one or all workflows, with pause/resume/checkpoint/reassign/emergency-stop",
 }

@@ -417,18 +417,21 @@ async def live_limits(ctx: Context, workflows: list[str]) -> dict[str, Any]:
     per = {w: await ctx.engine.relimit_workflow(w) for w in workflows}
     applies = any(r["applies"] for r in per.values())
     if not applies:
-        reason = next(iter(per.values()))["reason"] if per else "no workflow"
+        reason = next(iter(per.values()))["reason"] if per else "no running task to re-limit"
         return {"applies": False, "reason": reason, "summary": f"running tasks not re-limited ({reason})"}
     done = sum(r["relimited"] for r in per.values())
     failed = sum(r["failed"] for r in per.values())
-    mechs = sorted({k for r in per.values() for t in r["tasks"] for k in t.get("applied", {})})
+    unchanged = sorted(k for r in per.values() for k in r.get("unchanged", ()))
+    mechs = sorted({k for r in per.values() for t in r["tasks"] if t.get("changed") for k in t.get("applied", {})})
     return {
         "applies": True,
         "workflows": per,
         "relimited": done,
+        "unchanged": unchanged,
         "failed": failed,
         "mechanisms": mechs,
-        "summary": f"{done} running task(s) re-limited ({', '.join(mechs) or 'none'})"
+        "summary": f"{done} running task(s) re-limited, read back ({', '.join(mechs) or 'none'})"
+        + (f", {len(unchanged)} already at that limit" if unchanged else "")
         + (f", {failed} failed" if failed else ""),
     }
 
@@ -470,15 +473,26 @@ async def allocate(ctx: Context, p: P.Allocate) -> Outcome:
     workflow_arg="required",
 )
 async def reserve(ctx: Context, p: P.ResourceAmount) -> Outcome:
+    """Record the guarantee (the scheduler keeps that capacity for the workflow) and
+    apply it to its running processes as ``emergency-reallocation``'s guarantee does:
+    a guaranteed task runs at the host's own niceness, read back from the OS."""
     wf = ctx.workflow()
     g = Resources(cpu_cores=p.cores or 0.0, memory_gb=p.memory_gb or 0.0, agents=p.agents or 0)
     if g == Resources():
         raise CommandError("INVALID_PAYLOAD", 'reserve needs an amount, e.g. {"cpu": 2, "memory_gb": 4}')
     before = wf.guarantee
     ctx.engine.reserve(wf.id, g, actor=ctx.actor)
+    live = await live_limits(ctx, [wf.id] if wf.status is WorkflowStatus.RUNNING else [])
     return Outcome(
-        {"workflow_id": wf.id, "guarantee": g.model_dump(), "previous": before.model_dump() if before else None},
-        f"{wf.id} guaranteed {g.cpu_cores:g} cores / {g.memory_gb:g} GB / {g.agents} agents",
+        {
+            "workflow_id": wf.id,
+            "guarantee": g.model_dump(),
+            "previous": before.model_dump() if before else None,
+            "scheduler": "the guaranteed capacity is kept for this workflow when dispatching",
+            "live_limits": live,
+        },
+        f"{wf.id} guaranteed {g.cpu_cores:g} cores / {g.memory_gb:g} GB / {g.agents} agents in the scheduler; "
+        f"{live['summary']}",
         workflow_id=wf.id,
     )
 

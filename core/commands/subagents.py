@@ -1,5 +1,8 @@
-"""``/subagents '<phase context>' '<task list>' [--flags]``: analyses fanned out in
-parallel (``asyncio.gather``) and gathered into one report.
+"""``/subagents '<phase context>' '<task list>' [--flags]``: analyses gathered into one report.
+
+The tasks run in turn on the host's event loop (the analyses read the live state,
+which only that loop may touch), each timed; the response says so rather than
+claiming a parallelism that does not happen.
 
 Each task names a component (and optionally an operation) and focus words; it runs
 the analyses those choose. A task naming a state-changing operation runs the
@@ -9,7 +12,7 @@ investigates.
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Any
 
 from . import payloads as P
@@ -105,7 +108,7 @@ def analyses_for(task: P.SubagentTask) -> tuple[list[str], str | None]:
         "network-resilient": "priority high, network analyses first",
         "performance-focus": "priority high, performance analyses first",
     },
-    summary="run the listed analyses concurrently and gather one report",
+    summary="run the listed analyses (in turn, each timed) and gather one report",
 )
 async def run(ctx: Context, p: P.Subagents) -> Outcome:
     """The first JSON argument is the phase context (phase, priority, coordination);
@@ -118,9 +121,12 @@ async def run(ctx: Context, p: P.Subagents) -> Outcome:
             priority = fp
 
     async def one(i: int, task: P.SubagentTask, names: list[str], op: str | None) -> dict[str, Any]:
+        t0 = time.perf_counter()
         findings = await run_analyses(ctx.engine, names)
+        took = time.perf_counter() - t0
         rep = report(findings, names)
         return {
+            "wall_s": round(took, 4),
             "task": i + 1,
             "command": task.command,
             "operation": op,
@@ -130,9 +136,9 @@ async def run(ctx: Context, p: P.Subagents) -> Outcome:
             **rep,
         }
 
-    sections = await asyncio.gather(
-        *(one(i, t, names, op) for i, (t, (names, op)) in enumerate(zip(p.tasks, plans, strict=True)))
-    )
+    t_all = time.perf_counter()
+    sections = [await one(i, t, names, op) for i, (t, (names, op)) in enumerate(zip(p.tasks, plans, strict=True))]
+    total = time.perf_counter() - t_all
     merged: dict[tuple[str, str, str], dict[str, Any]] = {}
     for sec in sections:
         for f in sec["findings"]:
@@ -152,14 +158,18 @@ async def run(ctx: Context, p: P.Subagents) -> Outcome:
         "phase": p.context.phase,
         "priority": priority,
         "coordination": p.context.coordination,
-        "tasks": list(sections),
+        "execution": "in turn, on the host's event loop (the analyses read the live state)",
+        "wall_s": round(total, 4),
+        "tasks": sections,
         "findings": findings,
         "counts": counts,
         "worst": findings[0]["severity"] if findings else "info",
         "escalate": [f"{f['severity']}: {f['summary']}" for f in escalate[:10]],
     }
+    times = ", ".join(f"#{x['task']} {x['wall_s'] * 1000:.0f} ms" for x in sections)
     summary = (
-        f"{p.context.phase}: {len(sections)} task(s) in parallel, {len(findings)} finding(s) "
+        f"{p.context.phase}: {len(sections)} task(s) run in turn in {total * 1000:.0f} ms "
+        f"({times}), {len(findings)} finding(s) "
         f"({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}); priority {priority}"
     )
     return Outcome(result, summary, [f"{f['severity']}: {f['subject']}" for f in escalate[:3]])

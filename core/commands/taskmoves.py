@@ -92,6 +92,7 @@ async def transfer_contexts(engine: Engine, pairs: list[tuple[str, str | None]],
                 "context_preserved": at_loss is None or t.context.progress + 1e-9 >= at_loss,
                 "partial_results": sorted(t.context.partial_results),
                 "output_lines": len(t.context.last_output),
+                "moved": False,
             }
             if t.status is TaskStatus.COMPLETED:
                 entry["state"] = "already completed"
@@ -108,6 +109,7 @@ async def transfer_contexts(engine: Engine, pairs: list[tuple[str, str | None]],
                     {"task": key, "from": failed, "to": repl, "context": t.context.model_dump(mode="json")},
                     actor=actor,
                 )
+                entry["moved"] = True
                 why = can_assign(engine, key, repl) if repl else "no replacement named"
                 if why is None and repl is not None:
                     assign_task(engine, key, repl, actor)

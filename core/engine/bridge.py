@@ -158,6 +158,13 @@ class RuntimeBridge:
             data["partial"] = partial
         e.emit(TASK_PROGRESS, "agent", "execution", data)
 
+    def mark_frozen(self, wf_id: str, data: dict[str, Any]) -> None:
+        """A task of a frozen workflow that ends is a runtime fact the freeze cannot refuse
+        (it was running before): its event says so."""
+        wf = self.engine.state.workflows.get(wf_id)
+        if wf is not None and wf.frozen:
+            data["during_freeze"] = "runtime fact: the task was running when the workflow was frozen"
+
     def task_finished(self, agent_id: str, task_id: str, output: list[str] | None = None, result: Any = None) -> None:
         e = self.engine
         now = e.clock.now()
@@ -173,6 +180,7 @@ class RuntimeBridge:
             data["output"] = list(output)[-5:]
         if result is not None:
             data["result"] = result
+        self.mark_frozen(t.workflow, data)
         e.emit(TASK_COMPLETED, "agent", "execution", data)
         if started is not None:
             took = now - started
@@ -219,6 +227,7 @@ class RuntimeBridge:
         }
         if output:
             data["output"] = list(output)[-5:]
+        self.mark_frozen(t.workflow, data)
         e.emit(TASK_FAILED, "agent", "execution", data)
         if not retry:
             e.emit(

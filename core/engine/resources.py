@@ -107,7 +107,7 @@ class ResourceOps:
 
     def reserve(self, wf_id: str, guarantee: Resources | None, actor: str | None = None) -> None:
         e = self.engine
-        e.workflows.live(wf_id)
+        e.workflows.changeable(wf_id)
         cap = e.config.capacity
         if guarantee is not None:
             others = [
@@ -133,7 +133,7 @@ class ResourceOps:
 
     def set_stage_limit(self, wf_id: str, limit: Resources | None, actor: str | None = None) -> None:
         e = self.engine
-        e.workflows.live(wf_id)
+        e.workflows.changeable(wf_id)
         e.emit(
             RESOURCE_LIMITED,
             "resource",
@@ -179,7 +179,7 @@ class ResourceOps:
         ]
         results = await relimit(targets)
         for r in results:
-            if r.get("applied"):
+            if r.get("applied") and r.get("changed"):  # read back: a limit that already held is no change
                 e.emit(
                     TASK_LIMITED,
                     "resource",
@@ -196,7 +196,8 @@ class ResourceOps:
             "applies": True,
             "runtime": rt.name,
             "tasks": results,
-            "relimited": sum(1 for r in results if r.get("applied")),
+            "relimited": sum(1 for r in results if r.get("applied") and r.get("changed")),
+            "unchanged": sorted(r["task"] for r in results if r.get("applied") and not r.get("changed")),
             "failed": sum(1 for r in results if r.get("errors")),
         }
 

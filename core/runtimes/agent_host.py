@@ -238,7 +238,7 @@ class Host:
                     }
                 )
                 return
-            applied, errors = relimit(
+            applied, errors, before = relimit(
                 r.pgid, msg.get("nice"), msg.get("cpu_cores"), self.mech_cpu, str(r.cgroup.path) if r.cgroup else None
             )
             if "nice" in applied:
@@ -253,6 +253,7 @@ class Host:
                     "pgid": r.pgid,
                     "applied": applied,
                     "errors": errors,
+                    "before": before,
                 }
             )
         elif op == "stop" and r is not None and r.task == task:

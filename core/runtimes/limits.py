@@ -120,30 +120,36 @@ def cpu_limits(
 
 def relimit(
     pgid: int, nice: int | None, cpu_cores: float | None, mech_cpu: str, cgroup_path: str | None
-) -> tuple[dict[str, object], dict[str, str]]:
+) -> tuple[dict[str, object], dict[str, str], dict[str, object]]:
     """Change the CPU limits of a running task's process group in place: its
     cgroup's ``cpu.max`` where that is the mechanism, else the group's niceness
-    (relative to the host's own). Returns (applied, errors) by mechanism."""
+    (relative to the host's own). Returns (applied, errors, before) by mechanism,
+    ``applied`` and ``before`` read back from the OS, so a caller can tell a change
+    from a limit that already held."""
     applied: dict[str, object] = {}
     errors: dict[str, str] = {}
+    before: dict[str, object] = {}
     if mech_cpu == "cgroup" and cgroup_path and cpu_cores:
         period = 100_000
         value = f"{max(int(cpu_cores * period), 1000)} {period}"
+        f = Path(cgroup_path, "cpu.max")
         try:
-            Path(cgroup_path, "cpu.max").write_text(value)
-            applied["cpu.max"] = value
+            before["cpu.max"] = f.read_text().strip()
+            f.write_text(value)
+            applied["cpu.max"] = f.read_text().strip()
         except OSError as exc:
             errors["cpu.max"] = str(exc)
     elif nice is not None:
         target = min(os.getpriority(os.PRIO_PROCESS, 0) + nice, 19)
         try:
+            before["nice"] = os.getpriority(os.PRIO_PGRP, pgid)
             os.setpriority(os.PRIO_PGRP, pgid, target)
-            applied["nice"] = target
+            applied["nice"] = os.getpriority(os.PRIO_PGRP, pgid)
         except PermissionError:
             errors["nice"] = f"raising the priority (niceness {target}) needs CAP_SYS_NICE"
         except OSError as exc:
             errors["nice"] = str(exc)
-    return applied, errors
+    return applied, errors, before
 
 
 def apply_from_parent(

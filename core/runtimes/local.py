@@ -449,6 +449,10 @@ class LocalRuntime:
                         "mechanism": self.mechanisms.cpu,
                         "applied": ans.get("applied", {}),
                         "errors": ans.get("errors", {}),
+                        "before": ans.get("before", {}),
+                        "changed": any(
+                            ans.get("before", {}).get(k) != v for k, v in (ans.get("applied") or {}).items()
+                        ),
                         "pgid": ans.get("pgid"),
                     }
                 )

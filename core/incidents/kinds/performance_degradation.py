@@ -377,7 +377,14 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
         return "wait", {"efficiency": a, "baseline": b, "degraded": d}
 
     r = mann_kendall(after) if len(after) >= 4 else None
-    stable = r is None or not (r.significant() and r.direction == "decreasing")
+    # Confirmed only by a trend test that ran and found no significant decline.
+    if r is None:
+        stability = f"not tested: {len(after)} tasks finished, 4 needed"
+        risk = "not assessed"
+    elif r.significant() and r.direction == "decreasing":
+        stability, risk = "unconfirmed: efficiency still declining", "elevated"
+    else:
+        stability, risk = "confirmed", "minimal"
     took = ctx.now - ctx.started_at
     rec = round(ctx.now - det, 1)
     eng.emit(
@@ -387,8 +394,8 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
         {
             "improvement_achieved": percent_text(improvement),
             "optimization_time": duration_text(ctx.now - float(ctx.plan.get("created_at", det))),
-            "stability": "confirmed" if stable else "unconfirmed",
-            "regression_risk": "minimal" if stable else "elevated",
+            "stability": stability,
+            "regression_risk": risk,
             "incident_id": inc["id"],
             "efficiency_baseline": round(b, 4),
             "efficiency_degraded": round(d, 4),
