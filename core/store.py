@@ -95,6 +95,14 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 
 
+async def scalar(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> Any:
+    """The first column of the one row an aggregate or PRAGMA query returns."""
+    row = await (await db.execute(sql, args)).fetchone()
+    if row is None:  # an aggregate always answers one row: none means the query is not one
+        raise StoreError(f"no row for {sql!r}")
+    return row[0]
+
+
 def file_bytes(path: Path) -> int:
     """The size of a file, 0 when there is none (a WAL comes and goes)."""
     try:
@@ -301,7 +309,7 @@ class Store:
         # even while another opsdeck process is creating the file.
         await db.execute("BEGIN")
         try:
-            app_id = (await (await db.execute("PRAGMA application_id")).fetchone())[0]
+            app_id = await scalar(db, "PRAGMA application_id")
             tables = {
                 r[0] for r in await (await db.execute("SELECT name FROM sqlite_master WHERE type='table'")).fetchall()
             }
@@ -463,8 +471,7 @@ class Store:
         return row[0] if row else None
 
     async def count_events(self) -> int:
-        row = await (await self._db.execute("SELECT max(seq) FROM events")).fetchone()
-        return row[0] or 0
+        return await scalar(self._db, "SELECT max(seq) FROM events") or 0
 
     async def count_types(self, types: Iterable[str], upto: int) -> dict[str, int]:
         """How many events of each of ``types`` the log holds up to ``upto`` (by index)."""
@@ -560,7 +567,7 @@ class Store:
 
     async def raw_rows(self, since: int = 0, limit: int = 5000) -> list[tuple[Any, ...]]:
         sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
-        return list(await (await self._db.execute(sql, (since, limit))).fetchall())
+        return [tuple(r) for r in await (await self._db.execute(sql, (since, limit))).fetchall()]
 
     async def raw_page(self, since: int, max_rows: int, max_chars: int) -> list[tuple[Any, ...]]:
         """Rows after ``since``: at most ``max_rows``, and no more after the one that
@@ -573,7 +580,7 @@ class Store:
             f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? "
             "AND seq <= (SELECT max(seq) FROM page WHERE before < ?) ORDER BY seq"
         )
-        return list(await (await self._db.execute(sql, (since, max_rows, since, max_chars))).fetchall())
+        return [tuple(r) for r in await (await self._db.execute(sql, (since, max_rows, since, max_chars))).fetchall()]
 
     async def first_unreadable(self, since: int, limit: int = 1000) -> int | None:
         """After a batch read failed (text that is not UTF-8): which row it was."""
@@ -635,8 +642,7 @@ class Store:
         return cp_id
 
     async def next_checkpoint_id(self) -> int:
-        row = await (await self._db.execute("SELECT max(id) FROM checkpoints")).fetchone()
-        return (row[0] or 0) + 1
+        return (await scalar(self._db, "SELECT max(id) FROM checkpoints") or 0) + 1
 
     async def list_checkpoints(self) -> list[dict[str, Any]]:
         rows = await (
@@ -712,12 +718,14 @@ class Store:
         """Samples added after ``rowid`` (in insertion order) and the last rowid read:
         how a read-only replica follows the writer's gauges without rescanning."""
         try:
-            rows = await (
-                await self._db.execute(
-                    "SELECT rowid, ts, name, subject, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                    (rowid, limit),
-                )
-            ).fetchall()
+            rows = list(
+                await (
+                    await self._db.execute(
+                        "SELECT rowid, ts, name, subject, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                        (rowid, limit),
+                    )
+                ).fetchall()
+            )
         except sqlite3.DatabaseError as exc:
             self._metrics_failed(exc, "read")
             return [], rowid
@@ -725,11 +733,10 @@ class Store:
 
     async def last_metric_rowid(self) -> int:
         try:
-            row = await (await self._db.execute("SELECT max(rowid) FROM metrics")).fetchone()
+            return int(await scalar(self._db, "SELECT max(rowid) FROM metrics") or 0)
         except sqlite3.DatabaseError as exc:
             self._metrics_failed(exc, "read")
             return 0
-        return int(row[0] or 0)
 
     async def prune_metrics(self, before: float) -> int:
         """Delete samples older than ``before``; 0 (and ``metrics_problem``) when the

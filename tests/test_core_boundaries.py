@@ -31,78 +31,178 @@ def test_core_never_imports_textual() -> None:
             assert not (s.startswith(("import textual", "from textual"))), f"{path}: {s}"
 
 
-# Imports flow one way: tui -> core.incidents -> core.commands -> engine ->
-# store/projection -> models/events. A module may import its own layer or below.
+# Imports flow one way, from the command line down to the models. A module may import
+# its own layer or a lower one; the most specific prefix decides a module's layer.
+# Every import counts: module level, inside functions, and under TYPE_CHECKING.
 LAYERS: list[tuple[str, ...]] = [
-    ("core.models", "core.events", "core.event_data", "core.config", "core.clock", "core.merge", "core.telemetry"),
+    ("themes", "core.models", "core.events", "core.clock", "core.config", "core.private", "core.anchor"),
+    ("core.store_errors", "core.sqlite_check"),
+    ("core.merge", "core.workflow_file", "core.store"),
     (
-        "core.store",
-        "core.projection",
+        "core.event_data",
         "core.event_types",
         "core.event_summaries",
+        "core.projection",
         "core.reducers",
         "core.work_reducers",
-        "core.scheduler",
-        "core.verify",
     ),
-    ("core.engine", "core.session", "core.demo"),
+    ("core.scheduler", "core.telemetry", "core.verify"),
+    ("core.runtimes",),  # the runtime contract and what agent processes share (limits, wire, handshake)
+    ("core.engine",),
+    ("core.runtimes.sim", "core.runtimes.local", "core.runtimes.ray", "core.runtimes.ray_agent"),
+    ("core.demo", "core.session"),
     ("core.commands",),
     ("core.incidents",),
+    ("core.host",),
     ("tui",),
+    ("opsdeck",),
 ]
+
+# Import circles not yet broken, each with the lane that removes it: a circle is allowed
+# while all its modules fall under one entry's prefixes. The test fails on any other
+# circle, and on an entry that no circle needs any more (then delete the entry).
+KNOWN_CYCLES: dict[tuple[str, ...], str] = {
+    (
+        "core.event_data",
+        "core.event_types",
+        "core.event_summaries",
+        "core.projection",
+        "core.reducers",
+        "core.work_reducers",
+    ): "the event catalogue (catalog): the folds and the declarations import each other",
+    ("core.engine",): "the engine's parts (engine): each names the Engine facade it serves",
+    (
+        "core.incidents.catalogue",
+        "core.incidents.drills",
+        "core.incidents.executor",
+        "core.incidents.kinds",
+        "core.incidents.manager",
+    ): ("the incident-kind catalogue (incidents): kinds name Drill, drills import the kinds"),
+}
+PACKAGES = ("core", "tui", "opsdeck", "themes")
 
 
 def _layer(module: str) -> int | None:
+    best: tuple[int, int] | None = None  # (prefix length, layer)
     for i, names in enumerate(LAYERS):
-        if any(module == n or module.startswith(n + ".") for n in names):
-            return i
-    return None
+        for n in names:
+            if (module == n or module.startswith(n + ".")) and (best is None or len(n) > best[0]):
+                best = (len(n), i)
+    return None if best is None else best[1]
 
 
-def _imports(path: Path, module: str) -> list[tuple[str, int]]:
-    """Every module ``path`` imports (relative ones resolved), outside TYPE_CHECKING."""
+def _modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for path in (REPO / pkg).rglob("*.py"):
+            rel = path.relative_to(REPO).with_suffix("")
+            parts = list(rel.parts[:-1]) if rel.name == "__init__" else list(rel.parts)
+            out[".".join(parts)] = path
+    return out
+
+
+def _imports(path: Path, module: str, known: dict[str, Path]) -> list[tuple[str, int]]:
+    """The project modules ``path`` imports (relative ones resolved), wherever the import is."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {
-        id(n)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for n in ast.walk(node)
-    }
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out = []
     for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            targets = [target] if node.module else [f"{target}.{a.name}" for a in node.names]
-            out += [(t, node.lineno) for t in targets]
+            for a in node.names:  # ``from pkg import mod`` imports the module pkg.mod
+                sub = f"{target}.{a.name}"
+                out.append((sub if sub in known else target, node.lineno))
         elif isinstance(node, ast.Import):
             out += [(a.name, node.lineno) for a in node.names]
+    return [(t, line) for t, line in out if t in known]
+
+
+def _graph() -> dict[str, set[str]]:
+    known = _modules()
+    return {m: {t for t, _ in _imports(p, m, known) if t != m} for m, p in known.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[frozenset[str]] = []
+    counter = 0
+
+    def visit(v: str) -> None:
+        nonlocal counter
+        index[v] = low[v] = counter
+        counter += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(frozenset(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
     return out
 
 
+def test_every_module_has_a_layer() -> None:
+    missing = sorted(m for m in _modules() if _layer(m) is None)
+    assert not missing, f"modules in no layer (add them to LAYERS): {missing}"
+
+
 def test_imports_flow_one_way() -> None:
+    known = _modules()
     bad = []
     checked = 0
-    for path in sorted([*(REPO / "core").rglob("*.py"), *(REPO / "tui").rglob("*.py")]):
-        rel = path.relative_to(REPO).with_suffix("")
-        parts = list(rel.parts[:-1]) if rel.name == "__init__" else list(rel.parts)
-        module = ".".join(parts)
+    for module, path in sorted(known.items()):
         mine = _layer(module)
-        if mine is None:
-            continue
-        for target, line in _imports(path, module):
+        assert mine is not None
+        for target, line in _imports(path, module, known):
             theirs = _layer(target)
+            assert theirs is not None
             checked += 1
-            if theirs is not None and theirs > mine:
+            if theirs > mine:
                 bad.append(f"{path.relative_to(REPO)}:{line}: {module} imports {target} (a higher layer)")
-    assert checked > 100
+    assert checked > 500
     assert not bad, "\n".join(bad)
+
+
+def _allowed_by(cycle: frozenset[str], prefixes: tuple[str, ...]) -> bool:
+    return all(any(m == p or m.startswith(p + ".") for p in prefixes) for m in cycle)
+
+
+def test_no_import_cycles_but_the_known_ones() -> None:
+    found = _cycles(_graph())
+    new = [sorted(c) for c in found if not any(_allowed_by(c, known) for known in KNOWN_CYCLES)]
+    assert not new, f"import cycles: {new}"
+    gone = [why for known, why in KNOWN_CYCLES.items() if not any(_allowed_by(c, known) for c in found)]
+    assert not gone, f"these circles are broken now: delete them from KNOWN_CYCLES: {gone}"
+
+
+def test_the_cycle_check_sees_a_cycle() -> None:
+    """The check itself: a made-up graph with one circle and one chain."""
+    g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(g) == [frozenset({"a", "b", "c"})]
+    assert _layer("core.runtimes.local") > _layer("core.engine") > _layer("core.runtimes")  # type: ignore[operator]
 
 
 def test_importlib_is_not_used_to_find_operations() -> None:

@@ -145,7 +145,7 @@ class OpsdeckApp(App[int]):
                 yield Pane(Workflows(id="workflows"), id="workflows-pane")
                 yield Incidents(id="incidents")
         with Vertical(id="log-area"):
-            yield EventLog(self.log_source, id="log")
+            yield EventLog(self.log_source, saved_filters=self.config.console.filters, id="log")
             yield Input(placeholder=FILTER_HINT, id="filter")
         yield CommandLine(id="cmdline")
         yield Footer()
@@ -400,7 +400,8 @@ class OpsdeckApp(App[int]):
     async def confirm(
         self, title: str, detail: RenderableType, label: str = "Confirm", cancel: str = "Cancel", wide: bool = False
     ) -> bool:
-        return bool(await self.push_screen_wait(ConfirmScreen(title, detail, label, cancel, wide=wide)))
+        answer: bool = await self.push_screen_wait(ConfirmScreen(title, detail, label, cancel, wide=wide))
+        return answer
 
     def selected_workflows(self) -> list[str]:
         """The marked workflows (m), else the highlighted one."""

@@ -4,23 +4,38 @@ registry, the themes and the drills, fuzzy-searched with help text (in the manne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 
 from . import operator
-from .command_table import display_key
-
-if TYPE_CHECKING:
-    from .app import OpsdeckApp
+from .command_table import ConsoleCommand, display_key
 
 Entry = tuple[str, str, Callable[[], Any]]
 
 
-def palette_entries(app: OpsdeckApp) -> list[Entry]:
+class PaletteHost(Protocol):
+    """What the palette needs of the console (the app): its command table, whether it
+    is read-only, and the actions an entry runs."""
+
+    command_table: tuple[ConsoleCommand, ...]
+    readonly: bool
+
+    def run_action(self, action: str) -> Awaitable[bool]: ...
+
+    def open_command_line(self, text: str = "") -> None: ...
+
+    def available_themes_ordered(self) -> list[str]: ...
+
+    def set_theme(self, name: str) -> None: ...
+
+    def start_drill_named(self, name: str) -> None: ...
+
+
+def palette_entries(app: PaletteHost) -> list[Entry]:
     """Everything the palette offers; the key bindings come from the same table."""
     out: list[Entry] = []
     for c in app.command_table:
@@ -46,13 +61,18 @@ def palette_entries(app: OpsdeckApp) -> list[Entry]:
 
 
 class OpsdeckCommands(Provider):
+    """The palette's one provider; the app that lists it in ``COMMANDS`` is a PaletteHost."""
+
+    def _entries(self) -> list[Entry]:
+        return palette_entries(cast(PaletteHost, self.app))
+
     async def discover(self) -> Hits:
-        for name, help_text, cb in palette_entries(self.app):  # type: ignore[arg-type]
+        for name, help_text, cb in self._entries():
             yield DiscoveryHit(name, cb, help=escape(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, help_text, cb in palette_entries(self.app):  # type: ignore[arg-type]
+        for name, help_text, cb in self._entries():
             score = matcher.match(name)
             if score <= 0:
                 # Also find a command by the words of its help text, ranked lower.

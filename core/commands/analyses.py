@@ -645,7 +645,7 @@ async def critical_paths(engine: Engine, only: set[str] | None = None) -> list[F
         if not path:
             continue
         remaining = sum(s.tasks[k].duration_s * (1 - s.tasks[k].context.progress) for k in path)
-        holders = {k: s.tasks[k].agent for k in path if s.tasks[k].agent}
+        holders = {k: a for k in path if (a := s.tasks[k].agent)}
         at_risk = [k for k, a in holders.items() if s.agents[a].status in (AgentStatus.UNREACHABLE, AgentStatus.FAILED)]
         waiting = [k for k in path if s.tasks[k].status is TaskStatus.PENDING and s.pending_deps.get(k, 1) == 0]
         sev = "high" if at_risk else "medium" if waiting and w.status is WorkflowStatus.RUNNING else "info"
@@ -746,11 +746,13 @@ async def state_consistency(engine: Engine, only: set[str] | None = None) -> lis
         if only is not None and t.workflow not in only:
             continue
         if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
-            a = s.agents.get(t.agent or "")
-            if a is None or a.current_task != t.id:
+            holder = s.agents.get(t.agent or "")
+            if holder is None or holder.current_task != t.id:
                 problems.append({"task": t.id, "problem": f"{t.status.value} but agent {t.agent} does not hold it"})
-            elif a.status in (AgentStatus.FAILED, AgentStatus.RETIRED):
-                problems.append({"task": t.id, "problem": f"{t.status.value} on {a.status.value} agent {a.id}"})
+            elif holder.status in (AgentStatus.FAILED, AgentStatus.RETIRED):
+                problems.append(
+                    {"task": t.id, "problem": f"{t.status.value} on {holder.status.value} agent {holder.id}"}
+                )
         if t.workflow not in s.workflows:
             problems.append({"task": t.id, "problem": "belongs to no workflow"})
         if not 0.0 <= t.context.progress <= 1.0:

@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .grammar import Argument, CommandSyntaxError, ParsedCommand, json_positions
-from .registry import COMPONENT_HELP, OperationSpec, Registry
+from .grammar import Argument, CommandSyntaxError, ParsedCommand, json_positions, parse
+from .registry import COMPONENT_HELP, REGISTRY, OperationSpec, Registry
+from .responses import CommandError
 
 
 @dataclass
@@ -185,7 +186,7 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
             data = single.value
         else:
             data = {}
-    if word_value is not None:
+    if spec.word_arg and word_value is not None:
         data = {spec.word_arg: word_value, **data}
     flags: dict[str, Any] = {}
     for name, (value, tok) in p.flags.items():
@@ -272,3 +273,13 @@ def _inner_model(ann: Any) -> Any:
 
 
 __all__ = ["COMPONENT_HELP", "Bound", "bind", "resolve"]
+
+
+def resolve_spec(text: str) -> OperationSpec | None:
+    """The registry entry a command text names, or None if it does not parse."""
+    try:
+        return bind(parse(text), REGISTRY).spec
+    except (CommandSyntaxError, CommandError):
+        return None
+    except Exception:  # noqa: BLE001 - a text that names nothing is None, however it fails
+        return None

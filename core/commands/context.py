@@ -7,21 +7,28 @@ latest verified checkpoint) so that each raises the same clear error.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..engine import Engine, EngineError
 from ..models import Agent, AgentStatus, FinishedWorkflow, Workflow
-from .responses import CommandError
+from .responses import CommandError, suggest
 
-if TYPE_CHECKING:
-    from .registry import OperationSpec
+
+class Operation(Protocol):
+    """The operation a context runs, as its errors name it (an ``OperationSpec``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def usage(self) -> str: ...
 
 
 @dataclass
 class Context:
     engine: Engine
     actor: str
-    spec: OperationSpec
+    spec: Operation
     text: str
     workflow_id: str | None = None
     flags: dict[str, Any] = field(default_factory=dict)
@@ -31,7 +38,7 @@ class Context:
         return self.engine.clock.now()
 
     @property
-    def state(self):  # type: ignore[no-untyped-def]
+    def state(self):
         return self.engine.state
 
     def workflow(self, wf_id: str | None = None) -> Workflow:
@@ -59,9 +66,7 @@ class Context:
         wf = self.engine.state.any_workflow(wid)
         if wf is None:
             known = self.engine.state.all_workflow_ids()
-            from .registry import Registry
-
-            near = Registry.suggest(wid, known)
+            near = suggest(wid, known)
             raise CommandError(
                 "WORKFLOW_NOT_FOUND",
                 f"no workflow {wid!r}" + (f"; did you mean {', '.join(near)}?" if near else ""),

@@ -261,7 +261,7 @@ async def get_status(ctx: Context, p: P.StatusRequest) -> Outcome:
 )
 async def list_workflows(ctx: Context, p: P.Empty) -> Outcome:
     s = ctx.state
-    rows = [_wf_row(ctx, w) for w in sorted(s.all_workflow_ids(), key=lambda w: (-s.any_workflow(w).priority, w))]  # type: ignore[union-attr]
+    rows = [_wf_row(ctx, w) for w in sorted(s.all_workflow_ids(), key=lambda w: (-s.any_workflow(w).priority, w))]
     return Outcome(
         {"workflows": rows}, f"{len(rows)} workflow(s): " + ", ".join(f"{r['workflow_id']}={r['status']}" for r in rows)
     )
@@ -654,7 +654,7 @@ async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecove
             f"{n_new} replacement(s) needed, {free} agent slot(s) free",
             {"capacity": eng.config.capacity.agents},
         )
-    results = []
+    results: list[dict[str, Any]] = []
     for act in p.recovery_actions:
         if act.action == "immediate_agent_replacement":
             pairs: list[tuple[str, str | None]] = []
@@ -686,7 +686,7 @@ async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecove
                 }
             )
         elif act.action == "dependency_chain_recovery":
-            prim = s.any_workflow(act.primary_workflow) or ctx.workflow(act.primary_workflow)  # type: ignore[arg-type]
+            prim = s.any_workflow(act.primary_workflow) or ctx.workflow(act.primary_workflow)
             entry: dict[str, Any] = {"action": act.action, "primary": prim.id}
             failed_tasks = (
                 prim.failed_tasks
@@ -957,7 +957,7 @@ PROTECTION = {
     summary="protection measures: says which are always in force, turns on per-commit verification, names those it cannot provide",
 )
 async def implement_enhanced_protection(ctx: Context, p: P.EnhancedProtection) -> Outcome:
-    measures = sorted(set(p.protection_enhancements + p.monitoring_improvements))
+    measures = sorted({*p.protection_enhancements, *p.monitoring_improvements})
     if not measures:
         raise CommandError("INVALID_PAYLOAD", "name at least one protection enhancement or monitoring improvement")
     report = {m: {"status": PROTECTION[m][0], "what": PROTECTION[m][1]} for m in measures}

@@ -13,16 +13,8 @@ from typing import Any
 
 from ..engine import Engine, EngineError
 from ..event_types import COMMAND_EXECUTED
-from . import (  # noqa: F401  (registering the operations)
-    coordination_hub,
-    debug,
-    performance_monitor,
-    resource_manager,
-    subagents,
-    workflow_recovery,
-    workflow_status,
-)
-from .binding import bind
+from . import operations  # noqa: F401  (the command language's operations, listed there)
+from .binding import bind, resolve_spec
 from .context import Context
 from .grammar import CommandSyntaxError, parse
 from .registry import KINDS, REGISTRY, OperationSpec, Outcome, Registry
@@ -42,16 +34,6 @@ def _syntax_error(exc: CommandSyntaxError) -> dict[str, Any]:
     if not sugg:
         sugg = ["opsdeck help", "/<component> <operation> ['<json>'] [--flag]"]
     return error(exc.code, f"line {exc.line}, column {exc.column}: {exc.message}", details, sugg)
-
-
-def resolve_spec(text: str) -> OperationSpec | None:
-    """The registry entry a command text names, or None if it does not parse."""
-    try:
-        return bind(parse(text), REGISTRY).spec
-    except (CommandSyntaxError, CommandError):
-        return None
-    except Exception:  # noqa: BLE001
-        return None
 
 
 async def run_command(engine: Engine, text: str, actor: str = "operator") -> dict:

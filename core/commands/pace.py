@@ -51,10 +51,10 @@ def agent_pace(engine: Engine, since: float, recent: int = 2) -> dict[str, float
             ):
                 planned = (heard - t.started_at) / t.duration_s
                 acc.setdefault(a.id, []).append((now, min(t.context.progress / planned, 1.5) if planned > 0 else 1.0))
-    out = {}
-    for a, obs in sorted(acc.items()):
+    out: dict[str, float] = {}
+    for agent_id, obs in sorted(acc.items()):
         last = [v for _, v in sorted(obs)[-recent:]]
-        out[a] = round(sum(last) / len(last), 4)
+        out[agent_id] = round(sum(last) / len(last), 4)
     return out
 
 

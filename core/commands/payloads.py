@@ -64,6 +64,9 @@ Severity = Literal["critical", "high", "medium", "low"]
 
 
 class Payload(BaseModel):
+    """A command's JSON argument. List defaults are given as values: pydantic copies them
+    for each instance, and mypy checks them against the field's Literal type."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -125,7 +128,7 @@ class EmergencyAnalysis(Payload):
     analysis_depth: Literal["quick", "standard", "comprehensive"] = "standard"
     immediate_action_required: bool = False
     affected_systems: list[Literal["cpu", "memory", "agent_pool", "agents", "storage", "network", "workflows"]] = Field(
-        default_factory=lambda: ["cpu", "memory", "agent_pool"]
+        default=["cpu", "memory", "agent_pool"]
     )
 
 
@@ -166,7 +169,7 @@ class EmergencyCleanup(Payload):
     scope: Literal["system_wide", "pool"] = "system_wide"
     pool: str | None = None
     actions: list[CleanupAction] = Field(
-        default_factory=lambda: [
+        default=[
             "aggressive_garbage_collection",
             "temp_file_cleanup",
             "cache_purging",
@@ -218,7 +221,7 @@ class PostEmergencyMonitoring(Payload):
     alert_sensitivity: Literal["low", "medium", "high"] = "medium"
     metrics_focus: list[
         Literal["resource_stability", "performance_regression", "early_warning_indicators", "throughput"]
-    ] = Field(default_factory=lambda: ["resource_stability"])
+    ] = Field(default=["resource_stability"])
     auto_optimization: bool = False
 
 
@@ -372,7 +375,7 @@ class EmergencyDataProtection(Payload):
     protection_level: Literal["standard", "high", "maximum"] = "maximum"
     affected_workflow: str | None = None
     immediate_actions: list[ProtectionAction] = Field(
-        default_factory=lambda: [
+        default=[
             "create_emergency_checkpoint",
             "freeze_state_modifications",
             "activate_backup_validation",
@@ -437,7 +440,7 @@ class EnhancedProtection(Payload):
 class NetworkFailureAnalysis(Payload):
     failure_scope: str = "partial_partition"
     affected_components: list[Literal["agent_communication", "event_distribution", "state_synchronization"]] = Field(
-        default_factory=lambda: ["agent_communication"]
+        default=["agent_communication"]
     )
     adaptation_strategy: str = "resilient_coordination"
 

@@ -88,7 +88,7 @@ async def alerts(ctx: Context, p: P.WindowRequest) -> Outcome:
     eng = ctx.engine
     th = eng.config.thresholds
     perf = eng.config.performance
-    out = []
+    out: list[dict[str, Any]] = []
     for metric, limit, sev in (
         ("cpu_pct", th.cpu_warning, "high"),
         ("memory_pct", th.memory_warning, "high"),

@@ -9,7 +9,6 @@ console's palette and completion and ``opsdeck help`` read the same entries.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
+
+from .responses import suggest
 
 if TYPE_CHECKING:
     from .context import Context
@@ -168,25 +169,14 @@ COMPONENT_HELP: dict[str, str] = {
 class Registry:
     """Components and their operations, by name and alias."""
 
-    def __init__(self, loader: Callable[[], None] | None = None) -> None:
+    def __init__(self) -> None:
         self._ops: dict[tuple[str, str], OperationSpec] = {}
         self._aliases: dict[tuple[str, str], str] = {}
-        self._loader = loader
-        self._loaded = loader is None
-
-    def _ensure(self) -> None:
-        """Import the operation modules on first use, whoever imported the registry."""
-        if not self._loaded:
-            self._loaded = True
-            assert self._loader is not None
-            self._loader()
 
     def __iter__(self) -> Iterator[OperationSpec]:
-        self._ensure()
         return iter(sorted(self._ops.values(), key=lambda s: (s.component, s.operation)))
 
     def __len__(self) -> int:
-        self._ensure()
         return len(self._ops)
 
     def add(self, spec: OperationSpec) -> None:
@@ -198,20 +188,16 @@ class Registry:
             self._aliases[(spec.component, a)] = spec.operation
 
     def components(self) -> list[str]:
-        self._ensure()
         return sorted({c for c, _ in self._ops})
 
     def operations(self, component: str) -> list[str]:
-        self._ensure()
         return sorted(o for c, o in self._ops if c == component)
 
     def get(self, component: str, operation: str) -> OperationSpec | None:
-        self._ensure()
         op = self._aliases.get((component, operation), operation)
         return self._ops.get((component, op))
 
     def default_of(self, component: str) -> OperationSpec | None:
-        self._ensure()
         for (c, _), spec in self._ops.items():
             if c == component and spec.default:
                 return spec
@@ -227,12 +213,7 @@ class Registry:
             return self.default_of(parts[0])
         return self.get(parts[0], parts[1])
 
-    @staticmethod
-    def suggest(word: str, candidates: list[str], n: int = 3) -> list[str]:
-        got = difflib.get_close_matches(word, candidates, n=n, cutoff=0.55)
-        if not got:
-            got = [c for c in candidates if word and (word in c or c in word)][:n]
-        return got
+    suggest = staticmethod(suggest)
 
     def complete(self, prefix: str) -> list[str]:
         """Completions of a partly typed command, for the palette."""
@@ -315,13 +296,9 @@ class Registry:
         return "\n".join(lines) + "\n"
 
 
-def _load_operations() -> None:
-    """Register the command language's own operations (``core.incidents`` adds
-    ``/incident`` when it is imported: the registry never imports upward)."""
-    from . import executor  # noqa: F401
-
-
-REGISTRY = Registry(loader=_load_operations)
+REGISTRY = Registry()
+"""Every operation: the command language's own (``core.commands.operations`` lists their
+modules), ``/incident`` and ``/host`` (their packages add them)."""
 
 
 def operation(

@@ -186,22 +186,23 @@ async def capacity(ctx: Context, p: P.Empty) -> Outcome:
     h = held(ctx)
     live = len(ctx.state.live_agents())
     g = [w.guarantee for w in ctx.state.workflows.values() if w.guarantee and w.status not in TERMINAL_WORKFLOW]
+    headroom = {
+        "cpu_cores": round(cap.cpu_cores - h["cpu_cores"], 3),
+        "memory_gb": round(cap.memory_gb - h["memory_gb"], 3),
+        "agent_slots": cap.agents - live,
+    }
     res = {
         "capacity": cap.model_dump(),
         "held": h,
         "reserved": {"cpu_cores": sum(x.cpu_cores for x in g), "memory_gb": sum(x.memory_gb for x in g)},
-        "headroom": {
-            "cpu_cores": round(cap.cpu_cores - h["cpu_cores"], 3),
-            "memory_gb": round(cap.memory_gb - h["memory_gb"], 3),
-            "agent_slots": cap.agents - live,
-        },
+        "headroom": headroom,
         "running_workflows": sum(
             1 for w in ctx.state.workflows.values() if w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED)
         ),
     }
     return Outcome(
         res,
-        f"headroom {res['headroom']['cpu_cores']:g} cores, {res['headroom']['memory_gb']:g} GB, {res['headroom']['agent_slots']} agent slot(s)",
+        f"headroom {headroom['cpu_cores']:g} cores, {headroom['memory_gb']:g} GB, {headroom['agent_slots']} agent slot(s)",
     )
 
 
@@ -819,8 +820,8 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
         before = held(ctx, act.affected)
         probes = measured.probe(ctx, [k for w in act.affected for k in s.running_by_wf.get(w, ())])
         detail: dict[str, Any] = {"action": act.action, "affected": act.affected}
+        per: dict[str, dict[str, Any]] = {}
         if act.action in ("pause_low_priority_workflows", "requeue_low_priority_workflows"):
-            per = {}
             for wid in act.affected:
                 wf = s.workflows[wid]
                 done: dict[str, Any] = {}
@@ -838,7 +839,6 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
         elif act.action == "reduce_resource_allocation":
             r = act.reduction
             assert r is not None
-            per = {}
             for wid in act.affected:
                 a = s.workflows[wid].allocation
                 new = Resources(
@@ -854,7 +854,6 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
                 }
             detail["workflows"] = per
         else:
-            per = {}
             for wid in act.affected:
                 wf = s.workflows[wid]
                 entry: dict[str, Any] = {}
@@ -991,9 +990,10 @@ async def update_agent_management(ctx: Context, p: P.UpdateAgentManagement) -> O
                 {"pool": pool_name, "min_size": new_min, "added": added, "failures": failed_pools[pool_name]}
             )
     hb = eng.config.intervals.heartbeat_s
+    interval = hb / 2 if p.health_monitoring_enhancements else hb
     settings = {
         "redundancy_improvements": p.redundancy_improvements,
-        "health_check_interval_s": hb / 2 if p.health_monitoring_enhancements else hb,
+        "health_check_interval_s": interval,
         "predictive_failure_detection": p.predictive_failure_detection == "enabled",
         "failure_lessons": p.failure_lessons,
         "pools_with_failures": failed_pools,
@@ -1001,7 +1001,7 @@ async def update_agent_management(ctx: Context, p: P.UpdateAgentManagement) -> O
     eng.set_setting("agent_management", settings, actor=ctx.actor)
     active = eng.health_check_interval() is not None and hasattr(eng.runtime, "ping_agent")
     miss = eng.config.intervals.missed_heartbeats + 0.5
-    limit = settings["health_check_interval_s"] * miss if active else hb * miss
+    limit = interval * miss if active else hb * miss
     return Outcome(
         {
             "pool_changes": changes,

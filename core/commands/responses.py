@@ -7,6 +7,7 @@ Success: ``{"status": "success", "operation", "workflow_id", "timestamp", "resul
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 
@@ -68,3 +69,11 @@ DEFAULT_SUGGESTIONS: dict[str, list[str]] = {
     "READ_ONLY": ["reopen the console without --readonly to change state"],
     "CHECKPOINT_CORRUPT": ["/coordination-hub checkpoint-validation", "/workflow-recovery corruption-assessment"],
 }
+
+
+def suggest(word: str, candidates: list[str], n: int = 3) -> list[str]:
+    """The candidates closest to a mistyped word (did-you-mean)."""
+    got = difflib.get_close_matches(word, candidates, n=n, cutoff=0.55)
+    if not got:
+        got = [c for c in candidates if word and (word in c or c in word)][:n]
+    return got

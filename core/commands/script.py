@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ..engine import Engine, EngineError
 from ..events import Event, EventHeader, EventLineError, looks_like_event_line, parse_line
+from ..runtimes.sim import SimRuntime
 from .grammar import CommandSyntaxError, tokenize
 from .payloads import parse_duration
 
@@ -368,7 +369,7 @@ class ScriptRunner(StepRunner):
     async def _fault(self, st: Step) -> None:
         rt = self.engine.runtime
         name, args = st.args["name"], st.args["args"]
-        if rt is None or not hasattr(rt, "fail_agent"):
+        if not isinstance(rt, SimRuntime):
             raise ScriptError(st.line, "faults need the simulated runtime")
         known = self.engine.state.agents
         if name in ("fail", "slow", "leak", "partition") or (name == "heal" and args):

@@ -114,7 +114,7 @@ async def run(ctx: Context, p: P.Subagents) -> Outcome:
     """The first JSON argument is the phase context (phase, priority, coordination);
     the second lists the tasks, each ``{"command", "operation"?, "scope", "focus"}``."""
     plans = [analyses_for(t) for t in p.tasks]  # validate all before running any
-    priority = p.context.priority
+    priority: str = p.context.priority
     for flag in ctx.flags:
         fp = FLAG_PRIORITY.get(flag)
         if fp and SEVERITY_RANK[fp] > SEVERITY_RANK[priority]:

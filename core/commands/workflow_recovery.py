@@ -228,11 +228,11 @@ async def validate_checkpoint(ctx: Context, p: P.CheckpointRef) -> Outcome:
     if cp_id not in ctx.state.checkpoints:
         raise CommandError("CHECKPOINT_NOT_FOUND", f"no checkpoint {cp_id}", {"known": ids})
     try:
-        snap = await ctx.engine.verified_checkpoint(cp_id)  # type: ignore[arg-type]
+        snap = await ctx.engine.verified_checkpoint(cp_id)
         ok, problem = True, None
     except EngineError as exc:
         snap, ok, problem = None, False, exc.message
-    cp = ctx.state.checkpoints[cp_id]  # type: ignore[index]
+    cp = ctx.state.checkpoints[cp_id]
     return Outcome(
         {
             "checkpoint": cp_id,
@@ -510,7 +510,7 @@ async def impact_assessment(ctx: Context, p: P.AnalysisRequest) -> Outcome:
 )
 async def recovery_plan(ctx: Context, p: P.Empty) -> Outcome:
     """A plan computed from the state; every step is a command that parses and validates."""
-    from . import resolve_spec
+    from .binding import resolve_spec
 
     s = ctx.state
     steps: list[dict[str, str]] = []
@@ -780,7 +780,7 @@ async def transfer_context(ctx: Context, p: P.TransferContext) -> Outcome:
             raise CommandError("INVALID_STATE", f"replacement {r} is {s.agents[r].status.value}", {"agent": r})
     for a in p.failed_agents:
         if s.agents[a].status is AgentStatus.UNREACHABLE and s.agents[a].current_task:
-            eng.release_task(s.agents[a].current_task, reason="agent_unreachable", actor=ctx.actor)  # type: ignore[arg-type]
+            eng.release_task(s.agents[a].current_task, reason="agent_unreachable", actor=ctx.actor)
     pairs = [(a, repl[i] if repl else None) for i, a in enumerate(p.failed_agents)]
     if repl:
         eng.set_setting(

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus
+from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus, WorkflowStatus
 from . import payloads as P
 from .context import Context
 from .registry import Outcome, operation
@@ -117,7 +117,7 @@ async def status(ctx: Context, p: P.StatusRequest) -> Outcome:
             workflow_id=d["workflow_id"],
         )
     s = ctx.state
-    ids = sorted(s.all_workflow_ids(), key=lambda w: (-s.any_workflow(w).priority, w))  # type: ignore[union-attr]
+    ids = sorted(s.all_workflow_ids(), key=lambda w: (-s.any_workflow(w).priority, w))
     rows = [await describe_any(ctx, w, with_tasks=p.verbose) for w in ids]
     if not p.verbose:
         for r in rows:
@@ -183,7 +183,7 @@ async def reassign(ctx: Context, p: Reassign) -> Outcome:
             if s.tasks[k].status in (TaskStatus.RUNNING, TaskStatus.PAUSED)
             and s.tasks[k].agent
             and s.agents[s.tasks[k].agent].status in (AgentStatus.UNREACHABLE, AgentStatus.FAILED)
-        ]  # type: ignore[index]
+        ]
     if not keys:
         raise CommandError(
             "NOTHING_TO_REASSIGN",
@@ -222,9 +222,8 @@ async def emergency_stop(ctx: Context, p: P.Empty) -> Outcome:
     ctx.engine.cancel_workflow(wf.id, actor=ctx.actor)
     # A cancelled workflow may leave the hot state at once (its tasks held no agents).
     st = ctx.engine.state
-    info = (
-        describe(ctx, wf.id) if wf.id in st.workflows else {"workflow_id": wf.id, "status": st.status_of(wf.id).value}
-    )  # type: ignore[union-attr]
+    status = st.status_of(wf.id) or WorkflowStatus.CANCELLED  # just cancelled: it is known, hot or archived
+    info = describe(ctx, wf.id) if wf.id in st.workflows else {"workflow_id": wf.id, "status": status.value}
     return Outcome(
         {"checkpoint": cp, **info},
         f"{wf.id} stopped; restorable from checkpoint #{cp}",

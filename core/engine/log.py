@@ -235,10 +235,11 @@ class EventLog:
                 return cancelled
             except asyncio.CancelledError:
                 if append.done() and not append.cancelled():
-                    if append.exception() is None:
+                    failed = append.exception()
+                    if failed is None:
                         return True
                     keep()
-                    raise append.exception() from None
+                    raise failed from None
                 cancelled = True
             except BaseException:
                 keep()

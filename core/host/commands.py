@@ -25,15 +25,15 @@ from ..timefmt import clock as clock_text
 from .errors import HostError
 
 if TYPE_CHECKING:
-    from .host import Host
+    from .control import HostControl
 
 C = "host"
 COMPONENT_HELP.setdefault(C, "the process that runs this database: status, the simulated clock, drills")
 
-_HOSTS: weakref.WeakKeyDictionary[Engine, Host] = weakref.WeakKeyDictionary()
+_HOSTS: weakref.WeakKeyDictionary[Engine, HostControl] = weakref.WeakKeyDictionary()
 
 
-def register(engine: Engine, host: Host) -> None:
+def register(engine: Engine, host: HostControl) -> None:
     _HOSTS[engine] = host
 
 
@@ -41,7 +41,7 @@ def unregister(engine: Engine) -> None:
     _HOSTS.pop(engine, None)
 
 
-def host_of(ctx: Context) -> Host:
+def host_of(ctx: Context) -> HostControl:
     host = _HOSTS.get(ctx.engine)
     if host is None:
         raise CommandError(
@@ -69,7 +69,7 @@ class AdvanceRequest(Payload):
     )
 
 
-def _clock(host: Host) -> dict[str, object]:
+def _clock(host: HostControl) -> dict[str, object]:
     return {
         "simulated": host.virtual,
         "clock": round(host.engine.clock.now(), 3),

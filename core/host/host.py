@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from ..engine import Engine, Subscriber
 from ..incidents.drills import Drill, start_drill
 from ..incidents.manager import ApproveMode, IncidentManager
 from . import commands as host_commands
+from .control import Advance
 from .errors import HostError
 from .lease import Lease, acquire, host_info
 from .paths import check_database, host_socket_path
@@ -48,38 +48,6 @@ ADVANCE_CHUNK_S = 30.0
 
 _AFTER_COMMAND: ContextVar[list[Advance] | None] = ContextVar("opsdeck_after_command", default=None)
 """Work in steps a command started, which :meth:`Host.execute` waits for after the lock."""
-
-
-@dataclass
-class Advance:
-    """A run of the simulated clock forward, in steps (``/host advance``)."""
-
-    start: float
-    target: float
-    cancelled: bool = False
-    done: bool = False
-    reached: float | None = None
-    error: str | None = None
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    def outcome(self) -> str:
-        """What the advance did, in words."""
-        at = self.reached if self.reached is not None else self.start
-        if self.error:
-            return f"advance to t={self.target:g}s stopped at t={at:g}s: {self.error}"
-        if self.cancelled and at < self.target:
-            return f"advance to t={self.target:g}s cancelled at t={at:g}s"
-        return f"advanced {at - self.start:g}s to t={at:g}s"
-
-    def report(self, now: float) -> dict[str, Any]:
-        return {
-            "from": round(self.start, 3),
-            "to": round(self.target, 3),
-            "at": round(self.reached if self.reached is not None else now, 3),
-            "done": self.done,
-            "cancelled": self.cancelled,
-            "error": self.error,
-        }
 
 
 class Host:

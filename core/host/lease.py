@@ -39,12 +39,17 @@ class Holder:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Holder:
-        known = {k: data.get(k) for k in ("pid", "command", "started_at", "socket", "listen", "runtime", "db")}
-        extra = {k: v for k, v in data.items() if k not in known and k != "host"}
+        known = ("pid", "command", "started_at", "socket", "listen", "runtime", "db", "host")
         return cls(
-            **{**known, "command": known["command"] or ""},
-            host=bool(data.get("host", True)),  # type: ignore[arg-type]
-            extra=extra,
+            pid=data.get("pid"),
+            command=data.get("command") or "",
+            started_at=data.get("started_at"),
+            socket=data.get("socket"),
+            listen=data.get("listen"),
+            runtime=data.get("runtime"),
+            db=data.get("db"),
+            host=bool(data.get("host", True)),
+            extra={k: v for k, v in data.items() if k not in known},
         )
 
     def since(self) -> str:

@@ -39,9 +39,9 @@ from .paths import host_socket_path, token_path
 from .stream import Follower
 
 if TYPE_CHECKING:
-    from .host import Host
+    from .control import HostControl
 
-HOST_KEY: web.AppKey[Host] = web.AppKey("host")
+HOST_KEY: web.AppKey[HostControl] = web.AppKey("host")
 SERVER_KEY: web.AppKey[HostServer] = web.AppKey("server")
 PROTECTED = ("/v1/commands", "/v1/events")
 """Paths that need the bearer token over TCP."""
@@ -121,7 +121,7 @@ def _on_unix(request: web.Request) -> bool:
 class HostServer:
     """The aiohttp application of one host and the sites it listens on."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: HostControl) -> None:
         self.host = host
         self.token: str | None = None
         self.listen: str | None = None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from .host import Host
+    from .control import HostControl
 
 log = logging.getLogger("opsdeck.host")
 
@@ -63,7 +63,7 @@ class Follower:
     """Streams the host's committed events after ``since`` to one response."""
 
     def __init__(
-        self, host: Host, request: web.Request, resp: web.StreamResponse, since: int, wanted: set[str] | None
+        self, host: HostControl, request: web.Request, resp: web.StreamResponse, since: int, wanted: set[str] | None
     ) -> None:
         self.host = host
         self.request = request

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ..clock import VirtualClock
 from ..event_types import DRILL_FAULT_INJECTED
 from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
+from ..runtimes.local import LocalRuntime
+from ..runtimes.sim import SimRuntime
 from .catalogue import Catalogue, DrillError, IncidentKind
 from .kinds import CATALOGUE
 from .manager import ApproveMode, IncidentManager
@@ -74,6 +76,21 @@ class Drill:
             asyncio.get_running_loop().call_later(delay, fn)
 
     # -- the fault ------------------------------------------------------------
+    def real_faults(self) -> SimRuntime | LocalRuntime:
+        """The runtime that kills and cuts off agents: simulated, or real processes
+        (a Ray runtime's agents are local processes too)."""
+        rt = self.engine.runtime
+        if not isinstance(rt, (SimRuntime, LocalRuntime)):
+            raise DrillError(f"the {self.name} drill needs the simulated or the local runtime")
+        return rt
+
+    def sim(self) -> SimRuntime:
+        """The simulated runtime, for the faults only it can model (slowdowns, load)."""
+        rt = self.engine.runtime
+        if not isinstance(rt, SimRuntime):
+            raise DrillError(f"the {self.name} drill's fault needs the simulated runtime")
+        return rt
+
     def busy_agents(self, required: bool = False) -> list[Agent]:
         """Busy agents with a task, by id; ``required``: none is a DrillError."""
         s = self.engine.state
@@ -106,7 +123,7 @@ class Drill:
             if not self.injected and not self.cancelled:
                 self._live_inject = loop.create_task(self.inject())
 
-        self.engine.clock.call_at(self.inject_at, fire)
+        self.later(max(0.0, self.inject_at - self.engine.clock.now()), fire)
         return self.manager.start(interval)
 
     async def step(self, seconds: float | None = None) -> None:
@@ -215,7 +232,7 @@ async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, A
 
         await engine.flush()
         rep = await verify_store(engine.store, replay_checkpoints=False)
-        acknowledged = set()
+        acknowledged: set[int] = set()
         for inc in s.incidents.values():
             acknowledged.update(int(c) for c in inc.get("evidence", {}).get("bad_checkpoints", []))
             acknowledged.update(int(c) for c in inc.get("outcome", {}).get("quarantined_checkpoints", []))

@@ -37,7 +37,7 @@ RESULT_CHARS = 4000
 
 def _summarise(res: dict[str, Any]) -> dict[str, Any]:
     """Keep a command's response in the plan, bounded in size."""
-    out = {k: res.get(k) for k in ("status", "operation", "workflow_id") if k in res}
+    out: dict[str, Any] = {k: res.get(k) for k in ("status", "operation", "workflow_id") if k in res}
     result = res.get("result")
     text = json.dumps(result, default=str)
     if len(text) <= RESULT_CHARS:

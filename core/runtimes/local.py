@@ -372,10 +372,10 @@ class LocalRuntime:
         h = self.hosts.get(agent_id)
         spec = self.specs.get(task.id)
         if h is None or h.dead:
-            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, "agent not running"))
+            self._fail_later(agent_id, task.id, "agent not running")
             return
         if spec is None or not spec.command:
-            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, "the task has no command"))
+            self._fail_later(agent_id, task.id, "the task has no command")
             return
         nice, cpu_cores = NICE_BY_BAND[Band.MEDIUM.value], task.cpu or None
         if self.engine is not None and task.workflow in self.engine.state.workflows:
@@ -386,14 +386,14 @@ class LocalRuntime:
             private_dir(tmp)  # 0700 with its parent, whatever the umask
         except (OSError, PrivateError) as exc:
             why = f"could not create its temp directory: {exc}"  # `exc` is unbound once the block ends
-            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, why))
+            self._fail_later(agent_id, task.id, why)
             return
         shared = self.shared_dir()
         try:
             private_dir(shared)
         except (OSError, PrivateError) as exc:
             why = f"could not create the run's shared directory: {exc}"
-            self._later(lambda: self.sink and self.sink.task_failed(agent_id, task.id, why))
+            self._fail_later(agent_id, task.id, why)
             return
         env = {
             **(spec.env or {}),
@@ -428,7 +428,7 @@ class LocalRuntime:
         force) and says what it applied. Waits for the hosts' answers."""
         loop = asyncio.get_running_loop()
         waits = []
-        out = []
+        out: list[dict[str, Any]] = []
         for agent_id, task_id, lim in targets:
             h = self.hosts.get(agent_id)
             if h is None or h.dead:
@@ -562,6 +562,15 @@ class LocalRuntime:
 
     def _later(self, fn: Any) -> None:
         asyncio.get_running_loop().call_soon(fn)
+
+    def _fail_later(self, agent_id: str, task_id: str, why: str) -> None:
+        """A task that cannot start fails on the next turn of the loop, after ``start_task`` returned."""
+
+        def fail() -> None:
+            if self.sink is not None:
+                self.sink.task_failed(agent_id, task_id, why)
+
+        self._later(fail)
 
     # -- loops ------------------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -707,7 +716,8 @@ class LocalRuntime:
             return
         h.last_report = time.monotonic()
         kind = msg.get("t")
-        task, attempt = msg.get("task"), msg.get("attempt")
+        task: str | None = msg.get("task")
+        attempt = msg.get("attempt")
         a = engine.state.agents.get(h.agent)
         if a is not None and a.status is AgentStatus.UNREACHABLE:
             sink.agent_reconnected(h.agent, [])  # it was only late (a busy machine, a stalled loop)
@@ -732,7 +742,7 @@ class LocalRuntime:
             else:
                 sink.agent_heartbeat(h.agent)
             return
-        if kind == "limited":
+        if kind == "limited" and task is not None:
             for fut in self._limit_waits.get((h.agent, task), []):
                 if not fut.done():
                     fut.set_result(msg)
@@ -740,7 +750,7 @@ class LocalRuntime:
         if kind == "started":
             h.task_pgid, h.task_create_time = msg.get("pgid"), msg.get("create_time")
             self._save(h)
-            if self._owns_attempt(h.agent, task, attempt):
+            if task is not None and self._owns_attempt(h.agent, task, attempt):
                 sink.task_started(h.agent, task)
             return
         if kind in ("finished", "failed", "stopped"):
@@ -748,7 +758,7 @@ class LocalRuntime:
             if kind == "finished" and task and not self._owns_attempt(h.agent, task, attempt):
                 self._merge_moved(h.agent, task, attempt)
                 return
-            if kind == "stopped" or not self._owns_attempt(h.agent, task, attempt):
+            if kind == "stopped" or task is None or not self._owns_attempt(h.agent, task, attempt):
                 return
             if msg.get("partial") or msg.get("progress"):
                 engine.task_progress(h.agent, task, float(msg.get("progress") or 0.0), None, msg.get("partial") or None)

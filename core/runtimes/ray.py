@@ -266,7 +266,7 @@ class RayRuntime(LocalRuntime):
             if handle is None:
                 continue
             if name in live:
-                self._adoptable[name] = handle  # type: ignore[assignment]
+                self._adoptable[name] = handle
             else:  # an actor the log no longer counts as live: do not leave it behind
                 with contextlib.suppress(Exception):
                     ray.kill(handle, no_restart=True)
@@ -664,7 +664,7 @@ def _sweep_temp_dirs() -> None:
     ]  # not one being set up
     if not mine:
         return
-    in_use = set()
+    in_use: set[str] = set()
     for p in psutil.process_iter(["cmdline"]):
         line = " ".join(p.info.get("cmdline") or [])
         in_use.update(str(d) for d in mine if str(d) in line)

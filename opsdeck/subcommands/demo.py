@@ -85,7 +85,7 @@ async def _headless(
     config,
     seed: int,
     duration: float,
-    as_json: bool = False,  # type: ignore[no-untyped-def]
+    as_json: bool = False,
     listen: str | None = None,
 ) -> int:
     """A host that runs the demo's clock ``duration`` simulated seconds as fast as it
@@ -94,11 +94,11 @@ async def _headless(
     from core.host.host import Host
     from core.session import open_sim
 
-    from .serve import announce, stop_on_signals
+    from .hosting import announce, stop_on_signals
 
     printer = LinePrinter(as_json)
 
-    async def opener():  # type: ignore[no-untyped-def]
+    async def opener():
         engine = await open_sim(db, config, seed=seed, demo=False)
         engine.subscribe(printer)  # before the fleet is built: its events are printed too
         if engine.state.seq == 0:

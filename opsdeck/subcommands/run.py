@@ -196,9 +196,10 @@ async def headless(
 ) -> int:
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
     from core.host.host import Host
+    from core.runtimes.local import LocalRuntime
 
     from ..output import LinePrinter, json_line
-    from .serve import announce, stop_on_signals
+    from .hosting import announce, stop_on_signals
 
     printer = LinePrinter(as_json)
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
@@ -219,15 +220,15 @@ async def headless(
     except WorkflowFileError as exc:  # what the file asks does not fit the cluster
         print_problems(exc)
         return 2
-    engine, runtime = host.engine, host.runtime
+    engine, agents = host.engine, host.runtime
+    assert isinstance(agents, LocalRuntime)  # open_local: agent processes here, or Ray's (a LocalRuntime too)
     if not incidents:
         host.manager.detectors.clear()  # headless without --incidents: measurements only, no plans
     try:
         await host.serve(listen)
         announce(host, "run")
         print(
-            f"# opsdeck run {db}: {runtime.limits_line()}; agents adopted={runtime.adopted} "  # type: ignore[union-attr]
-            f"recovered={runtime.recovered}",
+            f"# opsdeck run {db}: {agents.limits_line()}; agents adopted={agents.adopted} recovered={agents.recovered}",
             file=sys.stderr,
         )
         if finished(engine):

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from core.config import load_config
 from core.workflow_file import WorkflowFileError
 
 from ..paths import new_demo_db
+from .hosting import announce, stop_on_signals
 from .run import add_runtime_arguments, print_problems
 
 
@@ -85,36 +84,7 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve_sim(db, config, args))
 
 
-def announce(host, verb: str = "serve") -> None:  # type: ignore[no-untyped-def]
-    """Say where the host listens (stderr, one line each), so clients can be pointed at it."""
-    from core.host.paths import token_path
-
-    srv = host.server
-    print(f"# opsdeck {verb}: pid {host.status()['pid']} hosts {host.db} ({host.kind})", file=sys.stderr)
-    if srv is not None:
-        print(f"# listening on unix:{srv.socket_path}", file=sys.stderr)
-        if srv.listen:
-            print(
-                f"# listening on http://{srv.listen} (commands need the bearer token in {token_path(host.db)})",
-                file=sys.stderr,
-            )
-    print(f"# attach: opsdeck console --db {host.db}   |   opsdeck exec --db {host.db} '/host status'", file=sys.stderr)
-    sys.stderr.flush()
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT/SIGTERM. Signals reach only the main thread: a verb run
-    from another thread (a test harness calling ``main``) gets no handlers, not an error."""
-    stop = asyncio.Event()
-    if threading.current_thread() is not threading.main_thread():
-        return stop
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-async def _serve_sim(db: Path, config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _serve_sim(db: Path, config, args: argparse.Namespace) -> int:
     from core.host.host import Host
 
     stop = stop_on_signals()
@@ -142,7 +112,7 @@ async def _serve_local(
     wfile,
     specs,
     listen: str | None,
-    runtime: str = "local",  # type: ignore[no-untyped-def]
+    runtime: str = "local",
     address: str | None = None,
 ) -> int:
     from core.host.host import Host

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..paths import default_db, live_demo_db, new_demo_db
 
@@ -74,7 +75,7 @@ async def _serve(args: argparse.Namespace, db: Path, config: Path | None, token:
         how = f"started (pid {host_proc.pid})" if host_proc is not None else "already running"
         print(f"opsdeck web: console of {db} ({who}, {how})", flush=True)
         print(f"opsdeck web: open {url}?token={token}", flush=True)
-        waits = [asyncio.ensure_future(stop.wait())]
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
         if host_proc is not None:
             waits.append(asyncio.ensure_future(host_proc.wait()))
         _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -57,7 +57,7 @@ class AgentScreen(DetailScreen):
 
         self.run_worker(work, thread=True, exit_on_error=False)
 
-    def _loaded(self, evs: list, proc: tuple[int, float, dict] | None) -> None:  # type: ignore[type-arg]
+    def _loaded(self, evs: list, proc: tuple[int, float, dict] | None) -> None:
         self.proc = proc
         self._events_loaded(evs)
 

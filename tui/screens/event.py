@@ -23,7 +23,7 @@ from ..style import color, severity_style
 from .result import body_frame
 
 
-def event_body(app, ev: Event) -> RenderableType:  # type: ignore[no-untyped-def]
+def event_body(app, ev: Event) -> RenderableType:
     c = lambda n: color(app, n)  # noqa: E731
     head = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
     head.add_column(style=f"bold {c('secondary')}", no_wrap=True)

@@ -57,13 +57,13 @@ def legend() -> Group:
     for mark, what in METER_MARKS:
         t.add_row(mark, what)
     t.add_section()
-    for status in AgentStatus:
-        glyph, _ = AGENT_GLYPH[status]
-        t.add_row(glyph, f"agent {status.value}")
+    for agent_status in AgentStatus:
+        glyph, _ = AGENT_GLYPH[agent_status]
+        t.add_row(glyph, f"agent {agent_status.value}")
     t.add_section()
     by_glyph: dict[str, list[str]] = {}
-    for status, glyph in STEP_GLYPH.items():
-        by_glyph.setdefault(glyph, []).append(status)
+    for step_status, glyph in STEP_GLYPH.items():
+        by_glyph.setdefault(glyph, []).append(step_status)
     for glyph, names in by_glyph.items():
         t.add_row(glyph, "plan step " + " / ".join(names))
     t.add_row("·", "plan step pending (not started)")

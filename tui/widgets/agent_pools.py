@@ -56,7 +56,7 @@ def replacements(settings: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in rec.items() if v} if isinstance(rec, dict) else {}
 
 
-def agent_nodes(settings: dict, agents: list) -> str:  # type: ignore[type-arg]
+def agent_nodes(settings: dict, agents: list) -> str:
     """Where a pool's agents run on a Ray cluster (``host (ip)`` ×count), from the log's
     ``ray_agent_nodes`` setting; empty on the other runtimes."""
     where = settings.get("ray_agent_nodes") or {}
@@ -108,7 +108,7 @@ class AgentPools(LiveList):
         state, mem_col, task_w, spark = self._widths(w, self._id_w)
         tasks = fit_tasks(sorted({a.current_task for a in live if a.current_task}), task_w)
 
-        def use(a) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        def use(a) -> tuple[float, float]:
             return usage.get(a.id, (0.0, 0.0)) if a.status in LIVE else (0.0, 0.0)
 
         order = {

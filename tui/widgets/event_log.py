@@ -46,13 +46,13 @@ class LRU(OrderedDict):
         super().__init__()
         self.size = size
 
-    def get_lru(self, key):  # type: ignore[no-untyped-def]
+    def get_lru(self, key):
         v = super().get(key)
         if v is not None:
             self.move_to_end(key)
         return v
 
-    def put(self, key, value) -> None:  # type: ignore[no-untyped-def]
+    def put(self, key, value) -> None:
         self[key] = value
         self.move_to_end(key)
         while len(self) > self.size:
@@ -77,9 +77,13 @@ class EventLog(ScrollView, can_focus=True):
             self.summary = summary
             """What the title says, for the toast: the two always agree."""
 
-    def __init__(self, source: LogSource | None = None, *, id: str | None = None) -> None:
+    def __init__(
+        self, source: LogSource | None = None, *, saved_filters: dict[str, str] | None = None, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.source = source
+        self.saved_filters = saved_filters or {}
+        """The configured ``@name`` filters (``[console.filters]``)."""
         self.head = 0
         self.db_head = 0
         self.follow = True
@@ -198,7 +202,7 @@ class EventLog(ScrollView, can_focus=True):
     def apply_filter(self, raw: str) -> LogFilter:
         """Parse, check and start ``raw``; raises :class:`FilterError` (and changes nothing)
         for an unknown severity or event type."""
-        flt = LogFilter.parse(raw, self.app.config.console.filters)
+        flt = LogFilter.parse(raw, self.saved_filters)
         if self.source is not None:
             self.source.check(flt)
         self._start_filter(flt)
@@ -373,7 +377,7 @@ class EventLog(ScrollView, can_focus=True):
             self.scroll_to(y=self.cursor - h + 1, animate=False, immediate=True)
         self.refresh()
 
-    def on_click(self, event) -> None:  # type: ignore[no-untyped-def]
+    def on_click(self, event) -> None:
         offset = event.get_content_offset(self)
         if offset is not None and 0 <= int(self.scroll_offset.y) + offset.y < self.count:
             self.cursor = int(self.scroll_offset.y) + offset.y

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.widget import Widget
 
 from core.models import Band, WorkflowStatus
 
@@ -21,7 +22,7 @@ from .live_list import LiveList, Row, distinct_names
 
 if TYPE_CHECKING:
     from core.host.link import Link
-    from core.models import Workflow
+    from core.models import FinishedWorkflow, Workflow
 
 BAND_TAG = {Band.CRITICAL: "CRIT", Band.HIGH: "HIGH", Band.MEDIUM: "MED ", Band.LOW: "LOW "}
 STATUS_TAG = {
@@ -162,7 +163,7 @@ class Workflows(LiveList):
             )
         return out
 
-    def _row(self, s, wf: Workflow, name: str, lay: Layout, c) -> Text:  # type: ignore[no-untyped-def]
+    def _row(self, s, wf: Workflow | FinishedWorkflow, name: str, lay: Layout, c) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append("▌" if wf.id in self.marked else " ", style=f"bold {c('accent')}")
         t.append(f"{BAND_TAG[wf.band]} ", style=f"bold {c(BAND_COLOR[wf.band])}")
@@ -193,5 +194,5 @@ class Workflows(LiveList):
         rows = self.rows(engine)
         self.sync(rows)
         pane = self.parent
-        if pane is not None:
+        if isinstance(pane, Widget):
             pane.border_subtitle = LEGEND

@@ -134,7 +134,12 @@ def dependency_order(engine: Engine, workflows: list[str]) -> list[str]:
                 visit(d)
         order.append(w)
 
-    for w in sorted(workflows, key=lambda x: -s.any_workflow(x).priority if s.knows(x) else 0):
+    def first(w: str) -> int:
+        """Higher priority first; an unknown workflow sorts with priority 0."""
+        wf = s.any_workflow(w)
+        return -wf.priority if wf is not None else 0
+
+    for w in sorted(workflows, key=first):
         visit(w)
     return order
 
@@ -154,7 +159,8 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
         }
     ]
     for b in order:
-        for a in s.any_workflow(b).depends_on:
+        known = s.any_workflow(b)  # dependency_order lists only known workflows
+        for a in known.depends_on if known is not None else ():
             if a in order:
                 actions.append(
                     {
@@ -468,10 +474,10 @@ async def inject(drill: Drill) -> dict[str, Any]:
     the head of the dependency chain first."""
     eng = drill.engine
     s = eng.state
-    rt = eng.runtime
+    rt = drill.real_faults()
     busy = drill.busy_agents()
     heads = {w.id for w in s.all_workflows() if any(w.id in o.depends_on for o in s.all_workflows())}
-    busy.sort(key=lambda a: (s.tasks[a.current_task].workflow not in heads, a.id))
+    busy.sort(key=lambda a: (a.current_task is None or s.tasks[a.current_task].workflow not in heads, a.id))
     n = eng.config.supervision.max_failures
     victims = [a.id for a in busy[:n]]
     if len(victims) < n:

@@ -14,7 +14,7 @@ from ...event_types import DATA_INTEGRITY_ALERT, DATA_RECOVERY_COMPLETED, DATA_R
 from ...events import GENESIS_HASH
 from ...models import TaskStatus
 from ...projection import hash_snapshot
-from ...store import row_hash_ok
+from ...store import row_hash_ok, scalar
 from ...verify import verify_store
 from ..catalogue import DrillError, DrillSpec, IncidentKind
 from ..detectors import Detector, Finding, active_workflows
@@ -381,8 +381,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
     cp = await eng.checkpoint(kind="incremental", label="drill: about to be damaged", actor="drill")
     await eng.flush()
     db = eng.store.connection
-    row = await (await db.execute("SELECT state FROM checkpoints WHERE id=?", (cp,))).fetchone()
-    snap = json.loads(row[0])
+    snap = json.loads(await scalar(db, "SELECT state FROM checkpoints WHERE id=?", (cp,)))
     victim_wf = "migration_workflow_001" if "migration_workflow_001" in s.workflows else sorted(s.workflows)[0]
     for k in s.workflows[victim_wf].tasks:
         if k in snap["tasks"]:

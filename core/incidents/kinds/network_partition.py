@@ -48,7 +48,7 @@ class PartitionDetector(Detector):
         ]
         if not reporting:
             return None
-        holding = [s.agents[a].current_task for a in cut if s.agents[a].current_task]
+        holding = [t for a in cut if (t := s.agents[a].current_task)]
         wfs = sorted({s.tasks[t].workflow for t in holding if t in s.tasks})
         on_path = [t for t in holding if t in s.critical_path(s.tasks[t].workflow)]
         share = len(cut) / len(live)
@@ -311,7 +311,7 @@ def window(engine: Engine) -> float:
 
 async def inject(drill: Drill) -> dict[str, Any]:
     """Every third busy agent (at most three) cut off; healed after ``heal_after_s``."""
-    rt = drill.engine.runtime
+    rt = drill.real_faults()
     cut = [a.id for a in drill.busy_agents(required=True)[::3][:3]]
     rt.partition(cut)
     drill.later(drill.heal_after_s, lambda: rt.heal(cut))

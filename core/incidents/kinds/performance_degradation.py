@@ -354,7 +354,8 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
         return "wait", {"settling_s": ctx.now - ctx.started_at}
     det = float(inc["detected_at"])
     window = float(inc.get("evidence", {}).get("trends", {}).get("efficiency", {}).get("span_s", 1800.0))
-    onset = float(inc.get("fault_at") if inc.get("fault_at") is not None else det - window)
+    fault_at = inc.get("fault_at")
+    onset = float(fault_at) if fault_at is not None else det - window
     baseline = await fresh_efficiency(eng, onset - window, onset)
     after = await pace_now(eng, ctx.started_at)
     if len(after) < 3 or not baseline:
@@ -431,7 +432,7 @@ def window(engine: Engine) -> float:
 
 async def inject(drill: Drill) -> dict[str, Any]:
     """Bad hosts: four busy agents get gradually slower (every 5 min, +0.25x up to 2.5x)."""
-    rt = drill.engine.runtime
+    rt = drill.sim()
     slow = [a.id for a in drill.busy_agents(required=True)[:4]]
     step, every, top = 0.25, 300.0, 2.5
 

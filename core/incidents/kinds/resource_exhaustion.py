@@ -420,7 +420,7 @@ def window(engine: Engine) -> float:
 async def inject(drill: Drill) -> dict[str, Any]:
     """A load spike outside the fleet's tasks (simulated runtime)."""
     cpu, mem, dur = 1.5, 5.5, 1800.0
-    drill.engine.runtime.load_spike(cpu, mem, dur)
+    drill.sim().load_spike(cpu, mem, dur)
     return {"load_spike": {"cpu_cores": cpu, "memory_gb": mem, "duration_s": dur}}
 
 

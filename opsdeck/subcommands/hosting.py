@@ -1,0 +1,42 @@
+"""What the verbs that host a database share (serve, run, demo): stopping on a signal,
+and saying where the host listens."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.host.host import Host
+
+
+def announce(host: Host, verb: str = "serve") -> None:
+    """Say where the host listens (stderr, one line each), so clients can be pointed at it."""
+    from core.host.paths import token_path
+
+    srv = host.server
+    print(f"# opsdeck {verb}: pid {host.status()['pid']} hosts {host.db} ({host.kind})", file=sys.stderr)
+    if srv is not None:
+        print(f"# listening on unix:{srv.socket_path}", file=sys.stderr)
+        if srv.listen:
+            print(
+                f"# listening on http://{srv.listen} (commands need the bearer token in {token_path(host.db)})",
+                file=sys.stderr,
+            )
+    print(f"# attach: opsdeck console --db {host.db}   |   opsdeck exec --db {host.db} '/host status'", file=sys.stderr)
+    sys.stderr.flush()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM. Signals reach only the main thread: a verb run
+    from another thread (a test harness calling ``main``) gets no handlers, not an error."""
+    stop = asyncio.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return stop
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
