@@ -36,7 +36,7 @@ def test_core_never_imports_textual() -> None:
 # Every import counts: module level, inside functions, and under TYPE_CHECKING.
 LAYERS: list[tuple[str, ...]] = [
     ("themes", "core.models", "core.events", "core.clock", "core.config", "core.private", "core.anchor"),
-    ("core.store_errors", "core.sqlite_check"),
+    ("core.store_errors", "core.sqlite_check", "core.timefmt"),
     ("core.merge", "core.workflow_file", "core.store"),
     (
         "core.event_data",

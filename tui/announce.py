@@ -13,12 +13,45 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.timefmt import clock
 
 if TYPE_CHECKING:
-    from .app import OpsdeckApp
+    from textual.notifications import SeverityLevel
+
+    from core.config import Config
+    from core.host.link import Link
+
+    from .widgets.incidents import Incidents
+
+
+class AnnouncerHost(Protocol):
+    """What the announcer needs of the console (the app): its configuration, its link,
+    the incidents pane, and the app's toast, bell and workers."""
+
+    config: Config
+    link: Link | None
+    incidents_pane: Incidents
+
+    def bell(self) -> None: ...
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+    ) -> None: ...
+
+    def call_after_refresh(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> bool: ...
+
+    def run_worker(
+        self, work: Coroutine[Any, Any, None], *, group: str = "default", exit_on_error: bool = True
+    ) -> object: ...
+
 
 HOOK_TIMEOUT_S = 10.0
 
@@ -71,7 +104,7 @@ async def run_hook(argv: list[str], inc: dict[str, Any], timeout: float = HOOK_T
 class Announcer:
     """Announces each incident once, when its INCIDENT_OPENED event arrives."""
 
-    def __init__(self, app: OpsdeckApp) -> None:
+    def __init__(self, app: AnnouncerHost) -> None:
         self.app = app
         self.announced: set[str] = set()
         self.hook_runs = 0

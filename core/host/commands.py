@@ -207,7 +207,7 @@ async def drill(ctx: Context, p: DrillRequest) -> Outcome:
     )
 
 
-def _cancel_drill(ctx: Context, host: Host) -> Outcome:
+def _cancel_drill(ctx: Context, host: HostControl) -> Outcome:
     try:
         d = host.cancel_drill(ctx.actor)
     except HostError as exc:
