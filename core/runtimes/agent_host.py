@@ -48,12 +48,16 @@ import psutil
 from ..private import PrivateError, private_dir
 from .handshake import ChannelError, host_accept, read_secret
 from .limits import TaskCgroup, apply_from_parent, relimit
-from .wire import encode, messages
+from .output import LINE_MAX, TaskOutput, output_path, prune
+from .wire import MAX_LINE, encode, messages
 
 PROGRESS_PREFIX = "OPSDECK_PROGRESS"
 PARTIAL_PREFIX = "OPSDECK_PARTIAL"
 OUTPUT_KEEP = 20
 RESULTS_KEEP = 256
+PARTIAL_MAX = 64 * 1024
+"""Characters of a task's partial results (as JSON) kept and reported; an update past it is refused."""
+READ_CHUNK = 64 * 1024
 NEVER_CONNECTED_S = 60.0
 """A host no console ever reached (the console died while starting it) exits after this."""
 
@@ -71,6 +75,22 @@ def parse_progress(line: str) -> tuple[float, str] | None:
     except ValueError:
         return None
     return min(max(value, 0.0), 1.0), (parts[1] if len(parts) > 1 else "")
+
+
+def undeliverable(msg: dict[str, Any], size: int) -> dict[str, Any]:
+    """What is sent instead of a report too large for the channel: a run's end
+    becomes its failure with the reason, anything else a bare heartbeat."""
+    why = f"the agent's {msg.get('t')} report of {size:,} bytes is over the channel's limit of {MAX_LINE:,}"
+    if msg.get("t") in ("finished", "failed") and msg.get("task"):
+        return {
+            "t": "failed",
+            "task": msg["task"],
+            "attempt": msg.get("attempt"),
+            "rc": msg.get("rc"),
+            "error": why,
+            "output": [],
+        }
+    return {"t": "heartbeat", "task": msg.get("task"), "attempt": msg.get("attempt"), "note": why}
 
 
 class Run:
@@ -97,6 +117,7 @@ class Run:
         self.cgroup: TaskCgroup | None = None
         self.dirty = False  # something new to report at the next heartbeat
         self.peak_rss_mb = 0.0
+        self.out = TaskOutput(None)
 
     def key(self) -> tuple[str, int]:
         return (self.task, self.attempt)
@@ -133,6 +154,8 @@ class Host:
         self.ever_connected = False
         self.done = asyncio.Event()
         self.me = psutil.Process()
+        self.output_dir: Path | None = Path(args.socket).parent / "output" if args.socket else None
+        """Where each run's whole output is kept (none for a host without a socket directory)."""
 
     def channel_secret(self, args: argparse.Namespace) -> bytes:
         """The run's secret that every socket connection must prove it knows."""
@@ -143,8 +166,11 @@ class Host:
         w = self.writer
         if w is None or w.is_closing():
             return
+        data = encode(msg)
+        if len(data) > MAX_LINE:
+            data = encode(undeliverable(msg, len(data)))
         try:
-            w.write(encode(msg))
+            w.write(data)
         except (ConnectionError, RuntimeError):
             self.writer = None
 
@@ -267,6 +293,9 @@ class Host:
     async def launch(self, r: Run) -> None:
         m = r.msg
         self.run = r
+        if self.output_dir is not None:
+            prune(self.output_dir)
+            r.out = TaskOutput(output_path(self.output_dir, r.task, r.attempt))
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in (m.get("env") or {}).items()})
         ctx = m.get("context") or {}
@@ -379,35 +408,58 @@ class Host:
         self.report_exit(r, rc)
 
     async def read_output(self, r: Run) -> None:
+        """Read the task's output in chunks (no line is too long to read); every byte
+        goes to its output file, capped lines to the reports."""
         assert r.proc is not None and r.proc.stdout is not None
         while True:
-            try:
-                raw = await r.proc.stdout.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                continue
-            if not raw:
+            chunk = await r.proc.stdout.read(READ_CHUNK)
+            if not chunk:
                 break
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            prog = parse_progress(line)
-            if prog is not None:
-                r.progress = prog[0]
-                r.dirty = True
-                if prog[1]:
-                    r.output.append(prog[1])
-                    r.new_output.append(prog[1])
-                continue
-            if line.startswith(PARTIAL_PREFIX):
-                with contextlib.suppress(json.JSONDecodeError, TypeError, ValueError):
-                    obj = json.loads(line[len(PARTIAL_PREFIX) :].strip())
-                    if isinstance(obj, dict):
-                        r.partial.update(obj)
-                        r.dirty = True
-                continue
-            r.output.append(line)
-            r.new_output.append(line)
+            for line in r.out.feed(chunk):
+                self.take_line(r, line)
+        for line in r.out.finish():
+            self.take_line(r, line)
+
+    def take_line(self, r: Run, line: str) -> None:
+        prog = parse_progress(line)
+        if prog is not None:
+            r.progress = prog[0]
             r.dirty = True
+            if prog[1]:
+                self.add_output(r, prog[1])
+            return
+        if line.startswith(PARTIAL_PREFIX):
+            self.take_partial(r, line)
+            return
+        self.add_output(r, line)
+
+    def take_partial(self, r: Run, line: str) -> None:
+        if len(line) > LINE_MAX:
+            self.add_output(r, f"[{PARTIAL_PREFIX} line ignored: over {LINE_MAX:,} characters]")
+            return
+        with contextlib.suppress(json.JSONDecodeError, TypeError, ValueError):
+            obj = json.loads(line[len(PARTIAL_PREFIX) :].strip())
+            if isinstance(obj, dict):
+                merged = {**r.partial, **obj}
+                size = len(json.dumps(merged))
+                if size > PARTIAL_MAX:
+                    self.add_output(
+                        r,
+                        f"[{PARTIAL_PREFIX} ignored: the partial results would be {size:,} characters, over {PARTIAL_MAX:,}]",
+                    )
+                    return
+                r.partial = merged
+                r.dirty = True
+
+    def add_output(self, r: Run, line: str) -> None:
+        r.output.append(line)
+        if r.out.admit(line):
+            r.new_output.append(line)
+        r.dirty = True
 
     def report_exit(self, r: Run, rc: int) -> None:
+        if r.dirty and not r.stopping:
+            self.send(self.progress_report(r))  # the lines since the last heartbeat, then the end
         if r.cgroup is not None and r.cgroup.oom_killed() and r.kill_reason is None:
             r.kill_reason = f"memory limit exceeded (cgroup memory.max {r.msg.get('memory_mb')} MB)"
         out = list(r.output)
@@ -416,6 +468,8 @@ class Host:
             "attempt": r.attempt,
             "rc": rc,
             "output": out[-OUTPUT_KEEP:],
+            "output_file": str(r.out.path) if r.out.path is not None else None,
+            "output_bytes": r.out.bytes_total,
             "progress": r.progress,
             "partial": r.partial,
             "peak_rss_mb": round(r.peak_rss_mb, 1),
@@ -443,6 +497,7 @@ class Host:
             self.finish(r, {"t": "failed", "error": err, **base})
 
     def finish(self, r: Run, report: dict[str, Any], keep: bool = True) -> None:
+        r.out.close()
         if r.cgroup is not None:
             r.cgroup.remove()
         if keep:
@@ -515,21 +570,31 @@ class Host:
             self.signal_group(r, signal.SIGKILL)
 
     # -- heartbeats --------------------------------------------------------------
+    def progress_report(self, r: Run) -> dict[str, Any]:
+        """A heartbeat about the run: its progress, and what is new since the last one
+        (the output lines that fit the budget, a line summarising those that did not)."""
+        msg: dict[str, Any] = {
+            "t": "heartbeat",
+            "task": r.task,
+            "attempt": r.attempt,
+            "progress": round(r.progress, 4),
+            "paused": r.paused,
+        }
+        if r.dirty:
+            msg["changed"] = True
+            note = r.out.summary()
+            if r.new_output or note:
+                msg["output"], r.new_output = r.new_output + ([note] if note else []), []
+            if r.partial:
+                msg["partial"] = dict(r.partial)
+            r.dirty = False
+        return msg
+
     async def heartbeat(self) -> None:
         while not self.done.is_set():
             await asyncio.sleep(self.heartbeat_s)
             r = self.run
-            msg: dict[str, Any] = {"t": "heartbeat"}
-            if r is not None and r.proc is not None:
-                msg.update(task=r.task, attempt=r.attempt, progress=round(r.progress, 4), paused=r.paused)
-                if r.dirty:
-                    msg["changed"] = True
-                    if r.new_output:
-                        msg["output"], r.new_output = r.new_output[-OUTPUT_KEEP:], []
-                    if r.partial:
-                        msg["partial"] = dict(r.partial)
-                    r.dirty = False
-            self.send(msg)
+            self.send(self.progress_report(r) if r is not None and r.proc is not None else {"t": "heartbeat"})
             idle_for = time.monotonic() - self.last_client
             if (
                 self.writer is None
@@ -579,7 +644,7 @@ async def start_server(handler: Any, address: str) -> asyncio.AbstractServer:
     finally:
         os.umask(old)
     os.chmod(address, 0o600)
-    return await asyncio.start_unix_server(handler, sock=sock, limit=1 << 20)
+    return await asyncio.start_unix_server(handler, sock=sock, limit=MAX_LINE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ import struct
 from pathlib import Path
 
 from ..private import write_private
+from .wire import MAX_LINE
 
 HANDSHAKE_TIMEOUT_S = 10.0
 SECRET_FILE = "secret"
@@ -112,7 +113,7 @@ async def host_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 
 
 async def console_connect(
-    address: str, secret: bytes, expect_pid: int | None = None, limit: int = 1 << 20
+    address: str, secret: bytes, expect_pid: int | None = None, limit: int = MAX_LINE
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to an agent host and authenticate it before anything is sent.
 

@@ -45,7 +45,7 @@ from . import RuntimeSink
 from .handshake import SECRET_FILE, ChannelError, console_connect, load_or_create_secret
 from .limits import NICE_BY_BAND, Mechanisms, detect
 from .sampler import Sampler, TaskMeasure, same_process
-from .wire import encode, messages
+from .wire import MAX_LINE, OVERSIZE, encode, messages
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -733,6 +733,20 @@ class LocalRuntime:
                     self._poke()
             for done in msg.get("done") or []:
                 self._on_report(h, done)
+            return
+        if kind == OVERSIZE:
+            # A report too large to read: fail the task it was about rather than wait on it.
+            cur = a.current_task if a is not None else None
+            if cur:
+                sink.task_failed(
+                    h.agent,
+                    cur,
+                    f"a report of {int(msg.get('bytes') or 0):,} bytes from agent {h.agent} was over the "
+                    f"channel's limit of {MAX_LINE:,} bytes and could not be delivered",
+                    None,
+                )
+                h.outbox.append({"op": "stop", "task": cur})
+                self._poke()
             return
         if kind == "heartbeat":
             if task and self._owns_attempt(h.agent, task, attempt) and msg.get("changed"):

@@ -1,0 +1,154 @@
+"""A task's output: every byte to a per-task file (rotated), capped lines to the console.
+
+The agent host reads a task's stdout/stderr in chunks (no line-length limit to trip
+over), appends it to ``<dir>/<task>.<attempt>.log`` (renamed to ``.log.1`` when it
+reaches :data:`FILE_MAX` bytes; one older part kept), and splits it into lines for
+the report: a line is cut to :data:`LINE_MAX` characters with a note of its full
+size, and at most :data:`REPORT_BYTES` of lines go out per heartbeat; what does not
+fit is summarised (how many lines and bytes) with the file's path. So the event log
+gets a bounded trickle and nothing is lost: the full output is in the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+
+LINE_MAX = 4096
+"""Characters of one output line that reach the console and the log."""
+REPORT_BYTES = 16 * 1024
+"""Characters of output lines per heartbeat; more is summarised."""
+FILE_MAX = 8 * 1024 * 1024
+"""Bytes of one output file before it is rotated (the file and one older part are kept)."""
+FILES_KEEP = 64
+"""Output files kept per agent directory (the oldest are removed)."""
+PENDING_MAX = LINE_MAX * 4
+"""Bytes of an unfinished line held while waiting for its newline."""
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def output_path(directory: Path, task: str, attempt: int) -> Path:
+    return directory / f"{_UNSAFE.sub('_', task)[:120]}.{attempt}.log"
+
+
+class TaskOutput:
+    """One run's output: the file, the line splitter and the per-report budget."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._written = 0
+        self.error: str | None = None
+        self._pending = bytearray()
+        self._pending_bytes = 0  # the whole unfinished line's size, also past what is held
+        self.bytes_total = 0
+        self.lines_total = 0
+        self._unsent_lines = 0
+        self._unsent_bytes = 0
+        self._budget = REPORT_BYTES
+        if path is not None:
+            try:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                self.error = f"cannot write the output file {path}: {exc.strerror}"
+                self.path = None
+
+    # -- the file ------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        if self._fd is None or self.path is None:
+            return
+        try:
+            if self._written + len(data) > FILE_MAX and self._written > 0:
+                os.close(self._fd)
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                self._fd = os.open(
+                    self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+                )
+                self._written = 0
+            os.write(self._fd, data)
+            self._written += len(data)
+        except OSError as exc:  # a full disk costs the file, not the task
+            self.error = f"output file {self.path}: {exc.strerror}"
+            self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    # -- lines ---------------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[str]:
+        """Take a chunk of output; the whole lines it completes, each capped."""
+        self._write(data)
+        self.bytes_total += len(data)
+        lines: list[str] = []
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                break
+            self._hold(data[start:nl])
+            lines.append(self._take())
+            start = nl + 1
+        self._hold(data[start:])
+        return lines
+
+    def finish(self) -> list[str]:
+        """At the end of the output: the last line if it had no newline."""
+        self.close()
+        return [self._take()] if self._pending_bytes else []
+
+    def _hold(self, piece: bytes) -> None:
+        room = PENDING_MAX - len(self._pending)
+        if room > 0:
+            self._pending += piece[:room]
+        self._pending_bytes += len(piece)
+
+    def _take(self) -> str:
+        size = self._pending_bytes
+        text = self._pending.decode("utf-8", "replace").rstrip("\r")
+        self._pending.clear()
+        self._pending_bytes = 0
+        self.lines_total += 1
+        if size > LINE_MAX or len(text) > LINE_MAX:
+            where = f"; whole in {self.path}" if self.path is not None else ""
+            text = f"{text[:LINE_MAX]}… [line of {size:,} bytes cut to {LINE_MAX:,} characters{where}]"
+        return text
+
+    # -- what a report carries --------------------------------------------------------------
+    def admit(self, line: str) -> bool:
+        """Whether a line fits this report's budget; counted as unsent if not."""
+        if len(line) <= self._budget:
+            self._budget -= len(line)
+            return True
+        self._unsent_lines += 1
+        self._unsent_bytes += len(line)
+        return False
+
+    def summary(self) -> str | None:
+        """The line standing for what did not fit since the last report (then a new budget)."""
+        self._budget = REPORT_BYTES
+        if not self._unsent_lines:
+            return None
+        n, b = self._unsent_lines, self._unsent_bytes
+        self._unsent_lines = self._unsent_bytes = 0
+        where = f"; full output in {self.path}" if self.path is not None else ""
+        return f"[{n:,} more output lines ({b:,} characters) not shown{where}]"
+
+
+def prune(directory: Path, keep: int = FILES_KEEP) -> None:
+    """Remove all but the newest ``keep`` output files (and their rotated parts)."""
+    with contextlib.suppress(OSError):
+        files = sorted(
+            (p for p in directory.iterdir() if p.name.endswith(".log") and p.is_file() and not p.is_symlink()),
+            key=lambda p: p.stat().st_mtime,
+        )
+        for p in files[:-keep] if keep else files:
+            for q in (p, p.with_name(p.name + ".1")):
+                with contextlib.suppress(OSError):
+                    q.unlink()

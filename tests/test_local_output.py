@@ -1,0 +1,114 @@
+"""A chatty task on real agents: long lines, floods of lines, oversized partial results.
+
+Its whole output lands in a per-task file; the log gets capped lines and a summary;
+the run finishes. A message too large for the agent channel is skipped whole and
+stands in for a failure with the reason, never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from pathlib import Path
+
+from core.runtimes.agent_host import undeliverable
+from core.runtimes.output import FILE_MAX, LINE_MAX, REPORT_BYTES, TaskOutput
+from core.runtimes.wire import MAX_LINE, OVERSIZE, encode, messages
+
+from .local_harness import drive, header, open_text, toml_argv, wf_status
+
+CHATTY = (
+    "import sys, json, time\n"
+    "w = sys.stdout.write\n"
+    "w('A' * (2 * 1024 * 1024) + '\\n')\n"  # one 2 MiB line
+    "sys.stdout.flush(); time.sleep(2)\n"  # a few heartbeats carry it
+    "for i in range(20000): w(f'line {i}\\n')\n"  # a flood
+    "w('OPSDECK_PARTIAL ' + json.dumps({'big': 'x' * 100000}) + '\\n')\n"  # partial results too large
+    "w('OPSDECK_PARTIAL {\"step\": 3}\\n')\n"
+    "w('the end\\n')\n"
+)
+
+
+async def test_a_task_printing_a_2mib_line_completes_with_its_output_kept_whole(tmp_path: Path) -> None:
+    text = (
+        header()
+        + f"""
+[[workflows]]
+id = "chatty"
+allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
+  [[workflows.phases]]
+  name = "talk"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = {toml_argv(os.sys.executable, "-c", CHATTY)}
+    specialization = "shell"
+"""
+    )
+    engine, runtime, rec = await open_text(tmp_path / "o.db", text, tmp_path)
+    try:
+        await drive(engine, lambda: wf_status(engine, "chatty") in ("completed", "failed"), timeout=120)
+        assert wf_status(engine, "chatty") == "completed"
+        t = engine.state.tasks.get("chatty/t")
+        assert t is None or t.status.value == "completed"
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    lines = [
+        ln for e in rec.events if e.type in ("TASK_PROGRESS", "TASK_COMPLETED") for ln in e.data.get("output") or []
+    ]
+    assert lines, "no output reached the log"
+    assert all(len(ln) <= LINE_MAX + 300 for ln in lines)
+    assert sum(len(ln) for ln in lines) < 20 * (REPORT_BYTES + LINE_MAX), "the log took the flood"
+    cut = next(ln for ln in lines if "bytes cut to" in ln)
+    assert f"line of {2 * 1024 * 1024 + 1:,} bytes" in cut or f"line of {2 * 1024 * 1024:,} bytes" in cut
+    m = re.search(r"whole in (\S+)\]", cut)
+    assert m, cut
+    path = Path(m.group(1))
+    body = path.read_bytes()
+    assert body.startswith(b"A" * (2 * 1024 * 1024) + b"\n") and body.endswith(b"the end\n")
+    assert any("more output lines" in ln and str(path) in ln for ln in lines), "the flood was not summarised"
+    assert any("OPSDECK_PARTIAL" in ln and "ignored" in ln for ln in lines)
+    completed = [e for e in rec.events if e.type == "TASK_COMPLETED"]
+    assert completed and "the end" in (completed[-1].data.get("output") or [])
+
+
+def test_output_files_rotate_at_their_limit(tmp_path: Path) -> None:
+    out = TaskOutput(tmp_path / "t.0.log")
+    chunk = b"z" * 1023 + b"\n"
+    for _ in range(FILE_MAX // len(chunk) + 10):
+        out.feed(chunk)
+    out.finish()
+    assert (tmp_path / "t.0.log.1").stat().st_size <= FILE_MAX
+    assert 0 < (tmp_path / "t.0.log").stat().st_size <= FILE_MAX
+
+
+def test_an_output_file_never_follows_a_planted_link(tmp_path: Path) -> None:
+    target = tmp_path / "victim"
+    target.write_text("keep")
+    (tmp_path / "t.0.log").symlink_to(target)
+    out = TaskOutput(tmp_path / "t.0.log")
+    assert out.path is None and out.error and "t.0.log" in out.error
+    assert out.feed(b"hello\n") == ["hello"]
+    assert target.read_text() == "keep"
+
+
+async def test_a_line_over_the_channel_limit_is_skipped_whole_and_reported() -> None:
+    reader = asyncio.StreamReader(limit=MAX_LINE)
+    big = b'{"t":"heartbeat","output":["' + b"q" * (MAX_LINE + 10) + b'"]}\n'
+    reader.feed_data(encode({"t": "hello"}) + big + encode({"t": "finished", "task": "x"}))
+    reader.feed_eof()
+    got = [m async for m in messages(reader)]
+    assert got == [{"t": "hello"}, {"t": OVERSIZE, "bytes": len(big)}, {"t": "finished", "task": "x"}]
+
+
+def test_a_report_too_large_to_send_becomes_the_tasks_failure_with_the_reason() -> None:
+    report = {"t": "finished", "task": "w/t", "attempt": 1, "rc": 0, "output": ["x" * 10]}
+    sub = undeliverable(report, MAX_LINE + 1)
+    assert sub["t"] == "failed" and sub["task"] == "w/t" and sub["attempt"] == 1
+    assert "over the channel's limit" in sub["error"]
+    assert len(encode(sub)) < 1024
+    # Not a task's end: no failure is made up.
+    assert undeliverable({"t": "heartbeat", "task": "w/t"}, MAX_LINE + 1)["t"] == "heartbeat"
+    assert json.loads(encode(sub))
