@@ -63,7 +63,7 @@ async def _serve(args: argparse.Namespace, db: Path, config: Path | None, token:
     server = ConsoleServer(
         console_command(db, config), host=str(bound[0]), port=bound[1], token=token, title=f"opsdeck · {db.name}"
     )
-    runner = web.AppRunner(await server._make_app(), handle_signals=False, access_log=None)
+    runner = web.AppRunner(await server._make_app(), handle_signals=False, access_log=None, shutdown_timeout=1.0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -88,6 +88,10 @@ async def _serve(args: argparse.Namespace, db: Path, config: Path | None, token:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        consoles = len(server.consoles)
+        await server.stop_consoles()  # every tab's console ends with the server, within about 1.5 s
+        if consoles:
+            print(f"opsdeck web: stopped {consoles} console(s)", flush=True)
         with contextlib.suppress(Exception):
             await runner.cleanup()
         if host_proc is not None:

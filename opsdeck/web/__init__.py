@@ -21,20 +21,27 @@ textual-serve bundles, from this server.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import ipaddress
+import os
 import secrets
 import shlex
+import signal
 import stat
 import sys
+from asyncio.subprocess import Process
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp_jinja2
+import jinja2
 import textual_serve
 from aiohttp import web
+from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -98,6 +105,52 @@ def console_command(db: Path, config: Path | None) -> str:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+HEARTBEAT_S = 5.0
+"""Websocket pings: a tab whose browser vanished without closing is noticed within about this."""
+QUIT_GRACE_S = 0.5
+"""A console asked to quit gets this long, then SIGTERM to its process group, then SIGKILL."""
+
+
+class ConsoleProcess(AppService):
+    """textual-serve's app process, run in its own session (its whole group can be
+    signalled) and ended within about ``3 * grace`` seconds whatever state it is in."""
+
+    async def _open_app_process(self, width: int = 80, height: int = 24) -> Process:
+        environment = self._build_environment(width=width, height=height)
+        self._process = process = await asyncio.create_subprocess_exec(
+            *shlex.split(self.command),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=environment,
+            start_new_session=True,
+        )
+        assert process.stdin is not None
+        self._stdin = process.stdin
+        return process
+
+    async def end(self, grace: float) -> None:
+        """Quit (the console commits nothing half-done), else TERM, else KILL its group."""
+        proc = self._process
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.send_meta({"type": "quit"}), grace)
+            for sig in (None, signal.SIGTERM, signal.SIGKILL):
+                if sig is not None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(proc.pid, sig)  # its session's group: the console and anything it started
+                try:
+                    await asyncio.wait_for(proc.wait(), grace)
+                    break
+                except TimeoutError:
+                    continue
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()  # its output pump; it may still be closing the websocket: not waited on
+            await asyncio.wait({task}, timeout=grace)
+
 
 class ConsoleServer(Server):
     """textual-serve's server with our template, its bundled statics and a token."""
@@ -105,6 +158,7 @@ class ConsoleServer(Server):
     def __init__(self, command: str, host: str, port: int, token: str, title: str) -> None:
         super().__init__(command, host=host, port=port, title=title, statics_path=STATICS, templates_path=TEMPLATES)
         self.token = token
+        self.consoles: set[ConsoleProcess] = set()
 
     def _token_ok(self, value: str | None) -> bool:
         return bool(value) and hmac.compare_digest(str(value).encode(), self.token.encode())
@@ -125,7 +179,7 @@ class ConsoleServer(Server):
             return web.Response(
                 status=401, text="opsdeck web: open the address `opsdeck web` printed (it carries the token)\n"
             )
-        if request.path.startswith(WS_PREFIX):
+        if request.path.startswith(WS_PREFIX) or request.headers.get("Upgrade", "").lower() == "websocket":
             origin = request.headers.get("Origin")
             if origin is not None and urlsplit(origin).netloc != request.host:
                 return web.Response(status=403, text=f"opsdeck web: websocket from another origin ({origin}) refused\n")
@@ -135,14 +189,65 @@ class ConsoleServer(Server):
         """``opsdeck web`` prints its own address (with the token); no banner."""
 
     async def _make_app(self) -> web.Application:
-        app = await super()._make_app()
-        app.middlewares.append(self._guard)
-        app.router.add_get(WS_PREFIX + "{token}", self.handle_websocket)
-        app.router.add_get("/favicon.ico", self._no_icon)
+        """Only our routes: the page, its websocket (``/ws/<token>``), the bundled files.
+        textual-serve's own ``/ws`` (token in the query, no Origin check) and its
+        ``/download`` are not registered."""
+        app = web.Application(middlewares=[self._guard])
+        aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(self.templates_path))
+        app.add_routes(
+            [
+                web.get("/", self.handle_index, name="index"),
+                web.get(WS_PREFIX + "{token}", self.handle_websocket, name="websocket"),
+                web.static("/static", self.statics_path, name="static"),
+                web.get("/favicon.ico", self._no_icon),
+            ]
+        )
+        app.on_shutdown.append(self._on_shutdown)
         return app
 
     async def _no_icon(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
+
+    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """One browser tab's console: started with the websocket, ended with it (quit,
+        then its process group terminated), whatever way the tab went."""
+        websocket = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+        width = to_int(request.query.get("width", "80"), 80)
+        height = to_int(request.query.get("height", "24"), 24)
+        console: ConsoleProcess | None = None
+        try:
+            await websocket.prepare(request)
+            console = ConsoleProcess(
+                self.command,
+                write_bytes=websocket.send_bytes,
+                write_str=websocket.send_str,
+                close=websocket.close,  # type: ignore[arg-type]  # as textual-serve passes it
+                download_manager=self.download_manager,
+                debug=self.debug,
+            )
+            self.consoles.add(console)
+            await console.start(width, height)
+            await self._process_messages(websocket, console)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - one tab's failure: said in one line, the server goes on
+            print(f"opsdeck web: a console connection failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        finally:
+            if console is not None:
+                try:
+                    await asyncio.shield(console.end(QUIT_GRACE_S))  # runs to its end if we are cancelled
+                finally:
+                    self.consoles.discard(console)
+            with contextlib.suppress(Exception):
+                await websocket.close()
+        return websocket
+
+    async def stop_consoles(self, grace: float = QUIT_GRACE_S) -> None:
+        """End every tab's console at once (``opsdeck web`` stopping)."""
+        await asyncio.gather(*(c.end(grace) for c in list(self.consoles)), return_exceptions=True)
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        await self.stop_consoles()
 
     @aiohttp_jinja2.template("app_index.html")
     async def handle_index(self, request: web.Request) -> dict[str, Any]:
