@@ -999,7 +999,7 @@ async def update_agent_management(ctx: Context, p: P.UpdateAgentManagement) -> O
         "pools_with_failures": failed_pools,
     }
     eng.set_setting("agent_management", settings, actor=ctx.actor)
-    active = eng.health_check_interval() is not None and hasattr(eng.runtime, "ping_agent")
+    active = eng.health_check_interval() is not None and eng.runtime is not None  # every runtime answers pings
     miss = eng.config.intervals.missed_heartbeats + 0.5
     limit = interval * miss if active else hb * miss
     return Outcome(

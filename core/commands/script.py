@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ..engine import Engine, EngineError
 from ..events import Event, EventHeader, EventLineError, looks_like_event_line, parse_line
-from ..runtimes.sim import SimRuntime
+from ..runtimes import NotApplicable
 from .grammar import CommandSyntaxError, tokenize
 from .payloads import parse_duration
 
@@ -369,8 +369,8 @@ class ScriptRunner(StepRunner):
     async def _fault(self, st: Step) -> None:
         rt = self.engine.runtime
         name, args = st.args["name"], st.args["args"]
-        if not isinstance(rt, SimRuntime):
-            raise ScriptError(st.line, "faults need the simulated runtime")
+        if rt is None:
+            raise ScriptError(st.line, "faults need a runtime to inject them into")
         known = self.engine.state.agents
         if name in ("fail", "slow", "leak", "partition") or (name == "heal" and args):
             for a in args[: (None if name in ("partition", "heal") else 1)]:
@@ -393,7 +393,7 @@ class ScriptRunner(StepRunner):
                 rt.degrade(float(args[0]))
             elif name == "restore-speed":
                 rt.restore_speed()
-        except ValueError as exc:
+        except (ValueError, NotApplicable) as exc:
             raise ScriptError(st.line, f"fault {name}: {exc}") from None
 
     async def _wait_for(self, st: Step, start: int, within: float) -> int | None:

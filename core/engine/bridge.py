@@ -53,7 +53,7 @@ class RuntimeBridge:
         """Connect a runtime and bring it up to the projection: agents, running tasks."""
         e = self.engine
         e.runtime = runtime
-        runtime.attach(e)
+        runtime.attach(e)  # the engine is the sink: its facade forwards the facts here
         now = e.clock.now()
         for a in sorted(e.state.agents.values(), key=lambda a: a.id):
             if a.status in LIVE_AGENT:
@@ -214,8 +214,8 @@ class RuntimeBridge:
         if not self.owns(agent_id, task_id):
             return
         t = e.state.tasks[task_id]
-        per_task = getattr(e.runtime, "attempts_allowed", None)  # a workflow file's per-task retries
-        allowed = per_task(task_id) if per_task is not None else None
+        # The task's own retry policy (a workflow file's), else the engine's.
+        allowed = e.runtime.attempts_allowed(task_id) if e.runtime is not None else None
         retry = t.attempts < (allowed if allowed is not None else e.config.retries.attempts)
         data: dict[str, Any] = {
             "task": task_id,

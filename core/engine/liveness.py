@@ -84,14 +84,14 @@ class Liveness:
         active health checks the runtime pings every live agent at their interval (an
         answer counts as a heartbeat), so the limit is that many intervals instead."""
         e = self.engine
-        every = self.health_check_interval()
-        ping = getattr(e.runtime, "ping_agent", None)  # runtimes that can be asked
-        if every is not None and ping is not None and now - self.last_health_check >= every - 1e-9:
+        rt = e.runtime
+        every = self.health_check_interval() if rt is not None else None  # only a runtime can be asked
+        if rt is not None and every is not None and now - self.last_health_check >= every - 1e-9:
             self.last_health_check = now
             for a in sorted(e.state.agents.values(), key=lambda x: x.id):
                 if a.status in _ANSWERING:
-                    ping(a.id)
-        beat = every if every is not None and ping is not None else e.config.intervals.heartbeat_s
+                    rt.ping_agent(a.id)
+        beat = every if every is not None else e.config.intervals.heartbeat_s
         limit = beat * (e.config.intervals.missed_heartbeats + 0.5)
         for a in list(e.state.agents.values()):
             if a.status in _ANSWERING:

@@ -19,6 +19,7 @@ from ..event_types import (
     TASK_LIMITED,
 )
 from ..models import TERMINAL_WORKFLOW, Resources, TaskStatus
+from ..runtimes import NotApplicable
 from ..runtimes.limits import cpu_limits
 from .log import EngineError
 
@@ -165,19 +166,21 @@ class ResourceOps:
         e = self.engine
         e.workflows.live(wf_id)
         rt = e.runtime
-        relimit = getattr(rt, "relimit", None)  # only runtimes with OS processes have it
-        if rt is None or relimit is None:
+        if rt is None:
             return {
                 "applies": False,
-                "runtime": rt.name if rt is not None else None,
-                "reason": "the tasks of this runtime are not OS processes: only the allocation changed",
+                "runtime": None,
+                "reason": "no runtime runs the tasks: only the allocation changed",
             }
         targets = [
             (t.agent, t.id, self.cpu_limits(wf_id, t.id))
             for key in sorted(e.state.running_by_wf.get(wf_id, ()))
             if (t := e.state.tasks[key]).agent and t.status is TaskStatus.RUNNING
         ]
-        results = await relimit(targets)
+        try:
+            results = await rt.relimit(targets)
+        except NotApplicable as exc:
+            return {"applies": False, "runtime": rt.name, "reason": f"{exc}: only the allocation changed"}
         for r in results:
             if r.get("applied") and r.get("changed"):  # read back: a limit that already held is no change
                 e.emit(

@@ -175,17 +175,15 @@ class Host:
         machine (``runtime="local"``) or Ray actors (``"ray"``: a local Ray instance, or
         the cluster at ``address``). A missing database is made (the workflow file is
         what to run); live agents of a killed host are adopted."""
-        from ..runtimes.local import LocalRuntime, open_local
+        from ..runtimes.real import real_runtime
+
+        kind = real_runtime(runtime)
 
         async def opener() -> tuple[Engine, Runtime | None]:
-            if runtime == "ray":
-                from ..runtimes.ray import open_ray
-
-                return await open_ray(db, wfile, specs, config, address=address, subscriber=subscriber)
-            return await open_local(db, wfile, specs, config, subscriber=subscriber)
+            return await kind.open(db, wfile, specs, config, address=address, subscriber=subscriber)
 
         async def shutdown(rt: Runtime | None) -> None:
-            if isinstance(rt, LocalRuntime):
+            if rt is not None:
                 await rt.shutdown()
 
         return await cls.open_with(

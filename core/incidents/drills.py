@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..clock import VirtualClock
 from ..event_types import DRILL_FAULT_INJECTED
 from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
-from ..runtimes.local import LocalRuntime
-from ..runtimes.sim import SimRuntime
+from ..runtimes import Runtime
 from .catalogue import Catalogue, DrillError, IncidentKind
 from .kinds import CATALOGUE
 from .manager import ApproveMode, IncidentManager
@@ -76,18 +75,18 @@ class Drill:
             asyncio.get_running_loop().call_later(delay, fn)
 
     # -- the fault ------------------------------------------------------------
-    def real_faults(self) -> SimRuntime | LocalRuntime:
-        """The runtime that kills and cuts off agents: simulated, or real processes
-        (a Ray runtime's agents are local processes too)."""
+    def real_faults(self) -> Runtime:
+        """The runtime that kills and cuts off agents: every runtime can (modelled on
+        the simulated one, signals to real processes elsewhere)."""
         rt = self.engine.runtime
-        if not isinstance(rt, (SimRuntime, LocalRuntime)):
-            raise DrillError(f"the {self.name} drill needs the simulated or the local runtime")
+        if rt is None:
+            raise DrillError(f"the {self.name} drill needs a runtime to inject its fault into")
         return rt
 
-    def sim(self) -> SimRuntime:
-        """The simulated runtime, for the faults only it can model (slowdowns, load)."""
+    def sim(self) -> Runtime:
+        """A simulated runtime, for the faults only it can model (slowdowns, load)."""
         rt = self.engine.runtime
-        if not isinstance(rt, SimRuntime):
+        if rt is None or not rt.capabilities.simulated:
             raise DrillError(f"the {self.name} drill's fault needs the simulated runtime")
         return rt
 
@@ -266,9 +265,9 @@ def start_drill(
         raise DrillError(f"unknown drill {name!r}; drills: {', '.join(cat.names())}")
     kind = cat.get(name)
     rt = engine.runtime
-    if rt is None or rt.name not in ("sim", "local", "ray"):  # ray's agents are local processes too
-        raise DrillError("drills need the simulated or the local runtime")
-    if rt.name != "sim" and not kind.drill.on_real_processes:
+    if rt is None:
+        raise DrillError("drills need a runtime (simulated, local or ray) to inject their fault into")
+    if not rt.capabilities.simulated and not kind.drill.on_real_processes:
         raise DrillError(
             f"the {name} drill runs on the simulated runtime only; on real processes: {', '.join(cat.live_drills())}"
         )

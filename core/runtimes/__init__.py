@@ -3,10 +3,17 @@
 The engine never knows whether an agent is simulated or a real process. It calls
 the :class:`Runtime` methods; the runtime calls the :class:`RuntimeSink` methods
 (implemented by the engine) when something happens.
+
+Every capability the engine, commands, incidents, drills and console use is a
+member of :class:`Runtime`, implemented by every runtime: what one cannot do it
+says by raising :class:`NotApplicable` (or answering None where the protocol says
+so), and :class:`Capabilities` declares what its agents and tasks are, so callers
+decide from declarations, never by probing attributes or comparing names.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # kept out of the import: the agent host process starts without pydantic
@@ -40,13 +47,49 @@ class RuntimeSink(Protocol):
     def system_usage(self, cpu_pct: float, memory_pct: float) -> None: ...
 
 
+class NotApplicable(Exception):
+    """An operation this runtime cannot do: the message says which and why (it is
+    reported as such, never claimed as done)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a runtime's agents and tasks are, declared once per runtime."""
+
+    processes: bool
+    """Tasks are OS processes on a machine: OS limits apply (relimit), pause is
+    SIGSTOP, each run has a temp directory, faults act on real processes."""
+    simulated: bool
+    """Agents and tasks exist only in the model: usage is modelled, and the world's
+    own faults (slow agents, load spikes, leaks, degradation) can be injected."""
+    cluster: bool
+    """Agents are placed on a cluster's nodes (not necessarily this machine)."""
+
+
 class Runtime(Protocol):
-    """The controls the engine has over agents and their tasks."""
+    """The controls the engine, commands, incidents and console have over agents and tasks."""
 
     name: str
+    """The runtime's kind, for display ("sim", "local", "ray"); decisions use :attr:`capabilities`."""
+    capabilities: Capabilities
+    adopted: list[str]
+    """Agents whose processes outlived a previous host and were taken over on opening."""
+    recovered: list[str]
+    """Agents the log counted as live whose processes were gone on opening (failed, tasks recovered)."""
 
     def attach(self, sink: RuntimeSink) -> None: ...
 
+    def now(self) -> float: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the console shows about this runtime (recorded in the settings)."""
+        ...
+
+    def limits_line(self) -> str:
+        """One line for the operator: which mechanism enforces each limit (or that none does)."""
+        ...
+
+    # -- agents and tasks -------------------------------------------------------------
     def spawn_agent(self, agent: Agent) -> None: ...
 
     def retire_agent(self, agent_id: str) -> None: ...
@@ -59,13 +102,58 @@ class Runtime(Protocol):
 
     def stop_task(self, agent_id: str, task_id: str) -> None: ...
 
+    def ping_agent(self, agent_id: str) -> None:
+        """An active health check: a live, reachable agent answers with a heartbeat."""
+        ...
+
+    def attempts_allowed(self, task_id: str) -> int | None:
+        """The task's own retry policy (attempts), or None: the engine's config decides."""
+        ...
+
+    async def relimit(self, targets: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Apply new CPU limits to running tasks ``(agent, task, limits)`` in place and
+        say what each got; NotApplicable where tasks are not OS processes."""
+        ...
+
+    # -- housekeeping -------------------------------------------------------------------
     def purge_caches(self) -> dict[str, float]: ...
 
     def cleanup_temp(self) -> dict[str, Any] | None:
         """Delete finished task runs' temp files; None where tasks write no files (sim)."""
         ...
 
-    def now(self) -> float: ...
+    async def shutdown(self, release: bool = True) -> None:
+        """Stop every agent and task this runtime started (``release``: the log records it)."""
+        ...
+
+    # -- faults (drills, scripts) ------------------------------------------------------
+    def fail_agent(self, agent_id: str, error: str = "process crashed") -> None: ...
+
+    def partition(self, agent_ids: list[str]) -> None:
+        """Cut agents off: alive and working, but nothing they say arrives."""
+        ...
+
+    def heal(self, agent_ids: list[str] | None = None) -> None: ...
+
+    def slow_agent(self, agent_id: str, factor: float) -> None:
+        """The agent's tasks take ``factor`` times as long (simulated runtimes only)."""
+        ...
+
+    def load_spike(self, cpu_cores: float, memory_gb: float, duration_s: float | None = None) -> None:
+        """Load outside the fleet's tasks (simulated runtimes only)."""
+        ...
+
+    def leak(self, agent_id: str, mb_per_s: float) -> None:
+        """The agent's memory grows (simulated runtimes only)."""
+        ...
+
+    def degrade(self, rate_per_s: float) -> None:
+        """Every task gets slower over time (simulated runtimes only)."""
+        ...
+
+    def restore_speed(self) -> None:
+        """Undo :meth:`degrade` (simulated runtimes only)."""
+        ...
 
     def measure_task(
         self, agent_id: str, task_id: str, pid: int | None = None, create_time: float | None = None

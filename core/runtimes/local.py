@@ -41,7 +41,7 @@ from ..config import Config
 from ..models import LIVE_AGENT, Agent, AgentStatus, Band, Task, TaskSpec, TaskStatus, WorkflowSpec
 from ..private import PrivateError, open_private, private_dir, socket_path
 from ..projection import task_key
-from . import RuntimeSink
+from . import Capabilities, NotApplicable, RuntimeSink
 from .handshake import SECRET_FILE, ChannelError, console_connect, load_or_create_secret
 from .limits import NICE_BY_BAND, Mechanisms, detect
 from .sampler import Sampler, TaskMeasure, same_process
@@ -80,6 +80,7 @@ class LocalRuntime:
     """Real agents: host processes, their task process groups, psutil measurements."""
 
     name = "local"
+    capabilities = Capabilities(processes=True, simulated=False, cluster=False)
 
     def __init__(
         self,
@@ -162,12 +163,8 @@ class LocalRuntime:
             self._learn(ev.data["spec"])
 
     def attach(self, sink: RuntimeSink) -> None:
+        """Start reporting to ``sink`` (after :meth:`prepare`, which gave the engine)."""
         self.sink = sink
-        if self.engine is None:
-            from ..engine import Engine
-
-            if isinstance(sink, Engine):
-                self.engine = sink
         if not self._loops:
             loop = asyncio.get_running_loop()
             self._wake = asyncio.Event()
@@ -179,7 +176,8 @@ class LocalRuntime:
     def describe(self) -> dict[str, Any]:
         """What the console shows about this runtime: the limit mechanisms in force."""
         return {
-            "runtime": "local",
+            "runtime": self.name,
+            "cluster": self.capabilities.cluster,
             **self.mechanisms.describe(),
             "heartbeat_s": self.heartbeat_s,
             "sample_s": self.sample_s,
@@ -859,6 +857,21 @@ class LocalRuntime:
             if (agent_ids is None or a in agent_ids) and not h.dead and h.pid and h.create_time:
                 _kill_verified(h.pid, h.create_time, signal.SIGCONT)
 
+    def slow_agent(self, agent_id: str, factor: float) -> None:
+        raise NotApplicable(simulated_only(self.name, "slow an agent down"))
+
+    def load_spike(self, cpu_cores: float, memory_gb: float, duration_s: float | None = None) -> None:
+        raise NotApplicable(simulated_only(self.name, "add load outside the fleet's tasks"))
+
+    def leak(self, agent_id: str, mb_per_s: float) -> None:
+        raise NotApplicable(simulated_only(self.name, "make an agent leak memory"))
+
+    def degrade(self, rate_per_s: float) -> None:
+        raise NotApplicable(simulated_only(self.name, "degrade every task's speed"))
+
+    def restore_speed(self) -> None:
+        raise NotApplicable(simulated_only(self.name, "restore a degraded speed"))
+
     def host_pids(self) -> dict[str, int]:
         """Live agents' host pids (for tests and the console)."""
         return {a: h.pid for a, h in self.hosts.items() if not h.dead and h.pid is not None}
@@ -866,6 +879,11 @@ class LocalRuntime:
     def task_pgid(self, agent_id: str) -> int | None:
         h = self.hosts.get(agent_id)
         return h.task_pgid if h is not None and not h.dead else None
+
+
+def simulated_only(runtime: str, what: str) -> str:
+    """Why a runtime of real processes refuses one of the simulated world's faults."""
+    return f"the {runtime} runtime cannot {what}: that fault exists only on the simulated runtime"
 
 
 def _kill_verified(pid: int, create_time: float, sig: int) -> None:

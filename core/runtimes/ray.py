@@ -58,6 +58,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ..config import Config
 from ..models import LIVE_AGENT, Agent, AgentStatus
 from ..workflow_file import WorkflowFile, WorkflowFileError
+from . import Capabilities
 from .local import LocalRuntime, _Host, open_with, run_dir_for
 from .ray_agent import AgentActor
 from .sampler import same_process
@@ -227,6 +228,7 @@ class RayRuntime(LocalRuntime):
     """Agents as Ray actors; tasks as process groups on the actors' nodes."""
 
     name = "ray"
+    capabilities = Capabilities(processes=True, simulated=False, cluster=True)
     gone_reason = "agent actor gone while the console was down"
 
     def __init__(
@@ -292,7 +294,8 @@ class RayRuntime(LocalRuntime):
             else f"none: the cluster declares no {SPEC_RESOURCE}* resources"
         )
         return {
-            "runtime": "ray",
+            "runtime": self.name,
+            "cluster": self.capabilities.cluster,
             "address": self.cluster.address or "local instance",
             "namespace": self.namespace,
             "specialization_placement": placement,

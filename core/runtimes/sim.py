@@ -16,7 +16,7 @@ from typing import Any
 
 from ..clock import Timer, VirtualClock
 from ..models import Agent, Task
-from . import RuntimeSink
+from . import Capabilities, NotApplicable, RuntimeSink
 from .sampler import TaskMeasure
 
 
@@ -52,6 +52,7 @@ class SimRuntime:
     """Agents that exist only in the model; every fact is derived from the clock."""
 
     name = "sim"
+    capabilities = Capabilities(processes=False, simulated=True, cluster=False)
 
     def __init__(
         self,
@@ -75,6 +76,8 @@ class SimRuntime:
         self.global_slowdown = 1.0
         self.degrade_rate = 0.0  # added to global_slowdown per simulated second
         self.cache_gb = 0.0  # engine-owned caches the cleanup can purge
+        self.adopted: list[str] = []  # no process outlives a host: nothing is ever adopted
+        self.recovered: list[str] = []
         self._ticking = False
 
     # -- wiring ---------------------------------------------------------------
@@ -87,6 +90,30 @@ class SimRuntime:
 
     def now(self) -> float:
         return self.clock.now()
+
+    def describe(self) -> dict[str, Any]:
+        """The model's capacity and its reporting intervals (no process, no OS limit)."""
+        return {
+            "runtime": self.name,
+            "cpu_capacity": self.cpu_capacity,
+            "memory_capacity_gb": self.memory_capacity_gb,
+            "heartbeat_s": self.heartbeat_s,
+            "sample_s": self.sample_s,
+        }
+
+    def limits_line(self) -> str:
+        return "limits: none enforced (simulated runtime: usage is modelled, there is no OS process)"
+
+    def attempts_allowed(self, task_id: str) -> int | None:
+        """Simulated tasks have no retry policy of their own: the engine's config decides."""
+        return None
+
+    async def relimit(self, targets: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        raise NotApplicable("the tasks of the simulated runtime are not OS processes")
+
+    async def shutdown(self, release: bool = True) -> None:
+        """Nothing runs outside the model: there is nothing to stop."""
+        return
 
     def spawn_agent(self, agent: Agent) -> None:
         self.agents[agent.id] = _SimAgent(agent.id)
@@ -269,7 +296,9 @@ class SimRuntime:
             self.sink.agent_failed(agent_id, error)
 
     def slow_agent(self, agent_id: str, factor: float) -> None:
-        sa = self.agents[agent_id]
+        sa = self.agents.get(agent_id)
+        if sa is None:  # retired meanwhile: nothing to slow
+            return
         self._account(sa)
         sa.slowdown = factor
         if sa.task and sa.task.running:
@@ -303,7 +332,9 @@ class SimRuntime:
             self.clock.call_later(duration_s, end)
 
     def leak(self, agent_id: str, mb_per_s: float) -> None:
-        self.agents[agent_id].leak_rate_mb_s = mb_per_s
+        sa = self.agents.get(agent_id)
+        if sa is not None:
+            sa.leak_rate_mb_s = mb_per_s
 
     def degrade(self, rate_per_s: float) -> None:
         """Every task gets slower over time: the shape of a gradual degradation."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from core.config import Config, load_config
 from core.models import TERMINAL_WORKFLOW, WorkflowStatus
+from core.runtimes.real import REAL_RUNTIMES
 from core.workflow_file import WorkflowFileError, config_problems, load_workflow_file
 
 from ..paths import data_dir
@@ -50,38 +51,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
-    """``--runtime local|ray`` and ``--address`` (run and serve)."""
+    """``--runtime local|ray`` and ``--address`` (run and serve), from the runtimes' declarations."""
     p.add_argument(
         "--runtime",
-        choices=("local", "ray"),
+        choices=tuple(REAL_RUNTIMES),
         default="local",
-        help="local: agent processes on this machine; ray: one Ray actor per agent (pip install -e '.[ray]')",
+        help="; ".join(f"{r.name}: {r.help}" for r in REAL_RUNTIMES.values()),
     )
+    clusters = " or ".join(r.name for r in REAL_RUNTIMES.values() if r.cluster)
     p.add_argument(
         "--address",
         metavar="auto|HOST:PORT",
-        help="ray: join this cluster (never shut down); without it a local Ray instance is started and stopped",
+        help=f"{clusters}: join this cluster (never shut down); without it a local instance is started and stopped",
     )
 
 
 def runtime_problem(args: argparse.Namespace) -> str | None:
     """Why the runtime asked for cannot be used (checked before anything is created), or None."""
-    if args.address and args.runtime != "ray":
-        return "--address is for --runtime ray"
-    if args.runtime != "ray":
-        return None
-    try:
-        from core.runtimes.ray import check_address
-    except ImportError as exc:
-        if exc.name != "ray" and not (exc.name or "").startswith("ray."):
-            raise
-        return "the Ray runtime needs Ray, which is not installed: pip install -e '.[ray]'"
-    if args.address:
-        try:
-            check_address(args.address)
-        except ConnectionError as exc:
-            return f"cannot reach the Ray cluster: {exc}"
-    return None
+    kind = REAL_RUNTIMES[args.runtime]
+    if args.address and not kind.cluster:
+        clusters = " or ".join(f"--runtime {r.name}" for r in REAL_RUNTIMES.values() if r.cluster)
+        return f"--address is for {clusters}"
+    return kind.problem(args.address)
 
 
 def db_path(args: argparse.Namespace) -> Path:
@@ -196,7 +187,6 @@ async def headless(
 ) -> int:
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
     from core.host.host import Host
-    from core.runtimes.local import LocalRuntime
 
     from ..output import LinePrinter, json_line
     from .hosting import announce, stop_on_signals
@@ -220,15 +210,15 @@ async def headless(
     except WorkflowFileError as exc:  # what the file asks does not fit the cluster
         print_problems(exc)
         return 2
-    engine, agents = host.engine, host.runtime
-    assert isinstance(agents, LocalRuntime)  # open_local: agent processes here, or Ray's (a LocalRuntime too)
+    engine, rt = host.engine, host.runtime
+    assert rt is not None, "a host on real agents has a runtime"
     if not incidents:
         host.manager.detectors.clear()  # headless without --incidents: measurements only, no plans
     try:
         await host.serve(listen)
         announce(host, "run")
         print(
-            f"# opsdeck run {db}: {agents.limits_line()}; agents adopted={agents.adopted} recovered={agents.recovered}",
+            f"# opsdeck run {db}: {rt.limits_line()}; agents adopted={rt.adopted} recovered={rt.recovered}",
             file=sys.stderr,
         )
         if finished(engine):

@@ -72,7 +72,7 @@ class AgentScreen(DetailScreen):
             return t
         t.add_row("runtime", str(rt.get("runtime", "")))
         on_ray = (eng.state.settings.get("ray_agent_nodes") or {}).get(self.key)
-        if rt.get("runtime") == "ray":
+        if rt.get("cluster"):  # the runtime declared that its agents run on a cluster's nodes
             if on_ray:  # an actor: its node and worker pid, the limits probed on that node
                 node = on_ray.get("node")
                 t.add_row("node", f"{node}  (actor worker pid {on_ray.get('pid')})")

@@ -408,7 +408,7 @@ def prepare(drill: Drill, live: bool) -> float:
     every_operation does (a full check every 300 s would make the drill wait)."""
     eng = drill.engine
     offset = 0.0
-    if eng.runtime is not None and eng.runtime.name == "sim":
+    if eng.runtime is not None and eng.runtime.capabilities.simulated:
         seed = int(eng.state.settings.get("sim_seed", 0))
         offset = random.Random(seed * 7919 + 1).uniform(0.0, DataIntegrityDetector.EVERY_S)
     if live and not isinstance(eng.state.settings.get("monitoring.integrity"), dict):

@@ -441,8 +441,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
             return
         level = min(level + step, top)
         for a in slow:
-            if a in rt.agents:
-                rt.slow_agent(a, level)
+            rt.slow_agent(a, level)  # an agent retired meanwhile is not slowed
         if level < top:
             drill.later(every, lambda: ramp(level))
 
