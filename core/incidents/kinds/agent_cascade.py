@@ -486,8 +486,13 @@ async def inject(drill: Drill) -> dict[str, Any]:
             "the fleet has no work left (use a fresh --db)"
         )
     gap = drill.gap_s if drill.gap_s is not None else eng.config.supervision.window_s / (len(victims) * 2)
+
+    def fail(agent_id: str) -> None:
+        if not drill.cancelled:
+            rt.fail_agent(agent_id, "process crashed (drill)")
+
     for i, a in enumerate(victims):
-        drill.later(i * gap, lambda a=a: drill.cancelled or rt.fail_agent(a, "process crashed (drill)"))
+        drill.later(i * gap, lambda a=a: fail(a))
     return {"fail_agents": victims, "spacing_s": gap}
 
 
