@@ -49,7 +49,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("core.scheduler", "core.telemetry", "core.verify"),
     ("core.runtimes",),  # the runtime contract and what agent processes share (limits, wire, handshake)
     ("core.engine",),
-    ("core.runtimes.sim", "core.runtimes.local", "core.runtimes.ray", "core.runtimes.ray_agent"),
+    ("core.runtimes.sim", "core.runtimes.local", "core.runtimes.ray", "core.runtimes.ray_agent", "core.runtimes.real"),
     ("core.demo", "core.session"),
     ("core.commands",),
     ("core.incidents",),
