@@ -109,6 +109,10 @@ class Approval(_Section):
 
     auto: list[str] = Field(default_factory=lambda: ["analysis", "checkpoint", "monitoring"])
     manual: list[str] = Field(default_factory=lambda: ["destructive"])
+    hold_clock: bool = False
+    """On the simulated runtime, the running clock holds while a plan waits for approval
+    (a manual step still to run): the fleet does not move on while the operator reads it.
+    ``/host advance`` still moves it on purpose; real agents run on the wall clock."""
 
 
 class Console(_Section):

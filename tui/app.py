@@ -18,8 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rich.console import Group, RenderableType
-from rich.text import Text
+from rich.console import RenderableType
 from textual import on
 from textual.app import App, ComposeResult
 from textual.command import Provider
@@ -33,6 +32,7 @@ from core.host.host import Host, HostError
 from core.host.lease import LeaseHeld, current_holder
 from core.host.link import AttachedLink, EmbeddedLink, Link
 from core.host.replica import Replica
+from core.incidents.approval import holding_plans
 from core.store import StoreError
 from themes import DEFAULT_THEME, THEMES
 
@@ -41,7 +41,6 @@ from .announce import Announcer
 from .command_line import CommandLine
 from .command_table import BY_ACTION, bindings, with_overrides
 from .dialogs import (
-    approved_while_paused,
     drill_cancel_confirm,
     drill_confirm,
     finished_note,
@@ -50,7 +49,7 @@ from .dialogs import (
 )
 from .log_source import FilterError, LogSource
 from .palette import OpsdeckCommands
-from .plan_view import plan_detail
+from .plan_actions import PlanDecisions
 from .screens.agent import AgentScreen
 from .screens.checkpoints import CheckpointsScreen
 from .screens.choose import ChooseScreen
@@ -60,7 +59,6 @@ from .screens.incident import IncidentScreen
 from .screens.plan_edit import PlanEditScreen
 from .screens.result import ResultScreen
 from .screens.workflow import WorkflowScreen
-from .style import color
 from .widgets.agent_pools import AgentPools
 from .widgets.event_log import EventLog
 from .widgets.header_gauges import HeaderGauges
@@ -130,6 +128,7 @@ class OpsdeckApp(App[int]):
         self.open_error: str | None = None
         self._stop = asyncio.Event()
         self.announcer = Announcer(self)
+        self.decisions = PlanDecisions(self)
 
     @property
     def host(self) -> Host | None:
@@ -326,7 +325,10 @@ class OpsdeckApp(App[int]):
             return ""
         if link.gone or (link.kind == "attached" and link.host_pid is None):
             return "(stopped)"
-        return f"×{link.speed:g}" if link.clock_running else "(paused)"
+        if not link.clock_running:
+            return "(paused)"
+        held = holding_plans(link.state.plans, link.config.approval)
+        return f"×{link.speed:g} (held: {', '.join(held)} awaits approval)" if held else f"×{link.speed:g}"
 
     async def shutdown(self) -> None:
         self._stop.set()
@@ -400,8 +402,7 @@ class OpsdeckApp(App[int]):
     async def confirm(
         self, title: str, detail: RenderableType, label: str = "Confirm", cancel: str = "Cancel", wide: bool = False
     ) -> bool:
-        answer: bool = await self.push_screen_wait(ConfirmScreen(title, detail, label, cancel, wide=wide))
-        return answer
+        return await self.push_screen_wait(ConfirmScreen(title, detail, label, cancel, wide=wide)) is True
 
     def selected_workflows(self) -> list[str]:
         """The marked workflows (m), else the highlighted one."""
@@ -646,52 +647,14 @@ class OpsdeckApp(App[int]):
 
         self.spawn(run())
 
-    def _plan_detail(self, pid: str) -> RenderableType:
-        assert self.link is not None
-        p = self.link.state.plans.get(pid, {})
-        return plan_detail(self.link.state, {"id": pid, **p}, lambda n: color(self, n))
-
-    def _plan_action(self, action: str, verb: str) -> None:
-        if self.link_for(action) is None:
-            return
-        first = self.decision_target(action)
-        if first.plan is None:
-            self.notify(first.note, title=f"{verb.lower()}: no plan", severity="warning", timeout=6)
-            return
-        pid = first.plan
-
-        async def run() -> None:
-            detail = self._plan_detail(pid)
-            if first.note:
-                detail = Group(Text(first.note, style=f"bold {color(self, 'warning')}"), Text(""), detail)
-            if not await self.confirm(f"{verb} plan {pid}?", detail, verb, wide=True):
-                self.notify(f"{verb.lower()} cancelled; nothing changed", timeout=3)
-                return
-            link = self.link
-            # The state moved while the dialog was open: decide only on a plan that still awaits it.
-            if link is None or pid not in link.state.plans or not awaiting.awaits(link.state.plans[pid], action):
-                now = (
-                    awaiting.plan_state(link.state.plans[pid])
-                    if link is not None and pid in link.state.plans
-                    else "gone"
-                )
-                self.notify(f"{pid} is {now} now: nothing was done", severity="warning", timeout=8)
-                return
-            res = await self.send(operator.plan_command(action, pid), f"{verb} {pid}")
-            note = approved_while_paused(link.clock.virtual, link.clock_running) if action == "approve" else None
-            if res.get("status") == "success" and note:
-                self.notify(note, severity="warning", timeout=8)
-
-        self.spawn(run())
-
     def action_approve(self) -> None:
-        self._plan_action("approve", "Approve")
+        self.decisions.start("approve")
 
     def action_reject(self) -> None:
-        self._plan_action("reject", "Reject")
+        self.decisions.start("reject")
 
     def action_abort_plan(self) -> None:
-        self._plan_action("abort_plan", "Abort")
+        self.decisions.start("abort_plan")
 
     def action_next_decision(self) -> None:
         """Bring the next plan awaiting approval into view in the incidents pane."""

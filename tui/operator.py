@@ -61,8 +61,12 @@ def rollback_command(checkpoint: int) -> str:
     return f"/coordination-hub rollback {payload({'checkpoint': checkpoint})}"
 
 
-def plan_command(action: str, plan: str) -> str:
-    return f"/incident {PLAN_OPERATIONS[action]} {plan}"
+def plan_command(action: str, plan: str, reason: str = "") -> str:
+    return f"/incident {PLAN_OPERATIONS[action]} {plan}" + (f" {payload({'reason': reason})}" if reason else "")
+
+
+def replan_command(incident: str) -> str:
+    return f"/incident replan {incident}"
 
 
 def edit_command(plan: str, steps: list[str]) -> str:

@@ -194,14 +194,132 @@ def plan_header(plan: dict[str, Any], c: Colour) -> Text:
     return t
 
 
-def plan_detail(s: State, plan: dict[str, Any], c: Colour) -> RenderableType:
-    """What the approve / reject / abort dialogs show: the header and every step whole."""
-    waiting = [
-        st
-        for st in plan_steps(plan)
-        if str(st.get("approval") or "") == "manual" and step_status(st) in ("proposed", "pending", "waiting")
-    ]
-    note = Text(
-        f"{len(waiting)} step(s) wait for this approval; automatic steps run on their own.", style=c("foreground-muted")
-    )
-    return Group(plan_header(plan, c), note, Text(""), step_table(s, plan, c, compact_done=True))
+RUN = frozenset({"completed", "done", "succeeded", "success", "skipped", "failed", "error"})
+
+
+def _step_head(i: int, st: dict[str, Any], c: Colour) -> Text:
+    t = Text()
+    t.append(f"{i}. ", style="bold")
+    t.append(str(st.get("title") or step_text(st).split(" ")[0]), style="bold")
+    tags = [x for x in (st.get("approval"), st.get("gate") and f"gate {st['gate']}") if x]
+    if tags:
+        t.append("  (" + ", ".join(str(x) for x in tags) + ")", style=c("foreground-muted"))
+    return t
+
+
+def _pending(plan: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, st) for i, st in enumerate(plan_steps(plan), 1) if step_status(st) not in RUN]
+
+
+def _ran(plan: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, st) for i, st in enumerate(plan_steps(plan), 1) if step_status(st) in RUN]
+
+
+def effects_block(s: State, plan: dict[str, Any], c: Colour, stale: dict[int, tuple[str, ...]]) -> Group:
+    """Each step still to run: its command whole, then what it does to the state now."""
+    parts: list[RenderableType] = []
+    for i, st in _pending(plan):
+        parts.append(_step_head(i, st, c))
+        parts.append(Text("   " + step_text(st), style=c("primary")))
+        for reason in stale.get(i, ()):
+            parts.append(Text(f"   ⚠ stale: {reason}", style=f"bold {c('error')}"))
+        for line in effects(s, step_text(st)):
+            parts.append(Text(f"   → {line}", style=c("warning")))
+    return Group(*parts) if parts else Group(Text("   (no step left to run)", style=c("foreground-muted")))
+
+
+def analysis_block(plan: dict[str, Any], c: Colour) -> Group:
+    """Steps that already ran: title, outcome, result summary (the analysis behind the plan)."""
+    parts: list[RenderableType] = []
+    for i, st in _ran(plan):
+        t = _step_head(i, st, c)
+        ss = step_status(st)
+        t.append(f"  {STEP_GLYPH.get(ss, '·')} {ss}", style=c("error") if ss in ("failed", "error") else c("success"))
+        parts.append(t)
+        res = st.get("result") or {}
+        summary = res.get("summary") if isinstance(res, dict) else None
+        inner = res.get("result") if isinstance(res, dict) else None
+        if not summary and isinstance(inner, dict):
+            summary = inner.get("summary")
+        if summary:
+            parts.append(Text(f"   {summary}", style=c("foreground")))
+        if st.get("error"):
+            err = st["error"]
+            parts.append(Text(f"   error: {err.get('message') if isinstance(err, dict) else err}", style=c("error")))
+    return Group(*parts)
+
+
+def _section(title: str, c: Colour) -> Text:
+    return Text(title, style=f"bold {c('secondary')}")
+
+
+def decision_detail(
+    s: State,
+    plan: dict[str, Any],
+    action: str,
+    c: Colour,
+    now: float,
+    note: str = "",
+    stale: list[Any] | None = None,
+) -> RenderableType:
+    """What the approve / reject / abort dialogs show, leading with what the decision does:
+    the steps still to run with their effects computed from the state now (stale ones
+    marked), then the analysis that already ran."""
+    stale_by = {x.index: x.reasons for x in stale or []}
+    pending, ran = _pending(plan), _ran(plan)
+    inc = str(plan.get("incident_id") or plan.get("incident") or "?")
+    parts: list[RenderableType] = [plan_header(plan, c)]
+    if note:
+        parts.append(Text(note, style=f"bold {c('warning')}"))
+    if stale_by:
+        parts += [
+            Text(""),
+            Text(
+                f"⚠ {len(stale_by)} step(s) no longer fit the state now (marked below). "
+                "Replan rejects this plan and proposes a new one from the state now.",
+                style=f"bold {c('error')}",
+            ),
+        ]
+    parts.append(Text(""))
+    if action == "approve":
+        manual = sum(1 for _, st in pending if st.get("approval") == "manual")
+        parts.append(
+            Text(
+                f"Approving runs the {len(pending)} step(s) still to run, in order ({manual} wait for this approval, "
+                "the others run on their own); a checkpoint is taken before the first one, and K rolls back to it.",
+            )
+        )
+        parts += [
+            Text(""),
+            _section(f"What it will do (computed now, {fmt_clock(now)})", c),
+            effects_block(s, plan, c, stale_by),
+        ]
+    elif action == "reject":
+        parts.append(
+            Text(
+                f"Rejecting means none of the {len(pending)} step(s) still to run will run"
+                + (f"; the {len(ran)} that already ran stay as they are" if ran else "")
+                + f". {inc} stays open: re-plan it (/incident replan {inc}) or close it by hand with a note "
+                f"(/incident resolve {inc} --note=...)."
+            )
+        )
+        parts += [Text(""), _section("What will not run", c), effects_block(s, plan, c, stale_by)]
+    else:
+        cp = plan.get("checkpoint")
+        rollback = (
+            f"the control plane rolls back to checkpoint #{cp}, taken before its first step: each workflow's status, "
+            "allocation, guarantee, stage limit and freeze, pool sizes and agent backoffs return to what they were "
+            "then; work completed since is kept"
+            if cp is not None
+            else "no step has run, so no checkpoint was taken: nothing is rolled back and the plan ends failed"
+        )
+        parts.append(
+            Text(
+                f"Aborting stops the plan: none of its {len(pending)} step(s) still to run will run, staged "
+                f"resumptions it started are stopped, and {rollback}. {inc} stays open for a re-plan."
+            )
+        )
+        parts += [Text(""), _section("What will not run", c), effects_block(s, plan, c, stale_by)]
+    if ran:
+        parts += [Text(""), _section("Already ran (the analysis behind the plan)", c), analysis_block(plan, c)]
+    return Group(*parts)

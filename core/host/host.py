@@ -24,6 +24,7 @@ from ..clock import VirtualClock
 from ..commands import run_command
 from ..config import Config
 from ..engine import Engine, Subscriber
+from ..incidents.approval import holding_plans
 from ..incidents.drills import Drill, start_drill
 from ..incidents.manager import ApproveMode, IncidentManager
 from . import commands as host_commands
@@ -214,6 +215,7 @@ class Host:
             "started_at": self.started_at,
             "speed": self.speed,
             "clock_running": self.clock_running,
+            "held_by": self.held_by(),
             "socket": str(self.socket_path) if self.server is not None else None,
             "listen": self.server.listen if self.server is not None else None,
             "drill": None
@@ -337,7 +339,7 @@ class Host:
         """One beat of the pacing loop (lock held)."""
         eng = self.engine
         if self.virtual:
-            if self.clock_running:
+            if self.clock_running and not self.held_by():
                 await self.step(min(wall_seconds, MAX_STEP_S) * self.speed)
             else:
                 await eng.flush()
@@ -364,6 +366,10 @@ class Host:
             async with self.lock:
                 await self.tick(dt)
             self._wake()
+
+    def held_by(self) -> list[str]:
+        """The plans holding the running simulated clock (``[approval] hold_clock``)."""
+        return holding_plans(self.engine.state.plans, self.engine.config.approval) if self.virtual else []
 
     # -- drills -------------------------------------------------------------------
     def start_drill(self, name: str) -> Drill:

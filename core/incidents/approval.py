@@ -9,7 +9,7 @@ gate cannot be fooled by a step's title.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ..config import Approval
 
@@ -35,3 +35,16 @@ def decide(category: str, policy: Approval) -> Decision:
     if category in policy.auto:
         return "auto"
     return "manual"
+
+
+def holding_plans(plans: dict[str, dict[str, Any]], policy: Approval) -> list[str]:
+    """The plans that hold the simulated clock under ``policy.hold_clock``: proposed, with
+    a manual step still to run (empty when the policy does not hold the clock)."""
+    if not policy.hold_clock:
+        return []
+    return sorted(
+        pid
+        for pid, p in plans.items()
+        if p.get("state") == "proposed"
+        and any(st.get("approval") == "manual" and st.get("state") == "proposed" for st in p.get("steps", []))
+    )

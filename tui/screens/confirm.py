@@ -17,8 +17,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    """Dismisses with True only when the operator presses the confirm button."""
+class ConfirmScreen(ModalScreen[bool | str]):
+    """Dismisses with True only when the operator presses the confirm button; with
+    ``alt_label``, a third button dismisses with the string ``"alt"``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
@@ -36,8 +37,10 @@ class ConfirmScreen(ModalScreen[bool]):
         cancel_label: str = "Cancel",
         *,
         wide: bool = False,
+        alt_label: str | None = None,
     ) -> None:
         super().__init__()
+        self.alt_label = alt_label
         self.title_text = title
         self.detail = detail
         self.confirm_label = confirm_label
@@ -51,6 +54,8 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Static(self.detail, id="confirm-detail", markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button(self.cancel_label, id="cancel", variant="default")
+                if self.alt_label:
+                    yield Button(self.alt_label, id="alt", variant="warning")
                 yield Button(self.confirm_label, id="confirm", variant="error")
 
     def on_mount(self) -> None:
@@ -58,7 +63,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.dismiss(event.button.id == "confirm")
+        self.dismiss("alt" if event.button.id == "alt" else event.button.id == "confirm")
 
     def action_scroll(self, lines: int) -> None:
         box = self.query_one("#confirm-scroll", VerticalScroll)

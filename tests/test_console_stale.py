@@ -1,0 +1,117 @@
+"""Pilot tests: no stale approvals. A plan step whose target workflow ended is marked
+stale in the approve dialog, which offers Replan; a step that turns stale while the
+dialog is open reopens it instead of approving; under ``[approval] hold_clock`` the
+running simulated clock holds while a plan waits."""
+
+from __future__ import annotations
+
+from core.config import Config
+from tests.console_support import drill_until_plan, make_app, wait_for
+from tui.screens.confirm import ConfirmScreen
+from tui.staleness import stale_steps, targets
+from tui.widgets.incidents import plan_steps, step_text
+
+
+def _config(**approval) -> Config:  # type: ignore[no-untyped-def]
+    return Config.model_validate(
+        {
+            "approval": {
+                "auto": [],
+                "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"],
+                **approval,
+            }
+        }
+    )
+
+
+def _a_target(eng, pid: str) -> str:  # type: ignore[no-untyped-def]
+    """A live workflow one of the plan's steps names."""
+    for st in plan_steps(eng.state.plans[pid]):
+        found = targets(step_text(st))
+        for wid in sorted(found[0] if found else ()):
+            if wid in eng.state.workflows and eng.state.workflows[wid].status.value in ("running", "paused"):
+                return wid
+    raise AssertionError("the plan names no live workflow")
+
+
+async def test_stale_step_marked_and_replan_offered(tmp_path):
+    app = make_app(tmp_path / "c.db", config=_config())
+    async with app.run_test(size=(140, 44)) as pilot:
+        pid = await drill_until_plan(app, pilot)
+        eng = app.host.engine
+        # Fresh: nothing stale, no Replan button.
+        assert stale_steps(eng.state, eng.state.plans[pid]) == []
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert not app.screen.query("#alt")
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        victim = _a_target(eng, pid)
+        assert (await app.link.send(f"/coordination-hub cancel {victim}"))["status"] == "success"
+        stale = stale_steps(eng.state, eng.state.plans[pid])
+        assert stale and any(victim in r and "cancelled" in r for x in stale for r in x.reasons)
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        texts = [getattr(t, "plain", "") for t in _flat(app.screen.detail)]
+        assert any(t.strip().startswith(f"⚠ stale: workflow {victim} is cancelled") for t in texts)
+        await pilot.click("#alt")  # Replan
+        assert await wait_for(pilot, lambda: eng.state.plans[pid]["state"] == "rejected")
+        inc = eng.state.plans[pid]["incident_id"]
+        assert await wait_for(pilot, lambda: len(eng.state.incidents[inc]["plans"]) == 2)
+        new = eng.state.incidents[inc]["plans"][-1]
+        assert eng.state.plans[new]["state"] == "proposed"
+
+
+def _flat(r):  # type: ignore[no-untyped-def]
+    """Every Text inside a Group (nested), for reading a dialog's words."""
+    out = []
+    for x in getattr(r, "renderables", [r]):
+        out.extend(_flat(x) if hasattr(x, "renderables") else [x])
+    return out
+
+
+async def test_step_turning_stale_while_dialog_open_reopens_it(tmp_path):
+    app = make_app(tmp_path / "c.db", config=_config())
+    async with app.run_test(size=(140, 44)) as pilot:
+        pid = await drill_until_plan(app, pilot)
+        eng = app.host.engine
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        first = app.screen
+        victim = _a_target(eng, pid)
+        assert (await app.link.send(f"/coordination-hub cancel {victim}"))["status"] == "success"
+        await pilot.click("#confirm")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen is not first)
+        texts = " ".join(getattr(t, "plain", "") for t in _flat(app.screen.detail))
+        assert "Nothing was approved" in texts and f"workflow {victim} is cancelled" in texts
+        assert app.screen.query("#alt")
+        assert eng.state.plans[pid]["state"] == "proposed"  # not approved
+
+
+async def test_hold_clock_while_plan_waits(tmp_path):
+    app = make_app(tmp_path / "c.db", config=_config(hold_clock=True))
+    async with app.run_test(size=(140, 44)) as pilot:
+        pid = await drill_until_plan(app, pilot)
+        host = app.host
+        host.run_clock(30.0)
+        t0 = host.engine.clock.now()
+        async with host.lock:
+            await host.tick(1.0)
+        assert host.engine.clock.now() == t0 and host.held_by() == [pid]
+        assert "held" in app.clock_label
+        assert (await app.link.send(f"/incident approve {pid}"))["status"] == "success"
+        async with host.lock:
+            await host.tick(1.0)
+        assert host.engine.clock.now() > t0
+
+
+async def test_clock_runs_while_plan_waits_without_hold(tmp_path):
+    app = make_app(tmp_path / "c.db", config=_config())
+    async with app.run_test(size=(140, 44)) as pilot:
+        await drill_until_plan(app, pilot)
+        host = app.host
+        host.run_clock(30.0)
+        t0 = host.engine.clock.now()
+        async with host.lock:
+            await host.tick(1.0)
+        assert host.engine.clock.now() > t0 and host.held_by() == []

@@ -1,0 +1,108 @@
+"""The operator's decisions on plans (approve, reject, abort), each ONE slash command
+after a dialog that says what it does.
+
+The target is the plan awaiting the decision (:mod:`tui.awaiting`). Before the
+approve dialog opens, and again when it is confirmed, each step still to run is
+checked against the state now (:mod:`tui.staleness`): stale steps are marked, and the
+dialog offers Replan (reject this plan, then ``/incident replan``: a new plan from the
+state now). A step that turned stale while the dialog was open reopens it with the
+new marks instead of approving.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import awaiting, operator
+from .dialogs import approved_while_paused
+from .plan_view import decision_detail
+from .screens.confirm import ConfirmScreen
+from .staleness import StaleStep, stale_steps
+from .style import color
+
+if TYPE_CHECKING:
+    from .app import OpsdeckApp
+
+VERBS = {"approve": "Approve", "reject": "Reject", "abort_plan": "Abort"}
+KEEP = {"approve": "Cancel", "reject": "Keep it proposed", "abort_plan": "Keep it running"}
+
+
+def _key(stale: list[StaleStep]) -> set[tuple[int, tuple[str, ...]]]:
+    return {(x.index, x.reasons) for x in stale}
+
+
+class PlanDecisions:
+    def __init__(self, app: OpsdeckApp) -> None:
+        self.app = app
+
+    def start(self, action: str) -> None:
+        app = self.app
+        verb = VERBS[action]
+        if app.link_for(action) is None:
+            return
+        first = app.decision_target(action)
+        if first.plan is None:
+            app.notify(first.note, title=f"{verb.lower()}: no plan", severity="warning", timeout=6)
+            return
+        app.spawn(self.decide(action, first.plan, first.note))
+
+    def stale(self, pid: str) -> list[StaleStep]:
+        link = self.app.link
+        if link is None or pid not in link.state.plans:
+            return []
+        return stale_steps(link.state, link.state.plans[pid])
+
+    async def decide(self, action: str, pid: str, note: str) -> None:
+        app = self.app
+        verb = VERBS[action]
+        while True:
+            link = app.link
+            if link is None or pid not in link.state.plans:
+                return
+            shown = self.stale(pid) if action == "approve" else []
+            plan = {"id": pid, **link.state.plans[pid]}
+            detail = decision_detail(
+                link.state, plan, action, lambda n: color(app, n), link.clock.now(), note=note, stale=shown
+            )
+            screen = ConfirmScreen(
+                f"{verb} plan {pid}?", detail, verb, KEEP[action], wide=True, alt_label="Replan" if shown else None
+            )
+            choice = await app.push_screen_wait(screen)
+            if choice == "alt":
+                await self.replan(pid, shown)
+                return
+            if choice is not True:
+                app.notify(f"{verb.lower()} cancelled; nothing changed", timeout=3)
+                return
+            link = app.link
+            # The state moved while the dialog was open: decide only on a plan that still awaits it.
+            if link is None or pid not in link.state.plans or not awaiting.awaits(link.state.plans[pid], action):
+                now = (
+                    awaiting.plan_state(link.state.plans[pid])
+                    if link is not None and pid in link.state.plans
+                    else "gone"
+                )
+                app.notify(f"{pid} is {now} now: nothing was done", severity="warning", timeout=8)
+                return
+            if action == "approve" and _key(self.stale(pid)) - _key(shown):
+                note = "The state changed while the dialog was open: steps turned stale (marked). Nothing was approved."
+                continue
+            break
+        res = await app.send(operator.plan_command(action, pid), f"{verb} {pid}")
+        hint = approved_while_paused(link.clock.virtual, link.clock_running) if action == "approve" else None
+        if res.get("status") == "success" and hint:
+            app.notify(hint, severity="warning", timeout=8)
+
+    async def replan(self, pid: str, stale: list[StaleStep]) -> None:
+        """Reject the stale plan (the reason names its stale steps), then ask its incident's
+        playbook for a new plan from the state now: two commands, each on the one path."""
+        app = self.app
+        link = app.link
+        if link is None or pid not in link.state.plans:
+            return
+        inc = awaiting.plan_incident(link.state.plans[pid])
+        why = "; ".join(f"step {x.index}: {', '.join(x.reasons)}" for x in stale)
+        res = await app.send(operator.plan_command("reject", pid, reason=f"stale: {why}"), f"Reject {pid}")
+        if res.get("status") != "success" or inc is None:
+            return
+        await app.send(operator.replan_command(inc), f"Replan {inc}")
