@@ -242,8 +242,10 @@ def test_endpoint_files_are_private_and_tcp_needs_the_token(demo_host: HostProc)
         )
     assert wrong.value.code == 401
     health = json.loads(urllib.request.urlopen(f"{url}/v1/health", timeout=30).read())
-    assert health["pid"] == demo_host.proc.pid and health["runtime"] == "sim"
+    assert "pid" not in health and "db" not in health and health["runtime"] == "sim"  # no token: no pid or path
     token = Path(f"{db}.token").read_text().strip()
+    authed = urllib.request.Request(f"{url}/v1/health", headers={"Authorization": f"Bearer {token}"})
+    assert json.loads(urllib.request.urlopen(authed, timeout=30).read())["pid"] == demo_host.proc.pid
     ok = json.loads(
         urllib.request.urlopen(
             urllib.request.Request(

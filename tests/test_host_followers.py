@@ -269,3 +269,35 @@ async def test_half_sent_requests_time_out_and_malformed_ones_log_one_line(
         await client.close()
     finally:
         await host.close()
+
+
+async def test_unauthenticated_endpoints_disclose_no_paths_or_pids(tmp_path: Path) -> None:
+    import aiohttp
+
+    host = await Host.open_sim(tmp_path / "secretname.db", Config(), demo=True, create=True, speed=0)
+    await host.serve("127.0.0.1:0")
+    try:
+        assert host.server is not None and host.server.listen and host.server.token
+        base = f"http://{host.server.listen}"
+        async with aiohttp.ClientSession() as s:
+            async with s.get(base + "/v1/health") as r:
+                assert r.status == 200
+                health = await r.json()
+            async with s.get(base + "/metrics") as r:
+                metrics = await r.text()
+            async with s.post(base + "/v1/commands", json={"command": "/host status"}) as r:
+                refused = await r.text()
+                assert r.status == 401
+            auth = {"Authorization": f"Bearer {host.server.token}"}
+            async with s.get(base + "/v1/health", headers=auth) as r:
+                full = await r.json()
+        pid = str(os.getpid())
+        assert "pid" not in health and "db" not in health and "listen" not in health
+        assert health["seq"] == host.engine.state.seq
+        for text in (json.dumps(health), metrics, refused):
+            assert "secretname" not in text and str(tmp_path) not in text
+            assert f'"{pid}"' not in text and f":{pid}," not in text and f'pid="{pid}"' not in text
+        # With the token: the full answer (the case that must still work).
+        assert full["pid"] == os.getpid() and full["db"].endswith("secretname.db")
+    finally:
+        await host.close()

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 HOST_KEY: web.AppKey[HostControl] = web.AppKey("host")
 SERVER_KEY: web.AppKey[HostServer] = web.AppKey("server")
+PUBLIC_HEALTH = ("runtime", "seq", "clock", "uptime", "speed", "clock_running", "simulated", "started_at")
+"""What ``/v1/health`` tells a TCP client without the token: no pid, path or address."""
 PROTECTED = ("/v1/commands", "/v1/events")
 """Paths that need the bearer token over TCP."""
 MAX_SEQ = 2**63 - 1
@@ -194,26 +196,34 @@ class HostServer:
     async def _auth(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path in PROTECTED and not _on_unix(request):
-            want = self.token
-            got = request.headers.get("Authorization", "")
-            scheme, _, value = got.partition(" ")
-            if (
-                want is None
-                or scheme.lower() != "bearer"
-                or not hmac.compare_digest(value.strip().encode(), want.encode())
-            ):
-                return bad_request(
-                    "UNAUTHORIZED",
-                    f"{request.path} over TCP needs 'Authorization: Bearer <token>' "
-                    f"(the token is in {token_path(self.host.db)}, readable by its owner only)",
-                    status=401,
-                )
+        if request.path in PROTECTED and not self._trusted(request):
+            return bad_request(
+                "UNAUTHORIZED",
+                f"{request.path} over TCP needs 'Authorization: Bearer <token>' "
+                "(the token is in the file <database>.token beside the database, readable by its owner only)",
+                status=401,
+            )
         return await handler(request)
+
+    def _trusted(self, request: web.Request) -> bool:
+        """On the (0600) unix socket, or over TCP with the bearer token."""
+        if _on_unix(request):
+            return True
+        want = self.token
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        return (
+            want is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(value.strip().encode(), want.encode())
+        )
 
     # -- handlers ---------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
+        """Anyone on TCP learns that the host is up and where its clock is; the pid,
+        the database path and the addresses only with the token (or on the socket)."""
         st = self.host.status()
+        if not self._trusted(request):
+            return web.json_response({k: st[k] for k in PUBLIC_HEALTH})
         keys = (
             "pid",
             "runtime",
