@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import shlex
@@ -58,6 +59,8 @@ RESULTS_KEEP = 256
 PARTIAL_MAX = 64 * 1024
 """Characters of a task's partial results (as JSON) kept and reported; an update past it is refused."""
 READ_CHUNK = 64 * 1024
+PR_SET_CHILD_SUBREAPER = 36
+EXIT_POLL_S = 0.05
 NEVER_CONNECTED_S = 60.0
 """A host no console ever reached (the console died while starting it) exits after this."""
 
@@ -75,6 +78,26 @@ def parse_progress(line: str) -> tuple[float, str] | None:
     except ValueError:
         return None
     return min(max(value, 0.0), 1.0), (parts[1] if len(parts) > 1 else "")
+
+
+def become_subreaper() -> bool:
+    """``PR_SET_CHILD_SUBREAPER``: a task's orphaned descendants (a ``setsid`` daemon
+    whose parent exited) become this host's children instead of init's, so they are
+    found, counted and killed with the task even without a cgroup. Linux only."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+async def exited(proc: asyncio.subprocess.Process) -> int:
+    """The exit status as soon as the process is gone. (Before Python 3.12,
+    ``Process.wait()`` also waits for its pipes to close, which a detached grandchild
+    holding the task's stdout would put off forever.)"""
+    while proc.returncode is None:
+        await asyncio.sleep(EXIT_POLL_S)
+    return proc.returncode
 
 
 def undeliverable(msg: dict[str, Any], size: int) -> dict[str, Any]:
@@ -154,6 +177,8 @@ class Host:
         self.ever_connected = False
         self.done = asyncio.Event()
         self.me = psutil.Process()
+        self.subreaper = False
+        """Set by :meth:`main`: every descendant of this host is a task's (see :func:`become_subreaper`)."""
         self.output_dir: Path | None = Path(args.socket).parent / "output" if args.socket else None
         """Where each run's whole output is kept (none for a host without a socket directory)."""
 
@@ -361,7 +386,7 @@ class Host:
             pass  # it has already exited: nothing left to limit
         except (OSError, ValueError) as exc:
             self.signal_group(r, signal.SIGKILL)
-            await r.proc.wait()
+            await exited(r.proc)
             self.finish(
                 r,
                 {
@@ -401,8 +426,8 @@ class Host:
         """Wait for the task to exit, read its output meanwhile, then report once."""
         assert r.proc is not None
         reader = asyncio.get_running_loop().create_task(self.read_output(r))
-        rc = await r.proc.wait()
-        self.signal_group(r, signal.SIGKILL)  # leave nothing of the task behind
+        rc = await exited(r.proc)
+        self.kill_tree(r, signal.SIGKILL)  # leave nothing of the task behind, detached ones included
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reader, 2.0)
         self.report_exit(r, rc)
@@ -519,25 +544,52 @@ class Host:
         if r.proc is None or r.proc.returncode is not None:
             return
         r.stopping = True
-        self.signal_group(r, signal.SIGTERM)
-        self.signal_group(r, signal.SIGCONT)
+        self.kill_tree(r, signal.SIGTERM)
+        self.kill_tree(r, signal.SIGCONT)
         try:
-            await asyncio.wait_for(asyncio.shield(r.proc.wait()), self.grace_s)
+            await asyncio.wait_for(exited(r.proc), self.grace_s)
         except TimeoutError:
-            self.signal_group(r, signal.SIGKILL)
-            await r.proc.wait()
+            self.kill_tree(r, signal.SIGKILL)
+            await exited(r.proc)
+
+    def task_tree(self, r: Run) -> list[psutil.Process]:
+        """The run's processes: its child and their descendants; as a subreaper, every
+        descendant of this host (one run at a time), detached ones included."""
+        if r.proc is None:
+            return []
+        try:
+            if self.subreaper:
+                return list(self.me.children(recursive=True))
+            p = psutil.Process(r.proc.pid)
+            return [p, *p.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def kill_tree(self, r: Run, sig: int) -> None:
+        """Signal the run's group and every process of its tree (other sessions too)."""
+        self.signal_group(r, sig)
+        for q in self.task_tree(r):
+            with contextlib.suppress(psutil.Error):
+                q.send_signal(sig)
+        self.reap(r)
+
+    def reap(self, r: Run | None) -> None:
+        """Collect exited orphans handed to this subreaper (never the run's own child,
+        which asyncio waits for)."""
+        if not self.subreaper:
+            return
+        mine = r.proc.pid if r is not None and r.proc is not None and r.proc.returncode is None else None
+        with contextlib.suppress(psutil.Error):
+            for q in self.me.children():
+                if q.pid != mine and q.status() == psutil.STATUS_ZOMBIE:
+                    with contextlib.suppress(ChildProcessError, OSError):
+                        os.waitpid(q.pid, os.WNOHANG)
 
     def tree_rss_mb(self, r: Run) -> float:
-        if r.proc is None:
-            return 0.0
         total = 0
-        try:
-            p = psutil.Process(r.proc.pid)
-            for q in [p, *p.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += q.memory_info().rss
-        except psutil.Error:
-            return 0.0
+        for q in self.task_tree(r):
+            with contextlib.suppress(psutil.Error):
+                total += q.memory_info().rss
         return total / (1024 * 1024)
 
     async def watch(self, r: Run) -> None:
@@ -558,16 +610,16 @@ class Host:
                 r.peak_rss_mb = max(r.peak_rss_mb, rss)
                 if rss > memory_mb:
                     r.kill_reason = f"memory limit exceeded (rss {rss:.0f} MB > {memory_mb:g} MB)"
-                    self.signal_group(r, signal.SIGKILL)
+                    self.kill_tree(r, signal.SIGKILL)
                     return
 
     async def _kill(self, r: Run) -> None:
-        self.signal_group(r, signal.SIGTERM)
+        self.kill_tree(r, signal.SIGTERM)
         assert r.proc is not None
         try:
-            await asyncio.wait_for(asyncio.shield(r.proc.wait()), self.grace_s)
+            await asyncio.wait_for(exited(r.proc), self.grace_s)
         except TimeoutError:
-            self.signal_group(r, signal.SIGKILL)
+            self.kill_tree(r, signal.SIGKILL)
 
     # -- heartbeats --------------------------------------------------------------
     def progress_report(self, r: Run) -> dict[str, Any]:
@@ -594,6 +646,7 @@ class Host:
         while not self.done.is_set():
             await asyncio.sleep(self.heartbeat_s)
             r = self.run
+            self.reap(r)
             self.send(self.progress_report(r) if r is not None and r.proc is not None else {"t": "heartbeat"})
             idle_for = time.monotonic() - self.last_client
             if (
@@ -604,6 +657,7 @@ class Host:
                 self.done.set()  # nobody came (back) for us: do not linger forever
 
     async def main(self) -> int:
+        self.subreaper = become_subreaper()
         try:
             server = await start_server(self.client, self.address)
         except (OSError, PrivateError) as exc:
