@@ -95,7 +95,7 @@ async def exited(proc: asyncio.subprocess.Process) -> int:
     """The exit status as soon as the process is gone. (Before Python 3.12,
     ``Process.wait()`` also waits for its pipes to close, which a detached grandchild
     holding the task's stdout would put off forever.)"""
-    while proc.returncode is None:
+    while proc.returncode is None:  # noqa: ASYNC110 - no event fires at exit alone before 3.12
         await asyncio.sleep(EXIT_POLL_S)
     return proc.returncode
 
