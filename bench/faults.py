@@ -10,6 +10,9 @@
 * commands: random commands over the registry on a demo fleet: uncaught exceptions,
   and error responses that changed the state.
 * second user: the agent-channel test with uid ``nobody`` (needs root).
+* server (``bench/faults_server.py``): 200 stalled followers, a 1M-character command,
+  a SIGSTOPped host, a 2 MiB output line, a foreign Origin, a ``setsid`` grandchild:
+  attempts, held, lost, tracebacks, peak RSS.
 Every figure is counted from what happened in this run.
 """
 
@@ -183,17 +186,32 @@ def second_user() -> str:
     return "FAILED: " + (r.stdout.strip().splitlines() or ["?"])[-1]
 
 
+def server_report(work: Path, followers: int) -> None:
+    """The server, client, agent-output and web cases (``bench/faults_server.py``)."""
+    from bench.faults_server import server_faults
+
+    (work / "server").mkdir(exist_ok=True)
+    for case in server_faults(work / "server", followers):
+        print(case.line())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--corruptions", type=int, default=24)
     ap.add_argument("--commands", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--followers", type=int, default=200, help="stalled followers of the server case")
+    ap.add_argument("--only-server", action="store_true", help="run only the server cases")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="opsdeck-faults-") as d:
         work = Path(d)
         t0 = time.perf_counter()
+        if args.only_server:
+            server_report(work, args.followers)
+            print(f"({time.perf_counter() - t0:.0f} s)")
+            return 0
         k, printed, lost = kills(args.kills, rng, work)
         print(f"kills of demo --headless: {k}; printed events {printed}; acknowledged and lost {lost}")
         c = corruptions(args.corruptions, args.seed, work)
@@ -208,6 +226,7 @@ def main() -> int:
             f"errors that changed state {f['errors_that_changed_state']}"
         )
         print(f"second local user: {second_user()}")
+        server_report(work, args.followers)
         print(f"({time.perf_counter() - t0:.0f} s)")
     return 0
 

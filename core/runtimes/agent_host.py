@@ -179,7 +179,7 @@ class Host:
         self.me = psutil.Process()
         self.subreaper = False
         """Set by :meth:`main`: every descendant of this host is a task's (see :func:`become_subreaper`)."""
-        self.output_dir: Path | None = Path(args.socket).parent / "output" if args.socket else None
+        self.output_dir: Path | None = Path(args.socket).parent / "output" / args.agent if args.socket else None
         """Where each run's whole output is kept (none for a host without a socket directory)."""
 
     def channel_secret(self, args: argparse.Namespace) -> bytes:
