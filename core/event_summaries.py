@@ -309,3 +309,7 @@ def finding(ev: Event) -> str:
 def drill_fault(ev: Event) -> str:
     d = ev.data
     return f"drill {d.get('drill', '?')} injected its fault" + (f" ({d['kind']})" if d.get("kind") else "")
+
+
+def drill_fault_confirmed(ev: Event) -> str:
+    return f"drill {ev.data.get('drill', '?')}: its fault confirmed by an independent check"

@@ -445,6 +445,7 @@ DATA_RECOVERY_COMPLETED = EventType("DATA_RECOVERY_COMPLETED", "coordination")
 NETWORK_RECOVERY_COMPLETED = EventType("NETWORK_RECOVERY_COMPLETED", "network")
 MONITORING_WINDOW_CLOSED = EventType("MONITORING_WINDOW_CLOSED", "performance")
 DRILL_FAULT_INJECTED = EventType("DRILL_FAULT_INJECTED", "system", summary=text.drill_fault)
+DRILL_FAULT_CONFIRMED = EventType("DRILL_FAULT_CONFIRMED", "system", summary=text.drill_fault_confirmed)
 
 
 EVENTS = Catalogue(v for v in list(globals().values()) if isinstance(v, EventType))

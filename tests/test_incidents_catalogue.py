@@ -19,6 +19,7 @@ from core.incidents.drills import Drill, DrillError, start_drill
 from core.incidents.kinds import CATALOGUE, GATES, SCENARIOS
 from core.incidents.manager import IncidentManager
 from core.incidents.playbooks import PlanDraft, StepDraft, cmd
+from core.incidents.record import Credit
 from core.incidents.validation import GateCtx, Verdict
 from core.models import WorkflowStatus
 from core.session import open_sim
@@ -55,7 +56,7 @@ def playbook(engine: Engine, f: Finding) -> PlanDraft:
 
 
 async def resumed(ctx: GateCtx) -> Verdict:
-    """Every stalled workflow runs again, resumed by the plan."""
+    """Every stalled workflow runs again; credited when the plan resumed it."""
     s = ctx.engine.state
     wfs = ctx.incident["affected_workflows"]
     waiting = [w for w in wfs if s.workflows[w].status is WorkflowStatus.PAUSED]
@@ -63,13 +64,24 @@ async def resumed(ctx: GateCtx) -> Verdict:
         if ctx.now - ctx.started_at > ctx.timeout_s:
             return "fail", {"reason": f"still paused: {', '.join(waiting)}"}
         return "wait", {"paused": waiting}
-    return "pass", {"recovery_time_s": round(ctx.now - float(ctx.incident["detected_at"]), 1)}
+    by_plan = {e.data["workflow_id"] for e in ctx.record.caused("WORKFLOW_RESUMED")}
+    if not set(wfs) <= by_plan:
+        credit = Credit(False, "resumed, but not by a step of the plan")
+        return "pass", {"credited": False, "credit": credit.as_dict()}
+    took = ctx.now - ctx.recovery_started()
+    credit = Credit(True, "the plan resumed every stalled workflow")
+    return "pass", {"recovery_time_s": round(took, 1), "credited": True, "credit": credit.as_dict()}
 
 
 async def inject(drill: Drill) -> dict[str, Any]:
     wf = sorted(w.id for w in drill.engine.state.workflows.values() if w.status is WorkflowStatus.RUNNING)[0]
     drill.engine.pause_workflow(wf, actor="drill", reason="toy-fault")
     return {"paused": wf}
+
+
+async def confirm(drill: Drill) -> dict[str, Any]:
+    status = drill.engine.state.workflows[drill.fault["paused"]].status
+    return {"confirmed": status is WorkflowStatus.PAUSED, "status": status.value}
 
 
 TOY_KIND = IncidentKind(
@@ -79,7 +91,7 @@ TOY_KIND = IncidentKind(
     criterion="workflow_resumed",
     gate=resumed,
     window=lambda engine: 10 * engine.config.intervals.sample_s,
-    drill=DrillSpec(inject),
+    drill=DrillSpec(inject, confirm),
 )
 
 

@@ -38,11 +38,18 @@ class DrillSpec:
     inject: Callable[[Drill], Awaitable[dict[str, Any]]]
     """Injects the fault into the drill's engine and returns what it did (the
     DRILL_FAULT_INJECTED payload); raises ``DrillError`` when it cannot."""
+    confirm: Callable[[Drill], Awaitable[dict[str, Any]]]
+    """Checks, independently of the injection, that the fault is real (a killed
+    process is gone, a damaged checkpoint fails verification...): ``confirmed``
+    plus what was checked. Polled after the injection until it confirms."""
     on_real_processes: bool = False
     """The fault can be injected on the local runtime too, not only the simulation."""
     prepare: Callable[[Drill, bool], float] | None = None
     """Called when the drill is armed (live or not); returns extra seconds to wait
     before the fault (e.g. a phase drawn from the seed)."""
+    detect_within_s: float | None = None
+    """How long after the fault detection may take before the drill ends
+    ``not_detected`` (None: the drill's whole budget)."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..clock import VirtualClock
-from ..event_types import DRILL_FAULT_INJECTED
+from ..event_types import DRILL_FAULT_CONFIRMED, DRILL_FAULT_INJECTED
 from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
 from ..runtimes import Runtime
 from .catalogue import Catalogue, DrillError, IncidentKind
@@ -57,6 +57,10 @@ class Drill:
     """The network partition ends after this long (the environment, not the plan)."""
     gap_s: float | None = None
     """Spacing of the cascade's failures (default: within the supervision window)."""
+    armed_at: float = 0.0
+    confirmation: dict[str, Any] = field(default_factory=dict)
+    """The last independent check of the fault (``kind.drill.confirm``)."""
+    confirmed_at: float | None = None
     cancelled: bool = False
 
     def cancel(self) -> None:
@@ -67,12 +71,18 @@ class Drill:
         self.cancelled = True
 
     def later(self, delay: float, fn: Any) -> None:
-        """Run ``fn`` after ``delay`` seconds of the engine's clock (simulated, or wall)."""
+        """Run ``fn`` after ``delay`` seconds of the engine's clock (simulated, or wall),
+        unless the drill has been cancelled by then (a fault step still to come)."""
+
+        def step() -> None:
+            if not self.cancelled:
+                fn()
+
         clock = self.engine.clock
         if isinstance(clock, VirtualClock):
-            clock.call_later(delay, fn)
+            clock.call_later(delay, step)
         else:
-            asyncio.get_running_loop().call_later(delay, fn)
+            asyncio.get_running_loop().call_later(delay, step)
 
     # -- the fault ------------------------------------------------------------
     def real_faults(self) -> Runtime:
@@ -110,6 +120,20 @@ class Drill:
         self.injected_at = now
         self.manager.expect_fault(self.name, now)
         eng.emit(DRILL_FAULT_INJECTED, "system", "drill", {"drill": self.name, **self.fault}, actor="drill")
+        await self.check_fault()
+
+    async def check_fault(self) -> None:
+        """Until it confirms: the kind's independent check that the fault is real
+        (DRILL_FAULT_CONFIRMED with what was checked). Detection is credited only
+        once it has."""
+        if not self.injected or self.confirmed_at is not None or self.cancelled:
+            return
+        self.confirmation = await self.kind.drill.confirm(self)
+        if self.confirmation.get("confirmed"):
+            self.confirmed_at = self.engine.clock.now()
+            self.engine.emit(
+                DRILL_FAULT_CONFIRMED, "system", "drill", {"drill": self.name, **self.confirmation}, actor="drill"
+            )
 
     # -- running --------------------------------------------------------------
     def start_live(self, interval: float = 0.2) -> asyncio.Task[None]:
@@ -118,9 +142,15 @@ class Drill:
         background; approve from the palette with ``/incident approve PLAN_ID``."""
         loop = asyncio.get_running_loop()
 
+        async def inject_and_confirm() -> None:
+            await self.inject()
+            while self.confirmed_at is None and not self.done:
+                await asyncio.sleep(interval)
+                await self.check_fault()
+
         def fire() -> None:
             if not self.injected and not self.cancelled:
-                self._live_inject = loop.create_task(self.inject())
+                self._live_inject = loop.create_task(inject_and_confirm())
 
         self.later(max(0.0, self.inject_at - self.engine.clock.now()), fire)
         return self.manager.start(interval)
@@ -133,6 +163,7 @@ class Drill:
             await eng.advance(max(0.0, self.inject_at - eng.clock.now()))
             await self.inject()
         await eng.advance(dt)
+        await self.check_fault()
         await self.manager.pump()
 
     def incident(self) -> dict[str, Any] | None:
@@ -141,15 +172,36 @@ class Drill:
                 return inc
         return None
 
+    def others(self) -> list[dict[str, Any]]:
+        """Incidents opened since the drill was armed, other than the drill's own."""
+        own = self.incident()
+        return [
+            i
+            for i in self.engine.state.incidents.values()
+            if i["detected_at"] >= self.armed_at and (own is None or i["id"] != own["id"])
+        ]
+
+    @property
+    def detect_within_s(self) -> float:
+        d = self.kind.drill.detect_within_s
+        return float("inf") if d is None else d
+
     @property
     def done(self) -> bool:
+        """The drill's incident is over and so is every other incident opened during
+        it; or the fault went undetected for the kind's detection budget; or the
+        drill was cancelled."""
         if self.cancelled:
             return True
         inc = self.incident()
         if inc is None:
-            return False
+            return self.injected_at is not None and self.engine.clock.now() - self.injected_at >= self.detect_within_s
         plan = self.plan()
-        return inc["status"] in ("resolved", "failed") or (plan is not None and plan["state"] == "rejected")
+        if plan is not None and plan["state"] == "rejected":
+            return True
+        if inc["status"] not in ("resolved", "failed"):
+            return False
+        return all(i["status"] in ("resolved", "failed") for i in self.others())
 
     def plan(self) -> dict[str, Any] | None:
         inc = self.incident()
@@ -161,6 +213,7 @@ class Drill:
         """On the wall clock: inject the fault once its time has come."""
         if not self.injected and not self.cancelled and self.engine.clock.now() >= self.inject_at:
             await self.inject()
+        await self.check_fault()
 
     async def run_live(self, budget_s: float, tick: float = 0.2) -> dict[str, Any]:
         """On a runtime of real processes (wall clock): inject the fault when its time
@@ -184,17 +237,52 @@ class Drill:
         inc = self.incident()
         inv = await invariants(self.engine, self.completions)
         outcome = (inc or {}).get("outcome", {})
-        validated = bool(inc and inc["status"] == "resolved" and outcome.get("validated")) and inv["ok"]
-        latency = round(inc["detected_at"] - self.injected_at, 1) if inc and self.injected_at is not None else None
+        confirmed = self.confirmed_at is not None
+        unresolved = [
+            {"id": i["id"], "scenario": i["scenario"], "status": i["status"]}
+            for i in self.others()
+            if i["status"] != "resolved"
+        ]
+        validated = (
+            bool(inc and inc["status"] == "resolved" and outcome.get("validated"))
+            and inv["ok"]
+            and confirmed
+            and not unresolved
+            and not self.cancelled
+        )
+        latency = (
+            round(inc["detected_at"] - self.injected_at, 1)
+            if inc and self.injected_at is not None and confirmed
+            else None
+        )
+        reasons = [
+            r
+            for r in (
+                outcome.get("reason"),
+                None if confirmed or not self.injected else f"the fault was not confirmed: {self.confirmation}",
+                f"incident(s) opened during the drill not resolved: {', '.join(i['id'] for i in unresolved)}"
+                if unresolved
+                else None,
+                "cancelled (/host drill cancel)" if self.cancelled else None,
+                f"not detected within {self.detect_within_s:g}s of the fault"
+                if inc is None and self.injected and not self.cancelled and self.done
+                else None,
+            )
+            if r
+        ]
+        status = "cancelled" if self.cancelled else inc["status"] if inc else "not_detected"
         return {
             "drill": self.name,
             "validated": validated,
             "incident": inc["id"] if inc else None,
-            "status": inc["status"] if inc else ("cancelled" if self.cancelled else "not_detected"),
+            "status": status,
+            "result": outcome.get("result"),
             "fault": self.fault,
+            "fault_confirmed": confirmed,
+            "fault_checks": self.confirmation,
             "injected_at": self.injected_at,
             "detection_latency_s": latency,
-            "recovery_time_s": outcome.get("recovery_time_s"),
+            "recovery_time_s": outcome.get("recovery_time_s") if outcome.get("validated") else None,
             "plan_finished_s": outcome.get("plan_finished_s"),
             "plan": (self.plan() or {}).get("id"),
             "plan_state": (self.plan() or {}).get("state"),
@@ -204,8 +292,9 @@ class Drill:
                 for i in self.engine.state.incidents.values()
                 if inc is None or i["id"] != inc["id"]
             ],
+            "unresolved_incidents": unresolved,
             "invariants": inv,
-            "reason": outcome.get("reason"),
+            "reason": "; ".join(reasons) or None,
         }
 
 
@@ -272,7 +361,7 @@ def start_drill(
             f"the {name} drill runs on the simulated runtime only; on real processes: {', '.join(cat.live_drills())}"
         )
     mgr = manager or IncidentManager(engine, approve_mode=approve, catalogue=cat)
-    drill = Drill(name, engine, mgr, engine.clock.now() + warmup_s, kind)
+    drill = Drill(name, engine, mgr, engine.clock.now() + warmup_s, kind, armed_at=engine.clock.now())
     if live:
         drill.heal_after_s, drill.gap_s = LIVE_HEAL_S, LIVE_GAP_S
     if kind.drill.prepare is not None:

@@ -26,10 +26,12 @@ from ..event_types import (
 )
 from .decisions import abort
 from .model import TERMINAL_PLAN
+from .record import PlanRecord, StepRun, rebuild
 from .validation import GateCtx
 
 if TYPE_CHECKING:
     from ..engine import Engine
+    from ..events import Event
     from .catalogue import Catalogue
 
 RESULT_CHARS = 4000
@@ -72,6 +74,26 @@ class Executor:
         self.catalogue = catalogue
         self.memo: dict[tuple[str, int], dict[str, Any]] = {}
         self.extras: dict[str, Any] = {}
+        self.records: dict[str, PlanRecord] = {}
+        self._running: StepRun | None = None
+        engine.observe(self._on_event)
+
+    def record(self, plan: dict[str, Any]) -> PlanRecord:
+        """The plan's record (rebuilt from the projection if this executor did not run it)."""
+        rec = self.records.get(plan["id"])
+        if rec is None:
+            rec = self.records[plan["id"]] = rebuild(plan)
+        return rec
+
+    def _on_event(self, ev: Event) -> None:
+        if not ev.actor.startswith("plan:"):
+            return
+        rec = self.records.get(ev.actor.removeprefix("plan:"))
+        if rec is None:
+            return
+        rec.events.append(ev)
+        if self._running is not None and rec.steps.get(self._running.index) is self._running:
+            self._running.events.append(ev)
 
     def active(self) -> list[str]:
         return [
@@ -143,7 +165,15 @@ class Executor:
             {"plan_id": pid, "step": idx, "command": st["command"], "approval": st["approval"], "approved_by": by},
             actor=who,
         )
-        res = await run_command(eng, st["command"], actor=who)
+        run = StepRun(idx, st["command"], st["category"], eng.clock.now())
+        self.records.setdefault(pid, PlanRecord(pid)).steps[idx] = run
+        self._running = run
+        try:
+            res = await run_command(eng, st["command"], actor=who)
+        finally:
+            self._running = None
+        run.ok = res.get("status") == "success"
+        run.result = res.get("result") if isinstance(res.get("result"), dict) else {}
         if eng.state.plans[pid]["state"] in {s.value for s in TERMINAL_PLAN}:
             return  # aborted while the command ran
         if res.get("status") != "success":
@@ -223,7 +253,7 @@ class Executor:
         details: dict[str, Any] = {}
         if gname:
             inc = eng.state.incidents[p["incident_id"]]
-            ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"])
+            ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], record=self.record(p))
             ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
             verdict, details = await self.catalogue.gate(gname)(ctx)
             if verdict == "wait":
@@ -262,7 +292,7 @@ class Executor:
                 {
                     "incident_id": inc["id"],
                     "status": "failed",
-                    "outcome": {"validated": False, "reason": reason, "plan_id": pid},
+                    "outcome": {"validated": False, "result": "not_validated", "reason": reason, "plan_id": pid},
                 },
                 actor=f"plan:{pid}",
             )
@@ -299,7 +329,7 @@ class Executor:
                     actor=f"plan:{pid}",
                 )
             if m.get("passed") is None:
-                ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], timeout_s=window)
+                ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], timeout_s=window, record=self.record(p))
                 ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
                 verdict, details = await self.catalogue.gate(name)(ctx)
                 if verdict == "wait":
@@ -315,11 +345,18 @@ class Executor:
         eng = self.engine
         pid = p["id"]
         inc = eng.state.incidents[p["incident_id"]]
-        validated = bool(validations) and all(v is not None for v in validations.values())
+        passed = bool(validations) and all(v is not None for v in validations.values())
+        criteria = inc.get("criteria") or [self.catalogue.get(inc["scenario"]).criterion]
+        uncredited = {c: (validations.get(c) or {}) for c in criteria if not (validations.get(c) or {}).get("credited")}
+        validated = passed and not uncredited
         now = eng.clock.now()
-        recovery = next((v.get("recovery_time_s") for v in validations.values() if v and "recovery_time_s" in v), None)
-        outcome = {
+        recovery = next(
+            (v.get("recovery_time_s") for v in validations.values() if v and v.get("recovery_time_s") is not None),
+            None,
+        )
+        outcome: dict[str, Any] = {
             "validated": validated,
+            "result": "validated" if validated else "recovered_without_plan" if passed else "not_validated",
             "validations": validations,
             "recovery_time_s": recovery,
             "detection_latency_s": round(float(inc["detected_at"]) - float(inc["fault_at"]), 1)
@@ -327,6 +364,13 @@ class Executor:
             else None,
             "plan_finished_s": round(now - float(inc["detected_at"]), 1),
         }
+        if passed and uncredited:
+            # The criterion holds but the plan's steps are not what made it hold.
+            outcome["recovery_time_s"] = None
+            outcome["reason"] = "recovered without the plan: " + "; ".join(
+                f"{c}: {(v.get('credit') or {}).get('basis', 'no evidence tied to the plan')}"
+                for c, v in uncredited.items()
+            )
         for v in validations.values():
             if v and v.get("quarantined_checkpoints"):
                 outcome["quarantined_checkpoints"] = v["quarantined_checkpoints"]
@@ -337,7 +381,8 @@ class Executor:
             "incident",
             {
                 "incident_id": inc["id"],
-                "status": "resolved" if validated else "failed",
+                # Recovered without the plan: the incident is over, the plan is not validated.
+                "status": "resolved" if passed else "failed",
                 "outcome": {**outcome, "plan_id": pid},
             },
             actor=f"plan:{pid}",

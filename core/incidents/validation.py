@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..models import TaskStatus, WorkflowStatus
+from .record import PlanRecord
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -31,6 +32,13 @@ class GateCtx:
     memo: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = GATE_TIMEOUT_S
     """How long the gate may wait for its condition before it fails."""
+    record: PlanRecord = field(default_factory=lambda: PlanRecord(""))
+    """What the plan's steps did: the evidence the criterion may credit it with."""
+
+    def recovery_started(self) -> float:
+        """When recovery began: the plan's first acting step (detection if none ran)."""
+        first = self.record.first_acting_at()
+        return first if first is not None else float(self.incident["detected_at"])
 
     @property
     def now(self) -> float:
@@ -38,7 +46,9 @@ class GateCtx:
 
 
 Verdict = tuple[str, dict[str, Any]]
-"""("wait" | "pass" | "fail", details)."""
+"""("wait" | "pass" | "fail", details). A criterion's "pass" details carry
+``credited`` (bool) and ``credit`` (its basis): the criterion held, and whether the
+plan's acting steps are what made it hold (``record.Credit``)."""
 
 Gate = Callable[[GateCtx], Awaitable[Verdict]]
 

@@ -232,8 +232,10 @@ def _print_report(report: dict[str, Any], args: argparse.Namespace, clock: str) 
             f"# drill {report['drill']}: {'VALIDATED' if report['validated'] else 'NOT VALIDATED'}"
             f" ({report['status']}, plan {report['plan']} {report['plan_state']})"
         )
+        checks = {k: v for k, v in (report.get("fault_checks") or {}).items() if k != "confirmed"}
+        print(f"# fault confirmed independently: {'yes' if report.get('fault_confirmed') else 'NO'} {checks}")
         print(f"# detection latency: {_s(report['detection_latency_s'])} {clock}")
-        print(f"# recovery time (detection -> validation): {_s(report['recovery_time_s'])} {clock}")
+        print(f"# recovery time (first acting step -> criterion met): {_s(report['recovery_time_s'])} {clock}")
         if report.get("plan_finished_s") is not None:
             print(f"# plan finished (all steps and validations): {_s(report['plan_finished_s'])} after detection")
         print(
@@ -241,6 +243,8 @@ def _print_report(report: dict[str, Any], args: argparse.Namespace, clock: str) 
             f"{len(inv['completed_twice'])}, dependency violations {len(inv['dependency_violations'])}, chain "
             f"{'ok' if inv['chain'].get('ok', True) else 'BROKEN'})"
         )
+        for i in report.get("unresolved_incidents") or []:
+            print(f"# unresolved: {i['id']} {i['scenario']} {i['status']}")
         if report.get("reason"):
             print(f"# reason: {report['reason']}")
     return 0 if report["validated"] else 1

@@ -19,7 +19,9 @@ from ...event_types import (
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
 from ..catalogue import DrillError, DrillSpec, IncidentKind
 from ..detectors import Detector, Finding
+from ..faultcheck import agent_gone
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
+from ..record import Credit, no_acting_step
 from ..validation import (
     GateCtx,
     Verdict,
@@ -339,10 +341,12 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
             continue
         if t.status is TaskStatus.RUNNING and t.agent not in failed:
             # First seen on a new agent: where it restarted from (the transferred context).
+            ctx.memo.setdefault("ran_on", {}).setdefault(key, t.agent)
             start_at = ctx.memo.setdefault("restart_progress", {}).setdefault(key, t.context.progress)
             if t.context.progress > start_at + 1e-9:  # and it has reported progress since
                 resumed.append(key)
         elif t.status is TaskStatus.COMPLETED:
+            ctx.memo.setdefault("ran_on", {}).setdefault(key, t.agent)
             start_at = ctx.memo.setdefault("restart_progress", {}).get(key, prog)
             resumed.append(key)
         else:
@@ -357,34 +361,66 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
                 "resumed": resumed,
             }
         return "wait", {"specializations_short": short, "resumed": len(resumed), "of": len(at_failure)}
+    # Every check before the completion event: dependencies, then the plan's part.
     violations = await dependency_violations(eng)
+    if violations:
+        return "fail", {"reason": "dependency integrity violated", "violations": violations[:10]}
+    credit = replacement_credit(ctx, resumed)
+    if not credit.credited:
+        return "pass", {"credited": False, "credit": credit.as_dict(), "tasks_resumed": len(resumed)}
     rec = workflows_recovered(eng, inc)
     share = 100.0 * len(carried) / len(at_failure) if at_failure else 100.0
-    took = ctx.now - float(inc["detected_at"])
+    took = ctx.now - ctx.recovery_started()
     eng.emit(
         RECOVERY_VALIDATION_COMPLETED,
         "coordination",
         "success",
         {
             "workflows_recovered": len(rec),
-            "dependency_integrity": "maintained" if not violations else "violated",
+            "dependency_integrity": "maintained",
             "context_transfer": percent_text(share),
             "recovery_time": duration_text(took),
             "incident_id": inc["id"],
             "recovery_time_s": round(took, 1),
             "recovered": rec,
             "tasks_resumed": len(resumed),
+            "recovery_time_basis": "first acting step of the plan to every interrupted task running again",
+            "on_replacements": credit.figures["on_plan_agents"],
         },
         actor=f"plan:{ctx.plan['id']}",
     )
-    if violations:
-        return "fail", {"reason": "dependency integrity violated", "violations": violations[:10]}
     _learn_from_cascade(ctx, failed)
     return "pass", {
         "recovery_time_s": round(took, 1),
         "workflows_recovered": rec,
         "context_transfer_pct": round(share, 1),
+        "credited": True,
+        "credit": credit.as_dict(),
     }
+
+
+def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
+    """The interrupted tasks run again on agents the plan added (or were handed to an
+    agent by the plan). Tasks picked up by agents that were there anyway, or that an
+    autoscaler added, recovered without the plan."""
+    none = no_acting_step(ctx.record)
+    if none is not None:
+        return none
+    plan_agents = {e.data["agent"] for e in ctx.record.caused("AGENT_ALLOCATED")}
+    handed = {e.data["task"] for e in ctx.record.caused("TASK_ASSIGNED")}
+    ran_on: dict[str, str | None] = ctx.memo.get("ran_on", {})
+    on_plan = sorted(k for k in resumed if ran_on.get(k) in plan_agents or k in handed)
+    elsewhere = sorted(set(resumed) - set(on_plan))
+    figures = {"plan_agents": sorted(plan_agents), "on_plan_agents": on_plan, "elsewhere": elsewhere}
+    if resumed and not elsewhere:
+        return Credit(
+            True, f"{len(on_plan)} interrupted task(s) run on agents the plan added or handed them to", figures
+        )
+    return Credit(
+        False,
+        f"{len(elsewhere)} of {len(resumed)} interrupted task(s) resumed on agents the plan did not add or assign",
+        figures,
+    )
 
 
 def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
@@ -496,6 +532,12 @@ async def inject(drill: Drill) -> dict[str, Any]:
     return {"fail_agents": victims, "spacing_s": gap}
 
 
+async def confirm(drill: Drill) -> dict[str, Any]:
+    """Every killed agent's process is gone (the OS's process table on real agents)."""
+    gone = {a: agent_gone(drill.engine, a) for a in drill.fault["fail_agents"]}
+    return {"confirmed": all(v is True for v in gone.values()), "gone": gone}
+
+
 KIND = IncidentKind(
     name=NAME,
     detector=AgentCascadeDetector,
@@ -503,6 +545,6 @@ KIND = IncidentKind(
     criterion="cascade_recovered",
     gate=cascade_recovered,
     window=window,
-    drill=DrillSpec(inject, on_real_processes=True),
+    drill=DrillSpec(inject, confirm, on_real_processes=True),
     evidence=evidence,
 )

@@ -18,8 +18,10 @@ from ...store import row_hash_ok, scalar
 from ...verify import verify_store
 from ..catalogue import DrillError, DrillSpec, IncidentKind
 from ..detectors import Detector, Finding, active_workflows
+from ..faultcheck import checkpoint_damaged, projection_drifted
 from ..integrity import consistency, segments
 from ..playbooks import PlanDraft, StepDraft, cmd
+from ..record import Credit, no_acting_step
 from ..validation import GateCtx, Verdict, percent_text
 
 if TYPE_CHECKING:
@@ -321,6 +323,9 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
                 "diffs": cons.get("diffs", [])[:10],
             }
         return "wait", {"differs_in": cons["differs_in"]}
+    credit = restore_credit(ctx)
+    if not credit.credited:
+        return "pass", {"credited": False, "credit": credit.as_dict()}
     restart = await eng.checkpoint(kind="emergency", label=f"recovered {inc['id']}", actor=who)
     rep = await verify_store(eng.store, replay_checkpoints=True)
     if restart not in rep.checkpoints_ok:
@@ -338,7 +343,7 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
     segments += [{"checkpoint": int(c), "resolution": "quarantined"} for c in sorted(known | set(quarantined))]
     lost = [sg for sg in segments if sg.get("resolution") == "lost"]
     total = max(len(segments), 1)
-    took = ctx.now - float(inc["detected_at"])
+    took = ctx.now - ctx.recovery_started()
     eng.emit(
         DATA_RECOVERY_COMPLETED,
         "coordination",
@@ -355,6 +360,8 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
             "restart_checkpoint": restart,
             "quarantined_checkpoints": quarantined,
             "events_verified": rep.events,
+            "recovery_time_basis": "first acting step of the plan to the projection equal to a replay",
+            "restored_by_plan": credit.figures["restored"],
         },
         actor=who,
     )
@@ -363,7 +370,52 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
         "segments": segments,
         "quarantined_checkpoints": quarantined,
         "restart_checkpoint": restart,
+        "credited": True,
+        "credit": credit.as_dict(),
     }
+
+
+def restore_credit(ctx: GateCtx) -> Credit:
+    """A step of the plan restored the drifted workflows from a verified checkpoint
+    plus the log (and now the projection replays equal), or, with no drift, removed
+    the damaged checkpoints. A projection that came back equal without a restore of
+    the drifted workflows (a later report overwrote the drift) recovered without it."""
+    none = no_acting_step(ctx.record)
+    if none is not None:
+        return none
+    ev = ctx.incident.get("evidence", {})
+    drifted = sorted(
+        {
+            sg["workflow"]
+            for sg in ev.get("segments", [])
+            if sg.get("resolution") == "replay_from_log" and sg.get("workflow")
+        }
+    )
+    bad = {int(c) for c in ev.get("bad_checkpoints", [])}
+    restored: set[str] = set()
+    dropped: set[int] = set()
+    checkpoint = None
+    for run in ctx.record.acting():
+        if "replayed_events" in run.result:
+            restored.update(run.result.get("restored") or [])
+            dropped.update(int(c) for c in run.result.get("dropped_checkpoints") or [])
+            checkpoint = run.result.get("checkpoint")
+    figures = {
+        "drifted": drifted,
+        "restored": sorted(restored),
+        "damaged_checkpoints": sorted(bad),
+        "dropped_checkpoints": sorted(dropped),
+        "restored_from_checkpoint": checkpoint,
+    }
+    if drifted and set(drifted) <= restored:
+        return Credit(
+            True, f"the plan restored {', '.join(drifted)} from checkpoint {checkpoint} plus the log", figures
+        )
+    if not drifted and bad and bad <= dropped:
+        return Credit(True, f"the plan removed the damaged checkpoint(s) {sorted(bad)}", figures)
+    if drifted:
+        return Credit(False, f"the drift of {', '.join(drifted)} is gone but no step of the plan restored it", figures)
+    return Credit(False, "no step of the plan restored state or removed the damaged checkpoints", figures)
 
 
 def window(engine: Engine) -> float:
@@ -372,8 +424,10 @@ def window(engine: Engine) -> float:
 
 
 async def inject(drill: Drill) -> dict[str, Any]:
-    """A state-synchronisation failure: a checkpoint's stored state is damaged and
-    the live projection of the migration workflow drifts from the log."""
+    """A state-synchronisation failure: a checkpoint's stored state is damaged (a
+    task it holds as not completed is written as completed, so its hash no longer
+    matches) and the live projection drifts from the log (a task that will not
+    report again, pending or completed, gets progress and a result it never had)."""
     eng = drill.engine
     if eng.store is None:
         raise DrillError("the data-integrity drill needs a database (--db)")
@@ -383,21 +437,35 @@ async def inject(drill: Drill) -> dict[str, Any]:
     db = eng.store.connection
     snap = json.loads(await scalar(db, "SELECT state FROM checkpoints WHERE id=?", (cp,)))
     victim_wf = "migration_workflow_001" if "migration_workflow_001" in s.workflows else sorted(s.workflows)[0]
-    for k in s.workflows[victim_wf].tasks:
-        if k in snap["tasks"]:
-            snap["tasks"][k]["status"] = "completed"
-            break
+    order = [*s.workflows[victim_wf].tasks, *sorted(snap["tasks"])]
+    damaged = next((k for k in order if k in snap["tasks"] and snap["tasks"][k].get("status") != "completed"), None)
+    if damaged is None:
+        raise DrillError(f"checkpoint {cp} holds no task that is not completed: nothing to damage (use a fresh --db)")
+    snap["tasks"][damaged]["status"] = "completed"
     await db.execute("UPDATE checkpoints SET state=? WHERE id=?", (json.dumps(snap), cp))
     await db.commit()
-    drift = None
-    for k in s.workflows[victim_wf].tasks:
-        t = s.tasks[k]
-        if t.status is TaskStatus.PENDING:
-            t.context.progress = 0.8
-            t.context.partial_results["rows_migrated"] = -1
-            drift = k
-            break
-    return {"damaged_checkpoint": cp, "drifted_task": drift, "workflow": victim_wf}
+    live = [*s.workflows[victim_wf].tasks, *sorted(s.tasks)]
+    drift = next((k for k in live if k in s.tasks and s.tasks[k].status is TaskStatus.PENDING), None)
+    drift = drift or next((k for k in live if k in s.tasks and s.tasks[k].status is TaskStatus.COMPLETED), None)
+    if drift is None:
+        raise DrillError("no pending or completed task in the live state to drift (use a fresh --db)")
+    t = s.tasks[drift]
+    t.context.progress = 0.8 if t.status is TaskStatus.PENDING else t.context.progress
+    t.context.partial_results["rows_migrated"] = -1
+    return {
+        "damaged_checkpoint": cp,
+        "damaged_task": damaged,
+        "drifted_task": drift,
+        "workflow": victim_wf,
+    }
+
+
+async def confirm(drill: Drill) -> dict[str, Any]:
+    """Verification reports the damaged checkpoint bad and the live projection
+    differs from a replay of the log, both checked after the injection."""
+    cp = await checkpoint_damaged(drill.engine, int(drill.fault["damaged_checkpoint"]))
+    drift = await projection_drifted(drill.engine)
+    return {"confirmed": cp["fails_verify"] and drift["differs_from_replay"], **cp, **drift}
 
 
 def prepare(drill: Drill, live: bool) -> float:
@@ -433,5 +501,5 @@ KIND = IncidentKind(
     criterion="data_recovered",
     gate=data_recovered,
     window=window,
-    drill=DrillSpec(inject, on_real_processes=True, prepare=prepare),
+    drill=DrillSpec(inject, confirm, on_real_processes=True, prepare=prepare),
 )

@@ -11,8 +11,10 @@ from ...event_types import COMMUNICATION_FAILURE, NETWORK_RECOVERY_COMPLETED, RE
 from ...models import AgentStatus, TaskStatus
 from ..catalogue import DrillSpec, IncidentKind
 from ..detectors import Detector, Finding, standing_reassignment
+from ..faultcheck import agent_cut_off
 from ..merge import agent_marks, partition_report
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
+from ..record import Credit, no_acting_step
 from ..validation import GateCtx, Verdict, duration_text, percent_text
 
 if TYPE_CHECKING:
@@ -230,6 +232,8 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
         ag = s.agents.get(task.agent or "")
         if ag is None or ag.status is AgentStatus.UNREACHABLE:
             stranded.append(t)
+    if still:
+        _note_restored_before_heal(ctx, list(held.values()), cut)
     if unhandled or still or stranded:
         if ctx.now - ctx.started_at > ctx.timeout_s:
             reason = "; ".join(
@@ -265,7 +269,11 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
             "completed_twice": twice,
             "not_applied": missing,
         }
-    took = ctx.now - det
+    credit = moved_credit(ctx, held, kept)
+    if not credit.credited:
+        return "pass", {"credited": False, "credit": credit.as_dict(), "kept_isolated": kept}
+    # The recovery is the work restored on reachable agents, not the heal (the fault's end).
+    took = float(ctx.memo["restored_at"]) - ctx.recovery_started()
     live = [a for a in s.agents.values() if a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)]
     merged = [m for m in tap.merged if m.get("agent") in cut]
     resolutions: dict[str, int] = {}
@@ -293,10 +301,68 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
             "tasks_moved": sum(len([t for t in tap.moved_from.get(a, []) if t == held.get(a)]) for a in cut),
             "merge_resolutions": resolutions,
             "live_agents": len(live),
+            "recovery_time_basis": "first acting step of the plan to every held task running or done on a "
+            "reachable agent (before the heal)",
+            "connectivity_restored_after_s": round(ctx.now - det, 1),
         },
         actor=f"plan:{ctx.plan['id']}",
     )
-    return "pass", {"recovery_time_s": round(took, 1), "merge_resolutions": resolutions, "kept_isolated": kept, **rep}
+    return "pass", {
+        "recovery_time_s": round(took, 1),
+        "merge_resolutions": resolutions,
+        "kept_isolated": kept,
+        "credited": True,
+        "credit": credit.as_dict(),
+        **rep,
+    }
+
+
+def _note_restored_before_heal(ctx: GateCtx, held: list[str], cut: list[str]) -> None:
+    """While the partition holds: which held tasks run (progressing) or are done on
+    a reachable agent, and when all of them first were."""
+    s = ctx.engine.state
+    done: set[str] = ctx.memo.setdefault("before_heal", set())
+    for t in held:
+        task = s.tasks.get(t)
+        any_wf = task is None and s.any_workflow(t.split("/", 1)[0]) is not None
+        if any_wf or (task is not None and task.status is TaskStatus.COMPLETED):
+            done.add(t)
+        elif task is not None and task.status is TaskStatus.RUNNING and task.agent not in cut:
+            ag = s.agents.get(task.agent or "")
+            if ag is not None and ag.status is not AgentStatus.UNREACHABLE:
+                done.add(t)
+    if held and set(held) <= done:
+        ctx.memo.setdefault("restored_at", ctx.now)
+
+
+def moved_credit(ctx: GateCtx, held: dict[str, str], kept: bool) -> Credit:
+    """The plan moved every task the cut-off agents held to reachable agents, and each
+    ran or finished there before the heal. Work that came back only with the heal
+    (kept on the isolated agents, or moved by the engine's standing policy rather
+    than the plan) recovered without the plan."""
+    none = no_acting_step(ctx.record)
+    if none is not None:
+        return none
+    moved = {e.data.get("task") for e in ctx.record.caused("TASK_REASSIGNED")}
+    tasks = sorted(held.values())
+    not_moved = [t for t in tasks if t not in moved]
+    late = [t for t in tasks if t not in ctx.memo.get("before_heal", set())]
+    figures = {"held": tasks, "moved_by_plan": sorted(t for t in tasks if t in moved), "not_restored_before_heal": late}
+    if kept:
+        return Credit(
+            False, "the work was kept on the isolated agents: the heal, not the plan, brought it back", figures
+        )
+    if not tasks:
+        return Credit(False, "the cut-off agents held no work: the heal alone restored them", figures)
+    if not_moved:
+        return Credit(False, f"task(s) {', '.join(not_moved)} were not moved by the plan", figures)
+    if late or "restored_at" not in ctx.memo:
+        return Credit(False, f"task(s) {', '.join(late)} did not run on a reachable agent before the heal", figures)
+    return Credit(
+        True,
+        f"the plan moved {len(tasks)} held task(s), all running or done on reachable agents before the heal",
+        figures,
+    )
 
 
 def evidence(engine: Engine, finding: Finding) -> dict[str, Any]:
@@ -318,6 +384,12 @@ async def inject(drill: Drill) -> dict[str, Any]:
     return {"partition": cut, "heal_after_s": drill.heal_after_s}
 
 
+async def confirm(drill: Drill) -> dict[str, Any]:
+    """Every cut-off agent cannot report (its host process stopped, on real agents)."""
+    cut = {a: agent_cut_off(drill.engine, a) for a in drill.fault["partition"]}
+    return {"confirmed": all(v is True for v in cut.values()), "cut_off": cut}
+
+
 KIND = IncidentKind(
     name=NAME,
     detector=PartitionDetector,
@@ -325,6 +397,6 @@ KIND = IncidentKind(
     criterion="network_recovered",
     gate=network_recovered,
     window=window,
-    drill=DrillSpec(inject, on_real_processes=True),
+    drill=DrillSpec(inject, confirm, on_real_processes=True),
     evidence=evidence,
 )

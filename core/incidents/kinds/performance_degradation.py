@@ -5,7 +5,7 @@ pre-incident baseline. The drill slows four agents down gradually."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ...commands.monitoring import trigger_pct
 from ...commands.pace import bottleneck
@@ -14,11 +14,13 @@ from ...models import AgentStatus, TaskStatus
 from ..catalogue import DrillSpec, IncidentKind
 from ..detectors import Detector, Finding, active_workflows
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
+from ..record import Credit, no_acting_step
 from ..trend import downsample, mann_kendall
 from ..validation import GateCtx, Verdict, duration_text, percent_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
+    from ...runtimes.sim import SimRuntime
     from ..drills import Drill
 
 NAME = "performance-degradation"
@@ -377,6 +379,10 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
             }
         return "wait", {"efficiency": a, "baseline": b, "degraded": d}
 
+    onset_at = float(inc.get("fault_at") if inc.get("fault_at") is not None else det - window)
+    credit = quarantine_credit(ctx, onset_at)
+    if not credit.credited:
+        return "pass", {"credited": False, "credit": credit.as_dict(), "efficiency_after": round(a, 4)}
     r = mann_kendall(after) if len(after) >= 4 else None
     # Confirmed only by a trend test that ran and found no significant decline.
     if r is None:
@@ -387,7 +393,7 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     else:
         stability, risk = "confirmed", "minimal"
     took = ctx.now - ctx.started_at
-    rec = round(ctx.now - det, 1)
+    rec = round(ctx.now - ctx.recovery_started(), 1)
     eng.emit(
         OPTIMIZATION_COMPLETED,
         "performance",
@@ -405,7 +411,9 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
             "tasks_before": len(baseline),
             "tasks_after": len(after),
             "recovery_time_s": rec,
+            "recovery_time_basis": "first acting step of the plan to efficiency back to the pre-incident baseline",
             "validation_window_s": round(took, 1),
+            "quarantined_slow_agents": credit.figures["quarantined_slow"],
         },
         actor=f"plan:{ctx.plan['id']}",
     )
@@ -416,7 +424,35 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
         "efficiency_before": round(b, 4),
         "efficiency_degraded": round(d, 4),
         "efficiency_after": round(a, 4),
+        "credited": True,
+        "credit": credit.as_dict(),
     }
+
+
+def quarantine_credit(ctx: GateCtx, since: float) -> Credit:
+    """The plan took out of dispatch agents measured slow since the onset (their pace
+    below the median by more than the degradation trigger): without that step they
+    would still be given tasks. Efficiency that came back with no slow agent taken
+    out (the load dropped, the hosts recovered) came back without the plan."""
+    none = no_acting_step(ctx.record)
+    if none is not None:
+        return none
+    taken = sorted(
+        {e.data["agent"] for e in ctx.record.caused("AGENT_BACKOFF") if e.data.get("reason") == "quarantine"}
+    )
+    bn = bottleneck(ctx.engine, since)
+    slow = sorted(set(taken) & set(bn["slow"]))
+    figures = {
+        "quarantined": taken,
+        "quarantined_slow": slow,
+        "measured_slow_since_onset": bn["slow"],
+        "pace": {a: round(v, 3) for a, v in bn["pace"].items() if a in taken},
+    }
+    if slow:
+        return Credit(
+            True, f"the plan took {len(slow)} agent(s) measured slow since the onset out of dispatch", figures
+        )
+    return Credit(False, "no agent measured slow since the onset was taken out of dispatch by the plan", figures)
 
 
 def evidence(engine: Engine, finding: Finding) -> dict[str, Any]:
@@ -449,6 +485,13 @@ async def inject(drill: Drill) -> dict[str, Any]:
     return {"slow_agents": slow, "slowdown_step": step, "every_s": every, "max_slowdown": top}
 
 
+async def confirm(drill: Drill) -> dict[str, Any]:
+    """The simulated hosts of the slowed agents run slower than normal."""
+    rt = cast("SimRuntime", drill.sim())
+    factor = {a: rt.agents[a].slowdown for a in drill.fault["slow_agents"] if a in rt.agents}  # type: ignore[union-attr]
+    return {"confirmed": bool(factor) and all(f > 1.0 for f in factor.values()), "slowdown": factor}
+
+
 KIND = IncidentKind(
     name=NAME,
     detector=PerformanceDegradationDetector,
@@ -456,6 +499,6 @@ KIND = IncidentKind(
     criterion="performance_recovered",
     gate=performance_recovered,
     window=window,
-    drill=DrillSpec(inject),
+    drill=DrillSpec(inject, confirm, detect_within_s=2 * 3600.0),
     evidence=evidence,
 )

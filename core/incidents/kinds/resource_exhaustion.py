@@ -12,6 +12,7 @@ from ...models import BAND_RANK, Band, TaskStatus, WorkflowStatus
 from ..catalogue import DrillSpec, IncidentKind
 from ..detectors import Detector, Finding, active_workflows
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
+from ..record import Credit, no_acting_step
 from ..validation import GateCtx, Verdict, duration_text, stalled_workflows, workflows_recovered
 
 if TYPE_CHECKING:
@@ -379,7 +380,10 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
             return "fail", {"reason": f"protected workflow(s) {', '.join(stalled)} made no progress since detection"}
         return "wait", {"utilisation": u, "stalled": stalled}
     rec = workflows_recovered(eng, ctx.incident)
-    took = ctx.now - float(ctx.incident["detected_at"])
+    credit = released_credit(ctx, u)
+    if not credit.credited:
+        return "pass", {"credited": False, "credit": credit.as_dict(), "utilisation": u}
+    took = ctx.now - ctx.recovery_started()
     eng.emit(
         EMERGENCY_RESPONSE_COMPLETED,
         "system",
@@ -394,10 +398,57 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
             "utilisation": u,
             "held_under_safe_s": round(ctx.now - since, 1),
             "recovered": rec,
+            "recovery_time_basis": "first acting step of the plan to utilisation held under the safe threshold",
+            "released_by_plan": credit.figures["released_pct"],
         },
         actor=f"plan:{ctx.plan['id']}",
     )
-    return "pass", {"recovery_time_s": round(took, 1), "workflows_recovered": rec, "utilisation": u}
+    return "pass", {
+        "recovery_time_s": round(took, 1),
+        "workflows_recovered": rec,
+        "utilisation": u,
+        "credited": True,
+        "credit": credit.as_dict(),
+    }
+
+
+def released_credit(ctx: GateCtx, u: dict[str, float]) -> Credit:
+    """The counterfactual: utilisation now plus what the plan's acting steps released
+    (their measured ``resource_recovery``, still withheld while the gate polls). If
+    that is under the safe threshold on every resource, the fault ended by itself
+    (a spike that expired, load that dropped) and the plan is not credited."""
+    none = no_acting_step(ctx.record)
+    if none is not None:
+        return none
+    cap = ctx.engine.config.capacity
+    safe = ctx.engine.config.thresholds.safe
+    released = {"cpu": 0.0, "memory": 0.0, "agents": 0.0}
+    for run in ctx.record.acting():
+        rr = run.result.get("resource_recovery")
+        if not isinstance(rr, dict):
+            continue
+        released["cpu"] += float(rr.get("cpu") or 0.0)
+        released["memory"] += float(rr.get("memory") or 0.0)
+        released["agents"] += 100.0 * float(rr.get("agents") or 0) / max(cap.agents, 1)
+    without = {r: round(u[r] + released[r], 1) for r in released}
+    needed = sorted(r for r in released if released[r] > 0 and without[r] >= safe)
+    figures = {
+        "released_pct": {r: round(v, 1) for r, v in released.items()},
+        "utilisation_without_plan_pct": without,
+        "safe_pct": safe,
+    }
+    if needed:
+        return Credit(
+            True,
+            f"without what the plan's steps released, {', '.join(needed)} would be at or over {safe:g}% now",
+            figures,
+        )
+    return Credit(
+        False,
+        f"utilisation now plus what the plan's steps released is under {safe:g}% on every resource: "
+        "the load fell by itself",
+        figures,
+    )
 
 
 def evidence(engine: Engine, finding: Finding) -> dict[str, Any]:
@@ -420,8 +471,19 @@ def window(engine: Engine) -> float:
 async def inject(drill: Drill) -> dict[str, Any]:
     """A load spike outside the fleet's tasks (simulated runtime)."""
     cpu, mem, dur = 1.5, 5.5, 1800.0
+    before = drill.engine.telemetry.get("memory_pct").last()
     drill.sim().load_spike(cpu, mem, dur)
-    return {"load_spike": {"cpu_cores": cpu, "memory_gb": mem, "duration_s": dur}}
+    return {"load_spike": {"cpu_cores": cpu, "memory_gb": mem, "duration_s": dur}, "memory_pct_before": before}
+
+
+async def confirm(drill: Drill) -> dict[str, Any]:
+    """The sampled memory use rose by at least half the spike's share of capacity."""
+    eng = drill.engine
+    series = eng.telemetry.get("memory_pct")
+    after = [v for _, v in series.since(drill.injected_at or eng.clock.now())]
+    share = 100.0 * drill.fault["load_spike"]["memory_gb"] / eng.config.capacity.memory_gb
+    rose = (max(after) - float(drill.fault["memory_pct_before"])) if after else 0.0
+    return {"confirmed": rose >= share / 2, "memory_pct_rose": round(rose, 1), "spike_share_pct": round(share, 1)}
 
 
 KIND = IncidentKind(
@@ -431,6 +493,6 @@ KIND = IncidentKind(
     criterion="utilisation_safe",
     gate=utilisation_safe,
     window=window,
-    drill=DrillSpec(inject),
+    drill=DrillSpec(inject, confirm),
     evidence=evidence,
 )
