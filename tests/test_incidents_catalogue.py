@@ -46,7 +46,8 @@ class StalledDetector(Detector):
         stalled = sorted(w for w in self.paused if s.workflows[w].status is WorkflowStatus.PAUSED)
         if not stalled:
             return None
-        return Finding(TOY, "WORKFLOW_STALLED", "coordination", "workflow", "high", {"workflows": stalled}, {}, stalled)
+        data = {"workflows": stalled}
+        return Finding(self.scenario, "WORKFLOW_STALLED", "coordination", "workflow", "high", data, {}, stalled)
 
 
 def playbook(engine: Engine, f: Finding) -> PlanDraft:

@@ -400,25 +400,45 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
 
 
 def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
-    """The interrupted tasks run again on agents the plan added (or were handed to an
-    agent by the plan). Tasks picked up by agents that were there anyway, or that an
-    autoscaler added, recovered without the plan."""
+    """The counterfactual: without the agents the plan added, the failed agents'
+    specializations would still be short of their strength before the failures,
+    and the interrupted work runs on those agents (or was handed by the plan). If
+    the pools are whole without them (an autoscaler, spare agents), or none of the
+    interrupted tasks runs on them, the recovery is not the plan's."""
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
+    s = ctx.engine.state
     plan_agents = {e.data["agent"] for e in ctx.record.caused("AGENT_ALLOCATED")}
     handed = {e.data["task"] for e in ctx.record.caused("TASK_ASSIGNED")}
     ran_on: dict[str, str | None] = ctx.memo.get("ran_on", {})
     on_plan = sorted(k for k in resumed if ran_on.get(k) in plan_agents or k in handed)
-    elsewhere = sorted(set(resumed) - set(on_plan))
-    figures = {"plan_agents": sorted(plan_agents), "on_plan_agents": on_plan, "elsewhere": elsewhere}
-    if resumed and not elsewhere:
-        return Credit(
-            True, f"{len(on_plan)} interrupted task(s) run on agents the plan added or handed them to", figures
+    short_without: dict[str, int] = {}
+    for spec, size in ctx.incident.get("evidence", {}).get("specialization_live_before", {}).items():
+        need = set(spec.split(","))
+        live = sum(
+            1
+            for a in s.agents.values()
+            if a.id not in plan_agents
+            and need <= set(a.specializations)
+            and a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)
         )
+        if live < size:
+            short_without[spec] = size - live
+    figures = {
+        "plan_agents": sorted(plan_agents),
+        "on_plan_agents": on_plan,
+        "elsewhere": sorted(set(resumed) - set(on_plan)),
+        "short_without_plan_agents": short_without,
+    }
+    if not short_without:
+        return Credit(False, "the failed agents' specializations are at strength without the plan's agents", figures)
+    if not on_plan:
+        return Credit(False, "no interrupted task runs on an agent the plan added or assigned", figures)
     return Credit(
-        False,
-        f"{len(elsewhere)} of {len(resumed)} interrupted task(s) resumed on agents the plan did not add or assign",
+        True,
+        f"without the plan's {len(plan_agents)} agent(s) {', '.join(sorted(short_without))} would be short; "
+        f"{len(on_plan)} of {len(resumed)} interrupted task(s) run on them",
         figures,
     )
 
