@@ -173,7 +173,8 @@ class Executor:
         finally:
             self._running = None
         run.ok = res.get("status") == "success"
-        run.result = res.get("result") if isinstance(res.get("result"), dict) else {}
+        result = res.get("result")
+        run.result = result if isinstance(result, dict) else {}
         if eng.state.plans[pid]["state"] in {s.value for s in TERMINAL_PLAN}:
             return  # aborted while the command ran
         if res.get("status") != "success":

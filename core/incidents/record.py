@@ -87,13 +87,13 @@ def rebuild(plan: dict[str, Any]) -> PlanRecord:
     for st in plan["steps"]:
         if st.get("started_at") is None:
             continue
-        res = st.get("result") or {}
+        summary = (st.get("result") or {}).get("result")
         rec.steps[st["index"]] = StepRun(
             st["index"],
             st["command"],
             st["category"],
             float(st["started_at"]),
-            res.get("result") if isinstance(res.get("result"), dict) else {},
+            summary if isinstance(summary, dict) else {},
             ok=st["state"] in ("completed", "executing"),
         )
     return rec

@@ -401,10 +401,11 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
 
 def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
     """The counterfactual: without the agents the plan added, the failed agents'
-    specializations would still be short of their strength before the failures,
-    and the interrupted work runs on those agents (or was handed by the plan). If
-    the pools are whole without them (an autoscaler, spare agents), or none of the
-    interrupted tasks runs on them, the recovery is not the plan's."""
+    specializations would still be short of their strength before the failures, so
+    the criterion would not hold. If the pools are whole without them (an
+    autoscaler, agents added by hand), the recovery is not the plan's. Where the
+    interrupted tasks run (on the plan's agents or on survivors that picked them up
+    first) is reported with it."""
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
@@ -428,17 +429,15 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
     figures = {
         "plan_agents": sorted(plan_agents),
         "on_plan_agents": on_plan,
-        "elsewhere": sorted(set(resumed) - set(on_plan)),
+        "on_survivors": sorted(set(resumed) - set(on_plan)),
         "short_without_plan_agents": short_without,
     }
     if not short_without:
         return Credit(False, "the failed agents' specializations are at strength without the plan's agents", figures)
-    if not on_plan:
-        return Credit(False, "no interrupted task runs on an agent the plan added or assigned", figures)
     return Credit(
         True,
         f"without the plan's {len(plan_agents)} agent(s) {', '.join(sorted(short_without))} would be short; "
-        f"{len(on_plan)} of {len(resumed)} interrupted task(s) run on them",
+        f"{len(on_plan)} of {len(resumed)} interrupted task(s) run on them, the rest on survivors",
         figures,
     )
 

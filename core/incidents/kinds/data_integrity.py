@@ -426,8 +426,9 @@ def window(engine: Engine) -> float:
 async def inject(drill: Drill) -> dict[str, Any]:
     """A state-synchronisation failure: a checkpoint's stored state is damaged (a
     task it holds as not completed is written as completed, so its hash no longer
-    matches) and the live projection drifts from the log (a task that will not
-    report again, pending or completed, gets progress and a result it never had)."""
+    matches) and the live projection drifts from the log (a pending task gets
+    progress it never made; a pending, completed or else running task gets a
+    result it never reported)."""
     eng = drill.engine
     if eng.store is None:
         raise DrillError("the data-integrity drill needs a database (--db)")
@@ -447,8 +448,14 @@ async def inject(drill: Drill) -> dict[str, Any]:
     live = [*s.workflows[victim_wf].tasks, *sorted(s.tasks)]
     drift = next((k for k in live if k in s.tasks and s.tasks[k].status is TaskStatus.PENDING), None)
     drift = drift or next((k for k in live if k in s.tasks and s.tasks[k].status is TaskStatus.COMPLETED), None)
+    # A running task reports progress, never this result: the drift stays until restored.
+    running = sorted(
+        (k for k in live if k in s.tasks and s.tasks[k].status is TaskStatus.RUNNING),
+        key=lambda k: s.tasks[k].context.progress,
+    )
+    drift = drift or next(iter(running), None)  # the one with most work left
     if drift is None:
-        raise DrillError("no pending or completed task in the live state to drift (use a fresh --db)")
+        raise DrillError("no task in the live state to drift (use a fresh --db)")
     t = s.tasks[drift]
     t.context.progress = 0.8 if t.status is TaskStatus.PENDING else t.context.progress
     t.context.partial_results["rows_migrated"] = -1

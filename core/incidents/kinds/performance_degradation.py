@@ -379,8 +379,7 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
             }
         return "wait", {"efficiency": a, "baseline": b, "degraded": d}
 
-    onset_at = float(inc.get("fault_at") if inc.get("fault_at") is not None else det - window)
-    credit = quarantine_credit(ctx, onset_at)
+    credit = quarantine_credit(ctx, onset)
     if not credit.credited:
         return "pass", {"credited": False, "credit": credit.as_dict(), "efficiency_after": round(a, 4)}
     r = mann_kendall(after) if len(after) >= 4 else None
@@ -488,7 +487,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
 async def confirm(drill: Drill) -> dict[str, Any]:
     """The simulated hosts of the slowed agents run slower than normal."""
     rt = cast("SimRuntime", drill.sim())
-    factor = {a: rt.agents[a].slowdown for a in drill.fault["slow_agents"] if a in rt.agents}  # type: ignore[union-attr]
+    factor = {a: rt.agents[a].slowdown for a in drill.fault["slow_agents"] if a in rt.agents}
     return {"confirmed": bool(factor) and all(f > 1.0 for f in factor.values()), "slowdown": factor}
 
 
