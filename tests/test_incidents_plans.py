@@ -235,7 +235,9 @@ async def test_live_drill_for_the_console() -> None:
         await runner
         drill.manager.stop()
     report = await drill.report()
-    assert report["validated"], {k: report[k] for k in ("status", "reason", "result", "fault_confirmed", "unresolved_incidents")}
+    assert report["validated"], {
+        k: report[k] for k in ("status", "reason", "result", "fault_confirmed", "unresolved_incidents")
+    }
     assert report["decided_by"] == "console"
 
 
