@@ -174,15 +174,22 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
     th = engine.config.thresholds
     plan = reallocation(engine)
     actions: list[dict[str, Any]] = []
+    # A paused (SIGSTOPped) process keeps its memory and its agent: only CPU comes
+    # back. When memory or agent slots are exhausted, the low bands are requeued
+    # (their processes end; they start again when resumed) so those come back too.
+    frees_all = bool({"memory", "agents"} & set(finding.evidence.get("resources_over", [])))
+    verb = "requeue" if frees_all else "pause"
     if plan["pause"]:
         actions.append(
             {
-                "action": "pause_low_priority_workflows",
+                "action": f"{verb}_low_priority_workflows",
                 "affected": [p["workflow"] for p in plan["pause"]],
                 "resource_recovery": {
                     "cpu": round(sum(p["cpu"] for p in plan["pause"]) / cap.cpu_cores * 100, 1),
-                    "memory": round(sum(p["memory_gb"] for p in plan["pause"]) / cap.memory_gb * 100, 1),
-                    "agents": sum(p["agents"] for p in plan["pause"]),
+                    "memory": round(sum(p["memory_gb"] for p in plan["pause"]) / cap.memory_gb * 100, 1)
+                    if frees_all
+                    else 0.0,
+                    "agents": sum(p["agents"] for p in plan["pause"]) if frees_all else 0,
                 },
             }
         )
@@ -340,7 +347,8 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
     )
     affected = finding.affected_workflows
     return PlanDraft(
-        title=f"Emergency reallocation: pause {len(plan['pause'])}, reduce {len(plan['reduce'])}, guarantee {1 if plan['guarantee'] else 0}",
+        title=f"Emergency reallocation: {verb} {len(plan['pause'])}, reduce {len(plan['reduce'])}, "
+        f"guarantee {1 if plan['guarantee'] else 0}",
         strategy="intelligent_triage",
         steps=steps,
         expected={"reallocation": plan, "estimated_recovery_s": estimated},
@@ -400,6 +408,7 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
             "recovered": rec,
             "recovery_time_basis": "first acting step of the plan to utilisation held under the safe threshold",
             "released_by_plan": credit.figures["released_pct"],
+            "released_basis": credit.figures["released_basis"],
         },
         actor=f"plan:{ctx.plan['id']}",
     )
@@ -413,16 +422,18 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
 
 
 def released_credit(ctx: GateCtx, u: dict[str, float]) -> Credit:
-    """The counterfactual: utilisation now plus what the plan's acting steps released
-    (their measured ``resource_recovery``, still withheld while the gate polls). If
-    that is under the safe threshold on every resource, the fault ended by itself
-    (a spike that expired, load that dropped) and the plan is not credited."""
+    """The counterfactual: utilisation now plus what the plan's acting steps
+    released (their ``resource_recovery``, measured from the processes paused or
+    stopped, still withheld while the gate polls). If that is under the safe
+    threshold on every resource, utilisation would be safe without the plan (a
+    spike that expired, load that dropped) and the plan is not credited."""
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
     cap = ctx.engine.config.capacity
     safe = ctx.engine.config.thresholds.safe
     released = {"cpu": 0.0, "memory": 0.0, "agents": 0.0}
+    bases = set()
     for run in ctx.record.acting():
         rr = run.result.get("resource_recovery")
         if not isinstance(rr, dict):
@@ -430,10 +441,14 @@ def released_credit(ctx: GateCtx, u: dict[str, float]) -> Credit:
         released["cpu"] += float(rr.get("cpu") or 0.0)
         released["memory"] += float(rr.get("memory") or 0.0)
         released["agents"] += 100.0 * float(rr.get("agents") or 0) / max(cap.agents, 1)
+        if rr.get("basis"):
+            bases.add(str(rr["basis"]))
     without = {r: round(u[r] + released[r], 1) for r in released}
     needed = sorted(r for r in released if released[r] > 0 and without[r] >= safe)
     figures = {
         "released_pct": {r: round(v, 1) for r, v in released.items()},
+        "released_basis": sorted(bases),
+        "utilisation_now_pct": u,
         "utilisation_without_plan_pct": without,
         "safe_pct": safe,
     }
