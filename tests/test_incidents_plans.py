@@ -75,9 +75,9 @@ async def test_plan_parameters_follow_the_priorities() -> None:
     assert finding is not None
     draft = resource_exhaustion(eng, finding)
     realloc = next(st.command for st in draft.steps if "emergency-reallocation" in st.command)
-    # Pausing frees CPU only (a SIGSTOPped process keeps its memory): with memory or
-    # agent slots exhausted the low band is requeued instead.
-    verb = "requeue" if {"memory", "agents"} & set(finding.evidence["resources_over"]) else "pause"
+    # Pausing frees CPU only (a SIGSTOPped process keeps its memory): with memory
+    # exhausted the low band is requeued instead.
+    verb = "requeue" if "memory" in finding.evidence["resources_over"] else "pause"
     assert f'"{verb}_low_priority_workflows", "affected": ["workflow_002"]' in realloc
     # What is freed is what the paused workflow holds now, not a canned figure.
     held = eng.state.in_use("workflow_002")

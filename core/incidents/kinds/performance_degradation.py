@@ -429,9 +429,9 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
 
 
 def quarantine_credit(ctx: GateCtx, since: float) -> Credit:
-    """The plan took out of dispatch agents measured slow since the onset (their pace
-    below the median by more than the degradation trigger): without that step they
-    would still be given tasks. Efficiency that came back with no slow agent taken
+    """The plan took out of dispatch agents measured slow (their pace below the
+    median by more than the degradation trigger, since the onset or in the window
+    the plan was computed from): without that step they would still be given tasks. Efficiency that came back with no slow agent taken
     out (the load dropped, the hosts recovered) came back without the plan."""
     none = no_acting_step(ctx.record)
     if none is not None:
@@ -440,18 +440,19 @@ def quarantine_credit(ctx: GateCtx, since: float) -> Credit:
         {e.data["agent"] for e in ctx.record.caused("AGENT_BACKOFF") if e.data.get("reason") == "quarantine"}
     )
     bn = bottleneck(ctx.engine, since)
-    slow = sorted(set(taken) & set(bn["slow"]))
+    # Slow as measured when the plan was made (its own window) or since the onset.
+    planned = ((ctx.plan.get("expected") or {}).get("bottleneck") or {}).get("slow") or []
+    slow = sorted(set(taken) & (set(bn["slow"]) | set(planned)))
     figures = {
         "quarantined": taken,
         "quarantined_slow": slow,
         "measured_slow_since_onset": bn["slow"],
+        "measured_slow_when_planned": planned,
         "pace": {a: round(v, 3) for a, v in bn["pace"].items() if a in taken},
     }
     if slow:
-        return Credit(
-            True, f"the plan took {len(slow)} agent(s) measured slow since the onset out of dispatch", figures
-        )
-    return Credit(False, "no agent measured slow since the onset was taken out of dispatch by the plan", figures)
+        return Credit(True, f"the plan took {len(slow)} agent(s) measured slow out of dispatch", figures)
+    return Credit(False, "no agent measured slow was taken out of dispatch by the plan", figures)
 
 
 def evidence(engine: Engine, finding: Finding) -> dict[str, Any]:

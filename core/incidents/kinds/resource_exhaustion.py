@@ -175,9 +175,9 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
     plan = reallocation(engine)
     actions: list[dict[str, Any]] = []
     # A paused (SIGSTOPped) process keeps its memory and its agent: only CPU comes
-    # back. When memory or agent slots are exhausted, the low bands are requeued
-    # (their processes end; they start again when resumed) so those come back too.
-    frees_all = bool({"memory", "agents"} & set(finding.evidence.get("resources_over", [])))
+    # back. When memory is exhausted the low bands are requeued instead (their
+    # processes end and start again when resumed), so memory and agents come back.
+    frees_all = "memory" in finding.evidence.get("resources_over", [])
     verb = "requeue" if frees_all else "pause"
     if plan["pause"]:
         actions.append(
