@@ -174,6 +174,7 @@ def host_cases(work: Path, env: dict[str, str], followers: int = 200) -> list[Ca
         command("bench-setup", "/host advance 1h", "--timeout", "300")
         # -- stalled followers
         c = Case(f"{followers} stalled followers")
+        before = psutil.Process(host.proc.pid).memory_info().rss / 2**20
         with Peak(host.proc.pid) as peak:
             socks = [_raw_follower(host.sock) for _ in range(followers)]
             c.attempts = followers
@@ -187,7 +188,7 @@ def host_cases(work: Path, env: dict[str, str], followers: int = 200) -> list[Ca
                 s.close()
         c.held = min(dropped(), followers) if answered else 0
         c.peak_rss_mb = peak.mb
-        c.note = "held = dropped with a reason while the host kept answering; RSS of the host"
+        c.note = f"held = dropped with a reason while the host kept answering; host RSS {before:.0f} MB before"
         out.append(c)
         # -- 1M-character command
         c = Case("1M-character command")
@@ -226,6 +227,9 @@ def host_cases(work: Path, env: dict[str, str], followers: int = 200) -> list[Ca
         )
         assert follow.stderr is not None
         follow.stderr.readline()
+        t0 = time.monotonic()
+        command("bench-stopped", "/host status")
+        normal = time.monotonic() - t0
         with Peak(host.proc.pid) as peak:
             for _ in range(3):
                 c.attempts += 1
@@ -238,7 +242,7 @@ def host_cases(work: Path, env: dict[str, str], followers: int = 200) -> list[Ca
                 again = command("bench-stopped", "/host status")
                 c.held += r.returncode == 1 and named and again.returncode == 0
                 c.tracebacks += "Traceback" in r.stderr
-                c.note = f"exec gave up in {took:.1f} s (3 s timeout + start-up)"
+                c.note = f"exec --timeout 3 gave up in {took:.1f} s; an exec answered by the host took {normal:.1f} s"
         follow.terminate()
         rest = follow.communicate(timeout=60)[1]
         reported = "stopped" in rest and f"pid {host.proc.pid}" in rest

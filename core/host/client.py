@@ -192,10 +192,11 @@ class HostClient:
         await self._ready()
         loop = asyncio.get_running_loop()
         req = asyncio.ensure_future(self._request(method, path, body))
+        step = min(PROBE_S, self.unresponsive_s)
         silent_since: float | None = None
         try:
             while True:
-                done, _ = await asyncio.wait({req}, timeout=PROBE_S)
+                done, _ = await asyncio.wait({req}, timeout=step)
                 if done:
                     status, text = req.result()
                     break
@@ -206,7 +207,7 @@ class HostClient:
                     silent_since = None
                     continue
                 if silent_since is None:
-                    silent_since = loop.time() - PROBE_S
+                    silent_since = loop.time() - step
                 if loop.time() - silent_since >= self.unresponsive_s:
                     raise self.unresponsive(why, loop.time() - silent_since)
         finally:
