@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from core.events import parse_line
 
 from .conftest import REPO, opsdeck_cmd
@@ -17,6 +19,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.run(opsdeck_cmd(*args), capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_script_passes_and_prints_event_lines(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "s.db"
     out = run(["script", "--create", "--db", str(db), str(EXAMPLES / "resource-exhaustion.ops")], cli_env)
@@ -48,6 +51,7 @@ def test_script_passes_and_prints_event_lines(tmp_path: Path, cli_env: dict[str,
     assert all(r["actor"] == "script" for r in recorded)
 
 
+@pytest.mark.slow
 def test_script_stops_at_the_failed_expectation(cli_env: dict[str, str]) -> None:
     path = EXAMPLES / "failing-expectation.ops"
     out = run(["script", str(path)], cli_env)
@@ -58,6 +62,7 @@ def test_script_stops_at_the_failed_expectation(cli_env: dict[str, str]) -> None
     assert any(ln.startswith("WORKFLOW_PAUSED:") for ln in out.stdout.splitlines())
 
 
+@pytest.mark.slow
 def test_script_errors_name_the_line(tmp_path: Path, cli_env: dict[str, str]) -> None:
     bad = tmp_path / "bad.ops"
     bad.write_text("advance 1m\nfrobnicate now\n")
@@ -71,6 +76,7 @@ def test_script_errors_name_the_line(tmp_path: Path, cli_env: dict[str, str]) ->
     assert out.returncode == 1 and f"{bad}:2: command failed: WORKFLOW_NOT_FOUND" in out.stderr
 
 
+@pytest.mark.slow
 def test_exec_runs_one_command_on_a_database(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "e.db"
     out = run(
@@ -98,6 +104,7 @@ def test_exec_runs_one_command_on_a_database(tmp_path: Path, cli_env: dict[str, 
     assert bad.returncode == 1 and "error CHECKPOINT_NOT_FOUND" in bad.stderr and bad.stdout == ""
 
 
+@pytest.mark.slow
 def test_help_lists_and_explains(cli_env: dict[str, str]) -> None:
     out = run(["help"], cli_env)
     assert out.returncode == 0 and "/resource-manager" in out.stdout and "emergency-reallocation" in out.stdout

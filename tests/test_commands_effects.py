@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.commands import run_command
 from core.config import Config
 from core.engine import Engine
@@ -42,6 +44,7 @@ async def _checkpoint_gaps_in_an_hour(tmp_path: Path, name: str, command: str | 
         await eng.close()
 
 
+@pytest.mark.slow
 async def test_integrity_monitoring_sets_the_checkpoint_interval_in_force(tmp_path: Path) -> None:
     plain = await _checkpoint_gaps_in_an_hour(tmp_path, "a.db", None)
     aggressive = await _checkpoint_gaps_in_an_hour(
@@ -163,6 +166,7 @@ async def test_continuous_learning_utilisation_trigger_raises_alerts() -> None:
     assert alerts and alerts[0].data["threshold"] == 1.0
 
 
+@pytest.mark.slow
 async def test_a_subscription_is_delivered_to_get_events_and_the_console(tmp_path: Path) -> None:
     from tests.console_support import make_app, settle
 

@@ -76,6 +76,7 @@ PROPS = settings(
 )
 
 
+@pytest.mark.slow
 @PROPS
 @given(text=st.one_of(commands(), st.text(max_size=80).map(lambda t: "/" + t)))
 def test_an_error_changes_nothing(text: str) -> None:

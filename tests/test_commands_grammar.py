@@ -181,6 +181,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@pytest.mark.slow
 @PROPS
 @given(data=st.data())
 async def test_wrong_payloads_for_every_operation_fail_cleanly(engine, data: st.DataObject) -> None:  # type: ignore[no-untyped-def]

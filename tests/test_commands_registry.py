@@ -64,6 +64,7 @@ def test_every_operation_is_classified_with_help() -> None:
     assert REGISTRY.get("performance-monitor", "post-emergency-monitoring").kind == "monitoring"  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 async def test_every_operation_answers_cleanly_on_the_demo(tmp_path: Path) -> None:
     engine = await open_sim(tmp_path / "all.db", demo=True)
     try:

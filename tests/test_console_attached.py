@@ -60,6 +60,7 @@ async def confirm(pilot, app: OpsdeckApp) -> None:  # type: ignore[no-untyped-de
     await pilot.press("tab", "enter")
 
 
+@pytest.mark.slow
 async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
     db = tmp_path / "live.db"
     host = serve(tmp_path, env, db, "--demo", "--speed", "30")
@@ -121,6 +122,7 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
     assert run(["verify", "--db", str(db)], env).returncode == 0
 
 
+@pytest.mark.slow
 async def test_readonly_attached_console_stays_live_and_refuses(tmp_path, env):
     db = tmp_path / "live.db"
     host = serve(tmp_path, env, db, "--demo", "--speed", "60")
@@ -151,6 +153,7 @@ async def test_readonly_attached_console_stays_live_and_refuses(tmp_path, env):
         host.stop()
 
 
+@pytest.mark.slow
 async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
     db = tmp_path / "live.db"
     host = serve(tmp_path, env, db, "--demo", "--speed", "30")
@@ -194,6 +197,7 @@ async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
     assert run(["verify", "--db", str(db)], env).returncode == 0
 
 
+@pytest.mark.slow
 def test_opsdeck_console_attaches_from_the_command_line(tmp_path, env):
     """``opsdeck console --db D`` in a terminal, with a live host on D: the title says
     it is attached to that pid, and quitting leaves the host running."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from textual.widgets import Input, Static
 
 from core.models import WorkflowStatus
@@ -28,6 +29,7 @@ def test_completion_of_components_operations_and_fields():
     assert len(many) > 1 and all(m.startswith("/resource-manager a") for m in many)
 
 
+@pytest.mark.slow
 async def test_parser_error_inline_then_command_runs(tmp_path):
     db = tmp_path / "c.db"
     app = make_app(db)
@@ -55,6 +57,7 @@ async def test_parser_error_inline_then_command_runs(tmp_path):
         assert row[0] == "operator" and "pause workflow_003" in row[1]
 
 
+@pytest.mark.slow
 async def test_tab_completes_in_the_line(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -63,6 +66,7 @@ async def test_tab_completes_in_the_line(tmp_path):
         assert app.command_line.query_one(Input).value == "/workflow-recovery"
 
 
+@pytest.mark.slow
 async def test_readonly_refuses_mutating_slash_command(tmp_path):
     db = tmp_path / "c.db"
     writer = make_app(db)
@@ -92,6 +96,7 @@ def _screen_text(app) -> str:  # type: ignore[no-untyped-def]
     return con.export_text()
 
 
+@pytest.mark.slow
 async def test_seed_form_tab_then_enter_shows_the_result_table(tmp_path):
     """`:` then the seed's `/resource-manager st`, Tab, Enter: a result screen whose table
     lists every workflow of the state with its allocation; esc closes it."""
@@ -116,6 +121,7 @@ async def test_seed_form_tab_then_enter_shows_the_result_table(tmp_path):
         assert app.command_line.input.value == "/resource-manager status"
 
 
+@pytest.mark.slow
 async def test_incident_list_and_rerun_refresh_the_result(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -131,6 +137,7 @@ async def test_incident_list_and_rerun_refresh_the_result(tmp_path):
         assert "run 2" in app.screen.title_text()
 
 
+@pytest.mark.slow
 async def test_wrong_case_is_corrected_by_tab(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from textual.widgets._footer import FooterKey
 
 from core.config import Config
@@ -51,6 +52,7 @@ async def _dialog_plan(app, pilot, key: str) -> str:  # type: ignore[no-untyped-
     return title
 
 
+@pytest.mark.slow
 async def test_keys_target_the_awaiting_plan(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(140, 44)) as pilot:
@@ -71,6 +73,7 @@ async def test_keys_target_the_awaiting_plan(tmp_path):
         assert eng.state.plans[first]["state"] == "rejected"  # untouched
 
 
+@pytest.mark.slow
 async def test_nothing_awaits_nothing_happens(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(140, 44)) as pilot:
@@ -87,6 +90,7 @@ async def test_nothing_awaits_nothing_happens(tmp_path):
         assert {eng.state.plans[p]["state"] for p in (first, second)} == {"rejected"}
 
 
+@pytest.mark.slow
 async def test_next_decision_key_brings_the_plan_into_view(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(140, 44)) as pilot:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 from textual.widgets import Button
 
@@ -46,6 +47,7 @@ async def _highlight(app, pilot, wid: str) -> None:  # type: ignore[no-untyped-d
     await pilot.pause(0.05)
 
 
+@pytest.mark.slow
 async def test_cancel_and_pause_confirm_with_distinct_buttons(tmp_path):
     app = make_app(tmp_path / "d.db")
     async with app.run_test(size=(140, 42)) as pilot:
@@ -67,6 +69,7 @@ async def test_cancel_and_pause_confirm_with_distinct_buttons(tmp_path):
         assert await wait_for(pilot, lambda: state.workflows["workflow_003"].status is WorkflowStatus.PAUSED)
 
 
+@pytest.mark.slow
 async def test_marked_workflows_pause_after_one_confirmation_listing_them(tmp_path):
     app = make_app(tmp_path / "d.db")
     async with app.run_test(size=(140, 42)) as pilot:
@@ -91,6 +94,7 @@ async def test_marked_workflows_pause_after_one_confirmation_listing_them(tmp_pa
         assert await wait_for(pilot, lambda: not app.workflows_pane.marked)
 
 
+@pytest.mark.slow
 async def test_approve_dialog_shows_every_step_whole_and_a_paused_clock_is_named(tmp_path):
     app = make_app(tmp_path / "d.db", config=MANUAL)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -136,6 +140,7 @@ def test_drill_dialog_follows_the_approval_policy():
     assert not isinstance(live, str) and "real processes, on the wall clock" in _plain(live.detail)
 
 
+@pytest.mark.slow
 async def test_space_runs_and_pauses_the_simulated_clock(tmp_path):
     app = make_app(tmp_path / "d.db")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from core.config import Config
 from core.models import WorkflowStatus
 from tests.console_support import make_app, settle, wait_for
@@ -19,6 +21,7 @@ def events_of(db, type_: str) -> list[int]:
         return [r[0] for r in con.execute("SELECT seq FROM events WHERE type=? ORDER BY seq", (type_,))]
 
 
+@pytest.mark.slow
 async def test_rollback_cancel_then_confirm(tmp_path):
     db = tmp_path / "c.db"
     app = make_app(db)
@@ -50,6 +53,7 @@ async def test_rollback_cancel_then_confirm(tmp_path):
         assert done() == at_cp
 
 
+@pytest.mark.slow
 async def test_filter_by_type_text_and_workflow(tmp_path):
     db = tmp_path / "c.db"
     app = make_app(db)
@@ -82,6 +86,7 @@ async def test_filter_by_type_text_and_workflow(tmp_path):
         assert log.count == app.host.engine.state.seq
 
 
+@pytest.mark.slow
 async def test_follow_pauses_on_scroll_up_and_resumes_at_end(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -104,6 +109,7 @@ async def test_follow_pauses_on_scroll_up_and_resumes_at_end(tmp_path):
         assert log.visible_ready()
 
 
+@pytest.mark.slow
 async def test_pause_resume_and_cancel_workflow(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -168,6 +174,7 @@ async def test_readonly_replica_follows_a_writer_without_a_host(tmp_path, cli_en
         assert await wait_for(pilot, lambda: link.state.status_of("workflow_002") is WorkflowStatus.PAUSED, 30)
 
 
+@pytest.mark.slow
 async def test_readonly_refuses_changes(tmp_path):
     db = tmp_path / "c.db"
     writer = make_app(db)
@@ -202,6 +209,7 @@ async def test_readonly_refuses_changes(tmp_path):
         assert con.execute("SELECT count(*) FROM events").fetchone()[0] == n_before
 
 
+@pytest.mark.slow
 async def test_palette_search_runs_the_command(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -222,6 +230,7 @@ async def test_palette_search_runs_the_command(tmp_path):
         assert cp.kind == "manual"
 
 
+@pytest.mark.slow
 async def test_theme_switch_from_palette_and_config(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(100, 30)) as pilot:
@@ -242,6 +251,7 @@ async def test_theme_switch_from_palette_and_config(tmp_path):
         assert app2.theme == "opsdeck-high-contrast"
 
 
+@pytest.mark.slow
 async def test_help_lists_bindings_and_keys_are_overridable(tmp_path):
     cfg = Config.model_validate({"console": {"keys": {"checkpoint": "C"}}})
     app = make_app(tmp_path / "c.db", config=cfg)
@@ -259,6 +269,7 @@ async def test_help_lists_bindings_and_keys_are_overridable(tmp_path):
         assert await wait_for(pilot, lambda: len(app.host.engine.state.checkpoints) == n + 1)
 
 
+@pytest.mark.slow
 async def test_detail_screens_open_and_close(tmp_path):
     from tui.screens.agent import AgentScreen
     from tui.screens.workflow import WorkflowScreen
@@ -286,6 +297,7 @@ async def test_detail_screens_open_and_close(tmp_path):
         assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
 
 
+@pytest.mark.slow
 async def test_opens_a_database_it_did_not_create(tmp_path):
     import subprocess
     import sys
@@ -309,6 +321,7 @@ async def test_opens_a_database_it_did_not_create(tmp_path):
         assert "wf:workflow_001" in ids
 
 
+@pytest.mark.slow
 async def test_palette_lists_slash_commands_and_opens_the_command_line(tmp_path):
     from textual.command import CommandList
     from textual.widgets import Input

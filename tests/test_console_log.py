@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from core.events import Event
 from tests.console_support import make_app, settle, wait_for
 from tui.log_source import FilterError, LogFilter
@@ -35,6 +37,7 @@ def test_unknown_severity_is_refused_with_the_valid_ones():
         raise AssertionError("sev:bogus was accepted")
 
 
+@pytest.mark.slow
 async def test_stored_and_live_rows_match_the_same_and_bad_filters_change_nothing(tmp_path):
     app = make_app(tmp_path / "l.db")
     async with app.run_test(size=(140, 42)) as pilot:
@@ -79,6 +82,7 @@ async def test_stored_and_live_rows_match_the_same_and_bad_filters_change_nothin
         await pilot.press("escape")
 
 
+@pytest.mark.slow
 async def test_enter_on_a_log_row_opens_the_whole_event(tmp_path):
     app = make_app(tmp_path / "l.db")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -110,6 +114,7 @@ def test_saved_filters_expand_and_unknown_names_are_refused():
         raise AssertionError("@nope was accepted")
 
 
+@pytest.mark.slow
 async def test_saved_filter_from_the_config_applies_in_the_console(tmp_path):
     from core.config import Config
 

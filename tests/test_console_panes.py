@@ -4,6 +4,7 @@ its workflow, and a help legend for every mark and gate."""
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 from core.incidents.kinds import GATES
@@ -33,6 +34,7 @@ def test_names_keep_their_distinguishing_suffix():
     assert middle_ellipsis("abcdefghij", 5, 2) == "ab…ij"
 
 
+@pytest.mark.slow
 async def test_headers_labels_and_distinct_names_at_140_and_80(tmp_path):
     app = make_app(tmp_path / "p.db")
     async with app.run_test(size=(140, 42)) as pilot:
@@ -58,6 +60,7 @@ async def test_headers_labels_and_distinct_names_at_140_and_80(tmp_path):
         assert "cpu" in str(app.query_one("#workflows-pane", Pane).query_one(".pane-header").render())
 
 
+@pytest.mark.slow
 async def test_finished_collapse_toggle_sort_and_stable_cursor(tmp_path):
     app = make_app(tmp_path / "p.db")
     async with app.run_test(size=(140, 42)) as pilot:
@@ -95,6 +98,7 @@ async def test_finished_collapse_toggle_sort_and_stable_cursor(tmp_path):
         assert pane.highlighted_option.id == before
 
 
+@pytest.mark.slow
 async def test_help_explains_every_gate_and_mark(tmp_path):
     app = make_app(tmp_path / "p.db")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -109,6 +113,7 @@ async def test_help_explains_every_gate_and_mark(tmp_path):
         assert "beyond the allocation" in text and "agent unreachable" in text
 
 
+@pytest.mark.slow
 async def test_agent_screen_says_the_sim_has_no_process(tmp_path):
     from tui.screens.agent import AgentScreen
 
@@ -154,6 +159,7 @@ async def test_a_tick_re_renders_only_the_rows_that_changed() -> None:
         assert "changed" in lst.get_option("r2").prompt.plain  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 async def test_the_detail_screen_of_a_finished_workflow_shows_its_archived_tasks(tmp_path):
     from tui.screens.workflow import WorkflowScreen
 

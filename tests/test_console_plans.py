@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from textual.widgets import TextArea
 
 from core.config import Config
@@ -18,6 +19,7 @@ MANUAL = Config.model_validate(
 )
 
 
+@pytest.mark.slow
 async def test_approve_plan_after_cancel(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -39,6 +41,7 @@ async def test_approve_plan_after_cancel(tmp_path):
         assert any(st["state"] == "completed" for st in eng.state.plans[pid]["steps"])
 
 
+@pytest.mark.slow
 async def test_reject_plan(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -51,6 +54,7 @@ async def test_reject_plan(tmp_path):
         assert all(st["state"] == "rejected" for st in eng.state.plans[pid]["steps"])
 
 
+@pytest.mark.slow
 async def test_edit_plan_invalid_then_valid(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -83,6 +87,7 @@ async def test_edit_plan_invalid_then_valid(tmp_path):
         assert plan["edited_by"] == ["operator"]
 
 
+@pytest.mark.slow
 async def test_abort_plan_rolls_back(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(120, 40)) as pilot:

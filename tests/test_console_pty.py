@@ -12,6 +12,8 @@ import sys
 import termios
 import time
 
+import pytest
+
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
 
 
@@ -53,6 +55,7 @@ def _demo_in_pty(db, rows: int, cols: int, speed: str) -> tuple[int, subprocess.
     return master, proc
 
 
+@pytest.mark.slow
 def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
     master, proc = _demo_in_pty(tmp_path / "demo.db", 40, 120, "60")
     try:
@@ -81,6 +84,7 @@ def test_demo_in_a_pty_shows_panes_and_quits_with_q(tmp_path):
         assert con.execute("SELECT count(*) FROM events WHERE type='WORKFLOW_CREATED'").fetchone()[0] == 6
 
 
+@pytest.mark.slow
 def test_command_line_result_is_read_on_screen_in_a_pty(tmp_path):
     """Type `:/resource-manager status` Enter as the seed writes it; the result is on screen."""
     master, proc = _demo_in_pty(tmp_path / "demo.db", 42, 140, "0")

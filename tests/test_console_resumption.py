@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core.models import WorkflowStatus
 from tests.console_support import make_app, settle, wait_for
 from tui.screens.confirm import ConfirmScreen
@@ -13,6 +15,7 @@ PLAN = (
 )
 
 
+@pytest.mark.slow
 async def test_hold_then_advance_a_staged_resumption(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -38,10 +38,12 @@ def main_screen(seconds: float):  # type: ignore[no-untyped-def]
     return run_before
 
 
+@pytest.mark.slow
 def test_main_80x24(snap_compare, db):
     assert snap_compare(make_app(db), terminal_size=(80, 24), run_before=main_screen(900))
 
 
+@pytest.mark.slow
 def test_main_160x48(snap_compare, db):
     assert snap_compare(make_app(db), terminal_size=(160, 48), run_before=main_screen(900))
 
@@ -58,6 +60,7 @@ async def _open(pilot, pane: str, option: str) -> None:  # type: ignore[no-untyp
     await pilot.pause(0.1)
 
 
+@pytest.mark.slow
 def test_workflow_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await settle(pilot.app, pilot, 900)
@@ -68,6 +71,7 @@ def test_workflow_screen(snap_compare, db):
     assert snap_compare(make_app(db), terminal_size=(120, 40), run_before=run_before)
 
 
+@pytest.mark.slow
 def test_agent_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await settle(pilot.app, pilot, 900)
@@ -91,6 +95,7 @@ async def _until_plan(pilot) -> None:  # type: ignore[no-untyped-def]
     await settle(app, pilot)
 
 
+@pytest.mark.slow
 def test_incident_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await _until_plan(pilot)
@@ -100,6 +105,7 @@ def test_incident_screen(snap_compare, db):
     assert snap_compare(make_app(db, config=MANUAL), terminal_size=(120, 40), run_before=run_before)
 
 
+@pytest.mark.slow
 def test_main_with_plan_waiting(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await _until_plan(pilot)
@@ -107,6 +113,7 @@ def test_main_with_plan_waiting(snap_compare, db):
     assert snap_compare(make_app(db, config=MANUAL), terminal_size=(120, 40), run_before=run_before)
 
 
+@pytest.mark.slow
 def test_checkpoints_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         app = pilot.app
@@ -120,6 +127,7 @@ def test_checkpoints_screen(snap_compare, db):
     assert snap_compare(make_app(db), terminal_size=(120, 30), run_before=run_before)
 
 
+@pytest.mark.slow
 def test_confirmation_modal(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         app = pilot.app
@@ -133,6 +141,7 @@ def test_confirmation_modal(snap_compare, db):
     assert snap_compare(make_app(db), terminal_size=(100, 30), run_before=run_before)
 
 
+@pytest.mark.slow
 def test_help_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await settle(pilot.app, pilot)
@@ -142,6 +151,7 @@ def test_help_screen(snap_compare, db):
     assert snap_compare(make_app(db), terminal_size=(120, 40), run_before=run_before)
 
 
+@pytest.mark.slow
 def test_result_screen_80x24(snap_compare, db):
     """`:/resource-manager status` at 80 columns: the table fits, the rest is named."""
 
@@ -155,6 +165,7 @@ def test_result_screen_80x24(snap_compare, db):
     assert snap_compare(make_app(db), terminal_size=(80, 24), run_before=run_before)
 
 
+@pytest.mark.slow
 def test_workflow_cancel_dialog_160x48(snap_compare, db):
     """X: the dialog lists the workflow; its buttons say Keep running / Cancel workflow."""
 

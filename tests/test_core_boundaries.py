@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ast
+import functools
 import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO
 
 
+@pytest.mark.slow
 def test_core_never_imports_textual() -> None:
     import core
 
@@ -91,6 +95,7 @@ def _layer(module: str) -> int | None:
     return None if best is None else best[1]
 
 
+@functools.cache
 def _modules() -> dict[str, Path]:
     out = {}
     for pkg in PACKAGES:
@@ -121,6 +126,7 @@ def _imports(path: Path, module: str, known: dict[str, Path]) -> list[tuple[str,
     return [(t, line) for t, line in out if t in known]
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
     known = _modules()
     return {m: {t for t, _ in _imports(p, m, known) if t != m} for m, p in known.items()}

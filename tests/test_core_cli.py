@@ -6,6 +6,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from core.events import parse_line
 
 from .conftest import opsdeck_cmd
@@ -15,6 +17,7 @@ def run(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProce
     return subprocess.run(opsdeck_cmd(*args), capture_output=True, text=True, env=env, timeout=120, **kw)
 
 
+@pytest.mark.slow
 def test_help_lists_every_verb(cli_env: dict[str, str]) -> None:
     out = run(["--help"], cli_env)
     assert out.returncode == 0
@@ -24,6 +27,7 @@ def test_help_lists_every_verb(cli_env: dict[str, str]) -> None:
     assert "--headless" in sub.stdout and "--seed" in sub.stdout
 
 
+@pytest.mark.slow
 def test_headless_demo_prints_event_lines_and_verifies(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "d.db"
     out = run(["demo", "--headless", "--for", "900", "--db", str(db)], cli_env)
@@ -40,6 +44,7 @@ def test_headless_demo_prints_event_lines_and_verifies(tmp_path: Path, cli_env: 
     assert len(evs.stdout.splitlines()) == types.count("WORKFLOW_STARTED")
 
 
+@pytest.mark.slow
 def test_verify_names_the_first_bad_sequence_number(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "d.db"
     assert run(["demo", "--headless", "--for", "600", "--db", str(db)], cli_env).returncode == 0
@@ -53,6 +58,7 @@ def test_verify_names_the_first_bad_sequence_number(tmp_path: Path, cli_env: dic
     assert "first bad sequence number 40" in ver.stdout
 
 
+@pytest.mark.slow
 def test_bad_database_gets_a_message_not_a_traceback(tmp_path: Path, cli_env: dict[str, str]) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"\x00" * 100)
@@ -63,6 +69,7 @@ def test_bad_database_gets_a_message_not_a_traceback(tmp_path: Path, cli_env: di
         assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_bad_config_names_the_key(tmp_path: Path, cli_env: dict[str, str]) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[capacity]\ncpu_cores = -4\n[intervals]\nheartbeat = 3\n")

@@ -15,11 +15,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO
 
 WRITERS = ("exec", "script", "demo")
 
 
+@pytest.mark.slow
 def test_every_verb_refuses_damage_clearly(tmp_path: Path) -> None:
     trials = int(os.environ.get("OPSDECK_FAULT_TRIALS", "12"))
     seed = int(os.environ.get("OPSDECK_FAULT_SEED", "7"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core.session import open_sim
 
 
@@ -24,6 +26,7 @@ async def test_demo_has_the_seed_workflows_and_dependency(db_path: Path) -> None
     await eng.close()
 
 
+@pytest.mark.slow
 async def test_recurring_demo_resubmits_completed_workflows_and_survives_restart(db_path: Path) -> None:
     eng = await open_sim(db_path, demo=True, recurring=True)
     await eng.advance(4 * 3600)

@@ -37,6 +37,7 @@ def _log_lines(db: Path, env: dict[str, str]) -> list[str]:
     return r.stdout.splitlines()
 
 
+@pytest.mark.slow
 def test_sigkill_of_demo_headless_loses_no_printed_event(tmp_path: Path, cli_env: dict[str, str]) -> None:
     rng = random.Random(11)
     for n in range(4):
@@ -90,6 +91,7 @@ def _copy_without_wal(db: Path, to: Path) -> None:
     shutil.copyfile(f"{db}.head", f"{to}.head")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["deleted", "truncated", "flipped"])
 async def test_lost_wal_commits_are_detected(
     wal_only_commits: tuple[Path, Engine, int], tmp_path: Path, cli_env: dict[str, str], damage: str
