@@ -11,17 +11,47 @@ new marks instead of approving.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import awaiting, operator
 from .dialogs import approved_while_paused
 from .plan_view import decision_detail
 from .screens.confirm import ConfirmScreen
 from .staleness import StaleStep, stale_steps
-from .style import color
+from .style import Themed, color
 
 if TYPE_CHECKING:
-    from .app import OpsdeckApp
+    from textual.notifications import SeverityLevel
+
+    from core.host.link import Link
+
+
+class DecisionHost(Themed, Protocol):
+    """What the decisions need of the console (the app): its link, the plan a decision
+    targets, the one command path, a dialog, a toast and a worker."""
+
+    link: Link | None
+
+    def link_for(self, action: str) -> Link | None: ...
+
+    def decision_target(self, action: str) -> awaiting.Target: ...
+
+    async def send(self, text: str, what: str) -> dict[str, Any]: ...
+
+    async def push_screen_wait(self, screen: ConfirmScreen) -> bool | str: ...
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+    ) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+
 
 VERBS = {"approve": "Approve", "reject": "Reject", "abort_plan": "Abort"}
 KEEP = {"approve": "Cancel", "reject": "Keep it proposed", "abort_plan": "Keep it running"}
@@ -32,7 +62,7 @@ def _key(stale: list[StaleStep]) -> set[tuple[int, tuple[str, ...]]]:
 
 
 class PlanDecisions:
-    def __init__(self, app: OpsdeckApp) -> None:
+    def __init__(self, app: DecisionHost) -> None:
         self.app = app
 
     def start(self, action: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from rich.style import Style
 from textual.app import App
 from textual.color import Color, ColorParseError
@@ -9,7 +11,17 @@ from textual.color import Color, ColorParseError
 from core.models import AgentStatus, Band, TaskStatus, WorkflowStatus
 
 
-def theme_colors(app: App) -> dict[str, str]:
+class Themed(Protocol):
+    """What the colours are read from: the running theme's name and variables (an App)."""
+
+    @property
+    def theme(self) -> str: ...
+
+    @property
+    def theme_variables(self) -> dict[str, str]: ...
+
+
+def theme_colors(app: Themed) -> dict[str, str]:
     """The theme's colour variables as opaque hex (``error``, ``warning``, ``primary``, ...)."""
     raw = app.theme_variables
     key = (app.theme, id(raw))
@@ -79,6 +91,6 @@ TASK_STATUS_COLOR = {
 BAND_COLOR = {Band.CRITICAL: "error", Band.HIGH: "warning", Band.MEDIUM: "primary", Band.LOW: "foreground-muted"}
 
 
-def color(app: App, name: str) -> str:
+def color(app: Themed, name: str) -> str:
     c = theme_colors(app)
     return c.get(name) or c.get("foreground") or "default"
