@@ -64,11 +64,13 @@ class VirtualClock:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
-    def run_until(self, until: float, budget: int | None = None) -> int:
+    def run_until(self, until: float, budget: int | None = None, stop: Callable[[], bool] | None = None) -> int:
         """Run every callback due at or before ``until``; returns how many ran.
 
         With a ``budget`` it stops early (time stays at the last callback run) so
-        that a caller can interleave other work, such as flushing the store.
+        that a caller can interleave other work, such as flushing the store; with
+        ``stop`` it stops as soon as that returns true after a callback (a phase that
+        completed wants its checkpoint at that instant).
         """
         ran = 0
         heap = self._heap
@@ -79,7 +81,7 @@ class VirtualClock:
             self._now = when
             timer.fn()
             ran += 1
-            if budget is not None and ran >= budget:
+            if (budget is not None and ran >= budget) or (stop is not None and stop()):
                 return ran
         self._now = max(self._now, until)
         return ran

@@ -34,13 +34,31 @@ class Finding:
 
 
 Analysis = Callable[[Engine, "set[str] | None"], Awaitable[list[Finding]]]
+WindowedAnalysis = Callable[[Engine, "set[str] | None", "float | None"], Awaitable[list[Finding]]]
 ANALYSES: dict[str, Analysis] = {}
+WINDOWED: dict[str, WindowedAnalysis] = {}
+"""The analyses over time (samples, completions, failures) that compute over a window."""
 DESCRIPTIONS: dict[str, str] = {}
 
 
 def analysis(name: str, description: str) -> Callable[[Analysis], Analysis]:
     def deco(fn: Analysis) -> Analysis:
         ANALYSES[name] = fn
+        DESCRIPTIONS[name] = description
+        return fn
+
+    return deco
+
+
+def windowed(name: str, description: str) -> Callable[[WindowedAnalysis], WindowedAnalysis]:
+    """An analysis that takes a time window (None: its own default)."""
+
+    def deco(fn: WindowedAnalysis) -> WindowedAnalysis:
+        async def default(engine: Engine, only: set[str] | None = None) -> list[Finding]:
+            return await fn(engine, only, None)
+
+        ANALYSES[name] = default
+        WINDOWED[name] = fn
         DESCRIPTIONS[name] = description
         return fn
 
@@ -67,12 +85,12 @@ def _lsq_slope(points: list[tuple[float, float]]) -> float:
     return sum((t - mt) * (v - mv) for t, v in zip(ts, vs, strict=True)) / den if den else 0.0
 
 
-@analysis("resource_leaks", "memory growing steadily per agent (median slope of memory samples)")
-async def resource_leaks(engine: Engine, only: set[str] | None = None) -> list[Finding]:
+@windowed("resource_leaks", "memory growing steadily per agent (median slope of memory samples)")
+async def resource_leaks(engine: Engine, only: set[str] | None = None, window_s: float | None = None) -> list[Finding]:
     out: list[Finding] = []
     tel = engine.telemetry
     now = engine.clock.now()
-    window = 600.0
+    window = window_s if window_s is not None else 600.0
     recent = 24  # the last two minutes at the default 5 s sampling
     for a in sorted(engine.state.live_agents(), key=lambda a: a.id):
         pts = tel.get("memory_mb", a.id).since(now - window)[-recent:]
@@ -375,14 +393,43 @@ async def reallocation(engine: Engine, only: set[str] | None = None) -> list[Fin
     return out
 
 
-@analysis("utilisation", "CPU, memory and agents in use against capacity, per workflow and system")
-async def utilisation(engine: Engine, only: set[str] | None = None) -> list[Finding]:
+def _over(points: list[tuple[float, float]]) -> dict[str, Any]:
+    vals = [v for _, v in points]
+    if not vals:
+        return {"samples": 0}
+    return {"samples": len(vals), "mean": round(statistics.fmean(vals), 2), "peak": round(max(vals), 2)}
+
+
+@windowed("utilisation", "CPU, memory and agents in use against capacity, per workflow and system")
+async def utilisation(engine: Engine, only: set[str] | None = None, window_s: float | None = None) -> list[Finding]:
     out: list[Finding] = []
     s = engine.state
     cap = engine.config.capacity
     th = engine.config.thresholds
     util = engine.utilisation()
     tel = engine.telemetry
+    if window_s is not None:  # over the window: the samples in it, not the last one
+        start = engine.clock.now() - window_s
+        over = {m: _over(tel.get(f"{m}_pct").since(start)) for m in ("cpu", "memory", "agents")}
+        util = {m: over[m].get("mean", 0.0) for m in over}
+        peak = {m: over[m].get("peak", 0.0) for m in over}
+        sev = "info"
+        if peak["cpu"] >= th.exhaustion or peak["memory"] >= th.exhaustion:
+            sev = "high" if util["cpu"] < th.exhaustion and util["memory"] < th.exhaustion else "critical"
+        elif util["cpu"] >= th.cpu_warning or util["memory"] >= th.memory_warning:
+            sev = "high"
+        out.append(
+            Finding(
+                "utilisation",
+                sev,
+                "system",
+                f"over the last {window_s:g}s: cpu mean {util['cpu']:.1f}% (peak {peak['cpu']:.1f}%), "
+                f"memory mean {util['memory']:.1f}% (peak {peak['memory']:.1f}%), "
+                f"agents mean {util['agents']:.1f}% ({over['cpu']['samples']} samples)",
+                {"window_s": window_s, "from": round(start, 3), **{f"{m}_pct": over[m] for m in over}},
+            )
+        )
+        return out + (await utilisation(engine, only, None))[1:]  # per workflow: what they hold now
     sev = "info"
     if util["cpu"] >= th.exhaustion or util["memory"] >= th.exhaustion:
         sev = "critical"
@@ -509,13 +556,16 @@ async def agent_health(engine: Engine, only: set[str] | None = None) -> list[Fin
     return out
 
 
-@analysis("failures", "failed tasks and workflows, tasks retried")
-async def failures(engine: Engine, only: set[str] | None = None) -> list[Finding]:
+@windowed("failures", "failed tasks and workflows, tasks retried")
+async def failures(engine: Engine, only: set[str] | None = None, window_s: float | None = None) -> list[Finding]:
     out: list[Finding] = []
     s = engine.state
+    start = engine.clock.now() - window_s if window_s is not None else float("-inf")
     for w in sorted(s.all_workflows(), key=lambda w: w.id):
         if only is not None and w.id not in only:
             continue
+        if window_s is not None and w.finished_at is not None and w.finished_at < start:
+            continue  # ended before the window
         if isinstance(w, FinishedWorkflow):  # out of the hot state: its summary has what this needs
             if w.status is WorkflowStatus.FAILED:
                 out.append(
@@ -549,7 +599,11 @@ async def failures(engine: Engine, only: set[str] | None = None) -> list[Finding
                     {"failed_tasks": bad, "finished_at": w.finished_at},
                 )
             )
-        retried = [(k, s.tasks[k].attempts) for k in w.tasks if s.tasks[k].attempts > 1]
+        retried = [
+            (k, s.tasks[k].attempts)
+            for k in w.tasks
+            if s.tasks[k].attempts > 1 and (s.tasks[k].started_at is None or s.tasks[k].started_at >= start)
+        ]
         if retried:
             out.append(
                 Finding(
@@ -669,12 +723,14 @@ async def critical_paths(engine: Engine, only: set[str] | None = None) -> list[F
     return out
 
 
-@analysis("performance_trend", "response time, efficiency and throughput now against an earlier baseline")
-async def performance_trend(engine: Engine, only: set[str] | None = None) -> list[Finding]:
+@windowed("performance_trend", "response time, efficiency and throughput now against an earlier baseline")
+async def performance_trend(
+    engine: Engine, only: set[str] | None = None, window_s: float | None = None
+) -> list[Finding]:
     out: list[Finding] = []
     tel = engine.telemetry
     now = engine.clock.now()
-    window = 1800.0
+    window = window_s if window_s is not None else 1800.0
     for metric, worse_if in (("response_time", "up"), ("efficiency", "down"), ("throughput_per_min", "down")):
         recent = [v for _, v in tel.get(metric).since(now - window)]
         older = [v for t, v in tel.get(metric).points if now - 2 * window <= t < now - window]
@@ -1041,10 +1097,14 @@ def choose(words: list[str], default: list[str]) -> list[str]:
     return out or list(default)
 
 
-async def run_analyses(engine: Engine, names: list[str], only: set[str] | None = None) -> list[Finding]:
+async def run_analyses(
+    engine: Engine, names: list[str], only: set[str] | None = None, window_s: float | None = None
+) -> list[Finding]:
+    """The named analyses; those over time compute over ``window_s`` when one is given."""
     out: list[Finding] = []
     for n in names:
-        out.extend(await ANALYSES[n](engine, only))
+        fn = WINDOWED.get(n)
+        out.extend(await (fn(engine, only, window_s) if fn is not None else ANALYSES[n](engine, only)))
     return out
 
 

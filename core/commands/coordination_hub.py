@@ -763,7 +763,11 @@ async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecove
 )
 async def dependency_analysis(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     return await analysis_outcome(
-        ctx, choose(p.focus, ["dependency_chains", "critical_paths"]), scope_of(ctx, p.workflows), {"scope": p.scope}
+        ctx,
+        choose(p.focus, ["dependency_chains", "critical_paths"]),
+        scope_of(ctx, p.workflows),
+        {"scope": p.scope},
+        p.window_given(),
     )
 
 
@@ -776,7 +780,7 @@ async def dependency_analysis(ctx: Context, p: P.AnalysisRequest) -> Outcome:
 )
 async def workflow_efficiency_analysis(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     return await analysis_outcome(
-        ctx, ["coordination_overhead", "performance_trend", "bottlenecks"], None, {"scope": p.scope}
+        ctx, ["coordination_overhead", "performance_trend", "bottlenecks"], None, {"scope": p.scope}, p.window_given()
     )
 
 
@@ -867,7 +871,9 @@ async def emergency_data_protection(ctx: Context, p: P.EmergencyDataProtection) 
     summary="verify every checkpoint and the log against the live state",
 )
 async def checkpoint_validation(ctx: Context, p: P.AnalysisRequest) -> Outcome:
-    return await analysis_outcome(ctx, ["checkpoint_integrity", "log_replay"], None, {"scope": p.scope})
+    return await analysis_outcome(
+        ctx, ["checkpoint_integrity", "log_replay"], None, {"scope": p.scope}, p.window_given()
+    )
 
 
 INTEGRITY_FULL_CHECK_S = {"every_minute": 60.0, "hourly": 3600.0, "every_operation": 300.0}
@@ -883,14 +889,16 @@ INTEGRITY_FULL_CHECK_S = {"every_minute": 60.0, "hourly": 3600.0, "every_operati
 )
 async def enable_enhanced_integrity_monitoring(ctx: Context, p: P.EnhancedIntegrityMonitoring) -> Outcome:
     """``checkpoint_frequency`` sets the interval of the engine's automatic checkpoints:
-    relaxed 2x, normal 1x, aggressive 1/3x of ``intervals.checkpoint_s``.
+    relaxed 2x, normal 1x, aggressive 1/3x, paranoid 1/15x of ``intervals.checkpoint_s``.
     ``validation_frequency`` sets how often the data-integrity detector verifies the
     store: ``every_operation`` checks each committed row and each new checkpoint at
     every pump (a full check every 300 s), ``every_minute`` a full check every 60 s,
     ``hourly`` every 3600 s. ``auto_recovery`` and ``corruption_detection`` are
     recorded only: recovery plans still go through the approval policy."""
     base = ctx.engine.config.intervals.checkpoint_s
-    interval = {"relaxed": base * 2, "normal": base, "aggressive": base / 3}[p.checkpoint_frequency]
+    interval = {"relaxed": base * 2, "normal": base, "aggressive": base / 3, "paranoid": base / 15}[
+        p.checkpoint_frequency
+    ]
     from .analyses import state_consistency
 
     check = (await state_consistency(ctx.engine, None))[0]

@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_ISO_RE = re.compile(
+    r"^\s*P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?\s*$", re.I
+)
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -22,18 +25,23 @@ every event of a duration, so an unbounded one would run for hours and fill memo
 
 
 def parse_duration(v: Any) -> float:
-    """``90``, ``"30s"``, ``"15m"``, ``"2h"``, ``"1d"`` -> seconds (finite, at most 30 days)."""
+    """``90``, ``"30s"``, ``"15m"``, ``"2h"``, ``"1d"``, ISO 8601 ``"PT2H"``/``"P1DT30M"``
+    -> seconds (finite, at most 30 days)."""
     if isinstance(v, bool):
-        raise ValueError("expected a duration such as 30s, 15m or 2h")
+        raise ValueError("expected a duration such as 30s, 15m, 2h or PT2H")
     secs: float | None = None
     if isinstance(v, (int, float)):
         secs = float(v)
     elif isinstance(v, str):
         m = _DUR_RE.match(v)
+        iso = _ISO_RE.match(v) if m is None else None
         if m:
             secs = float(m.group(1)) * _UNIT[m.group(2)]
+        elif iso and any(iso.groups()):
+            d, h, mi, sec = (float(x) if x else 0.0 for x in iso.groups())
+            secs = d * 86400.0 + h * 3600.0 + mi * 60.0 + sec
     if secs is None:
-        raise ValueError(f"expected a duration such as 30s, 15m or 2h, got {v!r}")
+        raise ValueError(f"expected a duration such as 30s, 15m, 2h or PT2H, got {v!r}")
     if secs < 0:
         raise ValueError("a duration cannot be negative")
     if not secs <= MAX_DURATION_S:  # also NaN
@@ -74,8 +82,38 @@ class Empty(Payload):
     """No payload fields."""
 
 
-class AnalysisRequest(Payload):
-    """What an analysis looks at: a scope word and focus words choosing analyses."""
+WINDOW_FIELDS = ("time_period", "time_horizon", "since", "window")
+
+
+class Windowed(Payload):
+    """A time window back from now, under any of the names operators use for it."""
+
+    time_period: Duration | None = Field(None, description="look back this far: 1h, 30m, PT2H")
+    time_horizon: Duration | None = Field(None, description="the same as time_period")
+    since: Duration | None = Field(None, description="the same as time_period")
+    window: Duration | None = Field(None, description="the same as time_period")
+
+    @model_validator(mode="after")
+    def _one_window(self) -> Windowed:
+        given = {f: getattr(self, f) for f in WINDOW_FIELDS if getattr(self, f) is not None}
+        if len(set(given.values())) > 1:
+            raise ValueError(f"give one time window, not {', '.join(f'{k}={v:g}s' for k, v in given.items())}")
+        if any(v <= 0 for v in given.values()):
+            raise ValueError("a time window must be longer than 0")
+        return self
+
+    def window_given(self) -> tuple[str, float] | None:
+        """(the field named, seconds) or None when no window was given."""
+        for f in WINDOW_FIELDS:
+            v = getattr(self, f)
+            if v is not None:
+                return f, float(v)
+        return None
+
+
+class AnalysisRequest(Windowed):
+    """What an analysis looks at: a scope word and focus words choosing analyses, and
+    optionally a time window (the analyses over time series compute over it only)."""
 
     scope: str | None = Field(None, description="what is analysed (free text, echoed in the report)")
     analysis: str | None = Field(None, description="the kind of analysis (chooses analyses like focus)")
@@ -418,7 +456,7 @@ class ExecuteDataRecovery(Payload):
 class EnhancedIntegrityMonitoring(Payload):
     monitoring_level: Literal["standard", "high", "paranoid"] = "high"
     validation_frequency: Literal["every_operation", "every_minute", "hourly"] = "every_minute"
-    checkpoint_frequency: Literal["relaxed", "normal", "aggressive"] = "normal"
+    checkpoint_frequency: Literal["relaxed", "normal", "aggressive", "paranoid"] = "normal"
     corruption_detection: Literal["real_time", "periodic"] = "periodic"
     auto_recovery: Switch = "disabled"
 

@@ -224,7 +224,7 @@ async def agent_performance(ctx: Context, p: P.Empty) -> Outcome:
 )
 async def bottlenecks(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     names = list(dict.fromkeys(["bottlenecks", *choose(p.focus, [])]))
-    return await analysis_outcome(ctx, names, scope_of(ctx, p.workflows), {"scope": p.scope})
+    return await analysis_outcome(ctx, names, scope_of(ctx, p.workflows), {"scope": p.scope}, p.window_given())
 
 
 @operation(
@@ -249,7 +249,7 @@ async def efficiency(ctx: Context, p: P.WindowRequest) -> Outcome:
 )
 async def emergency_assessment(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     names = list(dict.fromkeys(["utilisation", "bottlenecks", "performance_trend", *choose(p.focus, [])]))
-    return await analysis_outcome(ctx, names, None, {"scope": p.scope})
+    return await analysis_outcome(ctx, names, None, {"scope": p.scope}, p.window_given())
 
 
 @operation(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .analyses import Finding, report, run_analyses
+from .analyses import WINDOWED, Finding, report, run_analyses
 from .context import Context
 from .registry import Outcome
 
@@ -36,10 +36,17 @@ def summarise(findings: list[Finding], names: list[str]) -> str:
 
 
 async def analysis_outcome(
-    ctx: Context, names: list[str], only: set[str] | None = None, extra: dict[str, Any] | None = None
+    ctx: Context,
+    names: list[str],
+    only: set[str] | None = None,
+    extra: dict[str, Any] | None = None,
+    window: tuple[str, float] | None = None,
 ) -> Outcome:
-    findings = await run_analyses(ctx.engine, names, only)
+    """The analyses' report; ``window`` (the field the operator named, seconds) limits
+    the analyses over time to that window, and the report says which did."""
+    findings = await run_analyses(ctx.engine, names, only, window[1] if window else None)
     rep = report(findings, names)
+    rep["window"] = window_used(ctx, names, window)
     if extra:
         rep.update(extra)
     if only is not None:
@@ -51,6 +58,24 @@ async def analysis_outcome(
             if cmd and cmd not in nxt:
                 nxt.append(cmd)
     return Outcome(rep, summarise(findings, names), nxt[:5])
+
+
+def window_used(ctx: Context, names: list[str], window: tuple[str, float] | None) -> dict[str, Any]:
+    """What the response says about time: the window and the analyses it applied to."""
+    over = [n for n in names if n in WINDOWED]
+    now_only = [n for n in names if n not in WINDOWED]
+    if window is None:
+        return {"given": False, "note": "no window given: each analysis over time used its default", "over_time": over}
+    field, secs = window
+    return {
+        "given": True,
+        "field": field,
+        "seconds": secs,
+        "from": round(ctx.now - secs, 3),
+        "to": round(ctx.now, 3),
+        "applies_to": over,
+        "current_state_only": now_only,
+    }
 
 
 def scope_of(ctx: Context, ids: list[str] | None = None) -> set[str] | None:

@@ -214,7 +214,7 @@ async def capacity(ctx: Context, p: P.Empty) -> Outcome:
     summary="allocations and guarantees that over-commit capacity",
 )
 async def check_conflicts(ctx: Context, p: P.AnalysisRequest) -> Outcome:
-    return await analysis_outcome(ctx, ["conflicts"])
+    return await analysis_outcome(ctx, ["conflicts"], None, None, p.window_given())
 
 
 def _forecast(ctx: Context, metric: str, horizon: float, threshold: float) -> dict[str, Any]:
@@ -336,7 +336,7 @@ async def analyze_utilization(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     from .analyses import choose
 
     names = choose([*p.focus, p.analysis or ""], ["utilisation", "bottlenecks", "reallocation"])
-    return await analysis_outcome(ctx, names, scope_of(ctx, p.workflows), {"scope": p.scope})
+    return await analysis_outcome(ctx, names, scope_of(ctx, p.workflows), {"scope": p.scope}, p.window_given())
 
 
 @operation(
@@ -382,7 +382,9 @@ async def emergency_analysis(ctx: Context, p: P.EmergencyAnalysis) -> Outcome:
     summary="available agents per pool, failures, scaling options",
 )
 async def agent_pool_assessment(ctx: Context, p: P.AnalysisRequest) -> Outcome:
-    return await analysis_outcome(ctx, ["pool_capacity", "agent_health", "reallocation"], None, {"scope": p.scope})
+    return await analysis_outcome(
+        ctx, ["pool_capacity", "agent_health", "reallocation"], None, {"scope": p.scope}, p.window_given()
+    )
 
 
 # -- monitoring --------------------------------------------------------------------------
@@ -929,6 +931,10 @@ async def emergency_reallocation(ctx: Context, p: P.EmergencyReallocation) -> Ou
 async def agent_reallocation(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     """Each task held by an unreachable agent goes back to the queue with its context,
     for a reachable agent to continue; the agent's late reports are then ignored."""
+    if p.window_given():
+        raise CommandError(
+            "INVALID_PAYLOAD", "agent-reallocation acts on the agents unreachable now: it takes no time window"
+        )
     s = ctx.state
     moved = []
     for a in sorted(s.agents.values(), key=lambda a: a.id):

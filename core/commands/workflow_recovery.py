@@ -22,7 +22,7 @@ from . import payloads as P
 from .analyses import diff_segments, replay_state
 from .context import Context
 from .registry import Outcome, operation
-from .reporting import analysis_outcome, scope_of
+from .reporting import analysis_outcome, scope_of, window_used
 from .responses import CommandError
 from .resumption import HOLD_FACTOR, advance_resumption, apply_step, hold_resumption, plan_steps
 from .taskmoves import transfer_contexts
@@ -426,13 +426,18 @@ async def _log(ctx: Context, types: list[str], window: float | None = None) -> l
     workflow_arg="optional",
 )
 async def analyze_failure(ctx: Context, p: P.AnalysisRequest) -> Outcome:
-    evs = await _log(ctx, ["TASK_FAILED", "AGENT_ERROR", "WORKFLOW_FAILED", "AGENT_TIMEOUT"])
+    w = p.window_given()
+    evs = await _log(ctx, ["TASK_FAILED", "AGENT_ERROR", "WORKFLOW_FAILED", "AGENT_TIMEOUT"], w[1] if w else None)
     errors: dict[str, int] = {}
     for e in evs:
         msg = str(e.data.get("error") or e.type)
         errors[msg] = errors.get(msg, 0) + 1
     return await analysis_outcome(
-        ctx, ["failures", "agent_health"], scope_of(ctx, p.workflows), {"errors": errors, "failure_events": len(evs)}
+        ctx,
+        ["failures", "agent_health"],
+        scope_of(ctx, p.workflows),
+        {"errors": errors, "failure_events": len(evs)},
+        p.window_given(),
     )
 
 
@@ -447,6 +452,7 @@ async def analyze_failure(ctx: Context, p: P.AnalysisRequest) -> Outcome:
 async def root_cause(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     s = ctx.state
     only = scope_of(ctx, p.workflows)
+    w = p.window_given()
     evs = await _log(
         ctx,
         [
@@ -458,6 +464,7 @@ async def root_cause(ctx: Context, p: P.AnalysisRequest) -> Outcome:
             "RESOURCE_EXHAUSTION",
             "COMMUNICATION_FAILURE",
         ],
+        w[1] if w else None,
     )
 
     def relevant(e: Any) -> bool:
@@ -477,12 +484,20 @@ async def root_cause(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     if not chain:
         failed = sorted(a.id for a in s.agents.values() if a.status is AgentStatus.FAILED)
         return Outcome(
-            {"chain": [], "failed_agents": failed},
-            "no failure recorded" + (f"; failed agents {failed}" if failed else ""),
+            {"chain": [], "failed_agents": failed, "window": window_used(ctx, [], w)},
+            "no failure recorded"
+            + (f" in the last {w[1]:g}s" if w else "")
+            + (f"; failed agents {failed}" if failed else ""),
         )
     first = chain[0]
     return Outcome(
-        {"root": first, "chain": chain[:30], "events": len(chain), "span_s": round(chain[-1]["ts"] - first["ts"], 3)},
+        {
+            "root": first,
+            "chain": chain[:30],
+            "events": len(chain),
+            "span_s": round(chain[-1]["ts"] - first["ts"], 3),
+            "window": window_used(ctx, [], w),
+        },
         f"first failure: {first['type']} at seq {first['seq']} ({json.dumps(first['data'])[:120]}); {len(chain)} related event(s)",
     )
 
@@ -497,7 +512,11 @@ async def root_cause(ctx: Context, p: P.AnalysisRequest) -> Outcome:
 )
 async def impact_assessment(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     return await analysis_outcome(
-        ctx, ["dependency_chains", "critical_paths", "agent_health", "pool_capacity"], scope_of(ctx, p.workflows)
+        ctx,
+        ["dependency_chains", "critical_paths", "agent_health", "pool_capacity"],
+        scope_of(ctx, p.workflows),
+        None,
+        p.window_given(),
     )
 
 
@@ -609,7 +628,9 @@ async def analyze_cascade_failure(ctx: Context, p: P.AnalyzeCascadeFailure) -> O
 )
 async def corruption_assessment(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     only = scope_of(ctx, p.workflows)
-    out = await analysis_outcome(ctx, ["state_consistency", "checkpoint_integrity", "log_replay"], only)
+    out = await analysis_outcome(
+        ctx, ["state_consistency", "checkpoint_integrity", "log_replay"], only, None, p.window_given()
+    )
     cps = [f for f in out.result["findings"] if f["analysis"] == "checkpoint_integrity"]
     latest = cps[0]["evidence"]["latest_verified"] if cps else None
     out.result["rollback_feasible"] = latest is not None

@@ -29,6 +29,8 @@ class Checkpoints:
         """The kind of automatic checkpoint owed at the next :meth:`maintain` (a phase completed)."""
         self.last_at: float | None = None
         self.last_prune_at = 0.0
+        self._newest: tuple[Any, int] = (None, 0)
+        """(which checkpoints, the newest one's seq): :meth:`owed` runs after every simulated callback."""
 
     async def checkpoint(
         self, kind: str = "manual", label: str = "", workflow: str | None = None, actor: str | None = None
@@ -131,10 +133,28 @@ class Checkpoints:
             return float(cfg["checkpoint_interval_s"])
         return e.config.intervals.checkpoint_s
 
+    def started(self) -> float:
+        """When the interval of the next automatic checkpoint started (the last one, or now)."""
+        if self.last_at is None:
+            e = self.engine
+            self.last_at = max((c.ts for c in e.state.checkpoints.values()), default=e.clock.now())
+        return self.last_at
+
+    def next_at(self) -> float:
+        """When the interval checkpoint falls due (infinity when none will be taken): a
+        long :meth:`Engine.advance` stops there, so the cadence holds however far it runs."""
+        e = self.engine
+        if e.readonly or not e.auto_checkpoints or not (e.state.workflows or e.state.finished):
+            return float("inf")
+        return max(self.started() + self.interval(), e.clock.now())
+
     def events_since(self) -> int:
         """Events appended since the newest checkpoint."""
-        state = self.engine.state
-        return state.seq - max((c.seq for c in state.checkpoints.values()), default=0)
+        cps = self.engine.state.checkpoints
+        key = (len(cps), next(reversed(cps), None))
+        if self._newest[0] != key:
+            self._newest = (key, max((c.seq for c in cps.values()), default=0))
+        return self.engine.state.seq - self._newest[1]
 
     def owed(self) -> bool:
         """Whether :meth:`maintain` has an automatic checkpoint to take now regardless of time."""
@@ -146,12 +166,10 @@ class Checkpoints:
         if e.readonly:
             return
         now = e.clock.now()
-        if self.last_at is None:
-            last = max((c.ts for c in e.state.checkpoints.values()), default=None)
-            self.last_at = last if last is not None else now
+        last_at = self.started()
         if e.auto_checkpoints and (e.state.workflows or e.state.finished):
             kind = self.due
-            if kind is None and now - self.last_at >= self.interval():
+            if kind is None and now - last_at >= self.interval() - 1e-6:  # float sums of the clock
                 kind = "incremental"
             if kind is None and self.events_since() >= e.config.intervals.checkpoint_events:
                 kind = "incremental"

@@ -296,8 +296,11 @@ class Engine:
         assert isinstance(clock, VirtualClock), "advance() needs the virtual clock"
         until = clock.now() + seconds
         while True:
-            clock.run_until(until, budget=FLUSH_EVERY)
-            if self.checkpoints.owed() or clock.now() >= until:
+            # Stop at the next interval checkpoint, and as soon as a phase completes or the
+            # event limit is reached: checkpoints keep their cadence however far this runs.
+            stop_at = min(until, self.checkpoints.next_at())
+            clock.run_until(stop_at, budget=FLUSH_EVERY, stop=self.checkpoints.owed)
+            if self.checkpoints.owed() or clock.now() >= stop_at:
                 await self.maintain()
             if self.unflushed >= FLUSH_EVERY or clock.now() >= until:
                 await self.flush()
