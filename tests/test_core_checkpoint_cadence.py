@@ -5,6 +5,7 @@ the last automatic one, one when the event limit is reached; a long advance keep
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -67,6 +68,6 @@ async def test_the_event_limit_takes_a_checkpoint_when_it_is_reached() -> None:
     cfg = Config.model_validate({"intervals": {"checkpoint_events": 200, "checkpoint_s": 10**6}})
     eng, cps, _ = await _run(None, cfg)
     seqs = [0] + [c.seq for c in cps]
-    gaps = [b - a for a, b in zip(seqs, seqs[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(seqs)]
     assert len(cps) >= 3 and max(gaps) <= 200 + 25, gaps  # one simulated fact emits a handful of events
     assert eng.state.seq - seqs[-1] < 200 + 25
