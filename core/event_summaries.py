@@ -210,6 +210,14 @@ def checkpoints_pruned(ev: Event) -> str:
     return f"{len(ids)} checkpoint(s) pruned" + (f": {_short(ids)}" if ids else "")
 
 
+def state_repaired(ev: Event) -> str:
+    d = ev.data
+    return (
+        f"log repaired: kept seq 1-{d.get('prefix_through_seq')} and {d.get('later_rows_kept')} later row(s), "
+        f"dropped {d.get('rows_dropped')} (damaged file moved to {d.get('moved_to')})"
+    )
+
+
 def state_restored(ev: Event) -> str:
     d = ev.data
     what = d.get("workflow") or "all workflows"

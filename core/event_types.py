@@ -325,6 +325,14 @@ CHECKPOINTS_PRUNED = EventType(
     fold=ops.checkpoints_pruned,
     summary=text.checkpoints_pruned,
 )
+STATE_REPAIRED = EventType(
+    "STATE_REPAIRED",
+    "system",
+    severity=Severity.HIGH,
+    injectable=False,
+    summary=text.state_repaired,
+)
+"""``opsdeck repair`` rebuilt the log: what was kept, what was dropped (folds nothing)."""
 STATE_RESTORED = EventType(
     "STATE_RESTORED", "coordination", fold=work.restored, injectable=False, summary=text.state_restored
 )

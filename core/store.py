@@ -111,7 +111,16 @@ def file_bytes(path: Path) -> int:
         return 0
 
 
-__all__ = ["EVENT_COLUMNS", "StorageError", "Store", "StoreError", "check_file", "row_hash_ok", "row_to_event"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "StorageError",
+    "Store",
+    "StoreError",
+    "check_file",
+    "repair_hint",
+    "row_hash_ok",
+    "row_to_event",
+]
 
 BUSY_TIMEOUT_MS = 5000
 """How long one SQLite call waits for another process's lock before it reports "locked"."""
@@ -123,6 +132,11 @@ QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
+def repair_hint(path: str | Path) -> str:
+    """What every damage message ends with: how to get back to a log that verifies."""
+    return f"`opsdeck repair --db {path}` rebuilds it from what still verifies (the damaged file is kept aside)"
+
+
 def check_file(fp: Path) -> None:
     """Refuse what cannot be a whole opsdeck database: empty, not SQLite, or truncated."""
     try:
@@ -132,21 +146,28 @@ def check_file(fp: Path) -> None:
     except OSError as exc:
         raise StoreError(f"{fp}: cannot read: {exc.strerror}") from None
     if size == 0:
-        raise StoreError(f"{fp}: not an opsdeck database (an empty file); nothing was written to it")
+        raise StoreError(
+            f"{fp}: not an opsdeck database (an empty file); nothing was written to it. "
+            f"If it was one: {repair_hint(fp)}"
+        )
     if head[:16] != SQLITE_MAGIC:
         raise StoreError(f"{fp}: not an opsdeck database (not an SQLite file)")
     if len(head) < 100:
-        raise StoreError(f"{fp}: the database is damaged: truncated to {size} bytes")
+        raise StoreError(f"{fp}: the database is damaged: truncated to {size} bytes. {repair_hint(fp)}")
     page = int.from_bytes(head[16:18], "big")
     page = 65536 if page == 1 else page
     pages = int.from_bytes(head[28:32], "big")
     valid_for, changes = head[92:96], head[24:28]
     if page < 512 or page & (page - 1) or size % page:
-        raise StoreError(f"{fp}: the database is damaged: {size} bytes is not a whole number of {page}-byte pages")
+        raise StoreError(
+            f"{fp}: the database is damaged: {size} bytes is not a whole number of {page}-byte pages. {repair_hint(fp)}"
+        )
     wal = Path(f"{fp}-wal")
     wal_pending = wal.exists() and wal.stat().st_size > 0  # a checkpoint cut short: the WAL completes the file
     if valid_for == changes and pages and size < pages * page and not wal_pending:
-        raise StoreError(f"{fp}: the database is damaged: truncated to {size // page} of its {pages} pages")
+        raise StoreError(
+            f"{fp}: the database is damaged: truncated to {size // page} of its {pages} pages. {repair_hint(fp)}"
+        )
 
 
 def check_files(fp: Path, trust: bool) -> list[str]:
@@ -292,7 +313,7 @@ class Store:
             if storage is not None:
                 raise storage from None
             if isinstance(exc, (sqlite3.Error, ValueError)):
-                raise StoreError(f"{p}: the database is damaged: {exc}") from None
+                raise StoreError(f"{p}: the database is damaged: {exc}. {repair_hint(p)}") from None
             raise
         return store
 
@@ -346,7 +367,7 @@ class Store:
             if bad:
                 raise StoreError(
                     f"{self.path}: the database is damaged: table {bad[0][0]}: {bad[0][1]}. Nothing was changed; "
-                    f"`opsdeck verify --db {self.path}` reports the damage"
+                    f"`opsdeck verify --db {self.path}` reports the damage; {repair_hint(self.path)}"
                 )
 
     async def _meta(self, key: str) -> str | None:
@@ -367,7 +388,7 @@ class Store:
             return 0
         row = await (await db.execute("SELECT value FROM meta WHERE key='schema_version'")).fetchone()
         if row is None:
-            raise StoreError(f"{self.path}: the database is damaged: no schema version")
+            raise StoreError(f"{self.path}: the database is damaged: no schema version. {repair_hint(self.path)}")
         return int(row[0])
 
     async def _migrate(self, current: int) -> None:
@@ -562,7 +583,8 @@ class Store:
         """The error for damage found while reading: where, what, and what to run."""
         where = f"the event log is damaged at seq {seq}: " if seq is not None else "the database is damaged: "
         return StoreError(
-            f"{self.path}: {where}{problem}. Nothing was changed; `opsdeck verify --db {self.path}` reports the damage"
+            f"{self.path}: {where}{problem}. Nothing was changed; `opsdeck verify --db {self.path}` reports the "
+            f"damage; {repair_hint(self.path)}"
         )
 
     async def raw_rows(self, since: int = 0, limit: int = 5000) -> list[tuple[Any, ...]]:

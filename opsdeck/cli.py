@@ -23,7 +23,20 @@ from core.store import StoreError
 from . import __version__
 
 # Each module has ``register(subparsers)`` and sets ``func`` on its parser.
-SUBCOMMANDS = ["console", "demo", "events", "verify", "run", "serve", "exec", "script", "help", "drill", "web"]
+SUBCOMMANDS = [
+    "console",
+    "demo",
+    "events",
+    "verify",
+    "repair",
+    "run",
+    "serve",
+    "exec",
+    "script",
+    "help",
+    "drill",
+    "web",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from core.store import Store
+from core.store import Store, repair_hint
 from core.verify import verify_store
 
 from ..paths import default_db
@@ -41,11 +41,15 @@ async def _run(args: argparse.Namespace) -> int:
         print(f"FAULT: the database file is damaged: {exc}")
         for table, problem in problems[:10]:
             print(f"  table {table}: {problem}")
+        print(repair_hint(store.path))
         return 1
     finally:
         await store.close()
     if args.json:
-        print(json.dumps(rep.as_dict(), indent=2))
+        out = rep.as_dict()
+        if not rep.ok:
+            out["repair"] = repair_hint(store.path)
+        print(json.dumps(out, indent=2))
     else:
         print(f"events: {rep.events} (last seq {rep.last_seq})")
         print(f"checkpoints: {len(rep.checkpoints_ok)} ok, {len(rep.checkpoints_bad)} bad")
@@ -66,4 +70,6 @@ async def _run(args: argparse.Namespace) -> int:
             tables = ", ".join(sorted({t for t, _ in rep.integrity}))
             extra = " (metric samples only: the event log and the checkpoints verify)" if rep.metrics_only else ""
             print(f"FAULT: SQLite's integrity check failed in table {tables}{extra}")
+        if not rep.ok:
+            print(repair_hint(store.path))
     return 0 if rep.ok else 1
