@@ -1,10 +1,14 @@
-"""Drills: inject a scenario's fault into the simulated demo fleet and watch the
+"""Drills: inject a kind's fault (``kind.drill``) into the fleet and watch the
 pipeline detect, plan, (get approval,) recover and validate.
 
 ``start_drill(engine, name)`` returns a :class:`Drill` the console can watch and
 approve by hand; ``opsdeck drill NAME`` runs one headless. The fault is injected at
-a fixed simulated time after a warm-up, so detection latency and recovery time are
-measured in simulated seconds from that instant.
+a fixed time after a warm-up, then confirmed by the kind's independent check
+(DRILL_FAULT_CONFIRMED) before its detection is credited. Detection latency runs
+from the injection; recovery time from the plan's first acting step to the
+criterion met. A drill is validated only when its own incident is resolved by a
+credited plan, its invariants hold and every other incident opened during it is
+resolved; a fault not detected within the kind's budget ends it ``not_detected``.
 """
 
 from __future__ import annotations
