@@ -433,6 +433,11 @@ async def inject(drill: Drill) -> dict[str, Any]:
     if eng.store is None:
         raise DrillError("the data-integrity drill needs a database (--db)")
     s = eng.state
+    if not s.checkpoints:
+        # A fleet keeps earlier restart points; a fresh one (real processes) has none
+        # yet. Without a clean one the only checkpoints left would be taken after the
+        # drift and would carry it.
+        await eng.checkpoint(kind="incremental", label="drill: clean restart point", actor="drill")
     cp = await eng.checkpoint(kind="incremental", label="drill: about to be damaged", actor="drill")
     await eng.flush()
     db = eng.store.connection
