@@ -21,6 +21,8 @@ from core.incidents.drills import Drill, start_drill
 from core.incidents.record import ACTING
 from core.session import open_sim
 
+pytestmark = pytest.mark.slow  # each test runs a drill of simulated hours
+
 BUDGET_S = 4 * 3600.0
 
 COMPLETION = {
@@ -132,7 +134,7 @@ async def _run_edited(tmp_path: Path, name: str, seed: int = 0) -> tuple[Drill, 
     [
         "resource-exhaustion",
         "agent-cascade",
-        pytest.param("performance-degradation", marks=pytest.mark.slow),
+        "performance-degradation",
         "data-integrity",
         "network-partition",
     ],

@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.config import Config
 from core.incidents import decisions
 from core.incidents.catalogue import IncidentKind
@@ -26,6 +28,7 @@ from .conftest import REPO, opsdeck_cmd
 from .test_incidents_catalogue import TOY, TOY_KIND, StalledDetector
 
 
+@pytest.mark.slow
 async def test_the_simulated_data_integrity_fault_is_real_before_detection(tmp_path: Path) -> None:
     eng = await open_sim(tmp_path / "di.db", Config(), seed=0, demo=True)
     drill = start_drill(eng, "data-integrity", approve="auto")
@@ -50,6 +53,7 @@ async def test_the_simulated_data_integrity_fault_is_real_before_detection(tmp_p
         await eng.close()
 
 
+@pytest.mark.slow
 def test_opsdeck_verify_fails_on_the_damaged_checkpoint_of_a_drill(tmp_path: Path) -> None:
     """The drill's database, stopped right after the fault: `opsdeck verify` (a
     separate process) reports the damaged checkpoint."""
