@@ -139,3 +139,25 @@ async def test_a_drill_with_another_incident_left_open_is_not_validated(tmp_path
         assert "not resolved" in rep["reason"]
     finally:
         await eng.close()
+
+
+async def test_a_restarted_executor_rebuilds_what_the_plan_did_from_the_log(tmp_path: Path) -> None:
+    """Credit does not depend on the executor's memory: a fresh one (a restart
+    mid-plan) finds the plan's acting steps and the events its actor caused."""
+    from core.incidents.executor import Executor
+
+    eng = await open_sim(tmp_path / "ac.db", Config(), seed=0, demo=True)
+    drill = start_drill(eng, "agent-cascade", approve="auto")
+    try:
+        rep = await drill.run()
+        assert rep["validated"], rep["reason"]
+        plan = drill.plan()
+        assert plan is not None
+        live = drill.manager.executor.records[plan["id"]]
+        fresh = await Executor(eng, CATALOGUE).record(plan)
+        assert fresh.restored and [s.index for s in fresh.acting()] == [s.index for s in live.acting()]
+        allocated = sorted(e.data["agent"] for e in fresh.caused("AGENT_ALLOCATED"))
+        assert allocated and allocated == sorted(e.data["agent"] for e in live.caused("AGENT_ALLOCATED"))
+        assert fresh.first_acting_at() == live.first_acting_at()
+    finally:
+        await eng.close()

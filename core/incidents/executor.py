@@ -78,11 +78,24 @@ class Executor:
         self._running: StepRun | None = None
         engine.observe(self._on_event)
 
-    def record(self, plan: dict[str, Any]) -> PlanRecord:
-        """The plan's record (rebuilt from the projection if this executor did not run it)."""
+    async def record(self, plan: dict[str, Any]) -> PlanRecord:
+        """The plan's record. One this executor did not start (a restart mid-plan) is
+        rebuilt from the plan in the projection and the plan's own events in the log
+        since its rollback checkpoint."""
         rec = self.records.get(plan["id"])
-        if rec is None:
-            rec = self.records[plan["id"]] = rebuild(plan)
+        if rec is not None:
+            return rec
+        rec = self.records[plan["id"]] = rebuild(plan)
+        eng = self.engine
+        cp = eng.state.checkpoints.get(plan.get("checkpoint") or -1)
+        if eng.store is not None and cp is not None:
+            await eng.flush()
+            who = f"plan:{plan['id']}"
+            seen = {e.seq for e in rec.events}
+            async for ev in eng.store.iter_events(cp.seq):
+                if ev.actor == who and ev.seq not in seen:
+                    rec.events.append(ev)
+            rec.events.sort(key=lambda e: e.seq)
         return rec
 
     def _on_event(self, ev: Event) -> None:
@@ -254,7 +267,7 @@ class Executor:
         details: dict[str, Any] = {}
         if gname:
             inc = eng.state.incidents[p["incident_id"]]
-            ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], record=self.record(p))
+            ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], record=await self.record(p))
             ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
             verdict, details = await self.catalogue.gate(gname)(ctx)
             if verdict == "wait":
@@ -330,7 +343,7 @@ class Executor:
                     actor=f"plan:{pid}",
                 )
             if m.get("passed") is None:
-                ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], timeout_s=window, record=self.record(p))
+                ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], timeout_s=window, record=await self.record(p))
                 ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
                 verdict, details = await self.catalogue.gate(name)(ctx)
                 if verdict == "wait":
