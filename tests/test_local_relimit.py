@@ -149,6 +149,9 @@ async def test_emergency_cleanup_deletes_finished_tasks_temp_files(tmp_path: Pat
         got = res["result"]["actions"]["temp_files"]
         assert got["files_removed"] == 1 and got["bytes_removed"] == 300000 and got["dirs_removed"] == 1
         assert res["result"]["resource_recovery"]["storage_bytes"] >= 300000
+        basis = res["result"]["resource_recovery"]["basis"]
+        assert basis["storage_bytes"].startswith("measured") and basis["memory_gb"].startswith("measured")
+        assert basis["capacity"] == {"cpu_cores": "machine", "memory_gb": "machine"}
         assert "store" in res["result"]["actions"]
     finally:
         await runtime.shutdown()
@@ -162,6 +165,7 @@ async def test_temp_file_cleanup_does_not_apply_on_the_simulated_runtime() -> No
     assert res["status"] == "success"
     assert "temp_file_cleanup" in res["result"]["actions"]["not_applied"]
     assert res["result"]["resource_recovery"]["storage_bytes"] == 0
+    assert res["result"]["resource_recovery"]["basis"]["memory_gb"].startswith("simulated")
 
 
 async def test_reserve_renices_like_a_guarantee_and_allocate_reports_only_read_back_changes(tmp_path: Path) -> None:

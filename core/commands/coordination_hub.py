@@ -574,6 +574,14 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
         "agents": len(retired),
         "storage": round(freed_bytes / (cap.storage_gb * 1024**3) * 100.0, 6),
         "storage_bytes": freed_bytes,
+        "basis": {
+            "memory_gb": "simulated (the simulated runtime's cache model)"
+            if eng.runtime is not None and eng.runtime.name == "sim"
+            else "measured (what the runtime's purge freed)",
+            "storage_bytes": "measured (bytes removed from disk)",
+            "agents": "counted (agents retired)",
+            "capacity": cap.bases,
+        },
     }
     if not_applied:
         done["not_applied"] = not_applied
