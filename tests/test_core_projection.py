@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +68,7 @@ def _events(eng: Engine) -> list:  # type: ignore[type-arg]
     return events
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS, cut=st.floats(0, 1))
 def test_checkpoint_plus_replay_equals_full_fold(ops: list[tuple[str, int]], cut: float) -> None:
@@ -101,6 +103,7 @@ def test_checkpoint_plus_replay_equals_full_fold(ops: list[tuple[str, int]], cut
     assert restored.state_hash() == full.state_hash()
 
 
+@pytest.mark.slow
 async def test_restart_restores_the_state_mid_flight(db_path: Path) -> None:
     eng = await open_sim(db_path, demo=True)
     await eng.advance(1500)
@@ -124,6 +127,7 @@ async def test_restart_restores_the_state_mid_flight(db_path: Path) -> None:
     await resumed.close()
 
 
+@pytest.mark.slow
 async def test_same_seed_same_log_byte_for_byte(tmp_path: Path) -> None:
     import sqlite3
 

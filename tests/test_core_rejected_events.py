@@ -93,6 +93,7 @@ async def test_a_rejected_publish_leaves_no_gap(tmp_path: Path) -> None:
     del h
 
 
+@pytest.mark.slow
 def test_script_event_line_with_empty_data_is_an_error_not_a_traceback(tmp_path: Path, cli_env: dict[str, str]) -> None:
     f = tmp_path / "s.ops"
     f.write_text("TASK_COMPLETED:agent:execution:{}\nRESOURCE_THRESHOLD:résource:x:{}\n", encoding="utf-8")

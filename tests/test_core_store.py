@@ -117,6 +117,7 @@ async def test_metrics_live_outside_the_chain_with_retention(db_path: Path) -> N
     await store.close()
 
 
+@pytest.mark.slow
 def test_many_processes_create_the_same_database_at_once(db_path: Path) -> None:
     """opsdeck processes racing to create one file: one migrates, the rest wait and use it."""
     import subprocess

@@ -31,6 +31,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+@pytest.mark.slow
 def test_exec_errors_go_to_stderr_without_a_blob(demo_db: Path, cli_env: dict[str, str]) -> None:
     out = run(["exec", "--db", str(demo_db), "/resource-manager stats"], cli_env)
     assert out.returncode == 1 and out.stdout == ""
@@ -43,6 +44,7 @@ def test_exec_errors_go_to_stderr_without_a_blob(demo_db: Path, cli_env: dict[st
     assert ok.returncode == 0 and json.loads(ok.stdout)["status"] == "success" and ok.stderr == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", [["--type", "BOGUS"], ["--type", "task_progress"], ["--limit", "-1"], ["--since", "x"]])
 def test_events_refuses_values_that_can_match_nothing(demo_db: Path, cli_env: dict[str, str], bad: list[str]) -> None:
     out = run(["events", "--db", str(demo_db), *bad], cli_env)
@@ -51,6 +53,7 @@ def test_events_refuses_values_that_can_match_nothing(demo_db: Path, cli_env: di
         assert "did you mean TASK_PROGRESS" in out.stderr
 
 
+@pytest.mark.slow
 def test_events_json_lines_have_what_help_promises(demo_db: Path, cli_env: dict[str, str]) -> None:
     out = run(["events", "--db", str(demo_db), "--json", "--type", "TASK_PROGRESS", "--limit", "3"], cli_env)
     assert out.returncode == 0
@@ -62,12 +65,14 @@ def test_events_json_lines_have_what_help_promises(demo_db: Path, cli_env: dict[
     assert "hash" not in helptext
 
 
+@pytest.mark.slow
 def test_drill_json_quiet_prints_only_the_report(tmp_path: Path, cli_env: dict[str, str]) -> None:
     out = run(["drill", "data-integrity", "--json", "--quiet", "--db", str(tmp_path / "d.db")], cli_env)
     report = json.loads(out.stdout)  # the whole stdout is one object
     assert report["drill"] == "data-integrity" and out.returncode == (0 if report["validated"] else 1)
 
 
+@pytest.mark.slow
 def test_script_json_lines(tmp_path: Path, cli_env: dict[str, str]) -> None:
     s = tmp_path / "s.ops"
     s.write_text("advance 1m\nexpect TASK_PROGRESS\n/coordination-hub nope\n", encoding="utf-8")
@@ -82,6 +87,7 @@ def test_script_json_lines(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert any(r.get("kind") == "event" for r in rows) and f"{s}:3:" in out.stderr
 
 
+@pytest.mark.slow
 def test_help_shows_no_raw_markup(cli_env: dict[str, str]) -> None:
     out = run(["help", "/coordination-hub", "emergency-cleanup"], cli_env)
     assert out.returncode == 0 and "resource_recovery_target" in out.stdout and "``" not in out.stdout

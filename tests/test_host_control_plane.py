@@ -139,6 +139,7 @@ def task_process(marker: str) -> psutil.Process | None:
     return None
 
 
+@pytest.mark.slow
 def test_exec_pause_and_resume_reach_the_real_processes_of_a_live_run(tmp_path: Path, env: dict[str, str]) -> None:
     marker = f"{300 + os.getpid() % 1000}.{time.monotonic_ns() % 10_000}"
     wf = tmp_path / "sleepy.toml"
@@ -178,6 +179,7 @@ def test_exec_pause_and_resume_reach_the_real_processes_of_a_live_run(tmp_path: 
     assert run(["verify", "--db", str(db)], env).returncode == 0
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_exec_clients_are_all_answered(demo_host: HostProc, env: dict[str, str]) -> None:
     db = demo_host.db
     before = count(db, "COMMAND_EXECUTED")
@@ -199,6 +201,7 @@ def test_twenty_concurrent_exec_clients_are_all_answered(demo_host: HostProc, en
     assert {f"client-{i}" for i in range(20)} <= actors
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_and_the_log_is_untouched(
     demo_host: HostProc, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -222,6 +225,7 @@ def test_a_second_writer_is_refused_and_the_log_is_untouched(
     assert current_holder(db).pid == demo_host.proc.pid  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_endpoint_files_are_private_and_tcp_needs_the_token(demo_host: HostProc) -> None:
     db = demo_host.db
     holder = current_holder(db)
@@ -265,6 +269,7 @@ def test_endpoint_files_are_private_and_tcp_needs_the_token(demo_host: HostProc)
     assert bad.value.code == 400 and b"not JSON" in bad.value.read()
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_host_is_reported_to_a_follower_and_the_lease_is_free(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -310,6 +315,7 @@ def test_sigkill_of_the_host_is_reported_to_a_follower_and_the_lease_is_free(
     assert run(["verify", "--db", str(db)], env).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_db_typo_is_refused_and_nothing_is_created(tmp_path: Path, env: dict[str, str]) -> None:
     typo = tmp_path / "no" / "such" / "fleet.db"
     beside = tmp_path / "fleet.db"
@@ -331,6 +337,7 @@ def test_a_db_typo_is_refused_and_nothing_is_created(tmp_path: Path, env: dict[s
     assert run(["verify", "--db", str(beside)], env).returncode == 0
 
 
+@pytest.mark.slow
 def test_two_headless_demos_without_db_leave_both_databases(tmp_path: Path, env: dict[str, str]) -> None:
     outs = [run(["demo", "--headless", "--for", "300"], env) for _ in range(2)]
     for o in outs:
@@ -344,6 +351,7 @@ def test_two_headless_demos_without_db_leave_both_databases(tmp_path: Path, env:
         assert run(["verify", "--db", str(db)], env).returncode == 0
 
 
+@pytest.mark.slow
 def test_reopening_a_sim_database_restarts_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     """Ten read-only in-process execs add their ten COMMAND_EXECUTED records and nothing else."""
     db = tmp_path / "re.db"
@@ -371,6 +379,7 @@ def test_reopening_a_sim_database_restarts_nothing(tmp_path: Path, env: dict[str
     assert run(["verify", "--db", str(db)], env).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_script_runs_against_a_live_host(demo_host: HostProc, env: dict[str, str], tmp_path: Path) -> None:
     db = demo_host.db
     script = tmp_path / "live.ops"
@@ -437,6 +446,7 @@ async def test_the_event_stream_replays_then_follows_without_gaps_or_duplicates(
         await host.close()
 
 
+@pytest.mark.slow
 def test_a_client_killed_mid_command_loses_nothing(demo_host: HostProc, env: dict[str, str]) -> None:
     """The command a killed client sent runs to its commit: it is in the log, whole."""
     db = demo_host.db

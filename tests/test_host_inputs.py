@@ -30,6 +30,7 @@ def engine():  # type: ignore[no-untyped-def]
     return memory_sim(seed=0)
 
 
+@pytest.mark.slow
 def test_tokenizing_is_linear_in_the_text() -> None:
     """A command at the limit splits in about ten times the time of one a tenth its size
     (quadratic splitting would take a hundred times); the absolute bound is loose, the

@@ -53,6 +53,7 @@ async def _finish(drill: Drill) -> dict[str, Any]:
     return await drill.report()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SCENARIOS)
 async def test_a_plan_edited_down_to_analyses_is_not_validated(name: str, tmp_path: Path) -> None:
     drill = await _drill(tmp_path, name)
@@ -91,6 +92,7 @@ async def test_a_rejected_plan_is_not_validated(name: str, tmp_path: Path) -> No
         await drill.engine.close()
 
 
+@pytest.mark.slow
 def test_rejecting_the_partition_plan_from_stdin_fails_the_drill() -> None:
     p = subprocess.run(
         opsdeck_cmd("drill", "network-partition", "--approve", "manual", "--quiet"),
@@ -115,6 +117,7 @@ def _completions(eng: Engine) -> dict[str, int]:
     return out
 
 
+@pytest.mark.slow
 async def test_partition_plan_moves_work_and_merges_exactly_once(tmp_path: Path) -> None:
     drill = await _drill(tmp_path, "network-partition")
     eng = drill.engine

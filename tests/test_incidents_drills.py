@@ -53,6 +53,7 @@ def drill(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_drill_validates(name: str, tmp_path: Path) -> None:
     db = tmp_path / f"{name}.db"
@@ -84,6 +85,7 @@ def test_drill_validates(name: str, tmp_path: Path) -> None:
     assert rep["first_bad_seq"] is None
 
 
+@pytest.mark.slow
 def test_manual_approval_from_stdin(tmp_path: Path) -> None:
     p = drill(
         "resource-exhaustion", "--approve", "manual", "--quiet", stdin="# operator\n/incident approve PLAN-0001\n"
@@ -93,6 +95,7 @@ def test_manual_approval_from_stdin(tmp_path: Path) -> None:
     assert approved and json.loads(approved[0].split(":", 3)[3])["by"] == "operator:stdin"
 
 
+@pytest.mark.slow
 def test_manual_rejection_fails_the_drill(tmp_path: Path) -> None:
     p = drill("resource-exhaustion", "--approve", "manual", "--quiet", stdin="/incident reject PLAN-0001\n")
     assert p.returncode == 1
@@ -102,17 +105,20 @@ def test_manual_rejection_fails_the_drill(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_manual_without_decision_does_not_hang() -> None:
     p = drill("resource-exhaustion", "--approve", "manual", "--quiet", stdin="")
     assert p.returncode == 1
     assert "stdin closed" in p.stderr
 
 
+@pytest.mark.slow
 def test_unknown_drill_is_a_clear_error() -> None:
     p = drill("meteor-strike")
     assert p.returncode == 2 and "invalid choice" in p.stderr
 
 
+@pytest.mark.slow
 def test_drill_on_an_idle_fleet_is_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "done.db"
     subprocess.run(
@@ -127,6 +133,7 @@ def test_drill_on_an_idle_fleet_is_a_clear_error(tmp_path: Path) -> None:
     assert "no work left" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["agent-cascade", "network-partition", "data-integrity"])
 def test_drill_on_real_processes_validates(name: str, tmp_path: Path) -> None:
     """The fault for real (SIGKILL / SIGSTOP of agent hosts, a checkpoint damaged
@@ -152,6 +159,7 @@ def test_drill_on_real_processes_validates(name: str, tmp_path: Path) -> None:
     assert json.loads(v.stdout)["first_bad_seq"] is None
 
 
+@pytest.mark.slow
 def test_drills_that_need_the_simulation_say_so_on_the_local_runtime() -> None:
     p = drill("resource-exhaustion", "--runtime", "local", "--quiet")
     assert p.returncode == 2 and "simulated runtime only" in p.stderr and "Traceback" not in p.stderr

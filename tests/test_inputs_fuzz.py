@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -97,6 +98,7 @@ def workflow_files(draw: Any) -> str:
     return "\n".join(out) + "\n"
 
 
+@pytest.mark.slow
 @PROPS
 @given(text=st.one_of(workflow_files(), st.text(max_size=200)))
 def test_workflow_files(text: str) -> None:
@@ -116,6 +118,7 @@ SECTIONS = {
 }
 
 
+@pytest.mark.slow
 @PROPS
 @given(data=st.data())
 def test_config_files(tmp_path: Path, data: Any) -> None:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -15,6 +17,7 @@ def run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_failed_workflow_exits_1_and_its_dependents_are_cancelled(tmp_path: Path) -> None:
     f = tmp_path / "fail.toml"
     f.write_text("""
@@ -53,6 +56,7 @@ depends_on = ["first"]
     assert not (tmp_path / "never-ran").exists()
 
 
+@pytest.mark.slow
 def test_example_workload_completes(tmp_path: Path) -> None:
     import os
 

@@ -15,6 +15,7 @@ from tests.local_harness import alive, header, py_cmd
 pytest.importorskip("textual")
 
 
+@pytest.mark.slow
 async def test_console_drives_real_agents_and_quits_cleanly(tmp_path: Path) -> None:
     from core.host.host import Host
     from tui.app import OpsdeckApp
@@ -72,6 +73,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
     assert all(not alive(p) for p in pids.values())
 
 
+@pytest.mark.slow
 async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path) -> None:
     """``D`` on ``opsdeck run``: ``/host drill network-partition`` arms the drill on the
     real fleet; its fault (SIGSTOP of agent hosts) comes on the wall clock, the plan

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from core.store import Store
 from tests.local_harness import alive, chain_workflow, toml_argv
@@ -34,6 +35,7 @@ def stored_hosts(db: Path) -> list[tuple[str, int, float, dict]]:
     return asyncio.run(read())
 
 
+@pytest.mark.slow
 def test_console_sigkill_then_restart_resumes_without_repeating_completed_tasks(tmp_path: Path) -> None:
     log = tmp_path / "ran.log"
     f = chain_workflow(tmp_path, log, STEPS)
@@ -73,6 +75,7 @@ def test_console_sigkill_then_restart_resumes_without_repeating_completed_tasks(
     assert "already ended" in third.stderr
 
 
+@pytest.mark.slow
 def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> None:
     log = tmp_path / "ran.log"
     f = chain_workflow(tmp_path, log, STEPS)
@@ -108,6 +111,7 @@ def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> Non
     )
 
 
+@pytest.mark.slow
 def test_sigterm_of_the_console_ends_every_agent_and_task_process(tmp_path: Path) -> None:
     f = tmp_path / "long.toml"
     f.write_text(f"""

@@ -61,6 +61,7 @@ allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
     assert all(not alive(p) for p in hosts.values()), "agent hosts must not outlive a normal exit"
 
 
+@pytest.mark.slow
 async def test_sigkill_of_an_agent_is_noticed_and_its_task_completes_on_a_replacement(tmp_path: Path) -> None:
     code = (
         "import time,os\n"
@@ -122,6 +123,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         await engine.close()
 
 
+@pytest.mark.slow
 async def test_pause_stops_the_processes_and_resume_continues_them(tmp_path: Path) -> None:
     code = (
         "import time,subprocess,sys\n"
@@ -191,6 +193,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     assert all(0 <= v <= 100 for _, v in mem)
 
 
+@pytest.mark.slow
 async def test_memory_hungry_task_is_stopped_and_reported_and_retries_follow_the_file(tmp_path: Path) -> None:
     hog = "import time\nx=[]\nfor i in range(40):\n    x.append(bytearray(20*1024*1024)); time.sleep(0.02)\ntime.sleep(5)\n"
     text = (
@@ -279,6 +282,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     assert engine.state.settings["local_runtime"]["cpu_limit"] == runtime.mechanisms.cpu
 
 
+@pytest.mark.slow
 async def test_integrity_check_agrees_with_the_log_while_real_agents_report(tmp_path: Path) -> None:
     """The live projection and a replay of the log are compared at one sequence number,
     even though reports keep arriving while the log is read back."""

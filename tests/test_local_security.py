@@ -221,6 +221,7 @@ open({str(got)!r}, 'wb').write(data)
             squatter.wait()
 
 
+@pytest.mark.slow
 @as_root
 def test_a_run_directory_owned_by_someone_else_is_refused(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "r.db"

@@ -139,6 +139,7 @@ id = "first"
     assert wf.pools[0].size == 1 and wf.runtime.heartbeat_s == 1.0
 
 
+@pytest.mark.slow
 def test_cli_bad_file_starts_nothing(tmp_path: Path) -> None:
     f = tmp_path / "bad.toml"
     f.write_text(BAD)
@@ -169,6 +170,7 @@ def test_examples_are_valid(name: str) -> None:
     assert specs and wf.pools
 
 
+@pytest.mark.slow
 def test_cli_file_beyond_the_configured_limits_starts_nothing(tmp_path: Path) -> None:
     f = tmp_path / "big.toml"
     f.write_text("""

@@ -130,6 +130,7 @@ def live_host(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[LiveHost]:
                 proc.wait(10)
 
 
+@pytest.mark.slow
 def test_metrics_of_a_live_host_equal_its_log(live_host: LiveHost) -> None:
     h = live_host
     # Readable without a token on TCP; commands are not.

@@ -64,6 +64,7 @@ def event_types(stdout: str) -> set[str]:
     return {line.split(":", 1)[0] for line in stdout.splitlines() if line and line[0].isupper() and ":" in line}
 
 
+@pytest.mark.slow
 def test_quick_completes_on_a_local_instance_with_the_local_runtimes_events(
     ray_address: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
@@ -94,6 +95,7 @@ def test_quick_completes_on_a_local_instance_with_the_local_runtimes_events(
     assert '"output":["hello from opsdeck"]' in ray_run.stdout and '"progress":1.0' in ray_run.stdout
 
 
+@pytest.mark.slow
 async def test_pause_stops_the_task_processes_on_the_node_and_resume_continues(
     ray_address: str, tmp_path: Path
 ) -> None:
@@ -171,6 +173,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     assert node_cpu, "per-node machine usage"
 
 
+@pytest.mark.slow
 async def test_ray_kill_of_an_actor_fails_the_agent_and_the_task_completes_once_on_a_replacement(
     ray_address: str, tmp_path: Path
 ) -> None:
@@ -229,6 +232,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         await engine.close()
 
 
+@pytest.mark.slow
 async def test_a_stopped_actor_is_unreachable_then_reconnects_and_its_task_completes_once(
     ray_address: str, tmp_path: Path
 ) -> None:
@@ -277,6 +281,7 @@ allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
         await engine.close()
 
 
+@pytest.mark.slow
 def test_a_killed_host_restarts_and_adopts_the_live_actors(
     ray_address: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
@@ -314,6 +319,7 @@ def test_a_killed_host_restarts_and_adopts_the_live_actors(
     assert ray.cluster_resources().get("CPU") == 2.0, "a joined cluster is not shut down"
 
 
+@pytest.mark.slow
 def test_serve_on_ray_runs_the_file_and_a_sigterm_retires_every_actor(
     ray_address: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
@@ -349,6 +355,7 @@ def test_serve_on_ray_runs_the_file_and_a_sigterm_retires_every_actor(
     assert events.stdout.count("AGENT_DEALLOCATED") == 2
 
 
+@pytest.mark.slow
 def test_a_file_the_cluster_cannot_place_is_refused_before_anything_starts(
     ray_address: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:

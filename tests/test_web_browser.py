@@ -128,6 +128,7 @@ def wait_for(page: Page, cond, timeout: float = 90.0, what: str = "") -> None:  
         page.wait_for_timeout(200)
 
 
+@pytest.mark.slow
 def test_console_in_chromium_shows_help_and_reaches_no_outside_host(web_console: WebConsole, tmp_path: Path) -> None:
     shot = SCREENSHOT if os.environ.get("OPSDECK_UPDATE_SCREENSHOTS") == "1" else tmp_path / "web-help.png"
     holder = current_holder(web_console.db)

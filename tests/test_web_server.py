@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -87,6 +88,7 @@ async def test_websocket_needs_its_own_origin() -> None:
         await c.close()
 
 
+@pytest.mark.slow
 def test_binding_beyond_loopback_needs_a_private_token_file(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "x.db"
     r = subprocess.run(
@@ -130,6 +132,7 @@ def test_binding_beyond_loopback_needs_a_private_token_file(tmp_path: Path, cli_
     assert not db.exists() and not Path(f"{db}.lease").exists()
 
 
+@pytest.mark.slow
 def test_a_live_host_is_attached_to_and_left_running(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "live.db"
     host = subprocess.Popen(
