@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.reducers",
         "core.work_reducers",
     ),
-    ("core.scheduler", "core.telemetry", "core.verify"),
+    ("core.scheduler", "core.telemetry", "core.verify", "core.repair"),
     ("core.runtimes",),  # the runtime contract and what agent processes share (limits, wire, handshake)
     ("core.engine",),
     ("core.runtimes.sim", "core.runtimes.local", "core.runtimes.ray", "core.runtimes.ray_agent", "core.runtimes.real"),

@@ -600,9 +600,9 @@ async def failures(engine: Engine, only: set[str] | None = None, window_s: float
                 )
             )
         retried = [
-            (k, s.tasks[k].attempts)
+            (k, t.attempts)
             for k in w.tasks
-            if s.tasks[k].attempts > 1 and (s.tasks[k].started_at is None or s.tasks[k].started_at >= start)
+            if (t := s.tasks[k]).attempts > 1 and (t.started_at is None or t.started_at >= start)
         ]
         if retried:
             out.append(

@@ -139,6 +139,11 @@ class Runtime(Protocol):
         """The agent's tasks take ``factor`` times as long (simulated runtimes only)."""
         ...
 
+    def slowdown(self, agent_id: str) -> float | None:
+        """The factor the agent's tasks are slowed by now (1.0: normal), None for an agent
+        the runtime does not hold (simulated runtimes only)."""
+        ...
+
     def load_spike(self, cpu_cores: float, memory_gb: float, duration_s: float | None = None) -> None:
         """Load outside the fleet's tasks (simulated runtimes only)."""
         ...

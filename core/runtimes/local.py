@@ -860,6 +860,9 @@ class LocalRuntime:
     def slow_agent(self, agent_id: str, factor: float) -> None:
         raise NotApplicable(simulated_only(self.name, "slow an agent down"))
 
+    def slowdown(self, agent_id: str) -> float | None:
+        raise NotApplicable(simulated_only(self.name, "model an agent's slowdown"))
+
     def load_spike(self, cpu_cores: float, memory_gb: float, duration_s: float | None = None) -> None:
         raise NotApplicable(simulated_only(self.name, "add load outside the fleet's tasks"))
 

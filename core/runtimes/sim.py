@@ -295,6 +295,10 @@ class SimRuntime:
         if self.sink:
             self.sink.agent_failed(agent_id, error)
 
+    def slowdown(self, agent_id: str) -> float | None:
+        sa = self.agents.get(agent_id)
+        return None if sa is None else sa.slowdown
+
     def slow_agent(self, agent_id: str, factor: float) -> None:
         sa = self.agents.get(agent_id)
         if sa is None:  # retired meanwhile: nothing to slow

@@ -5,7 +5,7 @@ pre-incident baseline. The drill slows four agents down gradually."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ...commands.monitoring import trigger_pct
 from ...commands.pace import bottleneck
@@ -20,7 +20,6 @@ from ..validation import GateCtx, Verdict, duration_text, percent_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
-    from ...runtimes.sim import SimRuntime
     from ..drills import Drill
 
 NAME = "performance-degradation"
@@ -487,8 +486,9 @@ async def inject(drill: Drill) -> dict[str, Any]:
 
 async def confirm(drill: Drill) -> dict[str, Any]:
     """The simulated hosts of the slowed agents run slower than normal."""
-    rt = cast("SimRuntime", drill.sim())
-    factor = {a: rt.agents[a].slowdown for a in drill.fault["slow_agents"] if a in rt.agents}
+    rt = drill.sim()
+    now = {a: rt.slowdown(a) for a in drill.fault["slow_agents"]}
+    factor = {a: f for a, f in now.items() if f is not None}  # an agent retired meanwhile is left out
     return {"confirmed": bool(factor) and all(f > 1.0 for f in factor.values()), "slowdown": factor}
 
 
