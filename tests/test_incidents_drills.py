@@ -76,6 +76,7 @@ def test_drill_validates(name: str, tmp_path: Path) -> None:
     recovery = next(ln for ln in lines if ln.startswith("# recovery time"))
     assert "n/a" not in latency and "n/a" not in recovery
     assert "# invariants: ok" in p.stdout
+    assert "# fault confirmed independently: yes" in p.stdout
     # The database is left behind and verifies (the chain; checkpoints of corrupted
     # state are reported, as they should be, by `opsdeck verify`).
     v = subprocess.run(
@@ -153,6 +154,14 @@ def test_drill_on_real_processes_validates(name: str, tmp_path: Path) -> None:
         json.loads(ln.split(":", 3)[3]) for ln in p.stdout.splitlines() if ln.startswith("DRILL_FAULT_INJECTED:")
     ]
     assert injected
+    # Confirmed from outside the injection: the process table (killed hosts gone,
+    # cut-off hosts in state T), verification and a replay for the damaged data.
+    confirmed = [
+        json.loads(ln.split(":", 3)[3]) for ln in p.stdout.splitlines() if ln.startswith("DRILL_FAULT_CONFIRMED:")
+    ]
+    assert confirmed and confirmed[0]["confirmed"] is True
+    checks = {"agent-cascade": "gone", "network-partition": "cut_off", "data-integrity": "fails_verify"}[name]
+    assert confirmed[0][checks], confirmed[0]
     v = subprocess.run(
         opsdeck_cmd("verify", "--db", str(db), "--json"), capture_output=True, text=True, cwd=REPO, timeout=60
     )
