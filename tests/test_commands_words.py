@@ -38,6 +38,7 @@ async def test_freeze_states_its_scope_refuses_commands_and_marks_runtime_facts(
         f"/resource-manager reserve {wid} '{{\"cpu\": 1}}'",
         f"/coordination-hub pause {wid}",
         f"/resource-manager allocate {wid} '{{\"agents\": 1}}'",
+        f"/workflow-status reassign {wid} '{{\"tasks\": {json.dumps(running[:1])}}}'",
     ):
         h = s.state_hash()
         r = await run_command(eng, cmd)

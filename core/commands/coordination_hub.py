@@ -827,7 +827,7 @@ async def emergency_data_protection(ctx: Context, p: P.EmergencyDataProtection) 
         res["frozen"] = targets
         res["freeze_scope"] = {
             "refused": "operator and plan commands that change these workflows: start, pause, resume, cancel, "
-            "emergency-stop, allocation, reallocation, guarantees, stage limits",
+            "emergency-stop, reassign, allocation, reallocation, guarantees, stage limits",
             "not_dispatched": "no new task of these workflows starts",
             "not_refused": "tasks already running keep running: their progress, completion or failure is a "
             "runtime fact, recorded with during_freeze",

@@ -172,6 +172,12 @@ class Reassign(P.Payload):
 async def reassign(ctx: Context, p: Reassign) -> Outcome:
     wf = ctx.workflow()
     s = ctx.state
+    if wf.frozen:
+        raise CommandError(
+            "WORKFLOW_FROZEN",
+            f"workflow {wf.id!r} is frozen for data protection: state changes are refused until it is unfrozen",
+            {"workflow_id": wf.id},
+        )
     keys = [k if "/" in k else f"{wf.id}/{k}" for k in p.tasks]
     for k in keys:
         if k not in s.tasks or s.tasks[k].workflow != wf.id:
