@@ -568,11 +568,16 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
             eng.retire_agent(aid, actor=ctx.actor)
             retired.append(aid)
         done["retired_idle_agents"] = retired
-    recovered = {
+    measured: dict[str, float] = {  # what a recovery target is compared with
         "memory": round(freed_gb / cap.memory_gb * 100.0, 2),
-        "memory_gb": round(freed_gb, 3),
         "agents": len(retired),
         "storage": round(freed_bytes / (cap.storage_gb * 1024**3) * 100.0, 6),
+    }
+    recovered = {
+        "memory": measured["memory"],
+        "memory_gb": round(freed_gb, 3),
+        "agents": len(retired),
+        "storage": measured["storage"],
         "storage_bytes": freed_bytes,
         "basis": {
             "memory_gb": "simulated (the simulated runtime's cache model)"
@@ -586,7 +591,7 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
     if not_applied:
         done["not_applied"] = not_applied
     targets = {
-        k: {"target_pct": v, "recovered_pct": recovered.get(k, 0.0), "met": recovered.get(k, 0.0) >= v}
+        k: {"target_pct": v, "recovered_pct": measured.get(k, 0.0), "met": measured.get(k, 0.0) >= v}
         for k, v in p.resource_recovery_target.items()
     }
     eng.emit(
