@@ -34,8 +34,18 @@ async def sqlite_integrity(db: aiosqlite.Connection, quick: bool = False) -> lis
     try:
         rows = await (await db.execute(f"PRAGMA {pragma}(1000)")).fetchall()
     except sqlite3.DatabaseError as exc:
-        return [(FILE, str(exc))]
-    out: list[tuple[str, str]] = []
+        # A page so damaged that the check itself stops: check table by table to say where.
+        tables = sorted({str(r[1]) for r in schema if r[0] == "table"})
+        out = []
+        for table in tables:
+            try:
+                found = await (await db.execute(f'PRAGMA {pragma}("{table}")')).fetchall()
+            except sqlite3.DatabaseError as texc:
+                out.append((table, str(texc)))
+                continue
+            out += [(table, str(r[0])) for r in found if r[0] != "ok"]
+        return out or [(FILE, str(exc))]
+    out = []
     for (msg,) in rows:
         text = str(msg)
         if text == "ok":

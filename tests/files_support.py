@@ -57,3 +57,26 @@ def event_count(db: Path) -> int:
 def beside(db: Path) -> list[Path]:
     """The database and every file opsdeck or SQLite keeps beside it, as they exist now."""
     return [p for p in (Path(f"{db}{s}") for s in ("", "-wal", "-shm", ".head", ".lease", ".token")) if p.exists()]
+
+
+def start_serve(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """``opsdeck serve ARGS`` once it listens (its stderr lines so far); fails naming its
+    stderr when it exits first."""
+    p = subprocess.Popen(
+        opsdeck_cmd("serve", *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert p.stderr is not None
+    lines: list[str] = []
+    for line in p.stderr:
+        lines.append(line)
+        if line.startswith("# listening on unix:"):
+            return p, lines
+    p.wait(timeout=60)
+    raise AssertionError(f"serve exited {p.returncode} before listening: {''.join(lines)}")
+
+
+def stop_serve(p: subprocess.Popen[str]) -> str:
+    """SIGTERM, then the rest of its stderr (it must exit by itself)."""
+    p.terminate()
+    _, err = p.communicate(timeout=120)
+    return err

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..engine import Engine, EngineError
 from ..event_types import COMMAND_EXECUTED
+from ..store_errors import StorageError
 from . import operations  # noqa: F401  (the command language's operations, listed there)
 from .binding import bind, resolve_spec
 from .context import Context
@@ -36,16 +37,21 @@ def _syntax_error(exc: CommandSyntaxError) -> dict[str, Any]:
     return error(exc.code, f"line {exc.line}, column {exc.column}: {exc.message}", details, sugg)
 
 
-async def run_command(engine: Engine, text: str, actor: str = "operator") -> dict:
+async def run_command(engine: Engine, text: str, actor: str = "operator", commit: bool = False) -> dict:
     """Parse, validate, execute and record one command; return the response dict.
 
     Never raises. A command is a unit of work: on an error response its events are
     taken back (state, chain and log as before) and nothing is recorded; on success
     its events and its COMMAND_EXECUTED record are kept together. (A command that
     had to commit part of its work before failing, such as one that checkpoints
-    midway, keeps it and is recorded with ``status: error, partial: true``.)"""
+    midway, keeps it and is recorded with ``status: error, partial: true``.)
+
+    With ``commit`` (a host answering a client) the command's events are committed
+    before it answers; a commit the storage refuses (a full disk, a read-only file
+    system, a lock held too long) takes the command back and answers
+    ``STORAGE_FULL`` / ``STORAGE_READONLY`` / ``STORAGE_LOCKED`` / ``STORAGE_IO``."""
     try:
-        return await _run_command(engine, text, actor)
+        return await _run_command(engine, text, actor, commit)
     except Exception as exc:  # noqa: BLE001 - whatever happens, the caller gets a response
         return error(
             "INTERNAL_ERROR",
@@ -65,7 +71,7 @@ def _not_utf8(text: str) -> int | None:
         return exc.start + 1
 
 
-async def _run_command(engine: Engine, text: str, actor: str) -> dict:
+async def _run_command(engine: Engine, text: str, actor: str, commit: bool = False) -> dict:
     col = _not_utf8(text)
     if col is not None:
         return error(
@@ -93,13 +99,13 @@ async def _run_command(engine: Engine, text: str, actor: str) -> dict:
     ctx = Context(engine=engine, actor=actor, spec=spec, text=text, workflow_id=bound.workflow_id, flags=bound.flags)
     unit = engine.begin_unit()
     try:
-        return await _execute(engine, spec, bound, ctx, unit, text, actor, seq0)
+        return await _execute(engine, spec, bound, ctx, unit, text, actor, seq0, commit)
     finally:
         engine.end_unit(unit, keep=False)  # only if still open (an exception escaped): take it back
 
 
 async def _execute(
-    engine: Engine, spec: Any, bound: Any, ctx: Context, unit: Any, text: str, actor: str, seq0: int
+    engine: Engine, spec: Any, bound: Any, ctx: Context, unit: Any, text: str, actor: str, seq0: int, commit: bool
 ) -> dict:
     outcome: Outcome | None = None
     try:
@@ -146,10 +152,31 @@ async def _execute(
             engine.emit(COMMAND_EXECUTED, "command", spec.component, data, actor=actor)
         except EngineError:
             pass
+    if commit and not engine.readonly:
+        try:
+            await engine.flush()  # inside the unit: a refused commit can still be taken back
+        except StorageError as exc:
+            taken_back = engine.end_unit(unit, keep=False) if unit is not None else False
+            return storage_error(exc, taken_back)
     engine.end_unit(unit, keep=True)
     if not engine.readonly and (resp["status"] == "success" or changed) and _transaction_logging(engine):
         await engine.flush()  # committed before the reply (emergency-data-protection's transaction logging)
     return resp
+
+
+def storage_error(exc: StorageError, taken_back: bool) -> dict[str, Any]:
+    """The answer to a command whose commit the storage refused."""
+    what = (
+        "the command was taken back: nothing of it was recorded"
+        if taken_back
+        else "its events are held in memory, not committed: they are committed when the storage accepts writes again"
+    )
+    return error(
+        f"STORAGE_{exc.kind.upper()}",
+        f"{exc}; {what}",
+        {"kind": exc.kind, "path": exc.path, "taken_back": taken_back},
+        ["/host status", "retry once the condition has passed"],
+    )
 
 
 def _transaction_logging(engine: Engine) -> bool:

@@ -106,9 +106,13 @@ class Engine:
         await self.opening.load()
 
     async def close(self) -> None:
-        await self.flush()
-        if self.store is not None:
-            await self.store.close()
+        """Commit what is pending and close the store (closed even when the commit is
+        refused: its thread would keep the process alive; the error is raised after)."""
+        try:
+            await self.flush()
+        finally:
+            if self.store is not None:
+                await self.store.close()
 
     # -- the log --------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:

@@ -27,11 +27,13 @@ from ..engine import Engine, Subscriber
 from ..incidents.approval import holding_plans
 from ..incidents.drills import Drill, start_drill
 from ..incidents.manager import ApproveMode, IncidentManager
+from ..store_errors import StorageError
 from . import commands as host_commands
 from .control import Advance
 from .errors import HostError
 from .lease import Lease, acquire, host_info
 from .paths import check_database, host_socket_path
+from .storage import StorageWatch
 
 if TYPE_CHECKING:
     from ..runtimes import Runtime
@@ -86,6 +88,10 @@ class Host:
         self._closed = False
         self._on_close = on_close
         self._changed = asyncio.Event()
+        self.storage = StorageWatch()
+        """A full disk, a read-only file system, another process's lock: what and since when."""
+        if engine.store is not None:
+            engine.store.on_wait = self.storage.waiting
         host_commands.register(engine, self)
         rec = engine.state.settings.get("drill")
         if isinstance(rec, dict) and rec.get("status") in ("armed", "injected") and not engine.readonly:
@@ -223,6 +229,10 @@ class Host:
             else {"name": drill.name, "inject_at": drill.inject_at, "injected": drill.injected, "done": drill.done},
             "workflows": eng.summary()["workflows"],
             "advance": None if self.advancing is None else self.advancing.report(eng.clock.now()),
+            "storage": self.storage.status(
+                eng.store.metrics_problem if eng.store is not None else None,
+                eng.store.anchor_error if eng.store is not None else None,
+            ),
         }
 
     # -- the one command path -----------------------------------------------------
@@ -234,8 +244,13 @@ class Host:
         token = _AFTER_COMMAND.set(after)
         try:
             async with self.lock:
-                resp = await run_command(self.engine, text, actor=actor)
-                await self.engine.flush()
+                resp = await run_command(self.engine, text, actor=actor, commit=True)
+                details = resp.get("error", {}).get("details", {}) if resp.get("status") == "error" else {}
+                if str(resp.get("error", {}).get("code", "")).startswith("STORAGE_"):
+                    err = StorageError(details["kind"], details["path"], resp["error"]["message"])
+                    self.storage.refused(err, self.engine.unflushed)
+                else:
+                    await self.commit()
         finally:
             _AFTER_COMMAND.reset(token)
         self._wake()
@@ -352,6 +367,30 @@ class Host:
             self._note_drill()
             await eng.flush()
 
+    async def commit(self) -> bool:
+        """Flush (lock held); a refusal by the storage is noted, not raised: the events
+        stay held in memory for the next try. Whether everything is committed."""
+        try:
+            await self.engine.flush()
+        except StorageError as exc:
+            self.storage.refused(exc, self.engine.unflushed)
+            return False
+        self.storage.accepted()
+        return True
+
+    async def beat(self, wall_seconds: float) -> None:
+        """One beat of :meth:`run` (lock held): while the storage refuses writes, only
+        the commit of what is held is retried (a simulated clock waits); otherwise a
+        tick. A refusal keeps the host up."""
+        if self.storage.failing and not await self.commit():
+            return
+        try:
+            await self.tick(wall_seconds)
+        except StorageError as exc:
+            self.storage.refused(exc, self.engine.unflushed)
+        else:
+            self.storage.accepted()
+
     async def run(self, stop: asyncio.Event, until: Callable[[], bool] | None = None) -> None:
         """Pace the clock until ``stop`` is set (or ``until()`` becomes true)."""
         loop = asyncio.get_running_loop()
@@ -364,7 +403,7 @@ class Host:
             now = loop.time()
             dt, last = now - last, now
             async with self.lock:
-                await self.tick(dt)
+                await self.beat(dt)
             self._wake()
 
     def held_by(self) -> list[str]:
@@ -440,7 +479,14 @@ class Host:
             async with self.lock:
                 if self._on_close is not None:
                     await self._on_close()
-                await self.engine.close()
+                try:
+                    await self.engine.close()
+                except StorageError as exc:  # never acknowledged: said, not raised
+                    self.storage.refused(exc, self.engine.unflushed)
+                    self.storage.say(
+                        f"closing: {self.engine.unflushed} event(s) held in memory were not committed "
+                        f"(never acknowledged to a client): {exc}"
+                    )
         finally:
             host_commands.unregister(self.engine)
             if self.lease is not None:

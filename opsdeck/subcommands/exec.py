@@ -130,7 +130,7 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
             if advance:
                 attach(engine)  # stored staged resumptions advance with the clock
                 await engine.advance(advance)
-            resp = await run_command(engine, args.command_text, actor=args.actor)
+            resp = await run_command(engine, args.command_text, actor=args.actor, commit=True)
         finally:
             await engine.close()
     finally:

@@ -18,6 +18,11 @@ def announce(host: Host, verb: str = "serve") -> None:
     from core.host.paths import token_path
 
     srv = host.server
+
+    def notice(text: str) -> None:  # storage trouble and its end, as it happens
+        print(f"# opsdeck {verb}: {text}", file=sys.stderr, flush=True)
+
+    host.storage.notify = notice
     print(f"# opsdeck {verb}: pid {host.status()['pid']} hosts {host.db} ({host.kind})", file=sys.stderr)
     if srv is not None:
         print(f"# listening on unix:{srv.socket_path}", file=sys.stderr)
