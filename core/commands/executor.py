@@ -108,6 +108,7 @@ async def _execute(
     engine: Engine, spec: Any, bound: Any, ctx: Context, unit: Any, text: str, actor: str, seq0: int, commit: bool
 ) -> dict:
     outcome: Outcome | None = None
+    refused: StorageError | None = None
     try:
         outcome = await spec.handler(ctx, bound.payload)
         resp = success(
@@ -122,6 +123,9 @@ async def _execute(
         resp = from_exception(exc)
     except EngineError as exc:
         resp = error(exc.code, exc.message, exc.details, DEFAULT_SUGGESTIONS.get(exc.code, []))
+    except StorageError as exc:  # a commit inside the command (a checkpoint's) was refused
+        refused = exc
+        resp = storage_error(exc, taken_back=True)
     except Exception as exc:  # noqa: BLE001
         resp = error(
             "INTERNAL_ERROR",
@@ -133,6 +137,8 @@ async def _execute(
     if resp["status"] != "success":
         partial = not engine.end_unit(unit, keep=False)
         unit = None
+    if refused is not None and not partial:
+        return resp  # taken back whole: nothing to record (and the storage would refuse the record too)
     changed = engine.state.seq != seq0
     if not engine.readonly and (resp["status"] == "success" or changed):
         summary = outcome.summary if outcome is not None else resp.get("error", {}).get("message", "")

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..private import open_beside, trust_requested
+from ..store_errors import classify
+from .errors import HostError
 from .paths import lease_path
 
 
@@ -156,7 +158,13 @@ def acquire(db: str | Path, info: dict[str, Any]) -> Lease:
     The lease file is created 0600 beside the database (whose directory must exist),
     never through a symlink; one another user owns is refused (``--trust-owner`` aside)."""
     dbp = Path(db).absolute()
-    fd = open_beside(lease_path(dbp), os.O_RDWR | os.O_CREAT, "lease", trust=trust_requested())
+    try:
+        fd = open_beside(lease_path(dbp), os.O_RDWR | os.O_CREAT, "lease", trust=trust_requested())
+    except OSError as exc:
+        err = classify(exc, str(dbp))
+        raise (
+            err if err is not None else HostError(f"{lease_path(dbp)}: cannot open the lease: {exc.strerror}")
+        ) from None
     try:
         for attempt in range(10):
             try:

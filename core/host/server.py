@@ -238,7 +238,8 @@ class HostServer:
             "listen",
             "advance",
         )
-        return web.json_response({k: st[k] for k in keys})
+        storage = {k: st["storage"][k] for k in ("state", "since", "held_events", "lock_waited_s")}
+        return web.json_response({**{k: st[k] for k in keys}, "storage": storage})
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=exposition(self.registry), headers={"Content-Type": CONTENT_TYPE})
