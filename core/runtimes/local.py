@@ -18,12 +18,21 @@ Three rules keep a run correct across crashes:
   the host, so no completed task runs again.
 * Processes are identified by pid AND create time (the ``processes`` table), never
   by pid alone: a restarted console adopts live hosts and fails the gone ones.
+  A row is trusted only when it carries this run's MAC (keyed by the run's secret in
+  the private run directory: whoever can write the database cannot forge one) and
+  the live process still matches it: its start time, our uid and, for a host, its
+  command line (``core.runtimes.agent_host --agent ID``). Nothing else is adopted or
+  signalled: a root process listed in a database another user wrote is left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import itertools
+import json
 import os
 import shutil
 import signal
@@ -110,6 +119,8 @@ class LocalRuntime:
         self.adopted: list[str] = []
         self.recovered: list[str] = []
         self._adoptable: dict[str, tuple[int, float, dict[str, Any]]] = {}
+        self.untrusted: dict[str, str] = {}
+        """Agents whose ``processes`` row was not trusted, and why (nothing was signalled)."""
         self._store_ops: list[tuple[str, tuple[Any, ...]]] = []
         self._wake: asyncio.Event | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -127,7 +138,8 @@ class LocalRuntime:
         for a in sorted(engine.state.agents.values(), key=lambda a: a.id):
             if a.status in LIVE_AGENT and a.id not in self._adoptable:
                 self.recovered.append(a.id)
-                engine.agent_failed(a.id, self.gone_reason)
+                why = self.untrusted.get(a.id)
+                engine.agent_failed(a.id, self.gone_reason if why is None else f"not adopted: {why}")
 
     gone_reason = "agent process gone while the console was down"
 
@@ -138,6 +150,14 @@ class LocalRuntime:
         state = engine.state
         for agent_id, pid, ct, info in stored:
             a = state.agents.get(agent_id)
+            why = self._untrusted_row(agent_id, pid, ct, info)
+            if why is not None:
+                self.untrusted[agent_id] = why
+                self.security_failures.append(f"processes row of {agent_id}: {why}")
+                if engine.store is not None:
+                    async with engine.store_lock:
+                        await engine.store.forget_process(agent_id)
+                continue
             alive = same_process(pid, ct)
             if alive and a is not None and a.status in LIVE_AGENT:
                 self._adoptable[agent_id] = (pid, ct, info)
@@ -151,6 +171,31 @@ class LocalRuntime:
             if engine.store is not None:
                 async with engine.store_lock:  # one transaction at a time on the shared connection
                     await engine.store.forget_process(agent_id)
+
+    def _row_mac(self, agent_id: str, pid: int, create_time: float, info: dict[str, Any]) -> str:
+        """This run's MAC over a ``processes`` row (the run's secret is the key)."""
+        fields = {k: info.get(k) for k in ("address", "task_pgid", "task_create_time")}
+        body = json.dumps([agent_id, pid, repr(float(create_time)), fields], sort_keys=True)
+        return hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()
+
+    def _untrusted_row(self, agent_id: str, pid: int, create_time: float, info: dict[str, Any]) -> str | None:
+        """Why a stored row may not be acted on, or None: it must carry this run's MAC,
+        and a live pid it names must be ours and (a host) run our agent host."""
+        mac = info.get("mac")
+        try:
+            expected = self._row_mac(agent_id, pid, create_time, info)
+        except (TypeError, ValueError):
+            return f"pid {pid}: the row is malformed; nothing was signalled"
+        if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
+            return f"pid {pid}: the row was not written by this run (no valid MAC); nothing was signalled"
+        if same_process(pid, create_time) and not _runs_agent_host(pid, agent_id):
+            return (
+                f"pid {pid} is not this run's agent host for {agent_id} (owner or command line); nothing was signalled"
+            )
+        tp, tct = info.get("task_pgid"), info.get("task_create_time")
+        if tp and tct and same_process(tp, tct) and not _ours(tp):
+            return f"task group {tp} belongs to another user; nothing was signalled"
+        return None
 
     def _learn(self, spec_data: dict[str, Any]) -> None:
         spec = WorkflowSpec.model_validate(spec_data)
@@ -272,7 +317,8 @@ class LocalRuntime:
     def _save(self, h: _Host) -> None:
         if h.pid is None or h.create_time is None:
             return
-        info = {"address": h.address, "task_pgid": h.task_pgid, "task_create_time": h.task_create_time}
+        info: dict[str, Any] = {"address": h.address, "task_pgid": h.task_pgid, "task_create_time": h.task_create_time}
+        info["mac"] = self._row_mac(h.agent, h.pid, h.create_time, info)
         self._store_ops.append(("save", (h.agent, h.pid, h.create_time, info)))
         self._poke()
 
@@ -887,6 +933,27 @@ class LocalRuntime:
 def simulated_only(runtime: str, what: str) -> str:
     """Why a runtime of real processes refuses one of the simulated world's faults."""
     return f"the {runtime} runtime cannot {what}: that fault exists only on the simulated runtime"
+
+
+def _ours(pid: int) -> bool:
+    """Is ``pid`` a process of this user (its real uid)?"""
+    try:
+        return psutil.Process(pid).uids().real == os.getuid()
+    except psutil.Error:
+        return False
+
+
+def _runs_agent_host(pid: int, agent_id: str) -> bool:
+    """Is ``pid`` ours and running ``core.runtimes.agent_host --agent agent_id``?"""
+    try:
+        proc = psutil.Process(pid)
+        argv = proc.cmdline()
+        uid = proc.uids().real
+    except psutil.Error:
+        return False
+    if uid != os.getuid() or "core.runtimes.agent_host" not in argv:
+        return False
+    return any(a == "--agent" and b == agent_id for a, b in itertools.pairwise(argv))
 
 
 def _kill_verified(pid: int, create_time: float, sig: int) -> None:
