@@ -10,6 +10,10 @@
 * commands: random commands over the registry on a demo fleet: uncaught exceptions,
   and error responses that changed the state.
 * second user: the agent-channel test with uid ``nobody`` (needs root).
+* files and storage (``bench/faults_files.py``): another owner's database, planted
+  .head/.lease symlinks, anchor + WAL removal, a corrupt metrics page, an external
+  exclusive lock held 25 s, a full 20 MB tmpfs: attempts, held, lost, tracebacks,
+  peak host RSS. ``--only-files`` runs just these.
 * server (``bench/faults_server.py``): 200 stalled followers, a 1M-character command,
   a SIGSTOPped host, a 2 MiB output line, a foreign Origin, a ``setsid`` grandchild:
   attempts, held, lost, tracebacks, peak RSS.
@@ -195,6 +199,17 @@ def server_report(work: Path, followers: int) -> None:
         print(case.line())
 
 
+def file_storage_faults(work: Path, trials: int, lock_trials: int) -> None:
+    """The file and storage cases (``bench/faults_files.py``), one line each."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from faults_files import files_cases
+
+    d = work / "files"
+    d.mkdir()
+    for case in files_cases(d, trials, lock_trials):
+        print(case.line(), flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=10)
@@ -203,6 +218,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--followers", type=int, default=200, help="stalled followers of the server case")
     ap.add_argument("--only-server", action="store_true", help="run only the server cases")
+    ap.add_argument("--file-trials", type=int, default=4, help="attempts of each file/storage case")
+    ap.add_argument("--lock-trials", type=int, default=1, help="attempts of the 25 s external lock")
+    ap.add_argument("--only-files", action="store_true", help="run only the file/storage cases")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="opsdeck-faults-") as d:
@@ -210,6 +228,10 @@ def main() -> int:
         t0 = time.perf_counter()
         if args.only_server:
             server_report(work, args.followers)
+            print(f"({time.perf_counter() - t0:.0f} s)")
+            return 0
+        if args.only_files:
+            file_storage_faults(work, args.file_trials, args.lock_trials)
             print(f"({time.perf_counter() - t0:.0f} s)")
             return 0
         k, printed, lost = kills(args.kills, rng, work)
@@ -227,6 +249,7 @@ def main() -> int:
         )
         print(f"second local user: {second_user()}")
         server_report(work, args.followers)
+        file_storage_faults(work, args.file_trials, args.lock_trials)
         print(f"({time.perf_counter() - t0:.0f} s)")
     return 0
 
