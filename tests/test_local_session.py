@@ -67,13 +67,13 @@ async def test_a_detached_grandchilds_memory_counts_against_the_task(tmp_path: P
     over the task's 0.1 GB, so the kill (by resident memory) shows the grandchild counted."""
     mark = tmp_path / "hog.pid"
     body = f"x = b'x' * (55 << 20); open({str(mark)!r}, 'w').write(str(os.getpid())); time.sleep(300)"
-    after = "y = b'y' * (55 << 20)\ntime.sleep(60)"
+    after = "y = b'y' * (55 << 20)\ntime.sleep(600)"
     code = DETACH.format(body=body, after=after)
     engine, runtime, rec = await open_text(
         tmp_path / "m.db", header() + _task("hog", code, "    memory_gb = 0.1\n"), tmp_path
     )
     try:
-        await drive(engine, lambda: wf_status(engine, "hog") in ("completed", "failed"), timeout=90)
+        await drive(engine, lambda: wf_status(engine, "hog") in ("completed", "failed"), timeout=240)
         fails = [e for e in rec.of("TASK_FAILED") if e.data["task"] == "hog/t"]
         assert fails and "memory limit exceeded (rss" in fails[0].data["error"], [e.data for e in fails]
         grandchild = int(mark.read_text())

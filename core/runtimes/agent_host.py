@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import shlex
@@ -50,6 +49,7 @@ from ..private import PrivateError, private_dir
 from .handshake import ChannelError, host_accept, read_secret
 from .limits import TaskCgroup, apply_from_parent, relimit
 from .output import LINE_MAX, TaskOutput, output_path, prune
+from .task_tree import TaskTree, become_subreaper, exited
 from .wire import MAX_LINE, encode, messages
 
 PROGRESS_PREFIX = "OPSDECK_PROGRESS"
@@ -59,8 +59,6 @@ RESULTS_KEEP = 256
 PARTIAL_MAX = 64 * 1024
 """Characters of a task's partial results (as JSON) kept and reported; an update past it is refused."""
 READ_CHUNK = 64 * 1024
-PR_SET_CHILD_SUBREAPER = 36
-EXIT_POLL_S = 0.05
 NEVER_CONNECTED_S = 60.0
 """A host no console ever reached (the console died while starting it) exits after this."""
 
@@ -78,26 +76,6 @@ def parse_progress(line: str) -> tuple[float, str] | None:
     except ValueError:
         return None
     return min(max(value, 0.0), 1.0), (parts[1] if len(parts) > 1 else "")
-
-
-def become_subreaper() -> bool:
-    """``PR_SET_CHILD_SUBREAPER``: a task's orphaned descendants (a ``setsid`` daemon
-    whose parent exited) become this host's children instead of init's, so they are
-    found, counted and killed with the task even without a cgroup. Linux only."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-async def exited(proc: asyncio.subprocess.Process) -> int:
-    """The exit status as soon as the process is gone. (Before Python 3.12,
-    ``Process.wait()`` also waits for its pipes to close, which a detached grandchild
-    holding the task's stdout would put off forever.)"""
-    while proc.returncode is None:  # noqa: ASYNC110 - no event fires at exit alone before 3.12
-        await asyncio.sleep(EXIT_POLL_S)
-    return proc.returncode
 
 
 def undeliverable(msg: dict[str, Any], size: int) -> dict[str, Any]:
@@ -177,8 +155,8 @@ class Host:
         self.ever_connected = False
         self.done = asyncio.Event()
         self.me = psutil.Process()
-        self.subreaper = False
-        """Set by :meth:`main`: every descendant of this host is a task's (see :func:`become_subreaper`)."""
+        self.tree = TaskTree(self.me)
+        """The running task's processes (a subreaper's: see :mod:`core.runtimes.task_tree`)."""
         self.output_dir: Path | None = Path(args.socket).parent / "output" / args.agent if args.socket else None
         """Where each run's whole output is kept (none for a host without a socket directory)."""
 
@@ -552,45 +530,13 @@ class Host:
             self.kill_tree(r, signal.SIGKILL)
             await exited(r.proc)
 
-    def task_tree(self, r: Run) -> list[psutil.Process]:
-        """The run's processes: its child and their descendants; as a subreaper, every
-        descendant of this host (one run at a time), detached ones included."""
-        if r.proc is None:
-            return []
-        try:
-            if self.subreaper:
-                return list(self.me.children(recursive=True))
-            p = psutil.Process(r.proc.pid)
-            return [p, *p.children(recursive=True)]
-        except psutil.Error:
-            return []
-
     def kill_tree(self, r: Run, sig: int) -> None:
         """Signal the run's group and every process of its tree (other sessions too)."""
-        self.signal_group(r, sig)
-        for q in self.task_tree(r):
-            with contextlib.suppress(psutil.Error):
-                q.send_signal(sig)
-        self.reap(r)
+        self.tree.signal(r.pgid, r.proc.pid if r.proc else None, sig, running=self.running_pid(r))
 
-    def reap(self, r: Run | None) -> None:
-        """Collect exited orphans handed to this subreaper (never the run's own child,
-        which asyncio waits for)."""
-        if not self.subreaper:
-            return
-        mine = r.proc.pid if r is not None and r.proc is not None and r.proc.returncode is None else None
-        with contextlib.suppress(psutil.Error):
-            for q in self.me.children():
-                if q.pid != mine and q.status() == psutil.STATUS_ZOMBIE:
-                    with contextlib.suppress(ChildProcessError, OSError):
-                        os.waitpid(q.pid, os.WNOHANG)
-
-    def tree_rss_mb(self, r: Run) -> float:
-        total = 0
-        for q in self.task_tree(r):
-            with contextlib.suppress(psutil.Error):
-                total += q.memory_info().rss
-        return total / (1024 * 1024)
+    @staticmethod
+    def running_pid(r: Run | None) -> int | None:
+        return r.proc.pid if r is not None and r.proc is not None and r.proc.returncode is None else None
 
     async def watch(self, r: Run) -> None:
         """Timeout and RSS watchdog for one run."""
@@ -606,7 +552,7 @@ class Host:
                 asyncio.get_running_loop().create_task(self._kill(r))
                 return
             if memory_mb:
-                rss = self.tree_rss_mb(r)
+                rss = self.tree.rss_mb(r.proc.pid if r.proc else None)
                 r.peak_rss_mb = max(r.peak_rss_mb, rss)
                 if rss > memory_mb:
                     r.kill_reason = f"memory limit exceeded (rss {rss:.0f} MB > {memory_mb:g} MB)"
@@ -646,7 +592,7 @@ class Host:
         while not self.done.is_set():
             await asyncio.sleep(self.heartbeat_s)
             r = self.run
-            self.reap(r)
+            self.tree.reap(self.running_pid(r))
             self.send(self.progress_report(r) if r is not None and r.proc is not None else {"t": "heartbeat"})
             idle_for = time.monotonic() - self.last_client
             if (
@@ -657,7 +603,7 @@ class Host:
                 self.done.set()  # nobody came (back) for us: do not linger forever
 
     async def main(self) -> int:
-        self.subreaper = become_subreaper()
+        self.tree.subreaper = become_subreaper()
         try:
             server = await start_server(self.client, self.address)
         except (OSError, PrivateError) as exc:

@@ -1,0 +1,88 @@
+"""The processes of one agent host's task: found, counted, signalled and reaped.
+
+Each task runs in its own process group, but a task may leave it (``setsid``, a
+double fork) and outlive its parent. Without a cgroup to hold them, the agent host
+makes itself a child subreaper (:func:`become_subreaper`): such orphans become its
+children instead of init's, so every descendant of the host belongs to its one
+running task and is counted in its memory and killed with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+
+import psutil
+
+PR_SET_CHILD_SUBREAPER = 36
+EXIT_POLL_S = 0.05
+
+
+def become_subreaper() -> bool:
+    """``PR_SET_CHILD_SUBREAPER`` for this process (Linux); False where it cannot be set."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+async def exited(proc: asyncio.subprocess.Process) -> int:
+    """The exit status as soon as the process is gone. (Before Python 3.12,
+    ``Process.wait()`` also waits for its pipes to close, which a detached grandchild
+    holding the task's stdout would put off forever.)"""
+    while proc.returncode is None:  # noqa: ASYNC110 - no event fires at exit alone before 3.12
+        await asyncio.sleep(EXIT_POLL_S)
+    return proc.returncode
+
+
+class TaskTree:
+    """The task processes under one agent host (``me``)."""
+
+    def __init__(self, me: psutil.Process) -> None:
+        self.me = me
+        self.subreaper = False
+        """Set once :func:`become_subreaper` succeeded: every descendant of ``me`` is the task's."""
+
+    def members(self, pid: int | None) -> list[psutil.Process]:
+        """The task (child ``pid``) and its descendants; as a subreaper, every
+        descendant of the host, detached ones included."""
+        if pid is None:
+            return []
+        try:
+            if self.subreaper:
+                return list(self.me.children(recursive=True))
+            p = psutil.Process(pid)
+            return [p, *p.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def signal(self, pgid: int | None, pid: int | None, sig: int, running: int | None) -> None:
+        """``sig`` to the task's process group and to every member (other sessions too)."""
+        if pgid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+        for q in self.members(pid):
+            with contextlib.suppress(psutil.Error):
+                q.send_signal(sig)
+        self.reap(running)
+
+    def reap(self, running: int | None) -> None:
+        """Collect exited orphans handed to this subreaper (never ``running``, the
+        task's own child, which asyncio waits for)."""
+        if not self.subreaper:
+            return
+        with contextlib.suppress(psutil.Error):
+            for q in self.me.children():
+                if q.pid != running and q.status() == psutil.STATUS_ZOMBIE:
+                    with contextlib.suppress(ChildProcessError, OSError):
+                        os.waitpid(q.pid, os.WNOHANG)
+
+    def rss_mb(self, pid: int | None) -> float:
+        total = 0
+        for q in self.members(pid):
+            with contextlib.suppress(psutil.Error):
+                total += q.memory_info().rss
+        return total / (1024 * 1024)
