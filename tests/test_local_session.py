@@ -66,7 +66,7 @@ async def test_a_detached_grandchilds_memory_counts_against_the_task(tmp_path: P
     """The parent and the orphaned grandchild hold 55 MB each: only together are they
     over the task's 0.1 GB, so the kill (by resident memory) shows the grandchild counted."""
     mark = tmp_path / "hog.pid"
-    body = f"x = b'x' * (55 << 20); open({str(mark)!r}, 'w').write(str(os.getpid())); time.sleep(300)"
+    body = f"open({str(mark)!r}, 'w').write(str(os.getpid())); x = b'x' * (55 << 20); time.sleep(300)"
     after = "y = b'y' * (55 << 20)\ntime.sleep(600)"
     code = DETACH.format(body=body, after=after)
     engine, runtime, rec = await open_text(
