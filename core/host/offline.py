@@ -13,12 +13,12 @@ from pathlib import Path
 
 from ..commands.executor import resolve_spec
 from ..projection import State
+from ..runtimes.real import REAL_RUNTIMES
 
-REAL_RUNTIMES = ("local", "ray")
 
-
-def real_runtime(state: State) -> str | None:
-    """The real-process runtime a database's fleet runs on (its host records it), or None."""
+def fleet_runtime(state: State) -> str | None:
+    """The real-process runtime a database's fleet runs on (its host records it in the
+    ``<name>_runtime`` setting), or None for a simulated one."""
     for name in REAL_RUNTIMES:
         if f"{name}_runtime" in state.settings:
             return name
@@ -27,10 +27,11 @@ def real_runtime(state: State) -> str | None:
 
 def refusal(db: str | Path, runtime: str, what: str) -> str:
     """Why ``what`` was not done, and the host to start."""
+    flag = "" if runtime == "local" else f" --runtime {runtime}"
     return (
         f"{db} runs real processes (the {runtime} runtime) and no host runs it now: {what} would change them "
-        f"and was refused; nothing was changed. Start its host: opsdeck serve WORKFLOW.toml --db {db} "
-        f"(or opsdeck run WORKFLOW.toml --db {db} for the console), then send it again"
+        f"and was refused; nothing was changed. Start its host: opsdeck serve WORKFLOW.toml{flag} --db {db} "
+        f"(or opsdeck run WORKFLOW.toml{flag} --db {db} for the console), then send it again"
     )
 
 
@@ -38,7 +39,7 @@ def command_refusal(state: State, db: str | Path, text: str) -> str | None:
     """The refusal of a command that would change a real fleet with no host, else None
     (read-only commands, simulated databases, and text that does not parse, whose own
     error the command path gives)."""
-    runtime = real_runtime(state)
+    runtime = fleet_runtime(state)
     if runtime is None:
         return None
     spec = resolve_spec(text)

@@ -25,7 +25,7 @@ from core.host import commands as _host_commands  # noqa: F401  (/host ... answe
 from core.host.attach import connect
 from core.host.client import UNRESPONSIVE_S, HostClient
 from core.host.errors import HostGone, HostUnresponsive
-from core.host.offline import command_refusal, real_runtime, refusal
+from core.host.offline import command_refusal, fleet_runtime, refusal
 from core.host.paths import check_database
 from core.session import open_sim
 
@@ -118,7 +118,7 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
     try:
         engine = await open_sim(db, config, seed=args.seed, demo=True)
         try:
-            runtime = real_runtime(engine.state)
+            runtime = fleet_runtime(engine.state)
             refused = (
                 refusal(db, runtime, "--advance (the simulated clock)")
                 if advance and runtime

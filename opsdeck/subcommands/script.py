@@ -25,7 +25,7 @@ from core.config import load_config
 from core.events import EventLineError, parse_line
 from core.host.attach import connect
 from core.host.client import HostClient
-from core.host.offline import command_refusal, real_runtime, refusal
+from core.host.offline import command_refusal, fleet_runtime, refusal
 from core.host.paths import check_database
 from core.session import open_sim
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _offline_refusal(engine: Any, db: Path, steps: list[Step]) -> tuple[int, str] | None:
     """The first step that would change a real fleet whose host is down (line, why)."""
-    runtime = real_runtime(engine.state)
+    runtime = fleet_runtime(engine.state)
     if runtime is None:
         return None
     for st in steps:
