@@ -157,8 +157,11 @@ class Host:
         self.me = psutil.Process()
         self.tree = TaskTree(self.me)
         """The running task's processes (a subreaper's: see :mod:`core.runtimes.task_tree`)."""
-        self.output_dir: Path | None = Path(args.socket).parent / "output" / args.agent if args.socket else None
-        """Where each run's whole output is kept (none for a host without a socket directory)."""
+        sock = args.socket or ""
+        self.output_dir: Path | None = (
+            Path(os.path.abspath(sock)).parent / "output" / args.agent if sock and not sock.startswith("@") else None
+        )
+        """Where each run's whole output is kept: beside the socket (none without a socket path)."""
 
     def channel_secret(self, args: argparse.Namespace) -> bytes:
         """The run's secret that every socket connection must prove it knows."""
