@@ -10,6 +10,8 @@ import json
 import subprocess
 from typing import Any
 
+import pytest
+
 from core.commands import run_command
 from core.models import AgentStatus, TaskStatus
 from core.session import memory_sim
@@ -124,6 +126,7 @@ async def test_dependency_recovery_counts_only_contexts_it_moved() -> None:
     assert f"{res['contexts_moved']} task context(s) moved" in r["result"]["summary"]
 
 
+@pytest.mark.slow
 def test_optimization_completed_confirms_stability_only_after_a_trend_test() -> None:
     p = subprocess.run(
         opsdeck_cmd("drill", "performance-degradation", "--seed", "0", "--quiet"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from tests.console_support import make_app, wait_for
 from tui.screens.confirm import ConfirmScreen
 
@@ -15,6 +17,7 @@ def _types(db, type_: str) -> int:  # type: ignore[no-untyped-def]
         return int(con.execute("SELECT count(*) FROM events WHERE type=?", (type_,)).fetchone()[0])
 
 
+@pytest.mark.slow
 async def test_cancel_drill_key_before_its_fault(tmp_path):
     db = tmp_path / "c.db"
     app = make_app(db)
@@ -63,6 +66,7 @@ async def test_cancel_drill_with_none_running_changes_nothing(tmp_path):
         assert "drill" not in eng.state.settings
 
 
+@pytest.mark.slow
 async def test_cancel_drill_after_its_fault_keeps_the_incident(tmp_path):
     """Cancelled after the cascade's first failure: the failures still to come are dropped."""
     db = tmp_path / "c.db"

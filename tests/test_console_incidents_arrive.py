@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from core.config import Config
 from tests.console_support import drill_until_plan, make_app, wait_for
 from tui import operator
@@ -27,6 +29,7 @@ def _visible(pane, row_id: str) -> bool:  # type: ignore[no-untyped-def]
     return top <= pane.highlighted < top + pane.scrollable_content_region.height
 
 
+@pytest.mark.slow
 async def test_new_incident_scrolls_into_view_and_is_announced(tmp_path):
     out = tmp_path / "hook.txt"
     hook = [
@@ -65,6 +68,7 @@ async def test_new_incident_scrolls_into_view_and_is_announced(tmp_path):
         assert app.announcer.hook_failures == []
 
 
+@pytest.mark.slow
 async def test_failing_hook_is_reported_once(tmp_path):
     app = make_app(tmp_path / "c.db", config=_config(incident_hook=[str(tmp_path / "no-such-notifier")]))
     async with app.run_test(size=(120, 36)) as pilot:
@@ -73,6 +77,7 @@ async def test_failing_hook_is_reported_once(tmp_path):
         assert len(app.announcer.hook_failures) == 1 and "cannot start" in app.announcer.hook_failures[0]
 
 
+@pytest.mark.slow
 async def test_resolved_incident_folds_to_one_line(tmp_path):
     app = make_app(tmp_path / "c.db", config=_config())
     async with app.run_test(size=(120, 36)) as pilot:

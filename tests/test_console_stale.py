@@ -5,6 +5,8 @@ running simulated clock holds while a plan waits."""
 
 from __future__ import annotations
 
+import pytest
+
 from core.config import Config
 from tests.console_support import drill_until_plan, make_app, wait_for
 from tui.screens.confirm import ConfirmScreen
@@ -34,6 +36,7 @@ def _a_target(eng, pid: str) -> str:  # type: ignore[no-untyped-def]
     raise AssertionError("the plan names no live workflow")
 
 
+@pytest.mark.slow
 async def test_stale_step_marked_and_replan_offered(tmp_path):
     app = make_app(tmp_path / "c.db", config=_config())
     async with app.run_test(size=(140, 44)) as pilot:
@@ -70,6 +73,7 @@ def _flat(r):  # type: ignore[no-untyped-def]
     return out
 
 
+@pytest.mark.slow
 async def test_step_turning_stale_while_dialog_open_reopens_it(tmp_path):
     app = make_app(tmp_path / "c.db", config=_config())
     async with app.run_test(size=(140, 44)) as pilot:
@@ -88,6 +92,7 @@ async def test_step_turning_stale_while_dialog_open_reopens_it(tmp_path):
         assert eng.state.plans[pid]["state"] == "proposed"  # not approved
 
 
+@pytest.mark.slow
 async def test_hold_clock_while_plan_waits(tmp_path):
     app = make_app(tmp_path / "c.db", config=_config(hold_clock=True))
     async with app.run_test(size=(140, 44)) as pilot:
@@ -105,6 +110,7 @@ async def test_hold_clock_while_plan_waits(tmp_path):
         assert host.engine.clock.now() > t0
 
 
+@pytest.mark.slow
 async def test_clock_runs_while_plan_waits_without_hold(tmp_path):
     app = make_app(tmp_path / "c.db", config=_config())
     async with app.run_test(size=(140, 44)) as pilot:

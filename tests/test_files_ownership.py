@@ -28,6 +28,7 @@ def _give(db: Path, uid: int) -> None:
         os.chown(p, uid, -1)
 
 
+@pytest.mark.slow
 def test_a_database_another_user_owns_is_refused_by_every_verb(tmp_path: Path, cli_env: dict[str, str]) -> None:
     uid = other_uid()
     db = tmp_path / "theirs.db"
@@ -48,6 +49,7 @@ def test_a_database_another_user_owns_is_refused_by_every_verb(tmp_path: Path, c
     assert all(p.stat().st_uid == uid for p in beside(db))  # nothing was re-created as ours
 
 
+@pytest.mark.slow
 def test_trust_owner_lets_it_through_and_records_it(tmp_path: Path, cli_env: dict[str, str]) -> None:
     uid = other_uid()
     db = tmp_path / "shared.db"
@@ -60,6 +62,7 @@ def test_trust_owner_lets_it_through_and_records_it(tmp_path: Path, cli_env: dic
     assert f"uid {uid}" in audit.stdout and str(db) in audit.stdout, audit.stdout
 
 
+@pytest.mark.slow
 def test_files_writable_by_others_are_refused(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "open.db"
     make_db(db, cli_env)
@@ -74,6 +77,7 @@ def test_files_writable_by_others_are_refused(tmp_path: Path, cli_env: dict[str,
     assert run(cli_env, "exec", "--db", str(db), "/workflow-status").returncode == 0
 
 
+@pytest.mark.slow
 def test_a_lease_another_user_owns_is_refused(tmp_path: Path, cli_env: dict[str, str]) -> None:
     uid = other_uid()
     db = tmp_path / "a.db"
@@ -86,6 +90,7 @@ def test_a_lease_another_user_owns_is_refused(tmp_path: Path, cli_env: dict[str,
     assert lease.read_text() == "" and lease.stat().st_uid == uid
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("planted", [".head", ".lease"])
 def test_planted_symlinks_are_refused_and_their_targets_untouched(
     tmp_path: Path, cli_env: dict[str, str], planted: str
@@ -107,6 +112,7 @@ def test_planted_symlinks_are_refused_and_their_targets_untouched(
     assert link.is_symlink() and event_count(db) == before
 
 
+@pytest.mark.slow
 def test_both_planted_links_at_once(tmp_path: Path, cli_env: dict[str, str]) -> None:
     """The issue's case: both links in place, one checkpoint command."""
     db = tmp_path / "fleet.db"

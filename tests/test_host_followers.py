@@ -82,6 +82,7 @@ def _read_all(s: socket.socket, timeout: float) -> bytes:
     return bytes(got)
 
 
+@pytest.mark.slow
 def test_stalled_followers_keep_host_memory_bounded_and_are_dropped_with_a_reason(
     busy_host: HostProc, env: dict[str, str]
 ) -> None:
@@ -141,6 +142,7 @@ def _read_all_until(s: socket.socket, marker: bytes, timeout: float = TIMEOUT) -
     return bytes(got)
 
 
+@pytest.mark.slow
 def test_a_stopped_host_makes_exec_give_up_naming_its_pid_and_state(busy_host: HostProc, env: dict[str, str]) -> None:
     db = busy_host.db
     pid = busy_host.proc.pid
@@ -183,6 +185,7 @@ def test_a_stopped_host_makes_exec_give_up_naming_its_pid_and_state(busy_host: H
     assert not any("Traceback" in ln for ln in err)
 
 
+@pytest.mark.slow
 async def test_a_host_that_answers_is_waited_for(tmp_path: Path) -> None:
     """The case that must not give up: a long command on a host that answers its health check."""
     host = await Host.open_sim(tmp_path / "w.db", Config(), demo=True, create=True, speed=0)
@@ -208,6 +211,7 @@ async def _open(path: Path, request: bytes) -> tuple[asyncio.StreamReader, async
     return reader, writer
 
 
+@pytest.mark.slow
 async def test_follower_and_connection_caps_refuse_with_503(tmp_path: Path) -> None:
     cfg = Config(server=Server(max_followers=2, max_connections=4))
     host = await Host.open_sim(tmp_path / "c.db", cfg, demo=True, create=True, speed=0)

@@ -139,6 +139,7 @@ async def _run_edited(tmp_path: Path, name: str, seed: int = 0) -> tuple[Drill, 
         "network-partition",
     ],
 )
+@pytest.mark.slow
 async def test_a_plan_without_its_acting_steps_is_not_validated_while_the_fault_ends_by_itself(
     name: str, tmp_path: Path
 ) -> None:

@@ -77,6 +77,7 @@ def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     raise AssertionError(f"not within {timeout}s: {what}")
 
 
+@pytest.mark.slow
 def test_exec_and_script_refuse_mutations_of_a_real_fleet_whose_host_is_down(tmp_path: Path) -> None:
     db = tmp_path / "real.db"
     wf = tmp_path / "wf.toml"
@@ -127,6 +128,7 @@ def test_exec_and_script_refuse_mutations_of_a_real_fleet_whose_host_is_down(tmp
                 os.killpg(h.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 async def test_exec_on_a_simulated_database_without_host_still_changes_it(tmp_path: Path) -> None:
     """The refusal is for real fleets only: a simulated database is changed in-process."""
     db = tmp_path / "sim.db"
