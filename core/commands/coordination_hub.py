@@ -581,7 +581,7 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
         "storage_bytes": freed_bytes,
         "basis": {
             "memory_gb": "simulated (the simulated runtime's cache model)"
-            if eng.runtime is not None and eng.runtime.name == "sim"
+            if eng.runtime is not None and eng.runtime.capabilities.simulated
             else "measured (what the runtime's purge freed)",
             "storage_bytes": "measured (bytes removed from disk)",
             "agents": "counted (agents retired)",
