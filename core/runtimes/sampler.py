@@ -59,24 +59,39 @@ class Sampler:
             return proc
         return known
 
-    def tree(self, pid: int, create_time: float | None = None) -> TreeUsage | None:
-        """Usage of ``pid`` and its descendants; None if that process is gone."""
+    def _members(self, pid: int, create_time: float | None) -> list[psutil.Process] | None:
+        """``pid`` (the process created at ``create_time``) and its descendants; None if gone."""
         try:
             root = psutil.Process(pid)
             if create_time is not None and abs(root.create_time() - create_time) > 0.05:
                 return None
-            members = [root, *root.children(recursive=True)]
+            return [root, *root.children(recursive=True)]
         except psutil.Error:
             return None
+
+    def _sum(self, members: list[psutil.Process], skip_zombies: bool) -> tuple[float, int, int, bool]:
+        """(CPU percent, RSS bytes, processes, all stopped) over ``members``."""
         cpu = 0.0
-        rss = 0
-        n = 0
+        rss = n = 0
+        stopped = True
         for p in members:
             h = self._handle(p)
             with contextlib.suppress(psutil.Error):
+                st = h.status() if skip_zombies else ""
+                if st == psutil.STATUS_ZOMBIE:
+                    continue
                 cpu += h.cpu_percent(None)
                 rss += h.memory_info().rss
                 n += 1
+                stopped = stopped and st in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+        return cpu, rss, n, stopped
+
+    def tree(self, pid: int, create_time: float | None = None) -> TreeUsage | None:
+        """Usage of ``pid`` and its descendants; None if that process is gone."""
+        members = self._members(pid, create_time)
+        if members is None:
+            return None
+        cpu, rss, n, _ = self._sum(members, skip_zombies=False)
         return TreeUsage(round(cpu, 2), round(rss / (1024 * 1024), 1), n)
 
     def trees(self, roots: dict[str, tuple[int, float | None]]) -> dict[str, TreeUsage | None]:
@@ -121,29 +136,10 @@ class Sampler:
     def group(self, pid: int, create_time: float | None) -> TaskMeasure | None:
         """A task's tree measured now (CPU as the delta since this sampler last read the
         same processes), with whether every member is stopped; None once it is gone."""
-        try:
-            root = psutil.Process(pid)
-            if create_time is not None and abs(root.create_time() - create_time) > 0.05:
-                return None
-            if root.status() == psutil.STATUS_ZOMBIE:
-                return None
-            members = [root, *root.children(recursive=True)]
-        except psutil.Error:
+        members = self._members(pid, create_time)
+        if members is None:
             return None
-        cpu = 0.0
-        rss = 0
-        n = 0
-        stopped = True
-        for p in members:
-            h = self._handle(p)
-            with contextlib.suppress(psutil.Error):
-                st = h.status()
-                if st == psutil.STATUS_ZOMBIE:
-                    continue
-                cpu += h.cpu_percent(None)
-                rss += h.memory_info().rss
-                n += 1
-                stopped = stopped and st in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+        cpu, rss, n, stopped = self._sum(members, skip_zombies=True)
         if n == 0:
             return None
         return TaskMeasure(round(cpu, 2), round(rss / (1024 * 1024), 2), n, stopped, pid, create_time, "measured")
