@@ -126,7 +126,8 @@ def corruptions(n: int, seed: int, work: Path) -> dict[str, int]:
 
 def commands(n: int, seed: int) -> dict[str, int]:
     from core.commands import run_command
-    from core.commands.registry import REGISTRY
+    from core.host.language import LANGUAGE as REGISTRY
+    from core.host.language import services
     from core.session import memory_sim
 
     rng = random.Random(seed)
@@ -150,7 +151,7 @@ def commands(n: int, seed: int) -> dict[str, int]:
         before = (eng.state.state_hash(), eng.state.seq)
         out["commands"] += 1
         try:
-            resp = loop.run_until_complete(run_command(eng, text, actor="bench"))
+            resp = loop.run_until_complete(run_command(services(eng), text, actor="bench"))
         except Exception:
             out["uncaught"] += 1
             continue

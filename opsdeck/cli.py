@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-import core.incidents  # noqa: F401  (registers /incident with the command language)
 from core.config import ConfigError, load_config
 from core.engine import EngineError
 from core.host.errors import HostError, HostGone

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.commands import run_command
-from core.commands.registry import REGISTRY
+from core.host.language import LANGUAGE as REGISTRY
 from core.session import memory_sim, open_sim
 
 EXAMPLES = int(os.environ.get("OPSDECK_FUZZ_EXAMPLES", "150"))

@@ -10,6 +10,7 @@ from core.commands import run_command
 from core.engine import EngineError
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
+from core.incidents.language import incident_services
 from core.models import WorkflowStatus
 from core.session import memory_sim
 
@@ -58,25 +59,33 @@ async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> Non
     await until(drill, lambda: waiting(drill))
     inc_id = drill.incident()["id"]  # type: ignore[index]
     first = drill.plan()["id"]  # type: ignore[index]
-    res = await run_command(eng, f"/incident reject {first}", actor="alice")
+    res = await run_command(incident_services(eng, drill.manager), f"/incident reject {first}", actor="alice")
     assert res["status"] == "success"
     assert eng.state.incidents[inc_id]["status"] == "open"
-    res = await run_command(eng, f"/incident replan {inc_id}", actor="alice")
+    res = await run_command(incident_services(eng, drill.manager), f"/incident replan {inc_id}", actor="alice")
     assert res["status"] == "success", res
     second = res["result"]["plan_id"]
     assert second != first and eng.state.plans[second]["state"] == "proposed"
     assert eng.state.incidents[inc_id]["plans"] == [first, second]
     assert eng.state.incidents[inc_id]["status"] == "recovering"
     # While a plan is in force, the incident cannot be closed by hand or re-planned.
-    assert (await run_command(eng, f"/incident resolve {inc_id} --note=done", actor="alice"))["error"][
-        "code"
-    ] == "INVALID_STATE"
-    assert (await run_command(eng, f"/incident replan {inc_id}", actor="alice"))["error"]["code"] == "INVALID_STATE"
-    await run_command(eng, f"/incident reject {second}", actor="alice")
+    assert (
+        await run_command(
+            incident_services(eng, drill.manager), f"/incident resolve {inc_id} --note=done", actor="alice"
+        )
+    )["error"]["code"] == "INVALID_STATE"
+    assert (await run_command(incident_services(eng, drill.manager), f"/incident replan {inc_id}", actor="alice"))[
+        "error"
+    ]["code"] == "INVALID_STATE"
+    await run_command(incident_services(eng, drill.manager), f"/incident reject {second}", actor="alice")
     h = eng.state.state_hash()
-    assert (await run_command(eng, f"/incident resolve {inc_id}", actor="alice"))["error"]["code"] == "NOTE_REQUIRED"
+    assert (await run_command(incident_services(eng, drill.manager), f"/incident resolve {inc_id}", actor="alice"))[
+        "error"
+    ]["code"] == "NOTE_REQUIRED"
     assert eng.state.state_hash() == h, "a refused resolve changes nothing"
-    res = await run_command(eng, f'/incident resolve {inc_id} \'{{"note": "agents replaced by hand"}}\'', actor="alice")
+    res = await run_command(
+        incident_services(eng), f'/incident resolve {inc_id} \'{{"note": "agents replaced by hand"}}\'', actor="alice"
+    )
     assert res["status"] == "success", res
     inc = eng.state.incidents[inc_id]
     assert (

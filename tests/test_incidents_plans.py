@@ -14,6 +14,7 @@ from core.events import canonical_json
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
 from core.incidents.kinds.resource_exhaustion import reallocation
+from core.incidents.language import incident_services
 from core.models import Band, WorkflowStatus
 from core.projection import State
 from core.session import memory_sim, open_sim
@@ -191,9 +192,9 @@ async def test_incident_commands_and_replay(tmp_path: Path) -> None:
         drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
         await until(drill, lambda: plan_waiting(drill))
         pid = drill.plan()["id"]  # type: ignore[index]
-        bad = await run_command(eng, "/incident approve PLAN-9999", actor="dana")
+        bad = await run_command(incident_services(eng), "/incident approve PLAN-9999", actor="dana")
         assert bad["status"] == "error" and bad["error"]["code"] == "PLAN_NOT_FOUND"
-        ok = await run_command(eng, f"/incident approve {pid}", actor="dana")
+        ok = await run_command(incident_services(eng), f"/incident approve {pid}", actor="dana")
         assert ok["status"] == "success"
         assert eng.state.plans[pid]["decided_by"] == "dana"
         await until(drill, lambda: drill.done)
@@ -202,7 +203,7 @@ async def test_incident_commands_and_replay(tmp_path: Path) -> None:
         policy = eng.state.learning["policy"]
         assert policy["pool.implementation.min_size"] > 3, "the hit pool's minimum is raised and persisted"
         assert eng.state.pools["implementation"].min_size >= policy["pool.implementation.min_size"]
-        listing = await run_command(eng, "/incident list")
+        listing = await run_command(incident_services(eng), "/incident list")
         assert listing["result"]["incidents"][0]["plans"][0]["state"] == "completed"
         await eng.flush()
         replay = State()

@@ -97,7 +97,7 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
             if sum(1 for a in engine.state.agents.values() if a.status.value == "busy") >= 4:
                 break
             await pilot.pause(0.05)
-        res = await run_command(engine, "/host drill network-partition", actor="operator")
+        res = await run_command(app.host.services, "/host drill network-partition", actor="operator")  # type: ignore[union-attr]
         assert res["status"] == "success", res
         plan = None
         for _ in range(600):
@@ -114,7 +114,8 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
                 break
             await pilot.pause(0.05)
         assert plan is not None, "the drill's plan waits for the operator"
-        assert (await run_command(engine, f"/incident approve {plan['id']}", actor="operator"))["status"] == "success"
+        services = app.host.services  # type: ignore[union-attr]
+        assert (await run_command(services, f"/incident approve {plan['id']}", actor="operator"))["status"] == "success"
         inc = engine.state.incidents[plan["incident_id"]]
         for _ in range(1200):
             if inc["status"] in ("resolved", "failed"):

@@ -22,8 +22,8 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
-from core import incidents as _incidents  # noqa: F401  (registers /incident, for completion)
-from core.commands.registry import REGISTRY, OperationSpec
+from core.commands.registry import OperationSpec
+from core.host.language import LANGUAGE as REGISTRY
 
 HISTORY_KEEP = 100
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import shlex
 
-from core.commands.executor import REGISTRY, resolve_spec
+from core.commands.executor import resolve_spec
 from core.commands.registry import OperationSpec
+from core.host.language import LANGUAGE as REGISTRY
 from core.incidents.drills import LIVE_DRILLS
 from core.incidents.kinds import SCENARIOS
 
@@ -35,7 +36,7 @@ def registry() -> list[OperationSpec]:
 
 def command_mutates(text: str) -> bool | None:
     """Whether a slash command changes state, from the registry (None: does not parse)."""
-    spec = resolve_spec(text)
+    spec = resolve_spec(text, REGISTRY)
     return None if spec is None else bool(spec.mutates)
 
 

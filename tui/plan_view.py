@@ -20,8 +20,8 @@ from rich.text import Text
 from core.commands.binding import bind
 from core.commands.coordination_hub import idle_beyond_minimum
 from core.commands.grammar import CommandSyntaxError, parse
-from core.commands.registry import REGISTRY
 from core.commands.responses import CommandError
+from core.host.language import LANGUAGE as REGISTRY
 from core.models import AgentStatus
 
 from .meter import fmt_clock, fmt_duration

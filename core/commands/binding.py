@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .grammar import Argument, CommandSyntaxError, ParsedCommand, json_positions, parse
-from .registry import COMPONENT_HELP, REGISTRY, OperationSpec, Registry
+from .registry import OperationSpec, Registry
 from .responses import CommandError
 
 
@@ -272,13 +272,13 @@ def _inner_model(ann: Any) -> Any:
     return None
 
 
-__all__ = ["COMPONENT_HELP", "Bound", "bind", "resolve"]
+__all__ = ["Bound", "bind", "resolve"]
 
 
-def resolve_spec(text: str) -> OperationSpec | None:
-    """The registry entry a command text names, or None if it does not parse."""
+def resolve_spec(text: str, registry: Registry) -> OperationSpec | None:
+    """The entry of ``registry`` a command text names, or None if it does not parse."""
     try:
-        return bind(parse(text), REGISTRY).spec
+        return bind(parse(text), registry).spec
     except (CommandSyntaxError, CommandError):
         return None
     except Exception:  # noqa: BLE001 - a text that names nothing is None, however it fails

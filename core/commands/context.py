@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from ..engine import Engine, EngineError
 from ..models import Agent, AgentStatus, FinishedWorkflow, Workflow
+from .registry import Registry
 from .responses import CommandError, suggest
 
 
@@ -24,14 +25,29 @@ class Operation(Protocol):
     def usage(self) -> str: ...
 
 
+@dataclass(frozen=True)
+class Services:
+    """What a command can use: the engine and the registry it was resolved in. The
+    incident pipeline and the host pass subclasses that add themselves
+    (``IncidentServices``, ``HostServices``): the composition root decides, no
+    command looks anything up by engine."""
+
+    engine: Engine
+    registry: Registry
+
+
 @dataclass
 class Context:
-    engine: Engine
+    services: Services
     actor: str
     spec: Operation
     text: str
     workflow_id: str | None = None
     flags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> Engine:
+        return self.services.engine
 
     @property
     def now(self) -> float:

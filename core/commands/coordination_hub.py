@@ -14,7 +14,7 @@ from . import payloads as P
 from .analyses import choose
 from .context import Context
 from .monitoring import configure, thresholds_for
-from .registry import Outcome, operation
+from .registry import Operations, Outcome
 from .reporting import analysis_outcome, scope_of
 from .responses import CommandError
 from .taskmoves import transfer_contexts
@@ -22,6 +22,8 @@ from .workflow_recovery import restore
 from .workflow_status import task_rows
 
 C = "coordination-hub"
+OPS = Operations(C, "workflow lifecycle, agent assignment, events, checkpoints and protection")
+operation = OPS.operation
 
 
 def _wf_row(ctx: Context, wid: str) -> dict[str, Any]:

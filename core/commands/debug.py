@@ -5,10 +5,14 @@ from __future__ import annotations
 from . import payloads as P
 from .analyses import SEVERITY_RANK, choose
 from .context import Context
-from .registry import Outcome, operation
+from .registry import Operations, Outcome
 from .reporting import analysis_outcome, scope_of
 
 DEFAULT = ["agent_health", "stalled_agents", "state_consistency", "bottlenecks"]
+
+
+OPS = Operations("debug", "a read-only investigation producing findings with a severity")
+operation = OPS.operation
 
 
 @operation(

@@ -14,15 +14,25 @@ from typing import Any
 from ..engine import Engine, EngineError
 from ..event_types import COMMAND_EXECUTED
 from ..store_errors import StorageError
-from . import operations  # noqa: F401  (the command language's operations, listed there)
 from .binding import bind, resolve_spec
-from .context import Context
+from .context import Context, Services
 from .grammar import CommandSyntaxError, parse
-from .registry import KINDS, REGISTRY, OperationSpec, Outcome, Registry
+from .operations import LANGUAGE
+from .registry import KINDS, OperationSpec, Outcome, Registry
 from .responses import DEFAULT_SUGGESTIONS, CommandError, error, from_exception, success
 from .resumption import attach
 
-__all__ = ["KINDS", "REGISTRY", "OperationSpec", "Outcome", "Registry", "attach", "resolve_spec", "run_command"]
+__all__ = [
+    "KINDS",
+    "LANGUAGE",
+    "OperationSpec",
+    "Outcome",
+    "Registry",
+    "Services",
+    "attach",
+    "resolve_spec",
+    "run_command",
+]
 
 SUMMARY_MAX = 300
 
@@ -37,8 +47,12 @@ def _syntax_error(exc: CommandSyntaxError) -> dict[str, Any]:
     return error(exc.code, f"line {exc.line}, column {exc.column}: {exc.message}", details, sugg)
 
 
-async def run_command(engine: Engine, text: str, actor: str = "operator", commit: bool = False) -> dict:
+async def run_command(target: Services | Engine, text: str, actor: str = "operator", commit: bool = False) -> dict:
     """Parse, validate, execute and record one command; return the response dict.
+
+    ``target`` is the services the command may use (the engine, the registry it is
+    resolved in, and whatever the caller adds: the incident pipeline, the host); a
+    bare engine stands for the command language's own operations on it.
 
     Never raises. A command is a unit of work: on an error response its events are
     taken back (state, chain and log as before) and nothing is recorded; on success
@@ -51,7 +65,8 @@ async def run_command(engine: Engine, text: str, actor: str = "operator", commit
     system, a lock held too long) takes the command back and answers
     ``STORAGE_FULL`` / ``STORAGE_READONLY`` / ``STORAGE_LOCKED`` / ``STORAGE_IO``."""
     try:
-        return await _run_command(engine, text, actor, commit)
+        services = target if isinstance(target, Services) else Services(target, LANGUAGE)
+        return await _run_command(services, text, actor, commit)
     except Exception as exc:  # noqa: BLE001 - whatever happens, the caller gets a response
         return error(
             "INTERNAL_ERROR",
@@ -71,14 +86,15 @@ def _not_utf8(text: str) -> int | None:
         return exc.start + 1
 
 
-async def _run_command(engine: Engine, text: str, actor: str, commit: bool = False) -> dict:
+async def _run_command(services: Services, text: str, actor: str, commit: bool = False) -> dict:
+    engine = services.engine
     col = _not_utf8(text)
     if col is not None:
         return error(
             "INVALID_COMMAND", f"column {col}: the command is not valid UTF-8 text", {"column": col}, ["opsdeck help"]
         )
     try:
-        bound = bind(parse(text), REGISTRY)
+        bound = bind(parse(text), services.registry)
     except CommandSyntaxError as exc:
         return _syntax_error(exc)
     except CommandError as exc:
@@ -96,7 +112,7 @@ async def _run_command(engine: Engine, text: str, actor: str, commit: bool = Fal
     if not engine.readonly:
         attach(engine)
     seq0 = engine.state.seq
-    ctx = Context(engine=engine, actor=actor, spec=spec, text=text, workflow_id=bound.workflow_id, flags=bound.flags)
+    ctx = Context(services, actor=actor, spec=spec, text=text, workflow_id=bound.workflow_id, flags=bound.flags)
     unit = engine.begin_unit()
     try:
         return await _execute(engine, spec, bound, ctx, unit, text, actor, seq0, commit)

@@ -91,14 +91,13 @@ ADAPTIVE_LOOKBACK_S = 1800.0
 ADAPTIVE_BACKOFF_S = 3600.0
 
 
-def _adaptive_tuning(engine: Any, now: float) -> None:
+def _adaptive_tuning(engine: Any, now: float, last: dict[str, float]) -> None:
     """``real-time-optimization-monitoring`` with adaptive tuning: at each granularity
     tick of its window, an agent whose pace fell behind the others (``pace.bottleneck``)
     is taken out of dispatch for an hour and its task moves, with its context."""
     cfg = engine.state.settings.get("monitoring.optimization")
     if not isinstance(cfg, dict) or cfg.get("closed") or not cfg.get("adaptive_tuning"):
         return
-    last: dict[str, float] = engine.__dict__.setdefault("_adaptive_last", {})
     every = float(cfg.get("granularity_s") or 30.0)
     if now - last.get("optimization", float("-inf")) < every:
         return
@@ -191,17 +190,30 @@ def _watch_utilisation_trigger(engine: Any, now: float, over: dict[tuple[str, st
         over[("auto_optimization", metric)] = is_over
 
 
-def watch(engine: Any, now: float) -> None:
+class Watch:
+    """The command language's watch on one engine, run on each system sample, with
+    what it remembers between samples: which thresholds are crossed (an alert is
+    raised once per crossing) and when adaptive tuning last acted."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.over: dict[tuple[str, str], bool] = {}
+        self.adaptive_last: dict[str, float] = {}
+
+    def __call__(self, now: float) -> None:
+        watch(self.engine, now, self.over, self.adaptive_last)
+
+
+def watch(engine: Any, now: float, over: dict[tuple[str, str], bool], adaptive_last: dict[str, float]) -> None:
     """Run on each system sample: a monitor with thresholds raises RESOURCE_THRESHOLD
     when a metric crosses its threshold upward (once per crossing), and when its
     window ends MONITORING_WINDOW_CLOSED reports the peaks against the baseline."""
     if engine.readonly:
         return
-    over: dict[tuple[str, str], bool] = engine.__dict__.setdefault("_monitor_over", {})
     tel = engine.telemetry
     _watch_utilisation_trigger(engine, now, over)
     _watch_late_heartbeats(engine, now, over)
-    _adaptive_tuning(engine, now)
+    _adaptive_tuning(engine, now, adaptive_last)
     for key in sorted(k for k in engine.state.settings if k.startswith("monitoring.")):
         cfg = engine.state.settings[key]
         if not isinstance(cfg, dict) or cfg.get("closed"):

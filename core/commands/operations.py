@@ -1,5 +1,6 @@
-"""The command language's own operation modules, listed once: importing this module
-declares their operations in the registry (the executor imports it; nothing below does)."""
+"""The command language's own operations, listed once: the modules that declare
+them and the registry composed of them. ``/incident`` and ``/host`` extend it in
+their packages (``core.incidents.language``, ``core.host.language``)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from . import (
     workflow_recovery,
     workflow_status,
 )
+from .registry import Registry
 
-MODULES = (
-    coordination_hub,
-    debug,
-    performance_monitor,
-    resource_manager,
-    subagents,
-    workflow_recovery,
-    workflow_status,
+LANGUAGE = Registry(
+    coordination_hub.OPS,
+    debug.OPS,
+    performance_monitor.OPS,
+    resource_manager.OPS,
+    subagents.OPS,
+    workflow_recovery.OPS,
+    workflow_status.OPS,
 )
+"""The command language's own operations (no ``/incident``, no ``/host``)."""

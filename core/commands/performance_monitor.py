@@ -10,11 +10,13 @@ from . import payloads as P
 from .analyses import choose, state_consistency
 from .context import Context
 from .monitoring import baseline, configure, thresholds_for
-from .registry import Outcome, operation
+from .registry import Operations, Outcome
 from .reporting import analysis_outcome, scope_of
 from .resource_manager import balance, optimize, resolve_conflicts, runnable_now
 
 C = "performance-monitor"
+OPS = Operations(C, "live metrics, trends, bottlenecks, optimisation and monitoring settings")
+operation = OPS.operation
 
 
 def _series(ctx: Context, metric: str, window: float, subject: str = "system") -> dict[str, Any]:

@@ -13,14 +13,11 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from .responses import suggest
-
-if TYPE_CHECKING:
-    from .context import Context
 
 Kind = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]
 WorkflowArg = Literal["none", "optional", "required"]
@@ -37,7 +34,8 @@ class Outcome:
     workflow_id: str | None = None
 
 
-Handler = Callable[["Context", Any], Awaitable[Outcome]]
+Handler = Callable[..., Awaitable[Outcome]]
+"""``async (ctx: Context, payload) -> Outcome`` (the context names the registry: not imported here)."""
 
 
 @dataclass(frozen=True)
@@ -155,23 +153,85 @@ def type_name(ann: Any) -> str:
     return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
 
 
-COMPONENT_HELP: dict[str, str] = {
-    "resource-manager": "capacity, allocation, reservation and reallocation of CPU, memory and agents",
-    "coordination-hub": "workflow lifecycle, agent assignment, events, checkpoints and protection",
-    "workflow-recovery": "restores, rollbacks, failure analysis, staged resumption and context transfer",
-    "performance-monitor": "live metrics, trends, bottlenecks, optimisation and monitoring settings",
-    "subagents": "several investigations (analyses) run in turn, timed, gathered into one report",
-    "debug": "a read-only investigation producing findings with a severity",
-    "workflow-status": "status of one or all workflows, with pause/resume/checkpoint/reassign/emergency-stop",
-}
+class Operations:
+    """One module's operations, declared where they are written (``@OPS.operation``)
+    and listed by whoever composes a :class:`Registry` of them: nothing is registered
+    by importing a module."""
+
+    def __init__(self, component: str, help: str) -> None:
+        self.component = component
+        self.help = help
+        """One line about the component, for help and the palette."""
+        self.specs: list[OperationSpec] = []
+
+    def operation(
+        self,
+        component: str,
+        name: str,
+        *,
+        kind: Kind,
+        payload: type[BaseModel],
+        summary: str,
+        workflow_arg: WorkflowArg = "none",
+        json_args: tuple[str, ...] = (),
+        flags: dict[str, str] | None = None,
+        aliases: tuple[str, ...] = (),
+        default: bool = False,
+        mutates: bool | None = None,
+        word_arg: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare an async handler ``(ctx, payload) -> Outcome`` as an operation of this component."""
+        if component != self.component:
+            raise ValueError(f"/{component} {name} declared among the operations of /{self.component}")
+
+        def deco(fn: Handler) -> Handler:
+            self.specs.append(
+                OperationSpec(
+                    component=component,
+                    operation=name,
+                    summary=summary,
+                    help=inspect.getdoc(fn) or summary,
+                    payload=payload,
+                    kind=kind,
+                    mutates=(kind != "analysis") if mutates is None else mutates,
+                    handler=fn,
+                    workflow_arg=workflow_arg,
+                    json_args=json_args,
+                    flags=dict(flags or {}),
+                    aliases=aliases,
+                    default=default,
+                    word_arg=word_arg,
+                )
+            )
+            return fn
+
+        return deco
 
 
 class Registry:
-    """Components and their operations, by name and alias."""
+    """Components and their operations, by name and alias: the modules' declarations
+    it was composed of, and nothing else."""
 
-    def __init__(self) -> None:
+    def __init__(self, *modules: Operations) -> None:
         self._ops: dict[tuple[str, str], OperationSpec] = {}
         self._aliases: dict[tuple[str, str], str] = {}
+        self.modules: tuple[Operations, ...] = ()
+        self.component_help: dict[str, str] = {}
+        for m in modules:
+            self.declare(m)
+
+    def declare(self, module: Operations) -> None:
+        """Add one module's operations (a component declared twice is refused)."""
+        if module.component in self.component_help:
+            raise ValueError(f"/{module.component} declared twice")
+        self.modules += (module,)
+        self.component_help[module.component] = module.help
+        for spec in module.specs:
+            self.add(spec)
+
+    def extended(self, *modules: Operations) -> Registry:
+        """A new registry: this one's modules and ``modules``."""
+        return Registry(*self.modules, *modules)
 
     def __iter__(self) -> Iterator[OperationSpec]:
         return iter(sorted(self._ops.values(), key=lambda s: (s.component, s.operation)))
@@ -251,7 +311,7 @@ class Registry:
         if not name:
             lines = ["Commands: /<component> <operation> ['<json>' ...] [--flag ...]", ""]
             for comp in self.components():
-                lines.append(f"/{comp} - {COMPONENT_HELP.get(comp, '')}")
+                lines.append(f"/{comp} - {self.component_help.get(comp, '')}")
                 for s in self:
                     if s.component == comp:
                         lines.append(f"  {s.operation:<40} [{s.kind}] {s.summary}")
@@ -260,7 +320,7 @@ class Registry:
         parts = name.strip().lstrip("/").split()
         if len(parts) == 1 and parts[0] in self.components() and self.default_of(parts[0]) is None:
             comp = parts[0]
-            lines = [f"/{comp} - {COMPONENT_HELP.get(comp, '')}", ""]
+            lines = [f"/{comp} - {self.component_help.get(comp, '')}", ""]
             for s in self:
                 if s.component == comp:
                     lines.append(f"  {s.operation:<40} [{s.kind}] {s.summary}")
@@ -294,50 +354,3 @@ class Registry:
             for k, v in spec.flags.items():
                 lines.append(f"  --{k:<26} {v}")
         return "\n".join(lines) + "\n"
-
-
-REGISTRY = Registry()
-"""Every operation: the command language's own (``core.commands.operations`` lists their
-modules), ``/incident`` and ``/host`` (their packages add them)."""
-
-
-def operation(
-    component: str,
-    name: str,
-    *,
-    kind: Kind,
-    payload: type[BaseModel],
-    summary: str,
-    workflow_arg: WorkflowArg = "none",
-    json_args: tuple[str, ...] = (),
-    flags: dict[str, str] | None = None,
-    aliases: tuple[str, ...] = (),
-    default: bool = False,
-    mutates: bool | None = None,
-    word_arg: str | None = None,
-) -> Callable[[Handler], Handler]:
-    """Register an async handler ``(ctx, payload) -> Outcome`` as an operation."""
-
-    def deco(fn: Handler) -> Handler:
-        doc = inspect.getdoc(fn) or summary
-        REGISTRY.add(
-            OperationSpec(
-                component=component,
-                operation=name,
-                summary=summary,
-                help=doc,
-                payload=payload,
-                kind=kind,
-                mutates=(kind != "analysis") if mutates is None else mutates,
-                handler=fn,
-                workflow_arg=workflow_arg,
-                json_args=json_args,
-                flags=dict(flags or {}),
-                aliases=aliases,
-                default=default,
-                word_arg=word_arg,
-            )
-        )
-        return fn
-
-    return deco

@@ -17,11 +17,13 @@ from . import payloads as P
 from .analyses import _lsq_slope
 from .context import Context
 from .monitoring import configure, thresholds_for
-from .registry import Outcome, operation
+from .registry import Operations, Outcome
 from .reporting import analysis_outcome, scope_of
 from .responses import CommandError
 
 C = "resource-manager"
+OPS = Operations(C, "capacity, allocation, reservation and reallocation of CPU, memory and agents")
+operation = OPS.operation
 
 
 def held(ctx: Context, wf_ids: list[str] | None = None) -> dict[str, float]:

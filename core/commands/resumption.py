@@ -203,13 +203,15 @@ def tick(engine: Engine, now: float) -> None:
 def attach(engine: Engine) -> None:
     """Install the command language's sample hooks on an engine (once): staged
     resumptions advance, monitors raise threshold alerts and close their windows."""
-    if getattr(engine, "_commands_attached", False):
-        return
-    engine._commands_attached = True  # type: ignore[attr-defined]
-    from .monitoring import watch
+    from .monitoring import Watch
 
-    engine.on_sample(lambda now: tick(engine, now))
-    engine.on_sample(lambda now: watch(engine, now))
+    watch = Watch(engine)
+
+    def hook(now: float) -> None:
+        tick(engine, now)
+        watch(now)
+
+    engine.on_sample(hook, name="commands")
 
 
 def _active(engine: Engine, rid: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ..engine import Engine, EngineError
 from ..events import Event, EventHeader, EventLineError, looks_like_event_line, parse_line
 from ..runtimes import NotApplicable
+from .context import Services
 from .grammar import CommandSyntaxError, tokenize
 from .payloads import parse_duration
 
@@ -331,9 +332,18 @@ class ScriptRunner(StepRunner):
     """Runs parsed steps on an engine in this process (the simulated clock advances
     when the script says so)."""
 
-    def __init__(self, engine: Engine, out: Callable[[str], None], quiet: bool = False, actor: str = "script") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        out: Callable[[str], None],
+        quiet: bool = False,
+        actor: str = "script",
+        services: Services | None = None,
+    ) -> None:
         super().__init__(out, quiet=quiet, actor=actor)
         self.engine = engine
+        self.services = services
+        """What its commands run with (None: the command language's own operations)."""
         engine.observe(self.events.append)  # expectations see events as they are folded
         engine.subscribe(self._print)  # printed lines are committed ones
         if not engine.readonly:
@@ -344,7 +354,7 @@ class ScriptRunner(StepRunner):
     async def _command(self, text: str) -> dict[str, Any]:
         from . import run_command
 
-        resp = await run_command(self.engine, text, actor=self.actor)
+        resp = await run_command(self.services or self.engine, text, actor=self.actor)
         await self.engine.flush()  # its event lines are printed (committed) before its result
         return resp
 

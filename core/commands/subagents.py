@@ -18,7 +18,7 @@ from typing import Any
 from . import payloads as P
 from .analyses import SEVERITY_RANK, choose, report, run_analyses
 from .context import Context
-from .registry import REGISTRY, Outcome, Registry, operation
+from .registry import Operations, Outcome, Registry
 from .responses import CommandError
 
 OP_ANALYSES: dict[tuple[str, str], list[str]] = {
@@ -71,15 +71,20 @@ FLAG_PRIORITY = {
 }
 
 
-def analyses_for(task: P.SubagentTask) -> tuple[list[str], str | None]:
-    """The analyses a task runs, and the registry operation it names (canonical)."""
+def _mutates(ctx: Context, component: str, operation: str) -> bool:
+    spec = ctx.services.registry.get(component, operation)
+    return spec is not None and spec.mutates
+
+
+def analyses_for(task: P.SubagentTask, registry: Registry) -> tuple[list[str], str | None]:
+    """The analyses a task runs, and the operation of ``registry`` it names (canonical)."""
     comp = task.command[1:]
     op_name = None
     defaults = DEFAULT_BY_COMPONENT.get(comp, ["utilisation"])
     if task.operation:
-        spec = REGISTRY.get(comp, task.operation)
+        spec = registry.get(comp, task.operation)
         if spec is None:
-            near = Registry.suggest(task.operation, REGISTRY.operations(comp))
+            near = Registry.suggest(task.operation, registry.operations(comp))
             raise CommandError(
                 "UNKNOWN_OPERATION",
                 f"subagent task: /{comp} has no operation {task.operation!r}"
@@ -92,6 +97,10 @@ def analyses_for(task: P.SubagentTask) -> tuple[list[str], str | None]:
     chosen = choose(words, [])
     names = list(dict.fromkeys(defaults + chosen)) if task.operation else (chosen or defaults)
     return names, op_name
+
+
+OPS = Operations("subagents", "several investigations (analyses) run in turn, timed, gathered into one report")
+operation = OPS.operation
 
 
 @operation(
@@ -113,7 +122,7 @@ def analyses_for(task: P.SubagentTask) -> tuple[list[str], str | None]:
 async def run(ctx: Context, p: P.Subagents) -> Outcome:
     """The first JSON argument is the phase context (phase, priority, coordination);
     the second lists the tasks, each ``{"command", "operation"?, "scope", "focus"}``."""
-    plans = [analyses_for(t) for t in p.tasks]  # validate all before running any
+    plans = [analyses_for(t, ctx.services.registry) for t in p.tasks]  # validate all before running any
     priority: str = p.context.priority
     for flag in ctx.flags:
         fp = FLAG_PRIORITY.get(flag)
@@ -132,7 +141,7 @@ async def run(ctx: Context, p: P.Subagents) -> Outcome:
             "operation": op,
             "scope": task.scope,
             "focus": task.focus,
-            "executed": "analysis only" if op and REGISTRY.get(task.command[1:], op).mutates else "analysis",  # type: ignore[union-attr]
+            "executed": "analysis only" if op and _mutates(ctx, task.command[1:], op) else "analysis",
             **rep,
         }
 

@@ -21,13 +21,15 @@ from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
 from . import payloads as P
 from .analyses import diff_segments, replay_state
 from .context import Context
-from .registry import Outcome, operation
+from .registry import Operations, Outcome
 from .reporting import analysis_outcome, scope_of, window_used
 from .responses import CommandError
 from .resumption import HOLD_FACTOR, advance_resumption, apply_step, hold_resumption, plan_steps
 from .taskmoves import transfer_contexts
 
 C = "workflow-recovery"
+OPS = Operations(C, "restores, rollbacks, failure analysis, staged resumption and context transfer")
+operation = OPS.operation
 
 
 # -- restoring ----------------------------------------------------------------------------
@@ -579,7 +581,7 @@ async def recovery_plan(ctx: Context, p: P.Empty) -> Outcome:
             }
         )
     for st in steps:
-        st["valid"] = "yes" if resolve_spec(st["command"]) is not None else "no"
+        st["valid"] = "yes" if resolve_spec(st["command"], ctx.services.registry) is not None else "no"
     return Outcome(
         {"steps": steps, "pools_short": sorted(under)},
         f"{len(steps)} step(s) planned",

@@ -9,10 +9,12 @@ from pydantic import Field
 from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus, WorkflowStatus
 from . import payloads as P
 from .context import Context
-from .registry import Outcome, operation
+from .registry import Operations, Outcome
 from .responses import CommandError
 
 C = "workflow-status"
+OPS = Operations(C, "status of one or all workflows, with pause/resume/checkpoint/reassign/emergency-stop")
+operation = OPS.operation
 
 
 def task_rows(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:

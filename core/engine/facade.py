@@ -123,9 +123,9 @@ class Engine:
         """Hear of each event as it is folded, for bookkeeping (:meth:`EventLog.observe`)."""
         return self.log.observe(fn)
 
-    def on_sample(self, fn: Callable[[float], None]) -> None:
-        """Run ``fn(now)`` after each system usage sample: where detectors hook in."""
-        self.liveness.on_sample(fn)
+    def on_sample(self, fn: Callable[[float], None], name: str | None = None) -> bool:
+        """Run ``fn(now)`` after each system usage sample (``name``: once per engine)."""
+        return self.liveness.on_sample(fn, name)
 
     def emit(
         self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None

@@ -27,11 +27,19 @@ class Liveness:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sample_hooks: list[Callable[[float], None]] = []
+        self.named_hooks: set[str] = set()
+        """Names of hooks installed once per engine (the command language's watches)."""
         self.last_health_check = float("-inf")
 
-    def on_sample(self, fn: Callable[[float], None]) -> None:
-        """Run ``fn(now)`` after each system usage sample: where detectors hook in."""
+    def on_sample(self, fn: Callable[[float], None], name: str | None = None) -> bool:
+        """Run ``fn(now)`` after each system usage sample: where detectors hook in. A
+        ``name`` installs it once per engine: False when that name is already there."""
+        if name is not None:
+            if name in self.named_hooks:
+                return False
+            self.named_hooks.add(name)
         self.sample_hooks.append(fn)
+        return True
 
     # -- facts --------------------------------------------------------------------------
     def agent_heartbeat(self, agent_id: str) -> None:

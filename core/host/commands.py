@@ -9,40 +9,31 @@ and the command says so instead of pretending.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
 from ..commands.context import Context
 from ..commands.payloads import Duration, Payload
-from ..commands.registry import COMPONENT_HELP, Outcome, operation
+from ..commands.registry import Operations, Outcome
 from ..commands.responses import CommandError
-from ..engine import Engine
 from ..incidents.drills import DrillError
 from ..incidents.kinds import SCENARIOS
 from ..timefmt import clock as clock_text
+from .control import HostServices
 from .errors import HostError
 
 if TYPE_CHECKING:
     from .control import HostControl
 
 C = "host"
-COMPONENT_HELP.setdefault(C, "the process that runs this database: status, the simulated clock, drills")
-
-_HOSTS: weakref.WeakKeyDictionary[Engine, HostControl] = weakref.WeakKeyDictionary()
-
-
-def register(engine: Engine, host: HostControl) -> None:
-    _HOSTS[engine] = host
-
-
-def unregister(engine: Engine) -> None:
-    _HOSTS.pop(engine, None)
+OPS = Operations(C, "the process that runs this database: status, the simulated clock, drills")
+operation = OPS.operation
 
 
 def host_of(ctx: Context) -> HostControl:
-    host = _HOSTS.get(ctx.engine)
+    services = ctx.services
+    host = services.host if isinstance(services, HostServices) else None
     if host is None:
         raise CommandError(
             "NO_HOST",

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..incidents.services import IncidentServices
+
 if TYPE_CHECKING:
     from ..engine import Engine
     from ..incidents.drills import Drill
@@ -75,3 +77,11 @@ class HostControl(Protocol):
     def start_drill(self, name: str) -> Drill: ...
 
     def cancel_drill(self, actor: str) -> Drill: ...
+
+
+@dataclass(frozen=True)
+class HostServices(IncidentServices):
+    """The services of a command run by a host: ``/host`` commands reach it here
+    (None in a process that opened the database in-process: they say so)."""
+
+    host: HostControl | None = None

@@ -28,9 +28,9 @@ from ..incidents.approval import holding_plans
 from ..incidents.drills import Drill, start_drill
 from ..incidents.manager import ApproveMode, IncidentManager
 from ..store_errors import StorageError
-from . import commands as host_commands
 from .control import Advance
 from .errors import HostError
+from .language import services
 from .lease import Lease, acquire, host_info
 from .paths import check_database, host_socket_path
 from .storage import StorageWatch
@@ -92,7 +92,10 @@ class Host:
         """A full disk, a read-only file system, another process's lock: what and since when."""
         if engine.store is not None:
             engine.store.on_wait = self.storage.waiting
-        host_commands.register(engine, self)
+        self.services = services(engine, host=self, incidents=self.manager)
+        """What the commands this host runs can use: its engine, the whole language, the
+        incident pipeline and the host itself (the composition root's wiring)."""
+        self.manager.serve_with(self.services)
         rec = engine.state.settings.get("drill")
         if isinstance(rec, dict) and rec.get("status") in ("armed", "injected") and not engine.readonly:
             # The host that ran this drill stopped; its scheduled fault steps went with it.
@@ -244,7 +247,7 @@ class Host:
         token = _AFTER_COMMAND.set(after)
         try:
             async with self.lock:
-                resp = await run_command(self.engine, text, actor=actor, commit=True)
+                resp = await run_command(self.services, text, actor=actor, commit=True)
                 details = resp.get("error", {}).get("details", {}) if resp.get("status") == "error" else {}
                 if str(resp.get("error", {}).get("code", "")).startswith("STORAGE_"):
                     err = StorageError(details["kind"], details["path"], resp["error"]["message"])
@@ -488,6 +491,5 @@ class Host:
                         f"(never acknowledged to a client): {exc}"
                     )
         finally:
-            host_commands.unregister(self.engine)
             if self.lease is not None:
                 self.lease.release()

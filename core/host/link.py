@@ -29,6 +29,7 @@ from ..commands.responses import error
 from ..config import Config
 from ..events import Event
 from .client import HostClient, HostGone
+from .language import LANGUAGE, services
 from .replica import Replica, ReplicaGap
 
 if TYPE_CHECKING:
@@ -364,13 +365,13 @@ class AttachedLink(Link):
 
     # -- acting ---------------------------------------------------------------------
     async def send(self, text: str) -> dict[str, Any]:
-        spec = resolve_spec(text)
+        spec = resolve_spec(text, LANGUAGE)
         mutates = spec is None or spec.mutates
         if self.readonly and spec is not None and mutates:
             return refusal("READ_ONLY", f"read-only console: {spec.name} would change state and was refused")
         if self.readonly or (spec is not None and not mutates and self.client is None):
             # A query answered from the replica: nothing is recorded in the host's log.
-            return await run_command(self.source, text, ACTOR)
+            return await run_command(services(self.source), text, ACTOR)
         client = self.client
         if client is None:
             why = self.gone or f"no host runs {self.db}"

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..commands.executor import resolve_spec
 from ..projection import State
 from ..runtimes.real import REAL_RUNTIMES
+from .language import LANGUAGE
 
 
 def fleet_runtime(state: State) -> str | None:
@@ -42,7 +43,7 @@ def command_refusal(state: State, db: str | Path, text: str) -> str | None:
     runtime = fleet_runtime(state)
     if runtime is None:
         return None
-    spec = resolve_spec(text)
+    spec = resolve_spec(text, LANGUAGE)
     if spec is None or not spec.mutates:
         return None
     return refusal(db, runtime, spec.name)

@@ -12,11 +12,10 @@ For a front end (console, scripts):
   ``/incident approve|reject|edit|abort PLAN_ID``.
 - ``state.incidents`` / ``state.plans`` hold everything to display (see ``model``).
 
-The pipeline's events fold in ``core.reducers`` (beside the projection). Importing
-this package registers the ``/incident`` operations into the command registry
-(``commands``); the command language never imports the pipeline.
+The pipeline's events fold in ``core.reducers`` (beside the projection). The
+``/incident`` operations are declared in ``commands`` and composed with the command
+language in ``language`` (``LANGUAGE``, ``IncidentServices``); the command
+language never imports the pipeline.
 """
 
 from __future__ import annotations
-
-from . import commands as _commands  # noqa: F401  (registers /incident ...)

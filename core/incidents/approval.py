@@ -18,11 +18,9 @@ Decision = Literal["auto", "manual"]
 
 def command_kind(command: str) -> str:
     """The registry's kind of a slash command (``destructive`` if unknown: safest)."""
-    try:
-        from ..commands import resolve_spec  # the command language owns the kinds
-    except ImportError:
-        return "destructive"
-    spec = resolve_spec(command)
+    from ..commands import LANGUAGE, resolve_spec  # the command language owns the kinds
+
+    spec = resolve_spec(command, LANGUAGE)
     if spec is None:
         return "destructive"
     return str(spec.kind)

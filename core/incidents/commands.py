@@ -19,15 +19,15 @@ from pydantic import Field
 
 from ..commands.context import Context
 from ..commands.payloads import Payload
-from ..commands.registry import COMPONENT_HELP, Outcome, operation
+from ..commands.registry import Operations, Outcome
 from ..commands.responses import CommandError
 from ..event_types import AGENT_BACKOFF
 from . import decisions
+from .services import IncidentServices
 
 C = "incident"
-COMPONENT_HELP.setdefault(
-    C, "incidents and their recovery plans: approve, reject, edit, abort, replan, resolve, list, show"
-)
+OPS = Operations(C, "incidents and their recovery plans: approve, reject, edit, abort, replan, resolve, list, show")
+operation = OPS.operation
 
 
 class Reason(Payload):
@@ -134,10 +134,17 @@ def _incident_id(ctx: Context) -> str:
     summary="propose a new plan for an incident whose plan was rejected, aborted or failed (INC_ID)",
 )
 async def replan(ctx: Context, p: Payload) -> Outcome:
-    from .manager import replan as _replan
-
+    services = ctx.services
+    pipeline = services.incidents if isinstance(services, IncidentServices) else None
+    if pipeline is None:
+        raise CommandError(
+            "NO_INCIDENT_PIPELINE",
+            f"{ctx.spec.name} needs the incident pipeline (a host or a drill runs it); this process has none",
+            {},
+            ["opsdeck serve --demo --db DB"],
+        )
     iid = _incident_id(ctx)
-    res = _replan(ctx.engine, iid, actor=ctx.actor)
+    res = pipeline.replan(iid, actor=ctx.actor)
     return Outcome(res, f"{iid}: new plan {res['plan_id']} ({res['steps']} steps) proposed by {ctx.actor}")
 
 

@@ -111,14 +111,14 @@ def _parse_steps(steps: Any) -> list[str]:
 def _check_command(text: str, i: int) -> None:
     """Validate with the command language's own parser and payload models."""
     try:
+        from ..commands import LANGUAGE  # plan steps are commands of the language
         from ..commands.binding import bind
         from ..commands.grammar import CommandSyntaxError, parse
-        from ..commands.registry import REGISTRY
         from ..commands.responses import CommandError
     except ImportError:
         return
     try:
-        bind(parse(text), REGISTRY)
+        bind(parse(text), LANGUAGE)
     except CommandSyntaxError as exc:
         raise EngineError(
             "INVALID_PLAN_EDIT",

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..commands.context import Services
+from ..commands.executor import run_command
 from ..event_types import (
     INCIDENT_RESOLVED,
     PLAN_COMPLETED,
@@ -51,27 +53,14 @@ def _summarise(res: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def run_command(engine: Engine, text: str, actor: str) -> dict[str, Any]:
-    try:
-        from ..commands import run_command as run
-    except ImportError as exc:
-        return {
-            "status": "error",
-            "error": {
-                "code": "COMMANDS_UNAVAILABLE",
-                "message": f"the command language is not available: {exc}",
-                "details": {},
-            },
-        }
-    return await run(engine, text, actor=actor)
-
-
 class Executor:
     """Advances plans; keeps the in-flight memory of gates and checks."""
 
-    def __init__(self, engine: Engine, catalogue: Catalogue) -> None:
+    def __init__(self, engine: Engine, catalogue: Catalogue, services: Services) -> None:
         self.engine = engine
         self.catalogue = catalogue
+        self.services = services
+        """What plan steps run with (the manager's, or the host's once it serves)."""
         self.memo: dict[tuple[str, int], dict[str, Any]] = {}
         self.extras: dict[str, Any] = {}
         self.records: dict[str, PlanRecord] = {}
@@ -182,7 +171,7 @@ class Executor:
         self.records.setdefault(pid, PlanRecord(pid)).steps[idx] = run
         self._running = run
         try:
-            res = await run_command(eng, st["command"], actor=who)
+            res = await run_command(self.services, st["command"], actor=who)
         finally:
             self._running = None
         run.ok = res.get("status") == "success"

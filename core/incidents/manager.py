@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..commands.context import Services
 from ..engine import EngineError
 from ..event_types import INCIDENT_NOTED, INCIDENT_OPENED, INCIDENT_REOPENED, PLAN_PROPOSED, SYSTEM_ERROR
 from .approval import command_kind, decide
@@ -21,6 +22,7 @@ from .decisions import approve
 from .detectors import Detector, Finding
 from .executor import Executor
 from .kinds import CATALOGUE
+from .language import incident_services
 from .merge import SeqTap
 from .model import Incident, Plan, PlanStep
 
@@ -44,13 +46,22 @@ class IncidentManager:
         self.detectors: list[Detector] = [
             k.detector(engine) for k in catalogue if scenarios is None or k.name in scenarios
         ]
-        self.executor = Executor(engine, catalogue)
+        # Plan steps run in the language with /incident; a host that serves them passes its own services.
+        self.executor = Executor(engine, catalogue, incident_services(engine, self))
         self.tap = SeqTap(engine)
         self.executor.extras["tap"] = self.tap
         self.fault_at: dict[str, float] = {}
         self._incidents_seen: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         engine.on_sample(self._on_sample)
+
+    def replan(self, incident_id: str, actor: str = "operator") -> dict[str, Any]:
+        """A new plan for an incident with none in force (``/incident replan``)."""
+        return replan(self.engine, incident_id, actor=actor, catalogue=self.catalogue)
+
+    def serve_with(self, services: Services) -> None:
+        """Run plan steps with ``services`` (the host's: ``/host`` too, and the host itself)."""
+        self.executor.services = services
 
     # -- detection ------------------------------------------------------------
     def open_for(self, scenario: str) -> dict[str, Any] | None:

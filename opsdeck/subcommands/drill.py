@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
 async def _decisions(drill: Any, printer: LinePrinter) -> None:
     """Manual approval: run each stdin line as a command while a plan waits."""
     from core.commands import run_command
+    from core.host.language import services
 
     loop = asyncio.get_running_loop()
     line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -133,7 +134,7 @@ async def _decisions(drill: Any, printer: LinePrinter) -> None:
     text = line.strip()
     if not text or text.startswith("#"):
         return
-    res = await run_command(drill.engine, text, actor="operator:stdin")
+    res = await run_command(services(drill.engine, incidents=drill.manager), text, actor="operator:stdin")
     if res["status"] != "success":
         print(f"# {text}: {res['error']['code']}: {res['error']['message']}", file=sys.stderr)
 

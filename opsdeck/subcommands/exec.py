@@ -21,10 +21,10 @@ from typing import Any
 from core.commands import attach, run_command
 from core.commands.payloads import parse_duration
 from core.config import load_config
-from core.host import commands as _host_commands  # noqa: F401  (/host ... answers NO_HOST in-process)
 from core.host.attach import connect
 from core.host.client import UNRESPONSIVE_S, HostClient
 from core.host.errors import HostGone, HostUnresponsive
+from core.host.language import services
 from core.host.offline import command_refusal, fleet_runtime, refusal
 from core.host.paths import check_database
 from core.session import open_sim
@@ -130,7 +130,9 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
             if advance:
                 attach(engine)  # stored staged resumptions advance with the clock
                 await engine.advance(advance)
-            resp = await run_command(engine, args.command_text, actor=args.actor, commit=True)
+            resp = await run_command(
+                services(engine), args.command_text, actor=args.actor, commit=True
+            )  # /host: NO_HOST
         finally:
             await engine.close()
     finally:

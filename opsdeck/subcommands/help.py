@@ -6,8 +6,7 @@ import argparse
 import json
 import sys
 
-from core.commands import REGISTRY
-from core.host import commands as _host_commands  # noqa: F401  (/host ... is part of the language)
+from core.host.language import LANGUAGE as REGISTRY
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -25,6 +25,7 @@ from core.config import load_config
 from core.events import EventLineError, parse_line
 from core.host.attach import connect
 from core.host.client import HostClient
+from core.host.language import services
 from core.host.offline import command_refusal, fleet_runtime, refusal
 from core.host.paths import check_database
 from core.session import open_sim
@@ -137,7 +138,8 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list[Step
                     print(f"{path}:{refused[0]}: {refused[1]}; no step was run", file=sys.stderr)
                     return 2
                 try:
-                    result = await ScriptRunner(engine, out, quiet=args.quiet).run(steps)
+                    runner = ScriptRunner(engine, out, quiet=args.quiet, services=services(engine))
+                    result = await runner.run(steps)
                 except ScriptError as exc:
                     print(f"{path}:{exc.line}: {exc.message}", file=sys.stderr)
                     return 2
