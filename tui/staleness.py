@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.commands.binding import bind
 from core.commands.grammar import CommandSyntaxError, parse
-from core.commands.registry import REGISTRY
 from core.commands.responses import CommandError
+from core.host.language import LANGUAGE as REGISTRY
 from core.models import AgentStatus, WorkflowStatus
 from core.timefmt import clock
 
