@@ -124,6 +124,10 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
     )
     engine, runtime, _rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
+        # the capacity is the cluster's, as Ray counts it (the config sets none here)
+        cap = engine.config.capacity
+        assert cap.bases == {"cpu_cores": "cluster", "memory_gb": "cluster"}
+        assert cap.cpu_cores == round(float(ray.cluster_resources()["CPU"]), 2)
         await drive(engine, lambda: engine.state.tasks["low/t"].context.progress >= 0.1, timeout=60)
         agent = engine.state.tasks["low/t"].agent
         node = runtime.node_of(agent)
