@@ -149,6 +149,7 @@ async def test_pause_resume_and_cancel_workflow(tmp_path):
     ]
 
 
+@pytest.mark.slow
 async def test_readonly_replica_follows_a_writer_without_a_host(tmp_path, cli_env):
     """No host: a read-only console tails the store, so an in-process ``exec`` shows up."""
     import subprocess

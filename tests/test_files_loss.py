@@ -52,6 +52,7 @@ def _lose_wal_commits(tmp_path: Path, anchor: str) -> tuple[Path, int]:
     return asyncio.run(build())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("anchor", ["deleted", "damaged"])
 def test_anchor_and_wal_removed_is_reported_by_every_verb(tmp_path: Path, cli_env: dict[str, str], anchor: str) -> None:
     copy, head = _lose_wal_commits(tmp_path, anchor)
@@ -155,6 +156,7 @@ def _db_with_samples(tmp_path: Path) -> Path:
     return db
 
 
+@pytest.mark.slow
 def test_a_damaged_metrics_page_degrades_to_no_samples(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = _db_with_samples(tmp_path)
     before = event_count(db)

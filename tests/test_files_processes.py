@@ -69,6 +69,7 @@ def _untouched(procs: list[psutil.Process]) -> None:
         assert p.status() != psutil.STATUS_STOPPED
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mac", ["forged", "valid"])
 def test_a_listed_pid_this_run_did_not_start_is_never_signalled(
     tmp_path: Path, cli_env: dict[str, str], bystanders: list[psutil.Process], mac: str

@@ -65,6 +65,7 @@ def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-d
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_an_external_exclusive_lock_is_waited_for(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "locked.db"
     make_db(db, cli_env)
@@ -138,6 +139,7 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_reported_and_the_host_stays_up(tmp_path: Path, cli_env: dict[str, str]) -> None:
     with tmpfs(tmp_path / "disk") as disk:
         db = disk / "full.db"
@@ -180,6 +182,7 @@ def test_a_full_disk_is_reported_and_the_host_stays_up(tmp_path: Path, cli_env: 
         assert v.returncode == 0, v.stdout
 
 
+@pytest.mark.slow
 def test_a_read_only_file_system_is_named_as_such(tmp_path: Path, cli_env: dict[str, str]) -> None:
     with tmpfs(tmp_path / "ro") as disk:
         db = disk / "ro.db"

@@ -113,6 +113,7 @@ async def test_a_fault_never_detected_ends_the_drill_not_detected(tmp_path: Path
         await drill.engine.close()
 
 
+@pytest.mark.slow
 async def test_a_drill_with_another_incident_left_open_is_not_validated(tmp_path: Path) -> None:
     eng = await open_sim(tmp_path / "toy.db", Config(), seed=0, demo=True)
 

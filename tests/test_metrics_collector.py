@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.engine import Engine
@@ -26,6 +27,7 @@ async def count(engine: Engine, type_: str) -> int:
     return (await engine.store.count_types([type_], 10**12)).get(type_, 0)
 
 
+@pytest.mark.slow
 async def test_counts_equal_the_log_before_and_after_the_collector_starts(db_path: Path) -> None:
     eng = await open_sim(db_path, demo=True, recurring=True)
     await eng.advance(2 * 3600)  # history the collector did not see
