@@ -155,7 +155,7 @@ async def test_a_restarted_executor_rebuilds_what_the_plan_did_from_the_log(tmp_
         plan = drill.plan()
         assert plan is not None
         live = drill.manager.executor.records[plan["id"]]
-        fresh = await Executor(eng, CATALOGUE).record(plan)
+        fresh = await Executor(eng, CATALOGUE, drill.manager.executor.services).record(plan)
         assert fresh.restored and [s.index for s in fresh.acting()] == [s.index for s in live.acting()]
         allocated = sorted(e.data["agent"] for e in fresh.caused("AGENT_ALLOCATED"))
         assert allocated and allocated == sorted(e.data["agent"] for e in live.caused("AGENT_ALLOCATED"))
