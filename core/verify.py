@@ -129,9 +129,10 @@ async def _verify(store: Store, replay_checkpoints: bool) -> VerifyReport:
             prev_hash = h
             expected_seq = seq + 1
             if state is not None and replay_ok and seq in cp_by_seq:
-                replay_hash = state.state_hash()
+                # Snapshots written before labels left them hold the labels: both forms count.
+                replay_hashes = {state.state_hash(), hash_snapshot(state.snapshot(checkpoint_labels=True))}
                 for cp in cp_by_seq[seq]:
-                    cp["_replay_hash"] = replay_hash
+                    cp["_replay_hashes"] = replay_hashes
         cursor = rows[-1][0]
     lost = await store.anchor_problem()
     if lost is not None:
@@ -154,7 +155,7 @@ async def _verify(store: Store, replay_checkpoints: bool) -> VerifyReport:
             rep.checkpoints_bad[cp["id"]] = "stored state does not match its state hash"
         elif cp["seq"] > rep.last_seq:
             rep.checkpoints_bad[cp["id"]] = f"refers to sequence {cp['seq']}, past the end of the log"
-        elif "_replay_hash" in cp and cp["_replay_hash"] != row["state_hash"]:
+        elif "_replay_hashes" in cp and row["state_hash"] not in cp["_replay_hashes"]:
             rep.checkpoints_bad[cp["id"]] = "differs from a replay of the log to its sequence number"
         else:
             rep.checkpoints_ok.append(cp["id"])

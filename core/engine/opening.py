@@ -131,6 +131,10 @@ class Opening:
                 bad.append(f"checkpoint {cp['id']} is unreadable ({type(exc).__name__})")
         if bad and not readonly:
             raise self._damaged("; ".join(bad[:3]))
+        for cp in cps:  # labels are not in snapshots: the checkpoints table keeps them
+            known = state.checkpoints.get(cp["id"])
+            if known is not None and cp["label"]:
+                known.label = cp["label"]
         return state, since
 
     async def _anchor(self, since: int) -> tuple[str, int]:
