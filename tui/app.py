@@ -23,6 +23,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.command import Provider
 from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
 from textual.widgets import Footer, Input, OptionList
 
 from core.config import Config
@@ -38,7 +39,7 @@ from themes import DEFAULT_THEME, THEMES
 
 from . import awaiting, operator
 from .announce import Announcer
-from .command_line import CommandLine
+from .command_line import CommandLine, restore_focus
 from .command_table import BY_ACTION, bindings, with_overrides
 from .dialogs import (
     drill_cancel_confirm,
@@ -128,6 +129,8 @@ class OpsdeckApp(App[int]):
         self.open_error: str | None = None
         self._stop = asyncio.Event()
         self.announcer = Announcer(self)
+        self._filter_return: Widget | None = None
+        self._shown_toasts: dict[tuple[str, str], float] = {}
         self.decisions = PlanDecisions(self)
 
     @property
@@ -351,6 +354,25 @@ class OpsdeckApp(App[int]):
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self.run_worker(coro, group="ops", exit_on_error=False)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast, unless the same words are already on screen (a repeat says nothing new).
+        Messages are plain text: brackets in ids and JSON are shown, not read as markup."""
+        now = time.monotonic()
+        key = (title, message)
+        self._shown_toasts = {k: t for k, t in self._shown_toasts.items() if t > now}
+        if key in self._shown_toasts:
+            return
+        self._shown_toasts[key] = now + (timeout if timeout is not None else self.NOTIFICATION_TIMEOUT)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     def report(self, res: dict[str, Any], what: str) -> bool:
         """A toast that says what happened: the command's own summary, or its error."""
         ok = res.get("status") == "success"
@@ -475,6 +497,8 @@ class OpsdeckApp(App[int]):
 
     def action_filter(self) -> None:
         f = self.filter_input
+        if not f.display:
+            self._filter_return = self.focused
         f.display = True
         cur = self.log_pane.filter
         f.value = ""
@@ -491,12 +515,12 @@ class OpsdeckApp(App[int]):
             self.notify(str(exc), title="filter not applied", severity="error", timeout=8)
             return
         event.input.display = False
-        log.focus()
+        restore_focus(self, self._filter_return)
 
     def on_key(self, event: Any) -> None:
         if event.key == "escape" and self.focused is not None and self.focused.id == "filter":
             self.focused.display = False
-            self.log_pane.focus()
+            restore_focus(self, self._filter_return)
             event.stop()
 
     @on(EventLog.FilterApplied)
@@ -771,8 +795,5 @@ class OpsdeckApp(App[int]):
             return
         if not await self.confirm(d.title, d.detail, d.confirm, d.cancel):
             return
-        res = await self.send(operator.drill_command(name), f"drill {name} armed")
-        if res.get("status") == "success":
-            at = (res.get("result") or {}).get("inject_at")
-            when = f" at {at:.0f}s simulated" if isinstance(at, (int, float)) else ""
-            self.notify(f"fault injected{when}; its plan will wait for approval (a)", timeout=8)
+        # The command's own summary says when the fault comes; C cancels the drill.
+        await self.send(operator.drill_command(name), f"drill {name}")

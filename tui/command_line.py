@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.suggester import Suggester
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from core.commands.registry import OperationSpec
@@ -106,6 +107,18 @@ class SlashSuggester(Suggester):
         return got if got.startswith(value) else None
 
 
+def restore_focus(app: App[Any], widget: Widget | None) -> None:
+    """Focus ``widget`` again if it is still on screen, else the first pane that can take it."""
+    if widget is not None and widget.is_attached and widget.display and widget.can_focus:
+        widget.focus()
+        return
+    app.set_focus(None)
+    for wid in ("#workflows", "#incidents", "#pools"):
+        for w in app.query(wid):
+            w.focus()
+            return
+
+
 class CommandLine(Vertical):
     """An input line plus an inline hint/error area; hidden until ``:`` is pressed."""
 
@@ -128,6 +141,8 @@ class CommandLine(Vertical):
         self._cycle: list[str] = []
         self._cycle_i = 0
         self._fix: str | None = None
+        self._return_to: Widget | None = None
+        """The widget that had focus when the line opened: it gets it back on close."""
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -143,6 +158,8 @@ class CommandLine(Vertical):
         return self.query_one("#cmd-input", Input)
 
     def open(self, text: str = "") -> None:
+        if not self.display:
+            self._return_to = self.app.focused
         self.display = True
         self.input.value = text
         self.input.cursor_position = len(text)
@@ -172,9 +189,10 @@ class CommandLine(Vertical):
         self.show_error(f"{err.get('code', 'ERROR')}: {err.get('message', '')} — nothing was applied", fix)
 
     def action_close(self) -> None:
+        """Hide the line; focus goes back to the pane that had it before the line opened."""
         self.display = False
-        self.app.set_focus(None)
-        getattr(self.app, "log_pane", self.app.query_one("#log")).focus()
+        back, self._return_to = self._return_to, None
+        restore_focus(self.app, back)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if self.input.value not in self._cycle:

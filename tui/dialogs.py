@@ -86,6 +86,8 @@ def outcome_text(res: dict[str, Any], what: str) -> str:
     if res.get("status") == "success":
         result = res.get("result")
         summary = result.get("summary") if isinstance(result, dict) else None
+        if summary and str(summary).startswith(what):
+            return str(summary)  # the summary already names it: say it once
         return f"{what}: {summary}" if summary else f"{what}: done"
     err = res.get("error") or {}
     return f"{what}: {err.get('code', 'ERROR')}: {err.get('message', '')}"

@@ -20,6 +20,7 @@ from ..commands.responses import CommandError
 from ..incidents.drills import DrillError
 from ..incidents.kinds import SCENARIOS
 from ..timefmt import clock as clock_text
+from ..timefmt import duration as duration_text
 from .control import HostServices
 from .errors import HostError
 
@@ -126,7 +127,7 @@ async def clock(ctx: Context, p: ClockRequest) -> Outcome:
         host.run_clock(value)
     st = _clock(host)
     word = "running" if st["clock_running"] else "paused"
-    return Outcome(st, f"the simulated clock is {word} at t={st['clock']:g}s (x{st['speed']:g})")
+    return Outcome(st, f"the simulated clock is {word} at {clock_text(float(st['clock']))} (x{st['speed']:g})")
 
 
 @operation(
@@ -156,7 +157,7 @@ async def advance(ctx: Context, p: AdvanceRequest) -> Outcome:
             raise CommandError("NOT_ADVANCING", "no advance is running", _clock(host), ["/host status"])
         return Outcome(
             {**_clock(host), "advance": job.report(now)},
-            f"advance to t={job.target:g}s cancelled at t={now:g}s (it stops after the step under way)",
+            f"advance to {clock_text(job.target)} cancelled at {clock_text(now)} (it stops after the step under way)",
             ["/host status"],
         )
     try:
@@ -167,7 +168,7 @@ async def advance(ctx: Context, p: AdvanceRequest) -> Outcome:
         ) from None
     return Outcome(
         {**_clock(host), "advance": job.report(now)},
-        f"advancing {p.duration:g}s from t={now:g}s to t={job.target:g}s in steps; other commands run between them",
+        f"advancing {duration_text(p.duration)} from {clock_text(now)} to {clock_text(job.target)} in steps; other commands run between them",
         ["/host status", "/host advance cancel"],
     )
 
@@ -193,7 +194,7 @@ async def drill(ctx: Context, p: DrillRequest) -> Outcome:
         raise CommandError("DRILL_REFUSED", str(exc), {"drill": p.name}) from None
     return Outcome(
         {"drill": d.name, "inject_at": d.inject_at, "now": round(ctx.now, 3)},
-        f"drill {d.name} armed: the fault is injected at t={d.inject_at:g}s; its plan will wait for approval",
+        f"drill {d.name} armed: the fault is injected at {clock_text(d.inject_at)}; its plan will wait for approval",
         ["/incident list", "/host status", "/host drill cancel"],
     )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..incidents.services import IncidentServices
+from ..timefmt import clock, duration
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -31,10 +32,10 @@ class Advance:
         """What the advance did, in words."""
         at = self.reached if self.reached is not None else self.start
         if self.error:
-            return f"advance to t={self.target:g}s stopped at t={at:g}s: {self.error}"
+            return f"advance to {clock(self.target)} stopped at {clock(at)}: {self.error}"
         if self.cancelled and at < self.target:
-            return f"advance to t={self.target:g}s cancelled at t={at:g}s"
-        return f"advanced {at - self.start:g}s to t={at:g}s"
+            return f"advance to {clock(self.target)} cancelled at {clock(at)}"
+        return f"advanced {duration(at - self.start)} to {clock(at)}"
 
     def report(self, now: float) -> dict[str, Any]:
         return {

@@ -28,6 +28,7 @@ from ..incidents.approval import holding_plans
 from ..incidents.drills import Drill, start_drill
 from ..incidents.manager import ApproveMode, IncidentManager
 from ..store_errors import StorageError
+from ..timefmt import clock
 from .control import Advance
 from .errors import HostError
 from .language import services
@@ -323,7 +324,7 @@ class Host:
             raise HostError("this host runs in real time: its clock cannot be advanced")
         if self.advancing is not None and not self.advancing.done:
             raise HostError(
-                f"the clock is already advancing to t={self.advancing.target:g}s; /host advance cancel stops it"
+                f"the clock is already advancing to {clock(self.advancing.target)}; /host advance cancel stops it"
             )
         now = self.engine.clock.now()
         job = Advance(start=now, target=now + seconds)

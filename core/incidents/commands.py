@@ -22,6 +22,7 @@ from ..commands.payloads import Payload
 from ..commands.registry import Operations, Outcome
 from ..commands.responses import CommandError
 from ..event_types import AGENT_BACKOFF
+from ..timefmt import clock
 from . import decisions
 from .services import IncidentServices
 
@@ -247,5 +248,5 @@ async def quarantine_agents(ctx: Context, p: Quarantine) -> Outcome:
     eng.request_dispatch()
     return Outcome(
         {"quarantined": p.agents, "until": until, "moved": moved},
-        f"{len(p.agents)} agent(s) out of dispatch until t={until:g}; {len(moved)} task(s) moved",
+        f"{len(p.agents)} agent(s) out of dispatch until {clock(until)}; {len(moved)} task(s) moved",
     )

@@ -21,6 +21,7 @@ from ..clock import VirtualClock
 from ..event_types import DRILL_FAULT_CONFIRMED, DRILL_FAULT_INJECTED
 from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
 from ..runtimes import Runtime
+from ..timefmt import clock
 from .catalogue import Catalogue, DrillError, IncidentKind
 from .kinds import CATALOGUE
 from .manager import ApproveMode, IncidentManager
@@ -112,7 +113,7 @@ class Drill:
         )
         if required and not busy:
             raise DrillError(
-                f"no busy agent at t={self.engine.clock.now():g}: the fleet has no work left (use a fresh --db)"
+                f"no busy agent at {clock(self.engine.clock.now())}: the fleet has no work left (use a fresh --db)"
             )
         return busy
 

@@ -17,6 +17,7 @@ from ...event_types import (
     RECOVERY_VALIDATION_COMPLETED,
 )
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
+from ...timefmt import clock
 from ..catalogue import DrillError, DrillSpec, IncidentKind
 from ..detectors import Detector, Finding
 from ..faultcheck import agent_gone
@@ -537,7 +538,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
     victims = [a.id for a in busy[:n]]
     if len(victims) < n:
         raise DrillError(
-            f"only {len(victims)} busy agent(s) to fail at t={eng.clock.now():g}: "
+            f"only {len(victims)} busy agent(s) to fail at {clock(eng.clock.now())}: "
             "the fleet has no work left (use a fresh --db)"
         )
     gap = drill.gap_s if drill.gap_s is not None else eng.config.supervision.window_s / (len(victims) * 2)

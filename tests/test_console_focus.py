@@ -1,0 +1,94 @@
+"""Pilot tests: focus is predictable. Closing each modal returns focus to the pane that
+had it; keys meant for another pane never stop the event log following; the
+highlighted row of an unfocused pane keeps a visible highlight."""
+
+from __future__ import annotations
+
+from core.config import Config
+from tests.console_support import drill_until_plan, make_app, settle, wait_for
+
+MANUAL = Config.model_validate(
+    {"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}}
+)
+
+# key that opens a modal -> key that closes it
+MODALS = [
+    ("question_mark", "escape"),
+    ("a", "escape"),
+    ("d", "escape"),
+    ("K", "escape"),
+    ("D", "escape"),
+    ("e", "escape"),
+    ("p", "escape"),
+    ("ctrl+p", "escape"),
+]
+
+
+async def test_focus_returns_after_each_modal(tmp_path):
+    app = make_app(tmp_path / "c.db", config=MANUAL)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await drill_until_plan(app, pilot)
+        for pane in (app.incidents_pane, app.workflows_pane, app.pools_pane):
+            for open_key, close_key in MODALS:
+                pane.focus()
+                await pilot.pause(0.05)
+                assert app.focused is pane
+                await pilot.press(open_key)
+                assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0]), open_key
+                await pilot.press(close_key)
+                assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0]), open_key
+                await pilot.pause(0.05)
+                assert app.focused is pane, (pane.id, open_key, app.focused)
+
+
+async def test_focus_returns_after_command_line_and_filter(tmp_path):
+    app = make_app(tmp_path / "c.db", config=MANUAL)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await settle(app, pilot, 60)
+        for pane in (app.incidents_pane, app.workflows_pane, app.pools_pane):
+            pane.focus()
+            await pilot.press("colon")
+            assert await wait_for(pilot, lambda: app.command_line.display)
+            await pilot.press("escape")
+            assert await wait_for(pilot, lambda: not app.command_line.display)
+            assert app.focused is pane, ("command line", pane.id, app.focused)
+            await pilot.press("colon", *"/coordination-hub get-status", "enter")  # runs, shows its result
+            assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
+            await pilot.press("escape")
+            assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+            assert app.focused is pane, ("command result", pane.id, app.focused)
+            await pilot.press("slash")
+            assert await wait_for(pilot, lambda: app.filter_input.display)
+            await pilot.press("escape")
+            assert app.focused is pane, ("filter esc", pane.id, app.focused)
+            await pilot.press("slash", *"type:TASK_COMPLETED", "enter")
+            assert await wait_for(pilot, lambda: not app.filter_input.display)
+            assert app.focused is pane, ("filter applied", pane.id, app.focused)
+            await pilot.press("slash", "enter")  # clears it
+
+
+async def test_arrows_in_other_panes_keep_the_log_following(tmp_path):
+    app = make_app(tmp_path / "c.db", config=MANUAL)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await settle(app, pilot, 300)
+        log = app.log_pane
+        assert log.follow
+        for pane in (app.incidents_pane, app.workflows_pane, app.pools_pane):
+            pane.focus()
+            await pilot.press("up", "up", "pageup", "home", "down")
+            await settle(app, pilot, 30)
+            assert log.follow, pane.id
+        # Closing a modal does not hand the arrows to the log.
+        app.workflows_pane.focus()
+        await pilot.press("question_mark")
+        assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+        await pilot.press("up", "up", "pageup")
+        await settle(app, pilot, 30)
+        assert log.follow
+        # The log itself, scrolled up, stops following: the case that must stop it.
+        log.focus()
+        await pilot.press("pageup")
+        await pilot.pause(0.1)
+        assert not log.follow

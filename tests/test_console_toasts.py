@@ -1,0 +1,42 @@
+"""Pilot tests: one time format and toasts that say a thing once. A drill's toast names
+the fault time as a clock time, once; the same toast twice shows once; toasts sit at
+the top; brackets in a toast are shown, not eaten."""
+
+from __future__ import annotations
+
+import re
+
+from tests.console_support import make_app, wait_for
+from tui.screens.confirm import ConfirmScreen
+
+
+async def test_drill_toast_once_with_clock_time(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await app.link_opened()
+        app.start_drill_named("resource-exhaustion")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("tab", "enter")
+        assert await wait_for(pilot, lambda: any("armed" in n.message for n in app._notifications))
+        msgs = [n.message for n in app._notifications if "armed" in n.message]
+        assert len(msgs) == 1 and msgs[0].count("armed") == 1, msgs
+        assert re.search(r"injected at \d\d:\d\d:\d\d", msgs[0]) and "t=" not in msgs[0], msgs[0]
+        # A refused second drill says refused, not "armed".
+        app.start_drill_named("agent-cascade")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("tab", "enter")
+        assert await wait_for(pilot, lambda: any("DRILL_REFUSED" in n.message for n in app._notifications))
+        refused = [n.message for n in app._notifications if "DRILL_REFUSED" in n.message]
+        assert refused[0].startswith("drill agent-cascade: DRILL_REFUSED"), refused
+
+
+async def test_same_toast_twice_shows_once_and_brackets_survive(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await app.link_opened()
+        app.notify("see [console.filters] in the config")
+        app.notify("see [console.filters] in the config")
+        await pilot.pause(0.2)
+        assert [n.message for n in app._notifications].count("see [console.filters] in the config") == 1
+        shown = [n for n in app._notifications if "[console.filters]" in n.message]
+        assert shown and not shown[0].markup  # plain text: the brackets are shown as typed
