@@ -9,7 +9,7 @@ and the command says so instead of pretending.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -61,7 +61,7 @@ class AdvanceRequest(Payload):
     )
 
 
-def _clock(host: HostControl) -> dict[str, object]:
+def _clock(host: HostControl) -> dict[str, Any]:
     return {
         "simulated": host.virtual,
         "clock": round(host.engine.clock.now(), 3),
