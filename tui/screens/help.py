@@ -45,8 +45,9 @@ METER_MARKS = [
 
 
 def _gate_doc(name: str) -> str:
-    doc = (GATES[name].__doc__ or "").strip().splitlines()
-    return doc[0] if doc else "validation gate"
+    """The gate's first paragraph, whole (its docstring's lines joined)."""
+    para = (GATES[name].__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in para.splitlines()) or "validation gate"
 
 
 def legend() -> Group:
@@ -55,7 +56,7 @@ def legend() -> Group:
     t.add_column("mark", style="bold", no_wrap=True)
     t.add_column("meaning")
     for mark, what in METER_MARKS:
-        t.add_row(mark, what)
+        t.add_row(Text(mark), Text(what))
     t.add_section()
     for agent_status in AgentStatus:
         glyph, _ = AGENT_GLYPH[agent_status]
@@ -68,7 +69,7 @@ def legend() -> Group:
         t.add_row(glyph, "plan step " + " / ".join(names))
     t.add_row("·", "plan step pending (not started)")
     gates = Table(
-        title="Validation gates (shown as [gate] after a plan step)",
+        title=Text("Validation gates (shown as [gate] after a plan step)", style="bold"),
         expand=True,
         box=None,
         title_style="bold",
@@ -77,7 +78,7 @@ def legend() -> Group:
     gates.add_column("gate", style="bold", no_wrap=True)
     gates.add_column("passes when")
     for name in sorted(GATES):
-        gates.add_row(name, _gate_doc(name))
+        gates.add_row(Text(name), Text(_gate_doc(name)))
     note = Text(
         "A step with a gate stays executing until its gate passes; the incident resolves when every gate has.",
         style="italic",
@@ -99,14 +100,17 @@ class HelpScreen(ModalScreen[None]):
         t.add_column("", no_wrap=True)
         for c in self.table:
             flag = "confirm" if c.destructive else ("changes state" if c.mutates else "")
-            t.add_row(display_key(c.key), f"{c.title} — {c.help}", flag)
+            t.add_row(Text(display_key(c.key)), Text(f"{c.title} — {c.help}"), Text(flag))
         t.add_section()
         for k, what in PANE_KEYS:
-            t.add_row(k, what, "")
+            t.add_row(Text(k), Text(what), Text(""))
+        self.keys_table = t
         with VerticalScroll(id="help-box"):
             yield Static(t)
             yield Static(
-                'Keys can be changed in the config file under [console.keys], e.g.  approve = "A"', id="help-note"
+                'Keys can be changed in the config file under [console.keys], e.g.  approve = "A"',
+                id="help-note",
+                markup=False,
             )
             yield Static(legend(), id="help-legend")
 

@@ -1,0 +1,35 @@
+"""The help screen renders what it means: brackets in descriptions survive (no markup
+eats them) and each gate's description is whole."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from core.incidents.kinds import GATES
+from tests.console_support import make_app, wait_for
+from tui.screens.help import HelpScreen, _gate_doc, legend
+
+
+def _plain(renderable) -> str:  # type: ignore[no-untyped-def]
+    con = Console(width=400, record=True, color_system=None)
+    con.print(renderable)
+    return con.export_text()
+
+
+def test_legend_keeps_brackets_and_whole_gate_docs():
+    text = " ".join(_plain(legend()).split())
+    assert "(shown as [gate] after a plan step)" in text
+    for name in GATES:
+        doc = _gate_doc(name)
+        assert doc.endswith((".", ")", ":")) or len(doc.split()) > 3, (name, doc)
+        assert " ".join(doc.split()) in text
+
+
+async def test_help_screen_shows_bracketed_config_names(tmp_path):
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("question_mark")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "[console.keys]" in str(app.screen.query_one("#help-note").render())
+        table = " ".join(_plain(app.screen.keys_table).split())
+        assert "@saved ([console.filters])" in table
