@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.commands import run_command
+from core.engine import Engine
 from core.host.language import LANGUAGE as REGISTRY
 from core.session import memory_sim, open_sim
 
@@ -90,25 +91,26 @@ def test_an_error_changes_nothing(text: str) -> None:
         LOOP.run_until_complete(ENGINE.advance(5))  # the fleet moves on between commands
 
 
-STORE_DIR = tempfile.mkdtemp(prefix="opsdeck-fuzz-")
-STORED = LOOP.run_until_complete(open_sim(Path(STORE_DIR) / "f.db", seed=5, demo=True))
-LOOP.run_until_complete(STORED.advance(600))
-LOOP.run_until_complete(STORED.flush())
+@pytest.fixture(scope="module")
+def stored() -> Iterator[Engine]:
+    """A demo database for the store test, opened when that test runs and closed after
+    it: its SQLite thread must not outlive the module (nor be started by collection,
+    which runs no fixture to close it), or the test process could not exit."""
+    where = tempfile.mkdtemp(prefix="opsdeck-fuzz-")
+    eng = LOOP.run_until_complete(open_sim(Path(where) / "f.db", seed=5, demo=True))
+    try:
+        LOOP.run_until_complete(eng.advance(600))
+        LOOP.run_until_complete(eng.flush())
+        yield eng
+    finally:
+        LOOP.run_until_complete(eng.close())
+        shutil.rmtree(where, ignore_errors=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_the_store() -> Iterator[None]:
-    """The database engine's SQLite thread must end with the module, or the test
-    process could not exit."""
-    yield
-    LOOP.run_until_complete(STORED.close())
-    shutil.rmtree(STORE_DIR, ignore_errors=True)
-
-
-def _stored_fingerprint() -> tuple[str, int, int]:
-    assert STORED.store is not None
-    committed = LOOP.run_until_complete(STORED.store.count_events())
-    return STORED.state.state_hash(), STORED.state.seq, committed
+def _stored_fingerprint(eng: Engine) -> tuple[str, int, int]:
+    assert eng.store is not None
+    committed = LOOP.run_until_complete(eng.store.count_events())
+    return eng.state.state_hash(), eng.state.seq, committed
 
 
 @settings(
@@ -117,15 +119,15 @@ def _stored_fingerprint() -> tuple[str, int, int]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(text=commands())
-def test_an_error_changes_nothing_in_the_store(text: str) -> None:
+def test_an_error_changes_nothing_in_the_store(stored: Engine, text: str) -> None:
     """With a database: the log holds no trace of a failed command (commands that
     checkpoint or read the log flush midway; they must refuse before that)."""
-    LOOP.run_until_complete(STORED.flush())
-    before = _stored_fingerprint()
-    resp = LOOP.run_until_complete(run_command(STORED, text, actor="fuzz"))
-    LOOP.run_until_complete(STORED.flush())
+    LOOP.run_until_complete(stored.flush())
+    before = _stored_fingerprint(stored)
+    resp = LOOP.run_until_complete(run_command(stored, text, actor="fuzz"))
+    LOOP.run_until_complete(stored.flush())
     if resp["status"] == "error":
         assert resp["error"]["code"] != "INTERNAL_ERROR", (text, resp["error"])
-        assert _stored_fingerprint() == before, (text, resp["error"])
+        assert _stored_fingerprint(stored) == before, (text, resp["error"])
     else:
-        LOOP.run_until_complete(STORED.advance(5))
+        LOOP.run_until_complete(stored.advance(5))
