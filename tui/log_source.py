@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.event_types import EVENTS, known_types, severity_of
-from core.events import Event, Severity
+from core.events import Event
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -111,7 +111,7 @@ class LogFilter:
         """The same test as :meth:`LogSource.filter_seqs`, for events that arrive live."""
         if self.type and ev.type != self.type:
             return False
-        if self.severity and severity_of(ev) != self.severity:
+        if self.severity and SEVERITIES.index(severity_of(ev)) > SEVERITIES.index(self.severity):  # X or worse
             return False
         if self.workflow or self.text:
             blob = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
@@ -233,23 +233,17 @@ class LogSource:
         if flt.type:
             where.append("type = ?")
             args.append(flt.type)
-        if flt.severity:
-            # Severity lives in the type table or the event's own "severity" field.
-            types = EVENTS.of_severity(flt.severity)
-            cond = "json_extract(data, '$.severity') = ?"
-            args_sev: list[object] = [flt.severity]
+        if flt.severity and flt.severity != "info":  # sev:info is everything
+            # sev:X is X or worse. Severity lives in the event's own "severity" field, else its type's.
+            worse = list(SEVERITIES[: SEVERITIES.index(flt.severity) + 1])
+            types = [t for sev in worse for t in EVENTS.of_severity(sev)]
+            cond = f"json_extract(data, '$.severity') IN ({','.join('?' * len(worse))})"
+            args_sev: list[object] = list(worse)
             if types:
                 cond = (
                     f"({cond} OR (type IN ({','.join('?' * len(types))}) AND json_extract(data, '$.severity') IS NULL))"
                 )
                 args_sev += types
-            if flt.severity == "info":
-                known: list[object] = [str(t) for t in EVENTS if t.severity is not Severity.INFO]
-                cond = (
-                    f"(json_extract(data, '$.severity') = 'info' OR (json_extract(data, '$.severity') IS NULL"
-                    f" AND type NOT IN ({','.join('?' * len(known))})))"
-                )
-                args_sev = known
             where.append(cond)
             args += args_sev
         if flt.workflow:
