@@ -417,8 +417,10 @@ PLAN_PROPOSED = EventType(
 )
 
 
-def _plan(name: str, fold: Fold, payload: type[data.EventData], summary: Summary) -> EventType:
-    return EventType(name, "incidents", payload=payload, fold=fold, summary=summary)
+def _plan(
+    name: str, fold: Fold, payload: type[data.EventData], summary: Summary, severity: Severity = Severity.INFO
+) -> EventType:
+    return EventType(name, "incidents", payload=payload, fold=fold, severity=severity, summary=summary)
 
 
 PLAN_APPROVED = _plan("PLAN_APPROVED", ops.plan_approved, data.PlanRef, text.plan("approved"))
@@ -427,8 +429,9 @@ PLAN_EDITED = _plan("PLAN_EDITED", ops.plan_edited, data.PlanEdited, text.plan("
 PLAN_EXECUTION_STARTED = _plan("PLAN_EXECUTION_STARTED", ops.plan_started, data.PlanRef, text.plan("started"))
 PLAN_STEP_STARTED = _plan("PLAN_STEP_STARTED", ops.step_started, data.PlanStepRef, text.plan_step("started"))
 PLAN_STEP_COMPLETED = _plan("PLAN_STEP_COMPLETED", ops.step_completed, data.PlanStepRef, text.plan_step("completed"))
-PLAN_STEP_FAILED = _plan("PLAN_STEP_FAILED", ops.step_failed, data.PlanStepRef, text.plan_step("failed"))
-PLAN_ABORTED = _plan("PLAN_ABORTED", ops.plan_aborted, data.PlanRef, text.plan("aborted"))
+# A recovery that failed or was stopped is what the operator must see first: high.
+PLAN_STEP_FAILED = _plan("PLAN_STEP_FAILED", ops.step_failed, data.PlanStepRef, text.plan_step("failed"), Severity.HIGH)
+PLAN_ABORTED = _plan("PLAN_ABORTED", ops.plan_aborted, data.PlanRef, text.plan("aborted"), Severity.HIGH)
 PLAN_COMPLETED = _plan("PLAN_COMPLETED", ops.plan_completed, data.PlanCompleted, text.plan("completed"))
 PLAN_VALIDATION_STARTED = EventType("PLAN_VALIDATION_STARTED", "incidents", summary=text.plan("validation started"))
 

@@ -15,6 +15,8 @@ ROWS = [
     (3, "SYSTEM_ERROR", {"error": "x"}),
     (4, "TASK_FAILED", {"task": "w/t"}),
     (5, "WORKFLOW_STARTED", {"workflow_id": "w", "severity": "high"}),
+    (6, "PLAN_ABORTED", {"plan_id": "PLAN-0001"}),
+    (7, "PLAN_STEP_FAILED", {"plan_id": "PLAN-0001", "step": 2}),
 ]
 
 
@@ -36,7 +38,12 @@ def _db(tmp_path):  # type: ignore[no-untyped-def]
 def test_sev_means_x_or_worse_in_sql_and_python(tmp_path):
     src = LogSource(_db(tmp_path))
     evs = [Event(seq=s, ts=float(s), type=t, component="c", scope="s", data=d) for s, t, d in ROWS]
-    for sev, want in (("critical", {1}), ("high", {1, 3, 5}), ("medium", {1, 3, 4, 5}), ("info", {1, 2, 3, 4, 5})):
+    for sev, want in (
+        ("critical", {1}),
+        ("high", {1, 3, 5, 6, 7}),
+        ("medium", {1, 3, 4, 5, 6, 7}),
+        ("info", {1, 2, 3, 4, 5, 6, 7}),
+    ):
         flt = LogFilter.parse(f"sev:{sev}")
         assert set(src.filter_seqs(flt, 10)) == want, sev
         assert {e.seq for e in evs if flt.matches(e)} == want, sev
