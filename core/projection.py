@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -39,6 +40,20 @@ _TASK_LIST_JSON: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
 
 def task_key(workflow: str, task: str) -> str:
     return f"{workflow}/{task}"
+
+
+_COUNTER_FOLDS = frozenset({"COMMAND_EXECUTED"})
+"""Event types whose fold only counts (``commands_executed``); pinned by a test."""
+
+
+@dataclass(frozen=True)
+class CounterPoint:
+    """What :meth:`State.restore_counters` needs to take back counter-only events."""
+
+    seq: int
+    clock: float
+    commands_executed: int
+    observed: dict[str, int]
 
 
 ArchiveRow = tuple[str, int, str, str]
@@ -109,6 +124,26 @@ class State:
     def restore(self, point: dict[str, Any]) -> None:
         """Back to an :meth:`undo_point`, in place (holders of this object see it)."""
         self.load_snapshot(point)
+
+    @staticmethod
+    def counters_only(type_: str) -> bool:
+        """True when folding ``type_`` moves only the counters a :meth:`counter_point`
+        holds: such events (a command's own record, observation events) are taken
+        back without copying the state, so a read-only command costs the same
+        whatever the size of the live state."""
+        return type_ in _COUNTER_FOLDS or _FOLDS.get(type_) is None
+
+    def counter_point(self) -> CounterPoint:
+        """The counters moved by :meth:`counters_only` events (a few scalars and the
+        per-type ``observed`` counts, bounded by the number of event types)."""
+        return CounterPoint(self.seq, self.clock, self.commands_executed, dict(self.observed))
+
+    def restore_counters(self, point: CounterPoint) -> None:
+        """Back to a :meth:`counter_point`, when only counter events followed it."""
+        self.seq = point.seq
+        self.clock = point.clock
+        self.commands_executed = point.commands_executed
+        self.observed = point.observed
 
     # -- snapshots ------------------------------------------------------------
     def snapshot(self, *, checkpoint_labels: bool = False) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from ..event_data import EventDataError
 from ..event_types import EVENTS, check_event
 from ..events import Event, EventHeader, canonical_envelope, canonical_json, chain_hash
 from ..models import Task
+from ..projection import CounterPoint
 
 if TYPE_CHECKING:
     from .facade import Engine
@@ -55,7 +56,11 @@ class Unit:
     seq: int
     head: str
     point: dict[str, Any] | None = None
-    """The state before the unit's first event (taken then, so read-only work costs nothing)."""
+    """The state before the unit's first event that changes more than counters (taken
+    then, so read-only work costs nothing)."""
+    counters: CounterPoint | None = None
+    """The counters before the unit's first event, when that event only counts (a
+    read-only command's own COMMAND_EXECUTED record): taken back without a copy."""
     committed: bool = False
     """A flush inside the unit committed some of its events: they can no longer be undone."""
 
@@ -112,7 +117,10 @@ class EventLog:
         h = chain_hash(prev, canonical_envelope(seq, ts, type_, component, scope, who, data_json))
         unit = self.unit
         if unit is not None and unit.point is None:
-            unit.point = state.undo_point()
+            if not state.counters_only(type_):
+                unit.point = state.undo_point()
+            elif unit.counters is None:
+                unit.counters = state.counter_point()
         # Fold first: a reducer that rejects the event leaves the chain untouched.
         try:
             state.apply(ev)
@@ -163,12 +171,15 @@ class EventLog:
         if unit is None or unit is not self.unit:
             return keep
         self.unit = None
-        if not keep and unit.point is not None:
+        if not keep and (unit.point is not None or unit.counters is not None):
             if unit.committed:
                 return False
             self.buffer = [r for r in self.buffer if r[0] <= unit.seq]
             self.uncommitted = [e for e in self.uncommitted if e.seq <= unit.seq]
-            self.engine.state.restore(unit.point)
+            if unit.point is not None:
+                self.engine.state.restore(unit.point)
+            if unit.counters is not None:  # counter events came first: their counters are older
+                self.engine.state.restore_counters(unit.counters)
             self.engine.head_hash = unit.head
         if self.engine.store is None:  # the memory engine's subscribers waited for the unit
             evs, self.uncommitted = self.uncommitted, []
