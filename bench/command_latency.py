@@ -47,7 +47,11 @@ def build(tasks: int) -> Engine:
             {"id": f"t{i}", "specialization": "x", "duration_s": 60, "cpu": 0, "memory_gb": 0} for i in range(tasks)
         ]
         eng.create_workflow(
-            {"id": "big", "allocation": {"cpu_cores": 1, "memory_gb": 1, "agents": 2}, "phases": [{"name": "all", "tasks": spec}]}
+            {
+                "id": "big",
+                "allocation": {"cpu_cores": 1, "memory_gb": 1, "agents": 2},
+                "phases": [{"name": "all", "tasks": spec}],
+            }
         )
     return eng
 
@@ -82,7 +86,9 @@ async def main() -> None:
                 ro[n].append(await timed(engines[n], READ_ONLY))
             if r < args.mutating_rounds:
                 size = 1 + r % 2
-                mu[n].append(await timed(engines[n], f"/resource-manager scale '{{\"pool\": \"{POOL}\", \"size\": {size}}}'"))
+                mu[n].append(
+                    await timed(engines[n], f'/resource-manager scale \'{{"pool": "{POOL}", "size": {size}}}\'')
+                )
     base_ro = statistics.median(ro[sizes[0]])
     base_mu = statistics.median(mu[sizes[0]])
     print(f"\n{'live tasks':>10} | {'read-only p50':>14} | {'ratio':>7} | {'mutating p50':>13} | {'ratio':>8}")

@@ -46,6 +46,10 @@ _COUNTER_FOLDS = frozenset({"COMMAND_EXECUTED"})
 """Event types whose fold only counts (``commands_executed``); pinned by a test."""
 
 
+_PLAIN_PARTS = ("incidents", "plans", "resumptions", "learning", "settings")
+"""Parts of :meth:`State.snapshot` that are the state's own objects, not fresh dumps."""
+
+
 @dataclass(frozen=True)
 class CounterPoint:
     """What :meth:`State.restore_counters` needs to take back counter-only events."""
@@ -116,10 +120,16 @@ class State:
             self.clock = ev.ts
 
     def undo_point(self) -> dict[str, Any]:
-        """A private copy of the hashed state and checkpoint labels, for :meth:`restore` if what follows fails."""
+        """A private copy of the hashed state and checkpoint labels, for :meth:`restore` if what follows fails.
+
+        The models' dumps are already new objects (pydantic builds them): only the
+        plain-dict parts, which :meth:`snapshot` hands out as they are, are copied."""
         import copy
 
-        return copy.deepcopy(self.snapshot(checkpoint_labels=True))
+        point = self.snapshot(checkpoint_labels=True)
+        for part in _PLAIN_PARTS:
+            point[part] = copy.deepcopy(point[part])
+        return point
 
     def restore(self, point: dict[str, Any]) -> None:
         """Back to an :meth:`undo_point`, in place (holders of this object see it)."""

@@ -29,7 +29,11 @@ def _engine(tasks: int) -> Engine:
             {"id": f"t{i}", "specialization": "x", "duration_s": 60, "cpu": 0, "memory_gb": 0} for i in range(tasks)
         ]
         eng.create_workflow(
-            {"id": "w", "allocation": {"cpu_cores": 1, "memory_gb": 1, "agents": 2}, "phases": [{"name": "a", "tasks": spec}]}
+            {
+                "id": "w",
+                "allocation": {"cpu_cores": 1, "memory_gb": 1, "agents": 2},
+                "phases": [{"name": "a", "tasks": spec}],
+            }
         )
     return eng
 
@@ -55,7 +59,7 @@ async def test_read_only_command_takes_no_undo_point(monkeypatch: pytest.MonkeyP
     assert resp["status"] == "success"
     assert eng.state.seq == seq + 1  # its record was kept
     assert copies == []
-    resp = await run_command(eng, "/resource-manager scale '{\"pool\": \"p\", \"size\": 1}'")
+    resp = await run_command(eng, '/resource-manager scale \'{"pool": "p", "size": 1}\'')
     assert resp["status"] == "success"
     assert copies == [1]  # a changing command still takes one
 
@@ -86,7 +90,7 @@ def test_counter_events_then_a_change_are_all_taken_back() -> None:
 async def test_failing_mutating_command_leaves_state_as_before_and_records_nothing() -> None:
     eng = _engine(3)
     h, seq, head = eng.state.state_hash(), eng.state.seq, eng.head_hash
-    resp = await run_command(eng, "/resource-manager scale '{\"pool\": \"p\", \"size\": 99}'")
+    resp = await run_command(eng, '/resource-manager scale \'{"pool": "p", "size": 99}\'')
     assert resp["status"] == "error"
     assert (eng.state.state_hash(), eng.state.seq, eng.head_hash) == (h, seq, head)
 
@@ -110,3 +114,18 @@ def test_read_only_command_cost_does_not_follow_live_state() -> None:
     _p50(small, 3), _p50(big, 3)  # warm-up
     p_small, p_big = _p50(small, 21), _p50(big, 21)
     assert p_big <= 5 * p_small + 0.02, (p_small, p_big)
+
+
+def test_undo_point_shares_nothing_with_the_state() -> None:
+    """The point holds the models' fresh dumps and copies of the plain-dict parts:
+    changing the state in place afterwards does not change the point."""
+    eng = _engine(3)
+    eng.state.incidents["i1"] = {"notes": ["a"]}
+    h = eng.state.state_hash()
+    point = eng.state.undo_point()
+    eng.state.incidents["i1"]["notes"].append("b")
+    eng.state.tasks["w/t0"].depends_on.append("w/t1")
+    eng.state.settings["x"] = {"y": 1}
+    assert eng.state.state_hash() != h
+    eng.state.restore(point)
+    assert eng.state.state_hash() == h
