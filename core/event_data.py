@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .incident_models import Incident, Plan, PlanStep
 from .models import Pool, Resources, TaskContext, WorkflowSpec
 
 if TYPE_CHECKING:
@@ -161,12 +162,8 @@ class SettingChanged(EventData):
     value: Any
 
 
-class IncidentBody(EventData):
-    id: str
-
-
 class IncidentOpened(EventData):
-    incident: IncidentBody
+    incident: Incident
 
     def conflict(self, state: State) -> tuple[str, str] | None:
         inc = self.incident.id
@@ -186,14 +183,8 @@ class IncidentNoted(EventData):
     refs = {"incident_id": "incidents"}
 
 
-class PlanBody(EventData):
-    id: str
-    incident_id: str
-    steps: list[dict[str, Any]]
-
-
 class PlanProposed(EventData):
-    plan: PlanBody
+    plan: Plan
 
     def conflict(self, state: State) -> tuple[str, str] | None:
         return ("plan.id", f"plan {self.plan.id!r} exists") if self.plan.id in state.plans else None
@@ -205,7 +196,7 @@ class PlanRef(EventData):
 
 
 class PlanEdited(PlanRef):
-    steps: list[dict[str, Any]]
+    steps: list[PlanStep]
 
 
 class PlanCompleted(PlanRef):
@@ -216,7 +207,7 @@ class PlanStepRef(PlanRef):
     step: int
 
     def conflict(self, state: State) -> tuple[str, str] | None:
-        steps = state.plans[self.plan_id].get("steps") or []
+        steps = state.plans[self.plan_id].steps
         return None if 0 <= self.step < len(steps) else ("step", f"plan {self.plan_id!r} has no step {self.step}")
 
 
@@ -224,8 +215,8 @@ class ResumptionCreated(EventData):
     id: str
     safe_pct: float
     hold_s: float
-    stages: list[Any]
-    steps: list[Any]
+    stages: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
 
 
 class ResumptionRef(EventData):

@@ -8,7 +8,7 @@ commands, checkpoints) with one definition.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -237,3 +237,40 @@ class Checkpoint(_Model):
     label: str = ""
     state_hash: str
     workflow: str | None = None
+
+
+class ResumptionApplied(_Model):
+    step: int
+    at: float
+    utilisation: dict[str, Any] = Field(default_factory=dict)
+
+
+class Resumption(_Model):
+    """A staged resumption (``/workflow-recovery gradual-resumption``): its steps apply
+    one at a time, each after utilisation has held under ``safe_pct`` for ``hold_s``."""
+
+    id: str
+    status: Literal["active", "completed", "aborted"] = "active"
+    created_at: float
+    created_by: str
+    safe_pct: float
+    hold_s: float
+    checkpoint: int | None = None
+    stages: list[dict[str, Any]]
+    """The stages as the operator gave them (workflow, action, limits)."""
+    steps: list[dict[str, Any]]
+    """The concrete steps planned from the stages (``core.commands.resumption.plan_steps``)."""
+    next_step: int = 0
+    applied: list[ResumptionApplied] = Field(default_factory=list)
+    finished_at: float | None = None
+    reason: str | None = None
+    held: bool | None = None
+    """Held at its step (no automatic advance); None until it is first held or released."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON for the state snapshot; ``held`` appears once it has been set, as it
+        always has, so that a log replays to the hash its checkpoints recorded."""
+        d = self.model_dump(mode="json")
+        if self.held is None:
+            del d["held"]
+        return d

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from .event_types import EVENTS
 from .events import Event, canonical_json
+from .incident_models import Incident, Plan
 from .models import (
     BAND_RANK,
     TERMINAL_WORKFLOW,
@@ -27,6 +28,7 @@ from .models import (
     FinishedWorkflow,
     Pool,
     Resources,
+    Resumption,
     Task,
     TaskStatus,
     Workflow,
@@ -84,9 +86,9 @@ class State:
         self.archive_out: list[ArchiveRow] | None = [] if collect_archive else None
         """Records of workflows that left the hot state, until the engine stores them."""
         self.checkpoints: dict[int, Checkpoint] = {}
-        self.incidents: dict[str, dict[str, Any]] = {}
-        self.plans: dict[str, dict[str, Any]] = {}
-        self.resumptions: dict[str, dict[str, Any]] = {}
+        self.incidents: dict[str, Incident] = {}
+        self.plans: dict[str, Plan] = {}
+        self.resumptions: dict[str, Resumption] = {}
         self.learning: dict[str, Any] = {}
         self.settings: dict[str, Any] = {}
         self.commands_executed = 0
@@ -176,9 +178,9 @@ class State:
             "checkpoints": {
                 str(k): v.model_dump(mode="json", exclude=drop) for k, v in sorted(self.checkpoints.items())
             },
-            "incidents": self.incidents,
-            "plans": self.plans,
-            "resumptions": self.resumptions,
+            "incidents": {k: v.model_dump(mode="json") for k, v in sorted(self.incidents.items())},
+            "plans": {k: v.model_dump(mode="json") for k, v in sorted(self.plans.items())},
+            "resumptions": {k: v.snapshot() for k, v in sorted(self.resumptions.items())},
             "learning": self.learning,
             "settings": self.settings,
             "commands_executed": self.commands_executed,
@@ -211,9 +213,9 @@ class State:
             self.seq = snap["seq"]
             self.clock = snap["clock"]
             self.checkpoints = {int(k): Checkpoint.model_validate(v) for k, v in snap["checkpoints"].items()}
-            self.incidents = snap["incidents"]
-            self.plans = snap["plans"]
-            self.resumptions = snap["resumptions"]
+            self.incidents = {k: Incident.model_validate(v) for k, v in snap["incidents"].items()}
+            self.plans = {k: Plan.model_validate(v) for k, v in snap["plans"].items()}
+            self.resumptions = {k: Resumption.model_validate(v) for k, v in snap["resumptions"].items()}
             self.learning = snap["learning"]
             self.commands_executed = snap["commands_executed"]
             self.observed = snap["observed"]

@@ -14,6 +14,8 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from .events import Event
+from .incident_models import Incident, IncidentNote, Plan, PlanState, PlanStep
+from .models import Resumption, ResumptionApplied
 
 if TYPE_CHECKING:
     from .projection import State
@@ -26,38 +28,35 @@ LESSONS_KEPT = 20
 
 def resumption_created(s: State, ev: Event) -> None:
     d = ev.data
-    s.resumptions[d["id"]] = {
-        "id": d["id"],
-        "status": "active",
-        "created_at": ev.ts,
-        "safe_pct": d["safe_pct"],
-        "hold_s": d["hold_s"],
-        "checkpoint": d.get("checkpoint"),
-        "stages": d["stages"],
-        "steps": d["steps"],
-        "next_step": 0,
-        "applied": [],
-        "finished_at": None,
-        "reason": None,
-        "created_by": ev.actor,
-    }
+    s.resumptions[d["id"]] = Resumption(
+        id=d["id"],
+        created_at=ev.ts,
+        created_by=ev.actor,
+        safe_pct=d["safe_pct"],
+        hold_s=d["hold_s"],
+        checkpoint=d.get("checkpoint"),
+        stages=copy.deepcopy(d["stages"]),
+        steps=copy.deepcopy(d["steps"]),
+    )
 
 
 def resumption_step(s: State, ev: Event) -> None:
     r = s.resumptions[ev.data["id"]]
-    r["next_step"] = ev.data["step"] + 1
-    r["applied"].append({"step": ev.data["step"], "at": ev.ts, "utilisation": ev.data.get("utilisation", {})})
+    r.next_step = ev.data["step"] + 1
+    r.applied.append(
+        ResumptionApplied(step=ev.data["step"], at=ev.ts, utilisation=copy.deepcopy(ev.data.get("utilisation", {})))
+    )
 
 
 def resumption_held(s: State, ev: Event) -> None:
-    s.resumptions[ev.data["id"]]["held"] = bool(ev.data["held"])
+    s.resumptions[ev.data["id"]].held = bool(ev.data["held"])
 
 
 def resumption_done(s: State, ev: Event) -> None:
     r = s.resumptions[ev.data["id"]]
-    r["status"] = "completed" if ev.type == "RESUMPTION_COMPLETED" else "aborted"
-    r["finished_at"] = ev.ts
-    r["reason"] = ev.data.get("reason")
+    r.status = "completed" if ev.type == "RESUMPTION_COMPLETED" else "aborted"
+    r.finished_at = ev.ts
+    r.reason = ev.data.get("reason")
 
 
 def learning(s: State, ev: Event) -> None:
@@ -77,125 +76,119 @@ def checkpoints_pruned(s: State, ev: Event) -> None:
 # -- the incident pipeline: incidents, plans, steps ------------------------------
 
 
-def _step(s: State, ev: Event) -> dict[str, Any]:
-    return s.plans[ev.data["plan_id"]]["steps"][int(ev.data["step"])]
+def _step(s: State, ev: Event) -> PlanStep:
+    return s.plans[ev.data["plan_id"]].steps[int(ev.data["step"])]
 
 
 def incident_opened(s: State, ev: Event) -> None:
-    inc = copy.deepcopy(ev.data["incident"])  # never share (and later mutate) the event's data
-    s.incidents[inc["id"]] = inc
+    inc = Incident.model_validate(copy.deepcopy(ev.data["incident"]))  # never share the event's data
+    s.incidents[inc.id] = inc
 
 
 def incident_resolved(s: State, ev: Event) -> None:
     inc = s.incidents[ev.data["incident_id"]]
-    inc["status"] = ev.data.get("status", "resolved")
-    inc["resolved_at"] = ev.ts
-    inc["outcome"] = ev.data.get("outcome", {})
+    inc.status = ev.data.get("status", "resolved")
+    inc.resolved_at = ev.ts
+    inc.outcome = copy.deepcopy(ev.data.get("outcome", {}))
 
 
 def plan_proposed(s: State, ev: Event) -> None:
-    plan = copy.deepcopy(ev.data["plan"])
-    s.plans[plan["id"]] = plan
-    inc = s.incidents.get(plan["incident_id"])
+    plan = Plan.model_validate(copy.deepcopy(ev.data["plan"]))
+    s.plans[plan.id] = plan
+    inc = s.incidents.get(plan.incident_id)
     if inc is not None:
-        inc["plans"] = [*inc.get("plans", []), plan["id"]]
-        inc["status"] = "recovering"
+        inc.plans = [*inc.plans, plan.id]
+        inc.status = "recovering"
 
 
 def plan_approved(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
-    p["state"] = "approved"
-    p["decided_by"] = ev.actor
-    p["decided_at"] = ev.ts
-    for st in p["steps"]:
-        if st["state"] == "proposed":
-            st["state"] = "approved"
+    p.state = PlanState.APPROVED
+    p.decided_by = ev.actor
+    p.decided_at = ev.ts
+    for st in p.steps:
+        if st.state is PlanState.PROPOSED:
+            st.state = PlanState.APPROVED
 
 
 def plan_rejected(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
-    p["state"] = "rejected"
-    p["decided_by"] = ev.actor
-    p["decided_at"] = ev.ts
-    p["outcome"] = {"rejected": True, "reason": ev.data.get("reason", "")}
-    for st in p["steps"]:
-        if st["state"] in ("proposed", "approved"):
-            st["state"] = "rejected"
-    inc = s.incidents.get(p["incident_id"])
-    if inc is not None and inc.get("status") == "recovering":
-        inc["status"] = "open"
+    p.state = PlanState.REJECTED
+    p.decided_by = ev.actor
+    p.decided_at = ev.ts
+    p.outcome = {"rejected": True, "reason": ev.data.get("reason", "")}
+    for st in p.steps:
+        if st.state in (PlanState.PROPOSED, PlanState.APPROVED):
+            st.state = PlanState.REJECTED
+    inc = s.incidents.get(p.incident_id)
+    if inc is not None and inc.status == "recovering":
+        inc.status = "open"
 
 
 def plan_edited(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
-    p["steps"] = copy.deepcopy(ev.data["steps"])
-    p["edited_by"] = [*p.get("edited_by", []), ev.actor]
+    p.steps = [PlanStep.model_validate(copy.deepcopy(st)) for st in ev.data["steps"]]
+    p.edited_by = [*p.edited_by, ev.actor]
 
 
 def plan_started(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
     if ev.data.get("checkpoint") is not None:
-        p["checkpoint"] = ev.data["checkpoint"]
+        p.checkpoint = ev.data["checkpoint"]
 
 
 def step_started(s: State, ev: Event) -> None:
     st = _step(s, ev)
-    st["state"] = "executing"
-    st["started_at"] = ev.ts
+    st.state = PlanState.EXECUTING
+    st.started_at = ev.ts
     p = s.plans[ev.data["plan_id"]]
-    if p["state"] == "approved":
-        p["state"] = "executing"
+    if p.state is PlanState.APPROVED:
+        p.state = PlanState.EXECUTING
 
 
 def step_completed(s: State, ev: Event) -> None:
     st = _step(s, ev)
-    st["state"] = "completed"
-    st["finished_at"] = ev.ts
-    st["result"] = copy.deepcopy(ev.data.get("result", {}))
+    st.state = PlanState.COMPLETED
+    st.finished_at = ev.ts
+    st.result = copy.deepcopy(ev.data.get("result", {}))
 
 
 def step_failed(s: State, ev: Event) -> None:
     st = _step(s, ev)
-    st["state"] = "failed"
-    st["finished_at"] = ev.ts
-    st["error"] = ev.data.get("error", "")
-    st["result"] = copy.deepcopy(ev.data.get("result", {}))
+    st.state = PlanState.FAILED
+    st.finished_at = ev.ts
+    st.error = ev.data.get("error", "")
+    st.result = copy.deepcopy(ev.data.get("result", {}))
 
 
 def plan_aborted(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
-    inc = s.incidents.get(p["incident_id"])
-    if inc is not None and inc.get("status") == "recovering":
-        inc["status"] = "open"  # no plan in force: it can be re-planned or resolved
-    p["state"] = "rolled_back" if ev.data.get("rollback") else "failed"
-    p["outcome"] = {
-        **p.get("outcome", {}),
-        "aborted_by": ev.actor,
-        "reason": ev.data.get("reason", ""),
-        "rollback": ev.data.get("rollback"),
-    }
-    for st in p["steps"]:
-        if st["state"] in ("proposed", "approved", "executing"):
-            st["state"] = "rejected"
-        elif st["state"] == "completed" and ev.data.get("rollback"):
-            st["state"] = "rolled_back"
+    inc = s.incidents.get(p.incident_id)
+    if inc is not None and inc.status == "recovering":
+        inc.status = "open"  # no plan in force: it can be re-planned or resolved
+    rollback = ev.data.get("rollback")
+    p.state = PlanState.ROLLED_BACK if rollback else PlanState.FAILED
+    p.outcome = {**p.outcome, "aborted_by": ev.actor, "reason": ev.data.get("reason", ""), "rollback": rollback}
+    for st in p.steps:
+        if st.state in (PlanState.PROPOSED, PlanState.APPROVED, PlanState.EXECUTING):
+            st.state = PlanState.REJECTED
+        elif st.state is PlanState.COMPLETED and rollback:
+            st.state = PlanState.ROLLED_BACK
 
 
 def plan_completed(s: State, ev: Event) -> None:
     p = s.plans[ev.data["plan_id"]]
-    p["state"] = "completed"
-    p["outcome"] = {**p.get("outcome", {}), **ev.data.get("outcome", {})}
+    p.state = PlanState.COMPLETED
+    p.outcome = {**p.outcome, **copy.deepcopy(ev.data.get("outcome", {}))}
 
 
 def incident_noted(s: State, ev: Event) -> None:
     inc = s.incidents[ev.data["incident_id"]]
-    inc["notes"] = [
-        *inc.get("notes", []),
-        {"at": ev.ts, "by": ev.actor, "note": ev.data.get("note", ""), "action": ev.data.get("action")},
-    ]
+    note = IncidentNote(at=ev.ts, by=ev.actor, note=ev.data.get("note", ""), action=ev.data.get("action"))
+    inc.notes = [*inc.notes, note]
 
 
 def incident_reopened(s: State, ev: Event) -> None:
     inc = s.incidents[ev.data["incident_id"]]
-    inc["status"] = "open"
-    inc["resolved_at"] = None
+    inc.status = "open"
+    inc.resolved_at = None

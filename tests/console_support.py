@@ -60,7 +60,7 @@ async def drill_until_plan(app: OpsdeckApp, pilot, name: str = "resource-exhaust
     end = eng.clock.now() + limit_s
     while eng.clock.now() < end:
         await app.host.advance(5.0)
-        waiting = [pid for pid, p in eng.state.plans.items() if p.get("state") == "proposed"]
+        waiting = [pid for pid, p in eng.state.plans.items() if p.state == "proposed"]
         if waiting:
             app.refresh_panes()
             await pilot.pause(0.1)

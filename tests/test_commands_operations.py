@@ -171,11 +171,11 @@ async def test_resumption_can_be_held_and_advanced_by_the_operator(tmp_path: Pat
         rid = resp["result"]["resumption"]
         assert hold_resumption(engine, rid, actor="op")["held"] is True
         await engine.advance(900)
-        assert engine.state.resumptions[rid]["next_step"] == 1, "a held resumption does not advance"
+        assert engine.state.resumptions[rid].next_step == 1, "a held resumption does not advance"
         out = advance_resumption(engine, rid, actor="op")
         assert out["next_step"] == 2
         advance_resumption(engine, rid, actor="op")
-        assert engine.state.resumptions[rid]["status"] == "completed"
+        assert engine.state.resumptions[rid].status == "completed"
         assert engine.state.workflows["workflow_003"].stage_limit is None
     finally:
         await engine.close()

@@ -105,7 +105,7 @@ def _check_specific(op: str, resp: dict[str, Any], engine: Any) -> None:
             assert sum(1 for a in s.live_agents() if a.pool == name) >= pool.min_size
     elif op == "gradual-resumption":
         res = s.resumptions[r["resumption"]]
-        assert res["steps"][0]["limit"]["agents"] == 2  # conservative = half of workflow_003's 3 agents, rounded up
+        assert res.steps[0]["limit"]["agents"] == 2  # conservative = half of workflow_003's 3 agents, rounded up
         assert s.status_of("workflow_003") is WorkflowStatus.RUNNING
         assert s.workflows["workflow_003"].stage_limit is not None
     elif op == "execute-dependency-recovery":
@@ -181,12 +181,12 @@ async def test_gradual_resumption_waits_for_stable_utilisation(tmp_path: Path) -
         rid = resp["result"]["resumption"]
         await engine.advance(240)
         r = engine.state.resumptions[rid]
-        assert r["next_step"] == 1 and r["status"] == "active", "no step while the spike keeps CPU over the threshold"
+        assert r.next_step == 1 and r.status == "active", "no step while the spike keeps CPU over the threshold"
         await engine.advance(900)
         r = engine.state.resumptions[rid]
-        assert r["status"] == "completed"
-        stamps = [a["at"] for a in r["applied"]]
-        assert stamps[1] >= 300.0 + 600.0 + r["hold_s"] - engine.config.intervals.sample_s
+        assert r.status == "completed"
+        stamps = [a.at for a in r.applied]
+        assert stamps[1] >= 300.0 + 600.0 + r.hold_s - engine.config.intervals.sample_s
         assert engine.state.workflows["workflow_003"].stage_limit is None
     finally:
         await engine.close()

@@ -84,16 +84,16 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
                 "the drill command reached the host"
             )
             deadline = time.monotonic() + 240
-            while not [p for p in link.state.plans.values() if p["state"] == "proposed"]:
+            while not [p for p in link.state.plans.values() if p.state == "proposed"]:
                 assert time.monotonic() < deadline, "no plan proposed"
                 res = await link.send("/host advance 5m")
                 assert res["status"] == "success", res
                 await pilot.pause(0.05)
-            pid = next(k for k, p in link.state.plans.items() if p["state"] == "proposed")
+            pid = next(k for k, p in link.state.plans.items() if p.state == "proposed")
             app.refresh_panes()
             await pilot.press("a")
             await confirm(pilot, app)
-            assert await wait_for(pilot, lambda: link.state.plans[pid]["state"] != "proposed", LONG)
+            assert await wait_for(pilot, lambda: link.state.plans[pid].state != "proposed", LONG)
             approved = rows(db, "PLAN_APPROVED")
             assert approved and approved[-1][1] == "operator"
 

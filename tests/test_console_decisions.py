@@ -9,12 +9,12 @@ approval into view.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from textual.widgets._footer import FooterKey
 
 from core.config import Config
+from core.incident_models import Incident, Plan, PlanState
+from core.projection import State
 from tests.console_support import drill_until_plan, make_app, wait_for
 from tui import awaiting
 from tui.screens.confirm import ConfirmScreen
@@ -32,9 +32,9 @@ async def _two_incidents(app, pilot):  # type: ignore[no-untyped-def]
     assert (await app.link.send(f"/incident reject {first}"))["status"] == "success"
     assert await wait_for(pilot, lambda: app.host.drill is not None and app.host.drill.done)
     second = await drill_until_plan(app, pilot, "agent-cascade")
-    assert eng.state.plans[first]["state"] == "rejected"
-    assert eng.state.plans[second]["state"] == "proposed"
-    assert eng.state.plans[first]["incident_id"] != eng.state.plans[second]["incident_id"]
+    assert eng.state.plans[first].state == "rejected"
+    assert eng.state.plans[second].state == "proposed"
+    assert eng.state.plans[first].incident_id != eng.state.plans[second].incident_id
     return first, second
 
 
@@ -69,8 +69,8 @@ async def test_keys_target_the_awaiting_plan(tmp_path):
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert second in app.screen.title_text
         await pilot.press("tab", "enter")  # approve it
-        assert await wait_for(pilot, lambda: eng.state.plans[second]["state"] != "proposed")
-        assert eng.state.plans[first]["state"] == "rejected"  # untouched
+        assert await wait_for(pilot, lambda: eng.state.plans[second].state != "proposed")
+        assert eng.state.plans[first].state == "rejected"  # untouched
 
 
 @pytest.mark.slow
@@ -87,7 +87,7 @@ async def test_nothing_awaits_nothing_happens(tmp_path):
             await pilot.pause(0.3)
             assert app.screen is app.screen_stack[0], key  # no dialog on a finished plan
         assert eng.state.seq == seq
-        assert {eng.state.plans[p]["state"] for p in (first, second)} == {"rejected"}
+        assert {eng.state.plans[p].state for p in (first, second)} == {"rejected"}
 
 
 @pytest.mark.slow
@@ -107,29 +107,26 @@ async def test_next_decision_key_brings_the_plan_into_view(tmp_path):
 def test_target_order_and_finished_plans():
     """The queue: critical before high, then oldest; a finished plan is never a target."""
 
-    s = SimpleNamespace(
-        incidents={
-            "INC-1": {"severity": "high"},
-            "INC-2": {"severity": "critical"},
-            "INC-3": {"severity": "critical"},
-        },
-        plans={
-            "P1": {"incident_id": "INC-1", "state": "proposed", "created_at": 10.0},
-            "P2": {"incident_id": "INC-2", "state": "proposed", "created_at": 30.0},
-            "P3": {"incident_id": "INC-3", "state": "proposed", "created_at": 20.0},
-            "P4": {"incident_id": "INC-3", "state": "completed", "created_at": 5.0},
-            "P5": {"incident_id": "INC-1", "state": "executing", "created_at": 40.0},
-        },
-    )
-    assert awaiting.awaiting(s, "approve") == ["P3", "P2", "P1"]  # type: ignore[arg-type]
-    t = awaiting.target(s, "approve", "P4")  # type: ignore[arg-type]
+    s = State()
+    for iid, sev in (("INC-1", "high"), ("INC-2", "critical"), ("INC-3", "critical")):
+        s.incidents[iid] = Incident(id=iid, scenario="toy", type="TOY", severity=sev, detected_at=0.0)
+    for pid, iid, state, at in (
+        ("P1", "INC-1", PlanState.PROPOSED, 10.0),
+        ("P2", "INC-2", PlanState.PROPOSED, 30.0),
+        ("P3", "INC-3", PlanState.PROPOSED, 20.0),
+        ("P4", "INC-3", PlanState.COMPLETED, 5.0),
+        ("P5", "INC-1", PlanState.EXECUTING, 40.0),
+    ):
+        s.plans[pid] = Plan(id=pid, incident_id=iid, scenario="toy", title=pid, steps=[], state=state, created_at=at)
+    assert awaiting.awaiting(s, "approve") == ["P3", "P2", "P1"]
+    t = awaiting.target(s, "approve", "P4")
     assert t.plan == "P3" and "P4 is completed" in t.note
-    assert awaiting.target(s, "approve", "P1").plan == "P1"  # type: ignore[arg-type]
-    assert awaiting.target(s, "abort_plan", "P4").plan == "P3"  # type: ignore[arg-type]
-    assert awaiting.target(s, "abort_plan", "P5").plan == "P5"  # type: ignore[arg-type]
-    assert awaiting.next_decision(s, "P3") == "P2"  # type: ignore[arg-type]
-    assert awaiting.next_decision(s, "P1") == "P3"  # type: ignore[arg-type]
+    assert awaiting.target(s, "approve", "P1").plan == "P1"
+    assert awaiting.target(s, "abort_plan", "P4").plan == "P3"
+    assert awaiting.target(s, "abort_plan", "P5").plan == "P5"
+    assert awaiting.next_decision(s, "P3") == "P2"
+    assert awaiting.next_decision(s, "P1") == "P3"
     for p in s.plans.values():
-        p["state"] = "rejected"
-    none = awaiting.target(s, "approve", "P1")  # type: ignore[arg-type]
+        p.state = PlanState.REJECTED
+    none = awaiting.target(s, "approve", "P1")
     assert none.plan is None and "nothing was done" in none.note

@@ -106,11 +106,11 @@ async def test_approve_dialog_shows_every_step_whole_and_a_paused_clock_is_named
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         text = _plain(app.screen.detail).replace("\n", " ")
         squashed = " ".join(text.split())
-        for st in plan["steps"]:
-            if st["state"] == "completed":  # done already: its title and result, not its command
-                assert st["title"] in squashed
+        for st in plan.steps:
+            if st.state == "completed":  # done already: its title and result, not its command
+                assert st.title in squashed
             else:  # to run: the command whole, not cut at 100 characters
-                assert " ".join(st["command"].split()) in squashed
+                assert " ".join(st.command.split()) in squashed
         live = [a for a in app.link.state.agents.values() if a.status.value != "retired"]
         assert f"of {len(live)} live agents" in text  # emergency-cleanup's retirements, counted
         assert "pause workflow_003" in text or "pause " in text

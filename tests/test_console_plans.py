@@ -29,16 +29,16 @@ async def test_approve_plan_after_cancel(tmp_path):
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("enter")  # Cancel is focused: nothing happens
         await pilot.pause(0.2)
-        assert eng.state.plans[pid]["state"] == "proposed"
+        assert eng.state.plans[pid].state == "proposed"
         await pilot.press("a")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: eng.state.plans[pid]["state"] != "proposed")
-        assert eng.state.plans[pid]["decided_by"] == "operator"
+        assert await wait_for(pilot, lambda: eng.state.plans[pid].state != "proposed")
+        assert eng.state.plans[pid].decided_by == "operator"
         for _ in range(60):  # the executor runs the approved steps as the clock moves
             await app.host.advance(5.0)
-        assert eng.state.plans[pid]["state"] in ("executing", "completed")
-        assert any(st["state"] == "completed" for st in eng.state.plans[pid]["steps"])
+        assert eng.state.plans[pid].state in ("executing", "completed")
+        assert any(st.state == "completed" for st in eng.state.plans[pid].steps)
 
 
 @pytest.mark.slow
@@ -50,8 +50,8 @@ async def test_reject_plan(tmp_path):
         await pilot.press("d")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: eng.state.plans[pid]["state"] == "rejected")
-        assert all(st["state"] == "rejected" for st in eng.state.plans[pid]["steps"])
+        assert await wait_for(pilot, lambda: eng.state.plans[pid].state == "rejected")
+        assert all(st.state == "rejected" for st in eng.state.plans[pid].steps)
 
 
 @pytest.mark.slow
@@ -60,7 +60,7 @@ async def test_edit_plan_invalid_then_valid(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         pid = await drill_until_plan(app, pilot)
         eng = app.host.engine
-        before = [st["command"] for st in eng.state.plans[pid]["steps"]]
+        before = [st.command for st in eng.state.plans[pid].steps]
         seq = eng.state.seq
         await pilot.press("e")
         assert await wait_for(pilot, lambda: isinstance(app.screen, PlanEditScreen))
@@ -77,14 +77,14 @@ async def test_edit_plan_invalid_then_valid(tmp_path):
         await pilot.pause(0.2)
         assert isinstance(app.screen, PlanEditScreen)
         assert "INVALID_PLAN_EDIT" in str(app.screen.query_one("#edit-error").render())
-        assert [st["command"] for st in eng.state.plans[pid]["steps"]] == before
+        assert [st.command for st in eng.state.plans[pid].steps] == before
         assert eng.state.seq == seq
         ta.text = json.dumps(before[:2], indent=2)
         await pilot.press("ctrl+s")
         assert await wait_for(pilot, lambda: not isinstance(app.screen, PlanEditScreen))
         plan = eng.state.plans[pid]
-        assert [st["command"] for st in plan["steps"]] == before[:2]
-        assert plan["edited_by"] == ["operator"]
+        assert [st.command for st in plan.steps] == before[:2]
+        assert plan.edited_by == ["operator"]
 
 
 @pytest.mark.slow
@@ -96,14 +96,14 @@ async def test_abort_plan_rolls_back(tmp_path):
         await pilot.press("a")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: eng.state.plans[pid]["state"] != "proposed")
+        assert await wait_for(pilot, lambda: eng.state.plans[pid].state != "proposed")
         for _ in range(12):
             await app.host.advance(5.0)
         await pilot.press("K")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: eng.state.plans[pid]["state"] in ("rolled_back", "failed"))
+        assert await wait_for(pilot, lambda: eng.state.plans[pid].state in ("rolled_back", "failed"))
         assert (
             any(ev_type == "PLAN_ABORTED" for ev_type in eng.state.observed)
-            or eng.state.plans[pid]["state"] == "rolled_back"
+            or eng.state.plans[pid].state == "rolled_back"
         )

@@ -26,21 +26,21 @@ async def test_hold_then_advance_a_staged_resumption(tmp_path):
         assert res["status"] == "success", res
         rid = next(iter(eng.state.resumptions))
         r = eng.state.resumptions[rid]
-        first = r["next_step"]
+        first = r.next_step
         await settle(app, pilot)
         app.incidents_pane.focus()
         await pilot.press("h")
-        assert await wait_for(pilot, lambda: eng.state.resumptions[rid].get("held") is True)
+        assert await wait_for(pilot, lambda: eng.state.resumptions[rid].held is True)
         await pilot.press("n")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("enter")  # Cancel
         await pilot.pause(0.2)
-        assert eng.state.resumptions[rid]["next_step"] == first
+        assert eng.state.resumptions[rid].next_step == first
         await pilot.press("n")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: eng.state.resumptions[rid]["next_step"] == first + 1)
-        step = eng.state.resumptions[rid]["steps"][first]
+        assert await wait_for(pilot, lambda: eng.state.resumptions[rid].next_step == first + 1)
+        step = eng.state.resumptions[rid].steps[first]
         if step.get("resume"):
             assert eng.state.status_of("workflow_003") is WorkflowStatus.RUNNING
-        assert eng.state.resumptions[rid]["applied"][-1]["step"] == first
+        assert eng.state.resumptions[rid].applied[-1].step == first

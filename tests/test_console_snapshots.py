@@ -90,7 +90,7 @@ async def _until_plan(pilot) -> None:  # type: ignore[no-untyped-def]
     assert res["status"] == "success", res
     for _ in range(1000):
         await app.host.advance(5.0)
-        if any(p.get("state") == "proposed" for p in eng.state.plans.values()):
+        if any(p.state == "proposed" for p in eng.state.plans.values()):
             break
     await settle(app, pilot)
 

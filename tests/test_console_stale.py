@@ -58,11 +58,11 @@ async def test_stale_step_marked_and_replan_offered(tmp_path):
         texts = [getattr(t, "plain", "") for t in _flat(app.screen.detail)]
         assert any(t.strip().startswith(f"⚠ stale: workflow {victim} is cancelled") for t in texts)
         await pilot.click("#alt")  # Replan
-        assert await wait_for(pilot, lambda: eng.state.plans[pid]["state"] == "rejected")
-        inc = eng.state.plans[pid]["incident_id"]
-        assert await wait_for(pilot, lambda: len(eng.state.incidents[inc]["plans"]) == 2)
-        new = eng.state.incidents[inc]["plans"][-1]
-        assert eng.state.plans[new]["state"] == "proposed"
+        assert await wait_for(pilot, lambda: eng.state.plans[pid].state == "rejected")
+        inc = eng.state.plans[pid].incident_id
+        assert await wait_for(pilot, lambda: len(eng.state.incidents[inc].plans) == 2)
+        new = eng.state.incidents[inc].plans[-1]
+        assert eng.state.plans[new].state == "proposed"
 
 
 def _flat(r):  # type: ignore[no-untyped-def]
@@ -89,7 +89,7 @@ async def test_step_turning_stale_while_dialog_open_reopens_it(tmp_path):
         texts = " ".join(getattr(t, "plain", "") for t in _flat(app.screen.detail))
         assert "Nothing was approved" in texts and f"workflow {victim} is cancelled" in texts
         assert app.screen.query("#alt")
-        assert eng.state.plans[pid]["state"] == "proposed"  # not approved
+        assert eng.state.plans[pid].state == "proposed"  # not approved
 
 
 @pytest.mark.slow

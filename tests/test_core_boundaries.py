@@ -39,7 +39,16 @@ def test_core_never_imports_textual() -> None:
 # its own layer or a lower one; the most specific prefix decides a module's layer.
 # Every import counts: module level, inside functions, and under TYPE_CHECKING.
 LAYERS: list[tuple[str, ...]] = [
-    ("themes", "core.models", "core.events", "core.clock", "core.config", "core.private", "core.anchor"),
+    (
+        "themes",
+        "core.models",
+        "core.incident_models",
+        "core.events",
+        "core.clock",
+        "core.config",
+        "core.private",
+        "core.anchor",
+    ),
     ("core.store_errors", "core.sqlite_check", "core.timefmt"),
     ("core.merge", "core.workflow_file", "core.store"),
     (

@@ -59,7 +59,7 @@ def playbook(engine: Engine, f: Finding) -> PlanDraft:
 async def resumed(ctx: GateCtx) -> Verdict:
     """Every stalled workflow runs again; credited when the plan resumed it."""
     s = ctx.engine.state
-    wfs = ctx.incident["affected_workflows"]
+    wfs = ctx.incident.affected_workflows
     waiting = [w for w in wfs if s.workflows[w].status is WorkflowStatus.PAUSED]
     if waiting:
         if ctx.now - ctx.started_at > ctx.timeout_s:
@@ -116,16 +116,16 @@ async def test_a_toy_kind_is_detected_planned_validated_and_drilled(tmp_path: Pa
     try:
         await _until(drill, lambda: drill.plan() is not None)
         inc = drill.incident()
-        assert inc is not None and inc["scenario"] == TOY and inc["criteria"] == ["workflow_resumed"]
+        assert inc is not None and inc.scenario == TOY and inc.criteria == ["workflow_resumed"]
         wf = drill.fault["paused"]
         assert eng.state.workflows[wf].status is WorkflowStatus.PAUSED, "the drill's fault is real"
         plan = drill.plan()
-        assert plan is not None and any(f"resume {wf}" in st["command"] for st in plan["steps"])
-        decisions.approve(eng, plan["id"], actor="tester")
+        assert plan is not None and any(f"resume {wf}" in st.command for st in plan.steps)
+        decisions.approve(eng, plan.id, actor="tester")
         rep = await drill.run(3600.0)
         assert rep["validated"], {k: rep[k] for k in ("status", "reason", "plan_state", "invariants")}
         assert eng.state.workflows[wf].status is not WorkflowStatus.PAUSED
-        assert eng.state.incidents[inc["id"]]["status"] == "resolved"
+        assert eng.state.incidents[inc.id].status == "resolved"
     finally:
         await eng.close()
 
@@ -137,13 +137,13 @@ async def test_a_toy_plan_without_its_acting_step_is_not_validated(tmp_path: Pat
         await _until(drill, lambda: drill.plan() is not None)
         plan = drill.plan()
         assert plan is not None
-        keep = [st["command"] for st in plan["steps"] if "resume" not in st["command"]]
-        decisions.edit(eng, plan["id"], keep, actor="tester")
-        decisions.approve(eng, plan["id"], actor="tester")
+        keep = [st.command for st in plan.steps if "resume" not in st.command]
+        decisions.edit(eng, plan.id, keep, actor="tester")
+        decisions.approve(eng, plan.id, actor="tester")
         rep = await drill.run(3600.0)
         assert not rep["validated"]
         inc = drill.incident()
-        assert inc is not None and inc["status"] == "failed"
+        assert inc is not None and inc.status == "failed"
         assert eng.state.workflows[drill.fault["paused"]].status is WorkflowStatus.PAUSED
     finally:
         await eng.close()

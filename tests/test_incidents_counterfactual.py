@@ -35,10 +35,10 @@ COMPLETION = {
 
 
 def _waiting(plan: dict[str, Any] | None) -> bool:
-    if plan is None or plan["state"] != "proposed":
+    if plan is None or plan.state != "proposed":
         return False
-    nxt = next((st for st in plan["steps"] if st["state"] != "completed"), None)
-    return nxt is not None and nxt["state"] == "proposed" and nxt["approval"] == "manual"
+    nxt = next((st for st in plan.steps if st.state != "completed"), None)
+    return nxt is not None and nxt.state == "proposed" and nxt.approval == "manual"
 
 
 async def _until(drill: Drill, cond: Callable[[], bool], budget_s: float = BUDGET_S) -> None:
@@ -52,9 +52,9 @@ def _without_acting_steps(plan: dict[str, Any], also: Callable[[str], bool] = la
     """The plan's commands with every acting step (registry kind destructive or
     lifecycle) not yet run taken out."""
     keep = []
-    for st in plan["steps"]:
-        if st["state"] == "completed" or (st["category"] not in ACTING and not also(st["command"])):
-            keep.append(st["command"])
+    for st in plan.steps:
+        if st.state == "completed" or (st.category not in ACTING and not also(st.command)):
+            keep.append(st.command)
     return keep
 
 
@@ -111,11 +111,9 @@ async def _run_edited(tmp_path: Path, name: str, seed: int = 0) -> tuple[Drill, 
     await _until(drill, lambda: _waiting(drill.plan()))
     plan = drill.plan()
     assert plan is not None
-    decisions.edit(eng, plan["id"], _without_acting_steps(plan), actor="tester")
-    assert not [
-        st for st in eng.state.plans[plan["id"]]["steps"] if st["category"] in ACTING and st["state"] != "completed"
-    ]
-    decisions.approve(eng, plan["id"], actor="tester")
+    decisions.edit(eng, plan.id, _without_acting_steps(plan), actor="tester")
+    assert not [st for st in eng.state.plans[plan.id].steps if st.category in ACTING and st.state != "completed"]
+    decisions.approve(eng, plan.id, actor="tester")
     if name == "data-integrity":
         # A later report overwrites the drift: the projection equals a replay again.
         k = drill.fault["drifted_task"]
@@ -149,12 +147,12 @@ async def test_a_plan_without_its_acting_steps_is_not_validated_while_the_fault_
         inc = drill.incident()
         assert inc is not None and drill.done, rep
         assert not rep["validated"]
-        assert inc["outcome"]["validated"] is False
-        assert inc["outcome"].get("result") in ("recovered_without_plan", "not_validated")
+        assert inc.outcome["validated"] is False
+        assert inc.outcome.get("result") in ("recovered_without_plan", "not_validated")
         assert not [e for e in seen if e.type == COMPLETION[name]], "no completion event credits the plan"
-        if inc["outcome"].get("result") == "recovered_without_plan":
-            assert "recovered without the plan" in inc["outcome"]["reason"]
-            assert inc["outcome"]["recovery_time_s"] is None
+        if inc.outcome.get("result") == "recovered_without_plan":
+            assert "recovered without the plan" in inc.outcome["reason"]
+            assert inc.outcome["recovery_time_s"] is None
     finally:
         await drill.engine.close()
 
@@ -169,8 +167,8 @@ async def test_the_criterion_that_holds_without_the_plan_is_recorded_as_such(nam
     try:
         inc = drill.incident()
         assert inc is not None
-        assert inc["outcome"].get("result") == "recovered_without_plan", inc["outcome"]
-        assert inc["status"] == "resolved" and inc["outcome"]["validated"] is False
+        assert inc.outcome.get("result") == "recovered_without_plan", inc.outcome
+        assert inc.status == "resolved" and inc.outcome["validated"] is False
     finally:
         await drill.engine.close()
 
@@ -189,12 +187,12 @@ async def test_the_exhaustion_plan_without_reallocation_and_resumption_is_not_va
         plan = drill.plan()
         assert plan is not None
         keep = [
-            st["command"]
-            for st in plan["steps"]
-            if "emergency-reallocation" not in st["command"] and "gradual-resumption" not in st["command"]
+            st.command
+            for st in plan.steps
+            if "emergency-reallocation" not in st.command and "gradual-resumption" not in st.command
         ]
-        decisions.edit(eng, plan["id"], keep, actor="tester")
-        decisions.approve(eng, plan["id"], actor="tester")
+        decisions.edit(eng, plan.id, keep, actor="tester")
+        decisions.approve(eng, plan.id, actor="tester")
         rep = await drill.run()
         inc = drill.incident()
         assert inc is not None
@@ -202,7 +200,7 @@ async def test_the_exhaustion_plan_without_reallocation_and_resumption_is_not_va
         assert eng.clock.now() >= (drill.injected_at or 0) + drill.fault["load_spike"]["duration_s"], (
             "the spike expired before the outcome"
         )
-        assert inc["outcome"]["result"] == "recovered_without_plan", inc["outcome"]
+        assert inc.outcome["result"] == "recovered_without_plan", inc.outcome
         assert not [e for e in seen if e.type == "EMERGENCY_RESPONSE_COMPLETED"]
     finally:
         await eng.close()

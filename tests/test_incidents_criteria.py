@@ -30,10 +30,10 @@ async def _drill(tmp_path: Path, name: str) -> Drill:
 
 def _waiting(plan: dict[str, Any] | None) -> bool:
     """The plan's next step waits for an operator."""
-    if plan is None or plan["state"] != "proposed":
+    if plan is None or plan.state != "proposed":
         return False
-    nxt = next((st for st in plan["steps"] if st["state"] != "completed"), None)
-    return nxt is not None and nxt["state"] == "proposed" and nxt["approval"] == "manual"
+    nxt = next((st for st in plan.steps if st.state != "completed"), None)
+    return nxt is not None and nxt.state == "proposed" and nxt.approval == "manual"
 
 
 async def _run_until_decision(drill: Drill) -> dict[str, Any]:
@@ -60,18 +60,18 @@ async def test_a_plan_edited_down_to_analyses_is_not_validated(name: str, tmp_pa
     try:
         plan = await _run_until_decision(drill)
         inc = drill.incident()
-        assert inc is not None and inc["criteria"] == [CATALOGUE.get(name).criterion] and inc["validation_window_s"] > 0
-        ran = [st["command"] for st in plan["steps"] if st["state"] == "completed"]
-        decisions.edit(drill.engine, plan["id"], ran + ["/resource-manager status"], actor="tester")
-        decisions.approve(drill.engine, plan["id"], actor="tester")
+        assert inc is not None and inc.criteria == [CATALOGUE.get(name).criterion] and inc.validation_window_s > 0
+        ran = [st.command for st in plan.steps if st.state == "completed"]
+        decisions.edit(drill.engine, plan.id, ran + ["/resource-manager status"], actor="tester")
+        decisions.approve(drill.engine, plan.id, actor="tester")
         rep = await _finish(drill)
         inc = drill.incident()
         assert inc is not None
-        assert inc["criteria"] == [CATALOGUE.get(name).criterion], "an edit keeps the incident's criteria"
+        assert inc.criteria == [CATALOGUE.get(name).criterion], "an edit keeps the incident's criteria"
         assert not rep["validated"]
-        assert inc["status"] == "failed" and inc["outcome"]["validated"] is False
-        assert CATALOGUE.get(name).criterion in inc["outcome"]["reason"]
-        assert drill.engine.state.plans[plan["id"]]["state"] in ("rolled_back", "failed")
+        assert inc.status == "failed" and inc.outcome["validated"] is False
+        assert CATALOGUE.get(name).criterion in inc.outcome["reason"]
+        assert drill.engine.state.plans[plan.id].state in ("rolled_back", "failed")
     finally:
         await drill.engine.close()
 
@@ -81,13 +81,13 @@ async def test_a_rejected_plan_is_not_validated(name: str, tmp_path: Path) -> No
     drill = await _drill(tmp_path, name)
     try:
         plan = await _run_until_decision(drill)
-        decisions.reject(drill.engine, plan["id"], actor="tester", reason="not this")
+        decisions.reject(drill.engine, plan.id, actor="tester", reason="not this")
         rep = await _finish(drill)
         assert not rep["validated"] and rep["plan_state"] == "rejected"
         inc = drill.incident()
-        assert inc is not None and inc["status"] == "open"
-        manual = [st for st in drill.engine.state.plans[plan["id"]]["steps"] if st["approval"] == "manual"]
-        assert manual and all(st["state"] == "rejected" for st in manual), "nothing that waits for an operator ran"
+        assert inc is not None and inc.status == "open"
+        manual = [st for st in drill.engine.state.plans[plan.id].steps if st.approval == "manual"]
+        assert manual and all(st.state == "rejected" for st in manual), "nothing that waits for an operator ran"
     finally:
         await drill.engine.close()
 
@@ -126,11 +126,11 @@ async def test_partition_plan_moves_work_and_merges_exactly_once(tmp_path: Path)
         plan = await _run_until_decision(drill)
         inc = drill.incident()
         assert inc is not None
-        cut = inc["evidence"]["unreachable"]
+        cut = inc.evidence["unreachable"]
         held = {a: eng.state.agents[a].current_task for a in cut if eng.state.agents[a].current_task}
         assert held, "the cut-off agents hold work"
         agents_before = len(eng.state.live_agents())
-        decisions.approve(eng, plan["id"], actor="tester")
+        decisions.approve(eng, plan.id, actor="tester")
         # The acting steps ran: the held tasks are off the cut-off agents, on reachable
         # ones or queued with their progress, while the partition still holds.
         end = eng.clock.now() + 600

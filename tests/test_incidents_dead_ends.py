@@ -24,50 +24,50 @@ async def until(drill: Drill, cond, limit: float = 6000.0) -> None:  # type: ign
 
 def waiting(drill: Drill) -> bool:
     p = drill.plan()
-    if p is None or p["state"] != "proposed":
+    if p is None or p.state != "proposed":
         return False
-    nxt = next((st for st in p["steps"] if st["state"] != "completed"), None)
-    return nxt is not None and nxt["approval"] == "manual" and nxt["state"] == "proposed"
+    nxt = next((st for st in p.steps if st.state != "completed"), None)
+    return nxt is not None and nxt.approval == "manual" and nxt.state == "proposed"
 
 
 async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: waiting(drill))
-    pid = drill.plan()["id"]  # type: ignore[index]
+    pid = drill.plan().id  # type: ignore[index]
     decisions.approve(eng, pid, actor="bob")
-    await until(drill, lambda: any(r["status"] == "active" and r["applied"] for r in eng.state.resumptions.values()))
-    rid = next(r for r, v in eng.state.resumptions.items() if v["status"] == "active")
-    applied = len(eng.state.resumptions[rid]["applied"])
+    await until(drill, lambda: any(r.status == "active" and r.applied for r in eng.state.resumptions.values()))
+    rid = next(r for r, v in eng.state.resumptions.items() if v.status == "active")
+    applied = len(eng.state.resumptions[rid].applied)
     await decisions.abort(eng, pid, actor="bob", reason="K")
-    assert eng.state.resumptions[rid]["status"] == "aborted"
+    assert eng.state.resumptions[rid].status == "aborted"
     paused = {w.id for w in eng.state.workflows.values() if w.status is WorkflowStatus.PAUSED}
     limits = {w.id: w.stage_limit for w in eng.state.workflows.values()}
     await drill.step(3600)  # an hour later: no stage was applied after the abort
-    assert len(eng.state.resumptions[rid]["applied"]) == applied
+    assert len(eng.state.resumptions[rid].applied) == applied
     assert {w.id for w in eng.state.workflows.values() if w.status is WorkflowStatus.PAUSED} <= paused
     # No stage limit changed (finished workflows leave the live state meanwhile).
     assert {w.id: w.stage_limit for w in eng.state.workflows.values()} == {
         k: v for k, v in limits.items() if k in eng.state.workflows
     }
-    assert drill.incident()["status"] == "open", "no plan in force: the incident waits for a re-plan or a resolve"  # type: ignore[index]
+    assert drill.incident().status == "open", "no plan in force: the incident waits for a re-plan or a resolve"  # type: ignore[index]
 
 
 async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
     await until(drill, lambda: waiting(drill))
-    inc_id = drill.incident()["id"]  # type: ignore[index]
-    first = drill.plan()["id"]  # type: ignore[index]
+    inc_id = drill.incident().id  # type: ignore[index]
+    first = drill.plan().id  # type: ignore[index]
     res = await run_command(incident_services(eng, drill.manager), f"/incident reject {first}", actor="alice")
     assert res["status"] == "success"
-    assert eng.state.incidents[inc_id]["status"] == "open"
+    assert eng.state.incidents[inc_id].status == "open"
     res = await run_command(incident_services(eng, drill.manager), f"/incident replan {inc_id}", actor="alice")
     assert res["status"] == "success", res
     second = res["result"]["plan_id"]
-    assert second != first and eng.state.plans[second]["state"] == "proposed"
-    assert eng.state.incidents[inc_id]["plans"] == [first, second]
-    assert eng.state.incidents[inc_id]["status"] == "recovering"
+    assert second != first and eng.state.plans[second].state == "proposed"
+    assert eng.state.incidents[inc_id].plans == [first, second]
+    assert eng.state.incidents[inc_id].status == "recovering"
     # While a plan is in force, the incident cannot be closed by hand or re-planned.
     assert (
         await run_command(
@@ -88,11 +88,7 @@ async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> Non
     )
     assert res["status"] == "success", res
     inc = eng.state.incidents[inc_id]
-    assert (
-        inc["status"] == "resolved"
-        and inc["outcome"]["validated"] is False
-        and inc["outcome"]["resolved_by"] == "alice"
-    )
-    assert [n["action"] for n in inc["notes"]] == ["replan", "resolve"] and inc["notes"][-1]["by"] == "alice"
+    assert inc.status == "resolved" and inc.outcome["validated"] is False and inc.outcome["resolved_by"] == "alice"
+    assert [n.action for n in inc.notes] == ["replan", "resolve"] and inc.notes[-1].by == "alice"
     with pytest.raises(EngineError):
         decisions.resolve(eng, inc_id, "again", actor="alice")

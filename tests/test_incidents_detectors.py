@@ -53,9 +53,9 @@ async def test_detector_fires_on_fault(name: str, tmp_path: Path) -> None:
             await drill.step()
         inc = drill.incident()
         assert inc is not None, f"{name}: not detected within {WATCH:g}s of the fault"
-        assert inc["detected_at"] >= WARMUP
+        assert inc.detected_at >= WARMUP
         assert seen and SEED_FIELDS[name][1] <= set(seen[0].data)
-        assert inc["plans"], "a plan is proposed with the incident"
+        assert inc.plans, "a plan is proposed with the incident"
         if name == "performance-degradation":
             assert 0.95 <= seen[0].data["confidence"] <= 1.0
             assert "efficiency" in seen[0].data["affected_metrics"]

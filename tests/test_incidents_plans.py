@@ -40,9 +40,9 @@ def plan_waiting(drill: Drill) -> bool:
     p = drill.plan()
     return (
         p is not None
-        and any(st["state"] == "proposed" and st["approval"] == "manual" for st in p["steps"])
-        and all(st["state"] in ("completed", "proposed") for st in p["steps"])
-        and next(st for st in p["steps"] if st["state"] != "completed")["approval"] == "manual"
+        and any(st.state == "proposed" and st.approval == "manual" for st in p.steps)
+        and all(st.state in ("completed", "proposed") for st in p.steps)
+        and next(st for st in p.steps if st.state != "completed").approval == "manual"
     )
 
 
@@ -89,7 +89,7 @@ async def test_approval_policy_from_config() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: drill.plan() is not None)
-    by_kind = {st["command"].split()[1]: (st["category"], st["approval"]) for st in drill.plan()["steps"]}  # type: ignore[index]
+    by_kind = {st.command.split()[1]: (st.category, st.approval) for st in drill.plan().steps}  # type: ignore[index]
     assert by_kind["emergency-analysis"] == ("analysis", "auto")
     assert by_kind["emergency-reallocation"] == ("destructive", "manual")
     assert by_kind["post-emergency-monitoring"] == ("monitoring", "auto")
@@ -99,7 +99,7 @@ async def test_approval_policy_from_config() -> None:
     eng2 = memory_sim(config=cfg, seed=0)
     drill2 = start_drill(eng2, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill2, lambda: drill2.plan() is not None)
-    assert {st["approval"] for st in drill2.plan()["steps"]} == {"auto"}  # type: ignore[index]
+    assert {st.approval for st in drill2.plan().steps} == {"auto"}  # type: ignore[index]
 
 
 async def test_reject_leaves_the_fleet_unchanged() -> None:
@@ -108,7 +108,7 @@ async def test_reject_leaves_the_fleet_unchanged() -> None:
     events_of(eng, cmds, "COMMAND_EXECUTED", "PLAN_REJECTED", "WORKFLOW_PAUSED", "RESOURCE_ALLOCATED")
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: plan_waiting(drill))
-    pid = drill.plan()["id"]  # type: ignore[index]
+    pid = drill.plan().id  # type: ignore[index]
     ran = [e.data["kind"] for e in cmds if e.type == "COMMAND_EXECUTED"]
     assert ran and set(ran) <= {"analysis"}, "only auto (analysis) steps ran before a decision"
     before_fleet, before_seq = fleet_hash(eng), eng.state.seq
@@ -116,7 +116,7 @@ async def test_reject_leaves_the_fleet_unchanged() -> None:
     assert fleet_hash(eng) == before_fleet
     assert eng.state.seq == before_seq + 1
     rej = [e for e in cmds if e.type == "PLAN_REJECTED"]
-    assert rej and rej[0].actor == "alice" and eng.state.plans[pid]["state"] == "rejected"
+    assert rej and rej[0].actor == "alice" and eng.state.plans[pid].state == "rejected"
     await drill.step(300)
     assert not [e for e in cmds if e.type in ("WORKFLOW_PAUSED", "RESOURCE_ALLOCATED") and e.actor.startswith("plan:")]
     with pytest.raises(EngineError) as exc:
@@ -131,11 +131,11 @@ async def test_abort_mid_plan_rolls_back() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: plan_waiting(drill))
-    pid = drill.plan()["id"]  # type: ignore[index]
+    pid = drill.plan().id  # type: ignore[index]
     before = {w.id: (w.status, w.allocation, w.guarantee) for w in eng.state.all_workflows()}
     decisions.approve(eng, pid, actor="bob")
-    await until(drill, lambda: eng.state.plans[pid]["steps"][2]["state"] == "completed")
-    assert eng.state.plans[pid]["state"] == "executing"
+    await until(drill, lambda: eng.state.plans[pid].steps[2]["state"] == "completed")
+    assert eng.state.plans[pid].state == "executing"
     paused = [
         w
         for w, (st, _, _) in before.items()
@@ -153,10 +153,10 @@ async def test_abort_mid_plan_rolls_back() -> None:
         assert cur.allocation == alloc, w
         assert cur.guarantee == g, w
     p = eng.state.plans[pid]
-    assert p["state"] == "rolled_back" and p["outcome"]["aborted_by"] == "bob"
-    assert [st["state"] for st in p["steps"][:3]] == ["rolled_back"] * 3
+    assert p.state == "rolled_back" and p.outcome["aborted_by"] == "bob"
+    assert [st.state for st in p.steps[:3]] == ["rolled_back"] * 3
     await drill.step(60)
-    assert eng.state.plans[pid]["state"] == "rolled_back", "the executor leaves an aborted plan alone"
+    assert eng.state.plans[pid].state == "rolled_back", "the executor leaves an aborted plan alone"
 
 
 async def test_edit_then_approve() -> None:
@@ -164,8 +164,8 @@ async def test_edit_then_approve() -> None:
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: plan_waiting(drill))
     p = drill.plan()
-    pid = p["id"]  # type: ignore[index]
-    cmds = [st["command"] for st in p["steps"]]  # type: ignore[index]
+    pid = p.id  # type: ignore[index]
+    cmds = [st.command for st in p.steps]  # type: ignore[index]
     h = eng.state.state_hash()
     with pytest.raises(EngineError) as exc:
         decisions.edit(eng, pid, ["/resource-manager status"] + cmds[1:], actor="carol")
@@ -176,12 +176,12 @@ async def test_edit_then_approve() -> None:
     assert eng.state.state_hash() == h, "a refused edit changes nothing"
     edited = [c for c in cmds if "gradual-resumption" not in c]
     decisions.edit(eng, pid, edited, actor="carol")
-    assert [st["command"] for st in eng.state.plans[pid]["steps"]] == edited
-    assert eng.state.plans[pid]["edited_by"] == ["carol"]
+    assert [st.command for st in eng.state.plans[pid].steps] == edited
+    assert eng.state.plans[pid].edited_by == ["carol"]
     decisions.approve(eng, pid, actor="carol")
     await until(drill, lambda: drill.done)
-    assert eng.state.plans[pid]["state"] == "completed"
-    assert eng.state.incidents[drill.incident()["id"]]["status"] == "resolved"  # type: ignore[index]
+    assert eng.state.plans[pid].state == "completed"
+    assert eng.state.incidents[drill.incident().id]["status"] == "resolved"  # type: ignore[index]
 
 
 async def test_incident_commands_and_replay(tmp_path: Path) -> None:
@@ -191,12 +191,12 @@ async def test_incident_commands_and_replay(tmp_path: Path) -> None:
     try:
         drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
         await until(drill, lambda: plan_waiting(drill))
-        pid = drill.plan()["id"]  # type: ignore[index]
+        pid = drill.plan().id  # type: ignore[index]
         bad = await run_command(incident_services(eng), "/incident approve PLAN-9999", actor="dana")
         assert bad["status"] == "error" and bad["error"]["code"] == "PLAN_NOT_FOUND"
         ok = await run_command(incident_services(eng), f"/incident approve {pid}", actor="dana")
         assert ok["status"] == "success"
-        assert eng.state.plans[pid]["decided_by"] == "dana"
+        assert eng.state.plans[pid].decided_by == "dana"
         await until(drill, lambda: drill.done)
         report = await drill.report()
         assert report["validated"], report
@@ -230,8 +230,8 @@ async def test_live_drill_for_the_console() -> None:
         for _ in range(500):
             await asyncio.sleep(0.02)
             p = drill.plan()
-            if p is not None and p["state"] == "proposed" and plan_waiting(drill):
-                decisions.approve(eng, p["id"], actor="console")
+            if p is not None and p.state == "proposed" and plan_waiting(drill):
+                decisions.approve(eng, p.id, actor="console")
             if drill.done:
                 break
     finally:
@@ -255,7 +255,7 @@ async def test_regression_after_an_optimisation_step_rolls_back() -> None:
 
     def checking() -> bool:
         p = drill.plan()
-        return p is not None and any(st.get("check") and st["state"] == "executing" for st in p["steps"])
+        return p is not None and any(st.check and st.state == "executing" for st in p.steps)
 
     await until(drill, checking, limit=6000)
     p = drill.plan()
@@ -265,9 +265,9 @@ async def test_regression_after_an_optimisation_step_rolls_back() -> None:
         eng.runtime.slow_agent(a, 4.0)  # type: ignore[union-attr]  # everything gets much worse
     await until(drill, lambda: drill.done, limit=3000)
     assert aborted and "regression" in aborted[0].data["reason"]
-    assert eng.state.plans[p["id"]]["state"] == "rolled_back"  # type: ignore[index]
+    assert eng.state.plans[p.id]["state"] == "rolled_back"  # type: ignore[index]
     assert all(eng.state.agents[a.id].backoff_until is None for a in quarantined), "quarantine rolled back"
-    assert eng.state.incidents[drill.incident()["id"]]["status"] == "failed"  # type: ignore[index]
+    assert eng.state.incidents[drill.incident().id]["status"] == "failed"  # type: ignore[index]
 
 
 async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path) -> None:
@@ -280,10 +280,10 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         wf = drill.fault["workflow"]
         drifted = drill.fault["drifted_task"]
         inc = drill.incident()
-        assert inc is not None and wf in inc["affected_workflows"]
-        named = [sg.get("state") for sg in inc["evidence"]["segments"]]
+        assert inc is not None and wf in inc.affected_workflows
+        named = [sg.get("state") for sg in inc.evidence["segments"]]
         assert f"task:{drifted}" in named, "the assessment names the corrupted segment"
-        assert drill.fault["damaged_checkpoint"] in inc["evidence"]["bad_checkpoints"]
+        assert drill.fault["damaged_checkpoint"] in inc.evidence["bad_checkpoints"]
         # The protection step (kind checkpoint: auto) froze the workflow: changes are refused.
         assert eng.state.workflows[wf].frozen
         h = eng.state.state_hash()
@@ -294,7 +294,7 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         assert res["status"] == "error" and res["error"]["code"] == "WORKFLOW_FROZEN"
         assert eng.state.tasks[drifted].context.progress == 0.8, "still drifted until recovery"
         assert eng.state.state_hash() == h
-        decisions.approve(eng, drill.plan()["id"], actor="eve")  # type: ignore[index]
+        decisions.approve(eng, drill.plan().id, actor="eve")  # type: ignore[index]
         await until(drill, lambda: drill.done)
         report = await drill.report()
         assert report["validated"], report

@@ -105,8 +105,8 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
                 (
                     p
                     for p in engine.state.plans.values()
-                    if p["state"] == "proposed"
-                    and any(st["approval"] == "manual" and st["state"] == "proposed" for st in p["steps"])
+                    if p.state == "proposed"
+                    and any(st.approval == "manual" and st.state == "proposed" for st in p.steps)
                 ),
                 None,
             )
@@ -115,12 +115,12 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
             await pilot.pause(0.05)
         assert plan is not None, "the drill's plan waits for the operator"
         services = app.host.services  # type: ignore[union-attr]
-        assert (await run_command(services, f"/incident approve {plan['id']}", actor="operator"))["status"] == "success"
-        inc = engine.state.incidents[plan["incident_id"]]
+        assert (await run_command(services, f"/incident approve {plan.id}", actor="operator"))["status"] == "success"
+        inc = engine.state.incidents[plan.incident_id]
         for _ in range(1200):
-            if inc["status"] in ("resolved", "failed"):
+            if inc.status in ("resolved", "failed"):
                 break
             await pilot.pause(0.05)
-            inc = engine.state.incidents[plan["incident_id"]]
-        assert inc["status"] == "resolved" and inc["outcome"]["validated"], inc.get("outcome")
+            inc = engine.state.incidents[plan.incident_id]
+        assert inc.status == "resolved" and inc.outcome["validated"], inc.outcome
         await app.shutdown()

@@ -130,19 +130,19 @@ async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_proc
         )
         plan = rec.of("PLAN_PROPOSED")[0].data["plan"]
         await drive(engine, lambda: True)
-        assert engine.state.plans[plan["id"]]["state"] == "proposed", "nothing runs before the approval"
+        assert engine.state.plans[plan.id].state == "proposed", "nothing runs before the approval"
         assert engine.state.status_of("background").value == "running"
-        assert [p["workflow"] for p in plan["expected"]["reallocation"]["pause"]] == ["background"]
+        assert [p["workflow"] for p in plan.expected["reallocation"]["pause"]] == ["background"]
         before = {k: runtime.task_pgid(engine.state.tasks[k].agent) for k in ("background/burn_a", "background/burn_b")}
         members = [p for g in before.values() if g for p in group_members(g)]
         assert len(members) >= 2 and all(p.status() != psutil.STATUS_STOPPED for p in members)
-        approve(engine, plan["id"])
+        approve(engine, plan.id)
         await drive(
             engine,
             lambda: engine.state.status_of("background").value == "paused",
             timeout=10,
             what=lambda: (
-                f"background paused; plan {engine.state.plans[plan['id']]['state']}, events {[e.type for e in rec.events[-12:]]}"
+                f"background paused; plan {engine.state.plans[plan.id].state}, events {[e.type for e in rec.events[-12:]]}"
             ),
         )
         assert [e.data["task"] for e in rec.of("TASK_PAUSED")] == ["background/burn_a", "background/burn_b"]

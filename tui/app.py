@@ -63,7 +63,7 @@ from .screens.workflow import WorkflowScreen
 from .widgets.agent_pools import AgentPools
 from .widgets.event_log import EventLog
 from .widgets.header_gauges import HeaderGauges
-from .widgets.incidents import Incidents, plan_steps, step_text
+from .widgets.incidents import Incidents
 from .widgets.live_list import Pane
 from .widgets.workflows import Workflows
 
@@ -464,11 +464,7 @@ class OpsdeckApp(App[int]):
         opt = self.incidents_pane.highlighted_option
         if opt is not None and opt.id and opt.id.startswith("resumption:"):
             return opt.id.split(":", 1)[1]
-        live = [
-            rid
-            for rid, r in link.state.resumptions.items()
-            if str(r.get("status", "")).lower() not in ("completed", "done", "aborted", "cancelled")
-        ]
+        live = [rid for rid, r in link.state.resumptions.items() if r.status == "active"]
         return live[0] if live else None
 
     # -- opening detail screens -------------------------------------------------
@@ -486,10 +482,9 @@ class OpsdeckApp(App[int]):
         elif kind == "incident":
             self.push_screen(IncidentScreen(key))
         elif kind == "plan":
-            plan = link.state.plans.get(key, {})
-            inc = plan.get("incident") or plan.get("incident_id")
-            if inc and inc in link.state.incidents:
-                self.push_screen(IncidentScreen(str(inc)))
+            plan = link.state.plans.get(key)
+            if plan is not None and plan.incident_id in link.state.incidents:
+                self.push_screen(IncidentScreen(plan.incident_id))
 
     # -- simple actions ---------------------------------------------------------
     def action_help(self) -> None:
@@ -707,7 +702,7 @@ class OpsdeckApp(App[int]):
         pid = t.plan
         if t.note:
             self.notify(f"editing {t.note}", timeout=6)
-        document = [step_text(s) for s in plan_steps(link.state.plans[pid])]
+        document = [st.command for st in link.state.plans[pid].steps]
 
         async def validate(doc: Any) -> str | None:
             if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):

@@ -12,45 +12,37 @@ clicked. Pure functions of the state: no Textual here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.incident_models import TERMINAL_PLAN, Plan, PlanState
 
 if TYPE_CHECKING:
     from core.projection import State
 
-PROPOSED = "proposed"
-FINISHED = frozenset({"completed", "rejected", "failed", "rolled_back"})
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 # action -> (plan states that await it, preferred states first, what the decision needs in words)
-DECISIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "approve": ((PROPOSED,), "approval"),
-    "reject": ((PROPOSED,), "a decision (approve or reject)"),
-    "edit_plan": ((PROPOSED,), "approval (only a proposed plan can be edited)"),
-    "abort_plan": (("executing", "approved", PROPOSED), "an abort (it is not finished)"),
+DECISIONS: dict[str, tuple[tuple[PlanState, ...], str]] = {
+    "approve": ((PlanState.PROPOSED,), "approval"),
+    "reject": ((PlanState.PROPOSED,), "a decision (approve or reject)"),
+    "edit_plan": ((PlanState.PROPOSED,), "approval (only a proposed plan can be edited)"),
+    "abort_plan": (
+        (PlanState.EXECUTING, PlanState.APPROVED, PlanState.PROPOSED),
+        "an abort (it is not finished)",
+    ),
 }
 
 
-def plan_state(plan: dict[str, Any]) -> str:
-    return str(plan.get("state") or plan.get("status") or PROPOSED).lower()
-
-
-def plan_incident(plan: dict[str, Any]) -> str | None:
-    v = plan.get("incident_id") or plan.get("incident")
-    return str(v) if v else None
-
-
-def awaits(plan: dict[str, Any], action: str) -> bool:
+def awaits(plan: Plan, action: str) -> bool:
     """Whether ``plan`` awaits the decision ``action`` now."""
-    return plan_state(plan) in DECISIONS[action][0]
+    return plan.state in DECISIONS[action][0]
 
 
 def _urgency(s: State, pid: str, action: str) -> tuple[int, int, float, str]:
     p = s.plans[pid]
-    inc = s.incidents.get(plan_incident(p) or "") or {}
-    states = DECISIONS[action][0]
-    sev = SEVERITY_RANK.get(str(inc.get("severity", "")).lower(), len(SEVERITY_RANK))
-    created = p.get("created_at")
-    return (sev, states.index(plan_state(p)), float(created) if isinstance(created, (int, float)) else 0.0, pid)
+    inc = s.incidents.get(p.incident_id)
+    sev = SEVERITY_RANK[inc.severity] if inc is not None else len(SEVERITY_RANK)
+    return (sev, DECISIONS[action][0].index(p.state), p.created_at, pid)
 
 
 def awaiting(s: State, action: str) -> list[str]:
@@ -77,13 +69,14 @@ def target(s: State, action: str, highlighted: str | None) -> Target:
     queue = awaiting(s, action)
     hl = ""
     if highlighted is not None and highlighted in s.plans:
-        hl = f"{highlighted} is {plan_state(s.plans[highlighted])}"
+        hl = f"{highlighted} is {s.plans[highlighted].state.value}"
     if not queue:
         what = "no plan awaits " + need
         return Target(None, f"{what} ({hl}); nothing was done" if hl else f"{what}; nothing was done")
     pid = queue[0]
-    inc = plan_incident(s.plans[pid]) or "?"
-    sev = str((s.incidents.get(inc) or {}).get("severity") or "")
+    inc = s.plans[pid].incident_id
+    known = s.incidents.get(inc)
+    sev = known.severity if known is not None else ""
     why = f"{pid} of {inc}" + (f" ({sev})" if sev else "") + f" awaits {need}"
     return Target(pid, f"{hl}: {why}" if hl else why)
 
@@ -106,8 +99,8 @@ def plan_of_row(s: State, row_id: str | None) -> str | None:
 
 def plan_for_incident(s: State, incident: str) -> str | None:
     """The incident's plan in force (not finished), else its newest."""
-    mine = [pid for pid, p in s.plans.items() if plan_incident(p) == incident]
-    live = [pid for pid in mine if plan_state(s.plans[pid]) not in FINISHED]
+    mine = [pid for pid, p in s.plans.items() if p.incident_id == incident]
+    live = [pid for pid in mine if s.plans[pid].state not in TERMINAL_PLAN]
     pick = live or mine
     return pick[-1] if pick else None
 

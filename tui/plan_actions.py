@@ -90,7 +90,7 @@ class PlanDecisions:
             if link is None or pid not in link.state.plans:
                 return
             shown = self.stale(pid) if action == "approve" else []
-            plan = {"id": pid, **link.state.plans[pid]}
+            plan = link.state.plans[pid]
             detail = decision_detail(
                 link.state, plan, action, lambda n: color(app, n), link.clock.now(), note=note, stale=shown
             )
@@ -107,11 +107,7 @@ class PlanDecisions:
             link = app.link
             # The state moved while the dialog was open: decide only on a plan that still awaits it.
             if link is None or pid not in link.state.plans or not awaiting.awaits(link.state.plans[pid], action):
-                now = (
-                    awaiting.plan_state(link.state.plans[pid])
-                    if link is not None and pid in link.state.plans
-                    else "gone"
-                )
+                now = link.state.plans[pid].state.value if link is not None and pid in link.state.plans else "gone"
                 app.notify(f"{pid} is {now} now: nothing was done", severity="warning", timeout=8)
                 return
             if action == "approve" and _key(self.stale(pid)) - _key(shown):
@@ -130,9 +126,9 @@ class PlanDecisions:
         link = app.link
         if link is None or pid not in link.state.plans:
             return
-        inc = awaiting.plan_incident(link.state.plans[pid])
+        inc = link.state.plans[pid].incident_id
         why = "; ".join(f"step {x.index}: {', '.join(x.reasons)}" for x in stale)
         res = await app.send(operator.plan_command("reject", pid, reason=f"stale: {why}"), f"Reject {pid}")
-        if res.get("status") != "success" or inc is None:
+        if res.get("status") != "success":
             return
         await app.send(operator.replan_command(inc), f"Replan {inc}")

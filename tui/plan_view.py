@@ -22,10 +22,11 @@ from core.commands.coordination_hub import idle_beyond_minimum
 from core.commands.grammar import CommandSyntaxError, parse
 from core.commands.responses import CommandError
 from core.host.language import LANGUAGE as REGISTRY
+from core.incident_models import Plan, PlanState, PlanStep
 from core.models import AgentStatus
 
 from .meter import fmt_clock, fmt_duration
-from .widgets.incidents import STEP_GLYPH, plan_status, plan_steps, step_status, step_text
+from .widgets.incidents import STEP_GLYPH
 
 if TYPE_CHECKING:
     from core.projection import State
@@ -122,9 +123,7 @@ def effects(s: State, command: str) -> list[str]:
     return out
 
 
-def step_table(
-    s: State, plan: dict[str, Any], c: Colour, with_effects: bool = True, compact_done: bool = False
-) -> Table:
+def step_table(s: State, plan: Plan, c: Colour, with_effects: bool = True, compact_done: bool = False) -> Table:
     """Every step whole: state, gate, approval, the command wrapped, timing, effects or result.
     ``compact_done``: a step that already completed shows its title and result only (the
     approve dialog, where the steps still to run matter)."""
@@ -132,9 +131,8 @@ def step_table(
     t.add_column("#", no_wrap=True)
     t.add_column("state", no_wrap=True)
     t.add_column("step", ratio=1, overflow="fold")
-    for i, st in enumerate(plan_steps(plan), 1):
-        ss = step_status(st)
-        glyph = STEP_GLYPH.get(ss, "·")
+    for i, st in enumerate(plan.steps, 1):
+        glyph = STEP_GLYPH[st.state]
         colr = (
             "success"
             if glyph == "✓"
@@ -145,107 +143,96 @@ def step_table(
             else "foreground-muted"
         )
         body = Text()
-        body.append(str(st.get("title") or ""), style="bold")
-        tags = [
-            f"approval {st.get('approval')}" if st.get("approval") else "",
-            f"gate {st.get('gate')}" if st.get("gate") else "",
-            str(st.get("category") or ""),
-        ]
-        tags = [x for x in tags if x]
-        if tags:
-            body.append("  [" + ", ".join(tags) + "]", style=c("foreground-muted"))
-        if not (compact_done and ss == "completed"):
-            body.append("\n" + step_text(st), style=c("primary"))
-        if isinstance(st.get("started_at"), (int, float)):
-            body.append(f"\nstarted {fmt_clock(st['started_at'])}", style=c("foreground-muted"))
-            if isinstance(st.get("finished_at"), (int, float)):
-                body.append(f", took {fmt_duration(st['finished_at'] - st['started_at'])}", style=c("foreground-muted"))
-        if st.get("error"):
-            err = st["error"]
-            msg = err.get("message") if isinstance(err, dict) else err
-            body.append(f"\nerror: {msg}", style=c("error"))
-        res = st.get("result") or {}
-        if isinstance(res, dict) and res.get("summary"):
-            body.append(f"\nresult: {res['summary']}", style=c("success"))
-        if with_effects and ss in ("proposed", "pending", "waiting", "awaiting_approval", "approved"):
-            for line in effects(s, step_text(st)):
+        body.append(st.title, style="bold")
+        tags = [f"approval {st.approval}", f"gate {st.gate}" if st.gate else "", st.category]
+        body.append("  [" + ", ".join(x for x in tags if x) + "]", style=c("foreground-muted"))
+        if not (compact_done and st.state is PlanState.COMPLETED):
+            body.append("\n" + st.command, style=c("primary"))
+        if st.started_at is not None:
+            body.append(f"\nstarted {fmt_clock(st.started_at)}", style=c("foreground-muted"))
+            if st.finished_at is not None:
+                body.append(f", took {fmt_duration(st.finished_at - st.started_at)}", style=c("foreground-muted"))
+        if st.error:
+            body.append(f"\nerror: {st.error}", style=c("error"))
+        if st.result.get("summary"):
+            body.append(f"\nresult: {st.result['summary']}", style=c("success"))
+        if with_effects and st.state in (PlanState.PROPOSED, PlanState.APPROVED):
+            for line in effects(s, st.command):
                 body.append(f"\n  → {line}", style=c("warning"))
-        t.add_row(str(i), Text(f"{glyph} {ss}", style=c(colr)), body)
+        t.add_row(str(i), Text(f"{glyph} {st.state.value}", style=c(colr)), body)
     return t
 
 
-def plan_header(plan: dict[str, Any], c: Colour) -> Text:
+def plan_header(plan: Plan, c: Colour) -> Text:
     t = Text()
-    t.append(f"plan {plan.get('id', '')} ", style="bold")
-    t.append(plan_status(plan), style=f"bold {c('warning')}")
-    if plan.get("title"):
-        t.append(f"  {plan['title']}")
-    if plan.get("decided_by"):
-        at = plan.get("decided_at")
+    t.append(f"plan {plan.id} ", style="bold")
+    t.append(plan.state.value, style=f"bold {c('warning')}")
+    if plan.title:
+        t.append(f"  {plan.title}")
+    if plan.decided_by:
+        at = plan.decided_at
         t.append(
-            f"\ndecided by {plan['decided_by']}" + (f" at {fmt_clock(at)}" if isinstance(at, (int, float)) else ""),
+            f"\ndecided by {plan.decided_by}" + (f" at {fmt_clock(at)}" if at is not None else ""),
             style=c("secondary"),
         )
-    if plan.get("checkpoint") is not None:
+    if plan.checkpoint is not None:
         t.append(
-            f"\nrollback point: checkpoint #{plan['checkpoint']} (K aborts the plan and rolls back to it)",
+            f"\nrollback point: checkpoint #{plan.checkpoint} (K aborts the plan and rolls back to it)",
             style=c("foreground-muted"),
         )
     return t
 
 
-RUN = frozenset({"completed", "done", "succeeded", "success", "skipped", "failed", "error"})
+RUN = frozenset({PlanState.COMPLETED, PlanState.FAILED})
+"""Step states of a step that has run (its command was sent)."""
 
 
-def _step_head(i: int, st: dict[str, Any], c: Colour) -> Text:
+def _step_head(i: int, st: PlanStep, c: Colour) -> Text:
     t = Text()
     t.append(f"{i}. ", style="bold")
-    t.append(str(st.get("title") or step_text(st).split(" ")[0]), style="bold")
-    tags = [x for x in (st.get("approval"), st.get("gate") and f"gate {st['gate']}") if x]
-    if tags:
-        t.append("  (" + ", ".join(str(x) for x in tags) + ")", style=c("foreground-muted"))
+    t.append(st.title or st.command.split(" ")[0], style="bold")
+    tags = [st.approval, f"gate {st.gate}" if st.gate else ""]
+    t.append("  (" + ", ".join(x for x in tags if x) + ")", style=c("foreground-muted"))
     return t
 
 
-def _pending(plan: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    return [(i, st) for i, st in enumerate(plan_steps(plan), 1) if step_status(st) not in RUN]
+def _pending(plan: Plan) -> list[tuple[int, PlanStep]]:
+    return [(i, st) for i, st in enumerate(plan.steps, 1) if st.state not in RUN]
 
 
-def _ran(plan: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    return [(i, st) for i, st in enumerate(plan_steps(plan), 1) if step_status(st) in RUN]
+def _ran(plan: Plan) -> list[tuple[int, PlanStep]]:
+    return [(i, st) for i, st in enumerate(plan.steps, 1) if st.state in RUN]
 
 
-def effects_block(s: State, plan: dict[str, Any], c: Colour, stale: dict[int, tuple[str, ...]]) -> Group:
+def effects_block(s: State, plan: Plan, c: Colour, stale: dict[int, tuple[str, ...]]) -> Group:
     """Each step still to run: its command whole, then what it does to the state now."""
     parts: list[RenderableType] = []
     for i, st in _pending(plan):
         parts.append(_step_head(i, st, c))
-        parts.append(Text("   " + step_text(st), style=c("primary")))
+        parts.append(Text("   " + st.command, style=c("primary")))
         for reason in stale.get(i, ()):
             parts.append(Text(f"   ⚠ stale: {reason}", style=f"bold {c('error')}"))
-        for line in effects(s, step_text(st)):
+        for line in effects(s, st.command):
             parts.append(Text(f"   → {line}", style=c("warning")))
     return Group(*parts) if parts else Group(Text("   (no step left to run)", style=c("foreground-muted")))
 
 
-def analysis_block(plan: dict[str, Any], c: Colour) -> Group:
+def analysis_block(plan: Plan, c: Colour) -> Group:
     """Steps that already ran: title, outcome, result summary (the analysis behind the plan)."""
     parts: list[RenderableType] = []
     for i, st in _ran(plan):
         t = _step_head(i, st, c)
-        ss = step_status(st)
-        t.append(f"  {STEP_GLYPH.get(ss, '·')} {ss}", style=c("error") if ss in ("failed", "error") else c("success"))
+        failed = st.state is PlanState.FAILED
+        t.append(f"  {STEP_GLYPH[st.state]} {st.state.value}", style=c("error") if failed else c("success"))
         parts.append(t)
-        res = st.get("result") or {}
-        summary = res.get("summary") if isinstance(res, dict) else None
-        inner = res.get("result") if isinstance(res, dict) else None
+        summary = st.result.get("summary")
+        inner = st.result.get("result")
         if not summary and isinstance(inner, dict):
             summary = inner.get("summary")
         if summary:
             parts.append(Text(f"   {summary}", style=c("foreground")))
-        if st.get("error"):
-            err = st["error"]
-            parts.append(Text(f"   error: {err.get('message') if isinstance(err, dict) else err}", style=c("error")))
+        if st.error:
+            parts.append(Text(f"   error: {st.error}", style=c("error")))
     return Group(*parts)
 
 
@@ -255,7 +242,7 @@ def _section(title: str, c: Colour) -> Text:
 
 def decision_detail(
     s: State,
-    plan: dict[str, Any],
+    plan: Plan,
     action: str,
     c: Colour,
     now: float,
@@ -267,7 +254,7 @@ def decision_detail(
     marked), then the analysis that already ran."""
     stale_by = {x.index: x.reasons for x in stale or []}
     pending, ran = _pending(plan), _ran(plan)
-    inc = str(plan.get("incident_id") or plan.get("incident") or "?")
+    inc = plan.incident_id
     parts: list[RenderableType] = [plan_header(plan, c)]
     if note:
         parts.append(Text(note, style=f"bold {c('warning')}"))
@@ -282,7 +269,7 @@ def decision_detail(
         ]
     parts.append(Text(""))
     if action == "approve":
-        manual = sum(1 for _, st in pending if st.get("approval") == "manual")
+        manual = sum(1 for _, st in pending if st.approval == "manual")
         parts.append(
             Text(
                 f"Approving runs the {len(pending)} step(s) still to run, in order ({manual} wait for this approval, "
@@ -305,7 +292,7 @@ def decision_detail(
         )
         parts += [Text(""), _section("What will not run", c), effects_block(s, plan, c, stale_by)]
     else:
-        cp = plan.get("checkpoint")
+        cp = plan.checkpoint
         rollback = (
             f"the control plane rolls back to checkpoint #{cp}, taken before its first step: each workflow's status, "
             "allocation, guarantee, stage limit and freeze, pool sizes and agent backoffs return to what they were "

@@ -18,11 +18,9 @@ from core.commands.binding import bind
 from core.commands.grammar import CommandSyntaxError, parse
 from core.commands.responses import CommandError
 from core.host.language import LANGUAGE as REGISTRY
+from core.incident_models import Plan, PlanState
 from core.models import AgentStatus, WorkflowStatus
 from core.timefmt import clock
-
-from .awaiting import plan_state
-from .widgets.incidents import plan_steps, step_status, step_text
 
 if TYPE_CHECKING:
     from core.projection import State
@@ -32,7 +30,7 @@ WORKFLOW_KEYS = frozenset(
 )
 REPLACED_AGENT_KEYS = frozenset({"failed_agents"})
 AGENT_KEYS = frozenset({"agent", "agents"})
-PENDING = frozenset({"proposed", "pending", "waiting", "approved"})
+PENDING = frozenset({PlanState.PROPOSED, PlanState.APPROVED})
 LIVE_WORKFLOW = (WorkflowStatus.PENDING, WorkflowStatus.RUNNING, WorkflowStatus.PAUSED)
 
 
@@ -105,15 +103,15 @@ def step_problems(s: State, command: str) -> list[str]:
     return out
 
 
-def stale_steps(s: State, plan: dict[str, Any]) -> list[StaleStep]:
+def stale_steps(s: State, plan: Plan) -> list[StaleStep]:
     """The plan's steps that have not run and no longer fit the state now."""
-    if plan_state(plan) not in PENDING:
+    if plan.state not in PENDING:
         return []
     out = []
-    for i, st in enumerate(plan_steps(plan), 1):
-        if step_status(st) not in PENDING:
+    for i, st in enumerate(plan.steps, 1):
+        if st.state not in PENDING:
             continue
-        problems = step_problems(s, step_text(st))
+        problems = step_problems(s, st.command)
         if problems:
-            out.append(StaleStep(i, step_text(st), tuple(problems)))
+            out.append(StaleStep(i, st.command, tuple(problems)))
     return out

@@ -249,7 +249,7 @@ async def get_status(ctx: Context, p: P.StatusRequest) -> Outcome:
         {
             "workflows": rows,
             "resumptions": {
-                k: {"status": r["status"], "next_step": r["next_step"], "steps": len(r["steps"])}
+                k: {"status": r.status, "next_step": r.next_step, "steps": len(r.steps)}
                 for k, r in ctx.state.resumptions.items()
             },
         },

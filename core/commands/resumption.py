@@ -13,7 +13,7 @@ from typing import Any
 
 from ..engine import Engine, EngineError
 from ..event_types import RESUMPTION_ABORTED, RESUMPTION_COMPLETED, RESUMPTION_HELD, RESUMPTION_STEP_APPLIED
-from ..models import Resources, WorkflowStatus
+from ..models import Resources, Resumption, WorkflowStatus
 from .payloads import GradualResumption
 
 LIMIT_SHARE = {"conservative": 0.5, "moderate": 0.75, "full": None}
@@ -123,7 +123,7 @@ def _fmt(r: Resources | None) -> str:
 def apply_step(engine: Engine, rid: str, index: int, actor: str) -> dict[str, Any]:
     """Apply one step now and record it."""
     r = engine.state.resumptions[rid]
-    step = r["steps"][index]
+    step = r.steps[index]
     wid = step["workflow"]
     wf = engine.state.workflows[wid]
     done: list[str] = []
@@ -171,23 +171,23 @@ def tick(engine: Engine, now: float) -> None:
         return
     for rid in sorted(engine.state.resumptions):
         r = engine.state.resumptions[rid]
-        if r["status"] != "active" or r.get("held"):
+        if r.status != "active" or r.held:
             continue
-        last = r["applied"][-1]["at"] if r["applied"] else r["created_at"]
-        if now - last < r["hold_s"]:
+        last = r.applied[-1].at if r.applied else r.created_at
+        if now - last < r.hold_s:
             continue
-        ok, _ = stable(engine, now, r["safe_pct"], r["hold_s"])
+        ok, _ = stable(engine, now, r.safe_pct, r.hold_s)
         if not ok:
             continue
         try:
-            if r["next_step"] < len(r["steps"]):
-                apply_step(engine, rid, r["next_step"], actor="resumption")
-            if engine.state.resumptions[rid]["next_step"] >= len(r["steps"]):
+            if r.next_step < len(r.steps):
+                apply_step(engine, rid, r.next_step, actor="resumption")
+            if engine.state.resumptions[rid].next_step >= len(r.steps):
                 engine.emit(
                     RESUMPTION_COMPLETED,
                     "coordination",
                     "resumption",
-                    {"id": rid, "steps": len(r["steps"]), "took_s": round(now - r["created_at"], 3)},
+                    {"id": rid, "steps": len(r.steps), "took_s": round(now - r.created_at, 3)},
                     actor="resumption",
                 )
         except EngineError as exc:
@@ -214,35 +214,35 @@ def attach(engine: Engine) -> None:
     engine.on_sample(hook, name="commands")
 
 
-def _active(engine: Engine, rid: str) -> dict[str, Any]:
+def _active(engine: Engine, rid: str) -> Resumption:
     r = engine.state.resumptions.get(rid)
     if r is None:
         raise EngineError(
             "RESUMPTION_NOT_FOUND", f"no staged resumption {rid!r}", {"known": sorted(engine.state.resumptions)}
         )
-    if r["status"] != "active":
-        raise EngineError("INVALID_STATE", f"resumption {rid} is {r['status']}, not active", {"resumption": rid})
+    if r.status != "active":
+        raise EngineError("INVALID_STATE", f"resumption {rid} is {r.status}, not active", {"resumption": rid})
     return r
 
 
 def advance_resumption(engine: Engine, rid: str, actor: str = "operator") -> dict[str, Any]:
     """The operator's override: apply the next step now, without waiting for the checks."""
     r = _active(engine, rid)
-    out = apply_step(engine, rid, r["next_step"], actor)
+    out = apply_step(engine, rid, r.next_step, actor)
     after = engine.state.resumptions[rid]
-    if after["next_step"] >= len(after["steps"]):
+    if after.next_step >= len(after.steps):
         engine.emit(
             RESUMPTION_COMPLETED,
             "coordination",
             "resumption",
-            {"id": rid, "steps": len(after["steps"]), "took_s": round(engine.clock.now() - after["created_at"], 3)},
+            {"id": rid, "steps": len(after.steps), "took_s": round(engine.clock.now() - after.created_at, 3)},
             actor=actor,
         )
     return {
         "resumption": rid,
         **out,
-        "status": engine.state.resumptions[rid]["status"],
-        "next_step": after["next_step"],
+        "status": engine.state.resumptions[rid].status,
+        "next_step": after.next_step,
     }
 
 
@@ -250,6 +250,6 @@ def hold_resumption(engine: Engine, rid: str, actor: str = "operator", held: boo
     """Hold a resumption at its current step (no automatic advance) or release it;
     without ``held`` it toggles."""
     r = _active(engine, rid)
-    new = (not r.get("held", False)) if held is None else held
+    new = (not r.held) if held is None else held
     engine.emit(RESUMPTION_HELD, "coordination", "resumption", {"id": rid, "held": new}, actor=actor)
-    return {"resumption": rid, "held": new, "next_step": r["next_step"]}
+    return {"resumption": rid, "held": new, "next_step": r.next_step}

@@ -671,7 +671,7 @@ async def advance_resumption_op(ctx: Context, p: P.Empty) -> Outcome:
     rid = _resumption_id(ctx)
     res = advance_resumption(ctx.engine, rid, actor=ctx.actor)
     r = ctx.state.resumptions[rid]
-    return Outcome(res, f"{rid}: step {res['next_step']}/{len(r['steps'])} applied by {ctx.actor} ({res['status']})")
+    return Outcome(res, f"{rid}: step {res['next_step']}/{len(r.steps)} applied by {ctx.actor} ({res['status']})")
 
 
 @operation(
@@ -742,7 +742,7 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
     if p.resumption_strategy == "immediate":
         for i in range(1, len(steps)):
             applied.append(apply_step(eng, rid, i, ctx.actor))
-    if s.resumptions[rid]["next_step"] >= len(steps):
+    if s.resumptions[rid].next_step >= len(steps):
         eng.emit(
             RESUMPTION_COMPLETED,
             "coordination",
@@ -754,13 +754,13 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
     return Outcome(
         {
             "resumption": rid,
-            "status": r["status"],
+            "status": r.status,
             "safe_threshold_pct": safe,
             "hold_s": hold,
             "checkpoint": cp,
             "steps": steps,
             "applied": applied,
-            "pending": len(steps) - r["next_step"],
+            "pending": len(steps) - r.next_step,
         },
         f"{rid}: {len(steps)} step(s); applied {len(applied)} now; each next step after {hold:g}s under {safe:g}% utilisation",
         ["/workflow-status", "/performance-monitor post-emergency-monitoring"],

@@ -242,14 +242,14 @@ class EngineCollector(Collector):
         detection: list[float] = []
         recovery: list[float] = []
         for inc in s.incidents.values():
-            kind = str(inc.get("scenario", "unknown"))
+            kind = str(inc.scenario)
             tally.setdefault(kind, 0)
-            if inc.get("status") in ("open", "recovering"):
+            if inc.status in ("open", "recovering"):
                 tally[kind] += 1
-            if inc.get("fault_at") is not None:
-                detection.append(max(float(inc["detected_at"]) - float(inc["fault_at"]), 0.0))
-            if inc.get("resolved_at") is not None and inc.get("status") == "resolved":
-                recovery.append(max(float(inc["resolved_at"]) - float(inc["detected_at"]), 0.0))
+            if inc.fault_at is not None:
+                detection.append(max(float(inc.detected_at) - float(inc.fault_at), 0.0))
+            if inc.resolved_at is not None and inc.status == "resolved":
+                recovery.append(max(float(inc.resolved_at) - float(inc.detected_at), 0.0))
         for kind, n in sorted(tally.items()):
             open_.add_metric([kind], n)
         yield open_
@@ -273,7 +273,7 @@ class EngineCollector(Collector):
         done = {st.value: 0 for st in TERMINAL_PLAN}
         waiting = {"proposed": 0, "approved": 0, "executing": 0}
         for p in s.plans.values():
-            st = str(p.get("state", "proposed"))
+            st = p.state.value
             if st in done:
                 done[st] += 1
             else:

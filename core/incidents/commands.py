@@ -170,20 +170,20 @@ async def resolve(ctx: Context, p: Note) -> Outcome:
 async def list_(ctx: Context, p: ListRequest) -> Outcome:
     rows = []
     for inc in ctx.state.incidents.values():
-        if p.status and inc["status"] != p.status:
+        if p.status and inc.status != p.status:
             continue
         plans = [
-            {"id": pid, "state": ctx.state.plans[pid]["state"], "title": ctx.state.plans[pid]["title"]}
-            for pid in inc.get("plans", [])
+            {"id": pid, "state": ctx.state.plans[pid].state.value, "title": ctx.state.plans[pid].title}
+            for pid in inc.plans
             if pid in ctx.state.plans
         ]
         rows.append(
             {
-                "id": inc["id"],
-                "scenario": inc["scenario"],
-                "type": inc["type"],
-                "status": inc["status"],
-                "detected_at": inc["detected_at"],
+                "id": inc.id,
+                "scenario": inc.scenario,
+                "type": inc.type,
+                "status": inc.status,
+                "detected_at": inc.detected_at,
                 "plans": plans,
             }
         )
@@ -202,10 +202,10 @@ async def show(ctx: Context, p: Payload) -> Outcome:
     key = ctx.workflow_id or ""
     if key in ctx.state.plans:
         plan = ctx.state.plans[key]
-        return Outcome({"plan": plan}, f"{key} {plan['state']}: {plan['title']}")
+        return Outcome({"plan": plan.model_dump(mode="json")}, f"{key} {plan.state}: {plan.title}")
     if key in ctx.state.incidents:
         inc = ctx.state.incidents[key]
-        return Outcome({"incident": inc}, f"{key} {inc['status']}: {inc['type']}")
+        return Outcome({"incident": inc.model_dump(mode="json")}, f"{key} {inc.status}: {inc.type}")
     raise CommandError(
         "NOT_FOUND",
         f"no incident or plan {key!r}",

@@ -25,17 +25,17 @@ from ..event_types import (
 )
 from ..models import TERMINAL_WORKFLOW, Resources, WorkflowStatus
 from .approval import command_kind, decide
-from .model import TERMINAL_PLAN, Plan, PlanState, PlanStep
+from .model import TERMINAL_PLAN, Incident, Plan, PlanState, PlanStep
 
 if TYPE_CHECKING:
     from ..engine import Engine
 
 
 def get_plan(engine: Engine, plan_id: str) -> Plan:
-    raw = engine.state.plans.get(plan_id)
-    if raw is None:
+    plan = engine.state.plans.get(plan_id)
+    if plan is None:
         raise EngineError("PLAN_NOT_FOUND", f"no plan {plan_id!r}", {"known": sorted(engine.state.plans)})
-    return Plan.model_validate(raw)
+    return plan
 
 
 def approve(engine: Engine, plan_id: str, actor: str = "operator") -> dict[str, Any]:
@@ -242,7 +242,7 @@ def stop_resumptions(engine: Engine, plan: Plan, actor: str) -> list[str]:
             ids.add(res["resumption"])
     stopped = []
     for rid, r in sorted(engine.state.resumptions.items()):
-        if r["status"] == "active" and (rid in ids or r.get("created_by") == f"plan:{plan.id}"):
+        if r.status == "active" and (rid in ids or r.created_by == f"plan:{plan.id}"):
             engine.emit(
                 RESUMPTION_ABORTED,
                 "coordination",
@@ -277,7 +277,7 @@ async def abort(
     return {"plan_id": plan_id, "state": "rolled_back" if rb else "failed", "rollback": rb}
 
 
-def get_incident(engine: Engine, incident_id: str) -> dict[str, Any]:
+def get_incident(engine: Engine, incident_id: str) -> Incident:
     inc = engine.state.incidents.get(incident_id)
     if inc is None:
         raise EngineError(
@@ -286,10 +286,10 @@ def get_incident(engine: Engine, incident_id: str) -> dict[str, Any]:
     return inc
 
 
-def _active_plan(engine: Engine, inc: dict[str, Any]) -> str | None:
-    for pid in inc.get("plans", []):
+def _active_plan(engine: Engine, inc: Incident) -> str | None:
+    for pid in inc.plans:
         p = engine.state.plans.get(pid)
-        if p is not None and p["state"] not in {s.value for s in TERMINAL_PLAN}:
+        if p is not None and p.state not in TERMINAL_PLAN:
             return pid
     return None
 
@@ -304,13 +304,13 @@ def resolve(engine: Engine, incident_id: str, note: str, actor: str = "operator"
             'resolving an incident by hand needs a note saying why: \'{"note": "..."}\'',
             {"incident_id": incident_id},
         )
-    if inc["status"] == "resolved":
+    if inc.status == "resolved":
         raise EngineError("INVALID_STATE", f"incident {incident_id} is already resolved", {"incident_id": incident_id})
     active = _active_plan(engine, inc)
     if active is not None:
         raise EngineError(
             "INVALID_STATE",
-            f"plan {active} of {incident_id} is still {engine.state.plans[active]['state']}: abort or reject it first",
+            f"plan {active} of {incident_id} is still {engine.state.plans[active].state.value}: abort or reject it first",
             {"incident_id": incident_id, "plan_id": active},
         )
     engine.emit(
@@ -327,7 +327,7 @@ def resolve(engine: Engine, incident_id: str, note: str, actor: str = "operator"
         {
             "incident_id": incident_id,
             "status": "resolved",
-            "outcome": {"validated": False, "resolved_by": actor, "note": note, "previous_status": inc["status"]},
+            "outcome": {"validated": False, "resolved_by": actor, "note": note, "previous_status": inc.status},
         },
         actor=actor,
     )

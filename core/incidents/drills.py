@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import VirtualClock
 from ..event_types import DRILL_FAULT_CONFIRMED, DRILL_FAULT_INJECTED
+from ..incident_models import Incident, Plan
 from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
 from ..runtimes import Runtime
 from ..timefmt import clock
@@ -171,9 +172,9 @@ class Drill:
         await self.check_fault()
         await self.manager.pump()
 
-    def incident(self) -> dict[str, Any] | None:
+    def incident(self) -> Incident | None:
         for inc in self.engine.state.incidents.values():
-            if inc["scenario"] == self.name and self.injected_at is not None and inc["detected_at"] >= self.injected_at:
+            if inc.scenario == self.name and self.injected_at is not None and inc.detected_at >= self.injected_at:
                 return inc
         return None
 
@@ -183,7 +184,7 @@ class Drill:
         return [
             i
             for i in self.engine.state.incidents.values()
-            if i["detected_at"] >= self.armed_at and (own is None or i["id"] != own["id"])
+            if i.detected_at >= self.armed_at and (own is None or i.id != own["id"])
         ]
 
     @property
@@ -202,16 +203,16 @@ class Drill:
         if inc is None:
             return self.injected_at is not None and self.engine.clock.now() - self.injected_at >= self.detect_within_s
         plan = self.plan()
-        if plan is not None and plan["state"] == "rejected":
+        if plan is not None and plan.state == "rejected":
             return True
-        if inc["status"] not in ("resolved", "failed"):
+        if inc.status not in ("resolved", "failed"):
             return False
-        return all(i["status"] in ("resolved", "failed") for i in self.others())
+        return all(i.status in ("resolved", "failed") for i in self.others())
 
-    def plan(self) -> dict[str, Any] | None:
+    def plan(self) -> Plan | None:
         inc = self.incident()
-        if inc and inc.get("plans"):
-            return self.engine.state.plans.get(inc["plans"][-1])
+        if inc and inc.plans:
+            return self.engine.state.plans.get(inc.plans[-1])
         return None
 
     async def inject_when_due(self) -> None:
@@ -241,31 +242,28 @@ class Drill:
     async def report(self) -> dict[str, Any]:
         inc = self.incident()
         inv = await invariants(self.engine, self.completions)
-        outcome = (inc or {}).get("outcome", {})
+        outcome = inc.outcome if inc is not None else {}
+        plan = self.plan()
         confirmed = self.confirmed_at is not None
         unresolved = [
-            {"id": i["id"], "scenario": i["scenario"], "status": i["status"]}
-            for i in self.others()
-            if i["status"] != "resolved"
+            {"id": i.id, "scenario": i.scenario, "status": i.status} for i in self.others() if i.status != "resolved"
         ]
         validated = (
-            bool(inc and inc["status"] == "resolved" and outcome.get("validated"))
+            bool(inc and inc.status == "resolved" and outcome.get("validated"))
             and inv["ok"]
             and confirmed
             and not unresolved
             and not self.cancelled
         )
         latency = (
-            round(inc["detected_at"] - self.injected_at, 1)
-            if inc and self.injected_at is not None and confirmed
-            else None
+            round(inc.detected_at - self.injected_at, 1) if inc and self.injected_at is not None and confirmed else None
         )
         reasons = [
             r
             for r in (
                 outcome.get("reason"),
                 None if confirmed or not self.injected else f"the fault was not confirmed: {self.confirmation}",
-                f"incident(s) opened during the drill not resolved: {', '.join(i['id'] for i in unresolved)}"
+                f"incident(s) opened during the drill not resolved: {', '.join(i.id for i in unresolved)}"
                 if unresolved
                 else None,
                 "cancelled (/host drill cancel)" if self.cancelled else None,
@@ -275,11 +273,11 @@ class Drill:
             )
             if r
         ]
-        status = "cancelled" if self.cancelled else inc["status"] if inc else "not_detected"
+        status = "cancelled" if self.cancelled else inc.status if inc else "not_detected"
         return {
             "drill": self.name,
             "validated": validated,
-            "incident": inc["id"] if inc else None,
+            "incident": inc.id if inc else None,
             "status": status,
             "result": outcome.get("result"),
             "fault": self.fault,
@@ -289,13 +287,13 @@ class Drill:
             "detection_latency_s": latency,
             "recovery_time_s": outcome.get("recovery_time_s") if outcome.get("validated") else None,
             "plan_finished_s": outcome.get("plan_finished_s"),
-            "plan": (self.plan() or {}).get("id"),
-            "plan_state": (self.plan() or {}).get("state"),
-            "decided_by": (self.plan() or {}).get("decided_by"),
+            "plan": plan.id if plan is not None else None,
+            "plan_state": plan.state.value if plan is not None else None,
+            "decided_by": plan.decided_by if plan is not None else None,
             "other_incidents": [
-                {"id": i["id"], "scenario": i["scenario"], "status": i["status"]}
+                {"id": i.id, "scenario": i.scenario, "status": i.status}
                 for i in self.engine.state.incidents.values()
-                if inc is None or i["id"] != inc["id"]
+                if inc is None or i.id != inc.id
             ],
             "unresolved_incidents": unresolved,
             "invariants": inv,
@@ -327,8 +325,8 @@ async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, A
         rep = await verify_store(engine.store, replay_checkpoints=False)
         acknowledged: set[int] = set()
         for inc in s.incidents.values():
-            acknowledged.update(int(c) for c in inc.get("evidence", {}).get("bad_checkpoints", []))
-            acknowledged.update(int(c) for c in inc.get("outcome", {}).get("quarantined_checkpoints", []))
+            acknowledged.update(int(c) for c in inc.evidence.get("bad_checkpoints", []))
+            acknowledged.update(int(c) for c in inc.outcome.get("quarantined_checkpoints", []))
         chain = {
             "checked": True,
             "ok": rep.first_bad_seq is None and set(rep.checkpoints_bad) <= acknowledged,

@@ -27,7 +27,7 @@ from ..event_types import (
     SYSTEM_ERROR,
 )
 from .decisions import abort
-from .model import TERMINAL_PLAN
+from .model import TERMINAL_PLAN, Plan
 from .record import PlanRecord, StepRun, rebuild
 from .validation import GateCtx
 
@@ -61,25 +61,25 @@ class Executor:
         self.catalogue = catalogue
         self.services = services
         """What plan steps run with (the manager's, or the host's once it serves)."""
-        self.memo: dict[tuple[str, int], dict[str, Any]] = {}
+        self.memo: dict[tuple[str, int | str], dict[str, Any]] = {}
         self.extras: dict[str, Any] = {}
         self.records: dict[str, PlanRecord] = {}
         self._running: StepRun | None = None
         engine.observe(self._on_event)
 
-    async def record(self, plan: dict[str, Any]) -> PlanRecord:
+    async def record(self, plan: Plan) -> PlanRecord:
         """The plan's record. One this executor did not start (a restart mid-plan) is
         rebuilt from the plan in the projection and the plan's own events in the log
         since its rollback checkpoint."""
-        rec = self.records.get(plan["id"])
+        rec = self.records.get(plan.id)
         if rec is not None:
             return rec
-        rec = self.records[plan["id"]] = rebuild(plan)
+        rec = self.records[plan.id] = rebuild(plan)
         eng = self.engine
-        cp = eng.state.checkpoints.get(plan.get("checkpoint") or -1)
+        cp = eng.state.checkpoints.get(plan.checkpoint or -1)
         if eng.store is not None and cp is not None:
             await eng.flush()
-            who = f"plan:{plan['id']}"
+            who = f"plan:{plan.id}"
             seen = {e.seq for e in rec.events}
             async for ev in eng.store.iter_events(cp.seq):
                 if ev.actor == who and ev.seq not in seen:
@@ -98,11 +98,7 @@ class Executor:
             self._running.events.append(ev)
 
     def active(self) -> list[str]:
-        return [
-            pid
-            for pid, p in sorted(self.engine.state.plans.items())
-            if p["state"] not in {s.value for s in TERMINAL_PLAN}
-        ]
+        return [pid for pid, p in sorted(self.engine.state.plans.items()) if p.state not in TERMINAL_PLAN]
 
     async def advance_all(self) -> None:
         for pid in self.active():
@@ -120,29 +116,29 @@ class Executor:
                     },
                     actor=f"plan:{pid}",
                 )
-                if self.engine.state.plans[pid]["state"] not in {s.value for s in TERMINAL_PLAN}:
+                if self.engine.state.plans[pid].state not in TERMINAL_PLAN:
                     await self._fail(pid, f"internal error: {type(exc).__name__}: {exc}")
 
     async def advance(self, plan_id: str) -> None:
         eng = self.engine
         for _ in range(64):  # at most this many transitions per call
             p = eng.state.plans.get(plan_id)
-            if p is None or p["state"] in {s.value for s in TERMINAL_PLAN}:
+            if p is None or p.state in TERMINAL_PLAN:
                 return
-            idx = next((i for i, st in enumerate(p["steps"]) if st["state"] not in ("completed", "rolled_back")), None)
+            idx = next((i for i, st in enumerate(p.steps) if st.state not in ("completed", "rolled_back")), None)
             if idx is None:
                 await self._validate(p)
                 return
-            st = p["steps"][idx]
-            if st["state"] == "executing":
+            st = p.steps[idx]
+            if st.state == "executing":
                 if not await self._poll(p, idx):
                     return
                 continue
-            if st["state"] == "failed":
+            if st.state == "failed":
                 return
-            if st["approval"] == "manual" and p["state"] not in ("approved", "executing"):
+            if st.approval == "manual" and p.state not in ("approved", "executing"):
                 return  # waits for an operator
-            if p.get("checkpoint") is None:
+            if p.checkpoint is None:
                 cp = await eng.checkpoint(kind="emergency", label=f"before {plan_id}", actor=f"plan:{plan_id}")
                 eng.emit(
                     PLAN_EXECUTION_STARTED,
@@ -154,30 +150,30 @@ class Executor:
                 p = eng.state.plans[plan_id]
             await self._run_step(p, idx)
 
-    async def _run_step(self, p: dict[str, Any], idx: int) -> None:
+    async def _run_step(self, p: Plan, idx: int) -> None:
         eng = self.engine
-        pid = p["id"]
-        st = p["steps"][idx]
+        pid = p.id
+        st = p.steps[idx]
         who = f"plan:{pid}"
-        by = p.get("decided_by") if st["approval"] == "manual" else "policy:" + st["category"]
+        by = p.decided_by if st.approval == "manual" else "policy:" + st.category
         eng.emit(
             PLAN_STEP_STARTED,
             "incidents",
             "plan",
-            {"plan_id": pid, "step": idx, "command": st["command"], "approval": st["approval"], "approved_by": by},
+            {"plan_id": pid, "step": idx, "command": st.command, "approval": st.approval, "approved_by": by},
             actor=who,
         )
-        run = StepRun(idx, st["command"], st["category"], eng.clock.now())
+        run = StepRun(idx, st.command, st.category, eng.clock.now())
         self.records.setdefault(pid, PlanRecord(pid)).steps[idx] = run
         self._running = run
         try:
-            res = await run_command(self.services, st["command"], actor=who)
+            res = await run_command(self.services, st.command, actor=who)
         finally:
             self._running = None
         run.ok = res.get("status") == "success"
         result = res.get("result")
         run.result = result if isinstance(result, dict) else {}
-        if eng.state.plans[pid]["state"] in {s.value for s in TERMINAL_PLAN}:
+        if eng.state.plans[pid].state in TERMINAL_PLAN:
             return  # aborted while the command ran
         if res.get("status") != "success":
             err = res.get("error", {})
@@ -189,9 +185,9 @@ class Executor:
                 {"plan_id": pid, "step": idx, "error": msg, "result": _summarise(res)},
                 actor=who,
             )
-            await self._fail(pid, f"step {idx} ({st['command'].split(' ', 2)[:2]}) failed: {msg}")
+            await self._fail(pid, f"step {idx} ({st.command.split(' ', 2)[:2]}) failed: {msg}")
             return
-        if st.get("gate") or st.get("check"):
+        if st.gate or st.check:
             self.memo[(pid, idx)] = {
                 "started": eng.clock.now(),
                 "response": _summarise(res),
@@ -206,35 +202,35 @@ class Executor:
             actor=who,
         )
 
-    async def _poll(self, p: dict[str, Any], idx: int) -> bool:
+    async def _poll(self, p: Plan, idx: int) -> bool:
         """Poll a step's check and gate. True when the step completed."""
         eng = self.engine
-        pid = p["id"]
-        st = p["steps"][idx]
+        pid = p.id
+        st = p.steps[idx]
         m = self.memo.get((pid, idx))
         if m is None:  # restarted mid-step: start the validation over from now
             m = self.memo[(pid, idx)] = {"started": eng.clock.now(), "response": {}, "gate_memo": {}}
         now = eng.clock.now()
-        chk = st.get("check")
+        chk = st.check
         if chk and not m.get("checked"):
-            if now - m["started"] < chk["settle_s"]:
+            if now - m["started"] < chk.settle_s:
                 return False
-            series = eng.telemetry.get(chk["metric"])
-            before = [v for t, v in series.since(m["started"] - chk["settle_s"]) if t < m["started"]]
+            series = eng.telemetry.get(chk.metric)
+            before = [v for t, v in series.since(m["started"] - chk.settle_s) if t < m["started"]]
             after = [v for _, v in series.since(m["started"])]
             if before and after:
                 b = sum(before) / len(before)
                 a = sum(after) / len(after)
                 worse = (a - b) / abs(b) * 100.0 if b else 0.0
-                if not chk.get("higher_is_worse", True):
+                if not chk.higher_is_worse:
                     worse = -worse
                 m["check_result"] = {
-                    "metric": chk["metric"],
+                    "metric": chk.metric,
                     "before": round(b, 4),
                     "after": round(a, 4),
                     "regression_pct": round(worse, 2),
                 }
-                if worse > chk["max_regression_pct"]:
+                if worse > chk.max_regression_pct:
                     eng.emit(
                         PLAN_STEP_FAILED,
                         "incidents",
@@ -247,15 +243,13 @@ class Executor:
                         },
                         actor=f"plan:{pid}",
                     )
-                    await self._fail(
-                        pid, f"regression of {chk['metric']} by {worse:.1f}% after step {idx}: rolled back"
-                    )
+                    await self._fail(pid, f"regression of {chk.metric} by {worse:.1f}% after step {idx}: rolled back")
                     return False
             m["checked"] = True
-        gname = st.get("gate")
+        gname = st.gate
         details: dict[str, Any] = {}
         if gname:
-            inc = eng.state.incidents[p["incident_id"]]
+            inc = eng.state.incidents[p.incident_id]
             ctx = GateCtx(eng, p, inc, m["started"], m["gate_memo"], record=await self.record(p))
             ctx.memo.update({k: v for k, v in self.extras.items() if k not in ctx.memo})
             verdict, details = await self.catalogue.gate(gname)(ctx)
@@ -286,34 +280,34 @@ class Executor:
         eng = self.engine
         p = eng.state.plans[pid]
         await abort(eng, pid, actor=f"plan:{pid}", reason=reason)
-        inc = eng.state.incidents.get(p["incident_id"])
-        if inc is not None and inc["status"] != "resolved":
+        inc = eng.state.incidents.get(p.incident_id)
+        if inc is not None and inc.status != "resolved":
             eng.emit(
                 INCIDENT_RESOLVED,
                 "incidents",
                 "incident",
                 {
-                    "incident_id": inc["id"],
+                    "incident_id": inc.id,
                     "status": "failed",
                     "outcome": {"validated": False, "result": "not_validated", "reason": reason, "plan_id": pid},
                 },
                 actor=f"plan:{pid}",
             )
 
-    async def _validate(self, p: dict[str, Any]) -> None:
+    async def _validate(self, p: Plan) -> None:
         """Every step has run: the incident's criteria decide. A criterion a step's
         gate already passed counts; any other is polled now, for at most the
         incident's validation window, against the state (never against the steps)."""
         eng = self.engine
-        pid = p["id"]
-        inc = eng.state.incidents[p["incident_id"]]
+        pid = p.id
+        inc = eng.state.incidents[p.incident_id]
         validations: dict[str, Any] = {}
-        for st in p["steps"]:
-            if st.get("gate"):
-                validations[st["gate"]] = (st.get("result") or {}).get("validation")
-        kind = self.catalogue.get(inc["scenario"])
-        window = float(inc.get("validation_window_s") or kind.window(eng))
-        for name in inc.get("criteria") or [kind.criterion]:
+        for st in p.steps:
+            if st.gate:
+                validations[st.gate] = (st.result or {}).get("validation")
+        kind = self.catalogue.get(inc.scenario)
+        window = float(inc.validation_window_s or kind.window(eng))
+        for name in inc.criteria or [kind.criterion]:
             if validations.get(name) is not None:
                 continue
             m = self.memo.get((pid, name))
@@ -327,7 +321,7 @@ class Executor:
                         "plan_id": pid,
                         "criterion": name,
                         "window_s": window,
-                        "incident_id": inc["id"],
+                        "incident_id": inc.id,
                     },
                     actor=f"plan:{pid}",
                 )
@@ -344,12 +338,12 @@ class Executor:
             validations[name] = m["passed"]
         self._finish(p, validations)
 
-    def _finish(self, p: dict[str, Any], validations: dict[str, Any]) -> None:
+    def _finish(self, p: Plan, validations: dict[str, Any]) -> None:
         eng = self.engine
-        pid = p["id"]
-        inc = eng.state.incidents[p["incident_id"]]
+        pid = p.id
+        inc = eng.state.incidents[p.incident_id]
         passed = bool(validations) and all(v is not None for v in validations.values())
-        criteria = inc.get("criteria") or [self.catalogue.get(inc["scenario"]).criterion]
+        criteria = inc.criteria or [self.catalogue.get(inc.scenario).criterion]
         uncredited = {c: (validations.get(c) or {}) for c in criteria if not (validations.get(c) or {}).get("credited")}
         validated = passed and not uncredited
         now = eng.clock.now()
@@ -362,10 +356,10 @@ class Executor:
             "result": "validated" if validated else "recovered_without_plan" if passed else "not_validated",
             "validations": validations,
             "recovery_time_s": recovery,
-            "detection_latency_s": round(float(inc["detected_at"]) - float(inc["fault_at"]), 1)
-            if inc.get("fault_at") is not None
+            "detection_latency_s": round(float(inc.detected_at) - float(inc.fault_at), 1)
+            if inc.fault_at is not None
             else None,
-            "plan_finished_s": round(now - float(inc["detected_at"]), 1),
+            "plan_finished_s": round(now - float(inc.detected_at), 1),
         }
         if passed and uncredited:
             # The criterion holds but the plan's steps are not what made it hold.
@@ -383,7 +377,7 @@ class Executor:
             "incidents",
             "incident",
             {
-                "incident_id": inc["id"],
+                "incident_id": inc.id,
                 # Recovered without the plan: the incident is over, the plan is not validated.
                 "status": "resolved" if passed else "failed",
                 "outcome": {**outcome, "plan_id": pid},

@@ -64,9 +64,9 @@ class IncidentManager:
         self.executor.services = services
 
     # -- detection ------------------------------------------------------------
-    def open_for(self, scenario: str) -> dict[str, Any] | None:
+    def open_for(self, scenario: str) -> Incident | None:
         for inc in self.engine.state.incidents.values():
-            if inc["scenario"] == scenario and inc["status"] in ("open", "recovering"):
+            if inc.scenario == scenario and inc.status in ("open", "recovering"):
                 return inc
         return None
 
@@ -149,7 +149,7 @@ class IncidentManager:
 
     def _resolved_since_reset(self, d: Detector) -> bool:
         """An incident of the detector's kind has come (and gone) since it last reset."""
-        n = sum(1 for i in self.engine.state.incidents.values() if i["scenario"] == d.scenario)
+        n = sum(1 for i in self.engine.state.incidents.values() if i.scenario == d.scenario)
         if self._incidents_seen.get(d.scenario, 0) != n:
             self._incidents_seen[d.scenario] = n
             return n > 0
@@ -229,7 +229,7 @@ def replan(
     from .decisions import _active_plan, get_incident
 
     inc = get_incident(engine, incident_id)
-    if inc["status"] == "resolved":
+    if inc.status == "resolved":
         raise EngineError(
             "INVALID_STATE", f"incident {incident_id} is resolved; nothing to re-plan", {"incident_id": incident_id}
         )
@@ -237,21 +237,21 @@ def replan(
     if active is not None:
         raise EngineError(
             "INVALID_STATE",
-            f"plan {active} of {incident_id} is still {engine.state.plans[active]['state']}",
+            f"plan {active} of {incident_id} is still {engine.state.plans[active].state}",
             {"incident_id": incident_id, "plan_id": active},
         )
-    ev = dict(inc.get("evidence", {}))
+    ev = dict(inc.evidence)
     fd = ev.get("finding") or {}
     f = Finding(
-        scenario=inc["scenario"],
-        type=inc["type"],
+        scenario=inc.scenario,
+        type=inc.type,
         component=fd.get("component", "incidents"),
         scope=fd.get("scope", "incident"),
-        severity=inc["severity"],
+        severity=inc.severity,
         data=fd.get("data")
         or {"failed_agents": ev.get("failed_agents", []), "affected_agents": ev.get("unreachable", [])},
         evidence=ev,
-        affected_workflows=list(inc.get("affected_workflows", [])),
+        affected_workflows=list(inc.affected_workflows),
         onset=fd.get("onset"),
     )
     engine.emit(
@@ -261,7 +261,7 @@ def replan(
         {"incident_id": incident_id, "note": "re-planned", "action": "replan"},
         actor=actor,
     )
-    if inc["status"] == "failed":
+    if inc.status == "failed":
         engine.emit(INCIDENT_REOPENED, "incidents", "incident", {"incident_id": incident_id, "by": actor}, actor=actor)
     pid = propose(engine, incident_id, f, actor=actor, catalogue=catalogue)
-    return {"incident_id": incident_id, "plan_id": pid, "steps": len(engine.state.plans[pid]["steps"]), "by": actor}
+    return {"incident_id": incident_id, "plan_id": pid, "steps": len(engine.state.plans[pid].steps), "by": actor}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..events import Event
+from ..incident_models import Incident
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -61,9 +62,9 @@ def agent_marks(engine: Engine) -> dict[str, list[Any]]:
     return out
 
 
-def partition_report(engine: Engine, inc: dict[str, Any], tap: SeqTap | None = None) -> dict[str, Any]:
+def partition_report(engine: Engine, inc: Incident, tap: SeqTap | None = None) -> dict[str, Any]:
     s = engine.state
-    marks: dict[str, list[Any]] = inc.get("evidence", {}).get("agent_marks", {})
+    marks: dict[str, list[Any]] = inc.evidence.get("agent_marks", {})
     busy = {a: m for a, m in marks.items() if m[0]}
     progressed = []
     for a, (task, prog, done) in busy.items():
@@ -76,7 +77,7 @@ def partition_report(engine: Engine, inc: dict[str, Any], tap: SeqTap | None = N
         ):
             progressed.append(a)
     share = 100.0 * len(progressed) / len(busy) if busy else 100.0
-    onset = float(inc.get("fault_at") or inc["detected_at"])
+    onset = float(inc.fault_at or inc.detected_at)
     series = engine.telemetry.get("throughput_per_min")
     before = [v for t, v in series.since(onset - 900.0) if t < onset]
     during = [v for t, v in series.since(onset)]
@@ -84,7 +85,7 @@ def partition_report(engine: Engine, inc: dict[str, Any], tap: SeqTap | None = N
     d = sum(during) / len(during) if during else 0.0
     drop = 100.0 * (b - d) / b if b > 0 else 0.0
     impact = "minimal" if drop < 10 else "moderate" if drop < 30 else "severe"
-    cut = set(inc.get("evidence", {}).get("unreachable", []))
+    cut = set(inc.evidence.get("unreachable", []))
     dup = sorted(f"{a}#{n}" for (a, n), c in (tap.applied.items() if tap else []) if c > 1)
     return {
         "functionality_preserved_pct": round(share, 1),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..events import Event
+    from ..incident_models import Plan
 
 ACTING = frozenset({"destructive", "lifecycle"})
 """The registry kinds of commands that change the fleet (analyses, checkpoints and
@@ -81,19 +82,19 @@ def no_acting_step(record: PlanRecord) -> Credit | None:
     return None
 
 
-def rebuild(plan: dict[str, Any]) -> PlanRecord:
+def rebuild(plan: Plan) -> PlanRecord:
     """A record from the plan in the projection (after a restart)."""
-    rec = PlanRecord(plan["id"], restored=True)
-    for st in plan["steps"]:
-        if st.get("started_at") is None:
+    rec = PlanRecord(plan.id, restored=True)
+    for st in plan.steps:
+        if st.started_at is None:
             continue
-        summary = (st.get("result") or {}).get("result")
-        rec.steps[st["index"]] = StepRun(
-            st["index"],
-            st["command"],
-            st["category"],
-            float(st["started_at"]),
+        summary = st.result.get("result")
+        rec.steps[st.index] = StepRun(
+            st.index,
+            st.command,
+            st.category,
+            float(st.started_at),
             summary if isinstance(summary, dict) else {},
-            ok=st["state"] in ("completed", "executing"),
+            ok=st.state in ("completed", "executing"),
         )
     return rec

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..incident_models import Incident, Plan
 from ..models import TaskStatus, WorkflowStatus
 from .record import PlanRecord
 
@@ -26,8 +27,8 @@ GATE_TIMEOUT_S = 2 * 3600.0
 @dataclass
 class GateCtx:
     engine: Engine
-    plan: dict[str, Any]
-    incident: dict[str, Any]
+    plan: Plan
+    incident: Incident
     started_at: float
     memo: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = GATE_TIMEOUT_S
@@ -61,12 +62,12 @@ def duration_text(seconds: float) -> str:
     return f"{round(seconds / 60.0)}m" if seconds >= 60 else f"{round(seconds)}s"
 
 
-def workflows_recovered(engine: Engine, inc: dict[str, Any]) -> list[str]:
+def workflows_recovered(engine: Engine, inc: Incident) -> list[str]:
     """Affected workflows now running or completed that progressed since detection."""
     s = engine.state
-    before = inc.get("evidence", {}).get("progress_at_detection", {})
+    before = inc.evidence.get("progress_at_detection", {})
     out = []
-    for w in inc.get("affected_workflows", []):
+    for w in inc.affected_workflows:
         wf = s.any_workflow(w)
         if wf is None or wf.status not in (WorkflowStatus.RUNNING, WorkflowStatus.COMPLETED):
             continue
@@ -75,10 +76,10 @@ def workflows_recovered(engine: Engine, inc: dict[str, Any]) -> list[str]:
     return out
 
 
-def stalled_workflows(engine: Engine, inc: dict[str, Any], workflows: list[str]) -> list[str]:
+def stalled_workflows(engine: Engine, inc: Incident, workflows: list[str]) -> list[str]:
     """Of ``workflows``, those neither completed nor further along than at detection."""
     s = engine.state
-    before = inc.get("evidence", {}).get("progress_at_detection", {})
+    before = inc.evidence.get("progress_at_detection", {})
     out = []
     for w in workflows:
         wf = s.any_workflow(w)
@@ -123,20 +124,18 @@ async def resumption_done(ctx: GateCtx) -> Verdict:
     r = ctx.engine.state.resumptions.get(rid) if rid else None
     if r is None:
         return "fail", {"reason": "the step created no staged resumption"}
-    if r["status"] == "completed":
+    if r.status == "completed":
         return "pass", {
             "resumption": rid,
-            "stages_applied": len(r.get("applied", [])),
+            "stages_applied": len(r.applied),
             "took_s": round(ctx.now - ctx.started_at, 1),
-            "applied_at": [a["at"] for a in r.get("applied", [])],
+            "applied_at": [a.at for a in r.applied],
         }
-    if r["status"] != "active":
-        return "fail", {"reason": f"staged resumption {rid} {r['status']}: {r.get('reason')}"}
+    if r.status != "active":
+        return "fail", {"reason": f"staged resumption {rid} {r.status}: {r.reason}"}
     if ctx.now - ctx.started_at > ctx.timeout_s:
-        return "fail", {
-            "reason": f"staged resumption {rid} still at step {r.get('next_step')} after {ctx.timeout_s:g}s"
-        }
-    return "wait", {"resumption": rid, "next_step": r.get("next_step")}
+        return "fail", {"reason": f"staged resumption {rid} still at step {r.next_step} after {ctx.timeout_s:g}s"}
+    return "wait", {"resumption": rid, "next_step": r.next_step}
 
 
 SHARED_GATES: dict[str, Gate] = {"resumption_done": resumption_done}

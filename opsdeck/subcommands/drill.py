@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import load_config
+from core.incident_models import Plan
 from core.incidents.kinds import SCENARIOS
 
 from ..output import LinePrinter
@@ -171,7 +172,7 @@ async def _drill_leased(db: Path, config: Any, args: argparse.Namespace) -> int:
         while not drill.done and engine.clock.now() < end:
             await drill.step()
             plan = drill.plan()
-            if args.approve == "manual" and plan is not None and plan["state"] == "proposed" and _waiting(plan):
+            if args.approve == "manual" and plan is not None and plan.state == "proposed" and _waiting(plan):
                 try:
                     await _decisions(drill, printer)
                 except EOFError as exc:
@@ -252,11 +253,11 @@ def _print_report(report: dict[str, Any], args: argparse.Namespace, clock: str) 
     return 0 if report["validated"] else 1
 
 
-def _waiting(plan: dict[str, Any]) -> bool:
-    for st in plan["steps"]:
-        if st["state"] in ("completed", "rolled_back"):
+def _waiting(plan: Plan) -> bool:
+    for st in plan.steps:
+        if st.state in ("completed", "rolled_back"):
             continue
-        return st["state"] == "proposed" and st["approval"] == "manual"
+        return st.state == "proposed" and st.approval == "manual"
     return False
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widget import Widget
 
+from core.incident_models import PlanState
+
 from ..meter import fmt_clock, gauge, sparkline
 from ..operator import running_drill
 from ..style import color
@@ -14,30 +16,18 @@ from ..style import color
 if TYPE_CHECKING:
     from core.host.link import Link
 
-OPEN_INCIDENT = {
-    "open",
-    "detected",
-    "analysing",
-    "analyzing",
-    "planned",
-    "awaiting_approval",
-    "pending",
-    "active",
-    "executing",
-    "recovering",
-    "validating",
-}
+OPEN_INCIDENT = frozenset({"open", "recovering"})
+"""Incident statuses that still need attention (the others are resolved or failed)."""
 
 
 def open_incidents(engine: Link) -> tuple[int, bool]:
     """(number of open incidents, whether one of them is critical)."""
     n, critical = 0, False
     for inc in engine.state.incidents.values():
-        status = str(inc.get("status", "open")).lower()
-        if status in ("resolved", "closed", "completed", "failed", "aborted", "rejected", "cancelled"):
+        if inc.status not in OPEN_INCIDENT:
             continue
         n += 1
-        if str(inc.get("severity", "")).lower() == "critical":
+        if inc.severity == "critical":
             critical = True
     return n, critical
 
@@ -141,11 +131,7 @@ class HeaderGauges(Widget):
             f"bold {c('background')} on {c('error')}" if critical else (f"bold {c('warning')}" if n else c("success"))
         )
         line2.append(f" incidents {n} ", style=style)
-        pending = sum(
-            1
-            for p in s.plans.values()
-            if str(p.get("state") or p.get("status") or "").lower() in ("awaiting_approval", "pending", "proposed")
-        )
+        pending = sum(1 for p in s.plans.values() if p.state is PlanState.PROPOSED)
         if pending:
             line2.append(f" {pending} plan(s) await approval", style=f"bold {c('warning')}")
         drill = running_drill(s.settings)

@@ -319,7 +319,7 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
     eng = ctx.engine
     s = eng.state
     inc = ctx.incident
-    ev = inc.get("evidence", {})
+    ev = inc.evidence
     failed: list[str] = ev.get("failed_agents", [])
     at_failure: dict[str, float] = ev.get("progress_at_failure", {})
     # Replacements matched by specialization: as many live agents able to do the
@@ -381,14 +381,14 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
             "dependency_integrity": "maintained",
             "context_transfer": percent_text(share),
             "recovery_time": duration_text(took),
-            "incident_id": inc["id"],
+            "incident_id": inc.id,
             "recovery_time_s": round(took, 1),
             "recovered": rec,
             "tasks_resumed": len(resumed),
             "recovery_time_basis": "first acting step of the plan to every interrupted task running again",
             "on_replacements": credit.figures["on_plan_agents"],
         },
-        actor=f"plan:{ctx.plan['id']}",
+        actor=f"plan:{ctx.plan.id}",
     )
     _learn_from_cascade(ctx, failed)
     return "pass", {
@@ -416,7 +416,7 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
     ran_on: dict[str, str | None] = ctx.memo.get("ran_on", {})
     on_plan = sorted(k for k in resumed if ran_on.get(k) in plan_agents or k in handed)
     short_without: dict[str, int] = {}
-    for spec, size in ctx.incident.get("evidence", {}).get("specialization_live_before", {}).items():
+    for spec, size in ctx.incident.evidence.get("specialization_live_before", {}).items():
         need = set(spec.split(","))
         live = sum(
             1
@@ -452,7 +452,7 @@ def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
     for a in failed:
         if a in s.agents:
             lost[s.agents[a].pool] = lost.get(s.agents[a].pool, 0) + 1
-    who = f"plan:{ctx.plan['id']}"
+    who = f"plan:{ctx.plan.id}"
     for pool, n in sorted(lost.items()):
         p = s.pools[pool]
         new_min = min(p.max_size, p.min_size + n)
@@ -470,7 +470,7 @@ def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
             "learning",
             {
                 "source": "incident",
-                "incident_id": ctx.incident["id"],
+                "incident_id": ctx.incident.id,
                 "lessons": [
                     f"{n} agent(s) of pool {pool} failed within {eng.config.supervision.window_s:g}s: minimum raised to {new_min}"
                 ],
@@ -489,7 +489,7 @@ def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
                 "learning",
                 {
                     "source": "incident",
-                    "incident_id": ctx.incident["id"],
+                    "incident_id": ctx.incident.id,
                     "lessons": [f"{a} failed {ag.failures} times: backed off"],
                     "policy": {f"agent.{a}.backoff_until": until},
                 },

@@ -168,11 +168,11 @@ class DataIntegrityDetector(Detector):
         seqs: set[int] = set()
         cps: set[int] = set()
         for inc in self.engine.state.incidents.values():
-            if inc.get("scenario") == self.scenario and inc.get("status") == "resolved":
-                ev = inc.get("evidence", {})
+            if inc.scenario == self.scenario and inc.status == "resolved":
+                ev = inc.evidence
                 seqs.update(ev.get("bad_seqs", []))
                 cps.update(int(c) for c in ev.get("bad_checkpoints", []))
-                cps.update(int(c) for c in inc.get("outcome", {}).get("quarantined_checkpoints", []))
+                cps.update(int(c) for c in inc.outcome.get("quarantined_checkpoints", []))
         return seqs, cps
 
 
@@ -311,7 +311,7 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
 
     eng = ctx.engine
     inc = ctx.incident
-    who = f"plan:{ctx.plan['id']}"
+    who = f"plan:{ctx.plan.id}"
     if eng.store is None:
         return "fail", {"reason": "no store to verify against"}
     rep = await verify_store(eng.store, replay_checkpoints=True)
@@ -326,19 +326,19 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
     credit = restore_credit(ctx)
     if not credit.credited:
         return "pass", {"credited": False, "credit": credit.as_dict()}
-    restart = await eng.checkpoint(kind="emergency", label=f"recovered {inc['id']}", actor=who)
+    restart = await eng.checkpoint(kind="emergency", label=f"recovered {inc.id}", actor=who)
     rep = await verify_store(eng.store, replay_checkpoints=True)
     if restart not in rep.checkpoints_ok:
         return "fail", {"reason": f"the post-recovery checkpoint {restart} does not verify"}
-    known = {int(c) for c in inc.get("evidence", {}).get("bad_checkpoints", [])}
+    known = {int(c) for c in inc.evidence.get("bad_checkpoints", [])}
     quarantined = sorted(c for c in rep.checkpoints_bad if c not in known)
-    for w in inc.get("affected_workflows", []):
+    for w in inc.affected_workflows:
         wf = eng.state.workflows.get(w)
         if wf is not None and wf.frozen:
             eng.freeze(w, False, actor=who)
     segments = [
         {**sg, "resolution": "recovered_from_log"} if sg.get("resolution") == "replay_from_log" else sg
-        for sg in inc.get("evidence", {}).get("segments", [])
+        for sg in inc.evidence.get("segments", [])
     ]
     segments += [{"checkpoint": int(c), "resolution": "quarantined"} for c in sorted(known | set(quarantined))]
     lost = [sg for sg in segments if sg.get("resolution") == "lost"]
@@ -353,7 +353,7 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
             "data_integrity": "verified",
             "corrupted_segments": "recovered" if not lost else f"{len(lost)}_lost",
             "validation_passed": percent_text(100.0 * (total - len(lost)) / total),
-            "incident_id": inc["id"],
+            "incident_id": inc.id,
             "segments": segments,
             "lost": lost,
             "recovery_time_s": round(took, 1),
@@ -383,7 +383,7 @@ def restore_credit(ctx: GateCtx) -> Credit:
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
-    ev = ctx.incident.get("evidence", {})
+    ev = ctx.incident.evidence
     drifted = sorted(
         {
             sg["workflow"]

@@ -213,7 +213,7 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
     eng = ctx.engine
     s = eng.state
     inc = ctx.incident
-    ev = inc.get("evidence", {})
+    ev = inc.evidence
     cut = ev.get("unreachable", [])
     tap = ctx.memo.get("tap")
     if tap is None:
@@ -251,7 +251,7 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
         return "wait", {"unreachable": still, "unhandled": unhandled, "stranded": stranded}
 
     rep = partition_report(eng, inc, tap)
-    det = float(inc["detected_at"])
+    det = float(inc.detected_at)
     twice = sorted(t for t in held.values() if sum(1 for ts in tap.completions.get(t, []) if ts >= det) > 1)
     short = {
         a: {
@@ -294,7 +294,7 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
             "performance_impact": rep["performance_impact"],
             "redundancy_established": "kept_on_isolated_agents" if kept else "moved_to_reachable_agents",
             "functionality_preserved": percent_text(rep["functionality_preserved_pct"]),
-            "incident_id": inc["id"],
+            "incident_id": inc.id,
             "recovery_time_s": round(took, 1),
             "buffered_applied": rep["buffered_applied"],
             "duplicates_dropped": rep["duplicates_dropped"],
@@ -305,7 +305,7 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
             "reachable agent (before the heal)",
             "connectivity_restored_after_s": round(ctx.now - det, 1),
         },
-        actor=f"plan:{ctx.plan['id']}",
+        actor=f"plan:{ctx.plan.id}",
     )
     return "pass", {
         "recovery_time_s": round(took, 1),

@@ -353,9 +353,9 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     settle = 600.0
     if ctx.now - ctx.started_at < settle:
         return "wait", {"settling_s": ctx.now - ctx.started_at}
-    det = float(inc["detected_at"])
-    window = float(inc.get("evidence", {}).get("trends", {}).get("efficiency", {}).get("span_s", 1800.0))
-    fault_at = inc.get("fault_at")
+    det = float(inc.detected_at)
+    window = float(inc.evidence.get("trends", {}).get("efficiency", {}).get("span_s", 1800.0))
+    fault_at = inc.fault_at
     onset = float(fault_at) if fault_at is not None else det - window
     baseline = await fresh_efficiency(eng, onset - window, onset)
     after = await pace_now(eng, ctx.started_at)
@@ -366,7 +366,7 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
             }
         return "wait", {"samples": len(after)}
     b, a = _mean(baseline), _mean(after)
-    d = float(inc.get("evidence", {}).get("efficiency_at_detection") or b)  # the task efficiency series at detection
+    d = float(inc.evidence.get("efficiency_at_detection") or b)  # the task efficiency series at detection
     tolerance = eng.config.performance.degradation_trigger_pct
     vs_baseline = 100.0 * (a - b) / b
     improvement = 100.0 * (a - d) / d if d > 0 else 0.0
@@ -398,10 +398,10 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
         "validation",
         {
             "improvement_achieved": percent_text(improvement),
-            "optimization_time": duration_text(ctx.now - float(ctx.plan.get("created_at", det))),
+            "optimization_time": duration_text(ctx.now - float(ctx.plan.created_at)),
             "stability": stability,
             "regression_risk": risk,
-            "incident_id": inc["id"],
+            "incident_id": inc.id,
             "efficiency_baseline": round(b, 4),
             "efficiency_degraded": round(d, 4),
             "efficiency_after": round(a, 4),
@@ -413,7 +413,7 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
             "validation_window_s": round(took, 1),
             "quarantined_slow_agents": credit.figures["quarantined_slow"],
         },
-        actor=f"plan:{ctx.plan['id']}",
+        actor=f"plan:{ctx.plan.id}",
     )
     return "pass", {
         "improvement_pct": round(improvement, 2),
@@ -440,7 +440,7 @@ def quarantine_credit(ctx: GateCtx, since: float) -> Credit:
     )
     bn = bottleneck(ctx.engine, since)
     # Slow as measured when the plan was made (its own window) or since the onset.
-    planned = ((ctx.plan.get("expected") or {}).get("bottleneck") or {}).get("slow") or []
+    planned = ((ctx.plan.expected or {}).get("bottleneck") or {}).get("slow") or []
     slow = sorted(set(taken) & (set(bn["slow"]) | set(planned)))
     figures = {
         "quarantined": taken,

@@ -382,7 +382,7 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
         return "wait", {"utilisation": u, "held_s": ctx.now - since}
     # The workflows the incident must protect (CRITICAL ones running at detection)
     # keep making progress: a recovery that starves them is no recovery.
-    stalled = stalled_workflows(eng, ctx.incident, ctx.incident.get("evidence", {}).get("protected", []))
+    stalled = stalled_workflows(eng, ctx.incident, ctx.incident.evidence.get("protected", []))
     if stalled:
         if ctx.now - ctx.started_at > ctx.timeout_s:
             return "fail", {"reason": f"protected workflow(s) {', '.join(stalled)} made no progress since detection"}
@@ -401,7 +401,7 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
             "resource_stabilization": "achieved",
             "workflows_recovered": len(rec),
             "system_health": "stable",
-            "incident_id": ctx.incident["id"],
+            "incident_id": ctx.incident.id,
             "recovery_time_s": round(took, 1),
             "utilisation": u,
             "held_under_safe_s": round(ctx.now - since, 1),
@@ -410,7 +410,7 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
             "released_by_plan": credit.figures["released_pct"],
             "released_basis": credit.figures["released_basis"],
         },
-        actor=f"plan:{ctx.plan['id']}",
+        actor=f"plan:{ctx.plan.id}",
     )
     return "pass", {
         "recovery_time_s": round(took, 1),

@@ -1,0 +1,114 @@
+"""Incidents and plans as the projection holds them: what went wrong, what we propose
+to do, how far we got.
+
+An :class:`Incident` records a detected failure with its evidence; a :class:`Plan`
+is an ordered list of slash commands (:class:`PlanStep`) that goes through the
+approval gate and the executor. The projection folds them from INCIDENT_* and PLAN_*
+events (``core.reducers``) and snapshots them with the rest of the state; the same
+models validate them where they are built (``core.incidents``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PlanState(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+TERMINAL_PLAN = {PlanState.REJECTED, PlanState.COMPLETED, PlanState.FAILED, PlanState.ROLLED_BACK}
+
+Category = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepCheck(_Model):
+    """A check after a step: wait ``settle_s`` of simulated time, then compare a
+    telemetry metric with its baseline; a regression beyond the limit aborts the plan
+    and rolls it back (the gradual execution of the performance scenario)."""
+
+    metric: str
+    settle_s: float = Field(300.0, ge=0)
+    higher_is_worse: bool = True
+    max_regression_pct: float = Field(5.0, ge=0)
+
+
+class PlanStep(_Model):
+    """One slash command of a plan; it goes through the same states as its plan."""
+
+    index: int = Field(ge=0)
+    command: str = Field(min_length=2)
+    title: str = ""
+    category: Category = "destructive"
+    approval: Literal["auto", "manual"] = "manual"
+    state: PlanState = PlanState.PROPOSED
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    check: StepCheck | None = None
+    gate: str | None = None
+    """A validation (a criterion or shared gate of ``core.incidents.kinds.CATALOGUE``) that must pass before the step completes."""
+
+
+class Plan(_Model):
+    id: str
+    incident_id: str
+    scenario: str = Field(min_length=1)
+    """The incident kind (``core.incidents.kinds``)."""
+    title: str
+    strategy: str = ""
+    steps: list[PlanStep]
+    state: PlanState = PlanState.PROPOSED
+    created_at: float = 0.0
+    decided_by: str | None = None
+    decided_at: float | None = None
+    checkpoint: int | None = None
+    """Checkpoint taken just before the plan's first step runs: the rollback target."""
+    expected: dict[str, Any] = Field(default_factory=dict)
+    outcome: dict[str, Any] = Field(default_factory=dict)
+    edited_by: list[str] = Field(default_factory=list)
+
+
+class IncidentNote(_Model):
+    at: float
+    by: str
+    note: str = ""
+    action: str | None = None
+
+
+class Incident(_Model):
+    id: str
+    scenario: str = Field(min_length=1)
+    type: str
+    """The seed's detection event type, e.g. RESOURCE_EXHAUSTION."""
+    severity: Literal["critical", "high", "medium", "low"]
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    detected_at: float
+    fault_at: float | None = None
+    """When the fault began, if known (a drill knows; a detector estimates)."""
+    status: Literal["open", "recovering", "resolved", "failed"] = "open"
+    plans: list[str] = Field(default_factory=list)
+    affected_workflows: list[str] = Field(default_factory=list)
+    resolved_at: float | None = None
+    outcome: dict[str, Any] = Field(default_factory=dict)
+    criteria: list[str] = Field(default_factory=list)
+    """The validations (the kind's criterion, from the catalogue) a plan must pass to resolve the incident,
+    fixed from its kind when it opens; editing a plan does not change them."""
+    validation_window_s: float | None = None
+    """How long the criteria may take to hold once a plan's last step has run."""
+    notes: list[IncidentNote] = Field(default_factory=list)
+    """Operator notes (``/incident resolve ID --note``)."""
