@@ -211,7 +211,7 @@ def _cancel_drill(ctx: Context, host: HostControl) -> Outcome:
         what = (
             f"its fault ({', '.join(sorted(d.fault)) or d.name}) was injected at {clock_text(d.injected_at)} "
             "and stays as the environment has it; fault steps still to come are dropped"
-            + (f"; incident {inc['id']} stays {inc['status']}" if inc else "; no incident had opened")
+            + (f"; incident {inc.id} stays {inc.status}" if inc else "; no incident had opened")
         )
     return Outcome(
         {"drill": d.name, "cancelled": True, "injected_at": d.injected_at, "fault": d.fault},
