@@ -11,7 +11,6 @@ from core.config import Config
 from tests.console_support import drill_until_plan, make_app, wait_for
 from tui.screens.confirm import ConfirmScreen
 from tui.staleness import stale_steps, targets
-from tui.widgets.incidents import plan_steps, step_text
 
 
 def _config(**approval) -> Config:  # type: ignore[no-untyped-def]
@@ -28,8 +27,8 @@ def _config(**approval) -> Config:  # type: ignore[no-untyped-def]
 
 def _a_target(eng, pid: str) -> str:  # type: ignore[no-untyped-def]
     """A live workflow one of the plan's steps names."""
-    for st in plan_steps(eng.state.plans[pid]):
-        found = targets(step_text(st))
+    for st in eng.state.plans[pid].steps:
+        found = targets(st.command)
         for wid in sorted(found[0] if found else ()):
             if wid in eng.state.workflows and eng.state.workflows[wid].status.value in ("running", "paused"):
                 return wid

@@ -9,9 +9,10 @@ gate cannot be fooled by a step's title.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from ..config import Approval
+from ..incident_models import Plan, PlanState
 
 Decision = Literal["auto", "manual"]
 
@@ -35,7 +36,7 @@ def decide(category: str, policy: Approval) -> Decision:
     return "manual"
 
 
-def holding_plans(plans: dict[str, dict[str, Any]], policy: Approval) -> list[str]:
+def holding_plans(plans: dict[str, Plan], policy: Approval) -> list[str]:
     """The plans that hold the simulated clock under ``policy.hold_clock``: proposed, with
     a manual step still to run (empty when the policy does not hold the clock)."""
     if not policy.hold_clock:
@@ -43,6 +44,6 @@ def holding_plans(plans: dict[str, dict[str, Any]], policy: Approval) -> list[st
     return sorted(
         pid
         for pid, p in plans.items()
-        if p.get("state") == "proposed"
-        and any(st.get("approval") == "manual" and st.get("state") == "proposed" for st in p.get("steps", []))
+        if p.state is PlanState.PROPOSED
+        and any(st.approval == "manual" and st.state is PlanState.PROPOSED for st in p.steps)
     )

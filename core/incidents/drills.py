@@ -178,13 +178,13 @@ class Drill:
                 return inc
         return None
 
-    def others(self) -> list[dict[str, Any]]:
+    def others(self) -> list[Incident]:
         """Incidents opened since the drill was armed, other than the drill's own."""
         own = self.incident()
         return [
             i
             for i in self.engine.state.incidents.values()
-            if i.detected_at >= self.armed_at and (own is None or i.id != own["id"])
+            if i.detected_at >= self.armed_at and (own is None or i.id != own.id)
         ]
 
     @property
@@ -263,7 +263,7 @@ class Drill:
             for r in (
                 outcome.get("reason"),
                 None if confirmed or not self.injected else f"the fault was not confirmed: {self.confirmation}",
-                f"incident(s) opened during the drill not resolved: {', '.join(i.id for i in unresolved)}"
+                f"incident(s) opened during the drill not resolved: {', '.join(i['id'] for i in unresolved)}"
                 if unresolved
                 else None,
                 "cancelled (/host drill cancel)" if self.cancelled else None,

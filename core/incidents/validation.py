@@ -39,7 +39,7 @@ class GateCtx:
     def recovery_started(self) -> float:
         """When recovery began: the plan's first acting step (detection if none ran)."""
         first = self.record.first_acting_at()
-        return first if first is not None else float(self.incident["detected_at"])
+        return first if first is not None else self.incident.detected_at
 
     @property
     def now(self) -> float:
