@@ -63,7 +63,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("core.runtimes",),  # the runtime contract and what agent processes share (limits, wire, handshake)
     ("core.engine",),
     ("core.runtimes.sim", "core.runtimes.local", "core.runtimes.ray", "core.runtimes.ray_agent", "core.runtimes.real"),
-    ("core.demo", "core.session"),
+    ("core.demo", "core.session", "core.repair"),
     ("core.commands",),
     ("core.incidents",),
     ("core.host",),
