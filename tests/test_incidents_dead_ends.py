@@ -34,7 +34,7 @@ async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: waiting(drill))
-    pid = drill.plan().id  # type: ignore[index]
+    pid = drill.plan().id  # type: ignore[union-attr]
     decisions.approve(eng, pid, actor="bob")
     await until(drill, lambda: any(r.status == "active" and r.applied for r in eng.state.resumptions.values()))
     rid = next(r for r, v in eng.state.resumptions.items() if v.status == "active")
@@ -50,15 +50,15 @@ async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
     assert {w.id: w.stage_limit for w in eng.state.workflows.values()} == {
         k: v for k, v in limits.items() if k in eng.state.workflows
     }
-    assert drill.incident().status == "open", "no plan in force: the incident waits for a re-plan or a resolve"  # type: ignore[index]
+    assert drill.incident().status == "open", "no plan in force: the incident waits for a re-plan or a resolve"  # type: ignore[union-attr]
 
 
 async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
     await until(drill, lambda: waiting(drill))
-    inc_id = drill.incident().id  # type: ignore[index]
-    first = drill.plan().id  # type: ignore[index]
+    inc_id = drill.incident().id  # type: ignore[union-attr]
+    first = drill.plan().id  # type: ignore[union-attr]
     res = await run_command(incident_services(eng, drill.manager), f"/incident reject {first}", actor="alice")
     assert res["status"] == "success"
     assert eng.state.incidents[inc_id].status == "open"

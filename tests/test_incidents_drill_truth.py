@@ -91,7 +91,7 @@ async def test_a_fault_the_independent_check_does_not_confirm_is_not_validated(t
     kind = replace(TOY_KIND, drill=replace(TOY_KIND.drill, confirm=never))
     drill, rep = await _toy(tmp_path, kind)
     try:
-        assert drill.incident() is not None and drill.incident().status == "resolved"  # type: ignore[index]
+        assert drill.incident() is not None and drill.incident().status == "resolved"  # type: ignore[union-attr]
         assert not rep["validated"] and not rep["fault_confirmed"]
         assert rep["detection_latency_s"] is None, "detection is not credited on an unconfirmed fault"
         assert "not confirmed" in rep["reason"]
@@ -134,7 +134,7 @@ async def test_a_drill_with_another_incident_left_open_is_not_validated(tmp_path
         assert own is not None
         decisions.approve(eng, own["id"], actor="tester")
         rep = await drill.run(1800.0)
-        assert drill.incident().status == "resolved"  # type: ignore[index]
+        assert drill.incident().status == "resolved"  # type: ignore[union-attr]
         assert not rep["validated"]
         assert [i["scenario"] for i in rep["unresolved_incidents"]] == ["stalled-twice"]
         assert "not resolved" in rep["reason"]

@@ -89,7 +89,7 @@ async def test_approval_policy_from_config() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: drill.plan() is not None)
-    by_kind = {st.command.split()[1]: (st.category, st.approval) for st in drill.plan().steps}  # type: ignore[index]
+    by_kind = {st.command.split()[1]: (st.category, st.approval) for st in drill.plan().steps}  # type: ignore[union-attr]
     assert by_kind["emergency-analysis"] == ("analysis", "auto")
     assert by_kind["emergency-reallocation"] == ("destructive", "manual")
     assert by_kind["post-emergency-monitoring"] == ("monitoring", "auto")
@@ -99,7 +99,7 @@ async def test_approval_policy_from_config() -> None:
     eng2 = memory_sim(config=cfg, seed=0)
     drill2 = start_drill(eng2, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill2, lambda: drill2.plan() is not None)
-    assert {st.approval for st in drill2.plan().steps} == {"auto"}  # type: ignore[index]
+    assert {st.approval for st in drill2.plan().steps} == {"auto"}  # type: ignore[union-attr]
 
 
 async def test_reject_leaves_the_fleet_unchanged() -> None:
@@ -108,7 +108,7 @@ async def test_reject_leaves_the_fleet_unchanged() -> None:
     events_of(eng, cmds, "COMMAND_EXECUTED", "PLAN_REJECTED", "WORKFLOW_PAUSED", "RESOURCE_ALLOCATED")
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: plan_waiting(drill))
-    pid = drill.plan().id  # type: ignore[index]
+    pid = drill.plan().id  # type: ignore[union-attr]
     ran = [e.data["kind"] for e in cmds if e.type == "COMMAND_EXECUTED"]
     assert ran and set(ran) <= {"analysis"}, "only auto (analysis) steps ran before a decision"
     before_fleet, before_seq = fleet_hash(eng), eng.state.seq
@@ -131,10 +131,10 @@ async def test_abort_mid_plan_rolls_back() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: plan_waiting(drill))
-    pid = drill.plan().id  # type: ignore[index]
+    pid = drill.plan().id  # type: ignore[union-attr]
     before = {w.id: (w.status, w.allocation, w.guarantee) for w in eng.state.all_workflows()}
     decisions.approve(eng, pid, actor="bob")
-    await until(drill, lambda: eng.state.plans[pid].steps[2]["state"] == "completed")
+    await until(drill, lambda: eng.state.plans[pid].steps[2].state == "completed")
     assert eng.state.plans[pid].state == "executing"
     paused = [
         w
@@ -164,8 +164,8 @@ async def test_edit_then_approve() -> None:
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
     await until(drill, lambda: plan_waiting(drill))
     p = drill.plan()
-    pid = p.id  # type: ignore[index]
-    cmds = [st.command for st in p.steps]  # type: ignore[index]
+    pid = p.id  # type: ignore[union-attr]
+    cmds = [st.command for st in p.steps]  # type: ignore[union-attr]
     h = eng.state.state_hash()
     with pytest.raises(EngineError) as exc:
         decisions.edit(eng, pid, ["/resource-manager status"] + cmds[1:], actor="carol")
@@ -181,7 +181,7 @@ async def test_edit_then_approve() -> None:
     decisions.approve(eng, pid, actor="carol")
     await until(drill, lambda: drill.done)
     assert eng.state.plans[pid].state == "completed"
-    assert eng.state.incidents[drill.incident().id]["status"] == "resolved"  # type: ignore[index]
+    assert eng.state.incidents[drill.incident().id].status == "resolved"  # type: ignore[union-attr]
 
 
 async def test_incident_commands_and_replay(tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ async def test_incident_commands_and_replay(tmp_path: Path) -> None:
     try:
         drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
         await until(drill, lambda: plan_waiting(drill))
-        pid = drill.plan().id  # type: ignore[index]
+        pid = drill.plan().id  # type: ignore[union-attr]
         bad = await run_command(incident_services(eng), "/incident approve PLAN-9999", actor="dana")
         assert bad["status"] == "error" and bad["error"]["code"] == "PLAN_NOT_FOUND"
         ok = await run_command(incident_services(eng), f"/incident approve {pid}", actor="dana")
@@ -265,9 +265,9 @@ async def test_regression_after_an_optimisation_step_rolls_back() -> None:
         eng.runtime.slow_agent(a, 4.0)  # type: ignore[union-attr]  # everything gets much worse
     await until(drill, lambda: drill.done, limit=3000)
     assert aborted and "regression" in aborted[0].data["reason"]
-    assert eng.state.plans[p.id]["state"] == "rolled_back"  # type: ignore[index]
+    assert eng.state.plans[p.id].state == "rolled_back"  # type: ignore[union-attr]
     assert all(eng.state.agents[a.id].backoff_until is None for a in quarantined), "quarantine rolled back"
-    assert eng.state.incidents[drill.incident().id]["status"] == "failed"  # type: ignore[index]
+    assert eng.state.incidents[drill.incident().id].status == "failed"  # type: ignore[union-attr]
 
 
 async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path) -> None:
@@ -294,7 +294,7 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         assert res["status"] == "error" and res["error"]["code"] == "WORKFLOW_FROZEN"
         assert eng.state.tasks[drifted].context.progress == 0.8, "still drifted until recovery"
         assert eng.state.state_hash() == h
-        decisions.approve(eng, drill.plan().id, actor="eve")  # type: ignore[index]
+        decisions.approve(eng, drill.plan().id, actor="eve")  # type: ignore[union-attr]
         await until(drill, lambda: drill.done)
         report = await drill.report()
         assert report["validated"], report
