@@ -48,7 +48,7 @@ _COUNTER_FOLDS = frozenset({"COMMAND_EXECUTED"})
 """Event types whose fold only counts (``commands_executed``); pinned by a test."""
 
 
-_PLAIN_PARTS = ("incidents", "plans", "resumptions", "learning", "settings")
+_PLAIN_PARTS = ("learning", "settings")
 """Parts of :meth:`State.snapshot` that are the state's own objects, not fresh dumps."""
 
 
