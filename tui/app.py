@@ -731,14 +731,27 @@ class OpsdeckApp(App[int]):
 
         async def run() -> None:
             if action == "advance_stage" and not await self.confirm(
-                f"Advance resumption {rid}?",
-                "The next stage resumes more work and restores more allocation.",
-                "Advance",
+                f"Advance resumption {rid}?", self._next_stage_text(rid), "Advance", "Keep it at this stage"
             ):
                 return
             await self.send(operator.resumption_command(action, rid), f"{verb} {rid}")
 
         self.spawn(run())
+
+    def _next_stage_text(self, rid: str) -> str:
+        """What advancing does: the next stage named, from the resumption's own steps."""
+        link = self.link
+        r = link.state.resumptions.get(rid) if link is not None else None
+        if r is None:
+            return f"no resumption {rid}: nothing would change."
+        steps, cur = r.steps, r.next_step
+        if cur >= len(steps):
+            return f"{rid} has run all {len(steps)} of its stages: advancing changes nothing."
+        what = str(steps[cur].get("what") or "its next stage")
+        return (
+            f"Stage {cur + 1} of {len(steps)} runs now instead of waiting for utilisation to stay under the safe "
+            f"threshold: {what}."
+        )
 
     def action_advance_stage(self) -> None:
         self._resumption_action("advance_stage", "Advance")
