@@ -4,6 +4,8 @@ highlighted row of an unfocused pane keeps a visible highlight."""
 
 from __future__ import annotations
 
+import pytest
+
 from core.config import Config
 from tests.console_support import drill_until_plan, make_app, settle, wait_for
 
@@ -24,6 +26,7 @@ MODALS = [
 ]
 
 
+@pytest.mark.slow
 async def test_focus_returns_after_each_modal(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(140, 44)) as pilot:
@@ -41,6 +44,7 @@ async def test_focus_returns_after_each_modal(tmp_path):
                 assert app.focused is pane, (pane.id, open_key, app.focused)
 
 
+@pytest.mark.slow
 async def test_focus_returns_after_command_line_and_filter(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(140, 44)) as pilot:
@@ -67,6 +71,7 @@ async def test_focus_returns_after_command_line_and_filter(tmp_path):
             await pilot.press("slash", "enter")  # clears it
 
 
+@pytest.mark.slow
 async def test_arrows_in_other_panes_keep_the_log_following(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(140, 44)) as pilot:
