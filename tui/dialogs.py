@@ -153,7 +153,7 @@ def approved_while_paused(simulated: bool, clock_running: bool) -> str | None:
 def finished_note(state: State) -> str | None:
     """When every workflow of the database already ended (a second ``opsdeck run`` of a file)."""
     # Finished workflows leave the hot state: they are counted from the summaries kept for them.
-    wfs = [*state.workflows.values(), *state.finished.values()]
+    wfs = state.all_workflows()
     if not wfs or any(
         w.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED) for w in wfs
     ):
