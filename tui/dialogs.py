@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.incidents.drills import LIVE_DRILLS, LIVE_WARMUP_S
-from core.models import WorkflowStatus
+from core.models import FinishedWorkflow, Workflow, WorkflowStatus
 
 from .meter import fmt_clock
 
@@ -153,7 +153,7 @@ def approved_while_paused(simulated: bool, clock_running: bool) -> str | None:
 def finished_note(state: State) -> str | None:
     """When every workflow of the database already ended (a second ``opsdeck run`` of a file)."""
     # Finished workflows leave the hot state: they are counted from the summaries kept for them.
-    wfs = state.all_workflows()
+    wfs: list[Workflow | FinishedWorkflow] = [*state.workflows.values(), *state.finished.values()]
     if not wfs or any(
         w.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED) for w in wfs
     ):
