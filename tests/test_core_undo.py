@@ -15,6 +15,7 @@ import pytest
 from core.commands import run_command
 from core.engine import Engine
 from core.event_types import COMMAND_EXECUTED
+from core.incident_models import Incident
 from core.projection import State
 from core.session import memory_sim
 
@@ -120,10 +121,17 @@ def test_undo_point_shares_nothing_with_the_state() -> None:
     """The point holds the models' fresh dumps and copies of the plain-dict parts:
     changing the state in place afterwards does not change the point."""
     eng = _engine(3)
-    eng.state.incidents["i1"] = {"notes": ["a"]}
+    eng.state.incidents["i1"] = Incident(
+        id="i1",
+        scenario="resource_exhaustion",
+        type="RESOURCE_EXHAUSTION",
+        severity="high",
+        detected_at=0.0,
+        evidence={"notes": ["a"]},
+    )
     h = eng.state.state_hash()
     point = eng.state.undo_point()
-    eng.state.incidents["i1"]["notes"].append("b")
+    eng.state.incidents["i1"].evidence["notes"].append("b")
     eng.state.tasks["w/t0"].depends_on.append("w/t1")
     eng.state.settings["x"] = {"y": 1}
     assert eng.state.state_hash() != h
