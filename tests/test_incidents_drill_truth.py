@@ -132,7 +132,7 @@ async def test_a_drill_with_another_incident_left_open_is_not_validated(tmp_path
             await drill.step()
         own = drill.plan()
         assert own is not None
-        decisions.approve(eng, own["id"], actor="tester")
+        decisions.approve(eng, own.id, actor="tester")
         rep = await drill.run(1800.0)
         assert drill.incident().status == "resolved"  # type: ignore[union-attr]
         assert not rep["validated"]
@@ -154,7 +154,7 @@ async def test_a_restarted_executor_rebuilds_what_the_plan_did_from_the_log(tmp_
         assert rep["validated"], rep["reason"]
         plan = drill.plan()
         assert plan is not None
-        live = drill.manager.executor.records[plan["id"]]
+        live = drill.manager.executor.records[plan.id]
         fresh = await Executor(eng, CATALOGUE, drill.manager.executor.services).record(plan)
         assert fresh.restored and [s.index for s in fresh.acting()] == [s.index for s in live.acting()]
         allocated = sorted(e.data["agent"] for e in fresh.caused("AGENT_ALLOCATED"))
