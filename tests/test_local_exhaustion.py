@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 
 from core.config import Config
+from core.incident_models import Plan
 from core.incidents.decisions import approve
 from core.incidents.manager import IncidentManager
 from core.runtimes.local import open_local
@@ -128,7 +129,7 @@ async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_proc
         assert all(b >= 5.0 for b in burning) and sum(burning) >= 30.0, (
             f"the burners' CPU shows in the agents' psutil samples: {burning}"
         )
-        plan = rec.of("PLAN_PROPOSED")[0].data["plan"]
+        plan = Plan.model_validate(rec.of("PLAN_PROPOSED")[0].data["plan"])
         await drive(engine, lambda: True)
         assert engine.state.plans[plan.id].state == "proposed", "nothing runs before the approval"
         assert engine.state.status_of("background").value == "running"
