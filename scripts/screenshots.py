@@ -71,7 +71,7 @@ async def shoot(out: Path, size: tuple[int, int]) -> list[Path]:
             assert res["status"] == "success", res
             for _ in range(2000):
                 await app.host.advance(5.0)
-                if any(p.get("state") == "proposed" for p in eng.state.plans.values()):
+                if any(p.state == "proposed" for p in eng.state.plans.values()):
                     break
             for _ in range(3):  # let the auto-approved analysis steps run
                 await app.host.advance(5.0)
