@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from rich.text import Text
+
+from core import timefmt
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -77,19 +78,8 @@ def alloc_meter(used: float, alloc: float, width: int, used_style: str, alloc_st
     return t
 
 
-WALL_EPOCH_FLOOR = 1e9
-"""Clock values past this are wall-clock epoch seconds (real agents), not simulated time."""
-
-
-def fmt_clock(seconds: float) -> str:
-    """Simulated time as ``[Nd ]HH:MM:SS``; wall-clock time (real agents) as local ``HH:MM:SS``."""
-    if seconds >= WALL_EPOCH_FLOOR:
-        return time.strftime("%H:%M:%S", time.localtime(seconds))
-    s = int(max(seconds, 0))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return f"{d}d {h:02d}:{m:02d}:{s:02d}" if d else f"{h:02d}:{m:02d}:{s:02d}"
+fmt_clock = timefmt.clock
+"""The console writes clock times the one way core.timefmt does."""
 
 
 def fmt_duration(seconds: float) -> str:
