@@ -83,7 +83,6 @@ KNOWN_CYCLES: dict[tuple[str, ...], str] = {
         "core.reducers",
         "core.work_reducers",
     ): "the event catalogue (catalog): the folds and the declarations import each other",
-    ("core.engine",): "the engine's parts (engine): each names the Engine facade it serves",
     (
         "core.incidents.catalogue",
         "core.incidents.drills",

@@ -36,13 +36,13 @@ from ..runtimes import Runtime
 from ..scheduler import dispatch
 
 if TYPE_CHECKING:
-    from .facade import Engine
+    from .contract import EngineCore
 
 
 class RuntimeBridge:
     """Runtime wiring, dispatch and the facts runtimes report for one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
         self.dispatch_pending = False
         self.restoring = False

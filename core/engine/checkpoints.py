@@ -15,13 +15,13 @@ from ..projection import hash_snapshot
 from .log import EngineError
 
 if TYPE_CHECKING:
-    from .facade import Engine
+    from .contract import EngineCore
 
 
 class Checkpoints:
     """Taking, loading and rolling back to checkpoints; automatic ones and retention."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
         self.memory: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         """Checkpoints of an engine without a store: id -> (row, snapshot)."""

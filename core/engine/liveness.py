@@ -15,7 +15,7 @@ from ..event_types import AGENT_TIMEOUT
 from ..models import AgentStatus
 
 if TYPE_CHECKING:
-    from .facade import Engine
+    from .contract import EngineCore
 
 _ANSWERING = (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)
 THROUGHPUT_WINDOW_S = 300.0
@@ -24,7 +24,7 @@ THROUGHPUT_WINDOW_S = 300.0
 class Liveness:
     """Heartbeats, usage samples and the checks that follow each sample."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
         self.sample_hooks: list[Callable[[float], None]] = []
         self.named_hooks: set[str] = set()

@@ -23,7 +23,7 @@ from ..models import Task
 from ..projection import CounterPoint
 
 if TYPE_CHECKING:
-    from .facade import Engine
+    from .contract import EngineCore
 
 Subscriber = Callable[[Event], None]
 
@@ -68,7 +68,7 @@ class Unit:
 class EventLog:
     """Emit, units of work, group commit and subscribers of one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
         self.buffer: list[tuple[Any, ...]] = []
         """Rows emitted and not yet committed (the group commit's next batch)."""

@@ -19,7 +19,7 @@ from ..store import Store, StoreError, row_hash_ok
 from ..telemetry import HISTORY
 
 if TYPE_CHECKING:
-    from .facade import Engine
+    from .contract import EngineCore
 
 FULL_CHECK_ROWS = 100_000
 """Opening checks the whole chain of a log up to this long; a longer one from its checkpoint on."""
@@ -29,7 +29,7 @@ _SYSTEM_SERIES = ("cpu_pct", "memory_pct", "agents_pct", "throughput_per_min", "
 class Opening:
     """Load, replay and anchor checks for one engine over its store."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
 
     @property

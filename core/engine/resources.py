@@ -24,13 +24,13 @@ from ..runtimes.limits import cpu_limits
 from .log import EngineError
 
 if TYPE_CHECKING:
-    from .facade import Engine
+    from .contract import EngineCore
 
 
 class ResourceOps:
     """The resource operations of one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
 
     # -- pools and agents ---------------------------------------------------------------

@@ -30,7 +30,7 @@ from ..models import TERMINAL_WORKFLOW, PhaseSpec, TaskSpec, TaskStatus, Workflo
 from .log import EngineError
 
 if TYPE_CHECKING:
-    from .facade import Engine
+    from .contract import EngineCore
 
 SUBMIT_CHUNK = 2000
 _TASK_LIST = TypeAdapter(list[TaskSpec])
@@ -51,7 +51,7 @@ def gc_paused() -> Iterator[None]:
 class WorkflowOps:
     """The workflow operations of one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
 
     def live(self, wf_id: str) -> Workflow:

@@ -1,0 +1,85 @@
+"""What the engine's parts see of the engine they serve.
+
+Each part (log, opening, bridge, liveness, checkpoints, operations) holds its engine
+as an :class:`EngineCore`: the shared state it reads and writes, and the few calls it
+makes on the engine or on a sibling part. Naming them here keeps imports one way: the
+facade composes the parts, and no part imports the facade or a sibling it only calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from ..clock import Clock
+from ..config import Config
+from ..events import Event
+from ..models import Workflow
+from ..projection import State
+from ..runtimes import Runtime, RuntimeSink
+from ..store import Store
+from ..telemetry import Telemetry
+
+
+class ArchiveWriter(Protocol):
+    """The log's archive, which opening fills with workflows finished since a checkpoint."""
+
+    async def store_archive(self, archive: list[tuple[str, int, str, str]]) -> None: ...
+
+
+class CheckpointCue(Protocol):
+    """The checkpoint owed at the next maintenance (the bridge cues one when a phase completes)."""
+
+    due: str | None
+
+
+class WorkflowLookup(Protocol):
+    """Finding a workflow an operation may act on (checkpoints and resources refuse the rest)."""
+
+    def live(self, wf_id: str) -> Workflow: ...
+
+    def changeable(self, wf_id: str) -> Workflow: ...
+
+
+class Admission(Protocol):
+    """Starting queued workflows (after an operation frees a slot)."""
+
+    def admit(self) -> None: ...
+
+
+class EngineCore(RuntimeSink, Protocol):
+    """The engine as its parts use it: state, store, clock, runtime, and the shared calls."""
+
+    config: Config
+    clock: Clock
+    store: Store | None
+    state: State
+    telemetry: Telemetry
+    actor: str
+    head_hash: str
+    store_lock: asyncio.Lock
+    runtime: Runtime | None
+    readonly: bool
+    auto_checkpoints: bool
+
+    @property
+    def log(self) -> ArchiveWriter: ...
+
+    @property
+    def checkpoints(self) -> CheckpointCue: ...
+
+    @property
+    def workflows(self) -> WorkflowLookup: ...
+
+    @property
+    def bridge(self) -> Admission: ...
+
+    def emit(
+        self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None
+    ) -> Event: ...
+
+    async def flush(self) -> None: ...
+
+    def request_dispatch(self) -> None: ...
+
+    def release_task(self, key: str, reason: str = "released", actor: str | None = None) -> str | None: ...
