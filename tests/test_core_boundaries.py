@@ -83,13 +83,6 @@ KNOWN_CYCLES: dict[tuple[str, ...], str] = {
         "core.reducers",
         "core.work_reducers",
     ): "the event catalogue (catalog): the folds and the declarations import each other",
-    (
-        "core.incidents.catalogue",
-        "core.incidents.drills",
-        "core.incidents.executor",
-        "core.incidents.kinds",
-        "core.incidents.manager",
-    ): ("the incident-kind catalogue (incidents): kinds name Drill, drills import the kinds"),
 }
 PACKAGES = ("core", "tui", "opsdeck", "themes")
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .validation import SHARED_GATES, Gate
 
 if TYPE_CHECKING:
     from ..engine import Engine
+    from ..models import Agent
+    from ..runtimes import Runtime
     from .detectors import Detector, Finding
-    from .drills import Drill
     from .playbooks import PlanDraft
 
 
@@ -31,20 +32,40 @@ class DrillError(ValueError):
     """A drill that cannot run here or now (no work left, wrong runtime, no store)."""
 
 
+class RunningDrill(Protocol):
+    """What a kind's drill functions use of the drill that runs them (``drills.Drill``
+    is one): its engine, its schedule, the fault recorded so far."""
+
+    engine: Engine
+    fault: dict[str, Any]
+    injected_at: float | None
+    cancelled: bool
+    heal_after_s: float
+    gap_s: float | None
+
+    def later(self, delay: float, fn: Any) -> None: ...
+
+    def real_faults(self) -> Runtime: ...
+
+    def sim(self) -> Runtime: ...
+
+    def busy_agents(self, required: bool = False) -> list[Agent]: ...
+
+
 @dataclass(frozen=True)
 class DrillSpec:
     """How a drill of the kind injects its fault."""
 
-    inject: Callable[[Drill], Awaitable[dict[str, Any]]]
+    inject: Callable[[RunningDrill], Awaitable[dict[str, Any]]]
     """Injects the fault into the drill's engine and returns what it did (the
     DRILL_FAULT_INJECTED payload); raises ``DrillError`` when it cannot."""
-    confirm: Callable[[Drill], Awaitable[dict[str, Any]]]
+    confirm: Callable[[RunningDrill], Awaitable[dict[str, Any]]]
     """Checks, independently of the injection, that the fault is real (a killed
     process is gone, a damaged checkpoint fails verification...): ``confirmed``
     plus what was checked. Polled after the injection until it confirms."""
     on_real_processes: bool = False
     """The fault can be injected on the local runtime too, not only the simulation."""
-    prepare: Callable[[Drill, bool], float] | None = None
+    prepare: Callable[[RunningDrill, bool], float] | None = None
     """Called when the drill is armed (live or not); returns extra seconds to wait
     before the fault (e.g. a phase drawn from the seed)."""
     detect_within_s: float | None = None

@@ -18,7 +18,7 @@ from ...event_types import (
 )
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
 from ...timefmt import clock
-from ..catalogue import DrillError, DrillSpec, IncidentKind
+from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding
 from ..faultcheck import agent_gone
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
@@ -35,7 +35,6 @@ from ..validation import (
 if TYPE_CHECKING:
     from ...engine import Engine
     from ...events import Event
-    from ..drills import Drill
 
 NAME = "agent-cascade"
 
@@ -525,7 +524,7 @@ def window(engine: Engine) -> float:
     return 10 * engine.config.intervals.heartbeat_s
 
 
-async def inject(drill: Drill) -> dict[str, Any]:
+async def inject(drill: RunningDrill) -> dict[str, Any]:
     """Busy agents fail one after another inside the supervision window, those of
     the head of the dependency chain first."""
     eng = drill.engine
@@ -552,7 +551,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
     return {"fail_agents": victims, "spacing_s": gap}
 
 
-async def confirm(drill: Drill) -> dict[str, Any]:
+async def confirm(drill: RunningDrill) -> dict[str, Any]:
     """Every killed agent's process is gone (the OS's process table on real agents)."""
     gone = {a: agent_gone(drill.engine, a) for a in drill.fault["fail_agents"]}
     return {"confirmed": all(v is True for v in gone.values()), "gone": gone}

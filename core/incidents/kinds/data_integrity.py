@@ -16,7 +16,7 @@ from ...models import TaskStatus
 from ...projection import hash_snapshot
 from ...store import row_hash_ok, scalar
 from ...verify import verify_store
-from ..catalogue import DrillError, DrillSpec, IncidentKind
+from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
 from ..faultcheck import checkpoint_damaged, projection_drifted
 from ..integrity import consistency, segments
@@ -26,7 +26,6 @@ from ..validation import GateCtx, Verdict, percent_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
-    from ..drills import Drill
 
 NAME = "data-integrity"
 
@@ -423,7 +422,7 @@ def window(engine: Engine) -> float:
     return 10 * engine.config.intervals.sample_s
 
 
-async def inject(drill: Drill) -> dict[str, Any]:
+async def inject(drill: RunningDrill) -> dict[str, Any]:
     """A state-synchronisation failure: a checkpoint's stored state is damaged (a
     task it holds as not completed is written as completed, so its hash no longer
     matches) and the live projection drifts from the log (a pending task gets
@@ -472,7 +471,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
     }
 
 
-async def confirm(drill: Drill) -> dict[str, Any]:
+async def confirm(drill: RunningDrill) -> dict[str, Any]:
     """Verification reports the damaged checkpoint bad and the live projection
     differs from a replay of the log, both checked after the injection."""
     cp = await checkpoint_damaged(drill.engine, int(drill.fault["damaged_checkpoint"]))
@@ -480,7 +479,7 @@ async def confirm(drill: Drill) -> dict[str, Any]:
     return {"confirmed": cp["fails_verify"] and drift["differs_from_replay"], **cp, **drift}
 
 
-def prepare(drill: Drill, live: bool) -> float:
+def prepare(drill: RunningDrill, live: bool) -> float:
     """The store is verified periodically. On the simulated runtime the fault lands
     at a phase of the check period drawn from the seed (a fixed phase would make the
     detection latency an artefact of it; over seeds it is uniform). On the wall

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...event_types import COMMUNICATION_FAILURE, NETWORK_RECOVERY_COMPLETED, RESILIENT_COORDINATION_ACTIVATED
 from ...models import AgentStatus, TaskStatus
-from ..catalogue import DrillSpec, IncidentKind
+from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, standing_reassignment
 from ..faultcheck import agent_cut_off
 from ..merge import agent_marks, partition_report
@@ -19,7 +19,6 @@ from ..validation import GateCtx, Verdict, duration_text, percent_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
-    from ..drills import Drill
 
 NAME = "network-partition"
 
@@ -375,7 +374,7 @@ def window(engine: Engine) -> float:
     return 10 * engine.config.intervals.heartbeat_s
 
 
-async def inject(drill: Drill) -> dict[str, Any]:
+async def inject(drill: RunningDrill) -> dict[str, Any]:
     """Every third busy agent (at most three) cut off; healed after ``heal_after_s``."""
     rt = drill.real_faults()
     cut = [a.id for a in drill.busy_agents(required=True)[::3][:3]]
@@ -384,7 +383,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
     return {"partition": cut, "heal_after_s": drill.heal_after_s}
 
 
-async def confirm(drill: Drill) -> dict[str, Any]:
+async def confirm(drill: RunningDrill) -> dict[str, Any]:
     """Every cut-off agent cannot report (its host process stopped, on real agents)."""
     cut = {a: agent_cut_off(drill.engine, a) for a in drill.fault["partition"]}
     return {"confirmed": all(v is True for v in cut.values()), "cut_off": cut}

@@ -11,7 +11,7 @@ from ...commands.monitoring import trigger_pct
 from ...commands.pace import bottleneck
 from ...event_types import OPTIMIZATION_COMPLETED, OPTIMIZATION_STRATEGY_GENERATED, PERFORMANCE_DEGRADATION_DETECTED
 from ...models import AgentStatus, TaskStatus
-from ..catalogue import DrillSpec, IncidentKind
+from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
 from ..record import Credit, no_acting_step
@@ -20,7 +20,6 @@ from ..validation import GateCtx, Verdict, duration_text, percent_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
-    from ..drills import Drill
 
 NAME = "performance-degradation"
 
@@ -465,7 +464,7 @@ def window(engine: Engine) -> float:
     return 3600.0
 
 
-async def inject(drill: Drill) -> dict[str, Any]:
+async def inject(drill: RunningDrill) -> dict[str, Any]:
     """Bad hosts: four busy agents get gradually slower (every 5 min, +0.25x up to 2.5x)."""
     rt = drill.sim()
     slow = [a.id for a in drill.busy_agents(required=True)[:4]]
@@ -484,7 +483,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
     return {"slow_agents": slow, "slowdown_step": step, "every_s": every, "max_slowdown": top}
 
 
-async def confirm(drill: Drill) -> dict[str, Any]:
+async def confirm(drill: RunningDrill) -> dict[str, Any]:
     """The simulated hosts of the slowed agents run slower than normal."""
     rt = drill.sim()
     now = {a: rt.slowdown(a) for a in drill.fault["slow_agents"]}

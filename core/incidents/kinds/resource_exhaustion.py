@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, EMERGENCY_RESPONSE_COMPLETED, RESOURCE_EXHAUSTION
 from ...models import BAND_RANK, Band, TaskStatus, WorkflowStatus
-from ..catalogue import DrillSpec, IncidentKind
+from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
 from ..record import Credit, no_acting_step
@@ -17,7 +17,6 @@ from ..validation import GateCtx, Verdict, duration_text, stalled_workflows, wor
 
 if TYPE_CHECKING:
     from ...engine import Engine
-    from ..drills import Drill
 
 NAME = "resource-exhaustion"
 
@@ -483,7 +482,7 @@ def window(engine: Engine) -> float:
     return c.thresholds.stable_hold_s + 20 * c.intervals.sample_s
 
 
-async def inject(drill: Drill) -> dict[str, Any]:
+async def inject(drill: RunningDrill) -> dict[str, Any]:
     """A load spike outside the fleet's tasks (simulated runtime)."""
     cpu, mem, dur = 1.5, 5.5, 1800.0
     before = drill.engine.telemetry.get("memory_pct").last()
@@ -491,7 +490,7 @@ async def inject(drill: Drill) -> dict[str, Any]:
     return {"load_spike": {"cpu_cores": cpu, "memory_gb": mem, "duration_s": dur}, "memory_pct_before": before}
 
 
-async def confirm(drill: Drill) -> dict[str, Any]:
+async def confirm(drill: RunningDrill) -> dict[str, Any]:
     """The sampled memory use rose by at least half the spike's share of capacity."""
     eng = drill.engine
     series = eng.telemetry.get("memory_pct")
