@@ -151,6 +151,19 @@ class Server(_Section):
     """A request body not received in full this long is refused (408)."""
 
 
+class Usage(_Section):
+    """Budgets and rate limits of AI agents (tokens, money, API rate)."""
+
+    warn_share: float = Field(0.8, gt=0, le=1)
+    """The share of a budget at which BUDGET_WARNING is raised (unless the budget sets its own)."""
+    rate_limit_wait_s: float = Field(60.0, gt=0)
+    """How long a pool is held when an agent reports a rate limit without saying when it resets."""
+    rate_limit_max_wait_s: float = Field(6 * 3600.0, gt=0)
+    """The longest hold a reported reset time may impose (a later one is cut to this)."""
+    hold_s: float = Field(10.0, ge=0)
+    """Stable spend/progress time the usage criteria require before they pass."""
+
+
 class Config(_Section):
     capacity: Capacity = Field(default_factory=Capacity)
     workflow_limits: WorkflowLimits = Field(default_factory=WorkflowLimits)
@@ -163,6 +176,7 @@ class Config(_Section):
     console: Console = Field(default_factory=Console)
     storage: Storage = Field(default_factory=Storage)
     server: Server = Field(default_factory=Server)
+    usage: Usage = Field(default_factory=Usage)
 
 
 class ConfigError(Exception):

@@ -22,6 +22,9 @@ from .event_data import EventDataError, check_data
 from .event_summaries import Summary, default_summary
 from .events import Event, Severity
 from .models import WorkflowStatus
+from .usage import event_data as usage_data
+from .usage import folds as usage_folds
+from .usage import summaries as usage_text
 
 if TYPE_CHECKING:
     from .projection import State
@@ -309,6 +312,34 @@ TASK_CONTEXT_TRANSFERRED = EventType(
     summary=text.task("context transferred"),
 )
 TASK_LIMITED = EventType("TASK_LIMITED", "resource")
+
+# Usage of AI agents: tokens and money per task, budgets, rate-limit holds on pools.
+TASK_USAGE = EventType(
+    "TASK_USAGE", "agent", payload=usage_data.TaskUsage, fold=usage_folds.task_usage, summary=usage_text.task_usage
+)
+USAGE_LINES_IGNORED = EventType(
+    "USAGE_LINES_IGNORED", "agent", payload=usage_data.UsageLinesIgnored, fold=usage_folds.lines_ignored,
+    severity=Severity.MEDIUM, summary=usage_text.lines_ignored,
+)  # fmt: skip
+BUDGET_SET = EventType(
+    "BUDGET_SET", "resource", payload=usage_data.BudgetSet, fold=usage_folds.budget_set, summary=usage_text.budget_set
+)
+BUDGET_WARNING = EventType(
+    "BUDGET_WARNING", "resource", payload=usage_data.BudgetRef, fold=usage_folds.budget_warned,
+    severity=Severity.MEDIUM, summary=usage_text.budget_reached("reached its warning share"),
+)  # fmt: skip
+BUDGET_EXCEEDED = EventType(
+    "BUDGET_EXCEEDED", "resource", payload=usage_data.BudgetRef, fold=usage_folds.budget_exceeded,
+    severity=Severity.HIGH, summary=usage_text.budget_reached("reached its budget"),
+)  # fmt: skip
+POOL_RATE_LIMITED = EventType(
+    "POOL_RATE_LIMITED", "agent_pool", payload=usage_data.PoolRateLimited, fold=usage_folds.pool_rate_limited,
+    severity=Severity.HIGH, summary=usage_text.pool_rate_limited,
+)  # fmt: skip
+POOL_HOLD_CHANGED = EventType(
+    "POOL_HOLD_CHANGED", "agent_pool", payload=usage_data.PoolHoldChanged, fold=usage_folds.pool_hold_changed,
+    summary=usage_text.pool_hold_changed,
+)  # fmt: skip
 
 # Checkpoints, rollbacks, settings, commands.
 CHECKPOINT_CREATED = EventType(

@@ -34,6 +34,7 @@ from .models import (
     Workflow,
     WorkflowStatus,
 )
+from .usage.models import UsageLedger
 
 _FOLDS = EVENTS.folds
 """Event type -> fold, from the event catalogue; a type without one is counted in ``observed``."""
@@ -93,6 +94,8 @@ class State:
         self.settings: dict[str, Any] = {}
         self.commands_executed = 0
         self.observed: dict[str, int] = {}
+        self.usage = UsageLedger()
+        """Tokens and money spent per task, agent, workflow and pool; budgets; pool holds."""
         # Derived, not hashed: rebuilt by reindex().
         self.pending_deps: dict[str, int] = {}
         self.dependents: dict[str, list[str]] = {}
@@ -167,7 +170,7 @@ class State:
         checkpoint. ``checkpoint_labels`` gives the form older stores wrote (labels
         included), which ``verify`` replays to check their snapshots."""
         drop = None if checkpoint_labels else {"label"}
-        return {
+        snap = {
             "seq": self.seq,
             "clock": self.clock,
             "pools": {k: v.model_dump(mode="json") for k, v in sorted(self.pools.items())},
@@ -186,6 +189,9 @@ class State:
             "commands_executed": self.commands_executed,
             "observed": dict(sorted(self.observed.items())),
         }
+        if not self.usage.empty():  # absent until usage is recorded: older logs replay to their hashes
+            snap["usage"] = self.usage.model_dump(mode="json")
+        return snap
 
     def state_hash(self) -> str:
         return hash_snapshot(self.snapshot())
@@ -219,6 +225,7 @@ class State:
             self.learning = snap["learning"]
             self.commands_executed = snap["commands_executed"]
             self.observed = snap["observed"]
+            self.usage = UsageLedger.model_validate(snap["usage"]) if "usage" in snap else UsageLedger()
         self.reindex()
         self.archive_idle(self.seq)
 

@@ -3,7 +3,9 @@
 Ready tasks (dependencies met) of running workflows go to idle agents whose
 specialization matches, highest priority band first, then oldest workflow, within
 each workflow's allocation (and staged-resumption limit) and the global capacity.
-An unused guarantee of one workflow is never handed to another.
+An unused guarantee of one workflow is never handed to another. A pool held after
+a rate limit lends none of its agents before its reset time, then only as many as
+its hold allows.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
     idle: dict[str, list[str]] = {}
     busy = 0
     live = 0
-    for a in state.agents.values():
+    room = held_room(state, now) if state.usage.holds else None
+    for a in sorted(state.agents.values(), key=lambda a: a.id) if room else state.agents.values():
         st = a.status
         if st is AgentStatus.IDLE:
             live += 1
             if a.backoff_until is not None and a.backoff_until > now:
                 continue
+            if room is not None and a.pool in room:
+                if room[a.pool] <= 0:
+                    continue  # a pool held after a rate limit: no more of its agents start work
+                room[a.pool] -= 1
             for spec in a.specializations:
                 idle.setdefault(spec, []).append(a.id)
         elif st is AgentStatus.BUSY or st is AgentStatus.PAUSED or st is AgentStatus.UNREACHABLE:
@@ -132,3 +139,15 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
                 res_agents -= shrink[2]
                 own = (own[0] - shrink[0], own[1] - shrink[1], own[2] - shrink[2])
     return out
+
+
+def held_room(state: State, now: float) -> dict[str, int]:
+    """How many more agents of each held pool may start work now: none before its reset
+    time, then what the hold allows less those already working."""
+    room: dict[str, int] = {}
+    for pool, h in state.usage.holds.items():
+        room[pool] = 0 if now < h.reset_at else h.agents_allowed
+    for a in state.agents.values():
+        if a.pool in room and a.status in (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE):
+            room[a.pool] -= 1
+    return room

@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.config",
         "core.private",
         "core.anchor",
+        "core.usage",  # usage lines, a run's meter, the usage models (no other project import)
     ),
     ("core.store_errors", "core.sqlite_check", "core.timefmt"),
     ("core.merge", "core.workflow_file", "core.store"),
@@ -58,6 +59,9 @@ LAYERS: list[tuple[str, ...]] = [
         "core.projection",
         "core.reducers",
         "core.work_reducers",
+        "core.usage.event_data",
+        "core.usage.folds",
+        "core.usage.summaries",
     ),
     ("core.scheduler", "core.telemetry", "core.verify", "core.repair"),
     ("core.runtimes",),  # the runtime contract and what agent processes share (limits, wire, handshake)
@@ -82,6 +86,9 @@ KNOWN_CYCLES: dict[tuple[str, ...], str] = {
         "core.projection",
         "core.reducers",
         "core.work_reducers",
+        "core.usage.event_data",
+        "core.usage.folds",
+        "core.usage.summaries",
     ): "the event catalogue (catalog): the folds and the declarations import each other",
 }
 PACKAGES = ("core", "tui", "opsdeck", "themes")

@@ -211,7 +211,7 @@ class RuntimeBridge:
     def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if not self.owns(agent_id, task_id):
+        if not self.owns(agent_id, task_id) or e.spend.held_failure(agent_id, task_id):
             return
         t = e.state.tasks[task_id]
         # The task's own retry policy (a workflow file's), else the engine's.

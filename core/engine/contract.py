@@ -47,6 +47,12 @@ class Admission(Protocol):
     def admit(self) -> None: ...
 
 
+class HeldWork(Protocol):
+    """Runs that hit a rate limit: their failure puts them back in the queue (a hold)."""
+
+    def held_failure(self, agent_id: str, task_id: str) -> bool: ...
+
+
 class EngineCore(RuntimeSink, Protocol):
     """The engine as its parts use it: state, store, clock, runtime, and the shared calls."""
 
@@ -73,6 +79,9 @@ class EngineCore(RuntimeSink, Protocol):
 
     @property
     def bridge(self) -> Admission: ...
+
+    @property
+    def spend(self) -> HeldWork: ...
 
     def emit(
         self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None

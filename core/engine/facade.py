@@ -7,7 +7,8 @@
 - :class:`~core.engine.bridge.RuntimeBridge` — runtime wiring, dispatch, task facts, merge;
 - :class:`~core.engine.liveness.Liveness` — heartbeats, usage samples, utilisation;
 - :class:`~core.engine.checkpoints.Checkpoints` — snapshots, rollback, automatic checkpoints;
-- :class:`~core.engine.workflows.WorkflowOps` and :class:`~core.engine.resources.ResourceOps` — operations.
+- :class:`~core.engine.workflows.WorkflowOps` and :class:`~core.engine.resources.ResourceOps` — operations;
+- :class:`~core.engine.usage.UsageOps` — AI agents' spend, budgets and rate-limit holds.
 
 The engine implements :class:`~core.runtimes.RuntimeSink`: runtimes report facts
 here and the bridge turns them into events and dispatches more work.
@@ -35,6 +36,7 @@ from .liveness import Liveness
 from .log import EventLog, Subscriber, Unit
 from .opening import Opening
 from .resources import ResourceOps
+from .usage import UsageOps
 from .workflows import WorkflowOps
 
 FLUSH_EVERY = 2000
@@ -70,6 +72,9 @@ class Engine:
         self.checkpoints = Checkpoints(self)
         self.workflows = WorkflowOps(self)
         self.resources = ResourceOps(self)
+        self.spend = UsageOps(self)
+        """AI agents' usage: spend per task, agent, workflow and pool, budgets, rate-limit holds."""
+        self.liveness.on_sample(self.spend.tick, name="usage")
         if runtime is not None:
             self.attach_runtime(runtime)
 

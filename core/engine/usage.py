@@ -1,0 +1,212 @@
+"""Usage of AI agents as the engine records it: spend, budgets and rate-limit holds.
+
+:class:`UsageOps` turns what hosts report about a run (its usage totals, lines it
+could not read, a rate limit it hit) into the declared usage events, checks the
+workflow's and pool's budgets after each report (BUDGET_WARNING at the warning share,
+BUDGET_EXCEEDED at the budget), holds a pool whose agent hit a rate limit until its
+reset time, and puts the task that hit it back in the queue instead of failing it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..event_types import (
+    BUDGET_EXCEEDED,
+    BUDGET_SET,
+    BUDGET_WARNING,
+    POOL_HOLD_CHANGED,
+    POOL_RATE_LIMITED,
+    TASK_REASSIGNED,
+    TASK_USAGE,
+    USAGE_LINES_IGNORED,
+)
+from ..usage.models import Budget, RateLimitReport, Scope, UsageReport
+from .log import EngineError
+
+if TYPE_CHECKING:
+    from .contract import EngineCore
+
+
+class UsageOps:
+    """Usage facts into events; budgets checked; pools held on rate limits."""
+
+    def __init__(self, engine: EngineCore) -> None:
+        self.engine = engine
+        self.limited: dict[str, int] = {}
+        """Task -> the attempt that reported a rate limit (its failure is a hold, not a failure)."""
+        self.ignored: dict[tuple[str, int], int] = {}
+        """Unreadable usage lines already recorded per (task, attempt)."""
+        self.woken: set[str] = set()
+        """Held pools whose reset time has passed and for which dispatch was asked."""
+
+    # -- facts from hosts --------------------------------------------------------------
+    def record(self, agent_id: str, task_id: str, attempt: int, report: UsageReport) -> None:
+        """A host's usage report on the run ``(task_id, attempt)`` it is running."""
+        e = self.engine
+        s = e.state
+        t = s.tasks.get(task_id)
+        a = s.agents.get(agent_id)
+        if t is None or a is None:
+            return
+        spend = report.spend()
+        ts = s.usage.tasks.get(task_id)
+        before = ts.runs.get(attempt) if ts is not None else None
+        if (spend.tokens or spend.cost_usd) and (
+            before is None or spend.since(before).tokens or spend.since(before).cost_usd
+        ):
+            e.emit(
+                TASK_USAGE,
+                "agent",
+                "usage",
+                {
+                    "task": task_id,
+                    "agent": agent_id,
+                    "attempt": attempt,
+                    "workflow_id": t.workflow,
+                    "pool": a.pool,
+                    "spend": spend.model_dump(),
+                    "by_source": {k: v.model_dump() for k, v in report.by_source.items()},
+                    "models": list(report.models),
+                },
+            )
+        seen = self.ignored.get((task_id, attempt), 0)
+        if report.malformed > seen:
+            self.ignored[(task_id, attempt)] = report.malformed
+            e.emit(
+                USAGE_LINES_IGNORED,
+                "agent",
+                "usage",
+                {
+                    "task": task_id,
+                    "agent": agent_id,
+                    "attempt": attempt,
+                    "count": report.malformed - seen,
+                    "run_total": report.malformed,
+                    "reason": report.malformed_last,
+                },
+            )
+        self.check(t.workflow, a.pool)
+        if report.rate_limit is not None and self.limited.get(task_id) != attempt:
+            self.limited[task_id] = attempt
+            self.hold_pool(a.pool, report.rate_limit, task_id)
+
+    def held_failure(self, agent_id: str, task_id: str) -> bool:
+        """A run that reported a rate limit and then failed goes back to the queue (held
+        with its pool) instead of failing: True when that is what happened."""
+        e = self.engine
+        t = e.state.tasks.get(task_id)
+        if t is None or self.limited.get(task_id) != t.attempts:
+            return False
+        e.emit(
+            TASK_REASSIGNED,
+            "coordination",
+            "scheduler",
+            {"task": task_id, "from": agent_id, "reason": "rate_limited", "progress": t.context.progress},
+        )
+        e.request_dispatch()
+        return True
+
+    # -- budgets -----------------------------------------------------------------------
+    def check(self, workflow: str, pool: str | None) -> None:
+        """Raise the warning or the breach of the workflow's and pool's budgets (once each)."""
+        self.check_one("workflow", workflow)
+        if pool:
+            self.check_one("pool", pool)
+
+    def check_one(self, scope: Scope, name: str) -> None:
+        e = self.engine
+        led = e.state.usage
+        st = led.budget_of(scope, name)
+        if st is None or st.exceeded:
+            return
+        spend = led.spend_of(scope, name)
+        share = st.budget.share(spend)
+        data = {
+            "scope": scope,
+            "name": name,
+            "share": round(share, 4),
+            "spend": spend.model_dump(),
+            "budget": st.budget.model_dump(),
+        }
+        if share >= 1.0:
+            e.emit(BUDGET_EXCEEDED, "resource", "budget", data)
+        elif share >= st.warn_share and not st.warned:
+            e.emit(BUDGET_WARNING, "resource", "budget", {**data, "warn_share": st.warn_share})
+
+    def set_budget(
+        self, scope: Scope, name: str, budget: Budget | None, warn_share: float | None = None, actor: str | None = None
+    ) -> dict[str, Any]:
+        """Set (or with None remove) a workflow's or pool's budget; the warning and the
+        breach are checked against what is already spent."""
+        e = self.engine
+        s = e.state
+        known = s.knows(name) if scope == "workflow" else name in s.pools
+        if not known:
+            code = "WORKFLOW_NOT_FOUND" if scope == "workflow" else "POOL_NOT_FOUND"
+            raise EngineError(code, f"no {scope} {name!r}", {scope: name})
+        old = s.usage.budget_of(scope, name)
+        share = warn_share if warn_share is not None else (old.warn_share if old else e.config.usage.warn_share)
+        e.emit(
+            BUDGET_SET,
+            "resource",
+            "budget",
+            {"scope": scope, "name": name, "budget": budget.model_dump() if budget else None, "warn_share": share},
+            actor=actor,
+        )
+        self.check_one(scope, name)
+        return {
+            "scope": scope,
+            "name": name,
+            "before": old.budget.model_dump() if old else None,
+            "after": budget.model_dump() if budget else None,
+            "warn_share": share,
+            "spend": s.usage.spend_of(scope, name).model_dump(),
+        }
+
+    # -- rate limits -------------------------------------------------------------------
+    def hold_pool(self, pool: str, rl: RateLimitReport, task_id: str | None, actor: str | None = None) -> float:
+        """Hold ``pool`` until the reported reset (or the configured wait when it said
+        none, never longer than the configured maximum); a hold ending later stays."""
+        e = self.engine
+        now = e.clock.now()
+        cfg = e.config.usage
+        reset = rl.reset_at if rl.reset_at is not None else now + cfg.rate_limit_wait_s
+        reset = min(max(reset, now), now + cfg.rate_limit_max_wait_s)
+        cur = e.state.usage.holds.get(pool)
+        if cur is not None and cur.reset_at >= reset and cur.agents_allowed == 0:
+            return cur.reset_at
+        self.woken.discard(pool)
+        e.emit(
+            POOL_RATE_LIMITED,
+            "agent_pool",
+            "rate_limit",
+            {
+                "pool": pool,
+                "reset_at": round(reset, 3),
+                "reason": rl.reason,
+                "source": rl.source,
+                "task": task_id,
+                "agents_after_reset": 1,
+                "reset_basis": "reported by the agent" if rl.reset_at is not None else "configured wait",
+            },
+            actor=actor,
+        )
+        return reset
+
+    def release_pool(self, pool: str, agents: int | None, actor: str | None = None) -> None:
+        """Let ``agents`` of a held pool work (after its reset), or lift the hold (None)."""
+        e = self.engine
+        if pool not in e.state.usage.holds:
+            raise EngineError("INVALID_STATE", f"pool {pool!r} is not held", {"pool": pool})
+        e.emit(POOL_HOLD_CHANGED, "agent_pool", "rate_limit", {"pool": pool, "agents_allowed": agents}, actor=actor)
+        if agents is None:
+            self.woken.discard(pool)
+        e.request_dispatch()
+
+    def tick(self, now: float) -> None:
+        """At a held pool's reset time, dispatch again (within what the hold allows)."""
+        for pool, h in self.engine.state.usage.holds.items():
+            if now >= h.reset_at and pool not in self.woken:
+                self.woken.add(pool)
+                self.engine.request_dispatch()
