@@ -81,7 +81,7 @@ async def test_budget_warns_at_its_share_then_breaches_once(tmp_path: Path) -> N
 
 
 async def test_a_rate_limited_pool_holds_until_reset_and_the_task_is_not_failed() -> None:
-    eng, rt = _engine(agents=2)
+    eng, _rt = _engine(agents=2)
     eng.create_workflow(_wf("w", n=4, duration=50))
     eng.start_workflow("w")
     await eng.advance(1)
