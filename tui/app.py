@@ -57,7 +57,6 @@ from .screens.choose import ChooseScreen
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.incident import IncidentScreen
-from .screens.plan_edit import PlanEditScreen
 from .screens.result import ResultScreen
 from .screens.workflow import WorkflowScreen
 from .widgets.agent_pools import AgentPools
@@ -692,34 +691,7 @@ class OpsdeckApp(App[int]):
         pane.focus()
 
     def action_edit_plan(self) -> None:
-        link = self.link_for("edit_plan")
-        if link is None:
-            return
-        t = self.decision_target("edit_plan")
-        if t.plan is None:
-            self.notify(t.note, title="edit: no plan", severity="warning", timeout=6)
-            return
-        pid = t.plan
-        if t.note:
-            self.notify(f"editing {t.note}", timeout=6)
-        document = [st.command for st in link.state.plans[pid].steps]
-
-        async def validate(doc: Any) -> str | None:
-            if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):
-                return "the plan must be a JSON list of slash-command strings"
-            res = await link.send(operator.edit_command(pid, doc))
-            if res.get("status") == "success":
-                return None
-            err = res.get("error") or {}
-            return f"{err.get('code', 'ERROR')}: {err.get('message', '')}"
-
-        async def run() -> None:
-            accepted = await self.push_screen_wait(PlanEditScreen(pid, document, validate))
-            if accepted is not None:
-                self.notify(f"plan {pid} edited ({len(accepted)} steps)", timeout=4)
-            self.refresh_panes()
-
-        self.spawn(run())
+        self.decisions.edit()
 
     def _resumption_action(self, action: str, verb: str) -> None:
         if self.link_for(action) is None:

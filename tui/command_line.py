@@ -71,6 +71,34 @@ def complete(value: str) -> str | None:
     return got[0] if got else None
 
 
+class TabCycle:
+    """Tab completion over :func:`candidates`, as the ``:`` line and the plan editor do it:
+    the first Tab takes the first candidate and lists them all, repeated Tabs cycle."""
+
+    def __init__(self) -> None:
+        self.cycle: list[str] = []
+
+    def forget_unless(self, value: str) -> None:
+        """Typing something that is not a candidate starts a new completion."""
+        if value not in self.cycle:
+            self.cycle = []
+
+    def next(self, value: str) -> tuple[str | None, str | None]:
+        """What Tab puts in place of ``value`` (None: nothing to add) and the hint to show
+        (None: keep the one shown)."""
+        if self.cycle and value in self.cycle:
+            return self.cycle[(self.cycle.index(value) + 1) % len(self.cycle)], None
+        got = candidates(value)
+        self.cycle = got
+        if not got:
+            return None, "no completion"
+        if len(got) == 1:
+            return got[0], None
+        names = [g.rsplit(" ", 1)[-1] if " " in g else g for g in got]
+        more = f"  … {len(names) - 12} more" if len(names) > 12 else ""
+        return got[0], "tab cycles: " + "  ".join(names[:12]) + more
+
+
 def suggestions_of(res: dict[str, Any]) -> list[str]:
     """What an error response suggests instead (did-you-mean first, then recovery steps)."""
     err = res.get("error") or {}
@@ -138,8 +166,7 @@ class CommandLine(Vertical):
         super().__init__(id=id)
         self.history: list[str] = []
         self._hist_pos = 0
-        self._cycle: list[str] = []
-        self._cycle_i = 0
+        self._tabs = TabCycle()
         self._fix: str | None = None
         self._return_to: Widget | None = None
         """The widget that had focus when the line opened: it gets it back on close."""
@@ -195,33 +222,19 @@ class CommandLine(Vertical):
         restore_focus(self.app, back)
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if self.input.value not in self._cycle:
-            self._cycle = []
+        self._tabs.forget_unless(self.input.value)
 
     def action_complete(self) -> None:
-        value = self.input.value
         if self._fix is not None:
             done: str | None = self._fix
             self.show_error("")
-        elif self._cycle and value in self._cycle:
-            self._cycle_i = (self._cycle.index(value) + 1) % len(self._cycle)
-            done = self._cycle[self._cycle_i]
         else:
-            got = candidates(value)
-            self._cycle = got
-            done = got[0] if got else None
-            if len(got) > 1:
-                names = [g.rsplit(" ", 1)[-1] if " " in g else g for g in got]
-                self.show_hint(
-                    "tab cycles: " + "  ".join(names[:12]) + (f"  … {len(names) - 12} more" if len(names) > 12 else "")
-                )
-            elif not got:
-                self.show_hint("no completion")
+            done, hint = self._tabs.next(self.input.value)
+            if hint is not None:
+                self.show_hint(hint)
         if done:
             self.input.value = done
             self.input.cursor_position = len(done)
-            if done in self._cycle:
-                self._cycle_i = self._cycle.index(done)
 
     def action_history(self, delta: int) -> None:
         if not self.history:

@@ -1,5 +1,5 @@
-"""The operator's decisions on plans (approve, reject, abort), each ONE slash command
-after a dialog that says what it does.
+"""The operator's decisions on plans (approve, reject, abort, edit), each ONE slash
+command after a dialog that says what it does (the plan editor for an edit).
 
 The target is the plan awaiting the decision (:mod:`tui.awaiting`). Before the
 approve dialog opens, and again when it is confirmed, each step still to run is
@@ -12,12 +12,16 @@ new marks instead of approving.
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from textual.screen import Screen
 
 from . import awaiting, operator
 from .dialogs import approved_while_paused
+from .plan_lines import lines_of
 from .plan_view import decision_detail
 from .screens.confirm import ConfirmScreen
+from .screens.plan_edit import PlanEditScreen, Refusal
 from .staleness import StaleStep, stale_steps
 from .style import Themed, color
 
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
 
     from core.host.link import Link
+
+
+R = TypeVar("R")
 
 
 class DecisionHost(Themed, Protocol):
@@ -39,7 +46,7 @@ class DecisionHost(Themed, Protocol):
 
     async def send(self, text: str, what: str) -> dict[str, Any]: ...
 
-    async def push_screen_wait(self, screen: ConfirmScreen) -> bool | str: ...
+    async def push_screen_wait(self, screen: Screen[R]) -> R: ...
 
     def notify(
         self,
@@ -51,6 +58,8 @@ class DecisionHost(Themed, Protocol):
     ) -> None: ...
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+
+    def refresh_panes(self) -> None: ...
 
 
 VERBS = {"approve": "Approve", "reject": "Reject", "abort_plan": "Abort"}
@@ -132,3 +141,33 @@ class PlanDecisions:
         if res.get("status") != "success":
             return
         await app.send(operator.replan_command(inc), f"Replan {inc}")
+
+    def edit(self) -> None:
+        """Open the plan editor on the plan awaiting approval; Save sends ``/incident edit``."""
+        app = self.app
+        link = app.link_for("edit_plan")
+        if link is None:
+            return
+        t = app.decision_target("edit_plan")
+        if t.plan is None:
+            app.notify(t.note, title="edit: no plan", severity="warning", timeout=6)
+            return
+        pid = t.plan
+        if t.note:
+            app.notify(f"editing {t.note}", timeout=6)
+
+        async def save(steps: list[str]) -> Refusal | None:
+            res = await link.send(operator.edit_command(pid, steps))
+            if res.get("status") == "success":
+                return None
+            err = res.get("error") or {}
+            step = (err.get("details") or {}).get("step")
+            return f"{err.get('code', 'ERROR')}: {err.get('message', '')}", step if isinstance(step, int) else None
+
+        async def run() -> None:
+            saved = await app.push_screen_wait(PlanEditScreen(pid, lines_of(link.state.plans[pid]), save))
+            if isinstance(saved, list):
+                app.notify(f"plan {pid} edited: {len(saved)} step(s)", timeout=4)
+            app.refresh_panes()
+
+        app.spawn(run())
