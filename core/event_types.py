@@ -6,13 +6,17 @@ applies it to the state, its severity and a one-line summary for readable logs. 
 sites pass the declaration (``emit(TASK_STARTED, ...)``); it is a ``str`` equal to its
 name, so events keep plain names on the wire and in the store. Adding an event type is
 one :class:`EventType` in :data:`EVENTS` (or ``EVENTS.declare`` for a test's toy type).
+
+The catalogue sits above what it composes: payload models (``event_data``), folds
+(``reducers``, ``work_reducers``), summaries; none of them imports it. A
+:class:`~core.projection.State` is given ``EVENTS.folds`` by whoever builds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import event_data as data
 from . import event_summaries as text
@@ -22,14 +26,10 @@ from .event_data import EventDataError, check_data
 from .event_summaries import Summary, default_summary
 from .events import Event, Severity
 from .models import WorkflowStatus
+from .projection import Fold, State
 from .usage import event_data as usage_data
 from .usage import folds as usage_folds
 from .usage import summaries as usage_text
-
-if TYPE_CHECKING:
-    from .projection import State
-
-Fold = Callable[["State", Event], None]
 
 
 class EventType(str):
@@ -81,7 +81,7 @@ class Catalogue:
     def __init__(self, types: Iterable[EventType]) -> None:
         self._types: dict[str, EventType] = {}
         self.folds: dict[str, Fold] = {}
-        """Name -> fold: what ``State.apply`` looks up once per event."""
+        """Name -> fold: given to each ``State``, whose ``apply`` looks it up once per event."""
         for t in types:
             self.declare(t)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from .event_types import EVENTS
 from .events import Event, canonical_json
 from .incident_models import Incident, Plan
 from .models import (
@@ -36,8 +36,8 @@ from .models import (
 )
 from .usage.models import UsageLedger
 
-_FOLDS = EVENTS.folds
-"""Event type -> fold, from the event catalogue; a type without one is counted in ``observed``."""
+Fold = Callable[["State", Event], None]
+"""How one event type changes the state (declared with the type in the event catalogue)."""
 _TASK_LIST_JSON: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
 
 
@@ -76,7 +76,11 @@ class State:
     memory follow live work, not history. Its full record goes to ``archive_out`` when
     someone collects it (the engine, into the store's archive table)."""
 
-    def __init__(self, collect_archive: bool = False) -> None:
+    def __init__(self, folds: Mapping[str, Fold], collect_archive: bool = False) -> None:
+        self.folds = folds
+        """Event type -> fold: the event catalogue's (``core.event_types.EVENTS.folds``), given
+        by whoever builds the state so that the projection does not import the folds it runs;
+        a type without one is counted in ``observed``."""
         self.seq = 0
         self.clock = 0.0
         self.pools: dict[str, Pool] = {}
@@ -115,7 +119,7 @@ class State:
     def apply(self, ev: Event) -> None:
         """Fold one event (its fold is declared in the event catalogue). The sequence
         number and clock move only once the fold has succeeded: a rejected event leaves no gap behind it."""
-        fn = _FOLDS.get(ev.type)
+        fn = self.folds.get(ev.type)
         if fn is not None:
             fn(self, ev)
         else:
@@ -140,13 +144,12 @@ class State:
         """Back to an :meth:`undo_point`, in place (holders of this object see it)."""
         self.load_snapshot(point)
 
-    @staticmethod
-    def counters_only(type_: str) -> bool:
+    def counters_only(self, type_: str) -> bool:
         """True when folding ``type_`` moves only the counters a :meth:`counter_point`
         holds: such events (a command's own record, observation events) are taken
         back without copying the state, so a read-only command costs the same
         whatever the size of the live state."""
-        return type_ in _COUNTER_FOLDS or _FOLDS.get(type_) is None
+        return type_ in _COUNTER_FOLDS or self.folds.get(type_) is None
 
     def counter_point(self) -> CounterPoint:
         """The counters moved by :meth:`counters_only` events (a few scalars and the
@@ -197,8 +200,8 @@ class State:
         return hash_snapshot(self.snapshot())
 
     @classmethod
-    def from_snapshot(cls, snap: dict[str, Any], collect_archive: bool = False) -> State:
-        s = cls(collect_archive)
+    def from_snapshot(cls, folds: Mapping[str, Fold], snap: dict[str, Any], collect_archive: bool = False) -> State:
+        s = cls(folds, collect_archive)
         s.load_snapshot(snap)
         return s
 

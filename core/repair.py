@@ -168,7 +168,7 @@ def _applies(state: State, ev: Event) -> str | None:
 
 def rebuild(rows: list[tuple[Any, ...]], report: RepairReport) -> tuple[list[EventRow], list[Any]]:
     """The new log (rows with their hashes) and the archive records it implies."""
-    state = State(collect_archive=True)
+    state = State(EVENTS.folds, collect_archive=True)
     out: list[EventRow] = []
     prev = GENESIS_HASH
     brk = len(rows)

@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from .event_types import EVENTS
 from .events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
 from .projection import State, hash_snapshot
 from .store import Store
@@ -84,7 +85,7 @@ async def _verify(store: Store, replay_checkpoints: bool) -> VerifyReport:
     cp_by_seq: dict[int, list[dict[str, Any]]] = {}
     for cp in cps:
         cp_by_seq.setdefault(cp["seq"], []).append(cp)
-    state = State() if replay_checkpoints else None
+    state = State(EVENTS.folds) if replay_checkpoints else None
     replay_ok = True
     cursor = 0
     while True:

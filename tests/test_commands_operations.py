@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from core.commands import run_command
+from core.event_types import EVENTS
 from core.models import AgentStatus, Resources, TaskStatus, WorkflowStatus
 from core.projection import State
 from core.session import open_sim
@@ -38,7 +39,7 @@ async def test_data_recovery_repairs_corrupted_segments(tmp_path: Path) -> None:
         assert s.tasks[key].context.progress == good
         assert s.workflows[wid].allocation == s.workflows[wid].base_allocation
         await engine.flush()
-        replayed = State()
+        replayed = State(EVENTS.folds)
         async for ev in engine.store.iter_events(0):  # type: ignore[union-attr]
             replayed.apply(ev)
         assert replayed.state_hash() == s.state_hash()

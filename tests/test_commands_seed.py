@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from core.commands import REGISTRY, run_command
+from core.event_types import EVENTS
 from core.events import parse_line
 from core.models import AgentStatus, TaskStatus, WorkflowStatus
 from core.projection import State
@@ -154,7 +155,7 @@ async def test_seed_scenario_commands_run_for_real(scenario: str, tmp_path: Path
         assert ran == sum(1 for i in items if i.kind == "command")
         # The log alone rebuilds the same state: every command was recorded.
         await engine.flush()
-        replayed = State()
+        replayed = State(EVENTS.folds)
         async for ev in engine.store.iter_events(0):  # type: ignore[union-attr]
             replayed.apply(ev)
         assert replayed.state_hash() == engine.state.state_hash()

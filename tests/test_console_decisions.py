@@ -13,6 +13,7 @@ import pytest
 from textual.widgets._footer import FooterKey
 
 from core.config import Config
+from core.event_types import EVENTS
 from core.incident_models import Incident, Plan, PlanState
 from core.projection import State
 from tests.console_support import drill_until_plan, make_app, wait_for
@@ -107,7 +108,7 @@ async def test_next_decision_key_brings_the_plan_into_view(tmp_path):
 def test_target_order_and_finished_plans():
     """The queue: critical before high, then oldest; a finished plan is never a target."""
 
-    s = State()
+    s = State(EVENTS.folds)
     for iid, sev in (("INC-1", "high"), ("INC-2", "critical"), ("INC-3", "critical")):
         s.incidents[iid] = Incident(id=iid, scenario="toy", type="TOY", severity=sev, detected_at=0.0)
     for pid, iid, state, at in (

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.engine import Engine, EngineError
+from core.event_types import EVENTS
 from core.models import Resources
 from core.projection import State
 from core.session import memory_sim, open_sim
@@ -89,15 +90,15 @@ def test_checkpoint_plus_replay_equals_full_fold(ops: list[tuple[str, int]], cut
     finally:
         Engine.emit = real_emit  # type: ignore[method-assign]
     assert session  # imported for the engine factory
-    full = State()
+    full = State(EVENTS.folds)
     for ev in captured:
         full.apply(ev)
     assert full.state_hash() == eng.state.state_hash()
     k = int(cut * len(captured))
-    partial = State()
+    partial = State(EVENTS.folds)
     for ev in captured[:k]:
         partial.apply(ev)
-    restored = State.from_snapshot(partial.snapshot())
+    restored = State.from_snapshot(EVENTS.folds, partial.snapshot())
     for ev in captured[k:]:
         restored.apply(ev)
     assert restored.state_hash() == full.state_hash()

@@ -46,8 +46,8 @@ def test_command_executed_fold_only_moves_counters() -> None:
     after = eng.state.snapshot()
     moved = {k for k in before if before[k] != after[k]}
     assert moved <= {"seq", "clock", "commands_executed"}, moved
-    assert State.counters_only(str(COMMAND_EXECUTED))
-    assert not State.counters_only("WORKFLOW_CREATED")
+    assert eng.state.counters_only(str(COMMAND_EXECUTED))
+    assert not eng.state.counters_only("WORKFLOW_CREATED")
 
 
 async def test_read_only_command_takes_no_undo_point(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from core.config import Approval, Config
 from core.engine import Engine, EngineError
+from core.event_types import EVENTS
 from core.events import canonical_json
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
@@ -206,7 +207,7 @@ async def test_incident_commands_and_replay(tmp_path: Path) -> None:
         listing = await run_command(incident_services(eng), "/incident list")
         assert listing["result"]["incidents"][0]["plans"][0]["state"] == "completed"
         await eng.flush()
-        replay = State()
+        replay = State(EVENTS.folds)
         async for ev in eng.store.iter_events(0):  # type: ignore[union-attr]
             replay.apply(ev)
         assert replay.incidents == eng.state.incidents

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..engine import Engine, EngineError
+from ..event_types import EVENTS
 from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, TaskStatus, WorkflowStatus
 from ..projection import State
 
@@ -869,7 +870,7 @@ async def replay_state(engine: Engine) -> tuple[State | None, int, int | None]:
     if engine.store is None:
         return None, 0, None
     await engine.flush()
-    state = State()
+    state = State(EVENTS.folds)
     since = 0
     used = None
     for cp_id in sorted(engine.state.checkpoints, reverse=True):
@@ -877,7 +878,7 @@ async def replay_state(engine: Engine) -> tuple[State | None, int, int | None]:
             snap = await engine.verified_checkpoint(cp_id)
         except EngineError:
             continue
-        state = State.from_snapshot(snap)
+        state = State.from_snapshot(EVENTS.folds, snap)
         since = snap["seq"]
         used = cp_id
         break

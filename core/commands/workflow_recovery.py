@@ -954,11 +954,12 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
     )
     cp_id, snap, skipped = await pick_checkpoint(ctx, cp_ref if isinstance(cp_ref, int) else "latest")
     rebuilt, replayed, used = await replay_state(eng)
+    from ..event_types import EVENTS
     from ..projection import State
 
     if rebuilt is None or used != cp_id:
         # No store (or a specific checkpoint asked): rebuild from that checkpoint alone.
-        rebuilt = State.from_snapshot(snap)
+        rebuilt = State.from_snapshot(EVENTS.folds, snap)
         if eng.store is not None:
             replayed = 0
             async for ev in eng.store.iter_events(snap["seq"]):

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..clock import Clock, VirtualClock
 from ..config import Config
+from ..event_types import EVENTS
 from ..events import GENESIS_HASH, Event, EventHeader
 from ..models import Resources, Task, WorkflowSpec
 from ..projection import State
@@ -56,7 +57,7 @@ class Engine:
         self.config = config or Config()
         self.clock: Clock = clock or VirtualClock()
         self.store = store
-        self.state = State(collect_archive=True)
+        self.state = State(EVENTS.folds, collect_archive=True)
         self.telemetry = Telemetry()
         self.actor = actor
         self.head_hash = GENESIS_HASH

@@ -12,7 +12,7 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING
 
-from ..event_types import OWNERSHIP_TRUSTED
+from ..event_types import EVENTS, OWNERSHIP_TRUSTED
 from ..events import GENESIS_HASH, Event
 from ..projection import State, hash_snapshot
 from ..store import Store, StoreError, row_hash_ok
@@ -99,7 +99,7 @@ class Opening:
         empty state and 0 without one). A writer checks every checkpoint and refuses
         a log with a bad one; a reader uses the newest good one."""
         store, readonly = self.store, self.engine.readonly
-        state, since, bad = State(collect_archive=True), 0, []
+        state, since, bad = State(EVENTS.folds, collect_archive=True), 0, []
         try:
             cps = await store.list_checkpoints()
         except sqlite3.Error as exc:
@@ -124,7 +124,11 @@ class Opening:
                 ):
                     bad.append(f"checkpoint {cp['id']} does not match its state hash")
                 elif not found:
-                    state, since, found = State.from_snapshot(snap, collect_archive=True), row["seq"], True
+                    state, since, found = (
+                        State.from_snapshot(EVENTS.folds, snap, collect_archive=True),
+                        row["seq"],
+                        True,
+                    )
                     if readonly:
                         break  # a reader uses the newest good one; a writer checks them all
             except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..event_types import EVENTS
 from ..projection import State, hash_snapshot
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ async def consistency(engine: Engine, trusted: set[int] | None = None) -> dict[s
     # real agents, reports keep arriving while the log below is read back.
     live = engine.state.snapshot()
     upto = engine.state.seq
-    state = State()
+    state = State(EVENTS.folds)
     since = 0
     bad: list[int] = []
     for cp in reversed(await store.list_checkpoints()):
@@ -42,7 +43,7 @@ async def consistency(engine: Engine, trusted: set[int] | None = None) -> dict[s
             continue
         row, snap = loaded
         if hash_snapshot(snap) == row["state_hash"] and snap.get("seq") == row["seq"]:
-            state = State.from_snapshot(snap)
+            state = State.from_snapshot(EVENTS.folds, snap)
             since = row["seq"]
             break
         bad.append(cp["id"])
