@@ -22,6 +22,7 @@ Format::
     priority = 80                  # 0-100 (bands: CRITICAL >= 90, HIGH >= 70, MEDIUM >= 40)
     depends_on = []                # other workflow ids of this file
     allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
+    budget = { cost_usd = 5.0, tokens = 2000000 }   # optional; usage reported by its tasks
 
       [[workflows.phases]]
       name = "compile"
@@ -51,6 +52,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .config import Config
 from .models import PhaseSpec, Resources, TaskSpec, WorkflowSpec
+from .usage.models import Budget
+
+
+class BudgetEntry(Budget):
+    """``budget = { cost_usd = 5.0, tokens = 2000000, warn_share = 0.8 }`` on a workflow or pool."""
+
+    warn_share: float | None = Field(None, gt=0, le=1)
+    """Where BUDGET_WARNING is raised (default: the config's ``usage.warn_share``)."""
+
+    def budget(self) -> Budget:
+        return Budget(cost_usd=self.cost_usd, tokens=self.tokens)
 
 
 class WorkflowFileError(Exception):
@@ -78,6 +90,7 @@ class PoolEntry(_Strict):
     size: int = Field(1, ge=0, le=100)
     min_size: int | None = Field(None, ge=0)
     max_size: int | None = Field(None, ge=1)
+    budget: BudgetEntry | None = None
 
 
 class TaskEntry(_Strict):
@@ -121,6 +134,7 @@ class WorkflowEntry(_Strict):
     depends_on: list[str] = Field(default_factory=list)
     allocation: Resources = Field(default_factory=lambda: Resources(cpu_cores=2, memory_gb=4, agents=3))
     guarantee: Resources | None = None
+    budget: BudgetEntry | None = None
     phases: list[PhaseEntry] = Field(min_length=1)
 
 

@@ -46,6 +46,7 @@ from typing import Any
 import psutil
 
 from ..private import PrivateError, private_dir
+from ..usage.meter import Meter
 from .handshake import ChannelError, host_accept, read_secret
 from .limits import TaskCgroup, apply_from_parent, relimit
 from .output import LINE_MAX, TaskOutput, output_path, prune
@@ -119,6 +120,8 @@ class Run:
         self.dirty = False  # something new to report at the next heartbeat
         self.peak_rss_mb = 0.0
         self.out = TaskOutput(None)
+        self.meter = Meter()
+        """Usage the run's output reports (OPSDECK_USAGE, Claude Code stream-json, Codex JSON)."""
 
     def key(self) -> tuple[str, int]:
         return (self.task, self.attempt)
@@ -421,8 +424,11 @@ class Host:
             chunk = await r.proc.stdout.read(READ_CHUNK)
             if not chunk:
                 break
+            r.meter.feed(chunk, time.time())  # whole lines, not the console's capped ones
             for line in r.out.feed(chunk):
                 self.take_line(r, line)
+            r.dirty = r.dirty or r.meter.changed
+        r.meter.finish(time.time())
         for line in r.out.finish():
             self.take_line(r, line)
 
@@ -481,6 +487,8 @@ class Host:
             "peak_rss_mb": round(r.peak_rss_mb, 1),
             "elapsed_s": round(r.running_for(), 3),
         }
+        if r.meter.seen:
+            base["usage"] = r.meter.report()
         if r.stopping:
             self.finish(r, {"t": "stopped", **base}, keep=False)
         elif r.kill_reason is not None:
@@ -588,6 +596,8 @@ class Host:
                 msg["output"], r.new_output = r.new_output + ([note] if note else []), []
             if r.partial:
                 msg["partial"] = dict(r.partial)
+            if r.meter.changed:
+                msg["usage"] = r.meter.report()
             r.dirty = False
         return msg
 

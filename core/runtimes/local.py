@@ -44,12 +44,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
+from pydantic import ValidationError
 
 from ..clock import WallClock
 from ..config import Config
 from ..models import LIVE_AGENT, Agent, AgentStatus, Band, Task, TaskSpec, TaskStatus, WorkflowSpec
 from ..private import PrivateError, open_private, private_dir, socket_path
 from ..projection import task_key
+from ..usage.models import UsageReport
 from . import Capabilities, NotApplicable, RuntimeSink
 from .handshake import SECRET_FILE, ChannelError, console_connect, load_or_create_secret
 from .limits import NICE_BY_BAND, Mechanisms, detect
@@ -792,6 +794,8 @@ class LocalRuntime:
                 h.outbox.append({"op": "stop", "task": cur})
                 self._poke()
             return
+        if task and msg.get("usage") is not None and self._owns_attempt(h.agent, task, attempt):
+            self._task_usage(h.agent, task, int(attempt or 0), msg["usage"])
         if kind == "heartbeat":
             if task and self._owns_attempt(h.agent, task, attempt) and msg.get("changed"):
                 engine.task_progress(
@@ -826,6 +830,19 @@ class LocalRuntime:
                 )
             else:
                 sink.task_failed(h.agent, task, str(msg.get("error", "failed")), msg.get("output"))
+
+    def _task_usage(self, agent_id: str, task_id: str, attempt: int, raw: Any) -> None:
+        """A run's usage report, validated at this boundary (a malformed one is dropped
+        with a note in the agent's log, never applied)."""
+        engine = self.engine
+        if engine is None:
+            return
+        try:
+            report = UsageReport.model_validate(raw)
+        except ValidationError as exc:
+            print(f"opsdeck: agent {agent_id}: usage report refused: {exc.errors()[:1]}", file=sys.stderr, flush=True)
+            return
+        engine.spend.record(agent_id, task_id, attempt, report)
 
     def _merge_moved(self, agent_id: str, task_id: str, attempt: Any) -> None:
         """A run finished on an agent the task was moved away from (it was cut off
@@ -1050,6 +1067,17 @@ async def open_with(
     return engine, runtime
 
 
+def _set_budgets(engine: Engine, wfile: WorkflowFile) -> None:
+    """The file's budgets, where the database has none yet (a raise made since stays)."""
+    led = engine.state.usage
+    for w in wfile.workflows:
+        if w.budget is not None and led.budget_of("workflow", w.id) is None and engine.state.knows(w.id):
+            engine.spend.set_budget("workflow", w.id, w.budget.budget(), w.budget.warn_share, actor="opsdeck run")
+    for p in wfile.pools:
+        if p.budget is not None and led.budget_of("pool", p.name) is None:
+            engine.spend.set_budget("pool", p.name, p.budget.budget(), p.budget.warn_share, actor="opsdeck run")
+
+
 def _bring_to_file(engine: Engine, runtime: Any, wfile: WorkflowFile, specs: list[WorkflowSpec]) -> None:
     """Create what the database lacks (pools, workflows), queue them, size the pools."""
     from ..engine import EngineError
@@ -1071,6 +1099,7 @@ def _bring_to_file(engine: Engine, runtime: Any, wfile: WorkflowFile, specs: lis
                 pass
     for p in wfile.pools:
         runtime.replenish(p.name, target=p.size)
+    _set_budgets(engine, wfile)
     key = f"{runtime.name}_runtime"  # what the console shows: the limit mechanisms in force
     if state.settings.get(key) != runtime.describe():
         engine.set_setting(key, runtime.describe())

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .formats import (
+    LINE_MAX,
     ClaudeMessage,
     ClaudeResult,
     CodexTurn,
@@ -60,6 +61,54 @@ class Meter:
         self.rate_limit: RateLimit | None = None
         self.changed = False
         """Something new since the last :meth:`report`."""
+        self.seen = False
+        """At least one usage, rate-limit or unreadable usage line was read."""
+        self._line = bytearray()
+        self._skip = False  # the line being read cannot be usage: not held
+        self._over = False  # the line being read is over LINE_MAX: not held, counted
+
+    # -- bytes --------------------------------------------------------------------
+    def feed(self, data: bytes, now: float) -> None:
+        """Read a chunk of a task's output: whole lines (up to :data:`LINE_MAX`
+        bytes, whatever the console's cap on displayed lines) go to :meth:`take`; only
+        lines that start like usage (``{`` or ``O``) are held while they arrive."""
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            self._hold(data[start : nl if nl >= 0 else len(data)])
+            if nl < 0:
+                return
+            self._end(now)
+            start = nl + 1
+
+    def finish(self, now: float) -> None:
+        """The output ended: its last line, if it had no newline."""
+        self._end(now)
+
+    def _hold(self, piece: bytes) -> None:
+        if self._skip or self._over or not piece:
+            return
+        if not self._line and piece[:1] not in (b"{", b"O"):
+            self._skip = True
+            return
+        if len(self._line) + len(piece) > LINE_MAX:
+            self._over = True
+            self._line.clear()
+            return
+        self._line += piece
+
+    def _end(self, now: float) -> None:
+        if self._over:
+            self._count_malformed(f"json: a line over {LINE_MAX:,} bytes; not read")
+        elif self._line:
+            self.take(self._line.decode("utf-8", "replace").rstrip("\r"), now)
+        self._line.clear()
+        self._skip = self._over = False
+
+    def _count_malformed(self, why: str) -> None:
+        self.seen = self.changed = True
+        self.malformed += 1
+        self.malformed_last = why[:300]
 
     # -- reading ------------------------------------------------------------------
     def take(self, line: str, now: float) -> bool:
@@ -67,10 +116,9 @@ class Meter:
         sig = read_line(line, now)
         if sig is None:
             return False
-        self.changed = True
+        self.seen = self.changed = True
         if isinstance(sig, Malformed):
-            self.malformed += 1
-            self.malformed_last = f"{sig.source}: {sig.reason}"[:300]
+            self._count_malformed(f"{sig.source}: {sig.reason}")
         elif isinstance(sig, OpsdeckUsage):
             self.opsdeck = self.opsdeck + sig.tokens
             self.opsdeck_cost += sig.cost_usd
