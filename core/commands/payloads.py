@@ -588,6 +588,11 @@ class RestoreRequest(Payload):
     workflows: list[str] = Field(default_factory=list)
 
 
+class RollbackPreviewRequest(Payload):
+    checkpoint: int | Literal["latest", "latest_verified"] = "latest_verified"
+    workflows: list[str] = Field(default_factory=list, description="only these workflows (default: all)")
+
+
 class CheckpointRef(Payload):
     checkpoint: int | Literal["latest"] = "latest"
 
