@@ -49,6 +49,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.private",
         "core.anchor",
         "core.usage",  # usage lines, a run's meter, the usage models (no other project import)
+        "core.journal",
     ),
     ("core.store_errors", "core.sqlite_check", "core.timefmt"),
     ("core.merge", "core.workflow_file", "core.store"),
