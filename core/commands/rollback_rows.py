@@ -59,7 +59,7 @@ def affected(s: State, snap: dict[str, Any], workflow: str | None = None) -> lis
 
 def snapshot_state(snap: dict[str, Any], ids: list[str]) -> State:
     """The workflows ``ids`` as a rollback to ``snap`` leaves them, as a State to read."""
-    out = State()
+    out = State({})  # only read: no event is folded into it
     for wf_id in ids:
         live = snap["workflows"].get(wf_id)
         if live is None:
