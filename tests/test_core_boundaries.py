@@ -51,7 +51,14 @@ LAYERS: list[tuple[str, ...]] = [
         "core.usage",  # usage lines, a run's meter, the usage models (no other project import)
         "core.journal",
     ),
-    ("core.store_errors", "core.sqlite_check", "core.timefmt"),
+    (
+        "core.store_errors",
+        "core.sqlite_check",
+        "core.timefmt",
+        "core.store_schema",
+        "core.store_reads",
+        "core.store_tables",
+    ),
     ("core.merge", "core.workflow_file", "core.store"),
     ("core.projection",),  # the state; its folds are given to it, it imports none
     (
