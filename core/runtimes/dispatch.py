@@ -156,6 +156,7 @@ class Dispatch(Generic[H]):
                         "before": before,
                         "changed": any(before.get(k) != v for k, v in applied.items()),
                         "pgid": ans.get("pgid"),
+                        "mechanism": ans.get("mechanism") or self.mechanisms.cpu,
                     }
                 )
             except TimeoutError:

@@ -231,6 +231,10 @@ class LocalHosts:
                     links.kill(h)
                     self.died(h, "agent process did not answer on its socket")
                     return
+                if not h.connected_once and fleet.sink is not None:
+                    # Still starting (alive, not listening yet): starting, not silent, as a
+                    # Ray actor being placed is (a loaded machine takes seconds to start Python).
+                    fleet.sink.agent_heartbeat(h.agent)
                 await asyncio.sleep(0.02)
                 continue
             h.writer = writer

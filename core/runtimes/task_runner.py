@@ -149,6 +149,7 @@ class TaskRunner:
                 "applied": applied,
                 "errors": errors,
                 "before": before,
+                "mechanism": self.config.mech_cpu,  # this node's: a Ray node's may differ from the console's
             }
         )
 
