@@ -48,6 +48,7 @@ from .dialogs import (
     outcome_text,
     workflow_confirm,
 )
+from .hangup import quit_on_hangup
 from .log_source import FilterError, LogSource
 from .palette import OpsdeckCommands
 from .plan_actions import PlanDecisions
@@ -172,6 +173,8 @@ class OpsdeckApp(App[int]):
         self.set_interval(REFRESH_S, self.refresh_panes)
         self.set_interval(0.25, self._log_tick)
         self.workflows_pane.focus()
+        if not self.is_headless:
+            quit_on_hangup(self.action_quit)
 
     def _first_frame(self) -> None:
         self.first_frame_s = time.perf_counter() - self.launched_at
