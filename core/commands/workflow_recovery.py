@@ -722,6 +722,12 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
     s = ctx.state
     eng = ctx.engine
     for st in p.stages:
+        if st.action == "release_pool":
+            if st.pool not in s.usage.holds:
+                raise CommandError(
+                    "INVALID_STATE", f"pool {st.pool!r} is not held", {"held_pools": sorted(s.usage.holds)}
+                )
+            continue
         wf = ctx.workflow(st.workflow)
         if wf.frozen:
             raise CommandError("WORKFLOW_FROZEN", f"{wf.id} is frozen for data protection", {"workflow_id": wf.id})
