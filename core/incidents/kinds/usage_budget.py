@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 NAME = "usage-exhaustion"
 RAISE = 1.5
-"""The raise the plan proposes: half again the budget (the operator edits it at will)."""
+"""The raise the plan proposes: half again the budget or what is spent when the plan is
+made, whichever is more (the operator edits it at will)."""
 
 
 def spending_workflows(engine: Engine, scope: Scope, name: str) -> list[str]:
@@ -112,11 +113,12 @@ def playbook(engine: Engine, finding: Finding) -> PlanDraft:
                 gate="spend_stopped" if wid == finding.affected_workflows[-1] else None,
             )
         )
+    spent = engine.state.usage.spend_of(scope, name)
     raised: dict[str, Any] = {}
     if budget.tokens is not None:
-        raised["tokens"] = int(budget.tokens * RAISE)
+        raised["tokens"] = int(max(budget.tokens, spent.tokens) * RAISE)
     if budget.cost_usd is not None:
-        raised["cost_usd"] = round(budget.cost_usd * RAISE, 4)
+        raised["cost_usd"] = round(max(budget.cost_usd, spent.cost_usd) * RAISE, 4)
     if scope == "pool":
         raised = {"pool": name, **raised}
     raise_cmd = cmd("resource-manager", "raise-budget", raised, workflow=name if scope == "workflow" else None)
