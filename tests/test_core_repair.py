@@ -16,8 +16,7 @@ from tests.corruption_harness import build, copy_anchor, corrupt
 
 from .conftest import REPO, opsdeck_cmd
 
-# The clean database is built once for the module: one worker under pytest-xdist.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("repair")]
+pytestmark = pytest.mark.slow
 
 DAMAGE = ["checkpoint", "event", "page", "empty", "truncate"]
 

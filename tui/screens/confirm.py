@@ -19,8 +19,7 @@ from textual.widgets import Button, Label, Static
 
 class ConfirmScreen(ModalScreen[bool | str]):
     """Dismisses with True only when the operator presses the confirm button; with
-    ``alt_label``, a third button dismisses with the string ``"alt"``. An empty
-    ``confirm_label`` makes it a notice: one button (``cancel_label``) closes it."""
+    ``alt_label``, a third button dismisses with the string ``"alt"``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
@@ -57,8 +56,7 @@ class ConfirmScreen(ModalScreen[bool | str]):
                 yield Button(self.cancel_label, id="cancel", variant="default")
                 if self.alt_label:
                     yield Button(self.alt_label, id="alt", variant="warning")
-                if self.confirm_label:
-                    yield Button(self.confirm_label, id="confirm", variant="error")
+                yield Button(self.confirm_label, id="confirm", variant="error")
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()

@@ -9,15 +9,7 @@ entry below (or, for a test, ``CATALOGUE.with_kind(kind)``).
 from __future__ import annotations
 
 from ..catalogue import Catalogue
-from . import (
-    agent_cascade,
-    data_integrity,
-    network_partition,
-    performance_degradation,
-    rate_limit,
-    resource_exhaustion,
-    usage_budget,
-)
+from . import agent_cascade, data_integrity, network_partition, performance_degradation, resource_exhaustion
 
 CATALOGUE = Catalogue(
     [
@@ -26,8 +18,6 @@ CATALOGUE = Catalogue(
         performance_degradation.KIND,
         data_integrity.KIND,
         network_partition.KIND,
-        usage_budget.KIND,
-        rate_limit.KIND,
     ]
 )
 
