@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
 
 from .events import Event, canonical_json
 from .incident_models import Incident, Plan
+from .journal import Journal, Part
 from .models import (
     BAND_RANK,
     TERMINAL_WORKFLOW,
@@ -43,24 +43,6 @@ _TASK_LIST_JSON: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
 
 def task_key(workflow: str, task: str) -> str:
     return f"{workflow}/{task}"
-
-
-_COUNTER_FOLDS = frozenset({"COMMAND_EXECUTED"})
-"""Event types whose fold only counts (``commands_executed``); pinned by a test."""
-
-
-_PLAIN_PARTS = ("learning", "settings")
-"""Parts of :meth:`State.snapshot` that are the state's own objects, not fresh dumps."""
-
-
-@dataclass(frozen=True)
-class CounterPoint:
-    """What :meth:`State.restore_counters` needs to take back counter-only events."""
-
-    seq: int
-    clock: float
-    commands_executed: int
-    observed: dict[str, int]
 
 
 ArchiveRow = tuple[str, int, str, str]
@@ -114,6 +96,8 @@ class State:
         """Pending workflows waiting for admission."""
         self.guaranteed: set[str] = set()
         """Workflows holding a guarantee."""
+        self.journal: Journal | None = None
+        """The open unit of work's journal: folds record there what they overwrite."""
 
     # -- folding --------------------------------------------------------------
     def apply(self, ev: Event) -> None:
@@ -128,40 +112,82 @@ class State:
         if ev.ts > self.clock:
             self.clock = ev.ts
 
-    def undo_point(self) -> dict[str, Any]:
-        """A private copy of the hashed state and checkpoint labels, for :meth:`restore` if what follows fails.
+    # -- the journal: taking a unit of work back -------------------------------------
+    def changing(self, part: Part, records: dict[Any, Any], key: Any) -> None:
+        """A fold is about to change ``records[key]`` in place or create it (``records``
+        is this state's ``part``): inside a unit, the journal keeps what it was."""
+        if self.journal is not None:
+            self.journal.changing(part, records, key)
+            if part == "tasks":
+                t = records.get(key)
+                if t is not None:
+                    self.journal.workflows.add(t.workflow)
+            elif part == "workflows":
+                self.journal.workflows.add(key)
 
-        The models' dumps are already new objects (pydantic builds them): only the
-        plain-dict parts, which :meth:`snapshot` hands out as they are, are copied."""
-        import copy
+    def replacing(self, part: Part, records: dict[Any, Any], key: Any) -> None:
+        """As :meth:`changing`, for a record the fold replaces or removes, never changes
+        in place: the object itself is kept, not a copy."""
+        if self.journal is not None:
+            self.journal.replacing(part, records, key)
+            if part == "tasks":
+                t = records.get(key)
+                if t is not None:
+                    self.journal.workflows.add(t.workflow)
+            elif part == "workflows":
+                self.journal.workflows.add(key)
 
-        point = self.snapshot(checkpoint_labels=True)
-        for part in _PLAIN_PARTS:
-            point[part] = copy.deepcopy(point[part])
-        return point
+    def begin_journal(self) -> Journal:
+        """Start recording what folds change (inside any journal already open)."""
+        j = Journal(self.journal, self.seq, self.clock, self.commands_executed, dict(self.observed), self.archive_out)
+        j.usage_ignored = self.usage.ignored_lines
+        self.journal = j
+        return j
 
-    def restore(self, point: dict[str, Any]) -> None:
-        """Back to an :meth:`undo_point`, in place (holders of this object see it)."""
-        self.load_snapshot(point)
+    def keep_journal(self, j: Journal) -> None:
+        """Keep what ``j`` recorded (the journal around it can still take it back)."""
+        self.journal = j.parent
+        if j.parent is not None:
+            j.merge_into(j.parent)
 
-    def counters_only(self, type_: str) -> bool:
-        """True when folding ``type_`` moves only the counters a :meth:`counter_point`
-        holds: such events (a command's own record, observation events) are taken
-        back without copying the state, so a read-only command costs the same
-        whatever the size of the live state."""
-        return type_ in _COUNTER_FOLDS or self.folds.get(type_) is None
+    def undo_journal(self, j: Journal) -> None:
+        """Back to the state ``j`` began from, in place: the records it saw written get
+        their pre-images back and the touched workflows' derived indexes are rebuilt;
+        the cost follows what changed, not the size of the state."""
+        self.journal = j.parent
+        for wid in j.workflows:
+            self._unindex(wid)
+        j.put_back(self._parts())
+        for wid in j.workflows:
+            self._unindex(wid)
+            wf = self.workflows.get(wid)
+            if wf is not None:
+                self._index(wf)
+        self.seq, self.clock, self.commands_executed, self.observed = j.seq, j.clock, j.commands_executed, j.observed
+        self.usage.ignored_lines = j.usage_ignored
+        if j.archive is not None and j.archive is self.archive_out:
+            del j.archive[j.archive_len :]
 
-    def counter_point(self) -> CounterPoint:
-        """The counters moved by :meth:`counters_only` events (a few scalars and the
-        per-type ``observed`` counts, bounded by the number of event types)."""
-        return CounterPoint(self.seq, self.clock, self.commands_executed, dict(self.observed))
-
-    def restore_counters(self, point: CounterPoint) -> None:
-        """Back to a :meth:`counter_point`, when only counter events followed it."""
-        self.seq = point.seq
-        self.clock = point.clock
-        self.commands_executed = point.commands_executed
-        self.observed = point.observed
+    def _parts(self) -> dict[Part, dict[Any, Any]]:
+        return {
+            "pools": self.pools,
+            "agents": self.agents,
+            "workflows": self.workflows,
+            "tasks": self.tasks,
+            "finished": self.finished,
+            "checkpoints": self.checkpoints,
+            "incidents": self.incidents,
+            "plans": self.plans,
+            "resumptions": self.resumptions,
+            "learning": self.learning,
+            "settings": self.settings,
+            "usage_tasks": self.usage.tasks,
+            "usage_agents": self.usage.agents,
+            "usage_workflows": self.usage.workflows,
+            "usage_pools": self.usage.pools,
+            "usage_budgets": self.usage.budgets,
+            "usage_holds": self.usage.holds,
+        }
 
     # -- snapshots ------------------------------------------------------------
     def snapshot(self, *, checkpoint_labels: bool = False) -> dict[str, Any]:
@@ -244,25 +270,49 @@ class State:
         self.queued = set()
         self.guaranteed = set()
         for wf in self.workflows.values():
-            self.index_workflow(wf)
-            self.count_workflow(wf)
-            self.ready[wf.id] = deque()
-            self.running_by_wf[wf.id] = set()
-            for key in wf.tasks:
-                t = self.tasks[key]
-                self.dependents.setdefault(key, [])
-                n = 0
-                for dep in t.depends_on:
-                    self.dependents.setdefault(dep, []).append(key)
-                    if self.tasks[dep].status != TaskStatus.COMPLETED:
-                        n += 1
-                self.pending_deps[key] = n
-            for key in wf.tasks:
-                t = self.tasks[key]
-                if t.status == TaskStatus.PENDING and self.pending_deps[key] == 0:
-                    self.ready[wf.id].append(key)
-                elif t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
-                    self.running_by_wf[wf.id].add(key)
+            self._index(wf)
+
+    def _index(self, wf: Workflow) -> None:
+        """The derived indexes of one workflow, from its records."""
+        self.index_workflow(wf)
+        self.count_workflow(wf)
+        ready: deque[str] = deque()
+        running: set[str] = set()
+        self.ready[wf.id] = ready
+        self.running_by_wf[wf.id] = running
+        tasks, pending, dependents = self.tasks, self.pending_deps, self.dependents
+        for key in wf.tasks:
+            t = tasks[key]
+            dependents.setdefault(key, [])
+            n = 0
+            for dep in t.depends_on:
+                dependents.setdefault(dep, []).append(key)
+                if tasks[dep].status != TaskStatus.COMPLETED:
+                    n += 1
+            pending[key] = n
+        for key in wf.tasks:
+            t = tasks[key]
+            if t.status == TaskStatus.PENDING and pending[key] == 0:
+                ready.append(key)
+            elif t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+                running.add(key)
+
+    def _unindex(self, wid: str) -> None:
+        """Drop one workflow's derived indexes (those of the record the state holds now)."""
+        wf = self.workflows.get(wid)
+        if wf is not None:
+            for k in wf.tasks:
+                self.pending_deps.pop(k, None)
+                self.dependents.pop(k, None)
+            for ph in wf.phases:
+                self.phase_left.pop((wid, ph), None)
+                self.phase_started.discard((wid, ph))
+        self.ready.pop(wid, None)
+        self.running_by_wf.pop(wid, None)
+        self.wf_left.pop(wid, None)
+        self.active.discard(wid)
+        self.queued.discard(wid)
+        self.guaranteed.discard(wid)
 
     def index_workflow(self, wf: Workflow) -> None:
         """Keep the workflow-level indexes (active, queued, guaranteed) in step with ``wf``."""
@@ -303,6 +353,11 @@ class State:
         wf = self.workflows.get(wf_id)
         if wf is None or wf.status not in TERMINAL_WORKFLOW or self.running_by_wf.get(wf_id):
             return
+        if self.journal is not None:
+            self.replacing("workflows", self.workflows, wf_id)
+            self.replacing("finished", self.finished, wf_id)
+            for k in wf.tasks:
+                self.replacing("tasks", self.tasks, k)
         tasks = [self.tasks.pop(k) for k in wf.tasks]
         counts: dict[str, int] = {}
         attempts = 0
@@ -340,19 +395,8 @@ class State:
             # Encoded by pydantic-core in one call per list (a few ms for 1,000 tasks).
             record = f'{{"workflow":{wf.model_dump_json()},"tasks":{_TASK_LIST_JSON.dump_json(tasks).decode()}}}'
             self.archive_out.append((wf_id, seq, wf.status.value, record))
+        self._unindex(wf_id)
         del self.workflows[wf_id]
-        for k in wf.tasks:
-            self.pending_deps.pop(k, None)
-            self.dependents.pop(k, None)
-        for ph in wf.phases:
-            self.phase_left.pop((wf_id, ph), None)
-            self.phase_started.discard((wf_id, ph))
-        self.ready.pop(wf_id, None)
-        self.running_by_wf.pop(wf_id, None)
-        self.wf_left.pop(wf_id, None)
-        self.active.discard(wf_id)
-        self.queued.discard(wf_id)
-        self.guaranteed.discard(wf_id)
 
     def take_archive(self) -> list[ArchiveRow]:
         rows = self.archive_out or []

@@ -28,6 +28,7 @@ LESSONS_KEPT = 20
 
 def resumption_created(s: State, ev: Event) -> None:
     d = ev.data
+    s.replacing("resumptions", s.resumptions, d["id"])
     s.resumptions[d["id"]] = Resumption(
         id=d["id"],
         created_at=ev.ts,
@@ -41,6 +42,7 @@ def resumption_created(s: State, ev: Event) -> None:
 
 
 def resumption_step(s: State, ev: Event) -> None:
+    s.changing("resumptions", s.resumptions, ev.data["id"])
     r = s.resumptions[ev.data["id"]]
     r.next_step = ev.data["step"] + 1
     r.applied.append(
@@ -49,10 +51,12 @@ def resumption_step(s: State, ev: Event) -> None:
 
 
 def resumption_held(s: State, ev: Event) -> None:
+    s.changing("resumptions", s.resumptions, ev.data["id"])
     s.resumptions[ev.data["id"]].held = bool(ev.data["held"])
 
 
 def resumption_done(s: State, ev: Event) -> None:
+    s.changing("resumptions", s.resumptions, ev.data["id"])
     r = s.resumptions[ev.data["id"]]
     r.status = "completed" if ev.type == "RESUMPTION_COMPLETED" else "aborted"
     r.finished_at = ev.ts
@@ -60,6 +64,8 @@ def resumption_done(s: State, ev: Event) -> None:
 
 
 def learning(s: State, ev: Event) -> None:
+    s.changing("learning", s.learning, "lessons")
+    s.changing("learning", s.learning, "policy")
     lessons: list[dict[str, Any]] = s.learning.setdefault("lessons", [])
     lessons.append({"at": ev.ts, **ev.data})
     del lessons[:-LESSONS_KEPT]
@@ -70,6 +76,7 @@ def learning(s: State, ev: Event) -> None:
 
 def checkpoints_pruned(s: State, ev: Event) -> None:
     for cp_id in ev.data.get("ids", []):
+        s.replacing("checkpoints", s.checkpoints, int(cp_id))
         s.checkpoints.pop(int(cp_id), None)
 
 
@@ -77,15 +84,18 @@ def checkpoints_pruned(s: State, ev: Event) -> None:
 
 
 def _step(s: State, ev: Event) -> PlanStep:
+    s.changing("plans", s.plans, ev.data["plan_id"])
     return s.plans[ev.data["plan_id"]].steps[int(ev.data["step"])]
 
 
 def incident_opened(s: State, ev: Event) -> None:
     inc = Incident.model_validate(copy.deepcopy(ev.data["incident"]))  # never share the event's data
+    s.replacing("incidents", s.incidents, inc.id)
     s.incidents[inc.id] = inc
 
 
 def incident_resolved(s: State, ev: Event) -> None:
+    s.changing("incidents", s.incidents, ev.data["incident_id"])
     inc = s.incidents[ev.data["incident_id"]]
     inc.status = ev.data.get("status", "resolved")
     inc.resolved_at = ev.ts
@@ -94,14 +104,17 @@ def incident_resolved(s: State, ev: Event) -> None:
 
 def plan_proposed(s: State, ev: Event) -> None:
     plan = Plan.model_validate(copy.deepcopy(ev.data["plan"]))
+    s.replacing("plans", s.plans, plan.id)
     s.plans[plan.id] = plan
     inc = s.incidents.get(plan.incident_id)
     if inc is not None:
+        s.changing("incidents", s.incidents, inc.id)
         inc.plans = [*inc.plans, plan.id]
         inc.status = "recovering"
 
 
 def plan_approved(s: State, ev: Event) -> None:
+    s.changing("plans", s.plans, ev.data["plan_id"])
     p = s.plans[ev.data["plan_id"]]
     p.state = PlanState.APPROVED
     p.decided_by = ev.actor
@@ -112,6 +125,7 @@ def plan_approved(s: State, ev: Event) -> None:
 
 
 def plan_rejected(s: State, ev: Event) -> None:
+    s.changing("plans", s.plans, ev.data["plan_id"])
     p = s.plans[ev.data["plan_id"]]
     p.state = PlanState.REJECTED
     p.decided_by = ev.actor
@@ -122,16 +136,19 @@ def plan_rejected(s: State, ev: Event) -> None:
             st.state = PlanState.REJECTED
     inc = s.incidents.get(p.incident_id)
     if inc is not None and inc.status == "recovering":
+        s.changing("incidents", s.incidents, inc.id)
         inc.status = "open"
 
 
 def plan_edited(s: State, ev: Event) -> None:
+    s.changing("plans", s.plans, ev.data["plan_id"])
     p = s.plans[ev.data["plan_id"]]
     p.steps = [PlanStep.model_validate(copy.deepcopy(st)) for st in ev.data["steps"]]
     p.edited_by = [*p.edited_by, ev.actor]
 
 
 def plan_started(s: State, ev: Event) -> None:
+    s.changing("plans", s.plans, ev.data["plan_id"])
     p = s.plans[ev.data["plan_id"]]
     if ev.data.get("checkpoint") is not None:
         p.checkpoint = ev.data["checkpoint"]
@@ -141,6 +158,7 @@ def step_started(s: State, ev: Event) -> None:
     st = _step(s, ev)
     st.state = PlanState.EXECUTING
     st.started_at = ev.ts
+    s.changing("plans", s.plans, ev.data["plan_id"])
     p = s.plans[ev.data["plan_id"]]
     if p.state is PlanState.APPROVED:
         p.state = PlanState.EXECUTING
@@ -162,9 +180,11 @@ def step_failed(s: State, ev: Event) -> None:
 
 
 def plan_aborted(s: State, ev: Event) -> None:
+    s.changing("plans", s.plans, ev.data["plan_id"])
     p = s.plans[ev.data["plan_id"]]
     inc = s.incidents.get(p.incident_id)
     if inc is not None and inc.status == "recovering":
+        s.changing("incidents", s.incidents, inc.id)
         inc.status = "open"  # no plan in force: it can be re-planned or resolved
     rollback = ev.data.get("rollback")
     p.state = PlanState.ROLLED_BACK if rollback else PlanState.FAILED
@@ -177,18 +197,21 @@ def plan_aborted(s: State, ev: Event) -> None:
 
 
 def plan_completed(s: State, ev: Event) -> None:
+    s.changing("plans", s.plans, ev.data["plan_id"])
     p = s.plans[ev.data["plan_id"]]
     p.state = PlanState.COMPLETED
     p.outcome = {**p.outcome, **copy.deepcopy(ev.data.get("outcome", {}))}
 
 
 def incident_noted(s: State, ev: Event) -> None:
+    s.changing("incidents", s.incidents, ev.data["incident_id"])
     inc = s.incidents[ev.data["incident_id"]]
     note = IncidentNote(at=ev.ts, by=ev.actor, note=ev.data.get("note", ""), action=ev.data.get("action"))
     inc.notes = [*inc.notes, note]
 
 
 def incident_reopened(s: State, ev: Event) -> None:
+    s.changing("incidents", s.incidents, ev.data["incident_id"])
     inc = s.incidents[ev.data["incident_id"]]
     inc.status = "open"
     inc.resolved_at = None

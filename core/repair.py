@@ -153,7 +153,7 @@ def _ev(seq: int, ts: float, type_: str, component: str, scope: str, data: dict[
 def _applies(state: State, ev: Event) -> str | None:
     """Fold ``ev`` into ``state``; the reason it cannot be (the state left as it was)."""
     decl = EVENTS.get(ev.type)
-    point = state.undo_point()
+    journal = state.begin_journal()
     try:
         if decl is not None and decl.payload is not None:
             from .event_data import check_data
@@ -161,8 +161,9 @@ def _applies(state: State, ev: Event) -> str | None:
             check_data(state, ev.type, decl.payload, ev.data)
         state.apply(ev)
     except Exception as exc:  # noqa: BLE001 - any fold failure means the row cannot be kept
-        state.restore(point)
+        state.undo_journal(journal)
         return f"does not apply to the state: {exc}"
+    state.keep_journal(journal)
     return None
 
 

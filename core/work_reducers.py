@@ -41,10 +41,12 @@ OUTPUT_LINES = 20
 
 def pool_created(s: State, ev: Event) -> None:
     pool = Pool.model_validate(ev.data["pool"])
+    s.replacing("pools", s.pools, pool.name)
     s.pools[pool.name] = pool
 
 
 def pool_resized(s: State, ev: Event) -> None:
+    s.changing("pools", s.pools, ev.data["pool"])
     p = s.pools[ev.data["pool"]]
     if "min_size" in ev.data:
         p.min_size = ev.data["min_size"]
@@ -54,18 +56,21 @@ def pool_resized(s: State, ev: Event) -> None:
 
 def agent_allocated(s: State, ev: Event) -> None:
     d = ev.data
+    s.replacing("agents", s.agents, d["agent"])
     s.agents[d["agent"]] = Agent(
         id=d["agent"], pool=d["pool"], specializations=list(d["specializations"]), last_heartbeat=ev.ts
     )
 
 
 def agent_retired(s: State, ev: Event) -> None:
+    s.changing("agents", s.agents, ev.data["agent"])
     a = s.agents[ev.data["agent"]]
     a.status = AgentStatus.RETIRED
     a.current_task = None
 
 
 def agent_failed(s: State, ev: Event) -> None:
+    s.changing("agents", s.agents, ev.data["agent"])
     a = s.agents[ev.data["agent"]]
     a.status = AgentStatus.FAILED
     a.failures += 1
@@ -73,12 +78,14 @@ def agent_failed(s: State, ev: Event) -> None:
 
 
 def agent_unreachable(s: State, ev: Event) -> None:
+    s.changing("agents", s.agents, ev.data["agent"])
     a = s.agents[ev.data["agent"]]
     if a.status not in (AgentStatus.FAILED, AgentStatus.RETIRED):
         a.status = AgentStatus.UNREACHABLE
 
 
 def agent_reconnected(s: State, ev: Event) -> None:
+    s.changing("agents", s.agents, ev.data["agent"])
     a = s.agents[ev.data["agent"]]
     if a.status == AgentStatus.UNREACHABLE:
         t = s.tasks.get(a.current_task) if a.current_task else None
@@ -90,6 +97,7 @@ def agent_reconnected(s: State, ev: Event) -> None:
 
 
 def agent_backoff(s: State, ev: Event) -> None:
+    s.changing("agents", s.agents, ev.data["agent"])
     s.agents[ev.data["agent"]].backoff_until = ev.data["until"]
 
 
@@ -134,6 +142,9 @@ def workflow_created(s: State, ev: Event) -> None:
         created_at=ev.ts,
         created_seq=ev.seq,
     )
+    if s.journal is not None:
+        s.replacing("workflows", s.workflows, wid)
+        s.replacing("finished", s.finished, wid)
     d_dur, d_cpu, d_mem = _TASK_DEFAULTS["duration_s"], _TASK_DEFAULTS["cpu"], _TASK_DEFAULTS["memory_gb"]
     pending = TaskStatus.PENDING
     tasks = s.tasks
@@ -144,6 +155,8 @@ def workflow_created(s: State, ev: Event) -> None:
         pname = phase["name"]
         for ts in phase.get("tasks", ()):
             key = f"{wid}/{ts['id']}"
+            if s.journal is not None:
+                s.replacing("tasks", tasks, key)
             dep = ts.get("depends_on")
             deps = [f"{wid}/{d}" for d in dep] if dep else list(prev_phase)
             ctx = _built(
@@ -167,13 +180,6 @@ def workflow_created(s: State, ev: Event) -> None:
                     "started_at": None,
                     "finished_at": None,
                     "context": ctx,
-                    "interactive": bool(ts.get("interactive") or ts.get("tty")),
-                    "tty": bool(ts.get("tty")),
-                    "waiting_input": None,
-                    "waiting_since": None,
-                    "worktree": None,
-                    "branch": None,
-                    "repo": ts.get("repo"),
                 },
             )
             keys.append(key)
@@ -200,6 +206,8 @@ def _hot(s: State, wf_id: str) -> Workflow | None:
     wf = s.workflows.get(wf_id)
     if wf is None and wf_id not in s.finished:
         raise KeyError(wf_id)
+    if wf is not None:
+        s.changing("workflows", s.workflows, wf_id)
     return wf
 
 
@@ -260,6 +268,7 @@ def limited(s: State, ev: Event) -> None:
 
 
 def seq_applied(s: State, ev: Event) -> None:
+    s.changing("agents", s.agents, ev.data["agent"])
     a = s.agents[ev.data["agent"]]
     a.applied_seq = max(a.applied_seq, int(ev.data["seq"]))
 
@@ -274,18 +283,13 @@ def deallocated(s: State, ev: Event) -> None:
 def task_assigned(s: State, ev: Event) -> None:
     d = ev.data
     key = d["task"]
+    s.changing("tasks", s.tasks, key)
+    s.changing("agents", s.agents, d["agent"])
     t = s.tasks[key]
     a = s.agents[d["agent"]]
     # Hot path: plain dict updates skip pydantic's per-field __setattr__ (no
     # assignment validation is configured, so the result is the same).
-    t.__dict__.update(
-        status=TaskStatus.RUNNING,
-        agent=a.id,
-        attempts=t.attempts + 1,
-        started_at=ev.ts,
-        waiting_input=None,
-        waiting_since=None,
-    )
+    t.__dict__.update(status=TaskStatus.RUNNING, agent=a.id, attempts=t.attempts + 1, started_at=ev.ts)
     a.__dict__.update(status=AgentStatus.BUSY, current_task=key, last_heartbeat=ev.ts)
     q = s.ready[t.workflow]
     if q and q[0] == key:
@@ -302,11 +306,13 @@ def task_assigned(s: State, ev: Event) -> None:
 def task_started(s: State, ev: Event) -> None:
     a = s.agents.get(ev.data.get("agent", ""))
     if a is not None:
+        s.changing("agents", s.agents, a.id)
         a.last_heartbeat = ev.ts
 
 
 def task_progress(s: State, ev: Event) -> None:
     d = ev.data
+    s.changing("tasks", s.tasks, d["task"])
     t = s.tasks[d["task"]]
     if "progress" in d:
         t.context.progress = float(d["progress"])
@@ -316,6 +322,7 @@ def task_progress(s: State, ev: Event) -> None:
         t.context.partial_results.update(d["partial"])
     a = s.agents.get(d.get("agent") or "")
     if a is not None:
+        s.changing("agents", s.agents, a.id)
         a.last_heartbeat = ev.ts
 
 
@@ -325,6 +332,7 @@ def _release_agent(s: State, agent_id: str | None, key: str, done: bool) -> None
     a = s.agents.get(agent_id)
     if a is None or a.current_task != key:
         return
+    s.changing("agents", s.agents, agent_id)
     ad = a.__dict__
     ad["current_task"] = None
     if done:
@@ -336,6 +344,7 @@ def _release_agent(s: State, agent_id: str | None, key: str, done: bool) -> None
 def task_completed(s: State, ev: Event) -> None:
     d = ev.data
     key = d["task"]
+    s.changing("tasks", s.tasks, key)
     t = s.tasks[key]
     _release_agent(s, t.agent, key, True)
     if t.status is not TaskStatus.COMPLETED:
@@ -362,6 +371,7 @@ def task_completed(s: State, ev: Event) -> None:
 def task_failed(s: State, ev: Event) -> None:
     d = ev.data
     key = d["task"]
+    s.changing("tasks", s.tasks, key)
     t = s.tasks[key]
     _release_agent(s, t.agent, key, False)
     if "output" in d:
@@ -382,9 +392,11 @@ def task_reassigned(s: State, ev: Event) -> None:
     """A task taken off its agent (failed, unreachable or released) back to the queue."""
     d = ev.data
     key = d["task"]
+    s.changing("tasks", s.tasks, key)
     t = s.tasks[key]
     old = s.agents.get(t.agent or "")
     if old is not None and old.current_task == key:
+        s.changing("agents", s.agents, old.id)
         old.current_task = None
         if old.status in (AgentStatus.BUSY, AgentStatus.PAUSED):
             old.status = AgentStatus.IDLE
@@ -400,52 +412,36 @@ def task_reassigned(s: State, ev: Event) -> None:
 
 
 def task_paused(s: State, ev: Event) -> None:
+    s.changing("tasks", s.tasks, ev.data["task"])
     t = s.tasks[ev.data["task"]]
     if t.status == TaskStatus.RUNNING:
         t.status = TaskStatus.PAUSED
         a = s.agents.get(t.agent or "")
         if a is not None and a.status == AgentStatus.BUSY:
+            s.changing("agents", s.agents, a.id)
             a.status = AgentStatus.PAUSED
 
 
 def task_resumed(s: State, ev: Event) -> None:
+    s.changing("tasks", s.tasks, ev.data["task"])
     t = s.tasks[ev.data["task"]]
     if t.status == TaskStatus.PAUSED:
         t.status = TaskStatus.RUNNING
         a = s.agents.get(t.agent or "")
         if a is not None and a.status == AgentStatus.PAUSED:
+            s.changing("agents", s.agents, a.id)
             a.status = AgentStatus.BUSY
 
 
-def task_waiting_input(s: State, ev: Event) -> None:
-    t = s.tasks[ev.data["task"]]
-    t.waiting_input = ev.data["reason"]
-    t.waiting_since = ev.ts
-
-
-def task_input_resumed(s: State, ev: Event) -> None:
-    t = s.tasks[ev.data["task"]]
-    t.waiting_input = None
-    t.waiting_since = None
-
-
-def task_worktree(s: State, ev: Event) -> None:
-    d = ev.data
-    t = s.tasks[d["task"]]
-    outcome = d.get("outcome") or "opened"
-    t.worktree = d.get("path") if outcome == "opened" else None
-    t.branch = d.get("branch") if outcome in ("opened", "pruned") else None
-    if d.get("repo"):
-        t.repo = d["repo"]
-
-
 def context_transferred(s: State, ev: Event) -> None:
+    s.changing("tasks", s.tasks, ev.data["task"])
     t = s.tasks[ev.data["task"]]
     t.context = TaskContext.model_validate(ev.data["context"])
 
 
 def checkpoint(s: State, ev: Event) -> None:
     d = ev.data
+    s.replacing("checkpoints", s.checkpoints, d["id"])
     s.checkpoints[d["id"]] = Checkpoint(
         id=d["id"],
         seq=d["seq"],
@@ -469,12 +465,21 @@ def restored(s: State, ev: Event) -> None:
     )
     for wf_id in ids:
         _restore_workflow(s, snap, wf_id)
+    if s.journal is not None:  # reindex() rebuilds every workflow's derived indexes
+        s.journal.workflows.update(s.workflows)
     s.reindex()
     s.archive_idle(ev.seq)
 
 
 def _restore_workflow(s: State, snap: dict[str, Any], wf_id: str) -> None:
     current = s.workflows.get(wf_id)
+    if s.journal is not None:
+        s.replacing("workflows", s.workflows, wf_id)
+        s.replacing("finished", s.finished, wf_id)
+        for key in current.tasks if current is not None else ():
+            s.replacing("tasks", s.tasks, key)
+        for key in snap["workflows"].get(wf_id, {}).get("tasks", ()):
+            s.replacing("tasks", s.tasks, key)
     if current is not None:
         for key in current.tasks:
             cur = s.tasks[key]
@@ -504,6 +509,7 @@ def _restore_workflow(s: State, snap: dict[str, Any], wf_id: str) -> None:
 
 
 def setting(s: State, ev: Event) -> None:
+    s.replacing("settings", s.settings, ev.data["key"])
     s.settings[ev.data["key"]] = ev.data["value"]
 
 

@@ -49,8 +49,16 @@ LAYERS: list[tuple[str, ...]] = [
         "core.private",
         "core.anchor",
         "core.usage",  # usage lines, a run's meter, the usage models (no other project import)
+        "core.journal",
     ),
-    ("core.store_errors", "core.sqlite_check", "core.timefmt"),
+    (
+        "core.store_errors",
+        "core.sqlite_check",
+        "core.timefmt",
+        "core.store_schema",
+        "core.store_reads",
+        "core.store_tables",
+    ),
     ("core.merge", "core.workflow_file", "core.store"),
     ("core.projection",),  # the state; its folds are given to it, it imports none
     (
@@ -66,10 +74,18 @@ LAYERS: list[tuple[str, ...]] = [
     ("core.scheduler", "core.telemetry", "core.verify", "core.repair"),
     ("core.runtimes",),  # the runtime contract and what agent processes share (limits, wire, handshake)
     ("core.engine",),
-    (
+    (  # the runtimes and the parts the real ones are composed of (they name the engine they report to)
         "core.runtimes.sim",
+        "core.runtimes.fleet",
+        "core.runtimes.dispatch",
+        "core.runtimes.reports",
+        "core.runtimes.supervise",
+        "core.runtimes.adoption",
+        "core.runtimes.opening",
+        "core.runtimes.local_hosts",
         "core.runtimes.local",
-        "core.runtimes.task_io",
+        "core.runtimes.ray_cluster",
+        "core.runtimes.ray_actors",
         "core.runtimes.ray",
         "core.runtimes.ray_agent",
         "core.runtimes.real",

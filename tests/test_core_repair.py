@@ -16,7 +16,8 @@ from tests.corruption_harness import build, copy_anchor, corrupt
 
 from .conftest import REPO, opsdeck_cmd
 
-pytestmark = pytest.mark.slow
+# The clean database is built once for the module: one worker under pytest-xdist.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("repair")]
 
 DAMAGE = ["checkpoint", "event", "page", "empty", "truncate"]
 

@@ -1,21 +1,26 @@
-"""Taking a command back: read-only commands copy nothing, failures leave no trace.
+"""Taking a command back: the journal restores what the command's folds changed.
 
-A read-only command's only event is its COMMAND_EXECUTED record, whose fold only
-counts: the unit of work takes it back from a few counters, without the full undo
-point (a copy of the whole state) that a changing event needs.
+A unit of work records, for each record a fold writes, its value before the first
+write (core.journal); taking the unit back puts those values back and rebuilds the
+touched workflows' derived indexes. Nothing copies the whole state, so a command
+costs what it changes, whatever the size of the live state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from core.commands import run_command
-from core.engine import Engine
-from core.event_types import COMMAND_EXECUTED
-from core.incident_models import Incident
+from core.engine import Engine, EngineError
+from core.event_types import COMMAND_EXECUTED, EVENTS
+from core.events import Event
+from core.journal import pre_image
+from core.models import Resources
 from core.projection import State
 from core.session import memory_sim
 
@@ -39,30 +44,233 @@ def _engine(tasks: int) -> Engine:
     return eng
 
 
-def test_command_executed_fold_only_moves_counters() -> None:
+def _derived(s: State) -> dict[str, Any]:
+    """The scheduler's indexes, order-free where a rebuild may order them differently
+    (a ready queue rebuilt lists its tasks in workflow order)."""
+    return {
+        "pending_deps": dict(s.pending_deps),
+        "dependents": {k: sorted(v) for k, v in s.dependents.items()},
+        "ready": {k: sorted(v) for k, v in s.ready.items()},
+        "running_by_wf": {k: sorted(v) for k, v in s.running_by_wf.items()},
+        "phase_left": dict(s.phase_left),
+        "wf_left": dict(s.wf_left),
+        "phase_started": sorted(s.phase_started),
+        "active": sorted(s.active),
+        "queued": sorted(s.queued),
+        "guaranteed": sorted(s.guaranteed),
+    }
+
+
+def _everything(s: State) -> tuple[Any, ...]:
+    """The whole state as comparable values: the hashed snapshot (with checkpoint
+    labels), the derived indexes and the archive rows waiting to be stored."""
+    return (s.snapshot(checkpoint_labels=True), _derived(s), list(s.archive_out or []))
+
+
+# -- every fold of a real run is taken back exactly ----------------------------------------
+
+
+def _recorded_run() -> list[Event]:
+    """The events of a demo fleet driven through pauses, failures, allocation changes,
+    releases, a checkpoint and a rollback, cancellations and workflows that finish."""
+    events: list[Event] = []
+    eng = memory_sim(demo=False, seed=3)
+    eng.subscribe(events.append)
+    from core.demo import build_demo
+
+    build_demo(eng, seed=3, duration_scale=0.3)
+
+    async def drive() -> None:
+        await eng.advance(120)
+        wfs = sorted(w for w, v in eng.state.workflows.items() if v.status.value == "running")
+        assert len(wfs) >= 2
+        cp = await eng.checkpoint("manual", "before the changes")
+        eng.pause_workflow(wfs[0])
+        eng.set_allocation(wfs[1], Resources(cpu_cores=2, memory_gb=2, agents=1))
+        eng.reserve(wfs[1], Resources(cpu_cores=1, memory_gb=1, agents=1))
+        agents = sorted(eng.state.agents)
+        eng.runtime.fail_agent(agents[0])  # type: ignore[union-attr]
+        eng.add_agent(sorted(eng.state.pools)[0])
+        running = sorted(k for k, t in eng.state.tasks.items() if t.agent)
+        if running:
+            eng.release_task(running[0])
+        await eng.advance(300)
+        eng.resume_workflow(wfs[0])
+        eng.set_setting("undo_probe", {"a": [1, 2]})
+        await eng.rollback(cp, reason="back to the checkpoint")
+        await eng.advance(200)
+        eng.cancel_workflow(sorted(eng.state.workflows)[-1])
+        await eng.advance(4 * 3600)
+
+    asyncio.run(drive())
+    return events
+
+
+@pytest.fixture(scope="module")
+def recorded() -> list[Event]:
+    return _recorded_run()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("window", [1, 9])
+def test_every_fold_of_a_run_is_taken_back_exactly(recorded: list[Event], window: int) -> None:
+    """Each window of consecutive events, folded inside a journal and taken back,
+    leaves snapshot, derived indexes and archive rows exactly as before."""
+    types = {ev.type for ev in recorded}
+    for needed in ("WORKFLOW_CREATED", "TASK_ASSIGNED", "TASK_COMPLETED", "STATE_RESTORED", "WORKFLOW_COMPLETED"):
+        assert needed in types, (needed, sorted(types))
+    state = State(EVENTS.folds, collect_archive=True)
+    i = 0
+    while i < len(recorded):
+        chunk = recorded[i : i + window]
+        before = _everything(state)
+        journal = state.begin_journal()
+        for ev in chunk:
+            state.apply(ev)
+        state.undo_journal(journal)
+        assert state.journal is None
+        assert _everything(state) == before, [ev.type for ev in chunk]
+        for ev in chunk:
+            state.apply(ev)
+        i += window
+
+
+def test_a_kept_inner_journal_is_taken_back_by_the_outer_one() -> None:
     eng = _engine(3)
-    before = eng.state.snapshot()
-    eng.emit(COMMAND_EXECUTED, "command", "resource-manager", {"command": "/x", "status": "success"})
-    after = eng.state.snapshot()
-    moved = {k for k in before if before[k] != after[k]}
-    assert moved <= {"seq", "clock", "commands_executed"}, moved
-    assert eng.state.counters_only(str(COMMAND_EXECUTED))
-    assert not eng.state.counters_only("WORKFLOW_CREATED")
+    before = _everything(eng.state)
+    outer = eng.begin_unit()
+    inner = eng.state.begin_journal()
+    eng.create_pool("q", ["y"], 0, 2)
+    eng.state.keep_journal(inner)
+    eng.start_workflow("w")
+    assert eng.end_unit(outer, keep=False)
+    assert _everything(eng.state) == before
 
 
-async def test_read_only_command_takes_no_undo_point(monkeypatch: pytest.MonkeyPatch) -> None:
-    eng = _engine(5)
-    copies: list[int] = []
-    real = State.undo_point
-    monkeypatch.setattr(State, "undo_point", lambda self: copies.append(1) or real(self))
-    seq = eng.state.seq
-    resp = await run_command(eng, READ_ONLY)
-    assert resp["status"] == "success"
-    assert eng.state.seq == seq + 1  # its record was kept
-    assert copies == []
-    resp = await run_command(eng, '/resource-manager scale \'{"pool": "p", "size": 1}\'')
-    assert resp["status"] == "success"
-    assert copies == [1]  # a changing command still takes one
+def test_a_kept_unit_stays_and_a_later_undo_does_not_reach_it() -> None:
+    """What must not happen: a unit taken back undoing an earlier, kept one."""
+    eng = _engine(3)
+    unit = eng.begin_unit()
+    eng.create_pool("q", ["y"], 0, 2)
+    assert eng.end_unit(unit, keep=True)
+    kept = _everything(eng.state)
+    unit = eng.begin_unit()
+    eng.start_workflow("w")
+    eng.create_pool("r", ["y"], 0, 2)
+    assert eng.end_unit(unit, keep=False)
+    assert "q" in eng.state.pools and "r" not in eng.state.pools
+    assert _everything(eng.state) == kept
+
+
+def test_pre_image_shares_nothing_a_fold_changes_in_place() -> None:
+    eng = _engine(3)
+    t = eng.state.tasks["w/t0"]
+    copy = pre_image(t)
+    t.context.partial_results["x"] = 1
+    t.depends_on.append("w/t1")
+    t.status = t.status.RUNNING
+    assert copy.context.partial_results == {} and copy.depends_on == [] and copy.status.value == "pending"
+    wf = eng.state.workflows["w"]
+    assert pre_image(wf).tasks is wf.tasks  # never changed in place once built: shared, not copied
+
+
+# -- commands that fail midway ------------------------------------------------------------
+
+
+def _fail_after(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """``Engine.<name>`` does its work, then raises: the command fails midway."""
+    real: Callable[..., Any] = getattr(Engine, name)
+
+    if asyncio.iscoroutinefunction(real):
+
+        async def broken_async(self: Engine, *a: Any, **k: Any) -> Any:
+            await real(self, *a, **k)
+            raise RuntimeError(f"injected failure after {name}")
+
+        monkeypatch.setattr(Engine, name, broken_async)
+    else:
+
+        def broken(self: Engine, *a: Any, **k: Any) -> Any:
+            real(self, *a, **k)
+            raise RuntimeError(f"injected failure after {name}")
+
+        monkeypatch.setattr(Engine, name, broken)
+
+
+async def _running_fleet() -> Engine:
+    eng = memory_sim(seed=5, duration_scale=0.2)
+    await eng.advance(90)
+    assert any(t.agent for t in eng.state.tasks.values())
+    return eng
+
+
+NEW_WF = (
+    '/coordination-hub create \'{"id": "fresh", "start": true, "phases": [{"name": "a", "tasks": '
+    '[{"id": "a1", "specialization": "data-processing"}, {"id": "a2", "specialization": "data-processing"}]}]}\''
+)
+
+CASES: list[tuple[str, str, Callable[[Engine], str]]] = [
+    ("start_workflow", "creates a workflow and its tasks, then fails", lambda e: NEW_WF),
+    ("cancel_workflow", "cancels (archives) a running workflow", lambda e: f"/coordination-hub cancel {_busy(e)}"),
+    ("pause_workflow", "pauses running tasks", lambda e: f"/coordination-hub pause {_busy(e)}"),
+    ("checkpoint", "takes a checkpoint", lambda e: "/coordination-hub save-state '{}'"),
+]
+
+
+def _busy(eng: Engine) -> str:
+    return sorted({t.workflow for t in eng.state.tasks.values() if t.agent})[0]
+
+
+@pytest.mark.parametrize(("method", "what", "command"), CASES, ids=[c[0] for c in CASES])
+async def test_a_command_failing_midway_leaves_the_state_as_before(
+    monkeypatch: pytest.MonkeyPatch, method: str, what: str, command: Callable[[Engine], str]
+) -> None:
+    eng = await _running_fleet()
+    text = command(eng)
+    before, seq, head = _everything(eng.state), eng.state.seq, eng.head_hash
+    _fail_after(monkeypatch, method)
+    resp = await run_command(eng, text)
+    assert resp["status"] == "error", (what, resp)
+    assert (eng.state.seq, eng.head_hash) == (seq, head), what
+    assert _everything(eng.state) == before, what
+    monkeypatch.undo()
+    ok = await run_command(eng, text)  # the same command, not failing, does change the state
+    assert ok["status"] == "success", ok
+    assert eng.state.seq > seq
+
+
+async def test_a_rollback_failing_midway_leaves_the_state_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    eng = await _running_fleet()
+    cp = await eng.checkpoint("manual", "probe")
+    await eng.advance(200)
+    before, seq = _everything(eng.state), eng.state.seq
+    _fail_after(monkeypatch, "rollback")
+    resp = await run_command(eng, f"/workflow-recovery rollback '{{\"checkpoint\": {cp}}}'")
+    assert resp["status"] == "error", resp
+    assert eng.state.seq == seq
+    assert _everything(eng.state) == before
+
+
+async def test_failing_mutating_command_leaves_state_as_before_and_records_nothing() -> None:
+    eng = _engine(3)
+    h, seq, head = eng.state.state_hash(), eng.state.seq, eng.head_hash
+    resp = await run_command(eng, '/resource-manager scale \'{"pool": "p", "size": 99}\'')
+    assert resp["status"] == "error"
+    assert (eng.state.state_hash(), eng.state.seq, eng.head_hash) == (h, seq, head)
+
+
+def test_a_rejected_injected_event_changes_nothing() -> None:
+    """A fold that fails part-way (its task does not exist) is taken back by its own journal."""
+    from core.events import EventHeader
+
+    eng = _engine(3)
+    before, seq = _everything(eng.state), eng.state.seq
+    with pytest.raises(EngineError):
+        eng.inject(EventHeader(type="TASK_COMPLETED", component="agent", scope="w", data={"task": "w/nope"}))
+    assert eng.state.seq == seq and _everything(eng.state) == before
+
+
+# -- counters -------------------------------------------------------------------------------
 
 
 def test_taken_back_counter_events_leave_state_and_chain_as_before() -> None:
@@ -76,64 +284,28 @@ def test_taken_back_counter_events_leave_state_and_chain_as_before() -> None:
     assert (eng.state.state_hash(), eng.state.seq, eng.head_hash) == (h, seq, head)
 
 
-def test_counter_events_then_a_change_are_all_taken_back() -> None:
-    eng = _engine(3)
-    h, seq, head = eng.state.state_hash(), eng.state.seq, eng.head_hash
-    unit = eng.begin_unit()
-    eng.emit(COMMAND_EXECUTED, "command", "resource-manager", {"command": "/x", "status": "success"})
-    eng.create_pool("q", ["y"], 0, 2)  # a real change after the counter-only event
-    assert "q" in eng.state.pools
-    assert eng.end_unit(unit, keep=False)
-    assert "q" not in eng.state.pools
-    assert (eng.state.state_hash(), eng.state.seq, eng.head_hash) == (h, seq, head)
+# -- cost -------------------------------------------------------------------------------------
 
 
-async def test_failing_mutating_command_leaves_state_as_before_and_records_nothing() -> None:
-    eng = _engine(3)
-    h, seq, head = eng.state.state_hash(), eng.state.seq, eng.head_hash
-    resp = await run_command(eng, '/resource-manager scale \'{"pool": "p", "size": 99}\'')
-    assert resp["status"] == "error"
-    assert (eng.state.state_hash(), eng.state.seq, eng.head_hash) == (h, seq, head)
-
-
-def _p50(eng: Engine, n: int) -> float:
-    import asyncio
-
+def _p50(eng: Engine, n: int, text: Callable[[int], str]) -> float:
     times = []
-    for _ in range(n):
+    for i in range(n):
         t0 = time.perf_counter()
-        resp = asyncio.run(run_command(eng, READ_ONLY))
+        resp = asyncio.run(run_command(eng, text(i)))
         times.append(time.perf_counter() - t0)
-        assert resp["status"] == "success"
+        assert resp["status"] == "success", resp
     return sorted(times)[n // 2]
 
 
-def test_read_only_command_cost_does_not_follow_live_state() -> None:
+def _scale(i: int) -> str:
+    return f'/resource-manager scale \'{{"pool": "p", "size": {1 + i % 2}}}\''
+
+
+@pytest.mark.parametrize("text", [lambda i: READ_ONLY, _scale], ids=["read-only", "mutating"])
+def test_command_cost_does_not_follow_live_state(text: Callable[[int], str]) -> None:
     """20,000 live tasks: a copy of them took ~1 s a command; the bound is generous
     (5x the empty engine's p50 plus 20 ms) so that a loaded machine does not fail it."""
     small, big = _engine(0), _engine(20_000)
-    _p50(small, 3), _p50(big, 3)  # warm-up
-    p_small, p_big = _p50(small, 21), _p50(big, 21)
+    _p50(small, 3, text), _p50(big, 3, text)  # warm-up
+    p_small, p_big = _p50(small, 21, text), _p50(big, 21, text)
     assert p_big <= 5 * p_small + 0.02, (p_small, p_big)
-
-
-def test_undo_point_shares_nothing_with_the_state() -> None:
-    """The point holds the models' fresh dumps and copies of the plain-dict parts:
-    changing the state in place afterwards does not change the point."""
-    eng = _engine(3)
-    eng.state.incidents["i1"] = Incident(
-        id="i1",
-        scenario="resource_exhaustion",
-        type="RESOURCE_EXHAUSTION",
-        severity="high",
-        detected_at=0.0,
-        evidence={"notes": ["a"]},
-    )
-    h = eng.state.state_hash()
-    point = eng.state.undo_point()
-    eng.state.incidents["i1"].evidence["notes"].append("b")
-    eng.state.tasks["w/t0"].depends_on.append("w/t1")
-    eng.state.settings["x"] = {"y": 1}
-    assert eng.state.state_hash() != h
-    eng.state.restore(point)
-    assert eng.state.state_hash() == h

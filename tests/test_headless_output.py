@@ -11,6 +11,9 @@ import pytest
 
 from tests.conftest import REPO, opsdeck_cmd
 
+# The demo database is built once for the module: one worker under pytest-xdist.
+pytestmark = pytest.mark.xdist_group("headless")
+
 
 def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(opsdeck_cmd(*args), capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)

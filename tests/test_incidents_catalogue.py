@@ -150,7 +150,7 @@ async def test_a_toy_plan_without_its_acting_step_is_not_validated(tmp_path: Pat
 
 
 def test_the_catalogue_lists_each_kind_once_and_names_what_it_lacks() -> None:
-    assert len(SCENARIOS) == 5 and len(set(SCENARIOS)) == 5
+    assert len(SCENARIOS) == 7 and len(set(SCENARIOS)) == 7
     assert {k.criterion for k in CATALOGUE} <= set(GATES)
     assert "resumption_done" in GATES, "shared gates stay available to every plan"
     with pytest.raises(ValueError, match="listed twice"):

@@ -31,6 +31,8 @@ COMPLETION = {
     "performance-degradation": "OPTIMIZATION_COMPLETED",
     "data-integrity": "DATA_RECOVERY_COMPLETED",
     "network-partition": "NETWORK_RECOVERY_COMPLETED",
+    "usage-exhaustion": "EMERGENCY_RESPONSE_COMPLETED",
+    "rate-limit": "EMERGENCY_RESPONSE_COMPLETED",
 }
 
 
@@ -96,6 +98,8 @@ RECOVERS: dict[str, Callable[[Drill], None]] = {
     "agent-cascade": _autoscaler_adds_agents,
     "performance-degradation": _hosts_speed_up,
     "network-partition": _standing_policy_then_heal,
+    "usage-exhaustion": lambda drill: None,  # the runaway run stops reporting by itself (the sim reports no usage)
+    "rate-limit": lambda drill: None,  # the reset time comes by itself
 }
 
 
@@ -135,6 +139,8 @@ async def _run_edited(tmp_path: Path, name: str, seed: int = 0) -> tuple[Drill, 
         "performance-degradation",
         "data-integrity",
         "network-partition",
+        "usage-exhaustion",
+        "rate-limit",
     ],
 )
 @pytest.mark.slow

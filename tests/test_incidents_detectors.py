@@ -33,6 +33,14 @@ SEED_FIELDS = {
         "COMMUNICATION_FAILURE",
         {"failure_type", "affected_agents", "coordination_impact", "auto_recovery"},
     ),
+    "usage-exhaustion": (
+        "RESOURCE_EXHAUSTION",
+        {"error_type", "severity", "affected_workflows", "system_utilization", "usage"},
+    ),
+    "rate-limit": (
+        "RESOURCE_EXHAUSTION",
+        {"error_type", "severity", "affected_workflows", "system_utilization", "rate_limit"},
+    ),
 }
 
 

@@ -44,6 +44,8 @@ COMPLETION = {
     "performance-degradation": "OPTIMIZATION_COMPLETED:performance:validation:",
     "data-integrity": "DATA_RECOVERY_COMPLETED:coordination:validation:",
     "network-partition": "NETWORK_RECOVERY_COMPLETED:network:restoration:",
+    "usage-exhaustion": "EMERGENCY_RESPONSE_COMPLETED:system:validation:",
+    "rate-limit": "EMERGENCY_RESPONSE_COMPLETED:system:validation:",
 }
 
 

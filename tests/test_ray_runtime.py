@@ -33,6 +33,9 @@ from tui.widgets.agent_pools import agent_nodes
 
 QUICK = REPO / "examples" / "quick.toml"
 
+# One Ray instance for the module: under pytest-xdist (--dist loadgroup) its tests share a worker.
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:

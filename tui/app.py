@@ -48,9 +48,11 @@ from .dialogs import (
     outcome_text,
     workflow_confirm,
 )
+from .hangup import quit_on_hangup
 from .log_source import FilterError, LogSource
 from .palette import OpsdeckCommands
 from .plan_actions import PlanDecisions
+from .rollback import Rollbacks
 from .screens.agent import AgentScreen
 from .screens.checkpoints import CheckpointsScreen
 from .screens.choose import ChooseScreen
@@ -131,6 +133,7 @@ class OpsdeckApp(App[int]):
         self._filter_return: Widget | None = None
         self._shown_toasts: dict[tuple[str, str], float] = {}
         self.decisions = PlanDecisions(self)
+        self.rollbacks = Rollbacks(self)
 
     @property
     def host(self) -> Host | None:
@@ -170,6 +173,8 @@ class OpsdeckApp(App[int]):
         self.set_interval(REFRESH_S, self.refresh_panes)
         self.set_interval(0.25, self._log_tick)
         self.workflows_pane.focus()
+        if not self.is_headless:
+            quit_on_hangup(self.action_quit)
 
     def _first_frame(self) -> None:
         self.first_frame_s = time.perf_counter() - self.launched_at
@@ -642,28 +647,7 @@ class OpsdeckApp(App[int]):
         self.spawn(run())
 
     def request_rollback(self, cp_id: int) -> None:
-        link = self.link_for("rollback")
-        if link is None:
-            return
-
-        async def run() -> None:
-            cp = link.state.checkpoints.get(cp_id)
-            where = f"seq {cp.seq}, {cp.kind} {cp.label}".strip() if cp else "unknown"
-            if not await self.confirm(
-                f"Roll back to checkpoint #{cp_id}?",
-                f"Every workflow returns to checkpoint #{cp_id} ({where}). History is kept: the rollback is appended to the log.",
-                "Roll back",
-            ):
-                self.notify("rollback cancelled; nothing changed", timeout=3)
-                return
-            res = await self.send(operator.rollback_command(cp_id), f"rollback to #{cp_id}")
-            if res.get("status") == "success":
-                r = res.get("result") or {}
-                before, after = str(r.get("state_hash_before", "")), str(r.get("state_hash_after", ""))
-                if before and after:
-                    self.notify(f"state {before[:10]} → {after[:10]}", timeout=6)
-
-        self.spawn(run())
+        self.rollbacks.request(cp_id)
 
     def action_approve(self) -> None:
         self.decisions.start("approve")

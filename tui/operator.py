@@ -62,6 +62,10 @@ def rollback_command(checkpoint: int) -> str:
     return f"/coordination-hub rollback {payload({'checkpoint': checkpoint})}"
 
 
+def rollback_preview_command(checkpoint: int) -> str:
+    return f"/workflow-recovery rollback-preview {payload({'checkpoint': checkpoint})}"
+
+
 def plan_command(action: str, plan: str, reason: str = "") -> str:
     return f"/incident {PLAN_OPERATIONS[action]} {plan}" + (f" {payload({'reason': reason})}" if reason else "")
 

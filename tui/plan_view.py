@@ -107,6 +107,10 @@ def effects(s: State, command: str) -> list[str]:
             out.append(f"target: recover {v:g}% of {k} (reported met or not)")
     elif name == ("workflow-recovery", "gradual-resumption"):
         for st in p.stages:  # type: ignore[attr-defined]
+            if st.action == "release_pool":
+                n = f"{st.agents} agent(s) of" if st.agents else "every agent of"
+                out.append(f"stage {st.stage}: let {n} pool {st.pool} work again (from its rate-limit reset)")
+                continue
             what = {
                 "resume_paused_workflow": "resume",
                 "resume_workflow": "resume",

@@ -122,7 +122,7 @@ class AnalysisRequest(Windowed):
 
 
 class ResourceQuery(Payload):
-    resource_type: Literal["system", "agents", "workflows", "cpu", "memory", "storage"] = "system"
+    resource_type: Literal["system", "agents", "workflows", "cpu", "memory", "storage", "tokens"] = "system"
     horizon: Duration = Field(1800.0, description="how far ahead a forecast looks")
 
 
@@ -139,8 +139,24 @@ class ResourceAmount(Payload):
         return self.cpu_cores if self.cpu_cores is not None else self.cpu
 
 
+class BudgetAmount(Payload):
+    """A budget: money, tokens or both; ``warn_share`` where the warning is raised."""
+
+    cost_usd: float | None = Field(None, gt=0)
+    tokens: int | None = Field(None, gt=0)
+    warn_share: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _some(self) -> BudgetAmount:
+        if self.cost_usd is None and self.tokens is None:
+            raise ValueError("a budget needs cost_usd, tokens or both")
+        return self
+
+
 class Allocate(ResourceAmount):
     workflow: str | None = None
+    pool: str | None = Field(None, description="with budget: the pool's budget instead of a workflow's")
+    budget: BudgetAmount | None = None
 
 
 class Reallocate(Payload):
@@ -219,12 +235,25 @@ class EmergencyCleanup(Payload):
 
 class Stage(Payload):
     stage: int = Field(ge=1)
-    action: Literal["resume_paused_workflow", "restore_full_allocation", "resume_workflow", "lift_limits"]
-    workflow: str
+    action: Literal[
+        "resume_paused_workflow", "restore_full_allocation", "resume_workflow", "lift_limits", "release_pool"
+    ]
+    workflow: str | None = None
+    pool: str | None = Field(None, description="release_pool: a pool held after a rate limit")
+    agents: int | None = Field(None, ge=1, description="release_pool: agents that may work (none: lift the hold)")
     resource_limit: Literal["conservative", "moderate", "full"] | None = None
     gradual_scaling: bool = False
     validation_checkpoints: bool = False
     monitoring: Literal["real_time", "standard", "enhanced"] | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> Stage:
+        if self.action == "release_pool":
+            if not self.pool:
+                raise ValueError("a release_pool stage names its pool")
+        elif not self.workflow:
+            raise ValueError(f"a {self.action} stage names its workflow")
+        return self
 
 
 class GradualResumption(Payload):
@@ -588,6 +617,11 @@ class RestoreRequest(Payload):
     workflows: list[str] = Field(default_factory=list)
 
 
+class RollbackPreviewRequest(Payload):
+    checkpoint: int | Literal["latest", "latest_verified"] = "latest_verified"
+    workflows: list[str] = Field(default_factory=list, description="only these workflows (default: all)")
+
+
 class CheckpointRef(Payload):
     checkpoint: int | Literal["latest"] = "latest"
 
@@ -648,17 +682,3 @@ class Freeze(Payload):
 
 class StatusRequest(Payload):
     verbose: bool = False
-
-
-class SendInput(Payload):
-    """Text for a running task's stdin (a line unless ``newline`` is false)."""
-
-    task: str = Field(min_length=1)
-    text: str = Field(max_length=4096)
-    newline: bool = True
-
-
-class TaskRefPayload(Payload):
-    """One task, named by its id."""
-
-    task: str = Field(min_length=1)

@@ -12,7 +12,7 @@ from ..event_types import POOL_RESIZED
 from ..models import TERMINAL_WORKFLOW, AgentStatus, Resources, TaskStatus, WorkflowStatus
 from ..scheduler import dispatch
 from ..store import file_bytes
-from . import measured
+from . import budgets, measured
 from . import payloads as P
 from .analyses import _lsq_slope
 from .context import Context
@@ -123,10 +123,12 @@ async def status(ctx: Context, p: P.StatusRequest) -> Outcome:
             }
         )
     u = ctx.engine.utilisation()
-    return Outcome(
-        {"capacity": ctx.engine.config.capacity.model_dump(), "utilisation": u, "held": held(ctx), "workflows": rows},
-        f"cpu {u['cpu']:.1f}%, memory {u['memory']:.1f}%, agents {u['agents']:.1f}%; {len(rows)} workflow(s)",
-    )
+    res = {"capacity": ctx.engine.config.capacity.model_dump(), "utilisation": u, "held": held(ctx), "workflows": rows}
+    line = f"cpu {u['cpu']:.1f}%, memory {u['memory']:.1f}%, agents {u['agents']:.1f}%; {len(rows)} workflow(s)"
+    if not ctx.state.usage.empty():
+        res["usage"] = use = budgets.usage_section(ctx)
+        line += f"; {use['total']['tokens']:,} tokens, ${use['total']['cost_usd']:.4f} reported"
+    return Outcome(res, line)
 
 
 @operation(
@@ -135,7 +137,7 @@ async def status(ctx: Context, p: P.StatusRequest) -> Outcome:
     kind="analysis",
     payload=P.ResourceQuery,
     summary="usage of one resource type (system, agents, workflows, cpu, memory, storage)",
-    word_args=("resource_type",),
+    word_arg="resource_type",
 )
 async def usage(ctx: Context, p: P.ResourceQuery) -> Outcome:
     """Usage of one resource type, measured: samples for cpu/memory, agents by status, held by workflow."""
@@ -167,6 +169,8 @@ async def usage(ctx: Context, p: P.ResourceQuery) -> Outcome:
         res["workflows"] = {
             w: s.in_use(w).model_dump() for w in sorted(s.workflows) if s.workflows[w].status not in TERMINAL_WORKFLOW
         }
+    if rt == "tokens":
+        res["tokens"] = budgets.usage_section(ctx)
     if rt == "storage":
         store = ctx.engine.store
         if store is None:
@@ -179,6 +183,31 @@ async def usage(ctx: Context, p: P.ResourceQuery) -> Outcome:
                 "used_pct": round(size / (ctx.engine.config.capacity.storage_gb * 1e9) * 100, 6),
             }
     return Outcome(res, f"{rt} usage measured")
+
+
+@operation(
+    C,
+    "raise-budget",
+    kind="lifecycle",
+    payload=budgets.BudgetRequest,
+    summary="raise a workflow's (or a pool's) budget of tokens/cost and resume what it paused",
+    workflow_arg="optional",
+)
+async def raise_budget(ctx: Context, p: budgets.BudgetRequest) -> Outcome:
+    """Raise a budget above what is spent, then resume the workflows paused under it."""
+    return budgets.raise_budget(ctx, p)
+
+
+@operation(
+    C,
+    "release-pool",
+    kind="lifecycle",
+    payload=budgets.PoolRelease,
+    summary="let N agents of a pool held after a rate limit work again, or lift the hold",
+)
+async def release_pool(ctx: Context, p: budgets.PoolRelease) -> Outcome:
+    """After its reset time, a held pool's agents start work again: as many as given, or all."""
+    return budgets.release_pool(ctx, p)
 
 
 @operation(C, "capacity", kind="analysis", payload=P.Empty, summary="capacity, what is held and the headroom left")
@@ -246,7 +275,7 @@ def _forecast(ctx: Context, metric: str, horizon: float, threshold: float) -> di
     kind="analysis",
     payload=P.ResourceQuery,
     summary="linear forecast of utilisation and time to threshold",
-    word_args=("resource_type",),
+    word_arg="resource_type",
 )
 async def forecast(ctx: Context, p: P.ResourceQuery) -> Outcome:
     """Least-squares trend of the last 30 min of samples, projected ``horizon`` ahead."""
@@ -450,10 +479,16 @@ async def live_limits(ctx: Context, workflows: list[str]) -> dict[str, Any]:
     workflow_arg="optional",
 )
 async def allocate(ctx: Context, p: P.Allocate) -> Outcome:
+    """A workflow's allocation; with ``budget`` ({"cost_usd", "tokens", "warn_share"}) the
+    workflow's budget, or with ``pool`` too the pool's."""
+    if p.cores is None and p.memory_gb is None and p.agents is None:
+        if p.budget is not None:
+            return budgets.allocate_budget(ctx, p)
+        raise CommandError("INVALID_PAYLOAD", "allocate needs at least one of cpu_cores, memory_gb, agents, budget")
+    if p.budget is not None or p.pool is not None:
+        raise CommandError("INVALID_PAYLOAD", "allocate a budget in a command of its own (no cpu/memory/agents)")
     wf = ctx.workflow(ctx.workflow_id or p.workflow)
     cur = wf.allocation
-    if p.cores is None and p.memory_gb is None and p.agents is None:
-        raise CommandError("INVALID_PAYLOAD", "allocate needs at least one of cpu_cores, memory_gb, agents")
     new = Resources(
         cpu_cores=p.cores if p.cores is not None else cur.cpu_cores,
         memory_gb=p.memory_gb if p.memory_gb is not None else cur.memory_gb,

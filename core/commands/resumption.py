@@ -35,9 +35,15 @@ def plan_steps(engine: Engine, p: GradualResumption) -> tuple[list[dict[str, Any
     stages: list[dict[str, Any]] = []
     limited: list[str] = []
     for st in p.stages:
+        first = len(steps)
+        if st.action == "release_pool":
+            assert st.pool is not None
+            steps.append(pool_step(engine, st.stage, st.pool, st.agents, p.hold))
+            stages.append({"stage": st.stage, "action": st.action, "pool": st.pool, "steps": [first]})
+            continue
+        assert st.workflow is not None
         wf = s.workflows[st.workflow]
         base = wf.base_allocation
-        first = len(steps)
         if st.action in ("resume_paused_workflow", "resume_workflow"):
             share = LIMIT_SHARE.get(st.resource_limit or "full")
             limit = scaled(base, share) if share is not None else None
@@ -114,6 +120,21 @@ def plan_steps(engine: Engine, p: GradualResumption) -> tuple[list[dict[str, Any
     return steps, stages
 
 
+def pool_step(engine: Engine, stage: int, pool: str, agents: int | None, hold: float | None) -> dict[str, Any]:
+    """A step of a pool held after a rate limit: let ``agents`` of it work (from its reset
+    time, which the hold itself enforces), or lift the hold, not before the reset time
+    and a hold period after it."""
+    h = engine.state.usage.holds.get(pool)
+    reset = h.reset_at if h is not None else engine.clock.now()
+    step: dict[str, Any] = {"stage": stage, "pool": pool, "pool_agents": agents}
+    if agents is None:
+        step["not_before"] = round(reset + (hold or 0.0), 3)
+        step["what"] = f"lift the rate-limit hold of pool {pool}"
+    else:
+        step["what"] = f"let {agents} agent(s) of pool {pool} work from its reset"
+    return step
+
+
 def _fmt(r: Resources | None) -> str:
     if r is None:
         return "no limit"
@@ -124,6 +145,8 @@ def apply_step(engine: Engine, rid: str, index: int, actor: str) -> dict[str, An
     """Apply one step now and record it."""
     r = engine.state.resumptions[rid]
     step = r.steps[index]
+    if "pool" in step:
+        return _apply_pool_step(engine, rid, index, step, actor)
     wid = step["workflow"]
     wf = engine.state.workflows[wid]
     done: list[str] = []
@@ -142,6 +165,22 @@ def apply_step(engine: Engine, rid: str, index: int, actor: str) -> dict[str, An
         "coordination",
         "resumption",
         {"id": rid, "step": index, "stage": step["stage"], "workflow": wid, "what": step["what"], "utilisation": util},
+        actor=actor,
+    )
+    return {"step": index, "what": step["what"], "applied": done}
+
+
+def _apply_pool_step(engine: Engine, rid: str, index: int, step: dict[str, Any], actor: str) -> dict[str, Any]:
+    pool = step["pool"]
+    done = []
+    if pool in engine.state.usage.holds:
+        engine.spend.release_pool(pool, step.get("pool_agents"), actor=actor)
+        done.append("released" if step.get("pool_agents") is None else "agents")
+    engine.emit(
+        RESUMPTION_STEP_APPLIED,
+        "coordination",
+        "resumption",
+        {"id": rid, "step": index, "stage": step["stage"], "pool": pool, "what": step["what"], "applied": done},
         actor=actor,
     )
     return {"step": index, "what": step["what"], "applied": done}
@@ -176,7 +215,12 @@ def tick(engine: Engine, now: float) -> None:
         last = r.applied[-1].at if r.applied else r.created_at
         if now - last < r.hold_s:
             continue
-        ok, _ = stable(engine, now, r.safe_pct, r.hold_s)
+        nxt = r.steps[r.next_step] if r.next_step < len(r.steps) else {}
+        if now < float(nxt.get("not_before") or 0.0):
+            continue
+        # A pool's step waits on its reset time, not on the machine's load (a rate limit
+        # is the provider's, not this machine's).
+        ok = True if "pool" in nxt else stable(engine, now, r.safe_pct, r.hold_s)[0]
         if not ok:
             continue
         try:

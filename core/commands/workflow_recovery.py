@@ -19,6 +19,7 @@ from ..event_types import (
 )
 from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
 from . import payloads as P
+from . import rollback_rows
 from .analyses import diff_segments, replay_state
 from .context import Context
 from .registry import Operations, Outcome
@@ -71,23 +72,20 @@ def restore_snapshot(
     engine.request_dispatch()
 
 
-def progress_of(ctx: Context, ids: list[str]) -> dict[str, float]:
-    return {w: round(ctx.state.workflow_progress(w), 4) for w in ids if ctx.state.knows(w)}
-
-
 async def restore(ctx: Context, ref: int | str, workflows: list[str] | None, reason: str) -> Outcome:
     for w in workflows or []:
         ctx.any_workflow(w)  # a finished workflow may be rolled back too
-    cp_id, _snap, skipped = await pick_checkpoint(ctx, ref)
-    ids = workflows or ctx.state.all_workflow_ids()
-    before = progress_of(ctx, ids)
+    cp_id, snap, skipped = await pick_checkpoint(ctx, ref)
+    ids = workflows or rollback_rows.affected(ctx.state, snap)
+    before = rollback_rows.briefs(ctx.state, ids)
     h0 = ctx.state.state_hash()
     if workflows:
         for w in workflows:
             await ctx.engine.rollback(cp_id, workflow=w, actor=ctx.actor, reason=reason)
     else:
         await ctx.engine.rollback(cp_id, actor=ctx.actor, reason=reason)
-    after = progress_of(ctx, ids)
+    rows = rollback_rows.measured(before, ctx.state)
+    changed = sum(r.changed for r in rows)
     cp = ctx.state.checkpoints[cp_id]
     return Outcome(
         {
@@ -95,15 +93,35 @@ async def restore(ctx: Context, ref: int | str, workflows: list[str] | None, rea
             "checkpoint_seq": cp.seq,
             "kind": cp.kind,
             "workflows": ids,
+            "rows": [r.model_dump(mode="json") for r in rows],
             "skipped_checkpoints": skipped,
-            "progress_before": before,
-            "progress_after": after,
             "state_hash_before": h0,
             "state_hash_after": ctx.state.state_hash(),
         },
-        f"restored {len(ids)} workflow(s) to checkpoint #{cp_id} (seq {cp.seq})",
+        f"rolled back to checkpoint #{cp_id} (seq {cp.seq}): {changed} of {len(rows)} workflow(s) changed",
         ["/workflow-status", "/workflow-recovery validate-state"],
         workflow_id=workflows[0] if workflows and len(workflows) == 1 else None,
+    )
+
+
+@operation(
+    C,
+    "rollback-preview",
+    kind="analysis",
+    payload=P.RollbackPreviewRequest,
+    summary="what a rollback to a checkpoint would do: each workflow's status, phase, progress now -> then",
+    workflow_arg="optional",
+)
+async def rollback_preview(ctx: Context, p: P.RollbackPreviewRequest) -> Outcome:
+    wfs = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
+    for w in wfs:
+        ctx.any_workflow(w)
+    cp_id, snap, skipped = await pick_checkpoint(ctx, p.checkpoint)
+    rows = rollback_rows.preview(ctx.state, snap, wfs or None)
+    changed = sum(r.changed for r in rows)
+    return Outcome(
+        {"checkpoint": cp_id, "rows": [r.model_dump(mode="json") for r in rows], "skipped_checkpoints": skipped},
+        f"a rollback to checkpoint #{cp_id} would change {changed} of {len(rows)} workflow(s); nothing was changed",
     )
 
 
@@ -704,6 +722,12 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
     s = ctx.state
     eng = ctx.engine
     for st in p.stages:
+        if st.action == "release_pool":
+            if st.pool not in s.usage.holds:
+                raise CommandError(
+                    "INVALID_STATE", f"pool {st.pool!r} is not held", {"held_pools": sorted(s.usage.holds)}
+                )
+            continue
         wf = ctx.workflow(st.workflow)
         if wf.frozen:
             raise CommandError("WORKFLOW_FROZEN", f"{wf.id} is frozen for data protection", {"workflow_id": wf.id})

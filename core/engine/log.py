@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..event_data import EventDataError
-from ..event_types import EVENTS, check_event
+from ..event_types import check_event
 from ..events import Event, EventHeader, canonical_envelope, canonical_json, chain_hash
+from ..journal import Journal
 from ..models import Task
-from ..projection import CounterPoint
 
 if TYPE_CHECKING:
     from .contract import EngineCore
@@ -55,12 +55,8 @@ class Unit:
 
     seq: int
     head: str
-    point: dict[str, Any] | None = None
-    """The state before the unit's first event that changes more than counters (taken
-    then, so read-only work costs nothing)."""
-    counters: CounterPoint | None = None
-    """The counters before the unit's first event, when that event only counts (a
-    read-only command's own COMMAND_EXECUTED record): taken back without a copy."""
+    journal: Journal
+    """What the unit's folds overwrote: taking the unit back costs what it changed."""
     committed: bool = False
     """A flush inside the unit committed some of its events: they can no longer be undone."""
 
@@ -116,11 +112,6 @@ class EventLog:
         prev = e.head_hash
         h = chain_hash(prev, canonical_envelope(seq, ts, type_, component, scope, who, data_json))
         unit = self.unit
-        if unit is not None and unit.point is None:
-            if not state.counters_only(type_):
-                unit.point = state.undo_point()
-            elif unit.counters is None:
-                unit.counters = state.counter_point()
         # Fold first: a reducer that rejects the event leaves the chain untouched.
         try:
             state.apply(ev)
@@ -147,21 +138,22 @@ class EventLog:
             check_event(state, header.type, header.data)
         except EventDataError as exc:
             raise EngineError("INVALID_EVENT", str(exc), {"type": header.type, "field": exc.field}) from None
-        declared = EVENTS.get(header.type)
-        point = state.undo_point() if declared is not None and declared.fold is not None else None
+        journal = state.begin_journal()
         try:
-            return self.engine.emit(header.type, header.component, header.scope, header.data, actor=actor)
-        except EngineError:
-            if point is not None:
-                state.restore(point)
+            ev = self.engine.emit(header.type, header.component, header.scope, header.data, actor=actor)
+        except BaseException:
+            state.undo_journal(journal)
             raise
+        state.keep_journal(journal)
+        return ev
 
     # -- units of work --------------------------------------------------------------
     def begin_unit(self) -> Unit | None:
         """Start a unit of work; None when one is already open (the outer one owns it)."""
         if self.unit is not None:
             return None
-        self.unit = Unit(self.engine.state.seq, self.engine.head_hash)
+        state = self.engine.state
+        self.unit = Unit(state.seq, self.engine.head_hash, state.begin_journal())
         return self.unit
 
     def end_unit(self, unit: Unit | None, keep: bool) -> bool:
@@ -171,15 +163,15 @@ class EventLog:
         if unit is None or unit is not self.unit:
             return keep
         self.unit = None
-        if not keep and (unit.point is not None or unit.counters is not None):
-            if unit.committed:
+        state = self.engine.state
+        if keep or unit.committed:
+            state.keep_journal(unit.journal)
+            if not keep:
                 return False
+        else:
             self.buffer = [r for r in self.buffer if r[0] <= unit.seq]
             self.uncommitted = [e for e in self.uncommitted if e.seq <= unit.seq]
-            if unit.point is not None:
-                self.engine.state.restore(unit.point)
-            if unit.counters is not None:  # counter events came first: their counters are older
-                self.engine.state.restore_counters(unit.counters)
+            state.undo_journal(unit.journal)
             self.engine.head_hash = unit.head
         if self.engine.store is None:  # the memory engine's subscribers waited for the unit
             evs, self.uncommitted = self.uncommitted, []

@@ -21,7 +21,7 @@ from ..event_types import (
     TASK_USAGE,
     USAGE_LINES_IGNORED,
 )
-from ..usage.models import Budget, RateLimitReport, Scope, UsageReport
+from ..usage.models import Budget, RateLimitReport, Scope, Spend, UsageReport
 from .log import EngineError
 
 if TYPE_CHECKING:
@@ -86,10 +86,39 @@ class UsageOps:
                     "reason": report.malformed_last,
                 },
             )
+        self._sample(t.workflow, a.pool)
         self.check(t.workflow, a.pool)
         if report.rate_limit is not None and self.limited.get(task_id) != attempt:
             self.limited[task_id] = attempt
             self.hold_pool(a.pool, report.rate_limit, task_id)
+
+    def _sample(self, workflow: str, pool: str | None) -> None:
+        """Cumulative spend per scope in telemetry: the rate a criterion measures."""
+        e = self.engine
+        now = e.clock.now()
+        led = e.state.usage
+        targets: list[tuple[Scope, str | None]] = [("workflow", workflow), ("pool", pool)]
+        for scope, name in targets:
+            if name:
+                sp = led.spend_of(scope, name)
+                e.telemetry.record(now, "usage_tokens", f"{scope}:{name}", float(sp.tokens), persist=False)
+                e.telemetry.record(now, "usage_cost", f"{scope}:{name}", sp.cost_usd, persist=False)
+
+    def spent_within(self, scope: Scope, name: str, window: float) -> Spend:
+        """What the scope spent in the last ``window`` seconds (from the telemetry of each
+        report; all of it when nothing older was seen since the engine opened)."""
+        e = self.engine
+        now = e.clock.now()
+        cur = e.state.usage.spend_of(scope, name)
+
+        def before(metric: str) -> float:
+            old = [v for t, v in e.telemetry.get(metric, f"{scope}:{name}").points if t <= now - window]
+            return old[-1] if old else 0.0
+
+        return Spend(
+            input_tokens=max(0, cur.tokens - int(before("usage_tokens"))),
+            cost_usd=round(max(0.0, cur.cost_usd - before("usage_cost")), 6),
+        )
 
     def held_failure(self, agent_id: str, task_id: str) -> bool:
         """A run that reported a rate limit and then failed goes back to the queue (held

@@ -138,5 +138,31 @@ async def resumption_done(ctx: GateCtx) -> Verdict:
     return "wait", {"resumption": rid, "next_step": r.next_step}
 
 
-SHARED_GATES: dict[str, Gate] = {"resumption_done": resumption_done}
+async def spend_stopped(ctx: GateCtx) -> Verdict:
+    """The workflows an incident affects run no task, and their budget's scope has spent
+    nothing over the configured hold period (``usage.hold_s``): what a pause must achieve
+    before the operator's decision on the budget runs."""
+    eng = ctx.engine
+    ev = ctx.incident.evidence
+    hold = eng.config.usage.hold_s
+    running = sum(
+        1
+        for w in ctx.incident.affected_workflows
+        for k in eng.state.running_by_wf.get(w, ())
+        if eng.state.tasks[k].status is TaskStatus.RUNNING
+    )
+    recent = eng.spend.spent_within(ev["budget_scope"], ev["budget_name"], max(hold, 1.0))
+    figures = {"running_tasks": running, "spent_last_hold": {"tokens": recent.tokens, "cost_usd": recent.cost_usd}}
+    if running or recent.tokens or recent.cost_usd:
+        ctx.memo.pop("since", None)
+        if ctx.now - ctx.started_at > ctx.timeout_s:
+            return "fail", {**figures, "reason": f"spending did not stop within {ctx.timeout_s:g}s"}
+        return "wait", figures
+    since = ctx.memo.setdefault("since", ctx.now)
+    if ctx.now - since < hold:
+        return "wait", {**figures, "held_s": round(ctx.now - since, 1)}
+    return "pass", {**figures, "held_s": round(ctx.now - since, 1)}
+
+
+SHARED_GATES: dict[str, Gate] = {"resumption_done": resumption_done, "spend_stopped": spend_stopped}
 """Gates a plan step of any kind may name, besides the kinds' criteria."""

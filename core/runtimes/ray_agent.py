@@ -1,7 +1,7 @@
 """The Ray actor that is one opsdeck agent: the agent host's task runner inside Ray.
 
 One actor per agent, placed by Ray where it has room. It runs each task exactly as
-the local runtime's agent host does (:class:`core.runtimes.agent_host.Host`: a child
+the local runtime's agent host does (the same :class:`~core.runtimes.task_runner.TaskRunner`: a child
 in its own process group on the actor's node, the ``OPSDECK_PROGRESS`` /
 ``OPSDECK_PARTIAL`` lines, the resume variables, the limits of
 :mod:`core.runtimes.limits` detected on that node, the timeout and RSS watchdog), so
@@ -21,7 +21,6 @@ node starts it without the engine's dependencies.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import socket
@@ -32,50 +31,22 @@ from typing import Any
 import psutil
 import ray
 
-from .agent_host import Host
 from .limits import detect, dies_with_parent
 from .sampler import Sampler
+from .task_runner import RunnerConfig, TaskRunner
 
 REPORTS_KEEP = 5000
 """Reports kept for a console that does not poll (heartbeats first to go past this)."""
 
 
-class _ActorHost(Host):
-    """The agent host whose ``send`` numbers each report and keeps it for ``poll``."""
+class Mailbox:
+    """The actor's reports, numbered and kept until a console's ``poll`` acknowledges them."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        super().__init__(args)
-        self.launcher = dies_with_parent()
+    def __init__(self) -> None:
         self.seq = 0
         self.reports: deque[dict[str, Any]] = deque(maxlen=REPORTS_KEEP)
         self.arrived = asyncio.Event()
-        self.ever_connected = True  # a console created this actor; orphan_s counts from its last poll
-
-    def channel_secret(self, args: argparse.Namespace) -> bytes:
-        return b""  # no socket: Ray carries the calls (and authenticates them with its cluster token)
-
-    async def launch(self, r: Any) -> None:
-        """The run's shared directory and its own TMPDIR (paths the console chose) are made here, on the task's node."""
-        env = r.msg.get("env") or {}
-        for tmp in (env.get("OPSDECK_RUN_DIR"), env.get("TMPDIR")):
-            if not tmp:
-                continue
-            try:
-                os.makedirs(tmp, mode=0o700, exist_ok=True)
-            except OSError as exc:
-                self.finish(
-                    r,
-                    {
-                        "t": "failed",
-                        "task": r.task,
-                        "attempt": r.attempt,
-                        "rc": None,
-                        "error": f"could not create its temp directory on {socket.gethostname()}: {exc}",
-                        "output": [],
-                    },
-                )
-                return
-        await super().launch(r)
+        self.last_client = time.monotonic()
 
     def send(self, msg: dict[str, Any]) -> None:
         self.seq += 1
@@ -89,19 +60,20 @@ class Agent:
     def __init__(self, agent: str, heartbeat_s: float, sample_s: float, grace_s: float, orphan_s: float) -> None:
         self.mechanisms = detect()  # what this node can enforce, probed on this node
         m = self.mechanisms
-        self.args = argparse.Namespace(
+        self.config = RunnerConfig(
             agent=agent,
-            socket="",
-            heartbeat=heartbeat_s,
-            grace=grace_s,
-            orphan=orphan_s,
-            memory_mechanism=m.memory,
-            cpu_mechanism=m.cpu,
-            cgroup=m.cgroup_dir,
-            output_dir=None,
+            heartbeat_s=heartbeat_s,
+            grace_s=grace_s,
+            mech_memory=m.memory,
+            mech_cpu=m.cpu,
+            cgroup_parent=m.cgroup_dir,
+            launcher=dies_with_parent(),
+            make_dirs=True,  # the console chose the run's directories; they are made on this node
         )
+        self.orphan_s = orphan_s
         self.sample_s = sample_s
-        self.host: _ActorHost | None = None
+        self.mailbox = Mailbox()
+        self.runner: TaskRunner | None = None
         self.next_batch = 0
         self.turn: asyncio.Condition | None = None
         self.sampler: Sampler | None = None
@@ -115,81 +87,92 @@ class Agent:
             "boot_time": psutil.boot_time(),
         }
 
-    def _started(self) -> _ActorHost:
-        """The host and its loops start on the actor's event loop, at the first call."""
-        if self.host is None:
-            self.host = _ActorHost(self.args)
+    def _started(self) -> TaskRunner:
+        """The runner and its loops start on the actor's event loop, at the first call."""
+        if self.runner is None:
+            self.runner = TaskRunner(self.config, self.mailbox.send)
             self.turn = asyncio.Condition()
             self.sampler = Sampler()
             loop = asyncio.get_running_loop()
             # Held for the actor's life: the loop keeps only weak references to tasks.
             self.loops = [
-                loop.create_task(self.host.heartbeat()),
+                loop.create_task(self._heartbeat()),
                 loop.create_task(self._sample()),
                 loop.create_task(self._orphaned()),
             ]
-        return self.host
+        return self.runner
 
     async def hello(self) -> dict[str, Any]:
         """Where this agent is and what it runs: the first thing a console asks."""
-        h = self._started()
-        h.last_client = time.monotonic()
+        runner = self._started()
+        self.mailbox.last_client = time.monotonic()
         return {
             "t": "hello",
-            "agent": h.agent,
+            "agent": self.config.agent,
             **self.node,
-            "current": h.current(),
-            "done": list(h.results.values())[-32:],
+            "current": runner.current(),
+            "done": runner.recent_results(),
             "next_batch": self.next_batch,
-            "seq": h.seq,
+            "seq": self.mailbox.seq,
             "limits": {
                 **self.mechanisms.describe(),
-                "task_dies_with_actor": "setpriv --pdeathsig KILL" if h.launcher else "no (setpriv missing)",
+                "task_dies_with_actor": "setpriv --pdeathsig KILL" if self.config.launcher else "no (setpriv missing)",
             },
         }
 
     async def commands(self, batch_no: int, batch: list[dict[str, Any]]) -> int:
         """Run a batch of commands once every earlier batch has run (Ray may start them out of order)."""
-        h = self._started()
+        runner = self._started()
         assert self.turn is not None
         async with self.turn:
             await self.turn.wait_for(lambda: self.next_batch >= batch_no)
             if batch_no < self.next_batch:
                 return self.next_batch  # a batch sent twice (a console retrying): already run
             for msg in batch:
-                await h.command(msg)
+                await runner.command(msg)
             self.next_batch = batch_no + 1
             self.turn.notify_all()
-        if h.done.is_set():
+        if runner.done.is_set():
             ray.actor.exit_actor()  # a shutdown command: the task was stopped above
         return self.next_batch
 
     async def poll(self, after: int, wait_s: float) -> list[dict[str, Any]]:
         """Reports numbered above ``after`` (those up to it are acknowledged and dropped);
         waits up to ``wait_s`` for one to arrive."""
-        h = self._started()
-        h.last_client = time.monotonic()
-        while h.reports and h.reports[0]["seq"] <= after:
-            h.reports.popleft()
-        if not h.reports:
-            h.arrived.clear()
+        self._started()
+        box = self.mailbox
+        box.last_client = time.monotonic()
+        while box.reports and box.reports[0]["seq"] <= after:
+            box.reports.popleft()
+        if not box.reports:
+            box.arrived.clear()
             try:
-                await asyncio.wait_for(h.arrived.wait(), wait_s)
+                await asyncio.wait_for(box.arrived.wait(), wait_s)
             except TimeoutError:
                 pass
-        h.last_client = time.monotonic()
-        return [r for r in h.reports if r["seq"] > after]
+        box.last_client = time.monotonic()
+        return [r for r in box.reports if r["seq"] > after]
+
+    async def _heartbeat(self) -> None:
+        """A heartbeat every ``heartbeat_s``; idle with no console polling for ``orphan_s``: done."""
+        runner = self.runner
+        assert runner is not None
+        while not runner.done.is_set():
+            await asyncio.sleep(self.config.heartbeat_s)
+            runner.beat()
+            if runner.run is None and time.monotonic() - self.mailbox.last_client > self.orphan_s:
+                runner.done.set()  # nobody came (back) for us: do not linger forever
 
     async def _sample(self) -> None:
-        h = self.host
-        assert h is not None and self.sampler is not None
+        runner = self.runner
+        assert runner is not None and self.sampler is not None
         me = os.getpid()
-        while not h.done.is_set():
+        while not runner.done.is_set():
             await asyncio.sleep(self.sample_s)
             tree = self.sampler.tree(me)
             cpu, mem = self.sampler.system()
             if tree is not None:
-                h.send(
+                self.mailbox.send(
                     {
                         "t": "usage",
                         "cpu_pct": tree.cpu_pct,
@@ -203,12 +186,12 @@ class Agent:
             self.sampler.forget_dead()
 
     async def _orphaned(self) -> None:
-        """No console polled for ``orphan_s`` while idle: the host loop sets ``done``; leave."""
-        h = self.host
-        assert h is not None
-        await h.done.wait()
-        if h.run is not None:
-            await h.stop_run(h.run, "agent shut down")
+        """When the runner is done (a shutdown, or orphaned): stop its task and leave."""
+        runner = self.runner
+        assert runner is not None
+        await runner.done.wait()
+        if runner.run is not None:
+            await runner.stop_run(runner.run, "agent shut down")
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
 

@@ -17,6 +17,12 @@ def task_usage(s: State, ev: Event) -> None:
     d = ev.data
     led = s.usage
     key = d["task"]
+    if s.journal is not None:
+        s.changing("usage_tasks", led.tasks, key)
+        s.changing("usage_agents", led.agents, d["agent"])
+        s.changing("usage_workflows", led.workflows, d["workflow_id"])
+        if d.get("pool"):
+            s.changing("usage_pools", led.pools, d["pool"])
     ts = led.tasks.get(key)
     if ts is None:
         ts = led.tasks[key] = TaskSpend(workflow=d["workflow_id"])
@@ -39,6 +45,7 @@ def task_usage(s: State, ev: Event) -> None:
 
 def lines_ignored(s: State, ev: Event) -> None:
     n = int(ev.data["count"])
+    s.changing("usage_tasks", s.usage.tasks, ev.data["task"])
     ts = s.usage.tasks.get(ev.data["task"])
     if ts is not None:
         ts.ignored_lines += n
@@ -48,6 +55,7 @@ def lines_ignored(s: State, ev: Event) -> None:
 def budget_set(s: State, ev: Event) -> None:
     d = ev.data
     key = f"{d['scope']}:{d['name']}"
+    s.replacing("usage_budgets", s.usage.budgets, key)
     if d.get("budget") is None:
         s.usage.budgets.pop(key, None)
         return
@@ -61,12 +69,14 @@ def budget_set(s: State, ev: Event) -> None:
 
 
 def budget_warned(s: State, ev: Event) -> None:
+    s.changing("usage_budgets", s.usage.budgets, f"{ev.data['scope']}:{ev.data['name']}")
     st = s.usage.budget_of(ev.data["scope"], ev.data["name"])
     if st is not None:
         st.warned = True
 
 
 def budget_exceeded(s: State, ev: Event) -> None:
+    s.changing("usage_budgets", s.usage.budgets, f"{ev.data['scope']}:{ev.data['name']}")
     st = s.usage.budget_of(ev.data["scope"], ev.data["name"])
     if st is not None:
         st.warned = st.exceeded = True
@@ -74,6 +84,7 @@ def budget_exceeded(s: State, ev: Event) -> None:
 
 def pool_rate_limited(s: State, ev: Event) -> None:
     d = ev.data
+    s.replacing("usage_holds", s.usage.holds, d["pool"])
     s.usage.holds[d["pool"]] = PoolHold(
         pool=d["pool"],
         reset_at=float(d["reset_at"]),
@@ -87,6 +98,7 @@ def pool_rate_limited(s: State, ev: Event) -> None:
 
 def pool_hold_changed(s: State, ev: Event) -> None:
     d = ev.data
+    s.changing("usage_holds", s.usage.holds, d["pool"])
     if d.get("agents_allowed") is None:
         s.usage.holds.pop(d["pool"], None)
         return

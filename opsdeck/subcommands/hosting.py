@@ -36,12 +36,14 @@ def announce(host: Host, verb: str = "serve") -> None:
 
 
 def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT/SIGTERM. Signals reach only the main thread: a verb run
-    from another thread (a test harness calling ``main``) gets no handlers, not an error."""
+    """An event set by SIGINT/SIGTERM/SIGHUP (SIGHUP: the terminal closed; the host stops
+    its agents as on a quit instead of dying and leaving them running). Signals reach only
+    the main thread: a verb run from another thread (a test harness calling ``main``) gets
+    no handlers, not an error."""
     stop = asyncio.Event()
     if threading.current_thread() is not threading.main_thread():
         return stop
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     return stop

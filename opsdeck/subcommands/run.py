@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config, load_config
+from core.host.lease import current_holder
 from core.models import TERMINAL_WORKFLOW, WorkflowStatus
 from core.runtimes.real import REAL_RUNTIMES
 from core.workflow_file import WorkflowFileError, config_problems, load_workflow_file
@@ -121,6 +122,15 @@ def run(args: argparse.Namespace) -> int:
     if prepared is None:
         return 2
     wfile, specs, db = prepared
+    # A live host holding the database gets the console attached (or the run refused) instead.
+    idle = db.is_file() and current_holder(db) is None
+    ended = asyncio.run(ended_before(db, config, [sp.id for sp in specs])) if idle else None
+    if ended is not None:
+        note, results = ended
+        print(f"opsdeck: {note}", file=sys.stderr)
+        for wid, status in sorted(results.items()):
+            print(f"# {wid}: {status}", file=sys.stderr)
+        return 0 if all(st == "completed" for st in results.values()) else 1
     if args.headless:
         return asyncio.run(
             headless(
@@ -144,6 +154,27 @@ def run(args: argparse.Namespace) -> int:
         return await Host.open_local(db, wfile, specs, config, runtime=args.runtime, address=args.address)
 
     return run_console(db=db, config=config, speed=1.0, host_factory=open_host, listen=args.listen)
+
+
+async def ended_before(db: Path, config: Config, ids: list[str]) -> tuple[str, dict[str, str]] | None:
+    """When every workflow of the database (the file's among them) already ended: the note
+    saying nothing will run, and each workflow's outcome. Read before any host or agent
+    starts; None when there is work to run."""
+    from core.engine import Engine
+    from tui.dialogs import finished_note
+
+    try:
+        engine = await Engine.open(db, config=config, readonly=True)
+    except Exception:  # noqa: BLE001 - a database that cannot be read is reported by the run itself
+        return None
+    try:
+        s = engine.state
+        note = finished_note(s) if all(s.knows(w) for w in ids) else None
+        if note is None:
+            return None
+        return note, {w.id: w.status.value for w in s.all_workflows()}
+    finally:
+        await engine.close()
 
 
 def finished(engine: Any) -> bool:

@@ -19,7 +19,8 @@ from textual.widgets import Button, Label, Static
 
 class ConfirmScreen(ModalScreen[bool | str]):
     """Dismisses with True only when the operator presses the confirm button; with
-    ``alt_label``, a third button dismisses with the string ``"alt"``."""
+    ``alt_label``, a third button dismisses with the string ``"alt"``. An empty
+    ``confirm_label`` makes it a notice: one button (``cancel_label``) closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
@@ -56,7 +57,8 @@ class ConfirmScreen(ModalScreen[bool | str]):
                 yield Button(self.cancel_label, id="cancel", variant="default")
                 if self.alt_label:
                     yield Button(self.alt_label, id="alt", variant="warning")
-                yield Button(self.confirm_label, id="confirm", variant="error")
+                if self.confirm_label:
+                    yield Button(self.confirm_label, id="confirm", variant="error")
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()

@@ -9,7 +9,15 @@ entry below (or, for a test, ``CATALOGUE.with_kind(kind)``).
 from __future__ import annotations
 
 from ..catalogue import Catalogue
-from . import agent_cascade, data_integrity, network_partition, performance_degradation, resource_exhaustion
+from . import (
+    agent_cascade,
+    data_integrity,
+    network_partition,
+    performance_degradation,
+    rate_limit,
+    resource_exhaustion,
+    usage_budget,
+)
 
 CATALOGUE = Catalogue(
     [
@@ -18,6 +26,8 @@ CATALOGUE = Catalogue(
         performance_degradation.KIND,
         data_integrity.KIND,
         network_partition.KIND,
+        usage_budget.KIND,
+        rate_limit.KIND,
     ]
 )
 

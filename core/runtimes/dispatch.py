@@ -1,0 +1,225 @@
+"""Task commands of a real runtime: what a task runs, and the controls over a running one.
+
+The console side of a task's run: the command and environment sent to the agent host
+(:meth:`Dispatch.start_task` -- the host spawns the process, see
+:meth:`core.runtimes.agent_host.Host.launch`), pause/resume/stop, new CPU limits in
+place, each run's temp directory, and psutil measurements of the task's tree.
+Shared by the local and the Ray runtimes through their :class:`~.fleet.Fleet`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from pathlib import Path
+from typing import Any, Generic
+
+from ..models import Band, Task, TaskSpec, TaskStatus, WorkflowSpec
+from ..private import PrivateError, private_dir
+from ..projection import task_key
+from .fleet import Fleet, H, Links
+from .limits import NICE_BY_BAND, Mechanisms
+from .sampler import Sampler, TaskMeasure
+
+
+class Dispatch(Generic[H]):
+    """Task commands, limits, temp directories and measurements over a fleet's hosts."""
+
+    def __init__(
+        self, fleet: Fleet[H], links: Links[H], run_dir: Path, mechanisms: Mechanisms, sampler: Sampler
+    ) -> None:
+        self.fleet = fleet
+        self.links = links
+        self.run_dir = run_dir
+        self.mechanisms = mechanisms
+        self.sampler = sampler
+        self.specs: dict[str, TaskSpec] = {}
+        self._limit_waits: dict[tuple[str, str], list[asyncio.Future[dict[str, Any]]]] = {}
+
+    # -- what tasks run ----------------------------------------------------------------
+    def learn(self, spec_data: dict[str, Any]) -> None:
+        """Remember the commands of a workflow's tasks (from its WORKFLOW_CREATED)."""
+        spec = WorkflowSpec.model_validate(spec_data)
+        for phase in spec.phases:
+            for t in phase.tasks:
+                self.specs[task_key(spec.id, t.id)] = t
+
+    def on_event(self, ev: Any) -> None:
+        if ev.type == "WORKFLOW_CREATED":
+            self.learn(ev.data["spec"])
+
+    def attempts_allowed(self, task_id: str) -> int | None:
+        """Per-task retry policy from the workflow file: attempts = retries + 1."""
+        spec = self.specs.get(task_id)
+        return None if spec is None or spec.retries is None else spec.retries + 1
+
+    # -- starting a run ------------------------------------------------------------------
+    def start_task(self, agent_id: str, task: Task) -> None:
+        """Send the run's ``start`` command to the agent's host (after the log holds it)."""
+        fleet = self.fleet
+        h = fleet.hosts.get(agent_id)
+        spec = self.specs.get(task.id)
+        if h is None or h.dead:
+            fleet.fail_later(agent_id, task.id, "agent not running")
+            return
+        if spec is None or not spec.command:
+            fleet.fail_later(agent_id, task.id, "the task has no command")
+            return
+        nice, cpu_cores = NICE_BY_BAND[Band.MEDIUM.value], task.cpu or None
+        engine = fleet.engine
+        if engine is not None and task.workflow in engine.state.workflows:
+            lim = engine.cpu_limits(task.workflow, task.id)
+            nice, cpu_cores = int(lim["nice"]), (lim["cpu_cores"] if task.cpu else None)
+        tmp = self.temp_dir(task.id, task.attempts)
+        try:
+            private_dir(tmp)  # 0700 with its parent, whatever the umask
+        except (OSError, PrivateError) as exc:
+            why = f"could not create its temp directory: {exc}"  # `exc` is unbound once the block ends
+            fleet.fail_later(agent_id, task.id, why)
+            return
+        shared = self.shared_dir()
+        try:
+            private_dir(shared)
+        except (OSError, PrivateError) as exc:
+            why = f"could not create the run's shared directory: {exc}"
+            fleet.fail_later(agent_id, task.id, why)
+            return
+        env = {
+            **(spec.env or {}),
+            "TMPDIR": str(tmp),
+            "TMP": str(tmp),
+            "TEMP": str(tmp),
+            "OPSDECK_RUN_DIR": str(shared),
+        }
+        fleet.send(
+            h,
+            {
+                "op": "start",
+                "task": task.id,
+                "attempt": task.attempts,
+                "command": spec.command,
+                "shell": spec.shell,
+                "cwd": spec.cwd,
+                "env": env,
+                "timeout_s": spec.timeout_s,
+                "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
+                "cpu_cores": cpu_cores,
+                "nice": nice,
+                "context": task.context.model_dump(mode="json"),
+            },
+        )
+
+    # -- controls over a running task ---------------------------------------------------
+    def pause_task(self, agent_id: str, task_id: str) -> None:
+        self.fleet.command(agent_id, {"op": "pause", "task": task_id})
+
+    def resume_task(self, agent_id: str, task_id: str) -> None:
+        self.fleet.command(agent_id, {"op": "resume", "task": task_id})
+
+    def stop_task(self, agent_id: str, task_id: str) -> None:
+        self.fleet.command(agent_id, {"op": "stop", "task": task_id})
+
+    def ping_agent(self, agent_id: str) -> None:
+        """An active health check: the agent's host answers with a heartbeat."""
+        self.fleet.command(agent_id, {"op": "ping"})
+
+    async def relimit(
+        self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """Apply new CPU limits to running tasks in place: each agent host renices the
+        task's process group or writes its cgroup's ``cpu.max`` (the mechanism in
+        force) and says what it applied. Waits for the hosts' answers."""
+        loop = asyncio.get_running_loop()
+        waits = []
+        out: list[dict[str, Any]] = []
+        for agent_id, task_id, lim in targets:
+            h = self.fleet.hosts.get(agent_id)
+            if h is None or h.dead:
+                out.append({"task": task_id, "agent": agent_id, "applied": {}, "errors": {"agent": "not running"}})
+                continue
+            fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+            self._limit_waits.setdefault((agent_id, task_id), []).append(fut)
+            msg = {"op": "limit", "task": task_id, "nice": lim.get("nice"), "cpu_cores": lim.get("cpu_cores")}
+            self.fleet.send(h, msg)
+            waits.append((agent_id, task_id, lim, fut))
+        for agent_id, task_id, lim, fut in waits:
+            base = {"task": task_id, "agent": agent_id, "requested": lim, "mechanism": self.mechanisms.cpu}
+            try:
+                ans = await asyncio.wait_for(fut, timeout_s)
+                before, applied = ans.get("before", {}), ans.get("applied") or {}
+                out.append(
+                    base
+                    | {
+                        "applied": ans.get("applied", {}),
+                        "errors": ans.get("errors", {}),
+                        "before": before,
+                        "changed": any(before.get(k) != v for k, v in applied.items()),
+                        "pgid": ans.get("pgid"),
+                        "mechanism": ans.get("mechanism") or self.mechanisms.cpu,
+                    }
+                )
+            except TimeoutError:
+                out.append(base | {"applied": {}, "errors": {"agent": f"no answer within {timeout_s:g}s"}})
+            finally:
+                lst = self._limit_waits.get((agent_id, task_id), [])
+                if fut in lst:
+                    lst.remove(fut)
+        return out
+
+    def limited(self, agent_id: str, task_id: str, msg: dict[str, Any]) -> None:
+        """A host's answer to a ``limit`` command: wakes the :meth:`relimit` waiting on it."""
+        for fut in self._limit_waits.get((agent_id, task_id), []):
+            if not fut.done():
+                fut.set_result(msg)
+
+    # -- measurements -----------------------------------------------------------------------
+    def measure_task(
+        self, agent_id: str, task_id: str, pid: int | None = None, create_time: float | None = None
+    ) -> TaskMeasure | None:
+        """psutil of the task's process tree (the one ``pid``/``create_time`` name, else
+        the agent's current one): None when it is gone or not on this machine."""
+        h = self.fleet.hosts.get(agent_id)
+        if pid is None:
+            if h is None or h.dead or not self.links.measurable(h):
+                return None
+            pid, create_time = h.task_pgid, h.task_create_time
+        if pid is None:
+            return None
+        return self.sampler.group(pid, create_time)
+
+    # -- the files of task runs -------------------------------------------------------------
+    def shared_dir(self) -> Path:
+        """One directory for every task of the run (``OPSDECK_RUN_DIR``, 0700): where
+        tasks hand files to each other, since each run has its own ``TMPDIR`` and the
+        cleanup deletes finished runs' temp directories."""
+        return self.run_dir / "shared"
+
+    def temp_dir(self, task_id: str, attempt: int) -> Path:
+        """Each task run's own ``TMPDIR`` (inside the run directory, 0700)."""
+        return self.run_dir / "tmp" / f"{task_id.replace('/', '__')}-{attempt}"
+
+    def cleanup_temp(self) -> dict[str, Any]:
+        """Delete the temp directories of task runs that are not running now; count
+        the files and bytes removed."""
+        root = self.run_dir / "tmp"
+        keep = set()
+        engine = self.fleet.engine
+        if engine is not None:
+            for t in engine.state.tasks.values():
+                if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+                    keep.add(self.temp_dir(t.id, t.attempts).name)
+        files = size = dirs = 0
+        kept = []
+        for d in sorted(root.iterdir()) if root.is_dir() else []:
+            if d.name in keep or not d.is_dir() or d.is_symlink():
+                kept.append(d.name)
+                continue
+            for f in d.rglob("*"):
+                with contextlib.suppress(OSError):
+                    if f.is_file() and not f.is_symlink():
+                        files += 1
+                        size += f.stat().st_size
+            shutil.rmtree(d, ignore_errors=True)
+            dirs += 0 if d.exists() else 1
+        return {"dirs_removed": dirs, "files_removed": files, "bytes_removed": size, "kept_running": kept}

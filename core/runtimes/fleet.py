@@ -1,0 +1,253 @@
+"""The agents of a real runtime as the console knows them, and the write-ahead outbox.
+
+A real runtime (local processes, Ray actors) is composed of parts that share one
+:class:`Fleet`: the engine and sink it reports to, one :class:`HostRecord` per agent
+host, the commands waiting for each host, and the ``processes`` rows waiting to be
+written. What differs per runtime is how a host is reached (a unix socket, a Ray
+actor): the :class:`Links` it supplies. The parts are:
+
+* :mod:`.dispatch` -- task commands (start, pause, stop, limits), temp dirs, measuring;
+* :mod:`.reports` -- what hosts report (the place a task's output lines arrive);
+* :mod:`.supervise` -- an agent's end (retired, died, replaced) and the runtime's shutdown;
+* the runtime's own hosts part (:mod:`.local_hosts`, :mod:`.ray_actors`) -- spawning,
+  connections, sampling; and its :class:`Links`.
+
+Write-ahead: :meth:`Fleet.pump` writes the rows, then flushes the engine, then sends the
+commands, so a host never runs an assignment the log does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from ..models import LIVE_AGENT, TaskStatus
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from . import RuntimeSink
+
+
+@dataclass
+class HostRecord:
+    """What the console knows about one agent's host (a process here, or an actor)."""
+
+    agent: str
+    address: str
+    pid: int | None = None
+    create_time: float | None = None
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    conn: asyncio.Task[None] | None = None
+    dead: bool = False
+    retiring: bool = False
+    connected_once: bool = False
+    lost: bool = False
+    task_pgid: int | None = None
+    task_create_time: float | None = None
+    spawned_at: float = 0.0
+    last_report: float = 0.0
+
+
+H = TypeVar("H", bound=HostRecord)
+H_contra = TypeVar("H_contra", bound=HostRecord, contravariant=True)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A real runtime's intervals (from the workflow file's ``[runtime]``)."""
+
+    heartbeat_s: float = 1.0
+    sample_s: float = 1.0
+    stop_grace_s: float = 5.0
+    orphan_s: float = 3600.0
+
+
+class Links(Protocol[H_contra]):
+    """How one runtime reaches and ends its hosts: the only transport-specific primitives
+    the shared parts use."""
+
+    def ready(self, h: H_contra) -> bool:
+        """Can commands reach this host now?"""
+        ...
+
+    def deliver(self, h: H_contra, batch: list[dict[str, Any]]) -> bool:
+        """Send a batch of commands, in order; False to keep them for the next try."""
+        ...
+
+    def alive(self, h: H_contra) -> bool: ...
+
+    def kill(self, h: H_contra) -> None:
+        """End the host and its task group at once."""
+        ...
+
+    def kill_task_group(self, h: H_contra) -> None:
+        """SIGKILL the host's task group where this console can verify it."""
+        ...
+
+    def measurable(self, h: H_contra) -> bool:
+        """Can psutil on this machine see the host's tasks?"""
+        ...
+
+    def save(self, h: H_contra) -> None:
+        """Record where the host is (the ``processes`` row), if this runtime keeps one."""
+        ...
+
+    def close(self, h: H_contra) -> None:
+        """Drop what connects the console to a host that is no more."""
+        ...
+
+    def release(self, h: H_contra) -> None:
+        """At shutdown, after the host was asked to exit: reap or end what is left."""
+        ...
+
+
+class Fleet(Generic[H]):
+    """The shared state of a real runtime's parts, and the write-ahead outbox."""
+
+    def __init__(self, timing: Timing) -> None:
+        self.timing = timing
+        self.engine: Engine | None = None
+        self.sink: RuntimeSink | None = None
+        self.hosts: dict[str, H] = {}
+        self.closing = False
+        self.adopted: list[str] = []
+        self.recovered: list[str] = []
+        self.loops: list[asyncio.Task[None]] = []
+        self._store_ops: list[tuple[str, tuple[Any, ...]]] = []
+        self._wake: asyncio.Event | None = None
+
+    # -- commands to hosts ---------------------------------------------------------------
+    def send(self, h: H, msg: dict[str, Any]) -> None:
+        h.outbox.append(msg)
+        self.poke()
+
+    def send_first(self, h: H, msg: dict[str, Any]) -> None:
+        """Ahead of everything waiting (a stop for a run the log does not assign)."""
+        h.outbox.insert(0, msg)
+        self.poke()
+
+    def command(self, agent_id: str, msg: dict[str, Any]) -> None:
+        """Send to a live agent's host; nothing for an agent this runtime does not run."""
+        h = self.hosts.get(agent_id)
+        if h is not None and not h.dead:
+            self.send(h, msg)
+
+    def poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def fail_later(self, agent_id: str, task_id: str, why: str) -> None:
+        """A task that cannot start fails on the next turn of the loop, after ``start_task`` returned."""
+
+        def fail() -> None:
+            if self.sink is not None:
+                self.sink.task_failed(agent_id, task_id, why)
+
+        asyncio.get_running_loop().call_soon(fail)
+
+    # -- the processes table ------------------------------------------------------------
+    def save_row(self, agent_id: str, pid: int, create_time: float, info: dict[str, Any]) -> None:
+        self._store_ops.append(("save", (agent_id, pid, create_time, info)))
+        self.poke()
+
+    def forget_row(self, agent_id: str) -> None:
+        self._store_ops.append(("forget", (agent_id,)))
+        self.poke()
+
+    async def run_store_ops(self) -> None:
+        engine = self.engine
+        ops, self._store_ops = self._store_ops, []
+        if engine is None or engine.store is None:
+            return
+        latest: dict[str, int] = {}
+        for i, (_, args) in enumerate(ops):
+            latest[args[0]] = i
+        ops = [op for i, op in enumerate(ops) if latest[op[1][0]] == i]  # only the last word per agent counts
+        async with engine.store_lock:
+            for kind, args in ops:
+                if kind == "save":
+                    await engine.store.save_process(*args)
+                else:
+                    await engine.store.forget_process(*args)
+
+    # -- the loops ------------------------------------------------------------------------
+    def start(self, links: Links[H], sampling: Callable[[], Any]) -> None:
+        """Start the pump and the runtime's sampling loop (once)."""
+        if self.loops:
+            return
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.loops = [loop.create_task(self.pump(links)), loop.create_task(sampling())]
+
+    async def pump(self, links: Links[H]) -> None:
+        """Store writes, then the engine's flush, then the commands: write-ahead."""
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.run_store_ops()
+            if self.engine is not None:
+                await self.engine.flush()
+            for h in list(self.hosts.values()):
+                if h.outbox and links.ready(h):
+                    batch, h.outbox = h.outbox, []
+                    if not links.deliver(h, batch):
+                        h.outbox = batch + h.outbox
+
+    async def stop_loops(self) -> None:
+        for t in self.loops:
+            t.cancel()
+        for t in self.loops:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+        self.loops = []
+
+    # -- facts ---------------------------------------------------------------------------
+    def owns_attempt(self, agent_id: str, task_id: str | None, attempt: Any) -> bool:
+        """Is this (task, attempt) the one the log has running on this agent now?"""
+        engine = self.engine
+        if engine is None or task_id is None:
+            return False
+        a = engine.state.agents.get(agent_id)
+        t = engine.state.tasks.get(task_id)
+        return (
+            a is not None
+            and t is not None
+            and a.current_task == task_id
+            and t.agent == agent_id
+            and t.attempts == attempt
+            and t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED)
+        )
+
+    def replenish(self, pool: str, target: int | None = None) -> list[str]:
+        """Spawn agents until ``pool`` has ``target`` (default: its minimum) live agents."""
+        engine = self.engine
+        if engine is None or self.closing:
+            return []
+        from ..engine import EngineError
+
+        p = engine.state.pools.get(pool)
+        if p is None:
+            return []
+        want = p.min_size if target is None else target
+        live = sum(1 for a in engine.state.agents.values() if a.pool == pool and a.status in LIVE_AGENT)
+        added = []
+        while live < want:
+            try:
+                added.append(engine.add_agent(pool, actor="local-runtime"))
+            except EngineError:
+                break
+            live += 1
+        return added
+
+    def host_pids(self) -> dict[str, int]:
+        """Live agents' host pids (an actor's: its worker's, on its node)."""
+        return {a: h.pid for a, h in self.hosts.items() if not h.dead and h.pid is not None}
+
+    def task_pgid(self, agent_id: str) -> int | None:
+        h = self.hosts.get(agent_id)
+        return h.task_pgid if h is not None and not h.dead else None

@@ -1,0 +1,314 @@
+"""The local runtime's agent hosts: processes on this machine, reached over unix sockets.
+
+Each agent is an :mod:`agent host <core.runtimes.agent_host>` process in its own
+session, reached over a unix socket in the run's private directory (0700). Every
+connection is authenticated both ways (:mod:`.handshake`) before the console sends
+anything. :class:`LocalHosts` starts (or adopts) the hosts, reads their reports
+(:meth:`LocalHosts.connection`, which hands each to :mod:`.reports`), and samples
+them with psutil; :class:`LocalLinks` are the primitives the shared parts use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ..private import open_private, socket_path
+from .adoption import Adoption, kill_verified, killpg_verified
+from .fleet import Fleet, HostRecord
+from .handshake import SECRET_FILE, ChannelError, console_connect
+from .limits import Mechanisms
+from .reports import Reports
+from .sampler import Sampler, same_process
+from .supervise import Supervisor, exit_status
+from .wire import encode, messages
+
+CONNECT_TIMEOUT_S = 15.0
+
+
+@dataclass
+class ProcessHost(HostRecord):
+    """An agent host process this console started (``popen``) or adopted, and its socket."""
+
+    popen: subprocess.Popen[bytes] | None = None
+    writer: asyncio.StreamWriter | None = None
+
+
+class LocalLinks:
+    """A host process: signals verified by create time, a socket for commands."""
+
+    def __init__(self, fleet: Fleet[ProcessHost], adoption: Adoption) -> None:
+        self.fleet = fleet
+        self.adoption = adoption
+
+    def ready(self, h: ProcessHost) -> bool:
+        return h.writer is not None and not h.writer.is_closing()
+
+    def deliver(self, h: ProcessHost, batch: list[dict[str, Any]]) -> bool:
+        assert h.writer is not None
+        try:
+            h.writer.write(b"".join(encode(m) for m in batch))
+        except (ConnectionError, RuntimeError):
+            return False
+        return True
+
+    def alive(self, h: ProcessHost) -> bool:
+        if h.popen is not None:
+            return h.popen.poll() is None
+        return h.pid is not None and h.create_time is not None and same_process(h.pid, h.create_time)
+
+    def kill(self, h: ProcessHost) -> None:
+        """SIGKILL a host and its task group, both verified by create time."""
+        self.kill_task_group(h)
+        if h.popen is not None:
+            with contextlib.suppress(OSError):
+                h.popen.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                h.popen.wait(1.0)
+        elif h.pid and h.create_time:
+            kill_verified(h.pid, h.create_time, signal.SIGKILL)
+
+    def kill_task_group(self, h: ProcessHost) -> None:
+        killpg_verified(h.task_pgid, h.task_create_time)
+
+    def measurable(self, h: ProcessHost) -> bool:
+        return True  # every local host's tasks run on this machine
+
+    def save(self, h: ProcessHost) -> None:
+        """The host's ``processes`` row, signed with the run's MAC."""
+        if h.pid is None or h.create_time is None:
+            return
+        info: dict[str, Any] = {"address": h.address, "task_pgid": h.task_pgid, "task_create_time": h.task_create_time}
+        info["mac"] = self.adoption.row_mac(h.agent, h.pid, h.create_time, info)
+        self.fleet.save_row(h.agent, h.pid, h.create_time, info)
+
+    def close(self, h: ProcessHost) -> None:
+        if h.popen is not None:
+            h.popen.poll()
+        if h.writer is not None:
+            h.writer.close()
+            h.writer = None
+
+    def release(self, h: ProcessHost) -> None:
+        if h.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                h.popen.wait(1.0)
+
+
+class LocalHosts:
+    """Starting, adopting, connecting to and sampling the agent host processes."""
+
+    def __init__(
+        self,
+        fleet: Fleet[ProcessHost],
+        links: LocalLinks,
+        supervisor: Supervisor[ProcessHost],
+        reports: Reports[ProcessHost],
+        run_dir: Path,
+        mechanisms: Mechanisms,
+        sampler: Sampler,
+    ) -> None:
+        self.fleet = fleet
+        self.links = links
+        self.adoption = links.adoption
+        self.supervisor = supervisor
+        self.reports = reports
+        self.run_dir = run_dir
+        self.mechanisms = mechanisms
+        self.sampler = sampler
+
+    # -- starting ---------------------------------------------------------------------
+    def address(self, agent_id: str) -> str:
+        """A path socket in a 0700 directory of ours (never an abstract socket)."""
+        return str(socket_path(self.run_dir, f"{agent_id}.sock"))
+
+    def spawn(self, agent_id: str) -> None:
+        """Adopt the agent's host left by a previous console, or start one."""
+        adopt = self.adoption.adoptable.pop(agent_id, None)
+        if adopt is not None:
+            pid, ct, info = adopt
+            stored = info.get("address")
+            address = stored if isinstance(stored, str) and not stored.startswith("@") else self.address(agent_id)
+            h = ProcessHost(
+                agent_id,
+                address,
+                pid=pid,
+                create_time=ct,
+                task_pgid=info.get("task_pgid"),
+                task_create_time=info.get("task_create_time"),
+            )
+            self.fleet.adopted.append(agent_id)
+        else:
+            h = ProcessHost(agent_id, self.address(agent_id))
+            self.start_host(h)
+        self.supervisor.replace(self.fleet.hosts.get(agent_id))
+        self.fleet.hosts[agent_id] = h
+        h.conn = asyncio.get_running_loop().create_task(self.connection(h))
+
+    def start_host(self, h: ProcessHost) -> None:
+        """Spawn the agent host process (its own session: it outlives a killed console)."""
+        m, timing = self.mechanisms, self.fleet.timing
+        argv = [
+            sys.executable,
+            "-m",
+            "core.runtimes.agent_host",
+            "--agent",
+            h.agent,
+            "--socket",
+            h.address,
+            "--secret-file",
+            str(self.run_dir / SECRET_FILE),
+            "--heartbeat",
+            str(timing.heartbeat_s),
+            "--grace",
+            str(timing.stop_grace_s),
+            "--orphan",
+            str(timing.orphan_s),
+            "--memory-mechanism",
+            m.memory,
+            "--cpu-mechanism",
+            m.cpu,
+        ]
+        if m.cgroup_dir:
+            argv += ["--cgroup", m.cgroup_dir]
+        log = open_private(self.run_dir / f"{h.agent}.log")
+        try:
+            h.popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                cwd=os.getcwd(),
+                env=_host_env(),
+            )
+        finally:
+            os.close(log)
+        h.pid = h.popen.pid
+        h.spawned_at = time.monotonic()
+        try:
+            h.create_time = psutil.Process(h.pid).create_time()
+        except psutil.Error:
+            h.create_time = None
+        self.links.save(h)
+
+    def died(self, h: ProcessHost, reason: str) -> None:
+        """The host process ended: the reason says how (exit status or signal)."""
+        how = exit_status(h.popen)
+        self.supervisor.died(h, reason if how is None else f"{reason} ({how})")
+
+    # -- the connection: where a host's reports are read ---------------------------------
+    async def connection(self, h: ProcessHost) -> None:
+        """Connect (with retries while the host starts), read its reports, notice its end."""
+        fleet, links = self.fleet, self.links
+        started = time.monotonic()
+        while not h.dead:
+            try:
+                reader, writer = await console_connect(h.address, self.adoption.secret, expect_pid=h.pid)
+            except ChannelError as exc:
+                # Someone else holds the name, or a process that cannot prove it is our
+                # host: send it nothing, fail the agent loudly, and do not retry there.
+                self.adoption.security_failures.append(str(exc))
+                print(f"opsdeck: agent {h.agent}: {exc}", file=sys.stderr, flush=True)
+                links.kill(h)
+                self.died(h, f"agent socket refused: {exc}")
+                return
+            except OSError:
+                if not links.alive(h):
+                    self.died(h, "agent process exited")
+                    return
+                if time.monotonic() - started > CONNECT_TIMEOUT_S:
+                    links.kill(h)
+                    self.died(h, "agent process did not answer on its socket")
+                    return
+                if not h.connected_once and fleet.sink is not None:
+                    # Still starting (alive, not listening yet): starting, not silent, as a
+                    # Ray actor being placed is (a loaded machine takes seconds to start Python).
+                    fleet.sink.agent_heartbeat(h.agent)
+                await asyncio.sleep(0.02)
+                continue
+            h.writer = writer
+            fleet.poke()  # send what waited for the connection
+            try:
+                async for msg in messages(reader):
+                    self.reports.on_report(h, msg)
+            except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+                pass
+            if h.writer is writer:
+                h.writer = None
+            writer.close()
+            if h.dead or fleet.closing:
+                return
+            if h.retiring:
+                await asyncio.sleep(0.05)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    if h.popen is not None:
+                        h.popen.wait(0.5)
+                if not links.alive(h):
+                    self.supervisor.gone(h)
+                    return
+            if not links.alive(h):
+                self.died(h, "agent process died")
+                return
+            h.lost = True
+            started = time.monotonic()
+            await asyncio.sleep(0.05)
+
+    # -- sampling ---------------------------------------------------------------------------
+    async def sample_loop(self) -> None:
+        """psutil every ``sample_s``: each agent's tree, then the machine (detector hooks run there)."""
+        fleet = self.fleet
+        while True:
+            await asyncio.sleep(fleet.timing.sample_s)
+            sink = fleet.sink
+            if sink is None:
+                continue
+            live = [h for h in fleet.hosts.values() if not h.dead and h.pid is not None]
+            usage = self.sampler.trees({h.agent: (h.pid, h.create_time) for h in live if h.pid is not None})
+            for h in live:
+                if h.dead:
+                    continue
+                u = usage.get(h.agent)
+                if u is None or not self.links.alive(h):
+                    if not h.retiring:
+                        self.died(h, "agent process gone")
+                    continue
+                if time.monotonic() - h.last_report <= 2 * fleet.timing.heartbeat_s:
+                    # A sample is liveness to the engine: only for a host that still talks
+                    # (a stopped or hung host is measurable but silent).
+                    sink.usage(h.agent, u.cpu_pct, u.rss_mb)
+            cpu, mem = self.sampler.system()
+            sink.system_usage(cpu, mem)
+            self.sampler.forget_dead()
+
+    # -- real faults (drills on real processes) ------------------------------------------
+    def fail_agent(self, agent_id: str) -> None:
+        """SIGKILL the agent's host process (verified by create time); its death is
+        then noticed the way any crash is (the connection closes)."""
+        h = self.fleet.hosts.get(agent_id)
+        if h is not None and not h.dead and h.pid and h.create_time:
+            kill_verified(h.pid, h.create_time, signal.SIGKILL)
+
+    def signal_hosts(self, agent_ids: list[str] | None, sig: int) -> None:
+        """``sig`` to the hosts of ``agent_ids`` (None: every host), verified by create time."""
+        for a, h in self.fleet.hosts.items():
+            if (agent_ids is None or a in agent_ids) and not h.dead and h.pid and h.create_time:
+                kill_verified(h.pid, h.create_time, sig)
+
+
+def _host_env() -> dict[str, str]:
+    """The host imports ``core`` from wherever this console imported it."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env

@@ -1,0 +1,147 @@
+"""What agent hosts report, turned into the engine's facts.
+
+Every report of a real runtime's hosts arrives at :meth:`Reports.on_report` (the local
+runtime's socket reader and the Ray runtime's polls both end here): ``hello`` (what
+the host runs and finished, on each connection), ``heartbeat`` (a task's progress,
+its new output lines and partial results), ``started``, ``finished`` / ``failed`` /
+``stopped``, ``limited`` (the answer to new CPU limits) and an oversize notice.
+
+The projection is the truth: a report about a (task, attempt) the log does not have
+running on that agent changes nothing, except a finished run of a task moved away
+from a cut-off agent, which the conflict-free merge decides.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Generic
+
+from pydantic import ValidationError
+
+from ..models import AgentStatus, TaskStatus
+from ..usage.models import UsageReport
+from .dispatch import Dispatch
+from .fleet import Fleet, H, Links
+from .wire import MAX_LINE, OVERSIZE
+
+
+class Reports(Generic[H]):
+    """Applies a host's reports to the engine (through the sink)."""
+
+    def __init__(self, fleet: Fleet[H], links: Links[H], dispatch: Dispatch[H]) -> None:
+        self.fleet = fleet
+        self.links = links
+        self.dispatch = dispatch
+
+    def on_report(self, h: H, msg: dict[str, Any]) -> None:
+        fleet = self.fleet
+        sink, engine = fleet.sink, fleet.engine
+        if sink is None or engine is None:
+            return
+        h.last_report = time.monotonic()
+        kind = msg.get("t")
+        task: str | None = msg.get("task")
+        attempt = msg.get("attempt")
+        a = engine.state.agents.get(h.agent)
+        if a is not None and a.status is AgentStatus.UNREACHABLE:
+            sink.agent_reconnected(h.agent, [])  # it was only late (a busy machine, a stalled loop)
+        if kind == "hello":
+            self._hello(h, msg)
+            return
+        if kind == OVERSIZE:
+            # A report too large to read: fail the task it was about rather than wait on it.
+            cur = a.current_task if a is not None else None
+            if cur:
+                sink.task_failed(
+                    h.agent,
+                    cur,
+                    f"a report of {int(msg.get('bytes') or 0):,} bytes from agent {h.agent} was over the "
+                    f"channel's limit of {MAX_LINE:,} bytes and could not be delivered",
+                    None,
+                )
+                fleet.send(h, {"op": "stop", "task": cur})
+            return
+        if task and msg.get("usage") is not None and fleet.owns_attempt(h.agent, task, attempt):
+            self._task_usage(h.agent, task, int(attempt or 0), msg["usage"])
+        if kind == "heartbeat":
+            if task and fleet.owns_attempt(h.agent, task, attempt) and msg.get("changed"):
+                engine.task_progress(
+                    h.agent, task, float(msg.get("progress", 0.0)), msg.get("output"), msg.get("partial")
+                )
+            else:
+                sink.agent_heartbeat(h.agent)
+            return
+        if kind == "limited" and task is not None:
+            self.dispatch.limited(h.agent, task, msg)
+            return
+        if kind == "started":
+            h.task_pgid, h.task_create_time = msg.get("pgid"), msg.get("create_time")
+            self.links.save(h)
+            if task is not None and fleet.owns_attempt(h.agent, task, attempt):
+                sink.task_started(h.agent, task)
+            return
+        if kind in ("finished", "failed", "stopped"):
+            self._ended(h, kind, task, attempt, msg)
+
+    def _hello(self, h: H, msg: dict[str, Any]) -> None:
+        """A (re)connection: what the host runs now (stopped unless the log assigns it)
+        and the runs it finished meanwhile (applied as if reported now)."""
+        fleet = self.fleet
+        assert fleet.sink is not None
+        h.connected_once = True
+        h.lost = False
+        fleet.sink.agent_heartbeat(h.agent)
+        cur = msg.get("current")
+        if cur:
+            h.task_pgid, h.task_create_time = cur.get("pgid"), cur.get("create_time")
+            if not fleet.owns_attempt(h.agent, cur.get("task"), cur.get("attempt")):
+                fleet.send_first(h, {"op": "stop", "task": cur.get("task")})
+        for done in msg.get("done") or []:
+            self.on_report(h, done)
+
+    def _ended(self, h: H, kind: str, task: str | None, attempt: Any, msg: dict[str, Any]) -> None:
+        """A run's end: its last progress, then finished or failed (a stop was asked for)."""
+        fleet = self.fleet
+        sink, engine = fleet.sink, fleet.engine
+        assert sink is not None and engine is not None
+        h.task_pgid = h.task_create_time = None
+        if kind == "finished" and task and not fleet.owns_attempt(h.agent, task, attempt):
+            self._merge_moved(h.agent, task, attempt)
+            return
+        if kind == "stopped" or task is None or not fleet.owns_attempt(h.agent, task, attempt):
+            return
+        if msg.get("partial") or msg.get("progress"):
+            engine.task_progress(h.agent, task, float(msg.get("progress") or 0.0), None, msg.get("partial") or None)
+        if kind == "finished":
+            sink.task_finished(
+                h.agent, task, msg.get("output"), {"rc": msg.get("rc"), "elapsed_s": msg.get("elapsed_s")}
+            )
+        else:
+            sink.task_failed(h.agent, task, str(msg.get("error", "failed")), msg.get("output"))
+
+    def _task_usage(self, agent_id: str, task_id: str, attempt: int, raw: Any) -> None:
+        """A run's usage report, validated at this boundary (a malformed one is dropped
+        with a note in the agent's log, never applied)."""
+        engine = self.fleet.engine
+        if engine is None:
+            return
+        try:
+            report = UsageReport.model_validate(raw)
+        except ValidationError as exc:
+            print(f"opsdeck: agent {agent_id}: usage report refused: {exc.errors()[:1]}", file=sys.stderr, flush=True)
+            return
+        engine.spend.record(agent_id, task_id, attempt, report)
+
+    def _merge_moved(self, agent_id: str, task_id: str, attempt: Any) -> None:
+        """A run finished on an agent the task was moved away from (it was cut off
+        and kept working): the conflict-free merge decides (completed once; the copy
+        still running elsewhere stops)."""
+        engine = self.fleet.engine
+        t = engine.state.tasks.get(task_id) if engine is not None else None
+        if engine is None or t is None or t.status is TaskStatus.COMPLETED:
+            return
+        wf = engine.state.workflows.get(t.workflow)
+        if wf is None or wf.status.value not in ("running", "paused"):
+            return
+        engine.merge_partition(agent_id, [{"seq": int(attempt or 0), "kind": "finished", "task_id": task_id}])

@@ -1,0 +1,131 @@
+"""The end of an agent's host in a real runtime: retired, died (and replaced), or shut down.
+
+Shared by the local and the Ray runtimes: how a host ends differs (a process, an
+actor: their :class:`~.fleet.Links`), what it means to the engine does not. An agent
+that dies fails (its task goes back to the queue with its context unless the task's
+retry policy is spent) and its pool is replenished; a retired one is reaped after the
+grace period; a shutdown leaves no host and no task process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Generic
+
+from ..models import LIVE_AGENT
+from .dispatch import Dispatch
+from .fleet import Fleet, H, Links
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+
+def exit_status(popen: subprocess.Popen[bytes] | None) -> str | None:
+    """How a child process ended (``exit status N`` / ``killed by SIGX``), None while it runs."""
+    if popen is None or popen.poll() is None:
+        return None
+    rc = popen.returncode
+    return "exit status " + str(rc) if rc >= 0 else "killed by " + signal.Signals(-rc).name
+
+
+class Supervisor(Generic[H]):
+    """What happens to the engine's agents when their hosts end."""
+
+    def __init__(self, fleet: Fleet[H], links: Links[H], dispatch: Dispatch[H]) -> None:
+        self.fleet = fleet
+        self.links = links
+        self.dispatch = dispatch
+
+    def fail_unadopted(self, engine: Engine, adoptable: Iterable[str], gone_reason: str, why: dict[str, str]) -> None:
+        """On opening: the agents the log counts as live whose hosts were not found (or
+        not trusted, ``why``) fail; their tasks are recovered."""
+        keep = set(adoptable)
+        for a in sorted(engine.state.agents.values(), key=lambda a: a.id):
+            if a.status in LIVE_AGENT and a.id not in keep:
+                self.fleet.recovered.append(a.id)
+                reason = why.get(a.id)
+                engine.agent_failed(a.id, gone_reason if reason is None else f"not adopted: {reason}")
+
+    def gone(self, h: H) -> None:
+        """A host that is no more: drop its connection and its row."""
+        h.dead = True
+        self.links.close(h)
+        self.fleet.forget_row(h.agent)
+
+    def died(self, h: H, reason: str) -> None:
+        """An agent host that died: fail the agent (its task goes back with its context), replace it."""
+        if h.dead:
+            return
+        fleet = self.fleet
+        self.links.kill_task_group(h)
+        self.gone(h)
+        sink = fleet.sink
+        if fleet.closing or sink is None or h.retiring:
+            return
+        engine = fleet.engine
+        a = engine.state.agents.get(h.agent) if engine is not None else None
+        if engine is not None and a is not None and a.current_task:
+            t = engine.state.tasks[a.current_task]
+            allowed = self.dispatch.attempts_allowed(t.id) or engine.config.retries.attempts
+            if t.attempts >= allowed:  # the retry policy is spent: the task fails with its agent
+                sink.task_failed(h.agent, t.id, f"its agent died: {reason}")
+        sink.agent_failed(h.agent, reason)
+        if engine is not None and a is not None:
+            fleet.replenish(a.pool)
+
+    def replace(self, old: H | None) -> None:
+        """A new host takes an agent's place: the old one, if still there, is ended."""
+        if old is not None and not old.dead:
+            self.links.kill(old)
+
+    def retire_agent(self, agent_id: str) -> None:
+        h = self.fleet.hosts.get(agent_id)
+        if h is None or h.dead:
+            return
+        h.retiring = True
+        self.fleet.send(h, {"op": "shutdown"})
+        asyncio.get_running_loop().call_later(self.fleet.timing.stop_grace_s + 3.0, self._reap_retired, h)
+
+    def _reap_retired(self, h: H) -> None:
+        if not h.dead and not self.links.alive(h):
+            self.gone(h)
+        elif not h.dead:
+            self.links.kill(h)
+            self.gone(h)
+
+    async def shutdown(self, release: bool = True) -> None:
+        """Stop every agent and task; leave no host behind. With ``release`` the log
+        records it: running tasks go back to the queue, agents are deallocated."""
+        fleet, links = self.fleet, self.links
+        engine = fleet.engine
+        if release and engine is not None and not engine.readonly:
+            for a in sorted(engine.state.agents.values(), key=lambda a: a.id):
+                if a.status in LIVE_AGENT:
+                    engine.retire_agent(a.id, actor="opsdeck")
+        fleet.closing = True
+        for h in fleet.hosts.values():
+            if not h.dead:
+                h.retiring = True
+                fleet.send(h, {"op": "shutdown"})
+        fleet.poke()
+        deadline = time.monotonic() + fleet.timing.stop_grace_s + 2.0
+        # Hosts not started by this process (adopted) signal no exit: their liveness is polled.
+        while time.monotonic() < deadline and any(not h.dead and links.alive(h) for h in fleet.hosts.values()):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        for h in fleet.hosts.values():
+            if not h.dead and links.alive(h):
+                links.kill(h)
+            if not h.dead:
+                self.gone(h)
+            links.release(h)
+        await fleet.run_store_ops()
+        await fleet.stop_loops()
+        for h in fleet.hosts.values():
+            if h.conn is not None:
+                h.conn.cancel()
+        if engine is not None:
+            await engine.flush()

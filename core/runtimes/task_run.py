@@ -1,0 +1,203 @@
+"""One attempt of one task on an agent host: its state, its output lines, its reports.
+
+Every line a task prints (stdout and stderr together) arrives at :meth:`Run.take_line`:
+progress lines and partial results are taken from it, the rest is the task's output
+(kept for the reports, and in full in its output file). What the run reports -- the
+heartbeat about it (:meth:`Run.progress_report`) and its end (:meth:`Run.exit_report`)
+-- is built here; the :class:`~core.runtimes.task_runner.TaskRunner` sends them.
+
+Progress lines: a task may print, on stdout or stderr, lines of the form::
+
+    OPSDECK_PROGRESS 0.42 optional message     (a fraction 0..1, or a percent like 42%)
+    OPSDECK_PARTIAL {"step": 3}                (JSON object merged into the partial results)
+
+They are reported at the next heartbeat and kept as the task's context, so a retry
+on another agent starts with ``OPSDECK_RESUME_PROGRESS`` and ``OPSDECK_CONTEXT``
+(the JSON partial results) in its environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from collections import deque
+from typing import Any
+
+from ..usage.meter import Meter
+from .limits import TaskCgroup
+from .output import LINE_MAX, TaskOutput
+
+PROGRESS_PREFIX = "OPSDECK_PROGRESS"
+PARTIAL_PREFIX = "OPSDECK_PARTIAL"
+OUTPUT_KEEP = 20
+PARTIAL_MAX = 64 * 1024
+"""Characters of a task's partial results (as JSON) kept and reported; an update past it is refused."""
+OOM_HINTS = ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
+
+
+def parse_progress(line: str) -> tuple[float, str] | None:
+    """``OPSDECK_PROGRESS 0.42 msg`` or ``OPSDECK_PROGRESS 42% msg`` -> (0.42, "msg")."""
+    if not line.startswith(PROGRESS_PREFIX):
+        return None
+    parts = line[len(PROGRESS_PREFIX) :].strip().split(None, 1)
+    if not parts:
+        return None
+    raw = parts[0]
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        return None
+    return min(max(value, 0.0), 1.0), (parts[1] if len(parts) > 1 else "")
+
+
+class Run:
+    """One attempt of one task on this host."""
+
+    def __init__(self, msg: dict[str, Any]) -> None:
+        self.task: str = msg["task"]
+        self.attempt: int = int(msg.get("attempt", 0))
+        self.msg = msg
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pgid: int | None = None
+        self.create_time: float | None = None
+        ctx = msg.get("context") or {}
+        self.progress: float = float(ctx.get("progress", 0.0))
+        self.partial: dict[str, Any] = {}
+        self.output: deque[str] = deque(maxlen=OUTPUT_KEEP)
+        self.new_output: list[str] = []
+        self.paused = False
+        self.started = time.monotonic()
+        self.paused_for = 0.0
+        self.paused_at: float | None = None
+        self.kill_reason: str | None = None
+        self.stopping = False
+        self.cgroup: TaskCgroup | None = None
+        self.dirty = False  # something new to report at the next heartbeat
+        self.peak_rss_mb = 0.0
+        self.out = TaskOutput(None)
+        self.meter = Meter()
+        """Usage the run's output reports (OPSDECK_USAGE, Claude Code stream-json, Codex JSON)."""
+
+    def key(self) -> tuple[str, int]:
+        return (self.task, self.attempt)
+
+    def running_for(self) -> float:
+        now = time.monotonic()
+        paused = self.paused_for + ((now - self.paused_at) if self.paused_at is not None else 0.0)
+        return now - self.started - paused
+
+    def pause(self) -> None:
+        if not self.paused:
+            self.paused, self.paused_at = True, time.monotonic()
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused_for += time.monotonic() - (self.paused_at or time.monotonic())
+            self.paused, self.paused_at = False, None
+
+    # -- the task's output lines ------------------------------------------------------
+    def take_line(self, line: str) -> None:
+        """One line the task printed: progress, partial results, or output."""
+        prog = parse_progress(line)
+        if prog is not None:
+            self.progress = prog[0]
+            self.dirty = True
+            if prog[1]:
+                self.add_output(prog[1])
+            return
+        if line.startswith(PARTIAL_PREFIX):
+            self.take_partial(line)
+            return
+        self.add_output(line)
+
+    def take_partial(self, line: str) -> None:
+        if len(line) > LINE_MAX:
+            self.add_output(f"[{PARTIAL_PREFIX} line ignored: over {LINE_MAX:,} characters]")
+            return
+        with contextlib.suppress(json.JSONDecodeError, TypeError, ValueError):
+            obj = json.loads(line[len(PARTIAL_PREFIX) :].strip())
+            if isinstance(obj, dict):
+                merged = {**self.partial, **obj}
+                size = len(json.dumps(merged))
+                if size > PARTIAL_MAX:
+                    self.add_output(
+                        f"[{PARTIAL_PREFIX} ignored: the partial results would be {size:,} characters, over {PARTIAL_MAX:,}]"
+                    )
+                    return
+                self.partial = merged
+                self.dirty = True
+
+    def add_output(self, line: str) -> None:
+        self.output.append(line)
+        if self.out.admit(line):
+            self.new_output.append(line)
+        self.dirty = True
+
+    # -- reports ----------------------------------------------------------------------
+    def progress_report(self) -> dict[str, Any]:
+        """A heartbeat about the run: its progress, and what is new since the last one
+        (the output lines that fit the budget, a line summarising those that did not)."""
+        msg: dict[str, Any] = {
+            "t": "heartbeat",
+            "task": self.task,
+            "attempt": self.attempt,
+            "progress": round(self.progress, 4),
+            "paused": self.paused,
+        }
+        if self.dirty:
+            msg["changed"] = True
+            note = self.out.summary()
+            if self.new_output or note:
+                msg["output"], self.new_output = self.new_output + ([note] if note else []), []
+            if self.partial:
+                msg["partial"] = dict(self.partial)
+            if self.meter.changed:
+                msg["usage"] = self.meter.report()
+            self.dirty = False
+        return msg
+
+    def exit_report(self, rc: int, mech_memory: str) -> dict[str, Any]:
+        """The run's end as reported: ``stopped`` (asked for), ``failed`` (killed by a
+        watchdog, a non-zero status, a memory limit), or ``finished``."""
+        if self.cgroup is not None and self.cgroup.oom_killed() and self.kill_reason is None:
+            self.kill_reason = f"memory limit exceeded (cgroup memory.max {self.msg.get('memory_mb')} MB)"
+        out = list(self.output)
+        base = {
+            "task": self.task,
+            "attempt": self.attempt,
+            "rc": rc,
+            "output": out[-OUTPUT_KEEP:],
+            "output_file": str(self.out.path) if self.out.path is not None else None,
+            "output_bytes": self.out.bytes_total,
+            "progress": self.progress,
+            "partial": self.partial,
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "elapsed_s": round(self.running_for(), 3),
+        }
+        if self.meter.seen:
+            base["usage"] = self.meter.report()
+        if self.stopping:
+            return {"t": "stopped", **base}
+        if self.kill_reason is not None:
+            return {"t": "failed", "error": self.kill_reason, **base}
+        if rc == 0:
+            return {"t": "finished", **base}
+        err = f"exit status {rc}" if rc > 0 else f"killed by signal {signal.Signals(-rc).name}"
+        mem = self.msg.get("memory_mb")
+        if mem and mech_memory == "rlimit_as" and any(s in line for line in out[-5:] for s in OOM_HINTS):
+            err = f"memory limit exceeded (RLIMIT_AS {mem:g} MB): {err}"
+        return {"t": "failed", "error": err, **base}
+
+    def failed_to_start(self, error: str) -> dict[str, Any]:
+        """The report of a run that never ran (no process, or no limits on it)."""
+        return {
+            "t": "failed",
+            "task": self.task,
+            "attempt": self.attempt,
+            "rc": None,
+            "error": error,
+            "output": list(self.output),
+        }

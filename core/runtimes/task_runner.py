@@ -1,0 +1,370 @@
+"""An agent's task runner: runs each task as a real process group and reports on it.
+
+Shared by the agent host process (:mod:`core.runtimes.agent_host`, a unix socket to
+the console) and the Ray actor (:mod:`core.runtimes.ray_agent`, numbered polls): both
+hold a :class:`TaskRunner` and give it their ``send``; only the transport differs.
+
+Each task runs as a child in its own process group (``start_new_session``), so
+pause/resume/stop reach the whole tree: SIGSTOP / SIGCONT / SIGTERM then SIGKILL
+after the grace period. :meth:`TaskRunner.launch` is where the task's process is
+spawned; :meth:`TaskRunner.read_output` is where its output is read, line by line,
+into :meth:`Run.take_line <core.runtimes.task_run.Run.take_line>`.
+
+Commands (console -> runner): ``start``, ``pause``, ``resume``, ``stop``, ``limit``,
+``ping``, ``shutdown``. ``start`` is idempotent per (task, attempt): a run that
+already ended is reported again instead of being run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .limits import TaskCgroup, apply_from_parent, relimit
+from .output import TaskOutput, output_path, prune
+from .task_run import Run
+from .task_tree import TaskTree, exited
+
+RESULTS_KEEP = 256
+READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """How one agent runs its tasks (the host's command line, or the actor's arguments)."""
+
+    agent: str
+    heartbeat_s: float = 1.0
+    grace_s: float = 5.0
+    mech_memory: str = "rlimit_as"
+    mech_cpu: str = "nice"
+    cgroup_parent: str | None = None
+    output_dir: Path | None = None
+    """Where each run's whole output is kept (none: only the reports' lines)."""
+    launcher: list[str] = field(default_factory=list)
+    """An argv prefix for every task (the Ray actor's: ``limits.dies_with_parent()``)."""
+    make_dirs: bool = False
+    """Create the run's directories the console chose (on a node the console cannot reach)."""
+
+
+class TaskRunner:
+    """Runs one agent's tasks, one at a time, and reports through ``send``."""
+
+    def __init__(self, config: RunnerConfig, send: Callable[[dict[str, Any]], None]) -> None:
+        self.config = config
+        self.send = send
+        self.run: Run | None = None
+        self.results: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self.done = asyncio.Event()
+        """Set by a ``shutdown`` command (or by the transport when nobody comes for it)."""
+        self.me = psutil.Process()
+        self.tree = TaskTree(self.me)
+        """The running task's processes (a subreaper's: see :mod:`core.runtimes.task_tree`)."""
+
+    def current(self) -> dict[str, Any] | None:
+        r = self.run
+        if r is None:
+            return None
+        return {
+            "task": r.task,
+            "attempt": r.attempt,
+            "pgid": r.pgid,
+            "create_time": r.create_time,
+            "progress": r.progress,
+            "paused": r.paused,
+        }
+
+    def recent_results(self) -> list[dict[str, Any]]:
+        """The last runs' ends, for a (re)connecting console's ``hello``."""
+        return list(self.results.values())[-32:]
+
+    # -- commands -------------------------------------------------------------------------
+    async def command(self, msg: dict[str, Any]) -> None:
+        op = msg.get("op")
+        r = self.run
+        task = msg.get("task")
+        if op == "start":
+            key = (msg["task"], int(msg.get("attempt", 0)))
+            if key in self.results:
+                self.send(self.results[key])
+                return
+            if r is not None and r.key() == key:
+                self.send(
+                    {"t": "started", "task": r.task, "attempt": r.attempt, "pgid": r.pgid, "create_time": r.create_time}
+                )
+                return
+            if r is not None:
+                await self.stop_run(r, "replaced by a new assignment")
+            await self.launch(Run(msg))
+        elif op == "pause" and r is not None and r.task == task:
+            self.signal_group(r, signal.SIGSTOP)
+            r.pause()
+        elif op == "resume" and r is not None and r.task == task:
+            self.signal_group(r, signal.SIGCONT)
+            r.resume()
+        elif op == "ping":  # an active health check from the console
+            self.send({"t": "heartbeat"})
+        elif op == "limit":
+            self._limit(r, msg)
+        elif op == "stop" and r is not None and r.task == task:
+            asyncio.get_running_loop().create_task(self.stop_run(r, "stopped by the console"))
+        elif op == "shutdown":
+            if r is not None:
+                await self.stop_run(r, "agent shut down")
+            self.done.set()
+
+    def _limit(self, r: Run | None, msg: dict[str, Any]) -> None:
+        """New CPU limits on the running task's group, in place; says what was applied."""
+        task = msg.get("task")
+        if r is None or r.task != task or r.pgid is None:
+            no = {"applied": {}, "errors": {"task": "not running here"}}
+            self.send({"t": "limited", "task": task, "attempt": msg.get("attempt"), **no})
+            return
+        cgroup = str(r.cgroup.path) if r.cgroup else None
+        applied, errors, before = relimit(r.pgid, msg.get("nice"), msg.get("cpu_cores"), self.config.mech_cpu, cgroup)
+        if "nice" in applied:
+            r.msg["nice"] = msg.get("nice")
+        if msg.get("cpu_cores"):
+            r.msg["cpu_cores"] = msg.get("cpu_cores")
+        self.send(
+            {
+                "t": "limited",
+                "task": r.task,
+                "attempt": r.attempt,
+                "pgid": r.pgid,
+                "applied": applied,
+                "errors": errors,
+                "before": before,
+                "mechanism": self.config.mech_cpu,  # this node's: a Ray node's may differ from the console's
+            }
+        )
+
+    # -- running a task ---------------------------------------------------------------------
+    def _environment(self, r: Run) -> dict[str, str]:
+        m = r.msg
+        env = dict(os.environ)
+        env.update({str(k): str(v) for k, v in (m.get("env") or {}).items()})
+        ctx = m.get("context") or {}
+        env["OPSDECK_AGENT"] = self.config.agent
+        env["OPSDECK_TASK"] = r.task
+        env["OPSDECK_ATTEMPT"] = str(r.attempt)
+        env["OPSDECK_RESUME_PROGRESS"] = str(ctx.get("progress", 0.0))
+        env["OPSDECK_CONTEXT"] = json.dumps(ctx.get("partial_results") or {})
+        return env
+
+    def _make_dirs(self, r: Run) -> str | None:
+        """The run's shared directory and its own TMPDIR, where the console cannot make them."""
+        env = r.msg.get("env") or {}
+        for tmp in (env.get("OPSDECK_RUN_DIR"), env.get("TMPDIR")):
+            if not tmp:
+                continue
+            try:
+                os.makedirs(tmp, mode=0o700, exist_ok=True)
+            except OSError as exc:
+                return f"could not create its temp directory on {socket.gethostname()}: {exc}"
+        return None
+
+    async def launch(self, r: Run) -> None:
+        """Spawn the task's process (its own group), put its limits on it, report ``started``."""
+        cfg, m = self.config, r.msg
+        self.run = r
+        if cfg.make_dirs and (why := self._make_dirs(r)) is not None:
+            self.finish(r, r.failed_to_start(why))
+            return
+        if cfg.output_dir is not None:
+            prune(cfg.output_dir)
+            r.out = TaskOutput(output_path(cfg.output_dir, r.task, r.attempt))
+        memory_mb = m.get("memory_mb") or None
+        cg_path = None
+        if cfg.cgroup_parent and cfg.mech_memory == "cgroup":
+            try:
+                r.cgroup = TaskCgroup(
+                    cfg.cgroup_parent,
+                    f"opsdeck-{cfg.agent}-{os.getpid()}-{r.attempt}",
+                    memory_mb,
+                    m.get("cpu_cores") if cfg.mech_cpu == "cgroup" else None,
+                )
+                cg_path = str(r.cgroup.path)
+            except OSError:
+                r.cgroup = None
+        mech_memory = cfg.mech_memory if cg_path or cfg.mech_memory != "cgroup" else "rlimit_as"
+        try:
+            r.proc = await self._spawn(r)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            self.finish(r, r.failed_to_start(f"could not start: {exc}"))
+            return
+        r.pgid = r.proc.pid
+        try:
+            apply_from_parent(r.proc.pid, memory_mb, int(m.get("nice") or 0), mech_memory, cfg.mech_cpu, cg_path)
+        except ProcessLookupError:
+            pass  # it has already exited: nothing left to limit
+        except (OSError, ValueError) as exc:
+            self.signal_group(r, signal.SIGKILL)
+            await exited(r.proc)
+            self.finish(r, r.failed_to_start(f"could not apply the task's limits: {exc}"))
+            return
+        try:
+            r.create_time = psutil.Process(r.proc.pid).create_time()
+        except psutil.Error:
+            r.create_time = None
+        limits = {
+            "memory_mb": memory_mb,
+            "memory": cfg.mech_memory if memory_mb else None,
+            "cpu": cfg.mech_cpu,
+            "nice": m.get("nice") or 0,
+        }
+        self.send(
+            {
+                "t": "started",
+                "task": r.task,
+                "attempt": r.attempt,
+                "pid": r.proc.pid,
+                "pgid": r.pgid,
+                "create_time": r.create_time,
+                "limits": limits,
+            }
+        )
+        asyncio.get_running_loop().create_task(self.pump_output(r))
+        asyncio.get_running_loop().create_task(self.watch(r))
+
+    async def _spawn(self, r: Run) -> asyncio.subprocess.Process:
+        """The task's process: its command (argv, or a shell line), in a session of its own."""
+        m, launcher = r.msg, self.config.launcher
+        command = m.get("command")
+        kw: dict[str, Any] = {
+            "cwd": m.get("cwd") or None,
+            "env": self._environment(r),
+            "stdin": asyncio.subprocess.DEVNULL,
+            "stdout": asyncio.subprocess.PIPE,
+            "stderr": asyncio.subprocess.STDOUT,
+            "start_new_session": True,
+            "limit": 1 << 20,
+        }
+        if not command:
+            raise ValueError("the task has no command")
+        if m.get("shell"):
+            text = command if isinstance(command, str) else shlex.join(command)
+            if launcher:
+                return await asyncio.create_subprocess_exec(*launcher, "/bin/sh", "-c", text, **kw)
+            return await asyncio.create_subprocess_shell(text, **kw)
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        return await asyncio.create_subprocess_exec(*launcher, *argv, **kw)
+
+    async def pump_output(self, r: Run) -> None:
+        """Wait for the task to exit, read its output meanwhile, then report once."""
+        assert r.proc is not None
+        reader = asyncio.get_running_loop().create_task(self.read_output(r))
+        rc = await exited(r.proc)
+        self.kill_tree(r, signal.SIGKILL)  # leave nothing of the task behind, detached ones included
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reader, 2.0)
+        if r.dirty and not r.stopping:
+            self.send(r.progress_report())  # the lines since the last heartbeat, then the end
+        report = r.exit_report(rc, self.config.mech_memory)
+        self.finish(r, report, keep=report["t"] != "stopped")
+
+    async def read_output(self, r: Run) -> None:
+        """Read the task's output in chunks (no line is too long to read); every byte
+        goes to its output file, capped lines to the reports."""
+        assert r.proc is not None and r.proc.stdout is not None
+        while True:
+            chunk = await r.proc.stdout.read(READ_CHUNK)
+            if not chunk:
+                break
+            r.meter.feed(chunk, time.time())  # whole lines, not the console's capped ones
+            for line in r.out.feed(chunk):
+                r.take_line(line)
+            r.dirty = r.dirty or r.meter.changed
+        r.meter.finish(time.time())
+        for line in r.out.finish():
+            r.take_line(line)
+
+    def finish(self, r: Run, report: dict[str, Any], keep: bool = True) -> None:
+        r.out.close()
+        if r.cgroup is not None:
+            r.cgroup.remove()
+        if keep:
+            self.results[r.key()] = report
+            while len(self.results) > RESULTS_KEEP:
+                self.results.popitem(last=False)
+        if self.run is r:
+            self.run = None
+        self.send(report)
+
+    # -- signals --------------------------------------------------------------------------
+    def signal_group(self, r: Run, sig: int) -> None:
+        if r.pgid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(r.pgid, sig)
+
+    async def stop_run(self, r: Run, reason: str) -> None:
+        """SIGTERM the task's group (continued if paused), SIGKILL after the grace period."""
+        if r.proc is None or r.proc.returncode is not None:
+            return
+        r.stopping = True
+        self.kill_tree(r, signal.SIGTERM)
+        self.kill_tree(r, signal.SIGCONT)
+        try:
+            await asyncio.wait_for(exited(r.proc), self.config.grace_s)
+        except TimeoutError:
+            self.kill_tree(r, signal.SIGKILL)
+            await exited(r.proc)
+
+    def kill_tree(self, r: Run, sig: int) -> None:
+        """Signal the run's group and every process of its tree (other sessions too)."""
+        self.tree.signal(r.pgid, r.proc.pid if r.proc else None, sig, running=self.running_pid(r))
+
+    @staticmethod
+    def running_pid(r: Run | None) -> int | None:
+        return r.proc.pid if r is not None and r.proc is not None and r.proc.returncode is None else None
+
+    async def watch(self, r: Run) -> None:
+        """Timeout and RSS watchdog for one run."""
+        step = min(0.2, self.config.heartbeat_s / 4)
+        timeout = r.msg.get("timeout_s")
+        memory_mb = r.msg.get("memory_mb")
+        while r.proc is not None and r.proc.returncode is None and self.run is r:
+            await asyncio.sleep(step)
+            if r.paused or r.stopping:
+                continue
+            if timeout and r.running_for() > timeout:
+                r.kill_reason = f"timeout after {timeout:g}s"
+                asyncio.get_running_loop().create_task(self._kill(r))
+                return
+            if memory_mb:
+                rss = self.tree.rss_mb(r.proc.pid if r.proc else None)
+                r.peak_rss_mb = max(r.peak_rss_mb, rss)
+                if rss > memory_mb:
+                    r.kill_reason = f"memory limit exceeded (rss {rss:.0f} MB > {memory_mb:g} MB)"
+                    self.kill_tree(r, signal.SIGKILL)
+                    return
+
+    async def _kill(self, r: Run) -> None:
+        self.kill_tree(r, signal.SIGTERM)
+        assert r.proc is not None
+        try:
+            await asyncio.wait_for(exited(r.proc), self.config.grace_s)
+        except TimeoutError:
+            self.kill_tree(r, signal.SIGKILL)
+
+    # -- heartbeats -------------------------------------------------------------------------
+    def beat(self) -> None:
+        """One heartbeat: reap what the task left, report on the run (or that the agent is idle)."""
+        r = self.run
+        self.tree.reap(self.running_pid(r))
+        self.send(r.progress_report() if r is not None and r.proc is not None else {"t": "heartbeat"})

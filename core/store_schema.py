@@ -1,0 +1,231 @@
+"""An opsdeck database file before the store uses it: the checks made before SQLite
+reads it (whole, SQLite, owned by us), the schema and its migrations.
+
+A new database is created complete under a temporary name and linked into place
+(``Store.open``); an older schema is migrated under the write lock, a newer one refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .anchor import anchor_path
+from .private import check_owner
+from .store_errors import StoreError
+
+APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
+SCHEMA_VERSION = 3
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            type TEXT NOT NULL,
+            component TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            data TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_type ON events(type, seq)",
+        """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+           BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+        """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+           BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+        """CREATE TABLE checkpoints (
+            id INTEGER PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            workflow TEXT,
+            state TEXT NOT NULL,
+            state_hash TEXT NOT NULL
+        )""",
+        """CREATE TABLE metrics (
+            ts REAL NOT NULL,
+            name TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            value REAL NOT NULL
+        )""",
+        "CREATE INDEX metrics_lookup ON metrics(name, subject, ts)",
+    ],
+    2: [
+        # Which agent processes a run owns, so a restarted console can adopt them.
+        """CREATE TABLE IF NOT EXISTS processes (
+            agent TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            create_time REAL NOT NULL,
+            info TEXT NOT NULL DEFAULT '{}'
+        )""",
+    ],
+    3: [
+        # Finished workflows with their tasks, once they leave the engine's hot state.
+        # Outside the chain: derived from it (a replay writes the same rows again).
+        """CREATE TABLE IF NOT EXISTS archive (
+            workflow TEXT NOT NULL,
+            finished_seq INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (workflow, finished_seq)
+        )""",
+    ],
+}
+
+
+async def scalar(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> Any:
+    """The first column of the one row an aggregate or PRAGMA query returns."""
+    row = await (await db.execute(sql, args)).fetchone()
+    if row is None:  # an aggregate always answers one row: none means the query is not one
+        raise StoreError(f"no row for {sql!r}")
+    return row[0]
+
+
+def file_bytes(path: Path) -> int:
+    """The size of a file, 0 when there is none (a WAL comes and goes)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+BUSY_TIMEOUT_MS = 5000
+"""How long one SQLite call waits for another process's lock before it reports "locked"."""
+LOCK_WAIT_S = 60.0
+"""How long a write keeps retrying against another process's lock before it gives up (for now)."""
+QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
+"""Opening runs ``PRAGMA quick_check`` on a database up to this size (cheap there: tens of ms)."""
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def repair_hint(path: str | Path) -> str:
+    """What every damage message ends with: how to get back to a log that verifies."""
+    return f"`opsdeck repair --db {path}` rebuilds it from what still verifies (the damaged file is kept aside)"
+
+
+def check_file(fp: Path) -> None:
+    """Refuse what cannot be a whole opsdeck database: empty, not SQLite, or truncated."""
+    try:
+        size = fp.stat().st_size
+        with open(fp, "rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise StoreError(f"{fp}: cannot read: {exc.strerror}") from None
+    if size == 0:
+        raise StoreError(
+            f"{fp}: not an opsdeck database (an empty file); nothing was written to it. "
+            f"If it was one: {repair_hint(fp)}"
+        )
+    if head[:16] != SQLITE_MAGIC:
+        raise StoreError(f"{fp}: not an opsdeck database (not an SQLite file)")
+    if len(head) < 100:
+        raise StoreError(f"{fp}: the database is damaged: truncated to {size} bytes. {repair_hint(fp)}")
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    valid_for, changes = head[92:96], head[24:28]
+    if page < 512 or page & (page - 1) or size % page:
+        raise StoreError(
+            f"{fp}: the database is damaged: {size} bytes is not a whole number of {page}-byte pages. {repair_hint(fp)}"
+        )
+    wal = Path(f"{fp}-wal")
+    wal_pending = wal.exists() and wal.stat().st_size > 0  # a checkpoint cut short: the WAL completes the file
+    if valid_for == changes and pages and size < pages * page and not wal_pending:
+        raise StoreError(
+            f"{fp}: the database is damaged: truncated to {size // page} of its {pages} pages. {repair_hint(fp)}"
+        )
+
+
+def check_files(fp: Path, trust: bool) -> list[str]:
+    """The database and the files SQLite and opsdeck keep beside it, checked before
+    anything opens them: another owner or write access for others is refused (or,
+    with ``trust``, returned as audit notes); a symlink beside it is refused always."""
+    notes = [
+        check_owner(path, what, trust=trust, follow=follow)
+        for path, what, follow in (
+            (fp, "database", True),
+            (Path(f"{fp}-wal"), "write-ahead log", False),
+            (Path(f"{fp}-shm"), "shared-memory index", False),
+            (anchor_path(fp), "anchor", False),
+        )
+    ]
+    return [n for n in notes if n is not None]
+
+
+def damaged(path: str, problem: str, seq: int | None = None) -> StoreError:
+    """The error for damage found while reading: where, what, and what to run."""
+    where = f"the event log is damaged at seq {seq}: " if seq is not None else "the database is damaged: "
+    return StoreError(
+        f"{path}: {where}{problem}. Nothing was changed; `opsdeck verify --db {path}` reports the "
+        f"damage; {repair_hint(path)}"
+    )
+
+
+async def check_schema(db: aiosqlite.Connection, path: str, readonly: bool) -> None:
+    """The file is ours (or empty) at the current schema: an older schema is migrated;
+    a newer one, another program's data or an empty file opened read-only is refused."""
+    # One read transaction: the header and the schema seen at the same instant,
+    # even while another opsdeck process is creating the file.
+    await db.execute("BEGIN")
+    try:
+        app_id = await scalar(db, "PRAGMA application_id")
+        tables = {
+            r[0] for r in await (await db.execute("SELECT name FROM sqlite_master WHERE type='table'")).fetchall()
+        }
+    finally:
+        await db.execute("COMMIT")
+    if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
+        raise StoreError(f"{path}: not an opsdeck database (it holds other data)")
+    # Ours, or empty (perhaps being created right now by another opsdeck process).
+    version = await schema_version(db, path)
+    if version == 0 and readonly:
+        raise StoreError(f"{path}: empty database, nothing to read")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: written by a newer opsdeck (schema {version}, this one reads up to {SCHEMA_VERSION}); upgrade opsdeck"
+        )
+    if version < SCHEMA_VERSION:
+        if readonly:
+            raise StoreError(f"{path}: schema {version} needs migrating; open it once without --readonly")
+        await migrate(db, path)
+
+
+async def schema_version(db: aiosqlite.Connection, path: str) -> int:
+    has_meta = await (await db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")).fetchone()
+    if not has_meta:
+        return 0
+    row = await (await db.execute("SELECT value FROM meta WHERE key='schema_version'")).fetchone()
+    if row is None:
+        raise StoreError(f"{path}: the database is damaged: no schema version. {repair_hint(path)}")
+    return int(row[0])
+
+
+async def migrate(db: aiosqlite.Connection, path: str) -> None:
+    """From the file's schema to SCHEMA_VERSION, in one write transaction."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have created or migrated the file while we waited
+        # for the write lock: read the version again under the lock.
+        current = await schema_version(db, path)
+        if current == 0:
+            await db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        for v in range(current + 1, SCHEMA_VERSION + 1):
+            for stmt in MIGRATIONS[v]:
+                await db.execute(stmt)
+            await db.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (str(v),),
+            )
+        await db.execute("COMMIT")
+    except Exception:
+        await db.execute("ROLLBACK")
+        raise

@@ -1,0 +1,216 @@
+"""The tables beside the hash chain: checkpoints, metric samples, agent processes.
+
+None of them is part of the chain: a checkpoint carries its own state hash (checked
+against the chain when it is loaded), samples are telemetry with retention, and the
+processes table is what a restarted console needs to adopt its agents. Each writes
+through the store's one write path (a transaction, waiting out another process's lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .events import canonical_json
+from .store_errors import StorageError, classify
+from .store_schema import file_bytes, scalar
+
+Write = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+"""The store's write path: runs the statements in one transaction (``Store.write``)."""
+
+
+class CheckpointTable:
+    """Checkpoint rows: the projection at one seq, its state hash, kind and label."""
+
+    def __init__(self, db: aiosqlite.Connection, write: Write) -> None:
+        self._db = db
+        self._write = write
+
+    async def save(
+        self, seq: int, ts: float, kind: str, label: str, workflow: str | None, state: dict[str, Any], state_hash: str
+    ) -> int:
+
+        text = canonical_json(state)
+        cp_id = 0
+
+        async def statements() -> None:
+            nonlocal cp_id
+            cur = await self._db.execute(
+                "INSERT INTO checkpoints(seq, ts, kind, label, workflow, state, state_hash) VALUES (?,?,?,?,?,?,?)",
+                (seq, ts, kind, label, workflow, text, state_hash),
+            )
+            cp_id = int(cur.lastrowid or 0)
+
+        await self._write(statements)
+        return cp_id
+
+    async def next_id(self) -> int:
+        return (await scalar(self._db, "SELECT max(id) FROM checkpoints") or 0) + 1
+
+    async def rows(self) -> list[dict[str, Any]]:
+        rows = await (
+            await self._db.execute("SELECT id, seq, ts, kind, label, workflow, state_hash FROM checkpoints ORDER BY id")
+        ).fetchall()
+        keys = ("id", "seq", "ts", "kind", "label", "workflow", "state_hash")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def load(self, checkpoint_id: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(row, state) for a checkpoint, or None. The state is the stored JSON, unverified."""
+        row = await (
+            await self._db.execute(
+                "SELECT id, seq, ts, kind, label, workflow, state_hash, state FROM checkpoints WHERE id=?",
+                (checkpoint_id,),
+            )
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "seq", "ts", "kind", "label", "workflow", "state_hash")
+        return dict(zip(keys, row[:7], strict=True)), json.loads(row[7])
+
+    async def text_hash(self, checkpoint_id: int) -> tuple[str, str] | None:
+        """(state_hash, SHA-256 of the stored state text) without decoding it: the store
+        writes the canonical encoding, so for an intact checkpoint they are equal."""
+        row = await (
+            await self._db.execute("SELECT state_hash, state FROM checkpoints WHERE id=?", (checkpoint_id,))
+        ).fetchone()
+        if row is None:
+            return None
+        text = row[1] if isinstance(row[1], str) else str(row[1])
+        return row[0], hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class MetricSamples:
+    """Gauge samples outside the chain; damage or a refused write costs samples, said in ``problem``."""
+
+    def __init__(self, db: aiosqlite.Connection, path: str, readonly: bool, write: Write) -> None:
+        self._db = db
+        self.path = path
+        self.readonly = readonly
+        self._write = write
+        self.problem: str | None = None
+        """Why metric samples could not be read or written (a damaged page, a full disk)."""
+
+    def _failed(self, exc: BaseException, doing: str) -> None:
+        """Samples live outside the chain: a damaged metrics page or a refused write costs
+        samples (said once in ``problem``), never the host."""
+        err = classify(exc, self.path)
+        why = err.args[0] if err is not None else f"the metrics table is damaged ({exc})"
+        self.problem = f"metric samples could not be {doing}: {why}; gauges show no samples from the store"
+
+    async def add(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
+        """Store samples, one transaction per batch (the connection autocommits: without
+        it each row was its own commit, 0.3 ms apiece). A batch the storage refuses or a
+        damaged metrics table cannot take is dropped and said in ``problem``."""
+        if not rows or self.readonly:
+            return
+
+        async def statements() -> None:
+            await self._db.executemany("INSERT INTO metrics(ts, name, subject, value) VALUES (?,?,?,?)", rows)
+
+        try:
+            await self._write(statements)
+        except (sqlite3.DatabaseError, StorageError) as exc:
+            self._failed(exc, "written")
+
+    async def read(self, name: str, subject: str = "system", since: float = float("-inf")) -> list[tuple[float, float]]:
+        """Samples of one gauge; none (and ``problem`` set) when the table is damaged."""
+        try:
+            rows = await (
+                await self._db.execute(
+                    "SELECT ts, value FROM metrics WHERE name=? AND subject=? AND ts>=? ORDER BY ts",
+                    (name, subject, since),
+                )
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc, "read")
+            return []
+        return [(r[0], r[1]) for r in rows]
+
+    async def after(self, rowid: int, limit: int = 20000) -> tuple[list[tuple[float, str, str, float]], int]:
+        """Samples added after ``rowid`` (in insertion order) and the last rowid read:
+        how a read-only replica follows the writer's gauges without rescanning."""
+        try:
+            rows = list(
+                await (
+                    await self._db.execute(
+                        "SELECT rowid, ts, name, subject, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                        (rowid, limit),
+                    )
+                ).fetchall()
+            )
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc, "read")
+            return [], rowid
+        return [(r[1], r[2], r[3], r[4]) for r in rows], (rows[-1][0] if rows else rowid)
+
+    async def last_rowid(self) -> int:
+        try:
+            return int(await scalar(self._db, "SELECT max(rowid) FROM metrics") or 0)
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc, "read")
+            return 0
+
+    async def prune(self, before: float) -> int:
+        """Delete samples older than ``before``; 0 (and ``problem``) when the
+        table is damaged or the storage refuses the write."""
+        deleted = 0
+
+        async def statements() -> None:
+            nonlocal deleted
+            cur = await self._db.execute("DELETE FROM metrics WHERE ts < ?", (before,))
+            deleted = cur.rowcount
+
+        try:
+            await self._write(statements)
+        except (sqlite3.DatabaseError, StorageError) as exc:
+            self._failed(exc, "pruned")
+            return 0
+        return deleted
+
+    async def reclaim(self, metrics_before: float) -> dict[str, int]:
+        """Give back disk: delete metric samples older than ``metrics_before``, then
+        checkpoint the write-ahead log into the database and truncate it. Returns
+        what was measured: rows deleted and bytes the WAL file shrank by."""
+        if self.readonly:
+            return {"metric_rows_deleted": 0, "wal_bytes_freed": 0}
+        wal = Path(f"{self.path}-wal")
+        before = await asyncio.to_thread(file_bytes, wal)
+        rows = await self.prune(metrics_before)
+        await (await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")).fetchall()
+        after = await asyncio.to_thread(file_bytes, wal)
+        return {"metric_rows_deleted": rows, "wal_bytes_freed": max(before - after, 0)}
+
+
+class ProcessTable:
+    """Which agent processes a run owns (local runtime), so a restarted console can adopt them."""
+
+    def __init__(self, db: aiosqlite.Connection, write: Write) -> None:
+        self._db = db
+        self._write = write
+
+    async def save(self, agent: str, pid: int, create_time: float, info: dict[str, Any]) -> None:
+        async def statements() -> None:
+            await self._db.execute(
+                "INSERT INTO processes(agent, pid, create_time, info) VALUES (?,?,?,?) "
+                "ON CONFLICT(agent) DO UPDATE SET pid=excluded.pid, create_time=excluded.create_time, info=excluded.info",
+                (agent, pid, create_time, json.dumps(info)),
+            )
+
+        await self._write(statements)
+
+    async def forget(self, agent: str) -> None:
+        async def statements() -> None:
+            await self._db.execute("DELETE FROM processes WHERE agent=?", (agent,))
+
+        await self._write(statements)
+
+    async def all(self) -> list[tuple[str, int, float, dict[str, Any]]]:
+        rows = await (await self._db.execute("SELECT agent, pid, create_time, info FROM processes")).fetchall()
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]

@@ -1,0 +1,178 @@
+"""No leftovers: a second ``opsdeck run`` of a file whose workflows all ended starts
+nothing and says so; SIGHUP (the terminal closed) stops a host's agents as a quit does,
+headless and in the console."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.test_console_pty import ANSI, _read_until
+
+QUICK = """
+[runtime]
+heartbeat_s = 0.5
+sample_s = 0.5
+stop_grace_s = 1.0
+
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 2
+
+[[workflows]]
+id = "hello"
+  [[workflows.phases]]
+  name = "only"
+    [[workflows.phases.tasks]]
+    id = "say"
+    command = "echo hello"
+    specialization = "shell"
+"""
+
+LONG = QUICK.replace('command = "echo hello"', 'command = "sleep 600"')
+
+
+def agent_hosts(db: Path) -> list[psutil.Process]:
+    """Live agent-host processes of the run on ``db`` (their argv names ``<db>.agents/``)."""
+    run_dir = str(db.resolve().parent / f"{db.resolve().name}.agents")
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            argv = p.info["cmdline"] or []
+            if p.info["status"] == psutil.STATUS_ZOMBIE or "core.runtimes.agent_host" not in argv:
+                continue
+            if any(a.startswith(run_dir) for a in argv):
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+def until(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def opsdeck(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "opsdeck", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def events(db: Path) -> int:
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_second_run_of_a_finished_file_starts_nothing(tmp_path: Path) -> None:
+    f = tmp_path / "quick.toml"
+    f.write_text(QUICK)
+    db = tmp_path / "r.db"
+    first = opsdeck("run", str(f), "--db", str(db), "--headless")
+    assert first.returncode == 0, first.stderr[-2000:]
+    until(lambda: not agent_hosts(db), 30, "the first run's agent hosts end with it")
+    logs = sorted((tmp_path / "r.db.agents").glob("*.log"))
+    stamps = {p: p.stat().st_mtime_ns for p in logs}
+    n = events(db)
+    for extra in (["--headless"], []):  # headless, and the console (which must not even open)
+        again = opsdeck("run", str(f), "--db", str(db), *extra, timeout=60)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert "nothing will run" in again.stderr and "# hello: completed" in again.stderr
+        assert events(db) == n, "nothing was recorded: no host opened the database"
+        assert not agent_hosts(db)
+        assert {p: p.stat().st_mtime_ns for p in logs} == stamps, "no agent host wrote its log"
+        assert sorted((tmp_path / "r.db.agents").glob("*.log")) == logs
+
+
+@pytest.mark.slow
+def test_a_file_with_work_left_is_not_refused(tmp_path: Path) -> None:
+    """The check must not stop a run that has work: a database whose workflow is pending runs it."""
+    f = tmp_path / "quick.toml"
+    f.write_text(QUICK)
+    db = tmp_path / "r.db"
+    r = opsdeck("run", str(f), "--db", str(db), "--headless")
+    assert r.returncode == 0 and "nothing will run" not in r.stderr, r.stderr[-2000:]
+    g = tmp_path / "more.toml"
+    g.write_text(QUICK + QUICK[QUICK.index("[[workflows]]") :].replace('id = "hello"', 'id = "again"'))
+    r2 = opsdeck("run", str(g), "--db", str(db), "--headless")
+    assert "nothing will run" not in r2.stderr and "# again: completed" in r2.stderr, r2.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_sighup_to_a_headless_host_stops_its_agents(tmp_path: Path) -> None:
+    f = tmp_path / "long.toml"
+    f.write_text(LONG)
+    db = tmp_path / "h.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        until(lambda: len(agent_hosts(db)) == 2, 60, "two agent hosts running")
+        os.kill(proc.pid, signal.SIGHUP)
+        until(lambda: proc.poll() is not None, 60, "the host exits on SIGHUP")
+        until(lambda: not agent_hosts(db), 30, "no agent host left")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in agent_hosts(db):
+            p.kill()
+
+
+@pytest.mark.slow
+def test_sighup_to_a_console_hosting_real_agents_stops_them(tmp_path: Path) -> None:
+    """The console of ``opsdeck run FILE`` in a pseudo-terminal; SIGHUP as when its tmux
+    session is killed: the agent hosts go as on q."""
+    import fcntl
+    import struct
+    import termios
+
+    f = tmp_path / "long.toml"
+    f.write_text(LONG)
+    db = tmp_path / "c.db"
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
+    os.close(slave)
+    try:
+        out = _read_until(master, [b"Agent pools", b"hello"], 60)
+        assert b"Agent pools" in ANSI.sub(b"", out)
+        until(lambda: len(agent_hosts(db)) == 2, 60, "two agent hosts running")
+        os.kill(proc.pid, signal.SIGHUP)
+        end = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < end:
+            _read_until(master, [b"\x00never"], 0.2)  # keep the pty drained while it quits
+        assert proc.poll() is not None, "the console exits on SIGHUP"
+        until(lambda: not agent_hosts(db), 30, "no agent host left")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in agent_hosts(db):
+            p.kill()
+        os.close(master)

@@ -1,0 +1,87 @@
+"""The real runtimes are composed of shared parts, and the Ray runtime says what it cannot do.
+
+The local and the Ray runtime hold the same task dispatch, report handling and
+supervision (:mod:`core.runtimes.fleet` and its parts); neither inherits the other.
+A fault the Ray runtime cannot inject (stopping an actor's worker on another node)
+raises NotApplicable and signals nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.runtimes import NotApplicable
+from core.runtimes.dispatch import Dispatch
+from core.runtimes.local import LocalRuntime
+from core.runtimes.reports import Reports
+from core.runtimes.supervise import Supervisor
+
+ray_mod = pytest.importorskip("ray", reason="the Ray runtime's checks need Ray (pip install -e '.[ray]')")
+
+from core.runtimes.ray import RayCluster, RayRuntime  # noqa: E402 - after the skip: Ray is optional
+from core.runtimes.ray_actors import ActorHost  # noqa: E402
+
+
+def test_the_ray_runtime_holds_the_shared_parts_and_inherits_no_runtime(tmp_path: Path) -> None:
+    assert not issubclass(RayRuntime, LocalRuntime) and not issubclass(LocalRuntime, RayRuntime)
+    assert RayRuntime.__mro__ == (RayRuntime, object)
+    local = LocalRuntime(tmp_path / "run")
+    ray_rt = RayRuntime(tmp_path / "r.db", RayCluster(None))  # nothing connects until opened
+    for rt in (local, ray_rt):
+        assert type(rt.dispatch) is Dispatch and type(rt.reports) is Reports and type(rt.supervisor) is Supervisor
+        assert rt.dispatch.fleet is rt.fleet and rt.reports.fleet is rt.fleet and rt.supervisor.fleet is rt.fleet
+
+
+@pytest.fixture
+def sleeper() -> Iterator[psutil.Process]:
+    """A process of ours standing in for an actor's worker."""
+    p = subprocess.Popen(["sleep", "60"])
+    try:
+        yield psutil.Process(p.pid)
+    finally:
+        p.kill()
+        p.wait()
+
+
+def _actor(agent: str, proc: psutil.Process, local_node: bool) -> ActorHost:
+    return ActorHost(agent, f"ns/{agent}", pid=proc.pid, create_time=proc.create_time(), local_node=local_node)
+
+
+def test_cutting_off_an_actor_on_another_node_is_refused_and_stops_nothing(
+    tmp_path: Path, sleeper: psutil.Process
+) -> None:
+    rt = RayRuntime(tmp_path / "r.db", RayCluster(None))
+    rt.fleet.hosts["agent_001"] = _actor("agent_001", sleeper, local_node=True)
+    rt.fleet.hosts["agent_002"] = _actor("agent_002", sleeper, local_node=False)
+    with pytest.raises(NotApplicable, match="cannot cut off agent_002"):
+        rt.partition(["agent_001", "agent_002"])
+    assert sleeper.status() != psutil.STATUS_STOPPED, "a refused request stopped nothing, the local one included"
+
+
+def test_cutting_off_an_actor_on_this_machine_stops_its_worker_and_heal_continues_it(
+    tmp_path: Path, sleeper: psutil.Process
+) -> None:
+    rt = RayRuntime(tmp_path / "r.db", RayCluster(None))
+    rt.fleet.hosts["agent_001"] = _actor("agent_001", sleeper, local_node=True)
+    rt.partition(["agent_001"])
+    try:
+        assert _wait_status(sleeper, psutil.STATUS_STOPPED)
+    finally:
+        rt.heal()
+    assert _wait_status(sleeper, psutil.STATUS_SLEEPING)
+
+
+def _wait_status(proc: psutil.Process, want: str, timeout_s: float = 10.0) -> bool:
+    """The kernel applies a signal asynchronously: wait for the state, do not assume it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.status() == want:
+            return True
+        time.sleep(0.02)
+    return proc.status() == want

@@ -1,0 +1,189 @@
+"""Budgets and rate limits on the local runtime, with examples/fake_agent.py as the agents:
+a breach pauses the workflow's processes (state T) and opens the usage incident, the
+operator's approval raises the budget and resumes them; under budget nothing happens;
+a rate-limited pool starts nothing before its reset and resumes in stages after it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from core.config import Config
+from core.incidents import decisions
+from core.incidents.manager import IncidentManager
+from core.models import TaskStatus
+from core.runtimes.local import open_local
+from core.workflow_file import parse_workflow_text
+from tests.local_harness import PY, Recorder, group_members, header, toml_argv, wf_status
+
+REPO = Path(__file__).resolve().parents[1]
+AGENT = str(REPO / "examples" / "fake_agent.py")
+
+
+def _task(tid: str, *args: str) -> str:
+    return f"""
+    [[workflows.phases.tasks]]
+    id = "{tid}"
+    command = {toml_argv(PY, AGENT, *args)}
+    specialization = "shell"
+    cpu = 0.1
+    memory_gb = 0.1
+"""
+
+
+def _workflow(wid: str, priority: int, tasks: str, budget: str = "") -> str:
+    return f"""
+[[workflows]]
+id = "{wid}"
+priority = {priority}
+allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
+{budget}
+  [[workflows.phases]]
+  name = "work"
+{tasks}
+"""
+
+
+POOL3 = """
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = 3
+"""
+
+
+async def _open(tmp: Path, text: str, **usage: Any) -> tuple[Any, Any, Recorder, IncidentManager]:
+    wf = parse_workflow_text(text, "fleet.toml")
+    cfg = Config.model_validate({"usage": usage}) if usage else Config()
+    rec = Recorder()
+    engine, runtime = await open_local(tmp / "fleet.db", wf, wf.specs(tmp), config=cfg, subscriber=rec)
+    return engine, runtime, rec, IncidentManager(engine, approve_mode="manual")
+
+
+def _procs(engine: Any, runtime: Any, wid: str) -> list[psutil.Process]:
+    out = []
+    for k in engine.state.workflows[wid].tasks:
+        t = engine.state.tasks[k]
+        if t.agent and t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+            pgid = runtime.task_pgid(t.agent)
+            if pgid:
+                out += group_members(pgid)
+    return out
+
+
+def _states(procs: list[psutil.Process]) -> set[str]:
+    out = set()
+    for p in procs:
+        try:
+            out.add(p.status())
+        except psutil.Error:
+            out.add("gone")
+    return out
+
+
+async def until(engine: Any, mgr: IncidentManager, cond: Callable[[], Any], timeout: float, what: Any = "") -> None:
+    """Pump the incident manager and flush (as the console does) until ``cond()``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await mgr.pump()
+        await engine.flush()
+        if cond():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {timeout}s: {what() if callable(what) else what}")
+
+
+@pytest.mark.slow
+async def test_a_budget_breach_pauses_the_processes_and_the_approved_raise_resumes_them(tmp_path: Path) -> None:
+    spend = ("--format", "opsdeck", "--turns", "200", "--interval", "0.5", "--input-tokens", "300")
+    frugal = _task("c", "--format", "claude", "--turns", "2", "--interval", "0.1")
+    text = (
+        header(pools=POOL3)
+        + _workflow(
+            "runaway", 30, _task("a", *spend) + _task("b", *spend), "budget = { tokens = 4000, warn_share = 0.5 }"
+        )
+        + _workflow("frugal", 20, frugal, "budget = { tokens = 1000000 }")
+    )
+    engine, runtime, rec, mgr = await _open(tmp_path, text, hold_s=2.0)
+    try:
+        await until(engine, mgr, lambda: mgr.open_for("usage-exhaustion") is not None, 60, "no usage incident")
+        inc = mgr.open_for("usage-exhaustion")
+        assert inc is not None and inc.affected_workflows == ["runaway"]
+        assert rec.of("BUDGET_WARNING") and rec.of("BUDGET_EXCEEDED")
+        assert engine.state.usage.workflows["runaway"].tokens >= 4000
+        procs = _procs(engine, runtime, "runaway")
+        assert procs and psutil.STATUS_STOPPED not in _states(procs), "nothing is paused before the approval"
+        decisions.approve(engine, inc.plans[-1], actor="tester")
+        await until(engine, mgr, lambda: _states(procs) == {psutil.STATUS_STOPPED}, 30, lambda: _states(procs))
+        paused_at = time.monotonic()
+        assert engine.state.workflows["runaway"].status.value == "paused"
+        await until(engine, mgr, lambda: psutil.STATUS_STOPPED not in _states(procs), 30, lambda: _states(procs))
+        assert time.monotonic() - paused_at >= 1.0, "the raise waits until spending has stopped for the hold period"
+        st = engine.state.usage.budget_of("workflow", "runaway")
+        assert st is not None and st.budget.tokens is not None and st.budget.tokens > 4000 and not st.exceeded
+        raised = [e for e in rec.of("BUDGET_SET") if e.actor.startswith("plan:")]
+        assert raised and raised[-1].data["budget"]["tokens"] == st.budget.tokens
+        assert engine.state.workflows["runaway"].status.value == "running"
+        # Under its budget, the frugal workflow raised nothing and was never paused.
+        await until(
+            engine,
+            mgr,
+            lambda: wf_status(engine, "frugal") == "completed",
+            30,
+            lambda: (
+                wf_status(engine, "frugal"),
+                [(t.id, t.status, t.attempts, t.context.last_output[-3:]) for t in engine.state.tasks.values()],
+                [(a.id, a.status, a.current_task) for a in engine.state.agents.values()],
+            ),
+        )
+        frugal_alerts = [
+            e for e in rec.events if e.type in ("BUDGET_WARNING", "BUDGET_EXCEEDED") and e.data["name"] == "frugal"
+        ]
+        assert not frugal_alerts
+        assert not [e for e in rec.of("TASK_PAUSED") if e.data["task"].startswith("frugal/")]
+        assert engine.state.usage.workflows["frugal"].tokens == 2 * 1200
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+
+
+@pytest.mark.slow
+async def test_a_rate_limited_pool_starts_nothing_until_its_reset_then_resumes_in_stages(tmp_path: Path) -> None:
+    limited = ("--format", "claude", "--turns", "1", "--interval", "0.1", "--rate-limit-on-attempt", "1")
+    work = ("--format", "codex", "--turns", "2", "--interval", "0.2")
+    tasks = _task("first", *limited, "--reset-in", "8") + "".join(_task(f"w{i}", *work) for i in range(4))
+    engine, runtime, rec, mgr = await _open(tmp_path, header() + _workflow("fleet", 50, tasks), hold_s=2.0)
+    mgr.approve_mode = "auto"
+    try:
+        await until(engine, mgr, lambda: rec.of("POOL_RATE_LIMITED"), 60, "no rate limit recorded")
+        hold = rec.of("POOL_RATE_LIMITED")[0]
+        reset_at = hold.data["reset_at"]
+        assert hold.data["pool"] == "workers" and hold.data["source"] == "claude"
+        assert reset_at > hold.ts + 3, "the reset time the agent reported (epoch after the pipe)"
+        await until(
+            engine, mgr, lambda: wf_status(engine, "fleet") == "completed", 90, lambda: rec.of("TASK_ASSIGNED")[-3:]
+        )
+        first = engine.state.any_workflow("fleet")
+        assert first is not None
+        after = [e for e in rec.of("TASK_ASSIGNED") if e.ts > hold.ts]
+        assert after and min(e.ts for e in after) >= reset_at, (
+            "nothing was dispatched to the held pool before its reset"
+        )
+        assert not [e for e in rec.of("TASK_FAILED") if e.data["task"] == "fleet/first"], "held, not failed"
+        requeued = [e for e in rec.of("TASK_REASSIGNED") if e.data["reason"] == "rate_limited"]
+        assert [e.data["task"] for e in requeued] == ["fleet/first"]
+        # Resumed in stages after the reset: half the pool, then the hold lifted.
+        changes = rec.of("POOL_HOLD_CHANGED")
+        assert [c.data["agents_allowed"] for c in changes] == [1, None]
+        assert changes[-1].ts >= reset_at
+        inc = next(i for i in engine.state.incidents.values() if i.scenario == "rate-limit")
+        assert inc.status == "resolved" and inc.outcome["validated"] is True
+    finally:
+        await runtime.shutdown()
+        await engine.close()
