@@ -1,0 +1,131 @@
+"""The canonical encoding (hashed and stored) is byte-identical to the reference encoder.
+
+``canonical_json`` encodes with orjson and hands what orjson would write differently
+to the standard library's encoder; these tests hold the two to the same bytes on
+generated payloads (unicode of every plane, control characters, lone surrogates,
+floats of every magnitude with NaN and infinity, integers beyond 64 bits, nesting,
+non-string keys) and on every event of a real run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("orjson")
+
+from core.events import Event, canonical_encoding, canonical_json, reference_canonical_json
+from core.session import memory_sim
+
+TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.floats(min_value=-1e-3, max_value=1e-3)
+    | TEXT
+)
+JSONISH = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(TEXT, inner, max_size=5)
+        | st.dictionaries(st.integers(-5, 5), inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(JSONISH)
+def test_generated_payloads_encode_to_the_reference_bytes(value: Any) -> None:
+    assert canonical_json(value) == reference_canonical_json(value)
+
+
+def _random_float(rng: random.Random) -> float:
+    kind = rng.randrange(6)
+    if kind == 0:
+        return struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]  # any bit pattern, NaN included
+    if kind == 1:
+        return rng.random() * 10.0 ** rng.randint(-12, 3)
+    if kind == 2:
+        return rng.choice([0.0, -0.0, 1e-4, 9.99e-5, 1e-5, 1e16, 1e22, 2.0**53, math.inf, -math.inf, 0.1, 1 / 3])
+    if kind == 3:
+        return round(rng.uniform(-1e6, 1e6), rng.randint(0, 6))
+    return rng.uniform(0, 3600 * 48)
+
+
+def _random_text(rng: random.Random) -> str:
+    pools = [
+        "abcdefghijklmnopqrstuvwxyz_-/:. ",
+        "éàüßçñøåæœ",
+        "日本語中文한국어",
+        "\U0001f600\U0001f680\U00010348",
+        '"\\\n\r\t\b\f\x00\x01\x1f\x7f\u2028\u2029',
+    ]
+    return "".join(rng.choice(rng.choice(pools)) for _ in range(rng.randint(0, 16)))
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(9 if depth < 4 else 6)
+    if kind == 0:
+        return None if rng.random() < 0.5 else rng.random() < 0.5
+    if kind == 1:
+        return rng.choice([rng.randint(-1000, 1000), rng.getrandbits(63), -(2**63), 2**64 + rng.randint(0, 9)])
+    if kind in (2, 3):
+        return _random_float(rng)
+    if kind in (4, 5):
+        return _random_text(rng)
+    if kind == 6:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {_random_text(rng): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 5))}
+
+
+@pytest.mark.slow
+def test_a_hundred_thousand_varied_event_payloads_encode_to_the_reference_bytes() -> None:
+    rng = random.Random(20261203)
+    for i in range(100_000):
+        data = {"task": f"wf_{i % 97}/t{i}", "n": i, "payload": _random_value(rng)}
+        assert canonical_json(data) == reference_canonical_json(data), data
+
+
+def test_every_event_of_a_run_encodes_to_the_reference_bytes() -> None:
+    events: list[Event] = []
+    eng = memory_sim(demo=False, seed=11)
+    eng.subscribe(events.append)
+    from core.demo import build_demo
+
+    build_demo(eng, seed=11, duration_scale=0.2)
+    asyncio.run(eng.advance(3 * 3600))
+    assert len(events) > 300
+    for ev in events:
+        assert canonical_json(ev.data) == reference_canonical_json(ev.data), ev
+        envelope = [ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, ev.data]
+        assert canonical_encoding(ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, ev.data) == (
+            reference_canonical_json(envelope)
+        )
+
+
+def test_what_the_reference_refuses_is_refused() -> None:
+    """No encoding where the reference has none: objects it cannot encode still raise."""
+    import dataclasses
+    import datetime
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    for bad in (Point(1), datetime.datetime(2026, 1, 1), {"k": object()}, {("a", 1): 2}):
+        with pytest.raises(TypeError):
+            reference_canonical_json(bad)
+        with pytest.raises(TypeError):
+            canonical_json(bad)
