@@ -16,10 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from core.clock import VirtualClock
 from core.runtimes import NotApplicable
 from core.runtimes.dispatch import Dispatch
 from core.runtimes.local import LocalRuntime
 from core.runtimes.reports import Reports
+from core.runtimes.sim import SimRuntime
 from core.runtimes.supervise import Supervisor
 
 ray_mod = pytest.importorskip("ray", reason="the Ray runtime's checks need Ray (pip install -e '.[ray]')")
@@ -85,3 +87,13 @@ def _wait_status(proc: psutil.Process, want: str, timeout_s: float = 10.0) -> bo
             return True
         time.sleep(0.02)
     return proc.status() == want
+
+
+def test_an_actors_host_process_is_known_only_on_this_machine(tmp_path: Path, sleeper: psutil.Process) -> None:
+    rt = RayRuntime(tmp_path / "r.db", RayCluster(None))
+    rt.fleet.hosts["agent_001"] = _actor("agent_001", sleeper, local_node=True)
+    rt.fleet.hosts["agent_002"] = _actor("agent_002", sleeper, local_node=False)
+    assert rt.host_process("agent_001") == (sleeper.pid, sleeper.create_time())
+    assert rt.host_process("agent_002") is None, "a pid on another node names nothing here"
+    assert rt.host_process("agent_003") is None
+    assert SimRuntime(VirtualClock()).host_process("agent_001") is None

@@ -19,16 +19,12 @@ from .integrity import consistency
 
 if TYPE_CHECKING:
     from ..engine import Engine
-    from ..runtimes.local import LocalRuntime
     from ..runtimes.sim import SimRuntime
 
 
 def _pid(engine: Engine, agent_id: str) -> tuple[int, float] | None:
     """The agent host's pid and create time, on a runtime of OS processes."""
-    h = cast("LocalRuntime", engine.runtime).hosts.get(agent_id)
-    if h is None or not h.pid or h.create_time is None:
-        return None
-    return h.pid, h.create_time
+    return engine.runtime.host_process(agent_id) if engine.runtime is not None else None
 
 
 def agent_gone(engine: Engine, agent_id: str) -> bool | None:

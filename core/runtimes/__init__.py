@@ -106,6 +106,12 @@ class Runtime(Protocol):
         """An active health check: a live, reachable agent answers with a heartbeat."""
         ...
 
+    def host_process(self, agent_id: str) -> tuple[int, float] | None:
+        """The agent's host process on this machine (pid, create time), for checks that
+        read the OS process table; None where there is none here (simulated agents, an
+        actor on another node, an agent this runtime never held)."""
+        ...
+
     def attempts_allowed(self, task_id: str) -> int | None:
         """The task's own retry policy (attempts), or None: the engine's config decides."""
         ...

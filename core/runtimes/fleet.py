@@ -248,6 +248,13 @@ class Fleet(Generic[H]):
         """Live agents' host pids (an actor's: its worker's, on its node)."""
         return {a: h.pid for a, h in self.hosts.items() if not h.dead and h.pid is not None}
 
+    def host_process(self, agent_id: str, links: Links[H]) -> tuple[int, float] | None:
+        """The agent's host (pid, create time) where this machine's process table has it."""
+        h = self.hosts.get(agent_id)
+        if h is None or not h.pid or h.create_time is None or not links.measurable(h):
+            return None
+        return h.pid, h.create_time
+
     def task_pgid(self, agent_id: str) -> int | None:
         h = self.hosts.get(agent_id)
         return h.task_pgid if h is not None and not h.dead else None

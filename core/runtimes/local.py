@@ -173,6 +173,9 @@ class LocalRuntime:
         """Live agents' host pids (for tests and the console)."""
         return self.fleet.host_pids()
 
+    def host_process(self, agent_id: str) -> tuple[int, float] | None:
+        return self.fleet.host_process(agent_id, self.links)
+
     def task_pgid(self, agent_id: str) -> int | None:
         return self.fleet.task_pgid(agent_id)
 

@@ -191,6 +191,9 @@ class RayRuntime:
         """Live agents' actor worker pids (on their nodes)."""
         return self.fleet.host_pids()
 
+    def host_process(self, agent_id: str) -> tuple[int, float] | None:
+        return self.fleet.host_process(agent_id, self.links)
+
     def task_pgid(self, agent_id: str) -> int | None:
         return self.fleet.task_pgid(agent_id)
 

@@ -359,6 +359,10 @@ class SimRuntime:
         if sa is not None and sa.alive and sa.reachable and self.sink is not None:
             self.sink.agent_heartbeat(agent_id)
 
+    def host_process(self, agent_id: str) -> tuple[int, float] | None:
+        """Simulated agents have no process."""
+        return None
+
     def has_task(self, agent_id: str) -> bool:
         sa = self.agents.get(agent_id)
         return bool(sa and sa.task)
