@@ -76,6 +76,9 @@ class Intervals(_Section):
     checkpoint_s: float = Field(15 * 60.0, ge=1.0)
     checkpoint_events: int = Field(20_000, ge=100)
     """Also checkpoint after this many events: what an open replays stays bounded."""
+    verify_whole_s: float = Field(6 * 3600.0, gt=0)
+    """The data-integrity check verifies the whole log (every row and checkpoint, in a
+    worker off the event loop) this often; its periodic checks read what was added."""
     sample_s: float = Field(5.0, ge=0.05)  # smaller: a sampling loop that never lets the clock move
     event_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
     metric_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
