@@ -27,6 +27,7 @@ from ..engine import Engine
 from ..incidents.model import TERMINAL_PLAN
 from ..models import LIVE_AGENT, AgentStatus, TaskStatus, WorkflowStatus
 from ..telemetry import COUNTED_TYPES, TASK_BOUNDS, EventCounts, Histogram, failure_reason
+from .usage_metrics import UsageCollector
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """The text format every Prometheus reads (what generate_latest writes with plain names)."""
@@ -290,6 +291,7 @@ def registry_for(engine: Engine) -> CollectorRegistry:
     """A registry with the engine's collector and this process's own figures."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(EngineCollector(engine))
+    reg.register(UsageCollector(engine))
     ProcessCollector(registry=reg)
     return reg
 
