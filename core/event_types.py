@@ -407,14 +407,14 @@ RESUMPTION_COMPLETED = EventType(
     "RESUMPTION_COMPLETED",
     "coordination",
     payload=data.ResumptionRef,
-    fold=ops.resumption_done,
+    fold=ops.resumption_done("completed"),
     summary=text.resumption("completed"),
 )
 RESUMPTION_ABORTED = EventType(
     "RESUMPTION_ABORTED",
     "coordination",
     payload=data.ResumptionRef,
-    fold=ops.resumption_done,
+    fold=ops.resumption_done("aborted"),
     summary=text.resumption("aborted"),
 )
 

@@ -7,7 +7,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..event_types import RESOURCE_OPTIMIZED, WORKFLOW_COMPLETED
+from ..event_types import (
+    CHECKPOINT_CREATED,
+    COMMAND_EXECUTED,
+    RESOURCE_OPTIMIZED,
+    STATE_RESTORED,
+    WORKFLOW_COMPLETED,
+)
 from ..events import EventHeader
 from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, Resources, TaskStatus, WorkflowStatus
 from . import payloads as P
@@ -363,7 +369,7 @@ async def publish_event(ctx: Context, p: P.PublishEvent) -> Outcome:
     except ValidationError as exc:
         e = exc.errors(include_url=False)[0]
         raise CommandError("INVALID_EVENT", f"{e['loc'][0]}: {e['msg']}", {"field": str(e["loc"][0])}) from None
-    if header.type in ("STATE_RESTORED", "COMMAND_EXECUTED", "CHECKPOINT_CREATED") or header.type.startswith(
+    if header.type in (STATE_RESTORED, COMMAND_EXECUTED, CHECKPOINT_CREATED) or header.type.startswith(
         ("TASK_", "AGENT_", "WORKFLOW_", "RESUMPTION_")
     ):
         raise CommandError(

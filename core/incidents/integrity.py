@@ -12,7 +12,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..event_types import EVENTS
+from ..event_types import (
+    EVENTS,
+    TASK_COMPLETED,
+    TASK_PROGRESS,
+)
 from ..projection import State, hash_snapshot
 
 if TYPE_CHECKING:
@@ -126,7 +130,7 @@ async def segments(engine: Engine, bad_seqs: list[int]) -> list[dict[str, Any]]:
             )
             if not superseded:
                 later = await store.raw_rows(seq, 100000)
-                superseded = any(r[2] in ("TASK_PROGRESS", "TASK_COMPLETED") and f'"{task}"' in r[6] for r in later)
+                superseded = any(r[2] in (TASK_PROGRESS, TASK_COMPLETED) and f'"{task}"' in r[6] for r in later)
         out.append(
             {
                 "seq": seq,

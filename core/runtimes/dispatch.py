@@ -15,6 +15,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Generic
 
+from ..event_types import (
+    WORKFLOW_CREATED,
+)
 from ..models import Band, Task, TaskSpec, TaskStatus, WorkflowSpec
 from ..private import PrivateError, private_dir
 from ..projection import task_key
@@ -46,7 +49,7 @@ class Dispatch(Generic[H]):
                 self.specs[task_key(spec.id, t.id)] = t
 
     def on_event(self, ev: Any) -> None:
-        if ev.type == "WORKFLOW_CREATED":
+        if ev.type == WORKFLOW_CREATED:
             self.learn(ev.data["spec"])
 
     def attempts_allowed(self, task_id: str) -> int | None:

@@ -36,6 +36,9 @@ import psutil
 
 from ..clock import WallClock
 from ..config import Config
+from ..event_types import (
+    WORKFLOW_CREATED,
+)
 from ..models import Agent, Task, WorkflowSpec
 from ..private import private_dir
 from . import Capabilities, NotApplicable, RuntimeSink
@@ -122,7 +125,7 @@ class LocalRuntime:
         """Before attach: learn task commands from the log, sort stored hosts into adopt/fail."""
         self.fleet.engine = engine
         if engine.store is not None:
-            for ev in await engine.store.read_events(types=["WORKFLOW_CREATED"]):
+            for ev in await engine.store.read_events(types=[WORKFLOW_CREATED]):
                 self.dispatch.learn(ev.data["spec"])
         engine.observe(self.dispatch.on_event)  # task commands are learned as workflows are folded
         await self.adoption.reconcile(engine)
