@@ -835,8 +835,9 @@ async def transfer_context(ctx: Context, p: P.TransferContext) -> Outcome:
         elif s.agents[r].status in (AgentStatus.FAILED, AgentStatus.RETIRED):
             raise CommandError("INVALID_STATE", f"replacement {r} is {s.agents[r].status.value}", {"agent": r})
     for a in p.failed_agents:
-        if s.agents[a].status is AgentStatus.UNREACHABLE and s.agents[a].current_task:
-            eng.release_task(s.agents[a].current_task, reason="agent_unreachable", actor=ctx.actor)
+        held = s.agents[a].current_task
+        if s.agents[a].status is AgentStatus.UNREACHABLE and held:
+            eng.release_task(held, reason="agent_unreachable", actor=ctx.actor)
     pairs = [(a, repl[i] if repl else None) for i, a in enumerate(p.failed_agents)]
     if repl:
         eng.set_setting(

@@ -119,7 +119,7 @@ async def status(ctx: Context, p: P.StatusRequest) -> Outcome:
             workflow_id=d["workflow_id"],
         )
     s = ctx.state
-    ids = sorted(s.all_workflow_ids(), key=lambda w: (-s.any_workflow(w).priority, w))
+    ids = [w.id for w in sorted(s.all_workflows(), key=lambda w: (-w.priority, w.id))]
     rows = [await describe_any(ctx, w, with_tasks=p.verbose) for w in ids]
     if not p.verbose:
         for r in rows:
@@ -189,8 +189,8 @@ async def reassign(ctx: Context, p: Reassign) -> Outcome:
             k
             for k in wf.tasks
             if s.tasks[k].status in (TaskStatus.RUNNING, TaskStatus.PAUSED)
-            and s.tasks[k].agent
-            and s.agents[s.tasks[k].agent].status in (AgentStatus.UNREACHABLE, AgentStatus.FAILED)
+            and (holder := s.tasks[k].agent)
+            and s.agents[holder].status in (AgentStatus.UNREACHABLE, AgentStatus.FAILED)
         ]
     if not keys:
         raise CommandError(
