@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .incident_models import Incident, Plan, PlanStep
-from .models import Pool, Resources, TaskContext, WorkflowSpec
+from .models import Pool, Resources, ResumptionStage, StagedStep, TaskContext, WorkflowSpec
 
 if TYPE_CHECKING:
     from .projection import State
@@ -215,8 +215,8 @@ class ResumptionCreated(EventData):
     id: str
     safe_pct: float
     hold_s: float
-    stages: list[dict[str, Any]]
-    steps: list[dict[str, Any]]
+    stages: list[ResumptionStage]
+    steps: list[StagedStep]
 
 
 class ResumptionRef(EventData):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .events import Event
 from .incident_models import Incident, IncidentNote, Plan, PlanState, PlanStep
-from .models import Resumption, ResumptionApplied
+from .models import Resumption, ResumptionApplied, ResumptionStage, StagedStep
 
 if TYPE_CHECKING:
     from .projection import Fold, State
@@ -36,8 +36,8 @@ def resumption_created(s: State, ev: Event) -> None:
         safe_pct=d["safe_pct"],
         hold_s=d["hold_s"],
         checkpoint=d.get("checkpoint"),
-        stages=copy.deepcopy(d["stages"]),
-        steps=copy.deepcopy(d["steps"]),
+        stages=[ResumptionStage.model_validate(st) for st in d["stages"]],
+        steps=[StagedStep.model_validate(st) for st in d["steps"]],
     )
 
 

@@ -706,7 +706,7 @@ class OpsdeckApp(App[int]):
         steps, cur = r.steps, r.next_step
         if cur >= len(steps):
             return f"{rid} has run all {len(steps)} of its stages: advancing changes nothing."
-        what = str(steps[cur].get("what") or "its next stage")
+        what = steps[cur].what or "its next stage"
         return (
             f"Stage {cur + 1} of {len(steps)} runs now instead of waiting for utilisation to stay under the safe "
             f"threshold: {what}."

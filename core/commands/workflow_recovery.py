@@ -754,6 +754,7 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
     if any(st.validation_checkpoints for st in p.stages):
         cp = await eng.checkpoint("incremental", "before gradual resumption", actor=ctx.actor)
     steps, stages = plan_steps(eng, p)
+    planned = [st.model_dump() for st in steps]
     rid = f"resumption_{len(s.resumptions) + 1:03d}"
     eng.emit(
         RESUMPTION_CREATED,
@@ -766,8 +767,8 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
             "hold_s": hold,
             "checkpoint": cp,
             "monitoring_level": p.monitoring_level,
-            "stages": stages,
-            "steps": steps,
+            "stages": [st.model_dump() for st in stages],
+            "steps": planned,
         },
         actor=ctx.actor,
     )
@@ -791,7 +792,7 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
             "safe_threshold_pct": safe,
             "hold_s": hold,
             "checkpoint": cp,
-            "steps": steps,
+            "steps": planned,
             "applied": applied,
             "pending": len(steps) - r.next_step,
         },

@@ -76,11 +76,7 @@ def describe(ctx: Context, wid: str) -> dict[str, Any]:
     prog = s.workflow_progress(wid)
     elapsed = ctx.now - w.started_at if w.started_at is not None else 0.0
     eta = (1 - prog) * elapsed / prog if prog > 0 and elapsed > 0 and prog < 1 else None
-    res = [
-        r.id
-        for r in s.resumptions.values()
-        if r.status == "active" and any(st.get("workflow") == wid for st in r.steps)
-    ]
+    res = [r.id for r in s.resumptions.values() if r.status == "active" and any(st.workflow == wid for st in r.steps)]
     return {
         "workflow_id": wid,
         "name": w.name,
