@@ -84,6 +84,11 @@ class Intervals(_Section):
     metric_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
     workflow_timeout_s: float = Field(4 * 3600.0, gt=0)
     missed_heartbeats: int = Field(2, ge=1)
+    input_wait_s: float = Field(10.0, gt=0, le=86400)
+    """Quiet time after which an interactive task blocked reading its stdin (or showing a
+    prompt) counts as waiting for input."""
+    input_stall_s: float = Field(600.0, gt=0, le=7 * 86400)
+    """A task waiting for input this long opens an incident."""
 
 
 class Retries(_Section):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .incident_models import Incident, Plan, PlanStep
 from .models import Pool, Resources, ResumptionStage, StagedStep, TaskContext, WorkflowSpec
@@ -133,6 +133,25 @@ class TaskProgress(TaskRef):
     progress: float | None = None
     output: list[str] | None = None
     partial: dict[str, Any] | None = None
+
+
+class TaskInputWait(TaskAssigned):
+    reason: str = Field(max_length=500)
+
+
+class TaskInputSent(TaskAssigned):
+    size: int = Field(ge=0)
+    """Bytes written to the task's stdin."""
+    text: str = Field(max_length=4096)
+
+
+class TaskWorktree(TaskRef):
+    path: str | None = None
+    branch: str | None = None
+    repo: str | None = None
+    outcome: str | None = None
+    """"opened", "merged" (and the commit), "discarded", "pruned"."""
+    commit: str | None = None
 
 
 class TaskFailed(TaskRef):

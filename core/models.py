@@ -128,6 +128,12 @@ class TaskSpec(_Model):
     timeout_s: float | None = None
     retries: int | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
+    interactive: bool = False
+    """Its stdin is a pipe the operator can write to (``send-input``), not /dev/null."""
+    tty: bool = False
+    """It runs under a pseudo-terminal (interactive too): the console can show its screen."""
+    repo: str | None = None
+    """A git repository: the task runs in its own worktree of it, on its own branch."""
 
 
 class Task(_Model):
@@ -145,6 +151,22 @@ class Task(_Model):
     started_at: float | None = None
     finished_at: float | None = None
     context: TaskContext = Field(default_factory=TaskContext)
+    interactive: bool = False
+    """Its stdin is a pipe (or its pty) the operator writes to with ``send-input``."""
+    tty: bool = False
+    waiting_input: str | None = None
+    """While the running task waits for a human: how the agent host knows (cleared when it goes on)."""
+    waiting_since: float | None = None
+    worktree: str | None = None
+    """The task's own git checkout (``workspace = "worktree"``), while it exists."""
+    branch: str | None = None
+    repo: str | None = None
+    """The repository the worktree belongs to."""
+
+    @property
+    def awaiting_input(self) -> bool:
+        """The task is running and its agent host saw it wait for input."""
+        return self.waiting_input is not None and self.status is TaskStatus.RUNNING
 
 
 class PhaseSpec(_Model):

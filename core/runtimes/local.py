@@ -88,7 +88,7 @@ class LocalRuntime:
         self.fleet: Fleet[ProcessHost] = Fleet(self.timing)
         self.adoption = Adoption(load_or_create_secret(self.run_dir))
         links = LocalLinks(self.fleet, self.adoption)
-        self.dispatch = Dispatch(self.fleet, links, self.run_dir, self.mechanisms, sampler)
+        self.dispatch = Dispatch(self.fleet, links, self.run_dir, self.mechanisms, sampler, self.run_dir / "output")
         self.supervisor = Supervisor(self.fleet, links, self.dispatch)
         self.reports = Reports(self.fleet, links, self.dispatch)
         self.local = LocalHosts(
@@ -197,6 +197,12 @@ class LocalRuntime:
 
     def stop_task(self, agent_id: str, task_id: str) -> None:
         self.dispatch.stop_task(agent_id, task_id)
+
+    async def send_input(self, agent_id: str, task_id: str, data: bytes) -> int:
+        return await self.dispatch.io.send_input(agent_id, task_id, data)
+
+    def task_output(self, agent_id: str, task_id: str, attempt: int) -> Path | None:
+        return self.dispatch.io.task_output(agent_id, task_id, attempt)
 
     async def relimit(
         self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0

@@ -216,6 +216,12 @@ class RayRuntime:
     def stop_task(self, agent_id: str, task_id: str) -> None:
         self.dispatch.stop_task(agent_id, task_id)
 
+    async def send_input(self, agent_id: str, task_id: str, data: bytes) -> int:
+        return await self.dispatch.io.send_input(agent_id, task_id, data)
+
+    def task_output(self, agent_id: str, task_id: str, attempt: int) -> Path | None:
+        return self.dispatch.io.task_output(agent_id, task_id, attempt)
+
     async def relimit(
         self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0
     ) -> list[dict[str, Any]]:
