@@ -14,6 +14,9 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    virtual: bool
+    """True for simulated time, which moves only when the loop moves it (never late)."""
+
     def now(self) -> float: ...
 
 

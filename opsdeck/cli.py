@@ -26,7 +26,6 @@ SUBCOMMANDS = [
     "console",
     "demo",
     "events",
-    "logs",
     "verify",
     "repair",
     "run",

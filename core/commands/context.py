@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 from ..engine import Engine, EngineError
 from ..models import Agent, AgentStatus, FinishedWorkflow, Workflow
-from ..projection import State
 from .registry import Registry
 from .responses import CommandError, suggest
 
@@ -55,7 +54,7 @@ class Context:
         return self.engine.clock.now()
 
     @property
-    def state(self) -> State:
+    def state(self):
         return self.engine.state
 
     def workflow(self, wf_id: str | None = None) -> Workflow:

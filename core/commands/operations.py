@@ -10,7 +10,6 @@ from . import (
     performance_monitor,
     resource_manager,
     subagents,
-    task_io,
     workflow_recovery,
     workflow_status,
 )
@@ -18,7 +17,6 @@ from .registry import Registry
 
 LANGUAGE = Registry(
     coordination_hub.OPS,
-    task_io.OPS,
     debug.OPS,
     performance_monitor.OPS,
     resource_manager.OPS,

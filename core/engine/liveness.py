@@ -8,6 +8,7 @@ standing reassignment is in force, and runs the sample hooks detectors use.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 
 _ANSWERING = (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)
 THROUGHPUT_WINDOW_S = 300.0
+LATE_FRACTION = 0.1
+"""A liveness check later than its sample interval by more than this share of it counts
+the rest as time the console was not listening."""
 
 
 class Liveness:
@@ -30,6 +34,11 @@ class Liveness:
         self.named_hooks: set[str] = set()
         """Names of hooks installed once per engine (the command language's watches)."""
         self.last_health_check = float("-inf")
+        self.last_check: float | None = None
+        self.deaf: deque[tuple[float, float]] = deque(maxlen=256)
+        """(when, seconds): liveness checks that came late, on the wall clock. Reports sent
+        while this process was not running (a loaded machine, a long synchronous step) wait
+        unread in the sockets; that time is the console's silence, not the agents'."""
 
     def on_sample(self, fn: Callable[[float], None], name: str | None = None) -> bool:
         """Run ``fn(now)`` after each system usage sample: where detectors hook in. A
@@ -101,13 +110,32 @@ class Liveness:
                     rt.ping_agent(a.id)
         beat = every if every is not None else e.config.intervals.heartbeat_s
         limit = beat * (e.config.intervals.missed_heartbeats + 0.5)
+        self.note_lateness(now)
         for a in list(e.state.agents.values()):
             if a.status in _ANSWERING:
                 last = e.telemetry.liveness.get(a.id)
                 if last is None:
                     e.telemetry.liveness[a.id] = now
-                elif now - last > limit:
+                elif self.silence(last, now) > limit:
                     self.agent_unreachable(a.id)
+
+    def note_lateness(self, now: float) -> None:
+        """Record how late this check is against the sample interval (simulated time is
+        never late: it moves only when the loop moves it)."""
+        if self.engine.clock.virtual:
+            return
+        cadence = self.engine.config.intervals.sample_s
+        if self.last_check is not None:
+            late = now - self.last_check - cadence
+            if late > LATE_FRACTION * cadence:
+                self.deaf.append((now, late))
+        self.last_check = now
+
+    def silence(self, last: float, now: float) -> float:
+        """Seconds an agent last heard at ``last`` has been silent while the console was
+        listening: the time since, less the lateness of the checks made since. A host that
+        really stopped is still found, later by at most the console's own stalls."""
+        return now - last - sum(late for at, late in self.deaf if at > last)
 
     def reassign_unreachable(self, now: float) -> None:
         """The standing reassignment that ``/coordination-hub communication-redundancy-

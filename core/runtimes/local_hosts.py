@@ -36,6 +36,17 @@ from .wire import encode, messages
 CONNECT_TIMEOUT_S = 15.0
 
 
+async def hear_pending_reports() -> None:
+    """Let the connections read the reports that arrived while this task ran without
+    yielding (psutil scanning /proc, which on a loaded machine can take longer than a
+    heartbeat). Two passes of the loop: one for the sockets' callbacks to feed their
+    readers, one for the reading tasks to run; a third for margin. Without it the engine
+    would judge liveness on reports still unread in the sockets: a busy console taken for
+    silent agents."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 @dataclass
 class ProcessHost(HostRecord):
     """An agent host process this console started (``popen``) or adopted, and its socket."""
@@ -178,8 +189,6 @@ class LocalHosts:
             m.memory,
             "--cpu-mechanism",
             m.cpu,
-            "--output-dir",
-            str(self.run_dir / "output" / h.agent),
         ]
         if m.cgroup_dir:
             argv += ["--cgroup", m.cgroup_dir]
@@ -277,6 +286,7 @@ class LocalHosts:
                 continue
             live = [h for h in fleet.hosts.values() if not h.dead and h.pid is not None]
             usage = self.sampler.trees({h.agent: (h.pid, h.create_time) for h in live if h.pid is not None})
+            await hear_pending_reports()
             for h in live:
                 if h.dead:
                     continue
