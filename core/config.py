@@ -76,11 +76,19 @@ class Intervals(_Section):
     checkpoint_s: float = Field(15 * 60.0, ge=1.0)
     checkpoint_events: int = Field(20_000, ge=100)
     """Also checkpoint after this many events: what an open replays stays bounded."""
+    verify_whole_s: float = Field(6 * 3600.0, gt=0)
+    """The data-integrity check verifies the whole log (every row and checkpoint, in a
+    worker off the event loop) this often; its periodic checks read what was added."""
     sample_s: float = Field(5.0, ge=0.05)  # smaller: a sampling loop that never lets the clock move
     event_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
     metric_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
     workflow_timeout_s: float = Field(4 * 3600.0, gt=0)
     missed_heartbeats: int = Field(2, ge=1)
+    input_wait_s: float = Field(10.0, gt=0, le=86400)
+    """Quiet time after which an interactive task blocked reading its stdin (or showing a
+    prompt) counts as waiting for input."""
+    input_stall_s: float = Field(600.0, gt=0, le=7 * 86400)
+    """A task waiting for input this long opens an incident."""
 
 
 class Retries(_Section):

@@ -11,7 +11,10 @@ import random
 from typing import Any
 
 from .engine import Engine
-from .event_types import SYSTEM_STARTUP
+from .event_types import (
+    SYSTEM_STARTUP,
+    WORKFLOW_COMPLETED,
+)
 
 POOLS: list[dict[str, Any]] = [
     {
@@ -161,7 +164,7 @@ class RecurringDemo:
                 self._schedule_next(wf.id, (wf.finished_at or self.clock.now()) + cooldown_s)
 
     def _on_event(self, ev: Any) -> None:
-        if ev.type == "WORKFLOW_COMPLETED":
+        if ev.type == WORKFLOW_COMPLETED:
             self._schedule_next(ev.data["workflow_id"], self.clock.now() + self.cooldown_s)
 
     def _schedule_next(self, wf_id: str, when: float) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .incident_models import Incident, Plan, PlanStep
-from .models import Pool, Resources, TaskContext, WorkflowSpec
+from .models import Pool, Resources, ResumptionStage, StagedStep, TaskContext, WorkflowSpec
 
 if TYPE_CHECKING:
     from .projection import State
@@ -135,6 +135,25 @@ class TaskProgress(TaskRef):
     partial: dict[str, Any] | None = None
 
 
+class TaskInputWait(TaskAssigned):
+    reason: str = Field(max_length=500)
+
+
+class TaskInputSent(TaskAssigned):
+    size: int = Field(ge=0)
+    """Bytes written to the task's stdin."""
+    text: str = Field(max_length=4096)
+
+
+class TaskWorktree(TaskRef):
+    path: str | None = None
+    branch: str | None = None
+    repo: str | None = None
+    outcome: str | None = None
+    """"opened", "merged" (and the commit), "discarded", "pruned"."""
+    commit: str | None = None
+
+
 class TaskFailed(TaskRef):
     output: list[str] | None = None
     retry: bool = False
@@ -215,8 +234,8 @@ class ResumptionCreated(EventData):
     id: str
     safe_pct: float
     hold_s: float
-    stages: list[dict[str, Any]]
-    steps: list[dict[str, Any]]
+    stages: list[ResumptionStage]
+    steps: list[StagedStep]
 
 
 class ResumptionRef(EventData):

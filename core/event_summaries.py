@@ -197,6 +197,23 @@ def task(verb: str) -> Summary:
     return fn
 
 
+def waiting_input(ev: Event) -> str:
+    d = ev.data
+    return f"{d['task']} on {d['agent']} waits for input ({d['reason']})"
+
+
+def input_sent(ev: Event) -> str:
+    d = ev.data
+    return f"{d['size']} bytes written to {d['task']}'s input on {d['agent']}"
+
+
+def worktree(ev: Event) -> str:
+    d = ev.data
+    what = d.get("outcome") or "opened"
+    where = d.get("path") if what == "opened" else d.get("commit")
+    return f"{d['task']} worktree {what}: {d.get('branch') or ''}" + (f" ({where})" if where else "")
+
+
 # -- checkpoints, settings, commands --------------------------------------------------
 def checkpoint_created(ev: Event) -> str:
     d = ev.data

@@ -312,6 +312,21 @@ TASK_CONTEXT_TRANSFERRED = EventType(
     summary=text.task("context transferred"),
 )
 TASK_LIMITED = EventType("TASK_LIMITED", "resource")
+TASK_WAITING_INPUT = EventType(
+    "TASK_WAITING_INPUT",
+    "agent",
+    payload=data.TaskInputWait,
+    fold=work.task_waiting_input,
+    severity=Severity.MEDIUM,
+    summary=text.waiting_input,
+)
+TASK_INPUT_RESUMED = EventType(
+    "TASK_INPUT_RESUMED", "agent", payload=data.TaskAssigned, fold=work.task_input_resumed, summary=text.task("went on")
+)
+TASK_INPUT_SENT = EventType("TASK_INPUT_SENT", "coordination", payload=data.TaskInputSent, summary=text.input_sent)
+TASK_WORKTREE = EventType(
+    "TASK_WORKTREE", "agent", payload=data.TaskWorktree, fold=work.task_worktree, summary=text.worktree
+)
 
 # Usage of AI agents: tokens and money per task, budgets, rate-limit holds on pools.
 TASK_USAGE = EventType(
@@ -407,14 +422,14 @@ RESUMPTION_COMPLETED = EventType(
     "RESUMPTION_COMPLETED",
     "coordination",
     payload=data.ResumptionRef,
-    fold=ops.resumption_done,
+    fold=ops.resumption_done("completed"),
     summary=text.resumption("completed"),
 )
 RESUMPTION_ABORTED = EventType(
     "RESUMPTION_ABORTED",
     "coordination",
     payload=data.ResumptionRef,
-    fold=ops.resumption_done,
+    fold=ops.resumption_done("aborted"),
     summary=text.resumption("aborted"),
 )
 

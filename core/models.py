@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 
 class Band(StrEnum):
@@ -128,6 +128,12 @@ class TaskSpec(_Model):
     timeout_s: float | None = None
     retries: int | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
+    interactive: bool = False
+    """Its stdin is a pipe the operator can write to (``send-input``), not /dev/null."""
+    tty: bool = False
+    """It runs under a pseudo-terminal (interactive too): the console can show its screen."""
+    repo: str | None = None
+    """A git repository: the task runs in its own worktree of it, on its own branch."""
 
 
 class Task(_Model):
@@ -145,6 +151,22 @@ class Task(_Model):
     started_at: float | None = None
     finished_at: float | None = None
     context: TaskContext = Field(default_factory=TaskContext)
+    interactive: bool = False
+    """Its stdin is a pipe (or its pty) the operator writes to with ``send-input``."""
+    tty: bool = False
+    waiting_input: str | None = None
+    """While the running task waits for a human: how the agent host knows (cleared when it goes on)."""
+    waiting_since: float | None = None
+    worktree: str | None = None
+    """The task's own git checkout (``workspace = "worktree"``), while it exists."""
+    branch: str | None = None
+    repo: str | None = None
+    """The repository the worktree belongs to."""
+
+    @property
+    def awaiting_input(self) -> bool:
+        """The task is running and its agent host saw it wait for input."""
+        return self.waiting_input is not None and self.status is TaskStatus.RUNNING
 
 
 class PhaseSpec(_Model):
@@ -242,7 +264,58 @@ class Checkpoint(_Model):
 class ResumptionApplied(_Model):
     step: int
     at: float
-    utilisation: dict[str, Any] = Field(default_factory=dict)
+    utilisation: dict[str, float] = Field(default_factory=dict)
+    """What the engine measured as the step applied (``Engine.utilisation``)."""
+
+
+class _AsPlanned(_Model):
+    """A part of a staged resumption that dumps only the fields it was planned with, so
+    that a log replays to the state hashes its checkpoints recorded."""
+
+    @model_serializer(mode="wrap")
+    def _as_planned(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        return {k: v for k, v in dumped.items() if k in self.model_fields_set}
+
+
+class ResumptionStage(_AsPlanned):
+    """A stage as the operator gave it, with the indexes of the steps planned from it."""
+
+    stage: int
+    action: str
+    workflow: str | None = None
+    pool: str | None = None
+    """A ``release_pool`` stage's pool (a rate-limit hold), instead of a workflow."""
+    resource_limit: str | None = None
+    gradual_scaling: bool = False
+    steps: list[int]
+
+
+class StagedStep(_AsPlanned):
+    """One concrete step of a staged resumption, on one workflow or one held pool.
+
+    ``limit`` set to None lifts the workflow's stage limit; ``limit`` not set leaves it
+    alone (:attr:`sets_limit`)."""
+
+    stage: int
+    what: str
+    """The step in words, as the console and the step's event say it."""
+    workflow: str | None = None
+    resume: bool = False
+    """Resume the workflow if it is paused."""
+    limit: Resources | None = None
+    allocation: Resources | None = None
+    lift: bool = False
+    """The step lifts a limit (``limit`` is None)."""
+    pool: str | None = None
+    """A held pool this step releases (``pool_agents`` of it, or the whole hold when None)."""
+    pool_agents: int | None = None
+    not_before: float | None = None
+    """The step waits until this time (a pool's reset plus the hold period)."""
+
+    @property
+    def sets_limit(self) -> bool:
+        return "limit" in self.model_fields_set
 
 
 class Resumption(_Model):
@@ -256,9 +329,9 @@ class Resumption(_Model):
     safe_pct: float
     hold_s: float
     checkpoint: int | None = None
-    stages: list[dict[str, Any]]
+    stages: list[ResumptionStage]
     """The stages as the operator gave them (workflow, action, limits)."""
-    steps: list[dict[str, Any]]
+    steps: list[StagedStep]
     """The concrete steps planned from the stages (``core.commands.resumption.plan_steps``)."""
     next_step: int = 0
     applied: list[ResumptionApplied] = Field(default_factory=list)

@@ -10,6 +10,7 @@ never part of the hash.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -92,6 +93,10 @@ class State:
         self.phase_started: set[tuple[str, str]] = set()
         self.active: set[str] = set()
         """Workflows running or paused: what dispatch and admission look at."""
+        self.dispatch_order: list[tuple[int, float, int, str]] = []
+        """The active workflows in the order dispatch serves them (highest band, then
+        oldest), kept sorted as workflows start and stop rather than sorted per dispatch."""
+        self.order_keys: dict[str, tuple[int, float, int, str]] = {}
         self.queued: set[str] = set()
         """Pending workflows waiting for admission."""
         self.guaranteed: set[str] = set()
@@ -267,6 +272,8 @@ class State:
         self.wf_left = {}
         self.phase_started = set()
         self.active = set()
+        self.dispatch_order = []
+        self.order_keys = {}
         self.queued = set()
         self.guaranteed = set()
         for wf in self.workflows.values():
@@ -310,7 +317,7 @@ class State:
         self.ready.pop(wid, None)
         self.running_by_wf.pop(wid, None)
         self.wf_left.pop(wid, None)
-        self.active.discard(wid)
+        self._deactivate(wid)
         self.queued.discard(wid)
         self.guaranteed.discard(wid)
 
@@ -318,9 +325,13 @@ class State:
         """Keep the workflow-level indexes (active, queued, guaranteed) in step with ``wf``."""
         wid = wf.id
         if wf.status is WorkflowStatus.RUNNING or wf.status is WorkflowStatus.PAUSED:
-            self.active.add(wid)
-        else:
-            self.active.discard(wid)
+            if wid not in self.active:
+                self.active.add(wid)
+                key = (-BAND_RANK[wf.band], wf.created_at, wf.created_seq, wid)
+                self.order_keys[wid] = key
+                insort(self.dispatch_order, key)
+        elif wid in self.active:
+            self._deactivate(wid)
         if wf.queued and wf.status is WorkflowStatus.PENDING:
             self.queued.add(wid)
         else:
@@ -329,6 +340,14 @@ class State:
             self.guaranteed.add(wid)
         else:
             self.guaranteed.discard(wid)
+
+    def _deactivate(self, wid: str) -> None:
+        self.active.discard(wid)
+        key = self.order_keys.pop(wid, None)
+        if key is not None:
+            i = bisect_left(self.dispatch_order, key)
+            if i < len(self.dispatch_order) and self.dispatch_order[i] == key:
+                del self.dispatch_order[i]
 
     def count_workflow(self, wf: Workflow) -> None:
         left = 0

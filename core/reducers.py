@@ -11,14 +11,14 @@ checks happen in the functions that emit them (``core.commands``,
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .events import Event
 from .incident_models import Incident, IncidentNote, Plan, PlanState, PlanStep
-from .models import Resumption, ResumptionApplied
+from .models import Resumption, ResumptionApplied, ResumptionStage, StagedStep
 
 if TYPE_CHECKING:
-    from .projection import State
+    from .projection import Fold, State
 
 LESSONS_KEPT = 20
 
@@ -36,8 +36,8 @@ def resumption_created(s: State, ev: Event) -> None:
         safe_pct=d["safe_pct"],
         hold_s=d["hold_s"],
         checkpoint=d.get("checkpoint"),
-        stages=copy.deepcopy(d["stages"]),
-        steps=copy.deepcopy(d["steps"]),
+        stages=[ResumptionStage.model_validate(st) for st in d["stages"]],
+        steps=[StagedStep.model_validate(st) for st in d["steps"]],
     )
 
 
@@ -55,12 +55,17 @@ def resumption_held(s: State, ev: Event) -> None:
     s.resumptions[ev.data["id"]].held = bool(ev.data["held"])
 
 
-def resumption_done(s: State, ev: Event) -> None:
-    s.changing("resumptions", s.resumptions, ev.data["id"])
-    r = s.resumptions[ev.data["id"]]
-    r.status = "completed" if ev.type == "RESUMPTION_COMPLETED" else "aborted"
-    r.finished_at = ev.ts
-    r.reason = ev.data.get("reason")
+def resumption_done(status: Literal["completed", "aborted"]) -> Fold:
+    """The fold of a resumption that ended as ``status`` (one per declaration)."""
+
+    def fn(s: State, ev: Event) -> None:
+        s.changing("resumptions", s.resumptions, ev.data["id"])
+        r = s.resumptions[ev.data["id"]]
+        r.status = status
+        r.finished_at = ev.ts
+        r.reason = ev.data.get("reason")
+
+    return fn
 
 
 def learning(s: State, ev: Event) -> None:

@@ -10,8 +10,10 @@ its hold allows.
 
 from __future__ import annotations
 
+from itertools import chain
+
 from .config import Capacity
-from .models import BAND_RANK, AgentStatus, TaskStatus, WorkflowStatus
+from .models import AgentStatus, TaskStatus, WorkflowStatus
 from .projection import State
 
 
@@ -20,6 +22,8 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
     idle: dict[str, list[str]] = {}
     busy = 0
     live = 0
+    free = 0
+    """Idle agents offered (each counted once, whatever its specializations)."""
     room = held_room(state, now) if state.usage.holds else None
     for a in sorted(state.agents.values(), key=lambda a: a.id) if room else state.agents.values():
         st = a.status
@@ -31,23 +35,25 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
                 if room[a.pool] <= 0:
                     continue  # a pool held after a rate limit: no more of its agents start work
                 room[a.pool] -= 1
+            free += 1
             for spec in a.specializations:
                 idle.setdefault(spec, []).append(a.id)
         elif st is AgentStatus.BUSY or st is AgentStatus.PAUSED or st is AgentStatus.UNREACHABLE:
             live += 1
             busy += 1
-    if not idle:
+    if not idle or busy >= capacity.agents:
         return []
     for lst in idle.values():
         lst.sort(reverse=True)  # pop() takes the lowest id: deterministic
-    wfs = [
+    workflows, ready = state.workflows, state.ready
+    wfs = (  # highest band, then oldest; read lazily: dispatch stops once nothing more can start
         w
-        for w in (state.workflows[wid] for wid in state.active)
-        if w.status is WorkflowStatus.RUNNING and not w.frozen and state.ready.get(w.id)
-    ]
-    if not wfs:
+        for w in (workflows[key[3]] for key in state.dispatch_order)
+        if w.status is WorkflowStatus.RUNNING and not w.frozen and ready.get(w.id)
+    )
+    first = next(wfs, None)
+    if first is None:
         return []
-    wfs.sort(key=lambda w: (-BAND_RANK[w.band], w.created_at, w.created_seq))
 
     # What running tasks hold, per workflow: only workflows with running tasks are
     # visited, and no pydantic model is built per workflow per dispatch.
@@ -86,7 +92,9 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
 
     out: list[tuple[str, str]] = []
     taken: set[str] = set()
-    for w in wfs:
+    for w in chain((first,), wfs):
+        if free == 0 or busy >= capacity.agents:
+            break  # every idle agent taken, or the fleet's agent capacity used: nothing more can start
         own = reserved.get(w.id, (0.0, 0.0, 0.0))
         alloc = w.allocation
         lim_cpu, lim_mem, lim_agents = alloc.cpu_cores, alloc.memory_gb, alloc.agents
@@ -95,8 +103,8 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             lim_mem = min(lim_mem, w.stage_limit.memory_gb)
             lim_agents = min(lim_agents, w.stage_limit.agents)
         u = used.setdefault(w.id, [0.0, 0.0, 0.0])
-        for key in state.ready[w.id]:
-            if u[2] >= lim_agents:
+        for key in ready[w.id]:
+            if u[2] >= lim_agents or free == 0:
                 break
             t = tasks[key]
             if t.status is not TaskStatus.PENDING:
@@ -125,6 +133,7 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             if agent is None:
                 continue
             taken.add(agent)
+            free -= 1
             out.append((key, agent))
             u[0] += t.cpu
             u[1] += t.memory_gb

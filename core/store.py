@@ -217,6 +217,19 @@ class Store:
             return None
         return None if row is None else str(row[0])
 
+    async def meta(self, key: str) -> str | None:
+        """A value kept in the database's meta table (None when unset)."""
+        return await self._meta(key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async def statements() -> None:
+            await self._db.execute(
+                "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+
+        await self._write(statements)
+
     async def integrity(self, quick: bool = False) -> list[tuple[str, str]]:
         """SQLite's own check: (table, problem) for each problem (``core.sqlite_check``)."""
         return await sqlite_integrity(self._db, quick)
@@ -383,8 +396,9 @@ class Store:
     async def next_checkpoint_id(self) -> int:
         return await self.checkpoint_table.next_id()
 
-    async def list_checkpoints(self) -> list[dict[str, Any]]:
-        return await self.checkpoint_table.rows()
+    async def list_checkpoints(self, after: int = 0) -> list[dict[str, Any]]:
+        """The checkpoints' rows (not their states), those with an id above ``after``."""
+        return await self.checkpoint_table.rows(after)
 
     async def load_checkpoint(self, checkpoint_id: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return await self.checkpoint_table.load(checkpoint_id)

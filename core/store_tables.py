@@ -54,9 +54,12 @@ class CheckpointTable:
     async def next_id(self) -> int:
         return (await scalar(self._db, "SELECT max(id) FROM checkpoints") or 0) + 1
 
-    async def rows(self) -> list[dict[str, Any]]:
+    async def rows(self, after: int = 0) -> list[dict[str, Any]]:
         rows = await (
-            await self._db.execute("SELECT id, seq, ts, kind, label, workflow, state_hash FROM checkpoints ORDER BY id")
+            await self._db.execute(
+                "SELECT id, seq, ts, kind, label, workflow, state_hash FROM checkpoints WHERE id > ? ORDER BY id",
+                (after,),
+            )
         ).fetchall()
         keys = ("id", "seq", "ts", "kind", "label", "workflow", "state_hash")
         return [dict(zip(keys, r, strict=True)) for r in rows]

@@ -12,6 +12,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .event_types import (
+    COMMAND_EXECUTED,
+    INCIDENT_OPENED,
+    STATE_RESTORED,
+    TASK_ASSIGNED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_REASSIGNED,
+    TASK_TIMEOUT,
+    WORKFLOW_CANCELLED,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+    WORKFLOW_PAUSED,
+    WORKFLOW_RESUMED,
+    WORKFLOW_STARTED,
+)
+
 if TYPE_CHECKING:
     from .events import Event
     from .projection import State
@@ -119,15 +136,15 @@ class Histogram:
 
 
 COUNTED_TYPES = (
-    "WORKFLOW_COMPLETED",
-    "WORKFLOW_FAILED",
-    "WORKFLOW_CANCELLED",
-    "TASK_COMPLETED",
-    "TASK_FAILED",
-    "TASK_TIMEOUT",
-    "TASK_REASSIGNED",
-    "INCIDENT_OPENED",
-    "COMMAND_EXECUTED",
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+    WORKFLOW_CANCELLED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_TIMEOUT,
+    TASK_REASSIGNED,
+    INCIDENT_OPENED,
+    COMMAND_EXECUTED,
 )
 """Event types whose counts since the beginning of the log are kept."""
 
@@ -135,7 +152,7 @@ COUNTED_TYPES = (
 def failure_reason(event_type: str, error: str) -> str:
     """A task failure's reason as one of a few words (a bounded metric label)."""
     e = error.lower()
-    if event_type == "TASK_TIMEOUT" or e.startswith("timeout"):
+    if event_type == TASK_TIMEOUT or e.startswith("timeout"):
         return "timeout"
     if "memory limit" in e:
         return "memory_limit"
@@ -169,7 +186,7 @@ class EventCounts:
             if seq <= self.upto or type_ not in by_type:
                 continue
             by_type[type_] += 1
-            if type_ in ("TASK_FAILED", "TASK_TIMEOUT"):
+            if type_ in (TASK_FAILED, TASK_TIMEOUT):
                 data = json.loads(row[6])
                 reason = failure_reason(type_, str(data.get("error", "")))
                 self.failures[reason] = self.failures.get(reason, 0) + 1
@@ -206,24 +223,24 @@ class TaskTimings:
     def observe(self, state: State, ev: Event) -> None:
         t = ev.type
         d = ev.data
-        if t == "TASK_ASSIGNED":
+        if t == TASK_ASSIGNED:
             since = self.ready_since.pop(d["task"], None)
             if since is not None:
                 self.schedule_to_start.observe(max(ev.ts - since, 0.0))
-        elif t in ("TASK_COMPLETED", "TASK_FAILED", "TASK_TIMEOUT"):
+        elif t in (TASK_COMPLETED, TASK_FAILED, TASK_TIMEOUT):
             task = state.tasks.get(d.get("task", ""))
             if task is not None and task.started_at is not None:
                 self.execution.observe(max(ev.ts - task.started_at, 0.0))
             if task is not None:
                 self._mark_ready(state, (task.workflow,), ev.ts)
-        elif t in ("WORKFLOW_STARTED", "WORKFLOW_RESUMED", "TASK_REASSIGNED"):
+        elif t in (WORKFLOW_STARTED, WORKFLOW_RESUMED, TASK_REASSIGNED):
             wf = d.get("workflow_id") or (state.tasks[d["task"]].workflow if d.get("task") in state.tasks else None)
             if wf is not None:
                 self._mark_ready(state, (wf,), ev.ts)
-        elif t in ("WORKFLOW_COMPLETED", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED", "WORKFLOW_PAUSED"):
+        elif t in (WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED, WORKFLOW_PAUSED):
             prefix = f"{d['workflow_id']}/"
             for key in [k for k in self.ready_since if k.startswith(prefix)]:
                 del self.ready_since[key]
-        elif t == "STATE_RESTORED":
+        elif t == STATE_RESTORED:
             self.ready_since = {k: v for k, v in self.ready_since.items() if k in state.tasks}
             self._mark_ready(state, state.ready.keys(), ev.ts)

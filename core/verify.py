@@ -1,7 +1,15 @@
 """Verification of a store: the hash chain, sequence numbers, checkpoints, the anchor
 and SQLite's own integrity check.
 
-Used by ``opsdeck verify`` and by the data-integrity detector. It reports the first
+Two forms. The whole verify (:func:`verify_store`, ``opsdeck verify``) reads every row
+and every checkpoint; on a database file it runs in a worker thread over its own
+read-only connection, off the caller's event loop. The incremental check
+(:func:`verify_since`, the data-integrity detector's periodic one) reads the rows and
+checkpoints added since a :class:`VerifiedPoint` and replays from the newest
+checkpoint a replay confirmed, so its cost follows what was added, not the history;
+its report's :class:`Coverage` says what it read and what it did not.
+
+Both report the first
 bad sequence number, every checkpoint that fails, and each problem SQLite finds in
 its b-trees by table (``integrity``), so that a recovery knows which segment to
 distrust; damage confined to the metrics table is told apart (``metrics_only``):
@@ -10,21 +18,66 @@ it costs samples, not the log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from .event_types import EVENTS
 from .events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
 from .projection import State, hash_snapshot
-from .store import Store
+from .store import Store, row_hash_ok
 
 
 @dataclass
 class Fault:
     seq: int
     problem: str
+
+
+@dataclass
+class Coverage:
+    """What a verification read: the claim its result stands for."""
+
+    whole: bool = True
+    from_seq: int = 1
+    to_seq: int = 0
+    checkpoints_after: int = 0
+    """Checkpoints with a greater id were checked (0: every one)."""
+    replayed_from: int | None = 0
+    """The checkpoint the replay started from (0: the first row; None: no replay)."""
+
+    def claim(self) -> str:
+        replay = (
+            "not replayed"
+            if self.replayed_from is None
+            else "replayed from the first row"
+            if self.replayed_from == 0
+            else f"replayed from checkpoint {self.replayed_from}"
+        )
+        if self.whole:
+            return f"the whole log (rows 1..{self.to_seq}) and every checkpoint ({replay})"
+        rows = (
+            f"rows {self.from_seq}..{self.to_seq}" if self.to_seq >= self.from_seq else f"no rows after {self.to_seq}"
+        )
+        return (
+            f"{rows} (sequence, links, hashes) and the checkpoints after {self.checkpoints_after} ({replay}); "
+            f"rows before {self.from_seq} and older checkpoints were not read again: the whole verify covers them"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "whole": self.whole,
+            "from_seq": self.from_seq,
+            "to_seq": self.to_seq,
+            "checkpoints_after": self.checkpoints_after,
+            "replayed_from": self.replayed_from,
+            "claim": self.claim(),
+        }
 
 
 @dataclass
@@ -36,7 +89,8 @@ class VerifyReport:
     checkpoints_ok: list[int] = field(default_factory=list)
     checkpoints_bad: dict[int, str] = field(default_factory=dict)
     integrity: list[tuple[str, str]] = field(default_factory=list)
-    """(table, problem) from SQLite's ``integrity_check``."""
+    """(table, problem) from SQLite's ``integrity_check`` (the whole verify only)."""
+    coverage: Coverage = field(default_factory=Coverage)
 
     @property
     def ok(self) -> bool:
@@ -63,101 +117,280 @@ class VerifyReport:
             "checkpoints_bad": {str(k): v for k, v in self.checkpoints_bad.items()},
             "integrity": [{"table": t, "problem": p} for t, p in self.integrity[:20]],
             "metrics_only": self.metrics_only,
+            "coverage": self.coverage.as_dict(),
         }
+
+    def fault(self, seq: int, problem: str) -> None:
+        self.faults.append(Fault(seq, problem))
+        if self.first_bad_seq is None or seq < self.first_bad_seq:
+            self.first_bad_seq = seq
+
+
+class VerifiedPoint(BaseModel):
+    """How far a log is known good, kept in the store between checks: rows 1..``seq``
+    chain to ``hash``; checkpoints up to id ``checkpoint`` were checked; ``base`` (at
+    ``base_seq``) is the newest one a replay confirmed, where the next replay starts."""
+
+    seq: int = 0
+    hash: str = GENESIS_HASH
+    checkpoint: int = 0
+    base: int = 0
+    base_seq: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> VerifiedPoint:
+        """The stored point; the start (everything to check) when none or unreadable."""
+        if not text:
+            return cls()
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError:
+            return cls()
+
+
+@dataclass
+class Incremental:
+    """An incremental check: its report, the point the next one starts from if this one
+    is accepted, and the replayed state at ``report.last_seq`` (None without a replay)."""
+
+    report: VerifyReport
+    point: VerifiedPoint
+    state: State | None
+
+
+def row_problem(row: Sequence[Any], expected_seq: int, prev_hash: str) -> tuple[str | None, Any]:
+    """(what is wrong with a stored row, None) or (None, its decoded payload)."""
+    seq, ts, type_, comp, scope, actor, data_json, prev, h = row
+    if seq != expected_seq:
+        return f"sequence gap: expected {expected_seq}, found {seq}", None
+    if prev != prev_hash:
+        return "previous-hash link broken", None
+    try:
+        data = json.loads(data_json)
+    except (TypeError, ValueError):
+        return "payload is not JSON", None
+    try:
+        if (
+            chain_hash(prev, canonical_envelope(seq, ts, type_, comp, scope, actor, data_json)) != h
+            or canonical_json(data) != data_json
+        ):
+            return "hash does not match the row's content", None
+    except (TypeError, ValueError):
+        return "a column holds a value of the wrong type", None
+    return None, data
+
+
+class _Walk:
+    """One pass over consecutive rows: chain checks, the fold, and the replay's hashes
+    at each checkpoint's sequence number (``replayed``: checkpoint id -> hashes)."""
+
+    def __init__(
+        self, rep: VerifyReport, state: State | None, prev: str, after: int, cps: list[dict[str, Any]]
+    ) -> None:
+        self.rep = rep
+        self.state = state
+        self.prev = prev
+        self.expected = after + 1
+        self.replay_ok = state is not None
+        self.by_seq: dict[int, list[int]] = {}
+        for cp in cps:
+            self.by_seq.setdefault(cp["seq"], []).append(cp["id"])
+        self.replayed: dict[int, set[str]] = {}
+        self.known: dict[int, str] = {}
+        """Hashes rows must still have (a row verified before)."""
+        if after in self.by_seq:
+            self._at_checkpoint(after)
+
+    def _at_checkpoint(self, seq: int) -> None:
+        if self.state is None or not self.replay_ok:
+            return
+        # Snapshots written before labels left them hold the labels: both forms count.
+        hashes = {self.state.state_hash(), hash_snapshot(self.state.snapshot(checkpoint_labels=True))}
+        for cp_id in self.by_seq[seq]:
+            self.replayed[cp_id] = hashes
+
+    def feed(self, rows: Sequence[Sequence[Any]]) -> None:
+        rep = self.rep
+        for row in rows:
+            seq = row[0]
+            rep.events += 1
+            rep.last_seq = seq
+            problem, data = row_problem(row, self.expected, self.prev)
+            if problem is None and self.known.get(seq, row[8]) != row[8]:
+                problem = "the row is not the one an earlier check verified"
+            if problem is not None:
+                rep.fault(seq, problem)
+                self.replay_ok = False
+            elif self.state is not None and self.replay_ok:
+                try:
+                    self.state.apply(Event(seq, row[1], row[2], row[3], row[4], data, row[5]))
+                except Exception as exc:  # noqa: BLE001 - a row that cannot be folded (whatever it raises) is a fault
+                    rep.fault(seq, f"cannot be applied: {exc!r}")
+                    self.replay_ok = False
+            self.prev = row[8]
+            self.expected = seq + 1
+            if seq in self.by_seq:
+                self._at_checkpoint(seq)
+
+
+async def _walk_rows(store: Store, walk: _Walk, after: int, until: int | None = None) -> None:
+    cursor = after
+    while until is None or cursor < until:
+        rows = await store.raw_rows(cursor, 5000 if until is None else min(5000, until - cursor))
+        if not rows:
+            return
+        walk.feed(rows)
+        cursor = rows[-1][0]
+
+
+async def _check_checkpoint(store: Store, cp: dict[str, Any], rep: VerifyReport, replayed: set[str] | None) -> None:
+    """A checkpoint's stored text against its hash (decoded only when the text is not
+    the canonical one the store writes), its seq within the log, and the replay's hash."""
+    cp_id = cp["id"]
+    try:
+        quick = await store.checkpoint_text_hash(cp_id)
+        if quick is None:
+            rep.checkpoints_bad[cp_id] = "vanished while being read"
+            return
+        if quick[0] != quick[1]:
+            loaded = await store.load_checkpoint(cp_id)
+            if loaded is None:
+                rep.checkpoints_bad[cp_id] = "vanished while being read"
+                return
+            if not isinstance(loaded[1], dict):
+                rep.checkpoints_bad[cp_id] = "stored state is not a JSON object"
+                return
+            if hash_snapshot(loaded[1]) != quick[0]:
+                rep.checkpoints_bad[cp_id] = "stored state does not match its state hash"
+                return
+    except (sqlite3.Error, ValueError) as exc:
+        rep.checkpoints_bad[cp_id] = f"unreadable: {type(exc).__name__}"
+        return
+    if cp["seq"] > rep.last_seq:
+        rep.checkpoints_bad[cp_id] = f"refers to sequence {cp['seq']}, past the end of the log"
+    elif replayed is not None and cp["state_hash"] not in replayed:
+        rep.checkpoints_bad[cp_id] = "differs from a replay of the log to its sequence number"
+    else:
+        rep.checkpoints_ok.append(cp_id)
+
+
+async def _anchor(store: Store, rep: VerifyReport) -> None:
+    lost = await store.anchor_problem()
+    if lost is not None:
+        rep.fault(*lost)
 
 
 async def verify_store(store: Store, replay_checkpoints: bool = True) -> VerifyReport:
     """Walk the whole chain; check each checkpoint's hash and, by replay, its content.
 
+    On a database file the walk runs in a worker thread over its own read-only
+    connection (the caller's event loop keeps running); ``:memory:`` is walked here.
     Damage is reported, never raised: text that is not UTF-8 is read with
     replacement characters (so the row's hash fails), a payload that is not JSON or
     a row that cannot be folded is a fault at its seq."""
-    with store.tolerating_bad_text():
-        return await _verify(store, replay_checkpoints)
+    if store.path == ":memory:":
+        with store.tolerating_bad_text():
+            return await _verify(store, replay_checkpoints)
+    return await asyncio.to_thread(_verify_in_worker, store.path, store.trust, replay_checkpoints)
+
+
+def _verify_in_worker(path: str, trust: bool, replay_checkpoints: bool) -> VerifyReport:
+    async def run() -> VerifyReport:
+        reader = await Store.open(path, readonly=True, create=False, trust_owner=trust)
+        try:
+            with reader.tolerating_bad_text():
+                return await _verify(reader, replay_checkpoints)
+        finally:
+            await reader.close()
+
+    return asyncio.run(run())
 
 
 async def _verify(store: Store, replay_checkpoints: bool) -> VerifyReport:
     rep = VerifyReport()
     rep.integrity = await store.integrity()
-    prev_hash = GENESIS_HASH
-    expected_seq = 1
     cps = await store.list_checkpoints()
-    cp_by_seq: dict[int, list[dict[str, Any]]] = {}
+    walk = _Walk(rep, State(EVENTS.folds) if replay_checkpoints else None, GENESIS_HASH, 0, cps)
+    await _walk_rows(store, walk, 0)
+    await _anchor(store, rep)
     for cp in cps:
-        cp_by_seq.setdefault(cp["seq"], []).append(cp)
-    state = State(EVENTS.folds) if replay_checkpoints else None
-    replay_ok = True
-    cursor = 0
-    while True:
-        rows = await store.raw_rows(cursor, 5000)
-        if not rows:
-            break
-        for seq, ts, type_, comp, scope, actor, data_json, prev, h in rows:
-            rep.events += 1
-            rep.last_seq = seq
-            problem = None
-            data: Any = None
-            if seq != expected_seq:
-                problem = f"sequence gap: expected {expected_seq}, found {seq}"
-            elif prev != prev_hash:
-                problem = "previous-hash link broken"
-            else:
-                try:
-                    data = json.loads(data_json)
-                except (TypeError, ValueError):
-                    problem = "payload is not JSON"
-                try:
-                    if problem is None and (
-                        chain_hash(prev, canonical_envelope(seq, ts, type_, comp, scope, actor, data_json)) != h
-                        or canonical_json(data) != data_json
-                    ):
-                        problem = "hash does not match the row's content"
-                except (TypeError, ValueError):
-                    problem = "a column holds a value of the wrong type"
-            if problem is not None:
-                rep.faults.append(Fault(seq, problem))
-                if rep.first_bad_seq is None:
-                    rep.first_bad_seq = seq
-                replay_ok = False
-            elif state is not None and replay_ok:
-                try:
-                    state.apply(Event(seq, ts, type_, comp, scope, data, actor))
-                except Exception as exc:  # noqa: BLE001 - a row that cannot be folded (whatever it raises) is a fault
-                    rep.faults.append(Fault(seq, f"cannot be applied: {exc!r}"))
-                    if rep.first_bad_seq is None:
-                        rep.first_bad_seq = seq
-                    replay_ok = False
-            prev_hash = h
-            expected_seq = seq + 1
-            if state is not None and replay_ok and seq in cp_by_seq:
-                # Snapshots written before labels left them hold the labels: both forms count.
-                replay_hashes = {state.state_hash(), hash_snapshot(state.snapshot(checkpoint_labels=True))}
-                for cp in cp_by_seq[seq]:
-                    cp["_replay_hashes"] = replay_hashes
-        cursor = rows[-1][0]
-    lost = await store.anchor_problem()
-    if lost is not None:
-        rep.faults.append(Fault(*lost))
-        if rep.first_bad_seq is None or lost[0] < rep.first_bad_seq:
-            rep.first_bad_seq = lost[0]
-    for cp in cps:
-        try:
-            loaded = await store.load_checkpoint(cp["id"])
-        except (sqlite3.Error, ValueError) as exc:
-            rep.checkpoints_bad[cp["id"]] = f"unreadable: {type(exc).__name__}"
-            continue
-        if loaded is None:
-            rep.checkpoints_bad[cp["id"]] = "vanished while being read"
-            continue
-        row, snap = loaded
-        if not isinstance(snap, dict):
-            rep.checkpoints_bad[cp["id"]] = "stored state is not a JSON object"
-        elif hash_snapshot(snap) != row["state_hash"]:
-            rep.checkpoints_bad[cp["id"]] = "stored state does not match its state hash"
-        elif cp["seq"] > rep.last_seq:
-            rep.checkpoints_bad[cp["id"]] = f"refers to sequence {cp['seq']}, past the end of the log"
-        elif "_replay_hashes" in cp and row["state_hash"] not in cp["_replay_hashes"]:
-            rep.checkpoints_bad[cp["id"]] = "differs from a replay of the log to its sequence number"
-        else:
-            rep.checkpoints_ok.append(cp["id"])
+        await _check_checkpoint(store, cp, rep, walk.replayed.get(cp["id"]))
+    rep.coverage = Coverage(
+        whole=True, from_seq=1, to_seq=rep.last_seq, replayed_from=0 if replay_checkpoints else None
+    )
     return rep
+
+
+async def verify_since(store: Store, point: VerifiedPoint, until: int | None = None) -> Incremental:
+    """Check what was added after ``point`` (up to ``until``): the rows from the point's
+    base checkpoint on (sequence, links, hashes; the row at the point must still be the
+    one verified), each newer checkpoint by its hash and by a replay from the base, and
+    the anchor. Its cost follows the rows and checkpoints since the base, not the
+    history: SQLite's file check and the older rows are the whole verify's."""
+    with store.tolerating_bad_text():
+        return await _verify_since(store, point, until)
+
+
+async def _base(store: Store, point: VerifiedPoint, rep: VerifyReport) -> tuple[State, int, str] | None:
+    """The replay's start: the point's base checkpoint, checked again, and its row's
+    hash (the first row without one). None when the base no longer checks out."""
+    if not point.base:
+        return State(EVENTS.folds), 0, GENESIS_HASH
+    base = point.base
+    try:
+        loaded = await store.load_checkpoint(base)
+        rows = await store.raw_rows(point.base_seq - 1, 1)
+    except (sqlite3.Error, ValueError) as exc:
+        rep.checkpoints_bad[base] = f"unreadable: {type(exc).__name__}"
+        return None
+    if loaded is None:
+        return (
+            State(EVENTS.folds),
+            0,
+            GENESIS_HASH,
+        )  # dropped (a recovery removes checkpoints): replay from the first row
+    row, snap = loaded
+    if not isinstance(snap, dict) or hash_snapshot(snap) != row["state_hash"] or row["seq"] != point.base_seq:
+        rep.checkpoints_bad[base] = "changed since a replay confirmed it: it no longer matches its state hash"
+        return None
+    if not rows or rows[0][0] != point.base_seq or not row_hash_ok(*rows[0]):
+        rep.fault(point.base_seq, "the row of a verified checkpoint is missing or does not match its hash")
+        return None
+    return State.from_snapshot(EVENTS.folds, snap), point.base_seq, rows[0][8]
+
+
+async def _verify_since(store: Store, point: VerifiedPoint, until: int | None) -> Incremental:
+    rep = VerifyReport()
+    cps = [c for c in await store.list_checkpoints(after=point.checkpoint) if until is None or c["seq"] <= until]
+    start = await _base(store, point, rep)
+    if start is None:
+        state, after, prev = None, point.seq, point.hash
+    else:
+        state, after, prev = start
+    walk = _Walk(rep, state, prev, after, cps)
+    if after < point.seq:
+        walk.known[point.seq] = point.hash
+    rep.last_seq = after
+    await _walk_rows(store, walk, after, until)
+    await _anchor(store, rep)
+    for cp in cps:
+        await _check_checkpoint(store, cp, rep, walk.replayed.get(cp["id"]))
+    rep.coverage = Coverage(
+        whole=False,
+        from_seq=after + 1,
+        to_seq=rep.last_seq,
+        checkpoints_after=point.checkpoint,
+        replayed_from=None if start is None else point.base if start[1] else 0,
+    )
+    base, base_seq = (point.base, point.base_seq) if start is not None and start[1] else (0, 0)
+    for cp in cps:
+        if cp["id"] in rep.checkpoints_ok and cp["id"] in walk.replayed:
+            base, base_seq = cp["id"], cp["seq"]
+    nxt = VerifiedPoint(
+        seq=max(rep.last_seq, point.seq),
+        hash=walk.prev if rep.last_seq >= point.seq else point.hash,
+        checkpoint=max([point.checkpoint, *(c["id"] for c in cps)]),
+        base=base,
+        base_seq=base_seq,
+    )
+    return Incremental(rep, nxt, walk.state if walk.replay_ok else None)

@@ -180,6 +180,13 @@ def workflow_created(s: State, ev: Event) -> None:
                     "started_at": None,
                     "finished_at": None,
                     "context": ctx,
+                    "interactive": bool(ts.get("interactive") or ts.get("tty")),
+                    "tty": bool(ts.get("tty")),
+                    "waiting_input": None,
+                    "waiting_since": None,
+                    "worktree": None,
+                    "branch": None,
+                    "repo": ts.get("repo"),
                 },
             )
             keys.append(key)
@@ -289,7 +296,14 @@ def task_assigned(s: State, ev: Event) -> None:
     a = s.agents[d["agent"]]
     # Hot path: plain dict updates skip pydantic's per-field __setattr__ (no
     # assignment validation is configured, so the result is the same).
-    t.__dict__.update(status=TaskStatus.RUNNING, agent=a.id, attempts=t.attempts + 1, started_at=ev.ts)
+    t.__dict__.update(
+        status=TaskStatus.RUNNING,
+        agent=a.id,
+        attempts=t.attempts + 1,
+        started_at=ev.ts,
+        waiting_input=None,
+        waiting_since=None,
+    )
     a.__dict__.update(status=AgentStatus.BUSY, current_task=key, last_heartbeat=ev.ts)
     q = s.ready[t.workflow]
     if q and q[0] == key:
@@ -431,6 +445,31 @@ def task_resumed(s: State, ev: Event) -> None:
         if a is not None and a.status == AgentStatus.PAUSED:
             s.changing("agents", s.agents, a.id)
             a.status = AgentStatus.BUSY
+
+
+def task_waiting_input(s: State, ev: Event) -> None:
+    s.changing("tasks", s.tasks, ev.data["task"])
+    t = s.tasks[ev.data["task"]]
+    t.waiting_input = ev.data["reason"]
+    t.waiting_since = ev.ts
+
+
+def task_input_resumed(s: State, ev: Event) -> None:
+    s.changing("tasks", s.tasks, ev.data["task"])
+    t = s.tasks[ev.data["task"]]
+    t.waiting_input = None
+    t.waiting_since = None
+
+
+def task_worktree(s: State, ev: Event) -> None:
+    d = ev.data
+    s.changing("tasks", s.tasks, d["task"])
+    t = s.tasks[d["task"]]
+    outcome = d.get("outcome") or "opened"
+    t.worktree = d.get("path") if outcome == "opened" else None
+    t.branch = d.get("branch") if outcome in ("opened", "pruned") else None
+    if d.get("repo"):
+        t.repo = d["repo"]
 
 
 def context_transferred(s: State, ev: Event) -> None:

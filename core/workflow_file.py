@@ -23,6 +23,8 @@ Format::
     depends_on = []                # other workflow ids of this file
     allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
     budget = { cost_usd = 5.0, tokens = 2000000 }   # optional; usage reported by its tasks
+    workspace = "shared"           # "worktree": each task in its own git worktree of `repo`
+    repo = "."                     # (with workspace = "worktree") relative to the file's directory
 
       [[workflows.phases]]
       name = "compile"
@@ -39,6 +41,8 @@ Format::
         memory_gb = 0.5            # scheduled amount and the enforced limit (0 = no limit)
         cpu = 1.0
         depends_on = []            # earlier task ids of this workflow; default: the previous phase
+        interactive = false        # true: stdin is a pipe the operator writes to (send-input)
+        tty = false                # true: runs under a pseudo-terminal (interactive too)
 """
 
 from __future__ import annotations
@@ -46,9 +50,9 @@ from __future__ import annotations
 import shlex
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .config import Config
 from .models import PhaseSpec, Resources, TaskSpec, WorkflowSpec
@@ -106,6 +110,8 @@ class TaskEntry(_Strict):
     cpu: float = Field(1.0, ge=0)
     expected_s: float = Field(0.0, ge=0)
     depends_on: list[str] = Field(default_factory=list)
+    interactive: bool = False
+    tty: bool = False
 
     @field_validator("command")
     @classmethod
@@ -136,6 +142,14 @@ class WorkflowEntry(_Strict):
     guarantee: Resources | None = None
     budget: BudgetEntry | None = None
     phases: list[PhaseEntry] = Field(min_length=1)
+    workspace: Literal["shared", "worktree"] = "shared"
+    repo: str | None = None
+
+    @model_validator(mode="after")
+    def _worktree_needs_repo(self) -> WorkflowEntry:
+        if self.workspace == "worktree" and not self.repo:
+            raise ValueError('workspace = "worktree" needs repo = "PATH" (a git repository)')
+        return self
 
 
 class WorkflowFile(_Strict):
@@ -170,6 +184,9 @@ class WorkflowFile(_Strict):
                             env=dict(t.env),
                             timeout_s=t.timeout_s,
                             retries=t.retries,
+                            interactive=t.interactive or t.tty,
+                            tty=t.tty,
+                            repo=str((base / w.repo).resolve()) if w.workspace == "worktree" and w.repo else None,
                         )
                     )
                 phases.append(PhaseSpec(name=ph.name, tasks=tasks))

@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     "console",
     "demo",
     "events",
+    "logs",
     "verify",
     "repair",
     "run",

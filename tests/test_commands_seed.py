@@ -106,7 +106,8 @@ def _check_specific(op: str, resp: dict[str, Any], engine: Any) -> None:
             assert sum(1 for a in s.live_agents() if a.pool == name) >= pool.min_size
     elif op == "gradual-resumption":
         res = s.resumptions[r["resumption"]]
-        assert res.steps[0]["limit"]["agents"] == 2  # conservative = half of workflow_003's 3 agents, rounded up
+        first = res.steps[0].limit
+        assert first is not None and first.agents == 2  # conservative = half of workflow_003's 3 agents, rounded up
         assert s.status_of("workflow_003") is WorkflowStatus.RUNNING
         assert s.workflows["workflow_003"].stage_limit is not None
     elif op == "execute-dependency-recovery":

@@ -41,6 +41,6 @@ async def test_hold_then_advance_a_staged_resumption(tmp_path):
         await pilot.press("tab", "enter")
         assert await wait_for(pilot, lambda: eng.state.resumptions[rid].next_step == first + 1)
         step = eng.state.resumptions[rid].steps[first]
-        if step.get("resume"):
+        if step.resume:
             assert eng.state.status_of("workflow_003") is WorkflowStatus.RUNNING
         assert eng.state.resumptions[rid].applied[-1].step == first

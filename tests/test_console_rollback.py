@@ -63,7 +63,9 @@ async def test_rollback_dialogs_show_each_workflow_before_and_after(tmp_path):
                 assert f"{b.phase or '—'} → {a.phase or '—'}" in line, line
         assert f"{len(moved)} of " in text
         await pilot.press("tab", "enter")  # Roll back
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and "Rolled back" in app.screen.title_text)
+        assert await wait_for(
+            pilot, lambda: isinstance(app.screen, ConfirmScreen) and "Rolled back" in app.screen.title_text
+        )
         after = {w: brief(eng.state, w) for w in eng.state.all_workflow_ids()}
         assert all(after[w] == at_cp[w] for w in moved)  # the preview said what the rollback did
         result = shown(app)
@@ -84,6 +86,7 @@ async def test_rollback_preview_changes_nothing_and_refuses_unknown_checkpoint(t
         eng = app.host.engine
         cp = await eng.checkpoint("manual", "before")
         await settle(app, pilot, 600)
+
         def work():  # type: ignore[no-untyped-def]
             s = eng.state
             return {w: brief(s, w) for w in s.all_workflow_ids()}, {k: t.status for k, t in s.tasks.items()}

@@ -77,6 +77,7 @@ LAYERS: list[tuple[str, ...]] = [
     (  # the runtimes and the parts the real ones are composed of (they name the engine they report to)
         "core.runtimes.sim",
         "core.runtimes.fleet",
+        "core.runtimes.task_io",
         "core.runtimes.dispatch",
         "core.runtimes.reports",
         "core.runtimes.supervise",

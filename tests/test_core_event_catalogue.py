@@ -119,3 +119,58 @@ async def test_a_run_summarises_every_event_it_records() -> None:
         assert line and "\n" not in line
         declared = EVENTS.get(ev.type)
         assert declared is not None, f"{ev.type} is emitted but not declared"
+
+
+_REPO = Path(__file__).resolve().parent.parent
+_CODES = {"WORKFLOW_FROZEN"}
+"""Declared event types that are also error codes: as a ``*Error(...)``'s code or a key of
+``core/commands/responses.py``'s hints they name the error, not the event."""
+
+
+def _type_strings(source: str, names: set[str], codes: frozenset[str] = frozenset()) -> list[tuple[int, str]]:
+    """(line, name) of every string literal naming an event type, outside the codes an
+    error raises."""
+    import ast
+
+    tree = ast.parse(source)
+    as_code: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            f = node.func
+            fname = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            if fname.endswith("Error"):
+                as_code.add(id(node.args[0]))
+        if isinstance(node, ast.Dict):
+            as_code.update(id(k) for k in node.keys if isinstance(k, ast.Constant) and k.value in codes)
+    return [
+        (n.lineno, n.value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in names and id(n) not in as_code
+    ]
+
+
+def test_code_names_event_types_by_their_declarations() -> None:
+    """``ev.type == TASK_COMPLETED``, not ``== "TASK_COMPLETED"``: a renamed or removed
+    type then fails at import, not silently at run time."""
+    names = EVENTS.names()
+    found = []
+    for pkg in ("core", "tui", "opsdeck"):
+        for path in sorted((_REPO / pkg).rglob("*.py")):
+            if path.name == "event_types.py":  # where each name is declared, once
+                continue
+            rel = path.relative_to(_REPO).as_posix()
+            hits = _type_strings(path.read_text(encoding="utf-8"), names, frozenset(_CODES))
+            found += [f"{rel}:{line}: {name!r}" for line, name in hits]
+    assert not found, "event types named by a string instead of their declaration:\n" + "\n".join(found)
+
+
+def test_the_type_string_check_sees_a_string() -> None:
+    """The check itself: a compare and a type list are found; an error's code is not."""
+    src = (
+        'if ev.type == "TASK_COMPLETED": pass\n'
+        'read(types=["AGENT_ERROR"])\n'
+        'raise CommandError("WORKFLOW_FROZEN", "frozen")\n'
+        'HINTS = {"WORKFLOW_FROZEN": ["/x"]}\n'
+    )
+    names = {"TASK_COMPLETED", "AGENT_ERROR", "WORKFLOW_FROZEN"}
+    assert sorted(_type_strings(src, names, frozenset(_CODES))) == [(1, "TASK_COMPLETED"), (2, "AGENT_ERROR")]

@@ -163,3 +163,21 @@ def test_an_event_type_is_declared_once() -> None:
     with pytest.raises(ValueError, match="declared twice"):
         EVENTS.declare(EventType("TASK_COMPLETED", "agent", fold=lambda s, ev: None))
     assert EVENTS.folds["TASK_COMPLETED"] is work_reducers.task_completed is TASK_COMPLETED.fold
+
+
+def test_a_staged_step_dumps_what_it_was_planned_with() -> None:
+    """A resumption's steps are typed, and dump only the fields they were planned with
+    (a log replays to the hashes its checkpoints recorded): no limit named is not a lift."""
+    import pydantic
+
+    from core.models import Resources, StagedStep
+
+    lift = StagedStep(stage=1, workflow="w", limit=None, lift=True, what="lift")
+    grow = StagedStep(stage=1, workflow="w", allocation=Resources(agents=2), what="grow")
+    assert lift.sets_limit and not grow.sets_limit
+    assert lift.model_dump() == {"stage": 1, "workflow": "w", "limit": None, "lift": True, "what": "lift"}
+    assert "limit" not in grow.model_dump() and grow.model_dump()["allocation"]["agents"] == 2
+    again = StagedStep.model_validate(grow.model_dump())
+    assert again == grow and not again.sets_limit
+    with pytest.raises(pydantic.ValidationError):
+        StagedStep.model_validate({"stage": 1, "workflow": "w", "what": "x", "limt": None})

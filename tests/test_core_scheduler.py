@@ -149,3 +149,73 @@ async def test_failed_agent_task_goes_to_another_agent_with_its_context() -> Non
     assert t.context.progress == progress
     await eng.advance(300 * (1 - progress) + 5)
     assert t.status.value == "completed"
+
+
+def _many_workflows(eng: Engine, n: int, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    for i in range(n):
+        spec = _wf(f"m{i:04d}", rng.choice([10, 45, 75, 95]), n=rng.randint(1, 4), duration=rng.choice([10, 30, 60]))
+        spec["phases"][0]["tasks"][0]["cpu"] = rng.choice([0.5, 1.0, 2.0])
+        eng.create_workflow(spec)
+        eng.start_workflow(f"m{i:04d}")
+
+
+async def test_the_dispatch_queue_decides_as_the_full_scan(monkeypatch: Any) -> None:
+    """Every dispatch of a busy run (300 workflows of four bands on 6 agents, pauses,
+    allocation changes, a guarantee, a failed agent) assigns exactly what the scan
+    over every workflow (the scheduler before its queue) assigns, in the same order."""
+    import core.engine.bridge as bridge
+    from bench.dispatch_reference import scan_dispatch
+
+    real = bridge.dispatch
+    assigned: list[int] = []
+
+    def both(state: Any, capacity: Any, now: float) -> list[tuple[str, str]]:
+        out = real(state, capacity, now)
+        assert out == scan_dispatch(state, capacity, now)
+        assigned.append(len(out))
+        return out
+
+    monkeypatch.setattr(bridge, "dispatch", both)
+    eng, rt = _engine(agents=6)
+    _many_workflows(eng, 300, seed=4)
+    await eng.advance(200)
+    paused = sorted(eng.state.active)[0]
+    eng.pause_workflow(paused)
+    eng.set_allocation(sorted(eng.state.active)[1], Resources(cpu_cores=1, memory_gb=1, agents=1))
+    eng.reserve(sorted(eng.state.active)[2], Resources(cpu_cores=2, memory_gb=2, agents=2))
+    rt.fail_agent(sorted(eng.state.agents)[0])
+    await eng.advance(2000)
+    eng.resume_workflow(paused)
+    await eng.advance(30_000)
+    assert sum(assigned) > 300 and len(assigned) > 100
+    assert not eng.state.active  # all ran to the end
+
+
+async def test_dispatch_stops_when_the_agents_are_used(monkeypatch: Any) -> None:
+    """With every agent busy, dispatch looks at no workflow: it returns before reading
+    the queue (the scan visited each of them on every dispatch)."""
+    from core.scheduler import dispatch
+
+    eng, _ = _engine(agents=2)
+    _many_workflows(eng, 50, seed=1)
+    await eng.advance(1)
+    assert sum(1 for a in eng.state.agents.values() if a.current_task) == 2
+
+    class Counting(list):  # type: ignore[type-arg]
+        reads = 0
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            Counting.reads += 1
+            return super().__iter__()
+
+    eng.state.dispatch_order = Counting(eng.state.dispatch_order)
+    assert dispatch(eng.state, eng.config.capacity, eng.clock.now()) == []
+    assert Counting.reads == 0
+    eng.add_agent("p")  # one idle agent: the queue is read, and the highest band gets it
+    out = dispatch(eng.state, eng.config.capacity, eng.clock.now())
+    assert Counting.reads == 1 and len(out) == 1
+    top = eng.state.dispatch_order[0][0]
+    assert -eng.state.band_rank(out[0][0].split("/")[0]) == top or not eng.state.ready.get(out[0][0].split("/")[0])

@@ -56,6 +56,8 @@ def _derived(s: State) -> dict[str, Any]:
         "wf_left": dict(s.wf_left),
         "phase_started": sorted(s.phase_started),
         "active": sorted(s.active),
+        "dispatch_order": list(s.dispatch_order),
+        "order_keys": dict(s.order_keys),
         "queued": sorted(s.queued),
         "guaranteed": sorted(s.guaranteed),
     }

@@ -27,7 +27,10 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, OptionList
 
 from core.config import Config
-from core.event_types import severity_of
+from core.event_types import (
+    INCIDENT_OPENED,
+    severity_of,
+)
 from core.events import Event
 from core.host.host import Host, HostError
 from core.host.lease import LeaseHeld, current_holder
@@ -293,7 +296,7 @@ class OpsdeckApp(App[int]):
             names = sorted(n for n, types in subs.items() if ev.type in types)
             if names:
                 self.notify(ev.line()[:160], title=f"subscription {', '.join(names)}", timeout=6)
-        if ev.type == "INCIDENT_OPENED" and isinstance(ev.data.get("incident"), dict):
+        if ev.type == INCIDENT_OPENED and isinstance(ev.data.get("incident"), dict):
             self.announcer.incident_opened(ev.data["incident"])
         elif severity_of(ev) == "critical" and "incident_id" not in ev.data:
             # An incident's own detection event is announced with the incident.
@@ -703,7 +706,7 @@ class OpsdeckApp(App[int]):
         steps, cur = r.steps, r.next_step
         if cur >= len(steps):
             return f"{rid} has run all {len(steps)} of its stages: advancing changes nothing."
-        what = str(steps[cur].get("what") or "its next stage")
+        what = steps[cur].what or "its next stage"
         return (
             f"Stage {cur + 1} of {len(steps)} runs now instead of waiting for utilisation to stay under the safe "
             f"threshold: {what}."

@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..engine import Engine, EngineError
-from ..event_types import EVENTS
+from ..event_types import (
+    EVENTS,
+    TASK_PROGRESS,
+)
 from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, TaskStatus, WorkflowStatus
 from ..projection import State
 
@@ -146,7 +149,7 @@ async def _recent_progress(engine: Engine, window: float) -> dict[tuple[str, str
         return out
     await engine.flush()
     now = engine.clock.now()
-    for ev in await engine.store.read_events(max(0, engine.state.seq - 20000), types=["TASK_PROGRESS"]):
+    for ev in await engine.store.read_events(max(0, engine.state.seq - 20000), types=[TASK_PROGRESS]):
         if ev.ts >= now - window and "progress" in ev.data:
             out.setdefault((ev.data["task"], ev.data.get("agent", "")), []).append((ev.ts, float(ev.data["progress"])))
     return out

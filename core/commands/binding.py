@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .grammar import Argument, CommandSyntaxError, ParsedCommand, json_positions, parse
+from .grammar import Argument, CommandSyntaxError, ParsedCommand, Token, json_positions, parse
 from .registry import OperationSpec, Registry
 from .responses import CommandError
 
@@ -128,11 +128,13 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
     words = [a for a in rest if not a.is_json]
     jsons = [a for a in rest if a.is_json]
     wf_id: str | None = None
-    word_value: str | None = None
-    word_tok = None
-    if spec.word_arg and words:
-        word_tok = words.pop(0).token
-        word_value = word_tok.value
+    word_values: dict[str, str] = {}
+    word_toks: dict[str, Token] = {}
+    for name in spec.word_args:
+        if not words:
+            break
+        word_toks[name] = words.pop(0).token
+        word_values[name] = word_toks[name].value
     if spec.workflow_arg != "none" and words:
         wf_id = words.pop(0).value
     if words:
@@ -186,8 +188,8 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
             data = single.value
         else:
             data = {}
-    if spec.word_arg and word_value is not None:
-        data = {spec.word_arg: word_value, **data}
+    if word_values:
+        data = {**word_values, **data}
     flags: dict[str, Any] = {}
     for name, (value, tok) in p.flags.items():
         if name not in spec.flags:
@@ -223,8 +225,8 @@ def bind(p: ParsedCommand, registry: Registry) -> Bound:
         else:
             msg = f"field {field!r}: {first['msg']}"
             expected = first["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
-        if word_tok is not None and loc and loc[0] == spec.word_arg and not (single and spec.word_arg in single.value):
-            offset = word_tok.start
+        if loc and loc[0] in word_toks and not (single and loc[0] in single.value):
+            offset = word_toks[str(loc[0])].start
         else:
             offset = _error_offset(p, tok_for, single, loc, kind, spec)
         raise _fail(

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from ..engine import Engine, EngineError
 from ..models import Agent, AgentStatus, FinishedWorkflow, Workflow
+from ..projection import State
 from .registry import Registry
 from .responses import CommandError, suggest
 
@@ -54,7 +55,7 @@ class Context:
         return self.engine.clock.now()
 
     @property
-    def state(self):
+    def state(self) -> State:
         return self.engine.state
 
     def workflow(self, wf_id: str | None = None) -> Workflow:

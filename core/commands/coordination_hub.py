@@ -7,7 +7,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..event_types import RESOURCE_OPTIMIZED, WORKFLOW_COMPLETED
+from ..event_types import (
+    CHECKPOINT_CREATED,
+    COMMAND_EXECUTED,
+    RESOURCE_OPTIMIZED,
+    STATE_RESTORED,
+    WORKFLOW_COMPLETED,
+)
 from ..events import EventHeader
 from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, Resources, TaskStatus, WorkflowStatus
 from . import payloads as P
@@ -263,7 +269,7 @@ async def get_status(ctx: Context, p: P.StatusRequest) -> Outcome:
 )
 async def list_workflows(ctx: Context, p: P.Empty) -> Outcome:
     s = ctx.state
-    rows = [_wf_row(ctx, w) for w in sorted(s.all_workflow_ids(), key=lambda w: (-s.any_workflow(w).priority, w))]
+    rows = [_wf_row(ctx, w.id) for w in sorted(s.all_workflows(), key=lambda w: (-w.priority, w.id))]
     return Outcome(
         {"workflows": rows}, f"{len(rows)} workflow(s): " + ", ".join(f"{r['workflow_id']}={r['status']}" for r in rows)
     )
@@ -327,20 +333,20 @@ async def redistribute_tasks(ctx: Context, p: P.Redistribute) -> Outcome:
         if s.agents[a].current_task:
             chosen[a] = "named"
     if not p.from_agents:
-        for a in s.agents.values():
-            if not a.current_task:
+        for ag in s.agents.values():
+            if not ag.current_task:
                 continue
-            t = s.tasks[a.current_task]
-            if a.status is AgentStatus.UNREACHABLE:
-                chosen[a.id] = "unreachable"
-            elif a.status is AgentStatus.BUSY and t.started_at is not None and t.duration_s > 0:
+            t = s.tasks[ag.current_task]
+            if ag.status is AgentStatus.UNREACHABLE:
+                chosen[ag.id] = "unreachable"
+            elif ag.status is AgentStatus.BUSY and t.started_at is not None and t.duration_s > 0:
                 elapsed = now - t.started_at
                 planned = min(1.0, elapsed / t.duration_s)
                 if (
                     elapsed > 2 * ctx.engine.config.intervals.heartbeat_s
                     and t.context.progress * p.slow_factor < planned
                 ):
-                    chosen[a.id] = f"slow: {t.context.progress:.0%} done of {planned:.0%} planned"
+                    chosen[ag.id] = f"slow: {t.context.progress:.0%} done of {planned:.0%} planned"
     moved = []
     for a, why in sorted(chosen.items()):
         key = s.agents[a].current_task
@@ -363,7 +369,7 @@ async def publish_event(ctx: Context, p: P.PublishEvent) -> Outcome:
     except ValidationError as exc:
         e = exc.errors(include_url=False)[0]
         raise CommandError("INVALID_EVENT", f"{e['loc'][0]}: {e['msg']}", {"field": str(e["loc"][0])}) from None
-    if header.type in ("STATE_RESTORED", "COMMAND_EXECUTED", "CHECKPOINT_CREATED") or header.type.startswith(
+    if header.type in (STATE_RESTORED, COMMAND_EXECUTED, CHECKPOINT_CREATED) or header.type.startswith(
         ("TASK_", "AGENT_", "WORKFLOW_", "RESUMPTION_")
     ):
         raise CommandError(
@@ -701,7 +707,8 @@ async def execute_dependency_recovery(ctx: Context, p: P.ExecuteDependencyRecove
                 }
             )
         elif act.action == "dependency_chain_recovery":
-            prim = s.any_workflow(act.primary_workflow) or ctx.workflow(act.primary_workflow)
+            named = s.any_workflow(act.primary_workflow) if act.primary_workflow else None
+            prim = named or ctx.workflow(act.primary_workflow)
             entry: dict[str, Any] = {"action": act.action, "primary": prim.id}
             failed_tasks = (
                 prim.failed_tasks
@@ -1120,7 +1127,7 @@ async def activate_distributed_protocols(ctx: Context, p: P.ActivateDistributedP
         },
     )
     lost = sorted(a.id for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE)
-    holding = {a: s.agents[a].current_task for a in lost if s.agents[a].current_task}
+    holding = {a: task for a in lost if (task := s.agents[a].current_task)}
     moved = [] if keep else _move_off_unreachable(ctx, 0.0)
     out.result.update(
         {

@@ -10,6 +10,7 @@ from . import (
     performance_monitor,
     resource_manager,
     subagents,
+    task_io,
     workflow_recovery,
     workflow_status,
 )
@@ -17,6 +18,7 @@ from .registry import Registry
 
 LANGUAGE = Registry(
     coordination_hub.OPS,
+    task_io.OPS,
     debug.OPS,
     performance_monitor.OPS,
     resource_manager.OPS,

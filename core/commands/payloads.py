@@ -682,3 +682,17 @@ class Freeze(Payload):
 
 class StatusRequest(Payload):
     verbose: bool = False
+
+
+class SendInput(Payload):
+    """Text for a running task's stdin (a line unless ``newline`` is false)."""
+
+    task: str = Field(min_length=1)
+    text: str = Field(max_length=4096)
+    newline: bool = True
+
+
+class TaskRefPayload(Payload):
+    """One task, named by its id."""
+
+    task: str = Field(min_length=1)

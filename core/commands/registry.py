@@ -55,8 +55,9 @@ class OperationSpec:
     aliases: tuple[str, ...] = ()
     default: bool = False
     """The operation run when the component is given without one (``/subagents '...'``)."""
-    word_arg: str | None = None
-    """A payload field a bare word fills (``/resource-manager usage cpu``)."""
+    word_args: tuple[str, ...] = ()
+    """Payload fields successive bare words fill (``/resource-manager usage cpu``,
+    ``/coordination-hub send-input TASK 'text'``)."""
 
     @property
     def name(self) -> str:
@@ -66,8 +67,7 @@ class OperationSpec:
     def usage(self) -> str:
         parts = [f"/{self.component}"]
         parts.append(f"[{self.operation}]" if self.default else self.operation)
-        if self.word_arg:
-            parts.append(f"[{self.word_arg}]")
+        parts += [f"[{w}]" for w in self.word_args]
         if self.workflow_arg == "required":
             parts.append("<workflow-id>")
         elif self.workflow_arg == "optional":
@@ -158,10 +158,11 @@ class Operations:
     and listed by whoever composes a :class:`Registry` of them: nothing is registered
     by importing a module."""
 
-    def __init__(self, component: str, help: str) -> None:
+    def __init__(self, component: str, help: str | None) -> None:
         self.component = component
         self.help = help
-        """One line about the component, for help and the palette."""
+        """One line about the component, for help and the palette; None for a further
+        module of a component another module declares (listed after it)."""
         self.specs: list[OperationSpec] = []
 
     def operation(
@@ -178,7 +179,7 @@ class Operations:
         aliases: tuple[str, ...] = (),
         default: bool = False,
         mutates: bool | None = None,
-        word_arg: str | None = None,
+        word_args: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
         """Declare an async handler ``(ctx, payload) -> Outcome`` as an operation of this component."""
         if component != self.component:
@@ -200,7 +201,7 @@ class Operations:
                     flags=dict(flags or {}),
                     aliases=aliases,
                     default=default,
-                    word_arg=word_arg,
+                    word_args=word_args,
                 )
             )
             return fn
@@ -221,11 +222,16 @@ class Registry:
             self.declare(m)
 
     def declare(self, module: Operations) -> None:
-        """Add one module's operations (a component declared twice is refused)."""
-        if module.component in self.component_help:
+        """Add one module's operations (a component declared twice is refused; a
+        further module, without help, extends one declared before it)."""
+        if module.help is None:
+            if module.component not in self.component_help:
+                raise ValueError(f"/{module.component}: a further module listed before the component's own")
+        elif module.component in self.component_help:
             raise ValueError(f"/{module.component} declared twice")
+        else:
+            self.component_help[module.component] = module.help
         self.modules += (module,)
-        self.component_help[module.component] = module.help
         for spec in module.specs:
             self.add(spec)
 

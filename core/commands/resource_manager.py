@@ -137,7 +137,7 @@ async def status(ctx: Context, p: P.StatusRequest) -> Outcome:
     kind="analysis",
     payload=P.ResourceQuery,
     summary="usage of one resource type (system, agents, workflows, cpu, memory, storage)",
-    word_arg="resource_type",
+    word_args=("resource_type",),
 )
 async def usage(ctx: Context, p: P.ResourceQuery) -> Outcome:
     """Usage of one resource type, measured: samples for cpu/memory, agents by status, held by workflow."""
@@ -275,7 +275,7 @@ def _forecast(ctx: Context, metric: str, horizon: float, threshold: float) -> di
     kind="analysis",
     payload=P.ResourceQuery,
     summary="linear forecast of utilisation and time to threshold",
-    word_arg="resource_type",
+    word_args=("resource_type",),
 )
 async def forecast(ctx: Context, p: P.ResourceQuery) -> Outcome:
     """Least-squares trend of the last 30 min of samples, projected ``horizon`` ahead."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..engine import Engine, EngineError
 from ..event_types import RESUMPTION_ABORTED, RESUMPTION_COMPLETED, RESUMPTION_HELD, RESUMPTION_STEP_APPLIED
-from ..models import Resources, Resumption, WorkflowStatus
+from ..models import Resources, Resumption, ResumptionStage, StagedStep, WorkflowStatus
 from .payloads import GradualResumption
 
 LIMIT_SHARE = {"conservative": 0.5, "moderate": 0.75, "full": None}
@@ -28,18 +28,18 @@ def scaled(base: Resources, share: float) -> Resources:
     )
 
 
-def plan_steps(engine: Engine, p: GradualResumption) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def plan_steps(engine: Engine, p: GradualResumption) -> tuple[list[StagedStep], list[ResumptionStage]]:
     """Concrete steps for the stages: what each limit word means in numbers."""
     s = engine.state
-    steps: list[dict[str, Any]] = []
-    stages: list[dict[str, Any]] = []
+    steps: list[StagedStep] = []
+    stages: list[ResumptionStage] = []
     limited: list[str] = []
     for st in p.stages:
         first = len(steps)
         if st.action == "release_pool":
             assert st.pool is not None
             steps.append(pool_step(engine, st.stage, st.pool, st.agents, p.hold))
-            stages.append({"stage": st.stage, "action": st.action, "pool": st.pool, "steps": [first]})
+            stages.append(ResumptionStage(stage=st.stage, action=st.action, pool=st.pool, steps=[first]))
             continue
         assert st.workflow is not None
         wf = s.workflows[st.workflow]
@@ -47,27 +47,14 @@ def plan_steps(engine: Engine, p: GradualResumption) -> tuple[list[dict[str, Any
         if st.action in ("resume_paused_workflow", "resume_workflow"):
             share = LIMIT_SHARE.get(st.resource_limit or "full")
             limit = scaled(base, share) if share is not None else None
-            steps.append(
-                {
-                    "stage": st.stage,
-                    "workflow": wf.id,
-                    "resume": True,
-                    "limit": limit.model_dump() if limit else None,
-                    "what": f"resume {wf.id}" + (f" limited to {_fmt(limit)} ({st.resource_limit})" if limit else ""),
-                }
-            )
+            what = f"resume {wf.id}" + (f" limited to {_fmt(limit)} ({st.resource_limit})" if limit else "")
+            steps.append(StagedStep(stage=st.stage, workflow=wf.id, resume=True, limit=limit, what=what))
             if limit is not None:
                 limited.append(wf.id)
                 if st.gradual_scaling and share is not None and share < 0.75:
                     mid = scaled(base, 0.75)
-                    steps.append(
-                        {
-                            "stage": st.stage,
-                            "workflow": wf.id,
-                            "limit": mid.model_dump(),
-                            "what": f"raise {wf.id} limit to {_fmt(mid)}",
-                        }
-                    )
+                    what = f"raise {wf.id} limit to {_fmt(mid)}"
+                    steps.append(StagedStep(stage=st.stage, workflow=wf.id, limit=mid, what=what))
         elif st.action == "restore_full_allocation":
             cur = wf.allocation
             parts = 3 if st.gradual_scaling else 1
@@ -79,60 +66,51 @@ def plan_steps(engine: Engine, p: GradualResumption) -> tuple[list[dict[str, Any
                     agents=round(cur.agents + (base.agents - cur.agents) * f),
                 )
                 steps.append(
-                    {
-                        "stage": st.stage,
-                        "workflow": wf.id,
-                        "allocation": alloc.model_dump(),
-                        "resume": wf.status is WorkflowStatus.PAUSED and i == 1,
-                        "what": f"set {wf.id} allocation to {_fmt(alloc)} ({i}/{parts} of the way to its base)",
-                    }
+                    StagedStep(
+                        stage=st.stage,
+                        workflow=wf.id,
+                        allocation=alloc,
+                        resume=wf.status is WorkflowStatus.PAUSED and i == 1,
+                        what=f"set {wf.id} allocation to {_fmt(alloc)} ({i}/{parts} of the way to its base)",
+                    )
                 )
         elif st.action == "lift_limits":
             steps.append(
-                {
-                    "stage": st.stage,
-                    "workflow": wf.id,
-                    "limit": None,
-                    "lift": True,
-                    "what": f"lift the limit of {wf.id}",
-                }
+                StagedStep(stage=st.stage, workflow=wf.id, limit=None, lift=True, what=f"lift the limit of {wf.id}")
             )
         stages.append(
-            {
-                "stage": st.stage,
-                "action": st.action,
-                "workflow": wf.id,
-                "resource_limit": st.resource_limit,
-                "gradual_scaling": st.gradual_scaling,
-                "steps": list(range(first, len(steps))),
-            }
+            ResumptionStage(
+                stage=st.stage,
+                action=st.action,
+                workflow=wf.id,
+                resource_limit=st.resource_limit,
+                gradual_scaling=st.gradual_scaling,
+                steps=list(range(first, len(steps))),
+            )
         )
     for wid in dict.fromkeys(limited):
         steps.append(
-            {
-                "stage": stages[-1]["stage"],
-                "workflow": wid,
-                "limit": None,
-                "lift": True,
-                "what": f"lift the resumption limit of {wid}",
-            }
+            StagedStep(
+                stage=stages[-1].stage, workflow=wid, limit=None, lift=True, what=f"lift the resumption limit of {wid}"
+            )
         )
     return steps, stages
 
 
-def pool_step(engine: Engine, stage: int, pool: str, agents: int | None, hold: float | None) -> dict[str, Any]:
+def pool_step(engine: Engine, stage: int, pool: str, agents: int | None, hold: float | None) -> StagedStep:
     """A step of a pool held after a rate limit: let ``agents`` of it work (from its reset
     time, which the hold itself enforces), or lift the hold, not before the reset time
     and a hold period after it."""
     h = engine.state.usage.holds.get(pool)
     reset = h.reset_at if h is not None else engine.clock.now()
-    step: dict[str, Any] = {"stage": stage, "pool": pool, "pool_agents": agents}
     if agents is None:
-        step["not_before"] = round(reset + (hold or 0.0), 3)
-        step["what"] = f"lift the rate-limit hold of pool {pool}"
-    else:
-        step["what"] = f"let {agents} agent(s) of pool {pool} work from its reset"
-    return step
+        what = f"lift the rate-limit hold of pool {pool}"
+        return StagedStep(
+            stage=stage, pool=pool, pool_agents=agents, not_before=round(reset + (hold or 0.0), 3), what=what
+        )
+    return StagedStep(
+        stage=stage, pool=pool, pool_agents=agents, what=f"let {agents} agent(s) of pool {pool} work from its reset"
+    )
 
 
 def _fmt(r: Resources | None) -> str:
@@ -145,18 +123,19 @@ def apply_step(engine: Engine, rid: str, index: int, actor: str) -> dict[str, An
     """Apply one step now and record it."""
     r = engine.state.resumptions[rid]
     step = r.steps[index]
-    if "pool" in step:
+    if step.pool is not None:
         return _apply_pool_step(engine, rid, index, step, actor)
-    wid = step["workflow"]
+    wid = step.workflow
+    assert wid is not None, "a step names its workflow or its pool"
     wf = engine.state.workflows[wid]
     done: list[str] = []
-    if "limit" in step:
-        engine.set_stage_limit(wid, Resources.model_validate(step["limit"]) if step["limit"] else None, actor=actor)
+    if step.sets_limit:
+        engine.set_stage_limit(wid, step.limit.model_copy() if step.limit else None, actor=actor)
         done.append("limit")
-    if step.get("allocation"):
-        engine.set_allocation(wid, Resources.model_validate(step["allocation"]), actor=actor)
+    if step.allocation:
+        engine.set_allocation(wid, step.allocation.model_copy(), actor=actor)
         done.append("allocation")
-    if step.get("resume") and wf.status is WorkflowStatus.PAUSED:
+    if step.resume and wf.status is WorkflowStatus.PAUSED:
         engine.resume_workflow(wid, actor=actor)
         done.append("resumed")
     util = engine.utilisation()
@@ -164,26 +143,27 @@ def apply_step(engine: Engine, rid: str, index: int, actor: str) -> dict[str, An
         RESUMPTION_STEP_APPLIED,
         "coordination",
         "resumption",
-        {"id": rid, "step": index, "stage": step["stage"], "workflow": wid, "what": step["what"], "utilisation": util},
+        {"id": rid, "step": index, "stage": step.stage, "workflow": wid, "what": step.what, "utilisation": util},
         actor=actor,
     )
-    return {"step": index, "what": step["what"], "applied": done}
+    return {"step": index, "what": step.what, "applied": done}
 
 
-def _apply_pool_step(engine: Engine, rid: str, index: int, step: dict[str, Any], actor: str) -> dict[str, Any]:
-    pool = step["pool"]
+def _apply_pool_step(engine: Engine, rid: str, index: int, step: StagedStep, actor: str) -> dict[str, Any]:
+    pool = step.pool
+    assert pool is not None
     done = []
     if pool in engine.state.usage.holds:
-        engine.spend.release_pool(pool, step.get("pool_agents"), actor=actor)
-        done.append("released" if step.get("pool_agents") is None else "agents")
+        engine.spend.release_pool(pool, step.pool_agents, actor=actor)
+        done.append("released" if step.pool_agents is None else "agents")
     engine.emit(
         RESUMPTION_STEP_APPLIED,
         "coordination",
         "resumption",
-        {"id": rid, "step": index, "stage": step["stage"], "pool": pool, "what": step["what"], "applied": done},
+        {"id": rid, "step": index, "stage": step.stage, "pool": pool, "what": step.what, "applied": done},
         actor=actor,
     )
-    return {"step": index, "what": step["what"], "applied": done}
+    return {"step": index, "what": step.what, "applied": done}
 
 
 def stable(engine: Engine, now: float, safe: float, hold: float) -> tuple[bool, dict[str, Any]]:
@@ -215,12 +195,12 @@ def tick(engine: Engine, now: float) -> None:
         last = r.applied[-1].at if r.applied else r.created_at
         if now - last < r.hold_s:
             continue
-        nxt = r.steps[r.next_step] if r.next_step < len(r.steps) else {}
-        if now < float(nxt.get("not_before") or 0.0):
+        nxt = r.steps[r.next_step] if r.next_step < len(r.steps) else None
+        if nxt is not None and now < (nxt.not_before or 0.0):
             continue
         # A pool's step waits on its reset time, not on the machine's load (a rate limit
         # is the provider's, not this machine's).
-        ok = True if "pool" in nxt else stable(engine, now, r.safe_pct, r.hold_s)[0]
+        ok = True if nxt is not None and nxt.pool is not None else stable(engine, now, r.safe_pct, r.hold_s)[0]
         if not ok:
             continue
         try:

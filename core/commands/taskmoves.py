@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from ..engine import Engine
-from ..event_types import PHASE_STARTED, TASK_ASSIGNED, TASK_CONTEXT_TRANSFERRED
+from ..event_types import (
+    AGENT_ERROR,
+    PHASE_STARTED,
+    TASK_ASSIGNED,
+    TASK_CONTEXT_TRANSFERRED,
+    TASK_REASSIGNED,
+)
 from ..models import AgentStatus, TaskStatus, WorkflowStatus
 
 
@@ -57,12 +63,12 @@ async def failed_agent_tasks(engine: Engine, agents: list[str]) -> dict[str, dic
             out[a][ag.current_task] = s.tasks[ag.current_task].context.progress
     if engine.store is not None:
         await engine.flush()
-        for ev in await engine.store.read_events(0, types=["AGENT_ERROR", "TASK_REASSIGNED"]):
-            who = ev.data.get("agent") if ev.type == "AGENT_ERROR" else ev.data.get("from")
+        for ev in await engine.store.read_events(0, types=[AGENT_ERROR, TASK_REASSIGNED]):
+            who = ev.data.get("agent") if ev.type == AGENT_ERROR else ev.data.get("from")
             task = ev.data.get("task")
             if who not in out or not task:
                 continue
-            if ev.type == "AGENT_ERROR":
+            if ev.type == AGENT_ERROR:
                 out[who].setdefault(task, None)
             elif ev.data.get("reason") in ("agent_failed", "agent_unreachable", "agent_retired"):
                 out[who][task] = ev.data.get("progress")

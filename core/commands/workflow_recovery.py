@@ -11,11 +11,20 @@ from pydantic import Field
 
 from ..engine import Engine
 from ..event_types import (
+    AGENT_ERROR,
+    AGENT_TIMEOUT,
     CHECKPOINTS_PRUNED,
+    COMMUNICATION_FAILURE,
     LEARNING_RECORDED,
+    RESOURCE_EXHAUSTION,
     RESUMPTION_COMPLETED,
     RESUMPTION_CREATED,
     STATE_RESTORED,
+    TASK_ASSIGNED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_REASSIGNED,
+    WORKFLOW_FAILED,
 )
 from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
 from . import payloads as P
@@ -447,7 +456,7 @@ async def _log(ctx: Context, types: list[str], window: float | None = None) -> l
 )
 async def analyze_failure(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     w = p.window_given()
-    evs = await _log(ctx, ["TASK_FAILED", "AGENT_ERROR", "WORKFLOW_FAILED", "AGENT_TIMEOUT"], w[1] if w else None)
+    evs = await _log(ctx, [TASK_FAILED, AGENT_ERROR, WORKFLOW_FAILED, AGENT_TIMEOUT], w[1] if w else None)
     errors: dict[str, int] = {}
     for e in evs:
         msg = str(e.data.get("error") or e.type)
@@ -476,13 +485,13 @@ async def root_cause(ctx: Context, p: P.AnalysisRequest) -> Outcome:
     evs = await _log(
         ctx,
         [
-            "AGENT_ERROR",
-            "AGENT_TIMEOUT",
-            "TASK_FAILED",
-            "TASK_REASSIGNED",
-            "WORKFLOW_FAILED",
-            "RESOURCE_EXHAUSTION",
-            "COMMUNICATION_FAILURE",
+            AGENT_ERROR,
+            AGENT_TIMEOUT,
+            TASK_FAILED,
+            TASK_REASSIGNED,
+            WORKFLOW_FAILED,
+            RESOURCE_EXHAUSTION,
+            COMMUNICATION_FAILURE,
         ],
         w[1] if w else None,
     )
@@ -492,7 +501,7 @@ async def root_cause(ctx: Context, p: P.AnalysisRequest) -> Outcome:
             return True
         wid = e.data.get("workflow_id") or str(e.data.get("task", "")).split("/")[0]
         return wid in only or (
-            e.type in ("AGENT_ERROR", "AGENT_TIMEOUT")
+            e.type in (AGENT_ERROR, AGENT_TIMEOUT)
             and any(str(e.data.get("task", "")).startswith(w + "/") for w in only)
         )
 
@@ -620,7 +629,7 @@ async def analyze_cascade_failure(ctx: Context, p: P.AnalyzeCascadeFailure) -> O
         names += ["dependency_chains", "critical_paths"]
     if p.impact_assessment == "comprehensive":
         names.append("pool_capacity")
-    evs = await _log(ctx, ["AGENT_ERROR", "AGENT_TIMEOUT"])
+    evs = await _log(ctx, [AGENT_ERROR, AGENT_TIMEOUT])
     timeline = [
         {"seq": e.seq, "ts": e.ts, "agent": e.data.get("agent"), "task": e.data.get("task"), "type": e.type}
         for e in evs
@@ -745,6 +754,7 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
     if any(st.validation_checkpoints for st in p.stages):
         cp = await eng.checkpoint("incremental", "before gradual resumption", actor=ctx.actor)
     steps, stages = plan_steps(eng, p)
+    planned = [st.model_dump() for st in steps]
     rid = f"resumption_{len(s.resumptions) + 1:03d}"
     eng.emit(
         RESUMPTION_CREATED,
@@ -757,8 +767,8 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
             "hold_s": hold,
             "checkpoint": cp,
             "monitoring_level": p.monitoring_level,
-            "stages": stages,
-            "steps": steps,
+            "stages": [st.model_dump() for st in stages],
+            "steps": planned,
         },
         actor=ctx.actor,
     )
@@ -782,7 +792,7 @@ async def gradual_resumption(ctx: Context, p: P.GradualResumption) -> Outcome:
             "safe_threshold_pct": safe,
             "hold_s": hold,
             "checkpoint": cp,
-            "steps": steps,
+            "steps": planned,
             "applied": applied,
             "pending": len(steps) - r.next_step,
         },
@@ -826,8 +836,9 @@ async def transfer_context(ctx: Context, p: P.TransferContext) -> Outcome:
         elif s.agents[r].status in (AgentStatus.FAILED, AgentStatus.RETIRED):
             raise CommandError("INVALID_STATE", f"replacement {r} is {s.agents[r].status.value}", {"agent": r})
     for a in p.failed_agents:
-        if s.agents[a].status is AgentStatus.UNREACHABLE and s.agents[a].current_task:
-            eng.release_task(s.agents[a].current_task, reason="agent_unreachable", actor=ctx.actor)
+        held = s.agents[a].current_task
+        if s.agents[a].status is AgentStatus.UNREACHABLE and held:
+            eng.release_task(held, reason="agent_unreachable", actor=ctx.actor)
     pairs = [(a, repl[i] if repl else None) for i, a in enumerate(p.failed_agents)]
     if repl:
         eng.set_setting(
@@ -878,7 +889,7 @@ async def post_failure_learning(ctx: Context, p: P.PostFailureLearning) -> Outco
     s = ctx.state
     evs = await _log(
         ctx,
-        ["AGENT_ERROR", "AGENT_TIMEOUT", "TASK_FAILED", "WORKFLOW_FAILED", "TASK_ASSIGNED", "TASK_COMPLETED"],
+        [AGENT_ERROR, AGENT_TIMEOUT, TASK_FAILED, WORKFLOW_FAILED, TASK_ASSIGNED, TASK_COMPLETED],
         p.window,
     )
     by_pool: dict[str, int] = {}
@@ -887,7 +898,7 @@ async def post_failure_learning(ctx: Context, p: P.PostFailureLearning) -> Outco
     reassign: list[float] = []
     complete: list[float] = []
     for e in evs:
-        if e.type == "AGENT_ERROR":
+        if e.type == AGENT_ERROR:
             pool = e.data.get("pool") or (
                 s.agents.get(e.data.get("agent", ""), None) and s.agents[e.data["agent"]].pool
             )
@@ -895,13 +906,13 @@ async def post_failure_learning(ctx: Context, p: P.PostFailureLearning) -> Outco
             by_error[str(e.data.get("error"))] = by_error.get(str(e.data.get("error")), 0) + 1
             if e.data.get("task"):
                 lost_at[e.data["task"]] = e.ts
-        elif e.type in ("TASK_FAILED", "WORKFLOW_FAILED", "AGENT_TIMEOUT"):
+        elif e.type in (TASK_FAILED, WORKFLOW_FAILED, AGENT_TIMEOUT):
             by_error[f"{e.type}: {e.data.get('error', '')}".rstrip(": ")] = (
                 by_error.get(f"{e.type}: {e.data.get('error', '')}".rstrip(": "), 0) + 1
             )
-        elif e.type == "TASK_ASSIGNED" and e.data.get("task") in lost_at and len(reassign) < 10_000:
+        elif e.type == TASK_ASSIGNED and e.data.get("task") in lost_at and len(reassign) < 10_000:
             reassign.append(e.ts - lost_at[e.data["task"]])
-        elif e.type == "TASK_COMPLETED" and e.data.get("task") in lost_at:
+        elif e.type == TASK_COMPLETED and e.data.get("task") in lost_at:
             complete.append(e.ts - lost_at.pop(e.data["task"]))
     if not evs:
         for a in s.agents.values():

@@ -23,9 +23,12 @@ from ..event_types import (
     TASK_ASSIGNED,
     TASK_COMPLETED,
     TASK_FAILED,
+    TASK_INPUT_RESUMED,
     TASK_PROGRESS,
     TASK_REASSIGNED,
     TASK_STARTED,
+    TASK_WAITING_INPUT,
+    TASK_WORKTREE,
     WORKFLOW_COMPLETED,
     WORKFLOW_FAILED,
     WORKFLOW_STARTED,
@@ -157,6 +160,25 @@ class RuntimeBridge:
         if partial:
             data["partial"] = partial
         e.emit(TASK_PROGRESS, "agent", "execution", data)
+
+    def task_input_wait(self, agent_id: str, task_id: str, reason: str | None) -> None:
+        """An agent host saw its task wait for input, or go on: recorded once per change."""
+        e = self.engine
+        e.telemetry.liveness[agent_id] = e.clock.now()
+        if not self.owns(agent_id, task_id):
+            return
+        t = e.state.tasks[task_id]
+        if reason is not None and t.waiting_input is None:
+            e.emit(
+                TASK_WAITING_INPUT, "agent", "execution", {"task": task_id, "agent": agent_id, "reason": reason[:500]}
+            )
+        elif reason is None and t.waiting_input is not None:
+            e.emit(TASK_INPUT_RESUMED, "agent", "execution", {"task": task_id, "agent": agent_id})
+
+    def task_workspace(self, agent_id: str, task_id: str, path: str, branch: str, repo: str) -> None:
+        if self.owns(agent_id, task_id):
+            data = {"task": task_id, "path": path, "branch": branch, "repo": repo, "outcome": "opened"}
+            self.engine.emit(TASK_WORKTREE, "agent", "execution", data)
 
     def mark_frozen(self, wf_id: str, data: dict[str, Any]) -> None:
         """A task of a frozen workflow that ends is a runtime fact the freeze cannot refuse

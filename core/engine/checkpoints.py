@@ -173,6 +173,9 @@ class Checkpoints:
                 kind = "incremental"
             if kind is None and self.events_since() >= e.config.intervals.checkpoint_events:
                 kind = "incremental"
+            if kind == "incremental" and self.events_since() <= 1:
+                kind = None  # nothing changed since the newest one but its own record
+                self.last_at = now
             if kind is not None:
                 self.due = None
                 self.last_at = now

@@ -188,6 +188,12 @@ class Engine:
     def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None:
         self.bridge.task_failed(agent_id, task_id, error, output)
 
+    def task_input_wait(self, agent_id: str, task_id: str, reason: str | None) -> None:
+        self.bridge.task_input_wait(agent_id, task_id, reason)
+
+    def task_workspace(self, agent_id: str, task_id: str, path: str, branch: str, repo: str) -> None:
+        self.bridge.task_workspace(agent_id, task_id, path, branch, repo)
+
     def agent_failed(self, agent_id: str, error: str) -> None:
         self.bridge.agent_failed(agent_id, error)
 

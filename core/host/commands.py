@@ -92,7 +92,7 @@ async def status(ctx: Context, p: Payload) -> Outcome:
     "clock",
     kind="lifecycle",
     payload=ClockRequest,
-    word_arg="action",
+    word_args=("action",),
     flags={"speed": "simulated seconds per wall second (with run)"},
     summary="pause or run the host's simulated clock (run --speed=X changes its pace)",
 )
@@ -135,7 +135,7 @@ async def clock(ctx: Context, p: ClockRequest) -> Outcome:
     "advance",
     kind="lifecycle",
     payload=AdvanceRequest,
-    word_arg="duration",
+    word_args=("duration",),
     summary="run the host's simulated clock forward in steps (cancel stops it); refused on a real-time host",
 )
 async def advance(ctx: Context, p: AdvanceRequest) -> Outcome:
@@ -178,7 +178,7 @@ async def advance(ctx: Context, p: AdvanceRequest) -> Outcome:
     "drill",
     kind="destructive",
     payload=DrillRequest,
-    word_arg="name",
+    word_args=("name",),
     summary="arm a failure drill on the host's fleet (its plan waits for approval); drill cancel stops the running one",
 )
 async def drill(ctx: Context, p: DrillRequest) -> Outcome:

@@ -24,9 +24,21 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..clock import VirtualClock
 from ..engine import Engine
+from ..event_types import (
+    COMMAND_EXECUTED,
+    INCIDENT_OPENED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_REASSIGNED,
+    TASK_TIMEOUT,
+    WORKFLOW_CANCELLED,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+)
 from ..incidents.model import TERMINAL_PLAN
 from ..models import LIVE_AGENT, AgentStatus, TaskStatus, WorkflowStatus
 from ..telemetry import COUNTED_TYPES, TASK_BOUNDS, EventCounts, Histogram, failure_reason
+from .usage_metrics import UsageCollector
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """The text format every Prometheus reads (what generate_latest writes with plain names)."""
@@ -51,7 +63,7 @@ async def start_counting(engine: Engine) -> None:
             head, _ = await store.head()
             by_type = await store.count_types(COUNTED_TYPES, head)
             failures: dict[str, int] = {}
-            for type_, error in await store.type_field(("TASK_FAILED", "TASK_TIMEOUT"), "error", head):
+            for type_, error in await store.type_field((TASK_FAILED, TASK_TIMEOUT), "error", head):
                 reason = failure_reason(type_, str(error or ""))
                 failures[reason] = failures.get(reason, 0) + 1
             tel.counts = EventCounts(by_type, failures, head)
@@ -95,13 +107,13 @@ class EngineCollector(Collector):
         if counts is not None:
             by = counts.by_type
             for name, type_, doc in (
-                ("opsdeck_workflow_completed", "WORKFLOW_COMPLETED", "Workflows completed."),
-                ("opsdeck_workflow_failed", "WORKFLOW_FAILED", "Workflows failed."),
-                ("opsdeck_workflow_canceled", "WORKFLOW_CANCELLED", "Workflows cancelled."),
-                ("opsdeck_task_completed", "TASK_COMPLETED", "Task attempts completed."),
-                ("opsdeck_task_reassigned", "TASK_REASSIGNED", "Tasks taken off their agent and queued again."),
-                ("opsdeck_incidents_opened", "INCIDENT_OPENED", "Incidents detected."),
-                ("opsdeck_commands_executed", "COMMAND_EXECUTED", "Slash commands executed."),
+                ("opsdeck_workflow_completed", WORKFLOW_COMPLETED, "Workflows completed."),
+                ("opsdeck_workflow_failed", WORKFLOW_FAILED, "Workflows failed."),
+                ("opsdeck_workflow_canceled", WORKFLOW_CANCELLED, "Workflows cancelled."),
+                ("opsdeck_task_completed", TASK_COMPLETED, "Task attempts completed."),
+                ("opsdeck_task_reassigned", TASK_REASSIGNED, "Tasks taken off their agent and queued again."),
+                ("opsdeck_incidents_opened", INCIDENT_OPENED, "Incidents detected."),
+                ("opsdeck_commands_executed", COMMAND_EXECUTED, "Slash commands executed."),
             ):
                 yield CounterMetricFamily(name, doc + " Counted from the log.", value=by[type_])
             failed = CounterMetricFamily(
@@ -290,6 +302,7 @@ def registry_for(engine: Engine) -> CollectorRegistry:
     """A registry with the engine's collector and this process's own figures."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(EngineCollector(engine))
+    reg.register(UsageCollector(engine))
     ProcessCollector(registry=reg)
     return reg
 

@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..clock import VirtualClock
-from ..event_types import DRILL_FAULT_CONFIRMED, DRILL_FAULT_INJECTED
+from ..event_types import (
+    DRILL_FAULT_CONFIRMED,
+    DRILL_FAULT_INJECTED,
+    TASK_COMPLETED,
+)
 from ..incident_models import Incident, Plan
 from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
 from ..runtimes import Runtime
@@ -371,7 +375,7 @@ def start_drill(
         drill.inject_at += kind.drill.prepare(drill, live)
 
     def count(ev: Event) -> None:
-        if ev.type == "TASK_COMPLETED":
+        if ev.type == TASK_COMPLETED:
             drill.completions[ev.data["task"]] = drill.completions.get(ev.data["task"], 0) + 1
 
     engine.observe(count)

@@ -12,7 +12,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..event_types import EVENTS
+from ..event_types import (
+    EVENTS,
+    TASK_COMPLETED,
+    TASK_PROGRESS,
+)
 from ..projection import State, hash_snapshot
 
 if TYPE_CHECKING:
@@ -52,9 +56,13 @@ async def consistency(engine: Engine, trusted: set[int] | None = None) -> dict[s
             state.apply(ev)
         except Exception:  # noqa: BLE001 - a corrupted row that cannot be folded: the restart would diverge
             return {"restart_seq": since, "differs_in": ["unfoldable_row"], "checkpoints_bad_new": bad, "row": ev.seq}
-    again = state.snapshot()
-    differs = [k for k in _COMPARED if live.get(k) != again.get(k)]
-    return {"restart_seq": since, "differs_in": differs, "checkpoints_bad_new": bad, "diffs": entity_diffs(live, again)}
+    return {**compare(live, state.snapshot(), since), "checkpoints_bad_new": bad}
+
+
+def compare(live: dict[str, Any], replayed: dict[str, Any], restart_seq: int) -> dict[str, Any]:
+    """The parts and entities in which the live snapshot differs from a replayed one."""
+    differs = [k for k in _COMPARED if live.get(k) != replayed.get(k)]
+    return {"restart_seq": restart_seq, "differs_in": differs, "diffs": entity_diffs(live, replayed) if differs else []}
 
 
 def _fields(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -122,7 +130,7 @@ async def segments(engine: Engine, bad_seqs: list[int]) -> list[dict[str, Any]]:
             )
             if not superseded:
                 later = await store.raw_rows(seq, 100000)
-                superseded = any(r[2] in ("TASK_PROGRESS", "TASK_COMPLETED") and f'"{task}"' in r[6] for r in later)
+                superseded = any(r[2] in (TASK_PROGRESS, TASK_COMPLETED) and f'"{task}"' in r[6] for r in later)
         out.append(
             {
                 "seq": seq,

@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..event_types import (
+    AGENT_RECONNECTED,
+    AGENT_SEQ_APPLIED,
+    PARTITION_MERGED,
+    TASK_COMPLETED,
+    TASK_REASSIGNED,
+)
 from ..events import Event
 from ..incident_models import Incident
 
@@ -35,20 +42,20 @@ class SeqTap:
 
     def _on_event(self, ev: Event) -> None:
         d = ev.data
-        if ev.type == "AGENT_SEQ_APPLIED":
+        if ev.type == AGENT_SEQ_APPLIED:
             k = (d["agent"], int(d["seq"]))
             self.applied[k] = self.applied.get(k, 0) + 1
-        elif ev.type == "AGENT_RECONNECTED":
+        elif ev.type == AGENT_RECONNECTED:
             n, dup = int(d.get("buffered", 0)), int(d.get("duplicates_dropped", 0))
             self.buffered += n
             self.dropped += dup
             self.buffered_by[d["agent"]] = self.buffered_by.get(d["agent"], 0) + n
             self.dropped_by[d["agent"]] = self.dropped_by.get(d["agent"], 0) + dup
-        elif ev.type == "TASK_REASSIGNED" and d.get("from"):
+        elif ev.type == TASK_REASSIGNED and d.get("from"):
             self.moved_from.setdefault(d["from"], []).append(d["task"])
-        elif ev.type == "TASK_COMPLETED":
+        elif ev.type == TASK_COMPLETED:
             self.completions.setdefault(d["task"], []).append(ev.ts)
-        elif ev.type == "PARTITION_MERGED":
+        elif ev.type == PARTITION_MERGED:
             self.merged.append(d)
 
 

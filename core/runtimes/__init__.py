@@ -14,6 +14,7 @@ decide from declarations, never by probing attributes or comparing names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # kept out of the import: the agent host process starts without pydantic
@@ -35,6 +36,14 @@ class RuntimeSink(Protocol):
     def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None: ...
 
     def agent_failed(self, agent_id: str, error: str) -> None: ...
+
+    def task_workspace(self, agent_id: str, task_id: str, path: str, branch: str, repo: str) -> None:
+        """The task runs in its own git worktree ``path`` on ``branch`` of ``repo``."""
+        ...
+
+    def task_input_wait(self, agent_id: str, task_id: str, reason: str | None) -> None:
+        """The task waits for input (``reason``: how the host knows) or went on (None)."""
+        ...
 
     def agent_heartbeat(self, agent_id: str) -> None: ...
 
@@ -119,6 +128,16 @@ class Runtime(Protocol):
     async def relimit(self, targets: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Apply new CPU limits to running tasks ``(agent, task, limits)`` in place and
         say what each got; NotApplicable where tasks are not OS processes."""
+        ...
+
+    async def send_input(self, agent_id: str, task_id: str, data: bytes) -> int:
+        """Write ``data`` to the running task's stdin; the bytes its agent host wrote.
+        NotApplicable where tasks have no stdin (simulated, or not interactive)."""
+        ...
+
+    def task_output(self, agent_id: str, task_id: str, attempt: int) -> Path | None:
+        """The file holding the whole output of one attempt of a task, None where the
+        runtime keeps none (simulated tasks print nothing; Ray keeps lines only)."""
         ...
 
     # -- housekeeping -------------------------------------------------------------------

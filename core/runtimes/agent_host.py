@@ -60,7 +60,11 @@ def runner_config(args: argparse.Namespace) -> RunnerConfig:
     kept beside the socket (none without a socket path)."""
     sock = args.socket or ""
     output_dir = (
-        Path(os.path.abspath(sock)).parent / "output" / args.agent if sock and not sock.startswith("@") else None
+        Path(args.output_dir)
+        if args.output_dir
+        else Path(os.path.abspath(sock)).parent / "output" / args.agent
+        if sock and not sock.startswith("@")
+        else None
     )
     return RunnerConfig(
         agent=args.agent,
@@ -208,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--orphan", type=float, default=3600.0, help="exit when idle with no console for this long")
     p.add_argument("--memory-mechanism", default="rlimit_as")
     p.add_argument("--cpu-mechanism", default="nice")
+    p.add_argument(
+        "--output-dir", default=None, help="where each run's whole output is kept (default: beside the socket)"
+    )
     p.add_argument("--cgroup", default=None)
     args = p.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console

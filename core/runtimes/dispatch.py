@@ -15,19 +15,29 @@ import shutil
 from pathlib import Path
 from typing import Any, Generic
 
+from ..event_types import (
+    WORKFLOW_CREATED,
+)
 from ..models import Band, Task, TaskSpec, TaskStatus, WorkflowSpec
 from ..private import PrivateError, private_dir
 from ..projection import task_key
 from .fleet import Fleet, H, Links
 from .limits import NICE_BY_BAND, Mechanisms
 from .sampler import Sampler, TaskMeasure
+from .task_io import TaskIO
 
 
 class Dispatch(Generic[H]):
     """Task commands, limits, temp directories and measurements over a fleet's hosts."""
 
     def __init__(
-        self, fleet: Fleet[H], links: Links[H], run_dir: Path, mechanisms: Mechanisms, sampler: Sampler
+        self,
+        fleet: Fleet[H],
+        links: Links[H],
+        run_dir: Path,
+        mechanisms: Mechanisms,
+        sampler: Sampler,
+        output_root: Path | None = None,
     ) -> None:
         self.fleet = fleet
         self.links = links
@@ -36,6 +46,8 @@ class Dispatch(Generic[H]):
         self.sampler = sampler
         self.specs: dict[str, TaskSpec] = {}
         self._limit_waits: dict[tuple[str, str], list[asyncio.Future[dict[str, Any]]]] = {}
+        self.io: TaskIO[H] = TaskIO(fleet, run_dir, output_root)
+        """Input, output files and worktrees of the tasks."""
 
     # -- what tasks run ----------------------------------------------------------------
     def learn(self, spec_data: dict[str, Any]) -> None:
@@ -46,7 +58,7 @@ class Dispatch(Generic[H]):
                 self.specs[task_key(spec.id, t.id)] = t
 
     def on_event(self, ev: Any) -> None:
-        if ev.type == "WORKFLOW_CREATED":
+        if ev.type == WORKFLOW_CREATED:
             self.learn(ev.data["spec"])
 
     def attempts_allowed(self, task_id: str) -> int | None:
@@ -92,23 +104,24 @@ class Dispatch(Generic[H]):
             "TEMP": str(tmp),
             "OPSDECK_RUN_DIR": str(shared),
         }
-        fleet.send(
-            h,
-            {
-                "op": "start",
-                "task": task.id,
-                "attempt": task.attempts,
-                "command": spec.command,
-                "shell": spec.shell,
-                "cwd": spec.cwd,
-                "env": env,
-                "timeout_s": spec.timeout_s,
-                "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
-                "cpu_cores": cpu_cores,
-                "nice": nice,
-                "context": task.context.model_dump(mode="json"),
-            },
-        )
+        msg = {
+            "op": "start",
+            "task": task.id,
+            "attempt": task.attempts,
+            "command": spec.command,
+            "shell": spec.shell,
+            "cwd": spec.cwd,
+            "env": env,
+            "timeout_s": spec.timeout_s,
+            "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
+            "cpu_cores": cpu_cores,
+            "nice": nice,
+            "context": task.context.model_dump(mode="json"),
+            "interactive": spec.interactive or spec.tty,
+            "tty": spec.tty,
+            "input_wait_s": engine.config.intervals.input_wait_s if engine is not None else None,
+        }
+        self.io.start(h, agent_id, task.id, spec.repo, msg)
 
     # -- controls over a running task ---------------------------------------------------
     def pause_task(self, agent_id: str, task_id: str) -> None:

@@ -189,6 +189,8 @@ class LocalHosts:
             m.memory,
             "--cpu-mechanism",
             m.cpu,
+            "--output-dir",
+            str(self.run_dir / "output" / h.agent),
         ]
         if m.cgroup_dir:
             argv += ["--cgroup", m.cgroup_dir]

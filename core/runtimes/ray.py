@@ -34,6 +34,9 @@ import ray
 
 from ..clock import WallClock
 from ..config import Config
+from ..event_types import (
+    WORKFLOW_CREATED,
+)
 from ..models import Agent, Task
 from ..private import private_dir
 from ..workflow_file import WorkflowFile, WorkflowFileError
@@ -121,7 +124,7 @@ class RayRuntime:
         """Before attach: learn task commands from the log, adopt the actors of live agents."""
         self.fleet.engine = engine
         if engine.store is not None:
-            for ev in await engine.store.read_events(types=["WORKFLOW_CREATED"]):
+            for ev in await engine.store.read_events(types=[WORKFLOW_CREATED]):
                 self.dispatch.learn(ev.data["spec"])
         engine.observe(self.dispatch.on_event)
         await self.actors.reconcile(engine)
@@ -212,6 +215,12 @@ class RayRuntime:
 
     def stop_task(self, agent_id: str, task_id: str) -> None:
         self.dispatch.stop_task(agent_id, task_id)
+
+    async def send_input(self, agent_id: str, task_id: str, data: bytes) -> int:
+        return await self.dispatch.io.send_input(agent_id, task_id, data)
+
+    def task_output(self, agent_id: str, task_id: str, attempt: int) -> Path | None:
+        return self.dispatch.io.task_output(agent_id, task_id, attempt)
 
     async def relimit(
         self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0

@@ -72,6 +72,9 @@ class Reports(Generic[H]):
             else:
                 sink.agent_heartbeat(h.agent)
             return
+        if kind in ("input_wait", "input_written"):
+            self.dispatch.io.report(h.agent, kind, task, attempt, msg)
+            return
         if kind == "limited" and task is not None:
             self.dispatch.limited(h.agent, task, msg)
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..clock import Timer, VirtualClock
@@ -110,6 +111,12 @@ class SimRuntime:
 
     async def relimit(self, targets: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
         raise NotApplicable("the tasks of the simulated runtime are not OS processes")
+
+    def task_output(self, agent_id: str, task_id: str, attempt: int) -> Path | None:
+        return None
+
+    async def send_input(self, agent_id: str, task_id: str, data: bytes) -> int:
+        raise NotApplicable("the tasks of the simulated runtime are not processes: they read no input")
 
     async def shutdown(self, release: bool = True) -> None:
         """Nothing runs outside the model: there is nothing to stop."""

@@ -29,6 +29,7 @@ from typing import Any
 from ..usage.meter import Meter
 from .limits import TaskCgroup
 from .output import LINE_MAX, TaskOutput
+from .tty import TaskTerminal
 
 PROGRESS_PREFIX = "OPSDECK_PROGRESS"
 PARTIAL_PREFIX = "OPSDECK_PARTIAL"
@@ -80,6 +81,15 @@ class Run:
         self.out = TaskOutput(None)
         self.meter = Meter()
         """Usage the run's output reports (OPSDECK_USAGE, Claude Code stream-json, Codex JSON)."""
+        self.tty = bool(msg.get("tty"))
+        self.interactive = self.tty or bool(msg.get("interactive"))
+        """The task has a stdin the operator can write to (a pipe, or the pty)."""
+        self.input_wait_s = float(msg.get("input_wait_s") or 10.0)
+        self.terminal: TaskTerminal | None = None
+        self.stdin_target: str | None = None
+        """What the task's descriptor 0 is (``pipe:[N]``, ``/dev/pts/N``): reads of it are waits for input."""
+        self.last_output_at = time.monotonic()
+        self.waiting: str | None = None
 
     def key(self) -> tuple[str, int]:
         return (self.task, self.attempt)

@@ -11,7 +11,7 @@ spawned; :meth:`TaskRunner.read_output` is where its output is read, line by lin
 into :meth:`Run.take_line <core.runtimes.task_run.Run.take_line>`.
 
 Commands (console -> runner): ``start``, ``pause``, ``resume``, ``stop``, ``limit``,
-``ping``, ``shutdown``. ``start`` is idempotent per (task, attempt): a run that
+``input`` (text for an interactive task's stdin), ``ping``, ``shutdown``. ``start`` is idempotent per (task, attempt): a run that
 already ended is reported again instead of being run again.
 """
 
@@ -34,13 +34,17 @@ from typing import Any
 
 import psutil
 
+from .input_wait import stdin_target, waiting_for_input
 from .limits import TaskCgroup, apply_from_parent, relimit
 from .output import TaskOutput, output_path, prune
 from .task_run import Run
 from .task_tree import TaskTree, exited
+from .tty import TaskTerminal
 
 RESULTS_KEEP = 256
 READ_CHUNK = 64 * 1024
+INPUT_TIMEOUT_S = 10.0
+"""How long a write to a task's stdin may block (a task that reads nothing fills the pipe)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class TaskRunner:
         elif op == "resume" and r is not None and r.task == task:
             self.signal_group(r, signal.SIGCONT)
             r.resume()
+        elif op == "input":
+            await self.take_input(msg)
         elif op == "ping":  # an active health check from the console
             self.send({"t": "heartbeat"})
         elif op == "limit":
@@ -205,9 +211,16 @@ class TaskRunner:
         try:
             r.proc = await self._spawn(r)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            if r.terminal is not None:
+                r.terminal.close()
             self.finish(r, r.failed_to_start(f"could not start: {exc}"))
             return
         r.pgid = r.proc.pid
+        if r.terminal is not None:
+            r.terminal.started()
+            r.stdin_target = r.terminal.slave_name
+        elif r.interactive:
+            r.stdin_target = stdin_target(r.proc.pid)
         try:
             apply_from_parent(r.proc.pid, memory_mb, int(m.get("nice") or 0), mech_memory, cfg.mech_cpu, cg_path)
         except ProcessLookupError:
@@ -248,7 +261,7 @@ class TaskRunner:
         kw: dict[str, Any] = {
             "cwd": m.get("cwd") or None,
             "env": self._environment(r),
-            "stdin": asyncio.subprocess.DEVNULL,
+            "stdin": asyncio.subprocess.PIPE if r.interactive else asyncio.subprocess.DEVNULL,
             "stdout": asyncio.subprocess.PIPE,
             "stderr": asyncio.subprocess.STDOUT,
             "start_new_session": True,
@@ -256,6 +269,10 @@ class TaskRunner:
         }
         if not command:
             raise ValueError("the task has no command")
+        if r.tty:  # the pty's slave is its stdin, stdout, stderr and controlling terminal
+            r.terminal = TaskTerminal()
+            kw.update(r.terminal.spawn_args())
+            kw["env"].setdefault("TERM", "xterm-256color")
         if m.get("shell"):
             text = command if isinstance(command, str) else shlex.join(command)
             if launcher:
@@ -280,11 +297,17 @@ class TaskRunner:
     async def read_output(self, r: Run) -> None:
         """Read the task's output in chunks (no line is too long to read); every byte
         goes to its output file, capped lines to the reports."""
-        assert r.proc is not None and r.proc.stdout is not None
+        assert r.proc is not None
+        source: Any = r.terminal.reader() if r.terminal is not None else r.proc.stdout
+        assert source is not None
         while True:
-            chunk = await r.proc.stdout.read(READ_CHUNK)
+            try:
+                chunk = await source.read(READ_CHUNK)
+            except OSError:  # a pty whose last writer is gone answers EIO: the end of its output
+                break
             if not chunk:
                 break
+            r.last_output_at = time.monotonic()
             r.meter.feed(chunk, time.time())  # whole lines, not the console's capped ones
             for line in r.out.feed(chunk):
                 r.take_line(line)
@@ -295,6 +318,8 @@ class TaskRunner:
 
     def finish(self, r: Run, report: dict[str, Any], keep: bool = True) -> None:
         r.out.close()
+        if r.terminal is not None:
+            r.terminal.close()
         if r.cgroup is not None:
             r.cgroup.remove()
         if keep:
@@ -342,6 +367,8 @@ class TaskRunner:
             await asyncio.sleep(step)
             if r.paused or r.stopping:
                 continue
+            if r.interactive:
+                self.check_input_wait(r)
             if timeout and r.running_for() > timeout:
                 r.kill_reason = f"timeout after {timeout:g}s"
                 asyncio.get_running_loop().create_task(self._kill(r))
@@ -353,6 +380,43 @@ class TaskRunner:
                     r.kill_reason = f"memory limit exceeded (rss {rss:.0f} MB > {memory_mb:g} MB)"
                     self.kill_tree(r, signal.SIGKILL)
                     return
+
+    # -- input ------------------------------------------------------------------------------
+    def check_input_wait(self, r: Run) -> None:
+        """Report a change in whether the task waits for input (read from /proc: :mod:`.input_wait`)."""
+        members = self.tree.members(r.proc.pid if r.proc else None)
+        last = r.output[-1] if r.output else None
+        w = waiting_for_input(members, r.stdin_target, last, time.monotonic() - r.last_output_at, r.input_wait_s)
+        reason = w.reason if w is not None else None
+        if reason != r.waiting:
+            r.waiting = reason
+            self.send({"t": "input_wait", "task": r.task, "attempt": r.attempt, "reason": reason})
+
+    async def take_input(self, msg: dict[str, Any]) -> None:
+        """Write the operator's text to the running task's stdin; answer with the bytes written."""
+        r = self.run
+        task = msg.get("task")
+        ans: dict[str, Any] = {"t": "input_written", "task": task, "id": msg.get("id")}
+        data = str(msg.get("data") or "").encode("utf-8", "surrogateescape")
+        if r is None or r.task != task or r.proc is None or r.proc.returncode is not None:
+            ans["error"] = "the task is not running on this agent"
+        elif not r.interactive:
+            ans["error"] = "the task's stdin is /dev/null (set interactive = true or tty = true in its workflow file)"
+        elif r.paused:
+            ans["error"] = "the task is paused (SIGSTOP): resume it before writing to it"
+        else:
+            try:
+                if r.terminal is not None:
+                    ans["bytes"] = await r.terminal.write(data)
+                else:
+                    assert r.proc.stdin is not None
+                    r.proc.stdin.write(data)
+                    await asyncio.wait_for(r.proc.stdin.drain(), INPUT_TIMEOUT_S)
+                    ans["bytes"] = len(data)
+                r.last_output_at = time.monotonic()  # an answer starts a new quiet period
+            except (OSError, TimeoutError, AssertionError) as exc:
+                ans["error"] = f"writing to its stdin failed: {exc}"
+        self.send(ans)
 
     async def _kill(self, r: Run) -> None:
         self.kill_tree(r, signal.SIGTERM)

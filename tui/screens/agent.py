@@ -9,15 +9,19 @@ simulated runtime there is no process and the screen says so.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual import events
+from textual.binding import Binding, BindingType
 
 from ..log_source import LogFilter, recent_matching
 from ..meter import fmt_clock, sparkline
 from ..style import AGENT_GLYPH, TASK_STATUS_COLOR, color
+from .agent_task import DETACH_KEY, TaskView, input_command, key_bytes, task_blocks
+from .ask import AskScreen
 from .detail import DetailScreen
 
 OUTPUT_LINES = 12
@@ -34,9 +38,95 @@ def runtime_facts(settings: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class AgentScreen(DetailScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *DetailScreen.BINDINGS,
+        Binding("s", "send_input", "Send input"),
+        Binding("enter", "attach", "Attach terminal"),
+    ]
+
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.proc: tuple[int, float, dict] | None = None
+        self.view = TaskView()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(self.REFRESH_S, self.fetch_task)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Input and attach keys show only for a task that reads input / has a terminal."""
+        if action in ("send_input", "attach"):
+            t = self.current_task() if self.app.link is not None else None  # type: ignore[attr-defined]
+            return t is not None and (t.tty if action == "attach" else t.interactive)
+        return True
+
+    def current_task(self) -> Any:
+        a = self.engine.state.agents.get(self.key)
+        return self.engine.state.tasks.get(a.current_task) if a is not None and a.current_task else None
+
+    def fetch_task(self) -> None:
+        self.refresh_bindings()
+        t = self.current_task()
+        link = self.app.link  # type: ignore[attr-defined]
+        if t is None or link is None or not (t.tty or t.interactive or t.worktree):
+            return
+
+        async def work() -> None:
+            await self.view.fetch(link, t, self.engine.clock.now())
+            self.redraw()
+
+        self.run_worker(work(), group="task-view", exclusive=True, exit_on_error=False)
+
+    def _send(self, text: str) -> None:
+        link = self.app.link  # type: ignore[attr-defined]
+        if link is None:
+            return
+
+        async def work() -> None:
+            res = await link.send(text)
+            if res.get("status") != "success":
+                err = res.get("error") or {}
+                self.notify(str(err.get("message") or "not written"), severity="warning", timeout=6)
+                self.view.attached = False
+            self.fetch_task()
+
+        self.run_worker(work(), group="task-input", exit_on_error=False)
+
+    def action_send_input(self) -> None:
+        t = self.current_task()
+        if t is None or not t.interactive:
+            self.notify("this agent's task reads no input (interactive = true or tty = true)", severity="warning")
+            return
+
+        def sent(text: str | None) -> None:
+            if text is not None:
+                self._send(input_command(t.id, text))
+
+        self.app.push_screen(AskScreen(f"A line for {t.id}'s stdin ({t.waiting_input or 'running'})"), sent)
+
+    def action_attach(self) -> None:
+        t = self.current_task()
+        if t is None or not t.tty:
+            self.notify("this agent's task has no terminal (tty = true in its workflow file)", severity="warning")
+            return
+        self.view.attached = True
+        self.notify("attached: keys go to the task; ctrl+] detaches", timeout=4)
+        self.redraw()
+
+    def on_key(self, event: events.Key) -> None:
+        if not self.view.attached:
+            return
+        event.stop()
+        event.prevent_default()
+        t = self.current_task()
+        if event.key == DETACH_KEY or t is None:
+            self.view.attached = False
+            self.notify("detached", timeout=2)
+            self.redraw()
+            return
+        typed = key_bytes(event.key, event.character)
+        if typed is not None:
+            self._send(input_command(t.id, typed, newline=False))
 
     def title_text(self) -> str:
         return f"agent {self.key}"
@@ -136,6 +226,7 @@ class AgentScreen(DetailScreen):
         mine.sort(key=lambda t: t.started_at or 0.0, reverse=True)
         task = eng.state.tasks.get(a.current_task) if a.current_task else (mine[0] if mine else None)
         if task is not None:
+            parts += task_blocks(task, self.view, c)
             out = task.context.last_output[-OUTPUT_LINES:]
             live = " (following)" if task.id == a.current_task else f" ({task.status.value})"
             parts.append(Text(f"Last output of {task.id}{live}", style=f"bold {c('secondary')}"))

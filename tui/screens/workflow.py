@@ -84,7 +84,11 @@ class WorkflowScreen(DetailScreen):
         for t in tasks:
             name = t.id.split("/", 1)[-1]
             deps = ", ".join(d.split("/", 1)[-1] for d in t.depends_on) or "—"
-            st = Text(f"{TASK_GLYPH[t.status]} {t.status.value}", style=c(TASK_STATUS_COLOR[t.status]))
+            st = (
+                Text("⌨ waiting input", style=f"bold {c('warning')}")
+                if t.awaiting_input
+                else Text(f"{TASK_GLYPH[t.status]} {t.status.value}", style=c(TASK_STATUS_COLOR[t.status]))
+            )
             prog = 1.0 if t.status is TaskStatus.COMPLETED else t.context.progress
             dag.add_row(
                 Text(t.phase, style="bold" if t.phase != last_phase else c("foreground-muted")),

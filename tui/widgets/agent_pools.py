@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from core.models import AgentStatus
+from core.usage.models import Spend
 
-from ..meter import sparkline
+from ..meter import fmt_clock, sparkline
+from ..spend import SPEND_W, budget_level, fmt_spend
 from ..style import AGENT_GLYPH, color
 from .live_list import LiveList, Row, distinct_names, middle_ellipsis
 
@@ -72,11 +74,14 @@ class AgentPools(LiveList):
     NAME = "Agent pools"
     SORTS = ("name", "cpu", "memory", "state")
 
+    _spend = False
+    """A tokens/cost column (once tasks have reported usage)."""
+
     def _widths(self, w: int, id_w: int) -> tuple[bool, bool, int, int]:
         """(state column, memory column, task width, sparkline width) for ``w`` cells."""
         state = w >= 56
         mem = w >= 40
-        fixed = 3 + id_w + (8 if state else 1) + 5 + (7 if mem else 0)
+        fixed = 3 + id_w + (8 if state else 1) + 5 + (7 if mem else 0) + (SPEND_W + 1 if self._spend else 0)
         spark = SPARK_W + 1 if w - fixed >= 24 + SPARK_W + 1 else 0
         return state, mem, max(w - fixed - spark, 4), spark
 
@@ -90,6 +95,8 @@ class AgentPools(LiveList):
         t.append(" cpu%")
         if mem:
             t.append("  memMB")
+        if self._spend:
+            t.append(f" {'tokens    cost':>{SPEND_W}}")
         if spark:
             t.append(f" {'cpu hist':<{SPARK_W}}")
         return t
@@ -105,6 +112,7 @@ class AgentPools(LiveList):
         usage = engine.telemetry.agent_usage
         live = [a for a in s.agents.values() if a.status is not AgentStatus.RETIRED]
         self._id_w = max([len(a.id) for a in live] + [9]) + 1
+        self._spend = w >= 60 and not s.usage.empty()
         state, mem_col, task_w, spark = self._widths(w, self._id_w)
         tasks = fit_tasks(sorted({a.current_task for a in live if a.current_task}), task_w)
 
@@ -134,6 +142,14 @@ class AgentPools(LiveList):
             if gone:
                 head.append(f"  {gone} replaced", style=c("foreground-muted"))
             head.append(f"  max {pool.max_size}", style=c("foreground-muted"))
+            if self._spend:
+                spent = s.usage.spend_of("pool", pool.name)
+                lvl = budget_level(s.usage.budget_of("pool", pool.name), spent)
+                head.append(f"  {fmt_spend(spent).strip()}", style=c(lvl))
+            hold = s.usage.holds.get(pool.name)
+            if hold is not None:
+                until = "reset passed" if engine.clock.now() >= hold.reset_at else f"until {fmt_clock(hold.reset_at)}"
+                head.append(f"  RATE-LIMITED {until}", style=f"bold {c('warning')}")
             nodes = agent_nodes(s.settings, agents)
             if nodes:
                 head.append(f"  on {nodes}", style=c("foreground-muted"))
@@ -159,6 +175,8 @@ class AgentPools(LiveList):
                 t.append(f" {cpu:4.0f}", style=c("warning") if cpu >= 80 else "")
                 if mem_col:
                     t.append(f" {mem:6.0f}", style=c("foreground-muted"))
+                if self._spend:
+                    t.append(" " + fmt_spend(s.usage.agents.get(a.id) or Spend()), style=c("foreground-muted"))
                 if spark:
                     hist = engine.telemetry.get("cpu_pct", a.id).values()
                     t.append(" " + sparkline(hist[-SPARK_W * 4 :], SPARK_W, 0, 100), style=c("secondary"))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widget import Widget
 
 from core.incident_models import PlanState
+from core.usage.models import BudgetState, Spend
 
 from ..meter import fmt_clock, gauge, sparkline
 from ..operator import running_drill
+from ..spend import budget_level, fmt_cost, fmt_tokens
 from ..style import color
 
 if TYPE_CHECKING:
@@ -30,6 +33,18 @@ def open_incidents(engine: Link) -> tuple[int, bool]:
         if inc.severity == "critical":
             critical = True
     return n, critical
+
+
+def tightest_budget(engine: Link) -> tuple[BudgetState, Spend, float] | None:
+    """The budget nearest to (or furthest past) its limit, with its spend and share."""
+    led = engine.state.usage
+    best = None
+    for st in led.budgets.values():
+        spent = led.spend_of(st.scope, st.name)
+        share = st.budget.share(spent)
+        if best is None or share > best[2]:
+            best = (st, spent, share)
+    return best
 
 
 class HeaderGauges(Widget):
@@ -53,6 +68,25 @@ class HeaderGauges(Widget):
         """Redraw when the log's head moved: the seq shown is always the log's."""
         if self._log_head() != self._drawn_seq:
             self.refresh()
+
+    def _usage(self, line: Text, engine: Link, c: Callable[[str], str]) -> None:
+        """Reported spend and a gauge of the budget nearest its limit; held pools."""
+        led = engine.state.usage
+        total = led.total()
+        line.append("  │ ", style=c("foreground-muted"))
+        line.append(f"{fmt_tokens(total.tokens)} tok {fmt_cost(total.cost_usd)}", style="bold")
+        tight = tightest_budget(engine)
+        if tight is not None:
+            st, spent, share = tight
+            lvl = budget_level(st, spent)
+            line.append(f" budget {st.name} ", style=c("secondary"))
+            warn = 100 * st.warn_share
+            line.append_text(
+                gauge(100 * share, 8, c("success"), c("foreground-muted"), warn, c("warning"), 100.0, c("error"))
+            )
+            line.append(f"{100 * share:4.0f}%", style=f"bold {c(lvl)}")
+        if led.holds:
+            line.append(f"  {len(led.holds)} pool(s) rate-limited", style=f"bold {c('warning')}")
 
     def render(self) -> Text:
         app = self.app
@@ -131,6 +165,8 @@ class HeaderGauges(Widget):
             f"bold {c('background')} on {c('error')}" if critical else (f"bold {c('warning')}" if n else c("success"))
         )
         line2.append(f" incidents {n} ", style=style)
+        if not s.usage.empty():
+            self._usage(line2, engine, c)
         pending = sum(1 for p in s.plans.values() if p.state is PlanState.PROPOSED)
         if pending:
             line2.append(f" {pending} plan(s) await approval", style=f"bold {c('warning')}")

@@ -78,7 +78,7 @@ class Incidents(LiveList):
                 f"step {cur}/{len(steps)} {st}", style=c("warning") if st in ("held", "waiting") else c("secondary")
             )
             if cur < len(steps):
-                t.append(f"  next: {steps[cur].get('what', '')}", style=c("foreground-muted"))
+                t.append(f"  next: {steps[cur].what}", style=c("foreground-muted"))
             out.append((f"resumption:{rid}", t, False))
         if not out:
             out.append(("empty", Text("no incidents — all quiet", style=c("success")), True))

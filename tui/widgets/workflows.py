@@ -17,6 +17,7 @@ from textual.widget import Widget
 from core.models import Band, WorkflowStatus
 
 from ..meter import alloc_meter
+from ..spend import SPEND_W, budget_level, fmt_spend
 from ..style import BAND_COLOR, WF_STATUS_COLOR, color
 from .live_list import LiveList, Row, distinct_names
 
@@ -53,19 +54,22 @@ class Layout:
     """How many meters fit: 3 (cpu, mem, agents), or 1 (cpu)."""
     bar_w: int
     numbers: bool
+    spend: bool = False
+    """A tokens/cost column (once tasks have reported usage)."""
 
 
-def layout(w: int, longest: int) -> Layout:
+def layout(w: int, longest: int, spend: bool = False) -> Layout:
     """Column widths for a row of ``w`` cells: whole names first (up to 26), meters after."""
     phase_w = 10 if w >= 100 else (7 if w >= 60 else 0)
-    base = 6 + 1 + 5 + (phase_w + 1 if phase_w else 0) + 4
+    spend = spend and w >= 60
+    base = 6 + 1 + 5 + (phase_w + 1 if phase_w else 0) + 4 + (SPEND_W + 1 if spend else 0)
     id_w = max(min(longest, 26, w - base - 27), 12)
     meter_total = max(w - base - id_w, 8)
     meters = 3 if meter_total >= 27 else 1
     per = meter_total // meters
     numbers = per >= 22
     bar_w = max(per - 1 - (9 if numbers else 0), 3)
-    return Layout(id_w, phase_w, meters, bar_w, numbers)
+    return Layout(id_w, phase_w, meters, bar_w, numbers, spend)
 
 
 SORTS = {
@@ -121,6 +125,8 @@ class Workflows(LiveList):
         if lay.phase_w:
             t.append(f"{'phase':<{lay.phase_w}} ")
         t.append("done")
+        if lay.spend:
+            t.append(f" {'tokens    cost':>{SPEND_W}}")
         names = ("cpu cores", "memory GB", "agents")[: lay.meters]
         for n in names:
             seg = lay.bar_w + (9 if lay.numbers else 0)
@@ -138,7 +144,7 @@ class Workflows(LiveList):
         shown = every if self.show_finished else [wf for wf in every if wf.status not in FINISHED]
         key = SORTS[self.sort_key]
         shown.sort(key=lambda wf: key(s, wf))
-        lay = self._layout = layout(w, max((len(wf.id) for wf in shown), default=12))
+        lay = self._layout = layout(w, max((len(wf.id) for wf in shown), default=12), not s.usage.empty())
         names = distinct_names([wf.id for wf in shown], lay.id_w)
         active = len(every) - len(finished)
         self.marked &= set(s.workflows)
@@ -176,6 +182,9 @@ class Workflows(LiveList):
             t.append(f"{phase[: lay.phase_w]:<{lay.phase_w}} ", style=c("error") if wf.frozen else c("secondary"))
         prog = s.workflow_progress(wf.id) * 100
         t.append(f"{prog:3.0f}%", style=c("primary"))
+        if lay.spend:
+            spent = s.usage.spend_of("workflow", wf.id)
+            t.append(" " + fmt_spend(spent), style=c(budget_level(s.usage.budget_of("workflow", wf.id), spent)))
         use = s.in_use(wf.id)
         alloc = wf.allocation
         meters = (

@@ -9,12 +9,15 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ...event_types import (
+    AGENT_ALLOCATED,
     AGENT_BACKOFF,
+    AGENT_ERROR,
     AGENT_POOL_FAILURE,
     LEARNING_RECORDED,
     POOL_RESIZED,
     RECOVERY_PLAN_GENERATED,
     RECOVERY_VALIDATION_COMPLETED,
+    TASK_ASSIGNED,
 )
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
 from ...timefmt import clock
@@ -54,7 +57,7 @@ class AgentCascadeDetector(Detector):
         self.failures.clear()
 
     def _on_event(self, ev: Event) -> None:
-        if ev.type == "AGENT_ERROR":
+        if ev.type == AGENT_ERROR:
             self.failures.append((ev.ts, ev.data["agent"], ev.data.get("task")))
 
     def check(self, now: float) -> Finding | None:
@@ -410,8 +413,8 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
     if none is not None:
         return none
     s = ctx.engine.state
-    plan_agents = {e.data["agent"] for e in ctx.record.caused("AGENT_ALLOCATED")}
-    handed = {e.data["task"] for e in ctx.record.caused("TASK_ASSIGNED")}
+    plan_agents = {e.data["agent"] for e in ctx.record.caused(AGENT_ALLOCATED)}
+    handed = {e.data["task"] for e in ctx.record.caused(TASK_ASSIGNED)}
     ran_on: dict[str, str | None] = ctx.memo.get("ran_on", {})
     on_plan = sorted(k for k in resumed if ran_on.get(k) in plan_agents or k in handed)
     short_without: dict[str, int] = {}

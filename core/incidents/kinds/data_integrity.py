@@ -6,20 +6,20 @@ projection."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import sqlite3
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...event_types import DATA_INTEGRITY_ALERT, DATA_RECOVERY_COMPLETED, DATA_RECOVERY_STRATEGY
-from ...events import GENESIS_HASH
 from ...models import TaskStatus
-from ...projection import hash_snapshot
-from ...store import row_hash_ok, scalar
-from ...verify import verify_store
+from ...store import StoreError, scalar
+from ...verify import Fault, VerifiedPoint, VerifyReport, verify_since, verify_store
 from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
 from ..faultcheck import checkpoint_damaged, projection_drifted
-from ..integrity import consistency, segments
+from ..integrity import compare, consistency, segments
 from ..playbooks import PlanDraft, StepDraft, cmd
 from ..record import Credit, no_acting_step
 from ..validation import GateCtx, Verdict, percent_text
@@ -31,86 +31,131 @@ NAME = "data-integrity"
 
 
 class DataIntegrityDetector(Detector):
-    """Periodic verification of the store: the hash chain, every checkpoint's hash,
-    and the live projection against a replay of the log. Async (it reads the store),
-    so the manager runs it from its pump rather than the sample hook."""
+    """Periodic verification of the store. Each check reads what was added since the
+    last verified point (kept in the store: the next process starts there): the new
+    rows' sequence, links and hashes, each new checkpoint by its hash and by a replay
+    from the newest checkpoint a replay confirmed, and the live projection against
+    that replay. A whole verify (every row and checkpoint, SQLite's file check) runs
+    every ``intervals.verify_whole_s`` in a worker thread off the event loop; its
+    report is judged at the first check after it ends. Async (it reads the store), so
+    the manager runs it from its pump rather than the sample hook."""
 
     scenario = "data-integrity"
     EVERY_S = 300.0
+    POINT_KEY = "verified_point"
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self.last_check = float("-inf")
-        self.verified_upto = 0
-        self.inc_seq = 0
-        self.inc_hash = ""
-        self.inc_cp = 0
+        self.point: VerifiedPoint | None = None
+        """Where the next incremental check starts (read from the store at the first one)."""
+        self.last_report: VerifyReport | None = None
+        """The newest check's report: its ``coverage`` says what it read."""
+        self.whole: asyncio.Task[VerifyReport] | None = None
+        self.last_whole: float | None = None
         self.full_checks = 0
         self.incremental_checks = 0
 
     PERIOD_BY_FREQUENCY: ClassVar[dict[str, float]] = {"every_minute": 60.0, "hourly": 3600.0}
 
-    def period(self) -> tuple[float, bool]:
-        """(seconds between full checks, incremental check at every pump): from the
-        integrity monitoring in force (``validation_frequency``), else ``EVERY_S``.
-        ``every_operation`` checks each newly committed row's hash and link, and each
-        new checkpoint's hash, at every pump, so a damaged row or checkpoint is found
-        one commit after it lands; the full check keeps the default period."""
+    def period(self) -> float:
+        """Seconds between incremental checks: from the integrity monitoring in force
+        (``validation_frequency``; ``every_operation`` checks at every pump, so a damaged
+        row or checkpoint is found one commit after it lands), else ``EVERY_S``."""
         cfg = self.engine.state.settings.get("monitoring.integrity")
         if isinstance(cfg, dict) and not cfg.get("closed"):
             freq = cfg.get("validation_frequency")
             if freq == "every_operation":
-                return self.EVERY_S, True
+                return 0.0
             if freq in self.PERIOD_BY_FREQUENCY:
-                return self.PERIOD_BY_FREQUENCY[freq], False
-        return self.EVERY_S, False
+                return self.PERIOD_BY_FREQUENCY[freq]
+        return self.EVERY_S
+
+    def whole_due(self, now: float) -> bool:
+        if self.whole is not None:
+            return False
+        if self.last_whole is None:
+            self.last_whole = now  # the first whole verify one period after the start
+        return now - self.last_whole >= self.engine.config.intervals.verify_whole_s
 
     def due(self, now: float) -> bool:
         if self.engine.store is None:
             return False
-        every, incremental = self.period()
-        return incremental or now - self.last_check >= every
-
-    async def incremental_ok(self) -> bool:
-        """Rows committed since the last check link and hash correctly, and every
-        checkpoint taken since then matches its hash."""
-
-        eng = self.engine
-        assert eng.store is not None
-        rows = await eng.store.raw_rows(self.inc_seq, limit=100_000)
-        prev = self.inc_hash if self.inc_seq else GENESIS_HASH
-        ok = True
-        for r in rows:
-            ok = ok and r[7] == prev and row_hash_ok(*r)
-            prev = r[8]
-        if rows:  # move on either way: what failed is the full check's to judge, once
-            self.inc_seq, self.inc_hash = int(rows[-1][0]), prev
-        for cp in await eng.store.list_checkpoints():
-            if cp["id"] > self.inc_cp:
-                loaded = await eng.store.load_checkpoint(cp["id"])
-                ok = ok and loaded is not None and hash_snapshot(loaded[1]) == loaded[0]["state_hash"]
-                self.inc_cp = cp["id"]
-        self.incremental_checks += 1
-        return ok
+        return (
+            now - self.last_check >= self.period()
+            or self.whole_due(now)
+            or (self.whole is not None and self.whole.done())
+        )
 
     async def check_async(self, now: float) -> Finding | None:
-
         eng = self.engine
         assert eng.store is not None
-        await eng.flush()
-        every, incremental = self.period()
-        if incremental and now - self.last_check < every and await self.incremental_ok():
+        if self.whole is not None and self.whole.done():
+            task, self.whole = self.whole, None
+            finding = await self._judge_whole(task)
+            if finding is not None:
+                return finding
+        if self.whole_due(now):
+            await eng.flush()
+            self.last_whole = now
+            self.whole = asyncio.create_task(verify_store(eng.store, replay_checkpoints=True))
+        if now - self.last_check < self.period():
             return None
         self.last_check = now
+        return await self.incremental()
+
+    async def _judge_whole(self, task: asyncio.Task[VerifyReport]) -> Finding | None:
         self.full_checks += 1
+        try:
+            rep = task.result()
+        except (sqlite3.Error, StoreError) as exc:
+            rep = VerifyReport(integrity=[("file", f"the whole verify could not read the database: {exc}")])
+        self.last_report = rep
+        faults, bad_cps = self._new_damage(rep)
+        if not faults and not bad_cps and not rep.integrity:
+            return None
+        cons = await consistency(self.engine, trusted=set(rep.checkpoints_ok))
+        return await self._finding(rep, faults, bad_cps, cons)
+
+    async def incremental(self) -> Finding | None:
+        """Check what was added since the verified point; move the point on when all
+        it found is already known (resolved incidents)."""
+        eng = self.engine
+        store = eng.store
+        assert store is not None
+        if self.point is None:
+            self.point = VerifiedPoint.parse(await store.meta(self.POINT_KEY))
+        await eng.flush()
+        while eng.unflushed:  # a real-time runtime may emit while the store writes
+            await eng.flush()
+        # The live state at the store's sequence, taken without an await in between.
+        live = eng.state.snapshot()
+        upto = eng.state.seq
+        inc = await verify_since(store, self.point, until=upto)
+        rep = inc.report
+        self.incremental_checks += 1
+        self.last_report = rep
+        faults, bad_cps = self._new_damage(rep)
+        cons = compare(live, inc.state.snapshot(), inc.point.base_seq) if inc.state is not None else None
+        if (cons is None or not cons["differs_in"]) and not faults and not bad_cps:
+            self.point = inc.point
+            if not store.readonly and not eng.readonly:
+                async with eng.store_lock:
+                    await store.set_meta(self.POINT_KEY, inc.point.model_dump_json())
+            return None
+        cons = cons or {"restart_seq": self.point.base_seq, "differs_in": [], "diffs": []}
+        return await self._finding(rep, faults, bad_cps, cons)
+
+    def _new_damage(self, rep: VerifyReport) -> tuple[list[Fault], dict[int, str]]:
         known_seqs, known_cps = self.acknowledged()
-        rep = await verify_store(eng.store, replay_checkpoints=True)
         faults = [f for f in rep.faults if f.seq not in known_seqs]
         bad_cps = {k: v for k, v in rep.checkpoints_bad.items() if k not in known_cps}
-        cons = await consistency(eng, trusted=set(rep.checkpoints_ok))
-        if not faults and not bad_cps and not cons["differs_in"]:
-            self.verified_upto = rep.last_seq
-            return None
+        return faults, bad_cps
+
+    async def _finding(
+        self, rep: VerifyReport, faults: list[Fault], bad_cps: dict[int, str], cons: dict[str, Any]
+    ) -> Finding:
+        eng = self.engine
         bad_seqs = [f.seq for f in faults]
         segs = await segments(eng, bad_seqs)
         for d in cons.get("diffs", []):
@@ -129,7 +174,15 @@ class DataIntegrityDetector(Detector):
                 affected = sorted(set(affected) | {cp.workflow})
         if not affected:
             affected = active_workflows(eng)
-        alert = "hash_chain_broken" if faults else "checkpoint_corrupt" if bad_cps else "state_inconsistency"
+        alert = (
+            "hash_chain_broken"
+            if faults
+            else "checkpoint_corrupt"
+            if bad_cps
+            else "state_inconsistency"
+            if cons["differs_in"]
+            else "database_damaged"
+        )
         data = {
             "alert_type": alert,
             "severity": "critical",
@@ -147,8 +200,10 @@ class DataIntegrityDetector(Detector):
             "first_bad_seq": min(bad_seqs) if bad_seqs else None,
             "projection_differs_in": cons["differs_in"],
             "restart_point_seq": cons["restart_seq"],
-            "last_verified_seq": self.verified_upto,
+            "last_verified_seq": self.point.seq if self.point is not None else 0,
             "events": rep.events,
+            "integrity": [{"table": t, "problem": p} for t, p in rep.integrity[:20]],
+            "coverage": rep.coverage.as_dict(),
         }
         return Finding(
             self.scenario,

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ...event_types import COMMUNICATION_FAILURE, NETWORK_RECOVERY_COMPLETED, RESILIENT_COORDINATION_ACTIVATED
+from ...event_types import (
+    COMMUNICATION_FAILURE,
+    NETWORK_RECOVERY_COMPLETED,
+    RESILIENT_COORDINATION_ACTIVATED,
+    TASK_REASSIGNED,
+)
 from ...models import AgentStatus, TaskStatus
 from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, standing_reassignment
@@ -342,7 +347,7 @@ def moved_credit(ctx: GateCtx, held: dict[str, str], kept: bool) -> Credit:
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
-    moved = {e.data.get("task") for e in ctx.record.caused("TASK_REASSIGNED")}
+    moved = {e.data.get("task") for e in ctx.record.caused(TASK_REASSIGNED)}
     tasks = sorted(held.values())
     not_moved = [t for t in tasks if t not in moved]
     late = [t for t in tasks if t not in ctx.memo.get("before_heal", set())]

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from ...commands.monitoring import trigger_pct
 from ...commands.pace import bottleneck
-from ...event_types import OPTIMIZATION_COMPLETED, OPTIMIZATION_STRATEGY_GENERATED, PERFORMANCE_DEGRADATION_DETECTED
+from ...event_types import (
+    AGENT_BACKOFF,
+    OPTIMIZATION_COMPLETED,
+    OPTIMIZATION_STRATEGY_GENERATED,
+    PERFORMANCE_DEGRADATION_DETECTED,
+)
 from ...models import AgentStatus, TaskStatus
 from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
@@ -434,9 +439,7 @@ def quarantine_credit(ctx: GateCtx, since: float) -> Credit:
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
-    taken = sorted(
-        {e.data["agent"] for e in ctx.record.caused("AGENT_BACKOFF") if e.data.get("reason") == "quarantine"}
-    )
+    taken = sorted({e.data["agent"] for e in ctx.record.caused(AGENT_BACKOFF) if e.data.get("reason") == "quarantine"})
     bn = bottleneck(ctx.engine, since)
     # Slow as measured when the plan was made (its own window) or since the onset.
     planned = ((ctx.plan.expected or {}).get("bottleneck") or {}).get("slow") or []

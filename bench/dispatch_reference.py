@@ -1,0 +1,141 @@
+"""The scheduler as it was before the dispatch queue (core/scheduler.py at f10c274).
+
+Kept as the baseline of ``bench/dispatch_bench.py`` and as the reference a test
+holds the queue's decisions to (the same assignments, in the same order, for the
+same state): it sorts every active workflow on every dispatch and visits each one
+after the agents or the capacity are used up.
+"""
+
+from __future__ import annotations
+
+from core.config import Capacity
+from core.models import BAND_RANK, AgentStatus, TaskStatus, WorkflowStatus
+from core.projection import State
+from core.scheduler import held_room
+
+
+def scan_dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, str]]:
+    """The scheduler before its dispatch queue: sorts every active workflow and visits
+    each one, even after every agent is taken. Same decisions, kept as the baseline."""
+    idle: dict[str, list[str]] = {}
+    busy = 0
+    live = 0
+    room = held_room(state, now) if state.usage.holds else None
+    for a in sorted(state.agents.values(), key=lambda a: a.id) if room else state.agents.values():
+        st = a.status
+        if st is AgentStatus.IDLE:
+            live += 1
+            if a.backoff_until is not None and a.backoff_until > now:
+                continue
+            if room is not None and a.pool in room:
+                if room[a.pool] <= 0:
+                    continue  # a pool held after a rate limit: no more of its agents start work
+                room[a.pool] -= 1
+            for spec in a.specializations:
+                idle.setdefault(spec, []).append(a.id)
+        elif st is AgentStatus.BUSY or st is AgentStatus.PAUSED or st is AgentStatus.UNREACHABLE:
+            live += 1
+            busy += 1
+    if not idle:
+        return []
+    for lst in idle.values():
+        lst.sort(reverse=True)  # pop() takes the lowest id: deterministic
+    wfs = [
+        w
+        for w in (state.workflows[wid] for wid in state.active)
+        if w.status is WorkflowStatus.RUNNING and not w.frozen and state.ready.get(w.id)
+    ]
+    if not wfs:
+        return []
+    wfs.sort(key=lambda w: (-BAND_RANK[w.band], w.created_at, w.created_seq))
+
+    # What running tasks hold, per workflow: only workflows with running tasks are
+    # visited, and no pydantic model is built per workflow per dispatch.
+    used: dict[str, list[float]] = {}
+    g_cpu = g_mem = 0.0
+    tasks = state.tasks
+    running = TaskStatus.RUNNING
+    for wid, keys in state.running_by_wf.items():
+        if not keys:
+            continue
+        cpu = mem = 0.0
+        n = 0
+        for k in keys:
+            t = tasks[k]
+            if t.status is running:
+                cpu += t.cpu
+                mem += t.memory_gb
+                n += 1
+        used[wid] = [cpu, mem, float(n)]
+        g_cpu += cpu
+        g_mem += mem
+    zero = (0.0, 0.0, 0.0)
+    reserved: dict[str, tuple[float, float, float]] = {}
+    for wid in state.guaranteed:
+        w = state.workflows[wid]
+        if w.guarantee is not None and w.status in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED):
+            u = used.get(wid, zero)
+            reserved[wid] = (
+                max(0.0, w.guarantee.cpu_cores - u[0]),
+                max(0.0, w.guarantee.memory_gb - u[1]),
+                max(0.0, w.guarantee.agents - u[2]),
+            )
+    res_cpu = sum(r[0] for r in reserved.values())
+    res_mem = sum(r[1] for r in reserved.values())
+    res_agents = sum(r[2] for r in reserved.values())
+
+    out: list[tuple[str, str]] = []
+    taken: set[str] = set()
+    for w in wfs:
+        own = reserved.get(w.id, (0.0, 0.0, 0.0))
+        alloc = w.allocation
+        lim_cpu, lim_mem, lim_agents = alloc.cpu_cores, alloc.memory_gb, alloc.agents
+        if w.stage_limit is not None:
+            lim_cpu = min(lim_cpu, w.stage_limit.cpu_cores)
+            lim_mem = min(lim_mem, w.stage_limit.memory_gb)
+            lim_agents = min(lim_agents, w.stage_limit.agents)
+        u = used.setdefault(w.id, [0.0, 0.0, 0.0])
+        for key in state.ready[w.id]:
+            if u[2] >= lim_agents:
+                break
+            t = tasks[key]
+            if t.status is not TaskStatus.PENDING:
+                continue
+            pool = idle.get(t.specialization)
+            if not pool:
+                continue
+            # A task larger than the allocation may still run alone.
+            if u[2] > 0 and (u[0] + t.cpu > lim_cpu + 1e-9 or u[1] + t.memory_gb > lim_mem + 1e-9):
+                continue
+            other_cpu = res_cpu - own[0]
+            other_mem = res_mem - own[1]
+            other_agents = res_agents - own[2]
+            if g_cpu + t.cpu > capacity.cpu_cores - other_cpu + 1e-9 and g_cpu > 0:
+                continue
+            if g_mem + t.memory_gb > capacity.memory_gb - other_mem + 1e-9 and g_mem > 0:
+                continue
+            if busy + 1 > capacity.agents - other_agents:
+                continue
+            agent = None
+            while pool:
+                cand = pool.pop()
+                if cand not in taken:
+                    agent = cand
+                    break
+            if agent is None:
+                continue
+            taken.add(agent)
+            out.append((key, agent))
+            u[0] += t.cpu
+            u[1] += t.memory_gb
+            u[2] += 1
+            g_cpu += t.cpu
+            g_mem += t.memory_gb
+            busy += 1
+            if own != (0.0, 0.0, 0.0):
+                shrink = (min(own[0], t.cpu), min(own[1], t.memory_gb), min(own[2], 1.0))
+                res_cpu -= shrink[0]
+                res_mem -= shrink[1]
+                res_agents -= shrink[2]
+                own = (own[0] - shrink[0], own[1] - shrink[1], own[2] - shrink[2])
+    return out

@@ -1,0 +1,137 @@
+"""The data-integrity detector's periodic check reads what was added since the last
+verified point; the whole verify (rare, in a worker thread) reads everything."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from core.engine import Engine
+from core.incidents.kinds.data_integrity import DataIntegrityDetector
+from core.session import open_sim
+from core.verify import VerifiedPoint, verify_store
+
+
+def tamper(db: Path, seq: int) -> None:
+    """Change a committed row's content behind the store's back (its hash then fails)."""
+    con = sqlite3.connect(db)
+    try:
+        con.execute("DROP TRIGGER IF EXISTS events_no_update")
+        con.execute("UPDATE events SET ts = ts + 1 WHERE seq = ?", (seq,))
+        con.commit()
+    finally:
+        con.close()
+
+
+async def _engine(tmp_path: Path) -> tuple[Engine, Path]:
+    db = tmp_path / "d.db"
+    eng = await open_sim(db, seed=0, demo=True)
+    await eng.advance(1200.0)
+    await eng.flush()
+    return eng, db
+
+
+async def test_a_row_tampered_after_the_verified_point_is_found_by_the_next_check(tmp_path: Path) -> None:
+    eng, db = await _engine(tmp_path)
+    det = DataIntegrityDetector(eng)
+    try:
+        assert await det.incremental() is None
+        first = det.point
+        assert first is not None and first.seq > 0 and first.base > 0
+        await eng.advance(600.0)
+        await eng.flush()
+        assert await det.incremental() is None  # untampered: nothing to find
+        point = det.point
+        assert point is not None and point.seq > first.seq
+        await eng.advance(600.0)
+        await eng.flush()
+        target = point.seq + 3
+        assert eng.state.seq > target
+        tamper(db, target)
+        found = await det.incremental()
+        assert found is not None
+        assert found.evidence["bad_seqs"] == [target]
+        assert found.data["alert_type"] == "hash_chain_broken"
+        assert det.point == point, "the verified point does not move past damage"
+    finally:
+        await eng.close()
+
+
+async def test_a_row_tampered_before_the_point_is_the_whole_verifys_to_find(tmp_path: Path) -> None:
+    eng, db = await _engine(tmp_path)
+    det = DataIntegrityDetector(eng)
+    try:
+        assert await det.incremental() is None
+        point = det.point
+        assert point is not None and point.base_seq > 10
+        tamper(db, 5)
+        await eng.advance(300.0)
+        await eng.flush()
+        assert await det.incremental() is None
+        rep = det.last_report
+        assert rep is not None
+        cov = rep.coverage
+        assert not cov.whole and cov.from_seq == point.base_seq + 1 and cov.to_seq == eng.state.seq
+        assert f"rows before {cov.from_seq}" in cov.claim() and "not read again" in cov.claim()
+        assert rep.events == cov.to_seq - point.base_seq, "it read the rows since its base, no more"
+        whole = await verify_store(eng.store)  # type: ignore[arg-type]
+        assert whole.first_bad_seq == 5 and whole.coverage.whole
+        # The detector's own whole verify (in a worker thread), judged at the check after it ends.
+        eng.config.intervals.verify_whole_s = 1.0
+        now = eng.clock.now()
+        det.last_whole = now - 2.0
+        assert det.due(now)
+        assert await det.check_async(now) is None
+        assert det.whole is not None
+        await det.whole
+        assert det.due(now)
+        found = await det.check_async(now)
+        assert found is not None and found.evidence["bad_seqs"] == [5]
+        assert found.evidence["coverage"]["whole"] is True
+    finally:
+        await eng.close()
+
+
+async def test_the_verified_point_is_kept_in_the_store(tmp_path: Path) -> None:
+    eng, db = await _engine(tmp_path)
+    try:
+        det = DataIntegrityDetector(eng)
+        assert await det.incremental() is None
+        assert det.point is not None
+        stored = await eng.store.meta(DataIntegrityDetector.POINT_KEY)  # type: ignore[union-attr]
+        assert VerifiedPoint.parse(stored) == det.point
+    finally:
+        await eng.close()
+    again = await open_sim(db, seed=0)
+    try:
+        det = DataIntegrityDetector(again)
+        assert await det.incremental() is None
+        rep = det.last_report
+        assert rep is not None and rep.coverage.from_seq > 1 and rep.coverage.replayed_from
+    finally:
+        await again.close()
+
+
+def test_an_unreadable_stored_point_starts_from_the_first_row() -> None:
+    assert VerifiedPoint.parse("not json") == VerifiedPoint()
+    assert VerifiedPoint.parse(None) == VerifiedPoint()
+    assert VerifiedPoint.parse('{"seq": "x"}') == VerifiedPoint()
+
+
+async def test_no_interval_checkpoint_when_nothing_changed(tmp_path: Path) -> None:
+    eng, _ = await _engine(tmp_path)
+    cps = eng.checkpoints
+    try:
+        before = len(eng.state.checkpoints)
+        cps.last_at = eng.clock.now() - cps.interval() - 1.0
+        await cps.maintain()
+        assert len(eng.state.checkpoints) == before + 1
+        cps.last_at = eng.clock.now() - cps.interval() - 1.0
+        await cps.maintain()
+        assert len(eng.state.checkpoints) == before + 1, "only its own record changed: no second checkpoint"
+        await eng.advance(60.0)
+        cps.last_at = eng.clock.now() - cps.interval() - 1.0
+        await cps.maintain()
+        assert len(eng.state.checkpoints) == before + 2
+    finally:
+        await eng.close()
