@@ -3,10 +3,12 @@ formats; the host reads them and the engine sums them per task, agent, workflow,
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from core.incidents.manager import IncidentManager
 from tests.local_harness import PY, drive, header, open_text, toml_argv, wf_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +47,8 @@ async def test_usage_of_the_three_formats_is_summed_per_workflow(tmp_path: Path)
     common = ("--turns", "3", "--input-tokens", "1000", "--output-tokens", "100", "--cost", "0.02")
     text = header() + workflow(
         "mixed",
-        task("claude", "--format", "claude", *common)
+        budget="budget = { tokens = 1000000, cost_usd = 10.0 }",
+        body=task("claude", "--format", "claude", *common)
         + task("codex", "--format", "codex", *common, "--cached-tokens", "500")
         + task("opsdeck", "--format", "opsdeck", *common)
         + task(
@@ -65,8 +68,16 @@ async def test_usage_of_the_three_formats_is_summed_per_workflow(tmp_path: Path)
         ),
     )
     engine, runtime, rec = await open_text(tmp_path / "u.db", text, tmp_path)
+    mgr = IncidentManager(engine, approve_mode="auto")
     try:
-        await drive(engine, lambda: wf_status(engine, "mixed") == "completed", timeout=60)
+
+        def done() -> bool:
+            pumps.append(asyncio.get_running_loop().create_task(mgr.pump()))
+            return wf_status(engine, "mixed") == "completed"
+
+        pumps: list[asyncio.Task[None]] = []
+        await drive(engine, done, timeout=60)
+        await asyncio.gather(*pumps)
         led = engine.state.usage
         per = {k.split("/")[1]: v.total for k, v in led.tasks.items()}
         assert (per["claude"].input_tokens, per["claude"].output_tokens, per["claude"].cost_usd) == (3000, 300, 0.06)
@@ -82,6 +93,9 @@ async def test_usage_of_the_three_formats_is_summed_per_workflow(tmp_path: Path)
         ignored = rec.of("USAGE_LINES_IGNORED")
         assert led.ignored_lines == 3 and sum(e.data["count"] for e in ignored) == 3
         assert ignored[0].data["task"] == "mixed/bad" and ignored[0].data["reason"]
+        # Under its budget: no warning, no breach, no incident, nothing paused.
+        assert not rec.of("BUDGET_WARNING") and not rec.of("BUDGET_EXCEEDED")
+        assert engine.state.incidents == {} and not rec.of("TASK_PAUSED")
     finally:
         await runtime.shutdown()
         await engine.close()

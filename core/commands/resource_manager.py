@@ -182,6 +182,9 @@ async def usage(ctx: Context, p: P.ResourceQuery) -> Outcome:
                 "capacity_gb": ctx.engine.config.capacity.storage_gb,
                 "used_pct": round(size / (ctx.engine.config.capacity.storage_gb * 1e9) * 100, 6),
             }
+    if rt == "tokens":
+        total = res["tokens"]["total"]
+        return Outcome(res, f"{total['tokens']:,} tokens, ${total['cost_usd']:.4f} as the tasks reported them")
     return Outcome(res, f"{rt} usage measured")
 
 

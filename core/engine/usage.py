@@ -125,7 +125,7 @@ class UsageOps:
         with its pool) instead of failing: True when that is what happened."""
         e = self.engine
         t = e.state.tasks.get(task_id)
-        if t is None or self.limited.get(task_id) != t.attempts:
+        if t is None or not self._hit_limit(task_id, t.attempts, t.started_at):
             return False
         e.emit(
             TASK_REASSIGNED,
@@ -135,6 +135,16 @@ class UsageOps:
         )
         e.request_dispatch()
         return True
+
+    def _hit_limit(self, task_id: str, attempt: int, started_at: float | None) -> bool:
+        """This run reported a rate limit: seen by this engine, or (after a restart) the
+        hold it caused names it and began after the run started."""
+        if self.limited.get(task_id) == attempt:
+            return True
+        return any(
+            h.task == task_id and started_at is not None and h.since >= started_at
+            for h in self.engine.state.usage.holds.values()
+        )
 
     # -- budgets -----------------------------------------------------------------------
     def check(self, workflow: str, pool: str | None) -> None:
