@@ -11,6 +11,7 @@ from core.incidents.kinds import GATES
 from core.models import WorkflowStatus
 from tests.console_support import make_app, settle, wait_for
 from tui.screens.help import HelpScreen
+from tui.widgets.agent_pools import fit_tasks
 from tui.widgets.live_list import Pane, distinct_names, middle_ellipsis
 
 
@@ -32,6 +33,23 @@ def test_names_keep_their_distinguishing_suffix():
     assert got["debug_perf_002"] == "debug_perf_002"
     assert got["migration_workflow_001_r2"].endswith("_r2")
     assert middle_ellipsis("abcdefghij", 5, 2) == "ab…ij"
+
+
+def test_task_labels_at_80_columns_keep_what_tells_them_apart():
+    """The pools pane's task column at 80x24 is 9 cells: a task's own name when no other
+    task shares it, else its id cut to the end that differs; never two alike."""
+    tasks = [
+        "workflow_001/test_1",
+        "impl_auth_001/test_1",
+        "workflow_002/extract_1",
+        "workflow_003/collect_1",
+        "migration_workflow_001/snapshot_1",
+    ]
+    got = fit_tasks(tasks, 9)
+    assert len(set(got.values())) == len(tasks) and all(len(v) <= 9 for v in got.values())
+    assert got["workflow_002/extract_1"] == "extract_1" and got["workflow_003/collect_1"] == "collect_1"
+    for t in ("workflow_001/test_1", "impl_auth_001/test_1"):  # a shared own name: the head tells them apart
+        assert got[t].endswith("/test_1") and got[t][0] == t[0]
 
 
 @pytest.mark.slow
@@ -58,6 +76,8 @@ async def test_headers_labels_and_distinct_names_at_140_and_80(tmp_path):
         names = [p.split()[1] for oid, p in _rows(app.workflows_pane) if oid.startswith("wf:")]
         assert len(names) == len(set(names)), names
         assert "cpu" in str(app.query_one("#workflows-pane", Pane).query_one(".pane-header").render())
+        tasks = [p.split()[2] for oid, p in _rows(app.pools_pane) if oid.startswith("agent:") and "—" not in p]
+        assert tasks and len(tasks) == len(set(tasks)), tasks
 
 
 @pytest.mark.slow

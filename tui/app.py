@@ -24,7 +24,7 @@ from textual.app import App, ComposeResult
 from textual.command import Provider
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Footer, Input, OptionList
+from textual.widgets import Input, OptionList
 
 from core.config import Config
 from core.event_types import (
@@ -66,6 +66,7 @@ from .screens.result import ResultScreen
 from .screens.workflow import WorkflowScreen
 from .widgets.agent_pools import AgentPools
 from .widgets.event_log import EventLog
+from .widgets.footer import FittedFooter
 from .widgets.header_gauges import HeaderGauges
 from .widgets.incidents import Incidents
 from .widgets.live_list import Pane
@@ -155,7 +156,7 @@ class OpsdeckApp(App[int]):
             yield EventLog(self.log_source, saved_filters=self.config.console.filters, id="log")
             yield Input(placeholder=FILTER_HINT, id="filter")
         yield CommandLine(id="cmdline")
-        yield Footer()
+        yield FittedFooter()
 
     def on_mount(self) -> None:
         # The main screen's widgets, held so that code running while a detail screen is

@@ -8,11 +8,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..meter import fmt_clock
 from ..style import color
+from ..widgets.footer import FittedFooter
 
 
 class CheckpointsScreen(Screen[None]):
@@ -26,7 +27,7 @@ class CheckpointsScreen(Screen[None]):
         yield Static(" Checkpoints — enter rolls back to the highlighted one ", id="detail-title")
         yield OptionList(id="checkpoint-list")
         yield Static(id="checkpoint-info", markup=False)
-        yield Footer()
+        yield FittedFooter()
 
     def on_mount(self) -> None:
         self.reload()

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from core.event_types import severity_of
 from core.events import Event
@@ -19,6 +19,7 @@ from core.events import Event
 from ..log_source import LogFilter, recent_matching
 from ..meter import fmt_clock
 from ..style import color, severity_style
+from ..widgets.footer import FittedFooter
 
 if TYPE_CHECKING:
     from core.host.link import Link
@@ -43,7 +44,7 @@ class DetailScreen(Screen[None]):
         yield Static(id="detail-title", markup=False)
         with VerticalScroll(id="detail-body"):
             yield Static(id="detail-content")
-        yield Footer()
+        yield FittedFooter()
 
     def on_mount(self) -> None:
         self.redraw()

@@ -17,10 +17,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..response_view import render_response, response_json
 from ..style import color
+from ..widgets.footer import FittedFooter
 
 Rerun = Callable[[str], Awaitable[dict[str, Any]]]
 
@@ -30,7 +31,7 @@ def body_frame() -> ComposeResult:
     yield Static(id="detail-title", markup=False)
     with VerticalScroll(id="result-body"):
         yield Static(id="result-content")
-    yield Footer()
+    yield FittedFooter()
 
 
 class ResultScreen(Screen[None]):

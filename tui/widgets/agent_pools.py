@@ -17,7 +17,7 @@ from core.usage.models import Spend
 from ..meter import fmt_clock, sparkline
 from ..spend import SPEND_W, budget_level, fmt_spend
 from ..style import AGENT_GLYPH, color
-from .live_list import LiveList, Row, distinct_names, middle_ellipsis
+from .live_list import LiveList, Row, distinct_names, distinct_suffixes, middle_ellipsis
 
 if TYPE_CHECKING:
     from core.host.link import Link
@@ -28,18 +28,18 @@ SPARK_W = 8
 
 def fit_tasks(tasks: list[str], width: int) -> dict[str, str]:
     """Task ids (``workflow/task``) fitted to ``width``: the task's own name stays whole and
-    the workflow part is cut in the middle, as distinct as the width allows."""
+    the workflow part is cut in the middle, as distinct as the width allows. Too narrow for
+    any workflow part, a task shows its own name when no other task shares it, else the id
+    cut to its distinguishing end (``w…test_1`` and ``i…test_1``, not ``work…st_1`` twice)."""
     out = distinct_names(tasks, width)
-    own = [t.partition("/")[2] or t for t in tasks]
-    if len(set(own)) == len(own):
-        # Too narrow for the workflow part: the task's own name, while it stays unambiguous.
-        out.update(
-            {
-                t: n
-                for t, n in zip(tasks, own, strict=True)
-                if len(t) > width and len(n) <= width and width - len(n) - 1 < 5
-            }
-        )
+    own = {t: t.partition("/")[2] or t for t in tasks}
+    shared = {n for n in own.values() if list(own.values()).count(n) > 1}
+    cramped = [t for t in tasks if len(t) > width and width - len(own[t]) - 1 < 5]
+    for t in cramped:
+        if own[t] not in shared and len(own[t]) <= width:
+            out[t] = own[t]
+    ends = distinct_suffixes([t for t in cramped if out[t] != own[t]], width)
+    out.update(ends)
     for t in tasks:
         if len(t) <= width or "/" not in t:
             continue

@@ -15,8 +15,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.strip import Strip
+from textual.style import Style as VisualStyle
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
+
+from ..contrast import guard
 
 Row = tuple[str, Text, bool]
 """(option id, prompt, disabled)"""
@@ -54,6 +58,17 @@ def distinct_names(names: list[str], width: int) -> dict[str, str]:
             out.update(cut)
             return out
         tail += 1
+
+
+def distinct_suffixes(names: list[str], width: int) -> dict[str, str]:
+    """Each name fitted to ``width`` keeping as much of its end as leaves the names distinct:
+    the longest tail first, then one more character of the head at a time (for ids whose
+    ends say the most, e.g. task ids whose workflow part is what they share)."""
+    for tail in range(max(width - 1, 0), 0, -1):
+        cut = {n: middle_ellipsis(n, width, tail) for n in names}
+        if len(set(cut.values())) == len(names):
+            return cut
+    return {n: middle_ellipsis(n, width, max(width // 2, 1)) for n in names}
 
 
 class LiveList(OptionList):
@@ -139,6 +154,14 @@ class LiveList(OptionList):
         else:
             first = next((i for i, r in enumerate(rows) if not r[2]), None)
             self.highlighted = first
+
+    def _get_option_render(self, option: Option, style: VisualStyle) -> list[Strip]:
+        """The highlighted row with each coloured span readable on the cursor (tui.contrast)."""
+        strips = super()._get_option_render(option, style)
+        if option is not self.highlighted_option or option.disabled:
+            return strips
+        base = style.rich_style
+        return [guard(s, base) for s in strips]
 
     def _set_row(self, oid: str, prompt: Text) -> None:
         """One row's new prompt, forgetting only that row's rendering. OptionList's own
