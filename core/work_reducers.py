@@ -448,23 +448,29 @@ def task_resumed(s: State, ev: Event) -> None:
 
 
 def task_waiting_input(s: State, ev: Event) -> None:
+    t = s.tasks.get(ev.data["task"])
+    if t is None:  # archived with its workflow
+        return
     s.changing("tasks", s.tasks, ev.data["task"])
-    t = s.tasks[ev.data["task"]]
     t.waiting_input = ev.data["reason"]
     t.waiting_since = ev.ts
 
 
 def task_input_resumed(s: State, ev: Event) -> None:
+    t = s.tasks.get(ev.data["task"])
+    if t is None:  # archived with its workflow
+        return
     s.changing("tasks", s.tasks, ev.data["task"])
-    t = s.tasks[ev.data["task"]]
     t.waiting_input = None
     t.waiting_since = None
 
 
 def task_worktree(s: State, ev: Event) -> None:
     d = ev.data
+    t = s.tasks.get(d["task"])
+    if t is None:  # archived with its workflow: the event is its record
+        return
     s.changing("tasks", s.tasks, d["task"])
-    t = s.tasks[d["task"]]
     outcome = d.get("outcome") or "opened"
     t.worktree = d.get("path") if outcome == "opened" else None
     t.branch = d.get("branch") if outcome in ("opened", "pruned") else None

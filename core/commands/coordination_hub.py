@@ -12,6 +12,7 @@ from ..event_types import (
     COMMAND_EXECUTED,
     RESOURCE_OPTIMIZED,
     STATE_RESTORED,
+    TASK_WORKTREE,
     WORKFLOW_COMPLETED,
 )
 from ..events import EventHeader
@@ -570,6 +571,8 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
         else:
             done["temp_files"] = got_tmp
             freed_bytes += got_tmp["bytes_removed"]
+            for wt in got_tmp.get("worktrees_removed") or []:  # checkouts of finished tasks; branches kept
+                eng.emit(TASK_WORKTREE, "coordination", "agent", {**wt, "outcome": "pruned"}, actor=ctx.actor)
     retired: list[str] = []
     if "idle_process_termination" in p.actions:
         for aid in idle_beyond_minimum(s, p.pool):

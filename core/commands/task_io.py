@@ -9,7 +9,6 @@ repository, and the answer is git's outcome (the commit, or why nothing happened
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from ..event_types import TASK_INPUT_SENT, TASK_WORKTREE
 from ..models import Task, TaskStatus
@@ -74,52 +73,59 @@ async def send_input(ctx: Context, p: P.SendInput) -> Outcome:
     )
 
 
-def _worktree(ctx: Context, t: Task) -> W.Worktree:
-    if not t.worktree or not t.branch or not t.repo:
-        raise CommandError("INVALID_STATE", f"{t.id} has no worktree", {"task": t.id})
-    path = Path(t.worktree)
-    repo = t.repo
-    if not path.is_dir():
-        raise CommandError("INVALID_STATE", f"{t.id}'s worktree {path} is gone", {"task": t.id})
-    return W.open_worktree(repo, path.parent, t.id)
+async def _worktree(ctx: Context, task_id: str) -> W.Worktree:
+    """The task's worktree, live or archived with its finished workflow (its checkout is
+    made again from its branch if cleanup removed it)."""
+    rt = ctx.engine.runtime
+    t = ctx.state.tasks.get(task_id)
+    repo = (t.repo if t is not None else None) or (rt.task_repo(task_id) if rt is not None else None)
+    root = rt.worktree_root() if rt is not None else None
+    if repo is None or root is None:
+        if t is None and (rt is None or rt.task_repo(task_id) is None):
+            raise CommandError("UNKNOWN_TASK", f"no task {task_id!r} with a worktree", {"task": task_id})
+        raise CommandError("INVALID_STATE", f"{task_id} has no worktree (its workflow has no repo)", {"task": task_id})
+    try:
+        return await asyncio.to_thread(W.open_worktree, repo, root, task_id, False)
+    except W.WorktreeError as exc:
+        raise CommandError("INVALID_STATE", str(exc), {"task": task_id}) from None
 
 
 @operation(C, "diff", kind="analysis", payload=P.TaskRefPayload, summary="a task's worktree diff", word_args=("task",))
 async def task_diff(ctx: Context, p: P.TaskRefPayload) -> Outcome:
     """``git diff --stat`` and the diff of the task's worktree against the commit it started from."""
-    t = _task(ctx, p.task)
-    wt = _worktree(ctx, t)
+    wt = await _worktree(ctx, p.task)
     try:
         stat, text = await asyncio.to_thread(lambda: (W.diff_stat(wt), W.diff(wt)))
     except W.WorktreeError as exc:
-        raise CommandError("GIT_FAILED", str(exc), {"task": t.id}) from None
+        raise CommandError("GIT_FAILED", str(exc), {"task": p.task}) from None
     files = len([ln for ln in stat.splitlines()[:-1] if "|" in ln])
     return Outcome(
-        {"task": t.id, "branch": wt.branch, "base": wt.base, "stat": stat, "diff": text},
-        f"{t.id} on {wt.branch}: {files} file(s) changed" if files else f"{t.id} on {wt.branch}: no changes",
+        {"task": p.task, "branch": wt.branch, "base": wt.base, "stat": stat, "diff": text},
+        f"{p.task} on {wt.branch}: {files} file(s) changed" if files else f"{p.task} on {wt.branch}: no changes",
     )
 
 
 async def _end_worktree(ctx: Context, p: P.TaskRefPayload, merge: bool) -> Outcome:
-    t = _task(ctx, p.task)
-    if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+    t = ctx.state.tasks.get(p.task)
+    if t is not None and t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
         raise CommandError("INVALID_STATE", f"{t.id} is {t.status.value}: its worktree is in use", {"task": t.id})
-    wt = _worktree(ctx, t)
+    wt = await _worktree(ctx, p.task)
+    tid = p.task
     try:
         if merge:
-            commit = await asyncio.to_thread(W.merge, wt, f"opsdeck: merge {t.id} ({wt.branch})")
+            commit = await asyncio.to_thread(W.merge, wt, f"opsdeck: merge {tid} ({wt.branch})")
         else:
             await asyncio.to_thread(W.remove, wt)
             commit = None
     except W.WorktreeError as exc:
-        raise CommandError("GIT_FAILED", str(exc), {"task": t.id}) from None
+        raise CommandError("GIT_FAILED", str(exc), {"task": tid}) from None
     outcome = "merged" if merge else "discarded"
     ctx.engine.emit(
         TASK_WORKTREE,
         "coordination",
         "agent",
         {
-            "task": t.id,
+            "task": tid,
             "path": str(wt.path),
             "branch": wt.branch,
             "repo": str(wt.repo),
@@ -129,7 +135,7 @@ async def _end_worktree(ctx: Context, p: P.TaskRefPayload, merge: bool) -> Outco
         actor=ctx.actor,
     )
     what = f"merged into {wt.repo} at {commit[:10]}" if commit else f"discarded (branch {wt.branch} deleted)"
-    return Outcome({"task": t.id, "branch": wt.branch, "outcome": outcome, "commit": commit}, f"{t.id}: {what}")
+    return Outcome({"task": tid, "branch": wt.branch, "outcome": outcome, "commit": commit}, f"{tid}: {what}")
 
 
 @operation(

@@ -140,6 +140,15 @@ class Runtime(Protocol):
         runtime keeps none (simulated tasks print nothing; Ray keeps lines only)."""
         ...
 
+    def task_repo(self, task_id: str) -> str | None:
+        """The git repository the task works in a worktree of (``workspace = "worktree"``),
+        None for a task without one (and on runtimes without worktrees)."""
+        ...
+
+    def worktree_root(self) -> Path | None:
+        """Where the runtime keeps its tasks' worktrees, None where it keeps none."""
+        ...
+
     # -- housekeeping -------------------------------------------------------------------
     def purge_caches(self) -> dict[str, float]: ...
 

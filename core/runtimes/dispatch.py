@@ -235,4 +235,10 @@ class Dispatch(Generic[H]):
                         size += f.stat().st_size
             shutil.rmtree(d, ignore_errors=True)
             dirs += 0 if d.exists() else 1
-        return {"dirs_removed": dirs, "files_removed": files, "bytes_removed": size, "kept_running": kept}
+        return {
+            "dirs_removed": dirs,
+            "files_removed": files,
+            "bytes_removed": size,
+            "kept_running": kept,
+            "worktrees_removed": self.io.prune_worktrees({k: v.repo for k, v in self.specs.items() if v.repo}),
+        }

@@ -222,6 +222,13 @@ class RayRuntime:
     def task_output(self, agent_id: str, task_id: str, attempt: int) -> Path | None:
         return self.dispatch.io.task_output(agent_id, task_id, attempt)
 
+    def task_repo(self, task_id: str) -> str | None:
+        spec = self.dispatch.specs.get(task_id)
+        return spec.repo if spec is not None else None
+
+    def worktree_root(self) -> Path | None:
+        return self.dispatch.io.worktree_root
+
     async def relimit(
         self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0
     ) -> list[dict[str, Any]]:

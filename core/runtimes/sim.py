@@ -115,6 +115,12 @@ class SimRuntime:
     def task_output(self, agent_id: str, task_id: str, attempt: int) -> Path | None:
         return None
 
+    def task_repo(self, task_id: str) -> str | None:
+        return None
+
+    def worktree_root(self) -> Path | None:
+        return None
+
     async def send_input(self, agent_id: str, task_id: str, data: bytes) -> int:
         raise NotApplicable("the tasks of the simulated runtime are not processes: they read no input")
 

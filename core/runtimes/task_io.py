@@ -16,6 +16,7 @@ import itertools
 from pathlib import Path
 from typing import Any, Generic
 
+from ..models import TaskStatus
 from . import NotApplicable
 from . import worktree as W
 from .fleet import Fleet, H
@@ -96,16 +97,21 @@ class TaskIO(Generic[H]):
 
         asyncio.get_running_loop().create_task(go())
 
-    def prune_worktrees(self, keep: set[str]) -> list[str]:
-        """Remove the checkouts of tasks not in ``keep`` (their branches stay); their names."""
+    def prune_worktrees(self, repos: dict[str, str]) -> list[dict[str, str]]:
+        """Remove the checkouts of tasks that are not running (``repos``: task -> its
+        repository); their branches stay: the work is not thrown away (``merge`` and
+        ``discard`` decide). What was removed."""
         engine = self.fleet.engine
         if engine is None or not self.worktree_root.is_dir():
             return []
-        repos = sorted({t.repo for t in engine.state.tasks.values() if t.repo})
-        removed: list[str] = []
-        for repo in repos:
-            try:
-                removed += W.prune(repo, self.worktree_root, keep)
-            except W.WorktreeError:
+        busy = {t.id for t in engine.state.tasks.values() if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED)}
+        removed: list[dict[str, str]] = []
+        for task, repo in sorted(repos.items()):
+            path = self.worktree_root / W.slug(task)
+            if task in busy or not path.is_dir() or path.is_symlink():
                 continue
+            W.git(Path(repo), "worktree", "remove", "--force", str(path), check=False)
+            W.git(Path(repo), "worktree", "prune", check=False)
+            if not path.exists():
+                removed.append({"task": task, "path": str(path), "branch": W.branch_for(task), "repo": repo})
         return removed

@@ -63,8 +63,9 @@ def branch_for(task: str) -> str:
     return BRANCH_PREFIX + slug(task)
 
 
-def open_worktree(repo: str | Path, root: Path, task: str) -> Worktree:
-    """The task's worktree, made on first use; the same one (same branch) afterwards."""
+def open_worktree(repo: str | Path, root: Path, task: str, create: bool = True) -> Worktree:
+    """The task's worktree, made on first use; the same one (same branch) afterwards.
+    Without ``create``, a task whose branch is gone (merged, discarded) is an error."""
     repo_p = Path(repo).expanduser().resolve()
     top = Path(git(repo_p, "rev-parse", "--show-toplevel").stdout.strip())
     path = root / slug(task)
@@ -76,6 +77,8 @@ def open_worktree(repo: str | Path, root: Path, task: str) -> Worktree:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     git(top, "worktree", "prune")
     has_branch = git(top, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+    if not has_branch and not create:
+        raise WorktreeError(f"{task} has no worktree and no branch {branch} (merged or discarded)")
     if has_branch:
         git(top, "worktree", "add", str(path), branch)
         base = (
