@@ -147,13 +147,23 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
             return all(p.status() == psutil.STATUS_STOPPED for p in members)
 
         await drive(engine, stopped, timeout=10)
-        before = engine.state.tasks["low/t"].context.progress
+        # Lines printed before the stop may still be on their way (pipe, actor, poll) on a
+        # loaded machine: wait until the progress holds over two heartbeats, then watch.
+        before, held_since = engine.state.tasks["low/t"].context.progress, time.monotonic()
+        deadline = time.monotonic() + 20
+        while time.monotonic() - held_since < 1.2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            await engine.flush()
+            now = engine.state.tasks["low/t"].context.progress
+            if now != before:
+                before, held_since = now, time.monotonic()
+        assert before < 1.0, "the task was stopped before it finished"
         t0 = time.monotonic()
         while time.monotonic() - t0 < 1.2:  # two heartbeats while stopped
             await asyncio.sleep(0.1)
             await engine.flush()
         assert stopped()
-        assert engine.state.tasks["low/t"].context.progress <= before + 0.05, "a stopped task makes no progress"
+        assert engine.state.tasks["low/t"].context.progress == before, "a stopped task makes no progress"
         engine.resume_workflow("low")
         await drive(engine, lambda: all(p.status() != psutil.STATUS_STOPPED for p in members), timeout=10)
         await drive(engine, lambda: wf_status(engine, "low") == "completed", timeout=30)
@@ -218,12 +228,14 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
         victim = engine.state.tasks["w/long"].agent
         pgid = runtime.task_pgid(victim)
         assert pgid is not None and group_members(pgid)
-        ray.kill(runtime.hosts[victim].handle)
+        runtime.fail_agent(victim)  # the contract's fault: ray.kill of its actor
         killed = time.monotonic()
         await drive(engine, lambda: rec.of("AGENT_ERROR"), timeout=20)
         err = rec.of("AGENT_ERROR")[0]
         assert err.data["agent"] == victim and "ray.kill" in err.data["error"], err.data
         assert rec.of("TASK_REASSIGNED")[0].data["progress"] >= 0.3
+        await drive(engine, lambda: len(rec.of("AGENT_ALLOCATED")) > 1, timeout=20)
+        assert rec.of("AGENT_ALLOCATED")[-1].actor == "ray-runtime", "the replacement says which runtime added it"
         await drive(engine, lambda: [e for e in rec.of("TASK_STARTED") if e.data["agent"] != victim], timeout=30)
         print(f"ray.kill -> task running again on a replacement actor: {time.monotonic() - killed:.2f} s")
         await drive(engine, lambda: wf_status(engine, "w") == "completed", timeout=30)

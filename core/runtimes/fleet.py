@@ -106,8 +106,10 @@ class Links(Protocol[H_contra]):
 class Fleet(Generic[H]):
     """The shared state of a real runtime's parts, and the write-ahead outbox."""
 
-    def __init__(self, timing: Timing) -> None:
+    def __init__(self, timing: Timing, actor: str) -> None:
         self.timing = timing
+        self.actor = actor
+        """Who the log says acted when this runtime replaces agents (``local-runtime``, ``ray-runtime``)."""
         self.engine: Engine | None = None
         self.sink: RuntimeSink | None = None
         self.hosts: dict[str, H] = {}
@@ -238,7 +240,7 @@ class Fleet(Generic[H]):
         added = []
         while live < want:
             try:
-                added.append(engine.add_agent(pool, actor="local-runtime"))
+                added.append(engine.add_agent(pool, actor=self.actor))
             except EngineError:
                 break
             live += 1

@@ -85,7 +85,7 @@ class LocalRuntime:
         self.mechanisms = mechanisms or detect()
         self.clock = WallClock()
         sampler = Sampler()
-        self.fleet: Fleet[ProcessHost] = Fleet(self.timing)
+        self.fleet: Fleet[ProcessHost] = Fleet(self.timing, actor=f"{self.name}-runtime")
         self.adoption = Adoption(load_or_create_secret(self.run_dir))
         links = LocalLinks(self.fleet, self.adoption)
         self.dispatch = Dispatch(self.fleet, links, self.run_dir, self.mechanisms, sampler, self.run_dir / "output")

@@ -23,6 +23,7 @@ polls) and the cluster (:mod:`.ray_cluster`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
@@ -96,7 +97,7 @@ class RayRuntime:
         self.mechanisms = detect()  # this machine's; each node's are its actors' (``ray_node_limits``)
         self.clock = WallClock()
         sampler = Sampler()
-        self.fleet: Fleet[ActorHost] = Fleet(self.timing)
+        self.fleet: Fleet[ActorHost] = Fleet(self.timing, actor=f"{self.name}-runtime")
         self.links = ActorLinks()
         self.dispatch = Dispatch(self.fleet, self.links, self.run_dir, self.mechanisms, sampler)
         self.supervisor = Supervisor(self.fleet, self.links, self.dispatch)
@@ -258,11 +259,13 @@ class RayRuntime:
 
     # -- real faults ----------------------------------------------------------------------
     def fail_agent(self, agent_id: str, error: str = "process crashed") -> None:
-        """``ray.kill`` the agent's actor (on whatever node); its death is then noticed
-        the way any actor's is (its poll raises)."""
+        """``ray.kill`` the agent's actor (on whatever node), as a crash: its task's first
+        process dies with it, and its death is noticed the way any actor's is (its poll
+        raises; what is left of the task's group is then killed where this host sees it)."""
         h = self.fleet.hosts.get(agent_id)
         if h is not None and not h.dead:
-            self.links.kill(h)
+            with contextlib.suppress(Exception):  # Ray down raises no common type: the actor is then gone anyway
+                ray.kill(h.handle, no_restart=True)
 
     def partition(self, agent_ids: list[str]) -> None:
         """SIGSTOP the actors' worker processes: possible only for actors on this machine;

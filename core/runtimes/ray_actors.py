@@ -253,14 +253,14 @@ class RayActors:
             if a in live and x.node and not x.dead
         }
         if engine.state.settings.get(NODES_SETTING) != where:
-            engine.set_setting(NODES_SETTING, where, actor="ray-runtime")
+            engine.set_setting(NODES_SETTING, where, actor=self.fleet.actor)
         limits = {
             node_label(x.node): self.nodes.get(str(x.node.get("ip")), {}).get("limits")
             for x in hosts.values()
             if x.node
         }
         if engine.state.settings.get(LIMITS_SETTING) != limits:
-            engine.set_setting(LIMITS_SETTING, dict(sorted(limits.items())), actor="ray-runtime")
+            engine.set_setting(LIMITS_SETTING, dict(sorted(limits.items())), actor=self.fleet.actor)
 
     async def _hello(self, h: ActorHost) -> dict[str, Any]:
         """The actor's first answer, once Ray has placed it and started its worker (seconds
