@@ -178,7 +178,7 @@ class OpsdeckApp(App[int]):
         self.set_interval(0.25, self._log_tick)
         self.workflows_pane.focus()
         if not self.is_headless:
-            quit_on_hangup(self.action_quit)
+            quit_on_hangup(self.shutdown)
 
     def _first_frame(self) -> None:
         self.first_frame_s = time.perf_counter() - self.launched_at
