@@ -17,6 +17,8 @@ Other behaviour:
                               "usage limit reached|<epoch>"; Codex: a ``turn.failed`` 429;
                               opsdeck: ``OPSDECK_RATE_LIMITED {"reset_at": ...}``) and exit 1.
   --reset-in S                the limit resets S seconds from now (default 20).
+  --wait-for-reset            after the rate-limit report, keep running (as an agent that waits
+                              for its limit to reset would), finish the turns, exit 0.
   --malformed N               also print N usage lines that are not well formed.
   --ask TEXT                  print TEXT as a question and wait for an answer on stdin
                               (the ``waiting_input`` case); the answer is echoed.
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="fake-model-1")
     p.add_argument("--rate-limit-on-attempt", type=int, default=0, metavar="N")
     p.add_argument("--reset-in", type=float, default=20.0, metavar="S")
+    p.add_argument("--wait-for-reset", action="store_true")
     p.add_argument("--malformed", type=int, default=0, metavar="N")
     p.add_argument("--ask", default=None, metavar="TEXT")
     p.add_argument("--hang", action="store_true")
@@ -174,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         print(f"answer: {answer.strip()}", flush=True)
     {"claude": claude, "codex": codex, "opsdeck": opsdeck}[args.format](args, limited, reset_at)
-    if limited:
+    if limited and args.wait_for_reset:
+        while time.time() < reset_at:
+            time.sleep(0.2)
+        print(f"limit reset; {args.turns} more turn(s)", flush=True)
+        {"claude": claude, "codex": codex, "opsdeck": opsdeck}[args.format](args, False, reset_at)
+    elif limited:
         return 1
     while args.hang:
         time.sleep(1.0)

@@ -187,3 +187,27 @@ async def test_a_rate_limited_pool_starts_nothing_until_its_reset_then_resumes_i
     finally:
         await runtime.shutdown()
         await engine.close()
+
+
+@pytest.mark.slow
+async def test_a_run_still_going_after_its_limit_is_paused_until_the_reset(tmp_path: Path) -> None:
+    limited = ("--format", "opsdeck", "--turns", "2", "--interval", "0.2", "--rate-limit-on-attempt", "1")
+    tasks = _task("waits", *limited, "--reset-in", "6", "--wait-for-reset")
+    engine, runtime, rec, mgr = await _open(tmp_path, header() + _workflow("fleet", 50, tasks))
+    try:
+        await until(engine, mgr, lambda: rec.of("POOL_RATE_LIMITED"), 60, "no rate limit recorded")
+        reset_at = rec.of("POOL_RATE_LIMITED")[0].data["reset_at"]
+        procs = _procs(engine, runtime, "fleet")
+        assert procs
+        await until(engine, mgr, lambda: _states(procs) == {psutil.STATUS_STOPPED}, 10, lambda: _states(procs))
+        assert engine.state.tasks["fleet/waits"].status is TaskStatus.PAUSED and time.time() < reset_at
+        await until(engine, mgr, lambda: psutil.STATUS_STOPPED not in _states(procs), 30, lambda: _states(procs))
+        assert time.time() >= reset_at - 0.5, "resumed at its pool's reset, not before"
+        await until(engine, mgr, lambda: wf_status(engine, "fleet") == "completed", 30, "not completed")
+        t = engine.state.any_workflow("fleet")
+        assert t is not None and not rec.of("TASK_FAILED") and not rec.of("TASK_REASSIGNED")
+        resumed = [e for e in rec.of("TASK_RESUMED") if e.data.get("reason") == "rate_limit_reset"]
+        assert len(resumed) == 1 and resumed[0].ts >= reset_at
+    finally:
+        await runtime.shutdown()
+        await engine.close()

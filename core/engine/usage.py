@@ -17,10 +17,13 @@ from ..event_types import (
     BUDGET_WARNING,
     POOL_HOLD_CHANGED,
     POOL_RATE_LIMITED,
+    TASK_PAUSED,
     TASK_REASSIGNED,
+    TASK_RESUMED,
     TASK_USAGE,
     USAGE_LINES_IGNORED,
 )
+from ..models import TaskStatus, WorkflowStatus
 from ..usage.models import Budget, RateLimitReport, Scope, Spend, UsageReport
 from .log import EngineError
 
@@ -37,6 +40,8 @@ class UsageOps:
         """Task -> the attempt that reported a rate limit (its failure is a hold, not a failure)."""
         self.ignored: dict[tuple[str, int], int] = {}
         """Unreadable usage lines already recorded per (task, attempt)."""
+        self.held_runs: dict[str, set[str]] = {}
+        """Pool -> runs paused because they hit its rate limit, resumed at its reset."""
         self.woken: set[str] = set()
         """Held pools whose reset time has passed and for which dispatch was asked."""
 
@@ -91,6 +96,7 @@ class UsageOps:
         if report.rate_limit is not None and self.limited.get(task_id) != attempt:
             self.limited[task_id] = attempt
             self.hold_pool(a.pool, report.rate_limit, task_id)
+            self._hold_run(agent_id, task_id)
 
     def _sample(self, workflow: str, pool: str | None) -> None:
         """Cumulative spend per scope in telemetry: the rate a criterion measures."""
@@ -135,6 +141,44 @@ class UsageOps:
         )
         e.request_dispatch()
         return True
+
+    def _hold_run(self, agent_id: str, task_id: str) -> None:
+        """A run still going after its limit is held too: paused (SIGSTOP on processes)
+        until its pool's reset, when :meth:`tick` resumes it."""
+        e = self.engine
+        t = e.state.tasks.get(task_id)
+        if t is None or t.status is not TaskStatus.RUNNING or t.agent != agent_id:
+            return
+        e.emit(
+            TASK_PAUSED,
+            "coordination",
+            "execution",
+            {"task": task_id, "agent": agent_id, "reason": "rate_limited"},
+        )
+        if e.runtime is not None:
+            e.runtime.pause_task(agent_id, task_id)
+        a = e.state.agents.get(agent_id)
+        if a is not None:
+            self.held_runs.setdefault(a.pool, set()).add(task_id)
+
+    def _resume_held(self, pool: str) -> None:
+        """At the reset: the runs paused for the pool's limit, if still paused for it, resume
+        (the hold's run too after a restart, when this engine did not pause them itself)."""
+        e = self.engine
+        h = e.state.usage.holds.get(pool)
+        keys = self.held_runs.pop(pool, set()) | ({h.task} if h is not None and h.task else set())
+        for key in sorted(keys):
+            t = e.state.tasks.get(key)
+            if t is None or t.status is not TaskStatus.PAUSED or t.agent is None:
+                continue
+            wf = e.state.workflows.get(t.workflow)
+            if wf is None or wf.status is not WorkflowStatus.RUNNING:
+                continue  # paused by the operator (or ended) meanwhile: theirs to resume
+            e.emit(
+                TASK_RESUMED, "coordination", "execution", {"task": key, "agent": t.agent, "reason": "rate_limit_reset"}
+            )
+            if e.runtime is not None:
+                e.runtime.resume_task(t.agent, key)
 
     def _hit_limit(self, task_id: str, attempt: int, started_at: float | None) -> bool:
         """This run reported a rate limit: seen by this engine, or (after a restart) the
@@ -245,7 +289,8 @@ class UsageOps:
 
     def tick(self, now: float) -> None:
         """At a held pool's reset time, dispatch again (within what the hold allows)."""
-        for pool, h in self.engine.state.usage.holds.items():
+        for pool, h in list(self.engine.state.usage.holds.items()):
             if now >= h.reset_at and pool not in self.woken:
                 self.woken.add(pool)
+                self._resume_held(pool)
                 self.engine.request_dispatch()
