@@ -101,14 +101,23 @@ def agent_backoff(s: State, ev: Event) -> None:
     s.agents[ev.data["agent"]].backoff_until = ev.data["until"]
 
 
+_ALL_SET: dict[type, set[str]] = {}
+"""Per model class, the set of all its field names: a model built by :func:`_built` has
+every field set, so its instances share one (pydantic only ever adds names to it)."""
+_set = object.__setattr__
+
+
 def _built(cls: Any, fields: dict[str, Any]) -> Any:
     """A model from values already validated, every field given: what ``model_construct``
     does, without its per-call inspection of default factories (the bulk of its cost)."""
     m = cls.__new__(cls)
-    object.__setattr__(m, "__dict__", fields)
-    object.__setattr__(m, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(m, "__pydantic_extra__", None)
-    object.__setattr__(m, "__pydantic_private__", None)
+    _set(m, "__dict__", fields)
+    every = _ALL_SET.get(cls)
+    if every is None or len(every) != len(fields):
+        every = _ALL_SET[cls] = set(fields)
+    _set(m, "__pydantic_fields_set__", every)
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
     return m
 
 
@@ -149,16 +158,26 @@ def workflow_created(s: State, ev: Event) -> None:
     pending = TaskStatus.PENDING
     tasks = s.tasks
     keys = wf.tasks
+    ready: deque[str] = deque()
+    dependents, pending_deps, phase_left = s.dependents, s.pending_deps, s.phase_left
+    journal = s.journal
     prev_phase: list[str] = []
     for phase in phases:
         names = []
         pname = phase["name"]
         for ts in phase.get("tasks", ()):
             key = f"{wid}/{ts['id']}"
-            if s.journal is not None:
+            if journal is not None:
                 s.replacing("tasks", tasks, key)
             dep = ts.get("depends_on")
             deps = [f"{wid}/{d}" for d in dep] if dep else list(prev_phase)
+            # The scheduler's indexes as the task is built (a second pass cost a third of the fold).
+            dependents.setdefault(key, [])
+            for d in deps:
+                dependents.setdefault(d, []).append(key)
+            pending_deps[key] = len(deps)
+            if not deps:
+                ready.append(key)
             ctx = _built(
                 TaskContext,
                 {"inputs": dict(ts.get("inputs") or {}), "progress": 0.0, "partial_results": {}, "last_output": []},
@@ -191,20 +210,13 @@ def workflow_created(s: State, ev: Event) -> None:
             )
             keys.append(key)
             names.append(key)
+        phase_left[(wid, pname)] = phase_left.get((wid, pname), 0) + len(names)
         prev_phase = names
     s.workflows[wf.id] = wf
     s.index_workflow(wf)
-    s.count_workflow(wf)
-    s.ready[wf.id] = deque()
-    s.running_by_wf[wf.id] = set()
-    for key in wf.tasks:
-        t = s.tasks[key]
-        s.dependents.setdefault(key, [])
-        for dep in t.depends_on:
-            s.dependents.setdefault(dep, []).append(key)
-        s.pending_deps[key] = len(t.depends_on)
-        if not t.depends_on:
-            s.ready[wf.id].append(key)
+    s.wf_left[wid] = len(keys)  # every task is pending: what count_workflow would find
+    s.ready[wid] = ready
+    s.running_by_wf[wid] = set()
 
 
 def _hot(s: State, wf_id: str) -> Workflow | None:

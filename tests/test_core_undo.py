@@ -364,3 +364,15 @@ def test_command_cost_does_not_follow_live_state(text: Callable[[int], str]) -> 
     _p50(small, 3, text), _p50(big, 3, text)  # warm-up
     p_small, p_big = _p50(small, 21, text), _p50(big, 21, text)
     assert p_big <= 5 * p_small + 0.02, (p_small, p_big)
+
+
+def test_the_indexes_a_fold_keeps_equal_a_rebuild(recorded: dict[str, list[Event]]) -> None:
+    """After each event of a run, the derived indexes the folds keep (WORKFLOW_CREATED
+    builds them as it builds the tasks) are those ``reindex`` rebuilds from the records."""
+    state = State(EVENTS.folds, collect_archive=True)
+    for ev in recorded["fleet"]:
+        state.apply(ev)
+        if ev.type in ("WORKFLOW_CREATED", "WORKFLOW_STARTED", "TASK_COMPLETED"):
+            kept = _derived(state)
+            rebuilt = State.from_snapshot(EVENTS.folds, state.snapshot(checkpoint_labels=True))
+            assert _derived(rebuilt) == kept, ev.type
