@@ -5,7 +5,8 @@ emits it, the model its data must satisfy when it comes from outside, the fold t
 applies it to the state, its severity and a one-line summary for readable logs. Emit
 sites pass the declaration (``emit(TASK_STARTED, ...)``); it is a ``str`` equal to its
 name, so events keep plain names on the wire and in the store. Adding an event type is
-one :class:`EventType` in :data:`EVENTS` (or ``EVENTS.declare`` for a test's toy type).
+one :class:`~core.event_catalogue.EventType` here (or ``EVENTS.declare`` for a test's toy
+type); what a type and the catalogue are is in :mod:`core.event_catalogue`.
 
 The catalogue sits above what it composes: payload models (``event_data``), folds
 (``reducers``, ``work_reducers``), summaries; none of them imports it. A
@@ -14,149 +15,20 @@ The catalogue sits above what it composes: payload models (``event_data``), fold
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from . import event_data as data
 from . import event_summaries as text
 from . import reducers as ops
 from . import work_reducers as work
-from .event_data import EventDataError, check_data
-from .event_summaries import Summary, default_summary
+from .event_catalogue import Catalogue, EventType
+from .event_summaries import Summary
 from .events import Event, Severity
 from .models import WorkflowStatus
 from .projection import Fold, State
 from .usage import event_data as usage_data
 from .usage import folds as usage_folds
 from .usage import summaries as usage_text
-
-
-class EventType(str):
-    """An event type's name with its declaration; equal to (and hashed as) the name."""
-
-    component: str
-    payload: type[data.EventData] | None
-    fold: Fold | None
-    severity: Severity
-    summary: Summary
-    injectable: bool
-
-    def __new__(
-        cls,
-        name: str,
-        component: str,
-        *,
-        payload: type[data.EventData] | None = None,
-        fold: Fold | None = None,
-        severity: Severity = Severity.INFO,
-        summary: Summary | None = None,
-        injectable: bool = True,
-    ) -> EventType:
-        self = super().__new__(cls, name)
-        self.component = component
-        self.payload = payload
-        self.fold = fold
-        self.severity = severity
-        self.summary = summary or default_summary
-        self.injectable = injectable
-        return self
-
-    @property
-    def name(self) -> str:
-        return str(self)
-
-    def __repr__(self) -> str:
-        return f"EventType({str.__repr__(self)})"
-
-    def __reduce__(self) -> tuple[type[str], tuple[str]]:
-        """Copied or pickled, a declaration is its plain name (what events hold)."""
-        return (str, (str(self),))
-
-
-class Catalogue:
-    """Event types by name, with the lookups the projection, the boundary check and
-    the console need (fold, severity, summary)."""
-
-    def __init__(self, types: Iterable[EventType]) -> None:
-        self._types: dict[str, EventType] = {}
-        self.folds: dict[str, Fold] = {}
-        """Name -> fold: given to each ``State``, whose ``apply`` looks it up once per event."""
-        for t in types:
-            self.declare(t)
-
-    def declare(self, t: EventType) -> EventType:
-        """Add ``t``; a name declared twice is refused (replay must not depend on order)."""
-        if t in self._types:
-            raise ValueError(f"event type {t} is declared twice")
-        self._types[str(t)] = t
-        if t.fold is not None:
-            self.folds[str(t)] = t.fold
-        return t
-
-    def withdraw(self, t: EventType) -> None:
-        self._types.pop(t, None)
-        self.folds.pop(t, None)
-
-    @contextmanager
-    def declared(self, *types: EventType) -> Iterator[None]:
-        """``types`` are known inside the ``with`` block only (tests' toy types)."""
-        for t in types:
-            self.declare(t)
-        try:
-            yield
-        finally:
-            for t in types:
-                self.withdraw(t)
-
-    def get(self, name: str) -> EventType | None:
-        return self._types.get(name)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._types
-
-    def __iter__(self) -> Iterator[EventType]:
-        return iter(list(self._types.values()))
-
-    def names(self) -> set[str]:
-        return set(self._types)
-
-    def severity(self, type_: str, data: dict[str, Any] | None = None) -> Severity:
-        """The event's own ``severity`` field wins (detectors grade what they find);
-        otherwise the type's declared severity; an unknown type is info."""
-        if data:
-            sev = data.get("severity")
-            if isinstance(sev, str) and sev in _SEVERITY_NAMES:
-                return Severity(sev)
-        t = self._types.get(type_)
-        return t.severity if t is not None else Severity.INFO
-
-    def of_severity(self, severity: Severity | str) -> list[str]:
-        """Types declared at exactly ``severity`` (the store's filter adds events whose
-        data names a severity)."""
-        return [str(t) for t in self._types.values() if t.severity == severity]
-
-    def summarise(self, ev: Event) -> str:
-        """One line for a readable log; never raises (an odd payload gets the default)."""
-        t = self._types.get(ev.type)
-        fn = t.summary if t is not None else default_summary
-        try:
-            return fn(ev)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-            return default_summary(ev)
-
-    def check(self, state: State, type_: str, payload: dict[str, Any]) -> None:
-        """Raise EventDataError unless ``payload`` can be injected as ``type_`` into ``state``."""
-        t = self._types.get(type_)
-        if t is None or (t.payload is None and t.injectable):
-            return  # no fold reads it: it is counted as observed, whatever its data
-        if not t.injectable:
-            raise EventDataError(type_, "", "recorded only by the engine; it cannot be injected")
-        assert t.payload is not None
-        check_data(state, type_, t.payload, payload)
-
-
-_SEVERITY_NAMES = frozenset(s.value for s in Severity)
 
 # -- the declarations -------------------------------------------------------------
 

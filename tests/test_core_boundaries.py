@@ -63,6 +63,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("core.projection",),  # the state; its folds are given to it, it imports none
     (
         "core.event_data",
+        "core.event_catalogue",
         "core.event_summaries",
         "core.reducers",
         "core.work_reducers",
