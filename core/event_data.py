@@ -31,7 +31,7 @@ class EventDataError(ValueError):
 
 
 class EventData(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=False)
+    model_config = ConfigDict(extra="allow", strict=False, defer_build=True)
     refs: ClassVar[dict[str, str]] = {}
     """field -> the State collection it must name."""
 

@@ -75,7 +75,7 @@ class Payload(BaseModel):
     """A command's JSON argument. List defaults are given as values: pydantic copies them
     for each instance, and mypy checks them against the field's Literal type."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Empty(Payload):
