@@ -15,19 +15,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.local_harness import header
 from tests.test_console_pty import ANSI, _read_until
 
-QUICK = """
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.5
-stop_grace_s = 1.0
-
-[[pools]]
-name = "workers"
-specializations = ["shell"]
-size = 2
-
+QUICK = (
+    header(heartbeat=0.5, grace=1.0)
+    + """
 [[workflows]]
 id = "hello"
   [[workflows.phases]]
@@ -37,6 +30,7 @@ id = "hello"
     command = "echo hello"
     specialization = "shell"
 """
+)
 
 LONG = QUICK.replace('command = "echo hello"', 'command = "sleep 600"')
 

@@ -11,53 +11,36 @@ new marks instead of approving.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from textual.screen import Screen
 
 from . import awaiting, operator
+from .console_host import ActionHost
 from .dialogs import approved_while_paused
 from .plan_lines import lines_of
 from .plan_view import decision_detail
 from .screens.confirm import ConfirmScreen
 from .screens.plan_edit import PlanEditScreen, Refusal
 from .staleness import StaleStep, stale_steps
-from .style import Themed, color
+from .style import color
 
 if TYPE_CHECKING:
-    from textual.notifications import SeverityLevel
-
     from core.host.link import Link
 
 
 R = TypeVar("R")
 
 
-class DecisionHost(Themed, Protocol):
-    """What the decisions need of the console (the app): its link, the plan a decision
-    targets, the one command path, a dialog, a toast and a worker."""
+class DecisionHost(ActionHost, Protocol):
+    """What the decisions need besides an action's: the link, the plan a decision
+    targets, a dialog, and a redraw."""
 
     link: Link | None
 
-    def link_for(self, action: str) -> Link | None: ...
-
     def decision_target(self, action: str) -> awaiting.Target: ...
 
-    async def send(self, text: str, what: str) -> dict[str, Any]: ...
-
     async def push_screen_wait(self, screen: Screen[R]) -> R: ...
-
-    def notify(
-        self,
-        message: str,
-        *,
-        title: str = "",
-        severity: SeverityLevel = "information",
-        timeout: float | None = None,
-    ) -> None: ...
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
 
     def refresh_panes(self) -> None: ...
 

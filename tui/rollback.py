@@ -8,7 +8,7 @@ path; neither shows state hashes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Group, RenderableType
@@ -18,39 +18,23 @@ from rich.text import Text
 from core.commands.rollback_rows import RollbackRow, WorkflowBrief
 
 from . import operator
+from .console_host import ActionHost
 from .dialogs import outcome_text
-from .style import Themed, color
+from .style import color
 
 if TYPE_CHECKING:
-    from textual.notifications import SeverityLevel
-
     from core.host.link import Link
 
 UNCHANGED_NAMED = 12
 """How many unchanged workflows are named before the rest are counted."""
 
 
-class RollbackHost(Themed, Protocol):
-    """What a rollback needs of the console (the app)."""
-
-    def link_for(self, action: str) -> Link | None: ...
-
-    async def send(self, text: str, what: str) -> dict[str, Any]: ...
+class RollbackHost(ActionHost, Protocol):
+    """What a rollback needs besides an action's: a confirmation dialog."""
 
     async def confirm(
         self, title: str, detail: RenderableType, label: str = "Confirm", cancel: str = "Cancel", wide: bool = False
     ) -> bool: ...
-
-    def notify(
-        self,
-        message: str,
-        *,
-        title: str = "",
-        severity: SeverityLevel = "information",
-        timeout: float | None = None,
-    ) -> None: ...
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
 
 
 def rows_of(res: dict[str, Any]) -> list[RollbackRow]:
