@@ -38,7 +38,7 @@ from .log import EventLog, Subscriber, Unit
 from .opening import Opening
 from .resources import ResourceOps
 from .usage import UsageOps
-from .workflows import WorkflowOps
+from .workflows import WorkflowOps, settle_gc
 
 FLUSH_EVERY = 2000
 
@@ -96,6 +96,7 @@ class Engine:
             eng = cls(config=config, clock=clock, store=store)
             eng.readonly = readonly
             await eng.load()
+            settle_gc()
             if isinstance(eng.clock, VirtualClock) and eng.state.clock > eng.clock.now():
                 eng.clock.run_until(eng.state.clock)
             if runtime is not None:
