@@ -81,7 +81,12 @@ def test_a_listed_pid_this_run_did_not_start_is_never_signalled(
     host, task = bystanders
     _list(db, "agent_001", host, task, secret)  # an agent the log has (retired): the kill path
     _list(db, "agent_zz", host, task, secret)  # an agent the log never had
-    again = run(cli_env, "run", str(QUICK), "--db", str(db), "--headless", timeout=180)
+    # A workflow the database does not have yet: a second run of a finished file starts
+    # nothing (not even the runtime), and this one must open the runtime on the rows.
+    second = tmp_path / "again.toml"
+    second.write_text(QUICK.read_text().replace('[[workflows]]\nid = "hello"', '[[workflows]]\nid = "again"', 1))
+    assert 'id = "again"' in second.read_text()
+    again = run(cli_env, "run", str(second), "--db", str(db), "--headless", timeout=180)
     assert again.returncode == 0, again.stderr
     _untouched(bystanders)
     con = sqlite3.connect(db)

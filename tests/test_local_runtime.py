@@ -441,6 +441,7 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
         memory_mechanism="rlimit_as",
         cpu_mechanism="nice",
         cgroup=None,
+        output_dir=None,
     )
     host = agent_host.Host(args)
     run = task_run.Run({"task": "w/t", "attempt": 1, "command": ["sleep", "30"], "memory_mb": 256, "nice": 5})
