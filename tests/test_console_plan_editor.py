@@ -63,7 +63,7 @@ async def test_editor_round_trip_and_invalid_line_refused(tmp_path):
 
 
 @pytest.mark.slow
-async def test_editor_cancel_changes_nothing(tmp_path):
+async def test_editor_cancel_and_a_save_the_host_refuses_change_nothing(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(80, 24)) as pilot:
         pid = await drill_until_plan(app, pilot)
@@ -76,3 +76,18 @@ async def test_editor_cancel_changes_nothing(tmp_path):
         await pilot.press("escape")
         assert await wait_for(pilot, lambda: not isinstance(app.screen, PlanEditScreen))
         assert [st.command for st in eng.state.plans[pid].steps] == before and eng.state.seq == seq
+
+        # Another operator approves the plan while the editor is open: the host refuses the
+        # save (only a proposed plan can be edited); the editor stays open and says so.
+        await pilot.press("e")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, PlanEditScreen) and len(rows(app)) == len(before))
+        rows(app)[-1].input.load_text("/coordination-hub list-workflows")
+        res = await app.link.send(f"/incident approve {pid}")  # as from another console
+        assert res["status"] == "success"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, PlanEditScreen)
+        said = str(app.screen.query_one("#edit-error").render())
+        assert "INVALID_STATE" in said and "nothing was saved" in said
+        assert [st.command for st in eng.state.plans[pid].steps] == before
+        assert eng.state.plans[pid].edited_by == []
