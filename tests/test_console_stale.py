@@ -11,6 +11,7 @@ from core.config import Config
 from tests.console_support import drill_until_plan, make_app, wait_for
 from tui.screens.confirm import ConfirmScreen
 from tui.staleness import stale_steps, targets
+from tui.widgets.header_gauges import clock_label
 
 
 def _config(**approval) -> Config:  # type: ignore[no-untyped-def]
@@ -102,7 +103,7 @@ async def test_hold_clock_while_plan_waits(tmp_path):
         async with host.lock:
             await host.tick(1.0)
         assert host.engine.clock.now() == t0 and host.held_by() == [pid]
-        assert "held" in app.clock_label
+        assert "held" in clock_label(app.link)
         assert (await app.link.send(f"/incident approve {pid}"))["status"] == "success"
         async with host.lock:
             await host.tick(1.0)

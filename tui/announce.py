@@ -16,6 +16,8 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.event_types import INCIDENT_OPENED, severity_of, summarise
+from core.events import Event, Severity
 from core.timefmt import clock
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from core.config import Config
     from core.host.link import Link
 
+    from .widgets.header_gauges import HeaderGauges
     from .widgets.incidents import Incidents
 
 
@@ -34,6 +37,8 @@ class AnnouncerHost(Protocol):
     config: Config
     link: Link | None
     incidents_pane: Incidents
+    header_pane: HeaderGauges
+    sub_title: str
 
     def bell(self) -> None: ...
 
@@ -102,13 +107,45 @@ async def run_hook(argv: list[str], inc: dict[str, Any], timeout: float = HOOK_T
 
 
 class Announcer:
-    """Announces each incident once, when its INCIDENT_OPENED event arrives."""
+    """Announces each incident once, when its INCIDENT_OPENED event arrives; also the
+    events an operator subscribed to and critical events that open no incident."""
 
     def __init__(self, app: AnnouncerHost) -> None:
         self.app = app
         self.announced: set[str] = set()
         self.hook_runs = 0
         self.hook_failures: list[str] = []
+
+    def event(self, ev: Event) -> None:
+        """An event arriving live: a toast when it is worth one."""
+        link = self.app.link
+        subs = link.state.settings.get("subscriptions") if link is not None else None
+        if isinstance(subs, dict):  # /coordination-hub subscribe-event: one notification per matching event
+            names = sorted(n for n, types in subs.items() if ev.type in types)
+            if names:
+                self.app.notify(f"{ev.type}: {summarise(ev)}", title=f"subscription {', '.join(names)}", timeout=6)
+        if ev.type == INCIDENT_OPENED and isinstance(ev.data.get("incident"), dict):
+            self.incident_opened(ev.data["incident"])
+        elif severity_of(ev) is Severity.CRITICAL and "incident_id" not in ev.data:
+            # An incident's own detection event is announced with the incident.
+            self.app.notify(f"{ev.type}: {summarise(ev)}", title="critical event", severity="error", timeout=6)
+
+    def host_status(self, message: str | None) -> None:
+        """The attached host went away (``message`` says how) or came back."""
+        app = self.app
+        link = app.link
+        if link is not None:
+            app.sub_title = link.describe()
+        app.header_pane.refresh()
+        if message is not None:
+            app.notify(
+                f"{message}; showing the last state it committed, actions are refused until a host is back",
+                title="host gone",
+                severity="error",
+                timeout=10,
+            )
+        elif link is not None:
+            app.notify(link.describe(), title="host back", timeout=5)
 
     def incident_opened(self, inc: dict[str, Any]) -> None:
         app = self.app

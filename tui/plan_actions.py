@@ -11,7 +11,7 @@ new marks instead of approving.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from textual.screen import Screen
 
@@ -28,6 +28,8 @@ from .style import color
 if TYPE_CHECKING:
     from core.host.link import Link
 
+    from .widgets.incidents import Incidents
+
 
 R = TypeVar("R")
 
@@ -39,6 +41,17 @@ class DecisionHost(ActionHost, Protocol):
     link: Link | None
 
     def decision_target(self, action: str) -> awaiting.Target: ...
+
+    def highlighted_plan(self) -> str | None: ...
+
+    def need_link(self) -> Link | None: ...
+
+    incidents_pane: Incidents
+
+    @property
+    def screen_stack(self) -> list[Screen[Any]]: ...
+
+    def pop_screen(self) -> Any: ...
 
     async def push_screen_wait(self, screen: Screen[R]) -> R: ...
 
@@ -67,6 +80,23 @@ class PlanDecisions:
             app.notify(first.note, title=f"{verb.lower()}: no plan", severity="warning", timeout=6)
             return
         app.spawn(self.decide(action, first.plan, first.note))
+
+    def next_decision(self) -> None:
+        """Bring the next plan awaiting approval into view in the incidents pane."""
+        app = self.app
+        link = app.need_link()
+        if link is None:
+            return
+        pid = awaiting.next_decision(link.state, app.highlighted_plan())
+        if pid is None:
+            app.notify("no plan awaits a decision", timeout=4)
+            return
+        while len(app.screen_stack) > 1:  # a detail screen: back to the panes
+            app.pop_screen()
+        pane = app.incidents_pane
+        pane.refresh_from(link)
+        pane.show_row(f"plan:{pid}")
+        pane.focus()
 
     def stale(self, pid: str) -> list[StaleStep]:
         link = self.app.link

@@ -157,8 +157,10 @@ class EventLog(ScrollView, can_focus=True):
             else:
                 self.unseen += 0 if self.follow else 1
 
-    def tick(self) -> None:
-        """Apply growth once per UI tick rather than once per event."""
+    def tick(self, committed: int = 0) -> None:
+        """Apply growth once per UI tick rather than once per event; ``committed`` is the
+        store's highest committed seq: what the window reads can serve."""
+        self.db_head = max(self.db_head, committed)
         if self.virtual_size.height != self.count:
             self._grown(0)
         elif self.follow and self.scroll_y < self.max_scroll_y:

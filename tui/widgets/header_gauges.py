@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from core.incident_models import PlanState
+from core.incidents.approval import holding_plans
 from core.usage.models import BudgetState, Spend
 
 from ..meter import fmt_clock, gauge, sparkline
@@ -21,6 +22,18 @@ if TYPE_CHECKING:
 
 OPEN_INCIDENT = frozenset({"open", "recovering"})
 """Incident statuses that still need attention (the others are resolved or failed)."""
+
+
+def clock_label(link: Link | None) -> str:
+    """How the simulated clock runs: its speed, paused, stopped, or held by plans awaiting approval."""
+    if link is None:
+        return ""
+    if link.gone or (link.kind == "attached" and link.host_pid is None):
+        return "(stopped)"
+    if not link.clock_running:
+        return "(paused)"
+    held = holding_plans(link.state.plans, link.config.approval)
+    return f"×{link.speed:g} (held: {', '.join(held)} awaits approval)" if held else f"×{link.speed:g}"
 
 
 def open_incidents(engine: Link) -> tuple[int, bool]:
@@ -143,7 +156,7 @@ class HeaderGauges(Widget):
         s = engine.state
         line2.append(" ⏱ ", style=c("accent"))
         line2.append(fmt_clock(engine.clock.now()), style="bold")
-        speed = getattr(app, "clock_label", "") if engine.clock.virtual else "wall clock"
+        speed = clock_label(engine) if engine.clock.virtual else "wall clock"
         if speed:
             line2.append(f" {speed}", style=c("foreground-muted"))
         counts: dict[str, int] = {}
