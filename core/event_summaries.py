@@ -13,24 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .events import Event
+from .timefmt import clock, duration
 
 Summary = Callable[[Event], str]
 _MAX_TEXT = 80
 _MAX_FIELDS = 6
-
-
-def took(seconds: float) -> str:
-    """A duration as an operator reads it: 0.4s, 12s, 4m12s, 2h05m."""
-    s = max(float(seconds), 0.0)
-    if s < 10:
-        return f"{s:.1f}s"
-    if s < 60:
-        return f"{s:.0f}s"
-    m, sec = divmod(round(s), 60)
-    if m < 60:
-        return f"{m}m{sec:02d}s"
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m"
 
 
 def _short(value: Any) -> str:
@@ -94,7 +81,7 @@ def agent_error(ev: Event) -> str:
 
 def agent_timeout(ev: Event) -> str:
     d = ev.data
-    silent = f" after {took(d['silent_s'])} of silence" if "silent_s" in d else ""
+    silent = f" after {duration(d['silent_s'])} of silence" if "silent_s" in d else ""
     return f"{d['agent']} unreachable{silent}"
 
 
@@ -104,7 +91,30 @@ def agent_reconnected(ev: Event) -> str:
 
 def agent_backoff(ev: Event) -> str:
     d = ev.data
-    return f"{d['agent']} backs off for {took(float(d['until']) - ev.ts)}"
+    return f"{d['agent']} backs off for {duration(float(d['until']) - ev.ts)}"
+
+
+def agent_seq_applied(ev: Event) -> str:
+    return f"{ev.data['agent']} applied the host's seq {ev.data['seq']}"
+
+
+def partition_merged(ev: Event) -> str:
+    d = ev.data
+    tasks = d.get("tasks")
+    n = len(tasks) if isinstance(tasks, (dict, list)) else 0
+    return f"{d['agent']} back from a partition: {n} task(s) reconciled"
+
+
+def performance_alert(ev: Event) -> str:
+    d = ev.data
+    silent = f" (silent {duration(d['silent_s'])})" if "silent_s" in d else ""
+    return f"{d['agent']}{silent}: {d.get('prediction') or d.get('alert') or 'performance alert'}"
+
+
+def threshold(ev: Event) -> str:
+    d = ev.data
+    by = f" ({d['monitor']} monitor)" if d.get("monitor") else ""
+    return f"{d['metric']} at {_short(d['value'])}, over its threshold {_short(d['threshold'])}{by}"
 
 
 # -- workflows ------------------------------------------------------------------------
@@ -118,7 +128,7 @@ def workflow_created(ev: Event) -> str:
 def workflow(verb: str) -> Summary:
     def fn(ev: Event) -> str:
         d = ev.data
-        dur = f" in {took(d['duration_s'])}" if "duration_s" in d else ""
+        dur = f" in {duration(d['duration_s'])}" if "duration_s" in d else ""
         return f"{d['workflow_id']} {verb}{dur}{_tail(d, 'error')}{_paren(d, 'reason')}"
 
     return fn
@@ -169,7 +179,7 @@ def task_progress(ev: Event) -> str:
 def task_completed(ev: Event) -> str:
     d = ev.data
     who = f"{d['agent']} finished" if d.get("agent") else "finished:"
-    dur = f" in {took(d['duration_s'])}" if "duration_s" in d else ""
+    dur = f" in {duration(d['duration_s'])}" if "duration_s" in d else ""
     merged = " (merged from an isolated agent)" if d.get("merged") else ""
     return f"{who} {d['task']}{dur}{merged}"
 
@@ -242,7 +252,26 @@ def state_restored(ev: Event) -> str:
 
 
 def setting_changed(ev: Event) -> str:
-    return f"{ev.data['key']} = {_short(ev.data['value'])}"
+    d = ev.data
+    v = d["value"]
+    if d["key"] == "drill" and isinstance(v, dict):
+        return drill_setting(v)
+    if isinstance(v, dict):
+        inner = ", ".join(f"{k}={_short(x)}" for k, x in list(v.items())[:_MAX_FIELDS])
+        return f"setting {d['key']} = {{{inner}}}"
+    return f"setting {d['key']} = {_short(v)}"
+
+
+def drill_setting(v: dict[str, Any]) -> str:
+    """The running drill's record: armed (when its fault comes), injected, ended (how), cancelled."""
+    name, status = v.get("name", "?"), v.get("status", "?")
+    if status == "armed" and isinstance(v.get("inject_at"), (int, float)):
+        return f"drill {name} armed: its fault comes at {clock(v['inject_at'])}"
+    if status == "ended" and v.get("outcome") == "not_detected":
+        return f"drill {name} ended: its fault was NOT DETECTED within the drill's budget"
+    if status == "ended" and v.get("outcome"):
+        return f"drill {name} ended: its incident {v['outcome']}"
+    return f"drill {name} {status}"
 
 
 def command_executed(ev: Event) -> str:
@@ -286,7 +315,11 @@ def incident_opened(ev: Event) -> str:
 
 def incident_resolved(ev: Event) -> str:
     d = ev.data
-    return f"{d['incident_id']} {d.get('status', 'resolved')}"
+    out: dict[str, Any] = d["outcome"] if isinstance(d.get("outcome"), dict) else {}
+    verdict = "validated" if out.get("validated") else "NOT VALIDATED" if "validated" in out else ""
+    recovered = f", recovered in {duration(out['recovery_time_s'])}" if out.get("recovery_time_s") is not None else ""
+    why = f": {_short(out['reason'])}" if out.get("reason") else ""
+    return f"{d['incident_id']} {d.get('status', 'resolved')}" + (f" ({verdict}{recovered})" if verdict else "") + why
 
 
 def incident_noted(ev: Event) -> str:
@@ -313,6 +346,16 @@ def plan(verb: str) -> Summary:
         return f"{d['plan_id']} {verb}{_tail(d, 'reason')}"
 
     return fn
+
+
+def plan_completed(ev: Event) -> str:
+    d = ev.data
+    out: dict[str, Any] = d["outcome"] if isinstance(d.get("outcome"), dict) else {}
+    if not out:
+        return f"{d['plan_id']} completed"
+    verdict = "validated" if out.get("validated") else "NOT VALIDATED"
+    why = f": {_short(out['reason'])}" if out.get("reason") and not out.get("validated") else ""
+    return f"{d['plan_id']} completed, {verdict}{why}"
 
 
 def plan_step(verb: str) -> Summary:

@@ -21,7 +21,7 @@ from . import event_data as data
 from . import event_summaries as text
 from . import reducers as ops
 from . import work_reducers as work
-from .event_catalogue import Catalogue, EventType
+from .event_catalogue import Catalogue, Escalation, EventType
 from .event_summaries import Summary
 from .events import Event, Severity
 from .models import WorkflowStatus
@@ -71,9 +71,17 @@ AGENT_RECONNECTED = EventType(
 AGENT_BACKOFF = EventType(
     "AGENT_BACKOFF", "resource", payload=data.AgentBackoff, fold=work.agent_backoff, summary=text.agent_backoff
 )
-AGENT_SEQ_APPLIED = EventType("AGENT_SEQ_APPLIED", "network", payload=data.AgentSeqApplied, fold=work.seq_applied)
-AGENT_PERFORMANCE_ALERT = EventType("AGENT_PERFORMANCE_ALERT", "agent", severity=Severity.MEDIUM)
-PARTITION_MERGED = EventType("PARTITION_MERGED", "network")
+AGENT_SEQ_APPLIED = EventType(
+    "AGENT_SEQ_APPLIED",
+    "network",
+    payload=data.AgentSeqApplied,
+    fold=work.seq_applied,
+    summary=text.agent_seq_applied,
+)
+AGENT_PERFORMANCE_ALERT = EventType(
+    "AGENT_PERFORMANCE_ALERT", "agent", severity=Severity.MEDIUM, summary=text.performance_alert
+)
+PARTITION_MERGED = EventType("PARTITION_MERGED", "network", summary=text.partition_merged)
 
 # Workflows and their resources.
 WORKFLOW_CREATED = EventType(
@@ -136,8 +144,8 @@ RESOURCE_LIMITED = EventType(
     summary=text.resources("limit", "limit"),
 )
 RESOURCE_OPTIMIZED = EventType("RESOURCE_OPTIMIZED", "resource")
-RESOURCE_THRESHOLD = EventType("RESOURCE_THRESHOLD", "resource", severity=Severity.MEDIUM)
-SYSTEM_THRESHOLD = EventType("SYSTEM_THRESHOLD", "system", severity=Severity.MEDIUM)
+RESOURCE_THRESHOLD = EventType("RESOURCE_THRESHOLD", "resource", severity=Severity.MEDIUM, summary=text.threshold)
+SYSTEM_THRESHOLD = EventType("SYSTEM_THRESHOLD", "system", severity=Severity.MEDIUM, summary=text.threshold)
 
 # Tasks.
 TASK_ASSIGNED = EventType(
@@ -255,7 +263,13 @@ STATE_RESTORED = EventType(
     "STATE_RESTORED", "coordination", fold=work.restored, injectable=False, summary=text.state_restored
 )
 SETTING_CHANGED = EventType(
-    "SETTING_CHANGED", "system", payload=data.SettingChanged, fold=work.setting, summary=text.setting_changed
+    "SETTING_CHANGED",
+    "system",
+    payload=data.SettingChanged,
+    fold=work.setting,
+    # A drill that ended without its fault being detected: the detection failed.
+    escalations=(Escalation(Severity.HIGH, (("key", "drill"), ("value.outcome", "not_detected"))),),
+    summary=text.setting_changed,
 )
 COMMAND_EXECUTED = EventType(
     "COMMAND_EXECUTED", "command", fold=work.command, injectable=False, summary=text.command_executed
@@ -318,6 +332,8 @@ INCIDENT_RESOLVED = EventType(
     "incidents",
     payload=data.IncidentRef,
     fold=ops.incident_resolved,
+    # An incident that ends "failed": its plan's validation failed or the plan was aborted.
+    escalations=(Escalation(Severity.HIGH, (("status", "failed"),)),),
     summary=text.incident_resolved,
 )
 INCIDENT_NOTED = EventType(
@@ -336,9 +352,16 @@ PLAN_PROPOSED = EventType(
 
 
 def _plan(
-    name: str, fold: Fold, payload: type[data.EventData], summary: Summary, severity: Severity = Severity.INFO
+    name: str,
+    fold: Fold,
+    payload: type[data.EventData],
+    summary: Summary,
+    severity: Severity = Severity.INFO,
+    escalations: tuple[Escalation, ...] = (),
 ) -> EventType:
-    return EventType(name, "incidents", payload=payload, fold=fold, severity=severity, summary=summary)
+    return EventType(
+        name, "incidents", payload=payload, fold=fold, severity=severity, escalations=escalations, summary=summary
+    )
 
 
 PLAN_APPROVED = _plan("PLAN_APPROVED", ops.plan_approved, data.PlanRef, text.plan("approved"))
@@ -350,7 +373,14 @@ PLAN_STEP_COMPLETED = _plan("PLAN_STEP_COMPLETED", ops.step_completed, data.Plan
 # A recovery that failed or was stopped is what the operator must see first: high.
 PLAN_STEP_FAILED = _plan("PLAN_STEP_FAILED", ops.step_failed, data.PlanStepRef, text.plan_step("failed"), Severity.HIGH)
 PLAN_ABORTED = _plan("PLAN_ABORTED", ops.plan_aborted, data.PlanRef, text.plan("aborted"), Severity.HIGH)
-PLAN_COMPLETED = _plan("PLAN_COMPLETED", ops.plan_completed, data.PlanCompleted, text.plan("completed"))
+# A plan that ran to its end but is NOT VALIDATED (its criterion failed, or held without the plan's credit).
+PLAN_COMPLETED = _plan(
+    "PLAN_COMPLETED",
+    ops.plan_completed,
+    data.PlanCompleted,
+    text.plan_completed,
+    escalations=(Escalation(Severity.HIGH, (("outcome.validated", False),)),),
+)
 PLAN_VALIDATION_STARTED = EventType("PLAN_VALIDATION_STARTED", "incidents", summary=text.plan("validation started"))
 
 # What detectors find (their data may grade the severity), what playbooks announce,

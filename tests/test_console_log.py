@@ -14,7 +14,7 @@ from tui.screens.event import EventScreen
 
 
 def _ev(seq: int, data: dict) -> Event:
-    return Event(seq=seq, ts=0.0, type="TASK_PROGRESS", component="agent", scope="execution", data=data)
+    return Event(seq=seq, ts=0.0, type="TASK_COMPLETED", component="agent", scope="execution", data=data)
 
 
 def test_wf_filter_is_exact_or_an_explicit_prefix():

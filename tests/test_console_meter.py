@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tui.meter import fmt_clock
+from core.timefmt import clock as fmt_clock
 
 
 def test_simulated_time_is_elapsed_hms() -> None:

@@ -44,13 +44,12 @@ from .log_source import LogSource
 from .palette import OpsdeckCommands
 from .plan_actions import PlanDecisions
 from .rollback import Rollbacks
-from .screens.agent import AgentScreen
 from .screens.checkpoints import CheckpointsScreen
 from .screens.choose import ChooseScreen
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.incident import IncidentScreen
-from .screens.workflow import WorkflowScreen
+from .screens.routes import detail_screen
 from .toasts import Repeats
 from .widgets.agent_pools import AgentPools
 from .widgets.footer import FittedFooter
@@ -164,7 +163,6 @@ class OpsdeckApp(App[int]):
         self.call_after_refresh(self._first_frame)
         for p in self.key_problems + ([self.theme_problem] if self.theme_problem else []):
             self.notify(p, severity="warning", timeout=8)
-        self.run_worker(self._read_head, thread=True, group="head", exit_on_error=False)
         self.set_interval(REFRESH_S, self.refresh_panes)
         self.set_interval(0.25, self._log_tick)
         self.workflows_pane.focus()
@@ -176,10 +174,6 @@ class OpsdeckApp(App[int]):
         self.first_frame_wall = time.time()
         if self.open_link:
             self.run_worker(self._open_link(), group="link-open", exit_on_error=False)
-
-    def _read_head(self) -> None:
-        n = self.log_source.head()
-        self.call_from_thread(self.log_pane.set_head, n)
 
     # -- the link ---------------------------------------------------------------
     async def _open_link(self) -> None:
@@ -350,21 +344,9 @@ class OpsdeckApp(App[int]):
     # -- opening detail screens -------------------------------------------------
     @on(OptionList.OptionSelected, "#pools, #workflows, #incidents")
     def open_detail(self, event: OptionList.OptionSelected) -> None:
-        oid = event.option.id or ""
-        kind, _, key = oid.partition(":")
-        link = self.link
-        if link is None:
-            return
-        if kind == "wf":
-            self.push_screen(WorkflowScreen(key))
-        elif kind == "agent":
-            self.push_screen(AgentScreen(key))
-        elif kind == "incident":
-            self.push_screen(IncidentScreen(key))
-        elif kind == "plan":
-            plan = link.state.plans.get(key)
-            if plan is not None and plan.incident_id in link.state.incidents:
-                self.push_screen(IncidentScreen(plan.incident_id))
+        screen = detail_screen(self.link.state, event.option.id or "") if self.link is not None else None
+        if screen is not None:
+            self.push_screen(screen)
 
     # -- simple actions ---------------------------------------------------------
     def action_help(self) -> None:
@@ -375,6 +357,12 @@ class OpsdeckApp(App[int]):
 
     def action_toggle_follow(self) -> None:
         self.log_area.toggle_follow()
+
+    def action_toggle_raw(self) -> None:
+        self.log_area.toggle_raw()
+
+    def action_toggle_progress(self) -> None:
+        self.log_area.toggle_progress()
 
     def action_command_line(self) -> None:
         self.open_command_line("")

@@ -42,6 +42,18 @@ COMMANDS: tuple[ConsoleCommand, ...] = (
     ),
     ConsoleCommand("toggle_follow", "f", "Follow log", "Follow the end of the event log (or stop following)"),
     ConsoleCommand(
+        "toggle_raw",
+        "v",
+        "Raw log lines",
+        "Show the event log as stored event lines (seq, :component:scope:, JSON data) or as sentences",
+    ),
+    ConsoleCommand(
+        "toggle_progress",
+        "P",
+        "Progress rows",
+        "Show TASK_PROGRESS events as rows of their own, or folded into their task's row (counted)",
+    ),
+    ConsoleCommand(
         "pause_workflow",
         "p",
         "Pause workflow",

@@ -18,10 +18,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from core import timefmt
 from core.incidents.drills import LIVE_DRILLS, LIVE_WARMUP_S
 from core.models import FinishedWorkflow, Workflow, WorkflowStatus
-
-from .meter import fmt_clock
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -125,11 +124,11 @@ def drill_cancel_confirm(rec: dict[str, Any]) -> Confirm:
     name = str(rec.get("name"))
     if rec.get("status") == "armed":
         at = rec.get("inject_at")
-        when = f" (due at {fmt_clock(at)})" if isinstance(at, (int, float)) else ""
+        when = f" (due at {timefmt.clock(at)})" if isinstance(at, (int, float)) else ""
         what = f"Its fault has not been injected yet{when}: cancelling means it never is."
     else:
         at = rec.get("injected_at")
-        when = f" at {fmt_clock(at)}" if isinstance(at, (int, float)) else ""
+        when = f" at {timefmt.clock(at)}" if isinstance(at, (int, float)) else ""
         what = (
             f"Its fault was injected{when}: what it did stays as the environment has it (a load spike runs out, "
             "a partition heals on schedule) and fault steps still to come are dropped. Its incident and plan, "

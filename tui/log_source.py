@@ -17,10 +17,14 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.event_types import EVENTS, known_types, severity_of
-from core.events import Event
+from core.event_types import EVENTS, TASK_PROGRESS, TASK_STARTED, known_types, severity_of
+from core.events import Event, Severity, canonical_json
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+STARTS_LOOKED_AT = 5_000
+"""How far back (in TASK_STARTED rows) a task row looks for the start of its run."""
+
+SEVERITIES = tuple(s.value for s in reversed(Severity))
+"""Worst first, as the filter's error message lists them."""
 
 
 class FilterError(ValueError):
@@ -32,7 +36,9 @@ class LogFilter:
     """What ``/`` typed: ``type:X``, ``wf:X`` (or ``workflow:X``), ``sev:X``, or free text.
 
     ``wf:X`` matches events that name workflow X exactly or one of its tasks (``X/...``);
-    ``wf:X*`` matches every workflow whose id starts with X. The same test runs in SQL
+    ``wf:X*`` matches every workflow whose id starts with X; ``sev:X`` is X or worse.
+    ``progress`` False (the default) leaves TASK_PROGRESS out: progress folds into its
+    task's row (``type:TASK_PROGRESS`` still asks for it). The same test runs in SQL
     for stored rows (:meth:`LogSource.filter_seqs`) and in Python for live ones
     (:meth:`matches`), so re-applying a filter never changes its count.
     """
@@ -41,9 +47,10 @@ class LogFilter:
     type: str = ""
     workflow: str = ""
     severity: str = ""
+    progress: bool = False
 
     @classmethod
-    def parse(cls, raw: str, saved: dict[str, str] | None = None) -> LogFilter:
+    def parse(cls, raw: str, saved: dict[str, str] | None = None, progress: bool = False) -> LogFilter:
         """Raises :class:`FilterError` for an unknown severity (listing the valid ones) or
         an unknown saved filter; ``@name`` stands for the saved filter ``name``."""
         text: list[str] = []
@@ -76,7 +83,7 @@ class LogFilter:
                 fields["severity"] = sev
             else:
                 text.append(word)
-        return cls(text=" ".join(text), **fields)
+        return cls(text=" ".join(text), progress=progress, **fields)
 
     @property
     def wf_prefix(self) -> bool:
@@ -88,7 +95,17 @@ class LogFilter:
 
     @property
     def active(self) -> bool:
+        """Whether the operator typed a filter (what the title names)."""
         return bool(self.text or self.type or self.workflow or self.severity)
+
+    @property
+    def hides_progress(self) -> bool:
+        return not self.progress and self.type != TASK_PROGRESS
+
+    @property
+    def narrows(self) -> bool:
+        """Whether some events are left out: a typed filter, or progress folded."""
+        return self.active or self.hides_progress
 
     def describe(self) -> str:
         parts = []
@@ -111,7 +128,9 @@ class LogFilter:
         """The same test as :meth:`LogSource.filter_seqs`, for events that arrive live."""
         if self.type and ev.type != self.type:
             return False
-        if self.severity and SEVERITIES.index(severity_of(ev)) > SEVERITIES.index(self.severity):  # X or worse
+        if self.hides_progress and ev.type == TASK_PROGRESS:
+            return False
+        if self.severity and not severity_of(ev).at_least(self.severity):  # X or worse
             return False
         if self.workflow or self.text:
             blob = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
@@ -226,6 +245,32 @@ class LogSource:
                 out.extend(_event(r) for r in rows)
         return out
 
+    def progress_folded(self, rows: list[tuple[int, str]]) -> dict[int, int]:
+        """For each ``(seq, task)`` of a row that ends a task's run: how many TASK_PROGRESS
+        events of that task came after the run started (its last TASK_STARTED, among the
+        last ``STARTS_LOOKED_AT`` starts) and before the row. Index range scans only."""
+        out: dict[int, int] = {}
+        with self._lock:
+            db = self._conn()
+            if db is None:
+                return out
+            for seq, task in rows:
+                needle = '"task":' + canonical_json(task)
+                start = 0
+                for s_seq, data in db.execute(
+                    "SELECT seq, data FROM events WHERE type = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                    (TASK_STARTED, seq, STARTS_LOOKED_AT),
+                ):
+                    start = s_seq  # the oldest start looked at bounds the count when none is the task's
+                    if needle in data:
+                        break
+                row = db.execute(
+                    "SELECT count(*) FROM events WHERE type = ? AND seq > ? AND seq < ? AND instr(data, ?) > 0",
+                    (TASK_PROGRESS, start, seq, needle),
+                ).fetchone()
+                out[seq] = int(row[0])
+        return out
+
     def filter_seqs(self, flt: LogFilter, upto: int) -> array:
         """Sequence numbers of the events that match ``flt``, up to ``upto``."""
         where = ["seq <= ?"]
@@ -233,19 +278,13 @@ class LogSource:
         if flt.type:
             where.append("type = ?")
             args.append(flt.type)
+        if flt.hides_progress:
+            where.append("type != ?")
+            args.append(TASK_PROGRESS)
         if flt.severity and flt.severity != "info":  # sev:info is everything
-            # sev:X is X or worse. Severity lives in the event's own "severity" field, else its type's.
-            worse = list(SEVERITIES[: SEVERITIES.index(flt.severity) + 1])
-            types = [t for sev in worse for t in EVENTS.of_severity(sev)]
-            cond = f"json_extract(data, '$.severity') IN ({','.join('?' * len(worse))})"
-            args_sev: list[object] = list(worse)
-            if types:
-                cond = (
-                    f"({cond} OR (type IN ({','.join('?' * len(types))}) AND json_extract(data, '$.severity') IS NULL))"
-                )
-                args_sev += types
+            cond, sev_args = EVENTS.severity_sql(flt.severity)  # X or worse, the catalogue's own rule
             where.append(cond)
-            args += args_sev
+            args += sev_args
         if flt.workflow:
             # instr() is an exact, case-sensitive substring test: the same as ``in`` in matches().
             needles = flt.wf_needles()

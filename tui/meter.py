@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from core import timefmt
-
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -76,22 +74,3 @@ def alloc_meter(used: float, alloc: float, width: int, used_style: str, alloc_st
     t.append(" " * rest)
     t.append("]")
     return t
-
-
-fmt_clock = timefmt.clock
-"""The console writes clock times the one way core.timefmt does."""
-
-
-def fmt_duration(seconds: float) -> str:
-    """A duration as people read it: ``15s``, ``3m 20s``, ``2h 05m``, ``1d 03h``."""
-    s = round(max(seconds, 0.0))
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m {s:02d}s"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h {m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d {h:02d}h"

@@ -17,6 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from core import timefmt
 from core.commands.binding import bind
 from core.commands.coordination_hub import idle_beyond_minimum
 from core.commands.grammar import CommandSyntaxError, parse
@@ -25,7 +26,6 @@ from core.host.language import LANGUAGE as REGISTRY
 from core.incident_models import Plan, PlanState, PlanStep
 from core.models import AgentStatus
 
-from .meter import fmt_clock, fmt_duration
 from .widgets.incidents import STEP_GLYPH
 
 if TYPE_CHECKING:
@@ -153,9 +153,9 @@ def step_table(s: State, plan: Plan, c: Colour, with_effects: bool = True, compa
         if not (compact_done and st.state is PlanState.COMPLETED):
             body.append("\n" + st.command, style=c("primary"))
         if st.started_at is not None:
-            body.append(f"\nstarted {fmt_clock(st.started_at)}", style=c("foreground-muted"))
+            body.append(f"\nstarted {timefmt.clock(st.started_at)}", style=c("foreground-muted"))
             if st.finished_at is not None:
-                body.append(f", took {fmt_duration(st.finished_at - st.started_at)}", style=c("foreground-muted"))
+                body.append(f", took {timefmt.duration(st.finished_at - st.started_at)}", style=c("foreground-muted"))
         if st.error:
             body.append(f"\nerror: {st.error}", style=c("error"))
         if st.result.get("summary"):
@@ -176,7 +176,7 @@ def plan_header(plan: Plan, c: Colour) -> Text:
     if plan.decided_by:
         at = plan.decided_at
         t.append(
-            f"\ndecided by {plan.decided_by}" + (f" at {fmt_clock(at)}" if at is not None else ""),
+            f"\ndecided by {plan.decided_by}" + (f" at {timefmt.clock(at)}" if at is not None else ""),
             style=c("secondary"),
         )
     if plan.checkpoint is not None:
@@ -282,7 +282,7 @@ def decision_detail(
         )
         parts += [
             Text(""),
-            _section(f"What it will do (computed now, {fmt_clock(now)})", c),
+            _section(f"What it will do (computed now, {timefmt.clock(now)})", c),
             effects_block(s, plan, c, stale_by),
         ]
     elif action == "reject":

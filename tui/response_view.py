@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .meter import fmt_clock, fmt_duration
+from core import timefmt
 
 MAX_ROWS = 500
 """Rows shown per table; the rest are counted (``y`` copies the whole response)."""
@@ -75,9 +75,9 @@ def field_cell(key: str, v: Any) -> str:
     """A value with its field's meaning: ``*_at`` and ``ts`` as clock times, ``*_s`` as durations."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         if key.endswith("_at") or key in ("ts", "timestamp", "clock", "now"):
-            return fmt_clock(float(v))
+            return timefmt.clock(float(v))
         if key.endswith("_s") and v >= 60:
-            return fmt_duration(float(v))
+            return timefmt.duration(float(v))
     return cell(v)
 
 

@@ -451,6 +451,7 @@ class Host:
                 "inject_at": round(d.inject_at, 3),
                 "injected_at": None if d.injected_at is None else round(d.injected_at, 3),
                 "since": round(self.engine.clock.now(), 3),
+                "outcome": d.outcome,
             },
             actor=actor,
         )

@@ -213,6 +213,17 @@ class Drill:
             return False
         return all(i.status in ("resolved", "failed") for i in self.others())
 
+    @property
+    def outcome(self) -> str | None:
+        """How the drill ended (None while it runs): cancelled, its incident's status, or
+        ``not_detected`` (no incident within the detection budget)."""
+        if not self.done:
+            return None
+        if self.cancelled:
+            return "cancelled"
+        inc = self.incident()
+        return inc.status if inc is not None else "not_detected"
+
     def plan(self) -> Plan | None:
         inc = self.incident()
         if inc and inc.plans:
@@ -277,7 +288,7 @@ class Drill:
             )
             if r
         ]
-        status = "cancelled" if self.cancelled else inc.status if inc else "not_detected"
+        status = self.outcome or (inc.status if inc else "not_detected")
         return {
             "drill": self.name,
             "validated": validated,

@@ -17,8 +17,10 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 
+from core import timefmt
+
 from ..log_source import LogFilter, recent_matching
-from ..meter import fmt_clock, sparkline
+from ..meter import sparkline
 from ..style import AGENT_GLYPH, TASK_STATUS_COLOR, color
 from .agent_task import DETACH_KEY, TaskView, input_command, key_bytes, task_blocks
 from .ask import AskScreen
@@ -171,7 +173,7 @@ class AgentScreen(DetailScreen):
                 t.add_row("node", "— (its actor has not answered yet)")
         elif self.proc is not None:
             pid, created, info = self.proc
-            t.add_row("host pid", f"{pid} (started {fmt_clock(created)}; identified by pid and create time)")
+            t.add_row("host pid", f"{pid} (started {timefmt.clock(created)}; identified by pid and create time)")
             if info.get("task_pgid"):
                 t.add_row("task group", f"pgid {info['task_pgid']}")
         else:
@@ -203,7 +205,7 @@ class AgentScreen(DetailScreen):
         head.append(f"  pool {a.pool}  specializations {', '.join(a.specializations)}")
         head.append(f"  tasks done {a.tasks_done}  failures {a.failures}")
         if a.last_heartbeat is not None:
-            head.append(f"  last heartbeat {fmt_clock(a.last_heartbeat)}", style=c("foreground-muted"))
+            head.append(f"  last heartbeat {timefmt.clock(a.last_heartbeat)}", style=c("foreground-muted"))
         if a.current_task:
             head.append(f"  now: {a.current_task}", style=c("primary"))
         width = max(min((self.size.width or 80) - 24, 120), 20)
@@ -243,8 +245,8 @@ class AgentScreen(DetailScreen):
             hist.add_row(
                 t.id,
                 Text(t.status.value, style=c(TASK_STATUS_COLOR[t.status])),
-                fmt_clock(t.started_at) if t.started_at is not None else "—",
-                fmt_clock(t.finished_at) if t.finished_at is not None else "—",
+                timefmt.clock(t.started_at) if t.started_at is not None else "—",
+                timefmt.clock(t.finished_at) if t.finished_at is not None else "—",
                 str(t.attempts),
             )
         parts += [hist, Text(""), self.events_block()]

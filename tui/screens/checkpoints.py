@@ -11,7 +11,8 @@ from textual.screen import Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..meter import fmt_clock
+from core import timefmt
+
 from ..style import color
 from ..widgets.footer import FittedFooter
 
@@ -49,7 +50,7 @@ class CheckpointsScreen(Screen[None]):
         for cp in cps:
             t = Text(no_wrap=True, overflow="ellipsis")
             t.append(f"#{cp.id:<4}", style="bold")
-            t.append(f" seq {cp.seq:<8} {fmt_clock(cp.ts)}  ", style=color(app, "foreground-muted"))
+            t.append(f" seq {cp.seq:<8} {timefmt.clock(cp.ts)}  ", style=color(app, "foreground-muted"))
             t.append(f"{cp.kind:<15}", style=color(app, "secondary"))
             t.append(f" {cp.workflow or 'all workflows':<24} {cp.label}")
             opts.append(Option(t, id=str(cp.id)))

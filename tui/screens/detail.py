@@ -13,11 +13,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
+from core import timefmt
 from core.event_types import severity_of
 from core.events import Event
 
 from ..log_source import LogFilter, recent_matching
-from ..meter import fmt_clock
 from ..style import color, severity_style
 from ..widgets.footer import FittedFooter
 
@@ -89,7 +89,7 @@ class DetailScreen(Screen[None]):
             lines.append(Text("  (none recorded yet)", style=color(app, "foreground-muted")))
         for ev in reversed(self.events):
             t = Text(no_wrap=True, overflow="ellipsis")
-            t.append(f"{ev.seq:>7} {fmt_clock(ev.ts)} ", style=color(app, "foreground-muted"))
+            t.append(f"{ev.seq:>7} {timefmt.clock(ev.ts)} ", style=color(app, "foreground-muted"))
             t.append(ev.type, style=severity_style(app, severity_of(ev)))
             t.append(
                 " " + json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)[:400],

@@ -15,10 +15,10 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
-from core.event_types import severity_of
+from core.event_types import severity_of, summarise
 from core.events import Event
+from core.timefmt import clock
 
-from ..meter import fmt_clock
 from ..style import color, severity_style
 from .result import body_frame
 
@@ -29,12 +29,14 @@ def event_body(app, ev: Event) -> RenderableType:
     head.add_column(style=f"bold {c('secondary')}", no_wrap=True)
     head.add_column(overflow="fold")
     head.add_row("seq", str(ev.seq))
-    head.add_row("time", f"{fmt_clock(ev.ts)}  ({ev.ts:.3f} s)")
+    head.add_row("time", clock(ev.ts))
+    head.add_row("summary", summarise(ev))
     head.add_row("type", Text(ev.type, style=severity_style(app, severity_of(ev))))
     head.add_row("severity", severity_of(ev))
     head.add_row("component", ev.component)
     head.add_row("scope", ev.scope)
     head.add_row("actor", ev.actor)
+    head.add_row("clock value", repr(ev.ts))
     data = Syntax(
         json.dumps(ev.data, indent=2, ensure_ascii=False, default=str),
         "json",

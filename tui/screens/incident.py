@@ -14,11 +14,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from core import timefmt
 from core.incident_models import Incident
 from core.incidents.kinds import GATES
 
 from ..log_source import LogFilter
-from ..meter import fmt_clock, fmt_duration
 from ..plan_view import plan_header, step_table
 from ..response_view import render_result, section
 from ..style import color
@@ -42,23 +42,23 @@ def incident_facts(inc: Incident, now: float, c: Any) -> Table:
     row("status", inc.status)
     det, fault, res = inc.detected_at, inc.fault_at, inc.resolved_at
     if fault is not None:
-        row("fault at", fmt_clock(fault) + f"  (detected {fmt_duration(det - fault)} later)")
-    row("detected at", f"{fmt_clock(det)}  ({fmt_duration(now - det)} ago)")
+        row("fault at", timefmt.clock(fault) + f"  (detected {timefmt.duration(det - fault)} later)")
+    row("detected at", f"{timefmt.clock(det)}  ({timefmt.duration(now - det)} ago)")
     if res is not None:
-        row("resolved at", fmt_clock(res) + f"  (recovered in {fmt_duration(res - det)})")
+        row("resolved at", timefmt.clock(res) + f"  (recovered in {timefmt.duration(res - det)})")
     else:
-        row("resolved at", f"not yet — open for {fmt_duration(now - det)}")
+        row("resolved at", f"not yet — open for {timefmt.duration(now - det)}")
     if inc.affected_workflows:
         row("affected", ", ".join(inc.affected_workflows))
     for g in inc.criteria:
         doc = (GATES[g].__doc__ or "").strip().splitlines()[0] if g in GATES and GATES[g].__doc__ else ""
         row("must pass", f"{g}" + (f" — {doc}" if doc else ""))
     if inc.validation_window_s is not None:
-        row("validation window", fmt_duration(inc.validation_window_s))
+        row("validation window", timefmt.duration(inc.validation_window_s))
     if inc.plans:
         row("plans", ", ".join(inc.plans))
     for n in inc.notes:
-        row("note", f"{fmt_clock(n.at)} {n.by}: {n.note}" + (f" ({n.action})" if n.action else ""))
+        row("note", f"{timefmt.clock(n.at)} {n.by}: {n.note}" + (f" ({n.action})" if n.action else ""))
     return t
 
 

@@ -6,10 +6,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from core import timefmt
 from core.models import FinishedWorkflow, Task, TaskStatus
 
 from ..log_source import LogFilter
-from ..meter import alloc_meter, fmt_clock
+from ..meter import alloc_meter
 from ..style import BAND_COLOR, TASK_STATUS_COLOR, WF_STATUS_COLOR, color
 from .detail import DetailScreen
 
@@ -70,7 +71,7 @@ class WorkflowScreen(DetailScreen):
             res.append_text(alloc_meter(float(u), float(a), 22, c("success"), c("foreground-muted"), c("error")))
             res.append(f" {u:g}/{a:g}   ")
         times = Text(
-            f"created {fmt_clock(wf.created_at)}  started {fmt_clock(wf.started_at) if wf.started_at is not None else '—'}  finished {fmt_clock(wf.finished_at) if wf.finished_at is not None else '—'}",
+            f"created {timefmt.clock(wf.created_at)}  started {timefmt.clock(wf.started_at) if wf.started_at is not None else '—'}  finished {timefmt.clock(wf.finished_at) if wf.finished_at is not None else '—'}",
             style=c("foreground-muted"),
         )
         dag = Table(
@@ -107,6 +108,8 @@ class WorkflowScreen(DetailScreen):
             cps.add_column(col, no_wrap=True)
         for cp in sorted(s.checkpoints.values(), key=lambda x: x.id, reverse=True)[:10]:
             if cp.workflow in (None, wf.id):
-                cps.add_row(str(cp.id), str(cp.seq), fmt_clock(cp.ts), cp.kind, cp.label or "", cp.workflow or "all")
+                cps.add_row(
+                    str(cp.id), str(cp.seq), timefmt.clock(cp.ts), cp.kind, cp.label or "", cp.workflow or "all"
+                )
         legend = Text("★ critical path   b: checkpoints / rollback", style=c("foreground-muted"))
         return Group(head, res, times, Text(""), dag, legend, Text(""), cps, Text(""), self.events_block())

@@ -8,14 +8,18 @@ call on the UI thread. New events arrive from the engine's subscription (before
 they are flushed) and, for a database written by another process, from polling
 the highest sequence number. Follow mode keeps the end in view; scrolling up
 pauses it and reaching the end again resumes it.
+
+Rows read as sentences (:mod:`tui.widgets.log_rows`); the raw event lines are a
+toggle away. TASK_PROGRESS events are left out unless asked for (a filter that keeps
+every other event), each task row that ends a run counting the progress it folds.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from array import array
 from collections import OrderedDict
+from dataclasses import replace
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -26,13 +30,12 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from core.event_types import severity_of
 from core.events import Event
 
 from ..log_source import LogFilter, LogSource
-from ..meter import fmt_clock
 from ..screens.event import EventScreen
-from ..style import color, severity_style
+from ..style import color
+from .log_rows import folds_progress, raw_row, readable_row
 
 EVENT_CACHE = 3_000
 LINE_CACHE = 1_500
@@ -88,11 +91,18 @@ class EventLog(ScrollView, can_focus=True):
         self.db_head = 0
         self.follow = True
         self.filter = LogFilter()
-        self.matches: array | None = None
+        self.matches: array | None = array("q") if self.filter.narrows else None
+        """The seqs shown when some are left out (a filter, or progress folded); None: every event."""
+        self.raw = False
+        """Rows as stored event lines instead of sentences."""
+        self.folds: LRU = LRU(LINE_CACHE)
+        """seq of a task row -> how many progress events it folds."""
+        self._folding = False
+        self._folds_wanted = False
         self.events: LRU = LRU(EVENT_CACHE)
         self.lines: LRU = LRU(LINE_CACHE)
         self.live: OrderedDict[int, Event] = OrderedDict()
-        self._line_key: tuple[int, str] = (0, "")
+        self._line_key: tuple[int, str, bool] = (0, "", False)
         self._fetching = False
         self._refetch = False
         self._missing = False
@@ -102,6 +112,12 @@ class EventLog(ScrollView, can_focus=True):
         """The highlighted row (an index into the log or the filter's matches); None: none."""
         self.last_fetch_ms = 0.0
         self.fetches = 0
+
+    def on_mount(self) -> None:
+        source = self.source
+        if source is not None:
+            # The log already stored (a reopened database): its length, read off the UI loop.
+            self.run_worker(lambda: self.app.call_from_thread(self.set_head, source.head()), thread=True)
 
     # -- size and position ------------------------------------------------------
     @property
@@ -137,9 +153,9 @@ class EventLog(ScrollView, can_focus=True):
         self.db_head = max(self.db_head, db_head)
         if db_head > self.head:
             grew = db_head - self.head
-            if self.matches is not None:
+            if self.filter.narrows:
                 # Events written by another process: fold them in on the next filter run.
-                self._start_filter(self.filter)
+                self._start_filter(self.filter, announce=False)
             self.head = db_head
             self._grown(grew)
 
@@ -184,7 +200,8 @@ class EventLog(ScrollView, can_focus=True):
             mode = "following"
         else:
             mode = f"paused ({self.unseen} new, End to follow)" if self.unseen else "paused (End to follow)"
-        self.border_title = f"Event log · {self.count_text()} · {mode}"
+        view = " · raw lines" if self.raw else ""
+        self.border_title = f"Event log · {self.count_text()}{view} · {mode}"
         self.border_subtitle = (
             f"filter {self.filter.describe()} (/ changes, enter on empty clears)"
             if self.filter.active
@@ -192,7 +209,11 @@ class EventLog(ScrollView, can_focus=True):
         )
 
     def count_text(self) -> str:
-        return f"{self.count:,}" if self.matches is None else f"{self.count:,} of {self.head:,}"
+        if self.matches is None:
+            return f"{self.count:,}"
+        if not self.filter.active:  # only progress left out
+            return f"{self.count:,} · {max(self.head - self.count, 0):,} progress folded"
+        return f"{self.count:,} of {self.head:,}"
 
     def filter_summary(self) -> str:
         """One sentence for the title and the toast alike."""
@@ -204,31 +225,45 @@ class EventLog(ScrollView, can_focus=True):
     def apply_filter(self, raw: str) -> LogFilter:
         """Parse, check and start ``raw``; raises :class:`FilterError` (and changes nothing)
         for an unknown severity or event type."""
-        flt = LogFilter.parse(raw, self.saved_filters)
+        flt = LogFilter.parse(raw, self.saved_filters, progress=self.filter.progress)
         if self.source is not None:
             self.source.check(flt)
         self._start_filter(flt)
         return flt
 
-    def _start_filter(self, flt: LogFilter) -> None:
+    def show_progress(self, show: bool) -> None:
+        """Progress events as rows of their own (True), or folded into their task's row."""
+        if show != self.filter.progress:
+            self._start_filter(replace(self.filter, progress=show), announce=False)
+
+    def toggle_raw(self) -> bool:
+        """Rows as stored event lines, or as sentences; returns whether raw."""
+        self.raw = not self.raw
+        self.lines.clear()
+        self.refresh()
+        self._update_title()
+        return self.raw
+
+    def _start_filter(self, flt: LogFilter, announce: bool = True) -> None:
         self._filter_gen += 1
         gen = self._filter_gen
         self.filter = flt
-        if not flt.active:
+        if not flt.narrows:
             self.matches = None
             self._after_filter()
-            self.post_message(self.FilterApplied(flt, self.count, self.filter_summary()))
+            if announce:
+                self.post_message(self.FilterApplied(flt, self.count, self.filter_summary()))
             return
         source = self.source
         upto = self.db_head
 
         def work() -> None:
             found = source.filter_seqs(flt, upto) if source is not None else array("q")
-            self.app.call_from_thread(self._filter_done, gen, flt, found, upto)
+            self.app.call_from_thread(self._filter_done, gen, flt, found, upto, announce)
 
         self.run_worker(work, thread=True, group="log-filter", exclusive=True, exit_on_error=False)
 
-    def _filter_done(self, gen: int, flt: LogFilter, found: array, upto: int) -> None:
+    def _filter_done(self, gen: int, flt: LogFilter, found: array, upto: int, announce: bool) -> None:
         if gen != self._filter_gen:
             return
         extra = [s for s, e in self.live.items() if s > upto and flt.matches(e)]
@@ -237,7 +272,8 @@ class EventLog(ScrollView, can_focus=True):
             found.extend(s for s in extra if s not in have)
         self.matches = found
         self._after_filter()
-        self.post_message(self.FilterApplied(flt, len(found), self.filter_summary()))
+        if announce:
+            self.post_message(self.FilterApplied(flt, len(found), self.filter_summary()))
 
     def _after_filter(self) -> None:
         self.cursor = None
@@ -258,7 +294,7 @@ class EventLog(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        key = (width, self.app.theme)
+        key = (width, self.app.theme, self.raw)
         if key != self._line_key:
             self.lines.clear()
             self._line_key = key
@@ -275,42 +311,68 @@ class EventLog(ScrollView, can_focus=True):
                     self._missing = True
                     self.call_later(self._fetch_window)
                 return Strip([Segment(f"{seq:>8} …", base + Style(dim=True))]).adjust_cell_length(width, base)
-            strip = self._render_event(ev, width, base)
-            self.lines.put(seq, strip)
+            strip, complete = self._render_event(ev, width, base)
+            if complete:
+                self.lines.put(seq, strip)
         if idx == self.cursor:
             hl = Style(bgcolor=color(self.app, "accent"), color=color(self.app, "background"))
             strip = Strip(list(Segment.apply_style(list(strip), post_style=hl)), strip.cell_length)
         return strip
 
-    @staticmethod
-    def _type_w(width: int) -> int:
-        return 28 if width >= 140 else 22
+    def _render_event(self, ev: Event, width: int, base: Style) -> tuple[Strip, bool]:
+        """The row, and whether it is final (a task row waits for its progress count)."""
+        if self.raw:
+            return raw_row(self.app, ev, width, base, max(len(str(self.head)), 4)), True
+        folded: int | None = None
+        if self.filter.hides_progress and folds_progress(ev) is not None:
+            folded = self.folds.get_lru(ev.seq)
+            if folded is None and not self._folds_wanted:
+                self._folds_wanted = True
+                self.call_later(self._fetch_folds)
+        return readable_row(self.app, ev, width, base, folded), folded is not None or not self.filter.hides_progress
 
-    def _render_event(self, ev: Event, width: int, base: Style) -> Strip:
-        app = self.app
-        level = severity_of(ev)
-        sev = severity_style(app, level)
-        muted = Style(color=color(app, "foreground-muted"))
-        sev_tag = {"critical": "CRIT", "high": "HIGH", "medium": "MED ", "low": "LOW ", "info": "    "}[level]
-        try:
-            body = json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)
-        except (TypeError, ValueError):
-            body = str(ev.data)
-        if len(body) > width:
-            body = body[:width]
-        seq_w = max(len(str(self.head)), 4)
-        segs = [
-            Segment(f"{ev.seq:>{seq_w}} ", base + muted),
-            Segment(f"{fmt_clock(ev.ts)} ", base + muted),
-            Segment(f"{sev_tag} ", base + sev),
-            Segment(
-                f"{ev.type:<{self._type_w(width)}}" if width >= 110 else ev.type,
-                base + sev + Style(bold=level.at_least("high")),
-            ),
-            Segment(f":{ev.component}:{ev.scope}:", base + muted),
-            Segment(body, base + (sev if level != "info" else Style())),
-        ]
-        return Strip(segs).crop(0, width).adjust_cell_length(width, base)
+    def _fetch_folds(self) -> None:
+        """Count the progress folded by the task rows on screen (stored rows only: the
+        progress before a stored row is stored too)."""
+        self._folds_wanted = False
+        if self._folding or self.source is None:
+            return
+        top = int(self.scroll_offset.y)
+        rows: list[tuple[int, str]] = []
+        for i in range(top, min(top + max(self.size.height, 1), self.count)):
+            ev = self._event(self.seq_at(i))
+            task = folds_progress(ev) if ev is not None else None
+            if ev is not None and task is not None and ev.seq not in self.folds and ev.seq <= self.db_head:
+                rows.append((ev.seq, task))
+        if not rows:
+            return
+        self._folding = True
+        source = self.source
+
+        def work() -> None:
+            try:
+                got = source.progress_folded(rows)
+            except Exception:  # noqa: BLE001 - a read error must not kill the pane
+                got = {}
+            self.app.call_from_thread(self._folds_done, got)
+
+        self.run_worker(work, thread=True, group="log-folds", exit_on_error=False)
+
+    def _folds_done(self, got: dict[int, int]) -> None:
+        self._folding = False
+        for seq, n in got.items():
+            self.folds.put(seq, n)
+            self.lines.pop(seq, None)
+        self.refresh()
+
+    def folds_ready(self) -> bool:
+        """Whether every task row on screen has its progress count (tests)."""
+        top = int(self.scroll_offset.y)
+        for i in range(top, min(top + self.size.height, self.count)):
+            ev = self._event(self.seq_at(i))
+            if ev is None or (folds_progress(ev) is not None and ev.seq not in self.folds):
+                return False
+        return True
 
     # -- fetching ---------------------------------------------------------------
     def _fetch_window(self) -> None:

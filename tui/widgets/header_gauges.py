@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widget import Widget
 
+from core import timefmt
 from core.incident_models import PlanState
 from core.incidents.approval import holding_plans
 from core.usage.models import BudgetState, Spend
 
-from ..meter import fmt_clock, gauge, sparkline
+from ..meter import gauge, sparkline
 from ..operator import running_drill
 from ..spend import budget_level, fmt_cost, fmt_tokens
 from ..style import color
@@ -155,7 +156,7 @@ class HeaderGauges(Widget):
         line2 = Text(no_wrap=True, overflow="crop")
         s = engine.state
         line2.append(" ⏱ ", style=c("accent"))
-        line2.append(fmt_clock(engine.clock.now()), style="bold")
+        line2.append(timefmt.clock(engine.clock.now()), style="bold")
         speed = clock_label(engine) if engine.clock.virtual else "wall clock"
         if speed:
             line2.append(f" {speed}", style=c("foreground-muted"))
@@ -190,7 +191,7 @@ class HeaderGauges(Widget):
             verb = "injected" if drill.get("status") == "injected" else "fault at"
             line2.append(f"drill {drill.get('name')}", style=f"bold {c('accent')}")
             if isinstance(at, (int, float)):
-                line2.append(f" {verb} {fmt_clock(at)}", style=c("accent"))
+                line2.append(f" {verb} {timefmt.clock(at)}", style=c("accent"))
         cpus = tel.get("ray_cpus", "cluster").last()
         if cpus:  # on a Ray cluster: its CPUs and memory as Ray accounts them
             line2.append("  │ ", style=c("foreground-muted"))

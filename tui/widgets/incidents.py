@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from core import timefmt
 from core.incident_models import TERMINAL_PLAN, Incident, Plan, PlanState
 
-from ..meter import fmt_clock
 from ..style import color
 from .header_gauges import OPEN_INCIDENT
 from .live_list import LiveList, Row
@@ -58,7 +58,7 @@ class Incidents(LiveList):
             t.append("● " if status in OPEN_INCIDENT else "✖ ", style=c(SEV_COLOR.get(sev, "foreground-muted")))
             t.append(f"{iid} ", style="bold")
             t.append(f"{inc.type} ", style=c(SEV_COLOR.get(sev, "foreground")))
-            t.append(f"{sev} · {status} since {fmt_clock(inc.detected_at)}", style=c("foreground-muted"))
+            t.append(f"{sev} · {status} since {timefmt.clock(inc.detected_at)}", style=c("foreground-muted"))
             out.append((f"incident:{iid}", t, False))
             for pid in mine:
                 out.extend(self._plan_rows(pid, s.plans[pid], s.plans[pid].state in TERMINAL_PLAN))
@@ -101,7 +101,7 @@ class Incidents(LiveList):
                 t.append(f" (+{len(plans) - 1} earlier)")
         t.append(f" · {inc.type} {inc.severity}")
         if inc.resolved_at is not None:
-            t.append(f" · {fmt_clock(inc.resolved_at)}")
+            t.append(f" · {timefmt.clock(inc.resolved_at)}")
         return t
 
     def _plan_rows(self, pid: str, p: Plan, dim: bool) -> list[Row]:

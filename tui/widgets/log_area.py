@@ -63,6 +63,16 @@ class LogArea(Vertical):
     def _filter_applied(self, event: EventLog.FilterApplied) -> None:
         self.app.notify(event.summary, timeout=3)
 
+    def toggle_raw(self) -> None:
+        raw = self.log_pane.toggle_raw()
+        self.app.notify("event log: raw event lines" if raw else "event log: sentences", timeout=2)
+
+    def toggle_progress(self) -> None:
+        show = not self.log_pane.filter.progress
+        self.log_pane.show_progress(show)
+        what = "progress events shown as rows" if show else "progress events folded into their task rows"
+        self.app.notify(f"event log: {what}", timeout=2)
+
     def toggle_follow(self) -> None:
         following = self.log_pane.toggle_follow()
         self.app.notify("following the event log" if following else "follow paused", timeout=2)
