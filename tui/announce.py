@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from core.event_types import INCIDENT_OPENED, severity_of, summarise
 from core.events import Event, Severity
-from core.timefmt import clock
+from core.timefmt import clock, duration
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -99,7 +99,7 @@ async def run_hook(argv: list[str], inc: dict[str, Any], timeout: float = HOOK_T
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return f"{argv[0]!r} ran over {timeout:g}s and was stopped"
+        return f"{argv[0]!r} ran over {duration(timeout)} and was stopped"
     if proc.returncode != 0:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] if err else []
         return f"{argv[0]!r} exited with status {proc.returncode}" + (f": {tail[0][:160]}" if tail else "")

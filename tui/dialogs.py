@@ -110,7 +110,7 @@ def drill_confirm(config: Config, name: str, simulated: bool) -> Confirm | str:
     where = (
         "into the simulated fleet"
         if simulated
-        else f"into this fleet of real processes, on the wall clock, {LIVE_WARMUP_S:g} s after it is armed"
+        else f"into this fleet of real processes, on the wall clock, {timefmt.duration(LIVE_WARMUP_S)} after it is armed"
     )
     detail = Text(
         f"The drill injects the {name} fault {where}. When the incident opens, its plan "

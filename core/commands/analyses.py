@@ -21,6 +21,7 @@ from ..event_types import (
 )
 from ..models import TERMINAL_WORKFLOW, AgentStatus, FinishedWorkflow, TaskStatus, WorkflowStatus
 from ..projection import State
+from ..timefmt import duration
 
 SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
 
@@ -228,7 +229,8 @@ async def stalled_agents(engine: Engine, only: set[str] | None = None) -> list[F
                     "stalled_agents",
                     sev,
                     a.id,
-                    f"{a.id} ({a.status.value}) silent for {silent:.0f}s" + (f" holding {task.id}" if task else ""),
+                    f"{a.id} ({a.status.value}) silent for {duration(silent)}"
+                    + (f" holding {task.id}" if task else ""),
                     {
                         "status": a.status.value,
                         "silent_s": round(silent, 1),
@@ -712,7 +714,7 @@ async def critical_paths(engine: Engine, only: set[str] | None = None) -> list[F
                 "critical_paths",
                 sev,
                 w.id,
-                f"{w.id} critical path: {len(path)} task(s), {remaining:.0f}s of work left"
+                f"{w.id} critical path: {len(path)} task(s), {duration(remaining)} of work left"
                 + (f"; {len(at_risk)} held by lost agents" if at_risk else "")
                 + (f"; {len(waiting)} ready but unassigned" if waiting else ""),
                 {
@@ -772,7 +774,8 @@ async def network(engine: Engine, only: set[str] | None = None) -> list[Finding]
                 "network",
                 "high",
                 a.id,
-                f"{a.id} unreachable for {silent:.0f}s" + (f", holding {a.current_task}" if a.current_task else ""),
+                f"{a.id} unreachable for {duration(silent)}"
+                + (f", holding {a.current_task}" if a.current_task else ""),
                 {"silent_s": round(silent, 1), "task": a.current_task, "pool": a.pool},
             )
         )

@@ -27,6 +27,7 @@ from ..event_types import (
     WORKFLOW_FAILED,
 )
 from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
+from ..timefmt import duration
 from . import payloads as P
 from . import rollback_rows
 from .analyses import diff_segments, replay_state
@@ -923,9 +924,11 @@ async def post_failure_learning(ctx: Context, p: P.PostFailureLearning) -> Outco
         live = sum(1 for a in s.live_agents() if a.pool == pool)
         lessons.append(f"pool {pool} lost {n} agent(s) ({live} live now): keep at least {n} spare")
     if reassign:
-        lessons.append(f"failed agents' tasks waited {statistics.median(reassign):.0f}s (median) for another agent")
+        lessons.append(
+            f"failed agents' tasks waited {duration(statistics.median(reassign))} (median) for another agent"
+        )
     if complete:
-        lessons.append(f"interrupted tasks finished {statistics.median(complete):.0f}s (median) after the failure")
+        lessons.append(f"interrupted tasks finished {duration(statistics.median(complete))} (median) after the failure")
     if not lessons:
         lessons.append("no failures in the window")
     stats = {

@@ -19,6 +19,7 @@ import aiohttp
 import psutil
 
 from ..events import Event
+from ..timefmt import duration
 from .errors import HostGone, HostUnresponsive
 from .lease import Holder, current_holder
 from .stream import DROPPED_EVENT
@@ -176,7 +177,7 @@ class HostClient:
 
     def unresponsive(self, why: str, waited: float) -> HostUnresponsive:
         state = "stopped" if " is stopped " in why else "unresponsive"
-        return HostUnresponsive(self.pid, state, f"{why}; gave up after {waited:.0f}s")
+        return HostUnresponsive(self.pid, state, f"{why}; gave up after {duration(waited)}")
 
     async def _request(self, method: str, path: str, body: Any) -> tuple[int, str]:
         try:

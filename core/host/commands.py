@@ -83,7 +83,7 @@ async def status(ctx: Context, p: Payload) -> Outcome:
     return Outcome(
         st,
         f"host pid {st['pid']} ({st['runtime']}) on {st['db']}: seq {st['seq']}, "
-        f"clock {st['clock']:g}s {clock if st['simulated'] else '(wall clock)'}, up {st['uptime']:.0f}s",
+        f"clock {clock_text(float(st['clock']))} {clock if st['simulated'] else '(wall clock)'}, up {duration_text(float(st['uptime']))}",
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..store_errors import StorageError
+from ..timefmt import duration
 
 LOCK_NOTICE_EVERY_S = 5.0
 """While a write waits for another process's lock, say so this often."""
@@ -56,7 +57,7 @@ class StorageWatch:
         self.waited_s = waited
         if first or now - self._last_notice >= LOCK_NOTICE_EVERY_S:
             self._last_notice = now
-            self.say(f"{err} (waiting {waited:.0f} s so far)")
+            self.say(f"{err} (waiting {duration(waited)} so far)")
 
     def refused(self, err: StorageError, held: int) -> None:
         """A commit was refused; ``held`` events wait in memory."""
@@ -72,10 +73,10 @@ class StorageWatch:
             return
         took = time.time() - (self.since or time.time())
         if self.problem.kind == "locked":
-            self.say(f"the lock on {self.problem.path} was released after {took:.0f} s: writes go on")
+            self.say(f"the lock on {self.problem.path} was released after {duration(took)}: writes go on")
         else:
             self.say(
-                f"{self.problem.path}: writes are accepted again after {took:.0f} s; "
+                f"{self.problem.path}: writes are accepted again after {duration(took)}; "
                 f"the {self.held} event(s) held in memory are committed"
             )
         self.problem, self.since, self.held = None, None, 0

@@ -26,7 +26,7 @@ from ..event_types import (
 from ..incident_models import Incident, Plan
 from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
 from ..runtimes import Runtime
-from ..timefmt import clock
+from ..timefmt import clock, duration
 from .catalogue import Catalogue, DrillError, IncidentKind
 from .kinds import CATALOGUE
 from .manager import ApproveMode, IncidentManager
@@ -282,7 +282,7 @@ class Drill:
                 if unresolved
                 else None,
                 "cancelled (/host drill cancel)" if self.cancelled else None,
-                f"not detected within {self.detect_within_s:g}s of the fault"
+                f"not detected within {duration(self.detect_within_s)} of the fault"
                 if inc is None and self.injected and not self.cancelled and self.done
                 else None,
             )

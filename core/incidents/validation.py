@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..incident_models import Incident, Plan
 from ..models import TaskStatus, WorkflowStatus
+from ..timefmt import duration
 from .record import PlanRecord
 
 if TYPE_CHECKING:
@@ -134,7 +135,9 @@ async def resumption_done(ctx: GateCtx) -> Verdict:
     if r.status != "active":
         return "fail", {"reason": f"staged resumption {rid} {r.status}: {r.reason}"}
     if ctx.now - ctx.started_at > ctx.timeout_s:
-        return "fail", {"reason": f"staged resumption {rid} still at step {r.next_step} after {ctx.timeout_s:g}s"}
+        return "fail", {
+            "reason": f"staged resumption {rid} still at step {r.next_step} after {duration(ctx.timeout_s)}"
+        }
     return "wait", {"resumption": rid, "next_step": r.next_step}
 
 

@@ -179,8 +179,10 @@ class EventLog(ScrollView, can_focus=True):
         self.db_head = max(self.db_head, committed)
         if self.virtual_size.height != self.count:
             self._grown(0)
-        elif self.follow and self.scroll_y < self.max_scroll_y:
-            self.scroll_end(animate=False, immediate=True)
+        else:
+            if self.follow and self.scroll_y < self.max_scroll_y:
+                self.scroll_end(animate=False, immediate=True)
+            self._update_title()  # the folded count moves while the rows do not
 
     def _grown(self, n: int) -> None:
         self._resize_virtual()
@@ -212,7 +214,7 @@ class EventLog(ScrollView, can_focus=True):
         if self.matches is None:
             return f"{self.count:,}"
         if not self.filter.active:  # only progress left out
-            return f"{self.count:,} · {max(self.head - self.count, 0):,} progress folded"
+            return f"{self.count:,} events · {max(self.head - self.count, 0):,} progress folded"
         return f"{self.count:,} of {self.head:,}"
 
     def filter_summary(self) -> str:

@@ -41,7 +41,12 @@ def folds_progress(ev: Event) -> str | None:
 
 
 def type_width(width: int) -> int:
-    return 26 if width >= 140 else 22 if width >= 110 else 18
+    return 26 if width >= 140 else 22 if width >= 110 else 18 if width >= 100 else 16
+
+
+def mark(level: Severity, width: int) -> str:
+    """``CRIT``/``HIGH``/``MED``/``LOW``; one letter under 100 columns, where the summary needs the room."""
+    return MARKS[level] if width >= 100 else MARKS[level][0]
 
 
 def readable_row(app: App, ev: Event, width: int, base: Style, folded: int | None) -> Strip:
@@ -53,7 +58,7 @@ def readable_row(app: App, ev: Event, width: int, base: Style, folded: int | Non
     name = ev.type if len(ev.type) <= tw else ev.type[: tw - 1] + "…"
     segs = [
         Segment(f"{clock(ev.ts)} ", base + muted),
-        Segment(f"{MARKS[level]} ", base + sev + Style(bold=True)),
+        Segment(f"{mark(level, width)} ", base + sev + Style(bold=True)),
         Segment(f"{name:<{tw}} ", base + sev + Style(bold=level.at_least(Severity.HIGH))),
         Segment(summarise(ev), base + (sev if level.at_least(Severity.MEDIUM) else Style())),
     ]

@@ -20,7 +20,7 @@ from ...event_types import (
     TASK_ASSIGNED,
 )
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
-from ...timefmt import clock
+from ...timefmt import clock, duration
 from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding
 from ..faultcheck import agent_gone
@@ -474,7 +474,7 @@ def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
                 "source": "incident",
                 "incident_id": ctx.incident.id,
                 "lessons": [
-                    f"{n} agent(s) of pool {pool} failed within {eng.config.supervision.window_s:g}s: minimum raised to {new_min}"
+                    f"{n} agent(s) of pool {pool} failed within {duration(eng.config.supervision.window_s)}: minimum raised to {new_min}"
                 ],
                 "policy": {f"pool.{pool}.min_size": new_min},
             },

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, EMERGENCY_RESPONSE_COMPLETED, RESOURCE_EXHAUSTION
 from ...models import BAND_RANK, Band, TaskStatus, WorkflowStatus
+from ...timefmt import duration
 from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
@@ -374,7 +375,7 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
     if not ok:
         ctx.memo.pop("since", None)
         if ctx.now - ctx.started_at > ctx.timeout_s:
-            return "fail", {"reason": f"utilisation {u} did not fall under {th.safe}% within {ctx.timeout_s:g}s"}
+            return "fail", {"reason": f"utilisation {u} did not fall under {th.safe}% within {duration(ctx.timeout_s)}"}
         return "wait", {"utilisation": u}
     since = ctx.memo.setdefault("since", ctx.now)
     if ctx.now - since < th.stable_hold_s:
