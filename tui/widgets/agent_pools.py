@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
+from core import timefmt
 from core.models import AgentStatus
 from core.usage.models import Spend
 
-from ..meter import fmt_clock, sparkline
+from ..meter import sparkline
 from ..spend import SPEND_W, budget_level, fmt_spend
 from ..style import AGENT_GLYPH, color
 from .live_list import LiveList, Row, distinct_names, distinct_suffixes, middle_ellipsis
@@ -148,7 +149,9 @@ class AgentPools(LiveList):
                 head.append(f"  {fmt_spend(spent).strip()}", style=c(lvl))
             hold = s.usage.holds.get(pool.name)
             if hold is not None:
-                until = "reset passed" if engine.clock.now() >= hold.reset_at else f"until {fmt_clock(hold.reset_at)}"
+                until = (
+                    "reset passed" if engine.clock.now() >= hold.reset_at else f"until {timefmt.clock(hold.reset_at)}"
+                )
                 head.append(f"  RATE-LIMITED {until}", style=f"bold {c('warning')}")
             nodes = agent_nodes(s.settings, agents)
             if nodes:
