@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
@@ -14,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from core import timefmt
-from core.event_types import severity_of
+from core.event_types import severity_of, summarise
 from core.events import Event
 
 from ..log_source import LogFilter, recent_matching
@@ -91,10 +90,7 @@ class DetailScreen(Screen[None]):
             t = Text(no_wrap=True, overflow="ellipsis")
             t.append(f"{ev.seq:>7} {timefmt.clock(ev.ts)} ", style=color(app, "foreground-muted"))
             t.append(ev.type, style=severity_style(app, severity_of(ev)))
-            t.append(
-                " " + json.dumps(ev.data, separators=(",", ":"), ensure_ascii=False)[:400],
-                style=color(app, "foreground-muted"),
-            )
+            t.append(" " + summarise(ev))
             lines.append(t)
         return Group(*lines)
 
