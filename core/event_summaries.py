@@ -275,8 +275,12 @@ def drill_setting(v: dict[str, Any]) -> str:
 
 
 def command_executed(ev: Event) -> str:
+    """The command by name (its JSON payload is in the raw line), how it ended, its own summary."""
     d = ev.data
-    return f"{d.get('command', '?')} → {d.get('status', '?')}{_tail(d, 'summary')}"
+    cmd = str(d.get("command", "?"))
+    name = cmd.split(" '", 1)[0].split(" {", 1)[0]
+    more = " …" if len(name) < len(cmd) else ""
+    return f"{name}{more} → {d.get('status', '?')}{_tail(d, 'summary')}"
 
 
 def system_error(ev: Event) -> str:

@@ -212,7 +212,7 @@ class EventLog(ScrollView, can_focus=True):
 
     def count_text(self) -> str:
         if self.matches is None:
-            return f"{self.count:,}"
+            return f"{self.count:,} events"
         if not self.filter.active:  # only progress left out
             return f"{self.count:,} events · {max(self.head - self.count, 0):,} progress folded"
         return f"{self.count:,} of {self.head:,}"
