@@ -140,7 +140,7 @@ async def test_readonly_attached_console_stays_live_and_refuses(tmp_path, env):
             app.workflows_pane.focus()
             await pilot.press("p", "c")
             assert await wait_for(
-                pilot, lambda: any("read-only" in n.message and "Pause" in n.message for n in app._notifications), 5
+                pilot, lambda: any("read-only" in n.message and "Pause" in n.message for n in app._notifications), LONG
             )
             res = await link.send("/coordination-hub pause workflow_001")
             assert res["status"] == "error" and res["error"]["code"] == "READ_ONLY"
