@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.event_types import INCIDENT_OPENED, severity_of, summarise
+from core.event_types import INCIDENT_OPENED, TASK_WAITING_INPUT, severity_of, summarise
 from core.events import Event, Severity
 from core.timefmt import clock, duration
 
@@ -126,6 +126,8 @@ class Announcer:
                 self.app.notify(f"{ev.type}: {summarise(ev)}", title=f"subscription {', '.join(names)}", timeout=6)
         if ev.type == INCIDENT_OPENED and isinstance(ev.data.get("incident"), dict):
             self.incident_opened(ev.data["incident"])
+        elif ev.type == TASK_WAITING_INPUT:
+            self.task_waiting(ev)
         elif severity_of(ev) is Severity.CRITICAL and "incident_id" not in ev.data:
             # An incident's own detection event is announced with the incident.
             self.app.notify(f"{ev.type}: {summarise(ev)}", title="critical event", severity="error", timeout=6)
@@ -165,6 +167,21 @@ class Announcer:
         hook = app.config.console.incident_hook
         if hook:
             app.run_worker(self._hook(list(hook), inc), group="incident-hook", exit_on_error=False)
+
+    def task_waiting(self, ev: Event) -> None:
+        """A task waits for a human: a toast and the bell, once per wait (its event's seq)."""
+        key = f"input:{ev.data.get('task')}:{ev.seq}"
+        if key in self.announced:
+            return
+        self.announced.add(key)
+        self.app.bell()
+        self.app.notify(
+            f"{ev.data.get('task')} on {ev.data.get('agent')} waits for input ({ev.data.get('reason')}) since "
+            f"{clock(ev.ts)}; open its agent and press s to answer",
+            title="waiting for input",
+            severity="warning",
+            timeout=12,
+        )
 
     def bring_into_view(self, iid: str) -> None:
         app = self.app

@@ -43,7 +43,7 @@ class AgentScreen(DetailScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         *DetailScreen.BINDINGS,
         Binding("s", "send_input", "Send input"),
-        Binding("enter", "attach", "Attach terminal"),
+        Binding("enter", "attach_terminal", "Attach terminal"),
     ]
 
     def __init__(self, key: str) -> None:
@@ -52,19 +52,22 @@ class AgentScreen(DetailScreen):
         self.view = TaskView()
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # DetailScreen.on_mount runs too (Textual calls each class's handler).
         self.set_interval(self.REFRESH_S, self.fetch_task)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Input and attach keys show only for a task that reads input / has a terminal."""
-        if action in ("send_input", "attach"):
-            t = self.current_task() if self.app.link is not None else None  # type: ignore[attr-defined]
-            return t is not None and (t.tty if action == "attach" else t.interactive)
+        if action in ("send_input", "attach_terminal"):
+            t = self.current_task()
+            return t is not None and (t.tty if action == "attach_terminal" else t.interactive)
         return True
 
     def current_task(self) -> Any:
-        a = self.engine.state.agents.get(self.key)
-        return self.engine.state.tasks.get(a.current_task) if a is not None and a.current_task else None
+        link = self.app.link  # type: ignore[attr-defined]
+        if link is None:  # closing: the host is gone
+            return None
+        a = link.state.agents.get(self.key)
+        return link.state.tasks.get(a.current_task) if a is not None and a.current_task else None
 
     def fetch_task(self) -> None:
         self.refresh_bindings()
@@ -106,7 +109,7 @@ class AgentScreen(DetailScreen):
 
         self.app.push_screen(AskScreen(f"A line for {t.id}'s stdin ({t.waiting_input or 'running'})"), sent)
 
-    def action_attach(self) -> None:
+    def action_attach_terminal(self) -> None:
         t = self.current_task()
         if t is None or not t.tty:
             self.notify("this agent's task has no terminal (tty = true in its workflow file)", severity="warning")
@@ -117,6 +120,10 @@ class AgentScreen(DetailScreen):
 
     def on_key(self, event: events.Key) -> None:
         if not self.view.attached:
+            if event.key == "enter" and self.check_action("attach_terminal", ()):
+                event.stop()
+                event.prevent_default()
+                self.action_attach_terminal()
             return
         event.stop()
         event.prevent_default()
