@@ -23,6 +23,8 @@ Other behaviour:
   --ask TEXT                  print TEXT as a question and wait for an answer on stdin
                               (the ``waiting_input`` case); the answer is echoed.
   --hang                      after the turns, keep running (sleep) until stopped.
+  --write FILE                write FILE in the working directory (the answer in it): a
+                              change to see in the task's worktree diff.
 
 Progress is reported with ``OPSDECK_PROGRESS`` lines. Standard library only.
 """
@@ -160,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--malformed", type=int, default=0, metavar="N")
     p.add_argument("--ask", default=None, metavar="TEXT")
     p.add_argument("--hang", action="store_true")
+    p.add_argument(
+        "--write", default=None, metavar="FILE", help="write FILE in the working directory (a change to diff)"
+    )
     args = p.parse_args(argv)
 
     attempt = int(os.environ.get("OPSDECK_ATTEMPT", "1") or 1)
@@ -176,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             print("no answer (stdin closed)", flush=True)
             return 3
         print(f"answer: {answer.strip()}", flush=True)
+        args.answer = answer.strip()
     {"claude": claude, "codex": codex, "opsdeck": opsdeck}[args.format](args, limited, reset_at)
     if limited and args.wait_for_reset:
         while time.time() < reset_at:
@@ -184,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         {"claude": claude, "codex": codex, "opsdeck": opsdeck}[args.format](args, False, reset_at)
     elif limited:
         return 1
+    if args.write:
+        with open(args.write, "w", encoding="utf-8") as f:
+            f.write(f"# written by {os.environ.get('OPSDECK_TASK', 'fake_agent')}: {getattr(args, 'answer', '')}\n")
+        print(f"wrote {args.write}", flush=True)
     while args.hang:
         time.sleep(1.0)
     return 0
