@@ -72,9 +72,10 @@ def _flat(r: dict[str, Any]) -> dict[tuple[str, str], Any]:
 
 
 def field_cell(key: str, v: Any) -> str:
-    """A value with its field's meaning: ``*_at`` and ``ts`` as clock times, ``*_s`` as durations."""
+    """A value with its field's meaning: ``*_at``, ``t`` (a sample's time), ``ts`` and
+    ``onset`` as clock times, ``*_s`` as durations."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        if key.endswith("_at") or key in ("ts", "timestamp", "clock", "now"):
+        if key.endswith("_at") or key in ("t", "ts", "timestamp", "clock", "now", "onset"):
             return timefmt.clock(float(v))
         if key.endswith("_s") and v >= 60:
             return timefmt.duration(float(v))
@@ -195,7 +196,7 @@ def tree(label: str, v: Any, c: Colour, node: Tree | None = None) -> Tree:
             ):
                 tree("", x, c, t.add(Text(str(k), style="bold")))
             else:
-                t.add(Text.assemble((f"{k} ", "bold"), cell(x)))
+                t.add(Text.assemble((f"{k} ", "bold"), field_cell(str(k), x)))
     elif isinstance(v, list):
         for i, x in enumerate(v[:MAX_ROWS]):
             if isinstance(x, (dict, list)):
