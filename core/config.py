@@ -82,6 +82,8 @@ class Intervals(_Section):
     sample_s: float = Field(5.0, ge=0.05)  # smaller: a sampling loop that never lets the clock move
     event_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
     metric_retention_s: float = Field(7 * 24 * 3600.0, gt=0)
+    metric_bucket_s: float = Field(60.0, gt=0)
+    """Samples older than the gauges' history are kept as one mean per series per bucket."""
     workflow_timeout_s: float = Field(4 * 3600.0, gt=0)
     missed_heartbeats: int = Field(2, ge=1)
     input_wait_s: float = Field(10.0, gt=0, le=86400)

@@ -35,6 +35,7 @@ from .store_errors import StorageError, StoreError, classify
 from .store_reads import EVENT_COLUMNS, EventReader, EventRow, row_hash_ok, row_to_event
 from .store_schema import (
     BUSY_TIMEOUT_MS,
+    METRIC_TABLES,
     QUICK_CHECK_MAX_BYTES,
     SCHEMA_VERSION,
     check_file,
@@ -198,7 +199,7 @@ class Store:
         # table costs samples only: said, not refused.
         if not self.readonly and self.path != ":memory:" and file_bytes(Path(self.path)) <= QUICK_CHECK_MAX_BYTES:
             found = await self.integrity(quick=True)
-            bad = [(t, m) for t, m in found if t != "metrics"]
+            bad = [(t, m) for t, m in found if t not in METRIC_TABLES]
             if len(bad) < len(found):
                 self.metric_table.problem = (
                     "the metrics table is damaged (SQLite's quick_check); gauges show no samples from the store "
@@ -420,6 +421,14 @@ class Store:
 
     async def last_metric_rowid(self) -> int:
         return await self.metric_table.last_rowid()
+
+    async def recent_metrics(
+        self, since: float, names: Sequence[str], subjects: Sequence[str]
+    ) -> dict[tuple[str, str], list[tuple[float, float]]]:
+        return await self.metric_table.recent(since, names, subjects)
+
+    async def downsample_metrics(self, before: float, bucket_s: float) -> int:
+        return await self.metric_table.downsample(before, bucket_s)
 
     async def prune_metrics(self, before: float) -> int:
         return await self.metric_table.prune(before)

@@ -18,7 +18,7 @@ from .private import check_owner
 from .store_errors import StoreError
 
 APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -77,7 +77,32 @@ MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (workflow, finished_seq)
         )""",
     ],
+    4: [
+        # Compact samples: each (name, subject) once in metric_series, a sample is
+        # (series id, ts, value); the id keeps insertion order for readers that follow.
+        """CREATE TABLE metric_series (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            UNIQUE (name, subject)
+        )""",
+        "ALTER TABLE metrics RENAME TO metrics_v3",
+        """CREATE TABLE metrics (
+            id INTEGER PRIMARY KEY,
+            series INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            value REAL NOT NULL
+        )""",
+        "INSERT INTO metric_series(name, subject) SELECT DISTINCT name, subject FROM metrics_v3 ORDER BY name, subject",
+        """INSERT INTO metrics(series, ts, value)
+           SELECT s.id, m.ts, m.value FROM metrics_v3 m
+           JOIN metric_series s ON s.name = m.name AND s.subject = m.subject ORDER BY m.rowid""",
+        "DROP TABLE metrics_v3",
+        "CREATE INDEX metrics_series ON metrics(series, ts)",
+    ],
 }
+METRIC_TABLES = ("metrics", "metric_series")
+"""Tables of samples (outside the chain): damage there costs samples, not the log."""
 
 
 async def scalar(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> Any:

@@ -99,6 +99,10 @@ class MetricSamples:
         self._write = write
         self.problem: str | None = None
         """Why metric samples could not be read or written (a damaged page, a full disk)."""
+        self._series: dict[tuple[str, str], int] = {}
+        """(name, subject) -> series id, as stored."""
+        self._downsampled_to = float("-inf")
+        """Samples before this were downsampled by this process."""
 
     def _failed(self, exc: BaseException, doing: str) -> None:
         """Samples live outside the chain: a damaged metrics page or a refused write costs
@@ -106,6 +110,22 @@ class MetricSamples:
         err = classify(exc, self.path)
         why = err.args[0] if err is not None else f"the metrics table is damaged ({exc})"
         self.problem = f"metric samples could not be {doing}: {why}; gauges show no samples from the store"
+
+    async def _series_ids(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Ids of (name, subject) series, made for those new (inside a write transaction)."""
+        if not self._series:
+            rows = await (await self._db.execute("SELECT id, name, subject FROM metric_series")).fetchall()
+            self._series = {(r[1], r[2]): int(r[0]) for r in rows}
+        new = [k for k in keys if k not in self._series]
+        if new:
+            await self._db.executemany("INSERT OR IGNORE INTO metric_series(name, subject) VALUES (?, ?)", new)
+            for name, subject in new:
+                row = await (
+                    await self._db.execute("SELECT id FROM metric_series WHERE name=? AND subject=?", (name, subject))
+                ).fetchone()
+                assert row is not None, "a series inserted in this transaction is there"
+                self._series[(name, subject)] = int(row[0])
+        return self._series
 
     async def add(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
         """Store samples, one transaction per batch (the connection autocommits: without
@@ -115,11 +135,15 @@ class MetricSamples:
             return
 
         async def statements() -> None:
-            await self._db.executemany("INSERT INTO metrics(ts, name, subject, value) VALUES (?,?,?,?)", rows)
+            ids = await self._series_ids({(r[1], r[2]) for r in rows})
+            await self._db.executemany(
+                "INSERT INTO metrics(series, ts, value) VALUES (?,?,?)", [(ids[(r[1], r[2])], r[0], r[3]) for r in rows]
+            )
 
         try:
             await self._write(statements)
         except (sqlite3.DatabaseError, StorageError) as exc:
+            self._series = {}  # ids made in the transaction that was rolled back are gone
             self._failed(exc, "written")
 
     async def read(self, name: str, subject: str = "system", since: float = float("-inf")) -> list[tuple[float, float]]:
@@ -127,7 +151,8 @@ class MetricSamples:
         try:
             rows = await (
                 await self._db.execute(
-                    "SELECT ts, value FROM metrics WHERE name=? AND subject=? AND ts>=? ORDER BY ts",
+                    "SELECT m.ts, m.value FROM metric_series s JOIN metrics m ON m.series = s.id "
+                    "WHERE s.name=? AND s.subject=? AND m.ts>=? ORDER BY m.ts",
                     (name, subject, since),
                 )
             ).fetchall()
@@ -136,6 +161,28 @@ class MetricSamples:
             return []
         return [(r[0], r[1]) for r in rows]
 
+    async def recent(
+        self, since: float, names: Sequence[str], subjects: Sequence[str]
+    ) -> dict[tuple[str, str], list[tuple[float, float]]]:
+        """Samples since ``since`` of every series of ``names`` x ``subjects``, in one
+        query: (name, subject) -> [(ts, value)] in time order (what an open reloads)."""
+        if not names or not subjects:
+            return {}
+        sql = (
+            "SELECT s.name, s.subject, m.ts, m.value FROM metric_series s JOIN metrics m ON m.series = s.id "
+            f"WHERE s.name IN ({','.join('?' * len(names))}) AND s.subject IN ({','.join('?' * len(subjects))}) "
+            "AND m.ts >= ? ORDER BY m.series, m.ts"
+        )
+        try:
+            rows = await (await self._db.execute(sql, [*names, *subjects, since])).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc, "read")
+            return {}
+        out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for name, subject, t, v in rows:
+            out.setdefault((name, subject), []).append((t, v))
+        return out
+
     async def after(self, rowid: int, limit: int = 20000) -> tuple[list[tuple[float, str, str, float]], int]:
         """Samples added after ``rowid`` (in insertion order) and the last rowid read:
         how a read-only replica follows the writer's gauges without rescanning."""
@@ -143,7 +190,8 @@ class MetricSamples:
             rows = list(
                 await (
                     await self._db.execute(
-                        "SELECT rowid, ts, name, subject, value FROM metrics WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                        "SELECT m.id, m.ts, s.name, s.subject, m.value FROM metrics m "
+                        "JOIN metric_series s ON s.id = m.series WHERE m.id > ? ORDER BY m.id LIMIT ?",
                         (rowid, limit),
                     )
                 ).fetchall()
@@ -155,7 +203,7 @@ class MetricSamples:
 
     async def last_rowid(self) -> int:
         try:
-            return int(await scalar(self._db, "SELECT max(rowid) FROM metrics") or 0)
+            return int(await scalar(self._db, "SELECT max(id) FROM metrics") or 0)
         except sqlite3.DatabaseError as exc:
             self._failed(exc, "read")
             return 0
@@ -176,6 +224,43 @@ class MetricSamples:
             self._failed(exc, "pruned")
             return 0
         return deleted
+
+    async def downsample(self, before: float, bucket_s: float) -> int:
+        """Replace the samples older than ``before`` by one per series and ``bucket_s``
+        (the mean, at the bucket's first sample's time and id, so a reader following
+        ids sees nothing new). Only what was added since the last call is grouped.
+        Returns the rows removed (0, and ``problem``, when the write is refused)."""
+        lo = self._downsampled_to
+        if before <= lo or self.readonly:
+            return 0
+        removed = 0
+
+        async def statements() -> None:
+            nonlocal removed
+            groups = await (
+                await self._db.execute(
+                    "SELECT min(id), series, min(ts), avg(value), count(*), CAST(ts / ? AS INTEGER) AS b FROM metrics "
+                    "WHERE ts >= ? AND ts < ? GROUP BY series, b HAVING count(*) > 1",
+                    (bucket_s, lo, before),
+                )
+            ).fetchall()
+            await self._db.executemany(
+                "DELETE FROM metrics WHERE series = ? AND ts >= ? AND ts < ? AND ts >= ? AND ts < ? "
+                "AND CAST(ts / ? AS INTEGER) = ?",
+                [(g[1], lo, before, g[5] * bucket_s - 1.0, (g[5] + 1) * bucket_s + 1.0, bucket_s, g[5]) for g in groups],
+            )
+            await self._db.executemany(
+                "INSERT INTO metrics(id, series, ts, value) VALUES (?,?,?,?)", [g[:4] for g in groups]
+            )
+            removed = sum(g[4] - 1 for g in groups)
+
+        try:
+            await self._write(statements)
+        except (sqlite3.DatabaseError, StorageError) as exc:
+            self._failed(exc, "downsampled")
+            return 0
+        self._downsampled_to = before
+        return removed
 
     async def reclaim(self, metrics_before: float) -> dict[str, int]:
         """Give back disk: delete metric samples older than ``metrics_before``, then

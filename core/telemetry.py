@@ -79,6 +79,14 @@ class Telemetry:
         if persist:
             self.pending_rows.append((t, name, subject, value))
 
+    def load(self, name: str, subject: str, points: Sequence[tuple[float, float]]) -> None:
+        """Samples read back from the store (in time order, not persisted again)."""
+        key = (name, subject)
+        s = self.series.get(key)
+        if s is None:
+            s = self.series[key] = Series()
+        s.points.extend(points)
+
     def get(self, name: str, subject: str = "system") -> Series:
         return self.series.get((name, subject)) or Series()
 

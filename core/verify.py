@@ -31,6 +31,7 @@ from .event_types import EVENTS
 from .events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
 from .projection import State, hash_snapshot
 from .store import Store, row_hash_ok
+from .store_schema import METRIC_TABLES
 
 
 @dataclass
@@ -103,7 +104,7 @@ class VerifyReport:
             not self.ok
             and self.first_bad_seq is None
             and not self.checkpoints_bad
-            and all(t == "metrics" for t, _ in self.integrity)
+            and all(t in METRIC_TABLES for t, _ in self.integrity)
         )
 
     def as_dict(self) -> dict[str, Any]:

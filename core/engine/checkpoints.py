@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..event_types import CHECKPOINT_CREATED, STATE_RESTORED
 from ..projection import hash_snapshot
+from ..telemetry import HISTORY
 from .log import EngineError
 
 if TYPE_CHECKING:
@@ -184,5 +185,8 @@ class Checkpoints:
         if e.store is not None and now - self.last_prune_at >= min(retention / 10, 3600.0):
             self.last_prune_at = now
             await e.flush()
+            iv = e.config.intervals
             async with e.store_lock:
                 await e.store.prune_metrics(now - retention)
+                # Past the gauges' history (what an open reloads), one mean per bucket.
+                await e.store.downsample_metrics(now - HISTORY * iv.sample_s, iv.metric_bucket_s)

@@ -79,13 +79,11 @@ class Replica:
         tel = self.engine.telemetry
         horizon = self.engine.state.clock - HISTORY * self.engine.config.intervals.sample_s
         self._metric_rowid = await self.store.last_metric_rowid()
-        for a in self.engine.state.agents.values():
-            if a.status is AgentStatus.RETIRED:
-                continue
-            for name in AGENT_METRICS:
-                for t, v in await self.store.metrics(name, a.id, since=horizon):
-                    tel.record(t, name, a.id, v, persist=False)
-            self._set_usage(a.id)
+        live = [a.id for a in self.engine.state.agents.values() if a.status is not AgentStatus.RETIRED]
+        for (name, subject), points in (await self.store.recent_metrics(horizon, AGENT_METRICS, live)).items():
+            tel.load(name, subject, points)
+        for agent in live:
+            self._set_usage(agent)
 
     def _set_usage(self, agent: str) -> None:
         tel = self.engine.telemetry

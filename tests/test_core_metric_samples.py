@@ -1,0 +1,121 @@
+"""Metric samples: compact rows (a series id, not its names, per sample), downsampled
+past the gauges' history, read back in one query; older databases migrate."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from core.session import open_sim
+from core.store import Store
+from core.store_schema import SCHEMA_VERSION
+from core.telemetry import HISTORY
+from core.verify import verify_store
+
+
+async def test_downsample_keeps_one_mean_per_bucket_and_what_is_newer(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "m.db")
+    try:
+        rows = [(float(t), name, "system", float(t % 60)) for t in range(0, 7200, 5) for name in ("cpu_pct", "x")]
+        await store.add_metrics(rows)
+        last = await store.last_metric_rowid()
+        removed = await store.downsample_metrics(3600.0, 60.0)
+        assert removed == 2 * (720 - 60)
+        cpu = await store.metrics("cpu_pct", "system")
+        old = [p for p in cpu if p[0] < 3600.0]
+        assert len(old) == 60 and old[0] == (0.0, 27.5)  # the mean of 0, 5, ..., 55 at the bucket's first time
+        assert [p for p in cpu if p[0] >= 3600.0] == [(float(t), float(t % 60)) for t in range(3600, 7200, 5)]
+        # A reader following ids sees nothing new: the means took their buckets' first ids.
+        assert (await store.metrics_after(last))[0] == []
+        assert await store.downsample_metrics(3600.0, 60.0) == 0, "nothing new to group"
+    finally:
+        await store.close()
+
+
+async def test_recent_reads_every_series_in_one_query(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "m.db")
+    try:
+        await store.add_metrics([(float(t), n, s, 1.0) for t in range(10) for n in ("a", "b") for s in ("system", "z")])
+        got = await store.recent_metrics(5.0, ("a", "b"), ("system",))
+        assert sorted(got) == [("a", "system"), ("b", "system")]
+        assert [t for t, _ in got[("a", "system")]] == [5.0, 6.0, 7.0, 8.0, 9.0]
+        assert await store.recent_metrics(5.0, ("a",), ()) == {}
+    finally:
+        await store.close()
+
+
+def _to_v3(db: Path) -> int:
+    """Rewrite a database's samples into the schema-3 layout (names on every row)."""
+    con = sqlite3.connect(db)
+    try:
+        con.executescript(
+            """
+            CREATE TABLE old_metrics (ts REAL NOT NULL, name TEXT NOT NULL, subject TEXT NOT NULL, value REAL NOT NULL);
+            INSERT INTO old_metrics SELECT m.ts, s.name, s.subject, m.value
+                FROM metrics m JOIN metric_series s ON s.id = m.series ORDER BY m.id;
+            DROP TABLE metrics;
+            DROP TABLE metric_series;
+            ALTER TABLE old_metrics RENAME TO metrics;
+            CREATE INDEX metrics_lookup ON metrics(name, subject, ts);
+            UPDATE meta SET value = '3' WHERE key = 'schema_version';
+            """
+        )
+        con.commit()
+        return int(con.execute("SELECT count(*) FROM metrics").fetchone()[0])
+    finally:
+        con.close()
+
+
+async def test_a_schema_3_database_opens_migrated(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    eng = await open_sim(db, seed=0, demo=True)
+    await eng.advance(600.0)
+    await eng.flush()
+    before = await eng.store.metrics("cpu_pct", "system")  # type: ignore[union-attr]
+    seq = eng.state.seq
+    await eng.close()
+    n = _to_v3(db)
+    assert n > 100
+    readonly = None
+    try:
+        readonly = await Store.open(db, readonly=True)
+    except Exception as exc:  # a reader cannot migrate: it says so, and changes nothing
+        assert "needs migrating" in str(exc)
+    assert readonly is None
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    con.close()
+    again = await open_sim(db, seed=0)
+    try:
+        store = again.store
+        assert store is not None
+        assert again.state.seq >= seq
+        assert await store.metrics("cpu_pct", "system") == before
+        assert again.telemetry.get("cpu_pct").points, "the gauges' history came back"
+        rep = await verify_store(store)
+        assert rep.ok, rep.as_dict()
+    finally:
+        await again.close()
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] >= n
+    finally:
+        con.close()
+
+
+async def test_a_running_fleet_keeps_full_resolution_only_for_the_gauges_history(tmp_path: Path) -> None:
+    eng = await open_sim(tmp_path / "d.db", seed=0, demo=True)
+    try:
+        await eng.advance(3 * 3600.0)
+        await eng.flush()
+        cpu = await eng.store.metrics("cpu_pct", "system")  # type: ignore[union-attr]
+        # Maintenance runs at least hourly; it downsamples what is past the gauges' history.
+        cutoff = eng.clock.now() - 3600.0 - HISTORY * eng.config.intervals.sample_s
+        old = [t for t, _ in cpu if t < cutoff]
+        buckets = cutoff / eng.config.intervals.metric_bucket_s
+        assert cutoff > 0 and buckets - 1 <= len(old) <= buckets + 3  # a bucket split by a run counts twice
+        recent = [t for t, _ in cpu if t >= eng.clock.now() - 600.0]
+        assert len(recent) >= 600.0 / eng.config.intervals.sample_s - 2, "recent samples keep full resolution"
+    finally:
+        await eng.close()
