@@ -75,7 +75,8 @@ class Intervals(_Section):
     heartbeat_s: float = Field(30.0, ge=0.05)
     checkpoint_s: float = Field(15 * 60.0, ge=1.0)
     checkpoint_events: int = Field(20_000, ge=100)
-    """Also checkpoint after this many events: what an open replays stays bounded."""
+    """Also checkpoint after this many events (or 10 per live task, workflow and agent,
+    when more): what an open replays stays bounded, checkpoints' cost follows live state."""
     verify_whole_s: float = Field(6 * 3600.0, gt=0)
     """The data-integrity check verifies the whole log (every row and checkpoint, in a
     worker off the event loop) this often; its periodic checks read what was added."""

@@ -390,9 +390,10 @@ class Store:
 
     # -- checkpoints (``store_tables.CheckpointTable``) ------------------------------
     async def save_checkpoint(
-        self, seq: int, ts: float, kind: str, label: str, workflow: str | None, state: dict[str, Any], state_hash: str
+        self, seq: int, ts: float, kind: str, label: str, workflow: str | None, text: str, state_hash: str
     ) -> int:
-        return await self.checkpoint_table.save(seq, ts, kind, label, workflow, state, state_hash)
+        """Store a snapshot as its canonical text (``text``, whose SHA-256 is ``state_hash``)."""
+        return await self.checkpoint_table.save(seq, ts, kind, label, workflow, text, state_hash)
 
     async def next_checkpoint_id(self) -> int:
         return await self.checkpoint_table.next_id()

@@ -18,7 +18,6 @@ from typing import Any
 
 import aiosqlite
 
-from .events import canonical_json
 from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 
@@ -34,10 +33,8 @@ class CheckpointTable:
         self._write = write
 
     async def save(
-        self, seq: int, ts: float, kind: str, label: str, workflow: str | None, state: dict[str, Any], state_hash: str
+        self, seq: int, ts: float, kind: str, label: str, workflow: str | None, text: str, state_hash: str
     ) -> int:
-
-        text = canonical_json(state)
         cp_id = 0
 
         async def statements() -> None:
@@ -247,7 +244,10 @@ class MetricSamples:
             await self._db.executemany(
                 "DELETE FROM metrics WHERE series = ? AND ts >= ? AND ts < ? AND ts >= ? AND ts < ? "
                 "AND CAST(ts / ? AS INTEGER) = ?",
-                [(g[1], lo, before, g[5] * bucket_s - 1.0, (g[5] + 1) * bucket_s + 1.0, bucket_s, g[5]) for g in groups],
+                [
+                    (g[1], lo, before, g[5] * bucket_s - 1.0, (g[5] + 1) * bucket_s + 1.0, bucket_s, g[5])
+                    for g in groups
+                ],
             )
             await self._db.executemany(
                 "INSERT INTO metrics(id, series, ts, value) VALUES (?,?,?,?)", [g[:4] for g in groups]

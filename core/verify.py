@@ -127,6 +127,10 @@ class VerifyReport:
             self.first_bad_seq = seq
 
 
+VERIFIED_POINT_KEY = "verified_point"
+"""The meta-table key the data-integrity check keeps its :class:`VerifiedPoint` under."""
+
+
 class VerifiedPoint(BaseModel):
     """How far a log is known good, kept in the store between checks: rows 1..``seq``
     chain to ``hash``; checkpoints up to id ``checkpoint`` were checked; ``base`` (at

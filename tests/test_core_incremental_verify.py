@@ -135,3 +135,54 @@ async def test_no_interval_checkpoint_when_nothing_changed(tmp_path: Path) -> No
         assert len(eng.state.checkpoints) == before + 2
     finally:
         await eng.close()
+
+
+def _damage_checkpoint(db: Path, cp_id: int) -> None:
+    con = sqlite3.connect(db)
+    try:
+        con.execute("UPDATE checkpoints SET state = replace(state, '\"seq\":', '\"seq\":1') WHERE id = ?", (cp_id,))
+        con.commit()
+    finally:
+        con.close()
+
+
+async def test_open_does_not_hash_again_the_checkpoints_the_check_verified(tmp_path: Path) -> None:
+    eng, db = await _engine(tmp_path)
+    det = DataIntegrityDetector(eng)
+    try:
+        assert await det.incremental() is None
+        point = det.point
+        assert point is not None and point.checkpoint >= 2
+        await eng.checkpoint(kind="manual", label="newest")
+    finally:
+        await eng.close()
+    old = point.checkpoint - 1
+    _damage_checkpoint(db, old)
+    again = await open_sim(db, seed=0)  # verified before: not hashed again (the whole verify finds it)
+    try:
+        rep = await verify_store(again.store)  # type: ignore[arg-type]
+        assert old in rep.checkpoints_bad
+        newer = await again.checkpoint(kind="manual", label="after the point")
+        await again.checkpoint(kind="manual", label="newest")
+    finally:
+        await again.close()
+    _damage_checkpoint(db, newer)
+    try:
+        await open_sim(db, seed=0)
+    except Exception as exc:  # a checkpoint after the verified point is checked, and refused
+        assert f"checkpoint {newer}" in str(exc)
+    else:
+        raise AssertionError("a damaged checkpoint after the verified point was not refused")
+
+
+def test_event_count_checkpoints_scale_with_live_state() -> None:
+    from core.engine.checkpoints import EVENTS_PER_LIVE_RECORD
+    from core.session import memory_sim
+
+    eng = memory_sim(seed=0)
+    base = eng.config.intervals.checkpoint_events
+    assert eng.checkpoints.event_cadence() == base
+    task = next(iter(eng.state.tasks.values()))
+    eng.state.tasks.update({f"big/{i}": task for i in range(10_000)})
+    live = len(eng.state.tasks) + len(eng.state.workflows) + len(eng.state.agents)
+    assert eng.checkpoints.event_cadence() == EVENTS_PER_LIVE_RECORD * live > base

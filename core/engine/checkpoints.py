@@ -7,16 +7,22 @@ that brings workflows to a checkpoint's state; nothing in the log is rewritten.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
 from ..event_types import CHECKPOINT_CREATED, STATE_RESTORED
+from ..events import canonical_json
 from ..projection import hash_snapshot
 from ..telemetry import HISTORY
 from .log import EngineError
 
 if TYPE_CHECKING:
     from .contract import EngineCore
+
+
+EVENTS_PER_LIVE_RECORD = 10
+"""Event-count checkpoints come at most this many events per live task, workflow or agent apart."""
 
 
 class Checkpoints:
@@ -41,15 +47,16 @@ class Checkpoints:
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
         await e.flush()
-        snap = e.state.snapshot()
-        h = hash_snapshot(snap)
+        # Encoded once: the stored text is what is hashed.
+        text = canonical_json(e.state.snapshot())
+        h = hashlib.sha256(text.encode("utf-8")).hexdigest()
         seq = e.state.seq
         if e.store is not None:
             async with e.store_lock:
-                cp_id = await e.store.save_checkpoint(seq, e.clock.now(), kind, label, workflow, snap, h)
+                cp_id = await e.store.save_checkpoint(seq, e.clock.now(), kind, label, workflow, text, h)
         else:
             cp_id = max(self.memory, default=0) + 1
-            self.memory[cp_id] = ({"id": cp_id, "seq": seq, "state_hash": h}, json.loads(json.dumps(snap)))
+            self.memory[cp_id] = ({"id": cp_id, "seq": seq, "state_hash": h}, json.loads(text))
         e.emit(
             CHECKPOINT_CREATED,
             "coordination",
@@ -157,9 +164,18 @@ class Checkpoints:
             self._newest = (key, max((c.seq for c in cps.values()), default=0))
         return self.engine.state.seq - self._newest[1]
 
+    def event_cadence(self) -> int:
+        """Events between event-count checkpoints: ``intervals.checkpoint_events``, or
+        EVENTS_PER_LIVE_RECORD per live record when more. A checkpoint costs what the
+        live state holds; so spaced, its cost per event stays bounded however big the
+        live state, and an open replays at most that many events past one."""
+        s = self.engine.state
+        live = len(s.tasks) + len(s.workflows) + len(s.agents)
+        return max(self.engine.config.intervals.checkpoint_events, EVENTS_PER_LIVE_RECORD * live)
+
     def owed(self) -> bool:
         """Whether :meth:`maintain` has an automatic checkpoint to take now regardless of time."""
-        return self.due is not None or self.events_since() >= self.engine.config.intervals.checkpoint_events
+        return self.due is not None or self.events_since() >= self.event_cadence()
 
     async def maintain(self) -> None:
         """Periodic work: phase-complete and interval checkpoints, metric retention."""
@@ -172,7 +188,7 @@ class Checkpoints:
             kind = self.due
             if kind is None and now - last_at >= self.interval() - 1e-6:  # float sums of the clock
                 kind = "incremental"
-            if kind is None and self.events_since() >= e.config.intervals.checkpoint_events:
+            if kind is None and self.events_since() >= self.event_cadence():
                 kind = "incremental"
             if kind == "incremental" and self.events_since() <= 1:
                 kind = None  # nothing changed since the newest one but its own record

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ...event_types import DATA_INTEGRITY_ALERT, DATA_RECOVERY_COMPLETED, DATA_RECOVERY_STRATEGY
 from ...models import TaskStatus
 from ...store import StoreError, scalar
-from ...verify import Fault, VerifiedPoint, VerifyReport, verify_since, verify_store
+from ...verify import VERIFIED_POINT_KEY, Fault, VerifiedPoint, VerifyReport, verify_since, verify_store
 from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
 from ..faultcheck import checkpoint_damaged, projection_drifted
@@ -42,7 +42,7 @@ class DataIntegrityDetector(Detector):
 
     scenario = "data-integrity"
     EVERY_S = 300.0
-    POINT_KEY = "verified_point"
+    POINT_KEY = VERIFIED_POINT_KEY
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
