@@ -1,0 +1,246 @@
+"""Storage and verification benchmark, one interleaved run per section; ratios printed.
+
+- ``demo``: headless demo, one vs two simulated days: CPU seconds of the process and the
+  database's size (goals: CPU <= 2.1x, two days <= 15 MB).
+- ``history``: ``Engine.open`` (fresh process, on a fresh copy each time) of a database
+  with 10,000 finished tasks of history (1,000 workflows of 10) vs one with none (goal <= 1.5x).
+- ``verify DB``: ``opsdeck verify`` (fresh process, on a copy) vs a baseline in this
+  process doing the same work (chain, JSON decode and canonical check, fold, checkpoint
+  hashes, SQLite's integrity_check), and the machine's SHA-256 and SQLite scan rates.
+- ``incremental DB [DB ...]``: one incremental check (``verify_since``) of the last K events
+  on logs of different lengths: its cost follows what was added, not the history.
+- ``open DB``: ``Engine.open`` of a copy of DB whose checkpoints after head - 20,000 are
+  removed (the newest is 20,000 events behind the head), vs a small database.
+
+Databases measured are copied first: nothing is written into them.
+
+    nice .venv/bin/python bench/store_bench.py demo|history|verify DB|incremental DB...|open DB
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+DAY = 86400.0
+
+
+def copy_db(src: Path, dst: Path) -> Path:
+    """A copy with its anchor (a copy without it reports a loss); the WAL folded in first."""
+    con = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+    back = sqlite3.connect(dst)
+    con.backup(back)
+    back.close()
+    con.close()
+    head = Path(f"{src}.head")
+    if head.exists():
+        shutil.copy(head, f"{dst}.head")
+    return dst
+
+
+def size_mb(db: Path) -> float:
+    return sum(p.stat().st_size for p in db.parent.glob(db.name + "*") if p.is_file()) / 2**20
+
+
+def child_cpu(argv: list[str]) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def demo(tmp: Path) -> None:
+    rows = []
+    for days in (1, 2):
+        db = tmp / f"demo{days}.db"
+        cpu = child_cpu(
+            [sys.executable, "-m", "opsdeck", "demo", "--headless", "--for", str(days * DAY), "--db", str(db)]
+        )
+        rows.append((days, cpu, size_mb(db)))
+        print(f"demo {days} simulated day(s): {cpu:7.1f} CPU s   db {rows[-1][2]:6.1f} MB", flush=True)
+    print(f"two days vs one: CPU {rows[1][1] / rows[0][1]:.2f}x (goal <= 2.1x), db {rows[1][2]:.1f} MB (goal <= 15)")
+
+
+def history(tmp: Path, repeat: int = 5) -> None:
+    from history import build, open_in_child
+
+    dbs = {}
+    for n in (0, 1000):
+        dbs[n] = tmp / f"h{n}.db"
+        asyncio.run(build(dbs[n], n))
+    times: dict[int, list[float]] = {0: [], 1000: []}
+    for r in range(repeat):  # interleaved: small, big, small, big ...
+        for n, db in dbs.items():
+            times[n].append(open_in_child(copy_db(db, tmp / f"c{n}-{r}.db"))["open_s"])
+    small, big = statistics.median(times[0]), statistics.median(times[1000])
+    print(
+        f"open, no history: {small * 1000:.0f} ms; 10,000 finished tasks: {big * 1000:.0f} ms; {big / small:.2f}x (goal <= 1.5x)"
+    )
+
+
+def baseline_verify(db: Path) -> tuple[float, int, int]:
+    """The whole verify's work without opsdeck's store: (seconds, rows, envelope bytes)."""
+    from core.event_types import EVENTS
+    from core.events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
+    from core.projection import State
+
+    t0 = time.perf_counter()
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con.execute("PRAGMA integrity_check").fetchall()
+    cps: dict[int, list[str]] = {}
+    for seq, h in con.execute("SELECT seq, state_hash FROM checkpoints"):
+        cps.setdefault(seq, []).append(h)
+    state = State(EVENTS.folds)
+    prev, n, nbytes = GENESIS_HASH, 0, 0
+    for seq, ts, type_, comp, scope, actor, data, p, h in con.execute(
+        "SELECT seq, ts, type, component, scope, actor, data, prev_hash, hash FROM events ORDER BY seq"
+    ):
+        env = canonical_envelope(seq, ts, type_, comp, scope, actor, data)
+        payload = json.loads(data)
+        if p != prev or chain_hash(p, env) != h or canonical_json(payload) != data:
+            raise SystemExit(f"baseline: chain broken at {seq}")
+        state.apply(Event(seq, ts, type_, comp, scope, payload, actor))
+        if seq in cps:
+            state.state_hash()
+        prev, n, nbytes = h, n + 1, nbytes + len(env) + 64
+    for (text,) in con.execute("SELECT state FROM checkpoints"):
+        hashlib.sha256(text.encode()).hexdigest()
+    con.close()
+    return time.perf_counter() - t0, n, nbytes
+
+
+def machine_rates(db: Path, nbytes: int) -> tuple[float, float]:
+    """(seconds to SHA-256 ``nbytes`` in 1 KB pieces, seconds for SQLite to scan the events)."""
+    piece = b"x" * 1024
+    t0 = time.perf_counter()
+    for _ in range(nbytes // 1024 + 1):
+        hashlib.sha256(piece).digest()
+    sha = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    for _row in con.execute("SELECT * FROM events ORDER BY seq"):
+        pass
+    con.close()
+    return sha, time.perf_counter() - t0
+
+
+def verify(db_in: Path, tmp: Path, repeat: int = 2) -> None:
+    db = copy_db(db_in, tmp / "v.db")
+    ours, base = [], []
+    n = nbytes = 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "opsdeck", "verify", "--db", str(db)], cwd=ROOT, capture_output=True
+        )
+        ours.append(time.perf_counter() - t0)
+        assert out.returncode == 0, out.stdout[-300:]
+        took, n, nbytes = baseline_verify(db)
+        base.append(took)
+    sha, scan = machine_rates(db, nbytes)
+    o, b = min(ours), min(base)
+    print(f"{n:,} events: opsdeck verify {o:.2f} s; baseline doing the same work {b:.2f} s: {o / b:.2f}x")
+    print(
+        f"  machine: SHA-256 of the {nbytes / 2**20:.0f} MB hashed {sha:.2f} s ({o / sha:.1f}x), SQLite scan {scan:.2f} s ({o / scan:.1f}x)"
+    )
+
+
+async def incremental_once(db: Path, behind: int) -> tuple[float, int, int]:
+    from core.store import Store
+    from core.verify import VerifiedPoint, verify_since
+
+    store = await Store.open(db, readonly=True)
+    try:
+        head = await store.count_events()
+        at = head - behind
+        cps = [c for c in await store.list_checkpoints() if c["seq"] <= at]
+        base = cps[-1]
+        point = VerifiedPoint(
+            seq=at, hash=await store.row_hash(at) or "", checkpoint=base["id"], base=base["id"], base_seq=base["seq"]
+        )
+        t0 = time.perf_counter()
+        inc = await verify_since(store, point)
+        took = time.perf_counter() - t0
+        assert inc.report.ok, inc.report.as_dict()
+        return took, head, inc.report.events
+    finally:
+        await store.close()
+
+
+def incremental(dbs: list[Path], tmp: Path, behind: int = 500, repeat: int = 3) -> None:
+    copies = [copy_db(db, tmp / f"i{i}.db") for i, db in enumerate(dbs)]
+    res: dict[Path, list[tuple[float, int, int]]] = {c: [] for c in copies}
+    for _ in range(repeat):
+        for c in copies:
+            res[c].append(asyncio.run(incremental_once(c, behind)))
+    first = min(r[0] for r in res[copies[0]])
+    for c in copies:
+        best = min(res[c], key=lambda r: r[0])
+        print(
+            f"incremental check, log of {best[1]:,} events: {best[0] * 1000:.0f} ms, {best[2]:,} rows read; {best[0] / first:.2f}x the first"
+        )
+
+
+def open_behind(db_in: Path, tmp: Path, behind: int = 20_000, repeat: int = 3) -> None:
+    from history import build, open_in_child
+
+    src = copy_db(db_in, tmp / "o.db")
+    con = sqlite3.connect(src)
+    head = con.execute("SELECT max(seq) FROM events").fetchone()[0]
+    con.execute("DELETE FROM checkpoints WHERE seq > ?", (head - behind,))
+    newest = con.execute("SELECT max(seq) FROM checkpoints").fetchone()[0]
+    con.commit()
+    con.close()
+    small = tmp / "small.db"
+    asyncio.run(build(small, 0))
+    big_t, small_t = [], []
+    for r in range(repeat):
+        small_t.append(open_in_child(copy_db(small, tmp / f"s{r}.db"))["open_s"])
+        big_t.append(open_in_child(copy_db(src, tmp / f"b{r}.db"))["open_s"])
+    b, s = statistics.median(big_t), statistics.median(small_t)
+    print(
+        f"open of {head:,} events, newest checkpoint at {newest:,} ({head - newest:,} behind): {b:.2f} s; small db {s:.2f} s; {b / s:.1f}x"
+    )
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="store-bench-"))
+    try:
+        what, rest = argv[0], [Path(a) for a in argv[1:]]
+        if what == "demo":
+            demo(tmp)
+        elif what == "history":
+            history(tmp)
+        elif what == "verify":
+            verify(rest[0], tmp)
+        elif what == "incremental":
+            incremental(rest, tmp)
+        elif what == "open":
+            open_behind(rest[0], tmp)
+        else:
+            print(__doc__)
+            return 2
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
