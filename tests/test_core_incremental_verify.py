@@ -186,3 +186,29 @@ def test_event_count_checkpoints_scale_with_live_state() -> None:
     eng.state.tasks.update({f"big/{i}": task for i in range(10_000)})
     live = len(eng.state.tasks) + len(eng.state.workflows) + len(eng.state.agents)
     assert eng.checkpoints.event_cadence() == EVENTS_PER_LIVE_RECORD * live > base
+
+
+async def test_open_checks_the_chain_from_the_verified_point(tmp_path: Path) -> None:
+    eng, db = await _engine(tmp_path)
+    det = DataIntegrityDetector(eng)
+    try:
+        assert await det.incremental() is None
+        point = det.point
+        assert point is not None and point.seq > 10
+        await eng.advance(300.0)
+        await eng.checkpoint(kind="manual", label="newest")
+    finally:
+        await eng.close()
+    tamper(db, 3)  # before the point: the integrity check verified it; the whole verify finds it
+    again = await open_sim(db, seed=0)
+    try:
+        assert (await verify_store(again.store)).first_bad_seq == 3  # type: ignore[arg-type]
+    finally:
+        await again.close()
+    tamper(db, point.seq + 1)  # after the point and before the newest checkpoint: an open refuses it
+    try:
+        await open_sim(db, seed=0)
+    except Exception as exc:
+        assert f"seq {point.seq + 1}" in str(exc)
+    else:
+        raise AssertionError("a tampered row after the verified point was not refused")

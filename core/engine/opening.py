@@ -32,6 +32,8 @@ class Opening:
 
     def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
+        self.point = VerifiedPoint()
+        """The data-integrity check's verified point, as the store keeps it."""
 
     @property
     def store(self) -> Store:
@@ -107,7 +109,7 @@ class Opening:
             raise self._damaged(f"the checkpoint table is unreadable ({exc})") from None
         # Older checkpoints the integrity check verified (hash and replay) are not hashed
         # again: the whole verify (``opsdeck verify``) covers them.
-        point = VerifiedPoint.parse(await store.meta(VERIFIED_POINT_KEY))
+        point = self.point = VerifiedPoint.parse(await store.meta(VERIFIED_POINT_KEY))
         found = False
         for cp in reversed(cps):
             try:
@@ -150,9 +152,9 @@ class Opening:
     async def _anchor(self, since: int) -> tuple[str, int]:
         """The hash the rows after ``since`` chain to, checked.
 
-        A log of at most FULL_CHECK_ROWS rows is checked from its first row (hashes
-        and links; the rows before the checkpoint are not folded); a longer one from
-        the checkpoint's own row."""
+        A log of at most FULL_CHECK_ROWS rows is checked from its first row, or from
+        the data-integrity check's verified point (hashes and links; the rows before
+        the checkpoint are not folded); a longer one from the checkpoint's own row."""
         store = self.store
         if since == 0:
             return GENESIS_HASH, 0
@@ -161,7 +163,11 @@ class Opening:
         except sqlite3.Error as exc:
             raise self._damaged(f"unreadable log ({exc})") from None
         if full:
-            return await self._chain_to(since)
+            # From the integrity check's verified point when it has one (the rows before
+            # it were verified there; the whole verify reads them again).
+            point = self.point
+            start = point if 0 < point.seq <= since else VerifiedPoint()
+            return await self._chain_to(since, start.seq, start.hash)
         try:
             rows = await store.raw_rows(since - 1, 1)
         except sqlite3.Error as exc:
@@ -174,10 +180,11 @@ class Opening:
             raise self._damaged("the row does not match its hash", since)
         return rows[0][8], since
 
-    async def _chain_to(self, since: int) -> tuple[str, int]:
-        """Check the chain from the first row up to ``since`` (hashes and links)."""
+    async def _chain_to(self, since: int, after: int = 0, prev: str = GENESIS_HASH) -> tuple[str, int]:
+        """Check the chain from the row after ``after`` (whose hash is ``prev``) up to
+        ``since`` (hashes and links)."""
         store = self.store
-        prev, cursor = GENESIS_HASH, 0
+        cursor = after
         try:
             while cursor < since:
                 rows = await store.raw_rows(cursor, min(5000, since - cursor))
