@@ -197,9 +197,9 @@ class _Walk:
         self.prev = prev
         self.expected = after + 1
         self.replay_ok = state is not None
-        self.by_seq: dict[int, list[int]] = {}
+        self.by_seq: dict[int, list[tuple[int, str]]] = {}
         for cp in cps:
-            self.by_seq.setdefault(cp["seq"], []).append(cp["id"])
+            self.by_seq.setdefault(cp["seq"], []).append((cp["id"], cp["state_hash"]))
         self.replayed: dict[int, set[str]] = {}
         self.known: dict[int, str] = {}
         """Hashes rows must still have (a row verified before)."""
@@ -209,9 +209,11 @@ class _Walk:
     def _at_checkpoint(self, seq: int) -> None:
         if self.state is None or not self.replay_ok:
             return
-        # Snapshots written before labels left them hold the labels: both forms count.
-        hashes = {self.state.state_hash(), hash_snapshot(self.state.snapshot(checkpoint_labels=True))}
-        for cp_id in self.by_seq[seq]:
+        hashes = {self.state.state_hash()}
+        if any(h not in hashes for _, h in self.by_seq[seq]):
+            # Snapshots written before labels left them hold the labels: both forms count.
+            hashes.add(hash_snapshot(self.state.snapshot(checkpoint_labels=True)))
+        for cp_id, _ in self.by_seq[seq]:
             self.replayed[cp_id] = hashes
 
     def feed(self, rows: Sequence[Sequence[Any]]) -> None:
