@@ -162,11 +162,12 @@ class Opening:
             full = await store.count_events() <= FULL_CHECK_ROWS
         except sqlite3.Error as exc:
             raise self._damaged(f"unreadable log ({exc})") from None
-        if full:
-            # From the integrity check's verified point when it has one (the rows before
-            # it were verified there; the whole verify reads them again).
-            point = self.point
-            start = point if 0 < point.seq <= since else VerifiedPoint()
+        # From the integrity check's verified point when it has one (the rows before it
+        # were verified there; the whole verify reads them again): past the checkpoint,
+        # only the checkpoint's own row is checked, as for a long log.
+        point = self.point
+        if full and point.seq < since:
+            start = point if point.seq > 0 else VerifiedPoint()
             return await self._chain_to(since, start.seq, start.hash)
         try:
             rows = await store.raw_rows(since - 1, 1)
