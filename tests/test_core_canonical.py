@@ -45,6 +45,7 @@ JSONISH = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None)
 @given(JSONISH)
 def test_generated_payloads_encode_to_the_reference_bytes(value: Any) -> None:

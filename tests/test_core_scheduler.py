@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from core.clock import VirtualClock
 from core.config import Config
 from core.engine import Engine
@@ -162,6 +164,7 @@ def _many_workflows(eng: Engine, n: int, seed: int) -> None:
         eng.start_workflow(f"m{i:04d}")
 
 
+@pytest.mark.slow
 async def test_the_dispatch_queue_decides_as_the_full_scan(monkeypatch: Any) -> None:
     """Every dispatch of a busy run (300 workflows of four bands on 6 agents, pauses,
     allocation changes, a guarantee, a failed agent) assigns exactly what the scan

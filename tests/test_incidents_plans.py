@@ -271,6 +271,7 @@ async def test_regression_after_an_optimisation_step_rolls_back() -> None:
     assert eng.state.incidents[drill.incident().id].status == "failed"  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path) -> None:
     from core.commands import run_command
 
