@@ -15,6 +15,6 @@ THEME = Theme(
     warning="#af8700",
     error="#d70000",
     dark=False,
-    # White on the primary blue cursor: 5.9:1 (Textual's derived tint gave 4.8:1).
+    # White on the primary blue cursor: 5.8:1 (Textual's derived tint gave 4.76:1).
     variables={"block-cursor-foreground": "#ffffff"},
 )
