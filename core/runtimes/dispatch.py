@@ -61,6 +61,11 @@ class Dispatch(Generic[H]):
         if ev.type == WORKFLOW_CREATED:
             self.learn(ev.data["spec"])
 
+    def task_repo(self, task_id: str) -> str | None:
+        """The repository the task works in a worktree of (from its workflow file), if any."""
+        spec = self.specs.get(task_id)
+        return spec.repo if spec is not None else None
+
     def attempts_allowed(self, task_id: str) -> int | None:
         """Per-task retry policy from the workflow file: attempts = retries + 1."""
         spec = self.specs.get(task_id)
@@ -240,5 +245,5 @@ class Dispatch(Generic[H]):
             "files_removed": files,
             "bytes_removed": size,
             "kept_running": kept,
-            "worktrees_removed": self.io.prune_worktrees({k: v.repo for k, v in self.specs.items() if v.repo}),
+            "worktrees_removed": self.io.prune_worktrees({k: r for k in self.specs if (r := self.task_repo(k))}),
         }

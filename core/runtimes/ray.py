@@ -224,8 +224,7 @@ class RayRuntime:
         return self.dispatch.io.task_output(agent_id, task_id, attempt)
 
     def task_repo(self, task_id: str) -> str | None:
-        spec = self.dispatch.specs.get(task_id)
-        return spec.repo if spec is not None else None
+        return self.dispatch.task_repo(task_id)
 
     def worktree_root(self) -> Path | None:
         return self.dispatch.io.worktree_root

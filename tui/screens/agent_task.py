@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.text import Text
 
 from core.models import Task
@@ -68,8 +68,9 @@ class TaskView:
     attached: bool = False
 
     async def fetch(self, link: Link, t: Task, now: float) -> None:
-        if t.id != self.task:
-            self.__init__(task=t.id)  # type: ignore[misc]
+        if t.id != self.task:  # another task on this agent: nothing fetched so far is about it
+            self.task, self.screen, self.screen_note = t.id, [], ""
+            self.diff_stat, self.diff_note, self.diff_at, self.attached = "", "", -1e9, False
         if t.attempts:
             res = await link.send(f"/coordination-hub screen {t.id}")
             r: dict[str, Any] = res.get("result") or {}
@@ -118,7 +119,3 @@ def task_blocks(t: Task, view: TaskView, c: Any) -> list[RenderableType]:
         )
         out.append(Text(""))
     return out
-
-
-def group(blocks: list[RenderableType]) -> RenderableType:
-    return Group(*blocks)
