@@ -9,6 +9,7 @@ simulated runtime there is no process and the screen says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
@@ -18,6 +19,7 @@ from textual import events
 from textual.binding import Binding, BindingType
 
 from core import timefmt
+from core.events import Event
 
 from ..log_source import LogFilter, recent_matching
 from ..meter import sparkline
@@ -50,10 +52,22 @@ class AgentScreen(DetailScreen):
         super().__init__(key)
         self.proc: tuple[int, float, dict] | None = None
         self.view = TaskView()
+        self._unsubscribe: Callable[[], None] | None = None
 
     def on_mount(self) -> None:
         # DetailScreen.on_mount runs too (Textual calls each class's handler).
+        link = self.app.link  # type: ignore[attr-defined]
+        self._unsubscribe = link.subscribe(self._heard) if link is not None else None
         self.set_interval(self.REFRESH_S, self.fetch_task)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    def _heard(self, ev: Event) -> None:
+        task = ev.data.get("task")
+        if isinstance(task, str):
+            self.view.heard(task)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Input and attach keys show only for a task that reads input / has a terminal."""
@@ -73,12 +87,12 @@ class AgentScreen(DetailScreen):
         self.refresh_bindings()
         t = self.current_task()
         link = self.app.link  # type: ignore[attr-defined]
-        if t is None or link is None or not (t.tty or t.interactive or t.worktree):
+        if t is None or link is None or not self.view.due(t, link.clock.now()):
             return
 
         async def work() -> None:
-            await self.view.fetch(link, t, self.engine.clock.now())
-            self.redraw()
+            if await self.view.fetch(link, t, link.clock.now()):
+                self.redraw()
 
         self.run_worker(work(), group="task-view", exclusive=True, exit_on_error=False)
 
@@ -93,6 +107,7 @@ class AgentScreen(DetailScreen):
                 err = res.get("error") or {}
                 self.notify(str(err.get("message") or "not written"), severity="warning", timeout=6)
                 self.view.attached = False
+            self.view.heard()  # what was typed is echoed: fetch it
             self.fetch_task()
 
         self.run_worker(work(), group="task-input", exit_on_error=False)

@@ -4,6 +4,11 @@ its worktree's diff, and the keys that reach it.
 Everything goes through slash commands (``/coordination-hub screen|diff|send-input``),
 so an attached console or the browser sees the same as the hosting one. Attached,
 each key is written to the task's terminal (``ctrl+]`` detaches, as telnet's escape).
+
+The terminal is fetched again only when it may have changed: an event about the task
+(its output, an input wait, input sent to it) marks it due, and while attached (keys
+go to it, their echo is not an event) it is fetched on every tick. A task that prints
+nothing costs no command.
 """
 
 from __future__ import annotations
@@ -66,25 +71,56 @@ class TaskView:
     diff_note: str = ""
     diff_at: float = -1e9
     attached: bool = False
+    heard_n: int = 1
+    """Events heard about the task (and keys sent to it): each may have changed its terminal."""
+    fetched_n: int = 0
+    """``heard_n`` as it was when the terminal shown was asked for."""
+    attempt: int = 0
 
-    async def fetch(self, link: Link, t: Task, now: float) -> None:
-        if t.id != self.task:  # another task on this agent: nothing fetched so far is about it
-            self.task, self.screen, self.screen_note = t.id, [], ""
-            self.diff_stat, self.diff_note, self.diff_at, self.attached = "", "", -1e9, False
-        if t.attempts:
+    def heard(self, task: str | None = None) -> None:
+        """An event about ``task`` (None: this view's): its terminal is due for a fetch."""
+        if task is None or task == self.task:
+            self.heard_n += 1
+
+    def wants_screen(self, t: Task) -> bool:
+        """Whether to fetch the task's terminal: only a tty task's is shown, and only when
+        it may have changed (another task or run, an event about it, keys going to it)."""
+        fresh = t.id != self.task or t.attempts != self.attempt
+        return t.tty and t.attempts > 0 and (fresh or self.heard_n != self.fetched_n or self.attached)
+
+    def due(self, t: Task, now: float) -> bool:
+        """Whether a tick has anything to fetch (the terminal, or the worktree's diff)."""
+        return self.wants_screen(t) or bool(t.worktree and now - self.diff_at >= DIFF_EVERY_S)
+
+    async def fetch(self, link: Link, t: Task, now: float) -> bool:
+        """Fetch what is due; whether anything shown changed."""
+        changed = False
+        if t.id != self.task or t.attempts != self.attempt:  # another task or run: nothing fetched is about it
+            if t.id != self.task:
+                self.diff_stat, self.diff_note, self.diff_at, self.attached = "", "", -1e9, False
+            self.task, self.attempt, self.screen, self.screen_note = t.id, t.attempts, [], ""
+            self.heard_n, self.fetched_n, changed = self.heard_n + 1, 0, True
+        if self.wants_screen(t):
+            asked = self.heard_n  # an event heard while the command runs leaves it due
             res = await link.send(f"/coordination-hub screen {t.id}")
             r: dict[str, Any] = res.get("result") or {}
             if res.get("status") == "success":
-                self.screen, self.screen_note = list(r.get("lines") or []), ""
+                lines, note = list(r.get("lines") or []), ""
             else:
-                self.screen, self.screen_note = [], str((res.get("error") or {}).get("message") or "")
+                lines, note = [], str((res.get("error") or {}).get("message") or "")
+            self.fetched_n = asked
+            changed = changed or (lines, note) != (self.screen, self.screen_note)
+            self.screen, self.screen_note = lines, note
         if t.worktree and now - self.diff_at >= DIFF_EVERY_S:
             self.diff_at = now
             res = await link.send(f"/coordination-hub diff {t.id}")
             r = res.get("result") or {}
             ok = res.get("status") == "success"
-            self.diff_stat = str(r.get("stat") or "") if ok else ""
-            self.diff_note = "" if ok else str((res.get("error") or {}).get("message") or "")
+            stat = str(r.get("stat") or "") if ok else ""
+            note = "" if ok else str((res.get("error") or {}).get("message") or "")
+            changed = changed or (stat, note) != (self.diff_stat, self.diff_note)
+            self.diff_stat, self.diff_note = stat, note
+        return changed
 
 
 def task_blocks(t: Task, view: TaskView, c: Any) -> list[RenderableType]:
