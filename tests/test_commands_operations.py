@@ -47,6 +47,54 @@ async def test_data_recovery_repairs_corrupted_segments(tmp_path: Path) -> None:
         await engine.close()
 
 
+async def test_data_recovery_skips_checkpoints_that_captured_the_drift(tmp_path: Path) -> None:
+    """A checkpoint taken after the projection drifted matches its own hash: the recovery
+    restores from the newest one that equals a replay of the log, and refuses a named one
+    that does not (nothing changed)."""
+    engine = await _fleet(tmp_path)
+    try:
+        s = engine.state
+        wid = "migration_workflow_001"
+        clean = await engine.checkpoint(kind="incremental", label="before the drift", actor="test")
+        key = next(k for k in s.workflows[wid].tasks if s.tasks[k].context.progress > 0)
+        good = s.tasks[key].context.progress
+        s.tasks[key].context.progress = 0.01  # behind the log's back
+        resp = await run_command(
+            engine, f'/coordination-hub emergency-data-protection \'{{"affected_workflow": "{wid}"}}\''
+        )
+        drifted_cp = resp["result"]["checkpoint"]
+        assert drifted_cp > clean and drifted_cp in s.checkpoints
+        h = s.state_hash()
+        named = await run_command(
+            engine,
+            "/workflow-recovery execute-data-recovery '"
+            + json.dumps(
+                {
+                    "workflows": [wid],
+                    "recovery_steps": [
+                        {
+                            "step": "clean_state_restoration",
+                            "action": "restore_from_validated_checkpoint",
+                            "checkpoint": drifted_cp,
+                        }
+                    ],
+                }
+            )
+            + "'",
+        )
+        assert named["status"] == "error" and named["error"]["code"] == "CHECKPOINT_CORRUPT", named
+        assert str(drifted_cp) in named["error"]["message"]
+        assert s.state_hash() == h and s.tasks[key].context.progress == 0.01 and drifted_cp in s.checkpoints
+        resp = await run_command(engine, f'/workflow-recovery execute-data-recovery \'{{"workflows": ["{wid}"]}}\'')
+        r = resp["result"]
+        assert resp["status"] == "success", resp
+        assert r["checkpoint"] == clean and drifted_cp in r["dropped_checkpoints"]
+        assert r["restored"] == [wid] and r["verified"]
+        assert s.tasks[key].context.progress == good
+    finally:
+        await engine.close()
+
+
 async def test_reduction_keeps_the_critical_path(tmp_path: Path) -> None:
     engine = await _fleet(tmp_path, 3)
     try:

@@ -272,13 +272,6 @@ async def test_regression_after_an_optimisation_step_rolls_back() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known regression (found by the final run of this stop): execute-data-recovery replays from checkpoint 4, "
-    "taken after the drift, finds nothing to restore, and the drill reports recovered_without_plan instead of "
-    "validated; the plan's step does not restore the drift. Open: the recovery must choose a checkpoint from before "
-    "the detected fault",
-    strict=False,
-)
 async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path) -> None:
     from core.commands import run_command
 
@@ -310,6 +303,42 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         assert not eng.state.workflows[wf].frozen
         assert eng.state.tasks[drifted].context.progress != 0.8
         assert "rows_migrated" not in eng.state.tasks[drifted].context.partial_results
+        # The restore started from a checkpoint taken before the drift (the plan's own
+        # emergency checkpoints carry it), and it is what removed the drift.
+        run = next(st for st in drill.plan().steps if "execute-data-recovery" in st.command)  # type: ignore[union-attr]
+        restored_from = run.result["result"]["checkpoint"]
+        assert restored_from in inc.evidence["checkpoints_ok"]
+        assert restored_from < drill.fault["damaged_checkpoint"]
+        assert wf in run.result["result"]["restored"]
+        assert inc.outcome["validations"]["data_recovered"]["credit"]["restored_from_checkpoint"] == restored_from
+    finally:
+        await eng.close()
+
+
+@pytest.mark.slow
+async def test_data_integrity_plan_without_its_recovery_step_is_not_validated(tmp_path: Path) -> None:
+    """The same drill and plan with execute-data-recovery edited out: the freeze and the
+    analyses run, nothing restores the drift, and the drill is not validated."""
+    eng = await open_sim(tmp_path / "d.db", seed=0, demo=True)
+    try:
+        drill = start_drill(eng, "data-integrity", approve="manual", warmup_s=300)
+        await until(drill, lambda: plan_waiting(drill))
+        plan = drill.plan()
+        assert plan is not None
+        drifted = drill.fault["drifted_task"]
+        keep = [st.command for st in plan.steps if "execute-data-recovery" not in st.command]
+        assert len(keep) == len(plan.steps) - 1
+        decisions.edit(eng, plan.id, keep, actor="eve")
+        decisions.approve(eng, plan.id, actor="eve")
+        await until(drill, lambda: drill.done, limit=6 * 3600.0)
+        report = await drill.report()
+        inc = drill.incident()
+        assert inc is not None
+        assert not report["validated"], report
+        assert inc.outcome["validated"] is False
+        assert inc.outcome.get("recovery_time_s") is None
+        assert not any(e.type == "DATA_RECOVERY_COMPLETED" for e in await eng.store.read_events(0))  # type: ignore[union-attr]
+        assert eng.state.tasks[drifted].context.partial_results.get("rows_migrated") == -1, "nothing restored it"
     finally:
         await eng.close()
 

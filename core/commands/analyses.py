@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -870,9 +870,11 @@ async def checkpoint_integrity(engine: Engine, only: set[str] | None = None) -> 
     ]
 
 
-async def replay_state(engine: Engine) -> tuple[State | None, int, int | None]:
+async def replay_state(engine: Engine, exclude: Collection[int] = ()) -> tuple[State | None, int, int | None]:
     """The state the stored log gives: latest verified checkpoint + replay after it.
-    Returns (state, events replayed, checkpoint used); no store -> (None, 0, None)."""
+    ``exclude``: checkpoints not to start from (a verify by replay found them differing
+    from the log: their hash matches a drifted projection). Returns (state, events
+    replayed, checkpoint used); no store -> (None, 0, None)."""
     if engine.store is None:
         return None, 0, None
     await engine.flush()
@@ -880,6 +882,8 @@ async def replay_state(engine: Engine) -> tuple[State | None, int, int | None]:
     since = 0
     used = None
     for cp_id in sorted(engine.state.checkpoints, reverse=True):
+        if cp_id in exclude:
+            continue
         try:
             snap = await engine.verified_checkpoint(cp_id)
         except EngineError:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..engine import Engine
+from ..engine import Engine, EngineError
 from ..event_types import (
     AGENT_ERROR,
     AGENT_TIMEOUT,
@@ -410,7 +410,7 @@ async def repair_state(ctx: Context, p: P.Empty) -> Outcome:
             if a is None or a.status in (AgentStatus.FAILED, AgentStatus.RETIRED) or a.current_task != t.id:
                 ctx.engine.release_task(t.id, reason="repair_orphaned", actor=ctx.actor)
                 released.append(t.id)
-    rebuilt, n, cp = await replay_state(ctx.engine)
+    rebuilt, n, cp = await replay_state(ctx.engine, exclude=set(rep.checkpoints_bad) if rep is not None else ())
     repaired: list[str] = []
     if rebuilt is not None:
         segs = diff_segments(s, rebuilt)
@@ -971,12 +971,12 @@ async def post_failure_learning(ctx: Context, p: P.PostFailureLearning) -> Outco
     "execute-data-recovery",
     kind="destructive",
     payload=P.ExecuteDataRecovery,
-    summary="isolate corrupted segments, restore from the latest verified checkpoint and replay the log after it",
+    summary="isolate corrupted segments, restore from the newest checkpoint that verifies against the log, replay after it",
 )
 async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outcome:
     """The workflows recovered are those named (positional or ``workflows``), else the
-    frozen ones, else all. The clean state is the latest verified checkpoint with the
-    log after it replayed; it replaces the live segments, is verified, and data-
+    frozen ones, else all. The clean state is the named checkpoint, else the newest one
+    whose state equals a replay of the log, with the log after it replayed; it replaces the live segments, is verified, and data-
     protection freezes are lifted when ``unfreeze``."""
     s = ctx.state
     eng = ctx.engine
@@ -990,19 +990,17 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
         (st.checkpoint for st in p.recovery_steps if st.action == "restore_from_validated_checkpoint"),
         "latest_verified_checkpoint",
     )
-    cp_id, snap, skipped = await pick_checkpoint(ctx, cp_ref if isinstance(cp_ref, int) else "latest")
-    rebuilt, replayed, used = await replay_state(eng)
+    bad = dict(store_rep.checkpoints_bad) if store_rep is not None else {}
+    cp_id, snap, skipped = await pick_replayed_checkpoint(ctx, cp_ref if isinstance(cp_ref, int) else "latest", bad)
     from ..event_types import EVENTS
     from ..projection import State
 
-    if rebuilt is None or used != cp_id:
-        # No store (or a specific checkpoint asked): rebuild from that checkpoint alone.
-        rebuilt = State.from_snapshot(EVENTS.folds, snap)
-        if eng.store is not None:
-            replayed = 0
-            async for ev in eng.store.iter_events(snap["seq"]):
-                rebuilt.apply(ev)
-                replayed += 1
+    rebuilt = State.from_snapshot(EVENTS.folds, snap)
+    replayed = 0
+    if eng.store is not None:
+        async for ev in eng.store.iter_events(snap["seq"]):
+            rebuilt.apply(ev)
+            replayed += 1
     only = set(targets) if targets else None
     segments = diff_segments(s, rebuilt, only)
     for st in p.recovery_steps:
@@ -1060,6 +1058,41 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
         + (f"; unfrozen {', '.join(unfrozen)}" if unfrozen else ""),
         ["/coordination-hub checkpoint-validation", "/workflow-recovery validate-state"],
         workflow_id=ids[0] if len(ids) == 1 else None,
+    )
+
+
+async def pick_replayed_checkpoint(
+    ctx: Context, ref: int | str, bad: dict[int, str]
+) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+    """The checkpoint a data recovery restores: one whose stored state matches its hash
+    and equals a replay of the log to its sequence (``bad``: those verify found failing
+    either). A checkpoint taken after the projection drifted carries the drift with a
+    hash that matches; only the replay tells it apart, so "latest" skips it and a named
+    one is refused."""
+    if isinstance(ref, int):
+        if ref in bad:
+            good = [c for c in sorted(ctx.state.checkpoints, reverse=True) if c not in bad]
+            raise CommandError(
+                "CHECKPOINT_CORRUPT",
+                f"checkpoint {ref} cannot be restored: {bad[ref]}"
+                + (f"; the newest that verifies against the log is {good[0]}" if good else ""),
+                {"checkpoint": ref, "problem": bad[ref], "verified": good},
+            )
+        return await pick_checkpoint(ctx, ref)
+    skipped = [{"checkpoint": c, "problem": bad[c]} for c in sorted(bad, reverse=True) if c in ctx.state.checkpoints]
+    for cp_id in sorted(ctx.state.checkpoints, reverse=True):
+        if cp_id in bad:
+            continue
+        try:
+            return cp_id, await ctx.engine.verified_checkpoint(cp_id), skipped
+        except EngineError as exc:
+            skipped.append({"checkpoint": cp_id, "problem": exc.message})
+    raise CommandError(
+        "CHECKPOINT_NOT_FOUND",
+        "no checkpoint verifies against the log to restore from"
+        + (f" ({len(skipped)} failed verification)" if skipped else ""),
+        {"skipped": skipped},
+        ["/coordination-hub checkpoint", "/workflow-recovery create-checkpoint"],
     )
 
 

@@ -196,7 +196,7 @@ class DataIntegrityDetector(Detector):
             "segments": segs,
             "bad_checkpoints": sorted(bad_cps),
             "checkpoints_bad": {str(k): v for k, v in bad_cps.items()},
-            "checkpoints_ok": rep.checkpoints_ok,
+            "checkpoints_ok": self._restart_points(rep),
             "first_bad_seq": min(bad_seqs) if bad_seqs else None,
             "projection_differs_in": cons["differs_in"],
             "restart_point_seq": cons["restart_seq"],
@@ -215,6 +215,22 @@ class DataIntegrityDetector(Detector):
             evidence,
             affected,
         )
+
+    def _restart_points(self, rep: VerifyReport) -> list[int]:
+        """The checkpoints a replay of the log confirmed: those this check confirmed and,
+        after an incremental check, the checkpoint its replay started from (confirmed by
+        an earlier replay, its hash checked again by this one). An incremental report lists only the
+        checkpoints it read, so without the base a plan would see no clean restart point."""
+        ok = set(rep.checkpoints_ok)
+        base = rep.coverage.replayed_from
+        if (
+            not rep.coverage.whole
+            and base
+            and base not in rep.checkpoints_bad
+            and base in self.engine.state.checkpoints
+        ):
+            ok.add(base)
+        return sorted(ok)
 
     def acknowledged(self) -> tuple[set[int], set[int]]:
         """Faults already handled by a resolved incident: the log is append-only, so a
