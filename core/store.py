@@ -405,6 +405,9 @@ class Store:
     async def load_checkpoint(self, checkpoint_id: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return await self.checkpoint_table.load(checkpoint_id)
 
+    async def load_checked_checkpoint(self, checkpoint_id: int) -> tuple[dict[str, Any], Any, bool] | None:
+        return await self.checkpoint_table.load_checked(checkpoint_id)
+
     async def checkpoint_text_hash(self, checkpoint_id: int) -> tuple[str, str] | None:
         return await self.checkpoint_table.text_hash(checkpoint_id)
 
@@ -424,9 +427,9 @@ class Store:
         return await self.metric_table.last_rowid()
 
     async def recent_metrics(
-        self, since: float, names: Sequence[str], subjects: Sequence[str]
+        self, since: float, names: Sequence[str], subjects: Sequence[str], last: int | None = None
     ) -> dict[tuple[str, str], list[tuple[float, float]]]:
-        return await self.metric_table.recent(since, names, subjects)
+        return await self.metric_table.recent(since, names, subjects, last)
 
     async def downsample_metrics(self, before: float, bucket_s: float) -> int:
         return await self.metric_table.downsample(before, bucket_s)

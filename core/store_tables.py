@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from .events import canonical_json
 from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 
@@ -73,6 +74,27 @@ class CheckpointTable:
             return None
         keys = ("id", "seq", "ts", "kind", "label", "workflow", "state_hash")
         return dict(zip(keys, row[:7], strict=True)), json.loads(row[7])
+
+    async def load_checked(self, checkpoint_id: int) -> tuple[dict[str, Any], Any, bool] | None:
+        """(row, decoded state, whether the state matches its hash) for a checkpoint, or
+        None. The stored text is what is hashed: it is decoded once and encoded again
+        only when it is not the canonical text (a store that wrote another encoding).
+        A text that is not JSON raises ValueError."""
+        row = await (
+            await self._db.execute(
+                "SELECT id, seq, ts, kind, label, workflow, state_hash, state FROM checkpoints WHERE id=?",
+                (checkpoint_id,),
+            )
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "seq", "ts", "kind", "label", "workflow", "state_hash")
+        text = row[7] if isinstance(row[7], str) else str(row[7])
+        snap = json.loads(text)
+        ok = hashlib.sha256(text.encode("utf-8")).hexdigest() == row[6]
+        if not ok and isinstance(snap, dict):
+            ok = hashlib.sha256(canonical_json(snap).encode("utf-8")).hexdigest() == row[6]
+        return dict(zip(keys, row[:7], strict=True)), snap, ok
 
     async def text_hash(self, checkpoint_id: int) -> tuple[str, str] | None:
         """(state_hash, SHA-256 of the stored state text) without decoding it: the store
@@ -159,25 +181,43 @@ class MetricSamples:
         return [(r[0], r[1]) for r in rows]
 
     async def recent(
-        self, since: float, names: Sequence[str], subjects: Sequence[str]
+        self, since: float, names: Sequence[str], subjects: Sequence[str], last: int | None = None
     ) -> dict[tuple[str, str], list[tuple[float, float]]]:
-        """Samples since ``since`` of every series of ``names`` x ``subjects``, in one
-        query: (name, subject) -> [(ts, value)] in time order (what an open reloads)."""
+        """Samples since ``since`` of every series of ``names`` x ``subjects``: (name,
+        subject) -> [(ts, value)] in time order (what an open reloads); with ``last``,
+        only each series' newest ``last`` (read newest first along its index, so the
+        cost follows ``last``, not how many samples the table holds)."""
         if not names or not subjects:
             return {}
-        sql = (
-            "SELECT s.name, s.subject, m.ts, m.value FROM metric_series s JOIN metrics m ON m.series = s.id "
-            f"WHERE s.name IN ({','.join('?' * len(names))}) AND s.subject IN ({','.join('?' * len(subjects))}) "
-            "AND m.ts >= ? ORDER BY m.series, m.ts"
-        )
         try:
-            rows = await (await self._db.execute(sql, [*names, *subjects, since])).fetchall()
+            series = await (
+                await self._db.execute(
+                    f"SELECT id, name, subject FROM metric_series WHERE name IN ({','.join('?' * len(names))}) "
+                    f"AND subject IN ({','.join('?' * len(subjects))}) ORDER BY id",
+                    [*names, *subjects],
+                )
+            ).fetchall()
+            if not series:
+                return {}
+            limit = -1 if last is None else last
+            sql = " UNION ALL ".join(
+                "SELECT * FROM (SELECT series, ts, value FROM metrics WHERE series = ? AND ts >= ? "
+                "ORDER BY ts DESC, id DESC LIMIT ?)"
+                for _ in series
+            )
+            args: list[Any] = []
+            for sid, _, _ in series:
+                args += [sid, since, limit]
+            rows = await (await self._db.execute(sql, args)).fetchall()
         except sqlite3.DatabaseError as exc:
             self._failed(exc, "read")
             return {}
+        keys = {sid: (name, subject) for sid, name, subject in series}
         out: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        for name, subject, t, v in rows:
-            out.setdefault((name, subject), []).append((t, v))
+        for sid, t, v in rows:
+            out.setdefault(keys[sid], []).append((t, v))
+        for points in out.values():
+            points.reverse()
         return out
 
     async def after(self, rowid: int, limit: int = 20000) -> tuple[list[tuple[float, str, str, float]], int]:

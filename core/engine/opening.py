@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..event_types import EVENTS, OWNERSHIP_TRUSTED
 from ..events import GENESIS_HASH, Event
-from ..projection import State, hash_snapshot
+from ..projection import State
 from ..store import Store, StoreError, row_hash_ok
 from ..telemetry import HISTORY
 from ..verify import VERIFIED_POINT_KEY, VerifiedPoint
@@ -121,15 +121,11 @@ class Opening:
                     quick = await store.checkpoint_text_hash(cp["id"])
                     if quick is not None and quick[0] == quick[1]:
                         continue
-                loaded = await store.load_checkpoint(cp["id"])
+                loaded = await store.load_checked_checkpoint(cp["id"])
                 if loaded is None:
                     continue
-                row, snap = loaded
-                if not (
-                    isinstance(snap, dict)
-                    and hash_snapshot(snap) == row["state_hash"]
-                    and snap.get("seq") == row["seq"]
-                ):
+                row, snap, matches = loaded
+                if not (matches and isinstance(snap, dict) and snap.get("seq") == row["seq"]):
                     bad.append(f"checkpoint {cp['id']} does not match its state hash")
                 elif not found:
                     state, since, found = (
@@ -218,6 +214,6 @@ class Opening:
         query for every series, each series' points taken in at once)."""
         engine = self.engine
         horizon = engine.state.clock - HISTORY * engine.config.intervals.sample_s
-        found = await self.store.recent_metrics(horizon, _SYSTEM_SERIES, ("system",))
+        found = await self.store.recent_metrics(horizon, _SYSTEM_SERIES, ("system",), last=HISTORY)
         for (name, subject), points in found.items():
             engine.telemetry.load(name, subject, points)
