@@ -25,6 +25,7 @@ except ImportError:  # an environment built before orjson was a dependency: the 
     orjson = None  # type: ignore[assignment]
 
 GENESIS_HASH = "0" * 64
+_sha256 = hashlib.sha256
 _T = TypeVar("_T")
 
 _TYPE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -91,13 +92,10 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
-def dumps_compact(data: Any) -> str:
-    return _COMPACT.encode(data)
-
-
 _ORJSON_OPTIONS = (
     orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME if orjson else 0
 )
+_ORJSON_COMPACT = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME if orjson else 0
 _DIFFERS = (b"null", b"0.0000", b"e-")
 """Where orjson's bytes may differ from the reference encoder's: a float below 1e-4
 (``0.00001``, ``1.5e-7`` where Python writes ``1e-05``, ``1.5e-07``) and NaN or
@@ -123,6 +121,25 @@ def canonical_json(data: Any) -> str:
     if _DIFFERS[0] in out or _DIFFERS[1] in out or _DIFFERS[2] in out:
         return _CANONICAL.encode(data)
     return out.decode()
+
+
+def dumps_compact(data: Any) -> str:
+    """Compact JSON in the data's own key order (an event line's payload): the standard
+    library's bytes, from orjson where it writes the same (as :func:`canonical_json`)."""
+    if orjson is None:
+        return _COMPACT.encode(data)
+    try:
+        out = orjson.dumps(data, option=_ORJSON_COMPACT)
+    except TypeError:
+        return _COMPACT.encode(data)
+    if _DIFFERS[0] in out or _DIFFERS[1] in out or _DIFFERS[2] in out:
+        return _COMPACT.encode(data)
+    return out.decode()
+
+
+def reference_compact_json(data: Any) -> str:
+    """The standard library's compact encoding (what :func:`dumps_compact` must equal)."""
+    return _COMPACT.encode(data)
 
 
 def reference_canonical_json(data: Any) -> str:
@@ -159,6 +176,24 @@ def _quoted(text: str) -> str:
 
 def chain_hash(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+_HEADS: dict[tuple[str, str, str, str], str] = {}
+
+
+def chain_next(
+    prev_hash: str, seq: int, ts: float, type_: str, component: str, scope: str, actor: str, data_json: str
+) -> str:
+    """``chain_hash(prev_hash, canonical_envelope(...))`` in one step, for the emit path:
+    the four quoted header fields are memoised as one piece (headers and actors repeat
+    endlessly) and the hashed text is built once."""
+    head = _HEADS.get((type_, component, scope, actor))
+    if head is None:
+        head = f"{_quoted(type_)},{_quoted(component)},{_quoted(scope)},{_quoted(actor)},"
+        if len(_HEADS) < 10_000:
+            _HEADS[(type_, component, scope, actor)] = head
+    t = repr(ts) if type(ts) is float and math.isfinite(ts) else _CANONICAL.encode(ts)
+    return _sha256(f"{prev_hash}[{seq:d},{t},{head}{data_json}]".encode()).hexdigest()
 
 
 class EventLineError(ValueError):

@@ -21,7 +21,18 @@ from hypothesis import strategies as st
 
 pytest.importorskip("orjson")
 
-from core.events import Event, canonical_encoding, canonical_json, reference_canonical_json
+from core.events import (
+    GENESIS_HASH,
+    Event,
+    canonical_encoding,
+    canonical_envelope,
+    canonical_json,
+    chain_hash,
+    chain_next,
+    dumps_compact,
+    reference_canonical_json,
+    reference_compact_json,
+)
 from core.session import memory_sim
 
 TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
@@ -50,6 +61,7 @@ JSONISH = st.recursive(
 @given(JSONISH)
 def test_generated_payloads_encode_to_the_reference_bytes(value: Any) -> None:
     assert canonical_json(value) == reference_canonical_json(value)
+    assert dumps_compact(value) == reference_compact_json(value)
 
 
 def _random_float(rng: random.Random) -> float:
@@ -97,6 +109,7 @@ def test_a_hundred_thousand_varied_event_payloads_encode_to_the_reference_bytes(
     for i in range(100_000):
         data = {"task": f"wf_{i % 97}/t{i}", "n": i, "payload": _random_value(rng)}
         assert canonical_json(data) == reference_canonical_json(data), data
+        assert dumps_compact(data) == reference_compact_json(data), data
 
 
 def test_every_event_of_a_run_encodes_to_the_reference_bytes() -> None:
@@ -108,8 +121,17 @@ def test_every_event_of_a_run_encodes_to_the_reference_bytes() -> None:
     build_demo(eng, seed=11, duration_scale=0.2)
     asyncio.run(eng.advance(3 * 3600))
     assert len(events) > 300
+    prev = GENESIS_HASH
     for ev in events:
         assert canonical_json(ev.data) == reference_canonical_json(ev.data), ev
+        assert dumps_compact(ev.data) == reference_compact_json(ev.data), ev
+        # The emit path's one-step chain hash is the envelope's hash.
+        data_json = canonical_json(ev.data)
+        h = chain_next(prev, ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, data_json)
+        assert h == chain_hash(
+            prev, canonical_envelope(ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, data_json)
+        )
+        prev = h
         envelope = [ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, ev.data]
         assert canonical_encoding(ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, ev.data) == (
             reference_canonical_json(envelope)
@@ -130,3 +152,7 @@ def test_what_the_reference_refuses_is_refused() -> None:
             reference_canonical_json(bad)
         with pytest.raises(TypeError):
             canonical_json(bad)
+        with pytest.raises(TypeError):
+            reference_compact_json(bad)
+        with pytest.raises(TypeError):
+            dumps_compact(bad)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..event_data import EventDataError
 from ..event_types import check_event
-from ..events import Event, EventHeader, canonical_envelope, canonical_json, chain_hash
+from ..events import Event, EventHeader, canonical_json, chain_next
 from ..journal import Journal
 from ..models import Task
 
@@ -38,15 +38,18 @@ class EngineError(Exception):
         self.details = details or {}
 
 
-_VALID_HEADERS: set[tuple[str, str, str]] = set()
+_HEADERS: dict[tuple[str, str, str], str] = {}
+"""Headers already validated -> the type's plain name (a declaration is a ``str`` subclass)."""
 
 
-def _check_header(type_: str, component: str, scope: str) -> None:
-    key = (type_, component, scope)
-    if key in _VALID_HEADERS:
-        return
-    EventHeader(type=type_, component=component, scope=scope, data={})
-    _VALID_HEADERS.add(key)
+def _checked_header(type_: str, component: str, scope: str) -> str:
+    """The plain type name of a valid header (validated once per distinct header)."""
+    name = _HEADERS.get((type_, component, scope))
+    if name is None:
+        name = str(type_)  # a declaration (core.event_types) is stored and sent as its plain name
+        EventHeader(type=name, component=component, scope=scope, data={})
+        _HEADERS[(name, component, scope)] = name
+    return name
 
 
 @dataclass
@@ -100,9 +103,9 @@ class EventLog:
         e = self.engine
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
-        type_ = str(type_)  # a declaration (core.event_types) is stored and sent as its plain name
-        _check_header(type_, component, scope)
-        data = data if data is not None else {}
+        type_ = _HEADERS.get((type_, component, scope)) or _checked_header(type_, component, scope)
+        if data is None:
+            data = {}
         state = e.state
         seq = state.seq + 1
         ts = e.clock.now()
@@ -110,8 +113,7 @@ class EventLog:
         ev = Event(seq, ts, type_, component, scope, data, who)
         data_json = canonical_json(data)
         prev = e.head_hash
-        h = chain_hash(prev, canonical_envelope(seq, ts, type_, component, scope, who, data_json))
-        unit = self.unit
+        h = chain_next(prev, seq, ts, type_, component, scope, who, data_json)
         # Fold first: a reducer that rejects the event leaves the chain untouched.
         try:
             state.apply(ev)
@@ -121,9 +123,10 @@ class EventLog:
             ) from exc
         e.head_hash = h
         self.buffer.append((seq, ts, type_, component, scope, who, data_json, prev, h))
-        for fn in self.observers:
-            fn(ev)
-        if e.store is None and unit is None:  # nothing to commit to: subscribers hear of it now
+        if self.observers:
+            for fn in self.observers:
+                fn(ev)
+        if e.store is None and self.unit is None:  # nothing to commit to: subscribers hear of it now
             for fn in list(self.subscribers):
                 fn(ev)
         else:
