@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from rich.text import Text
 from textual.widget import Widget
@@ -61,6 +61,42 @@ def tightest_budget(engine: Link) -> tuple[BudgetState, Spend, float] | None:
     return best
 
 
+class Part(NamedTuple):
+    """One part of the status line and how much it matters (a narrow terminal drops the
+    least first); ``glued``: written right after the part before it, with a space."""
+
+    weight: int
+    text: Text
+    glued: bool = False
+    short: Text | None = None
+    """A shorter way to say it, used before any part is left out."""
+
+
+def fit_parts(parts: list[Part], width: int, sep: Text) -> Text:
+    """``parts`` joined by ``sep`` in ``width`` cells: while they do not fit, parts with a
+    shorter form take it, then the part that matters least (the last of those) is left
+    out, so every part shown is whole."""
+    kept = list(parts)
+
+    def joined() -> Text:
+        out = Text(no_wrap=True, overflow="crop")
+        for i, part in enumerate(kept):
+            if i:
+                out.append_text(Text(" ") if part.glued else sep)
+            out.append_text(part.text)
+        return out
+
+    text = joined()
+    if text.cell_len > width:
+        kept = [p._replace(text=p.short, short=None) if p.short is not None else p for p in kept]
+        text = joined()
+    while text.cell_len > width and len(kept) > 1:
+        least = min(p.weight for p in kept)
+        del kept[max(i for i, p in enumerate(kept) if p.weight == least)]
+        text = joined()
+    return text
+
+
 class HeaderGauges(Widget):
     """Two lines in the manner of btop's top bar; redrawn on the app's refresh tick."""
 
@@ -83,11 +119,11 @@ class HeaderGauges(Widget):
         if self._log_head() != self._drawn_seq:
             self.refresh()
 
-    def _usage(self, line: Text, engine: Link, c: Callable[[str], str]) -> None:
+    def _usage(self, engine: Link, c: Callable[[str], str]) -> Text:
         """Reported spend and a gauge of the budget nearest its limit; held pools."""
         led = engine.state.usage
         total = led.total()
-        line.append("  │ ", style=c("foreground-muted"))
+        line = Text()
         line.append(f"{fmt_tokens(total.tokens)} tok {fmt_cost(total.cost_usd)}", style="bold")
         tight = tightest_budget(engine)
         if tight is not None:
@@ -101,6 +137,69 @@ class HeaderGauges(Widget):
             line.append(f"{100 * share:4.0f}%", style=f"bold {c(lvl)}")
         if led.holds:
             line.append(f"  {len(led.holds)} pool(s) rate-limited", style=f"bold {c('warning')}")
+        return line
+
+    def _status_parts(self, engine: Link, c: Callable[[str], str]) -> list[Part]:
+        """The status line's parts, each with how much it matters (a narrow terminal drops the
+        least first): the clock, open incidents, plans awaiting a decision and a running drill
+        stay; the log's seq, the drill's fault time and the workflow counts go first."""
+        s = engine.state
+        parts: list[Part] = []
+        clock = Text(" ⏱ ", style=c("accent"))
+        clock.append(timefmt.clock(engine.clock.now()), style="bold")
+        speed = clock_label(engine) if engine.clock.virtual else "wall clock"
+        if speed:
+            clock.append(f" {speed}", style=c("foreground-muted"))
+        parts.append(Part(9, clock))
+        counts: dict[str, int] = {}
+        for wf in s.workflows.values():
+            counts[wf.status.value] = counts.get(wf.status.value, 0) + 1
+        for done in s.finished.values():
+            counts[done.status.value] = counts.get(done.status.value, 0) + 1
+        wfs = Text("wf ")
+        wfs.append(f"{counts.get('running', 0)}", style=f"bold {c('success')}")
+        wfs.append(" run ")
+        wfs.append(f"{counts.get('paused', 0)}", style=f"bold {c('warning')}")
+        wfs.append(" paused ")
+        wfs.append(f"{counts.get('completed', 0)}/{len(s.workflows) + len(s.finished)}", style=f"bold {c('primary')}")
+        wfs.append(" done")
+        parts.append(Part(4, wfs))
+        n, critical = open_incidents(engine)
+        style = (
+            f"bold {c('background')} on {c('error')}" if critical else (f"bold {c('warning')}" if n else c("success"))
+        )
+        parts.append(Part(8, Text(f" incidents {n} ", style=style)))
+        pending = sum(1 for p in s.plans.values() if p.state is PlanState.PROPOSED)
+        if pending:
+            warn = f"bold {c('warning')}"
+            full, short = (
+                Text(f"{pending} plan(s) await approval", style=warn),
+                Text(f"{pending} to approve", style=warn),
+            )
+            parts.append(Part(8, full, glued=True, short=short))
+        if not s.usage.empty():
+            parts.append(Part(5, self._usage(engine, c)))
+        drill = running_drill(s.settings)
+        if drill is not None:
+            parts.append(Part(7, Text(f"drill {drill.get('name')}", style=f"bold {c('accent')}")))
+            at = drill.get("injected_at") if drill.get("status") == "injected" else drill.get("inject_at")
+            verb = "injected" if drill.get("status") == "injected" else "fault at"
+            if isinstance(at, (int, float)):
+                parts.append(Part(3, Text(f"{verb} {timefmt.clock(at)}", style=c("accent")), glued=True))
+        cpus = engine.telemetry.get("ray_cpus", "cluster").last()
+        if cpus:  # on a Ray cluster: its CPUs and memory as Ray accounts them
+            tel = engine.telemetry
+            ray = Text("ray ", style=f"bold {c('secondary')}")
+            ray.append(
+                f"{tel.get('ray_cpus_free', 'cluster').last():g}/{cpus:g} CPU free "
+                f"{tel.get('ray_memory_gb_free', 'cluster').last():.1f}/{tel.get('ray_memory_gb', 'cluster').last():.1f} GB"
+            )
+            parts.append(Part(5, ray))
+        self._drawn_seq = self._log_head()
+        parts.append(Part(2, Text(f"seq {self._drawn_seq:,}", style=c("foreground-muted"))))
+        if getattr(self.app, "readonly", False):
+            parts.append(Part(9, Text("READ-ONLY", style=f"bold {c('warning')}")))
+        return parts
 
     def render(self) -> Text:
         app = self.app
@@ -153,58 +252,7 @@ class HeaderGauges(Widget):
                 "   empty world: `opsdeck demo` opens a simulated fleet, `opsdeck run FILE.toml` real agents",
                 style=c("foreground-muted"),
             )
-        line2 = Text(no_wrap=True, overflow="crop")
-        s = engine.state
-        line2.append(" ⏱ ", style=c("accent"))
-        line2.append(timefmt.clock(engine.clock.now()), style="bold")
-        speed = clock_label(engine) if engine.clock.virtual else "wall clock"
-        if speed:
-            line2.append(f" {speed}", style=c("foreground-muted"))
-        counts: dict[str, int] = {}
-        for wf in s.workflows.values():
-            counts[wf.status.value] = counts.get(wf.status.value, 0) + 1
-        for done in s.finished.values():
-            counts[done.status.value] = counts.get(done.status.value, 0) + 1
-        line2.append("  │ ", style=c("foreground-muted"))
-        line2.append("wf ")
-        line2.append(f"{counts.get('running', 0)}", style=f"bold {c('success')}")
-        line2.append(" run ")
-        line2.append(f"{counts.get('paused', 0)}", style=f"bold {c('warning')}")
-        line2.append(" paused ")
-        line2.append(f"{counts.get('completed', 0)}/{len(s.workflows) + len(s.finished)}", style=f"bold {c('primary')}")
-        line2.append(" done")
-        line2.append("  │ ", style=c("foreground-muted"))
-        n, critical = open_incidents(engine)
-        style = (
-            f"bold {c('background')} on {c('error')}" if critical else (f"bold {c('warning')}" if n else c("success"))
-        )
-        line2.append(f" incidents {n} ", style=style)
-        if not s.usage.empty():
-            self._usage(line2, engine, c)
-        pending = sum(1 for p in s.plans.values() if p.state is PlanState.PROPOSED)
-        if pending:
-            line2.append(f" {pending} plan(s) await approval", style=f"bold {c('warning')}")
-        drill = running_drill(s.settings)
-        if drill is not None:
-            line2.append("  │ ", style=c("foreground-muted"))
-            at = drill.get("injected_at") if drill.get("status") == "injected" else drill.get("inject_at")
-            verb = "injected" if drill.get("status") == "injected" else "fault at"
-            line2.append(f"drill {drill.get('name')}", style=f"bold {c('accent')}")
-            if isinstance(at, (int, float)):
-                line2.append(f" {verb} {timefmt.clock(at)}", style=c("accent"))
-        cpus = tel.get("ray_cpus", "cluster").last()
-        if cpus:  # on a Ray cluster: its CPUs and memory as Ray accounts them
-            line2.append("  │ ", style=c("foreground-muted"))
-            line2.append("ray ", style=f"bold {c('secondary')}")
-            line2.append(
-                f"{tel.get('ray_cpus_free', 'cluster').last():g}/{cpus:g} CPU free "
-                f"{tel.get('ray_memory_gb_free', 'cluster').last():.1f}/{tel.get('ray_memory_gb', 'cluster').last():.1f} GB"
-            )
-        line2.append("  │ ", style=c("foreground-muted"))
-        self._drawn_seq = self._log_head()
-        line2.append(f"seq {self._drawn_seq:,}", style=c("foreground-muted"))
-        if getattr(app, "readonly", False):
-            line2.append("  READ-ONLY", style=f"bold {c('warning')}")
+        line2 = fit_parts(self._status_parts(engine, c), w, Text("  │ ", style=c("foreground-muted")))
         out = Text("\n").join([line1, line2])
         out.no_wrap, out.overflow = True, "crop"  # a narrow terminal crops the header, never wraps it over line 2
         return out

@@ -41,7 +41,20 @@ def folds_progress(ev: Event) -> str | None:
 
 
 def type_width(width: int) -> int:
-    return 26 if width >= 140 else 22 if width >= 110 else 18 if width >= 100 else 16
+    """The type column: 18 cells even at 80 columns, where most types fit whole."""
+    return 26 if width >= 140 else 22 if width >= 110 else 18
+
+
+def fit_type(name: str, width: int) -> str:
+    """``name`` in ``width`` cells: a type too long is cut in the middle and keeps its last
+    word, which tells apart types of one family (``EMERGENC…ACTIVATED``/``…COMPLETED``)."""
+    if len(name) <= width:
+        return name
+    tail = name.rsplit("_", 1)[-1]
+    head = width - 1 - len(tail)
+    if head < 3:
+        return name[: width - 1] + "…"
+    return name[:head].rstrip("_") + "…" + tail
 
 
 def mark(level: Severity, width: int) -> str:
@@ -55,7 +68,7 @@ def readable_row(app: App, ev: Event, width: int, base: Style, folded: int | Non
     sev = severity_style(app, level)
     muted = Style(color=color(app, "foreground-muted"))
     tw = type_width(width)
-    name = ev.type if len(ev.type) <= tw else ev.type[: tw - 1] + "…"
+    name = fit_type(ev.type, tw)
     segs = [
         Segment(f"{clock(ev.ts)} ", base + muted),
         Segment(f"{mark(level, width)} ", base + sev + Style(bold=True)),
@@ -81,9 +94,9 @@ def raw_row(app: App, ev: Event, width: int, base: Style, seq_w: int) -> Strip:
     segs = [
         Segment(f"{ev.seq:>{seq_w}} ", base + muted),
         Segment(f"{clock(ev.ts)} ", base + muted),
-        Segment(f"{MARKS[level]} ", base + sev),
+        Segment(f"{mark(level, width)} ", base + sev),
         Segment(
-            f"{ev.type:<{type_width(width)}}" if width >= 110 else ev.type,
+            f"{ev.type:<{type_width(width)}} " if width >= 110 else f"{ev.type} ",
             base + sev + Style(bold=level.at_least(Severity.HIGH)),
         ),
         Segment(f":{ev.component}:{ev.scope}:", base + muted),
