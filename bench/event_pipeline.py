@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from history import engine_on, spec
 
-from core.events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
+from core.events import GENESIS_HASH, Event, canonical_json, chain_next
 from core.store import EVENT_COLUMNS, Store
 
 
@@ -101,7 +101,7 @@ def run_baseline(path: Path, rows: list[tuple[str, str, str, str, float, dict[st
     batch = []
     for seq, (type_, comp, scope, actor, ts, data) in enumerate(rows, start=1):
         data_json = canonical_json(data)
-        h = chain_hash(prev, canonical_envelope(seq, ts, type_, comp, scope, actor, data_json))
+        h = chain_next(prev, seq, ts, type_, comp, scope, actor, data_json)
         batch.append((seq, ts, type_, comp, scope, actor, data_json, prev, h))
         prev = h
         if len(batch) == 1000:

@@ -302,22 +302,27 @@ def deallocated(s: State, ev: Event) -> None:
 def task_assigned(s: State, ev: Event) -> None:
     d = ev.data
     key = d["task"]
-    s.changing("tasks", s.tasks, key)
-    s.changing("agents", s.agents, d["agent"])
+    agent_id = d["agent"]
+    if s.journal is not None:
+        s.changing("tasks", s.tasks, key)
+        s.changing("agents", s.agents, agent_id)
     t = s.tasks[key]
-    a = s.agents[d["agent"]]
+    a = s.agents[agent_id]
     # Hot path: plain dict updates skip pydantic's per-field __setattr__ (no
     # assignment validation is configured, so the result is the same).
-    t.__dict__.update(
-        status=TaskStatus.RUNNING,
-        agent=a.id,
-        attempts=t.attempts + 1,
-        started_at=ev.ts,
-        waiting_input=None,
-        waiting_since=None,
-    )
-    a.__dict__.update(status=AgentStatus.BUSY, current_task=key, last_heartbeat=ev.ts)
-    q = s.ready[t.workflow]
+    td = t.__dict__
+    td["status"] = TaskStatus.RUNNING
+    td["agent"] = a.id
+    td["attempts"] = td["attempts"] + 1
+    td["started_at"] = ev.ts
+    td["waiting_input"] = None
+    td["waiting_since"] = None
+    ad = a.__dict__
+    ad["status"] = AgentStatus.BUSY
+    ad["current_task"] = key
+    ad["last_heartbeat"] = ev.ts
+    wid = td["workflow"]
+    q = s.ready[wid]
     if q and q[0] == key:
         q.popleft()
     else:
@@ -325,15 +330,16 @@ def task_assigned(s: State, ev: Event) -> None:
             q.remove(key)
         except ValueError:
             pass
-    s.running_by_wf[t.workflow].add(key)
-    s.phase_started.add((t.workflow, t.phase))
+    s.running_by_wf[wid].add(key)
+    s.phase_started.add((wid, td["phase"]))
 
 
 def task_started(s: State, ev: Event) -> None:
     a = s.agents.get(ev.data.get("agent", ""))
     if a is not None:
-        s.changing("agents", s.agents, a.id)
-        a.last_heartbeat = ev.ts
+        if s.journal is not None:
+            s.changing("agents", s.agents, a.id)
+        a.__dict__["last_heartbeat"] = ev.ts  # hot path: no pydantic __setattr__ (nothing to validate)
 
 
 def task_progress(s: State, ev: Event) -> None:
@@ -356,42 +362,56 @@ def _release_agent(s: State, agent_id: str | None, key: str, done: bool) -> None
     if not agent_id:
         return
     a = s.agents.get(agent_id)
-    if a is None or a.current_task != key:
+    if a is None:
         return
-    s.changing("agents", s.agents, agent_id)
     ad = a.__dict__
+    if ad["current_task"] != key:
+        return
+    if s.journal is not None:
+        s.changing("agents", s.agents, agent_id)
     ad["current_task"] = None
     if done:
-        ad["tasks_done"] = a.tasks_done + 1
-    if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED):
+        ad["tasks_done"] += 1
+    if ad["status"] in (AgentStatus.BUSY, AgentStatus.PAUSED):
         ad["status"] = AgentStatus.IDLE
 
 
 def task_completed(s: State, ev: Event) -> None:
     d = ev.data
     key = d["task"]
-    s.changing("tasks", s.tasks, key)
+    if s.journal is not None:
+        s.changing("tasks", s.tasks, key)
     t = s.tasks[key]
-    _release_agent(s, t.agent, key, True)
-    if t.status is not TaskStatus.COMPLETED:
-        s.phase_left[(t.workflow, t.phase)] -= 1
-        s.wf_left[t.workflow] -= 1
-    t.__dict__.update(status=TaskStatus.COMPLETED, finished_at=ev.ts)
-    t.context.__dict__["progress"] = 1.0
+    td = t.__dict__
+    wid = td["workflow"]
+    _release_agent(s, td["agent"], key, True)
+    if td["status"] is not TaskStatus.COMPLETED:
+        s.phase_left[(wid, td["phase"])] -= 1
+        s.wf_left[wid] -= 1
+    td["status"] = TaskStatus.COMPLETED
+    td["finished_at"] = ev.ts
+    ctx = td["context"]
+    ctx.__dict__["progress"] = 1.0
     if "result" in d:
-        t.context.partial_results["result"] = d["result"]
-    s.running_by_wf[t.workflow].discard(key)
-    pending = s.pending_deps
-    ready = s.ready
-    for child in s.dependents.get(key, ()):
-        n = pending[child] - 1
-        pending[child] = n
-        if n == 0:
-            c = s.tasks[child]
-            if c.status == TaskStatus.PENDING:
-                ready[c.workflow].append(child)
-    if s.workflows[t.workflow].status in TERMINAL_WORKFLOW:
-        s.maybe_archive(t.workflow, ev.seq)
+        ctx.partial_results["result"] = d["result"]
+    s.running_by_wf[wid].discard(key)
+    children = s.dependents.get(key)
+    if children:
+        pending = s.pending_deps
+        tasks = s.tasks
+        queue = s.ready[wid]
+        for child in children:
+            n = pending[child] - 1
+            pending[child] = n
+            if n == 0:
+                c = tasks[child]
+                if c.status == TaskStatus.PENDING:
+                    if c.workflow == wid:
+                        queue.append(child)
+                    else:
+                        s.ready[c.workflow].append(child)
+    if s.workflows[wid].status in TERMINAL_WORKFLOW:
+        s.maybe_archive(wid, ev.seq)
 
 
 def task_failed(s: State, ev: Event) -> None:

@@ -97,13 +97,14 @@ class RuntimeBridge:
             return
         self.admit()
         state = e.state
+        emit, runtime, tasks = e.emit, e.runtime, state.tasks
         for key, agent in dispatch(state, e.config.capacity, e.clock.now()):
-            t = state.tasks[key]
-            wf = state.workflows[t.workflow]
-            if (t.workflow, t.phase) not in state.phase_started:
-                e.emit(PHASE_STARTED, "coordination", "workflow", {"workflow_id": wf.id, "phase": t.phase})
-            e.emit(TASK_ASSIGNED, "coordination", "scheduler", {"task": key, "agent": agent, "workflow_id": t.workflow})
-            e.runtime.start_task(agent, state.tasks[key])
+            t = tasks[key]
+            wid = t.workflow
+            if (wid, t.phase) not in state.phase_started:
+                emit(PHASE_STARTED, "coordination", "workflow", {"workflow_id": wid, "phase": t.phase})
+            emit(TASK_ASSIGNED, "coordination", "scheduler", {"task": key, "agent": agent, "workflow_id": wid})
+            runtime.start_task(agent, t)
 
     def admit(self) -> None:
         """Start queued workflows whose dependencies are met, within the concurrency cap."""
@@ -139,7 +140,7 @@ class RuntimeBridge:
     def task_started(self, agent_id: str, task_id: str) -> None:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if self.owns(agent_id, task_id) and not self.restoring:
+        if not self.restoring and self.owns(agent_id, task_id):
             e.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id})
 
     def task_progress(
@@ -191,10 +192,13 @@ class RuntimeBridge:
         e = self.engine
         now = e.clock.now()
         e.telemetry.liveness[agent_id] = now
-        if not self.owns(agent_id, task_id):
-            return
-        t = e.state.tasks[task_id]
-        data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": t.workflow}
+        s = e.state
+        t = s.tasks.get(task_id)
+        a = s.agents.get(agent_id)
+        if t is None or a is None or a.current_task != task_id or t.agent != agent_id:
+            return  # not the agent the projection has on the task (owns())
+        wid = t.workflow
+        data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": wid}
         started = t.started_at
         if started is not None:
             data["duration_s"] = round(now - started, 3)
@@ -202,17 +206,19 @@ class RuntimeBridge:
             data["output"] = list(output)[-5:]
         if result is not None:
             data["result"] = result
-        self.mark_frozen(t.workflow, data)
+        self.mark_frozen(wid, data)
         e.emit(TASK_COMPLETED, "agent", "execution", data)
+        telemetry = e.telemetry
         if started is not None:
             took = now - started
-            e.telemetry.record(now, "response_time", "system", took)
+            telemetry.record(now, "response_time", "system", took)
             expected = t.duration_s
             if took > 0 and expected > 0:
-                e.telemetry.record(now, "efficiency", "system", min(expected / took, 1.5))
-        e.telemetry.record(now, "completed", "system", 1.0, persist=False)
-        self.after_task(t.workflow, t.phase)
-        self.request_dispatch()
+                telemetry.record(now, "efficiency", "system", min(expected / took, 1.5))
+        telemetry.record(now, "completed", "system", 1.0, persist=False)
+        self.after_task(wid, t.phase)
+        if not self.dispatch_pending:
+            self.request_dispatch()
 
     def after_task(self, wf_id: str, phase: str) -> None:
         """Complete the phase and the workflow a finished task was the last of."""

@@ -84,8 +84,16 @@ class EventLog:
         """Call ``fn(event)`` for each event once it is committed (after the group
         commit that wrote it returns), in sequence order: what a subscriber prints,
         shows or sends is in the log. Returns an unsubscribe function."""
-        self.subscribers.append(fn)
-        return lambda: self.subscribers.remove(fn) if fn in self.subscribers else None
+        self.subscribers = [*self.subscribers, fn]
+        return lambda: self._unsubscribe(fn)
+
+    def _unsubscribe(self, fn: Subscriber) -> None:
+        # A new list, never changed in place: a delivery under way goes on over the list it
+        # began with, without copying it per event.
+        if fn in self.subscribers:
+            subs = list(self.subscribers)
+            subs.remove(fn)
+            self.subscribers = subs
 
     def observe(self, fn: Subscriber) -> Callable[[], None]:
         """Call ``fn(event)`` as each event is folded, before it is committed: for the
@@ -127,7 +135,7 @@ class EventLog:
             for fn in self.observers:
                 fn(ev)
         if e.store is None and self.unit is None:  # nothing to commit to: subscribers hear of it now
-            for fn in list(self.subscribers):
+            for fn in self.subscribers:
                 fn(ev)
         else:
             self.uncommitted.append(ev)
@@ -179,7 +187,7 @@ class EventLog:
         if self.engine.store is None:  # the memory engine's subscribers waited for the unit
             evs, self.uncommitted = self.uncommitted, []
             for ev in evs:
-                for fn in list(self.subscribers):
+                for fn in self.subscribers:
                     fn(ev)
         return True
 
@@ -253,9 +261,12 @@ class EventLog:
 
     def _publish(self, n: int) -> None:
         """Notify subscribers of the first ``n`` uncommitted events (those just committed)."""
-        evs, self.uncommitted = self.uncommitted[:n], self.uncommitted[n:]
+        if n == len(self.uncommitted):
+            evs, self.uncommitted = self.uncommitted, []
+        else:
+            evs, self.uncommitted = self.uncommitted[:n], self.uncommitted[n:]
         for ev in evs:
-            for fn in list(self.subscribers):
+            for fn in self.subscribers:  # replaced, never changed in place: see _unsubscribe
                 fn(ev)
 
     # -- archive --------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +149,13 @@ class SimRuntime:
             return
         total = task.duration_s
         left = total * (1.0 - min(max(task.context.progress, 0.0), 1.0))
-        st = _SimTask(
-            task.id, left, task.cpu, task.memory_gb, self.clock.now(), last_change=self.clock.now(), total=total
-        )
+        now = self.clock.now()
+        st = _SimTask(task.id, left, task.cpu, task.memory_gb, now, last_change=now, total=total)
         sa.task = st
-        self._report(sa, "started", task_id=task.id)
+        if sa.reachable and self.sink is not None:
+            self.sink.task_started(sa.id, task.id)  # what _report delivers, without its generic fields
+        else:
+            self._report(sa, "started", task_id=task.id)
         self._schedule_finish(sa)
 
     def _schedule_finish(self, sa: _SimAgent) -> None:
@@ -160,8 +163,8 @@ class SimRuntime:
         assert st is not None
         if st.finish_timer:
             st.finish_timer.cancel()
-        st.last_change = self.clock.now()
-        st.finish_timer = self.clock.call_later(st.work_left / self._speed(sa), lambda: self._finish(sa, st))
+        now = st.last_change = self.clock.now()
+        st.finish_timer = self.clock.call_at(now + st.work_left / self._speed(sa), partial(self._finish, sa, st))
 
     def _account(self, sa: _SimAgent) -> None:
         """Bring a running task's remaining work up to now."""
@@ -177,7 +180,11 @@ class SimRuntime:
         sa.task = None
         if st.total > 0:
             self._report(sa, "progress", task_id=st.task_id, progress=1.0)
-        self._report(sa, "finished", task_id=st.task_id, output=[f"{st.task_id} done"])
+        output = [f"{st.task_id} done"]
+        if sa.reachable and self.sink is not None:
+            self.sink.task_finished(sa.id, st.task_id, output)  # what _report delivers
+        else:
+            self._report(sa, "finished", task_id=st.task_id, output=output)
 
     def pause_task(self, agent_id: str, task_id: str) -> None:
         sa = self.agents.get(agent_id)
