@@ -172,6 +172,8 @@ def test_exec_pause_and_resume_reach_the_real_processes_of_a_live_run(tmp_path: 
         sc = run(["script", str(script), "--db", str(db)], env)
         assert sc.returncode == 1, sc.stderr
         assert f"{script}:2: advance: advance 60s: the host (pid {host.proc.pid}) runs in real time" in sc.stderr
+        # A query's record is committed by the host's next commit, after its answer.
+        wait_for(lambda: count(db, "COMMAND_EXECUTED") == 3, what="the query's record committed")
         assert count(db, "COMMAND_EXECUTED") == 3
     finally:
         host.stop()

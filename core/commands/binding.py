@@ -31,8 +31,8 @@ def _fail(p: ParsedCommand, message: str, offset: int, code: str, **details: Any
 
 def resolve(p: ParsedCommand, registry: Registry) -> tuple[OperationSpec, list[Argument]]:
     """The operation named, and the arguments left after it."""
-    comps = registry.components()
-    if p.component not in comps:
+    if not registry.has_component(p.component):
+        comps = registry.components()
         near = registry.suggest(p.component, comps)
         hint = f"; did you mean {', '.join('/' + c for c in near)}?" if near else ""
         raise _fail(

@@ -63,7 +63,11 @@ async def run_command(target: Services | Engine, text: str, actor: str = "operat
     With ``commit`` (a host answering a client) the command's events are committed
     before it answers; a commit the storage refuses (a full disk, a read-only file
     system, a lock held too long) takes the command back and answers
-    ``STORAGE_FULL`` / ``STORAGE_READONLY`` / ``STORAGE_LOCKED`` / ``STORAGE_IO``."""
+    ``STORAGE_FULL`` / ``STORAGE_READONLY`` / ``STORAGE_LOCKED`` / ``STORAGE_IO``.
+    A command that changed nothing (no event but its own COMMAND_EXECUTED record, and
+    no change held uncommitted when it began, only other queries' records) acknowledges nothing new: it is
+    answered without waiting for a commit, and its record stays held for the caller's
+    next group commit (``engine.unflushed`` says so; a host commits it shortly after)."""
     try:
         services = target if isinstance(target, Services) else Services(target, LANGUAGE)
         return await _run_command(services, text, actor, commit)
@@ -112,16 +116,26 @@ async def _run_command(services: Services, text: str, actor: str, commit: bool =
     if not engine.readonly:
         attach(engine)
     seq0 = engine.state.seq
+    held = engine.holds_changes
     ctx = Context(services, actor=actor, spec=spec, text=text, workflow_id=bound.workflow_id, flags=bound.flags)
     unit = engine.begin_unit()
     try:
-        return await _execute(engine, spec, bound, ctx, unit, text, actor, seq0, commit)
+        return await _execute(engine, spec, bound, ctx, unit, text, actor, seq0, commit and not engine.readonly, held)
     finally:
         engine.end_unit(unit, keep=False)  # only if still open (an exception escaped): take it back
 
 
 async def _execute(
-    engine: Engine, spec: Any, bound: Any, ctx: Context, unit: Any, text: str, actor: str, seq0: int, commit: bool
+    engine: Engine,
+    spec: Any,
+    bound: Any,
+    ctx: Context,
+    unit: Any,
+    text: str,
+    actor: str,
+    seq0: int,
+    commit: bool,
+    held: bool,
 ) -> dict:
     outcome: Outcome | None = None
     refused: StorageError | None = None
@@ -174,7 +188,9 @@ async def _execute(
             engine.emit(COMMAND_EXECUTED, "command", spec.component, data, actor=actor)
         except EngineError:
             pass
-    if commit and not engine.readonly:
+    # What the answer shows must be committed: the command's changes and whatever was
+    # held before it. A command that changed nothing acknowledges only its own record.
+    if commit and (changed or held):
         try:
             await engine.flush()  # inside the unit: a refused commit can still be taken back
         except StorageError as exc:

@@ -216,6 +216,10 @@ class Registry:
     def __init__(self, *modules: Operations) -> None:
         self._ops: dict[tuple[str, str], OperationSpec] = {}
         self._aliases: dict[tuple[str, str], str] = {}
+        self._components: dict[str, list[str]] = {}
+        """Each component's operations, sorted."""
+        self._defaults: dict[str, OperationSpec] = {}
+        """Each component's default operation (the first declared): looked up on every command."""
         self.modules: tuple[Operations, ...] = ()
         self.component_help: dict[str, str] = {}
         for m in modules:
@@ -250,24 +254,27 @@ class Registry:
         if key in self._ops:
             raise ValueError(f"{spec.name} registered twice")
         self._ops[key] = spec
+        self._components[spec.component] = sorted([*self._components.get(spec.component, []), spec.operation])
+        if spec.default:
+            self._defaults.setdefault(spec.component, spec)
         for a in spec.aliases:
             self._aliases[(spec.component, a)] = spec.operation
 
     def components(self) -> list[str]:
-        return sorted({c for c, _ in self._ops})
+        return sorted(self._components)
+
+    def has_component(self, component: str) -> bool:
+        return component in self._components
 
     def operations(self, component: str) -> list[str]:
-        return sorted(o for c, o in self._ops if c == component)
+        return list(self._components.get(component, []))
 
     def get(self, component: str, operation: str) -> OperationSpec | None:
         op = self._aliases.get((component, operation), operation)
         return self._ops.get((component, op))
 
     def default_of(self, component: str) -> OperationSpec | None:
-        for (c, _), spec in self._ops.items():
-            if c == component and spec.default:
-                return spec
-        return None
+        return self._defaults.get(component)
 
     def lookup(self, name: str) -> OperationSpec | None:
         """``"/component operation"`` or ``"component operation"`` (or the component alone

@@ -157,6 +157,11 @@ class Engine:
     def unflushed(self) -> int:
         return len(self.log.buffer)
 
+    @property
+    def holds_changes(self) -> bool:
+        """Changes are held uncommitted, not only queries' records (:meth:`EventLog.holds_changes`)."""
+        return self.log.holds_changes()
+
     async def archived(self, wf_id: str) -> dict[str, Any] | None:
         return await self.log.archived(wf_id)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..event_data import EventDataError
-from ..event_types import check_event
+from ..event_types import COMMAND_EXECUTED, check_event
 from ..events import Event, EventHeader, canonical_json, chain_next
 from ..journal import Journal
 from ..models import Task
@@ -76,6 +76,9 @@ class EventLog:
         self.uncommitted: list[Event] = []
         """Events in ``buffer``: subscribers see them once the store has them."""
         self.unit: Unit | None = None
+        self.last_change = 0
+        """Seq of the newest event emitted that is not a command's record (an upper
+        bound after a unit is taken back: :meth:`holds_changes` may say yes for nothing)."""
         self.memory_archive: dict[tuple[str, int], str] = {}
         """Archive records where there is no store to hold them (or it is read-only)."""
 
@@ -131,6 +134,8 @@ class EventLog:
             ) from exc
         e.head_hash = h
         self.buffer.append((seq, ts, type_, component, scope, who, data_json, prev, h))
+        if type_ != COMMAND_EXECUTED:
+            self.last_change = seq
         if self.observers:
             for fn in self.observers:
                 fn(ev)
@@ -190,6 +195,12 @@ class EventLog:
                 for fn in self.subscribers:
                     fn(ev)
         return True
+
+    def holds_changes(self) -> bool:
+        """Whether rows other than commands' records are held uncommitted (a command
+        that changed state is committed with its record, so a record held alone is a
+        query's, which acknowledged nothing)."""
+        return bool(self.buffer) and self.buffer[0][0] <= self.last_change
 
     # -- group commit ---------------------------------------------------------------
     async def flush(self) -> None:

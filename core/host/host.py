@@ -6,7 +6,7 @@ drill, holds the database's lease, and paces the clock: on the simulated runtime
 that flushes, runs housekeeping and pumps the incident pipeline. Every command,
 from whichever client, goes through :meth:`Host.execute` (the one command path,
 then a flush), one at a time with the clock, so a response is only returned once
-its events are committed. The control endpoint (:mod:`core.host.server`) and the
+its events are committed (a query's own audit record follows within one tick). The control endpoint (:mod:`core.host.server`) and the
 console's embedded mode are two front doors to the same object.
 """
 
@@ -89,6 +89,9 @@ class Host:
         self._closed = False
         self._on_close = on_close
         self._changed = asyncio.Event()
+        self._soon: asyncio.TimerHandle | None = None
+        """The commit :meth:`_commit_soon` scheduled, until it takes the lock."""
+        self._soon_task: asyncio.Task[None] | None = None
         self.storage = StorageWatch()
         """A full disk, a read-only file system, another process's lock: what and since when."""
         if engine.store is not None:
@@ -242,7 +245,10 @@ class Host:
     # -- the one command path -----------------------------------------------------
     async def execute(self, text: str, actor: str = "operator") -> dict[str, Any]:
         """Run one command and commit its events before answering. A command that
-        started work in steps (``/host advance``) is answered when that work ends; the
+        changed nothing (a query) acknowledges nothing new: it is answered before its
+        COMMAND_EXECUTED record is committed, which the next commit (within
+        :data:`TICK_S`) takes with any others; a crash in between loses the record of
+        a query, never a change that was answered. A command that started work in steps (``/host advance``) is answered when that work ends; the
         lock is free meanwhile, so other commands run between its steps."""
         after: list[Advance] = []
         token = _AFTER_COMMAND.set(after)
@@ -253,8 +259,10 @@ class Host:
                 if str(resp.get("error", {}).get("code", "")).startswith("STORAGE_"):
                     err = StorageError(details["kind"], details["path"], resp["error"]["message"])
                     self.storage.refused(err, self.engine.unflushed)
+                elif self.engine.unflushed:
+                    self._commit_soon()  # a command that changed nothing: its record, answered uncommitted
                 else:
-                    await self.commit()
+                    self.storage.accepted()
         finally:
             _AFTER_COMMAND.reset(token)
         self._wake()
@@ -266,6 +274,22 @@ class Host:
                 resp["result"]["clock"] = round(self.engine.clock.now(), 3)
                 resp["result"]["summary"] = job.outcome()
         return resp
+
+    def _commit_soon(self) -> None:
+        """Commit what is held within :data:`TICK_S` (the records of commands that changed
+        nothing), whether or not a pacing loop runs: one commit for all that arrive meanwhile."""
+        if self._soon is None and not self.closing:
+            self._soon = asyncio.get_running_loop().call_later(TICK_S, self._commit_held)
+
+    def _commit_held(self) -> None:
+        async def commit() -> None:
+            async with self.lock:
+                self._soon = None
+                if not self.closing:
+                    await self.commit()
+            self._wake()
+
+        self._soon_task = asyncio.create_task(commit(), name="opsdeck-host-commit")
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         """Events as the engine publishes them (see :meth:`Engine.subscribe`)."""
@@ -475,6 +499,8 @@ class Host:
             return
         self._closed = True
         self.closing = True
+        if self._soon is not None:
+            self._soon.cancel()  # what it would commit, the engine's close commits
         self._wake()
         if self.advancing is not None and self.advancing.task is not None:
             await asyncio.gather(self.advancing.task, return_exceptions=True)  # it stops at its next step

@@ -1,7 +1,9 @@
 """The host's control endpoint: HTTP+JSON (aiohttp) on a unix socket, optionally TCP.
 
 - ``POST /v1/commands`` ``{"command": "/...", "actor": "..."}``: the response dict of
-  the one command path, returned once the command's events are committed;
+  the one command path, returned once the command's events are committed (a command
+  that changed nothing is answered before its own COMMAND_EXECUTED record, committed
+  within 0.1 s);
 - ``GET /v1/events?since=SEQ``: server-sent events, each ``data:`` one committed event
   as JSON (seq, ts, type, component, scope, actor, data, hash, line): first the rows
   after SEQ from the store, then new ones as they commit, without gaps or duplicates
