@@ -156,3 +156,54 @@ def test_what_the_reference_refuses_is_refused() -> None:
             reference_compact_json(bad)
         with pytest.raises(TypeError):
             dumps_compact(bad)
+
+
+def test_archived_tasks_encode_to_the_values_pydantic_writes() -> None:
+    """An archive record's task list (orjson over the models' fields) decodes to what
+    pydantic's serializer writes, in the same field order; a value orjson cannot encode
+    (an integer beyond 64 bits in a task's inputs) goes to pydantic's serializer."""
+    import json
+
+    from pydantic import TypeAdapter
+
+    from core.events import models_json
+    from core.models import Task, TaskContext, TaskStatus
+
+    adapter = TypeAdapter(list[Task])
+    rng = random.Random(7)
+    tasks = [
+        Task(
+            id=f"w/t{i}",
+            workflow="w",
+            phase="p",
+            specialization="x",
+            depends_on=[f"w/t{j}" for j in range(i % 3)],
+            duration_s=_random_float(rng),
+            status=rng.choice(list(TaskStatus)),
+            agent=rng.choice([None, "agent-1"]),
+            attempts=i % 4,
+            started_at=rng.choice([None, rng.random() * 1e4]),
+            context=TaskContext(
+                inputs={_random_text(rng): _random_value(rng) for _ in range(2)},
+                progress=rng.random(),
+                partial_results={"result": _random_value(rng)},
+                last_output=[_random_text(rng)],
+            ),
+        )
+        for i in range(300)
+    ]
+    text = models_json(tasks, lambda: adapter.dump_json(tasks))
+    ref = adapter.dump_json(tasks).decode()
+
+    def same(a: Any, b: Any) -> bool:  # NaN equals itself here (pydantic and orjson both write null)
+        if isinstance(a, float) and isinstance(b, float):
+            return a == b or (math.isnan(a) and math.isnan(b))
+        if isinstance(a, dict) and isinstance(b, dict):
+            return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        return type(a) is type(b) and a == b
+
+    assert same(json.loads(text), json.loads(ref))
+    big = [Task(id="w/b", workflow="w", phase="p", specialization="x", context=TaskContext(inputs={"n": 2**70}))]
+    assert models_json(big, lambda: adapter.dump_json(big)) == adapter.dump_json(big).decode()

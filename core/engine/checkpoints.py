@@ -175,7 +175,12 @@ class Checkpoints:
 
     def owed(self) -> bool:
         """Whether :meth:`maintain` has an automatic checkpoint to take now regardless of time."""
-        return self.due is not None or self.events_since() >= self.event_cadence()
+        if self.due is not None:
+            return True
+        # Called after every simulated callback: the cadence (never under
+        # ``intervals.checkpoint_events``) is worked out only once that many events passed.
+        since = self.events_since()
+        return since >= self.engine.config.intervals.checkpoint_events and since >= self.event_cadence()
 
     async def maintain(self) -> None:
         """Periodic work: phase-complete and interval checkpoints, metric retention."""
