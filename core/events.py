@@ -205,19 +205,29 @@ def chain_hash(prev_hash: str, canonical: str) -> str:
 _HEADS: dict[tuple[str, str, str, str], str] = {}
 
 
-def chain_next(
-    prev_hash: str, seq: int, ts: float, type_: str, component: str, scope: str, actor: str, data_json: str
-) -> str:
-    """``chain_hash(prev_hash, canonical_envelope(...))`` in one step, for the emit path:
-    the four quoted header fields are memoised as one piece (headers and actors repeat
-    endlessly) and the hashed text is built once."""
+def chain_head(type_: str, component: str, scope: str, actor: str) -> str:
+    """The envelope's four quoted header fields as one piece (memoised: headers and
+    actors repeat endlessly)."""
     head = _HEADS.get((type_, component, scope, actor))
     if head is None:
         head = f"{_quoted(type_)},{_quoted(component)},{_quoted(scope)},{_quoted(actor)},"
         if len(_HEADS) < 10_000:
             _HEADS[(type_, component, scope, actor)] = head
+    return head
+
+
+def chain_step(prev_hash: str, seq: int, ts: float, head: str, data_json: str) -> str:
+    """``chain_hash(prev_hash, canonical_envelope(...))`` from the header's piece
+    (:func:`chain_head`): the hashed text is built once."""
     t = repr(ts) if type(ts) is float and math.isfinite(ts) else _CANONICAL.encode(ts)
     return _sha256(f"{prev_hash}[{seq:d},{t},{head}{data_json}]".encode()).hexdigest()
+
+
+def chain_next(
+    prev_hash: str, seq: int, ts: float, type_: str, component: str, scope: str, actor: str, data_json: str
+) -> str:
+    """``chain_hash(prev_hash, canonical_envelope(...))`` in one step."""
+    return chain_step(prev_hash, seq, ts, chain_head(type_, component, scope, actor), data_json)
 
 
 class EventLineError(ValueError):

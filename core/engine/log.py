@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..event_data import EventDataError
 from ..event_types import COMMAND_EXECUTED, check_event
-from ..events import Event, EventHeader, canonical_json, chain_next
+from ..events import Event, EventHeader, canonical_json, chain_head, chain_step
 from ..journal import Journal
 from ..models import Task
 
@@ -38,18 +38,20 @@ class EngineError(Exception):
         self.details = details or {}
 
 
-_HEADERS: dict[tuple[str, str, str], str] = {}
-"""Headers already validated -> the type's plain name (a declaration is a ``str`` subclass)."""
+_KNOWN: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+"""(type, component, scope, actor) of headers already validated -> (the type's plain
+name, the header's piece of the chained envelope)."""
 
 
-def _checked_header(type_: str, component: str, scope: str) -> str:
-    """The plain type name of a valid header (validated once per distinct header)."""
-    name = _HEADERS.get((type_, component, scope))
-    if name is None:
-        name = str(type_)  # a declaration (core.event_types) is stored and sent as its plain name
-        EventHeader(type=name, component=component, scope=scope, data={})
-        _HEADERS[(name, component, scope)] = name
-    return name
+def _known(type_: str, component: str, scope: str, actor: str) -> tuple[str, str]:
+    """Validate a header once; its plain type name (a declaration is a ``str`` subclass,
+    stored and sent as its name) and its envelope piece."""
+    name = str(type_)
+    EventHeader(type=name, component=component, scope=scope, data={})
+    known = (name, chain_head(name, component, scope, actor))
+    if len(_KNOWN) < 10_000:
+        _KNOWN[(name, component, scope, actor)] = known
+    return known
 
 
 @dataclass
@@ -114,17 +116,17 @@ class EventLog:
         e = self.engine
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
-        type_ = _HEADERS.get((type_, component, scope)) or _checked_header(type_, component, scope)
+        who = actor or e.actor
+        type_, head = _KNOWN.get((type_, component, scope, who)) or _known(type_, component, scope, who)
         if data is None:
             data = {}
         state = e.state
         seq = state.seq + 1
         ts = e.clock.now()
-        who = actor or e.actor
         ev = Event(seq, ts, type_, component, scope, data, who)
         data_json = canonical_json(data)
         prev = e.head_hash
-        h = chain_next(prev, seq, ts, type_, component, scope, who, data_json)
+        h = chain_step(prev, seq, ts, head, data_json)
         # Fold first: a reducer that rejects the event leaves the chain untouched.
         try:
             state.apply(ev)

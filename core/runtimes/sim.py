@@ -22,7 +22,7 @@ from . import Capabilities, NotApplicable, RuntimeSink
 from .sampler import TaskMeasure
 
 
-@dataclass
+@dataclass(slots=True)
 class _SimTask:
     task_id: str
     work_left: float
