@@ -152,3 +152,36 @@ async def test_space_runs_and_pauses_the_simulated_clock(tmp_path):
         assert app.link.speed == app.config.console.speed
         await pilot.press("space")
         assert await wait_for(pilot, lambda: not app.link.clock_running)
+
+
+@pytest.mark.slow
+async def test_decision_dialogs_lead_with_what_they_do(tmp_path):
+    """Approve: what each step still to run will do comes before the analysis that ran;
+    reject and abort each say what they do (not the approval's words)."""
+    app = make_app(tmp_path / "d.db", config=MANUAL)
+    async with app.run_test(size=(160, 48)) as pilot:
+        pid = await drill_until_plan(app, pilot)
+        plan = app.link.state.plans[pid]
+        assert await wait_for(pilot, lambda: any(st.state == "completed" for st in plan.steps), 10)
+        pending = sum(1 for st in plan.steps if st.state not in ("completed", "failed"))
+        said = {}
+        for key in ("a", "d", "K"):
+            await pilot.press(key)
+            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            said[key] = " ".join(_plain(app.screen.detail).split())
+            await pilot.press("escape")
+            assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        a = said["a"]
+        effects, ran = a.index("What it will do (computed now"), a.index("Already ran")
+        assert effects < ran, "the effects come first"
+        first = next(st for st in plan.steps if st.state not in ("completed", "failed"))
+        assert a.index(" ".join(first.command.split())) < ran
+        assert f"Approving runs the {pending} step(s) still to run" in a
+        for key, verb in (("d", "Rejecting"), ("K", "Aborting")):
+            text = said[key]
+            assert verb in text and f"{pending} step(s) still to run will run" in text, text
+            assert "wait for this approval" not in text, text
+            assert text.index("What will not run") < text.index("Already ran")
+        assert "stays open" in said["d"] and "/incident replan" in said["d"]
+        assert "rolls back to checkpoint" in said["K"] or "nothing is rolled back" in said["K"]
+        assert app.link.state.plans[pid].state == "proposed"  # every dialog was dismissed: nothing changed

@@ -87,3 +87,31 @@ async def test_cancel_drill_after_its_fault_keeps_the_incident(tmp_path):
         await host.advance(eng.config.supervision.window_s)
         assert len(failed()) == 1  # the rest of the cascade never came
         assert eng.state.settings["drill"]["status"] == "cancelled"
+
+
+@pytest.mark.slow
+async def test_cancel_drill_from_the_palette(tmp_path):
+    """The palette's "Cancel drill" asks as the key does, and only a confirmation cancels."""
+    db = tmp_path / "c.db"
+    app = make_app(db)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.link_opened()
+        host = app.host
+        assert (await app.link.send("/host drill resource-exhaustion"))["status"] == "success"
+
+        async def palette_cancel() -> None:
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.2)
+            await pilot.press(*"Cancel drill")
+            await pilot.pause(0.4)
+            await pilot.press("enter")
+            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+
+        await palette_cancel()
+        await pilot.press("escape")  # kept: the drill still runs
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert not host.drill.done and host.engine.state.settings["drill"]["status"] != "cancelled"
+        await palette_cancel()
+        await pilot.press("tab", "enter")
+        assert await wait_for(pilot, lambda: host.drill.done)
+        assert host.engine.state.settings["drill"]["status"] == "cancelled"

@@ -8,6 +8,7 @@ import re
 
 from tests.console_support import make_app, wait_for
 from tui.screens.confirm import ConfirmScreen
+from tui.toasts import toast_room
 
 
 async def test_drill_toast_once_with_clock_time(tmp_path):
@@ -40,3 +41,26 @@ async def test_same_toast_twice_shows_once_and_brackets_survive(tmp_path):
         assert [n.message for n in app._notifications].count("see [console.filters] in the config") == 1
         shown = [n for n in app._notifications if "[console.filters]" in n.message]
         assert shown and not shown[0].markup  # plain text: the brackets are shown as typed
+
+
+async def test_toasts_never_cover_the_command_line(tmp_path):
+    """With the command line open and more toasts than fit at 80x24, the newest show whole
+    above the line; the oldest made way."""
+    from textual.widgets._toast import Toast
+
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await app.link_opened()
+        await pilot.press("colon")
+        assert await wait_for(pilot, lambda: app.command_line.display)
+        for i in range(5):
+            app.notify(f"toast number {i} with enough words to wrap onto a second line at eighty columns")
+            await pilot.pause(0.05)
+        line = app.command_line.region
+        assert line.height > 0
+        assert await wait_for(pilot, lambda: "toast number 4" in " ".join(str(t.render()) for t in app.query(Toast)))
+        await pilot.pause(0.2)
+        toasts = list(app.query(Toast))
+        assert 1 <= len(toasts) <= toast_room(24) < 5
+        for toast in toasts:
+            assert toast.region.bottom <= line.y, (toast.region, line)

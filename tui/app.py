@@ -50,7 +50,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.incident import IncidentScreen
 from .screens.routes import detail_screen
-from .toasts import Repeats
+from .toasts import Repeats, toast_room
 from .widgets.agent_pools import AgentPools
 from .widgets.footer import FittedFooter
 from .widgets.header_gauges import HeaderGauges
@@ -266,9 +266,14 @@ class OpsdeckApp(App[int]):
         markup: bool = False,
     ) -> None:
         """A toast, unless the same words are already on screen (a repeat says nothing new).
-        Messages are plain text: brackets in ids and JSON are shown, not read as markup."""
+        Messages are plain text: brackets in ids and JSON are shown, not read as markup.
+        The stack holds what fits above the command line (:func:`toast_room`): the oldest
+        toasts make way for a new one (the event log keeps what they said)."""
         if not self.repeats.fresh(title, message, self.NOTIFICATION_TIMEOUT if timeout is None else timeout):
             return
+        live = [n for n in self._notifications if not n.has_expired]
+        for old in live[: max(0, len(live) - toast_room(self.size.height) + 1)]:
+            self._unnotify(old, refresh=False)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def report(self, res: dict[str, Any], what: str) -> bool:

@@ -21,3 +21,13 @@ class Repeats:
             return False
         self._until[key] = now + timeout
         return True
+
+
+TOAST_ROWS = 6
+"""A toast's rows with its margin: a title, two lines of message, padding."""
+
+
+def toast_room(height: int) -> int:
+    """How many toasts fit under the header and above the command line and footer (at
+    least one): 2 at 80x24, 6 at 160x48."""
+    return max(1, (height - 8) // TOAST_ROWS)
