@@ -219,8 +219,18 @@ def chain_head(type_: str, component: str, scope: str, actor: str) -> str:
 def chain_step(prev_hash: str, seq: int, ts: float, head: str, data_json: str) -> str:
     """``chain_hash(prev_hash, canonical_envelope(...))`` from the header's piece
     (:func:`chain_head`): the hashed text is built once."""
-    t = repr(ts) if type(ts) is float and math.isfinite(ts) else _CANONICAL.encode(ts)
+    global _LAST_TS
+    last = _LAST_TS  # one tuple, rebound whole: a reader in another thread sees a pair that belongs together
+    if ts is last[0]:  # the same clock reading as the event before (an instant's events share it)
+        t = last[1]
+    else:
+        t = repr(ts) if type(ts) is float and math.isfinite(ts) else _CANONICAL.encode(ts)
+        _LAST_TS = (ts, t)
     return _sha256(f"{prev_hash}[{seq:d},{t},{head}{data_json}]".encode()).hexdigest()
+
+
+_LAST_TS: tuple[Any, str] = (object(), "")
+"""The last timestamp object :func:`chain_step` encoded and its text (compared by identity)."""
 
 
 def chain_next(

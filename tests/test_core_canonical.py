@@ -207,3 +207,33 @@ def test_archived_tasks_encode_to_the_values_pydantic_writes() -> None:
     assert same(json.loads(text), json.loads(ref))
     big = [Task(id="w/b", workflow="w", phase="p", specialization="x", context=TaskContext(inputs={"n": 2**70}))]
     assert models_json(big, lambda: adapter.dump_json(big)) == adapter.dump_json(big).decode()
+
+
+def test_the_one_step_chain_hash_is_the_envelopes_for_every_timestamp() -> None:
+    """chain_step reuses the text of a timestamp object it saw just before: the same
+    object, never an equal one (0.0 and -0.0 are equal and written differently)."""
+    from core.events import chain_head, chain_step
+
+    head = chain_head("TASK_STARTED", "agent", "execution", "engine")
+    prev = GENESIS_HASH
+    stamps: list[Any] = [
+        0.0,
+        0.0,
+        -0.0,
+        -0.0,
+        1.5,
+        1e-7,
+        math.nan,
+        math.inf,
+        3,
+        2**70,
+        None,
+        0.1 + 0.2,
+        0.30000000000000004,
+    ]
+    for i, ts in enumerate(stamps + stamps[::-1]):
+        h = chain_step(prev, i + 1, ts, head, "{}")
+        assert h == chain_hash(
+            prev, canonical_envelope(i + 1, ts, "TASK_STARTED", "agent", "execution", "engine", "{}")
+        )
+        prev = h
