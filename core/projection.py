@@ -35,6 +35,8 @@ from .models import (
     Workflow,
     WorkflowStatus,
 )
+from .projection_history import HistoryCache, HistoryRows
+from .projection_snapshot import load_into, snapshot_of
 from .usage.models import UsageLedger
 
 Fold = Callable[["State", Event], None]
@@ -103,6 +105,8 @@ class State:
         """Workflows holding a guarantee."""
         self.journal: Journal | None = None
         """The open unit of work's journal: folds record there what they overwrite."""
+        self.history = HistoryCache()
+        """Hashes of the finished and checkpoint entries, for the snapshot's digests."""
 
     # -- folding --------------------------------------------------------------
     def apply(self, ev: Event) -> None:
@@ -195,71 +199,36 @@ class State:
         }
 
     # -- snapshots ------------------------------------------------------------
-    def snapshot(self, *, checkpoint_labels: bool = False) -> dict[str, Any]:
-        """A JSON-ready dict of the hashed state.
-
-        Checkpoint labels are operator text kept in the store's checkpoints table and
-        in their CHECKPOINT_CREATED events, not here: every snapshot carries the record
-        of every earlier checkpoint, so a label in it would be copied once per later
-        checkpoint. ``checkpoint_labels`` gives the form older stores wrote (labels
-        included), which ``verify`` replays to check their snapshots."""
-        drop = None if checkpoint_labels else {"label"}
-        snap = {
-            "seq": self.seq,
-            "clock": self.clock,
-            "pools": {k: v.model_dump(mode="json") for k, v in sorted(self.pools.items())},
-            "agents": {k: v.model_dump(mode="json") for k, v in sorted(self.agents.items())},
-            "workflows": {k: v.model_dump(mode="json") for k, v in sorted(self.workflows.items())},
-            "tasks": {k: v.model_dump(mode="json") for k, v in sorted(self.tasks.items())},
-            "finished": {k: v.model_dump(mode="json") for k, v in sorted(self.finished.items())},
-            "checkpoints": {
-                str(k): v.model_dump(mode="json", exclude=drop) for k, v in sorted(self.checkpoints.items())
-            },
-            "incidents": {k: v.model_dump(mode="json") for k, v in sorted(self.incidents.items())},
-            "plans": {k: v.model_dump(mode="json") for k, v in sorted(self.plans.items())},
-            "resumptions": {k: v.snapshot() for k, v in sorted(self.resumptions.items())},
-            "learning": self.learning,
-            "settings": self.settings,
-            "commands_executed": self.commands_executed,
-            "observed": dict(sorted(self.observed.items())),
-        }
-        if not self.usage.empty():  # absent until usage is recorded: older logs replay to their hashes
-            snap["usage"] = self.usage.model_dump(mode="json")
-        return snap
+    def snapshot(self, *, full: bool = False, checkpoint_labels: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict of the hashed state (``core.projection_snapshot.snapshot_of``):
+        live work whole, finished workflows and checkpoint records as digests; ``full``
+        (or ``checkpoint_labels``) gives the whole form older stores wrote."""
+        return snapshot_of(self, full=full or checkpoint_labels, checkpoint_labels=checkpoint_labels)
 
     def state_hash(self) -> str:
         return hash_snapshot(self.snapshot())
 
     @classmethod
-    def from_snapshot(cls, folds: Mapping[str, Fold], snap: dict[str, Any], collect_archive: bool = False) -> State:
+    def from_snapshot(
+        cls,
+        folds: Mapping[str, Fold],
+        snap: dict[str, Any],
+        collect_archive: bool = False,
+        history: HistoryRows | None = None,
+    ) -> State:
+        """A state from a snapshot; a compact one with its history entries (``history``,
+        as the store keeps them, checked against its digests by whoever read them)."""
         s = cls(folds, collect_archive)
-        s.load_snapshot(snap)
+        s.load_snapshot(snap, history=history)
         return s
 
-    def load_snapshot(self, snap: dict[str, Any], *, keep_history: bool = False) -> None:
-        """Replace the state with a snapshot; ``keep_history`` keeps incidents, plans,
-        checkpoints and counters (a rollback restores the fleet, not the history).
-
-        The snapshot is consumed, not copied: pydantic builds new models from it and
-        the plain-dict parts are taken over (callers pass a freshly decoded snapshot
-        or copy it themselves)."""
-        self.pools = {k: Pool.model_validate(v) for k, v in snap["pools"].items()}
-        self.agents = {k: Agent.model_validate(v) for k, v in snap["agents"].items()}
-        self.workflows = {k: Workflow.model_validate(v) for k, v in snap["workflows"].items()}
-        self.tasks = {k: Task.model_validate(v) for k, v in snap["tasks"].items()}
-        self.finished = {k: FinishedWorkflow.model_validate(v) for k, v in snap.get("finished", {}).items()}
-        self.settings = snap.get("settings", {})
-        if not keep_history:
-            self.seq = snap["seq"]
-            self.clock = snap["clock"]
-            self.checkpoints = {int(k): Checkpoint.model_validate(v) for k, v in snap["checkpoints"].items()}
-            self.incidents = {k: Incident.model_validate(v) for k, v in snap["incidents"].items()}
-            self.plans = {k: Plan.model_validate(v) for k, v in snap["plans"].items()}
-            self.resumptions = {k: Resumption.model_validate(v) for k, v in snap["resumptions"].items()}
-            self.learning = snap["learning"]
-            self.commands_executed = snap["commands_executed"]
-            self.observed = snap["observed"]
-            self.usage = UsageLedger.model_validate(snap["usage"]) if "usage" in snap else UsageLedger()
+    def load_snapshot(
+        self, snap: dict[str, Any], *, keep_history: bool = False, history: HistoryRows | None = None
+    ) -> None:
+        """Replace the state with a snapshot (``core.projection_snapshot.load_into``);
+        ``keep_history`` keeps incidents, plans, checkpoints and counters (a rollback
+        restores the fleet, not the history); a compact snapshot needs its ``history``."""
+        load_into(self, snap, keep_history=keep_history, history=history)
         self.reindex()
         self.archive_idle(self.seq)
 

@@ -30,6 +30,7 @@ import aiosqlite
 from .anchor import AnchorWriter, anchor_path, read_anchor
 from .events import GENESIS_HASH, Event
 from .private import PrivateError, trust_requested
+from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
 from .store_errors import StorageError, StoreError, classify
 from .store_reads import EVENT_COLUMNS, EventReader, EventRow, row_hash_ok, row_to_event
@@ -390,10 +391,36 @@ class Store:
 
     # -- checkpoints (``store_tables.CheckpointTable``) ------------------------------
     async def save_checkpoint(
-        self, seq: int, ts: float, kind: str, label: str, workflow: str | None, text: str, state_hash: str
+        self,
+        seq: int,
+        ts: float,
+        kind: str,
+        label: str,
+        workflow: str | None,
+        text: str,
+        state_hash: str,
+        history: Sequence[HistoryChange] = (),
     ) -> int:
-        """Store a snapshot as its canonical text (``text``, whose SHA-256 is ``state_hash``)."""
-        return await self.checkpoint_table.save(seq, ts, kind, label, workflow, text, state_hash)
+        """Store a snapshot as its canonical text (``text``, whose SHA-256 is ``state_hash``)
+        with the history entries that changed since the last one."""
+        return await self.checkpoint_table.save(seq, ts, kind, label, workflow, text, state_hash, history)
+
+    async def history_all(self) -> list[KeptRow]:
+        return await self.checkpoint_table.history_all()
+
+    async def checkpoint_digests(self) -> list[tuple[int, int, dict[str, Any]]]:
+        return await self.checkpoint_table.digests()
+
+    async def history_kept(self) -> dict[str, dict[str, str]]:
+        return await self.checkpoint_table.history_kept()
+
+    async def load_checkpoint_with_history(
+        self, checkpoint_id: int
+    ) -> tuple[dict[str, Any], Any, HistoryRows | None, str | None] | None:
+        return await self.checkpoint_table.load_with_history(checkpoint_id)
+
+    async def load_expanded_checkpoint(self, checkpoint_id: int) -> tuple[dict[str, Any], Any, str | None] | None:
+        return await self.checkpoint_table.load_expanded(checkpoint_id)
 
     async def next_checkpoint_id(self) -> int:
         return await self.checkpoint_table.next_id()

@@ -18,7 +18,7 @@ from .private import check_owner
 from .store_errors import StoreError
 
 APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -99,6 +99,21 @@ MIGRATIONS: dict[int, list[str]] = {
            JOIN metric_series s ON s.name = m.name AND s.subject = m.subject ORDER BY m.rowid""",
         "DROP TABLE metrics_v3",
         "CREATE INDEX metrics_series ON metrics(series, ts)",
+    ],
+    5: [
+        # The history parts of snapshots (finished workflows' summaries, checkpoint
+        # records), kept once per change beside the checkpoints: an entry holds for
+        # the checkpoints at seqs from_seq <= seq < to_seq (to_seq NULL: still).
+        # Outside the chain: each compact snapshot's digests name its entries.
+        """CREATE TABLE IF NOT EXISTS snapshot_history (
+            part TEXT NOT NULL,
+            key TEXT NOT NULL,
+            from_seq INTEGER NOT NULL,
+            to_seq INTEGER,
+            entry TEXT NOT NULL,
+            entry_hash TEXT NOT NULL,
+            PRIMARY KEY (part, key, from_seq)
+        )""",
     ],
 }
 METRIC_TABLES = ("metrics", "metric_series")

@@ -19,6 +19,7 @@ from typing import Any
 import aiosqlite
 
 from .events import canonical_json
+from .projection_history import DIGEST_KEYS, HistoryChange, HistoryRows, KeptRow, expand, is_compact, rows_problem
 from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 
@@ -34,8 +35,19 @@ class CheckpointTable:
         self._write = write
 
     async def save(
-        self, seq: int, ts: float, kind: str, label: str, workflow: str | None, text: str, state_hash: str
+        self,
+        seq: int,
+        ts: float,
+        kind: str,
+        label: str,
+        workflow: str | None,
+        text: str,
+        state_hash: str,
+        history: Sequence[HistoryChange] = (),
     ) -> int:
+        """A checkpoint row and, in the same transaction, the history entries that
+        changed since the last one (``core.projection_history``): an entry replaced or
+        gone stops holding at ``seq``, a new or replaced one holds from ``seq``."""
         cp_id = 0
 
         async def statements() -> None:
@@ -45,9 +57,65 @@ class CheckpointTable:
                 (seq, ts, kind, label, workflow, text, state_hash),
             )
             cp_id = int(cur.lastrowid or 0)
+            if history:
+                await self._db.executemany(
+                    "UPDATE snapshot_history SET to_seq = ? WHERE part = ? AND key = ? AND to_seq IS NULL "
+                    "AND from_seq < ?",
+                    [(seq, part, key, seq) for part, key, _, _ in history],
+                )
+                await self._db.executemany(
+                    "INSERT OR REPLACE INTO snapshot_history(part, key, from_seq, to_seq, entry, entry_hash) "
+                    "VALUES (?,?,?,NULL,?,?)",
+                    [(part, key, seq, t, h) for part, key, t, h in history if t is not None],
+                )
 
         await self._write(statements)
         return cp_id
+
+    async def history_at(self, seq: int) -> HistoryRows:
+        """The history entries that hold for a checkpoint at ``seq``: part -> key -> text."""
+        rows = await (
+            await self._db.execute(
+                "SELECT part, key, entry FROM snapshot_history WHERE from_seq <= ? AND (to_seq IS NULL OR to_seq > ?)",
+                (seq, seq),
+            )
+        ).fetchall()
+        out: HistoryRows = {}
+        for part, key, entry in rows:
+            out.setdefault(part, {})[key] = entry if isinstance(entry, str) else str(entry)
+        return out
+
+    async def history_all(self) -> list[KeptRow]:
+        """Every row of ``snapshot_history`` (the whole verify's sweep)."""
+        rows = await (
+            await self._db.execute("SELECT part, key, from_seq, to_seq, entry FROM snapshot_history")
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], r[4] if isinstance(r[4], str) else str(r[4])) for r in rows]
+
+    async def digests(self) -> list[tuple[int, int, dict[str, Any]]]:
+        """(id, seq, digests by part) of every compact checkpoint (its digests read by
+        SQLite from the stored text; a checkpoint whose text is not JSON is left to the
+        hash check)."""
+        out = []
+        for cp_id, seq, text in await (await self._db.execute("SELECT id, seq, state FROM checkpoints")).fetchall():
+            try:
+                snap = json.loads(text)
+            except (TypeError, ValueError):
+                continue
+            if isinstance(snap, dict) and is_compact(snap):
+                out.append((cp_id, seq, {p: snap.get(k) for p, k in DIGEST_KEYS.items()}))
+        return out
+
+    async def history_kept(self) -> dict[str, dict[str, str]]:
+        """The entries the newest checkpoints hold: part -> key -> entry hash (what the
+        next checkpoint's changes are computed against)."""
+        rows = await (
+            await self._db.execute("SELECT part, key, entry_hash FROM snapshot_history WHERE to_seq IS NULL")
+        ).fetchall()
+        out: dict[str, dict[str, str]] = {}
+        for part, key, h in rows:
+            out.setdefault(part, {})[key] = h
+        return out
 
     async def next_id(self) -> int:
         return (await scalar(self._db, "SELECT max(id) FROM checkpoints") or 0) + 1
@@ -95,6 +163,36 @@ class CheckpointTable:
         if not ok and isinstance(snap, dict):
             ok = hashlib.sha256(canonical_json(snap).encode("utf-8")).hexdigest() == row[6]
         return dict(zip(keys, row[:7], strict=True)), snap, ok
+
+    async def load_with_history(
+        self, checkpoint_id: int
+    ) -> tuple[dict[str, Any], Any, HistoryRows | None, str | None] | None:
+        """(row, state, history entries, problem) for a checkpoint, or None: the state
+        decoded once from its stored text; for a compact snapshot the history entries
+        kept beside it (None for one that holds them whole); ``problem`` says why it
+        cannot be used (its text does not match its hash, or its kept entries do not
+        match its digests). A text that is not JSON raises ValueError."""
+        loaded = await self.load_checked(checkpoint_id)
+        if loaded is None:
+            return None
+        row, snap, ok = loaded
+        if not ok or not isinstance(snap, dict):
+            return row, snap, None, "its stored state does not match its state hash"
+        if not is_compact(snap):
+            return row, snap, None, None
+        rows = await self.history_at(row["seq"])
+        return row, snap, rows, rows_problem(snap, rows)
+
+    async def load_expanded(self, checkpoint_id: int) -> tuple[dict[str, Any], Any, str | None] | None:
+        """(row, state, problem) as :meth:`load_with_history`, the history parts of a
+        compact snapshot put back whole (the form a rollback carries)."""
+        loaded = await self.load_with_history(checkpoint_id)
+        if loaded is None:
+            return None
+        row, snap, rows, problem = loaded
+        if rows is None or problem is not None:
+            return row, snap, problem
+        return row, expand(snap, rows), None
 
     async def text_hash(self, checkpoint_id: int) -> tuple[str, str] | None:
         """(state_hash, SHA-256 of the stored state text) without decoding it: the store

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from .event_types import EVENTS
 from .events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
 from .projection import State, hash_snapshot
+from .projection_history import kept_problems
 from .store import Store, row_hash_ok
 from .store_schema import METRIC_TABLES
 
@@ -211,8 +212,10 @@ class _Walk:
             return
         hashes = {self.state.state_hash()}
         if any(h not in hashes for _, h in self.by_seq[seq]):
-            # Snapshots written before labels left them hold the labels: both forms count.
-            hashes.add(hash_snapshot(self.state.snapshot(checkpoint_labels=True)))
+            # Snapshots written before history parts became digests hold them whole, the
+            # oldest with checkpoint labels: each form counts.
+            hashes.add(hash_snapshot(self.state.snapshot(full=True)))
+            hashes.add(hash_snapshot(self.state.snapshot(full=True, checkpoint_labels=True)))
         for cp_id, _ in self.by_seq[seq]:
             self.replayed[cp_id] = hashes
 
@@ -281,6 +284,21 @@ async def _check_checkpoint(store: Store, cp: dict[str, Any], rep: VerifyReport,
         rep.checkpoints_ok.append(cp_id)
 
 
+async def _check_kept(store: Store, rep: VerifyReport) -> None:
+    """The history entries kept beside compact checkpoints against each one's digests
+    (what a rollback to it or an open from it would load)."""
+    try:
+        found = kept_problems(await store.history_all(), await store.checkpoint_digests())
+    except (sqlite3.Error, ValueError) as exc:
+        rep.integrity.append(("snapshot_history", f"unreadable: {type(exc).__name__}"))
+        return
+    for cp_id, problem in found.items():
+        if cp_id not in rep.checkpoints_bad:
+            rep.checkpoints_bad[cp_id] = problem
+            if cp_id in rep.checkpoints_ok:
+                rep.checkpoints_ok.remove(cp_id)
+
+
 async def _anchor(store: Store, rep: VerifyReport) -> None:
     lost = await store.anchor_problem()
     if lost is not None:
@@ -322,6 +340,7 @@ async def _verify(store: Store, replay_checkpoints: bool) -> VerifyReport:
     await _anchor(store, rep)
     for cp in cps:
         await _check_checkpoint(store, cp, rep, walk.replayed.get(cp["id"]))
+    await _check_kept(store, rep)
     rep.coverage = Coverage(
         whole=True, from_seq=1, to_seq=rep.last_seq, replayed_from=0 if replay_checkpoints else None
     )
@@ -345,7 +364,7 @@ async def _base(store: Store, point: VerifiedPoint, rep: VerifyReport) -> tuple[
         return State(EVENTS.folds), 0, GENESIS_HASH
     base = point.base
     try:
-        loaded = await store.load_checkpoint(base)
+        loaded = await store.load_expanded_checkpoint(base)
         rows = await store.raw_rows(point.base_seq - 1, 1)
     except (sqlite3.Error, ValueError) as exc:
         rep.checkpoints_bad[base] = f"unreadable: {type(exc).__name__}"
@@ -356,9 +375,9 @@ async def _base(store: Store, point: VerifiedPoint, rep: VerifyReport) -> tuple[
             0,
             GENESIS_HASH,
         )  # dropped (a recovery removes checkpoints): replay from the first row
-    row, snap = loaded
-    if not isinstance(snap, dict) or hash_snapshot(snap) != row["state_hash"] or row["seq"] != point.base_seq:
-        rep.checkpoints_bad[base] = "changed since a replay confirmed it: it no longer matches its state hash"
+    row, snap, problem = loaded
+    if problem is not None or not isinstance(snap, dict) or row["seq"] != point.base_seq:
+        rep.checkpoints_bad[base] = f"changed since a replay confirmed it: {problem or 'its seq changed'}"
         return None
     if not rows or rows[0][0] != point.base_seq or not row_hash_ok(*rows[0]):
         rep.fault(point.base_seq, "the row of a verified checkpoint is missing or does not match its hash")

@@ -68,7 +68,7 @@ async def _labelled_store(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A store whose snapshots carry labels, as the engine wrote them before labels left."""
     old = State.snapshot
     with monkeypatch.context() as m:
-        m.setattr(State, "snapshot", lambda self, checkpoint_labels=True: old(self, checkpoint_labels=True))
+        m.setattr(State, "snapshot", lambda self, **_: old(self, full=True, checkpoint_labels=True))
         await _checkpoints(db, labelled=True)
     assert sum("cp0" in s for s in _stored_states(db)) == N - 1  # each but the first holds earlier labels
 

@@ -13,6 +13,7 @@ from core.engine import Engine, EngineError
 from core.event_types import EVENTS
 from core.models import Resources
 from core.projection import State
+from core.projection_history import kept_rows
 from core.session import memory_sim, open_sim
 
 OPS = st.lists(
@@ -98,10 +99,14 @@ def test_checkpoint_plus_replay_equals_full_fold(ops: list[tuple[str, int]], cut
     partial = State(EVENTS.folds)
     for ev in captured[:k]:
         partial.apply(ev)
-    restored = State.from_snapshot(EVENTS.folds, partial.snapshot())
+    # A compact snapshot with the history entries a store keeps beside it, and a whole one.
+    kept = kept_rows(partial.finished, partial.checkpoints)
+    restored = State.from_snapshot(EVENTS.folds, partial.snapshot(), history=kept)
+    whole = State.from_snapshot(EVENTS.folds, partial.snapshot(full=True))
     for ev in captured[k:]:
         restored.apply(ev)
-    assert restored.state_hash() == full.state_hash()
+        whole.apply(ev)
+    assert restored.state_hash() == whole.state_hash() == full.state_hash()
 
 
 @pytest.mark.slow

@@ -416,7 +416,7 @@ async def repair_state(ctx: Context, p: P.Empty) -> Outcome:
         segs = diff_segments(s, rebuilt)
         wfs = sorted({seg.split(":", 1)[1].split("/")[0] for seg in segs if seg.startswith(("workflow:", "task:"))})
         if wfs:
-            restore_snapshot(ctx.engine, rebuilt.snapshot(), wfs, cp, ctx.actor, "repair_state")
+            restore_snapshot(ctx.engine, rebuilt.snapshot(full=True), wfs, cp, ctx.actor, "repair_state")
             repaired = wfs
     dropped = await drop_damaged_checkpoints(ctx, rep)
     await require_verified_store(ctx, "repair-state")
@@ -1026,7 +1026,7 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
     )
     if corrupted:
         # Only what differs from checkpoint + replay is replaced; clean workflows keep running.
-        restore_snapshot(eng, rebuilt.snapshot(), corrupted, cp_id, ctx.actor, "data_recovery")
+        restore_snapshot(eng, rebuilt.snapshot(full=True), corrupted, cp_id, ctx.actor, "data_recovery")
     mismatches = [m for w in ids for m in _mismatches(s, rebuilt, w, restarted=set(corrupted))]
     dropped = await drop_damaged_checkpoints(ctx, store_rep)
     if not mismatches:

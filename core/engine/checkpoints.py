@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..event_types import CHECKPOINT_CREATED, STATE_RESTORED
 from ..events import canonical_json
 from ..projection import hash_snapshot
+from ..projection_history import DIGEST_KEYS
 from ..telemetry import HISTORY
 from .log import EngineError
 
@@ -30,8 +31,11 @@ class Checkpoints:
 
     def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
-        self.memory: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-        """Checkpoints of an engine without a store: id -> (row, snapshot)."""
+        self.memory: dict[int, tuple[dict[str, Any], dict[str, Any], tuple[dict[str, Any], dict[int, Any]]]] = {}
+        """Checkpoints of an engine without a store: id -> (row, snapshot, its history parts)."""
+        self.kept: dict[str, dict[str, str]] | None = None
+        """The history entries the store's newest checkpoints hold (part -> key -> hash),
+        read at the first checkpoint: what the next one writes is the difference."""
         self.due: str | None = None
         """The kind of automatic checkpoint owed at the next :meth:`maintain` (a phase completed)."""
         self.last_at: float | None = None
@@ -42,21 +46,40 @@ class Checkpoints:
     async def checkpoint(
         self, kind: str = "manual", label: str = "", workflow: str | None = None, actor: str | None = None
     ) -> int:
-        """Snapshot the projection at the current sequence number and record it."""
+        """Snapshot the projection at the current sequence number and record it, with the
+        history entries (finished workflows, checkpoint records) that changed since the
+        last one kept beside it."""
         e = self.engine
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
         await e.flush()
-        # Encoded once: the stored text is what is hashed.
-        text = canonical_json(e.state.snapshot())
-        h = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        seq = e.state.seq
-        if e.store is not None:
+        if e.store is not None and self.kept is None:
             async with e.store_lock:
-                cp_id = await e.store.save_checkpoint(seq, e.clock.now(), kind, label, workflow, text, h)
+                self.kept = await e.store.history_kept()
+        state = e.state
+        # Encoded once: the stored text is what is hashed.
+        text = canonical_json(state.snapshot())
+        h = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        seq = state.seq
+        if e.store is not None:
+            kept = self.kept if self.kept is not None else {}
+            changes = state.history.changes(kept)
+            async with e.store_lock:
+                cp_id = await e.store.save_checkpoint(seq, e.clock.now(), kind, label, workflow, text, h, changes)
+            state.history.written(changes)
+            for part, key, _, eh in changes:
+                if eh is None:
+                    kept.get(part, {}).pop(key, None)
+                else:
+                    kept.setdefault(part, {})[key] = eh
         else:
             cp_id = max(self.memory, default=0) + 1
-            self.memory[cp_id] = ({"id": cp_id, "seq": seq, "state_hash": h}, json.loads(text))
+            # The history parts as they are now (records are replaced, never changed in place).
+            self.memory[cp_id] = (
+                {"id": cp_id, "seq": seq, "state_hash": h},
+                json.loads(text),
+                (dict(state.finished), dict(state.checkpoints)),
+            )
         e.emit(
             CHECKPOINT_CREATED,
             "coordination",
@@ -66,24 +89,44 @@ class Checkpoints:
         )
         return cp_id
 
-    async def load(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The stored row and snapshot of a checkpoint; CHECKPOINT_NOT_FOUND without one."""
+    async def load(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+        """The stored row and snapshot of a checkpoint, its history parts whole, and why it
+        cannot be used (None when it matches its hash and digests); CHECKPOINT_NOT_FOUND
+        without one."""
         e = self.engine
+        loaded: tuple[dict[str, Any], Any, str | None] | None
         if e.store is not None:
-            loaded = await e.store.load_checkpoint(cp_id)
+            try:
+                loaded = await e.store.load_expanded_checkpoint(cp_id)
+            except ValueError:
+                raise EngineError(
+                    "CHECKPOINT_CORRUPT", f"checkpoint {cp_id}: its stored state is not JSON", {"checkpoint": cp_id}
+                ) from None
         else:
             mem = self.memory.get(cp_id)
-            # A copy: whoever loads it takes the snapshot over (no deepcopy on load).
-            loaded = (dict(mem[0]), json.loads(json.dumps(mem[1]))) if mem is not None else None
+            loaded = None
+            if mem is not None:
+                # A copy: whoever loads it takes the snapshot over (no deepcopy on load).
+                snap = json.loads(json.dumps(mem[1]))
+                finished, records = mem[2]
+                snap.pop(DIGEST_KEYS["finished"], None)
+                snap.pop(DIGEST_KEYS["checkpoints"], None)
+                snap["finished"] = {k: v.model_dump(mode="json") for k, v in sorted(finished.items())}
+                snap["checkpoints"] = {
+                    str(k): v.model_dump(mode="json", exclude={"label"}) for k, v in sorted(records.items())
+                }
+                problem = None if hash_snapshot(mem[1]) == mem[0]["state_hash"] else "does not match its state hash"
+                loaded = (dict(mem[0]), snap, problem)
         if loaded is None:
             raise EngineError("CHECKPOINT_NOT_FOUND", f"no checkpoint {cp_id}", {"known": sorted(e.state.checkpoints)})
         return loaded
 
     async def verified(self, cp_id: int) -> dict[str, Any]:
-        """The snapshot of a checkpoint whose stored state matches its hash."""
-        row, snap = await self.load(cp_id)
-        if hash_snapshot(snap) != row["state_hash"]:
-            raise EngineError("CHECKPOINT_CORRUPT", f"checkpoint {cp_id} fails its state hash", {"checkpoint": cp_id})
+        """The snapshot of a checkpoint whose stored state matches its hash (and whose
+        kept history entries match its digests), history parts whole."""
+        _row, snap, problem = await self.load(cp_id)
+        if problem is not None or not isinstance(snap, dict):
+            raise EngineError("CHECKPOINT_CORRUPT", f"checkpoint {cp_id}: {problem}", {"checkpoint": cp_id})
         return snap
 
     def forget(self, cp_ids: list[int]) -> None:

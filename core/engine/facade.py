@@ -293,7 +293,7 @@ class Engine:
     ) -> int:
         return await self.checkpoints.checkpoint(kind, label, workflow, actor)
 
-    async def load_checkpoint(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def load_checkpoint(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any], str | None]:
         return await self.checkpoints.load(cp_id)
 
     async def verified_checkpoint(self, cp_id: int) -> dict[str, Any]:

@@ -121,15 +121,15 @@ class Opening:
                     quick = await store.checkpoint_text_hash(cp["id"])
                     if quick is not None and quick[0] == quick[1]:
                         continue
-                loaded = await store.load_checked_checkpoint(cp["id"])
+                loaded = await store.load_checkpoint_with_history(cp["id"])
                 if loaded is None:
                     continue
-                row, snap, matches = loaded
-                if not (matches and isinstance(snap, dict) and snap.get("seq") == row["seq"]):
-                    bad.append(f"checkpoint {cp['id']} does not match its state hash")
+                row, snap, history, problem = loaded
+                if problem is not None or not isinstance(snap, dict) or snap.get("seq") != row["seq"]:
+                    bad.append(f"checkpoint {cp['id']}: {problem or 'its seq does not match its row'}")
                 elif not found:
                     state, since, found = (
-                        State.from_snapshot(EVENTS.folds, snap, collect_archive=True),
+                        State.from_snapshot(EVENTS.folds, snap, collect_archive=True, history=history),
                         row["seq"],
                         True,
                     )

@@ -17,7 +17,7 @@ from ..event_types import (
     TASK_COMPLETED,
     TASK_PROGRESS,
 )
-from ..projection import State, hash_snapshot
+from ..projection import State
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -42,11 +42,11 @@ async def consistency(engine: Engine, trusted: set[int] | None = None) -> dict[s
     since = 0
     bad: list[int] = []
     for cp in reversed(await store.list_checkpoints()):
-        loaded = await store.load_checkpoint(cp["id"])
+        loaded = await store.load_expanded_checkpoint(cp["id"])
         if loaded is None or (trusted is not None and cp["id"] not in trusted) or cp["seq"] > upto:
             continue
-        row, snap = loaded
-        if hash_snapshot(snap) == row["state_hash"] and snap.get("seq") == row["seq"]:
+        row, snap, problem = loaded
+        if problem is None and snap.get("seq") == row["seq"]:
             state = State.from_snapshot(EVENTS.folds, snap)
             since = row["seq"]
             break
