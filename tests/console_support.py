@@ -42,21 +42,42 @@ async def wait_for(pilot, cond, timeout: float = 5.0) -> bool:  # type: ignore[n
     return bool(cond())
 
 
-async def drill_until_plan(app: OpsdeckApp, pilot, name: str = "resource-exhaustion", limit_s: float = 4000.0) -> str:  # type: ignore[no-untyped-def]
-    """Start a drill from the palette as an operator would, then run the clock until its
-    plan waits for approval; returns the plan id."""
+async def start_drill(app: OpsdeckApp, pilot, name: str, via: str = "key") -> None:  # type: ignore[no-untyped-def]
+    """Start a drill as an operator would and wait until the host runs it: by its key (D),
+    the scenario chosen from the list, or (via="palette") by typing "Drill: NAME" in the
+    command palette (one keystroke at a time, each a search and a redraw: about 4 s of CPU)."""
+    from textual.widgets import OptionList
+
+    from tui.screens.choose import ChooseScreen
     from tui.screens.confirm import ConfirmScreen
 
     await app.link_opened()
-    eng = app.host.engine
-    await pilot.press("ctrl+p")
-    await pilot.pause(0.2)
-    await pilot.press(*f"Drill: {name}")
-    await pilot.pause(0.4)
-    await pilot.press("enter")
+    if via == "palette":
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*f"Drill: {name}")
+        await pilot.pause(0.4)
+        await pilot.press("enter")
+    else:
+        await pilot.press("D")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ChooseScreen))
+        options = app.screen.query_one(OptionList)
+        names = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert options.highlighted == 0 and name in names, names
+        await pilot.press(*["down"] * names.index(name), "enter")
     assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    assert f"'{name}'" in app.screen.title_text, app.screen.title_text
     await pilot.press("tab", "enter")
-    assert await wait_for(pilot, lambda: app.host.drill is not None)
+    assert await wait_for(pilot, lambda: app.host.drill is not None and app.host.drill.name == name)
+
+
+async def drill_until_plan(  # type: ignore[no-untyped-def]
+    app: OpsdeckApp, pilot, name: str = "resource-exhaustion", limit_s: float = 4000.0, via: str = "key"
+) -> str:
+    """Start a drill (start_drill), then run the clock until its plan waits for approval;
+    returns the plan id."""
+    await start_drill(app, pilot, name, via)
+    eng = app.host.engine
     end = eng.clock.now() + limit_s
     while eng.clock.now() < end:
         await app.host.advance(5.0)

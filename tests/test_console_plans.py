@@ -1,4 +1,4 @@
-"""Pilot tests of the approval queue: a drill started from the palette, its plan
+"""Pilot tests of the approval queue: a drill started from the palette or its key, its plan
 approved, rejected or aborted with rollback (the editor: test_console_plan_editor)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ MANUAL = Config.model_validate(
 async def test_approve_plan_after_cancel(tmp_path):
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(120, 40)) as pilot:
-        pid = await drill_until_plan(app, pilot)
+        pid = await drill_until_plan(app, pilot, via="palette")
         eng = app.host.engine
         await pilot.press("a")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
