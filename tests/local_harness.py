@@ -108,6 +108,43 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return out
 
 
+def agent_hosts_under(root: Path) -> list[psutil.Process]:
+    """Live agent-host processes whose command line names a path under ``root`` (a
+    host's argv names its run directory, ``<db>.agents/``, beside the database)."""
+    prefix = str(root.resolve())
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            argv = p.info["cmdline"] or []
+            if p.info["status"] == psutil.STATUS_ZOMBIE or "core.runtimes.agent_host" not in argv:
+                continue
+            if any(a.startswith(prefix) for a in argv):
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+def kill_agent_hosts_under(root: Path) -> list[str]:
+    """SIGKILL the agent hosts left under ``root`` and everything they started (their
+    tasks run in process groups of their own, so a kill of the console's group misses
+    them); returns a description of each host found."""
+    found = []
+    for host in agent_hosts_under(root):
+        try:
+            procs = [*host.children(recursive=True), host]
+            found.append(f"pid {host.pid} ({' '.join(host.cmdline()[3:5])}, {len(procs) - 1} descendant(s))")
+        except psutil.Error:
+            continue
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(procs, timeout=10)
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from core.incidents.kinds import SCENARIOS
 
 from .conftest import REPO, opsdeck_cmd
+from .local_harness import kill_agent_hosts_under
 
 SEED_FIELDS = {
     "EMERGENCY_RESPONSE_ACTIVATED": {"response_level", "estimated_recovery_time", "affected_workflows"},
@@ -47,6 +49,17 @@ COMPLETION = {
     "usage-exhaustion": "EMERGENCY_RESPONSE_COMPLETED:system:validation:",
     "rate-limit": "EMERGENCY_RESPONSE_COMPLETED:system:validation:",
 }
+
+
+@pytest.fixture(autouse=True)
+def no_agent_host_survives(tmp_path: Path) -> Iterator[None]:
+    """A drill on real processes starts agent hosts in sessions of their own (they
+    outlive a killed console, to be adopted by the next one): whatever the test's
+    outcome, none of this test's is left running, and one left by a console that
+    exited is an error of the test."""
+    yield
+    left = kill_agent_hosts_under(tmp_path)
+    assert not left, f"agent host(s) still running after the test (killed now): {left}"
 
 
 def drill(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

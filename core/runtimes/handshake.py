@@ -117,8 +117,11 @@ async def console_connect(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to an agent host and authenticate it before anything is sent.
 
-    OSError: nobody listens (yet). ChannelError: someone listens who is not our host
-    (another uid, another process, or no knowledge of the secret).
+    OSError: nobody listens (yet), or TimeoutError (an OSError): the peer did not
+    answer the handshake in time, which on a loaded machine is a host still waiting for
+    the CPU, not an impostor (the caller retries within its own budget). ChannelError:
+    someone listens who is not our host (another uid, another process, or no knowledge
+    of the secret).
     """
     reader, writer = await asyncio.open_unix_connection(address, limit=limit)
     try:
@@ -146,6 +149,6 @@ async def console_connect(
         if isinstance(exc, ChannelError):
             raise
         if isinstance(exc, TimeoutError):
-            raise ChannelError(f"{address}: no handshake within {HANDSHAKE_TIMEOUT_S:g}s") from None
+            raise TimeoutError(f"{address}: no handshake within {HANDSHAKE_TIMEOUT_S:g}s") from None
         raise
     return reader, writer

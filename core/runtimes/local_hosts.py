@@ -34,6 +34,13 @@ from .supervise import Supervisor, exit_status
 from .wire import encode, messages
 
 CONNECT_TIMEOUT_S = 15.0
+"""After this long without an answer on its socket, a host's start is judged by the CPU it used."""
+CONNECT_CPU_S = 10.0
+"""CPU seconds a host may use without answering (its start, imports included, takes well under
+one): past them it is stuck. A host that waits for the CPU on a loaded machine uses none, and is
+not taken for a dead one: its replacement would start as slowly (a cascade of our own making)."""
+CONNECT_WALL_S = 120.0
+"""Wall-clock seconds a host may take to answer whatever its CPU (one asleep for good uses none)."""
 
 
 async def hear_pending_reports() -> None:
@@ -94,6 +101,21 @@ class LocalLinks:
 
     def measurable(self, h: ProcessHost) -> bool:
         return True  # every local host's tasks run on this machine
+
+    def cpu_s(self, h: ProcessHost) -> float | None:
+        """CPU seconds the host process has used (None when it cannot be read: gone, or
+        a pid this console did not start and cannot verify by create time)."""
+        try:
+            if h.popen is not None:
+                proc = psutil.Process(h.popen.pid)  # our unreaped child: the pid is still its
+            elif h.pid and h.create_time and same_process(h.pid, h.create_time):
+                proc = psutil.Process(h.pid)
+            else:
+                return None
+            t = proc.cpu_times()
+        except psutil.Error:
+            return None
+        return t.user + t.system
 
     def save(self, h: ProcessHost) -> None:
         """The host's ``processes`` row, signed with the run's MAC."""
@@ -224,10 +246,10 @@ class LocalHosts:
     async def connection(self, h: ProcessHost) -> None:
         """Connect (with retries while the host starts), read its reports, notice its end."""
         fleet, links = self.fleet, self.links
-        started = time.monotonic()
+        started, cpu0, judged = time.monotonic(), links.cpu_s(h), 0.0
         while not h.dead:
             try:
-                reader, writer = await console_connect(h.address, self.adoption.secret, expect_pid=h.pid)
+                reader, writer = await self.connect(h)
             except ChannelError as exc:
                 # Someone else holds the name, or a process that cannot prove it is our
                 # host: send it nothing, fail the agent loudly, and do not retry there.
@@ -240,10 +262,14 @@ class LocalHosts:
                 if not links.alive(h):
                     self.died(h, "agent process exited")
                     return
-                if time.monotonic() - started > CONNECT_TIMEOUT_S:
-                    links.kill(h)
-                    self.died(h, "agent process did not answer on its socket")
-                    return
+                waited = time.monotonic() - started
+                if waited > CONNECT_TIMEOUT_S and waited - judged >= 1.0:
+                    judged = waited
+                    stuck = self.stuck_starting(h, waited, cpu0)
+                    if stuck is not None:
+                        links.kill(h)
+                        self.died(h, stuck)
+                        return
                 if not h.connected_once and fleet.sink is not None:
                     # Still starting (alive, not listening yet): starting, not silent, as a
                     # Ray actor being placed is (a loaded machine takes seconds to start Python).
@@ -274,8 +300,33 @@ class LocalHosts:
                 self.died(h, "agent process died")
                 return
             h.lost = True
-            started = time.monotonic()
+            started, cpu0, judged = time.monotonic(), links.cpu_s(h), 0.0
             await asyncio.sleep(0.05)
+
+    async def connect(self, h: ProcessHost) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An authenticated connection (:func:`console_connect`). A host never connected
+        yet is starting while its handshake is pending too, as while it is not yet
+        listening: on a loaded machine its answer waits for the CPU, and the engine would
+        otherwise take it for a silent agent."""
+        attempt = asyncio.ensure_future(console_connect(h.address, self.adoption.secret, expect_pid=h.pid))
+        sink = self.fleet.sink
+        if not h.connected_once and sink is not None:
+            while not (await asyncio.wait({attempt}, timeout=self.fleet.timing.heartbeat_s / 2))[0]:
+                sink.agent_heartbeat(h.agent)
+        return await attempt
+
+    def stuck_starting(self, h: ProcessHost, waited: float, cpu0: float | None) -> str | None:
+        """Why a live host that has not answered on its socket for ``waited`` seconds is
+        taken for stuck (then it is killed and replaced), or None while it may still be
+        starting: it used under ``CONNECT_CPU_S`` of CPU since the wait began (on a loaded
+        machine a start waits for the CPU) and the wait is under ``CONNECT_WALL_S``."""
+        cpu = self.links.cpu_s(h)
+        used = None if cpu is None or cpu0 is None else cpu - cpu0
+        if used is None:
+            return f"agent process did not answer on its socket in {waited:.0f}s (its CPU time unreadable)"
+        if used > CONNECT_CPU_S or waited > CONNECT_WALL_S:
+            return f"agent process did not answer on its socket in {waited:.0f}s ({used:.1f} CPU s used meanwhile)"
+        return None
 
     # -- sampling ---------------------------------------------------------------------------
     async def sample_loop(self) -> None:
