@@ -83,3 +83,28 @@ async def test_80x24_footer_fits_and_log_columns_align(tmp_path):
             name = r[col : col + tw].rstrip()
             assert r[col + tw] == " " and r[col + tw + 1] != " ", f"type and summary run together: {r!r}"
             assert name in {fit_type(n, tw) for n in EVENTS.names()}, r
+
+
+@pytest.mark.slow
+async def test_80x24_approve_dialog_is_whole_on_screen(tmp_path):
+    """A long plan's approve dialog at 80x24: its title and its buttons on screen, the
+    detail scrolling between them; toasts up before it opened are cleared off it."""
+    from textual.widgets import Button, Label
+
+    from tui.screens.confirm import ConfirmScreen
+
+    app = make_app(tmp_path / "s.db", config=MANUAL)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await drill_until_plan(app, pilot)
+        app.notify("a toast that would sit over the dialog")
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.pause(0.3)
+        screen = app.screen
+        title = screen.query_one("#confirm-title", Label).region
+        buttons = [b.region for b in screen.query(Button)]
+        assert title.y >= 0 and title.height > 0
+        assert buttons and all(b.bottom <= 24 and b.height > 0 for b in buttons), buttons
+        scroll = screen.query_one("#confirm-scroll")
+        assert scroll.max_scroll_y > 0, "the detail is longer than the room: it scrolls"
+        assert not list(app._notifications)

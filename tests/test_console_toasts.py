@@ -64,3 +64,17 @@ async def test_toasts_never_cover_the_command_line(tmp_path):
         assert 1 <= len(toasts) <= toast_room(24) < 5
         for toast in toasts:
             assert toast.region.bottom <= line.y, (toast.region, line)
+
+
+def test_a_command_toast_names_its_object_once():
+    from tui.dialogs import outcome_text
+
+    def ok(summary: str) -> dict:
+        return {"status": "success", "result": {"summary": summary}}
+
+    assert outcome_text(ok("PLAN-0001 rejected by operator"), "Reject PLAN-0001") == "PLAN-0001 rejected by operator"
+    said = outcome_text(ok("INC-0001: new plan PLAN-0002 (6 steps) proposed"), "Replan INC-0001")
+    assert said.count("INC-0001") == 1
+    assert outcome_text(ok("1 workflow paused"), "Pause workflow_003") == "Pause workflow_003: 1 workflow paused"
+    bad = {"status": "error", "error": {"code": "INVALID_STATE", "message": "PLAN-0001 is rejected"}}
+    assert outcome_text(bad, "Approve PLAN-0001") == "Approve PLAN-0001: INVALID_STATE: PLAN-0001 is rejected"

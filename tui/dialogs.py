@@ -85,7 +85,8 @@ def outcome_text(res: dict[str, Any], what: str) -> str:
     if res.get("status") == "success":
         result = res.get("result")
         summary = result.get("summary") if isinstance(result, dict) else None
-        if summary and str(summary).startswith(what):
+        named = what.split(" ", 1)[-1]  # what the action was on: "PLAN-0001" of "Reject PLAN-0001"
+        if summary and (str(summary).startswith(what) or named in str(summary)):
             return str(summary)  # the summary already names it: say it once
         return f"{what}: {summary}" if summary else f"{what}: done"
     err = res.get("error") or {}

@@ -10,11 +10,16 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.console import RenderableType
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
+
+DETAIL_MAX_ROWS = 28
+FRAME_ROWS = 11
+"""The dialog's rows besides its detail: border 2, padding 2, title 2, buttons 4, a spare row."""
 
 
 class ConfirmScreen(ModalScreen[bool | str]):
@@ -62,6 +67,18 @@ class ConfirmScreen(ModalScreen[bool | str]):
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
+        self._fit(self.app.size.height)
+        # Toasts already up would sit over what the dialog asks to read; the log keeps their words.
+        self.app.clear_notifications()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
+        """The detail scrolls within what the terminal leaves once the title and the
+        buttons are placed, so the whole dialog (its title, its buttons) is on screen."""
+        room = max(height - FRAME_ROWS, 3)
+        self.query_one("#confirm-scroll", VerticalScroll).styles.max_height = min(DETAIL_MAX_ROWS, room)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
