@@ -364,7 +364,7 @@ async def _base(store: Store, point: VerifiedPoint, rep: VerifyReport) -> tuple[
         return State(EVENTS.folds), 0, GENESIS_HASH
     base = point.base
     try:
-        loaded = await store.load_expanded_checkpoint(base)
+        loaded = await store.load_checkpoint_with_history(base)
         rows = await store.raw_rows(point.base_seq - 1, 1)
     except (sqlite3.Error, ValueError) as exc:
         rep.checkpoints_bad[base] = f"unreadable: {type(exc).__name__}"
@@ -375,14 +375,14 @@ async def _base(store: Store, point: VerifiedPoint, rep: VerifyReport) -> tuple[
             0,
             GENESIS_HASH,
         )  # dropped (a recovery removes checkpoints): replay from the first row
-    row, snap, problem = loaded
+    row, snap, history, problem = loaded
     if problem is not None or not isinstance(snap, dict) or row["seq"] != point.base_seq:
         rep.checkpoints_bad[base] = f"changed since a replay confirmed it: {problem or 'its seq changed'}"
         return None
     if not rows or rows[0][0] != point.base_seq or not row_hash_ok(*rows[0]):
         rep.fault(point.base_seq, "the row of a verified checkpoint is missing or does not match its hash")
         return None
-    return State.from_snapshot(EVENTS.folds, snap), point.base_seq, rows[0][8]
+    return State.from_snapshot(EVENTS.folds, snap, history=history), point.base_seq, rows[0][8]
 
 
 async def _verify_since(store: Store, point: VerifiedPoint, until: int | None) -> Incremental:
