@@ -107,14 +107,17 @@ async def run_one(db: Path, tag: str) -> float:
 
 
 OPEN_CHILD = """
-import asyncio, json, sys, time, psutil
+import asyncio, json, resource, sys, time, psutil
 sys.path.insert(0, sys.argv[2])
 from core.engine import Engine
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 async def main():
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     eng = await Engine.open(sys.argv[1])
-    took = time.perf_counter() - t0
-    print(json.dumps({"open_s": took, "rss_mb": psutil.Process().memory_info().rss / 2**20}))
+    took, cpu_s = time.perf_counter() - t0, cpu() - c0
+    print(json.dumps({"open_s": took, "cpu_s": cpu_s, "rss_mb": psutil.Process().memory_info().rss / 2**20}))
     await eng.close()
 asyncio.run(main())
 """
