@@ -257,7 +257,7 @@ def cpu():
     return r.ru_utime + r.ru_stime
 graph = layered(int(sys.argv[1]) // 100, 100)
 c0 = cpu()
-create, run, events = asyncio.run(run_opsdeck(graph, 20, Path(sys.argv[2])))
+create, run, *_, events = asyncio.run(run_opsdeck(graph, 20, Path(sys.argv[2])))
 took = cpu() - c0
 import sqlite3
 con = sqlite3.connect(sys.argv[2])
