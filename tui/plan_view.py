@@ -19,7 +19,7 @@ from rich.text import Text
 
 from core import timefmt
 from core.commands.binding import bind
-from core.commands.coordination_hub import idle_beyond_minimum
+from core.commands.coordination_hub.agents import idle_beyond_minimum
 from core.commands.grammar import CommandSyntaxError, parse
 from core.commands.responses import CommandError
 from core.host.language import LANGUAGE as REGISTRY

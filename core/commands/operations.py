@@ -5,7 +5,6 @@ their packages (``core.incidents.language``, ``core.host.language``)."""
 from __future__ import annotations
 
 from . import (
-    coordination_hub,
     debug,
     performance_monitor,
     resource_manager,
@@ -14,10 +13,16 @@ from . import (
     workflow_recovery,
     workflow_status,
 )
+from .coordination_hub import agents, dependencies, event_feed, lifecycle, network, protection
 from .registry import Registry
 
 LANGUAGE = Registry(
-    coordination_hub.OPS,
+    lifecycle.OPS,
+    agents.OPS,
+    event_feed.OPS,
+    protection.OPS,
+    dependencies.OPS,
+    network.OPS,
     task_io.OPS,
     debug.OPS,
     performance_monitor.OPS,

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..commands.coordination_hub import subscribed_types
+from ..commands.coordination_hub.event_feed import subscribed_types
 from ..commands.grammar import MAX_COMMAND_CHARS
 from ..private import open_beside, trust_requested, write_private
 from .connections import ConnectionLimit, OneLineLog
