@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from . import payloads as P
-from .analyses import SEVERITY_RANK, choose
+from .analyses import choose
+from .analyses.findings import SEVERITY_RANK
 from .context import Context
 from .registry import Operations, Outcome
 from .reporting import analysis_outcome, scope_of

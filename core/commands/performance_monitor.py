@@ -7,7 +7,8 @@ from typing import Any
 
 from ..models import AgentStatus, WorkflowStatus
 from . import payloads as P
-from .analyses import choose, state_consistency
+from .analyses import choose
+from .analyses.consistency import state_consistency
 from .context import Context
 from .monitoring import baseline, configure, thresholds_for
 from .registry import Operations, Outcome

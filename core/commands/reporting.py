@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .analyses import WINDOWED, Finding, report, run_analyses
+from .analyses import WINDOWED, run_analyses
+from .analyses.findings import Finding, report
 from .context import Context
 from .registry import Outcome
 

@@ -14,7 +14,7 @@ from ..scheduler import dispatch
 from ..store import file_bytes
 from . import budgets, measured
 from . import payloads as P
-from .analyses import _lsq_slope
+from .analyses.findings import lsq_slope
 from .context import Context
 from .monitoring import configure, thresholds_for
 from .registry import Operations, Outcome
@@ -256,7 +256,7 @@ def _forecast(ctx: Context, metric: str, horizon: float, threshold: float) -> di
     pts = ctx.engine.telemetry.get(metric).since(now - 1800.0)
     if len(pts) < 3:
         return {"metric": metric, "samples": len(pts), "forecast": None}
-    slope = _lsq_slope(pts)
+    slope = lsq_slope(pts)
     last = pts[-1][1]
     proj = last + slope * horizon
     eta = (threshold - last) / slope if slope > 0 and last < threshold else None
@@ -310,7 +310,7 @@ async def analyze_trends(ctx: Context, p: P.WindowRequest) -> Outcome:
         pts = ctx.engine.telemetry.get(m).since(now - p.window)
         if len(pts) >= 2:
             out[m] = {
-                "slope_per_min": round(_lsq_slope(pts) * 60, 5),
+                "slope_per_min": round(lsq_slope(pts) * 60, 5),
                 "samples": len(pts),
                 "first": pts[0][1],
                 "last": pts[-1][1],

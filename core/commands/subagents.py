@@ -16,7 +16,8 @@ import time
 from typing import Any
 
 from . import payloads as P
-from .analyses import SEVERITY_RANK, choose, report, run_analyses
+from .analyses import choose, run_analyses
+from .analyses.findings import SEVERITY_RANK, report
 from .context import Context
 from .registry import Operations, Outcome, Registry
 from .responses import CommandError

@@ -30,7 +30,7 @@ from ..models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
 from ..timefmt import duration
 from . import payloads as P
 from . import rollback_rows
-from .analyses import diff_segments, replay_state
+from .analyses.consistency import diff_segments, replay_state
 from .context import Context
 from .registry import Operations, Outcome
 from .reporting import analysis_outcome, scope_of, window_used

@@ -193,7 +193,7 @@ async def enable_enhanced_integrity_monitoring(ctx: Context, p: P.EnhancedIntegr
     interval = {"relaxed": base * 2, "normal": base, "aggressive": base / 3, "paranoid": base / 15}[
         p.checkpoint_frequency
     ]
-    from ..analyses import state_consistency
+    from ..analyses.consistency import state_consistency
 
     check = (await state_consistency(ctx.engine, None))[0]
     out = configure(
