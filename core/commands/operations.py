@@ -7,7 +7,6 @@ from __future__ import annotations
 from . import (
     debug,
     performance_monitor,
-    resource_manager,
     subagents,
     task_io,
     workflow_recovery,
@@ -15,6 +14,7 @@ from . import (
 )
 from .coordination_hub import agents, dependencies, event_feed, lifecycle, network, protection
 from .registry import Registry
+from .resource_manager import allocation, balancing, emergency, forecasts, views
 
 LANGUAGE = Registry(
     lifecycle.OPS,
@@ -26,7 +26,11 @@ LANGUAGE = Registry(
     task_io.OPS,
     debug.OPS,
     performance_monitor.OPS,
-    resource_manager.OPS,
+    views.OPS,
+    forecasts.OPS,
+    allocation.OPS,
+    balancing.OPS,
+    emergency.OPS,
     subagents.OPS,
     workflow_recovery.OPS,
     workflow_status.OPS,

@@ -13,7 +13,8 @@ from .context import Context
 from .monitoring import baseline, configure, thresholds_for
 from .registry import Operations, Outcome
 from .reporting import analysis_outcome, scope_of
-from .resource_manager import balance, optimize, resolve_conflicts, runnable_now
+from .resource_manager.balancing import balance, optimize, resolve_conflicts
+from .resource_manager.holdings import runnable_now
 
 C = "performance-monitor"
 OPS = Operations(C, "live metrics, trends, bottlenecks, optimisation and monitoring settings")
