@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from . import (
     debug,
-    performance_monitor,
     subagents,
     task_io,
     workflow_recovery,
     workflow_status,
 )
 from .coordination_hub import agents, dependencies, event_feed, lifecycle, network, protection
+from .performance_monitor import metrics, optimization
 from .registry import Registry
 from .resource_manager import allocation, balancing, emergency, forecasts, views
 
@@ -25,7 +25,8 @@ LANGUAGE = Registry(
     network.OPS,
     task_io.OPS,
     debug.OPS,
-    performance_monitor.OPS,
+    metrics.OPS,
+    optimization.OPS,
     views.OPS,
     forecasts.OPS,
     allocation.OPS,
