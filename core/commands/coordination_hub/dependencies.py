@@ -13,7 +13,7 @@ from ..registry import Operations, Outcome
 from ..reporting import analysis_outcome, scope_of
 from ..responses import CommandError
 from ..taskmoves import transfer_contexts
-from ..workflow_recovery import restore
+from ..workflow_recovery.restores import restore
 from . import C
 
 OPS = Operations(C, None)

@@ -11,7 +11,7 @@ from ..monitoring import configure
 from ..registry import Operations, Outcome
 from ..reporting import analysis_outcome
 from ..responses import CommandError
-from ..workflow_recovery import restore
+from ..workflow_recovery.restores import restore
 from . import C
 
 OPS = Operations(C, None)
