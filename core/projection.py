@@ -10,8 +10,6 @@ never part of the hash.
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left, insort
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,6 +34,7 @@ from .models import (
     WorkflowStatus,
 )
 from .projection_history import HistoryCache, HistoryRows
+from .projection_index import WorkIndexes
 from .projection_snapshot import load_into, snapshot_of
 from .usage.models import UsageLedger
 
@@ -52,7 +51,7 @@ ArchiveRow = tuple[str, int, str, str]
 """(workflow id, finished seq, status, JSON of the workflow and its tasks)"""
 
 
-class State:
+class State(WorkIndexes):
     """Everything the engine knows, folded from the event log.
 
     The hot state is live work: ``workflows`` and ``tasks`` hold workflows that are not
@@ -85,24 +84,7 @@ class State:
         self.observed: dict[str, int] = {}
         self.usage = UsageLedger()
         """Tokens and money spent per task, agent, workflow and pool; budgets; pool holds."""
-        # Derived, not hashed: rebuilt by reindex().
-        self.pending_deps: dict[str, int] = {}
-        self.dependents: dict[str, list[str]] = {}
-        self.ready: dict[str, deque[str]] = {}
-        self.running_by_wf: dict[str, set[str]] = {}
-        self.phase_left: dict[tuple[str, str], int] = {}
-        self.wf_left: dict[str, int] = {}
-        self.phase_started: set[tuple[str, str]] = set()
-        self.active: set[str] = set()
-        """Workflows running or paused: what dispatch and admission look at."""
-        self.dispatch_order: list[tuple[int, float, int, str]] = []
-        """The active workflows in the order dispatch serves them (highest band, then
-        oldest), kept sorted as workflows start and stop rather than sorted per dispatch."""
-        self.order_keys: dict[str, tuple[int, float, int, str]] = {}
-        self.queued: set[str] = set()
-        """Pending workflows waiting for admission."""
-        self.guaranteed: set[str] = set()
-        """Workflows holding a guarantee."""
+        self.reindex()  # the derived indexes (:class:`WorkIndexes`), empty
         self.journal: Journal | None = None
         """The open unit of work's journal: folds record there what they overwrite."""
         self.history = HistoryCache()
@@ -231,105 +213,6 @@ class State:
         load_into(self, snap, keep_history=keep_history, history=history)
         self.reindex()
         self.archive_idle(self.seq)
-
-    def reindex(self) -> None:
-        self.pending_deps = {}
-        self.dependents = {}
-        self.ready = {}
-        self.running_by_wf = {}
-        self.phase_left = {}
-        self.wf_left = {}
-        self.phase_started = set()
-        self.active = set()
-        self.dispatch_order = []
-        self.order_keys = {}
-        self.queued = set()
-        self.guaranteed = set()
-        for wf in self.workflows.values():
-            self._index(wf)
-
-    def _index(self, wf: Workflow) -> None:
-        """The derived indexes of one workflow, from its records."""
-        self.index_workflow(wf)
-        self.count_workflow(wf)
-        ready: deque[str] = deque()
-        running: set[str] = set()
-        self.ready[wf.id] = ready
-        self.running_by_wf[wf.id] = running
-        tasks, pending, dependents = self.tasks, self.pending_deps, self.dependents
-        for key in wf.tasks:
-            t = tasks[key]
-            dependents.setdefault(key, [])
-            n = 0
-            for dep in t.depends_on:
-                dependents.setdefault(dep, []).append(key)
-                if tasks[dep].status != TaskStatus.COMPLETED:
-                    n += 1
-            pending[key] = n
-        for key in wf.tasks:
-            t = tasks[key]
-            if t.status == TaskStatus.PENDING and pending[key] == 0:
-                ready.append(key)
-            elif t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
-                running.add(key)
-
-    def _unindex(self, wid: str) -> None:
-        """Drop one workflow's derived indexes (those of the record the state holds now)."""
-        wf = self.workflows.get(wid)
-        if wf is not None:
-            for k in wf.tasks:
-                self.pending_deps.pop(k, None)
-                self.dependents.pop(k, None)
-            for ph in wf.phases:
-                self.phase_left.pop((wid, ph), None)
-                self.phase_started.discard((wid, ph))
-        self.ready.pop(wid, None)
-        self.running_by_wf.pop(wid, None)
-        self.wf_left.pop(wid, None)
-        self._deactivate(wid)
-        self.queued.discard(wid)
-        self.guaranteed.discard(wid)
-
-    def index_workflow(self, wf: Workflow) -> None:
-        """Keep the workflow-level indexes (active, queued, guaranteed) in step with ``wf``."""
-        wid = wf.id
-        if wf.status is WorkflowStatus.RUNNING or wf.status is WorkflowStatus.PAUSED:
-            if wid not in self.active:
-                self.active.add(wid)
-                key = (-BAND_RANK[wf.band], wf.created_at, wf.created_seq, wid)
-                self.order_keys[wid] = key
-                insort(self.dispatch_order, key)
-        elif wid in self.active:
-            self._deactivate(wid)
-        if wf.queued and wf.status is WorkflowStatus.PENDING:
-            self.queued.add(wid)
-        else:
-            self.queued.discard(wid)
-        if wf.guarantee is not None:
-            self.guaranteed.add(wid)
-        else:
-            self.guaranteed.discard(wid)
-
-    def _deactivate(self, wid: str) -> None:
-        self.active.discard(wid)
-        key = self.order_keys.pop(wid, None)
-        if key is not None:
-            i = bisect_left(self.dispatch_order, key)
-            if i < len(self.dispatch_order) and self.dispatch_order[i] == key:
-                del self.dispatch_order[i]
-
-    def count_workflow(self, wf: Workflow) -> None:
-        left = 0
-        for phase in wf.phases:
-            self.phase_left[(wf.id, phase)] = 0
-        for key in wf.tasks:
-            t = self.tasks[key]
-            if t.attempts:
-                self.phase_started.add((wf.id, t.phase))
-            if t.status is not TaskStatus.COMPLETED:
-                left += 1
-                self.phase_left[(wf.id, t.phase)] += 1
-        self.wf_left[wf.id] = left
 
     # -- leaving the hot state ----------------------------------------------------
     def archive_idle(self, seq: int) -> None:

@@ -60,7 +60,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.store_tables",
     ),
     ("core.merge", "core.workflow_file", "core.store"),
-    ("core.projection",),  # the state; its folds are given to it, it imports none
+    ("core.projection_index", "core.projection"),  # the state and its derived indexes; its folds are given to it
     (
         "core.event_data",
         "core.event_catalogue",
