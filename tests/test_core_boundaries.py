@@ -84,6 +84,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.runtimes.supervise",
         "core.runtimes.adoption",
         "core.runtimes.opening",
+        "core.runtimes.processes",
         "core.runtimes.local_hosts",
         "core.runtimes.local",
         "core.runtimes.ray_cluster",

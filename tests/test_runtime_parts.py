@@ -1,7 +1,9 @@
 """The real runtimes are composed of shared parts, and the Ray runtime says what it cannot do.
 
 The local and the Ray runtime hold the same task dispatch, report handling and
-supervision (:mod:`core.runtimes.fleet` and its parts); neither inherits the other.
+supervision (:mod:`core.runtimes.fleet` and its parts) and answer the contract's shared
+operations through them (:class:`core.runtimes.processes.ProcessRuntime`, a base of
+defaults that is no runtime itself); neither inherits the other.
 A fault the Ray runtime cannot inject (stopping an actor's worker on another node)
 raises NotApplicable and signals nothing.
 """
@@ -12,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Generic
 
 import psutil
 import pytest
@@ -20,6 +23,7 @@ from core.clock import VirtualClock
 from core.runtimes import NotApplicable
 from core.runtimes.dispatch import Dispatch
 from core.runtimes.local import LocalRuntime
+from core.runtimes.processes import ProcessRuntime
 from core.runtimes.reports import Reports
 from core.runtimes.sim import SimRuntime
 from core.runtimes.supervise import Supervisor
@@ -32,7 +36,10 @@ from core.runtimes.ray_actors import ActorHost  # noqa: E402
 
 def test_the_ray_runtime_holds_the_shared_parts_and_inherits_no_runtime(tmp_path: Path) -> None:
     assert not issubclass(RayRuntime, LocalRuntime) and not issubclass(LocalRuntime, RayRuntime)
-    assert RayRuntime.__mro__ == (RayRuntime, object)
+    shared = set(RayRuntime.__mro__) & set(LocalRuntime.__mro__)
+    assert shared == {ProcessRuntime, Generic, object}, "the two share the base of defaults and nothing else"
+    for what in ("spawn_agent", "prepare", "attach", "describe", "shutdown", "fail_agent", "partition"):
+        assert not hasattr(ProcessRuntime, what), f"{what} differs per runtime: each writes its own"
     local = LocalRuntime(tmp_path / "run")
     ray_rt = RayRuntime(tmp_path / "r.db", RayCluster(None))  # nothing connects until opened
     for rt in (local, ray_rt):

@@ -36,12 +36,9 @@ import psutil
 
 from ..clock import WallClock
 from ..config import Config
-from ..event_types import (
-    WORKFLOW_CREATED,
-)
-from ..models import Agent, Task, WorkflowSpec
+from ..models import Agent, WorkflowSpec
 from ..private import private_dir
-from . import Capabilities, NotApplicable, RuntimeSink
+from . import Capabilities, RuntimeSink
 from .adoption import Adoption
 from .dispatch import Dispatch
 from .fleet import Fleet, Timing
@@ -49,18 +46,19 @@ from .handshake import load_or_create_secret
 from .limits import Mechanisms, detect
 from .local_hosts import LocalHosts, LocalLinks, ProcessHost
 from .opening import open_with, run_dir_for
+from .processes import ProcessRuntime
 from .reports import Reports
-from .sampler import Sampler, TaskMeasure
+from .sampler import Sampler
 from .supervise import Supervisor
 
 if TYPE_CHECKING:
     from ..engine import Engine
     from ..workflow_file import WorkflowFile
 
-__all__ = ["LocalRuntime", "open_local", "run_dir_for", "simulated_only"]
+__all__ = ["LocalRuntime", "open_local", "run_dir_for"]
 
 
-class LocalRuntime:
+class LocalRuntime(ProcessRuntime[ProcessHost]):
     """Real agents on this machine: a facade over the parts it is composed of.
 
     ``fleet`` (hosts, outbox), ``dispatch`` (task commands), ``reports`` (what hosts
@@ -100,17 +98,9 @@ class LocalRuntime:
 
     # -- what the parts hold, for the console and tests ----------------------------------
     @property
-    def hosts(self) -> dict[str, ProcessHost]:
-        return self.fleet.hosts
-
-    @property
     def security_failures(self) -> list[str]:
         """Peers refused on an agent's socket, rows not trusted (nothing was signalled)."""
         return self.adoption.security_failures
-
-    @property
-    def heartbeat_s(self) -> float:
-        return self.timing.heartbeat_s
 
     @property
     def sample_s(self) -> float:
@@ -123,11 +113,7 @@ class LocalRuntime:
     # -- preparing and wiring -------------------------------------------------------------
     async def prepare(self, engine: Engine) -> None:
         """Before attach: learn task commands from the log, sort stored hosts into adopt/fail."""
-        self.fleet.engine = engine
-        if engine.store is not None:
-            for ev in await engine.store.read_events(types=[WORKFLOW_CREATED]):
-                self.dispatch.learn(ev.data["spec"])
-        engine.observe(self.dispatch.on_event)  # task commands are learned as workflows are folded
+        await self.learn_commands(engine)
         await self.adoption.reconcile(engine)
         self.supervisor.fail_unadopted(engine, self.adoption.adoptable, self.gone_reason, self.adoption.untrusted)
 
@@ -135,9 +121,6 @@ class LocalRuntime:
         """Start reporting to ``sink`` (after :meth:`prepare`, which gave the engine)."""
         self.fleet.sink = sink
         self.fleet.start(self.links, self.local.sample_loop)
-
-    def now(self) -> float:
-        return self.clock.now()
 
     def describe(self) -> dict[str, Any]:
         """What the console shows about this runtime: the limit mechanisms in force."""
@@ -163,77 +146,9 @@ class LocalRuntime:
     def spawn_agent(self, agent: Agent) -> None:
         self.local.spawn(agent.id)
 
-    def retire_agent(self, agent_id: str) -> None:
-        self.supervisor.retire_agent(agent_id)
-
-    def replenish(self, pool: str, target: int | None = None) -> list[str]:
-        return self.fleet.replenish(pool, target)
-
-    def ping_agent(self, agent_id: str) -> None:
-        self.dispatch.ping_agent(agent_id)
-
-    def host_pids(self) -> dict[str, int]:
-        """Live agents' host pids (for tests and the console)."""
-        return self.fleet.host_pids()
-
-    def host_process(self, agent_id: str) -> tuple[int, float] | None:
-        return self.fleet.host_process(agent_id, self.links)
-
-    def task_pgid(self, agent_id: str) -> int | None:
-        return self.fleet.task_pgid(agent_id)
-
-    # -- tasks ----------------------------------------------------------------------------
-    def attempts_allowed(self, task_id: str) -> int | None:
-        return self.dispatch.attempts_allowed(task_id)
-
-    def start_task(self, agent_id: str, task: Task) -> None:
-        self.dispatch.start_task(agent_id, task)
-
-    def pause_task(self, agent_id: str, task_id: str) -> None:
-        self.dispatch.pause_task(agent_id, task_id)
-
-    def resume_task(self, agent_id: str, task_id: str) -> None:
-        self.dispatch.resume_task(agent_id, task_id)
-
-    def stop_task(self, agent_id: str, task_id: str) -> None:
-        self.dispatch.stop_task(agent_id, task_id)
-
-    async def send_input(self, agent_id: str, task_id: str, data: bytes) -> int:
-        return await self.dispatch.io.send_input(agent_id, task_id, data)
-
-    def task_output(self, agent_id: str, task_id: str, attempt: int) -> Path | None:
-        return self.dispatch.io.task_output(agent_id, task_id, attempt)
-
-    def task_repo(self, task_id: str) -> str | None:
-        return self.dispatch.task_repo(task_id)
-
-    def worktree_root(self) -> Path | None:
-        return self.dispatch.io.worktree_root
-
-    async def relimit(
-        self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0
-    ) -> list[dict[str, Any]]:
-        return await self.dispatch.relimit(targets, timeout_s)
-
-    def measure_task(
-        self, agent_id: str, task_id: str, pid: int | None = None, create_time: float | None = None
-    ) -> TaskMeasure | None:
-        return self.dispatch.measure_task(agent_id, task_id, pid, create_time)
-
     # -- housekeeping ---------------------------------------------------------------------
-    def purge_caches(self) -> dict[str, float]:
-        """The local runtime holds no caches of its own (the store's are reclaimed by
-        the cleanup through ``Store.reclaim``)."""
-        return {}
-
     def shared_dir(self) -> Path:
         return self.dispatch.shared_dir()
-
-    def temp_dir(self, task_id: str, attempt: int) -> Path:
-        return self.dispatch.temp_dir(task_id, attempt)
-
-    def cleanup_temp(self) -> dict[str, Any]:
-        return self.dispatch.cleanup_temp()
 
     async def shutdown(self, release: bool = True) -> None:
         """Stop every agent and task; leave no process behind (see :meth:`Supervisor.shutdown`)."""
@@ -252,29 +167,6 @@ class LocalRuntime:
     def heal(self, agent_ids: list[str] | None = None) -> None:
         """SIGCONT the hosts: they read what was sent meanwhile and report again."""
         self.local.signal_hosts(agent_ids, signal.SIGCONT)
-
-    def slow_agent(self, agent_id: str, factor: float) -> None:
-        raise NotApplicable(simulated_only(self.name, "slow an agent down"))
-
-    def slowdown(self, agent_id: str) -> float | None:
-        raise NotApplicable(simulated_only(self.name, "model an agent's slowdown"))
-
-    def load_spike(self, cpu_cores: float, memory_gb: float, duration_s: float | None = None) -> None:
-        raise NotApplicable(simulated_only(self.name, "add load outside the fleet's tasks"))
-
-    def leak(self, agent_id: str, mb_per_s: float) -> None:
-        raise NotApplicable(simulated_only(self.name, "make an agent leak memory"))
-
-    def degrade(self, rate_per_s: float) -> None:
-        raise NotApplicable(simulated_only(self.name, "degrade every task's speed"))
-
-    def restore_speed(self) -> None:
-        raise NotApplicable(simulated_only(self.name, "restore a degraded speed"))
-
-
-def simulated_only(runtime: str, what: str) -> str:
-    """Why a runtime of real processes refuses one of the simulated world's faults."""
-    return f"the {runtime} runtime cannot {what}: that fault exists only on the simulated runtime"
 
 
 async def open_local(

@@ -35,10 +35,7 @@ import ray
 
 from ..clock import WallClock
 from ..config import Config
-from ..event_types import (
-    WORKFLOW_CREATED,
-)
-from ..models import Agent, Task
+from ..models import Agent
 from ..private import private_dir
 from ..workflow_file import WorkflowFile, WorkflowFileError
 from . import Capabilities, NotApplicable, RuntimeSink
@@ -46,8 +43,8 @@ from .adoption import kill_verified
 from .dispatch import Dispatch
 from .fleet import Fleet, Timing
 from .limits import detect
-from .local import simulated_only
 from .opening import open_with, run_dir_for
+from .processes import ProcessRuntime
 from .ray_actors import LIMITS_SETTING, ActorHost, ActorLinks, RayActors
 from .ray_cluster import (
     SPEC_RESOURCE,
@@ -58,7 +55,7 @@ from .ray_cluster import (
     placement_problems,
 )
 from .reports import Reports
-from .sampler import Sampler, TaskMeasure
+from .sampler import Sampler
 from .supervise import Supervisor
 
 if TYPE_CHECKING:
@@ -73,7 +70,7 @@ def namespace_for(db: str | Path) -> str:
     return "opsdeck-" + hashlib.sha1(str(Path(db).resolve()).encode()).hexdigest()[:16]
 
 
-class RayRuntime:
+class RayRuntime(ProcessRuntime[ActorHost]):
     """Agents as Ray actors; tasks as process groups on the actors' nodes: a facade over
     the shared parts (``fleet``, ``dispatch``, ``reports``, ``supervisor``) and ``actors``."""
 
@@ -108,35 +105,20 @@ class RayRuntime:
 
     # -- what the parts hold, for the console and tests ----------------------------------
     @property
-    def hosts(self) -> dict[str, ActorHost]:
-        return self.fleet.hosts
-
-    @property
     def actor_started_s(self) -> list[float]:
         """Seconds from asking Ray for each new actor to its first answer."""
         return self.actors.actor_started_s
 
-    @property
-    def heartbeat_s(self) -> float:
-        return self.timing.heartbeat_s
-
     # -- preparing and wiring -------------------------------------------------------------
     async def prepare(self, engine: Engine) -> None:
         """Before attach: learn task commands from the log, adopt the actors of live agents."""
-        self.fleet.engine = engine
-        if engine.store is not None:
-            for ev in await engine.store.read_events(types=[WORKFLOW_CREATED]):
-                self.dispatch.learn(ev.data["spec"])
-        engine.observe(self.dispatch.on_event)
+        await self.learn_commands(engine)
         await self.actors.reconcile(engine)
         self.supervisor.fail_unadopted(engine, self.actors.adoptable, self.gone_reason, {})
 
     def attach(self, sink: RuntimeSink) -> None:
         self.fleet.sink = sink
         self.fleet.start(self.links, self.actors.sample_loop)
-
-    def now(self) -> float:
-        return self.clock.now()
 
     async def machine_capacity(self) -> tuple[float, float, str]:
         """The cluster's CPUs and memory as Ray counts them."""
@@ -182,75 +164,7 @@ class RayRuntime:
     def spawn_agent(self, agent: Agent) -> None:
         self.actors.spawn(agent.id, agent.pool, list(self.dispatch.specs.values()))
 
-    def retire_agent(self, agent_id: str) -> None:
-        self.supervisor.retire_agent(agent_id)
-
-    def replenish(self, pool: str, target: int | None = None) -> list[str]:
-        return self.fleet.replenish(pool, target)
-
-    def ping_agent(self, agent_id: str) -> None:
-        self.dispatch.ping_agent(agent_id)
-
-    def host_pids(self) -> dict[str, int]:
-        """Live agents' actor worker pids (on their nodes)."""
-        return self.fleet.host_pids()
-
-    def host_process(self, agent_id: str) -> tuple[int, float] | None:
-        return self.fleet.host_process(agent_id, self.links)
-
-    def task_pgid(self, agent_id: str) -> int | None:
-        return self.fleet.task_pgid(agent_id)
-
-    # -- tasks ----------------------------------------------------------------------------
-    def attempts_allowed(self, task_id: str) -> int | None:
-        return self.dispatch.attempts_allowed(task_id)
-
-    def start_task(self, agent_id: str, task: Task) -> None:
-        self.dispatch.start_task(agent_id, task)
-
-    def pause_task(self, agent_id: str, task_id: str) -> None:
-        self.dispatch.pause_task(agent_id, task_id)
-
-    def resume_task(self, agent_id: str, task_id: str) -> None:
-        self.dispatch.resume_task(agent_id, task_id)
-
-    def stop_task(self, agent_id: str, task_id: str) -> None:
-        self.dispatch.stop_task(agent_id, task_id)
-
-    async def send_input(self, agent_id: str, task_id: str, data: bytes) -> int:
-        return await self.dispatch.io.send_input(agent_id, task_id, data)
-
-    def task_output(self, agent_id: str, task_id: str, attempt: int) -> Path | None:
-        return self.dispatch.io.task_output(agent_id, task_id, attempt)
-
-    def task_repo(self, task_id: str) -> str | None:
-        return self.dispatch.task_repo(task_id)
-
-    def worktree_root(self) -> Path | None:
-        return self.dispatch.io.worktree_root
-
-    async def relimit(
-        self, targets: list[tuple[str, str, dict[str, Any]]], timeout_s: float = 5.0
-    ) -> list[dict[str, Any]]:
-        return await self.dispatch.relimit(targets, timeout_s)
-
-    def measure_task(
-        self, agent_id: str, task_id: str, pid: int | None = None, create_time: float | None = None
-    ) -> TaskMeasure | None:
-        return self.dispatch.measure_task(agent_id, task_id, pid, create_time)
-
     # -- housekeeping ---------------------------------------------------------------------
-    def purge_caches(self) -> dict[str, float]:
-        """No caches of its own (the store's are reclaimed by the cleanup)."""
-        return {}
-
-    def temp_dir(self, task_id: str, attempt: int) -> Path:
-        return self.dispatch.temp_dir(task_id, attempt)
-
-    def cleanup_temp(self) -> dict[str, Any]:
-        """This machine's task temp directories (another node's are its own)."""
-        return self.dispatch.cleanup_temp()
-
     async def shutdown(self, release: bool = True) -> None:
         """Retire every actor (their tasks stop), then leave Ray (stopping it if we started it)."""
         await self.supervisor.shutdown(release)
@@ -285,24 +199,6 @@ class RayRuntime:
         for a, h in self.fleet.hosts.items():
             if (agent_ids is None or a in agent_ids) and not h.dead and h.local_node and h.pid and h.create_time:
                 kill_verified(h.pid, h.create_time, signal.SIGCONT)
-
-    def slow_agent(self, agent_id: str, factor: float) -> None:
-        raise NotApplicable(simulated_only(self.name, "slow an agent down"))
-
-    def slowdown(self, agent_id: str) -> float | None:
-        raise NotApplicable(simulated_only(self.name, "model an agent's slowdown"))
-
-    def load_spike(self, cpu_cores: float, memory_gb: float, duration_s: float | None = None) -> None:
-        raise NotApplicable(simulated_only(self.name, "add load outside the fleet's tasks"))
-
-    def leak(self, agent_id: str, mb_per_s: float) -> None:
-        raise NotApplicable(simulated_only(self.name, "make an agent leak memory"))
-
-    def degrade(self, rate_per_s: float) -> None:
-        raise NotApplicable(simulated_only(self.name, "degrade every task's speed"))
-
-    def restore_speed(self) -> None:
-        raise NotApplicable(simulated_only(self.name, "restore a degraded speed"))
 
 
 async def open_ray(
