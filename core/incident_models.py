@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class PlanState(StrEnum):
@@ -33,6 +33,50 @@ Category = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifec
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+Seconds = int | float
+"""A measured time as its writer rounded it (an int stays an int: snapshots hash what was written)."""
+
+
+class IncidentOutcome(BaseModel):
+    """How an incident ended (INCIDENT_RESOLVED's ``outcome``): a plan validated or not, a
+    plan that failed, or an operator's resolve. Only the fields its writer set are kept and
+    dumped, so snapshots and state hashes are those of the dict it was written as; a key of
+    an older log not declared here is kept as it was (``extra="allow"``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    validated: bool | None = None
+    result: str | None = None
+    """``validated``, ``recovered_without_plan`` or ``not_validated``."""
+    validations: dict[str, Any] | None = None
+    """Each criterion's verdict details, by criterion."""
+    recovery_time_s: Seconds | None = None
+    detection_latency_s: Seconds | None = None
+    plan_finished_s: Seconds | None = None
+    reason: str | None = None
+    quarantined_checkpoints: list[int] | None = None
+    """Checkpoints a data recovery found differing from the log and set aside."""
+    plan_id: str | None = None
+    resolved_by: str | None = None
+    """An operator's resolve (``/incident resolve``): who, their note, the status before."""
+    note: str | None = None
+    previous_status: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        return {k: v for k, v in out.items() if k in self.model_fields_set}
+
+
+class PlanOutcome(IncidentOutcome):
+    """How a plan ended (PLAN_COMPLETED's ``outcome``, or its rejection or abort)."""
+
+    rejected: bool | None = None
+    aborted_by: str | None = None
+    rollback: Any = None
+    """The rollback an abort ran (its checkpoint and what it restored), if any."""
 
 
 class StepCheck(_Model):
@@ -79,7 +123,7 @@ class Plan(_Model):
     checkpoint: int | None = None
     """Checkpoint taken just before the plan's first step runs: the rollback target."""
     expected: dict[str, Any] = Field(default_factory=dict)
-    outcome: dict[str, Any] = Field(default_factory=dict)
+    outcome: PlanOutcome = Field(default_factory=PlanOutcome)
     edited_by: list[str] = Field(default_factory=list)
 
 
@@ -104,7 +148,7 @@ class Incident(_Model):
     plans: list[str] = Field(default_factory=list)
     affected_workflows: list[str] = Field(default_factory=list)
     resolved_at: float | None = None
-    outcome: dict[str, Any] = Field(default_factory=dict)
+    outcome: IncidentOutcome = Field(default_factory=IncidentOutcome)
     criteria: list[str] = Field(default_factory=list)
     """The validations (the kind's criterion, from the catalogue) a plan must pass to resolve the incident,
     fixed from its kind when it opens; editing a plan does not change them."""

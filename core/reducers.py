@@ -14,7 +14,7 @@ import copy
 from typing import TYPE_CHECKING, Any, Literal
 
 from .events import Event
-from .incident_models import Incident, IncidentNote, Plan, PlanState, PlanStep
+from .incident_models import Incident, IncidentNote, IncidentOutcome, Plan, PlanOutcome, PlanState, PlanStep
 from .models import Resumption, ResumptionApplied, ResumptionStage, StagedStep
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def incident_resolved(s: State, ev: Event) -> None:
     inc = s.incidents[ev.data["incident_id"]]
     inc.status = ev.data.get("status", "resolved")
     inc.resolved_at = ev.ts
-    inc.outcome = copy.deepcopy(ev.data.get("outcome", {}))
+    inc.outcome = IncidentOutcome.model_validate(copy.deepcopy(ev.data.get("outcome", {})))
 
 
 def plan_proposed(s: State, ev: Event) -> None:
@@ -135,7 +135,7 @@ def plan_rejected(s: State, ev: Event) -> None:
     p.state = PlanState.REJECTED
     p.decided_by = ev.actor
     p.decided_at = ev.ts
-    p.outcome = {"rejected": True, "reason": ev.data.get("reason", "")}
+    p.outcome = PlanOutcome(rejected=True, reason=ev.data.get("reason", ""))
     for st in p.steps:
         if st.state in (PlanState.PROPOSED, PlanState.APPROVED):
             st.state = PlanState.REJECTED
@@ -193,7 +193,9 @@ def plan_aborted(s: State, ev: Event) -> None:
         inc.status = "open"  # no plan in force: it can be re-planned or resolved
     rollback = ev.data.get("rollback")
     p.state = PlanState.ROLLED_BACK if rollback else PlanState.FAILED
-    p.outcome = {**p.outcome, "aborted_by": ev.actor, "reason": ev.data.get("reason", ""), "rollback": rollback}
+    p.outcome = PlanOutcome.model_validate(
+        {**p.outcome.model_dump(), "aborted_by": ev.actor, "reason": ev.data.get("reason", ""), "rollback": rollback}
+    )
     for st in p.steps:
         if st.state in (PlanState.PROPOSED, PlanState.APPROVED, PlanState.EXECUTING):
             st.state = PlanState.REJECTED
@@ -205,7 +207,7 @@ def plan_completed(s: State, ev: Event) -> None:
     s.changing("plans", s.plans, ev.data["plan_id"])
     p = s.plans[ev.data["plan_id"]]
     p.state = PlanState.COMPLETED
-    p.outcome = {**p.outcome, **copy.deepcopy(ev.data.get("outcome", {}))}
+    p.outcome = PlanOutcome.model_validate({**p.outcome.model_dump(), **copy.deepcopy(ev.data.get("outcome", {}))})
 
 
 def incident_noted(s: State, ev: Event) -> None:

@@ -186,3 +186,45 @@ def test_a_staged_step_dumps_what_it_was_planned_with() -> None:
     assert again == grow and not again.sets_limit
     with pytest.raises(pydantic.ValidationError):
         StagedStep.model_validate({"stage": 1, "workflow": "w", "what": "x", "limt": None})
+
+
+def test_an_incident_outcome_is_typed_and_dumps_as_it_was_written() -> None:
+    """An incident's and a plan's outcome are typed (readers use attributes) and fold and
+    snapshot to exactly the dict the event carried: the fields set, an int left an int, a
+    key of an older log kept; so a log replays to the hashes its checkpoints recorded."""
+    from core.event_types import INCIDENT_OPENED, INCIDENT_RESOLVED, PLAN_ABORTED, PLAN_COMPLETED, PLAN_PROPOSED
+    from core.events import Event
+    from core.incident_models import Incident, IncidentOutcome, Plan, PlanOutcome
+
+    s = State(EVENTS.folds)
+    inc = Incident(id="INC-1", scenario="toy", type="TOY", severity="high", detected_at=1.0)
+    plan = Plan(id="P-1", incident_id="INC-1", scenario="toy", title="t", steps=[])
+    written = {"validated": True, "result": "validated", "recovery_time_s": 12, "plan_id": "P-1", "old_key": [1]}
+    done = {"validated": False, "result": "not_validated", "recovery_time_s": None}
+    for i, (etype, data) in enumerate(
+        [
+            (INCIDENT_OPENED, {"incident": inc.model_dump(mode="json")}),
+            (PLAN_PROPOSED, {"plan": plan.model_dump(mode="json")}),
+            (PLAN_COMPLETED, {"plan_id": "P-1", "outcome": done}),
+            (INCIDENT_RESOLVED, {"incident_id": "INC-1", "status": "resolved", "outcome": written}),
+        ],
+        start=1,
+    ):
+        s.apply(Event(i, float(i), etype.name, "incidents", "incident", data))
+    out = s.incidents["INC-1"].outcome
+    assert isinstance(out, IncidentOutcome) and out.validated is True and out.recovery_time_s == 12
+    assert out.reason is None and out.quarantined_checkpoints is None  # not written: not there
+    snap = s.snapshot()
+    assert snap["incidents"]["INC-1"]["outcome"] == written
+    assert type(snap["incidents"]["INC-1"]["outcome"]["recovery_time_s"]) is int
+    assert snap["plans"]["P-1"]["outcome"] == done
+    again = State.from_snapshot(EVENTS.folds, s.snapshot(full=True))
+    assert again.state_hash() == s.state_hash()
+    s.apply(Event(5, 5.0, PLAN_ABORTED.name, "incidents", "plan", {"plan_id": "P-1", "reason": "r"}))
+    p = s.plans["P-1"].outcome
+    assert isinstance(p, PlanOutcome) and p.reason == "r" and p.validated is False and p.rollback is None
+    assert Incident(id="x", scenario="t", type="T", severity="low", detected_at=0.0).model_dump()["outcome"] == {}
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError):
+        IncidentOutcome.model_validate({"validated": "maybe"})  # a typed field refuses what it is not

@@ -153,12 +153,12 @@ async def test_a_plan_without_its_acting_steps_is_not_validated_while_the_fault_
         inc = drill.incident()
         assert inc is not None and drill.done, rep
         assert not rep["validated"]
-        assert inc.outcome["validated"] is False
-        assert inc.outcome.get("result") in ("recovered_without_plan", "not_validated")
+        assert inc.outcome.validated is False
+        assert inc.outcome.result in ("recovered_without_plan", "not_validated")
         assert not [e for e in seen if e.type == COMPLETION[name]], "no completion event credits the plan"
-        if inc.outcome.get("result") == "recovered_without_plan":
-            assert "recovered without the plan" in inc.outcome["reason"]
-            assert inc.outcome["recovery_time_s"] is None
+        if inc.outcome.result == "recovered_without_plan":
+            assert "recovered without the plan" in inc.outcome.reason
+            assert inc.outcome.recovery_time_s is None
     finally:
         await drill.engine.close()
 
@@ -173,8 +173,8 @@ async def test_the_criterion_that_holds_without_the_plan_is_recorded_as_such(nam
     try:
         inc = drill.incident()
         assert inc is not None
-        assert inc.outcome.get("result") == "recovered_without_plan", inc.outcome
-        assert inc.status == "resolved" and inc.outcome["validated"] is False
+        assert inc.outcome.result == "recovered_without_plan", inc.outcome
+        assert inc.status == "resolved" and inc.outcome.validated is False
     finally:
         await drill.engine.close()
 
@@ -206,7 +206,7 @@ async def test_the_exhaustion_plan_without_reallocation_and_resumption_is_not_va
         assert eng.clock.now() >= (drill.injected_at or 0) + drill.fault["load_spike"]["duration_s"], (
             "the spike expired before the outcome"
         )
-        assert inc.outcome["result"] == "recovered_without_plan", inc.outcome
+        assert inc.outcome.result == "recovered_without_plan", inc.outcome
         assert not [e for e in seen if e.type == "EMERGENCY_RESPONSE_COMPLETED"]
     finally:
         await eng.close()

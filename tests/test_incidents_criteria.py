@@ -69,8 +69,8 @@ async def test_a_plan_edited_down_to_analyses_is_not_validated(name: str, tmp_pa
         assert inc is not None
         assert inc.criteria == [CATALOGUE.get(name).criterion], "an edit keeps the incident's criteria"
         assert not rep["validated"]
-        assert inc.status == "failed" and inc.outcome["validated"] is False
-        assert CATALOGUE.get(name).criterion in inc.outcome["reason"]
+        assert inc.status == "failed" and inc.outcome.validated is False
+        assert CATALOGUE.get(name).criterion in inc.outcome.reason
         assert drill.engine.state.plans[plan.id].state in ("rolled_back", "failed")
     finally:
         await drill.engine.close()

@@ -88,7 +88,7 @@ async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> Non
     )
     assert res["status"] == "success", res
     inc = eng.state.incidents[inc_id]
-    assert inc.status == "resolved" and inc.outcome["validated"] is False and inc.outcome["resolved_by"] == "alice"
+    assert inc.status == "resolved" and inc.outcome.validated is False and inc.outcome.resolved_by == "alice"
     assert [n.action for n in inc.notes] == ["replan", "resolve"] and inc.notes[-1].by == "alice"
     with pytest.raises(EngineError):
         decisions.resolve(eng, inc_id, "again", actor="alice")

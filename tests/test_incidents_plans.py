@@ -154,7 +154,7 @@ async def test_abort_mid_plan_rolls_back() -> None:
         assert cur.allocation == alloc, w
         assert cur.guarantee == g, w
     p = eng.state.plans[pid]
-    assert p.state == "rolled_back" and p.outcome["aborted_by"] == "bob"
+    assert p.state == "rolled_back" and p.outcome.aborted_by == "bob"
     assert [st.state for st in p.steps[:3]] == ["rolled_back"] * 3
     await drill.step(60)
     assert eng.state.plans[pid].state == "rolled_back", "the executor leaves an aborted plan alone"
@@ -310,7 +310,7 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         assert restored_from in inc.evidence["checkpoints_ok"]
         assert restored_from < drill.fault["damaged_checkpoint"]
         assert wf in run.result["result"]["restored"]
-        assert inc.outcome["validations"]["data_recovered"]["credit"]["restored_from_checkpoint"] == restored_from
+        assert inc.outcome.validations["data_recovered"]["credit"]["restored_from_checkpoint"] == restored_from
     finally:
         await eng.close()
 
@@ -335,8 +335,8 @@ async def test_data_integrity_plan_without_its_recovery_step_is_not_validated(tm
         inc = drill.incident()
         assert inc is not None
         assert not report["validated"], report
-        assert inc.outcome["validated"] is False
-        assert inc.outcome.get("recovery_time_s") is None
+        assert inc.outcome.validated is False
+        assert inc.outcome.recovery_time_s is None
         assert not any(e.type == "DATA_RECOVERY_COMPLETED" for e in await eng.store.read_events(0))  # type: ignore[union-attr]
         assert eng.state.tasks[drifted].context.partial_results.get("rows_migrated") == -1, "nothing restored it"
     finally:

@@ -122,5 +122,5 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
                 break
             await pilot.pause(0.05)
             inc = engine.state.incidents[plan.incident_id]
-        assert inc.status == "resolved" and inc.outcome["validated"], inc.outcome
+        assert inc.status == "resolved" and inc.outcome.validated, inc.outcome
         await app.shutdown()

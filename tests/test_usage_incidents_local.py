@@ -185,7 +185,7 @@ async def test_a_rate_limited_pool_starts_nothing_until_its_reset_then_resumes_i
         assert [c.data["agents_allowed"] for c in changes] == [1, None]
         assert changes[-1].ts >= reset_at
         inc = next(i for i in engine.state.incidents.values() if i.scenario == "rate-limit")
-        assert inc.status == "resolved" and inc.outcome["validated"] is True
+        assert inc.status == "resolved" and inc.outcome.validated is True
     finally:
         await runtime.shutdown()
         await engine.close()

@@ -25,7 +25,7 @@ from ..event_types import (
 )
 from ..models import TERMINAL_WORKFLOW, Resources, WorkflowStatus
 from .approval import command_kind, decide
-from .model import TERMINAL_PLAN, Incident, Plan, PlanState, PlanStep
+from .model import TERMINAL_PLAN, Incident, IncidentOutcome, Plan, PlanState, PlanStep
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -327,7 +327,9 @@ def resolve(engine: Engine, incident_id: str, note: str, actor: str = "operator"
         {
             "incident_id": incident_id,
             "status": "resolved",
-            "outcome": {"validated": False, "resolved_by": actor, "note": note, "previous_status": inc.status},
+            "outcome": IncidentOutcome(
+                validated=False, resolved_by=actor, note=note, previous_status=inc.status
+            ).model_dump(),
         },
         actor=actor,
     )

@@ -23,7 +23,7 @@ from ..event_types import (
     DRILL_FAULT_INJECTED,
     TASK_COMPLETED,
 )
-from ..incident_models import Incident, Plan
+from ..incident_models import Incident, IncidentOutcome, Plan
 from ..models import Agent, AgentStatus, TaskStatus, WorkflowStatus
 from ..runtimes import Runtime
 from ..timefmt import clock, duration
@@ -257,14 +257,14 @@ class Drill:
     async def report(self) -> dict[str, Any]:
         inc = self.incident()
         inv = await invariants(self.engine, self.completions)
-        outcome = inc.outcome if inc is not None else {}
+        outcome = inc.outcome if inc is not None else IncidentOutcome()
         plan = self.plan()
         confirmed = self.confirmed_at is not None
         unresolved = [
             {"id": i.id, "scenario": i.scenario, "status": i.status} for i in self.others() if i.status != "resolved"
         ]
         validated = (
-            bool(inc and inc.status == "resolved" and outcome.get("validated"))
+            bool(inc and inc.status == "resolved" and outcome.validated)
             and inv["ok"]
             and confirmed
             and not unresolved
@@ -276,7 +276,7 @@ class Drill:
         reasons = [
             r
             for r in (
-                outcome.get("reason"),
+                outcome.reason,
                 None if confirmed or not self.injected else f"the fault was not confirmed: {self.confirmation}",
                 f"incident(s) opened during the drill not resolved: {', '.join(i['id'] for i in unresolved)}"
                 if unresolved
@@ -294,14 +294,14 @@ class Drill:
             "validated": validated,
             "incident": inc.id if inc else None,
             "status": status,
-            "result": outcome.get("result"),
+            "result": outcome.result,
             "fault": self.fault,
             "fault_confirmed": confirmed,
             "fault_checks": self.confirmation,
             "injected_at": self.injected_at,
             "detection_latency_s": latency,
-            "recovery_time_s": outcome.get("recovery_time_s") if outcome.get("validated") else None,
-            "plan_finished_s": outcome.get("plan_finished_s"),
+            "recovery_time_s": outcome.recovery_time_s if outcome.validated else None,
+            "plan_finished_s": outcome.plan_finished_s,
             "plan": plan.id if plan is not None else None,
             "plan_state": plan.state.value if plan is not None else None,
             "decided_by": plan.decided_by if plan is not None else None,
@@ -341,7 +341,7 @@ async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, A
         acknowledged: set[int] = set()
         for inc in s.incidents.values():
             acknowledged.update(int(c) for c in inc.evidence.get("bad_checkpoints", []))
-            acknowledged.update(int(c) for c in inc.outcome.get("quarantined_checkpoints", []))
+            acknowledged.update(inc.outcome.quarantined_checkpoints or [])
         chain = {
             "checked": True,
             "ok": rep.first_bad_seq is None and set(rep.checkpoints_bad) <= acknowledged,

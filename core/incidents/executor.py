@@ -27,7 +27,7 @@ from ..event_types import (
     SYSTEM_ERROR,
 )
 from .decisions import abort
-from .model import TERMINAL_PLAN, Plan
+from .model import TERMINAL_PLAN, IncidentOutcome, Plan
 from .record import PlanRecord, StepRun, rebuild
 from .validation import GateCtx
 
@@ -289,7 +289,9 @@ class Executor:
                 {
                     "incident_id": inc.id,
                     "status": "failed",
-                    "outcome": {"validated": False, "result": "not_validated", "reason": reason, "plan_id": pid},
+                    "outcome": IncidentOutcome(
+                        validated=False, result="not_validated", reason=reason, plan_id=pid
+                    ).model_dump(),
                 },
                 actor=f"plan:{pid}",
             )
@@ -351,27 +353,28 @@ class Executor:
             (v.get("recovery_time_s") for v in validations.values() if v and v.get("recovery_time_s") is not None),
             None,
         )
-        outcome: dict[str, Any] = {
-            "validated": validated,
-            "result": "validated" if validated else "recovered_without_plan" if passed else "not_validated",
-            "validations": validations,
-            "recovery_time_s": recovery,
-            "detection_latency_s": round(float(inc.detected_at) - float(inc.fault_at), 1)
+        outcome = IncidentOutcome(
+            validated=validated,
+            result="validated" if validated else "recovered_without_plan" if passed else "not_validated",
+            validations=validations,
+            recovery_time_s=recovery,
+            detection_latency_s=round(float(inc.detected_at) - float(inc.fault_at), 1)
             if inc.fault_at is not None
             else None,
-            "plan_finished_s": round(now - float(inc.detected_at), 1),
-        }
+            plan_finished_s=round(now - float(inc.detected_at), 1),
+        )
         if passed and uncredited:
             # The criterion holds but the plan's steps are not what made it hold.
-            outcome["recovery_time_s"] = None
-            outcome["reason"] = "recovered without the plan: " + "; ".join(
+            outcome.recovery_time_s = None
+            outcome.reason = "recovered without the plan: " + "; ".join(
                 f"{c}: {(v.get('credit') or {}).get('basis', 'no evidence tied to the plan')}"
                 for c, v in uncredited.items()
             )
         for v in validations.values():
             if v and v.get("quarantined_checkpoints"):
-                outcome["quarantined_checkpoints"] = v["quarantined_checkpoints"]
-        eng.emit(PLAN_COMPLETED, "incidents", "plan", {"plan_id": pid, "outcome": outcome}, actor=f"plan:{pid}")
+                outcome.quarantined_checkpoints = v["quarantined_checkpoints"]
+        written = outcome.model_dump()  # the fields set above, as the event carries them
+        eng.emit(PLAN_COMPLETED, "incidents", "plan", {"plan_id": pid, "outcome": written}, actor=f"plan:{pid}")
         eng.emit(
             INCIDENT_RESOLVED,
             "incidents",
@@ -380,7 +383,7 @@ class Executor:
                 "incident_id": inc.id,
                 # Recovered without the plan: the incident is over, the plan is not validated.
                 "status": "resolved" if passed else "failed",
-                "outcome": {**outcome, "plan_id": pid},
+                "outcome": {**written, "plan_id": pid},
             },
             actor=f"plan:{pid}",
         )

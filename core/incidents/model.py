@@ -8,10 +8,23 @@ from ..incident_models import (
     Category,
     Incident,
     IncidentNote,
+    IncidentOutcome,
     Plan,
+    PlanOutcome,
     PlanState,
     PlanStep,
     StepCheck,
 )
 
-__all__ = ["TERMINAL_PLAN", "Category", "Incident", "IncidentNote", "Plan", "PlanState", "PlanStep", "StepCheck"]
+__all__ = [
+    "TERMINAL_PLAN",
+    "Category",
+    "Incident",
+    "IncidentNote",
+    "IncidentOutcome",
+    "Plan",
+    "PlanOutcome",
+    "PlanState",
+    "PlanStep",
+    "StepCheck",
+]

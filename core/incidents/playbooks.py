@@ -73,9 +73,9 @@ def past_recovery(engine: Engine, scenario: str) -> float | None:
 
 def _past_times(engine: Engine, scenario: str) -> list[float]:
     return sorted(
-        float(i.outcome["recovery_time_s"])
+        float(took)
         for i in engine.state.incidents.values()
-        if i.scenario == scenario and i.status == "resolved" and i.outcome.get("recovery_time_s") is not None
+        if i.scenario == scenario and i.status == "resolved" and (took := i.outcome.recovery_time_s) is not None
     )
 
 

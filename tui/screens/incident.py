@@ -85,8 +85,9 @@ class IncidentScreen(DetailScreen):
             incident_facts(inc, eng.clock.now(), c),
             Text(""),
         ]
-        if not _empty(inc.outcome):
-            parts += [section("outcome", inc.outcome, c), Text("")]
+        outcome = inc.outcome.model_dump(mode="json")  # the fields its writer set
+        if not _empty(outcome):
+            parts += [section("outcome", outcome, c), Text("")]
         if not _empty(inc.evidence):
             parts.append(Text("Evidence", style=f"bold {c('secondary')}"))
             parts += render_result(inc.evidence, c)

@@ -90,7 +90,7 @@ class Incidents(LiveList):
         status = inc.status
         t = Text(no_wrap=True, overflow="ellipsis", style=c("foreground-muted"))
         t.append(f"○ {iid} ")
-        validated = inc.outcome.get("validated")
+        validated = inc.outcome.validated
         ended = status + ("" if validated is None else " (validated)" if validated else " (not validated)")
         t.append(ended, style=c("success") if status == "resolved" and validated else c("foreground-muted"))
         if plans:

@@ -242,7 +242,7 @@ class DataIntegrityDetector(Detector):
                 ev = inc.evidence
                 seqs.update(ev.get("bad_seqs", []))
                 cps.update(int(c) for c in ev.get("bad_checkpoints", []))
-                cps.update(int(c) for c in inc.outcome.get("quarantined_checkpoints", []))
+                cps.update(inc.outcome.quarantined_checkpoints or [])
         return seqs, cps
 
 
