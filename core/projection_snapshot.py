@@ -9,15 +9,35 @@ before; it is still read, and produced for ``verify`` to check such snapshots.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .incident_models import Incident, Plan
 from .models import Agent, Checkpoint, FinishedWorkflow, Pool, Resumption, Task, Workflow
-from .projection_history import DIGEST_KEYS, HistoryRows, is_compact
+from .projection_history import DIGEST_KEYS, HistoryCache, HistoryRows, is_compact
 from .usage.models import UsageLedger
 
-if TYPE_CHECKING:
-    from .projection import State
+
+class State(Protocol):
+    """The records of :class:`core.projection.State` a snapshot holds (typed here so that
+    the projection imports this module and not the other way round)."""
+
+    seq: int
+    clock: float
+    pools: dict[str, Pool]
+    agents: dict[str, Agent]
+    workflows: dict[str, Workflow]
+    tasks: dict[str, Task]
+    finished: dict[str, FinishedWorkflow]
+    checkpoints: dict[int, Checkpoint]
+    history: HistoryCache
+    incidents: dict[str, Incident]
+    plans: dict[str, Plan]
+    resumptions: dict[str, Resumption]
+    learning: dict[str, Any]
+    settings: dict[str, Any]
+    commands_executed: int
+    observed: dict[str, int]
+    usage: UsageLedger
 
 
 def snapshot_of(s: State, *, full: bool = False, checkpoint_labels: bool = False) -> dict[str, Any]:

@@ -96,7 +96,7 @@ class CheckpointTable:
         """(id, seq, digests by part) of every compact checkpoint (its digests read by
         SQLite from the stored text; a checkpoint whose text is not JSON is left to the
         hash check)."""
-        out = []
+        out: list[tuple[int, int, dict[str, Any]]] = []
         for cp_id, seq, text in await (await self._db.execute("SELECT id, seq, state FROM checkpoints")).fetchall():
             try:
                 snap = json.loads(text)

@@ -58,9 +58,14 @@ LAYERS: list[tuple[str, ...]] = [
         "core.store_schema",
         "core.store_reads",
         "core.store_tables",
+        "core.projection_history",  # the digests of finished workflows and checkpoint records the store keeps
     ),
     ("core.merge", "core.workflow_file", "core.store"),
-    ("core.projection_index", "core.projection"),  # the state and its derived indexes; its folds are given to it
+    (  # the state (its folds are given to it), its derived indexes, its snapshot
+        "core.projection_snapshot",
+        "core.projection_index",
+        "core.projection",
+    ),
     (
         "core.event_data",
         "core.event_catalogue",
