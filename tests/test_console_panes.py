@@ -201,3 +201,28 @@ async def test_the_detail_screen_of_a_finished_workflow_shows_its_archived_tasks
             await pilot.pause(0.05)
         assert screen.archived and {t.status.value for t in screen.archived} <= {"completed", "failed", "pending"}
         assert len(screen.archived) == eng.state.finished[wid].task_count
+
+
+async def test_a_quarantined_agent_says_it_is_out_of_dispatch(tmp_path):
+    """An idle agent held out of dispatch (AGENT_BACKOFF) says until when, not just idle;
+    once the hold has passed it reads as any idle agent."""
+    from core import timefmt
+    from tui import operator
+
+    app = make_app(tmp_path / "p.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, 60)
+        eng = app.host.engine
+        idle = sorted(a.id for a in eng.state.agents.values() if a.status.value == "idle")
+        other = idle[1]
+        payload = operator.payload({"agents": [idle[0]], "duration": 600})
+        res = await app.link.send(f"/incident quarantine-agents {payload}")
+        assert res["status"] == "success", res
+        until = eng.state.agents[idle[0]].backoff_until
+        assert until is not None
+        await settle(app, pilot)
+        row = lambda a: app.pools_pane.get_option(f"agent:{a}").prompt.plain  # noqa: E731
+        assert f"no dispatch until {timefmt.clock(until)}" in row(idle[0])
+        assert "no dispatch" not in row(other)
+        await settle(app, pilot, 660)
+        assert "no dispatch" not in row(idle[0])

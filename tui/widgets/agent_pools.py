@@ -128,6 +128,7 @@ class AgentPools(LiveList):
         }[self.sort_key]
         busy_all = sum(1 for a in live if a.status is AgentStatus.BUSY)
         replaced = replacements(s.settings)
+        now = engine.clock.now()
         self.note = f"{busy_all}/{len(live)} busy"
         for pool in sorted(s.pools.values(), key=lambda p: p.name):
             agents = sorted((a for a in live if a.pool == pool.name), key=order)
@@ -166,14 +167,18 @@ class AgentPools(LiveList):
                     t.append(f" {a.status.value[:6]:<6} ", style=c(gcolor))
                 else:
                     t.append(" ")
+                held = a.backoff_until is not None and a.backoff_until > now and not a.current_task
                 task = (
                     tasks.get(a.current_task, middle_ellipsis(a.current_task, task_w, task_w // 2))
                     if a.current_task
                     else f"replaced by {replaced[a.id]}"
                     if a.id in replaced and a.status is not AgentStatus.BUSY
+                    else f"no dispatch until {timefmt.clock(a.backoff_until or 0.0)}"[:task_w]
+                    if held
                     else "—"
                 )
-                t.append(f"{task:<{task_w}}", style=c("foreground") if a.current_task else c("foreground-muted"))
+                style = c("foreground") if a.current_task else c("warning") if held else c("foreground-muted")
+                t.append(f"{task:<{task_w}}", style=style)
                 cpu, mem = use(a)
                 t.append(f" {cpu:4.0f}", style=c("warning") if cpu >= 80 else "")
                 if mem_col:
