@@ -18,6 +18,7 @@ from ..projection import State
 from ..store import Store, StoreError, row_hash_ok
 from ..telemetry import HISTORY
 from ..verify import VERIFIED_POINT_KEY, VerifiedPoint
+from .workflows import gc_paused
 
 if TYPE_CHECKING:
     from .contract import EngineCore
@@ -128,11 +129,12 @@ class Opening:
                 if problem is not None or not isinstance(snap, dict) or snap.get("seq") != row["seq"]:
                     bad.append(f"checkpoint {cp['id']}: {problem or 'its seq does not match its row'}")
                 elif not found:
-                    state, since, found = (
-                        State.from_snapshot(EVENTS.folds, snap, collect_archive=True, history=history),
-                        row["seq"],
-                        True,
-                    )
+                    # Many long-lived records at once, none of them garbage: a young-generation
+                    # pass every 700 of them would walk them again and again (the collection
+                    # after the open settles them, ``settle_gc``).
+                    with gc_paused():
+                        loaded_state = State.from_snapshot(EVENTS.folds, snap, collect_archive=True, history=history)
+                    state, since, found = loaded_state, row["seq"], True
                     if readonly:
                         break  # a reader uses the newest good one; a writer checks them all
             except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
