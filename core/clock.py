@@ -29,6 +29,10 @@ class WallClock:
         return time.time()
 
 
+def _spent() -> None:
+    """What a timer holds once it ran or was cancelled."""
+
+
 class Timer:
     __slots__ = ("cancelled", "fn", "when")
 
@@ -39,6 +43,10 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        # Its callback is let go: an owner that keeps its timer and is referenced by the
+        # callback (a simulated task and its finish) is then freed by reference counting,
+        # not left for the cyclic collector.
+        self.fn = _spent
 
 
 class VirtualClock:
@@ -82,7 +90,8 @@ class VirtualClock:
             if timer.cancelled:
                 continue
             self._now = when
-            timer.fn()
+            fn, timer.fn = timer.fn, _spent  # let go of the callback (see Timer.cancel)
+            fn()
             ran += 1
             if (budget is not None and ran >= budget) or (stop is not None and stop()):
                 return ran
