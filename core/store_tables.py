@@ -27,6 +27,10 @@ Write = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 """The store's write path: runs the statements in one transaction (``Store.write``)."""
 
 
+CHECKPOINT_ID_HIGH = "checkpoint_id_high"
+"""The meta key holding the highest checkpoint id ever given."""
+
+
 class CheckpointTable:
     """Checkpoint rows: the projection at one seq, its state hash, kind and label."""
 
@@ -52,11 +56,20 @@ class CheckpointTable:
 
         async def statements() -> None:
             nonlocal cp_id
+            # Past every id ever given, not only past the rows left: a recovery removes the
+            # newest (damaged) checkpoints, and an id given again would name two checkpoints
+            # in the log and in the incidents that quarantined the first.
             cur = await self._db.execute(
-                "INSERT INTO checkpoints(seq, ts, kind, label, workflow, state, state_hash) VALUES (?,?,?,?,?,?,?)",
-                (seq, ts, kind, label, workflow, text, state_hash),
+                "INSERT INTO checkpoints(id, seq, ts, kind, label, workflow, state, state_hash) VALUES ("
+                "max(coalesce((SELECT max(id) FROM checkpoints), 0), "
+                "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0)) + 1, ?,?,?,?,?,?,?)",
+                (CHECKPOINT_ID_HIGH, seq, ts, kind, label, workflow, text, state_hash),
             )
             cp_id = int(cur.lastrowid or 0)
+            await self._db.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (CHECKPOINT_ID_HIGH, str(cp_id)),
+            )
             if history:
                 await self._db.executemany(
                     "UPDATE snapshot_history SET to_seq = ? WHERE part = ? AND key = ? AND to_seq IS NULL "
@@ -118,7 +131,11 @@ class CheckpointTable:
         return out
 
     async def next_id(self) -> int:
-        return (await scalar(self._db, "SELECT max(id) FROM checkpoints") or 0) + 1
+        """The id the next checkpoint gets (ids of removed checkpoints are never given again)."""
+        high = await scalar(
+            self._db, "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key = ?", (CHECKPOINT_ID_HIGH,)
+        )
+        return max(await scalar(self._db, "SELECT max(id) FROM checkpoints") or 0, high or 0) + 1
 
     async def rows(self, after: int = 0) -> list[dict[str, Any]]:
         rows = await (

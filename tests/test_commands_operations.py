@@ -91,6 +91,8 @@ async def test_data_recovery_skips_checkpoints_that_captured_the_drift(tmp_path:
         assert r["checkpoint"] == clean and drifted_cp in r["dropped_checkpoints"]
         assert r["restored"] == [wid] and r["verified"]
         assert s.tasks[key].context.progress == good
+        again = await engine.checkpoint(kind="incremental", label="after the recovery", actor="test")
+        assert again > max(r["dropped_checkpoints"]), "the id of a removed checkpoint is never given again"
     finally:
         await engine.close()
 

@@ -311,6 +311,10 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         assert restored_from < drill.fault["damaged_checkpoint"]
         assert wf in run.result["result"]["restored"]
         assert inc.outcome.validations["data_recovered"]["credit"]["restored_from_checkpoint"] == restored_from
+        done = inc.outcome.validations["data_recovered"]
+        quarantined = {sg["checkpoint"] for sg in done["segments"] if sg.get("resolution") == "quarantined"}
+        assert drill.fault["damaged_checkpoint"] in quarantined
+        assert done["restart_checkpoint"] not in quarantined, "the restart point is a new checkpoint, not a reused id"
     finally:
         await eng.close()
 
