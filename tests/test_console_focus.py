@@ -28,47 +28,60 @@ MODALS = [
 
 @pytest.mark.slow
 async def test_focus_returns_after_each_modal(tmp_path):
+    """Every modal once, the panes taking turns (each pane opens two or three of them):
+    the focus a modal returns is the screen's, the same path whichever pane had it."""
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(140, 44)) as pilot:
         await drill_until_plan(app, pilot)
-        for pane in (app.incidents_pane, app.workflows_pane, app.pools_pane):
-            for open_key, close_key in MODALS:
-                pane.focus()
-                await pilot.pause(0.05)
-                assert app.focused is pane
-                await pilot.press(open_key)
-                assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0]), open_key
-                await pilot.press(close_key)
-                assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0]), open_key
-                await pilot.pause(0.05)
-                assert app.focused is pane, (pane.id, open_key, app.focused)
+        panes = (app.incidents_pane, app.workflows_pane, app.pools_pane)
+        for i, (open_key, close_key) in enumerate(MODALS):
+            pane = panes[i % len(panes)]
+            pane.focus()
+            await pilot.pause(0.05)
+            assert app.focused is pane
+            await pilot.press(open_key)
+            assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0]), open_key
+            await pilot.press(close_key)
+            assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0]), open_key
+            await pilot.pause(0.05)
+            assert app.focused is pane, (pane.id, open_key, app.focused)
 
 
 @pytest.mark.slow
 async def test_focus_returns_after_command_line_and_filter(tmp_path):
+    """From each pane the command line and the filter, opened and escaped, give the focus
+    back; a command run (its result closed) and a filter applied do too, typed from one pane
+    each (typing is a redraw per key)."""
     app = make_app(tmp_path / "c.db", config=MANUAL)
     async with app.run_test(size=(140, 44)) as pilot:
         await settle(app, pilot, 60)
-        for pane in (app.incidents_pane, app.workflows_pane, app.pools_pane):
+        panes = (app.incidents_pane, app.workflows_pane, app.pools_pane)
+        for pane in panes:
             pane.focus()
             await pilot.press("colon")
             assert await wait_for(pilot, lambda: app.command_line.display)
             await pilot.press("escape")
             assert await wait_for(pilot, lambda: not app.command_line.display)
             assert app.focused is pane, ("command line", pane.id, app.focused)
-            await pilot.press("colon", *"/coordination-hub get-status", "enter")  # runs, shows its result
-            assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
-            await pilot.press("escape")
-            assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
-            assert app.focused is pane, ("command result", pane.id, app.focused)
             await pilot.press("slash")
             assert await wait_for(pilot, lambda: app.filter_input.display)
             await pilot.press("escape")
             assert app.focused is pane, ("filter esc", pane.id, app.focused)
-            await pilot.press("slash", *"type:TASK_COMPLETED", "enter")
-            assert await wait_for(pilot, lambda: not app.filter_input.display)
-            assert app.focused is pane, ("filter applied", pane.id, app.focused)
-            await pilot.press("slash", "enter")  # clears it
+        pane = panes[0]
+        pane.focus()
+        await pilot.press("colon", *"/coordination-hub get-status", "enter")  # runs, shows its result
+        assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
+        await pilot.press("escape")
+        assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+        assert app.focused is pane, ("command result", pane.id, app.focused)
+        pane = panes[2]
+        pane.focus()
+        await pilot.press("slash", *"type:TASK_COMPLETED", "enter")
+        assert await wait_for(pilot, lambda: not app.filter_input.display)
+        assert app.focused is pane, ("filter applied", pane.id, app.focused)
+        await pilot.press("slash", "enter")  # clears it
+        assert await wait_for(pilot, lambda: not app.filter_input.display)
+        assert app.focused is pane, ("filter cleared", pane.id, app.focused)
 
 
 @pytest.mark.slow
