@@ -106,9 +106,8 @@ class CheckpointTable:
         return [(r[0], r[1], r[2], r[3], r[4] if isinstance(r[4], str) else str(r[4])) for r in rows]
 
     async def digests(self) -> list[tuple[int, int, dict[str, Any]]]:
-        """(id, seq, digests by part) of every compact checkpoint (its digests read by
-        SQLite from the stored text; a checkpoint whose text is not JSON is left to the
-        hash check)."""
+        """(id, seq, digests by part) of every compact checkpoint (decoded from its stored
+        text; a checkpoint whose text is not JSON is left to the hash check)."""
         out: list[tuple[int, int, dict[str, Any]]] = []
         for cp_id, seq, text in await (await self._db.execute("SELECT id, seq, state FROM checkpoints")).fetchall():
             try:
