@@ -310,10 +310,13 @@ class LocalHosts:
         otherwise take it for a silent agent."""
         attempt = asyncio.ensure_future(console_connect(h.address, self.adoption.secret, expect_pid=h.pid))
         sink = self.fleet.sink
-        if not h.connected_once and sink is not None:
-            while not (await asyncio.wait({attempt}, timeout=self.fleet.timing.heartbeat_s / 2))[0]:
-                sink.agent_heartbeat(h.agent)
-        return await attempt
+        try:
+            if not h.connected_once and sink is not None:
+                while not (await asyncio.wait({attempt}, timeout=self.fleet.timing.heartbeat_s / 2))[0]:
+                    sink.agent_heartbeat(h.agent)
+            return await attempt
+        finally:
+            attempt.cancel()  # this connection's end (a shutdown) ends the attempt too; no-op once done
 
     def stuck_starting(self, h: ProcessHost, waited: float, cpu0: float | None) -> str | None:
         """Why a live host that has not answered on its socket for ``waited`` seconds is
