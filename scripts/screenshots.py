@@ -55,7 +55,8 @@ async def shoot(out: Path, size: tuple[int, int], suffix: str = "", only: set[st
     async def save(app: OpsdeckApp, pilot, name: str) -> None:  # type: ignore[no-untyped-def]
         if only is not None and name not in only:
             return
-        for _ in range(100):  # a focus change recomposes the footer: wait until its keys are back
+        await pilot.pause(0.3)  # a focus change recomposes the footer (its keys go, then come back)
+        for _ in range(100):  # wait until its keys are back
             if all(f.children for f in app.screen.query(FittedFooter)):
                 break
             await pilot.pause(0.05)

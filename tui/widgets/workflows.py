@@ -60,7 +60,7 @@ class Layout:
 
 def layout(w: int, longest: int, spend: bool = False) -> Layout:
     """Column widths for a row of ``w`` cells: whole names first (up to 26), meters after."""
-    phase_w = 10 if w >= 100 else (7 if w >= 60 else 0)
+    phase_w = 10 if w >= 90 else (7 if w >= 60 else 0)
     spend = spend and w >= 60
     base = 6 + 1 + 5 + (phase_w + 1 if phase_w else 0) + 4 + (SPEND_W + 1 if spend else 0)
     id_w = max(min(longest, 26, w - base - 27), 12)
