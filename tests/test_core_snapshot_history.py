@@ -84,7 +84,7 @@ async def test_a_snapshot_does_not_grow_with_finished_history_and_reopens_to_the
     await _verify(db)
 
 
-async def test_a_changed_kept_entry_is_refused_at_open_and_by_a_rollback(tmp_path: Path) -> None:
+async def test_a_changed_kept_entry_is_refused_at_open_and_named_by_verify(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     eng = await _engine(db)
     await _finish(eng, ["a", "b"])
