@@ -13,6 +13,7 @@ worker threads.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -60,6 +61,10 @@ from .widgets.log_area import LogArea
 from .widgets.workflows import Workflows
 
 REFRESH_S = 0.5
+PANE_TICKS = 3
+CONSOLE_GC_GEN0 = 10_000
+"""Allocations between two young collections in a console process (see _link_opened)."""
+"""Ticks per REFRESH_S: the lists (pools, workflows, incidents) refresh one per tick."""
 
 
 class OpsdeckApp(App[int]):
@@ -124,6 +129,8 @@ class OpsdeckApp(App[int]):
         self.link_ready = asyncio.Event()
         self.open_error: str | None = None
         self._stop = asyncio.Event()
+        self._pane_step = 0
+        """Which list the next refresh tick redraws (:meth:`_tick_panes`)."""
         self.announcer = Announcer(self)
         self.repeats = Repeats()
         self.decisions = PlanDecisions(self)
@@ -163,7 +170,7 @@ class OpsdeckApp(App[int]):
         self.call_after_refresh(self._first_frame)
         for p in self.key_problems + ([self.theme_problem] if self.theme_problem else []):
             self.notify(p, severity="warning", timeout=8)
-        self.set_interval(REFRESH_S, self.refresh_panes)
+        self.set_interval(REFRESH_S / PANE_TICKS, self._tick_panes)
         self.set_interval(0.25, self._log_tick)
         self.workflows_pane.focus()
         if not self.is_headless:
@@ -197,6 +204,11 @@ class OpsdeckApp(App[int]):
             self.spawn(link.close())
             return
         self.link = link
+        # Opening the engine set its collector thresholds for folding big workflows; a
+        # console draws frames, and a young collection of 50,000 objects took ~30 ms CPU
+        # (a frame lost) where one of 10,000 takes ~5 (bench/frames.py).
+        g0, g1, g2 = gc.get_threshold()
+        gc.set_threshold(min(g0, CONSOLE_GC_GEN0), g1, g2)
         link.subscribe(self._on_event)
         link.on_status(self.announcer.host_status)
         self.log_pane.set_head(link.committed_seq)
@@ -224,16 +236,34 @@ class OpsdeckApp(App[int]):
             self.log_pane.tick(self.link.committed_seq if self.link is not None else 0)
 
     def refresh_panes(self) -> None:
+        """Every pane now (after a command, a sort, a mark: what the operator just did)."""
         if self._stop.is_set() or not hasattr(self, "header_pane"):
             return
         self.header_pane.refresh()
         link = self.link
-        if link is None:
+        if link is not None:
+            for pane in self._shown_lists():
+                pane.refresh_from(link)
+
+    def _tick_panes(self) -> None:
+        """The refresh timer: one list per tick in turn, each every REFRESH_S, and the
+        header with the last (the shortest); a frame draws one list's changes, not all
+        three at once."""
+        if self._stop.is_set() or not hasattr(self, "header_pane"):
             return
-        if not isinstance(self.screen, (ChooseScreen,)) and self.screen is self.screen_stack[0]:
-            self.pools_pane.refresh_from(link)
-            self.workflows_pane.refresh_from(link)
-            self.incidents_pane.refresh_from(link)
+        step, self._pane_step = self._pane_step, (self._pane_step + 1) % PANE_TICKS
+        if step == PANE_TICKS - 1:
+            self.header_pane.refresh()
+        link = self.link
+        lists = self._shown_lists()
+        if link is not None and lists:
+            lists[step].refresh_from(link)
+
+    def _shown_lists(self) -> list[AgentPools | Workflows | Incidents]:
+        """The main screen's lists when it is the one shown, else none."""
+        if isinstance(self.screen, ChooseScreen) or self.screen is not self.screen_stack[0]:
+            return []
+        return [self.pools_pane, self.workflows_pane, self.incidents_pane]
 
     async def shutdown(self) -> None:
         self._stop.set()

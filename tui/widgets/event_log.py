@@ -36,6 +36,7 @@ from ..log_source import LogFilter, LogSource
 from ..screens.event import EventScreen
 from ..style import color
 from .log_rows import folds_progress, raw_row, readable_row
+from .titles import BorderText
 
 EVENT_CACHE = 3_000
 LINE_CACHE = 1_500
@@ -95,6 +96,8 @@ class EventLog(ScrollView, can_focus=True):
         """The seqs shown when some are left out (a filter, or progress folded); None: every event."""
         self.raw = False
         """Rows as stored event lines instead of sentences."""
+        self.border_text = BorderText(self)
+        """The title counts events: changed on most ticks, it repaints only its border row."""
         self.folds: LRU = LRU(LINE_CACHE)
         """seq of a task row -> how many progress events it folds."""
         self._folding = False
@@ -128,7 +131,17 @@ class EventLog(ScrollView, can_focus=True):
         return self.matches[idx] if self.matches is not None else idx + 1
 
     def _resize_virtual(self) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, self.count)
+        size = Size(self.scrollable_content_region.width, self.count)
+        old = self.virtual_size
+        if size.width == old.width and size.height > old.height and self.show_vertical_scrollbar:
+            # A log that already scrolls grew: nothing else on screen moves, so no layout
+            # of the whole screen (assigning virtual_size asks for one); the scrollbar and
+            # the rows are updated here.
+            self.set_reactive(EventLog.virtual_size, size)
+            self._scroll_update(size)
+            self.refresh()
+        else:
+            self.virtual_size = size
 
     def on_resize(self) -> None:
         self._resize_virtual()
@@ -203,12 +216,14 @@ class EventLog(ScrollView, can_focus=True):
         else:
             mode = f"paused ({self.unseen} new, End to follow)" if self.unseen else "paused (End to follow)"
         view = " · raw lines" if self.raw else ""
-        self.border_title = f"Event log · {self.count_text()}{view} · {mode}"
-        self.border_subtitle = (
+        title = f"Event log · {self.count_text()}{view} · {mode}"
+        subtitle = (
             f"filter {self.filter.describe()} (/ changes, enter on empty clears)"
             if self.filter.active
             else "/ filter · enter: event detail"
         )
+        self.border_text.title(title)
+        self.border_text.subtitle(subtitle)
 
     def count_text(self) -> str:
         if self.matches is None:

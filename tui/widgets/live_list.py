@@ -21,6 +21,8 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..contrast import guard
+from ..strips import text_strip
+from .titles import BorderText
 
 Row = tuple[str, Text, bool]
 """(option id, prompt, disabled)"""
@@ -83,6 +85,9 @@ class LiveList(OptionList):
         self._prompts: dict[str, object] = {}
         self.sort_i = 0
         self.note = ""
+        self._border: BorderText | None = None
+        self._guarded: tuple[Option, VisualStyle, list[Strip], list[Strip]] | None = None
+        """The highlighted row as drawn on the cursor: (option, style, its plain strips, guarded)."""
 
     @property
     def sort_key(self) -> str:
@@ -118,7 +123,9 @@ class LiveList(OptionList):
     def _decorate(self) -> None:
         pane = self.parent if isinstance(self.parent, Pane) else None
         target = pane or self
-        target.border_title = self.title()
+        if self._border is None or self._border.widget is not target:
+            self._border = BorderText(target)
+        self._border.title(self.title())
         if pane is not None:
             pane.set_header(self.header(self.row_width))
 
@@ -129,14 +136,19 @@ class LiveList(OptionList):
             prompt.truncate(width, overflow="ellipsis")
         ids = [r[0] for r in rows]
         if ids == self._ids:
-            changed = False
-            for oid, prompt, _ in rows:
+            changed: list[int] = []
+            for i, (oid, prompt, _) in enumerate(rows):
                 plain = _key(prompt)
                 if self._prompts.get(oid) != plain:
                     self._prompts[oid] = plain
                     self._set_row(oid, prompt)
-                    changed = True
-            if changed:
+                    changed.append(i)
+            heights = self._heights
+            if changed and all(heights.get(i) == 1 and "\n" not in rows[i][1].plain for i in changed):
+                # One line per row, as before: repaint only the rows that changed.
+                for i in changed:
+                    self.refresh_line(self._index_to_line[i])
+            elif changed:
                 self._line_cache.clear()  # cheap: rebuilt from the per-row renders kept below
                 self.refresh()
             return
@@ -157,11 +169,31 @@ class LiveList(OptionList):
 
     def _get_option_render(self, option: Option, style: VisualStyle) -> list[Strip]:
         """The highlighted row with each coloured span readable on the cursor (tui.contrast)."""
-        strips = super()._get_option_render(option, style)
+        strips = self._row_render(option, style)
         if option is not self.highlighted_option or option.disabled:
             return strips
-        base = style.rich_style
-        return [guard(s, base) for s in strips]
+        hit = self._guarded
+        if hit is None or hit[0] is not option or hit[1] != style or hit[2] is not strips:
+            base = style.rich_style
+            hit = self._guarded = (option, style, strips, [guard(s, base) for s in strips])
+        return hit[3]
+
+    def _row_render(self, option: Option, style: VisualStyle) -> list[Strip]:
+        """A one-line row (a rich Text, no padding) drawn by rich (tui.strips), kept in
+        OptionList's cache of rows; other rows by OptionList's general path."""
+        prompt = option.prompt
+        padding = self.get_component_styles("option-list--option").padding
+        if not isinstance(prompt, Text) or padding or option._divider or "\n" in prompt.plain:
+            return super()._get_option_render(option, style)
+        key = (option, style, padding)
+        strips = self._option_render_cache.get(key)
+        if strips is None:
+            width = self.scrollable_content_region.width - self._get_left_gutter_width()
+            base = style.rich_style
+            strip = text_strip(self.app.console, prompt, base, width).extend_cell_length(width, base)
+            strips = [strip.apply_meta({"option": self._option_to_index[option]})]
+            self._option_render_cache[key] = strips
+        return strips
 
     def _set_row(self, oid: str, prompt: Text) -> None:
         """One row's new prompt, forgetting only that row's rendering. OptionList's own

@@ -203,5 +203,5 @@ class Workflows(LiveList):
         rows = self.rows(engine)
         self.sync(rows)
         pane = self.parent
-        if isinstance(pane, Widget):
+        if isinstance(pane, Widget) and pane.border_subtitle is None:  # set once: setting repaints the pane
             pane.border_subtitle = LEGEND

@@ -1,0 +1,159 @@
+"""What a frame redraws under the live console: the same cells for less work.
+
+The lists' rows and the header are drawn by rich (tui/strips.py) instead of Textual's
+visual pipeline: every cell (character, colour, attributes) must be what Textual draws.
+A changed row repaints that row, a changed border title its border row; the refresh
+timer redraws one list per tick; the console's young collections stay short."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from tests.console_support import make_app, settle
+from tui.app import CONSOLE_GC_GEN0, PANE_TICKS, OpsdeckApp
+from tui.widgets.event_log import EventLog
+from tui.widgets.header_gauges import HeaderGauges
+from tui.widgets.live_list import LiveList
+
+
+def cells(strip: Strip) -> list[tuple[str, Any]]:
+    """(character, style with its metadata) per cell, and where each segment ends: the
+    segments decide how a screenshot groups its text."""
+    return [(ch, seg.style, i == len(seg.text) - 1) for seg in strip for i, ch in enumerate(seg.text)]
+
+
+def lists(app: OpsdeckApp) -> list[LiveList]:
+    return [app.pools_pane, app.workflows_pane, app.incidents_pane]
+
+
+async def test_rows_and_header_are_the_cells_textual_draws(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, 900)
+        compared = 0
+        for pane in lists(app):
+            for component in ("", "option-list--option-highlighted", "option-list--option-disabled"):
+                style = pane.get_visual_style("option-list--option", *([component] if component else []))
+                for opt in pane.options:
+                    pane._option_render_cache.clear()
+                    ours = pane._row_render(opt, style)
+                    pane._option_render_cache.clear()
+                    theirs = OptionList._get_option_render(pane, opt, style)
+                    assert [cells(s) for s in ours] == [cells(s) for s in theirs], opt.id
+                    compared += 1
+        assert compared >= 3 * 20
+        header = app.header_pane
+        width = header.size.width
+        header.refresh()
+        ours_h = header.render_lines(Region(0, 0, width, 2))
+        drawn = HeaderGauges.render_line
+        try:
+            HeaderGauges.render_line = Widget.render_line  # type: ignore[method-assign]
+            header.refresh()
+            theirs_h = header.render_lines(Region(0, 0, width, 2))
+        finally:
+            HeaderGauges.render_line = drawn  # type: ignore[method-assign]
+        assert [cells(s) for s in ours_h] == [cells(s) for s in theirs_h]
+        assert "⏱" in ours_h[1].text
+
+
+async def test_a_row_of_two_lines_is_drawn_by_textual(tmp_path: Path) -> None:
+    """The case the rich path must not take: a prompt with a newline is two lines."""
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        pane = app.workflows_pane
+        pane.add_option(Option(Text("first line\nsecond line"), id="two"))
+        await pilot.pause(0.05)
+        opt = pane.get_option("two")
+        style = pane.get_visual_style("option-list--option")
+        strips = pane._row_render(opt, style)
+        assert [s.text.rstrip() for s in strips] == ["first line", "second line"]
+
+
+def count_rows(widget: Widget, calls: list[int]) -> None:
+    real = widget.render_line
+
+    def counted(y: int) -> Strip:
+        calls.append(y)
+        return real(y)
+
+    widget.render_line = counted  # type: ignore[method-assign]
+
+
+async def test_a_changed_row_repaints_that_row_and_a_title_its_border(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, 600)
+        app._stop.set()  # the refresh timers stand still: only what the test changes is drawn
+        await pilot.pause(0.1)
+        pools = app.pools_pane
+        rows = pools.rows(app.link)  # type: ignore[arg-type]
+        agent = next(i for i, r in enumerate(rows) if not r[2])
+        calls: list[int] = []
+        count_rows(pools, calls)
+        changed = [
+            (oid, Text(p.plain.replace(p.plain[:3], "XYZ", 1)) if i == agent else p, d)
+            for i, (oid, p, d) in enumerate(rows)
+        ]
+        pools.sync(changed)
+        await pilot.pause(0.1)
+        assert set(calls) == {agent - int(pools.scroll_offset.y)}, calls  # that row only (one frame or two)
+        assert pools.get_option(rows[agent][0]).prompt.plain.startswith("XYZ")
+        # The same rows again: nothing to draw.
+        calls.clear()
+        pools.sync(changed)
+        await pilot.pause(0.1)
+        assert calls == []
+        # The event log's title changes: its rows are not drawn again, the title shows.
+        log = app.query_one(EventLog)
+        calls.clear()
+        count_rows(log, calls)
+        refreshed: list[tuple[Region, ...]] = []
+        real_refresh = log.refresh
+        log.refresh = lambda *r, **k: (refreshed.append(r), real_refresh(*r, **k))[1]  # type: ignore[method-assign]
+        log.border_text.title("Event-log-title-42")
+        await pilot.pause(0.1)
+        assert calls == []
+        assert log.border_title == "Event-log-title-42"
+        assert refreshed == [(Region(-1, -1, log.outer_size.width, 1),)]
+        refreshed.clear()
+        log.border_text.title("Event-log-title-42")  # unchanged: no repaint at all
+        assert refreshed == []
+
+
+async def test_the_timer_redraws_one_list_per_tick(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        drawn: list[str] = []
+        for pane in lists(app):
+            pane.refresh_from = lambda link, p=pane: drawn.append(p.id)  # type: ignore[method-assign]
+        app._pane_step = 0
+        for i in range(PANE_TICKS):
+            app._tick_panes()
+            assert len(drawn) == i + 1  # one list per tick
+        assert sorted(drawn) == sorted(str(p.id) for p in lists(app))  # each once per REFRESH_S
+        drawn.clear()
+        app.refresh_panes()  # after an operator's action: every list at once
+        assert sorted(drawn) == sorted(str(p.id) for p in lists(app))
+
+
+async def test_the_console_collects_young_objects_in_small_batches(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "c.db")
+    before = gc.get_threshold()
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await settle(app, pilot)
+            assert gc.get_threshold()[0] <= CONSOLE_GC_GEN0
+    finally:
+        gc.set_threshold(*before)
