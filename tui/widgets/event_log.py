@@ -102,6 +102,8 @@ class EventLog(ScrollView, can_focus=True):
         """seq of a task row -> how many progress events it folds."""
         self._folding = False
         self._folds_wanted = False
+        self._refold = False
+        """Rows asked for their counts while a counting ran: count again when it ends."""
         self.events: LRU = LRU(EVENT_CACHE)
         self.lines: LRU = LRU(LINE_CACHE)
         self.live: OrderedDict[int, Event] = OrderedDict()
@@ -189,7 +191,12 @@ class EventLog(ScrollView, can_focus=True):
     def tick(self, committed: int = 0) -> None:
         """Apply growth once per UI tick rather than once per event; ``committed`` is the
         store's highest committed seq: what the window reads can serve."""
+        stored = committed > self.db_head
         self.db_head = max(self.db_head, committed)
+        if stored and self.filter.hides_progress and not self._folds_wanted and not self.folds_ready():
+            # Rows newly stored can be counted now (a repaint of the pane no longer asks on every tick).
+            self._folds_wanted = True
+            self.call_later(self._fetch_folds)
         if self.virtual_size.height != self.count:
             self._grown(0)
         else:
@@ -352,7 +359,10 @@ class EventLog(ScrollView, can_focus=True):
         """Count the progress folded by the task rows on screen (stored rows only: the
         progress before a stored row is stored too)."""
         self._folds_wanted = False
-        if self._folding or self.source is None:
+        if self.source is None:
+            return
+        if self._folding:  # asked again when the counting under way ends (rows it does not cover)
+            self._refold = True
             return
         top = int(self.scroll_offset.y)
         rows: list[tuple[int, str]] = []
@@ -377,6 +387,9 @@ class EventLog(ScrollView, can_focus=True):
 
     def _folds_done(self, got: dict[int, int]) -> None:
         self._folding = False
+        if self._refold:
+            self._refold = False
+            self.call_later(self._fetch_folds)
         for seq, n in got.items():
             self.folds.put(seq, n)
             self.lines.pop(seq, None)
