@@ -49,3 +49,22 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["OPSDECK_HOME"] = str(tmp_path / "home")
     env.pop("NO_COLOR", None)
     return env
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The heaviest modules run first, so that the two xdist workers finish together: the
+    modules whose tests share one worker (``xdist_group``: the Ray instance, the built
+    databases) and then those with the most slow tests; a module's tests keep their order
+    (its module fixtures are built once). Under xdist the long units otherwise came late
+    in alphabetical order, leaving the other worker idle at the end."""
+
+    def weight(item: pytest.Item) -> tuple[int, int]:
+        module = item.module if isinstance(item, pytest.Function) else None
+        tests = by_module.get(module, [])
+        grouped = any(t.get_closest_marker("xdist_group") is not None for t in tests)
+        return (-int(grouped), -sum(t.get_closest_marker("slow") is not None for t in tests))
+
+    by_module: dict[object, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(item.module if isinstance(item, pytest.Function) else None, []).append(item)
+    items.sort(key=weight)
