@@ -144,10 +144,11 @@ class TaskOutput:
 def prune(directory: Path, keep: int = FILES_KEEP) -> None:
     """Remove all but the newest ``keep`` output files (and their rotated parts)."""
     with contextlib.suppress(OSError):
-        files = sorted(
-            (p for p in directory.iterdir() if p.name.endswith(".log") and p.is_file() and not p.is_symlink()),
-            key=lambda p: p.stat().st_mtime,
-        )
+        with os.scandir(directory) as it:  # file types without a stat each (this runs before every task)
+            logs = [e for e in it if e.name.endswith(".log") and e.is_file(follow_symlinks=False)]
+        if len(logs) <= keep:
+            return
+        files = [Path(e.path) for e in sorted(logs, key=lambda e: e.stat(follow_symlinks=False).st_mtime)]
         for p in files[:-keep] if keep else files:
             for q in (p, p.with_name(p.name + ".1")):
                 with contextlib.suppress(OSError):

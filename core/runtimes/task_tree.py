@@ -18,6 +18,10 @@ import psutil
 
 PR_SET_CHILD_SUBREAPER = 36
 EXIT_POLL_S = 0.05
+"""The longest wait between two looks at a running task's exit status."""
+EXIT_POLL_FIRST_S = 0.001
+"""The first wait: it doubles up to EXIT_POLL_S, so a short task is seen ending within a
+few milliseconds and a long one costs a wake-up every EXIT_POLL_S."""
 
 
 def become_subreaper() -> bool:
@@ -33,9 +37,47 @@ async def exited(proc: asyncio.subprocess.Process) -> int:
     """The exit status as soon as the process is gone. (Before Python 3.12,
     ``Process.wait()`` also waits for its pipes to close, which a detached grandchild
     holding the task's stdout would put off forever.)"""
-    while proc.returncode is None:  # noqa: ASYNC110 - no event fires at exit alone before 3.12
-        await asyncio.sleep(EXIT_POLL_S)
+    wait = EXIT_POLL_FIRST_S
+    while proc.returncode is None:  # no event fires at exit alone before 3.12: look, backing off
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, EXIT_POLL_S)
     return proc.returncode
+
+
+def child_pids(pid: int) -> list[int] | None:
+    """The direct children of ``pid``, from ``/proc/PID/task/*/children`` (Linux): a
+    few small reads, where psutil's ``children()`` reads the status of every process
+    on the machine (twice per task run, it was most of an agent host's CPU per task).
+    None where the kernel does not offer these files."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    out: list[int] = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out += [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # that thread ended meanwhile
+            return None  # a kernel without the children files
+        except OSError:
+            return None
+    return out
+
+
+def descendant_pids(pid: int) -> list[int] | None:
+    """Every descendant of ``pid`` (children first), or None (see :func:`child_pids`)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = child_pids(todo.pop())
+        if kids is None:
+            return None
+        out += kids
+        todo += kids
+    return out
 
 
 class TaskTree:
@@ -51,6 +93,15 @@ class TaskTree:
         descendant of the host, detached ones included."""
         if pid is None:
             return []
+        root = self.me.pid if self.subreaper else pid
+        found = descendant_pids(root)
+        if found is not None:
+            pids = found if self.subreaper else [pid, *found]
+            out = []
+            for q in pids:
+                with contextlib.suppress(psutil.Error):
+                    out.append(psutil.Process(q))
+            return out
         try:
             if self.subreaper:
                 return list(self.me.children(recursive=True))
@@ -74,8 +125,9 @@ class TaskTree:
         task's own child, which asyncio waits for)."""
         if not self.subreaper:
             return
+        kids = child_pids(self.me.pid)
         with contextlib.suppress(psutil.Error):
-            for q in self.me.children():
+            for q in [psutil.Process(k) for k in kids] if kids is not None else self.me.children():
                 if q.pid != running and q.status() == psutil.STATUS_ZOMBIE:
                     with contextlib.suppress(ChildProcessError, OSError):
                         os.waitpid(q.pid, os.WNOHANG)
