@@ -320,6 +320,31 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
 
 
 @pytest.mark.slow
+async def test_a_plan_whose_rollback_checkpoint_was_removed_aborts_without_rollback(tmp_path: Path) -> None:
+    """The checkpoint taken before the plan captured the drift; a data recovery removes it
+    (it differs from the log). Aborting the plan then fails it, saying it was not rolled
+    back, instead of raising."""
+    from core.commands import run_command
+
+    eng = await open_sim(tmp_path / "d.db", seed=0, demo=True)
+    try:
+        drill = start_drill(eng, "data-integrity", approve="manual", warmup_s=300)
+        await until(drill, lambda: plan_waiting(drill))
+        plan = drill.plan()
+        assert plan is not None and plan.checkpoint is not None
+        res = await run_command(eng, "/workflow-recovery execute-data-recovery", actor="eve")
+        assert res["status"] == "success" and plan.checkpoint in res["result"]["dropped_checkpoints"], res
+        assert plan.checkpoint not in eng.state.checkpoints
+        out = await decisions.abort(eng, plan.id, actor="eve")
+        assert out["state"] == "failed" and out["rollback"] is None
+        p = eng.state.plans[plan.id]
+        assert p.state.value == "failed"
+        assert f"no checkpoint {plan.checkpoint}" in p.outcome.reason and "not rolled back" in p.outcome.reason
+    finally:
+        await eng.close()
+
+
+@pytest.mark.slow
 async def test_data_integrity_plan_without_its_recovery_step_is_not_validated(tmp_path: Path) -> None:
     """The same drill and plan with execute-data-recovery edited out: the freeze and the
     analyses run, nothing restores the drift, and the drill is not validated."""

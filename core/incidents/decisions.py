@@ -264,8 +264,15 @@ async def abort(
     stopped = stop_resumptions(engine, plan, actor)
     rb = None
     if plan.checkpoint is not None:
-        rb = await rollback_to(engine, plan.checkpoint, actor)
-        if stopped:
+        try:
+            rb = await rollback_to(engine, plan.checkpoint, actor)
+        except EngineError as exc:
+            if exc.code not in ("CHECKPOINT_NOT_FOUND", "CHECKPOINT_CORRUPT"):
+                raise
+            # A step may have removed it (a data recovery drops the checkpoints that
+            # differ from the log): the plan ends failed, not rolled back, and says why.
+            reason = f"{reason}; not rolled back: {exc.message}"
+        if rb is not None and stopped:
             rb["changes"] = [*(f"stopped {r}" for r in stopped), *rb["changes"]]
     engine.emit(
         PLAN_ABORTED,

@@ -384,6 +384,7 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
     who = f"plan:{ctx.plan.id}"
     if eng.store is None:
         return "fail", {"reason": "no store to verify against"}
+    await _committed(eng)
     rep = await verify_store(eng.store, replay_checkpoints=True)
     cons = await consistency(eng, trusted=set(rep.checkpoints_ok))
     if cons["differs_in"]:
@@ -397,6 +398,7 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
     if not credit.credited:
         return "pass", {"credited": False, "credit": credit.as_dict()}
     restart = await eng.checkpoint(kind="emergency", label=f"recovered {inc.id}", actor=who)
+    await _committed(eng)
     rep = await verify_store(eng.store, replay_checkpoints=True)
     if restart not in rep.checkpoints_ok:
         return "fail", {"reason": f"the post-recovery checkpoint {restart} does not verify"}
@@ -443,6 +445,15 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
         "credited": True,
         "credit": credit.as_dict(),
     }
+
+
+async def _committed(eng: Engine) -> None:
+    """Every event emitted so far is in the store. The verify reads the store from another
+    connection, and on the wall clock events arrive while a checkpoint is written: one
+    taken at a seq the store does not hold yet would read as differing from the log."""
+    await eng.flush()
+    while eng.unflushed:
+        await eng.flush()
 
 
 def restore_credit(ctx: GateCtx) -> Credit:
