@@ -11,7 +11,7 @@ models validate them where they are built (``core.incidents``).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -35,17 +35,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Seconds = int | float
-"""A measured time as its writer rounded it (an int stays an int: snapshots hash what was written)."""
+Number = int | float
+"""A number as its writer gave it (an int stays an int: snapshots hash what was written)."""
+Seconds = Number
 
 
-class IncidentOutcome(BaseModel):
-    """How an incident ended (INCIDENT_RESOLVED's ``outcome``): a plan validated or not, a
-    plan that failed, or an operator's resolve. Only the fields its writer set are kept and
-    dumped, so snapshots and state hashes are those of the dict it was written as; a key of
-    an older log not declared here is kept as it was (``extra="allow"``)."""
+class AsWritten(BaseModel):
+    """A record kept as its writer wrote it: only the fields set are dumped (so snapshots
+    and state hashes are those of the dict it was written as), and a key an older log
+    carries that is not declared is kept as it was (``extra="allow"``)."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        return {k: v for k, v in out.items() if k in self.model_fields_set}
+
+
+class IncidentOutcome(AsWritten):
+    """How an incident ended (INCIDENT_RESOLVED's ``outcome``): a plan validated or not, a
+    plan that failed, or an operator's resolve."""
 
     validated: bool | None = None
     result: str | None = None
@@ -64,11 +74,6 @@ class IncidentOutcome(BaseModel):
     note: str | None = None
     previous_status: str | None = None
 
-    @model_serializer(mode="wrap")
-    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        return {k: v for k, v in out.items() if k in self.model_fields_set}
-
 
 class PlanOutcome(IncidentOutcome):
     """How a plan ended (PLAN_COMPLETED's ``outcome``, or its rejection or abort)."""
@@ -77,6 +82,38 @@ class PlanOutcome(IncidentOutcome):
     aborted_by: str | None = None
     rollback: Any = None
     """The rollback an abort ran (its checkpoint and what it restored), if any."""
+
+
+class FindingRecord(AsWritten):
+    """The detector's finding an incident opened on (what ``/incident replan`` rebuilds it from)."""
+
+    component: str = "incidents"
+    scope: str = "incident"
+    data: dict[str, Any] = Field(default_factory=dict)
+    onset: Number | None = None
+
+
+class KindEvidence(BaseModel):
+    """A kind's view of an incident's evidence: the fields its readers use, typed, with
+    the defaults they had (each kind declares its own in its module)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+E = TypeVar("E", bound=KindEvidence)
+
+
+class IncidentEvidence(AsWritten):
+    """What an incident was opened on: the finding, each affected workflow's progress at
+    detection, and the kind's own evidence (kept as written, read through the kind's typed
+    view: :meth:`of`)."""
+
+    finding: FindingRecord | None = None
+    progress_at_detection: dict[str, Number] | None = None
+
+    def of(self, view: type[E]) -> E:
+        """The kind's evidence typed by its view (fields not written take the view's defaults)."""
+        return view.model_validate(self.model_dump())
 
 
 class StepCheck(_Model):
@@ -140,7 +177,7 @@ class Incident(_Model):
     type: str
     """The seed's detection event type, e.g. RESOURCE_EXHAUSTION."""
     severity: Literal["critical", "high", "medium", "low"]
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    evidence: IncidentEvidence = Field(default_factory=IncidentEvidence)
     detected_at: float
     fault_at: float | None = None
     """When the fault began, if known (a drill knows; a detector estimates)."""

@@ -228,3 +228,43 @@ def test_an_incident_outcome_is_typed_and_dumps_as_it_was_written() -> None:
 
     with pytest.raises(pydantic.ValidationError):
         IncidentOutcome.model_validate({"validated": "maybe"})  # a typed field refuses what it is not
+
+
+def test_an_incident_s_evidence_is_kept_as_written_and_read_through_its_kind_s_typed_view() -> None:
+    """The evidence dumps (and hashes) as the INCIDENT_OPENED event carried it, an older log's
+    keys included; the finding and the progress at detection are typed, and each kind reads
+    its own keys through its view (defaults for what was not written, types checked)."""
+    import pydantic
+
+    from core.incident_models import Incident
+    from core.incidents.kinds.data_integrity import IntegrityEvidence
+
+    written = {
+        "finding": {"component": "coordination", "scope": "s", "data": {"n": 1}, "onset": 3},
+        "progress_at_detection": {"w1": 0, "w2": 0.25},
+        "bad_checkpoints": [2, 5],
+        "segments": [{"checkpoint": 2, "resolution": "quarantined"}],
+        "older_key": "kept",
+    }
+    inc = Incident.model_validate(
+        {
+            "id": "I",
+            "scenario": "data-integrity",
+            "type": "T",
+            "severity": "high",
+            "detected_at": 0.0,
+            "evidence": written,
+        }
+    )
+    dumped = inc.model_dump(mode="json")["evidence"]
+    assert (
+        dumped == written
+        and type(dumped["finding"]["onset"]) is int
+        and type(dumped["progress_at_detection"]["w1"]) is int
+    )
+    assert inc.evidence.finding is not None and inc.evidence.finding.component == "coordination"
+    view = inc.evidence.of(IntegrityEvidence)
+    assert view.bad_checkpoints == [2, 5] and view.segments[0]["resolution"] == "quarantined"
+    assert view.bad_seqs == [] and view.first_bad_seq is None  # not written: the view's defaults
+    with pytest.raises(pydantic.ValidationError):
+        inc.evidence.model_copy(update={"bad_checkpoints": ["two"]}).of(IntegrityEvidence)

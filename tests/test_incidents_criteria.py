@@ -15,6 +15,7 @@ from core.engine import Engine
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
 from core.incidents.kinds import CATALOGUE, SCENARIOS
+from core.incidents.merge import PartitionEvidence
 from core.models import AgentStatus, TaskStatus
 from core.session import open_sim
 
@@ -126,7 +127,7 @@ async def test_partition_plan_moves_work_and_merges_exactly_once(tmp_path: Path)
         plan = await _run_until_decision(drill)
         inc = drill.incident()
         assert inc is not None
-        cut = inc.evidence["unreachable"]
+        cut = inc.evidence.of(PartitionEvidence).unreachable
         held = {a: eng.state.agents[a].current_task for a in cut if eng.state.agents[a].current_task}
         assert held, "the cut-off agents hold work"
         agents_before = len(eng.state.live_agents())

@@ -14,6 +14,7 @@ from core.event_types import EVENTS
 from core.events import canonical_json
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
+from core.incidents.kinds.data_integrity import IntegrityEvidence
 from core.incidents.kinds.resource_exhaustion import reallocation
 from core.incidents.language import incident_services
 from core.models import Band, WorkflowStatus
@@ -283,9 +284,9 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         drifted = drill.fault["drifted_task"]
         inc = drill.incident()
         assert inc is not None and wf in inc.affected_workflows
-        named = [sg.get("state") for sg in inc.evidence["segments"]]
+        named = [sg.get("state") for sg in inc.evidence.of(IntegrityEvidence).segments]
         assert f"task:{drifted}" in named, "the assessment names the corrupted segment"
-        assert drill.fault["damaged_checkpoint"] in inc.evidence["bad_checkpoints"]
+        assert drill.fault["damaged_checkpoint"] in inc.evidence.of(IntegrityEvidence).bad_checkpoints
         # The protection step (kind checkpoint: auto) froze the workflow: changes are refused.
         assert eng.state.workflows[wf].frozen
         h = eng.state.state_hash()
@@ -307,7 +308,7 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         # emergency checkpoints carry it), and it is what removed the drift.
         run = next(st for st in drill.plan().steps if "execute-data-recovery" in st.command)  # type: ignore[union-attr]
         restored_from = run.result["result"]["checkpoint"]
-        assert restored_from in inc.evidence["checkpoints_ok"]
+        assert restored_from in inc.evidence.of(IntegrityEvidence).checkpoints_ok
         assert restored_from < drill.fault["damaged_checkpoint"]
         assert wf in run.result["result"]["restored"]
         assert inc.outcome.validations["data_recovered"]["credit"]["restored_from_checkpoint"] == restored_from

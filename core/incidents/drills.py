@@ -29,6 +29,7 @@ from ..runtimes import Runtime
 from ..timefmt import clock, duration
 from .catalogue import Catalogue, DrillError, IncidentKind
 from .kinds import CATALOGUE
+from .kinds.data_integrity import IntegrityEvidence
 from .manager import ApproveMode, IncidentManager
 from .validation import dependency_violations
 
@@ -340,7 +341,7 @@ async def invariants(engine: Engine, completions: dict[str, int]) -> dict[str, A
         rep = await verify_store(engine.store, replay_checkpoints=False)
         acknowledged: set[int] = set()
         for inc in s.incidents.values():
-            acknowledged.update(int(c) for c in inc.evidence.get("bad_checkpoints", []))
+            acknowledged.update(inc.evidence.of(IntegrityEvidence).bad_checkpoints)
             acknowledged.update(inc.outcome.quarantined_checkpoints or [])
         chain = {
             "checked": True,

@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field
+
 from ..commands.context import Services
 from ..engine import EngineError
 from ..event_types import INCIDENT_NOTED, INCIDENT_OPENED, INCIDENT_REOPENED, PLAN_PROPOSED, SYSTEM_ERROR
+from ..incident_models import FindingRecord, IncidentEvidence, KindEvidence
 from .approval import command_kind, decide
 from .catalogue import Catalogue
 from .decisions import approve
@@ -30,6 +33,13 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 ApproveMode = Literal["auto", "manual"]
+
+
+class _AgentsCut(KindEvidence):
+    """The agents an incident named before findings were recorded with it (re-planning one)."""
+
+    failed_agents: list[str] = Field(default_factory=list)
+    unreachable: list[str] = Field(default_factory=list)
 
 
 class IncidentManager:
@@ -103,14 +113,17 @@ class IncidentManager:
         s = eng.state
         now = eng.clock.now()
         inc_id = f"INC-{len(s.incidents) + 1:04d}"
-        evidence = dict(f.evidence)
-        evidence["finding"] = {"component": f.component, "scope": f.scope, "data": f.data, "onset": f.onset}
-        evidence["progress_at_detection"] = {
-            w: round(s.workflow_progress(w), 4) for w in f.affected_workflows if w in s.workflows
-        }
         kind = self.catalogue.get(f.scenario)
-        if kind.evidence is not None:
-            evidence.update(kind.evidence(eng, f))
+        evidence = IncidentEvidence.model_validate(
+            {
+                **f.evidence,  # the detector's, then what the kind records when an incident opens
+                "finding": FindingRecord(component=f.component, scope=f.scope, data=f.data, onset=f.onset),
+                "progress_at_detection": {
+                    w: round(s.workflow_progress(w), 4) for w in f.affected_workflows if w in s.workflows
+                },
+                **(kind.evidence(eng, f) if kind.evidence is not None else {}),
+            }
+        )
         fault_at = self.fault_at.get(f.scenario)
         inc = Incident(
             id=inc_id,
@@ -240,19 +253,18 @@ def replan(
             f"plan {active} of {incident_id} is still {engine.state.plans[active].state}",
             {"incident_id": incident_id, "plan_id": active},
         )
-    ev = dict(inc.evidence)
-    fd = ev.get("finding") or {}
+    fd = inc.evidence.finding or FindingRecord()
+    older = inc.evidence.of(_AgentsCut)  # an incident opened before findings were recorded
     f = Finding(
         scenario=inc.scenario,
         type=inc.type,
-        component=fd.get("component", "incidents"),
-        scope=fd.get("scope", "incident"),
+        component=fd.component,
+        scope=fd.scope,
         severity=inc.severity,
-        data=fd.get("data")
-        or {"failed_agents": ev.get("failed_agents", []), "affected_agents": ev.get("unreachable", [])},
-        evidence=ev,
+        data=fd.data or {"failed_agents": older.failed_agents, "affected_agents": older.unreachable},
+        evidence=inc.evidence.model_dump(),  # as written: the kind's playbook reads it through its view
         affected_workflows=list(inc.affected_workflows),
-        onset=fd.get("onset"),
+        onset=fd.onset,
     )
     engine.emit(
         INCIDENT_NOTED,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from ..event_types import (
     AGENT_RECONNECTED,
     AGENT_SEQ_APPLIED,
@@ -19,7 +21,7 @@ from ..event_types import (
     TASK_REASSIGNED,
 )
 from ..events import Event
-from ..incident_models import Incident
+from ..incident_models import Incident, KindEvidence
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -59,6 +61,14 @@ class SeqTap:
             self.merged.append(d)
 
 
+class PartitionEvidence(KindEvidence):
+    """What the partition's criterion and report read of its evidence."""
+
+    unreachable: list[str] = Field(default_factory=list)
+    agent_marks: dict[str, list[Any]] = Field(default_factory=dict)
+    """Per agent at detection: [current task, its progress, tasks done] (:func:`agent_marks`)."""
+
+
 def agent_marks(engine: Engine) -> dict[str, list[Any]]:
     """Per live agent: [current task, its progress, tasks done] (to measure progress later)."""
     s = engine.state
@@ -71,7 +81,7 @@ def agent_marks(engine: Engine) -> dict[str, list[Any]]:
 
 def partition_report(engine: Engine, inc: Incident, tap: SeqTap | None = None) -> dict[str, Any]:
     s = engine.state
-    marks: dict[str, list[Any]] = inc.evidence.get("agent_marks", {})
+    marks = inc.evidence.of(PartitionEvidence).agent_marks
     busy = {a: m for a, m in marks.items() if m[0]}
     progressed = []
     for a, (task, prog, done) in busy.items():
@@ -92,7 +102,7 @@ def partition_report(engine: Engine, inc: Incident, tap: SeqTap | None = None) -
     d = sum(during) / len(during) if during else 0.0
     drop = 100.0 * (b - d) / b if b > 0 else 0.0
     impact = "minimal" if drop < 10 else "moderate" if drop < 30 else "severe"
-    cut = set(inc.evidence.get("unreachable", []))
+    cut = set(inc.evidence.of(PartitionEvidence).unreachable)
     dup = sorted(f"{a}#{n}" for (a, n), c in (tap.applied.items() if tap else []) if c > 1)
     return {
         "functionality_preserved_pct": round(share, 1),

@@ -14,15 +14,26 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..incident_models import Incident, Plan
+from ..incident_models import Incident, KindEvidence, Plan
 from ..models import TaskStatus, WorkflowStatus
 from ..timefmt import duration
+from ..usage.models import Budget, Scope
 from .record import PlanRecord
 
 if TYPE_CHECKING:
     from ..engine import Engine
 
 GATE_TIMEOUT_S = 2 * 3600.0
+
+
+class BudgetEvidence(KindEvidence):
+    """What the usage-budget playbook and criteria (:func:`spend_stopped`) read of its evidence."""
+
+    budget_scope: Scope
+    budget_name: str
+    budget: Budget
+    spent_in_window_before: dict[str, int | float] | None = None
+    """Tokens and cost spent over the hold period before detection (and its ``window_s``)."""
 
 
 @dataclass
@@ -66,7 +77,7 @@ def duration_text(seconds: float) -> str:
 def workflows_recovered(engine: Engine, inc: Incident) -> list[str]:
     """Affected workflows now running or completed that progressed since detection."""
     s = engine.state
-    before = inc.evidence.get("progress_at_detection", {})
+    before = inc.evidence.progress_at_detection or {}
     out = []
     for w in inc.affected_workflows:
         wf = s.any_workflow(w)
@@ -80,7 +91,7 @@ def workflows_recovered(engine: Engine, inc: Incident) -> list[str]:
 def stalled_workflows(engine: Engine, inc: Incident, workflows: list[str]) -> list[str]:
     """Of ``workflows``, those neither completed nor further along than at detection."""
     s = engine.state
-    before = inc.evidence.get("progress_at_detection", {})
+    before = inc.evidence.progress_at_detection or {}
     out = []
     for w in workflows:
         wf = s.any_workflow(w)
@@ -146,7 +157,7 @@ async def spend_stopped(ctx: GateCtx) -> Verdict:
     nothing over the configured hold period (``usage.hold_s``): what a pause must achieve
     before the operator's decision on the budget runs."""
     eng = ctx.engine
-    ev = ctx.incident.evidence
+    ev = ctx.incident.evidence.of(BudgetEvidence)
     hold = eng.config.usage.hold_s
     running = sum(
         1
@@ -154,7 +165,7 @@ async def spend_stopped(ctx: GateCtx) -> Verdict:
         for k in eng.state.running_by_wf.get(w, ())
         if eng.state.tasks[k].status is TaskStatus.RUNNING
     )
-    recent = eng.spend.spent_within(ev["budget_scope"], ev["budget_name"], max(hold, 1.0))
+    recent = eng.spend.spent_within(ev.budget_scope, ev.budget_name, max(hold, 1.0))
     figures = {"running_tasks": running, "spent_last_hold": {"tokens": recent.tokens, "cost_usd": recent.cost_usd}}
     if running or recent.tokens or recent.cost_usd:
         ctx.memo.pop("since", None)

@@ -88,9 +88,10 @@ class IncidentScreen(DetailScreen):
         outcome = inc.outcome.model_dump(mode="json")  # the fields its writer set
         if not _empty(outcome):
             parts += [section("outcome", outcome, c), Text("")]
-        if not _empty(inc.evidence):
+        evidence = inc.evidence.model_dump(mode="json")  # as written, the kind's own keys with it
+        if not _empty(evidence):
             parts.append(Text("Evidence", style=f"bold {c('secondary')}"))
-            parts += render_result(inc.evidence, c)
+            parts += render_result(evidence, c)
         plans = [p for p in s.plans.values() if p.incident_id == self.key]
         for p in plans:
             parts += [plan_header(p, c), step_table(s, p, c), Text("")]

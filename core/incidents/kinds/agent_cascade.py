@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from ...event_types import (
     AGENT_ALLOCATED,
     AGENT_BACKOFF,
@@ -19,6 +21,7 @@ from ...event_types import (
     RECOVERY_VALIDATION_COMPLETED,
     TASK_ASSIGNED,
 )
+from ...incident_models import KindEvidence
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
 from ...timefmt import clock, duration
 from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
@@ -38,6 +41,16 @@ from ..validation import (
 if TYPE_CHECKING:
     from ...engine import Engine
     from ...events import Event
+
+
+class CascadeEvidence(KindEvidence):
+    """What the cascade's playbook and criterion read of its evidence."""
+
+    interrupted_tasks: list[str] = Field(default_factory=list)
+    failed_agents: list[str] = Field(default_factory=list)
+    progress_at_failure: dict[str, float] = Field(default_factory=dict)
+    specialization_live_before: dict[str, int] = Field(default_factory=dict)
+
 
 NAME = "agent-cascade"
 
@@ -184,7 +197,7 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
             "failure_prediction": "enabled",
         }
     )
-    interrupted = finding.evidence.get("interrupted_tasks", [])
+    interrupted = CascadeEvidence.model_validate(finding.evidence).interrupted_tasks
     remaining = [s.tasks[t].duration_s * (1 - s.tasks[t].context.progress) for t in interrupted if t in s.tasks]
     estimated, basis = estimate(
         engine,
@@ -321,13 +334,13 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
     eng = ctx.engine
     s = eng.state
     inc = ctx.incident
-    ev = inc.evidence
-    failed: list[str] = ev.get("failed_agents", [])
-    at_failure: dict[str, float] = ev.get("progress_at_failure", {})
+    ev = inc.evidence.of(CascadeEvidence)
+    failed = ev.failed_agents
+    at_failure = ev.progress_at_failure
     # Replacements matched by specialization: as many live agents able to do the
     # failed agents' work as before the failures (in whichever pool they were added).
     short = {}
-    for spec, size in ev.get("specialization_live_before", {}).items():
+    for spec, size in ev.specialization_live_before.items():
         need = set(spec.split(","))
         live = sum(
             1
@@ -418,7 +431,7 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
     ran_on: dict[str, str | None] = ctx.memo.get("ran_on", {})
     on_plan = sorted(k for k in resumed if ran_on.get(k) in plan_agents or k in handed)
     short_without: dict[str, int] = {}
-    for spec, size in ctx.incident.evidence.get("specialization_live_before", {}).items():
+    for spec, size in ctx.incident.evidence.of(CascadeEvidence).specialization_live_before.items():
         need = set(spec.split(","))
         live = sum(
             1
@@ -508,7 +521,9 @@ def evidence(engine: Engine, finding: Finding) -> dict[str, Any]:
     return {
         "failed_agents": failed,
         "progress_at_failure": {
-            t: s.tasks[t].context.progress for t in finding.evidence.get("interrupted_tasks", []) if t in s.tasks
+            t: s.tasks[t].context.progress
+            for t in CascadeEvidence.model_validate(finding.evidence).interrupted_tasks
+            if t in s.tasks
         },
         "specialization_live_before": {
             sp: sum(

@@ -12,7 +12,10 @@ import random
 import sqlite3
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import Field
+
 from ...event_types import DATA_INTEGRITY_ALERT, DATA_RECOVERY_COMPLETED, DATA_RECOVERY_STRATEGY
+from ...incident_models import KindEvidence
 from ...models import TaskStatus
 from ...store import StoreError, scalar
 from ...verify import VERIFIED_POINT_KEY, Fault, VerifiedPoint, VerifyReport, verify_since, verify_store
@@ -26,6 +29,19 @@ from ..validation import GateCtx, Verdict, percent_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
+
+
+class IntegrityEvidence(KindEvidence):
+    """What the data-integrity playbook, criterion and detector read of its evidence."""
+
+    bad_seqs: list[int] = Field(default_factory=list)
+    bad_checkpoints: list[int] = Field(default_factory=list)
+    checkpoints_ok: list[int] = Field(default_factory=list)
+    checkpoints_bad: dict[str, Any] = Field(default_factory=dict)
+    first_bad_seq: int | None = None
+    segments: list[dict[str, Any]] = Field(default_factory=list)
+    """Each damaged part and how it is resolved (``workflow``/``checkpoint``, ``resolution``)."""
+
 
 NAME = "data-integrity"
 
@@ -239,24 +255,24 @@ class DataIntegrityDetector(Detector):
         cps: set[int] = set()
         for inc in self.engine.state.incidents.values():
             if inc.scenario == self.scenario and inc.status == "resolved":
-                ev = inc.evidence
-                seqs.update(ev.get("bad_seqs", []))
-                cps.update(int(c) for c in ev.get("bad_checkpoints", []))
+                ev = inc.evidence.of(IntegrityEvidence)
+                seqs.update(ev.bad_seqs)
+                cps.update(ev.bad_checkpoints)
                 cps.update(inc.outcome.quarantined_checkpoints or [])
         return seqs, cps
 
 
 def data_integrity(engine: Engine, finding: Finding) -> PlanDraft:
-    ev = finding.evidence
+    ev = IntegrityEvidence.model_validate(finding.evidence)
     wfs = finding.affected_workflows or sorted(engine.state.workflows)
-    ok_cps = [c for c in ev.get("checkpoints_ok", []) if c in engine.state.checkpoints]
-    first_bad = ev.get("first_bad_seq")
+    ok_cps = [c for c in ev.checkpoints_ok if c in engine.state.checkpoints]
+    first_bad = ev.first_bad_seq
     safe_cps = [c for c in ok_cps if first_bad is None or engine.state.checkpoints[c].seq < first_bad]
     target = max(safe_cps, default=None)
     # Confidence: the share of the state's restart points (checkpoints) a replay of the
     # log confirmed; none confirmed before the damage means nothing to restore from.
     n_ok = len(ok_cps)
-    n_bad = len(ev.get("checkpoints_bad", {}))
+    n_bad = len(ev.checkpoints_bad)
     confidence = round(n_ok / (n_ok + n_bad), 4) if target is not None and n_ok + n_bad else 0.0
     steps = [
         StepDraft(
@@ -402,7 +418,7 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
     rep = await verify_store(eng.store, replay_checkpoints=True)
     if restart not in rep.checkpoints_ok:
         return "fail", {"reason": f"the post-recovery checkpoint {restart} does not verify"}
-    known = {int(c) for c in inc.evidence.get("bad_checkpoints", [])}
+    known = set(inc.evidence.of(IntegrityEvidence).bad_checkpoints)
     quarantined = sorted(c for c in rep.checkpoints_bad if c not in known)
     for w in inc.affected_workflows:
         wf = eng.state.workflows.get(w)
@@ -410,7 +426,7 @@ async def data_recovered(ctx: GateCtx) -> Verdict:
             eng.freeze(w, False, actor=who)
     segments = [
         {**sg, "resolution": "recovered_from_log"} if sg.get("resolution") == "replay_from_log" else sg
-        for sg in inc.evidence.get("segments", [])
+        for sg in inc.evidence.of(IntegrityEvidence).segments
     ]
     segments += [{"checkpoint": int(c), "resolution": "quarantined"} for c in sorted(known | set(quarantined))]
     lost = [sg for sg in segments if sg.get("resolution") == "lost"]
@@ -464,15 +480,11 @@ def restore_credit(ctx: GateCtx) -> Credit:
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
-    ev = ctx.incident.evidence
+    ev = ctx.incident.evidence.of(IntegrityEvidence)
     drifted = sorted(
-        {
-            sg["workflow"]
-            for sg in ev.get("segments", [])
-            if sg.get("resolution") == "replay_from_log" and sg.get("workflow")
-        }
+        {sg["workflow"] for sg in ev.segments if sg.get("resolution") == "replay_from_log" and sg.get("workflow")}
     )
-    bad = {int(c) for c in ev.get("bad_checkpoints", [])}
+    bad = set(ev.bad_checkpoints)
     restored: set[str] = set()
     dropped: set[int] = set()
     checkpoint = None

@@ -17,7 +17,7 @@ from ...models import AgentStatus, TaskStatus
 from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, standing_reassignment
 from ..faultcheck import agent_cut_off
-from ..merge import agent_marks, partition_report
+from ..merge import PartitionEvidence, agent_marks, partition_report
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
 from ..record import Credit, no_acting_step
 from ..validation import GateCtx, Verdict, duration_text, percent_text
@@ -217,12 +217,12 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
     eng = ctx.engine
     s = eng.state
     inc = ctx.incident
-    ev = inc.evidence
-    cut = ev.get("unreachable", [])
+    ev = inc.evidence.of(PartitionEvidence)
+    cut = ev.unreachable
     tap = ctx.memo.get("tap")
     if tap is None:
         return "fail", {"reason": "no event tap to check the exactly-once merge"}
-    marks = ev.get("agent_marks", {})
+    marks = ev.agent_marks
     held = {a: marks[a][0] for a in cut if a in marks and marks[a][0]}
     proto = s.settings.get("monitoring.distributed_protocols")
     kept = isinstance(proto, dict) and bool(proto.get("keep_tasks_on_unreachable"))

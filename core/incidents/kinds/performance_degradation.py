@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from ...commands.monitoring import trigger_pct
 from ...commands.pace import bottleneck
 from ...event_types import (
@@ -15,6 +17,7 @@ from ...event_types import (
     OPTIMIZATION_STRATEGY_GENERATED,
     PERFORMANCE_DEGRADATION_DETECTED,
 )
+from ...incident_models import KindEvidence
 from ...models import AgentStatus, TaskStatus
 from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
@@ -25,6 +28,22 @@ from ..validation import GateCtx, Verdict, duration_text, percent_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
+
+
+class Trend(KindEvidence):
+    """One metric's trend as the performance analysis measured it."""
+
+    span_s: float | None = None
+    change_pct: float | None = None
+
+
+class DegradationEvidence(KindEvidence):
+    """What the degradation playbook and criterion read of its evidence."""
+
+    trends: dict[str, Trend] = Field(default_factory=dict)
+    """By metric (``efficiency``, ...)."""
+    efficiency_at_detection: float | None = None
+
 
 NAME = "performance-degradation"
 
@@ -129,10 +148,9 @@ class PerformanceDegradationDetector(Detector):
 
 def performance_degradation(engine: Engine, finding: Finding) -> PlanDraft:
     s = engine.state
-    trends = finding.evidence.get("trends", {})
-    eff = trends.get("efficiency", {})
-    span = float(eff.get("span_s", 3600.0))
-    drop = max(0.0, -float(eff.get("change_pct", 0.0)))
+    eff = DegradationEvidence.model_validate(finding.evidence).trends.get("efficiency", Trend())
+    span = eff.span_s if eff.span_s is not None else 3600.0
+    drop = max(0.0, -(eff.change_pct or 0.0))
     bn = bottleneck(engine, engine.clock.now() - span)
     slow = bn["slow"]
     # The model: replacing the slow agents is worth bn["expected_pct"]; what the trend
@@ -358,7 +376,9 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     if ctx.now - ctx.started_at < settle:
         return "wait", {"settling_s": ctx.now - ctx.started_at}
     det = float(inc.detected_at)
-    window = float(inc.evidence.get("trends", {}).get("efficiency", {}).get("span_s", 1800.0))
+    ev = inc.evidence.of(DegradationEvidence)
+    span = ev.trends.get("efficiency", Trend()).span_s
+    window = span if span is not None else 1800.0
     fault_at = inc.fault_at
     onset = float(fault_at) if fault_at is not None else det - window
     baseline = await fresh_efficiency(eng, onset - window, onset)
@@ -370,7 +390,7 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
             }
         return "wait", {"samples": len(after)}
     b, a = _mean(baseline), _mean(after)
-    d = float(inc.evidence.get("efficiency_at_detection") or b)  # the task efficiency series at detection
+    d = ev.efficiency_at_detection or b  # the task efficiency series at detection
     tolerance = eng.config.performance.degradation_trigger_pct
     vs_baseline = 100.0 * (a - b) / b
     improvement = 100.0 * (a - d) / d if d > 0 else 0.0

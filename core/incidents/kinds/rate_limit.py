@@ -10,6 +10,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, EMERGENCY_RESPONSE_COMPLETED, RESOURCE_EXHAUSTION
+from ...incident_models import KindEvidence
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
 from ...usage.models import PoolHold, RateLimitReport, UsageReport
 from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
@@ -20,6 +21,16 @@ from ..validation import GateCtx, Verdict, duration_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
+
+
+class RateLimitEvidence(KindEvidence):
+    """What the rate-limit playbook and criterion read of its evidence."""
+
+    pool: str
+    reset_at: int | float
+    """When the provider said the limit resets (as written: it is carried into the plan)."""
+    pool_done_at_detection: int | None = None
+
 
 NAME = "rate-limit"
 
@@ -81,12 +92,12 @@ class RateLimitDetector(Detector):
 
 
 def playbook(engine: Engine, finding: Finding) -> PlanDraft:
-    ev = finding.evidence
-    pool: str = ev["pool"]
+    ev = RateLimitEvidence.model_validate(finding.evidence)
+    pool = ev.pool
     size = sum(1 for a in engine.state.agents.values() if a.pool == pool and a.status is not AgentStatus.RETIRED)
     first = max(1, math.ceil(size / 2))
     hold = engine.config.usage.hold_s
-    wait = max(0.0, float(ev["reset_at"]) - engine.clock.now())
+    wait = max(0.0, float(ev.reset_at) - engine.clock.now())
     stages = [
         {"stage": 1, "action": "release_pool", "pool": pool, "agents": first},
         {"stage": 2, "action": "release_pool", "pool": pool},
@@ -113,7 +124,7 @@ def playbook(engine: Engine, finding: Finding) -> PlanDraft:
         title=f"Rate limit on pool {pool}: held until its reset, then resumed in 2 stages",
         strategy="hold_then_staged_resumption",
         steps=steps,
-        expected={"pool": pool, "reset_at": ev["reset_at"], "stages": stages, "estimated_recovery_s": est},
+        expected={"pool": pool, "reset_at": ev.reset_at, "stages": stages, "estimated_recovery_s": est},
         announce=(
             EMERGENCY_RESPONSE_ACTIVATED,
             "system",
@@ -131,10 +142,10 @@ def playbook(engine: Engine, finding: Finding) -> PlanDraft:
 async def pool_progressing(ctx: GateCtx) -> Verdict:
     """After the reset time, the hold lifted and a task of the pool completed since detection."""
     eng = ctx.engine
-    ev = ctx.incident.evidence
-    pool: str = ev["pool"]
-    reset = float(ev["reset_at"])
-    done = pool_done(eng, pool) - int(ev.get("pool_done_at_detection") or 0)
+    ev = ctx.incident.evidence.of(RateLimitEvidence)
+    pool = ev.pool
+    reset = float(ev.reset_at)
+    done = pool_done(eng, pool) - (ev.pool_done_at_detection or 0)
     held = pool in eng.state.usage.holds
     figures = {"pool": pool, "reset_at": reset, "completed_since_detection": done, "still_held": held}
     if ctx.now < reset or held or done <= 0:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, EMERGENCY_RESPONSE_COMPLETED, RESOURCE_EXHAUSTION
+from ...incident_models import KindEvidence
 from ...models import BAND_RANK, Band, TaskStatus, WorkflowStatus
 from ...timefmt import duration
 from ..catalogue import DrillSpec, IncidentKind, RunningDrill
@@ -18,6 +21,16 @@ from ..validation import GateCtx, Verdict, duration_text, stalled_workflows, wor
 
 if TYPE_CHECKING:
     from ...engine import Engine
+
+
+class ExhaustionEvidence(KindEvidence):
+    """What the exhaustion playbook and criterion read of its evidence."""
+
+    resources_over: list[str] = Field(default_factory=list)
+    """The resources over their threshold at detection (``cpu``, ``memory``, ``agents``)."""
+    protected: list[str] = Field(default_factory=list)
+    """The CRITICAL workflows running at detection: a recovery must not starve them."""
+
 
 NAME = "resource-exhaustion"
 
@@ -177,7 +190,7 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
     # A paused (SIGSTOPped) process keeps its memory and its agent: only CPU comes
     # back. When memory is exhausted the low bands are requeued instead (their
     # processes end and start again when resumed), so memory and agents come back.
-    frees_all = "memory" in finding.evidence.get("resources_over", [])
+    frees_all = "memory" in ExhaustionEvidence.model_validate(finding.evidence).resources_over
     verb = "requeue" if frees_all else "pause"
     if plan["pause"]:
         actions.append(
@@ -216,7 +229,7 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
                 "resource_guarantee": {"cpu": g["cpu"], "memory_gb": g["memory_gb"]},
             }
         )
-    over = finding.evidence.get("resources_over", [])
+    over = ExhaustionEvidence.model_validate(finding.evidence).resources_over
     systems = ["agent_pool" if r == "agents" else r for r in over]
     u = engine.utilisation()
     mem_target = max(0.0, u["memory"] - th.safe)
@@ -382,7 +395,7 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
         return "wait", {"utilisation": u, "held_s": ctx.now - since}
     # The workflows the incident must protect (CRITICAL ones running at detection)
     # keep making progress: a recovery that starves them is no recovery.
-    stalled = stalled_workflows(eng, ctx.incident, ctx.incident.evidence.get("protected", []))
+    stalled = stalled_workflows(eng, ctx.incident, ctx.incident.evidence.of(ExhaustionEvidence).protected)
     if stalled:
         if ctx.now - ctx.started_at > ctx.timeout_s:
             return "fail", {"reason": f"protected workflow(s) {', '.join(stalled)} made no progress since detection"}

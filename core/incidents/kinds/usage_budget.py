@@ -15,7 +15,7 @@ from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
 from ..record import Credit, no_acting_step
-from ..validation import GateCtx, Verdict, duration_text
+from ..validation import BudgetEvidence, GateCtx, Verdict, duration_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
@@ -96,10 +96,8 @@ class UsageBudgetDetector(Detector):
 
 
 def playbook(engine: Engine, finding: Finding) -> PlanDraft:
-    ev = finding.evidence
-    scope: Scope = ev["budget_scope"]
-    name: str = ev["budget_name"]
-    budget = Budget.model_validate(ev["budget"])
+    ev = BudgetEvidence.model_validate(finding.evidence)
+    scope, name, budget = ev.budget_scope, ev.budget_name, ev.budget
     s = engine.state
     steps = [
         StepDraft(cmd("resource-manager", "usage") + " tokens", "spend against every budget"),
@@ -168,9 +166,8 @@ async def usage_within_budget(ctx: GateCtx) -> Verdict:
     under a (raised) budget with what was spent over the last hold period no more than
     what is left, or, stopped, nothing spent over the hold period and nothing running."""
     eng = ctx.engine
-    ev = ctx.incident.evidence
-    scope: Scope = ev["budget_scope"]
-    name: str = ev["budget_name"]
+    ev = ctx.incident.evidence.of(BudgetEvidence)
+    scope, name = ev.budget_scope, ev.budget_name
     hold = eng.config.usage.hold_s
     st = eng.state.usage.budget_of(scope, name)
     spend = eng.state.usage.spend_of(scope, name)
@@ -240,8 +237,8 @@ def _credit(ctx: GateCtx) -> Credit:
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
-    before = ctx.incident.evidence.get("spent_in_window_before") or {}
-    if (before.get("tokens") or 0) > 0 or (before.get("cost_usd") or 0) > 0:
+    before = ctx.incident.evidence.of(BudgetEvidence).spent_in_window_before or {}
+    if before.get("tokens", 0) > 0 or before.get("cost_usd", 0) > 0:
         return Credit(True, "it was spending when the budget was reached; the plan paused and decided it", before)
     return Credit(False, "nothing was spent in the window before detection: spending had stopped by itself", before)
 
