@@ -13,7 +13,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
+
+from .models import AsWritten
 
 
 class PlanState(StrEnum):
@@ -40,20 +42,14 @@ Number = int | float
 Seconds = Number
 
 
-class AsWritten(BaseModel):
-    """A record kept as its writer wrote it: only the fields set are dumped (so snapshots
-    and state hashes are those of the dict it was written as), and a key an older log
-    carries that is not declared is kept as it was (``extra="allow"``)."""
+class Kept(AsWritten):
+    """A record kept as its writer wrote it (:class:`~core.models.AsWritten`), a key an
+    older log carries that is not declared here included (``extra="allow"``)."""
 
     model_config = ConfigDict(extra="allow")
 
-    @model_serializer(mode="wrap")
-    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out: dict[str, Any] = handler(self)
-        return {k: v for k, v in out.items() if k in self.model_fields_set}
 
-
-class IncidentOutcome(AsWritten):
+class IncidentOutcome(Kept):
     """How an incident ended (INCIDENT_RESOLVED's ``outcome``): a plan validated or not, a
     plan that failed, or an operator's resolve."""
 
@@ -84,7 +80,7 @@ class PlanOutcome(IncidentOutcome):
     """The rollback an abort ran (its checkpoint and what it restored), if any."""
 
 
-class FindingRecord(AsWritten):
+class FindingRecord(Kept):
     """The detector's finding an incident opened on (what ``/incident replan`` rebuilds it from)."""
 
     component: str = "incidents"
@@ -103,7 +99,7 @@ class KindEvidence(BaseModel):
 E = TypeVar("E", bound=KindEvidence)
 
 
-class IncidentEvidence(AsWritten):
+class IncidentEvidence(Kept):
     """What an incident was opened on: the finding, each affected workflow's progress at
     detection, and the kind's own evidence (kept as written, read through the kind's typed
     view: :meth:`of`)."""

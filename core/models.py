@@ -268,14 +268,18 @@ class ResumptionApplied(_Model):
     """What the engine measured as the step applied (``Engine.utilisation``)."""
 
 
-class _AsPlanned(_Model):
-    """A part of a staged resumption that dumps only the fields it was planned with, so
-    that a log replays to the state hashes its checkpoints recorded."""
+class AsWritten(BaseModel):
+    """A record that dumps only the fields its writer set: a log replays to the state
+    hashes its checkpoints recorded, whatever fields the model gained since."""
 
     @model_serializer(mode="wrap")
-    def _as_planned(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         dumped: dict[str, Any] = handler(self)
         return {k: v for k, v in dumped.items() if k in self.model_fields_set}
+
+
+class _AsPlanned(_Model, AsWritten):
+    """A part of a staged resumption: dumps only the fields it was planned with."""
 
 
 class ResumptionStage(_AsPlanned):
