@@ -46,16 +46,17 @@ def test_the_size_check_counts_a_class_from_its_line_to_its_end() -> None:
 
 MAX_MODULE_LINES = 500
 
-# Modules not yet split, each as path: the size it may not grow past (a module of one
+# Modules not yet split, each as path: the size it may not grow past, a little above its size
+# today so that small edits in other lanes pass; lower it as it shrinks (a module of one
 # concept is 100-500 lines). The test fails on any other module over the limit, on one of
 # these grown past its ceiling, and on an entry no module needs any more (then delete it).
 MODULES_OVER_LIMIT: dict[str, int] = {
-    "core/incidents/kinds/agent_cascade.py": 600,
-    "core/incidents/kinds/data_integrity.py": 600,
-    "core/incidents/kinds/performance_degradation.py": 600,
-    "core/incidents/kinds/resource_exhaustion.py": 600,
-    "core/host/host.py": 600,
-    "core/work_reducers.py": 600,
+    "core/incidents/kinds/agent_cascade.py": 610,
+    "core/incidents/kinds/data_integrity.py": 620,
+    "core/incidents/kinds/performance_degradation.py": 550,
+    "core/incidents/kinds/resource_exhaustion.py": 550,
+    "core/host/host.py": 550,
+    "core/work_reducers.py": 620,
 }
 
 
