@@ -17,10 +17,10 @@ from ..runtimes import terminal as term
 from ..runtimes import worktree as W
 from . import payloads as P
 from .context import Context
+from .coordination_hub import C
 from .registry import Operations, Outcome
 from .responses import CommandError
 
-C = "coordination-hub"
 OPS = Operations(C, None)
 operation = OPS.operation
 
