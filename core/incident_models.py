@@ -111,6 +111,13 @@ class IncidentEvidence(Kept):
         """The kind's evidence typed by its view (fields not written take the view's defaults)."""
         return view.model_validate(self.model_dump())
 
+    def shown(self) -> dict[str, Any]:
+        """JSON-ready for display: what the detector and the kind wrote first (in the order
+        written), then the finding and the progress at detection."""
+        dumped = self.model_dump(mode="json")
+        first = [k for k in (self.model_extra or {}) if k in dumped]
+        return {**{k: dumped[k] for k in first}, **{k: v for k, v in dumped.items() if k not in first}}
+
 
 class StepCheck(_Model):
     """A check after a step: wait ``settle_s`` of simulated time, then compare a

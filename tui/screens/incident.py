@@ -88,7 +88,7 @@ class IncidentScreen(DetailScreen):
         outcome = inc.outcome.model_dump(mode="json")  # the fields its writer set
         if not _empty(outcome):
             parts += [section("outcome", outcome, c), Text("")]
-        evidence = inc.evidence.model_dump(mode="json")  # as written, the kind's own keys with it
+        evidence = inc.evidence.shown()
         if not _empty(evidence):
             parts.append(Text("Evidence", style=f"bold {c('secondary')}"))
             parts += render_result(evidence, c)
