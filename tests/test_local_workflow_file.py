@@ -148,7 +148,7 @@ def test_cli_bad_file_starts_nothing(tmp_path: Path) -> None:
         [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,  # a start under load: the suite's usual bound
     )
     assert r.returncode == 2
     assert "12 problem(s) in the workflow file; nothing was started" in r.stderr
@@ -159,7 +159,7 @@ def test_cli_bad_file_starts_nothing(tmp_path: Path) -> None:
         [sys.executable, "-m", "opsdeck", "run", str(tmp_path / "none.toml"), "--headless"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,  # a start under load: the suite's usual bound
     )
     assert missing.returncode == 2 and "no such workflow file" in missing.stderr
 
