@@ -15,8 +15,8 @@ from core.events import canonical_json
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
 from core.incidents.kinds.data_integrity import IntegrityEvidence
-from core.incidents.kinds.resource_exhaustion import reallocation
 from core.incidents.language import incident_services
+from core.incidents.reallocation import reallocation
 from core.models import Band, WorkflowStatus
 from core.projection import State
 from core.session import memory_sim, open_sim

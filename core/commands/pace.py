@@ -1,6 +1,7 @@
-"""How fast each agent works against plan, and which agents are the bottleneck.
+"""How fast each agent and the fleet work against plan, and which agents are the bottleneck.
 
-Shared by the degradation playbook (which agents to take out of dispatch) and the
+Shared by the degradation playbook (which agents to take out of dispatch), its criterion
+(the fleet's pace since the plan against the efficiency before the fault) and the
 optimisation monitor's adaptive tuning (``real-time-optimization-monitoring``), which
 keeps taking agents that fall behind out of dispatch while its window is open.
 """
@@ -75,3 +76,45 @@ def bottleneck(engine: Engine, since: float) -> dict[str, Any]:
     after_mean = sum(healthy if a in slow else v for a, v in pace.items()) / len(pace)
     expected = 100.0 * (after_mean / now_mean - 1.0) if now_mean > 0 else 0.0
     return {"pace": pace, "slow": slow, "median_pace": med, "expected_pct": round(expected, 1)}
+
+
+async def fresh_efficiency(engine: Engine, since: float, until: float | None = None) -> list[float]:
+    """Planned / actual duration of tasks that ran start to end on one agent (never
+    interrupted, so the figure is not flattered by carried-over progress)."""
+    out = []
+    for t in await engine.tasks_with_archive(finished_since=since):
+        if (
+            t.status is TaskStatus.COMPLETED
+            and t.attempts == 1
+            and t.started_at is not None
+            and t.finished_at is not None
+            and t.started_at >= since
+            and (until is None or t.finished_at <= until)
+        ):
+            took = t.finished_at - t.started_at
+            if took > 0 and t.duration_s > 0:
+                out.append(min(t.duration_s / took, 1.5))
+    return out
+
+
+async def pace_now(engine: Engine, since: float) -> list[float]:
+    """Planned / actual pace of every task started since ``since`` that ran on one
+    agent: finished ones by their duration, running ones by their progress so far
+    (so slow agents count before they finish, and early finishers do not flatter it)."""
+    out = await fresh_efficiency(engine, since)
+    now = engine.clock.now()
+    hb = engine.config.intervals.heartbeat_s
+    for a in engine.state.agents.values():
+        if a.status is AgentStatus.BUSY and a.current_task:
+            t = engine.state.tasks[a.current_task]
+            heard = a.last_heartbeat if a.last_heartbeat is not None else now  # progress is as of the last report
+            if (
+                t.attempts == 1
+                and t.started_at is not None
+                and t.started_at >= since
+                and heard - t.started_at > 2 * hb
+                and t.duration_s > 0
+            ):
+                planned = (heard - t.started_at) / t.duration_s
+                out.append(min(t.context.progress / planned, 1.5))
+    return out

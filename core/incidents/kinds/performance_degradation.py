@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from ...commands.monitoring import trigger_pct
-from ...commands.pace import bottleneck
+from ...commands.pace import bottleneck, fresh_efficiency, pace_now
 from ...event_types import (
     AGENT_BACKOFF,
     OPTIMIZATION_COMPLETED,
@@ -18,7 +18,6 @@ from ...event_types import (
     PERFORMANCE_DEGRADATION_DETECTED,
 )
 from ...incident_models import KindEvidence
-from ...models import AgentStatus, TaskStatus
 from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
@@ -323,48 +322,6 @@ def performance_degradation(engine: Engine, finding: Finding) -> PlanDraft:
 
 def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
-
-
-async def fresh_efficiency(engine: Engine, since: float, until: float | None = None) -> list[float]:
-    """Planned / actual duration of tasks that ran start to end on one agent (never
-    interrupted, so the figure is not flattered by carried-over progress)."""
-    out = []
-    for t in await engine.tasks_with_archive(finished_since=since):
-        if (
-            t.status is TaskStatus.COMPLETED
-            and t.attempts == 1
-            and t.started_at is not None
-            and t.finished_at is not None
-            and t.started_at >= since
-            and (until is None or t.finished_at <= until)
-        ):
-            took = t.finished_at - t.started_at
-            if took > 0 and t.duration_s > 0:
-                out.append(min(t.duration_s / took, 1.5))
-    return out
-
-
-async def pace_now(engine: Engine, since: float) -> list[float]:
-    """Planned / actual pace of every task started since ``since`` that ran on one
-    agent: finished ones by their duration, running ones by their progress so far
-    (so slow agents count before they finish, and early finishers do not flatter it)."""
-    out = await fresh_efficiency(engine, since)
-    now = engine.clock.now()
-    hb = engine.config.intervals.heartbeat_s
-    for a in engine.state.agents.values():
-        if a.status is AgentStatus.BUSY and a.current_task:
-            t = engine.state.tasks[a.current_task]
-            heard = a.last_heartbeat if a.last_heartbeat is not None else now  # progress is as of the last report
-            if (
-                t.attempts == 1
-                and t.started_at is not None
-                and t.started_at >= since
-                and heard - t.started_at > 2 * hb
-                and t.duration_s > 0
-            ):
-                planned = (heard - t.started_at) / t.duration_s
-                out.append(min(t.context.progress / planned, 1.5))
-    return out
 
 
 async def performance_recovered(ctx: GateCtx) -> Verdict:
