@@ -12,8 +12,8 @@ Rows (NAME): command-socket, command-100k, demo-days, bigwf, pipeline, schedulin
 history, local, frames (demo-days gives two rows: CPU and the database's size).
 ``--quick``: smaller sizes where a benchmark takes them (fewer rounds, fewer events);
 the two demo days (``store_bench.py demo``, about 4 minutes here) take no size:
-``--skip demo-days`` leaves them out. The whole run took 8.6 minutes on this 2-core
-machine at load average 11-15; the load average is printed before and after. The
+``--skip demo-days`` leaves them out. Two whole runs took 246 s and 518 s on this 2-core
+machine (load average 9-10 and 11-15); the load average is printed before and after. The
 scheduling row needs dask (``pip install -e '.[bench]'``).
 """
 
