@@ -272,10 +272,18 @@ class Store:
                 await asyncio.sleep(0.2)
 
     # -- the chain ------------------------------------------------------------------
-    async def append(self, rows: Sequence[EventRow], archive: Sequence[tuple[str, int, str, str]] = ()) -> None:
+    async def append(
+        self,
+        rows: Sequence[EventRow],
+        archive: Sequence[tuple[str, int, str, str]] = (),
+        metrics: Sequence[tuple[float, str, str, float]] = (),
+    ) -> None:
         """Group commit: one transaction and one executemany for the whole batch, with
-        the archive records of workflows that finished in it (committed together)."""
+        the archive records of workflows that finished in it (committed together) and
+        the metric samples taken meanwhile (no transaction of their own; a damaged
+        metrics table costs the samples, not the batch: ``MetricSamples.insert``)."""
         if not rows and not archive:
+            await self.add_metrics(metrics)
             return
         if self.readonly:
             raise StoreError("the database is open read-only")
@@ -290,8 +298,15 @@ class Store:
                 )
             if mark:  # an older database: from this commit on, a missing anchor is a loss
                 await self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('anchored', '1')")
+            if metrics and not self.metric_table.readonly:
+                await self.metric_table.insert(metrics)
 
-        await self._write(statements)
+        try:
+            await self._write(statements)
+        except BaseException:
+            if metrics:
+                self.metric_table.forget_series()
+            raise
         if mark:
             self.anchored = True
         if self._anchor is not None and rows:

@@ -279,6 +279,29 @@ class MetricSamples:
             self._series = {}  # ids made in the transaction that was rolled back are gone
             self._failed(exc, "written")
 
+    async def insert(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
+        """Store samples inside the caller's open write transaction (the events' group
+        commit: no transaction and sync of their own), under a savepoint, so that a
+        damaged metrics table costs these samples (said in ``problem``), never the rows
+        committed with them. An error the savepoint cannot take back is raised."""
+        if not rows:
+            return
+        await self._db.execute("SAVEPOINT metric_samples")
+        try:
+            ids = await self._series_ids({(r[1], r[2]) for r in rows})
+            await self._db.executemany(
+                "INSERT INTO metrics(series, ts, value) VALUES (?,?,?)", [(ids[(r[1], r[2])], r[0], r[3]) for r in rows]
+            )
+        except sqlite3.DatabaseError as exc:
+            await self._db.execute("ROLLBACK TO metric_samples")
+            self._series = {}
+            self._failed(exc, "written")
+        await self._db.execute("RELEASE metric_samples")
+
+    def forget_series(self) -> None:
+        """The transaction that may have made series ids was rolled back: ask again."""
+        self._series = {}
+
     async def read(self, name: str, subject: str = "system", since: float = float("-inf")) -> list[tuple[float, float]]:
         """Samples of one gauge; none (and ``problem`` set) when the table is damaged."""
         try:

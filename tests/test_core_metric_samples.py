@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from core.clock import VirtualClock
+from core.engine import Engine
 from core.session import open_sim
 from core.store import Store
 from core.store_schema import SCHEMA_VERSION
@@ -117,5 +119,34 @@ async def test_a_running_fleet_keeps_full_resolution_only_for_the_gauges_history
         assert cutoff > 0 and buckets - 1 <= len(old) <= buckets + 3  # a bucket split by a run counts twice
         recent = [t for t, _ in cpu if t >= eng.clock.now() - 600.0]
         assert len(recent) >= 600.0 / eng.config.intervals.sample_s - 2, "recent samples keep full resolution"
+    finally:
+        await eng.close()
+
+
+async def test_samples_share_the_events_commit_and_a_refused_sample_costs_only_samples(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    eng = await Engine.open(db, clock=VirtualClock())
+    try:
+        store = eng.store
+        assert store is not None
+        eng.create_pool("p", ["x"], 0, 2)
+        eng.telemetry.record(1.0, "response_time", "system", 2.0)
+        await eng.flush()
+        assert await store.metrics("response_time") == [(1.0, 2.0)]
+        # A metrics table that refuses the insert (inside the events' transaction): the
+        # events commit, the samples are dropped and the store says so.
+        con = sqlite3.connect(db)
+        con.execute("CREATE TRIGGER refuse BEFORE INSERT ON metrics BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        con.commit()
+        con.close()
+        eng.add_agent("p")
+        eng.telemetry.record(2.0, "response_time", "system", 3.0)
+        await eng.flush()
+        assert (await store.head())[0] == eng.state.seq
+        assert eng.log.buffer == [] and eng.telemetry.pending_rows == []
+        assert store.metrics_problem is not None and "refused" in store.metrics_problem
+        assert await store.metrics("response_time") == [(1.0, 2.0)]
+        rep = await verify_store(store)
+        assert rep.ok, rep.as_dict()
     finally:
         await eng.close()

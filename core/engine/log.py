@@ -221,11 +221,12 @@ class EventLog:
             return
         async with e.store_lock:
             archive = e.state.take_archive()
+            samples = e.telemetry.take_rows()
             if self.buffer or archive:
                 rows, self.buffer = self.buffer, []
                 n = len(rows)
                 t0 = time.perf_counter()
-                cancelled = await self._commit(rows, archive)
+                cancelled = await self._commit(rows, archive, samples)
                 if rows:
                     e.telemetry.committed(rows, time.perf_counter() - t0)
                 if rows and self.unit is not None and rows[-1][0] > self.unit.seq:
@@ -233,26 +234,29 @@ class EventLog:
                 self._publish(n)
                 if cancelled:
                     raise asyncio.CancelledError
-            rows_m = e.telemetry.take_rows()
-            if rows_m:
-                await e.store.add_metrics(rows_m)
+            elif samples:
+                await e.store.add_metrics(samples)
 
-    async def _commit(self, rows: list[tuple[Any, ...]], archive: Any) -> bool:
+    async def _commit(
+        self, rows: list[tuple[Any, ...]], archive: Any, samples: list[tuple[float, str, str, float]]
+    ) -> bool:
         """Append ``rows`` in one transaction that a cancellation cannot cut in two.
 
         aiosqlite runs the statements in its own thread: abandoning the await between
         BEGIN and COMMIT would leave the connection inside a transaction, and a commit
         that did happen would be retried (a duplicate seq). So the append runs shielded
         and the store lock is held until it settles; a cancellation is re-raised after.
-        A failed commit keeps the rows for the next flush. Returns whether the caller
-        was cancelled meanwhile."""
+        A failed commit keeps the rows (and the metric samples of the same transaction)
+        for the next flush. Returns whether the caller was cancelled meanwhile."""
         store = self.engine.store
         assert store is not None
-        append = asyncio.ensure_future(store.append(rows, archive))
+        append = asyncio.ensure_future(store.append(rows, archive, samples))
         cancelled = False
 
         def keep() -> None:
             self.buffer = rows + self.buffer
+            telemetry = self.engine.telemetry
+            telemetry.pending_rows[:0] = samples
             if self.engine.state.archive_out is not None:
                 self.engine.state.archive_out[:0] = archive
 
