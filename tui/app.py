@@ -237,8 +237,8 @@ class OpsdeckApp(App[int]):
 
     def refresh_panes(self) -> None:
         """Every pane now (after a command, a sort, a mark: what the operator just did)."""
-        if self._stop.is_set() or not hasattr(self, "header_pane"):
-            return
+        if self._stop.is_set() or not hasattr(self, "header_pane") or not self.screen_stack:
+            return  # closing: a last timer tick can come after the screens are gone
         self.header_pane.refresh()
         link = self.link
         if link is not None:
@@ -249,8 +249,8 @@ class OpsdeckApp(App[int]):
         """The refresh timer: one list per tick in turn, each every REFRESH_S, and the
         header with the last (the shortest); a frame draws one list's changes, not all
         three at once."""
-        if self._stop.is_set() or not hasattr(self, "header_pane"):
-            return
+        if self._stop.is_set() or not hasattr(self, "header_pane") or not self.screen_stack:
+            return  # closing: a last timer tick can come after the screens are gone
         step, self._pane_step = self._pane_step, (self._pane_step + 1) % PANE_TICKS
         if step == PANE_TICKS - 1:
             self.header_pane.refresh()
