@@ -15,7 +15,7 @@ in the state's keyed parts.
 from __future__ import annotations
 
 import copy
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, MutableMapping
 from enum import Enum
 from typing import Any, Literal
 
@@ -125,7 +125,7 @@ class Journal:
             v = records.get(key, ABSENT)
             saved[key] = v if v is ABSENT else pre_image(v)
 
-    def replacing(self, part: Part, records: dict[Any, Any], key: Hashable) -> None:
+    def replacing(self, part: Part, records: MutableMapping[Any, Any], key: Hashable) -> None:
         """``records[key]`` is about to be replaced or removed (never changed in place):
         the object itself is its pre-image."""
         saved = self.pre.setdefault(part, {})
@@ -143,7 +143,7 @@ class Journal:
                 into.setdefault(key, v)
         outer.workflows |= self.workflows
 
-    def put_back(self, parts: dict[Part, dict[Any, Any]]) -> None:
+    def put_back(self, parts: dict[Part, MutableMapping[Any, Any]]) -> None:
         """Every record written since the journal began, back to its pre-image."""
         for part, saved in self.pre.items():
             records = parts[part]

@@ -10,7 +10,7 @@ never part of the hash.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -71,7 +71,7 @@ class State(WorkIndexes):
         self.agents: dict[str, Agent] = {}
         self.workflows: dict[str, Workflow] = {}
         self.tasks: dict[str, Task] = {}
-        self.finished: dict[str, FinishedWorkflow] = {}
+        self.finished: MutableMapping[str, FinishedWorkflow] = {}
         self.archive_out: list[ArchiveRow] | None = [] if collect_archive else None
         """Records of workflows that left the hot state, until the engine stores them."""
         self.checkpoints: dict[int, Checkpoint] = {}
@@ -116,7 +116,7 @@ class State(WorkIndexes):
             elif part == "workflows":
                 self.journal.workflows.add(key)
 
-    def replacing(self, part: Part, records: dict[Any, Any], key: Any) -> None:
+    def replacing(self, part: Part, records: MutableMapping[Any, Any], key: Any) -> None:
         """As :meth:`changing`, for a record the fold replaces or removes, never changes
         in place: the object itself is kept, not a copy."""
         if self.journal is not None:
@@ -159,7 +159,7 @@ class State(WorkIndexes):
         if j.archive is not None and j.archive is self.archive_out:
             del j.archive[j.archive_len :]
 
-    def _parts(self) -> dict[Part, dict[Any, Any]]:
+    def _parts(self) -> dict[Part, MutableMapping[Any, Any]]:
         return {
             "pools": self.pools,
             "agents": self.agents,

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from .events import canonical_json
+from .lazy_records import LazyRecords
 from .models import Checkpoint, FinishedWorkflow
 
 HistoryPart = Literal["finished", "checkpoints"]
@@ -75,10 +76,12 @@ def rows_problem(snap: Mapping[str, Any], rows: HistoryRows) -> str | None:
 
 @dataclass
 class Entry:
-    model: BaseModel
+    model: BaseModel | None
+    """The record hashed (None: the one read from the stored text, in a :class:`LazyRecords`)."""
     hash: str
     text: str | None
-    """The canonical text until the store has it (then None: the hash is enough)."""
+    """The canonical text until the store has it (then None: the hash is enough); kept
+    for an entry read from the store as text, whose record may not be built."""
 
 
 class HistoryCache:
@@ -92,9 +95,14 @@ class HistoryCache:
         """The entries of ``records`` (the state's part now), hashed where new or replaced."""
         old = self.parts[part]
         new: dict[str, Entry] = {}
-        for k, model in records.items():
+        lazy = records if isinstance(records, LazyRecords) else None
+        for k in records:
             key = str(k)
             e = old.get(key)
+            if e is not None and e.model is None and lazy is not None and lazy.from_stored(k):
+                new[key] = e  # still the stored text it was hashed from: not built to be hashed
+                continue
+            model = records[k]
             if e is None or e.model is not model:
                 text = entry_text(model)
                 e = Entry(model, text_hash(text), text)
@@ -106,15 +114,16 @@ class HistoryCache:
         entries = self.entries(part, records)
         return digest_of((k, entries[k].hash) for k in sorted(entries))
 
-    def load(self, rows: HistoryRows) -> tuple[dict[str, FinishedWorkflow], dict[int, Checkpoint]]:
+    def load(self, rows: HistoryRows) -> tuple[LazyRecords[str, FinishedWorkflow], dict[int, Checkpoint]]:
         """The records of entries the store keeps (checked against a snapshot's digests),
-        each remembered with the hash of its stored text."""
-        finished: dict[str, FinishedWorkflow] = {}
+        each remembered with the hash of its stored text. Finished workflows stay their
+        stored text until read (a :class:`LazyRecords`): the digest check covered it."""
         records: dict[int, Checkpoint] = {}
         self.parts = {p: {} for p in HISTORY_PARTS}
-        for key, text in sorted(rows.get("finished", {}).items()):
-            fw = finished[key] = FinishedWorkflow.model_validate_json(text)
-            self.parts["finished"][key] = Entry(fw, text_hash(text), None)
+        texts = dict(sorted(rows.get("finished", {}).items()))
+        for key, text in texts.items():
+            self.parts["finished"][key] = Entry(None, text_hash(text), text)
+        finished = LazyRecords(FinishedWorkflow, texts)
         for key, text in sorted(rows.get("checkpoints", {}).items(), key=lambda kv: int(kv[0])):
             cp = records[int(key)] = Checkpoint.model_validate_json(text)
             self.parts["checkpoints"][key] = Entry(cp, text_hash(text), None)
@@ -128,7 +137,9 @@ class HistoryCache:
             cur, old = self.parts[part], kept.get(part, {})
             for key, e in cur.items():
                 if old.get(key) != e.hash:
-                    out.append((part, key, e.text if e.text is not None else entry_text(e.model), e.hash))
+                    text = e.text if e.text is not None or e.model is None else entry_text(e.model)
+                    assert text is not None, "an entry read as text keeps its text"
+                    out.append((part, key, text, e.hash))
             out.extend((part, key, None, None) for key in old.keys() - cur.keys())
         return out
 
@@ -136,7 +147,7 @@ class HistoryCache:
         """The store has these entries: their texts need not be held any more."""
         for part, key, _, _ in changes:
             e = self.parts[part].get(key)  # type: ignore[index]
-            if e is not None:
+            if e is not None and e.model is not None:
                 e.text = None
 
 

@@ -9,6 +9,7 @@ before; it is still read, and produced for ``verify`` to check such snapshots.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any, Protocol
 
 from .incident_models import Incident, Plan
@@ -27,7 +28,7 @@ class State(Protocol):
     agents: dict[str, Agent]
     workflows: dict[str, Workflow]
     tasks: dict[str, Task]
-    finished: dict[str, FinishedWorkflow]
+    finished: MutableMapping[str, FinishedWorkflow]
     checkpoints: dict[int, Checkpoint]
     history: HistoryCache
     incidents: dict[str, Incident]
