@@ -165,7 +165,8 @@ def test_console_in_chromium_shows_help_and_reaches_no_outside_host(web_console:
             page.wait_for_selector("body.-first-byte", state="attached", timeout=120_000)
             wait_for(page, lambda: bool(screens) and shown_seq(screens[0]) is not None, what="the console")
             assert "opsdeck key bindings" not in screens[0].text()
-            assert f"attached to host pid {holder.pid}" in screens[0].text()
+            # The header names the host once it has drawn since the link opened (its own tick).
+            wait_for(page, lambda: f"attached to host pid {holder.pid}" in screens[0].text(), what="the host named")
             # The console follows the live host: it catches up with what the host commits after it.
             first = shown_seq(screens[0]) or 0
             wait_for(page, lambda: committed_head(web_console.db) > first, what="the host to commit more")
@@ -177,7 +178,7 @@ def test_console_in_chromium_shows_help_and_reaches_no_outside_host(web_console:
             other = ctx.new_page()
             other.goto(web_console.url)
             wait_for(other, lambda: len(screens) > 1 and shown_seq(screens[1]) is not None, what="a second console")
-            assert f"attached to host pid {holder.pid}" in screens[1].text()
+            wait_for(other, lambda: f"attached to host pid {holder.pid}" in screens[1].text(), what="the host named")
             other.close()
 
             page.click("#terminal")
