@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.anchor",
         "core.usage",  # usage lines, a run's meter, the usage models (no other project import)
         "core.journal",
+        "core.lazy_records",  # records decoded from their stored text when read (no project import)
     ),
     (
         "core.store_errors",
