@@ -371,11 +371,55 @@ def plan_step(verb: str) -> Summary:
 
 
 # -- findings, drills ---------------------------------------------------------------------
+def _words(value: Any) -> str:
+    return str(value).replace("_", " ")
+
+
+def _names(value: Any, most: int = 3) -> str:
+    names = [str(v) for v in value] if isinstance(value, list) else []
+    shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+    return f"{len(names)} ({shown})" if names else "0"
+
+
+def _utilisation(u: Any) -> str:
+    if not isinstance(u, dict):
+        return ""
+    parts = [f"{k} {v:g}%" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in u.items()]
+    return ", ".join(parts)
+
+
+# How a detector's finding reads, key by key: what it found first, then its figures.
+_FINDING_WORDS: tuple[tuple[str, Callable[[Any], str]], ...] = (
+    ("error_type", _words),
+    ("failure_type", _words),
+    ("alert_type", _words),
+    ("system_utilization", _utilisation),
+    ("failed_agents", lambda v: f"agents failed {_names(v)}"),
+    ("affected_agents", lambda v: f"agents cut off {_names(v)}"),
+    ("affected_metrics", lambda v: ", ".join(map(str, v)) + " degrading" if isinstance(v, list) else ""),
+    ("degradation_rate", lambda v: "by " + _words(v).replace(" percent over ", "% over ")),
+    ("confidence", lambda v: f"confidence {v:.0%}" if isinstance(v, (int, float)) else ""),
+    ("corruption_risk", lambda v: f"corruption risk {v}"),
+    ("impact", lambda v: f"impact {_words(v)}"),
+    ("coordination_impact", lambda v: f"coordination impact {_words(v)}"),
+    ("affected_workflows", lambda v: f"workflows affected {_names(v)}"),
+    ("immediate_action_required", lambda v: "immediate action required" if v is True else ""),
+    ("auto_recovery", lambda v: f"recovery {_words(v)}"),
+)
+_FINDING_QUIET = {"incident_id", "severity"} | {k for k, _ in _FINDING_WORDS}
+
+
 def finding(ev: Event) -> str:
+    """A detector's finding in words ("INC-0001: cpu and memory overload; cpu 100%, ...");
+    a key this table does not know is shown as key=value rather than hidden."""
     d = ev.data
     inc = f"{d['incident_id']}: " if d.get("incident_id") else ""
-    rest = {k: v for k, v in d.items() if k != "incident_id"}
-    return inc + default_summary(Event(ev.seq, ev.ts, ev.type, ev.component, ev.scope, rest, ev.actor))
+    parts = [text for key, say in _FINDING_WORDS if key in d and (text := say(d[key]))]
+    rest = {k: v for k, v in d.items() if k not in _FINDING_QUIET}
+    if rest:
+        parts.append(default_summary(Event(ev.seq, ev.ts, ev.type, ev.component, ev.scope, rest, ev.actor)))
+    text = "; ".join(parts).replace(" degrading; by ", " degrading by ")
+    return inc + text if parts else inc + ev.scope
 
 
 def drill_fault(ev: Event) -> str:

@@ -174,3 +174,26 @@ def test_the_type_string_check_sees_a_string() -> None:
     )
     names = {"TASK_COMPLETED", "AGENT_ERROR", "WORKFLOW_FROZEN"}
     assert sorted(_type_strings(src, names, frozenset(_CODES))) == [(1, "TASK_COMPLETED"), (2, "AGENT_ERROR")]
+
+
+def test_a_detectors_finding_reads_in_words_and_shows_what_it_cannot_read() -> None:
+    data = {
+        "incident_id": "INC-0007",
+        "error_type": "cpu_and_memory_overload",
+        "system_utilization": {"cpu": 97.5, "memory": 91.0, "agents": "18/20"},
+        "affected_workflows": ["wf_1", "wf_2", "wf_3", "wf_4"],
+        "severity": "critical",
+    }
+    line = summarise(Event(1, 0.0, "RESOURCE_EXHAUSTION", "system", "global", data, "detector"))
+    assert line == (
+        "INC-0007: cpu and memory overload; cpu 97.5%, memory 91%, agents 18/20; "
+        "workflows affected 4 (wf_1, wf_2, wf_3 and 1 more)"
+    )
+    assert "=" not in line and "_type" not in line
+    trend = {"incident_id": "INC-0008", "affected_metrics": ["efficiency"], "degradation_rate": "9_percent_over_30m"}
+    assert summarise(Event(2, 0.0, "PERFORMANCE_DEGRADATION_DETECTED", "performance", "trend", trend, "detector")) == (
+        "INC-0008: efficiency degrading by 9% over 30m"
+    )
+    # a key the summary has no words for is shown, not hidden
+    odd = summarise(Event(3, 0.0, "COMMUNICATION_FAILURE", "network", "mesh", {"hops": 4}, "detector"))
+    assert odd == "mesh: hops=4"
