@@ -47,7 +47,7 @@ from .store_schema import (
     repair_hint,
     scalar,
 )
-from .store_tables import CheckpointTable, MetricSamples, ProcessTable
+from .store_tables import CheckpointTable, MetricSamples, ProcessTable, SamplesRefused
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -281,13 +281,14 @@ class Store:
         """Group commit: one transaction and one executemany for the whole batch, with
         the archive records of workflows that finished in it (committed together) and
         the metric samples taken meanwhile (no transaction of their own; a damaged
-        metrics table costs the samples, not the batch: ``MetricSamples.insert``)."""
+        metrics table costs the samples, not the batch: written again without them)."""
         if not rows and not archive:
             await self.add_metrics(metrics)
             return
         if self.readonly:
             raise StoreError("the database is open read-only")
         mark = self._anchor is not None and not self.anchored and bool(rows)
+        samples: Sequence[tuple[float, str, str, float]] = () if self.metric_table.readonly else metrics
 
         async def statements() -> None:
             if rows:
@@ -298,11 +299,15 @@ class Store:
                 )
             if mark:  # an older database: from this commit on, a missing anchor is a loss
                 await self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('anchored', '1')")
-            if metrics and not self.metric_table.readonly:
-                await self.metric_table.insert(metrics)
+            if samples:
+                await self.metric_table.insert(samples)
 
         try:
-            await self._write(statements)
+            try:
+                await self._write(statements)
+            except SamplesRefused:
+                samples = ()  # the batch again without them: refused samples cost only themselves
+                await self._write(statements)
         except BaseException:
             if metrics:
                 self.metric_table.forget_series()

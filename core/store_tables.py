@@ -222,6 +222,10 @@ class CheckpointTable:
         return row[0], hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class SamplesRefused(Exception):
+    """The metrics table refused samples written with other rows (see ``MetricSamples.insert``)."""
+
+
 class MetricSamples:
     """Gauge samples outside the chain; damage or a refused write costs samples, said in ``problem``."""
 
@@ -281,22 +285,22 @@ class MetricSamples:
 
     async def insert(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
         """Store samples inside the caller's open write transaction (the events' group
-        commit: no transaction and sync of their own), under a savepoint, so that a
-        damaged metrics table costs these samples (said in ``problem``), never the rows
-        committed with them. An error the savepoint cannot take back is raised."""
+        commit: no transaction and sync of their own). A damaged or refusing metrics
+        table raises :class:`SamplesRefused` (said in ``problem``): the caller writes its
+        rows again without the samples. A full disk or read-only file is raised as is."""
         if not rows:
             return
-        await self._db.execute("SAVEPOINT metric_samples")
         try:
             ids = await self._series_ids({(r[1], r[2]) for r in rows})
             await self._db.executemany(
                 "INSERT INTO metrics(series, ts, value) VALUES (?,?,?)", [(ids[(r[1], r[2])], r[0], r[3]) for r in rows]
             )
         except sqlite3.DatabaseError as exc:
-            await self._db.execute("ROLLBACK TO metric_samples")
+            if classify(exc, self.path) is not None:
+                raise
             self._series = {}
             self._failed(exc, "written")
-        await self._db.execute("RELEASE metric_samples")
+            raise SamplesRefused(str(exc)) from exc
 
     def forget_series(self) -> None:
         """The transaction that may have made series ids was rolled back: ask again."""
