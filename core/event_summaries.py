@@ -422,6 +422,68 @@ def finding(ev: Event) -> str:
     return inc + text if parts else inc + ev.scope
 
 
+def _clause(basis: Any, most: int = 48) -> str:
+    first = str(basis).split(";")[0].strip()
+    return first if len(first) <= most else first[: most - 1] + "…"
+
+
+_ESTIMATES = ("estimated_recovery_time", "estimated_time", "estimated_recovery", "implementation_time")
+
+
+def plan_announcement(ev: Event) -> str:
+    """A playbook's announcement of its plan: the strategy and the estimate with its basis."""
+    d = ev.data
+    head = " for ".join(str(d[k]) for k in ("plan_id", "incident_id") if d.get(k))
+    parts = [_words(d["strategy"])] if d.get("strategy") else []
+    if d.get("response_level"):
+        parts.append(f"response level {d['response_level']}")
+    est = next((k for k in _ESTIMATES if d.get(k)), None)
+    if est is not None:
+        basis = f" ({_clause(d['estimate_basis'])})" if d.get("estimate_basis") else ""
+        parts.append(f"estimated {d[est]}{basis}")
+    for key, label in (
+        ("functionality_preserved", "functionality preserved"),
+        ("optimization_potential", "potential"),
+        ("risk_level", "risk"),
+        ("data_loss_risk", "data loss risk"),
+    ):
+        if d.get(key):
+            parts.append(f"{label} {_words(d[key]).replace(' percent', '%')}")
+    if isinstance(d.get("recovery_confidence"), (int, float)):
+        basis = f" ({_clause(d['confidence_basis'])})" if d.get("confidence_basis") else ""
+        parts.append(f"confidence {d['recovery_confidence']:.0%}{basis}")
+    if not parts:
+        return default_summary(ev)
+    return (f"{head}: " if head else "") + "; ".join(parts)
+
+
+def plan_concluded(ev: Event) -> str:
+    """A validation's conclusion: what it measured the plan to have recovered, and in what time."""
+    d = ev.data
+    parts: list[str] = []
+    for key, label in (("workflows_recovered", "workflow(s) recovered"), ("tasks_resumed", "task(s) resumed")):
+        if isinstance(d.get(key), int):
+            parts.append(f"{d[key]} {label}")
+    if isinstance(d.get("tasks_moved"), int):
+        parts.append(f"{d['tasks_moved']} task(s) moved")
+    if isinstance(d.get("restored_by_plan"), list):
+        parts.append(f"restored {_names(d['restored_by_plan'])}")
+    if d.get("data_integrity"):
+        parts.append(f"data integrity {d['data_integrity']}")
+    if d.get("improvement_achieved"):
+        parts.append(f"improved {_words(d['improvement_achieved']).replace(' percent', '%')}")
+    if d.get("connectivity_restored"):
+        parts.append(f"connectivity {_words(d['connectivity_restored']).replace(' percent', '%')}")
+    taken = d.get("recovery_time") or d.get("optimization_time")
+    if taken:
+        parts.append(f"in {taken} from the plan's first acting step")
+    if d.get("stability"):
+        parts.append(f"stability {d['stability']}")
+    if not parts:
+        return default_summary(ev)
+    return (f"{d['incident_id']}: " if d.get("incident_id") else "") + "; ".join(parts)
+
+
 def drill_fault(ev: Event) -> str:
     d = ev.data
     return f"drill {d.get('drill', '?')} injected its fault" + (f" ({d['kind']})" if d.get("kind") else "")

@@ -392,16 +392,20 @@ COMMUNICATION_FAILURE = EventType("COMMUNICATION_FAILURE", "network", severity=S
 PERFORMANCE_DEGRADATION_DETECTED = EventType(
     "PERFORMANCE_DEGRADATION_DETECTED", "performance", severity=Severity.HIGH, summary=text.finding
 )
-EMERGENCY_RESPONSE_ACTIVATED = EventType("EMERGENCY_RESPONSE_ACTIVATED", "system")
-RECOVERY_PLAN_GENERATED = EventType("RECOVERY_PLAN_GENERATED", "coordination")
-OPTIMIZATION_STRATEGY_GENERATED = EventType("OPTIMIZATION_STRATEGY_GENERATED", "performance")
-DATA_RECOVERY_STRATEGY = EventType("DATA_RECOVERY_STRATEGY", "coordination")
-RESILIENT_COORDINATION_ACTIVATED = EventType("RESILIENT_COORDINATION_ACTIVATED", "network")
-EMERGENCY_RESPONSE_COMPLETED = EventType("EMERGENCY_RESPONSE_COMPLETED", "system")
-RECOVERY_VALIDATION_COMPLETED = EventType("RECOVERY_VALIDATION_COMPLETED", "coordination")
-OPTIMIZATION_COMPLETED = EventType("OPTIMIZATION_COMPLETED", "performance")
-DATA_RECOVERY_COMPLETED = EventType("DATA_RECOVERY_COMPLETED", "coordination")
-NETWORK_RECOVERY_COMPLETED = EventType("NETWORK_RECOVERY_COMPLETED", "network")
+EMERGENCY_RESPONSE_ACTIVATED = EventType("EMERGENCY_RESPONSE_ACTIVATED", "system", summary=text.plan_announcement)
+RECOVERY_PLAN_GENERATED = EventType("RECOVERY_PLAN_GENERATED", "coordination", summary=text.plan_announcement)
+OPTIMIZATION_STRATEGY_GENERATED = EventType(
+    "OPTIMIZATION_STRATEGY_GENERATED", "performance", summary=text.plan_announcement
+)
+DATA_RECOVERY_STRATEGY = EventType("DATA_RECOVERY_STRATEGY", "coordination", summary=text.plan_announcement)
+RESILIENT_COORDINATION_ACTIVATED = EventType(
+    "RESILIENT_COORDINATION_ACTIVATED", "network", summary=text.plan_announcement
+)
+EMERGENCY_RESPONSE_COMPLETED = EventType("EMERGENCY_RESPONSE_COMPLETED", "system", summary=text.plan_concluded)
+RECOVERY_VALIDATION_COMPLETED = EventType("RECOVERY_VALIDATION_COMPLETED", "coordination", summary=text.plan_concluded)
+OPTIMIZATION_COMPLETED = EventType("OPTIMIZATION_COMPLETED", "performance", summary=text.plan_concluded)
+DATA_RECOVERY_COMPLETED = EventType("DATA_RECOVERY_COMPLETED", "coordination", summary=text.plan_concluded)
+NETWORK_RECOVERY_COMPLETED = EventType("NETWORK_RECOVERY_COMPLETED", "network", summary=text.plan_concluded)
 MONITORING_WINDOW_CLOSED = EventType("MONITORING_WINDOW_CLOSED", "performance")
 DRILL_FAULT_INJECTED = EventType("DRILL_FAULT_INJECTED", "system", summary=text.drill_fault)
 DRILL_FAULT_CONFIRMED = EventType("DRILL_FAULT_CONFIRMED", "system", summary=text.drill_fault_confirmed)

@@ -197,3 +197,21 @@ def test_a_detectors_finding_reads_in_words_and_shows_what_it_cannot_read() -> N
     # a key the summary has no words for is shown, not hidden
     odd = summarise(Event(3, 0.0, "COMMUNICATION_FAILURE", "network", "mesh", {"hops": 4}, "detector"))
     assert odd == "mesh: hops=4"
+
+
+def test_a_plans_announcement_and_conclusion_read_in_words_with_their_basis() -> None:
+    announced = {
+        "plan_id": "PLAN-0003",
+        "incident_id": "INC-0002",
+        "strategy": "dependency_aware_redistribution",
+        "estimated_time": "2m",
+        "estimate_basis": "history: 3 past recoveries; median",
+    }
+    line = summarise(Event(1, 0.0, "RECOVERY_PLAN_GENERATED", "coordination", "dependency_recovery", announced, "x"))
+    assert line == "PLAN-0003 for INC-0002: dependency aware redistribution; estimated 2m (history: 3 past recoveries)"
+    done = {"incident_id": "INC-0002", "workflows_recovered": 2, "tasks_resumed": 5, "recovery_time": "40s"}
+    line = summarise(Event(2, 0.0, "RECOVERY_VALIDATION_COMPLETED", "coordination", "validation", done, "x"))
+    assert line == "INC-0002: 2 workflow(s) recovered; 5 task(s) resumed; in 40s from the plan's first acting step"
+    # nothing it has words for: the key fields, as for any event
+    bare = summarise(Event(3, 0.0, "DATA_RECOVERY_COMPLETED", "coordination", "recovery", {"odd": 1}, "x"))
+    assert bare == "recovery: odd=1"
