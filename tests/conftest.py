@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         by_module.setdefault(item.module if isinstance(item, pytest.Function) else None, []).append(item)
     items.sort(key=weight)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_agent_host_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Agent hosts run in sessions of their own (they outlive a killed console, to be
+    adopted): one left by a test that failed midway would run on for an hour, so at
+    the end whatever still runs under this session's temporary directory is killed."""
+    yield
+    from .local_harness import kill_agent_hosts_under
+
+    left = kill_agent_hosts_under(tmp_path_factory.getbasetemp())
+    if left:
+        print(f"\nkilled agent host(s) left by tests: {left}", file=sys.stderr)
