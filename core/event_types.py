@@ -9,7 +9,7 @@ one :class:`~core.event_catalogue.EventType` here (or ``EVENTS.declare`` for a t
 type); what a type and the catalogue are is in :mod:`core.event_catalogue`.
 
 The catalogue sits above what it composes: payload models (``event_data``), folds
-(``reducers``, ``work_reducers``), summaries; none of them imports it. A
+(``reducers``, ``work_reducers``, ``task_reducers``), summaries; none of them imports it. A
 :class:`~core.projection.State` is given ``EVENTS.folds`` by whoever builds it.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 from . import event_data as data
 from . import event_summaries as text
 from . import reducers as ops
+from . import task_reducers as tasks
 from . import work_reducers as work
 from .event_catalogue import Catalogue, Escalation, EventType
 from .event_summaries import Summary
@@ -149,46 +150,46 @@ SYSTEM_THRESHOLD = EventType("SYSTEM_THRESHOLD", "system", severity=Severity.MED
 
 # Tasks.
 TASK_ASSIGNED = EventType(
-    "TASK_ASSIGNED", "coordination", payload=data.TaskAssigned, fold=work.task_assigned, summary=text.task_assigned
+    "TASK_ASSIGNED", "coordination", payload=data.TaskAssigned, fold=tasks.task_assigned, summary=text.task_assigned
 )
 TASK_STARTED = EventType(
-    "TASK_STARTED", "agent", payload=data.TaskStarted, fold=work.task_started, summary=text.task_started
+    "TASK_STARTED", "agent", payload=data.TaskStarted, fold=tasks.task_started, summary=text.task_started
 )
 TASK_PROGRESS = EventType(
-    "TASK_PROGRESS", "agent", payload=data.TaskProgress, fold=work.task_progress, summary=text.task_progress
+    "TASK_PROGRESS", "agent", payload=data.TaskProgress, fold=tasks.task_progress, summary=text.task_progress
 )
 TASK_COMPLETED = EventType(
-    "TASK_COMPLETED", "agent", payload=data.TaskRef, fold=work.task_completed, summary=text.task_completed
+    "TASK_COMPLETED", "agent", payload=data.TaskRef, fold=tasks.task_completed, summary=text.task_completed
 )
 TASK_FAILED = EventType(
     "TASK_FAILED",
     "agent",
     payload=data.TaskFailed,
-    fold=work.task_failed,
+    fold=tasks.task_failed,
     severity=Severity.MEDIUM,
     summary=text.task_failed,
 )
 TASK_TIMEOUT = EventType(
-    "TASK_TIMEOUT", "agent", payload=data.TaskFailed, fold=work.task_failed, summary=text.task_failed
+    "TASK_TIMEOUT", "agent", payload=data.TaskFailed, fold=tasks.task_failed, summary=text.task_failed
 )
 TASK_REASSIGNED = EventType(
     "TASK_REASSIGNED",
     "coordination",
     payload=data.TaskReassigned,
-    fold=work.task_reassigned,
+    fold=tasks.task_reassigned,
     summary=text.task_reassigned,
 )
 TASK_PAUSED = EventType(
-    "TASK_PAUSED", "coordination", payload=data.TaskRef, fold=work.task_paused, summary=text.task("paused")
+    "TASK_PAUSED", "coordination", payload=data.TaskRef, fold=tasks.task_paused, summary=text.task("paused")
 )
 TASK_RESUMED = EventType(
-    "TASK_RESUMED", "coordination", payload=data.TaskRef, fold=work.task_resumed, summary=text.task("resumed")
+    "TASK_RESUMED", "coordination", payload=data.TaskRef, fold=tasks.task_resumed, summary=text.task("resumed")
 )
 TASK_CONTEXT_TRANSFERRED = EventType(
     "TASK_CONTEXT_TRANSFERRED",
     "coordination",
     payload=data.ContextTransferred,
-    fold=work.context_transferred,
+    fold=tasks.context_transferred,
     summary=text.task("context transferred"),
 )
 TASK_LIMITED = EventType("TASK_LIMITED", "resource")
@@ -196,16 +197,20 @@ TASK_WAITING_INPUT = EventType(
     "TASK_WAITING_INPUT",
     "agent",
     payload=data.TaskInputWait,
-    fold=work.task_waiting_input,
+    fold=tasks.task_waiting_input,
     severity=Severity.MEDIUM,
     summary=text.waiting_input,
 )
 TASK_INPUT_RESUMED = EventType(
-    "TASK_INPUT_RESUMED", "agent", payload=data.TaskAssigned, fold=work.task_input_resumed, summary=text.task("went on")
+    "TASK_INPUT_RESUMED",
+    "agent",
+    payload=data.TaskAssigned,
+    fold=tasks.task_input_resumed,
+    summary=text.task("went on"),
 )
 TASK_INPUT_SENT = EventType("TASK_INPUT_SENT", "coordination", payload=data.TaskInputSent, summary=text.input_sent)
 TASK_WORKTREE = EventType(
-    "TASK_WORKTREE", "agent", payload=data.TaskWorktree, fold=work.task_worktree, summary=text.worktree
+    "TASK_WORKTREE", "agent", payload=data.TaskWorktree, fold=tasks.task_worktree, summary=text.worktree
 )
 
 # Usage of AI agents: tokens and money per task, budgets, rate-limit holds on pools.

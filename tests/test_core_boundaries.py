@@ -72,6 +72,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.event_catalogue",
         "core.event_summaries",
         "core.reducers",
+        "core.task_reducers",
         "core.work_reducers",
         "core.usage.event_data",
         "core.usage.folds",

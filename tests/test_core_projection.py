@@ -161,13 +161,13 @@ def test_an_event_type_is_declared_once() -> None:
     """A second declaration of a type would make replay depend on which one won."""
     import pytest
 
-    from core import work_reducers
+    from core import task_reducers
     from core.event_types import EVENTS, TASK_COMPLETED, EventType
 
     assert "LEARNING_RECORDED" in EVENTS.folds and "INCIDENT_OPENED" in EVENTS.folds
     with pytest.raises(ValueError, match="declared twice"):
         EVENTS.declare(EventType("TASK_COMPLETED", "agent", fold=lambda s, ev: None))
-    assert EVENTS.folds["TASK_COMPLETED"] is work_reducers.task_completed is TASK_COMPLETED.fold
+    assert EVENTS.folds["TASK_COMPLETED"] is task_reducers.task_completed is TASK_COMPLETED.fold
 
 
 def test_a_staged_step_dumps_what_it_was_planned_with() -> None:
