@@ -30,6 +30,7 @@ from ..incidents.manager import ApproveMode, IncidentManager
 from ..store_errors import StorageError
 from ..timefmt import clock
 from .control import Advance
+from .drill_record import note_drill
 from .errors import HostError
 from .language import services
 from .lease import Lease, acquire, host_info
@@ -322,7 +323,7 @@ class Host:
         drill = self.drill
         if drill is not None and not drill.done:
             await drill.step(seconds)
-            self._note_drill()
+            note_drill(self.engine, self.drill)
         else:
             await self.engine.advance(seconds)
             await self.manager.pump()
@@ -392,7 +393,7 @@ class Host:
             if self.drill is not None:  # a drill on real agents: its fault comes on the wall clock
                 await self.drill.inject_when_due()
             await self.manager.pump()
-            self._note_drill()
+            note_drill(self.engine, self.drill)
             await eng.flush()
 
     async def commit(self) -> bool:
@@ -444,7 +445,7 @@ class Host:
         if self.drill is not None and not self.drill.done:
             raise HostError(f"drill {self.drill.name!r} is still running")
         self.drill = start_drill(self.engine, name, approve="manual", manager=self.manager)
-        self._note_drill()
+        note_drill(self.engine, self.drill)
         return self.drill
 
     def cancel_drill(self, actor: str) -> Drill:
@@ -454,33 +455,10 @@ class Host:
             last = f"; the last one, {d.name!r}, has ended" if d is not None else ""
             raise HostError(f"no drill is running{last}")
         d.cancel()
-        self._note_drill(actor)
+        note_drill(self.engine, self.drill, actor)
         return d
 
-    def _note_drill(self, actor: str = "drill") -> None:
-        """The drill's state in the log's settings (``drill``), so every console, attached
-        or embedded, shows it: armed, injected, then ended or cancelled."""
-        d = self.drill
-        if d is None:
-            return
-        status = "cancelled" if d.cancelled else "ended" if d.done else "injected" if d.injected else "armed"
-        rec = self.engine.state.settings.get("drill")
-        if isinstance(rec, dict) and rec.get("name") == d.name and rec.get("status") == status:
-            return
-        self.engine.set_setting(
-            "drill",
-            {
-                "name": d.name,
-                "status": status,
-                "inject_at": round(d.inject_at, 3),
-                "injected_at": None if d.injected_at is None else round(d.injected_at, 3),
-                "since": round(self.engine.clock.now(), 3),
-                "outcome": d.outcome,
-            },
-            actor=actor,
-        )
-
-    # -- the endpoint -------------------------------------------------------------
+    # -- the endpoint, closing ----------------------------------------------------
     async def serve(self, listen: str | None = None) -> HostServer:
         """Open the control endpoint: the unix socket, and TCP with ``listen``."""
         from .server import HostServer
@@ -492,7 +470,6 @@ class Host:
                 self.lease.update(socket=str(self.server.socket_path), listen=self.server.listen)
         return self.server
 
-    # -- closing ------------------------------------------------------------------
     async def close(self) -> None:
         """Stop serving, stop the runtime, close the engine, release the lease."""
         if self._closed:
