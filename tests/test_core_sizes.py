@@ -51,7 +51,6 @@ MAX_MODULE_LINES = 500
 # concept is 100-500 lines). The test fails on any other module over the limit, on one of
 # these grown past its ceiling, and on an entry no module needs any more (then delete it).
 MODULES_OVER_LIMIT: dict[str, int] = {
-    "core/incidents/kinds/agent_cascade.py": 610,
     "core/incidents/kinds/data_integrity.py": 620,
 }
 

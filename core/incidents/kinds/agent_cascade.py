@@ -8,27 +8,18 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
 from ...event_types import (
-    AGENT_ALLOCATED,
-    AGENT_BACKOFF,
     AGENT_ERROR,
     AGENT_POOL_FAILURE,
-    LEARNING_RECORDED,
-    POOL_RESIZED,
     RECOVERY_PLAN_GENERATED,
     RECOVERY_VALIDATION_COMPLETED,
-    TASK_ASSIGNED,
 )
-from ...incident_models import KindEvidence
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
-from ...timefmt import clock, duration
+from ...timefmt import clock
 from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding
 from ..faultcheck import agent_gone
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
-from ..record import Credit, no_acting_step
 from ..validation import (
     GateCtx,
     Verdict,
@@ -37,19 +28,11 @@ from ..validation import (
     percent_text,
     workflows_recovered,
 )
+from .cascade_outcome import CascadeEvidence, learn_from_cascade, replacement_credit
 
 if TYPE_CHECKING:
     from ...engine import Engine
     from ...events import Event
-
-
-class CascadeEvidence(KindEvidence):
-    """What the cascade's playbook and criterion read of its evidence."""
-
-    interrupted_tasks: list[str] = Field(default_factory=list)
-    failed_agents: list[str] = Field(default_factory=list)
-    progress_at_failure: dict[str, float] = Field(default_factory=dict)
-    specialization_live_before: dict[str, int] = Field(default_factory=dict)
 
 
 NAME = "agent-cascade"
@@ -405,7 +388,7 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
         },
         actor=f"plan:{ctx.plan.id}",
     )
-    _learn_from_cascade(ctx, failed)
+    learn_from_cascade(ctx, failed)
     return "pass", {
         "recovery_time_s": round(took, 1),
         "workflows_recovered": rec,
@@ -413,103 +396,6 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
         "credited": True,
         "credit": credit.as_dict(),
     }
-
-
-def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
-    """The counterfactual: without the agents the plan added, the failed agents'
-    specializations would still be short of their strength before the failures, so
-    the criterion would not hold. If the pools are whole without them (an
-    autoscaler, agents added by hand), the recovery is not the plan's. Where the
-    interrupted tasks run (on the plan's agents or on survivors that picked them up
-    first) is reported with it."""
-    none = no_acting_step(ctx.record)
-    if none is not None:
-        return none
-    s = ctx.engine.state
-    plan_agents = {e.data["agent"] for e in ctx.record.caused(AGENT_ALLOCATED)}
-    handed = {e.data["task"] for e in ctx.record.caused(TASK_ASSIGNED)}
-    ran_on: dict[str, str | None] = ctx.memo.get("ran_on", {})
-    on_plan = sorted(k for k in resumed if ran_on.get(k) in plan_agents or k in handed)
-    short_without: dict[str, int] = {}
-    for spec, size in ctx.incident.evidence.of(CascadeEvidence).specialization_live_before.items():
-        need = set(spec.split(","))
-        live = sum(
-            1
-            for a in s.agents.values()
-            if a.id not in plan_agents
-            and need <= set(a.specializations)
-            and a.status in (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)
-        )
-        if live < size:
-            short_without[spec] = size - live
-    figures = {
-        "plan_agents": sorted(plan_agents),
-        "on_plan_agents": on_plan,
-        "on_survivors": sorted(set(resumed) - set(on_plan)),
-        "short_without_plan_agents": short_without,
-    }
-    if not short_without:
-        return Credit(False, "the failed agents' specializations are at strength without the plan's agents", figures)
-    return Credit(
-        True,
-        f"without the plan's {len(plan_agents)} agent(s) {', '.join(sorted(short_without))} would be short; "
-        f"{len(on_plan)} of {len(resumed)} interrupted task(s) run on them, the rest on survivors",
-        figures,
-    )
-
-
-def _learn_from_cascade(ctx: GateCtx, failed: list[str]) -> None:
-    """Raise each hit pool's minimum by the number of agents it lost (capped at its
-    maximum) and back off an agent that failed more than once."""
-    eng = ctx.engine
-    s = eng.state
-    lost: dict[str, int] = {}
-    for a in failed:
-        if a in s.agents:
-            lost[s.agents[a].pool] = lost.get(s.agents[a].pool, 0) + 1
-    who = f"plan:{ctx.plan.id}"
-    for pool, n in sorted(lost.items()):
-        p = s.pools[pool]
-        new_min = min(p.max_size, p.min_size + n)
-        if new_min != p.min_size:
-            eng.emit(
-                POOL_RESIZED,
-                "resource",
-                "agents",
-                {"pool": pool, "min_size": new_min, "reason": "post_failure_learning"},
-                actor=who,
-            )
-        eng.emit(
-            LEARNING_RECORDED,
-            "incidents",
-            "learning",
-            {
-                "source": "incident",
-                "incident_id": ctx.incident.id,
-                "lessons": [
-                    f"{n} agent(s) of pool {pool} failed within {duration(eng.config.supervision.window_s)}: minimum raised to {new_min}"
-                ],
-                "policy": {f"pool.{pool}.min_size": new_min},
-            },
-            actor=who,
-        )
-    for a in failed:
-        ag = s.agents.get(a)
-        if ag is not None and ag.failures >= 2:
-            until = eng.clock.now() + eng.config.retries.backoff_s * eng.config.retries.backoff_factor**ag.failures * 60
-            eng.emit(AGENT_BACKOFF, "resource", "agents", {"agent": a, "until": until}, actor=who)
-            eng.emit(
-                LEARNING_RECORDED,
-                "incidents",
-                "learning",
-                {
-                    "source": "incident",
-                    "incident_id": ctx.incident.id,
-                    "lessons": [f"{a} failed {ag.failures} times: backed off"],
-                    "policy": {f"agent.{a}.backoff_until": until},
-                },
-                actor=who,
-            )
 
 
 def evidence(engine: Engine, finding: Finding) -> dict[str, Any]:
