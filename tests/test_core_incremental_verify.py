@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from core.engine import Engine
-from core.incidents.kinds.data_integrity import DataIntegrityDetector
+from core.incidents.kinds.data_integrity_detector import DataIntegrityDetector
 from core.session import open_sim
 from core.verify import VerifiedPoint, verify_store
 

@@ -50,9 +50,7 @@ MAX_MODULE_LINES = 500
 # today so that small edits in other lanes pass; lower it as it shrinks (a module of one
 # concept is 100-500 lines). The test fails on any other module over the limit, on one of
 # these grown past its ceiling, and on an entry no module needs any more (then delete it).
-MODULES_OVER_LIMIT: dict[str, int] = {
-    "core/incidents/kinds/data_integrity.py": 620,
-}
+MODULES_OVER_LIMIT: dict[str, int] = {}
 
 
 def _module_sizes(root: Path = REPO) -> dict[str, int]:

@@ -29,7 +29,7 @@ from ..runtimes import Runtime
 from ..timefmt import clock, duration
 from .catalogue import Catalogue, DrillError, IncidentKind
 from .kinds import CATALOGUE
-from .kinds.data_integrity import IntegrityEvidence
+from .kinds.data_integrity_detector import IntegrityEvidence
 from .manager import ApproveMode, IncidentManager
 from .validation import dependency_violations
 
