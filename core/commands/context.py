@@ -58,6 +58,10 @@ class Context:
     def state(self) -> State:
         return self.engine.state
 
+    def named_workflows(self, listed: list[str]) -> list[str]:
+        """The workflow the command line names, then those its payload lists."""
+        return ([self.workflow_id] if self.workflow_id else []) + listed
+
     def workflow(self, wf_id: str | None = None) -> Workflow:
         """A live workflow; a finished one is refused with INVALID_STATE (see :meth:`any_workflow`)."""
         wf = self.any_workflow(wf_id)

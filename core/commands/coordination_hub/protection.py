@@ -11,6 +11,7 @@ from ..monitoring import configure
 from ..registry import Operations, Outcome
 from ..reporting import analysis_outcome
 from ..responses import CommandError
+from ..workflow_recovery.checkpointing import create_checkpoint
 from ..workflow_recovery.restores import restore
 from . import C
 
@@ -41,15 +42,7 @@ async def load_state(ctx: Context, p: P.LoadState) -> Outcome:
     workflow_arg="optional",
 )
 async def checkpoint(ctx: Context, p: P.CheckpointRequest) -> Outcome:
-    if ctx.workflow_id:
-        ctx.workflow()
-    cp = await ctx.engine.checkpoint(p.kind, p.label, ctx.workflow_id, actor=ctx.actor)
-    c = ctx.state.checkpoints[cp]
-    return Outcome(
-        {"checkpoint": cp, "seq": c.seq, "kind": c.kind, "state_hash": c.state_hash},
-        f"checkpoint #{cp} at seq {c.seq}",
-        workflow_id=ctx.workflow_id,
-    )
+    return await create_checkpoint(ctx, p)
 
 
 @operation(
@@ -61,7 +54,7 @@ async def checkpoint(ctx: Context, p: P.CheckpointRequest) -> Outcome:
     workflow_arg="optional",
 )
 async def restore_op(ctx: Context, p: P.RestoreRequest) -> Outcome:
-    wfs = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
+    wfs = ctx.named_workflows(p.workflows)
     return await restore(ctx, p.checkpoint, wfs or None, "restore")
 
 
@@ -74,7 +67,7 @@ async def restore_op(ctx: Context, p: P.RestoreRequest) -> Outcome:
     workflow_arg="optional",
 )
 async def rollback_op(ctx: Context, p: P.RestoreRequest) -> Outcome:
-    wfs = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
+    wfs = ctx.named_workflows(p.workflows)
     return await restore(ctx, p.checkpoint, wfs or None, "rollback")
 
 

@@ -153,7 +153,7 @@ async def execute_data_recovery(ctx: Context, p: P.ExecuteDataRecovery) -> Outco
     s = ctx.state
     eng = ctx.engine
     store_rep = await refuse_damaged_log(ctx)
-    named = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
+    named = ctx.named_workflows(p.workflows)
     for w in named:
         ctx.workflow(w)
     targets = named or sorted(w.id for w in s.workflows.values() if w.frozen) or None

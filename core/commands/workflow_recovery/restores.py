@@ -98,7 +98,7 @@ async def restore(ctx: Context, ref: int | str, workflows: list[str] | None, rea
     workflow_arg="optional",
 )
 async def rollback_preview(ctx: Context, p: P.RollbackPreviewRequest) -> Outcome:
-    wfs = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
+    wfs = ctx.named_workflows(p.workflows)
     for w in wfs:
         ctx.any_workflow(w)
     cp_id, snap, skipped = await pick_checkpoint(ctx, p.checkpoint)
@@ -119,7 +119,7 @@ async def rollback_preview(ctx: Context, p: P.RollbackPreviewRequest) -> Outcome
     workflow_arg="optional",
 )
 async def restore_op(ctx: Context, p: P.RestoreRequest) -> Outcome:
-    wfs = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
+    wfs = ctx.named_workflows(p.workflows)
     return await restore(ctx, p.checkpoint, wfs or None, "restore")
 
 
@@ -159,7 +159,7 @@ async def rollback_op(ctx: Context, p: P.RestoreRequest) -> Outcome:
     workflow_arg="optional",
 )
 async def partial_restore(ctx: Context, p: P.RestoreRequest) -> Outcome:
-    wfs = ([ctx.workflow_id] if ctx.workflow_id else []) + p.workflows
+    wfs = ctx.named_workflows(p.workflows)
     if not wfs:
         raise CommandError("WORKFLOW_REQUIRED", "partial-restore names at least one workflow")
     return await restore(ctx, p.checkpoint, wfs, "partial_restore")
