@@ -32,6 +32,20 @@ async def settle(app: OpsdeckApp, pilot, seconds: float = 0.0) -> None:  # type:
     await pilot.pause(0.05)
 
 
+def local_app(tmp_path: Path, workflow_text: str, config: Config | None = None) -> OpsdeckApp:
+    """A console at real speed hosting the workflow on real agent processes (local runtime)."""
+    from core.host.host import Host
+    from core.workflow_file import parse_workflow_text
+
+    wf = parse_workflow_text(workflow_text)
+    cfg = config or Config()
+
+    async def host():  # type: ignore[no-untyped-def]
+        return await Host.open_local(tmp_path / "c.db", wf, wf.specs(tmp_path), cfg)
+
+    return OpsdeckApp(tmp_path / "c.db", cfg, speed=1.0, host_factory=host)
+
+
 async def wait_for(pilot, cond, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout

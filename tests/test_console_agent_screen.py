@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Config
-from core.workflow_file import parse_workflow_text
+from tests.console_support import local_app, wait_for
 from tests.local_harness import header, py_cmd
 
 pytestmark = pytest.mark.slow
@@ -36,14 +36,6 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 )
 
 
-async def _until(pilot, cond, n: int = 1200) -> bool:  # type: ignore[no-untyped-def]
-    for _ in range(n):
-        if cond():
-            return True
-        await pilot.pause(0.05)
-    return False
-
-
 async def _screen_commands(engine) -> int:  # type: ignore[no-untyped-def]
     await engine.flush()
     evs = await engine.store.read_events(0, types=["COMMAND_EXECUTED"])
@@ -51,8 +43,6 @@ async def _screen_commands(engine) -> int:  # type: ignore[no-untyped-def]
 
 
 async def test_the_terminal_is_fetched_only_when_the_task_changed(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from core.host.host import Host
-    from tui.app import OpsdeckApp
     from tui.screens.agent import AgentScreen
 
     ticks: list[int] = []
@@ -63,40 +53,36 @@ async def test_the_terminal_is_fetched_only_when_the_task_changed(tmp_path: Path
         return tick(self)
 
     monkeypatch.setattr(AgentScreen, "fetch_task", counted)
-    wf = parse_workflow_text(TEXT)
-    db = tmp_path / "c.db"
     cfg = Config()
     cfg.intervals.input_wait_s = 0.5
-
-    async def host():  # type: ignore[no-untyped-def]
-        return await Host.open_local(db, wf, wf.specs(tmp_path), cfg)
-
-    app = OpsdeckApp(db, cfg, speed=1.0, host_factory=host)
+    app = local_app(tmp_path, TEXT, cfg)
     async with app.run_test(size=(160, 48)) as pilot:
         await app.link_opened(timeout=30)
         assert app.host is not None
         engine = app.host.engine
         t = engine.state.tasks["w/echo"]
-        assert await _until(pilot, lambda: t.awaiting_input)  # printed, then blocked on stdin
+        assert await wait_for(pilot, lambda: t.awaiting_input, timeout=60)  # printed, then blocked on stdin
         app.push_screen(AgentScreen(t.agent or ""))
-        assert await _until(pilot, lambda: isinstance(app.screen, AgentScreen) and "ready" in app.screen.view.screen)
+        assert await wait_for(
+            pilot, lambda: isinstance(app.screen, AgentScreen) and "ready" in app.screen.view.screen, timeout=60
+        )
         screen = app.screen
         # Quiet: several ticks pass, and no command asks for the terminal again.
         asked = await _screen_commands(engine)
         assert asked >= 1
         start = len(ticks)
-        assert await _until(pilot, lambda: len(ticks) >= start + 4)
+        assert await wait_for(pilot, lambda: len(ticks) >= start + 4, timeout=60)
         assert await _screen_commands(engine) == asked, "the terminal was fetched though nothing about the task changed"
         # Input sent from elsewhere (not through this screen): its events make the next tick fetch it.
         res = await app.link.send("/coordination-hub send-input w/echo auth")
         assert res["status"] == "success", res
-        assert await _until(pilot, lambda: "got auth" in screen.view.screen and not t.awaiting_input)
+        assert await wait_for(pilot, lambda: "got auth" in screen.view.screen and not t.awaiting_input, timeout=60)
         start = len(ticks)
-        assert await _until(pilot, lambda: len(ticks) >= start + 2)  # the events of the answer are heard
+        assert await wait_for(pilot, lambda: len(ticks) >= start + 2, timeout=60)  # the events of the answer are heard
         now = await _screen_commands(engine)
         assert now > asked
         # Quiet again: no more fetches.
         start = len(ticks)
-        assert await _until(pilot, lambda: len(ticks) >= start + 4)
+        assert await wait_for(pilot, lambda: len(ticks) >= start + 4, timeout=60)
         assert await _screen_commands(engine) == now
         await app.shutdown()

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from core.config import Config
 from core.runtimes.input_wait import supported
-from core.workflow_file import parse_workflow_text
+from tests.console_support import local_app, wait_for
 from tests.local_harness import header, py_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not supported(), reason="needs /proc/PID/syscall")]
@@ -44,45 +44,33 @@ def _shown(app) -> str:  # type: ignore[no-untyped-def]
     return con.export_text()
 
 
-async def _until(pilot, cond, n: int = 1200) -> bool:  # type: ignore[no-untyped-def]
-    for _ in range(n):
-        if cond():
-            return True
-        await pilot.pause(0.05)
-    return False
-
-
 @pytest.mark.parametrize("tty", [False, True])
 async def test_a_waiting_task_is_announced_and_answered_from_the_agent_screen(tmp_path: Path, tty: bool) -> None:
-    from core.host.host import Host
-    from tui.app import OpsdeckApp
     from tui.screens.agent import AgentScreen
     from tui.screens.ask import AskScreen
 
-    wf = parse_workflow_text(_text(tty))
-    db = tmp_path / "c.db"
     cfg = Config()
     cfg.intervals.input_wait_s = 0.5
-
-    async def host():  # type: ignore[no-untyped-def]
-        return await Host.open_local(db, wf, wf.specs(tmp_path), cfg)
-
-    app = OpsdeckApp(db, cfg, speed=1.0, host_factory=host)
+    app = local_app(tmp_path, _text(tty), cfg)
     async with app.run_test(size=(160, 48)) as pilot:
         await app.link_opened(timeout=30)
         assert app.host is not None
         engine = app.host.engine
         t = engine.state.tasks["w/ask"]
-        assert await _until(pilot, lambda: t.awaiting_input)
-        assert await _until(pilot, lambda: any("waits for input" in n.message for n in app._notifications))
+        assert await wait_for(pilot, lambda: t.awaiting_input, timeout=60)
+        assert await wait_for(
+            pilot, lambda: any("waits for input" in n.message for n in app._notifications), timeout=60
+        )
         app.push_screen(AgentScreen(t.agent or ""))
-        assert await _until(pilot, lambda: isinstance(app.screen, AgentScreen) and "waiting for input" in _shown(app))
+        assert await wait_for(
+            pilot, lambda: isinstance(app.screen, AgentScreen) and "waiting for input" in _shown(app), timeout=60
+        )
         if tty:  # its terminal, drawn on the agent screen from the pty's output
-            assert await _until(pilot, lambda: app.screen.view.screen[:1] == ["which module?"])
+            assert await wait_for(pilot, lambda: app.screen.view.screen[:1] == ["which module?"], timeout=60)
         await pilot.press("s")
-        assert await _until(pilot, lambda: isinstance(app.screen, AskScreen))
+        assert await wait_for(pilot, lambda: isinstance(app.screen, AskScreen), timeout=60)
         await pilot.press(*"auth", "enter")
-        assert await _until(pilot, lambda: engine.state.status_of("w").value == "completed")
+        assert await wait_for(pilot, lambda: engine.state.status_of("w").value == "completed", timeout=60)
         await engine.flush()
         sent = list(await engine.store.read_events(0, types=["TASK_INPUT_SENT"]))  # type: ignore[union-attr]
         assert "".join(e.data["text"] for e in sent).strip() == "auth", (sent, t.context.last_output)
@@ -90,8 +78,6 @@ async def test_a_waiting_task_is_announced_and_answered_from_the_agent_screen(tm
 
 
 async def test_a_task_that_reads_no_input_gets_no_send_key(tmp_path: Path) -> None:
-    from core.host.host import Host
-    from tui.app import OpsdeckApp
     from tui.screens.agent import AgentScreen
 
     text = (
@@ -99,21 +85,15 @@ async def test_a_task_that_reads_no_input_gets_no_send_key(tmp_path: Path) -> No
         .replace("interactive = true", "interactive = false")
         .replace(py_cmd(ASK), py_cmd("import time; print('busy', flush=True); time.sleep(30)"))
     )
-    wf = parse_workflow_text(text)
-    db = tmp_path / "c.db"
-
-    async def host():  # type: ignore[no-untyped-def]
-        return await Host.open_local(db, wf, wf.specs(tmp_path), Config())
-
-    app = OpsdeckApp(db, Config(), speed=1.0, host_factory=host)
+    app = local_app(tmp_path, text)
     async with app.run_test(size=(160, 48)) as pilot:
         await app.link_opened(timeout=30)
         assert app.host is not None
         engine = app.host.engine
         t = engine.state.tasks["w/ask"]
-        assert await _until(pilot, lambda: t.status.value == "running" and t.context.last_output)
+        assert await wait_for(pilot, lambda: t.status.value == "running" and t.context.last_output, timeout=60)
         app.push_screen(AgentScreen(t.agent or ""))
-        assert await _until(pilot, lambda: isinstance(app.screen, AgentScreen))
+        assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen), timeout=60)
         await pilot.press("s")
         await pilot.pause(0.3)
         assert isinstance(app.screen, AgentScreen)  # no input dialog: nothing reads it
