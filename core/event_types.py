@@ -19,6 +19,7 @@ from typing import Any
 
 from . import event_data as data
 from . import event_summaries as text
+from . import incident_summaries as incident_text
 from . import reducers as ops
 from . import task_reducers as tasks
 from . import work_reducers as work
@@ -390,27 +391,39 @@ PLAN_VALIDATION_STARTED = EventType("PLAN_VALIDATION_STARTED", "incidents", summ
 
 # What detectors find (their data may grade the severity), what playbooks announce,
 # what validation concludes, drills.
-RESOURCE_EXHAUSTION = EventType("RESOURCE_EXHAUSTION", "system", severity=Severity.CRITICAL, summary=text.finding)
-AGENT_POOL_FAILURE = EventType("AGENT_POOL_FAILURE", "agent_pool", severity=Severity.CRITICAL, summary=text.finding)
-DATA_INTEGRITY_ALERT = EventType("DATA_INTEGRITY_ALERT", "data", severity=Severity.CRITICAL, summary=text.finding)
-COMMUNICATION_FAILURE = EventType("COMMUNICATION_FAILURE", "network", severity=Severity.HIGH, summary=text.finding)
+RESOURCE_EXHAUSTION = EventType(
+    "RESOURCE_EXHAUSTION", "system", severity=Severity.CRITICAL, summary=incident_text.finding
+)
+AGENT_POOL_FAILURE = EventType(
+    "AGENT_POOL_FAILURE", "agent_pool", severity=Severity.CRITICAL, summary=incident_text.finding
+)
+DATA_INTEGRITY_ALERT = EventType(
+    "DATA_INTEGRITY_ALERT", "data", severity=Severity.CRITICAL, summary=incident_text.finding
+)
+COMMUNICATION_FAILURE = EventType(
+    "COMMUNICATION_FAILURE", "network", severity=Severity.HIGH, summary=incident_text.finding
+)
 PERFORMANCE_DEGRADATION_DETECTED = EventType(
-    "PERFORMANCE_DEGRADATION_DETECTED", "performance", severity=Severity.HIGH, summary=text.finding
+    "PERFORMANCE_DEGRADATION_DETECTED", "performance", severity=Severity.HIGH, summary=incident_text.finding
 )
-EMERGENCY_RESPONSE_ACTIVATED = EventType("EMERGENCY_RESPONSE_ACTIVATED", "system", summary=text.plan_announcement)
-RECOVERY_PLAN_GENERATED = EventType("RECOVERY_PLAN_GENERATED", "coordination", summary=text.plan_announcement)
+EMERGENCY_RESPONSE_ACTIVATED = EventType(
+    "EMERGENCY_RESPONSE_ACTIVATED", "system", summary=incident_text.plan_announcement
+)
+RECOVERY_PLAN_GENERATED = EventType("RECOVERY_PLAN_GENERATED", "coordination", summary=incident_text.plan_announcement)
 OPTIMIZATION_STRATEGY_GENERATED = EventType(
-    "OPTIMIZATION_STRATEGY_GENERATED", "performance", summary=text.plan_announcement
+    "OPTIMIZATION_STRATEGY_GENERATED", "performance", summary=incident_text.plan_announcement
 )
-DATA_RECOVERY_STRATEGY = EventType("DATA_RECOVERY_STRATEGY", "coordination", summary=text.plan_announcement)
+DATA_RECOVERY_STRATEGY = EventType("DATA_RECOVERY_STRATEGY", "coordination", summary=incident_text.plan_announcement)
 RESILIENT_COORDINATION_ACTIVATED = EventType(
-    "RESILIENT_COORDINATION_ACTIVATED", "network", summary=text.plan_announcement
+    "RESILIENT_COORDINATION_ACTIVATED", "network", summary=incident_text.plan_announcement
 )
-EMERGENCY_RESPONSE_COMPLETED = EventType("EMERGENCY_RESPONSE_COMPLETED", "system", summary=text.plan_concluded)
-RECOVERY_VALIDATION_COMPLETED = EventType("RECOVERY_VALIDATION_COMPLETED", "coordination", summary=text.plan_concluded)
-OPTIMIZATION_COMPLETED = EventType("OPTIMIZATION_COMPLETED", "performance", summary=text.plan_concluded)
-DATA_RECOVERY_COMPLETED = EventType("DATA_RECOVERY_COMPLETED", "coordination", summary=text.plan_concluded)
-NETWORK_RECOVERY_COMPLETED = EventType("NETWORK_RECOVERY_COMPLETED", "network", summary=text.plan_concluded)
+EMERGENCY_RESPONSE_COMPLETED = EventType("EMERGENCY_RESPONSE_COMPLETED", "system", summary=incident_text.plan_concluded)
+RECOVERY_VALIDATION_COMPLETED = EventType(
+    "RECOVERY_VALIDATION_COMPLETED", "coordination", summary=incident_text.plan_concluded
+)
+OPTIMIZATION_COMPLETED = EventType("OPTIMIZATION_COMPLETED", "performance", summary=incident_text.plan_concluded)
+DATA_RECOVERY_COMPLETED = EventType("DATA_RECOVERY_COMPLETED", "coordination", summary=incident_text.plan_concluded)
+NETWORK_RECOVERY_COMPLETED = EventType("NETWORK_RECOVERY_COMPLETED", "network", summary=incident_text.plan_concluded)
 MONITORING_WINDOW_CLOSED = EventType("MONITORING_WINDOW_CLOSED", "performance")
 DRILL_FAULT_INJECTED = EventType("DRILL_FAULT_INJECTED", "system", summary=text.drill_fault)
 DRILL_FAULT_CONFIRMED = EventType("DRILL_FAULT_CONFIRMED", "system", summary=text.drill_fault_confirmed)

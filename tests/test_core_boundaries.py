@@ -71,6 +71,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.event_data",
         "core.event_catalogue",
         "core.event_summaries",
+        "core.incident_summaries",
         "core.reducers",
         "core.task_reducers",
         "core.work_reducers",
