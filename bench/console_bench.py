@@ -3,15 +3,21 @@ an empty database, in one run.
 
 The big log is real work written by the engine with its store (workflows of 1,000
 tasks on 20 simulated agents: every event has its reducer, the checkpoints are the
-ones the engine takes itself). A copy without any checkpoint shows the worst case
-(every event replayed). For each database a fresh console process is launched (so
-resident memory is its own) and reports: launch to first frame, to *panes filled*
-(the engine's state is open and drawn), to *a command answered* (``/coordination-hub
-list-workflows`` through the console's link), to the event log filled; the log's
-fetch latency; a whole-screen frame; resident memory. Targets: panes filled <= 1.5x
-empty and < 1 s; memory <= 1.3x empty.
+ones the engine takes itself). It is measured with its checkpoints after head - 20,000
+removed (issue #22: an open replays the last 20,000-odd events, not the best case of a
+checkpoint at the head); ``--best`` adds the log as built (its last checkpoint at the
+head) and ``--bare`` a copy without any checkpoint (every event replayed). Every launch
+opens a fresh copy of its database (a console hosts what it opens and writes to it).
+For each database a fresh console process is launched (so resident memory is its own)
+and reports, in wall time and in the CPU time of the process (all its threads: the
+fairer figure on a shared machine): launch to first frame, to *panes filled* (the
+engine's state is open and drawn), to *a command answered* (``/coordination-hub
+list-workflows`` through the console's link), to the event log filled (its default
+view's rows counted and the last screen of them read); the log's fetch latency; a
+whole-screen frame; resident memory. Targets: panes filled <= 1.5x empty and the
+engine's part < 1 s; memory <= 1.3x empty.
 
-    .venv/bin/python bench/console_bench.py [--events 1000000] [--keep DIR] [--runs 3]
+    .venv/bin/python bench/console_bench.py [--events 1000000] [--keep DIR] [--runs 3] [--best] [--bare]
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -75,17 +83,31 @@ def build_big(path: Path, total: int, seed: int = 0) -> dict[str, float]:
     return {"build_s": time.perf_counter() - t0, "workflows": n}
 
 
-def without_checkpoints(src: Path, dst: Path) -> None:
-    """The same log with no checkpoint: an open replays every event."""
-    import shutil
-
+def copy_db(src: Path, dst: Path) -> Path:
+    """``src`` with its anchor (without it the copy reports a loss) at ``dst``."""
     shutil.copy(src, dst)
-    shutil.copy(f"{src}.head", f"{dst}.head")  # its anchor: without it the copy reports a loss
+    shutil.copy(f"{src}.head", f"{dst}.head")
+    return dst
+
+
+def checkpoints_before(src: Path, dst: Path, behind: int | None) -> None:
+    """The same log keeping only the checkpoints at least ``behind`` events before its
+    head (None: no checkpoint at all: an open replays every event)."""
+    copy_db(src, dst)
     con = sqlite3.connect(dst)
-    con.execute("DELETE FROM checkpoints")
+    head = con.execute("SELECT max(seq) FROM events").fetchone()[0]
+    con.execute("DELETE FROM checkpoints WHERE seq > ?", (-1 if behind is None else head - behind,))
     con.commit()
-    con.execute("VACUUM")
     con.close()
+
+
+def describe(db: Path) -> tuple[int, int, int | None]:
+    """(events, checkpoints, the newest checkpoint's seq)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    n_cp, last_cp = con.execute("SELECT count(*), max(seq) FROM checkpoints").fetchone()
+    n_ev = con.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+    con.close()
+    return n_ev, n_cp, last_cp
 
 
 # -- the child: one console, measured --------------------------------------------
@@ -99,27 +121,34 @@ def child(db: str, t_launch: float) -> None:
 
     out: dict[str, object] = {}
 
+    def cpu() -> float:  # the process's CPU seconds, every thread (the engine opens in one)
+        return time.process_time()
+
     async def go() -> None:
         app = OpsdeckApp(db=Path(db), config=Config(), demo=False, speed=0)
         async with app.run_test(size=SIZE) as pilot:
             while app.first_frame_wall is None:
                 await asyncio.sleep(0.001)
             out["first_frame_s"] = app.first_frame_wall - t_launch
+            out["first_frame_cpu"] = cpu()
             log = app.query_one(EventLog)
             while not app.link_ready.is_set():  # panes filled from the engine's state
                 await asyncio.sleep(0.002)
             await pilot.pause(0)
             out["panes_filled_s"] = time.time() - t_launch
+            out["panes_filled_cpu"] = cpu()
             link = await app.link_opened(timeout=600)
             t = time.perf_counter()
             resp = await link.send("/coordination-hub list-workflows")
             assert resp["status"] == "success", resp
             out["command_s"] = time.perf_counter() - t
             out["usable_s"] = time.time() - t_launch
+            out["usable_cpu"] = cpu()
             out["workflows_listed"] = len(resp["result"]["workflows"])
-            while log.head > 0 and not log.visible_ready():
+            while log.head > 0 and not (log.count and log.visible_ready()):  # count 0: rows not yet counted
                 await asyncio.sleep(0.002)
             out["log_filled_s"] = time.time() - t_launch
+            out["log_filled_cpu"] = cpu()
             t_ready = time.perf_counter()
             out["events"] = log.head
             await pilot.pause(0.2)
@@ -158,15 +187,21 @@ def child(db: str, t_launch: float) -> None:
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def run_child(db: Path) -> dict[str, float]:
-    t = time.time()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", str(db), "--t0", repr(t)],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        cwd=ROOT,
-    )
+def run_child(db: Path, work: Path) -> dict[str, float]:
+    """One console on a fresh copy of ``db`` (deleted after)."""
+    run = copy_db(db, work / "launch.db")
+    try:
+        t = time.time()
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(run), "--t0", repr(t)],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            cwd=ROOT,
+        )
+    finally:
+        for suffix in ("", ".head", "-wal", "-shm", ".lease"):
+            Path(f"{run}{suffix}").unlink(missing_ok=True)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -178,6 +213,9 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--keep", metavar="DIR", help="build (or reuse) the databases in DIR")
     ap.add_argument("--runs", type=int, default=3, help="console launches per database (medians are reported)")
+    ap.add_argument("--behind", type=int, default=20_000, help="the newest checkpoint kept is this far before the head")
+    ap.add_argument("--best", action="store_true", help="also the log as built (a checkpoint at its head)")
+    ap.add_argument("--bare", action="store_true", help="also the log without any checkpoint (slow: ~1 min a launch)")
     ap.add_argument("--child")
     ap.add_argument("--t0", type=float)
     args = ap.parse_args()
@@ -186,7 +224,9 @@ def main() -> int:
         return 0
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="opsdeck-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    empty, big, bare = work / "empty.db", work / f"real-{args.events}.db", work / f"real-{args.events}-nocheckpoint.db"
+    empty, big = work / "empty.db", work / f"real-{args.events}.db"
+    behind = work / f"real-{args.events}-behind-{args.behind}.db"
+    bare = work / f"real-{args.events}-nocheckpoint.db"
     if not empty.exists():
         build_empty(empty)
     if not big.exists():
@@ -195,30 +235,44 @@ def main() -> int:
             f"built {args.events:,} real events ({info['workflows']:.0f} workflows of 1,000 tasks) in "
             f"{info['build_s']:.1f}s; {big.stat().st_size / 1e6:.0f} MB"
         )
-    if not bare.exists():
-        without_checkpoints(big, bare)
-    con = sqlite3.connect(big)
-    n_cp, last_cp = con.execute("SELECT count(*), max(seq) FROM checkpoints").fetchone()
-    n_ev = con.execute("SELECT max(seq) FROM events").fetchone()[0]
-    con.close()
-    print(
-        f"{n_ev:,} events; the engine's own checkpoints: {n_cp}, the last at seq {last_cp:,} ({n_ev - last_cp:,} events before the head)"
-    )
+    if not behind.exists():
+        checkpoints_before(big, behind, args.behind)
+    if args.bare and not bare.exists():
+        checkpoints_before(big, bare, None)
+    n_ev, n_cp, last_cp = describe(big)
     label = f"{n_ev / 1e6:.1f}M" if n_ev >= 1e6 else f"{n_ev / 1e3:.0f}k"
-    dbs = {"empty": empty, label: big, f"{label}, no checkpoint": bare}
+    b_ev, b_cp, b_last = describe(behind)
+    assert b_last is not None and b_ev - b_last >= args.behind, (b_ev, b_last)
+    print(
+        f"{n_ev:,} events; the engine's own checkpoints: {n_cp}, the last at seq {last_cp:,} ({n_ev - last_cp:,} before the head)"
+    )
+    print(
+        f"measured: a copy keeping {b_cp} of them, the newest at seq {b_last:,} ({b_ev - b_last:,} events before the head)"
+    )
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    main_label = f"{label}, {b_ev - b_last:,} behind"
+    dbs = {"empty": empty, main_label: behind}
+    if args.best:
+        dbs[f"{label}, cp at head"] = big
+    if args.bare:
+        dbs[f"{label}, no checkpoint"] = bare
     results: dict[str, list[dict[str, float]]] = {k: [] for k in dbs}
     for _ in range(args.runs):  # interleaved, so all see the same machine load
         for k, db in dbs.items():
-            results[k].append(run_child(db))
+            results[k].append(run_child(db, work))
     med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in results.items()}
     e = med["empty"]
     rows = [
         ("workflows listed by the command", "workflows_listed", "{:,.0f}"),
         ("launch -> first frame (s)", "first_frame_s", "{:.3f}"),
+        ("  CPU (s)", "first_frame_cpu", "{:.3f}"),
         ("launch -> panes filled (s)", "panes_filled_s", "{:.3f}"),
+        ("  CPU (s)", "panes_filled_cpu", "{:.3f}"),
         ("launch -> a command answered (s)", "usable_s", "{:.3f}"),
+        ("  CPU (s)", "usable_cpu", "{:.3f}"),
         ("  that command (list-workflows) (s)", "command_s", "{:.3f}"),
         ("launch -> event log filled (s)", "log_filled_s", "{:.3f}"),
+        ("  CPU (s)", "log_filled_cpu", "{:.3f}"),
         ("log top: fetch (ms)", "top_fetch_ms", "{:.1f}"),
         ("log middle: fetch (ms)", "middle_fetch_ms", "{:.1f}"),
         ("log end: fetch (ms)", "end_fetch_ms", "{:.1f}"),
@@ -226,26 +280,25 @@ def main() -> int:
         ("resident memory (MB)", "rss_mb", "{:.1f}"),
     ]
     print(f"\nopsdeck console benchmark ({args.runs} launches each, medians; terminal {SIZE[0]}x{SIZE[1]})")
-    head = "".join(f"{k:>22}{'ratio':>8}" for k in list(dbs)[1:])
+    head = "".join(f"{k:>26}{'ratio':>8}" for k in list(dbs)[1:])
     print(f"{'measure':<38}{'empty':>12}{head}")
     for what, key, fmt in rows:
         line = f"{what:<38}{fmt.format(e[key]):>12}"
         for k in list(dbs)[1:]:
             v = med[k][key]
-            line += f"{fmt.format(v):>22}" + (f"{v / e[key]:>7.2f}x" if e[key] else f"{'—':>8}")
+            line += f"{fmt.format(v):>26}" + (f"{v / e[key]:>7.2f}x" if e[key] else f"{'—':>8}")
         print(line)
-    b = med[label]
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    b = med[main_label]
     checks = [
+        (f"panes filled, {main_label} <= 1.5x empty", b["panes_filled_s"] <= 1.5 * e["panes_filled_s"]),
+        ("  in CPU time <= 1.5x empty", b["panes_filled_cpu"] <= 1.5 * e["panes_filled_cpu"]),
         (
-            f"panes filled, {label} (engine's checkpoints) <= 1.5x empty",
-            b["panes_filled_s"] <= 1.5 * e["panes_filled_s"],
-        ),
-        (
-            f"panes filled, {label}: the engine's part (after the first frame) < 1 s",
+            f"panes filled, {main_label}: the engine's part (after the first frame) < 1 s",
             b["panes_filled_s"] - b["first_frame_s"] < 1.0,
         ),
-        (f"a command answered, {label} <= 1.5x empty", b["usable_s"] <= 1.5 * e["usable_s"]),
-        (f"memory, {label} <= 1.3x empty", b["rss_mb"] <= 1.3 * e["rss_mb"]),
+        (f"a command answered, {main_label} <= 1.5x empty", b["usable_s"] <= 1.5 * e["usable_s"]),
+        (f"memory, {main_label} <= 1.3x empty", b["rss_mb"] <= 1.3 * e["rss_mb"]),
     ]
     print()
     for what, ok in checks:

@@ -60,3 +60,28 @@ def test_sev_means_x_or_worse_in_sql_and_python(tmp_path):
     shown = LogFilter.parse("sev:info", progress=True)
     assert set(src.filter_seqs(shown, 100)) == set(range(1, 15)) == {e.seq for e in evs if shown.matches(e)}
     src.close()
+
+
+def test_default_view_read_from_the_type_index_matches_the_table_scan(tmp_path):
+    """The default view (progress folded, nothing typed) is every seq but TASK_PROGRESS's,
+    read from the (type, seq) index; the same seqs as the general query, at any ``upto``,
+    with progress rows first, last, in runs and alone."""
+    path = tmp_path / "log.db"
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, ts REAL, type TEXT, component TEXT, scope TEXT, actor TEXT, data TEXT)"
+    )
+    con.execute("CREATE INDEX events_type ON events(type, seq)")
+    progress = {1, 2, 5, 9, 10, 11, 20}
+    for seq in range(1, 21):
+        t = "TASK_PROGRESS" if seq in progress else "TASK_STARTED"
+        con.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?)", (seq, float(seq), t, "c", "s", "engine", "{}"))
+    con.commit()
+    con.close()
+    src = LogSource(path)
+    flt = LogFilter()
+    for upto in (0, 1, 3, 5, 8, 11, 19, 20, 100):
+        want = [s for s in range(1, min(upto, 20) + 1) if s not in progress]
+        assert list(src.filter_seqs(flt, upto)) == want, upto
+    assert list(src.filter_seqs(LogFilter.parse("sev:info"), 100)) == [s for s in range(1, 21) if s not in progress]
+    src.close()

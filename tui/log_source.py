@@ -273,6 +273,8 @@ class LogSource:
 
     def filter_seqs(self, flt: LogFilter, upto: int) -> array:
         """Sequence numbers of the events that match ``flt``, up to ``upto``."""
+        if flt.hides_progress and not (flt.type or flt.workflow or flt.text or flt.severity not in ("", "info")):
+            return self._all_but(TASK_PROGRESS, upto)
         where = ["seq <= ?"]
         args: list[object] = [upto]
         if flt.type:
@@ -304,6 +306,28 @@ class LogSource:
                 if not rows:
                     break
                 out.extend(r[0] for r in rows)
+        return out
+
+    def _all_but(self, type_: str, upto: int) -> array:
+        """Every seq up to ``upto`` except those of ``type_`` events (the default view:
+        progress folded). Read from the (type, seq) index: only the left-out seqs, the
+        rest filled in as ranges (seqs are gap-free from 1). Scanning the table for the
+        kept ones read every row of the log (a 1M-event log: 0.7 s of CPU at launch)."""
+        out = array("q")
+        with self._lock:
+            db = self._conn()
+            if db is None:
+                return out
+            top = db.execute("SELECT max(seq) FROM events WHERE seq <= ?", (upto,)).fetchone()[0] or 0
+            cur = db.execute("SELECT seq FROM events WHERE type = ? AND seq <= ? ORDER BY seq", (type_, top))
+            nxt = 1
+            while rows := cur.fetchmany(20000):
+                for (s,) in rows:
+                    if s > nxt:
+                        out.extend(range(nxt, s))
+                    nxt = s + 1
+        if top >= nxt:
+            out.extend(range(nxt, top + 1))
         return out
 
     def close(self) -> None:
