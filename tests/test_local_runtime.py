@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -418,16 +419,16 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
     import argparse
     import resource
 
-    from core.runtimes import agent_host, task_run
+    from core.runtimes import agent_host, task_process, task_run
 
     seen: list[dict[str, object]] = []
-    real = asyncio.create_subprocess_exec
+    real = subprocess.Popen
 
-    async def spy(*argv: str, **kw: object) -> asyncio.subprocess.Process:
+    def spy(*argv: object, **kw: object) -> subprocess.Popen[bytes]:
         seen.append(kw)
-        return await real(*argv, **kw)  # type: ignore[arg-type]
+        return real(*argv, **kw)  # type: ignore[call-overload,no-any-return]
 
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
+    monkeypatch.setattr(task_process.subprocess, "Popen", spy)
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32))
     secret.chmod(0o600)
@@ -455,7 +456,7 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
     finally:
         await host.runner.stop_run(run, "test over")
         if run.proc is not None and run.proc.returncode is None:
-            run.proc.kill()
+            run.proc.popen.kill()
             await run.proc.wait()
 
 

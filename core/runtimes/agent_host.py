@@ -218,9 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cgroup", default=None)
     args = p.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console
-    if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
-        # One event loop, no watcher thread per child (3.11's default starts one per process).
-        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     return asyncio.run(Host(args).main())
 
 

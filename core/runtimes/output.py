@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections import OrderedDict
 from pathlib import Path
 
 LINE_MAX = 4096
@@ -34,6 +35,11 @@ def output_path(directory: Path, task: str, attempt: int) -> Path:
     return directory / f"{_UNSAFE.sub('_', task)[:120]}.{attempt}.log"
 
 
+def _create(path: Path) -> int:
+    """The output file, new and empty, 0600; a symlink planted at its name is an error."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
 class TaskOutput:
     """One run's output: the file, the line splitter and the per-report budget."""
 
@@ -51,8 +57,11 @@ class TaskOutput:
         self._budget = REPORT_BYTES
         if path is not None:
             try:
-                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                try:
+                    self._fd = _create(path)
+                except FileNotFoundError:  # its directory first (once per agent, or after a cleanup)
+                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    self._fd = _create(path)
             except OSError as exc:
                 self.error = f"cannot write the output file {path}: {exc.strerror}"
                 self.path = None
@@ -65,9 +74,7 @@ class TaskOutput:
             if self._written + len(data) > FILE_MAX and self._written > 0:
                 os.close(self._fd)
                 os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-                self._fd = os.open(
-                    self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-                )
+                self._fd = _create(self.path)
                 self._written = 0
             os.write(self._fd, data)
             self._written += len(data)
@@ -141,15 +148,40 @@ class TaskOutput:
         return f"[{n:,} more output lines ({b:,} characters) not shown{where}]"
 
 
-def prune(directory: Path, keep: int = FILES_KEEP) -> None:
-    """Remove all but the newest ``keep`` output files (and their rotated parts)."""
-    with contextlib.suppress(OSError):
-        with os.scandir(directory) as it:  # file types without a stat each (this runs before every task)
-            logs = [e for e in it if e.name.endswith(".log") and e.is_file(follow_symlinks=False)]
-        if len(logs) <= keep:
-            return
-        files = [Path(e.path) for e in sorted(logs, key=lambda e: e.stat(follow_symlinks=False).st_mtime)]
-        for p in files[:-keep] if keep else files:
-            for q in (p, p.with_name(p.name + ".1")):
+class OutputFiles:
+    """One agent's output directory: a file per run, the oldest removed past ``keep``.
+
+    The directory is listed once, the first time a run starts (files left by an earlier
+    host of this agent, oldest first by modification time); after that the runs this
+    runner starts are added in order, so a run's start costs no listing and no stat."""
+
+    def __init__(self, directory: Path, keep: int = FILES_KEEP) -> None:
+        self.directory = directory
+        self.keep = keep
+        self._names: OrderedDict[str, None] | None = None
+        """The ``.log`` files kept, oldest first (None until the directory was listed)."""
+
+    def _listed(self) -> OrderedDict[str, None]:
+        found: list[tuple[float, str]] = []
+        with contextlib.suppress(OSError), os.scandir(self.directory) as it:
+            for e in it:
+                if e.name.endswith(".log") and e.is_file(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        found.append((e.stat(follow_symlinks=False).st_mtime, e.name))
+        return OrderedDict((name, None) for _, name in sorted(found))
+
+    def open(self, task: str, attempt: int) -> TaskOutput:
+        """The run's output file, after removing the oldest beyond ``keep`` (and their
+        rotated parts)."""
+        if self._names is None:
+            self._names = self._listed()
+        names = self._names
+        path = output_path(self.directory, task, attempt)
+        names.pop(path.name, None)
+        names[path.name] = None
+        while len(names) > max(self.keep, 1):
+            old, _ = names.popitem(last=False)
+            for q in (old, old + ".1"):
                 with contextlib.suppress(OSError):
-                    q.unlink()
+                    os.unlink(self.directory / q)
+        return TaskOutput(path)

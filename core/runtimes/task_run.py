@@ -18,7 +18,6 @@ on another agent starts with ``OPSDECK_RESUME_PROGRESS`` and ``OPSDECK_CONTEXT``
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -29,6 +28,7 @@ from typing import Any
 from ..usage.meter import Meter
 from .limits import TaskCgroup
 from .output import LINE_MAX, TaskOutput
+from .task_process import TaskProcess
 from .tty import TaskTerminal
 
 PROGRESS_PREFIX = "OPSDECK_PROGRESS"
@@ -61,7 +61,7 @@ class Run:
         self.task: str = msg["task"]
         self.attempt: int = int(msg.get("attempt", 0))
         self.msg = msg
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: TaskProcess | None = None
         self.pgid: int | None = None
         self.create_time: float | None = None
         ctx = msg.get("context") or {}

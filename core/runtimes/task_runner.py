@@ -27,7 +27,7 @@ import socket
 import subprocess
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,10 @@ import psutil
 
 from .input_wait import stdin_target, waiting_for_input
 from .limits import TaskCgroup, apply_from_parent, relimit
-from .output import TaskOutput, output_path, prune
+from .output import OutputFiles
+from .task_process import TaskProcess, create_time
 from .task_run import Run
-from .task_tree import TaskTree, exited
+from .task_tree import TaskTree
 from .tty import TaskTerminal
 
 RESULTS_KEEP = 256
@@ -78,6 +79,12 @@ class TaskRunner:
         self.me = psutil.Process()
         self.tree = TaskTree(self.me)
         """The running task's processes (a subreaper's: see :mod:`core.runtimes.task_tree`)."""
+        self.tasks: set[asyncio.Task[None]] = set()
+        """The runs' output pumps and watchdogs while they run."""
+        self.base_env = dict(os.environ)
+        """The host's environment, read once (``os.environ`` decodes every variable on each copy)."""
+        self.outputs = OutputFiles(config.output_dir) if config.output_dir is not None else None
+        """Each run's whole output, one file per run (none without an output directory)."""
 
     def current(self) -> dict[str, Any] | None:
         r = self.run
@@ -162,7 +169,7 @@ class TaskRunner:
     # -- running a task ---------------------------------------------------------------------
     def _environment(self, r: Run) -> dict[str, str]:
         m = r.msg
-        env = dict(os.environ)
+        env = dict(self.base_env)
         env.update({str(k): str(v) for k, v in (m.get("env") or {}).items()})
         ctx = m.get("context") or {}
         env["OPSDECK_AGENT"] = self.config.agent
@@ -191,9 +198,8 @@ class TaskRunner:
         if cfg.make_dirs and (why := self._make_dirs(r)) is not None:
             self.finish(r, r.failed_to_start(why))
             return
-        if cfg.output_dir is not None:
-            prune(cfg.output_dir)
-            r.out = TaskOutput(output_path(cfg.output_dir, r.task, r.attempt))
+        if self.outputs is not None:
+            r.out = self.outputs.open(r.task, r.attempt)
         memory_mb = m.get("memory_mb") or None
         cg_path = None
         if cfg.cgroup_parent and cfg.mech_memory == "cgroup":
@@ -209,7 +215,7 @@ class TaskRunner:
                 r.cgroup = None
         mech_memory = cfg.mech_memory if cg_path or cfg.mech_memory != "cgroup" else "rlimit_as"
         try:
-            r.proc = await self._spawn(r)
+            r.proc = self._spawn(r)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             if r.terminal is not None:
                 r.terminal.close()
@@ -227,13 +233,10 @@ class TaskRunner:
             pass  # it has already exited: nothing left to limit
         except (OSError, ValueError) as exc:
             self.signal_group(r, signal.SIGKILL)
-            await exited(r.proc)
+            await r.proc.wait()
             self.finish(r, r.failed_to_start(f"could not apply the task's limits: {exc}"))
             return
-        try:
-            r.create_time = psutil.Process(r.proc.pid).create_time()
-        except psutil.Error:
-            r.create_time = None
+        r.create_time = create_time(r.proc.pid)
         limits = {
             "memory_mb": memory_mb,
             "memory": cfg.mech_memory if memory_mb else None,
@@ -251,41 +254,40 @@ class TaskRunner:
                 "limits": limits,
             }
         )
-        asyncio.get_running_loop().create_task(self.pump_output(r))
-        asyncio.get_running_loop().create_task(self.watch(r))
+        self._keep(self.pump_output(r))
+        if r.interactive or r.msg.get("timeout_s") or r.msg.get("memory_mb"):
+            self._keep(self.watch(r))  # nothing to watch for otherwise: no wake-ups
 
-    async def _spawn(self, r: Run) -> asyncio.subprocess.Process:
+    def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task held until it is done (the loop keeps only weak references)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _spawn(self, r: Run) -> TaskProcess:
         """The task's process: its command (argv, or a shell line), in a session of its own."""
         m, launcher = r.msg, self.config.launcher
         command = m.get("command")
-        kw: dict[str, Any] = {
-            "cwd": m.get("cwd") or None,
-            "env": self._environment(r),
-            "stdin": asyncio.subprocess.PIPE if r.interactive else asyncio.subprocess.DEVNULL,
-            "stdout": asyncio.subprocess.PIPE,
-            "stderr": asyncio.subprocess.STDOUT,
-            "start_new_session": True,
-            "limit": 1 << 20,
-        }
         if not command:
             raise ValueError("the task has no command")
+        env = self._environment(r)
+        terminal = None
         if r.tty:  # the pty's slave is its stdin, stdout, stderr and controlling terminal
             r.terminal = TaskTerminal()
-            kw.update(r.terminal.spawn_args())
-            kw["env"].setdefault("TERM", "xterm-256color")
+            terminal = r.terminal.spawn_args()
+            env.setdefault("TERM", "xterm-256color")
         if m.get("shell"):
             text = command if isinstance(command, str) else shlex.join(command)
-            if launcher:
-                return await asyncio.create_subprocess_exec(*launcher, "/bin/sh", "-c", text, **kw)
-            return await asyncio.create_subprocess_shell(text, **kw)
-        argv = shlex.split(command) if isinstance(command, str) else list(command)
-        return await asyncio.create_subprocess_exec(*launcher, *argv, **kw)
+            argv = [*launcher, "/bin/sh", "-c", text]
+        else:
+            argv = [*launcher, *(shlex.split(command) if isinstance(command, str) else list(command))]
+        return TaskProcess.spawn(argv, env, m.get("cwd") or None, r.interactive, terminal)
 
     async def pump_output(self, r: Run) -> None:
         """Wait for the task to exit, read its output meanwhile, then report once."""
         assert r.proc is not None
         reader = asyncio.get_running_loop().create_task(self.read_output(r))
-        rc = await exited(r.proc)
+        rc = await r.proc.wait()
         self.kill_tree(r, signal.SIGKILL)  # leave nothing of the task behind, detached ones included
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reader, 2.0)
@@ -318,6 +320,8 @@ class TaskRunner:
 
     def finish(self, r: Run, report: dict[str, Any], keep: bool = True) -> None:
         r.out.close()
+        if r.proc is not None:
+            r.proc.close()
         if r.terminal is not None:
             r.terminal.close()
         if r.cgroup is not None:
@@ -345,10 +349,10 @@ class TaskRunner:
         self.kill_tree(r, signal.SIGTERM)
         self.kill_tree(r, signal.SIGCONT)
         try:
-            await asyncio.wait_for(exited(r.proc), self.config.grace_s)
+            await asyncio.wait_for(r.proc.wait(), self.config.grace_s)
         except TimeoutError:
             self.kill_tree(r, signal.SIGKILL)
-            await exited(r.proc)
+            await r.proc.wait()
 
     def kill_tree(self, r: Run, sig: int) -> None:
         """Signal the run's group and every process of its tree (other sessions too)."""
@@ -409,12 +413,9 @@ class TaskRunner:
                 if r.terminal is not None:
                     ans["bytes"] = await r.terminal.write(data)
                 else:
-                    assert r.proc.stdin is not None
-                    r.proc.stdin.write(data)
-                    await asyncio.wait_for(r.proc.stdin.drain(), INPUT_TIMEOUT_S)
-                    ans["bytes"] = len(data)
+                    ans["bytes"] = await r.proc.write(data, INPUT_TIMEOUT_S)
                 r.last_output_at = time.monotonic()  # an answer starts a new quiet period
-            except (OSError, TimeoutError, AssertionError) as exc:
+            except (OSError, TimeoutError) as exc:
                 ans["error"] = f"writing to its stdin failed: {exc}"
         self.send(ans)
 
@@ -422,7 +423,7 @@ class TaskRunner:
         self.kill_tree(r, signal.SIGTERM)
         assert r.proc is not None
         try:
-            await asyncio.wait_for(exited(r.proc), self.config.grace_s)
+            await asyncio.wait_for(r.proc.wait(), self.config.grace_s)
         except TimeoutError:
             self.kill_tree(r, signal.SIGKILL)
 

@@ -9,7 +9,6 @@ running task and is counted in its memory and killed with it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import os
@@ -17,11 +16,6 @@ import os
 import psutil
 
 PR_SET_CHILD_SUBREAPER = 36
-EXIT_POLL_S = 0.05
-"""The longest wait between two looks at a running task's exit status."""
-EXIT_POLL_FIRST_S = 0.001
-"""The first wait: it doubles up to EXIT_POLL_S, so a short task is seen ending within a
-few milliseconds and a long one costs a wake-up every EXIT_POLL_S."""
 
 
 def become_subreaper() -> bool:
@@ -31,17 +25,6 @@ def become_subreaper() -> bool:
         return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
-
-
-async def exited(proc: asyncio.subprocess.Process) -> int:
-    """The exit status as soon as the process is gone. (Before Python 3.12,
-    ``Process.wait()`` also waits for its pipes to close, which a detached grandchild
-    holding the task's stdout would put off forever.)"""
-    wait = EXIT_POLL_FIRST_S
-    while proc.returncode is None:  # no event fires at exit alone before 3.12: look, backing off
-        await asyncio.sleep(wait)
-        wait = min(wait * 2, EXIT_POLL_S)
-    return proc.returncode
 
 
 def child_pids(pid: int) -> list[int] | None:
@@ -122,7 +105,7 @@ class TaskTree:
 
     def reap(self, running: int | None) -> None:
         """Collect exited orphans handed to this subreaper (never ``running``, the
-        task's own child, which asyncio waits for)."""
+        task's own child, whose status :class:`~core.runtimes.task_process.TaskProcess` collects)."""
         if not self.subreaper:
             return
         kids = child_pids(self.me.pid)

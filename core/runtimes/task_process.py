@@ -1,0 +1,207 @@
+"""A task's first process: spawned by the agent host, its exit seen through a pidfd.
+
+The host spawns with :class:`subprocess.Popen` (``vfork`` + ``exec``: nothing runs in
+the child but the C code that sets it up, so a spawn costs what the kernel makes it
+cost, not a copy of a Python process; ``close_fds``, ``start_new_session``) and holds
+the task's descriptors itself: the read end of its output pipe (stdout and stderr
+together) and, for an interactive task, the write end of its stdin. Its exit is a
+readable pidfd (Linux 5.3): one wake-up when it ends, none while it runs (asyncio's
+subprocess transport waits for the pipes to close as well before 3.12, and costs a
+transport, a protocol and stream objects per task). Where ``pidfd_open`` is missing,
+the exit is looked at after 1, 2, 4 ... ms up to :data:`EXIT_POLL_S`.
+
+The status is collected with ``Popen.poll`` (``waitpid`` on this pid only), so the
+subreaper's sweep of orphans (:meth:`~core.runtimes.task_tree.TaskTree.reap`, which
+skips the running task's pid) never takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+EXIT_POLL_S = 0.05
+"""The longest wait between two looks at a running task's exit status (no pidfd)."""
+EXIT_POLL_FIRST_S = 0.001
+"""The first wait: it doubles up to EXIT_POLL_S."""
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_boot_time: float | None = None
+
+
+def boot_time() -> float:
+    """When this machine booted (``btime`` in ``/proc/stat``), read once: psutil's basis
+    for a process's create time."""
+    global _boot_time
+    if _boot_time is None:
+        import psutil
+
+        _boot_time = psutil.boot_time()
+    return _boot_time
+
+
+def create_time(pid: int) -> float | None:
+    """The process's create time as psutil computes it (its start in clock ticks since
+    boot, from ``/proc/PID/stat``, plus the boot time), from one small read; None when
+    it cannot be read (gone, or not Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        fields = data[data.rindex(b")") + 2 :].split()
+        return int(fields[19]) / _CLOCK_TICKS + boot_time()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class FdReader:
+    """``await read(n)`` on a non-blocking descriptor: b"" at its end (or on an error)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+
+    async def read(self, n: int) -> bytes:
+        while True:
+            try:
+                return os.read(self.fd, n)
+            except BlockingIOError:
+                await _ready(self.fd, asyncio.get_running_loop().add_reader, asyncio.get_running_loop().remove_reader)
+            except OSError:
+                return b""
+
+
+async def _ready(fd: int, add: Callable[..., Any], remove: Callable[[int], Any]) -> None:
+    """Until ``fd`` is ready (``add``/``remove``: the loop's reader or writer calls)."""
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    add(fd, _wake, fut)
+    try:
+        await fut
+    finally:
+        remove(fd)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class TaskProcess:
+    """The task's first process: its pid, its output, its stdin, its exit."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], output: int | None, stdin: int | None) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.stdout = FdReader(output) if output is not None else None
+        """The read end of the task's output pipe (None under a pty: the terminal reads it)."""
+        self.stdin = stdin
+        """The write end of an interactive task's stdin pipe (non-blocking), else None."""
+        if stdin is not None:
+            os.set_blocking(stdin, False)
+        loop = asyncio.get_running_loop()
+        self._exit: asyncio.Future[int] = loop.create_future()
+        self._pidfd: int | None = None
+        self._poller: asyncio.Task[None] | None = None
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self._poller = loop.create_task(self._poll_exit())
+        else:
+            loop.add_reader(self._pidfd, self._collect)
+
+    @classmethod
+    def spawn(
+        cls,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str | None,
+        interactive: bool,
+        terminal: dict[str, Any] | None = None,
+    ) -> TaskProcess:
+        """Start ``argv`` in a session of its own: stdout and stderr into one pipe, stdin
+        /dev/null (a pipe when ``interactive``); or the pty's ``terminal`` arguments."""
+        if terminal is not None:
+            popen = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, **terminal)
+            return cls(popen, None, None)
+        out_r, out_w = os.pipe()
+        in_r, in_w = os.pipe() if interactive else (None, None)
+        try:
+            popen = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=in_r if in_r is not None else subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=out_w,
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (out_r, in_w):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in (out_w, in_r):
+                if fd is not None:
+                    os.close(fd)
+        return cls(popen, out_r, in_w)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    async def wait(self) -> int:
+        """The exit status as soon as the process is gone (negative: killed by that signal)."""
+        return await asyncio.shield(self._exit)
+
+    def _collect(self) -> None:
+        """The pidfd is readable: the process has exited; take its status."""
+        rc = self.popen.poll()
+        if rc is None:
+            return  # not yet reapable (a spurious wake-up)
+        self._ended(rc)
+
+    async def _poll_exit(self) -> None:
+        wait = EXIT_POLL_FIRST_S
+        while (rc := self.popen.poll()) is None:
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, EXIT_POLL_S)
+        self._ended(rc)
+
+    def _ended(self, rc: int) -> None:
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if not self._exit.done():
+            self._exit.set_result(rc)
+
+    async def write(self, data: bytes, timeout: float) -> int:
+        """Write all of ``data`` to the task's stdin within ``timeout`` seconds."""
+        fd = self.stdin
+        if fd is None:
+            raise OSError("the task's stdin is not a pipe")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        done = 0
+        while done < len(data):
+            try:
+                done += os.write(fd, data[done:])
+            except BlockingIOError:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError(f"the task's stdin took {done} of {len(data)} bytes in {timeout:g}s") from None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_ready(fd, loop.add_writer, loop.remove_writer), left)
+        return done
+
+    def close(self) -> None:
+        """Let go of the task's descriptors (after its end)."""
+        for fd in (self.stdout.fd if self.stdout is not None else None, self.stdin):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.stdin = None
