@@ -1,6 +1,7 @@
 """Storage and verification benchmark, one interleaved run per section; ratios printed.
 
-- ``demo``: headless demo, one vs two simulated days: CPU seconds of the process and the
+- ``demo``: headless demo, one vs two simulated days, fresh processes interleaved twice:
+  CPU seconds of the process (each length's best run, medians beside) and the
   database's size (goals: CPU <= 2.1x, two days <= 15 MB).
 - ``history``: ``Engine.open`` (fresh process, on a fresh copy each time) of a database
   with 10,000 finished tasks of history (1,000 workflows of 10) vs one with none (goal <= 1.5x).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import resource
 import shutil
 import sqlite3
@@ -65,16 +67,36 @@ def child_cpu(argv: list[str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def demo(tmp: Path) -> None:
-    rows = []
+def demo(tmp: Path, repeat: int = 2) -> None:
+    """Fresh processes, interleaved (1 day, 2 days, 1 day, 2 days ...): the machine's
+    load moves a process's CPU time by 10-20 % between runs minutes apart, so one run
+    of each is not enough to tell 2.1x from 2x. The figures compared are each
+    length's least-disturbed run (load only adds CPU time), the medians beside them."""
+    runs: dict[int, list[tuple[float, float, float, float]]] = {1: [], 2: []}
+    for r in range(repeat):
+        for days in (1, 2):
+            db = tmp / f"demo{days}-{r}.db"
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            cpu = child_cpu(
+                [sys.executable, "-m", "opsdeck", "demo", "--headless", "--for", str(days * DAY), "--db", str(db)]
+            )
+            runs[days].append((cpu, time.perf_counter() - t0, size_mb(db), load))
+            print(
+                f"  run {r + 1}, {days} simulated day(s): {cpu:6.1f} CPU s, {runs[days][-1][1]:6.1f} s wall, "
+                f"load average {load:.1f}",
+                flush=True,
+            )
+    best = {d: min(v) for d, v in runs.items()}
+    med = {d: statistics.median(x[0] for x in v) for d, v in runs.items()}
     for days in (1, 2):
-        db = tmp / f"demo{days}.db"
-        cpu = child_cpu(
-            [sys.executable, "-m", "opsdeck", "demo", "--headless", "--for", str(days * DAY), "--db", str(db)]
+        print(
+            f"demo {days} simulated day(s): {best[days][0]:7.1f} CPU s   db {best[days][2]:6.1f} MB (best of {repeat})"
         )
-        rows.append((days, cpu, size_mb(db)))
-        print(f"demo {days} simulated day(s): {cpu:7.1f} CPU s   db {rows[-1][2]:6.1f} MB", flush=True)
-    print(f"two days vs one: CPU {rows[1][1] / rows[0][1]:.2f}x (goal <= 2.1x), db {rows[1][2]:.1f} MB (goal <= 15)")
+    print(
+        f"two days vs one: CPU {best[2][0] / best[1][0]:.2f}x best of {repeat} (goal <= 2.1x), "
+        f"{med[2] / med[1]:.2f}x of the medians; db {best[2][2]:.1f} MB (goal <= 15)"
+    )
 
 
 async def verified(db: Path) -> None:
