@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import psutil
 
+from .task_process import boot_time, create_time
+from .task_tree import descendant_pids
+
 
 @dataclass(frozen=True)
 class TreeUsage:
@@ -44,6 +47,8 @@ class Sampler:
 
     def __init__(self) -> None:
         self._procs: dict[tuple[int, float], psutil.Process] = {}
+        self._seen: set[tuple[int, float]] | None = None
+        """The handles the last :meth:`trees` pass used (what :meth:`forget_dead` keeps)."""
         psutil.cpu_percent(None)  # prime the system-wide delta
 
     def _handle(self, proc: psutil.Process) -> psutil.Process:
@@ -94,43 +99,60 @@ class Sampler:
         cpu, rss, n, _ = self._sum(members, skip_zombies=False)
         return TreeUsage(round(cpu, 2), round(rss / (1024 * 1024), 1), n)
 
-    def trees(self, roots: dict[str, tuple[int, float | None]]) -> dict[str, TreeUsage | None]:
-        """Usage of several trees from one pass over the process table (one ppid map,
-        instead of a /proc scan per agent): what keeps sampling 20 agents cheap."""
-        children: dict[int, list[int]] = {}
-        for p in psutil.process_iter(["ppid"]):
-            ppid = p.info.get("ppid")
-            if ppid is not None:
-                children.setdefault(ppid, []).append(p.pid)
-        out: dict[str, TreeUsage | None] = {}
-        for name, (pid, create_time) in roots.items():
+    def _at(self, pid: int, boot: float) -> tuple[tuple[int, float], psutil.Process] | None:
+        """The kept handle of ``pid`` and its key (a new handle, primed, for a process not
+        seen before), told apart from a reused pid by its create time read from ``/proc``;
+        None if gone."""
+        ct = create_time(pid, boot)
+        if ct is None:
+            return None
+        key = (pid, ct)
+        known = self._procs.get(key)
+        if known is None:
             try:
-                root = psutil.Process(pid)
-                if create_time is not None and abs(root.create_time() - create_time) > 0.05:
-                    out[name] = None
-                    continue
+                known = psutil.Process(pid)
             except psutil.Error:
+                return None
+            self._procs[key] = known
+            with contextlib.suppress(psutil.Error):
+                known.cpu_percent(None)  # first call primes; it reads 0
+        return key, known
+
+    def trees(self, roots: dict[str, tuple[int, float | None]]) -> dict[str, TreeUsage | None]:
+        """Usage of several trees, each walked down from its root through
+        ``/proc/PID/task/*/children`` (a few small reads per process of the tree: not
+        a read of every process on the machine, as ``process_iter`` is; it was most of
+        the console's CPU in the sampling loop). Handles of processes not seen in a
+        pass are dropped by :meth:`forget_dead` (they ended)."""
+        boot = boot_time()
+        seen: set[tuple[int, float]] = set()
+        ppids: dict[int, list[int]] | None = None
+        out: dict[str, TreeUsage | None] = {}
+        for name, (pid, ct) in roots.items():
+            root = self._at(pid, boot)
+            if root is None or (ct is not None and abs(root[0][1] - ct) > 0.05):
                 out[name] = None
                 continue
+            below = descendant_pids(pid)
+            if below is None:  # no children files: one pass over the process table for all roots
+                ppids = ppids if ppids is not None else _children_map()
+                below = _below(pid, ppids)
             cpu = 0.0
-            rss = 0
-            n = 0
-            stack = [pid]
-            seen: set[int] = set()
-            while stack:
-                q = stack.pop()
-                if q in seen:
+            rss = n = 0
+            for q in [pid, *below]:
+                at = root if q == pid else self._at(q, boot)
+                if at is None:
                     continue
-                seen.add(q)
-                stack.extend(children.get(q, ()))
+                key, h = at
                 try:
-                    h = self._handle(root if q == pid else psutil.Process(q))
                     cpu += h.cpu_percent(None)
                     rss += h.memory_info().rss
-                    n += 1
                 except psutil.Error:
                     continue
+                n += 1
+                seen.add(key)
             out[name] = TreeUsage(round(cpu, 2), round(rss / (1024 * 1024), 1), n)
+        self._seen = seen
         return out
 
     def group(self, pid: int, create_time: float | None) -> TaskMeasure | None:
@@ -149,10 +171,35 @@ class Sampler:
         return round(psutil.cpu_percent(None), 2), round(psutil.virtual_memory().percent, 2)
 
     def forget_dead(self) -> None:
-        """Drop handles of processes that have exited."""
+        """Drop handles of processes that have exited (after :meth:`trees`: those it did
+        not see; else each one looked at)."""
+        seen, self._seen = self._seen, None
         for key, p in list(self._procs.items()):
-            if not p.is_running():
+            if (key not in seen) if seen is not None else not p.is_running():
                 del self._procs[key]
+
+
+def _children_map() -> dict[int, list[int]]:
+    """Every process's children, from one pass over the process table."""
+    children: dict[int, list[int]] = {}
+    for p in psutil.process_iter(["ppid"]):
+        ppid = p.info.get("ppid")
+        if ppid is not None:
+            children.setdefault(ppid, []).append(p.pid)
+    return children
+
+
+def _below(pid: int, children: dict[int, list[int]]) -> list[int]:
+    """The descendants of ``pid`` in a children map."""
+    out: list[int] = []
+    stack = list(children.get(pid, ()))
+    while stack:
+        q = stack.pop()
+        if q in out:
+            continue
+        out.append(q)
+        stack.extend(children.get(q, ()))
+    return out
 
 
 def same_process(pid: int, create_time: float) -> bool:

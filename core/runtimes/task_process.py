@@ -30,29 +30,27 @@ EXIT_POLL_FIRST_S = 0.001
 """The first wait: it doubles up to EXIT_POLL_S."""
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_boot_time: float | None = None
 
 
 def boot_time() -> float:
-    """When this machine booted (``btime`` in ``/proc/stat``), read once: psutil's basis
-    for a process's create time."""
-    global _boot_time
-    if _boot_time is None:
-        import psutil
+    """When this machine booted (``btime`` in ``/proc/stat``), read as psutil reads it on
+    each call (a clock stepped since would otherwise shift every create time)."""
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"btime"):
+                return float(line.split()[1])
+    raise OSError("no btime line in /proc/stat")
 
-        _boot_time = psutil.boot_time()
-    return _boot_time
 
-
-def create_time(pid: int) -> float | None:
+def create_time(pid: int, boot: float | None = None) -> float | None:
     """The process's create time as psutil computes it (its start in clock ticks since
-    boot, from ``/proc/PID/stat``, plus the boot time), from one small read; None when
-    it cannot be read (gone, or not Linux)."""
+    boot, from ``/proc/PID/stat``, plus the boot time: ``boot`` when the caller read it
+    already), from one small read; None when it cannot be read (gone, or not Linux)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
         fields = data[data.rindex(b")") + 2 :].split()
-        return int(fields[19]) / _CLOCK_TICKS + boot_time()
+        return float(fields[19]) / _CLOCK_TICKS + (boot_time() if boot is None else boot)
     except (OSError, ValueError, IndexError):
         return None
 
