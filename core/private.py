@@ -168,6 +168,19 @@ def private_dir(path: str | Path) -> Path:
     return p
 
 
+def new_private_dir(path: str | Path) -> Path:
+    """``path`` as :func:`private_dir` makes it, in two system calls when it is new and
+    its parent exists (a ``mkdir`` of ours is ours and no symlink: nothing to check);
+    otherwise by :func:`private_dir`. For a directory made per task run."""
+    p = Path(path)
+    try:
+        os.mkdir(p, 0o700)
+    except OSError:  # there already (checked as any), or its parent is missing (made too)
+        return private_dir(p)
+    os.chmod(p, 0o700)  # mkdir's mode is filtered by the umask
+    return p
+
+
 def _runtime_base() -> Path:
     """A short directory of our own for sockets whose natural path is too long."""
     xdg = os.environ.get("XDG_RUNTIME_DIR")
