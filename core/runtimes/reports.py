@@ -13,6 +13,7 @@ from a cut-off agent, which the conflict-free merge decides.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from typing import Any, Generic
@@ -24,6 +25,9 @@ from ..usage.models import UsageReport
 from .dispatch import Dispatch
 from .fleet import Fleet, H, Links
 from .wire import MAX_LINE, OVERSIZE
+
+GROUP_ROW_AFTER_S = 0.1
+"""How long a run lasts before its process group is written to its host's row."""
 
 
 class Reports(Generic[H]):
@@ -80,12 +84,28 @@ class Reports(Generic[H]):
             return
         if kind == "started":
             h.task_pgid, h.task_create_time = msg.get("pgid"), msg.get("create_time")
-            self.links.save(h)
+            self._save_group_later(h)
             if task is not None and fleet.owns_attempt(h.agent, task, attempt):
                 sink.task_started(h.agent, task)
             return
         if kind in ("finished", "failed", "stopped"):
             self._ended(h, kind, task, attempt, msg)
+
+    def _save_group_later(self, h: H) -> None:
+        """Record the run's process group in the host's ``processes`` row once it has run
+        :data:`GROUP_ROW_AFTER_S` (skipped for a run that ended by then: nothing is left
+        to kill). The row is what a restarted console kills a dead host's task group
+        by; while this console lives it uses what it holds (``h.task_pgid``). Written on
+        every start, the row was a transaction of its own per task (most of the console's
+        CPU on short tasks); the window in which a crash of both console and host leaves a
+        task without a row grows from the report's own delay by this much."""
+        pgid = h.task_pgid
+
+        def save() -> None:
+            if not h.dead and pgid is not None and h.task_pgid == pgid:
+                self.links.save(h)
+
+        asyncio.get_running_loop().call_later(GROUP_ROW_AFTER_S, save)
 
     def _hello(self, h: H, msg: dict[str, Any]) -> None:
         """A (re)connection: what the host runs now (stopped unless the log assigns it)
