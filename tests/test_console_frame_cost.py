@@ -3,7 +3,8 @@
 The lists' rows and the header are drawn by rich (tui/strips.py) instead of Textual's
 visual pipeline: every cell (character, colour, attributes) must be what Textual draws.
 A changed row repaints that row, a changed border title its border row; the refresh
-timer redraws one list per tick; the console's young collections stay short."""
+timer draws one thing per tick (a list, the header, the log); the console's young
+collections stay short and never run inside a frame of the main screen."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from tests.console_support import make_app, settle
+from tests.console_support import make_app, settle, wait_for
 from tui.app import CONSOLE_GC_GEN0, PANE_TICKS, OpsdeckApp
 from tui.widgets.event_log import EventLog
 from tui.widgets.header_gauges import HeaderGauges
@@ -131,18 +132,29 @@ async def test_a_changed_row_repaints_that_row_and_a_title_its_border(tmp_path: 
         assert refreshed == []
 
 
-async def test_the_timer_redraws_one_list_per_tick(tmp_path: Path) -> None:
+async def test_the_timer_draws_one_thing_per_tick(tmp_path: Path) -> None:
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
         drawn: list[str] = []
         for pane in lists(app):
             pane.refresh_from = lambda link, p=pane: drawn.append(p.id)  # type: ignore[method-assign]
+        log_ticks: list[int] = []
+        real_log_tick = app._log_tick
+        app._log_tick = lambda: (log_ticks.append(1), real_log_tick())[1]  # type: ignore[method-assign]
+        header = app.header_pane
+        headers: list[int] = []
+        real_header_refresh = header.refresh
+        header.refresh = lambda *r, **k: (headers.append(1), real_header_refresh(*r, **k))[1]  # type: ignore[method-assign]
         app._pane_step = 0
-        for i in range(PANE_TICKS):
+        for _ in range(PANE_TICKS):
+            before = len(drawn) + len(log_ticks) + len(headers)
             app._tick_panes()
-            assert len(drawn) == i + 1  # one list per tick
-        assert sorted(drawn) == sorted(str(p.id) for p in lists(app))  # each once per REFRESH_S
+            assert len(drawn) + len(log_ticks) + len(headers) <= before + 1  # at most one thing per tick
+        assert sorted(drawn) == sorted(str(p.id) for p in lists(app))  # each list once per REFRESH_S
+        assert len(log_ticks) == 2  # the log's growth twice per REFRESH_S
+        assert 1 <= len(headers) <= 2  # the header once, and its seq when the log's head moved
+        header.refresh = real_header_refresh  # type: ignore[method-assign]
         drawn.clear()
         app.refresh_panes()  # after an operator's action: every list at once
         assert sorted(drawn) == sorted(str(p.id) for p in lists(app))
@@ -157,3 +169,18 @@ async def test_the_console_collects_young_objects_in_small_batches(tmp_path: Pat
             assert gc.get_threshold()[0] <= CONSOLE_GC_GEN0
     finally:
         gc.set_threshold(*before)
+
+
+async def test_the_main_screen_draws_its_frames_with_the_collector_paused(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        header = app.header_pane
+        seen: list[bool] = []
+        real = header.render_line
+        header.render_line = lambda y: (seen.append(gc.isenabled()), real(y))[1]  # type: ignore[method-assign]
+        header.refresh()
+        assert await wait_for(pilot, lambda: bool(seen))
+        header.render_line = real  # type: ignore[method-assign]
+        assert not any(seen)  # drawn inside the frame, the collector paused
+        assert gc.isenabled()  # and running again after it

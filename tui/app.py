@@ -50,6 +50,7 @@ from .screens.choose import ChooseScreen
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.incident import IncidentScreen
+from .screens.main import MainScreen
 from .screens.routes import detail_screen
 from .toasts import Repeats, toast_room
 from .widgets.agent_pools import AgentPools
@@ -61,10 +62,18 @@ from .widgets.log_area import LogArea
 from .widgets.workflows import Workflows
 
 REFRESH_S = 0.5
-PANE_TICKS = 3
+TICKS = ("log", "seq", "pools", "workflows", "log", "header", "incidents", "")
+"""What each refresh tick draws, in turn, one thing per tick so that a frame draws one
+widget's changes, not several at once (bench/frames.py: the frames that drew a list, the
+header and the scrolling log together were the longest): each list and the header every
+REFRESH_S, the event log's growth every REFRESH_S / 2 and the header's seq the tick after
+(it shows the log's head); the last tick is left free."""
+PANE_TICKS = len(TICKS)
+"""Ticks per REFRESH_S."""
+LISTS = ("pools", "workflows", "incidents")
+"""The lists' names in TICKS, in the order of :meth:`OpsdeckApp._shown_lists`."""
 CONSOLE_GC_GEN0 = 10_000
 """Allocations between two young collections in a console process (see _link_opened)."""
-"""Ticks per REFRESH_S: the lists (pools, workflows, incidents) refresh one per tick."""
 
 
 class OpsdeckApp(App[int]):
@@ -130,7 +139,7 @@ class OpsdeckApp(App[int]):
         self.open_error: str | None = None
         self._stop = asyncio.Event()
         self._pane_step = 0
-        """Which list the next refresh tick redraws (:meth:`_tick_panes`)."""
+        """Which of TICKS the next refresh tick draws (:meth:`_tick_panes`)."""
         self.announcer = Announcer(self)
         self.repeats = Repeats()
         self.decisions = PlanDecisions(self)
@@ -144,6 +153,9 @@ class OpsdeckApp(App[int]):
         return self.link.host if isinstance(self.link, EmbeddedLink) else None
 
     # -- layout -----------------------------------------------------------------
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         yield HeaderGauges(id="header")
         with Horizontal(id="body"):
@@ -171,7 +183,6 @@ class OpsdeckApp(App[int]):
         for p in self.key_problems + ([self.theme_problem] if self.theme_problem else []):
             self.notify(p, severity="warning", timeout=8)
         self.set_interval(REFRESH_S / PANE_TICKS, self._tick_panes)
-        self.set_interval(0.25, self._log_tick)
         self.workflows_pane.focus()
         if not self.is_headless:
             quit_on_hangup(self.shutdown)
@@ -246,18 +257,24 @@ class OpsdeckApp(App[int]):
                 pane.refresh_from(link)
 
     def _tick_panes(self) -> None:
-        """The refresh timer: one list per tick in turn, each every REFRESH_S, and the
-        header with the last (the shortest); a frame draws one list's changes, not all
-        three at once."""
+        """The refresh timer: one thing per tick in turn (:data:`TICKS`): a list, the
+        header or the event log's growth."""
         if self._stop.is_set() or not hasattr(self, "header_pane") or not self.screen_stack:
             return  # closing: a last timer tick can come after the screens are gone
-        step, self._pane_step = self._pane_step, (self._pane_step + 1) % PANE_TICKS
-        if step == PANE_TICKS - 1:
+        step, self._pane_step = TICKS[self._pane_step], (self._pane_step + 1) % PANE_TICKS
+        if step == "log":
+            self._log_tick()
+            return
+        if step == "header":
             self.header_pane.refresh()
+            return
+        if step == "seq":
+            self.header_pane.follow_log()
+            return
         link = self.link
         lists = self._shown_lists()
-        if link is not None and lists:
-            lists[step].refresh_from(link)
+        if step and link is not None and lists:
+            lists[LISTS.index(step)].refresh_from(link)
 
     def _shown_lists(self) -> list[AgentPools | Workflows | Incidents]:
         """The main screen's lists when it is the one shown, else none."""

@@ -133,15 +133,13 @@ class HeaderGauges(Widget):
         strips = self._drawn[1]
         return strips[y] if y < len(strips) else Strip.blank(width, base)
 
-    def on_mount(self) -> None:
-        self.set_interval(0.25, self._follow_log)
-
     def _log_head(self) -> int:
         log = getattr(self.app, "log_pane", None)
         return log.head if log is not None else 0
 
-    def _follow_log(self) -> None:
-        """Redraw when the log's head moved: the seq shown is always the log's."""
+    def follow_log(self) -> None:
+        """Redraw when the log's head moved: the seq shown is the log's (the app's refresh
+        tick calls this the tick after the log's)."""
         if self._log_head() != self._drawn_seq:
             self.refresh()
 
