@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -422,13 +421,13 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
     from core.runtimes import agent_host, task_process, task_run
 
     seen: list[dict[str, object]] = []
-    real = subprocess.Popen
+    real = os.posix_spawn
 
-    def spy(*argv: object, **kw: object) -> subprocess.Popen[bytes]:
+    def spy(path: str, argv: list[str], env: dict[str, str], **kw: object) -> int:
         seen.append(kw)
-        return real(*argv, **kw)  # type: ignore[call-overload,no-any-return]
+        return real(path, argv, env, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(task_process.subprocess, "Popen", spy)
+    monkeypatch.setattr(task_process.os, "posix_spawn", spy)
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32))
     secret.chmod(0o600)
@@ -449,14 +448,14 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
     await host.runner.launch(run)
     try:
         assert run.proc is not None and run.proc.returncode is None
-        assert seen and "preexec_fn" not in seen[0] and seen[0]["start_new_session"] is True
+        assert seen and seen[0]["setsid"] is True  # posix_spawn: no Python code between fork and exec
         soft, hard = resource.prlimit(run.proc.pid, resource.RLIMIT_AS)
         assert soft == hard == 256 * 1024 * 1024
         assert psutil.Process(run.proc.pid).nice() == min(os.nice(0) + 5, 19)
     finally:
         await host.runner.stop_run(run, "test over")
         if run.proc is not None and run.proc.returncode is None:
-            run.proc.popen.kill()
+            os.kill(run.proc.pid, signal.SIGKILL)
             await run.proc.wait()
 
 

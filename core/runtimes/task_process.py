@@ -1,25 +1,29 @@
 """A task's first process: spawned by the agent host, its exit seen through a pidfd.
 
-The host spawns with :class:`subprocess.Popen` (``vfork`` + ``exec``: nothing runs in
-the child but the C code that sets it up, so a spawn costs what the kernel makes it
-cost, not a copy of a Python process; ``close_fds``, ``start_new_session``) and holds
-the task's descriptors itself: the read end of its output pipe (stdout and stderr
-together) and, for an interactive task, the write end of its stdin. Its exit is a
-readable pidfd (Linux 5.3): one wake-up when it ends, none while it runs (asyncio's
-subprocess transport waits for the pipes to close as well before 3.12, and costs a
-transport, a protocol and stream objects per task). Where ``pidfd_open`` is missing,
-the exit is looked at after 1, 2, 4 ... ms up to :data:`EXIT_POLL_S`.
+The host spawns with ``posix_spawn`` (glibc: ``vfork`` + ``exec``, the set-up done in C:
+nothing runs in the child but that, so a spawn costs what the kernel makes it cost, not
+a copy of a Python process, nor Popen's Python-side work), or with :class:`subprocess.Popen`
+(also ``vfork``) for what ``posix_spawn`` cannot do here (a working directory, a pty's
+controlling terminal). It holds the task's descriptors itself: the read end of its
+output pipe (stdout and stderr together) and, for an interactive task, the write end of
+its stdin. Its exit is a readable pidfd (Linux 5.3): one wake-up when it ends, none while
+it runs (asyncio's subprocess transport waits for the pipes to close as well before
+3.12, and costs a transport, a protocol and stream objects per task). Where
+``pidfd_open`` is missing, the exit is looked at after 1, 2, 4 ... ms up to
+:data:`EXIT_POLL_S`.
 
-The status is collected with ``Popen.poll`` (``waitpid`` on this pid only), so the
-subreaper's sweep of orphans (:meth:`~core.runtimes.task_tree.TaskTree.reap`, which
-skips the running task's pid) never takes it.
+The status is collected with ``waitpid`` on this pid only, so the subreaper's sweep of
+orphans (:meth:`~core.runtimes.task_tree.TaskTree.reap`, which skips the running task's
+pid) never takes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import signal
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +34,8 @@ EXIT_POLL_FIRST_S = 0.001
 """The first wait: it doubles up to EXIT_POLL_S."""
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+"""Signals Python ignores that a task gets back at their defaults (Popen's ``restore_signals``)."""
 
 
 def boot_time() -> float:
@@ -87,12 +93,36 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+_SPAWN_FOUND: dict[tuple[str, str], str] = {}
+"""Where a command name was found on a PATH (dropped if it is gone from there)."""
+
+
+def _which(name: str, env: dict[str, str]) -> str:
+    """The file a command name runs, searched on the task's own PATH as ``execvpe``
+    (and Popen) search it; FileNotFoundError when it is on none."""
+    if os.sep in name:
+        return name
+    path = env.get("PATH", os.defpath)
+    key = (name, path)
+    found = _SPAWN_FOUND.get(key)
+    if found is not None:
+        return found
+    for d in os.get_exec_path(env):
+        f = os.path.join(d, name)
+        if os.access(f, os.X_OK) and not os.path.isdir(f):
+            _SPAWN_FOUND[key] = f
+            return f
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+
+
 class TaskProcess:
     """The task's first process: its pid, its output, its stdin, its exit."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], output: int | None, stdin: int | None) -> None:
+    def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None, output: int | None, stdin: int | None) -> None:
+        self.pid = pid
         self.popen = popen
-        self.pid = popen.pid
+        """The Popen of a run spawned through it (a cwd or a pty), which then collects the status."""
+        self.returncode: int | None = None
         self.stdout = FdReader(output) if output is not None else None
         """The read end of the task's output pipe (None under a pty: the terminal reads it)."""
         self.stdin = stdin
@@ -120,22 +150,45 @@ class TaskProcess:
         terminal: dict[str, Any] | None = None,
     ) -> TaskProcess:
         """Start ``argv`` in a session of its own: stdout and stderr into one pipe, stdin
-        /dev/null (a pipe when ``interactive``); or the pty's ``terminal`` arguments."""
+        /dev/null (a pipe when ``interactive``); or the pty's ``terminal`` arguments.
+
+        ``posix_spawn`` (glibc: ``clone(CLONE_VM|CLONE_VFORK)`` then ``exec``, the file
+        actions and ``setsid`` done in C) where it can: Python's ``posix_spawn`` cannot
+        change the directory, and a pty needs its ``TIOCSCTTY``, so a run with a ``cwd``
+        or a terminal goes through Popen. Every descriptor Python opens is close-on-exec,
+        so the child gets only 0, 1 and 2 either way; SIGPIPE and SIGXFSZ are reset to
+        their defaults, as Popen resets them."""
         if terminal is not None:
-            popen = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, **terminal)
-            return cls(popen, None, None)
+            tty = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, **terminal)
+            return cls(tty.pid, tty, None, None)
         out_r, out_w = os.pipe()
         in_r, in_w = os.pipe() if interactive else (None, None)
+        popen: subprocess.Popen[bytes] | None = None
         try:
-            popen = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=cwd,
-                stdin=in_r if in_r is not None else subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=out_w,
-                start_new_session=True,
-            )
+            if cwd is None:
+                stdin: tuple[Any, ...] = (
+                    (os.POSIX_SPAWN_DUP2, in_r, 0)
+                    if in_r is not None
+                    else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+                )
+                actions = [stdin, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, out_w, 2)]
+                kw: dict[str, Any] = {"setsid": True, "setsigdef": _DEFAULT_SIGNALS, "file_actions": actions}
+                try:
+                    pid = os.posix_spawn(_which(argv[0], env), argv, env, **kw)
+                except FileNotFoundError:
+                    _SPAWN_FOUND.clear()  # moved since it was found: look again, once
+                    pid = os.posix_spawn(_which(argv[0], env), argv, env, **kw)
+            else:
+                popen = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=cwd,
+                    stdin=in_r if in_r is not None else subprocess.DEVNULL,
+                    stdout=out_w,
+                    stderr=out_w,
+                    start_new_session=True,
+                )
+                pid = popen.pid
         except BaseException:
             for fd in (out_r, in_w):
                 if fd is not None:
@@ -145,11 +198,22 @@ class TaskProcess:
             for fd in (out_w, in_r):
                 if fd is not None:
                     os.close(fd)
-        return cls(popen, out_r, in_w)
+        return cls(pid, popen, out_r, in_w)
 
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.returncode
+    def _poll(self) -> int | None:
+        """The exit status if the process has ended (``waitpid`` of this pid only)."""
+        if self.returncode is None:
+            if self.popen is not None:
+                self.returncode = self.popen.poll()
+            else:
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:  # collected by someone else: its status is lost
+                    self.returncode = 255  # what asyncio's child watchers report then
+                else:
+                    if pid:
+                        self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
 
     async def wait(self) -> int:
         """The exit status as soon as the process is gone (negative: killed by that signal)."""
@@ -157,14 +221,14 @@ class TaskProcess:
 
     def _collect(self) -> None:
         """The pidfd is readable: the process has exited; take its status."""
-        rc = self.popen.poll()
+        rc = self._poll()
         if rc is None:
             return  # not yet reapable (a spurious wake-up)
         self._ended(rc)
 
     async def _poll_exit(self) -> None:
         wait = EXIT_POLL_FIRST_S
-        while (rc := self.popen.poll()) is None:
+        while (rc := self._poll()) is None:
             await asyncio.sleep(wait)
             wait = min(wait * 2, EXIT_POLL_S)
         self._ended(rc)
