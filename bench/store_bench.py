@@ -5,9 +5,10 @@
   database's size (goals: CPU <= 2.1x, two days <= 15 MB).
 - ``history``: ``Engine.open`` (fresh process, on a fresh copy each time) of a database
   with 10,000 finished tasks of history (1,000 workflows of 10) vs one with none (goal <= 1.5x).
-- ``verify DB``: ``opsdeck verify`` (fresh process, on a copy) vs a baseline in this
-  process doing the same work (chain, JSON decode and canonical check, fold, checkpoint
-  hashes, SQLite's integrity_check), and the machine's SHA-256 and SQLite scan rates.
+- ``verify DB``: ``opsdeck verify`` vs a baseline doing the same work (chain, JSON decode
+  and canonical check, fold, replay hashes at checkpoints, checkpoint text hashes, kept
+  entries, SQLite's integrity_check), both fresh processes on a copy, interleaved, CPU
+  and wall, and the machine's SHA-256 and SQLite scan rates (``bench/verify_bench.py``).
 - ``incremental DB [DB ...]``: one incremental check (``verify_since``) of the last K events
   on logs of different lengths: its cost follows what was added, not the history.
 - ``open DB``: ``Engine.open`` of a copy of DB whose checkpoints after head - 20,000 are
@@ -23,7 +24,6 @@ Databases measured are copied first: nothing is written into them.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import resource
@@ -144,71 +144,11 @@ def history(tmp: Path, repeat: int = 5) -> None:
     print(f"database with the history: {size_mb(big_db):.1f} MB, {n} checkpoints holding {stored / 2**20:.2f} MB")
 
 
-def baseline_verify(db: Path) -> tuple[float, int, int]:
-    """The whole verify's work without opsdeck's store: (seconds, rows, envelope bytes)."""
-    from core.event_types import EVENTS
-    from core.events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
-    from core.projection import State
+def verify(db_in: Path, tmp: Path, repeat: int = 3) -> None:
+    """bench/verify_bench.py's interleaved comparison, on a copy."""
+    from verify_bench import compare
 
-    t0 = time.perf_counter()
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    con.execute("PRAGMA integrity_check").fetchall()
-    cps: dict[int, list[str]] = {}
-    for seq, h in con.execute("SELECT seq, state_hash FROM checkpoints"):
-        cps.setdefault(seq, []).append(h)
-    state = State(EVENTS.folds)
-    prev, n, nbytes = GENESIS_HASH, 0, 0
-    for seq, ts, type_, comp, scope, actor, data, p, h in con.execute(
-        "SELECT seq, ts, type, component, scope, actor, data, prev_hash, hash FROM events ORDER BY seq"
-    ):
-        env = canonical_envelope(seq, ts, type_, comp, scope, actor, data)
-        payload = json.loads(data)
-        if p != prev or chain_hash(p, env) != h or canonical_json(payload) != data:
-            raise SystemExit(f"baseline: chain broken at {seq}")
-        state.apply(Event(seq, ts, type_, comp, scope, payload, actor))
-        if seq in cps:
-            state.state_hash()
-        prev, n, nbytes = h, n + 1, nbytes + len(env) + 64
-    for (text,) in con.execute("SELECT state FROM checkpoints"):
-        hashlib.sha256(text.encode()).hexdigest()
-    con.close()
-    return time.perf_counter() - t0, n, nbytes
-
-
-def machine_rates(db: Path, nbytes: int) -> tuple[float, float]:
-    """(seconds to SHA-256 ``nbytes`` in 1 KB pieces, seconds for SQLite to scan the events)."""
-    piece = b"x" * 1024
-    t0 = time.perf_counter()
-    for _ in range(nbytes // 1024 + 1):
-        hashlib.sha256(piece).digest()
-    sha = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    for _row in con.execute("SELECT * FROM events ORDER BY seq"):
-        pass
-    con.close()
-    return sha, time.perf_counter() - t0
-
-
-def verify(db_in: Path, tmp: Path, repeat: int = 2) -> None:
-    db = copy_db(db_in, tmp / "v.db")
-    ours, base = [], []
-    n = nbytes = 0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-m", "opsdeck", "verify", "--db", str(db)], cwd=ROOT, capture_output=True
-        )
-        ours.append(time.perf_counter() - t0)
-        assert out.returncode == 0, out.stdout[-300:]
-        took, n, nbytes = baseline_verify(db)
-        base.append(took)
-    sha, scan = machine_rates(db, nbytes)
-    o, b = min(ours), min(base)
-    print(f"{n:,} events: opsdeck verify {o:.2f} s; baseline doing the same work {b:.2f} s: {o / b:.2f}x")
-    print(
-        f"  machine: SHA-256 of the {nbytes / 2**20:.0f} MB hashed {sha:.2f} s ({o / sha:.1f}x), SQLite scan {scan:.2f} s ({o / scan:.1f}x)"
-    )
+    compare(copy_db(db_in, tmp / "v.db"), repeat)
 
 
 async def incremental_once(db: Path, behind: int) -> tuple[float, int, int]:
