@@ -7,13 +7,16 @@ as it was.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..event_types import EVENTS, OWNERSHIP_TRUSTED
-from ..events import GENESIS_HASH, Event
+from ..events import GENESIS_HASH, Event, chain_head
 from ..projection import State
 from ..store import Store, StoreError, row_hash_ok
 from ..telemetry import HISTORY
@@ -25,7 +28,56 @@ if TYPE_CHECKING:
 
 FULL_CHECK_ROWS = 100_000
 """Opening checks the whole chain of a log up to this long; a longer one from its checkpoint on."""
+_HEADS_KEPT = 100_000
+"""Header pieces one open remembers (type, component, scope, actor repeat endlessly)."""
 _SYSTEM_SERIES = ("cpu_pct", "memory_pct", "agents_pct", "throughput_per_min", "response_time", "efficiency")
+
+
+class _Chain:
+    """Consecutive rows checked as an open reads them: sequence, previous-hash link and
+    the hash recomputed from the row. The hashed text is :func:`~core.events.canonical_envelope`'s,
+    built in one piece from the memoised header (:func:`~core.events.chain_head`); a
+    row whose columns are not the types the store writes takes ``row_hash_ok``'s path."""
+
+    def __init__(self, opening: Opening, cursor: int, prev: str) -> None:
+        self.opening = opening
+        self.cursor = cursor
+        self.prev = prev
+        self.heads: dict[tuple[Any, Any, Any, Any], str] = {}
+
+    def check(self, row: Sequence[Any]) -> None:
+        """Raise StoreError naming the row unless it follows the last one checked."""
+        seq, ts, type_, comp, scope, actor, data_json, p, h = row
+        if seq != self.cursor + 1:
+            raise self.opening._damaged(f"sequence gap: expected {self.cursor + 1}, found {seq}", self.cursor + 1)
+        if p != self.prev:
+            raise self.opening._damaged("previous-hash link broken", seq)
+        if (
+            type(seq) is int
+            and type(ts) is float
+            and math.isfinite(ts)
+            and type(data_json) is str
+            and type(p) is str
+            and type(type_) is str
+            and type(comp) is str
+            and type(scope) is str
+            and type(actor) is str
+        ):
+            key = (type_, comp, scope, actor)
+            head = self.heads.get(key)
+            if head is None:
+                head = chain_head(type_, comp, scope, actor)
+                if len(self.heads) < _HEADS_KEPT:
+                    self.heads[key] = head
+            try:
+                ok = hashlib.sha256(f"{p}[{seq},{ts!r},{head}{data_json}]".encode()).hexdigest() == h
+            except UnicodeEncodeError:  # a lone surrogate: not text the store wrote
+                ok = False
+        else:
+            ok = row_hash_ok(seq, ts, type_, comp, scope, actor, data_json, p, h)
+        if not ok:
+            raise self.opening._damaged("the row does not match its hash", seq)
+        self.prev, self.cursor = h, seq
 
 
 class Opening:
@@ -55,26 +107,23 @@ class Opening:
         engine, store = self.engine, self.store
         state, since = await self._latest_checkpoint()
         prev, cursor = await self._anchor(since)
+        chain = _Chain(self, cursor, prev)
         try:
             while True:
-                rows = await store.raw_rows(cursor, 1000)  # small batches: replay memory stays low
+                rows = await store.raw_rows(chain.cursor, 1000)  # small batches: replay memory stays low
                 if not rows:
                     break
-                for seq, ts, type_, comp, scope, actor, data_json, p, h in rows:
-                    if seq != cursor + 1:
-                        raise self._damaged(f"sequence gap: expected {cursor + 1}, found {seq}", cursor + 1)
-                    if p != prev:
-                        raise self._damaged("previous-hash link broken", seq)
-                    if not row_hash_ok(seq, ts, type_, comp, scope, actor, data_json, p, h):
-                        raise self._damaged("the row does not match its hash", seq)
+                for row in rows:
+                    chain.check(row)
+                    seq, ts, type_, comp, scope, actor, data_json = row[:7]
                     try:
                         state.apply(Event(seq, ts, type_, comp, scope, json.loads(data_json), actor))
                     except Exception as exc:  # noqa: BLE001 - whatever a reducer raises, the row is damage
                         raise self._damaged(f"cannot be applied ({type(exc).__name__}: {exc})", seq) from None
-                    prev, cursor = h, seq
         except sqlite3.Error as exc:
-            at = await store.first_unreadable(cursor)
-            raise self._damaged(f"unreadable row ({exc})", at if at is not None else cursor + 1) from None
+            at = await store.first_unreadable(chain.cursor)
+            raise self._damaged(f"unreadable row ({exc})", at if at is not None else chain.cursor + 1) from None
+        prev, cursor = chain.prev, chain.cursor
         lost = await store.anchor_problem()
         if lost is not None:
             raise self._damaged(lost[1], lost[0])
@@ -183,30 +232,23 @@ class Opening:
         """Check the chain from the row after ``after`` (whose hash is ``prev``) up to
         ``since`` (hashes and links)."""
         store = self.store
-        cursor = after
+        chain = _Chain(self, after, prev)
         try:
-            while cursor < since:
-                rows = await store.raw_rows(cursor, min(5000, since - cursor))
+            while chain.cursor < since:
+                rows = await store.raw_rows(chain.cursor, min(5000, since - chain.cursor))
                 if not rows:
                     break
                 for row in rows:
-                    seq = row[0]
-                    if seq != cursor + 1:
-                        raise self._damaged(f"sequence gap: expected {cursor + 1}, found {seq}", cursor + 1)
-                    if row[7] != prev:
-                        raise self._damaged("previous-hash link broken", seq)
-                    if not row_hash_ok(*row):
-                        raise self._damaged("the row does not match its hash", seq)
-                    prev, cursor = row[8], seq
+                    chain.check(row)
         except sqlite3.Error as exc:
-            at = await store.first_unreadable(cursor)
-            raise self._damaged(f"unreadable row ({exc})", at if at is not None else cursor + 1) from None
-        if cursor != since:
+            at = await store.first_unreadable(chain.cursor)
+            raise self._damaged(f"unreadable row ({exc})", at if at is not None else chain.cursor + 1) from None
+        if chain.cursor != since:
             raise self._damaged(
-                f"a checkpoint is at seq {since} but the log ends at {cursor}: committed events are missing",
-                cursor + 1,
+                f"a checkpoint is at seq {since} but the log ends at {chain.cursor}: committed events are missing",
+                chain.cursor + 1,
             )
-        return prev, since
+        return chain.prev, since
 
     def _damaged(self, problem: str, seq: int | None = None) -> StoreError:
         return self.store.damaged(problem, seq)
