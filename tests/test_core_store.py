@@ -10,7 +10,7 @@ import pytest
 
 from core.engine import Engine
 from core.session import open_sim
-from core.store import SCHEMA_VERSION, Store, StoreError
+from core.store import EVENT_COLUMNS, SCHEMA_VERSION, StorageError, Store, StoreError, row_hash_ok
 
 
 async def test_wal_mode_and_schema_version(db_path: Path) -> None:
@@ -59,6 +59,50 @@ async def test_group_commit_batches_many_events_per_write(db_path: Path, monkeyp
     assert written > 500
     assert sum(calls) == written
     assert len(calls) * 20 < written, f"{len(calls)} writes for {written} events"
+
+
+async def test_a_refused_commit_keeps_its_rows_and_the_chain_goes_on_unbroken(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused commit keeps its rows for the next one, a unit taken back after it
+    drops its own rows and puts the head back, and the next commit writes one unbroken
+    chain."""
+    eng = await open_sim(db_path)
+    assert eng.store is not None
+    eng.create_pool("p", ["x"], 0, 4)
+    await eng.flush()
+    head, committed = eng.head_hash, eng.state.seq
+    real = eng.store.append
+    refusals = [StorageError("full", str(db_path), "disk full")]
+
+    async def refusing(rows, *rest):  # type: ignore[no-untyped-def]
+        if refusals:
+            raise refusals.pop()
+        await real(rows, *rest)
+
+    monkeypatch.setattr(eng.store, "append", refusing)
+    try:
+        eng.add_agent("p")
+        before_unit, head_before_unit = eng.state.seq, eng.head_hash
+        unit = eng.log.begin_unit()
+        eng.add_agent("p")
+        with pytest.raises(StorageError):
+            await eng.flush()
+        assert eng.unflushed == eng.state.seq - committed  # kept, nothing told
+        assert eng.log.end_unit(unit, keep=False) is True  # nothing of it was committed: taken back
+        assert (eng.state.seq, eng.unflushed) == (before_unit, before_unit - committed)
+        assert eng.head_hash == head_before_unit != head
+        eng.add_agent("p")
+        await eng.flush()
+        last = eng.state.seq
+    finally:
+        await eng.close()  # also when an assertion fails: its thread would keep the run alive
+    con = sqlite3.connect(db_path)
+    rows = con.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
+    assert [r[0] for r in rows] == list(range(1, last + 1))
+    assert rows[-1][8] != head and all(row_hash_ok(*r) for r in rows)
+    for a, b in itertools.pairwise(rows):
+        assert b[7] == a[8]
 
 
 async def test_not_an_sqlite_file(tmp_path: Path) -> None:
