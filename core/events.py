@@ -154,8 +154,8 @@ def models_json(models: Sequence[BaseModel], reference: Callable[[], bytes]) -> 
     cost of pydantic's serializer on an archived workflow's tasks (the same JSON values;
     not hashed). ``reference`` (pydantic's own) where orjson cannot encode a value."""
     if _dumps is not None:
-        try:
-            return _dumps(models, default=_fields).decode()
+        try:  # the outer models' fields given as dicts: orjson calls back only for nested models
+            return _dumps([m.__dict__ for m in models], default=_fields).decode()
         except TypeError:
             pass
     return reference().decode()

@@ -235,7 +235,7 @@ class State(WorkIndexes):
         failed = []
         retried: dict[str, int] = {}
         for t in tasks:
-            v = t.status.value
+            v = t.status._value_  # the value without Enum.value's descriptor (a microsecond on Python 3.11)
             counts[v] = counts.get(v, 0) + 1
             attempts += t.attempts
             if v == "failed":

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 OUTPUT_LINES = 20
 """Output lines a task keeps."""
 
+# The members the hot folds use, bound once (an enum class's attribute costs 0.2-0.4 us
+# on Python 3.11: see core.scheduler).
+_IDLE, _BUSY, _PAUSED = AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED
+_PENDING, _RUNNING, _COMPLETED = TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.COMPLETED
+
 
 def task_assigned(s: State, ev: Event) -> None:
     d = ev.data
@@ -32,14 +37,14 @@ def task_assigned(s: State, ev: Event) -> None:
     # Hot path: plain dict updates skip pydantic's per-field __setattr__ (no
     # assignment validation is configured, so the result is the same).
     td = t.__dict__
-    td["status"] = TaskStatus.RUNNING
+    td["status"] = _RUNNING
     td["agent"] = a.id
     td["attempts"] = td["attempts"] + 1
     td["started_at"] = ev.ts
     td["waiting_input"] = None
     td["waiting_since"] = None
     ad = a.__dict__
-    ad["status"] = AgentStatus.BUSY
+    ad["status"] = _BUSY
     ad["current_task"] = key
     ad["last_heartbeat"] = ev.ts
     wid = td["workflow"]
@@ -93,8 +98,9 @@ def release_agent(s: State, agent_id: str | None, key: str, done: bool) -> None:
     ad["current_task"] = None
     if done:
         ad["tasks_done"] += 1
-    if ad["status"] in (AgentStatus.BUSY, AgentStatus.PAUSED):
-        ad["status"] = AgentStatus.IDLE
+    st = ad["status"]
+    if st is _BUSY or st is _PAUSED:
+        ad["status"] = _IDLE
 
 
 def task_completed(s: State, ev: Event) -> None:
@@ -106,10 +112,10 @@ def task_completed(s: State, ev: Event) -> None:
     td = t.__dict__
     wid = td["workflow"]
     release_agent(s, td["agent"], key, True)
-    if td["status"] is not TaskStatus.COMPLETED:
+    if td["status"] is not _COMPLETED:
         s.phase_left[(wid, td["phase"])] -= 1
         s.wf_left[wid] -= 1
-    td["status"] = TaskStatus.COMPLETED
+    td["status"] = _COMPLETED
     td["finished_at"] = ev.ts
     ctx = td["context"]
     ctx.__dict__["progress"] = 1.0
@@ -126,7 +132,7 @@ def task_completed(s: State, ev: Event) -> None:
             pending[child] = n
             if n == 0:
                 c = tasks[child]
-                if c.status == TaskStatus.PENDING:
+                if c.status is _PENDING:
                     if c.workflow == wid:
                         queue.append(child)
                     else:

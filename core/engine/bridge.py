@@ -140,7 +140,12 @@ class RuntimeBridge:
     def task_started(self, agent_id: str, task_id: str) -> None:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if not self.restoring and self.owns(agent_id, task_id):
+        if self.restoring:
+            return
+        s = e.state
+        a = s.agents.get(agent_id)
+        t = s.tasks.get(task_id)
+        if a is not None and t is not None and a.current_task == task_id and t.agent == agent_id:  # owns()
             e.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id})
 
     def task_progress(
@@ -201,7 +206,8 @@ class RuntimeBridge:
         data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": wid}
         started = t.started_at
         if started is not None:
-            data["duration_s"] = round(now - started, 3)
+            took = now - started
+            data["duration_s"] = took if took == 0.0 else round(took, 3)  # round() costs a microsecond
         if output:
             data["output"] = list(output)[-5:]
         if result is not None:
@@ -210,7 +216,6 @@ class RuntimeBridge:
         e.emit(TASK_COMPLETED, "agent", "execution", data)
         telemetry = e.telemetry
         if started is not None:
-            took = now - started
             telemetry.record(now, "response_time", "system", took)
             expected = t.duration_s
             if took > 0 and expected > 0:

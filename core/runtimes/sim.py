@@ -148,15 +148,23 @@ class SimRuntime:
                 self.sink.task_failed(agent_id, task.id, "agent not running")
             return
         total = task.duration_s
-        left = total * (1.0 - min(max(task.context.progress, 0.0), 1.0))
-        now = self.clock.now()
-        st = _SimTask(task.id, left, task.cpu, task.memory_gb, now, last_change=now, total=total)
+        progress = task.context.progress
+        left = total if progress == 0.0 else total * (1.0 - min(max(progress, 0.0), 1.0))  # the same value
+        clock = self.clock
+        now = clock.now()
+        st = _SimTask(task.id, left, task.cpu, task.memory_gb, now, True, now, None, total)
         sa.task = st
-        if sa.reachable and self.sink is not None:
-            self.sink.task_started(sa.id, task.id)  # what _report delivers, without its generic fields
+        sink = self.sink
+        if sa.reachable and sink is not None:
+            sink.task_started(sa.id, task.id)  # what _report delivers, without its generic fields
         else:
             self._report(sa, "started", task_id=task.id)
-        self._schedule_finish(sa)
+        if sa.task is st and st.finish_timer is None:  # _schedule_finish for a task just started
+            st.last_change = now = clock.now()
+            speed = 1.0 / (sa.slowdown * self.global_slowdown)  # _speed
+            st.finish_timer = clock.call_at(now + st.work_left / speed, partial(self._finish, sa, st))
+        else:
+            self._schedule_finish(sa)
 
     def _schedule_finish(self, sa: _SimAgent) -> None:
         st = sa.task
