@@ -7,10 +7,11 @@ loop, no store, no threads: ``integrity_check``; per row the sequence, the previ
 link, the SHA-256 chain hash, the JSON decode (orjson, as verify) and the canonical
 check, the fold (``State.apply``); the replay's state hash at each checkpoint's seq;
 each checkpoint's text hash; the kept history entries against the checkpoints'
-digests. Runs are interleaved (the order alternates each round); CPU seconds of each
-child (user + system, ``wait4``) beside wall seconds, and its peak RSS. The machine's
-rates, measured in this process: SHA-256 over as many bytes as the chain hashes (in
-1 KB pieces), and SQLite scanning the events table from Python.
+digests; the collector's thresholds set as the verify verb sets them. Runs are
+interleaved (the order alternates each round); CPU seconds of each child (user +
+system, ``wait4``) beside wall seconds, and its peak RSS. The machine's rates,
+measured in this process: SHA-256 over as many bytes as the chain hashes (in 1 KB
+pieces), and SQLite scanning the events table from Python.
 
 Goals: CPU <= ~1.2x the baseline, peak RSS <= 150 MB.
 
@@ -38,13 +39,17 @@ ROOT = Path(__file__).resolve().parent.parent
 def baseline(db: Path) -> dict[str, int]:
     """The whole verify's work in one plain loop (runs in the ``--baseline`` child)."""
     sys.path.insert(0, str(ROOT))
+    import gc
+
     import orjson
 
+    from core.engine.workflows import GC_THRESHOLDS
     from core.event_types import EVENTS
     from core.events import GENESIS_HASH, Event, canonical_json, chain_next
     from core.projection import State
     from core.projection_history import DIGEST_KEYS, is_compact, kept_problems
 
+    gc.set_threshold(*GC_THRESHOLDS)  # as the verify verb sets them
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     problems = con.execute("PRAGMA integrity_check").fetchall()
     assert problems == [("ok",)], problems

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sqlite3
 import sys
 from pathlib import Path
 
+from core.engine.workflows import GC_THRESHOLDS
 from core.store import Store, repair_hint
 from core.verify import verify_store
 
@@ -27,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The replay allocates per event and frees nearly all of it: the engine's thresholds
+    # (a young collection every 50,000 allocations) spare it ~10% of its CPU in collections.
+    gc.set_threshold(*GC_THRESHOLDS)
     return asyncio.run(_run(args))
 
 
