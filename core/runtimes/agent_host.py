@@ -74,6 +74,7 @@ def runner_config(args: argparse.Namespace) -> RunnerConfig:
         mech_cpu=args.cpu_mechanism,
         cgroup_parent=args.cgroup,
         output_dir=output_dir,
+        make_dirs=True,  # each run's TMPDIR is made here, off the console's event loop
     )
 
 

@@ -19,7 +19,6 @@ from ..event_types import (
     WORKFLOW_CREATED,
 )
 from ..models import Band, Task, TaskSpec, TaskStatus, WorkflowSpec
-from ..private import PrivateError, new_private_dir, private_dir
 from ..projection import task_key
 from .fleet import Fleet, H, Links
 from .limits import NICE_BY_BAND, Mechanisms
@@ -47,8 +46,6 @@ class Dispatch(Generic[H]):
         self.specs: dict[str, TaskSpec] = {}
         self._limit_waits: dict[tuple[str, str], list[asyncio.Future[dict[str, Any]]]] = {}
         self.io: TaskIO[H] = TaskIO(fleet, run_dir, output_root)
-        self._shared_made = False
-        """The run's shared directory was made (checked) once: it is not made again per task."""
         """Input, output files and worktrees of the tasks."""
 
     # -- what tasks run ----------------------------------------------------------------
@@ -90,22 +87,8 @@ class Dispatch(Generic[H]):
         if engine is not None and task.workflow in engine.state.workflows:
             lim = engine.cpu_limits(task.workflow, task.id)
             nice, cpu_cores = int(lim["nice"]), (lim["cpu_cores"] if task.cpu else None)
-        tmp = self.temp_dir(task.id, task.attempts)
-        try:
-            new_private_dir(tmp)  # 0700 with its parent, whatever the umask
-        except (OSError, PrivateError) as exc:
-            why = f"could not create its temp directory: {exc}"  # `exc` is unbound once the block ends
-            fleet.fail_later(agent_id, task.id, why)
-            return
+        tmp = self.temp_dir(task.id, task.attempts)  # made by the agent's runner (``make_dirs``)
         shared = self.shared_dir()
-        try:
-            if not self._shared_made:
-                private_dir(shared)
-                self._shared_made = True
-        except (OSError, PrivateError) as exc:
-            why = f"could not create the run's shared directory: {exc}"
-            fleet.fail_later(agent_id, task.id, why)
-            return
         env = {
             **(spec.env or {}),
             "TMPDIR": str(tmp),

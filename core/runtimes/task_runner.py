@@ -34,6 +34,7 @@ from typing import Any
 
 import psutil
 
+from ..private import PrivateError, new_private_dir, private_dir
 from .input_wait import stdin_target, waiting_for_input
 from .limits import TaskCgroup, apply_from_parent, relimit
 from .output import OutputFiles
@@ -63,7 +64,7 @@ class RunnerConfig:
     launcher: list[str] = field(default_factory=list)
     """An argv prefix for every task (the Ray actor's: ``limits.dies_with_parent()``)."""
     make_dirs: bool = False
-    """Create the run's directories the console chose (on a node the console cannot reach)."""
+    """Create the run's directories the console chose (its TMPDIR, the shared directory)."""
 
 
 class TaskRunner:
@@ -79,6 +80,8 @@ class TaskRunner:
         self.me = psutil.Process()
         self.tree = TaskTree(self.me)
         """The running task's processes (a subreaper's: see :mod:`core.runtimes.task_tree`)."""
+        self._shared_made: str | None = None
+        """The run's shared directory once it was made (checked) here."""
         self.tasks: set[asyncio.Task[None]] = set()
         """The runs' output pumps and watchdogs while they run."""
         self.base_env = dict(os.environ)
@@ -180,15 +183,19 @@ class TaskRunner:
         return env
 
     def _make_dirs(self, r: Run) -> str | None:
-        """The run's shared directory and its own TMPDIR, where the console cannot make them."""
+        """The run's shared directory (made once per runner) and its own TMPDIR (one
+        ``mkdir``), both private (0700, ours): made here, by the agent, rather than by the
+        console, whose event loop every agent's run goes through."""
         env = r.msg.get("env") or {}
-        for tmp in (env.get("OPSDECK_RUN_DIR"), env.get("TMPDIR")):
-            if not tmp:
-                continue
-            try:
-                os.makedirs(tmp, mode=0o700, exist_ok=True)
-            except OSError as exc:
-                return f"could not create its temp directory on {socket.gethostname()}: {exc}"
+        shared, tmp = env.get("OPSDECK_RUN_DIR"), env.get("TMPDIR")
+        try:
+            if shared and shared != self._shared_made:
+                private_dir(shared)
+                self._shared_made = shared
+            if tmp:
+                new_private_dir(tmp)
+        except (OSError, PrivateError) as exc:
+            return f"could not create its temp directory on {socket.gethostname()}: {exc}"
         return None
 
     async def launch(self, r: Run) -> None:
