@@ -17,7 +17,7 @@ import gc
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import RenderableType
 from textual import on
@@ -28,8 +28,6 @@ from textual.widgets import OptionList
 
 from core.config import Config
 from core.events import Event
-from core.host.host import Host
-from core.host.link import EmbeddedLink, Link
 from themes import DEFAULT_THEME, THEMES
 
 from . import awaiting
@@ -60,6 +58,10 @@ from .widgets.incidents import Incidents
 from .widgets.live_list import Pane
 from .widgets.log_area import LogArea
 from .widgets.workflows import Workflows
+
+if TYPE_CHECKING:  # the host's modules load when the link opens, after the first frame (tui.link_open)
+    from core.host.host import Host
+    from core.host.link import Link
 
 REFRESH_S = 0.5
 TICKS = ("log", "seq", "pools", "workflows", "log", "header", "incidents", "")
@@ -150,6 +152,8 @@ class OpsdeckApp(App[int]):
     @property
     def host(self) -> Host | None:
         """The host this console runs (embedded), else None."""
+        from core.host.link import EmbeddedLink
+
         return self.link.host if isinstance(self.link, EmbeddedLink) else None
 
     # -- layout -----------------------------------------------------------------

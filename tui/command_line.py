@@ -13,7 +13,7 @@ nothing is applied. ↑/↓ walk the history of submitted commands.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -23,8 +23,8 @@ from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from core.commands.registry import OperationSpec
-from core.host.language import LANGUAGE as REGISTRY
+if TYPE_CHECKING:
+    from core.commands.registry import OperationSpec
 
 HISTORY_KEEP = 100
 
@@ -45,6 +45,9 @@ def _fields(spec: OperationSpec) -> list[str]:
 
 def candidates(value: str) -> list[str]:
     """Every completion of ``value`` (whole lines), in the order Tab offers them."""
+    # the command language loads after the first frame (tui.link_open)
+    from core.host.language import LANGUAGE as REGISTRY
+
     text = value.lstrip()
     if not text:
         return []

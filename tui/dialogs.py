@@ -19,7 +19,6 @@ from rich.table import Table
 from rich.text import Text
 
 from core import timefmt
-from core.incidents.drills import LIVE_DRILLS, LIVE_WARMUP_S
 from core.models import FinishedWorkflow, Workflow, WorkflowStatus
 
 if TYPE_CHECKING:
@@ -95,6 +94,9 @@ def outcome_text(res: dict[str, Any], what: str) -> str:
 
 def drill_confirm(config: Config, name: str, simulated: bool) -> Confirm | str:
     """The drill dialog, or why this drill cannot start on this runtime."""
+    # the incident pipeline loads after the first frame (tui.link_open)
+    from core.incidents.drills import LIVE_DRILLS, LIVE_WARMUP_S
+
     if not simulated and name not in LIVE_DRILLS:
         return (
             f"the {name} drill runs on the simulated runtime only; on real agents: {', '.join(LIVE_DRILLS)}. "

@@ -2,24 +2,36 @@
 the database itself (embedded), decided once when the console opens.
 
 Replaying a large log is CPU work: the replica (or the simulated host's engine) is
-folded in a worker thread so the UI keeps drawing meanwhile.
+folded in a worker thread so the UI keeps drawing meanwhile. The host's modules (the
+engine, the store, the command language: about half of the console's imports) are
+imported the same way, when the link opens, after the first frame (:func:`host_modules`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import Config
-from core.host.host import Host, HostError
-from core.host.lease import LeaseHeld, current_holder
-from core.host.link import AttachedLink, EmbeddedLink, Link
-from core.host.replica import Replica
-from core.store import StoreError
+from core.host.lease import current_holder
 
-HostFactory = Callable[[], Awaitable[Host]]
+if TYPE_CHECKING:
+    from core.host.host import Host
+    from core.host.link import Link
+
+HostFactory = Callable[[], Awaitable["Host"]]
+
+HOST_MODULES = ("core.host.host", "core.host.link", "core.host.replica")
+"""What opening a link needs beyond what the first frame does."""
+
+
+async def host_modules() -> None:
+    """Import :data:`HOST_MODULES` in a worker thread: the UI loop keeps drawing."""
+    await asyncio.to_thread(lambda: [importlib.import_module(m) for m in HOST_MODULES])
 
 
 class LinkOpenError(Exception):
@@ -54,6 +66,11 @@ class LinkOptions:
     async def open(self) -> Link:
         """A started link; raises :class:`LinkOpenError` (the lease given back) when
         neither attaching nor hosting works."""
+        await host_modules()
+        from core.host.host import HostError
+        from core.host.lease import LeaseHeld
+        from core.store import StoreError
+
         link: Link | None = None
         try:
             if self.wants_attach():
@@ -75,12 +92,18 @@ class LinkOptions:
         return link
 
     async def _attached(self) -> Link:
+        from core.host.link import AttachedLink
+        from core.host.replica import Replica
+
         replica = await asyncio.to_thread(asyncio.run, Replica.open(self.db, self.config))
         link = AttachedLink(self.db, self.config, readonly=self.readonly, replica=replica)
         await link.connect()
         return link
 
     async def _embedded(self) -> Link:
+        from core.host.host import Host
+        from core.host.link import EmbeddedLink
+
         if self.host_factory is not None:
             # A real runtime's connections and samplers live in the app's own loop.
             host = await self.host_factory()

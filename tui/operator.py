@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import shlex
+from typing import TYPE_CHECKING
 
-from core.commands.executor import resolve_spec
-from core.commands.registry import OperationSpec
-from core.host.language import LANGUAGE as REGISTRY
-from core.incidents.drills import LIVE_DRILLS
-from core.incidents.kinds import SCENARIOS
+if TYPE_CHECKING:
+    from core.commands.registry import OperationSpec
 
 ACTOR = "operator"
 
@@ -31,17 +29,28 @@ PLAN_OPERATIONS = {"approve": "approve", "reject": "reject", "abort_plan": "abor
 
 def registry() -> list[OperationSpec]:
     """Every operation of the command language (palette, completion)."""
+    # the command language loads after the first frame (tui.link_open)
+    from core.host.language import LANGUAGE as REGISTRY
+
     return list(REGISTRY)
 
 
 def command_mutates(text: str) -> bool | None:
     """Whether a slash command changes state, from the registry (None: does not parse)."""
+    # the command language loads after the first frame (tui.link_open)
+    from core.commands.executor import resolve_spec
+    from core.host.language import LANGUAGE as REGISTRY
+
     spec = resolve_spec(text, REGISTRY)
     return None if spec is None else bool(spec.mutates)
 
 
 def drill_names(simulated: bool = True) -> list[str]:
     """The drills this runtime can run: all five on the simulated fleet, the live ones on real agents."""
+    # the command language loads after the first frame (tui.link_open)
+    from core.incidents.drills import LIVE_DRILLS
+    from core.incidents.kinds import SCENARIOS
+
     return list(SCENARIOS) if simulated else list(LIVE_DRILLS)
 
 

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.commands.binding import bind
-from core.commands.grammar import CommandSyntaxError, parse
-from core.commands.responses import CommandError
-from core.host.language import LANGUAGE as REGISTRY
 from core.incident_models import Plan, PlanState
 
 
@@ -40,6 +36,12 @@ def line_error(text: str) -> str | None:
         return None
     if not command.startswith("/"):
         return "a step is a slash command: it starts with / (e.g. /resource-manager status)"
+    # the command language loads after the first frame (tui.link_open)
+    from core.commands.binding import bind
+    from core.commands.grammar import CommandSyntaxError, parse
+    from core.commands.responses import CommandError
+    from core.host.language import LANGUAGE as REGISTRY
+
     try:
         bind(parse(command), REGISTRY)
     except CommandSyntaxError as exc:

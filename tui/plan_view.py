@@ -18,11 +18,6 @@ from rich.table import Table
 from rich.text import Text
 
 from core import timefmt
-from core.commands.binding import bind
-from core.commands.coordination_hub.agents import idle_beyond_minimum
-from core.commands.grammar import CommandSyntaxError, parse
-from core.commands.responses import CommandError
-from core.host.language import LANGUAGE as REGISTRY
 from core.incident_models import Plan, PlanState, PlanStep
 from core.models import AgentStatus
 
@@ -55,6 +50,13 @@ def _wf(s: State, wid: str) -> str:
 
 def effects(s: State, command: str) -> list[str]:
     """What ``command`` will do to the state as it is now, one line per effect."""
+    # the command language loads after the first frame (tui.link_open)
+    from core.commands.binding import bind
+    from core.commands.coordination_hub.agents import idle_beyond_minimum
+    from core.commands.grammar import CommandSyntaxError, parse
+    from core.commands.responses import CommandError
+    from core.host.language import LANGUAGE as REGISTRY
+
     try:
         bound = bind(parse(command), REGISTRY)
     except (CommandSyntaxError, CommandError) as exc:

@@ -15,14 +15,13 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from core.commands.rollback_rows import RollbackRow, WorkflowBrief
-
 from . import operator
 from .console_host import ActionHost
 from .dialogs import outcome_text
 from .style import color
 
 if TYPE_CHECKING:
+    from core.commands.rollback_rows import RollbackRow, WorkflowBrief
     from core.host.link import Link
 
 UNCHANGED_NAMED = 12
@@ -40,6 +39,9 @@ class RollbackHost(ActionHost, Protocol):
 def rows_of(res: dict[str, Any]) -> list[RollbackRow]:
     """The per-workflow rows of a preview or rollback response."""
     result = res.get("result") or {}
+    # the command language loads after the first frame (tui.link_open)
+    from core.commands.rollback_rows import RollbackRow
+
     return [RollbackRow.model_validate(r) for r in result.get("rows") or []]
 
 

@@ -14,10 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.commands.binding import bind
-from core.commands.grammar import CommandSyntaxError, parse
-from core.commands.responses import CommandError
-from core.host.language import LANGUAGE as REGISTRY
 from core.incident_models import Plan, PlanState
 from core.models import AgentStatus, WorkflowStatus
 from core.timefmt import clock
@@ -56,6 +52,12 @@ def _names(data: Any, keys: frozenset[str], into: set[str], under: bool = False)
 
 def targets(command: str) -> tuple[set[str], set[str], set[str]] | None:
     """(workflows, agents, agents it replaces) a command names; None: it does not parse."""
+    # the command language loads after the first frame (tui.link_open)
+    from core.commands.binding import bind
+    from core.commands.grammar import CommandSyntaxError, parse
+    from core.commands.responses import CommandError
+    from core.host.language import LANGUAGE as REGISTRY
+
     try:
         bound = bind(parse(command), REGISTRY)
     except (CommandSyntaxError, CommandError):

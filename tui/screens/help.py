@@ -14,7 +14,6 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from core.incidents.kinds import GATES
 from core.models import AgentStatus
 
 from ..command_table import ConsoleCommand, display_key
@@ -46,6 +45,9 @@ METER_MARKS = [
 
 def _gate_doc(name: str) -> str:
     """The gate's first paragraph, whole (its docstring's lines joined)."""
+    # the incident pipeline loads after the first frame (tui.link_open)
+    from core.incidents.kinds import GATES
+
     para = (GATES[name].__doc__ or "").strip().split("\n\n")[0]
     return " ".join(line.strip() for line in para.splitlines()) or "validation gate"
 
@@ -77,6 +79,9 @@ def legend() -> Group:
     )
     gates.add_column("gate", style="bold", no_wrap=True)
     gates.add_column("passes when")
+    # the incident pipeline loads after the first frame (tui.link_open)
+    from core.incidents.kinds import GATES
+
     for name in sorted(GATES):
         gates.add_row(Text(name), Text(_gate_doc(name)))
     note = Text(

@@ -16,7 +16,6 @@ from rich.text import Text
 
 from core import timefmt
 from core.incident_models import Incident
-from core.incidents.kinds import GATES
 
 from ..log_source import LogFilter
 from ..plan_view import plan_header, step_table
@@ -50,6 +49,9 @@ def incident_facts(inc: Incident, now: float, c: Any) -> Table:
         row("resolved at", f"not yet — open for {timefmt.duration(now - det)}")
     if inc.affected_workflows:
         row("affected", ", ".join(inc.affected_workflows))
+    # the incident pipeline loads after the first frame (tui.link_open)
+    from core.incidents.kinds import GATES
+
     for g in inc.criteria:
         doc = (GATES[g].__doc__ or "").strip().splitlines()[0] if g in GATES and GATES[g].__doc__ else ""
         row("must pass", f"{g}" + (f" — {doc}" if doc else ""))

@@ -1,0 +1,18 @@
+"""The console draws its first frame before it imports the host's modules (the engine,
+the store, the command language, the incident pipeline: about half of its imports);
+they load in a worker thread when the link opens (tui/link_open.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFERRED = ("core.host.host", "core.host.link", "core.commands", "core.engine", "core.store", "core.incidents.kinds")
+
+
+def test_importing_the_console_leaves_the_host_modules_for_later() -> None:
+    probe = f"import sys, tui.app\nprint(','.join(m for m in {DEFERRED!r} if m in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
