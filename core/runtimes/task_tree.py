@@ -98,10 +98,12 @@ class TaskTree:
         if pgid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, sig)
-        for q in self.members(pid):
+        members = self.members(pid)
+        for q in members:
             with contextlib.suppress(psutil.Error):
                 q.send_signal(sig)
-        self.reap(running)
+        if members:  # no descendant (a zombie is one until collected): nothing to collect either
+            self.reap(running)
 
     def reap(self, running: int | None) -> None:
         """Collect exited orphans handed to this subreaper (never ``running``, the
