@@ -63,6 +63,10 @@ def is_compact(snap: Mapping[str, Any]) -> bool:
     return DIGEST_KEYS["finished"] in snap and "finished" not in snap
 
 
+def _mismatch(part: HistoryPart, found: int) -> str:
+    return f"the {part} entries kept beside it do not match its digest ({found} found)"
+
+
 def rows_problem(snap: Mapping[str, Any], rows: HistoryRows) -> str | None:
     """What is wrong with the entries kept beside a compact snapshot (None: they are
     exactly the ones its digests name)."""
@@ -70,7 +74,7 @@ def rows_problem(snap: Mapping[str, Any], rows: HistoryRows) -> str | None:
         texts = rows.get(part, {})
         got = digest_of((k, text_hash(texts[k])) for k in sorted(texts))
         if got != snap.get(DIGEST_KEYS[part]):
-            return f"the {part} entries kept beside it do not match its digest ({len(texts)} found)"
+            return _mismatch(part, len(texts))
     return None
 
 
@@ -128,6 +132,16 @@ class HistoryCache:
             cp = records[int(key)] = Checkpoint.model_validate_json(text)
             self.parts["checkpoints"][key] = Entry(cp, text_hash(text), None)
         return finished, records
+
+    def loaded_problem(self, snap: Mapping[str, Any]) -> str | None:
+        """:func:`rows_problem` for the entries :meth:`load` took, over the hashes it
+        computed (an open hashes each entry once): None when they are exactly the ones
+        the snapshot's digests name."""
+        for part in HISTORY_PARTS:
+            entries = self.parts[part]
+            if digest_of((k, entries[k].hash) for k in sorted(entries)) != snap.get(DIGEST_KEYS[part]):
+                return _mismatch(part, len(entries))
+        return None
 
     def changes(self, kept: Mapping[str, Mapping[str, str]]) -> list[HistoryChange]:
         """What the store must write so that its open entries (``kept``: part -> key ->

@@ -435,9 +435,9 @@ class Store:
         return await self.checkpoint_table.history_kept()
 
     async def load_checkpoint_with_history(
-        self, checkpoint_id: int
+        self, checkpoint_id: int, check_history: bool = True
     ) -> tuple[dict[str, Any], Any, HistoryRows | None, str | None] | None:
-        return await self.checkpoint_table.load_with_history(checkpoint_id)
+        return await self.checkpoint_table.load_with_history(checkpoint_id, check_history)
 
     async def load_expanded_checkpoint(self, checkpoint_id: int) -> tuple[dict[str, Any], Any, str | None] | None:
         return await self.checkpoint_table.load_expanded(checkpoint_id)

@@ -181,13 +181,15 @@ class CheckpointTable:
         return dict(zip(keys, row[:7], strict=True)), snap, ok
 
     async def load_with_history(
-        self, checkpoint_id: int
+        self, checkpoint_id: int, check_history: bool = True
     ) -> tuple[dict[str, Any], Any, HistoryRows | None, str | None] | None:
         """(row, state, history entries, problem) for a checkpoint, or None: the state
         decoded once from its stored text; for a compact snapshot the history entries
         kept beside it (None for one that holds them whole); ``problem`` says why it
         cannot be used (its text does not match its hash, or its kept entries do not
-        match its digests). A text that is not JSON raises ValueError."""
+        match its digests: unless ``check_history`` is false, for a caller that checks
+        them as it loads them, ``HistoryCache.loaded_problem``). A text that is not JSON
+        raises ValueError."""
         loaded = await self.load_checked(checkpoint_id)
         if loaded is None:
             return None
@@ -197,7 +199,7 @@ class CheckpointTable:
         if not is_compact(snap):
             return row, snap, None, None
         rows = await self.history_at(row["seq"])
-        return row, snap, rows, rows_problem(snap, rows)
+        return row, snap, rows, rows_problem(snap, rows) if check_history else None
 
     async def load_expanded(self, checkpoint_id: int) -> tuple[dict[str, Any], Any, str | None] | None:
         """(row, state, problem) as :meth:`load_with_history`, the history parts of a

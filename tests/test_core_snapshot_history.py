@@ -113,6 +113,29 @@ async def test_a_changed_kept_entry_is_refused_at_open_and_named_by_verify(tmp_p
         await reader.close()
 
 
+@pytest.mark.parametrize("change", ["another seq", "not a record"])
+async def test_a_changed_kept_checkpoint_record_is_refused_at_open(tmp_path: Path, change: str) -> None:
+    """An open hashes each kept entry once, as it loads it: a changed checkpoint record is
+    named by the digest check whether or not it still loads as a record."""
+    db = tmp_path / "c.db"
+    eng = await _engine(db)
+    await _finish(eng, ["a"])
+    first = await eng.checkpoint("manual", "first")
+    cp = await eng.checkpoint("manual", "second")
+    await eng.close()
+    key = str(first)
+    entry = json.loads(
+        str(_rows(db, f"SELECT entry FROM snapshot_history WHERE part='checkpoints' AND key='{key}'")[0][0])
+    )
+    text = json.dumps({**entry, "seq": entry["seq"] + 1}) if change == "another seq" else '{"seq": "x"}'
+    con = sqlite3.connect(db)
+    con.execute("UPDATE snapshot_history SET entry=? WHERE part='checkpoints' AND key=?", (text, key))
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match=f"checkpoint {cp}: the checkpoints entries kept beside it do not match"):
+        await Engine.open(db)
+
+
 async def test_rollback_to_a_compact_checkpoint_restores_a_finished_workflow(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     eng = await _engine(db)

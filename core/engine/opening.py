@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..event_types import EVENTS, OWNERSHIP_TRUSTED
 from ..events import GENESIS_HASH, Event, chain_head
 from ..projection import State
+from ..projection_history import DIGEST_KEYS, HistoryRows, rows_problem
 from ..store import Store, StoreError, row_hash_ok
 from ..telemetry import HISTORY
 from ..verify import VERIFIED_POINT_KEY, VerifiedPoint
@@ -171,21 +172,20 @@ class Opening:
                     quick = await store.checkpoint_text_hash(cp["id"])
                     if quick is not None and quick[0] == quick[1]:
                         continue
-                loaded = await store.load_checkpoint_with_history(cp["id"])
+                # The one loaded has its kept history entries checked as they are loaded.
+                loaded = await store.load_checkpoint_with_history(cp["id"], check_history=found)
                 if loaded is None:
                     continue
                 row, snap, history, problem = loaded
+                if problem is None and isinstance(snap, dict) and snap.get("seq") == row["seq"] and not found:
+                    loaded_state, problem = self._state_of(snap, history)
+                    if loaded_state is not None:
+                        state, since, found = loaded_state, row["seq"], True
+                        if readonly:
+                            break  # a reader uses the newest good one; a writer checks them all
+                        continue
                 if problem is not None or not isinstance(snap, dict) or snap.get("seq") != row["seq"]:
                     bad.append(f"checkpoint {cp['id']}: {problem or 'its seq does not match its row'}")
-                elif not found:
-                    # Many long-lived records at once, none of them garbage: a young-generation
-                    # pass every 700 of them would walk them again and again (the collection
-                    # after the open settles them, ``settle_gc``).
-                    with gc_paused():
-                        loaded_state = State.from_snapshot(EVENTS.folds, snap, collect_archive=True, history=history)
-                    state, since, found = loaded_state, row["seq"], True
-                    if readonly:
-                        break  # a reader uses the newest good one; a writer checks them all
             except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
                 bad.append(f"checkpoint {cp['id']} is unreadable ({type(exc).__name__})")
         if bad and not readonly:
@@ -195,6 +195,30 @@ class Opening:
             if known is not None and cp["label"]:
                 known.label = cp["label"]
         return state, since
+
+    @staticmethod
+    def _state_of(snap: dict[str, Any], history: HistoryRows | None) -> tuple[State | None, str | None]:
+        """(the state of a checkpoint's snapshot, None), or (None, what is wrong with the
+        history entries kept beside it): each entry is hashed once, as it is loaded, and
+        the parts' digests compared with the snapshot's before the state is used."""
+        digests = {key: snap.get(key) for key in DIGEST_KEYS.values()}
+        try:
+            # Many long-lived records at once, none of them garbage: a young-generation
+            # pass every 700 of them would walk them again and again (the collection
+            # after the open settles them, ``settle_gc``).
+            with gc_paused():
+                state = State.from_snapshot(EVENTS.folds, snap, collect_archive=True, history=history)
+        except (ValueError, KeyError, TypeError):
+            # Kept entries that do not load (a changed checkpoint record) are named as
+            # the digest check names them; anything else is an unreadable checkpoint.
+            why = rows_problem(digests, history) if history is not None else None
+            if why is None:
+                raise
+            return None, why
+        if history is None:
+            return state, None
+        why = state.history.loaded_problem(digests)
+        return (None, why) if why is not None else (state, None)
 
     async def _anchor(self, since: int) -> tuple[str, int]:
         """The hash the rows after ``since`` chain to, checked.
