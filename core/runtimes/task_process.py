@@ -93,24 +93,15 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-_SPAWN_FOUND: dict[tuple[str, str], str] = {}
-"""Where a command name was found on a PATH (dropped if it is gone from there)."""
-
-
 def _which(name: str, env: dict[str, str]) -> str:
     """The file a command name runs, searched on the task's own PATH as ``execvpe``
-    (and Popen) search it; FileNotFoundError when it is on none."""
+    (and Popen) search it, at each start (a program installed meanwhile is found as
+    Popen would find it); FileNotFoundError when it is on none."""
     if os.sep in name:
         return name
-    path = env.get("PATH", os.defpath)
-    key = (name, path)
-    found = _SPAWN_FOUND.get(key)
-    if found is not None:
-        return found
     for d in os.get_exec_path(env):
         f = os.path.join(d, name)
         if os.access(f, os.X_OK) and not os.path.isdir(f):
-            _SPAWN_FOUND[key] = f
             return f
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
@@ -173,11 +164,7 @@ class TaskProcess:
                 )
                 actions = [stdin, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, out_w, 2)]
                 kw: dict[str, Any] = {"setsid": True, "setsigdef": _DEFAULT_SIGNALS, "file_actions": actions}
-                try:
-                    pid = os.posix_spawn(_which(argv[0], env), argv, env, **kw)
-                except FileNotFoundError:
-                    _SPAWN_FOUND.clear()  # moved since it was found: look again, once
-                    pid = os.posix_spawn(_which(argv[0], env), argv, env, **kw)
+                pid = os.posix_spawn(_which(argv[0], env), argv, env, **kw)
             else:
                 popen = subprocess.Popen(
                     argv,
