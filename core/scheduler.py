@@ -99,8 +99,9 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
 
     out: list[tuple[str, str]] = []
     taken: set[str] = set()
+    cap_cpu, cap_mem, cap_agents = capacity.cpu_cores, capacity.memory_gb, capacity.agents
     for w in chain((first,), wfs):
-        if free == 0 or busy >= capacity.agents:
+        if free == 0 or busy >= cap_agents:
             break  # every idle agent taken, or the fleet's agent capacity used: nothing more can start
         own = reserved.get(w.id, (0.0, 0.0, 0.0))
         alloc = w.allocation
@@ -125,11 +126,11 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             other_cpu = res_cpu - own[0]
             other_mem = res_mem - own[1]
             other_agents = res_agents - own[2]
-            if g_cpu + t.cpu > capacity.cpu_cores - other_cpu + 1e-9 and g_cpu > 0:
+            if g_cpu + t.cpu > cap_cpu - other_cpu + 1e-9 and g_cpu > 0:
                 continue
-            if g_mem + t.memory_gb > capacity.memory_gb - other_mem + 1e-9 and g_mem > 0:
+            if g_mem + t.memory_gb > cap_mem - other_mem + 1e-9 and g_mem > 0:
                 continue
-            if busy + 1 > capacity.agents - other_agents:
+            if busy + 1 > cap_agents - other_agents:
                 continue
             agent = None
             while pool:

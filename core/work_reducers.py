@@ -104,12 +104,13 @@ _ALL_SET: dict[type, set[str]] = {}
 """Per model class, the set of all its field names: a model built by :func:`_built` has
 every field set, so its instances share one (pydantic only ever adds names to it)."""
 _set = object.__setattr__
+_new = object.__new__
 
 
 def _built(cls: Any, fields: dict[str, Any]) -> Any:
     """A model from values already validated, every field given: what ``model_construct``
     does, without its per-call inspection of default factories (the bulk of its cost)."""
-    m = cls.__new__(cls)
+    m = _new(cls)  # BaseModel has no __new__ of its own; ``cls.__new__`` is a slow lookup (a metaclass __getattr__)
     _set(m, "__dict__", fields)
     every = _ALL_SET.get(cls)
     if every is None or len(every) != len(fields):

@@ -212,7 +212,9 @@ class RuntimeBridge:
             data["output"] = list(output)[-5:]
         if result is not None:
             data["result"] = result
-        self.mark_frozen(wid, data)
+        wf = s.workflows.get(wid)
+        if wf is not None and wf.frozen:
+            self.mark_frozen(wid, data)
         e.emit(TASK_COMPLETED, "agent", "execution", data)
         telemetry = e.telemetry
         if started is not None:
@@ -221,7 +223,9 @@ class RuntimeBridge:
             if took > 0 and expected > 0:
                 telemetry.record(now, "efficiency", "system", min(expected / took, 1.5))
         telemetry.record(now, "completed", "system", 1.0, persist=False)
-        self.after_task(wid, t.phase)
+        phase = t.phase
+        if s.phase_left.get((wid, phase)) == 0 or s.wf_left.get(wid) == 0:  # after_task has something to do
+            self.after_task(wid, phase)
         if not self.dispatch_pending:
             self.request_dispatch()
 
