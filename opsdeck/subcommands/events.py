@@ -14,17 +14,19 @@ import asyncio
 import difflib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.event_types import known_types
 from core.events import Event
-from core.host.client import HostClient
 from core.host.errors import HostGone
 from core.host.paths import check_database
 from core.store import Store
 
 from ..output import event_record, json_line
 from ..paths import default_db
+
+if TYPE_CHECKING:
+    from core.host.client import HostClient
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -149,6 +151,10 @@ async def _print_log(db: Path, store: Store, args: argparse.Namespace) -> int:
         if not args.follow:
             return 0
         sys.stdout.flush()
+        # Only --follow talks to a host: reading the log does not load the client (aiohttp
+        # and its SSL contexts, about 0.3 s of CPU of every `opsdeck events`).
+        from core.host.client import HostClient
+
         client = HostClient.for_db(db)
         if client is not None:
             await _follow_host(client, out)
