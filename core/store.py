@@ -28,12 +28,12 @@ from typing import Any
 import aiosqlite
 
 from .anchor import AnchorWriter, anchor_path, read_anchor
-from .events import GENESIS_HASH, Event
+from .events import GENESIS_HASH, Event, EventRow
 from .private import PrivateError, trust_requested
 from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
 from .store_errors import StorageError, StoreError, classify
-from .store_reads import EVENT_COLUMNS, EventReader, EventRow, row_hash_ok, row_to_event
+from .store_reads import EVENT_COLUMNS, EventReader, row_hash_ok, row_to_event
 from .store_schema import (
     BUSY_TIMEOUT_MS,
     METRIC_TABLES,

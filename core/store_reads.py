@@ -19,9 +19,6 @@ from .events import GENESIS_HASH, Event, canonical_envelope, chain_hash
 from .store_errors import StoreError
 from .store_schema import damaged, scalar
 
-EventRow = tuple[int, float, str, str, str, str, str, str, str]
-"""(seq, ts, type, component, scope, actor, data_json, prev_hash, hash)"""
-
 EVENT_COLUMNS = "seq, ts, type, component, scope, actor, data, prev_hash, hash"
 
 

@@ -210,9 +210,10 @@ def test_archived_tasks_encode_to_the_values_pydantic_writes() -> None:
 
 
 def test_the_one_step_chain_hash_is_the_envelopes_for_every_timestamp() -> None:
-    """chain_step reuses the text of a timestamp object it saw just before: the same
-    object, never an equal one (0.0 and -0.0 are equal and written differently)."""
-    from core.events import chain_head, chain_step
+    """chain_step (per event) and chain_rows (a group commit's batch) reuse the text of a
+    timestamp object they saw just before: the same object, never an equal one (0.0 and
+    -0.0 are equal and written differently)."""
+    from core.events import chain_head, chain_rows, chain_step
 
     head = chain_head("TASK_STARTED", "agent", "execution", "engine")
     prev = GENESIS_HASH
@@ -231,9 +232,20 @@ def test_the_one_step_chain_hash_is_the_envelopes_for_every_timestamp() -> None:
         0.1 + 0.2,
         0.30000000000000004,
     ]
+    hashes = []
     for i, ts in enumerate(stamps + stamps[::-1]):
         h = chain_step(prev, i + 1, ts, head, "{}")
         assert h == chain_hash(
             prev, canonical_envelope(i + 1, ts, "TASK_STARTED", "agent", "execution", "engine", "{}")
         )
+        hashes.append(h)
         prev = h
+    batch = [(i + 1, ts, "TASK_STARTED", "agent", "execution", "engine", "{}", head) for i, ts in enumerate(stamps)]
+    rows = chain_rows(GENESIS_HASH, batch) + chain_rows(
+        hashes[len(stamps) - 1],
+        [
+            (i + 1 + len(stamps), ts, "TASK_STARTED", "agent", "execution", "engine", "{}", head)
+            for i, ts in enumerate(stamps[::-1])
+        ],
+    )
+    assert [r[8] for r in rows] == hashes and [r[7] for r in rows] == [GENESIS_HASH, *hashes[:-1]]

@@ -1,8 +1,8 @@
-"""The engine's log: every change is an event, numbered, chained, folded, committed.
+"""The engine's log: every change is an event, numbered, folded, chained, committed.
 
-:class:`EventLog` numbers each event, chains its hash, folds it into the
-projection, queues it for the store (group commit) and tells subscribers once the
-commit that wrote it returned. Units of work keep one command's events together or
+:class:`EventLog` numbers and encodes each event, folds it into the projection,
+queues it for the store (group commit: the batch is chained as it is handed over)
+and tells subscribers once the commit that wrote it returned. Units of work keep one command's events together or
 take them all back; finished workflows' records go to the archive in the same
 commit.
 """
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..event_data import EventDataError
 from ..event_types import COMMAND_EXECUTED, check_event
-from ..events import Event, EventHeader, canonical_json, chain_head, chain_step
+from ..events import Event, EventHeader, EventRow, UnchainedRow, canonical_json, chain_head, chain_rows
 from ..journal import Journal
 from ..models import Task
 
@@ -59,7 +59,6 @@ class Unit:
     """A unit of work (one command): its events are kept together or not at all."""
 
     seq: int
-    head: str
     journal: Journal
     """What the unit's folds overwrote: taking the unit back costs what it changed."""
     committed: bool = False
@@ -71,8 +70,10 @@ class EventLog:
 
     def __init__(self, engine: EngineCore) -> None:
         self.engine = engine
-        self.buffer: list[tuple[Any, ...]] = []
-        """Rows emitted and not yet committed (the group commit's next batch)."""
+        self.buffer: list[UnchainedRow] = []
+        """Rows emitted and not yet committed (the group commit's next batch), numbered and
+        encoded; chained when the batch is handed to the store (:func:`core.events.chain_rows`:
+        ``engine.head_hash`` is the hash of the last row handed over)."""
         self.subscribers: list[Subscriber] = []
         self.observers: list[Subscriber] = []
         self.uncommitted: list[Event] = []
@@ -111,8 +112,8 @@ class EventLog:
     def emit(
         self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None
     ) -> Event:
-        """Record one state change: number, hash, fold, queue for the store (subscribers
-        hear of it after the commit, :meth:`flush`)."""
+        """Record one state change: number, encode, fold, queue for the store (chained
+        with the batch; subscribers hear of it after the commit, :meth:`flush`)."""
         e = self.engine
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
@@ -124,18 +125,15 @@ class EventLog:
         seq = state.seq + 1
         ts = e.clock.now()
         ev = Event(seq, ts, type_, component, scope, data, who)
-        data_json = canonical_json(data)
-        prev = e.head_hash
-        h = chain_step(prev, seq, ts, head, data_json)
-        # Fold first: a reducer that rejects the event leaves the chain untouched.
+        data_json = canonical_json(data)  # now: a fold may change the data's objects later
+        # Fold first: a reducer that rejects the event leaves the log untouched.
         try:
             state.apply(ev)
         except Exception as exc:
             raise EngineError(
                 "EVENT_REJECTED", f"{type_} could not be applied: {type(exc).__name__}: {exc}", {"type": type_}
             ) from exc
-        e.head_hash = h
-        self.buffer.append((seq, ts, type_, component, scope, who, data_json, prev, h))
+        self.buffer.append((seq, ts, type_, component, scope, who, data_json, head))
         if type_ != COMMAND_EXECUTED:
             self.last_change = seq
         if self.observers:
@@ -171,12 +169,13 @@ class EventLog:
         if self.unit is not None:
             return None
         state = self.engine.state
-        self.unit = Unit(state.seq, self.engine.head_hash, state.begin_journal())
+        self.unit = Unit(state.seq, state.begin_journal())
         return self.unit
 
     def end_unit(self, unit: Unit | None, keep: bool) -> bool:
-        """Close ``unit``: keep its events, or take them back (state, chain, buffer as
-        before it began). False when they could not be taken back because a flush
+        """Close ``unit``: keep its events, or take them back (state and buffer as before it
+        began; the chain's head moves only when rows are handed to the store, and a failed
+        commit hands them back unchained). False when they could not be taken back because a flush
         inside the unit already committed some of them."""
         if unit is None or unit is not self.unit:
             return keep
@@ -190,7 +189,6 @@ class EventLog:
             self.buffer = [r for r in self.buffer if r[0] <= unit.seq]
             self.uncommitted = [e for e in self.uncommitted if e.seq <= unit.seq]
             state.undo_journal(unit.journal)
-            self.engine.head_hash = unit.head
         if self.engine.store is None:  # the memory engine's subscribers waited for the unit
             evs, self.uncommitted = self.uncommitted, []
             for ev in evs:
@@ -215,7 +213,9 @@ class EventLog:
         finished meanwhile are committed in the same transaction."""
         e = self.engine
         if e.store is None:
-            self.buffer.clear()
+            if self.buffer:  # nothing to write; the head still follows the log
+                e.head_hash = chain_rows(e.head_hash, self.buffer)[-1][8]
+                self.buffer = []
             e.telemetry.pending_rows.clear()
             await self.store_archive(e.state.take_archive())
             return
@@ -223,10 +223,13 @@ class EventLog:
             archive = e.state.take_archive()
             samples = e.telemetry.take_rows()
             if self.buffer or archive:
-                rows, self.buffer = self.buffer, []
+                held, self.buffer = self.buffer, []
+                rows = chain_rows(e.head_hash, held)
                 n = len(rows)
+                if rows:
+                    e.head_hash = rows[-1][8]
                 t0 = time.perf_counter()
-                cancelled = await self._commit(rows, archive, samples)
+                cancelled = await self._commit(rows, held, archive, samples)
                 if rows:
                     e.telemetry.committed(rows, time.perf_counter() - t0)
                 if rows and self.unit is not None and rows[-1][0] > self.unit.seq:
@@ -238,7 +241,11 @@ class EventLog:
                 await e.store.add_metrics(samples)
 
     async def _commit(
-        self, rows: list[tuple[Any, ...]], archive: Any, samples: list[tuple[float, str, str, float]]
+        self,
+        rows: list[EventRow],
+        held: list[UnchainedRow],
+        archive: Any,
+        samples: list[tuple[float, str, str, float]],
     ) -> bool:
         """Append ``rows`` in one transaction that a cancellation cannot cut in two.
 
@@ -246,15 +253,18 @@ class EventLog:
         BEGIN and COMMIT would leave the connection inside a transaction, and a commit
         that did happen would be retried (a duplicate seq). So the append runs shielded
         and the store lock is held until it settles; a cancellation is re-raised after.
-        A failed commit keeps the rows (and the metric samples of the same transaction)
-        for the next flush. Returns whether the caller was cancelled meanwhile."""
+        A failed commit keeps the rows (``held``, as they were before they were chained,
+        the head back where it was) and the metric samples of the same transaction for
+        the next flush. Returns whether the caller was cancelled meanwhile."""
         store = self.engine.store
         assert store is not None
         append = asyncio.ensure_future(store.append(rows, archive, samples))
         cancelled = False
 
         def keep() -> None:
-            self.buffer = rows + self.buffer
+            self.buffer = held + self.buffer
+            if rows:
+                self.engine.head_hash = rows[0][7]
             telemetry = self.engine.telemetry
             telemetry.pending_rows[:0] = samples
             if self.engine.state.archive_out is not None:
