@@ -77,7 +77,6 @@ async def test_detector_fires_on_fault(name: str, tmp_path: Path) -> None:
         await eng.close()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", SCENARIOS)
 async def test_detector_quiet_on_healthy_run(name: str, tmp_path: Path) -> None:
     eng = await _engine(name, tmp_path)

@@ -320,7 +320,6 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         await eng.close()
 
 
-@pytest.mark.slow
 async def test_a_plan_whose_rollback_checkpoint_was_removed_aborts_without_rollback(tmp_path: Path) -> None:
     """The checkpoint taken before the plan captured the drift; a data recovery removes it
     (it differs from the log). Aborting the plan then fails it, saying it was not rolled
