@@ -13,8 +13,10 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from core.runtimes.agent_host import undeliverable
-from core.runtimes.output import FILE_MAX, LINE_MAX, REPORT_BYTES, TaskOutput
+from core.runtimes.output import FILE_MAX, LINE_MAX, REPORT_BYTES, OutputFiles, TaskOutput
 from core.runtimes.wire import MAX_LINE, OVERSIZE, encode, messages
 
 from .local_harness import drive, header, open_text, toml_argv, wf_status
@@ -82,6 +84,27 @@ def test_output_files_rotate_at_their_limit(tmp_path: Path) -> None:
     out.finish()
     assert (tmp_path / "t.0.log.1").stat().st_size <= FILE_MAX
     assert 0 < (tmp_path / "t.0.log").stat().st_size <= FILE_MAX
+
+
+def test_an_agent_keeps_its_newest_output_files_listing_its_directory_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed: list[object] = []
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda d: listed.append(d) or real(d))
+    old = tmp_path / "left.0.log"  # left by an earlier host of the agent
+    old.write_text("old")
+    os.utime(old, (1, 1))
+    (tmp_path / "left.0.log.1").write_text("its rotated part")
+    files = OutputFiles(tmp_path, keep=2)
+    files.open("w/a", 1).close()
+    assert old.exists(), "two files, the keep"
+    files.open("w/b", 1).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w_a.1.log", "w_b.1.log"]
+    files.open("w/a", 1).close()  # the same run again: its file is the newest now
+    files.open("w/c", 1).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w_a.1.log", "w_c.1.log"]
+    assert len(listed) == 1, "the directory is listed when the first run starts, not before each"
 
 
 def test_an_output_file_never_follows_a_planted_link(tmp_path: Path) -> None:
