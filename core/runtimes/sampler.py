@@ -171,11 +171,12 @@ class Sampler:
         return round(psutil.cpu_percent(None), 2), round(psutil.virtual_memory().percent, 2)
 
     def forget_dead(self) -> None:
-        """Drop handles of processes that have exited (after :meth:`trees`: those it did
-        not see; else each one looked at)."""
-        seen, self._seen = self._seen, None
+        """Drop handles of processes that have exited: each one looked at, except those
+        the last :meth:`trees` pass just measured (alive then: a task's processes, the
+        hosts; what it did not see is mostly a run that ended)."""
+        seen, self._seen = self._seen or set(), None
         for key, p in list(self._procs.items()):
-            if (key not in seen) if seen is not None else not p.is_running():
+            if key not in seen and not p.is_running():
                 del self._procs[key]
 
 
