@@ -14,8 +14,9 @@ fairer figure on a shared machine): launch to first frame, to *panes filled* (th
 engine's state is open and drawn), to *a command answered* (``/coordination-hub
 list-workflows`` through the console's link), to the event log filled (its default
 view's rows counted and the last screen of them read); the log's fetch latency; a
-whole-screen frame; resident memory. Targets: panes filled <= 1.5x empty and the
-engine's part < 1 s; memory <= 1.3x empty.
+whole-screen frame; resident memory. The host's modules load after the first frame
+(tui/link_open.py): the engine's part is from their import to panes filled. Targets:
+panes filled <= 1.5x empty and the engine's part < 1 s; memory <= 1.3x empty.
 
     .venv/bin/python bench/console_bench.py [--events 1000000] [--keep DIR] [--runs 3] [--best] [--bare]
 """
@@ -115,6 +116,7 @@ def child(db: str, t_launch: float) -> None:
     import psutil
     from textual.geometry import Region  # noqa: F401  (import cost belongs to the launch)
 
+    import tui.link_open
     from core.config import Config
     from tui.app import OpsdeckApp
     from tui.widgets.event_log import EventLog
@@ -123,6 +125,15 @@ def child(db: str, t_launch: float) -> None:
 
     def cpu() -> float:  # the process's CPU seconds, every thread (the engine opens in one)
         return time.process_time()
+
+    imported = tui.link_open.host_modules
+
+    async def host_modules() -> None:  # when the host's modules are in: the engine's open starts
+        await imported()
+        out["modules_s"] = time.time() - t_launch
+        out["modules_cpu"] = cpu()
+
+    tui.link_open.host_modules = host_modules
 
     async def go() -> None:
         app = OpsdeckApp(db=Path(db), config=Config(), demo=False, speed=0)
@@ -266,6 +277,8 @@ def main() -> int:
         ("workflows listed by the command", "workflows_listed", "{:,.0f}"),
         ("launch -> first frame (s)", "first_frame_s", "{:.3f}"),
         ("  CPU (s)", "first_frame_cpu", "{:.3f}"),
+        ("launch -> host's modules imported (s)", "modules_s", "{:.3f}"),
+        ("  CPU (s)", "modules_cpu", "{:.3f}"),
         ("launch -> panes filled (s)", "panes_filled_s", "{:.3f}"),
         ("  CPU (s)", "panes_filled_cpu", "{:.3f}"),
         ("launch -> a command answered (s)", "usable_s", "{:.3f}"),
@@ -294,8 +307,8 @@ def main() -> int:
         (f"panes filled, {main_label} <= 1.5x empty", b["panes_filled_s"] <= 1.5 * e["panes_filled_s"]),
         ("  in CPU time <= 1.5x empty", b["panes_filled_cpu"] <= 1.5 * e["panes_filled_cpu"]),
         (
-            f"panes filled, {main_label}: the engine's part (after the first frame) < 1 s",
-            b["panes_filled_s"] - b["first_frame_s"] < 1.0,
+            f"panes filled, {main_label}: the engine's part (after the host's modules are imported) < 1 s",
+            b["panes_filled_s"] - b["modules_s"] < 1.0,
         ),
         (f"a command answered, {main_label} <= 1.5x empty", b["usable_s"] <= 1.5 * e["usable_s"]),
         (f"memory, {main_label} <= 1.3x empty", b["rss_mb"] <= 1.3 * e["rss_mb"]),
