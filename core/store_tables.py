@@ -212,16 +212,25 @@ class CheckpointTable:
             return row, snap, problem
         return row, expand(snap, rows), None
 
+    async def text_hashes(self, below: int, above: int, limit: int = 64) -> dict[int, tuple[str, str]]:
+        """:meth:`text_hash` of the checkpoints with ids between ``above`` and ``below``
+        (both excluded), the newest ``limit`` of them, in one read."""
+        rows = await (
+            await self._db.execute(
+                "SELECT id, state_hash, state FROM checkpoints WHERE id < ? AND id > ? ORDER BY id DESC LIMIT ?",
+                (below, above, limit),
+            )
+        ).fetchall()
+        out: dict[int, tuple[str, str]] = {}
+        for cp_id, state_hash, state in rows:
+            text = state if isinstance(state, str) else str(state)
+            out[cp_id] = (state_hash, hashlib.sha256(text.encode("utf-8")).hexdigest())
+        return out
+
     async def text_hash(self, checkpoint_id: int) -> tuple[str, str] | None:
         """(state_hash, SHA-256 of the stored state text) without decoding it: the store
         writes the canonical encoding, so for an intact checkpoint they are equal."""
-        row = await (
-            await self._db.execute("SELECT state_hash, state FROM checkpoints WHERE id=?", (checkpoint_id,))
-        ).fetchone()
-        if row is None:
-            return None
-        text = row[1] if isinstance(row[1], str) else str(row[1])
-        return row[0], hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return (await self.text_hashes(checkpoint_id + 1, checkpoint_id - 1, 1)).get(checkpoint_id)
 
 
 class SamplesRefused(Exception):

@@ -162,14 +162,18 @@ class Opening:
         # again: the whole verify (``opsdeck verify``) covers them.
         point = self.point = VerifiedPoint.parse(await store.meta(VERIFIED_POINT_KEY))
         found = False
+        pages: dict[int, tuple[str, str]] = {}
         for cp in reversed(cps):
             try:
                 if found and cp["id"] <= point.checkpoint:
                     break
                 if found:
                     # Older ones: the stored text against its hash, without decoding it
-                    # (the whole snapshot only if the text is not the canonical one).
-                    quick = await store.checkpoint_text_hash(cp["id"])
+                    # (the whole snapshot only if the text is not the canonical one), read
+                    # a page of them at a time.
+                    if cp["id"] not in pages:
+                        pages = await self._text_hashes(cp["id"] + 1, point.checkpoint)
+                    quick = pages.get(cp["id"]) or await store.checkpoint_text_hash(cp["id"])
                     if quick is not None and quick[0] == quick[1]:
                         continue
                 # The one loaded has its kept history entries checked as they are loaded.
@@ -195,6 +199,14 @@ class Opening:
             if known is not None and cp["label"]:
                 known.label = cp["label"]
         return state, since
+
+    async def _text_hashes(self, below: int, above: int) -> dict[int, tuple[str, str]]:
+        """A page of older checkpoints' (state hash, text hash); none when the page cannot
+        be read (each checkpoint is then read on its own, so the damage is named)."""
+        try:
+            return await self.store.checkpoint_table.text_hashes(below, above)
+        except sqlite3.Error:
+            return {}
 
     @staticmethod
     def _state_of(snap: dict[str, Any], history: HistoryRows | None) -> tuple[State | None, str | None]:
