@@ -36,20 +36,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def baseline(db: Path) -> dict[str, int]:
-    """The whole verify's work in one plain loop (runs in the ``--baseline`` child)."""
+def baseline(db: Path, thresholds: tuple[int, int, int]) -> dict[str, int]:
+    """The whole verify's work in one plain loop (runs in the ``--baseline`` child), with
+    the collector ``thresholds`` the verify verb sets (given on the command line: importing
+    ``core.engine`` for them would charge the baseline an import it does not need)."""
     sys.path.insert(0, str(ROOT))
     import gc
 
     import orjson
 
-    from core.engine.workflows import GC_THRESHOLDS
     from core.event_types import EVENTS
     from core.events import GENESIS_HASH, Event, canonical_json, chain_next
     from core.projection import State
     from core.projection_history import DIGEST_KEYS, is_compact, kept_problems
 
-    gc.set_threshold(*GC_THRESHOLDS)  # as the verify verb sets them
+    gc.set_threshold(*thresholds)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     problems = con.execute("PRAGMA integrity_check").fetchall()
     assert problems == [("ok",)], problems
@@ -134,9 +135,16 @@ def machine_rates(db: Path) -> tuple[int, float, float]:
 
 def compare(db: Path, repeat: int = 3, trees: list[Path] | None = None) -> dict[str, list[dict[str, float]]]:
     """Interleaved runs of verify (this checkout and ``trees``) and the baseline; prints the table."""
+    sys.path.insert(0, str(ROOT))
+    from core.engine.workflows import GC_THRESHOLDS
+
+    gc_arg = ",".join(map(str, GC_THRESHOLDS))
     runs: dict[str, tuple[list[str], Path]] = {
         "opsdeck verify": ([sys.executable, "-m", "opsdeck", "verify", "--db", str(db)], ROOT),
-        "baseline (same work)": ([sys.executable, str(Path(__file__).resolve()), "--baseline", str(db)], ROOT),
+        "baseline (same work)": (
+            [sys.executable, str(Path(__file__).resolve()), "--baseline", str(db), "--gc", gc_arg],
+            ROOT,
+        ),
     }
     for tree in trees or []:
         runs[f"opsdeck verify ({tree})"] = ([sys.executable, "-m", "opsdeck", "verify", "--db", str(db)], tree)
@@ -181,9 +189,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--tree", type=Path, action="append", help="another checkout whose verify is timed too")
     ap.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--gc", default="700,10,10", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.baseline:
-        print(json.dumps(baseline(args.db)))
+        g0, g1, g2 = (int(x) for x in args.gc.split(","))
+        print(json.dumps(baseline(args.db, (g0, g1, g2))))
         return 0
     compare(args.db, args.repeat, args.tree)
     return 0
