@@ -111,6 +111,8 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             lim_mem = min(lim_mem, w.stage_limit.memory_gb)
             lim_agents = min(lim_agents, w.stage_limit.agents)
         u = used.setdefault(w.id, [0.0, 0.0, 0.0])
+        # What other workflows' guarantees hold back: changes only as this one's shrinks.
+        other_cpu, other_mem, other_agents = res_cpu - own[0], res_mem - own[1], res_agents - own[2]
         for key in ready[w.id]:
             if u[2] >= lim_agents or free == 0:
                 break
@@ -123,9 +125,6 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             # A task larger than the allocation may still run alone.
             if u[2] > 0 and (u[0] + t.cpu > lim_cpu + 1e-9 or u[1] + t.memory_gb > lim_mem + 1e-9):
                 continue
-            other_cpu = res_cpu - own[0]
-            other_mem = res_mem - own[1]
-            other_agents = res_agents - own[2]
             if g_cpu + t.cpu > cap_cpu - other_cpu + 1e-9 and g_cpu > 0:
                 continue
             if g_mem + t.memory_gb > cap_mem - other_mem + 1e-9 and g_mem > 0:
@@ -155,6 +154,7 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
                 res_mem -= shrink[1]
                 res_agents -= shrink[2]
                 own = (own[0] - shrink[0], own[1] - shrink[1], own[2] - shrink[2])
+                other_cpu, other_mem, other_agents = res_cpu - own[0], res_mem - own[1], res_agents - own[2]
     return out
 
 

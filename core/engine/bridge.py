@@ -209,7 +209,7 @@ class RuntimeBridge:
             took = now - started
             data["duration_s"] = took if took == 0.0 else round(took, 3)  # round() costs a microsecond
         if output:
-            data["output"] = list(output)[-5:]
+            data["output"] = output[-5:] if type(output) is list else list(output)[-5:]  # a slice is a new list
         if result is not None:
             data["result"] = result
         wf = s.workflows.get(wid)
