@@ -335,25 +335,25 @@ class EventLog(ScrollView, can_focus=True):
                     self._missing = True
                     self.call_later(self._fetch_window)
                 return Strip([Segment(f"{seq:>8} …", base + Style(dim=True))]).adjust_cell_length(width, base)
-            strip, complete = self._render_event(ev, width, base)
-            if complete:
-                self.lines.put(seq, strip)
+            strip = self._render_event(ev, width, base)
+            self.lines.put(seq, strip)  # a task row without its progress count yet: until _folds_done
         if idx == self.cursor:
             hl = Style(bgcolor=color(self.app, "accent"), color=color(self.app, "background"))
             strip = Strip(list(Segment.apply_style(list(strip), post_style=hl)), strip.cell_length)
         return strip
 
-    def _render_event(self, ev: Event, width: int, base: Style) -> tuple[Strip, bool]:
-        """The row, and whether it is final (a task row waits for its progress count)."""
+    def _render_event(self, ev: Event, width: int, base: Style) -> Strip:
+        """The row; a task row drawn before its progress count is known is drawn again
+        when the count arrives (:meth:`_folds_done` drops it from the cache)."""
         if self.raw:
-            return raw_row(self.app, ev, width, base, max(len(str(self.head)), 4)), True
+            return raw_row(self.app, ev, width, base, max(len(str(self.head)), 4))
         folded: int | None = None
         if self.filter.hides_progress and folds_progress(ev) is not None:
             folded = self.folds.get_lru(ev.seq)
             if folded is None and not self._folds_wanted:
                 self._folds_wanted = True
                 self.call_later(self._fetch_folds)
-        return readable_row(self.app, ev, width, base, folded), folded is not None or not self.filter.hides_progress
+        return readable_row(self.app, ev, width, base, folded)
 
     def _fetch_folds(self) -> None:
         """Count the progress folded by the task rows on screen (stored rows only: the
