@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from .config_errors import ConfigError as ConfigError  # declared there, re-exported
+
 
 class _Section(BaseModel):
     # inf and NaN are refused everywhere: no bound holds against them.
@@ -188,10 +190,6 @@ class Config(_Section):
     storage: Storage = Field(default_factory=Storage)
     server: Server = Field(default_factory=Server)
     usage: Usage = Field(default_factory=Usage)
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; the message names the key and the problem."""
 
 
 PriorityBand = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]

@@ -12,12 +12,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from core.config import ConfigError, load_config
-from core.engine import EngineError
+# Only light modules here: the errors a verb may raise, each declared in a module that
+# imports nothing heavy (the engine, the store, pydantic load with the verb that uses them,
+# after the console's first frame for ``console`` and ``demo``).
+from core.config_errors import ConfigError
+from core.engine_errors import EngineError
 from core.host.errors import HostError, HostGone
 from core.host.lease import LeaseHeld
 from core.private import TRUST_ENV, PrivateError
-from core.store import StoreError
+from core.store_errors import StoreError
 
 from . import __version__
 
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["console", *given])
     try:
-        if args.trust_owner or (args.config and load_config(args.config).storage.trust_owner):
+        if args.trust_owner or (args.config and _config_trusts_owner(args.config)):
             os.environ[TRUST_ENV] = "1"  # child processes (agent hosts, web consoles) trust alike
         return int(args.func(args) or 0)
     except (ConfigError, StoreError, PrivateError, HostError) as exc:
@@ -100,6 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _config_trusts_owner(path: str) -> bool:
+    from core.config import load_config  # pydantic: only when a config file is given
+
+    return load_config(path).storage.trust_owner
 
 
 def refusal(exc: LeaseHeld) -> str:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.config import Config
-from core.host.host import HostError, check_database
+from core.host.errors import HostError
 from core.host.lease import current_holder
+from core.host.paths import check_database
+
+if TYPE_CHECKING:
+    from core.config import Config
 
 
 def run_console(

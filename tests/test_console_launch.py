@@ -16,3 +16,18 @@ def test_importing_the_console_leaves_the_host_modules_for_later() -> None:
     probe = f"import sys, tui.app\nprint(','.join(m for m in {DEFERRED!r} if m in sys.modules))\n"
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_opsdeck_demo_reaches_the_console_without_the_host_modules(tmp_path: Path) -> None:
+    """The command line's own path to the console (``opsdeck demo``: parsing, the config,
+    the database check) imports none of the host's modules before the app runs."""
+    probe = (
+        "import sys, tui.app\n"
+        "def run(self, *a, **k):\n"
+        f"    print(','.join(m for m in {DEFERRED!r} if m in sys.modules) or 'none')\n"
+        "tui.app.OpsdeckApp.run = run\n"
+        "from opsdeck.cli import main\n"
+        f"sys.exit(main(['demo', '--db', {str(tmp_path / 'demo.db')!r}]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "none"

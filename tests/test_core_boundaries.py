@@ -46,6 +46,8 @@ LAYERS: list[tuple[str, ...]] = [
         "core.events",
         "core.clock",
         "core.config",
+        "core.config_errors",  # ConfigError, importable without pydantic (no project import)
+        "core.engine_errors",  # EngineError, importable without the engine (no project import)
         "core.private",
         "core.anchor",
         "core.usage",  # usage lines, a run's meter, the usage models (no other project import)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..engine_errors import EngineError as EngineError  # declared there, re-exported
 from ..event_data import EventDataError
 from ..event_types import COMMAND_EXECUTED, check_event
 from ..events import Event, EventHeader, EventRow, UnchainedRow, canonical_json, chain_head, chain_rows
@@ -26,16 +27,6 @@ if TYPE_CHECKING:
     from .contract import EngineCore
 
 Subscriber = Callable[[Event], None]
-
-
-class EngineError(Exception):
-    """An operation that cannot be applied; nothing was changed."""
-
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
 
 
 _KNOWN: dict[tuple[str, str, str, str], tuple[str, str]] = {}

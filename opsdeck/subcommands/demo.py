@@ -9,7 +9,6 @@ from pathlib import Path
 
 from core.config import load_config
 
-from ..output import LinePrinter, json_line
 from ..paths import live_demo_db, new_demo_db
 
 
@@ -94,6 +93,7 @@ async def _headless(
     from core.host.host import Host
     from core.session import open_sim
 
+    from ..output import LinePrinter, json_line  # the event types: headless only
     from .hosting import announce, stop_on_signals
 
     printer = LinePrinter(as_json)
