@@ -130,9 +130,15 @@ async def test_emergency_cleanup_deletes_finished_tasks_temp_files(tmp_path: Pat
     rec = Recorder()
     engine, runtime = await open_local(tmp_path / "c.db", wf, wf.specs(tmp_path), subscriber=rec)
     try:
+        # "running" is set when the holder is assigned; its TMPDIR is made by the agent's runner
+        # before it spawns the process and reports started: wait for TASK_STARTED, not the status
         await drive(
             engine,
-            lambda: rec.of("TASK_COMPLETED") and engine.state.tasks["scratch/hold"].status.value == "running",
+            lambda: (
+                any(e.data.get("task") == "scratch/write" for e in rec.of("TASK_COMPLETED"))
+                and any(e.data.get("task") == "scratch/hold" for e in rec.of("TASK_STARTED"))
+                and engine.state.tasks["scratch/hold"].status.value == "running"
+            ),
             timeout=20,
             what="the writer finished while the holder runs",
         )
