@@ -44,14 +44,18 @@ SUBCOMMANDS = [
 
 def _named_verb(argv: Sequence[str]) -> str | None:
     """The subcommand argv names, if it names one: a command line that names its verb
-    loads only that verb's module (each imports what it runs: about 1 s of CPU for all)."""
+    loads only that verb's module (each imports what it runs: about 1 s of CPU for all).
+    One that names none opens the console, so it loads only ``console`` too, unless it
+    asks for the help (which lists every verb)."""
     it = iter(argv)
     for arg in it:
         if arg == "--config":
             next(it, None)
+        elif arg in ("-h", "--help"):
+            return None
         elif not arg.startswith("-"):
             return arg if arg in SUBCOMMANDS else None
-    return None
+    return "console"
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

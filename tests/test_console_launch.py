@@ -31,3 +31,13 @@ def test_opsdeck_demo_reaches_the_console_without_the_host_modules(tmp_path: Pat
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "none"
+
+
+def test_a_command_line_without_a_verb_loads_only_the_console() -> None:
+    from opsdeck.cli import _named_verb
+
+    assert _named_verb([]) == "console"
+    assert _named_verb(["--config", "x.toml", "--trust-owner"]) == "console"
+    assert _named_verb(["demo", "--db", "x.db"]) == "demo"
+    assert _named_verb(["--help"]) is None  # the help lists every verb
+    assert _named_verb(["nosuch"]) is None  # so does the error naming the known ones
