@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(_named_verb(given))
     args = parser.parse_args(given)
     if args.command is None:
-        args = parser.parse_args(["console", *given])
+        args = parser.parse_args([*given, "console"])  # the options given are the top-level ones
     try:
         if args.trust_owner or (args.config and _config_trusts_owner(args.config)):
             os.environ[TRUST_ENV] = "1"  # child processes (agent hosts, web consoles) trust alike

@@ -4,6 +4,7 @@ they load in a worker thread when the link opens (tui/link_open.py)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,16 @@ def test_a_command_line_without_a_verb_loads_only_the_console() -> None:
     assert _named_verb(["demo", "--db", "x.db"]) == "demo"
     assert _named_verb(["--help"]) is None  # the help lists every verb
     assert _named_verb(["nosuch"]) is None  # so does the error naming the known ones
+
+
+def test_top_level_options_without_a_verb_open_the_console(tmp_path: Path) -> None:
+    probe = (
+        "import sys, tui.app\n"
+        "tui.app.OpsdeckApp.run = lambda self, *a, **k: print('console')\n"
+        "from opsdeck.cli import main\n"
+        "sys.exit(main(['--trust-owner']))\n"
+    )
+    (tmp_path / "opsdeck").mkdir(mode=0o700)
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "console", out.stderr
