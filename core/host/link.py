@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 ACTOR = "operator"
 POLL_S = 0.5
 """How often an attached link reads health and gauges, and looks for a new host."""
+CANCEL_AGAIN_S = 0.1
+"""How long closing waits on a follower task before cancelling it again."""
 
 EventFn = Callable[[Event], None]
 StatusFn = Callable[[str | None], None]
@@ -327,6 +329,8 @@ class AttachedLink(Link):
             try:
                 self._publish_all(await rep.catch_up())
                 async for ev in client.events(since=rep.seq):
+                    if self._closed:
+                        break
                     try:
                         if rep.apply(ev):
                             self._publish(ev)
@@ -393,10 +397,12 @@ class AttachedLink(Link):
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            # Python 3.11's asyncio.wait_for loses a cancel that arrives as the read it
+            # waits on completes (the stream reads with it): cancel again until it ends.
+            while not (await asyncio.wait({t}, timeout=CANCEL_AGAIN_S))[0]:
+                t.cancel()
+            if not t.cancelled():
+                t.exception()  # retrieved: whatever ended the follower, the close goes on
         self._tasks = []
         client, self.client = self.client, None
         if client is not None:
