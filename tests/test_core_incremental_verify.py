@@ -11,16 +11,7 @@ from core.incidents.kinds.data_integrity_detector import DataIntegrityDetector
 from core.session import open_sim
 from core.verify import VerifiedPoint, verify_store
 
-
-def tamper(db: Path, seq: int) -> None:
-    """Change a committed row's content behind the store's back (its hash then fails)."""
-    con = sqlite3.connect(db)
-    try:
-        con.execute("DROP TRIGGER IF EXISTS events_no_update")
-        con.execute("UPDATE events SET ts = ts + 1 WHERE seq = ?", (seq,))
-        con.commit()
-    finally:
-        con.close()
+from .store_support import tamper
 
 
 async def _engine(tmp_path: Path) -> tuple[Engine, Path]:

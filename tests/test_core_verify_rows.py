@@ -5,12 +5,13 @@ whose row holds text that is not UTF-8 is reported at that row, not as a failed 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from core.events import GENESIS_HASH, canonical_json, chain_next
 from core.session import open_sim
 from core.verify import row_problem, verify_store
+
+from .store_support import tamper
 
 
 def _row(seq: int, data_json: str, prev: str = GENESIS_HASH) -> tuple[object, ...]:
@@ -54,13 +55,7 @@ async def test_text_that_is_not_utf8_is_a_fault_at_its_row(tmp_path: Path) -> No
     try:
         head = eng.state.seq
         target = head // 2
-        con = sqlite3.connect(db)
-        try:
-            con.execute("DROP TRIGGER IF EXISTS events_no_update")
-            con.execute("UPDATE events SET data = CAST(X'7B2261223A22FF227D' AS TEXT) WHERE seq = ?", (target,))
-            con.commit()
-        finally:
-            con.close()
+        tamper(db, target, "data = CAST(X'7B2261223A22FF227D' AS TEXT)")
         rep = await verify_store(eng.store)  # type: ignore[arg-type]
         assert rep.first_bad_seq == target and rep.events == head
         assert [f.problem for f in rep.faults] == ["hash does not match the row's content"]
