@@ -193,11 +193,13 @@ def _children_map() -> dict[int, list[int]]:
 def _below(pid: int, children: dict[int, list[int]]) -> list[int]:
     """The descendants of ``pid`` in a children map."""
     out: list[int] = []
+    seen: set[int] = set()
     stack = list(children.get(pid, ()))
     while stack:
         q = stack.pop()
-        if q in out:
+        if q in seen:  # a set: the list's membership test made a large tree quadratic
             continue
+        seen.add(q)
         out.append(q)
         stack.extend(children.get(q, ()))
     return out
