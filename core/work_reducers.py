@@ -175,7 +175,8 @@ def workflow_created(s: State, ev: Event) -> None:
             pending_deps[key] = len(deps)
             if not deps:
                 ready.append(key)
-            # _built's steps written out for the two models of each task (two calls fewer per task).
+            # Each model built whole from values already validated (see _ALL_SET), written out
+            # for the two models of each task (no call per model).
             ctx = _new(TaskContext)
             _set(
                 ctx,
