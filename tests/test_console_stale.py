@@ -121,3 +121,33 @@ async def test_clock_runs_while_plan_waits_without_hold(tmp_path):
         async with host.lock:
             await host.tick(1.0)
         assert host.engine.clock.now() > t0 and host.held_by() == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/resource-manager status {",  # bad JSON: a syntax error, with its column
+        "/nope x",  # no such component
+        "/coordination-hub pause",  # a workflow id missing
+        "/resource-manager emergency-reallocation '{\"x\":1}'",  # a payload its model refuses
+    ],
+)
+def test_the_plan_checks_refuse_a_step_as_the_command_language_does(text: str) -> None:
+    """The editor's line check, the decision dialog's effects and the staleness check
+    bind a step with one helper (tui.operator.bind_command): each says the same refusal."""
+    from core.event_types import EVENTS
+    from core.projection import State
+    from tui.operator import CommandRefused, bind_command
+    from tui.plan_lines import line_error
+    from tui.plan_view import effects
+
+    with pytest.raises(CommandRefused) as refused:
+        bind_command(text)
+    why = refused.value
+    assert why.message
+    assert line_error(text) == (why.message if why.column is None else f"column {why.column}: {why.message}")
+    assert effects(State(EVENTS.folds), text) == [f"does not parse: {why.message}"]
+    assert targets(text) is None
+    good = "/coordination-hub pause wf-1"
+    assert bind_command(good).workflow_id == "wf-1"
+    assert line_error(good) is None and targets(good) == ({"wf-1"}, set(), set())

@@ -14,6 +14,7 @@ import shlex
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from core.commands.binding import Bound
     from core.commands.registry import OperationSpec
 
 ACTOR = "operator"
@@ -43,6 +44,34 @@ def command_mutates(text: str) -> bool | None:
 
     spec = resolve_spec(text, REGISTRY)
     return None if spec is None else bool(spec.mutates)
+
+
+class CommandRefused(ValueError):
+    """A command text the command language refuses: ``message`` as its parser or binder
+    says it; ``column`` (1-based) where a syntax error is, None for an unknown operation
+    or a payload its model refuses."""
+
+    def __init__(self, message: str, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+
+
+def bind_command(text: str) -> Bound:
+    """``text`` parsed and bound by the command language, the check the host makes when
+    the command arrives; raises :class:`CommandRefused` saying why it would be refused."""
+    # the command language loads after the first frame (tui.link_open)
+    from core.commands.binding import bind
+    from core.commands.grammar import CommandSyntaxError, parse
+    from core.commands.responses import CommandError
+    from core.host.language import LANGUAGE as REGISTRY
+
+    try:
+        return bind(parse(text), REGISTRY)
+    except CommandSyntaxError as exc:
+        raise CommandRefused(exc.message, exc.column) from None
+    except CommandError as exc:
+        raise CommandRefused(exc.message) from None
 
 
 def drill_names(simulated: bool = True) -> list[str]:

@@ -1,7 +1,7 @@
 """A plan as the operator edits it: one slash command per line, checked line by line.
 
 Each line is parsed and bound with the command language's own parser
-(:mod:`core.commands.grammar`, :mod:`core.commands.binding`), the same check the host
+(:func:`tui.operator.bind_command`), the same check the host
 makes when the edit arrives (``/incident edit``), so a line that would be refused is
 marked before Save. Steps that already ran are kept as they are: the host refuses an
 edit that changes them. Pure functions: no Textual here.
@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.incident_models import Plan, PlanState
+
+from .operator import CommandRefused, bind_command
 
 
 @dataclass(frozen=True)
@@ -36,18 +38,10 @@ def line_error(text: str) -> str | None:
         return None
     if not command.startswith("/"):
         return "a step is a slash command: it starts with / (e.g. /resource-manager status)"
-    # the command language loads after the first frame (tui.link_open)
-    from core.commands.binding import bind
-    from core.commands.grammar import CommandSyntaxError, parse
-    from core.commands.responses import CommandError
-    from core.host.language import LANGUAGE as REGISTRY
-
     try:
-        bind(parse(command), REGISTRY)
-    except CommandSyntaxError as exc:
-        return f"column {exc.column}: {exc.message}"
-    except CommandError as exc:
-        return exc.message
+        bind_command(command)
+    except CommandRefused as exc:
+        return exc.message if exc.column is None else f"column {exc.column}: {exc.message}"
     return None
 
 

@@ -21,6 +21,7 @@ from core import timefmt
 from core.incident_models import Plan, PlanState, PlanStep
 from core.models import AgentStatus
 
+from .operator import CommandRefused, bind_command
 from .widgets.incidents import STEP_GLYPH
 
 if TYPE_CHECKING:
@@ -51,16 +52,12 @@ def _wf(s: State, wid: str) -> str:
 def effects(s: State, command: str) -> list[str]:
     """What ``command`` will do to the state as it is now, one line per effect."""
     # the command language loads after the first frame (tui.link_open)
-    from core.commands.binding import bind
     from core.commands.coordination_hub.agents import idle_beyond_minimum
-    from core.commands.grammar import CommandSyntaxError, parse
-    from core.commands.responses import CommandError
-    from core.host.language import LANGUAGE as REGISTRY
 
     try:
-        bound = bind(parse(command), REGISTRY)
-    except (CommandSyntaxError, CommandError) as exc:
-        return [f"does not parse: {getattr(exc, 'message', exc)}"]
+        bound = bind_command(command)
+    except CommandRefused as exc:
+        return [f"does not parse: {exc.message}"]
     spec, p = bound.spec, bound.payload
     name = (spec.component, spec.operation)
     out: list[str] = []

@@ -18,6 +18,8 @@ from core.incident_models import Plan, PlanState
 from core.models import AgentStatus, WorkflowStatus
 from core.timefmt import clock
 
+from .operator import CommandRefused, bind_command
+
 if TYPE_CHECKING:
     from core.projection import State
 
@@ -52,15 +54,9 @@ def _names(data: Any, keys: frozenset[str], into: set[str], under: bool = False)
 
 def targets(command: str) -> tuple[set[str], set[str], set[str]] | None:
     """(workflows, agents, agents it replaces) a command names; None: it does not parse."""
-    # the command language loads after the first frame (tui.link_open)
-    from core.commands.binding import bind
-    from core.commands.grammar import CommandSyntaxError, parse
-    from core.commands.responses import CommandError
-    from core.host.language import LANGUAGE as REGISTRY
-
     try:
-        bound = bind(parse(command), REGISTRY)
-    except (CommandSyntaxError, CommandError):
+        bound = bind_command(command)
+    except CommandRefused:
         return None
     data = bound.payload.model_dump(mode="json")
     wfs: set[str] = set()
