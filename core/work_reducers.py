@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
 
 from .events import Event
 from .models import (
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from .projection import State
 
 Fold = Callable[["State", Event], None]
+M = TypeVar("M", bound=BaseModel)
 
 
 def pool_created(s: State, ev: Event) -> None:
@@ -105,8 +108,14 @@ _ALL_SET: dict[type, set[str]] = {}
 already validated (what ``model_construct`` does, without its per-call inspection of
 default factories, the bulk of its cost) has every field set, so its instances share
 one (pydantic only ever adds names to it)."""
-_set = object.__setattr__
 _new = object.__new__
+# A pydantic model's four slots, written through their own descriptors (object.__setattr__
+# would look each up by name first: a fifth of a task's construction).
+_slot = BaseModel.__dict__
+_put_dict = _slot["__dict__"].__set__
+_put_fields = _slot["__pydantic_fields_set__"].__set__
+_put_extra = _slot["__pydantic_extra__"].__set__
+_put_private = _slot["__pydantic_private__"].__set__
 
 
 def _all_fields(cls: Any) -> set[str]:
@@ -115,6 +124,17 @@ def _all_fields(cls: Any) -> set[str]:
     if every is None:
         every = _ALL_SET[cls] = set(cls.model_fields)
     return every
+
+
+def _built(cls: type[M], values: dict[str, Any], fields: set[str]) -> M:
+    """A model of ``cls`` built whole from ``values`` already validated: every field,
+    in declaration order (``fields``: :func:`_all_fields` of ``cls``)."""
+    m = _new(cls)
+    _put_dict(m, values)
+    _put_fields(m, fields)
+    _put_extra(m, None)
+    _put_private(m, None)
+    return m
 
 
 _SPEC_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in WorkflowSpec.model_fields.items()}
@@ -151,7 +171,6 @@ def workflow_created(s: State, ev: Event) -> None:
         s.replacing("workflows", s.workflows, wid)
         s.replacing("finished", s.finished, wid)
     d_dur, d_cpu, d_mem = _TASK_DEFAULTS["duration_s"], _TASK_DEFAULTS["cpu"], _TASK_DEFAULTS["memory_gb"]
-    pending = TaskStatus.PENDING
     tasks = s.tasks
     keys = wf.tasks
     ready: deque[str] = deque()
@@ -162,62 +181,64 @@ def workflow_created(s: State, ev: Event) -> None:
     for phase in phases:
         names = []
         pname = phase["name"]
+        # A task's fields as a pending task of this phase has them (in declaration
+        # order), copied per task and completed with what its spec says.
+        pending: dict[str, Any] = {
+            "id": "",
+            "workflow": wid,
+            "phase": pname,
+            "specialization": "",
+            "depends_on": None,
+            "duration_s": d_dur,
+            "cpu": d_cpu,
+            "memory_gb": d_mem,
+            "status": TaskStatus.PENDING,
+            "agent": None,
+            "attempts": 0,
+            "started_at": None,
+            "finished_at": None,
+            "context": None,
+            "interactive": False,
+            "tty": False,
+            "waiting_input": None,
+            "waiting_since": None,
+            "worktree": None,
+            "branch": None,
+            "repo": None,
+        }
         for ts in phase.get("tasks", ()):
             key = f"{wid}/{ts['id']}"
             if journal is not None:
                 s.replacing("tasks", tasks, key)
             dep = ts.get("depends_on")
             deps = [f"{wid}/{d}" for d in dep] if dep else list(prev_phase)
-            # The scheduler's indexes as the task is built (a second pass cost a third of the fold).
+            # The scheduler's indexes as the task is built (a second pass cost a third of the
+            # fold); a dependency is an earlier task of the workflow (checked where the spec
+            # entered), whose list exists.
             dependents.setdefault(key, [])
             for d in deps:
-                dependents.setdefault(d, []).append(key)
+                dependents[d].append(key)
             pending_deps[key] = len(deps)
             if not deps:
                 ready.append(key)
-            # Each model built whole from values already validated (see _ALL_SET), written out
-            # for the two models of each task (no call per model).
-            ctx = _new(TaskContext)
-            _set(
-                ctx,
-                "__dict__",
-                {"inputs": dict(ts.get("inputs") or {}), "progress": 0.0, "partial_results": {}, "last_output": []},
+            inputs = ts.get("inputs")
+            values = pending.copy()
+            values["id"] = key
+            values["specialization"] = ts["specialization"]
+            values["depends_on"] = deps
+            values["duration_s"] = float(ts.get("duration_s", d_dur))
+            values["cpu"] = float(ts.get("cpu", d_cpu))
+            values["memory_gb"] = float(ts.get("memory_gb", d_mem))
+            values["context"] = _built(
+                TaskContext,
+                {"inputs": dict(inputs) if inputs else {}, "progress": 0.0, "partial_results": {}, "last_output": []},
+                ctx_fields,
             )
-            _set(ctx, "__pydantic_fields_set__", ctx_fields)
-            _set(ctx, "__pydantic_extra__", None)
-            _set(ctx, "__pydantic_private__", None)
-            task = _new(Task)
-            _set(
-                task,
-                "__dict__",
-                {
-                    "id": key,
-                    "workflow": wid,
-                    "phase": pname,
-                    "specialization": ts["specialization"],
-                    "depends_on": deps,
-                    "duration_s": float(ts.get("duration_s", d_dur)),
-                    "cpu": float(ts.get("cpu", d_cpu)),
-                    "memory_gb": float(ts.get("memory_gb", d_mem)),
-                    "status": pending,
-                    "agent": None,
-                    "attempts": 0,
-                    "started_at": None,
-                    "finished_at": None,
-                    "context": ctx,
-                    "interactive": bool(ts.get("interactive") or ts.get("tty")),
-                    "tty": bool(ts.get("tty")),
-                    "waiting_input": None,
-                    "waiting_since": None,
-                    "worktree": None,
-                    "branch": None,
-                    "repo": ts.get("repo"),
-                },
-            )
-            _set(task, "__pydantic_fields_set__", task_fields)
-            _set(task, "__pydantic_extra__", None)
-            _set(task, "__pydantic_private__", None)
-            tasks[key] = task
+            if "interactive" in ts or "tty" in ts or "repo" in ts:  # left out by most (defaults are not recorded)
+                values["interactive"] = bool(ts.get("interactive") or ts.get("tty"))
+                values["tty"] = bool(ts.get("tty"))
+                values["repo"] = ts.get("repo")
+            tasks[key] = _built(Task, values, task_fields)
             keys.append(key)
             names.append(key)
         phase_left[(wid, pname)] = phase_left.get((wid, pname), 0) + len(names)
