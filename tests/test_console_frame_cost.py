@@ -12,6 +12,7 @@ import gc
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.text import Text
 from textual.geometry import Region
 from textual.strip import Strip
@@ -21,6 +22,7 @@ from textual.widgets.option_list import Option
 
 from tests.console_support import make_app, settle, wait_for
 from tui.app import CONSOLE_GC_GEN0, PANE_TICKS, OpsdeckApp
+from tui.screens.main import MainScreen
 from tui.widgets.event_log import EventLog
 from tui.widgets.header_gauges import HeaderGauges
 from tui.widgets.live_list import LiveList
@@ -171,16 +173,33 @@ async def test_the_console_collects_young_objects_in_small_batches(tmp_path: Pat
         gc.set_threshold(*before)
 
 
-async def test_the_main_screen_draws_its_frames_with_the_collector_paused(tmp_path: Path) -> None:
+async def test_the_main_screen_draws_its_frames_with_the_collector_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tui/screens/main.py wraps Textual's private frame method (Screen._on_timer_update):
+    a Textual that no longer draws through it fails here, not silently."""
+    inside: list[bool] = []
+    wrapped = MainScreen._on_timer_update
+
+    def frame(screen: MainScreen) -> None:
+        inside.append(True)
+        try:
+            wrapped(screen)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(MainScreen, "_on_timer_update", frame)
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
+        assert isinstance(app.screen, MainScreen)
         header = app.header_pane
-        seen: list[bool] = []
+        seen: list[tuple[bool, bool]] = []
         real = header.render_line
-        header.render_line = lambda y: (seen.append(gc.isenabled()), real(y))[1]  # type: ignore[method-assign]
+        header.render_line = lambda y: (seen.append((bool(inside), gc.isenabled())), real(y))[1]  # type: ignore[method-assign]
         header.refresh()
         assert await wait_for(pilot, lambda: bool(seen))
         header.render_line = real  # type: ignore[method-assign]
-        assert not any(seen)  # drawn inside the frame, the collector paused
+        assert all(within for within, _ in seen), "a frame was drawn outside MainScreen._on_timer_update"
+        assert not any(enabled for _, enabled in seen)  # drawn inside the frame, the collector paused
         assert gc.isenabled()  # and running again after it
