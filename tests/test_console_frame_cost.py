@@ -203,3 +203,32 @@ async def test_the_main_screen_draws_its_frames_with_the_collector_paused(
         assert all(within for within, _ in seen), "a frame was drawn outside MainScreen._on_timer_update"
         assert not any(enabled for _, enabled in seen)  # drawn inside the frame, the collector paused
         assert gc.isenabled()  # and running again after it
+
+
+async def test_the_header_shows_its_logs_head_and_redraws_only_when_it_moves(tmp_path: Path) -> None:
+    """The header is given the event log pane and whether the console is read-only (no
+    lookup on the app): its seq is that pane's head, redrawn on the tick after it moves."""
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        app._stop.set()  # the refresh timers stand still: only what the test changes is drawn
+        header, log = app.header_pane, app.log_pane
+        assert header.event_log is log and header.readonly is False
+
+        def shown() -> str:
+            header.refresh()
+            return "\n".join(s.text for s in header.render_lines(Region(0, 0, header.size.width, 2)))
+
+        assert f"seq {log.head:,}" in shown() and "READ-ONLY" not in shown()
+        refreshed: list[int] = []
+        real_refresh = header.refresh
+        header.refresh = lambda *r, **k: (refreshed.append(1), real_refresh(*r, **k))[1]  # type: ignore[method-assign]
+        header.follow_log()
+        assert refreshed == []  # the head shown is the log's: nothing to redraw
+        log.head += 7
+        header.follow_log()
+        assert refreshed == [1]
+        header.refresh = real_refresh  # type: ignore[method-assign]
+        assert f"seq {log.head:,}" in shown()
+        header.readonly = True
+        assert "READ-ONLY" in shown()

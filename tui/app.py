@@ -161,13 +161,14 @@ class OpsdeckApp(App[int]):
         return MainScreen(id="_default")
 
     def compose(self) -> ComposeResult:
-        yield HeaderGauges(id="header")
+        log_area = LogArea(self.log_source, self.config.console.filters, id="log-area")
+        yield HeaderGauges(log_area.log_pane, readonly=self.readonly, id="header")
         with Horizontal(id="body"):
             yield Pane(AgentPools(id="pools"), id="pools-pane")
             with Vertical(id="right"):
                 yield Pane(Workflows(id="workflows"), id="workflows-pane")
                 yield Incidents(id="incidents")
-        yield LogArea(self.log_source, self.config.console.filters, id="log-area")
+        yield log_area
         yield CommandLine(id="cmdline")
         yield FittedFooter()
 

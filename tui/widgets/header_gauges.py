@@ -24,6 +24,8 @@ from ..style import color
 if TYPE_CHECKING:
     from core.host.link import Link
 
+    from .event_log import EventLog
+
 OPEN_INCIDENT = frozenset({"open", "recovering"})
 """Incident statuses that still need attention (the others are resolved or failed)."""
 
@@ -108,8 +110,12 @@ class HeaderGauges(Widget):
     _drawn: tuple[tuple[int, str], list[Strip]] | None = None
     """((width, theme), the two lines drawn) since the last refresh."""
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, log: EventLog, *, readonly: bool = False, id: str | None = None) -> None:
+        """``log``: the event log pane whose head the status line shows as its seq;
+        ``readonly``: the console only reads the database (the line says READ-ONLY)."""
         super().__init__(id=id)
+        self.event_log = log
+        self.readonly = readonly
         self.status_text = "opening…"
         self._drawn_seq = -1
 
@@ -133,14 +139,10 @@ class HeaderGauges(Widget):
         strips = self._drawn[1]
         return strips[y] if y < len(strips) else Strip.blank(width, base)
 
-    def _log_head(self) -> int:
-        log = getattr(self.app, "log_pane", None)
-        return log.head if log is not None else 0
-
     def follow_log(self) -> None:
         """Redraw when the log's head moved: the seq shown is the log's (the app's refresh
         tick calls this the tick after the log's)."""
-        if self._log_head() != self._drawn_seq:
+        if self.event_log.head != self._drawn_seq:
             self.refresh()
 
     def _usage(self, engine: Link, c: Callable[[str], str]) -> Text:
@@ -219,9 +221,9 @@ class HeaderGauges(Widget):
                 f"{tel.get('ray_memory_gb_free', 'cluster').last():.1f}/{tel.get('ray_memory_gb', 'cluster').last():.1f} GB"
             )
             parts.append(Part(5, ray))
-        self._drawn_seq = self._log_head()
+        self._drawn_seq = self.event_log.head
         parts.append(Part(2, Text(f"seq {self._drawn_seq:,}", style=c("foreground-muted"))))
-        if getattr(self.app, "readonly", False):
+        if self.readonly:
             parts.append(Part(9, Text("READ-ONLY", style=f"bold {c('warning')}")))
         return parts
 
