@@ -23,9 +23,9 @@ _BLACK = Color.from_rgb(0, 0, 0)
 _WHITE = Color.from_rgb(255, 255, 255)
 
 
-@lru_cache(maxsize=1024)
 def luminance(c: Color) -> float:
-    """WCAG relative luminance of an sRGB colour."""
+    """WCAG relative luminance of an sRGB colour (not cached: :func:`readable`, the only
+    caller on the drawing path, keeps its answers)."""
     r, g, b = (v / 255 for v in c.get_truecolor())
 
     def lin(v: float) -> float:
