@@ -232,3 +232,59 @@ async def test_the_header_shows_its_logs_head_and_redraws_only_when_it_moves(tmp
         assert f"seq {log.head:,}" in shown()
         header.readonly = True
         assert "READ-ONLY" in shown()
+
+
+async def test_a_task_row_is_not_kept_drawn_without_its_count_when_counting_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log keeps a task row drawn before its progress count is known (redrawn when
+    the count comes); a count that cannot be read must not leave the row cached without
+    it: the row and its count are cached both or neither, and the next repaint asks again."""
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, 900)
+        await app.host.engine.flush()
+        app._stop.set()  # the refresh timers stand still: only what the test changes is drawn
+        log = app.log_pane
+        log.tick(app.host.engine.state.seq)
+        log.apply_filter("type:TASK_COMPLETED")
+
+        def shown() -> list[int]:
+            top = int(log.scroll_offset.y)
+            return [log.seq_at(i) for i in range(top, min(top + log.size.height, log.count))]
+
+        def completions() -> bool:
+            evs = [log._event(s) for s in shown()]
+            return bool(evs) and all(e is not None and e.type == "TASK_COMPLETED" for e in evs)
+
+        assert await wait_for(pilot, completions, 10)
+        assert await wait_for(pilot, log.folds_ready, 10)
+        rows = shown()
+
+        source = log.source
+        assert source is not None
+        real = source.progress_folded
+        asked: list[list[tuple[int, str]]] = []
+
+        def failing(rows: list[tuple[int, str]]) -> dict[int, int]:
+            asked.append(rows)
+            raise OSError("disk I/O error")
+
+        monkeypatch.setattr(source, "progress_folded", failing)
+        log.folds.clear()
+        log.lines.clear()
+        log.refresh()
+        assert await wait_for(pilot, lambda: bool(asked) and not log._folding)
+        await pilot.pause(0.2)
+        assert {s for s, _ in asked[0]} == set(rows)
+        assert not any(s in log.lines for s in rows)  # neither the row nor its count
+        assert len(asked) == 1  # asked again on the next repaint, not in a loop
+
+        monkeypatch.setattr(source, "progress_folded", real)
+        log.refresh()
+        assert await wait_for(pilot, log.folds_ready, 10)
+        await pilot.pause(0.1)
+        assert all(s in log.folds for s in rows)  # both: each row drawn again with its count
+        for y, seq in enumerate(rows):
+            n = log.folds[seq]
+            assert (f"· {n} progress" in log.render_line(y).text) == (n > 0)

@@ -35,32 +35,12 @@ from core.events import Event
 from ..log_source import LogFilter, LogSource
 from ..screens.event import EventScreen
 from ..style import color
-from .log_rows import folds_progress, raw_row, readable_row
+from .log_rows import LRU, folds_progress, raw_row, readable_row
 from .titles import BorderText
 
 EVENT_CACHE = 3_000
 LINE_CACHE = 1_500
 LIVE_KEEP = 8_192
-
-
-class LRU(OrderedDict):
-    """A bounded mapping that forgets the least recently used entry."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def get_lru(self, key):
-        v = super().get(key)
-        if v is not None:
-            self.move_to_end(key)
-        return v
-
-    def put(self, key, value) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
 
 
 class EventLog(ScrollView, can_focus=True):
@@ -381,19 +361,25 @@ class EventLog(ScrollView, can_focus=True):
                 got = source.progress_folded(rows)
             except Exception:  # noqa: BLE001 - a read error must not kill the pane
                 got = {}
-            self.app.call_from_thread(self._folds_done, got)
+            self.app.call_from_thread(self._folds_done, [seq for seq, _ in rows], got)
 
         self.run_worker(work, thread=True, group="log-folds", exit_on_error=False)
 
-    def _folds_done(self, got: dict[int, int]) -> None:
+    def _folds_done(self, asked: list[int], got: dict[int, int]) -> None:
+        """The counts of the rows ``asked``: a row cached before its count is dropped from
+        the cache whether its count came (drawn again with it) or not (a failed read: drawn
+        and asked again on the pane's next repaint, not kept without it)."""
         self._folding = False
         if self._refold:
             self._refold = False
             self.call_later(self._fetch_folds)
-        for seq, n in got.items():
-            self.folds.put(seq, n)
+        for seq in asked:
+            n = got.get(seq)
+            if n is not None:
+                self.folds.put(seq, n)
             self.lines.pop(seq, None)
-        self.refresh()
+        if got:
+            self.refresh()
 
     def folds_ready(self) -> bool:
         """Whether every task row on screen has its progress count (tests)."""
