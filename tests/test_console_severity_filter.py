@@ -85,3 +85,34 @@ def test_default_view_read_from_the_type_index_matches_the_table_scan(tmp_path):
         assert list(src.filter_seqs(flt, upto)) == want, upto
     assert list(src.filter_seqs(LogFilter.parse("sev:info"), 100)) == [s for s in range(1, 21) if s not in progress]
     src.close()
+
+
+def test_default_view_is_right_on_a_log_with_gaps(tmp_path):
+    """A damaged log can miss rows (a gap) or start past 1: the default view lists only
+    the seqs stored, the same as the general query, and the index's ranges still serve
+    a log without a gap."""
+    path = tmp_path / "gaps.db"
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, ts REAL, type TEXT, component TEXT, scope TEXT, actor TEXT, data TEXT)"
+    )
+    con.execute("CREATE INDEX events_type ON events(type, seq)")
+    progress = {4, 5, 9, 16, 20}
+    stored = [s for s in range(3, 21) if s not in (7, 8, 15)]  # starts at 3; 7, 8 and 15 missing
+    for seq in stored:
+        t = "TASK_PROGRESS" if seq in progress else "TASK_STARTED"
+        con.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?)", (seq, float(seq), t, "c", "s", "engine", "{}"))
+    con.commit()
+    con.close()
+    src = LogSource(path)
+    calls: list[int] = []
+    real = src._all_but
+    src._all_but = lambda type_, upto: (calls.append(upto), real(type_, upto))[1]  # type: ignore[method-assign]
+    for upto in (0, 2, 3, 6, 7, 8, 14, 15, 16, 20, 100):
+        want = [s for s in stored if s <= upto and s not in progress]
+        assert list(src.filter_seqs(LogFilter(), upto)) == want, upto
+        # sev: of the mildest severity is every event: the same shortcut, the same seqs.
+        assert list(src.filter_seqs(LogFilter.parse("sev:info"), upto)) == want, upto
+    assert len(calls) == 2 * 11
+    src.close()
+    assert not LogFilter.parse("sev:info").by_severity and LogFilter.parse("sev:low").by_severity

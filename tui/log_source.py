@@ -1,8 +1,8 @@
 """Windowed reads of the event log from SQLite, in the manner of Toolong.
 
 The event log pane never loads the whole log: it asks for the rows it shows plus
-a margin, by sequence number (``seq`` is the primary key, gap-free and 1-based, so
-row *i* of the unfiltered log is event ``i + 1``). A filter is a query that
+a margin, by sequence number (``seq`` is the primary key, gap-free and 1-based in a
+sound log, so row *i* of the unfiltered log is event ``i + 1``). A filter is a query that
 returns only the matching sequence numbers, kept as a compact ``array``. Every
 method here is blocking and runs in a worker thread, never on the UI loop.
 """
@@ -25,6 +25,8 @@ STARTS_LOOKED_AT = 5_000
 
 SEVERITIES = tuple(s.value for s in reversed(Severity))
 """Worst first, as the filter's error message lists them."""
+MILDEST = min(Severity, key=lambda s: s.rank)
+"""``sev:`` of the mildest severity is every event (X or worse)."""
 
 
 class FilterError(ValueError):
@@ -97,6 +99,11 @@ class LogFilter:
     def active(self) -> bool:
         """Whether the operator typed a filter (what the title names)."""
         return bool(self.text or self.type or self.workflow or self.severity)
+
+    @property
+    def by_severity(self) -> bool:
+        """Whether ``sev:`` leaves events out (``sev:`` of :data:`MILDEST` does not)."""
+        return bool(self.severity) and Severity(self.severity) is not MILDEST
 
     @property
     def hides_progress(self) -> bool:
@@ -273,7 +280,7 @@ class LogSource:
 
     def filter_seqs(self, flt: LogFilter, upto: int) -> array:
         """Sequence numbers of the events that match ``flt``, up to ``upto``."""
-        if flt.hides_progress and not (flt.type or flt.workflow or flt.text or flt.severity not in ("", "info")):
+        if flt.hides_progress and not (flt.type or flt.workflow or flt.text or flt.by_severity):
             return self._all_but(TASK_PROGRESS, upto)
         where = ["seq <= ?"]
         args: list[object] = [upto]
@@ -283,7 +290,7 @@ class LogSource:
         if flt.hides_progress:
             where.append("type != ?")
             args.append(TASK_PROGRESS)
-        if flt.severity and flt.severity != "info":  # sev:info is everything
+        if flt.by_severity:
             cond, sev_args = EVENTS.severity_sql(flt.severity)  # X or worse, the catalogue's own rule
             where.append(cond)
             args += sev_args
@@ -311,16 +318,28 @@ class LogSource:
     def _all_but(self, type_: str, upto: int) -> array:
         """Every seq up to ``upto`` except those of ``type_`` events (the default view:
         progress folded). Read from the (type, seq) index: only the left-out seqs, the
-        rest filled in as ranges (seqs are gap-free from 1). Scanning the table for the
-        kept ones read every row of the log (a 1M-event log: 0.7 s of CPU at launch)."""
+        rest filled in as ranges, when the stored seqs up to ``upto`` run without a gap
+        (their count, from the table's smallest index, says so; a sound log's always
+        do). Scanning the table for the kept ones read every row of the log (a 1M-event
+        log: 0.7 s of CPU at launch): that is left to a log with a gap (a damaged one)."""
         out = array("q")
         with self._lock:
             db = self._conn()
             if db is None:
                 return out
             top = db.execute("SELECT max(seq) FROM events WHERE seq <= ?", (upto,)).fetchone()[0] or 0
+            first, stored = db.execute(
+                "SELECT (SELECT min(seq) FROM events),"
+                " (SELECT count(*) FROM events) - (SELECT count(*) FROM events WHERE seq > ?)",
+                (top,),
+            ).fetchone()
+            if top and stored != top - first + 1:
+                cur = db.execute("SELECT seq FROM events WHERE seq <= ? AND type != ? ORDER BY seq", (top, type_))
+                while rows := cur.fetchmany(20000):
+                    out.extend(r[0] for r in rows)
+                return out
             cur = db.execute("SELECT seq FROM events WHERE type = ? AND seq <= ? ORDER BY seq", (type_, top))
-            nxt = 1
+            nxt = first or 1
             while rows := cur.fetchmany(20000):
                 for (s,) in rows:
                     if s > nxt:
