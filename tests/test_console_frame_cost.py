@@ -21,7 +21,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from tests.console_support import make_app, settle, wait_for
-from tui.app import CONSOLE_GC_GEN0, PANE_TICKS, OpsdeckApp
+from tui.app import CONSOLE_GC_GEN0, LISTS, PANE_TICKS, TICKS, OpsdeckApp
 from tui.screens.main import MainScreen
 from tui.widgets.event_log import EventLog
 from tui.widgets.header_gauges import HeaderGauges
@@ -135,31 +135,34 @@ async def test_a_changed_row_repaints_that_row_and_a_title_its_border(tmp_path: 
 
 
 async def test_the_timer_draws_one_thing_per_tick(tmp_path: Path) -> None:
+    """Each tick draws exactly what TICKS names for it: the event log's growth, the header,
+    one list, the header's seq only when the log's head moved, nothing on the free tick."""
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
         drawn: list[str] = []
         for pane in lists(app):
-            pane.refresh_from = lambda link, p=pane: drawn.append(p.id)  # type: ignore[method-assign]
-        log_ticks: list[int] = []
+            pane.refresh_from = lambda link, p=pane: drawn.append(str(p.id))  # type: ignore[method-assign]
         real_log_tick = app._log_tick
-        app._log_tick = lambda: (log_ticks.append(1), real_log_tick())[1]  # type: ignore[method-assign]
+        app._log_tick = lambda: (drawn.append("log"), real_log_tick())[1]  # type: ignore[method-assign]
         header = app.header_pane
-        headers: list[int] = []
         real_header_refresh = header.refresh
-        header.refresh = lambda *r, **k: (headers.append(1), real_header_refresh(*r, **k))[1]  # type: ignore[method-assign]
+        header.refresh = lambda *r, **k: (drawn.append("header"), real_header_refresh(*r, **k))[1]  # type: ignore[method-assign]
         app._pane_step = 0
-        for _ in range(PANE_TICKS):
-            before = len(drawn) + len(log_ticks) + len(headers)
+        for tick in range(2 * PANE_TICKS):  # each step of TICKS twice
+            step = TICKS[tick % PANE_TICKS]
+            moved = app.log_pane.head != header._drawn_seq  # what the seq step looks at
+            drawn.clear()
             app._tick_panes()
-            assert len(drawn) + len(log_ticks) + len(headers) <= before + 1  # at most one thing per tick
-        assert sorted(drawn) == sorted(str(p.id) for p in lists(app))  # each list once per REFRESH_S
-        assert len(log_ticks) == 2  # the log's growth twice per REFRESH_S
-        assert 1 <= len(headers) <= 2  # the header once, and its seq when the log's head moved
+            if step == "seq":
+                assert drawn == (["header"] if moved else []), (tick, step)
+            else:
+                assert drawn == ([step] if step else []), (tick, step)
+        assert {s for s in TICKS if s} == {"log", "seq", "header", *LISTS}  # every kind was stepped through
         header.refresh = real_header_refresh  # type: ignore[method-assign]
         drawn.clear()
         app.refresh_panes()  # after an operator's action: every list at once
-        assert sorted(drawn) == sorted(str(p.id) for p in lists(app))
+        assert sorted(drawn) == sorted(LISTS)
 
 
 async def test_the_console_collects_young_objects_in_small_batches(tmp_path: Path) -> None:
