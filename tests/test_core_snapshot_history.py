@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -41,11 +42,16 @@ async def _finish(eng: Engine, names: list[str]) -> None:
 
 
 def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    con = sqlite3.connect(db)
-    try:
+    with closing(sqlite3.connect(db)) as con:
         return list(con.execute(sql).fetchall())
-    finally:
-        con.close()
+
+
+def _write(db: Path, sql: str, args: tuple[object, ...]) -> None:
+    """One statement committed from outside the store (a tampered entry); the connection
+    is closed even when the statement fails."""
+    with closing(sqlite3.connect(db)) as con:
+        con.execute(sql, args)
+        con.commit()
 
 
 async def _verify(db: Path) -> None:
@@ -92,10 +98,7 @@ async def test_a_changed_kept_entry_is_refused_at_open_and_named_by_verify(tmp_p
     await eng.close()
     entry = json.loads(str(_rows(db, "SELECT entry FROM snapshot_history WHERE key='a'")[0][0]))
     entry["status"] = "failed"
-    con = sqlite3.connect(db)
-    con.execute("UPDATE snapshot_history SET entry=? WHERE key='a'", (json.dumps(entry),))
-    con.commit()
-    con.close()
+    _write(db, "UPDATE snapshot_history SET entry=? WHERE key='a'", (json.dumps(entry),))
     with pytest.raises(StoreError, match=f"checkpoint {cp}: the finished entries kept beside it do not match"):
         await Engine.open(db)
     store = await Store.open(db, readonly=True)
@@ -128,10 +131,7 @@ async def test_a_changed_kept_checkpoint_record_is_refused_at_open(tmp_path: Pat
         str(_rows(db, f"SELECT entry FROM snapshot_history WHERE part='checkpoints' AND key='{key}'")[0][0])
     )
     text = json.dumps({**entry, "seq": entry["seq"] + 1}) if change == "another seq" else '{"seq": "x"}'
-    con = sqlite3.connect(db)
-    con.execute("UPDATE snapshot_history SET entry=? WHERE part='checkpoints' AND key=?", (text, key))
-    con.commit()
-    con.close()
+    _write(db, "UPDATE snapshot_history SET entry=? WHERE part='checkpoints' AND key=?", (text, key))
     with pytest.raises(StoreError, match=f"checkpoint {cp}: the checkpoints entries kept beside it do not match"):
         await Engine.open(db)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -16,27 +17,27 @@ from core.store import EVENT_COLUMNS, SCHEMA_VERSION, StorageError, Store, Store
 async def test_wal_mode_and_schema_version(db_path: Path) -> None:
     store = await Store.open(db_path)
     await store.close()
-    con = sqlite3.connect(db_path)
-    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    with closing(sqlite3.connect(db_path)) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
 
 
 async def test_event_log_refuses_update_and_delete(db_path: Path) -> None:
     eng = await open_sim(db_path, demo=True)
     await eng.close()
-    con = sqlite3.connect(db_path)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        con.execute("UPDATE events SET type='X' WHERE seq=1")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        con.execute("DELETE FROM events WHERE seq=1")
+    with closing(sqlite3.connect(db_path)) as con:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            con.execute("UPDATE events SET type='X' WHERE seq=1")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            con.execute("DELETE FROM events WHERE seq=1")
 
 
 async def test_each_row_chains_to_the_previous(db_path: Path) -> None:
     eng = await open_sim(db_path, demo=True)
     await eng.advance(300)
     await eng.close()
-    con = sqlite3.connect(db_path)
-    rows = con.execute("SELECT seq, prev_hash, hash FROM events ORDER BY seq").fetchall()
+    with closing(sqlite3.connect(db_path)) as con:
+        rows = con.execute("SELECT seq, prev_hash, hash FROM events ORDER BY seq").fetchall()
     assert rows[0][1] == "0" * 64
     for (s1, _, h1), (s2, p2, _) in itertools.pairwise(rows):
         assert s2 == s1 + 1 and p2 == h1
@@ -96,8 +97,8 @@ async def test_a_refused_commit_keeps_its_rows_and_the_chain_goes_on_unbroken(
         last = eng.state.seq
     finally:
         await eng.close()  # also when an assertion fails: its thread would keep the run alive
-    con = sqlite3.connect(db_path)
-    rows = con.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
+    with closing(sqlite3.connect(db_path)) as con:
+        rows = con.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
     assert [r[0] for r in rows] == list(range(1, last + 1))
     assert rows[-1][8] != head and all(row_hash_ok(*r) for r in rows)
     for a, b in itertools.pairwise(rows):
@@ -114,10 +115,9 @@ async def test_not_an_sqlite_file(tmp_path: Path) -> None:
 
 async def test_another_programs_database(tmp_path: Path) -> None:
     p = tmp_path / "other.db"
-    con = sqlite3.connect(p)
-    con.execute("CREATE TABLE customers(id INTEGER)")
-    con.commit()
-    con.close()
+    with closing(sqlite3.connect(p)) as con:
+        con.execute("CREATE TABLE customers(id INTEGER)")
+        con.commit()
     with pytest.raises(StoreError, match="not an opsdeck database"):
         await Store.open(p)
 
@@ -126,10 +126,9 @@ async def test_newer_schema_is_refused(db_path: Path) -> None:
     await (await Store.open(db_path)).close()  # create it, then reopen: a leaked connection raced the checks
     store = await Store.open(db_path)
     await store.close()
-    con = sqlite3.connect(db_path)
-    con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    con.commit()
-    con.close()
+    with closing(sqlite3.connect(db_path)) as con:
+        con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+        con.commit()
     with pytest.raises(StoreError, match="newer opsdeck"):
         await Store.open(db_path)
 
@@ -185,9 +184,9 @@ def test_many_processes_create_the_same_database_at_once(db_path: Path) -> None:
     ]
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [e for e in errors if e][:1]
-    con = sqlite3.connect(db_path)
-    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
-    assert con.execute("PRAGMA application_id").fetchone()[0] != 0
+    with closing(sqlite3.connect(db_path)) as con:
+        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        assert con.execute("PRAGMA application_id").fetchone()[0] != 0
 
 
 async def test_metric_samples_are_written_in_one_transaction(db_path: Path) -> None:
