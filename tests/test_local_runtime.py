@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -421,13 +422,16 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
     from core.runtimes import agent_host, task_process, task_run
 
     seen: list[dict[str, object]] = []
-    real = os.posix_spawn
 
-    def spy(path: str, argv: list[str], env: dict[str, str], **kw: object) -> int:
-        seen.append(kw)
-        return real(path, argv, env, **kw)  # type: ignore[arg-type]
+    def spy(real: Any) -> Any:
+        def spawn(path: str, argv: list[str], env: dict[str, str], **kw: object) -> int:
+            seen.append(kw)
+            return int(real(path, argv, env, **kw))
 
-    monkeypatch.setattr(task_process.os, "posix_spawn", spy)
+        return spawn
+
+    for name in ("posix_spawn", "posix_spawnp"):  # posix_spawnp when the task's PATH is the host's
+        monkeypatch.setattr(task_process.os, name, spy(getattr(os, name)))
     secret = tmp_path / "secret"
     secret.write_bytes(os.urandom(32))
     secret.chmod(0o600)

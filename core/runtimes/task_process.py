@@ -38,14 +38,28 @@ _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 """Signals Python ignores that a task gets back at their defaults (Popen's ``restore_signals``)."""
 
 
+def read_proc(path: str) -> bytes:
+    """The whole of a small ``/proc`` file: ``open``, ``read`` until its end, ``close``
+    (Python's ``open()`` adds an ``fstat``, an ``isatty`` and ``lseek`` calls to each)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, 65536)
+        if data:
+            while more := os.read(fd, 65536):
+                data += more
+        return data
+    finally:
+        os.close(fd)
+
+
 def boot_time() -> float:
     """When this machine booted (``btime`` in ``/proc/stat``), read as psutil reads it on
     each call (a clock stepped since would otherwise shift every create time)."""
-    with open("/proc/stat", "rb") as f:
-        for line in f:
-            if line.startswith(b"btime"):
-                return float(line.split()[1])
-    raise OSError("no btime line in /proc/stat")
+    data = read_proc("/proc/stat")
+    at = data.find(b"\nbtime ")
+    if at < 0:
+        raise OSError("no btime line in /proc/stat")
+    return float(data[at + 7 : data.index(b"\n", at + 7)])
 
 
 def create_time(pid: int, boot: float | None = None) -> float | None:
@@ -53,29 +67,11 @@ def create_time(pid: int, boot: float | None = None) -> float | None:
     boot, from ``/proc/PID/stat``, plus the boot time: ``boot`` when the caller read it
     already), from one small read; None when it cannot be read (gone, or not Linux)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = read_proc(f"/proc/{pid}/stat")
         fields = data[data.rindex(b")") + 2 :].split()
         return float(fields[19]) / _CLOCK_TICKS + (boot_time() if boot is None else boot)
     except (OSError, ValueError, IndexError):
         return None
-
-
-class FdReader:
-    """``await read(n)`` on a non-blocking descriptor: b"" at its end (or on an error)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        os.set_blocking(fd, False)
-
-    async def read(self, n: int) -> bytes:
-        while True:
-            try:
-                return os.read(self.fd, n)
-            except BlockingIOError:
-                await _ready(self.fd, asyncio.get_running_loop().add_reader, asyncio.get_running_loop().remove_reader)
-            except OSError:
-                return b""
 
 
 async def _ready(fd: int, add: Callable[..., Any], remove: Callable[[int], Any]) -> None:
@@ -106,6 +102,18 @@ def _which(name: str, env: dict[str, str]) -> str:
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
 
+def _spawnp(argv: list[str], env: dict[str, str], kw: dict[str, Any]) -> int:
+    """``posix_spawnp``: glibc looks the name up on this process's PATH as ``execvp``
+    does (the task's own PATH when they are the same); a name on none of its
+    directories is an error naming it, as :func:`_which` names it."""
+    try:
+        return os.posix_spawnp(argv[0], argv, env, **kw)
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, argv[0]) from None
+        raise
+
+
 class TaskProcess:
     """The task's first process: its pid, its output, its stdin, its exit."""
 
@@ -114,14 +122,17 @@ class TaskProcess:
         self.popen = popen
         """The Popen of a run spawned through it (a cwd or a pty), which then collects the status."""
         self.returncode: int | None = None
-        self.stdout = FdReader(output) if output is not None else None
-        """The read end of the task's output pipe (None under a pty: the terminal reads it)."""
+        self.stdout = output
+        """The read end of the task's output pipe, non-blocking (None under a pty: the terminal reads it)."""
+        if output is not None:
+            os.set_blocking(output, False)
         self.stdin = stdin
         """The write end of an interactive task's stdin pipe (non-blocking), else None."""
         if stdin is not None:
             os.set_blocking(stdin, False)
         loop = asyncio.get_running_loop()
         self._exit: asyncio.Future[int] = loop.create_future()
+        self._on_exit: list[Callable[[int], None]] = []
         self._pidfd: int | None = None
         self._poller: asyncio.Task[None] | None = None
         try:
@@ -164,7 +175,10 @@ class TaskProcess:
                 )
                 actions = [stdin, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, out_w, 2)]
                 kw: dict[str, Any] = {"setsid": True, "setsigdef": _DEFAULT_SIGNALS, "file_actions": actions}
-                pid = os.posix_spawn(_which(argv[0], env), argv, env, **kw)
+                if os.sep not in argv[0] and env.get("PATH") == os.environ.get("PATH"):
+                    pid = _spawnp(argv, env, kw)  # the same PATH: glibc searches it, in C
+                else:
+                    pid = os.posix_spawn(_which(argv[0], env), argv, env, **kw)
             else:
                 popen = subprocess.Popen(
                     argv,
@@ -206,6 +220,14 @@ class TaskProcess:
         """The exit status as soon as the process is gone (negative: killed by that signal)."""
         return await asyncio.shield(self._exit)
 
+    def on_exit(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(status)`` when the process is gone, from the loop's callback that
+        saw it go (no task, no future's hop): at once if it is gone already."""
+        if self._exit.done():
+            callback(self._exit.result())
+        else:
+            self._on_exit.append(callback)
+
     def _collect(self) -> None:
         """The pidfd is readable: the process has exited; take its status."""
         rc = self._poll()
@@ -227,6 +249,9 @@ class TaskProcess:
             self._pidfd = None
         if not self._exit.done():
             self._exit.set_result(rc)
+            callbacks, self._on_exit = self._on_exit, []
+            for cb in callbacks:
+                cb(rc)
 
     async def write(self, data: bytes, timeout: float) -> int:
         """Write all of ``data`` to the task's stdin within ``timeout`` seconds."""
@@ -249,8 +274,8 @@ class TaskProcess:
 
     def close(self) -> None:
         """Let go of the task's descriptors (after its end)."""
-        for fd in (self.stdout.fd if self.stdout is not None else None, self.stdin):
+        for fd in (self.stdout, self.stdin):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.stdin = None
+        self.stdout = self.stdin = None

@@ -18,6 +18,7 @@ on another agent starts with ``OPSDECK_RESUME_PROGRESS`` and ``OPSDECK_CONTEXT``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
@@ -90,6 +91,16 @@ class Run:
         """What the task's descriptor 0 is (``pipe:[N]``, ``/dev/pts/N``): reads of it are waits for input."""
         self.last_output_at = time.monotonic()
         self.waiting: str | None = None
+        self.output_fd: int | None = None
+        """The descriptor its output is read from while it is open (the pipe, or the pty's master)."""
+        self.output_done = False
+        """Its output was read to the end."""
+        self.rc: int | None = None
+        """The first process's exit status, once it is gone."""
+        self.drain: asyncio.TimerHandle | None = None
+        """The wait for the rest of its output after its exit."""
+        self.ended = False
+        """Its end was reported."""
 
     def key(self) -> tuple[str, int]:
         return (self.task, self.attempt)

@@ -7,7 +7,7 @@ hold a :class:`TaskRunner` and give it their ``send``; only the transport differ
 Each task runs as a child in its own process group (``start_new_session``), so
 pause/resume/stop reach the whole tree: SIGSTOP / SIGCONT / SIGTERM then SIGKILL
 after the grace period. :meth:`TaskRunner.launch` is where the task's process is
-spawned; :meth:`TaskRunner.read_output` is where its output is read, line by line,
+spawned; :meth:`TaskRunner._readable` is where its output is read, line by line,
 into :meth:`Run.take_line <core.runtimes.task_run.Run.take_line>`.
 
 Commands (console -> runner): ``start``, ``pause``, ``resume``, ``stop``, ``limit``,
@@ -45,6 +45,8 @@ from .tty import TaskTerminal
 
 RESULTS_KEEP = 256
 READ_CHUNK = 64 * 1024
+OUTPUT_DRAIN_S = 2.0
+"""How long a run's end waits for the rest of its output once its first process is gone."""
 INPUT_TIMEOUT_S = 10.0
 """How long a write to a task's stdin may block (a task that reads nothing fills the pipe)."""
 
@@ -261,7 +263,7 @@ class TaskRunner:
                 "limits": limits,
             }
         )
-        self._keep(self.pump_output(r))
+        self.follow(r)
         if r.interactive or r.msg.get("timeout_s") or r.msg.get("memory_mb"):
             self._keep(self.watch(r))  # nothing to watch for otherwise: no wake-ups
 
@@ -290,40 +292,74 @@ class TaskRunner:
             argv = [*launcher, *(shlex.split(command) if isinstance(command, str) else list(command))]
         return TaskProcess.spawn(argv, env, m.get("cwd") or None, r.interactive, terminal)
 
-    async def pump_output(self, r: Run) -> None:
-        """Wait for the task to exit, read its output meanwhile, then report once."""
+    def follow(self, r: Run) -> None:
+        """Read the task's output as it comes and end the run once the task has exited
+        and its output is read: callbacks of the loop on the output's descriptor and the
+        process's exit (a task per run, and the futures between them, cost more than the
+        run of a short task itself)."""
         assert r.proc is not None
-        reader = asyncio.get_running_loop().create_task(self.read_output(r))
-        rc = await r.proc.wait()
-        self.kill_tree(r, signal.SIGKILL)  # leave nothing of the task behind, detached ones included
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reader, 2.0)
-        if r.dirty and not r.stopping:
-            self.send(r.progress_report())  # the lines since the last heartbeat, then the end
-        report = r.exit_report(rc, self.config.mech_memory)
-        self.finish(r, report, keep=report["t"] != "stopped")
+        fd = r.terminal.master if r.terminal is not None else r.proc.stdout
+        if fd is None:
+            r.output_done = True
+        else:
+            r.output_fd = fd
+            asyncio.get_running_loop().add_reader(fd, self._readable, r)
+        r.proc.on_exit(lambda rc: self._exited(r, rc))
 
-    async def read_output(self, r: Run) -> None:
-        """Read the task's output in chunks (no line is too long to read); every byte
-        goes to its output file, capped lines to the reports."""
-        assert r.proc is not None
-        source: Any = r.terminal.reader() if r.terminal is not None else r.proc.stdout
-        assert source is not None
-        while True:
-            try:
-                chunk = await source.read(READ_CHUNK)
-            except OSError:  # a pty whose last writer is gone answers EIO: the end of its output
-                break
-            if not chunk:
-                break
-            r.last_output_at = time.monotonic()
-            r.meter.feed(chunk, time.time())  # whole lines, not the console's capped ones
-            for line in r.out.feed(chunk):
+    def _readable(self, r: Run) -> None:
+        """One chunk of the task's output (no line is too long to read): every byte goes
+        to its output file, capped lines to the reports."""
+        fd = r.output_fd
+        if fd is None:
+            return
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:  # a pty whose last writer is gone answers EIO: the end of its output
+            chunk = b""
+        if not chunk:
+            self._stop_reading(r)
+            r.meter.finish(time.time())
+            for line in r.out.finish():
                 r.take_line(line)
-            r.dirty = r.dirty or r.meter.changed
-        r.meter.finish(time.time())
-        for line in r.out.finish():
+            r.output_done = True
+            if r.rc is not None:
+                self._end(r)
+            return
+        r.last_output_at = time.monotonic()
+        r.meter.feed(chunk, time.time())  # whole lines, not the console's capped ones
+        for line in r.out.feed(chunk):
             r.take_line(line)
+        r.dirty = r.dirty or r.meter.changed
+
+    def _stop_reading(self, r: Run) -> None:
+        if r.output_fd is not None:
+            asyncio.get_running_loop().remove_reader(r.output_fd)
+            r.output_fd = None
+
+    def _exited(self, r: Run, rc: int) -> None:
+        """The task's first process is gone: nothing of it may stay behind (detached ones
+        included); the run ends once its output is read, or after OUTPUT_DRAIN_S."""
+        r.rc = rc
+        self.kill_tree(r, signal.SIGKILL)
+        if r.output_done:
+            self._end(r)
+        else:
+            r.drain = asyncio.get_running_loop().call_later(OUTPUT_DRAIN_S, self._end, r)
+
+    def _end(self, r: Run) -> None:
+        """Report the run's end once: the lines since the last heartbeat, then the end."""
+        if r.ended or r.rc is None:
+            return
+        r.ended = True
+        if r.drain is not None:
+            r.drain.cancel()
+        self._stop_reading(r)  # still open after OUTPUT_DRAIN_S: what it holds is not waited for
+        if r.dirty and not r.stopping:
+            self.send(r.progress_report())
+        report = r.exit_report(r.rc, self.config.mech_memory)
+        self.finish(r, report, keep=report["t"] != "stopped")
 
     def finish(self, r: Run, report: dict[str, Any], keep: bool = True) -> None:
         r.out.close()

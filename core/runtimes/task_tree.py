@@ -15,6 +15,8 @@ import os
 
 import psutil
 
+from .task_process import read_proc
+
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -39,8 +41,7 @@ def child_pids(pid: int) -> list[int] | None:
     out: list[int] = []
     for tid in tids:
         try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                out += [int(x) for x in f.read().split()]
+            out += [int(x) for x in read_proc(f"/proc/{pid}/task/{tid}/children").split()]
         except FileNotFoundError:
             if not os.path.exists(f"/proc/{pid}/task/{tid}"):
                 continue  # that thread ended meanwhile

@@ -55,9 +55,6 @@ class TaskTerminal:
             os.close(self.slave)
         self.slave = -1
 
-    def reader(self) -> _PtyReader:
-        return _PtyReader(self.master)
-
     async def write(self, data: bytes) -> int:
         """Write all of ``data`` to the master (the task reads it as typed input)."""
         loop = asyncio.get_running_loop()
@@ -80,30 +77,3 @@ class TaskTerminal:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.master = self.slave = -1
-
-
-class _PtyReader:
-    """``await read(n)`` on the master: b"" at the end (EIO once the slave is closed)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    async def read(self, n: int) -> bytes:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                return os.read(self.fd, n)
-            except BlockingIOError:
-                fut: asyncio.Future[None] = loop.create_future()
-                loop.add_reader(self.fd, _wake, fut)
-                try:
-                    await fut
-                finally:
-                    loop.remove_reader(self.fd)
-            except OSError:  # EIO: nothing holds the slave any more
-                return b""
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
