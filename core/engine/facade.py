@@ -61,6 +61,8 @@ class Engine:
         self.telemetry = Telemetry()
         self.actor = actor
         self.head_hash = GENESIS_HASH
+        """Hash of the last event row handed to the store (its chain's head); without a
+        store nothing is chained and it stays the genesis hash."""
         self.store_lock = asyncio.Lock()
         """Serialises store writes: with a wall clock several tasks flush (runtime, console)."""
         self.runtime: Runtime | None = None

@@ -36,12 +36,14 @@ name, the header's piece of the chained envelope)."""
 
 def _known(type_: str, component: str, scope: str, actor: str) -> tuple[str, str]:
     """Validate a header once; its plain type name (a declaration is a ``str`` subclass,
-    stored and sent as its name) and its envelope piece."""
+    stored and sent as its name) and its envelope piece. Kept under the key as given
+    (the declaration itself, not its plain name): the next lookup finds its own
+    objects and compares them by identity, not by their text."""
     name = str(type_)
     EventHeader(type=name, component=component, scope=scope, data={})
     known = (name, chain_head(name, component, scope, actor))
     if len(_KNOWN) < 10_000:
-        _KNOWN[(name, component, scope, actor)] = known
+        _KNOWN[(type_, component, scope, actor)] = known
     return known
 
 
@@ -204,9 +206,9 @@ class EventLog:
         finished meanwhile are committed in the same transaction."""
         e = self.engine
         if e.store is None:
-            if self.buffer:  # nothing to write; the head still follows the log
-                e.head_hash = chain_rows(e.head_hash, self.buffer)[-1][8]
-                self.buffer = []
+            # Nothing to write, so nothing is chained: ``head_hash`` is the hash of the last
+            # row handed to a store, and an engine without one never reads it.
+            self.buffer = []
             e.telemetry.pending_rows.clear()
             await self.store_archive(e.state.take_archive())
             return

@@ -7,7 +7,6 @@ as it was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -16,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..event_types import EVENTS, OWNERSHIP_TRUSTED
-from ..events import GENESIS_HASH, Event, chain_head
+from ..events import GENESIS_HASH, Event, chain_head, envelope_hash
 from ..projection import State
 from ..projection_history import DIGEST_KEYS, HistoryRows, rows_problem
 from ..store import Store, StoreError, row_hash_ok
@@ -36,8 +35,8 @@ _SYSTEM_SERIES = ("cpu_pct", "memory_pct", "agents_pct", "throughput_per_min", "
 
 class _Chain:
     """Consecutive rows checked as an open reads them: sequence, previous-hash link and
-    the hash recomputed from the row. The hashed text is :func:`~core.events.canonical_envelope`'s,
-    built in one piece from the memoised header (:func:`~core.events.chain_head`); a
+    the hash recomputed from the row by :func:`~core.events.envelope_hash` (the chain's one
+    formula) from the memoised header (:func:`~core.events.chain_head`); a
     row whose columns are not the types the store writes takes ``row_hash_ok``'s path."""
 
     def __init__(self, opening: Opening, cursor: int, prev: str) -> None:
@@ -71,7 +70,7 @@ class _Chain:
                 if len(self.heads) < _HEADS_KEPT:
                     self.heads[key] = head
             try:
-                ok = hashlib.sha256(f"{p}[{seq},{ts!r},{head}{data_json}]".encode()).hexdigest() == h
+                ok = envelope_hash(p, seq, repr(ts), head, data_json) == h
             except UnicodeEncodeError:  # a lone surrogate: not text the store wrote
                 ok = False
         else:
