@@ -173,12 +173,13 @@ def row_problem(row: Sequence[Any], expected_seq: int, prev_hash: str) -> tuple[
     orjson refuses the text or its values do not encode back to exactly the stored
     text (integers beyond 64 bits, NaN, lone surrogates: what orjson reads otherwise
     or not at all), the standard library's decoder decides, so a row is judged as the
-    reference decoder judges it."""
+    reference decoder judges it: at most once a row, and only for such a row."""
     seq, ts, type_, comp, scope, actor, data_json, prev, h = row
     if seq != expected_seq:
         return f"sequence gap: expected {expected_seq}, found {seq}", None
     if prev != prev_hash:
         return "previous-hash link broken", None
+    by_reference = False
     try:
         data = orjson.loads(data_json)
     except (TypeError, ValueError):
@@ -186,10 +187,13 @@ def row_problem(row: Sequence[Any], expected_seq: int, prev_hash: str) -> tuple[
             data = json.loads(data_json)
         except (TypeError, ValueError):
             return "payload is not JSON", None
+        by_reference = True
     try:
         if chain_next(prev, seq, ts, type_, comp, scope, actor, data_json) != h:
             return "hash does not match the row's content", None
         if canonical_json(data) != data_json:
+            if by_reference:
+                return "hash does not match the row's content", None
             data = json.loads(data_json)
             if canonical_json(data) != data_json:
                 return "hash does not match the row's content", None

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from core.events import GENESIS_HASH, canonical_json, chain_next
 from core.session import open_sim
 from core.verify import row_problem, verify_store
@@ -45,6 +47,31 @@ def test_each_bad_row_is_named_as_before() -> None:
         row_problem(good[:2] + (b"NOTE",) + good[3:], 1, GENESIS_HASH)[0] == "a column holds a value of the wrong type"
     )
     assert json.loads(good[6]) == {"a": 1}
+
+
+def test_the_reference_decoder_reads_a_row_at_most_once_and_only_when_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """orjson decodes every row; the standard library's decoder only a row orjson refuses
+    or reads otherwise, once: a row it decided is never decoded by it again."""
+    calls: list[str] = []
+    reference = json.loads
+
+    def counted(text, *a, **k):  # type: ignore[no-untyped-def]
+        calls.append(text)
+        return reference(text, *a, **k)
+
+    monkeypatch.setattr(json, "loads", counted)
+    cases = [
+        ('{"a":[1.5,"é",null]}', None, 0),  # what orjson reads as stored: never the reference decoder
+        (canonical_json({"n": 2**70}), None, 1),  # beyond 64 bits: orjson reads a float
+        (canonical_json({"x": float("nan")}), None, 1),  # NaN: orjson refuses
+        ('{"a":1.0e0}', "hash does not match the row's content", 1),  # read otherwise, and not canonical
+        ('{"x": NaN}', "hash does not match the row's content", 1),  # refused by orjson, and not canonical
+        ("{not json", "payload is not JSON", 1),
+    ]
+    for text, verdict, decodes in cases:
+        calls.clear()
+        assert row_problem(_row(1, text), 1, GENESIS_HASH)[0] == verdict, text
+        assert len(calls) == decodes, (text, calls)
 
 
 async def test_text_that_is_not_utf8_is_a_fault_at_its_row(tmp_path: Path) -> None:
