@@ -233,6 +233,10 @@ class CheckpointTable:
         return (await self.text_hashes(checkpoint_id + 1, checkpoint_id - 1, 1)).get(checkpoint_id)
 
 
+_EVERY_SERIES = "(SELECT id FROM metric_series)"
+"""``series IN`` this: a time range is read along the (series, ts) index, one range per series."""
+
+
 class SamplesRefused(Exception):
     """The metrics table refused samples written with other rows (see ``MetricSamples.insert``)."""
 
@@ -404,7 +408,7 @@ class MetricSamples:
 
         async def statements() -> None:
             nonlocal deleted
-            cur = await self._db.execute("DELETE FROM metrics WHERE ts < ?", (before,))
+            cur = await self._db.execute(f"DELETE FROM metrics WHERE series IN {_EVERY_SERIES} AND ts < ?", (before,))
             deleted = cur.rowcount
 
         try:
@@ -418,7 +422,12 @@ class MetricSamples:
         """Replace the samples older than ``before`` by one per series and ``bucket_s``
         (the mean, at the bucket's first sample's time and id, so a reader following
         ids sees nothing new). Only what was added since the last call is grouped.
-        Returns the rows removed (0, and ``problem``, when the write is refused)."""
+        Returns the rows removed (0, and ``problem``, when the write is refused).
+
+        Every statement reads one time range per series along ``metrics_series``
+        (series, ts), not the whole table (there is no index on ``ts`` alone); a
+        group's delete reads its bucket's range only (one range: the bucket's bounds
+        and the call's, combined here, so the planner cannot pick the wider pair)."""
         lo = self._downsampled_to
         if before <= lo or self.readonly:
             return 0
@@ -429,15 +438,14 @@ class MetricSamples:
             groups = await (
                 await self._db.execute(
                     "SELECT min(id), series, min(ts), avg(value), count(*), CAST(ts / ? AS INTEGER) AS b FROM metrics "
-                    "WHERE ts >= ? AND ts < ? GROUP BY series, b HAVING count(*) > 1",
+                    f"WHERE series IN {_EVERY_SERIES} AND ts >= ? AND ts < ? GROUP BY series, b HAVING count(*) > 1",
                     (bucket_s, lo, before),
                 )
             ).fetchall()
             await self._db.executemany(
-                "DELETE FROM metrics WHERE series = ? AND ts >= ? AND ts < ? AND ts >= ? AND ts < ? "
-                "AND CAST(ts / ? AS INTEGER) = ?",
+                "DELETE FROM metrics WHERE series = ? AND ts >= ? AND ts < ? AND CAST(ts / ? AS INTEGER) = ?",
                 [
-                    (g[1], lo, before, g[5] * bucket_s - 1.0, (g[5] + 1) * bucket_s + 1.0, bucket_s, g[5])
+                    (g[1], max(lo, g[5] * bucket_s - 1.0), min(before, (g[5] + 1) * bucket_s + 1.0), bucket_s, g[5])
                     for g in groups
                 ],
             )
