@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.event_types import severity_of
-from core.events import Event
+if TYPE_CHECKING:
+    from core.events import Event
 
 KEEP_DETAILS = 6
 """Detail fields shown with a text error; longer lists (every known operation) are summarised."""
@@ -23,6 +23,8 @@ KEEP_DETAILS = 6
 
 def event_record(ev: Event) -> dict[str, Any]:
     """An event as one JSON object: seq, ts, type, component, scope, actor, severity, data."""
+    from core.event_types import severity_of  # the event catalogue: not for printing a response
+
     return {
         "seq": ev.seq,
         "ts": ev.ts,

@@ -37,3 +37,18 @@ def test_a_command_line_naming_no_known_verb_knows_every_verb() -> None:
     assert out.returncode == 2
     for verb in ("console", "serve", "exec", "verify", "drill", "web"):
         assert f"'{verb}'" in out.stderr
+
+
+def test_the_help_loads_no_engine_no_pydantic_no_aiohttp() -> None:
+    """`opsdeck --help` builds every verb's parser: each verb imports what it runs when
+    it runs (aiohttp when a client connects), so the help costs a Python start, not a second."""
+    probe = (
+        "import sys\n"
+        "from opsdeck.cli import build_parser\n"
+        "assert 'drill' in build_parser().format_help()\n"
+        "heavy = {'aiohttp', 'pydantic', 'core.engine', 'core.store', 'core.events', 'core.commands', 'textual'}\n"
+        "print('HEAVY', sorted(m for m in sys.modules if m in heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout, out.stdout

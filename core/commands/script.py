@@ -1,7 +1,8 @@
 """Headless scripts: slash commands, event lines, clock and fault directives, expectations.
 
 A script is parsed whole before anything runs (a syntax error names its line and
-nothing happens), then run step by step against one engine. See :data:`FORMAT`.
+nothing happens), then run step by step against one engine. The format is described
+in ``opsdeck script --help`` (:data:`opsdeck.subcommands.script.FORMAT`).
 """
 
 from __future__ import annotations
@@ -22,29 +23,6 @@ from ..runtimes import NotApplicable
 from .context import Services
 from .grammar import CommandSyntaxError, tokenize
 from .payloads import parse_duration
-
-FORMAT = """\
-One step per line; blank lines and lines starting with # are ignored.
-
-  /component operation ['<json>' ...] [--flag]   a slash command; its JSON may span lines
-  TYPE:component:scope:{json}                    an event line, injected as if observed
-  advance DURATION        (alias: wait)          run the simulated clock, e.g. 30s, 5m, 1h
-  expect TYPE [field=value ...] [within DURATION]
-        an event of TYPE whose data fields match happened since the last expectation;
-        with `within`, the clock runs (in sample steps) up to DURATION waiting for it
-  expect no TYPE [field=value ...] [within DURATION]
-        no such event since the last expectation (after running the clock DURATION)
-  expect-error [CODE]                            the previous command failed (with CODE)
-  fault fail AGENT [REASON] | slow AGENT FACTOR | partition AGENT... | heal [AGENT...]
-        | spike CORES GB [DURATION] | leak AGENT MB_PER_S | degrade RATE | restore-speed
-        a fault in the simulated runtime
-
-Field values are JSON when they parse (3, true, "x"), text otherwise; a dotted name
-reaches into nested data (system_utilization.cpu); a list field matches if it
-contains the value. A command that fails stops the script unless the next step is
-expect-error. Exit status: 0 all steps passed, 1 an expectation or command failed
-(named by line), 2 the script itself is malformed.
-"""
 
 
 class ScriptError(Exception):

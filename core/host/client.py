@@ -13,16 +13,20 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import psutil
-
-from ..events import Event
 from ..timefmt import duration
 from .errors import HostGone, HostUnresponsive
 from .lease import Holder, current_holder
 from .stream import DROPPED_EVENT
+
+if TYPE_CHECKING:
+    # aiohttp is imported by the first request (its import is about 0.3 s of CPU, two
+    # SSL contexts loading the CA bundle among it) and Event by the first event decoded
+    # (the event catalogue): a client made and not used, or used only for commands, loads neither.
+    import aiohttp
+
+    from ..events import Event
 
 __all__ = ["HostClient", "HostGone", "event_from_json"]
 
@@ -40,6 +44,8 @@ DROPPED_MARK = f"event: {DROPPED_EVENT}\n".encode()
 
 
 def event_from_json(obj: dict[str, Any]) -> Event:
+    from ..events import Event
+
     return Event(
         seq=int(obj["seq"]),
         ts=float(obj["ts"]),
@@ -56,6 +62,8 @@ def process_state(pid: int | None) -> str | None:
     SIGTSTP, a debugger) or None (running, or not ours to inspect)."""
     if not pid:
         return None
+    import psutil  # only when a host is slow to answer
+
     try:
         st = psutil.Process(pid).status()
     except psutil.NoSuchProcess:
@@ -132,6 +140,8 @@ class HostClient:
             await asyncio.sleep(0.05)
 
     def _http(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             connector: aiohttp.BaseConnector
             if self.socket_path is not None:
@@ -167,6 +177,8 @@ class HostClient:
             raise self.gone("its process no longer exists")
         if state == "stopped":
             return f"{who} is stopped (SIGSTOP or SIGTSTP): it answers nothing until continued (kill -CONT {self.pid})"
+        import aiohttp
+
         try:
             timeout = aiohttp.ClientTimeout(total=PROBE_S)
             async with self._http().get(self.base + "/v1/health", timeout=timeout) as resp:
@@ -180,6 +192,8 @@ class HostClient:
         return HostUnresponsive(self.pid, state, f"{why}; gave up after {duration(waited)}")
 
     async def _request(self, method: str, path: str, body: Any) -> tuple[int, str]:
+        import aiohttp
+
         try:
             async with self._http().request(method, self.base + path, json=body) as resp:
                 return resp.status, await resp.text()
@@ -245,6 +259,8 @@ class HostClient:
 
     async def _stream(self, since: int, dropped: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
         """One connection of the event stream; ends when the host drops it (``dropped`` filled)."""
+        import aiohttp
+
         await self._ready()
         silent = False
 

@@ -17,9 +17,9 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 if TYPE_CHECKING:
+    from aiohttp import web  # only the annotations: the server that uses this module imports aiohttp
+
     from .control import HostControl
 
 log = logging.getLogger("opsdeck.host")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.config import load_config
-
 from ..paths import default_db
 
 
@@ -31,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.config import load_config
+
     from ..console import run_console
 
     return run_console(

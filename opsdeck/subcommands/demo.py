@@ -7,8 +7,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-from core.config import load_config
-
 from ..paths import live_demo_db, new_demo_db
 
 
@@ -66,6 +64,8 @@ def _db_path(args: argparse.Namespace) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.config import load_config
+
     config = load_config(args.config)
     db = _db_path(args)
     if db is None:

@@ -11,53 +11,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from core.config import load_config
-from core.event_types import (
-    AGENT_POOL_FAILURE,
-    COMMAND_EXECUTED,
-    COMMUNICATION_FAILURE,
-    DATA_INTEGRITY_ALERT,
-    DATA_RECOVERY_COMPLETED,
-    DATA_RECOVERY_STRATEGY,
-    DRILL_FAULT_CONFIRMED,
-    DRILL_FAULT_INJECTED,
-    EMERGENCY_RESPONSE_ACTIVATED,
-    EMERGENCY_RESPONSE_COMPLETED,
-    INCIDENT_OPENED,
-    INCIDENT_RESOLVED,
-    LEARNING_RECORDED,
-    NETWORK_RECOVERY_COMPLETED,
-    OPTIMIZATION_COMPLETED,
-    OPTIMIZATION_STRATEGY_GENERATED,
-    PERFORMANCE_DEGRADATION_DETECTED,
-    PLAN_ABORTED,
-    PLAN_APPROVED,
-    PLAN_COMPLETED,
-    PLAN_EDITED,
-    PLAN_EXECUTION_STARTED,
-    PLAN_PROPOSED,
-    PLAN_REJECTED,
-    PLAN_STEP_COMPLETED,
-    PLAN_STEP_FAILED,
-    PLAN_STEP_STARTED,
-    RECOVERY_PLAN_GENERATED,
-    RECOVERY_VALIDATION_COMPLETED,
-    RESILIENT_COORDINATION_ACTIVATED,
-    RESOURCE_EXHAUSTION,
-)
-from core.incident_models import Plan
-from core.incidents.kinds import SCENARIOS
+from typing import TYPE_CHECKING, Any
 
 from ..output import LinePrinter
 
+if TYPE_CHECKING:
+    from core.incident_models import Plan
+
+# The engine, the incident kinds and the event catalogue load in the verb's run (a parser
+# built for `opsdeck --help` loads none of them).
+
 DRILL_FLEET = Path(__file__).resolve().parents[2] / "examples" / "drill_fleet.toml"
 """The live drills' fleet when no --file is given."""
+
+
+class _Scenarios(Sequence[str]):
+    """The incident kinds' names (``core.incidents.kinds.SCENARIOS``), read when the
+    parser first uses them (to check NAME, or to print drill's own help): the parser
+    built for ``opsdeck --help`` loads no incident kinds (about 0.5 s of CPU)."""
+
+    @functools.cached_property
+    def _names(self) -> tuple[str, ...]:
+        from core.incidents.kinds import SCENARIOS
+
+        return SCENARIOS
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._names[i]
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "event lines, and exit 0 only if the recovery validated. Ends with the detection latency and recovery time "
         "in simulated time.",
     )
-    p.add_argument("name", choices=SCENARIOS, metavar="NAME", help="one of: " + ", ".join(SCENARIOS))
+    p.add_argument("name", choices=_Scenarios(), metavar="NAME", help="one of: %(choices)s")
     p.add_argument("--db", metavar="PATH", help="database file (default: a fresh temporary one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
     p.add_argument(
@@ -106,42 +95,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-PIPELINE = {
-    INCIDENT_OPENED,
-    INCIDENT_RESOLVED,
-    PLAN_PROPOSED,
-    PLAN_APPROVED,
-    PLAN_REJECTED,
-    PLAN_EDITED,
-    PLAN_EXECUTION_STARTED,
-    PLAN_STEP_STARTED,
-    PLAN_STEP_COMPLETED,
-    PLAN_STEP_FAILED,
-    PLAN_ABORTED,
-    PLAN_COMPLETED,
-    LEARNING_RECORDED,
-    DRILL_FAULT_INJECTED,
-    DRILL_FAULT_CONFIRMED,
-    COMMAND_EXECUTED,
-    RESOURCE_EXHAUSTION,
-    EMERGENCY_RESPONSE_ACTIVATED,
-    EMERGENCY_RESPONSE_COMPLETED,
-    AGENT_POOL_FAILURE,
-    RECOVERY_PLAN_GENERATED,
-    RECOVERY_VALIDATION_COMPLETED,
-    PERFORMANCE_DEGRADATION_DETECTED,
-    OPTIMIZATION_STRATEGY_GENERATED,
-    OPTIMIZATION_COMPLETED,
-    DATA_INTEGRITY_ALERT,
-    DATA_RECOVERY_STRATEGY,
-    DATA_RECOVERY_COMPLETED,
-    COMMUNICATION_FAILURE,
-    RESILIENT_COORDINATION_ACTIVATED,
-    NETWORK_RECOVERY_COMPLETED,
-}
+def pipeline() -> frozenset[str]:
+    """The incident pipeline's event types (what ``--quiet`` prints)."""
+    from core import event_types as et
+
+    return frozenset(
+        {
+            et.INCIDENT_OPENED,
+            et.INCIDENT_RESOLVED,
+            et.PLAN_PROPOSED,
+            et.PLAN_APPROVED,
+            et.PLAN_REJECTED,
+            et.PLAN_EDITED,
+            et.PLAN_EXECUTION_STARTED,
+            et.PLAN_STEP_STARTED,
+            et.PLAN_STEP_COMPLETED,
+            et.PLAN_STEP_FAILED,
+            et.PLAN_ABORTED,
+            et.PLAN_COMPLETED,
+            et.LEARNING_RECORDED,
+            et.DRILL_FAULT_INJECTED,
+            et.DRILL_FAULT_CONFIRMED,
+            et.COMMAND_EXECUTED,
+            et.RESOURCE_EXHAUSTION,
+            et.EMERGENCY_RESPONSE_ACTIVATED,
+            et.EMERGENCY_RESPONSE_COMPLETED,
+            et.AGENT_POOL_FAILURE,
+            et.RECOVERY_PLAN_GENERATED,
+            et.RECOVERY_VALIDATION_COMPLETED,
+            et.PERFORMANCE_DEGRADATION_DETECTED,
+            et.OPTIMIZATION_STRATEGY_GENERATED,
+            et.OPTIMIZATION_COMPLETED,
+            et.DATA_INTEGRITY_ALERT,
+            et.DATA_RECOVERY_STRATEGY,
+            et.DATA_RECOVERY_COMPLETED,
+            et.COMMUNICATION_FAILURE,
+            et.RESILIENT_COORDINATION_ACTIVATED,
+            et.NETWORK_RECOVERY_COMPLETED,
+        }
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.config import load_config
     from core.incidents.drills import DrillError
 
     config = load_config(args.config)
@@ -191,11 +187,12 @@ async def _drill_leased(db: Path, config: Any, args: argparse.Namespace) -> int:
 
     engine = await open_sim(db, config, seed=args.seed, demo=True)
     printer = LinePrinter()
+    shown = pipeline()
 
     def show(ev: Any) -> None:
         if args.json:
             return  # the report is the one thing on stdout
-        if not args.quiet or ev.type in PIPELINE:
+        if not args.quiet or ev.type in shown:
             printer(ev)
 
     engine.subscribe(show)
@@ -243,9 +240,10 @@ async def _drill_local(db: Path, config: Any, args: argparse.Namespace) -> int:
         update={"supervision": config.supervision.model_copy(update={"window_s": LOCAL_SUPERVISION_WINDOW_S})}
     )
     printer = LinePrinter()
+    shown = pipeline()
 
     def show(ev: Any) -> None:
-        if not args.json and (not args.quiet or ev.type in PIPELINE):
+        if not args.json and (not args.quiet or ev.type in shown):
             printer(ev)
 
     engine, runtime = await open_local(db, wfile, specs, config, subscriber=show)

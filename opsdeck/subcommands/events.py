@@ -16,17 +16,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.event_types import known_types
-from core.events import Event
 from core.host.errors import HostGone
 from core.host.paths import check_database
-from core.store import Store
 
 from ..output import event_record, json_line
 from ..paths import default_db
 
 if TYPE_CHECKING:
+    from core.events import Event
     from core.host.client import HostClient
+    from core.store import Store
+
+# The store and the event catalogue load in the verb's run (not to build the parser).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +66,8 @@ def _whole(least: int) -> Any:
 
 def type_problem(types: list[str], in_log: set[str]) -> str | None:
     """Why a ``--type`` can match nothing: not UPPER_CASE, or a type neither the engine nor the log knows."""
+    from core.event_types import known_types
+
     known = known_types() | in_log
     for t in types:
         if t != t.upper() and t.upper() in known:
@@ -111,6 +114,8 @@ class Printer:
 
 async def _run(db: Path, args: argparse.Namespace) -> int:
     """Print the log; exit 1 (after printing what there is) when it lost committed events."""
+    from core.store import Store
+
     store = await Store.open(db, readonly=True)
     for note in store.trusted:
         print(f"# {note}", file=sys.stderr)
@@ -126,6 +131,8 @@ async def _run(db: Path, args: argparse.Namespace) -> int:
 
 
 async def _print_log(db: Path, store: Store, args: argparse.Namespace) -> int:
+    from core.event_types import known_types
+
     out = Printer(args)
     if args.types:
         missing = [t for t in args.types if t not in known_types()]

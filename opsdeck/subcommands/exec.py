@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.config import load_config
 from core.host.attach import connect
 from core.host.client import UNRESPONSIVE_S, HostClient
 from core.host.errors import HostGone, HostUnresponsive
@@ -26,6 +25,9 @@ from core.host.paths import check_database
 
 from ..output import print_response
 from ..paths import default_db
+
+# The config (pydantic) loads when a config file is given or the database is opened
+# here; aiohttp when a live host is sent the command (see core.host.client).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = None
+    if args.config:  # checked before anything is sent, though only an engine opened here uses it
+        from core.config import load_config
+
+        config = load_config(args.config)
     db = Path(args.db) if args.db else default_db()
     advance = 0.0
     if args.advance:
@@ -115,12 +121,13 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
     # Only a database without a host opens an engine here: a client of a live host does
     # not load the command set, the session or the demo (about 0.3 s of CPU of its start).
     from core.commands import attach, run_command
+    from core.config import load_config
     from core.host.language import services
     from core.host.offline import command_refusal, fleet_runtime, refusal
     from core.session import open_sim
 
     try:
-        engine = await open_sim(db, config, seed=args.seed, demo=True)
+        engine = await open_sim(db, config or load_config(None), seed=args.seed, demo=True)
         try:
             runtime = fleet_runtime(engine.state)
             refused = (

@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-from core.host.language import LANGUAGE as REGISTRY
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.host.language import LANGUAGE as REGISTRY  # the command set: not to build the parser
+
     name = " ".join(args.name).strip()
     if args.json and not name:
         sys.stdout.write(json.dumps(REGISTRY.entries(), indent=2) + "\n")

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from core.private import PrivateError, open_beside, trust_requested
-from core.runtimes.local import run_dir_for
 from core.runtimes.output import output_path
 
 from ..paths import data_dir, default_db
@@ -103,6 +102,8 @@ def copy(fd: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.runtimes.opening import run_dir_for  # the config's models: not to build the parser
+
     db = database(args)
     out_dir = run_dir_for(db) / "output"
     path, why = pick(candidates(out_dir, args.task), args.attempt)

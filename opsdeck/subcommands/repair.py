@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 from core.host.lease import LeaseHeld, acquire, host_info
-from core.repair import RepairError, repair
-from core.store import Store, StoreError
-from core.verify import verify_store
+from core.store_errors import StoreError
 
 from ..paths import default_db
+
+# The store, the verifier and the repair load in the verb's run (not to build the parser).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def _verifies(db: Path) -> bool:
     """Whether ``db`` opens and verifies as it is (then there is nothing to repair)."""
+    from core.store import Store
+    from core.verify import verify_store
+
     try:
         store = await Store.open(db, readonly=True)
     except StoreError:
@@ -59,6 +62,8 @@ async def _verifies(db: Path) -> bool:
 
 
 async def _run(db: Path, as_json: bool) -> int:
+    from core.repair import RepairError, repair
+
     try:
         lease = acquire(db, host_info(db, "repair", host=False))
     except LeaseHeld as exc:

@@ -13,15 +13,19 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.config import Config, load_config
 from core.host.lease import current_holder
-from core.models import TERMINAL_WORKFLOW, WorkflowStatus
 from core.runtimes.real import REAL_RUNTIMES
-from core.workflow_file import WorkflowFileError, config_problems, load_workflow_file
 
 from ..paths import data_dir
+
+if TYPE_CHECKING:
+    from core.config import Config
+    from core.workflow_file import WorkflowFileError
+
+# The config, the models and the workflow file's reader (pydantic) load in the verb's run
+# (not to build the parser).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,6 +90,8 @@ def db_path(args: argparse.Namespace) -> Path:
 
 def load_file(path: str, config: Config) -> tuple[Any, Any] | None:
     """The workflow file and its specs, or None after printing every problem."""
+    from core.workflow_file import WorkflowFileError, config_problems, load_workflow_file
+
     try:
         wfile, specs = load_workflow_file(path)
         problems = config_problems(wfile, specs, config)
@@ -117,6 +123,8 @@ def print_problems(exc: WorkflowFileError) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.config import load_config
+
     config = load_config(args.config)
     prepared = prepare(args, config, "opsdeck")
     if prepared is None:
@@ -179,6 +187,8 @@ async def ended_before(db: Path, config: Config, ids: list[str]) -> tuple[str, d
 
 def finished(engine: Any) -> bool:
     """Every workflow ended, or waits on one that can no longer complete."""
+    from core.models import TERMINAL_WORKFLOW, WorkflowStatus
+
     for w in engine.state.workflows.values():  # finished ones have left the hot state
         if w.status in TERMINAL_WORKFLOW:
             continue
@@ -189,6 +199,8 @@ def finished(engine: Any) -> bool:
 
 
 def _blocked(engine: Any, wf_id: str, seen: set[str]) -> bool:
+    from core.models import WorkflowStatus
+
     if wf_id in seen:
         return False
     seen.add(wf_id)
@@ -218,6 +230,8 @@ async def headless(
 ) -> int:
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
     from core.host.host import Host
+    from core.models import WorkflowStatus
+    from core.workflow_file import WorkflowFileError
 
     from ..output import LinePrinter, json_line
     from .hosting import announce, stop_on_signals

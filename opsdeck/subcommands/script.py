@@ -18,19 +18,43 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.commands.script import FORMAT, ScriptError, ScriptRunner, Step, parse_script
-from core.config import load_config
-from core.events import EventLineError, parse_line
 from core.host.attach import connect
 from core.host.client import HostClient
-from core.host.language import services
-from core.host.offline import command_refusal, fleet_runtime, refusal
 from core.host.paths import check_database
-from core.session import open_sim
 
 from ..output import json_line
+
+if TYPE_CHECKING:
+    from core.commands.script import Step
+
+# The script's parser and runner, the command set and the engine load in the verb's run
+# (not to build the parser).
+
+FORMAT = """\
+One step per line; blank lines and lines starting with # are ignored.
+
+  /component operation ['<json>' ...] [--flag]   a slash command; its JSON may span lines
+  TYPE:component:scope:{json}                    an event line, injected as if observed
+  advance DURATION        (alias: wait)          run the simulated clock, e.g. 30s, 5m, 1h
+  expect TYPE [field=value ...] [within DURATION]
+        an event of TYPE whose data fields match happened since the last expectation;
+        with `within`, the clock runs (in sample steps) up to DURATION waiting for it
+  expect no TYPE [field=value ...] [within DURATION]
+        no such event since the last expectation (after running the clock DURATION)
+  expect-error [CODE]                            the previous command failed (with CODE)
+  fault fail AGENT [REASON] | slow AGENT FACTOR | partition AGENT... | heal [AGENT...]
+        | spike CORES GB [DURATION] | leak AGENT MB_PER_S | degrade RATE | restore-speed
+        a fault in the simulated runtime
+
+Field values are JSON when they parse (3, true, "x"), text otherwise; a dotted name
+reaches into nested data (system_utilization.cpu); a list field matches if it
+contains the value. A command that fails stops the script unless the next step is
+expect-error. Exit status: 0 all steps passed, 1 an expectation or command failed
+(named by line), 2 the script itself is malformed.
+"""
+"""The script format (``core.commands.script`` parses and runs it), shown by ``opsdeck script --help``."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def record(line: str) -> dict[str, Any]:
     """A printed script line as a JSON object: a step result (``# line N: ...``) or an event."""
+    from core.events import EventLineError, parse_line
+
     m = _STEP_RE.match(line)
     if m:
         return {"kind": "step", "line": int(m.group(1)), "text": m.group(2)}
@@ -67,6 +93,9 @@ _STEP_RE = re.compile(r"^# line (\d+): (.*)$")
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.commands.script import ScriptError, parse_script
+    from core.config import load_config
+
     config = load_config(args.config)
     path = Path(args.file)
     try:
@@ -92,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _offline_refusal(engine: Any, db: Path, steps: list[Step]) -> tuple[int, str] | None:
     """The first step that would change a real fleet whose host is down (line, why)."""
+    from core.host.offline import command_refusal, fleet_runtime, refusal
+
     runtime = fleet_runtime(engine.state)
     if runtime is None:
         return None
@@ -131,6 +162,10 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, steps: list[Step
                 await remote.stop()
                 await where.close()
         else:
+            from core.commands.script import ScriptError, ScriptRunner
+            from core.host.language import services
+            from core.session import open_sim
+
             engine = await open_sim(db, config, seed=args.seed, demo=True)
             try:
                 refused = _offline_refusal(engine, db, steps)

@@ -14,9 +14,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-from core.config import load_config
-from core.workflow_file import WorkflowFileError
-
 from ..paths import new_demo_db
 from .hosting import announce, stop_on_signals
 from .run import add_runtime_arguments, print_problems
@@ -63,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"opsdeck serve: {exc}", file=sys.stderr)
             return 2
+    from core.config import load_config
+
     config = load_config(args.config)
     if (args.runtime != "local" or args.address) and not args.file:
         print("opsdeck serve: --runtime and --address are for a workflow file", file=sys.stderr)
@@ -116,6 +115,7 @@ async def _serve_local(
     address: str | None = None,
 ) -> int:
     from core.host.host import Host
+    from core.workflow_file import WorkflowFileError
 
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
     try:

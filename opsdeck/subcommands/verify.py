@@ -10,11 +10,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from core.engine.workflows import GC_THRESHOLDS
-from core.store import Store, repair_hint
-from core.verify import verify_store
-
 from ..paths import default_db
+
+# The store and the verifier load in the verb's run (not to build the parser).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.engine.workflows import GC_THRESHOLDS
+
     # The replay allocates per event and frees nearly all of it: the engine's thresholds
     # (a young collection every 50,000 allocations) spare it ~10% of its CPU in collections.
     gc.set_threshold(*GC_THRESHOLDS)
@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from core.store import Store, repair_hint
+    from core.verify import verify_store
+
     store = await Store.open(Path(args.db) if args.db else default_db(), readonly=True)
     for note in store.trusted:
         print(f"# {note}", file=sys.stderr)
