@@ -30,6 +30,8 @@ FULL_CHECK_ROWS = 100_000
 """Opening checks the whole chain of a log up to this long; a longer one from its checkpoint on."""
 _HEADS_KEPT = 100_000
 """Header pieces one open remembers (type, component, scope, actor repeat endlessly)."""
+_PAGE = 64
+"""Older checkpoints whose stored texts one read hashes at open."""
 _SYSTEM_SERIES = ("cpu_pct", "memory_pct", "agents_pct", "throughput_per_min", "response_time", "efficiency")
 
 
@@ -162,6 +164,7 @@ class Opening:
         point = self.point = VerifiedPoint.parse(await store.meta(VERIFIED_POINT_KEY))
         found = False
         pages: dict[int, tuple[str, str]] = {}
+        alone = 0  # checkpoints left of a page that could not be read: each read on its own
         for cp in reversed(cps):
             try:
                 if found and cp["id"] <= point.checkpoint:
@@ -169,9 +172,14 @@ class Opening:
                 if found:
                     # Older ones: the stored text against its hash, without decoding it
                     # (the whole snapshot only if the text is not the canonical one), read
-                    # a page of them at a time.
-                    if cp["id"] not in pages:
-                        pages = await self._text_hashes(cp["id"] + 1, point.checkpoint)
+                    # a page of them at a time. A page that cannot be read is tried once:
+                    # the checkpoints it held are then read one at a time (the damaged
+                    # one named), and the next page is read whole again.
+                    if alone:
+                        alone -= 1
+                    elif cp["id"] not in pages:
+                        page = await self._text_hashes(cp["id"] + 1, point.checkpoint)
+                        pages, alone = (page, 0) if page is not None else ({}, _PAGE - 1)
                     quick = pages.get(cp["id"]) or await store.checkpoint_text_hash(cp["id"])
                     if quick is not None and quick[0] == quick[1]:
                         continue
@@ -199,13 +207,14 @@ class Opening:
                 known.label = cp["label"]
         return state, since
 
-    async def _text_hashes(self, below: int, above: int) -> dict[int, tuple[str, str]]:
-        """A page of older checkpoints' (state hash, text hash); none when the page cannot
-        be read (each checkpoint is then read on its own, so the damage is named)."""
+    async def _text_hashes(self, below: int, above: int) -> dict[int, tuple[str, str]] | None:
+        """A page of older checkpoints' (state hash, text hash), the newest ``_PAGE``
+        with ids between ``above`` and ``below``; None when the page cannot be read
+        (its checkpoints are then read on their own, so the damage is named)."""
         try:
-            return await self.store.checkpoint_table.text_hashes(below, above)
+            return await self.store.checkpoint_table.text_hashes(below, above, _PAGE)
         except sqlite3.Error:
-            return {}
+            return None
 
     @staticmethod
     def _state_of(snap: dict[str, Any], history: HistoryRows | None) -> tuple[State | None, str | None]:
