@@ -181,6 +181,7 @@ def test_a_squatted_socket_gets_nothing_and_is_refused(shared_tmp: Path) -> None
     os.chmod(shared_tmp, 0o777)
     sock = shared_tmp / "agent_001.sock"
     got = shared_tmp / "received"
+    listening = shared_tmp / "listening"
     squatter = subprocess.Popen(
         [
             "/usr/bin/python3",
@@ -189,6 +190,7 @@ def test_a_squatted_socket_gets_nothing_and_is_refused(shared_tmp: Path) -> None
 import socket
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind({str(sock)!r}); s.listen(1)
+open({str(listening)!r}, 'w').close()
 c, _ = s.accept(); c.settimeout(3)
 data = b''
 try:
@@ -207,8 +209,10 @@ open({str(got)!r}, 'wb').write(data)
         env={"PATH": "/usr/bin:/bin"},
     )
     try:
+        # Bound is not listening: a connect between the squatter's bind and its listen is
+        # refused (ECONNREFUSED, "nobody listens yet"), so wait until it says it listens.
         deadline = time.monotonic() + 20
-        while not sock.exists():
+        while not listening.exists():
             assert time.monotonic() < deadline and squatter.poll() is None
             time.sleep(0.02)
         with pytest.raises(ChannelError, match=f"uid {NOBODY}"):
