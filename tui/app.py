@@ -253,7 +253,7 @@ class OpsdeckApp(App[int]):
 
     def refresh_panes(self) -> None:
         """Every pane now (after a command, a sort, a mark: what the operator just did)."""
-        if self._stop.is_set() or not hasattr(self, "header_pane") or not self.screen_stack:
+        if self._stop.is_set() or not self.screen_stack:
             return  # closing: a last timer tick can come after the screens are gone
         self.header_pane.refresh()
         link = self.link
@@ -264,7 +264,7 @@ class OpsdeckApp(App[int]):
     def _tick_panes(self) -> None:
         """The refresh timer: one thing per tick in turn (:data:`TICKS`): a list, the
         header or the event log's growth."""
-        if self._stop.is_set() or not hasattr(self, "header_pane") or not self.screen_stack:
+        if self._stop.is_set() or not self.screen_stack:
             return  # closing: a last timer tick can come after the screens are gone
         step, self._pane_step = TICKS[self._pane_step], (self._pane_step + 1) % PANE_TICKS
         if step == "log":
