@@ -219,6 +219,13 @@ class LiveList(OptionList):
         return opt.id if opt is not None else None
 
 
+class PaneHeader(Static):
+    """A pane's column-header line, with the key of the text it shows."""
+
+    shown_key: object = None
+    """:func:`_key` of the text last shown (None: none yet)."""
+
+
 class Pane(Vertical):
     """A bordered pane: its list's title, a fixed column-header line, then the list."""
 
@@ -227,19 +234,19 @@ class Pane(Vertical):
         self.body = body
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="pane-header", markup=False)
+        yield PaneHeader("", classes="pane-header", markup=False)
         yield self.body
 
     def set_header(self, text: Text | None) -> None:
         key = None if text is None else _key(text)
         # Not there while the pane is being mounted or torn down (a refresh tick may land then).
-        for head in self.query(".pane-header").results(Static):
-            if head.display == (text is not None) and getattr(head, "shown_key", None) == key:
+        for head in self.query(".pane-header").results(PaneHeader):
+            if head.display == (text is not None) and head.shown_key == key:
                 continue  # unchanged: an update would ask for a layout of the whole screen
             head.display = text is not None
             if text is not None:
                 head.update(text)
-            head.shown_key = key  # type: ignore[attr-defined]
+            head.shown_key = key
 
 
 def _key(t: Text) -> object:
