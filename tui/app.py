@@ -364,14 +364,8 @@ class OpsdeckApp(App[int]):
 
     async def send(self, text: str, what: str) -> dict[str, Any]:
         """Send one slash command through the link; show its outcome; redraw."""
-        link = self.link
-        if link is None:
-            res = {
-                "status": "error",
-                "error": {"code": "NOT_OPEN", "message": "the console is still opening the database"},
-            }
-        else:
-            res = await link.send(text)
+        opening = {"code": "NOT_OPEN", "message": "the console is still opening the database"}
+        res = await self.link.send(text) if self.link is not None else {"status": "error", "error": opening}
         self.report(res, what)
         self.refresh_panes()
         return res
@@ -397,6 +391,10 @@ class OpsdeckApp(App[int]):
         if self.link is None:
             return awaiting.Target(None, "the console is still opening the database")
         return awaiting.target(self.link.state, action, self.highlighted_plan())
+
+    def on_live_list_view_changed(self) -> None:
+        """A list's sort, marks or shown rows changed (an operator's key): every pane now."""
+        self.refresh_panes()
 
     # -- opening detail screens -------------------------------------------------
     @on(OptionList.OptionSelected, "#pools, #workflows, #incidents")

@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.strip import Strip
 from textual.style import Style as VisualStyle
 from textual.widgets import OptionList, Static
@@ -79,6 +80,9 @@ class LiveList(OptionList):
     """The sort keys ``s`` cycles through; the first is the default."""
     NAME = "List"
 
+    class ViewChanged(Message):
+        """The list's sort, marks or shown rows changed: the console redraws its panes."""
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._ids: list[str] = []
@@ -98,9 +102,7 @@ class LiveList(OptionList):
             return
         self.sort_i = (self.sort_i + 1) % len(self.SORTS)
         self.notify(f"{self.NAME}: sorted by {self.sort_key}", timeout=2)
-        refresh = getattr(self.app, "refresh_panes", None)
-        if refresh is not None:
-            refresh()
+        self.post_message(self.ViewChanged())
 
     @property
     def row_width(self) -> int:

@@ -104,16 +104,12 @@ class Workflows(LiveList):
         self.marked.symmetric_difference_update({wid})
         if self.highlighted is not None and self.highlighted + 1 < self.option_count:
             self.highlighted += 1
-        refresh = getattr(self.app, "refresh_panes", None)
-        if refresh is not None:
-            refresh()
+        self.post_message(self.ViewChanged())
 
     def action_toggle_finished(self) -> None:
         self.show_finished = not self.show_finished
         self.notify("finished workflows shown" if self.show_finished else "finished workflows collapsed", timeout=2)
-        refresh = getattr(self.app, "refresh_panes", None)
-        if refresh is not None:
-            refresh()
+        self.post_message(self.ViewChanged())
 
     def header(self, width: int) -> Text:
         lay = self._layout
