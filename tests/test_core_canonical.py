@@ -138,6 +138,39 @@ def test_every_event_of_a_run_encodes_to_the_reference_bytes() -> None:
         )
 
 
+def test_a_null_is_the_reference_bytes_wherever_a_non_finite_float_hides() -> None:
+    """orjson writes ``null`` for None and for NaN or infinity: data whose nulls are all
+    None keeps orjson's text (the same bytes), data with a non-finite float at any depth
+    and in any container orjson encodes (dict, list, tuple and their subclasses) is
+    written by the reference encoder (``NaN``, ``Infinity``)."""
+    from collections import OrderedDict, namedtuple
+
+    from core.events import _finite
+
+    class Tagged(list):  # type: ignore[type-arg]
+        pass
+
+    pair = namedtuple("pair", "a b")
+    for bad in (math.nan, math.inf, -math.inf):
+        holders = [
+            bad,
+            {"a": None, "b": bad},
+            [None, [1, {"x": bad}]],
+            {"t": (None, bad)},
+            OrderedDict(z=None, y={"deep": [bad]}),
+            {"l": Tagged([None, bad])},
+            {"p": pair(None, bad)},
+        ]
+        for data in holders:
+            assert not _finite(data), data
+            assert canonical_json(data) == reference_canonical_json(data)
+            assert dumps_compact(data) == reference_compact_json(data)
+    for data in ({"a": None, "b": [None, 1.5, {"c": None}], "d": (0.0, -0.0, 1e300)}, None, [None], {"n": "null"}):
+        assert _finite(data), data
+        assert canonical_json(data) == reference_canonical_json(data)
+        assert dumps_compact(data) == reference_compact_json(data)
+
+
 def test_what_the_reference_refuses_is_refused() -> None:
     """No encoding where the reference has none: objects it cannot encode still raise."""
     import dataclasses
