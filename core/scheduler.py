@@ -28,14 +28,12 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
     """Assignments (task key, agent id) to make now. Pure: it does not change state."""
     idle: dict[str, list[str]] = {}
     busy = 0
-    live = 0
     free = 0
     """Idle agents offered (each counted once, whatever its specializations)."""
     room = held_room(state, now) if state.usage.holds else None
     for a in sorted(state.agents.values(), key=lambda a: a.id) if room else state.agents.values():
         st = a.status
         if st is _IDLE:
-            live += 1
             if a.backoff_until is not None and a.backoff_until > now:
                 continue
             if room is not None and a.pool in room:
@@ -43,10 +41,14 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
                     continue  # a pool held after a rate limit: no more of its agents start work
                 room[a.pool] -= 1
             free += 1
+            aid = a.id
             for spec in a.specializations:
-                idle.setdefault(spec, []).append(a.id)
+                lst = idle.get(spec)
+                if lst is None:
+                    idle[spec] = [aid]
+                else:
+                    lst.append(aid)
         elif st is _BUSY or st is _PAUSED or st is _UNREACHABLE:
-            live += 1
             busy += 1
     if not idle or busy >= capacity.agents:
         return []
@@ -103,7 +105,7 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
     for w in chain((first,), wfs):
         if free == 0 or busy >= cap_agents:
             break  # every idle agent taken, or the fleet's agent capacity used: nothing more can start
-        own = reserved.get(w.id, (0.0, 0.0, 0.0))
+        own = reserved.get(w.id, zero)
         alloc = w.allocation
         lim_cpu, lim_mem, lim_agents = alloc.cpu_cores, alloc.memory_gb, alloc.agents
         if w.stage_limit is not None:
@@ -111,10 +113,16 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             lim_mem = min(lim_mem, w.stage_limit.memory_gb)
             lim_agents = min(lim_agents, w.stage_limit.agents)
         u = used.setdefault(w.id, [0.0, 0.0, 0.0])
-        # What other workflows' guarantees hold back: changes only as this one's shrinks.
-        other_cpu, other_mem, other_agents = res_cpu - own[0], res_mem - own[1], res_agents - own[2]
+        u_cpu, u_mem, u_n = u
+        # The bounds the checks compare with, as the same float sums, worked out once (and
+        # again as this workflow's guarantee shrinks): what its allocation allows, and what
+        # the capacity allows less what other workflows' guarantees hold back.
+        over_cpu, over_mem = lim_cpu + 1e-9, lim_mem + 1e-9
+        room_cpu = cap_cpu - (res_cpu - own[0]) + 1e-9
+        room_mem = cap_mem - (res_mem - own[1]) + 1e-9
+        room_agents = cap_agents - (res_agents - own[2])
         for key in ready[w.id]:
-            if u[2] >= lim_agents or free == 0:
+            if u_n >= lim_agents or free == 0:
                 break
             t = tasks[key]
             if t.status is not _PENDING:
@@ -122,14 +130,15 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             pool = idle.get(t.specialization)
             if not pool:
                 continue
+            cpu, mem = t.cpu, t.memory_gb
             # A task larger than the allocation may still run alone.
-            if u[2] > 0 and (u[0] + t.cpu > lim_cpu + 1e-9 or u[1] + t.memory_gb > lim_mem + 1e-9):
+            if u_n > 0 and (u_cpu + cpu > over_cpu or u_mem + mem > over_mem):
                 continue
-            if g_cpu + t.cpu > cap_cpu - other_cpu + 1e-9 and g_cpu > 0:
+            if g_cpu + cpu > room_cpu and g_cpu > 0:
                 continue
-            if g_mem + t.memory_gb > cap_mem - other_mem + 1e-9 and g_mem > 0:
+            if g_mem + mem > room_mem and g_mem > 0:
                 continue
-            if busy + 1 > cap_agents - other_agents:
+            if busy + 1 > room_agents:
                 continue
             agent = None
             while pool:
@@ -142,19 +151,22 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             taken.add(agent)
             free -= 1
             out.append((key, agent))
-            u[0] += t.cpu
-            u[1] += t.memory_gb
-            u[2] += 1
-            g_cpu += t.cpu
-            g_mem += t.memory_gb
+            u_cpu += cpu
+            u_mem += mem
+            u_n += 1
+            g_cpu += cpu
+            g_mem += mem
             busy += 1
-            if own != (0.0, 0.0, 0.0):
-                shrink = (min(own[0], t.cpu), min(own[1], t.memory_gb), min(own[2], 1.0))
+            if own != zero:
+                shrink = (min(own[0], cpu), min(own[1], mem), min(own[2], 1.0))
                 res_cpu -= shrink[0]
                 res_mem -= shrink[1]
                 res_agents -= shrink[2]
                 own = (own[0] - shrink[0], own[1] - shrink[1], own[2] - shrink[2])
-                other_cpu, other_mem, other_agents = res_cpu - own[0], res_mem - own[1], res_agents - own[2]
+                room_cpu = cap_cpu - (res_cpu - own[0]) + 1e-9
+                room_mem = cap_mem - (res_mem - own[1]) + 1e-9
+                room_agents = cap_agents - (res_agents - own[2])
+        u[0], u[1], u[2] = u_cpu, u_mem, u_n
     return out
 
 

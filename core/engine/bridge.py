@@ -34,7 +34,7 @@ from ..event_types import (
     WORKFLOW_STARTED,
 )
 from ..merge import TaskView, merge
-from ..models import LIVE_AGENT, TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
+from ..models import LIVE_AGENT, TERMINAL_WORKFLOW, AgentStatus, Task, TaskStatus, WorkflowStatus
 from ..runtimes import Runtime
 from ..scheduler import dispatch
 
@@ -130,22 +130,19 @@ class RuntimeBridge:
                 running += 1
 
     # -- facts about tasks --------------------------------------------------------------
-    def owns(self, agent_id: str, task_id: str) -> bool:
-        """Whether ``agent_id`` is the agent the projection has on ``task_id``."""
+    def owned(self, agent_id: str, task_id: str) -> Task | None:
+        """The task when ``agent_id`` is the agent the projection has on ``task_id``, else None."""
         s = self.engine.state
-        a = s.agents.get(agent_id)
         t = s.tasks.get(task_id)
-        return a is not None and t is not None and a.current_task == task_id and t.agent == agent_id
+        if t is None or t.agent != agent_id:
+            return None
+        a = s.agents.get(agent_id)
+        return t if a is not None and a.current_task == task_id else None
 
     def task_started(self, agent_id: str, task_id: str) -> None:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if self.restoring:
-            return
-        s = e.state
-        a = s.agents.get(agent_id)
-        t = s.tasks.get(task_id)
-        if a is not None and t is not None and a.current_task == task_id and t.agent == agent_id:  # owns()
+        if not self.restoring and self.owned(agent_id, task_id) is not None:
             e.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id})
 
     def task_progress(
@@ -158,7 +155,7 @@ class RuntimeBridge:
     ) -> None:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if not self.owns(agent_id, task_id):
+        if self.owned(agent_id, task_id) is None:
             return
         data: dict[str, Any] = {"task": task_id, "agent": agent_id, "progress": round(float(progress), 4)}
         if output:
@@ -171,7 +168,7 @@ class RuntimeBridge:
         """An agent host saw its task wait for input, or go on: recorded once per change."""
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if not self.owns(agent_id, task_id):
+        if self.owned(agent_id, task_id) is None:
             return
         t = e.state.tasks[task_id]
         if reason is not None and t.waiting_input is None:
@@ -182,7 +179,7 @@ class RuntimeBridge:
             e.emit(TASK_INPUT_RESUMED, "agent", "execution", {"task": task_id, "agent": agent_id})
 
     def task_workspace(self, agent_id: str, task_id: str, path: str, branch: str, repo: str) -> None:
-        if self.owns(agent_id, task_id):
+        if self.owned(agent_id, task_id) is not None:
             data = {"task": task_id, "path": path, "branch": branch, "repo": repo, "outcome": "opened"}
             self.engine.emit(TASK_WORKTREE, "agent", "execution", data)
 
@@ -197,11 +194,9 @@ class RuntimeBridge:
         e = self.engine
         now = e.clock.now()
         e.telemetry.liveness[agent_id] = now
-        s = e.state
-        t = s.tasks.get(task_id)
-        a = s.agents.get(agent_id)
-        if t is None or a is None or a.current_task != task_id or t.agent != agent_id:
-            return  # not the agent the projection has on the task (owns())
+        t = self.owned(agent_id, task_id)
+        if t is None:
+            return
         wid = t.workflow
         data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": wid}
         started = t.started_at
@@ -212,9 +207,7 @@ class RuntimeBridge:
             data["output"] = output[-5:] if type(output) is list else list(output)[-5:]  # a slice is a new list
         if result is not None:
             data["result"] = result
-        wf = s.workflows.get(wid)
-        if wf is not None and wf.frozen:
-            self.mark_frozen(wid, data)
+        self.mark_frozen(wid, data)
         e.emit(TASK_COMPLETED, "agent", "execution", data)
         telemetry = e.telemetry
         if started is not None:
@@ -223,9 +216,7 @@ class RuntimeBridge:
             if took > 0 and expected > 0:
                 telemetry.record(now, "efficiency", "system", min(expected / took, 1.5))
         telemetry.record(now, "completed", "system", 1.0, persist=False)
-        phase = t.phase
-        if s.phase_left.get((wid, phase)) == 0 or s.wf_left.get(wid) == 0:  # after_task has something to do
-            self.after_task(wid, phase)
+        self.after_task(wid, t.phase)
         if not self.dispatch_pending:
             self.request_dispatch()
 
@@ -233,6 +224,8 @@ class RuntimeBridge:
         """Complete the phase and the workflow a finished task was the last of."""
         e = self.engine
         s = e.state
+        if s.phase_left.get((wf_id, phase)) != 0 and s.wf_left.get(wf_id) != 0:
+            return  # not the last task of its phase nor of its workflow (most tasks)
         wf = s.workflows.get(wf_id)
         if wf is None or wf.status in TERMINAL_WORKFLOW:
             return
@@ -248,7 +241,7 @@ class RuntimeBridge:
     def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if not self.owns(agent_id, task_id) or e.spend.held_failure(agent_id, task_id):
+        if self.owned(agent_id, task_id) is None or e.spend.held_failure(agent_id, task_id):
             return
         t = e.state.tasks[task_id]
         # The task's own retry policy (a workflow file's), else the engine's.
@@ -323,7 +316,7 @@ class RuntimeBridge:
             e.emit(AGENT_SEQ_APPLIED, "network", "agent_coordination", {"agent": agent_id, "seq": b["seq"]})
             kind = b["kind"]
             task = b.get("task_id")
-            if task is not None and kind != "heartbeat" and not self.owns(agent_id, task):
+            if task is not None and kind != "heartbeat" and self.owned(agent_id, task) is None:
                 foreign.append(b)  # the task moved while the agent was cut off: merged below
             elif kind == "started":
                 self.task_started(agent_id, b["task_id"])
