@@ -31,11 +31,16 @@ PENDING_MAX = LINE_MAX * 4
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def output_name(task: str, attempt: int) -> str:
+    """The name of a run's output file in its agent's directory."""
+    return f"{_UNSAFE.sub('_', task)[:120]}.{attempt}.log"
+
+
 def output_path(directory: Path, task: str, attempt: int) -> Path:
-    return directory / f"{_UNSAFE.sub('_', task)[:120]}.{attempt}.log"
+    return directory / output_name(task, attempt)
 
 
-def _create(path: Path) -> int:
+def _create(path: str) -> int:
     """The output file, new and empty, 0600; a symlink planted at its name is an error."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
@@ -43,8 +48,9 @@ def _create(path: Path) -> int:
 class TaskOutput:
     """One run's output: the file, the line splitter and the per-report budget."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
+    def __init__(self, path: str | Path | None) -> None:
+        self.path: str | None = None
+        """The file's path (a string: a run's start makes no Path objects); None without one."""
         self._fd: int | None = None
         self._written = 0
         self.error: str | None = None
@@ -56,15 +62,16 @@ class TaskOutput:
         self._unsent_bytes = 0
         self._budget = REPORT_BYTES
         if path is not None:
+            file = os.fspath(path)
             try:
                 try:
-                    self._fd = _create(path)
+                    self._fd = _create(file)
                 except FileNotFoundError:  # its directory first (once per agent, or after a cleanup)
-                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    self._fd = _create(path)
+                    Path(file).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    self._fd = _create(file)
+                self.path = file
             except OSError as exc:
-                self.error = f"cannot write the output file {path}: {exc.strerror}"
-                self.path = None
+                self.error = f"cannot write the output file {file}: {exc.strerror}"
 
     # -- the file ------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
@@ -73,7 +80,7 @@ class TaskOutput:
         try:
             if self._written + len(data) > FILE_MAX and self._written > 0:
                 os.close(self._fd)
-                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                os.replace(self.path, self.path + ".1")
                 self._fd = _create(self.path)
                 self._written = 0
             os.write(self._fd, data)
@@ -157,6 +164,7 @@ class OutputFiles:
 
     def __init__(self, directory: Path, keep: int = FILES_KEEP) -> None:
         self.directory = directory
+        self._dir = os.fspath(directory)
         self.keep = keep
         self._names: OrderedDict[str, None] | None = None
         """The ``.log`` files kept, oldest first (None until the directory was listed)."""
@@ -176,12 +184,12 @@ class OutputFiles:
         if self._names is None:
             self._names = self._listed()
         names = self._names
-        path = output_path(self.directory, task, attempt)
-        names.pop(path.name, None)
-        names[path.name] = None
+        name = output_name(task, attempt)
+        names.pop(name, None)
+        names[name] = None
         while len(names) > max(self.keep, 1):
             old, _ = names.popitem(last=False)
             for q in (old, old + ".1"):
                 with contextlib.suppress(OSError):
-                    os.unlink(self.directory / q)
-        return TaskOutput(path)
+                    os.unlink(os.path.join(self._dir, q))
+        return TaskOutput(os.path.join(self._dir, name))

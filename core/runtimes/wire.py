@@ -20,10 +20,12 @@ from typing import Any
 MAX_LINE = 16 * 1024 * 1024
 """The longest message a reader takes (bytes, its newline included)."""
 OVERSIZE = "oversize"
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+"""What ``json.dumps(msg, separators=...)`` builds on each call, built once."""
 
 
 def encode(msg: dict[str, Any]) -> bytes:
-    return (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+    return (_ENCODER.encode(msg) + "\n").encode()
 
 
 async def messages(reader: asyncio.StreamReader) -> AsyncIterator[Any]:
