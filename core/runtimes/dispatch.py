@@ -47,6 +47,8 @@ class Dispatch(Generic[H]):
         self._limit_waits: dict[tuple[str, str], list[asyncio.Future[dict[str, Any]]]] = {}
         self.io: TaskIO[H] = TaskIO(fleet, run_dir, output_root)
         """Input, output files and worktrees of the tasks."""
+        self._tmp_root = run_dir / "tmp"
+        self._shared = run_dir / "shared"
 
     # -- what tasks run ----------------------------------------------------------------
     def learn(self, spec_data: dict[str, Any]) -> None:
@@ -87,14 +89,14 @@ class Dispatch(Generic[H]):
         if engine is not None and task.workflow in engine.state.workflows:
             lim = engine.cpu_limits(task.workflow, task.id)
             nice, cpu_cores = int(lim["nice"]), (lim["cpu_cores"] if task.cpu else None)
-        tmp = self.temp_dir(task.id, task.attempts)  # made by the agent's runner (``make_dirs``)
-        shared = self.shared_dir()
+        tmp = str(self.temp_dir(task.id, task.attempts))  # made by the agent's runner (``make_dirs``)
+        shared = str(self._shared)
         env = {
             **(spec.env or {}),
-            "TMPDIR": str(tmp),
-            "TMP": str(tmp),
-            "TEMP": str(tmp),
-            "OPSDECK_RUN_DIR": str(shared),
+            "TMPDIR": tmp,
+            "TMP": tmp,
+            "TEMP": tmp,
+            "OPSDECK_RUN_DIR": shared,
         }
         msg = {
             "op": "start",
@@ -198,11 +200,11 @@ class Dispatch(Generic[H]):
         """One directory for every task of the run (``OPSDECK_RUN_DIR``, 0700): where
         tasks hand files to each other, since each run has its own ``TMPDIR`` and the
         cleanup deletes finished runs' temp directories."""
-        return self.run_dir / "shared"
+        return self._shared
 
     def temp_dir(self, task_id: str, attempt: int) -> Path:
         """Each task run's own ``TMPDIR`` (inside the run directory, 0700)."""
-        return self.run_dir / "tmp" / f"{task_id.replace('/', '__')}-{attempt}"
+        return self._tmp_root / f"{task_id.replace('/', '__')}-{attempt}"
 
     def cleanup_temp(self) -> dict[str, Any]:
         """Delete the temp directories of task runs that are not running now; count

@@ -48,6 +48,10 @@ class HostRecord:
     task_create_time: float | None = None
     spawned_at: float = 0.0
     last_report: float = 0.0
+    group_since: float = 0.0
+    """When the run whose process group is ``task_pgid`` was reported started."""
+    group_timer: asyncio.TimerHandle | None = None
+    """The pending write of that group to the host's row (:meth:`.reports.Reports._save_group_later`)."""
 
 
 H = TypeVar("H", bound=HostRecord)

@@ -98,14 +98,22 @@ class Reports(Generic[H]):
         by; while this console lives it uses what it holds (``h.task_pgid``). Written on
         every start, the row was a transaction of its own per task (most of the console's
         CPU on short tasks); the window in which a crash of both console and host leaves a
-        task without a row grows from the report's own delay by this much."""
-        pgid = h.task_pgid
+        task without a row grows from the report's own delay by this much. One timer per
+        host at a time (not one per run): when it fires for a run that ended, it moves on
+        to the run started since, if any."""
+        h.group_since = time.monotonic()
+        if h.group_timer is None:
+            h.group_timer = asyncio.get_running_loop().call_later(GROUP_ROW_AFTER_S, self._save_group, h)
 
-        def save() -> None:
-            if not h.dead and pgid is not None and h.task_pgid == pgid:
-                self.links.save(h)
-
-        asyncio.get_running_loop().call_later(GROUP_ROW_AFTER_S, save)
+    def _save_group(self, h: H) -> None:
+        h.group_timer = None
+        if h.dead or h.task_pgid is None:
+            return  # the run ended (or the host is gone): nothing to record until the next start
+        left = h.group_since + GROUP_ROW_AFTER_S - time.monotonic()
+        if left > 0:  # the run now is a later one: its own 0.1 s are not over yet
+            h.group_timer = asyncio.get_running_loop().call_later(left, self._save_group, h)
+            return
+        self.links.save(h)
 
     def _hello(self, h: H, msg: dict[str, Any]) -> None:
         """A (re)connection: what the host runs now (stopped unless the log assigns it)
