@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -201,6 +202,23 @@ async def start_server(handler: Any, address: str) -> asyncio.AbstractServer:
     return await asyncio.start_unix_server(handler, sock=sock, limit=MAX_LINE)
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+"""glibc's ``mallopt`` parameters."""
+HEAP_BLOCKS_UP_TO = 1024 * 1024
+"""Allocations up to this size come from the heap, not from an ``mmap`` of their own."""
+
+
+def keep_freed_memory() -> None:
+    """Let glibc's malloc serve the socket's 256 KiB receive buffers (asyncio's
+    ``recv`` size: one per command read) from the heap and keep what is freed, instead
+    of an ``mmap``, a page fault, an ``mremap`` and a ``munmap`` per command. The host
+    holds at most a few MiB more; nothing changes where the C library is not glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, HEAP_BLOCKS_UP_TO)
+        libc.mallopt(M_TRIM_THRESHOLD, 4 * HEAP_BLOCKS_UP_TO)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="agent_host", description="opsdeck agent host (started by the local runtime)")
     p.add_argument("--agent", required=True)
@@ -218,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--cgroup", default=None)
     args = p.parse_args(argv)
+    keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console
     return asyncio.run(Host(args).main())
 
