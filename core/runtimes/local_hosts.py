@@ -340,7 +340,10 @@ class LocalHosts:
             sink = fleet.sink
             if sink is None:
                 continue
-            live = [h for h in fleet.hosts.values() if not h.dead and h.pid is not None]
+            # A retiring host was told to exit: its tree is not measured, since a process
+            # measured while it exits reads 0 MB resident and still "running" (not yet a
+            # zombie), a figure of nothing that ran. Its end is seen on its connection.
+            live = [h for h in fleet.hosts.values() if not h.dead and not h.retiring and h.pid is not None]
             usage = self.sampler.trees({h.agent: (h.pid, h.create_time) for h in live if h.pid is not None})
             await hear_pending_reports()
             for h in live:
