@@ -36,8 +36,19 @@ class _SimTask:
     sim: SimRuntime
 
     def finish(self) -> None:
-        """The finish timer's callback: a bound method costs less than a ``partial``."""
-        self.sim._finish(self.agent, self)
+        """The finish timer's callback (a bound method: no ``partial`` per task)."""
+        sa, sim = self.agent, self.sim
+        if sa.task is not self or not sa.alive:
+            return
+        sa.task = None
+        if self.total > 0:
+            sim._report(sa, "progress", task_id=self.task_id, progress=1.0)
+        output = [f"{self.task_id} done"]
+        sink = sim.sink
+        if sa.reachable and sink is not None:
+            sink.task_finished(sa.id, self.task_id, output)  # what _report delivers
+        else:
+            sim._report(sa, "finished", task_id=self.task_id, output=output)
 
 
 @dataclass
@@ -182,18 +193,6 @@ class SimRuntime:
             now = self.clock.now()
             st.work_left = max(0.0, st.work_left - (now - st.last_change) * self._speed(sa))
             st.last_change = now
-
-    def _finish(self, sa: _SimAgent, st: _SimTask) -> None:
-        if sa.task is not st or not sa.alive:
-            return
-        sa.task = None
-        if st.total > 0:
-            self._report(sa, "progress", task_id=st.task_id, progress=1.0)
-        output = [f"{st.task_id} done"]
-        if sa.reachable and self.sink is not None:
-            self.sink.task_finished(sa.id, st.task_id, output)  # what _report delivers
-        else:
-            self._report(sa, "finished", task_id=st.task_id, output=output)
 
     def pause_task(self, agent_id: str, task_id: str) -> None:
         sa = self.agents.get(agent_id)
