@@ -233,10 +233,6 @@ class CheckpointTable:
         return (await self.text_hashes(checkpoint_id + 1, checkpoint_id - 1, 1)).get(checkpoint_id)
 
 
-_EVERY_SERIES = "(SELECT id FROM metric_series)"
-"""``series IN`` this: a time range is read along the (series, ts) index, one range per series."""
-
-
 class SamplesRefused(Exception):
     """The metrics table refused samples written with other rows (see ``MetricSamples.insert``)."""
 
@@ -408,7 +404,9 @@ class MetricSamples:
 
         async def statements() -> None:
             nonlocal deleted
-            cur = await self._db.execute(f"DELETE FROM metrics WHERE series IN {_EVERY_SERIES} AND ts < ?", (before,))
+            cur = await self._db.execute(
+                "DELETE FROM metrics WHERE series IN (SELECT id FROM metric_series) AND ts < ?", (before,)
+            )
             deleted = cur.rowcount
 
         try:
@@ -422,12 +420,8 @@ class MetricSamples:
         """Replace the samples older than ``before`` by one per series and ``bucket_s``
         (the mean, at the bucket's first sample's time and id, so a reader following
         ids sees nothing new). Only what was added since the last call is grouped.
-        Returns the rows removed (0, and ``problem``, when the write is refused).
-
-        Every statement reads one time range per series along ``metrics_series``
-        (series, ts), not the whole table (there is no index on ``ts`` alone); a
-        group's delete reads its bucket's range only (one range: the bucket's bounds
-        and the call's, combined here, so the planner cannot pick the wider pair)."""
+        Returns the rows removed (0, and ``problem``, when the write is refused). Each
+        statement reads ranges of (series, ts): a group's delete its bucket's only."""
         lo = self._downsampled_to
         if before <= lo or self.readonly:
             return 0
@@ -438,7 +432,8 @@ class MetricSamples:
             groups = await (
                 await self._db.execute(
                     "SELECT min(id), series, min(ts), avg(value), count(*), CAST(ts / ? AS INTEGER) AS b FROM metrics "
-                    f"WHERE series IN {_EVERY_SERIES} AND ts >= ? AND ts < ? GROUP BY series, b HAVING count(*) > 1",
+                    "WHERE series IN (SELECT id FROM metric_series) AND ts >= ? AND ts < ? "
+                    "GROUP BY series, b HAVING count(*) > 1",
                     (bucket_s, lo, before),
                 )
             ).fetchall()
