@@ -148,8 +148,9 @@ def _finite(data: Any) -> bool:
     """No float in ``data`` (at any depth) is NaN or infinite: then a ``null`` in orjson's
     output is a ``None``, written as the reference encoder writes it. Whatever orjson
     encodes as an object or an array (dicts, lists, tuples and their subclasses) is
-    walked; a walk costs about a third of the reference encoder's run over the same data
-    (snapshots and history entries of the pipeline benchmark)."""
+    walked. Measured (commit a5fbe64): canonical_json with this walk instead of the
+    reference encoder's run, over the checkpoint states and history entries of a
+    pipeline and a scheduling run, min 33.8 -> 17.7 us each."""
     stack = [data]
     pop, push, isfinite = stack.pop, stack.extend, math.isfinite
     while stack:
@@ -255,15 +256,15 @@ def ts_text(ts: float) -> str:
 
 
 def envelope_hash(prev_hash: str, seq: int, t: str, head: str, data_json: str) -> str:
-    """The chain's formula, written once: SHA-256 over the previous hash followed by
-    the canonical envelope ``[seq,ts,type,component,scope,actor,data]`` (the same text
-    as :func:`chain_hash` over :func:`canonical_envelope`'s), from the timestamp's text
-    (:func:`ts_text`), the header's piece (:func:`chain_head`) and the data's canonical
-    JSON. ``seq`` is an ``int`` (``{seq}`` and ``{seq:d}`` write it alike; the plain
-    form costs a format-spec parse less). Every writer and checker of the chain calls
-    this (:func:`chain_step`, :func:`chain_rows`, the open's check in
-    ``core.engine.opening``); the call costs 30-45 ns a row against the text inlined
-    (2.5 % of :func:`chain_rows`, measured over 102k rows of the event mix)."""
+    """The chain's formula from pieces already encoded: SHA-256 over the previous hash
+    followed by the canonical envelope ``[seq,ts,type,component,scope,actor,data]`` (the
+    same text as :func:`chain_hash` over :func:`canonical_envelope`'s), from the
+    timestamp's text (:func:`ts_text`), the header's piece (:func:`chain_head`) and the
+    data's canonical JSON. ``seq`` is an ``int`` (``{seq}`` and ``{seq:d}`` write it
+    alike; the plain form costs a format-spec parse less). Called by :func:`chain_step`,
+    :func:`chain_rows` and the open's check in ``core.engine.opening``;
+    ``core.store_reads.row_hash_ok`` and ``core.repair`` hash the same text through
+    :func:`chain_hash` over :func:`canonical_envelope`."""
     return _sha256(f"{prev_hash}[{seq},{t},{head}{data_json}]".encode()).hexdigest()
 
 
