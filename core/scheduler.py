@@ -112,8 +112,7 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             lim_cpu = min(lim_cpu, w.stage_limit.cpu_cores)
             lim_mem = min(lim_mem, w.stage_limit.memory_gb)
             lim_agents = min(lim_agents, w.stage_limit.agents)
-        u = used.setdefault(w.id, [0.0, 0.0, 0.0])
-        u_cpu, u_mem, u_n = u
+        u_cpu, u_mem, u_n = used.get(w.id, zero)  # each workflow is visited once: kept in locals
         # The bounds the checks compare with, as the same float sums, worked out once (and
         # again as this workflow's guarantee shrinks): what its allocation allows, and what
         # the capacity allows less what other workflows' guarantees hold back.
@@ -166,7 +165,6 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
                 room_cpu = cap_cpu - (res_cpu - own[0]) + 1e-9
                 room_mem = cap_mem - (res_mem - own[1]) + 1e-9
                 room_agents = cap_agents - (res_agents - own[2])
-        u[0], u[1], u[2] = u_cpu, u_mem, u_n
     return out
 
 
