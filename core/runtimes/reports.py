@@ -110,7 +110,7 @@ class Reports(Generic[H]):
         if h.dead or h.task_pgid is None:
             return  # the run ended (or the host is gone): nothing to record until the next start
         left = h.group_since + GROUP_ROW_AFTER_S - time.monotonic()
-        if left > 0:  # the run now is a later one: its own 0.1 s are not over yet
+        if left > 0:  # the run now is a later one: its own GROUP_ROW_AFTER_S is not over yet
             h.group_timer = asyncio.get_running_loop().call_later(left, self._save_group, h)
             return
         self.links.save(h)
