@@ -48,7 +48,9 @@ class Dispatch(Generic[H]):
         self.io: TaskIO[H] = TaskIO(fleet, run_dir, output_root)
         """Input, output files and worktrees of the tasks."""
         self._tmp_root = run_dir / "tmp"
+        """Where each task run's ``TMPDIR`` is made (:meth:`temp_dir`)."""
         self._shared = run_dir / "shared"
+        """``OPSDECK_RUN_DIR`` (:meth:`shared_dir`)."""
 
     # -- what tasks run ----------------------------------------------------------------
     def learn(self, spec_data: dict[str, Any]) -> None:
@@ -209,7 +211,7 @@ class Dispatch(Generic[H]):
     def cleanup_temp(self) -> dict[str, Any]:
         """Delete the temp directories of task runs that are not running now; count
         the files and bytes removed."""
-        root = self.run_dir / "tmp"
+        root = self._tmp_root
         keep = set()
         engine = self.fleet.engine
         if engine is not None:
