@@ -212,7 +212,7 @@ class CheckpointTable:
             return row, snap, problem
         return row, expand(snap, rows), None
 
-    async def text_hashes(self, below: int, above: int, limit: int = 64) -> dict[int, tuple[str, str]]:
+    async def text_hashes(self, below: int, above: int, limit: int) -> dict[int, tuple[str, str]]:
         """:meth:`text_hash` of the checkpoints with ids between ``above`` and ``below``
         (both excluded), the newest ``limit`` of them, in one read."""
         rows = await (
