@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,14 @@ def seed_text() -> str:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "opsdeck.db"
+
+
+def run_python(code: str, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -c code argv...`` in a fresh interpreter at the repository root, output captured:
+    for probes of what a start imports (``sys.modules`` after it), which the test process cannot see."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def opsdeck_cmd(*args: str) -> list[str]:

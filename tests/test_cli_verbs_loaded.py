@@ -5,10 +5,10 @@ still knows every verb."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import run_python
+
 PROBE = """
 import sys
 from opsdeck.cli import main
@@ -19,7 +19,7 @@ print('LOADED', ','.join(loaded), 'EXIT', code)
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return run_python(PROBE, *argv)
 
 
 def test_a_named_verb_loads_only_its_module(tmp_path: Path) -> None:
@@ -49,6 +49,6 @@ def test_the_help_loads_no_engine_no_pydantic_no_aiohttp() -> None:
         "heavy = {'aiohttp', 'pydantic', 'core.engine', 'core.store', 'core.events', 'core.commands', 'textual'}\n"
         "print('HEAVY', sorted(m for m in sys.modules if m in heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = run_python(probe)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout

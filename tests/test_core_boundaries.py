@@ -5,13 +5,11 @@ from __future__ import annotations
 import ast
 import functools
 import pkgutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, run_python
 
 
 @pytest.mark.slow
@@ -26,7 +24,7 @@ def test_core_never_imports_textual() -> None:
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    out = run_python(code, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"core pulled in textual: {out.stdout}"
     for path in (REPO / "core").rglob("*.py"):

@@ -4,8 +4,6 @@ module, looked up in a map keyed by engine, or patched onto the engine."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from core.commands import LANGUAGE, run_command
@@ -15,7 +13,7 @@ from core.host.language import services
 from core.incidents.language import LANGUAGE as WITH_INCIDENTS
 from core.session import memory_sim
 
-from .conftest import REPO
+from .conftest import REPO, run_python
 
 
 def test_importing_the_incident_and_host_packages_registers_nothing() -> None:
@@ -26,7 +24,7 @@ def test_importing_the_incident_and_host_packages_registers_nothing() -> None:
         "assert len(LANGUAGE) == n and LANGUAGE.components() == comps, (n, len(LANGUAGE))\n"
         "print(n)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    out = run_python(code)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) == len(LANGUAGE)
 
