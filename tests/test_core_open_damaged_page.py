@@ -48,7 +48,7 @@ async def test_a_damaged_page_of_older_checkpoints_is_read_once(
     pages: list[tuple[int, int]] = []
     read = CheckpointTable.text_hashes
 
-    async def counted(self: CheckpointTable, below: int, above: int, limit: int = 64) -> Any:
+    async def counted(self: CheckpointTable, below: int, above: int, limit: int) -> Any:
         if limit > 1:
             pages.append((below, above))
         return await read(self, below, above, limit)
