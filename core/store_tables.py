@@ -404,6 +404,7 @@ class MetricSamples:
 
         async def statements() -> None:
             nonlocal deleted
+            # IN every series: a ts range per series read on index metrics_series (series, ts), not a scan of the table
             cur = await self._db.execute(
                 "DELETE FROM metrics WHERE series IN (SELECT id FROM metric_series) AND ts < ?", (before,)
             )
