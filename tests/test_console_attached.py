@@ -173,9 +173,13 @@ async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
             assert link.gone == gone and gone in header_text(app)
             assert await wait_for(pilot, lambda: any(gone in n.message for n in app._notifications), 5)
             host.proc.wait(timeout=LONG)
-            # The last state stays on screen; actions are refused with the reason.
+            # The last state stays on screen; actions are refused with the reason. The
+            # stream may have lagged the commits when the host died (under load): the
+            # console reads the rest from the file, so wait for it to reach the head.
+            final = head(db)[0]
+            assert await wait_for(pilot, lambda: link.state.seq == final, LONG), (link.state.seq, final)
             seq = link.state.seq
-            assert seq == head(db)[0] and len(link.state.workflows) == 6
+            assert len(link.state.workflows) == 6
             app.workflows_pane.focus()
             await pilot.press("p")
             assert await wait_for(

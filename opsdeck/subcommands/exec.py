@@ -16,7 +16,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.host.attach import connect
 from core.host.client import UNRESPONSIVE_S, HostClient
@@ -25,6 +25,9 @@ from core.host.paths import check_database
 
 from ..output import print_response
 from ..paths import default_db
+
+if TYPE_CHECKING:
+    from core.config import Config
 
 # The config (pydantic) loads when a config file is given or the database is opened
 # here; aiohttp when a live host is sent the command (see core.host.client).
@@ -60,11 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = None
-    if args.config:  # checked before anything is sent, though only an engine opened here uses it
-        from core.config import load_config
-
-        config = load_config(args.config)
+    config = _config(args.config) if args.config else None  # checked before anything is sent
     db = Path(args.db) if args.db else default_db()
     advance = 0.0
     if args.advance:
@@ -78,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(db, config, args, advance))
 
 
+def _config(path: str | None) -> Config:
+    """The config an engine opened here uses: pydantic loads only when it is needed
+    (a file given, or no live host), not for a command sent to a host."""
+    from core.config import load_config
+
+    return load_config(path)
+
+
 def _seconds(text: str) -> float:
     try:
         v = float(text)
@@ -88,7 +95,7 @@ def _seconds(text: str) -> float:
     return v
 
 
-async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) -> int:
+async def _run(db: Path, config: Config | None, args: argparse.Namespace, advance: float) -> int:
     check_database(db, args.create)
     where = await connect(db, kind="exec")
     if isinstance(where, HostClient):
@@ -121,13 +128,12 @@ async def _run(db: Path, config: Any, args: argparse.Namespace, advance: float) 
     # Only a database without a host opens an engine here: a client of a live host does
     # not load the command set, the session or the demo (about 0.3 s of CPU of its start).
     from core.commands import attach, run_command
-    from core.config import load_config
     from core.host.language import services
     from core.host.offline import command_refusal, fleet_runtime, refusal
     from core.session import open_sim
 
     try:
-        engine = await open_sim(db, config or load_config(None), seed=args.seed, demo=True)
+        engine = await open_sim(db, config if config is not None else _config(None), seed=args.seed, demo=True)
         try:
             runtime = fleet_runtime(engine.state)
             refused = (
