@@ -231,10 +231,6 @@ def _quoted(text: str) -> str:
     return q
 
 
-def chain_hash(prev_hash: str, canonical: str) -> str:
-    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
-
-
 _HEADS: dict[tuple[str, str, str, str], str] = {}
 
 
@@ -258,19 +254,18 @@ def ts_text(ts: float) -> str:
 def envelope_hash(prev_hash: str, seq: int, t: str, head: str, data_json: str) -> str:
     """The chain's formula from pieces already encoded: SHA-256 over the previous hash
     followed by the canonical envelope ``[seq,ts,type,component,scope,actor,data]`` (the
-    same text as :func:`chain_hash` over :func:`canonical_envelope`'s), from the
-    timestamp's text (:func:`ts_text`), the header's piece (:func:`chain_head`) and the
-    data's canonical JSON. ``seq`` is an ``int`` (``{seq}`` and ``{seq:d}`` write it
-    alike; the plain form costs a format-spec parse less). Called by :func:`chain_step`,
-    :func:`chain_rows` and the open's check in ``core.engine.opening``;
-    ``core.store_reads.row_hash_ok`` and ``core.repair`` hash the same text through
-    :func:`chain_hash` over :func:`canonical_envelope`."""
+    same text as :func:`canonical_envelope`'s), from the timestamp's text
+    (:func:`ts_text`), the header's piece (:func:`chain_head`) and the data's canonical
+    JSON. ``seq`` is an ``int`` (``{seq}`` and ``{seq:d}`` write it alike; the plain form
+    costs a format-spec parse less). The one spelling of the chain: called by
+    :func:`chain_step` (and through it :func:`chain_next`), :func:`chain_rows` and the
+    open's check in ``core.engine.opening``."""
     return _sha256(f"{prev_hash}[{seq},{t},{head}{data_json}]".encode()).hexdigest()
 
 
 def chain_step(prev_hash: str, seq: int, ts: float, head: str, data_json: str) -> str:
-    """``chain_hash(prev_hash, canonical_envelope(...))`` from the header's piece
-    (:func:`chain_head`): the hashed text is built once."""
+    """:func:`envelope_hash` from the header's piece (:func:`chain_head`), the
+    timestamp's text reused when the clock reading is the one before."""
     global _LAST_TS
     last = _LAST_TS  # one tuple, rebound whole: a reader in another thread sees a pair that belongs together
     if ts is last[0]:  # the same clock reading as the event before (an instant's events share it)
@@ -314,7 +309,7 @@ def chain_rows(prev_hash: str, rows: Sequence[UnchainedRow]) -> list[EventRow]:
 def chain_next(
     prev_hash: str, seq: int, ts: float, type_: str, component: str, scope: str, actor: str, data_json: str
 ) -> str:
-    """``chain_hash(prev_hash, canonical_envelope(...))`` in one step."""
+    """:func:`envelope_hash` of a row from its columns (verify, repair, a stored row's check)."""
     return chain_step(prev_hash, seq, ts, chain_head(type_, component, scope, actor), data_json)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from .anchor import anchor_path
 from .event_types import CHECKPOINTS_PRUNED, EVENTS, STATE_REPAIRED
-from .events import GENESIS_HASH, Event, canonical_envelope, canonical_json, chain_hash
+from .events import GENESIS_HASH, Event, canonical_json, chain_next
 from .projection import State
 from .store import EVENT_COLUMNS, EventRow, Store, row_hash_ok
 
@@ -226,7 +226,7 @@ def rebuild(rows: list[tuple[Any, ...]], report: RepairReport) -> tuple[list[Eve
     def append(ev: Event) -> None:
         nonlocal prev
         data_json = canonical_json(ev.data)
-        h = chain_hash(prev, canonical_envelope(ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, data_json))
+        h = chain_next(prev, ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, data_json)
         out.append((ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, data_json, prev, h))
         prev = h
 

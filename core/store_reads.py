@@ -15,7 +15,7 @@ from typing import Any
 
 import aiosqlite
 
-from .events import GENESIS_HASH, Event, canonical_envelope, chain_hash
+from .events import GENESIS_HASH, Event, chain_next
 from .store_errors import StoreError
 from .store_schema import damaged, scalar
 
@@ -26,8 +26,10 @@ def row_hash_ok(
     seq: int, ts: Any, type_: Any, comp: Any, scope: Any, actor: Any, data_json: Any, prev: Any, h: Any
 ) -> bool:
     """A stored row's hash recomputed from its content (a column of the wrong type fails)."""
+    if type(seq) is not int or type(prev) is not str:
+        return False
     try:
-        return chain_hash(prev, canonical_envelope(seq, ts, type_, comp, scope, actor, data_json)) == h
+        return chain_next(prev, seq, ts, type_, comp, scope, actor, data_json) == h
     except (TypeError, ValueError):
         return False
 
