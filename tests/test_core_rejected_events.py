@@ -46,7 +46,7 @@ def test_every_folded_type_has_a_schema() -> None:
 @pytest.mark.parametrize("type_", sorted(set(SCHEMAS) | NOT_INJECTABLE))
 def test_bad_data_is_refused_and_changes_nothing(type_: str) -> None:
     eng = memory_sim()
-    before = (eng.state.state_hash(), eng.state.seq, eng.head_hash, eng.unflushed)
+    before = (eng.state.state_hash(), eng.state.seq, list(eng.log.buffer))
     tries: list[dict[str, object]] = [{}]
     refs = SCHEMAS[type_].refs if type_ in SCHEMAS else {}
     if refs:
@@ -61,7 +61,7 @@ def test_bad_data_is_refused_and_changes_nothing(type_: str) -> None:
             eng.inject(EventHeader(type=type_, component="test", scope="test", data=data))
         assert exc.value.code == "INVALID_EVENT"
         assert type_ in exc.value.message
-        assert (eng.state.state_hash(), eng.state.seq, eng.head_hash, eng.unflushed) == before
+        assert (eng.state.state_hash(), eng.state.seq, list(eng.log.buffer)) == before
     ev = eng.emit("SETTING_CHANGED", "system", "settings", {"key": "after", "value": 1})
     assert ev.seq == before[1] + 1
 

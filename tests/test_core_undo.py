@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from core.events import Event
 from core.journal import pre_image
 from core.models import Resources
 from core.projection import State
-from core.session import memory_sim
+from core.session import memory_sim, open_sim
 
 READ_ONLY = "/resource-manager status"
 
@@ -252,6 +253,15 @@ def _fail_after(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         monkeypatch.setattr(Engine, name, broken)
 
 
+def _listen(eng: Engine) -> list[Event]:
+    """The events the log hands its subscribers from now on (an engine without a store
+    hands them a unit's events once the unit is kept; it chains nothing, so its
+    ``head_hash`` is the genesis hash whatever it records)."""
+    heard: list[Event] = []
+    eng.subscribe(heard.append)
+    return heard
+
+
 async def _running_fleet() -> Engine:
     eng = memory_sim(seed=5, duration_scale=0.2)
     await eng.advance(90)
@@ -282,16 +292,17 @@ async def test_a_command_failing_midway_leaves_the_state_as_before(
 ) -> None:
     eng = await _running_fleet()
     text = command(eng)
-    before, seq, head = _everything(eng.state), eng.state.seq, eng.head_hash
+    before, seq, held = _everything(eng.state), eng.state.seq, list(eng.log.buffer)
+    heard = _listen(eng)
     _fail_after(monkeypatch, method)
     resp = await run_command(eng, text)
     assert resp["status"] == "error", (what, resp)
-    assert (eng.state.seq, eng.head_hash) == (seq, head), what
+    assert (eng.state.seq, eng.log.buffer, heard) == (seq, held, []), what  # nothing held or told of
     assert _everything(eng.state) == before, what
     monkeypatch.undo()
     ok = await run_command(eng, text)  # the same command, not failing, does change the state
     assert ok["status"] == "success", ok
-    assert eng.state.seq > seq
+    assert eng.state.seq > seq and heard
 
 
 async def test_a_rollback_failing_midway_leaves_the_state_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -308,10 +319,11 @@ async def test_a_rollback_failing_midway_leaves_the_state_as_before(monkeypatch:
 
 async def test_failing_mutating_command_leaves_state_as_before_and_records_nothing() -> None:
     eng = _engine(3)
-    h, seq, head = eng.state.state_hash(), eng.state.seq, eng.head_hash
+    h, seq, held = eng.state.state_hash(), eng.state.seq, list(eng.log.buffer)
+    heard = _listen(eng)
     resp = await run_command(eng, '/resource-manager scale \'{"pool": "p", "size": 99}\'')
     assert resp["status"] == "error"
-    assert (eng.state.state_hash(), eng.state.seq, eng.head_hash) == (h, seq, head)
+    assert (eng.state.state_hash(), eng.state.seq, eng.log.buffer, heard) == (h, seq, held, [])
 
 
 def test_a_rejected_injected_event_changes_nothing() -> None:
@@ -328,15 +340,25 @@ def test_a_rejected_injected_event_changes_nothing() -> None:
 # -- counters -------------------------------------------------------------------------------
 
 
-def test_taken_back_counter_events_leave_state_and_chain_as_before() -> None:
-    eng = _engine(3)
-    h, seq, head = eng.state.state_hash(), eng.state.seq, eng.head_hash
-    unit = eng.begin_unit()
-    eng.emit(COMMAND_EXECUTED, "command", "resource-manager", {"command": "/x", "status": "success"})
-    eng.emit("AGENT_OBSERVED_NOTE", "agent", "x", {})  # no fold: counted in observed
-    assert eng.state.seq == seq + 2
-    assert eng.end_unit(unit, keep=False)
-    assert (eng.state.state_hash(), eng.state.seq, eng.head_hash) == (h, seq, head)
+async def test_taken_back_counter_events_leave_state_and_chain_as_before(tmp_path: Path) -> None:
+    """With a store, so that there is a chain: the next commit writes none of them."""
+    eng = await open_sim(tmp_path / "u.db")
+    try:
+        eng.create_pool("p", ["x"], 0, 4)
+        await eng.flush()
+        assert eng.store is not None
+        h, seq, head, rows = eng.state.state_hash(), eng.state.seq, eng.head_hash, await eng.store.count_events()
+        assert rows == seq > 0
+        unit = eng.begin_unit()
+        eng.emit(COMMAND_EXECUTED, "command", "resource-manager", {"command": "/x", "status": "success"})
+        eng.emit("AGENT_OBSERVED_NOTE", "agent", "x", {})  # no fold: counted in observed
+        assert eng.state.seq == seq + 2
+        assert eng.end_unit(unit, keep=False)
+        await eng.flush()
+        after = (eng.state.state_hash(), eng.state.seq, eng.head_hash, await eng.store.count_events())
+        assert after == (h, seq, head, rows)
+    finally:
+        await eng.close()
 
 
 # -- cost -------------------------------------------------------------------------------------
