@@ -2,15 +2,32 @@
 
 These are the shapes the projection holds. They are pydantic models so that the
 state can be snapshotted, hashed and validated at the boundaries (workflow files,
-commands, checkpoints) with one definition.
+commands, checkpoints) with one definition; tasks and their contexts, held by the
+hundred thousand, are plain dataclasses that pydantic validates and dumps there
+(:class:`_Record`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    field_validator,
+    model_serializer,
+)
+
+try:
+    import orjson
+except ImportError:  # an environment built before orjson was a dependency: pydantic's serializer
+    orjson = None  # type: ignore[assignment]
 
 
 class Band(StrEnum):
@@ -102,13 +119,45 @@ class Agent(_Model):
     """Highest buffered-report sequence applied: reports are applied exactly once."""
 
 
-class TaskContext(_Model):
+class _Record:
+    """A record the projection holds by the thousand (a task, its context): a plain
+    dataclass, several times cheaper to build and change than a pydantic model. Pydantic
+    still validates and dumps it at the boundaries (snapshots, archive records, events'
+    payloads) from the same declaration: the same schema and the same output a model of
+    these fields gives."""
+
+    __slots__ = ()
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Self:
+        """A record from JSON-ready data, validated (ValidationError as a model's)."""
+        return _adapter(cls).validate_python(data)
+
+    def model_dump(self, *, mode: Literal["json", "python"] = "python") -> dict[str, Any]:
+        """Its fields as a dict, in declaration order (what ``BaseModel.model_dump`` gives)."""
+        return _adapter(type(self)).dump_python(self, mode=mode)
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(of: Any) -> TypeAdapter[Any]:
+    """Pydantic's validator and serializer of a record type, built on first use."""
+    ta = _ADAPTERS.get(of)
+    if ta is None:
+        ta = _ADAPTERS[of] = TypeAdapter(of)
+    return ta
+
+
+@dataclass
+class TaskContext(_Record):
     """What an agent knows about a task: enough for a replacement to resume it."""
 
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
     progress: float = 0.0
-    partial_results: dict[str, Any] = Field(default_factory=dict)
-    last_output: list[str] = Field(default_factory=list)
+    partial_results: dict[str, Any] = field(default_factory=dict)
+    last_output: list[str] = field(default_factory=list)
 
 
 class TaskSpec(_Model):
@@ -136,12 +185,15 @@ class TaskSpec(_Model):
     """A git repository: the task runs in its own worktree of it, on its own branch."""
 
 
-class Task(_Model):
+@dataclass
+class Task(_Record):
+    """A task of a live workflow (a plain record: :class:`_Record`)."""
+
     id: str
     workflow: str
     phase: str
     specialization: str
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)
     duration_s: float = 60.0
     cpu: float = 1.0
     memory_gb: float = 0.5
@@ -150,7 +202,7 @@ class Task(_Model):
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
-    context: TaskContext = Field(default_factory=TaskContext)
+    context: TaskContext = field(default_factory=TaskContext)
     interactive: bool = False
     """Its stdin is a pipe (or its pty) the operator writes to with ``send-input``."""
     tty: bool = False
@@ -167,6 +219,18 @@ class Task(_Model):
     def awaiting_input(self) -> bool:
         """The task is running and its agent host saw it wait for input."""
         return self.waiting_input is not None and self.status is TaskStatus.RUNNING
+
+
+def tasks_json(tasks: Sequence[Task]) -> str:
+    """Tasks as a JSON list of their fields in declaration order (an archive record's
+    tasks): orjson over the dataclasses, pydantic's serializer where orjson cannot
+    encode a value (an integer beyond 64 bits)."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(tasks).decode()
+        except TypeError:
+            pass
+    return _adapter(list[Task]).dump_json(tasks).decode()
 
 
 class PhaseSpec(_Model):

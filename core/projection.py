@@ -13,9 +13,7 @@ import hashlib
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
-from pydantic import TypeAdapter
-
-from .events import Event, canonical_json, models_json
+from .events import Event, canonical_json
 from .incident_models import Incident, Plan
 from .journal import Journal, Part
 from .models import (
@@ -32,6 +30,7 @@ from .models import (
     TaskStatus,
     Workflow,
     WorkflowStatus,
+    tasks_json,
 )
 from .projection_history import HistoryCache, HistoryRows
 from .projection_index import WorkIndexes
@@ -40,7 +39,6 @@ from .usage.models import UsageLedger
 
 Fold = Callable[["State", Event], None]
 """How one event type changes the state (declared with the type in the event catalogue)."""
-_TASK_LIST_JSON: TypeAdapter[list[Task]] = TypeAdapter(list[Task])
 
 
 def task_key(workflow: str, task: str) -> str:
@@ -263,9 +261,7 @@ class State(WorkIndexes):
             retried=retried,
         )
         if self.archive_out is not None:
-            # The tasks in one orjson call (pydantic's serializer where orjson cannot).
-            task_list = models_json(tasks, lambda: _TASK_LIST_JSON.dump_json(tasks))
-            record = f'{{"workflow":{wf.model_dump_json()},"tasks":{task_list}}}'
+            record = f'{{"workflow":{wf.model_dump_json()},"tasks":{tasks_json(tasks)}}}'
             self.archive_out.append((wf_id, seq, wf.status.value, record))
         self._unindex(wf_id)
         del self.workflows[wf_id]

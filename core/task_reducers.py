@@ -34,20 +34,19 @@ def task_assigned(s: State, ev: Event) -> None:
         s.changing("agents", s.agents, agent_id)
     t = s.tasks[key]
     a = s.agents[agent_id]
+    t.status = _RUNNING
+    t.agent = a.id
+    t.attempts += 1
+    t.started_at = ev.ts
+    t.waiting_input = None
+    t.waiting_since = None
     # Hot path: plain dict updates skip pydantic's per-field __setattr__ (no
     # assignment validation is configured, so the result is the same).
-    td = t.__dict__
-    td["status"] = _RUNNING
-    td["agent"] = a.id
-    td["attempts"] = td["attempts"] + 1
-    td["started_at"] = ev.ts
-    td["waiting_input"] = None
-    td["waiting_since"] = None
     ad = a.__dict__
     ad["status"] = _BUSY
     ad["current_task"] = key
     ad["last_heartbeat"] = ev.ts
-    wid = td["workflow"]
+    wid = t.workflow
     q = s.ready[wid]
     if q and q[0] == key:
         q.popleft()
@@ -57,7 +56,7 @@ def task_assigned(s: State, ev: Event) -> None:
         except ValueError:
             pass
     s.running_by_wf[wid].add(key)
-    s.phase_started.add((wid, td["phase"]))
+    s.phase_started.add((wid, t.phase))
 
 
 def task_started(s: State, ev: Event) -> None:
@@ -109,16 +108,15 @@ def task_completed(s: State, ev: Event) -> None:
     if s.journal is not None:
         s.changing("tasks", s.tasks, key)
     t = s.tasks[key]
-    td = t.__dict__
-    wid = td["workflow"]
-    release_agent(s, td["agent"], key, True)
-    if td["status"] is not _COMPLETED:
-        s.phase_left[(wid, td["phase"])] -= 1
+    wid = t.workflow
+    release_agent(s, t.agent, key, True)
+    if t.status is not _COMPLETED:
+        s.phase_left[(wid, t.phase)] -= 1
         s.wf_left[wid] -= 1
-    td["status"] = _COMPLETED
-    td["finished_at"] = ev.ts
-    ctx = td["context"]
-    ctx.__dict__["progress"] = 1.0
+    t.status = _COMPLETED
+    t.finished_at = ev.ts
+    ctx = t.context
+    ctx.progress = 1.0
     if "result" in d:
         ctx.partial_results["result"] = d["result"]
     s.running_by_wf[wid].discard(key)

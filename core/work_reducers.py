@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from .events import Event
 from .models import (
@@ -38,7 +36,6 @@ if TYPE_CHECKING:
     from .projection import State
 
 Fold = Callable[["State", Event], None]
-M = TypeVar("M", bound=BaseModel)
 
 
 def pool_created(s: State, ev: Event) -> None:
@@ -103,40 +100,6 @@ def agent_backoff(s: State, ev: Event) -> None:
     s.agents[ev.data["agent"]].backoff_until = ev.data["until"]
 
 
-_ALL_SET: dict[type, set[str]] = {}
-"""Per model class, the set of all its field names: a model built whole from values
-already validated (what ``model_construct`` does, without its per-call inspection of
-default factories, the bulk of its cost) has every field set, so its instances share
-one (pydantic only ever adds names to it)."""
-_new = object.__new__
-# A pydantic model's four slots, written through their own descriptors (object.__setattr__
-# would look each up by name first: a fifth of a task's construction).
-_slot = BaseModel.__dict__
-_put_dict = _slot["__dict__"].__set__
-_put_fields = _slot["__pydantic_fields_set__"].__set__
-_put_extra = _slot["__pydantic_extra__"].__set__
-_put_private = _slot["__pydantic_private__"].__set__
-
-
-def _all_fields(cls: Any) -> set[str]:
-    """The one set of all of ``cls``'s field names that every model built whole shares."""
-    every = _ALL_SET.get(cls)
-    if every is None:
-        every = _ALL_SET[cls] = set(cls.model_fields)
-    return every
-
-
-def _built(cls: type[M], values: dict[str, Any], fields: set[str]) -> M:
-    """A model of ``cls`` built whole from ``values`` already validated: every field,
-    in declaration order (``fields``: :func:`_all_fields` of ``cls``)."""
-    m = _new(cls)
-    _put_dict(m, values)
-    _put_fields(m, fields)
-    _put_extra(m, None)
-    _put_private(m, None)
-    return m
-
-
 _SPEC_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in WorkflowSpec.model_fields.items()}
 _TASK_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in TaskSpec.model_fields.items()}
 
@@ -176,36 +139,10 @@ def workflow_created(s: State, ev: Event) -> None:
     ready: deque[str] = deque()
     dependents, pending_deps, phase_left = s.dependents, s.pending_deps, s.phase_left
     journal = s.journal
-    ctx_fields, task_fields = _all_fields(TaskContext), _all_fields(Task)
     prev_phase: list[str] = []
     for phase in phases:
         names = []
         pname = phase["name"]
-        # A task's fields as a pending task of this phase has them (in declaration
-        # order), copied per task and completed with what its spec says.
-        pending: dict[str, Any] = {
-            "id": "",
-            "workflow": wid,
-            "phase": pname,
-            "specialization": "",
-            "depends_on": None,
-            "duration_s": d_dur,
-            "cpu": d_cpu,
-            "memory_gb": d_mem,
-            "status": TaskStatus.PENDING,
-            "agent": None,
-            "attempts": 0,
-            "started_at": None,
-            "finished_at": None,
-            "context": None,
-            "interactive": False,
-            "tty": False,
-            "waiting_input": None,
-            "waiting_since": None,
-            "worktree": None,
-            "branch": None,
-            "repo": None,
-        }
         for ts in phase.get("tasks", ()):
             key = f"{wid}/{ts['id']}"
             if journal is not None:
@@ -222,23 +159,22 @@ def workflow_created(s: State, ev: Event) -> None:
             if not deps:
                 ready.append(key)
             inputs = ts.get("inputs")
-            values = pending.copy()
-            values["id"] = key
-            values["specialization"] = ts["specialization"]
-            values["depends_on"] = deps
-            values["duration_s"] = float(ts.get("duration_s", d_dur))
-            values["cpu"] = float(ts.get("cpu", d_cpu))
-            values["memory_gb"] = float(ts.get("memory_gb", d_mem))
-            values["context"] = _built(
-                TaskContext,
-                {"inputs": dict(inputs) if inputs else {}, "progress": 0.0, "partial_results": {}, "last_output": []},
-                ctx_fields,
+            t = Task(
+                id=key,
+                workflow=wid,
+                phase=pname,
+                specialization=ts["specialization"],
+                depends_on=deps,
+                duration_s=float(ts.get("duration_s", d_dur)),
+                cpu=float(ts.get("cpu", d_cpu)),
+                memory_gb=float(ts.get("memory_gb", d_mem)),
+                context=TaskContext(inputs=dict(inputs)) if inputs else TaskContext(),
             )
             if "interactive" in ts or "tty" in ts or "repo" in ts:  # left out by most (defaults are not recorded)
-                values["interactive"] = bool(ts.get("interactive") or ts.get("tty"))
-                values["tty"] = bool(ts.get("tty"))
-                values["repo"] = ts.get("repo")
-            tasks[key] = _built(Task, values, task_fields)
+                t.interactive = bool(ts.get("interactive") or ts.get("tty"))
+                t.tty = bool(ts.get("tty"))
+                t.repo = ts.get("repo")
+            tasks[key] = t
             keys.append(key)
             names.append(key)
         phase_left[(wid, pname)] = phase_left.get((wid, pname), 0) + len(names)

@@ -198,15 +198,14 @@ def test_what_the_reference_refuses_is_refused() -> None:
 
 
 def test_archived_tasks_encode_to_the_values_pydantic_writes() -> None:
-    """An archive record's task list (orjson over the models' fields) decodes to what
+    """An archive record's task list (``tasks_json``: orjson over the dataclasses) decodes to what
     pydantic's serializer writes, in the same field order; a value orjson cannot encode
     (an integer beyond 64 bits in a task's inputs) goes to pydantic's serializer."""
     import json
 
     from pydantic import TypeAdapter
 
-    from core.events import models_json
-    from core.models import Task, TaskContext, TaskStatus
+    from core.models import Task, TaskContext, TaskStatus, tasks_json
 
     adapter = TypeAdapter(list[Task])
     rng = random.Random(7)
@@ -231,7 +230,7 @@ def test_archived_tasks_encode_to_the_values_pydantic_writes() -> None:
         )
         for i in range(300)
     ]
-    text = models_json(tasks, lambda: adapter.dump_json(tasks))
+    text = tasks_json(tasks)
     ref = adapter.dump_json(tasks).decode()
 
     def same(a: Any, b: Any) -> bool:  # NaN equals itself here (pydantic and orjson both write null)
@@ -245,7 +244,7 @@ def test_archived_tasks_encode_to_the_values_pydantic_writes() -> None:
 
     assert same(json.loads(text), json.loads(ref))
     big = [Task(id="w/b", workflow="w", phase="p", specialization="x", context=TaskContext(inputs={"n": 2**70}))]
-    assert models_json(big, lambda: adapter.dump_json(big)) == adapter.dump_json(big).decode()
+    assert tasks_json(big) == adapter.dump_json(big).decode()
 
 
 def test_the_one_step_chain_hash_is_the_envelopes_for_every_timestamp() -> None:
