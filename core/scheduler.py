@@ -113,9 +113,10 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
             lim_mem = min(lim_mem, w.stage_limit.memory_gb)
             lim_agents = min(lim_agents, w.stage_limit.agents)
         u_cpu, u_mem, u_n = used.get(w.id, zero)  # each workflow is visited once: kept in locals
-        # The bounds the checks compare with, as the same float sums, worked out once (and
-        # again as this workflow's guarantee shrinks): what its allocation allows, and what
-        # the capacity allows less what other workflows' guarantees hold back.
+        # The bounds the checks compare with, worked out once per workflow: what its
+        # allocation allows, and what the capacity allows less what other workflows'
+        # guarantees hold back (res_* less its own: as its guarantee shrinks below, both
+        # lose the same amount, so the others' share and these bounds stay as they are).
         over_cpu, over_mem = lim_cpu + 1e-9, lim_mem + 1e-9
         room_cpu = cap_cpu - (res_cpu - own[0]) + 1e-9
         room_mem = cap_mem - (res_mem - own[1]) + 1e-9
@@ -162,9 +163,6 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
                 res_mem -= shrink[1]
                 res_agents -= shrink[2]
                 own = (own[0] - shrink[0], own[1] - shrink[1], own[2] - shrink[2])
-                room_cpu = cap_cpu - (res_cpu - own[0]) + 1e-9
-                room_mem = cap_mem - (res_mem - own[1]) + 1e-9
-                room_agents = cap_agents - (res_agents - own[2])
     return out
 
 
