@@ -177,6 +177,23 @@ def test_a_null_is_the_reference_bytes_wherever_a_non_finite_float_hides() -> No
         assert dumps_compact(data) == reference_compact_json(data)
 
 
+def test_an_exponent_is_found_with_or_without_other_dashes() -> None:
+    """The ``e-`` scan runs only on text holding a ``-``: a float orjson writes with a
+    negative exponent is the only dash in some data, one of many in other data, and
+    text with dashes but no exponent keeps orjson's bytes; every case is the reference."""
+    for data in (
+        {"agent": "agent_001", "x": 1.5e-7},
+        {"x": 5e-324},
+        {"agent": "bench-07", "task": "wf-1/t-2", "x": 2.5e-9},
+        {"agent": "bench-07", "task": "wf-1/t-2", "x": 0.5},
+        {"note": "see e-mail", "x": 1e-05},
+        {"note": "see e-mail"},
+        [{"b": -1.0, "a": [1e-300, -2]}],
+    ):
+        assert canonical_json(data) == reference_canonical_json(data), data
+        assert dumps_compact(data) == reference_compact_json(data), data
+
+
 def test_what_the_reference_refuses_is_refused() -> None:
     """No encoding where the reference has none: objects it cannot encode still raise."""
     import dataclasses
