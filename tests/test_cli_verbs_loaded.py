@@ -4,6 +4,8 @@ still knows every verb."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 from pathlib import Path
 
@@ -41,7 +43,7 @@ def test_a_command_line_naming_no_known_verb_knows_every_verb() -> None:
 
 def test_the_help_loads_no_engine_no_pydantic_no_aiohttp() -> None:
     """`opsdeck --help` builds every verb's parser: each verb imports what it runs when
-    it runs (aiohttp when a client connects), so the help costs a Python start, not a second."""
+    it runs, so the help costs a Python start, not a second."""
     probe = (
         "import sys\n"
         "from opsdeck.cli import build_parser\n"
@@ -52,3 +54,28 @@ def test_the_help_loads_no_engine_no_pydantic_no_aiohttp() -> None:
     out = run_python(probe)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout
+
+
+async def test_exec_against_a_live_host_loads_no_aiohttp(tmp_path: Path) -> None:
+    """`opsdeck exec` sends its command over the standard library's HTTP: aiohttp's client
+    (about 0.3 s of CPU to import) is not loaded, nor the engine. The command did reach the
+    host (its pid in the answer; in-process it would be refused as NO_HOST)."""
+    from core.config import Config
+    from core.host.host import Host
+
+    host = await Host.open_sim(tmp_path / "live.db", Config(), demo=True, create=True, speed=0)
+    await host.serve()
+    probe = (
+        "import sys\n"
+        "from opsdeck.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "heavy = {'aiohttp', 'pydantic', 'core.engine', 'core.commands', 'core.session'}\n"
+        "print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy), 'EXIT', code)\n"
+    )
+    try:
+        out = await asyncio.to_thread(run_python, probe, "exec", "--db", str(tmp_path / "live.db"), "/host status")
+    finally:
+        await host.close()
+    assert out.returncode == 0, out.stderr
+    assert f"host pid {os.getpid()}" in out.stdout, out.stdout
+    assert "HEAVY [] EXIT 0" in out.stdout, out.stdout

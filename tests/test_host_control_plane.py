@@ -208,7 +208,10 @@ def test_a_second_writer_is_refused_and_the_log_is_untouched(
     demo_host: HostProc, env: dict[str, str], tmp_path: Path
 ) -> None:
     db = demo_host.db
+    recorded = count(db, "COMMAND_EXECUTED")
     assert run(["exec", "--db", str(db), "/host clock pause"], env).returncode == 0
+    # A command that emits nothing is answered before its own record commits (within 0.1 s).
+    wait_for(lambda: count(db, "COMMAND_EXECUTED") > recorded, what="the pause's record")
     before = head(db)
     wf = tmp_path / "other.toml"
     wf.write_text(SLEEPY % "1")

@@ -11,5 +11,5 @@
 - :mod:`core.host.paths`, :mod:`core.host.errors`.
 
 Import the submodule you use: the package itself imports nothing, so a client
-that only reads a lease does not load the engine or aiohttp.
+that only reads a lease does not load the engine; no client loads aiohttp (the server's).
 """

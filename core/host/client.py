@@ -3,7 +3,10 @@
 ``HostClient.for_db(db)`` finds the host through the database's lease (None when no
 live process holds it); ``HostClient.for_url(url, token)`` reaches one over TCP.
 When the host goes away (killed, stopped) every call raises :class:`HostGone` naming
-its pid: the socket closes with the process, so a follower learns it at once.
+its pid: the socket closes with the process, so a follower learns it at once. An
+answer this client cannot read (not HTTP, over a size limit) raises
+:class:`HostBadAnswer`, a HostGone. The HTTP is the standard library's asyncio
+streams (:mod:`core.host.client_http`), not aiohttp's client (about 0.3 s of CPU to import).
 """
 
 from __future__ import annotations
@@ -16,19 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..timefmt import duration
+from .client_http import MAX_BODY_BYTES, Endpoint, HttpError, Malformed, Pool
 from .errors import HostGone, HostUnresponsive
 from .lease import Holder, current_holder
 from .stream import DROPPED_EVENT
 
 if TYPE_CHECKING:
-    # aiohttp is imported by the first request (its import is about 0.3 s of CPU, two
-    # SSL contexts loading the CA bundle among it) and Event by the first event decoded
-    # (the event catalogue): a client made and not used, or used only for commands, loads neither.
-    import aiohttp
-
+    # Event loads with the first event decoded (the event catalogue): a client used
+    # only for commands does not load it.
     from ..events import Event
 
-__all__ = ["HostClient", "HostGone", "event_from_json"]
+__all__ = ["HostBadAnswer", "HostClient", "HostGone", "event_from_json"]
 
 STARTUP_WAIT_S = 30.0
 """How long a client waits for a host that holds the lease to open its endpoint."""
@@ -38,6 +39,21 @@ PROBE_S = 5.0
 """While a command runs, the host is checked this often (its process state, ``/v1/health``)."""
 UNRESPONSIVE_S = 30.0
 """A command gives up once the host has not answered for this long (stopped or unresponsive)."""
+MAX_EVENT_BYTES = 64 * 1024 * 1024
+"""One event of the stream (its server-sent-events block) at most this long."""
+REFUSAL_SHOWN = 300
+"""Characters of a refused stream's answer quoted in the error."""
+
+
+class HostBadAnswer(HostGone):
+    """The host answered something this client cannot read: not HTTP/1.1, over a size
+    limit, or not the JSON it should be. Handled as the host gone: nothing more is read from it."""
+
+    def __init__(self, pid: int | None, reason: str) -> None:
+        who = f"the host (pid {pid})" if pid else "the host"
+        Exception.__init__(self, f"{who} answered something this client cannot read: {reason}")
+        self.pid = pid
+        self.reason = reason
 
 
 DROPPED_MARK = f"event: {DROPPED_EVENT}\n".encode()
@@ -94,11 +110,15 @@ class HostClient:
             raise ValueError("a HostClient needs a socket path, a database or a URL")
         self.socket_path = Path(socket_path) if socket_path is not None else None
         self.base = "http://opsdeck" if url is None else url.rstrip("/")
+        if url is not None:
+            Endpoint.parse(self.base, None)  # a URL it cannot reach is refused here, not at first use
+        if token is not None and (not token.isascii() or not token.isprintable() or " " in token.strip()):
+            raise ValueError("a host token is printable ASCII without spaces")
         self.token = token
         self.pid = pid
         self.db = Path(db) if db is not None else None
         self.holder = holder
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
         self.resumed = 0
         """Times the event stream was dropped by the host and opened again."""
         self.unresponsive_s = UNRESPONSIVE_S
@@ -139,28 +159,31 @@ class HostClient:
                 )
             await asyncio.sleep(0.05)
 
-    def _http(self) -> aiohttp.ClientSession:
-        import aiohttp
+    def _conns(self) -> Pool:
+        if self._pool is None:
+            unix = str(self.socket_path) if self.socket_path is not None else None
+            self._pool = Pool(Endpoint.parse(self.base, unix))
+        return self._pool
 
-        if self._session is None or self._session.closed:
-            connector: aiohttp.BaseConnector
-            if self.socket_path is not None:
-                connector = aiohttp.UnixConnector(path=str(self.socket_path))
-            else:
-                connector = aiohttp.TCPConnector()
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
-            )
-        return self._session
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def gone(self, reason: str) -> HostGone:
         return HostGone(self.pid, reason)
 
+    def _failed(self, exc: BaseException) -> HostGone:
+        """What a failed exchange means to a caller: the host gone, or its answer unreadable."""
+        if isinstance(exc, Malformed):
+            return HostBadAnswer(self.pid, str(exc))
+        if isinstance(exc, OSError) and not isinstance(exc, HttpError):
+            where = self.socket_path or self.base
+            return self.gone(f"{where}: {exc.strerror or exc or type(exc).__name__}")
+        return self.gone(str(exc) or type(exc).__name__)
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     async def __aenter__(self) -> HostClient:
         return self
@@ -177,28 +200,44 @@ class HostClient:
             raise self.gone("its process no longer exists")
         if state == "stopped":
             return f"{who} is stopped (SIGSTOP or SIGTSTP): it answers nothing until continued (kill -CONT {self.pid})"
-        import aiohttp
-
         try:
-            timeout = aiohttp.ClientTimeout(total=PROBE_S)
-            async with self._http().get(self.base + "/v1/health", timeout=timeout) as resp:
-                await resp.read()
+            async with asyncio.timeout(PROBE_S):
+                await self._fetch("GET", "/v1/health", None)
             return None
-        except (TimeoutError, aiohttp.ClientError, ConnectionError):
+        except (TimeoutError, HttpError, OSError):
             return f"{who} is running but unresponsive: no answer to /v1/health within {PROBE_S:g}s"
 
     def unresponsive(self, why: str, waited: float) -> HostUnresponsive:
         state = "stopped" if " is stopped " in why else "unresponsive"
         return HostUnresponsive(self.pid, state, f"{why}; gave up after {duration(waited)}")
 
-    async def _request(self, method: str, path: str, body: Any) -> tuple[int, str]:
-        import aiohttp
-
+    async def _fetch(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        """One exchange; the wire's own errors (OSError, HttpError) as they come."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = self._headers()
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        pool = self._conns()
+        resp = await pool.exchange(method, path, headers, data)
         try:
-            async with self._http().request(method, self.base + path, json=body) as resp:
-                return resp.status, await resp.text()
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError) as exc:
-            raise self.gone(str(exc) or type(exc).__name__) from None
+            raw = await resp.read(MAX_BODY_BYTES)
+        except BaseException:
+            pool.discard(resp.conn)
+            raise
+        pool.release(resp)
+        return resp.status, raw
+
+    async def _request(self, method: str, path: str, body: Any) -> tuple[int, str]:
+        try:
+            status, raw = await self._fetch(method, path, body)
+        except (HttpError, OSError) as exc:
+            raise self._failed(exc) from None
+        try:
+            return status, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise HostBadAnswer(
+                self.pid, f"answered {status} with bytes that are not UTF-8 (at byte {exc.start})"
+            ) from None
 
     async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """One request, watched: a host that stays stopped or unresponsive for
@@ -230,9 +269,11 @@ class HostClient:
         try:
             out = json.loads(text)
         except json.JSONDecodeError:
-            raise self.gone(f"answered {status} with something that is not JSON: {text[:200]!r}") from None
+            raise HostBadAnswer(
+                self.pid, f"answered {status} with something that is not JSON: {text[:200]!r}"
+            ) from None
         if not isinstance(out, dict):
-            raise self.gone(f"answered {status} with JSON that is not an object")
+            raise HostBadAnswer(self.pid, f"answered {status} with JSON that is not an object")
         return out
 
     # -- the API ----------------------------------------------------------------
@@ -259,8 +300,6 @@ class HostClient:
 
     async def _stream(self, since: int, dropped: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
         """One connection of the event stream; ends when the host drops it (``dropped`` filled)."""
-        import aiohttp
-
         await self._ready()
         silent = False
 
@@ -271,52 +310,66 @@ class HostClient:
                 self.on_silence(f"{why}; no events or keepalives for {SILENCE_S:g}s, still waiting")
             silent = silent or why is not None
 
-        opening = asyncio.ensure_future(self._http().get(f"{self.base}/v1/events", params={"since": str(since)}))
+        pool = self._conns()
+        opening = asyncio.ensure_future(pool.exchange("GET", f"/v1/events?since={since}", self._headers(), None))
         try:
             while not (await asyncio.wait({opening}, timeout=SILENCE_S))[0]:
                 await check()
             resp = opening.result()
-        except (aiohttp.ClientConnectionError, ConnectionError) as exc:
-            raise self.gone(str(exc) or type(exc).__name__) from None
+        except (HttpError, OSError) as exc:
+            raise self._failed(exc) from None
         finally:
             opening.cancel()
         try:
             if resp.status != 200:
-                body = await resp.text()
-                raise self.gone(f"the event stream answered {resp.status}: {body[:300]}")
+                try:
+                    body = (await resp.read()).decode("utf-8", "replace")
+                except (HttpError, OSError) as exc:
+                    body = f"(its answer unread: {exc})"
+                raise self.gone(f"the event stream answered {resp.status}: {body[:REFUSAL_SHOWN]}")
             buf = b""
             while True:
                 try:
-                    chunk = await asyncio.wait_for(resp.content.readany(), SILENCE_S)
+                    async with asyncio.timeout(SILENCE_S):
+                        chunk = await resp.piece()
                 except TimeoutError:
                     await check()
                     continue
-                except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError) as exc:
+                except Malformed as exc:
+                    raise self._failed(exc) from None
+                except (HttpError, OSError) as exc:
                     if dropped:
                         return
-                    raise self.gone(str(exc) or type(exc).__name__) from None
-                if not chunk:
+                    raise self._failed(exc) from None
+                if chunk is None:
                     return
                 if silent and self.on_silence is not None:
                     self.on_silence(None)
                 silent = False
                 buf += chunk
                 end = buf.rfind(b"\n\n")
-                if end < 0:
+                blocks, buf = (buf[:end], buf[end + 2 :]) if end >= 0 else (b"", buf)
+                if len(buf) > MAX_EVENT_BYTES:  # what is left is the start of one event
+                    raise HostBadAnswer(self.pid, f"an event of the stream over {MAX_EVENT_BYTES} bytes")
+                if not blocks:
                     continue
-                blocks, buf = buf[:end], buf[end + 2 :]
-                if DROPPED_MARK in blocks:
-                    blocks, _, notice = blocks.partition(DROPPED_MARK)
-                    dropped.append(json.loads(notice.partition(b"data:")[2]))
-                # Every whole block of this read decoded in one call (one data line per event).
-                datas = [ln[5:].lstrip() for ln in blocks.split(b"\n") if ln.startswith(b"data:")]
-                if datas:
-                    for obj in json.loads(b"[" + b",".join(datas) + b"]"):
-                        yield obj
+                try:
+                    if DROPPED_MARK in blocks:
+                        blocks, _, notice = blocks.partition(DROPPED_MARK)
+                        dropped.append(json.loads(notice.partition(b"data:")[2]))
+                    # Every whole block of this read decoded in one call (one data line per event).
+                    datas = [ln[5:].lstrip() for ln in blocks.split(b"\n") if ln.startswith(b"data:")]
+                    objs = json.loads(b"[" + b",".join(datas) + b"]") if datas else []
+                except ValueError as exc:
+                    raise HostBadAnswer(self.pid, f"an event of the stream is not JSON: {exc}") from None
+                for obj in objs:
+                    if not isinstance(obj, dict) or not isinstance(obj.get("seq"), int):
+                        raise HostBadAnswer(self.pid, f"an event of the stream has no seq: {str(obj)[:200]}")
+                    yield obj
                 if dropped:
                     return
         finally:
-            resp.release()
+            pool.discard(resp.conn)  # a stream's connection is not used again
 
     async def events(self, since: int = 0) -> AsyncIterator[Event]:
         """The host's committed events after ``since``, then live ones, as :class:`Event`."""

@@ -158,8 +158,7 @@ async def _print_log(db: Path, store: Store, args: argparse.Namespace) -> int:
         if not args.follow:
             return 0
         sys.stdout.flush()
-        # Only --follow talks to a host: reading the log does not load the client (aiohttp
-        # and its SSL contexts, about 0.3 s of CPU of every `opsdeck events`).
+        # Only --follow talks to a host: reading the log does not load the client.
         from core.host.client import HostClient
 
         client = HostClient.for_db(db)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from core.config import Config
 
 # The config (pydantic) loads when a config file is given or the database is opened
-# here; aiohttp when a live host is sent the command (see core.host.client).
+# here; a command sent to a live host goes over the standard library (core.host.client).
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,366 @@
+"""The host client's HTTP (core.host.client_http) against a fake host on a unix socket:
+malformed, oversized and truncated answers each end in the mapped error (HostBadAnswer
+for what cannot be read, HostGone for a connection that went), never a traceback or a
+wait without end (every call here is bounded by wait_for); a stream that breaks off
+mid-chunk ends, or resumes after the host's drop notice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.host import client as client_mod
+from core.host import client_http
+from core.host.client import HostBadAnswer, HostClient, HostGone, HostUnresponsive
+
+BOUND_S = 20.0
+"""No call here may take longer (each is expected in well under a second)."""
+CLOSE = b"<close>"
+"""An answer that closes the connection."""
+HANG = b"<hang>"
+"""An answer that never comes (the connection stays open)."""
+
+Answer = bytes | Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+def response(status: int, body: bytes, *headers: str, length: bool = True) -> bytes:
+    lines = [f"HTTP/1.1 {status} X", *headers]
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def chunked(status: int, *chunks: bytes, end: bool = True) -> bytes:
+    out = f"HTTP/1.1 {status} OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n".encode()
+    for c in chunks:
+        out += f"{len(c):x}\r\n".encode() + c + b"\r\n"
+    return out + (b"0\r\n\r\n" if end else b"")
+
+
+def sse(*objs: dict[str, Any]) -> bytes:
+    return b"".join(f"id: {o['seq']}\ndata: {json.dumps(o)}\n\n".encode() for o in objs)
+
+
+def event(seq: int) -> dict[str, Any]:
+    return {"seq": seq, "ts": 1.0, "type": "T", "component": "c", "scope": "s", "actor": "a", "data": {}}
+
+
+class FakeHost:
+    """Answers the requests on each connection with the next answers in order."""
+
+    def __init__(self, path: Path, answers: list[Answer]) -> None:
+        self.path = path
+        self.answers = answers
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.stop = asyncio.Event()
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (int(ln.split(b":")[1]) for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")),
+                    0,
+                )
+                self.requests.append(head + await reader.readexactly(length))
+                answer = self.answers.pop(0) if self.answers else CLOSE
+                if answer == CLOSE:
+                    break
+                if answer == HANG:
+                    await self.stop.wait()
+                    break
+                if callable(answer):
+                    await answer(writer)
+                else:
+                    writer.write(answer)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[Callable[..., Awaitable[tuple[FakeHost, HostClient]]]]:
+    """``await fake(answer, ...)``: a fake host and a client of it (closed after the test)."""
+    tmp = Path(tempfile.mkdtemp(prefix="odw-"))  # a short path: unix sockets allow about 100 bytes
+    made: list[tuple[FakeHost, HostClient]] = []
+
+    async def make(*answers: Answer) -> tuple[FakeHost, HostClient]:
+        host = FakeHost(tmp / f"h{len(made)}.sock", list(answers))
+        host.server = await asyncio.start_unix_server(host.handle, str(host.path))
+        client = HostClient(socket_path=host.path)
+        made.append((host, client))
+        return host, client
+
+    yield make
+    for host, client in made:
+        await client.close()
+        host.stop.set()
+        for w in host.writers:
+            w.close()
+        assert host.server is not None
+        host.server.close()
+        if host.tasks:
+            await asyncio.wait(host.tasks, timeout=BOUND_S)  # each sees its connection closed
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def bounded(aw: Awaitable[Any]) -> Any:
+    return await asyncio.wait_for(aw, BOUND_S)
+
+
+async def first_events(client: HostClient, n: int, into: list[int]) -> None:
+    async for obj in client.event_objects(0):
+        into.append(obj["seq"])
+        if len(into) >= n:
+            return
+
+
+# -- answers to a command -------------------------------------------------------------
+
+
+async def test_answers_of_any_status_are_read_whole(fake) -> None:  # type: ignore[no-untyped-def]
+    """The success path: JSON of 200, of an error status, chunked with trailers, split anywhere."""
+
+    async def split_chunks(w: asyncio.StreamWriter) -> None:
+        data = chunked(200, b'{"status": "su', b'ccess", "n": 1}', end=False) + b"0\r\nX-Trailer: 1\r\n\r\n"
+        for i in range(0, len(data), 7):  # every boundary falls somewhere odd
+            w.write(data[i : i + 7])
+            await w.drain()
+            await asyncio.sleep(0)
+
+    err = {"status": "error", "error": {"code": "INVALID_REQUEST"}}
+    host, client = await fake(
+        response(200, b'{"status": "success"}'), response(400, json.dumps(err).encode()), split_chunks
+    )
+    assert await bounded(client.send("/host status")) == {"status": "success"}
+    assert await bounded(client.send("/nope")) == err
+    assert await bounded(client.health()) == {"status": "success", "n": 1}
+    assert host.connections == 1  # one kept-alive connection for all three
+    req = host.requests[0]
+    assert req.startswith(b"POST /v1/commands HTTP/1.1\r\n") and b"Content-Type: application/json" in req
+    assert json.loads(req.partition(b"\r\n\r\n")[2]) == {"command": "/host status", "actor": "operator"}
+    assert b"Authorization" not in req  # no token, no header
+    assert host.requests[2].startswith(b"GET /v1/health HTTP/1.1\r\n")
+
+
+MALFORMED = [
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "status line"),
+    (b"HTTP/1.1 99 Odd\r\nContent-Length: 0\r\n\r\n", "status line"),
+    (b"HTTP/1.1 100 Continue\r\n\r\n", "status 100"),
+    (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "not a header field"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 300000000\r\n\r\n", "over the limit"),
+    (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}", "Content-Encoding"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "Transfer-Encoding"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "not hexadecimal"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n", "not CRLF"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 5000, "over 4096"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n", "over 65536"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 101 + b"Content-Length: 0\r\n\r\n", "over 100 header"),
+    (response(200, b"<html>not json</html>"), "not JSON"),
+    (response(200, b"[1, 2]"), "not an object"),
+    (response(200, b'{"a": "\xff"}'), "not UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("answer", "words"), MALFORMED, ids=[w for _, w in MALFORMED])
+async def test_malformed_and_oversized_answers_say_what_was_wrong(fake, answer: bytes, words: str) -> None:  # type: ignore[no-untyped-def]
+    _, client = await fake(answer, HANG)
+    with pytest.raises(HostBadAnswer) as exc:
+        await bounded(client.send("/host status"))
+    assert words in str(exc.value)
+    if words not in ("not JSON", "not an object", "not UTF-8"):  # broken HTTP: the connection is not kept
+        assert client._pool is not None and not client._pool.idle
+
+
+TRUNCATED = [
+    (CLOSE, "closed before an answer"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", "after 27 bytes of an answer's head"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{", "99 bytes before the end"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{", "15 bytes of a chunk missing"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n", "the end of the chunked body missing"),
+]
+
+
+@pytest.mark.parametrize(("answer", "words"), TRUNCATED, ids=[w for _, w in TRUNCATED])
+async def test_truncated_answers_are_the_host_gone(fake, answer: bytes, words: str) -> None:  # type: ignore[no-untyped-def]
+    async def cut(w: asyncio.StreamWriter) -> None:
+        w.write(answer)
+        await w.drain()
+        w.close()
+
+    _, client = await fake(CLOSE if answer == CLOSE else cut)
+    with pytest.raises(HostGone) as exc:
+        await bounded(client.send("/host status"))
+    assert not isinstance(exc.value, HostBadAnswer)
+    assert words in str(exc.value)
+
+
+async def test_no_socket_or_no_listener_is_the_host_gone(tmp_path: Path) -> None:
+    missing = HostClient(socket_path=tmp_path / "none.sock", pid=12345678)
+    with pytest.raises(HostGone, match=r"pid 12345678\) is gone: .*none.sock: No such file"):
+        await bounded(missing.send("/host status"))
+    import socket
+
+    path = Path(tempfile.mkdtemp(prefix="odw-")) / "dead.sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))  # bound, never listening: refused
+    try:
+        with pytest.raises(HostGone, match="Connection refused"):
+            await bounded(HostClient(socket_path=path).send("/host status"))
+    finally:
+        sock.close()
+        shutil.rmtree(path.parent)
+
+
+async def test_a_host_that_never_answers_ends_unresponsive(fake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Head sent, body never: the wait is the probe's (health unanswered too), then HostUnresponsive."""
+    monkeypatch.setattr(client_mod, "PROBE_S", 0.2)
+    _, client = await fake(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{", HANG, HANG, HANG, HANG, HANG)
+    client.unresponsive_s = 0.5
+    with pytest.raises(HostUnresponsive, match="unresponsive: no answer to /v1/health"):
+        await bounded(client.send("/host status"))
+
+
+async def test_a_kept_connection_closed_while_idle_is_retried_once(fake) -> None:  # type: ignore[no-untyped-def]
+    """The host closed the idle connection as the request went: nothing of an answer came, so the
+    request goes again on a new connection. The case that must not retry: a connection that
+    had begun to answer (above: truncated answers are the host gone)."""
+    ok = response(200, b"{}")
+    host, client = await fake(ok, CLOSE, ok)
+    assert await bounded(client.health()) == {}
+    assert await bounded(client.health()) == {}
+    assert host.connections == 2 and len(host.requests) == 3
+
+
+async def test_the_token_is_sent_over_tcp() -> None:
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(response(200, b"{}"))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for token in ("tok-123", None):
+            client = HostClient.for_url(f"http://127.0.0.1:{port}/", token)
+            assert await bounded(client.health()) == {}
+            await client.close()
+    finally:
+        server.close()
+    assert b"Authorization: Bearer tok-123\r\n" in seen[0] and f"Host: 127.0.0.1:{port}".encode() in seen[0]
+    assert b"Authorization" not in seen[1]
+    with pytest.raises(ValueError):
+        HostClient.for_url("ftp://127.0.0.1:1")
+    with pytest.raises(ValueError):
+        HostClient.for_url("http://127.0.0.1:1", "tok\r\nX-Injected: 1")
+
+
+# -- the event stream ---------------------------------------------------------------
+
+
+async def test_a_stream_cut_mid_chunk_ends_with_the_host_gone_after_the_whole_events(fake) -> None:  # type: ignore[no-untyped-def]
+    async def cut(w: asyncio.StreamWriter) -> None:
+        whole = chunked(200, b": opsdeck events\n\n", sse(event(1), event(2)), end=False)
+        w.write(whole + b"100\r\n" + sse(event(3))[:20])  # a chunk of 256 bytes, 20 sent
+        await w.drain()
+        w.close()
+
+    _, client = await fake(cut)
+    got: list[int] = []
+    with pytest.raises(HostGone) as exc:
+        await bounded(first_events(client, 10, got))
+    assert got == [1, 2]
+    assert "236 bytes of a chunk missing" in str(exc.value)
+
+
+async def test_a_stream_dropped_by_the_host_resumes_from_the_last_event(fake) -> None:  # type: ignore[no-untyped-def]
+    notice = b'event: dropped\ndata: {"reason": "slow", "last_sent": 2}\n\n'
+
+    async def drop(w: asyncio.StreamWriter) -> None:
+        w.write(chunked(200, sse(event(1), event(2)) + notice, end=False) + b"40\r\nid: 3")
+        await w.drain()
+        w.close()
+
+    host, client = await fake(drop)
+    host.answers.append(chunked(200, sse(event(3), event(4))))  # the next connection's
+    got: list[int] = []
+    await bounded(first_events(client, 4, got))
+    assert got == [1, 2, 3, 4] and client.resumed == 1
+    assert b"GET /v1/events?since=2 HTTP/1.1" in host.requests[1]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"data: {not json\n\n", "not JSON"),
+        (b'data: {"no": "seq"}\n\n', "has no seq"),
+        (b"data: " + b"x" * 5000, "over 4096 bytes"),
+    ],
+    ids=["not-json", "no-seq", "oversized"],
+)
+async def test_a_stream_of_bad_events_says_so(fake, monkeypatch: pytest.MonkeyPatch, body: bytes, words: str) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(client_mod, "MAX_EVENT_BYTES", 4096)
+
+    async def in_turn(w: asyncio.StreamWriter) -> None:
+        w.write(chunked(200, sse(event(1)), end=False))
+        await w.drain()
+        while not got:  # the good event is taken before the bad one comes
+            await asyncio.sleep(0.01)
+        w.write(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+        await w.drain()
+
+    got: list[int] = []
+    _, client = await fake(in_turn, HANG)
+    with pytest.raises(HostBadAnswer, match=words):
+        await bounded(first_events(client, 10, got))
+    assert got == [1]
+
+
+async def test_a_refused_stream_names_the_status(fake) -> None:  # type: ignore[no-untyped-def]
+    _, client = await fake(response(503, b'{"error": {"code": "TOO_MANY_FOLLOWERS"}}', "Connection: close"))
+    with pytest.raises(HostGone, match=r"answered 503: .*TOO_MANY_FOLLOWERS"):
+        await bounded(first_events(client, 1, []))
+
+
+def test_the_chunk_decoder_takes_bytes_one_at_a_time() -> None:
+    data = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\nNEXT"
+    dec = client_http.Chunked()
+    out = b"".join(dec.feed(data[i : i + 1]) for i in range(len(data)))
+    assert out == b"hello world" and dec.done and dec.extra == b"NEXT"
+
+
+async def test_close_ends_a_stream_in_use(fake) -> None:  # type: ignore[no-untyped-def]
+    """Closing the client closes its connections, the stream's too: the follower ends."""
+    _, client = await fake(chunked(200, sse(event(1)), end=False), HANG)
+    got: list[int] = []
+    task = asyncio.ensure_future(first_events(client, 10, got))
+    while not got:
+        await bounded(asyncio.sleep(0.01))
+    await client.close()
+    with contextlib.suppress(HostGone):
+        await bounded(task)
+    assert task.done() and got == [1]
