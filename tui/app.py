@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import RenderableType
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.command import Provider
 from textual.containers import Horizontal, Vertical
 from textual.widgets import OptionList
@@ -35,6 +35,7 @@ from .announce import Announcer
 from .command_line import CommandLine
 from .command_runs import CommandRuns
 from .command_table import BY_ACTION, bindings, with_overrides
+from .console_host import ConsoleApp
 from .dialogs import finished_note, outcome_text
 from .fleet_actions import FleetActions
 from .hangup import quit_on_hangup
@@ -78,7 +79,7 @@ CONSOLE_GC_GEN0 = 10_000
 """Allocations between two young collections in a console process (see _link_opened)."""
 
 
-class OpsdeckApp(App[int]):
+class OpsdeckApp(ConsoleApp):
     CSS_PATH = "app.tcss"
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {OpsdeckCommands}
     TITLE = "opsdeck"

@@ -56,7 +56,7 @@ class AgentScreen(DetailScreen):
 
     def on_mount(self) -> None:
         # DetailScreen.on_mount runs too (Textual calls each class's handler).
-        link = self.app.link  # type: ignore[attr-defined]
+        link = self.app.link
         self._unsubscribe = link.subscribe(self._heard) if link is not None else None
         self.set_interval(self.REFRESH_S, self.fetch_task)
 
@@ -77,7 +77,7 @@ class AgentScreen(DetailScreen):
         return True
 
     def current_task(self) -> Any:
-        link = self.app.link  # type: ignore[attr-defined]
+        link = self.app.link
         if link is None:  # closing: the host is gone
             return None
         a = link.state.agents.get(self.key)
@@ -86,7 +86,7 @@ class AgentScreen(DetailScreen):
     def fetch_task(self) -> None:
         self.refresh_bindings()
         t = self.current_task()
-        link = self.app.link  # type: ignore[attr-defined]
+        link = self.app.link
         if t is None or link is None or not self.view.due(t, link.clock.now()):
             return
 
@@ -97,7 +97,7 @@ class AgentScreen(DetailScreen):
         self.run_worker(work(), group="task-view", exclusive=True, exit_on_error=False)
 
     def _send(self, text: str) -> None:
-        link = self.app.link  # type: ignore[attr-defined]
+        link = self.app.link
         if link is None:
             return
 
@@ -159,9 +159,7 @@ class AgentScreen(DetailScreen):
         return LogFilter(text=f'"{self.key}"')
 
     def load_events(self) -> None:
-        source = getattr(self.app, "log_source", None)
-        if source is None:
-            return
+        source = self.app.log_source
         flt = self.events_filter()
 
         def work() -> None:

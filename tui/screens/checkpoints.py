@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual import getters
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -13,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from core import timefmt
 
+from ..console_host import ConsoleApp
 from ..style import color
 from ..widgets.footer import FittedFooter
 
@@ -23,6 +25,7 @@ class CheckpointsScreen(Screen[None]):
         Binding("r", "rollback", "Roll back to highlighted"),
         Binding("c", "app.checkpoint", "New checkpoint"),
     ]
+    app = getters.app(ConsoleApp)
 
     def compose(self) -> ComposeResult:
         yield Static(" Checkpoints — enter rolls back to the highlighted one ", id="detail-title")
@@ -36,7 +39,7 @@ class CheckpointsScreen(Screen[None]):
         self.query_one(OptionList).focus()
 
     def reload(self) -> None:
-        eng = self.app.link  # type: ignore[attr-defined]
+        eng = self.app.link
         if eng is None:
             return
         ol = self.query_one(OptionList)
@@ -71,12 +74,12 @@ class CheckpointsScreen(Screen[None]):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         if event.option.id:
-            self.app.request_rollback(int(event.option.id))  # type: ignore[attr-defined]
+            self.app.request_rollback(int(event.option.id))
 
     def action_rollback(self) -> None:
         opt = self.query_one(OptionList).highlighted_option
         if opt is not None and opt.id:
-            self.app.request_rollback(int(opt.id))  # type: ignore[attr-defined]
+            self.app.request_rollback(int(opt.id))
 
     def action_back(self) -> None:
         self.app.pop_screen()

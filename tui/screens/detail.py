@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
+from textual import getters
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -16,6 +17,7 @@ from core import timefmt
 from core.event_types import severity_of, summarise
 from core.events import Event
 
+from ..console_host import ConsoleApp
 from ..log_source import LogFilter, recent_matching
 from ..style import color, severity_style
 from ..widgets.footer import FittedFooter
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 class DetailScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+    app = getters.app(ConsoleApp)
     REFRESH_S = 1.0
     EVENTS_FILTER: LogFilter | None = None
 
@@ -36,8 +39,12 @@ class DetailScreen(Screen[None]):
 
     @property
     def engine(self) -> Link:
-        """The console's link: the projection the screen reads."""
-        return self.app.link  # type: ignore[attr-defined]
+        """The console's link: the projection the screen reads (a screen opens and draws
+        only while the link is open: :meth:`redraw` checks)."""
+        link = self.app.link
+        if link is None:
+            raise RuntimeError("the console's link is closed")
+        return link
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title", markup=False)
@@ -57,7 +64,7 @@ class DetailScreen(Screen[None]):
         return Text("")
 
     def redraw(self) -> None:
-        if self.app.link is None:  # type: ignore[attr-defined]
+        if self.app.link is None:
             return
         self.query_one("#detail-title", Static).update(Text(f" {self.title_text()} ", style="bold"))
         self.query_one("#detail-content", Static).update(self.body())
@@ -67,9 +74,9 @@ class DetailScreen(Screen[None]):
 
     def load_events(self) -> None:
         flt = self.events_filter()
-        source = getattr(self.app, "log_source", None)
-        if flt is None or source is None:
+        if flt is None:
             return
+        source = self.app.log_source
 
         def work() -> None:
             evs = recent_matching(source, flt, 30)

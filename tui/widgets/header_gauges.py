@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, Self
 
 from rich.text import Text
+from textual import getters
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
@@ -15,6 +16,7 @@ from core.incident_models import PlanState
 from core.incidents.approval import holding_plans
 from core.usage.models import BudgetState, Spend
 
+from ..console_host import ConsoleApp
 from ..meter import gauge, sparkline
 from ..operator import running_drill
 from ..spend import budget_level, fmt_cost, fmt_tokens
@@ -106,6 +108,7 @@ class HeaderGauges(Widget):
     """Two lines in the manner of btop's top bar; redrawn on the app's refresh tick."""
 
     DEFAULT_CSS = "HeaderGauges { height: 2; text-wrap: nowrap; text-overflow: clip; }"
+    app = getters.app(ConsoleApp)
 
     _drawn: tuple[tuple[int, str], list[Strip]] | None = None
     """((width, theme), the two lines drawn) since the last refresh."""
@@ -229,7 +232,7 @@ class HeaderGauges(Widget):
 
     def render(self) -> Text:
         app = self.app
-        engine: Link | None = app.link  # type: ignore[attr-defined]
+        engine = app.link
         w = self.size.width or 80
         c = lambda n: color(app, n)  # noqa: E731
         line1 = Text(no_wrap=True, overflow="crop")
