@@ -188,19 +188,29 @@ class Fleet(Generic[H]):
         self.loops = [loop.create_task(self.pump(links)), loop.create_task(sampling())]
 
     async def pump(self, links: Links[H]) -> None:
-        """Store writes, then the engine's flush, then the commands: write-ahead."""
+        """Store writes, then the engine's flush, then the commands: write-ahead.
+
+        The commands sent are those queued before the flush began: their events are in
+        what it commits. One queued while it runs (a report handled meanwhile) waits
+        for the next flush, which its ``send`` has already asked for."""
         assert self._wake is not None
         while True:
             await self._wake.wait()
             self._wake.clear()
             await self.run_store_ops()
-            if self.engine is not None:
-                await self.engine.flush()
-            for h in list(self.hosts.values()):
-                if h.outbox and links.ready(h):
-                    batch, h.outbox = h.outbox, []
-                    if not links.deliver(h, batch):
-                        h.outbox = batch + h.outbox
+            taken = [(h, h.outbox) for h in list(self.hosts.values()) if h.outbox]
+            for h, _ in taken:
+                h.outbox = []
+            try:
+                if self.engine is not None:
+                    await self.engine.flush()
+            except BaseException:
+                for h, batch in taken:
+                    h.outbox = batch + h.outbox
+                raise
+            for h, batch in taken:
+                if not (links.ready(h) and links.deliver(h, batch)):
+                    h.outbox = batch + h.outbox
 
     async def stop_loops(self) -> None:
         for t in self.loops:
