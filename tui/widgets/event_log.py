@@ -35,7 +35,8 @@ from core.events import Event
 from ..log_source import LogFilter, LogSource
 from ..screens.event import EventScreen
 from ..style import color
-from .log_rows import LRU, folds_progress, raw_row, readable_row
+from .log_rows import folds_progress, raw_row, readable_row
+from .lru import LRU
 from .titles import BorderText
 
 EVENT_CACHE = 3_000
@@ -78,14 +79,14 @@ class EventLog(ScrollView, can_focus=True):
         """Rows as stored event lines instead of sentences."""
         self.border_text = BorderText(self)
         """The title counts events: changed on most ticks, it repaints only its border row."""
-        self.folds: LRU = LRU(LINE_CACHE)
+        self.folds: LRU[int, int] = LRU(LINE_CACHE)
         """seq of a task row -> how many progress events it folds."""
         self._folding = False
         self._folds_wanted = False
         self._refold = False
         """Rows asked for their counts while a counting ran: count again when it ends."""
-        self.events: LRU = LRU(EVENT_CACHE)
-        self.lines: LRU = LRU(LINE_CACHE)
+        self.events: LRU[int, Event] = LRU(EVENT_CACHE)
+        self.lines: LRU[int, Strip] = LRU(LINE_CACHE)
         self.live: OrderedDict[int, Event] = OrderedDict()
         self._line_key: tuple[int, str, bool] = (0, "", False)
         self._fetching = False

@@ -1,5 +1,4 @@
-"""How one event reads as a row of the event log pane, and the LRU the pane keeps its
-events, drawn rows and progress counts in.
+"""How one event reads as a row of the event log pane.
 
 The readable row (the default) is the time (``hh:mm:ss``, :mod:`core.timefmt`), a
 severity mark, the type and the catalogue's one-line summary in words; a task's row
@@ -11,7 +10,6 @@ data as JSON.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 
 from rich.segment import Segment
 from rich.style import Style
@@ -34,26 +32,6 @@ MARKS = {
     Severity.LOW: "LOW ",
     Severity.INFO: "    ",
 }
-
-
-class LRU(OrderedDict):
-    """A bounded mapping that forgets the least recently used entry."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def get_lru(self, key):
-        v = super().get(key)
-        if v is not None:
-            self.move_to_end(key)
-        return v
-
-    def put(self, key, value) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
 
 
 def folds_progress(ev: Event) -> str | None:
