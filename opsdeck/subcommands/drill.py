@@ -31,22 +31,24 @@ DRILL_FLEET = Path(__file__).resolve().parents[2] / "examples" / "drill_fleet.to
 """The live drills' fleet when no --file is given."""
 
 
+@functools.cache
+def scenarios() -> tuple[str, ...]:
+    """The incident kinds' names (``core.incidents.kinds.SCENARIOS``)."""
+    from core.incidents.kinds import SCENARIOS
+
+    return SCENARIOS
+
+
 class _Scenarios(Sequence[str]):
-    """The incident kinds' names (``core.incidents.kinds.SCENARIOS``), read when the
-    parser first uses them (to check NAME, or to print drill's own help): the parser
-    built for ``opsdeck --help`` loads no incident kinds (about 0.5 s of CPU)."""
-
-    @functools.cached_property
-    def _names(self) -> tuple[str, ...]:
-        from core.incidents.kinds import SCENARIOS
-
-        return SCENARIOS
+    """:func:`scenarios` read when the parser first uses them (to check NAME, or to print
+    drill's own help): the parser built for ``opsdeck --help`` loads no incident kinds
+    (about 0.5 s of CPU)."""
 
     def __getitem__(self, i: Any) -> Any:
-        return self._names[i]
+        return scenarios()[i]
 
     def __len__(self) -> int:
-        return len(self._names)
+        return len(scenarios())
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,8 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@functools.cache
 def pipeline() -> frozenset[str]:
-    """The incident pipeline's event types (what ``--quiet`` prints)."""
+    """The incident pipeline's event types (what ``--quiet`` prints), read when a drill runs."""
     from core import event_types as et
 
     return frozenset(
