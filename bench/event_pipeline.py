@@ -12,7 +12,8 @@ Baseline: the identical rows (the same types, payloads and actors, already in
 memory as dicts) written with plain sqlite3 ``executemany`` in 1,000-row
 transactions into the same schema (indexes and triggers: created by the store) with
 the store's durability (WAL, ``synchronous=FULL``), computing the same canonical
-encoding and chain with the same functions as the engine's emit.
+encoding and chain with the same functions as the engine (``canonical_json`` and
+``chain_head`` per event as its emit, ``chain_rows`` per batch as its flush).
 
 A second baseline, for reference, writes everything else the engine committed
 besides the events, with the same plain sqlite3: its metric samples and finished
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from history import engine_on, spec
 
-from core.events import GENESIS_HASH, Event, canonical_json, chain_next
+from core.events import GENESIS_HASH, Event, UnchainedRow, canonical_json, chain_head, chain_rows
 from core.store import EVENT_COLUMNS, EventRow, Store
 
 Row = tuple[str, str, str, str, float, dict[str, Any]]
@@ -136,6 +137,13 @@ def load_rows(path: Path) -> tuple[list[Row], Extra]:
     return rows, extra
 
 
+def last_hash(path: Path) -> str:
+    con = sqlite3.connect(path)
+    row = con.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    con.close()
+    return str(row[0])
+
+
 def run_baseline(path: Path, rows: list[Row], extra: Extra | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of writing ``rows`` with their chain (and with
     ``extra``, the rest of what the engine committed)."""
@@ -156,7 +164,6 @@ def run_baseline(path: Path, rows: list[Row], extra: Extra | None = None) -> tup
     sample, done, cp = next(samples, None), next(archive, None), next(checkpoints, None)
     t0, c0 = time.perf_counter(), time.process_time()
     prev = GENESIS_HASH
-    batch: list[EventRow] = []
 
     def commit(batch: list[EventRow], final: bool = False) -> None:
         nonlocal sample, done, cp
@@ -187,16 +194,16 @@ def run_baseline(path: Path, rows: list[Row], extra: Extra | None = None) -> tup
             con.execute("COMMIT")
             cp = next(checkpoints, None)
 
+    held: list[UnchainedRow] = []  # encoded as the engine's emit does, chained per batch as its flush does
     for seq, (type_, comp, scope, actor, ts, data) in enumerate(rows, start=1):
-        data_json = canonical_json(data)
-        h = chain_next(prev, seq, ts, type_, comp, scope, actor, data_json)
-        batch.append((seq, ts, type_, comp, scope, actor, data_json, prev, h))
-        prev = h
-        if len(batch) == 1000:
+        held.append((seq, ts, type_, comp, scope, actor, canonical_json(data), chain_head(type_, comp, scope, actor)))
+        if len(held) == 1000:
+            batch = chain_rows(prev, held)
+            prev = batch[-1][8]
             commit(batch)
-            batch = []
-    if batch:
-        commit(batch, final=True)
+            held = []
+    if held:
+        commit(chain_rows(prev, held), final=True)
     con.close()
     return time.perf_counter() - t0, time.process_time() - c0
 
@@ -242,6 +249,9 @@ def main() -> None:
 
         engine(0)  # the rows the baselines write
         baseline(0)
+        assert last_hash(Path(d) / "baseline0.db") == last_hash(Path(d) / "engine0.db"), (
+            "the baseline wrote the same chain"
+        )
         everything(0)
         for i in range(1, args.repeat):
             for run in (everything, baseline, engine) if i % 2 else (engine, baseline, everything):
