@@ -77,7 +77,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 
 
 def test_output_files_rotate_at_their_limit(tmp_path: Path) -> None:
-    out = TaskOutput(tmp_path / "t.0.log")
+    out = TaskOutput(str(tmp_path / "t.0.log"))
     chunk = b"z" * 1023 + b"\n"
     for _ in range(FILE_MAX // len(chunk) + 10):
         out.feed(chunk)
@@ -111,7 +111,7 @@ def test_an_output_file_never_follows_a_planted_link(tmp_path: Path) -> None:
     target = tmp_path / "victim"
     target.write_text("keep")
     (tmp_path / "t.0.log").symlink_to(target)
-    out = TaskOutput(tmp_path / "t.0.log")
+    out = TaskOutput(str(tmp_path / "t.0.log"))
     assert out.path is None and out.error and "t.0.log" in out.error
     assert out.feed(b"hello\n") == ["hello"]
     assert target.read_text() == "keep"

@@ -48,7 +48,7 @@ def _create(path: str) -> int:
 class TaskOutput:
     """One run's output: the file, the line splitter and the per-report budget."""
 
-    def __init__(self, path: str | Path | None) -> None:
+    def __init__(self, path: str | None) -> None:
         self.path: str | None = None
         """The file's path (a string: a run's start makes no Path objects); None without one."""
         self._fd: int | None = None
@@ -62,16 +62,15 @@ class TaskOutput:
         self._unsent_bytes = 0
         self._budget = REPORT_BYTES
         if path is not None:
-            file = os.fspath(path)
             try:
                 try:
-                    self._fd = _create(file)
+                    self._fd = _create(path)
                 except FileNotFoundError:  # its directory first (once per agent, or after a cleanup)
-                    Path(file).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    self._fd = _create(file)
-                self.path = file
+                    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    self._fd = _create(path)
+                self.path = path
             except OSError as exc:
-                self.error = f"cannot write the output file {file}: {exc.strerror}"
+                self.error = f"cannot write the output file {path}: {exc.strerror}"
 
     # -- the file ------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
@@ -163,15 +162,15 @@ class OutputFiles:
     runner starts are added in order, so a run's start costs no listing and no stat."""
 
     def __init__(self, directory: Path, keep: int = FILES_KEEP) -> None:
-        self.directory = directory
         self._dir = os.fspath(directory)
+        """The directory as a string: a run's start joins names to it (no Path objects)."""
         self.keep = keep
         self._names: OrderedDict[str, None] | None = None
         """The ``.log`` files kept, oldest first (None until the directory was listed)."""
 
     def _listed(self) -> OrderedDict[str, None]:
         found: list[tuple[float, str]] = []
-        with contextlib.suppress(OSError), os.scandir(self.directory) as it:
+        with contextlib.suppress(OSError), os.scandir(self._dir) as it:
             for e in it:
                 if e.name.endswith(".log") and e.is_file(follow_symlinks=False):
                     with contextlib.suppress(OSError):
