@@ -469,9 +469,14 @@ async def test_slow_sampling_is_not_taken_for_silent_agents_and_a_stopped_host_s
     """On a loaded machine psutil's scan of /proc can take longer than a heartbeat, and
     the reports that arrive meanwhile wait in the sockets. Liveness is judged after they
     are read: a sampler stalled for several heartbeats at every sample marks no live
-    agent unreachable, while a host that really stopped (SIGSTOP) still is."""
+    agent unreachable, while a host that really stopped (SIGSTOP) still is.
+
+    A check comes a sample interval after the last one, which heard a host that keeps
+    beating: a host later than the limit's remaining 1.5 intervals is silent whatever the
+    console does. The interval (1 s) leaves a loaded machine's hosts 1.5 s for that (an
+    interval of 0.5 s left 0.75 s, and the test failed once under load)."""
     text = (
-        header(heartbeat=0.5)
+        header(heartbeat=1.0)
         + """
 [[workflows]]
 id = "w"
@@ -491,7 +496,7 @@ allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
     scans: list[float] = []
 
     def slow_scan(roots):  # type: ignore[no-untyped-def]
-        time.sleep(2.0)  # four heartbeats of 0.5 s: over the limit of 2.5 of them
+        time.sleep(4.0)  # four heartbeats of 1 s: over the limit of 2.5 of them
         scans.append(time.monotonic())
         return scan(roots)
 

@@ -85,12 +85,30 @@ def start_host(run_dir: Path, agent: str = "agent_001") -> tuple[subprocess.Pope
             env=env,
             start_new_session=True,
         )
+    # Bound is not listening: the socket file appears at bind(), and a connect before
+    # listen() is refused (ECONNREFUSED), so wait until the kernel lists it as listening.
     deadline = time.monotonic() + 20
-    while not sock.exists():
+    while not listening(sock):
         assert proc.poll() is None, (run_dir / f"{agent}.log").read_text()
         assert time.monotonic() < deadline, "the agent host did not listen"
         time.sleep(0.02)
     return proc, sock, secret
+
+
+SO_ACCEPTCON = 0x10000
+"""The flag ``/proc/net/unix`` shows on a socket that listens."""
+
+
+def listening(sock: Path) -> bool:
+    """Whether a unix socket bound at ``sock`` listens (``/proc/net/unix``: a line per
+    socket, its flags in hex in the fourth field, its path last)."""
+    with open("/proc/net/unix") as f:
+        next(f)  # the header line
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == str(sock) and int(fields[3], 16) & SO_ACCEPTCON:
+                return True
+    return False
 
 
 def stop_host(proc: subprocess.Popen[bytes]) -> None:

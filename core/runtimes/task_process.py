@@ -74,14 +74,15 @@ def create_time(pid: int, boot: float | None = None) -> float | None:
         return None
 
 
-async def _ready(fd: int, add: Callable[..., Any], remove: Callable[[int], Any]) -> None:
-    """Until ``fd`` is ready (``add``/``remove``: the loop's reader or writer calls)."""
-    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    add(fd, _wake, fut)
+async def _writable(fd: int) -> None:
+    """Until ``fd`` (a task's stdin pipe) takes more bytes."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+    loop.add_writer(fd, _wake, fut)
     try:
         await fut
     finally:
-        remove(fd)
+        loop.remove_writer(fd)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -269,7 +270,7 @@ class TaskProcess:
                 if left <= 0:
                     raise TimeoutError(f"the task's stdin took {done} of {len(data)} bytes in {timeout:g}s") from None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_ready(fd, loop.add_writer, loop.remove_writer), left)
+                    await asyncio.wait_for(_writable(fd), left)
         return done
 
     def close(self) -> None:

@@ -325,7 +325,7 @@ class TaskRunner:
                 r.take_line(line)
             r.output_done = True
             if r.rc is not None:
-                self._end(r)
+                self._end(r, r.rc)
             return
         r.last_output_at = time.monotonic()
         r.meter.feed(chunk, time.time())  # whole lines, not the console's capped ones
@@ -344,13 +344,14 @@ class TaskRunner:
         r.rc = rc
         self.kill_tree(r, signal.SIGKILL)
         if r.output_done:
-            self._end(r)
+            self._end(r, rc)
         else:
-            r.drain = asyncio.get_running_loop().call_later(OUTPUT_DRAIN_S, self._end, r)
+            r.drain = asyncio.get_running_loop().call_later(OUTPUT_DRAIN_S, self._end, r, rc)
 
-    def _end(self, r: Run) -> None:
-        """Report the run's end once: the lines since the last heartbeat, then the end."""
-        if r.ended or r.rc is None:
+    def _end(self, r: Run, rc: int) -> None:
+        """Report the run's end (its first process exited with ``rc``) once: the lines
+        since the last heartbeat, then the end."""
+        if r.ended:
             return
         r.ended = True
         if r.drain is not None:
@@ -358,7 +359,7 @@ class TaskRunner:
         self._stop_reading(r)  # still open after OUTPUT_DRAIN_S: what it holds is not waited for
         if r.dirty and not r.stopping:
             self.send(r.progress_report())
-        report = r.exit_report(r.rc, self.config.mech_memory)
+        report = r.exit_report(rc, self.config.mech_memory)
         self.finish(r, report, keep=report["t"] != "stopped")
 
     def finish(self, r: Run, report: dict[str, Any], keep: bool = True) -> None:
