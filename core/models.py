@@ -152,12 +152,84 @@ def _adapter(of: Any) -> TypeAdapter[Any]:
 
 @dataclass
 class TaskContext(_Record):
-    """What an agent knows about a task: enough for a replacement to resume it."""
+    """What an agent knows about a task: enough for a replacement to resume it.
 
+    Most tasks hold one of two shared contexts (:data:`EMPTY_CONTEXT`, and
+    :data:`DONE_CONTEXT` once completed) rather than one each: four objects fewer per
+    task. A shared one refuses writes; :meth:`Task.own_context` gives the task its own
+    copy to change."""
+
+    shared: ClassVar[bool] = False
+    """Held by many tasks (read-only): :class:`_SharedContext`."""
     inputs: dict[str, Any] = field(default_factory=dict)
     progress: float = 0.0
     partial_results: dict[str, Any] = field(default_factory=dict)
     last_output: list[str] = field(default_factory=list)
+
+
+def _refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+    raise TypeError("a shared task context is read-only: change the task's own (Task.own_context)")
+
+
+class _FixedDict(dict[str, Any]):
+    """An empty dict of a shared context: encodes as ``{}``, refuses writes."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = update = setdefault = pop = popitem = clear = _refuse
+
+
+class _FixedList(list[str]):
+    """The empty output list of a shared context: encodes as ``[]``, refuses writes."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = extend = insert = remove = _refuse
+    pop = clear = sort = reverse = _refuse
+
+
+@dataclass(init=False, repr=False, eq=False)  # a dataclass of its own: orjson encodes it as one
+class _SharedContext(TaskContext):
+    """A context many tasks hold: read-only (attributes and containers), so that a write
+    meant for one task cannot reach the others. Equal to a task's own context of the same
+    values; copying one gives itself (nothing can change it)."""
+
+    shared: ClassVar[bool] = True
+    __setattr__ = __delattr__ = _refuse
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TaskContext):
+            return NotImplemented
+        return (self.inputs, self.progress, self.partial_results, self.last_output) == (
+            other.inputs,
+            other.progress,
+            other.partial_results,
+            other.last_output,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
+
+
+def _shared_context(progress: float) -> TaskContext:
+    ctx = object.__new__(_SharedContext)
+    for name, value in (
+        ("inputs", _FixedDict()),
+        ("progress", progress),
+        ("partial_results", _FixedDict()),
+        ("last_output", _FixedList()),
+    ):
+        object.__setattr__(ctx, name, value)
+    return ctx
+
+
+EMPTY_CONTEXT = _shared_context(0.0)
+"""The context of a task that has none of its own yet (no inputs, no progress)."""
+DONE_CONTEXT = _shared_context(1.0)
+"""The context of a task completed without inputs, output or results."""
 
 
 class TaskSpec(_Model):
@@ -202,7 +274,7 @@ class Task(_Record):
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
-    context: TaskContext = field(default_factory=TaskContext)
+    context: TaskContext = field(default_factory=lambda: EMPTY_CONTEXT)
     interactive: bool = False
     """Its stdin is a pipe (or its pty) the operator writes to with ``send-input``."""
     tty: bool = False
@@ -214,6 +286,15 @@ class Task(_Record):
     branch: str | None = None
     repo: str | None = None
     """The repository the worktree belongs to."""
+
+    def own_context(self) -> TaskContext:
+        """The task's context to change in place: a shared one is copied first."""
+        ctx = self.context
+        if ctx.shared:
+            ctx = self.context = TaskContext(
+                dict(ctx.inputs), ctx.progress, dict(ctx.partial_results), list(ctx.last_output)
+            )
+        return ctx
 
     @property
     def awaiting_input(self) -> bool:

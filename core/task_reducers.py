@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .events import Event
-from .models import TERMINAL_WORKFLOW, AgentStatus, TaskContext, TaskStatus
+from .models import DONE_CONTEXT, TERMINAL_WORKFLOW, AgentStatus, TaskContext, TaskStatus
 
 if TYPE_CHECKING:
     from .projection import State
@@ -71,12 +71,13 @@ def task_progress(s: State, ev: Event) -> None:
     d = ev.data
     s.changing("tasks", s.tasks, d["task"])
     t = s.tasks[d["task"]]
+    ctx = t.own_context()
     if "progress" in d:
-        t.context.progress = float(d["progress"])
+        ctx.progress = float(d["progress"])
     if "output" in d:
-        t.context.last_output = (t.context.last_output + list(d["output"]))[-OUTPUT_LINES:]
+        ctx.last_output = (ctx.last_output + list(d["output"]))[-OUTPUT_LINES:]
     if "partial" in d:
-        t.context.partial_results.update(d["partial"])
+        ctx.partial_results.update(d["partial"])
     a = s.agents.get(d.get("agent") or "")
     if a is not None:
         s.changing("agents", s.agents, a.id)
@@ -115,10 +116,12 @@ def task_completed(s: State, ev: Event) -> None:
         s.wf_left[wid] -= 1
     t.status = _COMPLETED
     t.finished_at = ev.ts
-    ctx = t.context
-    ctx.progress = 1.0
+    if t.context.shared:
+        t.context = DONE_CONTEXT
+    else:
+        t.context.progress = 1.0
     if "result" in d:
-        ctx.partial_results["result"] = d["result"]
+        t.own_context().partial_results["result"] = d["result"]
     s.running_by_wf[wid].discard(key)
     children = s.dependents.get(key)
     if children:
@@ -146,7 +149,8 @@ def task_failed(s: State, ev: Event) -> None:
     t = s.tasks[key]
     release_agent(s, t.agent, key, False)
     if "output" in d:
-        t.context.last_output = (t.context.last_output + list(d["output"]))[-OUTPUT_LINES:]
+        ctx = t.own_context()
+        ctx.last_output = (ctx.last_output + list(d["output"]))[-OUTPUT_LINES:]
     s.running_by_wf[t.workflow].discard(key)
     if d.get("retry", False):
         t.status = TaskStatus.PENDING

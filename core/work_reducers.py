@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .events import Event
 from .models import (
+    EMPTY_CONTEXT,
     TERMINAL_WORKFLOW,
     Agent,
     AgentStatus,
@@ -168,7 +169,7 @@ def workflow_created(s: State, ev: Event) -> None:
                 duration_s=float(ts.get("duration_s", d_dur)),
                 cpu=float(ts.get("cpu", d_cpu)),
                 memory_gb=float(ts.get("memory_gb", d_mem)),
-                context=TaskContext(inputs=dict(inputs)) if inputs else TaskContext(),
+                context=TaskContext(inputs=dict(inputs)) if inputs else EMPTY_CONTEXT,
             )
             if "interactive" in ts or "tty" in ts or "repo" in ts:  # left out by most (defaults are not recorded)
                 t.interactive = bool(ts.get("interactive") or ts.get("tty"))

@@ -29,7 +29,7 @@ async def test_data_recovery_repairs_corrupted_segments(tmp_path: Path) -> None:
         key = next(k for k in s.workflows[wid].tasks if s.tasks[k].context.progress > 0)
         good = s.tasks[key].context.progress
         # Corrupt the in-memory projection behind the log's back.
-        s.tasks[key].context.progress = 0.0
+        s.tasks[key].own_context().progress = 0.0
         s.workflows[wid].allocation = Resources(cpu_cores=0.1, memory_gb=0.1, agents=1)
         resp = await run_command(engine, f'/workflow-recovery execute-data-recovery \'{{"workflows": ["{wid}"]}}\'')
         r = resp["result"]
@@ -58,7 +58,7 @@ async def test_data_recovery_skips_checkpoints_that_captured_the_drift(tmp_path:
         clean = await engine.checkpoint(kind="incremental", label="before the drift", actor="test")
         key = next(k for k in s.workflows[wid].tasks if s.tasks[k].context.progress > 0)
         good = s.tasks[key].context.progress
-        s.tasks[key].context.progress = 0.01  # behind the log's back
+        s.tasks[key].own_context().progress = 0.01  # behind the log's back
         resp = await run_command(
             engine, f'/coordination-hub emergency-data-protection \'{{"affected_workflow": "{wid}"}}\''
         )

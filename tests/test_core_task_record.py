@@ -1,11 +1,13 @@
 """A task is held as a plain dataclass (``core.models.Task``): what it encodes to must be
 what the pydantic model it replaced encoded to, byte for byte, for every combination of
-its fields (snapshots are hashed, archive records stored), and each task owns its
-context (a context shared between tasks would let one task's progress reach another).
+its fields (snapshots are hashed, archive records stored). Tasks share only read-only
+contexts (the empty one, the completed one): a mutable context shared between tasks
+would let one task's progress reach another.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import random
@@ -18,6 +20,7 @@ from core.event_types import EVENTS
 from core.events import Event, canonical_json
 from core.models import Task, TaskContext, TaskStatus, tasks_json
 from core.projection import State
+from core.session import memory_sim
 
 orjson = pytest.importorskip("orjson")
 
@@ -140,32 +143,96 @@ def test_a_bad_task_record_is_refused_as_the_pydantic_model_refused_it(bad: dict
 
 def _state_with_tasks(n: int) -> State:
     s = State(EVENTS.folds)
-    tasks = [{"id": f"t{i}", "specialization": "x"} for i in range(n)]
+    tasks: list[dict[str, Any]] = [{"id": f"t{i}", "specialization": "x"} for i in range(n)]
+    tasks[-1]["inputs"] = {"k": [1]}
     spec = {"id": "w", "phases": [{"name": "p", "tasks": tasks}]}
     s.apply(Event(1, 0.0, "WORKFLOW_CREATED", "coordination-hub", "workflow", {"spec": spec}))
     return s
 
 
-def test_no_two_tasks_share_a_context_or_its_containers() -> None:
-    """Every task of a workflow owns its context: a write through one task's context
-    (a fold's, or code changing it in place) reaches no other task."""
+def _no_mutable_context_shared(tasks: list[Task]) -> None:
+    """Two tasks hold the same context object (or container) only when it is read-only."""
+    seen: dict[int, Task] = {}
+    for t in tasks:
+        ctx = t.context
+        for obj in (ctx, ctx.inputs, ctx.partial_results, ctx.last_output):
+            other = seen.setdefault(id(obj), t)
+            if other is not t:
+                assert ctx.shared and other.context.shared, (
+                    f"{t.id} and {other.id} share a mutable {type(obj).__name__}"
+                )
+
+
+def _refused(write: Any) -> None:
+    with pytest.raises(TypeError, match="read-only"):
+        write()
+
+
+def test_a_shared_context_refuses_every_write_and_stays_as_it_was() -> None:
     s = _state_with_tasks(3)
-    a, b, c = (s.tasks[f"w/t{i}"] for i in range(3))
-    for x, y in itertools.combinations((a, b, c), 2):
-        assert x.context is not y.context
-        for part in ("inputs", "partial_results", "last_output"):
-            assert getattr(x.context, part) is not getattr(y.context, part)
-    s.apply(
-        Event(
-            2,
-            1.0,
-            "TASK_PROGRESS",
-            "agent",
-            "task",
-            {"task": "w/t0", "progress": 0.5, "output": ["hello"], "partial": {"rows": 3}},
-        )
-    )
-    a.context.inputs["k"] = 1
-    assert (a.context.progress, a.context.last_output, a.context.partial_results) == (0.5, ["hello"], {"rows": 3})
-    for other in (b, c):
-        assert other.context == TaskContext()
+    a, b = s.tasks["w/t0"], s.tasks["w/t1"]
+    assert a.context is b.context and a.context.shared  # no context of its own until one is written
+    ctx = a.context
+    _refused(lambda: setattr(ctx, "progress", 0.5))
+    _refused(lambda: ctx.partial_results.__setitem__("rows", 1))
+    _refused(lambda: ctx.partial_results.update(rows=1))
+    _refused(lambda: ctx.inputs.setdefault("k", 1))
+    _refused(lambda: ctx.last_output.append("x"))
+    _refused(lambda: ctx.last_output.extend(["x"]))
+    assert b.context == TaskContext() and a.context == TaskContext()
+    # orjson encodes it as it does a task's own (an archive record is not left to pydantic's serializer).
+    assert orjson.dumps(ctx) == orjson.dumps(TaskContext()) == orjson.dumps(RefContext().__dict__)
+    assert a.model_dump(mode="json")["context"] == RefContext().model_dump(mode="json")
+
+
+def test_a_fold_writing_one_tasks_context_reaches_no_other_task() -> None:
+    """Every write a fold makes goes to the task's own context: progress, output and
+    results of one task leave the others' (and the shared one) as they were."""
+    s = _state_with_tasks(4)
+    ev = [
+        ("TASK_PROGRESS", {"task": "w/t0", "progress": 0.5, "output": ["hello"], "partial": {"rows": 3}}),
+        ("TASK_ASSIGNED", {"task": "w/t1", "agent": "a1"}),
+        ("TASK_COMPLETED", {"task": "w/t1", "result": {"ok": True}}),
+        ("TASK_FAILED", {"task": "w/t3", "output": ["boom"], "retry": True}),
+    ]
+    s.apply(Event(2, 1.0, "AGENT_ALLOCATED", "fleet", "agent", {"agent": "a1", "pool": "p", "specializations": ["x"]}))
+    for i, (type_, data) in enumerate(ev, start=3):
+        s.apply(Event(i, float(i), type_, "agent", "task", data))
+    t0, t1, t2, t3 = (s.tasks[f"w/t{i}"] for i in range(4))
+    assert (t0.context.progress, t0.context.last_output, t0.context.partial_results) == (0.5, ["hello"], {"rows": 3})
+    assert (t1.context.progress, t1.context.partial_results) == (1.0, {"result": {"ok": True}})
+    assert (t3.context.inputs, t3.context.last_output) == ({"k": [1]}, ["boom"])
+    assert t2.context == TaskContext() and t2.context.shared
+    _no_mutable_context_shared(list(s.tasks.values()))
+    t0.context.inputs["k"] = 1  # a task's own context takes writes in place
+    assert t2.context.inputs == {} and t3.context.inputs == {"k": [1]}
+
+
+def test_a_completed_task_without_results_shares_the_done_context_read_only() -> None:
+    s = _state_with_tasks(2)
+    s.apply(Event(2, 1.0, "AGENT_ALLOCATED", "fleet", "agent", {"agent": "a1", "pool": "p", "specializations": ["x"]}))
+    for key in ("w/t0", "w/t1"):
+        s.apply(Event(s.seq + 1, 2.0, "TASK_ASSIGNED", "agent", "task", {"task": key, "agent": "a1"}))
+        s.apply(Event(s.seq + 1, 3.0, "TASK_COMPLETED", "agent", "task", {"task": key}))
+    b, a = s.tasks["w/t0"], s.tasks["w/t1"]  # a has inputs: its own context
+    assert b.context.progress == 1.0 and b.context.shared
+    assert a.model_dump(mode="json")["context"] == RefContext(progress=1.0, inputs={"k": [1]}).model_dump(mode="json")
+    _refused(lambda: setattr(b.context, "progress", 0.0))
+    own = b.own_context()
+    own.progress = 0.25
+    assert b.context is own and not own.shared and s.tasks["w/t0"].context.progress == 0.25
+    assert Task(id="w/z", workflow="w", phase="p", specialization="x").context.progress == 0.0
+
+
+def test_no_mutable_context_is_shared_after_a_demo_run() -> None:
+    """A simulated demo (progress, output, reassignments, results, retries): whatever
+    contexts tasks share are the read-only ones."""
+    eng = memory_sim(seed=5, duration_scale=0.2)
+    spec = next(iter(eng.state.agents.values())).specializations[0]
+    tasks = [{"id": f"t{i}", "specialization": spec, "duration_s": 300 * (i % 3)} for i in range(12)]
+    eng.create_workflow({"id": "plain", "priority": 95, "phases": [{"name": "p", "tasks": tasks}]})
+    eng.start_workflow("plain")
+    asyncio.run(eng.advance(1800))
+    tasks = list(eng.state.tasks.values())
+    assert any(t.context.shared for t in tasks) and any(not t.context.shared for t in tasks)
+    _no_mutable_context_shared(tasks)

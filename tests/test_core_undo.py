@@ -222,7 +222,7 @@ def test_pre_image_shares_nothing_a_fold_changes_in_place() -> None:
     eng = _engine(3)
     t = eng.state.tasks["w/t0"]
     copy = pre_image(t)
-    t.context.partial_results["x"] = 1
+    t.own_context().partial_results["x"] = 1
     t.depends_on.append("w/t1")
     t.status = t.status.RUNNING
     assert copy.context.partial_results == {} and copy.depends_on == [] and copy.status.value == "pending"

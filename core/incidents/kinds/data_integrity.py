@@ -320,8 +320,9 @@ async def inject(drill: RunningDrill) -> dict[str, Any]:
     if drift is None:
         raise DrillError("no task in the live state to drift (use a fresh --db)")
     t = s.tasks[drift]
-    t.context.progress = 0.8 if t.status is TaskStatus.PENDING else t.context.progress
-    t.context.partial_results["rows_migrated"] = -1
+    ctx = t.own_context()
+    ctx.progress = 0.8 if t.status is TaskStatus.PENDING else ctx.progress
+    ctx.partial_results["rows_migrated"] = -1
     return {
         "damaged_checkpoint": cp,
         "damaged_task": damaged,
