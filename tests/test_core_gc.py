@@ -7,23 +7,27 @@ from pathlib import Path
 from core.engine import Engine
 
 
-async def test_an_opened_engine_freezes_what_it_loaded(tmp_path: Path) -> None:
-    """After open, the loaded projection is out of the cyclic collector's reach (the frozen
-    count grew) and the thresholds are the engine's. What an earlier test froze stays
-    frozen: thawing the worker's whole heap made the open's full collection walk it all
-    (4.6 s of CPU late in a run, 0.1 s at its start)."""
+async def test_an_open_freezes_what_lived_before_it_and_the_engine_is_collected_once_closed(tmp_path: Path) -> None:
+    """An open freezes what lived before it (no later pass walks it) and sets the
+    engine's thresholds; the engine itself, with a small projection, is not frozen,
+    so once closed it is collected as any garbage, without thawing the heap (a frozen
+    engine, its parts referring to each other, stayed in memory for good)."""
     import gc
+    import weakref
 
-    from core.engine.workflows import GC_THRESHOLDS
+    from core.engine.collector import GC_THRESHOLDS
 
-    gc.collect()
     before = gc.get_freeze_count()
     eng = await Engine.open(tmp_path / "g.db")
-    try:
-        assert gc.get_freeze_count() > before
-        assert gc.get_threshold() == GC_THRESHOLDS
-    finally:
-        await eng.close()
+    frozen = gc.get_freeze_count()
+    assert frozen > before and gc.get_threshold() == GC_THRESHOLDS
+    assert not eng.collector.frozen
+    ref = weakref.ref(eng)
+    await eng.close()
+    del eng
+    gc.collect()
+    assert ref() is None
+    assert gc.get_freeze_count() == frozen  # nothing was thawed
 
 
 def test_timers_let_go_of_their_callbacks_once_run_or_cancelled() -> None:
@@ -63,3 +67,132 @@ def test_timers_let_go_of_their_callbacks_once_run_or_cancelled() -> None:
     finally:
         if was:
             gc.enable()
+
+
+def _big(wid: str, n: int, deps: bool = False) -> dict[str, object]:
+    tasks = [
+        {"id": f"t{i}", "specialization": "x", "duration_s": 0, "cpu": 0, "memory_gb": 0}
+        | ({"depends_on": [f"t{i - 1}"]} if deps and i else {})
+        for i in range(n)
+    ]
+    return {
+        "id": wid,
+        "allocation": {"cpu_cores": 1, "memory_gb": 1, "agents": 3},
+        "phases": [{"name": "a", "tasks": tasks}],
+    }
+
+
+async def test_a_closed_engine_is_freed_with_all_it_froze(tmp_path: Path) -> None:
+    """An opened engine froze what it loaded, and a big workflow once created; its parts
+    refer to each other, and a frozen cycle is never collected: once closed it is
+    thawed, and the next open's collection frees it and every task it held (before
+    the thaw, each engine opened in a process stayed in memory with all its tasks)."""
+    import gc
+    import weakref
+
+    from core.engine.collector import BULK_TASKS
+
+    eng = await Engine.open(tmp_path / "a.db")
+    frozen = gc.get_freeze_count()
+    eng.create_workflow(_big("w", BULK_TASKS))
+    assert gc.get_freeze_count() > frozen + BULK_TASKS  # the workflow's tasks were frozen
+    await eng.flush()
+    engine_ref, task_ref = weakref.ref(eng), weakref.ref(eng.state.tasks["w/t0"])
+    await eng.close()
+    del eng
+    other = await Engine.open(tmp_path / "b.db")
+    try:
+        assert engine_ref() is None and task_ref() is None
+    finally:
+        await other.close()
+
+
+def test_a_big_workflow_is_frozen_once_built_and_its_tasks_freed_when_archived() -> None:
+    """From BULK_TASKS tasks a created workflow is frozen (no later collection walks
+    it); its tasks refer to nothing that refers back, so archiving the finished
+    workflow frees them by reference counting, frozen or not, with the collector off.
+    A smaller workflow, and a refused one, freeze nothing."""
+    import asyncio
+    import gc
+    import weakref
+
+    from core.clock import VirtualClock
+    from core.engine import EngineError
+    from core.engine.collector import BULK_TASKS
+    from core.runtimes.sim import SimRuntime
+
+    clock = VirtualClock()
+    eng = Engine(clock=clock)
+    eng.attach_runtime(SimRuntime(clock, heartbeat_s=1e9, sample_s=1e9))
+    eng.create_pool("p", ["x"], 0, 4)
+    for _ in range(4):
+        eng.add_agent("p")
+    was = gc.isenabled()
+    try:
+        before = gc.get_freeze_count()
+        eng.create_workflow(_big("small", BULK_TASKS - 1))
+        assert gc.get_freeze_count() == before
+        bad = _big("bad", BULK_TASKS)
+        bad["phases"][0]["tasks"][5]["depends_on"] = ["nowhere"]  # type: ignore[index]
+        try:
+            eng.create_workflow(bad)
+            raise AssertionError("accepted a dependency on no task")
+        except EngineError as exc:
+            assert exc.code == "INVALID_WORKFLOW"
+        assert gc.get_freeze_count() == before and not eng.state.knows("bad")
+        eng.create_workflow(_big("w", BULK_TASKS))
+        assert eng.collector.frozen and gc.get_freeze_count() >= before + BULK_TASKS
+        refs = [weakref.ref(eng.state.tasks[f"w/t{i}"]) for i in (0, BULK_TASKS // 2, BULK_TASKS - 1)]
+        gc.disable()
+        eng.start_workflow("w")
+        asyncio.run(eng.advance(10.0))
+        assert "w" in eng.state.finished and "w/t0" not in eng.state.tasks
+        assert [r() for r in refs] == [None, None, None]
+    finally:
+        if was:
+            gc.enable()
+        eng.collector.thaw()
+
+
+def test_specs_are_recorded_as_the_whole_spec_would_be_encoded() -> None:
+    """Specs validated and encoded a chunk of tasks at a time give the data the whole
+    spec's ``model_dump`` gives, to the byte (the stored WORKFLOW_CREATED row), for
+    defaults written out, left out or differing, and empty phases; a phase without
+    its tasks list is refused as the whole spec refuses it."""
+    from pydantic import ValidationError
+
+    from core.engine.workflows import SUBMIT_CHUNK, _drained, _encoded
+    from core.events import canonical_json
+    from core.models import WorkflowSpec
+
+    many = [
+        {"id": f"t{i}", "specialization": "x"}
+        | ({"cpu": 1.0, "depends_on": []} if i % 3 == 0 else {})  # defaults written out
+        | ({"cpu": 0, "memory_gb": 2, "depends_on": [f"t{i - 1}"], "inputs": {"k": [i]}} if i % 3 == 1 else {})
+        | ({"command": "echo hi", "env": {"A": "1"}, "retries": 0, "interactive": True} if i % 3 == 2 else {})
+        for i in range(SUBMIT_CHUNK * 2 + 7)
+    ]
+    specs: list[dict[str, object]] = [
+        {"id": "w", "phases": [{"name": "a", "tasks": many}, {"name": "b", "tasks": []}]},
+        {"id": "w", "name": "", "priority": 50, "depends_on": [], "phases": []},
+        {"id": "w", "priority": 90, "allocation": {"cpu_cores": 2, "memory_gb": 4, "agents": 3}},
+        {"id": "w", "guarantee": {"agents": 1}, "phases": [{"name": "a", "tasks": many[:5]}]},
+    ]
+    for raw in specs:
+        whole = WorkflowSpec.model_validate(raw).model_dump(mode="json", exclude_defaults=True)
+        head, data = _drained(_encoded(raw))
+        assert canonical_json(data) == canonical_json(whole)
+        assert head.id == "w"
+    for bad in (
+        {"id": "w", "phases": [{"name": "a"}]},
+        {"id": "w", "phases": [{"name": "a", "tasks": many[:3] + [{"id": "z", "specialization": "x", "cpu": -1}]}]},
+    ):
+        try:
+            _drained(_encoded(bad))
+            raise AssertionError(f"accepted {bad}")
+        except ValidationError as exc:
+            try:
+                WorkflowSpec.model_validate(bad)
+                raise AssertionError(f"the whole spec accepts {bad}")
+            except ValidationError as whole_exc:
+                assert exc.errors() == whole_exc.errors()

@@ -6,8 +6,8 @@ subscribers. :class:`Engine` is a thin facade over its parts (``facade.py`` list
 them); callers import from here.
 """
 
+from .collector import gc_paused
 from .facade import Engine
 from .log import EngineError, Subscriber, Unit
-from .workflows import gc_paused
 
 __all__ = ["Engine", "EngineError", "Subscriber", "Unit", "gc_paused"]

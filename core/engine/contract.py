@@ -19,6 +19,7 @@ from ..projection import State
 from ..runtimes import Runtime, RuntimeSink
 from ..store import Store
 from ..telemetry import Telemetry
+from .collector import Collector
 
 
 class ArchiveWriter(Protocol):
@@ -67,6 +68,7 @@ class EngineCore(RuntimeSink, Protocol):
     runtime: Runtime | None
     readonly: bool
     auto_checkpoints: bool
+    collector: Collector
 
     @property
     def log(self) -> ArchiveWriter: ...

@@ -33,12 +33,13 @@ from ..store import Store
 from ..telemetry import Telemetry
 from .bridge import RuntimeBridge
 from .checkpoints import Checkpoints
+from .collector import Collector, settle_before_open
 from .liveness import Liveness
 from .log import EventLog, Subscriber, Unit
 from .opening import Opening
 from .resources import ResourceOps
 from .usage import UsageOps
-from .workflows import WorkflowOps, settle_gc
+from .workflows import WorkflowOps
 
 FLUSH_EVERY = 2000
 
@@ -68,6 +69,8 @@ class Engine:
         self.runtime: Runtime | None = None
         self.readonly = False
         self.auto_checkpoints = True
+        self.collector = Collector()
+        """Its use of the cyclic collector: the heap thawed when it closes if a freeze may hold it."""
         self.log = EventLog(self)
         self.opening = Opening(self)
         self.bridge = RuntimeBridge(self)
@@ -93,12 +96,13 @@ class Engine:
     ) -> Engine:
         """Open a database and rebuild the projection: latest good checkpoint + replay."""
         trust = config is not None and config.storage.trust_owner
+        settle_before_open()
         store = await Store.open(path, readonly=readonly, trust_owner=trust)
         try:
             eng = cls(config=config, clock=clock, store=store)
             eng.readonly = readonly
             await eng.load()
-            settle_gc()
+            eng.collector.loaded(len(eng.state.tasks) + len(eng.state.finished))
             if isinstance(eng.clock, VirtualClock) and eng.state.clock > eng.clock.now():
                 eng.clock.run_until(eng.state.clock)
             if runtime is not None:
@@ -122,6 +126,7 @@ class Engine:
         finally:
             if self.store is not None:
                 await self.store.close()
+            self.collector.thaw()
 
     # -- the log --------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:

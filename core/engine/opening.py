@@ -21,7 +21,7 @@ from ..projection_history import DIGEST_KEYS, HistoryRows, rows_problem
 from ..store import Store, StoreError, row_hash_ok
 from ..telemetry import HISTORY
 from ..verify import VERIFIED_POINT_KEY, VerifiedPoint
-from .workflows import gc_paused
+from .collector import gc_paused
 
 if TYPE_CHECKING:
     from .contract import EngineCore
@@ -225,7 +225,7 @@ class Opening:
         try:
             # Many long-lived records at once, none of them garbage: a young-generation
             # pass every 700 of them would walk them again and again (the collection
-            # after the open settles them, ``settle_gc``).
+            # after the open settles them, ``Collector.settle``).
             with gc_paused():
                 state = State.from_snapshot(EVENTS.folds, snap, collect_archive=True, history=history)
         except (ValueError, KeyError, TypeError):

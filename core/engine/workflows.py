@@ -8,10 +8,8 @@ resume or stop tasks after the events that say so are folded.
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -27,6 +25,7 @@ from ..event_types import (
     WORKFLOW_RESUMED,
 )
 from ..models import TERMINAL_WORKFLOW, PhaseSpec, TaskSpec, TaskStatus, Workflow, WorkflowSpec, WorkflowStatus
+from .collector import gc_paused
 from .log import EngineError
 
 if TYPE_CHECKING:
@@ -34,34 +33,62 @@ if TYPE_CHECKING:
 
 SUBMIT_CHUNK = 2000
 _TASK_LIST = TypeAdapter(list[TaskSpec])
+T = TypeVar("T")
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Hold off the cyclic GC while building many objects that are not garbage."""
-    was = gc.isenabled()
-    gc.disable()
+def _task_count(spec: WorkflowSpec | dict[str, Any]) -> int:
+    """How many tasks a spec holds (what is not a list of tasks counts none: it is refused)."""
+    if isinstance(spec, WorkflowSpec):
+        return sum(len(p.tasks) for p in spec.phases)
+    phases = spec.get("phases")
+    if not isinstance(phases, list):
+        return 0
+    return sum(len(p["tasks"]) for p in phases if isinstance(p, dict) and isinstance(p.get("tasks"), list))
+
+
+def _drained(steps: Generator[None, None, T]) -> T:
+    """What a generator of steps returns, run to its end at once."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def _encoded(raw: dict[str, Any]) -> Generator[None, None, tuple[WorkflowSpec, dict[str, Any]]]:
+    """Validate a submitted spec and encode it as recorded, a chunk of SUBMIT_CHUNK tasks
+    per step (the generator yields between chunks); returns (the spec without its
+    phases, the recorded data: what ``WorkflowSpec.model_dump(mode="json",
+    exclude_defaults=True)`` gives for the whole spec). Each chunk's models are dropped
+    once encoded: a whole spec's models (1.5 kB a task) are never held at once, and what
+    is built next reuses their memory. A problem raises the ``ValidationError`` of the
+    whole spec (its field paths)."""
+    phases = raw.get("phases")
+    if not isinstance(phases, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("tasks"), list) for p in phases
+    ):
+        spec = WorkflowSpec.model_validate(raw)
+        return spec, spec.model_dump(mode="json", exclude_defaults=True)
     try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-GC_THRESHOLDS = (50_000, 20, 100)
-"""Collector thresholds once an engine is open: a generation-0 pass every 50,000
-allocations rather than 700 (an engine allocates many short-lived objects per event,
-and each young pass also walks the survivors), and old generations collected less."""
-
-
-def settle_gc() -> None:
-    """After the projection is rebuilt: what was loaded lives as long as the engine, so
-    it is moved out of the cyclic collector's reach (``gc.freeze``; reference counting
-    still frees it), and the thresholds become :data:`GC_THRESHOLDS`. One full
-    collection first, so that no garbage is frozen."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+        head = WorkflowSpec.model_validate({**raw, "phases": []})
+        dumped: list[dict[str, Any]] = []
+        for ph in phases:
+            shell = PhaseSpec.model_validate({**ph, "tasks": []})
+            encoded: list[dict[str, Any]] = []
+            rows = ph.get("tasks", [])
+            for i in range(0, len(rows), SUBMIT_CHUNK):
+                encoded += _TASK_LIST.dump_python(
+                    _TASK_LIST.validate_python(rows[i : i + SUBMIT_CHUNK]), mode="json", exclude_defaults=True
+                )
+                yield
+            dumped.append({**shell.model_dump(mode="json", exclude_defaults=True, exclude={"tasks"}), "tasks": encoded})
+    except ValidationError:
+        WorkflowSpec.model_validate(raw)  # the same error, with its paths in the whole spec
+        raise
+    data = head.model_dump(mode="json", exclude_defaults=True)
+    if dumped:  # an empty list is the default: left out, as the whole spec's dump leaves it
+        data["phases"] = dumped
+    return head, data
 
 
 class WorkflowOps:
@@ -97,68 +124,51 @@ class WorkflowOps:
         return wf
 
     def create(self, spec: WorkflowSpec | dict[str, Any], actor: str | None = None) -> str:
-        """Validate a workflow once and record it. The cyclic GC is held off meanwhile: a
-        big workflow allocates many objects, none of them garbage, and each collection
-        would walk them all again (superlinear)."""
-        with gc_paused():
-            if isinstance(spec, dict):
-                spec = WorkflowSpec.model_validate(spec)
-            return self._record(spec, spec.model_dump(mode="json", exclude_defaults=True), actor)
+        """Validate a workflow once and record it, the collector held off meanwhile and a
+        big workflow frozen once built (:meth:`Collector.building`)."""
+        with self.engine.collector.building(_task_count(spec)):
+            if isinstance(spec, WorkflowSpec):
+                return self._record(spec, spec.model_dump(mode="json", exclude_defaults=True), actor)
+            head, data = _drained(_encoded(spec))
+            return self._record(head, data, actor)
 
     async def submit(self, raw: dict[str, Any], actor: str | None = None) -> str:
         """:meth:`create` for a running console: tasks are validated and encoded in
-        chunks, yielding to the event loop between them, so a submission of 100k
-        tasks does not freeze the screen. Validation errors are those of
-        ``WorkflowSpec`` (whole-spec field paths)."""
-        phases = raw.get("phases")
-        if not isinstance(phases, list) or not all(
-            isinstance(p, dict) and isinstance(p.get("tasks", []), list) for p in phases
-        ):
-            return self.create(raw, actor)
-        head = WorkflowSpec.model_validate({**raw, "phases": []})
-        built: list[PhaseSpec] = []
-        dumped: list[dict[str, Any]] = []
-        for ph in phases:
-            shell = PhaseSpec.model_validate({**ph, "tasks": []})
-            tasks: list[TaskSpec] = []
-            encoded: list[dict[str, Any]] = []
-            rows = ph.get("tasks", [])
-            for i in range(0, len(rows), SUBMIT_CHUNK):
-                try:
-                    with gc_paused():
-                        part = _TASK_LIST.validate_python(rows[i : i + SUBMIT_CHUNK])
-                        encoded += _TASK_LIST.dump_python(part, mode="json", exclude_defaults=True)
-                except ValidationError:
-                    WorkflowSpec.model_validate(raw)  # the same error, with its path in the whole spec
-                    raise
-                tasks += part
-                await asyncio.sleep(0)
-            shell.tasks = tasks
-            built.append(shell)
-            dumped.append({**shell.model_dump(mode="json", exclude_defaults=True, exclude={"tasks"}), "tasks": encoded})
-        head.phases = built
-        data = head.model_dump(mode="json", exclude_defaults=True)
-        data["phases"] = dumped
-        with gc_paused():
+        chunks (:func:`_encoded`), yielding to the event loop between them, so a
+        submission of 100k tasks does not freeze the screen."""
+        steps = _encoded(raw)
+        while True:
+            try:
+                with gc_paused():
+                    next(steps)
+            except StopIteration as done:
+                head, data = done.value
+                break
+            await asyncio.sleep(0)
+        with self.engine.collector.building(_task_count(raw)):
             return self._record(head, data, actor)
 
     def _record(self, spec: WorkflowSpec, data: dict[str, Any], actor: str | None) -> str:
+        """Check what the schema cannot see and emit WORKFLOW_CREATED with ``data`` (the
+        spec as recorded; its tasks are read from it, ``spec`` gives the workflow's own
+        fields)."""
         e = self.engine
         state = e.state
         if state.knows(spec.id):
             raise EngineError("WORKFLOW_EXISTS", f"workflow {spec.id!r} exists")
         names: set[str] = set()
-        for phase in spec.phases:
-            for t in phase.tasks:
-                if t.id in names:
-                    raise EngineError("INVALID_WORKFLOW", f"task id {t.id!r} appears twice in {spec.id!r}")
-                for d in t.depends_on:
+        for phase in data.get("phases", ()):
+            for t in phase["tasks"]:
+                tid = t["id"]
+                if tid in names:
+                    raise EngineError("INVALID_WORKFLOW", f"task id {tid!r} appears twice in {spec.id!r}")
+                for d in t.get("depends_on", ()):
                     if d not in names:
                         raise EngineError(
                             "INVALID_WORKFLOW",
-                            f"task {t.id!r} depends on {d!r}, which is not an earlier task of {spec.id!r}",
+                            f"task {tid!r} depends on {d!r}, which is not an earlier task of {spec.id!r}",
                         )
-                names.add(t.id)
+                names.add(tid)
         for d in spec.depends_on:
             if not state.knows(d):
                 raise EngineError("WORKFLOW_NOT_FOUND", f"{spec.id!r} depends on unknown workflow {d!r}")
