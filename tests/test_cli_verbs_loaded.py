@@ -79,3 +79,42 @@ async def test_exec_against_a_live_host_loads_no_aiohttp(tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr
     assert f"host pid {os.getpid()}" in out.stdout, out.stdout
     assert "HEAVY [] EXIT 0" in out.stdout, out.stdout
+
+
+async def test_events_following_a_live_host_loads_no_aiohttp(tmp_path: Path) -> None:
+    """`opsdeck events --follow` takes the host's stream over the standard library too: the
+    event it prints came from the host (made after the follower said it follows the host)."""
+    import sys
+
+    from core.config import Config
+    from core.host.host import Host
+
+    from .conftest import REPO
+
+    db = tmp_path / "live.db"
+    host = await Host.open_sim(db, Config(), demo=True, create=True, speed=0)
+    await host.serve()
+    probe = (
+        "import sys\n"
+        "from opsdeck.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print('AIOHTTP', 'aiohttp' in sys.modules, 'EXIT', code)\n"
+    )
+    argv = ["events", "--db", str(db), "--follow", "--limit", "1", "--since", str(host.engine.state.seq)]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, *argv, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stderr is not None
+        said = await asyncio.wait_for(proc.stderr.readline(), 120)
+        assert b"following the live host" in said, said
+        await host.execute("/host status", "probe")
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await host.close()
+    assert proc.returncode == 0
+    assert b"COMMAND_EXECUTED" in out and b"/host status" in out, out
+    assert b"AIOHTTP False" in out and b"EXIT 0" in out, out
