@@ -127,6 +127,16 @@ async def bounded(aw: Awaitable[Any]) -> Any:
     return await asyncio.wait_for(aw, BOUND_S)
 
 
+async def until(cond: Callable[[], object]) -> None:
+    """Wait for ``cond`` (at most BOUND_S: a timeout fails the test)."""
+
+    async def poll() -> None:
+        while not cond():
+            await asyncio.sleep(0.01)
+
+    await bounded(poll())
+
+
 async def first_events(client: HostClient, n: int, into: list[int]) -> None:
     async for obj in client.event_objects(0):
         into.append(obj["seq"])
@@ -328,8 +338,7 @@ async def test_a_stream_of_bad_events_says_so(fake, monkeypatch: pytest.MonkeyPa
     async def in_turn(w: asyncio.StreamWriter) -> None:
         w.write(chunked(200, sse(event(1)), end=False))
         await w.drain()
-        while not got:  # the good event is taken before the bad one comes
-            await asyncio.sleep(0.01)
+        await until(lambda: got)  # the good event is taken before the bad one comes
         w.write(f"{len(body):x}\r\n".encode() + body + b"\r\n")
         await w.drain()
 
@@ -358,8 +367,7 @@ async def test_close_ends_a_stream_in_use(fake) -> None:  # type: ignore[no-unty
     _, client = await fake(chunked(200, sse(event(1)), end=False), HANG)
     got: list[int] = []
     task = asyncio.ensure_future(first_events(client, 10, got))
-    while not got:
-        await bounded(asyncio.sleep(0.01))
+    await until(lambda: got)
     await client.close()
     with contextlib.suppress(HostGone):
         await bounded(task)
