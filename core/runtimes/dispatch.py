@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Generic
@@ -24,6 +25,11 @@ from .fleet import Fleet, H, Links
 from .limits import NICE_BY_BAND, Mechanisms
 from .sampler import Sampler, TaskMeasure
 from .task_io import TaskIO
+
+
+def temp_name(task_id: str, attempt: int) -> str:
+    """The name of a task run's ``TMPDIR`` in the run's temp directory."""
+    return f"{task_id.replace('/', '__')}-{attempt}"
 
 
 class Dispatch(Generic[H]):
@@ -51,6 +57,9 @@ class Dispatch(Generic[H]):
         """Where each task run's ``TMPDIR`` is made (:meth:`temp_dir`)."""
         self._shared = run_dir / "shared"
         """``OPSDECK_RUN_DIR`` (:meth:`shared_dir`)."""
+        self._tmp_str = os.path.join(self._tmp_root, "")
+        """The root as a string ending in a separator: a start joins a run's name to it (no Path)."""
+        self._shared_str = str(self._shared)
 
     # -- what tasks run ----------------------------------------------------------------
     def learn(self, spec_data: dict[str, Any]) -> None:
@@ -91,8 +100,8 @@ class Dispatch(Generic[H]):
         if engine is not None and task.workflow in engine.state.workflows:
             lim = engine.cpu_limits(task.workflow, task.id)
             nice, cpu_cores = int(lim["nice"]), (lim["cpu_cores"] if task.cpu else None)
-        tmp = str(self.temp_dir(task.id, task.attempts))  # made by the agent's runner (``make_dirs``)
-        shared = str(self._shared)
+        tmp = self._tmp_str + temp_name(task.id, task.attempts)  # made by the agent's runner (``make_dirs``)
+        shared = self._shared_str
         env = {
             **(spec.env or {}),
             "TMPDIR": tmp,
@@ -206,7 +215,7 @@ class Dispatch(Generic[H]):
 
     def temp_dir(self, task_id: str, attempt: int) -> Path:
         """Each task run's own ``TMPDIR`` (inside the run directory, 0700)."""
-        return self._tmp_root / f"{task_id.replace('/', '__')}-{attempt}"
+        return self._tmp_root / temp_name(task_id, attempt)
 
     def cleanup_temp(self) -> dict[str, Any]:
         """Delete the temp directories of task runs that are not running now; count

@@ -165,8 +165,8 @@ class Fleet(Generic[H]):
     async def run_store_ops(self) -> None:
         engine = self.engine
         ops, self._store_ops = self._store_ops, []
-        if engine is None or engine.store is None:
-            return
+        if not ops or engine is None or engine.store is None:
+            return  # nothing to write: the store's lock is not waited for
         latest: dict[str, int] = {}
         for i, (_, args) in enumerate(ops):
             latest[args[0]] = i
