@@ -58,9 +58,11 @@ def _freeze() -> None:
 def settle_before_open() -> None:
     """Before an engine is opened: what lives already (modules, earlier engines' survivors)
     is frozen after one full collection, so no later pass walks it; the engine opened
-    next is not, and once closed its cycles are collected as any garbage."""
+    next is not, and once closed its cycles are collected as any garbage. The
+    thresholds become :data:`GC_THRESHOLDS` for the load and after it."""
     gc.collect()
     _freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Collector:
@@ -72,14 +74,12 @@ class Collector:
         """The freeze count when the engine was made: a later freeze froze it."""
 
     def loaded(self, records: int) -> None:
-        """After the projection is loaded: the thresholds become :data:`GC_THRESHOLDS`;
-        a projection of at least :data:`BULK_TASKS` records (live tasks and finished
-        workflows) lives as long as the engine, so it is frozen, after one full
-        collection so that no garbage is frozen with it."""
+        """After the projection is loaded: one of at least :data:`BULK_TASKS` records
+        (live tasks and finished workflows) lives as long as the engine, so it is
+        frozen, after one full collection so that no garbage is frozen with it."""
         if records >= BULK_TASKS:
             gc.collect()
             _freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
 
     @contextmanager
     def building(self, tasks: int) -> Iterator[None]:
