@@ -25,6 +25,7 @@ import errno
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,9 @@ EXIT_POLL_FIRST_S = 0.001
 """The first wait: it doubles up to EXIT_POLL_S."""
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_TICK_NS = 1_000_000_000 // _CLOCK_TICKS
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+"""The clock a process's start is counted on in ``/proc/PID/stat`` (Linux only)."""
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 """Signals Python ignores that a task gets back at their defaults (Popen's ``restore_signals``)."""
 
@@ -72,6 +76,19 @@ def create_time(pid: int, boot: float | None = None) -> float | None:
         return float(fields[19]) / _CLOCK_TICKS + (boot_time() if boot is None else boot)
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _boot_ns() -> int | None:
+    return time.clock_gettime_ns(_BOOTTIME) if _BOOTTIME is not None else None
+
+
+def start_ticks(before: int | None, after: int | None) -> int | None:
+    """The start of a process created between two readings of the boot clock (ns), in
+    the clock ticks ``/proc/PID/stat`` gives (its start in ns since boot, truncated to
+    ticks): known when both readings fall in one tick, else None."""
+    if before is None or after is None or before // _TICK_NS != after // _TICK_NS:
+        return None
+    return before // _TICK_NS
 
 
 async def _writable(fd: int) -> None:
@@ -118,8 +135,17 @@ def _spawnp(argv: list[str], env: dict[str, str], kw: dict[str, Any]) -> int:
 class TaskProcess:
     """The task's first process: its pid, its output, its stdin, its exit."""
 
-    def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None, output: int | None, stdin: int | None) -> None:
+    def __init__(
+        self,
+        pid: int,
+        popen: subprocess.Popen[bytes] | None,
+        output: int | None,
+        stdin: int | None,
+        ticks: int | None = None,
+    ) -> None:
         self.pid = pid
+        self.ticks = ticks
+        """Its start in clock ticks since boot when the spawn's clock readings tell it (:func:`start_ticks`)."""
         self.popen = popen
         """The Popen of a run spawned through it (a cwd or a pty), which then collects the status."""
         self.returncode: int | None = None
@@ -162,11 +188,13 @@ class TaskProcess:
         so the child gets only 0, 1 and 2 either way; SIGPIPE and SIGXFSZ are reset to
         their defaults, as Popen resets them."""
         if terminal is not None:
+            before = _boot_ns()
             tty = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, **terminal)
-            return cls(tty.pid, tty, None, None)
+            return cls(tty.pid, tty, None, None, start_ticks(before, _boot_ns()))
         out_r, out_w = os.pipe()
         in_r, in_w = os.pipe() if interactive else (None, None)
         popen: subprocess.Popen[bytes] | None = None
+        before = _boot_ns()
         try:
             if cwd is None:
                 stdin: tuple[Any, ...] = (
@@ -191,6 +219,7 @@ class TaskProcess:
                     start_new_session=True,
                 )
                 pid = popen.pid
+            after = _boot_ns()
         except BaseException:
             for fd in (out_r, in_w):
                 if fd is not None:
@@ -200,7 +229,18 @@ class TaskProcess:
             for fd in (out_w, in_r):
                 if fd is not None:
                     os.close(fd)
-        return cls(pid, popen, out_r, in_w)
+        return cls(pid, popen, out_r, in_w, start_ticks(before, after))
+
+    def create_time(self) -> float | None:
+        """Its create time as psutil computes it (:func:`create_time`): from the start its
+        spawn's clock readings tell, else read from ``/proc`` (a spawn across a tick's
+        end, or no boot clock), which costs a read of a process that is just starting."""
+        if self.ticks is None:
+            return create_time(self.pid)
+        try:
+            return self.ticks / _CLOCK_TICKS + boot_time()
+        except (OSError, ValueError):
+            return None
 
     def _poll(self) -> int | None:
         """The exit status if the process has ended (``waitpid`` of this pid only)."""

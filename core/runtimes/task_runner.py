@@ -38,7 +38,7 @@ from ..private import PrivateError, new_private_dir, private_dir
 from .input_wait import stdin_target, waiting_for_input
 from .limits import TaskCgroup, apply_from_parent, relimit
 from .output import OutputFiles
-from .task_process import TaskProcess, create_time
+from .task_process import TaskProcess
 from .task_run import Run
 from .task_tree import TaskTree
 from .tty import TaskTerminal
@@ -245,7 +245,7 @@ class TaskRunner:
             await r.proc.wait()
             self.finish(r, r.failed_to_start(f"could not apply the task's limits: {exc}"))
             return
-        r.create_time = create_time(r.proc.pid)
+        r.create_time = r.proc.create_time()
         limits = {
             "memory_mb": memory_mb,
             "memory": cfg.mech_memory if memory_mb else None,

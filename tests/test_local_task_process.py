@@ -1,0 +1,74 @@
+"""A task's first process: its create time is the one psutil gives (the console verifies
+pid and create time before it signals a task's group), whether the spawn's boot-clock
+readings tell it or ``/proc`` is read."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from core.runtimes import task_process
+from core.runtimes.task_process import TaskProcess, start_ticks
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and the boot clock are Linux's")
+
+TICK = task_process._TICK_NS
+
+
+def test_a_start_is_known_only_when_both_readings_fall_in_one_tick() -> None:
+    assert start_ticks(5 * TICK, 5 * TICK + TICK - 1) == 5
+    assert start_ticks(5 * TICK + 1, 5 * TICK + 2) == 5
+    # Must NOT guess: readings in two ticks, or a missing clock, leave it unknown.
+    assert start_ticks(5 * TICK + TICK - 1, 6 * TICK) is None
+    assert start_ticks(None, 6 * TICK) is None
+    assert start_ticks(5 * TICK, None) is None
+
+
+async def spawned(n: int, cwd: str | None = None) -> list[TaskProcess]:
+    return [TaskProcess.spawn(["sleep", "30"], dict(os.environ), cwd, False) for _ in range(n)]
+
+
+async def ended(procs: list[TaskProcess]) -> None:
+    for p in procs:
+        os.kill(p.pid, 9)
+        await p.wait()
+        p.close()
+
+
+def same_as_psutil(p: TaskProcess) -> bool:
+    ct = p.create_time()
+    return ct is not None and abs(ct - psutil.Process(p.pid).create_time()) < 1e-6
+
+
+async def test_the_create_time_is_psutils_from_the_clock_readings() -> None:
+    procs = await spawned(30) + await spawned(3, cwd="/")  # posix_spawn, and Popen (a cwd)
+    try:
+        assert any(p.ticks is not None for p in procs)  # a spawn takes well under a tick (10 ms)
+        assert all(same_as_psutil(p) for p in procs)
+    finally:
+        await ended(procs)
+
+
+@pytest.fixture
+def straddling(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Boot-clock readings on both sides of a tick's end."""
+    readings = iter(range(10**6))
+
+    def clock() -> int:
+        return (next(readings) * 2 + 1) * TICK - 1  # ...-1 then ...+TICK-1: always another tick
+
+    monkeypatch.setattr(task_process, "_boot_ns", clock)
+    yield
+
+
+async def test_a_spawn_across_a_tick_reads_the_create_time_from_proc(straddling: None) -> None:
+    procs = await spawned(3) + await spawned(1, cwd="/")
+    try:
+        assert all(p.ticks is None for p in procs)
+        assert all(same_as_psutil(p) for p in procs)
+    finally:
+        await ended(procs)
