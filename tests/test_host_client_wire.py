@@ -263,6 +263,20 @@ async def test_a_kept_connection_closed_while_idle_is_retried_once(fake) -> None
     assert host.connections == 2 and len(host.requests) == 3
 
 
+async def test_a_command_on_a_kept_connection_closed_unanswered_is_not_sent_again(fake) -> None:  # type: ignore[no-untyped-def]
+    """The host read the command and closed without answering (it may have run it): the
+    client says so and does not send it again, where a GET would be (above)."""
+    ok = response(200, b"{}")
+    host, client = await fake(ok, CLOSE, ok)
+    assert await bounded(client.send("/host status")) == {}
+    with pytest.raises(HostGone, match=r"closed before an answer \(POST /v1/commands may have been carried out"):
+        await bounded(client.send("/workflow pause w1"))
+    assert [r.partition(b"\r\n\r\n")[2] for r in host.requests].count(
+        json.dumps({"command": "/workflow pause w1", "actor": "operator"}).encode()
+    ) == 1
+    assert host.connections == 1
+
+
 async def test_the_token_is_sent_over_tcp() -> None:
     seen: list[bytes] = []
 

@@ -30,9 +30,12 @@ CONNECT_S = 10.0
 """How long opening a connection may take."""
 IDLE_REUSE_S = 15.0
 """An idle connection is used again for this long, then closed (the host closes its own idle
-ones after ``server.idle_timeout_s``; one it closed as a request went is retried, see :meth:`Pool.exchange`)."""
+ones after ``server.idle_timeout_s``; a GET on one it closed as the request went is sent again, see :meth:`Pool.exchange`)."""
 READ_BYTES = 64 * 1024
 """Bytes asked of the socket per read of a body in pieces."""
+RETRIED_METHODS = frozenset({"GET", "HEAD"})
+"""Requests sent again on a new connection when a kept one closed before answering: only
+those that change nothing on the host (RFC 9110 section 9.2.2)."""
 
 
 class HttpError(Exception):
@@ -373,15 +376,21 @@ class Pool:
         return None
 
     async def exchange(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> Response:
-        """Send one request and read its answer's head. A reused connection the host
-        closed while idle (nothing of an answer came back) is retried once on a new
-        one: the host had read nothing from it."""
+        """Send one request and read its answer's head. A ``GET`` on a reused connection
+        that closed before a byte of an answer came (the host closed it while idle) is
+        sent once more on a new one. Any other method is not: a host that read the
+        request and closed without answering (it died, or its handler was cut off) may
+        have carried it out, and a command must not run twice."""
         data = request_bytes(self.ep, method, target, headers, body)
         conn = self._take_idle()
         if conn is not None:
             try:
                 return await self._send(conn, data)
             except (Disconnected, ConnectionResetError, BrokenPipeError) as exc:
+                if method not in RETRIED_METHODS:
+                    raise Disconnected(
+                        f"{exc or type(exc).__name__} ({method} {target} may have been carried out: not sent again)"
+                    ) from None
                 if isinstance(exc, Disconnected) and not exc.before_answer:
                     raise
         return await self._send(await connect(self.ep), data)
