@@ -172,13 +172,32 @@ async def test_answers_of_any_status_are_read_whole(fake) -> None:  # type: igno
     assert host.requests[2].startswith(b"GET /v1/health HTTP/1.1\r\n")
 
 
+async def test_interim_answers_are_passed_over_and_doubtful_framing_is_not_kept(fake) -> None:  # type: ignore[no-untyped-def]
+    """1xx answers before the final one are read and skipped (RFC 9110 15.2); an answer with
+    both Content-Length and chunked is read as chunked, and its connection is not used again."""
+    both = chunked(200, b'{"a": 1}').replace(b"\r\n\r\n", b"\r\nContent-Length: 3\r\n\r\n", 1)
+    host, client = await fake(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + response(200, b"{}"),
+        both,
+        response(200, b'{"b": 2}'),
+    )
+    assert await bounded(client.health()) == {}
+    assert await bounded(client.health()) == {"a": 1}
+    assert host.connections == 1
+    assert await bounded(client.health()) == {"b": 2}
+    assert host.connections == 2
+
+
 MALFORMED = [
     (b"SSH-2.0-OpenSSH\r\n\r\n", "status line"),
     (b"HTTP/1.1 99 Odd\r\nContent-Length: 0\r\n\r\n", "status line"),
-    (b"HTTP/1.1 100 Continue\r\n\r\n", "status 100"),
+    (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "status 101"),
+    (b"HTTP/1.1 100 Continue\r\n\r\n" * 11, "over 10 interim"),
+    (b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n", "status line"),  # '²'.isdigit(), int('²') fails
     (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "not a header field"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "Content-Length"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n", "Content-Length"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 300000000\r\n\r\n", "over the limit"),
     (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}", "Content-Encoding"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "Transfer-Encoding"),
@@ -206,6 +225,7 @@ async def test_malformed_and_oversized_answers_say_what_was_wrong(fake, answer: 
 TRUNCATED = [
     (CLOSE, "closed before an answer"),
     (b"HTTP/1.1 200 OK\r\nContent-Le", "after 27 bytes of an answer's head"),
+    (b"HTTP/1.1 100 Continue\r\n\r\n", "after 1 interim answers and 0 bytes"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{", "99 bytes before the end"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{", "15 bytes of a chunk missing"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n", "the end of the chunked body missing"),

@@ -24,6 +24,8 @@ MAX_HEADERS = 100
 """At most this many header (or trailer) lines."""
 MAX_BODY_BYTES = 256 * 1024 * 1024
 """A whole answer (a command's response) at most this long; the event stream is read in pieces."""
+MAX_INTERIM = 10
+"""Interim (1xx) answers passed over before a final one, at most."""
 MAX_CHUNK_LINE = 4096
 """A chunk-size line (hex digits and extensions) at most this long."""
 CONNECT_S = 10.0
@@ -298,16 +300,24 @@ class Response:
 
 
 async def read_head(conn: Connection) -> Response:
-    """The status line and headers of the next response on ``conn``."""
-    try:
-        head = await conn.reader.readuntil(b"\r\n\r\n")
-    except asyncio.LimitOverrunError:
-        raise Malformed(f"a response head over {MAX_HEAD_BYTES} bytes") from None
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise Disconnected(f"the connection closed after {len(exc.partial)} bytes of an answer's head") from None
-        raise Disconnected("the connection closed before an answer", before_answer=True) from None
-    return parse_head(conn, head)
+    """The status line and headers of the next final response on ``conn``; interim
+    (1xx) answers before it are read and passed over, as RFC 9110 section 15.2 asks."""
+    for interim in range(MAX_INTERIM + 1):
+        try:
+            head = await conn.reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise Malformed(f"a response head over {MAX_HEAD_BYTES} bytes") from None
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial or interim:
+                got = f"{interim} interim answers and " if interim else ""
+                raise Disconnected(
+                    f"the connection closed after {got}{len(exc.partial)} bytes of an answer's head"
+                ) from None
+            raise Disconnected("the connection closed before an answer", before_answer=True) from None
+        resp = parse_head(conn, head)
+        if resp.status >= 200:
+            return resp
+    raise Malformed(f"over {MAX_INTERIM} interim (1xx) answers before a final one")
 
 
 def parse_head(conn: Connection, head: bytes) -> Response:
@@ -315,10 +325,15 @@ def parse_head(conn: Connection, head: bytes) -> Response:
     status_line = lines[0]
     version, _, rest = status_line.partition(" ")
     code = rest[:3]
-    if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not code.isdigit() or rest[3:4] not in ("", " "):
+    if (
+        version not in ("HTTP/1.1", "HTTP/1.0")
+        or len(code) != 3
+        or not (code.isascii() and code.isdigit())  # str.isdigit alone takes '²'
+        or rest[3:4] not in ("", " ")
+    ):
         raise Malformed(f"not an HTTP/1.1 status line: {status_line[:80]!r}")
     status = int(code)
-    if not 200 <= status <= 599:
+    if not 100 <= status <= 599 or status == 101:
         raise Malformed(f"status {status} where an answer was expected")
     if len(lines) - 1 > MAX_HEADERS:
         raise Malformed(f"a response with over {MAX_HEADERS} header fields")
@@ -330,7 +345,10 @@ def parse_head(conn: Connection, head: bytes) -> Response:
         key = name.lower()
         value = value.strip(" \t")
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return Response(conn, status, headers, _decoder(status, headers), _keep_alive(version, headers))
+    # Both framings given: the length is ignored (chunked wins), and a connection whose
+    # framing is in doubt is not used again (RFC 9112 section 6.3).
+    both = "transfer-encoding" in headers and "content-length" in headers
+    return Response(conn, status, headers, _decoder(status, headers), _keep_alive(version, headers) and not both)
 
 
 def _keep_alive(version: str, headers: dict[str, str]) -> bool:
@@ -342,7 +360,7 @@ def _decoder(status: int, headers: dict[str, str]) -> Sized | Chunked | UntilClo
     coding = headers.get("content-encoding", "identity").strip().lower()
     if coding not in ("", "identity"):
         raise Malformed(f"Content-Encoding {coding[:40]!r} (the client asks for none)")
-    if status in (204, 304):
+    if status < 200 or status in (204, 304):
         return Sized(0)
     if "transfer-encoding" in headers:
         codings = [c.strip().lower() for c in headers["transfer-encoding"].split(",")]
@@ -352,7 +370,7 @@ def _decoder(status: int, headers: dict[str, str]) -> Sized | Chunked | UntilClo
     if "content-length" in headers:
         values = {v.strip() for v in headers["content-length"].split(",")}
         text = values.pop()
-        if values or not text.isdigit() or len(text) > 18:
+        if values or not (text.isascii() and text.isdigit()) or len(text) > 18:
             raise Malformed(f"Content-Length {headers['content-length'][:40]!r} is not one length")
         return Sized(int(text))
     return UntilClose()
