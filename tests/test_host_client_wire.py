@@ -389,6 +389,35 @@ async def test_a_refused_stream_names_the_status(fake) -> None:  # type: ignore[
         await bounded(first_events(client, 1, []))
 
 
+async def test_a_refused_stream_whose_answer_stalls_still_ends(fake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The refusal's body is read for the error only as far as it comes within SILENCE_S."""
+    monkeypatch.setattr(client_mod, "SILENCE_S", 0.2)
+    _, client = await fake(b'HTTP/1.1 503 X\r\nContent-Length: 1000\r\n\r\n{"error": ', HANG)
+    with pytest.raises(HostGone, match=r"answered 503: \{\"error\":  \(the rest not sent within 0.2s\)"):
+        await bounded(first_events(client, 1, []))
+
+
+@pytest.mark.parametrize(
+    ("obj", "words"),
+    [
+        ({"seq": 1, "type": "T", "component": "c", "scope": "s"}, "no field 'ts'"),
+        ({**event(1), "scope": 3}, "are text"),
+    ],
+    ids=["no-ts", "int-scope"],
+)
+async def test_an_event_missing_a_field_is_a_bad_answer(fake, obj: dict[str, Any], words: str) -> None:  # type: ignore[no-untyped-def]
+    _, client = await fake(chunked(200, sse(event(1), obj), end=False), HANG)
+    got: list[int] = []
+
+    async def follow() -> None:
+        async for ev in client.events(0):
+            got.append(ev.seq)
+
+    with pytest.raises(HostBadAnswer, match=words):
+        await bounded(follow())
+    assert got == [1]
+
+
 def test_the_chunk_decoder_takes_bytes_one_at_a_time() -> None:
     data = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\nNEXT"
     dec = client_http.Chunked()

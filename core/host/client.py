@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..timefmt import duration
-from .client_http import MAX_BODY_BYTES, Endpoint, HttpError, Malformed, Pool
+from .client_http import MAX_BODY_BYTES, Endpoint, HttpError, Malformed, Pool, Response
 from .errors import HostGone, HostUnresponsive
 from .lease import Holder, current_holder
 from .stream import DROPPED_EVENT
@@ -60,9 +60,11 @@ DROPPED_MARK = f"event: {DROPPED_EVENT}\n".encode()
 
 
 def event_from_json(obj: dict[str, Any]) -> Event:
+    """The event ``obj`` (a line of the stream) holds: KeyError, TypeError or ValueError
+    for a field missing or of the wrong type."""
     from ..events import Event
 
-    return Event(
+    ev = Event(
         seq=int(obj["seq"]),
         ts=float(obj["ts"]),
         type=obj["type"],
@@ -71,6 +73,11 @@ def event_from_json(obj: dict[str, Any]) -> Event:
         data=obj.get("data") or {},
         actor=obj.get("actor") or "engine",
     )
+    if not all(isinstance(v, str) for v in (ev.type, ev.component, ev.scope, ev.actor)) or not isinstance(
+        ev.data, dict
+    ):
+        raise TypeError("type, component, scope and actor are text, data an object")
+    return ev
 
 
 def process_state(pid: int | None) -> str | None:
@@ -322,11 +329,7 @@ class HostClient:
             opening.cancel()
         try:
             if resp.status != 200:
-                try:
-                    body = (await resp.read()).decode("utf-8", "replace")
-                except (HttpError, OSError) as exc:
-                    body = f"(its answer unread: {exc})"
-                raise self.gone(f"the event stream answered {resp.status}: {body[:REFUSAL_SHOWN]}")
+                raise self.gone(f"the event stream answered {resp.status}: {await self._refusal(resp)}")
             buf = b""
             while True:
                 try:
@@ -371,7 +374,26 @@ class HostClient:
         finally:
             pool.discard(resp.conn)  # a stream's connection is not used again
 
+    async def _refusal(self, resp: Response) -> str:
+        """The start of a refused stream's answer, for the error: what came of it within
+        :data:`SILENCE_S`, at most a few times :data:`REFUSAL_SHOWN` bytes."""
+        got = b""
+        try:
+            async with asyncio.timeout(SILENCE_S):
+                while len(got) < 4 * REFUSAL_SHOWN and (piece := await resp.piece()) is not None:
+                    got += piece
+        except TimeoutError:
+            got += f" (the rest not sent within {SILENCE_S:g}s)".encode()
+        except (HttpError, OSError) as exc:
+            got += f" (the rest unread: {exc})".encode()
+        return got.decode("utf-8", "replace")[:REFUSAL_SHOWN]
+
     async def events(self, since: int = 0) -> AsyncIterator[Event]:
         """The host's committed events after ``since``, then live ones, as :class:`Event`."""
         async for obj in self.event_objects(since):
-            yield event_from_json(obj)
+            try:
+                ev = event_from_json(obj)
+            except (KeyError, TypeError, ValueError) as exc:
+                why = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise HostBadAnswer(self.pid, f"an event of the stream is not one ({why}): {str(obj)[:200]}") from None
+            yield ev
