@@ -7,7 +7,7 @@
    (its start to its exit). The order alternates between rounds (opsdeck first, then
    xargs first) so a drift of the machine's load weighs on both. Per round: the
    ratio of rates, its median and worst; the CPU seconds of each side per task (the
-   console process, and the agent hosts with the tasks they reaped; xargs with its
+   console process, the agent hosts, and the tasks they reaped; xargs with its
    ``true`` children), and the machine's load average.
 2. Failover: 20 agents each run ``sleep``; 3 agent hosts are SIGKILLed; time until
    each killed agent's task is running again on a replacement agent (heartbeat 1 s;
@@ -111,23 +111,26 @@ def own_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def hosts_cpu(pids: dict[str, int]) -> float:
-    """CPU seconds of the agent host processes, with the task processes they reaped."""
-    total = 0.0
+def hosts_cpu(pids: dict[str, int]) -> tuple[float, float]:
+    """CPU seconds of the agent host processes themselves, and of the task processes
+    they reaped."""
+    own = tasks = 0.0
     for pid in pids.values():
         try:
             t = psutil.Process(pid).cpu_times()
         except psutil.Error:
             continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
+        own += t.user + t.system
+        tasks += t.children_user + t.children_system
+    return own, tasks
 
 
 class Round:
-    """One side of one round: wall seconds, CPU seconds."""
+    """One side of one round: wall seconds, CPU seconds (opsdeck's: of the console, of
+    the agent hosts and of their tasks)."""
 
-    def __init__(self, wall: float, cpu: float, console: float = 0.0) -> None:
-        self.wall, self.cpu, self.console = wall, cpu, console
+    def __init__(self, wall: float, cpu: float, console: float = 0.0, hosts: float = 0.0) -> None:
+        self.wall, self.cpu, self.console, self.hosts = wall, cpu, console, hosts
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -173,14 +176,14 @@ async def main(args: argparse.Namespace) -> int:
         async def opsdeck_round(wid: str) -> Round:
             pids = runtime.host_pids()
             completed[wid] = asyncio.Event()
-            c0, h0 = own_cpu(), hosts_cpu(pids)
+            c0, (h0, k0) = own_cpu(), hosts_cpu(pids)
             t0 = time.monotonic()
             engine.create_workflow(flat(wid, args.tasks, ["true"], n))
             engine.start_workflow(wid)
             await asyncio.wait_for(completed[wid].wait(), 600)
             dt = time.monotonic() - t0
-            c1, h1 = own_cpu(), hosts_cpu(pids)
-            return Round(dt, c1 - c0 + h1 - h0, c1 - c0)
+            c1, (h1, k1) = own_cpu(), hosts_cpu(pids)
+            return Round(dt, c1 - c0 + h1 - h0 + k1 - k0, c1 - c0, h1 - h0)
 
         async def xargs_round() -> Round:
             dt, cpu = await asyncio.to_thread(xargs_run, args.tasks)  # the loop keeps hearing heartbeats
@@ -254,7 +257,9 @@ async def main(args: argparse.Namespace) -> int:
             ", ".join(f"{o.cpu / args.tasks * 1e3:.2f}" for o, _ in runs)
             + " ms (console "
             + ", ".join(f"{o.console / args.tasks * 1e3:.2f}" for o, _ in runs)
-            + " ms; the rest agent hosts and their tasks)",
+            + " ms; agent hosts "
+            + ", ".join(f"{o.hosts / args.tasks * 1e3:.2f}" for o, _ in runs)
+            + " ms; the rest their tasks)",
         ),
         ("xargs CPU per spawn", ", ".join(f"{x.cpu / args.tasks * 1e3:.2f}" for _, x in runs) + " ms"),
         (
