@@ -418,6 +418,20 @@ async def test_an_event_missing_a_field_is_a_bad_answer(fake, obj: dict[str, Any
     assert got == [1]
 
 
+def test_the_stream_is_cut_into_whole_blocks_however_it_arrives() -> None:
+    """Whole blocks come out as the blank line ending them arrives, in one read or across
+    two (the seam), and nothing of the next one; the same whole read in any pieces."""
+    text = sse(event(1), event(2)) + b": keepalive\n\n" + sse(event(3))[:-1]
+    for size in (1, 2, 3, 7, 64, len(text)):
+        cut = client_mod.Blocks()
+        out = [cut.feed(text[i : i + size]) for i in range(0, len(text), size)]
+        assert b"\n\n".join(b for b in out if b) == text[: text.rindex(b"\n\n")], size
+        assert cut.pending == len(sse(event(3))) - 1
+        assert cut.feed(b"\n") == sse(event(3))[:-2] and cut.pending == 0
+    cut = client_mod.Blocks()
+    assert cut.feed(b"data: 1\n") == b"" and cut.feed(b"\ndata: 2\n") == b"data: 1" and cut.pending == 8
+
+
 def test_the_chunk_decoder_takes_bytes_one_at_a_time() -> None:
     data = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\nNEXT"
     dec = client_http.Chunked()

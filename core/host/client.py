@@ -100,6 +100,34 @@ def process_state(pid: int | None) -> str | None:
     return None
 
 
+class Blocks:
+    """The event stream's bytes as they come, cut at its last blank line: the whole
+    server-sent-event blocks so far. An event longer than a read is held in pieces and
+    joined once it is whole: appending each read to one buffer and searching all of it
+    costs time quadratic in an event's size (a 10,000-task workflow's creation is 1.1 MB)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.pending = 0
+        """Bytes held of an event not yet whole."""
+
+    def feed(self, data: bytes) -> bytes:
+        """The whole blocks ``data`` completes, without their last blank line (b"" for none)."""
+        seam = self._parts[-1][-1:] + data if self._parts else data  # a blank line may span two reads
+        end = seam.rfind(b"\n\n")
+        if end < 0:
+            if data:
+                self._parts.append(data)
+                self.pending += len(data)
+            return b""
+        buf = b"".join([*self._parts, data])
+        end += len(buf) - len(seam)
+        rest = buf[end + 2 :]
+        self._parts = [rest] if rest else []
+        self.pending = len(rest)
+        return buf[:end]
+
+
 class HostClient:
     """Talks HTTP to one host, on its unix socket or over TCP with a token."""
 
@@ -330,7 +358,7 @@ class HostClient:
         try:
             if resp.status != 200:
                 raise self.gone(f"the event stream answered {resp.status}: {await self._refusal(resp)}")
-            buf = b""
+            cut = Blocks()
             while True:
                 try:
                     async with asyncio.timeout(SILENCE_S):
@@ -349,10 +377,8 @@ class HostClient:
                 if silent and self.on_silence is not None:
                     self.on_silence(None)
                 silent = False
-                buf += chunk
-                end = buf.rfind(b"\n\n")
-                blocks, buf = (buf[:end], buf[end + 2 :]) if end >= 0 else (b"", buf)
-                if len(buf) > MAX_EVENT_BYTES:  # what is left is the start of one event
+                blocks = cut.feed(chunk)
+                if cut.pending > MAX_EVENT_BYTES:  # what is left is the start of one event
                     raise HostBadAnswer(self.pid, f"an event of the stream over {MAX_EVENT_BYTES} bytes")
                 if not blocks:
                     continue
