@@ -150,3 +150,55 @@ async def test_samples_share_the_events_commit_and_a_refused_sample_costs_only_s
         assert rep.ok, rep.as_dict()
     finally:
         await eng.close()
+
+
+async def test_samples_alone_wait_for_their_batch_and_none_is_lost(tmp_path: Path) -> None:
+    """Samples with no event to commit with wait until SAMPLE_WRITE_S of wall time passed
+    since the store last took them (a run faster than the wall clock committed each
+    flush's samples alone); an events' commit takes them at once, so does the close, and
+    SAMPLE_BATCH_MAX held are committed whatever the time. Each row as recorded."""
+    import math
+
+    from core.telemetry import SAMPLE_BATCH_MAX
+
+    db = tmp_path / "b.db"
+    eng = await Engine.open(db, clock=VirtualClock())
+    store = eng.store
+    assert store is not None
+    tel = eng.telemetry
+    tel.record(1.0, "response_time", "system", 1.0)
+    await eng.flush()
+    assert await store.metrics("response_time") == [(1.0, 1.0)]  # none taken before: due
+    tel.samples_taken = math.inf  # as if taken an instant ago, however slow the machine
+    tel.record(2.0, "response_time", "system", 2.0)
+    await eng.flush()
+    assert await store.metrics("response_time") == [(1.0, 1.0)]  # held
+    assert tel.pending_rows == [(2.0, "response_time", "system", 2.0)]
+    eng.create_pool("p", ["x"], 0, 2)  # an event: its commit takes the samples
+    await eng.flush()
+    assert await store.metrics("response_time") == [(1.0, 1.0), (2.0, 2.0)]
+    tel.samples_taken = math.inf
+    tel.record(3.0, "response_time", "system", 3.0)
+    await eng.flush()
+    tel.samples_taken = -math.inf  # the wall time passed
+    tel.record(4.0, "response_time", "system", 4.0)
+    await eng.flush()
+    assert [t for t, _ in await store.metrics("response_time")] == [1.0, 2.0, 3.0, 4.0]
+    tel.samples_taken = math.inf
+    for i in range(SAMPLE_BATCH_MAX):
+        tel.record(10.0 + i, "x", "system", float(i))
+    await eng.flush()
+    assert len(await store.metrics("x")) == SAMPLE_BATCH_MAX and tel.pending_rows == []
+    tel.record(5.0, "response_time", "system", 5.0)
+    await eng.flush()
+    assert tel.pending_rows  # held at the close...
+    await eng.close()
+    con = sqlite3.connect(db)
+    try:
+        got = con.execute(
+            "SELECT m.ts, m.value FROM metrics m JOIN metric_series s ON s.id = m.series "
+            "WHERE s.name = 'response_time' ORDER BY m.id"
+        ).fetchall()
+    finally:
+        con.close()
+    assert got == [(float(i), float(i)) for i in range(1, 6)]  # ...and committed by it

@@ -122,7 +122,7 @@ class Engine:
         """Commit what is pending and close the store (closed even when the commit is
         refused: its thread would keep the process alive; the error is raised after)."""
         try:
-            await self.flush()
+            await self.log.flush(final=True)
         finally:
             if self.store is not None:
                 await self.store.close()
