@@ -205,6 +205,8 @@ MALFORMED = [
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n", "not CRLF"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 5000, "over 4096"),
     (b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n", "over 65536"),
+    (chunked(200, b"{}", end=False) + b"0\r\n" + (b"T: " + b"a" * 40_000 + b"\r\n") * 2, "trailers are over 65536"),
+    (chunked(200, b"{}", end=False) + b"0\r\n" + b"T: " + b"a" * 70_000, "trailers are over 65536"),
     (b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 101 + b"Content-Length: 0\r\n\r\n", "over 100 header"),
     (response(200, b"<html>not json</html>"), "not JSON"),
     (response(200, b"[1, 2]"), "not an object"),

@@ -140,6 +140,7 @@ class Chunked:
         self._left = 0  # data bytes left in the current chunk
         self._state = "size"  # size, data, data_end, trailer
         self._trailers = 0
+        self._trailer_bytes = 0
 
     def feed(self, data: bytes) -> bytes:
         if self.done:
@@ -158,9 +159,10 @@ class Chunked:
                 continue
             line, sep, rest = buf.partition(b"\r\n")
             if not sep:
-                limit = MAX_CHUNK_LINE if self._state != "trailer" else MAX_HEAD_BYTES
-                if len(buf) > limit:
-                    raise Malformed(f"a chunked body's line is over {limit} bytes")
+                if self._state != "trailer" and len(buf) > MAX_CHUNK_LINE:
+                    raise Malformed(f"a chunked body's line is over {MAX_CHUNK_LINE} bytes")
+                if self._state == "trailer" and self._trailer_bytes + len(buf) > MAX_HEAD_BYTES:
+                    raise Malformed(f"a chunked body's trailers are over {MAX_HEAD_BYTES} bytes")
                 break
             buf = rest
             if self._state == "data_end":
@@ -172,8 +174,11 @@ class Chunked:
                 self._state = "data" if self._left else "trailer"
             elif line:  # a trailer field: read and ignored
                 self._trailers += 1
+                self._trailer_bytes += len(line) + 2
                 if self._trailers > MAX_HEADERS:
                     raise Malformed(f"a chunked body has over {MAX_HEADERS} trailer fields")
+                if self._trailer_bytes > MAX_HEAD_BYTES:
+                    raise Malformed(f"a chunked body's trailers are over {MAX_HEAD_BYTES} bytes")
             else:
                 self.done = True
                 self.extra = buf
