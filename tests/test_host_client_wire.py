@@ -270,8 +270,9 @@ async def test_a_host_that_never_answers_ends_unresponsive(fake, monkeypatch: py
     monkeypatch.setattr(client_mod, "PROBE_S", 0.2)
     _, client = await fake(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{", HANG, HANG, HANG, HANG, HANG)
     client.unresponsive_s = 0.5
-    with pytest.raises(HostUnresponsive, match="unresponsive: no answer to /v1/health"):
+    with pytest.raises(HostUnresponsive, match="unresponsive: no answer to /v1/health") as exc:
         await bounded(client.send("/host status"))
+    assert f"the host at {client.socket_path} is running" in str(exc.value)  # where, without a pid
 
 
 async def test_a_kept_connection_closed_while_idle_is_retried_once(fake) -> None:  # type: ignore[no-untyped-def]

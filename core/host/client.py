@@ -229,7 +229,7 @@ class HostClient:
     async def silence(self) -> str | None:
         """Why the host does not answer, in words naming its pid and state, or None
         when it answers ``/v1/health``; :class:`HostGone` when its process is gone."""
-        who = f"the host (pid {self.pid})" if self.pid else f"the host at {self.base}"
+        who = f"the host (pid {self.pid})" if self.pid else f"the host at {self.socket_path or self.base}"
         state = process_state(self.pid)
         if state == "gone":
             raise self.gone("its process no longer exists")
