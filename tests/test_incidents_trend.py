@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 from core.incidents.trend import downsample, mann_kendall, theil_sen
 
@@ -64,3 +66,38 @@ def test_theil_sen_slope_and_downsample() -> None:
     pts = [(float(t), float(t)) for t in range(100)]
     ds = downsample(pts, 10)
     assert len(ds) == 10 and abs(ds[0][1] - 4.5) < 1e-9
+
+
+def test_downsample_gives_the_means_a_bin_by_bin_sum_gives_to_the_bit() -> None:
+    """The one-pass binning gives the same floats as binning (t, v) pairs and summing
+    each bin's times and values, for sorted and unsorted series, one instant (no width),
+    tiny and huge values, and bins from none to more than points."""
+
+    def reference(points: list[tuple[float, float]], buckets: int) -> list[tuple[float, float]]:
+        if len(points) <= buckets or buckets <= 0:
+            return list(points)
+        t0, t1 = points[0][0], points[-1][0]
+        width = (t1 - t0) / buckets or 1.0
+        bins: list[list[tuple[float, float]]] = [[] for _ in range(buckets)]
+        for t, v in points:
+            bins[min(int((t - t0) / width), buckets - 1)].append((t, v))
+        return [(sum(t for t, _ in b) / len(b), sum(v for _, v in b) / len(b)) for b in bins if b]
+
+    def outcome(f: Callable[[list[tuple[float, float]], int], list[tuple[float, float]]], *args: Any) -> object:
+        try:
+            return f(*args)
+        except IndexError:  # an unsorted series, a point far before the first: both refuse it
+            return "IndexError"
+
+    rng = random.Random(7)
+    for _ in range(1500):
+        start = rng.uniform(0, 1e6)
+        span = rng.choice([1.0, 3600.0, 1e5])
+        scale = rng.choice([1.0, 1e-9, 1e9])
+        pts = [(start + rng.uniform(0, span), rng.uniform(-1e3, 1e3) * scale) for _ in range(rng.randint(0, 800))]
+        if rng.random() < 0.8:
+            pts.sort()
+        if pts and rng.random() < 0.1:
+            pts = [(pts[0][0], v) for _, v in pts]
+        buckets = rng.choice([0, 1, 5, 12, 100, 1000])
+        assert outcome(downsample, pts, buckets) == outcome(reference, pts, buckets)

@@ -169,17 +169,22 @@ def _z_crit(alpha: float) -> float:
 
 
 def downsample(points: Sequence[tuple[float, float]], buckets: int) -> list[tuple[float, float]]:
-    """Means over ``buckets`` equal time bins: fewer, less correlated points."""
+    """Means over ``buckets`` equal time bins: fewer, less correlated points. Each bin's
+    times and values are summed by ``sum`` in the order given (the same floats as
+    summing its (t, v) pairs), in one pass without a call per point: the degradation
+    detector bins up to 720 points every simulated minute (before: 0.87 of 5.6 s of a
+    headless demo day's main thread, profiled)."""
     if len(points) <= buckets or buckets <= 0:
         return list(points)
     t0, t1 = points[0][0], points[-1][0]
     width = (t1 - t0) / buckets or 1.0
-    bins: list[list[tuple[float, float]]] = [[] for _ in range(buckets)]
+    last = buckets - 1
+    times: list[list[float]] = [[] for _ in range(buckets)]
+    values: list[list[float]] = [[] for _ in range(buckets)]
     for t, v in points:
-        i = min(int((t - t0) / width), buckets - 1)
-        bins[i].append((t, v))
-    out = []
-    for b in bins:
-        if b:
-            out.append((sum(t for t, _ in b) / len(b), sum(v for _, v in b) / len(b)))
-    return out
+        i = int((t - t0) / width)
+        if i > last:
+            i = last
+        times[i].append(t)
+        values[i].append(v)
+    return [(sum(bt) / len(bt), sum(bv) / len(bv)) for bt, bv in zip(times, values, strict=True) if bt]
