@@ -64,6 +64,18 @@ def descendant_pids(pid: int) -> list[int] | None:
     return out
 
 
+def no_children() -> bool:
+    """Whether this process has no child at all, running or exited (one ``waitid`` that
+    collects nothing); False when it cannot tell."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    except (OSError, AttributeError):  # no waitid here
+        return False
+    return False
+
+
 class TaskTree:
     """The task processes under one agent host (``me``)."""
 
@@ -99,6 +111,8 @@ class TaskTree:
         if pgid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, sig)
+        if self.subreaper and no_children():
+            return  # a subreaper's descendants are its children or theirs: there is none
         members = self.members(pid)
         for q in members:
             with contextlib.suppress(psutil.Error):
