@@ -172,6 +172,15 @@ async def test_answers_of_any_status_are_read_whole(fake) -> None:  # type: igno
     assert host.requests[2].startswith(b"GET /v1/health HTTP/1.1\r\n")
 
 
+async def test_bytes_after_a_sized_answer_keep_its_connection_from_use(fake) -> None:  # type: ignore[no-untyped-def]
+    """A host that sent more than its Content-Length: the surplus is no answer's start, so
+    the next request goes on a new connection (on the old one it read as the next answer)."""
+    host, client = await fake(response(200, b'{"n": 1}') + b"\r\n", response(200, b'{"n": 2}'))
+    assert await bounded(client.health()) == {"n": 1}
+    assert await bounded(client.health()) == {"n": 2}
+    assert host.connections == 2
+
+
 async def test_interim_answers_are_passed_over_and_doubtful_framing_is_not_kept(fake) -> None:  # type: ignore[no-untyped-def]
     """1xx answers before the final one are read and skipped (RFC 9110 15.2); an answer with
     both Content-Length and chunked is read as chunked, and its connection is not used again."""

@@ -258,19 +258,12 @@ class Response:
     keep_alive: bool
 
     async def read(self, limit: int = MAX_BODY_BYTES) -> bytes:
-        """The whole body, at most ``limit`` bytes."""
+        """The whole body, at most ``limit`` bytes. Read in pieces whatever its framing, so
+        that bytes which came after a sized body (a host miscounting its length) are seen
+        and its connection not used again: they would be read as the next answer's start."""
         dec = self.decoder
-        if isinstance(dec, Sized):
-            if dec.left > limit:
-                raise Malformed(f"an answer of {dec.left} bytes, over the limit of {limit}")
-            try:
-                data = await self.conn.reader.readexactly(dec.left)
-            except asyncio.IncompleteReadError as exc:
-                raise Disconnected(
-                    f"the connection closed {dec.left - len(exc.partial)} bytes before the end of the answer"
-                ) from None
-            dec.feed(data)
-            return data
+        if isinstance(dec, Sized) and dec.left > limit:
+            raise Malformed(f"an answer of {dec.left} bytes, over the limit of {limit}")
         out: list[bytes] = []
         size = 0
         while not dec.done:
@@ -294,8 +287,9 @@ class Response:
             if isinstance(dec, UntilClose):
                 dec.done = True
                 return None
-            missing = dec.missing if isinstance(dec, Chunked) else f"{dec.left} bytes of the answer"
-            raise Disconnected(f"the connection closed mid-answer ({missing} missing)")
+            if isinstance(dec, Sized):
+                raise Disconnected(f"the connection closed {dec.left} bytes before the end of the answer")
+            raise Disconnected(f"the connection closed mid-answer ({dec.missing} missing)")
         return dec.feed(data)
 
     @property
