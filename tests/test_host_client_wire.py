@@ -446,9 +446,10 @@ def test_the_stream_is_cut_into_whole_blocks_however_it_arrives() -> None:
 
 def test_the_chunk_decoder_takes_bytes_one_at_a_time() -> None:
     data = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\nNEXT"
-    dec = client_http.Chunked()
-    out = b"".join(dec.feed(data[i : i + 1]) for i in range(len(data)))
-    assert out == b"hello world" and dec.done and dec.extra == b"NEXT"
+    for size in (1, 2, 3, 7, len(data)):
+        dec = client_http.Chunked()
+        out = b"".join(dec.feed(data[i : i + size]) for i in range(0, len(data), size))
+        assert out == b"hello world" and dec.done and dec.extra == b"NEXT", size
 
 
 async def test_close_ends_a_stream_in_use(fake) -> None:  # type: ignore[no-untyped-def]

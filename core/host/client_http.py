@@ -146,25 +146,30 @@ class Chunked:
         if self.done:
             self.extra += data
             return b""
-        buf = self._buf + data
+        # One pass over the bytes by position: slicing off each chunk's piece as it is
+        # read copies the rest of the read once per chunk (a read holds hundreds of an
+        # event each when a follower lags a host committing a few at a time).
+        buf = self._buf + data if self._buf else data
+        pos, size = 0, len(buf)
         out: list[bytes] = []
-        while buf and not self.done:
+        while pos < size and not self.done:
             if self._state == "data":
-                take = buf[: self._left]
-                out.append(take)
-                buf = buf[len(take) :]
-                self._left -= len(take)
+                end = min(size, pos + self._left)
+                out.append(buf[pos:end])
+                self._left -= end - pos
+                pos = end
                 if not self._left:
                     self._state = "data_end"
                 continue
-            line, sep, rest = buf.partition(b"\r\n")
-            if not sep:
-                if self._state != "trailer" and len(buf) > MAX_CHUNK_LINE:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                if self._state != "trailer" and size - pos > MAX_CHUNK_LINE:
                     raise Malformed(f"a chunked body's line is over {MAX_CHUNK_LINE} bytes")
-                if self._state == "trailer" and self._trailer_bytes + len(buf) > MAX_HEAD_BYTES:
+                if self._state == "trailer" and self._trailer_bytes + size - pos > MAX_HEAD_BYTES:
                     raise Malformed(f"a chunked body's trailers are over {MAX_HEAD_BYTES} bytes")
                 break
-            buf = rest
+            line = buf[pos:eol]
+            pos = eol + 2
             if self._state == "data_end":
                 if line:
                     raise Malformed(f"a chunk's data is followed by {line[:40]!r}, not CRLF")
@@ -181,9 +186,9 @@ class Chunked:
                     raise Malformed(f"a chunked body's trailers are over {MAX_HEAD_BYTES} bytes")
             else:
                 self.done = True
-                self.extra = buf
-                buf = b""
-        self._buf = buf
+                self.extra = buf[pos:]
+                pos = size
+        self._buf = buf[pos:]
         return b"".join(out)
 
     @property
