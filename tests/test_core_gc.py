@@ -105,6 +105,18 @@ async def test_a_closed_engine_is_freed_with_all_it_froze(tmp_path: Path) -> Non
         assert engine_ref() is None and task_ref() is None
     finally:
         await other.close()
+    # Opened again: a projection of BULK_TASKS records is frozen once loaded, and thawed
+    # with its engine's close as well.
+    again = await Engine.open(tmp_path / "a.db")
+    assert again.collector.frozen and len(again.state.tasks) == BULK_TASKS
+    engine_ref, task_ref = weakref.ref(again), weakref.ref(again.state.tasks["w/t0"])
+    await again.close()
+    del again
+    other = await Engine.open(tmp_path / "b.db")
+    try:
+        assert engine_ref() is None and task_ref() is None
+    finally:
+        await other.close()
 
 
 def test_a_big_workflow_is_frozen_once_built_and_its_tasks_freed_when_archived() -> None:
