@@ -202,3 +202,31 @@ async def test_samples_alone_wait_for_their_batch_and_none_is_lost(tmp_path: Pat
     finally:
         con.close()
     assert got == [(float(i), float(i)) for i in range(1, 6)]  # ...and committed by it
+
+
+async def test_samples_held_for_their_batch_are_stored_before_the_store_downsamples(tmp_path: Path) -> None:
+    """Maintenance downsamples the store's samples past the gauges' history, each range
+    once: samples still held in memory for their batch (no event to commit with) are
+    committed first, else they were written after their range was grouped and stayed
+    one row each for good."""
+    import math
+
+    eng = await Engine.open(tmp_path / "h.db", clock=VirtualClock())
+    store = eng.store
+    assert store is not None
+    try:
+        tel = eng.telemetry
+        bucket = eng.config.intervals.metric_bucket_s
+        tel.record(0.0, "response_time", "system", 1.0)
+        await eng.flush()  # the first is committed at once (none taken before)
+        tel.samples_taken = math.inf  # the rest held, as within SAMPLE_WRITE_S of wall time
+        for i in range(1, 6):
+            tel.record(float(i), "response_time", "system", 1.0)
+        await eng.flush()
+        assert len(tel.pending_rows) == 5
+        eng.clock.run_until(HISTORY * eng.config.intervals.sample_s + 2 * bucket)
+        await eng.checkpoints.maintain()  # prunes and downsamples: the six are one bucket's
+        assert tel.pending_rows == []
+        assert await store.metrics("response_time") == [(0.0, 1.0)]
+    finally:
+        await eng.close()

@@ -248,7 +248,8 @@ class Checkpoints:
         retention = e.config.intervals.metric_retention_s
         if e.store is not None and now - self.last_prune_at >= min(retention / 10, 3600.0):
             self.last_prune_at = now
-            await e.flush()
+            # Every held sample first: each range is downsampled once (Store.downsample_metrics).
+            await e.flush(all_samples=True)
             iv = e.config.intervals
             async with e.store_lock:
                 await e.store.prune_metrics(now - retention)

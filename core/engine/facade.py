@@ -122,7 +122,7 @@ class Engine:
         """Commit what is pending and close the store (closed even when the commit is
         refused: its thread would keep the process alive; the error is raised after)."""
         try:
-            await self.log.flush(final=True)
+            await self.flush(all_samples=True)
         finally:
             if self.store is not None:
                 await self.store.close()
@@ -156,9 +156,9 @@ class Engine:
     def end_unit(self, unit: Unit | None, keep: bool) -> bool:
         return self.log.end_unit(unit, keep)
 
-    async def flush(self) -> None:
+    async def flush(self, all_samples: bool = False) -> None:
         """Group commit, then tell subscribers (:meth:`EventLog.flush`)."""
-        await self.log.flush()
+        await self.log.flush(all_samples)
 
     @property
     def unflushed(self) -> int:

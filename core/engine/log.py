@@ -196,15 +196,16 @@ class EventLog:
         return bool(self.buffer) and self.buffer[0][0] <= self.last_change
 
     # -- group commit ---------------------------------------------------------------
-    async def flush(self, final: bool = False) -> None:
+    async def flush(self, all_samples: bool = False) -> None:
         """Group commit everything emitted since the last flush, then tell subscribers.
 
         Subscribers hear of a batch only after ``store.append`` returned (the
         transaction committed); a failed commit keeps the rows for the next flush and
         tells nobody. Without a store there is nothing to wait for: subscribers hear
         of each event as it is emitted. The archive records of workflows that
-        finished meanwhile are committed in the same transaction. ``final`` (the
-        engine closes): metric samples waiting for their batch are committed too."""
+        finished meanwhile are committed in the same transaction. ``all_samples`` (the
+        engine closes, or the store's samples are about to be downsampled): metric
+        samples waiting for their batch are committed too."""
         e = self.engine
         if e.store is None:
             # Nothing to write, so nothing is chained: ``head_hash`` is the hash of the last
@@ -215,8 +216,8 @@ class EventLog:
             return
         async with e.store_lock:
             archive = e.state.take_archive()
-            # Samples alone wait for their batch (Telemetry.take_rows); all of them at the end.
-            samples = e.telemetry.take_rows(now=bool(self.buffer or archive) or final)
+            # Samples alone wait for their batch (Telemetry.take_rows) unless all are asked for.
+            samples = e.telemetry.take_rows(now=bool(self.buffer or archive) or all_samples)
             if self.buffer or archive:
                 held, self.buffer = self.buffer, []
                 rows = chain_rows(e.head_hash, held)
