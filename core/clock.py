@@ -63,8 +63,11 @@ class VirtualClock:
         return self._now
 
     def call_at(self, when: float, fn: Callable[[], None]) -> Timer:
-        t = Timer(max(when, self._now), fn)
-        heapq.heappush(self._heap, (t.when, next(self._counter), t))
+        now = self._now
+        if when < now:  # max(when, now) without the builtin's call: the same object kept
+            when = now
+        t = Timer(when, fn)
+        heapq.heappush(self._heap, (when, next(self._counter), t))
         return t
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> Timer:
