@@ -208,3 +208,32 @@ def test_specs_are_recorded_as_the_whole_spec_would_be_encoded() -> None:
                 raise AssertionError(f"the whole spec accepts {bad}")
             except ValidationError as whole_exc:
                 assert exc.errors() == whole_exc.errors()
+
+
+async def test_an_open_that_fails_once_loaded_leaves_nothing_frozen(tmp_path: Path) -> None:
+    """An open that fails after the projection was loaded and frozen (here: the runtime
+    refuses to attach) thaws what it froze: the engine it built is collected, not held
+    in the permanent generation for the life of the process."""
+    import gc
+    import weakref
+
+    from core.engine.collector import BULK_TASKS
+
+    eng = await Engine.open(tmp_path / "f.db")
+    eng.create_workflow(_big("w", BULK_TASKS))
+    await eng.close()
+    del eng
+    refs: list[weakref.ref[Engine]] = []
+
+    class Refusing:
+        def attach(self, engine: Engine) -> None:
+            refs.append(weakref.ref(engine))
+            raise RuntimeError("no runtime today")
+
+    try:
+        await Engine.open(tmp_path / "f.db", runtime=Refusing())  # type: ignore[arg-type]
+        raise AssertionError("opened with a runtime that refused")
+    except RuntimeError:
+        pass
+    gc.collect()
+    assert len(refs) == 1 and refs[0]() is None

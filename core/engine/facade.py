@@ -98,6 +98,7 @@ class Engine:
         trust = config is not None and config.storage.trust_owner
         settle_before_open()
         store = await Store.open(path, readonly=readonly, trust_owner=trust)
+        eng: Engine | None = None
         try:
             eng = cls(config=config, clock=clock, store=store)
             eng.readonly = readonly
@@ -109,6 +110,8 @@ class Engine:
                 eng.attach_runtime(runtime)
         except BaseException as exc:
             await store.close()  # never leave the connection's thread behind: the process would hang
+            if eng is not None:
+                eng.collector.thaw()  # frozen once loaded, it would stay in memory for good
             if isinstance(exc, sqlite3.Error):
                 raise store.damaged(str(exc)) from None
             raise
