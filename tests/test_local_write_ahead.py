@@ -8,12 +8,16 @@ the next flush, not go out with the one that does not hold its event.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.runtimes.fleet import Fleet, HostRecord, Timing
+
+from .local_harness import header, open_text
 
 
 class Log:
@@ -117,3 +121,23 @@ async def test_a_failed_flush_sends_nothing_and_keeps_the_commands() -> None:
     assert h.outbox == [{"op": "start", "event": "assigned-1"}]
     fleet.loops[1].cancel()
     await asyncio.gather(*fleet.loops, return_exceptions=True)
+
+
+async def test_a_runs_end_is_committed_without_waiting_for_anyone_elses_flush(tmp_path: Path) -> None:
+    """Nobody flushes here (no host's pacing loop, no test driver): the pump commits the
+    assignment to send the start, and the run's end because the runtime asks for it."""
+    text = header() + (
+        '\n[[workflows]]\nid = "w"\nallocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }\n'
+        '  [[workflows.phases]]\n  name = "p"\n    [[workflows.phases.tasks]]\n    id = "t"\n'
+        '    command = ["true"]\n    specialization = "shell"\n'
+    )
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not rec.of("WORKFLOW_COMPLETED"):  # the recorder hears committed events only
+            assert time.monotonic() < deadline, [e.type for e in rec.events][-5:]
+            await asyncio.sleep(0.02)
+        assert [e.data["task"] for e in rec.of("TASK_COMPLETED")] == ["w/t"]
+    finally:
+        await runtime.shutdown()
+        await engine.close()

@@ -150,6 +150,10 @@ class Reports(Generic[H]):
             )
         else:
             sink.task_failed(h.agent, task, str(msg.get("error", "failed")), msg.get("output"))
+        # Committed by the pump's next flush, with the start of the agent's next task if
+        # there is one (the same flush), else on its own: a workflow's last end is not
+        # left waiting for the host's pacing flush.
+        fleet.poke()
 
     def _task_usage(self, agent_id: str, task_id: str, attempt: int, raw: Any) -> None:
         """A run's usage report, validated at this boundary (a malformed one is dropped
