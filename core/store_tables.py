@@ -29,6 +29,7 @@ Write = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 
 CHECKPOINT_ID_HIGH = "checkpoint_id_high"
 """The meta key holding the highest checkpoint id ever given."""
+_INSERT_SAMPLES = "INSERT INTO metrics(series, ts, value) VALUES (?,?,?)"
 
 
 class CheckpointTable:
@@ -259,11 +260,16 @@ class MetricSamples:
         why = err.args[0] if err is not None else f"the metrics table is damaged ({exc})"
         self.problem = f"metric samples could not be {doing}: {why}; gauges show no samples from the store"
 
-    async def _series_ids(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """Ids of (name, subject) series, made for those new (inside a write transaction)."""
+    async def _stored(self, rows: Sequence[tuple[float, str, str, float]]) -> list[tuple[int, float, float]]:
+        """Samples as rows (series id, ts, value): one pass when every series is known, else ids made first."""
+        known = self._series
+        try:
+            return [(known[(r[1], r[2])], r[0], r[3]) for r in rows]
+        except KeyError:  # a series new to this process, or its ids not read yet
+            keys = {(r[1], r[2]) for r in rows}
         if not self._series:
-            rows = await (await self._db.execute("SELECT id, name, subject FROM metric_series")).fetchall()
-            self._series = {(r[1], r[2]): int(r[0]) for r in rows}
+            found = await (await self._db.execute("SELECT id, name, subject FROM metric_series")).fetchall()
+            self._series = {(r[1], r[2]): int(r[0]) for r in found}
         new = [k for k in keys if k not in self._series]
         if new:
             await self._db.executemany("INSERT OR IGNORE INTO metric_series(name, subject) VALUES (?, ?)", new)
@@ -273,7 +279,7 @@ class MetricSamples:
                 ).fetchone()
                 assert row is not None, "a series inserted in this transaction is there"
                 self._series[(name, subject)] = int(row[0])
-        return self._series
+        return [(self._series[(r[1], r[2])], r[0], r[3]) for r in rows]
 
     async def add(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
         """Store samples, one transaction per batch (the connection autocommits: without
@@ -283,10 +289,7 @@ class MetricSamples:
             return
 
         async def statements() -> None:
-            ids = await self._series_ids({(r[1], r[2]) for r in rows})
-            await self._db.executemany(
-                "INSERT INTO metrics(series, ts, value) VALUES (?,?,?)", [(ids[(r[1], r[2])], r[0], r[3]) for r in rows]
-            )
+            await self._db.executemany(_INSERT_SAMPLES, await self._stored(rows))
 
         try:
             await self._write(statements)
@@ -302,10 +305,7 @@ class MetricSamples:
         if not rows:
             return
         try:
-            ids = await self._series_ids({(r[1], r[2]) for r in rows})
-            await self._db.executemany(
-                "INSERT INTO metrics(series, ts, value) VALUES (?,?,?)", [(ids[(r[1], r[2])], r[0], r[3]) for r in rows]
-            )
+            await self._db.executemany(_INSERT_SAMPLES, await self._stored(rows))
         except sqlite3.DatabaseError as exc:
             if classify(exc, self.path) is not None:
                 raise

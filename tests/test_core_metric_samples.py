@@ -46,6 +46,33 @@ async def test_recent_reads_every_series_in_one_query(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_a_batch_with_a_new_series_stores_every_sample_under_its_own_series(tmp_path: Path) -> None:
+    """Known series are written in one pass; a batch holding one new series (or written after
+    the ids were forgotten, or by a store opened again) makes that id first, never a second
+    id for a series already stored."""
+    store = await Store.open(tmp_path / "m.db")
+    try:
+        await store.add_metrics([(1.0, "a", "system", 1.0)])
+        await store.add_metrics([(2.0, "a", "system", 2.0), (2.0, "b", "z", 20.0), (3.0, "a", "system", 3.0)])
+        store.metric_table.forget_series()  # as after a rolled-back transaction
+        await store.add_metrics([(4.0, "b", "z", 40.0), (4.0, "a", "system", 4.0)])
+    finally:
+        await store.close()
+    store = await Store.open(tmp_path / "m.db")
+    try:
+        await store.add_metrics([(5.0, "a", "system", 5.0), (5.0, "c", "system", 0.5)])
+        assert await store.metrics("a", "system") == [(float(t), float(t)) for t in range(1, 6)]
+        assert await store.metrics("b", "z") == [(2.0, 20.0), (4.0, 40.0)]
+        assert await store.metrics("c", "system") == [(5.0, 0.5)]
+    finally:
+        await store.close()
+    con = sqlite3.connect(tmp_path / "m.db")
+    try:
+        assert sorted(r[0] for r in con.execute("SELECT name FROM metric_series")) == ["a", "b", "c"]
+    finally:
+        con.close()
+
+
 def _to_v3(db: Path) -> int:
     """Rewrite a database's samples into the schema-3 layout (names on every row)."""
     con = sqlite3.connect(db)
