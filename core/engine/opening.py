@@ -224,8 +224,8 @@ class Opening:
         digests = {key: snap.get(key) for key in DIGEST_KEYS.values()}
         try:
             # Many long-lived records at once, none of them garbage: a young-generation
-            # pass every 700 of them would walk them again and again (the collection
-            # after the open settles them, ``Collector.settle``).
+            # pass every 700 of them would walk them again and again (once loaded, a
+            # big projection is frozen: ``Collector.loaded``).
             with gc_paused():
                 state = State.from_snapshot(EVENTS.folds, snap, collect_archive=True, history=history)
         except (ValueError, KeyError, TypeError):
