@@ -88,7 +88,7 @@ def load_into(
     s.pools = {k: Pool.model_validate(v) for k, v in snap["pools"].items()}
     s.agents = {k: Agent.model_validate(v) for k, v in snap["agents"].items()}
     s.workflows = {k: Workflow.model_validate(v) for k, v in snap["workflows"].items()}
-    s.tasks = {k: Task.model_validate(v) for k, v in snap["tasks"].items()}
+    s.tasks = {k: Task.restored(v) for k, v in snap["tasks"].items()}
     records: dict[int, Checkpoint] | None = None
     if is_compact(snap):
         if history is None:

@@ -236,3 +236,26 @@ def test_no_mutable_context_is_shared_after_a_demo_run() -> None:
     tasks = list(eng.state.tasks.values())
     assert any(t.context.shared for t in tasks) and any(not t.context.shared for t in tasks)
     _no_mutable_context_shared(tasks)
+
+
+def test_a_restored_task_holds_the_shared_context_of_its_values_and_encodes_as_before() -> None:
+    """A snapshot's tasks come back holding the shared context when they have none of
+    their own (as the folds left them), their own otherwise (values, or a -0.0 progress
+    that encodes differently from 0.0); the restored state encodes as the one snapshotted,
+    and a later fold's write goes to the one task. A bad record is still refused."""
+    s = _state_with_tasks(4)
+    s.apply(Event(2, 1.0, "AGENT_ALLOCATED", "fleet", "agent", {"agent": "a1", "pool": "p", "specializations": ["x"]}))
+    s.apply(Event(3, 2.0, "TASK_ASSIGNED", "agent", "task", {"task": "w/t0", "agent": "a1"}))
+    s.apply(Event(4, 3.0, "TASK_COMPLETED", "agent", "task", {"task": "w/t0"}))
+    s.apply(Event(5, 4.0, "TASK_PROGRESS", "agent", "task", {"task": "w/t1", "progress": "-0.0"}))
+    snap = s.snapshot(full=True)
+    r = State.from_snapshot(EVENTS.folds, json.loads(canonical_json(snap)))
+    assert canonical_json(r.snapshot(full=True)) == canonical_json(snap)
+    t0, t1, t2, t3 = (r.tasks[f"w/t{i}"] for i in range(4))
+    assert t0.context.shared and t0.context.progress == 1.0 and t2.context.shared and t2.context.progress == 0.0
+    assert not t1.context.shared and not t3.context.shared and t3.context.inputs == {"k": [1]}
+    _no_mutable_context_shared(list(r.tasks.values()))
+    r.apply(Event(6, 5.0, "TASK_PROGRESS", "agent", "task", {"task": "w/t2", "progress": 0.5, "partial": {"n": 1}}))
+    assert r.tasks["w/t2"].context.progress == 0.5 and r.tasks["w/t0"].context.partial_results == {}
+    with pytest.raises(ValidationError):
+        Task.restored({"id": "w/x", "workflow": "w", "phase": "p", "specialization": "x", "extra": 1})
