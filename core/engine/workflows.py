@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired, Required, TypeVar, cast
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic reads TypedDicts of typing_extensions before 3.12
 
 from ..event_types import (
     TASK_PAUSED,
@@ -34,6 +35,47 @@ if TYPE_CHECKING:
 SUBMIT_CHUNK = 2000
 _TASK_LIST = TypeAdapter(list[TaskSpec])
 T = TypeVar("T")
+
+
+def _rows_of(model: type[BaseModel]) -> TypeAdapter[list[dict[str, Any]]]:
+    """A validator of a list of ``model``'s dicts that gives dicts, not models: a
+    TypedDict of the model's own fields (their types and constraints, its config), so it
+    refuses what the model refuses and its values are the model's. A field left out
+    stays out (its default is not filled in)."""
+    fields = {
+        k: (Required if f.is_required() else NotRequired)[
+            Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+        ]
+        for k, f in model.model_fields.items()
+    }
+    rows = cast(Any, TypedDict)(f"{model.__name__}Row", fields)
+    rows.__pydantic_config__ = model.model_config
+    return TypeAdapter(list[rows])  # type: ignore[valid-type]  # a type built at run time
+
+
+_TASK_ROWS = _rows_of(TaskSpec)
+_TASK_DEFAULTS = {
+    k: f.get_default(call_default_factory=True) for k, f in TaskSpec.model_fields.items() if not f.is_required()
+}
+
+
+def _task_chunk(rows: list[Any]) -> list[dict[str, Any]]:
+    """Tasks as ``list[TaskSpec]``'s ``dump_python(mode="json", exclude_defaults=True)``
+    gives them, without building the models (half the cost of a chunk): validated as
+    dicts, encoded by the same serializers, a value equal to its default dropped (the
+    validated value compared, as the dump compares it). What the dicts' validator refuses
+    is validated as models, whose error is the one raised."""
+    try:
+        valid = _TASK_ROWS.validate_python(rows)
+    except ValidationError:
+        return _TASK_LIST.dump_python(_TASK_LIST.validate_python(rows), mode="json", exclude_defaults=True)
+    out = _TASK_ROWS.dump_python(valid, mode="json")
+    defaults = _TASK_DEFAULTS
+    for v, o in zip(valid, out, strict=True):
+        for k, x in v.items():
+            if k in defaults and x == defaults[k]:
+                del o[k]
+    return out
 
 
 def _task_count(spec: WorkflowSpec | dict[str, Any]) -> int:
@@ -59,9 +101,9 @@ def _encoded(raw: dict[str, Any]) -> Generator[None, None, tuple[WorkflowSpec, d
     """Validate a submitted spec and encode it as recorded, a chunk of SUBMIT_CHUNK tasks
     per step (the generator yields between chunks); returns (the spec without its
     phases, the recorded data: what ``WorkflowSpec.model_dump(mode="json",
-    exclude_defaults=True)`` gives for the whole spec). Each chunk's models are dropped
-    once encoded: a whole spec's models (1.5 kB a task) are never held at once, and what
-    is built next reuses their memory. A problem raises the ``ValidationError`` of the
+    exclude_defaults=True)`` gives for the whole spec). Each chunk's validated tasks
+    are dropped once encoded (:func:`_task_chunk`): a whole spec's are never held at
+    once, and what is built next reuses their memory. A problem raises the ``ValidationError`` of the
     whole spec (its field paths)."""
     phases = raw.get("phases")
     if not isinstance(phases, list) or not all(
@@ -77,9 +119,7 @@ def _encoded(raw: dict[str, Any]) -> Generator[None, None, tuple[WorkflowSpec, d
             encoded: list[dict[str, Any]] = []
             rows = ph.get("tasks", [])
             for i in range(0, len(rows), SUBMIT_CHUNK):
-                encoded += _TASK_LIST.dump_python(
-                    _TASK_LIST.validate_python(rows[i : i + SUBMIT_CHUNK]), mode="json", exclude_defaults=True
-                )
+                encoded += _task_chunk(rows[i : i + SUBMIT_CHUNK])
                 yield
             dumped.append({**shell.model_dump(mode="json", exclude_defaults=True, exclude={"tasks"}), "tasks": encoded})
     except ValidationError:

@@ -1,0 +1,82 @@
+"""Tasks validated as dicts (``workflows._task_chunk``) record what their models'
+dump recorded and refuse what the models refuse, with the models' error."""
+
+from __future__ import annotations
+
+import math
+import random
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from core.engine.workflows import SUBMIT_CHUNK, _drained, _encoded, _task_chunk
+from core.events import canonical_json
+from core.models import TaskSpec, WorkflowSpec
+
+_MODELS = TypeAdapter(list[TaskSpec])
+_VALUES: list[Any] = [
+    None, True, False, 0, 1, -1, 2**70, 0.0, 1.0, 60, 60.0, 0.5, -0.5, 1e-7, 1e300, math.inf, -math.inf, math.nan,
+    "", "x", "60", "true", "echo hi", b"x", [], ["a"], ["a", "b"], [1], ("a",), {"a"}, {}, {"A": "1"}, {"A": 1},
+    {1: "a"}, {"k": [1, (2, 3)]}, {"k": {"n": None}}, TaskSpec(id="m", specialization="x"),
+]  # fmt: skip
+
+
+def _task(rng: random.Random, i: int) -> Any:
+    """A random task: some fields present, each with its default written out or a value
+    of any type (valid or not), sometimes an unknown key, a field missing, a mapping not a dict, or a model."""
+    if rng.random() < 0.02:
+        return TaskSpec(id=f"t{i}", specialization="x", cpu=rng.choice([0.0, 1.0, 2.0]))
+    row: dict[str, Any] = {"id": f"t{i}", "specialization": "x"}
+    for name in rng.sample(sorted(TaskSpec.model_fields), rng.randint(0, 4)):
+        field = TaskSpec.model_fields[name]
+        row[name] = field.get_default(call_default_factory=True) if rng.random() < 0.4 else rng.choice(_VALUES)
+    if rng.random() < 0.02:
+        row["nope"] = 1
+    if rng.random() < 0.02:
+        del row[rng.choice(["id", "specialization"])]
+    return MappingProxyType(row) if rng.random() < 0.02 else row
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, a NaN equal to a NaN (the stored text of a NaN is the same either way)."""
+    return repr(a) == repr(b)
+
+
+def test_random_tasks_give_the_models_bytes_or_the_models_error() -> None:
+    rng = random.Random(22)
+    valid = invalid = 0
+    for n in range(10000):
+        rows = [_task(rng, n * 10 + i) for i in range(rng.randint(1, 3))]
+        try:
+            want = _MODELS.dump_python(_MODELS.validate_python(rows), mode="json", exclude_defaults=True)
+        except ValidationError as exc:
+            invalid += 1
+            try:
+                _task_chunk(rows)
+            except ValidationError as got:
+                assert str(got) == str(exc), rows
+                continue
+            raise AssertionError(f"accepted what the models refuse: {rows}") from None
+        valid += 1
+        got = _task_chunk(rows)
+        assert _same(got, want), rows
+        assert [list(t) for t in got] == [list(t) for t in want]  # the same keys in the same order
+        if not any(isinstance(v, float) and math.isnan(v) for t in want for v in t.values()):
+            assert canonical_json(got) == canonical_json(want)
+    assert valid > 1500 and invalid > 1500  # both sides were exercised
+
+
+def test_a_refused_task_in_a_later_chunk_gives_the_whole_specs_error() -> None:
+    tasks: list[Any] = [{"id": f"t{i}", "specialization": "x"} for i in range(SUBMIT_CHUNK + 3)]
+    tasks[SUBMIT_CHUNK + 1] = {"id": "bad", "specialization": "x", "memory_gb": -1}
+    raw = {"id": "w", "phases": [{"name": "a", "tasks": tasks}]}
+    try:
+        _drained(_encoded(raw))
+        raise AssertionError("accepted a negative memory_gb")
+    except ValidationError as exc:
+        try:
+            WorkflowSpec.model_validate(raw)
+        except ValidationError as whole:
+            assert str(exc) == str(whole)
+            assert exc.errors()[0]["loc"] == ("phases", 0, "tasks", SUBMIT_CHUNK + 1, "memory_gb")
