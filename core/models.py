@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from math import copysign
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import (
@@ -287,21 +286,6 @@ class Task(_Record):
     branch: str | None = None
     repo: str | None = None
     """The repository the worktree belongs to."""
-
-    @classmethod
-    def restored(cls, data: Any) -> Self:
-        """A task from a snapshot, validated (:meth:`model_validate`); a context with
-        nothing of its own is the shared one of its values, as the folds leave most
-        tasks (four objects fewer per task in a restored projection). -0.0 keeps its
-        own context: it encodes differently from the shared 0.0."""
-        t = cls.model_validate(data)
-        c = t.context
-        if not (c.inputs or c.partial_results or c.last_output) and copysign(1.0, c.progress) > 0:
-            if c.progress == 0.0:
-                t.context = EMPTY_CONTEXT
-            elif c.progress == 1.0:
-                t.context = DONE_CONTEXT
-        return t
 
     def own_context(self) -> TaskContext:
         """The task's context to change in place: a shared one is copied first."""

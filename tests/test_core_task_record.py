@@ -20,6 +20,7 @@ from core.event_types import EVENTS
 from core.events import Event, canonical_json
 from core.models import Task, TaskContext, TaskStatus, tasks_json
 from core.projection import State
+from core.projection_snapshot import restored_task
 from core.session import memory_sim
 
 orjson = pytest.importorskip("orjson")
@@ -258,4 +259,4 @@ def test_a_restored_task_holds_the_shared_context_of_its_values_and_encodes_as_b
     r.apply(Event(6, 5.0, "TASK_PROGRESS", "agent", "task", {"task": "w/t2", "progress": 0.5, "partial": {"n": 1}}))
     assert r.tasks["w/t2"].context.progress == 0.5 and r.tasks["w/t0"].context.partial_results == {}
     with pytest.raises(ValidationError):
-        Task.restored({"id": "w/x", "workflow": "w", "phase": "p", "specialization": "x", "extra": 1})
+        restored_task({"id": "w/x", "workflow": "w", "phase": "p", "specialization": "x", "extra": 1})
