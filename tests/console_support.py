@@ -7,7 +7,6 @@ from pathlib import Path
 
 from core.config import Config
 from tui.app import OpsdeckApp
-from tui.widgets.event_log import EventLog
 
 SEED = 7
 
@@ -17,19 +16,64 @@ def make_app(db: Path, *, readonly: bool = False, demo: bool = True, config: Con
     return OpsdeckApp(db=db, config=config or Config(), demo=demo, seed=SEED, speed=0, readonly=readonly)
 
 
+BUSY_S = 30.0
+"""How long a console test waits for a state before it fails: a loaded machine is slow,
+a state that never comes fails the test rather than being drawn half-way."""
+
+
+def reads_pending(app: OpsdeckApp, node: object) -> bool:
+    """Whether a worker run by ``node`` has not finished: its answer (a thread worker's
+    call_from_thread) is not applied yet."""
+    return any(w.node is node and not w.is_finished for w in app.workers)
+
+
+def log_at_head(app: OpsdeckApp) -> bool:
+    """Whether the event log pane shows the engine's head as the store holds it: every
+    event committed and known to the pane (its height grown to them), the rows on screen
+    read, their progress counts fetched (the filter's run included), the end in view when
+    it follows, and no read of the pane's under way."""
+    link, log = app.link, app.log_pane
+    if link is None:
+        return False
+    head = link.state.seq
+    return (
+        link.committed_seq == head
+        and log.head == head
+        and log.db_head == head
+        and log.virtual_size.height == log.count
+        and log.visible_ready()
+        and log.folds_ready()
+        and (not log.follow or log.scroll_y == log.max_scroll_y)
+        and not reads_pending(app, log)
+    )
+
+
+def log_state(app: OpsdeckApp) -> str:
+    """What :func:`log_at_head` looked at, for the message of a test that gave up waiting."""
+    link, log = app.link, app.log_pane
+    if link is None:
+        return "no link"
+    return (
+        f"state seq {link.state.seq}, committed {link.committed_seq}, pane head {log.head}, "
+        f"pane db_head {log.db_head}, rows read {log.visible_ready()}, counts {log.folds_ready()}, "
+        f"follow {log.follow} at {log.scroll_y} of {log.max_scroll_y}, reads pending {reads_pending(app, log)}"
+    )
+
+
 async def settle(app: OpsdeckApp, pilot, seconds: float = 0.0) -> None:  # type: ignore[no-untyped-def]
-    """Advance the simulation, flush, redraw panes, and wait for the event log's window."""
-    await app.link_opened()
+    """Advance the simulation, then wait until every pane shows where it ended: the event
+    log at the head (:func:`log_at_head`), the lists and the header redrawn from the state."""
+    link = await app.link_opened()
     if seconds:
         await app.host.advance(seconds)
     app.refresh_panes()
-    log = app.query_one(EventLog)
-    log.tick()
-    for _ in range(100):
-        await pilot.pause(0.02)
-        if log.visible_ready():
-            break
-    await pilot.pause(0.05)
+    app.log_pane.tick(link.committed_seq)  # what the refresh timer does, without waiting for its turn
+    assert await wait_for(pilot, lambda: log_at_head(app), BUSY_S), log_state(app)
+    app.refresh_panes()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+    # Still so once the redraw is laid out (a layout can move the pane's end).
+    assert await wait_for(pilot, lambda: log_at_head(app), BUSY_S), log_state(app)
 
 
 def local_app(tmp_path: Path, workflow_text: str, config: Config | None = None) -> OpsdeckApp:

@@ -11,8 +11,12 @@ from pathlib import Path
 import pytest
 
 from core.config import Config
-from tests.console_support import make_app, wait_for
+from tests.console_support import BUSY_S, make_app, reads_pending, wait_for
 from tests.console_support import settle as settle_app
+from tui.screens.checkpoints import CheckpointsScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.screens.result import ResultScreen
 
 MANUAL = Config.model_validate(
     {"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}}
@@ -54,10 +58,13 @@ async def _open(pilot, pane: str, option: str) -> None:  # type: ignore[no-untyp
     ol.focus()
     ol.highlighted = [o.id for o in ol.options].index(option)
     await pilot.press("enter")
-    await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
-    await wait_for(pilot, lambda: bool(getattr(app.screen, "events", None)), 3.0)
-    app.screen.redraw()
-    await pilot.pause(0.1)
+    assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0], BUSY_S)
+    screen = app.screen
+    # Its recent events (and a finished workflow's archive) are read by workers.
+    assert await wait_for(pilot, lambda: bool(screen.events) and not reads_pending(app, screen), BUSY_S)
+    await settle(app, pilot)
+    screen.redraw()
+    await pilot.pause()
 
 
 @pytest.mark.slow
@@ -103,7 +110,8 @@ def test_incident_screen(snap_compare, db):
         await _open(pilot, "#incidents", f"incident:{inc}")
         # The "new incident" toast is still up or already gone depending on the machine's load.
         pilot.app.clear_notifications()
-        await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: not pilot.app.screen.query("Toast"), BUSY_S)
+        await settle(pilot.app, pilot)
 
     assert snap_compare(make_app(db, config=MANUAL), terminal_size=(120, 40), run_before=run_before)
 
@@ -124,8 +132,8 @@ def test_checkpoints_screen(snap_compare, db):
         await app.host.engine.checkpoint("manual", "before the release")
         await settle(app, pilot, 300)
         await pilot.press("b")
-        await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen), BUSY_S)
+        await settle(pilot.app, pilot)
 
     assert snap_compare(make_app(db), terminal_size=(120, 30), run_before=run_before)
 
@@ -138,8 +146,8 @@ def test_confirmation_modal(snap_compare, db):
         cp = await app.host.engine.checkpoint("manual", "before the release")
         await settle(app, pilot, 300)
         app.request_rollback(cp)
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), BUSY_S)
+        await settle(pilot.app, pilot)
 
     assert snap_compare(make_app(db), terminal_size=(100, 30), run_before=run_before)
 
@@ -149,7 +157,8 @@ def test_help_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await settle(pilot.app, pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), BUSY_S)
+        await settle(pilot.app, pilot)
 
     assert snap_compare(make_app(db), terminal_size=(120, 40), run_before=run_before)
 
@@ -162,8 +171,8 @@ def test_result_screen_80x24(snap_compare, db):
         app = pilot.app
         await settle(app, pilot, 300)
         await pilot.press("colon", *"/resource-manager status", "enter")
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "ResultScreen")
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen), BUSY_S)
+        await settle(pilot.app, pilot)
 
     assert snap_compare(make_app(db), terminal_size=(80, 24), run_before=run_before)
 
@@ -179,7 +188,7 @@ def test_workflow_cancel_dialog_160x48(snap_compare, db):
         wl.focus()
         wl.highlighted = [o.id for o in wl.options].index("wf:workflow_003")
         await pilot.press("X")
-        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), BUSY_S)
+        await settle(pilot.app, pilot)
 
     assert snap_compare(make_app(db), terminal_size=(160, 48), run_before=run_before)
