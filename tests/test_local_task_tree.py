@@ -49,7 +49,7 @@ tree.signal(ended.pid, ended.pid, signal.SIGKILL, running=None)
 assert scans == [], scans
 # Must NOT skip a child that is there: it is found and killed.
 child = subprocess.Popen(["sleep", "30"], start_new_session=True)
-tree.signal(None, child.pid, signal.SIGKILL, running=None)
+tree.signal(None, child.pid, signal.SIGKILL, running=child.pid)  # its own child: collected by wait() below
 assert scans == [os.getpid()], scans
 assert child.wait(10) == -signal.SIGKILL
 print("ok")
