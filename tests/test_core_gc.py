@@ -143,7 +143,9 @@ def test_a_big_workflow_is_frozen_once_built_and_its_tasks_freed_when_archived()
     try:
         before = gc.get_freeze_count()
         eng.create_workflow(_big("small", BULK_TASKS - 1))
-        assert gc.get_freeze_count() == before
+        # The count can fall (objects another test froze in this process, freed by
+        # refcount meanwhile) but only a freeze makes it rise.
+        assert not eng.collector.frozen and gc.get_freeze_count() <= before
         bad = _big("bad", BULK_TASKS)
         bad["phases"][0]["tasks"][5]["depends_on"] = ["nowhere"]  # type: ignore[index]
         try:
@@ -151,7 +153,7 @@ def test_a_big_workflow_is_frozen_once_built_and_its_tasks_freed_when_archived()
             raise AssertionError("accepted a dependency on no task")
         except EngineError as exc:
             assert exc.code == "INVALID_WORKFLOW"
-        assert gc.get_freeze_count() == before and not eng.state.knows("bad")
+        assert not eng.collector.frozen and gc.get_freeze_count() <= before and not eng.state.knows("bad")
         eng.create_workflow(_big("w", BULK_TASKS))
         assert eng.collector.frozen and gc.get_freeze_count() >= before + BULK_TASKS
         refs = [weakref.ref(eng.state.tasks[f"w/t{i}"]) for i in (0, BULK_TASKS // 2, BULK_TASKS - 1)]
