@@ -16,7 +16,7 @@ from core.config import Config
 from core.event_types import EVENTS
 from core.incident_models import Incident, Plan, PlanState
 from core.projection import State
-from tests.console_support import drill_until_plan, make_app, wait_for
+from tests.console_support import BUSY_S, drill_until_plan, make_app, wait_for
 from tui import awaiting
 from tui.screens.confirm import ConfirmScreen
 
@@ -84,8 +84,16 @@ async def test_nothing_awaits_nothing_happens(tmp_path):
         _highlight(app, f"plan:{second}")
         seq = eng.state.seq
         for key in ("a", "d", "e", "K"):
+            before = {n.identity for n in app._notifications}
             await pilot.press(key)
-            await pilot.pause(0.3)
+            # The key answered with its "no plan" toast ...
+            assert await wait_for(
+                pilot,
+                lambda before=before: any(
+                    n.title.endswith(": no plan") and n.identity not in before for n in app._notifications
+                ),
+                BUSY_S,
+            ), key
             assert app.screen is app.screen_stack[0], key  # no dialog on a finished plan
         assert eng.state.seq == seq
         assert {eng.state.plans[p].state for p in (first, second)} == {"rejected"}

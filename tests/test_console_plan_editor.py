@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console_support import drill_until_plan, make_app, wait_for
+from tests.console_support import BUSY_S, drill_until_plan, make_app, wait_for
 from tests.test_console_plans import MANUAL
 from tui.screens.plan_edit import PlanEditScreen
 from tui.widgets.step_editor import StepRow, StepsEditor
@@ -37,7 +37,9 @@ async def test_editor_round_trip_and_invalid_line_refused(tmp_path):
         assert "no-such-operation" in last.error and last.error_text.display
         seq = eng.state.seq
         await pilot.press("ctrl+s")
-        await pilot.pause(0.3)
+        assert await wait_for(
+            pilot, lambda: "nothing was saved" in str(app.screen.query_one("#edit-error").render()), BUSY_S
+        )
         assert isinstance(app.screen, PlanEditScreen)
         assert [st.command for st in eng.state.plans[pid].steps] == before
         assert eng.state.seq == seq and eng.state.plans[pid].edited_by == []
@@ -85,7 +87,9 @@ async def test_editor_cancel_and_a_save_the_host_refuses_change_nothing(tmp_path
         res = await app.link.send(f"/incident approve {pid}")  # as from another console
         assert res["status"] == "success"
         await pilot.press("ctrl+s")
-        await pilot.pause(0.3)
+        assert await wait_for(
+            pilot, lambda: "nothing was saved" in str(app.screen.query_one("#edit-error").render()), BUSY_S
+        )
         assert isinstance(app.screen, PlanEditScreen)
         said = str(app.screen.query_one("#edit-error").render())
         assert "INVALID_STATE" in said and "nothing was saved" in said

@@ -24,7 +24,7 @@ async def test_approve_plan_after_cancel(tmp_path):
         await pilot.press("a")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("enter")  # Cancel is focused: nothing happens
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert eng.state.plans[pid].state == "proposed"
         await pilot.press("a")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))

@@ -34,7 +34,7 @@ async def test_hold_then_advance_a_staged_resumption(tmp_path):
         await pilot.press("n")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("enter")  # Cancel
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert eng.state.resumptions[rid].next_step == first
         await pilot.press("n")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
