@@ -35,8 +35,8 @@ async def test_rollback_cancel_then_confirm(tmp_path):
         assert done() != at_cp
         await pilot.press("b")
         assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
-        await pilot.pause(0.1)
         ol = app.screen.query_one("OptionList")
+        assert await wait_for(pilot, lambda: str(cp) in [o.id for o in ol.options])
         ol.highlighted = [o.id for o in ol.options].index(str(cp))
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -100,15 +100,13 @@ async def test_follow_pauses_on_scroll_up_and_resumes_at_end(tmp_path):
         assert log.follow and log.scroll_y == log.max_scroll_y
         log.focus()
         await pilot.press("pageup", "pageup")
-        await pilot.pause(0.1)
-        assert not log.follow
+        assert await wait_for(pilot, lambda: not log.follow)
         y = log.scroll_y
         await settle(app, pilot, 300)
         assert log.scroll_y == y, "a paused log must not move"
         assert log.scroll_y < log.max_scroll_y
         await pilot.press("end")
-        await pilot.pause(0.1)
-        assert log.follow and log.scroll_y == log.max_scroll_y
+        assert await wait_for(pilot, lambda: log.follow and log.scroll_y == log.max_scroll_y)
         await settle(app, pilot, 300)
         assert log.scroll_y == log.max_scroll_y, "following keeps the end in view"
         assert log.visible_ready()
@@ -134,7 +132,7 @@ async def test_pause_resume_and_cancel_workflow(tmp_path):
         await pilot.press("X")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("escape")
-        await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert eng.state.status_of("workflow_002") is WorkflowStatus.RUNNING
         await pilot.press("X")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from core.events import Event
-from tests.console_support import make_app, settle, wait_for
+from tests.console_support import BUSY_S, make_app, reads_pending, settle, wait_for
 from tui.log_source import FilterError, LogFilter
 from tui.screens.event import EventScreen
 
@@ -53,14 +53,17 @@ async def test_stored_and_live_rows_match_the_same_and_bad_filters_change_nothin
         assert await wait_for(pilot, lambda: log.matches is not None)
         # Events arrive live (not yet read from the store) ...
         await app.host.advance(600)
-        await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: log.head == eng.state.seq and not reads_pending(app, log), BUSY_S)
         live_count = log.count
         # ... then re-applying the same filter reads them from the store: the same count.
         await eng.flush()
         app._log_tick()
         log.apply_filter("wf:workflow_001")
-        assert await wait_for(pilot, lambda: log.matches is not None and log.filter.workflow == "workflow_001")
-        await pilot.pause(0.2)
+        # The filter is set at once; its run over the store is a worker: wait for its answer.
+        assert await wait_for(
+            pilot, lambda: log.filter.workflow == "workflow_001" and not reads_pending(app, log), BUSY_S
+        )
+        assert log.matches is not None
         assert log.count == live_count
         stored = log.source.read_seqs(list(log.matches))
         assert all(LogFilter.parse("wf:workflow_001").matches(e) for e in stored)
@@ -76,7 +79,7 @@ async def test_stored_and_live_rows_match_the_same_and_bad_filters_change_nothin
         # An unknown type is refused; the filter in force stays.
         before = (log.filter, log.count)
         await pilot.press("slash", *"type:NOPE", "enter")
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: any("NOPE" in n.message for n in app._notifications))
         assert (log.filter, log.count) == before
         assert app.filter_input.display  # still open to fix
         await pilot.press("escape")

@@ -45,8 +45,8 @@ async def test_rollback_dialogs_show_each_workflow_before_and_after(tmp_path):
         assert moved, "the clock moved: some workflow progressed since the checkpoint"
         await pilot.press("b")
         assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
-        await pilot.pause(0.1)
         ol = app.screen.query_one("OptionList")
+        assert await wait_for(pilot, lambda: str(cp) in [o.id for o in ol.options])
         ol.highlighted = [o.id for o in ol.options].index(str(cp))
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))

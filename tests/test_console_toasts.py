@@ -37,7 +37,7 @@ async def test_same_toast_twice_shows_once_and_brackets_survive(tmp_path):
         await app.link_opened()
         app.notify("see [console.filters] in the config")
         app.notify("see [console.filters] in the config")
-        await pilot.pause(0.2)
+        await pilot.pause()
         assert [n.message for n in app._notifications].count("see [console.filters] in the config") == 1
         shown = [n for n in app._notifications if "[console.filters]" in n.message]
         assert shown and not shown[0].markup  # plain text: the brackets are shown as typed
@@ -55,11 +55,14 @@ async def test_toasts_never_cover_the_command_line(tmp_path):
         assert await wait_for(pilot, lambda: app.command_line.display)
         for i in range(5):
             app.notify(f"toast number {i} with enough words to wrap onto a second line at eighty columns")
-            await pilot.pause(0.05)
+            assert await wait_for(
+                pilot,
+                lambda i=i: any(f"toast number {i}" in str(t.render()) and t.region.height for t in app.query(Toast)),
+            )
         line = app.command_line.region
         assert line.height > 0
         assert await wait_for(pilot, lambda: "toast number 4" in " ".join(str(t.render()) for t in app.query(Toast)))
-        await pilot.pause(0.2)
+        await pilot.pause()
         toasts = list(app.query(Toast))
         assert 1 <= len(toasts) <= toast_room(24) < 5
         for toast in toasts:
