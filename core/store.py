@@ -3,8 +3,9 @@
 The event log is the source of truth. It is append-only (triggers refuse UPDATE and
 DELETE) and hash-chained (each row holds the previous row's hash and a SHA-256 over
 its canonical encoding). Writes arrive in batches (group commit): one executemany
-per batch, never one thread round trip per event. Metric samples live outside the
-chain in their own table, with retention.
+per batch, the whole transaction one round trip to aiosqlite's thread
+(``store_commit``). Metric samples live outside the chain in their own table, with
+retention.
 
 :class:`Store` holds the connection, the one write path and the chain's head anchor;
 it is composed of parts, each a module: the file checks, schema and migrations
@@ -19,9 +20,9 @@ import contextlib
 import os
 import secrets
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from .events import GENESIS_HASH, Event, EventRow
 from .private import PrivateError, trust_requested
 from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
+from .store_commit import LOCK_WAIT_S, on_connection_thread, retrying, transaction
 from .store_errors import StorageError, StoreError, classify
 from .store_reads import EVENT_COLUMNS, EventReader, row_hash_ok, row_to_event
 from .store_schema import (
@@ -51,6 +53,7 @@ from .store_tables import CheckpointTable, MetricSamples, ProcessTable, SamplesR
 
 __all__ = [
     "EVENT_COLUMNS",
+    "LOCK_WAIT_S",
     "SCHEMA_VERSION",
     "EventRow",
     "StorageError",
@@ -63,9 +66,6 @@ __all__ = [
     "row_to_event",
     "scalar",
 ]
-
-LOCK_WAIT_S = 60.0
-"""How long a write keeps retrying against another process's lock before it gives up (for now)."""
 
 
 class Store:
@@ -249,27 +249,17 @@ class Store:
                 await self._db.execute("ROLLBACK")
 
     async def _write(self, statements: Callable[[], Awaitable[None]]) -> None:
-        """Run ``statements`` in one transaction. A full disk, a read-only file system
-        or an I/O error raise StorageError (nothing of it committed); another process's
-        lock is waited for (``on_wait`` is told) up to LOCK_WAIT_S, then StorageError."""
-        start = time.monotonic()
-        while True:
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-                await statements()
-                await self._db.execute("COMMIT")
-                return
-            except Exception as exc:
-                await self._rollback()
-                err = classify(exc, self.path)
-                if err is None:
-                    raise
-                waited = time.monotonic() - start
-                if err.kind != "locked" or waited >= LOCK_WAIT_S:
-                    raise err from None
-                if self.on_wait is not None:
-                    self.on_wait(err, waited)
-                await asyncio.sleep(0.2)
+        """Run awaited ``statements`` in one transaction (``store_commit.retrying``)."""
+
+        async def attempt() -> None:
+            await self._db.execute("BEGIN IMMEDIATE")
+            await statements()
+            await self._db.execute("COMMIT")
+
+        await self._retrying(attempt)
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        await retrying(attempt, self.path, self._rollback, lambda: self.on_wait)
 
     # -- the chain ------------------------------------------------------------------
     async def append(
@@ -290,24 +280,27 @@ class Store:
         mark = self._anchor is not None and not self.anchored and bool(rows)
         samples: Sequence[tuple[float, str, str, float]] = () if self.metric_table.readonly else metrics
 
-        async def statements() -> None:
+        def statements(conn: sqlite3.Connection) -> None:
             if rows:
-                await self._db.executemany(f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                conn.executemany(f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
             if archive:
-                await self._db.executemany(
+                conn.executemany(
                     "INSERT OR IGNORE INTO archive(workflow, finished_seq, status, record) VALUES (?,?,?,?)", archive
                 )
             if mark:  # an older database: from this commit on, a missing anchor is a loss
-                await self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('anchored', '1')")
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('anchored', '1')")
             if samples:
-                await self.metric_table.insert(samples)
+                self.metric_table.insert(conn, samples)
+
+        def attempt() -> Awaitable[None]:  # the whole transaction: one round trip to the connection's thread
+            return on_connection_thread(self._db, partial(transaction, statements=statements))
 
         try:
             try:
-                await self._write(statements)
+                await self._retrying(attempt)
             except SamplesRefused:
                 samples = ()  # the batch again without them: refused samples cost only themselves
-                await self._write(statements)
+                await self._retrying(attempt)
         except BaseException:
             if metrics:
                 self.metric_table.forget_series()

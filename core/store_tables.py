@@ -20,6 +20,7 @@ import aiosqlite
 
 from .events import canonical_json
 from .projection_history import DIGEST_KEYS, HistoryChange, HistoryRows, KeptRow, expand, is_compact, rows_problem
+from .store_commit import on_connection_thread, series_ids
 from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 
@@ -260,26 +261,16 @@ class MetricSamples:
         why = err.args[0] if err is not None else f"the metrics table is damaged ({exc})"
         self.problem = f"metric samples could not be {doing}: {why}; gauges show no samples from the store"
 
-    async def _stored(self, rows: Sequence[tuple[float, str, str, float]]) -> list[tuple[int, float, float]]:
-        """Samples as rows (series id, ts, value): one pass when every series is known, else ids made first."""
+    def _rows(
+        self, conn: sqlite3.Connection, rows: Sequence[tuple[float, str, str, float]]
+    ) -> list[tuple[int, float, float]]:
+        """Samples as rows (series id, ts, value), series ids made first for new ones (on the connection's thread)."""
         known = self._series
         try:
             return [(known[(r[1], r[2])], r[0], r[3]) for r in rows]
         except KeyError:  # a series new to this process, or its ids not read yet
-            keys = {(r[1], r[2]) for r in rows}
-        if not self._series:
-            found = await (await self._db.execute("SELECT id, name, subject FROM metric_series")).fetchall()
-            self._series = {(r[1], r[2]): int(r[0]) for r in found}
-        new = [k for k in keys if k not in self._series]
-        if new:
-            await self._db.executemany("INSERT OR IGNORE INTO metric_series(name, subject) VALUES (?, ?)", new)
-            for name, subject in new:
-                row = await (
-                    await self._db.execute("SELECT id FROM metric_series WHERE name=? AND subject=?", (name, subject))
-                ).fetchone()
-                assert row is not None, "a series inserted in this transaction is there"
-                self._series[(name, subject)] = int(row[0])
-        return [(self._series[(r[1], r[2])], r[0], r[3]) for r in rows]
+            self._series = known = series_ids(conn, known, {(r[1], r[2]) for r in rows})
+        return [(known[(r[1], r[2])], r[0], r[3]) for r in rows]
 
     async def add(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
         """Store samples, one transaction per batch (the connection autocommits: without
@@ -289,7 +280,7 @@ class MetricSamples:
             return
 
         async def statements() -> None:
-            await self._db.executemany(_INSERT_SAMPLES, await self._stored(rows))
+            await on_connection_thread(self._db, lambda conn: conn.executemany(_INSERT_SAMPLES, self._rows(conn, rows)))
 
         try:
             await self._write(statements)
@@ -297,15 +288,16 @@ class MetricSamples:
             self._series = {}  # ids made in the transaction that was rolled back are gone
             self._failed(exc, "written")
 
-    async def insert(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
+    def insert(self, conn: sqlite3.Connection, rows: Sequence[tuple[float, str, str, float]]) -> None:
         """Store samples inside the caller's open write transaction (the events' group
-        commit: no transaction and sync of their own). A damaged or refusing metrics
-        table raises :class:`SamplesRefused` (said in ``problem``): the caller writes its
-        rows again without the samples. A full disk or read-only file is raised as is."""
+        commit, on the connection's thread: no transaction and sync of their own). A
+        damaged or refusing metrics table raises :class:`SamplesRefused` (said in
+        ``problem``): the caller writes its rows again without the samples. A full disk
+        or read-only file is raised as is."""
         if not rows:
             return
         try:
-            await self._db.executemany(_INSERT_SAMPLES, await self._stored(rows))
+            conn.executemany(_INSERT_SAMPLES, self._rows(conn, rows))
         except sqlite3.DatabaseError as exc:
             if classify(exc, self.path) is not None:
                 raise

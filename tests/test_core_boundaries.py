@@ -54,6 +54,7 @@ LAYERS: list[tuple[str, ...]] = [
     ),
     (
         "core.store_errors",
+        "core.store_commit",  # one transaction as one call on aiosqlite's thread, retried against a lock
         "core.sqlite_check",
         "core.timefmt",
         "core.store_schema",

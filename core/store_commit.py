@@ -1,0 +1,99 @@
+"""A group commit as one round trip to the connection's thread.
+
+aiosqlite runs each awaited statement on its own thread: a queue put, a thread
+wakeup and a future resolved back on the event loop, per statement. A commit of
+BEGIN, the inserts and COMMIT awaited one by one paid that four or five times;
+:func:`transaction` runs them all in one call on that thread. Because the whole
+transaction is one call, an abandoned await cannot leave the connection inside a
+transaction: the call still ends in COMMIT or ROLLBACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import aiosqlite
+
+from .store_errors import StorageError, classify
+
+T = TypeVar("T")
+
+LOCK_WAIT_S = 60.0
+"""How long a write keeps retrying against another process's lock before it gives up (for now)."""
+
+Statements = Callable[[sqlite3.Connection], None]
+"""Statements of one transaction, run on the connection's thread (no await inside)."""
+
+
+async def on_connection_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn(connection)`` on aiosqlite's thread, in its queue order with the awaited statements.
+
+    aiosqlite has no public way to run a function there: this is the one place that
+    uses its private ``_execute`` and ``_conn`` (the version is pinned in pyproject;
+    tests/test_core_store_commit.py fails if an upgrade removes them)."""
+    result: T = await db._execute(lambda: fn(db._conn))
+    return result
+
+
+async def retrying(
+    attempt: Callable[[], Awaitable[None]],
+    path: str,
+    rollback: Callable[[], Awaitable[None]],
+    on_wait: Callable[[], Callable[[StorageError, float], None] | None],
+) -> None:
+    """Run one transaction's ``attempt``. A full disk, a read-only file system or an
+    I/O error raise StorageError (nothing of it committed); another process's lock
+    is waited for (``on_wait()`` is told) up to LOCK_WAIT_S, then StorageError."""
+    start = time.monotonic()
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            await rollback()
+            err = classify(exc, path)
+            if err is None:
+                raise
+            waited = time.monotonic() - start
+            if err.kind != "locked" or waited >= LOCK_WAIT_S:
+                raise err from None
+            told = on_wait()
+            if told is not None:
+                told(err, waited)
+            await asyncio.sleep(0.2)
+
+
+def transaction(conn: sqlite3.Connection, statements: Statements) -> None:
+    """BEGIN IMMEDIATE, ``statements``, COMMIT; on any error ROLLBACK (if SQLite did not
+    already, as after a full disk) and the error raised as is for the caller to classify."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        statements(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def series_ids(
+    conn: sqlite3.Connection, known: dict[tuple[str, str], int], keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """``known`` (name, subject) -> series id with ``keys`` added: read when empty, new ones made."""
+    if not known:
+        found = conn.execute("SELECT id, name, subject FROM metric_series").fetchall()
+        known = {(r[1], r[2]): int(r[0]) for r in found}
+    new = [k for k in keys if k not in known]
+    if new:
+        conn.executemany("INSERT OR IGNORE INTO metric_series(name, subject) VALUES (?, ?)", new)
+        for name, subject in new:
+            row = conn.execute("SELECT id FROM metric_series WHERE name=? AND subject=?", (name, subject)).fetchone()
+            assert row is not None, "a series inserted in this transaction is there"
+            known[(name, subject)] = int(row[0])
+    return known
