@@ -100,6 +100,28 @@ async def wait_for(pilot, cond, timeout: float = 5.0) -> bool:  # type: ignore[n
     return bool(cond())
 
 
+async def palette_search(app: OpsdeckApp, pilot, text: str, want: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Open the command palette, type ``text`` and wait until its search has answered with
+    ``want`` in the first hit (one keystroke is one search: a fixed wait can read an earlier
+    one's hits); returns the first line of each hit."""
+    from textual.command import CommandList, CommandPalette
+
+    await pilot.press("ctrl+p")
+    assert await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), BUSY_S)
+    palette = app.screen
+    await pilot.press(*text)
+    await pilot.pause()
+
+    def hits() -> list[str]:
+        return [str(o.prompt).splitlines()[0] for o in palette.query_one(CommandList).options]
+
+    def answered() -> bool:
+        return not reads_pending(app, palette) and bool(hits()) and want in hits()[0]
+
+    assert await wait_for(pilot, answered, BUSY_S), hits()
+    return hits()
+
+
 async def start_drill(app: OpsdeckApp, pilot, name: str, via: str = "key") -> None:  # type: ignore[no-untyped-def]
     """Start a drill as an operator would and wait until the host runs it: by its key (D),
     the scenario chosen from the list, or (via="palette") by typing "Drill: NAME" in the
@@ -111,10 +133,7 @@ async def start_drill(app: OpsdeckApp, pilot, name: str, via: str = "key") -> No
 
     await app.link_opened()
     if via == "palette":
-        await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
-        await pilot.press(*f"Drill: {name}")
-        await pilot.pause(0.4)
+        await palette_search(app, pilot, f"Drill: {name}", name)
         await pilot.press("enter")
     else:
         await pilot.press("D")

@@ -9,7 +9,7 @@ import pytest
 
 from core.config import Config
 from core.models import WorkflowStatus
-from tests.console_support import make_app, settle, wait_for
+from tests.console_support import make_app, palette_search, settle, wait_for
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
@@ -196,7 +196,8 @@ async def test_readonly_refuses_changes(tmp_path):
         wl = app.query_one("#workflows")
         wl.focus()
         await pilot.press("c", "p", "X")
-        await pilot.pause(0.2)
+        refused = lambda: [n.message for n in app._notifications if "read-only" in n.message]  # noqa: E731
+        assert await wait_for(pilot, lambda: any("'Cancel workflow'" in t for t in refused())), refused()
         assert not isinstance(app.screen, ConfirmScreen)
         texts = [n.message for n in app._notifications]
         assert any("read-only" in t and "Checkpoint" in t for t in texts), texts
@@ -204,9 +205,9 @@ async def test_readonly_refuses_changes(tmp_path):
         # The checkpoints screen opens (watching is allowed) but rolling back is refused.
         await pilot.press("b")
         assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
-        await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: app.screen.query_one("OptionList").option_count > 0)
         await pilot.press("enter")
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: any("'rollback'" in t for t in refused())), refused()
         assert not isinstance(app.screen, ConfirmScreen)
         assert eng.state.seq == seq
     with sqlite3.connect(db) as con:
@@ -219,15 +220,7 @@ async def test_palette_search_runs_the_command(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot, 60)
         n = len(app.host.engine.state.checkpoints)
-        await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
-        await pilot.press(*"checkpoint")
-        await pilot.pause(0.4)
-        from textual.command import CommandList
-
-        cl = app.screen.query_one(CommandList)
-        prompts = [str(o.prompt) for o in cl.options]
-        assert prompts and "Checkpoint" in prompts[0].splitlines()[0], prompts
+        await palette_search(app, pilot, "checkpoint", "Checkpoint")
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: len(app.host.engine.state.checkpoints) == n + 1)
         cp = max(app.host.engine.state.checkpoints.values(), key=lambda c: c.id)
@@ -240,10 +233,7 @@ async def test_theme_switch_from_palette_and_config(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         assert app.theme == "opsdeck-dark"
-        await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
-        await pilot.press(*"Theme: opsdeck-light")
-        await pilot.pause(0.4)
+        await palette_search(app, pilot, "Theme: opsdeck-light", "opsdeck-light")
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: app.theme == "opsdeck-light")
         await pilot.press("t")
@@ -327,17 +317,12 @@ async def test_opens_a_database_it_did_not_create(tmp_path):
 
 @pytest.mark.slow
 async def test_palette_lists_slash_commands_and_opens_the_command_line(tmp_path):
-    from textual.command import CommandList
     from textual.widgets import Input
 
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
-        await pilot.press(*"/resource-manager allocate")
-        await pilot.pause(0.4)
-        prompts = [str(o.prompt).splitlines()[0] for o in app.screen.query_one(CommandList).options]
+        prompts = await palette_search(app, pilot, "/resource-manager allocate", "/resource-manager allocate")
         assert prompts[0] == "/resource-manager allocate", prompts
         await pilot.press("enter")
         assert await wait_for(pilot, lambda: app.command_line.display)
