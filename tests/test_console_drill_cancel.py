@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from tests.console_support import make_app, wait_for
+from tests.console_support import make_app, palette_search, wait_for
 from tui.screens.confirm import ConfirmScreen
 
 
@@ -27,7 +27,6 @@ async def test_cancel_drill_key_before_its_fault(tmp_path):
         res = await app.link.send("/host drill performance-degradation")
         assert res["status"] == "success"
         app.refresh_panes()
-        await pilot.pause(0.1)
         assert await wait_for(pilot, lambda: "drill performance-degradation" in str(app.header_pane.render()))
         inject_at = host.drill.inject_at
         await pilot.press("C")
@@ -41,8 +40,7 @@ async def test_cancel_drill_key_before_its_fault(tmp_path):
         assert _types(db, "DRILL_FAULT_INJECTED") == 0
         assert not host.engine.state.incidents
         app.refresh_panes()
-        await pilot.pause(0.1)
-        assert "drill performance-degradation" not in str(app.header_pane.render())
+        assert await wait_for(pilot, lambda: "drill performance-degradation" not in str(app.header_pane.render()))
         # The slot is free: the next drill arms.
         assert (await app.link.send("/host drill agent-cascade"))["status"] == "success"
         assert host.drill.name == "agent-cascade" and not host.drill.done
@@ -57,7 +55,7 @@ async def test_cancel_drill_with_none_running_changes_nothing(tmp_path):
         await eng.flush()
         seq = eng.state.seq
         await pilot.press("C")
-        await pilot.pause(0.3)
+        assert await wait_for(pilot, lambda: any("no drill is running" in n.message for n in app._notifications))
         assert app.screen is app.screen_stack[0]  # no dialog
         await eng.flush()
         assert eng.state.seq == seq
@@ -100,10 +98,7 @@ async def test_cancel_drill_from_the_palette(tmp_path):
         assert (await app.link.send("/host drill resource-exhaustion"))["status"] == "success"
 
         async def palette_cancel() -> None:
-            await pilot.press("ctrl+p")
-            await pilot.pause(0.2)
-            await pilot.press(*"Cancel drill")
-            await pilot.pause(0.4)
+            await palette_search(app, pilot, "Cancel drill", "Cancel drill")
             await pilot.press("enter")
             assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
 

@@ -37,14 +37,12 @@ async def test_focus_returns_after_each_modal(tmp_path):
         for i, (open_key, close_key) in enumerate(MODALS):
             pane = panes[i % len(panes)]
             pane.focus()
-            await pilot.pause(0.05)
-            assert app.focused is pane
+            assert await wait_for(pilot, lambda pane=pane: app.focused is pane)
             await pilot.press(open_key)
             assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0]), open_key
             await pilot.press(close_key)
             assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0]), open_key
-            await pilot.pause(0.05)
-            assert app.focused is pane, (pane.id, open_key, app.focused)
+            assert await wait_for(pilot, lambda pane=pane: app.focused is pane), (pane.id, open_key, app.focused)
 
 
 @pytest.mark.slow
@@ -108,5 +106,4 @@ async def test_arrows_in_other_panes_keep_the_log_following(tmp_path):
         # The log itself, scrolled up, stops following: the case that must stop it.
         log.focus()
         await pilot.press("pageup")
-        await pilot.pause(0.1)
-        assert not log.follow
+        assert await wait_for(pilot, lambda: not log.follow)

@@ -59,8 +59,7 @@ async def test_new_incident_scrolls_into_view_and_is_announced(tmp_path):
         steps = [oid for oid in pane._ids if oid.startswith(f"step:{first}:")]
         pane.focus()
         pane.show_row(steps[-1])
-        await pilot.pause(0.1)
-        assert not _visible(pane, "incident:INC-0001") and pane.scroll_y > 0
+        assert await wait_for(pilot, lambda: not _visible(pane, "incident:INC-0001") and pane.scroll_y > 0)
         assert (await app.link.send("/host drill cancel"))["status"] == "success"
         assert (await app.link.send("/host drill agent-cascade"))["status"] == "success"
         eng = app.host.engine
@@ -98,9 +97,8 @@ async def test_resolved_incident_folds_to_one_line(tmp_path):
         res = await app.link.send("/incident resolve INC-0001 --note=handled")
         assert res["status"] == "success"
         app.refresh_panes()
-        await pilot.pause(0.1)
-        rows = [oid for oid in pane._ids if "INC-0001" in oid or pid in oid]
-        assert rows == ["incident:INC-0001"]
+        rows = lambda: [oid for oid in pane._ids if "INC-0001" in oid or pid in oid]  # noqa: E731
+        assert await wait_for(pilot, lambda: rows() == ["incident:INC-0001"]), rows()
         text = pane.get_option("incident:INC-0001").prompt.plain
         assert "resolved (not validated)" in text and f"{pid} rejected" in text
 
@@ -118,16 +116,14 @@ async def test_replaced_agents_stop_counting_as_down(tmp_path):
         await host.advance(5)
         pool = eng.state.agents[busy[0]].pool
         app.refresh_panes()
-        await pilot.pause(0.1)
         head = lambda: app.pools_pane.get_option(f"pool:{pool}").prompt.plain  # noqa: E731
-        assert "down" in head()
+        assert await wait_for(pilot, lambda: "down" in head()), head()
         act = {"action": "immediate_agent_replacement", "failed_agents": [busy[0]]}
         res = await app.link.send(
             f"/coordination-hub execute-dependency-recovery {operator.payload({'recovery_actions': [act]})}"
         )
         assert res["status"] == "success", res
         app.refresh_panes()
-        await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: "1 replaced" in head()), head()
         down = [a for a in busy if eng.state.agents[a].pool == pool]
-        assert "1 replaced" in head()
         assert (f"{len(down) - 1} down" in head()) if len(down) > 1 else ("down" not in head())

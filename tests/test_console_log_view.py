@@ -72,7 +72,8 @@ async def test_rows_read_as_sentences_progress_folds_and_both_toggles(tmp_path: 
         await settle(app, pilot)
         assert await wait_for(pilot, log.folds_ready, 10)
         log.refresh()
-        await pilot.pause(0.1)
+        await pilot.pause()
+        assert await wait_for(pilot, log.visible_ready)
         rows = _rows(log)
         done = {e.seq: e for e in events if e.type == "TASK_COMPLETED"}
         top = int(log.scroll_offset.y)
@@ -91,8 +92,7 @@ async def test_rows_read_as_sentences_progress_folds_and_both_toggles(tmp_path: 
 
         # v: raw event lines (and back); the detail screen has the line whatever the view.
         await pilot.press("v")
-        assert await wait_for(pilot, lambda: log.raw and "raw lines" in log.border_title)
-        await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: log.raw and "raw lines" in log.border_title and log.visible_ready())
         raw = _rows(log)
         assert raw and all(":agent:execution:{" in r and "TASK_COMPLETED" in r for r in raw), raw
         await pilot.press("v")
