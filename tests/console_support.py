@@ -160,7 +160,10 @@ async def drill_until_plan(  # type: ignore[no-untyped-def]
         await app.host.advance(5.0)
         waiting = [pid for pid, p in eng.state.plans.items() if p.state == "proposed"]
         if waiting:
+            # The console's link holds the plan as proposed too (a pressed key acts on it).
+            pid = waiting[0]
+            assert await wait_for(pilot, lambda pid=pid: app.link is not None and pid in app.link.state.plans, BUSY_S)
             app.refresh_panes()
-            await pilot.pause(0.1)
-            return waiting[0]
+            await pilot.pause()
+            return pid
     raise AssertionError(f"drill {name}: no plan proposed within {limit_s}s")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from rich.color import Color
 
-from tests.console_support import make_app, settle
+from tests.console_support import make_app, settle, wait_for
 from themes import THEMES
 
 
@@ -55,8 +55,9 @@ async def test_selected_row_contrast_in_every_theme(tmp_path):
                 ol = app.query_one(pane)
                 rows = [i for i, o in enumerate(ol.options) if not o.disabled]
                 for focused in (True, False):
-                    (ol if focused else app.query_one("#log")).focus()
-                    await pilot.pause(0.05)
+                    target = ol if focused else app.query_one("#log")
+                    target.focus()
+                    assert await wait_for(pilot, lambda target=target: app.focused is target)
                     base = ol.get_visual_style("option-list--option", "option-list--option-highlighted").rich_style
                     r = contrast(base.color, base.bgcolor)
                     if r < 4.5:

@@ -44,7 +44,7 @@ async def _highlight(app, pilot, wid: str) -> None:  # type: ignore[no-untyped-d
     wl = app.workflows_pane
     wl.focus()
     wl.highlighted = [o.id for o in wl.options].index(f"wf:{wid}")
-    await pilot.pause(0.05)
+    assert await wait_for(pilot, lambda: app.focused is wl and wl.highlighted_option.id == f"wf:{wid}")
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from core.incidents.kinds import GATES
 from core.models import WorkflowStatus
-from tests.console_support import make_app, settle, wait_for
+from tests.console_support import BUSY_S, make_app, settle, wait_for
 from tui.screens.help import HelpScreen
 from tui.widgets.agent_pools import fit_tasks
 from tui.widgets.live_list import Pane, distinct_names, middle_ellipsis
@@ -70,9 +70,9 @@ async def test_headers_labels_and_distinct_names_at_140_and_80(tmp_path):
             if wf.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED):
                 assert any(f" {wf.id} " in p for p in shown), wf.id
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: app.screen.size == (80, 24) and app.workflows_pane.size.width < 80)
         app.refresh_panes()
-        await pilot.pause(0.2)
+        await pilot.pause()
         names = [p.split()[1] for oid, p in _rows(app.workflows_pane) if oid.startswith("wf:")]
         assert len(names) == len(set(names)), names
         assert "cpu" in str(app.query_one("#workflows-pane", Pane).query_one(".pane-header").render())
@@ -98,23 +98,21 @@ async def test_finished_collapse_toggle_sort_and_stable_cursor(tmp_path):
         assert "finished" in ids and "finished (F shows)" in pane.title()
         pane.focus()
         await pilot.press("F")
-        await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: all(f"wf:{w}" in [oid for oid, _ in _rows(pane)] for w in finished))
         ids = [oid for oid, _ in _rows(pane)]
-        assert all(f"wf:{w}" in ids for w in finished)
         # Highlight the last active row, then re-sort: the cursor stays on that workflow.
         active = [oid for oid in ids if oid.startswith("wf:") and oid[3:] not in finished]
         pane.highlighted = ids.index(active[-1])
         before = pane.highlighted_option.id
         await pilot.press("s")
-        await pilot.pause(0.1)
-        assert pane.sort_key == "priority" and "sort priority" in pane.title()
+        assert await wait_for(pilot, lambda: pane.sort_key == "priority" and "sort priority" in pane.title())
         order = [oid[3:] for oid, _ in _rows(pane) if oid.startswith("wf:")]
         prios = [eng.state.any_workflow(w).priority for w in order]
         assert prios == sorted(prios, reverse=True)
         assert pane.highlighted_option.id == before
         await eng.advance(300)
         app.refresh_panes()
-        await pilot.pause(0.1)
+        await pilot.pause()
         assert pane.highlighted_option.id == before
 
 
@@ -145,9 +143,9 @@ async def test_agent_screen_says_the_sim_has_no_process(tmp_path):
         assert await wait_for(
             pilot, lambda: isinstance(app.screen, AgentScreen) and bool(app.screen.query("#detail-content"))
         )
-        await pilot.pause(0.2)
+        assert await wait_for(pilot, lambda: "simulated runtime: no OS process" in _plain(app.screen.body()))
         text = _plain(app.screen.body())
-        assert "simulated runtime: no OS process" in text and "host pid" not in text
+        assert "host pid" not in text
         assert f"Last output of {busy.current_task} (following)" in text
 
 
@@ -195,10 +193,7 @@ async def test_the_detail_screen_of_a_finished_workflow_shows_its_archived_tasks
         assert wid not in eng.state.workflows
         screen = WorkflowScreen(wid)
         app.push_screen(screen)
-        for _ in range(100):
-            if screen.archived is not None:
-                break
-            await pilot.pause(0.05)
+        assert await wait_for(pilot, lambda: screen.archived is not None, BUSY_S)
         assert screen.archived and {t.status.value for t in screen.archived} <= {"completed", "failed", "pending"}
         assert len(screen.archived) == eng.state.finished[wid].task_count
 

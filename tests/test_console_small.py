@@ -99,8 +99,8 @@ async def test_80x24_approve_dialog_is_whole_on_screen(tmp_path):
         app.notify("a toast that would sit over the dialog")
         await pilot.press("a")
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.pause(0.3)
         screen = app.screen
+        assert await wait_for(pilot, lambda: screen.query_one("#confirm-title", Label).region.height > 0)
         title = screen.query_one("#confirm-title", Label).region
         buttons = [b.region for b in screen.query(Button)]
         assert title.y >= 0 and title.height > 0

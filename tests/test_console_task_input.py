@@ -95,7 +95,7 @@ async def test_a_task_that_reads_no_input_gets_no_send_key(tmp_path: Path) -> No
         app.push_screen(AgentScreen(t.agent or ""))
         assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen), timeout=60)
         await pilot.press("s")
-        await pilot.pause(0.3)
+        await pilot.pause()
         assert isinstance(app.screen, AgentScreen)  # no input dialog: nothing reads it
         assert app.screen.check_action("send_input", ()) is False
         await app.shutdown()
