@@ -91,9 +91,13 @@ def test_command_line_result_is_read_on_screen_in_a_pty(tmp_path):
     try:
         _read_until(master, [b"workflow_001", b"agent_001"], 60)
         os.write(master, b":")
-        time.sleep(0.5)
+        assert b"tab completes" in ANSI.sub(
+            b"", _read_until(master, [b"tab completes"], 60)
+        )  # the command line's placeholder: it is open
         os.write(master, b"/resource-manager status")
-        time.sleep(0.5)
+        assert b"/resource-manager status" in ANSI.sub(
+            b"", _read_until(master, [b"/resource-manager status"], 60)
+        )  # typed in full
         os.write(master, b"\r")
         out = _read_until(
             master,
