@@ -25,7 +25,7 @@ from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 
 Write = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
-"""The store's write path: runs the statements in one transaction (``Store.write``)."""
+"""The store's write path: runs the statements in one transaction (``Store._write``)."""
 
 
 CHECKPOINT_ID_HIGH = "checkpoint_id_high"

@@ -313,7 +313,8 @@ class HostClient:
 
     # -- the API ----------------------------------------------------------------
     async def send(self, text: str, actor: str = "operator") -> dict[str, Any]:
-        """Run a command on the host: its response, once its events are committed."""
+        """Run a command on the host: its response, once its events are committed (a command
+        that changed nothing is answered before its own COMMAND_EXECUTED record commits)."""
         return await self._json("POST", "/v1/commands", {"command": text, "actor": actor})
 
     async def health(self) -> dict[str, Any]:
