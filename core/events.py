@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar, dataclass_transform
@@ -179,25 +179,6 @@ def _finite(data: Any) -> bool:
         elif isinstance(o, (list, tuple)):
             push(o)
     return True
-
-
-def _fields(obj: Any) -> Any:
-    if isinstance(obj, BaseModel):
-        return obj.__dict__
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-
-def models_json(models: Sequence[BaseModel], reference: Callable[[], bytes]) -> str:
-    """Plain pydantic models (no serializers, aliases or private fields) as a JSON list of
-    their fields in declaration order: orjson over each model's ``__dict__``, half the
-    cost of pydantic's serializer on an archived workflow's tasks (the same JSON values;
-    not hashed). ``reference`` (pydantic's own) where orjson cannot encode a value."""
-    if _dumps is not None:
-        try:  # the outer models' fields given as dicts: orjson calls back only for nested models
-            return _dumps([m.__dict__ for m in models], default=_fields).decode()
-        except TypeError:
-            pass
-    return reference().decode()
 
 
 def reference_compact_json(data: Any) -> str:
