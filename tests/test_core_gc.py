@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from core.engine import Engine
@@ -13,7 +14,6 @@ async def test_an_open_freezes_what_lived_before_it_and_the_engine_is_collected_
     so once closed it is collected as any garbage, without thawing the heap (a frozen
     engine, its parts referring to each other, stayed in memory for good)."""
     import gc
-    import weakref
 
     from core.engine.collector import GC_THRESHOLDS
 
@@ -82,13 +82,21 @@ def _big(wid: str, n: int, deps: bool = False) -> dict[str, object]:
     }
 
 
+async def _freed_by_the_next_open(tmp_path: Path, *refs: weakref.ref[object]) -> None:
+    """Open another engine (its open runs a collection) and assert each of ``refs`` is dead."""
+    other = await Engine.open(tmp_path / "b.db")
+    try:
+        assert all(ref() is None for ref in refs)
+    finally:
+        await other.close()
+
+
 async def test_a_closed_engine_is_freed_with_all_it_froze(tmp_path: Path) -> None:
     """An opened engine froze what it loaded, and a big workflow once created; its parts
     refer to each other, and a frozen cycle is never collected: once closed it is
     thawed, and the next open's collection frees it and every task it held (before
     the thaw, each engine opened in a process stayed in memory with all its tasks)."""
     import gc
-    import weakref
 
     from core.engine.collector import BULK_TASKS
 
@@ -100,11 +108,7 @@ async def test_a_closed_engine_is_freed_with_all_it_froze(tmp_path: Path) -> Non
     engine_ref, task_ref = weakref.ref(eng), weakref.ref(eng.state.tasks["w/t0"])
     await eng.close()
     del eng
-    other = await Engine.open(tmp_path / "b.db")
-    try:
-        assert engine_ref() is None and task_ref() is None
-    finally:
-        await other.close()
+    await _freed_by_the_next_open(tmp_path, engine_ref, task_ref)
     # Opened again: a projection of BULK_TASKS records is frozen once loaded, and thawed
     # with its engine's close as well.
     again = await Engine.open(tmp_path / "a.db")
@@ -112,11 +116,7 @@ async def test_a_closed_engine_is_freed_with_all_it_froze(tmp_path: Path) -> Non
     engine_ref, task_ref = weakref.ref(again), weakref.ref(again.state.tasks["w/t0"])
     await again.close()
     del again
-    other = await Engine.open(tmp_path / "b.db")
-    try:
-        assert engine_ref() is None and task_ref() is None
-    finally:
-        await other.close()
+    await _freed_by_the_next_open(tmp_path, engine_ref, task_ref)
 
 
 def test_a_big_workflow_is_frozen_once_built_and_its_tasks_freed_when_archived() -> None:
@@ -126,7 +126,6 @@ def test_a_big_workflow_is_frozen_once_built_and_its_tasks_freed_when_archived()
     A smaller workflow, and a refused one, freeze nothing."""
     import asyncio
     import gc
-    import weakref
 
     from core.clock import VirtualClock
     from core.engine import EngineError
@@ -217,7 +216,6 @@ async def test_an_open_that_fails_once_loaded_leaves_nothing_frozen(tmp_path: Pa
     refuses to attach) thaws what it froze: the engine it built is collected, not held
     in the permanent generation for the life of the process."""
     import gc
-    import weakref
 
     from core.engine.collector import BULK_TASKS
 
