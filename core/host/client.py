@@ -212,7 +212,7 @@ class HostClient:
             return HostBadAnswer(self.pid, str(exc))
         if isinstance(exc, OSError) and not isinstance(exc, HttpError):
             where = self.socket_path or self.base
-            return self.gone(f"{where}: {exc.strerror or exc or type(exc).__name__}")
+            return self.gone(f"{where}: {exc.strerror or str(exc) or type(exc).__name__}")
         return self.gone(str(exc) or type(exc).__name__)
 
     async def close(self) -> None:
