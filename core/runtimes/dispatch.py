@@ -226,7 +226,7 @@ class Dispatch(Generic[H]):
         if engine is not None:
             for t in engine.state.tasks.values():
                 if t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
-                    keep.add(self.temp_dir(t.id, t.attempts).name)
+                    keep.add(temp_name(t.id, t.attempts))
         files = size = dirs = 0
         kept = []
         for d in sorted(root.iterdir()) if root.is_dir() else []:
