@@ -235,6 +235,11 @@ class CheckpointTable:
         return (await self.text_hashes(checkpoint_id + 1, checkpoint_id - 1, 1)).get(checkpoint_id)
 
 
+_EVERY_SERIES = "(SELECT id FROM metric_series)"
+"""``series IN`` this: a time range is read along the (series, ts) index, one range per
+series, not a scan of the table (there is no index on ``ts`` alone)."""
+
+
 class SamplesRefused(Exception):
     """The metrics table refused samples written with other rows (see ``MetricSamples.insert``)."""
 
@@ -396,10 +401,7 @@ class MetricSamples:
 
         async def statements() -> None:
             nonlocal deleted
-            # IN every series: a ts range per series read on index metrics_series (series, ts), not a scan of the table
-            cur = await self._db.execute(
-                "DELETE FROM metrics WHERE series IN (SELECT id FROM metric_series) AND ts < ?", (before,)
-            )
+            cur = await self._db.execute(f"DELETE FROM metrics WHERE series IN {_EVERY_SERIES} AND ts < ?", (before,))
             deleted = cur.rowcount
 
         try:
@@ -425,7 +427,7 @@ class MetricSamples:
             groups = await (
                 await self._db.execute(
                     "SELECT min(id), series, min(ts), avg(value), count(*), CAST(ts / ? AS INTEGER) AS b FROM metrics "
-                    "WHERE series IN (SELECT id FROM metric_series) AND ts >= ? AND ts < ? "
+                    f"WHERE series IN {_EVERY_SERIES} AND ts >= ? AND ts < ? "
                     "GROUP BY series, b HAVING count(*) > 1",
                     (bucket_s, lo, before),
                 )
