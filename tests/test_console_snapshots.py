@@ -35,6 +35,12 @@ async def settle(app, pilot, seconds: float = 0.0) -> None:  # type: ignore[no-u
     await settle_app(app, pilot, seconds)
 
 
+async def _on_screen(pilot, kind: type) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the console shows a screen of ``kind``, then settle it."""
+    assert await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), BUSY_S)
+    await settle(pilot.app, pilot)
+
+
 def main_screen(seconds: float):  # type: ignore[no-untyped-def]
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await settle(pilot.app, pilot, seconds)
@@ -132,8 +138,7 @@ def test_checkpoints_screen(snap_compare, db):
         await app.host.engine.checkpoint("manual", "before the release")
         await settle(app, pilot, 300)
         await pilot.press("b")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen), BUSY_S)
-        await settle(pilot.app, pilot)
+        await _on_screen(pilot, CheckpointsScreen)
 
     assert snap_compare(make_app(db), terminal_size=(120, 30), run_before=run_before)
 
@@ -146,8 +151,7 @@ def test_confirmation_modal(snap_compare, db):
         cp = await app.host.engine.checkpoint("manual", "before the release")
         await settle(app, pilot, 300)
         app.request_rollback(cp)
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), BUSY_S)
-        await settle(pilot.app, pilot)
+        await _on_screen(pilot, ConfirmScreen)
 
     assert snap_compare(make_app(db), terminal_size=(100, 30), run_before=run_before)
 
@@ -157,8 +161,7 @@ def test_help_screen(snap_compare, db):
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await settle(pilot.app, pilot)
         await pilot.press("question_mark")
-        assert await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), BUSY_S)
-        await settle(pilot.app, pilot)
+        await _on_screen(pilot, HelpScreen)
 
     assert snap_compare(make_app(db), terminal_size=(120, 40), run_before=run_before)
 
@@ -171,8 +174,7 @@ def test_result_screen_80x24(snap_compare, db):
         app = pilot.app
         await settle(app, pilot, 300)
         await pilot.press("colon", *"/resource-manager status", "enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen), BUSY_S)
-        await settle(pilot.app, pilot)
+        await _on_screen(pilot, ResultScreen)
 
     assert snap_compare(make_app(db), terminal_size=(80, 24), run_before=run_before)
 
@@ -188,7 +190,6 @@ def test_workflow_cancel_dialog_160x48(snap_compare, db):
         wl.focus()
         wl.highlighted = [o.id for o in wl.options].index("wf:workflow_003")
         await pilot.press("X")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), BUSY_S)
-        await settle(pilot.app, pilot)
+        await _on_screen(pilot, ConfirmScreen)
 
     assert snap_compare(make_app(db), terminal_size=(160, 48), run_before=run_before)
