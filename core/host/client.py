@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..timefmt import duration
 from .client_http import MAX_BODY_BYTES, Endpoint, HttpError, Malformed, Pool, Response
-from .errors import HostGone, HostUnresponsive
+from .errors import HostBadAnswer, HostGone, HostUnresponsive
 from .lease import Holder, current_holder
 from .stream import DROPPED_EVENT
 
@@ -43,17 +43,6 @@ MAX_EVENT_BYTES = 64 * 1024 * 1024
 """One event of the stream (its server-sent-events block) at most this long."""
 REFUSAL_SHOWN = 300
 """Characters of a refused stream's answer quoted in the error."""
-
-
-class HostBadAnswer(HostGone):
-    """The host answered something this client cannot read: not HTTP/1.1, over a size
-    limit, or not the JSON it should be. Handled as the host gone: nothing more is read from it."""
-
-    def __init__(self, pid: int | None, reason: str) -> None:
-        who = f"the host (pid {pid})" if pid else "the host"
-        Exception.__init__(self, f"{who} answered something this client cannot read: {reason}")
-        self.pid = pid
-        self.reason = reason
 
 
 DROPPED_MARK = f"event: {DROPPED_EVENT}\n".encode()

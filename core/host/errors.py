@@ -25,3 +25,14 @@ class HostUnresponsive(HostGone):
         Exception.__init__(self, message)
         self.pid = pid
         self.reason = message
+
+
+class HostBadAnswer(HostGone):
+    """The host answered something a client cannot read: not HTTP/1.1, over a size
+    limit, or not the JSON it should be. Handled as the host gone: nothing more is read from it."""
+
+    def __init__(self, pid: int | None, reason: str) -> None:
+        who = f"the host (pid {pid})" if pid else "the host"
+        Exception.__init__(self, f"{who} answered something this client cannot read: {reason}")
+        self.pid = pid
+        self.reason = reason
