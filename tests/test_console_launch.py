@@ -9,13 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import REPO, run_python
+
 DEFERRED = ("core.host.host", "core.host.link", "core.commands", "core.engine", "core.store", "core.incidents.kinds")
 
 
 def test_importing_the_console_leaves_the_host_modules_for_later() -> None:
     probe = f"import sys, tui.app\nprint(','.join(m for m in {DEFERRED!r} if m in sys.modules))\n"
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = run_python(probe)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
 
 
@@ -30,7 +32,8 @@ def test_opsdeck_demo_reaches_the_console_without_the_host_modules(tmp_path: Pat
         "from opsdeck.cli import main\n"
         f"sys.exit(main(['demo', '--db', {str(tmp_path / 'demo.db')!r}]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = run_python(probe)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "none"
 
 
@@ -53,5 +56,5 @@ def test_top_level_options_without_a_verb_open_the_console(tmp_path: Path) -> No
     )
     (tmp_path / "opsdeck").mkdir(mode=0o700)
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "console", out.stderr
