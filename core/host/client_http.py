@@ -411,7 +411,7 @@ class Pool:
             except (Disconnected, ConnectionResetError, BrokenPipeError) as exc:
                 if method not in RETRIED_METHODS:
                     raise Disconnected(
-                        f"{exc or type(exc).__name__} ({method} {target} may have been carried out: not sent again)"
+                        f"{str(exc) or type(exc).__name__} ({method} {target} may have been carried out: not sent again)"
                     ) from None
                 if isinstance(exc, Disconnected) and not exc.before_answer:
                     raise
