@@ -253,7 +253,7 @@ def request_bytes(ep: Endpoint, method: str, target: str, headers: dict[str, str
 
 @dataclass
 class Response:
-    """A response whose head is read; its body is read with :meth:`read` or :meth:`pieces`."""
+    """A response whose head is read; its body is read with :meth:`read` or :meth:`piece`."""
 
     conn: Connection
     status: int
