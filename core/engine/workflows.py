@@ -117,7 +117,7 @@ def _encoded(raw: dict[str, Any]) -> Generator[None, None, tuple[WorkflowSpec, d
         for ph in phases:
             shell = PhaseSpec.model_validate({**ph, "tasks": []})
             encoded: list[dict[str, Any]] = []
-            rows = ph.get("tasks", [])
+            rows = ph["tasks"]  # a list: checked above
             for i in range(0, len(rows), SUBMIT_CHUNK):
                 encoded += _task_chunk(rows[i : i + SUBMIT_CHUNK])
                 yield
