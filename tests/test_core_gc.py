@@ -5,7 +5,20 @@ from __future__ import annotations
 import weakref
 from pathlib import Path
 
+from core.clock import VirtualClock
 from core.engine import Engine
+from core.runtimes.sim import SimRuntime
+
+
+def _sim_engine() -> tuple[Engine, VirtualClock]:
+    """An engine on a virtual clock, its sim runtime never beating, with four agents in pool "p"."""
+    clock = VirtualClock()
+    eng = Engine(clock=clock)
+    eng.attach_runtime(SimRuntime(clock, heartbeat_s=1e9, sample_s=1e9))
+    eng.create_pool("p", ["x"], 0, 4)
+    for _ in range(4):
+        eng.add_agent("p")
+    return eng, clock
 
 
 async def test_an_open_freezes_what_lived_before_it_and_the_engine_is_collected_once_closed(tmp_path: Path) -> None:
@@ -37,18 +50,12 @@ def test_timers_let_go_of_their_callbacks_once_run_or_cancelled() -> None:
     import asyncio
     import gc
 
-    from core.clock import VirtualClock
-    from core.runtimes.sim import SimRuntime, _SimTask
+    from core.runtimes.sim import _SimTask
 
     def alive() -> int:
         return sum(1 for o in gc.get_objects() if isinstance(o, _SimTask))
 
-    clock = VirtualClock()
-    eng = Engine(clock=clock)
-    eng.attach_runtime(SimRuntime(clock, heartbeat_s=1e9, sample_s=1e9))
-    eng.create_pool("p", ["x"], 0, 4)
-    for _ in range(4):
-        eng.add_agent("p")
+    eng, clock = _sim_engine()
     tasks = [{"id": f"t{i}", "specialization": "x", "duration_s": i % 3, "cpu": 0, "memory_gb": 0} for i in range(200)]
     alloc = {"cpu_cores": 1, "memory_gb": 1, "agents": 3}
     eng.create_workflow({"id": "w", "allocation": alloc, "phases": [{"name": "a", "tasks": tasks}]})
@@ -127,17 +134,10 @@ def test_a_big_workflow_is_frozen_once_built_and_its_tasks_freed_when_archived()
     import asyncio
     import gc
 
-    from core.clock import VirtualClock
     from core.engine import EngineError
     from core.engine.collector import BULK_TASKS
-    from core.runtimes.sim import SimRuntime
 
-    clock = VirtualClock()
-    eng = Engine(clock=clock)
-    eng.attach_runtime(SimRuntime(clock, heartbeat_s=1e9, sample_s=1e9))
-    eng.create_pool("p", ["x"], 0, 4)
-    for _ in range(4):
-        eng.add_agent("p")
+    eng, _ = _sim_engine()
     was = gc.isenabled()
     try:
         before = gc.get_freeze_count()
