@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from .conftest import REPO, opsdeck_cmd
+
 EXAMPLE_BOUND_S = 600
 
 
 def run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opsdeck", "run", *args], capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run(opsdeck_cmd("run", *args), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -62,7 +60,7 @@ def test_example_workload_completes(tmp_path: Path) -> None:
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "OPSDECK_WORK"}  # as the README runs it
-    argv = [sys.executable, "-m", "opsdeck", "run", str(REPO / "examples" / "local_workload.toml")]
+    argv = opsdeck_cmd("run", str(REPO / "examples" / "local_workload.toml"))
     try:
         # About 10 s on 2 idle cores, but its chain of Python processes (the console, four
         # agent hosts, a dozen tasks) and its 2 s CPU burners share the machine's cores
