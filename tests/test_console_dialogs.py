@@ -177,6 +177,10 @@ async def test_decision_dialogs_lead_with_what_they_do(tmp_path):
         first = next(st for st in plan.steps if st.state not in ("completed", "failed"))
         assert a.index(" ".join(first.command.split())) < ran
         assert f"Approving runs the {pending} step(s) still to run" in a
+        cp = app.link.state.plans[pid].checkpoint
+        assert cp is not None, "the auto steps that ran took the plan's rollback point"
+        # The rollback point already exists: approving takes no other one, K goes back to it.
+        assert f"K rolls back to checkpoint #{cp}" in a and "a checkpoint is taken" not in a, a
         for key, verb in (("d", "Rejecting"), ("K", "Aborting")):
             text = said[key]
             assert verb in text and f"{pending} step(s) still to run will run" in text, text

@@ -273,10 +273,15 @@ def decision_detail(
     parts.append(Text(""))
     if action == "approve":
         manual = sum(1 for _, st in pending if st.approval == "manual")
+        rollback = (
+            "a checkpoint is taken before the first one, and K rolls back to it"
+            if plan.checkpoint is None
+            else f"K rolls back to checkpoint #{plan.checkpoint}, taken before the plan's first step ran"
+        )
         parts.append(
             Text(
                 f"Approving runs the {len(pending)} step(s) still to run, in order ({manual} wait for this approval, "
-                "the others run on their own); a checkpoint is taken before the first one, and K rolls back to it.",
+                f"the others run on their own); {rollback}.",
             )
         )
         parts += [
