@@ -7,11 +7,13 @@ import pytest
 from rich.console import Console
 from textual.widgets import Button
 
+from core import timefmt
 from core.config import Config
 from core.models import WorkflowStatus
 from tests.console_support import drill_until_plan, make_app, settle, wait_for
 from tui.dialogs import drill_confirm, outcome_text
 from tui.screens.confirm import ConfirmScreen
+from tui.widgets.incidents import Incidents
 
 MANUAL = Config.model_validate(
     {"approval": {"auto": ["analysis"], "manual": ["checkpoint", "monitoring", "destructive", "lifecycle"]}}
@@ -189,3 +191,26 @@ async def test_decision_dialogs_lead_with_what_they_do(tmp_path):
         assert "stays open" in said["d"] and "/incident replan" in said["d"]
         assert "rolls back to checkpoint" in said["K"] or "nothing is rolled back" in said["K"]
         assert app.link.state.plans[pid].state == "proposed"  # every dialog was dismissed: nothing changed
+
+
+@pytest.mark.slow
+async def test_incident_row_says_it_waits_for_a_decision_not_that_it_recovers(tmp_path):
+    """A proposed plan recovers nothing until it is approved: the incident's row says it is
+    to approve (since the plan was proposed); once the plan is rejected it is open again."""
+    app = make_app(tmp_path / "d.db", config=MANUAL)
+    async with app.run_test(size=(160, 48)) as pilot:
+        pid = await drill_until_plan(app, pilot)
+        plan = app.link.state.plans[pid]
+        pane = app.query_one(Incidents)
+
+        def row() -> str:
+            return next((o.prompt.plain for o in pane.options if o.id == f"incident:{plan.incident_id}"), "")
+
+        assert await wait_for(pilot, lambda: f"to approve since {timefmt.clock(plan.created_at)}" in row())
+        assert "recovering" not in row()
+        await pilot.press("d")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("tab", "enter")
+        assert await wait_for(pilot, lambda: app.link.state.plans[pid].state == "rejected")
+        inc = app.link.state.incidents[plan.incident_id]
+        assert await wait_for(pilot, lambda: f"open since {timefmt.clock(inc.detected_at)}" in row()), row()

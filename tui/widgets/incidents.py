@@ -33,6 +33,21 @@ STEP_GLYPH: dict[str, str] = {
 SEV_COLOR = {"critical": "error", "high": "error", "medium": "warning", "low": "secondary"}
 
 
+def stage(inc: Incident, plans: list[Plan]) -> str:
+    """Where an unresolved incident stands and since when: a proposed plan is waiting for the
+    operator (nothing recovers until it is approved), an approved or running one is recovering."""
+    live = [p for p in plans if p.state not in TERMINAL_PLAN]
+    if inc.status == "failed":
+        return f"failed at {timefmt.clock(inc.resolved_at if inc.resolved_at is not None else inc.detected_at)}"
+    acting = [p for p in live if p.state is not PlanState.PROPOSED]
+    if acting:
+        p = acting[-1]
+        return f"recovering since {timefmt.clock(p.decided_at if p.decided_at is not None else p.created_at)}"
+    if live:
+        return f"to approve since {timefmt.clock(live[-1].created_at)}"
+    return f"open since {timefmt.clock(inc.detected_at)}"
+
+
 class Incidents(LiveList):
     NAME = "Incidents & plans"
 
@@ -58,7 +73,7 @@ class Incidents(LiveList):
             t.append("● " if status in OPEN_INCIDENT else "✖ ", style=c(SEV_COLOR.get(sev, "foreground-muted")))
             t.append(f"{iid} ", style="bold")
             t.append(f"{inc.type} ", style=c(SEV_COLOR.get(sev, "foreground")))
-            t.append(f"{sev} · {status} since {timefmt.clock(inc.detected_at)}", style=c("foreground-muted"))
+            t.append(f"{sev} · {stage(inc, [s.plans[pid] for pid in mine])}", style=c("foreground-muted"))
             out.append((f"incident:{iid}", t, False))
             for pid in mine:
                 out.extend(self._plan_rows(pid, s.plans[pid], s.plans[pid].state in TERMINAL_PLAN))
