@@ -57,6 +57,9 @@ async def test_stale_step_marked_and_replan_offered(tmp_path):
         assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         texts = [getattr(t, "plain", "") for t in _flat(app.screen.detail)]
         assert any(t.strip().startswith(f"⚠ stale: workflow {victim} is cancelled") for t in texts)
+        # What the step would do names the ended workflow by what it is now, archived or not.
+        said = [t for t in texts if victim in t and "→" in t]
+        assert said and all("cancelled" in t and "(unknown)" not in t for t in said), said
         await pilot.click("#alt")  # Replan
         assert await wait_for(pilot, lambda: eng.state.plans[pid].state == "rejected")
         inc = eng.state.plans[pid].incident_id

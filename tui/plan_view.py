@@ -44,7 +44,8 @@ def _amount(r: Any) -> str:
 def _wf(s: State, wid: str) -> str:
     wf = s.workflows.get(wid)
     if wf is None:
-        return f"{wid} (unknown)"
+        done = s.finished.get(wid)  # archived: only its summary is held
+        return f"{wid} ({done.status.value})" if done is not None else f"{wid} (no such workflow)"
     use = s.in_use(wid)
     return f"{wid} ({wf.band.value} {wf.priority}, {wf.status.value}, {use.agents} agent(s) busy)"
 
