@@ -257,3 +257,37 @@ async def test_samples_held_for_their_batch_are_stored_before_the_store_downsamp
         assert await store.metrics("response_time") == [(0.0, 1.0)]
     finally:
         await eng.close()
+
+
+async def test_a_host_commit_takes_the_samples_waiting_for_their_batch(tmp_path: Path) -> None:
+    """``Host.commit`` answers whether everything is committed: the samples held for their
+    batch (no event to commit with, within SAMPLE_WRITE_S of wall time) are in the file
+    after it, while a plain flush still holds them."""
+    import math
+
+    from core.config import Config
+    from core.host.host import Host
+
+    db = tmp_path / "c.db"
+    host = await Host.open_sim(db, Config(), create=True, speed=0)
+    try:
+        tel = host.engine.telemetry
+        await host.engine.flush()
+        tel.samples_taken = math.inf  # as if taken an instant ago, however slow the machine
+        tel.record(1.0, "response_time", "system", 7.0)
+        await host.engine.flush()
+        assert tel.pending_rows, "a plain flush holds them for their batch"
+        async with host.lock:
+            assert await host.commit()
+        assert tel.pending_rows == []
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            got = con.execute(
+                "SELECT m.ts, m.value FROM metrics m JOIN metric_series s ON s.id = m.series "
+                "WHERE s.name = 'response_time'"
+            ).fetchall()
+        finally:
+            con.close()
+        assert got == [(1.0, 7.0)]
+    finally:
+        await host.close()

@@ -397,10 +397,10 @@ class Host:
             await eng.flush()
 
     async def commit(self) -> bool:
-        """Flush (lock held); a refusal by the storage is noted, not raised: the events
-        stay held in memory for the next try. Whether everything is committed."""
+        """Flush everything held, events and waiting metric samples too (lock held); a refusal
+        by the storage is noted, not raised: it stays held for the next try. Whether all is committed."""
         try:
-            await self.engine.flush()
+            await self.engine.flush(all_samples=True)
         except StorageError as exc:
             self.storage.refused(exc, self.engine.unflushed)
             return False
