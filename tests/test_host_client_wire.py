@@ -335,6 +335,15 @@ async def test_the_token_is_sent_over_tcp() -> None:
         HostClient.for_url("http://127.0.0.1:1", "tok\r\nX-Injected: 1")
 
 
+def test_a_token_with_a_space_is_refused() -> None:
+    """A token with a space anywhere (before or after too) is not the host's token: refused
+    before anything is sent, where the bare token is taken."""
+    for token in (" tok-123", "tok-123 ", "tok 123"):
+        with pytest.raises(ValueError, match="without spaces"):
+            HostClient.for_url("http://127.0.0.1:1", token)
+    assert HostClient.for_url("http://127.0.0.1:1", "tok-123").token == "tok-123"
+
+
 # -- the event stream ---------------------------------------------------------------
 
 

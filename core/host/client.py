@@ -136,7 +136,7 @@ class HostClient:
         self.base = "http://opsdeck" if url is None else url.rstrip("/")
         if url is not None:
             Endpoint.parse(self.base, None)  # a URL it cannot reach is refused here, not at first use
-        if token is not None and (not token.isascii() or not token.isprintable() or " " in token.strip()):
+        if token is not None and (not token.isascii() or not token.isprintable() or " " in token):
             raise ValueError("a host token is printable ASCII without spaces")
         self.token = token
         self.pid = pid
