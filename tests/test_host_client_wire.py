@@ -471,3 +471,36 @@ async def test_close_ends_a_stream_in_use(fake) -> None:  # type: ignore[no-unty
     with contextlib.suppress(HostGone):
         await bounded(task)
     assert task.done() and got == [1]
+
+
+async def test_a_stream_cancelled_as_its_answer_arrives_leaves_no_connection_busy(fake) -> None:  # type: ignore[no-untyped-def]
+    """The follower is cancelled in the loop turn the stream's answer head arrives: its
+    connection is closed and let go, not held busy until the client closes. The case that
+    must not end so: a stream not cancelled keeps its connection while it reads."""
+    _, client = await fake(chunked(200, sse(event(1)), end=False), HANG)
+    pool = client._conns()
+    exchange = pool.exchange
+    follower: asyncio.Task[None] | None = None
+
+    async def answered_then_cancelled(*args: Any) -> client_http.Response:
+        resp = await exchange(*args)
+        assert follower is not None
+        follower.cancel()  # the answer is there; the follower has not woken to take it
+        return resp
+
+    pool.exchange = answered_then_cancelled  # type: ignore[method-assign]
+    got: list[int] = []
+    follower = asyncio.ensure_future(first_events(client, 1, got))
+    with contextlib.suppress(asyncio.CancelledError):
+        await bounded(follower)
+    assert follower.cancelled() and got == []
+    assert not pool.busy and not pool.idle
+    pool.exchange = exchange  # type: ignore[method-assign]
+    _, client = await fake(chunked(200, sse(event(1)), end=False), HANG)
+    reading = asyncio.ensure_future(first_events(client, 2, got))
+    await until(lambda: got)
+    assert len(client._conns().busy) == 1
+    reading.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await bounded(reading)
+    assert not client._conns().busy

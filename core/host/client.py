@@ -340,11 +340,15 @@ class HostClient:
         try:
             while not (await asyncio.wait({opening}, timeout=SILENCE_S))[0]:
                 await check()
+        except BaseException:
+            opening.cancel()
+            if opening.done() and not opening.cancelled() and opening.exception() is None:
+                pool.discard(opening.result().conn)  # answered in the loop turn this was cancelled
+            raise
+        try:
             resp = opening.result()
         except (HttpError, OSError) as exc:
             raise self._failed(exc) from None
-        finally:
-            opening.cancel()
         try:
             if resp.status != 200:
                 raise self.gone(f"the event stream answered {resp.status}: {await self._refusal(resp)}")
