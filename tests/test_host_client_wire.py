@@ -344,6 +344,46 @@ def test_a_token_with_a_space_is_refused() -> None:
     assert HostClient.for_url("http://127.0.0.1:1", "tok-123").token == "tok-123"
 
 
+async def test_a_kept_connection_is_not_used_past_half_the_hosts_idle_timeout(fake) -> None:  # type: ignore[no-untyped-def]
+    """A host saying ``Keep-Alive: timeout=1`` may close an idle connection after 1 s: after
+    0.6 s idle the command goes on a new connection (a command on one the host closed as it
+    went is not sent again). Without the field (or one that cannot be read) the client's own
+    window holds and the connection is used again."""
+    ok = response(200, b"{}")
+    host, client = await fake(response(200, b"{}", "Keep-Alive: timeout=1"), ok)
+    assert await bounded(client.health()) == {}
+    pool = client._conns()
+    assert [c.reuse_s for c in pool.idle] == [0.5]
+    pool.idle[0].idle_since -= 0.6  # as if idle 0.6 s, however slow the machine
+    assert await bounded(client.send("/host status")) == {}
+    assert host.connections == 2 and len(host.requests) == 2
+    for said in ((), ("Keep-Alive: timeout=soon",)):
+        host, client = await fake(response(200, b"{}", *said), ok)
+        assert await bounded(client.health()) == {}
+        pool = client._conns()
+        assert [c.reuse_s for c in pool.idle] == [client_http.IDLE_REUSE_S]
+        pool.idle[0].idle_since -= 0.6
+        assert await bounded(client.send("/host status")) == {}
+        assert host.connections == 1 and len(host.requests) == 2
+
+
+async def test_the_host_says_its_idle_timeout_and_the_client_follows_it(tmp_path: Path) -> None:
+    """A host configured with ``server.idle_timeout_s = 1`` says so on each answer; its
+    client keeps an idle connection for half of that, not its own 15 s."""
+    from core.config import Config, Server
+    from core.host.host import Host
+
+    host = await Host.open_sim(tmp_path / "k.db", Config(server=Server(idle_timeout_s=1.0)), create=True, speed=0)
+    await host.serve()
+    client = HostClient(socket_path=host.socket_path)
+    try:
+        await bounded(client.health())
+        assert [c.reuse_s for c in client._conns().idle] == [0.5]
+    finally:
+        await client.close()
+        await host.close()
+
+
 # -- the event stream ---------------------------------------------------------------
 
 

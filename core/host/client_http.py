@@ -31,8 +31,11 @@ MAX_CHUNK_LINE = 4096
 CONNECT_S = 10.0
 """How long opening a connection may take."""
 IDLE_REUSE_S = 15.0
-"""An idle connection is used again for this long, then closed (the host closes its own idle
-ones after ``server.idle_timeout_s``; a GET on one it closed as the request went is sent again, see :meth:`Pool.exchange`)."""
+"""An idle connection is used again for at most this long, then closed. A host that says
+its idle timeout (``Keep-Alive: timeout=N``, its ``server.idle_timeout_s``) shortens it to
+half of that (:func:`reuse_window`), so a request on a kept connection arrives before the
+host closes it: a command on one it closed as the request went is not sent again
+(:meth:`Pool.exchange`)."""
 READ_BYTES = 64 * 1024
 """Bytes asked of the socket per read of a body in pieces."""
 RETRIED_METHODS = frozenset({"GET", "HEAD"})
@@ -215,6 +218,8 @@ class Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     idle_since: float = 0.0
+    reuse_s: float = IDLE_REUSE_S
+    """How long it may be used again once idle (:func:`reuse_window` of its last answer)."""
 
     @property
     def open(self) -> bool:
@@ -355,6 +360,23 @@ def parse_head(conn: Connection, head: bytes) -> Response:
     return Response(conn, status, headers, _decoder(status, headers), _keep_alive(version, headers) and not both)
 
 
+def reuse_window(headers: dict[str, str]) -> float:
+    """How long a connection may stay idle and be used again after an answer with
+    ``headers``: half the idle timeout its ``Keep-Alive`` field gives (the other half
+    covers the request's way to the host), at most :data:`IDLE_REUSE_S`; that alone
+    when the field says none (a hint: one that cannot be read is passed over)."""
+    for param in headers.get("keep-alive", "").split(","):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "timeout":
+            try:
+                timeout = float(value.strip())
+            except ValueError:
+                return IDLE_REUSE_S
+            if 0 <= timeout < float("inf"):
+                return min(IDLE_REUSE_S, timeout / 2)
+    return IDLE_REUSE_S
+
+
 def _keep_alive(version: str, headers: dict[str, str]) -> bool:
     tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
     return "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
@@ -392,7 +414,7 @@ class Pool:
         now = time.monotonic()
         while self.idle:
             conn = self.idle.pop()
-            if conn.open and now - conn.idle_since < IDLE_REUSE_S:
+            if conn.open and now - conn.idle_since < conn.reuse_s:
                 return conn
             conn.close()
         return None
@@ -441,6 +463,7 @@ class Pool:
         self.busy.discard(conn)
         if resp.reusable:
             conn.idle_since = time.monotonic()
+            conn.reuse_s = reuse_window(resp.headers)
             self.idle.append(conn)
         else:
             conn.close()

@@ -137,6 +137,7 @@ class HostServer:
         self.app.router.add_get("/v1/events", self.events)
         self.app.router.add_get("/v1/health", self.health)
         self.app.router.add_get("/metrics", self.metrics)
+        self.app.on_response_prepare.append(self._idle_timeout_said)
         self.registry = registry_for(host.engine)
         self._runner: web.AppRunner | None = None
         self.limit: ConnectionLimit = ConnectionLimit(None, 1)
@@ -206,6 +207,11 @@ class HostServer:
                 status=401,
             )
         return await handler(request)
+
+    async def _idle_timeout_said(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Each answer says how long an idle connection is kept (``keepalive_timeout``):
+        the client stops using a kept one before this host closes it."""
+        response.headers["Keep-Alive"] = f"timeout={self.host.engine.config.server.idle_timeout_s:g}"
 
     def _trusted(self, request: web.Request) -> bool:
         """On the (0600) unix socket, or over TCP with the bearer token."""
