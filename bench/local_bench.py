@@ -2,13 +2,18 @@
 
 1. Throughput, interleaved with the baseline: per round, a workflow of ``--tasks``
    ``true`` tasks on 20 agents, timed as a user waits for it: from its creation to its
-   WORKFLOW_COMPLETED committed to the store (agents already up; a 20 ms flush loop
-   stands for the host's tick), and ``xargs -P2 -n1 true`` run as many times, whole
-   (its start to its exit). The order alternates between rounds (opsdeck first, then
-   xargs first) so a drift of the machine's load weighs on both. Per round: the
-   ratio of rates, its median and worst; the CPU seconds of each side per task (the
-   console process, the agent hosts, and the tasks they reaped; xargs with its
-   ``true`` children), and the machine's load average.
+   WORKFLOW_COMPLETED committed to the store (agents already up), and ``xargs -P2 -n1
+   true`` run as many times, whole (its start to its exit). The console is paced as
+   ``opsdeck run`` paces it: by the host's own loop (:meth:`core.host.host.Host.run`,
+   a tick every ``TICK_S`` with its commit and maintenance), detectors off as without
+   ``--incidents``. The order alternates between rounds (opsdeck first, then xargs
+   first) so a drift of the machine's load weighs on both. Per round: the ratio of
+   rates, its median and worst; the CPU seconds of each side per task (the console
+   process, the agent hosts, and the tasks they reaped; xargs with its ``true``
+   children); the share of the machine's CPU left idle while each side ran (none
+   left: CPU-bound; some: the run waits on latency); and the agents' cycle (wall
+   time per task per agent) with its part from assignment to start (the commit that
+   must hold the assignment before the start goes out, and the host's launch).
 2. Failover: 20 agents each run ``sleep``; 3 agent hosts are SIGKILLed; time until
    each killed agent's task is running again on a replacement agent (heartbeat 1 s;
    target under two heartbeat intervals).
@@ -29,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -36,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import Config
 from core.events import Event
+from core.host.host import Host
 from core.models import PhaseSpec, TaskSpec, WorkflowSpec
-from core.runtimes.local import open_local
+from core.runtimes.local import LocalRuntime
 from core.workflow_file import parse_workflow_text
 
 HEARTBEAT_S = 1.0
@@ -83,6 +90,7 @@ def flat(wf_id: str, n: int, command: list[str], agents: int) -> WorkflowSpec:
 
 
 async def drive(engine, until, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    """Flush every 20 ms until ``until()`` (a bench without a host's pacing loop)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if until():
@@ -90,6 +98,50 @@ async def drive(engine, until, timeout: float) -> None:  # type: ignore[no-untyp
         await asyncio.sleep(0.02)
         await engine.flush()
     raise SystemExit(f"benchmark stalled after {timeout}s")
+
+
+async def wait_for(until, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    """Until ``until()``, while the host's pacing loop commits."""
+    end = time.monotonic() + timeout
+    while not until():
+        if time.monotonic() > end:
+            raise SystemExit(f"benchmark stalled after {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+def idle_share(t0: Any, t1: Any) -> float:
+    """Percent of the machine's CPU time (all cores) idle, waiting on I/O included, between
+    two ``psutil.cpu_times()`` (guest time is already counted in user time)."""
+
+    def total(t: Any) -> float:
+        return float(sum(t)) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+
+    def idle(t: Any) -> float:
+        return float(t.idle) + getattr(t, "iowait", 0.0)
+
+    span = total(t1) - total(t0)
+    return 100.0 * (idle(t1) - idle(t0)) / span if span > 0 else 0.0
+
+
+def assignment_waits(events: list[Event], committed_at: dict[str, float], wf_id: str) -> tuple[float, float]:
+    """Medians over ``wf_id``'s tasks, seconds: from TASK_ASSIGNED (stamped when emitted) to
+    its commit (heard by the subscriber: the start goes out after it), and from that commit
+    to TASK_STARTED (the start's trip, the host's launch, the report back). The agent runs
+    nothing meanwhile."""
+    prefix = f"{wf_id}/"
+    assigned: dict[str, float] = {}
+    commit, launch = [], []
+    for e in events:
+        task = e.data.get("task")
+        if not (isinstance(task, str) and task.startswith(prefix)):
+            continue
+        if e.type == "TASK_ASSIGNED":
+            assigned[task] = e.ts
+        elif e.type == "TASK_STARTED" and task in assigned and task in committed_at:
+            commit.append(committed_at[task] - assigned.pop(task))
+            launch.append(e.ts - committed_at[task])
+    nan = float("nan")
+    return (statistics.median(commit), statistics.median(launch)) if commit else (nan, nan)
 
 
 def xargs_run(n: int) -> tuple[float, float]:
@@ -127,10 +179,20 @@ def hosts_cpu(pids: dict[str, int]) -> tuple[float, float]:
 
 class Round:
     """One side of one round: wall seconds, CPU seconds (opsdeck's: of the console, of
-    the agent hosts and of their tasks)."""
+    the agent hosts and of their tasks), the machine's idle share meanwhile, and
+    (opsdeck's) the median seconds from assignment to its commit and from there to start."""
 
-    def __init__(self, wall: float, cpu: float, console: float = 0.0, hosts: float = 0.0) -> None:
-        self.wall, self.cpu, self.console, self.hosts = wall, cpu, console, hosts
+    def __init__(
+        self,
+        wall: float,
+        cpu: float,
+        idle: float,
+        console: float = 0.0,
+        hosts: float = 0.0,
+        waits: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        self.wall, self.cpu, self.idle, self.console, self.hosts = wall, cpu, idle, console, hosts
+        self.commit, self.launch = waits
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -144,25 +206,27 @@ async def main(args: argparse.Namespace) -> int:
     )
     wf = parse_workflow_text(file_text(n))
     events: list[Event] = []
+    committed_at: dict[str, float] = {}
+    """When each TASK_ASSIGNED was heard, i.e. committed (its start goes out right after)."""
     completed: dict[str, asyncio.Event] = {}
 
     def hear(e: Event) -> None:  # subscribers hear of an event once it is committed
         events.append(e)
+        if e.type == "TASK_ASSIGNED":
+            committed_at[e.data["task"]] = time.time()
         if e.type == "WORKFLOW_COMPLETED" and e.data["workflow_id"] in completed:
             completed[e.data["workflow_id"]].set()
 
-    engine, runtime = await open_local(db, wf, wf.specs(Path.cwd()), config, subscriber=hear)
+    host = await Host.open_local(db, wf, wf.specs(Path.cwd()), config, subscriber=hear)
+    host.manager.detectors.clear()  # as `opsdeck run` without --incidents
+    engine, runtime = host.engine, host.runtime
+    assert isinstance(runtime, LocalRuntime)
     me = psutil.Process()
-
-    async def tick() -> None:  # the host's pacing loop commits what is held (here every 20 ms)
-        while True:
-            await asyncio.sleep(0.02)
-            await engine.flush()
-
-    ticker = asyncio.get_running_loop().create_task(tick())
+    stop = asyncio.Event()
+    pacing = asyncio.get_running_loop().create_task(host.run(stop))
     try:
-        await drive(engine, lambda: engine.state.status_of("warmup").value == "completed", 30)
-        await drive(engine, lambda: all(h.writer is not None for h in runtime.hosts.values()), 30)
+        await wait_for(lambda: engine.state.status_of("warmup").value == "completed", 30)
+        await wait_for(lambda: all(h.writer is not None for h in runtime.hosts.values()), 30)
 
         # -- 0. at rest: 20 idle agents, heartbeats and psutil sampling only -------------
         idle0 = me.cpu_times()
@@ -176,18 +240,22 @@ async def main(args: argparse.Namespace) -> int:
         async def opsdeck_round(wid: str) -> Round:
             pids = runtime.host_pids()
             completed[wid] = asyncio.Event()
-            c0, (h0, k0) = own_cpu(), hosts_cpu(pids)
+            spec = flat(wid, args.tasks, ["true"], n)
+            c0, (h0, k0), m0 = own_cpu(), hosts_cpu(pids), psutil.cpu_times()
             t0 = time.monotonic()
-            engine.create_workflow(flat(wid, args.tasks, ["true"], n))
-            engine.start_workflow(wid)
+            async with host.lock:  # what a command does: under the host's lock
+                engine.create_workflow(spec)
+                engine.start_workflow(wid)
             await asyncio.wait_for(completed[wid].wait(), 600)
             dt = time.monotonic() - t0
-            c1, (h1, k1) = own_cpu(), hosts_cpu(pids)
-            return Round(dt, c1 - c0 + h1 - h0 + k1 - k0, c1 - c0, h1 - h0)
+            c1, (h1, k1), m1 = own_cpu(), hosts_cpu(pids), psutil.cpu_times()
+            waits = assignment_waits(events, committed_at, wid)
+            return Round(dt, c1 - c0 + h1 - h0 + k1 - k0, idle_share(m0, m1), c1 - c0, h1 - h0, waits)
 
         async def xargs_round() -> Round:
+            m0 = psutil.cpu_times()
             dt, cpu = await asyncio.to_thread(xargs_run, args.tasks)  # the loop keeps hearing heartbeats
-            return Round(dt, cpu)
+            return Round(dt, cpu, idle_share(m0, psutil.cpu_times()))
 
         runs: list[tuple[Round, Round]] = []  # (opsdeck, xargs) per round
         load0 = os.getloadavg()
@@ -209,10 +277,11 @@ async def main(args: argparse.Namespace) -> int:
         done = args.tasks * args.rounds
 
         # -- 2. failover --------------------------------------------------------------
-        engine.create_workflow(flat("failover", n, ["sleep", str(args.sleep)], n))
-        engine.start_workflow("failover")
         mark = len(events)
-        await drive(engine, lambda: sum(1 for e in events[mark:] if e.type == "TASK_STARTED") >= n, 30)
+        async with host.lock:
+            engine.create_workflow(flat("failover", n, ["sleep", str(args.sleep)], n))
+            engine.start_workflow("failover")
+        await wait_for(lambda: sum(1 for e in events[mark:] if e.type == "TASK_STARTED") >= n, 30)
         await asyncio.sleep(0.3)
         busy = sorted(a.id for a in engine.state.agents.values() if a.current_task and a.status.value == "busy")
         victims = busy[: args.kills]
@@ -227,7 +296,7 @@ async def main(args: argparse.Namespace) -> int:
             got = {e.data["task"] for e in events[mark:] if e.type == "TASK_STARTED" and e.data["agent"] not in victims}
             return all(t in got for t in tasks.values())
 
-        await drive(engine, restarted, 30)
+        await wait_for(restarted, 30)
         noticed = [e.ts - killed_at for e in events[mark:] if e.type == "AGENT_ERROR" and e.data["agent"] in victims]
         running_again = {}
         for e in events[mark:]:
@@ -235,9 +304,9 @@ async def main(args: argparse.Namespace) -> int:
                 running_again[e.data["task"]] = (e.ts - killed_at, e.data["agent"])
         replacements = [e.data["agent"] for e in events[mark:] if e.type == "AGENT_ALLOCATED"]
     finally:
-        ticker.cancel()
-        await runtime.shutdown()
-        await engine.close()
+        stop.set()
+        await pacing
+        await host.close()
 
     lat = [v for v, _ in running_again.values()]
     rows = [
@@ -262,6 +331,23 @@ async def main(args: argparse.Namespace) -> int:
             + " ms; the rest their tasks)",
         ),
         ("xargs CPU per spawn", ", ".join(f"{x.cpu / args.tasks * 1e3:.2f}" for _, x in runs) + " ms"),
+        (
+            "machine CPU idle while each side ran",
+            "opsdeck "
+            + ", ".join(f"{o.idle:.0f}" for o, _ in runs)
+            + " %; xargs "
+            + ", ".join(f"{x.idle:.0f}" for _, x in runs)
+            + " % (of all cores)",
+        ),
+        (
+            "agent cycle (wall per task per agent)",
+            ", ".join(f"{o.wall * n / args.tasks * 1e3:.1f}" for o, _ in runs)
+            + " ms; medians: assignment to its commit "
+            + ", ".join(f"{o.commit * 1e3:.1f}" for o, _ in runs)
+            + " ms, then to the start's report "
+            + ", ".join(f"{o.launch * 1e3:.1f}" for o, _ in runs)
+            + " ms",
+        ),
         (
             "CPU ratio (xargs CPU / opsdeck CPU)",
             f"**{statistics.median(cpu_ratios):.2f}x** median, {cpu_ratios[0]:.2f}x worst",
