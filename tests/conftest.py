@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+
+if TYPE_CHECKING:
+    from core.incidents.drills import Drill
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,6 +59,56 @@ def run_python(code: str, *argv: str, timeout: float = 120) -> subprocess.Comple
 
 def opsdeck_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "opsdeck", *args]
+
+
+def _said(what: str | Callable[[], object]) -> object:
+    return what() if callable(what) else what
+
+
+def wait_for(cond: Callable[[], T], what: str | Callable[[], object], timeout: float = 60.0, poll: float = 0.05) -> T:
+    """Call ``cond`` until it returns something truthy and return that. Tests wait on a
+    state, never a fixed time: on a loaded machine a time that sufficed once does not
+    again. Past ``timeout`` seconds the test fails naming ``what`` (called then if a
+    callable, to show the state it was waiting on)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g}s: {_said(what)}")
+        time.sleep(poll)
+
+
+async def until(
+    cond: Callable[[], T],
+    what: str | Callable[[], object],
+    timeout: float = 60.0,
+    poll: float = 0.02,
+    step: Callable[[], Awaitable[object]] | None = None,
+) -> T:
+    """:func:`wait_for` in a coroutine: the event loop runs for ``poll`` seconds between
+    two calls of ``cond``; with ``step`` (what drives the awaited state: a flush, a
+    pump), each call of ``cond`` follows one ``await step()``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if step is not None:
+            await step()
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g}s: {_said(what)}")
+        await asyncio.sleep(poll)
+
+
+async def drill_until(drill: Drill, cond: Callable[[], Any], what: str, limit_s: float) -> None:
+    """Step a drill on its simulated clock until ``cond()``; failing past ``limit_s``
+    simulated seconds (the bound is in the drill's time, which only steps advance)."""
+    end = drill.engine.clock.now() + limit_s
+    while not cond():
+        assert drill.engine.clock.now() < end, f"not within {limit_s:g} simulated s: {what}"
+        await drill.step()
 
 
 @pytest.fixture

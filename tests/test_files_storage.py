@@ -29,6 +29,7 @@ import pytest
 
 from core.host.client import HostClient
 
+from .conftest import wait_for
 from .files_support import event_count, make_db, run, start_serve, stop_serve
 
 LOCK_HELD_S = 25.0
@@ -57,14 +58,6 @@ def _health(db: Path) -> dict:
     return asyncio.run(go())
 
 
-def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
 def test_an_external_exclusive_lock_is_waited_for(tmp_path: Path, cli_env: dict[str, str]) -> None:
     db = tmp_path / "locked.db"
@@ -90,7 +83,7 @@ def test_an_external_exclusive_lock_is_waited_for(tmp_path: Path, cli_env: dict[
     try:
         assert locker.stdout is not None and locker.stdout.readline().strip() == "held"
         held_at = time.monotonic()
-        _wait(lambda: any("holds a lock" in x for x in lines), 30, "the host to say it waits for the lock")
+        wait_for(lambda: any("holds a lock" in x for x in lines), "the host to say it waits for the lock", 30, poll=0.2)
         assert _health(db)["storage"]["state"] == "locked"
         before = event_count(db)
         x = run(cli_env, "exec", "--db", str(db), "/coordination-hub checkpoint", timeout=180)
@@ -98,7 +91,9 @@ def test_an_external_exclusive_lock_is_waited_for(tmp_path: Path, cli_env: dict[
         assert time.monotonic() - held_at >= LOCK_HELD_S - 1  # it was answered after the release
         assert locker.wait(timeout=60) == 0
         assert p.poll() is None  # the host waited, it did not die
-        _wait(lambda: any("was released after" in x for x in lines), 30, "the host to say the lock is gone")
+        wait_for(
+            lambda: any("was released after" in x for x in lines), "the host to say the lock is gone", 30, poll=0.2
+        )
         assert _health(db)["storage"]["state"] == "ok"
         assert event_count(db) > before
     finally:
@@ -148,7 +143,7 @@ def test_a_full_disk_is_reported_and_the_host_stays_up(tmp_path: Path, cli_env: 
         answered: list[tuple[str, int]] = []
         try:
             filler = _fill(disk)
-            _wait(lambda: _health(db)["storage"]["state"] == "full", 120, "the host to meet the full disk")
+            wait_for(lambda: _health(db)["storage"]["state"] == "full", "the host to meet the full disk", 120, poll=0.2)
             assert any("is full" in x for x in lines), "".join(lines)
             for i in range(3):
                 x = run(
@@ -164,7 +159,7 @@ def test_a_full_disk_is_reported_and_the_host_stays_up(tmp_path: Path, cli_env: 
                 answered.append((f"full{i}", x.returncode))
             assert p.poll() is None  # still up, refusing writes
             filler.unlink()  # space returns
-            _wait(lambda: _health(db)["storage"]["state"] == "ok", 60, "writes to be accepted again")
+            wait_for(lambda: _health(db)["storage"]["state"] == "ok", "writes to be accepted again", 60, poll=0.2)
             x = run(cli_env, "exec", "--db", str(db), '/coordination-hub checkpoint \'{"label": "after"}\'')
             assert x.returncode == 0, x.stderr
             answered.append(("after", 0))

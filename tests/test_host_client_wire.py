@@ -21,6 +21,8 @@ from core.host import client as client_mod
 from core.host import client_http
 from core.host.client import HostBadAnswer, HostClient, HostGone, HostUnresponsive
 
+from .conftest import until
+
 BOUND_S = 20.0
 """No call here may take longer (each is expected in well under a second)."""
 CLOSE = b"<close>"
@@ -125,16 +127,6 @@ async def fake() -> AsyncIterator[Callable[..., Awaitable[tuple[FakeHost, HostCl
 
 async def bounded(aw: Awaitable[Any]) -> Any:
     return await asyncio.wait_for(aw, BOUND_S)
-
-
-async def until(cond: Callable[[], object]) -> None:
-    """Wait for ``cond`` (at most BOUND_S: a timeout fails the test)."""
-
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.01)
-
-    await bounded(poll())
 
 
 async def first_events(client: HostClient, n: int, into: list[int]) -> None:
@@ -433,7 +425,7 @@ async def test_a_stream_of_bad_events_says_so(fake, monkeypatch: pytest.MonkeyPa
     async def in_turn(w: asyncio.StreamWriter) -> None:
         w.write(chunked(200, sse(event(1)), end=False))
         await w.drain()
-        await until(lambda: got)  # the good event is taken before the bad one comes
+        await until(lambda: got, "the client to take the good event", BOUND_S, poll=0.01)  # before the bad one comes
         w.write(f"{len(body):x}\r\n".encode() + body + b"\r\n")
         await w.drain()
 
@@ -506,7 +498,7 @@ async def test_close_ends_a_stream_in_use(fake) -> None:  # type: ignore[no-unty
     _, client = await fake(chunked(200, sse(event(1)), end=False), HANG)
     got: list[int] = []
     task = asyncio.ensure_future(first_events(client, 10, got))
-    await until(lambda: got)
+    await until(lambda: got, "the follower's first event", BOUND_S, poll=0.01)
     await client.close()
     with contextlib.suppress(HostGone):
         await bounded(task)
@@ -538,7 +530,7 @@ async def test_a_stream_cancelled_as_its_answer_arrives_leaves_no_connection_bus
     pool.exchange = exchange  # type: ignore[method-assign]
     _, client = await fake(chunked(200, sse(event(1)), end=False), HANG)
     reading = asyncio.ensure_future(first_events(client, 2, got))
-    await until(lambda: got)
+    await until(lambda: got, "the stream's first event", BOUND_S, poll=0.01)
     assert len(client._conns().busy) == 1
     reading.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,20 +25,10 @@ import pytest
 
 from core.host.lease import current_holder
 
-from .conftest import REPO, opsdeck_cmd
+from .conftest import REPO, opsdeck_cmd, wait_for
 from .local_harness import header
 
 TIMEOUT = 90.0
-
-
-def wait_for(cond: Callable[[], object], timeout: float = TIMEOUT, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
@@ -72,7 +62,7 @@ class HostProc:
         )
         self.err: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        wait_for(self.listening, what=f"{' '.join(args)} to listen")
+        wait_for(self.listening, f"{' '.join(args)} to listen", TIMEOUT)
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -147,18 +137,19 @@ def test_exec_pause_and_resume_reach_the_real_processes_of_a_live_run(tmp_path: 
     db = tmp_path / "run.db"
     host = HostProc(["run", str(wf), "--headless", "--db", str(db)], env, db)
     try:
-        proc = wait_for(lambda: task_process(marker), what="the task process")
+        proc = wait_for(lambda: task_process(marker), "the task process", TIMEOUT)
         assert isinstance(proc, psutil.Process)
-        wait_for(lambda: count(db, "TASK_ASSIGNED") >= 1, what="the task assigned")
+        wait_for(lambda: count(db, "TASK_ASSIGNED") >= 1, "the task assigned", TIMEOUT)
         out = run(["exec", "--db", str(db), "--json", "/coordination-hub pause sleepy"], env)
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["status"] == "success"
-        wait_for(lambda: proc.status() == psutil.STATUS_STOPPED, what="the task stopped (T)")
+        wait_for(lambda: proc.status() == psutil.STATUS_STOPPED, "the task stopped (T)", TIMEOUT)
         out = run(["exec", "--db", str(db), "/coordination-hub resume sleepy"], env)
         assert out.returncode == 0, out.stderr
         wait_for(
             lambda: proc.status() in (psutil.STATUS_SLEEPING, psutil.STATUS_RUNNING),
-            what="the task running again (S/R)",
+            "the task running again (S/R)",
+            TIMEOUT,
         )
         # A host's clock is its own: --advance is refused and nothing is sent.
         n = head(db)
@@ -173,7 +164,7 @@ def test_exec_pause_and_resume_reach_the_real_processes_of_a_live_run(tmp_path: 
         assert sc.returncode == 1, sc.stderr
         assert f"{script}:2: advance: advance 60s: the host (pid {host.proc.pid}) runs in real time" in sc.stderr
         # A query's record is committed by the host's next commit, after its answer.
-        wait_for(lambda: count(db, "COMMAND_EXECUTED") == 3, what="the query's record committed")
+        wait_for(lambda: count(db, "COMMAND_EXECUTED") == 3, "the query's record committed", TIMEOUT)
         assert count(db, "COMMAND_EXECUTED") == 3
     finally:
         host.stop()
@@ -196,7 +187,7 @@ def test_twenty_concurrent_exec_clients_are_all_answered(demo_host: HostProc, en
     for r in results:
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["status"] == "success"
-    wait_for(lambda: count(db, "COMMAND_EXECUTED") - before == 20, what="20 commands in the log")
+    wait_for(lambda: count(db, "COMMAND_EXECUTED") - before == 20, "20 commands in the log", TIMEOUT)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     actors = {r[0] for r in con.execute("SELECT actor FROM events WHERE type='COMMAND_EXECUTED'")}
     con.close()
@@ -211,7 +202,7 @@ def test_a_second_writer_is_refused_and_the_log_is_untouched(
     recorded = count(db, "COMMAND_EXECUTED")
     assert run(["exec", "--db", str(db), "/host clock pause"], env).returncode == 0
     # A command that emits nothing is answered before its own record commits (within 0.1 s).
-    wait_for(lambda: count(db, "COMMAND_EXECUTED") > recorded, what="the pause's record")
+    wait_for(lambda: count(db, "COMMAND_EXECUTED") > recorded, "the pause's record", TIMEOUT)
     before = head(db)
     wf = tmp_path / "other.toml"
     wf.write_text(SLEEPY % "1")
@@ -293,14 +284,13 @@ def test_sigkill_of_the_host_is_reported_to_a_follower_and_the_lease_is_free(
     try:
         wait_for(
             lambda: any(f"following the live host (pid {host.proc.pid})" in ln for ln in err),
-            what="the follower to attach",
+            "the follower to attach",
+            TIMEOUT,
         )
         host.proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         host.proc.wait(timeout=TIMEOUT)
-        wait_for(
-            lambda: any(f"the host (pid {host.proc.pid}) is gone" in ln for ln in err), timeout=30, what="host gone"
-        )
+        wait_for(lambda: any(f"the host (pid {host.proc.pid}) is gone" in ln for ln in err), "host gone", 30)
         noticed = time.monotonic() - killed
         assert noticed < 10.0, noticed  # EOF on the socket: immediate; generous for a loaded machine
         assert current_holder(db) is None
@@ -308,7 +298,8 @@ def test_sigkill_of_the_host_is_reported_to_a_follower_and_the_lease_is_free(
         try:
             wait_for(
                 lambda: any(f"following the live host (pid {again.proc.pid})" in ln for ln in err),
-                what="the follower to attach to the new host",
+                "the follower to attach to the new host",
+                TIMEOUT,
             )
         finally:
             again.stop()
@@ -472,12 +463,12 @@ def test_a_client_killed_mid_command_loses_nothing(demo_host: HostProc, env: dic
         env=env,
     )
     try:
-        wait_for(lambda: clock() > start + 60, what="the command to be running")
+        wait_for(lambda: clock() > start + 60, "the command to be running", TIMEOUT)
     finally:
         client.kill()
         client.wait(timeout=TIMEOUT)
     assert clock() < start + 1200 - 1, "the command had already finished: the client was not killed mid-command"
-    wait_for(lambda: clock() >= start + 1200 - 1, what="the command to finish without its client")
+    wait_for(lambda: clock() >= start + 1200 - 1, "the command to finish without its client", TIMEOUT)
 
     def recorded() -> list[dict[str, object]]:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -489,5 +480,5 @@ def test_a_client_killed_mid_command_loses_nothing(demo_host: HostProc, env: dic
         finally:
             con.close()
 
-    done = wait_for(recorded, what="the killed client's command in the log")
-    assert done[0]["command"] == "/host advance 20m" and done[0]["status"] == "success"  # type: ignore[index]
+    done = wait_for(recorded, "the killed client's command in the log", TIMEOUT)
+    assert done[0]["command"] == "/host advance 20m" and done[0]["status"] == "success"

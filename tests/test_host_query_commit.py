@@ -6,7 +6,6 @@ what a crash would leave."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +14,8 @@ import pytest
 
 from core.config import Config
 from core.host.host import Host
+
+from .conftest import until
 
 QUERY = "/resource-manager status"
 SCALE = '/resource-manager scale \'{"pool": "p", "size": 2}\''
@@ -34,14 +35,6 @@ def committed(db: Path, type_: str) -> int:
         return int(con.execute("SELECT count(*) FROM events WHERE type=?", (type_,)).fetchone()[0])
     finally:
         con.close()
-
-
-async def wait_for(cond: object, what: str, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():  # type: ignore[operator]
-        assert loop.time() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -65,7 +58,7 @@ async def test_a_query_is_answered_before_its_record_which_the_next_commit_takes
     assert host.engine.unflushed == 3 and not host.engine.holds_changes
     assert committed(db, "COMMAND_EXECUTED") == before
     # The host commits them itself, with no pacing loop and no further command.
-    await wait_for(lambda: committed(db, "COMMAND_EXECUTED") == before + 3, "the queries' records")
+    await until(lambda: committed(db, "COMMAND_EXECUTED") == before + 3, "the queries' records")
     assert host.engine.unflushed == 0
 
 

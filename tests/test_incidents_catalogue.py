@@ -24,6 +24,8 @@ from core.incidents.validation import GateCtx, Verdict
 from core.models import WorkflowStatus
 from core.session import open_sim
 
+from .conftest import drill_until
+
 TOY = "stalled-workflow"
 
 
@@ -103,18 +105,15 @@ async def _toy_drill(tmp_path: Path) -> Drill:
     return start_drill(eng, TOY, manager=mgr)
 
 
-async def _until(drill: Drill, cond: Any, budget_s: float = 3600.0) -> None:
-    end = drill.engine.clock.now() + budget_s
-    while not cond():
-        assert drill.engine.clock.now() < end, "condition not reached within the budget"
-        await drill.step()
+LIMIT_S = 3600.0
+"""How much simulated time a wait on a drill may take."""
 
 
 async def test_a_toy_kind_is_detected_planned_validated_and_drilled(tmp_path: Path) -> None:
     drill = await _toy_drill(tmp_path)
     eng = drill.engine
     try:
-        await _until(drill, lambda: drill.plan() is not None)
+        await drill_until(drill, lambda: drill.plan() is not None, "a plan for the incident", LIMIT_S)
         inc = drill.incident()
         assert inc is not None and inc.scenario == TOY and inc.criteria == ["workflow_resumed"]
         wf = drill.fault["paused"]
@@ -134,7 +133,7 @@ async def test_a_toy_plan_without_its_acting_step_is_not_validated(tmp_path: Pat
     drill = await _toy_drill(tmp_path)
     eng = drill.engine
     try:
-        await _until(drill, lambda: drill.plan() is not None)
+        await drill_until(drill, lambda: drill.plan() is not None, "a plan for the incident", LIMIT_S)
         plan = drill.plan()
         assert plan is not None
         keep = [st.command for st in plan.steps if "resume" not in st.command]

@@ -21,6 +21,8 @@ from core.incidents.drills import Drill, start_drill
 from core.incidents.record import ACTING
 from core.session import open_sim
 
+from .conftest import drill_until
+
 pytestmark = pytest.mark.slow  # each test runs a drill of simulated hours
 
 BUDGET_S = 4 * 3600.0
@@ -41,13 +43,6 @@ def _waiting(plan: dict[str, Any] | None) -> bool:
         return False
     nxt = next((st for st in plan.steps if st.state != "completed"), None)
     return nxt is not None and nxt.state == "proposed" and nxt.approval == "manual"
-
-
-async def _until(drill: Drill, cond: Callable[[], bool], budget_s: float = BUDGET_S) -> None:
-    end = drill.engine.clock.now() + budget_s
-    while not cond():
-        assert drill.engine.clock.now() < end, "condition not reached within the budget"
-        await drill.step()
 
 
 def _without_acting_steps(plan: dict[str, Any], also: Callable[[str], bool] = lambda c: False) -> list[str]:
@@ -110,9 +105,16 @@ async def _run_edited(tmp_path: Path, name: str, seed: int = 0) -> tuple[Drill, 
     eng.observe(seen.append)
     contexts: dict[str, Any] = {}
     if name == "data-integrity":
-        await _until(drill, lambda: drill.engine.clock.now() + 10 >= drill.inject_at)
+        await drill_until(
+            drill,
+            lambda: drill.engine.clock.now() + 10 >= drill.inject_at,
+            "10 s before the fault's injection",
+            BUDGET_S,
+        )
         contexts = {k: copy.deepcopy(t.context) for k, t in eng.state.tasks.items()}
-    await _until(drill, lambda: _waiting(drill.plan()))
+    await drill_until(
+        drill, lambda: _waiting(drill.plan()), "the plan's next step waiting for manual approval", BUDGET_S
+    )
     plan = drill.plan()
     assert plan is not None
     decisions.edit(eng, plan.id, _without_acting_steps(plan), actor="tester")
@@ -189,7 +191,9 @@ async def test_the_exhaustion_plan_without_reallocation_and_resumption_is_not_va
     seen: list[Event] = []
     eng.observe(seen.append)
     try:
-        await _until(drill, lambda: _waiting(drill.plan()))
+        await drill_until(
+            drill, lambda: _waiting(drill.plan()), "the plan's next step waiting for manual approval", BUDGET_S
+        )
         plan = drill.plan()
         assert plan is not None
         keep = [

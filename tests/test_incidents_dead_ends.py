@@ -14,12 +14,10 @@ from core.incidents.language import incident_services
 from core.models import WorkflowStatus
 from core.session import memory_sim
 
+from .conftest import drill_until
 
-async def until(drill: Drill, cond, limit: float = 6000.0) -> None:  # type: ignore[no-untyped-def]
-    end = drill.engine.clock.now() + limit
-    while not cond():
-        assert drill.engine.clock.now() < end, "condition not reached in simulated time"
-        await drill.step()
+LIMIT_S = 6000.0
+"""How much simulated time a wait on a drill may take."""
 
 
 def waiting(drill: Drill) -> bool:
@@ -33,10 +31,15 @@ def waiting(drill: Drill) -> bool:
 async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
-    await until(drill, lambda: waiting(drill))
+    await drill_until(drill, lambda: waiting(drill), "the plan's next step waiting for manual approval", LIMIT_S)
     pid = drill.plan().id  # type: ignore[union-attr]
     decisions.approve(eng, pid, actor="bob")
-    await until(drill, lambda: any(r.status == "active" and r.applied for r in eng.state.resumptions.values()))
+    await drill_until(
+        drill,
+        lambda: any(r.status == "active" and r.applied for r in eng.state.resumptions.values()),
+        "an applied resumption active",
+        LIMIT_S,
+    )
     rid = next(r for r, v in eng.state.resumptions.items() if v.status == "active")
     applied = len(eng.state.resumptions[rid].applied)
     await decisions.abort(eng, pid, actor="bob", reason="K")
@@ -56,7 +59,7 @@ async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
 async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
-    await until(drill, lambda: waiting(drill))
+    await drill_until(drill, lambda: waiting(drill), "the plan's next step waiting for manual approval", LIMIT_S)
     inc_id = drill.incident().id  # type: ignore[union-attr]
     first = drill.plan().id  # type: ignore[union-attr]
     res = await run_command(incident_services(eng, drill.manager), f"/incident reject {first}", actor="alice")

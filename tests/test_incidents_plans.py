@@ -21,6 +21,8 @@ from core.models import Band, WorkflowStatus
 from core.projection import State
 from core.session import memory_sim, open_sim
 
+from .conftest import drill_until
+
 
 def fleet_hash(eng: Engine) -> str:
     snap = eng.state.snapshot()
@@ -31,11 +33,8 @@ def events_of(eng: Engine, into: list[Any], *types: str) -> None:
     eng.subscribe(lambda ev: into.append(ev) if ev.type in types else None)
 
 
-async def until(drill: Drill, cond: Any, limit: float = 4000.0) -> None:
-    end = drill.engine.clock.now() + limit
-    while not cond():
-        assert drill.engine.clock.now() < end, "condition not reached in simulated time"
-        await drill.step()
+LIMIT_S = 4000.0
+"""How much simulated time a wait on a drill may take."""
 
 
 def plan_waiting(drill: Drill) -> bool:
@@ -90,7 +89,7 @@ async def test_plan_parameters_follow_the_priorities() -> None:
 async def test_approval_policy_from_config() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
-    await until(drill, lambda: drill.plan() is not None)
+    await drill_until(drill, lambda: drill.plan() is not None, "a plan for the incident", LIMIT_S)
     by_kind = {st.command.split()[1]: (st.category, st.approval) for st in drill.plan().steps}  # type: ignore[union-attr]
     assert by_kind["emergency-analysis"] == ("analysis", "auto")
     assert by_kind["emergency-reallocation"] == ("destructive", "manual")
@@ -100,7 +99,7 @@ async def test_approval_policy_from_config() -> None:
     )
     eng2 = memory_sim(config=cfg, seed=0)
     drill2 = start_drill(eng2, "resource-exhaustion", approve="manual", warmup_s=300)
-    await until(drill2, lambda: drill2.plan() is not None)
+    await drill_until(drill2, lambda: drill2.plan() is not None, "a plan for the incident", LIMIT_S)
     assert {st.approval for st in drill2.plan().steps} == {"auto"}  # type: ignore[union-attr]
 
 
@@ -109,7 +108,7 @@ async def test_reject_leaves_the_fleet_unchanged() -> None:
     cmds: list[Any] = []
     events_of(eng, cmds, "COMMAND_EXECUTED", "PLAN_REJECTED", "WORKFLOW_PAUSED", "RESOURCE_ALLOCATED")
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
-    await until(drill, lambda: plan_waiting(drill))
+    await drill_until(drill, lambda: plan_waiting(drill), "a plan step waiting for manual approval", LIMIT_S)
     pid = drill.plan().id  # type: ignore[union-attr]
     ran = [e.data["kind"] for e in cmds if e.type == "COMMAND_EXECUTED"]
     assert ran and set(ran) <= {"analysis"}, "only auto (analysis) steps ran before a decision"
@@ -132,11 +131,13 @@ async def test_reject_leaves_the_fleet_unchanged() -> None:
 async def test_abort_mid_plan_rolls_back() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
-    await until(drill, lambda: plan_waiting(drill))
+    await drill_until(drill, lambda: plan_waiting(drill), "a plan step waiting for manual approval", LIMIT_S)
     pid = drill.plan().id  # type: ignore[union-attr]
     before = {w.id: (w.status, w.allocation, w.guarantee) for w in eng.state.all_workflows()}
     decisions.approve(eng, pid, actor="bob")
-    await until(drill, lambda: eng.state.plans[pid].steps[2].state == "completed")
+    await drill_until(
+        drill, lambda: eng.state.plans[pid].steps[2].state == "completed", "the plan's third step completed", LIMIT_S
+    )
     assert eng.state.plans[pid].state == "executing"
     paused = [
         w
@@ -164,7 +165,7 @@ async def test_abort_mid_plan_rolls_back() -> None:
 async def test_edit_then_approve() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
-    await until(drill, lambda: plan_waiting(drill))
+    await drill_until(drill, lambda: plan_waiting(drill), "a plan step waiting for manual approval", LIMIT_S)
     p = drill.plan()
     pid = p.id  # type: ignore[union-attr]
     cmds = [st.command for st in p.steps]  # type: ignore[union-attr]
@@ -181,7 +182,7 @@ async def test_edit_then_approve() -> None:
     assert [st.command for st in eng.state.plans[pid].steps] == edited
     assert eng.state.plans[pid].edited_by == ["carol"]
     decisions.approve(eng, pid, actor="carol")
-    await until(drill, lambda: drill.done)
+    await drill_until(drill, lambda: drill.done, "the drill done", LIMIT_S)
     assert eng.state.plans[pid].state == "completed"
     assert eng.state.incidents[drill.incident().id].status == "resolved"  # type: ignore[union-attr]
 
@@ -192,14 +193,14 @@ async def test_incident_commands_and_replay(tmp_path: Path) -> None:
     eng = await open_sim(tmp_path / "x.db", seed=0, demo=True)
     try:
         drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
-        await until(drill, lambda: plan_waiting(drill))
+        await drill_until(drill, lambda: plan_waiting(drill), "a plan step waiting for manual approval", LIMIT_S)
         pid = drill.plan().id  # type: ignore[union-attr]
         bad = await run_command(incident_services(eng), "/incident approve PLAN-9999", actor="dana")
         assert bad["status"] == "error" and bad["error"]["code"] == "PLAN_NOT_FOUND"
         ok = await run_command(incident_services(eng), f"/incident approve {pid}", actor="dana")
         assert ok["status"] == "success"
         assert eng.state.plans[pid].decided_by == "dana"
-        await until(drill, lambda: drill.done)
+        await drill_until(drill, lambda: drill.done, "the drill done", LIMIT_S)
         report = await drill.report()
         assert report["validated"], report
         policy = eng.state.learning["policy"]
@@ -259,13 +260,13 @@ async def test_regression_after_an_optimisation_step_rolls_back() -> None:
         p = drill.plan()
         return p is not None and any(st.check and st.state == "executing" for st in p.steps)
 
-    await until(drill, checking, limit=6000)
+    await drill_until(drill, checking, "a plan step's check executing", 6000)
     p = drill.plan()
     quarantined = [a for a in eng.state.agents.values() if a.backoff_until is not None]
     assert quarantined, "the slow agents were taken out of dispatch first"
     for a in eng.runtime.agents:  # type: ignore[union-attr]
         eng.runtime.slow_agent(a, 4.0)  # type: ignore[union-attr]  # everything gets much worse
-    await until(drill, lambda: drill.done, limit=3000)
+    await drill_until(drill, lambda: drill.done, "the drill done", 3000)
     assert aborted and "regression" in aborted[0].data["reason"]
     assert eng.state.plans[p.id].state == "rolled_back"  # type: ignore[union-attr]
     assert all(eng.state.agents[a.id].backoff_until is None for a in quarantined), "quarantine rolled back"
@@ -279,7 +280,7 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
     eng = await open_sim(tmp_path / "d.db", seed=0, demo=True)
     try:
         drill = start_drill(eng, "data-integrity", approve="manual", warmup_s=300)
-        await until(drill, lambda: plan_waiting(drill))
+        await drill_until(drill, lambda: plan_waiting(drill), "a plan step waiting for manual approval", LIMIT_S)
         wf = drill.fault["workflow"]
         drifted = drill.fault["drifted_task"]
         inc = drill.incident()
@@ -298,7 +299,7 @@ async def test_data_integrity_freezes_then_restores_from_the_log(tmp_path: Path)
         assert eng.state.tasks[drifted].context.progress == 0.8, "still drifted until recovery"
         assert eng.state.state_hash() == h
         decisions.approve(eng, drill.plan().id, actor="eve")  # type: ignore[union-attr]
-        await until(drill, lambda: drill.done)
+        await drill_until(drill, lambda: drill.done, "the drill done", LIMIT_S)
         report = await drill.report()
         assert report["validated"], report
         assert not eng.state.workflows[wf].frozen
@@ -329,7 +330,7 @@ async def test_a_plan_whose_rollback_checkpoint_was_removed_aborts_without_rollb
     eng = await open_sim(tmp_path / "d.db", seed=0, demo=True)
     try:
         drill = start_drill(eng, "data-integrity", approve="manual", warmup_s=300)
-        await until(drill, lambda: plan_waiting(drill))
+        await drill_until(drill, lambda: plan_waiting(drill), "a plan step waiting for manual approval", LIMIT_S)
         plan = drill.plan()
         assert plan is not None and plan.checkpoint is not None
         res = await run_command(eng, "/workflow-recovery execute-data-recovery", actor="eve")
@@ -351,7 +352,7 @@ async def test_data_integrity_plan_without_its_recovery_step_is_not_validated(tm
     eng = await open_sim(tmp_path / "d.db", seed=0, demo=True)
     try:
         drill = start_drill(eng, "data-integrity", approve="manual", warmup_s=300)
-        await until(drill, lambda: plan_waiting(drill))
+        await drill_until(drill, lambda: plan_waiting(drill), "a plan step waiting for manual approval", LIMIT_S)
         plan = drill.plan()
         assert plan is not None
         drifted = drill.fault["drifted_task"]
@@ -359,7 +360,7 @@ async def test_data_integrity_plan_without_its_recovery_step_is_not_validated(tm
         assert len(keep) == len(plan.steps) - 1
         decisions.edit(eng, plan.id, keep, actor="eve")
         decisions.approve(eng, plan.id, actor="eve")
-        await until(drill, lambda: drill.done, limit=6 * 3600.0)
+        await drill_until(drill, lambda: drill.done, "the drill done", 6 * 3600.0)
         report = await drill.report()
         inc = drill.incident()
         assert inc is not None

@@ -9,12 +9,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.conftest import wait_for
 from tests.local_harness import header
 from tests.test_console_pty import ANSI, _read_until
 
@@ -51,16 +51,6 @@ def agent_hosts(db: Path) -> list[psutil.Process]:
     return out
 
 
-def until(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
 def opsdeck(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "opsdeck", *args], capture_output=True, text=True, timeout=timeout)
 
@@ -77,7 +67,7 @@ def test_second_run_of_a_finished_file_starts_nothing(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     first = opsdeck("run", str(f), "--db", str(db), "--headless")
     assert first.returncode == 0, first.stderr[-2000:]
-    until(lambda: not agent_hosts(db), 30, "the first run's agent hosts end with it")
+    wait_for(lambda: not agent_hosts(db), "the first run's agent hosts end with it", 30, poll=0.2)
     logs = sorted((tmp_path / "r.db.agents").glob("*.log"))
     stamps = {p: p.stat().st_mtime_ns for p in logs}
     n = events(db)
@@ -117,10 +107,10 @@ def test_sighup_to_a_headless_host_stops_its_agents(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        until(lambda: len(agent_hosts(db)) == 2, 60, "two agent hosts running")
+        wait_for(lambda: len(agent_hosts(db)) == 2, "two agent hosts running", 60, poll=0.2)
         os.kill(proc.pid, signal.SIGHUP)
-        until(lambda: proc.poll() is not None, 60, "the host exits on SIGHUP")
-        until(lambda: not agent_hosts(db), 30, "no agent host left")
+        wait_for(lambda: proc.poll() is not None, "the host exits on SIGHUP", 60, poll=0.2)
+        wait_for(lambda: not agent_hosts(db), "no agent host left", 30, poll=0.2)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -156,16 +146,19 @@ def test_sighup_to_a_console_hosting_real_agents_stops_them(tmp_path: Path) -> N
     try:
         out = _read_until(master, [b"Agent pools", b"hello"], 60)
         assert b"Agent pools" in ANSI.sub(b"", out)
-        until(lambda: len(agent_hosts(db)) == 2, 60, "two agent hosts running")
+        wait_for(lambda: len(agent_hosts(db)) == 2, "two agent hosts running", 60, poll=0.2)
         # As tmux kill-session does: the terminal goes away, then the process gets SIGHUP.
         os.close(master)
         master = -1
         os.kill(proc.pid, signal.SIGHUP)
-        until(
-            lambda: proc.poll() is not None, 60, "the console exits on SIGHUP (it does not hang on the dead terminal)"
+        wait_for(
+            lambda: proc.poll() is not None,
+            "the console exits on SIGHUP (it does not hang on the dead terminal)",
+            60,
+            poll=0.2,
         )
         assert proc.returncode == 128 + signal.SIGHUP
-        until(lambda: not agent_hosts(db), 30, "no agent host left")
+        wait_for(lambda: not agent_hosts(db), "no agent host left", 30, poll=0.2)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -11,14 +11,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 
+from tests.conftest import wait_for
 from tests.local_harness import header, py_cmd
 
 pytestmark = pytest.mark.slow
@@ -65,16 +63,6 @@ def started(db: Path) -> bool:
             return bool(c.execute("select count(*) from events where type = 'TASK_STARTED'").fetchone()[0])
     except sqlite3.Error:
         return False
-
-
-def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 @pytest.mark.slow

@@ -8,8 +8,6 @@ the next flush, not go out with the one that does not hold its event.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 from core.runtimes.fleet import Fleet, HostRecord, Timing
 
+from .conftest import until
 from .local_harness import header, open_text
 
 
@@ -66,14 +65,6 @@ async def idle() -> None:
     await asyncio.Event().wait()
 
 
-async def until(cond: Callable[[], object], turns: int = 200) -> None:
-    for _ in range(turns):
-        if cond():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
-
-
 def fleet_with(log: Log) -> tuple[Fleet[HostRecord], HostRecord, Links]:
     fleet: Fleet[HostRecord] = Fleet(Timing(), actor="test")
     fleet.engine = log  # type: ignore[assignment]
@@ -94,14 +85,14 @@ async def test_a_command_queued_during_a_flush_waits_for_the_flush_that_commits_
     fleet.start(links, idle)
     try:
         assign(fleet, h, log, "assigned-1")
-        await until(lambda: log.flushes == 1)  # the first flush runs (it took assigned-1)
+        await until(lambda: log.flushes == 1, "the first flush", 5, poll=0)  # it took assigned-1
         assign(fleet, h, log, "assigned-2")  # queued while it runs
         log.gates[0].set()
-        await until(lambda: log.flushes == 2)
+        await until(lambda: log.flushes == 2, "the second flush", 5, poll=0)
         # Must NOT have gone out with the first flush, which did not hold its event.
         assert links.sent == [("assigned-1", True)]
         log.gates[1].set()
-        await until(lambda: len(links.sent) == 2)
+        await until(lambda: len(links.sent) == 2, "the second command sent", 5, poll=0)
         assert links.sent == [("assigned-1", True), ("assigned-2", True)]
         assert h.outbox == []
     finally:
@@ -133,10 +124,10 @@ async def test_a_runs_end_is_committed_without_waiting_for_anyone_elses_flush(tm
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not rec.of("WORKFLOW_COMPLETED"):  # the recorder hears committed events only
-            assert time.monotonic() < deadline, [e.type for e in rec.events][-5:]
-            await asyncio.sleep(0.02)
+        await until(  # the recorder hears committed events only
+            lambda: rec.of("WORKFLOW_COMPLETED"),
+            lambda: f"the workflow's end committed; last events: {[e.type for e in rec.events][-5:]}",
+        )
         assert [e.data["task"] for e in rec.of("TASK_COMPLETED")] == ["w/t"]
     finally:
         await runtime.shutdown()

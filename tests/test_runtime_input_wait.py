@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import psutil
@@ -12,16 +11,9 @@ import pytest
 
 from core.runtimes.input_wait import blocked_read_fd, stdin_target, supported, waiting_for_input
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.skipif(not supported(), reason="needs Linux /proc/PID/syscall on x86_64 or aarch64")
-
-
-def _wait_until(cond, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture
@@ -37,7 +29,7 @@ def reader() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def test_a_process_blocked_reading_its_stdin_is_waiting(reader: subprocess.Popen[bytes]) -> None:
-    assert _wait_until(lambda: blocked_read_fd(reader.pid) == 0)
+    wait_for(lambda: blocked_read_fd(reader.pid) == 0, "the reader blocked reading its stdin", 30, poll=0.02)
     w = waiting_for_input([psutil.Process(reader.pid)], stdin_target(reader.pid), None, quiet_s=5, threshold_s=1)
     assert w is not None and w.pid == reader.pid and w.reason == "blocked reading stdin"
     assert reader.stdin is not None
@@ -47,14 +39,14 @@ def test_a_process_blocked_reading_its_stdin_is_waiting(reader: subprocess.Popen
 
 
 def test_before_the_threshold_nothing_is_waiting(reader: subprocess.Popen[bytes]) -> None:
-    assert _wait_until(lambda: blocked_read_fd(reader.pid) == 0)
+    wait_for(lambda: blocked_read_fd(reader.pid) == 0, "the reader blocked reading its stdin", 30, poll=0.02)
     assert waiting_for_input([psutil.Process(reader.pid)], stdin_target(reader.pid), None, 0.5, 1) is None
 
 
 def test_a_quiet_process_that_reads_nothing_is_not_waiting() -> None:
     p = subprocess.Popen(["sleep", "30"], stdin=subprocess.PIPE)
     try:
-        assert _wait_until(lambda: psutil.Process(p.pid).status() == psutil.STATUS_SLEEPING)
+        wait_for(lambda: psutil.Process(p.pid).status() == psutil.STATUS_SLEEPING, "sleep sleeping (S)", 30, poll=0.02)
         assert waiting_for_input([psutil.Process(p.pid)], stdin_target(p.pid), "compiling", 60, 1) is None
     finally:
         p.kill()
@@ -65,7 +57,9 @@ def test_a_process_reading_another_pipe_is_not_waiting_for_its_stdin() -> None:
     code = "import os; r, w = os.pipe(); print('x', flush=True); os.read(r, 1)"
     p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        assert _wait_until(lambda: blocked_read_fd(p.pid) not in (None, 0))
+        wait_for(
+            lambda: blocked_read_fd(p.pid) not in (None, 0), "the process blocked reading another pipe", 30, poll=0.02
+        )
         assert waiting_for_input([psutil.Process(p.pid)], stdin_target(p.pid), None, 60, 1) is None
     finally:
         p.kill()

@@ -11,7 +11,6 @@ raises NotApplicable and signals nothing.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Generic
@@ -27,6 +26,8 @@ from core.runtimes.processes import ProcessRuntime
 from core.runtimes.reports import Reports
 from core.runtimes.sim import SimRuntime
 from core.runtimes.supervise import Supervisor
+
+from .conftest import wait_for
 
 ray_mod = pytest.importorskip("ray", reason="the Ray runtime's checks need Ray (pip install -e '.[ray]')")
 
@@ -80,20 +81,10 @@ def test_cutting_off_an_actor_on_this_machine_stops_its_worker_and_heal_continue
     rt.fleet.hosts["agent_001"] = _actor("agent_001", sleeper, local_node=True)
     rt.partition(["agent_001"])
     try:
-        assert _wait_status(sleeper, psutil.STATUS_STOPPED)
+        wait_for(lambda: sleeper.status() == psutil.STATUS_STOPPED, "the worker stopped (T)", 10, poll=0.02)
     finally:
         rt.heal()
-    assert _wait_status(sleeper, psutil.STATUS_SLEEPING)
-
-
-def _wait_status(proc: psutil.Process, want: str, timeout_s: float = 10.0) -> bool:
-    """The kernel applies a signal asynchronously: wait for the state, do not assume it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.status() == want:
-            return True
-        time.sleep(0.02)
-    return proc.status() == want
+    wait_for(lambda: sleeper.status() == psutil.STATUS_SLEEPING, "the worker continued (S)", 10, poll=0.02)
 
 
 def test_an_actors_host_process_is_known_only_on_this_machine(tmp_path: Path, sleeper: psutil.Process) -> None:

@@ -5,9 +5,8 @@ a rate-limited pool starts nothing before its reset and resumes in stages after 
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from core.incidents.manager import IncidentManager
 from core.models import TaskStatus
 from core.runtimes.local import open_local
 from core.workflow_file import parse_workflow_text
+from tests.conftest import until
 from tests.local_harness import PY, Recorder, group_members, header, toml_argv, wf_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,16 +87,14 @@ def _states(procs: list[psutil.Process]) -> set[str]:
     return out
 
 
-async def until(engine: Any, mgr: IncidentManager, cond: Callable[[], Any], timeout: float, what: Any = "") -> None:
-    """Pump the incident manager and flush (as the console does) until ``cond()``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def cycle(engine: Any, mgr: IncidentManager) -> Callable[[], Awaitable[None]]:
+    """What the console does each cycle: the incident manager pumps, the engine flushes."""
+
+    async def step() -> None:
         await mgr.pump()
         await engine.flush()
-        if cond():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout}s: {what() if callable(what) else what}")
+
+    return step
 
 
 @pytest.mark.slow
@@ -112,7 +110,13 @@ async def test_a_budget_breach_pauses_the_processes_and_the_approved_raise_resum
     )
     engine, runtime, rec, mgr = await _open(tmp_path, text, hold_s=2.0)
     try:
-        await until(engine, mgr, lambda: mgr.open_for("usage-exhaustion") is not None, 60, "no usage incident")
+        await until(
+            lambda: mgr.open_for("usage-exhaustion") is not None,
+            "a usage incident",
+            60,
+            poll=0.1,
+            step=cycle(engine, mgr),
+        )
         inc = mgr.open_for("usage-exhaustion")
         assert inc is not None and inc.affected_workflows == ["runaway"]
         assert rec.of("BUDGET_WARNING") and rec.of("BUDGET_EXCEEDED")
@@ -120,10 +124,22 @@ async def test_a_budget_breach_pauses_the_processes_and_the_approved_raise_resum
         procs = _procs(engine, runtime, "runaway")
         assert procs and psutil.STATUS_STOPPED not in _states(procs), "nothing is paused before the approval"
         decisions.approve(engine, inc.plans[-1], actor="tester")
-        await until(engine, mgr, lambda: _states(procs) == {psutil.STATUS_STOPPED}, 30, lambda: _states(procs))
+        await until(
+            lambda: _states(procs) == {psutil.STATUS_STOPPED},
+            lambda: f"the processes stopped (T): {_states(procs)}",
+            30,
+            poll=0.1,
+            step=cycle(engine, mgr),
+        )
         paused_at = time.monotonic()
         assert engine.state.workflows["runaway"].status.value == "paused"
-        await until(engine, mgr, lambda: psutil.STATUS_STOPPED not in _states(procs), 30, lambda: _states(procs))
+        await until(
+            lambda: psutil.STATUS_STOPPED not in _states(procs),
+            lambda: f"the processes resumed: {_states(procs)}",
+            30,
+            poll=0.1,
+            step=cycle(engine, mgr),
+        )
         assert time.monotonic() - paused_at >= 1.0, "the raise waits until spending has stopped for the hold period"
         st = engine.state.usage.budget_of("workflow", "runaway")
         assert st is not None and st.budget.tokens is not None and st.budget.tokens > 4000 and not st.exceeded
@@ -132,15 +148,16 @@ async def test_a_budget_breach_pauses_the_processes_and_the_approved_raise_resum
         assert engine.state.workflows["runaway"].status.value == "running"
         # Under its budget, the frugal workflow raised nothing and was never paused.
         await until(
-            engine,
-            mgr,
             lambda: wf_status(engine, "frugal") == "completed",
-            30,
             lambda: (
+                "the frugal workflow completed",
                 wf_status(engine, "frugal"),
                 [(t.id, t.status, t.attempts, t.context.last_output[-3:]) for t in engine.state.tasks.values()],
                 [(a.id, a.status, a.current_task) for a in engine.state.agents.values()],
             ),
+            30,
+            poll=0.1,
+            step=cycle(engine, mgr),
         )
         frugal_alerts = [
             e for e in rec.events if e.type in ("BUDGET_WARNING", "BUDGET_EXCEEDED") and e.data["name"] == "frugal"
@@ -161,13 +178,17 @@ async def test_a_rate_limited_pool_starts_nothing_until_its_reset_then_resumes_i
     engine, runtime, rec, mgr = await _open(tmp_path, header() + _workflow("fleet", 50, tasks), hold_s=2.0)
     mgr.approve_mode = "auto"
     try:
-        await until(engine, mgr, lambda: rec.of("POOL_RATE_LIMITED"), 60, "no rate limit recorded")
+        await until(lambda: rec.of("POOL_RATE_LIMITED"), "a rate limit recorded", 60, poll=0.1, step=cycle(engine, mgr))
         hold = rec.of("POOL_RATE_LIMITED")[0]
         reset_at = hold.data["reset_at"]
         assert hold.data["pool"] == "workers" and hold.data["source"] == "claude"
         assert reset_at > hold.ts + 3, "the reset time the agent reported (epoch after the pipe)"
         await until(
-            engine, mgr, lambda: wf_status(engine, "fleet") == "completed", 90, lambda: rec.of("TASK_ASSIGNED")[-3:]
+            lambda: wf_status(engine, "fleet") == "completed",
+            lambda: f"the workflow completed; last assignments: {rec.of('TASK_ASSIGNED')[-3:]}",
+            90,
+            poll=0.1,
+            step=cycle(engine, mgr),
         )
         first = engine.state.any_workflow("fleet")
         assert first is not None
@@ -180,7 +201,13 @@ async def test_a_rate_limited_pool_starts_nothing_until_its_reset_then_resumes_i
         assert [e.data["task"] for e in requeued] == ["fleet/first"]
         # Resumed in stages after the reset: half the pool, then the hold lifted (the second stage
         # comes a hold period after the first, which may be after the workflow's last task).
-        await until(engine, mgr, lambda: len(rec.of("POOL_HOLD_CHANGED")) >= 2, 60, lambda: rec.of("POOL_HOLD_CHANGED"))
+        await until(
+            lambda: len(rec.of("POOL_HOLD_CHANGED")) >= 2,
+            lambda: f"two hold changes: {rec.of('POOL_HOLD_CHANGED')}",
+            60,
+            poll=0.1,
+            step=cycle(engine, mgr),
+        )
         changes = rec.of("POOL_HOLD_CHANGED")
         assert [c.data["agents_allowed"] for c in changes] == [1, None]
         assert changes[-1].ts >= reset_at
@@ -197,15 +224,33 @@ async def test_a_run_still_going_after_its_limit_is_paused_until_the_reset(tmp_p
     tasks = _task("waits", *limited, "--reset-in", "6", "--wait-for-reset")
     engine, runtime, rec, mgr = await _open(tmp_path, header() + _workflow("fleet", 50, tasks))
     try:
-        await until(engine, mgr, lambda: rec.of("POOL_RATE_LIMITED"), 60, "no rate limit recorded")
+        await until(lambda: rec.of("POOL_RATE_LIMITED"), "a rate limit recorded", 60, poll=0.1, step=cycle(engine, mgr))
         reset_at = rec.of("POOL_RATE_LIMITED")[0].data["reset_at"]
         procs = _procs(engine, runtime, "fleet")
         assert procs
-        await until(engine, mgr, lambda: _states(procs) == {psutil.STATUS_STOPPED}, 10, lambda: _states(procs))
+        await until(
+            lambda: _states(procs) == {psutil.STATUS_STOPPED},
+            lambda: f"the processes stopped (T): {_states(procs)}",
+            10,
+            poll=0.1,
+            step=cycle(engine, mgr),
+        )
         assert engine.state.tasks["fleet/waits"].status is TaskStatus.PAUSED and time.time() < reset_at
-        await until(engine, mgr, lambda: psutil.STATUS_STOPPED not in _states(procs), 30, lambda: _states(procs))
+        await until(
+            lambda: psutil.STATUS_STOPPED not in _states(procs),
+            lambda: f"the processes resumed: {_states(procs)}",
+            30,
+            poll=0.1,
+            step=cycle(engine, mgr),
+        )
         assert time.time() >= reset_at - 0.5, "resumed at its pool's reset, not before"
-        await until(engine, mgr, lambda: wf_status(engine, "fleet") == "completed", 30, "not completed")
+        await until(
+            lambda: wf_status(engine, "fleet") == "completed",
+            "the workflow completed",
+            30,
+            poll=0.1,
+            step=cycle(engine, mgr),
+        )
         t = engine.state.any_workflow("fleet")
         assert t is not None and not rec.of("TASK_FAILED") and not rec.of("TASK_REASSIGNED")
         resumed = [e for e in rec.of("TASK_RESUMED") if e.data.get("reason") == "rate_limit_reset"]

@@ -6,7 +6,6 @@ The console command here is a stand-in that ignores textual-serve's quit and SIG
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,8 @@ from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
 from opsdeck.web import ConsoleServer
+
+from .conftest import until
 
 TOKEN = "a-test-token-0123456789"
 
@@ -39,13 +40,6 @@ async def _client(tmp_path: Path, name: str = "pids") -> tuple[ConsoleServer, Te
     c = TestClient(TestServer(await server._make_app()))
     await c.start_server()
     return server, c, pids
-
-
-async def _until(cond, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met"
-        await asyncio.sleep(0.05)
 
 
 def _gone(pid: int) -> bool:
@@ -78,15 +72,17 @@ async def test_a_closed_tab_ends_its_console_and_what_it_started(tmp_path: Path)
     server, c, pids = await _client(tmp_path)
     try:
         ws = await c.ws_connect(f"/ws/{TOKEN}", headers={"Origin": f"http://{c.server.host}:{c.server.port}"})
-        await _until(lambda: pids.exists() and pids.read_text().endswith("\n"))
+        await until(
+            lambda: pids.exists() and pids.read_text().endswith("\n"), "the console's pids written", 60, poll=0.05
+        )
         child = int(pids.read_text())
         (console,) = server.consoles
         assert console._process is not None
         pid = console._process.pid
         assert not _gone(pid) and not _gone(child)
         await ws.close()  # the tab goes
-        await _until(lambda: _gone(pid) and _gone(child), timeout=30)
-        await _until(lambda: not server.consoles, timeout=30)
+        await until(lambda: _gone(pid) and _gone(child), "the console and its child gone", 30, poll=0.05)
+        await until(lambda: not server.consoles, "no console left on the server", 30, poll=0.05)
     finally:
         await c.close()
 
@@ -98,8 +94,13 @@ async def test_stopping_ends_every_console_within_two_seconds(tmp_path: Path) ->
         origin = {"Origin": f"http://{c.server.host}:{c.server.port}"}
         for _ in range(3):
             socks.append(await c.ws_connect(f"/ws/{TOKEN}", headers=origin))
-        await _until(lambda: len(server.consoles) == 3 and all(x._process for x in server.consoles))
-        await _until(lambda: pids.exists())
+        await until(
+            lambda: len(server.consoles) == 3 and all(x._process for x in server.consoles),
+            "three consoles started",
+            60,
+            poll=0.05,
+        )
+        await until(lambda: pids.exists(), "the pids file written", 60, poll=0.05)
         procs = [x._process.pid for x in server.consoles if x._process is not None]
         t0 = time.monotonic()
         await server.stop_consoles()
