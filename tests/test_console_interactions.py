@@ -9,6 +9,7 @@ import pytest
 
 from core.config import Config
 from core.models import WorkflowStatus
+from tests.conftest import opsdeck_cmd
 from tests.console_support import make_app, palette_search, settle, wait_for
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.confirm import ConfirmScreen
@@ -156,7 +157,6 @@ async def test_pause_resume_and_cancel_workflow(tmp_path):
 async def test_readonly_replica_follows_a_writer_without_a_host(tmp_path, cli_env):
     """No host: a read-only console tails the store, so an in-process ``exec`` shows up."""
     import subprocess
-    import sys
 
     db = tmp_path / "c.db"
     writer = make_app(db)
@@ -168,7 +168,7 @@ async def test_readonly_replica_follows_a_writer_without_a_host(tmp_path, cli_en
         assert link.kind == "attached" and link.host_pid is None and "no host" in link.describe()
         assert link.state.status_of("workflow_002") is WorkflowStatus.RUNNING
         done = subprocess.run(
-            [sys.executable, "-m", "opsdeck", "exec", "--db", str(db), "/coordination-hub pause workflow_002"],
+            opsdeck_cmd("exec", "--db", str(db), "/coordination-hub pause workflow_002"),
             capture_output=True,
             text=True,
             timeout=120,
@@ -294,11 +294,10 @@ async def test_detail_screens_open_and_close(tmp_path):
 @pytest.mark.slow
 async def test_opens_a_database_it_did_not_create(tmp_path):
     import subprocess
-    import sys
 
     db = tmp_path / "other.db"
     subprocess.run(
-        [sys.executable, "-m", "opsdeck", "demo", "--headless", "--for", "300", "--db", str(db)],
+        opsdeck_cmd("demo", "--headless", "--for", "300", "--db", str(db)),
         check=True,
         capture_output=True,
         timeout=120,

@@ -8,11 +8,12 @@ import re
 import select
 import struct
 import subprocess
-import sys
 import termios
 import time
 
 import pytest
+
+from .conftest import opsdeck_cmd
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
 
@@ -43,7 +44,7 @@ def _demo_in_pty(db, rows: int, cols: int, speed: str) -> tuple[int, subprocess.
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opsdeck", "demo", "--db", str(db), "--speed", speed],
+        opsdeck_cmd("demo", "--db", str(db), "--speed", speed),
         stdin=slave,
         stdout=slave,
         stderr=slave,

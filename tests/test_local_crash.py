@@ -15,13 +15,14 @@ import psutil
 import pytest
 
 from core.store import Store
+from tests.conftest import opsdeck_cmd
 from tests.local_harness import alive, chain_workflow, toml_argv
 
 STEPS = 6
 
 
 def run_cmd(f: Path, db: Path) -> list[str]:
-    return [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"]
+    return opsdeck_cmd("run", str(f), "--db", str(db), "--headless")
 
 
 def stored_hosts(db: Path) -> list[tuple[str, int, float, dict]]:

@@ -8,13 +8,12 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import opsdeck_cmd, wait_for
 from tests.local_harness import header
 from tests.test_console_pty import ANSI, _read_until
 
@@ -52,7 +51,7 @@ def agent_hosts(db: Path) -> list[psutil.Process]:
 
 
 def opsdeck(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsdeck", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(opsdeck_cmd(*args), capture_output=True, text=True, timeout=timeout)
 
 
 def events(db: Path) -> int:
@@ -101,7 +100,7 @@ def test_sighup_to_a_headless_host_stops_its_agents(tmp_path: Path) -> None:
     f.write_text(LONG)
     db = tmp_path / "h.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
+        opsdeck_cmd("run", str(f), "--db", str(db), "--headless"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -134,7 +133,7 @@ def test_sighup_to_a_console_hosting_real_agents_stops_them(tmp_path: Path) -> N
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db)],
+        opsdeck_cmd("run", str(f), "--db", str(db)),
         stdin=slave,
         stdout=slave,
         stderr=slave,

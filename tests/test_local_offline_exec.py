@@ -10,13 +10,12 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import opsdeck_cmd, wait_for
 from tests.local_harness import header, py_cmd
 
 pytestmark = pytest.mark.slow
@@ -38,7 +37,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 
 
 def opsdeck(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsdeck", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(opsdeck_cmd(*args), capture_output=True, text=True, timeout=120)
 
 
 def rows(db: Path) -> int:
@@ -71,7 +70,7 @@ def test_exec_and_script_refuse_mutations_of_a_real_fleet_whose_host_is_down(tmp
     wf = tmp_path / "wf.toml"
     wf.write_text(WF)
     host = subprocess.Popen(
-        [sys.executable, "-m", "opsdeck", "serve", str(wf), "--db", str(db)],
+        opsdeck_cmd("serve", str(wf), "--db", str(db)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from core.models import TaskStatus
 from core.runtimes.input_wait import supported
 from core.runtimes.local import open_local
 from core.workflow_file import parse_workflow_text
+from tests.conftest import opsdeck_cmd
 from tests.local_harness import Recorder, drive, header, py_cmd, wf_status
 
 pytestmark = pytest.mark.skipif(not supported(), reason="needs Linux /proc/PID/syscall")
@@ -72,7 +72,7 @@ async def test_a_task_blocked_on_stdin_waits_for_input_and_send_input_unblocks_i
         await runtime.shutdown()
         await engine.close()
     out = subprocess.run(
-        [sys.executable, "-m", "opsdeck", "logs", "w/ask", "--db", str(tmp_path / "r.db")],
+        opsdeck_cmd("logs", "w/ask", "--db", str(tmp_path / "r.db")),
         capture_output=True,
         text=True,
         timeout=60,

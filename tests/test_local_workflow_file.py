@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from core.workflow_file import WorkflowFileError, load_workflow_file, parse_workflow_text
+
+from .conftest import opsdeck_cmd
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -145,7 +146,7 @@ def test_cli_bad_file_starts_nothing(tmp_path: Path) -> None:
     f.write_text(BAD)
     db = tmp_path / "x.db"
     r = subprocess.run(
-        [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
+        opsdeck_cmd("run", str(f), "--db", str(db), "--headless"),
         capture_output=True,
         text=True,
         timeout=120,  # a start under load: the suite's usual bound
@@ -156,7 +157,7 @@ def test_cli_bad_file_starts_nothing(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
     assert not db.exists()
     missing = subprocess.run(
-        [sys.executable, "-m", "opsdeck", "run", str(tmp_path / "none.toml"), "--headless"],
+        opsdeck_cmd("run", str(tmp_path / "none.toml"), "--headless"),
         capture_output=True,
         text=True,
         timeout=120,  # a start under load: the suite's usual bound
@@ -191,7 +192,7 @@ allocation = { cpu_cores = 99, memory_gb = 1, agents = 1 }
 """)
     db = tmp_path / "x.db"
     r = subprocess.run(
-        [sys.executable, "-m", "opsdeck", "run", str(f), "--db", str(db), "--headless"],
+        opsdeck_cmd("run", str(f), "--db", str(db), "--headless"),
         capture_output=True,
         text=True,
         timeout=30,
