@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from rich.color import Color
 
-from tests.console_support import make_app, settle, wait_for
+from tests.console_support import BUSY_S, make_app, settle, wait_for
 from themes import THEMES
 
 
@@ -57,7 +57,13 @@ async def test_selected_row_contrast_in_every_theme(tmp_path):
                 for focused in (True, False):
                     target = ol if focused else app.query_one("#log")
                     target.focus()
-                    assert await wait_for(pilot, lambda target=target: app.focused is target)
+                    # The screen names the new focus at once; the list's own has_focus (which
+                    # its focus style follows) changes when it has handled its Focus or Blur.
+                    assert await wait_for(
+                        pilot,
+                        lambda target=target, ol=ol, f=focused: app.focused is target and ol.has_focus is f,
+                        BUSY_S,
+                    ), f"{name} {pane}: focus on the list is {ol.has_focus}, wanted {focused}"
                     base = ol.get_visual_style("option-list--option", "option-list--option-highlighted").rich_style
                     r = contrast(base.color, base.bgcolor)
                     if r < 4.5:
