@@ -73,6 +73,14 @@ async def test_a_batch_with_a_new_series_stores_every_sample_under_its_own_serie
         con.close()
 
 
+def _event_rows(db: Path) -> list[tuple[object, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT * FROM events ORDER BY seq").fetchall()
+    finally:
+        con.close()
+
+
 def _to_v3(db: Path) -> int:
     """Rewrite a database's samples into the schema-3 layout (names on every row)."""
     con = sqlite3.connect(db)
@@ -103,6 +111,8 @@ async def test_a_schema_3_database_opens_migrated(tmp_path: Path) -> None:
     before = await eng.store.metrics("cpu_pct", "system")  # type: ignore[union-attr]
     seq = eng.state.seq
     await eng.close()
+    events = _event_rows(db)
+    assert events[-1][0] == seq
     n = _to_v3(db)
     assert n > 100
     readonly = None
@@ -118,7 +128,7 @@ async def test_a_schema_3_database_opens_migrated(tmp_path: Path) -> None:
     try:
         store = again.store
         assert store is not None
-        assert again.state.seq >= seq
+        assert again.state.seq == seq, "opened at the head it was closed at (the migration adds no event)"
         assert await store.metrics("cpu_pct", "system") == before
         assert again.telemetry.get("cpu_pct").points, "the gauges' history came back"
         rep = await verify_store(store)
@@ -131,6 +141,7 @@ async def test_a_schema_3_database_opens_migrated(tmp_path: Path) -> None:
         assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] >= n
     finally:
         con.close()
+    assert _event_rows(db) == events, "the migration left every event row as it was"
 
 
 async def test_a_running_fleet_keeps_full_resolution_only_for_the_gauges_history(tmp_path: Path) -> None:
