@@ -88,7 +88,9 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
                 assert time.monotonic() < deadline, "no plan proposed"
                 res = await link.send("/host advance 5m")
                 assert res["status"] == "success", res
-                await pilot.pause(0.05)
+                # The advance is committed before its answer: the replica follows up to it.
+                committed = head(db)[0]
+                assert await wait_for(pilot, lambda c=committed: link.state.seq >= c, LONG), (link.state.seq, committed)
             pid = next(k for k, p in link.state.plans.items() if p.state == "proposed")
             app.refresh_panes()
             await pilot.press("a")

@@ -20,7 +20,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from tests.console_support import make_app, settle, wait_for
+from tests.console_support import BUSY_S, make_app, settle, wait_for
 from tui.app import CONSOLE_GC_GEN0, LISTS, PANE_TICKS, TICKS, OpsdeckApp
 from tui.screens.main import MainScreen
 from tui.widgets.event_log import EventLog
@@ -75,8 +75,7 @@ async def test_a_row_of_two_lines_is_drawn_by_textual(tmp_path: Path) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
         pane = app.workflows_pane
-        pane.add_option(Option(Text("first line\nsecond line"), id="two"))
-        await pilot.pause(0.05)
+        pane.add_option(Option(Text("first line\nsecond line"), id="two"))  # taken at once: nothing to wait for
         opt = pane.get_option("two")
         style = pane.get_visual_style("option-list--option")
         strips = pane._row_render(opt, style)
@@ -98,7 +97,7 @@ async def test_a_changed_row_repaints_that_row_and_a_title_its_border(tmp_path: 
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot, 600)
         app._stop.set()  # the refresh timers stand still: only what the test changes is drawn
-        await pilot.pause(0.1)
+        await pilot.pause()  # what an earlier tick queued is handled and drawn (pause ends with a frame)
         pools = app.pools_pane
         rows = pools.rows(app.link)  # type: ignore[arg-type]
         agent = next(i for i, r in enumerate(rows) if not r[2])
@@ -109,13 +108,14 @@ async def test_a_changed_row_repaints_that_row_and_a_title_its_border(tmp_path: 
             for i, (oid, p, d) in enumerate(rows)
         ]
         pools.sync(changed)
-        await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: bool(calls), BUSY_S), "the changed row was not drawn"
+        await pilot.pause()  # and whatever else the change queued, drawn in the frame pause ends with
         assert set(calls) == {agent - int(pools.scroll_offset.y)}, calls  # that row only (one frame or two)
         assert pools.get_option(rows[agent][0]).prompt.plain.startswith("XYZ")
         # The same rows again: nothing to draw.
         calls.clear()
         pools.sync(changed)
-        await pilot.pause(0.1)
+        await pilot.pause()  # nothing to wait for but the frame: the list handles what was queued, then one is drawn
         assert calls == []
         # The event log's title changes: its rows are not drawn again, the title shows.
         log = app.query_one(EventLog)
@@ -125,7 +125,7 @@ async def test_a_changed_row_repaints_that_row_and_a_title_its_border(tmp_path: 
         real_refresh = log.refresh
         log.refresh = lambda *r, **k: (refreshed.append(r), real_refresh(*r, **k))[1]  # type: ignore[method-assign]
         log.border_text.title("Event-log-title-42")
-        await pilot.pause(0.1)
+        await pilot.pause()  # the log handles what was queued, then a frame is drawn
         assert calls == []
         assert log.border_title == "Event-log-title-42"
         assert refreshed == [(Region(-1, -1, log.outer_size.width, 1),)]

@@ -10,7 +10,7 @@ import pytest
 from core.config import Config
 from core.models import WorkflowStatus
 from tests.conftest import opsdeck_cmd
-from tests.console_support import make_app, palette_search, settle, wait_for
+from tests.console_support import BUSY_S, make_app, palette_search, settle, wait_for
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
@@ -256,11 +256,18 @@ async def test_help_lists_bindings_and_keys_are_overridable(tmp_path):
         await pilot.press("escape")
         assert await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
         n = len(app.host.engine.state.checkpoints)
-        await pilot.press("c")
-        await pilot.pause(0.2)
-        assert len(app.host.engine.state.checkpoints) == n, "the default key no longer checkpoints"
-        await pilot.press("C")
-        assert await wait_for(pilot, lambda: len(app.host.engine.state.checkpoints) == n + 1)
+        # Keys are handled in order: a checkpoint c started would start before C's, so once
+        # C's is taken and no operator action is still running, c's would be counted too.
+        await pilot.press("c", "C")
+        assert await wait_for(
+            pilot,
+            lambda: (
+                len(app.host.engine.state.checkpoints) > n
+                and not any(w.group == "ops" and not w.is_finished for w in app.workers)
+            ),
+            BUSY_S,
+        )
+        assert len(app.host.engine.state.checkpoints) == n + 1, "C checkpoints, the default key c no longer does"
 
 
 @pytest.mark.slow
