@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -50,7 +51,14 @@ class Timer:
 
 
 class VirtualClock:
-    """Simulated time starting at ``start``; advances only when asked."""
+    """Simulated time starting at ``start``; advances only when asked.
+
+    Callbacks due later wait in a heap ordered by (time, insertion). Those asked for
+    at the current instant (a zero delay, a task of no duration) go to a FIFO instead:
+    each was inserted after every heap entry of the same time (those were inserted
+    before the clock reached it), so running the heap's entries due now first and then
+    the FIFO's keeps the (time, insertion) order, without a heap push and pop (and
+    their tuple comparisons, equal times falling through to the counter) per callback."""
 
     virtual = True
 
@@ -58,6 +66,8 @@ class VirtualClock:
         self._now = start
         self._heap: list[tuple[float, int, Timer]] = []
         self._counter = itertools.count()
+        self._instant: deque[Timer] = deque()
+        """Timers due at ``_now``, in the order they were asked for."""
 
     def now(self) -> float:
         return self._now
@@ -67,16 +77,24 @@ class VirtualClock:
         if when < now:  # max(when, now) without the builtin's call: the same object kept
             when = now
         t = Timer(when, fn)
-        heapq.heappush(self._heap, (when, next(self._counter), t))
+        if when == now:
+            self._instant.append(t)
+        else:
+            heapq.heappush(self._heap, (when, next(self._counter), t))
         return t
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> Timer:
         return self.call_at(self._now + max(delay, 0.0), fn)
 
     def next_time(self) -> float | None:
+        instant = self._instant
+        while instant and instant[0].cancelled:
+            instant.popleft()
         while self._heap and self._heap[0][2].cancelled:
             heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+        if self._heap and (not instant or self._heap[0][0] <= self._now):
+            return self._heap[0][0]
+        return instant[0].when if instant else None
 
     def run_until(self, until: float, budget: int | None = None, stop: Callable[[], bool] | None = None) -> int:
         """Run every callback due at or before ``until``; returns how many ran.
@@ -87,12 +105,21 @@ class VirtualClock:
         completed wants its checkpoint at that instant).
         """
         ran = 0
-        heap = self._heap
-        while heap and heap[0][0] <= until:
-            when, _, timer = heapq.heappop(heap)
-            if timer.cancelled:
-                continue
-            self._now = when
+        heap, instant = self._heap, self._instant
+        while True:
+            # The heap's entries due now were inserted before the FIFO's: they run first.
+            if heap and heap[0][0] <= until and (not instant or heap[0][0] <= self._now):
+                when, _, timer = heapq.heappop(heap)
+                if timer.cancelled:
+                    continue
+                self._now = when
+            elif instant and self._now <= until:
+                timer = instant.popleft()
+                if timer.cancelled:
+                    continue
+                self._now = timer.when  # the time as it was asked for (an int stays an int)
+            else:
+                break
             fn, timer.fn = timer.fn, _spent  # let go of the callback (see Timer.cancel)
             fn()
             ran += 1
@@ -102,4 +129,4 @@ class VirtualClock:
         return ran
 
     def pending(self) -> int:
-        return sum(1 for _, _, t in self._heap if not t.cancelled)
+        return sum(1 for _, _, t in self._heap if not t.cancelled) + sum(1 for t in self._instant if not t.cancelled)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import types
 import weakref
 from pathlib import Path
+from typing import Any
 
 from core.clock import VirtualClock
 from core.engine import Engine
+from core.engine.bridge import Reports
 from core.runtimes.sim import SimRuntime
 
 
@@ -223,11 +226,13 @@ async def test_an_open_that_fails_once_loaded_leaves_nothing_frozen(tmp_path: Pa
     eng.create_workflow(_big("w", BULK_TASKS))
     await eng.close()
     del eng
-    refs: list[weakref.ref[Engine]] = []
+    refs: list[weakref.ref[Any]] = []
 
     class Refusing:
-        def attach(self, engine: Engine) -> None:
-            refs.append(weakref.ref(engine))
+        def attach(self, sink: Reports) -> None:
+            beat = sink.agent_heartbeat  # the engine's own method: its liveness facts go there
+            assert isinstance(beat, types.MethodType)
+            refs.append(weakref.ref(beat.__self__))
             raise RuntimeError("no runtime today")
 
     try:

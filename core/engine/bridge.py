@@ -35,11 +35,47 @@ from ..event_types import (
 )
 from ..merge import TaskView, merge
 from ..models import LIVE_AGENT, TERMINAL_WORKFLOW, AgentStatus, Task, TaskStatus, WorkflowStatus
-from ..runtimes import Runtime
+from ..runtimes import Runtime, RuntimeSink
 from ..scheduler import dispatch
 
 if TYPE_CHECKING:
     from .contract import EngineCore
+
+
+class Reports:
+    """The sink a runtime reports to (:class:`~core.runtimes.RuntimeSink`), each fact
+    bound to the method that records it: the task facts to the bridge's, the agents'
+    liveness and usage to the engine's. A task's start and finish are then one call
+    each, not the facade's forwarding call and then the bridge's."""
+
+    __slots__ = (
+        "agent_failed",
+        "agent_heartbeat",
+        "agent_reconnected",
+        "agent_unreachable",
+        "system_usage",
+        "task_failed",
+        "task_finished",
+        "task_input_wait",
+        "task_progress",
+        "task_started",
+        "task_workspace",
+        "usage",
+    )
+
+    def __init__(self, bridge: RuntimeBridge, engine: RuntimeSink) -> None:
+        self.task_started = bridge.task_started
+        self.task_progress = bridge.task_progress
+        self.task_finished = bridge.task_finished
+        self.task_failed = bridge.task_failed
+        self.task_input_wait = bridge.task_input_wait
+        self.task_workspace = bridge.task_workspace
+        self.agent_failed = bridge.agent_failed
+        self.agent_reconnected = bridge.agent_reconnected
+        self.agent_heartbeat = engine.agent_heartbeat
+        self.agent_unreachable = engine.agent_unreachable
+        self.usage = engine.usage
+        self.system_usage = engine.system_usage
 
 
 class RuntimeBridge:
@@ -56,7 +92,7 @@ class RuntimeBridge:
         """Connect a runtime and bring it up to the projection: agents, running tasks."""
         e = self.engine
         e.runtime = runtime
-        runtime.attach(e)  # the engine is the sink: its facade forwards the facts here
+        runtime.attach(Reports(self, e))
         now = e.clock.now()
         for a in sorted(e.state.agents.values(), key=lambda a: a.id):
             if a.status in LIVE_AGENT:

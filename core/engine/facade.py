@@ -10,8 +10,10 @@
 - :class:`~core.engine.workflows.WorkflowOps` and :class:`~core.engine.resources.ResourceOps` — operations;
 - :class:`~core.engine.usage.UsageOps` — AI agents' spend, budgets and rate-limit holds.
 
-The engine implements :class:`~core.runtimes.RuntimeSink`: runtimes report facts
-here and the bridge turns them into events and dispatches more work.
+The engine implements :class:`~core.runtimes.RuntimeSink` (its parts report through
+it); an attached runtime reports to :class:`~core.engine.bridge.Reports`, each fact
+bound to the part that records it. The bridge turns task facts into events and
+dispatches more work.
 """
 
 from __future__ import annotations

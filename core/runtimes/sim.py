@@ -41,14 +41,18 @@ class _SimTask:
         if sa.task is not self or not sa.alive:
             return
         sa.task = None
-        if self.total > 0:
-            sim._report(sa, "progress", task_id=self.task_id, progress=1.0)
-        output = [f"{self.task_id} done"]
-        sink = sim.sink
-        if sa.reachable and sink is not None:
-            sink.task_finished(sa.id, self.task_id, output)  # what _report delivers
+        sink, task_id = sim.sink, self.task_id
+        output = [f"{task_id} done"]
+        if sa.reachable:  # every fact goes this way: heard by the sink now, or held by the agent
+            if sink is not None:
+                if self.total > 0:
+                    sink.task_progress(sa.id, task_id, 1.0)
+                sink.task_finished(sa.id, task_id, output)
         else:
-            sim._report(sa, "finished", task_id=self.task_id, output=output)
+            now = sim.clock.now()
+            if self.total > 0:
+                sa.hold(now, "progress", {"task_id": task_id, "progress": 1.0})
+            sa.hold(now, "finished", {"task_id": task_id, "output": output})
 
 
 @dataclass
@@ -64,6 +68,12 @@ class _SimAgent:
     leak_rate_mb_s: float = 0.0
     pending_stops: set[str] = field(default_factory=set)
     """Stops sent while cut off: they reach the agent when its link comes back."""
+
+    def hold(self, at: float, kind: str, fields: dict[str, Any]) -> None:
+        """A fact the agent cannot report while cut off: kept with its own sequence
+        number, handed over when its link comes back (``RuntimeSink.agent_reconnected``)."""
+        self.buffer_seq += 1
+        self.buffer.append({"seq": self.buffer_seq, "kind": kind, "at": at, **fields})
 
 
 class SimRuntime:
@@ -170,11 +180,11 @@ class SimRuntime:
         left = total if progress == 0.0 else total * (1.0 - min(max(progress, 0.0), 1.0))  # the same value
         now = self.clock.now()
         sa.task = _SimTask(task.id, left, task.cpu, task.memory_gb, now, True, now, None, total, sa, self)
-        sink = self.sink
-        if sa.reachable and sink is not None:
-            sink.task_started(sa.id, task.id)  # what _report delivers, without its generic fields
+        if sa.reachable:  # as every fact: heard by the sink now, or held by the agent
+            if self.sink is not None:
+                self.sink.task_started(sa.id, task.id)
         else:
-            self._report(sa, "started", task_id=task.id)
+            sa.hold(now, "started", {"task_id": task.id})
         self._schedule_finish(sa)
 
     def _schedule_finish(self, sa: _SimAgent) -> None:
@@ -243,29 +253,6 @@ class SimRuntime:
         return {"cache_gb": round(freed, 3), "leaked_mb_still_held": round(leaked, 1)}
 
     # -- reporting --------------------------------------------------------------
-    def _report(self, sa: _SimAgent, kind: str, **fields: Any) -> None:
-        """Deliver a fact, or buffer it with a sequence number while partitioned."""
-        if not sa.reachable:
-            sa.buffer_seq += 1
-            sa.buffer.append({"seq": sa.buffer_seq, "kind": kind, "at": self.clock.now(), **fields})
-            return
-        self._deliver(sa.id, kind, fields)
-
-    def _deliver(self, agent_id: str, kind: str, f: dict[str, Any]) -> None:
-        sink = self.sink
-        if sink is None:
-            return
-        if kind == "started":
-            sink.task_started(agent_id, f["task_id"])
-        elif kind == "progress":
-            sink.task_progress(agent_id, f["task_id"], f["progress"], f.get("output"))
-        elif kind == "finished":
-            sink.task_finished(agent_id, f["task_id"], f.get("output"))
-        elif kind == "failed":
-            sink.task_failed(agent_id, f["task_id"], f.get("error", "failed"), f.get("output"))
-        elif kind == "heartbeat":
-            sink.agent_heartbeat(agent_id)
-
     def _heartbeat(self) -> None:
         for sa in list(self.agents.values()):
             if not sa.alive:
@@ -274,7 +261,10 @@ class SimRuntime:
             if st is not None and st.running and st.total > 0:
                 self._account(sa)
                 progress = round(1.0 - st.work_left / st.total, 4)
-                self._report(sa, "progress", task_id=st.task_id, progress=progress)
+                if not sa.reachable:
+                    sa.hold(self.clock.now(), "progress", {"task_id": st.task_id, "progress": progress})
+                elif self.sink:
+                    self.sink.task_progress(sa.id, st.task_id, progress)
             elif sa.reachable and self.sink:
                 self.sink.agent_heartbeat(sa.id)
         self.clock.call_later(self.heartbeat_s, self._heartbeat)
