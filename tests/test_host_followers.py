@@ -26,8 +26,8 @@ from core.config import Config, Server
 from core.host.client import HostClient
 from core.host.host import Host
 
-from .conftest import REPO, opsdeck_cmd
-from .test_host_control_plane import TIMEOUT, HostProc, run, wait_for
+from .conftest import REPO, opsdeck_cmd, until, wait_for
+from .test_host_control_plane import TIMEOUT, HostProc, run
 
 STALL_S = 3.0
 FOLLOWERS = 200
@@ -102,7 +102,7 @@ def test_stalled_followers_keep_host_memory_bounded_and_are_dropped_with_a_reaso
         # Commands are answered while 200 streams wait on their readers.
         r = run(["exec", "--db", str(db), "--timeout", "60", "/host status"], env)
         assert r.returncode == 0, r.stderr
-        wait_for(all_dropped, what="the stalled followers to be dropped")
+        wait_for(all_dropped, "the stalled followers to be dropped", TIMEOUT)
         growth_mb = (peak - base) / 2**20
         assert growth_mb < RSS_GROWTH_BOUND_MB, f"host RSS grew {growth_mb:.0f} MB with {FOLLOWERS} stalled followers"
         for s in followers:
@@ -112,7 +112,8 @@ def test_stalled_followers_keep_host_memory_bounded_and_are_dropped_with_a_reaso
         followers.append(late)
         wait_for(
             lambda: sum("dropped an event follower" in ln for ln in busy_host.err) > FOLLOWERS,
-            what="one more follower to be dropped",
+            "one more follower to be dropped",
+            TIMEOUT,
         )
         got = _read_all(late, 10)
         assert b"event: dropped" in got, got[-300:]
@@ -224,9 +225,16 @@ async def test_follower_and_connection_caps_refuse_with_503(tmp_path: Path) -> N
             assert (await r.readline()).startswith(b"HTTP/1.1 200")
             held.append(w)
         r, w = await _open(host.socket_path, get)
-        head = await r.read()
-        assert head.startswith(b"HTTP/1.1 503") and b"TOO_MANY_FOLLOWERS" in head
+        # The refusal is a whole answer on a connection kept alive (read to its length, not
+        # to an end of stream that comes only with the idle timeout, 30 s later).
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 30)
+        assert head.startswith(b"HTTP/1.1 503"), head
+        length = next(int(ln.split(b":")[1]) for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:"))
+        assert b"TOO_MANY_FOLLOWERS" in await asyncio.wait_for(r.readexactly(length), 30)
         w.close()
+        assert host.server is not None
+        limit = host.server.limit
+        await until(lambda: limit.open == 2, lambda: f"the refused follower's connection closed: {limit.open} open")
         for _ in range(2):  # connections that send nothing yet
             held.append((await _open(host.socket_path, b""))[1])
         r, w = await _open(host.socket_path, b"")
