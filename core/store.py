@@ -2,8 +2,8 @@
 
 The event log is the source of truth. It is append-only (triggers refuse UPDATE and
 DELETE) and hash-chained (each row holds the previous row's hash and a SHA-256 over
-its canonical encoding). Writes arrive in batches (group commit): one executemany
-per batch, the whole transaction one round trip to aiosqlite's thread
+its canonical encoding). Writes arrive in batches (group commit): rows several per
+statement, the whole transaction one round trip to aiosqlite's thread
 (``store_commit``). Metric samples live outside the chain in their own table, with
 retention.
 
@@ -33,7 +33,7 @@ from .events import GENESIS_HASH, Event, EventRow
 from .private import PrivateError, trust_requested
 from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
-from .store_commit import LOCK_WAIT_S, on_connection_thread, retrying, transaction
+from .store_commit import LOCK_WAIT_S, RowInsert, on_connection_thread, retrying, transaction
 from .store_errors import StorageError, StoreError, classify
 from .store_reads import EVENT_COLUMNS, EventReader, row_hash_ok, row_to_event
 from .store_schema import (
@@ -66,6 +66,9 @@ __all__ = [
     "row_to_event",
     "scalar",
 ]
+
+
+_INSERT_EVENTS = RowInsert(f"INSERT INTO events({EVENT_COLUMNS})", 9)
 
 
 class Store:
@@ -268,7 +271,7 @@ class Store:
         archive: Sequence[tuple[str, int, str, str]] = (),
         metrics: Sequence[tuple[float, str, str, float]] = (),
     ) -> None:
-        """Group commit: one transaction and one executemany for the whole batch, with
+        """Group commit: one transaction for the whole batch (rows several per statement), with
         the archive records of workflows that finished in it (committed together) and
         the metric samples taken meanwhile (no transaction of their own; a damaged
         metrics table costs the samples, not the batch: written again without them)."""
@@ -282,7 +285,7 @@ class Store:
 
         def statements(conn: sqlite3.Connection) -> None:
             if rows:
-                conn.executemany(f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                _INSERT_EVENTS.run(conn, rows)
             if archive:
                 conn.executemany(
                     "INSERT OR IGNORE INTO archive(workflow, finished_seq, status, record) VALUES (?,?,?,?)", archive

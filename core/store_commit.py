@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from itertools import chain
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -80,6 +81,46 @@ def transaction(conn: sqlite3.Connection, statements: Statements) -> None:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise
+
+
+PARAMS_PER_STATEMENT = 999
+"""Values bound to one statement at most: SQLite's limit before 3.32 (newer ones allow
+32,766), so a multi-row insert runs on any SQLite Python may be built with."""
+ROWS_PER_TAIL_STATEMENT = 16
+"""Rows of one statement for what is left after the full statements (then one by one):
+three statement texts per table, so the connection's statement cache keeps them all."""
+
+
+class RowInsert:
+    """An INSERT of many rows, several rows per statement (``VALUES (..), (..), ..``).
+
+    The rows stored are the ones ``executemany`` of the one-row statement would store,
+    in the same order (so with the same rowids), in the caller's transaction; it costs
+    less because SQLite runs one statement (one step, reset and Python call) per up to
+    :data:`PARAMS_PER_STATEMENT` values instead of one per row: 9% of writing the events
+    of the real event mix, 30% of writing metric samples (bench/event_pipeline.py)."""
+
+    def __init__(self, head: str, width: int) -> None:
+        """``head``: the statement up to ``VALUES`` (``"INSERT INTO t(a, b)"``); ``width``: values per row."""
+        one = "(" + ",".join("?" * width) + ")"
+        self.width = width
+        self.sizes = [n for n in (PARAMS_PER_STATEMENT // width, ROWS_PER_TAIL_STATEMENT) if n > 1] + [1]
+        self.sql = {n: f"{head} VALUES {','.join([one] * n)}" for n in self.sizes}
+
+    def run(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (each of ``width`` values) on ``conn`` (no transaction of its own)."""
+        done, total = 0, len(rows)
+        for n in self.sizes:
+            whole = (total - done) // n * n
+            if not whole:
+                continue
+            if n == 1:
+                conn.executemany(self.sql[1], rows[done:] if done else rows)
+            else:
+                conn.executemany(
+                    self.sql[n], [tuple(chain.from_iterable(rows[k : k + n])) for k in range(done, done + whole, n)]
+                )
+            done += whole
 
 
 def series_ids(

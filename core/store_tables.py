@@ -20,7 +20,7 @@ import aiosqlite
 
 from .events import canonical_json
 from .projection_history import DIGEST_KEYS, HistoryChange, HistoryRows, KeptRow, expand, is_compact, rows_problem
-from .store_commit import on_connection_thread, series_ids
+from .store_commit import RowInsert, on_connection_thread, series_ids
 from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 
@@ -30,7 +30,7 @@ Write = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 
 CHECKPOINT_ID_HIGH = "checkpoint_id_high"
 """The meta key holding the highest checkpoint id ever given."""
-_INSERT_SAMPLES = "INSERT INTO metrics(series, ts, value) VALUES (?,?,?)"
+_INSERT_SAMPLES = RowInsert("INSERT INTO metrics(series, ts, value)", 3)
 
 
 class CheckpointTable:
@@ -285,7 +285,7 @@ class MetricSamples:
             return
 
         async def statements() -> None:
-            await on_connection_thread(self._db, lambda conn: conn.executemany(_INSERT_SAMPLES, self._rows(conn, rows)))
+            await on_connection_thread(self._db, lambda conn: _INSERT_SAMPLES.run(conn, self._rows(conn, rows)))
 
         try:
             await self._write(statements)
@@ -302,7 +302,7 @@ class MetricSamples:
         if not rows:
             return
         try:
-            conn.executemany(_INSERT_SAMPLES, self._rows(conn, rows))
+            _INSERT_SAMPLES.run(conn, self._rows(conn, rows))
         except sqlite3.DatabaseError as exc:
             if classify(exc, self.path) is not None:
                 raise

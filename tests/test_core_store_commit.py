@@ -12,7 +12,7 @@ import pytest
 
 from core.events import GENESIS_HASH, EventRow
 from core.store import Store
-from core.store_commit import on_connection_thread, transaction
+from core.store_commit import RowInsert, on_connection_thread, transaction
 
 
 def _rows(first: int, n: int) -> list[EventRow]:
@@ -75,3 +75,61 @@ async def test_a_cancelled_commit_completes_whole_and_leaves_the_connection_usab
     finally:
         gate.set()
         await store.close()
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 110, 111, 112, 111 * 2 + 16 * 3 + 5])
+def test_a_multi_row_insert_stores_what_executemany_stores(n: int) -> None:
+    """Rows several per statement: the same rows, values, types and rowids, in order."""
+    con = sqlite3.connect(":memory:")
+    for t in ("a", "b"):
+        con.execute(f"CREATE TABLE {t} (id INTEGER PRIMARY KEY, x TEXT, y REAL, z INTEGER)")
+    rows = [(f"r{i}", i / 3, None if i % 7 else i) for i in range(n)]
+    con.executemany("INSERT INTO a(x, y, z) VALUES (?,?,?)", rows)
+    RowInsert("INSERT INTO b(x, y, z)", 3).run(con, rows)
+    query = "SELECT id, x, typeof(x), y, typeof(y), z, typeof(z) FROM {} ORDER BY id"
+    assert con.execute(query.format("b")).fetchall() == con.execute(query.format("a")).fetchall()
+    assert len(con.execute(query.format("b")).fetchall()) == n
+
+
+@pytest.mark.parametrize("n", [111, 111 + 16, 111 + 3])  # the bad row last in a 111-row, a 16-row, a 1-row statement
+async def test_a_batch_whose_last_row_fails_stores_nothing_of_it(db_path: Path, n: int) -> None:
+    store = await Store.open(db_path)
+    try:
+        await store.append(_rows(1, 3))
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.append([*_rows(4, n - 1), _rows(2, 1)[0]])
+        assert await store.count_events() == 3
+        assert not store.connection.in_transaction
+    finally:
+        await store.close()
+
+
+async def test_events_and_samples_are_stored_as_one_row_statements_store_them(db_path: Path) -> None:
+    """The store's rows are the bytes a one-row-per-statement executemany writes."""
+    rows = [
+        (s, s / 7, "NOTE", "test", "s", "me", f'{{"i":{s},"t":"é"}}', GENESIS_HASH, f"{s:064x}") for s in range(1, 300)
+    ]
+    samples = [(i / 3, "load", "agent_1" if i % 2 else "system", i * 1.5) for i in range(500)]
+    store = await Store.open(db_path)
+    try:
+        await store.append(rows, metrics=samples)
+    finally:
+        await store.close()
+    con = sqlite3.connect(db_path)
+    plain = sqlite3.connect(":memory:")
+    try:
+        plain.execute("CREATE TABLE events(seq, ts, type, component, scope, actor, data, prev_hash, hash)")
+        plain.execute("CREATE TABLE metrics(id INTEGER PRIMARY KEY, series, ts, value)")
+        plain.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        series = dict(con.execute("SELECT name || '/' || subject, id FROM metric_series").fetchall())
+        plain.executemany(
+            "INSERT INTO metrics(series, ts, value) VALUES (?,?,?)",
+            [(series[f"{n}/{s}"], t, v) for t, n, s, v in samples],
+        )
+        ev = "SELECT seq, ts, type, component, scope, actor, CAST(data AS BLOB), typeof(data), hash FROM events ORDER BY seq"
+        ms = "SELECT id, series, ts, value, typeof(ts) FROM metrics ORDER BY id"
+        assert con.execute(ev).fetchall() == plain.execute(ev).fetchall()
+        assert con.execute(ms).fetchall() == plain.execute(ms).fetchall()
+    finally:
+        con.close()
+        plain.close()
