@@ -86,6 +86,13 @@ def test_output_files_rotate_at_their_limit(tmp_path: Path) -> None:
     assert 0 < (tmp_path / "t.0.log").stat().st_size <= FILE_MAX
 
 
+def _printed(files: OutputFiles, task: str, attempt: int, data: bytes = b"out\n") -> TaskOutput:
+    out = files.open(task, attempt)
+    out.feed(data)
+    out.finish()
+    return out
+
+
 def test_an_agent_keeps_its_newest_output_files_listing_its_directory_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,14 +104,39 @@ def test_an_agent_keeps_its_newest_output_files_listing_its_directory_once(
     os.utime(old, (1, 1))
     (tmp_path / "left.0.log.1").write_text("its rotated part")
     files = OutputFiles(tmp_path, keep=2)
-    files.open("w/a", 1).close()
+    _printed(files, "w/a", 1)
     assert old.exists(), "two files, the keep"
-    files.open("w/b", 1).close()
+    _printed(files, "w/b", 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w_a.1.log", "w_b.1.log"]
-    files.open("w/a", 1).close()  # the same run again: its file is the newest now
-    files.open("w/c", 1).close()
+    _printed(files, "w/a", 1)  # the same run again: its file is the newest now
+    _printed(files, "w/c", 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w_a.1.log", "w_c.1.log"]
     assert len(listed) == 1, "the directory is listed when the first run starts, not before each"
+
+
+def test_a_run_that_prints_nothing_leaves_no_file_and_takes_no_place(tmp_path: Path) -> None:
+    files = OutputFiles(tmp_path, keep=1)
+    kept = _printed(files, "w/a", 0)
+    silent = files.open("w/b", 0)
+    assert silent.finish() == []
+    assert silent.file is None and silent.bytes_total == 0
+    assert kept.file is not None and Path(kept.file).read_bytes() == b"out\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w_a.0.log"], "the silent run removed the one kept"
+
+
+def test_a_run_started_again_never_shows_the_older_runs_output(tmp_path: Path) -> None:
+    files = OutputFiles(tmp_path)
+    first = _printed(files, "w/a", 0, b"first\n")
+    assert first.file is not None
+    Path(first.file + ".1").write_text("first's rotated part")
+    again = files.open("w/a", 0)
+    assert not os.path.exists(first.file) and not os.path.exists(first.file + ".1")
+    again.finish()
+    assert again.file is None and list(tmp_path.iterdir()) == []
+    _printed(OutputFiles(tmp_path), "w/a", 0, b"third\n")  # a later host lists the file, then replaces it
+    files = OutputFiles(tmp_path)
+    files.open("w/a", 0).finish()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_output_file_never_follows_a_planted_link(tmp_path: Path) -> None:
@@ -112,8 +144,9 @@ def test_an_output_file_never_follows_a_planted_link(tmp_path: Path) -> None:
     target.write_text("keep")
     (tmp_path / "t.0.log").symlink_to(target)
     out = TaskOutput(str(tmp_path / "t.0.log"))
-    assert out.path is None and out.error and "t.0.log" in out.error
     assert out.feed(b"hello\n") == ["hello"]
+    assert out.path is None and out.file is None and out.error and "t.0.log" in out.error
+    assert out.feed(b"again\n") == ["again"]
     assert target.read_text() == "keep"
 
 

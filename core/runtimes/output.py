@@ -1,12 +1,13 @@
 """A task's output: every byte to a per-task file (rotated), capped lines to the console.
 
 The agent host reads a task's stdout/stderr in chunks (no line-length limit to trip
-over), appends it to ``<dir>/<task>.<attempt>.log`` (renamed to ``.log.1`` when it
-reaches :data:`FILE_MAX` bytes; one older part kept), and splits it into lines for
-the report: a line is cut to :data:`LINE_MAX` characters with a note of its full
-size, and at most :data:`REPORT_BYTES` of lines go out per heartbeat; what does not
-fit is summarised (how many lines and bytes) with the file's path. So the event log
-gets a bounded trickle and nothing is lost: the full output is in the file.
+over), appends it to ``<dir>/<task>.<attempt>.log`` (created with its first byte;
+renamed to ``.log.1`` when it reaches :data:`FILE_MAX` bytes; one older part kept),
+and splits it into lines for the report: a line is cut to :data:`LINE_MAX` characters
+with a note of its full size, and at most :data:`REPORT_BYTES` of lines go out per
+heartbeat; what does not fit is summarised (how many lines and bytes) with the file's
+path. So the event log gets a bounded trickle and nothing is lost: the full output is
+in the file (a run that printed nothing has none).
 """
 
 from __future__ import annotations
@@ -46,12 +47,23 @@ def _create(path: str) -> int:
 
 
 class TaskOutput:
-    """One run's output: the file, the line splitter and the per-report budget."""
+    """One run's output: the file, the line splitter and the per-report budget.
 
-    def __init__(self, path: str | None) -> None:
-        self.path: str | None = None
-        """The file's path (a string: a run's start makes no Path objects); None without one."""
+    The file is created with the first bytes the task prints: a run that prints
+    nothing leaves no file (and costs no ``open``, ``close`` or removal of an older
+    file to make room for it)."""
+
+    def __init__(self, path: str | None, files: OutputFiles | None = None) -> None:
+        self.path: str | None = path
+        """Where the output goes (a string: a run's start makes no Path objects); None
+        without a file, or once it could not be created."""
+        self._files = files
+        """The agent's directory, told of the file when it is created (its keep)."""
         self._fd: int | None = None
+        self._made = False
+        """The file was created."""
+        self._closed = False
+        """The run's output ended, or the file failed: nothing more is written."""
         self._written = 0
         self.error: str | None = None
         self._pending = bytearray()
@@ -61,34 +73,52 @@ class TaskOutput:
         self._unsent_lines = 0
         self._unsent_bytes = 0
         self._budget = REPORT_BYTES
-        if path is not None:
-            try:
-                try:
-                    self._fd = _create(path)
-                except FileNotFoundError:  # its directory first (once per agent, or after a cleanup)
-                    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    self._fd = _create(path)
-                self.path = path
-            except OSError as exc:
-                self.error = f"cannot write the output file {path}: {exc.strerror}"
+
+    @property
+    def file(self) -> str | None:
+        """The file holding the output, once the task printed something into it."""
+        return self.path if self._made else None
 
     # -- the file ------------------------------------------------------------------
-    def _write(self, data: bytes) -> None:
-        if self._fd is None or self.path is None:
+    def _open(self, path: str) -> None:
+        try:
+            try:
+                self._fd = _create(path)
+            except FileNotFoundError:  # its directory first (once per agent, or after a cleanup)
+                Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._fd = _create(path)
+        except OSError as exc:
+            self.error = f"cannot write the output file {path}: {exc.strerror}"
+            self.path = None
             return
+        self._made = True
+        if self._files is not None:
+            self._files.created(os.path.basename(path))
+
+    def _write(self, data: bytes) -> None:
+        path = self.path
+        if path is None:
+            return
+        if self._fd is None:
+            if self._closed or self._made:
+                return
+            self._open(path)
+            if self._fd is None:
+                return
         try:
             if self._written + len(data) > FILE_MAX and self._written > 0:
                 os.close(self._fd)
-                os.replace(self.path, self.path + ".1")
-                self._fd = _create(self.path)
+                os.replace(path, path + ".1")
+                self._fd = _create(path)
                 self._written = 0
             os.write(self._fd, data)
             self._written += len(data)
         except OSError as exc:  # a full disk costs the file, not the task
-            self.error = f"output file {self.path}: {exc.strerror}"
+            self.error = f"output file {path}: {exc.strerror}"
             self.close()
 
     def close(self) -> None:
+        self._closed = True
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
@@ -155,11 +185,12 @@ class TaskOutput:
 
 
 class OutputFiles:
-    """One agent's output directory: a file per run, the oldest removed past ``keep``.
+    """One agent's output directory: a file per run that printed something, the oldest
+    removed past ``keep``.
 
     The directory is listed once, the first time a run starts (files left by an earlier
-    host of this agent, oldest first by modification time); after that the runs this
-    runner starts are added in order, so a run's start costs no listing and no stat."""
+    host of this agent, oldest first by modification time); after that the files this
+    runner creates are added in order, so a run's start costs no listing and no stat."""
 
     def __init__(self, directory: Path, keep: int = FILES_KEEP) -> None:
         self._dir = os.fspath(directory)
@@ -177,18 +208,31 @@ class OutputFiles:
                         found.append((e.stat(follow_symlinks=False).st_mtime, e.name))
         return OrderedDict((name, None) for _, name in sorted(found))
 
+    def _remove(self, name: str) -> None:
+        for q in (name, name + ".1"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self._dir, q))
+
     def open(self, task: str, attempt: int) -> TaskOutput:
-        """The run's output file, after removing the oldest beyond ``keep`` (and their
-        rotated parts)."""
+        """The run's output, its file made when the task first prints; an older file of
+        the same name (this run started again) is removed now, with its rotated part:
+        what is found under the name is this run's output or nothing."""
         if self._names is None:
             self._names = self._listed()
-        names = self._names
         name = output_name(task, attempt)
+        if name in self._names:
+            del self._names[name]
+            self._remove(name)
+        return TaskOutput(os.path.join(self._dir, name), self)
+
+    def created(self, name: str) -> None:
+        """A run's file was created: the newest; the oldest beyond ``keep`` are removed
+        (and their rotated parts)."""
+        names = self._names
+        if names is None:
+            names = self._names = self._listed()
         names.pop(name, None)
         names[name] = None
         while len(names) > max(self.keep, 1):
             old, _ = names.popitem(last=False)
-            for q in (old, old + ".1"):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(self._dir, q))
-        return TaskOutput(os.path.join(self._dir, name))
+            self._remove(old)

@@ -191,7 +191,7 @@ class Run:
             "attempt": self.attempt,
             "rc": rc,
             "output": out[-OUTPUT_KEEP:],
-            "output_file": self.out.path,
+            "output_file": self.out.file,
             "output_bytes": self.out.bytes_total,
             "progress": self.progress,
             "partial": self.partial,
