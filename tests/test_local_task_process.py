@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 
 import psutil
@@ -72,3 +73,28 @@ async def test_a_spawn_across_a_tick_reads_the_create_time_from_proc(straddling:
         assert all(same_as_psutil(p) for p in procs)
     finally:
         await ended(procs)
+
+
+def test_the_boot_time_is_read_from_proc_only_when_the_clocks_disagree_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads: list[float] = []
+    real = task_process.read_boot_time
+
+    def read() -> float:
+        reads.append(real())
+        return reads[-1]
+
+    monkeypatch.setattr(task_process, "read_boot_time", read)
+    monkeypatch.setattr(task_process, "_btime", [])
+    first = task_process.boot_time()
+    assert first == psutil.boot_time() and len(reads) == 1
+    assert all(task_process.boot_time() == first for _ in range(1000))
+    assert len(reads) <= 2, "the clocks agree with btime: /proc/stat is not read again"
+    # Must NOT trust the cache once the real-time clock moved by a second (a step):
+    # /proc/stat is read again and its btime (here the unmoved one) is what counts.
+    stepped = time.time_ns() + 1_000_000_000
+    monkeypatch.setattr(task_process.time, "time_ns", lambda: stepped)
+    before = len(reads)
+    assert task_process.boot_time() == psutil.boot_time()
+    assert len(reads) == before + 1

@@ -56,14 +56,37 @@ def read_proc(path: str) -> bytes:
         os.close(fd)
 
 
-def boot_time() -> float:
-    """When this machine booted (``btime`` in ``/proc/stat``), read as psutil reads it on
-    each call (a clock stepped since would otherwise shift every create time)."""
+def read_boot_time() -> float:
+    """When this machine booted: ``btime`` in ``/proc/stat``, as psutil reads it."""
     data = read_proc("/proc/stat")
     at = data.find(b"\nbtime ")
     if at < 0:
         raise OSError("no btime line in /proc/stat")
     return float(data[at + 7 : data.index(b"\n", at + 7)])
+
+
+_btime: list[float] = []
+"""The ``btime`` last read from ``/proc/stat`` (none yet)."""
+
+
+def boot_time() -> float:
+    """When this machine booted, as psutil reads it on each call (a clock stepped since
+    shifts it). The kernel writes ``btime`` as the whole seconds of the real-time clock
+    less the boot clock; when both clocks, read here, give the second last read (and
+    the readings cannot straddle a second's end), that is still it: no read of
+    ``/proc/stat`` (the kernel sums every CPU's counters to write it), which is only
+    read again once the clocks disagree with it (a step or a slew of the real-time
+    clock across a second)."""
+    if _BOOTTIME is not None and _btime:
+        b1 = time.clock_gettime_ns(_BOOTTIME)
+        real = time.time_ns()
+        b2 = time.clock_gettime_ns(_BOOTTIME)
+        low, high = (real - b2) // 1_000_000_000, (real - b1) // 1_000_000_000
+        if low == high == _btime[0]:
+            return _btime[0]
+    bt = read_boot_time()
+    _btime[:] = [bt]
+    return bt
 
 
 def create_time(pid: int, boot: float | None = None) -> float | None:
