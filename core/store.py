@@ -33,7 +33,7 @@ from .events import GENESIS_HASH, Event, EventRow
 from .private import PrivateError, trust_requested
 from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
-from .store_commit import LOCK_WAIT_S, RowInsert, on_connection_thread, retrying, transaction
+from .store_commit import LOCK_WAIT_S, RowInsert, Statements, on_connection_thread, retrying, transaction
 from .store_errors import StorageError, StoreError, classify
 from .store_reads import EVENT_COLUMNS, EventReader, row_hash_ok, row_to_event
 from .store_schema import (
@@ -227,8 +227,8 @@ class Store:
         return await self._meta(key)
 
     async def set_meta(self, key: str, value: str) -> None:
-        async def statements() -> None:
-            await self._db.execute(
+        def statements(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (key, value),
             )
@@ -251,13 +251,12 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 await self._db.execute("ROLLBACK")
 
-    async def _write(self, statements: Callable[[], Awaitable[None]]) -> None:
-        """Run awaited ``statements`` in one transaction (``store_commit.retrying``)."""
+    async def _write(self, statements: Statements) -> None:
+        """Run ``statements`` in one transaction, the whole of it one round trip to the
+        connection's thread (``store_commit.transaction``), retried as ``store_commit.retrying`` says."""
 
-        async def attempt() -> None:
-            await self._db.execute("BEGIN IMMEDIATE")
-            await statements()
-            await self._db.execute("COMMIT")
+        def attempt() -> Awaitable[None]:
+            return on_connection_thread(self._db, partial(transaction, statements=statements))
 
         await self._retrying(attempt)
 
@@ -295,15 +294,12 @@ class Store:
             if samples:
                 self.metric_table.insert(conn, samples)
 
-        def attempt() -> Awaitable[None]:  # the whole transaction: one round trip to the connection's thread
-            return on_connection_thread(self._db, partial(transaction, statements=statements))
-
         try:
             try:
-                await self._retrying(attempt)
+                await self._write(statements)
             except SamplesRefused:
                 samples = ()  # the batch again without them: refused samples cost only themselves
-                await self._retrying(attempt)
+                await self._write(statements)
         except BaseException:
             if metrics:
                 self.metric_table.forget_series()

@@ -20,12 +20,13 @@ import aiosqlite
 
 from .events import canonical_json
 from .projection_history import DIGEST_KEYS, HistoryChange, HistoryRows, KeptRow, expand, is_compact, rows_problem
-from .store_commit import RowInsert, on_connection_thread, series_ids
+from .store_commit import RowInsert, Statements, series_ids
 from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 
-Write = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
-"""The store's write path: runs the statements in one transaction (``Store._write``)."""
+Write = Callable[[Statements], Awaitable[None]]
+"""The store's write path: runs the statements in one transaction, one round trip to
+the connection's thread (``Store._write``)."""
 
 
 CHECKPOINT_ID_HIGH = "checkpoint_id_high"
@@ -56,29 +57,29 @@ class CheckpointTable:
         gone stops holding at ``seq``, a new or replaced one holds from ``seq``."""
         cp_id = 0
 
-        async def statements() -> None:
+        def statements(conn: sqlite3.Connection) -> None:
             nonlocal cp_id
             # Past every id ever given, not only past the rows left: a recovery removes the
             # newest (damaged) checkpoints, and an id given again would name two checkpoints
             # in the log and in the incidents that quarantined the first.
-            cur = await self._db.execute(
+            cur = conn.execute(
                 "INSERT INTO checkpoints(id, seq, ts, kind, label, workflow, state, state_hash) VALUES ("
                 "max(coalesce((SELECT max(id) FROM checkpoints), 0), "
                 "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0)) + 1, ?,?,?,?,?,?,?)",
                 (CHECKPOINT_ID_HIGH, seq, ts, kind, label, workflow, text, state_hash),
             )
             cp_id = int(cur.lastrowid or 0)
-            await self._db.execute(
+            conn.execute(
                 "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (CHECKPOINT_ID_HIGH, str(cp_id)),
             )
             if history:
-                await self._db.executemany(
+                conn.executemany(
                     "UPDATE snapshot_history SET to_seq = ? WHERE part = ? AND key = ? AND to_seq IS NULL "
                     "AND from_seq < ?",
                     [(seq, part, key, seq) for part, key, _, _ in history],
                 )
-                await self._db.executemany(
+                conn.executemany(
                     "INSERT OR REPLACE INTO snapshot_history(part, key, from_seq, to_seq, entry, entry_hash) "
                     "VALUES (?,?,?,NULL,?,?)",
                     [(part, key, seq, t, h) for part, key, t, h in history if t is not None],
@@ -284,8 +285,8 @@ class MetricSamples:
         if not rows or self.readonly:
             return
 
-        async def statements() -> None:
-            await on_connection_thread(self._db, lambda conn: _INSERT_SAMPLES.run(conn, self._rows(conn, rows)))
+        def statements(conn: sqlite3.Connection) -> None:
+            _INSERT_SAMPLES.run(conn, self._rows(conn, rows))
 
         try:
             await self._write(statements)
@@ -399,9 +400,9 @@ class MetricSamples:
         table is damaged or the storage refuses the write."""
         deleted = 0
 
-        async def statements() -> None:
+        def statements(conn: sqlite3.Connection) -> None:
             nonlocal deleted
-            cur = await self._db.execute(f"DELETE FROM metrics WHERE series IN {_EVERY_SERIES} AND ts < ?", (before,))
+            cur = conn.execute(f"DELETE FROM metrics WHERE series IN {_EVERY_SERIES} AND ts < ?", (before,))
             deleted = cur.rowcount
 
         try:
@@ -422,26 +423,22 @@ class MetricSamples:
             return 0
         removed = 0
 
-        async def statements() -> None:
+        def statements(conn: sqlite3.Connection) -> None:
             nonlocal removed
-            groups = await (
-                await self._db.execute(
-                    "SELECT min(id), series, min(ts), avg(value), count(*), CAST(ts / ? AS INTEGER) AS b FROM metrics "
-                    f"WHERE series IN {_EVERY_SERIES} AND ts >= ? AND ts < ? "
-                    "GROUP BY series, b HAVING count(*) > 1",
-                    (bucket_s, lo, before),
-                )
+            groups = conn.execute(
+                "SELECT min(id), series, min(ts), avg(value), count(*), CAST(ts / ? AS INTEGER) AS b FROM metrics "
+                f"WHERE series IN {_EVERY_SERIES} AND ts >= ? AND ts < ? "
+                "GROUP BY series, b HAVING count(*) > 1",
+                (bucket_s, lo, before),
             ).fetchall()
-            await self._db.executemany(
+            conn.executemany(
                 "DELETE FROM metrics WHERE series = ? AND ts >= ? AND ts < ? AND CAST(ts / ? AS INTEGER) = ?",
                 [
                     (g[1], max(lo, g[5] * bucket_s - 1.0), min(before, (g[5] + 1) * bucket_s + 1.0), bucket_s, g[5])
                     for g in groups
                 ],
             )
-            await self._db.executemany(
-                "INSERT INTO metrics(id, series, ts, value) VALUES (?,?,?,?)", [g[:4] for g in groups]
-            )
+            conn.executemany("INSERT INTO metrics(id, series, ts, value) VALUES (?,?,?,?)", [g[:4] for g in groups])
             removed = sum(g[4] - 1 for g in groups)
 
         try:
@@ -474,8 +471,8 @@ class ProcessTable:
         self._write = write
 
     async def save(self, agent: str, pid: int, create_time: float, info: dict[str, Any]) -> None:
-        async def statements() -> None:
-            await self._db.execute(
+        def statements(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO processes(agent, pid, create_time, info) VALUES (?,?,?,?) "
                 "ON CONFLICT(agent) DO UPDATE SET pid=excluded.pid, create_time=excluded.create_time, info=excluded.info",
                 (agent, pid, create_time, json.dumps(info)),
@@ -484,8 +481,8 @@ class ProcessTable:
         await self._write(statements)
 
     async def forget(self, agent: str) -> None:
-        async def statements() -> None:
-            await self._db.execute("DELETE FROM processes WHERE agent=?", (agent,))
+        def statements(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM processes WHERE agent=?", (agent,))
 
         await self._write(statements)
 

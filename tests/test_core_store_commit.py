@@ -133,3 +133,50 @@ async def test_events_and_samples_are_stored_as_one_row_statements_store_them(db
     finally:
         con.close()
         plain.close()
+
+
+async def test_a_checkpoint_whose_last_history_entry_fails_stores_nothing(db_path: Path) -> None:
+    """A checkpoint is one transaction (one call on the connection's thread): its row, the
+    highest id given and its history entries are stored together or not at all."""
+    store = await Store.open(db_path)
+    try:
+        await store.connection.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON snapshot_history WHEN NEW.key = 'bad' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        first = await store.save_checkpoint(1, 1.0, "manual", "", None, "{}", "h1", [("finished", "a", "{}", "ha")])
+        with pytest.raises(sqlite3.IntegrityError, match="refused"):
+            await store.save_checkpoint(
+                2, 2.0, "manual", "", None, "{}", "h2", [("finished", "b", "{}", "hb"), ("finished", "bad", "{}", "hx")]
+            )
+        assert not store.connection.in_transaction
+        assert [r["id"] for r in await store.list_checkpoints()] == [first]
+        assert await store.meta("checkpoint_id_high") == str(first)
+        assert await store.history_kept() == {"finished": {"a": "ha"}}
+        again = await store.save_checkpoint(2, 2.0, "manual", "", None, "{}", "h2", [("finished", "b", "{}", "hb")])
+        assert again == first + 1
+        assert await store.history_kept() == {"finished": {"a": "ha", "b": "hb"}}
+    finally:
+        await store.close()
+
+
+async def test_a_write_is_one_call_on_the_connections_thread(db_path: Path) -> None:
+    """A checkpoint, a meta value, samples: each transaction is one queued call, not one per statement."""
+    store = await Store.open(db_path)
+    calls = 0
+    real = store.connection._execute
+
+    async def counted(fn):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return await real(fn)
+
+    store.connection._execute = counted  # type: ignore[method-assign]
+    try:
+        await store.save_checkpoint(1, 1.0, "manual", "", None, "{}", "h1", [("finished", "a", "{}", "ha")])
+        await store.set_meta("k", "v")
+        await store.add_metrics([(1.0, "load", "system", 0.5)])
+        assert calls == 3
+    finally:
+        store.connection._execute = real  # type: ignore[method-assign]
+        await store.close()
