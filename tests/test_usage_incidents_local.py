@@ -6,7 +6,7 @@ a rate-limited pool starts nothing before its reset and resumes in stages after 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +87,33 @@ def _states(procs: list[psutil.Process]) -> set[str]:
     return out
 
 
-def cycle(engine: Any, mgr: IncidentManager) -> Callable[[], Awaitable[None]]:
-    """What the console does each cycle: the incident manager pumps, the engine flushes."""
+async def pumped(engine: Any, mgr: IncidentManager, cond: Callable[[], Any], what: Any, timeout: float) -> None:
+    """conftest's ``until``, each check after what the console does each cycle: the
+    incident manager pumps, the engine flushes."""
 
-    async def step() -> None:
+    async def cycle() -> None:
         await mgr.pump()
         await engine.flush()
 
-    return step
+    await until(cond, what, timeout, poll=0.1, step=cycle)
+
+
+async def until_paused(engine: Any, mgr: IncidentManager, procs: list[psutil.Process], timeout: float) -> None:
+    """Until every process of ``procs`` is stopped (T)."""
+    await pumped(
+        engine,
+        mgr,
+        lambda: _states(procs) == {psutil.STATUS_STOPPED},
+        lambda: f"stopped (T): {_states(procs)}",
+        timeout,
+    )
+
+
+async def until_resumed(engine: Any, mgr: IncidentManager, procs: list[psutil.Process], timeout: float) -> None:
+    """Until no process of ``procs`` is stopped."""
+    await pumped(
+        engine, mgr, lambda: psutil.STATUS_STOPPED not in _states(procs), lambda: f"resumed: {_states(procs)}", timeout
+    )
 
 
 @pytest.mark.slow
@@ -110,13 +129,7 @@ async def test_a_budget_breach_pauses_the_processes_and_the_approved_raise_resum
     )
     engine, runtime, rec, mgr = await _open(tmp_path, text, hold_s=2.0)
     try:
-        await until(
-            lambda: mgr.open_for("usage-exhaustion") is not None,
-            "a usage incident",
-            60,
-            poll=0.1,
-            step=cycle(engine, mgr),
-        )
+        await pumped(engine, mgr, lambda: mgr.open_for("usage-exhaustion") is not None, "a usage incident", 60)
         inc = mgr.open_for("usage-exhaustion")
         assert inc is not None and inc.affected_workflows == ["runaway"]
         assert rec.of("BUDGET_WARNING") and rec.of("BUDGET_EXCEEDED")
@@ -124,22 +137,10 @@ async def test_a_budget_breach_pauses_the_processes_and_the_approved_raise_resum
         procs = _procs(engine, runtime, "runaway")
         assert procs and psutil.STATUS_STOPPED not in _states(procs), "nothing is paused before the approval"
         decisions.approve(engine, inc.plans[-1], actor="tester")
-        await until(
-            lambda: _states(procs) == {psutil.STATUS_STOPPED},
-            lambda: f"the processes stopped (T): {_states(procs)}",
-            30,
-            poll=0.1,
-            step=cycle(engine, mgr),
-        )
+        await until_paused(engine, mgr, procs, 30)
         paused_at = time.monotonic()
         assert engine.state.workflows["runaway"].status.value == "paused"
-        await until(
-            lambda: psutil.STATUS_STOPPED not in _states(procs),
-            lambda: f"the processes resumed: {_states(procs)}",
-            30,
-            poll=0.1,
-            step=cycle(engine, mgr),
-        )
+        await until_resumed(engine, mgr, procs, 30)
         assert time.monotonic() - paused_at >= 1.0, "the raise waits until spending has stopped for the hold period"
         st = engine.state.usage.budget_of("workflow", "runaway")
         assert st is not None and st.budget.tokens is not None and st.budget.tokens > 4000 and not st.exceeded
@@ -147,7 +148,9 @@ async def test_a_budget_breach_pauses_the_processes_and_the_approved_raise_resum
         assert raised and raised[-1].data["budget"]["tokens"] == st.budget.tokens
         assert engine.state.workflows["runaway"].status.value == "running"
         # Under its budget, the frugal workflow raised nothing and was never paused.
-        await until(
+        await pumped(
+            engine,
+            mgr,
             lambda: wf_status(engine, "frugal") == "completed",
             lambda: (
                 "the frugal workflow completed",
@@ -156,8 +159,6 @@ async def test_a_budget_breach_pauses_the_processes_and_the_approved_raise_resum
                 [(a.id, a.status, a.current_task) for a in engine.state.agents.values()],
             ),
             30,
-            poll=0.1,
-            step=cycle(engine, mgr),
         )
         frugal_alerts = [
             e for e in rec.events if e.type in ("BUDGET_WARNING", "BUDGET_EXCEEDED") and e.data["name"] == "frugal"
@@ -178,17 +179,17 @@ async def test_a_rate_limited_pool_starts_nothing_until_its_reset_then_resumes_i
     engine, runtime, rec, mgr = await _open(tmp_path, header() + _workflow("fleet", 50, tasks), hold_s=2.0)
     mgr.approve_mode = "auto"
     try:
-        await until(lambda: rec.of("POOL_RATE_LIMITED"), "a rate limit recorded", 60, poll=0.1, step=cycle(engine, mgr))
+        await pumped(engine, mgr, lambda: rec.of("POOL_RATE_LIMITED"), "a rate limit recorded", 60)
         hold = rec.of("POOL_RATE_LIMITED")[0]
         reset_at = hold.data["reset_at"]
         assert hold.data["pool"] == "workers" and hold.data["source"] == "claude"
         assert reset_at > hold.ts + 3, "the reset time the agent reported (epoch after the pipe)"
-        await until(
+        await pumped(
+            engine,
+            mgr,
             lambda: wf_status(engine, "fleet") == "completed",
             lambda: f"the workflow completed; last assignments: {rec.of('TASK_ASSIGNED')[-3:]}",
             90,
-            poll=0.1,
-            step=cycle(engine, mgr),
         )
         first = engine.state.any_workflow("fleet")
         assert first is not None
@@ -201,12 +202,12 @@ async def test_a_rate_limited_pool_starts_nothing_until_its_reset_then_resumes_i
         assert [e.data["task"] for e in requeued] == ["fleet/first"]
         # Resumed in stages after the reset: half the pool, then the hold lifted (the second stage
         # comes a hold period after the first, which may be after the workflow's last task).
-        await until(
+        await pumped(
+            engine,
+            mgr,
             lambda: len(rec.of("POOL_HOLD_CHANGED")) >= 2,
             lambda: f"two hold changes: {rec.of('POOL_HOLD_CHANGED')}",
             60,
-            poll=0.1,
-            step=cycle(engine, mgr),
         )
         changes = rec.of("POOL_HOLD_CHANGED")
         assert [c.data["agents_allowed"] for c in changes] == [1, None]
@@ -224,33 +225,15 @@ async def test_a_run_still_going_after_its_limit_is_paused_until_the_reset(tmp_p
     tasks = _task("waits", *limited, "--reset-in", "6", "--wait-for-reset")
     engine, runtime, rec, mgr = await _open(tmp_path, header() + _workflow("fleet", 50, tasks))
     try:
-        await until(lambda: rec.of("POOL_RATE_LIMITED"), "a rate limit recorded", 60, poll=0.1, step=cycle(engine, mgr))
+        await pumped(engine, mgr, lambda: rec.of("POOL_RATE_LIMITED"), "a rate limit recorded", 60)
         reset_at = rec.of("POOL_RATE_LIMITED")[0].data["reset_at"]
         procs = _procs(engine, runtime, "fleet")
         assert procs
-        await until(
-            lambda: _states(procs) == {psutil.STATUS_STOPPED},
-            lambda: f"the processes stopped (T): {_states(procs)}",
-            10,
-            poll=0.1,
-            step=cycle(engine, mgr),
-        )
+        await until_paused(engine, mgr, procs, 10)
         assert engine.state.tasks["fleet/waits"].status is TaskStatus.PAUSED and time.time() < reset_at
-        await until(
-            lambda: psutil.STATUS_STOPPED not in _states(procs),
-            lambda: f"the processes resumed: {_states(procs)}",
-            30,
-            poll=0.1,
-            step=cycle(engine, mgr),
-        )
+        await until_resumed(engine, mgr, procs, 30)
         assert time.time() >= reset_at - 0.5, "resumed at its pool's reset, not before"
-        await until(
-            lambda: wf_status(engine, "fleet") == "completed",
-            "the workflow completed",
-            30,
-            poll=0.1,
-            step=cycle(engine, mgr),
-        )
+        await pumped(engine, mgr, lambda: wf_status(engine, "fleet") == "completed", "the workflow completed", 30)
         t = engine.state.any_workflow("fleet")
         assert t is not None and not rec.of("TASK_FAILED") and not rec.of("TASK_REASSIGNED")
         resumed = [e for e in rec.of("TASK_RESUMED") if e.data.get("reason") == "rate_limit_reset"]
