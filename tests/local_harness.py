@@ -125,6 +125,11 @@ def agent_hosts_under(root: Path) -> list[psutil.Process]:
     return out
 
 
+def agent_hosts(db: Path) -> list[psutil.Process]:
+    """Live agent-host processes of the run on ``db`` (its run directory, ``<db>.agents/``)."""
+    return agent_hosts_under(Path(f"{db.resolve()}.agents"))
+
+
 def kill_agent_hosts_under(root: Path) -> list[str]:
     """SIGKILL the agent hosts left under ``root`` and everything they started (their
     tasks run in process groups of their own, so a kill of the console's group misses

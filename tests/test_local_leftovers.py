@@ -10,11 +10,10 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.conftest import opsdeck_cmd, wait_for
-from tests.local_harness import header
+from tests.local_harness import agent_hosts, header
 from tests.test_console_pty import ANSI, _read_until
 
 QUICK = (
@@ -32,22 +31,6 @@ id = "hello"
 )
 
 LONG = QUICK.replace('command = "echo hello"', 'command = "sleep 600"')
-
-
-def agent_hosts(db: Path) -> list[psutil.Process]:
-    """Live agent-host processes of the run on ``db`` (their argv names ``<db>.agents/``)."""
-    run_dir = str(db.resolve().parent / f"{db.resolve().name}.agents")
-    out = []
-    for p in psutil.process_iter(["cmdline", "status"]):
-        try:
-            argv = p.info["cmdline"] or []
-            if p.info["status"] == psutil.STATUS_ZOMBIE or "core.runtimes.agent_host" not in argv:
-                continue
-            if any(a.startswith(run_dir) for a in argv):
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
 
 
 def opsdeck(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from tests.conftest import opsdeck_cmd, wait_for
-from tests.local_harness import header, py_cmd
+from tests.local_harness import agent_hosts, header, py_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -43,17 +43,6 @@ def opsdeck(*args: str) -> subprocess.CompletedProcess[str]:
 def rows(db: Path) -> int:
     with sqlite3.connect(db) as c:
         return int(c.execute("select count(*) from events").fetchone()[0])
-
-
-def agent_hosts(db: Path) -> list[psutil.Process]:
-    """The agent host processes of ``db``'s run directory."""
-    run_dir = f"{db.resolve()}.agents"
-    out = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = p.info.get("cmdline") or []
-        if "core.runtimes.agent_host" in cmd and any(run_dir in a for a in cmd):
-            out.append(p)
-    return out
 
 
 def started(db: Path) -> bool:
