@@ -119,6 +119,13 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``cli_env`` with its OPSDECK_HOME made, for hosts started as processes."""
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return cli_env
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The heaviest modules run first, so that the two xdist workers finish together: the
     modules whose tests share one worker (``xdist_group``: the Ray instance, the built

@@ -31,12 +31,6 @@ MANUAL_TOML = '[approval]\nauto = []\nmanual = ["analysis", "checkpoint", "monit
 LONG = 90.0
 
 
-@pytest.fixture
-def env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    (tmp_path / "home").mkdir(exist_ok=True)
-    return cli_env
-
-
 def serve(tmp_path: Path, env: dict[str, str], db: Path, *extra: str) -> HostProc:
     cfg = tmp_path / "manual.toml"
     cfg.write_text(MANUAL_TOML)

@@ -87,12 +87,6 @@ class HostProc:
 
 
 @pytest.fixture
-def env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    (tmp_path / "home").mkdir(exist_ok=True)
-    return cli_env
-
-
-@pytest.fixture
 def demo_host(tmp_path: Path, env: dict[str, str]) -> Iterator[HostProc]:
     db = tmp_path / "live.db"
     host = HostProc(["serve", "--demo", "--db", str(db), "--speed", "30", "--listen", "127.0.0.1:0"], env, db)

@@ -42,12 +42,6 @@ def _config(tmp_path: Path, **server: object) -> Path:
 
 
 @pytest.fixture
-def env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    (tmp_path / "home").mkdir(exist_ok=True)
-    return cli_env
-
-
-@pytest.fixture
 def busy_host(tmp_path: Path, env: dict[str, str]) -> Iterator[HostProc]:
     """A simulated host with two hours of log, stall time 3 s."""
     db = tmp_path / "busy.db"
