@@ -67,6 +67,11 @@ class Series:
         return [(t, v) for t, v in self.points if t >= t0]
 
 
+_RESPONSE_TIME = ("response_time", "system")
+_EFFICIENCY = ("efficiency", "system")
+_COMPLETED = ("completed", "system")
+
+
 class Telemetry:
     """Latest samples per subject and metric, plus the rows waiting for the store."""
 
@@ -91,6 +96,30 @@ class Telemetry:
         s.points.append((t, value))  # Series.add, without the call (a few per task)
         if persist:
             self.pending_rows.append((t, name, subject, value))
+
+    def task_done(self, now: float, took: float | None, expected: float) -> None:
+        """A task completed: its response time (``took``: seconds since it started, None
+        when unknown) and its efficiency against its ``expected`` seconds, kept for the
+        store, and one completion (not stored). What :meth:`record` does for each, in the
+        same order, in one call per task rather than three."""
+        series, rows = self.series, self.pending_rows
+        if took is not None:
+            s = series.get(_RESPONSE_TIME)
+            if s is None:
+                s = series[_RESPONSE_TIME] = Series()
+            s.points.append((now, took))
+            rows.append((now, "response_time", "system", took))
+            if took > 0 and expected > 0:
+                eff = min(expected / took, 1.5)
+                s = series.get(_EFFICIENCY)
+                if s is None:
+                    s = series[_EFFICIENCY] = Series()
+                s.points.append((now, eff))
+                rows.append((now, "efficiency", "system", eff))
+        s = series.get(_COMPLETED)
+        if s is None:
+            s = series[_COMPLETED] = Series()
+        s.points.append((now, 1.0))
 
     def load(self, name: str, subject: str, points: Sequence[tuple[float, float]]) -> None:
         """Samples read back from the store (in time order, not persisted again)."""

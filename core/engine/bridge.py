@@ -245,13 +245,7 @@ class RuntimeBridge:
             data["result"] = result
         self.mark_frozen(wid, data)
         e.emit(TASK_COMPLETED, "agent", "execution", data)
-        telemetry = e.telemetry
-        if started is not None:
-            telemetry.record(now, "response_time", "system", took)
-            expected = t.duration_s
-            if took > 0 and expected > 0:
-                telemetry.record(now, "efficiency", "system", min(expected / took, 1.5))
-        telemetry.record(now, "completed", "system", 1.0, persist=False)
+        e.telemetry.task_done(now, None if started is None else took, t.duration_s)
         self.after_task(wid, t.phase)
         if not self.dispatch_pending:
             self.request_dispatch()

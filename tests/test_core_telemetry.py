@@ -1,0 +1,44 @@
+"""Telemetry.task_done records what three Telemetry.record calls per completed task did."""
+
+from __future__ import annotations
+
+from core.telemetry import Telemetry
+
+
+def _by_record(now: float, took: float | None, expected: float) -> Telemetry:
+    tel = Telemetry()
+    if took is not None:
+        tel.record(now, "response_time", "system", took)
+        if took > 0 and expected > 0:
+            tel.record(now, "efficiency", "system", min(expected / took, 1.5))
+    tel.record(now, "completed", "system", 1.0, persist=False)
+    return tel
+
+
+def _state(tel: Telemetry) -> tuple[object, ...]:
+    return (
+        [(k, list(s.points)) for k, s in tel.series.items()],
+        list(tel.pending_rows),
+    )
+
+
+def test_a_completed_task_is_recorded_as_record_did() -> None:
+    for took, expected in ((2.0, 1.0), (0.5, 1.0), (0.0, 1.0), (3.0, 0.0), (None, 1.0)):
+        tel = Telemetry()
+        tel.task_done(10.0, took, expected)
+        tel.task_done(11.0, took, expected)  # the series exist the second time
+        ref = _by_record(10.0, took, expected)
+        for k, s in _by_record(11.0, took, expected).series.items():
+            ref.series[k].points.extend(s.points)
+        ref.pending_rows += _by_record(11.0, took, expected).pending_rows
+        assert _state(tel) == _state(ref)
+
+
+def test_a_task_without_a_start_or_a_duration_stores_no_time_or_efficiency() -> None:
+    tel = Telemetry()
+    tel.task_done(5.0, None, 1.0)
+    assert tel.pending_rows == []  # nothing to store: the completion count is not stored
+    assert list(tel.get("completed").points) == [(5.0, 1.0)]
+    tel.task_done(6.0, 0.0, 1.0)
+    assert tel.pending_rows == [(6.0, "response_time", "system", 0.0)]  # no efficiency of a zero time
+    assert list(tel.get("efficiency").points) == []
