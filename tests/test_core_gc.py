@@ -7,6 +7,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.clock import VirtualClock
 from core.engine import Engine
 from core.engine.bridge import Reports
@@ -242,3 +244,40 @@ async def test_an_open_that_fails_once_loaded_leaves_nothing_frozen(tmp_path: Pa
         pass
     gc.collect()
     assert len(refs) == 1 and refs[0]() is None
+
+
+async def test_cycles_a_bulk_freeze_held_are_freed_by_maintenance_once_what_it_froze_is_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cycle alive when a big workflow is frozen, and dropped later, is out of the
+    collector's reach: maintenance thaws, collects and refreezes once the tasks frozen
+    since (here REFREEZE_TASKS = BULK_TASKS) are over twice the records live, so the cycle
+    goes once the workflow is archived. The case that must not: while the workflow lives,
+    maintenance walks nothing and the cycle stays."""
+    import gc
+
+    from core.engine import collector
+    from core.engine.collector import BULK_TASKS
+
+    class Cycle:
+        me: object = None
+
+    monkeypatch.setattr(collector, "REFREEZE_TASKS", BULK_TASKS)
+    monkeypatch.setattr(collector._Freezes, "tasks", 0)
+    eng, _ = _sim_engine()
+    try:
+        cycle = Cycle()
+        cycle.me = cycle
+        ref = weakref.ref(cycle)
+        eng.create_workflow(_big("w", BULK_TASKS))  # frozen, and the cycle with it
+        del cycle
+        gc.collect()
+        await eng.maintain()
+        assert ref() is not None and eng.collector.frozen  # the workflow lives: no whole pass
+        eng.start_workflow("w")
+        await eng.advance(10.0)  # runs maintenance too
+        await eng.maintain()
+        assert "w" in eng.state.finished and ref() is None
+        assert collector._Freezes.tasks == 0 and eng.collector.frozen  # frozen again, counted anew
+    finally:
+        eng.collector.thaw()

@@ -12,6 +12,9 @@
   engine that a freeze may hold thaws the heap when it closes (``gc.unfreeze``), else
   every such engine would stay in memory with all it held. An engine no freeze holds
   (the usual small one) is collected as any garbage, at no cost to its close.
+- A freeze also holds the cycles alive at that moment and dropped later: a long-running
+  engine's maintenance thaws, collects and freezes again once far more tasks were frozen
+  than now live (:meth:`Collector.maintain`), so those stay bounded by what lives.
 """
 
 from __future__ import annotations
@@ -44,15 +47,25 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+REFREEZE_TASKS = 4 * BULK_TASKS
+"""Tasks (and loaded records) frozen since the heap was last collected whole before
+maintenance collects it again, and only once they are over twice the records live then:
+a whole pass walks what lives (about 35 ms CPU for 200,000 objects, 0.3 s for 2M, measured
+here), so it costs at most half a pass per task frozen, and none while what was frozen lives."""
+
+
 class _Freezes:
-    """How many times this policy froze the heap (one count per process, as the heap)."""
+    """How many times this policy froze the heap, and the tasks it froze since the heap was
+    last collected whole (one count per process, as the heap)."""
 
     count = 0
+    tasks = 0
 
 
-def _freeze() -> None:
+def _freeze(tasks: int = 0) -> None:
     gc.freeze()
     _Freezes.count += 1
+    _Freezes.tasks += tasks
 
 
 def settle_before_open() -> None:
@@ -79,7 +92,7 @@ class Collector:
         frozen, after one full collection so that no garbage is frozen with it."""
         if records >= BULK_TASKS:
             gc.collect()
-            _freeze()
+            _freeze(records)
 
     @contextmanager
     def building(self, tasks: int) -> Iterator[None]:
@@ -93,7 +106,19 @@ class Collector:
         with gc_paused():
             yield
             if bulk:
-                _freeze()
+                _freeze(tasks)
+
+    def maintain(self, records: int) -> None:
+        """At an engine's maintenance, ``records`` (live tasks and finished workflows) alive:
+        once more than :data:`REFREEZE_TASKS` tasks, and over twice ``records``, were frozen
+        since the heap was last collected whole, the heap is thawed, collected and frozen
+        again, freeing the cycles the freezes held past their use."""
+        if _Freezes.tasks < REFREEZE_TASKS or _Freezes.tasks <= 2 * records:
+            return
+        gc.unfreeze()
+        gc.collect()
+        _freeze()
+        _Freezes.tasks = 0
 
     @property
     def frozen(self) -> bool:
@@ -108,3 +133,4 @@ class Collector:
         if self.frozen:
             gc.unfreeze()
             self.born = _Freezes.count
+            _Freezes.tasks = 0

@@ -320,8 +320,10 @@ class Engine:
         return self.checkpoints.interval()
 
     async def maintain(self) -> None:
-        """Periodic work: automatic checkpoints, metric retention (:meth:`Checkpoints.maintain`)."""
+        """Periodic work: automatic checkpoints, metric retention (:meth:`Checkpoints.maintain`),
+        the frozen heap's collection (:meth:`Collector.maintain`)."""
         await self.checkpoints.maintain()
+        self.collector.maintain(len(self.state.tasks) + len(self.state.finished))
 
     # -- running the clock ----------------------------------------------------------------
     async def advance(self, seconds: float) -> None:
