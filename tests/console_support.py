@@ -90,7 +90,10 @@ def local_app(tmp_path: Path, workflow_text: str, config: Config | None = None) 
     return OpsdeckApp(tmp_path / "c.db", cfg, speed=1.0, host_factory=host)
 
 
-async def wait_for(pilot, cond, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+async def wait_for(pilot, cond, timeout: float = BUSY_S) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``cond()`` came true within ``timeout`` s, the pilot pausing between checks
+    (Textual handles its messages and draws a frame). Returns a bool for the caller's
+    ``assert ..., message`` (conftest's wait_for and until raise their own)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while loop.time() < end:
