@@ -17,7 +17,7 @@ import pytest
 
 from core.runtimes.agent_host import undeliverable
 from core.runtimes.output import FILE_MAX, LINE_MAX, REPORT_BYTES, OutputFiles, TaskOutput
-from core.runtimes.wire import MAX_LINE, OVERSIZE, encode, messages
+from core.runtimes.wire import MAX_LINE, OVERSIZE, CommandReader, LineFramer, encode, messages
 
 from .local_harness import drive, header, open_text, toml_argv, wf_status
 
@@ -168,3 +168,43 @@ def test_a_report_too_large_to_send_becomes_the_tasks_failure_with_the_reason() 
     # Not a task's end: no failure is made up.
     assert undeliverable({"t": "heartbeat", "task": "w/t"}, MAX_LINE + 1)["t"] == "heartbeat"
     assert json.loads(encode(sub))
+
+
+STREAM = (
+    encode({"t": "hello"})
+    + b"not json\n"
+    + b'{"t":"heartbeat","output":["'
+    + b"q" * 100
+    + b'"]}\n'
+    + encode({"t": "finished", "task": "x"})
+    + b"\xff\xfe\n"
+    + encode({"t": "started", "task": "y"})
+    + b'{"t":"last"}'
+)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 65, len(STREAM)])
+async def test_the_hosts_framing_reads_what_the_consoles_reader_reads(chunk: int) -> None:
+    reader = asyncio.StreamReader(limit=64)
+    reader.feed_data(STREAM)
+    reader.feed_eof()
+    want = [m async for m in messages(reader)]
+    framer = LineFramer(64)
+    got = [m for i in range(0, len(STREAM), chunk) for m in framer.feed(STREAM[i : i + chunk])] + framer.end()
+    assert got == want
+    assert got[1] == {"t": OVERSIZE, "bytes": 103 + 30 - 1} and got[-1] == {"t": "last"}
+
+
+async def test_a_hosts_reader_gives_the_handshake_its_line_and_each_command_once_in_order() -> None:
+    reader = CommandReader(MAX_LINE)
+    reader.feed_data(b'{"op":"auth"}\n{"op":"ping"}\n{"op":')
+    assert await reader.readline() == b'{"op":"auth"}\n'
+    got: list[object] = []
+    ended: list[bool] = []
+    reader.feed_data(b'"start"}\n')
+    assert got == [], "nothing is handed on before there is somewhere to hand it"
+    reader.deliver(got.append, lambda: ended.append(True))
+    assert got == [{"op": "ping"}, {"op": "start"}]
+    reader.feed_data(encode({"op": "stop"}))
+    reader.feed_eof()
+    assert got == [{"op": "ping"}, {"op": "start"}, {"op": "stop"}] and ended == [True]

@@ -449,7 +449,7 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
     )
     host = agent_host.Host(args)
     run = task_run.Run({"task": "w/t", "attempt": 1, "command": ["sleep", "30"], "memory_mb": 256, "nice": 5})
-    await host.runner.launch(run)
+    assert host.runner.launch(run) is None
     try:
         assert run.proc is not None and run.proc.returncode is None
         assert seen and seen[0]["setsid"] is True  # posix_spawn: no Python code between fork and exec

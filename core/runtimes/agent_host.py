@@ -27,6 +27,8 @@ import socket
 import stat
 import sys
 import time
+from collections import deque
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from ..private import PrivateError, private_dir
 from .handshake import ChannelError, host_accept, read_secret
 from .task_runner import RunnerConfig, TaskRunner
 from .task_tree import become_subreaper
-from .wire import MAX_LINE, encode, messages
+from .wire import MAX_LINE, CommandReader, encode
 
 NEVER_CONNECTED_S = 60.0
 """A host no console ever reached (the console died while starting it) exits after this."""
@@ -93,6 +95,12 @@ class Host:
         self.last_client = time.monotonic()
         self.ever_connected = False
         self.runner = TaskRunner(runner_config(args), self.send)
+        self.readers: set[CommandReader] = set()
+        """The connections' readers (the server's protocols hold them only weakly)."""
+        self.waiting: deque[tuple[dict[str, Any], asyncio.StreamWriter]] = deque()
+        """Commands that arrived while an earlier one waited (carried out after it, in order)."""
+        self.busy: asyncio.Task[None] | None = None
+        """The task finishing a command that waits (a run being stopped, a write to stdin)."""
 
     def send(self, msg: dict[str, Any]) -> None:
         w = self.writer
@@ -106,8 +114,9 @@ class Host:
         except (ConnectionError, RuntimeError):
             self.writer = None
 
-    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One authenticated console at a time: a new one replaces the old one.
+    async def client(self, reader: CommandReader, writer: asyncio.StreamWriter) -> None:
+        """One authenticated console at a time: a new one replaces the old one; its
+        commands are carried out as they arrive (:meth:`command`).
 
         A peer of another uid, or one that does not know the run's secret, is
         dropped before it can send a command or displace the console."""
@@ -132,16 +141,49 @@ class Host:
                 "done": runner.recent_results(),
             }
         )
+        self.readers.add(reader)
+        reader.deliver(lambda msg: self.command(msg, writer), lambda: self._closed(reader, writer))
+
+    def command(self, msg: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        """A console's command, from the loop's read callback that framed it: carried
+        out at once, or after the one still waiting (commands run one at a time, in order)."""
+        if self.busy is not None:
+            self.waiting.append((msg, writer))
+            return
+        rest = self.runner.handle(msg)
+        if rest is not None:
+            self.busy = asyncio.get_running_loop().create_task(self._finish(rest, writer))
+
+    async def _finish(self, rest: Coroutine[Any, Any, None] | None, writer: asyncio.StreamWriter) -> None:
+        """Await a command's rest, then carry out those that arrived meanwhile."""
         try:
-            async for msg in messages(reader):
-                await runner.command(msg)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
+            while rest is not None:
+                try:
+                    await rest
+                except Exception as exc:  # noqa: BLE001 - whatever a command raises, the next ones still run
+                    self._failed(exc, writer)
+                rest = None
+                while rest is None and self.waiting:
+                    msg, writer = self.waiting.popleft()
+                    try:
+                        rest = self.runner.handle(msg)
+                    except Exception as exc:  # noqa: BLE001 - as above
+                        self._failed(exc, writer)
         finally:
-            if self.writer is writer:
-                self.writer = None
-                self.last_client = time.monotonic()
-            writer.close()
+            self.busy = None
+
+    def _failed(self, exc: Exception, writer: asyncio.StreamWriter) -> None:
+        """A command that failed drops the connection it came from (its console reconnects)."""
+        print(f"agent host {self.agent}: a command failed: {exc!r}", file=sys.stderr, flush=True)
+        writer.close()
+
+    def _closed(self, reader: CommandReader, writer: asyncio.StreamWriter) -> None:
+        """The connection is gone: the host is without a console until one connects."""
+        self.readers.discard(reader)
+        if self.writer is writer:
+            self.writer = None
+            self.last_client = time.monotonic()
+        writer.close()
 
     async def heartbeat(self) -> None:
         runner = self.runner
@@ -199,7 +241,11 @@ async def start_server(handler: Any, address: str) -> asyncio.AbstractServer:
     finally:
         os.umask(old)
     os.chmod(address, 0o600)
-    return await asyncio.start_unix_server(handler, sock=sock, limit=MAX_LINE)
+
+    def protocol() -> asyncio.StreamReaderProtocol:
+        return asyncio.StreamReaderProtocol(CommandReader(MAX_LINE), handler)
+
+    return await asyncio.get_running_loop().create_unix_server(protocol, sock=sock)
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3

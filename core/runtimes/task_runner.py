@@ -110,6 +110,16 @@ class TaskRunner:
 
     # -- commands -------------------------------------------------------------------------
     async def command(self, msg: dict[str, Any]) -> None:
+        """Carry out one command to its end (the Ray actor's commands, one batch at a time)."""
+        rest = self.handle(msg)
+        if rest is not None:
+            await rest
+
+    def handle(self, msg: dict[str, Any]) -> Coroutine[Any, Any, None] | None:
+        """Carry out one command as far as it goes without waiting, and return what is
+        left to await (a run to stop before the next starts, a write to a task's stdin,
+        a task that could not be limited), or None: a ``start`` spawns its task here,
+        from the callback that read the command (no task, no future in between)."""
         op = msg.get("op")
         r = self.run
         task = msg.get("task")
@@ -117,23 +127,23 @@ class TaskRunner:
             key = (msg["task"], int(msg.get("attempt", 0)))
             if key in self.results:
                 self.send(self.results[key])
-                return
+                return None
             if r is not None and r.key() == key:
                 self.send(
                     {"t": "started", "task": r.task, "attempt": r.attempt, "pgid": r.pgid, "create_time": r.create_time}
                 )
-                return
+                return None
             if r is not None:
-                await self.stop_run(r, "replaced by a new assignment")
-            await self.launch(Run(msg))
-        elif op == "pause" and r is not None and r.task == task:
+                return self._replace(r, msg)
+            return self.launch(Run(msg))
+        if op == "pause" and r is not None and r.task == task:
             self.signal_group(r, signal.SIGSTOP)
             r.pause()
         elif op == "resume" and r is not None and r.task == task:
             self.signal_group(r, signal.SIGCONT)
             r.resume()
         elif op == "input":
-            await self.take_input(msg)
+            return self.take_input(msg)
         elif op == "ping":  # an active health check from the console
             self.send({"t": "heartbeat"})
         elif op == "limit":
@@ -142,8 +152,19 @@ class TaskRunner:
             asyncio.get_running_loop().create_task(self.stop_run(r, "stopped by the console"))
         elif op == "shutdown":
             if r is not None:
-                await self.stop_run(r, "agent shut down")
+                return self._shut_down(r)
             self.done.set()
+        return None
+
+    async def _replace(self, r: Run, msg: dict[str, Any]) -> None:
+        await self.stop_run(r, "replaced by a new assignment")
+        rest = self.launch(Run(msg))
+        if rest is not None:
+            await rest
+
+    async def _shut_down(self, r: Run) -> None:
+        await self.stop_run(r, "agent shut down")
+        self.done.set()
 
     def _limit(self, r: Run | None, msg: dict[str, Any]) -> None:
         """New CPU limits on the running task's group, in place; says what was applied."""
@@ -200,13 +221,14 @@ class TaskRunner:
             return f"could not create its temp directory on {socket.gethostname()}: {exc}"
         return None
 
-    async def launch(self, r: Run) -> None:
-        """Spawn the task's process (its own group), put its limits on it, report ``started``."""
+    def launch(self, r: Run) -> Coroutine[Any, Any, None] | None:
+        """Spawn the task's process (its own group), put its limits on it, report
+        ``started``; what is left to await when its limits failed (its end), else None."""
         cfg, m = self.config, r.msg
         self.run = r
         if cfg.make_dirs and (why := self._make_dirs(r)) is not None:
             self.finish(r, r.failed_to_start(why))
-            return
+            return None
         if self.outputs is not None:
             r.out = self.outputs.open(r.task, r.attempt)
         memory_mb = m.get("memory_mb") or None
@@ -229,7 +251,7 @@ class TaskRunner:
             if r.terminal is not None:
                 r.terminal.close()
             self.finish(r, r.failed_to_start(f"could not start: {exc}"))
-            return
+            return None
         r.pgid = r.proc.pid
         if r.terminal is not None:
             r.terminal.started()
@@ -242,9 +264,7 @@ class TaskRunner:
             pass  # it has already exited: nothing left to limit
         except (OSError, ValueError) as exc:
             self.signal_group(r, signal.SIGKILL)
-            await r.proc.wait()
-            self.finish(r, r.failed_to_start(f"could not apply the task's limits: {exc}"))
-            return
+            return self._unlimited(r, f"could not apply the task's limits: {exc}")
         r.create_time = r.proc.create_time()
         limits = {
             "memory_mb": memory_mb,
@@ -266,6 +286,13 @@ class TaskRunner:
         self.follow(r)
         if r.interactive or r.msg.get("timeout_s") or r.msg.get("memory_mb"):
             self._keep(self.watch(r))  # nothing to watch for otherwise: no wake-ups
+        return None
+
+    async def _unlimited(self, r: Run, why: str) -> None:
+        """A run killed because its limits could not be put on it: reported once it is gone."""
+        assert r.proc is not None
+        await r.proc.wait()
+        self.finish(r, r.failed_to_start(why))
 
     def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task held until it is done (the loop keeps only weak references)."""

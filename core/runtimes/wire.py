@@ -1,7 +1,9 @@
 """The agent socket's framing: one JSON object per line, both directions.
 
 Shared by the console side (``local.py``) and the agent host (``agent_host.py``);
-it imports nothing heavy so that an agent host starts fast.
+it imports nothing heavy so that an agent host starts fast. The console reads with
+:func:`messages`; the host frames the bytes as they arrive (:class:`CommandReader`),
+the same way, and hands each command on at once.
 
 A line may be up to :data:`MAX_LINE` bytes (the readers' buffer limit); senders keep
 theirs far under it (output lines and partial results are capped where they are
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 MAX_LINE = 16 * 1024 * 1024
@@ -39,7 +41,7 @@ async def messages(reader: asyncio.StreamReader) -> AsyncIterator[Any]:
             if exc.partial.strip() and not skipped:
                 try:
                     yield json.loads(exc.partial)
-                except json.JSONDecodeError:
+                except ValueError:  # not JSON, or not UTF-8
                     pass
             return
         except asyncio.LimitOverrunError as exc:
@@ -53,5 +55,115 @@ async def messages(reader: asyncio.StreamReader) -> AsyncIterator[Any]:
             continue
         try:
             yield json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not UTF-8
             continue
+
+
+class LineFramer:
+    """The framing of :func:`messages`, fed chunk by chunk: the messages each chunk
+    completes (a garbled line skipped, a line over ``limit`` reported as ``oversize``)."""
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self._limit = limit
+        self._buf = bytearray()
+        self._skipped = 0
+        """Bytes of a line over the limit dropped so far (it is reported at its end)."""
+
+    def feed(self, data: bytes) -> list[Any]:
+        buf = self._buf
+        buf += data
+        out: list[Any] = []
+        start = 0
+        while (nl := buf.find(b"\n", start)) >= 0:
+            size = nl + 1 - start
+            if self._skipped or size - 1 > self._limit:
+                out.append({"t": OVERSIZE, "bytes": self._skipped + size})
+                self._skipped = 0
+            else:
+                try:
+                    out.append(json.loads(buf[start : nl + 1]))
+                except ValueError:  # not JSON, or not UTF-8
+                    pass
+            start = nl + 1
+        if start:
+            del buf[:start]
+        if len(buf) > self._limit:  # no end in sight: held no longer (bounded memory)
+            self._skipped += len(buf)
+            buf.clear()
+        return out
+
+    def end(self) -> list[Any]:
+        """At the end of the stream: its last line if it had no newline."""
+        tail, skipped = bytes(self._buf), self._skipped
+        self._buf.clear()
+        self._skipped = 0
+        if tail.strip() and not skipped:
+            try:
+                return [json.loads(tail)]
+            except ValueError:
+                pass
+        return []
+
+
+class CommandReader(asyncio.StreamReader):
+    """A connection's reader: its first ``handshake_lines`` lines are read as a
+    StreamReader's (the handshake awaits them); every line after them is framed here
+    as it arrives and handed to the callback :meth:`deliver` names, from the loop's
+    read callback itself: no task wakes up and no future is made per message.
+    Messages that arrive before :meth:`deliver` are held for it."""
+
+    def __init__(self, limit: int = MAX_LINE, handshake_lines: int = 1) -> None:
+        super().__init__(limit=limit)
+        self._framer = LineFramer(limit)
+        self._handshake = handshake_lines
+        self._to: Callable[[Any], None] | None = None
+        self._at_end: Callable[[], None] | None = None
+        self._held: list[Any] = []
+        self._ended = False
+
+    def deliver(self, to: Callable[[Any], None], at_end: Callable[[], None]) -> None:
+        """From now on each message goes to ``to`` (those held first); ``at_end`` is
+        called once the connection is gone."""
+        self._to, self._at_end = to, at_end
+        held, self._held = self._held, []
+        for msg in held:
+            to(msg)
+        if self._ended:
+            at_end()
+
+    def feed_data(self, data: Any) -> None:
+        data = bytes(data)
+        while self._handshake and data:
+            nl = data.find(b"\n")
+            if nl < 0:
+                super().feed_data(data)
+                return
+            super().feed_data(data[: nl + 1])
+            data = data[nl + 1 :]
+            self._handshake -= 1
+        if data:
+            self._hand(self._framer.feed(data))
+
+    def _hand(self, msgs: list[Any]) -> None:
+        if self._to is None:
+            self._held += msgs
+            return
+        for msg in msgs:
+            self._to(msg)
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        if not self._handshake:
+            self._end(self._framer.end())
+
+    def set_exception(self, exc: Exception) -> None:
+        super().set_exception(exc)
+        self._end([])
+
+    def _end(self, last: list[Any]) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._hand(last)
+        if self._at_end is not None:
+            self._at_end()
