@@ -240,8 +240,7 @@ def bigwf(tmp: Path, repeat: int = 3) -> None:
     20 sim agents, the whole engine on SQLite with automatic checkpoints as a host
     runs them), each in a fresh process, interleaved ``repeat`` times; CPU seconds of
     create + run. The ratio compared is of each size's least-disturbed run (load only
-    adds CPU time: one run of each moved it by 12.0-14.4x on this machine), the
-    medians' beside it."""
+    adds CPU time), the medians' beside it."""
     res: dict[int, list[dict[str, float]]] = {10_000: [], 100_000: []}
     for r in range(repeat):
         for n in res:
