@@ -136,7 +136,7 @@ def machine_rates(db: Path) -> tuple[int, float, float]:
 def compare(db: Path, repeat: int = 3, trees: list[Path] | None = None) -> dict[str, list[dict[str, float]]]:
     """Interleaved runs of verify (this checkout and ``trees``) and the baseline; prints the table."""
     sys.path.insert(0, str(ROOT))
-    from core.engine.collector import GC_THRESHOLDS
+    from core.collector import GC_THRESHOLDS
 
     gc_arg = ",".join(map(str, GC_THRESHOLDS))
     runs: dict[str, tuple[list[str], Path]] = {

@@ -20,8 +20,9 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from core.collector import CONSOLE_GEN0
 from tests.console_support import BUSY_S, make_app, settle, wait_for
-from tui.app import CONSOLE_GC_GEN0, LISTS, PANE_TICKS, TICKS, OpsdeckApp
+from tui.app import LISTS, PANE_TICKS, TICKS, OpsdeckApp
 from tui.screens.main import MainScreen
 from tui.widgets.event_log import EventLog
 from tui.widgets.header_gauges import HeaderGauges
@@ -171,7 +172,7 @@ async def test_the_console_collects_young_objects_in_small_batches(tmp_path: Pat
     try:
         async with app.run_test(size=(160, 48)) as pilot:
             await settle(app, pilot)
-            assert gc.get_threshold()[0] <= CONSOLE_GC_GEN0
+            assert gc.get_threshold()[0] <= CONSOLE_GEN0
     finally:
         gc.set_threshold(*before)
 

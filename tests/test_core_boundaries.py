@@ -51,6 +51,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.usage",  # usage lines, a run's meter, the usage models (no other project import)
         "core.journal",
         "core.lazy_records",  # records decoded from their stored text when read (no project import)
+        "core.collector",  # the gc policy of an engine and a console (no project import)
     ),
     (
         "core.store_errors",

@@ -33,7 +33,7 @@ async def test_an_open_freezes_what_lived_before_it_and_the_engine_is_collected_
     engine, its parts referring to each other, stayed in memory for good)."""
     import gc
 
-    from core.engine.collector import GC_THRESHOLDS
+    from core.collector import GC_THRESHOLDS
 
     before = gc.get_freeze_count()
     eng = await Engine.open(tmp_path / "g.db")
@@ -110,7 +110,7 @@ async def test_a_closed_engine_is_freed_with_all_it_froze(tmp_path: Path) -> Non
     the thaw, each engine opened in a process stayed in memory with all its tasks)."""
     import gc
 
-    from core.engine.collector import BULK_TASKS
+    from core.collector import BULK_TASKS
 
     eng = await Engine.open(tmp_path / "a.db")
     frozen = gc.get_freeze_count()
@@ -139,8 +139,8 @@ def test_a_big_workflow_is_frozen_once_built_and_its_tasks_freed_when_archived()
     import asyncio
     import gc
 
+    from core.collector import BULK_TASKS
     from core.engine import EngineError
-    from core.engine.collector import BULK_TASKS
 
     eng, _ = _sim_engine()
     was = gc.isenabled()
@@ -222,7 +222,7 @@ async def test_an_open_that_fails_once_loaded_leaves_nothing_frozen(tmp_path: Pa
     in the permanent generation for the life of the process."""
     import gc
 
-    from core.engine.collector import BULK_TASKS
+    from core.collector import BULK_TASKS
 
     eng = await Engine.open(tmp_path / "f.db")
     eng.create_workflow(_big("w", BULK_TASKS))
@@ -256,8 +256,8 @@ async def test_cycles_a_bulk_freeze_held_are_freed_by_maintenance_once_what_it_f
     maintenance walks nothing and the cycle stays."""
     import gc
 
-    from core.engine import collector
-    from core.engine.collector import BULK_TASKS
+    from core import collector
+    from core.collector import BULK_TASKS
 
     class Cycle:
         me: object = None

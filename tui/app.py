@@ -13,7 +13,6 @@ worker threads.
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -26,6 +25,7 @@ from textual.command import Provider
 from textual.containers import Horizontal, Vertical
 from textual.widgets import OptionList
 
+from core.collector import for_frames
 from core.config import Config
 from core.events import Event
 from themes import DEFAULT_THEME, THEMES
@@ -75,8 +75,6 @@ PANE_TICKS = len(TICKS)
 """Ticks per REFRESH_S."""
 LISTS = ("pools", "workflows", "incidents")
 """The lists' names in TICKS, in the order of :meth:`OpsdeckApp._shown_lists`."""
-CONSOLE_GC_GEN0 = 10_000
-"""Allocations between two young collections in a console process (see _link_opened)."""
 
 
 class OpsdeckApp(ConsoleApp):
@@ -221,11 +219,7 @@ class OpsdeckApp(ConsoleApp):
             self.spawn(link.close())
             return
         self.link = link
-        # Opening the engine set its collector thresholds for folding big workflows; a
-        # console draws frames, and a young collection of 50,000 objects took ~30 ms CPU
-        # (a frame lost) where one of 10,000 takes ~5 (bench/frames.py).
-        g0, g1, g2 = gc.get_threshold()
-        gc.set_threshold(min(g0, CONSOLE_GC_GEN0), g1, g2)
+        for_frames()
         link.subscribe(self._on_event)
         link.on_status(self.announcer.host_status)
         self.log_pane.set_head(link.committed_seq)

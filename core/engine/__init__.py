@@ -6,7 +6,7 @@ subscribers. :class:`Engine` is a thin facade over its parts (``facade.py`` list
 them); callers import from here.
 """
 
-from .collector import gc_paused
+from ..collector import gc_paused
 from .facade import Engine
 from .log import EngineError, Subscriber, Unit
 

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any, Protocol
 
 from ..clock import Clock
+from ..collector import Collector
 from ..config import Config
 from ..events import Event
 from ..models import Workflow
@@ -19,7 +20,6 @@ from ..projection import State
 from ..runtimes import Runtime, RuntimeSink
 from ..store import Store
 from ..telemetry import Telemetry
-from .collector import Collector
 
 
 class ArchiveWriter(Protocol):

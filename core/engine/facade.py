@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import Clock, VirtualClock
+from ..collector import Collector, settle_before_open
 from ..config import Config
 from ..event_types import EVENTS
 from ..events import GENESIS_HASH, Event, EventHeader
@@ -35,7 +36,6 @@ from ..store import Store
 from ..telemetry import Telemetry
 from .bridge import RuntimeBridge
 from .checkpoints import Checkpoints
-from .collector import Collector, settle_before_open
 from .liveness import Liveness
 from .log import EventLog, Subscriber, Unit
 from .opening import Opening

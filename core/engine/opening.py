@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..collector import gc_paused
 from ..event_types import EVENTS, OWNERSHIP_TRUSTED
 from ..events import GENESIS_HASH, Event, chain_head, envelope_hash
 from ..projection import State
@@ -21,7 +22,6 @@ from ..projection_history import DIGEST_KEYS, HistoryRows, rows_problem
 from ..store import Store, StoreError, row_hash_ok
 from ..telemetry import HISTORY
 from ..verify import VERIFIED_POINT_KEY, VerifiedPoint
-from .collector import gc_paused
 
 if TYPE_CHECKING:
     from .contract import EngineCore

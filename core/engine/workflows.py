@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NotRequired, Required, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads TypedDicts of typing_extensions before 3.12
 
+from ..collector import gc_paused
 from ..event_types import (
     TASK_PAUSED,
     TASK_REASSIGNED,
@@ -26,7 +27,6 @@ from ..event_types import (
     WORKFLOW_RESUMED,
 )
 from ..models import TERMINAL_WORKFLOW, PhaseSpec, TaskSpec, TaskStatus, Workflow, WorkflowSpec, WorkflowStatus
-from .collector import gc_paused
 from .log import EngineError
 
 if TYPE_CHECKING:

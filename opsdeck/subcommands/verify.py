@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.engine.collector import GC_THRESHOLDS
+    from core.collector import GC_THRESHOLDS
 
     # The replay allocates per event and frees nearly all of it: the engine's thresholds
     # (a young collection every 50,000 allocations) spare it ~10% of its CPU in collections.

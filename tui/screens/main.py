@@ -21,9 +21,9 @@ paused.
 
 from __future__ import annotations
 
-import gc
-
 from textual.screen import Screen
+
+from core.collector import gc_paused
 
 
 class MainScreen(Screen[None]):
@@ -31,10 +31,5 @@ class MainScreen(Screen[None]):
 
     def _on_timer_update(self) -> None:
         """Textual's frame (see the module's docstring), with the collector paused."""
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             super()._on_timer_update()
-        finally:
-            if enabled:
-                gc.enable()

@@ -1,4 +1,4 @@
-"""The cyclic garbage collector's policy for an engine, declared in one place.
+"""The cyclic garbage collector's policy for an engine and a console, declared in one place.
 
 - While many long-lived objects are built at once (a projection loaded, a big workflow
   created) the collector is held off (:func:`gc_paused`): none of them is garbage, and
@@ -15,6 +15,10 @@
 - A freeze also holds the cycles alive at that moment and dropped later: a long-running
   engine's maintenance thaws, collects and freezes again once far more tasks were frozen
   than now live (:meth:`Collector.maintain`), so those stay bounded by what lives.
+- A console draws frames: its young passes are smaller (:func:`for_frames`), and none
+  runs inside a frame (the frame is drawn in :func:`gc_paused`, ``tui/screens/main.py``).
+
+Light to import (the standard library only): a console imports it before the engine.
 """
 
 from __future__ import annotations
@@ -33,6 +37,19 @@ BULK_TASKS = 5_000
 objects the collector tracks, so it builds more than one young generation (50,000,
 :data:`GC_THRESHOLDS`), whose first pass would walk them all (0.2 s CPU at 100,000
 tasks, 5 % of creating and running them), and every full pass after it again."""
+
+
+CONSOLE_GEN0 = 10_000
+"""Allocations between two young passes in a console process: a young pass of 50,000
+objects took ~30 ms CPU (a frame lost) where one of 10,000 takes ~5 (bench/frames.py)."""
+
+
+def for_frames() -> None:
+    """A console drawing frames once its link is open (opening an engine set
+    :data:`GC_THRESHOLDS`, for folding big workflows): young passes of at most
+    :data:`CONSOLE_GEN0` allocations, the older generations' thresholds kept."""
+    g0, g1, g2 = gc.get_threshold()
+    gc.set_threshold(min(g0, CONSOLE_GEN0), g1, g2)
 
 
 @contextmanager
