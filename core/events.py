@@ -18,12 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar, dataclass_transform
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-try:
-    import orjson
-except ImportError:  # an environment built before orjson was a dependency: the reference encoder alone
-    orjson = None  # type: ignore[assignment]
 
 GENESIS_HASH = "0" * 64
 _sha256 = hashlib.sha256
@@ -95,10 +91,8 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
-_ORJSON_OPTIONS = (
-    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME if orjson else 0
-)
-_ORJSON_COMPACT = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME if orjson else 0
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+_ORJSON_COMPACT = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 _DIFFERS = ("null", "0.0000", "e-")
 """Where orjson's bytes may differ from the reference encoder's: a float below 1e-4
 (``0.00001``, ``1.5e-7`` where Python writes ``1e-05``, ``1.5e-07``) and NaN or
@@ -114,7 +108,7 @@ character is as common as ``e`` costs a scan of about 100 ns on a task event's d
 single character's about 13 ns (most events' data hold no ``-``)."""
 _NULL, _SMALL, _EXP = _DIFFERS
 _DASH = "-"
-_dumps = orjson.dumps if orjson else None
+_dumps = orjson.dumps
 
 
 def canonical_json(data: Any) -> str:
@@ -125,8 +119,6 @@ def canonical_json(data: Any) -> str:
     cannot give identically (integers beyond 64 bits, non-string keys, lone
     surrogates, the floats :data:`_DIFFERS` finds) goes to the reference encoder.
     A test holds the two to the same bytes on a large varied corpus."""
-    if _dumps is None:
-        return _CANONICAL.encode(data)
     try:
         out = _dumps(data, option=_ORJSON_OPTIONS).decode()
     except TypeError:
@@ -139,8 +131,6 @@ def canonical_json(data: Any) -> str:
 def dumps_compact(data: Any) -> str:
     """Compact JSON in the data's own key order (an event line's payload): the standard
     library's bytes, from orjson where it writes the same (as :func:`canonical_json`)."""
-    if _dumps is None:
-        return _COMPACT.encode(data)
     try:
         out = _dumps(data, option=_ORJSON_COMPACT).decode()
     except TypeError:

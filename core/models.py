@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, Self
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,11 +24,6 @@ from pydantic import (
     field_validator,
     model_serializer,
 )
-
-try:
-    import orjson
-except ImportError:  # an environment built before orjson was a dependency: pydantic's serializer
-    orjson = None  # type: ignore[assignment]
 
 
 class Band(StrEnum):
@@ -306,11 +302,10 @@ def tasks_json(tasks: Sequence[Task]) -> str:
     """Tasks as a JSON list of their fields in declaration order (an archive record's
     tasks): orjson over the dataclasses, pydantic's serializer where orjson cannot
     encode a value (an integer beyond 64 bits)."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(tasks).decode()
-        except TypeError:
-            pass
+    try:
+        return orjson.dumps(tasks).decode()
+    except TypeError:
+        pass
     return _adapter(list[Task]).dump_json(tasks).decode()
 
 
