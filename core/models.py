@@ -253,6 +253,12 @@ class TaskSpec(_Model):
     """A git repository: the task runs in its own worktree of it, on its own branch."""
 
 
+TASK_DEFAULTS = {
+    k: f.get_default(call_default_factory=True) for k, f in TaskSpec.model_fields.items() if not f.is_required()
+}
+"""A :class:`TaskSpec` field left out: its value (read, never handed out: the lists and dicts are shared)."""
+
+
 @dataclass
 class Task(_Record):
     """A task of a live workflow (a plain record: :class:`_Record`)."""

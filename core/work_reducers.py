@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .events import Event
 from .models import (
     EMPTY_CONTEXT,
+    TASK_DEFAULTS,
     TERMINAL_WORKFLOW,
     Agent,
     AgentStatus,
@@ -24,7 +25,6 @@ from .models import (
     Resources,
     Task,
     TaskContext,
-    TaskSpec,
     TaskStatus,
     Workflow,
     WorkflowSpec,
@@ -102,7 +102,6 @@ def agent_backoff(s: State, ev: Event) -> None:
 
 
 _SPEC_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in WorkflowSpec.model_fields.items()}
-_TASK_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in TaskSpec.model_fields.items()}
 
 
 def workflow_created(s: State, ev: Event) -> None:
@@ -134,7 +133,7 @@ def workflow_created(s: State, ev: Event) -> None:
     if s.journal is not None:
         s.replacing("workflows", s.workflows, wid)
         s.replacing("finished", s.finished, wid)
-    d_dur, d_cpu, d_mem = _TASK_DEFAULTS["duration_s"], _TASK_DEFAULTS["cpu"], _TASK_DEFAULTS["memory_gb"]
+    d_dur, d_cpu, d_mem = TASK_DEFAULTS["duration_s"], TASK_DEFAULTS["cpu"], TASK_DEFAULTS["memory_gb"]
     tasks = s.tasks
     keys = wf.tasks
     ready: deque[str] = deque()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Annotated, Any, NotRequired, Required, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Generic, NotRequired, Required, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads TypedDicts of typing_extensions before 3.12
@@ -26,7 +26,16 @@ from ..event_types import (
     WORKFLOW_QUEUED,
     WORKFLOW_RESUMED,
 )
-from ..models import TERMINAL_WORKFLOW, PhaseSpec, TaskSpec, TaskStatus, Workflow, WorkflowSpec, WorkflowStatus
+from ..models import (
+    TASK_DEFAULTS,
+    TERMINAL_WORKFLOW,
+    PhaseSpec,
+    TaskSpec,
+    TaskStatus,
+    Workflow,
+    WorkflowSpec,
+    WorkflowStatus,
+)
 from .log import EngineError
 
 if TYPE_CHECKING:
@@ -54,9 +63,6 @@ def _rows_of(model: type[BaseModel]) -> TypeAdapter[list[dict[str, Any]]]:
 
 
 _TASK_ROWS = _rows_of(TaskSpec)
-_TASK_DEFAULTS = {
-    k: f.get_default(call_default_factory=True) for k, f in TaskSpec.model_fields.items() if not f.is_required()
-}
 
 
 def _task_chunk(rows: list[Any]) -> list[dict[str, Any]]:
@@ -70,7 +76,7 @@ def _task_chunk(rows: list[Any]) -> list[dict[str, Any]]:
     except ValidationError:
         return _TASK_LIST.dump_python(_TASK_LIST.validate_python(rows), mode="json", exclude_defaults=True)
     out = _TASK_ROWS.dump_python(valid, mode="json")
-    defaults = _TASK_DEFAULTS
+    defaults = TASK_DEFAULTS
     for v, o in zip(valid, out, strict=True):
         for k, x in v.items():
             if k in defaults and x == defaults[k]:
@@ -88,13 +94,29 @@ def _task_count(spec: WorkflowSpec | dict[str, Any]) -> int:
     return sum(len(p["tasks"]) for p in phases if isinstance(p, dict) and isinstance(p.get("tasks"), list))
 
 
+class _Steps(Generic[T]):
+    """A generator of steps, run one step at a time; :attr:`result` is what it returned."""
+
+    def __init__(self, steps: Generator[None, None, T]) -> None:
+        self.steps = steps
+        self.result: T
+
+    def step(self) -> bool:
+        """Run the next step: whether steps remain (False once it returned)."""
+        try:
+            next(self.steps)
+        except StopIteration as done:
+            self.result = done.value
+            return False
+        return True
+
+
 def _drained(steps: Generator[None, None, T]) -> T:
     """What a generator of steps returns, run to its end at once."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
+    run = _Steps(steps)
+    while run.step():
+        pass
+    return run.result
 
 
 def _encoded(raw: dict[str, Any]) -> Generator[None, None, tuple[WorkflowSpec, dict[str, Any]]]:
@@ -176,15 +198,13 @@ class WorkflowOps:
         """:meth:`create` for a running console: tasks are validated and encoded in
         chunks (:func:`_encoded`), yielding to the event loop between them, so a
         submission of 100k tasks does not freeze the screen."""
-        steps = _encoded(raw)
+        run = _Steps(_encoded(raw))
         while True:
-            try:
-                with gc_paused():
-                    next(steps)
-            except StopIteration as done:
-                head, data = done.value
-                break
+            with gc_paused():
+                if not run.step():
+                    break
             await asyncio.sleep(0)
+        head, data = run.result
         with self.engine.collector.building(_task_count(raw)):
             return self._record(head, data, actor)
 
