@@ -105,6 +105,20 @@ class Run:
     def key(self) -> tuple[str, int]:
         return (self.task, self.attempt)
 
+    def environment(self, base: dict[str, str], agent: str) -> dict[str, str]:
+        """The task's environment: the host's ``base``, the run's own variables, and
+        what opsdeck tells a task (its agent, task, attempt, resumed progress and context)."""
+        m = self.msg
+        env = dict(base)
+        env.update({str(k): str(v) for k, v in (m.get("env") or {}).items()})
+        ctx = m.get("context") or {}
+        env["OPSDECK_AGENT"] = agent
+        env["OPSDECK_TASK"] = self.task
+        env["OPSDECK_ATTEMPT"] = str(self.attempt)
+        env["OPSDECK_RESUME_PROGRESS"] = str(ctx.get("progress", 0.0))
+        env["OPSDECK_CONTEXT"] = json.dumps(ctx.get("partial_results") or {})
+        return env
+
     def running_for(self) -> float:
         now = time.monotonic()
         paused = self.paused_for + ((now - self.paused_at) if self.paused_at is not None else 0.0)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shlex
 import signal
@@ -193,18 +192,6 @@ class TaskRunner:
         )
 
     # -- running a task ---------------------------------------------------------------------
-    def _environment(self, r: Run) -> dict[str, str]:
-        m = r.msg
-        env = dict(self.base_env)
-        env.update({str(k): str(v) for k, v in (m.get("env") or {}).items()})
-        ctx = m.get("context") or {}
-        env["OPSDECK_AGENT"] = self.config.agent
-        env["OPSDECK_TASK"] = r.task
-        env["OPSDECK_ATTEMPT"] = str(r.attempt)
-        env["OPSDECK_RESUME_PROGRESS"] = str(ctx.get("progress", 0.0))
-        env["OPSDECK_CONTEXT"] = json.dumps(ctx.get("partial_results") or {})
-        return env
-
     def _make_dirs(self, r: Run) -> str | None:
         """The run's shared directory (made once per runner) and its own TMPDIR (one
         ``mkdir``), both private (0700, ours): made here, by the agent, rather than by the
@@ -306,7 +293,7 @@ class TaskRunner:
         command = m.get("command")
         if not command:
             raise ValueError("the task has no command")
-        env = self._environment(r)
+        env = r.environment(self.base_env, self.config.agent)
         terminal = None
         if r.tty:  # the pty's slave is its stdin, stdout, stderr and controlling terminal
             r.terminal = TaskTerminal()
