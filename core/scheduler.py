@@ -115,8 +115,10 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
         u_cpu, u_mem, u_n = used.get(w.id, zero)  # each workflow is visited once: kept in locals
         # The bounds the checks compare with, worked out once per workflow: what its
         # allocation allows, and what the capacity allows less what other workflows'
-        # guarantees hold back (res_* less its own: as its guarantee shrinks below, both
-        # lose the same amount, so the others' share and these bounds stay as they are).
+        # guarantees hold back (res_* less its own). Assigning this workflow's tasks shrinks
+        # only its own guarantee (below), never the others', so the bounds hold for all of
+        # them. (Worked out again after each shrink, (res - s) - (own - s), they would be
+        # equal in exact arithmetic but could differ by rounding, inside the 1e-9 slack.)
         over_cpu, over_mem = lim_cpu + 1e-9, lim_mem + 1e-9
         room_cpu = cap_cpu - (res_cpu - own[0]) + 1e-9
         room_mem = cap_mem - (res_mem - own[1]) + 1e-9
