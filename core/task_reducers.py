@@ -40,8 +40,9 @@ def task_assigned(s: State, ev: Event) -> None:
     t.started_at = ev.ts
     t.waiting_input = None
     t.waiting_since = None
-    # Hot path: plain dict updates skip pydantic's per-field __setattr__ (no
-    # assignment validation is configured, so the result is the same).
+    # The task is a plain record (set above); the agent a pydantic model: its fields set in
+    # its __dict__, past pydantic's per-field __setattr__ (no assignment validation is
+    # configured, so the result is the same).
     ad = a.__dict__
     ad["status"] = _BUSY
     ad["current_task"] = key
