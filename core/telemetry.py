@@ -39,10 +39,9 @@ HISTORY = 720
 SAMPLE_WRITE_S = 0.5
 """Wall seconds between commits of samples alone (no event to commit with them). A host
 on the wall clock samples every ``intervals.sample_s`` (5 s by default), so each sample
-is committed at the flush after it, as before; a run faster than the wall clock (the
-headless demo: a simulated day in about 10 s) committed its samples one transaction per
-flush, about 3,260 a day, a fifth of its CPU; they are now committed together, each row
-as before. Samples also go with any events' commit."""
+is committed at the flush after it; a run faster than the wall clock (the headless demo:
+a simulated day in about 10 s) commits many flushes' samples in one transaction (one a
+flush would be about 3,260 a day, a fifth of its CPU). Samples also go with any events' commit."""
 SAMPLE_BATCH_MAX = 10_000
 """Samples held at most before they are committed whatever the wall time."""
 
@@ -132,15 +131,15 @@ class Telemetry:
     def get(self, name: str, subject: str = "system") -> Series:
         return self.series.get((name, subject)) or Series()
 
-    def take_rows(self, now: bool = True) -> list[tuple[float, str, str, float]]:
-        """The samples to store, in the order recorded: all those pending when ``now``
+    def take_rows(self, force: bool = True) -> list[tuple[float, str, str, float]]:
+        """The samples to store, in the order recorded: all those pending when ``force``
         (an events' commit takes them, or the engine closes), else all of them once
         :data:`SAMPLE_WRITE_S` of wall time passed since they were last taken (or
         :data:`SAMPLE_BATCH_MAX` are held), none before."""
         if not self.pending_rows:
             return []
         t = time.monotonic()
-        if not now and t - self.samples_taken < SAMPLE_WRITE_S and len(self.pending_rows) < SAMPLE_BATCH_MAX:
+        if not force and t - self.samples_taken < SAMPLE_WRITE_S and len(self.pending_rows) < SAMPLE_BATCH_MAX:
             return []
         self.samples_taken = t
         rows, self.pending_rows = self.pending_rows, []

@@ -217,7 +217,7 @@ class EventLog:
         async with e.store_lock:
             archive = e.state.take_archive()
             # Samples alone wait for their batch (Telemetry.take_rows) unless all are asked for.
-            samples = e.telemetry.take_rows(now=bool(self.buffer or archive) or all_samples)
+            samples = e.telemetry.take_rows(force=bool(self.buffer or archive) or all_samples)
             if self.buffer or archive:
                 held, self.buffer = self.buffer, []
                 rows = chain_rows(e.head_hash, held)
