@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..timefmt import duration
 from .client_http import MAX_BODY_BYTES, Endpoint, HttpError, Malformed, Pool, Response
-from .errors import HostBadAnswer, HostGone, HostUnresponsive
+from .errors import HostBadAnswer, HostGone, HostUnresponsive, the_host
 from .lease import Holder, current_holder
 from .stream import DROPPED_EVENT
 
@@ -218,7 +218,7 @@ class HostClient:
     async def silence(self) -> str | None:
         """Why the host does not answer, in words naming its pid and state, or None
         when it answers ``/v1/health``; :class:`HostGone` when its process is gone."""
-        who = f"the host (pid {self.pid})" if self.pid else f"the host at {self.socket_path or self.base}"
+        who = the_host(self.pid) if self.pid else f"the host at {self.socket_path or self.base}"
         state = process_state(self.pid)
         if state == "gone":
             raise self.gone("its process no longer exists")

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def the_host(pid: int | None) -> str:
+    """The host in words: "the host (pid N)", or "the host" when its pid is not known."""
+    return f"the host (pid {pid})" if pid else "the host"
+
+
 class HostError(Exception):
     """A host that cannot be opened (missing database, bad path); nothing was changed."""
 
@@ -13,8 +18,7 @@ class HostGone(Exception):
     def __init__(self, pid: int | None, reason: str = "") -> None:
         self.pid = pid
         self.reason = reason
-        who = f"the host (pid {pid})" if pid else "the host"
-        super().__init__(f"{who} is gone" + (f": {reason}" if reason else ""))
+        super().__init__(f"{the_host(pid)} is gone" + (f": {reason}" if reason else ""))
 
 
 class HostUnresponsive(HostGone):
@@ -32,7 +36,6 @@ class HostBadAnswer(HostGone):
     limit, or not the JSON it should be. Handled as the host gone: nothing more is read from it."""
 
     def __init__(self, pid: int | None, reason: str) -> None:
-        who = f"the host (pid {pid})" if pid else "the host"
-        Exception.__init__(self, f"{who} answered something this client cannot read: {reason}")
+        Exception.__init__(self, f"{the_host(pid)} answered something this client cannot read: {reason}")
         self.pid = pid
         self.reason = reason
