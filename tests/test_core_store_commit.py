@@ -13,6 +13,7 @@ import pytest
 from core.events import GENESIS_HASH, EventRow
 from core.store import Store
 from core.store_commit import RowInsert, on_connection_thread, transaction
+from tests.conftest import run_python
 
 
 def _rows(first: int, n: int) -> list[EventRow]:
@@ -180,3 +181,35 @@ async def test_a_write_is_one_call_on_the_connections_thread(db_path: Path) -> N
     finally:
         store.connection._execute = real  # type: ignore[method-assign]
         await store.close()
+
+
+_KILLED_AFTER_COMMIT = """
+import asyncio, os, signal, sys
+from core.events import GENESIS_HASH
+from core.store import Store
+
+async def main():
+    store = await Store.open(sys.argv[1])
+    rows = [(s, float(s), "NOTE", "test", "s", "me", "{}", GENESIS_HASH, f"{s:064x}") for s in range(1, 301)]
+    samples = [(float(i), "load", "system", i / 2) for i in range(200)]
+    await store.append(rows, metrics=samples)
+    print("committed", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no close: the WAL is all there is
+
+asyncio.run(main())
+"""
+
+
+def test_what_a_commit_acknowledged_survives_the_process_killed_after_it(db_path: Path) -> None:
+    """Rows written several per statement, and samples, are on disk once append returns."""
+    done = run_python(_KILLED_AFTER_COMMIT, str(db_path))
+    assert done.returncode == -9 and done.stdout.strip() == "committed", done.stderr
+    con = sqlite3.connect(db_path)
+    try:
+        assert con.execute("SELECT count(*), min(seq), max(seq) FROM events").fetchone() == (300, 1, 300)
+        assert con.execute("SELECT count(*), sum(value) FROM metrics").fetchone() == (
+            200,
+            sum(i / 2 for i in range(200)),
+        )
+    finally:
+        con.close()
