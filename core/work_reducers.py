@@ -148,26 +148,37 @@ def workflow_created(s: State, ev: Event) -> None:
             if journal is not None:
                 s.replacing("tasks", tasks, key)
             dep = ts.get("depends_on")
-            deps = [f"{wid}/{d}" for d in dep] if dep else list(prev_phase)
             # The scheduler's indexes as the task is built (a second pass cost a third of the
             # fold); a dependency is an earlier task of the workflow (checked where the spec
-            # entered), whose list exists.
+            # entered), whose list exists. A loop, not a comprehension: on Python 3.11 that
+            # is a function call per task (about 1,500 instructions).
             dependents.setdefault(key, [])
-            for d in deps:
-                dependents[d].append(key)
+            deps: list[str]
+            if dep:
+                deps = []
+                for d in dep:
+                    dk = f"{wid}/{d}"
+                    deps.append(dk)
+                    dependents[dk].append(key)
+            else:
+                deps = list(prev_phase)
+                for dk in deps:
+                    dependents[dk].append(key)
             pending_deps[key] = len(deps)
             if not deps:
                 ready.append(key)
             inputs = ts.get("inputs")
+            # Task's first eight fields by position: binding them by keyword costs about
+            # 2,700 instructions more per task (measured with cachegrind).
             t = Task(
-                id=key,
-                workflow=wid,
-                phase=pname,
-                specialization=ts["specialization"],
-                depends_on=deps,
-                duration_s=float(ts.get("duration_s", d_dur)),
-                cpu=float(ts.get("cpu", d_cpu)),
-                memory_gb=float(ts.get("memory_gb", d_mem)),
+                key,
+                wid,
+                pname,
+                ts["specialization"],
+                deps,
+                float(ts.get("duration_s", d_dur)),
+                float(ts.get("cpu", d_cpu)),
+                float(ts.get("memory_gb", d_mem)),
                 context=TaskContext(inputs=dict(inputs)) if inputs else EMPTY_CONTEXT,
             )
             if "interactive" in ts or "tty" in ts or "repo" in ts:  # left out by most (defaults are not recorded)
