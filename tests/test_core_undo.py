@@ -226,6 +226,12 @@ def test_pre_image_shares_nothing_a_fold_changes_in_place() -> None:
     t.depends_on.append("w/t1")
     t.status = t.status.RUNNING
     assert copy.context.partial_results == {} and copy.depends_on == [] and copy.status.value == "pending"
+    # A task's own context (changed in place by folds) is copied too, down to its lists.
+    again = pre_image(t)
+    t.context.partial_results["x"] = 2
+    t.context.last_output.append("more")
+    assert again == pre_image(again) and again.context.partial_results == {"x": 1}
+    assert again.context.last_output == [] and again.depends_on == ["w/t1"] and type(again) is type(t)
     wf = eng.state.workflows["w"]
     assert pre_image(wf).tasks is wf.tasks  # never changed in place once built: shared, not copied
 
