@@ -21,11 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import socket
+import stat
 import time
 from collections import deque
 from typing import Any
 
+from ..private import PrivateError, new_private_dir, private_dir
 from ..usage.meter import Meter
 from .limits import TaskCgroup
 from .output import LINE_MAX, TaskOutput
@@ -236,3 +240,55 @@ class Run:
             "error": error,
             "output": list(self.output),
         }
+
+
+class RunDirs:
+    """The directories an agent host gives its runs: the run's shared directory (made
+    once) and each run's own TMPDIR, both private (0700, ours), made here by the agent
+    rather than by the console, whose event loop every agent's run goes through.
+
+    A run's TMPDIR is the previous run's, renamed, when that one is still an empty
+    private directory of ours: a ``rename`` in place of a ``mkdir``, whose new inode and
+    directory block were the largest part of an agent's start of a short task. A
+    TMPDIR with anything left in it (or whose mode or type its task changed) stays
+    where it is, for the cleanup, and the run gets a new one."""
+
+    def __init__(self) -> None:
+        self._shared_made: str | None = None
+        """The run's shared directory once it was made (checked) here."""
+        self._spare: str | None = None
+        """The TMPDIR of the last run that ended (its processes gone), to be checked and reused."""
+
+    def make(self, r: Run) -> str | None:
+        """Make the run's directories; why they could not be made, else None."""
+        env = r.msg.get("env") or {}
+        shared, tmp = env.get("OPSDECK_RUN_DIR"), env.get("TMPDIR")
+        try:
+            if shared and shared != self._shared_made:
+                private_dir(shared)
+                self._shared_made = shared
+            if tmp and not self._reuse(tmp):
+                new_private_dir(tmp)
+        except (OSError, PrivateError) as exc:
+            return f"could not create its temp directory on {socket.gethostname()}: {exc}"
+        return None
+
+    def done(self, r: Run) -> None:
+        """The run ended (its tree killed): its TMPDIR may serve the next run."""
+        self._spare = (r.msg.get("env") or {}).get("TMPDIR") or None
+
+    def _reuse(self, tmp: str) -> bool:
+        spare, self._spare = self._spare, None
+        if spare is None or spare == tmp or os.path.dirname(spare) != os.path.dirname(tmp):
+            return False
+        try:
+            st = os.lstat(spare)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
+                return False
+            with os.scandir(spare) as it:
+                if next(it, None) is not None:
+                    return False
+            os.rename(spare, tmp)  # an existing empty directory at tmp is replaced; anything else refuses
+        except OSError:
+            return False
+        return True

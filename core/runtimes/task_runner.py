@@ -22,7 +22,6 @@ import contextlib
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from collections import OrderedDict
@@ -33,12 +32,11 @@ from typing import Any
 
 import psutil
 
-from ..private import PrivateError, new_private_dir, private_dir
 from .input_wait import stdin_target, waiting_for_input
 from .limits import TaskCgroup, apply_from_parent, relimit
 from .output import OutputFiles
 from .task_process import TaskProcess
-from .task_run import Run
+from .task_run import Run, RunDirs
 from .task_tree import TaskTree
 from .tty import TaskTerminal
 
@@ -81,8 +79,8 @@ class TaskRunner:
         self.me = psutil.Process()
         self.tree = TaskTree(self.me)
         """The running task's processes (a subreaper's: see :mod:`core.runtimes.task_tree`)."""
-        self._shared_made: str | None = None
-        """The run's shared directory once it was made (checked) here."""
+        self.dirs = RunDirs()
+        """Each run's TMPDIR and the run's shared directory (``make_dirs``)."""
         self.tasks: set[asyncio.Task[None]] = set()
         """The runs' output pumps and watchdogs while they run."""
         self.base_env = dict(os.environ)
@@ -192,28 +190,12 @@ class TaskRunner:
         )
 
     # -- running a task ---------------------------------------------------------------------
-    def _make_dirs(self, r: Run) -> str | None:
-        """The run's shared directory (made once per runner) and its own TMPDIR (one
-        ``mkdir``), both private (0700, ours): made here, by the agent, rather than by the
-        console, whose event loop every agent's run goes through."""
-        env = r.msg.get("env") or {}
-        shared, tmp = env.get("OPSDECK_RUN_DIR"), env.get("TMPDIR")
-        try:
-            if shared and shared != self._shared_made:
-                private_dir(shared)
-                self._shared_made = shared
-            if tmp:
-                new_private_dir(tmp)
-        except (OSError, PrivateError) as exc:
-            return f"could not create its temp directory on {socket.gethostname()}: {exc}"
-        return None
-
     def launch(self, r: Run) -> Coroutine[Any, Any, None] | None:
         """Spawn the task's process (its own group), put its limits on it, report
         ``started``; what is left to await when its limits failed (its end), else None."""
         cfg, m = self.config, r.msg
         self.run = r
-        if cfg.make_dirs and (why := self._make_dirs(r)) is not None:
+        if cfg.make_dirs and (why := self.dirs.make(r)) is not None:
             self.finish(r, r.failed_to_start(why))
             return None
         if self.outputs is not None:
@@ -377,6 +359,8 @@ class TaskRunner:
         self.finish(r, report, keep=report["t"] != "stopped")
 
     def finish(self, r: Run, report: dict[str, Any], keep: bool = True) -> None:
+        if self.config.make_dirs:
+            self.dirs.done(r)
         r.out.close()
         if r.proc is not None:
             r.proc.close()
