@@ -1,4 +1,4 @@
-"""A group commit as one round trip to the connection's thread.
+"""A write transaction (a group commit, a checkpoint, ...) as one round trip to the connection's thread.
 
 aiosqlite runs each awaited statement on its own thread: a queue put, a thread
 wakeup and a future resolved back on the event loop, per statement. A commit of
