@@ -65,11 +65,18 @@ def _said(what: str | Callable[[], object]) -> object:
     return what() if callable(what) else what
 
 
-def wait_for(cond: Callable[[], T], what: str | Callable[[], object], timeout: float = 60.0, poll: float = 0.05) -> T:
+def wait_for(
+    cond: Callable[[], T],
+    what: str | Callable[[], object],
+    timeout: float = 60.0,
+    poll: float = 0.05,
+    sleep: Callable[[float], object] = time.sleep,
+) -> T:
     """Call ``cond`` until it returns something truthy and return that. Tests wait on a
     state, never a fixed time: on a loaded machine a time that sufficed once does not
     again. Past ``timeout`` seconds the test fails naming ``what`` (called then if a
-    callable, to show the state it was waiting on)."""
+    callable, to show the state it was waiting on). ``sleep(poll)`` between two calls:
+    another pause where something must run meanwhile (a browser page's own wait)."""
     deadline = time.monotonic() + timeout
     while True:
         got = cond()
@@ -77,7 +84,7 @@ def wait_for(cond: Callable[[], T], what: str | Callable[[], object], timeout: f
             return got
         if time.monotonic() >= deadline:
             raise AssertionError(f"not within {timeout:g}s: {_said(what)}")
-        time.sleep(poll)
+        sleep(poll)
 
 
 async def until(

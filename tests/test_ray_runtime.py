@@ -27,7 +27,7 @@ import ray
 from core.runtimes.ray import RayCluster, RayRuntime, namespace_for, open_ray
 from core.store import Store
 from core.workflow_file import parse_workflow_text
-from tests.conftest import REPO, opsdeck_cmd
+from tests.conftest import REPO, opsdeck_cmd, wait_for
 from tests.local_harness import Recorder, chain_workflow, drive, group_members, header, py_cmd, wf_status
 from tui.widgets.agent_pools import agent_nodes
 
@@ -316,11 +316,12 @@ def test_a_killed_host_restarts_and_adopts_the_live_actors(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 2):
+
+        def two_steps_ran() -> bool:
             assert first.poll() is None, first.stderr.read().decode()[-2000:] if first.stderr else ""
-            time.sleep(0.05)
-        assert log.exists(), "the run did not start"
+            return log.exists() and len(log.read_text().splitlines()) >= 2
+
+        wait_for(two_steps_ran, "the run to start (two steps of the chain ran)", 60)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -353,10 +354,12 @@ def test_serve_on_ray_runs_the_file_and_a_sigterm_retires_every_actor(
         env=cli_env,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (log.exists() and log.read_text()):
+
+        def step_ran() -> bool:
             assert serve.poll() is None, serve.stderr.read()[-2000:] if serve.stderr else ""
-            time.sleep(0.05)
+            return log.exists() and bool(log.read_text())
+
+        wait_for(step_ran, "the served file's first step to run", 60)
         assert log.read_text().split()[0] == "s0"
         assert actors_in(db) == ["agent_001", "agent_002"]
         serve.send_signal(signal.SIGTERM)

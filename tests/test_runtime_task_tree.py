@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import psutil
 
 from core.runtimes.task_tree import child_pids, descendant_pids
+
+from .conftest import wait_for
 
 
 def test_descendants_are_the_processes_psutil_finds() -> None:
@@ -19,9 +20,7 @@ def test_descendants_are_the_processes_psutil_finds() -> None:
     proc = subprocess.Popen([sys.executable, "-c", code])
     try:
         me = psutil.Process()
-        deadline = time.monotonic() + 20
-        while len(me.children(recursive=True)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: len(me.children(recursive=True)) >= 3, "the child and its two children", 20, poll=0.02)
         expected = {p.pid for p in me.children(recursive=True)}
         assert len(expected) == 3
         found = descendant_pids(os.getpid())

@@ -30,7 +30,7 @@ from playwright.sync_api import Page, Route, WebSocket, sync_playwright
 
 from core.host.lease import current_holder
 
-from .conftest import REPO, opsdeck_cmd
+from .conftest import REPO, opsdeck_cmd, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = REPO / "screenshots" / "web-help.png"
@@ -120,12 +120,10 @@ def committed_head(db: Path) -> int:
         return int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
 
-def wait_for(page: Page, cond, timeout: float = 90.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        page.wait_for_timeout(200)
+def wait_in_page(page: Page, cond, timeout: float = 90.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    """conftest's wait_for pausing with the page's own wait, so that the synchronous
+    Playwright API handles the page's events between checks."""
+    wait_for(cond, what, timeout, poll=0.2, sleep=lambda s: page.wait_for_timeout(s * 1000))
 
 
 @pytest.mark.slow
@@ -163,27 +161,31 @@ def test_console_in_chromium_shows_help_and_reaches_no_outside_host(web_console:
             page = ctx.new_page()
             page.goto(web_console.url)
             page.wait_for_selector("body.-first-byte", state="attached", timeout=120_000)
-            wait_for(page, lambda: bool(screens) and shown_seq(screens[0]) is not None, what="the console")
+            wait_in_page(page, lambda: bool(screens) and shown_seq(screens[0]) is not None, what="the console")
             assert "opsdeck key bindings" not in screens[0].text()
             # The header names the host once it has drawn since the link opened (its own tick).
-            wait_for(page, lambda: f"attached to host pid {holder.pid}" in screens[0].text(), what="the host named")
+            wait_in_page(page, lambda: f"attached to host pid {holder.pid}" in screens[0].text(), what="the host named")
             # The console follows the live host: it catches up with what the host commits after it.
             first = shown_seq(screens[0]) or 0
-            wait_for(page, lambda: committed_head(web_console.db) > first, what="the host to commit more")
+            wait_in_page(page, lambda: committed_head(web_console.db) > first, what="the host to commit more")
             target = committed_head(web_console.db)
-            wait_for(page, lambda: (shown_seq(screens[0]) or 0) >= target, what=f"the console to reach seq {target}")
+            wait_in_page(
+                page, lambda: (shown_seq(screens[0]) or 0) >= target, what=f"the console to reach seq {target}"
+            )
 
             # Without the token the page is refused; a second tab with it gets its own console on the same host.
             assert ctx.request.get(web_console.url.split("?")[0]).status == 401
             other = ctx.new_page()
             other.goto(web_console.url)
-            wait_for(other, lambda: len(screens) > 1 and shown_seq(screens[1]) is not None, what="a second console")
-            wait_for(other, lambda: f"attached to host pid {holder.pid}" in screens[1].text(), what="the host named")
+            wait_in_page(other, lambda: len(screens) > 1 and shown_seq(screens[1]) is not None, what="a second console")
+            wait_in_page(
+                other, lambda: f"attached to host pid {holder.pid}" in screens[1].text(), what="the host named"
+            )
             other.close()
 
             page.click("#terminal")
             page.keyboard.press("?")
-            wait_for(page, lambda: "opsdeck key bindings" in screens[0].text(), what="the help screen")
+            wait_in_page(page, lambda: "opsdeck key bindings" in screens[0].text(), what="the help screen")
             page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")  # painted
             page.screenshot(path=str(shot))
         finally:
@@ -196,10 +198,12 @@ def test_console_in_chromium_shows_help_and_reaches_no_outside_host(web_console:
     # Stopping opsdeck web stops the host it started: the lease is free again.
     web_console.proc.send_signal(signal.SIGTERM)
     assert web_console.proc.wait(60) == 0
-    deadline = time.monotonic() + 60
-    while current_holder(web_console.db) is not None:
-        assert time.monotonic() < deadline, "the host opsdeck web started is still running"
-        time.sleep(0.2)
+    wait_for(
+        lambda: current_holder(web_console.db) is None,
+        "the host opsdeck web started to end (its lease free)",
+        60,
+        poll=0.2,
+    )
     # One writer all along (the browser's console was a client): the chain is whole.
     r = subprocess.run(opsdeck_cmd("verify", "--db", str(web_console.db)), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr

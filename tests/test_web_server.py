@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from core.host.lease import current_holder
 from opsdeck.web import ConsoleServer
 
-from .conftest import opsdeck_cmd
+from .conftest import opsdeck_cmd, wait_for
 
 TOKEN = "a-test-token-0123456789"
 
@@ -143,10 +142,13 @@ def test_a_live_host_is_attached_to_and_left_running(tmp_path: Path, cli_env: di
     )
     web = None
     try:
-        deadline = time.monotonic() + 120
-        while (h := current_holder(db)) is None or h.socket is None:
-            assert host.poll() is None and time.monotonic() < deadline, "the host did not start"
-            time.sleep(0.1)
+
+        def listening() -> bool:
+            assert host.poll() is None, "the host exited before it listened"
+            h = current_holder(db)
+            return h is not None and h.socket is not None
+
+        wait_for(listening, "the host to start (its lease names its socket)", 120, poll=0.1)
         web = subprocess.Popen(
             opsdeck_cmd("web", "--db", str(db), "--port", "0"),
             stdout=subprocess.PIPE,
