@@ -280,8 +280,10 @@ class MetricSamples:
 
     async def add(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
         """Store samples, one transaction per batch (the connection autocommits: without
-        it each row was its own commit, 0.3 ms apiece). A batch the storage refuses or a
-        damaged metrics table cannot take is dropped and said in ``problem``."""
+        it each row was its own commit, 0.3 ms apiece). A batch a damaged metrics table
+        cannot take is dropped and said in ``problem``; a full disk, a read-only file or
+        a lock is raised as is (StorageError: nothing written), as by :meth:`insert`,
+        for the caller to keep the samples and report it."""
         if not rows or self.readonly:
             return
 
@@ -292,6 +294,8 @@ class MetricSamples:
             await self._write(statements)
         except (sqlite3.DatabaseError, StorageError) as exc:
             self._series = {}  # ids made in the transaction that was rolled back are gone
+            if isinstance(exc, StorageError):
+                raise
             self._failed(exc, "written")
 
     def insert(self, conn: sqlite3.Connection, rows: Sequence[tuple[float, str, str, float]]) -> None:

@@ -302,3 +302,71 @@ async def test_a_host_commit_takes_the_samples_waiting_for_their_batch(tmp_path:
         assert got == [(1.0, 7.0)]
     finally:
         await host.close()
+
+
+def _stored_samples(db: Path, name: str) -> list[tuple[float, float]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute(
+            "SELECT m.ts, m.value FROM metrics m JOIN metric_series s ON s.id = m.series WHERE s.name = ? ORDER BY m.id",
+            (name,),
+        ).fetchall()
+    finally:
+        con.close()
+
+
+async def test_samples_alone_refused_by_the_storage_are_kept_reported_and_stored_once(tmp_path: Path) -> None:
+    """Samples committed alone (no event in the batch) that the storage refuses (a full
+    disk: nothing written) stay held, in order, and the refusal is raised as an events'
+    commit raises it, so a host says "full"; the next flush stores each of them once.
+    A damaged metrics table instead costs the samples (said in ``metrics_problem``)."""
+    from core.config import Config
+    from core.host.host import Host
+    from core.store_errors import StorageError
+
+    db = tmp_path / "r.db"
+    host = await Host.open_sim(db, Config(), create=True, speed=0)
+    eng = host.engine
+    store = eng.store
+    assert store is not None
+    try:
+        tel = eng.telemetry
+        async with host.lock:
+            assert await host.commit()
+        table = store.metric_table
+        real = table._write
+        refusals = [StorageError("full", str(db), f"{db}: the disk is full")]
+
+        async def refusing(statements):  # type: ignore[no-untyped-def]
+            if refusals:
+                raise refusals.pop()
+            await real(statements)
+
+        table._write = refusing
+        for i in range(3):
+            tel.record(float(i), "r", "system", float(i))
+        async with host.lock:
+            assert not await host.commit()  # samples alone, refused
+        assert eng.unflushed == 0  # no event was held: the samples were written alone
+        assert host.storage.problem is not None and host.storage.problem.kind == "full"
+        assert tel.pending_rows == [(float(i), "r", "system", float(i)) for i in range(3)]
+        assert store.metrics_problem is None  # the table is not damaged
+        assert _stored_samples(db, "r") == []
+        tel.record(3.0, "r", "system", 3.0)
+        async with host.lock:
+            assert await host.commit()
+        assert host.storage.problem is None and tel.pending_rows == []
+        assert _stored_samples(db, "r") == [(float(i), float(i)) for i in range(4)]
+        # Not kept: a metrics table that refuses the rows itself (damage, not the storage).
+        con = sqlite3.connect(db)
+        con.execute("CREATE TRIGGER refuse BEFORE INSERT ON metrics BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        con.commit()
+        con.close()
+        tel.record(4.0, "r", "system", 4.0)
+        async with host.lock:
+            assert await host.commit()
+        assert tel.pending_rows == [] and host.storage.problem is None
+        assert store.metrics_problem is not None and "refused" in store.metrics_problem
+    finally:
+        await host.close()
+    assert _stored_samples(db, "r") == [(float(i), float(i)) for i in range(4)]

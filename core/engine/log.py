@@ -233,8 +233,10 @@ class EventLog:
                 self._publish(n)
                 if cancelled:
                     raise asyncio.CancelledError
-            elif samples:
-                await e.store.add_metrics(samples)
+            elif samples:  # alone, in the same shielded commit: a refused write keeps them too
+                cancelled = await self._commit([], [], [], samples)
+                if cancelled:
+                    raise asyncio.CancelledError
 
     async def _commit(
         self,
