@@ -536,3 +536,15 @@ async def test_a_stream_cancelled_as_its_answer_arrives_leaves_no_connection_bus
     with contextlib.suppress(asyncio.CancelledError):
         await bounded(reading)
     assert not client._conns().busy
+
+
+async def test_an_attached_link_says_the_host_is_gone_with_its_pid_only_when_known(tmp_path: Path) -> None:
+    from core.host.link import AttachedLink
+
+    said: list[str | None] = []
+    link = AttachedLink(tmp_path / "x.db")
+    link.on_status(said.append)
+    await link._host_gone(None)  # no pid ever seen
+    link.last_pid = 4321
+    await link._host_gone(None)
+    assert said == ["the host is gone", "the host (pid 4321) is gone"]

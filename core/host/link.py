@@ -29,6 +29,7 @@ from ..commands.responses import error
 from ..config import Config
 from ..events import Event
 from .client import HostClient, HostGone
+from .errors import the_host
 from .language import LANGUAGE, services
 from .replica import Replica, ReplicaGap
 
@@ -304,7 +305,7 @@ class AttachedLink(Link):
         client, self.client = self.client, None
         self.host_pid = None
         self.clock_running = False
-        self._set_gone(f"the host (pid {pid}) is gone")
+        self._set_gone(f"{the_host(pid)} is gone")
         if client is not None:
             await client.close()
 
