@@ -108,8 +108,14 @@ class RowInsert:
         self.sql = {n: f"{head} VALUES {','.join([one] * n)}" for n in self.sizes}
 
     def run(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` (each of ``width`` values) on ``conn`` (no transaction of its own)."""
+        """Insert ``rows`` (each of ``width`` values) on ``conn`` (no transaction of its own).
+        A row of another width is refused before anything is written (sqlite3.ProgrammingError,
+        as executemany's): in a statement of several rows, a short row and a long one would
+        otherwise shift the values between them into the wrong columns."""
         done, total = 0, len(rows)
+        widths = set(map(len, rows))
+        if widths - {self.width}:
+            raise sqlite3.ProgrammingError(f"rows of {sorted(widths)} values, each should have {self.width}")
         for n in self.sizes:
             whole = (total - done) // n * n
             if not whole:

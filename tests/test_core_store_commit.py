@@ -213,3 +213,14 @@ def test_what_a_commit_acknowledged_survives_the_process_killed_after_it(db_path
         )
     finally:
         con.close()
+
+
+def test_a_row_of_another_width_is_refused_before_anything_is_written() -> None:
+    """A short row and a long one in one multi-row statement would add up to the right count."""
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE t (a, b, c)")
+    rows: list[tuple[int, ...]] = [(i, i, i) for i in range(40)]
+    rows[3], rows[4] = (1, 2), (1, 2, 3, 4)
+    with pytest.raises(sqlite3.ProgrammingError, match="each should have 3"):
+        RowInsert("INSERT INTO t(a, b, c)", 3).run(con, rows)
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
