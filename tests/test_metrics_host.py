@@ -13,7 +13,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import opsdeck_cmd
+from .conftest import opsdeck_cmd, wait_for
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
@@ -104,20 +103,18 @@ def live_host(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[LiveHost]:
     )
     try:
         lease = Path(f"{db}.lease")
-        deadline = time.monotonic() + 120
-        listen = None
-        info: dict = {}  # type: ignore[type-arg]
-        while listen is None:
+
+        def listening() -> dict | None:  # type: ignore[type-arg]
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the host did not start listening"
             try:
                 info = json.loads(lease.read_text())
-                listen = info.get("listen")
             except (FileNotFoundError, json.JSONDecodeError):
-                pass
-            time.sleep(0.1)
+                return None
+            return info if info.get("listen") else None
+
+        info = wait_for(listening, "the host to listen (its lease names the address)", 120, poll=0.1)
         token = Path(f"{db}.token").read_text().strip()
-        host = LiveHost(proc, db, f"http://{listen}", token, info["socket"])
+        host = LiveHost(proc, db, f"http://{info['listen']}", token, info["socket"])
         host.command("/host clock pause")
         yield host
     finally:
