@@ -103,6 +103,17 @@ async def wait_for(pilot, cond, timeout: float = BUSY_S) -> bool:  # type: ignor
     return bool(cond())
 
 
+async def confirm(app: OpsdeckApp, pilot, *keys: str, timeout: float = BUSY_S) -> None:  # type: ignore[no-untyped-def]
+    """Press ``keys`` (what asks, if the test has not asked already), wait for the
+    confirmation dialog and confirm it: tab to its confirming button, enter."""
+    from tui.screens.confirm import ConfirmScreen
+
+    if keys:
+        await pilot.press(*keys)
+    assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout), f"no dialog after {keys}"
+    await pilot.press("tab", "enter")
+
+
 async def palette_search(app: OpsdeckApp, pilot, text: str, want: str) -> list[str]:  # type: ignore[no-untyped-def]
     """Open the command palette, type ``text`` and wait until its search has answered with
     ``want`` in the first hit (one keystroke is one search: a fixed wait can read an earlier

@@ -20,12 +20,11 @@ import pytest
 
 from core.config import Config
 from tests.conftest import REPO, opsdeck_cmd
-from tests.console_support import wait_for
+from tests.console_support import confirm, wait_for
 from tests.test_console_pty import ANSI, _read_until
 from tests.test_host_control_plane import HostProc, head, run
 from tui.app import OpsdeckApp
 from tui.screens.checkpoints import CheckpointsScreen
-from tui.screens.confirm import ConfirmScreen
 
 MANUAL_TOML = '[approval]\nauto = []\nmanual = ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]\n'
 LONG = 90.0
@@ -49,11 +48,6 @@ def header_text(app: OpsdeckApp) -> str:
     return str(app.header_pane.render())
 
 
-async def confirm(pilot, app: OpsdeckApp) -> None:  # type: ignore[no-untyped-def]
-    assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), LONG)
-    await pilot.press("tab", "enter")
-
-
 @pytest.mark.slow
 async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
     db = tmp_path / "live.db"
@@ -73,7 +67,7 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
 
             # A drill from the palette's action, then its plan approved with the key.
             app.start_drill_named("resource-exhaustion")
-            await confirm(pilot, app)
+            await confirm(app, pilot, timeout=LONG)
             assert await wait_for(pilot, lambda: bool(rows(db, "COMMAND_EXECUTED")), LONG), (
                 "the drill command reached the host"
             )
@@ -88,7 +82,7 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
             pid = next(k for k, p in link.state.plans.items() if p.state == "proposed")
             app.refresh_panes()
             await pilot.press("a")
-            await confirm(pilot, app)
+            await confirm(app, pilot, timeout=LONG)
             assert await wait_for(pilot, lambda: link.state.plans[pid].state != "proposed", LONG)
             approved = rows(db, "PLAN_APPROVED")
             assert approved and approved[-1][1] == "operator"
@@ -108,7 +102,7 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
             assert await wait_for(pilot, lambda: str(cp) in [o.id for o in ol.options], LONG)
             ol.highlighted = [o.id for o in ol.options].index(str(cp))
             await pilot.press("enter")
-            await confirm(pilot, app)
+            await confirm(app, pilot, timeout=LONG)
             assert await wait_for(pilot, lambda: bool(rows(db, "STATE_RESTORED")), LONG)
             restored = rows(db, "STATE_RESTORED")
             assert restored[-1][1] == "operator"

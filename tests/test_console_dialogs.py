@@ -10,7 +10,7 @@ from textual.widgets import Button
 from core import timefmt
 from core.config import Config
 from core.models import WorkflowStatus
-from tests.console_support import drill_until_plan, make_app, settle, wait_for
+from tests.console_support import confirm, drill_until_plan, make_app, settle, wait_for
 from tui.dialogs import drill_confirm, outcome_text
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.incidents import Incidents
@@ -208,9 +208,7 @@ async def test_incident_row_says_it_waits_for_a_decision_not_that_it_recovers(tm
 
         assert await wait_for(pilot, lambda: f"to approve since {timefmt.clock(plan.created_at)}" in row())
         assert "recovering" not in row()
-        await pilot.press("d")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("tab", "enter")
+        await confirm(app, pilot, "d")
         assert await wait_for(pilot, lambda: app.link.state.plans[pid].state == "rejected")
         inc = app.link.state.incidents[plan.incident_id]
         assert await wait_for(pilot, lambda: f"open since {timefmt.clock(inc.detected_at)}" in row()), row()

@@ -10,7 +10,7 @@ import pytest
 from core.config import Config
 from core.models import WorkflowStatus
 from tests.conftest import opsdeck_cmd
-from tests.console_support import BUSY_S, make_app, palette_search, settle, wait_for
+from tests.console_support import BUSY_S, confirm, make_app, palette_search, settle, wait_for
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
@@ -47,9 +47,7 @@ async def test_rollback_cancel_then_confirm(tmp_path):
         seq = eng.state.seq
         assert not any(True for _ in events_of(db, "STATE_RESTORED"))
         assert eng.state.seq == seq
-        await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("tab", "enter")  # move to "Roll back" and press it
+        await confirm(app, pilot, "enter")  # the chosen checkpoint asks first; "Roll back" confirms
         assert await wait_for(pilot, lambda: len(events_of(db, "STATE_RESTORED")) == 1)
         assert done() == at_cp
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.models import WorkflowStatus
-from tests.console_support import make_app, settle, wait_for
+from tests.console_support import confirm, make_app, settle, wait_for
 from tui.screens.confirm import ConfirmScreen
 
 PLAN = (
@@ -36,9 +36,7 @@ async def test_hold_then_advance_a_staged_resumption(tmp_path):
         await pilot.press("enter")  # Cancel
         assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert eng.state.resumptions[rid].next_step == first
-        await pilot.press("n")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("tab", "enter")
+        await confirm(app, pilot, "n")
         assert await wait_for(pilot, lambda: eng.state.resumptions[rid].next_step == first + 1)
         step = eng.state.resumptions[rid].steps[first]
         if step.resume:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.console_support import make_app, wait_for
-from tui.screens.confirm import ConfirmScreen
+from tests.console_support import confirm, make_app, wait_for
 from tui.toasts import toast_room
 
 
@@ -16,16 +15,14 @@ async def test_drill_toast_once_with_clock_time(tmp_path):
     async with app.run_test(size=(140, 40)) as pilot:
         await app.link_opened()
         app.start_drill_named("resource-exhaustion")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("tab", "enter")
+        await confirm(app, pilot)
         assert await wait_for(pilot, lambda: any("armed" in n.message for n in app._notifications))
         msgs = [n.message for n in app._notifications if "armed" in n.message]
         assert len(msgs) == 1 and msgs[0].count("armed") == 1, msgs
         assert re.search(r"injected at \d\d:\d\d:\d\d", msgs[0]) and "t=" not in msgs[0], msgs[0]
         # A refused second drill says refused, not "armed".
         app.start_drill_named("agent-cascade")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("tab", "enter")
+        await confirm(app, pilot)
         assert await wait_for(pilot, lambda: any("DRILL_REFUSED" in n.message for n in app._notifications))
         refused = [n.message for n in app._notifications if "DRILL_REFUSED" in n.message]
         assert refused[0].startswith("drill agent-cascade: DRILL_REFUSED"), refused
