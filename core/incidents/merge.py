@@ -27,11 +27,16 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 
+COMPLETIONS_KEPT_MIN = 1024
+"""Tasks :attr:`SeqTap.completions` holds before it first drops those it no longer needs."""
+
+
 class SeqTap:
     """Counts, from the event stream: reconnections and their buffered reports,
     applied sequence numbers, tasks moved off each agent, completions per task."""
 
     def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.applied: dict[tuple[str, int], int] = {}
         self.buffered = 0
         self.dropped = 0
@@ -39,6 +44,11 @@ class SeqTap:
         self.dropped_by: dict[str, int] = {}
         self.moved_from: dict[str, list[str]] = {}
         self.completions: dict[str, list[float]] = {}
+        """Completion times per task, for the live tasks and those completed more than once
+        (the partition check asks whether a task held at detection completed twice since):
+        a task completed once that left the hot state (archived with its workflow) cannot
+        complete again, and is dropped once the dict doubled (:meth:`_drop_finished`)."""
+        self._drop_at = COMPLETIONS_KEPT_MIN
         self.merged: list[dict[str, Any]] = []
         engine.observe(self._on_event)
 
@@ -56,9 +66,22 @@ class SeqTap:
         elif ev.type == TASK_REASSIGNED and d.get("from"):
             self.moved_from.setdefault(d["from"], []).append(d["task"])
         elif ev.type == TASK_COMPLETED:
-            self.completions.setdefault(d["task"], []).append(ev.ts)
+            times = self.completions.get(d["task"])
+            if times is not None:
+                times.append(ev.ts)
+            else:
+                self.completions[d["task"]] = [ev.ts]
+                if len(self.completions) > self._drop_at:
+                    self._drop_finished()
         elif ev.type == PARTITION_MERGED:
             self.merged.append(d)
+
+    def _drop_finished(self) -> None:
+        """Keep the live tasks' completions and every task completed more than once; next
+        time when twice as many are held (amortised: one pass per as many completions)."""
+        live = self.engine.state.tasks
+        self.completions = {t: c for t, c in self.completions.items() if len(c) > 1 or t in live}
+        self._drop_at = max(COMPLETIONS_KEPT_MIN, 2 * len(self.completions))
 
 
 class PartitionEvidence(KindEvidence):
