@@ -180,7 +180,8 @@ class TaskProcess:
         """The write end of an interactive task's stdin pipe (non-blocking), else None."""
         if stdin is not None:
             os.set_blocking(stdin, False)
-        loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()
+        """The loop its output and exit are followed on (asked once: each ask is a ``getpid``)."""
         self._exit: asyncio.Future[int] = loop.create_future()
         self._on_exit: list[Callable[[int], None]] = []
         self._pidfd: int | None = None
@@ -308,7 +309,7 @@ class TaskProcess:
 
     def _ended(self, rc: int) -> None:
         if self._pidfd is not None:
-            asyncio.get_running_loop().remove_reader(self._pidfd)
+            self.loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
         if not self._exit.done():

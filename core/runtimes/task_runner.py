@@ -299,7 +299,7 @@ class TaskRunner:
             r.output_done = True
         else:
             r.output_fd = fd
-            asyncio.get_running_loop().add_reader(fd, self._readable, r)
+            r.proc.loop.add_reader(fd, self._readable, r)
         r.proc.on_exit(lambda rc: self._exited(r, rc))
 
     def _readable(self, r: Run) -> None:
@@ -321,7 +321,7 @@ class TaskRunner:
                 r.take_line(line)
             r.output_done = True
             if r.rc is not None:
-                self._end(r, r.rc)
+                self._end(r)
             return
         r.last_output_at = time.monotonic()
         r.meter.feed(chunk, time.time())  # whole lines, not the console's capped ones
@@ -340,14 +340,15 @@ class TaskRunner:
         r.rc = rc
         self.kill_tree(r, signal.SIGKILL)
         if r.output_done:
-            self._end(r, rc)
+            self._end(r)
         else:
-            r.drain = asyncio.get_running_loop().call_later(OUTPUT_DRAIN_S, self._end, r, rc)
+            r.drain = asyncio.get_running_loop().call_later(OUTPUT_DRAIN_S, self._end, r)
 
-    def _end(self, r: Run, rc: int) -> None:
-        """Report the run's end (its first process exited with ``rc``) once: the lines
+    def _end(self, r: Run) -> None:
+        """Report the run's end (its first process exited with ``r.rc``) once: the lines
         since the last heartbeat, then the end."""
-        if r.ended:
+        rc = r.rc
+        if r.ended or rc is None:
             return
         r.ended = True
         if r.drain is not None:
