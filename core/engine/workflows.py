@@ -63,25 +63,35 @@ def _rows_of(model: type[BaseModel]) -> TypeAdapter[list[dict[str, Any]]]:
 
 
 _TASK_ROWS = _rows_of(TaskSpec)
+_PLAIN: set[Any] = {str, float, int, bool, str | None, float | None, int | None}
+_PLAIN |= {list[str], list[str] | str | None, dict[str, str]}
+_DUMPED = tuple(
+    (k, TypeAdapter(cast(Any, f.annotation))) for k, f in TaskSpec.model_fields.items() if f.annotation not in _PLAIN
+)
+"""The fields whose validated value is not already what a JSON dump gives (``inputs``:
+``Any`` keeps tuples, sets, bytes): dumped one by one. A validated value of the other
+fields is a plain str, float, int, bool, None or new list/dict of str, as dumped."""
 
 
 def _task_chunk(rows: list[Any]) -> list[dict[str, Any]]:
     """Tasks as ``list[TaskSpec]``'s ``dump_python(mode="json", exclude_defaults=True)``
     gives them, without building the models (half the cost of a chunk): validated as
-    dicts, encoded by the same serializers, a value equal to its default dropped (the
-    validated value compared, as the dump compares it). What the dicts' validator refuses
-    is validated as models, whose error is the one raised."""
+    dicts, a value equal to its default dropped (the validated value compared, as the
+    dump compares it), and only the fields of :data:`_DUMPED` encoded by their
+    serializers. What the dicts' validator refuses is validated as models, whose error
+    is the one raised."""
     try:
         valid = _TASK_ROWS.validate_python(rows)
     except ValidationError:
         return _TASK_LIST.dump_python(_TASK_LIST.validate_python(rows), mode="json", exclude_defaults=True)
-    out = _TASK_ROWS.dump_python(valid, mode="json")
     defaults = TASK_DEFAULTS
-    for v, o in zip(valid, out, strict=True):
-        for k, x in v.items():
-            if k in defaults and x == defaults[k]:
-                del o[k]
-    return out
+    for v in valid:
+        for k in [k for k, x in v.items() if k in defaults and x == defaults[k]]:
+            del v[k]
+        for k, adapter in _DUMPED:
+            if k in v:
+                v[k] = adapter.dump_python(v[k], mode="json")
+    return valid
 
 
 def _task_count(spec: WorkflowSpec | dict[str, Any]) -> int:
