@@ -408,6 +408,8 @@ def test_progress_line_format() -> None:
     assert parse_progress("OPSDECK_PROGRESS 1.7") == (1.0, "")
     assert parse_progress("OPSDECK_PROGRESS -3 x") == (0.0, "x")
     assert parse_progress("OPSDECK_PROGRESS soon") is None
+    assert parse_progress("OPSDECK_PROGRESS nan") is None and parse_progress("OPSDECK_PROGRESS nan%") is None
+    assert parse_progress("OPSDECK_PROGRESS inf") == (1.0, "")
     assert parse_progress("progress 0.5") is None
 
 

@@ -56,6 +56,8 @@ def parse_progress(line: str) -> tuple[float, str] | None:
         value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
     except ValueError:
         return None
+    if value != value:  # NaN: no fraction (and it passes through min/max unclamped)
+        return None
     return min(max(value, 0.0), 1.0), (parts[1] if len(parts) > 1 else "")
 
 
