@@ -260,3 +260,24 @@ def test_a_restored_task_holds_the_shared_context_of_its_values_and_encodes_as_b
     assert r.tasks["w/t2"].context.progress == 0.5 and r.tasks["w/t0"].context.partial_results == {}
     with pytest.raises(ValidationError):
         restored_task({"id": "w/x", "workflow": "w", "phase": "p", "specialization": "x", "extra": 1})
+
+
+def test_a_created_task_holds_each_spec_value_in_the_field_of_its_name() -> None:
+    """The fold builds a task with its first fields by position: every one of them (and
+    the ones given by name) holds the spec's value of that name, the defaults where the
+    spec leaves one out. A field reordered in ``Task`` or an argument moved in the fold
+    puts a value in a neighbour's field (same types: nothing else would notice)."""
+    s = State(EVENTS.folds)
+    first = {"id": "a", "specialization": "spec-a", "duration_s": 11.0, "cpu": 2.5, "memory_gb": 3.25}
+    second = {"id": "b", "specialization": "spec-b", "depends_on": ["a"], "inputs": {"k": 1}}
+    spec = {"id": "wf", "phases": [{"name": "ph1", "tasks": [first]}, {"name": "ph2", "tasks": [second]}]}
+    s.apply(Event(1, 0.0, "WORKFLOW_CREATED", "coordination-hub", "workflow", {"spec": spec}))
+    a, b = s.tasks["wf/a"], s.tasks["wf/b"]
+    got = {name: getattr(a, name) for name in ("id", "workflow", "phase", "specialization", "depends_on")}
+    assert got == {"id": "wf/a", "workflow": "wf", "phase": "ph1", "specialization": "spec-a", "depends_on": []}
+    assert (a.duration_s, a.cpu, a.memory_gb, a.status) == (11.0, 2.5, 3.25, TaskStatus.PENDING)
+    defaults = Task(id="x", workflow="w", phase="p", specialization="s")
+    assert (b.id, b.phase, b.specialization, b.depends_on) == ("wf/b", "ph2", "spec-b", ["wf/a"])
+    assert (b.duration_s, b.cpu, b.memory_gb) == (defaults.duration_s, defaults.cpu, defaults.memory_gb)
+    assert b.context.inputs == {"k": 1} and a.context.shared
+    assert s.dependents["wf/a"] == ["wf/b"] and s.pending_deps["wf/b"] == 1
