@@ -189,3 +189,29 @@ async def test_a_store_of_whole_snapshots_opens_verifies_and_then_keeps_entries(
     finally:
         await again.close()
     await _verify(db)
+
+
+def test_a_parts_digest_is_the_stored_formula_however_it_is_taken() -> None:
+    """Stored snapshots hold digests over ``key\\nhash\\n`` lines in key order: the cached
+    lines of a checkpoint's digest, an open's check and verify's agree with that formula
+    (a changed line would leave every stored checkpoint unverifiable)."""
+    import hashlib
+
+    from core.models import Checkpoint
+    from core.projection_history import HistoryCache, digest_of, entry_text, text_hash
+
+    records = {
+        i: Checkpoint(id=i, seq=i * 10, ts=float(i), kind="auto", label=f"l{i}", state_hash="ab" * 32)
+        for i in (2, 10, 1)
+    }
+    want = hashlib.sha256(
+        b"".join(f"{k}\n{text_hash(entry_text(records[int(k)]))}\n".encode() for k in sorted(map(str, records)))
+    ).hexdigest()
+    cache = HistoryCache()
+    taken = cache.digest("checkpoints", {str(k): v for k, v in records.items()})
+    assert taken == {"count": 3, "sha256": want}
+    assert digest_of((k, cache.parts["checkpoints"][k].hash) for k in sorted(cache.parts["checkpoints"])) == taken
+    loaded = HistoryCache()
+    loaded.load({"checkpoints": {str(k): entry_text(v) for k, v in records.items()}})
+    assert loaded.loaded_problem({"finished_digest": digest_of([]), "checkpoints_digest": taken}) is None
+    assert loaded.loaded_problem({"finished_digest": digest_of([]), "checkpoints_digest": {**taken, "count": 2}})
