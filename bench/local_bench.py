@@ -3,10 +3,13 @@
 1. Throughput, interleaved with the baseline: per round, a workflow of ``--tasks``
    ``true`` tasks on 20 agents, timed as a user waits for it: from its creation to its
    WORKFLOW_COMPLETED committed to the store (agents already up), and ``xargs -P2 -n1
-   true`` run as many times, whole (its start to its exit). The console is paced as
-   ``opsdeck run`` paces it: by the host's own loop (:meth:`core.host.host.Host.run`,
-   a tick every ``TICK_S`` with its commit and maintenance), detectors off as without
-   ``--incidents``. The order alternates between rounds (opsdeck first, then xargs
+   true`` run as many times, whole (its start to its exit). The console is run as
+   ``opsdeck run --headless`` runs it: paced by the host's own loop
+   (:meth:`core.host.host.Host.run`, a tick every ``TICK_S`` with its commit and
+   maintenance), detectors off as without ``--incidents``, every event's line printed
+   (to /dev/null, a write per line as to a terminal; ``--quiet``: none, as ``opsdeck run
+   --headless --quiet``). Without ``--headless`` the run has a console (its frames and
+   the incident detectors) that this does not count. The order alternates between rounds (opsdeck first, then xargs
    first) so a drift of the machine's load weighs on both. Per round: the ratio of
    rates, its median and worst; the CPU seconds of each side per task (the console
    process, the agent hosts, and the tasks they reaped; xargs with its ``true``
@@ -18,7 +21,7 @@
    each killed agent's task is running again on a replacement agent (heartbeat 1 s;
    target under two heartbeat intervals).
 
-usage: python bench/local_bench.py [--rounds 3] [--tasks 1000] [--agents 20] [--kills 3] [--db PATH]
+usage: python bench/local_bench.py [--rounds 3] [--tasks 1000] [--agents 20] [--kills 3] [--db PATH] [--quiet]
 Every figure is measured from this run; nothing is canned.
 """
 
@@ -209,8 +212,13 @@ async def main(args: argparse.Namespace) -> int:
     committed_at: dict[str, float] = {}
     """When each TASK_ASSIGNED was heard, i.e. committed (its start goes out right after)."""
     completed: dict[str, asyncio.Event] = {}
+    # `opsdeck run --headless` prints every event's line (LinePrinter: ev.line(), one write
+    # per line as to a terminal); --quiet prints none. The terminal's drawing is not counted.
+    lines = None if args.quiet else open(os.devnull, "w", buffering=1)  # noqa: SIM115 - closed below
 
     def hear(e: Event) -> None:  # subscribers hear of an event once it is committed
+        if lines is not None:
+            lines.write(e.line() + "\n")
         events.append(e)
         if e.type == "TASK_ASSIGNED":
             committed_at[e.data["task"]] = time.time()
@@ -218,7 +226,7 @@ async def main(args: argparse.Namespace) -> int:
             completed[e.data["workflow_id"]].set()
 
     host = await Host.open_local(db, wf, wf.specs(Path.cwd()), config, subscriber=hear)
-    host.manager.detectors.clear()  # as `opsdeck run` without --incidents
+    host.manager.detectors.clear()  # as `opsdeck run --headless` without --incidents
     engine, runtime = host.engine, host.runtime
     assert isinstance(runtime, LocalRuntime)
     me = psutil.Process()
@@ -307,11 +315,17 @@ async def main(args: argparse.Namespace) -> int:
         stop.set()
         await pacing
         await host.close()
+        if lines is not None:
+            lines.close()
 
     lat = [v for v, _ in running_again.values()]
     rows = [
         ("agents (real host processes)", f"{n}"),
         ("task", "`true` (fork+exec per task)"),
+        (
+            "console run as",
+            "opsdeck run --headless" + (" --quiet (no event lines)" if args.quiet else " (event lines printed)"),
+        ),
         (
             "rounds (interleaved)",
             f"{args.rounds}: a workflow of {args.tasks} `true` tasks, creation to completion committed; xargs as many",
@@ -382,4 +396,5 @@ if __name__ == "__main__":
     p.add_argument("--sleep", type=float, default=5.0, help="failover task duration, seconds")
     p.add_argument("--idle", type=float, default=5.0, help="at-rest window, seconds")
     p.add_argument("--db", default=None)
+    p.add_argument("--quiet", action="store_true", help="print no event lines (as `opsdeck run --headless --quiet`)")
     sys.exit(asyncio.run(main(p.parse_args())))
