@@ -36,16 +36,26 @@ class _Reference:
     def cancel(self, handle: list[Callable[[], None]]) -> None:
         handle.clear()
 
-    def run_until(self, until: float, budget: int | None = None) -> int:
+    def next_time(self) -> float | None:
+        while self._heap and not self._heap[0][2]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def pending(self) -> int:
+        return sum(1 for _, _, handle in self._heap if handle)
+
+    def run_until(self, until: float, budget: int | None = None, stop: Callable[[], bool] | None = None) -> int:
         ran = 0
         while self._heap and self._heap[0][0] <= until:
             when, _, handle = heapq.heappop(self._heap)
             if not handle:
                 continue
             self._now = when
-            handle[0]()
+            fn = handle[0]
+            handle.clear()
+            fn()
             ran += 1
-            if budget is not None and ran >= budget:
+            if (budget is not None and ran >= budget) or (stop is not None and stop()):
                 return ran
         self._now = max(self._now, until)
         return ran
@@ -128,3 +138,60 @@ def test_an_entry_of_the_heap_due_now_runs_before_one_asked_for_at_this_instant(
     assert clock.next_time() == 1.0
     clock.run_until(1.0)
     assert ran == ["first", "second", "third"]
+
+
+def _nested(clock: VirtualClock | _Reference, seed: int) -> list[tuple[object, ...]]:
+    """Callbacks that also run the clock themselves (to this instant or a little later,
+    under a budget), runs that stop on a predicate, an ``until`` that goes back, an int
+    start: what ran, the time and its type, and what ``next_time`` and ``pending`` said."""
+    rng = random.Random(seed)
+    seen: list[tuple[object, ...]] = []
+    handles: list[object] = []
+    names = itertools.count()
+    depth = [0]
+
+    def note(tag: object) -> None:
+        now, nxt = clock.now(), clock.next_time()
+        seen.append((tag, now, type(now).__name__, nxt, type(nxt).__name__, clock.pending()))
+
+    def make() -> Callable[[], None]:
+        me = next(names)
+
+        def fn() -> None:
+            note(me)
+            now = clock.now()
+            for _ in range(rng.choice((0, 1, 1, 2, 3)) if me < 500 else 0):
+                when = rng.choice((now, now - 1, int(now), int(now) + 1, float(now), now + 0.5, now + 2.0))
+                handles.append(clock.call_at(when, make()))
+            if handles and rng.random() < 0.3:
+                h = handles[rng.randrange(len(handles))]
+                h.clear() if isinstance(h, list) else h.cancel()  # type: ignore[attr-defined]
+            if depth[0] < 2 and rng.random() < 0.1:
+                depth[0] += 1
+                note(("inner", clock.run_until(now + rng.choice((0, 0.5, 1)), budget=rng.choice((None, 1, 2)))))
+                depth[0] -= 1
+
+        return fn
+
+    for _ in range(3):
+        handles.append(clock.call_at(rng.choice((0, 0.0)), make()))
+    handles.append(clock.call_at(1, make()))
+    until: float = 0
+    for _ in range(300):
+        left = [rng.choice((2, 5, 10**9))]  # callbacks before the run's stop() says stop
+
+        def stop(left: list[int] = left) -> bool:
+            left[0] -= 1
+            return left[0] <= 0
+
+        note(("outer", clock.run_until(until, budget=rng.choice((None, 1, 3)), stop=stop)))
+        until = rng.choice((until, until + 0.5, until + 1, until - 1, int(until)))
+        if rng.random() < 0.2:
+            handles.append(clock.call_at(clock.now(), make()))
+    return seen
+
+
+def test_runs_from_inside_a_callback_stops_and_an_until_in_the_past_keep_the_one_heap_order() -> None:
+    for seed in range(40):
+        for start in (0, 0.0, 5):
+            assert _nested(VirtualClock(start), seed) == _nested(_Reference(start), seed), (seed, start)
