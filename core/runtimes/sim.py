@@ -310,6 +310,8 @@ class SimRuntime:
         if sa.task and sa.task.finish_timer:
             sa.task.finish_timer.cancel()
         sa.task = None
+        sa.buffer = []  # what it held while cut off died with it: a heal hands over nothing
+        sa.pending_stops.clear()
         if self.sink:
             self.sink.agent_failed(agent_id, error)
 
@@ -339,7 +341,7 @@ class SimRuntime:
                     self.stop_task(sa.id, task_id)
                 sa.pending_stops.clear()
                 buffered, sa.buffer = sa.buffer, []
-                if self.sink:
+                if self.sink and sa.alive:  # a dead agent does not come back
                     self.sink.agent_reconnected(sa.id, buffered)
 
     def load_spike(self, cpu_cores: float, memory_gb: float, duration_s: float | None = None) -> None:
