@@ -43,10 +43,11 @@ if TYPE_CHECKING:
 
 
 class Reports:
-    """The sink a runtime reports to (:class:`~core.runtimes.RuntimeSink`), each fact
-    bound to the method that records it: the task facts to the bridge's, the agents'
-    liveness and usage to the engine's. A task's start and finish are then one call
-    each, not the facade's forwarding call and then the bridge's."""
+    """The sink a runtime reports to (:class:`~core.runtimes.RuntimeSink`): the task
+    facts and an agent's failure or reconnection (they take tasks back or merge them)
+    bound to the bridge's methods, so a task's start and finish are one call each, not
+    the facade's forwarding call and then the bridge's; heartbeats, unreachability and
+    usage to the engine's own (which hand them to its liveness part)."""
 
     __slots__ = (
         "agent_failed",
