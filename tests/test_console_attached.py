@@ -161,6 +161,7 @@ async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
             assert took < 2.0, f"the console noticed after {took:.2f}s"
             gone = f"the host (pid {pid}) is gone"
             assert link.gone == gone and gone in header_text(app)
+            assert link.trouble is None, "a killed host is gone, not a fold failing here"
             assert await wait_for(pilot, lambda: any(gone in n.message for n in app._notifications), 5)
             host.proc.wait(timeout=LONG)
             # The last state stays on screen; actions are refused with the reason. The

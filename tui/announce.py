@@ -149,6 +149,16 @@ class Announcer:
         elif link is not None:
             app.notify(link.describe(), title="host back", timeout=5)
 
+    def link_trouble(self, message: str) -> None:
+        """Something stopped on the console's side of the link (the embedded host's clock,
+        the following of an attached host's events): what failed and what goes on."""
+        app = self.app
+        link = app.link
+        if link is not None:
+            app.sub_title = link.describe()
+        app.header_pane.refresh()
+        app.notify(message, title="the console's link", severity="error", timeout=15)
+
     def incident_opened(self, inc: dict[str, Any]) -> None:
         app = self.app
         iid = str(inc.get("id") or "")

@@ -222,6 +222,7 @@ class OpsdeckApp(ConsoleApp):
         for_frames()
         link.subscribe(self._on_event)
         link.on_status(self.announcer.host_status)
+        link.on_trouble(self.announcer.link_trouble)
         self.log_pane.set_head(link.committed_seq)
         self.sub_title = link.describe()
         self.refresh_panes()

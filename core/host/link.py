@@ -46,6 +46,7 @@ CANCEL_AGAIN_S = 0.1
 
 EventFn = Callable[[Event], None]
 StatusFn = Callable[[str | None], None]
+TroubleFn = Callable[[str], None]
 
 
 def refusal(code: str, message: str) -> dict[str, Any]:
@@ -61,6 +62,7 @@ class Link:
     def __init__(self) -> None:
         self._subscribers: list[EventFn] = []
         self._status: list[StatusFn] = []
+        self._trouble: list[TroubleFn] = []
 
     # -- what the panes read --------------------------------------------------------
     @property
@@ -102,6 +104,9 @@ class Link:
     speed = 0.0
     gone: str | None = None
     """Why actions cannot reach a host right now (``the host (pid N) is gone``), or None."""
+    trouble: str | None = None
+    """What stopped on the console's side while the host may still run (its clock, the
+    following of its events), in a few words for the header; None when nothing did."""
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -117,6 +122,16 @@ class Link:
     def on_status(self, fn: StatusFn) -> None:
         """``fn(message)`` when the host goes (a message) or comes back (None)."""
         self._status.append(fn)
+
+    def on_trouble(self, fn: TroubleFn) -> None:
+        """``fn(message)`` once when something stops that does not refuse actions: the
+        message says what failed (the exception's type and words) and what goes on."""
+        self._trouble.append(fn)
+
+    def _set_trouble(self, short: str, message: str) -> None:
+        self.trouble = short
+        for fn in list(self._trouble):
+            fn(message)
 
     def _publish(self, ev: Event) -> None:
         for fn in list(self._subscribers):
@@ -162,14 +177,14 @@ class EmbeddedLink(Link):
 
     @property
     def clock_running(self) -> bool:  # type: ignore[override]
-        return bool(self.host.clock_running)
+        return bool(self.host.clock_running) and self.trouble is None
 
     @property
     def speed(self) -> float:  # type: ignore[override]
         return float(self.host.speed)
 
     def describe(self) -> str:
-        return f"embedded host pid {self.host_pid}"
+        return f"embedded host pid {self.host_pid}" + (f", {self.trouble}" if self.trouble else "")
 
     async def send(self, text: str) -> dict[str, Any]:
         return await self.host.execute(text, ACTOR)
@@ -180,6 +195,18 @@ class EmbeddedLink(Link):
         if self._task is None:
             await self.host.serve(self.listen)
             self._task = asyncio.create_task(self.host.run(self._stop))
+            self._task.add_done_callback(self._ran)
+
+    def _ran(self, task: asyncio.Task[None]) -> None:
+        """The pacing loop ended: if by an error, say which (a clean stop says nothing)."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        why = f"{type(exc).__name__}: {exc}"
+        self._set_trouble(
+            f"clock stopped ({why})",
+            f"the host's clock stopped: {why}; commands still run and commit, the clock no longer moves by itself",
+        )
 
     async def close(self) -> None:
         self._stop.set()
@@ -187,7 +214,7 @@ class EmbeddedLink(Link):
         if task is not None:
             try:
                 await task
-            except Exception:  # noqa: BLE001 - the host's own failure must not hide the close
+            except Exception:  # noqa: BLE001 - already said by _ran; the close goes on to commit
                 pass
         self._unsubscribe()
         await self.host.close()
@@ -267,11 +294,12 @@ class AttachedLink(Link):
 
     def describe(self) -> str:
         ro = "read-only, " if self.readonly else ""
+        stopped = f", {self.trouble}" if self.trouble else ""
         if self.gone:
-            return f"{ro}{self.gone}"
+            return f"{ro}{self.gone}{stopped}"
         if self.host_pid is None:
-            return f"{ro}replica of {self.db.name}, no host"
-        return f"{ro}attached to host pid {self.host_pid}"
+            return f"{ro}replica of {self.db.name}, no host{stopped}"
+        return f"{ro}attached to host pid {self.host_pid}{stopped}"
 
     # -- the host -------------------------------------------------------------------
     async def _find_host(self) -> bool:
@@ -322,7 +350,11 @@ class AttachedLink(Link):
             client = self.client
             if client is None:
                 if not await self._find_host():
-                    self._publish_all(await rep.catch_up())
+                    try:
+                        self._publish_all(await rep.catch_up())
+                    except Exception as exc:  # noqa: BLE001 - the console's own fold failed
+                        self._stop_following(exc)
+                        return
                     await asyncio.sleep(POLL_S)
                     continue
                 client = self.client
@@ -340,12 +372,25 @@ class AttachedLink(Link):
             except HostGone as exc:
                 if client is self.client:
                     await self._host_gone(exc.pid)
-            except Exception:  # noqa: BLE001 - whatever broke the stream, the follower goes on
-                if client is self.client:
-                    await self._host_gone(None)
+            except Exception as exc:  # noqa: BLE001 - the console's own fold failed, not the host
+                self._stop_following(exc)
+                return
             if client is self.client and not self._closed:
                 # The stream ended without a word: ask whether the host is still there.
                 await asyncio.sleep(POLL_S)
+
+    def _stop_following(self, exc: Exception) -> None:
+        """Folding the host's events failed here: the replica may be half way through an
+        event, so the panes stay at what was folded before it and nothing more is folded.
+        The host is not known to be gone: commands still reach it while it answers."""
+        assert self.replica is not None
+        why = f"{type(exc).__name__}: {exc}"
+        self._set_trouble(
+            f"not following ({why})",
+            f"the console stopped following {the_host(self.host_pid or self.last_pid)}: folding its events failed "
+            f"here ({why}); the host may still be running and commands still go to it; the panes stay at "
+            f"seq {self.replica.seq:,}; reopen the console to follow again",
+        )
 
     def _publish_all(self, evs: list[Event]) -> None:
         for ev in evs:
@@ -388,7 +433,7 @@ class AttachedLink(Link):
             await self._host_gone(exc.pid)
             return refusal("HOST_GONE", f"{self.gone}: the command may not have run; see the event log")
         seq = (res.get("metrics") or {}).get("seq")
-        if isinstance(seq, int) and self.replica is not None and seq > self.replica.seq:
+        if isinstance(seq, int) and self.replica is not None and seq > self.replica.seq and self.trouble is None:
             # Show the outcome in the next frame, not when the stream gets there.
             self._publish_all(await self.replica.catch_up(upto=seq))
         return res

@@ -36,7 +36,7 @@ def clock_label(link: Link | None) -> str:
     """How the simulated clock runs: its speed, paused, stopped, or held by plans awaiting approval."""
     if link is None:
         return ""
-    if link.gone or (link.kind == "attached" and link.host_pid is None):
+    if link.gone or (link.kind == "attached" and link.host_pid is None) or (link.kind == "embedded" and link.trouble):
         return "(stopped)"
     if not link.clock_running:
         return "(paused)"
@@ -241,7 +241,10 @@ class HeaderGauges(Widget):
         if engine is not None:
             where = engine.describe()
             line1.append(
-                f" {where} ", style=f"bold {c('background')} on {c('error')}" if engine.gone else c("foreground-muted")
+                f" {where} ",
+                style=f"bold {c('background')} on {c('error')}"
+                if engine.gone or engine.trouble
+                else c("foreground-muted"),
             )
         if engine is None:
             line1.append(f"  {self.status_text}", style=c("foreground-muted"))

@@ -1,0 +1,142 @@
+"""What the console says when its side of the link stops while the host may still run:
+the embedded host's pacing loop failing (its clock stops), an attached console's fold
+of the host's events failing (it stops following). Neither is "the host is gone":
+that stays for a host that went away, and a clean close says nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.config import Config
+from core.events import Event
+from core.host.host import Host
+from core.host.link import AttachedLink, EmbeddedLink
+from tests.conftest import until
+from tests.console_support import make_app, wait_for
+
+TITLE = "the console's link"
+
+
+async def _host(db: Path) -> Host:
+    return await Host.open_sim(db, Config(), demo=True, create=True, speed=0)
+
+
+async def _boom(_dt: float) -> None:
+    raise RuntimeError("disk on fire")
+
+
+async def test_an_embedded_hosts_failed_clock_is_said_once_and_commands_still_commit(tmp_path: Path) -> None:
+    host = await _host(tmp_path / "e.db")
+    link = EmbeddedLink(host)
+    said: list[str] = []
+    gone: list[str | None] = []
+    link.on_trouble(said.append)
+    link.on_status(gone.append)
+    await link.start()
+    host.beat = _boom  # type: ignore[method-assign]
+    await until(lambda: said, "the failed pacing loop said")
+    assert link.trouble == "clock stopped (RuntimeError: disk on fire)" and not link.clock_running
+    assert said == [
+        "the host's clock stopped: RuntimeError: disk on fire; commands still run and commit, "
+        "the clock no longer moves by itself"
+    ]
+    assert link.gone is None and gone == [], "the host is there: actions are not refused"
+    seq = host.engine.state.seq
+    res = await link.send("/coordination-hub checkpoint")
+    assert res["status"] == "success", res
+    assert link.committed_seq > seq, "the command committed without the pacing loop"
+    await link.close()
+    assert said == [said[0]], "closing does not say it again"
+
+
+async def test_a_clean_close_of_an_embedded_host_says_nothing(tmp_path: Path) -> None:
+    host = await _host(tmp_path / "e.db")
+    link = EmbeddedLink(host)
+    said: list[str] = []
+    link.on_trouble(said.append)
+    await link.start()
+    await until(lambda: host.engine.state.seq > 0, "the demo seeded")
+    await link.close()
+    assert said == [] and link.trouble is None
+
+
+async def test_the_console_shows_why_its_embedded_clock_stopped(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await app.link_opened()
+        assert app.host is not None
+        app.host.beat = _boom  # type: ignore[method-assign]
+        ours = lambda: [n for n in app._notifications if n.title == TITLE]  # noqa: E731
+        assert await wait_for(pilot, lambda: bool(ours()))
+        assert "RuntimeError: disk on fire" in ours()[0].message
+        assert not [n for n in app._notifications if n.title == "host gone"]
+        header = str(app.header_pane.render())
+        assert "clock stopped (RuntimeError: disk on fire)" in header, header
+
+
+async def test_a_quiet_embedded_console_shows_no_link_trouble(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(160, 40)) as pilot:
+        link = await app.link_opened()
+        assert app.host is not None
+        ticks = app.host.engine.state.seq
+        await app.host.execute("/host advance 1m")
+        assert await wait_for(pilot, lambda: link.state.seq > ticks)
+        assert link.trouble is None and not [n for n in app._notifications if n.title == TITLE]
+        assert "clock stopped" not in str(app.header_pane.render())
+
+
+async def _attached(tmp_path: Path) -> tuple[Host, AttachedLink, list[str], list[str | None]]:
+    db = tmp_path / "a.db"
+    host = await _host(db)
+    await host.serve()
+    link = await AttachedLink(db).open()
+    assert link.host_pid is not None and link.client is not None
+    said: list[str] = []
+    status: list[str | None] = []
+    link.on_trouble(said.append)
+    link.on_status(status.append)
+    await link.start()
+    await until(lambda: link.state.seq == host.engine.state.seq, "the replica followed the host")
+    return host, link, said, status
+
+
+async def test_a_fold_error_on_the_console_side_is_not_the_host_gone(tmp_path: Path) -> None:
+    host, link, said, status = await _attached(tmp_path)
+    try:
+        assert link.replica is not None
+        folded = link.replica.seq
+
+        def broken(ev: Event) -> bool:
+            raise KeyError("agent_9")
+
+        link.replica.apply = broken  # type: ignore[method-assign]
+        await host.execute("/host advance 1m")
+        await until(lambda: said, "the failed fold said")
+        assert link.gone is None and status == [], "the host answers: not gone"
+        assert link.trouble == "not following (KeyError: 'agent_9')"
+        assert "KeyError: 'agent_9'" in said[0] and "may still be running" in said[0]
+        assert f"stay at seq {folded:,}" in said[0] and "reopen the console" in said[0]
+        assert "is gone" not in said[0] and "not following" in link.describe()
+        assert link.replica.seq == folded
+        # The host is fine: a command still reaches it and commits in its log.
+        seq = host.engine.state.seq
+        res = await link.send("/coordination-hub checkpoint")
+        assert res["status"] == "success", res
+        await until(lambda: host.engine.state.seq > seq, "the command ran on the host")
+        assert link.replica.seq == folded, "nothing more is folded into a replica that failed"
+    finally:
+        await link.close()
+        await host.close()
+
+
+async def test_a_host_that_goes_is_gone_and_no_fold_trouble(tmp_path: Path) -> None:
+    host, link, said, status = await _attached(tmp_path)
+    try:
+        pid = link.host_pid
+        await host.close()
+        await until(lambda: link.gone is not None, "the console noticed the host went")
+        assert link.gone == f"the host (pid {pid}) is gone" and status[0] == link.gone
+        assert said == [] and link.trouble is None
+    finally:
+        await link.close()
