@@ -84,8 +84,8 @@ def transaction(conn: sqlite3.Connection, statements: Statements) -> None:
 
 
 PARAMS_PER_STATEMENT = 999
-"""Values bound to one statement at most: SQLite's limit before 3.32 (newer ones allow
-32,766), so a multi-row insert runs on any SQLite Python may be built with."""
+"""Values bound to one statement at most: SQLite's default limit before 3.32 (newer
+ones 32,766; a build or a connection may set it lower, :meth:`RowInsert.run` reads it)."""
 ROWS_PER_TAIL_STATEMENT = 16
 """Rows of one statement for what is left after the full statements (then one by one):
 three statement texts per table, so the connection's statement cache keeps them all."""
@@ -111,12 +111,17 @@ class RowInsert:
         """Insert ``rows`` (each of ``width`` values) on ``conn`` (no transaction of its own).
         A row of another width is refused before anything is written (sqlite3.ProgrammingError,
         as executemany's): in a statement of several rows, a short row and a long one would
-        otherwise shift the values between them into the wrong columns."""
+        otherwise shift the values between them into the wrong columns. A connection that
+        binds fewer values than :data:`PARAMS_PER_STATEMENT` gets the statements that fit it."""
         done, total = 0, len(rows)
         widths = set(map(len, rows))
         if widths - {self.width}:
             raise sqlite3.ProgrammingError(f"rows of {sorted(widths)} values, each should have {self.width}")
-        for n in self.sizes:
+        sizes = self.sizes
+        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        if limit < PARAMS_PER_STATEMENT:  # else 'too many SQL variables' on every commit
+            sizes = [n for n in sizes if n == 1 or n * self.width <= limit]
+        for n in sizes:
             whole = (total - done) // n * n
             if not whole:
                 continue

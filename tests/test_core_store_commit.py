@@ -224,3 +224,30 @@ def test_a_row_of_another_width_is_refused_before_anything_is_written() -> None:
     with pytest.raises(sqlite3.ProgrammingError, match="each should have 3"):
         RowInsert("INSERT INTO t(a, b, c)", 3).run(con, rows)
     assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("limit", [9, 100, 200])
+async def test_a_connection_allowing_fewer_bound_values_stores_the_same_rows(db_path: Path, limit: int) -> None:
+    """A SQLite built (or a connection set) with a lower SQLITE_LIMIT_VARIABLE_NUMBER than
+    999 takes statements of as many rows as fit, down to one: the same rows stored."""
+    rows = [(s, s / 7, "NOTE", "test", "s", "me", "{}", GENESIS_HASH, f"{s:064x}") for s in range(1, 300)]
+    samples = [(i / 3, "load", "system", i * 1.5) for i in range(500)]
+    store = await Store.open(db_path)
+    try:
+        await on_connection_thread(
+            store.connection, lambda conn: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+        )
+        await store.append(rows, metrics=samples)
+        await store.append([], metrics=samples)  # samples alone, their own transaction
+    finally:
+        await store.close()
+    con = sqlite3.connect(db_path)
+    try:
+        stored = con.execute("SELECT seq, ts, type, component, scope, actor, data, prev_hash, hash FROM events")
+        assert stored.fetchall() == rows
+        assert (
+            con.execute("SELECT ts, value FROM metrics ORDER BY id").fetchall()
+            == [(t, v) for t, _, _, v in samples] * 2
+        )
+    finally:
+        con.close()
