@@ -9,6 +9,7 @@ costs what it changes, whatever the size of the live state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from core.engine import Engine, EngineError
 from core.event_types import COMMAND_EXECUTED, EVENTS
 from core.events import Event
 from core.journal import pre_image
-from core.models import Resources
+from core.models import Resources, Task
 from core.projection import State
 from core.session import memory_sim, open_sim
 
@@ -234,6 +235,22 @@ def test_pre_image_shares_nothing_a_fold_changes_in_place() -> None:
     assert again.context.last_output == [] and again.depends_on == ["w/t1"] and type(again) is type(t)
     wf = eng.state.workflows["w"]
     assert pre_image(wf).tasks is wf.tasks  # never changed in place once built: shared, not copied
+
+
+def test_pre_image_copies_every_field_of_a_task_that_a_fold_could_change_in_place() -> None:
+    """Every field of Task, those added later too: a field holding something mutable (here
+    each holds a nested list, whatever its type says) is copied down to its inner values,
+    so a copy of only the fields named today (depends_on, context) fails this."""
+    t = Task("w/t", "w", "p", "s")
+    names = [f.name for f in dataclasses.fields(Task)]
+    for name in names:
+        setattr(t, name, [[name]])
+    copy = pre_image(t)
+    assert type(copy) is Task and [f.name for f in dataclasses.fields(copy)] == names
+    for name in names:
+        value = getattr(t, name)
+        value[0].append("changed in place")
+        assert getattr(copy, name) == [[name]], name
 
 
 # -- commands that fail midway ------------------------------------------------------------
