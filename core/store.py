@@ -246,7 +246,10 @@ class Store:
 
     # -- writes that the storage may refuse -------------------------------------------
     async def _rollback(self) -> None:
-        """Take back an open transaction (SQLite already rolled back after a full disk)."""
+        """After a write that failed: take back an open transaction (SQLite already rolled
+        back after a full disk) and forget the metric series ids it may have made (gone
+        with it: a retry would store samples under ids no series has)."""
+        self.metric_table.forget_series()
         if self._db.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 await self._db.execute("ROLLBACK")

@@ -251,3 +251,40 @@ async def test_a_connection_allowing_fewer_bound_values_stores_the_same_rows(db_
         )
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("with_events", [True, False])
+async def test_samples_retried_after_a_lock_keep_to_series_that_exist(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, with_events: bool
+) -> None:
+    """A write given up to another process's lock is rolled back and tried again: the
+    series ids its first try made are gone with it, so the retry makes them again
+    instead of storing samples under ids no series has."""
+    from core import store_tables
+
+    real = store_tables._INSERT_SAMPLES
+    tries = []
+
+    class LockedOnce:
+        def run(self, conn: sqlite3.Connection, rows: list[tuple[int, float, float]]) -> None:
+            tries.append(len(rows))  # the series of these rows were made in this transaction
+            if len(tries) == 1:
+                raise sqlite3.OperationalError("database is locked")
+            real.run(conn, rows)
+
+    monkeypatch.setattr(store_tables, "_INSERT_SAMPLES", LockedOnce())
+    samples = [(i / 2, "load", "system", float(i)) for i in range(5)]
+    store = await Store.open(db_path)
+    try:
+        await store.append(_rows(1, 3) if with_events else [], metrics=samples)
+        assert tries == [5, 5]
+        assert await store.metric_table.read("load") == [(t, v) for t, _, _, v in samples]
+    finally:
+        await store.close()
+    con = sqlite3.connect(db_path)
+    try:
+        orphans = con.execute("SELECT count(*) FROM metrics WHERE series NOT IN (SELECT id FROM metric_series)")
+        assert orphans.fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM events").fetchone() == ((3,) if with_events else (0,))
+    finally:
+        con.close()
