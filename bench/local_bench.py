@@ -160,6 +160,35 @@ def xargs_run(n: int) -> tuple[float, float]:
     return dt, c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime
 
 
+def whole_run(agents: int, n: int, workdir: Path) -> float:
+    """What a user running the file once waits for: ``opsdeck run --headless`` of a
+    workflow of ``n`` ``true`` tasks on ``agents`` agents, from the process's start to
+    its exit (imports, the database, the agent hosts started and stopped; event lines
+    to /dev/null). Its wall seconds."""
+    import subprocess
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg, wf_file, db = workdir / "config.toml", workdir / "whole.toml", workdir / "whole.db"
+    cfg.write_text(
+        f"[capacity]\nagents = {agents}\ncpu_cores = 64\nmemory_gb = 64\nconcurrent_workflows = 5\n\n"
+        f"[workflow_limits]\nagents = {agents}\ncpu_cores = 8\nmemory_gb = 8\n"
+    )
+    tasks = "".join(
+        f'    [[workflows.phases.tasks]]\n    id = "t{i:05d}"\n    command = ["true"]\n'
+        '    specialization = "bench"\n    cpu = 0.01\n    memory_gb = 0\n'
+        for i in range(n)
+    )
+    head = file_text(agents).partition("[[workflows]]")[0]
+    wf_file.write_text(
+        head + f'[[workflows]]\nid = "whole"\nallocation = {{ cpu_cores = 4, memory_gb = 4, agents = {agents} }}\n'
+        '  [[workflows.phases]]\n  name = "p"\n' + tasks
+    )
+    cmd = [sys.executable, "-m", "opsdeck", "--config", str(cfg), "run", str(wf_file), "--headless", "--db", str(db)]
+    t0 = time.monotonic()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.monotonic() - t0
+
+
 def own_cpu() -> float:
     """CPU seconds of this (the console's) process, all its threads."""
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -283,6 +312,16 @@ async def main(args: argparse.Namespace) -> int:
         cpu_ratios = sorted(x.cpu / o.cpu for o, x in runs)
         wall = sum(o.wall for o, _ in runs)
         done = args.tasks * args.rounds
+        whole: list[tuple[float, float]] = []  # (opsdeck run, xargs) walls, the order alternating
+        for r in range(args.whole):
+            spot = db.parent / f"whole{r}"
+            if r % 2 == 0:
+                ow = await asyncio.to_thread(whole_run, n, args.tasks, spot)
+                xw = (await asyncio.to_thread(xargs_run, args.tasks))[0]
+            else:
+                xw = (await asyncio.to_thread(xargs_run, args.tasks))[0]
+                ow = await asyncio.to_thread(whole_run, n, args.tasks, spot)
+            whole.append((ow, xw))
 
         # -- 2. failover --------------------------------------------------------------
         mark = len(events)
@@ -367,6 +406,10 @@ async def main(args: argparse.Namespace) -> int:
             f"**{statistics.median(cpu_ratios):.2f}x** median, {cpu_ratios[0]:.2f}x worst",
         ),
         ("tasks run in the rounds", f"{done} in {wall:.1f} s"),
+        (
+            "whole `opsdeck run --headless` vs xargs (process start to exit, hosts started and stopped)",
+            ", ".join(f"{ow:.2f} s vs {xw:.2f} s ({xw / ow:.2f}x)" for ow, xw in whole) or "not run (--whole 0)",
+        ),
         ("load average (1 min) before / after the rounds", f"{load0[0]:.2f} / {load1[0]:.2f}"),
         ("console CPU at rest (20 idle agents)", f"{idle_cpu:.1f} % of one core"),
         ("machine CPU (all cores)", f"{sys_cpu:.1f} % of {psutil.cpu_count()} cores"),
@@ -396,5 +439,6 @@ if __name__ == "__main__":
     p.add_argument("--sleep", type=float, default=5.0, help="failover task duration, seconds")
     p.add_argument("--idle", type=float, default=5.0, help="at-rest window, seconds")
     p.add_argument("--db", default=None)
+    p.add_argument("--whole", type=int, default=1, help="runs of a whole `opsdeck run --headless`, each beside xargs")
     p.add_argument("--quiet", action="store_true", help="print no event lines (as `opsdeck run --headless --quiet`)")
     sys.exit(asyncio.run(main(p.parse_args())))
