@@ -36,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,11 @@ def whole_run(agents: int, n: int, workdir: Path) -> float:
     t0 = time.monotonic()
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.monotonic() - t0
+
+
+def listed(values: Iterable[float], fmt: str = ".2f") -> str:
+    """One figure per round, in the rows' format."""
+    return ", ".join(format(v, fmt) for v in values)
 
 
 def own_cpu() -> float:
@@ -358,6 +364,7 @@ async def main(args: argparse.Namespace) -> int:
             lines.close()
 
     lat = [v for v, _ in running_again.values()]
+    per_ms = args.tasks / 1e3  # seconds over this: milliseconds per task
     rows = [
         ("agents (real host processes)", f"{n}"),
         ("task", "`true` (fork+exec per task)"),
@@ -376,30 +383,20 @@ async def main(args: argparse.Namespace) -> int:
         ("ratio", f"**{statistics.median(ratios):.2f}x** median, {ratios[0]:.2f}x worst (goal >= 0.6x)"),
         (
             "opsdeck CPU per task",
-            ", ".join(f"{o.cpu / args.tasks * 1e3:.2f}" for o, _ in runs)
-            + " ms (console "
-            + ", ".join(f"{o.console / args.tasks * 1e3:.2f}" for o, _ in runs)
-            + " ms; agent hosts "
-            + ", ".join(f"{o.hosts / args.tasks * 1e3:.2f}" for o, _ in runs)
-            + " ms; the rest their tasks)",
+            f"{listed(o.cpu / per_ms for o, _ in runs)} ms (console {listed(o.console / per_ms for o, _ in runs)} ms; "
+            f"agent hosts {listed(o.hosts / per_ms for o, _ in runs)} ms; the rest their tasks)",
         ),
-        ("xargs CPU per spawn", ", ".join(f"{x.cpu / args.tasks * 1e3:.2f}" for _, x in runs) + " ms"),
+        ("xargs CPU per spawn", f"{listed(x.cpu / per_ms for _, x in runs)} ms"),
         (
             "machine CPU idle while each side ran",
-            "opsdeck "
-            + ", ".join(f"{o.idle:.0f}" for o, _ in runs)
-            + " %; xargs "
-            + ", ".join(f"{x.idle:.0f}" for _, x in runs)
-            + " % (of all cores)",
+            f"opsdeck {listed((o.idle for o, _ in runs), '.0f')} %; "
+            f"xargs {listed((x.idle for _, x in runs), '.0f')} % (of all cores)",
         ),
         (
             "agent cycle (wall per task per agent)",
-            ", ".join(f"{o.wall * n / args.tasks * 1e3:.1f}" for o, _ in runs)
-            + " ms; medians: assignment to its commit "
-            + ", ".join(f"{o.commit * 1e3:.1f}" for o, _ in runs)
-            + " ms, then to the start's report "
-            + ", ".join(f"{o.launch * 1e3:.1f}" for o, _ in runs)
-            + " ms",
+            f"{listed((o.wall * n / per_ms for o, _ in runs), '.1f')} ms; medians: assignment to its commit "
+            f"{listed((o.commit * 1e3 for o, _ in runs), '.1f')} ms, then to the start's report "
+            f"{listed((o.launch * 1e3 for o, _ in runs), '.1f')} ms",
         ),
         (
             "CPU ratio (xargs CPU / opsdeck CPU)",
