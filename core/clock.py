@@ -1,7 +1,8 @@
 """Clocks: a virtual clock for the simulated runtime, a wall clock for real agents.
 
-The virtual clock is a discrete-event scheduler: callbacks are kept in a heap by
-time and run in (time, insertion) order, so the same inputs give the same run.
+The virtual clock is a discrete-event scheduler: callbacks run in (time, insertion)
+order (later ones kept in a heap, those for the current instant in a FIFO), so the
+same inputs give the same run.
 """
 
 from __future__ import annotations
