@@ -86,7 +86,11 @@ def _task_chunk(rows: list[Any]) -> list[dict[str, Any]]:
         return _TASK_LIST.dump_python(_TASK_LIST.validate_python(rows), mode="json", exclude_defaults=True)
     defaults = TASK_DEFAULTS
     for v in valid:
-        for k in [k for k, x in v.items() if k in defaults and x == defaults[k]]:
+        drop: list[str] = []
+        for k, x in v.items():  # a loop, not a comprehension: that is a call per task on Python 3.11
+            if k in defaults and x == defaults[k]:
+                drop.append(k)
+        for k in drop:
             del v[k]
         for k, adapter in _DUMPED:
             if k in v:
