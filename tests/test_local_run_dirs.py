@@ -1,13 +1,20 @@
 """Each task run gets a private TMPDIR of its own, empty at its start: the previous
-run's is renamed to it only when nothing was left in it and its task did not change
-its mode or type; otherwise it stays, with what it holds, for the cleanup."""
+run's is renamed to it only when nothing was left in it, its task did not change its
+mode or type and no process of it is left; otherwise it stays, with what it holds,
+for the cleanup."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from core.runtimes.task_run import Run, RunDirs
+from core.runtimes.task_runner import RunnerConfig, TaskRunner
+
+from .conftest import until
 
 
 def run(tmp_root: Path, n: int) -> Run:
@@ -32,7 +39,7 @@ def made(dirs: RunDirs, r: Run) -> Path:
 def test_an_empty_tmpdir_is_renamed_to_the_next_runs(tmp_path: Path) -> None:
     root = tmp_path / "tmp"
     root.mkdir(mode=0o700)
-    dirs = RunDirs()
+    dirs = RunDirs(lambda: True)
     first = run(root, 1)
     p1 = made(dirs, first)
     inode = p1.stat().st_ino
@@ -45,7 +52,7 @@ def test_an_empty_tmpdir_is_renamed_to_the_next_runs(tmp_path: Path) -> None:
 def test_a_tmpdir_left_with_files_or_opened_up_or_replaced_is_never_reused(tmp_path: Path) -> None:
     root = tmp_path / "tmp"
     root.mkdir(mode=0o700)
-    dirs = RunDirs()
+    dirs = RunDirs(lambda: True)
     r1 = run(root, 1)
     p1 = made(dirs, r1)
     (p1 / "left.bin").write_bytes(b"x")
@@ -65,3 +72,75 @@ def test_a_tmpdir_left_with_files_or_opened_up_or_replaced_is_never_reused(tmp_p
     dirs.done(r5)
     p6 = made(dirs, run(root, 6))
     assert p5.is_symlink() and p6.stat().st_ino != p2.stat().st_ino
+
+
+def test_a_tmpdir_is_not_reused_while_a_process_of_an_earlier_run_may_be_left(tmp_path: Path) -> None:
+    root = tmp_path / "tmp"
+    root.mkdir(mode=0o700)
+    dirs = RunDirs(lambda: False)
+    r1 = run(root, 1)
+    p1 = made(dirs, r1)
+    inode = p1.stat().st_ino
+    dirs.done(r1)
+    p2 = made(dirs, run(root, 2))
+    assert p1.is_dir() and p2.stat().st_ino != inode
+
+
+def test_a_tmpdir_swapped_for_a_link_while_it_is_checked_is_not_the_next_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "tmp"
+    root.mkdir(mode=0o700)
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o700)
+    dirs = RunDirs(lambda: True)
+    r1 = run(root, 1)
+    p1 = made(dirs, r1)
+    dirs.done(r1)
+    real = os.scandir
+
+    def swapped(arg: Any) -> Any:
+        """Between the check of the spare TMPDIR and its rename, a link takes its name."""
+        monkeypatch.setattr(os, "scandir", real)
+        os.rename(p1, tmp_path / "moved")
+        p1.symlink_to(outside)
+        return real(arg)
+
+    monkeypatch.setattr(os, "scandir", swapped)
+    p2 = made(dirs, run(root, 2))
+    assert not p2.is_symlink() and p2.stat().st_ino != outside.stat().st_ino
+    assert p1.is_symlink(), "the link is put back where it was, for the cleanup"
+
+
+async def test_a_process_a_run_left_in_its_tmpdir_never_writes_into_the_next_runs(tmp_path: Path) -> None:
+    """Not a subreaper (the Ray actor's runner): a task's detached process is out of
+    the host's sight and outlives the run; its working directory, the run's TMPDIR,
+    must not become the next run's."""
+    root = tmp_path / "tmp"
+    root.mkdir(mode=0o700)
+    go = tmp_path / "go"
+    sent: list[dict[str, Any]] = []
+    runner = TaskRunner(RunnerConfig(agent="a1", make_dirs=True), sent.append)
+
+    def start(n: int, command: str) -> None:
+        env = {"TMPDIR": str(root / f"t{n}")}
+        assert (
+            runner.handle(
+                {"op": "start", "task": f"w/t{n}", "attempt": 1, "command": command, "shell": True, "env": env}
+            )
+            is None
+        )
+
+    def ended(n: int) -> bool:
+        return any(m.get("task") == f"w/t{n}" and m["t"] not in ("started", "heartbeat") for m in sent)
+
+    ready = tmp_path / "ready"  # the first run ends once its process has left its session
+    left = f"touch {ready}; while [ ! -e {go} ]; do sleep 0.02; done; echo leak > left"
+    wait = f"while [ ! -e {ready} ]; do sleep 0.01; done"
+    start(1, f"cd \"$TMPDIR\" && (setsid sh -c '{left}' </dev/null >/dev/null 2>&1 &) && {wait}")
+    await until(lambda: ended(1), lambda: f"the first run's end: {sent}")
+    start(2, "true")
+    await until(lambda: ended(2), lambda: f"the second run's end: {sent}")
+    go.touch()
+    await until(lambda: (root / "t1" / "left").exists() or (root / "t2" / "left").exists(), "the left process's write")
+    assert not (root / "t2" / "left").exists(), "the earlier run's process wrote into the next run's TMPDIR"

@@ -27,6 +27,7 @@ import socket
 import stat
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..private import PrivateError, new_private_dir, private_dir
@@ -250,16 +251,20 @@ class RunDirs:
     rather than by the console, whose event loop every agent's run goes through.
 
     A run's TMPDIR is the previous run's, renamed, when that one is still an empty
-    private directory of ours: a ``rename`` in place of a ``mkdir``, whose new inode and
-    directory block were the largest part of an agent's start of a short task. A
+    private directory of ours and ``alone()`` says no process of an earlier run is left
+    (one left could hold it, as its working directory or an open descriptor, and write
+    into the next run's TMPDIR): a ``rename`` in place of a ``mkdir``, whose new inode
+    and directory block were the largest part of an agent's start of a short task. A
     TMPDIR with anything left in it (or whose mode or type its task changed) stays
     where it is, for the cleanup, and the run gets a new one."""
 
-    def __init__(self) -> None:
+    def __init__(self, alone: Callable[[], bool]) -> None:
+        self._alone = alone
+        """Whether no process of an earlier run can be left (the host's subreaper has no child)."""
         self._shared_made: str | None = None
         """The run's shared directory once it was made (checked) here."""
         self._spare: str | None = None
-        """The TMPDIR of the last run that ended (its processes gone), to be checked and reused."""
+        """The TMPDIR of the last run that ended, to be checked and reused."""
 
     def make(self, r: Run) -> str | None:
         """Make the run's directories; why they could not be made, else None."""
@@ -276,21 +281,35 @@ class RunDirs:
         return None
 
     def done(self, r: Run) -> None:
-        """The run ended (its tree killed): its TMPDIR may serve the next run."""
+        """The run ended: its TMPDIR may serve the next run."""
         self._spare = (r.msg.get("env") or {}).get("TMPDIR") or None
 
     def _reuse(self, tmp: str) -> bool:
+        """Rename the spare TMPDIR to ``tmp`` if it may serve; whether it was. The
+        directory checked is the one held open, and the one renamed must be it (a name
+        swapped meanwhile, for a link or another directory, is put back)."""
         spare, self._spare = self._spare, None
-        if spare is None or spare == tmp or os.path.dirname(spare) != os.path.dirname(tmp):
+        if spare is None or spare == tmp or os.path.dirname(spare) != os.path.dirname(tmp) or not self._alone():
             return False
         try:
-            st = os.lstat(spare)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
+            fd = os.open(spare, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
                 return False
-            with os.scandir(spare) as it:
+            with os.scandir(fd) as it:
                 if next(it, None) is not None:
                     return False
             os.rename(spare, tmp)  # an existing empty directory at tmp is replaced; anything else refuses
+            moved = os.lstat(tmp)
+            if (moved.st_dev, moved.st_ino) != (st.st_dev, st.st_ino):
+                with contextlib.suppress(OSError):
+                    os.rename(tmp, spare)  # not the directory checked: back, for the cleanup
+                return False
         except OSError:
             return False
+        finally:
+            os.close(fd)
         return True

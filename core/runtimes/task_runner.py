@@ -79,7 +79,7 @@ class TaskRunner:
         self.me = psutil.Process()
         self.tree = TaskTree(self.me)
         """The running task's processes (a subreaper's: see :mod:`core.runtimes.task_tree`)."""
-        self.dirs = RunDirs()
+        self.dirs = RunDirs(self.tree.alone)
         """Each run's TMPDIR and the run's shared directory (``make_dirs``)."""
         self.tasks: set[asyncio.Task[None]] = set()
         """The runs' output pumps and watchdogs while they run."""

@@ -84,6 +84,12 @@ class TaskTree:
         self.subreaper = False
         """Set once :func:`become_subreaper` succeeded: every descendant of ``me`` is the task's."""
 
+    def alone(self) -> bool:
+        """Whether no task process is left at all: as a subreaper, the host has no child
+        (running or exited). False when it cannot tell (not a subreaper: a task's
+        orphans are init's, out of sight)."""
+        return self.subreaper and no_children()
+
     def members(self, pid: int | None) -> list[psutil.Process]:
         """The task (child ``pid``) and its descendants; as a subreaper, every
         descendant of the host, detached ones included."""
