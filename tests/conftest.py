@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
+    from core.incident_models import Plan
     from core.incidents.drills import Drill
 
 T = TypeVar("T")
@@ -109,13 +110,22 @@ async def until(
         await asyncio.sleep(poll)
 
 
-async def drill_until(drill: Drill, cond: Callable[[], Any], what: str, limit_s: float) -> None:
+async def drill_until(drill: Drill, cond: Callable[[], Any], what: str | Callable[[], object], limit_s: float) -> None:
     """Step a drill on its simulated clock until ``cond()``; failing past ``limit_s``
-    simulated seconds (the bound is in the drill's time, which only steps advance)."""
+    simulated seconds (the bound is in the drill's time: each step advances it)."""
     end = drill.engine.clock.now() + limit_s
     while not cond():
-        assert drill.engine.clock.now() < end, f"not within {limit_s:g} simulated s: {what}"
+        assert drill.engine.clock.now() < end, f"not within {limit_s:g} simulated s: {_said(what)}"
         await drill.step()
+
+
+def waits_for_operator(plan: Plan | None) -> bool:
+    """Whether ``plan`` is proposed and stops at a step for the operator: its first step
+    not completed is a manual one not started."""
+    if plan is None or plan.state != "proposed":
+        return False
+    nxt = next((st for st in plan.steps if st.state != "completed"), None)
+    return nxt is not None and nxt.state == "proposed" and nxt.approval == "manual"
 
 
 @pytest.fixture

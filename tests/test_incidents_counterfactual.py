@@ -21,7 +21,7 @@ from core.incidents.drills import Drill, start_drill
 from core.incidents.record import ACTING
 from core.session import open_sim
 
-from .conftest import drill_until
+from .conftest import drill_until, waits_for_operator
 
 pytestmark = pytest.mark.slow  # each test runs a drill of simulated hours
 
@@ -36,13 +36,6 @@ COMPLETION = {
     "usage-exhaustion": "EMERGENCY_RESPONSE_COMPLETED",
     "rate-limit": "EMERGENCY_RESPONSE_COMPLETED",
 }
-
-
-def _waiting(plan: dict[str, Any] | None) -> bool:
-    if plan is None or plan.state != "proposed":
-        return False
-    nxt = next((st for st in plan.steps if st.state != "completed"), None)
-    return nxt is not None and nxt.state == "proposed" and nxt.approval == "manual"
 
 
 def _without_acting_steps(plan: dict[str, Any], also: Callable[[str], bool] = lambda c: False) -> list[str]:
@@ -113,7 +106,7 @@ async def _run_edited(tmp_path: Path, name: str, seed: int = 0) -> tuple[Drill, 
         )
         contexts = {k: copy.deepcopy(t.context) for k, t in eng.state.tasks.items()}
     await drill_until(
-        drill, lambda: _waiting(drill.plan()), "the plan's next step waiting for manual approval", BUDGET_S
+        drill, lambda: waits_for_operator(drill.plan()), "the plan's next step waiting for manual approval", BUDGET_S
     )
     plan = drill.plan()
     assert plan is not None
@@ -192,7 +185,10 @@ async def test_the_exhaustion_plan_without_reallocation_and_resumption_is_not_va
     eng.observe(seen.append)
     try:
         await drill_until(
-            drill, lambda: _waiting(drill.plan()), "the plan's next step waiting for manual approval", BUDGET_S
+            drill,
+            lambda: waits_for_operator(drill.plan()),
+            "the plan's next step waiting for manual approval",
+            BUDGET_S,
         )
         plan = drill.plan()
         assert plan is not None

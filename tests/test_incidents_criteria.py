@@ -12,6 +12,7 @@ import pytest
 
 from core.config import Config
 from core.engine import Engine
+from core.incident_models import Plan
 from core.incidents import decisions
 from core.incidents.drills import Drill, start_drill
 from core.incidents.kinds import CATALOGUE, SCENARIOS
@@ -19,7 +20,7 @@ from core.incidents.merge import PartitionEvidence
 from core.models import AgentStatus, TaskStatus
 from core.session import open_sim
 
-from .conftest import REPO, opsdeck_cmd
+from .conftest import REPO, drill_until, opsdeck_cmd, waits_for_operator
 
 BUDGET_S = 4 * 3600.0
 
@@ -29,28 +30,21 @@ async def _drill(tmp_path: Path, name: str) -> Drill:
     return start_drill(eng, name, approve="manual")
 
 
-def _waiting(plan: dict[str, Any] | None) -> bool:
-    """The plan's next step waits for an operator."""
-    if plan is None or plan.state != "proposed":
+async def _run_until_decision(drill: Drill) -> Plan:
+    def due() -> bool:
+        if waits_for_operator(drill.plan()):
+            return True
+        assert not drill.done, "the drill ended with no plan waiting for a decision"
         return False
-    nxt = next((st for st in plan.steps if st.state != "completed"), None)
-    return nxt is not None and nxt.state == "proposed" and nxt.approval == "manual"
 
-
-async def _run_until_decision(drill: Drill) -> dict[str, Any]:
-    end = drill.engine.clock.now() + BUDGET_S
-    while not _waiting(drill.plan()):
-        assert drill.engine.clock.now() < end and not drill.done, "no plan came to wait for a decision"
-        await drill.step()
+    await drill_until(drill, due, "the plan's next step waiting for manual approval", BUDGET_S)
     plan = drill.plan()
     assert plan is not None
     return plan
 
 
 async def _finish(drill: Drill) -> dict[str, Any]:
-    end = drill.engine.clock.now() + BUDGET_S
-    while not drill.done and drill.engine.clock.now() < end:
-        await drill.step()
+    await drill_until(drill, lambda: drill.done, lambda: f"the drill done (outcome {drill.outcome})", BUDGET_S)
     return await drill.report()
 
 
@@ -134,10 +128,12 @@ async def test_partition_plan_moves_work_and_merges_exactly_once(tmp_path: Path)
         decisions.approve(eng, plan.id, actor="tester")
         # The acting steps ran: the held tasks are off the cut-off agents, on reachable
         # ones or queued with their progress, while the partition still holds.
-        end = eng.clock.now() + 600
-        while not all(eng.state.tasks[t].agent != a for a, t in held.items()):
-            assert eng.clock.now() < end
-            await drill.step()
+        await drill_until(
+            drill,
+            lambda: all(eng.state.tasks[t].agent != a for a, t in held.items()),
+            "the held tasks off the cut-off agents",
+            600,
+        )
         assert all(eng.state.agents[a].status is AgentStatus.UNREACHABLE for a in cut)
         for t in held.values():
             task = eng.state.tasks[t]

@@ -9,29 +9,23 @@ import pytest
 from core.commands import run_command
 from core.engine import EngineError
 from core.incidents import decisions
-from core.incidents.drills import Drill, start_drill
+from core.incidents.drills import start_drill
 from core.incidents.language import incident_services
 from core.models import WorkflowStatus
 from core.session import memory_sim
 
-from .conftest import drill_until
+from .conftest import drill_until, waits_for_operator
 
 LIMIT_S = 6000.0
 """How much simulated time a wait on a drill may take."""
 
 
-def waiting(drill: Drill) -> bool:
-    p = drill.plan()
-    if p is None or p.state != "proposed":
-        return False
-    nxt = next((st for st in p.steps if st.state != "completed"), None)
-    return nxt is not None and nxt.approval == "manual" and nxt.state == "proposed"
-
-
 async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "resource-exhaustion", approve="manual", warmup_s=300)
-    await drill_until(drill, lambda: waiting(drill), "the plan's next step waiting for manual approval", LIMIT_S)
+    await drill_until(
+        drill, lambda: waits_for_operator(drill.plan()), "the plan's next step waiting for manual approval", LIMIT_S
+    )
     pid = drill.plan().id  # type: ignore[union-attr]
     decisions.approve(eng, pid, actor="bob")
     await drill_until(
@@ -59,7 +53,9 @@ async def test_abort_stops_a_staged_resumption_the_plan_started() -> None:
 async def test_rejected_incident_can_be_replanned_then_resolved_by_hand() -> None:
     eng = memory_sim(seed=0)
     drill = start_drill(eng, "agent-cascade", approve="manual", warmup_s=300)
-    await drill_until(drill, lambda: waiting(drill), "the plan's next step waiting for manual approval", LIMIT_S)
+    await drill_until(
+        drill, lambda: waits_for_operator(drill.plan()), "the plan's next step waiting for manual approval", LIMIT_S
+    )
     inc_id = drill.incident().id  # type: ignore[union-attr]
     first = drill.plan().id  # type: ignore[union-attr]
     res = await run_command(incident_services(eng, drill.manager), f"/incident reject {first}", actor="alice")

@@ -3,13 +3,15 @@ the workflows, and quitting leaves no agent process behind."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from core.config import Config
+from core.incident_models import Plan
 from core.workflow_file import parse_workflow_text
+from tests.conftest import until
+from tests.console_support import wait_for
 from tests.local_harness import alive, header, py_cmd
 
 pytest.importorskip("textual")
@@ -47,11 +49,9 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
         engine = app.host.engine
         pids = dict(app.host.runtime.host_pids())
         assert len(pids) == 2 and all(alive(p) for p in pids.values())
-        for _ in range(200):
-            if engine.state.status_of("w").value == "completed":
-                break
-            await pilot.pause(0.05)
-        assert engine.state.status_of("w").value == "completed"
+        assert await wait_for(pilot, lambda: engine.state.status_of("w").value == "completed", 60), (
+            f"the workflow completed: {engine.state.status_of('w').value}"
+        )
         # The agent screen shows the host's real pid and the limit mechanisms in force.
         from rich.console import Console
 
@@ -59,18 +59,20 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
 
         agent, pid = sorted(pids.items())[0]
         app.push_screen(AgentScreen(agent))
-        for _ in range(200):
-            if isinstance(app.screen, AgentScreen) and app.screen.proc is not None:
-                break
-            await pilot.pause(0.05)
+        assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen) and app.screen.proc is not None), (
+            "the agent screen found the host's process"
+        )
         con = Console(width=160, record=True, color_system=None)
         con.print(app.screen.body())
         text = con.export_text()
         rt = engine.state.settings["local_runtime"]
         assert f"host pid      {pid} " in text and f"memory limit  {rt['memory_limit']}" in text, text
         await app.shutdown()
-    await asyncio.sleep(0.1)
-    assert all(not alive(p) for p in pids.values())
+    await until(
+        lambda: not any(alive(p) for p in pids.values()),
+        lambda: f"no agent host left after quitting: {[p for p in pids.values() if alive(p)]}",
+        5,  # shutdown waited for them or SIGKILLed them: only the kernel's delivery is left
+    )
 
 
 @pytest.mark.slow
@@ -93,15 +95,13 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
     async with app.run_test(size=(160, 48)) as pilot:
         await app.link_opened(timeout=30)
         engine = app.host.engine  # type: ignore[union-attr]
-        for _ in range(400):
-            if sum(1 for a in engine.state.agents.values() if a.status.value == "busy") >= 4:
-                break
-            await pilot.pause(0.05)
+        busy = lambda: sum(1 for a in engine.state.agents.values() if a.status.value == "busy")  # noqa: E731
+        assert await wait_for(pilot, lambda: busy() >= 4, 60), f"four agents busy before the drill: {busy()}"
         res = await run_command(app.host.services, "/host drill network-partition", actor="operator")  # type: ignore[union-attr]
         assert res["status"] == "success", res
-        plan = None
-        for _ in range(600):
-            plan = next(
+
+        def waiting() -> Plan | None:
+            return next(
                 (
                     p
                     for p in engine.state.plans.values()
@@ -110,17 +110,16 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
                 ),
                 None,
             )
-            if plan is not None:
-                break
-            await pilot.pause(0.05)
-        assert plan is not None, "the drill's plan waits for the operator"
+
+        assert await wait_for(pilot, lambda: waiting() is not None, 90), "the drill's plan waits for the operator"
+        plan = waiting()
+        assert plan is not None
         services = app.host.services  # type: ignore[union-attr]
         assert (await run_command(services, f"/incident approve {plan.id}", actor="operator"))["status"] == "success"
-        inc = engine.state.incidents[plan.incident_id]
-        for _ in range(1200):
-            if inc.status in ("resolved", "failed"):
-                break
-            await pilot.pause(0.05)
-            inc = engine.state.incidents[plan.incident_id]
+        iid = plan.incident_id
+        assert await wait_for(pilot, lambda: engine.state.incidents[iid].status in ("resolved", "failed"), 120), (
+            f"the incident closed: {engine.state.incidents[iid].status}"
+        )
+        inc = engine.state.incidents[iid]
         assert inc.status == "resolved" and inc.outcome.validated, inc.outcome
         await app.shutdown()

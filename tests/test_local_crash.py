@@ -8,14 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
 from core.store import Store
-from tests.conftest import opsdeck_cmd
+from tests.conftest import opsdeck_cmd, wait_for
 from tests.local_harness import alive, chain_workflow, toml_argv
 
 STEPS = 6
@@ -23,6 +23,16 @@ STEPS = 6
 
 def run_cmd(f: Path, db: Path) -> list[str]:
     return opsdeck_cmd("run", str(f), "--db", str(db), "--headless")
+
+
+def two_steps_ran(log: Path, run: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    """Whether the chain's first two steps ran (the run still going: one that ended fails)."""
+
+    def ran() -> bool:
+        assert run.poll() is None, f"the run ended first (exit {run.returncode})"
+        return log.exists() and len(log.read_text().splitlines()) >= 2
+
+    return ran
 
 
 def stored_hosts(db: Path) -> list[tuple[str, int, float, dict]]:
@@ -42,14 +52,11 @@ def test_console_sigkill_then_restart_resumes_without_repeating_completed_tasks(
     f = chain_workflow(tmp_path, log, STEPS)
     db = tmp_path / "run.db"
     first = subprocess.Popen(run_cmd(f, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if log.exists() and len(log.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.05)
-    else:
+    try:
+        wait_for(two_steps_ran(log, first), "the run to start (two steps of the chain ran)", 30)
+    except AssertionError as e:
         first.kill()
-        raise AssertionError(f"the run did not start: {first.stderr.read() if first.stderr else ''}")
+        raise AssertionError(f"{e}: {first.stderr.read() if first.stderr else ''}") from None
     first.send_signal(signal.SIGKILL)
     first.wait(5)
     hosts = stored_hosts(db)
@@ -84,11 +91,11 @@ def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> Non
     first = subprocess.Popen(
         run_cmd(f, db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (log.exists() and log.read_text().count("\n") >= 2):
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait(5)
+    try:
+        wait_for(two_steps_ran(log, first), "the run to start (two steps of the chain ran)", 30)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(5)
     hosts = stored_hosts(db)
     for _, pid, _ct, info in hosts:  # the whole fleet dies with the console this time
         os.kill(pid, signal.SIGKILL)
@@ -97,7 +104,7 @@ def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> Non
                 os.killpg(info["task_pgid"], signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    time.sleep(0.2)
+    wait_for(lambda: not any(alive(pid) for _, pid, _, _ in hosts), "the killed agent hosts gone", 5)
     second = subprocess.run(run_cmd(f, db), capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "adopted=[]" in second.stderr and "recovered=['agent_001', 'agent_002']" in second.stderr
@@ -142,22 +149,27 @@ allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
     proc = subprocess.Popen(run_cmd(f, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     hosts: list = []
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def both_tasks_started() -> bool:
+            nonlocal hosts
+            assert proc.poll() is None, "the run ended before both tasks started"
             hosts = stored_hosts(db) if db.exists() else []
-            if len(hosts) == 2 and all(info.get("task_pgid") for *_, info in hosts):
-                break
-            time.sleep(0.1)
-        assert len(hosts) == 2
+            return len(hosts) == 2 and all(info.get("task_pgid") for *_, info in hosts)
+
+        wait_for(both_tasks_started, lambda: f"two agent hosts, each with its task's group: {hosts}", 30, poll=0.1)
         groups = {info["task_pgid"] for *_, info in hosts}
         members = [p for p in psutil.process_iter() if _pgid(p.pid) in groups]
         assert len(members) == 2, members  # a task that ignores SIGTERM, and a sleep
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
-        time.sleep(0.2)
-        assert all(not alive(pid) for _, pid, _, _ in hosts), "no agent host is left behind"
-        assert all(not alive(p.pid) for p in members), "no task process is left behind (SIGKILL after the grace period)"
+        # The run waited for them or SIGKILLed them before it exited: only the kernel's delivery is left.
+        wait_for(lambda: not any(alive(pid) for _, pid, _, _ in hosts), "no agent host left behind", 5)
+        wait_for(
+            lambda: not any(alive(p.pid) for p in members),
+            "no task process left behind (SIGKILL after the grace period)",
+            5,
+        )
         assert stored_hosts(db) == []
         assert out.count("AGENT_DEALLOCATED") == 2 and out.count("TASK_REASSIGNED") == 2
     finally:

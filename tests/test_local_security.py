@@ -25,7 +25,7 @@ from core.private import PrivateError, private_dir, socket_path, write_private
 from core.runtimes.handshake import ChannelError, console_connect, load_or_create_secret
 from core.runtimes.wire import encode, messages
 
-from .conftest import REPO, opsdeck_cmd
+from .conftest import REPO, opsdeck_cmd, wait_for
 from .local_harness import drive, header, open_text, wf_status
 
 NOBODY = 65534
@@ -87,11 +87,12 @@ def start_host(run_dir: Path, agent: str = "agent_001") -> tuple[subprocess.Pope
         )
     # Bound is not listening: the socket file appears at bind(), and a connect before
     # listen() is refused (ECONNREFUSED), so wait until the kernel lists it as listening.
-    deadline = time.monotonic() + 20
-    while not listening(sock):
+
+    def up() -> bool:
         assert proc.poll() is None, (run_dir / f"{agent}.log").read_text()
-        assert time.monotonic() < deadline, "the agent host did not listen"
-        time.sleep(0.02)
+        return listening(sock)
+
+    wait_for(up, "the agent host to listen on its socket", 20, poll=0.02)
     return proc, sock, secret
 
 
@@ -229,10 +230,12 @@ open({str(got)!r}, 'wb').write(data)
     try:
         # Bound is not listening: a connect between the squatter's bind and its listen is
         # refused (ECONNREFUSED, "nobody listens yet"), so wait until it says it listens.
-        deadline = time.monotonic() + 20
-        while not listening.exists():
-            assert time.monotonic() < deadline and squatter.poll() is None
-            time.sleep(0.02)
+
+        def squatting() -> bool:
+            assert squatter.poll() is None, "the squatter exited before it listened"
+            return listening.exists()
+
+        wait_for(squatting, "the squatter to listen on the console's socket", 20, poll=0.02)
         with pytest.raises(ChannelError, match=f"uid {NOBODY}"):
             asyncio.run(console_connect(str(sock), b"s" * 64))
         squatter.wait(20)
