@@ -212,3 +212,25 @@ async def test_incident_row_says_it_waits_for_a_decision_not_that_it_recovers(tm
         assert await wait_for(pilot, lambda: app.link.state.plans[pid].state == "rejected")
         inc = app.link.state.incidents[plan.incident_id]
         assert await wait_for(pilot, lambda: f"open since {timefmt.clock(inc.detected_at)}" in row()), row()
+
+
+@pytest.mark.slow
+async def test_incident_row_of_a_plan_that_runs_on_its_own_says_it_recovers(tmp_path):
+    """A proposed plan whose steps are all auto awaits no approval (its steps run as the
+    clock moves): the row says recovering, not to approve. Fails if a proposed plan is
+    taken for one awaiting the operator whatever its steps."""
+    auto = Config.model_validate(
+        {"approval": {"auto": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"], "manual": []}}
+    )
+    app = make_app(tmp_path / "a.db", config=auto)
+    async with app.run_test(size=(160, 48)) as pilot:
+        pid = await drill_until_plan(app, pilot)
+        plan = app.link.state.plans[pid]
+        assert plan.state == "proposed" and all(st.approval == "auto" for st in plan.steps)
+        pane = app.query_one(Incidents)
+
+        def row() -> str:
+            return next((o.prompt.plain for o in pane.options if o.id == f"incident:{plan.incident_id}"), "")
+
+        assert await wait_for(pilot, lambda: f"recovering since {timefmt.clock(plan.created_at)}" in row()), row()
+        assert "to approve" not in row()

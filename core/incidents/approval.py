@@ -36,14 +36,17 @@ def decide(category: str, policy: Approval) -> Decision:
     return "manual"
 
 
+def awaits_approval(plan: Plan) -> bool:
+    """Whether ``plan`` waits for an operator's approval: proposed, with a manual step still
+    to run (its auto steps run meanwhile; a proposed plan of auto steps only runs on its own)."""
+    return plan.state is PlanState.PROPOSED and any(
+        st.approval == "manual" and st.state is PlanState.PROPOSED for st in plan.steps
+    )
+
+
 def holding_plans(plans: dict[str, Plan], policy: Approval) -> list[str]:
-    """The plans that hold the simulated clock under ``policy.hold_clock``: proposed, with
-    a manual step still to run (empty when the policy does not hold the clock)."""
+    """The plans that hold the simulated clock under ``policy.hold_clock``: those that await
+    an approval (empty when the policy does not hold the clock)."""
     if not policy.hold_clock:
         return []
-    return sorted(
-        pid
-        for pid, p in plans.items()
-        if p.state is PlanState.PROPOSED
-        and any(st.approval == "manual" and st.state is PlanState.PROPOSED for st in p.steps)
-    )
+    return sorted(pid for pid, p in plans.items() if awaits_approval(p))

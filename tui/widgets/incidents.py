@@ -12,6 +12,7 @@ from rich.text import Text
 
 from core import timefmt
 from core.incident_models import TERMINAL_PLAN, Incident, Plan, PlanState
+from core.incidents.approval import awaits_approval
 
 from ..style import color
 from .header_gauges import OPEN_INCIDENT
@@ -34,12 +35,13 @@ SEV_COLOR = {"critical": "error", "high": "error", "medium": "warning", "low": "
 
 
 def stage(inc: Incident, plans: list[Plan]) -> str:
-    """Where an unresolved incident stands and since when: a proposed plan is waiting for the
-    operator (nothing recovers until it is approved), an approved or running one is recovering."""
+    """Where an unresolved incident stands and since when: a plan that awaits an approval is
+    to approve (its acting steps wait for it); an approved one, or a proposed one of steps
+    that all run on their own, is recovering."""
     live = [p for p in plans if p.state not in TERMINAL_PLAN]
     if inc.status == "failed":
         return f"failed at {timefmt.clock(inc.resolved_at if inc.resolved_at is not None else inc.detected_at)}"
-    acting = [p for p in live if p.state is not PlanState.PROPOSED]
+    acting = [p for p in live if not awaits_approval(p)]
     if acting:
         p = acting[-1]
         return f"recovering since {timefmt.clock(p.decided_at if p.decided_at is not None else p.created_at)}"
