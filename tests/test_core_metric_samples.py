@@ -370,3 +370,38 @@ async def test_samples_alone_refused_by_the_storage_are_kept_reported_and_stored
     finally:
         await host.close()
     assert _stored_samples(db, "r") == [(float(i), float(i)) for i in range(4)]
+
+
+async def test_samples_held_after_a_refusal_are_counted_in_what_the_host_says(tmp_path: Path) -> None:
+    """A refused commit of samples alone holds no event but holds the samples: the host's
+    notice counts them, when refused and when closing loses them (it said '0 event(s)
+    held in memory' and nothing of the samples)."""
+    from core.config import Config
+    from core.host.host import Host
+    from core.store_errors import StorageError
+
+    db = tmp_path / "r.db"
+    host = await Host.open_sim(db, Config(), create=True, speed=0)
+    said: list[str] = []
+    host.storage.notify = said.append
+    store = host.engine.store
+    assert store is not None
+    tel = host.engine.telemetry
+    try:
+        async with host.lock:
+            assert await host.commit()
+
+        async def refusing(statements):  # type: ignore[no-untyped-def]
+            raise StorageError("full", str(db), f"{db}: the disk is full")
+
+        store.metric_table._write = refusing
+        for i in range(3):
+            tel.record(float(i), "r", "system", float(i))
+        async with host.lock:
+            assert not await host.commit()
+        assert host.engine.unflushed == 0 and len(tel.pending_rows) == 3
+        assert len(said) == 1 and "0 event(s) and 3 metric sample(s) held in memory" in said[0]
+    finally:
+        await host.close()
+    assert "closing: 0 event(s) and 3 metric sample(s) held in memory were not committed" in said[-1]
+    assert _stored_samples(db, "r") == []

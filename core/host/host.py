@@ -35,7 +35,7 @@ from .errors import HostError
 from .language import services
 from .lease import Lease, acquire, host_info
 from .paths import check_database, host_socket_path
-from .storage import StorageWatch
+from .storage import StorageWatch, held_words
 
 if TYPE_CHECKING:
     from ..runtimes import Runtime
@@ -93,7 +93,7 @@ class Host:
         self._soon: asyncio.TimerHandle | None = None
         """The commit :meth:`_commit_soon` scheduled, until it takes the lock."""
         self._soon_task: asyncio.Task[None] | None = None
-        self.storage = StorageWatch()
+        self.storage = StorageWatch(holding=lambda: (engine.unflushed, len(engine.telemetry.pending_rows)))
         """A full disk, a read-only file system, another process's lock: what and since when."""
         if engine.store is not None:
             engine.store.on_wait = self.storage.waiting
@@ -259,7 +259,7 @@ class Host:
                 details = resp.get("error", {}).get("details", {}) if resp.get("status") == "error" else {}
                 if str(resp.get("error", {}).get("code", "")).startswith("STORAGE_"):
                     err = StorageError(details["kind"], details["path"], resp["error"]["message"])
-                    self.storage.refused(err, self.engine.unflushed)
+                    self.storage.refused(err)
                 elif self.engine.unflushed:
                     self._commit_soon()  # a command that changed nothing: its record, answered uncommitted
                 else:
@@ -402,7 +402,7 @@ class Host:
         try:
             await self.engine.flush(all_samples=True)
         except StorageError as exc:
-            self.storage.refused(exc, self.engine.unflushed)
+            self.storage.refused(exc)
             return False
         self.storage.accepted()
         return True
@@ -416,7 +416,7 @@ class Host:
         try:
             await self.tick(wall_seconds)
         except StorageError as exc:
-            self.storage.refused(exc, self.engine.unflushed)
+            self.storage.refused(exc)
         else:
             self.storage.accepted()
 
@@ -490,10 +490,10 @@ class Host:
                 try:
                     await self.engine.close()
                 except StorageError as exc:  # never acknowledged: said, not raised
-                    self.storage.refused(exc, self.engine.unflushed)
+                    self.storage.refused(exc)
+                    held = held_words(*self.storage.holding())
                     self.storage.say(
-                        f"closing: {self.engine.unflushed} event(s) held in memory were not committed "
-                        f"(never acknowledged to a client): {exc}"
+                        f"closing: {held} held in memory were not committed (never acknowledged to a client): {exc}"
                     )
         finally:
             if self.lease is not None:

@@ -23,11 +23,18 @@ LOCK_NOTICE_EVERY_S = 5.0
 """While a write waits for another process's lock, say so this often."""
 
 
+def held_words(events: int, samples: int) -> str:
+    """What a refused commit leaves in memory: its events, and metric samples when any."""
+    return f"{events} event(s)" + (f" and {samples} metric sample(s)" if samples else "")
+
+
 @dataclass
 class StorageWatch:
     """What the host knows of its storage right now, and since when."""
 
     notify: Callable[[str], None] | None = None
+    holding: Callable[[], tuple[int, int]] = lambda: (0, 0)
+    """The events and the metric samples held in memory, not committed, now."""
     problem: StorageError | None = None
     since: float | None = None
     """Wall time the current problem began."""
@@ -59,13 +66,13 @@ class StorageWatch:
             self._last_notice = now
             self.say(f"{err} (waiting {duration(waited)} so far)")
 
-    def refused(self, err: StorageError, held: int) -> None:
-        """A commit was refused; ``held`` events wait in memory."""
+    def refused(self, err: StorageError) -> None:
+        """A commit was refused: what it left (:attr:`holding`) waits in memory."""
         self.refusals += 1
-        self.held = held
+        self.held, samples = self.holding()
         if self.problem is None or self.problem.kind != err.kind:
             self.problem, self.since = err, time.time()
-            self.say(f"{err} ({held} event(s) held in memory, not committed)")
+            self.say(f"{err} ({held_words(self.held, samples)} held in memory, not committed)")
 
     def accepted(self) -> None:
         """A commit went through: whatever was wrong has passed."""
