@@ -97,8 +97,10 @@ class Host:
         self.runner = TaskRunner(runner_config(args), self.send)
         self.readers: set[CommandReader] = set()
         """The connections' readers (the server's protocols hold them only weakly)."""
-        self.waiting: deque[tuple[dict[str, Any], asyncio.StreamWriter]] = deque()
+        self.waiting: deque[tuple[dict[str, Any], asyncio.StreamWriter, CommandReader]] = deque()
         """Commands that arrived while an earlier one waited (carried out after it, in order)."""
+        self.paused: set[CommandReader] = set()
+        """The connections not read while commands wait (one read's commands at most each)."""
         self.busy: asyncio.Task[None] | None = None
         """The task finishing a command that waits (a run being stopped, a write to stdin)."""
 
@@ -142,39 +144,56 @@ class Host:
             }
         )
         self.readers.add(reader)
-        reader.deliver(lambda msg: self.command(msg, writer), lambda: self._closed(reader, writer))
+        reader.deliver(lambda msg: self.command(msg, writer, reader), lambda: self._closed(reader, writer))
 
-    def command(self, msg: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+    def command(self, msg: dict[str, Any], writer: asyncio.StreamWriter, reader: CommandReader) -> None:
         """A console's command, from the loop's read callback that framed it: carried
-        out at once, or after the one still waiting (commands run one at a time, in order)."""
+        out at once, or after the one still waiting (commands run one at a time, in
+        order); its connection is not read again until those waiting have run."""
         if self.busy is not None:
-            self.waiting.append((msg, writer))
+            self.waiting.append((msg, writer, reader))
+            if reader not in self.paused:
+                self.paused.add(reader)
+                reader.pause()
             return
-        rest = self.runner.handle(msg)
+        try:
+            rest = self.runner.handle(msg)
+        except Exception as exc:  # noqa: BLE001 - as in _finish: the connection goes, not the host
+            self._failed(exc, writer, reader)
+            return
         if rest is not None:
-            self.busy = asyncio.get_running_loop().create_task(self._finish(rest, writer))
+            self.busy = asyncio.get_running_loop().create_task(self._finish(rest, writer, reader))
 
-    async def _finish(self, rest: Coroutine[Any, Any, None] | None, writer: asyncio.StreamWriter) -> None:
+    async def _finish(
+        self, rest: Coroutine[Any, Any, None] | None, writer: asyncio.StreamWriter, reader: CommandReader
+    ) -> None:
         """Await a command's rest, then carry out those that arrived meanwhile."""
         try:
             while rest is not None:
                 try:
                     await rest
-                except Exception as exc:  # noqa: BLE001 - whatever a command raises, the next ones still run
-                    self._failed(exc, writer)
+                except Exception as exc:  # noqa: BLE001 - whatever a command raises, the other connections' commands still run
+                    self._failed(exc, writer, reader)
                 rest = None
                 while rest is None and self.waiting:
-                    msg, writer = self.waiting.popleft()
+                    msg, writer, reader = self.waiting.popleft()
+                    if reader.dropped:
+                        continue
                     try:
                         rest = self.runner.handle(msg)
                     except Exception as exc:  # noqa: BLE001 - as above
-                        self._failed(exc, writer)
+                        self._failed(exc, writer, reader)
         finally:
             self.busy = None
+            paused, self.paused = self.paused, set()
+            for reader in paused:
+                reader.resume()
 
-    def _failed(self, exc: Exception, writer: asyncio.StreamWriter) -> None:
-        """A command that failed drops the connection it came from (its console reconnects)."""
+    def _failed(self, exc: Exception, writer: asyncio.StreamWriter, reader: CommandReader) -> None:
+        """A command that failed drops the connection it came from, with the commands
+        after it there (its console reconnects)."""
         print(f"agent host {self.agent}: a command failed: {exc!r}", file=sys.stderr, flush=True)
+        reader.drop()
         writer.close()
 
     def _closed(self, reader: CommandReader, writer: asyncio.StreamWriter) -> None:

@@ -110,7 +110,9 @@ class CommandReader(asyncio.StreamReader):
     StreamReader's (the handshake awaits them); every line after them is framed here
     as it arrives and handed to the callback :meth:`deliver` names, from the loop's
     read callback itself: no task wakes up and no future is made per message.
-    Messages that arrive before :meth:`deliver` are held for it."""
+    Messages that arrive before :meth:`deliver` are held for it, and nothing more is
+    read meanwhile (:meth:`pause`): what a connection sends is held here one read at
+    most, the rest waits in the socket (its sender blocks once that is full)."""
 
     def __init__(self, limit: int = MAX_LINE, handshake_lines: int = 1) -> None:
         super().__init__(limit=limit)
@@ -120,14 +122,35 @@ class CommandReader(asyncio.StreamReader):
         self._at_end: Callable[[], None] | None = None
         self._held: list[Any] = []
         self._ended = False
+        self._conn: asyncio.BaseTransport | None = None
+        self.dropped = False
+        """Set by :meth:`drop`: no more of its messages are handed on."""
+
+    def set_transport(self, transport: asyncio.BaseTransport) -> None:
+        super().set_transport(transport)
+        self._conn = transport
+
+    def pause(self) -> None:
+        """Read nothing more from the connection until :meth:`resume`."""
+        if isinstance(self._conn, asyncio.ReadTransport):
+            self._conn.pause_reading()
+
+    def resume(self) -> None:
+        if isinstance(self._conn, asyncio.ReadTransport):
+            self._conn.resume_reading()
+
+    def drop(self) -> None:
+        """Hand on none of the connection's messages from now on (one of them failed)."""
+        self.dropped = True
+        self._held.clear()
 
     def deliver(self, to: Callable[[Any], None], at_end: Callable[[], None]) -> None:
         """From now on each message goes to ``to`` (those held first); ``at_end`` is
         called once the connection is gone."""
         self._to, self._at_end = to, at_end
         held, self._held = self._held, []
-        for msg in held:
-            to(msg)
+        self.resume()
+        self._hand(held)
         if self._ended:
             at_end()
 
@@ -147,8 +170,12 @@ class CommandReader(asyncio.StreamReader):
     def _hand(self, msgs: list[Any]) -> None:
         if self._to is None:
             self._held += msgs
+            if msgs:
+                self.pause()
             return
         for msg in msgs:
+            if self.dropped:
+                return
             self._to(msg)
 
     def feed_eof(self) -> None:
