@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
@@ -14,10 +15,32 @@ import psutil
 
 from core.engine import Engine
 from core.events import Event
+from core.runtimes import agent_host
 from core.runtimes.local import LocalRuntime, open_local
 from core.workflow_file import parse_workflow_text
 
 PY = sys.executable
+
+
+def in_process_host(tmp_path: Path) -> agent_host.Host:
+    """An agent host object in this process (no socket served): its runner and its
+    command handling, as ``python -m core.runtimes.agent_host`` would build them."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32))
+    secret.chmod(0o600)
+    args = argparse.Namespace(
+        agent="a1",
+        socket="@unused",
+        secret_file=str(secret),
+        heartbeat=1.0,
+        grace=1.0,
+        orphan=60.0,
+        memory_mechanism="rlimit_as",
+        cpu_mechanism="nice",
+        cgroup=None,
+        output_dir=None,
+    )
+    return agent_host.Host(args)
 
 
 def toml_argv(*argv: str) -> str:

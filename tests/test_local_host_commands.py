@@ -4,35 +4,15 @@ ones behind it; one that fails drops its connection, not the host."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, cast
 
-from core.runtimes import agent_host
 from core.runtimes.wire import CommandReader
 
 from .conftest import until
-
-
-def host(tmp_path: Path) -> agent_host.Host:
-    secret = tmp_path / "secret"
-    secret.write_bytes(b"s" * 32)
-    secret.chmod(0o600)
-    args = argparse.Namespace(
-        agent="a1",
-        socket="@unused",
-        secret_file=str(secret),
-        heartbeat=1.0,
-        grace=1.0,
-        orphan=60.0,
-        memory_mechanism="rlimit_as",
-        cpu_mechanism="nice",
-        cgroup=None,
-        output_dir=None,
-    )
-    return agent_host.Host(args)
+from .local_harness import in_process_host as host
 
 
 class Writer:

@@ -36,16 +36,17 @@ def made(dirs: RunDirs, r: Run) -> Path:
     return p
 
 
-def test_an_empty_tmpdir_is_renamed_to_the_next_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("alone", [True, False])
+def test_an_empty_tmpdir_is_renamed_to_the_next_runs_when_no_process_may_be_left(tmp_path: Path, alone: bool) -> None:
     root = tmp_path / "tmp"
     root.mkdir(mode=0o700)
-    dirs = RunDirs(lambda: True)
+    dirs = RunDirs(lambda: alone)
     first = run(root, 1)
     p1 = made(dirs, first)
     inode = p1.stat().st_ino
     dirs.done(first)
     p2 = made(dirs, run(root, 2))
-    assert not p1.exists() and p2.stat().st_ino == inode
+    assert p1.exists() != alone and (p2.stat().st_ino == inode) == alone
     assert (tmp_path / "shared").is_dir()
 
 
@@ -72,18 +73,6 @@ def test_a_tmpdir_left_with_files_or_opened_up_or_replaced_is_never_reused(tmp_p
     dirs.done(r5)
     p6 = made(dirs, run(root, 6))
     assert p5.is_symlink() and p6.stat().st_ino != p2.stat().st_ino
-
-
-def test_a_tmpdir_is_not_reused_while_a_process_of_an_earlier_run_may_be_left(tmp_path: Path) -> None:
-    root = tmp_path / "tmp"
-    root.mkdir(mode=0o700)
-    dirs = RunDirs(lambda: False)
-    r1 = run(root, 1)
-    p1 = made(dirs, r1)
-    inode = p1.stat().st_ino
-    dirs.done(r1)
-    p2 = made(dirs, run(root, 2))
-    assert p1.is_dir() and p2.stat().st_ino != inode
 
 
 def test_a_tmpdir_swapped_for_a_link_while_it_is_checked_is_not_the_next_runs(

@@ -14,7 +14,17 @@ import pytest
 
 from core.events import Event
 from core.store import Store
-from tests.local_harness import alive, drive, group_members, header, open_text, py_cmd, toml_argv, wf_status
+from tests.local_harness import (
+    alive,
+    drive,
+    group_members,
+    header,
+    in_process_host,
+    open_text,
+    py_cmd,
+    toml_argv,
+    wf_status,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
 
@@ -418,10 +428,9 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
 ) -> None:
     """No preexec_fn (it rules out vfork and runs Python between fork and exec): the
     limits are put on the child from the agent host, by pid."""
-    import argparse
     import resource
 
-    from core.runtimes import agent_host, task_process, task_run
+    from core.runtimes import task_process, task_run
 
     seen: list[dict[str, object]] = []
 
@@ -434,22 +443,7 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
 
     for name in ("posix_spawn", "posix_spawnp"):  # posix_spawnp when the task's PATH is the host's
         monkeypatch.setattr(task_process.os, name, spy(getattr(os, name)))
-    secret = tmp_path / "secret"
-    secret.write_bytes(os.urandom(32))
-    secret.chmod(0o600)
-    args = argparse.Namespace(
-        agent="a1",
-        socket="@unused",
-        secret_file=str(secret),
-        heartbeat=1.0,
-        grace=1.0,
-        orphan=60.0,
-        memory_mechanism="rlimit_as",
-        cpu_mechanism="nice",
-        cgroup=None,
-        output_dir=None,
-    )
-    host = agent_host.Host(args)
+    host = in_process_host(tmp_path)
     run = task_run.Run({"task": "w/t", "attempt": 1, "command": ["sleep", "30"], "memory_mb": 256, "nice": 5})
     assert host.runner.launch(run) is None
     try:
