@@ -133,3 +133,20 @@ async def test_a_process_a_run_left_in_its_tmpdir_never_writes_into_the_next_run
     go.touch()
     await until(lambda: (root / "t1" / "left").exists() or (root / "t2" / "left").exists(), "the left process's write")
     assert not (root / "t2" / "left").exists(), "the earlier run's process wrote into the next run's TMPDIR"
+
+
+def test_a_tmpdir_its_task_put_attributes_on_is_never_reused(tmp_path: Path) -> None:
+    """A value (``user.`` attribute) or an ACL on the directory would be the next run's."""
+    root = tmp_path / "tmp"
+    root.mkdir(mode=0o700)
+    dirs = RunDirs(lambda: True)
+    r1 = run(root, 1)
+    p1 = made(dirs, r1)
+    try:
+        os.setxattr(p1, "user.secret", b"the first run's")
+    except OSError as exc:
+        pytest.skip(f"no user attributes on this file system: {exc}")
+    dirs.done(r1)
+    p2 = made(dirs, run(root, 2))
+    assert os.getxattr(p1, "user.secret") == b"the first run's", "it stays for the cleanup"
+    assert os.listxattr(p2) == [n for n in os.listxattr(p2) if n.startswith("security.")]

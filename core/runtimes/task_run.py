@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -297,7 +298,7 @@ class RunDirs:
             return False
         try:
             st = os.fstat(fd)
-            if st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
+            if st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700 or _attributes(fd):
                 return False
             with os.scandir(fd) as it:
                 if next(it, None) is not None:
@@ -313,3 +314,16 @@ class RunDirs:
         finally:
             os.close(fd)
         return True
+
+
+def _attributes(fd: int) -> bool:
+    """Whether a directory carries extended attributes a task may have set on it (a
+    ``user.`` value, an ACL: data or access the next run would inherit); the security
+    modules' labels (``security.``) are every file's and are not counted."""
+    try:
+        names = os.listxattr(fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOTSUP:  # a file system without them: none
+            return False
+        raise
+    return any(not n.startswith("security.") for n in names)
