@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..private import PrivateError, private_dir
 from .handshake import ChannelError, host_accept, read_secret
@@ -306,5 +306,17 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(Host(args).main())
 
 
+def exit_now(rc: int) -> NoReturn:
+    """End the process once :func:`main` has returned, without the interpreter's
+    teardown: by then the runs are stopped and reaped, the socket closed and every
+    output written with ``os.write``; what remains (freeing each module and object)
+    took about 20 ms of CPU per host and up to 0.1 s before the console saw the exit.
+    Only stdout and stderr buffer in Python: they are flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -14,8 +14,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyte
-
 REPLAY_BYTES = 256 * 1024
 COLS, ROWS = 100, 30
 """The pseudo-terminal's size the agent host gives a task (and the emulator replays at)."""
@@ -31,6 +29,10 @@ class Screen:
 
 
 def render(data: bytes, cols: int = COLS, rows: int = ROWS) -> Screen:
+    # The emulator (pyte and wcwidth: about 12 ms of CPU to import) loads where a screen is
+    # drawn, the console; an agent host only takes COLS and ROWS from here.
+    import pyte
+
     screen = pyte.Screen(cols, rows)
     stream = pyte.ByteStream(screen)
     # A tail may start inside an escape sequence or a UTF-8 character: the first line
