@@ -1,14 +1,19 @@
 """The agent host carries out a console's commands as they arrive, one at a time and in
 order: a command that must wait (a run stopped before the next starts) holds back the
-ones behind it; one that fails drops its connection, not the host."""
+ones behind it; one that fails drops its connection, not the host; neither what a console
+sends nor what it leaves unread is held without bound."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
+from core.runtimes import agent_host
 from core.runtimes.wire import CommandReader
 
 from .conftest import until
@@ -125,6 +130,33 @@ async def test_a_console_flooding_commands_behind_one_that_waits_is_not_read_unt
         release.set()
         await until(lambda: len(done) == total, lambda: f"{len(done)} of {total} commands carried out")
         assert done == list(range(total)) and not h.waiting and transport.is_reading()
+    finally:
+        console.close()
+        server.close()
+
+
+async def test_a_console_that_reads_nothing_is_dropped_past_the_unread_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the host sends (a heartbeat per ping, output) is held for the console in
+    memory only up to UNREAD_MAX; then the connection goes (the console reconnects and
+    its hello gives the run's state and recent ends)."""
+    monkeypatch.setattr(agent_host, "UNREAD_MAX", 4 * 1024 * 1024)
+    h = host(tmp_path)
+    accepted: list[asyncio.StreamWriter] = []
+    path = str(tmp_path / "s")
+    server = await asyncio.start_unix_server(lambda _r, w: accepted.append(w), path)
+    _, console = await asyncio.open_unix_connection(path)  # reads nothing
+    try:
+        await until(lambda: accepted, "the connection")
+        writer = h.writer = accepted[0]
+        h.last_client = time.monotonic() - 3600  # the console came an hour ago
+        pad = "x" * 1024 * 1024
+        for _ in range(12):
+            h.send({"t": "heartbeat", "note": pad})
+        assert h.writer is None and writer.transport.is_closing(), "dropped"
+        assert time.monotonic() - h.last_client < 600, "the orphan timeout counts from the drop, not from its coming"
+        assert writer.transport.get_write_buffer_size() == 0, "what it held is let go"
     finally:
         console.close()
         server.close()

@@ -40,6 +40,8 @@ from .wire import MAX_LINE, CommandReader, encode
 
 NEVER_CONNECTED_S = 60.0
 """A host no console ever reached (the console died while starting it) exits after this."""
+UNREAD_MAX = 4 * MAX_LINE
+"""Bytes sent to the console and not yet read by it past which its connection is dropped."""
 
 
 def undeliverable(msg: dict[str, Any], size: int) -> dict[str, Any]:
@@ -114,7 +116,22 @@ class Host:
         try:
             w.write(data)
         except (ConnectionError, RuntimeError):
-            self.writer = None
+            self._without_console()
+            return
+        unread = w.transport.get_write_buffer_size()
+        if unread > UNREAD_MAX:  # a console that reads nothing: held here no longer (it reconnects: hello)
+            print(
+                f"agent host {self.agent}: dropped the console, {unread:,} bytes sent to it unread",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._without_console()
+            w.transport.abort()
+
+    def _without_console(self) -> None:
+        """The console's connection is gone: the orphan timeout counts from now."""
+        self.writer = None
+        self.last_client = time.monotonic()
 
     async def client(self, reader: CommandReader, writer: asyncio.StreamWriter) -> None:
         """One authenticated console at a time: a new one replaces the old one; its
@@ -200,8 +217,7 @@ class Host:
         """The connection is gone: the host is without a console until one connects."""
         self.readers.discard(reader)
         if self.writer is writer:
-            self.writer = None
-            self.last_client = time.monotonic()
+            self._without_console()
         writer.close()
 
     async def heartbeat(self) -> None:
