@@ -234,3 +234,34 @@ async def test_incident_row_of_a_plan_that_runs_on_its_own_says_it_recovers(tmp_
 
         assert await wait_for(pilot, lambda: f"recovering since {timefmt.clock(plan.created_at)}" in row()), row()
         assert "to approve" not in row()
+
+
+@pytest.mark.slow
+async def test_approving_a_plan_without_a_rollback_point_takes_the_one_the_dialog_names(tmp_path):
+    """No step ran before the decision (every step waits for it): the approve dialog says a
+    checkpoint is taken before the first step; approving takes it, before that step starts,
+    and it becomes the plan's rollback point."""
+    every = Config.model_validate(
+        {"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}}
+    )
+    app = make_app(tmp_path / "n.db", config=every)
+    async with app.run_test(size=(160, 48)) as pilot:
+        pid = await drill_until_plan(app, pilot)
+        eng = app.host.engine
+        assert eng.state.plans[pid].checkpoint is None
+        before = set(eng.state.checkpoints)
+        await pilot.press("a")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        said = " ".join(_plain(app.screen.detail).split())
+        assert "a checkpoint is taken before the first one, and K rolls back to it" in said, said
+        await pilot.press("tab", "enter")
+        assert await wait_for(pilot, lambda: eng.state.plans[pid].state != "proposed")
+        for _ in range(60):  # the executor runs the approved steps as the clock moves
+            if eng.state.plans[pid].checkpoint is not None:
+                break
+            await app.host.advance(5.0)
+        assert eng.state.plans[pid].checkpoint is not None, "the rollback point taken"
+        cp = eng.state.checkpoints[eng.state.plans[pid].checkpoint]
+        assert cp.id not in before and cp.label == f"before {pid}"
+        started = [st.started_at for st in eng.state.plans[pid].steps if st.started_at is not None]
+        assert started and cp.ts <= min(started), "taken before the first step started"
