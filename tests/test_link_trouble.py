@@ -140,3 +140,32 @@ async def test_a_host_that_goes_is_gone_and_no_fold_trouble(tmp_path: Path) -> N
         assert said == [] and link.trouble is None
     finally:
         await link.close()
+
+
+async def test_a_fold_error_with_no_host_does_not_say_commands_go_to_one(tmp_path: Path) -> None:
+    """Tailing the store of a database no host runs: the failed fold says so, and not that
+    the host may still be running or that commands still go to it (they are refused)."""
+    db = tmp_path / "n.db"
+    host = await _host(db)
+    await host.close()
+    link = await AttachedLink(db).open()
+    try:
+        assert link.client is None and link.replica is not None
+        said: list[str] = []
+        link.on_trouble(said.append)
+
+        async def broken(upto: int | None = None) -> list[Event]:
+            raise KeyError("agent_9")
+
+        link.replica.catch_up = broken  # type: ignore[method-assign]
+        await link.start()
+        await until(lambda: said, "the failed fold said")
+        assert said[0].startswith("the console stopped following n.db: folding its events failed here"), said
+        assert (
+            "no host runs n.db" in said[0] and "still go to it" not in said[0] and "may still be running" not in said[0]
+        )
+        assert link.gone is None and link.trouble == "not following (KeyError: 'agent_9')"
+        res = await link.send("/coordination-hub checkpoint")
+        assert res["status"] == "error", res
+    finally:
+        await link.close()

@@ -385,11 +385,16 @@ class AttachedLink(Link):
         The host is not known to be gone: commands still reach it while it answers."""
         assert self.replica is not None
         why = f"{type(exc).__name__}: {exc}"
+        if self.client is None:  # tailing the store: no host to send commands to
+            whom, still = self.db.name, f"no host runs {self.db.name}"
+        else:
+            whom, still = the_host(self.host_pid), "the host may still be running"
+            if not self.readonly:
+                still += " and commands still go to it"
         self._set_trouble(
             f"not following ({why})",
-            f"the console stopped following {the_host(self.host_pid or self.last_pid)}: folding its events failed "
-            f"here ({why}); the host may still be running and commands still go to it; the panes stay at "
-            f"seq {self.replica.seq:,}; reopen the console to follow again",
+            f"the console stopped following {whom}: folding its events failed here ({why}); {still}; "
+            f"the panes stay at seq {self.replica.seq:,}; reopen the console to follow again",
         )
 
     def _publish_all(self, evs: list[Event]) -> None:
