@@ -49,7 +49,7 @@ from .store_schema import (
     repair_hint,
     scalar,
 )
-from .store_tables import CheckpointTable, MetricSamples, ProcessTable, SamplesRefused
+from .store_tables import CheckpointTable, MetricSamples, ProcessRow, ProcessTable, SamplesRefused
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -488,6 +488,10 @@ class Store:
 
     async def forget_process(self, agent: str) -> None:
         await self.process_table.forget(agent)
+
+    async def apply_processes(self, saves: list[ProcessRow], forgets: list[str]) -> None:
+        """Processes rows saved and forgotten in one transaction."""
+        await self.process_table.apply(saves, forgets)
 
     async def processes(self) -> list[tuple[str, int, float, dict[str, Any]]]:
         return await self.process_table.all()

@@ -25,6 +25,7 @@ from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 
 Write = Callable[[Statements], Awaitable[None]]
+ProcessRow = tuple[str, int, float, dict[str, Any]]  # agent, pid, create time, info (address, task group, MAC)
 """The store's write path: runs the statements in one transaction, one round trip to
 the connection's thread (``Store._write``)."""
 
@@ -475,18 +476,22 @@ class ProcessTable:
         self._write = write
 
     async def save(self, agent: str, pid: int, create_time: float, info: dict[str, Any]) -> None:
-        def statements(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO processes(agent, pid, create_time, info) VALUES (?,?,?,?) "
-                "ON CONFLICT(agent) DO UPDATE SET pid=excluded.pid, create_time=excluded.create_time, info=excluded.info",
-                (agent, pid, create_time, json.dumps(info)),
-            )
-
-        await self._write(statements)
+        await self.apply([(agent, pid, create_time, info)], [])
 
     async def forget(self, agent: str) -> None:
+        await self.apply([], [agent])
+
+    async def apply(self, saves: list[ProcessRow], forgets: list[str]) -> None:
+        """Rows saved and rows deleted in one transaction: one sync for a pool's hosts."""
+        rows = [(agent, pid, create_time, json.dumps(info)) for agent, pid, create_time, info in saves]
+
         def statements(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM processes WHERE agent=?", (agent,))
+            conn.executemany(
+                "INSERT INTO processes(agent, pid, create_time, info) VALUES (?,?,?,?) "
+                "ON CONFLICT(agent) DO UPDATE SET pid=excluded.pid, create_time=excluded.create_time, info=excluded.info",
+                rows,
+            )
+            conn.executemany("DELETE FROM processes WHERE agent=?", [(agent,) for agent in forgets])
 
         await self._write(statements)
 

@@ -27,6 +27,7 @@ from ..models import LIVE_AGENT, TaskStatus
 
 if TYPE_CHECKING:
     from ..engine import Engine
+    from ..store_tables import ProcessRow
     from . import RuntimeSink
 
 
@@ -121,7 +122,9 @@ class Fleet(Generic[H]):
         self.adopted: list[str] = []
         self.recovered: list[str] = []
         self.loops: list[asyncio.Task[None]] = []
-        self._store_ops: list[tuple[str, tuple[Any, ...]]] = []
+        self._rows: dict[str, ProcessRow | None] = {}
+        """Each agent's processes row still to write: the row, or None to delete it (the
+        last word per agent is the one that counts)."""
         self._wake: asyncio.Event | None = None
 
     # -- commands to hosts ---------------------------------------------------------------
@@ -155,28 +158,22 @@ class Fleet(Generic[H]):
 
     # -- the processes table ------------------------------------------------------------
     def save_row(self, agent_id: str, pid: int, create_time: float, info: dict[str, Any]) -> None:
-        self._store_ops.append(("save", (agent_id, pid, create_time, info)))
+        self._rows[agent_id] = (agent_id, pid, create_time, info)
         self.poke()
 
     def forget_row(self, agent_id: str) -> None:
-        self._store_ops.append(("forget", (agent_id,)))
+        self._rows[agent_id] = None
         self.poke()
 
     async def run_store_ops(self) -> None:
         engine = self.engine
-        ops, self._store_ops = self._store_ops, []
-        if not ops or engine is None or engine.store is None:
+        rows, self._rows = self._rows, {}
+        if not rows or engine is None or engine.store is None:
             return  # nothing to write: the store's lock is not waited for
-        latest: dict[str, int] = {}
-        for i, (_, args) in enumerate(ops):
-            latest[args[0]] = i
-        ops = [op for i, op in enumerate(ops) if latest[op[1][0]] == i]  # only the last word per agent counts
+        saves = [row for row in rows.values() if row is not None]
+        forgets = [agent for agent, row in rows.items() if row is None]
         async with engine.store_lock:
-            for kind, args in ops:
-                if kind == "save":
-                    await engine.store.save_process(*args)
-                else:
-                    await engine.store.forget_process(*args)
+            await engine.store.apply_processes(saves, forgets)  # one commit for all of them
 
     # -- the loops ------------------------------------------------------------------------
     def start(self, links: Links[H], sampling: Callable[[], Any]) -> None:
