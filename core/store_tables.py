@@ -25,9 +25,10 @@ from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 
 Write = Callable[[Statements], Awaitable[None]]
-ProcessRow = tuple[str, int, float, dict[str, Any]]  # agent, pid, create time, info (address, task group, MAC)
 """The store's write path: runs the statements in one transaction, one round trip to
 the connection's thread (``Store._write``)."""
+ProcessRow = tuple[str, int, float, dict[str, Any]]
+"""A processes row: agent, pid, create time, info (address, task group, MAC)."""
 
 
 CHECKPOINT_ID_HIGH = "checkpoint_id_high"
