@@ -30,7 +30,6 @@ the connection's thread (``Store._write``)."""
 ProcessRow = tuple[str, int, float, dict[str, Any]]
 """A processes row: agent, pid, create time, info (address, task group, MAC)."""
 
-
 CHECKPOINT_ID_HIGH = "checkpoint_id_high"
 """The meta key holding the highest checkpoint id ever given."""
 _INSERT_SAMPLES = RowInsert("INSERT INTO metrics(series, ts, value)", 3)
