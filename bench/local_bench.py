@@ -320,7 +320,7 @@ async def main(args: argparse.Namespace) -> int:
         done = args.tasks * args.rounds
         whole: list[tuple[float, float]] = []  # (opsdeck run, xargs) walls, the order alternating
         for r in range(args.whole):
-            spot = db.parent / f"whole{r}"
+            spot = Path(tempfile.mkdtemp(prefix=f"whole{r}-", dir=db.parent))  # a fresh database each run
             if r % 2 == 0:
                 ow = await asyncio.to_thread(whole_run, n, args.tasks, spot)
                 xw = (await asyncio.to_thread(xargs_run, args.tasks))[0]
