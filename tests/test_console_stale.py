@@ -154,3 +154,16 @@ def test_the_plan_checks_refuse_a_step_as_the_command_language_does(text: str) -
     good = "/coordination-hub pause wf-1"
     assert bind_command(good).workflow_id == "wf-1"
     assert line_error(good) is None and targets(good) == ({"wf-1"}, set(), set())
+
+
+def test_a_step_naming_a_workflow_that_never_existed_says_so() -> None:
+    """The effects name a workflow by what it is: live (its band, priority, status), archived
+    (its final status, test above), or never known: not '(unknown)' for every case."""
+    from core.session import memory_sim
+    from tui.plan_view import effects
+
+    eng = memory_sim(seed=0, demo=True)
+    live = next(iter(eng.state.workflows))
+    assert effects(eng.state, "/coordination-hub pause workflow_999") == ["pause workflow_999 (no such workflow)"]
+    (said,) = effects(eng.state, f"/coordination-hub pause {live}")
+    assert said.startswith(f"pause {live} (") and eng.state.workflows[live].status.value in said, said
