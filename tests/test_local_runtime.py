@@ -459,7 +459,7 @@ async def test_tasks_spawn_without_python_in_the_child_yet_get_their_limits(
             await run.proc.wait()
 
 
-@pytest.mark.slow  # ~50 s of wall time whatever the load: 3 scans of 4 s, then ~35 s until the stopped host is judged
+@pytest.mark.slow  # ~30 s of wall time whatever the load: 3 samples of 4 s, then ~15 s until the stopped host is judged
 async def test_slow_sampling_is_not_taken_for_silent_agents_and_a_stopped_host_still_is(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -133,9 +133,11 @@ class Liveness:
 
     def silence(self, last: float, now: float) -> float:
         """Seconds an agent last heard at ``last`` has been silent while the console was
-        listening: the time since, less the lateness of the checks made since. A host that
+        listening: the time since, less the console's stalls since (a late check's stall
+        is the ``late`` seconds before it; only its part after ``last`` counts: a report
+        read just before that check ended a silence the stall cannot excuse). A host that
         really stopped is still found, later by at most the console's own stalls."""
-        return now - last - sum(late for at, late in self.deaf if at > last)
+        return now - last - sum(min(late, at - last) for at, late in self.deaf if at > last)
 
     def reassign_unreachable(self, now: float) -> None:
         """The standing reassignment that ``/coordination-hub communication-redundancy-
