@@ -82,3 +82,40 @@ def test_example_workload_completes(tmp_path: Path) -> None:
     # the tasks handed their files to each other through the run's shared directory
     assert (tmp_path / "ex.db.agents" / "shared" / "opsdeck-example" / "calc.tar.gz").exists()
     assert "Ran 10 tests" in r.stdout and "Ran 2 tests" in r.stdout, "the test shards ran the generated tests"
+
+
+def test_a_workflow_ending_first_does_not_end_the_run(tmp_path: Path) -> None:
+    """The run ends at the commit of the last workflow's end (not at the next tick); the
+    case that must not end it: another workflow's end while one still runs."""
+    f = tmp_path / "two.toml"
+    f.write_text("""
+[runtime]
+heartbeat_s = 0.5
+sample_s = 0.5
+[[pools]]
+name = "p"
+specializations = ["s"]
+size = 2
+[[workflows]]
+id = "quick"
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = "true"
+    specialization = "s"
+[[workflows]]
+id = "later"
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = "sh -c 'sleep 1; touch later-ran'"
+    specialization = "s"
+""")
+    r = run(str(f), "--db", str(tmp_path / "r.db"), "--headless", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "# quick: completed" in r.stderr and "# later: completed" in r.stderr
+    assert (tmp_path / "later-ran").exists()
+    ends = [line.split(":", 1)[0] for line in r.stdout.splitlines() if line.startswith("WORKFLOW_COMPLETED")]
+    assert len(ends) == 2

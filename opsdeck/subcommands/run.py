@@ -229,6 +229,7 @@ async def headless(
     as_json: bool = False,
 ) -> int:
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
+    from core.event_types import WORKFLOW_CANCELLED, WORKFLOW_COMPLETED, WORKFLOW_FAILED
     from core.host.host import Host
     from core.models import WorkflowStatus
     from core.workflow_file import WorkflowFileError
@@ -257,6 +258,12 @@ async def headless(
         return 2
     engine, rt = host.engine, host.runtime
     assert rt is not None, "a host on real agents has a runtime"
+    pace = asyncio.Event()
+    """Ends the pacing: a stop signal, or the commit of the last workflow's end (the
+    pacing loop itself looks at ``finished`` once a tick, up to 0.1 s later)."""
+    relay = asyncio.get_running_loop().create_task(_set_when(stop, pace))
+    ends = (WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED)
+    unsubscribe = engine.subscribe(lambda ev: pace.set() if ev.type in ends and finished(engine) else None)
     if not incidents:
         host.manager.detectors.clear()  # headless without --incidents: measurements only, no plans
     try:
@@ -271,13 +278,15 @@ async def headless(
                 f"# every workflow of this file already ended in {db}; nothing to run (use another --db to run it again)",
                 file=sys.stderr,
             )
-        await host.run(stop, until=lambda: finished(engine))
+        await host.run(pace, until=lambda: finished(engine))
         async with host.lock:
             for w in sorted(engine.state.workflows.values(), key=lambda w: w.id):
                 if w.status is WorkflowStatus.PENDING and _blocked(engine, w.id, set()):
                     engine.cancel_workflow(w.id, actor="opsdeck run")
             await engine.flush()
     finally:
+        relay.cancel()
+        unsubscribe()
         await host.close()
     results = {w.id: w.status.value for w in engine.state.all_workflows()}
     for wid, status in sorted(results.items()):
@@ -297,3 +306,8 @@ async def headless(
     if stop.is_set():
         return 130
     return 0 if all(s == "completed" for s in results.values()) else 1
+
+
+async def _set_when(event: asyncio.Event, then: asyncio.Event) -> None:
+    await event.wait()
+    then.set()
