@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -32,6 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+
+
+REFERENCE = "(reference: the goal is the whole run's, next row)"
+"""The goal column of a row shown beside a goal's row, for reference."""
 
 
 @dataclass
@@ -139,16 +144,30 @@ def read_history(out: str) -> list[Row]:
 
 
 def read_local(out: str) -> list[Row]:
+    """Two rows: the rounds (a workflow on agent hosts already up, creation to completion
+    committed) and the whole ``opsdeck run --headless`` (process start to exit, hosts started
+    and stopped). The issue's goal says "whole run": the second is the one judged."""
     m = search(r"\*\*([\d.]+)x\*\* median, ([\d.]+)x worst", out)
     med, worst = float(m.group(1)), float(m.group(2))
     per = search(r"ratio per round\s*\|\s*(.*)$", out).group(1).strip()
+    whole = [
+        float(x)
+        for x in re.findall(r"\(([\d.]+)x\)", search(r"whole `opsdeck run --headless`[^|]*\|(.*)$", out).group(1))
+    ]
     return [
         Row(
-            "local runtime `true` tasks/s vs `xargs -P2`, whole run",
+            "local runtime `true` tasks/s vs `xargs -P2`, agent hosts already up (not the goal's whole run)",
             f"{med:.2f}x median, {worst:.2f}x worst ({per})",
-            ">= 0.6x",
+            REFERENCE,
             worst >= 0.6,
-        )
+        ),
+        Row(
+            "local runtime `true` tasks/s vs `xargs -P2`, whole run",
+            f"{statistics.median(whole):.2f}x median, {min(whole):.2f}x worst "
+            f"({', '.join(f'{w:.2f}x' for w in whole)}): `opsdeck run --headless`, process start to exit",
+            ">= 0.6x",
+            bool(whole) and min(whole) >= 0.6,
+        ),
     ]
 
 
@@ -248,9 +267,17 @@ BENCHES = [
             "1",
             "--sleep",
             "2",
+            "--whole",
+            "3",
         ],
         read_local,
-        [("local runtime `true` tasks/s vs `xargs -P2`, whole run", ">= 0.6x")],
+        [
+            (
+                "local runtime `true` tasks/s vs `xargs -P2`, agent hosts already up (not the goal's whole run)",
+                REFERENCE,
+            ),
+            ("local runtime `true` tasks/s vs `xargs -P2`, whole run", ">= 0.6x"),
+        ],
     ),
     Bench(
         "frames",
@@ -302,7 +329,7 @@ def main() -> int:
     print("| figure | now | goal | met |")
     print("|---|---|---|---|")
     for r in table:
-        met = "not measured" if r.met is None else "met" if r.met else "**not met**"
+        met = "not measured" if r.met is None else "-" if r.goal == REFERENCE else "met" if r.met else "**not met**"
         print(f"| {r.figure} | {r.now} | {r.goal} | {met} |")
     return 0
 
