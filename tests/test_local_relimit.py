@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import psutil
+import pytest
 
 from core.commands import run_command
 from core.runtimes.limits import NICE_BY_BAND, REDUCED_NICE, Mechanisms
@@ -210,3 +211,34 @@ async def test_reserve_renices_like_a_guarantee_and_allocate_reports_only_read_b
     finally:
         await runtime.shutdown()
         await engine.close()
+
+
+def test_temp_cleanup_counts_only_what_it_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file whose unlink fails stays, is not counted as removed, and keeps its directory:
+    the figures say what was freed. A link is removed, never followed, never counted."""
+    from core.runtimes.dispatch import remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.bin").write_bytes(b"k" * 50)
+    run = tmp_path / "run"
+    (run / "sub").mkdir(parents=True)
+    (run / "a.bin").write_bytes(b"a" * 100)
+    (run / "sub" / "stuck.bin").write_bytes(b"s" * 1000)
+    (run / "sub" / "b.bin").write_bytes(b"b" * 10)
+    (run / "link").symlink_to(outside, target_is_directory=True)
+    real_unlink = os.unlink
+
+    def unlink(path, *a, **k):  # type: ignore[no-untyped-def]
+        if os.fspath(path).endswith("stuck.bin"):
+            raise PermissionError(1, "Operation not permitted", os.fspath(path))
+        return real_unlink(path, *a, **k)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    files, size, gone = remove_tree(run)
+    assert (files, size, gone) == (2, 110, False)
+    assert (run / "sub" / "stuck.bin").read_bytes() == b"s" * 1000
+    assert not (run / "a.bin").exists() and not (run / "link").exists()
+    assert (outside / "keep.bin").exists(), "the link was not followed"
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    assert remove_tree(run) == (1, 1000, True) and not run.exists()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
+import stat
 from pathlib import Path
 from typing import Any, Generic
 
@@ -30,6 +30,34 @@ from .task_io import TaskIO
 def temp_name(task_id: str, attempt: int) -> str:
     """The name of a task run's ``TMPDIR`` in the run's temp directory."""
     return f"{task_id.replace('/', '__')}-{attempt}"
+
+
+def remove_tree(d: Path) -> tuple[int, int, bool]:
+    """Remove ``d`` bottom-up without following links: (regular files removed, their bytes,
+    whether ``d`` is gone). A file counts once its unlink succeeded: what could not be
+    removed stays and is not reported as recovered."""
+    files = size = 0
+    for top, subdirs, names in os.walk(d, topdown=False):
+        for name in names:
+            path = os.path.join(top, name)
+            try:
+                st = os.lstat(path)
+                os.unlink(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files += 1
+                size += st.st_size
+        for name in subdirs:  # a link to a directory is listed here and not walked
+            path = os.path.join(top, name)
+            with contextlib.suppress(OSError):
+                if os.path.islink(path):
+                    os.unlink(path)
+                else:
+                    os.rmdir(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(d)
+    return files, size, not os.path.lexists(d)
 
 
 class Dispatch(Generic[H]):
@@ -233,13 +261,8 @@ class Dispatch(Generic[H]):
             if d.name in keep or not d.is_dir() or d.is_symlink():
                 kept.append(d.name)
                 continue
-            for f in d.rglob("*"):
-                with contextlib.suppress(OSError):
-                    if f.is_file() and not f.is_symlink():
-                        files += 1
-                        size += f.stat().st_size
-            shutil.rmtree(d, ignore_errors=True)
-            dirs += 0 if d.exists() else 1
+            n, b, gone = remove_tree(d)
+            files, size, dirs = files + n, size + b, dirs + gone
         return {
             "dirs_removed": dirs,
             "files_removed": files,
