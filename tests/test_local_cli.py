@@ -12,6 +12,19 @@ from .conftest import REPO, opsdeck_cmd
 EXAMPLE_BOUND_S = 600
 
 
+def pool(size: int) -> str:
+    """A file's runtime (half-second heartbeat and samples) and its one pool "p" of ``size``
+    agents of specialization "s"."""
+    return f"""
+[runtime]
+heartbeat_s = 0.5
+sample_s = 0.5
+[[pools]]
+name = "p"
+specializations = ["s"]
+size = {size}"""
+
+
 def run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(opsdeck_cmd("run", *args), capture_output=True, text=True, timeout=timeout)
 
@@ -19,14 +32,9 @@ def run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_a_failed_workflow_exits_1_and_its_dependents_are_cancelled(tmp_path: Path) -> None:
     f = tmp_path / "fail.toml"
-    f.write_text("""
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.5
-[[pools]]
-name = "p"
-specializations = ["s"]
-size = 1
+    f.write_text(
+        pool(1)
+        + """
 [[workflows]]
 id = "first"
   [[workflows.phases]]
@@ -45,7 +53,8 @@ depends_on = ["first"]
     id = "never"
     command = "touch never-ran"
     specialization = "s"
-""")
+"""
+    )
     r = run(str(f), "--db", str(tmp_path / "r.db"), "--headless", timeout=60)
     assert r.returncode == 1, r.stderr
     failed = [line for line in r.stdout.splitlines() if line.startswith("TASK_FAILED")]
@@ -88,14 +97,9 @@ def test_a_workflow_ending_first_does_not_end_the_run(tmp_path: Path) -> None:
     """The run ends at the commit of the last workflow's end (not at the next tick); the
     case that must not end it: another workflow's end while one still runs."""
     f = tmp_path / "two.toml"
-    f.write_text("""
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.5
-[[pools]]
-name = "p"
-specializations = ["s"]
-size = 2
+    f.write_text(
+        pool(2)
+        + """
 [[workflows]]
 id = "quick"
   [[workflows.phases]]
@@ -112,7 +116,8 @@ id = "later"
     id = "t"
     command = "sh -c 'sleep 1; touch later-ran'"
     specialization = "s"
-""")
+"""
+    )
     r = run(str(f), "--db", str(tmp_path / "r.db"), "--headless", timeout=60)
     assert r.returncode == 0, r.stderr
     assert "# quick: completed" in r.stderr and "# later: completed" in r.stderr

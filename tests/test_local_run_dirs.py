@@ -27,6 +27,14 @@ def run(tmp_root: Path, n: int) -> Run:
     )
 
 
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """The agent's temp root, private as the host makes it; the runs' shared dir is beside it."""
+    r = tmp_path / "tmp"
+    r.mkdir(mode=0o700)
+    return r
+
+
 def made(dirs: RunDirs, r: Run) -> Path:
     assert dirs.make(r) is None
     p = Path(r.msg["env"]["TMPDIR"])
@@ -37,9 +45,9 @@ def made(dirs: RunDirs, r: Run) -> Path:
 
 
 @pytest.mark.parametrize("alone", [True, False])
-def test_an_empty_tmpdir_is_renamed_to_the_next_runs_when_no_process_may_be_left(tmp_path: Path, alone: bool) -> None:
-    root = tmp_path / "tmp"
-    root.mkdir(mode=0o700)
+def test_an_empty_tmpdir_is_renamed_to_the_next_runs_when_no_process_may_be_left(
+    tmp_path: Path, root: Path, alone: bool
+) -> None:
     dirs = RunDirs(lambda: alone)
     first = run(root, 1)
     p1 = made(dirs, first)
@@ -50,9 +58,7 @@ def test_an_empty_tmpdir_is_renamed_to_the_next_runs_when_no_process_may_be_left
     assert (tmp_path / "shared").is_dir()
 
 
-def test_a_tmpdir_left_with_files_or_opened_up_or_replaced_is_never_reused(tmp_path: Path) -> None:
-    root = tmp_path / "tmp"
-    root.mkdir(mode=0o700)
+def test_a_tmpdir_left_with_files_or_opened_up_or_replaced_is_never_reused(root: Path) -> None:
     dirs = RunDirs(lambda: True)
     r1 = run(root, 1)
     p1 = made(dirs, r1)
@@ -76,10 +82,8 @@ def test_a_tmpdir_left_with_files_or_opened_up_or_replaced_is_never_reused(tmp_p
 
 
 def test_a_tmpdir_swapped_for_a_link_while_it_is_checked_is_not_the_next_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = tmp_path / "tmp"
-    root.mkdir(mode=0o700)
     outside = tmp_path / "outside"
     outside.mkdir(mode=0o700)
     dirs = RunDirs(lambda: True)
@@ -101,12 +105,10 @@ def test_a_tmpdir_swapped_for_a_link_while_it_is_checked_is_not_the_next_runs(
     assert p1.is_symlink(), "the link is put back where it was, for the cleanup"
 
 
-async def test_a_process_a_run_left_in_its_tmpdir_never_writes_into_the_next_runs(tmp_path: Path) -> None:
+async def test_a_process_a_run_left_in_its_tmpdir_never_writes_into_the_next_runs(tmp_path: Path, root: Path) -> None:
     """Not a subreaper (the Ray actor's runner): a task's detached process is out of
     the host's sight and outlives the run; its working directory, the run's TMPDIR,
     must not become the next run's."""
-    root = tmp_path / "tmp"
-    root.mkdir(mode=0o700)
     go = tmp_path / "go"
     sent: list[dict[str, Any]] = []
     runner = TaskRunner(RunnerConfig(agent="a1", make_dirs=True), sent.append)
@@ -135,10 +137,8 @@ async def test_a_process_a_run_left_in_its_tmpdir_never_writes_into_the_next_run
     assert not (root / "t2" / "left").exists(), "the earlier run's process wrote into the next run's TMPDIR"
 
 
-def test_a_tmpdir_its_task_put_attributes_on_is_never_reused(tmp_path: Path) -> None:
+def test_a_tmpdir_its_task_put_attributes_on_is_never_reused(root: Path) -> None:
     """A value (``user.`` attribute) or an ACL on the directory would be the next run's."""
-    root = tmp_path / "tmp"
-    root.mkdir(mode=0o700)
     dirs = RunDirs(lambda: True)
     r1 = run(root, 1)
     p1 = made(dirs, r1)
