@@ -115,13 +115,14 @@ async def wait_for(until, timeout: float) -> None:  # type: ignore[no-untyped-de
 
 def idle_share(t0: Any, t1: Any) -> float:
     """Percent of the machine's CPU time (all cores) idle, waiting on I/O included, between
-    two ``psutil.cpu_times()`` (guest time is already counted in user time)."""
+    two ``psutil.cpu_times()`` (Linux's fields, as the local runtime is; guest time is
+    already counted in user time)."""
 
     def total(t: Any) -> float:
-        return float(sum(t)) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+        return float(sum(t)) - t.guest - t.guest_nice
 
     def idle(t: Any) -> float:
-        return float(t.idle) + getattr(t, "iowait", 0.0)
+        return float(t.idle) + t.iowait
 
     span = total(t1) - total(t0)
     return 100.0 * (idle(t1) - idle(t0)) / span if span > 0 else 0.0
