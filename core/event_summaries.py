@@ -112,9 +112,17 @@ def performance_alert(ev: Event) -> str:
 
 
 def threshold(ev: Event) -> str:
+    """The watched series are utilisation percentages (``monitoring.WATCHED``)."""
     d = ev.data
     by = f" ({d['monitor']} monitor)" if d.get("monitor") else ""
-    return f"{d['metric']} at {_short(d['value'])}, over its threshold {_short(d['threshold'])}{by}"
+    return f"{d['metric']} at {_pct(d['value'], '.1f')}, over its threshold {_pct(d['threshold'], 'g')}{by}"
+
+
+def _pct(value: Any, fmt: str) -> str:
+    """A percentage with its unit; anything else (an event line from outside) as it is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:{fmt}} %"
+    return _short(value)
 
 
 # -- workflows ------------------------------------------------------------------------

@@ -343,3 +343,19 @@ async def test_dependency_recovery_monitoring_raises_alerts() -> None:
 
     assert await alerts(False) == []
     assert {e.data["metric"] for e in await alerts(True)} == {"cpu", "memory"}
+
+
+def test_threshold_alert_summary_gives_the_percent_unit() -> None:
+    """RESOURCE_THRESHOLD's watched series are percentages: the log line says so, and an
+    event from outside with a non-number keeps its value as it is."""
+    from core.event_types import RESOURCE_THRESHOLD
+    from core.events import Event
+
+    def line(data: dict[str, Any]) -> str:
+        ev = Event(seq=1, ts=0.0, type="RESOURCE_THRESHOLD", component="resource", scope="monitoring", data=data)
+        return RESOURCE_THRESHOLD.summary(ev)
+
+    assert line({"metric": "memory", "value": 69.694, "threshold": 63.75, "monitor": "m"}) == (
+        "memory at 69.7 %, over its threshold 63.75 % (m monitor)"
+    )
+    assert line({"metric": "cpu", "value": "high", "threshold": 80}) == "cpu at high, over its threshold 80 %"
