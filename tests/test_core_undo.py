@@ -253,6 +253,22 @@ def test_pre_image_copies_every_field_of_a_task_that_a_fold_could_change_in_plac
         assert getattr(copy, name) == [[name]], name
 
 
+def test_pre_image_of_a_task_subclass_keeps_its_class_and_shares_nothing() -> None:
+    """The field-by-field copy is for Task itself: a subclass (with a field of its own)
+    comes back as its own class, every field copied, not rebuilt as a plain Task."""
+
+    @dataclasses.dataclass
+    class Tagged(Task):
+        tags: list[str] = dataclasses.field(default_factory=list)
+
+    t = Tagged("w/t", "w", "p", "s", depends_on=["w/a"], tags=["x"])
+    copy = pre_image(t)
+    t.depends_on.append("w/b")
+    t.tags.append("y")
+    assert type(copy) is Tagged
+    assert copy.depends_on == ["w/a"] and copy.tags == ["x"]
+
+
 # -- commands that fail midway ------------------------------------------------------------
 
 
