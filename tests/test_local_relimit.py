@@ -242,3 +242,27 @@ def test_temp_cleanup_counts_only_what_it_removed(tmp_path: Path, monkeypatch: p
     assert (outside / "keep.bin").exists(), "the link was not followed"
     monkeypatch.setattr(os, "unlink", real_unlink)
     assert remove_tree(run) == (1, 1000, True) and not run.exists()
+
+
+def test_temp_cleanup_does_not_count_a_spare_an_agent_host_renamed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent host renames an ended run's empty TMPDIR (its spare) to serve its next run:
+    when that happens while the cleanup walks it, the directory lives on under its new
+    name, so it is not counted in dirs_removed; one the cleanup removed is."""
+    from core.runtimes.dispatch import remove_tree
+
+    spare, next_run = tmp_path / "w__a-0", tmp_path / "w__b-0"
+    spare.mkdir()
+    real_rmdir = os.rmdir
+
+    def rmdir(path, *a, **k):  # type: ignore[no-untyped-def]
+        if os.fspath(path) == os.fspath(spare):
+            os.rename(spare, next_run)  # the host, between the walk and the rmdir
+        return real_rmdir(path, *a, **k)
+
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    assert remove_tree(spare) == (0, 0, False)
+    assert next_run.is_dir() and not spare.exists()
+    monkeypatch.setattr(os, "rmdir", real_rmdir)
+    assert remove_tree(next_run) == (0, 0, True) and not next_run.exists()

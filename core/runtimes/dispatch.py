@@ -34,8 +34,10 @@ def temp_name(task_id: str, attempt: int) -> str:
 
 def remove_tree(d: Path) -> tuple[int, int, bool]:
     """Remove ``d`` bottom-up without following links: (regular files removed, their bytes,
-    whether ``d`` is gone). A file counts once its unlink succeeded: what could not be
-    removed stays and is not reported as recovered."""
+    whether ``d`` was removed here). A file or ``d`` counts once its unlink or rmdir
+    succeeded: what could not be removed stays and is not reported as recovered, and a
+    ``d`` gone by other means (an agent host renamed it, a spare TMPDIR, to serve its next
+    run) is not counted as removed."""
     files = size = 0
     for top, subdirs, names in os.walk(d, topdown=False):
         for name in names:
@@ -55,9 +57,11 @@ def remove_tree(d: Path) -> tuple[int, int, bool]:
                     os.unlink(path)
                 else:
                     os.rmdir(path)
-    with contextlib.suppress(OSError):
+    try:
         os.rmdir(d)
-    return files, size, not os.path.lexists(d)
+    except OSError:
+        return files, size, False
+    return files, size, True
 
 
 class Dispatch(Generic[H]):
