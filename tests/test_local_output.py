@@ -124,6 +124,22 @@ def test_a_run_that_prints_nothing_leaves_no_file_and_takes_no_place(tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w_a.0.log"], "the silent run removed the one kept"
 
 
+def test_a_replaced_run_still_writing_keeps_its_file_until_it_closes(tmp_path: Path) -> None:
+    """keep=1: the next run's file is created while the replaced run still drains its
+    output. The replaced run's file is not removed under it (its later bytes land in the
+    file); it is removed once closed, the one kept being the newest."""
+    files = OutputFiles(tmp_path, keep=1)
+    replaced = files.open("w/a", 0)
+    replaced.feed(b"before\n")
+    following = _printed(files, "w/b", 0, b"next\n")
+    replaced.feed(b"drained after the next run started\n")
+    assert replaced.file is not None
+    assert Path(replaced.file).read_bytes() == b"before\ndrained after the next run started\n"
+    replaced.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w_b.0.log"]
+    assert following.file is not None and Path(following.file).read_bytes() == b"next\n"
+
+
 def test_a_run_started_again_never_shows_the_older_runs_output(tmp_path: Path) -> None:
     files = OutputFiles(tmp_path)
     first = _printed(files, "w/a", 0, b"first\n")

@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 from collections import OrderedDict
+from itertools import islice
 from pathlib import Path
 
 LINE_MAX = 4096
@@ -118,11 +119,14 @@ class TaskOutput:
             self.close()
 
     def close(self) -> None:
+        writing = self._made and not self._closed
         self._closed = True
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
+        if writing and self._files is not None and self.path is not None:
+            self._files.closed(os.path.basename(self.path))
 
     # -- lines ---------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[str]:
@@ -186,7 +190,8 @@ class TaskOutput:
 
 class OutputFiles:
     """One agent's output directory: a file per run that printed something, the oldest
-    removed past ``keep``.
+    removed past ``keep`` once no run writes it (a run replaced by the next one drains
+    its output for up to ``OUTPUT_DRAIN_S`` after the next one started).
 
     The directory is listed once, the first time a run starts (files left by an earlier
     host of this agent, oldest first by modification time); after that the files this
@@ -198,6 +203,8 @@ class OutputFiles:
         self.keep = keep
         self._names: OrderedDict[str, None] | None = None
         """The ``.log`` files kept, oldest first (None until the directory was listed)."""
+        self._writing: set[str] = set()
+        """Files a run still writes: never removed to make room."""
 
     def _listed(self) -> OrderedDict[str, None]:
         found: list[tuple[float, str]] = []
@@ -226,13 +233,29 @@ class OutputFiles:
         return TaskOutput(os.path.join(self._dir, name), self)
 
     def created(self, name: str) -> None:
-        """A run's file was created: the newest; the oldest beyond ``keep`` are removed
-        (and their rotated parts)."""
+        """A run's file was created: the newest; the oldest beyond ``keep`` that no run
+        writes are removed (and their rotated parts)."""
         names = self._names
         if names is None:
             names = self._names = self._listed()
         names.pop(name, None)
         names[name] = None
-        while len(names) > max(self.keep, 1):
-            old, _ = names.popitem(last=False)
+        self._writing.add(name)
+        self._trim(names)
+
+    def closed(self, name: str) -> None:
+        """A run's file was closed: it may now make room for newer ones."""
+        self._writing.discard(name)
+        if self._names is not None:
+            self._trim(self._names)
+
+    def _trim(self, names: OrderedDict[str, None]) -> None:
+        over = len(names) - max(self.keep, 1)
+        if over <= 0:
+            return
+        writing = self._writing
+        # Only files older than the newest ``keep``: one being written stays over the count
+        # until it closes (a host writes at most its current run's and a replaced one's).
+        for old in [n for n in islice(names, over) if n not in writing]:
+            del names[old]
             self._remove(old)
