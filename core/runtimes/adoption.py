@@ -4,16 +4,19 @@ Processes are identified by pid AND create time (the ``processes`` table), never
 pid alone. A row is trusted only when it carries this run's MAC (keyed by the run's
 secret in the private run directory: whoever can write the database cannot forge one)
 and the live process still matches it: its start time, our uid and, for a host, its
-command line (``core.runtimes.agent_host --agent ID``). Nothing else is adopted or
-signalled: a root process listed in a database another user wrote is left alone.
+proof on the row's socket (:meth:`Adoption.prove`: the process holding that socket,
+by ``SO_PEERCRED``, is the row's pid, knows the run's secret and says it is the row's
+agent). A host's command line proves nothing (a forked host has its launcher's; any
+process of ours can name itself anything). Nothing else is adopted or signalled: a
+root process listed in a database another user wrote is left alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
-import itertools
 import json
 import os
 import signal
@@ -22,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from ..models import LIVE_AGENT
+from .handshake import HANDSHAKE_TIMEOUT_S, ChannelError, console_connect
 from .sampler import same_process
+from .wire import messages
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -48,7 +53,7 @@ class Adoption:
 
     def untrusted_row(self, agent_id: str, pid: int, create_time: float, info: dict[str, Any]) -> str | None:
         """Why a stored row may not be acted on, or None: it must carry this run's MAC,
-        and a live pid it names must be ours and (a host) run our agent host."""
+        and a live pid it names must be ours (its proof on its socket follows: :meth:`prove`)."""
         mac = info.get("mac")
         try:
             expected = self.row_mac(agent_id, pid, create_time, info)
@@ -56,23 +61,60 @@ class Adoption:
             return f"pid {pid}: the row is malformed; nothing was signalled"
         if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
             return f"pid {pid}: the row was not written by this run (no valid MAC); nothing was signalled"
-        if same_process(pid, create_time) and not _runs_agent_host(pid, agent_id):
-            return (
-                f"pid {pid} is not this run's agent host for {agent_id} (owner or command line); nothing was signalled"
-            )
+        if same_process(pid, create_time) and not _ours(pid):
+            return f"pid {pid} belongs to another user; nothing was signalled"
         tp, tct = info.get("task_pgid"), info.get("task_create_time")
         if tp and tct and same_process(tp, tct) and not _ours(tp):
             return f"task group {tp} belongs to another user; nothing was signalled"
         return None
 
+    async def prove(self, agent_id: str, pid: int, info: dict[str, Any]) -> str | None:
+        """Why the live process ``pid`` is not proven to be this run's host for
+        ``agent_id``, or None when it is: the process holding the row's socket is ``pid``
+        (``SO_PEERCRED``), answers the run's challenge (it knows the secret) and greets as
+        ``agent_id`` with its pid. A process that does not answer within the handshake's
+        time is not proven (a stopped or hung one included): it is left alone."""
+        address = info.get("address")
+        if not isinstance(address, str) or not address or address.startswith("@"):
+            return f"pid {pid}: the row names no socket to prove itself on; nothing was signalled"
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                reader, writer = await console_connect(address, self.secret, expect_pid=pid)
+                try:
+                    hello = await anext(messages(reader), None)
+                finally:
+                    writer.close()
+        except ChannelError as exc:
+            return f"pid {pid} did not prove itself as this run's agent host: {exc}; nothing was signalled"
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:  # TimeoutError is an OSError
+            why = str(exc) or type(exc).__name__
+            return f"pid {pid} did not answer as this run's agent host on {address} ({why}); nothing was signalled"
+        if (
+            not isinstance(hello, dict)
+            or hello.get("t") != "hello"
+            or hello.get("agent") != agent_id
+            or hello.get("pid") != pid
+        ):
+            return f"pid {pid} on {address} is not this run's agent host for {agent_id}; nothing was signalled"
+        return None
+
     async def reconcile(self, engine: Engine) -> None:
         """Sort the agents the log counts as live into adoptable or gone; end what is
-        left of processes the log no longer counts as live."""
+        left of processes the log no longer counts as live. Every live host a trusted
+        row names proves itself first (all at once: one handshake's time at most)."""
         stored = await engine.store.processes() if engine.store is not None else []
         state = engine.state
-        for agent_id, pid, ct, info in stored:
+        checks = [self.untrusted_row(agent_id, pid, ct, info) for agent_id, pid, ct, info in stored]
+        proofs = await asyncio.gather(
+            *(
+                self.prove(agent_id, pid, info)
+                if why is None and same_process(pid, ct)
+                else asyncio.sleep(0, result=why)
+                for (agent_id, pid, ct, info), why in zip(stored, checks, strict=True)
+            )
+        )
+        for (agent_id, pid, ct, info), why in zip(stored, proofs, strict=True):
             a = state.agents.get(agent_id)
-            why = self.untrusted_row(agent_id, pid, ct, info)
             if why is not None:
                 self.untrusted[agent_id] = why
                 self.security_failures.append(f"processes row of {agent_id}: {why}")
@@ -112,16 +154,3 @@ def _ours(pid: int) -> bool:
         return psutil.Process(pid).uids().real == os.getuid()
     except psutil.Error:
         return False
-
-
-def _runs_agent_host(pid: int, agent_id: str) -> bool:
-    """Is ``pid`` ours and running ``core.runtimes.agent_host --agent agent_id``?"""
-    try:
-        proc = psutil.Process(pid)
-        argv = proc.cmdline()
-        uid = proc.uids().real
-    except psutil.Error:
-        return False
-    if uid != os.getuid() or "core.runtimes.agent_host" not in argv:
-        return False
-    return any(a == "--agent" and b == agent_id for a, b in itertools.pairwise(argv))

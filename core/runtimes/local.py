@@ -21,8 +21,9 @@ Three rules keep a run correct across crashes:
   A row is trusted only when it carries this run's MAC (keyed by the run's secret in
   the private run directory: whoever can write the database cannot forge one) and
   the live process still matches it: its start time, our uid and, for a host, its
-  command line (``core.runtimes.agent_host --agent ID``). Nothing else is adopted or
-  signalled: a root process listed in a database another user wrote is left alone.
+  proof on its socket (the run's secret, from the row's pid: :mod:`.adoption`).
+  Nothing else is adopted or signalled: a root process listed in a database another
+  user wrote is left alone.
 """
 
 from __future__ import annotations
