@@ -15,6 +15,8 @@
 - A freeze also holds the cycles alive at that moment and dropped later: a long-running
   engine's maintenance thaws, collects and freezes again once far more tasks were frozen
   than now live (:meth:`Collector.maintain`), so those stay bounded by what lives.
+- A command-line process about to exit freezes everything (:func:`before_exit`): the
+  interpreter's last collection then walks nothing.
 - A console draws frames: its young passes are smaller (:func:`for_frames`), and none
   runs inside a frame (the frame is drawn in :func:`gc_paused`, ``tui/screens/main.py``).
 
@@ -50,6 +52,17 @@ def for_frames() -> None:
     :data:`CONSOLE_GEN0` allocations, the older generations' thresholds kept."""
     g0, g1, g2 = gc.get_threshold()
     gc.set_threshold(min(g0, CONSOLE_GEN0), g1, g2)
+
+
+def before_exit() -> None:
+    """Just before a command-line process exits (``python -m opsdeck``, the ``opsdeck``
+    script; never in a process that goes on): everything is frozen, so the collection the
+    interpreter runs while it shuts down walks nothing. It walked every object the process
+    had made (modules, models, an engine's state): 0.35-0.6 s of the exit measured on this
+    machine under load 9-12 after importing a headless run's modules, 0.05-0.1 s frozen.
+    What it would have freed is cyclic garbage, whose memory the exit returns anyway; the
+    atexit handlers and the flushing of the standard streams still run."""
+    gc.freeze()
 
 
 @contextmanager

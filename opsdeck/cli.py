@@ -109,6 +109,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def entry() -> int:
+    """The program (``python -m opsdeck``, the ``opsdeck`` script): :func:`main`, then the
+    heap frozen for a quick exit (:func:`core.collector.before_exit`). Tests call ``main``."""
+    from core.collector import before_exit
+
+    code = main()
+    before_exit()
+    return code
+
+
 def _config_trusts_owner(path: str) -> bool:
     from core.config import load_config  # pydantic: only when a config file is given
 

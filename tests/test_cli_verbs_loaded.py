@@ -118,3 +118,30 @@ async def test_events_following_a_live_host_loads_no_aiohttp(tmp_path: Path) -> 
     assert proc.returncode == 0
     assert b"COMMAND_EXECUTED" in out and b"/host status" in out, out
     assert b"AIOHTTP False" in out and b"EXIT 0" in out, out
+
+
+EXIT_PROBE = """
+import atexit, gc, sys
+from opsdeck import cli
+cli.main = lambda argv=None: 3  # the verb's outcome, whatever it is
+atexit.register(lambda: print('FROZEN', gc.get_freeze_count()))
+before = gc.get_freeze_count()
+if sys.argv[1] == 'main':
+    sys.exit(cli.main())
+print('BEFORE', before)
+sys.exit(cli.entry())
+"""
+
+
+def test_the_program_exits_with_its_heap_frozen_and_main_alone_freezes_nothing() -> None:
+    """``entry`` (``python -m opsdeck``, the script) freezes the heap before the interpreter's
+    last collection and passes the exit code on; ``main``, which tests and benches call in
+    their own process, leaves the collector as it was."""
+    out = run_python(EXIT_PROBE, "entry")
+    assert out.returncode == 3, out.stderr
+    before = int(out.stdout.split("BEFORE")[1].split()[0])
+    frozen = int(out.stdout.split("FROZEN")[1].split()[0])
+    assert frozen > before
+    out = run_python(EXIT_PROBE, "main")
+    assert out.returncode == 3, out.stderr
+    assert out.stdout.split() == ["FROZEN", "0"]
