@@ -339,8 +339,8 @@ def test_a_token_with_a_space_is_refused() -> None:
 async def test_a_kept_connection_is_not_used_past_half_the_hosts_idle_timeout(fake) -> None:  # type: ignore[no-untyped-def]
     """A host saying ``Keep-Alive: timeout=1`` may close an idle connection after 1 s: after
     0.6 s idle the command goes on a new connection (a command on one the host closed as it
-    went is not sent again). Without the field (or one that cannot be read) the client's own
-    window holds and the connection is used again."""
+    went is not sent again). Without the field the client's own window holds and the
+    connection is used again."""
     ok = response(200, b"{}")
     host, client = await fake(response(200, b"{}", "Keep-Alive: timeout=1"), ok)
     assert await bounded(client.health()) == {}
@@ -349,14 +349,29 @@ async def test_a_kept_connection_is_not_used_past_half_the_hosts_idle_timeout(fa
     pool.idle[0].idle_since -= 0.6  # as if idle 0.6 s, however slow the machine
     assert await bounded(client.send("/host status")) == {}
     assert host.connections == 2 and len(host.requests) == 2
-    for said in ((), ("Keep-Alive: timeout=soon",)):
-        host, client = await fake(response(200, b"{}", *said), ok)
+    host, client = await fake(ok, ok)
+    assert await bounded(client.health()) == {}
+    pool = client._conns()
+    assert [c.reuse_s for c in pool.idle] == [client_http.IDLE_REUSE_S]
+    pool.idle[0].idle_since -= 0.6
+    assert await bounded(client.send("/host status")) == {}
+    assert host.connections == 1 and len(host.requests) == 2
+
+
+async def test_a_keep_alive_timeout_that_is_not_digits_keeps_no_connection(fake) -> None:  # type: ignore[no-untyped-def]
+    """Delta-seconds are digits only: ``1_0``, ``-0``, ``1.5``, `` +3``, ``١`` (an Arabic-Indic
+    one), over 18 digits or a word say nothing of when the host closes, so the connection
+    is closed after the answer and the next command opens a new one; ``timeout=0`` likewise.
+    Digits around spaces are read."""
+    ok = response(200, b"{}")
+    for value in ("1_0", "-0", "1.5", "+3", "\u0661", "1" * 19, "soon", "", "0"):
+        host, client = await fake(response(200, b"{}", f"Keep-Alive: timeout={value}"), ok)
         assert await bounded(client.health()) == {}
-        pool = client._conns()
-        assert [c.reuse_s for c in pool.idle] == [client_http.IDLE_REUSE_S]
-        pool.idle[0].idle_since -= 0.6
+        assert client._conns().idle == [], value
         assert await bounded(client.send("/host status")) == {}
-        assert host.connections == 1 and len(host.requests) == 2
+        assert host.connections == 2 and len(host.requests) == 2, value
+    assert client_http.reuse_window({"keep-alive": "max=5, timeout= 8 "}) == 4.0
+    assert client_http.reuse_window({"keep-alive": "timeout=100"}) == client_http.IDLE_REUSE_S
 
 
 async def test_the_host_says_its_idle_timeout_and_the_client_follows_it(tmp_path: Path) -> None:
@@ -374,6 +389,31 @@ async def test_the_host_says_its_idle_timeout_and_the_client_follows_it(tmp_path
     finally:
         await client.close()
         await host.close()
+
+
+async def test_the_host_says_its_idle_timeout_in_whole_seconds(tmp_path: Path) -> None:
+    """``server.idle_timeout_s = 1.5`` is said as ``timeout=1`` (digits, rounded down: the
+    client never counts on a connection the host has closed), and its client keeps the
+    connection for half of that; 1e7 s is said in digits, not ``1e+07``."""
+    from core.config import Config, Server
+    from core.host.host import Host
+
+    for idle, said in ((1.5, "timeout=1"), (1e7, "timeout=10000000")):
+        host = await Host.open_sim(
+            tmp_path / f"k{said}.db", Config(server=Server(idle_timeout_s=idle)), create=True, speed=0
+        )
+        await host.serve()
+        client = HostClient(socket_path=host.socket_path)
+        try:
+            pool = client._conns()
+            resp = await bounded(pool.exchange("GET", "/v1/health", {}, None))
+            await bounded(resp.read())
+            assert resp.headers["keep-alive"] == said
+            pool.release(resp)
+            assert [c.reuse_s for c in pool.idle] == [min(client_http.IDLE_REUSE_S, int(idle) / 2)]
+        finally:
+            await client.close()
+            await host.close()
 
 
 # -- the event stream ---------------------------------------------------------------

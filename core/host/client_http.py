@@ -38,6 +38,8 @@ host closes it: a command on one it closed as the request went is not sent again
 (:meth:`Pool.exchange`)."""
 READ_BYTES = 64 * 1024
 """Bytes asked of the socket per read of a body in pieces."""
+MAX_TIMEOUT_DIGITS = 18
+"""A ``Keep-Alive`` timeout of more digits is not read (it is over any window anyway)."""
 RETRIED_METHODS = frozenset({"GET", "HEAD"})
 """Requests sent again on a new connection when a kept one closed before answering: only
 those that change nothing on the host (RFC 9110 section 9.2.2)."""
@@ -360,20 +362,20 @@ def parse_head(conn: Connection, head: bytes) -> Response:
     return Response(conn, status, headers, _decoder(status, headers), _keep_alive(version, headers) and not both)
 
 
-def reuse_window(headers: dict[str, str]) -> float:
+def reuse_window(headers: dict[str, str]) -> float | None:
     """How long a connection may stay idle and be used again after an answer with
     ``headers``: half the idle timeout its ``Keep-Alive`` field gives (the other half
     covers the request's way to the host), at most :data:`IDLE_REUSE_S`; that alone
-    when the field says none (a hint: one that cannot be read is passed over)."""
+    when the field gives none. None when the timeout is not delta-seconds (digits only,
+    RFC 9110 section 1.2's ``1*DIGIT``; not ``1_0``, ``-0`` or ``1.5``): when the host
+    closes it is unknown, so the connection is not used again."""
     for param in headers.get("keep-alive", "").split(","):
         name, _, value = param.partition("=")
         if name.strip().lower() == "timeout":
-            try:
-                timeout = float(value.strip())
-            except ValueError:
-                return IDLE_REUSE_S
-            if 0 <= timeout < float("inf"):
-                return min(IDLE_REUSE_S, timeout / 2)
+            text = value.strip()
+            if not (text.isascii() and text.isdigit()) or len(text) > MAX_TIMEOUT_DIGITS:
+                return None
+            return min(IDLE_REUSE_S, int(text) / 2)
     return IDLE_REUSE_S
 
 
@@ -461,9 +463,10 @@ class Pool:
         """Done with ``resp``: its connection is kept for the next request when whole."""
         conn = resp.conn
         self.busy.discard(conn)
-        if resp.reusable:
+        window = reuse_window(resp.headers) if resp.reusable else None
+        if window:
             conn.idle_since = time.monotonic()
-            conn.reuse_s = reuse_window(resp.headers)
+            conn.reuse_s = window
             self.idle.append(conn)
         else:
             conn.close()

@@ -210,8 +210,9 @@ class HostServer:
 
     async def _idle_timeout_said(self, request: web.Request, response: web.StreamResponse) -> None:
         """Each answer says how long an idle connection is kept (``keepalive_timeout``):
-        the client stops using a kept one before this host closes it."""
-        response.headers["Keep-Alive"] = f"timeout={self.host.engine.config.server.idle_timeout_s:g}"
+        the client stops using a kept one before this host closes it. Whole seconds, rounded
+        down (delta-seconds are digits only): never later than this host closes it."""
+        response.headers["Keep-Alive"] = f"timeout={int(self.host.engine.config.server.idle_timeout_s)}"
 
     def _trusted(self, request: web.Request) -> bool:
         """On the (0600) unix socket, or over TCP with the bearer token."""
