@@ -336,6 +336,17 @@ def test_a_token_with_a_space_is_refused() -> None:
     assert HostClient.for_url("http://127.0.0.1:1", "tok-123").token == "tok-123"
 
 
+def test_an_empty_token_is_refused() -> None:
+    """An empty token would send no Authorization header at all (a 401 later, from afar):
+    refused where it is given; None (no token, the unix socket) and a real one are taken."""
+    with pytest.raises(ValueError, match="the host token is empty"):
+        HostClient.for_url("http://127.0.0.1:1", "")
+    with pytest.raises(ValueError, match="the host token is empty"):
+        HostClient(socket_path="/nonexistent.sock", token="")
+    assert HostClient.for_url("http://127.0.0.1:1")._headers() == {}
+    assert HostClient.for_url("http://127.0.0.1:1", "t")._headers() == {"Authorization": "Bearer t"}
+
+
 async def test_a_kept_connection_is_not_used_past_half_the_hosts_idle_timeout(fake) -> None:  # type: ignore[no-untyped-def]
     """A host saying ``Keep-Alive: timeout=1`` may close an idle connection after 1 s: after
     0.6 s idle the command goes on a new connection (a command on one the host closed as it

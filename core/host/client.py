@@ -136,6 +136,9 @@ class HostClient:
         self.base = "http://opsdeck" if url is None else url.rstrip("/")
         if url is not None:
             Endpoint.parse(self.base, None)  # a URL it cannot reach is refused here, not at first use
+        if token == "":
+            # Sending no Authorization header for it would hide the mistake until a 401.
+            raise ValueError("the host token is empty: pass the token (in <database>.token) or None for no token")
         if token is not None and (not token.isascii() or not token.isprintable() or " " in token):
             raise ValueError("a host token is printable ASCII without spaces")
         self.token = token
@@ -190,7 +193,7 @@ class HostClient:
         return self._pool
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return {} if self.token is None else {"Authorization": f"Bearer {self.token}"}
 
     def gone(self, reason: str) -> HostGone:
         return HostGone(self.pid, reason)
