@@ -19,7 +19,7 @@ import pytest
 
 from core.host import client as client_mod
 from core.host import client_http
-from core.host.client import HostBadAnswer, HostClient, HostGone, HostUnresponsive
+from core.host.client import HostBadAnswer, HostClient, HostGone, HostUnresponsive, UndecodableEvent
 
 from .conftest import until
 
@@ -465,7 +465,7 @@ async def test_a_stream_dropped_by_the_host_resumes_from_the_last_event(fake) ->
     ("body", "words"),
     [
         (b"data: {not json\n\n", "not JSON"),
-        (b'data: {"no": "seq"}\n\n', "has no seq"),
+        (b'data: {"no": "seq"}\n\n', "no seq"),
         (b"data: " + b"x" * 5000, "over 4096 bytes"),
     ],
     ids=["not-json", "no-seq", "oversized"],
@@ -482,9 +482,10 @@ async def test_a_stream_of_bad_events_says_so(fake, monkeypatch: pytest.MonkeyPa
 
     got: list[int] = []
     _, client = await fake(in_turn, HANG)
-    with pytest.raises(HostBadAnswer, match=words):
+    with pytest.raises(UndecodableEvent, match=words) as exc:
         await bounded(first_events(client, 10, got))
     assert got == [1]
+    assert (exc.value.after, exc.value.seq) == (1, None) and "(the event after seq 1)" in str(exc.value)
 
 
 async def test_a_refused_stream_names_the_status(fake) -> None:  # type: ignore[no-untyped-def]
@@ -517,9 +518,10 @@ async def test_an_event_missing_a_field_is_a_bad_answer(fake, obj: dict[str, Any
         async for ev in client.events(0):
             got.append(ev.seq)
 
-    with pytest.raises(HostBadAnswer, match=words):
+    with pytest.raises(UndecodableEvent, match=words) as exc:
         await bounded(follow())
     assert got == [1]
+    assert exc.value.seq == 1 and "(seq 1)" in str(exc.value)
 
 
 def test_the_stream_is_cut_into_whole_blocks_however_it_arrives() -> None:

@@ -6,9 +6,13 @@ that stays for a host that went away, and a clean close says nothing."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from core.config import Config
 from core.events import Event
+from core.host import client as client_mod
 from core.host.host import Host
 from core.host.link import AttachedLink, EmbeddedLink
 from tests.conftest import until
@@ -125,6 +129,43 @@ async def test_a_fold_error_on_the_console_side_is_not_the_host_gone(tmp_path: P
         assert res["status"] == "success", res
         await until(lambda: host.engine.state.seq > seq, "the command ran on the host")
         assert link.replica.seq == folded, "nothing more is folded into a replica that failed"
+    finally:
+        await link.close()
+        await host.close()
+
+
+async def test_an_event_the_console_cannot_decode_is_said_as_such_not_the_host_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host sends an event this console cannot decode (a newer host's, say): the
+    console says which event and that it stopped following, not that the host is gone;
+    commands still reach the host."""
+    host, link, said, status = await _attached(tmp_path)
+    try:
+        assert link.replica is not None
+        folded = link.replica.seq
+        real = client_mod.event_from_json
+
+        def newer(obj: dict[str, Any]) -> Event:
+            if obj["seq"] > folded:
+                raise ValueError("unknown field 'mood'")
+            return real(obj)
+
+        monkeypatch.setattr(client_mod, "event_from_json", newer)
+        await host.execute("/host advance 1m")
+        await until(lambda: said, "the undecodable event said")
+        assert link.gone is None and status == [], "the host answers: not gone"
+        assert link.trouble == f"not following (an undecodable event, seq {folded + 1})"
+        assert said[0].startswith(
+            f"the console stopped following the host (pid {link.host_pid}): it sent an event the console "
+            f"could not decode (seq {folded + 1}: not an event (unknown field 'mood')"
+        ), said
+        assert "is gone" not in said[0] and f"stay at seq {folded:,}" in said[0]
+        assert link.replica.seq == folded
+        seq = host.engine.state.seq
+        res = await link.send("/coordination-hub checkpoint")
+        assert res["status"] == "success", res
+        await until(lambda: host.engine.state.seq > seq, "the command ran on the host")
     finally:
         await link.close()
         await host.close()

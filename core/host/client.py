@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..timefmt import duration
 from .client_http import MAX_BODY_BYTES, Endpoint, HttpError, Malformed, Pool, Response
-from .errors import HostBadAnswer, HostGone, HostUnresponsive, the_host
+from .errors import HostBadAnswer, HostGone, HostUnresponsive, UndecodableEvent, the_host
 from .lease import Holder, current_holder
 from .stream import DROPPED_EVENT
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     # only for commands does not load it.
     from ..events import Event
 
-__all__ = ["HostBadAnswer", "HostClient", "HostGone", "event_from_json"]
+__all__ = ["HostBadAnswer", "HostClient", "HostGone", "UndecodableEvent", "event_from_json"]
 
 STARTUP_WAIT_S = 30.0
 """How long a client waits for a host that holds the lease to open its endpoint."""
@@ -330,6 +330,7 @@ class HostClient:
         """One connection of the event stream; ends when the host drops it (``dropped`` filled)."""
         await self._ready()
         silent = False
+        after = since  # the last event yielded: where an undecodable one is said to be
 
         async def check() -> None:
             nonlocal silent
@@ -376,7 +377,7 @@ class HostClient:
                 silent = False
                 blocks = cut.feed(chunk)
                 if cut.pending > MAX_EVENT_BYTES:  # what is left is the start of one event
-                    raise HostBadAnswer(self.pid, f"an event of the stream over {MAX_EVENT_BYTES} bytes")
+                    raise UndecodableEvent(self.pid, after, None, f"over {MAX_EVENT_BYTES} bytes")
                 if not blocks:
                     continue
                 try:
@@ -387,10 +388,11 @@ class HostClient:
                     datas = [ln[5:].lstrip() for ln in blocks.split(b"\n") if ln.startswith(b"data:")]
                     objs = json.loads(b"[" + b",".join(datas) + b"]") if datas else []
                 except ValueError as exc:
-                    raise HostBadAnswer(self.pid, f"an event of the stream is not JSON: {exc}") from None
+                    raise UndecodableEvent(self.pid, after, None, f"not JSON: {exc}") from None
                 for obj in objs:
                     if not isinstance(obj, dict) or not isinstance(obj.get("seq"), int):
-                        raise HostBadAnswer(self.pid, f"an event of the stream has no seq: {str(obj)[:200]}")
+                        raise UndecodableEvent(self.pid, after, None, f"no seq: {str(obj)[:200]}")
+                    after = obj["seq"]
                     yield obj
                 if dropped:
                     return
@@ -413,10 +415,12 @@ class HostClient:
 
     async def events(self, since: int = 0) -> AsyncIterator[Event]:
         """The host's committed events after ``since``, then live ones, as :class:`Event`."""
+        after = since
         async for obj in self.event_objects(since):
             try:
                 ev = event_from_json(obj)
             except (KeyError, TypeError, ValueError) as exc:
                 why = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)
-                raise HostBadAnswer(self.pid, f"an event of the stream is not one ({why}): {str(obj)[:200]}") from None
+                raise UndecodableEvent(self.pid, after, obj["seq"], f"not an event ({why}): {str(obj)[:200]}") from None
+            after = ev.seq
             yield ev

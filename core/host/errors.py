@@ -39,3 +39,18 @@ class HostBadAnswer(HostGone):
         Exception.__init__(self, f"{the_host(pid)} answered something this client cannot read: {reason}")
         self.pid = pid
         self.reason = reason
+
+
+class UndecodableEvent(HostBadAnswer):
+    """The host sent an event of its stream that a client cannot decode (not JSON, no
+    seq, not an event, over the size limit). The host is not known to be gone; following
+    cannot go past that event, so the stream is not read on."""
+
+    def __init__(self, pid: int | None, after: int, seq: int | None, why: str) -> None:
+        self.after = after
+        """The seq of the last event decoded before it (the stream's start if none)."""
+        self.seq = seq
+        """Its own seq, when that much could be read."""
+        self.why = why
+        self.where = f"seq {seq}" if seq is not None else f"the event after seq {after}"
+        super().__init__(pid, f"an event of the stream ({self.where}) cannot be decoded: {why}")

@@ -29,7 +29,7 @@ from ..commands.responses import error
 from ..config import Config
 from ..events import Event
 from .client import HostClient, HostGone
-from .errors import the_host
+from .errors import UndecodableEvent, the_host
 from .language import LANGUAGE, services
 from .replica import Replica, ReplicaGap
 
@@ -353,7 +353,7 @@ class AttachedLink(Link):
                     try:
                         self._publish_all(await rep.catch_up())
                     except Exception as exc:  # noqa: BLE001 - the console's own fold failed
-                        self._stop_following(exc)
+                        self._fold_failed(exc)
                         return
                     await asyncio.sleep(POLL_S)
                     continue
@@ -369,22 +369,31 @@ class AttachedLink(Link):
                             self._publish(ev)
                     except ReplicaGap:
                         self._publish_all(await rep.catch_up())
+            except UndecodableEvent as exc:
+                # Not the host gone: reading on (or from the same seq again) meets the same event.
+                what = f"it sent an event the console could not decode ({exc.where}: {exc.why})"
+                self._stop_following(f"an undecodable event, {exc.where}", what)
+                return
             except HostGone as exc:
                 if client is self.client:
                     await self._host_gone(exc.pid)
             except Exception as exc:  # noqa: BLE001 - the console's own fold failed, not the host
-                self._stop_following(exc)
+                self._fold_failed(exc)
                 return
             if client is self.client and not self._closed:
                 # The stream ended without a word: ask whether the host is still there.
                 await asyncio.sleep(POLL_S)
 
-    def _stop_following(self, exc: Exception) -> None:
+    def _fold_failed(self, exc: Exception) -> None:
         """Folding the host's events failed here: the replica may be half way through an
-        event, so the panes stay at what was folded before it and nothing more is folded.
-        The host is not known to be gone: commands still reach it while it answers."""
-        assert self.replica is not None
+        event, so the panes stay at what was folded before it and nothing more is folded."""
         why = f"{type(exc).__name__}: {exc}"
+        self._stop_following(why, f"folding its events failed here ({why})")
+
+    def _stop_following(self, short: str, what: str) -> None:
+        """Nothing more is folded, for the reason ``what``. The host is not known to be
+        gone: commands still reach it while it answers."""
+        assert self.replica is not None
         if self.client is None:  # tailing the store: no host to send commands to
             whom, still = self.db.name, f"no host runs {self.db.name}"
         else:
@@ -392,8 +401,8 @@ class AttachedLink(Link):
             if not self.readonly:
                 still += " and commands still go to it"
         self._set_trouble(
-            f"not following ({why})",
-            f"the console stopped following {whom}: folding its events failed here ({why}); {still}; "
+            f"not following ({short})",
+            f"the console stopped following {whom}: {what}; {still}; "
             f"the panes stay at seq {self.replica.seq:,}; reopen the console to follow again",
         )
 
