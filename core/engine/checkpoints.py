@@ -7,6 +7,7 @@ that brings workflows to a checkpoint's state; nothing in the log is rewritten.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,20 @@ from .log import EngineError
 
 if TYPE_CHECKING:
     from .contract import EngineCore
+
+
+async def _settled(fut: asyncio.Future[int]) -> bool:
+    """Wait for ``fut`` to end, a cancellation of the waiter meanwhile included; whether
+    there was one (the caller raises it once what ``fut`` did is accounted for)."""
+    cancelled = False
+    while not fut.done():
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            if fut.cancelled():
+                raise
+            cancelled = True
+    return cancelled
 
 
 EVENTS_PER_LIVE_RECORD = 10
@@ -64,8 +79,15 @@ class Checkpoints:
         if e.store is not None:
             kept = self.kept if self.kept is not None else {}
             changes = state.history.changes(kept)
+            # Shielded, and the lock held until it settles: the row is written on the store's
+            # thread, so an abandoned await would leave it committing with no event naming it.
+            # A cancellation meanwhile is raised once CHECKPOINT_CREATED is committed.
             async with e.store_lock:
-                cp_id = await e.store.save_checkpoint(seq, e.clock.now(), kind, label, workflow, text, h, changes)
+                save = asyncio.ensure_future(
+                    e.store.save_checkpoint(seq, e.clock.now(), kind, label, workflow, text, h, changes)
+                )
+                cancelled = await _settled(save)
+            cp_id = save.result()
             state.history.written(changes)
             for part, key, _, eh in changes:
                 if eh is None:
@@ -73,6 +95,7 @@ class Checkpoints:
                 else:
                     kept.setdefault(part, {})[key] = eh
         else:
+            cancelled = False
             cp_id = max(self.memory, default=0) + 1
             # The history parts as they are now (records are replaced, never changed in place).
             self.memory[cp_id] = (
@@ -87,6 +110,12 @@ class Checkpoints:
             {"id": cp_id, "seq": seq, "kind": kind, "label": label, "state_hash": h, "workflow": workflow},
             actor=actor,
         )
+        if e.store is not None:
+            # The row is committed: its event too, now, so a unit taken back (a command that
+            # fails or is cancelled after this) cannot take back the event and leave the row.
+            await e.flush()
+        if cancelled:
+            raise asyncio.CancelledError
         return cp_id
 
     async def load(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any], str | None]:

@@ -1,0 +1,113 @@
+"""A checkpoint cancelled mid-way: its row and its CHECKPOINT_CREATED both or neither.
+
+The store writes on aiosqlite's thread: an await abandoned while the checkpoint's row
+is being written leaves that write running, and it commits. Before the fix the task
+stopped there: a row in the checkpoints table that no CHECKPOINT_CREATED names (the
+engine never lists it, and the history entries it wrote were not marked as kept).
+Each store call a checkpoint makes is a point where the task is cancelled here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.commands import run_command
+from core.engine import Engine
+from core.session import open_sim
+from core.store import Store
+from core.verify import verify_store
+
+CALLS = ("append", "add_metrics", "history_kept", "save_checkpoint")
+"""The store calls a checkpoint awaits (its flush first, the kept entries, the row)."""
+
+
+def _cancel_at(eng: Engine, n: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ``n``-th of the store calls in CALLS (from 0) cancels the task awaiting it, as
+    its work is handed to the store's thread; the calls made, in order."""
+    store = eng.store
+    assert store is not None
+    made: list[str] = []
+    for name in CALLS:
+        real: Callable[..., Awaitable[Any]] = getattr(store, name)
+
+        def wrapper(*a: Any, _real: Callable[..., Awaitable[Any]] = real, _name: str = name, **k: Any) -> Any:
+            made.append(_name)
+            if len(made) - 1 == n:
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()  # delivered at the call's first wait: its work is queued by then
+            return _real(*a, **k)
+
+        monkeypatch.setattr(store, name, wrapper)
+    return made
+
+
+async def _ids_in_store(db: Path) -> list[int]:
+    store = await Store.open(db, readonly=True)
+    try:
+        return sorted(r["id"] for r in await store.list_checkpoints())
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("via", ["engine", "command"])
+async def test_a_checkpoint_cancelled_at_each_store_call_leaves_row_and_event_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via: str
+) -> None:
+    """Directly, and inside a command (whose unit is taken back when it is cancelled:
+    an event not yet committed would go with it, its row staying)."""
+    db = tmp_path / "c.db"
+    eng = await open_sim(db, demo=True)
+    await eng.advance(30)
+    await eng.close()
+    n = 0
+    stored: list[bool] = []  # per cancelled round: whether its row (and so its event) is there
+    while True:
+        eng = await open_sim(db)  # a new engine: its first checkpoint reads the kept entries
+        try:
+            eng.set_setting("probe", n)  # something for the checkpoint's flush to commit
+            with monkeypatch.context() as m:
+                made = _cancel_at(eng, n, m)
+                before = set(eng.state.checkpoints)
+                cp = asyncio.ensure_future(
+                    eng.checkpoint("manual", label=f"round {n}")
+                    if via == "engine"
+                    else run_command(eng, f'/coordination-hub save-state \'{{"label": "round {n}"}}\'')
+                )
+                try:
+                    await cp
+                    cancelled = False
+                except asyncio.CancelledError:
+                    cancelled = True
+            assert cancelled == (n < len(made)), (n, made)
+            await eng.flush()  # what the engine emitted, committed
+            assert eng.store is not None  # its own connection: read after any write left running
+            in_store = sorted(r["id"] for r in await eng.store.list_checkpoints())
+            assert in_store == sorted(eng.state.checkpoints), (n, made)
+            if cancelled:
+                stored.append(set(in_store) != before)
+        finally:
+            await eng.close()
+        again = await open_sim(db)
+        try:
+            assert sorted(again.state.checkpoints) == await _ids_in_store(db), (n, made)
+        finally:
+            await again.close()
+        if not cancelled:
+            break
+        n += 1
+    assert {"append", "history_kept", "save_checkpoint"} <= set(made) and n == len(made), "each one was cut"
+    at_save = made.index("save_checkpoint")
+    # Cut before the save: neither; cut at the save (its row written all the same) or after: both.
+    assert stored == [i >= at_save for i in range(n)], (made, stored)
+    store = await Store.open(db, readonly=True)
+    try:
+        report = await verify_store(store)
+    finally:
+        await store.close()
+    assert report.ok, report.as_dict()
