@@ -20,6 +20,7 @@ StorageKind = Literal["full", "readonly", "locked", "io"]
 SQLITE_BUSY = 5
 SQLITE_LOCKED = 6
 SQLITE_READONLY = 8
+SQLITE_INTERRUPT = 9
 SQLITE_IOERR = 10
 SQLITE_FULL = 13
 
@@ -36,6 +37,15 @@ class StorageError(StoreError):
         super().__init__(message)
         self.kind: StorageKind = kind
         self.path = path
+
+
+class PassingReadError(StoreError):
+    """A read failed for a condition that passes (another process's lock, an interrupt):
+    nothing is damaged and the same read can succeed later."""
+
+    def __init__(self, why: str, path: str, exc: BaseException) -> None:
+        super().__init__(f"{path}: {why} ({exc}); nothing is damaged, the read can succeed later")
+        self.why = why
 
 
 def _read_only_fs(path: str) -> bool:
@@ -80,6 +90,27 @@ def classify(exc: BaseException, path: str) -> StorageError | None:
         return StorageError(
             "io", path, f"{path}: the disk reported an I/O error ({text}); nothing of the write was committed"
         )
+    return None
+
+
+def passing(exc: BaseException) -> str | None:
+    """The passing condition that failed a read, in words (another process's lock, an
+    interrupted read), or None when reading again would meet the same failure (damage,
+    a missing file, a bug)."""
+    if isinstance(exc, PassingReadError):
+        return exc.why
+    if isinstance(exc, InterruptedError):
+        return "the read was interrupted"
+    if isinstance(exc, StorageError):
+        return "another process holds a lock on it" if exc.kind == "locked" else None
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in str(exc):
+        return "another process holds a lock on it"
+    if primary == SQLITE_INTERRUPT:
+        return "the read was interrupted"
     return None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import aiosqlite
 
 from .events import GENESIS_HASH, Event, chain_next
-from .store_errors import StoreError
+from .store_errors import PassingReadError, StoreError, passing
 from .store_schema import damaged, scalar
 
 EVENT_COLUMNS = "seq, ts, type, component, scope, actor, data, prev_hash, hash"
@@ -106,6 +106,8 @@ class EventReader:
         try:
             rows = await (await self._db.execute(sql, args)).fetchall()
         except sqlite3.Error as exc:
+            if (why := passing(exc)) is not None:  # a lock or an interrupt, not damage
+                raise PassingReadError(why, self.path, exc) from None
             at = await self.first_unreadable(since) if isinstance(exc, sqlite3.OperationalError) else None
             raise self.damaged(f"unreadable row ({exc})", at) from None
         out = []

@@ -592,7 +592,7 @@ async def test_a_stream_cancelled_as_its_answer_arrives_leaves_no_connection_bus
 
 
 async def test_an_attached_link_says_the_host_is_gone_with_its_pid_only_when_known(tmp_path: Path) -> None:
-    from core.host.link import AttachedLink
+    from core.host.attached import AttachedLink
 
     said: list[str | None] = []
     link = AttachedLink(tmp_path / "x.db")

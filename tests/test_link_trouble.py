@@ -5,6 +5,7 @@ that stays for a host that went away, and a clean close says nothing."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import pytest
 from core.config import Config
 from core.events import Event
 from core.host import client as client_mod
+from core.host.attached import AttachedLink
 from core.host.host import Host
-from core.host.link import AttachedLink, EmbeddedLink
+from core.host.link import EmbeddedLink
 from tests.conftest import until
 from tests.console_support import make_app, wait_for
 
@@ -208,5 +210,80 @@ async def test_a_fold_error_with_no_host_does_not_say_commands_go_to_one(tmp_pat
         assert link.gone is None and link.trouble == "not following (KeyError: 'agent_9')"
         res = await link.send("/coordination-hub checkpoint")
         assert res["status"] == "error", res
+    finally:
+        await link.close()
+
+
+class _FailingReads:
+    """A replica store's connection whose reads of the event log fail ``times`` times
+    with ``error`` (then read as before); everything else goes to the real one."""
+
+    def __init__(self, db: Any, times: int, error: Exception) -> None:
+        self.db, self.left, self.error = db, times, error
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if "FROM events WHERE seq >" in sql and self.left:
+            self.left -= 1
+            raise self.error
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+async def _tailing_behind(tmp_path: Path, times: int, error: Exception) -> tuple[AttachedLink, int, _FailingReads]:
+    """A console tailing the store of a database no host runs, whose replica is behind
+    the store (a host ran and committed more after it opened), its reads failing."""
+    db = tmp_path / "t.db"
+    await (await _host(db)).close()
+    link = await AttachedLink(db).open()
+    assert link.client is None and link.replica is not None
+    host = await Host.open_sim(db, Config(), speed=0)
+    await host.execute("/host advance 1m")
+    head = host.engine.state.seq
+    await host.close()
+    assert link.replica.seq < head
+    reader = link.replica.store.reader
+    failing = _FailingReads(reader._db, times, error)
+    reader._db = failing  # type: ignore[assignment]
+    return link, head, failing
+
+
+async def test_a_locked_store_is_read_again_and_the_console_follows_on(tmp_path: Path) -> None:
+    """A read of the store that meets another process's lock is a passing condition: the
+    console says so (a warning, not 'stopped following'), reads again with growing waits,
+    and once a read succeeds folds what it missed and says it follows on."""
+    link, head, failing = await _tailing_behind(tmp_path, 3, sqlite3.OperationalError("database is locked"))
+    said: list[str] = []
+    link.on_trouble(said.append)
+    try:
+        assert link.replica is not None
+        behind = link.replica.seq
+        await link.start()
+        await until(lambda: link.replica is not None and link.replica.seq == head, "the console followed on")
+        assert failing.left == 0, "every failed read was read again"
+        assert link.trouble is None and link.stale is None and link.gone is None
+        assert len(said) == 2, said
+        assert said[0].startswith("the console could not read t.db: another process holds a lock on it"), said
+        assert "a passing condition: it reads again" in said[0] and f"stay at seq {behind:,}" in said[0]
+        assert said[1] == f"the console reads t.db again and follows on from seq {head:,}"
+    finally:
+        await link.close()
+
+
+async def test_a_damaged_store_stops_the_console_following_and_is_not_read_again(tmp_path: Path) -> None:
+    """A read that fails for good (a damaged file) is not a passing condition: following
+    stops and the console says it is not one; nothing is read again."""
+    link, head, failing = await _tailing_behind(tmp_path, 1, sqlite3.DatabaseError("database disk image is malformed"))
+    said: list[str] = []
+    link.on_trouble(said.append)
+    try:
+        assert link.replica is not None
+        behind = link.replica.seq
+        await link.start()
+        await until(lambda: link.trouble is not None, "following stopped")
+        assert link.trouble.startswith("not following (StoreError: ") and link.stale is None
+        assert len(said) == 1 and "not a passing condition" in said[0] and "reading t.db failed" in said[0], said
+        assert failing.left == 0 and link.replica.seq == behind < head, "nothing more was read or folded"
     finally:
         await link.close()

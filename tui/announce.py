@@ -151,13 +151,16 @@ class Announcer:
 
     def link_trouble(self, message: str) -> None:
         """Something stopped on the console's side of the link (the embedded host's clock,
-        the following of an attached host's events): what failed and what goes on."""
+        the following of an attached host's events), fell behind for now (a store read
+        met a lock: a warning) or caught up again: what happened and what goes on."""
         app = self.app
         link = app.link
+        severity: SeverityLevel = "error"
         if link is not None:
             app.sub_title = link.describe()
+            severity = "error" if link.trouble else "warning" if link.stale else "information"
         app.header_pane.refresh()
-        app.notify(message, title="the console's link", severity="error", timeout=15)
+        app.notify(message, title="the console's link", severity=severity, timeout=15)
 
     def incident_opened(self, inc: dict[str, Any]) -> None:
         app = self.app

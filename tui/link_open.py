@@ -92,7 +92,7 @@ class LinkOptions:
         return link
 
     async def _attached(self) -> Link:
-        from core.host.link import AttachedLink
+        from core.host.attached import AttachedLink
         from core.host.replica import Replica
 
         replica = await asyncio.to_thread(asyncio.run, Replica.open(self.db, self.config))
