@@ -66,4 +66,7 @@ def run_console(
         listen=listen,
     )
     app.run()
+    if app.close_error is not None:
+        print(f"opsdeck: {app.close_error}", file=sys.stderr)
+        return app.return_code or 1
     return app.return_code or 0

@@ -287,3 +287,63 @@ async def test_a_damaged_store_stops_the_console_following_and_is_not_read_again
         assert failing.left == 0 and link.replica.seq == behind < head, "nothing more was read or folded"
     finally:
         await link.close()
+
+
+async def test_gauges_that_cannot_be_refreshed_are_said_once_and_their_recovery_too(tmp_path: Path) -> None:
+    """An attached console whose telemetry refresh fails says so once (not every poll),
+    shows it as behind, and says when the gauges refresh again; following goes on."""
+    host, link, said, status = await _attached(tmp_path)
+    try:
+        assert link.replica is not None
+        real = link.replica.refresh_telemetry
+        failures = [RuntimeError("metrics table gone"), RuntimeError("metrics table gone")]
+
+        async def flaky() -> int:
+            if failures:
+                raise failures.pop()
+            return await real()
+
+        link.replica.refresh_telemetry = flaky  # type: ignore[method-assign]
+        await until(lambda: said, "the failed refresh said")
+        assert link.stale == "gauges behind (RuntimeError)" and link.trouble is None
+        assert said[0] == (
+            "the console could not refresh its gauges from a.db: RuntimeError: metrics table gone "
+            "(not a passing condition); they show the samples read before, and it reads again every 0.5s"
+        )
+        await until(lambda: len(said) > 1, "the recovery said")
+        assert not failures and said[1:] == ["the console's gauges refresh again"], said
+        assert link.stale is None and status == []
+    finally:
+        await link.close()
+        await host.close()
+
+
+async def test_a_link_that_fails_to_close_is_said_after_the_console_exits(tmp_path: Path) -> None:
+    """Closing the link (the embedded host's last commit) fails: the console still exits,
+    and keeps why for the command line to print once the screen is gone."""
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 30)) as pilot:
+        link = await app.link_opened()
+        real = link.close
+
+        async def failing_close() -> None:
+            await real()
+            raise OSError(28, "No space left on device")
+
+        link.close = failing_close  # type: ignore[method-assign]
+        await pilot.press("ctrl+q")
+    assert app.close_error == "closing the console's link failed: OSError: [Errno 28] No space left on device"
+
+
+def test_the_command_line_prints_a_failed_close_and_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opsdeck.console import run_console
+    from tui.app import OpsdeckApp
+
+    def run(self: OpsdeckApp) -> None:
+        self.close_error = "closing the console's link failed: OSError: disk full"
+
+    monkeypatch.setattr(OpsdeckApp, "run", run)
+    assert run_console(tmp_path / "c.db", Config()) == 1
+    assert capsys.readouterr().err == "opsdeck: closing the console's link failed: OSError: disk full\n"

@@ -138,6 +138,9 @@ class OpsdeckApp(ConsoleApp):
         self.panes_filled_s: float | None = None
         self.link_ready = asyncio.Event()
         self.open_error: str | None = None
+        self.close_error: str | None = None
+        """Why closing the link failed (the embedded host's last commit, say): printed on
+        stderr once the screen is gone (:func:`opsdeck.console.run_console`)."""
         self._stop = asyncio.Event()
         self._pane_step = 0
         """Which of TICKS the next refresh tick draws (:meth:`_tick_panes`)."""
@@ -289,8 +292,8 @@ class OpsdeckApp(ConsoleApp):
         if link is not None:
             try:
                 await link.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the exit
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing must not hide the exit: said after it
+                self.close_error = f"closing the console's link failed: {type(exc).__name__}: {exc}"
         self.log_source.close()
 
     async def action_quit(self) -> None:

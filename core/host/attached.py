@@ -209,11 +209,13 @@ class AttachedLink(Link):
         following stopped for anything else (reading again would meet it again)."""
         why = passing(exc)
         if why is None:
+            self._behind.pop("events", None)
             self._fold_failed(exc)
             return False
         assert self.replica is not None
         if not self._read_wait_s:
             self._set_stale(
+                "events",
                 f"store busy, reading again ({why})",
                 f"the console could not read {self.db.name}: {why} ({type(exc).__name__}); a passing condition: "
                 f"it reads again, waiting up to {READ_AGAIN_MAX_S:g}s between tries, and follows on once a read "
@@ -229,7 +231,7 @@ class AttachedLink(Link):
             assert self.replica is not None
             self._read_wait_s = 0.0
             self._set_stale(
-                None, f"the console reads {self.db.name} again and follows on from seq {self.replica.seq:,}"
+                "events", None, f"the console reads {self.db.name} again and follows on from seq {self.replica.seq:,}"
             )
 
     def _fold_failed(self, exc: Exception) -> None:
@@ -277,8 +279,18 @@ class AttachedLink(Link):
                         await self._host_gone(exc.pid)
             try:
                 await self.replica.refresh_telemetry()
-            except Exception:  # noqa: BLE001 - a busy or vanished store: try again next time
-                pass
+            except Exception as exc:  # noqa: BLE001 - the gauges' read failed: said once, read again next time
+                if "gauges" not in self._behind:
+                    kind = "a passing condition" if passing(exc) else "not a passing condition"
+                    self._set_stale(
+                        "gauges",
+                        f"gauges behind ({type(exc).__name__})",
+                        f"the console could not refresh its gauges from {self.db.name}: {type(exc).__name__}: {exc} "
+                        f"({kind}); they show the samples read before, and it reads again every {POLL_S:g}s",
+                    )
+            else:
+                if "gauges" in self._behind:
+                    self._set_stale("gauges", None, "the console's gauges refresh again")
 
     # -- acting ---------------------------------------------------------------------
     async def send(self, text: str) -> dict[str, Any]:

@@ -52,6 +52,8 @@ class Link:
         self._subscribers: list[EventFn] = []
         self._status: list[StatusFn] = []
         self._trouble: list[TroubleFn] = []
+        self._behind: dict[str, str] = {}
+        """What is behind (:attr:`stale`), by part: ``events``, ``gauges``."""
 
     # -- what the panes read --------------------------------------------------------
     @property
@@ -96,9 +98,12 @@ class Link:
     trouble: str | None = None
     """What stopped on the console's side while the host may still run (its clock, the
     following of its events), in a few words for the header; None when nothing did."""
-    stale: str | None = None
-    """What is behind on the console's side for now and tried again (a store read that
-    met a lock), in a few words; None when nothing is."""
+
+    @property
+    def stale(self) -> str | None:
+        """What is behind on the console's side for now and tried again (a store read
+        that met a lock, gauges not refreshed), in a few words; None when nothing is."""
+        return "; ".join(self._behind.values()) or None
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -122,11 +127,15 @@ class Link:
         self._trouble.append(fn)
 
     def _set_trouble(self, short: str, message: str) -> None:
-        self.trouble, self.stale = short, None
+        self.trouble = short
         self._say(message)
 
-    def _set_stale(self, short: str | None, message: str) -> None:
-        self.stale = short
+    def _set_stale(self, part: str, short: str | None, message: str) -> None:
+        """``part`` is behind (``short`` says how) or, with None, caught up: said."""
+        if short is None:
+            self._behind.pop(part, None)
+        else:
+            self._behind[part] = short
         self._say(message)
 
     def _say(self, message: str) -> None:
