@@ -130,7 +130,7 @@ class RuntimeBridge:
     def _dispatch_now(self) -> None:
         self.dispatch_pending = False
         e = self.engine
-        if e.runtime is None or e.readonly:
+        if e.runtime is None or e.readonly or e.log.held.paused:  # paused: dispatched again at the next commit
             return
         self.admit()
         state = e.state
@@ -192,7 +192,7 @@ class RuntimeBridge:
     ) -> None:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if self.owned(agent_id, task_id) is None:
+        if self.owned(agent_id, task_id) is None or e.log.held.skip_progress():
             return
         data: dict[str, Any] = {"task": task_id, "agent": agent_id, "progress": round(float(progress), 4)}
         if output:

@@ -20,10 +20,14 @@ from ..projection import State
 from ..runtimes import Runtime, RuntimeSink
 from ..store import Store
 from ..telemetry import Telemetry
+from .held import HeldLimits
 
 
 class ArchiveWriter(Protocol):
-    """The log's archive, which opening fills with workflows finished since a checkpoint."""
+    """The log's archive, which opening fills with workflows finished since a checkpoint,
+    and the limits on what refused commits hold (the bridge pauses new work at them)."""
+
+    held: HeldLimits
 
     async def store_archive(self, archive: list[tuple[str, int, str, str]]) -> None: ...
 

@@ -22,6 +22,7 @@ from ..event_types import COMMAND_EXECUTED, check_event
 from ..events import Event, EventHeader, EventRow, UnchainedRow, canonical_json, chain_head, chain_rows
 from ..journal import Journal
 from ..models import Task
+from .held import HeldLimits
 
 if TYPE_CHECKING:
     from .contract import EngineCore
@@ -77,6 +78,8 @@ class EventLog:
         bound after a unit is taken back: :meth:`holds_changes` may say yes for nothing)."""
         self.memory_archive: dict[tuple[str, int], str] = {}
         """Archive records where there is no store to hold them (or it is read-only)."""
+        self.held = HeldLimits()
+        """What refused commits may leave in memory (:mod:`.held`)."""
 
     # -- subscribers --------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -267,7 +270,9 @@ class EventLog:
             telemetry.pending_rows[:0] = samples
             if self.engine.state.archive_out is not None:
                 self.engine.state.archive_out[:0] = archive
+            self.held.after_refusal(len(self.buffer), telemetry.pending_rows)
 
+        append.add_done_callback(self._went_through)
         while True:
             try:
                 await asyncio.shield(append)
@@ -283,6 +288,11 @@ class EventLog:
             except BaseException:
                 keep()
                 raise
+
+    def _went_through(self, append: asyncio.Future[None]) -> None:
+        """A commit settled: once one goes through after refusals, new work starts again."""
+        if self.held.refused and not append.cancelled() and append.exception() is None and self.held.after_commit():
+            self.engine.request_dispatch()
 
     def _publish(self, n: int) -> None:
         """Notify subscribers of the first ``n`` uncommitted events (those just committed)."""

@@ -247,7 +247,10 @@ class HostServer:
             "listen",
             "advance",
         )
-        storage = {k: st["storage"][k] for k in ("state", "since", "held_events", "lock_waited_s")}
+        storage = {
+            k: st["storage"][k]
+            for k in ("state", "since", "held_events", "lock_waited_s", "paused", "samples_not_stored")
+        }
         return web.json_response({**{k: st[k] for k in keys}, "storage": storage})
 
     async def metrics(self, request: web.Request) -> web.Response:

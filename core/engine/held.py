@@ -1,0 +1,70 @@
+"""What a long storage refusal may hold in memory, and what the engine does at the limit.
+
+While the storage refuses writes (a full disk, a read-only file system, another
+program's lock), the events emitted and the metric samples taken wait in memory for the
+next commit. Neither may grow without bound:
+
+- events: once a refused commit leaves :data:`HELD_EVENTS_MAX` or more held, the engine
+  starts no new work (no workflow admitted, no task assigned) and does not record running
+  tasks' progress reports (each is superseded by the next; the output is in the task's
+  file) until a commit goes through. Nothing held is dropped: what was emitted stays held
+  and is committed then; the ends of running tasks are still recorded (at most one per
+  agent), and commands are answered ``STORAGE_*`` and taken back as at any refusal.
+- metric samples: at most :data:`HELD_SAMPLES_MAX` are held; newer ones are not stored
+  (the in-memory series the console draws keeps them), and are counted.
+
+Both are checked when a commit is refused (the host retries every beat), so between two
+tries what is held can pass a limit by what one beat brings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HELD_EVENTS_MAX = 20_000
+"""Events held after a refused commit at which new work pauses: ~10-25 MB (tracemalloc,
+the encoded row and its event held: 534 bytes a setting, 1,213 a progress report with
+five output lines)."""
+HELD_SAMPLES_MAX = 50_000
+"""Metric samples held for the store at most while commits are refused (~6 MB: a tuple
+of two floats and two shared names each)."""
+
+
+@dataclass
+class HeldLimits:
+    """The limits on what refused commits leave in memory, and what they cost so far."""
+
+    events_max: int = HELD_EVENTS_MAX
+    samples_max: int = HELD_SAMPLES_MAX
+    refused: bool = False
+    """The last commit was refused (cleared by the next one that goes through)."""
+    paused: bool = False
+    """New work is not started and progress is not recorded (:data:`HELD_EVENTS_MAX` reached)."""
+    progress_not_recorded: int = 0
+    """Progress reports of running tasks not recorded while paused, since the engine started."""
+    samples_not_stored: int = 0
+    """Metric samples not stored because :attr:`samples_max` were held, since the engine started."""
+
+    def after_refusal(self, events: int, samples: list[tuple[float, str, str, float]]) -> None:
+        """A commit was refused, leaving ``events`` held and ``samples`` (oldest first,
+        trimmed here to the limit: the newest beyond it are not stored)."""
+        self.refused = True
+        over = len(samples) - self.samples_max
+        if over > 0:
+            del samples[self.samples_max :]
+            self.samples_not_stored += over
+        if events >= self.events_max:
+            self.paused = True
+
+    def after_commit(self) -> bool:
+        """A commit went through: the limits no longer bite. Whether work was paused (the
+        caller dispatches again)."""
+        was = self.paused
+        self.refused = self.paused = False
+        return was
+
+    def skip_progress(self) -> bool:
+        """Whether a running task's progress report goes unrecorded now (counted)."""
+        if self.paused:
+            self.progress_not_recorded += 1
+        return self.paused

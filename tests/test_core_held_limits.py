@@ -1,0 +1,158 @@
+"""A long storage refusal holds a bounded amount in memory (core.engine.held).
+
+At the events' limit the engine starts no new work and records no progress reports
+until a commit goes through; beyond the samples' limit newer samples are not stored,
+counted. Nothing held is dropped: every event emitted is committed once writes are
+accepted. The host says so in its status (``/host status``, ``/v1/health``) and notices.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Config
+from core.engine import Engine
+from core.host.host import Host
+from core.session import open_sim
+from core.store import Store
+from core.store_errors import StorageError
+
+
+def _workflow(wid: str, tasks: int) -> dict[str, Any]:
+    spec = [{"id": f"t{i}", "specialization": "x", "duration_s": 600, "cpu": 0, "memory_gb": 0} for i in range(tasks)]
+    return {
+        "id": wid,
+        "allocation": {"cpu_cores": 1, "memory_gb": 1, "agents": 4},
+        "phases": [{"name": "a", "tasks": spec}],
+    }
+
+
+def _refuse(eng: Engine, monkeypatch: pytest.MonkeyPatch, db: Path) -> list[bool]:
+    """The store refuses every commit (a full disk) while the returned flag is set."""
+    store = eng.store
+    assert store is not None
+    real = store.append
+    full = [True]
+
+    async def append(*a: Any, **k: Any) -> None:
+        if full[0]:
+            raise StorageError("full", str(db), f"{db}: the disk is full")
+        await real(*a, **k)
+
+    monkeypatch.setattr(store, "append", append)
+    return full
+
+
+def _settle(eng: Engine) -> None:
+    """Run what is due now on the virtual clock (a requested dispatch)."""
+    eng.clock.run_until(eng.clock.now())  # type: ignore[attr-defined]
+
+
+async def _stored_head(db: Path) -> int:
+    store = await Store.open(db, readonly=True)
+    try:
+        head, _ = await store.head()
+        return head
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("limit", [5, 10_000])
+async def test_at_the_held_events_limit_new_work_and_progress_pause_until_a_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """limit 5: the refused commit leaves more held, so a new workflow is not started,
+    a running task's progress is not recorded (counted); the first commit that goes
+    through commits every held event and starts the work. limit 10,000: not reached,
+    the same refusal pauses nothing."""
+    db = tmp_path / "h.db"
+    eng = await open_sim(db)
+    try:
+        eng.create_pool("p", ["x"], 0, 4)
+        for _ in range(2):
+            eng.add_agent("p", ["x"])
+        eng.create_workflow(_workflow("w1", 1))
+        eng.start_workflow("w1")
+        _settle(eng)
+        running = eng.state.tasks["w1/t0"]
+        assert running.agent is not None, "assigned"
+        await eng.flush()
+        held = eng.log.held
+        held.events_max = limit
+        full = _refuse(eng, monkeypatch, db)
+        for i in range(6):
+            eng.set_setting("probe", i)
+        with pytest.raises(StorageError):
+            await eng.flush()
+        assert held.paused == (limit == 5)
+        eng.create_workflow(_workflow("w2", 1))
+        eng.start_workflow("w2")
+        _settle(eng)
+        seq = eng.state.seq
+        eng.bridge.task_progress(running.agent, running.id, 0.5)
+        if limit == 5:
+            assert eng.state.tasks["w2/t0"].agent is None, "no new work while paused"
+            assert eng.state.seq == seq and held.progress_not_recorded == 1
+        else:
+            assert eng.state.tasks["w2/t0"].agent is not None
+            assert eng.state.seq == seq + 1 and held.progress_not_recorded == 0
+        emitted = eng.state.seq
+        full[0] = False
+        await eng.flush()
+        assert not held.paused and await _stored_head(db) == emitted, "every held event committed"
+        _settle(eng)
+        assert eng.state.tasks["w2/t0"].agent is not None, "the work starts once writes go through"
+        eng.bridge.task_progress(running.agent, running.id, 0.6)
+        assert held.progress_not_recorded == (1 if limit == 5 else 0)
+    finally:
+        await eng.close()
+
+
+async def test_samples_beyond_the_limit_are_not_stored_counted_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight samples held through a refusal with a limit of five: the five oldest stay held
+    and are stored when writes are accepted, three are counted as not stored; the host's
+    status and notices say so, and that new work paused at the events' limit starts again."""
+    db = tmp_path / "s.db"
+    host = await Host.open_sim(db, Config(), create=True, speed=0)
+    said: list[str] = []
+    host.storage.notify = said.append
+    eng = host.engine
+    held = eng.log.held
+    held.samples_max, held.events_max = 5, 1
+    try:
+        async with host.lock:
+            assert await host.commit()
+        full = _refuse(eng, monkeypatch, db)
+        for i in range(8):
+            eng.telemetry.record(float(i), "r", "system", float(i))
+        eng.set_setting("probe", 1)  # one event held: the events' limit (1) is reached
+        async with host.lock:
+            assert not await host.commit()
+        assert eng.telemetry.pending_rows == [(float(i), "r", "system", float(i)) for i in range(5)]
+        status = host.status()["storage"]
+        assert status["paused"] is True and status["held_samples"] == 5 and status["samples_not_stored"] == 3
+        assert any("no new work is started" in x for x in said), said
+        assert any("metric samples beyond 5 held are not stored (3 so far)" in x for x in said), said
+        full[0] = False
+        async with host.lock:
+            assert await host.commit()
+        status = host.status()["storage"]
+        assert status["paused"] is False and status["held_samples"] == 0 and status["state"] == "ok"
+        assert "3 metric sample(s) beyond the limit were not stored" in said[-1], said
+        assert "new work is started again" in said[-1], said
+    finally:
+        await host.close()
+    con = sqlite3.connect(db)
+    try:
+        stored = con.execute(
+            "SELECT m.ts FROM metrics m JOIN metric_series s ON s.id = m.series WHERE s.name = 'r' ORDER BY m.id"
+        ).fetchall()
+    finally:
+        con.close()
+    assert stored == [(float(i),) for i in range(5)], "the five held stored once, the three beyond not"
