@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.clock import VirtualClock
+from core.merge import BufferedReport
 from core.models import Agent, Task
 from core.runtimes.sim import SimRuntime
 
@@ -43,8 +44,8 @@ class _Heard:
     def agent_unreachable(self, agent_id: str) -> None:
         self.facts.append(("unreachable", agent_id))
 
-    def agent_reconnected(self, agent_id: str, buffered: list[dict[str, Any]]) -> None:
-        self.facts.append(("reconnected", agent_id, [(b["seq"], b["kind"], b["task_id"]) for b in buffered]))
+    def agent_reconnected(self, agent_id: str, buffered: list[BufferedReport]) -> None:
+        self.facts.append(("reconnected", agent_id, [(b.seq, b.kind, b.task_id) for b in buffered]))
 
     def usage(self, agent_id: str, cpu_pct: float, memory_mb: float) -> None:
         pass
@@ -97,3 +98,20 @@ def test_an_agent_killed_while_cut_off_hands_over_nothing_when_the_link_heals() 
     sim.heal()
     assert [f for f in heard.facts if f[0] != "heartbeat"] == [("started", "a1", "w/t1"), ("agent_failed", "a1")]
     assert sim.agents["a1"].buffer == []
+
+
+def test_held_reports_say_what_each_kind_carries() -> None:
+    """Each held report is a BufferedReport carrying what its kind says and no more: a
+    progress report its fraction, a finished one the task's output, each when it was
+    held on the agent's clock."""
+    clock, sim, _ = _sim()
+    sim.start_task("a1", _task("w/t1", 25.0))
+    sim.partition(["a1"])
+    clock.run_until(30.0)
+    assert sim.agents["a1"].buffer == [
+        BufferedReport(1, "progress", "w/t1", progress=0.4, at=10.0),
+        BufferedReport(2, "progress", "w/t1", progress=0.8, at=20.0),
+        BufferedReport(3, "progress", "w/t1", progress=1.0, at=25.0),
+        BufferedReport(4, "finished", "w/t1", output=["w/t1 done"], at=25.0),
+    ]
+    assert [b.reached for b in sim.agents["a1"].buffer] == [0.4, 0.8, 1.0, 1.0]

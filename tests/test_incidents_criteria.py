@@ -174,7 +174,7 @@ async def test_buffered_reports_of_a_moved_task_merge_by_the_crdt_rules(tmp_path
         assert eng.state.tasks[key].agent is None
         # The isolated copy keeps working (the stop cannot reach it) until it finishes.
         end = eng.clock.now() + 3 * 3600
-        while not any(b["kind"] == "finished" and b["task_id"] == key for b in rt.agents[a].buffer):  # type: ignore[union-attr]
+        while not any(b.kind == "finished" and b.task_id == key for b in rt.agents[a].buffer):  # type: ignore[union-attr]
             assert eng.clock.now() < end
             await eng.advance(30)
         rt.heal([a])  # type: ignore[union-attr]

@@ -5,18 +5,18 @@ from __future__ import annotations
 import itertools
 import random
 
-from core.merge import merge
+from core.merge import BufferedReport, merge
 from core.models import AgentStatus
 from core.session import memory_sim
 
 
-def reports() -> list[tuple[str, dict]]:
+def reports() -> list[tuple[str, BufferedReport]]:
     return [
-        ("a1", {"seq": 1, "kind": "started", "task_id": "w/t1"}),
-        ("a1", {"seq": 2, "kind": "progress", "task_id": "w/t1", "progress": 0.4}),
-        ("a1", {"seq": 3, "kind": "progress", "task_id": "w/t1", "progress": 0.9}),
-        ("a1", {"seq": 4, "kind": "finished", "task_id": "w/t1"}),
-        ("a2", {"seq": 1, "kind": "progress", "task_id": "w/t2", "progress": 0.3}),
+        ("a1", BufferedReport(1, "started", "w/t1")),
+        ("a1", BufferedReport(2, "progress", "w/t1", progress=0.4)),
+        ("a1", BufferedReport(3, "progress", "w/t1", progress=0.9)),
+        ("a1", BufferedReport(4, "finished", "w/t1")),
+        ("a2", BufferedReport(1, "progress", "w/t2", progress=0.3)),
     ]
 
 

@@ -33,7 +33,7 @@ from ..event_types import (
     WORKFLOW_FAILED,
     WORKFLOW_STARTED,
 )
-from ..merge import TaskView, merge
+from ..merge import BufferedReport, TaskView, merge
 from ..models import LIVE_AGENT, TERMINAL_WORKFLOW, AgentStatus, Task, TaskStatus, WorkflowStatus
 from ..runtimes import Runtime, RuntimeSink
 from ..scheduler import dispatch
@@ -318,7 +318,7 @@ class RuntimeBridge:
         self.request_dispatch()
 
     # -- a partition heals --------------------------------------------------------------
-    def agent_reconnected(self, agent_id: str, buffered: list[dict[str, Any]]) -> None:
+    def agent_reconnected(self, agent_id: str, buffered: list[BufferedReport]) -> None:
         """Apply an agent's buffered reports exactly once, in its own sequence order,
         merged with what the engine did while the agent was cut off (``core.merge``):
         a report about a task the agent still owns applies as it is; a task that was
@@ -329,8 +329,8 @@ class RuntimeBridge:
         if a is None:
             return
         e.telemetry.liveness[agent_id] = e.clock.now()
-        fresh = sorted((b for b in buffered if b["seq"] > a.applied_seq), key=lambda b: b["seq"])
-        dropped = len(buffered) - len({b["seq"] for b in fresh})
+        fresh = sorted((b for b in buffered if b.seq > a.applied_seq), key=lambda b: b.seq)
+        dropped = len(buffered) - len({b.seq for b in fresh})
         if a.status is AgentStatus.UNREACHABLE:
             e.emit(
                 AGENT_RECONNECTED,
@@ -339,39 +339,38 @@ class RuntimeBridge:
                 {"agent": agent_id, "buffered": len(buffered), "duplicates_dropped": dropped},
             )
         seen: set[int] = set()
-        foreign: list[dict[str, Any]] = []
+        foreign: list[BufferedReport] = []
         for b in fresh:
-            if b["seq"] in seen:
+            if b.seq in seen:
                 continue
-            seen.add(b["seq"])
-            e.emit(AGENT_SEQ_APPLIED, "network", "agent_coordination", {"agent": agent_id, "seq": b["seq"]})
-            kind = b["kind"]
-            task = b.get("task_id")
-            if task is not None and kind != "heartbeat" and self.owned(agent_id, task) is None:
+            seen.add(b.seq)
+            e.emit(AGENT_SEQ_APPLIED, "network", "agent_coordination", {"agent": agent_id, "seq": b.seq})
+            kind, task = b.kind, b.task_id
+            if self.owned(agent_id, task) is None:
                 foreign.append(b)  # the task moved while the agent was cut off: merged below
             elif kind == "started":
-                self.task_started(agent_id, b["task_id"])
+                self.task_started(agent_id, task)
             elif kind == "progress":
-                self.task_progress(agent_id, b["task_id"], b["progress"], b.get("output"))
+                self.task_progress(agent_id, task, b.reached, b.output)
             elif kind == "finished":
-                self.task_finished(agent_id, b["task_id"], b.get("output"))
+                self.task_finished(agent_id, task, b.output)
             elif kind == "failed":
-                self.task_failed(agent_id, b["task_id"], b.get("error", "failed"), b.get("output"))
+                self.task_failed(agent_id, task, "failed" if b.error is None else b.error, b.output)
         if foreign:
             self.merge_partition(agent_id, foreign)
         self.request_dispatch()
 
-    def merge_partition(self, agent_id: str, reports: list[dict[str, Any]]) -> None:
+    def merge_partition(self, agent_id: str, reports: list[BufferedReport]) -> None:
         """Merge an isolated agent's reports about tasks moved away from it with the
         engine's side of those tasks, and bring the state to the merged result."""
         e = self.engine
         s = e.state
         base = {
-            b["task_id"]: TaskView(s.tasks[b["task_id"]].context.progress, s.tasks[b["task_id"]].status.value)
+            b.task_id: TaskView(s.tasks[b.task_id].context.progress, s.tasks[b.task_id].status.value)
             for b in reports
-            if b["task_id"] in s.tasks
+            if b.task_id in s.tasks
         }
-        views = merge(((agent_id, b) for b in reports if b["task_id"] in s.tasks), base)
+        views = merge(((agent_id, b) for b in reports if b.task_id in s.tasks), base)
         out: dict[str, dict[str, Any]] = {}
         for key, v in sorted(views.items()):
             t = s.tasks[key]

@@ -29,6 +29,7 @@ from ..collector import Collector, settle_before_open
 from ..config import Config
 from ..event_types import EVENTS
 from ..events import GENESIS_HASH, Event, EventHeader
+from ..merge import BufferedReport
 from ..models import Resources, Task, WorkflowSpec
 from ..projection import State
 from ..runtimes import Runtime
@@ -215,10 +216,10 @@ class Engine:
     def agent_failed(self, agent_id: str, error: str) -> None:
         self.bridge.agent_failed(agent_id, error)
 
-    def agent_reconnected(self, agent_id: str, buffered: list[dict[str, Any]]) -> None:
+    def agent_reconnected(self, agent_id: str, buffered: list[BufferedReport]) -> None:
         self.bridge.agent_reconnected(agent_id, buffered)
 
-    def merge_partition(self, agent_id: str, reports: list[dict[str, Any]]) -> None:
+    def merge_partition(self, agent_id: str, reports: list[BufferedReport]) -> None:
         self.bridge.merge_partition(agent_id, reports)
 
     def agent_heartbeat(self, agent_id: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # kept out of the import: the agent host process starts without pydantic
+    from ..merge import BufferedReport
     from ..models import Agent, Task
     from .sampler import TaskMeasure
 
@@ -49,7 +50,7 @@ class RuntimeSink(Protocol):
 
     def agent_unreachable(self, agent_id: str) -> None: ...
 
-    def agent_reconnected(self, agent_id: str, buffered: list[dict[str, Any]]) -> None: ...
+    def agent_reconnected(self, agent_id: str, buffered: list[BufferedReport]) -> None: ...
 
     def usage(self, agent_id: str, cpu_pct: float, memory_mb: float) -> None: ...
 

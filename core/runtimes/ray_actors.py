@@ -27,6 +27,7 @@ import psutil
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
+from ..merge import BufferedReport
 from ..models import LIVE_AGENT, AgentStatus
 from .adoption import killpg_verified
 from .fleet import Fleet, HostRecord
@@ -326,42 +327,35 @@ class RayActors:
         fleet = self.fleet
         engine, sink = fleet.engine, fleet.sink
         assert engine is not None and sink is not None
-        buffered: list[dict[str, Any]] = []
+        buffered: list[BufferedReport] = []
         partial: dict[str, Any] | None = None
-        last_progress: dict[str, Any] | None = None
+        last_progress: BufferedReport | None = None
         task = None
         for r in reports:
             kind, task_id = r.get("t"), r.get("task")
-            if not fleet.owns_attempt(h.agent, task_id, r.get("attempt")):
+            if task_id is None or not fleet.owns_attempt(h.agent, task_id, r.get("attempt")):
                 continue
             task = task_id
             if kind in ("started", "finished", "failed"):
-                item = {"seq": r["seq"], "kind": kind, "task_id": task_id}
-                if kind != "started":
-                    item["output"] = r.get("output")
-                if kind == "failed":
-                    item["error"] = str(r.get("error", "failed"))
-                buffered.append(item)
+                output = None if kind == "started" else r.get("output")
+                error = str(r.get("error", "failed")) if kind == "failed" else None
+                buffered.append(BufferedReport(r["seq"], kind, task_id, output=output, error=error))
                 if kind == "started":
                     h.task_pgid, h.task_create_time = self._here(h, r).get("pgid"), self._here(h, r).get("create_time")
                 else:
                     h.task_pgid = h.task_create_time = None
             elif kind == "heartbeat" and r.get("changed"):
-                last_progress = {
-                    "seq": r["seq"],
-                    "kind": "progress",
-                    "task_id": task_id,
-                    "progress": float(r.get("progress", 0.0)),
-                    "output": r.get("output"),
-                }
+                last_progress = BufferedReport(
+                    r["seq"], "progress", task_id, progress=float(r.get("progress", 0.0)), output=r.get("output")
+                )
                 partial = r.get("partial") or partial
         if last_progress is not None:
             buffered.append(last_progress)
-            buffered.sort(key=lambda b: b["seq"])
+            buffered.sort(key=lambda b: b.seq)
         sink.agent_reconnected(h.agent, buffered)
         if partial and task is not None and fleet.owns_attempt(h.agent, task, engine.state.tasks[task].attempts):
             engine.task_progress(h.agent, task, engine.state.tasks[task].context.progress, None, partial)
-        return {b["seq"] for b in buffered}
+        return {b.seq for b in buffered}
 
     def _usage(self, h: ActorHost, r: dict[str, Any]) -> None:
         """psutil on the node: the actor's tree for the agent, the node for the machine."""

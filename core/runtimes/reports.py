@@ -20,6 +20,7 @@ from typing import Any, Generic
 
 from pydantic import ValidationError
 
+from ..merge import BufferedReport
 from ..models import AgentStatus, TaskStatus
 from ..usage.models import UsageReport
 from .dispatch import Dispatch
@@ -179,4 +180,4 @@ class Reports(Generic[H]):
         wf = engine.state.workflows.get(t.workflow)
         if wf is None or wf.status.value not in ("running", "paused"):
             return
-        engine.merge_partition(agent_id, [{"seq": int(attempt or 0), "kind": "finished", "task_id": task_id}])
+        engine.merge_partition(agent_id, [BufferedReport(int(attempt or 0), "finished", task_id)])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import Timer, VirtualClock
+from ..merge import BufferedReport, ReportKind
 from ..models import Agent, Task
 from . import Capabilities, NotApplicable, RuntimeSink
 from .sampler import TaskMeasure
@@ -51,8 +52,8 @@ class _SimTask:
         else:
             now = sim.clock.now()
             if self.total > 0:
-                sa.hold(now, "progress", {"task_id": task_id, "progress": 1.0})
-            sa.hold(now, "finished", {"task_id": task_id, "output": output})
+                sa.hold(now, "progress", task_id, progress=1.0)
+            sa.hold(now, "finished", task_id, output=output)
 
 
 @dataclass
@@ -62,18 +63,26 @@ class _SimAgent:
     reachable: bool = True
     slowdown: float = 1.0
     task: _SimTask | None = None
-    buffer: list[dict[str, Any]] = field(default_factory=list)
+    buffer: list[BufferedReport] = field(default_factory=list)
     buffer_seq: int = 0
     leak_mb: float = 0.0
     leak_rate_mb_s: float = 0.0
     pending_stops: set[str] = field(default_factory=set)
     """Stops sent while cut off: they reach the agent when its link comes back."""
 
-    def hold(self, at: float, kind: str, fields: dict[str, Any]) -> None:
+    def hold(
+        self,
+        at: float,
+        kind: ReportKind,
+        task_id: str,
+        *,
+        progress: float | None = None,
+        output: list[str] | None = None,
+    ) -> None:
         """A fact the agent cannot report while cut off: kept with its own sequence
         number, handed over when its link comes back (``RuntimeSink.agent_reconnected``)."""
         self.buffer_seq += 1
-        self.buffer.append({"seq": self.buffer_seq, "kind": kind, "at": at, **fields})
+        self.buffer.append(BufferedReport(self.buffer_seq, kind, task_id, progress, output, at=at))
 
 
 class SimRuntime:
@@ -184,7 +193,7 @@ class SimRuntime:
             if self.sink is not None:
                 self.sink.task_started(sa.id, task.id)
         else:
-            sa.hold(now, "started", {"task_id": task.id})
+            sa.hold(now, "started", task.id)
         self._schedule_finish(sa)
 
     def _schedule_finish(self, sa: _SimAgent) -> None:
@@ -262,7 +271,7 @@ class SimRuntime:
                 self._account(sa)
                 progress = round(1.0 - st.work_left / st.total, 4)
                 if not sa.reachable:
-                    sa.hold(self.clock.now(), "progress", {"task_id": st.task_id, "progress": progress})
+                    sa.hold(self.clock.now(), "progress", st.task_id, progress=progress)
                 elif self.sink:
                     self.sink.task_progress(sa.id, st.task_id, progress)
             elif sa.reachable and self.sink:
