@@ -156,3 +156,34 @@ async def test_samples_beyond_the_limit_are_not_stored_counted_and_said(
     finally:
         con.close()
     assert stored == [(float(i),) for i in range(5)], "the five held stored once, the three beyond not"
+
+
+async def test_an_embedded_console_shows_storage_refused_and_paused_until_writes_are_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console of an embedded host: the storage notices are said (toasts) and, while
+    writes are refused, the link is behind with what and whether new work is paused;
+    once a commit goes through it is not."""
+    from core.host.link import EmbeddedLink
+
+    db = tmp_path / "e.db"
+    host = await Host.open_sim(db, Config(), create=True, speed=0)
+    link = EmbeddedLink(host)
+    said: list[str] = []
+    link.on_trouble(said.append)
+    eng = host.engine
+    eng.log.held.events_max = 1
+    try:
+        full = _refuse(eng, monkeypatch, db)
+        eng.set_setting("probe", 1)
+        async with host.lock:
+            assert not await host.commit()
+        assert link.stale == "storage full, new work paused" and link.trouble is None and link.gone is None
+        assert any("the disk is full" in x for x in said) and any("no new work is started" in x for x in said)
+        full[0] = False
+        async with host.lock:
+            assert await host.commit()
+        assert link.stale is None
+        assert "writes are accepted again" in said[-1] and "new work is started again" in said[-1], said
+    finally:
+        await link.close()

@@ -174,6 +174,7 @@ class EmbeddedLink(Link):
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe = host.subscribe(self._publish)
+        host.storage.notify = self._storage_said
 
     @property
     def source(self) -> Any:
@@ -194,6 +195,15 @@ class EmbeddedLink(Link):
 
     def describe(self) -> str:
         return f"embedded host pid {self.host_pid}" + (f", {self.trouble}" if self.trouble else "")
+
+    def _storage_said(self, message: str) -> None:
+        """The host's storage notices (writes refused, new work paused, writes accepted
+        again): said, and shown as behind while writes are refused."""
+        st = self.host.storage
+        short = None
+        if st.problem is not None:
+            short = f"storage {st.problem.kind}" + (", new work paused" if st.limits.paused else "")
+        self._set_stale("storage", short, message)
 
     async def send(self, text: str) -> dict[str, Any]:
         return await self.host.execute(text, ACTOR)

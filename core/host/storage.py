@@ -103,17 +103,16 @@ class StorageWatch:
             return
         took = time.time() - (self.since or time.time())
         if self.problem.kind == "locked":
-            self.say(
-                f"the lock on {self.problem.path} was released after {duration(took)}: writes go on{self._costs()}"
-            )
+            text = f"the lock on {self.problem.path} was released after {duration(took)}: writes go on{self._costs()}"
         else:
-            self.say(
+            text = (
                 f"{self.problem.path}: writes are accepted again after {duration(took)}; "
                 f"the {self.held} event(s) held in memory are committed{self._costs()}"
             )
         self.problem, self.since, self.held = None, None, 0
         self._paused_said = self._samples_said = False
         self._costs_at = (self.limits.samples_not_stored, self.limits.progress_not_recorded)
+        self.say(text)  # said once it has passed: a listener reading the state sees it so
 
     def _costs(self) -> str:
         """What the limits cost during the problem that just passed, for its last notice."""
