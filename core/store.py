@@ -35,6 +35,7 @@ from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
 from .store_commit import LOCK_WAIT_S, RowInsert, Statements, on_connection_thread, retrying, transaction
 from .store_errors import StorageError, StoreError, classify
+from .store_metrics import MetricSamples, SamplesRefused
 from .store_reads import EVENT_COLUMNS, EventReader, row_hash_ok, row_to_event
 from .store_schema import (
     BUSY_TIMEOUT_MS,
@@ -49,7 +50,7 @@ from .store_schema import (
     repair_hint,
     scalar,
 )
-from .store_tables import CheckpointTable, MetricSamples, ProcessRow, ProcessTable, SamplesRefused
+from .store_tables import CheckpointTable, ProcessRow, ProcessTable
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -453,7 +454,7 @@ class Store:
     async def checkpoint_text_hash(self, checkpoint_id: int) -> tuple[str, str] | None:
         return await self.checkpoint_table.text_hash(checkpoint_id)
 
-    # -- metric samples (``store_tables.MetricSamples``) -----------------------------
+    # -- metric samples (``store_metrics.MetricSamples``) -----------------------------
     async def add_metrics(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
         await self.metric_table.add(rows)
 

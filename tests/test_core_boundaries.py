@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.store_schema",
         "core.store_reads",
         "core.store_tables",
+        "core.store_metrics",
         "core.projection_history",  # the digests of finished workflows and checkpoint records the store keeps
     ),
     ("core.merge", "core.workflow_file", "core.store"),

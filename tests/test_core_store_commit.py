@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core import store_metrics
 from core.events import GENESIS_HASH, EventRow
 from core.store import Store
 from core.store_commit import RowInsert, on_connection_thread, transaction
@@ -260,9 +261,8 @@ async def test_samples_retried_after_a_lock_keep_to_series_that_exist(
     """A write given up to another process's lock is rolled back and tried again: the
     series ids its first try made are gone with it, so the retry makes them again
     instead of storing samples under ids no series has."""
-    from core import store_tables
 
-    real = store_tables._INSERT_SAMPLES
+    real = store_metrics._INSERT_SAMPLES
     tries = []
 
     class LockedOnce:
@@ -272,7 +272,7 @@ async def test_samples_retried_after_a_lock_keep_to_series_that_exist(
                 raise sqlite3.OperationalError("database is locked")
             real.run(conn, rows)
 
-    monkeypatch.setattr(store_tables, "_INSERT_SAMPLES", LockedOnce())
+    monkeypatch.setattr(store_metrics, "_INSERT_SAMPLES", LockedOnce())
     samples = [(i / 2, "load", "system", float(i)) for i in range(5)]
     store = await Store.open(db_path)
     try:
