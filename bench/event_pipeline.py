@@ -60,7 +60,8 @@ class Extra:
     """What the engine committed besides the events (the second baseline writes it too)."""
 
     series: list[tuple[int, str, str]] = field(default_factory=list)
-    samples: list[tuple[int, float, float]] = field(default_factory=list)
+    samples: list[tuple[int, float, float, bytes | None]] = field(default_factory=list)
+    """Metrics rows as the engine wrote them (a batch's samples of one series in one row)."""
     archive: list[tuple[str, int, str, str]] = field(default_factory=list)
     checkpoints: list[tuple[Any, ...]] = field(default_factory=list)
     history: list[tuple[Any, ...]] = field(default_factory=list)
@@ -126,7 +127,7 @@ def load_rows(path: Path) -> tuple[list[Row], Extra]:
     ]
     extra = Extra(
         con.execute("SELECT id, name, subject FROM metric_series ORDER BY id").fetchall(),
-        con.execute("SELECT series, ts, value FROM metrics ORDER BY id").fetchall(),
+        con.execute("SELECT series, ts, value, earlier FROM metrics ORDER BY id").fetchall(),
         con.execute("SELECT workflow, finished_seq, status, record FROM archive ORDER BY finished_seq").fetchall(),
         con.execute(
             "SELECT id, seq, ts, kind, label, workflow, state, state_hash FROM checkpoints ORDER BY id"
@@ -175,7 +176,7 @@ def run_baseline(path: Path, rows: list[Row], extra: Extra | None = None) -> tup
             while sample is not None and sample[1] <= last_ts:
                 taken.append(sample)
                 sample = next(samples, None)
-            con.executemany("INSERT INTO metrics(series, ts, value) VALUES (?,?,?)", taken)
+            con.executemany("INSERT INTO metrics(series, ts, value, earlier) VALUES (?,?,?,?)", taken)
         while done is not None and done[1] <= last_seq:
             con.execute("INSERT INTO archive(workflow, finished_seq, status, record) VALUES (?,?,?,?)", done)
             done = next(archive, None)
@@ -262,7 +263,8 @@ def main() -> None:
     best = eng_cpu.index(min(eng_cpu))
     print("event mix: " + ", ".join(f"{k} {v / n:.0%}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1])[:6]))
     print(
-        f"the engine also committed {len(extra.samples):,} metric samples, {len(extra.archive)} archive records "
+        f"the engine also committed {sum(1 + len(s[3] or b'') // 16 for s in extra.samples):,} metric samples "
+        f"in {len(extra.samples):,} rows, {len(extra.archive)} archive records "
         f"({sum(len(a[3]) for a in extra.archive) / 1e6:.1f} MB), {len(extra.checkpoints)} checkpoints"
     )
     print(

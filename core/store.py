@@ -35,7 +35,7 @@ from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
 from .store_commit import LOCK_WAIT_S, RowInsert, Statements, on_connection_thread, retrying, transaction
 from .store_errors import StorageError, StoreError, classify
-from .store_metrics import MetricSamples, SamplesRefused
+from .store_metrics import MetricSamples, Sample, SamplesRefused, SeriesSamples, by_series
 from .store_reads import EVENT_COLUMNS, EventReader, row_hash_ok, row_to_event
 from .store_schema import (
     BUSY_TIMEOUT_MS,
@@ -272,19 +272,20 @@ class Store:
         self,
         rows: Sequence[EventRow],
         archive: Sequence[tuple[str, int, str, str]] = (),
-        metrics: Sequence[tuple[float, str, str, float]] = (),
+        metrics: SeriesSamples | None = None,
     ) -> None:
         """Group commit: one transaction for the whole batch (rows several per statement), with
         the archive records of workflows that finished in it (committed together) and
         the metric samples taken meanwhile (no transaction of their own; a damaged
         metrics table costs the samples, not the batch: written again without them)."""
         if not rows and not archive:
-            await self.add_metrics(metrics)
+            if metrics:
+                await self.metric_table.add(metrics)
             return
         if self.readonly:
             raise StoreError("the database is open read-only")
         mark = self._anchor is not None and not self.anchored and bool(rows)
-        samples: Sequence[tuple[float, str, str, float]] = () if self.metric_table.readonly else metrics
+        samples = None if self.metric_table.readonly else metrics
 
         def statements(conn: sqlite3.Connection) -> None:
             if rows:
@@ -302,7 +303,7 @@ class Store:
             try:
                 await self._write(statements)
             except SamplesRefused:
-                samples = ()  # the batch again without them: refused samples cost only themselves
+                samples = None  # the batch again without them: refused samples cost only themselves
                 await self._write(statements)
         except BaseException:
             if metrics:
@@ -455,15 +456,15 @@ class Store:
         return await self.checkpoint_table.text_hash(checkpoint_id)
 
     # -- metric samples (``store_metrics.MetricSamples``) -----------------------------
-    async def add_metrics(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
-        await self.metric_table.add(rows)
+    async def add_metrics(self, rows: Iterable[Sample]) -> None:
+        await self.metric_table.add(by_series(rows))
 
     async def metrics(
         self, name: str, subject: str = "system", since: float = float("-inf")
     ) -> list[tuple[float, float]]:
         return await self.metric_table.read(name, subject, since)
 
-    async def metrics_after(self, rowid: int, limit: int = 20000) -> tuple[list[tuple[float, str, str, float]], int]:
+    async def metrics_after(self, rowid: int, limit: int = 20000) -> tuple[list[Sample], int]:
         return await self.metric_table.after(rowid, limit)
 
     async def last_metric_rowid(self) -> int:

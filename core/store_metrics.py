@@ -3,13 +3,21 @@
 Telemetry, not history: damage in these tables or a refused write costs samples
 (said in ``MetricSamples.problem``), never the log. Each writes through the store's one
 write path (a transaction, waiting out another process's lock).
+
+A batch's samples of one series are one row (``pack_rows``): the row's ``ts`` and
+``value`` are its newest sample, ``earlier`` the ones before it (NULL for a row of one
+sample, as a gauge's usually is). Per-task samples (a response time and an efficiency
+per completed task) cost a row per flush instead of a row each; every reader gets the
+samples back one by one (``samples_of``), none of them merged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+import sys
+from array import array
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +28,101 @@ from .store_errors import StorageError, classify
 from .store_schema import file_bytes, scalar
 from .store_tables import Write
 
-_INSERT_SAMPLES = RowInsert("INSERT INTO metrics(series, ts, value)", 3)
+Sample = tuple[float, str, str, float]
+"""One sample: (ts, name, subject, value)."""
+SeriesSamples = dict[tuple[str, str], list[float]]
+"""Samples as telemetry holds them for the store: (name, subject) -> ts and value
+alternating, in the order recorded (no tuple per sample)."""
+SampleRow = tuple[int, float, float, bytes | None]
+"""A metrics row: series id, ts and value of its newest sample, the earlier ones packed."""
+
+PACK_MAX = 1024
+"""Samples of one row at most (its ``earlier`` up to 16 KiB)."""
+BUCKET_S = 60.0
+"""Rows never span two buckets of this many seconds (``intervals.metric_bucket_s``'s default;
+the downsampling sets the configured one): a bucket's mean takes whole rows."""
+_BIG_ENDIAN = sys.byteorder == "big"
+_INSERT_SAMPLES = RowInsert("INSERT INTO metrics(series, ts, value, earlier)", 4)
 _EVERY_SERIES = "(SELECT id FROM metric_series)"
 """``series IN`` this: a time range is read along the (series, ts) index, one range per
 series, not a scan of the table (there is no index on ``ts`` alone)."""
+
+
+def by_series(samples: Iterable[Sample]) -> SeriesSamples:
+    """Samples as :data:`SeriesSamples`, each series' in the order given."""
+    out: SeriesSamples = {}
+    for t, name, subject, value in samples:
+        out.setdefault((name, subject), []).extend((t, value))
+    return out
+
+
+def pairs(flat: Sequence[float]) -> list[tuple[float, float]]:
+    """(ts, value) pairs of a series' samples held ts and value alternating."""
+    it = iter(flat)
+    return list(zip(it, it, strict=True))
+
+
+def pack(flat: Sequence[float]) -> bytes:
+    """Samples held ts and value alternating, as little-endian float64s."""
+    a = array("d", flat)
+    if _BIG_ENDIAN:
+        a.byteswap()
+    return a.tobytes()
+
+
+def unpack(blob: object) -> list[tuple[float, float]]:
+    """The pairs :func:`pack` wrote; sqlite3.DatabaseError for anything else (damage)."""
+    if not isinstance(blob, bytes) or len(blob) % 16:
+        raise sqlite3.DatabaseError("a metrics row's earlier samples are not whole (ts, value) pairs")
+    a = array("d")
+    a.frombytes(blob)
+    if _BIG_ENDIAN:
+        a.byteswap()
+    return pairs(a)
+
+
+def samples_of(ts: float, value: float, earlier: object) -> list[tuple[float, float]]:
+    """A row's samples in the order recorded: the packed ones, then its own."""
+    if earlier is None:
+        return [(ts, value)]
+    points = unpack(earlier)
+    points.append((ts, value))
+    return points
+
+
+def _row(sid: int, flat: list[float]) -> SampleRow:
+    return (sid, flat[-2], flat[-1], pack(flat[:-2]) if len(flat) > 2 else None)
+
+
+def pack_rows(sid: int, flat: list[float], bucket_s: float) -> list[SampleRow]:
+    """One series' samples of a batch (ts and value alternating) as rows: a new row where
+    time goes back, a bucket of ``bucket_s`` begins or a row holds :data:`PACK_MAX` (so
+    a row's ``ts``, its newest sample's, bounds every sample of it for ranges, retention
+    and downsampling)."""
+    if len(flat) % 2:
+        raise sqlite3.ProgrammingError(f"{len(flat)} values: samples are (ts, value) pairs")
+    ts = flat[0::2]
+    if len(ts) <= PACK_MAX and int(ts[0] / bucket_s) == int(ts[-1] / bucket_s) and ts == sorted(ts):
+        return [_row(sid, flat)]
+    out: list[SampleRow] = []
+    start = 0
+    for i in range(1, len(ts)):
+        if i - start == PACK_MAX or ts[i] < ts[i - 1] or int(ts[i] / bucket_s) != int(ts[i - 1] / bucket_s):
+            out.append(_row(sid, flat[2 * start : 2 * i]))
+            start = i
+    out.append(_row(sid, flat[2 * start :]))
+    return out
+
+
+def _in_time_order(parts: list[list[tuple[float, float]]], since: float) -> list[tuple[float, float]]:
+    """Rows' samples (``parts``, rows in time order) as one list of those at or after ``since``:
+    a row of several may begin before it, and its samples interleave with no other row's
+    unless the clock went back (then sorted, ties in the order recorded)."""
+    if all(len(p) == 1 for p in parts):
+        return [p[0] for p in parts]
+    points = [pt for p in parts for pt in p if pt[0] >= since]
+    points.sort(key=lambda pt: pt[0])
+    return points
 
 
 class SamplesRefused(Exception):
@@ -44,6 +143,8 @@ class MetricSamples:
         """(name, subject) -> series id, as stored."""
         self._downsampled_to = float("-inf")
         """Samples before this were downsampled by this process."""
+        self.bucket_s = BUCKET_S
+        """The downsampling's bucket: no row spans two (set by :meth:`downsample`, and by an engine at open)."""
 
     def _failed(self, exc: BaseException, doing: str) -> None:
         """Samples live outside the chain: a damaged metrics page or a refused write costs
@@ -52,18 +153,19 @@ class MetricSamples:
         why = err.args[0] if err is not None else f"the metrics table is damaged ({exc})"
         self.problem = f"metric samples could not be {doing}: {why}; gauges show no samples from the store"
 
-    def _rows(
-        self, conn: sqlite3.Connection, rows: Sequence[tuple[float, str, str, float]]
-    ) -> list[tuple[int, float, float]]:
-        """Samples as rows (series id, ts, value), series ids made first for new ones (on the connection's thread)."""
+    def _rows(self, conn: sqlite3.Connection, samples: SeriesSamples) -> list[SampleRow]:
+        """Samples as rows (``pack_rows``), the series in the order given; ids made first
+        for new series (on the connection's thread)."""
         known = self._series
-        try:
-            return [(known[(r[1], r[2])], r[0], r[3]) for r in rows]
-        except KeyError:  # a series new to this process, or its ids not read yet
-            self._series = known = series_ids(conn, known, {(r[1], r[2]) for r in rows})
-        return [(known[(r[1], r[2])], r[0], r[3]) for r in rows]
+        if samples.keys() - known.keys():  # a series new to this process, or its ids not read yet
+            self._series = known = series_ids(conn, known, set(samples))
+        out: list[SampleRow] = []
+        for key, flat in samples.items():
+            if flat:
+                out += pack_rows(known[key], flat, self.bucket_s)
+        return out
 
-    async def add(self, rows: Sequence[tuple[float, str, str, float]]) -> None:
+    async def add(self, rows: SeriesSamples) -> None:
         """Store samples, one transaction per batch (the connection autocommits: without
         it each row was its own commit, 0.3 ms apiece). A batch a damaged metrics table
         cannot take is dropped and said in ``problem``; a full disk, a read-only file or
@@ -83,7 +185,7 @@ class MetricSamples:
                 raise
             self._failed(exc, "written")
 
-    def insert(self, conn: sqlite3.Connection, rows: Sequence[tuple[float, str, str, float]]) -> None:
+    def insert(self, conn: sqlite3.Connection, rows: SeriesSamples) -> None:
         """Store samples inside the caller's open write transaction (the events' group
         commit, on the connection's thread: no transaction and sync of their own). A
         damaged or refusing metrics table raises :class:`SamplesRefused` (said in
@@ -109,15 +211,15 @@ class MetricSamples:
         try:
             rows = await (
                 await self._db.execute(
-                    "SELECT m.ts, m.value FROM metric_series s JOIN metrics m ON m.series = s.id "
+                    "SELECT m.ts, m.value, m.earlier FROM metric_series s JOIN metrics m ON m.series = s.id "
                     "WHERE s.name=? AND s.subject=? AND m.ts>=? ORDER BY m.ts",
                     (name, subject, since),
                 )
             ).fetchall()
+            return _in_time_order([samples_of(*r) for r in rows], since)
         except sqlite3.DatabaseError as exc:
             self._failed(exc, "read")
             return []
-        return [(r[0], r[1]) for r in rows]
 
     async def recent(
         self, since: float, names: Sequence[str], subjects: Sequence[str], last: int | None = None
@@ -140,7 +242,7 @@ class MetricSamples:
                 return {}
             limit = -1 if last is None else last
             sql = " UNION ALL ".join(
-                "SELECT * FROM (SELECT series, ts, value FROM metrics WHERE series = ? AND ts >= ? "
+                "SELECT * FROM (SELECT series, ts, value, earlier FROM metrics WHERE series = ? AND ts >= ? "
                 "ORDER BY ts DESC, id DESC LIMIT ?)"
                 for _ in series
             )
@@ -148,34 +250,37 @@ class MetricSamples:
             for sid, _, _ in series:
                 args += [sid, since, limit]
             rows = await (await self._db.execute(sql, args)).fetchall()
+            keys = {sid: (name, subject) for sid, name, subject in series}
+            newest_first: dict[tuple[str, str], list[list[tuple[float, float]]]] = {}
+            for sid, t, v, earlier in rows:
+                newest_first.setdefault(keys[sid], []).append(samples_of(t, v, earlier))
+            out = {key: _in_time_order(parts[::-1], since) for key, parts in newest_first.items()}
         except sqlite3.DatabaseError as exc:
             self._failed(exc, "read")
             return {}
-        keys = {sid: (name, subject) for sid, name, subject in series}
-        out: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        for sid, t, v in rows:
-            out.setdefault(keys[sid], []).append((t, v))
-        for points in out.values():
-            points.reverse()
+        if last is not None:  # rows of several samples may bring more
+            out = {key: points[-last:] if last else [] for key, points in out.items()}
         return out
 
-    async def after(self, rowid: int, limit: int = 20000) -> tuple[list[tuple[float, str, str, float]], int]:
-        """Samples added after ``rowid`` (in insertion order) and the last rowid read:
-        how a read-only replica follows the writer's gauges without rescanning."""
+    async def after(self, rowid: int, limit: int = 20000) -> tuple[list[Sample], int]:
+        """Samples of the rows added after ``rowid`` (in insertion order; at most ``limit``
+        rows, each of up to :data:`PACK_MAX` samples) and the last rowid read: how a
+        read-only replica follows the writer's gauges without rescanning."""
         try:
             rows = list(
                 await (
                     await self._db.execute(
-                        "SELECT m.id, m.ts, s.name, s.subject, m.value FROM metrics m "
+                        "SELECT m.id, m.ts, s.name, s.subject, m.value, m.earlier FROM metrics m "
                         "JOIN metric_series s ON s.id = m.series WHERE m.id > ? ORDER BY m.id LIMIT ?",
                         (rowid, limit),
                     )
                 ).fetchall()
             )
+            out = [(t, r[2], r[3], v) for r in rows for t, v in samples_of(r[1], r[4], r[5])]
         except sqlite3.DatabaseError as exc:
             self._failed(exc, "read")
             return [], rowid
-        return [(r[1], r[2], r[3], r[4]) for r in rows], (rows[-1][0] if rows else rowid)
+        return out, (rows[-1][0] if rows else rowid)
 
     async def last_rowid(self) -> int:
         try:
@@ -185,8 +290,9 @@ class MetricSamples:
             return 0
 
     async def prune(self, before: float) -> int:
-        """Delete samples older than ``before``; 0 (and ``problem``) when the
-        table is damaged or the storage refuses the write."""
+        """Delete the rows whose samples are all older than ``before`` (a row of several
+        ending later stays whole); the rows deleted, 0 (and ``problem``) when the table is
+        damaged or the storage refuses the write."""
         deleted = 0
 
         def statements(conn: sqlite3.Connection) -> None:
@@ -202,11 +308,15 @@ class MetricSamples:
         return deleted
 
     async def downsample(self, before: float, bucket_s: float) -> int:
-        """Replace the samples older than ``before`` by one per series and ``bucket_s``
-        (the mean, at the bucket's first sample's time and id, so a reader following
-        ids sees nothing new). Only what was added since the last call is grouped.
-        Returns the rows removed (0, and ``problem``, when the write is refused). Each
-        statement reads ranges of (series, ts): a group's delete its bucket's only."""
+        """Replace the samples older than ``before`` by one row per series and ``bucket_s``
+        (the mean, at the bucket's first sample's time and first row's id, so a reader
+        following ids sees nothing new); a row of several samples counts in the bucket of
+        its ``ts`` (its newest sample's; written never spanning two of :attr:`bucket_s`).
+        Only what was added since the last call is grouped. Returns the samples folded
+        away (held before minus the means written; 0, and ``problem``, when the write is
+        refused). Each statement reads ranges of (series, ts): a group's delete its
+        bucket's only."""
+        self.bucket_s = bucket_s
         lo = self._downsampled_to
         if before <= lo or self.readonly:
             return 0
@@ -214,21 +324,46 @@ class MetricSamples:
 
         def statements(conn: sqlite3.Connection) -> None:
             nonlocal removed
-            groups = conn.execute(
-                "SELECT min(id), series, min(ts), avg(value), count(*), CAST(ts / ? AS INTEGER) AS b FROM metrics "
-                f"WHERE series IN {_EVERY_SERIES} AND ts >= ? AND ts < ? "
-                "GROUP BY series, b HAVING count(*) > 1",
-                (bucket_s, lo, before),
-            ).fetchall()
+            where = f"WHERE series IN {_EVERY_SERIES} AND ts >= ? AND ts < ?"
+            # (series, bucket) -> [first id, first ts, sum, count, rows of several]
+            groups: dict[tuple[int, int], list[Any]] = {
+                (g[1], g[5]): [g[0], g[2], g[3], g[4], False]
+                for g in conn.execute(
+                    "SELECT min(id), series, min(ts), sum(value), count(*), CAST(ts / ? AS INTEGER) AS b FROM metrics "
+                    f"{where} AND earlier IS NULL GROUP BY series, b",
+                    (bucket_s, lo, before),
+                )
+            }
+            for rid, sid, t, v, earlier in conn.execute(
+                f"SELECT id, series, ts, value, earlier FROM metrics {where} AND earlier IS NOT NULL", (lo, before)
+            ):
+                points = samples_of(t, v, earlier)
+                key = (sid, int(t / bucket_s))
+                g = groups.get(key)
+                total = sum(p[1] for p in points)
+                if g is None:
+                    groups[key] = [rid, points[0][0], total, len(points), True]
+                else:
+                    g[0], g[1], g[2], g[3], g[4] = (
+                        min(g[0], rid),
+                        min(g[1], points[0][0]),
+                        g[2] + total,
+                        g[3] + len(points),
+                        True,
+                    )
+            merged = [(key, g) for key, g in groups.items() if g[3] > 1 or g[4]]
             conn.executemany(
                 "DELETE FROM metrics WHERE series = ? AND ts >= ? AND ts < ? AND CAST(ts / ? AS INTEGER) = ?",
                 [
-                    (g[1], max(lo, g[5] * bucket_s - 1.0), min(before, (g[5] + 1) * bucket_s + 1.0), bucket_s, g[5])
-                    for g in groups
+                    (sid, max(lo, b * bucket_s - 1.0), min(before, (b + 1) * bucket_s + 1.0), bucket_s, b)
+                    for (sid, b), _ in merged
                 ],
             )
-            conn.executemany("INSERT INTO metrics(id, series, ts, value) VALUES (?,?,?,?)", [g[:4] for g in groups])
-            removed = sum(g[4] - 1 for g in groups)
+            conn.executemany(
+                "INSERT INTO metrics(id, series, ts, value) VALUES (?,?,?,?)",
+                [(g[0], sid, g[1], g[2] / g[3]) for (sid, _), g in merged],
+            )
+            removed = sum(g[3] - 1 for _, g in merged)
 
         try:
             await self._write(statements)

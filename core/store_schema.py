@@ -18,7 +18,7 @@ from .private import check_owner
 from .store_errors import StoreError
 
 APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -114,6 +114,11 @@ MIGRATIONS: dict[int, list[str]] = {
             entry_hash TEXT NOT NULL,
             PRIMARY KEY (part, key, from_seq)
         )""",
+    ],
+    6: [
+        # A batch's samples of one series in one row (core/store_metrics.py): its ts and
+        # value are the newest, the earlier ones packed here; NULL for a row of one.
+        "ALTER TABLE metrics ADD COLUMN earlier BLOB",
     ],
 }
 METRIC_TABLES = ("metrics", "metric_series")

@@ -29,6 +29,7 @@ from .event_types import (
     WORKFLOW_RESUMED,
     WORKFLOW_STARTED,
 )
+from .store_metrics import Sample, SeriesSamples, pairs
 
 if TYPE_CHECKING:
     from .events import Event
@@ -78,7 +79,8 @@ class Telemetry:
         self.series: dict[tuple[str, str], Series] = {}
         self.liveness: dict[str, float] = {}
         self.agent_usage: dict[str, tuple[float, float]] = {}
-        self.pending_rows: list[tuple[float, str, str, float]] = []
+        self.pending: SeriesSamples = {}
+        """Samples waiting for the store: per series, ts and value alternating, in the order recorded."""
         self.samples_taken = float("-inf")
         """``time.monotonic()`` when the store last took the pending samples."""
         self.commit_seconds = Histogram(COMMIT_BOUNDS)
@@ -94,27 +96,39 @@ class Telemetry:
             s = self.series[key] = Series()
         s.points.append((t, value))  # Series.add, without the call (a few per task)
         if persist:
-            self.pending_rows.append((t, name, subject, value))
+            held = self.pending.get(key)
+            if held is None:
+                self.pending[key] = [t, value]
+            else:
+                held += (t, value)
 
     def task_done(self, now: float, took: float | None, expected: float) -> None:
         """A task completed: its response time (``took``: seconds since it started, None
         when unknown) and its efficiency against its ``expected`` seconds, kept for the
         store, and one completion (not stored). What :meth:`record` does for each, in the
         same order, in one call per task rather than three."""
-        series, rows = self.series, self.pending_rows
+        series, pending = self.series, self.pending
         if took is not None:
             s = series.get(_RESPONSE_TIME)
             if s is None:
                 s = series[_RESPONSE_TIME] = Series()
             s.points.append((now, took))
-            rows.append((now, "response_time", "system", took))
+            held = pending.get(_RESPONSE_TIME)
+            if held is None:
+                pending[_RESPONSE_TIME] = [now, took]
+            else:
+                held += (now, took)
             if took > 0 and expected > 0:
                 eff = min(expected / took, 1.5)
                 s = series.get(_EFFICIENCY)
                 if s is None:
                     s = series[_EFFICIENCY] = Series()
                 s.points.append((now, eff))
-                rows.append((now, "efficiency", "system", eff))
+                held = pending.get(_EFFICIENCY)
+                if held is None:
+                    pending[_EFFICIENCY] = [now, eff]
+                else:
+                    held += (now, eff)
         s = series.get(_COMPLETED)
         if s is None:
             s = series[_COMPLETED] = Series()
@@ -131,19 +145,49 @@ class Telemetry:
     def get(self, name: str, subject: str = "system") -> Series:
         return self.series.get((name, subject)) or Series()
 
-    def take_rows(self, force: bool = True) -> list[tuple[float, str, str, float]]:
-        """The samples to store, in the order recorded: all those pending when ``force``
-        (an events' commit takes them, or the engine closes), else all of them once
-        :data:`SAMPLE_WRITE_S` of wall time passed since they were last taken (or
-        :data:`SAMPLE_BATCH_MAX` are held), none before."""
-        if not self.pending_rows:
-            return []
+    @property
+    def pending_rows(self) -> list[Sample]:
+        """The samples waiting for the store as (ts, name, subject, value), each series'
+        in the order recorded, the series in the order first held."""
+        return [(t, name, subject, v) for (name, subject), held in self.pending.items() for t, v in pairs(held)]
+
+    def pending_count(self) -> int:
+        """How many samples wait for the store."""
+        return sum(len(held) for held in self.pending.values()) // 2
+
+    def take_rows(self, force: bool = True) -> SeriesSamples:
+        """The samples to store (per series, in the order recorded): all those pending
+        when ``force`` (an events' commit takes them, or the engine closes), else all of
+        them once :data:`SAMPLE_WRITE_S` of wall time passed since they were last taken
+        (or :data:`SAMPLE_BATCH_MAX` are held), none before."""
+        if not self.pending:
+            return {}
         t = time.monotonic()
-        if not force and t - self.samples_taken < SAMPLE_WRITE_S and len(self.pending_rows) < SAMPLE_BATCH_MAX:
-            return []
+        if not force and t - self.samples_taken < SAMPLE_WRITE_S and self.pending_count() < SAMPLE_BATCH_MAX:
+            return {}
         self.samples_taken = t
-        rows, self.pending_rows = self.pending_rows, []
-        return rows
+        taken, self.pending = self.pending, {}
+        return taken
+
+    def drop_newest(self, n: int) -> None:
+        """Forget the ``n`` newest samples waiting for the store (by time; each series
+        holds its own in time order), as a bound on what a refusing store leaves held."""
+        if n <= 0:
+            return
+        newest = sorted(
+            ((flat[i], key) for key, flat in self.pending.items() for i in range(0, len(flat), 2)), reverse=True
+        )
+        for _, key in newest[:n]:
+            del self.pending[key][-2:]
+        self.pending = {key: flat for key, flat in self.pending.items() if flat}
+
+    def put_back(self, taken: SeriesSamples) -> None:
+        """Samples :meth:`take_rows` gave that the store did not take: held again, before
+        any recorded since, to be stored once by a later commit."""
+        held, self.pending = self.pending, dict(taken)
+        for key, flat in held.items():
+            before = self.pending.get(key)
+            self.pending[key] = flat if before is None else before + flat
 
     def committed(self, rows: Sequence[tuple[Any, ...]], seconds: float) -> None:
         """The engine committed ``rows`` (store event rows) in ``seconds``."""

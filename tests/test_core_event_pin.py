@@ -15,6 +15,7 @@ from core.clock import VirtualClock
 from core.config import Config
 from core.engine import Engine
 from core.runtimes.sim import SimRuntime
+from core.store_metrics import samples_of
 
 HEAD = "932a9ce4af845d7b8f560f6ab324c7249f292fd78da357a854044fe86953424c"
 ROWS = "8ea78cb092359fe9a08c0446f08fa22135612b3795dc3d928485c89b7ea09e3b"
@@ -67,12 +68,14 @@ async def test_a_seeded_scheduling_run_writes_the_pinned_events(tmp_path: Path) 
     con = sqlite3.connect(db)
     try:
         hashes = [r[0] for r in con.execute("SELECT hash FROM events ORDER BY seq")]
-        samples = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
+        metric_rows = con.execute("SELECT ts, value, earlier FROM metrics").fetchall()
     finally:
         con.close()
     assert len(hashes) == 1515 and hashes[-1] == HEAD
     assert hashlib.sha256("".join(hashes).encode()).hexdigest() == ROWS
-    assert samples == 500, "one response_time sample per task"
+    samples = [p for r in metric_rows for p in samples_of(*r)]
+    assert len(samples) == 500, "one response_time sample per task"
+    assert len(metric_rows) == 1, "the batch's samples of the series in one row"
     again = await Engine.open(db)
     try:
         assert again.state.state_hash() == STATE

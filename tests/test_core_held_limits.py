@@ -20,6 +20,7 @@ from core.host.host import Host
 from core.session import open_sim
 from core.store import Store
 from core.store_errors import StorageError
+from core.store_metrics import samples_of
 
 
 def _workflow(wid: str, tasks: int) -> dict[str, Any]:
@@ -150,12 +151,14 @@ async def test_samples_beyond_the_limit_are_not_stored_counted_and_said(
         await host.close()
     con = sqlite3.connect(db)
     try:
-        stored = con.execute(
-            "SELECT m.ts FROM metrics m JOIN metric_series s ON s.id = m.series WHERE s.name = 'r' ORDER BY m.id"
+        rows = con.execute(
+            "SELECT m.ts, m.value, m.earlier FROM metrics m JOIN metric_series s ON s.id = m.series "
+            "WHERE s.name = 'r' ORDER BY m.id"
         ).fetchall()
     finally:
         con.close()
-    assert stored == [(float(i),) for i in range(5)], "the five held stored once, the three beyond not"
+    stored = [t for r in rows for t, _ in samples_of(*r)]  # a batch's samples of a series are one row
+    assert stored == [float(i) for i in range(5)], "the five held stored once, the three beyond not"
 
 
 async def test_an_embedded_console_shows_storage_refused_and_paused_until_writes_are_accepted(

@@ -10,6 +10,7 @@ from core.clock import VirtualClock
 from core.engine import Engine
 from core.session import open_sim
 from core.store import Store
+from core.store_metrics import samples_of
 from core.store_schema import SCHEMA_VERSION
 from core.telemetry import HISTORY
 from core.verify import verify_store
@@ -82,20 +83,30 @@ def _event_rows(db: Path) -> list[tuple[object, ...]]:
 
 
 def _to_v3(db: Path) -> int:
-    """Rewrite a database's samples into the schema-3 layout (names on every row)."""
+    """Rewrite a database's samples into the schema-3 layout (names on every row, one sample each)."""
     con = sqlite3.connect(db)
     try:
+        rows = con.execute(
+            "SELECT m.ts, s.name, s.subject, m.value, m.earlier FROM metrics m "
+            "JOIN metric_series s ON s.id = m.series ORDER BY m.id"
+        ).fetchall()
         con.executescript(
             """
             CREATE TABLE old_metrics (ts REAL NOT NULL, name TEXT NOT NULL, subject TEXT NOT NULL, value REAL NOT NULL);
-            INSERT INTO old_metrics SELECT m.ts, s.name, s.subject, m.value
-                FROM metrics m JOIN metric_series s ON s.id = m.series ORDER BY m.id;
             DROP TABLE metrics;
             DROP TABLE metric_series;
             ALTER TABLE old_metrics RENAME TO metrics;
             CREATE INDEX metrics_lookup ON metrics(name, subject, ts);
             UPDATE meta SET value = '3' WHERE key = 'schema_version';
             """
+        )
+        con.executemany(
+            "INSERT INTO metrics(ts, name, subject, value) VALUES (?,?,?,?)",
+            [
+                (t, name, subject, v)
+                for ts, name, subject, value, earlier in rows
+                for t, v in samples_of(ts, value, earlier)
+            ],
         )
         con.commit()
         return int(con.execute("SELECT count(*) FROM metrics").fetchone()[0])
@@ -233,13 +244,15 @@ async def test_samples_alone_wait_for_their_batch_and_none_is_lost(tmp_path: Pat
     await eng.close()
     con = sqlite3.connect(db)
     try:
-        got = con.execute(
-            "SELECT m.ts, m.value FROM metrics m JOIN metric_series s ON s.id = m.series "
+        rows = con.execute(
+            "SELECT m.ts, m.value, m.earlier FROM metrics m JOIN metric_series s ON s.id = m.series "
             "WHERE s.name = 'response_time' ORDER BY m.id"
         ).fetchall()
     finally:
         con.close()
+    got = [p for r in rows for p in samples_of(*r)]
     assert got == [(float(i), float(i)) for i in range(1, 6)]  # ...and committed by it
+    assert len(rows) == 4, "3 and 4 were taken together: one row"
 
 
 async def test_samples_held_for_their_batch_are_stored_before_the_store_downsamples(tmp_path: Path) -> None:
@@ -307,10 +320,12 @@ async def test_a_host_commit_takes_the_samples_waiting_for_their_batch(tmp_path:
 def _stored_samples(db: Path, name: str) -> list[tuple[float, float]]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return con.execute(
-            "SELECT m.ts, m.value FROM metrics m JOIN metric_series s ON s.id = m.series WHERE s.name = ? ORDER BY m.id",
+        rows = con.execute(
+            "SELECT m.ts, m.value, m.earlier FROM metrics m JOIN metric_series s ON s.id = m.series "
+            "WHERE s.name = ? ORDER BY m.id",
             (name,),
         ).fetchall()
+        return [p for r in rows for p in samples_of(*r)]
     finally:
         con.close()
 

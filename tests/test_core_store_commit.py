@@ -14,6 +14,7 @@ from core import store_metrics
 from core.events import GENESIS_HASH, EventRow
 from core.store import Store
 from core.store_commit import RowInsert, on_connection_thread, transaction
+from core.store_metrics import BUCKET_S, SampleRow, by_series, pack_rows, samples_of
 from tests.conftest import run_python
 
 
@@ -114,22 +115,23 @@ async def test_events_and_samples_are_stored_as_one_row_statements_store_them(db
     samples = [(i / 3, "load", "agent_1" if i % 2 else "system", i * 1.5) for i in range(500)]
     store = await Store.open(db_path)
     try:
-        await store.append(rows, metrics=samples)
+        await store.append(rows, metrics=by_series(samples))
     finally:
         await store.close()
     con = sqlite3.connect(db_path)
     plain = sqlite3.connect(":memory:")
     try:
         plain.execute("CREATE TABLE events(seq, ts, type, component, scope, actor, data, prev_hash, hash)")
-        plain.execute("CREATE TABLE metrics(id INTEGER PRIMARY KEY, series, ts, value)")
+        plain.execute("CREATE TABLE metrics(id INTEGER PRIMARY KEY, series, ts, value, earlier)")
         plain.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
         series = dict(con.execute("SELECT name || '/' || subject, id FROM metric_series").fetchall())
-        plain.executemany(
-            "INSERT INTO metrics(series, ts, value) VALUES (?,?,?)",
-            [(series[f"{n}/{s}"], t, v) for t, n, s, v in samples],
-        )
+        packed = [
+            r for (n, s), flat in by_series(samples).items() for r in pack_rows(series[f"{n}/{s}"], flat, BUCKET_S)
+        ]
+        assert 2 < len(packed) < len(samples)
+        plain.executemany("INSERT INTO metrics(series, ts, value, earlier) VALUES (?,?,?,?)", packed)
         ev = "SELECT seq, ts, type, component, scope, actor, CAST(data AS BLOB), typeof(data), hash FROM events ORDER BY seq"
-        ms = "SELECT id, series, ts, value, typeof(ts) FROM metrics ORDER BY id"
+        ms = "SELECT id, series, ts, value, earlier, typeof(ts) FROM metrics ORDER BY id"
         assert con.execute(ev).fetchall() == plain.execute(ev).fetchall()
         assert con.execute(ms).fetchall() == plain.execute(ms).fetchall()
     finally:
@@ -188,12 +190,13 @@ _KILLED_AFTER_COMMIT = """
 import asyncio, os, signal, sys
 from core.events import GENESIS_HASH
 from core.store import Store
+from core.store_metrics import by_series
 
 async def main():
     store = await Store.open(sys.argv[1])
     rows = [(s, float(s), "NOTE", "test", "s", "me", "{}", GENESIS_HASH, f"{s:064x}") for s in range(1, 301)]
     samples = [(float(i), "load", "system", i / 2) for i in range(200)]
-    await store.append(rows, metrics=samples)
+    await store.append(rows, metrics=by_series(samples))
     print("committed", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # no close: the WAL is all there is
 
@@ -208,10 +211,8 @@ def test_what_a_commit_acknowledged_survives_the_process_killed_after_it(db_path
     con = sqlite3.connect(db_path)
     try:
         assert con.execute("SELECT count(*), min(seq), max(seq) FROM events").fetchone() == (300, 1, 300)
-        assert con.execute("SELECT count(*), sum(value) FROM metrics").fetchone() == (
-            200,
-            sum(i / 2 for i in range(200)),
-        )
+        stored = [p for r in con.execute("SELECT ts, value, earlier FROM metrics ORDER BY id") for p in samples_of(*r)]
+        assert stored == [(float(i), i / 2) for i in range(200)]
     finally:
         con.close()
 
@@ -238,18 +239,16 @@ async def test_a_connection_allowing_fewer_bound_values_stores_the_same_rows(db_
         await on_connection_thread(
             store.connection, lambda conn: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
         )
-        await store.append(rows, metrics=samples)
-        await store.append([], metrics=samples)  # samples alone, their own transaction
+        await store.append(rows, metrics=by_series(samples))
+        await store.append([], metrics=by_series(samples))  # samples alone, their own transaction
     finally:
         await store.close()
     con = sqlite3.connect(db_path)
     try:
         stored = con.execute("SELECT seq, ts, type, component, scope, actor, data, prev_hash, hash FROM events")
         assert stored.fetchall() == rows
-        assert (
-            con.execute("SELECT ts, value FROM metrics ORDER BY id").fetchall()
-            == [(t, v) for t, _, _, v in samples] * 2
-        )
+        stored = [p for r in con.execute("SELECT ts, value, earlier FROM metrics ORDER BY id") for p in samples_of(*r)]
+        assert stored == [(t, v) for t, _, _, v in samples] * 2
     finally:
         con.close()
 
@@ -266,7 +265,7 @@ async def test_samples_retried_after_a_lock_keep_to_series_that_exist(
     tries = []
 
     class LockedOnce:
-        def run(self, conn: sqlite3.Connection, rows: list[tuple[int, float, float]]) -> None:
+        def run(self, conn: sqlite3.Connection, rows: list[SampleRow]) -> None:
             tries.append(len(rows))  # the series of these rows were made in this transaction
             if len(tries) == 1:
                 raise sqlite3.OperationalError("database is locked")
@@ -276,8 +275,8 @@ async def test_samples_retried_after_a_lock_keep_to_series_that_exist(
     samples = [(i / 2, "load", "system", float(i)) for i in range(5)]
     store = await Store.open(db_path)
     try:
-        await store.append(_rows(1, 3) if with_events else [], metrics=samples)
-        assert tries == [5, 5]
+        await store.append(_rows(1, 3) if with_events else [], metrics=by_series(samples))
+        assert tries == [1, 1], "the five samples of one series in one row, each try"
         assert await store.metric_table.read("load") == [(t, v) for t, _, _, v in samples]
     finally:
         await store.close()

@@ -30,7 +30,8 @@ def test_a_completed_task_is_recorded_as_record_did() -> None:
         ref = _by_record(10.0, took, expected)
         for k, s in _by_record(11.0, took, expected).series.items():
             ref.series[k].points.extend(s.points)
-        ref.pending_rows += _by_record(11.0, took, expected).pending_rows
+        for key, flat in _by_record(11.0, took, expected).pending.items():
+            ref.pending[key] += flat
         assert _state(tel) == _state(ref)
 
 
@@ -42,3 +43,17 @@ def test_a_task_without_a_start_or_a_duration_stores_no_time_or_efficiency() -> 
     tel.task_done(6.0, 0.0, 1.0)
     assert tel.pending_rows == [(6.0, "response_time", "system", 0.0)]  # no efficiency of a zero time
     assert list(tel.get("efficiency").points) == []
+
+
+def test_the_newest_samples_held_are_dropped_across_series_and_put_back_ones_go_first() -> None:
+    tel = Telemetry()
+    for t in range(6):
+        tel.record(float(t), "a" if t % 2 else "b", "system", float(t))
+    tel.drop_newest(3)  # 5 (a), 4 (b), 3 (a)
+    assert sorted(tel.pending_rows) == [(0.0, "b", "system", 0.0), (1.0, "a", "system", 1.0), (2.0, "b", "system", 2.0)]
+    taken = tel.take_rows()
+    tel.record(9.0, "a", "system", 9.0)
+    tel.put_back(taken)  # a refused commit: held again before what came since
+    assert tel.pending == {("b", "system"): [0.0, 0.0, 2.0, 2.0], ("a", "system"): [1.0, 1.0, 9.0, 9.0]}
+    tel.drop_newest(10)
+    assert tel.pending == {} and tel.pending_count() == 0

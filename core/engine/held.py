@@ -26,8 +26,8 @@ HELD_EVENTS_MAX = 20_000
 the encoded row and its event held: 534 bytes a setting, 1,213 a progress report with
 five output lines)."""
 HELD_SAMPLES_MAX = 50_000
-"""Metric samples held for the store at most while commits are refused (~6 MB: a tuple
-of two floats and two shared names each)."""
+"""Metric samples held for the store at most while commits are refused (~2 MB: two
+floats in their series' list each)."""
 
 
 @dataclass
@@ -45,16 +45,15 @@ class HeldLimits:
     samples_not_stored: int = 0
     """Metric samples not stored because :attr:`samples_max` were held, since the engine started."""
 
-    def after_refusal(self, events: int, samples: list[tuple[float, str, str, float]]) -> None:
-        """A commit was refused, leaving ``events`` held and ``samples`` (oldest first,
-        trimmed here to the limit: the newest beyond it are not stored)."""
+    def after_refusal(self, events: int, samples: int) -> int:
+        """A commit was refused, leaving ``events`` and ``samples`` held. Returns how many
+        of the newest samples go beyond the limit (the caller drops them: not stored)."""
         self.refused = True
-        over = len(samples) - self.samples_max
-        if over > 0:
-            del samples[self.samples_max :]
-            self.samples_not_stored += over
+        over = max(samples - self.samples_max, 0)
+        self.samples_not_stored += over
         if events >= self.events_max:
             self.paused = True
+        return over
 
     def after_commit(self) -> bool:
         """A commit went through: the limits no longer bite. Whether work was paused (the

@@ -22,6 +22,7 @@ from ..event_types import COMMAND_EXECUTED, check_event
 from ..events import Event, EventHeader, EventRow, UnchainedRow, canonical_json, chain_head, chain_rows
 from ..journal import Journal
 from ..models import Task
+from ..store_metrics import SeriesSamples
 from .held import HeldLimits
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ class EventLog:
             # Nothing to write, so nothing is chained: ``head_hash`` is the hash of the last
             # row handed to a store, and an engine without one never reads it.
             self.buffer = []
-            e.telemetry.pending_rows.clear()
+            e.telemetry.pending.clear()
             await self.store_archive(e.state.take_archive())
             return
         async with e.store_lock:
@@ -246,7 +247,7 @@ class EventLog:
         rows: list[EventRow],
         held: list[UnchainedRow],
         archive: Any,
-        samples: list[tuple[float, str, str, float]],
+        samples: SeriesSamples,
     ) -> bool:
         """Append ``rows`` in one transaction that a cancellation cannot cut in two.
 
@@ -267,10 +268,12 @@ class EventLog:
             if rows:
                 self.engine.head_hash = rows[0][7]
             telemetry = self.engine.telemetry
-            telemetry.pending_rows[:0] = samples
+            telemetry.put_back(samples)
             if self.engine.state.archive_out is not None:
                 self.engine.state.archive_out[:0] = archive
-            self.held.after_refusal(len(self.buffer), telemetry.pending_rows)
+            over = self.held.after_refusal(len(self.buffer), telemetry.pending_count())
+            if over:
+                telemetry.drop_newest(over)
 
         append.add_done_callback(self._went_through)
         while True:

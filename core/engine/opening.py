@@ -299,8 +299,10 @@ class Opening:
 
     async def _load_telemetry(self) -> None:
         """Bring back recent system samples so gauges and detectors have history (one
-        query for every series, each series' points taken in at once)."""
+        query for every series, each series' points taken in at once). The samples it
+        writes from now on are packed within the configured downsampling buckets."""
         engine = self.engine
+        self.store.metric_table.bucket_s = engine.config.intervals.metric_bucket_s
         horizon = engine.state.clock - HISTORY * engine.config.intervals.sample_s
         found = await self.store.recent_metrics(horizon, _SYSTEM_SERIES, ("system",), last=HISTORY)
         for (name, subject), points in found.items():
