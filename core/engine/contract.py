@@ -23,11 +23,17 @@ from ..telemetry import Telemetry
 from .held import HeldLimits
 
 
-class ArchiveWriter(Protocol):
-    """The log's archive, which opening fills with workflows finished since a checkpoint,
+class LogWriter(Protocol):
+    """The engine's log as its parts write to it: events (the bridge emits the runtime's
+    facts straight to it, one call per event rather than the facade's forwarding call as
+    well), the archive, which opening fills with workflows finished since a checkpoint,
     and the limits on what refused commits hold (the bridge pauses new work at them)."""
 
     held: HeldLimits
+
+    def emit(
+        self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None
+    ) -> Event: ...
 
     async def store_archive(self, archive: list[tuple[str, int, str, str]]) -> None: ...
 
@@ -75,7 +81,7 @@ class EngineCore(RuntimeSink, Protocol):
     collector: Collector
 
     @property
-    def log(self) -> ArchiveWriter: ...
+    def log(self) -> LogWriter: ...
 
     @property
     def checkpoints(self) -> CheckpointCue: ...
