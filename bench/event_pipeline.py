@@ -12,7 +12,7 @@ Baseline: the identical rows (the same types, payloads and actors, already in
 memory as dicts) written with plain sqlite3 ``executemany`` in 1,000-row
 transactions into the same schema (indexes and triggers: created by the store) with
 the store's durability (WAL, ``synchronous=FULL``), computing the same canonical
-encoding and chain with the same functions as the engine (``canonical_json`` and
+encoding and chain with the same functions as the engine (``encode_data`` and
 ``chain_head`` per event as its emit, ``chain_rows`` per batch as its flush).
 
 A second baseline, for reference, writes everything else the engine committed
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from history import engine_on, spec
 
-from core.events import GENESIS_HASH, Event, UnchainedRow, canonical_json, chain_head, chain_rows
+from core.events import GENESIS_HASH, Event, UnchainedRow, chain_head, chain_rows, encode_data
 from core.store import EVENT_COLUMNS, EventRow, Store
 
 Row = tuple[str, str, str, str, float, dict[str, Any]]
@@ -197,7 +197,7 @@ def run_baseline(path: Path, rows: list[Row], extra: Extra | None = None) -> tup
 
     held: list[UnchainedRow] = []  # encoded as the engine's emit does, chained per batch as its flush does
     for seq, (type_, comp, scope, actor, ts, data) in enumerate(rows, start=1):
-        held.append((seq, ts, type_, comp, scope, actor, canonical_json(data), chain_head(type_, comp, scope, actor)))
+        held.append((seq, ts, type_, comp, scope, actor, encode_data(data)[0], chain_head(type_, comp, scope, actor)))
         if len(held) == 1000:
             batch = chain_rows(prev, held)
             prev = batch[-1][8]

@@ -77,10 +77,16 @@ class Event:
     scope: str
     data: dict[str, Any] = field(default_factory=dict)
     actor: str = "engine"
+    plain: bool = field(default=False, compare=False, repr=False)
+    """Its data's canonical JSON was orjson's as it is (:func:`encode_data`, set by the
+    engine's emit): its line's JSON is orjson's too, without the checks. The data are
+    not changed after the event is recorded (their stored text was encoded then)."""
 
     def line(self) -> str:
         """The event line (:func:`format_line`'s text, built here: one call fewer per event
         for each subscriber that prints it)."""
+        if self.plain:
+            return f"{self.type}:{self.component}:{self.scope}:{_dumps(self.data, option=_ORJSON_COMPACT).decode()}"
         return f"{self.type}:{self.component}:{self.scope}:{dumps_compact(self.data)}"
 
     def canonical(self) -> str:
@@ -112,13 +118,9 @@ _dumps = orjson.dumps
 
 
 def canonical_json(data: Any) -> str:
-    """Keys sorted, no whitespace: the one encoding that is hashed and stored.
-
-    The reference is the standard library's encoder (``sort_keys``, compact, no ASCII
-    escaping); orjson gives the same bytes about ten times faster, and whatever it
-    cannot give identically (integers beyond 64 bits, non-string keys, lone
-    surrogates, the floats :data:`_DIFFERS` finds) goes to the reference encoder.
-    A test holds the two to the same bytes on a large varied corpus."""
+    """Keys sorted, no whitespace: the one encoding that is hashed and stored
+    (:func:`encode_data`'s text, by the same steps: this one is called once per row
+    by verify, where a call more costs)."""
     try:
         out = _dumps(data, option=_ORJSON_OPTIONS).decode()
     except TypeError:
@@ -126,6 +128,30 @@ def canonical_json(data: Any) -> str:
     if _SMALL in out or (_DASH in out and _EXP in out) or (_NULL in out and not _finite(data)):
         return _CANONICAL.encode(data)
     return out
+
+
+def encode_data(data: Any) -> tuple[str, bool]:
+    """The canonical JSON of ``data`` (keys sorted, no whitespace) and whether it is
+    orjson's output as it is.
+
+    The reference is the standard library's encoder (``sort_keys``, compact, no ASCII
+    escaping); orjson gives the same bytes about ten times faster, and whatever it
+    cannot give identically (integers beyond 64 bits, non-string keys, lone
+    surrogates, the floats :data:`_DIFFERS` finds) goes to the reference encoder.
+    A test holds the two to the same bytes on a large varied corpus.
+
+    The second value (True: orjson's output was taken) holds for the data in any key
+    order: what the checks look for are pieces of single values (a float's text,
+    ``null``), never of the separators between them, and orjson writes each value
+    alike sorted or not. So the same data's compact text in its own order
+    (:func:`dumps_compact`) is orjson's too, without its checks (:meth:`Event.line`)."""
+    try:
+        out = _dumps(data, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return _CANONICAL.encode(data), False
+    if _SMALL in out or (_DASH in out and _EXP in out) or (_NULL in out and not _finite(data)):
+        return _CANONICAL.encode(data), False
+    return out, True
 
 
 def dumps_compact(data: Any) -> str:

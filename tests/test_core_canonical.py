@@ -30,6 +30,7 @@ from core.events import (
     canonical_json,
     chain_next,
     dumps_compact,
+    encode_data,
     reference_canonical_json,
     reference_compact_json,
 )
@@ -70,6 +71,30 @@ def test_generated_payloads_encode_to_the_reference_bytes(value: Any) -> None:
     the volume is the seeded corpus's (below), which covers the same kinds of value."""
     assert canonical_json(value) == reference_canonical_json(value)
     assert dumps_compact(value) == reference_compact_json(value)
+    _assert_line_as_reference({"v": value})
+
+
+def _assert_line_as_reference(data: dict[Any, Any]) -> bool:
+    """``encode_data`` gives the canonical bytes, and an event flagged as it says (as the
+    engine's emit flags it) gives the reference's line, whatever the data's key order.
+    Returns the flag."""
+    text, plain = encode_data(data)
+    assert text == reference_canonical_json(data), data
+    ev = Event(1, 0.0, "T", "c", "s", data, "x", plain)
+    assert ev.line() == f"T:c:s:{reference_compact_json(data)}", data
+    return plain
+
+
+def test_an_event_line_is_the_reference_line_when_orjson_would_write_a_value_differently() -> None:
+    """The flag says orjson's output was taken; where it was not (a float below 1e-4, an
+    exponent, NaN, a huge integer, a non-string key), the line is the reference's too,
+    and the flag is False (with it set, orjson's ``1e-5`` would be the line)."""
+    for value in (1e-05, 1.5e-07, 2e-300, math.nan, math.inf, 2**70, {1: "a"}):
+        data = {"task": "wf/t1", "agent": "a-1", "v": value}  # keys not in sorted order
+        assert not _assert_line_as_reference(data), data
+    assert _assert_line_as_reference({"task": "wf/t1", "agent": "a-1", "v": None, "p": 0.5, "e": "done"})
+    forced = Event(1, 0.0, "T", "c", "s", {"v": 1e-05}, "x", True)
+    assert forced.line() != f"T:c:s:{reference_compact_json({'v': 1e-05})}"  # the flag is what decides
 
 
 def _random_float(rng: random.Random) -> float:
@@ -128,6 +153,7 @@ def test_a_hundred_thousand_varied_event_payloads_encode_to_the_reference_bytes(
         data = {"task": f"wf_{i % 97}/t{i}", "n": i, "payload": _random_value(rng)}
         assert canonical_json(data) == reference_canonical_json(data), data
         assert dumps_compact(data) == reference_compact_json(data), data
+        _assert_line_as_reference({"task": data["task"], "payload": data["payload"], "n": i})  # not sorted
 
 
 def test_every_event_of_a_run_encodes_to_the_reference_bytes() -> None:
@@ -140,9 +166,12 @@ def test_every_event_of_a_run_encodes_to_the_reference_bytes() -> None:
     asyncio.run(eng.advance(3 * 3600))
     assert len(events) > 300
     prev = GENESIS_HASH
+    assert sum(ev.plain for ev in events) > len(events) // 2  # emit flags what orjson encoded as is
     for ev in events:
         assert canonical_json(ev.data) == reference_canonical_json(ev.data), ev
         assert dumps_compact(ev.data) == reference_compact_json(ev.data), ev
+        assert ev.line() == f"{ev.type}:{ev.component}:{ev.scope}:{reference_compact_json(ev.data)}", ev
+        assert encode_data(ev.data) == (canonical_json(ev.data), ev.plain), ev
         # The emit path's one-step chain hash is the envelope's hash.
         data_json = canonical_json(ev.data)
         h = chain_next(prev, ev.seq, ev.ts, ev.type, ev.component, ev.scope, ev.actor, data_json)
@@ -204,6 +233,7 @@ def test_an_exponent_is_found_with_or_without_other_dashes() -> None:
     ):
         assert canonical_json(data) == reference_canonical_json(data), data
         assert dumps_compact(data) == reference_compact_json(data), data
+        _assert_line_as_reference({"z": 1, "data": data})
 
 
 def test_what_the_reference_refuses_is_refused() -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine_errors import EngineError as EngineError  # declared there, re-exported
 from ..event_data import EventDataError
 from ..event_types import COMMAND_EXECUTED, check_event
-from ..events import Event, EventHeader, EventRow, UnchainedRow, canonical_json, chain_head, chain_rows
+from ..events import Event, EventHeader, EventRow, UnchainedRow, chain_head, chain_rows, encode_data
 from ..journal import Journal
 from ..models import Task
 from ..store_metrics import SeriesSamples
@@ -121,8 +121,8 @@ class EventLog:
         state = e.state
         seq = state.seq + 1
         ts = e.clock.now()
-        ev = Event(seq, ts, type_, component, scope, data, who)
-        data_json = canonical_json(data)  # now: a fold may change the data's objects later
+        data_json, plain = encode_data(data)  # now: a fold may change the data's objects later
+        ev = Event(seq, ts, type_, component, scope, data, who, plain)
         # Fold first: a reducer that rejects the event leaves the log untouched.
         try:
             state.apply(ev)
