@@ -20,6 +20,7 @@ from core.commands import run_command
 from core.engine import Engine
 from core.session import open_sim
 from core.store import Store
+from core.store_errors import StorageError
 from core.verify import verify_store
 
 CALLS = ("append", "add_metrics", "history_kept", "save_checkpoint")
@@ -111,3 +112,47 @@ async def test_a_checkpoint_cancelled_at_each_store_call_leaves_row_and_event_to
     finally:
         await store.close()
     assert report.ok, report.as_dict()
+
+
+async def test_a_checkpoint_whose_event_commit_is_refused_keeps_its_event_for_the_next_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row is committed, then the storage refuses the commit of its CHECKPOINT_CREATED
+    (the disk filled in between): the command is answered STORAGE_FULL saying its events
+    are held, not that it was taken back, and the event is committed with the next commit
+    that goes through. Taking the command back would leave a row no event names."""
+    db = tmp_path / "r.db"
+    eng = await open_sim(db, demo=True)
+    store = eng.store
+    assert store is not None
+    try:
+        await eng.flush()
+        real_save, real_append = store.save_checkpoint, store.append
+        refusing = [False]
+
+        async def save(*a: Any, **k: Any) -> int:
+            cp: int = await real_save(*a, **k)
+            refusing[0] = True  # the disk fills right after the row
+            return cp
+
+        async def append(*a: Any, **k: Any) -> None:
+            if refusing[0]:
+                raise StorageError("full", str(db), f"{db}: the disk is full")
+            await real_append(*a, **k)
+
+        monkeypatch.setattr(store, "save_checkpoint", save)
+        monkeypatch.setattr(store, "append", append)
+        res = await run_command(eng, '/coordination-hub save-state \'{"label": "refused"}\'')
+        assert res["status"] == "error" and res["error"]["code"] == "STORAGE_FULL", res
+        assert res["error"]["details"]["taken_back"] is False, res
+        in_store = sorted(r["id"] for r in await store.list_checkpoints())
+        assert in_store == sorted(eng.state.checkpoints), "the event is held, not taken back"
+        refusing[0] = False
+        await eng.flush()
+    finally:
+        await eng.close()
+    again = await open_sim(db)
+    try:
+        assert sorted(again.state.checkpoints) == await _ids_in_store(db)
+    finally:
+        await again.close()

@@ -169,6 +169,8 @@ async def _execute(
         unit = None
     if refused is not None and not partial:
         return resp  # taken back whole: nothing to record (and the storage would refuse the record too)
+    if refused is not None:  # something of it was committed (a checkpoint's row): the rest is held
+        resp = storage_error(refused, taken_back=False)
     changed = engine.state.seq != seq0
     if not engine.readonly and (resp["status"] == "success" or changed):
         summary = outcome.summary if outcome is not None else resp.get("error", {}).get("message", "")

@@ -88,6 +88,7 @@ class Checkpoints:
                 )
                 cancelled = await _settled(save)
             cp_id = save.result()
+            e.log.committed_elsewhere()  # a command failing after this keeps CHECKPOINT_CREATED
             state.history.written(changes)
             for part, key, _, eh in changes:
                 if eh is None:

@@ -37,6 +37,8 @@ class LogWriter(Protocol):
 
     async def store_archive(self, archive: list[tuple[str, int, str, str]]) -> None: ...
 
+    def committed_elsewhere(self) -> None: ...
+
 
 class CheckpointCue(Protocol):
     """The checkpoint owed at the next maintenance (the bridge cues one when a phase completes)."""

@@ -193,6 +193,12 @@ class EventLog:
                     fn(ev)
         return True
 
+    def committed_elsewhere(self) -> None:
+        """The open unit wrote something committed outside the log (a checkpoint's row):
+        like a flush inside it, it can no longer be taken back."""
+        if self.unit is not None:
+            self.unit.committed = True
+
     def holds_changes(self) -> bool:
         """Whether rows other than commands' records are held uncommitted (a command
         that changed state is committed with its record, so a record held alone is a
