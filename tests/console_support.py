@@ -68,12 +68,12 @@ async def settle(app: OpsdeckApp, pilot, seconds: float = 0.0) -> None:  # type:
         await app.host.advance(seconds)
     app.refresh_panes()
     app.log_pane.tick(link.committed_seq)  # what the refresh timer does, without waiting for its turn
-    assert await wait_for(pilot, lambda: log_at_head(app), BUSY_S), log_state(app)
+    assert await came_true(pilot, lambda: log_at_head(app), BUSY_S), log_state(app)
     app.refresh_panes()
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
     # Still so once the redraw is laid out (a layout can move the pane's end).
-    assert await wait_for(pilot, lambda: log_at_head(app), BUSY_S), log_state(app)
+    assert await came_true(pilot, lambda: log_at_head(app), BUSY_S), log_state(app)
 
 
 def local_app(tmp_path: Path, workflow_text: str, config: Config | None = None) -> OpsdeckApp:
@@ -90,7 +90,7 @@ def local_app(tmp_path: Path, workflow_text: str, config: Config | None = None) 
     return OpsdeckApp(tmp_path / "c.db", cfg, speed=1.0, host_factory=host)
 
 
-async def wait_for(pilot, cond, timeout: float = BUSY_S) -> bool:  # type: ignore[no-untyped-def]
+async def came_true(pilot, cond, timeout: float = BUSY_S) -> bool:  # type: ignore[no-untyped-def]
     """Whether ``cond()`` came true within ``timeout`` s, the pilot pausing between checks
     (Textual handles its messages and draws a frame). Returns a bool for the caller's
     ``assert ..., message`` (conftest's wait_for and until raise their own)."""
@@ -110,7 +110,7 @@ async def confirm(app: OpsdeckApp, pilot, *keys: str, timeout: float = BUSY_S) -
 
     if keys:
         await pilot.press(*keys)
-    assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout), f"no dialog after {keys}"
+    assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout), f"no dialog after {keys}"
     await pilot.press("tab", "enter")
 
 
@@ -121,7 +121,7 @@ async def palette_search(app: OpsdeckApp, pilot, text: str, want: str) -> list[s
     from textual.command import CommandList, CommandPalette
 
     await pilot.press("ctrl+p")
-    assert await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), BUSY_S)
+    assert await came_true(pilot, lambda: isinstance(app.screen, CommandPalette), BUSY_S)
     palette = app.screen
     await pilot.press(*text)
     await pilot.pause()
@@ -132,7 +132,7 @@ async def palette_search(app: OpsdeckApp, pilot, text: str, want: str) -> list[s
     def answered() -> bool:
         return not reads_pending(app, palette) and bool(hits()) and want in hits()[0]
 
-    assert await wait_for(pilot, answered, BUSY_S), hits()
+    assert await came_true(pilot, answered, BUSY_S), hits()
     return hits()
 
 
@@ -151,15 +151,15 @@ async def start_drill(app: OpsdeckApp, pilot, name: str, via: str = "key") -> No
         await pilot.press("enter")
     else:
         await pilot.press("D")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ChooseScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ChooseScreen))
         options = app.screen.query_one(OptionList)
         names = [options.get_option_at_index(i).id for i in range(options.option_count)]
         assert options.highlighted == 0 and name in names, names
         await pilot.press(*["down"] * names.index(name), "enter")
-    assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
     assert f"'{name}'" in app.screen.title_text, app.screen.title_text
     await pilot.press("tab", "enter")
-    assert await wait_for(pilot, lambda: app.host.drill is not None and app.host.drill.name == name)
+    assert await came_true(pilot, lambda: app.host.drill is not None and app.host.drill.name == name)
 
 
 async def drill_until_plan(  # type: ignore[no-untyped-def]
@@ -176,7 +176,7 @@ async def drill_until_plan(  # type: ignore[no-untyped-def]
         if waiting:
             # The console's link holds the plan as proposed too (a pressed key acts on it).
             pid = waiting[0]
-            assert await wait_for(pilot, lambda pid=pid: app.link is not None and pid in app.link.state.plans, BUSY_S)
+            assert await came_true(pilot, lambda pid=pid: app.link is not None and pid in app.link.state.plans, BUSY_S)
             app.refresh_panes()
             await pilot.pause()
             return pid

@@ -72,7 +72,8 @@ def run_verb(argv: list[str]) -> dict[str, Any]:
     return res
 
 
-def event_count(db: Path) -> int | None:
+def readable_event_count(db: Path) -> int | None:
+    """The events' count, or None when the file cannot be read as a database at all."""
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
@@ -163,10 +164,10 @@ def trial(clean: Path, work: Path, rng: random.Random, n: int) -> dict[str, Any]
         copy = work / f"t{n}-{argv[0]}.db"
         shutil.copyfile(bad, copy)
         copy_anchor(bad, copy)
-        count = event_count(copy)
+        count = readable_event_count(copy)
         r = run_verb([a.replace("{db}", str(copy)) for a in argv])
         r.pop("stdout")
-        r["events_before"], r["events_after"] = count, event_count(copy)
+        r["events_before"], r["events_after"] = count, readable_event_count(copy)
         if r["rc"] == 0 and argv[0] != "events":
             after = verify_report(copy)
             r["verify_after"] = {

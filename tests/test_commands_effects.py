@@ -182,12 +182,12 @@ async def test_a_subscription_is_delivered_to_get_events_and_the_console(tmp_pat
         await run_command(eng, "/coordination-hub pause workflow_003")
         await run_command(eng, "/coordination-hub resume workflow_003")
         await settle(app, pilot)
-        from tests.console_support import wait_for
+        from tests.console_support import came_true
 
         def ops_notes() -> list:  # type: ignore[type-arg]
             return [n for n in app._notifications if (n.title or "").startswith("subscription ops")]
 
-        assert await wait_for(pilot, lambda: bool(ops_notes()), 10)  # a notification is a message: wait for it
+        assert await came_true(pilot, lambda: bool(ops_notes()), 10)  # a notification is a message: wait for it
         notes = ops_notes()
         assert len(notes) == 1 and "WORKFLOW_PAUSED" in notes[0].message
         got = await run_command(eng, '/coordination-hub get-events \'{"subscription": "ops"}\'')

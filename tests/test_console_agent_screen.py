@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Config
-from tests.console_support import local_app, wait_for
+from tests.console_support import came_true, local_app
 from tests.local_harness import header, py_cmd
 
 pytestmark = pytest.mark.slow
@@ -61,9 +61,9 @@ async def test_the_terminal_is_fetched_only_when_the_task_changed(tmp_path: Path
         assert app.host is not None
         engine = app.host.engine
         t = engine.state.tasks["w/echo"]
-        assert await wait_for(pilot, lambda: t.awaiting_input, timeout=60)  # printed, then blocked on stdin
+        assert await came_true(pilot, lambda: t.awaiting_input, timeout=60)  # printed, then blocked on stdin
         app.push_screen(AgentScreen(t.agent or ""))
-        assert await wait_for(
+        assert await came_true(
             pilot, lambda: isinstance(app.screen, AgentScreen) and "ready" in app.screen.view.screen, timeout=60
         )
         screen = app.screen
@@ -71,18 +71,18 @@ async def test_the_terminal_is_fetched_only_when_the_task_changed(tmp_path: Path
         asked = await _screen_commands(engine)
         assert asked >= 1
         start = len(ticks)
-        assert await wait_for(pilot, lambda: len(ticks) >= start + 4, timeout=60)
+        assert await came_true(pilot, lambda: len(ticks) >= start + 4, timeout=60)
         assert await _screen_commands(engine) == asked, "the terminal was fetched though nothing about the task changed"
         # Input sent from elsewhere (not through this screen): its events make the next tick fetch it.
         res = await app.link.send("/coordination-hub send-input w/echo auth")
         assert res["status"] == "success", res
-        assert await wait_for(pilot, lambda: "got auth" in screen.view.screen and not t.awaiting_input, timeout=60)
+        assert await came_true(pilot, lambda: "got auth" in screen.view.screen and not t.awaiting_input, timeout=60)
         start = len(ticks)
-        assert await wait_for(pilot, lambda: len(ticks) >= start + 2, timeout=60)  # the events of the answer are heard
+        assert await came_true(pilot, lambda: len(ticks) >= start + 2, timeout=60)  # the events of the answer are heard
         now = await _screen_commands(engine)
         assert now > asked
         # Quiet again: no more fetches.
         start = len(ticks)
-        assert await wait_for(pilot, lambda: len(ticks) >= start + 4, timeout=60)
+        assert await came_true(pilot, lambda: len(ticks) >= start + 4, timeout=60)
         assert await _screen_commands(engine) == now
         await app.shutdown()

@@ -20,7 +20,7 @@ import pytest
 
 from core.config import Config
 from tests.conftest import REPO, opsdeck_cmd
-from tests.console_support import confirm, wait_for
+from tests.console_support import came_true, confirm
 from tests.test_console_pty import ANSI, _read_until
 from tests.test_host_control_plane import HostProc, head, run
 from tui.app import OpsdeckApp
@@ -61,14 +61,14 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
             assert f"attached to host pid {host.proc.pid}" in header_text(app)
             # The replica follows the host's log as its clock runs.
             s0 = link.state.seq
-            assert await wait_for(pilot, lambda: link.state.seq > s0 + 20, LONG)
+            assert await came_true(pilot, lambda: link.state.seq > s0 + 20, LONG)
             assert link.state.seq <= head(db)[0]
-            assert await wait_for(pilot, lambda: app.log_pane.head >= s0 + 20, LONG)
+            assert await came_true(pilot, lambda: app.log_pane.head >= s0 + 20, LONG)
 
             # A drill from the palette's action, then its plan approved with the key.
             app.start_drill_named("resource-exhaustion")
             await confirm(app, pilot, timeout=LONG)
-            assert await wait_for(pilot, lambda: bool(rows(db, "COMMAND_EXECUTED")), LONG), (
+            assert await came_true(pilot, lambda: bool(rows(db, "COMMAND_EXECUTED")), LONG), (
                 "the drill command reached the host"
             )
             deadline = time.monotonic() + 240
@@ -78,12 +78,15 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
                 assert res["status"] == "success", res
                 # The advance is committed before its answer: the replica follows up to it.
                 committed = head(db)[0]
-                assert await wait_for(pilot, lambda c=committed: link.state.seq >= c, LONG), (link.state.seq, committed)
+                assert await came_true(pilot, lambda c=committed: link.state.seq >= c, LONG), (
+                    link.state.seq,
+                    committed,
+                )
             pid = next(k for k, p in link.state.plans.items() if p.state == "proposed")
             app.refresh_panes()
             await pilot.press("a")
             await confirm(app, pilot, timeout=LONG)
-            assert await wait_for(pilot, lambda: link.state.plans[pid].state != "proposed", LONG)
+            assert await came_true(pilot, lambda: link.state.plans[pid].state != "proposed", LONG)
             approved = rows(db, "PLAN_APPROVED")
             assert approved and approved[-1][1] == "operator"
 
@@ -94,19 +97,19 @@ async def test_attached_console_follows_the_host_and_acts_on_it(tmp_path, env):
                 return [c.id for c in link.state.checkpoints.values() if c.id > last and c.kind == "manual"]
 
             await pilot.press("c")
-            assert await wait_for(pilot, lambda: bool(mine()), LONG)
+            assert await came_true(pilot, lambda: bool(mine()), LONG)
             cp = mine()[0]
             await pilot.press("b")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen), LONG)
+            assert await came_true(pilot, lambda: isinstance(app.screen, CheckpointsScreen), LONG)
             ol = app.screen.query_one("OptionList")
-            assert await wait_for(pilot, lambda: str(cp) in [o.id for o in ol.options], LONG)
+            assert await came_true(pilot, lambda: str(cp) in [o.id for o in ol.options], LONG)
             ol.highlighted = [o.id for o in ol.options].index(str(cp))
             await pilot.press("enter")
             await confirm(app, pilot, timeout=LONG)
-            assert await wait_for(pilot, lambda: bool(rows(db, "STATE_RESTORED")), LONG)
+            assert await came_true(pilot, lambda: bool(rows(db, "STATE_RESTORED")), LONG)
             restored = rows(db, "STATE_RESTORED")
             assert restored[-1][1] == "operator"
-            assert await wait_for(pilot, lambda: link.state.seq >= restored[-1][0], LONG)
+            assert await came_true(pilot, lambda: link.state.seq >= restored[-1][0], LONG)
     finally:
         host.stop()
     assert run(["verify", "--db", str(db)], env).returncode == 0
@@ -122,21 +125,21 @@ async def test_readonly_attached_console_stays_live_and_refuses(tmp_path, env):
             link = await app.link_opened(LONG)
             assert link.readonly and link.kind == "attached" and link.host_pid == host.proc.pid
             t0, s0 = link.clock.now(), link.state.seq
-            assert await wait_for(pilot, lambda: link.clock.now() > t0 + 30 and link.state.seq > s0, LONG), (
+            assert await came_true(pilot, lambda: link.clock.now() > t0 + 30 and link.state.seq > s0, LONG), (
                 "clock and panes move"
             )
             assert "read-only" in header_text(app)
             before = head(db)[0]
             app.workflows_pane.focus()
             await pilot.press("p", "c")
-            assert await wait_for(
+            assert await came_true(
                 pilot, lambda: any("read-only" in n.message and "Pause" in n.message for n in app._notifications), LONG
             )
             res = await link.send("/coordination-hub pause workflow_001")
             assert res["status"] == "error" and res["error"]["code"] == "READ_ONLY"
             res = await link.send("/resource-manager status")
             assert res["status"] == "success", res
-            assert await wait_for(pilot, lambda: head(db)[0] > before, LONG)
+            assert await came_true(pilot, lambda: head(db)[0] > before, LONG)
         assert not [r for r in rows(db, "COMMAND_EXECUTED") if r[1] == "operator"], "a watcher records nothing"
         assert not rows(db, "WORKFLOW_PAUSED")
     finally:
@@ -153,27 +156,27 @@ async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
         async with app.run_test(size=(120, 40)) as pilot:
             link = await app.link_opened(LONG)
             pid = host.proc.pid
-            assert await wait_for(pilot, lambda: link.state.seq > 0 and link.host_pid == pid, LONG)
+            assert await came_true(pilot, lambda: link.state.seq > 0 and link.host_pid == pid, LONG)
             host.proc.kill()
             t0 = time.monotonic()
-            assert await wait_for(pilot, lambda: link.gone is not None, 10)
+            assert await came_true(pilot, lambda: link.gone is not None, 10)
             took = time.monotonic() - t0
             assert took < 2.0, f"the console noticed after {took:.2f}s"
             gone = f"the host (pid {pid}) is gone"
             assert link.gone == gone and gone in header_text(app)
             assert link.trouble is None, "a killed host is gone, not a fold failing here"
-            assert await wait_for(pilot, lambda: any(gone in n.message for n in app._notifications), 5)
+            assert await came_true(pilot, lambda: any(gone in n.message for n in app._notifications), 5)
             host.proc.wait(timeout=LONG)
             # The last state stays on screen; actions are refused with the reason. The
             # stream may have lagged the commits when the host died (under load): the
             # console reads the rest from the file, so wait for it to reach the head.
             final = head(db)[0]
-            assert await wait_for(pilot, lambda: link.state.seq == final, LONG), (link.state.seq, final)
+            assert await came_true(pilot, lambda: link.state.seq == final, LONG), (link.state.seq, final)
             seq = link.state.seq
             assert len(link.state.workflows) == 6
             app.workflows_pane.focus()
             await pilot.press("p")
-            assert await wait_for(
+            assert await came_true(
                 pilot, lambda: any(gone in n.message and "Pause" in n.message for n in app._notifications), 5
             )
             res = await link.send("/coordination-hub checkpoint")
@@ -181,8 +184,8 @@ async def test_host_killed_the_console_says_so_and_reconnects(tmp_path, env):
             assert head(db)[0] == seq
             # A new host takes the lease: the console follows it.
             second = await asyncio.to_thread(serve, tmp_path, env, db, "--speed", "30")
-            assert await wait_for(pilot, lambda: link.gone is None and link.host_pid == second.proc.pid, LONG)
-            assert await wait_for(pilot, lambda: link.state.seq > seq, LONG)
+            assert await came_true(pilot, lambda: link.gone is None and link.host_pid == second.proc.pid, LONG)
+            assert await came_true(pilot, lambda: link.state.seq > seq, LONG)
             assert f"attached to host pid {second.proc.pid}" in header_text(app)
     finally:
         if second is not None:

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Input, Static
 
 from core.models import WorkflowStatus
-from tests.console_support import make_app, settle, wait_for
+from tests.console_support import came_true, make_app, settle
 from tui.command_line import candidates, complete, normalise
 from tui.screens.result import ResultScreen
 
@@ -41,14 +41,14 @@ async def test_parser_error_inline_then_command_runs(tmp_path):
         assert cl.display and app.focused is cl.query_one(Input)
         await pilot.press(*"coordination-hub pause workflow_003 '{bad", "enter")
         err = cl.query_one("#cmd-error", Static)
-        assert await wait_for(pilot, lambda: err.display and "column" in str(err.render()))
+        assert await came_true(pilot, lambda: err.display and "column" in str(err.render()))
         assert "nothing was applied" in str(err.render())
         assert eng.state.status_of("workflow_003") is WorkflowStatus.RUNNING
         inp = cl.query_one(Input)
         inp.value = "/coordination-hub pause workflow_003"
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: eng.state.status_of("workflow_003") is WorkflowStatus.PAUSED)
-        assert await wait_for(pilot, lambda: not cl.display)
+        assert await came_true(pilot, lambda: eng.state.status_of("workflow_003") is WorkflowStatus.PAUSED)
+        assert await came_true(pilot, lambda: not cl.display)
         await eng.flush()
         with sqlite3.connect(db) as con:
             row = con.execute(
@@ -79,12 +79,12 @@ async def test_readonly_refuses_mutating_slash_command(tmp_path):
         seq = eng.state.seq
         await pilot.press("colon", *"coordination-hub pause workflow_003", "enter")
         err = app.command_line.query_one("#cmd-error", Static)
-        assert await wait_for(pilot, lambda: err.display and "READ_ONLY" in str(err.render()))
+        assert await came_true(pilot, lambda: err.display and "READ_ONLY" in str(err.render()))
         assert eng.state.status_of("workflow_003") is WorkflowStatus.RUNNING
         # Reading is allowed in a read-only console.
         app.command_line.query_one(Input).value = "/coordination-hub get-status"
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: not app.command_line.display)
+        assert await came_true(pilot, lambda: not app.command_line.display)
         assert eng.state.seq == seq
 
 
@@ -107,7 +107,7 @@ async def test_seed_form_tab_then_enter_shows_the_result_table(tmp_path):
         await pilot.press("colon", *"/resource-manager st", "tab")
         assert app.command_line.input.value == "/resource-manager status"
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ResultScreen))
         text = _screen_text(app)
         assert "workflows (6)" in text
         for wf in eng.state.workflows.values():
@@ -115,7 +115,7 @@ async def test_seed_form_tab_then_enter_shows_the_result_table(tmp_path):
             assert wf.status.value in line and f"{wf.allocation.agents}" in line.split()
         assert f"{eng.config.capacity.agents}" in text
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+        assert await came_true(pilot, lambda: app.screen is app.screen_stack[0])
         # History: the line remembers the command; up brings it back.
         await pilot.press("colon", "up")
         assert app.command_line.input.value == "/resource-manager status"
@@ -127,12 +127,12 @@ async def test_incident_list_and_rerun_refresh_the_result(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot, 30)
         await pilot.press("colon", *"incident list", "enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ResultScreen))
         first = app.screen.response["metrics"]["seq"]
         await app.host.advance(60)
         await app.host.engine.flush()
         await pilot.press("r")
-        assert await wait_for(pilot, lambda: app.screen.runs == 2)
+        assert await came_true(pilot, lambda: app.screen.runs == 2)
         assert app.screen.response["metrics"]["seq"] > first
         assert "run 2" in app.screen.title_text()
 
@@ -145,13 +145,13 @@ async def test_wrong_case_is_corrected_by_tab(tmp_path):
         seq = app.host.engine.state.seq
         await pilot.press("colon", *"/Resource-Manager status", "enter")
         err = app.command_line.query_one("#cmd-error", Static)
-        assert await wait_for(
+        assert await came_true(
             pilot, lambda: err.display and "did you mean: /resource-manager status" in str(err.render())
         )
         await pilot.press("tab")
         assert app.command_line.input.value == "/resource-manager status"
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ResultScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ResultScreen))
         assert app.screen.ok
         # A read-only command recorded as executed, nothing else changed: only COMMAND_EXECUTED events.
         await app.host.engine.flush()

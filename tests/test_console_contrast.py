@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from rich.color import Color
 
-from tests.console_support import BUSY_S, make_app, settle, wait_for
+from tests.console_support import BUSY_S, came_true, make_app, settle
 from themes import THEMES
 
 
@@ -59,7 +59,7 @@ async def test_selected_row_contrast_in_every_theme(tmp_path):
                     target.focus()
                     # The screen names the new focus at once; the list's own has_focus (which
                     # its focus style follows) changes when it has handled its Focus or Blur.
-                    assert await wait_for(
+                    assert await came_true(
                         pilot,
                         lambda target=target, ol=ol, f=focused: app.focused is target and ol.has_focus is f,
                         BUSY_S,

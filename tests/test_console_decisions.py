@@ -16,7 +16,7 @@ from core.config import Config
 from core.event_types import EVENTS
 from core.incident_models import Incident, Plan, PlanState
 from core.projection import State
-from tests.console_support import BUSY_S, drill_until_plan, make_app, wait_for
+from tests.console_support import BUSY_S, came_true, drill_until_plan, make_app
 from tui import awaiting
 from tui.screens.confirm import ConfirmScreen
 
@@ -31,7 +31,7 @@ async def _two_incidents(app, pilot):  # type: ignore[no-untyped-def]
     eng = app.host.engine
     first = await drill_until_plan(app, pilot, "resource-exhaustion")
     assert (await app.link.send(f"/incident reject {first}"))["status"] == "success"
-    assert await wait_for(pilot, lambda: app.host.drill is not None and app.host.drill.done)
+    assert await came_true(pilot, lambda: app.host.drill is not None and app.host.drill.done)
     second = await drill_until_plan(app, pilot, "agent-cascade")
     assert eng.state.plans[first].state == "rejected"
     assert eng.state.plans[second].state == "proposed"
@@ -46,10 +46,10 @@ def _highlight(app, row: str) -> None:  # type: ignore[no-untyped-def]
 
 async def _dialog_plan(app, pilot, key: str) -> str:  # type: ignore[no-untyped-def]
     await pilot.press(key)
-    assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
     title = app.screen.title_text
     await pilot.press("escape")
-    assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+    assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
     return title
 
 
@@ -67,10 +67,10 @@ async def test_keys_target_the_awaiting_plan(tmp_path):
         _highlight(app, f"plan:{first}")
         fk = next(k for k in app.query(FooterKey) if k.action == "approve")
         await pilot.click(fk)
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert second in app.screen.title_text
         await pilot.press("tab", "enter")  # approve it
-        assert await wait_for(pilot, lambda: eng.state.plans[second].state != "proposed")
+        assert await came_true(pilot, lambda: eng.state.plans[second].state != "proposed")
         assert eng.state.plans[first].state == "rejected"  # untouched
 
 
@@ -87,7 +87,7 @@ async def test_nothing_awaits_nothing_happens(tmp_path):
             before = {n.identity for n in app._notifications}
             await pilot.press(key)
             # The key answered with its "no plan" toast ...
-            assert await wait_for(
+            assert await came_true(
                 pilot,
                 lambda before=before: any(
                     n.title.endswith(": no plan") and n.identity not in before for n in app._notifications
@@ -106,7 +106,7 @@ async def test_next_decision_key_brings_the_plan_into_view(tmp_path):
         _, second = await _two_incidents(app, pilot)
         app.workflows_pane.focus()
         await pilot.press("i")
-        assert await wait_for(pilot, lambda: app.incidents_pane.selected_id == f"plan:{second}")
+        assert await came_true(pilot, lambda: app.incidents_pane.selected_id == f"plan:{second}")
         assert app.focused is app.incidents_pane
         pane = app.incidents_pane
         row = pane.highlighted

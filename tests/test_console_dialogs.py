@@ -10,7 +10,7 @@ from textual.widgets import Button
 from core import timefmt
 from core.config import Config
 from core.models import WorkflowStatus
-from tests.console_support import confirm, drill_until_plan, make_app, settle, wait_for
+from tests.console_support import came_true, confirm, drill_until_plan, make_app, settle
 from tui.dialogs import drill_confirm, outcome_text
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.incidents import Incidents
@@ -46,7 +46,7 @@ async def _highlight(app, pilot, wid: str) -> None:  # type: ignore[no-untyped-d
     wl = app.workflows_pane
     wl.focus()
     wl.highlighted = [o.id for o in wl.options].index(f"wf:{wid}")
-    assert await wait_for(pilot, lambda: app.focused is wl and wl.highlighted_option.id == f"wf:{wid}")
+    assert await came_true(pilot, lambda: app.focused is wl and wl.highlighted_option.id == f"wf:{wid}")
 
 
 @pytest.mark.slow
@@ -57,18 +57,18 @@ async def test_cancel_and_pause_confirm_with_distinct_buttons(tmp_path):
         state = app.link.state
         await _highlight(app, pilot, "workflow_003")
         await pilot.press("X")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert _buttons(app) == {"cancel": "Keep running", "confirm": "Cancel workflow"}
         assert app.screen.focused is not None and app.screen.focused.id == "cancel"
         await pilot.press("enter")  # the focused default keeps it running
-        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert state.workflows["workflow_003"].status is WorkflowStatus.RUNNING
         # p (destructive in `opsdeck help`) asks too, and pauses only when confirmed.
         await pilot.press("p")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert _buttons(app)["confirm"] == "Pause" and "workflow_003" in _plain(app.screen.detail)
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: state.workflows["workflow_003"].status is WorkflowStatus.PAUSED)
+        assert await came_true(pilot, lambda: state.workflows["workflow_003"].status is WorkflowStatus.PAUSED)
 
 
 @pytest.mark.slow
@@ -82,18 +82,18 @@ async def test_marked_workflows_pause_after_one_confirmation_listing_them(tmp_pa
             await pilot.press("m")
         assert app.workflows_pane.marked == {"workflow_003", "migration_workflow_001"}
         await pilot.press("p")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         text = _plain(app.screen.detail)
         assert "workflow_003" in text and "migration_workflow_001" in text and "2 workflows" in app.screen.title_text
         await pilot.press("tab", "enter")
-        assert await wait_for(
+        assert await came_true(
             pilot,
             lambda: all(
                 state.workflows[w].status is WorkflowStatus.PAUSED for w in ("workflow_003", "migration_workflow_001")
             ),
         )
         assert state.workflows["workflow_001"].status is WorkflowStatus.RUNNING
-        assert await wait_for(pilot, lambda: not app.workflows_pane.marked)
+        assert await came_true(pilot, lambda: not app.workflows_pane.marked)
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ async def test_approve_dialog_shows_every_step_whole_and_a_paused_clock_is_named
         plan = app.link.state.plans[pid]
         seen = _capture(app)
         await pilot.press("a")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         text = _plain(app.screen.detail).replace("\n", " ")
         squashed = " ".join(text.split())
         for st in plan.steps:
@@ -117,7 +117,7 @@ async def test_approve_dialog_shows_every_step_whole_and_a_paused_clock_is_named
         assert f"of {len(live)} live agents" in text  # emergency-cleanup's retirements, counted
         assert "pause workflow_003" in text or "pause " in text
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: any("clock is paused" in m for m in seen))
+        assert await came_true(pilot, lambda: any("clock is paused" in m for m in seen))
 
 
 async def test_hold_toast_says_held_then_released(tmp_path):
@@ -150,10 +150,10 @@ async def test_space_runs_and_pauses_the_simulated_clock(tmp_path):
         assert not app.link.clock_running
         app.workflows_pane.focus()
         await pilot.press("space")
-        assert await wait_for(pilot, lambda: app.link.clock_running)
+        assert await came_true(pilot, lambda: app.link.clock_running)
         assert app.link.speed == app.config.console.speed
         await pilot.press("space")
-        assert await wait_for(pilot, lambda: not app.link.clock_running)
+        assert await came_true(pilot, lambda: not app.link.clock_running)
 
 
 @pytest.mark.slow
@@ -164,15 +164,15 @@ async def test_decision_dialogs_lead_with_what_they_do(tmp_path):
     async with app.run_test(size=(160, 48)) as pilot:
         pid = await drill_until_plan(app, pilot)
         plan = app.link.state.plans[pid]
-        assert await wait_for(pilot, lambda: any(st.state == "completed" for st in plan.steps), 10)
+        assert await came_true(pilot, lambda: any(st.state == "completed" for st in plan.steps), 10)
         pending = sum(1 for st in plan.steps if st.state not in ("completed", "failed"))
         said = {}
         for key in ("a", "d", "K"):
             await pilot.press(key)
-            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             said[key] = " ".join(_plain(app.screen.detail).split())
             await pilot.press("escape")
-            assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+            assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         a = said["a"]
         effects, ran = a.index("What it will do (computed now"), a.index("Already ran")
         assert effects < ran, "the effects come first"
@@ -206,12 +206,12 @@ async def test_incident_row_says_it_waits_for_a_decision_not_that_it_recovers(tm
         def row() -> str:
             return next((o.prompt.plain for o in pane.options if o.id == f"incident:{plan.incident_id}"), "")
 
-        assert await wait_for(pilot, lambda: f"to approve since {timefmt.clock(plan.created_at)}" in row())
+        assert await came_true(pilot, lambda: f"to approve since {timefmt.clock(plan.created_at)}" in row())
         assert "recovering" not in row()
         await confirm(app, pilot, "d")
-        assert await wait_for(pilot, lambda: app.link.state.plans[pid].state == "rejected")
+        assert await came_true(pilot, lambda: app.link.state.plans[pid].state == "rejected")
         inc = app.link.state.incidents[plan.incident_id]
-        assert await wait_for(pilot, lambda: f"open since {timefmt.clock(inc.detected_at)}" in row()), row()
+        assert await came_true(pilot, lambda: f"open since {timefmt.clock(inc.detected_at)}" in row()), row()
 
 
 @pytest.mark.slow
@@ -232,7 +232,7 @@ async def test_incident_row_of_a_plan_that_runs_on_its_own_says_it_recovers(tmp_
         def row() -> str:
             return next((o.prompt.plain for o in pane.options if o.id == f"incident:{plan.incident_id}"), "")
 
-        assert await wait_for(pilot, lambda: f"recovering since {timefmt.clock(plan.created_at)}" in row()), row()
+        assert await came_true(pilot, lambda: f"recovering since {timefmt.clock(plan.created_at)}" in row()), row()
         assert "to approve" not in row()
 
 
@@ -251,11 +251,11 @@ async def test_approving_a_plan_without_a_rollback_point_takes_the_one_the_dialo
         assert eng.state.plans[pid].checkpoint is None
         before = set(eng.state.checkpoints)
         await pilot.press("a")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         said = " ".join(_plain(app.screen.detail).split())
         assert "a checkpoint is taken before the first one, and K rolls back to it" in said, said
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: eng.state.plans[pid].state != "proposed")
+        assert await came_true(pilot, lambda: eng.state.plans[pid].state != "proposed")
         for _ in range(60):  # the executor runs the approved steps as the clock moves
             if eng.state.plans[pid].checkpoint is not None:
                 break

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from tests.console_support import make_app, palette_search, wait_for
+from tests.console_support import came_true, make_app, palette_search
 from tui.screens.confirm import ConfirmScreen
 
 
@@ -27,20 +27,20 @@ async def test_cancel_drill_key_before_its_fault(tmp_path):
         res = await app.link.send("/host drill performance-degradation")
         assert res["status"] == "success"
         app.refresh_panes()
-        assert await wait_for(pilot, lambda: "drill performance-degradation" in str(app.header_pane.render()))
+        assert await came_true(pilot, lambda: "drill performance-degradation" in str(app.header_pane.render()))
         inject_at = host.drill.inject_at
         await pilot.press("C")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert "never is" in str(app.screen.detail)
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: host.drill.done)
+        assert await came_true(pilot, lambda: host.drill.done)
         assert host.engine.state.settings["drill"]["status"] == "cancelled"
         await host.advance(inject_at - host.engine.clock.now() + 600)
         await host.engine.flush()
         assert _types(db, "DRILL_FAULT_INJECTED") == 0
         assert not host.engine.state.incidents
         app.refresh_panes()
-        assert await wait_for(pilot, lambda: "drill performance-degradation" not in str(app.header_pane.render()))
+        assert await came_true(pilot, lambda: "drill performance-degradation" not in str(app.header_pane.render()))
         # The slot is free: the next drill arms.
         assert (await app.link.send("/host drill agent-cascade"))["status"] == "success"
         assert host.drill.name == "agent-cascade" and not host.drill.done
@@ -55,7 +55,7 @@ async def test_cancel_drill_with_none_running_changes_nothing(tmp_path):
         await eng.flush()
         seq = eng.state.seq
         await pilot.press("C")
-        assert await wait_for(pilot, lambda: any("no drill is running" in n.message for n in app._notifications))
+        assert await came_true(pilot, lambda: any("no drill is running" in n.message for n in app._notifications))
         assert app.screen is app.screen_stack[0]  # no dialog
         await eng.flush()
         assert eng.state.seq == seq
@@ -100,13 +100,13 @@ async def test_cancel_drill_from_the_palette(tmp_path):
         async def palette_cancel() -> None:
             await palette_search(app, pilot, "Cancel drill", "Cancel drill")
             await pilot.press("enter")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
 
         await palette_cancel()
         await pilot.press("escape")  # kept: the drill still runs
-        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert not host.drill.done and host.engine.state.settings["drill"]["status"] != "cancelled"
         await palette_cancel()
         await pilot.press("tab", "enter")
-        assert await wait_for(pilot, lambda: host.drill.done)
+        assert await came_true(pilot, lambda: host.drill.done)
         assert host.engine.state.settings["drill"]["status"] == "cancelled"

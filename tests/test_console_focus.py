@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.config import Config
-from tests.console_support import drill_until_plan, make_app, settle, wait_for
+from tests.console_support import came_true, drill_until_plan, make_app, settle
 
 MANUAL = Config.model_validate(
     {"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}}
@@ -37,12 +37,12 @@ async def test_focus_returns_after_each_modal(tmp_path):
         for i, (open_key, close_key) in enumerate(MODALS):
             pane = panes[i % len(panes)]
             pane.focus()
-            assert await wait_for(pilot, lambda pane=pane: app.focused is pane)
+            assert await came_true(pilot, lambda pane=pane: app.focused is pane)
             await pilot.press(open_key)
-            assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0]), open_key
+            assert await came_true(pilot, lambda: app.screen is not app.screen_stack[0]), open_key
             await pilot.press(close_key)
-            assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0]), open_key
-            assert await wait_for(pilot, lambda pane=pane: app.focused is pane), (pane.id, open_key, app.focused)
+            assert await came_true(pilot, lambda: app.screen is app.screen_stack[0]), open_key
+            assert await came_true(pilot, lambda pane=pane: app.focused is pane), (pane.id, open_key, app.focused)
 
 
 @pytest.mark.slow
@@ -57,28 +57,28 @@ async def test_focus_returns_after_command_line_and_filter(tmp_path):
         for pane in panes:
             pane.focus()
             await pilot.press("colon")
-            assert await wait_for(pilot, lambda: app.command_line.display)
+            assert await came_true(pilot, lambda: app.command_line.display)
             await pilot.press("escape")
-            assert await wait_for(pilot, lambda: not app.command_line.display)
+            assert await came_true(pilot, lambda: not app.command_line.display)
             assert app.focused is pane, ("command line", pane.id, app.focused)
             await pilot.press("slash")
-            assert await wait_for(pilot, lambda: app.filter_input.display)
+            assert await came_true(pilot, lambda: app.filter_input.display)
             await pilot.press("escape")
             assert app.focused is pane, ("filter esc", pane.id, app.focused)
         pane = panes[0]
         pane.focus()
         await pilot.press("colon", *"/coordination-hub get-status", "enter")  # runs, shows its result
-        assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
+        assert await came_true(pilot, lambda: app.screen is not app.screen_stack[0])
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+        assert await came_true(pilot, lambda: app.screen is app.screen_stack[0])
         assert app.focused is pane, ("command result", pane.id, app.focused)
         pane = panes[2]
         pane.focus()
         await pilot.press("slash", *"type:TASK_COMPLETED", "enter")
-        assert await wait_for(pilot, lambda: not app.filter_input.display)
+        assert await came_true(pilot, lambda: not app.filter_input.display)
         assert app.focused is pane, ("filter applied", pane.id, app.focused)
         await pilot.press("slash", "enter")  # clears it
-        assert await wait_for(pilot, lambda: not app.filter_input.display)
+        assert await came_true(pilot, lambda: not app.filter_input.display)
         assert app.focused is pane, ("filter cleared", pane.id, app.focused)
 
 
@@ -97,13 +97,13 @@ async def test_arrows_in_other_panes_keep_the_log_following(tmp_path):
         # Closing a modal does not hand the arrows to the log.
         app.workflows_pane.focus()
         await pilot.press("question_mark")
-        assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
+        assert await came_true(pilot, lambda: app.screen is not app.screen_stack[0])
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+        assert await came_true(pilot, lambda: app.screen is app.screen_stack[0])
         await pilot.press("up", "up", "pageup")
         await settle(app, pilot, 30)
         assert log.follow
         # The log itself, scrolled up, stops following: the case that must stop it.
         log.focus()
         await pilot.press("pageup")
-        assert await wait_for(pilot, lambda: not log.follow)
+        assert await came_true(pilot, lambda: not log.follow)

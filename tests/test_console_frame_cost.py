@@ -21,7 +21,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from core.collector import CONSOLE_GEN0
-from tests.console_support import BUSY_S, make_app, settle, wait_for
+from tests.console_support import BUSY_S, came_true, make_app, settle
 from tui.app import LISTS, PANE_TICKS, TICKS, OpsdeckApp
 from tui.screens.main import MainScreen
 from tui.widgets.event_log import EventLog
@@ -109,7 +109,7 @@ async def test_a_changed_row_repaints_that_row_and_a_title_its_border(tmp_path: 
             for i, (oid, p, d) in enumerate(rows)
         ]
         pools.sync(changed)
-        assert await wait_for(pilot, lambda: bool(calls), BUSY_S), "the changed row was not drawn"
+        assert await came_true(pilot, lambda: bool(calls), BUSY_S), "the changed row was not drawn"
         await pilot.pause()  # and whatever else the change queued, drawn in the frame pause ends with
         assert set(calls) == {agent - int(pools.scroll_offset.y)}, calls  # that row only (one frame or two)
         assert pools.get_option(rows[agent][0]).prompt.plain.startswith("XYZ")
@@ -202,7 +202,7 @@ async def test_the_main_screen_draws_its_frames_with_the_collector_paused(
         real = header.render_line
         header.render_line = lambda y: (seen.append((bool(inside), gc.isenabled())), real(y))[1]  # type: ignore[method-assign]
         header.refresh()
-        assert await wait_for(pilot, lambda: bool(seen))
+        assert await came_true(pilot, lambda: bool(seen))
         header.render_line = real  # type: ignore[method-assign]
         assert all(within for within, _ in seen), "a frame was drawn outside MainScreen._on_timer_update"
         assert not any(enabled for _, enabled in seen)  # drawn inside the frame, the collector paused
@@ -261,8 +261,8 @@ async def test_a_task_row_is_not_kept_drawn_without_its_count_when_counting_fail
             evs = [log._event(s) for s in shown()]
             return bool(evs) and all(e is not None and e.type == "TASK_COMPLETED" for e in evs)
 
-        assert await wait_for(pilot, completions, 10)
-        assert await wait_for(pilot, log.folds_ready, 10)
+        assert await came_true(pilot, completions, 10)
+        assert await came_true(pilot, log.folds_ready, 10)
         rows = shown()
 
         source = log.source
@@ -281,7 +281,7 @@ async def test_a_task_row_is_not_kept_drawn_without_its_count_when_counting_fail
         repaints: list[int] = []
         real_refresh = log.refresh
         log.refresh = lambda *r, **k: (repaints.append(1), real_refresh(*r, **k))[1]  # type: ignore[method-assign]
-        assert await wait_for(pilot, lambda: bool(asked) and not log._folding)  # the failed count came back
+        assert await came_true(pilot, lambda: bool(asked) and not log._folding)  # the failed count came back
         await pilot.pause()
         log.refresh = real_refresh  # type: ignore[method-assign]
         assert {s for s, _ in asked[0]} == set(rows)
@@ -290,7 +290,7 @@ async def test_a_task_row_is_not_kept_drawn_without_its_count_when_counting_fail
 
         monkeypatch.setattr(source, "progress_folded", real)
         log.refresh()
-        assert await wait_for(pilot, log.folds_ready, 10)
+        assert await came_true(pilot, log.folds_ready, 10)
         assert all(s in log.folds for s in rows)  # both: each row drawn again with its count
         for y, seq in enumerate(rows):
             n = log.folds[seq]

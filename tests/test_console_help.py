@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from core.incidents.kinds import GATES
-from tests.console_support import make_app, wait_for
+from tests.console_support import came_true, make_app
 from tui.screens.help import HelpScreen, _gate_doc, legend
 
 
@@ -29,7 +29,7 @@ async def test_help_screen_shows_bracketed_config_names(tmp_path):
     app = make_app(tmp_path / "c.db")
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("question_mark")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert "[console.keys]" in str(app.screen.query_one("#help-note").render())
         table = " ".join(_plain(app.screen.keys_table).split())
         assert "@saved ([console.filters])" in table

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from core.config import Config
-from tests.console_support import drill_until_plan, make_app, wait_for
+from tests.console_support import came_true, drill_until_plan, make_app
 from tui import operator
 
 
@@ -53,13 +53,13 @@ async def test_new_incident_scrolls_into_view_and_is_announced(tmp_path):
 
         app.notify = notify  # type: ignore[method-assign]
         first = await drill_until_plan(app, pilot, "resource-exhaustion")
-        assert await wait_for(pilot, lambda: out.exists() and "INC-0001" in out.read_text())
+        assert await came_true(pilot, lambda: out.exists() and "INC-0001" in out.read_text())
         pane = app.incidents_pane
         # The operator scrolls down to the first plan's last step, far from the top row.
         steps = [oid for oid in pane._ids if oid.startswith(f"step:{first}:")]
         pane.focus()
         pane.show_row(steps[-1])
-        assert await wait_for(pilot, lambda: not _visible(pane, "incident:INC-0001") and pane.scroll_y > 0)
+        assert await came_true(pilot, lambda: not _visible(pane, "incident:INC-0001") and pane.scroll_y > 0)
         assert (await app.link.send("/host drill cancel"))["status"] == "success"
         assert (await app.link.send("/host drill agent-cascade"))["status"] == "success"
         eng = app.host.engine
@@ -69,10 +69,10 @@ async def test_new_incident_scrolls_into_view_and_is_announced(tmp_path):
                 break
         new = sorted(eng.state.incidents)[-1]
         assert new == "INC-0002"
-        assert await wait_for(pilot, lambda: _visible(pane, f"incident:{new}"))
+        assert await came_true(pilot, lambda: _visible(pane, f"incident:{new}"))
         assert len(bells) == 2  # one per incident, not one per event
         assert titles.count("new incident") == 2
-        assert await wait_for(pilot, lambda: "INC-0002|INC-0002" in out.read_text())
+        assert await came_true(pilot, lambda: "INC-0002|INC-0002" in out.read_text())
         assert app.announcer.hook_failures == []
 
 
@@ -81,7 +81,7 @@ async def test_failing_hook_is_reported_once(tmp_path):
     app = make_app(tmp_path / "c.db", config=_config(incident_hook=[str(tmp_path / "no-such-notifier")]))
     async with app.run_test(size=(120, 36)) as pilot:
         await drill_until_plan(app, pilot, "resource-exhaustion")
-        assert await wait_for(pilot, lambda: app.announcer.hook_runs == 1)
+        assert await came_true(pilot, lambda: app.announcer.hook_runs == 1)
         assert len(app.announcer.hook_failures) == 1 and "cannot start" in app.announcer.hook_failures[0]
 
 
@@ -98,7 +98,7 @@ async def test_resolved_incident_folds_to_one_line(tmp_path):
         assert res["status"] == "success"
         app.refresh_panes()
         rows = lambda: [oid for oid in pane._ids if "INC-0001" in oid or pid in oid]  # noqa: E731
-        assert await wait_for(pilot, lambda: rows() == ["incident:INC-0001"]), rows()
+        assert await came_true(pilot, lambda: rows() == ["incident:INC-0001"]), rows()
         text = pane.get_option("incident:INC-0001").prompt.plain
         assert "resolved (not validated)" in text and f"{pid} rejected" in text
 
@@ -117,13 +117,13 @@ async def test_replaced_agents_stop_counting_as_down(tmp_path):
         pool = eng.state.agents[busy[0]].pool
         app.refresh_panes()
         head = lambda: app.pools_pane.get_option(f"pool:{pool}").prompt.plain  # noqa: E731
-        assert await wait_for(pilot, lambda: "down" in head()), head()
+        assert await came_true(pilot, lambda: "down" in head()), head()
         act = {"action": "immediate_agent_replacement", "failed_agents": [busy[0]]}
         res = await app.link.send(
             f"/coordination-hub execute-dependency-recovery {operator.payload({'recovery_actions': [act]})}"
         )
         assert res["status"] == "success", res
         app.refresh_panes()
-        assert await wait_for(pilot, lambda: "1 replaced" in head()), head()
+        assert await came_true(pilot, lambda: "1 replaced" in head()), head()
         down = [a for a in busy if eng.state.agents[a].pool == pool]
         assert (f"{len(down) - 1} down" in head()) if len(down) > 1 else ("down" not in head())

@@ -10,7 +10,7 @@ import pytest
 from core.config import Config
 from core.models import WorkflowStatus
 from tests.conftest import opsdeck_cmd
-from tests.console_support import BUSY_S, confirm, make_app, palette_search, settle, wait_for
+from tests.console_support import BUSY_S, came_true, confirm, make_app, palette_search, settle
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
@@ -35,20 +35,20 @@ async def test_rollback_cancel_then_confirm(tmp_path):
         await settle(app, pilot, 600)
         assert done() != at_cp
         await pilot.press("b")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
         ol = app.screen.query_one("OptionList")
-        assert await wait_for(pilot, lambda: str(cp) in [o.id for o in ol.options])
+        assert await came_true(pilot, lambda: str(cp) in [o.id for o in ol.options])
         ol.highlighted = [o.id for o in ol.options].index(str(cp))
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert app.focused is not None and app.focused.id == "cancel"  # Cancel is the default
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
         seq = eng.state.seq
         assert not any(True for _ in events_of(db, "STATE_RESTORED"))
         assert eng.state.seq == seq
         await confirm(app, pilot, "enter")  # the chosen checkpoint asks first; "Roll back" confirms
-        assert await wait_for(pilot, lambda: len(events_of(db, "STATE_RESTORED")) == 1)
+        assert await came_true(pilot, lambda: len(events_of(db, "STATE_RESTORED")) == 1)
         assert done() == at_cp
 
 
@@ -64,10 +64,10 @@ async def test_filter_by_type_text_and_workflow(tmp_path):
         await pilot.press("enter")
         want = events_of(db, "TASK_COMPLETED")
         assert want
-        assert await wait_for(pilot, lambda: log.matches is not None and list(log.matches) == want)
+        assert await came_true(pilot, lambda: log.matches is not None and list(log.matches) == want)
         assert log.count == len(want)
         await pilot.press("slash", *"wf:workflow_003 type:TASK_COMPLETED", "enter")
-        assert await wait_for(
+        assert await came_true(
             pilot,
             lambda: log.filter.workflow == "workflow_003" and log.matches is not None and len(log.matches) < len(want),
         )
@@ -86,7 +86,7 @@ async def test_filter_by_type_text_and_workflow(tmp_path):
             progress = {r[0] for r in con.execute("SELECT seq FROM events WHERE type = 'TASK_PROGRESS'")}
         seq = app.host.engine.state.seq
         assert progress
-        assert await wait_for(pilot, lambda: not log.filter.active and log.count + len(progress) == seq)
+        assert await came_true(pilot, lambda: not log.filter.active and log.count + len(progress) == seq)
         assert log.matches is not None and not progress & set(log.matches)
 
 
@@ -99,13 +99,13 @@ async def test_follow_pauses_on_scroll_up_and_resumes_at_end(tmp_path):
         assert log.follow and log.scroll_y == log.max_scroll_y
         log.focus()
         await pilot.press("pageup", "pageup")
-        assert await wait_for(pilot, lambda: not log.follow)
+        assert await came_true(pilot, lambda: not log.follow)
         y = log.scroll_y
         await settle(app, pilot, 300)
         assert log.scroll_y == y, "a paused log must not move"
         assert log.scroll_y < log.max_scroll_y
         await pilot.press("end")
-        assert await wait_for(pilot, lambda: log.follow and log.scroll_y == log.max_scroll_y)
+        assert await came_true(pilot, lambda: log.follow and log.scroll_y == log.max_scroll_y)
         await settle(app, pilot, 300)
         assert log.scroll_y == log.max_scroll_y, "following keeps the end in view"
         assert log.visible_ready()
@@ -121,22 +121,22 @@ async def test_pause_resume_and_cancel_workflow(tmp_path):
         wl.focus()
         wl.highlighted = [o.id for o in wl.options].index("wf:workflow_002")
         await pilot.press("p")  # destructive: it asks first, Cancel focused
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.click("#confirm")
-        assert await wait_for(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.PAUSED)
+        assert await came_true(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.PAUSED)
         await pilot.press("r")
-        assert await wait_for(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.RUNNING)
+        assert await came_true(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.RUNNING)
         app.refresh_panes()
         wl.highlighted = [o.id for o in wl.options].index("wf:workflow_002")
         await pilot.press("X")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert eng.state.status_of("workflow_002") is WorkflowStatus.RUNNING
         await pilot.press("X")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.click("#confirm")
-        assert await wait_for(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.CANCELLED)
+        assert await came_true(pilot, lambda: eng.state.status_of("workflow_002") is WorkflowStatus.CANCELLED)
         await eng.flush()
     # Each key was one slash command on the one command path, recorded with its actor.
     with sqlite3.connect(tmp_path / "c.db") as con:
@@ -173,7 +173,7 @@ async def test_readonly_replica_follows_a_writer_without_a_host(tmp_path, cli_en
             env=cli_env,
         )
         assert done.returncode == 0, done.stderr
-        assert await wait_for(pilot, lambda: link.state.status_of("workflow_002") is WorkflowStatus.PAUSED, 30)
+        assert await came_true(pilot, lambda: link.state.status_of("workflow_002") is WorkflowStatus.PAUSED, 30)
 
 
 @pytest.mark.slow
@@ -195,17 +195,17 @@ async def test_readonly_refuses_changes(tmp_path):
         wl.focus()
         await pilot.press("c", "p", "X")
         refused = lambda: [n.message for n in app._notifications if "read-only" in n.message]  # noqa: E731
-        assert await wait_for(pilot, lambda: any("'Cancel workflow'" in t for t in refused())), refused()
+        assert await came_true(pilot, lambda: any("'Cancel workflow'" in t for t in refused())), refused()
         assert not isinstance(app.screen, ConfirmScreen)
         texts = [n.message for n in app._notifications]
         assert any("read-only" in t and "Checkpoint" in t for t in texts), texts
         assert any("read-only" in t and "Pause" in t for t in texts), texts
         # The checkpoints screen opens (watching is allowed) but rolling back is refused.
         await pilot.press("b")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
-        assert await wait_for(pilot, lambda: app.screen.query_one("OptionList").option_count > 0)
+        assert await came_true(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
+        assert await came_true(pilot, lambda: app.screen.query_one("OptionList").option_count > 0)
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: any("'rollback'" in t for t in refused())), refused()
+        assert await came_true(pilot, lambda: any("'rollback'" in t for t in refused())), refused()
         assert not isinstance(app.screen, ConfirmScreen)
         assert eng.state.seq == seq
     with sqlite3.connect(db) as con:
@@ -220,7 +220,7 @@ async def test_palette_search_runs_the_command(tmp_path):
         n = len(app.host.engine.state.checkpoints)
         await palette_search(app, pilot, "checkpoint", "Checkpoint")
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: len(app.host.engine.state.checkpoints) == n + 1)
+        assert await came_true(pilot, lambda: len(app.host.engine.state.checkpoints) == n + 1)
         cp = max(app.host.engine.state.checkpoints.values(), key=lambda c: c.id)
         assert cp.kind == "manual"
 
@@ -233,7 +233,7 @@ async def test_theme_switch_from_palette_and_config(tmp_path):
         assert app.theme == "opsdeck-dark"
         await palette_search(app, pilot, "Theme: opsdeck-light", "opsdeck-light")
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: app.theme == "opsdeck-light")
+        assert await came_true(pilot, lambda: app.theme == "opsdeck-light")
         await pilot.press("t")
         assert app.theme == "opsdeck-high-contrast"
         assert app.current_theme.background is not None and app.current_theme.background.lower() == "#000000"
@@ -250,14 +250,14 @@ async def test_help_lists_bindings_and_keys_are_overridable(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot, 30)
         await pilot.press("question_mark")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        assert await came_true(pilot, lambda: not isinstance(app.screen, HelpScreen))
         n = len(app.host.engine.state.checkpoints)
         # Keys are handled in order: a checkpoint c started would start before C's, so once
         # C's is taken and no operator action is still running, c's would be counted too.
         await pilot.press("c", "C")
-        assert await wait_for(
+        assert await came_true(
             pilot,
             lambda: (
                 len(app.host.engine.state.checkpoints) > n
@@ -280,20 +280,20 @@ async def test_detail_screens_open_and_close(tmp_path):
         wl.focus()
         wl.highlighted = [o.id for o in wl.options].index("wf:workflow_001")
         await pilot.press("enter")
-        assert await wait_for(
+        assert await came_true(
             pilot, lambda: isinstance(app.screen, WorkflowScreen) and app.screen.key == "workflow_001"
         )
         await pilot.press("p")  # actions apply to the workflow on screen
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.click("#confirm")
-        assert await wait_for(pilot, lambda: app.host.engine.state.status_of("workflow_001") is WorkflowStatus.PAUSED)
+        assert await came_true(pilot, lambda: app.host.engine.state.status_of("workflow_001") is WorkflowStatus.PAUSED)
         await pilot.press("escape")
         pools = app.query_one("#pools")
         pools.focus()
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, AgentScreen))
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+        assert await came_true(pilot, lambda: app.screen is app.screen_stack[0])
 
 
 @pytest.mark.slow
@@ -329,7 +329,7 @@ async def test_palette_lists_slash_commands_and_opens_the_command_line(tmp_path)
         prompts = await palette_search(app, pilot, "/resource-manager allocate", "/resource-manager allocate")
         assert prompts[0] == "/resource-manager allocate", prompts
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: app.command_line.display)
+        assert await came_true(pilot, lambda: app.command_line.display)
         assert app.command_line.query_one(Input).value == "/resource-manager allocate "
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from core.events import Event
-from tests.console_support import BUSY_S, make_app, reads_pending, settle, wait_for
+from tests.console_support import BUSY_S, came_true, make_app, reads_pending, settle
 from tui.log_source import FilterError, LogFilter
 from tui.screens.event import EventScreen
 
@@ -50,17 +50,17 @@ async def test_stored_and_live_rows_match_the_same_and_bad_filters_change_nothin
         assert any("workflow_001_r" in w for w in eng.state.workflows), "the demo resubmitted no workflow"
         log = app.log_pane
         log.apply_filter("wf:workflow_001")
-        assert await wait_for(pilot, lambda: log.matches is not None)
+        assert await came_true(pilot, lambda: log.matches is not None)
         # Events arrive live (not yet read from the store) ...
         await app.host.advance(600)
-        assert await wait_for(pilot, lambda: log.head == eng.state.seq and not reads_pending(app, log), BUSY_S)
+        assert await came_true(pilot, lambda: log.head == eng.state.seq and not reads_pending(app, log), BUSY_S)
         live_count = log.count
         # ... then re-applying the same filter reads them from the store: the same count.
         await eng.flush()
         app._log_tick()
         log.apply_filter("wf:workflow_001")
         # The filter is set at once; its run over the store is a worker: wait for its answer.
-        assert await wait_for(
+        assert await came_true(
             pilot, lambda: log.filter.workflow == "workflow_001" and not reads_pending(app, log), BUSY_S
         )
         assert log.matches is not None
@@ -79,7 +79,7 @@ async def test_stored_and_live_rows_match_the_same_and_bad_filters_change_nothin
         # An unknown type is refused; the filter in force stays.
         before = (log.filter, log.count)
         await pilot.press("slash", *"type:NOPE", "enter")
-        assert await wait_for(pilot, lambda: any("NOPE" in n.message for n in app._notifications))
+        assert await came_true(pilot, lambda: any("NOPE" in n.message for n in app._notifications))
         assert (log.filter, log.count) == before
         assert app.filter_input.display  # still open to fix
         await pilot.press("escape")
@@ -98,11 +98,11 @@ async def test_enter_on_a_log_row_opens_the_whole_event(tmp_path):
         want = log._event(log.seq_at(log.cursor))
         assert want is not None
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, EventScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, EventScreen))
         assert app.screen.event.seq == want.seq
         assert app.screen.event.data == want.data
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
+        assert await came_true(pilot, lambda: app.screen is app.screen_stack[0])
 
 
 def test_saved_filters_expand_and_unknown_names_are_refused():
@@ -127,6 +127,6 @@ async def test_saved_filter_from_the_config_applies_in_the_console(tmp_path):
         await settle(app, pilot, 120)
         await pilot.press("slash", *"@progress", "enter")
         log = app.log_pane
-        assert await wait_for(pilot, lambda: log.matches is not None and log.filter.type == "TASK_PROGRESS")
+        assert await came_true(pilot, lambda: log.matches is not None and log.filter.type == "TASK_PROGRESS")
         got = log.source.read_seqs(list(log.matches))
         assert got and all(e.type == "TASK_PROGRESS" for e in got)

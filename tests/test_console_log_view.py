@@ -16,7 +16,7 @@ from core import timefmt
 from core.config import Config
 from core.event_types import severity_of
 from core.events import Event, Severity
-from tests.console_support import drill_until_plan, make_app, settle, wait_for
+from tests.console_support import came_true, drill_until_plan, make_app, settle
 from tui import operator
 from tui.widgets.event_log import EventLog
 
@@ -58,7 +58,7 @@ async def test_rows_read_as_sentences_progress_folds_and_both_toggles(tmp_path: 
         assert progress, "the demo reported no progress in 15 minutes"
         log = app.log_pane
         # By default progress is left out: every other event is a row, the title counts the folded ones.
-        assert await wait_for(pilot, lambda: log.count + len(progress) == eng.state.seq, 10)
+        assert await came_true(pilot, lambda: log.count + len(progress) == eng.state.seq, 10)
         assert log.matches is not None and not progress & set(log.matches)
         assert f"{len(progress):,} progress folded" in log.border_title
         await settle(app, pilot)
@@ -68,12 +68,12 @@ async def test_rows_read_as_sentences_progress_folds_and_both_toggles(tmp_path: 
 
         # Task rows that end a run: the summary in words, and the progress they fold, counted right.
         await pilot.press("slash", *"type:TASK_COMPLETED", "enter")
-        assert await wait_for(pilot, lambda: log.filter.type == "TASK_COMPLETED" and log.count > 0)
+        assert await came_true(pilot, lambda: log.filter.type == "TASK_COMPLETED" and log.count > 0)
         await settle(app, pilot)
-        assert await wait_for(pilot, log.folds_ready, 10)
+        assert await came_true(pilot, log.folds_ready, 10)
         log.refresh()
         await pilot.pause()
-        assert await wait_for(pilot, log.visible_ready)
+        assert await came_true(pilot, log.visible_ready)
         rows = _rows(log)
         done = {e.seq: e for e in events if e.type == "TASK_COMPLETED"}
         top = int(log.scroll_offset.y)
@@ -92,20 +92,20 @@ async def test_rows_read_as_sentences_progress_folds_and_both_toggles(tmp_path: 
 
         # v: raw event lines (and back); the detail screen has the line whatever the view.
         await pilot.press("v")
-        assert await wait_for(pilot, lambda: log.raw and "raw lines" in log.border_title and log.visible_ready())
+        assert await came_true(pilot, lambda: log.raw and "raw lines" in log.border_title and log.visible_ready())
         raw = _rows(log)
         assert raw and all(":agent:execution:{" in r and "TASK_COMPLETED" in r for r in raw), raw
         await pilot.press("v")
-        assert await wait_for(pilot, lambda: not log.raw)
+        assert await came_true(pilot, lambda: not log.raw)
 
         # P: progress events as rows of their own; P again folds them back.
         await pilot.press("slash", "enter")
-        assert await wait_for(pilot, lambda: not log.filter.active and log.count + len(progress) == eng.state.seq)
+        assert await came_true(pilot, lambda: not log.filter.active and log.count + len(progress) == eng.state.seq)
         await pilot.press("P")
-        assert await wait_for(pilot, lambda: log.filter.progress and log.count == eng.state.seq)
+        assert await came_true(pilot, lambda: log.filter.progress and log.count == eng.state.seq)
         assert progress <= set(log.matches if log.matches is not None else range(1, log.count + 1))
         await pilot.press("P")
-        assert await wait_for(pilot, lambda: not log.filter.progress and log.count + len(progress) == eng.state.seq)
+        assert await came_true(pilot, lambda: not log.filter.progress and log.count + len(progress) == eng.state.seq)
 
 
 @pytest.mark.slow
@@ -127,7 +127,7 @@ async def test_sev_high_matches_a_critical_incident_and_a_plan_abort_not_info(tm
         assert severity_of(next(e for e in events if e.seq == critical[0])) is Severity.CRITICAL
         log = app.log_pane
         await pilot.press("slash", *"sev:high", "enter")
-        assert await wait_for(pilot, lambda: log.filter.severity == "high" and log.matches is not None)
+        assert await came_true(pilot, lambda: log.filter.severity == "high" and log.matches is not None)
         await settle(app, pilot)
         got = set(log.matches or [])
         assert set(critical) <= got and set(aborted) <= got

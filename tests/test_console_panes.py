@@ -9,7 +9,7 @@ from rich.console import Console
 
 from core.incidents.kinds import GATES
 from core.models import WorkflowStatus
-from tests.console_support import BUSY_S, make_app, settle, wait_for
+from tests.console_support import BUSY_S, came_true, make_app, settle
 from tui.screens.help import HelpScreen
 from tui.widgets.agent_pools import fit_tasks
 from tui.widgets.live_list import Pane, distinct_names, middle_ellipsis
@@ -70,7 +70,7 @@ async def test_headers_labels_and_distinct_names_at_140_and_80(tmp_path):
             if wf.status not in (WorkflowStatus.COMPLETED, WorkflowStatus.CANCELLED):
                 assert any(f" {wf.id} " in p for p in shown), wf.id
         await pilot.resize_terminal(80, 24)
-        assert await wait_for(pilot, lambda: app.screen.size == (80, 24) and app.workflows_pane.size.width < 80)
+        assert await came_true(pilot, lambda: app.screen.size == (80, 24) and app.workflows_pane.size.width < 80)
         app.refresh_panes()
         await pilot.pause()
         names = [p.split()[1] for oid, p in _rows(app.workflows_pane) if oid.startswith("wf:")]
@@ -98,14 +98,14 @@ async def test_finished_collapse_toggle_sort_and_stable_cursor(tmp_path):
         assert "finished" in ids and "finished (F shows)" in pane.title()
         pane.focus()
         await pilot.press("F")
-        assert await wait_for(pilot, lambda: all(f"wf:{w}" in [oid for oid, _ in _rows(pane)] for w in finished))
+        assert await came_true(pilot, lambda: all(f"wf:{w}" in [oid for oid, _ in _rows(pane)] for w in finished))
         ids = [oid for oid, _ in _rows(pane)]
         # Highlight the last active row, then re-sort: the cursor stays on that workflow.
         active = [oid for oid in ids if oid.startswith("wf:") and oid[3:] not in finished]
         pane.highlighted = ids.index(active[-1])
         before = pane.highlighted_option.id
         await pilot.press("s")
-        assert await wait_for(pilot, lambda: pane.sort_key == "priority" and "sort priority" in pane.title())
+        assert await came_true(pilot, lambda: pane.sort_key == "priority" and "sort priority" in pane.title())
         order = [oid[3:] for oid, _ in _rows(pane) if oid.startswith("wf:")]
         prios = [eng.state.any_workflow(w).priority for w in order]
         assert prios == sorted(prios, reverse=True)
@@ -122,7 +122,7 @@ async def test_help_explains_every_gate_and_mark(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         await pilot.press("question_mark")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, HelpScreen))
         from tui.screens.help import legend
 
         text = _plain(legend())
@@ -140,10 +140,10 @@ async def test_agent_screen_says_the_sim_has_no_process(tmp_path):
         await settle(app, pilot, 120)
         busy = next(a for a in app.host.engine.state.agents.values() if a.current_task)
         app.push_screen(AgentScreen(busy.id))
-        assert await wait_for(
+        assert await came_true(
             pilot, lambda: isinstance(app.screen, AgentScreen) and bool(app.screen.query("#detail-content"))
         )
-        assert await wait_for(pilot, lambda: "simulated runtime: no OS process" in _plain(app.screen.body()))
+        assert await came_true(pilot, lambda: "simulated runtime: no OS process" in _plain(app.screen.body()))
         text = _plain(app.screen.body())
         assert "host pid" not in text
         assert f"Last output of {busy.current_task} (following)" in text
@@ -193,7 +193,7 @@ async def test_the_detail_screen_of_a_finished_workflow_shows_its_archived_tasks
         assert wid not in eng.state.workflows
         screen = WorkflowScreen(wid)
         app.push_screen(screen)
-        assert await wait_for(pilot, lambda: screen.archived is not None, BUSY_S)
+        assert await came_true(pilot, lambda: screen.archived is not None, BUSY_S)
         assert screen.archived and {t.status.value for t in screen.archived} <= {"completed", "failed", "pending"}
         assert len(screen.archived) == eng.state.finished[wid].task_count
 

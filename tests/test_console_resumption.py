@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.models import WorkflowStatus
-from tests.console_support import confirm, make_app, settle, wait_for
+from tests.console_support import came_true, confirm, make_app, settle
 from tui.screens.confirm import ConfirmScreen
 
 PLAN = (
@@ -30,14 +30,14 @@ async def test_hold_then_advance_a_staged_resumption(tmp_path):
         await settle(app, pilot)
         app.incidents_pane.focus()
         await pilot.press("h")
-        assert await wait_for(pilot, lambda: eng.state.resumptions[rid].held is True)
+        assert await came_true(pilot, lambda: eng.state.resumptions[rid].held is True)
         await pilot.press("n")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("enter")  # Cancel
-        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert eng.state.resumptions[rid].next_step == first
         await confirm(app, pilot, "n")
-        assert await wait_for(pilot, lambda: eng.state.resumptions[rid].next_step == first + 1)
+        assert await came_true(pilot, lambda: eng.state.resumptions[rid].next_step == first + 1)
         step = eng.state.resumptions[rid].steps[first]
         if step.resume:
             assert eng.state.status_of("workflow_003") is WorkflowStatus.RUNNING

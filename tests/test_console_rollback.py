@@ -10,7 +10,7 @@ from rich.console import Console
 
 from core.commands.executor import run_command
 from core.commands.rollback_rows import brief
-from tests.console_support import make_app, settle, wait_for
+from tests.console_support import came_true, make_app, settle
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.confirm import ConfirmScreen
 
@@ -44,12 +44,12 @@ async def test_rollback_dialogs_show_each_workflow_before_and_after(tmp_path):
         moved = sorted(w for w in now if now[w] != at_cp.get(w))
         assert moved, "the clock moved: some workflow progressed since the checkpoint"
         await pilot.press("b")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, CheckpointsScreen))
         ol = app.screen.query_one("OptionList")
-        assert await wait_for(pilot, lambda: str(cp) in [o.id for o in ol.options])
+        assert await came_true(pilot, lambda: str(cp) in [o.id for o in ol.options])
         ol.highlighted = [o.id for o in ol.options].index(str(cp))
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         text = shown(app)
         assert "state_hash" not in text and "→" in text
         for w in moved:  # each changed workflow: now -> as it was at the checkpoint
@@ -63,7 +63,7 @@ async def test_rollback_dialogs_show_each_workflow_before_and_after(tmp_path):
                 assert f"{b.phase or '—'} → {a.phase or '—'}" in line, line
         assert f"{len(moved)} of " in text
         await pilot.press("tab", "enter")  # Roll back
-        assert await wait_for(
+        assert await came_true(
             pilot, lambda: isinstance(app.screen, ConfirmScreen) and "Rolled back" in app.screen.title_text
         )
         after = {w: brief(eng.state, w) for w in eng.state.all_workflow_ids()}
@@ -73,7 +73,7 @@ async def test_rollback_dialogs_show_each_workflow_before_and_after(tmp_path):
             line = row_line(result, w)
             assert pct(now[w].progress) in line and pct(after[w].progress) in line, line
         await pilot.press("enter")  # Close
-        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         with sqlite3.connect(db) as con:
             assert con.execute("SELECT count(*) FROM events WHERE type='STATE_RESTORED'").fetchone()[0] == 1
 

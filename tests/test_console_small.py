@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.widgets._footer import FooterKey
 
 from core.event_types import EVENTS
-from tests.console_support import drill_until_plan, make_app, settle, wait_for
+from tests.console_support import came_true, drill_until_plan, make_app, settle
 from tests.test_console_decisions import MANUAL
 from tui.widgets.header_gauges import Part, fit_parts
 from tui.widgets.log_rows import fit_type, type_width
@@ -69,7 +69,7 @@ async def test_80x24_footer_fits_and_log_columns_align(tmp_path):
             assert what in status, (what, status)
         for pane in (app.incidents_pane, app.workflows_pane, app.pools_pane, app.log_pane):
             pane.focus()
-            assert await wait_for(pilot, lambda: not _footer_ok(app)), (pane.id, _footer_ok(app))
+            assert await came_true(pilot, lambda: not _footer_ok(app)), (pane.id, _footer_ok(app))
         log = app.log_pane
         width = log.scrollable_content_region.width
         tw = type_width(width)
@@ -98,9 +98,9 @@ async def test_80x24_approve_dialog_is_whole_on_screen(tmp_path):
         await drill_until_plan(app, pilot)
         app.notify("a toast that would sit over the dialog")
         await pilot.press("a")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         screen = app.screen
-        assert await wait_for(pilot, lambda: screen.query_one("#confirm-title", Label).region.height > 0)
+        assert await came_true(pilot, lambda: screen.query_one("#confirm-title", Label).region.height > 0)
         title = screen.query_one("#confirm-title", Label).region
         buttons = [b.region for b in screen.query(Button)]
         assert title.y >= 0 and title.height > 0

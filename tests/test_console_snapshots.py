@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Config
-from tests.console_support import BUSY_S, make_app, reads_pending, wait_for
+from tests.console_support import BUSY_S, came_true, make_app, reads_pending
 from tests.console_support import settle as settle_app
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.confirm import ConfirmScreen
@@ -37,7 +37,7 @@ async def settle(app, pilot, seconds: float = 0.0) -> None:  # type: ignore[no-u
 
 async def _on_screen(pilot, kind: type) -> None:  # type: ignore[no-untyped-def]
     """Wait until the console shows a screen of ``kind``, then settle it."""
-    assert await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), BUSY_S)
+    assert await came_true(pilot, lambda: isinstance(pilot.app.screen, kind), BUSY_S)
     await settle(pilot.app, pilot)
 
 
@@ -64,10 +64,10 @@ async def _open(pilot, pane: str, option: str) -> None:  # type: ignore[no-untyp
     ol.focus()
     ol.highlighted = [o.id for o in ol.options].index(option)
     await pilot.press("enter")
-    assert await wait_for(pilot, lambda: app.screen is not app.screen_stack[0], BUSY_S)
+    assert await came_true(pilot, lambda: app.screen is not app.screen_stack[0], BUSY_S)
     screen = app.screen
     # Its recent events (and a finished workflow's archive) are read by workers.
-    assert await wait_for(pilot, lambda: bool(screen.events) and not reads_pending(app, screen), BUSY_S)
+    assert await came_true(pilot, lambda: bool(screen.events) and not reads_pending(app, screen), BUSY_S)
     await settle(app, pilot)
     screen.redraw()
     await pilot.pause()
@@ -116,7 +116,7 @@ def test_incident_screen(snap_compare, db):
         await _open(pilot, "#incidents", f"incident:{inc}")
         # The "new incident" toast is still up or already gone depending on the machine's load.
         pilot.app.clear_notifications()
-        assert await wait_for(pilot, lambda: not pilot.app.screen.query("Toast"), BUSY_S)
+        assert await came_true(pilot, lambda: not pilot.app.screen.query("Toast"), BUSY_S)
         await settle(pilot.app, pilot)
 
     assert snap_compare(make_app(db, config=MANUAL), terminal_size=(120, 40), run_before=run_before)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from core.config import Config
-from tests.console_support import drill_until_plan, make_app, wait_for
+from tests.console_support import came_true, drill_until_plan, make_app
 from tui.screens.confirm import ConfirmScreen
 from tui.staleness import stale_steps, targets
 from tui.widgets.header_gauges import clock_label
@@ -45,25 +45,25 @@ async def test_stale_step_marked_and_replan_offered(tmp_path):
         # Fresh: nothing stale, no Replan button.
         assert stale_steps(eng.state, eng.state.plans[pid]) == []
         await pilot.press("a")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert not app.screen.query("#alt")
         await pilot.press("escape")
-        assert await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         victim = _a_target(eng, pid)
         assert (await app.link.send(f"/coordination-hub cancel {victim}"))["status"] == "success"
         stale = stale_steps(eng.state, eng.state.plans[pid])
         assert stale and any(victim in r and "cancelled" in r for x in stale for r in x.reasons)
         await pilot.press("a")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         texts = [getattr(t, "plain", "") for t in _flat(app.screen.detail)]
         assert any(t.strip().startswith(f"⚠ stale: workflow {victim} is cancelled") for t in texts)
         # What the step would do names the ended workflow by what it is now, archived or not.
         said = [t for t in texts if victim in t and "→" in t]
         assert said and all("cancelled" in t and "(unknown)" not in t for t in said), said
         await pilot.click("#alt")  # Replan
-        assert await wait_for(pilot, lambda: eng.state.plans[pid].state == "rejected")
+        assert await came_true(pilot, lambda: eng.state.plans[pid].state == "rejected")
         inc = eng.state.plans[pid].incident_id
-        assert await wait_for(pilot, lambda: len(eng.state.incidents[inc].plans) == 2)
+        assert await came_true(pilot, lambda: len(eng.state.incidents[inc].plans) == 2)
         new = eng.state.incidents[inc].plans[-1]
         assert eng.state.plans[new].state == "proposed"
 
@@ -83,12 +83,12 @@ async def test_step_turning_stale_while_dialog_open_reopens_it(tmp_path):
         pid = await drill_until_plan(app, pilot)
         eng = app.host.engine
         await pilot.press("a")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         first = app.screen
         victim = _a_target(eng, pid)
         assert (await app.link.send(f"/coordination-hub cancel {victim}"))["status"] == "success"
         await pilot.click("#confirm")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen is not first)
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen is not first)
         texts = " ".join(getattr(t, "plain", "") for t in _flat(app.screen.detail))
         assert "Nothing was approved" in texts and f"workflow {victim} is cancelled" in texts
         assert app.screen.query("#alt")

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from core.config import Config
 from core.runtimes.input_wait import supported
-from tests.console_support import local_app, wait_for
+from tests.console_support import came_true, local_app
 from tests.local_harness import header, py_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not supported(), reason="needs /proc/PID/syscall")]
@@ -57,20 +57,20 @@ async def test_a_waiting_task_is_announced_and_answered_from_the_agent_screen(tm
         assert app.host is not None
         engine = app.host.engine
         t = engine.state.tasks["w/ask"]
-        assert await wait_for(pilot, lambda: t.awaiting_input, timeout=60)
-        assert await wait_for(
+        assert await came_true(pilot, lambda: t.awaiting_input, timeout=60)
+        assert await came_true(
             pilot, lambda: any("waits for input" in n.message for n in app._notifications), timeout=60
         )
         app.push_screen(AgentScreen(t.agent or ""))
-        assert await wait_for(
+        assert await came_true(
             pilot, lambda: isinstance(app.screen, AgentScreen) and "waiting for input" in _shown(app), timeout=60
         )
         if tty:  # its terminal, drawn on the agent screen from the pty's output
-            assert await wait_for(pilot, lambda: app.screen.view.screen[:1] == ["which module?"], timeout=60)
+            assert await came_true(pilot, lambda: app.screen.view.screen[:1] == ["which module?"], timeout=60)
         await pilot.press("s")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, AskScreen), timeout=60)
+        assert await came_true(pilot, lambda: isinstance(app.screen, AskScreen), timeout=60)
         await pilot.press(*"auth", "enter")
-        assert await wait_for(pilot, lambda: engine.state.status_of("w").value == "completed", timeout=60)
+        assert await came_true(pilot, lambda: engine.state.status_of("w").value == "completed", timeout=60)
         await engine.flush()
         sent = list(await engine.store.read_events(0, types=["TASK_INPUT_SENT"]))  # type: ignore[union-attr]
         assert "".join(e.data["text"] for e in sent).strip() == "auth", (sent, t.context.last_output)
@@ -91,9 +91,9 @@ async def test_a_task_that_reads_no_input_gets_no_send_key(tmp_path: Path) -> No
         assert app.host is not None
         engine = app.host.engine
         t = engine.state.tasks["w/ask"]
-        assert await wait_for(pilot, lambda: t.status.value == "running" and t.context.last_output, timeout=60)
+        assert await came_true(pilot, lambda: t.status.value == "running" and t.context.last_output, timeout=60)
         app.push_screen(AgentScreen(t.agent or ""))
-        assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen), timeout=60)
+        assert await came_true(pilot, lambda: isinstance(app.screen, AgentScreen), timeout=60)
         await pilot.press("s")
         await pilot.pause()
         assert isinstance(app.screen, AgentScreen)  # no input dialog: nothing reads it

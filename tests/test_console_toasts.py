@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.console_support import confirm, make_app, wait_for
+from tests.console_support import came_true, confirm, make_app
 from tui.toasts import toast_room
 
 
@@ -16,14 +16,14 @@ async def test_drill_toast_once_with_clock_time(tmp_path):
         await app.link_opened()
         app.start_drill_named("resource-exhaustion")
         await confirm(app, pilot)
-        assert await wait_for(pilot, lambda: any("armed" in n.message for n in app._notifications))
+        assert await came_true(pilot, lambda: any("armed" in n.message for n in app._notifications))
         msgs = [n.message for n in app._notifications if "armed" in n.message]
         assert len(msgs) == 1 and msgs[0].count("armed") == 1, msgs
         assert re.search(r"injected at \d\d:\d\d:\d\d", msgs[0]) and "t=" not in msgs[0], msgs[0]
         # A refused second drill says refused, not "armed".
         app.start_drill_named("agent-cascade")
         await confirm(app, pilot)
-        assert await wait_for(pilot, lambda: any("DRILL_REFUSED" in n.message for n in app._notifications))
+        assert await came_true(pilot, lambda: any("DRILL_REFUSED" in n.message for n in app._notifications))
         refused = [n.message for n in app._notifications if "DRILL_REFUSED" in n.message]
         assert refused[0].startswith("drill agent-cascade: DRILL_REFUSED"), refused
 
@@ -49,16 +49,16 @@ async def test_toasts_never_cover_the_command_line(tmp_path):
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await app.link_opened()
         await pilot.press("colon")
-        assert await wait_for(pilot, lambda: app.command_line.display)
+        assert await came_true(pilot, lambda: app.command_line.display)
         for i in range(5):
             app.notify(f"toast number {i} with enough words to wrap onto a second line at eighty columns")
-            assert await wait_for(
+            assert await came_true(
                 pilot,
                 lambda i=i: any(f"toast number {i}" in str(t.render()) and t.region.height for t in app.query(Toast)),
             )
         line = app.command_line.region
         assert line.height > 0
-        assert await wait_for(pilot, lambda: "toast number 4" in " ".join(str(t.render()) for t in app.query(Toast)))
+        assert await came_true(pilot, lambda: "toast number 4" in " ".join(str(t.render()) for t in app.query(Toast)))
         await pilot.pause()
         toasts = list(app.query(Toast))
         assert 1 <= len(toasts) <= toast_room(24) < 5

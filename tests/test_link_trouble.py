@@ -18,7 +18,7 @@ from core.host.attached import AttachedLink
 from core.host.host import Host
 from core.host.link import EmbeddedLink
 from tests.conftest import until
-from tests.console_support import make_app, wait_for
+from tests.console_support import came_true, make_app
 
 TITLE = "the console's link"
 
@@ -73,7 +73,7 @@ async def test_the_console_shows_why_its_embedded_clock_stopped(tmp_path: Path) 
         assert app.host is not None
         app.host.beat = _boom  # type: ignore[method-assign]
         ours = lambda: [n for n in app._notifications if n.title == TITLE]  # noqa: E731
-        assert await wait_for(pilot, lambda: bool(ours()))
+        assert await came_true(pilot, lambda: bool(ours()))
         assert "RuntimeError: disk on fire" in ours()[0].message
         assert not [n for n in app._notifications if n.title == "host gone"]
         header = str(app.header_pane.render())
@@ -87,7 +87,7 @@ async def test_a_quiet_embedded_console_shows_no_link_trouble(tmp_path: Path) ->
         assert app.host is not None
         ticks = app.host.engine.state.seq
         await app.host.execute("/host advance 1m")
-        assert await wait_for(pilot, lambda: link.state.seq > ticks)
+        assert await came_true(pilot, lambda: link.state.seq > ticks)
         assert link.trouble is None and not [n for n in app._notifications if n.title == TITLE]
         assert "clock stopped" not in str(app.header_pane.render())
 

@@ -11,7 +11,7 @@ from core.config import Config
 from core.incident_models import Plan
 from core.workflow_file import parse_workflow_text
 from tests.conftest import until
-from tests.console_support import wait_for
+from tests.console_support import came_true
 from tests.local_harness import alive, header, py_cmd
 
 pytest.importorskip("textual")
@@ -49,7 +49,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
         engine = app.host.engine
         pids = dict(app.host.runtime.host_pids())
         assert len(pids) == 2 and all(alive(p) for p in pids.values())
-        assert await wait_for(pilot, lambda: engine.state.status_of("w").value == "completed", 60), (
+        assert await came_true(pilot, lambda: engine.state.status_of("w").value == "completed", 60), (
             f"the workflow completed: {engine.state.status_of('w').value}"
         )
         # The agent screen shows the host's real pid and the limit mechanisms in force.
@@ -59,7 +59,7 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
 
         agent, pid = sorted(pids.items())[0]
         app.push_screen(AgentScreen(agent))
-        assert await wait_for(pilot, lambda: isinstance(app.screen, AgentScreen) and app.screen.proc is not None), (
+        assert await came_true(pilot, lambda: isinstance(app.screen, AgentScreen) and app.screen.proc is not None), (
             "the agent screen found the host's process"
         )
         con = Console(width=160, record=True, color_system=None)
@@ -96,7 +96,7 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
         await app.link_opened(timeout=30)
         engine = app.host.engine  # type: ignore[union-attr]
         busy = lambda: sum(1 for a in engine.state.agents.values() if a.status.value == "busy")  # noqa: E731
-        assert await wait_for(pilot, lambda: busy() >= 4, 60), f"four agents busy before the drill: {busy()}"
+        assert await came_true(pilot, lambda: busy() >= 4, 60), f"four agents busy before the drill: {busy()}"
         res = await run_command(app.host.services, "/host drill network-partition", actor="operator")  # type: ignore[union-attr]
         assert res["status"] == "success", res
 
@@ -111,13 +111,13 @@ async def test_a_drill_from_the_console_on_real_agents_validates(tmp_path: Path)
                 None,
             )
 
-        assert await wait_for(pilot, lambda: waiting() is not None, 90), "the drill's plan waits for the operator"
+        assert await came_true(pilot, lambda: waiting() is not None, 90), "the drill's plan waits for the operator"
         plan = waiting()
         assert plan is not None
         services = app.host.services  # type: ignore[union-attr]
         assert (await run_command(services, f"/incident approve {plan.id}", actor="operator"))["status"] == "success"
         iid = plan.incident_id
-        assert await wait_for(pilot, lambda: engine.state.incidents[iid].status in ("resolved", "failed"), 120), (
+        assert await came_true(pilot, lambda: engine.state.incidents[iid].status in ("resolved", "failed"), 120), (
             f"the incident closed: {engine.state.incidents[iid].status}"
         )
         inc = engine.state.incidents[iid]
