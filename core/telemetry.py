@@ -67,9 +67,11 @@ class Series:
         return [(t, v) for t, v in self.points if t >= t0]
 
 
-_RESPONSE_TIME = ("response_time", "system")
-_EFFICIENCY = ("efficiency", "system")
-_COMPLETED = ("completed", "system")
+TASK_DONE_METRICS: tuple[tuple[str, bool], ...] = (("response_time", True), ("efficiency", True), ("completed", False))
+"""The system series a completed task adds to (:meth:`Telemetry.task_done`), in the order
+it adds to them: each name, and whether its samples are stored (a completion is counted
+in memory for the throughput, not stored)."""
+_TASK_DONE = tuple(((name, "system"), stored) for name, stored in TASK_DONE_METRICS)
 
 
 class Telemetry:
@@ -108,31 +110,20 @@ class Telemetry:
         store, and one completion (not stored). What :meth:`record` does for each, in the
         same order, in one call per task rather than three."""
         series, pending = self.series, self.pending
-        if took is not None:
-            s = series.get(_RESPONSE_TIME)
+        efficiency = min(expected / took, 1.5) if took is not None and took > 0 and expected > 0 else None
+        for (key, stored), value in zip(_TASK_DONE, (took, efficiency, 1.0)):  # noqa: B905 - both three long; strict costs a check a task
+            if value is None:
+                continue
+            s = series.get(key)
             if s is None:
-                s = series[_RESPONSE_TIME] = Series()
-            s.points.append((now, took))
-            held = pending.get(_RESPONSE_TIME)
-            if held is None:
-                pending[_RESPONSE_TIME] = [now, took]
-            else:
-                held += (now, took)
-            if took > 0 and expected > 0:
-                eff = min(expected / took, 1.5)
-                s = series.get(_EFFICIENCY)
-                if s is None:
-                    s = series[_EFFICIENCY] = Series()
-                s.points.append((now, eff))
-                held = pending.get(_EFFICIENCY)
+                s = series[key] = Series()
+            s.points.append((now, value))
+            if stored:
+                held = pending.get(key)
                 if held is None:
-                    pending[_EFFICIENCY] = [now, eff]
+                    pending[key] = [now, value]
                 else:
-                    held += (now, eff)
-        s = series.get(_COMPLETED)
-        if s is None:
-            s = series[_COMPLETED] = Series()
-        s.points.append((now, 1.0))
+                    held += (now, value)
 
     def load(self, name: str, subject: str, points: Sequence[tuple[float, float]]) -> None:
         """Samples read back from the store (in time order, not persisted again)."""

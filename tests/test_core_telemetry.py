@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.telemetry import Telemetry
+from core.telemetry import TASK_DONE_METRICS, Telemetry
 
 
 def _by_record(now: float, took: float | None, expected: float) -> Telemetry:
@@ -57,3 +57,31 @@ def test_the_newest_samples_held_are_dropped_across_series_and_put_back_ones_go_
     assert tel.pending == {("b", "system"): [0.0, 0.0, 2.0, 2.0], ("a", "system"): [1.0, 1.0, 9.0, 9.0]}
     tel.drop_newest(10)
     assert tel.pending == {} and tel.pending_count() == 0
+
+
+def test_task_done_adds_to_the_catalogued_series_and_stores_only_the_stored_ones() -> None:
+    """task_done writes the series TASK_DONE_METRICS names, in its order, storing those it
+    marks stored: the same as record() called for each (efficiency only with a response
+    time and an expected duration, both over zero)."""
+    tel, ref = Telemetry(), Telemetry()
+    for now, took, expected in ((10.0, 4.0, 2.0), (11.0, None, 2.0), (12.0, 0.0, 2.0), (13.0, 1.0, 9.0)):
+        tel.task_done(now, took, expected)
+        values = {"response_time": took, "completed": 1.0}
+        if took is not None and took > 0 and expected > 0:
+            values["efficiency"] = min(expected / took, 1.5)
+        for name, stored in TASK_DONE_METRICS:
+            if values.get(name) is not None:
+                ref.record(now, name, "system", values[name], persist=stored)
+    assert (
+        tel.pending_rows
+        == ref.pending_rows
+        == [
+            (10.0, "response_time", "system", 4.0),
+            (12.0, "response_time", "system", 0.0),
+            (13.0, "response_time", "system", 1.0),
+            (10.0, "efficiency", "system", 0.5),
+            (13.0, "efficiency", "system", 1.5),
+        ]
+    )
+    assert {k: list(s.points) for k, s in tel.series.items()} == {k: list(s.points) for k, s in ref.series.items()}
+    assert sorted(tel.series) == sorted((name, "system") for name, _ in TASK_DONE_METRICS)
