@@ -314,6 +314,21 @@ class TaskTimings:
             for key in state.ready.get(wf_id, ()):
                 self.ready_since.setdefault(key, now)
 
+    def _mark_tasks(self, state: State, keys: Iterable[str], now: float) -> None:
+        """Of ``keys``, those ready now (pending, no dependency left, their workflow running):
+        a task's end looks at what it can have made ready, not at every ready task of its
+        workflow (a scan per end made a flat workflow's run quadratic in its size)."""
+        from .models import TaskStatus, WorkflowStatus
+
+        tasks, pending, workflows = state.tasks, state.pending_deps, state.workflows
+        for key in keys:
+            t = tasks.get(key)
+            if t is None or t.status is not TaskStatus.PENDING or pending.get(key) != 0:
+                continue
+            wf = workflows.get(t.workflow)
+            if wf is not None and wf.status is WorkflowStatus.RUNNING:
+                self.ready_since.setdefault(key, now)
+
     def observe(self, state: State, ev: Event) -> None:
         t = ev.type
         d = ev.data
@@ -325,8 +340,8 @@ class TaskTimings:
             task = state.tasks.get(d.get("task", ""))
             if task is not None and task.started_at is not None:
                 self.execution.observe(max(ev.ts - task.started_at, 0.0))
-            if task is not None:
-                self._mark_ready(state, (task.workflow,), ev.ts)
+            if task is not None:  # what its end made ready: itself (a retry), dependents it was the last of
+                self._mark_tasks(state, (d["task"], *state.dependents.get(d["task"], ())), ev.ts)
         elif t in (WORKFLOW_STARTED, WORKFLOW_RESUMED, TASK_REASSIGNED):
             wf = d.get("workflow_id") or (state.tasks[d["task"]].workflow if d.get("task") in state.tasks else None)
             if wf is not None:

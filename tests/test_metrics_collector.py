@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.engine import Engine
+from core.events import Event
 from core.host.metrics import exposition, registry_for, start_counting
 from core.models import TaskStatus
+from core.projection import State
 from core.session import open_sim
+from core.telemetry import TaskTimings
 
 
 def scrape(engine: Engine) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -106,3 +110,43 @@ async def test_task_histograms_match_the_events(db_path: Path) -> None:
     )
     assert m["opsdeck_task_slots_available"][(("specialization", "implementation"),)] == idle_impl
     await eng.close()
+
+
+async def test_ready_since_follows_what_each_task_end_made_ready(db_path: Path) -> None:
+    """A task's end marks what it made ready (its retry, the dependents it was the last
+    dependency of) as the scan of every ready task of the workflows concerned did."""
+
+    class Scan(TaskTimings):  # the reference: each end re-marks its workflows' ready tasks
+        def _mark_tasks(self, state: State, keys: Iterable[str], now: float) -> None:
+            self._mark_ready(state, {state.tasks[k].workflow for k in keys if k in state.tasks}, now)
+
+    eng = await open_sim(db_path, demo=True)
+    fast, scan = TaskTimings(), Scan()
+    fast.start(eng.state, eng.clock.now())
+    scan.start(eng.state, eng.clock.now())
+    mismatches: list[str] = []
+    made_ready = 0
+
+    def both(ev: Event) -> None:
+        nonlocal made_ready
+        before = len(fast.ready_since)
+        fast.observe(eng.state, ev)
+        scan.observe(eng.state, ev)
+        if ev.type == "TASK_COMPLETED" and len(fast.ready_since) > before:
+            made_ready += 1
+        if fast.ready_since != scan.ready_since:
+            mismatches.append(f"{ev.seq} {ev.type}")
+
+    eng.observe(both)
+    try:
+        await eng.advance(60)
+        running = [t for t in eng.state.tasks.values() if t.status is TaskStatus.RUNNING]
+        eng.task_failed(running[0].agent or "", running[0].id, "exit status 3")  # retried by the demo's policy
+        await eng.advance(3 * 3600)
+        await eng.flush()
+    finally:
+        await eng.close()
+    assert not mismatches, mismatches[:5]
+    assert made_ready > 0  # some end made a dependent ready
+    assert fast.schedule_to_start.count == scan.schedule_to_start.count > 0
+    assert fast.schedule_to_start.sum == scan.schedule_to_start.sum
