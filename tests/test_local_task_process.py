@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -46,7 +48,7 @@ def same_as_psutil(p: TaskProcess) -> bool:
 
 
 async def test_the_create_time_is_psutils_from_the_clock_readings() -> None:
-    procs = await spawned(30) + await spawned(3, cwd="/")  # posix_spawn, and Popen (a cwd)
+    procs = await spawned(30) + await spawned(3, cwd="/")  # posix_spawn, without and with a cwd
     try:
         assert any(p.ticks is not None for p in procs)  # a spawn takes well under a tick (10 ms)
         assert all(same_as_psutil(p) for p in procs)
@@ -98,3 +100,43 @@ def test_the_boot_time_is_read_from_proc_only_when_the_clocks_disagree_with_it(
     before = len(reads)
     assert task_process.boot_time() == psutil.boot_time()
     assert len(reads) == before + 1
+
+
+async def output_of(p: TaskProcess) -> bytes:
+    await p.wait()
+    assert p.stdout is not None
+    os.set_blocking(p.stdout, True)
+    out = os.read(p.stdout, 4096)
+    p.close()
+    return out
+
+
+async def test_a_cwd_is_the_childs_and_the_hosts_own_directory_is_back_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An agent host has one thread; the suite's process may hold idle ones (an executor's).
+    monkeypatch.setattr(task_process.threading, "active_count", lambda: 1)
+    (tmp_path / "x.sh").write_text("pwd\n")
+    here = os.getcwd()
+    p = TaskProcess.spawn(["/bin/sh", "x.sh"], dict(os.environ), str(tmp_path), False)  # relative to the cwd
+    assert p.popen is None  # posix_spawn
+    assert os.getcwd() == here
+    assert (await output_of(p)).decode().strip() == str(tmp_path)
+    # Must NOT start, nor move this process, in a directory that cannot be entered.
+    with pytest.raises(FileNotFoundError) as err:
+        TaskProcess.spawn(["true"], dict(os.environ), str(tmp_path / "gone"), False)
+    assert err.value.filename == str(tmp_path / "gone") and os.getcwd() == here
+
+
+async def test_with_another_thread_a_cwd_goes_through_popen(tmp_path: Path) -> None:
+    """The working directory is the whole process's: another thread would see it change."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        p = TaskProcess.spawn(["pwd"], dict(os.environ), str(tmp_path), False)
+        assert p.popen is not None
+        assert (await output_of(p)).decode().strip() == str(tmp_path)
+    finally:
+        stop.set()
+        other.join()

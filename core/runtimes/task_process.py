@@ -3,8 +3,9 @@
 The host spawns with ``posix_spawn`` (glibc: ``vfork`` + ``exec``, the set-up done in C:
 nothing runs in the child but that, so a spawn costs what the kernel makes it cost, not
 a copy of a Python process, nor Popen's Python-side work), or with :class:`subprocess.Popen`
-(also ``vfork``) for what ``posix_spawn`` cannot do here (a working directory, a pty's
-controlling terminal). It holds the task's descriptors itself: the read end of its
+(also ``vfork``) for what ``posix_spawn`` cannot do here (a pty's controlling terminal;
+a working directory in a process with other threads: the host's own is changed around
+the spawn, see :func:`_enter`). It holds the task's descriptors itself: the read end of its
 output pipe (stdout and stderr together) and, for an interactive task, the write end of
 its stdin. Its exit is a readable pidfd (Linux 5.3): one wake-up when it ends, none while
 it runs (asyncio's subprocess transport waits for the pipes to close as well before
@@ -25,6 +26,7 @@ import errno
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -155,6 +157,23 @@ def _spawnp(argv: list[str], env: dict[str, str], kw: dict[str, Any]) -> int:
         raise
 
 
+def _enter(cwd: str | None) -> int | None:
+    """Make ``cwd`` this process's working directory, which a child of ``posix_spawn``
+    starts in (Python's takes no directory); a descriptor of the one left, to go back to
+    (None: no ``cwd``, nothing changed). The directory is the whole process's: only
+    changed while no other thread runs. A ``cwd`` that cannot be entered raises as
+    Popen's ``cwd`` does (the error names it), and nothing is changed."""
+    if cwd is None:
+        return None
+    back = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(cwd)
+    except BaseException:
+        os.close(back)
+        raise
+    return back
+
+
 class TaskProcess:
     """The task's first process: its pid, its output, its stdin, its exit."""
 
@@ -207,8 +226,9 @@ class TaskProcess:
 
         ``posix_spawn`` (glibc: ``clone(CLONE_VM|CLONE_VFORK)`` then ``exec``, the file
         actions and ``setsid`` done in C) where it can: Python's ``posix_spawn`` cannot
-        change the directory, and a pty needs its ``TIOCSCTTY``, so a run with a ``cwd``
-        or a terminal goes through Popen. Every descriptor Python opens is close-on-exec,
+        change the child's directory, so a ``cwd`` is this process's own around the spawn
+        (a run with a ``cwd`` in a process with other threads, where that would be seen,
+        goes through Popen), and a pty needs its ``TIOCSCTTY`` (Popen). Every descriptor Python opens is close-on-exec,
         so the child gets only 0, 1 and 2 either way; SIGPIPE and SIGXFSZ are reset to
         their defaults, as Popen resets them."""
         if terminal is not None:
@@ -220,7 +240,7 @@ class TaskProcess:
         popen: subprocess.Popen[bytes] | None = None
         before = _boot_ns()
         try:
-            if cwd is None:
+            if cwd is None or threading.active_count() == 1:
                 stdin: tuple[Any, ...] = (
                     (os.POSIX_SPAWN_DUP2, in_r, 0)
                     if in_r is not None
@@ -228,10 +248,16 @@ class TaskProcess:
                 )
                 actions = [stdin, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, out_w, 2)]
                 kw: dict[str, Any] = {"setsid": True, "setsigdef": _DEFAULT_SIGNALS, "file_actions": actions}
-                if os.sep not in argv[0] and env.get("PATH") == os.environ.get("PATH"):
-                    pid = _spawnp(argv, env, kw)  # the same PATH: glibc searches it, in C
-                else:
-                    pid = os.posix_spawn(_which(argv[0], env), argv, env, **kw)
+                back = _enter(cwd)
+                try:
+                    if os.sep not in argv[0] and env.get("PATH") == os.environ.get("PATH"):
+                        pid = _spawnp(argv, env, kw)  # the same PATH: glibc searches it, in C
+                    else:
+                        pid = os.posix_spawn(_which(argv[0], env), argv, env, **kw)
+                finally:
+                    if back is not None:
+                        os.fchdir(back)
+                        os.close(back)
             else:
                 popen = subprocess.Popen(
                     argv,
