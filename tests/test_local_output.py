@@ -86,6 +86,30 @@ def test_output_files_rotate_at_their_limit(tmp_path: Path) -> None:
     assert 0 < (tmp_path / "t.0.log").stat().st_size <= FILE_MAX
 
 
+def test_a_rotation_that_fails_closes_the_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rotated part's name is taken (a directory with something in it): the rename
+    fails, the output costs its file, said in ``error``, and the file's descriptor is
+    closed once, not a second time by number (by then it may be another file's)."""
+    taken = tmp_path / "t.0.log.1"
+    taken.mkdir()
+    (taken / "x").write_text("x")
+    out = TaskOutput(str(tmp_path / "t.0.log"))
+    closed: list[int] = []
+    real = os.close
+
+    def close(fd: int) -> None:
+        closed.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "close", close)
+    chunk = b"z" * 1023 + b"\n"
+    for _ in range(FILE_MAX // len(chunk) + 10):
+        out.feed(chunk)
+    out.finish()
+    assert out.error is not None and out.error.startswith("output file"), out.error
+    assert len(closed) == 1, closed
+
+
 def _printed(files: OutputFiles, task: str, attempt: int, data: bytes = b"out\n") -> TaskOutput:
     out = files.open(task, attempt)
     out.feed(data)

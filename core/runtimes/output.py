@@ -108,7 +108,8 @@ class TaskOutput:
                 return
         try:
             if self._written + len(data) > FILE_MAX and self._written > 0:
-                os.close(self._fd)
+                fd, self._fd = self._fd, None  # closed here once, never again by number
+                os.close(fd)
                 os.replace(path, path + ".1")
                 self._fd = _create(path)
                 self._written = 0
