@@ -124,3 +124,32 @@ id = "later"
     assert (tmp_path / "later-ran").exists()
     ends = [line.split(":", 1)[0] for line in r.stdout.splitlines() if line.startswith("WORKFLOW_COMPLETED")]
     assert len(ends) == 2
+
+
+def test_a_run_over_before_its_pacing_starts_is_not_one_that_ended_before(tmp_path: Path) -> None:
+    """The agents run as soon as they connect, so a one-task run can end before the
+    pacing loop starts: it is still this run's end (no "already ended" note, its outcome
+    printed). The case that must say so: the same file
+    again on that database, where every workflow had ended before."""
+    f = tmp_path / "one.toml"
+    f.write_text(
+        pool(1)
+        + """
+[[workflows]]
+id = "one"
+  [[workflows.phases]]
+  name = "x"
+    [[workflows.phases.tasks]]
+    id = "t"
+    command = "true"
+    specialization = "s"
+"""
+    )
+    db = str(tmp_path / "r.db")
+    r = run(str(f), "--db", db, "--headless", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "already ended" not in r.stderr and "# one: completed" in r.stderr
+    assert [ln.split(":", 1)[0] for ln in r.stdout.splitlines()].count("WORKFLOW_COMPLETED") == 1
+    again = run(str(f), "--db", db, "--headless", timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "already ended" in again.stderr and "TASK_STARTED" not in again.stdout

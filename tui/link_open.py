@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from core.config import Config
 from core.host.lease import current_holder
+from core.host.parts import import_host_parts
 
 if TYPE_CHECKING:
     from core.host.host import Host
@@ -30,8 +31,15 @@ HOST_MODULES = ("core.host.host", "core.host.link", "core.host.replica")
 
 
 async def host_modules() -> None:
-    """Import :data:`HOST_MODULES` in a worker thread: the UI loop keeps drawing."""
-    await asyncio.to_thread(lambda: [importlib.import_module(m) for m in HOST_MODULES])
+    """Import :data:`HOST_MODULES` and the parts a host is made with
+    (:func:`core.host.parts.import_host_parts`) in a worker thread: the UI loop keeps drawing."""
+
+    def load() -> None:
+        for m in HOST_MODULES:
+            importlib.import_module(m)
+        import_host_parts()
+
+    await asyncio.to_thread(load)
 
 
 class LinkOpenError(Exception):

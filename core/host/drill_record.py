@@ -3,8 +3,11 @@ embedded, shows it: armed, injected, then ended or cancelled."""
 
 from __future__ import annotations
 
-from ..engine import Engine
-from ..incidents.drills import Drill
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..incidents.drills import Drill
 
 
 def note_drill(engine: Engine, d: Drill | None, actor: str = "drill") -> None:

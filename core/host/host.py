@@ -13,7 +13,6 @@ console's embedded mode are two front doors to the same object.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -21,24 +20,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..clock import VirtualClock
-from ..commands import run_command
 from ..config import Config
 from ..engine import Engine, Subscriber
 from ..incidents.approval import holding_plans
-from ..incidents.drills import Drill, start_drill
-from ..incidents.manager import ApproveMode, IncidentManager
 from ..store_errors import StorageError
 from ..timefmt import clock
-from .control import Advance
 from .drill_record import note_drill
 from .errors import HostError
-from .language import services
+from .health import status
 from .lease import Lease, acquire, host_info
+from .parts import import_opened_host, import_server
 from .paths import check_database, host_socket_path
 from .storage import StorageWatch, held_words
 
 if TYPE_CHECKING:
+    from ..incidents.drills import Drill
+    from ..incidents.manager import ApproveMode
     from ..runtimes import Runtime
+    from .control import Advance
     from .server import HostServer
 
 __all__ = ["Host", "HostError", "check_database"]
@@ -77,6 +76,9 @@ class Host:
         self.lease = lease
         self.speed = float(engine.config.console.speed if speed is None else speed)
         self.clock_running = self.virtual and self.speed > 0
+        from ..incidents.manager import IncidentManager  # imported by open_with (.parts)
+        from .language import services
+
         self.manager = IncidentManager(engine, approve_mode=approve_mode)
         self.drill: Drill | None = None
         self.advancing: Advance | None = None
@@ -129,6 +131,7 @@ class Host:
         try:
             engine, runtime = await opener()
             await engine.flush()
+            import_opened_host()  # while the agents start (.parts)
         except BaseException:
             lease.release()
             raise
@@ -215,33 +218,8 @@ class Host:
         return host_socket_path(self.db)
 
     def status(self) -> dict[str, Any]:
-        """What ``GET /v1/health`` and ``/host status`` report."""
-        eng = self.engine
-        drill = self.drill
-        return {
-            "pid": os.getpid(),
-            "runtime": self.kind,
-            "db": str(self.db.absolute()),
-            "seq": eng.state.seq,
-            "clock": round(eng.clock.now(), 3),
-            "simulated": self.virtual,
-            "uptime": round(time.monotonic() - self._t0, 3),
-            "started_at": self.started_at,
-            "speed": self.speed,
-            "clock_running": self.clock_running,
-            "held_by": self.held_by(),
-            "socket": str(self.socket_path) if self.server is not None else None,
-            "listen": self.server.listen if self.server is not None else None,
-            "drill": None
-            if drill is None
-            else {"name": drill.name, "inject_at": drill.inject_at, "injected": drill.injected, "done": drill.done},
-            "workflows": eng.summary()["workflows"],
-            "advance": None if self.advancing is None else self.advancing.report(eng.clock.now()),
-            "storage": self.storage.status(
-                eng.store.metrics_problem if eng.store is not None else None,
-                eng.store.anchor_error if eng.store is not None else None,
-            ),
-        }
+        """What ``GET /v1/health`` and ``/host status`` report (:func:`.health.status`)."""
+        return status(self, time.monotonic() - self._t0)
 
     # -- the one command path -----------------------------------------------------
     async def execute(self, text: str, actor: str = "operator") -> dict[str, Any]:
@@ -255,6 +233,8 @@ class Host:
         token = _AFTER_COMMAND.set(after)
         try:
             async with self.lock:
+                from ..commands import run_command  # imported by open_with (.parts)
+
                 resp = await run_command(self.services, text, actor=actor, commit=True)
                 details = resp.get("error", {}).get("details", {}) if resp.get("status") == "error" else {}
                 if str(resp.get("error", {}).get("code", "")).startswith("STORAGE_"):
@@ -352,6 +332,8 @@ class Host:
                 f"the clock is already advancing to {clock(self.advancing.target)}; /host advance cancel stops it"
             )
         now = self.engine.clock.now()
+        from .control import Advance
+
         job = Advance(start=now, target=now + seconds)
         self.advancing = job
 
@@ -444,6 +426,8 @@ class Host:
         """Arm a drill on this host's fleet (manual approval); the pacing loop steps it."""
         if self.drill is not None and not self.drill.done:
             raise HostError(f"drill {self.drill.name!r} is still running")
+        from ..incidents.drills import start_drill
+
         self.drill = start_drill(self.engine, name, approve="manual", manager=self.manager)
         note_drill(self.engine, self.drill)
         return self.drill
@@ -461,9 +445,11 @@ class Host:
     # -- the endpoint, closing ----------------------------------------------------
     async def serve(self, listen: str | None = None) -> HostServer:
         """Open the control endpoint: the unix socket, and TCP with ``listen``."""
-        from .server import HostServer
-
         if self.server is None:
+            await asyncio.to_thread(import_server)
+        if self.server is None:  # not made by a serve that ran meanwhile
+            from .server import HostServer
+
             self.server = HostServer(self)
             await self.server.start(listen)
             if self.lease is not None:

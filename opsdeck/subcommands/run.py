@@ -22,6 +22,7 @@ from ..paths import data_dir
 
 if TYPE_CHECKING:
     from core.config import Config
+    from core.events import Event
     from core.workflow_file import WorkflowFileError
 
 # The config, the models and the workflow file's reader (pydantic) load in the verb's run
@@ -230,7 +231,7 @@ async def headless(
 ) -> int:
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
     from core.event_types import WORKFLOW_CANCELLED, WORKFLOW_COMPLETED, WORKFLOW_FAILED
-    from core.host.host import Host
+    from core.host.host import TICK_S, Host
     from core.models import WorkflowStatus
     from core.workflow_file import WorkflowFileError
 
@@ -238,6 +239,18 @@ async def headless(
     from .hosting import announce, stop_on_signals
 
     printer = LinePrinter(as_json)
+    ends = (WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED)
+    ended: list[str] = []
+    """Workflows that ended in this run: its agents run as soon as they connect (while the
+    endpoint opens too), so a short run can be over before the pacing starts, which is
+    not a run whose workflows had all ended before it."""
+
+    def seen(ev: Event) -> None:
+        if ev.type in ends:
+            ended.append(ev.type)
+        if not quiet:
+            printer(ev)
+
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
     try:
         host = await Host.open_local(
@@ -245,7 +258,7 @@ async def headless(
             wfile,
             specs,
             config,
-            subscriber=None if quiet else printer,
+            subscriber=seen,
             approve_mode="auto" if incidents else "manual",
             runtime=runtime,
             address=address,
@@ -262,7 +275,6 @@ async def headless(
     """Ends the pacing: a stop signal, or the commit of the last workflow's end (the
     pacing loop itself looks at ``finished`` once a tick, up to 0.1 s later)."""
     relay = asyncio.get_running_loop().create_task(_set_when(stop, pace))
-    ends = (WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED)
     unsubscribe = engine.subscribe(lambda ev: pace.set() if ev.type in ends and finished(engine) else None)
     if not incidents:
         host.manager.detectors.clear()  # headless without --incidents: measurements only, no plans
@@ -273,11 +285,14 @@ async def headless(
             f"# opsdeck run {db}: {rt.limits_line()}; agents adopted={rt.adopted} recovered={rt.recovered}",
             file=sys.stderr,
         )
-        if finished(engine):
+        if finished(engine) and not ended:
             print(
                 f"# every workflow of this file already ended in {db}; nothing to run (use another --db to run it again)",
                 file=sys.stderr,
             )
+        elif finished(engine):  # ended before the pacing started: the beat it gives an end (maintenance)
+            async with host.lock:
+                await host.beat(TICK_S)
         await host.run(pace, until=lambda: finished(engine))
         async with host.lock:
             for w in sorted(engine.state.workflows.values(), key=lambda w: w.id):
