@@ -56,6 +56,34 @@ def test_the_help_loads_no_engine_no_pydantic_no_aiohttp() -> None:
     assert "HEAVY []" in out.stdout, out.stdout
 
 
+def test_run_loads_no_event_loop_for_its_help_or_a_bad_file_but_does_to_run(tmp_path: Path) -> None:
+    """`opsdeck run --help` and a file with problems end before any event loop (asyncio
+    and the ssl module it imports: a tenth of a cold start); a file that runs loads it."""
+    probe = (
+        "import sys\n"
+        "from opsdeck.cli import main\n"
+        "try:\n"
+        "    code = main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "print('ASYNCIO', 'asyncio' in sys.modules, 'EXIT', code)\n"
+    )
+    assert "ASYNCIO False EXIT 0" in run_python(probe, "run", "--help").stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[workflows]]\nid = "w"\n')
+    out = run_python(probe, "run", str(bad), "--db", str(tmp_path / "r.db"), "--headless")
+    assert "ASYNCIO False EXIT 2" in out.stdout, out.stdout + out.stderr
+    assert "problem" in out.stderr and not (tmp_path / "r.db").exists()
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[[pools]]\nname = "p"\nspecializations = ["s"]\nsize = 1\n[[workflows]]\nid = "w"\n'
+        '  [[workflows.phases]]\n  name = "x"\n    [[workflows.phases.tasks]]\n    id = "t"\n'
+        '    command = "true"\n    specialization = "s"\n'
+    )
+    out = run_python(probe, "run", str(good), "--db", str(tmp_path / "g.db"), "--headless", "--quiet")
+    assert "ASYNCIO True EXIT 0" in out.stdout, out.stdout + out.stderr
+
+
 async def test_exec_against_a_live_host_loads_no_aiohttp(tmp_path: Path) -> None:
     """`opsdeck exec` sends its command over the standard library's HTTP: aiohttp's client
     (about 0.3 s of CPU to import) is not loaded, nor the engine. The command did reach the

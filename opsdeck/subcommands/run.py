@@ -10,7 +10,6 @@ adopted, gone ones are failed and their tasks recovered, completed tasks stay do
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,8 @@ from core.runtimes.real import REAL_RUNTIMES
 from ..paths import data_dir
 
 if TYPE_CHECKING:
+    import asyncio
+
     from core.config import Config
     from core.events import Event
     from core.workflow_file import WorkflowFileError
@@ -130,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     prepared = prepare(args, config, "opsdeck")
     if prepared is None:
         return 2
+    import asyncio  # only now: `opsdeck run --help` and a file with problems need no event loop
+
     wfile, specs, db = prepared
     # A live host holding the database gets the console attached (or the run refused) instead.
     idle = db.is_file() and current_holder(db) is None
@@ -230,6 +233,8 @@ async def headless(
     as_json: bool = False,
 ) -> int:
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
+    import asyncio
+
     from core.event_types import WORKFLOW_CANCELLED, WORKFLOW_COMPLETED, WORKFLOW_FAILED
     from core.host.host import TICK_S, Host
     from core.models import WorkflowStatus
