@@ -160,6 +160,7 @@ class WorkflowFile(_Strict):
     def specs(self, base: Path) -> list[WorkflowSpec]:
         """Engine workflow specs, dependencies first; relative cwds resolved against ``base``."""
         out = []
+        home = str(base.resolve())  # once, not per task (a system call per path component)
         for w in self.workflows:
             phases = []
             for ph in w.phases:
@@ -169,7 +170,7 @@ class WorkflowFile(_Strict):
                     if cwd is not None and not Path(cwd).is_absolute():
                         cwd = str((base / cwd).resolve())
                     elif cwd is None:
-                        cwd = str(base.resolve())
+                        cwd = home
                     tasks.append(
                         TaskSpec(
                             id=t.id,
