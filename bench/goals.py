@@ -146,14 +146,26 @@ def read_history(out: str) -> list[Row]:
 def read_local(out: str) -> list[Row]:
     """Two rows: the rounds (a workflow on agent hosts already up, creation to completion
     committed) and the whole ``opsdeck run --headless`` (process start to exit, hosts started
-    and stopped). The issue's goal says "whole run": the second is the one judged."""
+    and stopped) at each size it was run at. The issue's goal says "whole run": the second
+    is the one judged, on every run of every size (the worst counts), with what one task
+    more costs beside it (between the sizes, for reference)."""
     m = search(r"\*\*([\d.]+)x\*\* median, ([\d.]+)x worst", out)
     med, worst = float(m.group(1)), float(m.group(2))
     per = search(r"ratio per round\s*\|\s*(.*)$", out).group(1).strip()
-    whole = [
-        float(x)
-        for x in re.findall(r"\(([\d.]+)x\)", search(r"whole `opsdeck run --headless`[^|]*\|(.*)$", out).group(1))
-    ]
+    sizes = re.findall(r"^whole `opsdeck run --headless` vs xargs, (\d+) tasks[^|]*\|(.*)$", out, flags=re.M)
+    if not sizes:
+        raise ValueError("no whole-run line")
+    whole = {int(n): [float(x) for x in re.findall(r"\(([\d.]+)x\)", text)] for n, text in sizes}
+    runs = [x for ratios in whole.values() for x in ratios]
+    more = re.search(r"^whole run per task more, ([\d>\s-]+) tasks[^|]*\|.*\*\*([\d.]+x|n/a)\*\*", out, flags=re.M)
+    now = "; ".join(
+        f"{n:,} tasks: {statistics.median(r):.2f}x median, {min(r):.2f}x worst ({', '.join(f'{w:.2f}x' for w in r)})"
+        if r
+        else f"{n:,} tasks: not run"
+        for n, r in whole.items()
+    )
+    if more is not None:
+        now += f"; a task more ({more.group(1).strip()}): {more.group(2)}"
     return [
         Row(
             "local runtime `true` tasks/s vs `xargs -P2`, agent hosts already up (not the goal's whole run)",
@@ -163,12 +175,11 @@ def read_local(out: str) -> list[Row]:
         ),
         Row(
             "local runtime `true` tasks/s vs `xargs -P2`, whole run",
-            f"{statistics.median(whole):.2f}x median, {min(whole):.2f}x worst "
-            f"({', '.join(f'{w:.2f}x' for w in whole)}): `opsdeck run --headless`, process start to exit"
-            if whole
+            f"{now}: `opsdeck run --headless`, process start to exit; judged on the worst run of any size"
+            if runs
             else "no whole run in the output",
             ">= 0.6x",
-            min(whole) >= 0.6 if whole else None,
+            min(runs) >= 0.6 if runs else None,
         ),
     ]
 
@@ -271,6 +282,8 @@ BENCHES = [
             "2",
             "--whole",
             "3",
+            "--whole-tasks",
+            "300,2000" if q else "600,5000",
         ],
         read_local,
         [

@@ -21,7 +21,14 @@
    each killed agent's task is running again on a replacement agent (heartbeat 1 s;
    target under two heartbeat intervals).
 
+3. Whole runs (``--whole N``): ``opsdeck run --headless`` of a workflow file, process
+   start to exit, beside xargs as many times, the order alternating; at each size of
+   ``--whole-tasks`` (default ``--tasks``). With two sizes, what a task more costs (the
+   medians' difference over the sizes' difference) and the start-up and end that leaves:
+   a small size is mostly the start, a large one mostly the tasks.
+
 usage: python bench/local_bench.py [--rounds 3] [--tasks 1000] [--agents 20] [--kills 3] [--db PATH] [--quiet]
+       [--whole N] [--whole-tasks 600,5000]
 Every figure is measured from this run; nothing is canned.
 """
 
@@ -191,6 +198,37 @@ def whole_run(agents: int, n: int, workdir: Path) -> float:
     return time.monotonic() - t0
 
 
+def whole_rows(whole: dict[int, list[tuple[float, float]]]) -> list[tuple[str, str]]:
+    """A row per size of the whole runs, and with two sizes or more what one task more
+    costs (the medians of the smallest and the largest size, a straight line through
+    them: its slope per task, and its value at no task, the start-up and the end)."""
+    rows = [
+        (
+            f"whole `opsdeck run --headless` vs xargs, {size} tasks (process start to exit, hosts started and stopped)",
+            ", ".join(f"{ow:.2f} s vs {xw:.2f} s ({xw / ow:.2f}x)" for ow, xw in runs) or "not run (--whole 0)",
+        )
+        for size, runs in whole.items()
+    ]
+    sized = sorted((size, runs) for size, runs in whole.items() if runs)
+    if len(sized) >= 2:
+        (small, s_runs), (large, l_runs) = sized[0], sized[-1]
+
+        def med(runs: list[tuple[float, float]], i: int) -> float:
+            return statistics.median(r[i] for r in runs)
+
+        per = [(med(l_runs, i) - med(s_runs, i)) / (large - small) for i in (0, 1)]
+        fixed = med(s_runs, 0) - small * per[0]
+        ratio = f"{per[1] / per[0]:.2f}x" if per[0] > 0 else "n/a"
+        rows.append(
+            (
+                f"whole run per task more, {small} -> {large} tasks (medians' difference)",
+                f"opsdeck {per[0] * 1e3:.3f} ms vs xargs {per[1] * 1e3:.3f} ms per task (**{ratio}**); "
+                f"opsdeck's start-up and end by the same line {fixed:.2f} s",
+            )
+        )
+    return rows
+
+
 def listed(values: Iterable[float], fmt: str = ".2f") -> str:
     """One figure per round, in the rows' format."""
     return ", ".join(format(v, fmt) for v in values)
@@ -319,16 +357,18 @@ async def main(args: argparse.Namespace) -> int:
         cpu_ratios = sorted(x.cpu / o.cpu for o, x in runs)
         wall = sum(o.wall for o, _ in runs)
         done = args.tasks * args.rounds
-        whole: list[tuple[float, float]] = []  # (opsdeck run, xargs) walls, the order alternating
+        whole: dict[int, list[tuple[float, float]]] = {size: [] for size in args.whole_tasks}
+        """Per size: (opsdeck run, xargs) walls, the order alternating."""
         for r in range(args.whole):
-            spot = Path(tempfile.mkdtemp(prefix=f"whole{r}-", dir=db.parent))  # a fresh database each run
-            if r % 2 == 0:
-                ow = await asyncio.to_thread(whole_run, n, args.tasks, spot)
-                xw = (await asyncio.to_thread(xargs_run, args.tasks))[0]
-            else:
-                xw = (await asyncio.to_thread(xargs_run, args.tasks))[0]
-                ow = await asyncio.to_thread(whole_run, n, args.tasks, spot)
-            whole.append((ow, xw))
+            for size in args.whole_tasks:
+                spot = Path(tempfile.mkdtemp(prefix=f"whole{r}-{size}-", dir=db.parent))  # a fresh database each run
+                if r % 2 == 0:
+                    ow = await asyncio.to_thread(whole_run, n, size, spot)
+                    xw = (await asyncio.to_thread(xargs_run, size))[0]
+                else:
+                    xw = (await asyncio.to_thread(xargs_run, size))[0]
+                    ow = await asyncio.to_thread(whole_run, n, size, spot)
+                whole[size].append((ow, xw))
 
         # -- 2. failover --------------------------------------------------------------
         mark = len(events)
@@ -404,10 +444,7 @@ async def main(args: argparse.Namespace) -> int:
             f"**{statistics.median(cpu_ratios):.2f}x** median, {cpu_ratios[0]:.2f}x worst",
         ),
         ("tasks run in the rounds", f"{done} in {wall:.1f} s"),
-        (
-            "whole `opsdeck run --headless` vs xargs (process start to exit, hosts started and stopped)",
-            ", ".join(f"{ow:.2f} s vs {xw:.2f} s ({xw / ow:.2f}x)" for ow, xw in whole) or "not run (--whole 0)",
-        ),
+        *whole_rows(whole),
         ("load average (1 min) before / after the rounds", f"{load0[0]:.2f} / {load1[0]:.2f}"),
         ("console CPU at rest (20 idle agents)", f"{idle_cpu:.1f} % of one core"),
         ("machine CPU (all cores)", f"{sys_cpu:.1f} % of {psutil.cpu_count()} cores"),
@@ -438,5 +475,17 @@ if __name__ == "__main__":
     p.add_argument("--idle", type=float, default=5.0, help="at-rest window, seconds")
     p.add_argument("--db", default=None)
     p.add_argument("--whole", type=int, default=1, help="runs of a whole `opsdeck run --headless`, each beside xargs")
+    p.add_argument(
+        "--whole-tasks",
+        default="",
+        help="comma-separated task counts of the whole runs, each size run --whole times (default: --tasks)",
+    )
     p.add_argument("--quiet", action="store_true", help="print no event lines (as `opsdeck run --headless --quiet`)")
-    sys.exit(asyncio.run(main(p.parse_args())))
+    a = p.parse_args()
+    try:
+        a.whole_tasks = [int(x) for x in a.whole_tasks.split(",") if x.strip()] or [a.tasks]
+    except ValueError:
+        p.error(f"--whole-tasks: comma-separated whole numbers, not {a.whole_tasks!r}")
+    if not all(0 < size <= 100_000 for size in a.whole_tasks) or len(set(a.whole_tasks)) != len(a.whole_tasks):
+        p.error(f"--whole-tasks: distinct sizes of 1 to 100,000 tasks, not {a.whole_tasks}")
+    sys.exit(asyncio.run(main(a)))
