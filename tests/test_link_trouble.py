@@ -6,6 +6,7 @@ that stays for a host that went away, and a clean close says nothing."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -231,9 +232,21 @@ class _FailingReads:
         return getattr(self.db, name)
 
 
-async def _tailing_behind(tmp_path: Path, times: int, error: Exception) -> tuple[AttachedLink, int, _FailingReads]:
+@dataclass
+class _Tailing:
+    link: AttachedLink
+    behind: int
+    """The replica's seq when it started following."""
+    head: int
+    """The store's last seq."""
+    failing: _FailingReads
+    said: list[str]
+
+
+async def _tailing_behind(tmp_path: Path, times: int, error: Exception) -> _Tailing:
     """A console tailing the store of a database no host runs, whose replica is behind
-    the store (a host ran and committed more after it opened), its reads failing."""
+    the store (a host ran and committed more after it opened), started with its reads
+    failing ``times`` times; what it says is kept."""
     db = tmp_path / "t.db"
     await (await _host(db)).close()
     link = await AttachedLink(db).open()
@@ -246,27 +259,26 @@ async def _tailing_behind(tmp_path: Path, times: int, error: Exception) -> tuple
     reader = link.replica.store.reader
     failing = _FailingReads(reader._db, times, error)
     reader._db = failing  # type: ignore[assignment]
-    return link, head, failing
+    tailing = _Tailing(link, link.replica.seq, head, failing, [])
+    link.on_trouble(tailing.said.append)
+    await link.start()
+    return tailing
 
 
 async def test_a_locked_store_is_read_again_and_the_console_follows_on(tmp_path: Path) -> None:
     """A read of the store that meets another process's lock is a passing condition: the
     console says so (a warning, not 'stopped following'), reads again with growing waits,
     and once a read succeeds folds what it missed and says it follows on."""
-    link, head, failing = await _tailing_behind(tmp_path, 3, sqlite3.OperationalError("database is locked"))
-    said: list[str] = []
-    link.on_trouble(said.append)
+    t = await _tailing_behind(tmp_path, 3, sqlite3.OperationalError("database is locked"))
+    link, said = t.link, t.said
     try:
-        assert link.replica is not None
-        behind = link.replica.seq
-        await link.start()
-        await until(lambda: link.replica is not None and link.replica.seq == head, "the console followed on")
-        assert failing.left == 0, "every failed read was read again"
+        await until(lambda: link.replica is not None and link.replica.seq == t.head, "the console followed on")
+        assert t.failing.left == 0, "every failed read was read again"
         assert link.trouble is None and link.stale is None and link.gone is None
         assert len(said) == 2, said
         assert said[0].startswith("the console could not read t.db: another process holds a lock on it"), said
-        assert "a passing condition: it reads again" in said[0] and f"stay at seq {behind:,}" in said[0]
-        assert said[1] == f"the console reads t.db again and follows on from seq {head:,}"
+        assert "a passing condition: it reads again" in said[0] and f"stay at seq {t.behind:,}" in said[0]
+        assert said[1] == f"the console reads t.db again and follows on from seq {t.head:,}"
     finally:
         await link.close()
 
@@ -274,17 +286,15 @@ async def test_a_locked_store_is_read_again_and_the_console_follows_on(tmp_path:
 async def test_a_damaged_store_stops_the_console_following_and_is_not_read_again(tmp_path: Path) -> None:
     """A read that fails for good (a damaged file) is not a passing condition: following
     stops and the console says it is not one; nothing is read again."""
-    link, head, failing = await _tailing_behind(tmp_path, 1, sqlite3.DatabaseError("database disk image is malformed"))
-    said: list[str] = []
-    link.on_trouble(said.append)
+    t = await _tailing_behind(tmp_path, 1, sqlite3.DatabaseError("database disk image is malformed"))
+    link, said = t.link, t.said
     try:
-        assert link.replica is not None
-        behind = link.replica.seq
-        await link.start()
         await until(lambda: link.trouble is not None, "following stopped")
-        assert link.trouble.startswith("not following (StoreError: ") and link.stale is None
+        assert link.trouble is not None and link.trouble.startswith("not following (StoreError: ")
+        assert link.stale is None
         assert len(said) == 1 and "not a passing condition" in said[0] and "reading t.db failed" in said[0], said
-        assert failing.left == 0 and link.replica.seq == behind < head, "nothing more was read or folded"
+        assert link.replica is not None
+        assert t.failing.left == 0 and link.replica.seq == t.behind < t.head, "nothing more was read or folded"
     finally:
         await link.close()
 
