@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from ..models import LIVE_AGENT
-from .handshake import HANDSHAKE_TIMEOUT_S, ChannelError, console_connect
+from .handshake import HANDSHAKE_TIMEOUT_S, ChannelError, console_connect, peer_credentials
 from .sampler import same_process
 from .wire import messages
 
@@ -73,7 +73,10 @@ class Adoption:
         ``agent_id``, or None when it is: the process holding the row's socket is ``pid``
         (``SO_PEERCRED``), answers the run's challenge (it knows the secret) and greets as
         ``agent_id`` with its pid. A process that does not answer within the handshake's
-        time is not proven (a stopped or hung one included): it is left alone."""
+        time is not proven, unless it holds the row's socket as the row's pid (a stopped
+        or hung host): that one is adopted, and its connection proves it or judges it
+        stuck as any host's (left alone, it ran its task on while the task ran again
+        elsewhere and a new host took its socket's name)."""
         address = info.get("address")
         if not isinstance(address, str) or not address or address.startswith("@"):
             return f"pid {pid}: the row names no socket to prove itself on; nothing was signalled"
@@ -87,6 +90,8 @@ class Adoption:
         except ChannelError as exc:
             return f"pid {pid} did not prove itself as this run's agent host: {exc}; nothing was signalled"
         except (OSError, ValueError, asyncio.IncompleteReadError) as exc:  # TimeoutError is an OSError
+            if isinstance(exc, TimeoutError) and await _holds_socket(address, pid):
+                return None
             why = str(exc) or type(exc).__name__
             return f"pid {pid} did not answer as this run's agent host on {address} ({why}); nothing was signalled"
         if (
@@ -146,6 +151,23 @@ def killpg_verified(pgid: int | None, create_time: float | None) -> None:
     if pgid and create_time and same_process(pgid, create_time):
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
+
+
+async def _holds_socket(address: str, pid: int) -> bool:
+    """Is the unix socket at ``address`` held by ``pid`` of ours (``SO_PEERCRED``: a
+    connection waits in a stopped listener's backlog, so this needs no answer)?"""
+    try:
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_unix_connection(address)
+    except (OSError, ValueError):  # TimeoutError included: a full backlog proves nothing
+        return False
+    try:
+        peer, uid, _ = peer_credentials(writer)
+    except OSError:
+        return False
+    finally:
+        writer.close()
+    return peer == pid and uid == os.getuid()
 
 
 def _ours(pid: int) -> bool:
