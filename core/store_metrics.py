@@ -153,6 +153,16 @@ class MetricSamples:
         why = err.args[0] if err is not None else f"the metrics table is damaged ({exc})"
         self.problem = f"metric samples could not be {doing}: {why}; gauges show no samples from the store"
 
+    def _samples(self, ts: float, value: float, earlier: object) -> list[tuple[float, float]]:
+        """A row's samples (:func:`samples_of`). A damaged ``earlier`` costs only the
+        samples packed in it (said in ``problem``): the row's newest sample, in its own
+        columns, is read, and so are the other rows (a replica following ids goes past it)."""
+        try:
+            return samples_of(ts, value, earlier)
+        except sqlite3.DatabaseError as exc:
+            self.problem = f"metric samples could not be read: {exc}; the samples packed in that row are not shown"
+            return [(ts, value)]
+
     def _rows(self, conn: sqlite3.Connection, samples: SeriesSamples) -> list[SampleRow]:
         """Samples as rows (``pack_rows``), the series in the order given; ids made first
         for new series (on the connection's thread)."""
@@ -216,7 +226,7 @@ class MetricSamples:
                     (name, subject, since),
                 )
             ).fetchall()
-            return _in_time_order([samples_of(*r) for r in rows], since)
+            return _in_time_order([self._samples(*r) for r in rows], since)
         except sqlite3.DatabaseError as exc:
             self._failed(exc, "read")
             return []
@@ -253,7 +263,7 @@ class MetricSamples:
             keys = {sid: (name, subject) for sid, name, subject in series}
             newest_first: dict[tuple[str, str], list[list[tuple[float, float]]]] = {}
             for sid, t, v, earlier in rows:
-                newest_first.setdefault(keys[sid], []).append(samples_of(t, v, earlier))
+                newest_first.setdefault(keys[sid], []).append(self._samples(t, v, earlier))
             out = {key: _in_time_order(parts[::-1], since) for key, parts in newest_first.items()}
         except sqlite3.DatabaseError as exc:
             self._failed(exc, "read")
@@ -276,7 +286,7 @@ class MetricSamples:
                     )
                 ).fetchall()
             )
-            out = [(t, r[2], r[3], v) for r in rows for t, v in samples_of(r[1], r[4], r[5])]
+            out = [(t, r[2], r[3], v) for r in rows for t, v in self._samples(r[1], r[4], r[5])]
         except sqlite3.DatabaseError as exc:
             self._failed(exc, "read")
             return [], rowid
@@ -337,7 +347,7 @@ class MetricSamples:
             for rid, sid, t, v, earlier in conn.execute(
                 f"SELECT id, series, ts, value, earlier FROM metrics {where} AND earlier IS NOT NULL", (lo, before)
             ):
-                points = samples_of(t, v, earlier)
+                points = self._samples(t, v, earlier)
                 key = (sid, int(t / bucket_s))
                 g = groups.get(key)
                 total = sum(p[1] for p in points)

@@ -152,21 +152,32 @@ async def test_retention_deletes_a_row_only_when_all_its_samples_are_old(tmp_pat
         await store.close()
 
 
-async def test_a_damaged_packed_row_costs_samples_and_is_said(tmp_path: Path) -> None:
+async def test_a_damaged_packed_row_costs_its_packed_samples_only_and_is_said(tmp_path: Path) -> None:
+    """Its own sample (in its columns) and every other row are still read: the reader
+    of a series, the reload on open, a replica following ids (it goes past the row) and
+    the downsampling (it does not stop at the row for good)."""
     db = tmp_path / "m.db"
     store = await Store.open(db)
     try:
         await store.add_metrics([(1.0, "x", "system", 1.0), (2.0, "x", "system", 2.0)])
+        await store.add_metrics([(3.0, "x", "system", 3.0), (4.0, "x", "system", 4.0)])
     finally:
         await store.close()
     con = sqlite3.connect(db)
-    con.execute("UPDATE metrics SET earlier = x'0102'")
+    con.execute("UPDATE metrics SET earlier = x'0102' WHERE ts = 2.0")
     con.commit()
     con.close()
     store = await Store.open(db)
     try:
-        assert await store.metrics("x") == []
+        assert await store.metrics("x") == [(2.0, 2.0), (3.0, 3.0), (4.0, 4.0)]
         assert store.metrics_problem is not None and "not whole" in store.metrics_problem
+        assert await store.recent_metrics(0.0, ["x"], ["system"]) == {
+            ("x", "system"): [(2.0, 2.0), (3.0, 3.0), (4.0, 4.0)]
+        }
+        samples, last = await store.metrics_after(0)
+        assert [t for t, *_ in samples] == [2.0, 3.0, 4.0] and last == await store.last_metric_rowid()
+        assert await store.downsample_metrics(100.0, 60.0) == 2
+        assert await store.metrics("x") == [(2.0, 3.0)]
     finally:
         await store.close()
 
