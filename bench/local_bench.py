@@ -88,9 +88,12 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = {agents} }}
 """
 
 
-def flat(wf_id: str, n: int, command: list[str], agents: int) -> WorkflowSpec:
+def flat(wf_id: str, n: int, command: list[str], agents: int, cwd: Path) -> WorkflowSpec:
+    """``n`` tasks running ``command`` in ``cwd``: a workflow file's tasks all have one (its
+    directory when none is given), and the agent host spawns them with it."""
     tasks = [
-        TaskSpec(id=f"t{i:05d}", specialization="bench", command=command, cpu=0.01, memory_gb=0.0) for i in range(n)
+        TaskSpec(id=f"t{i:05d}", specialization="bench", command=command, cpu=0.01, memory_gb=0.0, cwd=str(cwd))
+        for i in range(n)
     ]
     return WorkflowSpec(
         id=wf_id,
@@ -322,7 +325,7 @@ async def main(args: argparse.Namespace) -> int:
         async def opsdeck_round(wid: str) -> Round:
             pids = runtime.host_pids()
             completed[wid] = asyncio.Event()
-            spec = flat(wid, args.tasks, ["true"], n)
+            spec = flat(wid, args.tasks, ["true"], n, db.parent.resolve())
             c0, (h0, k0), m0 = own_cpu(), hosts_cpu(pids), psutil.cpu_times()
             t0 = time.monotonic()
             async with host.lock:  # what a command does: under the host's lock
@@ -373,7 +376,7 @@ async def main(args: argparse.Namespace) -> int:
         # -- 2. failover --------------------------------------------------------------
         mark = len(events)
         async with host.lock:
-            engine.create_workflow(flat("failover", n, ["sleep", str(args.sleep)], n))
+            engine.create_workflow(flat("failover", n, ["sleep", str(args.sleep)], n, db.parent.resolve()))
             engine.start_workflow("failover")
         await wait_for(lambda: sum(1 for e in events[mark:] if e.type == "TASK_STARTED") >= n, 30)
         await asyncio.sleep(0.3)
