@@ -95,7 +95,7 @@ class Host:
         self._soon: asyncio.TimerHandle | None = None
         """The commit :meth:`_commit_soon` scheduled, until it takes the lock."""
         self._soon_task: asyncio.Task[None] | None = None
-        self.storage = StorageWatch(engine.log.held, lambda: (engine.unflushed, len(engine.telemetry.pending_rows)))
+        self.storage = StorageWatch(engine.log.held, lambda: (engine.unflushed, engine.telemetry.pending_count()))
         """A full disk, a read-only file system, another process's lock: what and since when."""
         if engine.store is not None:
             engine.store.on_wait = self.storage.waiting
