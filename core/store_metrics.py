@@ -273,24 +273,30 @@ class MetricSamples:
         return out
 
     async def after(self, rowid: int, limit: int = 20000) -> tuple[list[Sample], int]:
-        """Samples of the rows added after ``rowid`` (in insertion order; at most ``limit``
-        rows, each of up to :data:`PACK_MAX` samples) and the last rowid read: how a
-        read-only replica follows the writer's gauges without rescanning."""
+        """Samples of the rows added after ``rowid``, in insertion order, and the last
+        rowid read: how a read-only replica follows the writer's gauges without
+        rescanning. Rows are read until they held ``limit`` samples (so at most ``limit``
+        plus a row's :data:`PACK_MAX` - 1)."""
+        out: list[Sample] = []
+        last = rowid
         try:
-            rows = list(
-                await (
-                    await self._db.execute(
-                        "SELECT m.id, m.ts, s.name, s.subject, m.value, m.earlier FROM metrics m "
-                        "JOIN metric_series s ON s.id = m.series WHERE m.id > ? ORDER BY m.id LIMIT ?",
-                        (rowid, limit),
-                    )
-                ).fetchall()
+            cursor = await self._db.execute(
+                "SELECT m.id, m.ts, s.name, s.subject, m.value, m.earlier FROM metrics m "
+                "JOIN metric_series s ON s.id = m.series WHERE m.id > ? ORDER BY m.id LIMIT ?",
+                (rowid, limit),
             )
-            out = [(t, r[2], r[3], v) for r in rows for t, v in self._samples(r[1], r[4], r[5])]
+            try:
+                async for rid, ts, name, subject, value, earlier in cursor:
+                    out += [(t, name, subject, v) for t, v in self._samples(ts, value, earlier)]
+                    last = rid
+                    if len(out) >= limit:
+                        break
+            finally:
+                await cursor.close()
         except sqlite3.DatabaseError as exc:
             self._failed(exc, "read")
             return [], rowid
-        return out, (rows[-1][0] if rows else rowid)
+        return out, last
 
     async def last_rowid(self) -> int:
         try:

@@ -216,3 +216,21 @@ async def test_a_schema_5_database_opens_migrated_with_its_samples(tmp_path: Pat
         ]
     finally:
         con.close()
+
+
+async def test_a_replica_following_rows_of_many_samples_reads_a_bounded_page(tmp_path: Path) -> None:
+    """``metrics_after`` stops at the row that brings ``limit`` samples: a follower's page
+    is bounded by samples, not rows (a row holds up to PACK_MAX), and the next page starts
+    after the last row read."""
+    store = await Store.open(tmp_path / "m.db")
+    try:
+        for k in range(3):
+            await store.add_metrics([(k * 100.0 + i / 100, "rt", "system", float(i)) for i in range(50)])
+        page, last = await store.metrics_after(0, limit=60)
+        assert len(page) == 100 and last == 2  # two rows of 50: the second brought it past 60
+        rest, last2 = await store.metrics_after(last, limit=60)
+        assert len(rest) == 50 and last2 == 3
+        assert [t for t, *_ in page + rest] == [k * 100.0 + i / 100 for k in range(3) for i in range(50)]
+        assert await store.metrics_after(last2) == ([], last2)
+    finally:
+        await store.close()
