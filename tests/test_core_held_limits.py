@@ -98,6 +98,11 @@ async def test_at_the_held_events_limit_new_work_and_progress_pause_until_a_comm
         if limit == 5:
             assert eng.state.tasks["w2/t0"].agent is None, "no new work while paused"
             assert eng.state.seq == seq and held.progress_not_recorded == 1
+            # New partial results are recorded all the same (a run's last report has no successor).
+            eng.bridge.task_progress(running.agent, running.id, 0.55, None, {"step": 1})
+            assert eng.state.seq == seq + 1 and running.context.partial_results == {"step": 1}
+            eng.bridge.task_progress(running.agent, running.id, 0.56, None, {"step": 1})
+            assert eng.state.seq == seq + 1 and held.progress_not_recorded == 2
         else:
             assert eng.state.tasks["w2/t0"].agent is not None
             assert eng.state.seq == seq + 1 and held.progress_not_recorded == 0
@@ -108,7 +113,7 @@ async def test_at_the_held_events_limit_new_work_and_progress_pause_until_a_comm
         _settle(eng)
         assert eng.state.tasks["w2/t0"].agent is not None, "the work starts once writes go through"
         eng.bridge.task_progress(running.agent, running.id, 0.6)
-        assert held.progress_not_recorded == (1 if limit == 5 else 0)
+        assert held.progress_not_recorded == (2 if limit == 5 else 0)
     finally:
         await eng.close()
 

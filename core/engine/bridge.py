@@ -195,7 +195,8 @@ class RuntimeBridge:
     ) -> None:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if self.owned(agent_id, task_id) is None or e.log.held.skip_progress():
+        t = self.owned(agent_id, task_id)
+        if t is None or e.log.held.skip_progress(partial, t.context.partial_results):
             return
         data: dict[str, Any] = {"task": task_id, "agent": agent_id, "progress": round(float(progress), 4)}
         if output:

@@ -6,10 +6,11 @@ next commit. Neither may grow without bound:
 
 - events: once a refused commit leaves :data:`HELD_EVENTS_MAX` or more held, the engine
   starts no new work (no workflow admitted, no task assigned) and does not record running
-  tasks' progress reports (each is superseded by the next; the output is in the task's
-  file) until a commit goes through. Nothing held is dropped: what was emitted stays held
-  and is committed then; the ends of running tasks are still recorded (at most one per
-  agent), and commands are answered ``STORAGE_*`` and taken back as at any refusal.
+  tasks' progress reports that bring no new partial results (each is superseded by the
+  next; the output is in the task's file) until a commit goes through. Nothing held is
+  dropped: what was emitted stays held and is committed then; the ends of running tasks
+  are still recorded (at most one per agent), and commands are answered ``STORAGE_*``
+  and taken back as at any refusal.
 - metric samples: at most :data:`HELD_SAMPLES_MAX` are held; newer ones are not stored
   (the in-memory series the console draws keeps them), and are counted.
 
@@ -20,6 +21,7 @@ tries what is held can pass a limit by what one beat brings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 HELD_EVENTS_MAX = 20_000
 """Events held after a refused commit at which new work pauses: ~10-25 MB (tracemalloc,
@@ -62,8 +64,14 @@ class HeldLimits:
         self.refused = self.paused = False
         return was
 
-    def skip_progress(self) -> bool:
-        """Whether a running task's progress report goes unrecorded now (counted)."""
-        if self.paused:
-            self.progress_not_recorded += 1
-        return self.paused
+    def skip_progress(self, partial: dict[str, Any] | None, recorded: dict[str, Any]) -> bool:
+        """Whether a running task's progress report goes unrecorded now (counted): while
+        paused, unless it brings partial results the task's ``recorded`` ones lack (a
+        report carries all of them, and a run's last report is followed by none)."""
+        if not self.paused or (partial and any(recorded.get(k, _ABSENT) != v for k, v in partial.items())):
+            return False
+        self.progress_not_recorded += 1
+        return True
+
+
+_ABSENT = object()

@@ -90,7 +90,8 @@ class StorageWatch:
             self._paused_said = True
             self.say(
                 f"{self.held} event(s) held in memory, the limit is {lim.events_max}: no new work is started "
-                "and running tasks' progress is not recorded until writes are accepted again"
+                "and running tasks' progress reports without new partial results are not recorded until writes are "
+                "accepted again"
             )
         dropped = lim.samples_not_stored - self._costs_at[0]
         if dropped and not self._samples_said:
