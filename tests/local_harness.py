@@ -17,6 +17,7 @@ from core.engine import Engine
 from core.events import Event
 from core.runtimes import agent_host
 from core.runtimes.local import LocalRuntime, open_local
+from core.runtimes.zygote import HOST_NAME
 from core.workflow_file import parse_workflow_text
 
 PY = sys.executable
@@ -133,13 +134,15 @@ def group_members(pgid: int) -> list[psutil.Process]:
 
 def agent_hosts_under(root: Path) -> list[psutil.Process]:
     """Live agent-host processes whose command line names a path under ``root`` (a
-    host's argv names its run directory, ``<db>.agents/``, beside the database)."""
+    host's argv names its run directory, ``<db>.agents/``, beside the database; a host
+    forked by the launcher has the launcher's, and its own process name)."""
     prefix = str(root.resolve())
     out = []
-    for p in psutil.process_iter(["cmdline", "status"]):
+    for p in psutil.process_iter(["cmdline", "status", "name"]):
         try:
             argv = p.info["cmdline"] or []
-            if p.info["status"] == psutil.STATUS_ZOMBIE or "core.runtimes.agent_host" not in argv:
+            forked = "core.runtimes.zygote" in argv and p.info["name"] == HOST_NAME
+            if p.info["status"] == psutil.STATUS_ZOMBIE or not (forked or "core.runtimes.agent_host" in argv):
                 continue
             if any(a.startswith(prefix) for a in argv):
                 out.append(p)
@@ -161,7 +164,7 @@ def kill_agent_hosts_under(root: Path) -> list[str]:
     for host in agent_hosts_under(root):
         try:
             procs = [*host.children(recursive=True), host]
-            found.append(f"pid {host.pid} ({' '.join(host.cmdline()[3:5])}, {len(procs) - 1} descendant(s))")
+            found.append(f"pid {host.pid} ({host.name()}, {len(procs) - 1} descendant(s))")
         except psutil.Error:
             continue
         for p in procs:

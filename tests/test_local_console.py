@@ -47,7 +47,10 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
         await app.link_opened(timeout=30)
         assert app.host is not None and app.host.runtime is not None
         engine = app.host.engine
-        pids = dict(app.host.runtime.host_pids())
+        runtime = app.host.runtime
+        # A host's pid is known once its launcher has forked it (the console does not wait on that).
+        assert await came_true(pilot, lambda: len(runtime.host_pids()) == 2, 30), runtime.host_pids()
+        pids = dict(runtime.host_pids())
         assert len(pids) == 2 and all(alive(p) for p in pids.values())
         assert await came_true(pilot, lambda: engine.state.status_of("w").value == "completed", 60), (
             f"the workflow completed: {engine.state.status_of('w').value}"

@@ -59,9 +59,11 @@ allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
 """
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
-    hosts = dict(runtime.host_pids())
-    assert len(hosts) == 2 and all(alive(p) for p in hosts.values())
     try:
+        # A host's pid is known once its launcher has forked it (opening does not wait on that).
+        await drive(engine, lambda: len(runtime.host_pids()) == 2)
+        hosts = dict(runtime.host_pids())
+        assert all(alive(p) for p in hosts.values())
         await drive(engine, lambda: wf_status(engine, "build") == "completed")
     finally:
         await runtime.shutdown()

@@ -17,6 +17,7 @@ import pytest
 
 from core.models import AgentStatus
 from core.runtimes import local_hosts
+from core.runtimes.host_launcher import HostLauncher
 from tests.local_harness import drive, header, open_text, py_cmd, wf_status
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
@@ -46,8 +47,14 @@ def _wrapper(tmp_path: Path, body: str) -> str:
 
 
 async def _open_with_host_python(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wrapper: str):  # type: ignore[no-untyped-def]
-    """Open the fleet with its first hosts started through ``wrapper``; replacements
-    start with the real interpreter."""
+    """Open the fleet with its first hosts started through ``wrapper``, each as a process
+    of its own (no launcher: its slow start is judged by ``LAUNCH_WAIT_S``, in
+    test_local_launcher); replacements start with the real interpreter."""
+
+    def no_launcher(self: HostLauncher) -> None:
+        self.broken = "not used by this test"
+
+    monkeypatch.setattr(HostLauncher, "start", no_launcher)
     with monkeypatch.context() as m:
         m.setattr(sys, "executable", wrapper)
         return await open_text(tmp_path / "r.db", ONE_TASK, tmp_path)

@@ -1,6 +1,7 @@
 """The agent host: one small process per agent that runs its tasks as real processes.
 
-Started by the local runtime as ``python -m core.runtimes.agent_host``. It listens
+Forked by the local runtime's launcher (:mod:`.zygote`, which calls :func:`main`) or
+started as ``python -m core.runtimes.agent_host``. It listens
 on a unix socket (the "pipe" to the console) and speaks JSON lines both ways. It
 runs in its own session, so it outlives a console killed with SIGKILL; a restarted
 console reconnects to the same socket and the host tells it where it is (``hello``).

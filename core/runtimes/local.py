@@ -154,6 +154,7 @@ class LocalRuntime(ProcessRuntime[ProcessHost]):
     async def shutdown(self, release: bool = True) -> None:
         """Stop every agent and task; leave no process behind (see :meth:`Supervisor.shutdown`)."""
         await self.supervisor.shutdown(release)
+        await self.local.close()
 
     # -- real faults (drills on real processes) ------------------------------------------
     def fail_agent(self, agent_id: str, error: str = "process crashed") -> None:

@@ -1,7 +1,9 @@
 """The local runtime's agent hosts: processes on this machine, reached over unix sockets.
 
 Each agent is an :mod:`agent host <core.runtimes.agent_host>` process in its own
-session, reached over a unix socket in the run's private directory (0700). Every
+session, forked by the run's :mod:`launcher <.zygote>` (one interpreter that imported
+the host once; a process of its own when the launcher cannot serve), reached over a
+unix socket in the run's private directory (0700). Every
 connection is authenticated both ways (:mod:`.handshake`) before the console sends
 anything. :class:`LocalHosts` starts (or adopts) the hosts, reads their reports
 (:meth:`LocalHosts.connection`, which hands each to :mod:`.reports`), and samples
@@ -27,10 +29,11 @@ from ..private import open_private, socket_path
 from .adoption import Adoption, kill_verified, killpg_verified
 from .fleet import Fleet, HostRecord
 from .handshake import SECRET_FILE, ChannelError, console_connect
+from .host_launcher import HostLauncher, Launched, exit_status, host_env
 from .limits import Mechanisms
 from .reports import Reports
 from .sampler import Sampler, same_process
-from .supervise import Supervisor, exit_status
+from .supervise import Supervisor
 from .wire import encode, messages
 
 CONNECT_TIMEOUT_S = 15.0
@@ -41,6 +44,11 @@ one): past them it is stuck. A host that waits for the CPU on a loaded machine u
 not taken for a dead one: its replacement would start as slowly (a cascade of our own making)."""
 CONNECT_WALL_S = 120.0
 """Wall-clock seconds a host may take to answer whatever its CPU (one asleep for good uses none)."""
+LAUNCH_WAIT_S = 60.0
+"""Wall-clock seconds the launcher may take to fork a host (its own start included) before
+it is taken for stuck: killed, and the hosts start as processes of their own."""
+EXIT_REPORT_S = 2.0
+"""How long a host's end waits for the launcher's report of its exit status (it reaps at once)."""
 
 
 async def hear_pending_reports() -> None:
@@ -56,9 +64,11 @@ async def hear_pending_reports() -> None:
 
 @dataclass
 class ProcessHost(HostRecord):
-    """An agent host process this console started (``popen``) or adopted, and its socket."""
+    """An agent host process this console forked through its launcher (``launched``),
+    started as a process of its own (``popen``) or adopted, and its socket."""
 
     popen: subprocess.Popen[bytes] | None = None
+    launched: Launched | None = None
     writer: asyncio.StreamWriter | None = None
 
 
@@ -83,6 +93,8 @@ class LocalLinks:
     def alive(self, h: ProcessHost) -> bool:
         if h.popen is not None:
             return h.popen.poll() is None
+        if h.launched is not None:
+            return h.launched.alive()
         return h.pid is not None and h.create_time is not None and same_process(h.pid, h.create_time)
 
     def kill(self, h: ProcessHost) -> None:
@@ -93,8 +105,16 @@ class LocalLinks:
                 h.popen.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 h.popen.wait(1.0)
+        elif h.launched is not None:
+            h.launched.kill()
         elif h.pid and h.create_time:
             kill_verified(h.pid, h.create_time, signal.SIGKILL)
+
+    def returncode(self, h: ProcessHost) -> int | None:
+        """How the host ended as its parent saw it (this console, or the launcher), None if unknown."""
+        if h.popen is not None:
+            return h.popen.poll()
+        return h.launched.returncode if h.launched is not None else None
 
     def kill_task_group(self, h: ProcessHost) -> None:
         killpg_verified(h.task_pgid, h.task_create_time)
@@ -159,6 +179,7 @@ class LocalHosts:
         self.run_dir = run_dir
         self.mechanisms = mechanisms
         self.sampler = sampler
+        self.launcher = HostLauncher(run_dir)
 
     # -- starting ---------------------------------------------------------------------
     def address(self, agent_id: str) -> str:
@@ -189,43 +210,47 @@ class LocalHosts:
         h.conn = asyncio.get_running_loop().create_task(self.connection(h))
 
     def start_host(self, h: ProcessHost) -> None:
-        """Spawn the agent host process (its own session: it outlives a killed console)."""
+        """Have the launcher fork the agent host (its pid comes with the launcher's
+        answer: :meth:`forked`), or, when the launcher cannot serve, spawn it."""
+        launcher = self.launcher
+        self.start_launcher()
+        h.spawned_at = time.monotonic()
+        if launcher.usable:
+            h.launched = launcher.spawn(self.host_argv(h), self.run_dir / f"{h.agent}.log")
+        else:
+            self.spawn_process(h)
+
+    def start_launcher(self) -> None:
+        """Start the hosts' launcher (once): with the first host, or earlier (its start,
+        an interpreter importing the host, then overlaps the console's)."""
+        launcher = self.launcher
+        if launcher.popen is not None or launcher.broken is not None:
+            return
+        launcher.start()
+        if launcher.broken is not None:
+            print(f"opsdeck: {launcher.broken}; agent hosts start as processes of their own", file=sys.stderr)
+
+    def host_argv(self, h: ProcessHost) -> list[str]:
+        """The agent host's options (:func:`.agent_host.main`)."""
         m, timing = self.mechanisms, self.fleet.timing
-        argv = [
-            sys.executable,
-            "-m",
-            "core.runtimes.agent_host",
-            "--agent",
-            h.agent,
-            "--socket",
-            h.address,
-            "--secret-file",
-            str(self.run_dir / SECRET_FILE),
-            "--heartbeat",
-            str(timing.heartbeat_s),
-            "--grace",
-            str(timing.stop_grace_s),
-            "--orphan",
-            str(timing.orphan_s),
-            "--memory-mechanism",
-            m.memory,
-            "--cpu-mechanism",
-            m.cpu,
-            "--output-dir",
-            str(self.run_dir / "output" / h.agent),
-        ]
-        if m.cgroup_dir:
-            argv += ["--cgroup", m.cgroup_dir]
+        argv = ["--agent", h.agent, "--socket", h.address, "--secret-file", str(self.run_dir / SECRET_FILE)]
+        argv += ["--heartbeat", str(timing.heartbeat_s), "--grace", str(timing.stop_grace_s)]
+        argv += ["--orphan", str(timing.orphan_s), "--memory-mechanism", m.memory, "--cpu-mechanism", m.cpu]
+        argv += ["--output-dir", str(self.run_dir / "output" / h.agent)]
+        return argv + (["--cgroup", m.cgroup_dir] if m.cgroup_dir else [])
+
+    def spawn_process(self, h: ProcessHost) -> None:
+        """Spawn the agent host as a process of its own (its own session: it outlives a killed console)."""
         log = open_private(self.run_dir / f"{h.agent}.log")
         try:
             h.popen = subprocess.Popen(
-                argv,
+                [sys.executable, "-m", "core.runtimes.agent_host", *self.host_argv(h)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
                 cwd=os.getcwd(),
-                env=_host_env(),
+                env=host_env(),
             )
         finally:
             os.close(log)
@@ -237,15 +262,52 @@ class LocalHosts:
             h.create_time = None
         self.links.save(h)
 
+    async def forked(self, h: ProcessHost, launched: Launched) -> None:
+        """Wait for the launcher's answer (the host is starting meanwhile), then record
+        the host's pid and row; refused (the launcher is gone or stuck): spawn it."""
+        sink, since = self.fleet.sink, time.monotonic()
+        while not launched.started.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(launched.started.wait(), self.fleet.timing.heartbeat_s / 2)
+            if not launched.started.is_set():
+                if sink is not None:
+                    sink.agent_heartbeat(h.agent)
+                if time.monotonic() - since > LAUNCH_WAIT_S:
+                    self.launcher.abandon(f"the agent host launcher did not answer in {LAUNCH_WAIT_S:.0f}s")
+        if h.dead or launched.kill_on_start:
+            return  # ended before its pid was known: nothing to record
+        if launched.error is not None:
+            print(
+                f"opsdeck: agent {h.agent}: {launched.error}; its host starts as a process of its own", file=sys.stderr
+            )
+            h.launched = None
+            self.spawn_process(h)
+            return
+        h.pid, h.create_time = launched.pid, launched.create_time
+        self.links.save(h)
+
+    async def close(self) -> None:
+        """After the shutdown: end the launcher (hosts it forked live on in their sessions)."""
+        await self.launcher.close()
+
+    async def ended(self, h: ProcessHost, reason: str) -> None:
+        """:meth:`died`, once the launcher has reported how the host ended (it reaps it at once)."""
+        if h.launched is not None and not h.launched.reported.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(h.launched.reported.wait(), EXIT_REPORT_S)
+        self.died(h, reason)
+
     def died(self, h: ProcessHost, reason: str) -> None:
         """The host process ended: the reason says how (exit status or signal)."""
-        how = exit_status(h.popen)
+        how = exit_status(self.links.returncode(h))
         self.supervisor.died(h, reason if how is None else f"{reason} ({how})")
 
     # -- the connection: where a host's reports are read ---------------------------------
     async def connection(self, h: ProcessHost) -> None:
         """Connect (with retries while the host starts), read its reports, notice its end."""
         fleet, links = self.fleet, self.links
+        if h.launched is not None and h.pid is None:
+            await self.forked(h, h.launched)
         started, cpu0, judged = time.monotonic(), links.cpu_s(h), 0.0
         while not h.dead:
             try:
@@ -260,7 +322,7 @@ class LocalHosts:
                 return
             except OSError:
                 if not links.alive(h):
-                    self.died(h, "agent process exited")
+                    await self.ended(h, "agent process exited")
                     return
                 waited = time.monotonic() - started
                 if waited > CONNECT_TIMEOUT_S and waited - judged >= 1.0:
@@ -297,7 +359,7 @@ class LocalHosts:
                     self.supervisor.gone(h)
                     return
             if not links.alive(h):
-                self.died(h, "agent process died")
+                await self.ended(h, "agent process died")
                 return
             h.lost = True
             started, cpu0, judged = time.monotonic(), links.cpu_s(h), 0.0
@@ -352,7 +414,7 @@ class LocalHosts:
                 u = usage.get(h.agent)
                 if u is None or not self.links.alive(h):
                     if not h.retiring:
-                        self.died(h, "agent process gone")
+                        await self.ended(h, "agent process gone")
                     continue
                 if time.monotonic() - h.last_report <= 2 * fleet.timing.heartbeat_s:
                     # A sample is liveness to the engine: only for a host that still talks
@@ -375,11 +437,3 @@ class LocalHosts:
         for a, h in self.fleet.hosts.items():
             if (agent_ids is None or a in agent_ids) and not h.dead and h.pid and h.create_time:
                 kill_verified(h.pid, h.create_time, sig)
-
-
-def _host_env() -> dict[str, str]:
-    """The host imports ``core`` from wherever this console imported it."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env

@@ -10,8 +10,6 @@ grace period; a shutdown leaves no host and no task process behind.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Generic
@@ -22,14 +20,6 @@ from .fleet import Fleet, H, Links
 
 if TYPE_CHECKING:
     from ..engine import Engine
-
-
-def exit_status(popen: subprocess.Popen[bytes] | None) -> str | None:
-    """How a child process ended (``exit status N`` / ``killed by SIGX``), None while it runs."""
-    if popen is None or popen.poll() is None:
-        return None
-    rc = popen.returncode
-    return "exit status " + str(rc) if rc >= 0 else "killed by " + signal.Signals(-rc).name
 
 
 class Supervisor(Generic[H]):

@@ -1,0 +1,177 @@
+"""The agent hosts' launcher: one interpreter that imports the agent host once and forks a host per request.
+
+A fresh interpreter importing :mod:`.agent_host` costs 60-70 ms of CPU (over 0.1 s on a
+loaded machine); twenty of them were most of a short run. The local runtime starts this
+process instead (``python -m core.runtimes.zygote``, once per console), and it forks each
+host from its already imported modules. Its only thread is the main one when it forks,
+and it never runs an event loop: each child starts from a clean state.
+
+Each child does what ``python -m core.runtimes.agent_host ARGS`` does: its own session
+(it outlives the console and this launcher), stdin from ``/dev/null``, its log file as
+stdout and stderr, the console's cwd and environment, :func:`.agent_host.main` on the
+options. This process is the hosts' parent: it reaps each and reports its exit status.
+
+The console speaks JSON lines over a socketpair (the fd passed as ``--fd``):
+
+    console -> launcher  {"op": "spawn", "id": N, "argv": [...], "log": PATH, "cwd": DIR, "env": {...}}
+    launcher -> console  {"t": "spawned", "id": N, "pid": P, "create_time": T}
+                         {"t": "failed", "id": N, "error": "..."}
+                         {"t": "exited", "pid": P, "rc": RC}   (RC as ``Popen.returncode``: -SIG when killed)
+
+When the console's end closes (it exited or was killed), the launcher exits; the hosts
+live on in their sessions, as when each was its own interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import traceback
+from typing import Any, NoReturn
+
+from ..private import PrivateError, open_private
+from . import agent_host
+from .task_process import create_time
+
+HOST_NAME = "opsdeck-host"
+"""A forked host's process name (``/proc/PID/comm``): its command line is the launcher's."""
+REQUEST_MAX = 1024 * 1024
+"""Bytes of one request past which the console's channel is taken for broken (the launcher exits)."""
+
+
+def _send(control: socket.socket, msg: dict[str, Any]) -> None:
+    control.sendall((json.dumps(msg, separators=(",", ":")) + "\n").encode())
+
+
+def _close_inherited() -> None:
+    """Close every descriptor above stderr: the console's channel, the selector, the
+    other hosts' pidfds (a host keeps nothing of the launcher's)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _child(req: dict[str, Any], log: int) -> NoReturn:
+    """In the forked child: become the host (never returns)."""
+    rc = 1
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        _close_inherited()
+        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+            comm.write(HOST_NAME)
+        os.chdir(req["cwd"])
+        os.environ.clear()
+        os.environ.update(req["env"])
+        rc = agent_host.main(list(req["argv"]))
+    except SystemExit as exc:  # argparse on bad options: its message is in the log
+        rc = exc.code if isinstance(exc.code, int) else 2
+    except BaseException:  # noqa: BLE001 - whatever ends the host, the launcher's loop must not run here
+        traceback.print_exc()
+    agent_host.exit_now(rc)
+
+
+class Launcher:
+    """The launcher's loop: requests in, forks, reaps, reports."""
+
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(control, selectors.EVENT_READ, None)
+        self.buf = b""
+
+    def serve(self) -> int:
+        while True:
+            for key, _ in self.sel.select():
+                if key.data is None:
+                    if not self.read():
+                        self.reap_ended()
+                        return 0
+                else:
+                    self.reap(key.fileobj, key.data)  # type: ignore[arg-type]
+
+    def read(self) -> bool:
+        """Carry out the requests that arrived; False once the console's end is closed."""
+        try:
+            data = self.control.recv(65536)
+        except OSError:
+            return False
+        if not data:
+            return False
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            self.spawn(json.loads(line))
+        if len(self.buf) > REQUEST_MAX:
+            print(f"host launcher: a request over {REQUEST_MAX:,} bytes; exiting", file=sys.stderr, flush=True)
+            return False
+        return True
+
+    def spawn(self, req: dict[str, Any]) -> None:
+        ident = req.get("id")
+        try:
+            log = open_private(req["log"])
+        except (OSError, PrivateError, KeyError, TypeError) as exc:
+            _send(self.control, {"t": "failed", "id": ident, "error": f"cannot open the host's log: {exc}"})
+            return
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                _send(self.control, {"t": "failed", "id": ident, "error": f"fork: {exc}"})
+                return
+            if pid == 0:
+                _child(req, log)
+        finally:
+            os.close(log)
+        # Unreaped until its pidfd says it ended: the pid is the child's while we read its start.
+        pidfd = os.pidfd_open(pid)
+        self.sel.register(pidfd, selectors.EVENT_READ, pid)
+        _send(self.control, {"t": "spawned", "id": ident, "pid": pid, "create_time": create_time(pid)})
+
+    def reap_ended(self) -> None:
+        """On leaving: reap the hosts that have already ended (their CPU time is counted in
+        the launcher's, so in the console's); those still running live on."""
+        for key in list(self.sel.get_map().values()):
+            if key.data is not None and os.waitpid(key.data, os.WNOHANG)[0]:
+                self.sel.unregister(key.fileobj)
+
+    def reap(self, pidfd: int, pid: int) -> None:
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        _send(self.control, {"t": "exited", "pid": pid, "rc": os.waitstatus_to_exitcode(status)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="zygote", description="opsdeck agent host launcher (started by the local runtime)")
+    p.add_argument("--fd", type=int, required=True, help="the console's end of the socketpair")
+    p.add_argument("--run-dir", required=True, help="the run's private directory (named so that ps shows whose)")
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console
+    control = socket.socket(fileno=args.fd)
+    gc.collect()
+    gc.freeze()  # the imported modules' objects: not scanned, so not copied, in each child
+    try:
+        return Launcher(control).serve()
+    except (OSError, ValueError) as exc:  # the console's channel broke, or sent garbage
+        print(f"host launcher: {exc!r}; exiting", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    agent_host.exit_now(main())
