@@ -222,3 +222,29 @@ async def test_dispatch_stops_when_the_agents_are_used(monkeypatch: Any) -> None
     assert Counting.reads == 1 and len(out) == 1
     top = eng.state.dispatch_order[0][0]
     assert -eng.state.band_rank(out[0][0].split("/")[0]) == top or not eng.state.ready.get(out[0][0].split("/")[0])
+
+
+async def test_dispatch_runs_once_per_instant_not_once_per_finished_task(monkeypatch: Any) -> None:
+    """Tasks finishing at the same simulated instant are followed by one dispatch that
+    fills every agent they freed (what keeps bench/event_pipeline's mix at one dispatch
+    per ~54 events), and no finish is left without a dispatch: the workflow runs to the end."""
+    import core.engine.bridge as bridge
+
+    real = bridge.dispatch
+    assigned: list[int] = []
+
+    def counted(state: Any, capacity: Any, now: float) -> list[tuple[str, str]]:
+        out = real(state, capacity, now)
+        assigned.append(len(out))
+        return out
+
+    monkeypatch.setattr(bridge, "dispatch", counted)
+    eng, _ = _engine(agents=4)
+    done: list[str] = []
+    eng.subscribe(lambda ev: done.append(ev.type) if ev.type.endswith("_COMPLETED") else None)
+    eng.create_workflow(_wf("w", 50, n=40, duration=0))
+    eng.start_workflow("w")
+    await eng.advance(10)
+    assert done.count("TASK_COMPLETED") == 40 and done.count("WORKFLOW_COMPLETED") == 1
+    assert [n for n in assigned if n] == [4] * 10  # every dispatch that assigns fills all four agents
+    assert len(assigned) <= 12
