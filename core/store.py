@@ -36,7 +36,7 @@ from .sqlite_check import sqlite_integrity
 from .store_commit import LOCK_WAIT_S, RowInsert, Statements, on_connection_thread, retrying, transaction
 from .store_errors import StorageError, StoreError, classify
 from .store_metrics import MetricSamples, Sample, SamplesRefused, SeriesSamples, by_series
-from .store_reads import EVENT_COLUMNS, EventReader, row_hash_ok, row_to_event
+from .store_reads import EVENT_COLUMNS, EventReader, archive_blob, row_hash_ok, row_to_event
 from .store_schema import (
     BUSY_TIMEOUT_MS,
     METRIC_TABLES,
@@ -292,7 +292,8 @@ class Store:
                 _INSERT_EVENTS.run(conn, rows)
             if archive:
                 conn.executemany(
-                    "INSERT OR IGNORE INTO archive(workflow, finished_seq, status, record) VALUES (?,?,?,?)", archive
+                    "INSERT OR IGNORE INTO archive(workflow, finished_seq, status, record) VALUES (?,?,?,?)",
+                    [(w, fseq, status, archive_blob(record)) for w, fseq, status, record in archive],
                 )
             if mark:  # an older database: from this commit on, a missing anchor is a loss
                 conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('anchored', '1')")

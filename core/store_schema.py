@@ -18,7 +18,7 @@ from .private import check_owner
 from .store_errors import StoreError
 
 APPLICATION_ID = 0x0D5DEC  # "opsdeck": marks the file as ours in the SQLite header
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -120,6 +120,9 @@ MIGRATIONS: dict[int, list[str]] = {
         # value are the newest, the earlier ones packed here; NULL for a row of one.
         "ALTER TABLE metrics ADD COLUMN earlier BLOB",
     ],
+    # Archive records are stored zlib-compressed (core/store_reads.archive_blob), older
+    # ones stay text and are read as before; an older opsdeck could not read the new ones.
+    7: [],
 }
 METRIC_TABLES = ("metrics", "metric_series")
 """Tables of samples (outside the chain): damage there costs samples, not the log."""
