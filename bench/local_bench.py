@@ -50,6 +50,9 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from local_whole import HEARTBEAT_S, compile_sources, file_text, whole_rows, whole_run, xargs_run
 
 from core.config import Config
 from core.events import Event
@@ -57,35 +60,6 @@ from core.host.host import Host
 from core.models import PhaseSpec, TaskSpec, WorkflowSpec
 from core.runtimes.local import LocalRuntime
 from core.workflow_file import parse_workflow_text
-
-HEARTBEAT_S = 1.0
-
-
-def file_text(agents: int) -> str:
-    return f"""
-[runtime]
-heartbeat_s = {HEARTBEAT_S}
-sample_s = 1.0
-stop_grace_s = 1.0
-
-[[pools]]
-name = "bench"
-specializations = ["bench"]
-size = {agents}
-max_size = {agents + 10}
-
-[[workflows]]
-id = "warmup"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = {agents} }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = ["true"]
-    specialization = "bench"
-    cpu = 0.01
-    memory_gb = 0
-"""
 
 
 def flat(wf_id: str, n: int, command: list[str], agents: int, cwd: Path) -> WorkflowSpec:
@@ -157,103 +131,6 @@ def assignment_waits(events: list[Event], committed_at: dict[str, float], wf_id:
             launch.append(e.ts - committed_at[task])
     nan = float("nan")
     return (statistics.median(commit), statistics.median(launch)) if commit else (nan, nan)
-
-
-def xargs_run(n: int) -> tuple[float, float]:
-    """The baseline, whole: ``xargs -P2 -n1 true`` running ``true`` n times. Its wall
-    seconds, and the CPU seconds of xargs and its ``true`` children."""
-    import subprocess
-
-    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
-    subprocess.run(["xargs", "-P2", "-n1", "true"], input=("x\n" * n).encode(), check=True)
-    dt = time.monotonic() - t0
-    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return dt, c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime
-
-
-def whole_run(agents: int, n: int, workdir: Path) -> float:
-    """What a user running the file once waits for: ``opsdeck run --headless`` of a
-    workflow of ``n`` ``true`` tasks on ``agents`` agents, from the process's start to
-    its exit (imports, the database, the agent hosts started and stopped; event lines
-    to /dev/null). Its wall seconds."""
-    import subprocess
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg, wf_file, db = workdir / "config.toml", workdir / "whole.toml", workdir / "whole.db"
-    cfg.write_text(
-        f"[capacity]\nagents = {agents}\ncpu_cores = 64\nmemory_gb = 64\nconcurrent_workflows = 5\n\n"
-        f"[workflow_limits]\nagents = {agents}\ncpu_cores = 8\nmemory_gb = 8\n"
-    )
-    tasks = "".join(
-        f'    [[workflows.phases.tasks]]\n    id = "t{i:05d}"\n    command = ["true"]\n'
-        '    specialization = "bench"\n    cpu = 0.01\n    memory_gb = 0\n'
-        for i in range(n)
-    )
-    head = file_text(agents).partition("[[workflows]]")[0]
-    wf_file.write_text(
-        head + f'[[workflows]]\nid = "whole"\nallocation = {{ cpu_cores = 4, memory_gb = 4, agents = {agents} }}\n'
-        '  [[workflows.phases]]\n  name = "p"\n' + tasks
-    )
-    cmd = [sys.executable, "-m", "opsdeck", "--config", str(cfg), "run", str(wf_file), "--headless", "--db", str(db)]
-    t0 = time.monotonic()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.monotonic() - t0
-
-
-def compile_sources() -> int:
-    """Compile opsdeck's own modules whose bytecode is missing or stale, before a whole
-    run is timed: an installed package has its bytecode, and with
-    ``PYTHONDONTWRITEBYTECODE`` set (as on this machine) an editable checkout would
-    otherwise compile every changed module at every start, in the console and in each of
-    the 20 agent hosts. How many it compiled."""
-    import compileall
-    import io
-    from contextlib import redirect_stdout
-
-    root = Path(__file__).resolve().parent.parent
-    before = {p: p.stat().st_mtime_ns for pkg in PACKAGES for p in (root / pkg).rglob("*.pyc")}
-    with redirect_stdout(io.StringIO()):
-        for pkg in PACKAGES:
-            if not compileall.compile_dir(root / pkg, quiet=1):
-                raise SystemExit(f"local_bench: {root / pkg} does not compile")
-    after = {p: p.stat().st_mtime_ns for pkg in PACKAGES for p in (root / pkg).rglob("*.pyc")}
-    return sum(1 for p, t in after.items() if before.get(p) != t)
-
-
-PACKAGES = ("core", "opsdeck", "tui", "themes")
-"""The top-level packages of the checkout a whole run imports."""
-
-
-def whole_rows(whole: dict[int, list[tuple[float, float]]]) -> list[tuple[str, str]]:
-    """A row per size of the whole runs, and with two sizes or more what one task more
-    costs (the medians of the smallest and the largest size, a straight line through
-    them: its slope per task, and its value at no task, the start-up and the end)."""
-    rows = [
-        (
-            f"whole `opsdeck run --headless` vs xargs, {size} tasks (process start to exit, hosts started and stopped)",
-            ", ".join(f"{ow:.2f} s vs {xw:.2f} s ({xw / ow:.2f}x)" for ow, xw in runs) or "not run (--whole 0)",
-        )
-        for size, runs in whole.items()
-    ]
-    sized = sorted((size, runs) for size, runs in whole.items() if runs)
-    if len(sized) >= 2:
-        (small, s_runs), (large, l_runs) = sized[0], sized[-1]
-
-        def med(runs: list[tuple[float, float]], i: int) -> float:
-            return statistics.median(r[i] for r in runs)
-
-        per = [(med(l_runs, i) - med(s_runs, i)) / (large - small) for i in (0, 1)]
-        fixed = med(s_runs, 0) - small * per[0]
-        ratio = f"{per[1] / per[0]:.2f}x" if per[0] > 0 else "n/a"
-        rows.append(
-            (
-                f"whole run per task more, {small} -> {large} tasks (medians' difference)",
-                f"opsdeck {per[0] * 1e3:.3f} ms vs xargs {per[1] * 1e3:.3f} ms per task (**{ratio}**); "
-                f"opsdeck's start-up and end by the same line {fixed:.2f} s",
-            )
-        )
-    return rows
 
 
 def listed(values: Iterable[float], fmt: str = ".2f") -> str:

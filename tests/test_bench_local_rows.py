@@ -4,7 +4,7 @@ on every run of every size (the worst counts), not on the size that flatters."""
 from __future__ import annotations
 
 from bench.goals import read_local
-from bench.local_bench import whole_rows
+from bench.local_whole import whole_rows
 
 ROUNDS = "ratio per round | 1.10x, 0.90x\nratio | **1.00x** median, 0.90x worst (goal >= 0.6x)\n"
 

@@ -81,3 +81,18 @@ def test_the_module_check_counts_a_module_s_lines(tmp_path: Path) -> None:
     sizes = _module_sizes(tmp_path)
     assert sizes == {"core/fits.py": MAX_MODULE_LINES, "core/pkg/long.py": MAX_MODULE_LINES + 1}
     assert [k for k, n in sizes.items() if n > MAX_MODULE_LINES] == ["core/pkg/long.py"]
+
+
+OUTSIDE_CORE = ("opsdeck", "tui", "themes", "bench")
+"""The program's other packages and the benchmarks: the same limit holds there."""
+
+
+def test_no_module_outside_core_is_over_500_lines() -> None:
+    sizes = {
+        p.relative_to(REPO).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+        for pkg in OUTSIDE_CORE
+        for p in sorted((REPO / pkg).rglob("*.py"))
+    }
+    assert len(sizes) > 50 and any(k.startswith("bench/") for k in sizes), "the scan found the modules"
+    over = {k: n for k, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not over, f"modules over {MAX_MODULE_LINES} lines (split them by concept): {over}"
