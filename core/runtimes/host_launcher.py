@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..private import open_private
+from ..private import PrivateError, open_private, private_dir
 from .sampler import same_process
 from .wire import encode, messages
 
@@ -241,3 +241,28 @@ class HostLauncher:
                 self.popen.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(CLOSE_WAIT_S)
+
+
+_STARTED_EARLY: dict[str, HostLauncher] = {}
+"""Launchers started before their runtime was made (:func:`start_early`), by run directory."""
+
+
+def start_early(run_dir: Path) -> None:
+    """Start the launcher of ``run_dir`` now, outside any event loop (``opsdeck run``, once
+    its file passed its checks): its own start, an interpreter importing the agent host,
+    then overlaps the console's instead of following it. The local runtime made later for
+    that directory takes it (:func:`launcher_for`); if none is, it exits with this process.
+    A failure here only means the launcher starts later, with the first host."""
+    try:
+        private_dir(run_dir)
+    except (OSError, PrivateError):
+        return
+    launcher = HostLauncher(run_dir)
+    launcher.start()
+    if launcher.broken is None:
+        _STARTED_EARLY[os.path.abspath(run_dir)] = launcher
+
+
+def launcher_for(run_dir: Path) -> HostLauncher:
+    """The launcher started early for ``run_dir``, else one not started yet."""
+    return _STARTED_EARLY.pop(os.path.abspath(run_dir), None) or HostLauncher(run_dir)

@@ -29,7 +29,7 @@ from ..private import open_private, socket_path
 from .adoption import Adoption, kill_verified, killpg_verified
 from .fleet import Fleet, HostRecord
 from .handshake import SECRET_FILE, ChannelError, console_connect
-from .host_launcher import HostLauncher, Launched, exit_status, host_env
+from .host_launcher import Launched, exit_status, host_env, launcher_for
 from .limits import Mechanisms
 from .reports import Reports
 from .sampler import Sampler, same_process
@@ -179,7 +179,7 @@ class LocalHosts:
         self.run_dir = run_dir
         self.mechanisms = mechanisms
         self.sampler = sampler
-        self.launcher = HostLauncher(run_dir)
+        self.launcher = launcher_for(run_dir)
 
     # -- starting ---------------------------------------------------------------------
     def address(self, agent_id: str) -> str:

@@ -134,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
     import asyncio  # only now: `opsdeck run --help` and a file with problems need no event loop
 
     wfile, specs, db = prepared
+    if args.runtime == "local":  # the agent hosts' launcher starts while the console does
+        from core.runtimes.host_launcher import start_early
+        from core.runtimes.opening import run_dir_for
+
+        start_early(run_dir_for(db))
     # A live host holding the database gets the console attached (or the run refused) instead.
     idle = db.is_file() and current_holder(db) is None
     ended = asyncio.run(ended_before(db, config, [sp.id for sp in specs])) if idle else None
@@ -290,6 +295,8 @@ async def headless(
             f"# opsdeck run {db}: {rt.limits_line()}; agents adopted={rt.adopted} recovered={rt.recovered}",
             file=sys.stderr,
         )
+        async with host.lock:  # an end folded but not yet committed reaches ``seen`` (``ended``) here
+            await engine.flush()
         if finished(engine) and not ended:
             print(
                 f"# every workflow of this file already ended in {db}; nothing to run (use another --db to run it again)",
