@@ -40,8 +40,10 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _TICK_NS = 1_000_000_000 // _CLOCK_TICKS
 _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
 """The clock a process's start is counted on in ``/proc/PID/stat`` (Linux only)."""
-_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
-"""Signals Python ignores that a task gets back at their defaults (Popen's ``restore_signals``)."""
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+"""Signals a task gets back at their defaults: those Python ignores (Popen's
+``restore_signals``), and SIGINT, which the agent host ignores (an ignored disposition
+survives exec: a Ctrl-C typed to the task would reach it ignored)."""
 
 
 def read_proc(path: str) -> bytes:
@@ -230,7 +232,8 @@ class TaskProcess:
         (a run with a ``cwd`` in a process with other threads, where that would be seen,
         goes through Popen), and a pty needs its ``TIOCSCTTY`` (Popen). Every descriptor Python opens is close-on-exec,
         so the child gets only 0, 1 and 2 either way; SIGPIPE and SIGXFSZ are reset to
-        their defaults, as Popen resets them."""
+        their defaults, as Popen resets them, and SIGINT too (except through Popen without a
+        terminal, in a process with other threads: nothing may run there between fork and exec)."""
         if terminal is not None:
             before = _boot_ns()
             tty = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, **terminal)

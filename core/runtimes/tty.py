@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 import pty
+import signal
 import struct
 import termios
 from typing import Any
@@ -25,7 +26,10 @@ WRITE_TIMEOUT_S = 10.0
 
 
 def _become_controlling_terminal() -> None:  # pragma: no cover - runs in the child before exec
+    """The pty is the task's controlling terminal, and a Ctrl-C typed to it interrupts the
+    task: SIGINT at its default (the agent host ignores it, and that survives exec)."""
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class TaskTerminal:
