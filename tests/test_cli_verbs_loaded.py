@@ -8,6 +8,9 @@ import asyncio
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from .conftest import run_python
 
@@ -173,3 +176,31 @@ def test_the_program_exits_with_its_heap_frozen_and_main_alone_freezes_nothing()
     out = run_python(EXIT_PROBE, "main")
     assert out.returncode == 3, out.stderr
     assert out.stdout.split() == ["FROZEN", "0"]
+
+
+async def test_a_host_whose_endpoint_is_imported_serves_without_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Host.open_with`` has imported the control endpoint (``parts.import_opened_host``)
+    before ``opsdeck run`` serves: serving then hands no import to a worker thread."""
+    from core.config import Config
+    from core.host import host as host_module
+    from core.host.host import Host
+    from core.host.parts import import_server
+
+    import_server()
+    hopped: list[object] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        hopped.append(fn)
+        return await to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(host_module.asyncio, "to_thread", counted)
+    host = await Host.open_sim(tmp_path / "s.db", Config(), create=True, speed=0)
+    try:
+        await host.serve()
+        assert host.server is not None and host.socket_path.exists()
+        assert import_server not in hopped, "the loaded endpoint was imported again in a worker thread"
+    finally:
+        await host.close()

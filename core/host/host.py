@@ -13,6 +13,7 @@ console's embedded mode are two front doors to the same object.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -29,7 +30,7 @@ from .drill_record import note_drill
 from .errors import HostError
 from .health import status
 from .lease import Lease, acquire, host_info
-from .parts import import_opened_host, import_server
+from .parts import SERVER_MODULE, import_opened_host, import_server
 from .paths import check_database, host_socket_path
 from .storage import StorageWatch, held_words
 
@@ -445,7 +446,7 @@ class Host:
     # -- the endpoint, closing ----------------------------------------------------
     async def serve(self, listen: str | None = None) -> HostServer:
         """Open the control endpoint: the unix socket, and TCP with ``listen``."""
-        if self.server is None:
+        if self.server is None and SERVER_MODULE not in sys.modules:  # a Host made directly, a console
             await asyncio.to_thread(import_server)
         if self.server is None:  # not made by a serve that ran meanwhile
             from .server import HostServer

@@ -28,6 +28,10 @@ def import_host_parts() -> list[ModuleType]:
     return [drills, manager, control, language]
 
 
+SERVER_MODULE = f"{__package__}.server"
+"""The control endpoint's module, which :func:`import_server` loads."""
+
+
 def import_server() -> list[ModuleType]:
     """What serving the control endpoint imports (aiohttp)."""
     from . import server
