@@ -9,7 +9,7 @@ against a replay of the log.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import psutil
 
@@ -27,18 +27,32 @@ def _pid(engine: Engine, agent_id: str) -> tuple[int, float] | None:
     return engine.runtime.host_process(agent_id) if engine.runtime is not None else None
 
 
-def agent_gone(engine: Engine, agent_id: str) -> bool | None:
-    """The agent's process no longer exists (None: this runtime cannot tell)."""
+HostState = Literal["running", "starting", "gone"]
+"""Where an agent's process is: ``starting`` is a host forked whose pid is not known yet
+(its launcher has not answered), which is not gone."""
+
+
+def agent_host_state(engine: Engine, agent_id: str) -> HostState | None:
+    """The agent's process: running, starting or gone (None: this runtime cannot tell)."""
     rt = engine.runtime
     if rt is None:
         return None
     if rt.capabilities.simulated:
         sa = cast("SimRuntime", rt).agents.get(agent_id)
-        return sa is None or not sa.alive
+        return "gone" if sa is None or not sa.alive else "running"
     if rt.capabilities.processes and not rt.capabilities.cluster:
+        if rt.host_starting(agent_id):
+            return "starting"
         proc = _pid(engine, agent_id)
-        return proc is None or not same_process(*proc)
+        return "gone" if proc is None or not same_process(*proc) else "running"
     return None
+
+
+def agent_gone(engine: Engine, agent_id: str) -> bool | None:
+    """The agent's process no longer exists; a host still starting is not gone (None:
+    this runtime cannot tell)."""
+    state = agent_host_state(engine, agent_id)
+    return None if state is None else state == "gone"
 
 
 def agent_cut_off(engine: Engine, agent_id: str) -> bool | None:

@@ -122,6 +122,11 @@ class Runtime(Protocol):
         actor on another node, an agent this runtime never held)."""
         ...
 
+    def host_starting(self, agent_id: str) -> bool:
+        """The agent's host was started and has no pid yet (its launcher has not answered):
+        not gone, only not yet in the process table."""
+        ...
+
     def attempts_allowed(self, task_id: str) -> int | None:
         """The task's own retry policy (attempts), or None: the engine's config decides."""
         ...

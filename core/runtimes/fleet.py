@@ -268,6 +268,11 @@ class Fleet(Generic[H]):
             return None
         return h.pid, h.create_time
 
+    def host_starting(self, agent_id: str) -> bool:
+        """The agent's host is started and still without a pid (a launcher's fork not yet answered)."""
+        h = self.hosts.get(agent_id)
+        return h is not None and not h.dead and h.pid is None
+
     def task_pgid(self, agent_id: str) -> int | None:
         h = self.hosts.get(agent_id)
         return h.task_pgid if h is not None and not h.dead else None

@@ -86,6 +86,9 @@ class ProcessRuntime(Generic[H]):
     def host_process(self, agent_id: str) -> tuple[int, float] | None:
         return self.fleet.host_process(agent_id, self.links)
 
+    def host_starting(self, agent_id: str) -> bool:
+        return self.fleet.host_starting(agent_id)
+
     def task_pgid(self, agent_id: str) -> int | None:
         return self.fleet.task_pgid(agent_id)
 

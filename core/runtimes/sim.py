@@ -392,6 +392,10 @@ class SimRuntime:
         """Simulated agents have no process."""
         return None
 
+    def host_starting(self, agent_id: str) -> bool:
+        """Simulated agents have no process to start."""
+        return False
+
     def has_task(self, agent_id: str) -> bool:
         sa = self.agents.get(agent_id)
         return bool(sa and sa.task)
