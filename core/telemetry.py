@@ -67,7 +67,9 @@ class Series:
         return [(t, v) for t, v in self.points if t >= t0]
 
 
-TASK_DONE_METRICS: tuple[tuple[str, bool], ...] = (("response_time", True), ("efficiency", True), ("completed", False))
+COMPLETIONS = "completed"
+"""The system series counting completed tasks, one point each (the throughput reads it)."""
+TASK_DONE_METRICS: tuple[tuple[str, bool], ...] = (("response_time", True), ("efficiency", True), (COMPLETIONS, False))
 """The system series a completed task adds to (:meth:`Telemetry.task_done`), in the order
 it adds to them: each name, and whether its samples are stored (a completion is counted
 in memory for the throughput, not stored)."""

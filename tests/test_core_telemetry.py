@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from core.telemetry import TASK_DONE_METRICS, Telemetry
+import ast
+
+from core.telemetry import COMPLETIONS, TASK_DONE_METRICS, Telemetry
+
+from .conftest import REPO
 
 
 def _by_record(now: float, took: float | None, expected: float) -> Telemetry:
@@ -85,3 +89,19 @@ def test_task_done_adds_to_the_catalogued_series_and_stores_only_the_stored_ones
     )
     assert {k: list(s.points) for k, s in tel.series.items()} == {k: list(s.points) for k, s in ref.series.items()}
     assert sorted(tel.series) == sorted((name, "system") for name, _ in TASK_DONE_METRICS)
+
+
+def test_the_completions_series_is_named_by_its_declaration_only() -> None:
+    """Whoever counts or reads completions (a task's end, a partition's merge, the
+    throughput) names the series by :data:`core.telemetry.COMPLETIONS`, not a literal."""
+    spelt = []
+    for path in sorted((REPO / "core").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("record", "get")
+                and ast.unparse(node.func.value).split(".")[-1] in ("telemetry", "tel")
+            ) and any(isinstance(a, ast.Constant) and a.value == COMPLETIONS for a in node.args):
+                spelt.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert spelt == []

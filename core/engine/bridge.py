@@ -382,7 +382,7 @@ class RuntimeBridge:
             t = s.tasks[key]
             if t.status is TaskStatus.COMPLETED:
                 res = "already_completed"  # the other side finished first: the isolated copy's result is dropped
-            elif v.status == "completed":
+            elif v.status == TaskStatus.COMPLETED:
                 if t.agent:
                     e.release_task(key, reason="completed_on_isolated_agent", actor="merge")
                 self.emit(
@@ -392,7 +392,7 @@ class RuntimeBridge:
                     {"task": key, "agent": agent_id, "workflow_id": t.workflow, "merged": True},
                     actor="merge",
                 )
-                e.telemetry.record(e.clock.now(), "completed", "system", 1.0, persist=False)
+                e.telemetry.task_done(e.clock.now(), None, t.duration_s)  # its start on the isolated side is unknown
                 self.after_task(t.workflow, t.phase)
                 res = "completed_by_isolated_agent"
             elif v.progress > t.context.progress + 1e-9:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..event_types import AGENT_TIMEOUT
 from ..models import AgentStatus
+from ..telemetry import COMPLETIONS
 
 if TYPE_CHECKING:
     from .contract import EngineCore
@@ -77,7 +78,7 @@ class Liveness:
         tel.record(now, "cpu_pct", "system", cpu_pct)
         tel.record(now, "memory_pct", "system", memory_pct)
         tel.record(now, "agents_pct", "system", self.agent_utilisation())
-        done = tel.get("completed", "system").since(now - THROUGHPUT_WINDOW_S)
+        done = tel.get(COMPLETIONS, "system").since(now - THROUGHPUT_WINDOW_S)
         tel.record(now, "throughput_per_min", "system", len(done) * 60.0 / THROUGHPUT_WINDOW_S)
         self.check_liveness(now)
         self.reassign_unreachable(now)
