@@ -86,6 +86,8 @@ class Runtime(Protocol):
     """Agents whose processes outlived a previous host and were taken over on opening."""
     recovered: list[str]
     """Agents the log counted as live whose processes were gone on opening (failed, tasks recovered)."""
+    left_running: list[str]
+    """Hosts this runtime started that its shutdown could not end (agent and pid): empty after a clean one."""
 
     def attach(self, sink: RuntimeSink) -> None: ...
 

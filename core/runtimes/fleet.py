@@ -107,6 +107,10 @@ class Links(Protocol[H_contra]):
         """At shutdown, after the host was asked to exit: reap or end what is left."""
         ...
 
+    async def ended(self, h: H_contra, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds (never blocking the loop) for the host to end; True once it has."""
+        ...
+
 
 class Fleet(Generic[H]):
     """The shared state of a real runtime's parts, and the write-ahead outbox."""
@@ -118,6 +122,8 @@ class Fleet(Generic[H]):
         self.engine: Engine | None = None
         self.sink: RuntimeSink | None = None
         self.hosts: dict[str, H] = {}
+        self.left_running: list[str] = []
+        """Hosts this runtime started that its shutdown could not end (agent and pid)."""
         self.closing = False
         self.adopted: list[str] = []
         self.recovered: list[str] = []

@@ -240,7 +240,7 @@ class HostLauncher:
             if self.popen.poll() is None:
                 self.popen.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(CLOSE_WAIT_S)
+                await asyncio.to_thread(self.popen.wait, CLOSE_WAIT_S)  # not on the loop
 
 
 _STARTED_EARLY: dict[str, HostLauncher] = {}

@@ -96,6 +96,7 @@ class LocalRuntime(ProcessRuntime[ProcessHost]):
         self.links = links
         self.adopted = self.fleet.adopted
         self.recovered = self.fleet.recovered
+        self.left_running = self.fleet.left_running
 
     # -- what the parts hold, for the console and tests ----------------------------------
     @property

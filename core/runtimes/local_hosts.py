@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 
 from ..private import open_private, socket_path
-from .adoption import Adoption, kill_verified, killpg_verified
+from .adoption import Adoption, kill_verified, killpg_verified, process_ended
 from .fleet import Fleet, HostRecord
 from .handshake import SECRET_FILE, ChannelError, console_connect
 from .host_launcher import Launched, exit_status, host_env, launcher_for
@@ -98,13 +98,11 @@ class LocalLinks:
         return h.pid is not None and h.create_time is not None and same_process(h.pid, h.create_time)
 
     def kill(self, h: ProcessHost) -> None:
-        """SIGKILL a host and its task group, both verified by create time."""
+        """SIGKILL a host and its task group, both verified by create time (its end: :meth:`ended`)."""
         self.kill_task_group(h)
         if h.popen is not None:
             with contextlib.suppress(OSError):
                 h.popen.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                h.popen.wait(1.0)
         elif h.launched is not None:
             h.launched.kill()
         elif h.pid and h.create_time:
@@ -154,8 +152,35 @@ class LocalLinks:
 
     def release(self, h: ProcessHost) -> None:
         if h.popen is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                h.popen.wait(1.0)
+            h.popen.poll()  # reaped if it ended (the shutdown waited for that: :meth:`ended`)
+
+    async def ended(self, h: ProcessHost, timeout: float) -> bool:
+        """Wait for the host process to end (its pidfd); one not yet forked, for the
+        launcher's answer first (a host killed before its pid was known is killed then)."""
+        deadline = time.monotonic() + timeout
+        launched = h.launched
+        if launched is not None and not launched.started.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(launched.started.wait(), timeout)
+        pid: int | None
+        ct: float | None
+        if h.popen is not None:
+            pid, ct = h.popen.pid, None  # our unreaped child: its pid is its own until reaped
+        elif launched is not None:
+            if launched.error is not None or launched.returncode is not None:
+                return True  # never forked, or reaped by the launcher
+            pid, ct = launched.pid, launched.create_time
+            if pid is None or ct is None:
+                return False  # the launcher did not answer: the host may run, unknown
+        else:
+            pid, ct = h.pid, h.create_time
+            if pid is None or ct is None:
+                return True  # adopted hosts always have both
+        assert pid is not None
+        done = await process_ended(pid, ct, max(0.0, deadline - time.monotonic()))
+        if h.popen is not None:
+            h.popen.poll()
+        return done
 
 
 class LocalHosts:
@@ -317,7 +342,6 @@ class LocalHosts:
                 # host: send it nothing, fail the agent loudly, and do not retry there.
                 self.adoption.security_failures.append(str(exc))
                 print(f"opsdeck: agent {h.agent}: {exc}", file=sys.stderr, flush=True)
-                links.kill(h)
                 self.died(h, f"agent socket refused: {exc}")
                 return
             except OSError:
@@ -329,7 +353,6 @@ class LocalHosts:
                     judged = waited
                     stuck = self.stuck_starting(h, waited, cpu0)
                     if stuck is not None:
-                        links.kill(h)
                         self.died(h, stuck)
                         return
                 if not h.connected_once and fleet.sink is not None:
@@ -350,14 +373,9 @@ class LocalHosts:
             writer.close()
             if h.dead or fleet.closing:
                 return
-            if h.retiring:
-                await asyncio.sleep(0.05)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    if h.popen is not None:
-                        h.popen.wait(0.5)
-                if not links.alive(h):
-                    self.supervisor.gone(h)
-                    return
+            if h.retiring and await links.ended(h, 0.5):
+                self.supervisor.gone(h)
+                return
             if not links.alive(h):
                 await self.ended(h, "agent process died")
                 return
@@ -412,10 +430,12 @@ class LocalHosts:
                 if h.dead:
                     continue
                 u = usage.get(h.agent)
-                if u is None or not self.links.alive(h):
+                if not self.links.alive(h):
                     if not h.retiring:
                         await self.ended(h, "agent process gone")
                     continue
+                if u is None:
+                    continue  # alive but unreadable now (a /proc read failed): not measured, not dead
                 if time.monotonic() - h.last_report <= 2 * fleet.timing.heartbeat_s:
                     # A sample is liveness to the engine: only for a host that still talks
                     # (a stopped or hung host is measurable but silent).

@@ -102,6 +102,7 @@ class RayRuntime(ProcessRuntime[ActorHost]):
         self.actors = RayActors(self.fleet, self.links, self.supervisor, self.reports, self.namespace, sampler)
         self.adopted = self.fleet.adopted
         self.recovered = self.fleet.recovered
+        self.left_running = self.fleet.left_running
 
     # -- what the parts hold, for the console and tests ----------------------------------
     @property

@@ -111,6 +111,13 @@ class ActorLinks:
         if not h.gone:
             self.kill(h)
 
+    async def ended(self, h: ActorHost, timeout: float) -> bool:
+        """An actor's end is seen by its polls (no event on this machine): checked every 50 ms."""
+        deadline = time.monotonic() + timeout
+        while not h.gone and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return h.gone
+
 
 class RayActors:
     """Placing, adopting, polling and sampling the agents' actors."""

@@ -115,6 +115,7 @@ class SimRuntime:
         self.cache_gb = 0.0  # engine-owned caches the cleanup can purge
         self.adopted: list[str] = []  # no process outlives a host: nothing is ever adopted
         self.recovered: list[str] = []
+        self.left_running: list[str] = []  # no processes: nothing is ever left running
         self._ticking = False
 
     # -- wiring ---------------------------------------------------------------

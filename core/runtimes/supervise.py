@@ -10,7 +10,6 @@ grace period; a shutdown leaves no host and no task process behind.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Generic
 
@@ -21,6 +20,9 @@ from .fleet import Fleet, H, Links
 if TYPE_CHECKING:
     from ..engine import Engine
 
+KILL_WAIT_S = 5.0
+"""How long a killed host may take to be seen gone before the shutdown says it could not end it."""
+
 
 class Supervisor(Generic[H]):
     """What happens to the engine's agents when their hosts end."""
@@ -29,6 +31,8 @@ class Supervisor(Generic[H]):
         self.fleet = fleet
         self.links = links
         self.dispatch = dispatch
+        self.ending: list[H] = []
+        """Hosts killed whose end is not yet seen: the shutdown waits for them too."""
 
     def fail_unadopted(self, engine: Engine, adoptable: Iterable[str], gone_reason: str, why: dict[str, str]) -> None:
         """On opening: the agents the log counts as live whose hosts were not found (or
@@ -46,12 +50,24 @@ class Supervisor(Generic[H]):
         self.links.close(h)
         self.fleet.forget_row(h.agent)
 
+    def end(self, h: H) -> None:
+        """Kill the host (verified by create time) and keep it until its end is seen."""
+        self.links.kill(h)
+        self.ending = [e for e in self.ending if self.links.alive(e)]
+        self.ending.append(h)
+
     def died(self, h: H, reason: str) -> None:
-        """An agent host that died: fail the agent (its task goes back with its context), replace it."""
+        """An agent host taken for dead: fail the agent (its task goes back with its
+        context), replace it. One whose process still runs (stuck, or refused on its
+        socket) is killed first, so no replaced host is left running."""
         if h.dead:
             return
         fleet = self.fleet
-        self.links.kill_task_group(h)
+        if self.links.alive(h):
+            self.end(h)
+            reason = f"{reason}; killed"
+        else:
+            self.links.kill_task_group(h)
         self.gone(h)
         sink = fleet.sink
         if fleet.closing or sink is None or h.retiring:
@@ -70,7 +86,7 @@ class Supervisor(Generic[H]):
     def replace(self, old: H | None) -> None:
         """A new host takes an agent's place: the old one, if still there, is ended."""
         if old is not None and not old.dead:
-            self.links.kill(old)
+            self.end(old)
 
     def retire_agent(self, agent_id: str) -> None:
         h = self.fleet.hosts.get(agent_id)
@@ -84,7 +100,7 @@ class Supervisor(Generic[H]):
         if not h.dead and not self.links.alive(h):
             self.gone(h)
         elif not h.dead:
-            self.links.kill(h)
+            self.end(h)
             self.gone(h)
 
     async def shutdown(self, release: bool = True) -> None:
@@ -97,20 +113,25 @@ class Supervisor(Generic[H]):
                 if a.status in LIVE_AGENT:
                     engine.retire_agent(a.id, actor="opsdeck")
         fleet.closing = True
-        for h in fleet.hosts.values():
-            if not h.dead:
-                h.retiring = True
-                fleet.send(h, {"op": "shutdown"})
+        live = [h for h in fleet.hosts.values() if not h.dead]
+        for h in live:
+            h.retiring = True
+            fleet.send(h, {"op": "shutdown"})
         fleet.poke()
-        deadline = time.monotonic() + fleet.timing.stop_grace_s + 2.0
-        # Hosts not started by this process (adopted) signal no exit: their liveness is polled.
-        while time.monotonic() < deadline and any(not h.dead and links.alive(h) for h in fleet.hosts.values()):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        for h in fleet.hosts.values():
-            if not h.dead and links.alive(h):
-                links.kill(h)
+        await asyncio.gather(*(links.ended(h, fleet.timing.stop_grace_s + 2.0) for h in live))
+        # Every host this console started, dead-marked ones included: none is left running.
+        hosts = list({id(h): h for h in [*fleet.hosts.values(), *self.ending]}.values())
+        for h in hosts:
+            if links.alive(h):
+                self.end(h)
             if not h.dead:
                 self.gone(h)
+        ends = await asyncio.gather(*(links.ended(h, KILL_WAIT_S) for h in self.ending))
+        for h, done in zip(self.ending, ends, strict=True):
+            if not done:
+                fleet.left_running.append(f"{h.agent} (pid {h.pid or 'unknown'})")
+        self.ending = []
+        for h in hosts:
             links.release(h)
         await fleet.run_store_ops()
         await fleet.stop_loops()

@@ -141,7 +141,13 @@ class Launcher:
         # Unreaped until its pidfd says it ended: the pid is the child's while we read its start.
         pidfd = os.pidfd_open(pid)
         self.sel.register(pidfd, selectors.EVENT_READ, pid)
-        _send(self.control, {"t": "spawned", "id": ident, "pid": pid, "create_time": create_time(pid)})
+        try:
+            _send(self.control, {"t": "spawned", "id": ident, "pid": pid, "create_time": create_time(pid)})
+        except OSError:
+            # The console's end is closed: no console knows this host (it has no row to be
+            # adopted by), so it would only wait out its orphan timeout. Our unreaped child.
+            os.kill(pid, signal.SIGKILL)
+            raise
 
     def reap_ended(self) -> None:
         """On leaving: reap the hosts that have already ended (their CPU time is counted in

@@ -318,6 +318,8 @@ async def headless(
     results = {w.id: w.status.value for w in engine.state.all_workflows()}
     for wid, status in sorted(results.items()):
         print(f"# {wid}: {status}", file=sys.stderr)
+    if rt.left_running:
+        print(f"opsdeck: could not end agent hosts this run started: {', '.join(rt.left_running)}", file=sys.stderr)
     if as_json:
         printer.write(
             json_line(
@@ -332,7 +334,7 @@ async def headless(
         )
     if stop.is_set():
         return 130
-    return 0 if all(s == "completed" for s in results.values()) else 1
+    return 0 if all(s == "completed" for s in results.values()) and not rt.left_running else 1
 
 
 async def _set_when(event: asyncio.Event, then: asyncio.Event) -> None:

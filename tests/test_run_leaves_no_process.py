@@ -1,0 +1,127 @@
+"""A whole ``opsdeck run --headless`` leaves no process of its own behind, whatever
+ended its hosts meanwhile.
+
+Before, a run that exited 0 could leave agent hosts running, each waiting out its
+orphan timeout (an hour): a host the sampler could not read was taken for gone and
+replaced while its process ran, and the shutdown skipped dead-marked hosts; and a
+host the launcher forked after the console had closed its channel (the run ended while
+hosts were still starting) was known to no one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.runtimes.local import run_dir_for
+
+from .conftest import REPO
+
+WORKFLOW = """
+[runtime]
+heartbeat_s = 0.5
+sample_s = 0.2
+stop_grace_s = 1.0
+
+[[pools]]
+name = "workers"
+specializations = ["shell"]
+size = AGENTS
+
+[[workflows]]
+id = "w"
+priority = 60
+allocation = { cpu_cores = 2, memory_gb = 1, agents = AGENTS }
+
+  [[workflows.phases]]
+  name = "work"
+    [[workflows.phases.tasks]]
+    id = "a"
+    command = "sleep SLEEP"
+    specialization = "shell"
+    memory_gb = 0.25
+    cpu = 0.1
+    [[workflows.phases.tasks]]
+    id = "b"
+    command = "sleep SLEEP"
+    specialization = "shell"
+    memory_gb = 0.25
+    cpu = 0.1
+"""
+
+# The console with its sampler failing for every host (as a /proc read of a host still
+# starting can): each host is then taken for gone while its process runs.
+BLIND_SAMPLER = (
+    "import runpy, sys\n"
+    "from core.runtimes import sampler\n"
+    "sampler.Sampler.trees = lambda self, roots: {name: None for name in roots}\n"
+    "sys.argv = ['opsdeck', *sys.argv[1:]]\n"
+    "runpy.run_module('opsdeck', run_name='__main__', alter_sys=True)\n"
+)
+
+# A launcher slow to fork (a loaded machine): the run's one short task ends while most
+# hosts are still being forked.
+SLOW_FORK = (
+    "import os, time\n"
+    "_fork = os.fork\n"
+    "def _slow_fork():\n"
+    "    time.sleep(0.4)\n"
+    "    return _fork()\n"
+    "os.fork = _slow_fork\n"
+)
+
+
+def _of_run(run_dir: Path) -> list[psutil.Process]:
+    """Live processes whose command line names the run's private directory (its hosts,
+    forked by its launcher or started on their own, and the launcher)."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] == psutil.STATUS_ZOMBIE or p.pid == os.getpid():
+                continue
+            if any(str(run_dir) in arg for arg in p.info["cmdline"] or ()):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fault", "agents", "sleep"), [("blind_sampler", 2, 4), ("slow_launcher", 12, 0), ("none", 2, 0)]
+)
+def test_a_run_leaves_no_host_running(
+    tmp_path: Path, cli_env: dict[str, str], fault: str, agents: int, sleep: int
+) -> None:
+    db = tmp_path / "run.db"
+    wf = tmp_path / "w.toml"
+    wf.write_text(WORKFLOW.replace("AGENTS", str(agents)).replace("SLEEP", str(sleep)))
+    env = dict(cli_env)
+    prefix = [sys.executable, "-m", "opsdeck"]
+    if fault == "blind_sampler":
+        prefix = [sys.executable, "-c", BLIND_SAMPLER]
+    elif fault == "slow_launcher":  # sitecustomize: in the launcher (and the console, which never forks)
+        (tmp_path / "site").mkdir()
+        (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_FORK)
+        env["PYTHONPATH"] = str(tmp_path / "site")
+    out = subprocess.run(
+        [*prefix, "run", str(wf), "--db", str(db), "--headless"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=240,
+    )
+    left = _of_run(run_dir_for(db))
+    try:
+        assert left == [], f"left running: {[(p.pid, p.info['cmdline']) for p in left]}\n{out.stderr}"
+        assert out.returncode == 0, out.stderr  # every host ended: the run says nothing was left
+        assert "could not end" not in out.stderr
+    finally:
+        for p in left:
+            p.kill()
