@@ -156,3 +156,37 @@ async def test_a_checkpoint_whose_event_commit_is_refused_keeps_its_event_for_th
         assert sorted(again.state.checkpoints) == await _ids_in_store(db)
     finally:
         await again.close()
+
+
+async def test_a_checkpoint_cancelled_while_its_refused_save_settles_ends_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task is cancelled while its row is being written, and the storage refuses the
+    write: nothing was recorded, and the task ends cancelled as it was asked to (it ended
+    with the storage's error: the cancellation was lost, and a drill cancelled at that
+    point ended 'failed: disk full' instead)."""
+    db = tmp_path / "x.db"
+    eng = await open_sim(db, demo=True)
+    store = eng.store
+    assert store is not None
+    try:
+        await eng.flush()
+        before = sorted(r["id"] for r in await store.list_checkpoints())
+
+        async def refused() -> int:
+            await asyncio.sleep(0)  # the checkpoint's task waits on this write meanwhile
+            raise StorageError("full", str(db), f"{db}: the disk is full")
+
+        def save(*a: Any, **k: Any) -> Any:
+            task = asyncio.current_task()  # the checkpoint's: it calls this to hand the write over
+            assert task is not None
+            task.cancel()  # delivered while it waits on the write
+            return refused()
+
+        monkeypatch.setattr(store, "save_checkpoint", save)
+        cp = asyncio.ensure_future(eng.checkpoint("manual", label="refused"))
+        await asyncio.wait({cp})
+        assert cp.cancelled(), cp.exception()
+        assert sorted(r["id"] for r in await store.list_checkpoints()) == before == sorted(eng.state.checkpoints)
+    finally:
+        await eng.close()

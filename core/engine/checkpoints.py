@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 async def _settled(fut: asyncio.Future[int]) -> bool:
     """Wait for ``fut`` to end, a cancellation of the waiter meanwhile included; whether
-    there was one (the caller raises it once what ``fut`` did is accounted for)."""
+    there was one (the caller raises it once what ``fut`` did is accounted for). When
+    ``fut`` fails after such a cancellation, nothing it did is left to account for: the
+    cancellation is raised, not ``fut``'s error (which would have ended the task as failed)."""
     cancelled = False
     while not fut.done():
         try:
@@ -34,6 +36,10 @@ async def _settled(fut: asyncio.Future[int]) -> bool:
             if fut.cancelled():
                 raise
             cancelled = True
+        except Exception:
+            if cancelled:
+                raise asyncio.CancelledError from None
+            raise
     return cancelled
 
 
