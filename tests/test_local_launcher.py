@@ -139,3 +139,26 @@ async def test_a_launcher_that_dies_leaves_later_hosts_to_start_on_their_own(
         await runtime.shutdown()
         await engine.close()
     assert "the agent host launcher exited (killed by SIGKILL)" in capsys.readouterr().err
+
+
+async def test_a_host_that_can_start_neither_way_fails_its_agent_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The launcher refuses a host whose log cannot be opened; the console's own start of
+    it then fails the same way. That is said, and the agent fails as a host that died
+    (its task goes back, a replacement takes its place), not left waiting for a host
+    that does not exist."""
+    run_dir = tmp_path / "r.db.agents"
+    run_dir.mkdir(mode=0o700)
+    (run_dir / "agent_001.log").mkdir()  # a log that cannot be opened
+    engine, runtime, rec = await open_text(tmp_path / "r.db", TWO_TASKS, tmp_path)
+    try:
+        await drive(engine, lambda: wf_status(engine, "w") == "completed", timeout=30)
+        errors = [e.data for e in rec.of("AGENT_ERROR") if e.data["agent"] == "agent_001"]
+        assert errors and "could not start" in errors[0]["error"], errors
+        assert runtime.hosts["agent_001"].dead
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    err = capsys.readouterr().err
+    assert "agent agent_001: its host could not start" in err and "starts as a process of its own" not in err, err

@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from ..private import open_private, socket_path
+from ..private import PrivateError, open_private, socket_path
 from .adoption import Adoption, kill_verified, killpg_verified, process_ended
 from .fleet import Fleet, HostRecord
 from .handshake import SECRET_FILE, ChannelError, console_connect
@@ -302,11 +302,20 @@ class LocalHosts:
         if h.dead or launched.kill_on_start:
             return  # ended before its pid was known: nothing to record
         if launched.error is not None:
+            h.launched = None
+            try:
+                self.spawn_process(h)
+            except (OSError, PrivateError, subprocess.SubprocessError) as exc:
+                # Failed as the launcher did: the agent fails as a host that died (its task goes back).
+                print(
+                    f"opsdeck: agent {h.agent}: its host could not start ({launched.error}; then {exc})",
+                    file=sys.stderr,
+                )
+                self.died(h, f"agent process could not start: {exc}")
+                return
             print(
                 f"opsdeck: agent {h.agent}: {launched.error}; its host starts as a process of its own", file=sys.stderr
             )
-            h.launched = None
-            self.spawn_process(h)
             return
         h.pid, h.create_time = launched.pid, launched.create_time
         self.links.save(h)
