@@ -18,7 +18,7 @@ from ..config import Config
 from ..events import Event
 from ..store_errors import StoreError, passing
 from .client import HostClient, HostGone
-from .errors import UndecodableEvent, the_host
+from .errors import HostBadAnswer, UndecodableEvent, the_host
 from .language import LANGUAGE, services
 from .link import ACTOR, Link, refusal
 from .replica import Replica, ReplicaGap
@@ -192,6 +192,12 @@ class AttachedLink(Link):
                 what = f"it sent an event the console could not decode ({exc.where}: {exc.why})"
                 self._stop_following(f"an undecodable event, {exc.where}", what)
                 return
+            except HostBadAnswer as exc:
+                # Not the host gone either: reopening the stream would most likely be answered the same.
+                if client is self.client:
+                    what = f"it answered {exc.request or 'a request'} with something the console could not read ({exc.reason})"
+                    self._stop_following(f"an unreadable answer to {exc.request or 'a request'}", what)
+                return
             except HostGone as exc:
                 if client is self.client:
                     await self._host_gone(exc.pid)
@@ -274,9 +280,21 @@ class AttachedLink(Link):
             if client is not None:
                 try:
                     self._take_health(await client.health())
+                except HostBadAnswer as exc:
+                    if client is self.client and "health" not in self._behind:
+                        self._set_stale(
+                            "health",
+                            "health unreadable",
+                            f"{the_host(exc.pid)} answered {exc.request} with something the console could not read "
+                            f"({exc.reason}); the clock and speed shown are from the last health read, asked again "
+                            f"every {POLL_S:g}s",
+                        )
                 except HostGone as exc:
                     if client is self.client:
                         await self._host_gone(exc.pid)
+                else:
+                    if "health" in self._behind:
+                        self._set_stale("health", None, f"{the_host(client.pid)} answers its health check again")
             try:
                 await self.replica.refresh_telemetry()
             except Exception as exc:  # noqa: BLE001 - the gauges' read failed: said once, read again next time
@@ -308,6 +326,12 @@ class AttachedLink(Link):
             return refusal("HOST_GONE", f"{why}: {name} was refused; nothing was sent")
         try:
             res = await client.send(text, ACTOR)
+        except HostBadAnswer as exc:
+            return refusal(
+                "HOST_BAD_ANSWER",
+                f"{the_host(exc.pid)} answered the command with something the console could not read ({exc.reason}): "
+                "it may have run; see the event log",
+            )
         except HostGone as exc:
             await self._host_gone(exc.pid)
             return refusal("HOST_GONE", f"{self.gone}: the command may not have run; see the event log")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..timefmt import duration
 from .client_http import MAX_BODY_BYTES, Endpoint, HttpError, Malformed, Pool, Response
-from .errors import HostBadAnswer, HostGone, HostUnresponsive, UndecodableEvent, the_host
+from .errors import STREAM, HostBadAnswer, HostGone, HostUnresponsive, UndecodableEvent, the_host
 from .lease import Holder, current_holder
 from .stream import DROPPED_EVENT
 
@@ -198,10 +198,11 @@ class HostClient:
     def gone(self, reason: str) -> HostGone:
         return HostGone(self.pid, reason)
 
-    def _failed(self, exc: BaseException) -> HostGone:
-        """What a failed exchange means to a caller: the host gone, or its answer unreadable."""
+    def _failed(self, exc: BaseException, request: str) -> HostGone:
+        """What a failed exchange means to a caller: the host gone, or its answer to
+        ``request`` unreadable."""
         if isinstance(exc, Malformed):
-            return HostBadAnswer(self.pid, str(exc))
+            return HostBadAnswer(self.pid, str(exc), request)
         if isinstance(exc, OSError) and not isinstance(exc, HttpError):
             where = self.socket_path or self.base
             return self.gone(f"{where}: {exc.strerror or str(exc) or type(exc).__name__}")
@@ -258,12 +259,12 @@ class HostClient:
         try:
             status, raw = await self._fetch(method, path, body)
         except (HttpError, OSError) as exc:
-            raise self._failed(exc) from None
+            raise self._failed(exc, f"{method} {path}") from None
         try:
             return status, raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise HostBadAnswer(
-                self.pid, f"answered {status} with bytes that are not UTF-8 (at byte {exc.start})"
+                self.pid, f"answered {status} with bytes that are not UTF-8 (at byte {exc.start})", f"{method} {path}"
             ) from None
 
     async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
@@ -297,10 +298,10 @@ class HostClient:
             out = json.loads(text)
         except json.JSONDecodeError:
             raise HostBadAnswer(
-                self.pid, f"answered {status} with something that is not JSON: {text[:200]!r}"
+                self.pid, f"answered {status} with something that is not JSON: {text[:200]!r}", f"{method} {path}"
             ) from None
         if not isinstance(out, dict):
-            raise HostBadAnswer(self.pid, f"answered {status} with JSON that is not an object")
+            raise HostBadAnswer(self.pid, f"answered {status} with JSON that is not an object", f"{method} {path}")
         return out
 
     # -- the API ----------------------------------------------------------------
@@ -352,7 +353,7 @@ class HostClient:
         try:
             resp = opening.result()
         except (HttpError, OSError) as exc:
-            raise self._failed(exc) from None
+            raise self._failed(exc, STREAM) from None
         try:
             if resp.status != 200:
                 raise self.gone(f"the event stream answered {resp.status}: {await self._refusal(resp)}")
@@ -365,11 +366,11 @@ class HostClient:
                     await check()
                     continue
                 except Malformed as exc:
-                    raise self._failed(exc) from None
+                    raise self._failed(exc, STREAM) from None
                 except (HttpError, OSError) as exc:
                     if dropped:
                         return
-                    raise self._failed(exc) from None
+                    raise self._failed(exc, STREAM) from None
                 if chunk is None:
                     return
                 if silent and self.on_silence is not None:

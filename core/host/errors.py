@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+STREAM = "the event stream"
+"""The request an unreadable answer of the event stream is said to answer (:class:`HostBadAnswer`)."""
+
 
 def the_host(pid: int | None) -> str:
     """The host in words: "the host (pid N)", or "the host" when its pid is not known."""
@@ -33,10 +36,14 @@ class HostUnresponsive(HostGone):
 
 class HostBadAnswer(HostGone):
     """The host answered something a client cannot read: not HTTP/1.1, over a size
-    limit, or not the JSON it should be. Handled as the host gone: nothing more is read from it."""
+    limit, or not the JSON it should be. Nothing more is read from that answer; the host
+    is not known to be gone (a caller that cannot go on without it may treat it so)."""
 
-    def __init__(self, pid: int | None, reason: str) -> None:
-        Exception.__init__(self, f"{the_host(pid)} answered something this client cannot read: {reason}")
+    def __init__(self, pid: int | None, reason: str, request: str = "") -> None:
+        self.request = request
+        """Which answer: the request it answered (``GET /v1/health``, ``the event stream``)."""
+        said = f" ({request})" if request else ""
+        Exception.__init__(self, f"{the_host(pid)} answered something this client cannot read{said}: {reason}")
         self.pid = pid
         self.reason = reason
 
@@ -53,4 +60,4 @@ class UndecodableEvent(HostBadAnswer):
         """Its own seq, when that much could be read."""
         self.why = why
         self.where = f"seq {seq}" if seq is not None else f"the event after seq {after}"
-        super().__init__(pid, f"an event of the stream ({self.where}) cannot be decoded: {why}")
+        super().__init__(pid, f"an event of the stream ({self.where}) cannot be decoded: {why}", STREAM)
