@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import psutil
 import pytest
 
 if TYPE_CHECKING:
@@ -43,6 +44,17 @@ def seed_document() -> Path:
 @pytest.fixture
 def seed_text() -> str:
     return seed_document().read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def sleeper() -> Iterator[psutil.Process]:
+    """A process of ours standing in for an agent host or an actor's worker (killed after)."""
+    p = subprocess.Popen(["sleep", "60"])
+    try:
+        yield psutil.Process(p.pid)
+    finally:
+        p.kill()
+        p.wait()
 
 
 @pytest.fixture

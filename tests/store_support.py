@@ -1,9 +1,13 @@
-"""Helpers for tests that damage a stored event log behind the store's back."""
+"""Helpers for tests that damage a stored event log behind the store's back, and
+that check what a store holds afterwards."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+
+from core.store import Store
+from core.verify import VerifyReport, verify_store
 
 
 def tamper(db: Path, seq: int, change: str = "ts = ts + 1") -> None:
@@ -17,3 +21,13 @@ def tamper(db: Path, seq: int, change: str = "ts = ts + 1") -> None:
         con.commit()
     finally:
         con.close()
+
+
+async def verified(db: Path) -> VerifyReport:
+    """What verification (``opsdeck verify``) finds in ``db``, the store opened read-only
+    and closed again."""
+    store = await Store.open(db, readonly=True)
+    try:
+        return await verify_store(store)
+    finally:
+        await store.close()

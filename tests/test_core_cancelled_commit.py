@@ -13,7 +13,8 @@ from pathlib import Path
 
 from core.session import open_sim
 from core.store import Store
-from core.verify import verify_store
+
+from .store_support import verified
 
 
 async def test_a_cancelled_flush_commits_once_and_the_engine_goes_on(tmp_path: Path) -> None:
@@ -44,9 +45,5 @@ async def test_a_cancelled_flush_commits_once_and_the_engine_goes_on(tmp_path: P
         assert len(seen) == len(set(seen)), "every committed event is published once"
     finally:
         await eng.close()
-    store = await Store.open(db, readonly=True)
-    try:
-        report = await verify_store(store)
-    finally:
-        await store.close()
+    report = await verified(db)
     assert report.ok, report.as_dict()

@@ -21,7 +21,8 @@ from core.engine import Engine
 from core.session import open_sim
 from core.store import Store
 from core.store_errors import StorageError
-from core.verify import verify_store
+
+from .store_support import verified
 
 CALLS = ("append", "add_metrics", "history_kept", "save_checkpoint")
 """The store calls a checkpoint awaits (its flush first, the kept entries, the row)."""
@@ -106,11 +107,7 @@ async def test_a_checkpoint_cancelled_at_each_store_call_leaves_row_and_event_to
     at_save = made.index("save_checkpoint")
     # Cut before the save: neither; cut at the save (its row written all the same) or after: both.
     assert stored == [i >= at_save for i in range(n)], (made, stored)
-    store = await Store.open(db, readonly=True)
-    try:
-        report = await verify_store(store)
-    finally:
-        await store.close()
+    report = await verified(db)
     assert report.ok, report.as_dict()
 
 

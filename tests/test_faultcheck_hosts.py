@@ -7,14 +7,11 @@ not happen.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
 
 import psutil
-import pytest
 
 from core.incidents.faultcheck import agent_gone, agent_host_state
 from core.runtimes.local import LocalRuntime
@@ -22,17 +19,6 @@ from core.runtimes.local_hosts import ProcessHost
 
 if TYPE_CHECKING:
     from core.engine import Engine
-
-
-@pytest.fixture
-def sleeper() -> Iterator[psutil.Process]:
-    """A process of ours standing in for a running agent host."""
-    p = subprocess.Popen(["sleep", "60"])
-    try:
-        yield psutil.Process(p.pid)
-    finally:
-        p.kill()
-        p.wait()
 
 
 def _engine(rt: LocalRuntime) -> Engine:

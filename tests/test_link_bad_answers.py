@@ -4,6 +4,7 @@ with it, and is not "the host is gone": the host still answers, commands still r
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,20 @@ from core.host.client import HostClient
 from core.host.client_http import Chunked, Malformed
 from tests.conftest import until
 
-from .test_link_trouble import _attached
+from .test_link_trouble import _a_command_runs_on, _attached
+
+
+def _garble(monkeypatch: pytest.MonkeyPatch, at: str, raw: bytes) -> Callable[..., Awaitable[tuple[int, bytes]]]:
+    """The host's answers to requests to ``at`` arrive as ``raw`` (status 200), after the
+    real exchange (a command still runs); the real exchange, to put back."""
+    real = HostClient._fetch
+
+    async def garbled(self: HostClient, method: str, path: str, body: object) -> tuple[int, bytes]:
+        got = await real(self, method, path, body)
+        return (200, raw) if path == at else got
+
+    monkeypatch.setattr(HostClient, "_fetch", garbled)
+    return real
 
 
 async def test_broken_http_on_the_event_stream_is_said_as_such_not_the_host_gone(
@@ -37,10 +51,7 @@ async def test_broken_http_on_the_event_stream_is_said_as_such_not_the_host_gone
             "something the console could not read (a chunk size line that is not hex)"
         ), said
         assert "is gone" not in said[0] and link.replica.seq == folded
-        seq = host.engine.state.seq
-        res = await link.send("/coordination-hub checkpoint")
-        assert res["status"] == "success", res
-        await until(lambda: host.engine.state.seq > seq, "the command ran on the host")
+        await _a_command_runs_on(host, link)
     finally:
         await link.close()
         await host.close()
@@ -50,15 +61,8 @@ async def test_a_health_answer_that_is_not_json_is_said_and_its_recovery_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host, link, said, status = await _attached(tmp_path)
-    real = HostClient._fetch
-
-    async def garbled(self: HostClient, method: str, path: str, body: object) -> tuple[int, bytes]:
-        if path == "/v1/health":
-            return 200, b"<html>proxy error</html>"
-        return await real(self, method, path, body)
-
     try:
-        monkeypatch.setattr(HostClient, "_fetch", garbled)
+        real = _garble(monkeypatch, "/v1/health", b"<html>proxy error</html>")
         await until(lambda: said, "the unreadable health answer said")
         assert link.gone is None and status == [], "the host answers its stream and commands: not gone"
         assert said[0].startswith(
@@ -79,14 +83,8 @@ async def test_a_command_answered_unreadably_is_refused_as_such_and_the_host_kep
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host, link, said, status = await _attached(tmp_path)
-    real = HostClient._fetch
-
-    async def garbled(self: HostClient, method: str, path: str, body: object) -> tuple[int, bytes]:
-        got = await real(self, method, path, body)
-        return (200, b"\xff\xfe") if path == "/v1/commands" else got
-
     try:
-        monkeypatch.setattr(HostClient, "_fetch", garbled)
+        _garble(monkeypatch, "/v1/commands", b"\xff\xfe")
         res = await link.send("/coordination-hub checkpoint")
         assert res["status"] == "error" and res["error"]["code"] == "HOST_BAD_ANSWER", res
         assert "bytes that are not UTF-8" in res["error"]["message"] and "may have run" in res["error"]["message"]

@@ -108,6 +108,14 @@ async def _attached(tmp_path: Path) -> tuple[Host, AttachedLink, list[str], list
     return host, link, said, status
 
 
+async def _a_command_runs_on(host: Host, link: AttachedLink) -> None:
+    """The host is fine: a command sent through the link commits in its log."""
+    seq = host.engine.state.seq
+    res = await link.send("/coordination-hub checkpoint")
+    assert res["status"] == "success", res
+    await until(lambda: host.engine.state.seq > seq, "the command ran on the host")
+
+
 async def test_a_fold_error_on_the_console_side_is_not_the_host_gone(tmp_path: Path) -> None:
     host, link, said, status = await _attached(tmp_path)
     try:
@@ -127,10 +135,7 @@ async def test_a_fold_error_on_the_console_side_is_not_the_host_gone(tmp_path: P
         assert "is gone" not in said[0] and "not following" in link.describe()
         assert link.replica.seq == folded
         # The host is fine: a command still reaches it and commits in its log.
-        seq = host.engine.state.seq
-        res = await link.send("/coordination-hub checkpoint")
-        assert res["status"] == "success", res
-        await until(lambda: host.engine.state.seq > seq, "the command ran on the host")
+        await _a_command_runs_on(host, link)
         assert link.replica.seq == folded, "nothing more is folded into a replica that failed"
     finally:
         await link.close()
@@ -165,10 +170,7 @@ async def test_an_event_the_console_cannot_decode_is_said_as_such_not_the_host_g
         ), said
         assert "is gone" not in said[0] and f"stay at seq {folded:,}" in said[0]
         assert link.replica.seq == folded
-        seq = host.engine.state.seq
-        res = await link.send("/coordination-hub checkpoint")
-        assert res["status"] == "success", res
-        await until(lambda: host.engine.state.seq > seq, "the command ran on the host")
+        await _a_command_runs_on(host, link)
     finally:
         await link.close()
         await host.close()

@@ -10,8 +10,6 @@ raises NotApplicable and signals nothing.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Generic
 
@@ -46,17 +44,6 @@ def test_the_ray_runtime_holds_the_shared_parts_and_inherits_no_runtime(tmp_path
     for rt in (local, ray_rt):
         assert type(rt.dispatch) is Dispatch and type(rt.reports) is Reports and type(rt.supervisor) is Supervisor
         assert rt.dispatch.fleet is rt.fleet and rt.reports.fleet is rt.fleet and rt.supervisor.fleet is rt.fleet
-
-
-@pytest.fixture
-def sleeper() -> Iterator[psutil.Process]:
-    """A process of ours standing in for an actor's worker."""
-    p = subprocess.Popen(["sleep", "60"])
-    try:
-        yield psutil.Process(p.pid)
-    finally:
-        p.kill()
-        p.wait()
 
 
 def _actor(agent: str, proc: psutil.Process, local_node: bool) -> ActorHost:
