@@ -153,3 +153,31 @@ id = "one"
     again = run(str(f), "--db", db, "--headless", timeout=60)
     assert again.returncode == 0, again.stderr
     assert "already ended" in again.stderr and "TASK_STARTED" not in again.stdout
+
+
+def test_a_run_refused_for_a_held_database_starts_no_launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database a live host holds gets the run refused (or a console attached): no agent
+    host will be started here, so neither is the hosts' launcher (an interpreter importing
+    the agent host, for nothing). The case that starts one early is every other local run."""
+    import core.runtimes.host_launcher as host_launcher
+    from core.host.lease import acquire
+    from opsdeck.cli import main
+
+    started: list[Path] = []
+    monkeypatch.setattr(host_launcher, "start_early", started.append)
+    f = tmp_path / "one.toml"
+    f.write_text(pool(1) + '\n[[workflows]]\nid = "one"\n  [[workflows.phases]]\n  name = "x"\n')
+    f.write_text(
+        f.read_text() + '    [[workflows.phases.tasks]]\n    id = "t"\n    command = "true"\n    specialization = "s"\n'
+    )
+    db = tmp_path / "h.db"
+    db.touch()
+    lease = acquire(db, {"pid": 1})  # a live host holds it
+    try:
+        assert main(["run", str(f), "--headless", "--db", str(db)]) == 2
+        assert started == []
+    finally:
+        lease.release()
+    free = tmp_path / "free.db"
+    assert main(["run", str(f), "--headless", "--db", str(free)]) == 0
+    assert len(started) == 1 and started[0].name == "free.db.agents"

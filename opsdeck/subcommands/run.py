@@ -134,13 +134,14 @@ def run(args: argparse.Namespace) -> int:
     import asyncio  # only now: `opsdeck run --help` and a file with problems need no event loop
 
     wfile, specs, db = prepared
-    if args.runtime == "local":  # the agent hosts' launcher starts while the console does
+    # A live host holding the database gets the console attached (or the run refused) instead.
+    held = db.is_file() and current_holder(db) is not None
+    if args.runtime == "local" and not held:  # the agent hosts' launcher starts while the console does
         from core.runtimes.host_launcher import start_early
         from core.runtimes.opening import run_dir_for
 
         start_early(run_dir_for(db))
-    # A live host holding the database gets the console attached (or the run refused) instead.
-    idle = db.is_file() and current_holder(db) is None
+    idle = db.is_file() and not held
     ended = asyncio.run(ended_before(db, config, [sp.id for sp in specs])) if idle else None
     if ended is not None:
         note, results = ended
