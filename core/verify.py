@@ -92,6 +92,9 @@ class VerifyReport:
     faults: list[Fault] = field(default_factory=list)
     checkpoints_ok: list[int] = field(default_factory=list)
     checkpoints_bad: dict[int, str] = field(default_factory=dict)
+    checkpoints_unrecorded: list[int] = field(default_factory=list)
+    """Rows no CHECKPOINT_CREATED of the log records (a process ended between the two):
+    never listed nor restored to, not damage; ``cleanup-checkpoints`` removes them."""
     integrity: list[tuple[str, str]] = field(default_factory=list)
     """(table, problem) from SQLite's ``integrity_check`` (the whole verify only)."""
     coverage: Coverage = field(default_factory=Coverage)
@@ -119,6 +122,7 @@ class VerifyReport:
             "faults": [{"seq": f.seq, "problem": f.problem} for f in self.faults[:20]],
             "checkpoints_ok": self.checkpoints_ok,
             "checkpoints_bad": {str(k): v for k, v in self.checkpoints_bad.items()},
+            "checkpoints_unrecorded": self.checkpoints_unrecorded,
             "integrity": [{"table": t, "problem": p} for t, p in self.integrity[:20]],
             "metrics_only": self.metrics_only,
             "coverage": self.coverage.as_dict(),
@@ -404,6 +408,8 @@ async def _verify(store: Store, replay_checkpoints: bool, rows: Rows | None = No
     for cp in cps:
         await _check_checkpoint(store, cp, rep, walk.replayed.get(cp["id"]))
     await _check_kept(store, rep)
+    if walk.replay_ok and walk.state is not None:
+        rep.checkpoints_unrecorded = [cp["id"] for cp in cps if cp["id"] not in walk.state.checkpoints]
     rep.coverage = Coverage(
         whole=True, from_seq=1, to_seq=rep.last_seq, replayed_from=0 if replay_checkpoints else None
     )

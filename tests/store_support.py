@@ -31,3 +31,12 @@ async def verified(db: Path) -> VerifyReport:
         return await verify_store(store)
     finally:
         await store.close()
+
+
+async def checkpoint_rows(db: Path) -> list[int]:
+    """The ids of the checkpoint rows in ``db``, whether or not an event records them."""
+    store = await Store.open(db, readonly=True)
+    try:
+        return sorted(r["id"] for r in await store.list_checkpoints())
+    finally:
+        await store.close()

@@ -19,10 +19,9 @@ import pytest
 from core.commands import run_command
 from core.engine import Engine
 from core.session import open_sim
-from core.store import Store
 from core.store_errors import StorageError
 
-from .store_support import verified
+from .store_support import checkpoint_rows, verified
 
 CALLS = ("append", "add_metrics", "history_kept", "save_checkpoint")
 """The store calls a checkpoint awaits (its flush first, the kept entries, the row)."""
@@ -47,14 +46,6 @@ def _cancel_at(eng: Engine, n: int, monkeypatch: pytest.MonkeyPatch) -> list[str
 
         monkeypatch.setattr(store, name, wrapper)
     return made
-
-
-async def _ids_in_store(db: Path) -> list[int]:
-    store = await Store.open(db, readonly=True)
-    try:
-        return sorted(r["id"] for r in await store.list_checkpoints())
-    finally:
-        await store.close()
 
 
 @pytest.mark.parametrize("via", ["engine", "command"])
@@ -97,7 +88,7 @@ async def test_a_checkpoint_cancelled_at_each_store_call_leaves_row_and_event_to
             await eng.close()
         again = await open_sim(db)
         try:
-            assert sorted(again.state.checkpoints) == await _ids_in_store(db), (n, made)
+            assert sorted(again.state.checkpoints) == await checkpoint_rows(db), (n, made)
         finally:
             await again.close()
         if not cancelled:
@@ -150,7 +141,7 @@ async def test_a_checkpoint_whose_event_commit_is_refused_keeps_its_event_for_th
         await eng.close()
     again = await open_sim(db)
     try:
-        assert sorted(again.state.checkpoints) == await _ids_in_store(db)
+        assert sorted(again.state.checkpoints) == await checkpoint_rows(db)
     finally:
         await again.close()
 

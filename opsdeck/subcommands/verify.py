@@ -61,6 +61,12 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         print(f"events: {rep.events} (last seq {rep.last_seq})")
         print(f"checkpoints: {len(rep.checkpoints_ok)} ok, {len(rep.checkpoints_bad)} bad")
+        if rep.checkpoints_unrecorded:
+            print(
+                f"checkpoint rows no CHECKPOINT_CREATED records: {len(rep.checkpoints_unrecorded)} "
+                f"({', '.join(map(str, rep.checkpoints_unrecorded))}); "
+                "/workflow-recovery cleanup-checkpoints removes them"
+            )
         print(f"SQLite integrity_check: {'ok' if not rep.integrity else f'{len(rep.integrity)} problem(s)'}")
         for f in rep.faults[:10]:
             print(f"  seq {f.seq}: {f.problem}")

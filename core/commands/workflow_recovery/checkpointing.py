@@ -94,11 +94,13 @@ async def validate_checkpoint(ctx: Context, p: P.CheckpointRef) -> Outcome:
     "cleanup-checkpoints",
     kind="destructive",
     payload=P.CleanupCheckpoints,
-    summary="drop corrupt checkpoints and all but the newest `keep` verified ones",
+    summary="drop corrupt checkpoints, rows no event records and all but the newest `keep` verified ones",
 )
 async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
     """Corrupt checkpoints are removed; of the verified ones the newest ``keep`` stay.
-    Removal is recorded as CHECKPOINTS_PRUNED; the event log itself is never touched."""
+    Rows no CHECKPOINT_CREATED records (written as a process ended before the event
+    committed: never listed, never restored to) are removed too. Removal is recorded as
+    CHECKPOINTS_PRUNED; the event log itself is never touched."""
     from ...engine import EngineError
 
     good, bad = [], []
@@ -108,9 +110,16 @@ async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
             good.append(cp_id)
         except EngineError:
             bad.append(cp_id)
-    drop = bad + good[: -p.keep]
+    store = ctx.engine.store
+    # No await between a checkpoint's row and its event (core/engine/checkpoints.py): a
+    # row the state does not list here is one whose event was never committed.
+    unrecorded = (
+        []
+        if store is None
+        else [r["id"] for r in await store.list_checkpoints() if r["id"] not in ctx.state.checkpoints]
+    )
+    drop = bad + good[: -p.keep] + unrecorded
     if drop:
-        store = ctx.engine.store
         if store is not None:
             async with ctx.engine.store_lock:
                 db = store.connection
@@ -122,10 +131,11 @@ async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
             CHECKPOINTS_PRUNED,
             "coordination",
             "checkpoint",
-            {"ids": drop, "corrupt": bad, "kept": good[-p.keep :]},
+            {"ids": drop, "corrupt": bad, "unrecorded": unrecorded, "kept": good[-p.keep :]},
             actor=ctx.actor,
         )
+    said = f" ({len(unrecorded)} of them rows no event recorded)" if unrecorded else ""
     return Outcome(
-        {"removed": drop, "corrupt": bad, "kept": good[-p.keep :]},
-        f"removed {len(drop)} checkpoint(s), kept {len(good[-p.keep :])}",
+        {"removed": drop, "corrupt": bad, "unrecorded": unrecorded, "kept": good[-p.keep :]},
+        f"removed {len(drop)} checkpoint(s){said}, kept {len(good[-p.keep :])}",
     )
