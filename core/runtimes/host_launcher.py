@@ -224,6 +224,17 @@ class HostLauncher:
         if self.writer is not None:
             self.writer.close()
 
+    def stop_forking(self) -> None:
+        """The run is ending: the launcher forks no host still asked for (it sees the end
+        of the requests, answers nothing more and exits; those hosts are refused)."""
+        self.closing = True
+        if self.writer is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self.writer.write_eof()
+        elif self.channel is not None:
+            with contextlib.suppress(OSError):
+                self.channel.shutdown(socket.SHUT_WR)
+
     async def close(self) -> None:
         """End the launcher (the hosts it forked live on: their own sessions)."""
         self.closing = True

@@ -154,6 +154,7 @@ class LocalRuntime(ProcessRuntime[ProcessHost]):
 
     async def shutdown(self, release: bool = True) -> None:
         """Stop every agent and task; leave no process behind (see :meth:`Supervisor.shutdown`)."""
+        self.local.launcher.stop_forking()  # hosts not yet forked never start
         await self.supervisor.shutdown(release)
         await self.local.close()
 

@@ -302,6 +302,8 @@ class LocalHosts:
         if h.dead or launched.kill_on_start:
             return  # ended before its pid was known: nothing to record
         if launched.error is not None:
+            if self.launcher.closing:
+                return  # refused as the run ends: not started at all
             h.launched = None
             try:
                 self.spawn_process(h)

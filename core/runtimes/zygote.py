@@ -112,12 +112,23 @@ class Launcher:
             return False
         self.buf += data
         while b"\n" in self.buf:
+            if self.console_done():
+                return False  # the run is ending: the hosts still asked for are not forked
             line, self.buf = self.buf.split(b"\n", 1)
             self.spawn(json.loads(line))
         if len(self.buf) > REQUEST_MAX:
             print(f"host launcher: a request over {REQUEST_MAX:,} bytes; exiting", file=sys.stderr, flush=True)
             return False
         return True
+
+    def console_done(self) -> bool:
+        """Has the console closed its end (or only its sending side: no more hosts)?"""
+        try:
+            return self.control.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def spawn(self, req: dict[str, Any]) -> None:
         ident = req.get("id")
