@@ -5,8 +5,12 @@ such rows it removed."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from core.commands import run_command
 from core.events import canonical_json
@@ -67,3 +71,42 @@ async def test_cleanup_with_every_row_recorded_removes_none_of_them(tmp_path: Pa
     finally:
         await eng.close()
     assert set(ids) <= set(await checkpoint_rows(db))
+
+
+async def test_a_checkpoint_still_being_taken_is_not_unrecorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The must-not: cleanup runs while another checkpoint's row has committed and its
+    task has not yet resumed to record it (an automatic or a plan's checkpoint, not a
+    command). That row is not unrecorded: its event follows, and removing it would leave
+    a CHECKPOINT_CREATED naming a row that is gone."""
+    db = tmp_path / "r.db"
+    eng = await open_sim(db, demo=True)
+    store = eng.store
+    assert store is not None
+    try:
+        await eng.advance(60)
+        real_save = store.save_checkpoint
+        committed, resume = asyncio.Event(), asyncio.Event()
+
+        async def save(*a: Any, **k: Any) -> int:
+            cp: int = await real_save(*a, **k)
+            committed.set()  # the row is in the store; the checkpoint's task is not back yet
+            await resume.wait()
+            return cp
+
+        monkeypatch.setattr(store, "save_checkpoint", save)
+        taking = asyncio.ensure_future(eng.checkpoint(kind="auto"))
+        await committed.wait()
+        cleanup = asyncio.ensure_future(run_command(eng, "/workflow-recovery cleanup-checkpoints '{\"keep\": 10}'"))
+        for _ in range(50):  # the cleanup gets as far as it can before the checkpoint goes on
+            await asyncio.sleep(0)
+        resume.set()
+        cp = await taking
+        res = await cleanup
+        assert res["status"] == "success", res
+        await eng.flush()
+        assert cp in eng.state.checkpoints
+        assert sorted(r["id"] for r in await store.list_checkpoints()) == sorted(eng.state.checkpoints), res
+    finally:
+        await eng.close()

@@ -111,13 +111,14 @@ async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
         except EngineError:
             bad.append(cp_id)
     store = ctx.engine.store
-    # No await between a checkpoint's row and its event (core/engine/checkpoints.py): a
-    # row the state does not list here is one whose event was never committed.
-    unrecorded = (
-        []
-        if store is None
-        else [r["id"] for r in await store.list_checkpoints() if r["id"] not in ctx.state.checkpoints]
-    )
+    unrecorded: list[int] = []
+    if store is not None:
+        # Read under the store's lock: a checkpoint holds it while its row is written and
+        # records the row with no await after releasing it (core/engine/checkpoints.py), so
+        # a row the state does not list here is one whose event was never committed, not
+        # one whose checkpoint is being taken now.
+        async with ctx.engine.store_lock:
+            unrecorded = [r["id"] for r in await store.list_checkpoints() if r["id"] not in ctx.state.checkpoints]
     drop = bad + good[: -p.keep] + unrecorded
     if drop:
         if store is not None:
