@@ -118,7 +118,10 @@ async def main():
     t0, c0 = time.perf_counter(), cpu()
     eng = await Engine.open(sys.argv[1])
     took, cpu_s = time.perf_counter() - t0, cpu() - c0
-    print(json.dumps({"open_s": took, "cpu_s": cpu_s, "rss_mb": psutil.Process().memory_info().rss / 2**20}))
+    st = eng.store  # quick_check skipped: a clean close's record matched (core/store_clean.py)
+    skipped = float(st.clean is not None and st.checked_at == st.clean.checked_at)
+    rss = psutil.Process().memory_info().rss / 2**20
+    print(json.dumps({"open_s": took, "cpu_s": cpu_s, "rss_mb": rss, "skipped": skipped}))
     await eng.close()
 asyncio.run(main())
 """

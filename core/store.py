@@ -33,14 +33,13 @@ from .events import GENESIS_HASH, Event, EventRow
 from .private import PrivateError, trust_requested
 from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
+from .store_clean import CleanRecord, check_at_open, leave_record, take_record
 from .store_commit import LOCK_WAIT_S, RowInsert, Statements, on_connection_thread, retrying, transaction
 from .store_errors import StorageError, StoreError, classify
 from .store_metrics import MetricSamples, Sample, SamplesRefused, SeriesSamples, by_series
 from .store_reads import EVENT_COLUMNS, EventReader, archive_blob, row_hash_ok, row_to_event
 from .store_schema import (
     BUSY_TIMEOUT_MS,
-    METRIC_TABLES,
-    QUICK_CHECK_MAX_BYTES,
     SCHEMA_VERSION,
     check_file,
     check_files,
@@ -89,6 +88,10 @@ class Store:
         """Why the last anchor write failed (the commit stood), if it did."""
         self.on_wait: Callable[[StorageError, float], None] | None = None
         """Told while a write waits for another process's lock (the error, seconds so far)."""
+        self.clean: CleanRecord | None = None
+        """What the last clean close recorded (read and deleted at open: ``store_clean``)."""
+        self.checked_at: float | None = None
+        """When ``quick_check`` last passed on this file, if known."""
         self.reader = EventReader(db, path)
         self.checkpoint_table = CheckpointTable(db, self._write)
         self.metric_table = MetricSamples(db, path, readonly, self._write)
@@ -121,7 +124,8 @@ class Store:
                 await cls._create(fp)
             notes = check_files(fp, trust)
             check_file(fp)
-        store = await cls._connect(p, readonly, trust)
+        clean = None if readonly or p == ":memory:" else take_record(p, trust)
+        store = await cls._connect(p, readonly, trust, clean)
         store.trusted = notes
         return store
 
@@ -150,18 +154,19 @@ class Store:
             err = classify(exc, str(fp)) if isinstance(exc, OSError) else None
             raise StoreError(err.args[0] if err else f"{fp}: cannot create: {exc}") from None
         finally:
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal", "-shm", ".clean"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{tmp}{suffix}")
 
     @classmethod
-    async def _connect(cls, p: str, readonly: bool, trust: bool = False) -> Store:
+    async def _connect(cls, p: str, readonly: bool, trust: bool = False, clean: CleanRecord | None = None) -> Store:
         try:
             uri = f"file:{p}?mode=ro" if readonly and p != ":memory:" else p
             db = await aiosqlite.connect(uri, uri=readonly and p != ":memory:", isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"{p}: cannot open: {exc}") from None
         store = cls(db, p, readonly, trust)
+        store.clean = clean
         try:
             for attempt in range(40):
                 try:
@@ -197,24 +202,11 @@ class Store:
         await db.execute("PRAGMA synchronous=FULL")
         await check_schema(db, self.path, self.readonly)
         self.anchored = await self._meta("anchored") == "1"
-        # A writer checks the whole file only where it is cheap (``PRAGMA quick_check``
-        # reads every page): the engine checks what it reads, the chain since its
-        # checkpoint; readers report damage at the row they cannot read; ``opsdeck
-        # verify`` runs ``integrity_check`` over the whole file. Damage in the metrics
-        # table costs samples only: said, not refused.
-        if not self.readonly and self.path != ":memory:" and file_bytes(Path(self.path)) <= QUICK_CHECK_MAX_BYTES:
-            found = await self.integrity(quick=True)
-            bad = [(t, m) for t, m in found if t not in METRIC_TABLES]
-            if len(bad) < len(found):
-                self.metric_table.problem = (
-                    "the metrics table is damaged (SQLite's quick_check); gauges show no samples from the store "
-                    f"where it is unreadable: `opsdeck verify --db {self.path}` names the problem"
-                )
-            if bad:
-                raise StoreError(
-                    f"{self.path}: the database is damaged: table {bad[0][0]}: {bad[0][1]}. Nothing was changed; "
-                    f"`opsdeck verify --db {self.path}` reports the damage; {repair_hint(self.path)}"
-                )
+        # A writer checks the whole file where it is cheap and it may have changed since a
+        # clean close (``store_clean``); the engine checks what it reads, the chain since its
+        # checkpoint; ``opsdeck verify`` runs ``integrity_check``. Metrics damage is said, not refused.
+        if not self.readonly and self.path != ":memory:":
+            self.checked_at, self.metric_table.problem = await check_at_open(self.path, self.clean, self.integrity)
 
     async def _meta(self, key: str) -> str | None:
         try:
@@ -243,7 +235,9 @@ class Store:
     async def close(self) -> None:
         if self._anchor is not None:
             self._anchor.close()
-        await self._db.close()
+        await self._db.close()  # the last connection folds the WAL into the file and removes it
+        if not self.readonly and self.path != ":memory:":
+            leave_record(self.path, self.checked_at)
 
     # -- writes that the storage may refuse -------------------------------------------
     async def _rollback(self) -> None:

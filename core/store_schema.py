@@ -192,6 +192,11 @@ def check_file(fp: Path) -> None:
         )
 
 
+def clean_path(db: str | Path) -> Path:
+    """``<db>.clean``: the record a clean close leaves (``core.store_clean``)."""
+    return Path(f"{db}.clean")
+
+
 def check_files(fp: Path, trust: bool) -> list[str]:
     """The database and the files SQLite and opsdeck keep beside it, checked before
     anything opens them: another owner or write access for others is refused (or,
@@ -203,6 +208,7 @@ def check_files(fp: Path, trust: bool) -> list[str]:
             (Path(f"{fp}-wal"), "write-ahead log", False),
             (Path(f"{fp}-shm"), "shared-memory index", False),
             (anchor_path(fp), "anchor", False),
+            (clean_path(fp), "clean-close record", False),
         )
     ]
     return [n for n in notes if n is not None]

@@ -62,6 +62,7 @@ LAYERS: list[tuple[str, ...]] = [
         "core.store_reads",
         "core.store_tables",
         "core.store_metrics",
+        "core.store_clean",  # the clean-close record: when opening may skip quick_check
         "core.projection_history",  # the digests of finished workflows and checkpoint records the store keeps
     ),
     ("core.merge", "core.workflow_file", "core.store"),

@@ -91,7 +91,7 @@ def test_a_lease_another_user_owns_is_refused(tmp_path: Path, cli_env: dict[str,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("planted", [".head", ".lease"])
+@pytest.mark.parametrize("planted", [".head", ".lease", ".clean"])
 def test_planted_symlinks_are_refused_and_their_targets_untouched(
     tmp_path: Path, cli_env: dict[str, str], planted: str
 ) -> None:
