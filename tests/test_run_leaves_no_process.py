@@ -128,3 +128,16 @@ def test_a_run_leaves_no_host_running(
     finally:
         for p in left:
             p.kill()
+
+
+def test_the_json_summary_says_what_the_exit_code_says() -> None:
+    """A host left running makes the run exit 1; its JSON summary is then not ok and
+    names the host (it said ok with every workflow completed)."""
+    from opsdeck.subcommands.run import run_summary
+
+    done = {"w": "completed"}
+    left = run_summary(Path("x.db"), done, False, ["agent_001 (pid 4242)"])
+    assert left["ok"] is False and left["hosts_left_running"] == ["agent_001 (pid 4242)"]
+    clean = run_summary(Path("x.db"), done, False, [])
+    assert clean["ok"] is True and clean["hosts_left_running"] == []
+    assert run_summary(Path("x.db"), {"w": "failed"}, False, [])["ok"] is False

@@ -321,21 +321,25 @@ async def headless(
         print(f"# {wid}: {status}", file=sys.stderr)
     if rt.left_running:
         print(f"opsdeck: could not end agent hosts this run started: {', '.join(rt.left_running)}", file=sys.stderr)
+    summary = run_summary(db, results, stop.is_set(), rt.left_running)
     if as_json:
-        printer.write(
-            json_line(
-                {
-                    "summary": "run",
-                    "db": str(db),
-                    "workflows": dict(sorted(results.items())),
-                    "ok": all(s == "completed" for s in results.values()),
-                    "interrupted": stop.is_set(),
-                }
-            )
-        )
+        printer.write(json_line(summary))
     if stop.is_set():
         return 130
-    return 0 if all(s == "completed" for s in results.values()) and not rt.left_running else 1
+    return 0 if summary["ok"] else 1
+
+
+def run_summary(db: Path, results: dict[str, str], interrupted: bool, left_running: list[str]) -> dict[str, Any]:
+    """The run's last JSON line, which says what its exit code says: ok only when every
+    workflow completed and no agent host this run started is left running."""
+    return {
+        "summary": "run",
+        "db": str(db),
+        "workflows": dict(sorted(results.items())),
+        "ok": all(s == "completed" for s in results.values()) and not left_running,
+        "hosts_left_running": list(left_running),
+        "interrupted": interrupted,
+    }
 
 
 async def _set_when(event: asyncio.Event, then: asyncio.Event) -> None:
