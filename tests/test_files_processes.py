@@ -4,8 +4,9 @@ it did not start.
 A database someone else wrote can list any pid (a root process, with its real start
 time). Before, ``opsdeck run`` SIGTERMed such a pid and SIGKILLed its "task group".
 Now a row must carry this run's MAC (keyed by the secret in the private run
-directory) and a live pid must be ours and run our agent host: a root process listed
-there, by a forged row or by one whose MAC is right, is left running.
+directory) and a live pid must be ours and prove itself on the row's socket (its
+SO_PEERCRED pid, the run's secret, its agent's name; ``Adoption.prove``): a root process
+listed there, by a forged row or by one whose MAC is right, is left running.
 """
 
 from __future__ import annotations
