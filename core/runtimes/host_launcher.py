@@ -45,6 +45,24 @@ def host_env() -> dict[str, str]:
     return env
 
 
+def start_module(module: str, args: list[str], log: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """``python -m module args`` as a host process is started: stdin /dev/null, stdout and
+    stderr its private log, the console's directory and :func:`host_env`."""
+    fd = open_private(log)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            cwd=os.getcwd(),
+            env=host_env(),
+            **popen,
+        )
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class Launched:
     """A host asked of the launcher: its pid once forked, its exit status once reaped."""
@@ -110,20 +128,12 @@ class HostLauncher:
         asked for: its answers are read from then on)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            log = open_private(self.run_dir / LAUNCHER_LOG)
-            try:
-                self.popen = subprocess.Popen(
-                    [sys.executable, "-m", "core.runtimes.zygote", "--fd", str(theirs.fileno())]
-                    + ["--run-dir", str(self.run_dir)],
-                    pass_fds=[theirs.fileno()],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    cwd=os.getcwd(),
-                    env=host_env(),
-                )
-            finally:
-                os.close(log)
+            self.popen = start_module(
+                "core.runtimes.zygote",
+                ["--fd", str(theirs.fileno()), "--run-dir", str(self.run_dir)],
+                self.run_dir / LAUNCHER_LOG,
+                pass_fds=[theirs.fileno()],
+            )
         except OSError as exc:
             ours.close()
             self.broken = f"the agent host launcher could not start ({exc})"

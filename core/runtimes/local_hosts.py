@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -25,11 +24,11 @@ from typing import Any
 
 import psutil
 
-from ..private import PrivateError, open_private, socket_path
+from ..private import PrivateError, socket_path
 from .adoption import Adoption, kill_verified, killpg_verified, process_ended
 from .fleet import Fleet, HostRecord
 from .handshake import SECRET_FILE, ChannelError, console_connect
-from .host_launcher import Launched, exit_status, host_env, launcher_for
+from .host_launcher import Launched, exit_status, launcher_for, start_module
 from .limits import Mechanisms
 from .reports import Reports
 from .sampler import Sampler, same_process
@@ -266,19 +265,9 @@ class LocalHosts:
 
     def spawn_process(self, h: ProcessHost) -> None:
         """Spawn the agent host as a process of its own (its own session: it outlives a killed console)."""
-        log = open_private(self.run_dir / f"{h.agent}.log")
-        try:
-            h.popen = subprocess.Popen(
-                [sys.executable, "-m", "core.runtimes.agent_host", *self.host_argv(h)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                cwd=os.getcwd(),
-                env=host_env(),
-            )
-        finally:
-            os.close(log)
+        h.popen = start_module(
+            "core.runtimes.agent_host", self.host_argv(h), self.run_dir / f"{h.agent}.log", start_new_session=True
+        )
         h.pid = h.popen.pid
         h.spawned_at = time.monotonic()
         try:
