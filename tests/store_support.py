@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+from core.config import Config
 from core.store import Store
 from core.verify import VerifyReport, verify_store
 
@@ -40,3 +42,33 @@ async def checkpoint_rows(db: Path) -> list[int]:
         return sorted(r["id"] for r in await store.list_checkpoints())
     finally:
         await store.close()
+
+
+def agents_only_config(agents: int) -> Config:
+    """A config in which only the agent count limits (capacity and workflow limits alike),
+    so a run's pace is set by its agents, never by cpu or memory."""
+    cfg = Config()
+    cfg.capacity.agents = cfg.workflow_limits.agents = agents
+    cfg.capacity.cpu_cores = cfg.workflow_limits.cpu_cores = 1e9
+    cfg.capacity.memory_gb = cfg.workflow_limits.memory_gb = 1e9
+    return cfg
+
+
+def rows_of(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` reads from ``db`` on a connection of its own, closed again: what
+    is stored, read behind the store's back."""
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def series_rows(db: Path, name: str) -> list[tuple[float, float, bytes | None]]:
+    """The metrics rows (ts, value, earlier) of series ``name``, in the order written."""
+    return rows_of(
+        db,
+        "SELECT m.ts, m.value, m.earlier FROM metrics m JOIN metric_series s ON s.id = m.series "
+        "WHERE s.name = ? ORDER BY m.id",
+        name,
+    )

@@ -10,26 +10,19 @@ from pathlib import Path
 import pytest
 
 from core.clock import VirtualClock
-from core.config import Config
 from core.engine import Engine
 from core.runtimes.sim import SimRuntime
 from core.store import Store
 from core.store_reads import archive_blob
 from core.store_schema import SCHEMA_VERSION
 
-
-def _config(agents: int) -> Config:
-    cfg = Config()
-    cfg.capacity.agents = cfg.workflow_limits.agents = agents
-    cfg.capacity.cpu_cores = cfg.workflow_limits.cpu_cores = 1e9
-    cfg.capacity.memory_gb = cfg.workflow_limits.memory_gb = 1e9
-    return cfg
+from .store_support import agents_only_config
 
 
 async def test_a_finished_workflow_is_stored_compressed_and_read_back_whole(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     clock = VirtualClock()
-    eng = await Engine.open(db, config=_config(5), clock=clock)
+    eng = await Engine.open(db, config=agents_only_config(5), clock=clock)
     try:
         eng.attach_runtime(SimRuntime(clock, heartbeat_s=1e9, sample_s=1e9))
         eng.create_pool("p", ["x"], 0, 5)
@@ -59,7 +52,7 @@ async def test_a_finished_workflow_is_stored_compressed_and_read_back_whole(tmp_
         con.close()
     text = json.dumps(record, separators=(",", ":"))
     assert isinstance(stored, bytes) and len(stored) * 10 < len(text), "stored compressed"
-    again = await Engine.open(db, config=_config(5), clock=VirtualClock())
+    again = await Engine.open(db, config=agents_only_config(5), clock=VirtualClock())
     try:
         assert await again.log.archived("w") == record
     finally:

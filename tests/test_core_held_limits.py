@@ -8,7 +8,6 @@ accepted. The host says so in its status (``/host status``, ``/v1/health``) and 
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,8 @@ from core.session import open_sim
 from core.store import Store
 from core.store_errors import StorageError
 from core.store_metrics import samples_of
+
+from .store_support import series_rows
 
 
 def _workflow(wid: str, tasks: int) -> dict[str, Any]:
@@ -154,14 +155,7 @@ async def test_samples_beyond_the_limit_are_not_stored_counted_and_said(
         assert "new work is started again" in said[-1], said
     finally:
         await host.close()
-    con = sqlite3.connect(db)
-    try:
-        rows = con.execute(
-            "SELECT m.ts, m.value, m.earlier FROM metrics m JOIN metric_series s ON s.id = m.series "
-            "WHERE s.name = 'r' ORDER BY m.id"
-        ).fetchall()
-    finally:
-        con.close()
+    rows = series_rows(db, "r")
     stored = [t for r in rows for t, _ in samples_of(*r)]  # a batch's samples of a series are one row
     assert stored == [float(i) for i in range(5)], "the five held stored once, the three beyond not"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from core.clock import VirtualClock
-from core.config import Config
 from core.engine import Engine
 from core.incidents.kinds.performance_degradation import PerformanceDegradationDetector
 from core.runtimes.sim import SimRuntime
@@ -19,21 +18,11 @@ from core.store_metrics import PACK_MAX, pack, pack_rows, samples_of
 from core.store_schema import SCHEMA_VERSION
 from core.telemetry import HISTORY
 
+from .store_support import agents_only_config, rows_of
+
 
 def _rows(db: Path) -> list[tuple[float, float, bytes | None]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT ts, value, earlier FROM metrics ORDER BY id").fetchall()
-    finally:
-        con.close()
-
-
-def _config(agents: int) -> Config:
-    cfg = Config()
-    cfg.capacity.agents = cfg.workflow_limits.agents = agents
-    cfg.capacity.cpu_cores = cfg.workflow_limits.cpu_cores = 1e9
-    cfg.capacity.memory_gb = cfg.workflow_limits.memory_gb = 1e9
-    return cfg
+    return rows_of(db, "SELECT ts, value, earlier FROM metrics ORDER BY id")
 
 
 async def test_a_reopened_engine_gives_the_detectors_the_samples_it_had(tmp_path: Path) -> None:
@@ -42,7 +31,7 @@ async def test_a_reopened_engine_gives_the_detectors_the_samples_it_had(tmp_path
     and its analysis is the same, though the store kept each flush's in one row."""
     db = tmp_path / "d.db"
     clock = VirtualClock()
-    eng = await Engine.open(db, config=_config(10), clock=clock)
+    eng = await Engine.open(db, config=agents_only_config(10), clock=clock)
     try:
         eng.attach_runtime(SimRuntime(clock, heartbeat_s=1e9, sample_s=1e9, seed=3))
         eng.create_pool("p", ["x"], 0, 10)
@@ -72,7 +61,7 @@ async def test_a_reopened_engine_gives_the_detectors_the_samples_it_had(tmp_path
     assert len(before["response_time"]) >= 300 and len(before["efficiency"]) >= 300
     rows = _rows(db)
     assert len(rows) < 100, "each flush's samples of a series in one row"
-    again = await Engine.open(db, config=_config(10), clock=VirtualClock())
+    again = await Engine.open(db, config=agents_only_config(10), clock=VirtualClock())
     try:
         for metric, points in before.items():
             assert list(again.telemetry.get(metric).points) == points[-HISTORY:], metric

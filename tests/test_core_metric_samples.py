@@ -15,6 +15,8 @@ from core.store_schema import SCHEMA_VERSION
 from core.telemetry import HISTORY
 from core.verify import verify_store
 
+from .store_support import rows_of, series_rows
+
 
 async def test_downsample_keeps_one_mean_per_bucket_and_what_is_newer(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "m.db")
@@ -75,11 +77,7 @@ async def test_a_batch_with_a_new_series_stores_every_sample_under_its_own_serie
 
 
 def _event_rows(db: Path) -> list[tuple[object, ...]]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT * FROM events ORDER BY seq").fetchall()
-    finally:
-        con.close()
+    return rows_of(db, "SELECT * FROM events ORDER BY seq")
 
 
 def _to_v3(db: Path) -> int:
@@ -242,14 +240,7 @@ async def test_samples_alone_wait_for_their_batch_and_none_is_lost(tmp_path: Pat
     await eng.flush()
     assert tel.pending_rows  # held at the close...
     await eng.close()
-    con = sqlite3.connect(db)
-    try:
-        rows = con.execute(
-            "SELECT m.ts, m.value, m.earlier FROM metrics m JOIN metric_series s ON s.id = m.series "
-            "WHERE s.name = 'response_time' ORDER BY m.id"
-        ).fetchall()
-    finally:
-        con.close()
+    rows = series_rows(db, "response_time")
     got = [p for r in rows for p in samples_of(*r)]
     assert got == [(float(i), float(i)) for i in range(1, 6)]  # ...and committed by it
     assert len(rows) == 4, "3 and 4 were taken together: one row"
