@@ -34,25 +34,40 @@ def anchor_path(db: str | Path) -> Path:
     return Path(f"{db}.head")
 
 
-def encode(seq: int, h: str) -> bytes:
-    body = f"{MAGIC} {seq} {h}"
-    line = f"{body} {zlib.crc32(body.encode()):08x}\n".encode()
-    return line.ljust(RECORD, b" ")
+def seal(magic: str, fields: list[object]) -> bytes:
+    """One record line: ``magic``, the fields, and a CRC-32 of the text before it (a torn
+    or damaged record is told from one we wrote). Shared by the small files beside a
+    database (this anchor, the clean-close record)."""
+    body = " ".join([magic, *map(str, fields)])
+    return f"{body} {zlib.crc32(body.encode()):08x}\n".encode()
 
 
-def decode(raw: bytes) -> tuple[int, str] | None:
-    """(seq, hash), or None for a record that is missing, torn or not ours."""
+def unseal(magic: str, count: int, raw: bytes) -> list[str] | None:
+    """The ``count`` fields of a :func:`seal` line, or None for one that is torn, damaged
+    or not ``magic``'s."""
     try:
         parts = raw.decode("ascii").split()
     except UnicodeDecodeError:
         return None
-    if len(parts) != 5 or " ".join(parts[:2]) != MAGIC:
+    words = len(magic.split())
+    if len(parts) != words + count + 1 or " ".join(parts[:words]) != magic:
         return None
-    body = " ".join(parts[:4])
-    if f"{zlib.crc32(body.encode()):08x}" != parts[4]:
+    if f"{zlib.crc32(' '.join(parts[:-1]).encode()):08x}" != parts[-1]:
+        return None
+    return parts[words:-1]
+
+
+def encode(seq: int, h: str) -> bytes:
+    return seal(MAGIC, [seq, h]).ljust(RECORD, b" ")
+
+
+def decode(raw: bytes) -> tuple[int, str] | None:
+    """(seq, hash), or None for a record that is missing, torn or not ours."""
+    fields = unseal(MAGIC, 2, raw)
+    if fields is None:
         return None
     try:
-        return int(parts[2]), parts[3]
+        return int(fields[0]), fields[1]
     except ValueError:
         return None
 

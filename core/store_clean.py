@@ -24,11 +24,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .anchor import seal, unseal
 from .private import PrivateError, open_beside, write_private
 from .store_errors import StoreError
 from .store_schema import METRIC_TABLES, QUICK_CHECK_MAX_BYTES, clean_path, file_bytes, repair_hint
@@ -56,23 +56,17 @@ class CleanRecord:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, checked_at)
 
     def encode(self) -> bytes:
-        body = f"{MAGIC} {self.dev} {self.ino} {self.size} {self.mtime_ns} {self.ctime_ns} {self.checked_at!r}"
-        return f"{body} {zlib.crc32(body.encode()):08x}\n".encode()
+        return seal(MAGIC, [self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns, repr(self.checked_at)])
 
     @classmethod
     def decode(cls, raw: bytes) -> CleanRecord | None:
         """The record, or None for one that is torn, damaged or not ours."""
-        try:
-            parts = raw.decode("ascii").split()
-        except UnicodeDecodeError:
-            return None
-        if len(parts) != 9 or " ".join(parts[:2]) != MAGIC:
-            return None
-        if f"{zlib.crc32(' '.join(parts[:8]).encode()):08x}" != parts[8]:
+        fields = unseal(MAGIC, 6, raw)
+        if fields is None:
             return None
         try:
-            dev, ino, size, mtime_ns, ctime_ns = (int(x) for x in parts[2:7])
-            return cls(dev, ino, size, mtime_ns, ctime_ns, float(parts[7]))
+            dev, ino, size, mtime_ns, ctime_ns = (int(x) for x in fields[:5])
+            return cls(dev, ino, size, mtime_ns, ctime_ns, float(fields[5]))
         except ValueError:
             return None
 
