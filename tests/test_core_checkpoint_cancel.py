@@ -10,7 +10,8 @@ Each store call a checkpoint makes is a point where the task is cancelled here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,24 @@ import pytest
 from core.commands import run_command
 from core.engine import Engine
 from core.session import open_sim
+from core.store import Store
 from core.store_errors import StorageError
 
 from .store_support import checkpoint_rows, verified
+
+
+@asynccontextmanager
+async def _flushed_demo(db: Path) -> AsyncIterator[tuple[Engine, Store]]:
+    """A demo engine on ``db`` and its store, all it wrote on opening committed; closed on leaving."""
+    eng = await open_sim(db, demo=True)
+    store = eng.store
+    assert store is not None
+    try:
+        await eng.flush()
+        yield eng, store
+    finally:
+        await eng.close()
+
 
 CALLS = ("append", "add_metrics", "history_kept", "save_checkpoint")
 """The store calls a checkpoint awaits (its flush first, the kept entries, the row)."""
@@ -110,11 +126,7 @@ async def test_a_checkpoint_whose_event_commit_is_refused_keeps_its_event_for_th
     are held, not that it was taken back, and the event is committed with the next commit
     that goes through. Taking the command back would leave a row no event names."""
     db = tmp_path / "r.db"
-    eng = await open_sim(db, demo=True)
-    store = eng.store
-    assert store is not None
-    try:
-        await eng.flush()
+    async with _flushed_demo(db) as (eng, store):
         real_save, real_append = store.save_checkpoint, store.append
         refusing = [False]
 
@@ -137,8 +149,6 @@ async def test_a_checkpoint_whose_event_commit_is_refused_keeps_its_event_for_th
         assert in_store == sorted(eng.state.checkpoints), "the event is held, not taken back"
         refusing[0] = False
         await eng.flush()
-    finally:
-        await eng.close()
     again = await open_sim(db)
     try:
         assert sorted(again.state.checkpoints) == await checkpoint_rows(db)
@@ -154,11 +164,7 @@ async def test_a_checkpoint_cancelled_while_its_refused_save_settles_ends_cancel
     with the storage's error: the cancellation was lost, and a drill cancelled at that
     point ended 'failed: disk full' instead)."""
     db = tmp_path / "x.db"
-    eng = await open_sim(db, demo=True)
-    store = eng.store
-    assert store is not None
-    try:
-        await eng.flush()
+    async with _flushed_demo(db) as (eng, store):
         before = sorted(r["id"] for r in await store.list_checkpoints())
 
         async def refused() -> int:
@@ -176,5 +182,3 @@ async def test_a_checkpoint_cancelled_while_its_refused_save_settles_ends_cancel
         await asyncio.wait({cp})
         assert cp.cancelled(), cp.exception()
         assert sorted(r["id"] for r in await store.list_checkpoints()) == before == sorted(eng.state.checkpoints)
-    finally:
-        await eng.close()
