@@ -1,5 +1,5 @@
-"""Helpers for tests that damage a stored event log behind the store's back, and
-that check what a store holds afterwards."""
+"""Helpers for tests that damage a stored event log behind the store's back, that
+check what a store holds afterwards, and that set up the runs whose stores they check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from core.clock import VirtualClock
 from core.config import Config
+from core.engine import Engine
+from core.runtimes.sim import SimRuntime
 from core.store import Store
 from core.verify import VerifyReport, verify_store
 
@@ -52,6 +55,26 @@ def agents_only_config(agents: int) -> Config:
     cfg.capacity.cpu_cores = cfg.workflow_limits.cpu_cores = 1e9
     cfg.capacity.memory_gb = cfg.workflow_limits.memory_gb = 1e9
     return cfg
+
+
+def start_pool_workflow(
+    eng: Engine, clock: VirtualClock, agents: int, tasks: list[dict[str, Any]], *, seed: int = 0
+) -> None:
+    """Start workflow ``w`` (one phase of ``tasks``) on pool ``p`` of ``agents`` agents of
+    specialization ``x``, on a sim runtime that neither beats nor samples on its own."""
+    eng.attach_runtime(SimRuntime(clock, seed=seed, heartbeat_s=1e9, sample_s=1e9))
+    eng.create_pool("p", ["x"], 0, agents)
+    for _ in range(agents):
+        eng.add_agent("p")
+    eng.create_workflow(
+        {
+            "id": "w",
+            "priority": 50,
+            "allocation": {"cpu_cores": 1e6, "memory_gb": 1e6, "agents": agents},
+            "phases": [{"name": "all", "tasks": tasks}],
+        }
+    )
+    eng.start_workflow("w")
 
 
 def rows_of(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:

@@ -11,12 +11,11 @@ import pytest
 
 from core.clock import VirtualClock
 from core.engine import Engine
-from core.runtimes.sim import SimRuntime
 from core.store import Store
 from core.store_reads import archive_blob
 from core.store_schema import SCHEMA_VERSION
 
-from .store_support import agents_only_config
+from .store_support import agents_only_config, start_pool_workflow
 
 
 async def test_a_finished_workflow_is_stored_compressed_and_read_back_whole(tmp_path: Path) -> None:
@@ -24,20 +23,8 @@ async def test_a_finished_workflow_is_stored_compressed_and_read_back_whole(tmp_
     clock = VirtualClock()
     eng = await Engine.open(db, config=agents_only_config(5), clock=clock)
     try:
-        eng.attach_runtime(SimRuntime(clock, heartbeat_s=1e9, sample_s=1e9))
-        eng.create_pool("p", ["x"], 0, 5)
-        for _ in range(5):
-            eng.add_agent("p")
         tasks = [{"id": f"t{i}", "specialization": "x", "duration_s": 0, "cpu": 0, "memory_gb": 0} for i in range(200)]
-        eng.create_workflow(
-            {
-                "id": "w",
-                "priority": 50,
-                "allocation": {"cpu_cores": 1e6, "memory_gb": 1e6, "agents": 5},
-                "phases": [{"name": "all", "tasks": tasks}],
-            }
-        )
-        eng.start_workflow("w")
+        start_pool_workflow(eng, clock, 5, tasks)
         await eng.advance(5.0)
         await eng.flush()
         assert eng.state.status_of("w").value == "completed"

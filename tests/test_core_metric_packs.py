@@ -12,13 +12,12 @@ import pytest
 from core.clock import VirtualClock
 from core.engine import Engine
 from core.incidents.kinds.performance_degradation import PerformanceDegradationDetector
-from core.runtimes.sim import SimRuntime
 from core.store import Store
 from core.store_metrics import PACK_MAX, pack, pack_rows, samples_of
 from core.store_schema import SCHEMA_VERSION
 from core.telemetry import HISTORY
 
-from .store_support import agents_only_config, rows_of
+from .store_support import agents_only_config, rows_of, start_pool_workflow
 
 
 def _rows(db: Path) -> list[tuple[float, float, bytes | None]]:
@@ -33,23 +32,11 @@ async def test_a_reopened_engine_gives_the_detectors_the_samples_it_had(tmp_path
     clock = VirtualClock()
     eng = await Engine.open(db, config=agents_only_config(10), clock=clock)
     try:
-        eng.attach_runtime(SimRuntime(clock, heartbeat_s=1e9, sample_s=1e9, seed=3))
-        eng.create_pool("p", ["x"], 0, 10)
-        for _ in range(10):
-            eng.add_agent("p")
         tasks = [
             {"id": f"t{i}", "specialization": "x", "duration_s": 1 + i % 7, "cpu": 0, "memory_gb": 0}
             for i in range(400)
         ]
-        eng.create_workflow(
-            {
-                "id": "w",
-                "priority": 50,
-                "allocation": {"cpu_cores": 1e6, "memory_gb": 1e6, "agents": 10},
-                "phases": [{"name": "all", "tasks": tasks}],
-            }
-        )
-        eng.start_workflow("w")
+        start_pool_workflow(eng, clock, 10, tasks, seed=3)
         for _ in range(30):
             await eng.advance(10.0)
         await eng.flush(all_samples=True)
