@@ -70,8 +70,7 @@ def classify(exc: BaseException, path: str) -> StorageError | None:
         return None
     if not isinstance(exc, sqlite3.Error):
         return None
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
+    primary = _primary_code(exc)
     text = str(exc)
     if primary == SQLITE_FULL or "database or disk is full" in text:
         return StorageError("full", path, _full(path))
@@ -105,8 +104,7 @@ def passing(exc: BaseException) -> str | None:
         return "another process holds a lock on it" if exc.kind == "locked" else None
     if not isinstance(exc, sqlite3.OperationalError):
         return None
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
+    primary = _primary_code(exc)
     if primary in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in str(exc):
         return "another process holds a lock on it"
     if primary == SQLITE_INTERRUPT:
@@ -131,3 +129,10 @@ def _readonly(path: str, fs: bool) -> str:
         f"{path}: the database file (or its directory) is not writable by this user: writes are refused "
         "(nothing committed before is lost; reading still works)"
     )
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of an error it raised (the extended code's low byte);
+    None for one raised without it (made in Python), then told by its message."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
