@@ -65,7 +65,7 @@ class Supervisor(Generic[H]):
         fleet = self.fleet
         if self.links.alive(h):
             self.end(h)
-            reason = f"{reason}; killed"
+            reason = f"{reason}; a kill was sent to its still running process"
         else:
             self.links.kill_task_group(h)
         self.gone(h)
