@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.clock import VirtualClock
 from core.config import Config
 from core.engine import Engine
@@ -75,6 +77,20 @@ def start_pool_workflow(
         }
     )
     eng.start_workflow("w")
+
+
+async def migrated_on_open(db: Path) -> Store:
+    """The store on ``db`` (written by an older schema), after a read-only open is refused
+    as needing migration: opened writable, which migrates it."""
+    with pytest.raises(Exception, match="needs migrating"):
+        await Store.open(db, readonly=True)
+    return await Store.open(db)
+
+
+def stored_schema_version(db: Path) -> object:
+    """The schema version ``db``'s meta table records, as stored (text)."""
+    ((version,),) = rows_of(db, "SELECT value FROM meta WHERE key='schema_version'")
+    return version
 
 
 def rows_of(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from core.store import Store
 from core.store_reads import archive_blob
 from core.store_schema import SCHEMA_VERSION
 
-from .store_support import agents_only_config, start_pool_workflow
+from .store_support import agents_only_config, migrated_on_open, start_pool_workflow, stored_schema_version
 
 
 async def test_a_finished_workflow_is_stored_compressed_and_read_back_whole(tmp_path: Path) -> None:
@@ -57,9 +57,7 @@ async def test_a_schema_6_record_stored_as_text_is_read_and_a_damaged_one_is_ref
     con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
     con.commit()
     con.close()
-    with pytest.raises(Exception, match="needs migrating"):
-        await Store.open(db, readonly=True)
-    store = await Store.open(db)
+    store = await migrated_on_open(db)
     try:
         assert await store.archived("old", 7) == record
         with pytest.raises(ValueError, match="does not decompress"):
@@ -67,8 +65,4 @@ async def test_a_schema_6_record_stored_as_text_is_read_and_a_damaged_one_is_ref
         assert await store.archived("old", 8) is None
     finally:
         await store.close()
-    con = sqlite3.connect(db)
-    try:
-        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
-    finally:
-        con.close()
+    assert stored_schema_version(db) == str(SCHEMA_VERSION)

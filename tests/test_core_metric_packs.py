@@ -17,7 +17,7 @@ from core.store_metrics import PACK_MAX, pack, pack_rows, samples_of
 from core.store_schema import SCHEMA_VERSION
 from core.telemetry import HISTORY
 
-from .store_support import agents_only_config, rows_of, start_pool_workflow
+from .store_support import agents_only_config, migrated_on_open, rows_of, start_pool_workflow, stored_schema_version
 
 
 def _rows(db: Path) -> list[tuple[float, float, bytes | None]]:
@@ -173,25 +173,15 @@ async def test_a_schema_5_database_opens_migrated_with_its_samples(tmp_path: Pat
     )
     con.commit()
     con.close()
-    with pytest.raises(Exception, match="needs migrating"):
-        await Store.open(db, readonly=True)
-    store = await Store.open(db)
+    store = await migrated_on_open(db)
     try:
         assert await store.metrics("rt") == [(1.0, 0.5), (2.0, 0.25)]
         await store.add_metrics([(3.0, "rt", "system", 1.0), (4.0, "rt", "system", 2.0)])
         assert [t for t, _ in await store.metrics("rt")] == [1.0, 2.0, 3.0, 4.0]
     finally:
         await store.close()
-    con = sqlite3.connect(db)
-    try:
-        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
-        assert con.execute("SELECT earlier FROM metrics ORDER BY id").fetchall() == [
-            (None,),
-            (None,),
-            (pack([3.0, 1.0]),),
-        ]
-    finally:
-        con.close()
+    assert stored_schema_version(db) == str(SCHEMA_VERSION)
+    assert rows_of(db, "SELECT earlier FROM metrics ORDER BY id") == [(None,), (None,), (pack([3.0, 1.0]),)]
 
 
 async def test_a_replica_following_rows_of_many_samples_reads_a_bounded_page(tmp_path: Path) -> None:
