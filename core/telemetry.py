@@ -167,10 +167,12 @@ class Telemetry:
         holds its own in time order), as a bound on what a refusing store leaves held."""
         if n <= 0:
             return
-        newest = sorted(
-            ((flat[i], key) for key, flat in self.pending.items() for i in range(0, len(flat), 2)), reverse=True
+        # Each series is in time order: the n newest of all are among each one's last n.
+        last = (
+            (flat[i], key) for key, flat in self.pending.items() for i in range(max(0, len(flat) - 2 * n), len(flat), 2)
         )
-        for _, key in newest[:n]:
+        newest = sorted(last, reverse=True)[:n]
+        for _, key in newest:
             del self.pending[key][-2:]
         self.pending = {key: flat for key, flat in self.pending.items() if flat}
 
