@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
@@ -57,11 +58,40 @@ def py_cmd(code: str) -> str:
     return toml_argv(PY, "-c", code)
 
 
-def header(heartbeat: float = 0.5, grace: float = 1.0, pools: str = "") -> str:
+TomlValue = str | int | float | list[str] | dict[str, int | float]
+
+
+def toml_value(v: TomlValue) -> str:
+    """``v`` written as a TOML value (a dict as an inline table)."""
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return json.dumps(v)  # strings, numbers and string arrays are written alike in JSON and TOML
+
+
+def task_toml(task_id: str, command: str | list[str], specialization: str = "s", **keys: TomlValue) -> str:
+    """One ``[[workflows.phases.tasks]]`` table; ``keys`` are its further keys."""
+    lines = [f"id = {toml_value(task_id)}", f"command = {toml_value(command)}"]
+    lines += [f"specialization = {toml_value(specialization)}"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in keys.items()]
+    return "    [[workflows.phases.tasks]]\n" + "".join(f"    {line}\n" for line in lines)
+
+
+def workflow_toml(wf_id: str, *tasks: str, phase: str = "x", **keys: TomlValue) -> str:
+    """One ``[[workflows]]`` table (``keys`` its further keys) with one phase of ``tasks``
+    (each from :func:`task_toml`)."""
+    head = "".join(f"{k} = {toml_value(v)}\n" for k, v in keys.items())
+    return f'\n[[workflows]]\nid = {toml_value(wf_id)}\n{head}  [[workflows.phases]]\n  name = "{phase}"\n' + "".join(
+        tasks
+    )
+
+
+def header(heartbeat: float = 0.5, grace: float = 1.0, pools: str = "", sample: float | None = None) -> str:
+    """A file's runtime (samples at ``sample``, by default at the heartbeat) and its pools
+    (by default "workers": 2 agents of "shell")."""
     return f"""
 [runtime]
 heartbeat_s = {heartbeat}
-sample_s = {heartbeat}
+sample_s = {heartbeat if sample is None else sample}
 stop_grace_s = {grace}
 {
         pools

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, opsdeck_cmd
+from .local_harness import task_toml, workflow_toml
 
 EXAMPLE_BOUND_S = 600
 
@@ -34,26 +35,8 @@ def test_a_failed_workflow_exits_1_and_its_dependents_are_cancelled(tmp_path: Pa
     f = tmp_path / "fail.toml"
     f.write_text(
         pool(1)
-        + """
-[[workflows]]
-id = "first"
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "boom"
-    command = "sh -c 'echo going down; exit 3'"
-    specialization = "s"
-    retries = 1
-[[workflows]]
-id = "second"
-depends_on = ["first"]
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "never"
-    command = "touch never-ran"
-    specialization = "s"
-"""
+        + workflow_toml("first", task_toml("boom", "sh -c 'echo going down; exit 3'", retries=1))
+        + workflow_toml("second", task_toml("never", "touch never-ran"), depends_on=["first"])
     )
     r = run(str(f), "--db", str(tmp_path / "r.db"), "--headless", timeout=60)
     assert r.returncode == 1, r.stderr
@@ -99,24 +82,8 @@ def test_a_workflow_ending_first_does_not_end_the_run(tmp_path: Path) -> None:
     f = tmp_path / "two.toml"
     f.write_text(
         pool(2)
-        + """
-[[workflows]]
-id = "quick"
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = "true"
-    specialization = "s"
-[[workflows]]
-id = "later"
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = "sh -c 'sleep 1; touch later-ran'"
-    specialization = "s"
-"""
+        + workflow_toml("quick", task_toml("t", "true"))
+        + workflow_toml("later", task_toml("t", "sh -c 'sleep 1; touch later-ran'"))
     )
     r = run(str(f), "--db", str(tmp_path / "r.db"), "--headless", timeout=60)
     assert r.returncode == 0, r.stderr
@@ -132,19 +99,7 @@ def test_a_run_over_before_its_pacing_starts_is_not_one_that_ended_before(tmp_pa
     printed). The case that must say so: the same file
     again on that database, where every workflow had ended before."""
     f = tmp_path / "one.toml"
-    f.write_text(
-        pool(1)
-        + """
-[[workflows]]
-id = "one"
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = "true"
-    specialization = "s"
-"""
-    )
+    f.write_text(pool(1) + workflow_toml("one", task_toml("t", "true")))
     db = str(tmp_path / "r.db")
     r = run(str(f), "--db", db, "--headless", timeout=60)
     assert r.returncode == 0, r.stderr
@@ -166,10 +121,7 @@ def test_a_run_refused_for_a_held_database_starts_no_launcher(tmp_path: Path, mo
     started: list[Path] = []
     monkeypatch.setattr(host_launcher, "start_early", started.append)
     f = tmp_path / "one.toml"
-    f.write_text(pool(1) + '\n[[workflows]]\nid = "one"\n  [[workflows.phases]]\n  name = "x"\n')
-    f.write_text(
-        f.read_text() + '    [[workflows.phases.tasks]]\n    id = "t"\n    command = "true"\n    specialization = "s"\n'
-    )
+    f.write_text(pool(1) + workflow_toml("one", task_toml("t", "true")))
     db = tmp_path / "h.db"
     db.touch()
     lease = acquire(db, {"pid": 1})  # a live host holds it

@@ -13,22 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import opsdeck_cmd, wait_for
-from tests.local_harness import agent_hosts, header
+from tests.local_harness import agent_hosts, header, task_toml, workflow_toml
 from tests.test_console_pty import ANSI, _read_until
 
-QUICK = (
-    header(heartbeat=0.5, grace=1.0)
-    + """
-[[workflows]]
-id = "hello"
-  [[workflows.phases]]
-  name = "only"
-    [[workflows.phases.tasks]]
-    id = "say"
-    command = "echo hello"
-    specialization = "shell"
-"""
-)
+QUICK = header(heartbeat=0.5, grace=1.0) + workflow_toml("hello", task_toml("say", "echo hello", "shell"), phase="only")
 
 LONG = QUICK.replace('command = "echo hello"', 'command = "sleep 600"')
 

@@ -10,8 +10,16 @@ import pytest
 from core.workflow_file import WorkflowFileError, load_workflow_file, parse_workflow_text
 
 from .conftest import opsdeck_cmd
+from .local_harness import task_toml, workflow_toml
 
 REPO = Path(__file__).resolve().parent.parent
+
+# one pool "p" offering "s", the specialization of every task_toml
+POOL = """
+[[pools]]
+name = "p"
+specializations = ["s"]
+"""
 
 BAD = """
 [runtime]
@@ -75,29 +83,11 @@ def test_every_error_is_reported_with_its_table_and_key() -> None:
 
 
 def test_cycles_and_toml_syntax() -> None:
-    text = """
-[[pools]]
-name = "p"
-specializations = ["s"]
-[[workflows]]
-id = "a"
-depends_on = ["b"]
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = "true"
-    specialization = "s"
-[[workflows]]
-id = "b"
-depends_on = ["a"]
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = "true"
-    specialization = "s"
-"""
+    text = (
+        POOL
+        + workflow_toml("a", task_toml("t", "true"), depends_on=["b"])
+        + workflow_toml("b", task_toml("t", "true"), depends_on=["a"])
+    )
     with pytest.raises(WorkflowFileError) as ei:
         parse_workflow_text(text)
     assert any("form a cycle" in p for p in ei.value.problems)
@@ -108,30 +98,11 @@ depends_on = ["a"]
 
 def test_specs_resolve_cwd_and_order_dependencies_first(tmp_path: Path) -> None:
     f = tmp_path / "w.toml"
-    f.write_text("""
-[[pools]]
-name = "p"
-specializations = ["s"]
-[[workflows]]
-id = "later"
-depends_on = ["first"]
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = "ls -l"
-    cwd = "sub"
-    specialization = "s"
-    retries = 2
-[[workflows]]
-id = "first"
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = ["true"]
-    specialization = "s"
-""")
+    f.write_text(
+        POOL
+        + workflow_toml("later", task_toml("t", "ls -l", cwd="sub", retries=2), depends_on=["first"])
+        + workflow_toml("first", task_toml("t", ["true"]))
+    )
     wf, specs = load_workflow_file(f)
     assert [s.id for s in specs] == ["first", "later"]
     t = specs[1].phases[0].tasks[0]
@@ -174,22 +145,11 @@ def test_examples_are_valid(name: str) -> None:
 @pytest.mark.slow
 def test_cli_file_beyond_the_configured_limits_starts_nothing(tmp_path: Path) -> None:
     f = tmp_path / "big.toml"
-    f.write_text("""
-[[pools]]
-name = "p"
-specializations = ["s"]
-size = 30
-max_size = 40
-[[workflows]]
-id = "huge"
-allocation = { cpu_cores = 99, memory_gb = 1, agents = 1 }
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = "true"
-    specialization = "s"
-""")
+    f.write_text(
+        POOL
+        + "size = 30\nmax_size = 40\n"
+        + workflow_toml("huge", task_toml("t", "true"), allocation={"cpu_cores": 99, "memory_gb": 1, "agents": 1})
+    )
     db = tmp_path / "x.db"
     r = subprocess.run(
         opsdeck_cmd("run", str(f), "--db", str(db), "--headless"),

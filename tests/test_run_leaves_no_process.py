@@ -21,38 +21,18 @@ import pytest
 from core.runtimes.local import run_dir_for
 
 from .conftest import REPO
+from .local_harness import header, task_toml, workflow_toml
 
-WORKFLOW = """
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.2
-stop_grace_s = 1.0
 
-[[pools]]
-name = "workers"
-specializations = ["shell"]
-size = AGENTS
+def workflow(agents: int, sleep: int) -> str:
+    """A pool of ``agents`` and one workflow of two tasks, each sleeping ``sleep`` seconds."""
+    tasks = [task_toml(t, f"sleep {sleep}", "shell", memory_gb=0.25, cpu=0.1) for t in ("a", "b")]
+    allocation = {"cpu_cores": 2, "memory_gb": 1, "agents": agents}
+    pools = f'[[pools]]\nname = "workers"\nspecializations = ["shell"]\nsize = {agents}\n'
+    return header(heartbeat=0.5, grace=1.0, pools=pools, sample=0.2) + workflow_toml(
+        "w", *tasks, phase="work", priority=60, allocation=allocation
+    )
 
-[[workflows]]
-id = "w"
-priority = 60
-allocation = { cpu_cores = 2, memory_gb = 1, agents = AGENTS }
-
-  [[workflows.phases]]
-  name = "work"
-    [[workflows.phases.tasks]]
-    id = "a"
-    command = "sleep SLEEP"
-    specialization = "shell"
-    memory_gb = 0.25
-    cpu = 0.1
-    [[workflows.phases.tasks]]
-    id = "b"
-    command = "sleep SLEEP"
-    specialization = "shell"
-    memory_gb = 0.25
-    cpu = 0.1
-"""
 
 # The console with its sampler failing for every host (as a /proc read of a host still
 # starting can): each host is then taken for gone while its process runs.
@@ -100,7 +80,7 @@ def test_a_run_leaves_no_host_running(
 ) -> None:
     db = tmp_path / "run.db"
     wf = tmp_path / "w.toml"
-    wf.write_text(WORKFLOW.replace("AGENTS", str(agents)).replace("SLEEP", str(sleep)))
+    wf.write_text(workflow(agents, sleep))
     env = dict(cli_env)
     prefix = [sys.executable, "-m", "opsdeck"]
     if fault == "blind_sampler":
