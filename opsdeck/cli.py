@@ -17,7 +17,7 @@ from collections.abc import Sequence
 # after the console's first frame for ``console`` and ``demo``).
 from core.config_errors import ConfigError
 from core.engine_errors import EngineError
-from core.host.errors import HostError, HostGone
+from core.host.errors import HostError, HostGone, HostRefused
 from core.host.lease import LeaseHeld
 from core.private import TRUST_ENV, PrivateError
 from core.store_errors import StoreError
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeaseHeld as exc:
         print(refusal(exc), file=sys.stderr)
         return 2
-    except HostGone as exc:
+    except (HostGone, HostRefused) as exc:
         print(f"opsdeck: {exc}", file=sys.stderr)
         return 1
     except EngineError as exc:

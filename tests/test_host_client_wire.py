@@ -20,6 +20,7 @@ import pytest
 from core.host import client as client_mod
 from core.host import client_http
 from core.host.client import HostBadAnswer, HostClient, HostGone, HostUnresponsive, UndecodableEvent
+from core.host.errors import HostFailed
 
 from .conftest import until
 
@@ -489,16 +490,29 @@ async def test_a_stream_of_bad_events_says_so(fake, monkeypatch: pytest.MonkeyPa
 
 
 async def test_a_refused_stream_names_the_status(fake) -> None:  # type: ignore[no-untyped-def]
-    _, client = await fake(response(503, b'{"error": {"code": "TOO_MANY_FOLLOWERS"}}', "Connection: close"))
-    with pytest.raises(HostGone, match=r"answered 503: .*TOO_MANY_FOLLOWERS"):
+    _, client = await fake(response(500, b"500 Internal Server Error\n\nServer got itself in trouble"))
+    with pytest.raises(HostFailed, match=r"failed to answer the event stream: its error 500: 500 Internal") as exc:
         await bounded(first_events(client, 1, []))
+    assert not isinstance(exc.value, HostGone)
+
+
+async def test_a_busy_stream_is_asked_again_after_a_growing_wait(fake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(client_mod, "BUSY_FIRST_S", 0.01)
+    busy = b'{"error": {"code": "TOO_MANY_FOLLOWERS", "message": "m", "details": {"limit": 2, "followers": 2}}}'
+    host, client = await fake(response(503, busy), response(503, busy), chunked(200, sse(event(1)), end=False), HANG)
+    told: list[tuple[str | None, float]] = []
+    client.on_busy = lambda exc, wait: told.append((exc.short if exc else None, wait))
+    got: list[int] = []
+    await bounded(first_events(client, 1, got))
+    assert got == [1] and len(host.requests) == 3
+    assert told == [("host busy (2 followers)", 0.01), ("host busy (2 followers)", 0.02), (None, 0.0)]
 
 
 async def test_a_refused_stream_whose_answer_stalls_still_ends(fake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The refusal's body is read for the error only as far as it comes within SILENCE_S."""
     monkeypatch.setattr(client_mod, "SILENCE_S", 0.2)
-    _, client = await fake(b'HTTP/1.1 503 X\r\nContent-Length: 1000\r\n\r\n{"error": ', HANG)
-    with pytest.raises(HostGone, match=r"answered 503: \{\"error\":  \(the rest not sent within 0.2s\)"):
+    _, client = await fake(b'HTTP/1.1 500 X\r\nContent-Length: 1000\r\n\r\n{"error": ', HANG)
+    with pytest.raises(HostFailed, match=r"its error 500: \{\"error\":  \(the rest not sent within 0.2s\)"):
         await bounded(first_events(client, 1, []))
 
 

@@ -17,8 +17,8 @@ from ..commands.executor import resolve_spec, run_command
 from ..config import Config
 from ..events import Event
 from ..store_errors import StoreError, passing
-from .client import HostClient, HostGone
-from .errors import HostBadAnswer, UndecodableEvent, the_host
+from .client import BUSY_MAX_S, HostClient, HostGone
+from .errors import HostBadAnswer, HostBusy, HostFailed, HostRefused, TokenRefused, UndecodableEvent, the_host
 from .language import LANGUAGE, services
 from .link import ACTOR, Link, refusal
 from .replica import Replica, ReplicaGap
@@ -127,6 +127,7 @@ class AttachedLink(Link):
             await client.close()
             return False
         self.client = client
+        client.on_busy = self._busy
         self.host_pid = int(health.get("pid") or client.pid or 0) or None
         self.last_pid = self.host_pid
         self._take_health(health)
@@ -148,6 +149,7 @@ class AttachedLink(Link):
         client, self.client = self.client, None
         self.host_pid = None
         self.clock_running = False
+        self._behind.pop("stream", None)  # a busy host's refusals: that host is gone
         self._set_gone(f"{the_host(pid)} is gone")
         if client is not None:
             await client.close()
@@ -198,6 +200,11 @@ class AttachedLink(Link):
                     what = f"it answered {exc.request or 'a request'} with something the console could not read ({exc.reason})"
                     self._stop_following(f"an unreadable answer to {exc.request or 'a request'}", what)
                 return
+            except HostRefused as exc:
+                # The host is there and said no: asking again would be answered the same.
+                if client is self.client:
+                    self._stop_following(*self._refusal_words(exc))
+                return
             except HostGone as exc:
                 if client is self.client:
                     await self._host_gone(exc.pid)
@@ -208,6 +215,35 @@ class AttachedLink(Link):
             if client is self.client and not self._closed:
                 # The stream ended without a word: ask whether the host is still there.
                 await asyncio.sleep(POLL_S)
+
+    def _busy(self, refusal: HostBusy | None, wait: float) -> None:
+        """The host refused the event stream as busy (it is asked again after ``wait``),
+        or (None) took it again: said when it starts and when it ends, shown meanwhile."""
+        assert self.replica is not None
+        if refusal is None:
+            self._set_stale(
+                "stream",
+                None,
+                f"{the_host(self.host_pid)} took the console's event stream: following on from "
+                f"seq {self.replica.seq:,}",
+            )
+        elif "stream" not in self._behind:
+            self._set_stale(
+                "stream",
+                refusal.short,
+                f"{refusal}; the console asks again, waiting up to {BUSY_MAX_S:g}s between tries; the panes "
+                f"stay at seq {self.replica.seq:,} meanwhile and commands still go to the host",
+            )
+        else:
+            self._behind["stream"] = refusal.short  # the count of the last refusal, not said again
+
+    def _refusal_words(self, exc: HostRefused) -> tuple[str, str]:
+        """A refused event stream in a few words and in a sentence (:meth:`_stop_following`)."""
+        if isinstance(exc, TokenRefused):
+            return "token refused", f"it refused the console's token for the event stream ({exc.said})"
+        if isinstance(exc, HostFailed):
+            return f"the host's error {exc.status}", f"it failed to serve the event stream: its error {exc.said}"
+        return f"stream refused, {exc.status}", f"it refused the event stream ({exc.said})"
 
     async def _read_again(self, exc: Exception) -> bool:
         """After a failed store read or fold: True once a passing condition (a lock, an

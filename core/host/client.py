@@ -5,7 +5,9 @@ live process holds it); ``HostClient.for_url(url, token)`` reaches one over TCP.
 When the host goes away (killed, stopped) every call raises :class:`HostGone` naming
 its pid: the socket closes with the process, so a follower learns it at once. An
 answer this client cannot read (not HTTP, over a size limit) raises
-:class:`HostBadAnswer`, a HostGone. The HTTP is the standard library's asyncio
+:class:`HostBadAnswer`, a HostGone. A stream the host refuses with an error status
+raises :class:`HostRefused` (not gone: its words are given), except a busy host's 503,
+which is asked again with a growing wait. The HTTP is the standard library's asyncio
 streams (:mod:`core.host.client_http`), not aiohttp's client (about 0.3 s of CPU to import).
 """
 
@@ -20,7 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..timefmt import duration
 from .client_http import MAX_BODY_BYTES, Endpoint, HttpError, Malformed, Pool, Response
-from .errors import STREAM, HostBadAnswer, HostGone, HostUnresponsive, UndecodableEvent, the_host
+from .errors import (
+    STREAM,
+    HostBadAnswer,
+    HostBusy,
+    HostGone,
+    HostRefused,
+    HostUnresponsive,
+    UndecodableEvent,
+    refused,
+    the_host,
+)
 from .lease import Holder, current_holder
 from .stream import DROPPED_EVENT
 
@@ -29,7 +41,7 @@ if TYPE_CHECKING:
     # only for commands does not load it.
     from ..events import Event
 
-__all__ = ["HostBadAnswer", "HostClient", "HostGone", "UndecodableEvent", "event_from_json"]
+__all__ = ["HostBadAnswer", "HostBusy", "HostClient", "HostGone", "HostRefused", "UndecodableEvent", "event_from_json"]
 
 STARTUP_WAIT_S = 30.0
 """How long a client waits for a host that holds the lease to open its endpoint."""
@@ -43,6 +55,10 @@ MAX_EVENT_BYTES = 64 * 1024 * 1024
 """One event of the stream (its server-sent-events block) at most this long."""
 REFUSAL_SHOWN = 300
 """Characters of a refused stream's answer quoted in the error."""
+BUSY_FIRST_S = 0.5
+BUSY_MAX_S = 10.0
+"""A stream refused because the host is busy (503) is asked for again after the first
+wait, each wait twice the last, at most this long."""
 
 
 DROPPED_MARK = f"event: {DROPPED_EVENT}\n".encode()
@@ -151,6 +167,11 @@ class HostClient:
         self.unresponsive_s = UNRESPONSIVE_S
         self.on_silence: Callable[[str | None], None] | None = None
         """Told (a sentence) when a followed stream goes silent, and (None) when it speaks again."""
+        self.on_busy: Callable[[HostBusy | None, float], None] | None = None
+        """Told (the refusal, the wait before asking again) each time the host refuses the
+        stream as busy, and (None, 0) once it takes the stream again."""
+        self.busy: HostBusy | None = None
+        """The host's last busy refusal of the stream, until it takes the stream again."""
 
     @classmethod
     def for_db(cls, db: str | Path) -> HostClient | None:
@@ -316,13 +337,26 @@ class HostClient:
     async def event_objects(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
         """The host's committed events after ``since`` as JSON objects (with hash and line), then live.
         When the host drops this stream (the reader fell behind), it is opened again
-        from the last event yielded: nothing is skipped or repeated."""
+        from the last event yielded: nothing is skipped or repeated. A host that refuses it
+        as busy (503) is asked again after a growing wait (:attr:`on_busy` is told); any
+        other refusal raises :class:`HostRefused`, said as the host said it."""
         last = since
+        wait = BUSY_FIRST_S
         while True:
             dropped: list[dict[str, Any]] = []
-            async for obj in self._stream(last, dropped):
-                last = int(obj["seq"])
-                yield obj
+            try:
+                async for obj in self._stream(last, dropped):
+                    last = int(obj["seq"])
+                    yield obj
+            except HostBusy as exc:
+                # Growing while the refusals follow each other; from the first wait again
+                # once the host took the stream in between.
+                wait = min(BUSY_MAX_S, 2 * wait) if self.busy is not None else BUSY_FIRST_S
+                self.busy = exc
+                if self.on_busy is not None:
+                    self.on_busy(exc, wait)
+                await asyncio.sleep(wait)
+                continue
             if not dropped:
                 raise self.gone("the event stream closed")
             self.resumed += 1
@@ -356,7 +390,11 @@ class HostClient:
             raise self._failed(exc, STREAM) from None
         try:
             if resp.status != 200:
-                raise self.gone(f"the event stream answered {resp.status}: {await self._refusal(resp)}")
+                raise refused(self.pid, STREAM, resp.status, await self._refusal(resp), REFUSAL_SHOWN)
+            if self.busy is not None:
+                self.busy = None
+                if self.on_busy is not None:
+                    self.on_busy(None, 0.0)
             cut = Blocks()
             while True:
                 try:
@@ -402,7 +440,8 @@ class HostClient:
 
     async def _refusal(self, resp: Response) -> str:
         """The start of a refused stream's answer, for the error: what came of it within
-        :data:`SILENCE_S`, at most a few times :data:`REFUSAL_SHOWN` bytes."""
+        :data:`SILENCE_S`, at most a few times :data:`REFUSAL_SHOWN` bytes (a host's JSON
+        error is read whole: a few hundred bytes)."""
         got = b""
         try:
             async with asyncio.timeout(SILENCE_S):
@@ -412,7 +451,7 @@ class HostClient:
             got += f" (the rest not sent within {SILENCE_S:g}s)".encode()
         except (HttpError, OSError) as exc:
             got += f" (the rest unread: {exc})".encode()
-        return got.decode("utf-8", "replace")[:REFUSAL_SHOWN]
+        return got.decode("utf-8", "replace")
 
     async def events(self, since: int = 0) -> AsyncIterator[Event]:
         """The host's committed events after ``since``, then live ones, as :class:`Event`."""

@@ -18,7 +18,7 @@ from typing import Any
 from ..commands.script import Step, StepFailed, StepRunner
 from ..events import EventHeader
 from .client import HostClient
-from .errors import HostGone
+from .errors import HostGone, HostRefused
 
 CATCH_UP_S = 30.0
 """How long a step waits for the stream to deliver the events its command committed."""
@@ -36,7 +36,8 @@ class HostScriptRunner(StepRunner):
         self.last_seq = 0
         self._arrived = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
-        self._gone: HostGone | None = None
+        self._lost: HostGone | HostRefused | None = None
+        """Why the stream stopped (the host gone, or its refusal): raised by the next step."""
 
     async def start(self) -> None:
         """Follow the stream from the host's head: the script sees what happens from now."""
@@ -50,7 +51,7 @@ class HostScriptRunner(StepRunner):
             self._follower.cancel()
             try:
                 await self._follower
-            except (asyncio.CancelledError, HostGone):
+            except (asyncio.CancelledError, HostGone, HostRefused):
                 pass
 
     async def _follow(self, since: int) -> None:
@@ -59,8 +60,8 @@ class HostScriptRunner(StepRunner):
                 self._on_event(ev)
                 self.last_seq = ev.seq
                 self._wake()
-        except HostGone as exc:
-            self._gone = exc
+        except (HostGone, HostRefused) as exc:
+            self._lost = exc
             self._wake()
 
     def _wake(self) -> None:
@@ -68,8 +69,8 @@ class HostScriptRunner(StepRunner):
         ev.set()
 
     def _check(self) -> None:
-        if self._gone is not None:
-            raise self._gone
+        if self._lost is not None:
+            raise self._lost
 
     async def _until(self, cond: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -318,7 +318,7 @@ class HostServer:
                 "TOO_MANY_FOLLOWERS",
                 f"this host already streams events to {len(self._streams)} followers, its limit "
                 f"(server.max_followers = {cfg.max_followers}); try again later",
-                {"limit": cfg.max_followers},
+                {"limit": cfg.max_followers, "followers": len(self._streams)},
                 status=503,
             )
         resp = web.StreamResponse(

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.host.errors import HostGone
+from core.host.errors import HostBusy, HostGone, HostRefused
 from core.host.paths import check_database
 
 from ..output import event_record, json_line
@@ -163,30 +163,46 @@ async def _print_log(db: Path, store: Store, args: argparse.Namespace) -> int:
 
         client = HostClient.for_db(db)
         if client is not None:
-            await _follow_host(client, out)
+            rc = await _follow_host(client, out)
             if out.full:
                 return 0
+            if rc is not None:
+                return rc
             continue
         await asyncio.sleep(0.5)
 
 
-async def _follow_host(client: HostClient, out: Printer) -> None:
-    """Print the host's stream until it ends; say so when the host is gone."""
+async def _follow_host(client: HostClient, out: Printer) -> int | None:
+    """Print the host's stream until it ends; say so when the host is gone (None: the
+    file is followed on), or the exit code when it refused the stream."""
     print(f"# following the live host (pid {client.pid})", file=sys.stderr)
 
     def silence(why: str | None) -> None:
         sys.stdout.flush()
         print(f"# {why}" if why else f"# the host (pid {client.pid}) answers again", file=sys.stderr, flush=True)
 
+    def busy(refusal: HostBusy | None, wait: float) -> None:
+        sys.stdout.flush()
+        if refusal is None:
+            print(f"# the host (pid {client.pid}) took the stream", file=sys.stderr, flush=True)
+        else:
+            print(f"# {refusal}; asking again in {wait:g}s", file=sys.stderr, flush=True)
+
     client.on_silence = silence
+    client.on_busy = busy
     try:
         async with client:
             async for ev in client.events(out.cursor):
                 out(ev)
                 if out.full:
-                    return
+                    return None
                 sys.stdout.flush()
+    except HostRefused as exc:
+        sys.stdout.flush()
+        print(f"opsdeck: {exc}; not following", file=sys.stderr)
+        return 1
     except HostGone as exc:
         sys.stdout.flush()
         print(f"opsdeck: {exc}; following the database file until a host takes it again", file=sys.stderr)
         sys.stderr.flush()
+    return None
