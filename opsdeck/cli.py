@@ -17,12 +17,13 @@ from collections.abc import Sequence
 # after the console's first frame for ``console`` and ``demo``).
 from core.config_errors import ConfigError
 from core.engine_errors import EngineError
-from core.host.errors import HostError, HostGone, HostRefused
+from core.host.errors import HostBadAnswer, HostError, HostGone, HostRefused
 from core.host.lease import LeaseHeld
 from core.private import TRUST_ENV, PrivateError
 from core.store_errors import StoreError
 
 from . import __version__
+from .output import BAD_ANSWER
 
 # Each module has ``register(subparsers)`` and sets ``func`` on its parser.
 SUBCOMMANDS = [
@@ -97,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeaseHeld as exc:
         print(refusal(exc), file=sys.stderr)
         return 2
+    except HostBadAnswer as exc:  # a HostGone: named first
+        print(f"opsdeck: {exc}; the host is not known to be gone", file=sys.stderr)
+        return BAD_ANSWER
     except (HostGone, HostRefused) as exc:
         print(f"opsdeck: {exc}", file=sys.stderr)
         return 1

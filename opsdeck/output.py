@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from core.events import Event
 
+BAD_ANSWER = 3
+"""The exit code when a live host answered something this client cannot read (not HTTP,
+over a limit, not the JSON it should be): the host is not known to be gone (README,
+headless output contract)."""
 KEEP_DETAILS = 6
 """Detail fields shown with a text error; longer lists (every known operation) are summarised."""
 

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.host.errors import HostBusy, HostGone, HostRefused
+from core.host.errors import HostBadAnswer, HostBusy, HostGone, HostRefused
 from core.host.paths import check_database
 
-from ..output import event_record, json_line
+from ..output import BAD_ANSWER, event_record, json_line
 from ..paths import default_db
 
 if TYPE_CHECKING:
@@ -201,6 +201,10 @@ async def _follow_host(client: HostClient, out: Printer) -> int | None:
         sys.stdout.flush()
         print(f"opsdeck: {exc}; not following", file=sys.stderr)
         return 1
+    except HostBadAnswer as exc:  # a HostGone: named first; following again would meet the same answer
+        sys.stdout.flush()
+        print(f"opsdeck: {exc}; the host is not known to be gone; not following", file=sys.stderr)
+        return BAD_ANSWER
     except HostGone as exc:
         sys.stdout.flush()
         print(f"opsdeck: {exc}; following the database file until a host takes it again", file=sys.stderr)

@@ -7,7 +7,8 @@ runtime, under its lease; an empty database gets the demo fleet first. On a data
 of real processes (local, Ray) with no host, only read-only commands are answered: a
 command that would change the fleet is refused (exit 2) naming the host to start.
 A database that does not exist is refused unless ``--create``. The command is recorded in
-the log; exit 0 on success, 1 when the command fails, 2 when it cannot be run.
+the log; exit 0 on success, 1 when the command fails, 2 when it cannot be run, 3 when
+the live host answered something it cannot read (the command may have run).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from core.host.attach import connect
 from core.host.client import UNRESPONSIVE_S, HostClient
-from core.host.errors import HostGone, HostUnresponsive
+from core.host.errors import HostBadAnswer, HostGone, HostUnresponsive
 from core.host.paths import check_database
 
-from ..output import print_response
+from ..output import BAD_ANSWER, print_response
 from ..paths import default_db
 
 if TYPE_CHECKING:
@@ -117,6 +118,13 @@ async def _run(db: Path, config: Config | None, args: argparse.Namespace, advanc
                     file=sys.stderr,
                 )
                 return 1
+            except HostBadAnswer as exc:  # a HostGone: named first
+                print(
+                    f"opsdeck: {exc}; the host is not known to be gone; the command was sent and may have run: "
+                    f"opsdeck events --db {db} --type COMMAND_EXECUTED shows whether",
+                    file=sys.stderr,
+                )
+                return BAD_ANSWER
             except HostGone as exc:
                 print(
                     f"opsdeck: {exc}; the command was sent and either committed whole or not at all: "

@@ -52,7 +52,8 @@ Field values are JSON when they parse (3, true, "x"), text otherwise; a dotted n
 reaches into nested data (system_utilization.cpu); a list field matches if it
 contains the value. A command that fails stops the script unless the next step is
 expect-error. Exit status: 0 all steps passed, 1 an expectation or command failed
-(named by line), 2 the script itself is malformed.
+(named by line), 2 the script itself is malformed, 3 the live host answered something
+the client cannot read.
 """
 """The script format (``core.commands.script`` parses and runs it), shown by ``opsdeck script --help``."""
 
