@@ -26,7 +26,7 @@ import struct
 from pathlib import Path
 
 from ..private import write_private
-from .wire import MAX_LINE
+from .wire import MAX_LINE, CommandReader
 
 HANDSHAKE_TIMEOUT_S = 10.0
 SECRET_FILE = "secret"
@@ -113,9 +113,13 @@ async def host_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 
 
 async def console_connect(
-    address: str, secret: bytes, expect_pid: int | None = None, limit: int = MAX_LINE
+    address: str, secret: bytes, expect_pid: int | None = None, limit: int = MAX_LINE, framed: bool = False
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to an agent host and authenticate it before anything is sent.
+
+    ``framed``: the reader is a :class:`~.wire.CommandReader` past the handshake's two
+    lines, which hands each report on from the loop's read callback once the caller
+    says where (its ``deliver``); else a plain StreamReader.
 
     OSError: nobody listens (yet), or TimeoutError (an OSError): the peer did not
     answer the handshake in time, which on a loaded machine is a host still waiting for
@@ -123,7 +127,11 @@ async def console_connect(
     someone listens who is not our host (another uid, another process, or no knowledge
     of the secret).
     """
-    reader, writer = await asyncio.open_unix_connection(address, limit=limit)
+    loop = asyncio.get_running_loop()
+    reader = CommandReader(limit, handshake_lines=2) if framed else asyncio.StreamReader(limit)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.create_unix_connection(lambda: protocol, address)  # asyncio.open_unix_connection's
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     try:
         pid, uid, _ = peer_credentials(writer)
         if uid != os.getuid():

@@ -33,7 +33,7 @@ from .limits import Mechanisms
 from .reports import Reports
 from .sampler import Sampler, same_process
 from .supervise import Supervisor
-from .wire import encode, messages
+from .wire import CommandReader, encode
 
 CONNECT_TIMEOUT_S = 15.0
 """After this long without an answer on its socket, a host's start is judged by the CPU it used."""
@@ -363,11 +363,7 @@ class LocalHosts:
                 continue
             h.writer = writer
             fleet.poke()  # send what waited for the connection
-            try:
-                async for msg in messages(reader):
-                    self.reports.on_report(h, msg)
-            except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-                pass
+            await self.hear(h, reader)
             if h.writer is writer:
                 h.writer = None
             writer.close()
@@ -383,18 +379,46 @@ class LocalHosts:
             started, cpu0, judged = time.monotonic(), links.cpu_s(h), 0.0
             await asyncio.sleep(0.05)
 
-    async def connect(self, h: ProcessHost) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def hear(self, h: ProcessHost, reader: CommandReader) -> None:
+        """Apply the host's reports as they arrive, until its connection ends. Each is
+        framed and applied from the loop's read callback (:class:`~.wire.CommandReader`):
+        no future, task step or extra loop pass per report. A report that raises ends
+        the reading with that exception, and the connection's task with it."""
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        on_report = self.reports.on_report
+
+        def hand(msg: Any) -> None:
+            try:
+                on_report(h, msg)
+            except Exception as exc:  # noqa: BLE001 - raised here it would end in the transport, not this task
+                reader.drop()
+                if not ended.done():
+                    ended.set_exception(exc)
+
+        def at_end() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        try:
+            reader.deliver(hand, at_end)
+            await ended
+        finally:
+            reader.drop()  # a cancelled connection applies nothing more
+
+    async def connect(self, h: ProcessHost) -> tuple[CommandReader, asyncio.StreamWriter]:
         """An authenticated connection (:func:`console_connect`). A host never connected
         yet is starting while its handshake is pending too, as while it is not yet
         listening: on a loaded machine its answer waits for the CPU, and the engine would
         otherwise take it for a silent agent."""
-        attempt = asyncio.ensure_future(console_connect(h.address, self.adoption.secret, expect_pid=h.pid))
+        attempt = asyncio.ensure_future(console_connect(h.address, self.adoption.secret, expect_pid=h.pid, framed=True))
         sink = self.fleet.sink
         try:
             if not h.connected_once and sink is not None:
                 while not (await asyncio.wait({attempt}, timeout=self.fleet.timing.heartbeat_s / 2))[0]:
                     sink.agent_heartbeat(h.agent)
-            return await attempt
+            reader, writer = await attempt
+            assert isinstance(reader, CommandReader)
+            return reader, writer
         finally:
             attempt.cancel()  # this connection's end (a shutdown) ends the attempt too; no-op once done
 
