@@ -8,11 +8,14 @@ accepted. The host says so in its status (``/host status``, ``/v1/health``) and 
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import core.store as store_module
 from core.config import Config
 from core.engine import Engine
 from core.host.host import Host
@@ -21,6 +24,7 @@ from core.store import Store
 from core.store_errors import StorageError
 from core.store_metrics import samples_of
 
+from .conftest import until
 from .store_support import series_rows
 
 
@@ -189,3 +193,76 @@ async def test_an_embedded_console_shows_storage_refused_and_paused_until_writes
         assert "writes are accepted again" in said[-1] and "new work is started again" in said[-1], said
     finally:
         await link.close()
+
+
+@pytest.mark.parametrize("limit", [5, 10_000])
+async def test_a_wait_for_another_programs_lock_holds_events_to_the_same_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """A commit waits (up to LOCK_WAIT_S) for a lock another program holds while the
+    runtime goes on emitting. limit 5: the batch waiting and what is emitted meanwhile
+    reach it, so a new workflow is not started and progress is not recorded, the status
+    says paused and counts the events held, and a notice says so; once the lock is
+    released every event is committed and the work starts. limit 10,000: the same wait
+    pauses nothing."""
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 20)  # each try gives up after 20 ms, not 5 s
+    db = tmp_path / "l.db"
+    host = await Host.open_sim(db, Config(), create=True, speed=0)
+    said: list[str] = []
+    host.storage.notify = said.append
+    eng = host.engine
+    held = eng.log.held
+    held.events_max = limit
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        eng.create_pool("p", ["x"], 0, 4)
+        for _ in range(2):
+            eng.add_agent("p", ["x"])
+        eng.create_workflow(_workflow("w1", 1))
+        eng.start_workflow("w1")
+        _settle(eng)
+        running = eng.state.tasks["w1/t0"]
+        assert running.agent is not None, "assigned"
+        async with host.lock:
+            assert await host.commit()
+        other.execute("BEGIN EXCLUSIVE")
+        for i in range(6):
+            eng.set_setting("probe", i)
+
+        async def commit() -> bool:
+            async with host.lock:
+                return await host.commit()
+
+        waiting = asyncio.create_task(commit())
+        await until(lambda: host.status()["storage"]["state"] == "locked", "the commit to wait for the lock", 30)
+        eng.create_workflow(_workflow("w2", 1))
+        eng.start_workflow("w2")
+        _settle(eng)
+        seq = eng.state.seq
+        eng.bridge.task_progress(running.agent, running.id, 0.5)
+        status = host.status()["storage"]
+        if limit == 5:
+            assert eng.state.tasks["w2/t0"].agent is None, "no new work while the lock is waited for"
+            assert eng.state.seq == seq and held.progress_not_recorded == 1
+            assert status["paused"] is True and status["limits"]["events"] == 5
+            await until(lambda: any("no new work is started" in x for x in said), lambda: said, 30)
+            assert host.status()["storage"]["held_events"] >= 6, host.status()["storage"]
+        else:
+            assert eng.state.tasks["w2/t0"].agent is not None
+            assert eng.state.seq == seq + 1 and held.progress_not_recorded == 0
+            assert status["paused"] is False
+        assert not waiting.done(), "the commit still waits for the lock"
+        other.execute("ROLLBACK")
+        assert await asyncio.wait_for(waiting, 60), "committed once the lock is released"
+        emitted = eng.state.seq
+        assert not held.paused and host.status()["storage"]["state"] == "ok"
+        _settle(eng)
+        assert eng.state.tasks["w2/t0"].agent is not None, "the work starts once the lock is released"
+        if limit == 5:
+            assert "new work is started again" in said[-1], said
+        async with host.lock:
+            assert await host.commit()
+    finally:
+        other.close()
+        await host.close()
+    assert await _stored_head(db) >= emitted, "every event held during the wait committed"

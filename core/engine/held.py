@@ -16,10 +16,17 @@ next commit. Neither may grow without bound:
 
 Both are checked when a commit is refused (the host retries every beat), so between two
 tries what is held can pass a limit by what one beat brings.
+
+A commit that waits for another program's lock (up to ``store_commit.LOCK_WAIT_S``) is not
+refused yet, but what it holds grows all the same: the batch being written and what the
+runtime emits meanwhile. Once the store says it waits (each try gives up after SQLite's busy
+timeout), the events' limit is checked on that whole count whenever new work or a progress
+report would be recorded, and bites as after a refusal until the commit settles.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,14 +45,30 @@ class HeldLimits:
 
     events_max: int = HELD_EVENTS_MAX
     samples_max: int = HELD_SAMPLES_MAX
+    emitted: Callable[[], int] = lambda: 0
+    """Events emitted and not yet handed to the store (the log's batch being gathered)."""
     refused: bool = False
     """The last commit was refused (cleared by the next one that goes through)."""
-    paused: bool = False
-    """New work is not started and progress is not recorded (:data:`HELD_EVENTS_MAX` reached)."""
+    over: bool = False
+    """A refused commit left :attr:`events_max` or more held (cleared by the next commit)."""
+    in_store: int = 0
+    """Events of the commit under way (handed to the store, not yet settled)."""
+    lock_wait: bool = False
+    """The commit under way waits for another program's lock."""
     progress_not_recorded: int = 0
     """Progress reports of running tasks not recorded while paused, since the engine started."""
     samples_not_stored: int = 0
     """Metric samples not stored because :attr:`samples_max` were held, since the engine started."""
+
+    def held_events(self) -> int:
+        """Events emitted and not committed: those of the commit under way and those since."""
+        return self.in_store + self.emitted()
+
+    @property
+    def paused(self) -> bool:
+        """New work is not started and progress is not recorded: a refused commit left
+        :attr:`events_max` held, or a commit waiting for a lock holds that many now."""
+        return self.over or (self.lock_wait and self.held_events() >= self.events_max)
 
     def after_refusal(self, events: int, samples: int) -> int:
         """A commit was refused, leaving ``events`` and ``samples`` held. Returns how many
@@ -54,14 +77,16 @@ class HeldLimits:
         over = max(samples - self.samples_max, 0)
         self.samples_not_stored += over
         if events >= self.events_max:
-            self.paused = True
+            self.over = True
         return over
 
-    def after_commit(self) -> bool:
-        """A commit went through: the limits no longer bite. Whether work was paused (the
-        caller dispatches again)."""
-        was = self.paused
-        self.refused = self.paused = False
+    def settled(self, went_through: bool) -> bool:
+        """The commit under way settled. Once one went through the limits no longer bite:
+        whether work was paused until then (the caller dispatches again)."""
+        was = went_through and self.paused
+        self.in_store, self.lock_wait = 0, False
+        if went_through:
+            self.refused = self.over = False
         return was
 
     def skip_progress(self, partial: dict[str, Any] | None, recorded: dict[str, Any]) -> bool:

@@ -79,7 +79,7 @@ class EventLog:
         bound after a unit is taken back: :meth:`holds_changes` may say yes for nothing)."""
         self.memory_archive: dict[tuple[str, int], str] = {}
         """Archive records where there is no store to hold them (or it is read-only)."""
-        self.held = HeldLimits()
+        self.held = HeldLimits(emitted=lambda: len(self.buffer))
         """What refused commits may leave in memory (:mod:`.held`)."""
 
     # -- subscribers --------------------------------------------------------------
@@ -266,6 +266,7 @@ class EventLog:
         the next flush. Returns whether the caller was cancelled meanwhile."""
         store = self.engine.store
         assert store is not None
+        self.held.in_store = len(rows)
         append = asyncio.ensure_future(store.append(rows, archive, samples))
         cancelled = False
 
@@ -299,8 +300,10 @@ class EventLog:
                 raise
 
     def _went_through(self, append: asyncio.Future[None]) -> None:
-        """A commit settled: once one goes through after refusals, new work starts again."""
-        if self.held.refused and not append.cancelled() and append.exception() is None and self.held.after_commit():
+        """A commit settled: once one goes through after refusals or a lock wait that
+        paused new work, it starts again. (Runs before a refused commit's rows are kept
+        again: they are not counted twice.)"""
+        if self.held.settled(not append.cancelled() and append.exception() is None):
             self.engine.request_dispatch()
 
     def _publish(self, n: int) -> None:

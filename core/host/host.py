@@ -96,7 +96,8 @@ class Host:
         self._soon: asyncio.TimerHandle | None = None
         """The commit :meth:`_commit_soon` scheduled, until it takes the lock."""
         self._soon_task: asyncio.Task[None] | None = None
-        self.storage = StorageWatch(engine.log.held, lambda: (engine.unflushed, engine.telemetry.pending_count()))
+        held = engine.log.held
+        self.storage = StorageWatch(held, lambda: (held.held_events(), engine.telemetry.pending_count()))
         """A full disk, a read-only file system, another process's lock: what and since when."""
         if engine.store is not None:
             engine.store.on_wait = self.storage.waiting

@@ -44,7 +44,7 @@ class StorageWatch:
     since: float | None = None
     """Wall time the current problem began."""
     held: int = 0
-    """Events emitted but not committed (held in memory) at the last refusal."""
+    """Events emitted but not committed (held in memory) at the last refusal or lock-wait notice."""
     refusals: int = 0
     """Commits the storage refused since the host started."""
     waited_s: float = 0.0
@@ -68,15 +68,26 @@ class StorageWatch:
             self.notify(text)
 
     def waiting(self, err: StorageError, waited: float) -> None:
-        """A write is waiting for another process's lock (``Store.on_wait``)."""
+        """A write is waiting for another process's lock (``Store.on_wait``): what it and
+        the events emitted meanwhile hold counts against the events' limit."""
         now = time.monotonic()
         first = self.problem is None or self.problem.kind != "locked"
         if first:
             self.problem, self.since = err, time.time()
         self.waited_s = waited
+        lim = self.limits
+        lim.lock_wait = True
+        self.held = self.holding()[0]
         if first or now - self._last_notice >= LOCK_NOTICE_EVERY_S:
             self._last_notice = now
             self.say(f"{err} (waiting {duration(waited)} so far)")
+        if lim.paused and not self._paused_said:
+            self._paused_said = True
+            self.say(
+                f"{self.held} event(s) held in memory while the lock is waited for, the limit is {lim.events_max}: "
+                "no new work is started and running tasks' progress reports without new partial results are not "
+                "recorded until the commit goes through"
+            )
 
     def refused(self, err: StorageError) -> None:
         """A commit was refused: what it left (:attr:`holding`) waits in memory."""
