@@ -16,6 +16,8 @@ import stat
 from pathlib import Path
 from typing import Any, Generic
 
+import psutil
+
 from ..event_types import (
     WORKFLOW_CREATED,
 )
@@ -23,7 +25,7 @@ from ..models import Band, Task, TaskSpec, TaskStatus, WorkflowSpec
 from ..projection import task_key
 from .fleet import Fleet, H, Links
 from .limits import NICE_BY_BAND, Mechanisms
-from .sampler import Sampler, TaskMeasure
+from .sampler import Sampler, TaskMeasure, same_process
 from .task_io import TaskIO
 
 
@@ -249,11 +251,29 @@ class Dispatch(Generic[H]):
         """Each task run's own ``TMPDIR`` (inside the run directory, 0700)."""
         return self._tmp_root / temp_name(task_id, attempt)
 
+    def _live_temp_names(self) -> set[str]:
+        """The names of the TMPDIRs in the temp root of runs whose first process still
+        lives (an agent's current run, its pid verified by its create time: a run being
+        stopped is no longer running in the log while it has its stop grace to end in),
+        read from the environment it was started with."""
+        names = set()
+        for h in self.fleet.hosts.values():
+            pid, created = h.task_pgid, h.task_create_time
+            if pid is None or created is None or not self.links.measurable(h) or not same_process(pid, created):
+                continue
+            try:
+                tmp = psutil.Process(pid).environ().get("TMPDIR", "")
+            except psutil.Error:
+                continue
+            if same_process(pid, created) and os.path.dirname(tmp) == str(self._tmp_root):  # read of that process
+                names.add(os.path.basename(tmp))
+        return names
+
     def cleanup_temp(self) -> dict[str, Any]:
-        """Delete the temp directories of task runs that are not running now; count
-        the files and bytes removed."""
+        """Delete the temp directories of task runs that are not running now and whose
+        process has ended; count the files and bytes removed."""
         root = self._tmp_root
-        keep = set()
+        keep = self._live_temp_names()
         engine = self.fleet.engine
         if engine is not None:
             for t in engine.state.tasks.values():
