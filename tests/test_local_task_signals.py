@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,13 +82,101 @@ async def _interrupted() -> int:
         terminal.close()
 
 
-def test_ctrl_c_typed_to_a_task_interrupts_it(host_ignores_sigint: None) -> None:
+def test_ctrl_c_typed_to_a_task_interrupts_it(sigint_kept_off: str) -> None:
     """The console's Ctrl-C key writes \\x03 to the task's terminal: the task ends by SIGINT
-    (before: ignored, it ran on)."""
+    (before: ignored, or blocked in a Ray actor's thread, it ran on)."""
     assert asyncio.run(_interrupted()) == -signal.SIGINT
+    assert _kept_off(sigint_kept_off)
 
 
 def test_what_the_host_ignores_is_still_ignored_here(host_ignores_sigint: None) -> None:
     """The must-not: the host itself keeps ignoring SIGINT (the task's default is the task's)."""
     asyncio.run(_spawned(None, None))
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+@pytest.fixture(params=["ignored", "blocked"])
+def sigint_kept_off(request: pytest.FixtureRequest) -> Iterator[str]:
+    """This thread ignores SIGINT (as an agent host does) or blocks it (as the thread a
+    Ray async actor runs its calls in does: a signal mask is inherited through exec too)."""
+    if request.param == "ignored":
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield request.param
+        finally:
+            signal.signal(signal.SIGINT, before)
+    else:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield request.param
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@pytest.fixture
+def other_thread() -> Iterator[None]:
+    """Another thread runs in this process (as in a Ray actor's): a run with a ``cwd`` is
+    spawned through Popen then (posix_spawn would change the whole process's directory)."""
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
+async def _sigint_ends(cwd: Path | None) -> tuple[int, str, bool]:
+    """A ``sleep`` task sent SIGINT: its status, its directory, whether it went through Popen."""
+    p = TaskProcess.spawn(["sleep", "30"], dict(os.environ), str(cwd) if cwd else None, False, None)
+    try:
+        _ignored(p.pid)  # it runs sleep
+        where = os.readlink(f"/proc/{p.pid}/cwd")
+        os.kill(p.pid, signal.SIGINT)
+        return await asyncio.wait_for(p.wait(), 20), where, p.popen is not None
+    finally:
+        if p.returncode is None:
+            os.kill(p.pid, signal.SIGKILL)
+            await p.wait()
+        p.close()
+
+
+def _kept_off(how: str) -> bool:
+    """SIGINT is still ignored or blocked here, as the fixture left it."""
+    if how == "ignored":
+        return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    return signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_task_spawned_through_posix_spawn_dies_of_sigint(sigint_kept_off: str) -> None:
+    """posix_spawn's path: the task ends by SIGINT whether this thread ignores it or blocks
+    it (before: blocked, it ran on); here it stays as it was."""
+    rc, _, popen = asyncio.run(_sigint_ends(None))
+    assert rc == -signal.SIGINT and not popen
+    assert _kept_off(sigint_kept_off)
+
+
+def test_a_task_spawned_through_popen_dies_of_sigint(sigint_kept_off: str, other_thread: None, tmp_path: Path) -> None:
+    """Popen's path (a ``cwd`` with other threads running, as in a Ray actor): the task ends
+    by SIGINT in its directory (before: ignored or blocked, it ran on); here it stays as it was."""
+    rc, where, popen = asyncio.run(_sigint_ends(tmp_path))
+    assert rc == -signal.SIGINT and popen and where == str(tmp_path)
+    assert _kept_off(sigint_kept_off)
+
+
+def test_popens_path_refuses_a_missing_program_or_directory_as_before(
+    sigint_kept_off: str, other_thread: None, tmp_path: Path
+) -> None:
+    """The must-not: no task starts for a program on no PATH directory, one that cannot be
+    run, or a ``cwd`` that is not there, and the error names what is wrong."""
+    with pytest.raises(FileNotFoundError, match="no-such-program-here"):
+        TaskProcess.spawn(["no-such-program-here"], dict(os.environ), str(tmp_path), False, None)
+    with pytest.raises(FileNotFoundError, match="gone"):
+        TaskProcess.spawn([str(tmp_path / "gone")], dict(os.environ), str(tmp_path), False, None)
+    plain = tmp_path / "plain"
+    plain.write_text("not a program")
+    with pytest.raises(PermissionError, match="plain"):
+        TaskProcess.spawn([str(plain)], dict(os.environ), str(tmp_path), False, None)
+    with pytest.raises(FileNotFoundError, match="gone"):
+        TaskProcess.spawn(["sleep", "30"], dict(os.environ), str(tmp_path / "gone"), False, None)

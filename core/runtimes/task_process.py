@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -43,7 +45,9 @@ _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
 """Signals a task gets back at their defaults: those Python ignores (Popen's
 ``restore_signals``), and SIGINT, which the agent host ignores (an ignored disposition
-survives exec: a Ctrl-C typed to the task would reach it ignored)."""
+survives exec: a Ctrl-C typed to the task would reach it ignored). A task also starts
+with no signal blocked: the thread a Ray async actor runs its calls in blocks SIGINT,
+and a signal mask survives exec too."""
 
 
 def read_proc(path: str) -> bytes:
@@ -147,6 +151,48 @@ def _which(name: str, env: dict[str, str]) -> str:
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
 
+def _sigint_default(argv: list[str], env: dict[str, str]) -> list[str]:
+    """``argv`` to start through Popen with SIGINT at its default and not blocked where
+    this process ignores it or this thread blocks it (both survive exec, and no
+    ``preexec_fn`` may run in a process with other threads): ``env --default-signal=INT
+    --`` first (it resets and unblocks it), which execs it as the same process; ``argv``
+    itself where neither is so or there is no such ``env`` (:func:`_default_signal_env`).
+    The program is looked for here first, so a missing one raises as Popen's own start
+    does, naming it (``env`` would only say so in the task's output)."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if not ignored and signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, ()):
+        return argv
+    tool = _default_signal_env()
+    if tool is None:
+        return argv
+    program = _which(argv[0], env)
+    if not os.access(program, os.X_OK):
+        os.stat(program)  # FileNotFoundError naming it when it is not there
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+    return [tool, "--default-signal=INT", "--", *argv]
+
+
+@functools.cache
+def _default_signal_env() -> str | None:
+    """The ``env`` program that takes ``--default-signal`` (GNU coreutils 8.31 and later),
+    looked for once, at the first start that needs it; None where there is none."""
+    path = shutil.which("env")
+    if path is None:
+        return None
+    try:
+        done = subprocess.run(
+            [path, "--default-signal=INT", "--", "true"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if done.returncode == 0 else None
+
+
 def _spawnp(argv: list[str], env: dict[str, str], kw: dict[str, Any]) -> int:
     """``posix_spawnp``: glibc looks the name up on this process's PATH as ``execvp``
     does (the task's own PATH when they are the same); a name on none of its
@@ -232,8 +278,9 @@ class TaskProcess:
         (a run with a ``cwd`` in a process with other threads, where that would be seen,
         goes through Popen), and a pty needs its ``TIOCSCTTY`` (Popen). Every descriptor Python opens is close-on-exec,
         so the child gets only 0, 1 and 2 either way; SIGPIPE and SIGXFSZ are reset to
-        their defaults, as Popen resets them, and SIGINT too (except through Popen without a
-        terminal, in a process with other threads: nothing may run there between fork and exec)."""
+        their defaults, as Popen resets them, and SIGINT too (through Popen without a
+        terminal, where nothing may run between fork and exec, by an exec prefix:
+        :func:`_sigint_default`)."""
         if terminal is not None:
             before = _boot_ns()
             tty = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, **terminal)
@@ -250,7 +297,12 @@ class TaskProcess:
                     else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
                 )
                 actions = [stdin, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, out_w, 2)]
-                kw: dict[str, Any] = {"setsid": True, "setsigdef": _DEFAULT_SIGNALS, "file_actions": actions}
+                kw: dict[str, Any] = {
+                    "setsid": True,
+                    "setsigdef": _DEFAULT_SIGNALS,
+                    "setsigmask": (),
+                    "file_actions": actions,
+                }
                 back = _enter(cwd)
                 try:
                     if os.sep not in argv[0] and env.get("PATH") == os.environ.get("PATH"):
@@ -263,7 +315,7 @@ class TaskProcess:
                         os.close(back)
             else:
                 popen = subprocess.Popen(
-                    argv,
+                    _sigint_default(argv, env),
                     env=env,
                     cwd=cwd,
                     stdin=in_r if in_r is not None else subprocess.DEVNULL,

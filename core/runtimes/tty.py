@@ -27,9 +27,11 @@ WRITE_TIMEOUT_S = 10.0
 
 def _become_controlling_terminal() -> None:  # pragma: no cover - runs in the child before exec
     """The pty is the task's controlling terminal, and a Ctrl-C typed to it interrupts the
-    task: SIGINT at its default (the agent host ignores it, and that survives exec)."""
+    task: SIGINT at its default and not blocked (the agent host ignores it, a Ray async
+    actor's thread blocks it, and both survive exec)."""
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 class TaskTerminal:
