@@ -86,6 +86,8 @@ class AttachedLink(Link):
         self._closed = False
         self._read_wait_s = 0.0
         """The last wait before reading the store again (0: its last read succeeded)."""
+        self._unreadable: str | None = None
+        """What was said of a host whose health answer could not be read, while that lasts."""
 
     async def open(self) -> AttachedLink:
         """Fold the replica (unless given one) and find the host."""
@@ -120,12 +122,19 @@ class AttachedLink(Link):
     async def _find_host(self) -> bool:
         client = HostClient.for_db(self.db)
         if client is None:
+            self._readable_host(None)
             return False
         try:
             health = await client.health()
+        except HostBadAnswer as exc:  # a HostGone: named first
+            await client.close()
+            self._unreadable_host(exc)
+            return False
         except HostGone:
             await client.close()
+            self._readable_host(None)
             return False
+        self._readable_host(client.pid)
         self.client = client
         client.on_busy = self._busy
         self.host_pid = int(health.get("pid") or client.pid or 0) or None
@@ -133,6 +142,26 @@ class AttachedLink(Link):
         self._take_health(health)
         self._set_gone(None)
         return True
+
+    def _unreadable_host(self, exc: HostBadAnswer) -> None:
+        """A host holds the database but its health answer cannot be read: said (which
+        host, what was unreadable) once for that host and reason, and shown while it lasts."""
+        message = (
+            f"{the_host(exc.pid)} holds {self.db.name} but answered {exc.request} with something the console "
+            f"could not read ({exc.reason}); the console is not attached to it: it shows {self.db.name} as "
+            f"stored, sends no commands, and asks the host again every {POLL_S:g}s"
+        )
+        if self._unreadable != message:
+            self._unreadable = message
+            self._set_stale("host", f"host pid {exc.pid} unreadable" if exc.pid else "host unreadable", message)
+
+    def _readable_host(self, pid: int | None) -> None:
+        """After an unreadable health answer: the host (``pid``) answers, or (None) none holds the database."""
+        if self._unreadable is None:
+            return
+        self._unreadable = None
+        now = f"{the_host(pid)} answers its health check: attached" if pid else f"no host answers for {self.db.name}"
+        self._set_stale("host", None, now)
 
     def _take_health(self, health: dict[str, Any]) -> None:
         """``GET /v1/health``: pid, runtime, seq, clock, simulated, speed, clock_running."""

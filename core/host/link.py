@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .host import Host
 
 ACTOR = "operator"
+UNHEARD_MAX = 20
+"""Messages kept for the first listener (:meth:`Link.on_trouble`): the last ones said."""
 
 EventFn = Callable[[Event], None]
 StatusFn = Callable[[str | None], None]
@@ -54,6 +56,8 @@ class Link:
         self._trouble: list[TroubleFn] = []
         self._behind: dict[str, str] = {}
         """What is behind (:attr:`stale`), by part: ``events``, ``gauges``."""
+        self._unheard: list[str] = []
+        """What was said before anyone listened (while opening): told to the first listener."""
 
     # -- what the panes read --------------------------------------------------------
     @property
@@ -123,8 +127,12 @@ class Link:
     def on_trouble(self, fn: TroubleFn) -> None:
         """``fn(message)`` once when something stops that does not refuse actions, or
         falls behind for now (:attr:`stale`) and when it catches up again: the message
-        says what failed (the exception's type and words) and what goes on."""
+        says what failed (the exception's type and words) and what goes on. What was said
+        before the first ``fn`` (while the link opened) is told to it at once."""
         self._trouble.append(fn)
+        unheard, self._unheard = self._unheard, []
+        for message in unheard:
+            fn(message)
 
     def _set_trouble(self, short: str, message: str) -> None:
         self.trouble = short
@@ -139,6 +147,8 @@ class Link:
         self._say(message)
 
     def _say(self, message: str) -> None:
+        if not self._trouble:
+            self._unheard = [*self._unheard[-(UNHEARD_MAX - 1) :], message]
         for fn in list(self._trouble):
             fn(message)
 
