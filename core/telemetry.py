@@ -73,7 +73,9 @@ TASK_DONE_METRICS: tuple[tuple[str, bool], ...] = (("response_time", True), ("ef
 """The system series a completed task adds to (:meth:`Telemetry.task_done`), in the order
 it adds to them: each name, and whether its samples are stored (a completion is counted
 in memory for the throughput, not stored)."""
-_TASK_DONE = tuple(((name, "system"), stored) for name, stored in TASK_DONE_METRICS)
+(_RESPONSE, _RESPONSE_STORED), (_EFFICIENCY, _EFFICIENCY_STORED), (_DONE, _DONE_STORED) = (
+    ((name, "system"), stored) for name, stored in TASK_DONE_METRICS
+)
 
 
 class Telemetry:
@@ -98,34 +100,52 @@ class Telemetry:
         s = self.series.get(key)
         if s is None:
             s = self.series[key] = Series()
-        s.points.append((t, value))  # Series.add, without the call (a few per task)
+        point = (t, value)
+        s.points.append(point)  # Series.add, without the call (a few per task)
         if persist:
-            held = self.pending.get(key)
-            if held is None:
-                self.pending[key] = [t, value]
-            else:
-                held += (t, value)
+            self._hold(key, point)
 
     def task_done(self, now: float, took: float | None, expected: float) -> None:
         """A task completed: its response time (``took``: seconds since it started, None
         when unknown) and its efficiency against its ``expected`` seconds, kept for the
         store, and one completion (not stored). What :meth:`record` does for each, in the
-        same order, in one call per task rather than three."""
-        series, pending = self.series, self.pending
-        efficiency = min(expected / took, 1.5) if took is not None and took > 0 and expected > 0 else None
-        for (key, stored), value in zip(_TASK_DONE, (took, efficiency, 1.0)):  # noqa: B905 - both three long; strict costs a check a task
-            if value is None:
-                continue
-            s = series.get(key)
+        same order, in one call per task rather than three, written out per series (a
+        loop over the three cost about 0.2 us a task)."""
+        series = self.series
+        if took is not None:
+            point = (now, took)
+            s = series.get(_RESPONSE)
             if s is None:
-                s = series[key] = Series()
-            s.points.append((now, value))
-            if stored:
-                held = pending.get(key)
+                s = series[_RESPONSE] = Series()
+            s.points.append(point)
+            if _RESPONSE_STORED:  # _hold, written out: one sample each task has
+                held = self.pending.get(_RESPONSE)
                 if held is None:
-                    pending[key] = [now, value]
+                    self.pending[_RESPONSE] = list(point)
                 else:
-                    held += (now, value)
+                    held += point
+            if took > 0 and expected > 0:
+                point = (now, min(expected / took, 1.5))
+                s = series.get(_EFFICIENCY)
+                if s is None:
+                    s = series[_EFFICIENCY] = Series()
+                s.points.append(point)
+                if _EFFICIENCY_STORED:
+                    self._hold(_EFFICIENCY, point)
+        s = series.get(_DONE)
+        if s is None:
+            s = series[_DONE] = Series()
+        s.points.append((now, 1.0))
+        if _DONE_STORED:
+            self._hold(_DONE, (now, 1.0))
+
+    def _hold(self, key: tuple[str, str], point: tuple[float, float]) -> None:
+        """A sample waiting for the store (:attr:`pending`)."""
+        held = self.pending.get(key)
+        if held is None:
+            self.pending[key] = list(point)
+        else:
+            held += point
 
     def load(self, name: str, subject: str, points: Sequence[tuple[float, float]]) -> None:
         """Samples read back from the store (in time order, not persisted again)."""
