@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from .contract import EngineCore
 
 
+FROZEN_FACT = "runtime fact: the task was running when the workflow was frozen"
+"""What a task's end says of a workflow frozen while it ran (:meth:`RuntimeBridge.mark_frozen`)."""
+
+
 class Reports:
     """The sink a runtime reports to (:class:`~core.runtimes.RuntimeSink`): the task
     facts and an agent's failure or reconnection (they take tasks back or merge them)
@@ -182,7 +186,15 @@ class RuntimeBridge:
     def task_started(self, agent_id: str, task_id: str) -> None:
         e = self.engine
         e.telemetry.liveness[agent_id] = e.clock.now()
-        if not self.restoring and self.owned(agent_id, task_id) is not None:
+        if self.restoring:
+            return
+        # owned(), written out (a call less for each task's start and end)
+        s = e.state
+        t = s.tasks.get(task_id)
+        if t is None or t.agent != agent_id:
+            return
+        a = s.agents.get(agent_id)
+        if a is not None and a.current_task == task_id:
             self.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id})
 
     def task_progress(
@@ -229,14 +241,18 @@ class RuntimeBridge:
         (it was running before): its event says so."""
         wf = self.engine.state.workflows.get(wf_id)
         if wf is not None and wf.frozen:
-            data["during_freeze"] = "runtime fact: the task was running when the workflow was frozen"
+            data["during_freeze"] = FROZEN_FACT
 
     def task_finished(self, agent_id: str, task_id: str, output: list[str] | None = None, result: Any = None) -> None:
         e = self.engine
         now = e.clock.now()
         e.telemetry.liveness[agent_id] = now
-        t = self.owned(agent_id, task_id)
-        if t is None:
+        s = e.state
+        t = s.tasks.get(task_id)  # owned(), written out
+        if t is None or t.agent != agent_id:
+            return
+        a = s.agents.get(agent_id)
+        if a is None or a.current_task != task_id:
             return
         wid = t.workflow
         data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": wid}
@@ -248,10 +264,14 @@ class RuntimeBridge:
             data["output"] = output[-5:] if type(output) is list else list(output)[-5:]  # a slice is a new list
         if result is not None:
             data["result"] = result
-        self.mark_frozen(wid, data)
+        wf = s.workflows.get(wid)
+        if wf is not None and wf.frozen:  # mark_frozen(), written out
+            data["during_freeze"] = FROZEN_FACT
         self.emit(TASK_COMPLETED, "agent", "execution", data)
         e.telemetry.task_done(now, None if started is None else took, t.duration_s)
-        self.after_task(wid, t.phase)
+        phase = t.phase
+        if s.phase_left.get((wid, phase)) == 0 or s.wf_left.get(wid) == 0:  # after_task()'s test, before its call
+            self.after_task(wid, phase)
         if not self.dispatch_pending:
             self.request_dispatch()
 

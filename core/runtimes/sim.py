@@ -188,14 +188,21 @@ class SimRuntime:
         total = task.duration_s
         progress = task.context.progress
         left = total if progress == 0.0 else total * (1.0 - min(max(progress, 0.0), 1.0))  # the same value
-        now = self.clock.now()
-        sa.task = _SimTask(task.id, left, task.cpu, task.memory_gb, now, True, now, None, total, sa, self)
+        clock = self.clock
+        now = clock.now()
+        st = sa.task = _SimTask(task.id, left, task.cpu, task.memory_gb, now, True, now, None, total, sa, self)
         if sa.reachable:  # as every fact: heard by the sink now, or held by the agent
             if self.sink is not None:
                 self.sink.task_started(sa.id, task.id)
         else:
             sa.hold(now, "started", task.id)
-        self._schedule_finish(sa)
+        if sa.task is st and st.finish_timer is None:  # _schedule_finish(sa), written out (a call a task)
+            now = st.last_change = clock.now()
+            st.finish_timer = clock.call_at(
+                now + st.work_left / (1.0 / (sa.slowdown * self.global_slowdown)), st.finish
+            )
+        else:
+            self._schedule_finish(sa)
 
     def _schedule_finish(self, sa: _SimAgent) -> None:
         st = sa.task
