@@ -15,7 +15,6 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from itertools import chain
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -83,12 +82,16 @@ def transaction(conn: sqlite3.Connection, statements: Statements) -> None:
         raise
 
 
-PARAMS_PER_STATEMENT = 999
-"""Values bound to one statement at most: SQLite's default limit before 3.32 (newer
-ones 32,766; a build or a connection may set it lower, :meth:`RowInsert.run` reads it)."""
+ROWS_PER_STATEMENT = 256
+"""Rows of one statement at most, when the connection binds that many values (SQLite
+3.32 and later bind 32,766 by default; older ones 999, a build or a connection may set
+fewer: :meth:`RowInsert.run` reads the limit and takes as many rows as fit). Against
+999 values' worth (111 rows of events) it cost 2% less CPU to insert and commit the
+events of bench/event_pipeline.py in its batches; 1,024 cost more (more rows left to
+the tail statements)."""
 ROWS_PER_TAIL_STATEMENT = 16
 """Rows of one statement for what is left after the full statements (then one by one):
-three statement texts per table, so the connection's statement cache keeps them all."""
+three statement texts per table and connection limit, so the connection's statement cache keeps them all."""
 
 
 class RowInsert:
@@ -97,41 +100,59 @@ class RowInsert:
     The rows stored are the ones ``executemany`` of the one-row statement would store,
     in the same order (so with the same rowids), in the caller's transaction; it costs
     less because SQLite runs one statement (one step, reset and Python call) per up to
-    :data:`PARAMS_PER_STATEMENT` values instead of one per row: 9% of writing the events
+    :data:`ROWS_PER_STATEMENT` rows instead of one per row: 9% of writing the events
     of the real event mix, 30% of writing metric samples (bench/event_pipeline.py)."""
 
     def __init__(self, head: str, width: int) -> None:
         """``head``: the statement up to ``VALUES`` (``"INSERT INTO t(a, b)"``); ``width``: values per row."""
-        one = "(" + ",".join("?" * width) + ")"
+        self.head = head
         self.width = width
-        self.sizes = [n for n in (PARAMS_PER_STATEMENT // width, ROWS_PER_TAIL_STATEMENT) if n > 1] + [1]
-        self.sql = {n: f"{head} VALUES {','.join([one] * n)}" for n in self.sizes}
+        self.one = "(" + ",".join("?" * width) + ")"
+        self.sql: dict[int, str] = {}
+        """Statement texts by rows, made as a connection's limit first asks for them."""
+
+    def sizes(self, limit: int) -> list[int]:
+        """Rows per statement, biggest first, for a connection binding up to ``limit`` values."""
+        full = max(1, min(ROWS_PER_STATEMENT, limit // self.width))
+        return sorted({full, min(ROWS_PER_TAIL_STATEMENT, full), 1}, reverse=True)
+
+    def statement(self, n: int) -> str:
+        sql = self.sql.get(n)
+        if sql is None:
+            sql = self.sql[n] = f"{self.head} VALUES {','.join([self.one] * n)}"
+        return sql
 
     def run(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
         """Insert ``rows`` (each of ``width`` values) on ``conn`` (no transaction of its own).
         A row of another width is refused before anything is written (sqlite3.ProgrammingError,
         as executemany's): in a statement of several rows, a short row and a long one would
         otherwise shift the values between them into the wrong columns. A connection that
-        binds fewer values than :data:`PARAMS_PER_STATEMENT` gets the statements that fit it."""
+        binds fewer values than a full statement needs gets the statements that fit it."""
         done, total = 0, len(rows)
         widths = set(map(len, rows))
         if widths - {self.width}:
             raise sqlite3.ProgrammingError(f"rows of {sorted(widths)} values, each should have {self.width}")
-        sizes = self.sizes
-        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        if limit < PARAMS_PER_STATEMENT:  # else 'too many SQL variables' on every commit
-            sizes = [n for n in sizes if n == 1 or n * self.width <= limit]
-        for n in sizes:
+        for n in self.sizes(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)):
             whole = (total - done) // n * n
             if not whole:
                 continue
             if n == 1:
-                conn.executemany(self.sql[1], rows[done:] if done else rows)
+                conn.executemany(self.statement(1), rows[done:] if done else rows)
             else:
-                conn.executemany(
-                    self.sql[n], [tuple(chain.from_iterable(rows[k : k + n])) for k in range(done, done + whole, n)]
-                )
+                conn.executemany(self.statement(n), _flat(rows, done, done + whole, n))
             done += whole
+
+
+def _flat(rows: Sequence[Sequence[Any]], start: int, end: int, n: int) -> list[list[Any]]:
+    """``rows[start:end]`` as the values of statements of ``n`` rows each, one list per statement."""
+    out: list[list[Any]] = []
+    for k in range(start, end, n):
+        values: list[Any] = []
+        add = values.extend
+        for row in rows[k : k + n]:
+            add(row)
+        out.append(values)
+    return out
 
 
 def series_ids(

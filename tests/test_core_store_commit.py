@@ -13,6 +13,7 @@ import pytest
 from core import store_metrics
 from core.events import GENESIS_HASH, EventRow
 from core.store import Store
+from core.store_commit import ROWS_PER_STATEMENT as FULL
 from core.store_commit import RowInsert, on_connection_thread, transaction
 from core.store_metrics import BUCKET_S, SampleRow, by_series, pack_rows, samples_of
 from tests.conftest import run_python
@@ -80,7 +81,7 @@ async def test_a_cancelled_commit_completes_whole_and_leaves_the_connection_usab
         await store.close()
 
 
-@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 110, 111, 112, 111 * 2 + 16 * 3 + 5])
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, FULL - 1, FULL, FULL + 1, FULL * 2 + 16 * 3 + 5])
 def test_a_multi_row_insert_stores_what_executemany_stores(n: int) -> None:
     """Rows several per statement: the same rows, values, types and rowids, in order."""
     con = sqlite3.connect(":memory:")
@@ -94,7 +95,7 @@ def test_a_multi_row_insert_stores_what_executemany_stores(n: int) -> None:
     assert len(con.execute(query.format("b")).fetchall()) == n
 
 
-@pytest.mark.parametrize("n", [111, 111 + 16, 111 + 3])  # the bad row last in a 111-row, a 16-row, a 1-row statement
+@pytest.mark.parametrize("n", [FULL, FULL + 16, FULL + 3])  # the bad row last in a full, a 16-row, a 1-row statement
 async def test_a_batch_whose_last_row_fails_stores_nothing_of_it(db_path: Path, n: int) -> None:
     store = await Store.open(db_path)
     try:
@@ -228,10 +229,11 @@ def test_a_row_of_another_width_is_refused_before_anything_is_written() -> None:
     assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
 
 
-@pytest.mark.parametrize("limit", [9, 100, 200])
+@pytest.mark.parametrize("limit", [9, 100, 200, 999])
 async def test_a_connection_allowing_fewer_bound_values_stores_the_same_rows(db_path: Path, limit: int) -> None:
-    """A SQLite built (or a connection set) with a lower SQLITE_LIMIT_VARIABLE_NUMBER than
-    999 takes statements of as many rows as fit, down to one: the same rows stored."""
+    """A SQLite built (or a connection set) with a lower SQLITE_LIMIT_VARIABLE_NUMBER than a
+    full statement needs (999: SQLite before 3.32) takes statements of as many rows as fit,
+    down to one: the same rows stored."""
     rows = [(s, s / 7, "NOTE", "test", "s", "me", "{}", GENESIS_HASH, f"{s:064x}") for s in range(1, 300)]
     samples = [(i / 3, "load", "system", i * 1.5) for i in range(500)]
     store = await Store.open(db_path)
@@ -287,3 +289,14 @@ async def test_samples_retried_after_a_lock_keep_to_series_that_exist(
         assert con.execute("SELECT count(*) FROM events").fetchone() == ((3,) if with_events else (0,))
     finally:
         con.close()
+
+
+def test_rows_per_statement_follow_the_connections_limit() -> None:
+    """Full statements where the limit allows, SQLite's old 999 values' worth where that is
+    the limit, single rows when not even one row's values fit twice."""
+    events = RowInsert("INSERT INTO events(a, b, c, d, e, f, g, h, i)", 9)
+    assert events.sizes(32766) == [FULL, 16, 1]
+    assert events.sizes(999) == [111, 16, 1]
+    assert events.sizes(100) == [11, 1]
+    assert events.sizes(17) == [1]
+    assert events.sizes(1) == [1]  # a row does not fit: executemany's own error, one row at a time
