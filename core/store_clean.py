@@ -15,8 +15,13 @@ back; a copy is another inode. A record that is damaged or not ours means: check
 A symlink at ``<db>.clean`` is refused, and one another user owns is refused unless
 trusted, as for the anchor (``core.private.open_beside``).
 
-Not covered: a write by another program within the same clock tick as our close
-(the file system's timestamps are that coarse) that keeps the size.
+A file system's timestamps are coarse (a clock tick; a second or two on some): a write
+in the same tick as the close, keeping the size, would leave mtime and ctime as recorded
+(git's "racily clean" file). So the close sets the file's mtime back to just before its
+own (:func:`leave_record`) and records that: any later write sets it to the time of the
+write, which differs. (SQLite's file change counter, header offset 24, is no help: in WAL
+mode it does not change with each transaction, and a write not made through SQLite does
+not touch it.)
 """
 
 from __future__ import annotations
@@ -106,11 +111,15 @@ def still_clean(db: str | Path, record: CleanRecord | None, now: float | None = 
 
 
 def leave_record(db: str | Path, checked_at: float | None) -> None:
-    """After a clean close: record the file as it is now. Nothing when no check has
-    passed, or another connection keeps WAL content (its close leaves the record)."""
+    """After a clean close: record the file as it is now, its mtime set back by a
+    nanosecond (by its granularity, on a coarser file system) first, so that a write in
+    the same clock tick changes it. Nothing when no check has passed, another connection
+    keeps WAL content (its close leaves the record), or the mtime cannot be set."""
     if checked_at is None or file_bytes(Path(f"{db}-wal")) > 0:
         return
     with contextlib.suppress(OSError, PrivateError):  # no record costs only a check at the next open
+        st = os.stat(db)
+        os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns - 1))
         write_private(clean_path(db), CleanRecord.of(os.stat(db), checked_at).encode())
 
 
