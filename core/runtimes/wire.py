@@ -19,15 +19,46 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
+
 MAX_LINE = 16 * 1024 * 1024
 """The longest message a reader takes (bytes, its newline included)."""
 OVERSIZE = "oversize"
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-"""What ``json.dumps(msg, separators=...)`` builds on each call, built once."""
+"""The standard library's encoder, for what orjson cannot write as it writes it."""
+_NULL = b"null"
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+"""Each digit as ``0``, every other byte as ``x``: a line's runs of digits, found with ``in``."""
+_LONG_NUMBER = b"0" * 19
+"""A run of digits that may be an integer beyond 64 bits, which orjson reads as a float."""
 
 
 def encode(msg: dict[str, Any]) -> bytes:
-    return (_ENCODER.encode(msg) + "\n").encode()
+    """One message's line. orjson's bytes (a fifth of the standard library's cost per
+    message) wherever they decode to what the standard library's would: always, except
+    that orjson writes a NaN or an infinity as ``null`` (so a line with a ``null`` is
+    read back and compared) and refuses what the standard library writes otherwise
+    (integers beyond 64 bits, lone surrogates, keys that are not strings)."""
+    try:
+        data = orjson.dumps(msg, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # orjson.JSONEncodeError
+        return (_ENCODER.encode(msg) + "\n").encode()
+    if _NULL in data and orjson.loads(data) != msg:
+        return (_ENCODER.encode(msg) + "\n").encode()
+    return data
+
+
+def decode(line: bytes | bytearray) -> Any:
+    """A line's message as :func:`json.loads` reads it: orjson's reading (a quarter of
+    its cost), except where orjson refuses the text (NaN, lone surrogates, numbers out
+    of a double's range) or may read it otherwise (a run of 19 digits or more: an
+    integer beyond 64 bits, which orjson makes a float); ValueError when neither reads it."""
+    if _LONG_NUMBER not in line.translate(_DIGITS):
+        try:
+            return orjson.loads(line)
+        except ValueError:  # orjson.JSONDecodeError
+            pass
+    return json.loads(line)
 
 
 async def messages(reader: asyncio.StreamReader) -> AsyncIterator[Any]:
@@ -40,7 +71,7 @@ async def messages(reader: asyncio.StreamReader) -> AsyncIterator[Any]:
         except asyncio.IncompleteReadError as exc:
             if exc.partial.strip() and not skipped:
                 try:
-                    yield json.loads(exc.partial)
+                    yield decode(exc.partial)
                 except ValueError:  # not JSON, or not UTF-8
                     pass
             return
@@ -54,7 +85,7 @@ async def messages(reader: asyncio.StreamReader) -> AsyncIterator[Any]:
             skipped = 0
             continue
         try:
-            yield json.loads(line)
+            yield decode(line)
         except ValueError:  # not JSON, or not UTF-8
             continue
 
@@ -81,7 +112,7 @@ class LineFramer:
                 self._skipped = 0
             else:
                 try:
-                    out.append(json.loads(buf[start : nl + 1]))
+                    out.append(decode(buf[start : nl + 1]))
                 except ValueError:  # not JSON, or not UTF-8
                     pass
             start = nl + 1
@@ -99,7 +130,7 @@ class LineFramer:
         self._skipped = 0
         if tail.strip() and not skipped:
             try:
-                return [json.loads(tail)]
+                return [decode(tail)]
             except ValueError:
                 pass
         return []
