@@ -43,6 +43,10 @@ NEVER_CONNECTED_S = 60.0
 """A host no console ever reached (the console died while starting it) exits after this."""
 UNREAD_MAX = 4 * MAX_LINE
 """Bytes sent to the console and not yet read by it past which its connection is dropped."""
+HOLD_S = 0.05
+"""How long a report that may wait (a run's start) is held for the next report, to reach
+the console in one write with it: a short task's start and end in one wake-up of the
+console, not two. A run that lasts longer is reported started up to this much later."""
 
 
 def undeliverable(msg: dict[str, Any], size: int) -> dict[str, Any]:
@@ -97,7 +101,11 @@ class Host:
         self.writer: asyncio.StreamWriter | None = None
         self.last_client = time.monotonic()
         self.ever_connected = False
-        self.runner = TaskRunner(runner_config(args), self.send)
+        self.held: list[bytes] = []
+        """Reports encoded and held for the next write (:meth:`hold`)."""
+        self.hold_timer: asyncio.TimerHandle | None = None
+        """The write of the held reports if no other report goes out first (one at a time)."""
+        self.runner = TaskRunner(runner_config(args), self.send, self.hold)
         self.readers: set[CommandReader] = set()
         """The connections' readers (the server's protocols hold them only weakly)."""
         self.waiting: deque[tuple[dict[str, Any], asyncio.StreamWriter, CommandReader]] = deque()
@@ -108,12 +116,51 @@ class Host:
         """The task finishing a command that waits (a run being stopped, a write to stdin)."""
 
     def send(self, msg: dict[str, Any]) -> None:
+        """Write a report to the console now, after those held (in one write)."""
+        w = self.writer
+        if w is None or w.is_closing():
+            self.held.clear()
+            return
+        data = self._encode(msg)
+        if self.held:
+            self.held.append(data)
+            data = b"".join(self.held)
+            self.held.clear()
+        self._write(w, data)
+
+    def hold(self, msg: dict[str, Any]) -> None:
+        """Send a report with the next one, or within :data:`HOLD_S` if none comes."""
         w = self.writer
         if w is None or w.is_closing():
             return
+        self.held.append(self._encode(msg))
+        if self.hold_timer is None:
+            self.hold_timer = asyncio.get_running_loop().call_later(HOLD_S, self._hold_over)
+
+    def _hold_over(self) -> None:
+        """The hold is over: the reports held (if any) go out; a report held later than
+        the first waits less than HOLD_S (one timer at a time, not one per report)."""
+        self.hold_timer = None
+        self._write_held()
+
+    def _write_held(self) -> None:
+        """The reports held go out now, to the console they were held for (dropped if
+        its connection is closing)."""
+        w = self.writer
+        if self.held and w is not None and not w.is_closing():
+            data = b"".join(self.held)
+            self.held.clear()
+            self._write(w, data)
+        self.held.clear()
+
+    @staticmethod
+    def _encode(msg: dict[str, Any]) -> bytes:
         data = encode(msg)
         if len(data) > MAX_LINE:
             data = encode(undeliverable(msg, len(data)))
+        return data
+
+    def _write(self, w: asyncio.StreamWriter, data: bytes) -> None:
         try:
             w.write(data)
         except (ConnectionError, RuntimeError):
@@ -130,8 +177,10 @@ class Host:
             w.transport.abort()
 
     def _without_console(self) -> None:
-        """The console's connection is gone: the orphan timeout counts from now."""
+        """The console's connection is gone: the orphan timeout counts from now; what
+        was held for it is dropped (a console that connects learns from ``hello``)."""
         self.writer = None
+        self.held.clear()
         self.last_client = time.monotonic()
 
     async def client(self, reader: CommandReader, writer: asyncio.StreamWriter) -> None:
@@ -146,6 +195,7 @@ class Host:
             print(f"agent host {self.agent}: refused a connection: {exc}", file=sys.stderr, flush=True)
             writer.close()
             return
+        self._write_held()  # to the console they were held for
         old, self.writer = self.writer, writer
         self.ever_connected = True
         if old is not None:
@@ -250,6 +300,7 @@ class Host:
         if runner.run is not None:
             await runner.stop_run(runner.run, "agent shut down")
         server.close()
+        self._write_held()
         if self.writer is not None:
             with contextlib.suppress(Exception):
                 await self.writer.drain()

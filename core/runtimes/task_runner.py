@@ -69,9 +69,17 @@ class RunnerConfig:
 class TaskRunner:
     """Runs one agent's tasks, one at a time, and reports through ``send``."""
 
-    def __init__(self, config: RunnerConfig, send: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        config: RunnerConfig,
+        send: Callable[[dict[str, Any]], None],
+        hold: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.config = config
         self.send = send
+        self.hold = hold or send
+        """Send a report that may wait for the next one (a run's start: a short run's
+        start and end then go out together); ``send`` where the transport has no such wait."""
         self.run: Run | None = None
         self.results: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self.done = asyncio.Event()
@@ -241,7 +249,7 @@ class TaskRunner:
             "cpu": cfg.mech_cpu,
             "nice": m.get("nice") or 0,
         }
-        self.send(
+        self.hold(
             {
                 "t": "started",
                 "task": r.task,
@@ -355,7 +363,7 @@ class TaskRunner:
             r.drain.cancel()
         self._stop_reading(r)  # still open after OUTPUT_DRAIN_S: what it holds is not waited for
         if r.dirty and not r.stopping:
-            self.send(r.progress_report())
+            self.hold(r.progress_report())  # written with the end, just below
         report = r.exit_report(rc, self.config.mech_memory)
         self.finish(r, report, keep=report["t"] != "stopped")
 
