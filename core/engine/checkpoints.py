@@ -291,3 +291,18 @@ class Checkpoints:
                 await e.store.prune_metrics(now - retention)
                 # Past the gauges' history (what an open reloads), one mean per bucket.
                 await e.store.downsample_metrics(now - HISTORY * iv.sample_s, iv.metric_bucket_s)
+
+
+UNRECORDED_SHOWN = 10
+"""Ids of checkpoint rows no event records named in words; the rest counted."""
+
+
+def unrecorded_words(ids: list[int]) -> str:
+    """Checkpoint rows no CHECKPOINT_CREATED records (the process ended between a row's
+    commit and its event's), in words: ``verify`` and a writer's open say them."""
+    more = len(ids) - UNRECORDED_SHOWN
+    shown = ", ".join(map(str, ids[:UNRECORDED_SHOWN])) + (f", … ({more} more)" if more > 0 else "")
+    return (
+        f"checkpoint rows no CHECKPOINT_CREATED records: {len(ids)} ({shown}); "
+        "/workflow-recovery cleanup-checkpoints removes them"
+    )

@@ -8,6 +8,7 @@ as it was.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -22,9 +23,12 @@ from ..projection_history import DIGEST_KEYS, HistoryRows, rows_problem
 from ..store import Store, StoreError, row_hash_ok
 from ..telemetry import HISTORY
 from ..verify import VERIFIED_POINT_KEY, VerifiedPoint
+from .checkpoints import unrecorded_words
 
 if TYPE_CHECKING:
     from .contract import EngineCore
+
+log = logging.getLogger("opsdeck.store")
 
 FULL_CHECK_ROWS = 100_000
 """Opening checks the whole chain of a log up to this long; a longer one from its checkpoint on."""
@@ -89,6 +93,10 @@ class Opening:
         self.engine = engine
         self.point = VerifiedPoint()
         """The data-integrity check's verified point, as the store keeps it."""
+        self.rows: list[int] = []
+        """The ids of the checkpoint rows the store held at open."""
+        self.unrecorded: list[int] = []
+        """Checkpoint rows no CHECKPOINT_CREATED records (a writer's open): said, not removed."""
 
     @property
     def store(self) -> Store:
@@ -135,6 +143,18 @@ class Opening:
         await engine.log.store_archive(state.take_archive())  # workflows that finished after the checkpoint
         await self._load_telemetry()
         self._audit_trust()
+        self._unrecorded()
+
+    def _unrecorded(self) -> None:
+        """Checkpoint rows no event records (a process ended between a row's commit and its
+        event's): said once, on stderr, and kept for the console; nothing is removed. A
+        reader sees none: its host may be between a row and its event right now."""
+        if self.engine.readonly:
+            return
+        listed = self.engine.state.checkpoints
+        self.unrecorded = [i for i in self.rows if i not in listed]
+        if self.unrecorded:
+            log.warning("opsdeck: %s: %s; nothing was removed", self.store.path, unrecorded_words(self.unrecorded))
 
     def _audit_trust(self) -> None:
         """Files of another owner let through by ``--trust-owner``: recorded in the log
@@ -201,6 +221,7 @@ class Opening:
                 bad.append(f"checkpoint {cp['id']} is unreadable ({type(exc).__name__})")
         if bad and not readonly:
             raise self._damaged("; ".join(bad[:3]))
+        self.rows = [cp["id"] for cp in cps]
         for cp in cps:  # labels are not in snapshots: the checkpoints table keeps them
             known = state.checkpoints.get(cp["id"])
             if known is not None and cp["label"]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..commands.responses import error
 from ..config import Config
+from ..engine.checkpoints import unrecorded_words
 from ..events import Event
 
 if TYPE_CHECKING:
@@ -185,6 +186,9 @@ class EmbeddedLink(Link):
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe = host.subscribe(self._publish)
         host.storage.notify = self._storage_said
+        unrecorded = host.engine.opening.unrecorded
+        if unrecorded:  # said to the console's first listener
+            self._say(f"{host.db.name}: {unrecorded_words(unrecorded)}; nothing was removed")
 
     @property
     def source(self) -> Any:

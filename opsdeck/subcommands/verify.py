@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from core.engine.checkpoints import unrecorded_words
     from core.store import Store, repair_hint
     from core.verify import verify_store
 
@@ -62,11 +63,7 @@ async def _run(args: argparse.Namespace) -> int:
         print(f"events: {rep.events} (last seq {rep.last_seq})")
         print(f"checkpoints: {len(rep.checkpoints_ok)} ok, {len(rep.checkpoints_bad)} bad")
         if rep.checkpoints_unrecorded:
-            print(
-                f"checkpoint rows no CHECKPOINT_CREATED records: {len(rep.checkpoints_unrecorded)} "
-                f"({', '.join(map(str, rep.checkpoints_unrecorded))}); "
-                "/workflow-recovery cleanup-checkpoints removes them"
-            )
+            print(unrecorded_words(rep.checkpoints_unrecorded))
         print(f"SQLite integrity_check: {'ok' if not rep.integrity else f'{len(rep.integrity)} problem(s)'}")
         for f in rep.faults[:10]:
             print(f"  seq {f.seq}: {f.problem}")
