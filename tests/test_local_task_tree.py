@@ -1,5 +1,5 @@
 """A task's processes after its end: an agent host (a subreaper) with no child left has
-nothing to find; one with a child still scans and signals it (test_local_session runs
+nothing to find or signal (not even its group); one with a child still scans and signals it (test_local_session runs
 the end-to-end case: a detached grandchild is killed with its task).
 
 Each probe runs in a fresh interpreter: the test process may have children of other
@@ -43,14 +43,17 @@ tree.subreaper = True  # as an agent host is: every descendant is a child of its
 scans = []
 real = task_tree.descendant_pids
 task_tree.descendant_pids = lambda pid: scans.append(pid) or real(pid)
+groups = []
+killpg = os.killpg
+os.killpg = lambda pgid, sig: groups.append(pgid) or killpg(pgid, sig)
 ended = subprocess.Popen(["true"], start_new_session=True)
 ended.wait()  # a task's first process, gone and collected, that left nothing behind
 tree.signal(ended.pid, ended.pid, signal.SIGKILL, running=None)
-assert scans == [], scans
-# Must NOT skip a child that is there: it is found and killed.
+assert scans == [] and groups == [], (scans, groups)
+# Must NOT skip a child that is there: its group is signalled, it is found and killed.
 child = subprocess.Popen(["sleep", "30"], start_new_session=True)
-tree.signal(None, child.pid, signal.SIGKILL, running=child.pid)  # its own child: collected by wait() below
-assert scans == [os.getpid()], scans
+tree.signal(child.pid, child.pid, signal.SIGKILL, running=child.pid)  # its own child: collected by wait() below
+assert scans == [os.getpid()] and groups == [child.pid], (scans, groups)
 assert child.wait(10) == -signal.SIGKILL
 print("ok")
 """

@@ -88,8 +88,9 @@ class Run:
         self.dirty = False  # something new to report at the next heartbeat
         self.peak_rss_mb = 0.0
         self.out = TaskOutput(None)
-        self.meter = Meter()
-        """Usage the run's output reports (OPSDECK_USAGE, Claude Code stream-json, Codex JSON)."""
+        self.meter: Meter | None = None
+        """Usage the run's output reports (OPSDECK_USAGE, Claude Code stream-json, Codex
+        JSON): made with its first output (a run that prints nothing reports none)."""
         self.tty = bool(msg.get("tty"))
         self.interactive = self.tty or bool(msg.get("interactive"))
         """The task has a stdin the operator can write to (a pipe, or the pty)."""
@@ -124,7 +125,8 @@ class Run:
         env["OPSDECK_TASK"] = self.task
         env["OPSDECK_ATTEMPT"] = str(self.attempt)
         env["OPSDECK_RESUME_PROGRESS"] = str(ctx.get("progress", 0.0))
-        env["OPSDECK_CONTEXT"] = json.dumps(ctx.get("partial_results") or {})
+        partial = ctx.get("partial_results")
+        env["OPSDECK_CONTEXT"] = json.dumps(partial) if partial else "{}"
         return env
 
     def running_for(self) -> float:
@@ -197,7 +199,7 @@ class Run:
                 msg["output"], self.new_output = self.new_output + ([note] if note else []), []
             if self.partial:
                 msg["partial"] = dict(self.partial)
-            if self.meter.changed:
+            if self.meter is not None and self.meter.changed:
                 msg["usage"] = self.meter.report()
             self.dirty = False
         return msg
@@ -220,7 +222,7 @@ class Run:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "elapsed_s": round(self.running_for(), 3),
         }
-        if self.meter.seen:
+        if self.meter is not None and self.meter.seen:
             base["usage"] = self.meter.report()
         if self.stopping:
             return {"t": "stopped", **base}
@@ -286,21 +288,25 @@ class RunDirs:
         self._spare = (r.msg.get("env") or {}).get("TMPDIR") or None
 
     def _reuse(self, tmp: str) -> bool:
-        """Rename the spare TMPDIR to ``tmp`` if it may serve; whether it was. The
-        directory checked is the one held open, and the one renamed must be it (a name
-        swapped meanwhile, for a link or another directory, is put back)."""
+        """Rename the spare TMPDIR to ``tmp`` if it may serve; whether it was. Checked
+        by its name (no descriptor held: its ``dup`` for the listing, the flags and the
+        rewind were half the syscalls of a run's start), and the directory renamed must
+        be the one checked, by its inode (a name swapped meanwhile, for a link or
+        another directory, is put back). No process of a run is left to swap it
+        (``alone``); another of our uid could write into any of our directories anyway."""
         spare, self._spare = self._spare, None
         if spare is None or spare == tmp or os.path.dirname(spare) != os.path.dirname(tmp) or not self._alone():
             return False
         try:
-            fd = os.open(spare, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError:
-            return False
-        try:
-            st = os.fstat(fd)
-            if st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700 or _attributes(fd):
+            st = os.lstat(spare)
+            if (
+                not stat.S_ISDIR(st.st_mode)
+                or st.st_uid != _UID
+                or stat.S_IMODE(st.st_mode) != 0o700
+                or _attributes(spare)
+            ):
                 return False
-            with os.scandir(fd) as it:
+            with os.scandir(spare) as it:
                 if next(it, None) is not None:
                     return False
             os.rename(spare, tmp)  # an existing empty directory at tmp is replaced; anything else refuses
@@ -311,17 +317,19 @@ class RunDirs:
                 return False
         except OSError:
             return False
-        finally:
-            os.close(fd)
         return True
 
 
-def _attributes(fd: int) -> bool:
+_UID = os.getuid()
+"""This process's user (it never changes it)."""
+
+
+def _attributes(path: str) -> bool:
     """Whether a directory carries extended attributes a task may have set on it (a
     ``user.`` value, an ACL: data or access the next run would inherit); the security
     modules' labels (``security.``) are every file's and are not counted."""
     try:
-        names = os.listxattr(fd)
+        names = os.listxattr(path, follow_symlinks=False)
     except OSError as exc:
         if exc.errno == errno.ENOTSUP:  # a file system without them: none
             return False

@@ -32,6 +32,7 @@ from typing import Any
 
 import psutil
 
+from ..usage.meter import Meter
 from .input_wait import stdin_target, waiting_for_input
 from .limits import TaskCgroup, apply_from_parent, relimit
 from .output import OutputFiles
@@ -324,7 +325,8 @@ class TaskRunner:
             chunk = b""
         if not chunk:
             self._stop_reading(r)
-            r.meter.finish(time.time())
+            if r.meter is not None:
+                r.meter.finish(time.time())
             for line in r.out.finish():
                 r.take_line(line)
             r.output_done = True
@@ -332,10 +334,13 @@ class TaskRunner:
                 self._end(r)
             return
         r.last_output_at = time.monotonic()
-        r.meter.feed(chunk, time.time())  # whole lines, not the console's capped ones
+        meter = r.meter
+        if meter is None:
+            meter = r.meter = Meter()
+        meter.feed(chunk, time.time())  # whole lines, not the console's capped ones
         for line in r.out.feed(chunk):
             r.take_line(line)
-        r.dirty = r.dirty or r.meter.changed
+        r.dirty = r.dirty or meter.changed
 
     def _stop_reading(self, r: Run) -> None:
         if r.output_fd is not None:

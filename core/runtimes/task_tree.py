@@ -113,12 +113,16 @@ class TaskTree:
             return []
 
     def signal(self, pgid: int | None, pid: int | None, sig: int, running: int | None) -> None:
-        """``sig`` to the task's process group and to every member (other sessions too)."""
+        """``sig`` to the task's process group and to every member (other sessions too).
+
+        A subreaper with no child at all has nothing to signal: every process of the
+        group is a descendant of the task's session leader (a process joins a group only
+        in its own session, and a session only by being made in it), so one of the host's."""
+        if self.subreaper and no_children():
+            return  # a subreaper's descendants are its children or theirs: there is none
         if pgid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, sig)
-        if self.subreaper and no_children():
-            return  # a subreaper's descendants are its children or theirs: there is none
         members = self.members(pid)
         for q in members:
             with contextlib.suppress(psutil.Error):
