@@ -21,7 +21,7 @@ import psutil
 from ..event_types import (
     WORKFLOW_CREATED,
 )
-from ..models import Band, Task, TaskSpec, TaskStatus, WorkflowSpec
+from ..models import EMPTY_CONTEXT, Band, Task, TaskContext, TaskSpec, TaskStatus, WorkflowSpec
 from ..projection import task_key
 from .fleet import Fleet, H, Links
 from .limits import NICE_BY_BAND, Mechanisms
@@ -64,6 +64,19 @@ def remove_tree(d: Path) -> tuple[int, int, bool]:
     except OSError:
         return files, size, False
     return files, size, True
+
+
+MEDIUM_NICE = NICE_BY_BAND[Band.MEDIUM.value]
+"""A task's niceness when its workflow is not in the projection (its band unknown)."""
+
+
+def context_json(ctx: TaskContext) -> dict[str, Any]:
+    """A task's context as its start command carries it: ``model_dump(mode="json")``,
+    and for the shared empty context most tasks hold, the same dict built without
+    pydantic (2.5 us less per start)."""
+    if ctx is EMPTY_CONTEXT:
+        return {"inputs": {}, "progress": 0.0, "partial_results": {}, "last_output": []}
+    return ctx.model_dump(mode="json")
 
 
 class Dispatch(Generic[H]):
@@ -129,11 +142,12 @@ class Dispatch(Generic[H]):
         if spec is None or not spec.command:
             fleet.fail_later(agent_id, task.id, "the task has no command")
             return
-        nice, cpu_cores = NICE_BY_BAND[Band.MEDIUM.value], task.cpu or None
         engine = fleet.engine
         if engine is not None and task.workflow in engine.state.workflows:
             lim = engine.cpu_limits(task.workflow, task.id)
             nice, cpu_cores = int(lim["nice"]), (lim["cpu_cores"] if task.cpu else None)
+        else:
+            nice, cpu_cores = MEDIUM_NICE, task.cpu or None
         tmp = self._tmp_str + temp_name(task.id, task.attempts)  # made by the agent's runner (``make_dirs``)
         shared = self._shared_str
         env = {
@@ -155,7 +169,7 @@ class Dispatch(Generic[H]):
             "memory_mb": round(task.memory_gb * 1024, 1) if task.memory_gb > 0 else None,
             "cpu_cores": cpu_cores,
             "nice": nice,
-            "context": task.context.model_dump(mode="json"),
+            "context": context_json(task.context),
             "interactive": spec.interactive or spec.tty,
             "tty": spec.tty,
             "input_wait_s": engine.config.intervals.input_wait_s if engine is not None else None,
