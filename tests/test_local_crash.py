@@ -68,6 +68,9 @@ def test_console_sigkill_then_restart_resumes_without_repeating_completed_tasks(
     second = subprocess.run(run_cmd(f, db), capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "adopted=['agent_001', 'agent_002']" in second.stderr
+    # Said while the restarted console proves them (silent up to a handshake's time before).
+    assert "# opsdeck run: proving 2 agent hosts of the last run…" in second.stderr, second.stderr[-2000:]
+    assert "# opsdeck run: proved 2 of 2 agent hosts of the last run in " in second.stderr
     ran = [line.split()[0] for line in log.read_text().splitlines()]
     assert sorted(ran) == [f"s{i}" for i in range(STEPS)], f"each task runs exactly once: {ran}"
     assert ran == [f"s{i}" for i in range(STEPS)], "in dependency order"

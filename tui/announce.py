@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from core.config import Config
     from core.host.link import Link
+    from core.runtimes.proving import Proving
 
     from .widgets.header_gauges import HeaderGauges
     from .widgets.incidents import Incidents
@@ -148,6 +149,16 @@ class Announcer:
             )
         elif link is not None:
             app.notify(link.describe(), title="host back", timeout=5)
+
+    def proving(self, proving: Proving) -> None:
+        """The last run's agent hosts being proved while the link opens (up to a
+        handshake's time, before any pane can show the run): in the header while it
+        lasts, and the count, as a toast too, when done."""
+        app = self.app
+        app.header_pane.status_text = f"opening: {proving.words()}"
+        app.header_pane.refresh()
+        if proving.took_s is not None:
+            app.notify(proving.words(), title="agent hosts", timeout=10)
 
     def link_trouble(self, message: str) -> None:
         """Something stopped on the console's side of the link (the embedded host's clock,

@@ -204,7 +204,7 @@ class OpsdeckApp(ConsoleApp):
     async def _open_link(self) -> None:
         """Attach to the database's live host, or become its host (embedded)."""
         try:
-            link = await self.link_options.open()
+            link = await self.link_options.open(self.announcer.proving)
         except LinkOpenError as exc:
             self._link_failed(str(exc))
             return

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from core.config import Config
 from core.host.lease import current_holder
 from core.host.parts import import_host_parts
+from core.runtimes.proving import PROVING, Proving
 
 if TYPE_CHECKING:
     from core.host.host import Host
@@ -71,9 +72,11 @@ class LinkOptions:
             return self.attach
         return self.db.exists() and current_holder(self.db) is not None
 
-    async def open(self) -> Link:
+    async def open(self, proving: Callable[[Proving], None] | None = None) -> Link:
         """A started link; raises :class:`LinkOpenError` (the lease given back) when
-        neither attaching nor hosting works."""
+        neither attaching nor hosting works. ``proving`` is told while a real runtime
+        proves the last run's agent hosts (:mod:`core.runtimes.proving`)."""
+        PROVING.set(proving)  # this task's context: the host it opens proves its hosts here
         await host_modules()
         from core.host.host import HostError
         from core.host.lease import LeaseHeld

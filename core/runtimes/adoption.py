@@ -26,6 +26,7 @@ import psutil
 
 from ..models import LIVE_AGENT
 from .handshake import HANDSHAKE_TIMEOUT_S, ChannelError, console_connect, peer_credentials
+from .proving import Proving, tell
 from .sampler import same_process
 from .wire import messages
 
@@ -106,18 +107,24 @@ class Adoption:
     async def reconcile(self, engine: Engine) -> None:
         """Sort the agents the log counts as live into adoptable or gone; end what is
         left of processes the log no longer counts as live. Every live host a trusted
-        row names proves itself first (all at once: one handshake's time at most)."""
+        row names proves itself first (all at once: one handshake's time at most), said
+        through :data:`~.proving.PROVING` when it starts and when it ends."""
         stored = await engine.store.processes() if engine.store is not None else []
         state = engine.state
         checks = [self.untrusted_row(agent_id, pid, ct, info) for agent_id, pid, ct, info in stored]
+        live = [why is None and same_process(pid, ct) for (_, pid, ct, _), why in zip(stored, checks, strict=True)]
+        proving = Proving(sum(live)) if any(live) else None
+        if proving is not None:
+            tell(proving)
         proofs = await asyncio.gather(
             *(
-                self.prove(agent_id, pid, info)
-                if why is None and same_process(pid, ct)
-                else asyncio.sleep(0, result=why)
-                for (agent_id, pid, ct, info), why in zip(stored, checks, strict=True)
+                self.prove(agent_id, pid, info) if alive else asyncio.sleep(0, result=why)
+                for (agent_id, pid, _, info), why, alive in zip(stored, checks, live, strict=True)
             )
         )
+        if proving is not None:
+            proving.ended(sum(1 for alive, why in zip(live, proofs, strict=True) if alive and why is None))
+            tell(proving)
         for (agent_id, pid, ct, info), why in zip(stored, proofs, strict=True):
             a = state.agents.get(agent_id)
             if why is not None:

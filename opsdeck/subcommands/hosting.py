@@ -1,5 +1,5 @@
 """What the verbs that host a database share (serve, run, demo): stopping on a signal,
-and saying where the host listens."""
+saying where the host listens and what it waits for while it opens."""
 
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ def announce(host: Host, verb: str = "serve") -> None:
             )
     print(f"# attach: opsdeck console --db {host.db}   |   opsdeck exec --db {host.db} '/host status'", file=sys.stderr)
     sys.stderr.flush()
+
+
+def say_proving(verb: str) -> None:
+    """While the host opens, say on stderr when it proves the last run's agent hosts
+    (up to a handshake's time of silence otherwise) and how many proved themselves."""
+    from core.runtimes.proving import PROVING, Proving
+
+    def said(proving: Proving) -> None:
+        print(f"# opsdeck {verb}: {proving.words()}", file=sys.stderr, flush=True)
+
+    PROVING.set(said)
 
 
 def stop_on_signals() -> asyncio.Event:

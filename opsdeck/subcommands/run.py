@@ -247,7 +247,7 @@ async def headless(
     from core.workflow_file import WorkflowFileError
 
     from ..output import LinePrinter, json_line
-    from .hosting import announce, stop_on_signals
+    from .hosting import announce, say_proving, stop_on_signals
 
     printer = LinePrinter(as_json)
     ends = (WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED)
@@ -263,6 +263,7 @@ async def headless(
             printer(ev)
 
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
+    say_proving("run")
     try:
         host = await Host.open_local(
             db,

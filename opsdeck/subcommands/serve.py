@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..paths import new_demo_db
-from .hosting import announce, stop_on_signals
+from .hosting import announce, say_proving, stop_on_signals
 from .run import add_runtime_arguments, print_problems
 
 
@@ -118,6 +118,7 @@ async def _serve_local(
     from core.workflow_file import WorkflowFileError
 
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
+    say_proving("serve")
     try:
         host = await Host.open_local(db, wfile, specs, config, runtime=runtime, address=address)
     except ConnectionError as exc:  # Ray did not come up, or went away while joining
