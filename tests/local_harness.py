@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +45,6 @@ def in_process_host(tmp_path: Path) -> agent_host.Host:
     return agent_host.Host(args)
 
 
-def toml_argv(*argv: str) -> str:
-    """A TOML array literal of strings."""
-    return (
-        "["
-        + ", ".join('"' + a.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"' for a in argv)
-        + "]"
-    )
-
-
-def py_cmd(code: str) -> str:
-    return toml_argv(PY, "-c", code)
-
-
 TomlValue = str | int | float | list[str] | dict[str, int | float]
 
 
@@ -79,10 +66,15 @@ def task_toml(task_id: str, command: str | list[str], specialization: str = "s",
 def workflow_toml(wf_id: str, *tasks: str, phase: str = "x", **keys: TomlValue) -> str:
     """One ``[[workflows]]`` table (``keys`` its further keys) with one phase of ``tasks``
     (each from :func:`task_toml`)."""
+    return phased_workflow_toml(wf_id, {phase: tasks}, **keys)
+
+
+def phased_workflow_toml(wf_id: str, phases: dict[str, Sequence[str]], **keys: TomlValue) -> str:
+    """One ``[[workflows]]`` table (``keys`` its further keys) with its ``phases`` in order,
+    each name's tasks (each from :func:`task_toml`)."""
     head = "".join(f"{k} = {toml_value(v)}\n" for k, v in keys.items())
-    return f'\n[[workflows]]\nid = {toml_value(wf_id)}\n{head}  [[workflows.phases]]\n  name = "{phase}"\n' + "".join(
-        tasks
-    )
+    body = "".join(f"  [[workflows.phases]]\n  name = {toml_value(name)}\n" + "".join(t) for name, t in phases.items())
+    return f"\n[[workflows]]\nid = {toml_value(wf_id)}\n{head}{body}"
 
 
 def header(heartbeat: float = 0.5, grace: float = 1.0, pools: str = "", sample: float | None = None) -> str:
@@ -221,35 +213,12 @@ def chain_workflow(tmp: Path, log: Path, steps: int, sleep_s: float = 0.4, cpu: 
         "open(sys.argv[1],'a').write(sys.argv[2]+' '+os.environ['OPSDECK_AGENT']+'\\n')\n"
         f"time.sleep({sleep_s})\n"
     )
-    parts = [
-        """
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.5
-stop_grace_s = 1.0
-
-[[pools]]
-name = "workers"
-specializations = ["shell"]
-size = 2
-
-[[workflows]]
-id = "chain"
-allocation = { cpu_cores = 2, memory_gb = 2, agents = 2 }
-"""
-    ]
-    for i in range(steps):
-        parts.append(
-            f"""
-  [[workflows.phases]]
-  name = "step{i}"
-    [[workflows.phases.tasks]]
-    id = "s{i}"
-    command = {toml_argv(PY, "-c", stamp, str(log), f"s{i}")}
-    specialization = "shell"
-"""
-            + (f"    cpu = {cpu}\n" if cpu is not None else "")
-        )
+    keys: dict[str, TomlValue] = {} if cpu is None else {"cpu": cpu}
+    steps_of = {
+        f"step{i}": [task_toml(f"s{i}", [PY, "-c", stamp, str(log), f"s{i}"], "shell", **keys)] for i in range(steps)
+    }
     f = tmp / "chain.toml"
-    f.write_text("".join(parts))
+    f.write_text(
+        header() + phased_workflow_toml("chain", steps_of, allocation={"cpu_cores": 2, "memory_gb": 2, "agents": 2})
+    )
     return f

@@ -11,28 +11,18 @@ import pytest
 
 from core.config import Config
 from tests.console_support import came_true, local_app
-from tests.local_harness import header, py_cmd
+from tests.local_harness import PY, header, task_toml, workflow_toml
 
 pytestmark = pytest.mark.slow
 
 # Prints a line, waits for one on stdin, prints what it got, then stays quiet.
 ECHO = "import sys, time; print('ready', flush=True); a = sys.stdin.readline().strip(); print('got ' + a, flush=True); time.sleep(120)"
 
-TEXT = (
-    header()
-    + f"""
-[[workflows]]
-id = "w"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "echo"
-    command = {py_cmd(ECHO)}
-    specialization = "shell"
-    interactive = true
-    tty = true
-"""
+TEXT = header() + workflow_toml(
+    "w",
+    task_toml("echo", [PY, "-c", ECHO], "shell", interactive=True, tty=True),
+    phase="p",
+    allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
 )
 
 

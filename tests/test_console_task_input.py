@@ -12,29 +12,19 @@ from rich.console import Console
 from core.config import Config
 from core.runtimes.input_wait import supported
 from tests.console_support import came_true, local_app
-from tests.local_harness import header, py_cmd
+from tests.local_harness import PY, header, task_toml, workflow_toml
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not supported(), reason="needs /proc/PID/syscall")]
 
 ASK = "import sys; print('which module?', flush=True); a = sys.stdin.readline().strip(); print('refactoring ' + a)"
 
 
-def _text(tty: bool) -> str:
-    return (
-        header()
-        + f"""
-[[workflows]]
-id = "w"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "ask"
-    command = {py_cmd(ASK)}
-    specialization = "shell"
-    interactive = true
-    tty = {str(tty).lower()}
-"""
+def _text(tty: bool, code: str = ASK, interactive: bool = True) -> str:
+    return header() + workflow_toml(
+        "w",
+        task_toml("ask", [PY, "-c", code], "shell", interactive=interactive, tty=tty),
+        phase="p",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 2},
     )
 
 
@@ -80,11 +70,7 @@ async def test_a_waiting_task_is_announced_and_answered_from_the_agent_screen(tm
 async def test_a_task_that_reads_no_input_gets_no_send_key(tmp_path: Path) -> None:
     from tui.screens.agent import AgentScreen
 
-    text = (
-        _text(False)
-        .replace("interactive = true", "interactive = false")
-        .replace(py_cmd(ASK), py_cmd("import time; print('busy', flush=True); time.sleep(30)"))
-    )
+    text = _text(False, "import time; print('busy', flush=True); time.sleep(30)", interactive=False)
     app = local_app(tmp_path, text)
     async with app.run_test(size=(160, 48)) as pilot:
         await app.link_opened(timeout=30)

@@ -26,7 +26,7 @@ import pytest
 from core.host.lease import current_holder
 
 from .conftest import REPO, opsdeck_cmd, wait_for
-from .local_harness import header
+from .local_harness import header, task_toml, workflow_toml
 
 TIMEOUT = 90.0
 
@@ -97,22 +97,12 @@ def demo_host(tmp_path: Path, env: dict[str, str]) -> Iterator[HostProc]:
         assert run(["verify", "--db", str(db)], env).returncode == 0
 
 
-SLEEPY = (
-    header()
-    + """
-[[workflows]]
-id = "sleepy"
-priority = 60
-allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
-  [[workflows.phases]]
-  name = "one"
-    [[workflows.phases.tasks]]
-    id = "nap"
-    command = ["sleep", "%s"]
-    specialization = "shell"
-    memory_gb = 0
-    cpu = 0.1
-"""
+SLEEPY = header() + workflow_toml(
+    "sleepy",
+    task_toml("nap", ["sleep", "%s"], "shell", memory_gb=0, cpu=0.1),
+    phase="one",
+    priority=60,
+    allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
 )
 
 

@@ -12,7 +12,7 @@ from core.incident_models import Plan
 from core.workflow_file import parse_workflow_text
 from tests.conftest import until
 from tests.console_support import came_true
-from tests.local_harness import alive, header, py_cmd
+from tests.local_harness import PY, alive, header, task_toml, workflow_toml
 
 pytest.importorskip("textual")
 
@@ -22,19 +22,11 @@ async def test_console_drives_real_agents_and_quits_cleanly(tmp_path: Path) -> N
     from core.host.host import Host
     from tui.app import OpsdeckApp
 
-    text = (
-        header()
-        + f"""
-[[workflows]]
-id = "w"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = {py_cmd("import time; print('OPSDECK_PROGRESS 0.5 half'); time.sleep(0.5)")}
-    specialization = "shell"
-"""
+    text = header() + workflow_toml(
+        "w",
+        task_toml("t", [PY, "-c", "import time; print('OPSDECK_PROGRESS 0.5 half'); time.sleep(0.5)"], "shell"),
+        phase="p",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 2},
     )
     wf = parse_workflow_text(text)
     db = tmp_path / "c.db"

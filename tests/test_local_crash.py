@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from core.store import Store
 from tests.conftest import opsdeck_cmd, wait_for
-from tests.local_harness import alive, chain_workflow, toml_argv
+from tests.local_harness import PY, alive, chain_workflow, header, task_toml, workflow_toml
 
 STEPS = 6
 
@@ -125,29 +124,16 @@ def test_gone_agents_are_failed_and_their_tasks_recovered(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_sigterm_of_the_console_ends_every_agent_and_task_process(tmp_path: Path) -> None:
     f = tmp_path / "long.toml"
-    f.write_text(f"""
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.5
-stop_grace_s = 1.0
-[[pools]]
-name = "p"
-specializations = ["s"]
-size = 2
-[[workflows]]
-id = "long"
-allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
-  [[workflows.phases]]
-  name = "x"
-    [[workflows.phases.tasks]]
-    id = "a"
-    command = {toml_argv(sys.executable, "-c", "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)")}
-    specialization = "s"
-    [[workflows.phases.tasks]]
-    id = "b"
-    command = ["sleep", "60"]
-    specialization = "s"
-""")
+    stubborn = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    f.write_text(
+        header(pools='[[pools]]\nname = "p"\nspecializations = ["s"]\nsize = 2\n')
+        + workflow_toml(
+            "long",
+            task_toml("a", [PY, "-c", stubborn]),
+            task_toml("b", ["sleep", "60"]),
+            allocation={"cpu_cores": 2, "memory_gb": 2, "agents": 2},
+        )
+    )
     db = tmp_path / "run.db"
     proc = subprocess.Popen(run_cmd(f, db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     hosts: list = []

@@ -16,7 +16,7 @@ from core.incidents.decisions import approve
 from core.incidents.manager import IncidentManager
 from core.runtimes.local import open_local
 from core.workflow_file import parse_workflow_text
-from tests.local_harness import Recorder, drive, group_members, toml_argv
+from tests.local_harness import Recorder, drive, group_members, header, task_toml, workflow_toml
 
 REPO = Path(__file__).resolve().parent.parent
 BURN = str(REPO / "examples" / "workload" / "burn.py")
@@ -26,53 +26,36 @@ PER_TASK = max(1, -(-(psutil.cpu_count() or 2) // 3))
 """Busy processes per burner task: the three of them saturate every core of the machine."""
 
 
-def burner(seconds: float, mb: int) -> str:
-    return toml_argv(sys.executable, BURN, "--seconds", str(seconds), "--mb", str(mb), "--processes", str(PER_TASK))
+def burner(task_id: str, seconds: float, mb: int) -> str:
+    argv = [sys.executable, BURN, "--seconds", str(seconds), "--mb", str(mb), "--processes", str(PER_TASK)]
+    return task_toml(task_id, argv, "burn", cpu=0.5, memory_gb=0.5)
 
 
-TEXT = f"""
-[runtime]
-heartbeat_s = 1.0
-sample_s = 0.5
-stop_grace_s = 1.0
-
+BURNERS = """
 [[pools]]
 name = "burners"
 specializations = ["burn"]
 size = 3
-
-[[workflows]]
-id = "urgent"
-priority = 95
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "burn"
-    command = {burner(12, 64)}
-    specialization = "burn"
-    cpu = 0.5
-    memory_gb = 0.5
-
-[[workflows]]
-id = "background"
-priority = 20
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 2 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "burn_a"
-    command = {burner(12, 64)}
-    specialization = "burn"
-    cpu = 0.5
-    memory_gb = 0.5
-    [[workflows.phases.tasks]]
-    id = "burn_b"
-    command = {burner(12, 64)}
-    specialization = "burn"
-    cpu = 0.5
-    memory_gb = 0.5
 """
+
+TEXT = (
+    header(heartbeat=1.0, grace=1.0, pools=BURNERS, sample=0.5)
+    + workflow_toml(
+        "urgent",
+        burner("burn", 12, 64),
+        phase="p",
+        priority=95,
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
+    )
+    + workflow_toml(
+        "background",
+        burner("burn_a", 12, 64),
+        burner("burn_b", 12, 64),
+        phase="p",
+        priority=20,
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 2},
+    )
+)
 
 
 async def test_exhaustion_on_real_load_pauses_the_lowest_priority_workflows_processes(tmp_path: Path) -> None:

@@ -20,23 +20,19 @@ from core.runtimes import host_launcher, local_hosts
 from core.runtimes.host_launcher import HostLauncher
 from core.runtimes.zygote import HOST_NAME
 
-from .local_harness import drive, header, open_text, wf_status
+from .local_harness import drive, header, open_text, task_toml, wf_status, workflow_toml
 
 pytestmark = pytest.mark.slow
 
 
-def two_agents(*commands: str) -> str:
+def two_agents(*commands: list[str]) -> str:
     """A workflow file of one phase on two agents, a task per command (``t0``, ``t1``...)."""
-    tasks = "".join(
-        f'    [[workflows.phases.tasks]]\n    id = "t{i}"\n    command = {c}\n    specialization = "shell"\n'
-        for i, c in enumerate(commands)
-    )
-    wf = '[[workflows]]\nid = "w"\nallocation = { cpu_cores = 1, memory_gb = 1, agents = 2 }\n'
-    return header() + wf + '  [[workflows.phases]]\n  name = "p"\n' + tasks
+    tasks = [task_toml(f"t{i}", c, "shell") for i, c in enumerate(commands)]
+    return header() + workflow_toml("w", *tasks, phase="p", allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 2})
 
 
-TWO_TASKS = two_agents('["true"]', '["true"]')
-LONG = two_agents('["sleep", "30"]')
+TWO_TASKS = two_agents(["true"], ["true"])
+LONG = two_agents(["sleep", "30"])
 
 
 async def test_hosts_are_forked_by_the_launcher_and_a_sigkill_is_reported(tmp_path: Path) -> None:

@@ -16,9 +16,14 @@ from tests.conftest import opsdeck_cmd, wait_for
 from tests.local_harness import agent_hosts, header, task_toml, workflow_toml
 from tests.test_console_pty import ANSI, _read_until
 
-QUICK = header(heartbeat=0.5, grace=1.0) + workflow_toml("hello", task_toml("say", "echo hello", "shell"), phase="only")
 
-LONG = QUICK.replace('command = "echo hello"', 'command = "sleep 600"')
+def _one_task(wf_id: str = "hello", command: str = "echo hello") -> str:
+    return workflow_toml(wf_id, task_toml("say", command, "shell"), phase="only")
+
+
+QUICK = header(heartbeat=0.5, grace=1.0) + _one_task()
+
+LONG = header(heartbeat=0.5, grace=1.0) + _one_task(command="sleep 600")
 
 
 def opsdeck(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -60,7 +65,7 @@ def test_a_file_with_work_left_is_not_refused(tmp_path: Path) -> None:
     r = opsdeck("run", str(f), "--db", str(db), "--headless")
     assert r.returncode == 0 and "nothing will run" not in r.stderr, r.stderr[-2000:]
     g = tmp_path / "more.toml"
-    g.write_text(QUICK + QUICK[QUICK.index("[[workflows]]") :].replace('id = "hello"', 'id = "again"'))
+    g.write_text(QUICK + _one_task("again"))
     r2 = opsdeck("run", str(g), "--db", str(db), "--headless")
     assert "nothing will run" not in r2.stderr and "# again: completed" in r2.stderr, r2.stderr[-2000:]
 

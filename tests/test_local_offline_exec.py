@@ -16,23 +16,15 @@ import psutil
 import pytest
 
 from tests.conftest import opsdeck_cmd, wait_for
-from tests.local_harness import agent_hosts, header, py_cmd
+from tests.local_harness import PY, agent_hosts, header, task_toml, workflow_toml
 
 pytestmark = pytest.mark.slow
 
-WF = (
-    header()
-    + f"""
-[[workflows]]
-id = "wa"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "sleep"
-    command = {py_cmd("import time; time.sleep(60)")}
-    specialization = "shell"
-"""
+WF = header() + workflow_toml(
+    "wa",
+    task_toml("sleep", [PY, "-c", "import time; time.sleep(60)"], "shell"),
+    phase="p",
+    allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
 )
 
 

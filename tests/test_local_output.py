@@ -19,7 +19,7 @@ from core.runtimes.agent_host import undeliverable
 from core.runtimes.output import FILE_MAX, LINE_MAX, REPORT_BYTES, OutputFiles, TaskOutput
 from core.runtimes.wire import MAX_LINE, OVERSIZE, CommandReader, LineFramer, encode, messages
 
-from .local_harness import drive, header, open_text, toml_argv, wf_status
+from .local_harness import PY, drive, header, open_text, task_toml, wf_status, workflow_toml
 
 CHATTY = (
     "import sys, json, time\n"
@@ -34,19 +34,11 @@ CHATTY = (
 
 
 async def test_a_task_printing_a_2mib_line_completes_with_its_output_kept_whole(tmp_path: Path) -> None:
-    text = (
-        header()
-        + f"""
-[[workflows]]
-id = "chatty"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "talk"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = {toml_argv(os.sys.executable, "-c", CHATTY)}
-    specialization = "shell"
-"""
+    text = header() + workflow_toml(
+        "chatty",
+        task_toml("t", [PY, "-c", CHATTY], "shell"),
+        phase="talk",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
     engine, runtime, rec = await open_text(tmp_path / "o.db", text, tmp_path)
     try:

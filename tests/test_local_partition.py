@@ -13,26 +13,15 @@ from core.commands import run_command
 from core.models import AgentStatus
 from core.runtimes.local import open_local
 from core.workflow_file import parse_workflow_text
-from tests.local_harness import Recorder, drive, header, py_cmd
+from tests.local_harness import PY, Recorder, drive, header, task_toml, workflow_toml
 
-WORK = py_cmd(
-    "import time\nfor i in range(20):\n    print(f'OPSDECK_PROGRESS {(i + 1) / 20}', flush=True)\n    time.sleep(0.1)"
-)
+WORK = [
+    PY,
+    "-c",
+    "import time\nfor i in range(20):\n    print(f'OPSDECK_PROGRESS {(i + 1) / 20}', flush=True)\n    time.sleep(0.1)",
+]
 
-TEXT = (
-    header(heartbeat=0.3)
-    + f"""
-[[workflows]]
-id = "w"
-priority = 60
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = {WORK}
-    specialization = "shell"
-"""
-)
+TEXT = header(heartbeat=0.3) + workflow_toml("w", task_toml("t", WORK, "shell"), phase="p", priority=60)
 
 
 async def test_sigstopped_agent_host_work_moves_and_merges_once(tmp_path: Path) -> None:

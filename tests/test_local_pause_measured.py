@@ -17,7 +17,7 @@ from core.config import Config
 from core.models import TaskStatus
 from core.runtimes.local import open_local
 from core.workflow_file import parse_workflow_text
-from tests.local_harness import drive, group_members, toml_argv
+from tests.local_harness import drive, group_members, header, task_toml, workflow_toml
 
 pytestmark = pytest.mark.slow
 
@@ -26,31 +26,14 @@ MB = 48
 
 
 def text() -> str:
-    burn = toml_argv(sys.executable, BURN, "--seconds", "60", "--mb", str(MB), "--processes", "1")
-    return f"""
-[runtime]
-heartbeat_s = 0.5
-sample_s = 0.5
-stop_grace_s = 1.0
-
-[[pools]]
-name = "burners"
-specializations = ["burn"]
-size = 1
-
-[[workflows]]
-id = "bg"
-priority = 20
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "burn"
-    command = {burn}
-    specialization = "burn"
-    cpu = 0.5
-    memory_gb = 0.5
-"""
+    burn = [sys.executable, BURN, "--seconds", "60", "--mb", str(MB), "--processes", "1"]
+    return header(pools='[[pools]]\nname = "burners"\nspecializations = ["burn"]\nsize = 1\n') + workflow_toml(
+        "bg",
+        task_toml("burn", burn, "burn", cpu=0.5, memory_gb=0.5),
+        phase="p",
+        priority=20,
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
+    )
 
 
 async def _running(tmp_path: Path, config: Config | None = None):  # type: ignore[no-untyped-def]

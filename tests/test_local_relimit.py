@@ -15,25 +15,19 @@ from core.runtimes.limits import NICE_BY_BAND, REDUCED_NICE, Mechanisms
 from core.runtimes.local import open_local
 from core.session import memory_sim
 from core.workflow_file import parse_workflow_text
-from tests.local_harness import Recorder, drive, group_members, header, py_cmd
+from tests.local_harness import PY, Recorder, drive, group_members, header, task_toml, workflow_toml
 
-SLEEPER = py_cmd("import time\nfor i in range(600):\n    time.sleep(0.1)")
+SLEEPER = [PY, "-c", "import time\nfor i in range(600):\n    time.sleep(0.1)"]
 
 
-def workflow(wf_id: str, priority: int, cpu_cores: float) -> str:
-    return f"""
-[[workflows]]
-id = "{wf_id}"
-priority = {priority}
-allocation = {{ cpu_cores = {cpu_cores:g}, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "sleep"
-    command = {SLEEPER}
-    specialization = "shell"
-    cpu = 1.0
-"""
+def workflow(wf_id: str, priority: int, cpu_cores: int) -> str:
+    return workflow_toml(
+        wf_id,
+        task_toml("sleep", SLEEPER, "shell", cpu=1.0),
+        phase="p",
+        priority=priority,
+        allocation={"cpu_cores": cpu_cores, "memory_gb": 1, "agents": 1},
+    )
 
 
 TEXT = header() + workflow("donor", 50, 2) + workflow("taker", 95, 1)
@@ -104,25 +98,10 @@ async def test_on_the_simulated_runtime_the_response_says_it_does_not_apply() ->
     assert "not OS processes" in res["result"]["summary"]
 
 
-WRITER = py_cmd("import os\nopen(os.path.join(os.environ['TMPDIR'], 'scratch.bin'), 'wb').write(b'x' * 300000)")
+WRITER = [PY, "-c", "import os\nopen(os.path.join(os.environ['TMPDIR'], 'scratch.bin'), 'wb').write(b'x' * 300000)"]
 
-CLEANUP = (
-    header()
-    + f"""
-[[workflows]]
-id = "scratch"
-priority = 50
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "write"
-    command = {WRITER}
-    specialization = "shell"
-    [[workflows.phases.tasks]]
-    id = "hold"
-    command = {SLEEPER}
-    specialization = "shell"
-"""
+CLEANUP = header() + workflow_toml(
+    "scratch", task_toml("write", WRITER, "shell"), task_toml("hold", SLEEPER, "shell"), phase="p", priority=50
 )
 
 

@@ -15,15 +15,17 @@ import pytest
 from core.events import Event
 from core.store import Store
 from tests.local_harness import (
+    PY,
     alive,
     drive,
     group_members,
     header,
     in_process_host,
     open_text,
-    py_cmd,
-    toml_argv,
+    phased_workflow_toml,
+    task_toml,
     wf_status,
+    workflow_toml,
 )
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
@@ -32,31 +34,22 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process
 async def test_dependency_order_and_nothing_left_behind(tmp_path: Path) -> None:
     log = tmp_path / "order.log"
     stamp = "import sys,time; open(sys.argv[1],'a').write(sys.argv[2]+' %f\\n' % time.time())"
-    text = (
-        header()
-        + f"""
-[[workflows]]
-id = "build"
-priority = 80
-allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
-  [[workflows.phases]]
-  name = "one"
-    [[workflows.phases.tasks]]
-    id = "a"
-    command = {toml_argv(os.sys.executable, "-c", stamp, str(log), "a")}
-    specialization = "shell"
-  [[workflows.phases]]
-  name = "two"
-    [[workflows.phases.tasks]]
-    id = "b"
-    command = {toml_argv(os.sys.executable, "-c", stamp, str(log), "b")}
-    specialization = "shell"
-    [[workflows.phases.tasks]]
-    id = "c"
-    command = "{os.sys.executable} -c \\"import sys; open(sys.argv[1],'a').write('c 0\\\\n')\\" {log}"
-    specialization = "shell"
-    depends_on = ["b"]
-"""
+    text = header() + phased_workflow_toml(
+        "build",
+        {
+            "one": [task_toml("a", [PY, "-c", stamp, str(log), "a"], "shell")],
+            "two": [
+                task_toml("b", [PY, "-c", stamp, str(log), "b"], "shell"),
+                task_toml(
+                    "c",
+                    f"{PY} -c \"import sys; open(sys.argv[1],'a').write('c 0\\n')\" {log}",
+                    "shell",
+                    depends_on=["b"],
+                ),
+            ],
+        },
+        priority=80,
+        allocation={"cpu_cores": 2, "memory_gb": 2, "agents": 2},
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
@@ -90,19 +83,11 @@ name = "workers"
 specializations = ["shell"]
 size = 1
 """
-    text = (
-        header(heartbeat=0.5, pools=pools)
-        + f"""
-[[workflows]]
-id = "w"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "long"
-    command = {py_cmd(code)}
-    specialization = "shell"
-"""
+    text = header(heartbeat=0.5, pools=pools) + workflow_toml(
+        "w",
+        task_toml("long", [PY, "-c", code], "shell"),
+        phase="p",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
@@ -146,20 +131,12 @@ async def test_pause_stops_the_processes_and_resume_continues_them(tmp_path: Pat
         "    print(f'OPSDECK_PROGRESS {(i+1)/40}', flush=True); time.sleep(0.05)\n"
         "child.kill()\n"
     )
-    text = (
-        header()
-        + f"""
-[[workflows]]
-id = "low"
-priority = 20
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = {py_cmd(code)}
-    specialization = "shell"
-"""
+    text = header() + workflow_toml(
+        "low",
+        task_toml("t", [PY, "-c", code], "shell"),
+        phase="p",
+        priority=20,
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
     engine, runtime, _rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
@@ -212,30 +189,18 @@ async def test_memory_hungry_task_is_stopped_and_reported_and_retries_follow_the
     hog = "import time\nx=[]\nfor i in range(40):\n    x.append(bytearray(20*1024*1024)); time.sleep(0.02)\ntime.sleep(5)\n"
     text = (
         header()
-        + f"""
-[[workflows]]
-id = "mem"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "hog"
-    command = {py_cmd(hog)}
-    specialization = "shell"
-    memory_gb = 0.15
-    retries = 1
-[[workflows]]
-id = "slow"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "sleepy"
-    command = ["sleep", "30"]
-    specialization = "shell"
-    timeout_s = 0.5
-    retries = 0
-"""
+        + workflow_toml(
+            "mem",
+            task_toml("hog", [PY, "-c", hog], "shell", memory_gb=0.15, retries=1),
+            phase="p",
+            allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
+        )
+        + workflow_toml(
+            "slow",
+            task_toml("sleepy", ["sleep", "30"], "shell", timeout_s=0.5, retries=0),
+            phase="p",
+            allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
+        )
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
@@ -255,31 +220,11 @@ allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
 
 
 async def test_cpu_limit_by_niceness_follows_the_priority_band(tmp_path: Path) -> None:
-    show = py_cmd("import os; print('nice', os.nice(0))")
-    text = (
-        header()
-        + f"""
-[[workflows]]
-id = "low"
-priority = 10
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = {show}
-    specialization = "shell"
-[[workflows]]
-id = "high"
-priority = 80
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = {show}
-    specialization = "shell"
-"""
+    show = [PY, "-c", "import os; print('nice', os.nice(0))"]
+    one = {"cpu_cores": 1, "memory_gb": 1, "agents": 1}
+    text = header() + "".join(
+        workflow_toml(wf, task_toml("t", show, "shell"), phase="p", priority=p, allocation=one)
+        for wf, p in (("low", 10), ("high", 80))
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
@@ -302,28 +247,14 @@ async def test_integrity_check_agrees_with_the_log_while_real_agents_report(tmp_
     even though reports keep arriving while the log is read back."""
     from core.incidents.integrity import consistency
 
-    chatty = py_cmd(
-        "import time\nfor i in range(30):\n    print(f'OPSDECK_PROGRESS {(i+1)/30} line {i}', flush=True); time.sleep(0.03)\n"
-    )
-    tasks = "".join(
-        f"""
-    [[workflows.phases.tasks]]
-    id = "t{i}"
-    command = {chatty}
-    specialization = "shell"
-"""
-        for i in range(6)
-    )
-    text = (
-        header(heartbeat=0.2)
-        + f"""
-[[workflows]]
-id = "w"
-allocation = {{ cpu_cores = 2, memory_gb = 4, agents = 2 }}
-  [[workflows.phases]]
-  name = "p"
-{tasks}
-"""
+    chatty = [
+        PY,
+        "-c",
+        "import time\nfor i in range(30):\n    print(f'OPSDECK_PROGRESS {(i+1)/30} line {i}', flush=True); time.sleep(0.03)\n",
+    ]
+    tasks = [task_toml(f"t{i}", chatty, "shell") for i in range(6)]
+    text = header(heartbeat=0.2) + workflow_toml(
+        "w", *tasks, phase="p", allocation={"cpu_cores": 2, "memory_gb": 4, "agents": 2}
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     checks = 0
@@ -340,20 +271,11 @@ allocation = {{ cpu_cores = 2, memory_gb = 4, agents = 2 }}
 
 
 async def test_an_agent_death_with_no_retries_left_fails_the_task(tmp_path: Path) -> None:
-    text = (
-        header()
-        + """
-[[workflows]]
-id = "once"
-allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = ["sleep", "30"]
-    specialization = "shell"
-    retries = 0
-"""
+    text = header() + workflow_toml(
+        "once",
+        task_toml("t", ["sleep", "30"], "shell", retries=0),
+        phase="p",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
@@ -371,19 +293,11 @@ allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
 
 
 async def test_a_late_agent_marked_unreachable_comes_back_with_its_next_report(tmp_path: Path) -> None:
-    text = (
-        header(heartbeat=0.3)
-        + """
-[[workflows]]
-id = "w"
-allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = ["sleep", "1.5"]
-    specialization = "shell"
-"""
+    text = header(heartbeat=0.3) + workflow_toml(
+        "w",
+        task_toml("t", ["sleep", "1.5"], "shell"),
+        phase="p",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
@@ -474,19 +388,11 @@ async def test_slow_sampling_is_not_taken_for_silent_agents_and_a_stopped_host_s
     beating: a host later than the limit's remaining 1.5 intervals is silent whatever the
     console does. The interval (1 s) leaves a loaded machine's hosts 1.5 s for that (an
     interval of 0.5 s left 0.75 s, and the test failed once under load)."""
-    text = (
-        header(heartbeat=1.0)
-        + """
-[[workflows]]
-id = "w"
-allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = ["sleep", "60"]
-    specialization = "shell"
-"""
+    text = header(heartbeat=1.0) + workflow_toml(
+        "w",
+        task_toml("t", ["sleep", "60"], "shell"),
+        phase="p",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     sampler = runtime.local.sampler

@@ -26,7 +26,7 @@ from core.runtimes.handshake import ChannelError, console_connect, load_or_creat
 from core.runtimes.wire import encode, messages
 
 from .conftest import REPO, opsdeck_cmd, wait_for
-from .local_harness import drive, header, open_text, wf_status
+from .local_harness import drive, header, open_text, task_toml, wf_status, workflow_toml
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
@@ -256,17 +256,9 @@ def test_a_run_directory_owned_by_someone_else_is_refused(tmp_path: Path, cli_en
     wf = tmp_path / "w.toml"
     wf.write_text(
         header()
-        + """
-[[workflows]]
-id = "w"
-allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = ["true"]
-    specialization = "shell"
-"""
+        + workflow_toml(
+            "w", task_toml("t", ["true"], "shell"), phase="p", allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1}
+        )
     )
     r = subprocess.run(
         opsdeck_cmd("run", str(wf), "--db", str(db), "--headless"),
@@ -301,19 +293,8 @@ def test_private_files_and_directories_whatever_the_umask(tmp_path: Path) -> Non
 async def test_a_long_database_path_uses_a_short_private_socket_directory(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 90)
     deep.mkdir()
-    text = (
-        header()
-        + """
-[[workflows]]
-id = "w"
-allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = ["true"]
-    specialization = "shell"
-"""
+    text = header() + workflow_toml(
+        "w", task_toml("t", ["true"], "shell"), phase="p", allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1}
     )
     old = os.umask(0o022)
     try:

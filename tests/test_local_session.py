@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-from .local_harness import drive, header, open_text, py_cmd, wf_status
+from .local_harness import PY, drive, header, open_text, task_toml, wf_status, workflow_toml
 
 # The task forks a child that forks again and exits: the grandchild, in a session of
 # its own, is orphaned (re-parented) while it sleeps. The task itself ends at once.
@@ -31,19 +31,13 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _task(wf: str, code: str, extra: str = "") -> str:
-    return f"""
-[[workflows]]
-id = "{wf}"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = {py_cmd(code)}
-    specialization = "shell"
-    retries = 0
-{extra}"""
+def _task(wf: str, code: str, **extra: float) -> str:
+    return workflow_toml(
+        wf,
+        task_toml("t", [PY, "-c", code], "shell", retries=0, **extra),
+        phase="p",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
+    )
 
 
 async def test_a_setsid_grandchild_does_not_outlive_its_task(tmp_path: Path) -> None:
@@ -69,9 +63,7 @@ async def test_a_detached_grandchilds_memory_counts_against_the_task(tmp_path: P
     body = f"open({str(mark)!r}, 'w').write(str(os.getpid())); x = b'x' * (55 << 20); time.sleep(300)"
     after = "y = b'y' * (55 << 20)\ntime.sleep(600)"
     code = DETACH.format(body=body, after=after)
-    engine, runtime, rec = await open_text(
-        tmp_path / "m.db", header() + _task("hog", code, "    memory_gb = 0.1\n"), tmp_path
-    )
+    engine, runtime, rec = await open_text(tmp_path / "m.db", header() + _task("hog", code, memory_gb=0.1), tmp_path)
     try:
         await drive(engine, lambda: wf_status(engine, "hog") in ("completed", "failed"), timeout=240)
         fails = [e for e in rec.of("TASK_FAILED") if e.data["task"] == "hog/t"]

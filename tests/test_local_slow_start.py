@@ -18,23 +18,15 @@ import pytest
 from core.models import AgentStatus
 from core.runtimes import local_hosts
 from core.runtimes.host_launcher import HostLauncher
-from tests.local_harness import drive, header, open_text, py_cmd, wf_status
+from tests.local_harness import PY, drive, header, open_text, task_toml, wf_status, workflow_toml
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
 
-ONE_TASK = (
-    header(pools='[[pools]]\nname = "workers"\nspecializations = ["shell"]\nsize = 1\n')
-    + f"""
-[[workflows]]
-id = "w"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = {py_cmd("print('done')")}
-    specialization = "shell"
-"""
+ONE_TASK = header(pools='[[pools]]\nname = "workers"\nspecializations = ["shell"]\nsize = 1\n') + workflow_toml(
+    "w",
+    task_toml("t", [PY, "-c", "print('done')"], "shell"),
+    phase="p",
+    allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
 )
 
 

@@ -18,7 +18,7 @@ from core.runtimes.input_wait import supported
 from core.runtimes.local import open_local
 from core.workflow_file import parse_workflow_text
 from tests.conftest import opsdeck_cmd
-from tests.local_harness import Recorder, drive, header, py_cmd, wf_status
+from tests.local_harness import PY, Recorder, drive, header, task_toml, wf_status, workflow_toml
 
 pytestmark = pytest.mark.skipif(not supported(), reason="needs Linux /proc/PID/syscall")
 
@@ -26,22 +26,11 @@ ASK = "import sys; print('name?', flush=True); a = sys.stdin.readline().strip();
 
 
 def _file(code: str, *, interactive: bool = True, tty: bool = False) -> str:
-    return (
-        header()
-        + f"""
-[[workflows]]
-id = "w"
-allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "ask"
-    command = {py_cmd(code)}
-    specialization = "shell"
-    retries = 0
-    interactive = {str(interactive).lower()}
-    tty = {str(tty).lower()}
-"""
+    return header() + workflow_toml(
+        "w",
+        task_toml("ask", [PY, "-c", code], "shell", retries=0, interactive=interactive, tty=tty),
+        phase="p",
+        allocation={"cpu_cores": 2, "memory_gb": 2, "agents": 2},
     )
 
 

@@ -13,7 +13,7 @@ from core.commands import run_command
 from core.models import TaskStatus
 from core.runtimes.local import open_local
 from core.workflow_file import parse_workflow_text
-from tests.local_harness import Recorder, drive, header, py_cmd, wf_status
+from tests.local_harness import PY, Recorder, drive, header, task_toml, wf_status, workflow_toml
 
 pytestmark = pytest.mark.slow
 
@@ -34,27 +34,18 @@ def _repo(tmp_path: Path) -> Path:
     return repo
 
 
-def _file(repo: Path) -> str:
+def _file(repo: Path, feature: str | None = None) -> str:
+    """Two tasks, each writing its branch's name into a file of its worktree (``feature``:
+    the first task's code instead)."""
     write = "import os, sys; open(sys.argv[1], 'w').write(os.environ['OPSDECK_BRANCH'] + '\\n')"
-    return (
-        header()
-        + f"""
-[[workflows]]
-id = "w"
-allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
-workspace = "worktree"
-repo = "{repo}"
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "feature"
-    command = {py_cmd(write.replace("sys.argv[1]", "'feature.txt'"))}
-    specialization = "shell"
-    [[workflows.phases.tasks]]
-    id = "other"
-    command = {py_cmd(write.replace("sys.argv[1]", "'other.txt'"))}
-    specialization = "shell"
-"""
+    return header() + workflow_toml(
+        "w",
+        task_toml("feature", [PY, "-c", feature or write.replace("sys.argv[1]", "'feature.txt'")], "shell"),
+        task_toml("other", [PY, "-c", write.replace("sys.argv[1]", "'other.txt'")], "shell"),
+        phase="p",
+        allocation={"cpu_cores": 2, "memory_gb": 2, "agents": 2},
+        workspace="worktree",
+        repo=str(repo),
     )
 
 
@@ -100,10 +91,7 @@ async def test_each_task_works_in_its_own_worktree_merged_or_pruned(tmp_path: Pa
 
 async def test_a_running_tasks_worktree_cannot_be_merged(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
-    text = _file(repo).replace(
-        py_cmd("import os, sys; open('feature.txt', 'w').write(os.environ['OPSDECK_BRANCH'] + '\\n')"),
-        py_cmd("import time; open('feature.txt', 'w').write('x'); print('go', flush=True); time.sleep(60)"),
-    )
+    text = _file(repo, "import time; open('feature.txt', 'w').write('x'); print('go', flush=True); time.sleep(60)")
     wf = parse_workflow_text(text, "t.toml")
     engine, runtime = await open_local(tmp_path / "r.db", wf, wf.specs(tmp_path))
     try:

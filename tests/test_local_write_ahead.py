@@ -16,7 +16,7 @@ import pytest
 from core.runtimes.fleet import Fleet, HostRecord, Timing
 
 from .conftest import until
-from .local_harness import header, open_text
+from .local_harness import header, open_text, task_toml, workflow_toml
 
 
 class Log:
@@ -117,10 +117,8 @@ async def test_a_failed_flush_sends_nothing_and_keeps_the_commands() -> None:
 async def test_a_runs_end_is_committed_without_waiting_for_anyone_elses_flush(tmp_path: Path) -> None:
     """Nobody flushes here (no host's pacing loop, no test driver): the pump commits the
     assignment to send the start, and the run's end because the runtime asks for it."""
-    text = header() + (
-        '\n[[workflows]]\nid = "w"\nallocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }\n'
-        '  [[workflows.phases]]\n  name = "p"\n    [[workflows.phases.tasks]]\n    id = "t"\n'
-        '    command = ["true"]\n    specialization = "shell"\n'
+    text = header() + workflow_toml(
+        "w", task_toml("t", ["true"], "shell"), phase="p", allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1}
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:

@@ -28,7 +28,17 @@ from core.runtimes.ray import RayCluster, RayRuntime, namespace_for, open_ray
 from core.store import Store
 from core.workflow_file import parse_workflow_text
 from tests.conftest import REPO, opsdeck_cmd, wait_for
-from tests.local_harness import Recorder, chain_workflow, drive, group_members, header, py_cmd, wf_status
+from tests.local_harness import (
+    PY,
+    Recorder,
+    chain_workflow,
+    drive,
+    group_members,
+    header,
+    task_toml,
+    wf_status,
+    workflow_toml,
+)
 from tui.widgets.agent_pools import agent_nodes
 
 QUICK = REPO / "examples" / "quick.toml"
@@ -109,21 +119,12 @@ async def test_pause_stops_the_task_processes_on_the_node_and_resume_continues(
         "    print(f'OPSDECK_PROGRESS {(i+1)/50}', flush=True); time.sleep(0.05)\n"
         "child.kill()\n"
     )
-    text = (
-        header()
-        + f"""
-[[workflows]]
-id = "low"
-priority = 20
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = {py_cmd(code)}
-    specialization = "shell"
-    cpu = 0.1
-"""
+    text = header() + workflow_toml(
+        "low",
+        task_toml("t", [PY, "-c", code], "shell", cpu=0.1),
+        phase="p",
+        priority=20,
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
     engine, runtime, _rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
@@ -207,20 +208,11 @@ name = "workers"
 specializations = ["shell"]
 size = 1
 """
-    text = (
-        header(heartbeat=0.5, pools=pools)
-        + f"""
-[[workflows]]
-id = "w"
-allocation = {{ cpu_cores = 1, memory_gb = 1, agents = 1 }}
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "long"
-    command = {py_cmd(code)}
-    specialization = "shell"
-    cpu = 0.1
-"""
+    text = header(heartbeat=0.5, pools=pools) + workflow_toml(
+        "w",
+        task_toml("long", [PY, "-c", code], "shell", cpu=0.1),
+        phase="p",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
@@ -261,20 +253,11 @@ name = "workers"
 specializations = ["shell"]
 size = 1
 """
-    text = (
-        header(heartbeat=0.3, pools=pools)
-        + """
-[[workflows]]
-id = "w"
-allocation = { cpu_cores = 1, memory_gb = 1, agents = 1 }
-  [[workflows.phases]]
-  name = "p"
-    [[workflows.phases.tasks]]
-    id = "t"
-    command = ["sleep", "1.5"]
-    specialization = "shell"
-    cpu = 0.1
-"""
+    text = header(heartbeat=0.3, pools=pools) + workflow_toml(
+        "w",
+        task_toml("t", ["sleep", "1.5"], "shell", cpu=0.1),
+        phase="p",
+        allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
     engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:

@@ -20,34 +20,25 @@ from core.models import TaskStatus
 from core.runtimes.local import open_local
 from core.workflow_file import parse_workflow_text
 from tests.conftest import until
-from tests.local_harness import PY, Recorder, group_members, header, toml_argv, wf_status
+from tests.local_harness import PY, Recorder, group_members, header, task_toml, wf_status, workflow_toml
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT = str(REPO / "examples" / "fake_agent.py")
 
 
 def _task(tid: str, *args: str) -> str:
-    return f"""
-    [[workflows.phases.tasks]]
-    id = "{tid}"
-    command = {toml_argv(PY, AGENT, *args)}
-    specialization = "shell"
-    cpu = 0.1
-    memory_gb = 0.1
-"""
+    return task_toml(tid, [PY, AGENT, *args], "shell", cpu=0.1, memory_gb=0.1)
 
 
-def _workflow(wid: str, priority: int, tasks: str, budget: str = "") -> str:
-    return f"""
-[[workflows]]
-id = "{wid}"
-priority = {priority}
-allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
-{budget}
-  [[workflows.phases]]
-  name = "work"
-{tasks}
-"""
+def _workflow(wid: str, priority: int, tasks: str, budget: dict[str, int | float] | None = None) -> str:
+    return workflow_toml(
+        wid,
+        tasks,
+        phase="work",
+        priority=priority,
+        allocation={"cpu_cores": 2, "memory_gb": 2, "agents": 2},
+        **({"budget": budget} if budget else {}),
+    )
 
 
 POOL3 = """
@@ -122,10 +113,8 @@ async def test_a_budget_breach_pauses_the_processes_and_the_approved_raise_resum
     frugal = _task("c", "--format", "claude", "--turns", "2", "--interval", "0.1")
     text = (
         header(pools=POOL3)
-        + _workflow(
-            "runaway", 30, _task("a", *spend) + _task("b", *spend), "budget = { tokens = 4000, warn_share = 0.5 }"
-        )
-        + _workflow("frugal", 20, frugal, "budget = { tokens = 1000000 }")
+        + _workflow("runaway", 30, _task("a", *spend) + _task("b", *spend), {"tokens": 4000, "warn_share": 0.5})
+        + _workflow("frugal", 20, frugal, {"tokens": 1000000})
     )
     engine, runtime, rec, mgr = await _open(tmp_path, text, hold_s=2.0)
     try:

@@ -9,37 +9,21 @@ from pathlib import Path
 import pytest
 
 from core.incidents.manager import IncidentManager
-from tests.local_harness import PY, drive, header, open_text, toml_argv, wf_status
+from tests.local_harness import PY, drive, header, open_text, phased_workflow_toml, task_toml, wf_status
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT = str(REPO / "examples" / "fake_agent.py")
 
 
-def agent_cmd(*args: str) -> str:
-    return toml_argv(PY, AGENT, "--interval", "0.05", *args)
+def task(tid: str, *args: str) -> tuple[str, list[str]]:
+    """A phase of its own (named after the task) with one fake agent's task."""
+    return tid, [task_toml(tid, [PY, AGENT, "--interval", "0.05", *args], "shell", depends_on=[])]
 
 
-def task(tid: str, *args: str, phase: str | None = None) -> str:
-    return f"""
-  [[workflows.phases]]
-  name = "{phase or tid}"
-    [[workflows.phases.tasks]]
-    id = "{tid}"
-    command = {agent_cmd(*args)}
-    specialization = "shell"
-    depends_on = []
-"""
-
-
-def workflow(wid: str, body: str, budget: str = "") -> str:
-    return f"""
-[[workflows]]
-id = "{wid}"
-priority = 50
-allocation = {{ cpu_cores = 2, memory_gb = 2, agents = 2 }}
-{budget}
-{body}
-"""
+def workflow(wid: str, *phases: tuple[str, list[str]], budget: dict[str, int | float]) -> str:
+    return phased_workflow_toml(
+        wid, dict(phases), priority=50, allocation={"cpu_cores": 2, "memory_gb": 2, "agents": 2}, budget=budget
+    )
 
 
 @pytest.mark.slow
@@ -47,11 +31,10 @@ async def test_usage_of_the_three_formats_is_summed_per_workflow(tmp_path: Path)
     common = ("--turns", "3", "--input-tokens", "1000", "--output-tokens", "100", "--cost", "0.02")
     text = header() + workflow(
         "mixed",
-        budget="budget = { tokens = 1000000, cost_usd = 10.0 }",
-        body=task("claude", "--format", "claude", *common)
-        + task("codex", "--format", "codex", *common, "--cached-tokens", "500")
-        + task("opsdeck", "--format", "opsdeck", *common)
-        + task(
+        task("claude", "--format", "claude", *common),
+        task("codex", "--format", "codex", *common, "--cached-tokens", "500"),
+        task("opsdeck", "--format", "opsdeck", *common),
+        task(
             "bad",
             "--format",
             "opsdeck",
@@ -66,6 +49,7 @@ async def test_usage_of_the_three_formats_is_summed_per_workflow(tmp_path: Path)
             "--cost",
             "0",
         ),
+        budget={"tokens": 1000000, "cost_usd": 10.0},
     )
     engine, runtime, rec = await open_text(tmp_path / "u.db", text, tmp_path)
     mgr = IncidentManager(engine, approve_mode="auto")
