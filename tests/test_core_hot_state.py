@@ -223,3 +223,44 @@ async def test_a_big_submission_is_validated_once_and_built_as_the_models_would_
     except ValidationError as exc:
         assert exc.errors()[0]["loc"][:4] == ("phases", 1, "tasks", 2)
     assert b.state.seq == seq and not b.state.knows("bad")
+
+
+async def test_a_finished_workflows_summary_counts_what_its_archived_tasks_hold() -> None:
+    """The summary a finished workflow keeps (statuses, attempts, failed and retried tasks)
+    says what its archived record's tasks say; a workflow with no failure and no retry
+    has none listed."""
+    eng, _ = await _engine(None)
+    eng.create_workflow(_spec("clean", 4))
+    eng.start_workflow("clean")
+    await eng.advance(3600)
+    clean = eng.state.finished["clean"]
+    assert (clean.task_status, clean.attempts, clean.failed_tasks, clean.retried) == ({"completed": 4}, 4, [], {})
+
+    spec = _spec("rough", 4)
+    for t in spec["phases"][0]["tasks"] + spec["phases"][1]["tasks"]:
+        t["depends_on"], t["duration_s"] = [], 10  # all four start at once
+    spec["phases"] = [{"name": "p1", "tasks": spec["phases"][0]["tasks"] + spec["phases"][1]["tasks"]}]
+    eng.create_workflow(spec)
+    eng.start_workflow("rough")
+    await eng.advance(1)
+    busy = sorted(eng.state.tasks[k].agent or "" for k in eng.state.workflows["rough"].tasks)
+    eng.runtime.fail_agent(busy[0])  # type: ignore[union-attr]  # its task is reassigned: attempted twice
+    eng.add_agent("p")
+    await eng.advance(1)
+    retried = next(k for k in eng.state.workflows["rough"].tasks if eng.state.tasks[k].attempts == 2)
+    other = next(k for k in eng.state.workflows["rough"].tasks if eng.state.tasks[k].agent and k != retried)
+    eng.state.tasks[other].attempts = eng.config.retries.attempts  # no retry left: the workflow fails
+    eng.bridge.task_failed(eng.state.tasks[other].agent or "", other, "boom")
+    await eng.advance(3600)
+    done = eng.state.finished["rough"]
+    record = await eng.archived("rough")
+    assert record is not None
+    statuses: dict[str, int] = {}
+    for t in record["tasks"]:
+        statuses[t["status"]] = statuses.get(t["status"], 0) + 1
+    assert done.status.value == "failed" and done.task_count == 4
+    assert done.task_status == dict(sorted(statuses.items())) and "failed" in done.task_status
+    assert done.attempts == sum(t["attempts"] for t in record["tasks"])
+    assert done.failed_tasks == [t["id"] for t in record["tasks"] if t["status"] == "failed"] == [other]
+    assert done.retried == {t["id"]: t["attempts"] for t in record["tasks"] if t["attempts"] > 1}
+    assert retried in done.retried
