@@ -157,16 +157,17 @@ def group_members(pgid: int) -> list[psutil.Process]:
 def agent_hosts_under(root: Path) -> list[psutil.Process]:
     """Live agent-host processes whose command line names a path under ``root`` (a
     host's argv names its run directory, ``<db>.agents/``, beside the database; a host
-    forked by the launcher has the launcher's, and its own process name)."""
+    forked by the launcher has its own process name, and a command line set as one string,
+    ``opsdeck-host --agent ID ...``)."""
     prefix = str(root.resolve())
     out = []
     for p in psutil.process_iter(["cmdline", "status", "name"]):
         try:
             argv = p.info["cmdline"] or []
-            forked = "core.runtimes.zygote" in argv and p.info["name"] == HOST_NAME
+            forked = p.info["name"] == HOST_NAME
             if p.info["status"] == psutil.STATUS_ZOMBIE or not (forked or "core.runtimes.agent_host" in argv):
                 continue
-            if any(a.startswith(prefix) for a in argv):
+            if prefix in " ".join(argv):
                 out.append(p)
         except psutil.Error:
             pass

@@ -41,11 +41,16 @@ async def test_hosts_are_forked_by_the_launcher_and_a_sigkill_is_reported(tmp_pa
         await drive(engine, lambda: rec.of("TASK_STARTED"))
         launcher = runtime.local.launcher.popen
         assert launcher is not None and launcher.poll() is None
+        assert "core.runtimes.zygote" in psutil.Process(launcher.pid).cmdline(), "the launcher keeps its own"
         pids = runtime.host_pids()
         assert len(pids) == 2
         for agent_id, pid in pids.items():
             p = psutil.Process(pid)
             assert p.ppid() == launcher.pid and p.name() == HOST_NAME
+            # ps names the agent, not the launcher's command line 20 times over:
+            title = " ".join(p.cmdline()).strip()
+            assert title.startswith(f"{HOST_NAME} --agent {agent_id} --socket "), title
+            assert "core.runtimes.zygote" not in title
             assert os.getsid(pid) == pid  # its own session: it outlives the console
             assert p.cwd() == os.getcwd()
             for fd in (1, 2):

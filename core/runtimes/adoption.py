@@ -6,7 +6,7 @@ secret in the private run directory: whoever can write the database cannot forge
 and the live process still matches it: its start time, our uid and, for a host, its
 proof on the row's socket (:meth:`Adoption.prove`: the process holding that socket,
 by ``SO_PEERCRED``, is the row's pid, knows the run's secret and says it is the row's
-agent). A host's command line proves nothing (a forked host has its launcher's; any
+agent). A host's command line proves nothing (a forked host sets its own, and any
 process of ours can name itself anything). Nothing else is adopted or signalled: a
 root process listed in a database another user wrote is left alone.
 """

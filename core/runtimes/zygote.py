@@ -30,10 +30,12 @@ import gc
 import json
 import os
 import selectors
+import shlex
 import signal
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..private import PrivateError, open_private
@@ -41,9 +43,32 @@ from . import agent_host
 from .task_process import create_time
 
 HOST_NAME = "opsdeck-host"
-"""A forked host's process name (``/proc/PID/comm``): its command line is the launcher's."""
+"""A forked host's process name (``/proc/PID/comm``), and the start of its command line."""
 REQUEST_MAX = 1024 * 1024
 """Bytes of one request past which the console's channel is taken for broken (the launcher exits)."""
+
+
+def _title_setter() -> Callable[[str], None] | None:
+    """setproctitle's, imported here once (before any fork); None in an environment
+    installed before it was a dependency: there a host keeps the launcher's command line."""
+    try:
+        from setproctitle import setproctitle
+    except ImportError:
+        return None
+    return setproctitle
+
+
+SET_TITLE = _title_setter()
+
+
+def name_host(argv: list[str]) -> None:
+    """Name this (forked) host for ``ps``: its command line ``opsdeck-host --agent ID ...``
+    (what ``python -m core.runtimes.agent_host`` would show, not the launcher's, which every
+    host would share otherwise), its process name (``/proc/self/comm``) ``opsdeck-host``."""
+    if SET_TITLE is not None:
+        SET_TITLE(f"{HOST_NAME} {shlex.join(argv)}")  # also sets comm to its first 15 bytes
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write(HOST_NAME)
 
 
 def _send(control: socket.socket, msg: dict[str, Any]) -> None:
@@ -70,8 +95,7 @@ def _child(req: dict[str, Any], log: int) -> NoReturn:
         os.dup2(log, 1)
         os.dup2(log, 2)
         _close_inherited()
-        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
-            comm.write(HOST_NAME)
+        name_host(list(req["argv"]))
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
