@@ -181,7 +181,7 @@ def test_the_program_exits_with_its_heap_frozen_and_main_alone_freezes_nothing()
 async def test_a_host_whose_endpoint_is_imported_serves_without_a_worker_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``Host.open_with`` has imported the control endpoint (``parts.import_opened_host``)
+    """The control endpoint imported (by a host served earlier in the process)
     before ``opsdeck run`` serves: serving then hands no import to a worker thread."""
     from core.config import Config
     from core.host import host as host_module

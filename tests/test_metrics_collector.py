@@ -10,7 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.engine import Engine
 from core.events import Event
-from core.host.metrics import exposition, registry_for, start_counting
+from core.host.counting import start_counting
+from core.host.metrics import exposition, registry_for
 from core.models import TaskStatus
 from core.projection import State
 from core.session import open_sim

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ..engine import Engine
     from ..incidents.drills import Drill
     from .control import Advance
-    from .server import HostServer
+    from .door import Endpoint
     from .storage import StorageWatch
 
 
@@ -23,7 +23,8 @@ class Reporting(Protocol):
     speed: float
     clock_running: bool
     started_at: float
-    server: HostServer | None
+    endpoint: Endpoint
+
     drill: Drill | None
     advancing: Advance | None
     storage: StorageWatch
@@ -53,8 +54,8 @@ def status(host: Reporting, uptime: float) -> dict[str, Any]:
         "speed": host.speed,
         "clock_running": host.clock_running,
         "held_by": host.held_by(),
-        "socket": str(host.socket_path) if host.server is not None else None,
-        "listen": host.server.listen if host.server is not None else None,
+        "socket": str(host.socket_path) if host.endpoint.serving else None,
+        "listen": host.endpoint.listen,
         "drill": None
         if drill is None
         else {"name": drill.name, "inject_at": drill.inject_at, "injected": drill.injected, "done": drill.done},

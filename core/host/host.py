@@ -13,7 +13,6 @@ console's embedded mode are two front doors to the same object.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -26,19 +25,20 @@ from ..engine import Engine, Subscriber
 from ..incidents.approval import holding_plans
 from ..store_errors import StorageError
 from ..timefmt import clock
+from .door import Endpoint
 from .drill_record import note_drill
 from .errors import HostError
 from .health import status
 from .lease import Lease, acquire, host_info
-from .parts import SERVER_MODULE, import_opened_host, import_server
+from .parts import HostParts, import_host_parts
 from .paths import check_database, host_socket_path
 from .storage import StorageWatch, held_words
 
 if TYPE_CHECKING:
     from ..incidents.drills import Drill
-    from ..incidents.manager import ApproveMode
+    from ..incidents.manager import ApproveMode, IncidentManager
     from ..runtimes import Runtime
-    from .control import Advance
+    from .control import Advance, HostServices
     from .server import HostServer
 
 __all__ = ["Host", "HostError", "check_database"]
@@ -69,6 +69,7 @@ class Host:
         speed: float | None = None,
         approve_mode: ApproveMode = "manual",
         on_close: Callable[[], Awaitable[None]] | None = None,
+        incidents: bool = True,
     ) -> None:
         self.engine = engine
         self.runtime = runtime
@@ -77,10 +78,6 @@ class Host:
         self.lease = lease
         self.speed = float(engine.config.console.speed if speed is None else speed)
         self.clock_running = self.virtual and self.speed > 0
-        from ..incidents.manager import IncidentManager  # imported by open_with (.parts)
-        from .language import services
-
-        self.manager = IncidentManager(engine, approve_mode=approve_mode)
         self.drill: Drill | None = None
         self.advancing: Advance | None = None
         """The latest ``/host advance`` (running or finished)."""
@@ -88,7 +85,7 @@ class Host:
         """Commands and clock steps run one at a time: a command sees one instant."""
         self.started_at = time.time()
         self._t0 = time.monotonic()
-        self.server: HostServer | None = None
+        self.endpoint = Endpoint(self, host_socket_path(self.db), lease)
         self.closing = False
         self._closed = False
         self._on_close = on_close
@@ -101,16 +98,23 @@ class Host:
         """A full disk, a read-only file system, another process's lock: what and since when."""
         if engine.store is not None:
             engine.store.on_wait = self.storage.waiting
-        self.services = services(engine, host=self, incidents=self.manager)
-        """What the commands this host runs can use: its engine, the whole language, the
-        incident pipeline and the host itself (the composition root's wiring)."""
-        self.manager.serve_with(self.services)
+        self.parts = HostParts(self, approve_mode, detecting=incidents)
         rec = engine.state.settings.get("drill")
         if isinstance(rec, dict) and rec.get("status") in ("armed", "injected") and not engine.readonly:
             # The host that ran this drill stopped; its scheduled fault steps went with it.
             engine.set_setting(
                 "drill", {**rec, "status": "stopped", "since": round(engine.clock.now(), 3)}, actor="host"
             )
+
+    @property
+    def manager(self) -> IncidentManager:
+        """The incident pipeline (made now if it was not: :class:`.parts.HostParts`)."""
+        return self.parts.make()[0]
+
+    @property
+    def services(self) -> HostServices:
+        """What the commands this host runs can use (made now if they were not)."""
+        return self.parts.make()[1]
 
     # -- opening ----------------------------------------------------------------
     @classmethod
@@ -124,6 +128,7 @@ class Host:
         speed: float | None = None,
         approve_mode: ApproveMode = "manual",
         on_close: Callable[[Runtime | None], Awaitable[None]] | None = None,
+        incidents: bool = True,
     ) -> Host:
         """The generic factory: take the lease of ``db``, then ``opener()`` the engine
         and runtime (any runtime: sim, local, ray). The lease is released if opening
@@ -133,7 +138,8 @@ class Host:
         try:
             engine, runtime = await opener()
             await engine.flush()
-            import_opened_host()  # while the agents start (.parts)
+            if incidents:
+                import_host_parts()  # while the agents start (.parts)
         except BaseException:
             lease.release()
             raise
@@ -151,6 +157,7 @@ class Host:
             speed=speed,
             approve_mode=approve_mode,
             on_close=close_runtime,
+            incidents=incidents,
         )
 
     @classmethod
@@ -190,11 +197,13 @@ class Host:
         approve_mode: ApproveMode = "manual",
         runtime: str = "local",
         address: str | None = None,
+        incidents: bool = True,
     ) -> Host:
         """A host on real agents (``opsdeck run`` / ``serve``): agent processes on this
         machine (``runtime="local"``) or Ray actors (``"ray"``: a local Ray instance, or
         the cluster at ``address``). A missing database is made (the workflow file is
-        what to run); live agents of a killed host are adopted."""
+        what to run); live agents of a killed host are adopted. Without ``incidents`` no
+        incident is detected (:class:`.parts.HostParts`)."""
         from ..runtimes.real import real_runtime
 
         kind = real_runtime(runtime)
@@ -206,9 +215,8 @@ class Host:
             if rt is not None:
                 await rt.shutdown()
 
-        return await cls.open_with(
-            db, opener, kind=runtime, create=True, speed=1.0, approve_mode=approve_mode, on_close=shutdown
-        )
+        opts: dict[str, Any] = {"approve_mode": approve_mode, "on_close": shutdown, "incidents": incidents}
+        return await cls.open_with(db, opener, kind=runtime, create=True, speed=1.0, **opts)
 
     # -- what it is -------------------------------------------------------------
     @property
@@ -235,7 +243,7 @@ class Host:
         token = _AFTER_COMMAND.set(after)
         try:
             async with self.lock:
-                from ..commands import run_command  # imported by open_with (.parts)
+                from ..commands import run_command  # imported with the language (.parts)
 
                 resp = await run_command(self.services, text, actor=actor, commit=True)
                 details = resp.get("error", {}).get("details", {}) if resp.get("status") == "error" else {}
@@ -308,7 +316,7 @@ class Host:
             note_drill(self.engine, self.drill)
         else:
             await self.engine.advance(seconds)
-            await self.manager.pump()
+            await self.parts.pump()
         await self.engine.flush()
 
     async def advance(self, seconds: float, job: Advance | None = None) -> None:
@@ -376,7 +384,7 @@ class Host:
             await eng.maintain()
             if self.drill is not None:  # a drill on real agents: its fault comes on the wall clock
                 await self.drill.inject_when_due()
-            await self.manager.pump()
+            await self.parts.pump()
             note_drill(self.engine, self.drill)
             await eng.flush()
 
@@ -445,18 +453,14 @@ class Host:
         return d
 
     # -- the endpoint, closing ----------------------------------------------------
-    async def serve(self, listen: str | None = None) -> HostServer:
-        """Open the control endpoint: the unix socket, and TCP with ``listen``."""
-        if self.server is None and SERVER_MODULE not in sys.modules:  # a Host made directly, a console
-            await asyncio.to_thread(import_server)
-        if self.server is None:  # not made by a serve that ran meanwhile
-            from .server import HostServer
+    async def serve(self, listen: str | None = None) -> None:
+        """Open the control endpoint (:class:`.door.Endpoint`): the unix socket, and TCP with ``listen``."""
+        await self.endpoint.open(listen)
 
-            self.server = HostServer(self)
-            await self.server.start(listen)
-            if self.lease is not None:
-                self.lease.update(socket=str(self.server.socket_path), listen=self.server.listen)
-        return self.server
+    @property
+    def server(self) -> HostServer | None:
+        """The endpoint's server once loaded."""
+        return self.endpoint.server
 
     async def close(self) -> None:
         """Stop serving, stop the runtime, close the engine, release the lease."""
@@ -470,8 +474,7 @@ class Host:
         if self.advancing is not None and self.advancing.task is not None:
             await asyncio.gather(self.advancing.task, return_exceptions=True)  # it stops at its next step
         try:
-            if self.server is not None:
-                await self.server.stop()
+            await self.endpoint.close()
             async with self.lock:
                 if self._on_close is not None:
                     await self._on_close()

@@ -28,47 +28,19 @@ from ..event_types import (
     COMMAND_EXECUTED,
     INCIDENT_OPENED,
     TASK_COMPLETED,
-    TASK_FAILED,
     TASK_REASSIGNED,
-    TASK_TIMEOUT,
     WORKFLOW_CANCELLED,
     WORKFLOW_COMPLETED,
     WORKFLOW_FAILED,
 )
 from ..incidents.model import TERMINAL_PLAN
 from ..models import LIVE_AGENT, AgentStatus, TaskStatus, WorkflowStatus
-from ..telemetry import COUNTED_TYPES, TASK_BOUNDS, EventCounts, Histogram, failure_reason
+from ..telemetry import TASK_BOUNDS, Histogram
 from .usage_metrics import UsageCollector
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """The text format every Prometheus reads (what generate_latest writes with plain names)."""
 FAILURE_REASONS = ("timeout", "memory_limit", "exit_status", "signal", "start_failed", "agent_lost", "error")
-
-
-async def start_counting(engine: Engine) -> None:
-    """Seed the event counts from the store and feed the task timings from now on.
-
-    Under the store lock, so no commit falls between the count and the seed: the
-    counts equal the log's from the first scrape on.
-    """
-    tel = engine.telemetry
-    if tel.counts is not None:
-        return
-    store = engine.store
-    await engine.flush()
-    if store is None:
-        tel.counts = EventCounts({}, {}, engine.state.seq)
-    else:
-        async with engine.store_lock:
-            head, _ = await store.head()
-            by_type = await store.count_types(COUNTED_TYPES, head)
-            failures: dict[str, int] = {}
-            for type_, error in await store.type_field((TASK_FAILED, TASK_TIMEOUT), "error", head):
-                reason = failure_reason(type_, str(error or ""))
-                failures[reason] = failures.get(reason, 0) + 1
-            tel.counts = EventCounts(by_type, failures, head)
-    tel.tasks.start(engine.state, engine.clock.now())
-    engine.observe(lambda ev: tel.tasks.observe(engine.state, ev))
 
 
 def _histogram(name: str, doc: str, h: Histogram) -> HistogramMetricFamily:

@@ -7,6 +7,9 @@ too long for a unix socket address (:func:`core.private.socket_beside`).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 from pathlib import Path
 
 from ..private import socket_beside
@@ -49,3 +52,18 @@ def check_database(db: str | Path, create: bool) -> Path:
     if not p.parent.is_dir():
         raise HostError(f"no such directory: {p.parent} (opsdeck does not create directories)")
     return p
+
+
+def bind_socket(path: Path) -> socket.socket:
+    """A unix socket bound at ``path`` and made 0600, not listening yet. We hold the
+    lease, so a socket file already there is a dead host's: it is replaced."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o600)  # before listen(): nobody can connect yet
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -36,8 +36,9 @@ from ..commands.coordination_hub.event_feed import subscribed_types
 from ..commands.grammar import MAX_COMMAND_CHARS
 from ..private import open_beside, trust_requested, write_private
 from .connections import ConnectionLimit, OneLineLog
-from .metrics import CONTENT_TYPE, exposition, registry_for, start_counting
-from .paths import host_socket_path, token_path
+from .counting import start_counting
+from .metrics import CONTENT_TYPE, exposition, registry_for
+from .paths import bind_socket, host_socket_path, token_path
 from .stream import Follower
 
 if TYPE_CHECKING:
@@ -144,8 +145,9 @@ class HostServer:
         self._streams: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle --------------------------------------------------------------
-    async def start(self, listen: str | None = None) -> None:
-        """Bind the unix socket (0600 before listening) and, with ``listen``, TCP."""
+    async def start(self, listen: str | None = None, unix: socket.socket | None = None) -> None:
+        """Bind the unix socket (0600 before listening; ``unix``: bound already, by the
+        host's :class:`~.door.Door`) and, with ``listen``, TCP."""
         tcp: tuple[str, int] | None = parse_listen(listen) if listen else None
         await start_counting(self.host.engine)  # the counters equal the log's from the first scrape
         cfg = self.host.engine.config.server
@@ -160,20 +162,7 @@ class HostServer:
         await self._runner.setup()
         assert self._runner.server is not None
         self.limit = ConnectionLimit(self._runner.server, cfg.max_connections)
-        path = self.socket_path
-        # We hold the lease, so a socket file here is a dead host's: safe to replace.
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        usock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            usock.bind(str(path))
-            os.chmod(path, 0o600)  # before listen(): nobody can connect yet
-        except BaseException:
-            usock.close()
-            raise
-        await self.limit.listen(usock)
+        await self.limit.listen(unix if unix is not None else bind_socket(self.socket_path))
         if tcp is not None:
             self.token = ensure_token(self.host.db)
             family = socket.AF_INET6 if ":" in tcp[0] else socket.AF_INET

@@ -17,20 +17,19 @@ def announce(host: Host, verb: str = "serve") -> None:
     """Say where the host listens (stderr, one line each), so clients can be pointed at it."""
     from core.host.paths import token_path
 
-    srv = host.server
-
     def notice(text: str) -> None:  # storage trouble and its end, as it happens
         print(f"# opsdeck {verb}: {text}", file=sys.stderr, flush=True)
 
     host.storage.notify = notice
-    print(f"# opsdeck {verb}: pid {host.status()['pid']} hosts {host.db} ({host.kind})", file=sys.stderr)
-    if srv is not None:
-        print(f"# listening on unix:{srv.socket_path}", file=sys.stderr)
-        if srv.listen:
-            print(
-                f"# listening on http://{srv.listen} (commands need the bearer token in {token_path(host.db)})",
-                file=sys.stderr,
-            )
+    st = host.status()
+    print(f"# opsdeck {verb}: pid {st['pid']} hosts {host.db} ({host.kind})", file=sys.stderr)
+    if st["socket"] is not None:
+        print(f"# listening on unix:{st['socket']}", file=sys.stderr)
+    if st["listen"]:
+        print(
+            f"# listening on http://{st['listen']} (commands need the bearer token in {token_path(host.db)})",
+            file=sys.stderr,
+        )
     print(f"# attach: opsdeck console --db {host.db}   |   opsdeck exec --db {host.db} '/host status'", file=sys.stderr)
     sys.stderr.flush()
 

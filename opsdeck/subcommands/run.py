@@ -274,6 +274,7 @@ async def headless(
             approve_mode="auto" if incidents else "manual",
             runtime=runtime,
             address=address,
+            incidents=incidents,
         )
     except ConnectionError as exc:  # Ray did not come up, or went away while joining
         print(f"opsdeck: cannot reach the Ray cluster: {exc}; nothing was started", file=sys.stderr)
@@ -288,8 +289,6 @@ async def headless(
     pacing loop itself looks at ``finished`` once a tick, up to 0.1 s later)."""
     relay = asyncio.get_running_loop().create_task(_set_when(stop, pace))
     unsubscribe = engine.subscribe(lambda ev: pace.set() if ev.type in ends and finished(engine) else None)
-    if not incidents:
-        host.manager.detectors.clear()  # headless without --incidents: measurements only, no plans
     try:
         await host.serve(listen)
         announce(host, "run")
