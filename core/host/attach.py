@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .client import HostClient
-from .errors import HostGone
+from .errors import no_endpoint
 from .lease import Lease, LeaseHeld, acquire, current_holder, host_info
 
 WAIT_S = 30.0
@@ -34,6 +34,6 @@ async def connect(db: str | Path, *, kind: str, wait: float = WAIT_S) -> HostCli
             return HostClient(socket_path=holder.socket, pid=holder.pid, db=db, holder=holder)
         if time.monotonic() > deadline:
             if holder.host:
-                raise HostGone(holder.pid, f"it holds {db} but opened no endpoint within {wait:g}s ({holder.command})")
+                raise no_endpoint(holder.pid, db, wait, holder.command)
             raise LeaseHeld(holder, db)
         await asyncio.sleep(0.05)

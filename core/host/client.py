@@ -30,6 +30,7 @@ from .errors import (
     HostRefused,
     HostUnresponsive,
     UndecodableEvent,
+    no_endpoint,
     refused,
     the_host,
 )
@@ -202,9 +203,7 @@ class HostClient:
                 self.holder = holder
                 return
             if time.monotonic() > deadline:
-                raise self.gone(
-                    f"it holds {self.db} but opened no endpoint within {STARTUP_WAIT_S:g}s ({holder.command})"
-                )
+                raise no_endpoint(holder.pid, self.db, STARTUP_WAIT_S, holder.command)
             await asyncio.sleep(0.05)
 
     def _conns(self) -> Pool:

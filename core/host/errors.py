@@ -34,6 +34,17 @@ class HostUnresponsive(HostGone):
         self.reason = message
 
 
+def no_endpoint(pid: int | None, db: object, waited: float, command: str) -> HostUnresponsive:
+    """A live holder of ``db``'s lease (a host) that opened no endpoint within ``waited``
+    seconds: it runs (its lock is held), so it is not gone; it cannot be reached."""
+    return HostUnresponsive(
+        pid,
+        "unresponsive",
+        f"{the_host(pid)} holds {db} but opened no endpoint within {waited:g}s ({command}): "
+        "it is running and cannot be reached",
+    )
+
+
 class HostBadAnswer(HostGone):
     """The host answered something a client cannot read: not HTTP/1.1, over a size
     limit, or not the JSON it should be. Nothing more is read from that answer; the host
