@@ -11,7 +11,9 @@ its stdin. Its exit is a readable pidfd (Linux 5.3): one wake-up when it ends, n
 it runs (asyncio's subprocess transport waits for the pipes to close as well before
 3.12, and costs a transport, a protocol and stream objects per task). Where
 ``pidfd_open`` is missing, the exit is looked at after 1, 2, 4 ... ms up to
-:data:`EXIT_POLL_S`.
+:data:`EXIT_POLL_S`. The watch may start a while after the spawn (``watch_after``), its
+owner looking for the exit meanwhile (:meth:`TaskProcess.poll_exit`, when the output
+ends): a short task's end is then seen with its output's, and no pidfd is opened for it.
 
 The status is collected with ``waitpid`` on this pid only, so the subreaper's sweep of
 orphans (:meth:`~core.runtimes.task_tree.TaskTree.reap`, which skips the running task's
@@ -232,6 +234,7 @@ class TaskProcess:
         output: int | None,
         stdin: int | None,
         ticks: int | None = None,
+        watch_after: float = 0.0,
     ) -> None:
         self.pid = pid
         self.ticks = ticks
@@ -253,12 +256,31 @@ class TaskProcess:
         self._on_exit: list[Callable[[int], None]] = []
         self._pidfd: int | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._watch_timer = loop.call_later(watch_after, self.watch) if watch_after > 0 else None
+        if self._watch_timer is None:
+            self.watch()
+
+    def watch(self) -> None:
+        """Watch for the exit from now on (its pidfd, else the poller), once."""
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
+            self._watch_timer = None
+        if self._pidfd is not None or self._poller is not None or self._exit.done():
+            return
         try:
             self._pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):
-            self._poller = loop.create_task(self._poll_exit())
+            self._poller = self.loop.create_task(self._poll_exit())
         else:
-            loop.add_reader(self._pidfd, self._collect)
+            self.loop.add_reader(self._pidfd, self._collect)
+
+    def poll_exit(self) -> int | None:
+        """The exit status if the process has ended (its ``on_exit`` callbacks called
+        now), else None: one ``waitpid``."""
+        rc = self._poll()
+        if rc is not None:
+            self._ended(rc)
+        return rc
 
     @classmethod
     def spawn(
@@ -268,9 +290,11 @@ class TaskProcess:
         cwd: str | None,
         interactive: bool,
         terminal: dict[str, Any] | None = None,
+        watch_after: float = 0.0,
     ) -> TaskProcess:
         """Start ``argv`` in a session of its own: stdout and stderr into one pipe, stdin
-        /dev/null (a pipe when ``interactive``); or the pty's ``terminal`` arguments.
+        /dev/null (a pipe when ``interactive``); or the pty's ``terminal`` arguments. Its
+        exit is watched from the start, or from ``watch_after`` seconds on (:meth:`watch`).
 
         ``posix_spawn`` (glibc: ``clone(CLONE_VM|CLONE_VFORK)`` then ``exec``, the file
         actions and ``setsid`` done in C) where it can: Python's ``posix_spawn`` cannot
@@ -284,7 +308,7 @@ class TaskProcess:
         if terminal is not None:
             before = _boot_ns()
             tty = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, **terminal)
-            return cls(tty.pid, tty, None, None, start_ticks(before, _boot_ns()))
+            return cls(tty.pid, tty, None, None, start_ticks(before, _boot_ns()), watch_after)
         out_r, out_w = os.pipe()
         in_r, in_w = os.pipe() if interactive else (None, None)
         popen: subprocess.Popen[bytes] | None = None
@@ -334,7 +358,7 @@ class TaskProcess:
             for fd in (out_w, in_r):
                 if fd is not None:
                     os.close(fd)
-        return cls(pid, popen, out_r, in_w, start_ticks(before, after))
+        return cls(pid, popen, out_r, in_w, start_ticks(before, after), watch_after)
 
     def create_time(self) -> float | None:
         """Its create time as psutil computes it (:func:`create_time`): from the start its
@@ -364,11 +388,13 @@ class TaskProcess:
 
     async def wait(self) -> int:
         """The exit status as soon as the process is gone (negative: killed by that signal)."""
+        self.watch()
         return await asyncio.shield(self._exit)
 
     def on_exit(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(status)`` when the process is gone, from the loop's callback that
-        saw it go (no task, no future's hop): at once if it is gone already."""
+        saw it go (no task, no future's hop): at once if it is gone already. Seen once it
+        is watched, or by :meth:`poll_exit`."""
         if self._exit.done():
             callback(self._exit.result())
         else:
@@ -389,6 +415,9 @@ class TaskProcess:
         self._ended(rc)
 
     def _ended(self, rc: int) -> None:
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
+            self._watch_timer = None
         if self._pidfd is not None:
             self.loop.remove_reader(self._pidfd)
             os.close(self._pidfd)

@@ -114,6 +114,10 @@ class Run:
     def key(self) -> tuple[str, int]:
         return (self.task, self.attempt)
 
+    def watchdog(self) -> bool:
+        """Whether the run is watched while it runs: a timeout, a memory limit, a stdin."""
+        return self.interactive or bool(self.msg.get("timeout_s") or self.msg.get("memory_mb"))
+
     def environment(self, base: dict[str, str], agent: str) -> dict[str, str]:
         """The task's environment: the host's ``base``, the run's own variables, and
         what opsdeck tells a task (its agent, task, attempt, resumed progress and context)."""

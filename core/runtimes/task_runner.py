@@ -47,6 +47,9 @@ OUTPUT_DRAIN_S = 2.0
 """How long a run's end waits for the rest of its output once its first process is gone."""
 INPUT_TIMEOUT_S = 10.0
 """How long a write to a task's stdin may block (a task that reads nothing fills the pipe)."""
+EXIT_WATCH_AFTER_S = 0.05
+"""A run without a watchdog has its exit watched (a pidfd) from this long after its start;
+before, its output's end looks (a short task's exit is seen then: no pidfd for it)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,7 @@ class TaskRunner:
         self.config = config
         self.send = send
         self.hold = hold or send
-        """Send a report that may wait for the next one (a run's start: a short run's
-        start and end then go out together); ``send`` where the transport has no such wait."""
+        """Send a report that may go out with the next one (a run's start), if the transport can."""
         self.run: Run | None = None
         self.results: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self.done = asyncio.Event()
@@ -262,7 +264,7 @@ class TaskRunner:
             }
         )
         self.follow(r)
-        if r.interactive or r.msg.get("timeout_s") or r.msg.get("memory_mb"):
+        if r.watchdog():
             self._keep(self.watch(r))  # nothing to watch for otherwise: no wake-ups
         return None
 
@@ -295,7 +297,8 @@ class TaskRunner:
             argv = [*launcher, "/bin/sh", "-c", text]
         else:
             argv = [*launcher, *(shlex.split(command) if isinstance(command, str) else list(command))]
-        return TaskProcess.spawn(argv, env, m.get("cwd") or None, r.interactive, terminal)
+        watch_after = 0.0 if r.watchdog() else EXIT_WATCH_AFTER_S  # the watchdog loops until the exit
+        return TaskProcess.spawn(argv, env, m.get("cwd") or None, r.interactive, terminal, watch_after)
 
     def follow(self, r: Run) -> None:
         """Read the task's output as it comes and end the run once the task has exited
@@ -306,6 +309,7 @@ class TaskRunner:
         fd = r.terminal.master if r.terminal is not None else r.proc.stdout
         if fd is None:
             r.output_done = True
+            r.proc.watch()
         else:
             r.output_fd = fd
             r.proc.loop.add_reader(fd, self._readable, r)
@@ -332,6 +336,8 @@ class TaskRunner:
             r.output_done = True
             if r.rc is not None:
                 self._end(r)
+            elif r.proc is not None and r.proc.poll_exit() is None:  # if it exited, _exited ended the run
+                r.proc.watch()  # its output ended before it did
             return
         r.last_output_at = time.monotonic()
         meter = r.meter
