@@ -112,7 +112,8 @@ async def test_script_says_an_unreadable_health_answer_with_exit_3(
 async def test_a_host_whose_socket_is_gone_is_still_exit_1(host: Host, env: dict[str, str]) -> None:
     """The must-not: exit 3 is for an answer that cannot be read; a host whose socket is
     gone (the lease still names it) is "gone", exit 1."""
-    server = await host.serve()
-    await server.stop()
+    await host.serve()  # this process has the server loaded: it starts at once
+    assert host.server is not None
+    await host.server.stop()
     rc, err = await _verb(env, "exec", "--db", str(host.db), "/coordination-hub checkpoint")
     assert rc == 1 and "is gone" in err and "cannot read" not in err, err

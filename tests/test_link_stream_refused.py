@@ -107,7 +107,9 @@ async def test_the_hosts_error_on_the_stream_is_said_as_its_error_not_the_host_g
 
 async def test_a_refused_token_stops_the_stream_with_no_second_try(tmp_path: Path) -> None:
     host = await Host.open_sim(tmp_path / "t.db", Config(), demo=True, create=True, speed=0)
-    server = await host.serve("127.0.0.1:0")
+    await host.serve("127.0.0.1:0")
+    server = host.server
+    assert server is not None
     client = HostClient.for_url(f"http://{server.listen}", "not-the-token")
     asked: list[str] = []
     real = client._conns().exchange
