@@ -25,7 +25,8 @@ from core.store_errors import StoreError
 from . import __version__
 from .output import BAD_ANSWER
 
-# Each module has ``register(subparsers)`` and sets ``func`` on its parser.
+# Each module has ``register(subparsers)`` and sets ``func`` on its parser (and ``early``,
+# what it starts as soon as its command line is read, before the config is).
 SUBCOMMANDS = [
     "console",
     "demo",
@@ -76,6 +77,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         help="use a database (and the files beside it) that another user owns or others may write: "
         "for shared setups you trust; recorded in the log (also OPSDECK_TRUST_OWNER=1)",
     )
+    parser.set_defaults(early=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in [only] if only else SUBCOMMANDS:
         importlib.import_module(f"opsdeck.subcommands.{name}").register(sub)
@@ -89,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args([*given, "console"])  # the options given are the top-level ones
     try:
+        if args.early is not None:
+            args.early(args)
         if args.trust_owner or (args.config and _config_trusts_owner(args.config)):
             os.environ[TRUST_ENV] = "1"  # child processes (agent hosts, web consoles) trust alike
         return int(args.func(args) or 0)

@@ -114,12 +114,12 @@ def test_a_run_refused_for_a_held_database_starts_no_launcher(tmp_path: Path, mo
     """A database a live host holds gets the run refused (or a console attached): no agent
     host will be started here, so neither is the hosts' launcher (an interpreter importing
     the agent host, for nothing). The case that starts one early is every other local run."""
-    import core.runtimes.host_launcher as host_launcher
+    import core.runtimes.launching as launching
     from core.host.lease import acquire
     from opsdeck.cli import main
 
     started: list[Path] = []
-    monkeypatch.setattr(host_launcher, "start_early", started.append)
+    monkeypatch.setattr(launching, "start_early", started.append)
     f = tmp_path / "one.toml"
     f.write_text(pool(1) + workflow_toml("one", task_toml("t", "true")))
     db = tmp_path / "h.db"

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.runtimes import host_launcher, local_hosts
+from core.runtimes import launching, local_hosts
 from core.runtimes.host_launcher import HostLauncher
 from core.runtimes.zygote import HOST_NAME
 
@@ -72,14 +72,14 @@ async def test_hosts_are_forked_by_the_launcher_and_a_sigkill_is_reported(tmp_pa
 async def test_a_launcher_that_cannot_start_leaves_hosts_to_start_on_their_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    opened = host_launcher.open_private
+    opened = launching.open_private
 
     def refuse(path: Path, append: bool = True) -> int:  # the launcher's log only
-        if path.name == host_launcher.LAUNCHER_LOG:
+        if path.name == launching.LAUNCHER_LOG:
             raise OSError(28, "No space left on device")
         return opened(path, append)
 
-    monkeypatch.setattr(host_launcher, "open_private", refuse)
+    monkeypatch.setattr(launching, "open_private", refuse)
     engine, runtime, _ = await open_text(tmp_path / "r.db", TWO_TASKS, tmp_path)
     try:
         await drive(engine, lambda: wf_status(engine, "w") == "completed", timeout=30)

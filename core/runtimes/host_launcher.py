@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..private import PrivateError, open_private, private_dir
+from ..private import PrivateError
+from .launching import host_env, start_launcher, take_early
 from .sampler import same_process
 from .wire import encode, messages
 
-LAUNCHER_LOG = "launcher.log"
 CLOSE_WAIT_S = 2.0
 """How long a closed launcher is given to exit before it is killed."""
 
@@ -35,32 +35,6 @@ def exit_status(returncode: int | None) -> str | None:
     if returncode is None:
         return None
     return "exit status " + str(returncode) if returncode >= 0 else "killed by " + signal.Signals(-returncode).name
-
-
-def host_env() -> dict[str, str]:
-    """A host imports ``core`` from wherever this console imported it."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def start_module(module: str, args: list[str], log: Path, **popen: Any) -> subprocess.Popen[bytes]:
-    """``python -m module args`` as a host process is started: stdin /dev/null, stdout and
-    stderr its private log, the console's directory and :func:`host_env`."""
-    fd = open_private(log)
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            cwd=os.getcwd(),
-            env=host_env(),
-            **popen,
-        )
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -126,21 +100,10 @@ class HostLauncher:
         """Start the launcher (``python -m core.runtimes.zygote``); on failure :attr:`broken`
         says why. No event loop is needed yet (it may be started before the first host is
         asked for: its answers are read from then on)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.popen = start_module(
-                "core.runtimes.zygote",
-                ["--fd", str(theirs.fileno()), "--run-dir", str(self.run_dir)],
-                self.run_dir / LAUNCHER_LOG,
-                pass_fds=[theirs.fileno()],
-            )
-        except OSError as exc:
-            ours.close()
+            self.popen, self.channel = start_launcher(self.run_dir)
+        except (OSError, PrivateError) as exc:
             self.broken = f"the agent host launcher could not start ({exc})"
-            return
-        finally:
-            theirs.close()
-        self.channel = ours
 
     def _reader(self) -> None:
         """Read the launcher's answers on the running loop (from the first request on)."""
@@ -264,26 +227,11 @@ class HostLauncher:
                 await asyncio.to_thread(self.popen.wait, CLOSE_WAIT_S)  # not on the loop
 
 
-_STARTED_EARLY: dict[str, HostLauncher] = {}
-"""Launchers started before their runtime was made (:func:`start_early`), by run directory."""
-
-
-def start_early(run_dir: Path) -> None:
-    """Start the launcher of ``run_dir`` now, outside any event loop (``opsdeck run``, once
-    its file passed its checks): its own start, an interpreter importing the agent host,
-    then overlaps the console's instead of following it. The local runtime made later for
-    that directory takes it (:func:`launcher_for`); if none is, it exits with this process.
-    A failure here only means the launcher starts later, with the first host."""
-    try:
-        private_dir(run_dir)
-    except (OSError, PrivateError):
-        return
-    launcher = HostLauncher(run_dir)
-    launcher.start()
-    if launcher.broken is None:
-        _STARTED_EARLY[os.path.abspath(run_dir)] = launcher
-
-
 def launcher_for(run_dir: Path) -> HostLauncher:
-    """The launcher started early for ``run_dir``, else one not started yet."""
-    return _STARTED_EARLY.pop(os.path.abspath(run_dir), None) or HostLauncher(run_dir)
+    """The launcher started early for ``run_dir`` (:func:`.launching.start_early`), else
+    one not started yet."""
+    launcher = HostLauncher(run_dir)
+    started = take_early(run_dir)
+    if started is not None:
+        launcher.popen, launcher.channel = started
+    return launcher

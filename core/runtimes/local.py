@@ -44,9 +44,10 @@ from .adoption import Adoption
 from .dispatch import Dispatch
 from .fleet import Fleet, Timing
 from .handshake import load_or_create_secret
+from .launching import run_dir_for
 from .limits import Mechanisms, detect
 from .local_hosts import LocalHosts, LocalLinks, ProcessHost
-from .opening import open_with, run_dir_for
+from .opening import open_with
 from .processes import ProcessRuntime
 from .reports import Reports
 from .sampler import Sampler

@@ -28,7 +28,8 @@ from ..private import PrivateError, socket_path
 from .adoption import Adoption, kill_verified, killpg_verified, process_ended
 from .fleet import Fleet, HostRecord
 from .handshake import SECRET_FILE, ChannelError, console_connect
-from .host_launcher import Launched, exit_status, launcher_for, start_module
+from .host_launcher import Launched, exit_status, launcher_for
+from .launching import start_module
 from .limits import Mechanisms
 from .reports import Reports
 from .sampler import Sampler, same_process

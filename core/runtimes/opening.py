@@ -39,12 +39,6 @@ class OpenableRuntime(Runtime, Protocol):
 R = TypeVar("R", bound=OpenableRuntime)
 
 
-def run_dir_for(db: str | Path) -> Path:
-    """Sockets, host logs and the run's secret live next to the database: ``<db>.agents/`` (0700)."""
-    p = Path(db).resolve()
-    return p.parent / f"{p.name}.agents"
-
-
 async def open_with(
     make: Callable[[Config], Awaitable[R]],
     db: str | Path,

@@ -42,8 +42,9 @@ from . import Capabilities, NotApplicable, RuntimeSink
 from .adoption import kill_verified
 from .dispatch import Dispatch
 from .fleet import Fleet, Timing
+from .launching import run_dir_for
 from .limits import detect
-from .opening import open_with, run_dir_for
+from .opening import open_with
 from .processes import ProcessRuntime
 from .ray_actors import LIMITS_SETTING, ActorHost, ActorLinks, RayActors
 from .ray_cluster import (

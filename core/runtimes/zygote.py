@@ -14,6 +14,7 @@ options. This process is the hosts' parent: it reaps each and reports its exit s
 The console speaks JSON lines over a socketpair (the fd passed as ``--fd``):
 
     console -> launcher  {"op": "spawn", "id": N, "argv": [...], "log": PATH, "cwd": DIR, "env": {...}}
+                         {"op": "log", "path": PATH}   (its own output from now on; before: /dev/null)
     launcher -> console  {"t": "spawned", "id": N, "pid": P, "create_time": T}
                          {"t": "failed", "id": N, "error": "..."}
                          {"t": "exited", "pid": P, "rc": RC}   (RC as ``Popen.returncode``: -SIG when killed)
@@ -139,11 +140,28 @@ class Launcher:
             if self.console_done():
                 return False  # the run is ending: the hosts still asked for are not forked
             line, self.buf = self.buf.split(b"\n", 1)
-            self.spawn(json.loads(line))
+            req = json.loads(line)
+            if req.get("op") == "log":
+                self.log_to(req.get("path"))
+            else:
+                self.spawn(req)
         if len(self.buf) > REQUEST_MAX:
             print(f"host launcher: a request over {REQUEST_MAX:,} bytes; exiting", file=sys.stderr, flush=True)
             return False
         return True
+
+    def log_to(self, path: Any) -> None:
+        """Write this process's output to ``path`` from now on (a launcher started before
+        the run directory was made drops it until then); left as it is if it cannot be opened."""
+        try:
+            fd = open_private(path)
+        except (OSError, PrivateError, TypeError):
+            return
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
 
     def console_done(self) -> bool:
         """Has the console closed its end (or only its sending side: no more hosts)?"""

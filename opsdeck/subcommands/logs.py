@@ -102,7 +102,7 @@ def copy(fd: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.runtimes.opening import run_dir_for  # the config's models: not to build the parser
+    from core.runtimes.launching import run_dir_for
 
     db = database(args)
     out_dir = run_dir_for(db) / "output"

@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also serve the control endpoint on TCP when this process hosts (commands need the token in <db>.token)",
     )
     add_runtime_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, early=launch_early)
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,11 +82,13 @@ def runtime_problem(args: argparse.Namespace) -> str | None:
     return kind.problem(args.address)
 
 
-def db_path(args: argparse.Namespace) -> Path:
+def db_path(args: argparse.Namespace, make: bool = True) -> Path:
+    """``--db``, else ``<data dir>/runs/<file name>.db`` (``make``: its directory is made)."""
     if args.db:
         return Path(args.db)
     d = data_dir() / "runs"
-    d.mkdir(parents=True, exist_ok=True)
+    if make:
+        d.mkdir(parents=True, exist_ok=True)
     return d / f"{Path(args.file).stem}.db"
 
 
@@ -124,6 +126,18 @@ def print_problems(exc: WorkflowFileError) -> None:
         print(f"  {exc.path}: {p}", file=sys.stderr)
 
 
+def launch_early(args: argparse.Namespace) -> None:
+    """As soon as the command line is read, before the config and the file are: start the
+    agent hosts' launcher of a local run (:func:`core.runtimes.launching.start_early`),
+    whose start then overlaps the console's. None for a database a live host holds (the
+    console is attached, or the run refused, instead)."""
+    from core.runtimes.launching import run_dir_for, start_early
+
+    db = db_path(args, make=False)
+    if args.runtime == "local" and not (db.is_file() and current_holder(db) is not None):
+        start_early(run_dir_for(db))
+
+
 def run(args: argparse.Namespace) -> int:
     from core.config import load_config
 
@@ -136,11 +150,10 @@ def run(args: argparse.Namespace) -> int:
     wfile, specs, db = prepared
     # A live host holding the database gets the console attached (or the run refused) instead.
     held = db.is_file() and current_holder(db) is not None
-    if args.runtime == "local" and not held:  # the agent hosts' launcher starts while the console does
-        from core.runtimes.host_launcher import start_early
-        from core.runtimes.opening import run_dir_for
+    if args.runtime == "local" and not held:  # the launcher started early goes on with the run
+        from core.runtimes.launching import keep_early, run_dir_for
 
-        start_early(run_dir_for(db))
+        keep_early(run_dir_for(db))
     idle = db.is_file() and not held
     ended = asyncio.run(ended_before(db, config, [sp.id for sp in specs])) if idle else None
     if ended is not None:
