@@ -115,7 +115,8 @@ class AttachedLink(Link):
         if self.gone:
             return f"{ro}{self.gone}{stopped}"
         if self.host_pid is None:
-            return f"{ro}replica of {self.db.name}, no host{stopped}"
+            host = "not attached" if self._unreadable else "no host"  # a host it cannot read is not "no host"
+            return f"{ro}replica of {self.db.name}, {host}{stopped}"
         return f"{ro}attached to host pid {self.host_pid}{stopped}"
 
     # -- the host -------------------------------------------------------------------
@@ -126,9 +127,9 @@ class AttachedLink(Link):
             return False
         try:
             health = await client.health()
-        except HostBadAnswer as exc:  # a HostGone: named first
+        except (HostBadAnswer, HostRefused) as exc:  # HostBadAnswer is a HostGone: named first
             await client.close()
-            self._unreadable_host(exc)
+            self._unreachable_host(exc)
             return False
         except HostGone:
             await client.close()
@@ -143,17 +144,23 @@ class AttachedLink(Link):
         self._set_gone(None)
         return True
 
-    def _unreadable_host(self, exc: HostBadAnswer) -> None:
-        """A host holds the database but its health answer cannot be read: said (which
-        host, what was unreadable) once for that host and reason, and shown while it lasts."""
+    def _unreachable_host(self, exc: HostBadAnswer | HostRefused) -> None:
+        """A host holds the database but its health answer cannot be read, or refuses
+        (busy): said (which host, what it answered) once for that host and answer, and
+        shown while it lasts."""
+        if isinstance(exc, HostBadAnswer):
+            what = f"answered {exc.request} with something the console could not read ({exc.reason})"
+            short = "unreadable"
+        else:
+            what = f"refused {exc.request} ({exc.said})"
+            short = exc.short if isinstance(exc, HostBusy) else f"refused {exc.status}"
         message = (
-            f"{the_host(exc.pid)} holds {self.db.name} but answered {exc.request} with something the console "
-            f"could not read ({exc.reason}); the console is not attached to it: it shows {self.db.name} as "
-            f"stored, sends no commands, and asks the host again every {POLL_S:g}s"
+            f"{the_host(exc.pid)} holds {self.db.name} but {what}; the console is not attached to it: it shows "
+            f"{self.db.name} as stored, sends no commands, and asks the host again every {POLL_S:g}s"
         )
         if self._unreadable != message:
             self._unreadable = message
-            self._set_stale("host", f"host pid {exc.pid} unreadable" if exc.pid else "host unreadable", message)
+            self._set_stale("host", f"host pid {exc.pid}: {short}" if exc.pid else f"host: {short}", message)
 
     def _readable_host(self, pid: int | None) -> None:
         """After an unreadable health answer: the host (``pid``) answers, or (None) none holds the database."""
@@ -352,6 +359,14 @@ class AttachedLink(Link):
                             "health unreadable",
                             f"{the_host(exc.pid)} answered {exc.request} with something the console could not read "
                             f"({exc.reason}); the clock and speed shown are from the last health read, asked again "
+                            f"every {POLL_S:g}s",
+                        )
+                except HostRefused as exc:
+                    if client is self.client and "health" not in self._behind:
+                        self._set_stale(
+                            "health",
+                            exc.short if isinstance(exc, HostBusy) else f"health refused {exc.status}",
+                            f"{exc}; the clock and speed shown are from the last health read, asked again "
                             f"every {POLL_S:g}s",
                         )
                 except HostGone as exc:

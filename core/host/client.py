@@ -287,10 +287,12 @@ class HostClient:
                 self.pid, f"answered {status} with bytes that are not UTF-8 (at byte {exc.start})", f"{method} {path}"
             ) from None
 
-    async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    async def _json(self, method: str, path: str, body: Any = None, refuse: bool = False) -> dict[str, Any]:
         """One request, watched: a host that stays stopped or unresponsive for
         :attr:`unresponsive_s` ends the wait with :class:`HostUnresponsive` (a long
-        command on a host that keeps answering its health check is waited for)."""
+        command on a host that keeps answering its health check is waited for). With
+        ``refuse``, an answer other than 200 raises :class:`HostRefused` (a command's
+        error answer is its response, in the command envelope)."""
         await self._ready()
         loop = asyncio.get_running_loop()
         req = asyncio.ensure_future(self._request(method, path, body))
@@ -314,6 +316,8 @@ class HostClient:
                     raise self.unresponsive(why, loop.time() - silent_since)
         finally:
             req.cancel()
+        if refuse and status != 200:
+            raise refused(self.pid, f"{method} {path}", status, text, REFUSAL_SHOWN)
         try:
             out = json.loads(text)
         except json.JSONDecodeError:
@@ -331,7 +335,9 @@ class HostClient:
         return await self._json("POST", "/v1/commands", {"command": text, "actor": actor})
 
     async def health(self) -> dict[str, Any]:
-        return await self._json("GET", "/v1/health")
+        """``GET /v1/health``; an answer other than 200 (the host at its connection cap:
+        503) raises :class:`HostRefused` with the host's words, never read as health."""
+        return await self._json("GET", "/v1/health", refuse=True)
 
     async def event_objects(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
         """The host's committed events after ``since`` as JSON objects (with hash and line), then live.

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.host.client import HostClient, HostGone
+from core.host.client import HostClient, HostGone, HostRefused
 from core.host.lease import current_holder
 
 from . import WebError
@@ -68,7 +68,7 @@ async def _healthy(db: Path) -> bool:
     try:
         await client.health()
         return True
-    except (HostGone, TimeoutError, OSError):  # not listening yet, or going away: ask again
+    except (HostGone, HostRefused, TimeoutError, OSError):  # not listening yet, busy, or going away: ask again
         return False
     finally:
         await client.close()
