@@ -180,3 +180,29 @@ def test_popens_path_refuses_a_missing_program_or_directory_as_before(
         TaskProcess.spawn([str(plain)], dict(os.environ), str(tmp_path), False, None)
     with pytest.raises(FileNotFoundError, match="gone"):
         TaskProcess.spawn(["sleep", "30"], dict(os.environ), str(tmp_path / "gone"), False, None)
+
+
+def test_popens_path_runs_a_program_named_relative_to_the_tasks_directory(
+    sigint_kept_off: str, other_thread: None, tmp_path: Path
+) -> None:
+    """``./prog`` names a file in the task's ``cwd`` (Popen and posix_spawn's path both run
+    it there), not in the host's directory: it starts and dies of SIGINT; the host's
+    directory holds no such file."""
+    (tmp_path / "prog").write_text("#!/bin/sh\nexec sleep 30\n")
+    (tmp_path / "prog").chmod(0o700)
+    assert not Path("prog").exists()
+
+    async def run() -> int:
+        p = TaskProcess.spawn(["./prog"], dict(os.environ), str(tmp_path), False, None)
+        try:
+            _ignored(p.pid)
+            os.kill(p.pid, signal.SIGINT)
+            return await asyncio.wait_for(p.wait(), 20)
+        finally:
+            if p.returncode is None:
+                os.kill(p.pid, signal.SIGKILL)
+                await p.wait()
+            p.close()
+
+    assert asyncio.run(run()) == -signal.SIGINT
+    assert _kept_off(sigint_kept_off)

@@ -153,21 +153,22 @@ def _which(name: str, env: dict[str, str]) -> str:
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
 
-def _sigint_default(argv: list[str], env: dict[str, str]) -> list[str]:
+def _sigint_default(argv: list[str], env: dict[str, str], cwd: str) -> list[str]:
     """``argv`` to start through Popen with SIGINT at its default and not blocked where
     this process ignores it or this thread blocks it (both survive exec, and no
     ``preexec_fn`` may run in a process with other threads): ``env --default-signal=INT
     --`` first (it resets and unblocks it), which execs it as the same process; ``argv``
     itself where neither is so or there is no such ``env`` (:func:`_default_signal_env`).
     The program is looked for here first, so a missing one raises as Popen's own start
-    does, naming it (``env`` would only say so in the task's output)."""
+    does, naming it (``env`` would only say so in the task's output); a relative name is
+    the task's ``cwd``'s, as the child resolves it after changing to it."""
     ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     if not ignored and signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, ()):
         return argv
     tool = _default_signal_env()
     if tool is None:
         return argv
-    program = _which(argv[0], env)
+    program = os.path.join(cwd, _which(argv[0], env))
     if not os.access(program, os.X_OK):
         os.stat(program)  # FileNotFoundError naming it when it is not there
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
@@ -339,7 +340,7 @@ class TaskProcess:
                         os.close(back)
             else:
                 popen = subprocess.Popen(
-                    _sigint_default(argv, env),
+                    _sigint_default(argv, env, cwd),
                     env=env,
                     cwd=cwd,
                     stdin=in_r if in_r is not None else subprocess.DEVNULL,
