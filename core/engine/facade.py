@@ -168,7 +168,20 @@ class Engine:
 
     @property
     def unflushed(self) -> int:
+        """Events emitted and not yet handed to the store (the next group commit's batch).
+        Not all that is uncommitted: the batch being written is not counted (:attr:`held_events`)."""
         return len(self.log.buffer)
+
+    @property
+    def held_events(self) -> int:
+        """Events emitted and not committed: the batch the store is writing (maybe waiting
+        for another program's lock) and those emitted since (:meth:`.held.HeldLimits.held_events`)."""
+        return self.log.held.held_events()
+
+    @property
+    def committed_seq(self) -> int:
+        """The last sequence number the store committed (the log holds every row up to it)."""
+        return self.state.seq - self.held_events
 
     @property
     def holds_changes(self) -> bool:

@@ -196,8 +196,7 @@ class EmbeddedLink(Link):
 
     @property
     def committed_seq(self) -> int:
-        eng = self.host.engine
-        return eng.state.seq - eng.unflushed
+        return self.host.engine.committed_seq
 
     @property
     def clock_running(self) -> bool:  # type: ignore[override]

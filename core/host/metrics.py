@@ -55,7 +55,6 @@ class EngineCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         eng = self.engine
-        s = eng.state
         tel = eng.telemetry
         now = eng.clock.now()
         virtual = isinstance(eng.clock, VirtualClock)
@@ -67,13 +66,13 @@ class EngineCollector(Collector):
         yield GaugeMetricFamily("opsdeck_clock_seconds", "The engine's clock now.", value=now)
 
         counts = tel.counts
-        # The last committed sequence number: rows being written right now are not counted yet.
-        committed = counts.upto if counts is not None else s.seq - eng.unflushed
         yield CounterMetricFamily(
-            "opsdeck_events", "Events committed to the log (the head sequence number).", value=committed
+            "opsdeck_events", "Events committed to the log (the head sequence number).", value=eng.committed_seq
         )
         yield GaugeMetricFamily(
-            "opsdeck_events_unflushed", "Events emitted and not yet committed.", value=eng.unflushed
+            "opsdeck_events_unflushed",
+            "Events emitted and not yet committed (with a batch being written).",
+            value=eng.held_events,
         )
 
         if counts is not None:

@@ -1,0 +1,85 @@
+"""Only rows the store committed are counted as committed.
+
+While a commit waits for another program's lock, its batch is neither in the log nor in
+the engine's next batch (``engine.unflushed``): the link's committed head (what the
+console's log pane reads up to) and the metrics' event figures leave it out until the
+commit returns, then count it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import core.store as store_module
+from core.config import Config
+from core.host.counting import start_counting
+from core.host.host import Host
+from core.host.link import EmbeddedLink
+
+from .conftest import until
+from .test_metrics_collector import scrape
+
+
+async def _stored_head(db: Path) -> int:
+    with sqlite3.connect(db) as con:
+        return int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+
+@pytest.mark.parametrize("counting", [False, True])
+async def test_a_batch_waiting_for_a_lock_is_not_counted_as_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counting: bool
+) -> None:
+    """counting: the metrics' head comes from the event counts (a scraped host), else
+    from the engine. Either way the batch waiting for the lock and what is emitted
+    meanwhile are uncommitted until the commit returns."""
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 20)  # each try gives up after 20 ms, not 5 s
+    db = tmp_path / "c.db"
+    host = await Host.open_sim(db, Config(), create=True, speed=0)
+    link = EmbeddedLink(host)
+    eng = host.engine
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        if counting:
+            await start_counting(eng)
+        async with host.lock:
+            assert await host.commit()
+        base = eng.state.seq
+        assert link.committed_seq == base == await _stored_head(db)
+        other.execute("BEGIN EXCLUSIVE")
+        for i in range(3):
+            eng.set_setting("probe", i)
+
+        async def commit() -> bool:
+            async with host.lock:
+                return await host.commit()
+
+        waiting = asyncio.create_task(commit())
+        await until(lambda: host.status()["storage"]["state"] == "locked", "the commit to wait for the lock", 30)
+        eng.set_setting("probe", 3)  # emitted while the batch waits: the next batch
+        assert eng.state.seq == base + 4
+        assert await _stored_head(db) == base
+        assert link.committed_seq == base, "the waiting batch is not committed"
+        m = scrape(eng)
+        assert m["opsdeck_events_total"][()] == base
+        assert m["opsdeck_events_unflushed"][()] == 4
+        assert host.status()["storage"]["held_events"] >= 3
+        assert not waiting.done()
+
+        other.execute("ROLLBACK")
+        assert await asyncio.wait_for(waiting, 60), "committed once the lock is released"
+        assert await _stored_head(db) == base + 3
+        assert link.committed_seq == base + 3, "the batch that waited is committed, the later event is not"
+        m = scrape(eng)
+        assert (m["opsdeck_events_total"][()], m["opsdeck_events_unflushed"][()]) == (base + 3, 1)
+        async with host.lock:
+            assert await host.commit()
+        assert link.committed_seq == base + 4 == await _stored_head(db)
+        m = scrape(eng)
+        assert (m["opsdeck_events_total"][()], m["opsdeck_events_unflushed"][()]) == (base + 4, 0)
+    finally:
+        other.close()
+        await link.close()
