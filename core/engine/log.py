@@ -137,7 +137,14 @@ class EventLog:
         ev.plain = plain
         # Fold first: a reducer that rejects the event leaves the log untouched.
         try:
-            state.apply(ev)
+            fold = state.folds.get(type_)
+            if fold is None:
+                state.apply(ev)
+            else:  # State.apply with the fold it would look up, written out (a call less an event)
+                fold(state, ev)
+                state.seq = seq
+                if ts > state.clock:
+                    state.clock = ts
         except Exception as exc:
             raise EngineError(
                 "EVENT_REJECTED", f"{type_} could not be applied: {type(exc).__name__}: {exc}", {"type": type_}
