@@ -81,12 +81,16 @@ class Event:
     """Its data's canonical JSON was orjson's as it is (:func:`encode_data`, set by the
     engine's emit): its line's JSON is orjson's too, without the checks. The data are
     not changed after the event is recorded (their stored text was encoded then)."""
+    line_head: str = field(default="", compare=False, repr=False)
+    """Its line's ``TYPE:component:scope:`` as the engine's emit keeps it per header (or
+    empty): :meth:`line` then joins two strings, not seven (about 700 instructions less)."""
 
     def line(self) -> str:
         """The event line (:func:`format_line`'s text, built here: one call fewer per event
         for each subscriber that prints it)."""
         if self.plain:
-            return f"{self.type}:{self.component}:{self.scope}:{_dumps(self.data, option=_ORJSON_COMPACT).decode()}"
+            head = self.line_head or f"{self.type}:{self.component}:{self.scope}:"
+            return head + _dumps(self.data, option=_ORJSON_COMPACT).decode()
         return f"{self.type}:{self.component}:{self.scope}:{dumps_compact(self.data)}"
 
     def canonical(self) -> str:

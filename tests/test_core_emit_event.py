@@ -22,7 +22,8 @@ def test_an_emitted_event_holds_every_declared_field() -> None:
     values = {f.name: getattr(ev, f.name) for f in fields(Event)}  # an unset slot raises AttributeError
     assert Event(**values) == ev
     assert (ev.seq, ev.ts, ev.actor, ev.plain) == (1, 5.0, eng.actor, True)
-    assert ev.line().startswith(f"{ev.type}:{ev.component}:{ev.scope}:{{")
+    assert ev.line_head == f"{ev.type}:{ev.component}:{ev.scope}:" and ev.line().startswith(ev.line_head + "{")
+    assert Event(**{**values, "line_head": ""}).line() == ev.line(), "without the kept head: the same line"
 
 
 def test_an_event_its_fold_rejects_is_not_recorded_nor_heard() -> None:

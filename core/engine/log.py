@@ -32,19 +32,20 @@ Subscriber = Callable[[Event], None]
 _new = object.__new__
 
 
-_KNOWN: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+_KNOWN: dict[tuple[str, str, str, str], tuple[str, str, str]] = {}
 """(type, component, scope, actor) of headers already validated -> (the type's plain
-name, the header's piece of the chained envelope)."""
+name, the header's piece of the chained envelope, its event line's head)."""
 
 
-def _known(type_: str, component: str, scope: str, actor: str) -> tuple[str, str]:
+def _known(type_: str, component: str, scope: str, actor: str) -> tuple[str, str, str]:
     """Validate a header once; its plain type name (a declaration is a ``str`` subclass,
-    stored and sent as its name) and its envelope piece. Kept under the key as given
-    (the declaration itself, not its plain name): the next lookup finds its own
-    objects and compares them by identity, not by their text."""
+    stored and sent as its name), its envelope piece and its line's head
+    (:attr:`Event.line_head`). Kept under the key as given (the declaration itself, not
+    its plain name): the next lookup finds its own objects and compares them by
+    identity, not by their text."""
     name = str(type_)
     EventHeader(type=name, component=component, scope=scope, data={})
-    known = (name, chain_head(name, component, scope, actor))
+    known = (name, chain_head(name, component, scope, actor), f"{name}:{component}:{scope}:")
     if len(_KNOWN) < 10_000:
         _KNOWN[(type_, component, scope, actor)] = known
     return known
@@ -116,14 +117,14 @@ class EventLog:
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
         who = actor or e.actor
-        type_, head = _KNOWN.get((type_, component, scope, who)) or _known(type_, component, scope, who)
+        type_, head, line_head = _KNOWN.get((type_, component, scope, who)) or _known(type_, component, scope, who)
         if data is None:
             data = {}
         state = e.state
         seq = state.seq + 1
         ts = e.clock.now()
         data_json, plain = encode_data(data)  # now: a fold may change the data's objects later
-        # Event(seq, ts, type_, component, scope, data, who, plain), its slots set here: the
+        # Event(seq, ts, type_, component, scope, data, who, plain, line_head), its slots set here: the
         # dataclass's __init__, called through the type, cost about 2,400 instructions an
         # event, these stores about 1,700 (callgrind). The instance is immutable once returned.
         ev: Any = _new(Event)
@@ -135,6 +136,7 @@ class EventLog:
         ev.data = data
         ev.actor = who
         ev.plain = plain
+        ev.line_head = line_head
         # Fold first: a reducer that rejects the event leaves the log untouched.
         try:
             fold = state.folds.get(type_)
