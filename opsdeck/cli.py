@@ -7,10 +7,14 @@ one-line message on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 # Only light modules here: the errors a verb may raise, each declared in a module that
 # imports nothing heavy (the engine, the store, pydantic load with the verb that uses them,
@@ -119,12 +123,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> int:
     """The program (``python -m opsdeck``, the ``opsdeck`` script): :func:`main`, then the
-    heap frozen for a quick exit (:func:`core.collector.before_exit`). Tests call ``main``."""
+    heap frozen (:func:`core.collector.before_exit`) and the process ended at once
+    (:func:`end_now`) unless a thread still runs (the usual exit joins it). Tests call ``main``."""
     from core.collector import before_exit
 
     code = main()
     before_exit()
+    if threading.active_count() == 1:
+        end_now(code)
     return code
+
+
+def end_now(code: int) -> NoReturn:
+    """End the process after a verb: its atexit handlers run and the standard streams are
+    flushed, as at any exit; the interpreter's teardown, which frees every module and
+    object one by one (10-50 ms after a headless run of 5,000 tasks on this machine),
+    does not. By then the verb has closed what it opened (the store, its agent hosts and
+    launcher, the lease)."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _config_trusts_owner(path: str) -> bool:
