@@ -44,6 +44,10 @@ class HostRecord:
     dead: bool = False
     retiring: bool = False
     connected_once: bool = False
+    started: bool = False
+    """This runtime started the host (not adopted from a previous console)."""
+    reached: bool = False
+    """A command of this runtime has been delivered to the host."""
     lost: bool = False
     task_pgid: int | None = None
     task_create_time: float | None = None
@@ -212,7 +216,9 @@ class Fleet(Generic[H]):
                     h.outbox = batch + h.outbox
                 raise
             for h, batch in taken:
-                if not (links.ready(h) and links.deliver(h, batch)):
+                if links.ready(h) and links.deliver(h, batch):
+                    h.reached = True
+                else:
                     h.outbox = batch + h.outbox
 
     async def stop_loops(self) -> None:

@@ -228,7 +228,7 @@ class LocalHosts:
             )
             self.fleet.adopted.append(agent_id)
         else:
-            h = ProcessHost(agent_id, self.address(agent_id))
+            h = ProcessHost(agent_id, self.address(agent_id), started=True)
             self.start_host(h)
         self.supervisor.replace(self.fleet.hosts.get(agent_id))
         self.fleet.hosts[agent_id] = h

@@ -116,7 +116,13 @@ class Supervisor(Generic[H]):
         live = [h for h in fleet.hosts.values() if not h.dead]
         for h in live:
             h.retiring = True
-            fleet.send(h, {"op": "shutdown"})
+            if h.started and not h.reached:
+                # Started here and sent nothing yet: it runs nothing, and asking it to exit
+                # would wait for its start and its connection first (a short run ends while
+                # hosts are still starting). Ended now instead; its end is waited for below.
+                self.end(h)
+            else:
+                fleet.send(h, {"op": "shutdown"})
         fleet.poke()
         await asyncio.gather(*(links.ended(h, fleet.timing.stop_grace_s + 2.0) for h in live))
         # Every host this console started, dead-marked ones included: none is left running.
