@@ -51,7 +51,8 @@ REQUEST_MAX = 1024 * 1024
 
 def _title_setter() -> Callable[[str], None] | None:
     """setproctitle's, imported here once (before any fork); None in an environment
-    installed before it was a dependency: there a host keeps the launcher's command line."""
+    installed before it was a dependency: there a host keeps the launcher's command line
+    (and the launcher's log says so, :func:`say_untitled`)."""
     try:
         from setproctitle import setproctitle
     except ImportError:
@@ -60,6 +61,17 @@ def _title_setter() -> Callable[[str], None] | None:
 
 
 SET_TITLE = _title_setter()
+UNTITLED = (
+    "host launcher: setproctitle is not installed (a dependency of opsdeck: `pip install -e .` "
+    "installs it): ps shows each forked agent host with this launcher's command line, its "
+    "process name opsdeck-host"
+)
+
+
+def say_untitled() -> None:
+    """In the launcher's output (its log), where its hosts cannot set their command line."""
+    if SET_TITLE is None:
+        print(UNTITLED, file=sys.stderr, flush=True)
 
 
 def name_host(argv: list[str]) -> None:
@@ -162,6 +174,7 @@ class Launcher:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
+        say_untitled()  # said before the log was named went nowhere
 
     def console_done(self) -> bool:
         """Has the console closed its end (or only its sending side: no more hosts)?"""
@@ -221,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fd", type=int, required=True, help="the console's end of the socketpair")
     p.add_argument("--run-dir", required=True, help="the run's private directory (named so that ps shows whose)")
     args = p.parse_args(argv)
+    say_untitled()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console
     control = socket.socket(fileno=args.fd)
     gc.collect()
