@@ -43,10 +43,12 @@ NEVER_CONNECTED_S = 60.0
 """A host no console ever reached (the console died while starting it) exits after this."""
 UNREAD_MAX = 4 * MAX_LINE
 """Bytes sent to the console and not yet read by it past which its connection is dropped."""
-HOLD_S = 0.05
+HOLD_S = 0.01
 """How long a report that may wait (a run's start) is held for the next report, to reach
 the console in one write with it: a short task's start and end in one wake-up of the
-console, not two. A run that lasts longer is reported started up to this much later."""
+console, not two. A run that lasts longer is reported started up to this much later;
+one that ends within it is reported started with its end (the console's TASK_STARTED
+then comes with its end: the run's own measure is its end report's ``elapsed_s``)."""
 
 
 def undeliverable(msg: dict[str, Any], size: int) -> dict[str, Any]:
