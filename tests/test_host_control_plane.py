@@ -86,6 +86,24 @@ class HostProc:
         return self.proc.wait(timeout=TIMEOUT)
 
 
+def events_follower(db: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    """``opsdeck events --db DB --follow`` as a process, and its stderr lines as they come
+    (read in a thread)."""
+    follower = subprocess.Popen(
+        opsdeck_cmd("events", "--db", str(db), "--follow"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    err: list[str] = []
+    stderr = follower.stderr
+    assert stderr is not None
+    threading.Thread(target=lambda: err.extend(stderr), daemon=True).start()
+    return follower, err
+
+
 @pytest.fixture
 def demo_host(tmp_path: Path, env: dict[str, str]) -> Iterator[HostProc]:
     db = tmp_path / "live.db"
@@ -255,16 +273,7 @@ def test_sigkill_of_the_host_is_reported_to_a_follower_and_the_lease_is_free(
 ) -> None:
     db = tmp_path / "k.db"
     host = HostProc(["serve", "--demo", "--db", str(db), "--speed", "30"], env, db)
-    follower = subprocess.Popen(
-        opsdeck_cmd("events", "--db", str(db), "--follow"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=env,
-    )
-    err: list[str] = []
-    threading.Thread(target=lambda: err.extend(follower.stderr), daemon=True).start()  # type: ignore[arg-type]
+    follower, err = events_follower(db, env)
     try:
         wait_for(
             lambda: any(f"following the live host (pid {host.proc.pid})" in ln for ln in err),

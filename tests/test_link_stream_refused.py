@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,9 @@ from core.host.client import HostClient
 from core.host.errors import HostBusy, HostGone, TokenRefused
 from core.host.host import Host
 from core.host.lease import current_holder
-from tests.conftest import REPO, opsdeck_cmd, until, wait_for
+from tests.conftest import until, wait_for
 
-from .test_host_control_plane import HostProc
+from .test_host_control_plane import HostProc, events_follower
 from .test_link_trouble import _a_command_runs_on
 
 BOUND_S = 30.0
@@ -175,18 +174,7 @@ def test_events_follow_says_a_busy_host_busy_and_follows_once_it_takes_the_strea
         held.sendall(b"GET /v1/events?since=0 HTTP/1.1\r\nHost: h\r\n\r\n")
         held.settimeout(BOUND_S)
         assert held.recv(64).startswith(b"HTTP/1.1 200")
-        follower = subprocess.Popen(
-            opsdeck_cmd("events", "--db", str(db), "--follow"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env=env,
-        )
-        err: list[str] = []
-        assert follower.stderr is not None
-        stderr = follower.stderr
-        threading.Thread(target=lambda: err.extend(stderr), daemon=True).start()
+        follower, err = events_follower(db, env)
         wait_for(lambda: any("asking again" in ln for ln in err), "the busy host said", BOUND_S)
         busy = next(ln for ln in err if "asking again" in ln)
         assert busy.startswith(
