@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -151,8 +153,14 @@ class LocalLinks:
             h.writer = None
 
     def release(self, h: ProcessHost) -> None:
+        """At shutdown, once the host's end was waited for: reaped if it ended, and the
+        socket a killed host could not remove (one asked to exit removes its own) removed."""
         if h.popen is not None:
             h.popen.poll()  # reaped if it ended (the shutdown waited for that: :meth:`ended`)
+        if not self.alive(h):
+            with contextlib.suppress(OSError):
+                if stat.S_ISSOCK(os.lstat(h.address).st_mode):  # in our 0700 run directory
+                    os.unlink(h.address)
 
     async def ended(self, h: ProcessHost, timeout: float) -> bool:
         """Wait for the host process to end (its pidfd); one not yet forked, for the
