@@ -146,8 +146,6 @@ def file_bytes(path: Path) -> int:
 
 BUSY_TIMEOUT_MS = 5000
 """How long one SQLite call waits for another process's lock before it reports "locked"."""
-LOCK_WAIT_S = 60.0
-"""How long a write keeps retrying against another process's lock before it gives up (for now)."""
 QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
 """Opening runs ``PRAGMA quick_check`` on a database up to this size (cheap there: tens of ms)."""
 
