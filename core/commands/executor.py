@@ -192,15 +192,16 @@ async def _execute(
             pass
     # What the answer shows must be committed: the command's changes and whatever was
     # held before it. A command that changed nothing acknowledges only its own record.
-    if commit and (changed or held):
+    # With transaction logging (emergency-data-protection) every command is committed
+    # before its reply, whoever runs it.
+    logged = not engine.readonly and (resp["status"] == "success" or changed) and _transaction_logging(engine)
+    if (commit and (changed or held)) or logged:
         try:
             await engine.flush()  # inside the unit: a refused commit can still be taken back
         except StorageError as exc:
             taken_back = engine.end_unit(unit, keep=False) if unit is not None else False
             return storage_error(exc, taken_back)
     engine.end_unit(unit, keep=True)
-    if not engine.readonly and (resp["status"] == "success" or changed) and _transaction_logging(engine):
-        await engine.flush()  # committed before the reply (emergency-data-protection's transaction logging)
     return resp
 
 
