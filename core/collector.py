@@ -7,7 +7,8 @@
   out of the collector's reach, so no later pass walks them; reference counting still
   frees them (a finished workflow's tasks go when it is archived).
 - Before an engine opens, what lives already is frozen; once open, the thresholds are
-  :data:`GC_THRESHOLDS`.
+  :data:`GC_THRESHOLDS`. A command-line verb freezes its modules and input before that
+  without collecting them first (:func:`freeze_loaded`).
 - An engine's parts refer to each other, and a frozen cycle is never collected: an
   engine that a freeze may hold thaws the heap when it closes (``gc.unfreeze``), else
   every such engine would stay in memory with all it held. An engine no freeze holds
@@ -63,6 +64,15 @@ def before_exit() -> None:
     What it would have freed is cyclic garbage, whose memory the exit returns anyway; the
     atexit handlers and the flushing of the standard streams still run."""
     gc.freeze()
+
+
+def freeze_loaded() -> None:
+    """A command-line verb that has imported its modules and read its input, about to open
+    its engine: what lives now lives as long as the process, so it is frozen as it is,
+    without the full collection :func:`settle_before_open` runs first (14-16 ms of CPU over
+    a headless run's modules with a workflow file of 600 tasks read); that collection then
+    walks only what was made since. The few cycles the imports dropped stay in memory."""
+    _freeze()
 
 
 @contextmanager

@@ -254,6 +254,7 @@ async def headless(
     """A host on real agents until every workflow has ended (or SIGINT/SIGTERM)."""
     import asyncio
 
+    from core.collector import freeze_loaded
     from core.event_types import WORKFLOW_CANCELLED, WORKFLOW_COMPLETED, WORKFLOW_FAILED
     from core.host.host import TICK_S, Host
     from core.models import WorkflowStatus
@@ -277,6 +278,7 @@ async def headless(
 
     stop = stop_on_signals()  # before any agent starts: a stop always cleans up
     say_proving("run")
+    freeze_loaded()  # the modules, the config and the file: no collection walks them again
     try:
         host = await Host.open_local(
             db,
