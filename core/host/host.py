@@ -215,8 +215,16 @@ class Host:
             if rt is not None:
                 await rt.shutdown()
 
-        opts: dict[str, Any] = {"approve_mode": approve_mode, "on_close": shutdown, "incidents": incidents}
-        return await cls.open_with(db, opener, kind=runtime, create=True, speed=1.0, **opts)
+        return await cls.open_with(
+            db,
+            opener,
+            kind=runtime,
+            create=True,
+            speed=1.0,
+            approve_mode=approve_mode,
+            on_close=shutdown,
+            incidents=incidents,
+        )
 
     # -- what it is -------------------------------------------------------------
     @property
