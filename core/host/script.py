@@ -78,13 +78,21 @@ class HostScriptRunner(StepRunner):
             self._check()
             left = deadline - time.monotonic()
             if left <= 0:
-                return False
+                return self._unseen()
             waiter = self._arrived
             try:
                 await asyncio.wait_for(waiter.wait(), left)
             except TimeoutError:
-                return cond()
+                return cond() or self._unseen()
         return True
+
+    def _unseen(self) -> bool:
+        """The wait is over without what it waited for: False, unless the host has been
+        refusing the stream as busy (asked again meanwhile), so that nothing could be seen:
+        then that refusal is raised (an ``expect no ...`` must not pass unseen)."""
+        if self.client.busy is not None:
+            raise self.client.busy
+        return False
 
     async def _catch_up(self) -> None:
         """Wait until the stream has delivered everything committed so far."""
