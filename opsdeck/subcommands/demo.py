@@ -127,7 +127,7 @@ async def _headless(
                         "summary": "demo",
                         "db": str(db),
                         "clock": round(host.engine.clock.now(), 3),
-                        "seq": s.seq,
+                        "seq": host.engine.committed_seq,  # the log's head: held events are not in it
                         "workflows": counts,
                         "interrupted": stop.is_set(),
                     }
