@@ -49,7 +49,7 @@ from .store_schema import (
     repair_hint,
     scalar,
 )
-from .store_tables import CheckpointTable, ProcessRow, ProcessTable
+from .store_tables import CheckpointRow, CheckpointTable, ProcessRow, ProcessTable
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -267,12 +267,14 @@ class Store:
         rows: Sequence[EventRow],
         archive: Sequence[tuple[str, int, str, str]] = (),
         metrics: SeriesSamples | None = None,
+        checkpoints: Sequence[CheckpointRow] = (),
     ) -> None:
         """Group commit: one transaction for the whole batch (rows several per statement), with
-        the archive records of workflows that finished in it (committed together) and
-        the metric samples taken meanwhile (no transaction of their own; a damaged
-        metrics table costs the samples, not the batch: written again without them)."""
-        if not rows and not archive:
+        the archive records of workflows that finished in it and the checkpoints its
+        CHECKPOINT_CREATED events name (committed together), and the metric samples taken
+        meanwhile (no transaction of their own; a damaged metrics table costs the samples,
+        not the batch: written again without them)."""
+        if not rows and not archive and not checkpoints:
             if metrics:
                 await self.metric_table.add(metrics)
             return
@@ -289,6 +291,8 @@ class Store:
                     "INSERT OR IGNORE INTO archive(workflow, finished_seq, status, record) VALUES (?,?,?,?)",
                     [(w, fseq, status, archive_blob(record)) for w, fseq, status, record in archive],
                 )
+            for cp in checkpoints:
+                self.checkpoint_table.write(conn, cp)
             if mark:  # an older database: from this commit on, a missing anchor is a loss
                 conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('anchored', '1')")
             if samples:
@@ -414,7 +418,9 @@ class Store:
         history: Sequence[HistoryChange] = (),
     ) -> int:
         """Store a snapshot as its canonical text (``text``, whose SHA-256 is ``state_hash``)
-        with the history entries that changed since the last one."""
+        with the history entries that changed since the last one, in a transaction of its
+        own: a row no event records (the engine commits its checkpoints' rows with their
+        CHECKPOINT_CREATED, through :meth:`append`)."""
         return await self.checkpoint_table.save(seq, ts, kind, label, workflow, text, state_hash, history)
 
     async def history_all(self) -> list[KeptRow]:

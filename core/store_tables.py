@@ -12,6 +12,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -19,6 +20,7 @@ import aiosqlite
 from .events import canonical_json
 from .projection_history import DIGEST_KEYS, HistoryChange, HistoryRows, KeptRow, expand, is_compact, rows_problem
 from .store_commit import Statements
+from .store_errors import StoreError
 from .store_schema import scalar
 
 Write = Callable[[Statements], Awaitable[None]]
@@ -29,6 +31,28 @@ ProcessRow = tuple[str, int, float, dict[str, Any]]
 
 CHECKPOINT_ID_HIGH = "checkpoint_id_high"
 """The meta key holding the highest checkpoint id ever given."""
+_NEXT_ID = (
+    "SELECT max(coalesce((SELECT max(id) FROM checkpoints), 0), "
+    "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0)) + 1"
+)
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """A checkpoint as stored: the projection's canonical text at ``seq`` and its SHA-256,
+    with the history entries that changed since the last one."""
+
+    id: int | None
+    """None: the next id (:meth:`CheckpointTable.save`); given: the id its CHECKPOINT_CREATED
+    names, committed with it (``core.engine.checkpoints``)."""
+    seq: int
+    ts: float
+    kind: str
+    label: str
+    workflow: str | None
+    text: str
+    state_hash: str
+    history: Sequence[HistoryChange] = ()
 
 
 class CheckpointTable:
@@ -50,40 +74,49 @@ class CheckpointTable:
         history: Sequence[HistoryChange] = (),
     ) -> int:
         """A checkpoint row and, in the same transaction, the history entries that
-        changed since the last one (``core.projection_history``): an entry replaced or
-        gone stops holding at ``seq``, a new or replaced one holds from ``seq``."""
+        changed since the last one (:meth:`write`), given the next id; the id."""
         cp_id = 0
 
         def statements(conn: sqlite3.Connection) -> None:
             nonlocal cp_id
-            # Past every id ever given, not only past the rows left: a recovery removes the
-            # newest (damaged) checkpoints, and an id given again would name two checkpoints
-            # in the log and in the incidents that quarantined the first.
-            cur = conn.execute(
-                "INSERT INTO checkpoints(id, seq, ts, kind, label, workflow, state, state_hash) VALUES ("
-                "max(coalesce((SELECT max(id) FROM checkpoints), 0), "
-                "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0)) + 1, ?,?,?,?,?,?,?)",
-                (CHECKPOINT_ID_HIGH, seq, ts, kind, label, workflow, text, state_hash),
-            )
-            cp_id = int(cur.lastrowid or 0)
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (CHECKPOINT_ID_HIGH, str(cp_id)),
-            )
-            if history:
-                conn.executemany(
-                    "UPDATE snapshot_history SET to_seq = ? WHERE part = ? AND key = ? AND to_seq IS NULL "
-                    "AND from_seq < ?",
-                    [(seq, part, key, seq) for part, key, _, _ in history],
-                )
-                conn.executemany(
-                    "INSERT OR REPLACE INTO snapshot_history(part, key, from_seq, to_seq, entry, entry_hash) "
-                    "VALUES (?,?,?,NULL,?,?)",
-                    [(part, key, seq, t, h) for part, key, t, h in history if t is not None],
-                )
+            cp_id = self.write(conn, CheckpointRow(None, seq, ts, kind, label, workflow, text, state_hash, history))
 
         await self._write(statements)
         return cp_id
+
+    def write(self, conn: sqlite3.Connection, row: CheckpointRow) -> int:
+        """Insert ``row`` in the caller's transaction (on the connection's thread), with its
+        history entries: an entry replaced or gone stops holding at its seq, a new or
+        replaced one holds from it. Its id: past every id ever given, not only past the rows
+        left (a recovery removes the newest, damaged, checkpoints, and an id given again
+        would name two checkpoints in the log and in the incidents that quarantined the
+        first); a row that names its id may skip ids (a checkpoint taken back with its
+        command) but never name one given before (StoreError: the engine counts ids on from
+        what it read, as the one writer of its database)."""
+        (next_id,) = conn.execute(_NEXT_ID, (CHECKPOINT_ID_HIGH,)).fetchone()
+        if row.id is not None and row.id < next_id:
+            raise StoreError(f"checkpoint {row.id} cannot be stored: ids up to {next_id - 1} were given before")
+        cp_id = next_id if row.id is None else row.id
+        conn.execute(
+            "INSERT INTO checkpoints(id, seq, ts, kind, label, workflow, state, state_hash) VALUES (?,?,?,?,?,?,?,?)",
+            (cp_id, row.seq, row.ts, row.kind, row.label, row.workflow, row.text, row.state_hash),
+        )
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (CHECKPOINT_ID_HIGH, str(cp_id)),
+        )
+        if row.history:
+            seq = row.seq
+            conn.executemany(
+                "UPDATE snapshot_history SET to_seq = ? WHERE part = ? AND key = ? AND to_seq IS NULL AND from_seq < ?",
+                [(seq, part, key, seq) for part, key, _, _ in row.history],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO snapshot_history(part, key, from_seq, to_seq, entry, entry_hash) "
+                "VALUES (?,?,?,NULL,?,?)",
+                [(part, key, seq, t, h) for part, key, t, h in row.history if t is not None],
+            )
+        return int(cp_id)
 
     async def history_at(self, seq: int) -> HistoryRows:
         """The history entries that hold for a checkpoint at ``seq``: part -> key -> text."""
@@ -131,10 +164,7 @@ class CheckpointTable:
 
     async def next_id(self) -> int:
         """The id the next checkpoint gets (ids of removed checkpoints are never given again)."""
-        high = await scalar(
-            self._db, "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key = ?", (CHECKPOINT_ID_HIGH,)
-        )
-        return max(await scalar(self._db, "SELECT max(id) FROM checkpoints") or 0, high or 0) + 1
+        return int(await scalar(self._db, _NEXT_ID, (CHECKPOINT_ID_HIGH,)))
 
     async def rows(self, after: int = 0) -> list[dict[str, Any]]:
         rows = await (

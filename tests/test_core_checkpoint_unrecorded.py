@@ -76,26 +76,26 @@ async def test_cleanup_with_every_row_recorded_removes_none_of_them(tmp_path: Pa
 async def test_a_checkpoint_still_being_taken_is_not_unrecorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The must-not: cleanup runs while another checkpoint's row has committed and its
-    task has not yet resumed to record it (an automatic or a plan's checkpoint, not a
-    command). That row is not unrecorded: its event follows, and removing it would leave
-    a CHECKPOINT_CREATED naming a row that is gone."""
+    """The must-not: cleanup runs while another checkpoint's row is being committed with
+    its event and its task has not yet resumed (an automatic or a plan's checkpoint, not
+    a command). That row is not unrecorded: its event is committed with it, and removing
+    it would leave a CHECKPOINT_CREATED naming a row that is gone."""
     db = tmp_path / "r.db"
     eng = await open_sim(db, demo=True)
     store = eng.store
     assert store is not None
     try:
         await eng.advance(60)
-        real_save = store.save_checkpoint
+        real_append = store.append
         committed, resume = asyncio.Event(), asyncio.Event()
 
-        async def save(*a: Any, **k: Any) -> int:
-            cp: int = await real_save(*a, **k)
-            committed.set()  # the row is in the store; the checkpoint's task is not back yet
-            await resume.wait()
-            return cp
+        async def append(*a: Any, **k: Any) -> None:
+            await real_append(*a, **k)
+            if k.get("checkpoints"):
+                committed.set()  # the row and its event are in the store; the checkpoint's task is not back yet
+                await resume.wait()
 
-        monkeypatch.setattr(store, "save_checkpoint", save)
+        monkeypatch.setattr(store, "append", append)
         taking = asyncio.ensure_future(eng.checkpoint(kind="auto"))
         await committed.wait()
         cleanup = asyncio.ensure_future(run_command(eng, "/workflow-recovery cleanup-checkpoints '{\"keep\": 10}'"))
@@ -106,7 +106,7 @@ async def test_a_checkpoint_still_being_taken_is_not_unrecorded(
         res = await cleanup
         assert res["status"] == "success", res
         await eng.flush()
-        assert cp in eng.state.checkpoints
+        assert cp in eng.state.checkpoints and cp not in res["result"]["removed"], res
         assert sorted(r["id"] for r in await store.list_checkpoints()) == sorted(eng.state.checkpoints), res
     finally:
         await eng.close()

@@ -48,9 +48,9 @@ async def test_group_commit_batches_many_events_per_write(db_path: Path, monkeyp
     calls: list[int] = []
     real = eng.store.append  # type: ignore[union-attr]
 
-    async def counting(rows, *archive):  # type: ignore[no-untyped-def]
+    async def counting(rows, *rest, **named):  # type: ignore[no-untyped-def]
         calls.append(len(rows))
-        await real(rows, *archive)
+        await real(rows, *rest, **named)
 
     monkeypatch.setattr(eng.store, "append", counting)
     before = eng.state.seq
@@ -76,10 +76,10 @@ async def test_a_refused_commit_keeps_its_rows_and_the_chain_goes_on_unbroken(
     real = eng.store.append
     refusals = [StorageError("full", str(db_path), "disk full")]
 
-    async def refusing(rows, *rest):  # type: ignore[no-untyped-def]
+    async def refusing(rows, *rest, **named):  # type: ignore[no-untyped-def]
         if refusals:
             raise refusals.pop()
-        await real(rows, *rest)
+        await real(rows, *rest, **named)
 
     monkeypatch.setattr(eng.store, "append", refusing)
     try:

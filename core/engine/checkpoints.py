@@ -7,40 +7,23 @@ that brings workflows to a checkpoint's state; nothing in the log is rewritten.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
+from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..event_types import CHECKPOINT_CREATED, STATE_RESTORED
 from ..events import canonical_json
-from ..projection import hash_snapshot
-from ..projection_history import DIGEST_KEYS
+from ..projection import State, hash_snapshot
+from ..projection_history import DIGEST_KEYS, HistoryChange
+from ..store_tables import CheckpointRow
 from ..telemetry import HISTORY
+from .contract import HeldCheckpoint
 from .log import EngineError
 
 if TYPE_CHECKING:
     from .contract import EngineCore
-
-
-async def _settled(fut: asyncio.Future[int]) -> bool:
-    """Wait for ``fut`` to end, a cancellation of the waiter meanwhile included; whether
-    there was one (the caller raises it once what ``fut`` did is accounted for). When
-    ``fut`` fails after such a cancellation, nothing it did is left to account for: the
-    cancellation is raised, not ``fut``'s error (which would have ended the task as failed)."""
-    cancelled = False
-    while not fut.done():
-        try:
-            await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            if fut.cancelled():
-                raise
-            cancelled = True
-        except Exception:
-            if cancelled:
-                raise asyncio.CancelledError from None
-            raise
-    return cancelled
 
 
 EVENTS_PER_LIVE_RECORD = 10
@@ -61,6 +44,8 @@ class Checkpoints:
         """The kind of automatic checkpoint owed at the next :meth:`maintain` (a phase completed)."""
         self.last_at: float | None = None
         self.last_prune_at = 0.0
+        self.next_id: int | None = None
+        """The id the next checkpoint gets: read from the store at the first, then counted on."""
         self._newest: tuple[Any, int] = (None, 0)
         """(which checkpoints, the newest one's seq): :meth:`owed` runs after every simulated callback."""
 
@@ -74,35 +59,24 @@ class Checkpoints:
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
         await e.flush()
-        if e.store is not None and self.kept is None:
+        if e.store is not None and (self.kept is None or self.next_id is None):
             async with e.store_lock:
-                self.kept = await e.store.history_kept()
+                if self.kept is None:
+                    self.kept = await e.store.history_kept()
+                if self.next_id is None:
+                    self.next_id = await e.store.next_checkpoint_id()
         state = e.state
         # Encoded once: the stored text is what is hashed.
         text = canonical_json(state.snapshot())
         h = hashlib.sha256(text.encode("utf-8")).hexdigest()
         seq = state.seq
-        if e.store is not None:
+        row: CheckpointRow | None = None
+        if e.store is not None and self.next_id is not None:
             kept = self.kept if self.kept is not None else {}
             changes = state.history.changes(kept)
-            # Shielded, and the lock held until it settles: the row is written on the store's
-            # thread, so an abandoned await would leave it committing with no event naming it.
-            # A cancellation meanwhile is raised once CHECKPOINT_CREATED is committed.
-            async with e.store_lock:
-                save = asyncio.ensure_future(
-                    e.store.save_checkpoint(seq, e.clock.now(), kind, label, workflow, text, h, changes)
-                )
-                cancelled = await _settled(save)
-            cp_id = save.result()
-            e.log.committed_elsewhere()  # a command failing after this keeps CHECKPOINT_CREATED
-            state.history.written(changes)
-            for part, key, _, eh in changes:
-                if eh is None:
-                    kept.get(part, {}).pop(key, None)
-                else:
-                    kept.setdefault(part, {})[key] = eh
+            cp_id = self.next_id
+            row = CheckpointRow(cp_id, seq, e.clock.now(), kind, label, workflow, text, h, changes)
         else:
-            cancelled = False
             cp_id = max(self.memory, default=0) + 1
             # The history parts as they are now (records are replaced, never changed in place).
             self.memory[cp_id] = (
@@ -110,20 +84,31 @@ class Checkpoints:
                 json.loads(text),
                 (dict(state.finished), dict(state.checkpoints)),
             )
-        e.emit(
+        ev = e.emit(
             CHECKPOINT_CREATED,
             "coordination",
             "checkpoint",
             {"id": cp_id, "seq": seq, "kind": kind, "label": label, "state_hash": h, "workflow": workflow},
             actor=actor,
         )
-        if e.store is not None:
-            # The row is committed: its event too, now, so a unit taken back (a command that
-            # fails or is cancelled after this) cannot take back the event and leave the row.
+        if row is not None:
+            # The row goes in the transaction that commits its event: both or neither, one
+            # commit (and fsync) rather than two. Ids count on from the one read: this engine
+            # is its database's one writer.
+            self.next_id = cp_id + 1
+            e.log.hold_checkpoint(HeldCheckpoint(ev.seq, row, partial(self._kept, state, row.history)))
             await e.flush()
-        if cancelled:
-            raise asyncio.CancelledError
         return cp_id
+
+    def _kept(self, state: State, changes: Sequence[HistoryChange]) -> None:
+        """A checkpoint's row is committed: the history entries it wrote are the store's."""
+        state.history.written(changes)
+        kept = self.kept if self.kept is not None else {}
+        for part, key, _, eh in changes:
+            if eh is None:
+                kept.get(part, {}).pop(key, None)
+            else:
+                kept.setdefault(part, {})[key] = eh
 
     async def load(self, cp_id: int) -> tuple[dict[str, Any], dict[str, Any], str | None]:
         """The stored row and snapshot of a checkpoint, its history parts whole, and why it
@@ -132,6 +117,8 @@ class Checkpoints:
         e = self.engine
         loaded: tuple[dict[str, Any], Any, str | None] | None
         if e.store is not None:
+            if any(held.row.id == cp_id for held in e.log.checkpoint_rows):
+                await e.flush()  # its row waits for its event's commit (a refused one): now, or the refusal
             try:
                 loaded = await e.store.load_expanded_checkpoint(cp_id)
             except ValueError:

@@ -9,6 +9,8 @@ facade composes the parts, and no part imports the facade or a sibling it only c
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..clock import Clock
@@ -19,8 +21,22 @@ from ..models import Workflow
 from ..projection import State
 from ..runtimes import Runtime, RuntimeSink
 from ..store import Store
+from ..store_tables import CheckpointRow
 from ..telemetry import Telemetry
 from .held import HeldLimits
+
+
+@dataclass
+class HeldCheckpoint:
+    """A checkpoint's row waiting for the commit of its CHECKPOINT_CREATED: both go in one
+    transaction (neither can be committed without the other), and come back together
+    when it is refused."""
+
+    seq: int
+    """Its CHECKPOINT_CREATED's."""
+    row: CheckpointRow
+    committed: Callable[[], None]
+    """Told once the commit holding the row returned (the history entries it wrote are kept)."""
 
 
 class LogWriter(Protocol):
@@ -37,7 +53,9 @@ class LogWriter(Protocol):
 
     async def store_archive(self, archive: list[tuple[str, int, str, str]]) -> None: ...
 
-    def committed_elsewhere(self) -> None: ...
+    checkpoint_rows: list[HeldCheckpoint]
+
+    def hold_checkpoint(self, held: HeldCheckpoint) -> None: ...
 
 
 class CheckpointCue(Protocol):

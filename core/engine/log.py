@@ -23,6 +23,7 @@ from ..events import Event, EventHeader, EventRow, UnchainedRow, chain_head, cha
 from ..journal import Journal
 from ..models import Task
 from ..store_metrics import SeriesSamples
+from .contract import HeldCheckpoint
 from .held import HeldLimits
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class EventLog:
         """Archive records where there is no store to hold them (or it is read-only)."""
         self.held = HeldLimits(emitted=lambda: len(self.buffer))
         """What refused commits may leave in memory (:mod:`.held`)."""
+        self.checkpoint_rows: list[HeldCheckpoint] = []
+        """Checkpoints' rows whose CHECKPOINT_CREATED is in ``buffer``: committed with it."""
 
     # -- subscribers --------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -206,6 +209,7 @@ class EventLog:
         else:
             self.buffer = [r for r in self.buffer if r[0] <= unit.seq]
             self.uncommitted = [e for e in self.uncommitted if e.seq <= unit.seq]
+            self.checkpoint_rows = [c for c in self.checkpoint_rows if c.seq <= unit.seq]
             state.undo_journal(unit.journal)
         if self.engine.store is None:  # the memory engine's subscribers waited for the unit
             evs, self.uncommitted = self.uncommitted, []
@@ -214,17 +218,15 @@ class EventLog:
                     fn(ev)
         return True
 
-    def committed_elsewhere(self) -> None:
-        """The open unit wrote something committed outside the log (a checkpoint's row):
-        like a flush inside it, it can no longer be taken back."""
-        if self.unit is not None:
-            self.unit.committed = True
-
     def holds_changes(self) -> bool:
         """Whether rows other than commands' records are held uncommitted (a command
         that changed state is committed with its record, so a record held alone is a
         query's, which acknowledged nothing)."""
         return bool(self.buffer) and self.buffer[0][0] <= self.last_change
+
+    def hold_checkpoint(self, held: HeldCheckpoint) -> None:
+        """Commit a checkpoint's row with its CHECKPOINT_CREATED (just emitted, in ``buffer``)."""
+        self.checkpoint_rows.append(held)
 
     # -- group commit ---------------------------------------------------------------
     async def flush(self, all_samples: bool = False) -> None:
@@ -251,12 +253,15 @@ class EventLog:
             samples = e.telemetry.take_rows(force=bool(self.buffer or archive) or all_samples)
             if self.buffer or archive:
                 held, self.buffer = self.buffer, []
+                checkpoints, self.checkpoint_rows = self.checkpoint_rows, []
                 rows = chain_rows(e.head_hash, held)
                 n = len(rows)
                 if rows:
                     e.head_hash = rows[-1][8]
                 t0 = time.perf_counter()
-                cancelled = await self._commit(rows, held, archive, samples)
+                cancelled = await self._commit(rows, held, archive, samples, checkpoints)
+                for cp in checkpoints:
+                    cp.committed()
                 if rows:
                     e.telemetry.committed(rows, time.perf_counter() - t0)
                 if rows and self.unit is not None and rows[-1][0] > self.unit.seq:
@@ -265,7 +270,7 @@ class EventLog:
                 if cancelled:
                     raise asyncio.CancelledError
             elif samples:  # alone, in the same shielded commit: a refused write keeps them too
-                cancelled = await self._commit([], [], [], samples)
+                cancelled = await self._commit([], [], [], samples, [])
                 if cancelled:
                     raise asyncio.CancelledError
 
@@ -275,6 +280,7 @@ class EventLog:
         held: list[UnchainedRow],
         archive: Any,
         samples: SeriesSamples,
+        checkpoints: list[HeldCheckpoint],
     ) -> bool:
         """Append ``rows`` in one transaction that a cancellation cannot cut in two.
 
@@ -283,16 +289,19 @@ class EventLog:
         that did happen would be retried (a duplicate seq). So the append runs shielded
         and the store lock is held until it settles; a cancellation is re-raised after.
         A failed commit keeps the rows (``held``, as they were before they were chained,
-        the head back where it was) and the metric samples of the same transaction for
-        the next flush. Returns whether the caller was cancelled meanwhile."""
+        the head back where it was; a caller cancelled meanwhile gets the cancellation,
+        not the failure) and the metric samples of the same transaction for
+        the next flush, and the checkpoints' rows with their events. Returns whether the
+        caller was cancelled meanwhile."""
         store = self.engine.store
         assert store is not None
         self.held.in_store = len(rows)
-        append = asyncio.ensure_future(store.append(rows, archive, samples))
+        append = asyncio.ensure_future(store.append(rows, archive, samples, checkpoints=[c.row for c in checkpoints]))
         cancelled = False
 
         def keep() -> None:
             self.buffer = held + self.buffer
+            self.checkpoint_rows = checkpoints + self.checkpoint_rows
             if rows:
                 self.engine.head_hash = rows[0][7]
             telemetry = self.engine.telemetry
@@ -314,10 +323,12 @@ class EventLog:
                     if failed is None:
                         return True
                     keep()
-                    raise failed from None
+                    raise asyncio.CancelledError from None  # asked for, and nothing was written
                 cancelled = True
             except BaseException:
                 keep()
+                if cancelled:  # the caller was cancelled meanwhile: that, not the refusal, ends it
+                    raise asyncio.CancelledError from None
                 raise
 
     def _went_through(self, append: asyncio.Future[None]) -> None:

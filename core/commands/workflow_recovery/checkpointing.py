@@ -113,10 +113,9 @@ async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
     store = ctx.engine.store
     unrecorded: list[int] = []
     if store is not None:
-        # Read under the store's lock: a checkpoint holds it while its row is written and
-        # records the row with no await after releasing it (core/engine/checkpoints.py), so
-        # a row the state does not list here is one whose event was never committed, not
-        # one whose checkpoint is being taken now.
+        # Read under the store's lock: a checkpoint's row is committed with its event, in the
+        # flush that holds it (core/engine/checkpoints.py), so a row the state does not list
+        # here is one whose event was never committed (an older opsdeck wrote the two apart).
         async with ctx.engine.store_lock:
             unrecorded = [r["id"] for r in await store.list_checkpoints() if r["id"] not in ctx.state.checkpoints]
     drop = bad + good[: -p.keep] + unrecorded
