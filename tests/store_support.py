@@ -3,6 +3,7 @@ check what a store holds afterwards, and that set up the runs whose stores they 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ import pytest
 from core.clock import VirtualClock
 from core.config import Config
 from core.engine import Engine
+from core.host.host import Host
 from core.runtimes.sim import SimRuntime
 from core.store import Store
 from core.verify import VerifyReport, verify_store
+
+from .conftest import until
 
 
 def tamper(db: Path, seq: int, change: str = "ts = ts + 1") -> None:
@@ -101,6 +105,25 @@ def rows_of(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
         return con.execute(sql, params).fetchall()
     finally:
         con.close()
+
+
+def stored_head(db: Path) -> int:
+    """The last seq the log in ``db`` holds (0: none), read behind the store's back."""
+    ((head,),) = rows_of(db, "SELECT COALESCE(MAX(seq), 0) FROM events")
+    return int(head)
+
+
+async def commit_waiting_for_lock(host: Host) -> asyncio.Task[bool]:
+    """The host's commit, started while another program holds the database's lock (the
+    caller's ``BEGIN EXCLUSIVE``): once the host says it waits for it."""
+
+    async def commit() -> bool:
+        async with host.lock:
+            return await host.commit()
+
+    waiting = asyncio.create_task(commit())
+    await until(lambda: host.status()["storage"]["state"] == "locked", "the commit to wait for the lock", 30)
+    return waiting
 
 
 def series_rows(db: Path, name: str) -> list[tuple[float, float, bytes | None]]:

@@ -4,7 +4,6 @@ drill's stdin, a plan's step), not only a host answering a client."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,12 @@ from core.config import Config
 from core.session import open_sim
 from core.store_errors import StorageError
 
+from .store_support import stored_head
+
 PROTECT = (
     '/coordination-hub emergency-data-protection \'{"affected_workflow": "workflow_002", '
     '"immediate_actions": ["enable_transaction_logging"]}\''
 )
-
-
-def _stored_head(db: Path) -> int:
-    with sqlite3.connect(db) as con:
-        return int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
 
 async def test_a_refused_commit_takes_the_command_back_and_says_so(
@@ -51,13 +47,13 @@ async def test_a_refused_commit_takes_the_command_back_and_says_so(
         assert res["status"] == "error" and res["error"]["code"] == "STORAGE_FULL", res
         assert res["error"]["details"]["taken_back"] is True
         assert eng.state.seq == seq and eng.unflushed == 0, "nothing of it is held"
-        assert _stored_head(db) == seq, "nor stored"
+        assert stored_head(db) == seq, "nor stored"
         assert eng.state.workflows["workflow_003"].allocation.agents == agents != 4
         full[0] = False
         res = await run_command(eng, "/resource-manager allocate workflow_003 '{\"agents\": 4}'")
         assert res["status"] == "success", res
         assert eng.state.workflows["workflow_003"].allocation.agents == 4
-        assert _stored_head(db) == eng.state.seq > seq, "what the reply acknowledges is in the database"
+        assert stored_head(db) == eng.state.seq > seq, "what the reply acknowledges is in the database"
     finally:
         full[0] = False
         await eng.close()

@@ -20,13 +20,8 @@ from core.host.counting import start_counting
 from core.host.host import Host
 from core.host.link import EmbeddedLink
 
-from .conftest import until
+from .store_support import commit_waiting_for_lock, stored_head
 from .test_metrics_collector import scrape
-
-
-async def _stored_head(db: Path) -> int:
-    with sqlite3.connect(db) as con:
-        return int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
 
 @pytest.mark.parametrize("counting", [False, True])
@@ -48,20 +43,14 @@ async def test_a_batch_waiting_for_a_lock_is_not_counted_as_committed(
         async with host.lock:
             assert await host.commit()
         base = eng.state.seq
-        assert link.committed_seq == base == await _stored_head(db)
+        assert link.committed_seq == base == stored_head(db)
         other.execute("BEGIN EXCLUSIVE")
         for i in range(3):
             eng.set_setting("probe", i)
-
-        async def commit() -> bool:
-            async with host.lock:
-                return await host.commit()
-
-        waiting = asyncio.create_task(commit())
-        await until(lambda: host.status()["storage"]["state"] == "locked", "the commit to wait for the lock", 30)
+        waiting = await commit_waiting_for_lock(host)
         eng.set_setting("probe", 3)  # emitted while the batch waits: the next batch
         assert eng.state.seq == base + 4
-        assert await _stored_head(db) == base
+        assert stored_head(db) == base
         assert link.committed_seq == base, "the waiting batch is not committed"
         m = scrape(eng)
         assert m["opsdeck_events_total"][()] == base
@@ -71,13 +60,13 @@ async def test_a_batch_waiting_for_a_lock_is_not_counted_as_committed(
 
         other.execute("ROLLBACK")
         assert await asyncio.wait_for(waiting, 60), "committed once the lock is released"
-        assert await _stored_head(db) == base + 3
+        assert stored_head(db) == base + 3
         assert link.committed_seq == base + 3, "the batch that waited is committed, the later event is not"
         m = scrape(eng)
         assert (m["opsdeck_events_total"][()], m["opsdeck_events_unflushed"][()]) == (base + 3, 1)
         async with host.lock:
             assert await host.commit()
-        assert link.committed_seq == base + 4 == await _stored_head(db)
+        assert link.committed_seq == base + 4 == stored_head(db)
         m = scrape(eng)
         assert (m["opsdeck_events_total"][()], m["opsdeck_events_unflushed"][()]) == (base + 4, 0)
     finally:

@@ -19,13 +19,13 @@ import core.store as store_module
 from core.config import Config
 from core.engine import Engine
 from core.host.host import Host
+from core.models import Task
 from core.session import open_sim
-from core.store import Store
 from core.store_errors import StorageError
 from core.store_metrics import samples_of
 
 from .conftest import until
-from .store_support import series_rows
+from .store_support import commit_waiting_for_lock, series_rows, stored_head
 
 
 def _workflow(wid: str, tasks: int) -> dict[str, Any]:
@@ -53,18 +53,22 @@ def _refuse(eng: Engine, monkeypatch: pytest.MonkeyPatch, db: Path) -> list[bool
     return full
 
 
+def _one_task_running(eng: Engine) -> Task:
+    """Two agents, and a workflow of one task started on one of them (the other idle)."""
+    eng.create_pool("p", ["x"], 0, 4)
+    for _ in range(2):
+        eng.add_agent("p", ["x"])
+    eng.create_workflow(_workflow("w1", 1))
+    eng.start_workflow("w1")
+    _settle(eng)
+    running = eng.state.tasks["w1/t0"]
+    assert running.agent is not None, "assigned"
+    return running
+
+
 def _settle(eng: Engine) -> None:
     """Run what is due now on the virtual clock (a requested dispatch)."""
     eng.clock.run_until(eng.clock.now())  # type: ignore[attr-defined]
-
-
-async def _stored_head(db: Path) -> int:
-    store = await Store.open(db, readonly=True)
-    try:
-        head, _ = await store.head()
-        return head
-    finally:
-        await store.close()
 
 
 @pytest.mark.parametrize("limit", [5, 10_000])
@@ -78,14 +82,7 @@ async def test_at_the_held_events_limit_new_work_and_progress_pause_until_a_comm
     db = tmp_path / "h.db"
     eng = await open_sim(db)
     try:
-        eng.create_pool("p", ["x"], 0, 4)
-        for _ in range(2):
-            eng.add_agent("p", ["x"])
-        eng.create_workflow(_workflow("w1", 1))
-        eng.start_workflow("w1")
-        _settle(eng)
-        running = eng.state.tasks["w1/t0"]
-        assert running.agent is not None, "assigned"
+        running = _one_task_running(eng)
         await eng.flush()
         held = eng.log.held
         held.events_max = limit
@@ -114,7 +111,7 @@ async def test_at_the_held_events_limit_new_work_and_progress_pause_until_a_comm
         emitted = eng.state.seq
         full[0] = False
         await eng.flush()
-        assert not held.paused and await _stored_head(db) == emitted, "every held event committed"
+        assert not held.paused and stored_head(db) == emitted, "every held event committed"
         _settle(eng)
         assert eng.state.tasks["w2/t0"].agent is not None, "the work starts once writes go through"
         eng.bridge.task_progress(running.agent, running.id, 0.6)
@@ -215,26 +212,13 @@ async def test_a_wait_for_another_programs_lock_holds_events_to_the_same_limit(
     held.events_max = limit
     other = sqlite3.connect(db, isolation_level=None)
     try:
-        eng.create_pool("p", ["x"], 0, 4)
-        for _ in range(2):
-            eng.add_agent("p", ["x"])
-        eng.create_workflow(_workflow("w1", 1))
-        eng.start_workflow("w1")
-        _settle(eng)
-        running = eng.state.tasks["w1/t0"]
-        assert running.agent is not None, "assigned"
+        running = _one_task_running(eng)
         async with host.lock:
             assert await host.commit()
         other.execute("BEGIN EXCLUSIVE")
         for i in range(6):
             eng.set_setting("probe", i)
-
-        async def commit() -> bool:
-            async with host.lock:
-                return await host.commit()
-
-        waiting = asyncio.create_task(commit())
-        await until(lambda: host.status()["storage"]["state"] == "locked", "the commit to wait for the lock", 30)
+        waiting = await commit_waiting_for_lock(host)
         eng.create_workflow(_workflow("w2", 1))
         eng.start_workflow("w2")
         _settle(eng)
@@ -265,4 +249,4 @@ async def test_a_wait_for_another_programs_lock_holds_events_to_the_same_limit(
     finally:
         other.close()
         await host.close()
-    assert await _stored_head(db) >= emitted, "every event held during the wait committed"
+    assert stored_head(db) >= emitted, "every event held during the wait committed"

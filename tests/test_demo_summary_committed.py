@@ -5,7 +5,6 @@ events emitted then are held, never printed, and not counted)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,7 @@ from core.store import Store
 from core.store_errors import StorageError
 from opsdeck.subcommands.demo import _headless
 
-
-def _stored_head(db: Path) -> int:
-    with sqlite3.connect(db) as con:
-        return int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+from .store_support import stored_head
 
 
 @pytest.mark.parametrize("refuse_after", [None, 3])
@@ -48,4 +44,4 @@ async def test_the_summary_counts_only_committed_events(
     records = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     summary, events = records[-1], records[:-1]
     assert summary["summary"] == "demo" and events
-    assert summary["seq"] == events[-1]["seq"] == _stored_head(db)
+    assert summary["seq"] == events[-1]["seq"] == stored_head(db)
