@@ -248,3 +248,28 @@ async def test_dispatch_runs_once_per_instant_not_once_per_finished_task(monkeyp
     assert done.count("TASK_COMPLETED") == 40 and done.count("WORKFLOW_COMPLETED") == 1
     assert [n for n in assigned if n] == [4] * 10  # every dispatch that assigns fills all four agents
     assert len(assigned) <= 12
+
+
+async def test_an_agent_of_several_specializations_is_assigned_once() -> None:
+    """An idle agent offered in two pools (specializations x and y) is assigned once, though
+    ready tasks of both wait, and the next x task goes to another agent; agents of one
+    specialization each get a task of their own."""
+    from core.scheduler import dispatch
+
+    eng, _ = _engine(agents=1, specs=("x", "y"))  # its agent: the lowest id, popped first
+    eng.create_pool("q", ["x"], 0, 20)
+    eng.add_agent("q")
+    wf = _wf("both", 50, n=3)
+    wf["phases"][0]["tasks"][1]["specialization"] = "y"
+    eng.create_workflow(wf)
+    eng.emit("WORKFLOW_STARTED", "coordination", "workflow", {"workflow_id": "both", "priority": 50, "band": "normal"})
+    out = dispatch(eng.state, eng.config.capacity, eng.clock.now())
+    assert out == [("both/t0", min(eng.state.agents)), ("both/t2", max(eng.state.agents))]
+
+    single, _ = _engine(agents=3)
+    single.create_workflow(_wf("many", 50, n=5))
+    single.emit(
+        "WORKFLOW_STARTED", "coordination", "workflow", {"workflow_id": "many", "priority": 50, "band": "normal"}
+    )
+    out = dispatch(single.state, single.config.capacity, single.clock.now())
+    assert sorted(a for _, a in out) == sorted(single.state.agents) and len({k for k, _ in out}) == 3
