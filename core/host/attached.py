@@ -138,6 +138,7 @@ class AttachedLink(Link):
         self._readable_host(client.pid)
         self.client = client
         client.on_busy = self._busy
+        client.on_broken = self._broken
         self.host_pid = int(health.get("pid") or client.pid or 0) or None
         self.last_pid = self.host_pid
         self._take_health(health)
@@ -272,6 +273,20 @@ class AttachedLink(Link):
             )
         else:
             self._behind["stream"] = refusal.short  # the count of the last refusal, not said again
+
+    def _broken(self, sentence: str | None, wait: float) -> None:
+        """The event stream broke while the host is still there (``sentence``; it is followed
+        again after ``wait``), or (None) the host took it again: said each time, shown meanwhile."""
+        assert self.replica is not None
+        if sentence is None:
+            self._set_stale(
+                "stream",
+                None,
+                f"{the_host(self.host_pid)} took the console's event stream again: following on from "
+                f"seq {self.replica.seq:,}",
+            )
+        else:
+            self._set_stale("stream", "stream broke, following again", sentence)
 
     def _refusal_words(self, exc: HostRefused) -> tuple[str, str]:
         """A refused event stream in a few words and in a sentence (:meth:`_stop_following`)."""

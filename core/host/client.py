@@ -7,7 +7,10 @@ its pid: the socket closes with the process, so a follower learns it at once. An
 answer this client cannot read (not HTTP, over a size limit) raises
 :class:`HostBadAnswer`, a HostGone. A stream the host refuses with an error status
 raises :class:`HostRefused` (not gone: its words are given), except a busy host's 503,
-which is asked again with a growing wait. The HTTP is the standard library's asyncio
+which is asked again with a growing wait. A stream that breaks after the host took it
+(its connection closed mid-answer: the host's streaming code failed) is followed again
+from the last event read when the host still answers; only a host whose process or
+socket is gone is "gone". The HTTP is the standard library's asyncio
 streams (:mod:`core.host.client_http`), not aiohttp's client (about 0.3 s of CPU to import).
 """
 
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..timefmt import duration
-from .client_http import MAX_BODY_BYTES, Endpoint, HttpError, Malformed, Pool, Response
+from .client_http import MAX_BODY_BYTES, Disconnected, Endpoint, HttpError, Malformed, Pool, Response
 from .errors import (
     STREAM,
     HostBadAnswer,
@@ -35,11 +38,10 @@ from .errors import (
     the_host,
 )
 from .lease import Holder, current_holder
-from .stream import DROPPED_EVENT
+from .stream import CLOSING_COMMENT, DROPPED_EVENT
+from .stream_read import Blocks, event_from_json, process_state
 
 if TYPE_CHECKING:
-    # Event loads with the first event decoded (the event catalogue): a client used
-    # only for commands does not load it.
     from ..events import Event
 
 __all__ = ["HostBadAnswer", "HostBusy", "HostClient", "HostGone", "HostRefused", "UndecodableEvent", "event_from_json"]
@@ -58,80 +60,19 @@ REFUSAL_SHOWN = 300
 """Characters of a refused stream's answer quoted in the error."""
 BUSY_FIRST_S = 0.5
 BUSY_MAX_S = 10.0
-"""A stream refused because the host is busy (503) is asked for again after the first
-wait, each wait twice the last, at most this long."""
+"""A stream refused because the host is busy (503), or broken again where it broke, is
+asked for again after the first wait, each wait twice the last, at most this long."""
 
 
 DROPPED_MARK = f"event: {DROPPED_EVENT}\n".encode()
+CLOSING_MARK = CLOSING_COMMENT.rstrip(b"\n")
+"""The end of the whole blocks (:class:`Blocks`) that hold the host's closing comment last."""
 
 
-def event_from_json(obj: dict[str, Any]) -> Event:
-    """The event ``obj`` (a line of the stream) holds: KeyError, TypeError or ValueError
-    for a field missing or of the wrong type."""
-    from ..events import Event
-
-    ev = Event(
-        seq=int(obj["seq"]),
-        ts=float(obj["ts"]),
-        type=obj["type"],
-        component=obj["component"],
-        scope=obj["scope"],
-        data=obj.get("data") or {},
-        actor=obj.get("actor") or "engine",
-    )
-    if not all(isinstance(v, str) for v in (ev.type, ev.component, ev.scope, ev.actor)) or not isinstance(
-        ev.data, dict
-    ):
-        raise TypeError("type, component, scope and actor are text, data an object")
-    return ev
-
-
-def process_state(pid: int | None) -> str | None:
-    """``"gone"`` (no such process, or exited and not reaped), ``"stopped"`` (SIGSTOP,
-    SIGTSTP, a debugger) or None (running, or not ours to inspect)."""
-    if not pid:
-        return None
-    import psutil  # only when a host is slow to answer
-
-    try:
-        st = psutil.Process(pid).status()
-    except psutil.NoSuchProcess:
-        return "gone"
-    except psutil.Error:
-        return None
-    if st in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
-        return "stopped"
-    if st in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-        return "gone"
-    return None
-
-
-class Blocks:
-    """The event stream's bytes as they come, cut at its last blank line: the whole
-    server-sent-event blocks so far. An event longer than a read is held in pieces and
-    joined once it is whole: appending each read to one buffer and searching all of it
-    costs time quadratic in an event's size (a 10,000-task workflow's creation is 1.1 MB)."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self.pending = 0
-        """Bytes held of an event not yet whole."""
-
-    def feed(self, data: bytes) -> bytes:
-        """The whole blocks ``data`` completes, without their last blank line (b"" for none)."""
-        seam = self._parts[-1][-1:] + data if self._parts else data  # a blank line may span two reads
-        end = seam.rfind(b"\n\n")
-        if end < 0:
-            if data:
-                self._parts.append(data)
-                self.pending += len(data)
-            return b""
-        buf = b"".join([*self._parts, data])
-        end += len(buf) - len(seam)
-        rest = buf[end + 2 :]
-        self._parts = [rest] if rest else []
-        self.pending = len(rest)
-        return buf[:end]
+class StreamBroke(Exception):
+    """The event stream broke after the host took it (its connection closed mid-answer,
+    or it ended without the host's closing word): whether the host is gone is asked
+    before anything is said (:meth:`HostClient._after_break`)."""
 
 
 class HostClient:
@@ -173,6 +114,11 @@ class HostClient:
         stream as busy, and (None, 0) once it takes the stream again."""
         self.busy: HostBusy | None = None
         """The host's last busy refusal of the stream, until it takes the stream again."""
+        self.on_broken: Callable[[str | None, float], None] | None = None
+        """Told (a sentence, the wait before following again) each time the stream breaks
+        while the host is still there, and (None, 0) once the host takes the stream again."""
+        self.broken: str | None = None
+        """What was said of the stream's last break, until the host takes the stream again."""
 
     @classmethod
     def for_db(cls, db: str | Path) -> HostClient | None:
@@ -347,12 +293,28 @@ class HostClient:
         other refusal raises :class:`HostRefused`, said as the host said it."""
         last = since
         wait = BUSY_FIRST_S
+        again, broke_at = 0.0, -1
         while True:
             dropped: list[dict[str, Any]] = []
             try:
                 async for obj in self._stream(last, dropped):
                     last = int(obj["seq"])
                     yield obj
+            except StreamBroke as exc:
+                unwell = await self._after_break(str(exc))  # HostGone when its process or socket is gone
+                # At once after a break that followed events; growing while it breaks again where it broke.
+                again = min(BUSY_MAX_S, max(BUSY_FIRST_S, 2 * again)) if last == broke_at else 0.0
+                broke_at = last
+                self.broken = (
+                    f"the event stream of {the_host(self.pid)} broke after seq {last:,}: {exc}; the host is "
+                    + (f"still there ({unwell})" if unwell else "still there and answers its health check")
+                    + f": following again from seq {last:,}"
+                    + (f" in {again:g}s" if again else "")
+                )
+                if self.on_broken is not None:
+                    self.on_broken(self.broken, again)
+                await asyncio.sleep(again)
+                continue
             except HostBusy as exc:
                 # Growing while the refusals follow each other; from the first wait again
                 # once the host took the stream in between.
@@ -362,14 +324,41 @@ class HostClient:
                     self.on_busy(exc, wait)
                 await asyncio.sleep(wait)
                 continue
-            if not dropped:
-                raise self.gone("the event stream closed")
             self.resumed += 1
 
+    async def _after_break(self, why: str) -> str | None:
+        """After the stream broke (``why``): :class:`HostGone` when the host's process is
+        gone or its socket takes no connection; else None when it answers ``/v1/health``,
+        or why it does not (its process is there: stopped, or slow to answer)."""
+        if process_state(self.pid) == "gone":
+            raise self.gone(f"the event stream broke ({why}) and its process no longer exists")
+        try:
+            async with asyncio.timeout(PROBE_S):
+                await self._fetch("GET", "/v1/health", None)
+        except Disconnected as exc:
+            if exc.before_answer:  # took the connection and closed it unanswered: shutting down
+                raise self.gone(f"the event stream broke ({why}) and it closes connections unanswered") from None
+            return f"its health answer broke too: {exc}"
+        except TimeoutError:
+            stopped = process_state(self.pid) == "stopped"
+            return "stopped (SIGSTOP or SIGTSTP)" if stopped else f"no answer to /v1/health within {PROBE_S:g}s"
+        except HttpError as exc:
+            return f"its health answer cannot be read: {exc}"
+        except OSError as exc:
+            where = self.socket_path or self.base
+            raise self.gone(
+                f"the event stream broke ({why}) and {where} takes no connection: "
+                f"{exc.strerror or str(exc) or type(exc).__name__}"
+            ) from None
+        return None
+
     async def _stream(self, since: int, dropped: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-        """One connection of the event stream; ends when the host drops it (``dropped`` filled)."""
+        """One connection of the event stream; ends when the host drops it (``dropped``
+        filled); :class:`StreamBroke` when it breaks otherwise, :class:`HostGone` when the
+        host ends it as it shuts down."""
         await self._ready()
         silent = False
+        closing = False  # the host's closing comment came last
         after = since  # the last event yielded: where an undecodable one is said to be
 
         async def check() -> None:
@@ -400,6 +389,10 @@ class HostClient:
                 self.busy = None
                 if self.on_busy is not None:
                     self.on_busy(None, 0.0)
+            if self.broken is not None:
+                self.broken = None
+                if self.on_broken is not None:
+                    self.on_broken(None, 0.0)
             cut = Blocks()
             while True:
                 try:
@@ -413,9 +406,13 @@ class HostClient:
                 except (HttpError, OSError) as exc:
                     if dropped:
                         return
-                    raise self._failed(exc, STREAM) from None
+                    raise StreamBroke(str(exc) or type(exc).__name__) from None
                 if chunk is None:
-                    return
+                    if dropped:
+                        return
+                    if closing:
+                        raise self.gone("it closed the event stream as it shuts down")
+                    raise StreamBroke("the host ended it without its closing word")
                 if silent and self.on_silence is not None:
                     self.on_silence(None)
                 silent = False
@@ -424,6 +421,7 @@ class HostClient:
                     raise UndecodableEvent(self.pid, after, None, f"over {MAX_EVENT_BYTES} bytes")
                 if not blocks:
                     continue
+                closing = blocks.endswith(CLOSING_MARK)
                 try:
                     if DROPPED_MARK in blocks:
                         blocks, _, notice = blocks.partition(DROPPED_MARK)

@@ -31,6 +31,9 @@ KEEPALIVE_S = 1.0
 DROP_GRACE_S = 5.0
 """After the ``dropped`` event, how long the connection waits for the reader to take it."""
 DROPPED_EVENT = "dropped"
+CLOSING_COMMENT = b": closing\n\n"
+"""The last block of a stream the host ends as it shuts down (a comment: readers that do not
+know it pass over it): a stream that ends without it broke."""
 
 
 class Stalled(Exception):
@@ -118,6 +121,7 @@ class Follower:
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), left)
+            await self._send(CLOSING_COMMENT)
         except Stalled as exc:
             await self._drop(str(exc))
         except ConnectionError:

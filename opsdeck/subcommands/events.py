@@ -188,8 +188,17 @@ async def _follow_host(client: HostClient, out: Printer) -> int | None:
         else:
             print(f"# {refusal}; asking again in {wait:g}s", file=sys.stderr, flush=True)
 
+    def broken(sentence: str | None, wait: float) -> None:
+        sys.stdout.flush()
+        print(
+            f"# {sentence}" if sentence else f"# the host (pid {client.pid}) took the stream again",
+            file=sys.stderr,
+            flush=True,
+        )
+
     client.on_silence = silence
     client.on_busy = busy
+    client.on_broken = broken
     try:
         async with client:
             async for ev in client.events(out.cursor):
