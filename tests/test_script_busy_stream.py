@@ -1,16 +1,29 @@
-"""``opsdeck script`` against a live host that refuses its event stream as busy (503, its
-follower cap): the host is asked again meanwhile, and a wait that ends while it still
-refuses stops the script with the host's refusal (exit 1), never taken for "nothing
-happened": ``expect no TYPE within D`` must not pass on a stream it never saw."""
+"""``opsdeck script`` against a live host whose event stream it cannot follow: refused as
+busy (503, its follower cap; asked again meanwhile) or breaking at each event (followed
+again meanwhile). ``expect no TYPE within D`` must not pass on events it never saw: a
+wait that ends while the host still refuses the stream stops with the refusal (exit 1),
+and the window's end waits for what the host committed in it, or fails saying so."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import pytest
+
+from core.commands.script import ScriptResult, parse_script
+from core.host import script as host_script
+from core.host import stream
+from core.host.client import HostClient
+from core.host.host import Host
+from core.host.script import HostScriptRunner
 
 from .test_cli_bad_answer import _verb
 from .test_link_stream_refused import _hold_a_follower, _host
 
 SCRIPT = "expect no WORKFLOW_FAILED within 1s\n"
+WINDOW = "expect no CHECKPOINT_CREATED within 1s\n"
 
 
 async def test_a_negative_expectation_on_a_busy_stream_fails_with_the_refusal(
@@ -40,3 +53,66 @@ async def test_the_same_expectation_passes_on_a_stream_the_host_serves(tmp_path:
     finally:
         await host.close()
     assert rc == 0, err
+
+
+async def _run_script(host: Host, text: str, during: Callable[[], Awaitable[object]] | None = None) -> ScriptResult:
+    """``text`` run against ``host`` in this process (``during``: done on the host while it runs)."""
+    client = HostClient(socket_path=host.socket_path, pid=host.status()["pid"])
+    runner = HostScriptRunner(client, lambda line: None)
+    await runner.start()
+    try:
+        run = asyncio.create_task(runner.run(parse_script(text)))
+        if during is not None:
+            await during()
+        return await asyncio.wait_for(run, 60)
+    finally:
+        await runner.stop()
+        await client.close()
+
+
+def _break_every_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's stream fails (its own error) whenever it would send an event: the
+    connection closes mid-answer, the client follows again, and it breaks again."""
+    real = stream.Follower._send
+
+    async def send(self: stream.Follower, data: bytes) -> None:
+        if b"data:" in data:
+            raise RuntimeError("the host's streaming code failed")
+        await real(self, data)
+
+    monkeypatch.setattr(stream.Follower, "_send", send)
+
+
+@pytest.mark.parametrize("broken", [True, False], ids=["broken-stream", "stream-followed"])
+async def test_a_negative_expectation_judges_every_event_of_its_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: bool
+) -> None:
+    """A checkpoint committed in the window of ``expect no CHECKPOINT_CREATED within 1s``:
+    on a stream that breaks at each event the step fails saying what the stream delivered
+    (before: passed, the event never seen); on a stream that delivers it, it is found."""
+    monkeypatch.setattr(host_script, "CATCH_UP_S", 2.0)
+    if broken:
+        _break_every_event(monkeypatch)
+    host = await _host(tmp_path / "w.db")
+    try:
+        result = await _run_script(host, WINDOW, lambda: host.execute("/coordination-hub checkpoint", "operator"))
+    finally:
+        await host.close()
+    assert not result.ok, result
+    if broken:
+        assert "whether the window held such an event cannot be told" in result.message, result.message
+        assert "broke after seq" in result.message, result.message
+    else:
+        assert "found CHECKPOINT_CREATED" in result.message, result.message
+
+
+async def test_a_quiet_window_on_a_broken_stream_still_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The must-not: nothing committed in the window, nothing missed: it passes."""
+    monkeypatch.setattr(host_script, "CATCH_UP_S", 2.0)
+    _break_every_event(monkeypatch)
+    host = await _host(tmp_path / "q.db")
+    try:
+        result = await _run_script(host, WINDOW)
+    finally:
+        await host.close()
+    assert result.ok, result

@@ -148,4 +148,14 @@ class HostScriptRunner(StepRunner):
         return found[0] if found else None
 
     async def _let_pass(self, seconds: float) -> None:
+        """The window passes, then what the host committed up to its end is waited for (a
+        stream that lags, breaks or is refused meanwhile delivered less): a negative
+        expectation judges every event of the window, or fails saying it cannot."""
         await self._until(lambda: False, seconds)
+        head = int((await self.client.health())["seq"])
+        if not await self._until(lambda: self.last_seq >= head, CATCH_UP_S):
+            why = self.client.broken or f"it delivered no more within {CATCH_UP_S:g}s"
+            raise StepFailed(
+                f"the host is at seq {head:,} and its event stream delivered up to seq {self.last_seq:,} ({why}): "
+                "whether the window held such an event cannot be told"
+            )
