@@ -116,3 +116,28 @@ async def test_a_quiet_window_on_a_broken_stream_still_passes(tmp_path: Path, mo
     finally:
         await host.close()
     assert result.ok, result
+
+
+@pytest.mark.parametrize("broken", [True, False], ids=["broken-stream", "stream-followed"])
+async def test_a_positive_expectation_says_an_event_it_could_not_see_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: bool
+) -> None:
+    """``expect CHECKPOINT_CREATED within 1s`` with a checkpoint committed: on a stream that
+    breaks at each event the step fails saying the stream did not deliver it (before: "no
+    CHECKPOINT_CREATED event since the last expectation", untrue); followed, it passes."""
+    monkeypatch.setattr(host_script, "CATCH_UP_S", 2.0)
+    if broken:
+        _break_every_event(monkeypatch)
+    host = await _host(tmp_path / "p.db")
+    try:
+        result = await _run_script(
+            host,
+            "expect CHECKPOINT_CREATED within 1s\n",
+            lambda: host.execute("/coordination-hub checkpoint", "operator"),
+        )
+    finally:
+        await host.close()
+    if broken:
+        assert not result.ok and "whether the window held such an event cannot be told" in result.message, result
+    else:
+        assert result.ok, result

@@ -144,14 +144,19 @@ class HostScriptRunner(StepRunner):
                 return True
             return False
 
-        await self._until(hit, within)
+        if not await self._until(hit, within):
+            await self._window_delivered()
+            hit()  # delivered late, committed within the window
         return found[0] if found else None
 
     async def _let_pass(self, seconds: float) -> None:
-        """The window passes, then what the host committed up to its end is waited for (a
-        stream that lags, breaks or is refused meanwhile delivered less): a negative
-        expectation judges every event of the window, or fails saying it cannot."""
         await self._until(lambda: False, seconds)
+        await self._window_delivered()
+
+    async def _window_delivered(self) -> None:
+        """At the end of an expectation's window: what the host committed up to now is
+        waited for (a stream that lags, breaks or is refused meanwhile delivered less), so
+        that the expectation judges every event of the window, or fails saying it cannot."""
         head = int((await self.client.health())["seq"])
         if not await self._until(lambda: self.last_seq >= head, CATCH_UP_S):
             why = self.client.broken or f"it delivered no more within {CATCH_UP_S:g}s"
