@@ -3,7 +3,7 @@
 While a commit waits for another program's lock, its batch is neither in the log nor in
 the engine's next batch (``engine.unflushed``): the link's committed head (what the
 console's log pane reads up to) and the metrics' event figures leave it out until the
-commit returns, then count it.
+commit returns, then count it; ``/host status`` counts what is held now.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from core.config import Config
 from core.host.counting import start_counting
 from core.host.host import Host
 from core.host.link import EmbeddedLink
+from core.store_errors import StorageError
 
 from .store_support import commit_waiting_for_lock, stored_head
 from .test_metrics_collector import scrape
@@ -55,7 +57,7 @@ async def test_a_batch_waiting_for_a_lock_is_not_counted_as_committed(
         m = scrape(eng)
         assert m["opsdeck_events_total"][()] == base
         assert m["opsdeck_events_unflushed"][()] == 4
-        assert host.status()["storage"]["held_events"] >= 3
+        assert host.status()["storage"]["held_events"] == 4, "the batch waiting and the event since"
         assert not waiting.done()
 
         other.execute("ROLLBACK")
@@ -72,3 +74,41 @@ async def test_a_batch_waiting_for_a_lock_is_not_counted_as_committed(
     finally:
         other.close()
         await link.close()
+
+
+async def test_the_status_counts_the_events_held_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the storage refuses writes, ``/host status`` counts the events held now
+    (what the runtime emitted since the last try too), not those of the last refusal;
+    once a commit goes through it counts none and the log holds them all."""
+    db = tmp_path / "s.db"
+    host = await Host.open_sim(db, Config(), create=True, speed=0)
+    eng = host.engine
+    store = eng.store
+    assert store is not None
+    real = store.append
+    full = [True]
+
+    async def append(*a: Any, **k: Any) -> None:
+        if full[0]:
+            raise StorageError("full", str(db), f"{db}: the disk is full")
+        await real(*a, **k)
+
+    monkeypatch.setattr(store, "append", append)
+    try:
+        for i in range(2):
+            eng.set_setting("probe", i)
+        async with host.lock:
+            assert not await host.commit()
+        assert host.status()["storage"]["held_events"] == 2
+        eng.set_setting("probe", 2)  # after the refusal, before the next try
+        status = host.status()["storage"]
+        assert (status["state"], status["held_events"]) == ("full", 3)
+        assert eng.committed_seq == eng.state.seq - 3 == stored_head(db)
+        full[0] = False
+        async with host.lock:
+            assert await host.commit()
+        assert host.status()["storage"]["held_events"] == 0
+        assert eng.committed_seq == eng.state.seq == stored_head(db)
+    finally:
+        full[0] = False
+        await host.close()

@@ -140,12 +140,13 @@ class StorageWatch:
     def status(self, metrics_problem: str | None, anchor_error: str | None) -> dict[str, Any]:
         """The ``storage`` entry of ``/host status``."""
         p = self.problem
+        held, samples = self.holding()  # now: what the runtime emitted since the last try counts too
         return {
             "state": "ok" if p is None else p.kind,
             "problem": None if p is None else str(p),
             "since": self.since,
-            "held_events": self.held if p is not None else 0,
-            "held_samples": self.holding()[1],
+            "held_events": held if p is not None else 0,
+            "held_samples": samples,
             "paused": self.limits.paused,
             "limits": {"events": self.limits.events_max, "samples": self.limits.samples_max},
             "samples_not_stored": self.limits.samples_not_stored,
