@@ -315,6 +315,8 @@ def test_a_killed_host_restarts_and_adopts_the_live_actors(
     )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "adopted=['agent_001', 'agent_002']" in second.stderr
+    assert "# opsdeck run: finding 2 Ray actors of the last run…" in second.stderr, second.stderr[-3000:]
+    assert "# opsdeck run: found 2 of 2 Ray actors of the last run in " in second.stderr, second.stderr[-3000:]
     ran = [line.split()[0] for line in log.read_text().splitlines()]
     assert ran == [f"s{i}" for i in range(steps)], f"each task runs exactly once, in order: {ran}"
     assert "AGENT_ERROR" not in second.stdout and "WORKFLOW_COMPLETED" in second.stdout

@@ -158,7 +158,7 @@ class Announcer:
         app.header_pane.status_text = f"opening: {proving.words()}"
         app.header_pane.refresh()
         if proving.took_s is not None:
-            app.notify(proving.words(), title="agent hosts", timeout=10)
+            app.notify(proving.words(), title=proving.title, timeout=10)
 
     def link_trouble(self, message: str) -> None:
         """Something stopped on the console's side of the link (the embedded host's clock,

@@ -1,10 +1,12 @@
-"""What a restarted console says while it proves the agent hosts of the last run.
+"""What a restarted console says while it finds again the agents of the last run.
 
-Proving a live host takes up to one handshake's time (all at once: about 10 s for a
-stopped or hung one), before any pane can show the run. Whoever opens a runtime says
-so through :data:`PROVING`, set in the task that opens it (the console's header, the
-headless verbs' stderr): nothing else is imported for it, and nothing is said where
-nobody set it.
+The local runtime proves each live agent host (up to one handshake's time, all at once:
+about 10 s for a stopped or hung one); the Ray runtime looks its agents' actors up by
+name in the cluster. Either comes before any pane can show the run. Whoever opens a
+runtime says so through :data:`PROVING`, set in the task that opens it (the console's
+header, the headless verbs' stderr): nothing else is imported for it, and nothing is
+said where nobody set it. The words are :class:`Proving`'s, each runtime naming what it
+finds (:data:`AGENT_HOSTS`, :data:`RAY_ACTORS`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,33 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class Finding:
+    """What a runtime finds again of the last run, in words."""
+
+    noun: str
+    """One of them: ``agent host``."""
+    doing: str
+    done: str
+    missing: str
+    """What became of those not found, after their count."""
+
+    def plural(self, n: int) -> str:
+        return f"{n} {self.noun}{'' if n == 1 else 's'}"
+
+
+AGENT_HOSTS = Finding("agent host", "proving", "proved", "not proved (nothing was signalled)")
+"""The local runtime's: each live host a trusted ``processes`` row names proves itself on its socket."""
+RAY_ACTORS = Finding("Ray actor", "finding", "found", "not found (their agents fail; their tasks are recovered)")
+"""The Ray runtime's: each live agent's detached actor looked up by its name in the namespace."""
+
+
 @dataclass
 class Proving:
-    """The live hosts of the last run being proved, and when done how many were."""
+    """The agents of the last run being found again, and when done how many were."""
 
     hosts: int
+    finding: Finding = AGENT_HOSTS
     started: float = field(default_factory=time.monotonic)
     took_s: float | None = None
     """Set when every proof ended."""
@@ -31,13 +55,19 @@ class Proving:
         self.proved = proved
         self.took_s = time.monotonic() - self.started
 
+    @property
+    def title(self) -> str:
+        """What is found, for a heading: ``agent hosts``."""
+        return f"{self.finding.noun}s"
+
     def words(self) -> str:
-        hosts = f"{self.hosts} agent host{'' if self.hosts == 1 else 's'}"
+        what = self.finding
+        hosts = what.plural(self.hosts)
         if self.took_s is None:
-            return f"proving {hosts} of the last run…"
+            return f"{what.doing} {hosts} of the last run…"
         left = self.hosts - self.proved
-        not_proved = f"; {left} not proved (nothing was signalled)" if left else ""
-        return f"proved {self.proved} of {hosts} of the last run in {self.took_s:.1f}s{not_proved}"
+        not_proved = f"; {left} {what.missing}" if left else ""
+        return f"{what.done} {self.proved} of {hosts} of the last run in {self.took_s:.1f}s{not_proved}"
 
 
 PROVING: ContextVar[Callable[[Proving], None] | None] = ContextVar("opsdeck_proving", default=None)

@@ -31,6 +31,7 @@ from ..merge import BufferedReport
 from ..models import LIVE_AGENT, AgentStatus
 from .adoption import killpg_verified
 from .fleet import Fleet, HostRecord
+from .proving import RAY_ACTORS, Proving, tell
 from .ray_agent import AgentActor
 from .ray_cluster import SPEC_RESOURCE, actor_requests
 from .reports import Reports
@@ -146,12 +147,17 @@ class RayActors:
 
     # -- reconciling after a restart ---------------------------------------------------
     async def reconcile(self, engine: Engine) -> None:
-        """Adopt the actors of live agents; kill the ones the log no longer counts as live."""
+        """Adopt the actors of live agents; kill the ones the log no longer counts as live.
+        Finding the live agents' actors is said through :data:`~.proving.PROVING` when it
+        starts and when it ends (as the local runtime's proofs are)."""
         loop = asyncio.get_running_loop()
+        live = {a.id for a in engine.state.agents.values() if a.status in LIVE_AGENT}
+        proving = Proving(len(live), RAY_ACTORS) if live else None
+        if proving is not None:
+            tell(proving)
         total = await loop.run_in_executor(None, ray.cluster_resources)
         self.spec_resources = {k for k in total if k.startswith(SPEC_RESOURCE)}
         names = await loop.run_in_executor(None, self._named_actors)
-        live = {a.id for a in engine.state.agents.values() if a.status in LIVE_AGENT}
         for name in sorted(names):
             handle = await loop.run_in_executor(None, self._get_actor, name)
             if handle is None:
@@ -161,6 +167,9 @@ class RayActors:
             else:  # an actor the log no longer counts as live: do not leave it behind
                 with contextlib.suppress(Exception):
                     ray.kill(handle, no_restart=True)
+        if proving is not None:
+            proving.ended(len(self.adoptable))
+            tell(proving)
 
     def _named_actors(self) -> list[str]:
         return [
