@@ -96,7 +96,9 @@ class Opening:
         self.rows: list[int] = []
         """The ids of the checkpoint rows the store held at open."""
         self.unrecorded: list[int] = []
-        """Checkpoint rows no CHECKPOINT_CREATED records (a writer's open): said, not removed."""
+        """Checkpoint rows no CHECKPOINT_CREATED records (a writer's open): said, not removed.
+        The finding ``/host status`` shows: kept, not looked for again per call; a host's
+        verify and ``cleanup-checkpoints`` set it from their own look."""
 
     @property
     def store(self) -> Store:

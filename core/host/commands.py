@@ -80,10 +80,12 @@ def _clock(host: HostControl) -> dict[str, Any]:
 async def status(ctx: Context, p: Payload) -> Outcome:
     st = host_of(ctx).status()
     clock = "paused" if not st["clock_running"] else f"x{st['speed']:g}"
+    unrecorded = st["storage"]["checkpoints"]
     return Outcome(
         st,
         f"host pid {st['pid']} ({st['runtime']}) on {st['db']}: seq {st['seq']}, "
-        f"clock {clock_text(float(st['clock']))} {clock if st['simulated'] else '(wall clock)'}, up {duration_text(float(st['uptime']))}",
+        f"clock {clock_text(float(st['clock']))} {clock if st['simulated'] else '(wall clock)'}, up {duration_text(float(st['uptime']))}"
+        + (f"; {unrecorded}" if unrecorded else ""),
     )
 
 

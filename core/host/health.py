@@ -64,5 +64,6 @@ def status(host: Reporting, uptime: float) -> dict[str, Any]:
         "storage": host.storage.status(
             eng.store.metrics_problem if eng.store is not None else None,
             eng.store.anchor_error if eng.store is not None else None,
+            eng.opening.unrecorded,
         ),
     }

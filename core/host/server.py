@@ -238,7 +238,15 @@ class HostServer:
         )
         storage = {
             k: st["storage"][k]
-            for k in ("state", "since", "held_events", "lock_waited_s", "paused", "samples_not_stored")
+            for k in (
+                "state",
+                "since",
+                "held_events",
+                "lock_waited_s",
+                "paused",
+                "samples_not_stored",
+                "checkpoints_unrecorded",
+            )
         }
         return web.json_response({**{k: st[k] for k in keys}, "storage": storage})
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.checkpoints import unrecorded_words
 from ..engine.held import HeldLimits
 from ..store_errors import StorageError
 from ..timefmt import duration
@@ -137,8 +138,9 @@ class StorageWatch:
             words.append("new work is started again")
         return "".join(f"; {w}" for w in words)
 
-    def status(self, metrics_problem: str | None, anchor_error: str | None) -> dict[str, Any]:
-        """The ``storage`` entry of ``/host status``."""
+    def status(self, metrics_problem: str | None, anchor_error: str | None, unrecorded: list[int]) -> dict[str, Any]:
+        """The ``storage`` entry of ``/host status``; ``unrecorded``: the checkpoint rows no
+        event records, as last found (at open, by a verify or a cleanup)."""
         p = self.problem
         held, samples = self.holding()  # now: what the runtime emitted since the last try counts too
         return {
@@ -155,4 +157,6 @@ class StorageWatch:
             "lock_waited_s": round(self.waited_s, 1) if p is not None and p.kind == "locked" else None,
             "metrics": metrics_problem,
             "anchor": anchor_error,
+            "checkpoints_unrecorded": len(unrecorded),
+            "checkpoints": unrecorded_words(unrecorded) if unrecorded else None,
         }

@@ -134,6 +134,8 @@ async def cleanup_checkpoints(ctx: Context, p: P.CleanupCheckpoints) -> Outcome:
             {"ids": drop, "corrupt": bad, "unrecorded": unrecorded, "kept": good[-p.keep :]},
             actor=ctx.actor,
         )
+    if store is not None:
+        ctx.engine.opening.unrecorded = []  # every row no event recorded was removed above
     said = f" ({len(unrecorded)} of them rows no event recorded)" if unrecorded else ""
     return Outcome(
         {"removed": drop, "corrupt": bad, "unrecorded": unrecorded, "kept": good[-p.keep :]},
