@@ -106,7 +106,7 @@ class Telemetry:
             self._hold(key, point)
 
     def task_done(self, now: float, took: float | None, expected: float) -> None:
-        """A task completed: its response time (``took``: seconds since it started, None
+        """A task completed: its response time (``took``: seconds since its assignment, None
         when unknown) and its efficiency against its ``expected`` seconds, kept for the
         store, and one completion (not stored). What :meth:`record` does for each, in the
         same order, in one call per task rather than three, written out per series (a

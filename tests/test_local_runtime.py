@@ -138,7 +138,7 @@ async def test_pause_stops_the_processes_and_resume_continues_them(tmp_path: Pat
         priority=20,
         allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1},
     )
-    engine, runtime, _rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
     try:
         await drive(engine, lambda: engine.state.tasks["low/t"].context.progress >= 0.1)
         agent = engine.state.tasks["low/t"].agent
@@ -170,6 +170,8 @@ async def test_pause_stops_the_processes_and_resume_continues_them(tmp_path: Pat
     finally:
         await runtime.shutdown()
         await engine.close()
+    done = rec.of("TASK_COMPLETED")[0].data  # its duration counts the 1.6 s it was stopped; its elapsed_s does not
+    assert done["duration_s"] >= done["result"]["elapsed_s"] + 1.5, done
     # psutil's samples of the agent's tree and of the machine landed in the metrics table
     store = await Store.open(tmp_path / "r.db")
     try:

@@ -243,7 +243,19 @@ class RuntimeBridge:
         if wf is not None and wf.frozen:
             data["during_freeze"] = FROZEN_FACT
 
-    def task_finished(self, agent_id: str, task_id: str, output: list[str] | None = None, result: Any = None) -> None:
+    def task_finished(
+        self,
+        agent_id: str,
+        task_id: str,
+        output: list[str] | None = None,
+        result: Any = None,
+        ran_s: float | None = None,
+    ) -> None:
+        """TASK_COMPLETED. Its ``duration_s`` is how long the run took: the runtime's
+        measure (``ran_s``) where it gives one, else the time since the task's assignment
+        (``started_at``: a simulated run starts then). A real run starts later (a host
+        still starting, the start command's way) and its reports come later than they
+        happened. The response time stays the time since its assignment."""
         e = self.engine
         now = e.clock.now()
         e.telemetry.liveness[agent_id] = now
@@ -257,9 +269,10 @@ class RuntimeBridge:
         wid = t.workflow
         data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": wid}
         started = t.started_at
-        if started is not None:
-            took = now - started
-            data["duration_s"] = took if took == 0.0 else round(took, 3)  # round() costs a microsecond
+        took = None if started is None else now - started
+        ran = took if ran_s is None else ran_s
+        if ran is not None:
+            data["duration_s"] = ran if ran == 0.0 else round(ran, 3)  # round() costs a microsecond
         if output:
             data["output"] = output[-5:] if type(output) is list else list(output)[-5:]  # a slice is a new list
         if result is not None:
@@ -268,7 +281,7 @@ class RuntimeBridge:
         if wf is not None and wf.frozen:  # mark_frozen(), written out
             data["during_freeze"] = FROZEN_FACT
         self.emit(TASK_COMPLETED, "agent", "execution", data)
-        e.telemetry.task_done(now, None if started is None else took, t.duration_s)
+        e.telemetry.task_done(now, took, t.duration_s)
         phase = t.phase
         if s.phase_left.get((wid, phase)) == 0 or s.wf_left.get(wid) == 0:  # after_task()'s test, before its call
             self.after_task(wid, phase)

@@ -214,8 +214,15 @@ class Engine:
     ) -> None:
         self.bridge.task_progress(agent_id, task_id, progress, output, partial)
 
-    def task_finished(self, agent_id: str, task_id: str, output: list[str] | None = None, result: Any = None) -> None:
-        self.bridge.task_finished(agent_id, task_id, output, result)
+    def task_finished(
+        self,
+        agent_id: str,
+        task_id: str,
+        output: list[str] | None = None,
+        result: Any = None,
+        ran_s: float | None = None,
+    ) -> None:
+        self.bridge.task_finished(agent_id, task_id, output, result, ran_s)
 
     def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None:
         self.bridge.task_failed(agent_id, task_id, error, output)

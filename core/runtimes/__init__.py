@@ -31,8 +31,16 @@ class RuntimeSink(Protocol):
     def task_progress(self, agent_id: str, task_id: str, progress: float, output: list[str] | None = None) -> None: ...
 
     def task_finished(
-        self, agent_id: str, task_id: str, output: list[str] | None = None, result: Any = None
-    ) -> None: ...
+        self,
+        agent_id: str,
+        task_id: str,
+        output: list[str] | None = None,
+        result: Any = None,
+        ran_s: float | None = None,
+    ) -> None:
+        """The task's run ended well; ``ran_s``: its start to its end as the runtime
+        measured it, where it did (its reports may reach the engine later than they happened)."""
+        ...
 
     def task_failed(self, agent_id: str, task_id: str, error: str, output: list[str] | None = None) -> None: ...
 

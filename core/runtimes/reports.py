@@ -14,6 +14,7 @@ from a cut-off agent, which the conflict-free merge decides.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import time
 from typing import Any, Generic
@@ -29,6 +30,20 @@ from .wire import MAX_LINE, OVERSIZE
 
 GROUP_ROW_AFTER_S = 0.1
 """How long a run lasts before its process group is written to its host's row."""
+
+
+def run_time(msg: dict[str, Any]) -> float | None:
+    """A run's start to its end as its host measured it (``elapsed_s``, plus ``paused_s``
+    if it was paused); None where the report has no such figure (a garbled one included)."""
+    ran, paused = _seconds(msg.get("elapsed_s")), _seconds(msg.get("paused_s", 0.0))
+    if ran is None or paused is None or ran + paused == math.inf:
+        return None
+    return ran + paused
+
+
+def _seconds(v: Any) -> float | None:
+    """``v`` if it is a finite number of seconds >= 0 (a bool is not), else None."""
+    return float(v) if type(v) in (int, float) and 0.0 <= v < math.inf else None
 
 
 class Reports(Generic[H]):
@@ -146,9 +161,8 @@ class Reports(Generic[H]):
         if msg.get("partial") or msg.get("progress"):
             engine.task_progress(h.agent, task, float(msg.get("progress") or 0.0), None, msg.get("partial") or None)
         if kind == "finished":
-            sink.task_finished(
-                h.agent, task, msg.get("output"), {"rc": msg.get("rc"), "elapsed_s": msg.get("elapsed_s")}
-            )
+            result = {"rc": msg.get("rc"), "elapsed_s": msg.get("elapsed_s")}
+            sink.task_finished(h.agent, task, msg.get("output"), result, run_time(msg))
         else:
             sink.task_failed(h.agent, task, str(msg.get("error", "failed")), msg.get("output"))
         # Committed by the pump's next flush, with the start of the agent's next task if

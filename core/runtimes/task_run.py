@@ -133,10 +133,12 @@ class Run:
         env["OPSDECK_CONTEXT"] = json.dumps(partial) if partial else "{}"
         return env
 
+    def paused_time(self) -> float:
+        """Seconds the run has spent paused (SIGSTOPped) so far."""
+        return self.paused_for + ((time.monotonic() - self.paused_at) if self.paused_at is not None else 0.0)
+
     def running_for(self) -> float:
-        now = time.monotonic()
-        paused = self.paused_for + ((now - self.paused_at) if self.paused_at is not None else 0.0)
-        return now - self.started - paused
+        return time.monotonic() - self.started - self.paused_time()
 
     def pause(self) -> None:
         if not self.paused:
@@ -226,6 +228,9 @@ class Run:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "elapsed_s": round(self.running_for(), 3),
         }
+        paused = self.paused_time()
+        if paused:  # elapsed_s + paused_s: its start to its end (the console's duration_s)
+            base["paused_s"] = round(paused, 3)
         if self.meter is not None and self.meter.seen:
             base["usage"] = self.meter.report()
         if self.stopping:
