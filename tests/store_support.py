@@ -16,6 +16,7 @@ from core.engine import Engine
 from core.host.host import Host
 from core.runtimes.sim import SimRuntime
 from core.store import Store
+from core.store_errors import StorageError
 from core.verify import VerifyReport, verify_store
 
 from .conftest import until
@@ -111,6 +112,22 @@ def stored_head(db: Path) -> int:
     """The last seq the log in ``db`` holds (0: none), read behind the store's back."""
     ((head,),) = rows_of(db, "SELECT COALESCE(MAX(seq), 0) FROM events")
     return int(head)
+
+
+def refuse_commits(eng: Engine, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The engine's store refuses every commit (a full disk) while the returned flag is set."""
+    store = eng.store
+    assert store is not None
+    real = store.append
+    full = [True]
+
+    async def append(*a: Any, **k: Any) -> None:
+        if full[0]:
+            raise StorageError("full", str(store.path), f"{store.path}: the disk is full")
+        await real(*a, **k)
+
+    monkeypatch.setattr(store, "append", append)
+    return full
 
 
 async def commit_waiting_for_lock(host: Host) -> asyncio.Task[bool]:

@@ -5,16 +5,14 @@ drill's stdin, a plan's step), not only a host answering a client."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core.commands import run_command
 from core.config import Config
 from core.session import open_sim
-from core.store_errors import StorageError
 
-from .store_support import stored_head
+from .store_support import refuse_commits, stored_head
 
 PROTECT = (
     '/coordination-hub emergency-data-protection \'{"affected_workflow": "workflow_002", '
@@ -27,21 +25,12 @@ async def test_a_refused_commit_takes_the_command_back_and_says_so(
 ) -> None:
     db = tmp_path / "t.db"
     eng = await open_sim(db, Config(), seed=0, demo=True)
-    full = [True]
+    full = [False]
     try:
         await eng.advance(120)
         assert (await run_command(eng, PROTECT))["status"] == "success"
         await eng.flush()
-        store = eng.store
-        assert store is not None
-        real = store.append
-
-        async def append(*a: Any, **k: Any) -> None:
-            if full[0]:
-                raise StorageError("full", str(db), f"{db}: the disk is full")
-            await real(*a, **k)
-
-        monkeypatch.setattr(store, "append", append)
+        full = refuse_commits(eng, monkeypatch)
         seq, agents = eng.state.seq, eng.state.workflows["workflow_003"].allocation.agents
         res = await run_command(eng, "/resource-manager allocate workflow_003 '{\"agents\": 4}'")
         assert res["status"] == "error" and res["error"]["code"] == "STORAGE_FULL", res

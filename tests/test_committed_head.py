@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,9 +19,8 @@ from core.config import Config
 from core.host.counting import start_counting
 from core.host.host import Host
 from core.host.link import EmbeddedLink
-from core.store_errors import StorageError
 
-from .store_support import commit_waiting_for_lock, stored_head
+from .store_support import commit_waiting_for_lock, refuse_commits, stored_head
 from .test_metrics_collector import scrape
 
 
@@ -83,17 +81,7 @@ async def test_the_status_counts_the_events_held_now(tmp_path: Path, monkeypatch
     db = tmp_path / "s.db"
     host = await Host.open_sim(db, Config(), create=True, speed=0)
     eng = host.engine
-    store = eng.store
-    assert store is not None
-    real = store.append
-    full = [True]
-
-    async def append(*a: Any, **k: Any) -> None:
-        if full[0]:
-            raise StorageError("full", str(db), f"{db}: the disk is full")
-        await real(*a, **k)
-
-    monkeypatch.setattr(store, "append", append)
+    full = refuse_commits(eng, monkeypatch)
     try:
         for i in range(2):
             eng.set_setting("probe", i)

@@ -25,7 +25,7 @@ from core.store_errors import StorageError
 from core.store_metrics import samples_of
 
 from .conftest import until
-from .store_support import commit_waiting_for_lock, series_rows, stored_head
+from .store_support import commit_waiting_for_lock, refuse_commits, series_rows, stored_head
 
 
 def _workflow(wid: str, tasks: int) -> dict[str, Any]:
@@ -35,22 +35,6 @@ def _workflow(wid: str, tasks: int) -> dict[str, Any]:
         "allocation": {"cpu_cores": 1, "memory_gb": 1, "agents": 4},
         "phases": [{"name": "a", "tasks": spec}],
     }
-
-
-def _refuse(eng: Engine, monkeypatch: pytest.MonkeyPatch, db: Path) -> list[bool]:
-    """The store refuses every commit (a full disk) while the returned flag is set."""
-    store = eng.store
-    assert store is not None
-    real = store.append
-    full = [True]
-
-    async def append(*a: Any, **k: Any) -> None:
-        if full[0]:
-            raise StorageError("full", str(db), f"{db}: the disk is full")
-        await real(*a, **k)
-
-    monkeypatch.setattr(store, "append", append)
-    return full
 
 
 def _one_task_running(eng: Engine) -> Task:
@@ -86,7 +70,7 @@ async def test_at_the_held_events_limit_new_work_and_progress_pause_until_a_comm
         await eng.flush()
         held = eng.log.held
         held.events_max = limit
-        full = _refuse(eng, monkeypatch, db)
+        full = refuse_commits(eng, monkeypatch)
         for i in range(6):
             eng.set_setting("probe", i)
         with pytest.raises(StorageError):
@@ -136,7 +120,7 @@ async def test_samples_beyond_the_limit_are_not_stored_counted_and_said(
     try:
         async with host.lock:
             assert await host.commit()
-        full = _refuse(eng, monkeypatch, db)
+        full = refuse_commits(eng, monkeypatch)
         for i in range(8):
             eng.telemetry.record(float(i), "r", "system", float(i))
         eng.set_setting("probe", 1)  # one event held: the events' limit (1) is reached
@@ -177,7 +161,7 @@ async def test_an_embedded_console_shows_storage_refused_and_paused_until_writes
     eng = host.engine
     eng.log.held.events_max = 1
     try:
-        full = _refuse(eng, monkeypatch, db)
+        full = refuse_commits(eng, monkeypatch)
         eng.set_setting("probe", 1)
         async with host.lock:
             assert not await host.commit()
