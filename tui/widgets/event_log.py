@@ -4,9 +4,9 @@ In the manner of Toolong, the pane never holds the log: its virtual height is th
 number of events (or of filter matches), and :meth:`render_line` draws only the
 rows on screen. A row whose event is not cached draws a placeholder and asks a
 worker thread for the visible window plus a margin; the answer comes back as a
-call on the UI thread. New events arrive from the engine's subscription (before
-they are flushed) and, for a database written by another process, from polling
-the highest sequence number. Follow mode keeps the end in view; scrolling up
+call on the UI thread. New events arrive from the link's subscription (once
+committed: a subscriber hears of an event after its commit) and, for a database
+written by another process, from polling the highest sequence number. Follow mode keeps the end in view; scrolling up
 pauses it and reaching the end again resumes it.
 
 Rows read as sentences (:mod:`tui.widgets.log_rows`); the raw event lines are a
@@ -156,7 +156,7 @@ class EventLog(ScrollView, can_focus=True):
             self._grown(grew)
 
     def add_live(self, ev: Event) -> None:
-        """An event emitted by the engine in this process (maybe not yet flushed)."""
+        """An event the link delivered (committed: its subscribers hear of nothing else)."""
         self.live[ev.seq] = ev
         if len(self.live) > LIVE_KEEP:
             self.live.popitem(last=False)
