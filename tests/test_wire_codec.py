@@ -86,3 +86,13 @@ values = st.recursive(
 @given(st.dictionaries(st.text(max_size=8), values, max_size=6))
 def test_any_message_reaches_the_other_end_with_jsons_values(msg: dict[str, Any]) -> None:
     assert same(decode(encode(msg)), json.loads(json.dumps(msg)))
+
+
+def test_a_line_nested_too_deeply_is_skipped_as_garbled_and_the_others_read() -> None:
+    deep = b"[" * 100_000 + b"\n"
+    with pytest.raises(ValueError):
+        decode(deep)
+    framer = LineFramer(len(deep) + 100)
+    got = framer.feed(encode({"t": "started"}) + deep + encode({"t": "finished"}) + b"[" * 100_000)
+    assert got == [{"t": "started"}, {"t": "finished"}]
+    assert framer.end() == []  # an unterminated one too

@@ -52,13 +52,18 @@ def decode(line: bytes | bytearray) -> Any:
     """A line's message as :func:`json.loads` reads it: orjson's reading (a quarter of
     its cost), except where orjson refuses the text (NaN, lone surrogates, numbers out
     of a double's range) or may read it otherwise (a run of 19 digits or more: an
-    integer beyond 64 bits, which orjson makes a float); ValueError when neither reads it."""
+    integer beyond 64 bits, which orjson makes a float); ValueError when neither reads it
+    (a line nested too deeply included: json's RecursionError would end the connection's
+    reading from the loop's read callback, with the lines read before it in its chunk)."""
     if _LONG_NUMBER not in line.translate(_DIGITS):
         try:
             return orjson.loads(line)
         except ValueError:  # orjson.JSONDecodeError
             pass
-    return json.loads(line)
+    try:
+        return json.loads(line)
+    except RecursionError:  # nested deeper than the interpreter recurses: garbled as any other
+        raise ValueError("a line nested too deeply to read") from None
 
 
 async def messages(reader: asyncio.StreamReader) -> AsyncIterator[Any]:
