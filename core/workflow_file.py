@@ -345,12 +345,10 @@ def parse_toml(text: str) -> dict[str, Any]:
     """A workflow file's TOML, read by rtoml (compiled: 18 ms for a file of 5,000 tasks where
     the standard library's pure-Python tomllib takes 120, on this machine). What rtoml
     refuses is read by tomllib, so a mistake is reported in its words, as it always was
-    (and a file only tomllib accepts is still accepted). A file's CRLF line ends are read
-    as LF first: tomllib reads a multi-line string's newlines so, rtoml keeps the CR (a
-    shell command would get it); a raw CR can stand nowhere else in TOML."""
+    (and a file only tomllib accepts is still accepted)."""
     if _fast_loads is not None:
         try:
-            return _fast_loads(text.replace("\r\n", "\n") if "\r" in text else text)
+            return _fast_loads(text)
         except ValueError:  # rtoml's parsing error (a ValueError): tomllib says why, or accepts it
             pass
     return tomllib.loads(text)

@@ -54,14 +54,3 @@ def test_a_mistake_is_reported_in_tomllib_s_words() -> None:
     with pytest.raises(WorkflowFileError) as got:
         parse_workflow_text(text, "f.toml")
     assert got.value.problems == [f"not valid TOML: {want.value}"]
-
-
-def test_crlf_line_ends_read_as_tomllib_reads_them() -> None:
-    """A file saved with CRLF line ends: a multi-line command's lines end in LF, as
-    tomllib reads them (rtoml alone kept the CR: ``echo one\\r`` runs another program)."""
-    pytest.importorskip("rtoml")
-    task = task_toml("t", "placeholder", "shell").replace('"placeholder"', f"{Q3}\necho one\necho two\n{Q3}")
-    text = (header() + workflow_toml("w", task) + f"raw = {A3}\nkept\n{A3}\n").replace("\n", "\r\n")
-    got = parse_toml(text)
-    assert got == tomllib.loads(text)
-    assert got["workflows"][0]["phases"][0]["tasks"][0]["command"] == "echo one\necho two\n"
