@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import shlex
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,12 +57,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .config import Config
 from .models import PhaseSpec, Resources, TaskSpec, WorkflowSpec
 from .usage.models import Budget
-
-_fast_loads: Callable[[str], dict[str, Any]] | None
-try:
-    from rtoml import loads as _fast_loads
-except ImportError:  # an environment installed before it was a dependency: tomllib alone
-    _fast_loads = None
 
 
 class BudgetEntry(Budget):
@@ -341,23 +334,10 @@ def _cross_checks(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
-def parse_toml(text: str) -> dict[str, Any]:
-    """A workflow file's TOML, read by rtoml (compiled: 18 ms for a file of 5,000 tasks where
-    the standard library's pure-Python tomllib takes 120, on this machine). What rtoml
-    refuses is read by tomllib, so a mistake is reported in its words, as it always was
-    (and a file only tomllib accepts is still accepted)."""
-    if _fast_loads is not None:
-        try:
-            return _fast_loads(text)
-        except ValueError:  # rtoml's parsing error (a ValueError): tomllib says why, or accepts it
-            pass
-    return tomllib.loads(text)
-
-
 def parse_workflow_text(text: str, path: str = "<text>") -> WorkflowFile:
     """Validate a workflow file's text; raise :class:`WorkflowFileError` with every problem."""
     try:
-        raw = parse_toml(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise WorkflowFileError(path, [f"not valid TOML: {exc}"]) from None
     problems: list[str] = []
