@@ -337,6 +337,10 @@ def _cross_checks(raw: dict[str, Any]) -> list[str]:
 def parse_workflow_text(text: str, path: str = "<text>") -> WorkflowFile:
     """Validate a workflow file's text; raise :class:`WorkflowFileError` with every problem."""
     try:
+        # One parser, the standard library's: a compiled one (rtoml) read a 5,000-task file
+        # in 83 ms instead of 190, but accepts what TOML 1.0 refuses ("\\x41", "\\e", a
+        # time without seconds, newlines and a trailing comma in an inline table), so the
+        # same file would have meant something else where it is not installed.
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise WorkflowFileError(path, [f"not valid TOML: {exc}"]) from None
