@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -137,3 +138,25 @@ async def test_a_killed_host_is_still_gone_and_never_said_broken(tmp_path: Path,
         if proc.proc.poll() is None:
             proc.proc.kill()
         proc.proc.wait(BOUND_S)
+
+
+async def test_a_reader_that_takes_nothing_does_not_hold_up_the_hosts_close(tmp_path: Path) -> None:
+    """The closing comment is handed over, not waited for: a stalled reader's stream ends
+    with the host's close (waiting for it would hold the close up to ``stall_s``)."""
+    host = await Host.open_sim(tmp_path / "c.db", Config(), demo=True, create=True, speed=0)
+    written: list[bytes] = []
+
+    class Stuck:
+        async def write(self, data: bytes) -> None:
+            written.append(data)
+            if data == stream.CLOSING_COMMENT:
+                await asyncio.Event().wait()  # the reader never takes it
+
+    try:
+        host.closing = True
+        follower = stream.Follower(host, SimpleNamespace(remote=None), Stuck(), 0, None)  # type: ignore[arg-type]
+        await asyncio.wait_for(follower.run(), 5.0)
+        assert written[-1] == stream.CLOSING_COMMENT, written
+    finally:
+        host.closing = False
+        await host.close()

@@ -34,6 +34,8 @@ DROPPED_EVENT = "dropped"
 CLOSING_COMMENT = b": closing\n\n"
 """The last block of a stream the host ends as it shuts down (a comment: readers that do not
 know it pass over it): a stream that ends without it broke."""
+CLOSING_WAIT_S = 0.05
+"""How long the host's close waits for a reader to take the closing comment."""
 
 
 class Stalled(Exception):
@@ -121,7 +123,9 @@ class Follower:
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), left)
-            await self._send(CLOSING_COMMENT)
+            # Handed to the transport at once; a reader that takes nothing does not hold up the close.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.resp.write(CLOSING_COMMENT), CLOSING_WAIT_S)
         except Stalled as exc:
             await self._drop(str(exc))
         except ConnectionError:
