@@ -372,7 +372,11 @@ class LocalHosts:
                 continue
             h.writer = writer
             fleet.poke()  # send what waited for the connection
-            await self.hear(h, reader)
+            try:
+                await self.hear(h, reader)
+            except (ConnectionError, ValueError) as exc:  # a value it cannot read, a write that failed
+                # This connection ends; the next one's hello says what the host runs and finished.
+                print(f"opsdeck: agent {h.agent}: a report could not be applied: {exc!r}", file=sys.stderr, flush=True)
             if h.writer is writer:
                 h.writer = None
             writer.close()
@@ -392,7 +396,8 @@ class LocalHosts:
         """Apply the host's reports as they arrive, until its connection ends. Each is
         framed and applied from the loop's read callback (:class:`~.wire.CommandReader`):
         no future, task step or extra loop pass per report. A report that raises ends
-        the reading with that exception, and the connection's task with it."""
+        the reading with that exception (:meth:`connection` connects again after a
+        ValueError or ConnectionError; any other ends its task)."""
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         on_report = self.reports.on_report
 
