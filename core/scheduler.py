@@ -107,7 +107,8 @@ def dispatch(state: State, capacity: Capacity, now: float) -> list[tuple[str, st
 
     out: list[tuple[str, str]] = []
     taken: set[str] = set()
-    shared = sum(map(len, idle.values())) != free
+    offered = sum(map(len, idle.values()))
+    shared = offered != len(set(chain.from_iterable(idle.values()))) if offered > 1 else False
     """Some idle agent is offered in more than one pool (several specializations): an agent
     popped from a pool may have been taken from another already."""
     cap_cpu, cap_mem, cap_agents = capacity.cpu_cores, capacity.memory_gb, capacity.agents

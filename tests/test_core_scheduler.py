@@ -273,3 +273,22 @@ async def test_an_agent_of_several_specializations_is_assigned_once() -> None:
     )
     out = dispatch(single.state, single.config.capacity, single.clock.now())
     assert sorted(a for _, a in out) == sorted(single.state.agents) and len({k for k, _ in out}) == 3
+
+
+async def test_an_agent_in_two_pools_beside_an_agent_in_none_is_assigned_once() -> None:
+    """An idle agent of no specialization is offered in no pool: beside one offered in two,
+    the pools hold as many entries as there are idle agents, yet one agent is in both."""
+    from core.scheduler import dispatch
+
+    clock = VirtualClock()
+    eng = Engine(config=Config(), clock=clock, runtime=SimRuntime(clock, seed=1))
+    eng.create_pool("none", [], 0, 20)
+    eng.add_agent("none")
+    eng.create_pool("xy", ["x", "y"], 0, 20)
+    eng.add_agent("xy")
+    wf = _wf("both", 50, n=2)
+    wf["phases"][0]["tasks"][1]["specialization"] = "y"
+    eng.create_workflow(wf)
+    eng.emit("WORKFLOW_STARTED", "coordination", "workflow", {"workflow_id": "both", "priority": 50, "band": "normal"})
+    xy = next(a.id for a in eng.state.agents.values() if a.pool == "xy")
+    assert dispatch(eng.state, eng.config.capacity, eng.clock.now()) == [("both/t0", xy)]
