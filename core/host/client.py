@@ -187,7 +187,8 @@ class HostClient:
 
     async def silence(self) -> str | None:
         """Why the host does not answer, in words naming its pid and state, or None
-        when it answers ``/v1/health``; :class:`HostGone` when its process is gone."""
+        when it answers ``/v1/health``; :class:`HostGone` when its process is gone or
+        nothing listens on its endpoint (a host over TCP has no pid to look at)."""
         who = the_host(self.pid) if self.pid else f"the host at {self.socket_path or self.base}"
         state = process_state(self.pid)
         if state == "gone":
@@ -198,6 +199,10 @@ class HostClient:
             async with asyncio.timeout(PROBE_S):
                 await self._fetch("GET", "/v1/health", None)
             return None
+        except (ConnectionRefusedError, FileNotFoundError) as exc:
+            # Nothing listens where it did: its endpoint is closed, whatever its process does.
+            where = self.socket_path or self.base
+            raise self.gone(f"{where} takes no connection: {exc.strerror or exc}") from None
         except (TimeoutError, HttpError, OSError):
             return f"{who} is running but unresponsive: no answer to /v1/health within {PROBE_S:g}s"
 
