@@ -28,13 +28,14 @@ class Heard:
     """Stands in for :class:`~core.runtimes.reports.Reports`: what was handed on, and
     a report kind that raises."""
 
-    def __init__(self, raise_on: str | None = None) -> None:
+    def __init__(self, raise_on: str | None = None, error: type[Exception] = RuntimeError) -> None:
         self.got: list[Any] = []
         self.raise_on = raise_on
+        self.error = error
 
     def on_report(self, h: HostRecord, msg: Any) -> None:
         if msg.get("t") == self.raise_on:
-            raise RuntimeError(f"cannot apply {msg['t']}")
+            raise self.error(f"cannot apply {msg['t']}")
         self.got.append(msg)
 
 
@@ -103,6 +104,30 @@ def test_a_report_that_raises_ends_the_reading_with_it(tmp_path: Path) -> None:
         return heard.got
 
     assert asyncio.run(main()) == [{"t": "started", "n": 1}]
+
+
+def test_a_report_that_is_no_object_or_raises_valueerror_is_skipped_and_the_rest_applied(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A value the console cannot read (ValueError) or a line that is JSON but no object
+    (on_report would raise AttributeError) costs that report, said on stderr, not the
+    reading: connecting again would only read it again with the host's hello."""
+    lines = [encode({"t": "started", "n": 1}), b"[1, 2]\n", b'"text"\n', encode({"t": "bad"})]
+
+    async def host_side(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"".join(lines) + encode({"t": "finished", "n": 1}))
+        writer.close()
+
+    async def main() -> list[Any]:
+        heard = Heard(raise_on="bad", error=ValueError)
+        reader, writer, server = await _pair(tmp_path, host_side)
+        await asyncio.wait_for(_hear(heard, reader), 10)  # returns once the host has closed
+        writer.close()
+        server.close()
+        return heard.got
+
+    assert asyncio.run(main()) == [{"t": "started", "n": 1}, {"t": "finished", "n": 1}]
+    assert capfd.readouterr().err.count("a report skipped") == 3
 
 
 def test_a_cancelled_reading_applies_nothing_more(tmp_path: Path) -> None:

@@ -372,11 +372,8 @@ class LocalHosts:
                 continue
             h.writer = writer
             fleet.poke()  # send what waited for the connection
-            try:
+            with contextlib.suppress(ConnectionError):  # a write to it failed: connect again (hello)
                 await self.hear(h, reader)
-            except (ConnectionError, ValueError) as exc:  # a value it cannot read, a write that failed
-                # This connection ends; the next one's hello says what the host runs and finished.
-                print(f"opsdeck: agent {h.agent}: a report could not be applied: {exc!r}", file=sys.stderr, flush=True)
             if h.writer is writer:
                 h.writer = None
             writer.close()
@@ -395,15 +392,21 @@ class LocalHosts:
     async def hear(self, h: ProcessHost, reader: CommandReader) -> None:
         """Apply the host's reports as they arrive, until its connection ends. Each is
         framed and applied from the loop's read callback (:class:`~.wire.CommandReader`):
-        no future, task step or extra loop pass per report. A report that raises ends
-        the reading with that exception (:meth:`connection` connects again after a
-        ValueError or ConnectionError; any other ends its task)."""
+        no future, task step or extra loop pass per report. A report that is not an
+        object, or that raises ValueError (a value it cannot read), is skipped and said
+        on stderr (connecting again would only read it again, with the host's hello); any
+        other exception ends the reading with it (a ConnectionError: :meth:`connection`
+        connects again; others end its task)."""
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         on_report = self.reports.on_report
 
         def hand(msg: Any) -> None:
             try:
+                if type(msg) is not dict:
+                    raise ValueError(f"not a JSON object: {type(msg).__name__}")
                 on_report(h, msg)
+            except ValueError as exc:
+                print(f"opsdeck: agent {h.agent}: a report skipped: {exc!r}", file=sys.stderr, flush=True)
             except Exception as exc:  # noqa: BLE001 - raised here it would end in the transport, not this task
                 reader.drop()
                 if not ended.done():
