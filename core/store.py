@@ -20,9 +20,8 @@ import contextlib
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from .private import PrivateError, trust_requested
 from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
 from .store_clean import CleanRecord, check_at_open, leave_record, take_record
-from .store_commit import LOCK_WAIT_S, RowInsert, Statements, on_connection_thread, retrying, transaction
+from .store_commit import LOCK_WAIT_S, Commit, RowInsert, Statements, commit_soon, retrying
 from .store_errors import StorageError, StoreError, classify
 from .store_metrics import MetricSamples, Sample, SamplesRefused, SeriesSamples, by_series
 from .store_reads import EVENT_COLUMNS, EventReader, archive_blob, row_hash_ok, row_to_event
@@ -249,37 +248,30 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 await self._db.execute("ROLLBACK")
 
-    async def _write(self, statements: Statements) -> None:
-        """Run ``statements`` in one transaction, the whole of it one round trip to the
-        connection's thread (``store_commit.transaction``), retried as ``store_commit.retrying`` says."""
+    async def _write(self, statements: Statements, failed: Exception | None = None) -> None:
+        """Run ``statements`` in one transaction, as ``store_commit.retrying`` says (``failed``:
+        a first attempt was made, by :meth:`append`, and failed so)."""
 
-        def attempt() -> Awaitable[None]:
-            return on_connection_thread(self._db, partial(transaction, statements=statements))
-
-        await self._retrying(attempt)
-
-    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
-        await retrying(attempt, self.path, self._rollback, lambda: self.on_wait)
+        await retrying(self._db, statements, self.path, self._rollback, lambda: self.on_wait, failed)
 
     # -- the chain ------------------------------------------------------------------
-    async def append(
+    def append(
         self,
         rows: Sequence[EventRow],
         archive: Sequence[tuple[str, int, str, str]] = (),
         metrics: SeriesSamples | None = None,
         checkpoints: Sequence[CheckpointRow] = (),
-    ) -> None:
+    ) -> Commit:
         """Group commit: one transaction for the whole batch (rows several per statement), with
         the archive records of workflows that finished in it and the checkpoints its
         CHECKPOINT_CREATED events name (committed together), and the metric samples taken
         meanwhile (no transaction of their own; a damaged metrics table costs the samples,
-        not the batch: written again without them)."""
+        not the batch: written again without them). Handed to the connection's thread at
+        once; its thread settles the Commit (a refused attempt goes on in a task: retries)."""
         if not rows and not archive and not checkpoints:
-            if metrics:
-                await self.metric_table.add(metrics)
-            return
+            return Commit().follow(self.metric_table.add(metrics or {}))
         if self.readonly:
-            raise StoreError("the database is open read-only")
+            return Commit.failed(StoreError("the database is open read-only"))
         mark = self._anchor is not None and not self.anchored and bool(rows)
         samples = None if self.metric_table.readonly else metrics
 
@@ -298,22 +290,28 @@ class Store:
             if samples:
                 self.metric_table.insert(conn, samples)
 
-        try:
+        async def refused(first: Exception) -> None:
+            nonlocal samples
             try:
-                await self._write(statements)
-            except SamplesRefused:
-                samples = None  # the batch again without them: refused samples cost only themselves
-                await self._write(statements)
-        except BaseException:
-            if metrics:
-                self.metric_table.forget_series()
-            raise
+                try:
+                    await self._write(statements, first)
+                except SamplesRefused:
+                    samples = None  # the batch again without them: refused samples cost only themselves
+                    await self._write(statements)
+            except BaseException:
+                if metrics:
+                    self.metric_table.forget_series()
+                raise
+            self._committed(rows, mark)
+
+        return commit_soon(self._db, statements, refused, lambda: self._committed(rows, mark))
+
+    def _committed(self, rows: Sequence[EventRow], mark: bool) -> None:
         if mark:
             self.anchored = True
         if self._anchor is not None and rows:
-            last = rows[-1]
             try:
-                self._anchor.write(last[0], last[8])
+                self._anchor.write(rows[-1][0], rows[-1][8])
                 self.anchor_error = None
             except (OSError, PrivateError) as exc:
                 # The commit stands; a verify after this names the anchor as behind.

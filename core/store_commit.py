@@ -15,6 +15,7 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -40,20 +41,103 @@ async def on_connection_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.C
     return result
 
 
+class Commit(asyncio.Future[None]):
+    """A transaction's outcome that no caller's cancellation cancels.
+
+    A task awaiting it that is cancelled gets its CancelledError once the transaction
+    settled (``Task.cancel`` finds the awaited future refusing), so it still learns
+    whether its rows were committed: what ``asyncio.shield`` around a task gave, without
+    the task and the shield's callbacks (two loop passes a commit)."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+    def follow(self, work: Awaitable[None]) -> Commit:
+        """Settle as ``work`` (run in a task) settles."""
+        task = asyncio.ensure_future(work)
+
+        def settle(done: asyncio.Future[None]) -> None:
+            if done.cancelled():
+                asyncio.Future.cancel(self)
+            elif (error := done.exception()) is not None:
+                self.set_exception(error)
+            else:
+                self.set_result(None)
+
+        task.add_done_callback(settle)
+        return self
+
+    @staticmethod
+    def failed(error: BaseException) -> Commit:
+        """A Commit refused before it was tried."""
+        done = Commit()
+        done.set_exception(error)
+        return done
+
+    @staticmethod
+    def of(work: Awaitable[None]) -> Commit:
+        """``work`` as a Commit: the store's own, or any other awaitable followed."""
+        return work if isinstance(work, Commit) else Commit().follow(work)
+
+
+def commit_soon(
+    db: aiosqlite.Connection,
+    statements: Statements,
+    refused: Callable[[Exception], Awaitable[None]],
+    committed: Callable[[], None],
+) -> Commit:
+    """:func:`transaction` of ``statements`` queued on aiosqlite's thread now. That thread
+    settles the Commit with one ``call_soon_threadsafe`` (``committed()`` first), no task
+    or future chain between; a failed attempt (rolled back) goes on as ``refused(error)``
+    in a task, which commits or raises. Private ``_tx`` as in :func:`on_connection_thread`."""
+    if not db._running:
+        return Commit.failed(ValueError("Connection closed"))
+    done = Commit()
+    loop = asyncio.get_running_loop()
+    conn = db._conn
+
+    def settled(error: BaseException | None) -> None:
+        if error is None:
+            committed()
+            done.set_result(None)
+        elif isinstance(error, Exception):
+            done.follow(refused(error))
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            transaction(conn, statements)
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop, raised there
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody left to tell
+            loop.call_soon_threadsafe(settled, error)
+
+    db._tx.put_nowait((None, run))
+    return done
+
+
 async def retrying(
-    attempt: Callable[[], Awaitable[None]],
+    db: aiosqlite.Connection,
+    statements: Statements,
     path: str,
     rollback: Callable[[], Awaitable[None]],
     on_wait: Callable[[], Callable[[StorageError, float], None] | None],
+    failed: Exception | None = None,
 ) -> None:
-    """Run one transaction's ``attempt``. A full disk, a read-only file system or an
-    I/O error raise StorageError (nothing of it committed); another process's lock
-    is waited for (``on_wait()`` is told) up to LOCK_WAIT_S, then StorageError."""
+    """Run :func:`transaction` of ``statements`` on the connection's thread, one round trip
+    (``failed``: a first attempt was made and failed so). A full disk, a read-only file system or an I/O error raise StorageError (nothing
+    of it committed); another process's lock is waited for (``on_wait()`` is told) up to
+    LOCK_WAIT_S, then StorageError."""
     start = time.monotonic()
     while True:
         try:
-            await attempt()
-            return
+            if failed is None:
+                await on_connection_thread(db, partial(transaction, statements=statements))
+                return
+            exc, failed = failed, None
+            raise exc
         except Exception as exc:
             await rollback()
             err = classify(exc, path)

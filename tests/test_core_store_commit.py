@@ -12,6 +12,7 @@ import pytest
 
 from core import store_metrics
 from core.events import GENESIS_HASH, EventRow
+from core.session import open_sim
 from core.store import Store
 from core.store_commit import ROWS_PER_STATEMENT as FULL
 from core.store_commit import RowInsert, on_connection_thread, transaction
@@ -65,12 +66,22 @@ async def test_a_cancelled_commit_completes_whole_and_leaves_the_connection_usab
     try:
         # Hold the connection's thread so the cancellation lands while the commit waits there.
         held = asyncio.ensure_future(on_connection_thread(store.connection, lambda conn: gate.wait(10)))
-        append = asyncio.ensure_future(store.append(_rows(1, 4)))
-        await asyncio.sleep(0)  # the append runs up to its one queued call
+        commit = store.append(_rows(1, 4))
+        assert not commit.cancel()  # refused: nobody abandons it
+
+        async def caller() -> None:
+            await commit
+
+        append = asyncio.ensure_future(caller())
+        await asyncio.sleep(0)  # the caller waits on the commit
         append.cancel()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not append.done()  # the cancelled caller is let go only once the commit settled
         gate.set()
         with pytest.raises(asyncio.CancelledError):
             await append
+        assert commit.done() and commit.exception() is None
         assert await held
         assert await store.count_events() == 4  # queued after it: the abandoned commit ran whole
         assert not store.connection.in_transaction
@@ -78,6 +89,53 @@ async def test_a_cancelled_commit_completes_whole_and_leaves_the_connection_usab
         assert await store.count_events() == 5
     finally:
         gate.set()
+        await store.close()
+
+
+async def test_a_flush_gets_its_commit_back_in_two_loop_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection's thread settles the commit with one loop callback and the flush
+    wakes in the next pass: no task, future chain or shield between (those took five)."""
+    eng = await open_sim(tmp_path / "p.db")
+    loop = asyncio.get_running_loop()
+    passes = 0
+    real = loop._run_once  # type: ignore[attr-defined]
+
+    def counted() -> None:
+        nonlocal passes
+        passes += 1
+        real()
+
+    try:
+        eng.set_setting("probe", 1)
+        monkeypatch.setattr(loop, "_run_once", counted)
+        await eng.flush()
+        monkeypatch.undo()
+        assert passes <= 2
+        assert eng.store is not None and await eng.store.count_events() == eng.state.seq
+    finally:
+        monkeypatch.undo()
+        await eng.close()
+
+
+async def test_a_refused_commit_reaches_its_cancelled_caller_as_refused(db_path: Path) -> None:
+    """The failing case of the cancellation: the caller is let go once the commit settled,
+    and what it finds is the refusal (nothing stored), not a commit."""
+    store = await Store.open(db_path)
+    try:
+        await store.append(_rows(1, 2))
+        commit = store.append(_rows(2, 1))  # seq 2 is stored: refused
+
+        async def caller() -> None:
+            await commit
+
+        task = asyncio.ensure_future(caller())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert isinstance(commit.exception(), sqlite3.IntegrityError)
+        assert await store.count_events() == 2
+    finally:
         await store.close()
 
 

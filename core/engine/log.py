@@ -22,6 +22,7 @@ from ..event_types import COMMAND_EXECUTED, check_event
 from ..events import Event, EventHeader, EventRow, UnchainedRow, chain_head, chain_rows, encode_data
 from ..journal import Journal
 from ..models import Task
+from ..store_commit import Commit
 from ..store_metrics import SeriesSamples
 from .contract import HeldCheckpoint
 from .held import HeldLimits
@@ -286,8 +287,9 @@ class EventLog:
 
         aiosqlite runs the statements in its own thread: abandoning the await between
         BEGIN and COMMIT would leave the connection inside a transaction, and a commit
-        that did happen would be retried (a duplicate seq). So the append runs shielded
-        and the store lock is held until it settles; a cancellation is re-raised after.
+        that did happen would be retried (a duplicate seq). So the append is a Commit,
+        which a cancellation of this caller does not cancel: the store lock is held until
+        it settles; a cancellation is re-raised after.
         A failed commit keeps the rows (``held``, as they were before they were chained,
         the head back where it was; a caller cancelled meanwhile gets the cancellation,
         not the failure) and the metric samples of the same transaction for
@@ -296,8 +298,8 @@ class EventLog:
         store = self.engine.store
         assert store is not None
         self.held.in_store = len(rows)
-        append = asyncio.ensure_future(store.append(rows, archive, samples, checkpoints=[c.row for c in checkpoints]))
-        cancelled = False
+        # The store's Commit: no task, and a cancellation of this caller waits for its outcome.
+        append = Commit.of(store.append(rows, archive, samples, checkpoints=[c.row for c in checkpoints]))
 
         def keep() -> None:
             self.buffer = held + self.buffer
@@ -313,23 +315,18 @@ class EventLog:
                 telemetry.drop_newest(over)
 
         append.add_done_callback(self._went_through)
-        while True:
-            try:
-                await asyncio.shield(append)
-                return cancelled
-            except asyncio.CancelledError:
-                if append.done() and not append.cancelled():
-                    failed = append.exception()
-                    if failed is None:
-                        return True
-                    keep()
-                    raise asyncio.CancelledError from None  # asked for, and nothing was written
-                cancelled = True
-            except BaseException:
-                keep()
-                if cancelled:  # the caller was cancelled meanwhile: that, not the refusal, ends it
-                    raise asyncio.CancelledError from None
-                raise
+        try:
+            await append
+            return False
+        except asyncio.CancelledError:
+            # The Commit refuses cancellation: a cancelled caller gets here once it settled.
+            if append.done() and not append.cancelled() and append.exception() is None:
+                return True
+            keep()
+            raise
+        except BaseException:
+            keep()
+            raise
 
     def _went_through(self, append: asyncio.Future[None]) -> None:
         """A commit settled: once one goes through after refusals or a lock wait that
