@@ -80,3 +80,18 @@ def test_a_refused_task_in_a_later_chunk_gives_the_whole_specs_error() -> None:
         except ValidationError as whole:
             assert str(exc) == str(whole)
             assert exc.errors()[0]["loc"] == ("phases", 0, "tasks", SUBMIT_CHUNK + 1, "memory_gb")
+
+
+def test_a_row_with_an_unknown_key_or_not_a_mapping_is_refused_with_the_models_error() -> None:
+    for odd in ({"id": "t1", "specialization": "x", "comand": "echo"}, 7, "id", ["id", "specialization"]):
+        rows: list[Any] = [{"id": "t0", "specialization": "x"}, odd]
+        try:
+            _MODELS.validate_python(rows)
+            raise AssertionError(f"the models accepted {odd!r}")
+        except ValidationError as exc:
+            want = str(exc)
+        try:
+            _task_chunk(rows)
+            raise AssertionError(f"accepted {odd!r}")
+        except ValidationError as got:
+            assert str(got) == want
