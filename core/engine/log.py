@@ -270,7 +270,7 @@ class EventLog:
                 self._publish(n)
                 if cancelled:
                     raise asyncio.CancelledError
-            elif samples:  # alone, in the same shielded commit: a refused write keeps them too
+            elif samples:  # alone, in the same uncancellable commit: a refused write keeps them too
                 cancelled = await self._commit([], [], [], samples, [])
                 if cancelled:
                     raise asyncio.CancelledError
