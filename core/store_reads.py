@@ -81,6 +81,35 @@ class EventReader:
         rows = await (await self._db.execute(sql, [f"$.{key}", *tlist, upto])).fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    async def started_runs(self, tasks: Iterable[str]) -> set[str]:
+        """Which of ``tasks`` have a TASK_STARTED after their latest TASK_ASSIGNED (the
+        current attempt's start is in the log). Both reads walk the (type, seq) index:
+        the assignments back from the end until each task's latest one is found, then the
+        starts since the oldest of those."""
+        left = set(tasks)
+        assigned: dict[str, int] = {}
+        if not left:
+            return set()
+        cur = await self._db.execute(
+            "SELECT seq, json_extract(data, '$.task') FROM events WHERE type = 'TASK_ASSIGNED' ORDER BY seq DESC"
+        )
+        try:
+            while left and (rows := await cur.fetchmany(256)):
+                for seq, task in rows:
+                    if task in left:
+                        left.discard(task)
+                        assigned[task] = seq
+        finally:
+            await cur.close()
+        if not assigned:
+            return set()
+        sql = (
+            "SELECT seq, json_extract(data, '$.task') AS task FROM events WHERE type = 'TASK_STARTED' AND seq > ?"
+            f" AND task IN ({','.join('?' * len(assigned))})"
+        )
+        rows = await (await self._db.execute(sql, (min(assigned.values()), *assigned))).fetchall()
+        return {task for seq, task in rows if seq > assigned[task]}
+
     async def read_events(
         self,
         since: int = 0,

@@ -39,6 +39,7 @@ from tests.local_harness import (
     wf_status,
     workflow_toml,
 )
+from tests.test_restart_starts import starts
 from tui.widgets.agent_pools import agent_nodes
 
 QUICK = REPO / "examples" / "quick.toml"
@@ -319,6 +320,7 @@ def test_a_killed_host_restarts_and_adopts_the_live_actors(
     assert "# opsdeck run: found 2 of 2 Ray actors of the last run in " in second.stderr, second.stderr[-3000:]
     ran = [line.split()[0] for line in log.read_text().splitlines()]
     assert ran == [f"s{i}" for i in range(steps)], f"each task runs exactly once, in order: {ran}"
+    assert starts(db) == {(f"chain/s{i}", 1): 1 for i in range(steps)}, "each run's start recorded once"
     assert "AGENT_ERROR" not in second.stdout and "WORKFLOW_COMPLETED" in second.stdout
     assert actors_in(db) == [], "a normal exit retires the actors"
     assert ray.cluster_resources().get("CPU") == 2.0, "a joined cluster is not shut down"

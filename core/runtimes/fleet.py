@@ -131,6 +131,10 @@ class Fleet(Generic[H]):
         self.closing = False
         self.adopted: list[str] = []
         self.recovered: list[str] = []
+        self.restored: dict[tuple[str, int], bool] = {}
+        """The runs the log had running when this console opened (their ``start`` is sent
+        again at attach, and the host answers ``started`` again): (task, attempt) -> its
+        TASK_STARTED is in the log (:meth:`start_is_news`)."""
         self.loops: list[asyncio.Task[None]] = []
         self._rows: dict[str, ProcessRow | None] = {}
         """Each agent's processes row still to write: the row, or None to delete it (the
@@ -247,6 +251,31 @@ class Fleet(Generic[H]):
             and t.attempts == attempt
             and t.status in (TaskStatus.RUNNING, TaskStatus.PAUSED)
         )
+
+    def start_is_news(self, task_id: str, attempt: Any) -> bool:
+        """Is a run's ``started`` report one the log must record? Not for a run restored at
+        open whose start the log holds, or was recorded since (its host answers the
+        re-sent ``start``, and may also deliver the report it held when the old console died)."""
+        key = (task_id, attempt)
+        recorded = self.restored.get(key)
+        if recorded is None:
+            return True
+        self.restored[key] = True
+        return not recorded
+
+    async def learn_restored(self, engine: Engine) -> None:
+        """Which runs the log has running on live agents already have their TASK_STARTED
+        (a bounded read of the log, :meth:`~core.store_reads.EventReader.started_runs`)."""
+        s = engine.state
+        running = {
+            a.current_task: s.tasks[a.current_task].attempts
+            for a in s.agents.values()
+            if a.status in LIVE_AGENT and a.current_task
+        }
+        if not running or engine.store is None:
+            return
+        recorded = await engine.store.reader.started_runs(running)
+        self.restored = {(task, attempt): task in recorded for task, attempt in running.items()}
 
     def replenish(self, pool: str, target: int | None = None) -> list[str]:
         """Spawn agents until ``pool`` has ``target`` (default: its minimum) live agents."""

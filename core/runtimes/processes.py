@@ -61,13 +61,15 @@ class ProcessRuntime(Generic[H]):
         return self.clock.now()
 
     async def learn_commands(self, engine: Engine) -> None:
-        """The first part of ``prepare``: the engine these parts report to, and the task
-        commands of the workflows in the log (then of each workflow as it is folded)."""
+        """The first part of ``prepare``: the engine these parts report to, the task
+        commands of the workflows in the log (then of each workflow as it is folded), and
+        which running runs' starts the log holds (:meth:`Fleet.learn_restored`)."""
         self.fleet.engine = engine
         if engine.store is not None:
             for ev in await engine.store.read_events(types=[WORKFLOW_CREATED]):
                 self.dispatch.learn(ev.data["spec"])
         engine.observe(self.dispatch.on_event)
+        await self.fleet.learn_restored(engine)
 
     # -- agents -------------------------------------------------------------------------
     def retire_agent(self, agent_id: str) -> None:

@@ -351,6 +351,8 @@ class RayActors:
             kind, task_id = r.get("t"), r.get("task")
             if task_id is None or not fleet.owns_attempt(h.agent, task_id, r.get("attempt")):
                 continue
+            if kind == "started" and fleet.restored and not fleet.start_is_news(task_id, r.get("attempt")):
+                continue  # a start the log holds: its group is taken when it is reported as usual
             task = task_id
             if kind in ("started", "finished", "failed"):
                 output = None if kind == "started" else r.get("output")

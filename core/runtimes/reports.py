@@ -102,7 +102,10 @@ class Reports(Generic[H]):
             h.task_pgid, h.task_create_time = msg.get("pgid"), msg.get("create_time")
             self._save_group_later(h)
             if task is not None and fleet.owns_attempt(h.agent, task, attempt):
-                sink.task_started(h.agent, task)
+                if not fleet.restored or fleet.start_is_news(task, attempt):
+                    sink.task_started(h.agent, task)
+                else:
+                    sink.agent_heartbeat(h.agent)  # the answer to a re-sent start: only its group is news
             return
         if kind in ("finished", "failed", "stopped"):
             self._ended(h, kind, task, attempt, msg)
