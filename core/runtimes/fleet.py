@@ -263,6 +263,15 @@ class Fleet(Generic[H]):
         self.restored[key] = True
         return not recorded
 
+    def start_unrecorded(self, task_id: str, attempt: Any) -> bool:
+        """Is this a run restored at open whose start the log does not hold yet? (Then
+        taken as recorded: the caller records it.)"""
+        key = (task_id, attempt)
+        if self.restored.get(key) is not False:
+            return False
+        self.restored[key] = True
+        return True
+
     async def learn_restored(self, engine: Engine) -> None:
         """Which runs the log has running on live agents already have their TASK_STARTED
         (a bounded read of the log, :meth:`~core.store_reads.EventReader.started_runs`)."""

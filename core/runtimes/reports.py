@@ -161,6 +161,10 @@ class Reports(Generic[H]):
             return
         if kind == "stopped" or task is None or not fleet.owns_attempt(h.agent, task, attempt):
             return
+        if fleet.restored and fleet.start_unrecorded(task, attempt):
+            # A run that ended while no console listened, its start never recorded (the
+            # killed console had read the report, or it is gone from the host): it did start.
+            sink.task_started(h.agent, task)
         if msg.get("partial") or msg.get("progress"):
             engine.task_progress(h.agent, task, float(msg.get("progress") or 0.0), None, msg.get("partial") or None)
         if kind == "finished":
