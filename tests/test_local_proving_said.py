@@ -57,8 +57,15 @@ def test_proving_a_stopped_host_is_said_when_it_starts_and_with_the_count_when_d
 
         asyncio.run(run())
         assert told[0] == "proving 1 agent host of the last run…", told
-        assert told[1].startswith("proved 1 of 1 agent host of the last run in "), told
+        # Adopted (it holds its socket as the row's pid) but not said to have proved itself:
+        # it did not answer.
+        assert told[1].startswith("proved 0 of 1 agent host of the last run in "), told
+        assert told[1].endswith(
+            "; 1 adopted without answering (holding its socket: stopped or hung;"
+            " its connection proves it or judges it stuck)"
+        ), told
         assert len(told) == 2 and list(adoption.adoptable) == ["agent_001"]
+        assert adoption.unanswered == {"agent_001"}
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         stop_host(proc)
@@ -81,6 +88,10 @@ def test_a_host_not_proved_is_counted_as_such() -> None:
     assert p.words() == "proving 20 agent hosts of the last run…"
     p.ended(18)
     assert p.words().startswith("proved 18 of 20 agent hosts of the last run in ")
+    assert p.words().endswith("; 2 not proved (nothing was signalled)")
+    p.ended(16, 2)  # two adopted for holding their socket: counted apart from the proved and the refused
+    assert p.words().startswith("proved 16 of 20 agent hosts of the last run in "), p.words()
+    assert "; 2 adopted without answering (holding their socket: stopped or hung; their connections" in p.words()
     assert p.words().endswith("; 2 not proved (nothing was signalled)")
 
 

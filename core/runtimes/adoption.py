@@ -45,6 +45,9 @@ class Adoption:
         """Agents whose ``processes`` row was not trusted, and why (nothing was signalled)."""
         self.security_failures: list[str] = []
         """Peers refused on an agent's socket (another uid, another process, no secret)."""
+        self.unanswered: set[str] = set()
+        """Agents adopted without a proof: their host held the row's socket as the row's pid
+        and did not answer within the handshake's time (stopped or hung)."""
 
     def row_mac(self, agent_id: str, pid: int, create_time: float, info: dict[str, Any]) -> str:
         """This run's MAC over a ``processes`` row (the run's secret is the key)."""
@@ -92,6 +95,7 @@ class Adoption:
             return f"pid {pid} did not prove itself as this run's agent host: {exc}; nothing was signalled"
         except (OSError, ValueError, asyncio.IncompleteReadError) as exc:  # TimeoutError is an OSError
             if isinstance(exc, TimeoutError) and await _holds_socket(address, pid):
+                self.unanswered.add(agent_id)
                 return None
             why = str(exc) or type(exc).__name__
             return f"pid {pid} did not answer as this run's agent host on {address} ({why}); nothing was signalled"
@@ -123,7 +127,9 @@ class Adoption:
             )
         )
         if proving is not None:
-            proving.ended(sum(1 for alive, why in zip(live, proofs, strict=True) if alive and why is None))
+            adopted = sum(1 for alive, why in zip(live, proofs, strict=True) if alive and why is None)
+            silent = sum(1 for agent_id, *_ in stored if agent_id in self.unanswered)
+            proving.ended(adopted - silent, silent)
             tell(proving)
         for (agent_id, pid, ct, info), why in zip(stored, proofs, strict=True):
             a = state.agents.get(agent_id)

@@ -49,10 +49,15 @@ class Proving:
     """Set when every proof ended."""
     proved: int = 0
     """Hosts that proved themselves (adopted, or ended as the log asks)."""
+    unanswered: int = 0
+    """Hosts adopted without a proof: each held the row's socket as the row's pid and did
+    not answer in time (stopped or hung); their connection proves them or judges them stuck."""
 
-    def ended(self, proved: int) -> None:
-        """Every proof ended: ``proved`` hosts proved themselves."""
+    def ended(self, proved: int, unanswered: int = 0) -> None:
+        """Every proof ended: ``proved`` hosts proved themselves, ``unanswered`` were
+        adopted for holding their socket without answering."""
         self.proved = proved
+        self.unanswered = unanswered
         self.took_s = time.monotonic() - self.started
 
     @property
@@ -65,9 +70,17 @@ class Proving:
         hosts = what.plural(self.hosts)
         if self.took_s is None:
             return f"{what.doing} {hosts} of the last run…"
-        left = self.hosts - self.proved
+        left = self.hosts - self.proved - self.unanswered
+        one = self.unanswered == 1
+        silent = (
+            f"; {self.unanswered} adopted without answering (holding {'its' if one else 'their'} socket: stopped"
+            f" or hung; {'its connection proves it or judges it' if one else 'their connections prove them or judge them'}"
+            " stuck)"
+            if self.unanswered
+            else ""
+        )
         not_proved = f"; {left} {what.missing}" if left else ""
-        return f"{what.done} {self.proved} of {hosts} of the last run in {self.took_s:.1f}s{not_proved}"
+        return f"{what.done} {self.proved} of {hosts} of the last run in {self.took_s:.1f}s{silent}{not_proved}"
 
 
 PROVING: ContextVar[Callable[[Proving], None] | None] = ContextVar("opsdeck_proving", default=None)
