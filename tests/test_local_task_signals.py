@@ -206,3 +206,28 @@ def test_popens_path_runs_a_program_named_relative_to_the_tasks_directory(
 
     assert asyncio.run(run()) == -signal.SIGINT
     assert _kept_off(sigint_kept_off)
+
+
+def test_a_probe_that_could_not_run_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passing shortage (no process to spare) answers None for that start only: the next
+    start that needs the reset asks again and gets ``env``, so later tasks are not left with
+    SIGINT ignored. The must-not: a definite answer is kept (the probe runs once)."""
+    import subprocess
+
+    from core.runtimes import task_process
+
+    monkeypatch.setattr(task_process, "_ENV_FOUND", [])
+    real = subprocess.run
+    calls: list[list[str]] = []
+
+    def short_once(argv: list[str], **kw: object) -> subprocess.CompletedProcess[bytes]:
+        calls.append(argv)
+        if len(calls) == 1:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real(argv, **kw)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(task_process.subprocess, "run", short_once)
+    assert task_process._default_signal_env() is None
+    found = task_process._default_signal_env()
+    assert found is not None and os.path.basename(found) == "env"
+    assert task_process._default_signal_env() == found and len(calls) == 2

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import os
 import shutil
 import signal
@@ -175,25 +174,35 @@ def _sigint_default(argv: list[str], env: dict[str, str], cwd: str) -> list[str]
     return [tool, "--default-signal=INT", "--", *argv]
 
 
-@functools.cache
+_ENV_FOUND: list[str | None] = []
+"""The probe's answer once it is definite (``env`` absent, or it ran and said yes or no)."""
+
+
 def _default_signal_env() -> str | None:
     """The ``env`` program that takes ``--default-signal`` (GNU coreutils 8.31 and later),
-    looked for once, at the first start that needs it; None where there is none."""
+    looked for at the first start that needs it; None where there is none. A probe that
+    could not run (no process to spare, a timeout) answers None for this start only and is
+    asked again at the next: a passing shortage does not leave every later task with SIGINT
+    ignored."""
+    if _ENV_FOUND:
+        return _ENV_FOUND[0]
     path = shutil.which("env")
-    if path is None:
-        return None
-    try:
-        done = subprocess.run(
-            [path, "--default-signal=INT", "--", "true"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return path if done.returncode == 0 else None
+    answer: str | None = None
+    if path is not None:
+        try:
+            done = subprocess.run(
+                [path, "--default-signal=INT", "--", "true"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        answer = path if done.returncode == 0 else None
+    _ENV_FOUND.append(answer)
+    return answer
 
 
 def _spawnp(argv: list[str], env: dict[str, str], kw: dict[str, Any]) -> int:
