@@ -1,9 +1,11 @@
 """The agent socket's framing: one JSON object per line, both directions.
 
 Shared by the console side (``local.py``) and the agent host (``agent_host.py``);
-it imports nothing heavy so that an agent host starts fast. The console reads with
-:func:`messages`; the host frames the bytes as they arrive (:class:`CommandReader`),
-the same way, and hands each command on at once.
+it imports nothing heavy so that an agent host starts fast. Both ends frame the bytes
+as they arrive (:class:`CommandReader`, called from the loop's read callback): the host
+hands each command on at once, the console applies each report at once. :func:`messages`
+reads a stream whole where one message is awaited (a host's hello when its identity is
+proved, the launcher's channel).
 
 A line may be up to :data:`MAX_LINE` bytes (the readers' buffer limit); senders keep
 theirs far under it (output lines and partial results are capped where they are
