@@ -60,7 +60,7 @@ def test_finding_the_actors_is_said_when_it_starts_and_with_the_count_when_done(
     found, told = _reconcile(monkeypatch, ["agent_001", "agent_003"], ["agent_001", "agent_002"])
     assert told[0] == "finding 2 Ray actors of the last run…", told
     assert told[1].startswith("found 1 of 2 Ray actors of the last run in "), told
-    assert told[1].endswith("; 1 not found (their agents fail; their tasks are recovered)"), told
+    assert told[1].endswith("; 1 not found (their agents are failed; their tasks go back to be run again)"), told
     assert len(told) == 2 and list(found.adoptable) == ["agent_001"]
     assert ray_actors.ray.killed == ["handle:agent_003"], "the actor the log no longer counts as live"
 

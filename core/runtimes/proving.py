@@ -34,7 +34,9 @@ class Finding:
 
 AGENT_HOSTS = Finding("agent host", "proving", "proved", "not proved (nothing was signalled)")
 """The local runtime's: each live host a trusted ``processes`` row names proves itself on its socket."""
-RAY_ACTORS = Finding("Ray actor", "finding", "found", "not found (their agents fail; their tasks are recovered)")
+RAY_ACTORS = Finding(
+    "Ray actor", "finding", "found", "not found (their agents are failed; their tasks go back to be run again)"
+)
 """The Ray runtime's: each live agent's detached actor looked up by its name in the namespace."""
 
 

@@ -36,7 +36,7 @@ class Supervisor(Generic[H]):
 
     def fail_unadopted(self, engine: Engine, adoptable: Iterable[str], gone_reason: str, why: dict[str, str]) -> None:
         """On opening: the agents the log counts as live whose hosts were not found (or
-        not trusted, ``why``) fail; their tasks are recovered."""
+        not trusted, ``why``) fail; their tasks go back to be run again (``agent_failed``)."""
         keep = set(adoptable)
         for a in sorted(engine.state.agents.values(), key=lambda a: a.id):
             if a.status in LIVE_AGENT and a.id not in keep:
