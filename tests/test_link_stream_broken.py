@@ -49,6 +49,16 @@ def _fail_once_after_a_page(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return failed
 
 
+def _following(client: HostClient, seqs: list[int]) -> asyncio.Task[None]:
+    """The client following the host's events from the start, each seq appended to ``seqs``."""
+
+    async def follow() -> None:
+        async for obj in client.event_objects(0):
+            seqs.append(obj["seq"])
+
+    return asyncio.create_task(follow())
+
+
 async def test_a_stream_broken_by_the_hosts_error_is_followed_again_with_nothing_lost_or_repeated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -58,12 +68,7 @@ async def test_a_stream_broken_by_the_hosts_error_is_followed_again_with_nothing
     told: list[tuple[str | None, float]] = []
     client.on_broken = lambda sentence, wait: told.append((sentence, wait))
     seqs: list[int] = []
-
-    async def follow() -> None:
-        async for obj in client.event_objects(0):
-            seqs.append(obj["seq"])
-
-    task = asyncio.create_task(follow())
+    task = _following(client, seqs)
     try:
         await until(lambda: told and told[-1][0] is None, "the stream broken and taken again", timeout=BOUND_S)
         for _ in range(3):  # events committed after the break come through too
@@ -117,12 +122,7 @@ async def test_a_killed_host_is_still_gone_and_never_said_broken(tmp_path: Path,
     told: list[Any] = []
     client.on_broken = lambda sentence, wait: told.append(sentence)
     seqs: list[int] = []
-
-    async def follow() -> None:
-        async for obj in client.event_objects(0):
-            seqs.append(obj["seq"])
-
-    task = asyncio.create_task(follow())
+    task = _following(client, seqs)
     try:
         await until(lambda: seqs, "events followed", timeout=BOUND_S)
         proc.proc.send_signal(signal.SIGKILL)
