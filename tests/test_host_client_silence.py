@@ -43,6 +43,17 @@ async def _drain(port: int, told: list[str | None]) -> None:
         await client.close()
 
 
+async def _following_a_silent_host() -> tuple[
+    asyncio.Server, list[asyncio.StreamWriter], list[str | None], asyncio.Task[None]
+]:
+    """The stand-in host, its streams' writers, what the follower is told, the follower."""
+    streams: list[asyncio.StreamWriter] = []
+    server = await _silent_host(streams)
+    told: list[str | None] = []
+    follow = asyncio.create_task(_drain(server.sockets[0].getsockname()[1], told))
+    return server, streams, told, follow
+
+
 @pytest.fixture(autouse=True)
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_mod, "SILENCE_S", 0.2)
@@ -50,11 +61,7 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_silent_stream_whose_host_takes_no_connection_is_the_host_gone() -> None:
-    streams: list[asyncio.StreamWriter] = []
-    server = await _silent_host(streams)
-    port = server.sockets[0].getsockname()[1]
-    told: list[str | None] = []
-    follow = asyncio.create_task(_drain(port, told))
+    server, streams, told, follow = await _following_a_silent_host()
     try:
         while not streams:
             await asyncio.sleep(0.01)
@@ -73,11 +80,7 @@ async def test_a_silent_stream_whose_host_takes_no_connection_is_the_host_gone()
 
 async def test_a_silent_stream_whose_host_takes_the_connection_is_unresponsive_not_gone() -> None:
     """The must-not: a host that still takes connections and does not answer is not gone."""
-    streams: list[asyncio.StreamWriter] = []
-    server = await _silent_host(streams)
-    port = server.sockets[0].getsockname()[1]
-    told: list[str | None] = []
-    follow = asyncio.create_task(_drain(port, told))
+    server, streams, told, follow = await _following_a_silent_host()
     try:
         deadline = asyncio.get_running_loop().time() + BOUND_S
         while not told and asyncio.get_running_loop().time() < deadline:
