@@ -9,8 +9,8 @@ retention.
 
 :class:`Store` holds the connection, the one write path and the chain's head anchor;
 it is composed of parts, each a module: the file checks, schema and migrations
-(``store_schema``), reading the log (``store_reads``) and the tables beside the
-chain (``store_tables``).
+(``store_schema``), reading the log (``store_reads``: its reads are the Store's through
+``LogReads``) and the tables beside the chain (``store_tables``).
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ import contextlib
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from .anchor import AnchorWriter, anchor_path, read_anchor
-from .events import GENESIS_HASH, Event, EventRow
+from .events import GENESIS_HASH, EventRow
 from .private import PrivateError, trust_requested
 from .projection_history import HistoryChange, HistoryRows, KeptRow
 from .sqlite_check import sqlite_integrity
@@ -36,7 +35,7 @@ from .store_clean import CleanRecord, check_at_open, leave_record, take_record
 from .store_commit import LOCK_WAIT_S, Commit, RowInsert, Statements, commit_soon, retrying
 from .store_errors import StorageError, StoreError, classify
 from .store_metrics import MetricSamples, Sample, SamplesRefused, SeriesSamples, by_series
-from .store_reads import EVENT_COLUMNS, EventReader, archive_blob, row_hash_ok, row_to_event
+from .store_reads import EVENT_COLUMNS, EventReader, LogReads, archive_blob, row_hash_ok, row_to_event
 from .store_schema import (
     BUSY_TIMEOUT_MS,
     SCHEMA_VERSION,
@@ -70,8 +69,9 @@ __all__ = [
 _INSERT_EVENTS = RowInsert(f"INSERT INTO events({EVENT_COLUMNS})", 9)
 
 
-class Store:
-    """Async access to one opsdeck database file (or ``:memory:``)."""
+class Store(LogReads):
+    """Async access to one opsdeck database file (or ``:memory:``); its log's reads are
+    :class:`~core.store_reads.LogReads`'."""
 
     def __init__(self, db: aiosqlite.Connection, path: str, readonly: bool, trust: bool = False) -> None:
         self._db = db
@@ -358,50 +358,6 @@ class Store:
     @property
     def connection(self) -> aiosqlite.Connection:
         return self._db
-
-    # -- reading the log (``store_reads.EventReader``) --------------------------------
-    async def head(self) -> tuple[int, str]:
-        return await self.reader.head()
-
-    async def row_hash(self, seq: int) -> str | None:
-        return await self.reader.row_hash(seq)
-
-    async def count_events(self) -> int:
-        return await self.reader.count_events()
-
-    async def count_types(self, types: Iterable[str], upto: int) -> dict[str, int]:
-        return await self.reader.count_types(types, upto)
-
-    async def type_field(self, types: Iterable[str], key: str, upto: int) -> list[tuple[str, Any]]:
-        return await self.reader.type_field(types, key, upto)
-
-    async def read_events(
-        self,
-        since: int = 0,
-        limit: int | None = None,
-        types: Iterable[str] | None = None,
-        until: int | None = None,
-        check: bool = False,
-    ) -> list[Event]:
-        return await self.reader.read_events(since, limit, types, until, check)
-
-    async def raw_rows(self, since: int = 0, limit: int = 5000) -> list[tuple[Any, ...]]:
-        return await self.reader.raw_rows(since, limit)
-
-    async def raw_page(self, since: int, max_rows: int, max_chars: int) -> list[tuple[Any, ...]]:
-        return await self.reader.raw_page(since, max_rows, max_chars)
-
-    async def first_unreadable(self, since: int, limit: int = 1000) -> int | None:
-        return await self.reader.first_unreadable(since, limit)
-
-    def tolerating_bad_text(self) -> AbstractContextManager[None]:
-        return self.reader.tolerating_bad_text()
-
-    def iter_events(self, since: int = 0, until: int | None = None, batch: int = 5000) -> AsyncIterator[Event]:
-        return self.reader.iter_events(since, until, batch)
-
-    async def archived(self, workflow: str, finished_seq: int) -> dict[str, Any] | None:
-        return await self.reader.archived(workflow, finished_seq)
 
     # -- checkpoints (``store_tables.CheckpointTable``) ------------------------------
     async def save_checkpoint(

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import aiosqlite
@@ -206,6 +207,59 @@ class EventReader:
             )
         ).fetchone()
         return json.loads(archive_text(row[0])) if row else None
+
+
+class LogReads:
+    """The Store's reads of its log: each is its :class:`EventReader`'s (``reader``), so
+    callers read through the Store and the reads are written once, here."""
+
+    reader: EventReader
+
+    async def head(self) -> tuple[int, str]:
+        return await self.reader.head()
+
+    async def row_hash(self, seq: int) -> str | None:
+        return await self.reader.row_hash(seq)
+
+    async def count_events(self) -> int:
+        return await self.reader.count_events()
+
+    async def count_types(self, types: Iterable[str], upto: int) -> dict[str, int]:
+        return await self.reader.count_types(types, upto)
+
+    async def type_field(self, types: Iterable[str], key: str, upto: int) -> list[tuple[str, Any]]:
+        return await self.reader.type_field(types, key, upto)
+
+    async def started_runs(self, tasks: Iterable[str]) -> set[str]:
+        return await self.reader.started_runs(tasks)
+
+    async def read_events(
+        self,
+        since: int = 0,
+        limit: int | None = None,
+        types: Iterable[str] | None = None,
+        until: int | None = None,
+        check: bool = False,
+    ) -> list[Event]:
+        return await self.reader.read_events(since, limit, types, until, check)
+
+    async def raw_rows(self, since: int = 0, limit: int = 5000) -> list[tuple[Any, ...]]:
+        return await self.reader.raw_rows(since, limit)
+
+    async def raw_page(self, since: int, max_rows: int, max_chars: int) -> list[tuple[Any, ...]]:
+        return await self.reader.raw_page(since, max_rows, max_chars)
+
+    async def first_unreadable(self, since: int, limit: int = 1000) -> int | None:
+        return await self.reader.first_unreadable(since, limit)
+
+    def tolerating_bad_text(self) -> AbstractContextManager[None]:
+        return self.reader.tolerating_bad_text()
+
+    def iter_events(self, since: int = 0, until: int | None = None, batch: int = 5000) -> AsyncIterator[Event]:
+        return self.reader.iter_events(since, until, batch)
+
+    async def archived(self, workflow: str, finished_seq: int) -> dict[str, Any] | None:
+        return await self.reader.archived(workflow, finished_seq)
 
 
 ARCHIVE_LEVEL = 1

@@ -172,8 +172,8 @@ async def test_the_reader_finds_the_starts_of_the_current_attempts_only(db_path:
     store = await Store.open(db_path)
     try:
         await store.append(rows)
-        assert await store.reader.started_runs(["x", "y", "z"]) == {"y", "z"}
-        assert await store.reader.started_runs(["x"]) == set()
-        assert await store.reader.started_runs([]) == set()
+        assert await store.started_runs(["x", "y", "z"]) == {"y", "z"}
+        assert await store.started_runs(["x"]) == set()
+        assert await store.started_runs([]) == set()
     finally:
         await store.close()

@@ -274,7 +274,7 @@ class Fleet(Generic[H]):
 
     async def learn_restored(self, engine: Engine) -> None:
         """Which runs the log has running on live agents already have their TASK_STARTED
-        (a bounded read of the log, :meth:`~core.store_reads.EventReader.started_runs`)."""
+        (a bounded read of the log, :meth:`~core.store_reads.LogReads.started_runs`)."""
         s = engine.state
         running = {
             a.current_task: s.tasks[a.current_task].attempts
@@ -283,7 +283,7 @@ class Fleet(Generic[H]):
         }
         if not running or engine.store is None:
             return
-        recorded = await engine.store.reader.started_runs(running)
+        recorded = await engine.store.started_runs(running)
         self.restored = {(task, attempt): task in recorded for task, attempt in running.items()}
 
     def replenish(self, pool: str, target: int | None = None) -> list[str]:
