@@ -160,3 +160,13 @@ async def test_a_reader_that_takes_nothing_does_not_hold_up_the_hosts_close(tmp_
     finally:
         host.closing = False
         await host.close()
+
+
+async def test_an_attached_link_says_the_host_is_gone_with_its_pid_only_when_known(tmp_path: Path) -> None:
+    said: list[str | None] = []
+    link = AttachedLink(tmp_path / "x.db")
+    link.on_status(said.append)
+    await link._host_gone(None)  # no pid ever seen
+    link.last_pid = 4321
+    await link._host_gone(None)
+    assert said == ["the host is gone", "the host (pid 4321) is gone"]

@@ -15,6 +15,7 @@ SUPPORT = (
     "console_support.py",
     "files_support.py",
     "store_support.py",
+    "host_wire_support.py",
     "local_harness.py",
     "corruption_harness.py",
     "commands_seed.py",
