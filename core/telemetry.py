@@ -362,7 +362,10 @@ class TaskTimings:
                 self.schedule_to_start.observe(max(ev.ts - since, 0.0))
         elif t in (TASK_COMPLETED, TASK_FAILED, TASK_TIMEOUT):
             task = state.tasks.get(d.get("task", ""))
-            if task is not None and task.started_at is not None:
+            ran = d.get("duration_s") if t == TASK_COMPLETED else None
+            if isinstance(ran, (int, float)):  # the run as its runtime measured it (TASK_COMPLETED's own figure)
+                self.execution.observe(ran)
+            elif task is not None and task.started_at is not None:
                 self.execution.observe(max(ev.ts - task.started_at, 0.0))
             if task is not None:  # what its end made ready: itself (a retry), dependents it was the last of
                 self._mark_tasks(state, (d["task"], *state.dependents.get(d["task"], ())), ev.ts)

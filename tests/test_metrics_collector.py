@@ -88,10 +88,12 @@ async def test_task_histograms_match_the_events(db_path: Path) -> None:
     m = scrape(eng)
     events = await eng.store.read_events(since=start)  # type: ignore[union-attr]
     assigned: dict[str, float] = {}
-    runs: list[float] = []
+    runs: list[float] = []  # a completed run's duration_s; a failed one's time since its assignment
     for ev in events:
         if ev.type == "TASK_ASSIGNED":
             assigned[ev.data["task"]] = ev.ts
+        elif ev.type == "TASK_COMPLETED" and "duration_s" in ev.data:
+            runs.append(ev.data["duration_s"])
         elif ev.type in ("TASK_COMPLETED", "TASK_FAILED") and ev.data["task"] in assigned:
             runs.append(ev.ts - assigned[ev.data["task"]])
     n_assigned = sum(1 for ev in events if ev.type == "TASK_ASSIGNED")
@@ -151,3 +153,37 @@ async def test_ready_since_follows_what_each_task_end_made_ready(db_path: Path) 
     assert made_ready > 0  # some end made a dependent ready
     assert fast.schedule_to_start.count == scan.schedule_to_start.count > 0
     assert fast.schedule_to_start.sum == scan.schedule_to_start.sum
+
+
+async def test_execution_seconds_of_real_runs_are_their_hosts_measure(tmp_path: Path) -> None:
+    """Real runs on the local runtime: the histogram holds each TASK_COMPLETED's
+    ``duration_s`` (the host's elapsed time), not the time since the task's assignment
+    (which adds the start's way to the host and the report's way back); a failed run,
+    which has no such figure, counts from its assignment to its end."""
+    from tests.local_harness import drive, header, open_text, task_toml, wf_status, workflow_toml
+
+    text = header() + workflow_toml(
+        "m",
+        *(task_toml(f"t{i}", ["sleep", "0.2"], "shell") for i in range(3)),
+        task_toml("bad", ["sh", "-c", "exit 3"], "shell", retries=0),
+        allocation={"cpu_cores": 2, "memory_gb": 2, "agents": 2},
+    )
+    engine, runtime, rec = await open_text(tmp_path / "r.db", text, tmp_path)
+    try:
+        await start_counting(engine)
+        await drive(engine, lambda: len(rec.of("TASK_COMPLETED")) == 3 and rec.of("TASK_FAILED"), timeout=30)
+        m = scrape(engine)
+    finally:
+        await runtime.shutdown()
+        await engine.close()
+    assert wf_status(engine, "m") == "failed"
+    assigned = {e.data["task"]: e.ts for e in rec.of("TASK_ASSIGNED")}
+    ran = [e.data["duration_s"] for e in rec.of("TASK_COMPLETED")]
+    since_assigned = [e.ts - assigned[e.data["task"]] for e in rec.of("TASK_COMPLETED")]
+    (failed,) = rec.of("TASK_FAILED")
+    failed_s = failed.ts - assigned[failed.data["task"]]
+    assert m["opsdeck_task_execution_seconds_count"][()] == 4
+    assert m["opsdeck_task_execution_seconds_sum"][()] == pytest.approx(sum(ran) + failed_s, abs=1e-9)
+    # Must not: a completed run counted from its assignment (longer than the host's measure).
+    assert all(s > r for s, r in zip(since_assigned, ran, strict=True)), (since_assigned, ran)
+    assert m["opsdeck_task_execution_seconds_sum"][()] < sum(since_assigned) + failed_s

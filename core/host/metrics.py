@@ -101,7 +101,9 @@ class EngineCollector(Collector):
         )
         yield _histogram(
             "opsdeck_task_execution_seconds",
-            "From a task's assignment to its completion or failure.",
+            "A task's run: a completed one's duration_s (as its runtime measured it: a real host's"
+            " elapsed plus paused time, a simulated run's time since its assignment); a failed or"
+            " timed-out one's time from its assignment to its end.",
             tel.tasks.execution,
         )
         yield _histogram(
