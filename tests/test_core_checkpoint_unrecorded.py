@@ -15,6 +15,7 @@ import pytest
 from core.commands import run_command
 from core.events import canonical_json
 from core.session import open_sim
+from core.store_errors import StorageError
 
 from .store_support import checkpoint_rows, verified
 
@@ -110,3 +111,87 @@ async def test_a_checkpoint_still_being_taken_is_not_unrecorded(
         assert sorted(r["id"] for r in await store.list_checkpoints()) == sorted(eng.state.checkpoints), res
     finally:
         await eng.close()
+
+
+def _refused_once_when_let(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[asyncio.Event, asyncio.Event, list[bool]]:
+    """The storage refuses the commit of a checkpoint's row (the disk is full) once it is
+    let to answer, while the flag says so; (entered: the commit is being written, let:
+    answer it, the flag)."""
+    real_append = store.append
+    entered, let, refusing = asyncio.Event(), asyncio.Event(), [True]
+
+    async def append(*a: Any, **k: Any) -> None:
+        if k.get("checkpoints") and refusing[0]:
+            entered.set()
+            await let.wait()
+            raise StorageError("full", str(store.path), f"{store.path}: the disk is full")
+        await real_append(*a, **k)
+
+    monkeypatch.setattr(store, "append", append)
+    return entered, let, refusing
+
+
+async def _cleanup_while_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refuse_again: bool) -> None:
+    """An automatic checkpoint's commit is being written (and is then refused) while
+    cleanup-checkpoints looks at the checkpoints; the storage is back for the next commit
+    or still full (``refuse_again``)."""
+    db = tmp_path / "r.db"
+    eng = await open_sim(db, demo=True)
+    store = eng.store
+    assert store is not None
+    entered, let, refusing = _refused_once_when_let(store, monkeypatch)
+    refusing[0] = False
+    try:
+        await eng.advance(60)
+        await eng.flush()
+        refusing[0] = True
+        taking = asyncio.ensure_future(eng.checkpoint(kind="auto"))
+        await entered.wait()
+        (held,) = set(eng.state.checkpoints) - set(await checkpoint_rows(db))
+        looked: list[int] = []
+        real_load = eng.checkpoints.load
+
+        async def load(cp_id: int) -> Any:
+            looked.append(cp_id)
+            return await real_load(cp_id)
+
+        monkeypatch.setattr(eng.checkpoints, "load", load)
+        cleanup = asyncio.ensure_future(run_command(eng, "/workflow-recovery cleanup-checkpoints '{\"keep\": 100}'"))
+        while held not in looked and not cleanup.done():  # the cleanup is at the held checkpoint
+            await asyncio.sleep(0.01)
+        refusing[0] = refuse_again
+        let.set()
+        with pytest.raises(StorageError):
+            await taking  # its commit was refused: the row and its event are held together
+        res = await cleanup
+        if refuse_again:  # the held commit cannot go through: the cleanup is refused, removes nothing
+            assert res["status"] == "error" and res["error"]["code"] == "STORAGE_FULL", res
+            refusing[0] = False
+        else:
+            assert res["status"] == "success", res
+            assert held not in res["result"]["removed"] and held not in res["result"]["corrupt"], res
+        await eng.flush()
+        assert held in eng.state.checkpoints, "the held checkpoint is listed, not pruned"
+        assert await checkpoint_rows(db) == sorted(eng.state.checkpoints), "the engine's checkpoints are the rows"
+    finally:
+        refusing[0] = False
+        await eng.close()
+    report = await verified(db)
+    assert report.ok and report.checkpoints_unrecorded == [], report.as_dict()
+
+
+async def test_cleanup_during_a_refused_checkpoint_commit_keeps_the_held_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The must-not: the cleanup looked for the held checkpoint's row while its commit
+    was being written, found none (it was then refused) and pruned it as corrupt; the
+    next commit wrote that row after all, and the log said it was removed."""
+    await _cleanup_while_refused(tmp_path, monkeypatch, refuse_again=False)
+
+
+async def test_cleanup_while_the_storage_still_refuses_is_refused_and_removes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _cleanup_while_refused(tmp_path, monkeypatch, refuse_again=True)

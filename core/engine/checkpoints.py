@@ -117,7 +117,12 @@ class Checkpoints:
         e = self.engine
         loaded: tuple[dict[str, Any], Any, str | None] | None
         if e.store is not None:
-            if any(held.row.id == cp_id for held in e.log.checkpoint_rows):
+            # A commit being written holds the store's lock, and its rows are out of
+            # ``checkpoint_rows`` until it settles: a refused one gives them back. Looked at
+            # before then, a checkpoint whose row it holds would be taken for one with no row.
+            async with e.store_lock:
+                held = any(h.row.id == cp_id for h in e.log.checkpoint_rows)
+            if held:
                 await e.flush()  # its row waits for its event's commit (a refused one): now, or the refusal
             try:
                 loaded = await e.store.load_expanded_checkpoint(cp_id)
