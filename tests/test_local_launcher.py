@@ -9,6 +9,7 @@ nothing waits on it for good.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.runtimes import launching, local_hosts
+from core.runtimes import agent_host, launching, local_hosts, zygote
 from core.runtimes.host_launcher import HostLauncher
 from core.runtimes.zygote import HOST_NAME
 
@@ -167,3 +168,15 @@ async def test_a_host_that_can_start_neither_way_fails_its_agent_and_the_run_goe
         await engine.close()
     err = capsys.readouterr().err
     assert "agent agent_001: its host could not start" in err and "starts as a process of its own" not in err, err
+
+
+def test_the_launchers_warm_up_parses_a_hosts_options_and_leaves_no_loop_set() -> None:
+    """The launcher parses a host's options and makes an event loop once before it forks
+    (each forked host then finds both warm); a warm-up that stops being a valid host
+    command line would end the launcher at its start (and every host would start as an
+    interpreter of its own)."""
+    zygote.warm_up()
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+    with pytest.raises(SystemExit):  # the options it must give are required: without one, refused
+        agent_host.OPTIONS.parse_args(["--socket", "-", "--secret-file", "-"])

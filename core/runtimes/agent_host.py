@@ -354,7 +354,8 @@ def keep_freed_memory() -> None:
         libc.mallopt(M_TRIM_THRESHOLD, 4 * HEAP_BLOCKS_UP_TO)
 
 
-def main(argv: list[str] | None = None) -> int:
+def options() -> argparse.ArgumentParser:
+    """The host's command line (built once: the launcher builds it before it forks any host)."""
     p = argparse.ArgumentParser(prog="agent_host", description="opsdeck agent host (started by the local runtime)")
     p.add_argument("--agent", required=True)
     p.add_argument("--socket", required=True, help="unix socket path (in a 0700 directory of ours)")
@@ -370,7 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         "--output-dir", default=None, help="where each run's whole output is kept (default: beside the socket)"
     )
     p.add_argument("--cgroup", default=None)
-    args = p.parse_args(argv)
+    return p
+
+
+OPTIONS = options()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = OPTIONS.parse_args(argv)
     keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console
     return asyncio.run(Host(args).main())

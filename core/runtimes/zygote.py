@@ -26,6 +26,7 @@ live on in their sessions, as when each was its own interpreter.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import gc
 import json
@@ -229,6 +230,14 @@ class Launcher:
         _send(self.control, {"t": "exited", "pid": pid, "rc": os.waitstatus_to_exitcode(status)})
 
 
+def warm_up() -> None:
+    """Before any fork: do once here what every host would do first (parse its options,
+    make and close an event loop), so that what these make on first use (compiled
+    patterns, caches) is shared by the children instead of made again in each."""
+    agent_host.OPTIONS.parse_args(["--agent", "warm-up", "--socket", "-", "--secret-file", "-"])
+    asyncio.new_event_loop().close()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="zygote", description="opsdeck agent host launcher (started by the local runtime)")
     p.add_argument("--fd", type=int, required=True, help="the console's end of the socketpair")
@@ -237,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     say_untitled()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console
     control = socket.socket(fileno=args.fd)
+    warm_up()
     gc.collect()
     gc.freeze()  # the imported modules' objects: not scanned, so not copied, in each child
     try:
