@@ -29,7 +29,7 @@ from prometheus_client.exposition import generate_latest  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from core.engine import Engine  # noqa: E402
-from core.host.counting import start_counting  # noqa: E402
+from core.host.door import start_counting  # noqa: E402
 from core.host.metrics import EngineCollector, exposition  # noqa: E402
 from core.session import open_sim  # noqa: E402
 

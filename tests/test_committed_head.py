@@ -16,7 +16,7 @@ import pytest
 
 import core.store as store_module
 from core.config import Config
-from core.host.counting import start_counting
+from core.host.door import start_counting
 from core.host.host import Host
 from core.host.link import EmbeddedLink
 

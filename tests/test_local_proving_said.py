@@ -17,7 +17,7 @@ import pytest
 from core.models import Agent
 from core.runtimes import adoption as adoption_module
 from core.runtimes.adoption import Adoption
-from core.runtimes.proving import PROVING, Proving
+from core.runtimes.opening import PROVING, Proving
 from tests.console_support import make_app
 
 from .conftest import wait_for

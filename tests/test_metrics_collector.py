@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.engine import Engine
 from core.events import Event
-from core.host.counting import start_counting
+from core.host.door import start_counting
 from core.host.metrics import exposition, registry_for
 from core.models import TaskStatus
 from core.projection import State

@@ -1,5 +1,5 @@
 """A restarted console on the Ray runtime says it is finding the last run's actors, and
-how many it found, with the local runtime's notice (:mod:`core.runtimes.proving`). Ray
+how many it found, with the local runtime's notice (:mod:`core.runtimes.opening`). Ray
 itself is a stand-in here (the calls reconcile makes of it); the slow test on a real
 instance is test_ray_runtime's restart after a SIGKILLed host."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from core.models import Agent, AgentStatus
 from core.runtimes import ray_actors
-from core.runtimes.proving import PROVING, Proving
+from core.runtimes.opening import PROVING, Proving
 from core.runtimes.ray_actors import RayActors
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from core.config import Config
     from core.host.link import Link
-    from core.runtimes.proving import Proving
+    from core.runtimes.opening import Proving
 
     from .widgets.header_gauges import HeaderGauges
     from .widgets.incidents import Incidents

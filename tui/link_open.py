@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from core.config import Config
 from core.host.lease import current_holder
 from core.host.parts import import_host_parts
-from core.runtimes.proving import PROVING, Proving
+from core.runtimes.opening import PROVING, Proving
 
 if TYPE_CHECKING:
     from core.host.host import Host
@@ -75,7 +75,7 @@ class LinkOptions:
     async def open(self, proving: Callable[[Proving], None] | None = None) -> Link:
         """A started link; raises :class:`LinkOpenError` (the lease given back) when
         neither attaching nor hosting works. ``proving`` is told while a real runtime
-        proves the last run's agent hosts (:mod:`core.runtimes.proving`)."""
+        proves the last run's agent hosts (:mod:`core.runtimes.opening`)."""
         PROVING.set(proving)  # this task's context: the host it opens proves its hosts here
         await host_modules()
         from core.host.host import HostError

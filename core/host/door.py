@@ -5,6 +5,12 @@ costs about a sixth of a headless run's start-up CPU, and a run nobody attaches 
 uses it. A host binds its socket at once (0600 before it listens: clients find it as
 before) and loads the server only when the first connection arrives: that connection
 waits in the socket's backlog, and the server, given the listening socket, accepts it.
+
+The event counts and task timings ``GET /metrics`` reads start with the endpoint
+(:func:`start_counting`, here rather than in :mod:`.metrics`, which loads
+prometheus-client): a host whose server is not loaded yet starts counting when its door
+starts listening, so its first scrape reads the same figures as one that loaded its
+server at once.
 """
 
 from __future__ import annotations
@@ -17,17 +23,45 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .counting import start_counting
+from ..event_types import TASK_FAILED, TASK_TIMEOUT
+from ..telemetry import COUNTED_TYPES, EventCounts, failure_reason
 from .parts import SERVER_MODULE, import_server
 from .paths import bind_socket
 
 if TYPE_CHECKING:
+    from ..engine import Engine
     from .control import HostControl
     from .lease import Lease
     from .server import HostServer
 
 BACKLOG = 128
 """Connections the socket holds while the server loads (as many as the server's own listen)."""
+
+
+async def start_counting(engine: Engine) -> None:
+    """Seed the event counts from the store and feed the task timings from now on.
+
+    Under the store lock, so no commit falls between the count and the seed: the
+    counts equal the log's from the first scrape on.
+    """
+    tel = engine.telemetry
+    if tel.counts is not None:
+        return
+    store = engine.store
+    await engine.flush()
+    if store is None:
+        tel.counts = EventCounts({}, {}, engine.state.seq)
+    else:
+        async with engine.store_lock:
+            head, _ = await store.head()
+            by_type = await store.count_types(COUNTED_TYPES, head)
+            failures: dict[str, int] = {}
+            for type_, error in await store.type_field((TASK_FAILED, TASK_TIMEOUT), "error", head):
+                reason = failure_reason(type_, str(error or ""))
+                failures[reason] = failures.get(reason, 0) + 1
+            tel.counts = EventCounts(by_type, failures, head)
+    tel.tasks.start(engine.state, engine.clock.now())
+    engine.observe(lambda ev: tel.tasks.observe(engine.state, ev))
 
 
 class Door:
@@ -96,7 +130,7 @@ class Endpoint:
             return
         path = self.path
         if listen is None and SERVER_MODULE not in sys.modules:
-            await start_counting(self.host.engine)  # as the server would: its first scrape counts alike
+            await start_counting(self.host.engine)  # as for a server: its first scrape counts alike
             self.door = Door(path, self._serve_on)
             self._listening(None)
             return
@@ -106,6 +140,7 @@ class Endpoint:
             from .server import HostServer
 
             server = HostServer(self.host)
+            await start_counting(self.host.engine)  # the counters equal the log's from the first scrape
             await server.start(listen)
             self.server = server
             self._listening(server.listen)
@@ -115,7 +150,8 @@ class Endpoint:
             self.lease.update(socket=str(self.path), listen=listen)
 
     async def _serve_on(self, unix: socket.socket) -> None:
-        """The server, loaded for the door's first connection, on the door's socket."""
+        """The server, loaded for the door's first connection, on the door's socket (its
+        counting started with the door)."""
         if SERVER_MODULE not in sys.modules:
             await asyncio.to_thread(import_server)  # the loop keeps pacing the run meanwhile
         from .server import HostServer

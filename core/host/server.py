@@ -36,7 +36,6 @@ from ..commands.coordination_hub.event_feed import subscribed_types
 from ..commands.grammar import MAX_COMMAND_CHARS
 from ..private import open_beside, trust_requested, write_private
 from .connections import ConnectionLimit, OneLineLog
-from .counting import start_counting
 from .metrics import CONTENT_TYPE, exposition, registry_for
 from .paths import bind_socket, host_socket_path, token_path
 from .stream import Follower
@@ -149,7 +148,6 @@ class HostServer:
         """Bind the unix socket (0600 before listening; ``unix``: bound already, by the
         host's :class:`~.door.Door`) and, with ``listen``, TCP."""
         tcp: tuple[str, int] | None = parse_listen(listen) if listen else None
-        await start_counting(self.host.engine)  # the counters equal the log's from the first scrape
         cfg = self.host.engine.config.server
         self._runner = web.AppRunner(
             self.app,

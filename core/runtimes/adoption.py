@@ -26,7 +26,7 @@ import psutil
 
 from ..models import LIVE_AGENT
 from .handshake import HANDSHAKE_TIMEOUT_S, ChannelError, console_connect, peer_credentials
-from .proving import Proving, tell
+from .opening import Proving, tell
 from .sampler import same_process
 from .wire import messages
 
@@ -112,7 +112,7 @@ class Adoption:
         """Sort the agents the log counts as live into adoptable or gone; end what is
         left of processes the log no longer counts as live. Every live host a trusted
         row names proves itself first (all at once: one handshake's time at most), said
-        through :data:`~.proving.PROVING` when it starts and when it ends."""
+        through :data:`~.opening.PROVING` when it starts and when it ends."""
         stored = await engine.store.processes() if engine.store is not None else []
         state = engine.state
         checks = [self.untrusted_row(agent_id, pid, ct, info) for agent_id, pid, ct, info in stored]

@@ -31,7 +31,7 @@ from ..merge import BufferedReport
 from ..models import LIVE_AGENT, AgentStatus
 from .adoption import killpg_verified
 from .fleet import Fleet, HostRecord
-from .proving import RAY_ACTORS, Proving, tell
+from .opening import RAY_ACTORS, Proving, tell
 from .ray_agent import AgentActor
 from .ray_cluster import SPEC_RESOURCE, actor_requests
 from .reports import Reports
@@ -148,7 +148,7 @@ class RayActors:
     # -- reconciling after a restart ---------------------------------------------------
     async def reconcile(self, engine: Engine) -> None:
         """Adopt the actors of live agents; kill the ones the log no longer counts as live.
-        Finding the live agents' actors is said through :data:`~.proving.PROVING` when it
+        Finding the live agents' actors is said through :data:`~.opening.PROVING` when it
         starts and when it ends (as the local runtime's proofs are)."""
         loop = asyncio.get_running_loop()
         live = {a.id for a in engine.state.agents.values() if a.status in LIVE_AGENT}

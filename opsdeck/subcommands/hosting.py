@@ -37,7 +37,7 @@ def announce(host: Host, verb: str = "serve") -> None:
 def say_proving(verb: str) -> None:
     """While the host opens, say on stderr when it proves the last run's agent hosts
     (up to a handshake's time of silence otherwise) and how many proved themselves."""
-    from core.runtimes.proving import PROVING, Proving
+    from core.runtimes.opening import PROVING, Proving
 
     def said(proving: Proving) -> None:
         print(f"# opsdeck {verb}: {proving.words()}", file=sys.stderr, flush=True)
