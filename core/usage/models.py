@@ -15,7 +15,7 @@ Scope = Literal["workflow", "pool"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Spend(_Model):
