@@ -344,6 +344,7 @@ class RayActors:
         engine, sink = fleet.engine, fleet.sink
         assert engine is not None and sink is not None
         buffered: list[BufferedReport] = []
+        unstarted: list[str] = []
         partial: dict[str, Any] | None = None
         last_progress: BufferedReport | None = None
         task = None
@@ -354,6 +355,8 @@ class RayActors:
             if kind == "started" and fleet.restored and not fleet.start_is_news(task_id, r.get("attempt")):
                 continue  # a start the log holds: its group is taken when it is reported as usual
             task = task_id
+            if kind in ("finished", "failed") and fleet.restored and fleet.start_unrecorded(task_id, r.get("attempt")):
+                unstarted.append(task_id)  # a restored run whose start the log lacks and the actor no longer has
             if kind in ("started", "finished", "failed"):
                 output = None if kind == "started" else r.get("output")
                 error = str(r.get("error", "failed")) if kind == "failed" else None
@@ -370,6 +373,8 @@ class RayActors:
         if last_progress is not None:
             buffered.append(last_progress)
             buffered.sort(key=lambda b: b.seq)
+        for task_id in unstarted:  # it did start, before its end (as Reports._ended records it)
+            sink.task_started(h.agent, task_id)
         sink.agent_reconnected(h.agent, buffered)
         if partial and task is not None and fleet.owns_attempt(h.agent, task, engine.state.tasks[task].attempts):
             engine.task_progress(h.agent, task, engine.state.tasks[task].context.progress, None, partial)

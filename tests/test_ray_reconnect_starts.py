@@ -1,0 +1,103 @@
+"""The Ray runtime's reconnect path (an actor back after silence hands over the reports
+it buffered) records each restored run's start once, before its end.
+
+A restarted console adopts an actor whose run the log has running without its
+TASK_STARTED (the killed console had polled the start, and the actor dropped it, but
+never stored it). When that actor then goes silent and comes back with the run's end
+buffered, the log must say the run started before it says it ended, once; a run whose
+start the log holds gets no second one.
+
+At the parts' level (no Ray instance): the engine's dispatch assigns the run, the Ray
+runtime's actors part is fed the actor's poll answer as its connection would be.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.clock import VirtualClock
+from core.config import Config
+from core.engine import Engine
+from core.engine.bridge import Reports
+from core.models import AgentStatus, Task
+from core.runtimes.sim import SimRuntime
+from tests.local_harness import Recorder
+
+pytest.importorskip("ray", reason="the Ray runtime's checks need Ray (pip install -e '.[ray]')")
+
+from core.runtimes.ray import RayCluster, RayRuntime
+from core.runtimes.ray_actors import ActorHost
+
+TASK = "w/t"
+
+
+class _Assigning(SimRuntime):
+    """Assigns runs and starts nothing: what happens to them is told by the test."""
+
+    def start_task(self, agent_id: str, task: Task) -> None:
+        pass
+
+
+async def _cut_off_run(tmp_path: Path, start_in_log: bool) -> tuple[Recorder, RayRuntime, ActorHost]:
+    """An engine whose agent runs TASK (its start in the log or not) and is unreachable
+    (what it records), the Ray runtime's parts bound to it with the run restored at open,
+    and the agent's actor."""
+    clock = VirtualClock(100.0)
+    eng = Engine(config=Config(), clock=clock, runtime=_Assigning(clock, seed=1))
+    rec = Recorder()
+    eng.subscribe(rec)
+    eng.create_pool("p", ["x"], 0, 20)
+    agent = eng.add_agent("p")
+    eng.start_workflow(
+        eng.create_workflow({"id": "w", "phases": [{"name": "p", "tasks": [{"id": "t", "specialization": "x"}]}]})
+    )
+    await eng.advance(1.0)
+    assert eng.state.tasks[TASK].agent == agent
+    if start_in_log:
+        eng.task_started(agent, TASK)
+    await eng.advance(5.0)
+    eng.agent_unreachable(agent)
+    assert eng.state.agents[agent].status is AgentStatus.UNREACHABLE
+    rt = RayRuntime(tmp_path / "r.db", RayCluster(None))  # nothing connects until opened
+    rt.fleet.engine, rt.fleet.sink = eng, Reports(eng.bridge, eng)
+    rt.fleet.restored = {(TASK, 1): start_in_log}
+    h = ActorHost(agent, f"ns/{agent}", ready=True, adopted=True)
+    rt.fleet.hosts[agent] = h
+    return rec, rt, h
+
+
+def _end(seq: int) -> dict[str, Any]:
+    return {"seq": seq, "t": "finished", "task": TASK, "attempt": 1, "rc": 0, "elapsed_s": 4.0, "output": []}
+
+
+def _started(seq: int) -> dict[str, Any]:
+    return {"seq": seq, "t": "started", "task": TASK, "attempt": 1, "pgid": 1234, "create_time": 101.0}
+
+
+def _task_facts(rec: Recorder) -> list[str]:
+    return [e.type for e in rec.events if e.type in ("TASK_STARTED", "TASK_COMPLETED") and e.data["task"] == TASK]
+
+
+async def test_a_restored_run_whose_end_comes_back_buffered_gets_its_start_first(tmp_path: Path) -> None:
+    rec, rt, h = await _cut_off_run(tmp_path, start_in_log=False)
+    rt.actors._batch(h, [_end(7)])  # its start was polled by the killed console: only the end is buffered
+    assert _task_facts(rec) == ["TASK_STARTED", "TASK_COMPLETED"]  # main: no TASK_STARTED
+    assert rt.fleet.engine is not None and rt.fleet.engine.state.agents[h.agent].status is not AgentStatus.UNREACHABLE
+
+
+async def test_a_restored_run_whose_start_is_in_the_log_gets_no_second_one(tmp_path: Path) -> None:
+    """The must-not: the log holds the run's start; its end (with or without the start
+    the actor buffered again) records no other."""
+    for reports in ([_end(7)], [_started(6), _end(7)]):
+        rec, rt, h = await _cut_off_run(tmp_path, start_in_log=True)
+        rt.actors._batch(h, reports)
+        assert _task_facts(rec) == ["TASK_STARTED", "TASK_COMPLETED"], reports
+
+
+async def test_a_buffered_start_and_end_of_a_restored_run_record_one_start(tmp_path: Path) -> None:
+    rec, rt, h = await _cut_off_run(tmp_path, start_in_log=False)
+    rt.actors._batch(h, [_started(6), _end(7)])
+    assert _task_facts(rec) == ["TASK_STARTED", "TASK_COMPLETED"]
