@@ -74,11 +74,6 @@ class Commit(asyncio.Future[None]):
         done.set_exception(error)
         return done
 
-    @staticmethod
-    def of(work: Awaitable[None]) -> Commit:
-        """``work`` as a Commit: the store's own, or any other awaitable followed."""
-        return work if isinstance(work, Commit) else Commit().follow(work)
-
 
 def commit_soon(
     db: aiosqlite.Connection,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from core.engine import Engine
 from core.host.host import Host
 from core.runtimes.sim import SimRuntime
 from core.store import Store
+from core.store_commit import Commit
 from core.store_errors import StorageError
 from core.verify import VerifyReport, verify_store
 
@@ -114,6 +116,18 @@ def stored_head(db: Path) -> int:
     return int(head)
 
 
+def as_commit(double: Callable[..., Awaitable[None]]) -> Callable[..., Commit]:
+    """A double of ``Store.append`` written as a coroutine function, made to return what
+    the store's own does: a Commit, settled as the double's work settles (the engine
+    awaits the Commit ``append`` returns, and only a Commit keeps a cancelled caller
+    waiting for the outcome)."""
+
+    def append(*a: Any, **k: Any) -> Commit:
+        return Commit().follow(double(*a, **k))
+
+    return append
+
+
 def refuse_commits(eng: Engine, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """The engine's store refuses every commit (a full disk) while the returned flag is set."""
     store = eng.store
@@ -126,7 +140,7 @@ def refuse_commits(eng: Engine, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
             raise StorageError("full", str(store.path), f"{store.path}: the disk is full")
         await real(*a, **k)
 
-    monkeypatch.setattr(store, "append", append)
+    monkeypatch.setattr(store, "append", as_commit(append))
     return full
 
 

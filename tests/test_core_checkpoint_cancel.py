@@ -21,10 +21,11 @@ from core.commands import run_command
 from core.engine import Engine
 from core.session import open_sim
 from core.store import Store, StoreError
+from core.store_commit import Commit
 from core.store_errors import StorageError
 from core.store_tables import CheckpointRow
 
-from .store_support import checkpoint_rows, verified
+from .store_support import as_commit, checkpoint_rows, verified
 
 
 @asynccontextmanager
@@ -132,7 +133,7 @@ def _refusing_checkpoints(store: Store, monkeypatch: pytest.MonkeyPatch) -> list
             raise StorageError("full", str(store.path), f"{store.path}: the disk is full")
         await real_append(*a, **k)
 
-    monkeypatch.setattr(store, "append", append)
+    monkeypatch.setattr(store, "append", as_commit(append))
     return refusing
 
 
@@ -212,7 +213,7 @@ async def test_a_checkpoint_cancelled_while_its_refused_commit_settles_ends_canc
             task = asyncio.current_task()  # the flush's: it calls this to hand the write over
             assert task is not None
             task.cancel()  # delivered while it waits on the write
-            return refused()
+            return Commit().follow(refused())
 
         monkeypatch.setattr(store, "append", append)
         cp = asyncio.ensure_future(eng.checkpoint("manual", label="refused"))

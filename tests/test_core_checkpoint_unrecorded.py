@@ -17,7 +17,7 @@ from core.events import canonical_json
 from core.session import open_sim
 from core.store_errors import StorageError
 
-from .store_support import checkpoint_rows, verified
+from .store_support import as_commit, checkpoint_rows, verified
 
 
 async def test_a_row_no_event_records_is_removed_by_cleanup_and_said(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ async def test_a_checkpoint_still_being_taken_is_not_unrecorded(
                 committed.set()  # the row and its event are in the store; the checkpoint's task is not back yet
                 await resume.wait()
 
-        monkeypatch.setattr(store, "append", append)
+        monkeypatch.setattr(store, "append", as_commit(append))
         taking = asyncio.ensure_future(eng.checkpoint(kind="auto"))
         await committed.wait()
         cleanup = asyncio.ensure_future(run_command(eng, "/workflow-recovery cleanup-checkpoints '{\"keep\": 10}'"))
@@ -129,7 +129,7 @@ def _refused_once_when_let(
             raise StorageError("full", str(store.path), f"{store.path}: the disk is full")
         await real_append(*a, **k)
 
-    monkeypatch.setattr(store, "append", append)
+    monkeypatch.setattr(store, "append", as_commit(append))
     return entered, let, refusing
 
 

@@ -13,6 +13,8 @@ from core.engine import Engine
 from core.session import open_sim
 from core.store import EVENT_COLUMNS, SCHEMA_VERSION, StorageError, Store, StoreError, row_hash_ok
 
+from .store_support import as_commit
+
 
 async def test_wal_mode_and_schema_version(db_path: Path) -> None:
     store = await Store.open(db_path)
@@ -52,7 +54,7 @@ async def test_group_commit_batches_many_events_per_write(db_path: Path, monkeyp
         calls.append(len(rows))
         await real(rows, *rest, **named)
 
-    monkeypatch.setattr(eng.store, "append", counting)
+    monkeypatch.setattr(eng.store, "append", as_commit(counting))
     before = eng.state.seq
     await eng.advance(3600)
     await eng.close()
@@ -81,7 +83,7 @@ async def test_a_refused_commit_keeps_its_rows_and_the_chain_goes_on_unbroken(
             raise refusals.pop()
         await real(rows, *rest, **named)
 
-    monkeypatch.setattr(eng.store, "append", refusing)
+    monkeypatch.setattr(eng.store, "append", as_commit(refusing))
     try:
         eng.add_agent("p")
         before_unit = eng.state.seq

@@ -15,7 +15,7 @@ from core.store import Store
 from core.store_errors import StorageError
 from opsdeck.subcommands.demo import _headless
 
-from .store_support import stored_head
+from .store_support import as_commit, stored_head
 
 
 @pytest.mark.parametrize("refuse_after", [None, 3])
@@ -34,7 +34,7 @@ async def test_the_summary_counts_only_committed_events(
             raise StorageError("full", str(db), f"{db}: the disk is full")
         await real(self, *a, **k)
 
-    monkeypatch.setattr(Store, "append", append)
+    monkeypatch.setattr(Store, "append", as_commit(append))
     db = tmp_path / "d.db"
     if refuse_after is None:
         assert await _headless(db, Config(), 0, 600.0, as_json=True) == 0

@@ -22,7 +22,6 @@ from ..event_types import COMMAND_EXECUTED, check_event
 from ..events import Event, EventHeader, EventRow, UnchainedRow, chain_head, chain_rows, encode_data
 from ..journal import Journal
 from ..models import Task
-from ..store_commit import Commit
 from ..store_metrics import SeriesSamples
 from .contract import HeldCheckpoint
 from .held import HeldLimits
@@ -299,7 +298,7 @@ class EventLog:
         assert store is not None
         self.held.in_store = len(rows)
         # The store's Commit: no task, and a cancellation of this caller waits for its outcome.
-        append = Commit.of(store.append(rows, archive, samples, checkpoints=[c.row for c in checkpoints]))
+        append = store.append(rows, archive, samples, checkpoints=[c.row for c in checkpoints])
 
         def keep() -> None:
             self.buffer = held + self.buffer
