@@ -54,6 +54,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .collector import gc_paused
 from .config import Config
 from .models import PhaseSpec, Resources, TaskSpec, WorkflowSpec
 from .usage.models import Budget
@@ -372,8 +373,13 @@ def load_workflow_file(path: str | Path) -> tuple[WorkflowFile, list[WorkflowSpe
         raise WorkflowFileError(str(p), [f"line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})"]) from None
     except OSError as exc:
         raise WorkflowFileError(str(p), [f"cannot read: {exc.strerror}"]) from None
-    wf = parse_workflow_text(text, str(p))
-    return wf, wf.specs(p.parent)
+    # The file's tables, models and specs are many objects that all live on (a task is
+    # about twenty the collector tracks): with the collector on, its passes walked them
+    # again and again as they were built, a third or more of the reading of a 5,000-task
+    # file (core.collector's policy: held off while building what is not garbage).
+    with gc_paused():
+        wf = parse_workflow_text(text, str(p))
+        return wf, wf.specs(p.parent)
 
 
 def config_problems(wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config) -> list[str]:
