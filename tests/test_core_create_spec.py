@@ -8,11 +8,20 @@ import random
 from types import MappingProxyType
 from typing import Any
 
+from annotated_types import Ge
 from pydantic import TypeAdapter, ValidationError
 
-from core.engine.workflows import SUBMIT_CHUNK, _drained, _encoded, _task_chunk
+from core.engine.workflows import (
+    _NUMBERS,
+    _SIMPLE_FIELDS,
+    SUBMIT_CHUNK,
+    _drained,
+    _encoded,
+    _simple_rows,
+    _task_chunk,
+)
 from core.events import canonical_json
-from core.models import TaskSpec, WorkflowSpec
+from core.models import TASK_DEFAULTS, TaskSpec, WorkflowSpec
 
 _MODELS = TypeAdapter(list[TaskSpec])
 _VALUES: list[Any] = [
@@ -95,3 +104,71 @@ def test_a_row_with_an_unknown_key_or_not_a_mapping_is_refused_with_the_models_e
             raise AssertionError(f"accepted {odd!r}")
         except ValidationError as got:
             assert str(got) == want
+
+
+class _Text(str):
+    pass
+
+
+_ODD = [
+    ("id", "t\u00e2che"), ("id", "\ud800"), ("id", _Text("t")), ("id", 1), ("specialization", None),
+    ("depends_on", ("t0",)), ("depends_on", ["t0", 1]), ("depends_on", ["\ud800"]), ("depends_on", "t0"),
+    ("cpu", True), ("cpu", -1), ("cpu", -0.5), ("cpu", math.nan), ("cpu", -math.inf), ("cpu", "1"),
+    ("cpu", 2**53 + 1), ("cpu", 2**70), ("memory_gb", None), ("duration_s", 1.5j),
+]  # fmt: skip
+_PLAIN_VALUES = [
+    ("depends_on", []), ("depends_on", ["t0"]), ("cpu", 0), ("cpu", 1), ("cpu", 1.0), ("cpu", -0.0), ("cpu", math.inf),
+    ("cpu", 2**53), ("duration_s", 60), ("duration_s", 60.0), ("memory_gb", 0.5), ("memory_gb", 0.25),
+]  # fmt: skip
+
+
+def _models_say(rows: list[Any]) -> Any:
+    try:
+        return _MODELS.dump_python(_MODELS.validate_python(rows), mode="json", exclude_defaults=True)
+    except ValidationError as exc:
+        return str(exc)
+
+
+def _chunk_says(rows: list[Any]) -> Any:
+    try:
+        return _task_chunk(rows)
+    except ValidationError as exc:
+        return str(exc)
+
+
+def test_plain_rows_are_checked_by_the_simple_path_and_give_the_models_dump() -> None:
+    for name, value in _PLAIN_VALUES:
+        rows = [{"id": "t0", "specialization": "x"}, {"specialization": "x", name: value, "id": "t1"}]
+        assert _simple_rows(rows) is not None, (name, value)  # the path under test answered
+        got, want = _chunk_says(rows), _models_say(rows)
+        assert _same(got, want), (name, value)
+        assert [list(t) for t in got] == [list(t) for t in want]  # the declared order, not the row's
+
+
+def test_a_value_the_simple_path_does_not_take_goes_to_pydantic_with_the_same_result() -> None:
+    for name, value in _ODD:
+        rows = [{"id": "t0", "specialization": "x"}, {"id": "t1", "specialization": "x", name: value}]
+        assert _simple_rows(rows) is None, (name, value)  # must not be taken as plain
+        assert _same(_chunk_says(rows), _models_say(rows)), (name, value)
+
+
+def test_the_simple_paths_fields_are_taskspecs_declaration() -> None:
+    """The simple path writes out TaskSpec's rules for its fields: a change to them there
+    (a type, a bound, a default, a field made required) fails here until both agree."""
+    fields = TaskSpec.model_fields
+    assert {"id", "specialization", "depends_on", *_NUMBERS} == _SIMPLE_FIELDS
+    assert [
+        (k, fields[k].annotation, fields[k].metadata, fields[k].is_required()) for k in ("id", "specialization")
+    ] == [
+        ("id", str, [], True),
+        ("specialization", str, [], True),
+    ]
+    assert (fields["depends_on"].annotation, fields["depends_on"].metadata, TASK_DEFAULTS["depends_on"]) == (
+        list[str],
+        [],
+        [],
+    )
+    for k in _NUMBERS:
+        assert (fields[k].annotation, fields[k].metadata) == (float, [Ge(ge=0)]), k
+    assert (TASK_DEFAULTS["duration_s"], TASK_DEFAULTS["cpu"], TASK_DEFAULTS["memory_gb"]) == (60.0, 1.0, 0.5)
+    assert TaskSpec.model_config.get("extra") == "forbid" and not TaskSpec.__pydantic_decorators__.field_validators

@@ -75,6 +75,71 @@ _DUMPED = tuple(
 fields is a plain str, float, int, bool, None or new list/dict of str, as dumped."""
 
 
+_SIMPLE_FIELDS = frozenset({"id", "specialization", "depends_on", "duration_s", "cpu", "memory_gb"})
+"""The fields :func:`_simple_rows` checks itself (the tasks of a simulated run, the demo's)."""
+_NUMBERS = ("duration_s", "cpu", "memory_gb")
+"""Floats of at least 0 (``TaskSpec``'s declaration: a test holds the two together)."""
+_D_DURATION, _D_CPU, _D_MEMORY = (TASK_DEFAULTS[k] for k in _NUMBERS)
+_EXACT_INT = 2**53
+"""The ints a float holds exactly: pydantic's lax float of one is ``float(x)``."""
+
+
+def _simple_rows(rows: list[Any]) -> list[dict[str, Any]] | None:
+    """The rows as :func:`_task_chunk` records them when each is a dict of
+    :data:`_SIMPLE_FIELDS` holding the plainest values (``id`` and ``specialization``
+    ASCII text, ``depends_on`` a list of such, the numbers a float >= 0 or an int 0..2**53):
+    checked and encoded here, without pydantic's pass and the loop dropping defaults
+    (about 0.3 us a task less, measured on 1,000-task chunks). None for anything else
+    (a str subclass, a tuple, a bool, NaN, text pydantic may refuse): validated as before.
+    The keys come out in the fields' declared order, as the validator gives them."""
+    out: list[dict[str, Any]] = []
+    add = out.append
+    for row in rows:
+        if row.__class__ is not dict:
+            return None
+        tid = row.get("id")
+        spec = row.get("specialization")
+        if tid.__class__ is not str or spec.__class__ is not str or not tid.isascii() or not spec.isascii():
+            return None
+        v: dict[str, Any] = {"id": tid, "specialization": spec}
+        if "depends_on" in row:
+            x = row["depends_on"]
+            if x.__class__ is not list:
+                return None
+            if x:  # [] is the default: left out
+                for d in x:
+                    if d.__class__ is not str or not d.isascii():
+                        return None
+                v["depends_on"] = x[:]
+        # The three numbers written out (a loop over them cost about a tenth more).
+        if "duration_s" in row:
+            x = row["duration_s"]
+            if x.__class__ is int and 0 <= x <= _EXACT_INT:
+                x = float(x)
+            elif x.__class__ is not float or not x >= 0:  # NaN and negatives too
+                return None
+            if x != _D_DURATION:
+                v["duration_s"] = x
+        if "cpu" in row:
+            x = row["cpu"]
+            if x.__class__ is int and 0 <= x <= _EXACT_INT:
+                x = float(x)
+            elif x.__class__ is not float or not x >= 0:
+                return None
+            if x != _D_CPU:
+                v["cpu"] = x
+        if "memory_gb" in row:
+            x = row["memory_gb"]
+            if x.__class__ is int and 0 <= x <= _EXACT_INT:
+                x = float(x)
+            elif x.__class__ is not float or not x >= 0:
+                return None
+            if x != _D_MEMORY:
+                v["memory_gb"] = x
+        add(v)
+    return out
+
+
 def _task_chunk(rows: list[Any]) -> list[dict[str, Any]]:
     """Tasks as ``list[TaskSpec]``'s ``dump_python(mode="json", exclude_defaults=True)``
     gives them, without building the models (half the cost of a chunk): validated as
@@ -83,11 +148,17 @@ def _task_chunk(rows: list[Any]) -> list[dict[str, Any]]:
     serializers. Rows with a key that is no field's (checked here, in one C-level pass
     over all the rows' keys: the validator's own check of each row cost about a
     quarter of its time) or that the dicts' validator refuses are validated as
-    models, whose error is the one raised."""
+    models, whose error is the one raised. Rows of the simplest tasks are checked by
+    :func:`_simple_rows` instead."""
     try:
-        known = _TASK_FIELDS.issuperset(chain.from_iterable(rows))
-    except TypeError:  # a row that is not iterable: the models say what is wrong
-        known = False
+        keys: set[Any] | None = set(chain.from_iterable(rows))
+    except TypeError:  # a row that is not iterable, or a key that cannot be one: the models say what is wrong
+        keys = None
+    if keys is not None and _SIMPLE_FIELDS.issuperset(keys):
+        simple = _simple_rows(rows)
+        if simple is not None:
+            return simple
+    known = keys is not None and _TASK_FIELDS.issuperset(keys)
     valid: list[dict[str, Any]] | None = None
     if known:
         try:
