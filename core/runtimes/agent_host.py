@@ -122,12 +122,14 @@ class Host:
         w = self.writer
         if w is None or w.is_closing():
             self.held.clear()
+            self._hold_done()
             return
         data = self._encode(msg)
         if self.held:
             self.held.append(data)
             data = b"".join(self.held)
             self.held.clear()
+            self._hold_done()
         self._write(w, data)
 
     def hold(self, msg: dict[str, Any]) -> None:
@@ -145,6 +147,13 @@ class Host:
         self.hold_timer = None
         self._write_held()
 
+    def _hold_done(self) -> None:
+        """Nothing is held any more: the hold's timer goes too (it would wake the host
+        for nothing: a short run's start goes out with its end, well within HOLD_S)."""
+        if self.hold_timer is not None:
+            self.hold_timer.cancel()
+            self.hold_timer = None
+
     def _write_held(self) -> None:
         """The reports held go out now, to the console they were held for (dropped if
         its connection is closing)."""
@@ -154,6 +163,7 @@ class Host:
             self.held.clear()
             self._write(w, data)
         self.held.clear()
+        self._hold_done()
 
     @staticmethod
     def _encode(msg: dict[str, Any]) -> bytes:
@@ -183,6 +193,7 @@ class Host:
         was held for it is dropped (a console that connects learns from ``hello``)."""
         self.writer = None
         self.held.clear()
+        self._hold_done()
         self.last_client = time.monotonic()
 
     async def client(self, reader: CommandReader, writer: asyncio.StreamWriter) -> None:
