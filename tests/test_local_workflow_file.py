@@ -111,6 +111,35 @@ def test_specs_resolve_cwd_and_order_dependencies_first(tmp_path: Path) -> None:
     assert wf.pools[0].size == 1 and wf.runtime.heartbeat_s == 1.0
 
 
+def test_each_key_of_a_task_reaches_its_spec_and_the_spec_holds_its_own_copies(tmp_path: Path) -> None:
+    # A phase's specs are validated from rows that hold the file's own lists and dicts.
+    (tmp_path / "repo").mkdir()
+    f = tmp_path / "w.toml"
+    keys = {"cwd": "/abs", "env": {"A": "1"}, "timeout_s": 5, "retries": 1, "memory_gb": 0.25, "cpu": 0.5}
+    tasks = task_toml("a", ["echo", "x"], expected_s=2, tty=True, **keys) + task_toml("b", "ls", depends_on=["a"])
+    f.write_text(POOL + workflow_toml("w", tasks, workspace="worktree", repo="repo"))
+    wf, specs = load_workflow_file(f)
+    a, b = specs[0].phases[0].tasks
+    assert (a.id, a.specialization, a.command, a.cwd, a.env, a.timeout_s, a.retries) == (
+        "a",
+        "s",
+        ["echo", "x"],
+        "/abs",
+        {"A": "1"},
+        5.0,
+        1,
+    )
+    assert (a.duration_s, a.memory_gb, a.cpu, a.interactive, a.tty, a.shell) == (2.0, 0.25, 0.5, True, True, False)
+    assert a.repo == b.repo == str((tmp_path / "repo").resolve())
+    assert b.depends_on == ["a"] and b.cwd == str(tmp_path.resolve()) and b.interactive is False
+    a.env["B"] = "2"
+    assert isinstance(a.command, list)
+    a.command.append("y")
+    b.depends_on.append("z")  # the specs' own: the file's entries are unchanged
+    entry_a, entry_b = wf.workflows[0].phases[0].tasks
+    assert entry_a.env == {"A": "1"} and entry_a.command == ["echo", "x"] and entry_b.depends_on == ["a"]
+
+
 @pytest.mark.slow
 def test_cli_bad_file_starts_nothing(tmp_path: Path) -> None:
     f = tmp_path / "bad.toml"
