@@ -6,6 +6,7 @@ for the cleanup."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,192 @@ def test_a_tmpdir_its_task_put_attributes_on_is_never_reused(root: Path) -> None
     p2 = made(dirs, run(root, 2))
     assert os.getxattr(p1, "user.secret") == b"the first run's", "it stays for the cleanup"
     assert os.listxattr(p2) == [n for n in os.listxattr(p2) if n.startswith("security.")]
+
+
+def no_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on a TMPDIR listed fails the test."""
+
+    def listed(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the TMPDIR was listed")
+
+    monkeypatch.setattr(os, "scandir", listed)
+
+
+def test_a_tmpdir_found_fit_and_untouched_since_is_renamed_unlisted(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listed once (it was made, not found empty), then stamped: a run that made no
+    entry in it hands it on without a listing, the same directory each time."""
+    dirs = RunDirs(lambda: True)
+    r1 = run(root, 1)
+    inode = made(dirs, r1).stat().st_ino
+    dirs.done(r1)
+    r2 = run(root, 2)
+    made(dirs, r2)
+    dirs.done(r2)
+    no_listing(monkeypatch)
+    for n in (3, 4, 5):
+        r = run(root, n)
+        assert dirs.make(r) is None
+        p = Path(r.msg["env"]["TMPDIR"])
+        assert p.stat().st_ino == inode and oct(p.stat().st_mode & 0o777) == "0o700"
+        dirs.done(r)
+    assert sorted(q.name for q in root.iterdir()) == ["t5"]
+
+
+def _file(p: Path) -> None:
+    (p / "f").write_bytes(b"x")
+
+
+def _subdir(p: Path) -> None:
+    (p / "d").mkdir()
+
+
+def _link(p: Path) -> None:
+    (p / "l").symlink_to("/etc")
+
+
+def _hard_link(p: Path) -> None:
+    other = p.parent.parent / "elsewhere"
+    other.write_bytes(b"x")
+    os.link(other, p / "h")
+
+
+def _moved_in(p: Path) -> None:
+    other = p.parent.parent / "moved"
+    other.write_bytes(b"x")
+    os.rename(other, p / "m")
+
+
+def _fifo(p: Path) -> None:
+    os.mkfifo(p / "q")
+
+
+def _swapped_for_a_link(p: Path) -> None:
+    away = p.parent.parent / "away"
+    os.rename(p, away)
+    p.symlink_to(away)
+
+
+def _opened_up(p: Path) -> None:
+    p.chmod(0o755)
+
+
+def _attribute(p: Path) -> None:
+    try:
+        os.setxattr(p, "user.secret", b"the run's")
+    except OSError as exc:
+        pytest.skip(f"no user attributes on this file system: {exc}")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_file, _subdir, _link, _hard_link, _moved_in, _fifo, _swapped_for_a_link, _opened_up, _attribute],
+)
+def test_a_stamped_tmpdir_its_run_changed_is_never_the_next_runs(root: Path, change: Callable[[Path], None]) -> None:
+    dirs = RunDirs(lambda: True)
+    r1 = run(root, 1)
+    made(dirs, r1)
+    dirs.done(r1)
+    r2 = run(root, 2)
+    p2 = made(dirs, r2)  # listed, found empty and stamped
+    change(p2)
+    dirs.done(r2)
+    p3 = made(dirs, run(root, 3))
+    assert p2.is_dir() and p3.stat().st_ino != p2.stat().st_ino, "it stays, changed, for the cleanup"
+
+
+def test_a_stamped_tmpdir_whose_entries_changed_and_went_is_listed_before_it_serves(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that made a file and removed it left it empty: it serves the next run,
+    once a listing found it so; opened up and closed again, it serves unlisted."""
+    dirs = RunDirs(lambda: True)
+    r1 = run(root, 1)
+    made(dirs, r1)
+    dirs.done(r1)
+    r2 = run(root, 2)
+    p2 = made(dirs, r2)
+    inode = p2.stat().st_ino
+    (p2 / "f").write_bytes(b"x")
+    (p2 / "f").unlink()
+    dirs.done(r2)
+    listings = []
+    real = os.scandir
+
+    def counted(arg: Any) -> Any:
+        listings.append(arg)
+        return real(arg)
+
+    monkeypatch.setattr(os, "scandir", counted)
+    r3 = run(root, 3)
+    p3 = made(dirs, r3)
+    assert p3.stat().st_ino == inode and len(listings) == 1
+    p3.chmod(0o755)
+    p3.chmod(0o700)
+    dirs.done(r3)
+    assert made(dirs, run(root, 4)).stat().st_ino == inode and len(listings) == 1, "stamped again: no listing"
+
+
+def test_a_tmpdir_that_could_not_be_stamped_is_listed_each_time(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_: Any, **__: Any) -> None:
+        raise PermissionError("no times set here")
+
+    monkeypatch.setattr(os, "utime", refused)
+    dirs = RunDirs(lambda: True)
+    listings = []
+    real = os.scandir
+
+    def counted(arg: Any) -> Any:
+        listings.append(arg)
+        return real(arg)
+
+    monkeypatch.setattr(os, "scandir", counted)
+    r1 = run(root, 1)
+    inode = made(dirs, r1).stat().st_ino
+    dirs.done(r1)
+    r2 = run(root, 2)
+    p2 = made(dirs, r2)
+    dirs.done(r2)
+    r3 = run(root, 3)
+    assert made(dirs, r3).stat().st_ino == inode and len(listings) == 2
+    (Path(r3.msg["env"]["TMPDIR"]) / "f").write_bytes(b"x")
+    dirs.done(r3)
+    assert made(dirs, run(root, 4)).stat().st_ino != inode and not p2.exists()
+
+
+async def test_a_killed_runs_tmpdir_stays_for_the_cleanup_and_the_next_run_gets_an_empty_private_one(
+    tmp_path: Path, root: Path
+) -> None:
+    """Through the runner: two runs that leave their TMPDIR untouched (from the second
+    on it is stamped), then one that writes into it and is killed in its stop grace."""
+    sent: list[dict[str, Any]] = []
+    runner = TaskRunner(RunnerConfig(agent="a1", make_dirs=True, grace_s=0.2), sent.append)
+    runner.tree.subreaper = True  # as the host is (alone() then asks for no child at all)
+
+    def start(n: int, command: str) -> Path:
+        tmp = root / f"t{n}"
+        msg = {"op": "start", "task": f"w/t{n}", "attempt": 1, "command": command, "shell": True}
+        assert runner.handle({**msg, "env": {"TMPDIR": str(tmp)}}) is None
+        return tmp
+
+    def ended(n: int) -> bool:
+        return any(m.get("task") == f"w/t{n}" and m["t"] not in ("started", "heartbeat") for m in sent)
+
+    async def ran(n: int, command: str) -> Path:
+        tmp = start(n, command)
+        await until(lambda: ended(n), lambda: f"run {n}'s end: {sent}")
+        return tmp
+
+    await ran(1, "true")
+    await ran(2, "true")
+    t3 = start(3, "trap '' TERM; echo x > \"$TMPDIR/left\"; exec sleep 60")
+    await until(lambda: (t3 / "left").exists(), "the run's write into its TMPDIR")
+    assert runner.run is not None
+    await runner.stop_run(runner.run, "stopped by the test")
+    await until(lambda: ended(3), lambda: f"run 3's end: {sent}")
+    t4 = await ran(4, "true")
+    st = os.lstat(t4)
+    assert (t3 / "left").read_text() == "x\n", "the killed run's TMPDIR stays, with what it holds, for the cleanup"
+    assert st.st_ino != os.lstat(t3).st_ino and list(t4.iterdir()) == []
+    assert oct(st.st_mode & 0o777) == "0o700" and st.st_uid == os.getuid()

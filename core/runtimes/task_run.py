@@ -23,6 +23,7 @@ import contextlib
 import errno
 import json
 import os
+import random
 import signal
 import socket
 import stat
@@ -277,6 +278,9 @@ class RunDirs:
         """The run's shared directory once it was made (checked) here."""
         self._spare: str | None = None
         """The TMPDIR of the last run that ended, to be checked and reused."""
+        self._empty: tuple[int, int, int] | None = None
+        """The device, inode and modification time of the last TMPDIR found empty (and
+        stamped with that time): while the spare has them, no entry was made in it."""
 
     def make(self, r: Run) -> str | None:
         """Make the run's directories; why they could not be made, else None."""
@@ -302,8 +306,17 @@ class RunDirs:
         rewind were half the syscalls of a run's start), and the directory renamed must
         be the one checked, by its inode (a name swapped meanwhile, for a link or
         another directory, is put back). No process of a run is left to swap it
-        (``alone``); another of our uid could write into any of our directories anyway."""
+        (``alone``); another of our uid could write into any of our directories anyway.
+
+        It is listed only when an entry may have been made in it since it was last found
+        empty: a directory's modification time changes with every entry made, linked,
+        moved in or removed, and a spare found empty is given a time of its own (a random
+        one, in the past), which no such change gives it. (A listing on ext4 goes through
+        the hash index of even a one-block directory: most of a short run's start in the
+        host.) A task that puts that very time back after leaving something in it is not
+        caught, as one of our uid writing into it is not."""
         spare, self._spare = self._spare, None
+        empty, self._empty = self._empty, None
         if spare is None or spare == tmp or os.path.dirname(spare) != os.path.dirname(tmp) or not self._alone():
             return False
         try:
@@ -315,9 +328,11 @@ class RunDirs:
                 or _attributes(spare)
             ):
                 return False
-            with os.scandir(spare) as it:
-                if next(it, None) is not None:
-                    return False
+            listed = empty != (st.st_dev, st.st_ino, st.st_mtime_ns)
+            if listed:
+                with os.scandir(spare) as it:
+                    if next(it, None) is not None:
+                        return False
             os.rename(spare, tmp)  # an existing empty directory at tmp is replaced; anything else refuses
             moved = os.lstat(tmp)
             if (moved.st_dev, moved.st_ino) != (st.st_dev, st.st_ino):
@@ -326,7 +341,21 @@ class RunDirs:
                 return False
         except OSError:
             return False
+        self._empty = empty if not listed else _stamped(tmp, moved)
         return True
+
+
+def _stamped(path: str, st: os.stat_result) -> tuple[int, int, int] | None:
+    """Give the empty directory ``path`` (``st``) a modification time no change of its
+    entries gives it: the kernel stamps a change with the time it is made, and this one
+    is random, over a second before now (a clock stepped back that far would still have
+    to hit it to the nanosecond). Its device, inode and that time (None: not set)."""
+    mtime = time.time_ns() - 1_000_000_000 - random.randrange(1_000_000_000)
+    try:
+        os.utime(path, ns=(st.st_atime_ns, mtime), follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, mtime)
 
 
 _UID = os.getuid()
