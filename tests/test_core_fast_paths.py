@@ -5,12 +5,14 @@ RuntimeBridge.task_started and task_finished (``owned()``, ``mark_frozen()`` and
 ``after_task()``'s test written out); SimRuntime.start_task (``_schedule_finish()``
 written out); the scheduler's dispatch (an agent popped without the taken-agent check
 where each idle agent is in one pool: against the same state with an idle decoy in two
-pools no task asks for, which takes the general path). A simulated fleet runs through
-slow and failed agents, a degrading machine, a partition, a freeze and a cancellation,
-and one of single-specialization agents runs its workflows, while every call of each
-fast path is checked against its general path: a change made to one side that the
-other lacks fails here. (Telemetry.task_done against record(): tests/test_core_telemetry.py; a start
-command's directories against Dispatch's: tests/test_local_start_command.py.)"""
+pools no task asks for, which takes the general path); an agent's fields written and
+read in its __dict__, past pydantic (the task folds, dispatch). A simulated fleet runs
+through slow and failed agents, a degrading machine, a partition, a freeze and a
+cancellation, and one of single-specialization agents runs its workflows, while every
+call of each fast path is checked against its general path: a change made to one side
+that the other lacks fails here. (Telemetry.task_done against record():
+tests/test_core_telemetry.py; a start command's directories against Dispatch's:
+tests/test_local_start_command.py.)"""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from core.config import Capacity
 from core.demo import build_demo
@@ -224,3 +227,39 @@ async def test_dispatch_s_written_out_pop_assigns_what_its_general_path_assigns(
     await eng.advance(600)
     assert {w.status.value for w in eng.state.all_workflows()} == {"completed"}
     assert compared.cases["dispatch assigned (one pool each)"] > 3, compared.cases
+
+
+AGENT_WRITES: tuple[tuple[str, Any], ...] = (
+    ("status", AgentStatus.BUSY),
+    ("status", AgentStatus.IDLE),
+    ("current_task", "w/t"),
+    ("current_task", None),
+    ("last_heartbeat", 12.5),
+    ("tasks_done", 7),
+)
+"""What the task folds (core.task_reducers) write into an agent's __dict__, past pydantic's
+__setattr__: each field with a value of the kind they write."""
+AGENT_READS = ("status", "backoff_until", "pool", "id", "specializations")
+"""What dispatch reads from an agent's __dict__, past pydantic's attribute access."""
+
+
+async def test_an_agent_s_fields_written_and_read_past_pydantic_are_as_through_it(compared: Compared) -> None:
+    """For every agent of the run, each write the task folds make into its __dict__ gives
+    the record that setting the field through pydantic gives, and each field dispatch
+    reads from its __dict__ is the attribute's value; Agent has no assignment validation
+    and no attribute hook of its own (one would be passed by: these writes and reads
+    must then go through it)."""
+    eng = await _fleet_through_trouble(compared)
+    assert not any(
+        vars(k).get("__setattr__") or vars(k).get("__getattr__")
+        for k in Agent.__mro__[: Agent.__mro__.index(BaseModel)]
+    )
+    assert not Agent.model_config.get("validate_assignment")
+    assert len(eng.state.agents) > 3
+    for a in eng.state.agents.values():
+        assert {f: a.__dict__[f] for f in AGENT_READS} == {f: getattr(a, f) for f in AGENT_READS}
+        for name, value in AGENT_WRITES:
+            general, fast = a.model_copy(deep=True), a.model_copy(deep=True)
+            setattr(general, name, value)
+            fast.__dict__[name] = value
+            assert general.__dict__ == fast.__dict__ and general.model_dump(mode="json") == fast.model_dump(mode="json")
