@@ -29,7 +29,7 @@ import stat
 import sys
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -297,7 +297,8 @@ class Host:
             ):
                 runner.done.set()  # nobody came (back) for us: do not linger forever
 
-    async def main(self) -> int:
+    async def main(self, on_listening: Callable[[], None] | None = None) -> int:
+        """Serve until told to end; ``on_listening`` is called once the socket listens."""
         runner = self.runner
         runner.tree.subreaper = become_subreaper()
         try:
@@ -305,6 +306,8 @@ class Host:
         except (OSError, PrivateError) as exc:
             print(f"agent host {self.agent}: cannot listen: {exc}", file=sys.stderr, flush=True)
             return 2
+        if on_listening is not None:
+            on_listening()
         hb = asyncio.get_running_loop().create_task(self.heartbeat())
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, runner.done.set)
@@ -388,11 +391,12 @@ def options() -> argparse.ArgumentParser:
 OPTIONS = options()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, on_listening: Callable[[], None] | None = None) -> int:
+    """The host on its options; ``on_listening``: see :meth:`Host.main` (the launcher's)."""
     args = OPTIONS.parse_args(argv)
     keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the console's terminal is for the console
-    return asyncio.run(Host(args).main())
+    return asyncio.run(Host(args).main(on_listening))
 
 
 def exit_now(rc: int) -> NoReturn:

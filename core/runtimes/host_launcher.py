@@ -37,6 +37,14 @@ def exit_status(returncode: int | None) -> str | None:
     return "exit status " + str(returncode) if returncode >= 0 else "killed by " + signal.Signals(-returncode).name
 
 
+async def until(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event``, ``timeout`` seconds at most: whether it is set."""
+    if not event.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+    return event.is_set()
+
+
 @dataclass
 class Launched:
     """A host asked of the launcher: its pid once forked, its exit status once reaped."""
@@ -53,6 +61,9 @@ class Launched:
     """Killed before its pid was known: SIGKILLed as soon as it is."""
     started: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once forked (``pid``) or refused (``error``)."""
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once its socket listens (connect now), or once it is known that the launcher
+    will not say so (refused, ended, the launcher gone: connecting tells)."""
     reported: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once its exit status arrived, or it is known that none will."""
 
@@ -168,14 +179,18 @@ class HostLauncher:
             h.started.set()
             if h.kill_on_start:
                 h.kill()
+        elif t == "listening" and isinstance(pid, int) and pid in self.running:
+            self.running[pid].listening.set()
         elif t == "failed" and isinstance(ident, int) and ident in self.waiting:
             h = self.waiting.pop(ident)
             h.error = str(msg.get("error"))
             h.started.set()
+            h.listening.set()
         elif t == "exited" and isinstance(pid, int) and isinstance(msg.get("rc"), int) and pid in self.running:
             h = self.running.pop(pid)
             h.returncode = msg["rc"]
             h.reported.set()
+            h.listening.set()
 
     def _gone(self, how: str) -> None:
         """The launcher's end closed: nothing more will be forked or reported."""
@@ -190,9 +205,11 @@ class HostLauncher:
         for h in self.waiting.values():
             h.error = self.broken
             h.started.set()
+            h.listening.set()
         for h in self.running.values():
             h.orphaned = True
             h.reported.set()
+            h.listening.set()
         self.waiting, self.running = {}, {}
         if self.writer is not None:
             self.writer.close()

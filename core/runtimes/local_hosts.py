@@ -30,7 +30,7 @@ from ..private import PrivateError, socket_path
 from .adoption import Adoption, kill_verified, killpg_verified, process_ended
 from .fleet import Fleet, HostRecord
 from .handshake import SECRET_FILE, ChannelError, console_connect
-from .host_launcher import Launched, exit_status, launcher_for
+from .host_launcher import Launched, exit_status, launcher_for, until
 from .launching import start_module
 from .limits import Mechanisms
 from .reports import Reports
@@ -167,9 +167,8 @@ class LocalLinks:
         launcher's answer first (a host killed before its pid was known is killed then)."""
         deadline = time.monotonic() + timeout
         launched = h.launched
-        if launched is not None and not launched.started.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(launched.started.wait(), timeout)
+        if launched is not None:
+            await until(launched.started, timeout)
         pid: int | None
         ct: float | None
         if h.popen is not None:
@@ -290,9 +289,7 @@ class LocalHosts:
         the host's pid and row; refused (the launcher is gone or stuck): spawn it."""
         sink, since = self.fleet.sink, time.monotonic()
         while not launched.started.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(launched.started.wait(), self.fleet.timing.heartbeat_s / 2)
-            if not launched.started.is_set():
+            if not await until(launched.started, self.fleet.timing.heartbeat_s / 2):
                 if sink is not None:
                     sink.agent_heartbeat(h.agent)
                 if time.monotonic() - since > LAUNCH_WAIT_S:
@@ -426,7 +423,9 @@ class LocalHosts:
         """An authenticated connection (:func:`console_connect`). A host never connected
         yet is starting while its handshake is pending too, as while it is not yet
         listening: on a loaded machine its answer waits for the CPU, and the engine would
-        otherwise take it for a silent agent."""
+        otherwise take it for a silent agent. One the launcher forked is tried once it listens."""
+        if h.launched is not None:  # else refused until it does, and tried again 20 ms later
+            await until(h.launched.listening, self.fleet.timing.heartbeat_s / 2)
         attempt = asyncio.ensure_future(console_connect(h.address, self.adoption.secret, expect_pid=h.pid, framed=True))
         sink = self.fleet.sink
         try:

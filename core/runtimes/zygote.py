@@ -16,8 +16,15 @@ The console speaks JSON lines over a socketpair (the fd passed as ``--fd``):
     console -> launcher  {"op": "spawn", "id": N, "argv": [...], "log": PATH, "cwd": DIR, "env": {...}}
                          {"op": "log", "path": PATH}   (its own output from now on; before: /dev/null)
     launcher -> console  {"t": "spawned", "id": N, "pid": P, "create_time": T}
+                         {"t": "listening", "pid": P}   (the host's socket listens: connect now)
                          {"t": "failed", "id": N, "error": "..."}
                          {"t": "exited", "pid": P, "rc": RC}   (RC as ``Popen.returncode``: -SIG when killed)
+
+Hosts start a few at a time (:data:`STARTING_MAX`, the CPUs this process may use): the
+next is forked once one that is starting listens (it says so on a pipe), ended, or has
+been starting for :data:`START_SLOT_S`. Twenty starting at once would share the CPU and
+all listen late, the first of them (the first task's) as late as the last; one by one, the
+first listens after one host's start and the run begins while the others start.
 
 When the console's end closes (it exited or was killed), the launcher exits; the hosts
 live on in their sessions, as when each was its own interpreter.
@@ -36,8 +43,11 @@ import shlex
 import signal
 import socket
 import sys
+import time
 import traceback
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ..private import PrivateError, open_private
@@ -48,6 +58,11 @@ HOST_NAME = "opsdeck-host"
 """A forked host's process name (``/proc/PID/comm``), and the start of its command line."""
 REQUEST_MAX = 1024 * 1024
 """Bytes of one request past which the console's channel is taken for broken (the launcher exits)."""
+STARTING_MAX = max(1, len(os.sched_getaffinity(0)))
+"""Hosts forked and not yet listening at one time: one per CPU this process may use."""
+START_SLOT_S = 0.5
+"""Seconds a starting host holds its place before the next is forked anyway (one slow to
+start, on a loaded machine, does not hold the others back for long)."""
 
 
 def _title_setter() -> Callable[[str], None] | None:
@@ -89,18 +104,30 @@ def _send(control: socket.socket, msg: dict[str, Any]) -> None:
     control.sendall((json.dumps(msg, separators=(",", ":")) + "\n").encode())
 
 
-def _close_inherited() -> None:
-    """Close every descriptor above stderr: the console's channel, the selector, the
-    other hosts' pidfds (a host keeps nothing of the launcher's)."""
+def _close_inherited(keep: int) -> None:
+    """Close every descriptor above stderr but ``keep``: the console's channel, the
+    selector, the other hosts' pidfds and pipes (a host keeps nothing of the launcher's)."""
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2:
+        if fd > 2 and fd != keep:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
 
-def _child(req: dict[str, Any], log: int) -> NoReturn:
-    """In the forked child: become the host (never returns)."""
+def _listening(ready: int) -> Callable[[], None]:
+    """What the host calls once its socket listens: a byte on its pipe to the launcher."""
+
+    def say() -> None:
+        with contextlib.suppress(OSError):
+            os.write(ready, b"L")
+        with contextlib.suppress(OSError):
+            os.close(ready)
+
+    return say
+
+
+def _child(req: dict[str, Any], log: int, ready: int) -> NoReturn:
+    """In the forked child: become the host (never returns); ``ready``: its pipe's end."""
     rc = 1
     try:
         os.setsid()
@@ -108,12 +135,12 @@ def _child(req: dict[str, Any], log: int) -> NoReturn:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        _close_inherited()
+        _close_inherited(ready)
         name_host(list(req["argv"]))
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
-        rc = agent_host.main(list(req["argv"]))
+        rc = agent_host.main(list(req["argv"]), _listening(ready))
     except SystemExit as exc:  # argparse on bad options: its message is in the log
         rc = exc.code if isinstance(exc.code, int) else 2
     except BaseException:  # noqa: BLE001 - whatever ends the host, the launcher's loop must not run here
@@ -121,27 +148,58 @@ def _child(req: dict[str, Any], log: int) -> NoReturn:
     agent_host.exit_now(rc)
 
 
+@dataclass
+class Starting:
+    """A host forked and not yet listening: the launcher's end of its pipe."""
+
+    pid: int
+    until: float
+    """When it stops holding its place among the starting (:data:`START_SLOT_S`)."""
+    holds: bool = True
+
+
 class Launcher:
-    """The launcher's loop: requests in, forks, reaps, reports."""
+    """The launcher's loop: requests in, forks (a few starting at a time), reaps, reports."""
 
     def __init__(self, control: socket.socket) -> None:
         self.control = control
         self.sel = selectors.DefaultSelector()
         self.sel.register(control, selectors.EVENT_READ, None)
         self.buf = b""
+        self.queue: deque[dict[str, Any]] = deque()
+        """Requests to spawn not forked yet (in the order asked)."""
+        self.starting: dict[int, Starting] = {}
+        """By the launcher's end of each one's pipe."""
 
     def serve(self) -> int:
         while True:
-            for key, _ in self.sel.select():
+            for key, _ in self.sel.select(self.timeout()):
                 if key.data is None:
                     if not self.read():
                         self.reap_ended()
                         return 0
+                elif isinstance(key.data, Starting):
+                    self.listened(key.fd, key.data)
                 else:
                     self.reap(key.fileobj, key.data)  # type: ignore[arg-type]
+            self.fork_next()
+
+    def timeout(self) -> float | None:
+        """Until the first starting host's place frees (None: no wait is timed)."""
+        held = [s.until for s in self.starting.values() if s.holds]
+        return None if not held or not self.queue else max(0.0, min(held) - time.monotonic())
+
+    def fork_next(self) -> None:
+        """Fork those asked for while fewer than :data:`STARTING_MAX` hold a place."""
+        now = time.monotonic()
+        for s in self.starting.values():
+            if s.holds and now >= s.until:
+                s.holds = False
+        while self.queue and sum(s.holds for s in self.starting.values()) < STARTING_MAX:
+            self.spawn(self.queue.popleft())
 
     def read(self) -> bool:
-        """Carry out the requests that arrived; False once the console's end is closed."""
+        """Take the requests that arrived; False once the console's end is closed."""
         try:
             data = self.control.recv(65536)
         except OSError:
@@ -157,7 +215,7 @@ class Launcher:
             if req.get("op") == "log":
                 self.log_to(req.get("path"))
             else:
-                self.spawn(req)
+                self.queue.append(req)
         if len(self.buf) > REQUEST_MAX:
             print(f"host launcher: a request over {REQUEST_MAX:,} bytes; exiting", file=sys.stderr, flush=True)
             return False
@@ -193,18 +251,24 @@ class Launcher:
         except (OSError, PrivateError, KeyError, TypeError) as exc:
             _send(self.control, {"t": "failed", "id": ident, "error": f"cannot open the host's log: {exc}"})
             return
+        ready, theirs = os.pipe()
         try:
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
             try:
                 pid = os.fork()
             except OSError as exc:
+                os.close(ready)
                 _send(self.control, {"t": "failed", "id": ident, "error": f"fork: {exc}"})
                 return
             if pid == 0:
-                _child(req, log)
+                _child(req, log, theirs)
         finally:
             os.close(log)
+            os.close(theirs)
+        # Its pipe reads its word once it listens, or its end (then it never will).
+        self.starting[ready] = Starting(pid, time.monotonic() + START_SLOT_S)
+        self.sel.register(ready, selectors.EVENT_READ, self.starting[ready])
         # Unreaped until its pidfd says it ended: the pid is the child's while we read its start.
         pidfd = os.pidfd_open(pid)
         self.sel.register(pidfd, selectors.EVENT_READ, pid)
@@ -216,11 +280,24 @@ class Launcher:
             os.kill(pid, signal.SIGKILL)
             raise
 
+    def listened(self, ready: int, s: Starting) -> None:
+        """A starting host's pipe: its word that it listens (said to the console), or its
+        end before it did. Either way its place frees."""
+        try:
+            said = os.read(ready, 1)
+        except OSError:
+            said = b""
+        self.sel.unregister(ready)
+        os.close(ready)
+        del self.starting[ready]
+        if said:
+            _send(self.control, {"t": "listening", "pid": s.pid})
+
     def reap_ended(self) -> None:
         """On leaving: reap the hosts that have already ended (their CPU time is counted in
         the launcher's, so in the console's); those still running live on."""
         for key in list(self.sel.get_map().values()):
-            if key.data is not None and os.waitpid(key.data, os.WNOHANG)[0]:
+            if isinstance(key.data, int) and os.waitpid(key.data, os.WNOHANG)[0]:
                 self.sel.unregister(key.fileobj)
 
     def reap(self, pidfd: int, pid: int) -> None:
