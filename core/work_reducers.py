@@ -142,11 +142,15 @@ def workflow_created(s: State, ev: Event) -> None:
     dependents, pending_deps, phase_left = s.dependents, s.pending_deps, s.phase_left
     journal = s.journal
     prev_phase: list[str] = []
+    # The workflow's task ids -> their keys: a dependency takes the key built for its task (one
+    # string, hashed once) rather than a new one formatted for each.
+    key_of: dict[str, str] = {}
     for phase in phases:
         names = []
         pname = phase["name"]
         for ts in phase.get("tasks", ()):
-            key = f"{wid}/{ts['id']}"
+            tid = ts["id"]
+            key = key_of[tid] = f"{wid}/{tid}"
             if journal is not None:
                 s.replacing("tasks", tasks, key)
             dep = ts.get("depends_on")
@@ -159,7 +163,7 @@ def workflow_created(s: State, ev: Event) -> None:
             if dep:
                 deps = []
                 for d in dep:
-                    dk = f"{wid}/{d}"
+                    dk = key_of[d]  # an earlier task of the workflow: checked where the spec entered
                     deps.append(dk)
                     dependents[dk].append(key)
             else:
@@ -179,9 +183,14 @@ def workflow_created(s: State, ev: Event) -> None:
             t.phase = pname
             t.specialization = ts["specialization"]
             t.depends_on = deps
-            t.duration_s = float(ts.get("duration_s", d_dur))
-            t.cpu = float(ts.get("cpu", d_cpu))
-            t.memory_gb = float(ts.get("memory_gb", d_mem))
+            # A recorded number is a float (so validated where it entered, and so JSON keeps it):
+            # float() of another (an injected line's int) only, a call less each
+            x = ts.get("duration_s", d_dur)
+            t.duration_s = x if x.__class__ is float else float(x)
+            x = ts.get("cpu", d_cpu)
+            t.cpu = x if x.__class__ is float else float(x)
+            x = ts.get("memory_gb", d_mem)
+            t.memory_gb = x if x.__class__ is float else float(x)
             t.status = pending
             t.agent = None
             t.attempts = 0
@@ -189,7 +198,8 @@ def workflow_created(s: State, ev: Event) -> None:
             t.finished_at = None
             inputs = ts.get("inputs")
             t.context = TaskContext(inputs=dict(inputs)) if inputs else EMPTY_CONTEXT
-            if "interactive" in ts or "tty" in ts or "repo" in ts:  # left out by most (defaults are not recorded)
+            odd = "interactive" in ts or "tty" in ts or "repo" in ts  # left out by most (defaults are not recorded)
+            if odd:
                 t.interactive = bool(ts.get("interactive") or ts.get("tty"))
                 t.tty = bool(ts.get("tty"))
             else:
@@ -198,7 +208,7 @@ def workflow_created(s: State, ev: Event) -> None:
             t.waiting_since = None
             t.worktree = None
             t.branch = None
-            t.repo = ts.get("repo")
+            t.repo = ts.get("repo") if odd else None
             tasks[key] = t
             keys.append(key)
             names.append(key)

@@ -12,7 +12,9 @@ from pydantic import ValidationError
 from core.clock import VirtualClock
 from core.config import Config
 from core.engine import Engine
+from core.events import Event
 from core.models import EMPTY_CONTEXT, Task, TaskContext
+from core.work_reducers import workflow_created
 
 TASKS = [
     {"id": "a", "specialization": "x"},
@@ -60,3 +62,15 @@ def test_a_refused_workflow_builds_no_task() -> None:
     with pytest.raises(ValidationError, match=r"phases\.0\.tasks\.1\.cpu"):
         eng.create_workflow({"id": "w", "phases": [{"name": "p", "tasks": [TASKS[0], bad]}]})
     assert eng.state.tasks == {} and eng.state.workflows == {}
+
+
+def test_a_recorded_int_becomes_the_float_the_dataclass_holds() -> None:
+    """A spec folded as a line may write a number as an int (JSON keeps 5 as 5): the task
+    holds float(5), as when the spec was validated where it entered."""
+    eng = Engine(config=Config(), clock=VirtualClock(2.0))
+    spec = {"id": "w", "phases": [{"name": "p", "tasks": [TASKS[0], {**TASKS[1], "memory_gb": True}]}]}
+    workflow_created(eng.state, Event(1, 2.0, "WORKFLOW_CREATED", "coordination", "workflow", {"spec": spec}))
+    b = eng.state.tasks["w/b"]
+    assert (b.duration_s, b.cpu, b.memory_gb) == (5.0, 2.0, 1.0)
+    assert type(b.duration_s) is float and type(b.cpu) is float and type(b.memory_gb) is float
+    assert b.depends_on == ["w/a"] and eng.state.dependents["w/a"] == ["w/b"]
