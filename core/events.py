@@ -89,8 +89,10 @@ class Event:
         """The event line (:func:`format_line`'s text, built here: one call fewer per event
         for each subscriber that prints it)."""
         if self.plain:
+            # orjson's defaults: its options only pass dataclasses and datetimes through, and data
+            # holding one is not plain (the emit's encoding with them raised TypeError)
             head = self.line_head or f"{self.type}:{self.component}:{self.scope}:"
-            return head + _dumps(self.data, option=_ORJSON_COMPACT).decode()
+            return head + _dumps(self.data).decode()
         return f"{self.type}:{self.component}:{self.scope}:{dumps_compact(self.data)}"
 
     def canonical(self) -> str:
