@@ -82,6 +82,24 @@ def test_every_error_is_reported_with_its_table_and_key() -> None:
     assert len(problems) == len(expected), problems
 
 
+def test_a_task_id_with_whitespace_or_a_slash_or_twice_is_refused_where_it_is() -> None:
+    # Whitespace as str.isspace tells it (a no-break space, a separator control too).
+    ids = ["ok\u00e9", "a\u00a0b", "tab\t", "x\x1cy", "a/b", "ok\u00e9"]
+    tasks = [task_toml(tid, "true") for tid in ids]
+    tasks.append(task_toml("late", "true", depends_on=["later"], specialization="none"))
+    tasks.append(task_toml("later", "true"))
+    with pytest.raises(WorkflowFileError) as ei:
+        parse_workflow_text(POOL + workflow_toml("w", *tasks, phase="p"))
+    at = "workflows[0] 'w'.phases[0] 'p'.tasks"
+    spaces = "key 'id': task id must be without spaces or '/'"
+    assert ei.value.problems == [
+        *(f"{at}[{k}] {ids[k]!r}: {spaces}" for k in (1, 2, 3, 4)),
+        f"{at}[5] 'ok\u00e9': key 'id': task id 'ok\u00e9' appears twice in the workflow",
+        f"{at}[6] 'late': key 'depends_on': 'later' is not an earlier task of 'w'",
+        f"{at}[6] 'late': key 'specialization': no pool offers 'none' (pools offer ['s'])",
+    ]
+
+
 def test_cycles_and_toml_syntax() -> None:
     text = (
         POOL
