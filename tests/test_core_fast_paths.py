@@ -54,10 +54,10 @@ def compared(monkeypatch: pytest.MonkeyPatch) -> Iterator[Compared]:
     started, finished, after_task = RuntimeBridge.task_started, RuntimeBridge.task_finished, RuntimeBridge.after_task
     start_task = SimRuntime.start_task
 
-    def checked_started(self: RuntimeBridge, agent_id: str, task_id: str) -> None:
+    def checked_started(self: RuntimeBridge, agent_id: str, task_id: str, at: float | None = None) -> None:
         news = not self.restoring and self.owned(agent_id, task_id) is not None  # the general test
         before = len(c.heard)
-        started(self, agent_id, task_id)
+        started(self, agent_id, task_id, at)
         assert [ev.type for ev in c.heard[before:]].count(TASK_STARTED) == int(news), (agent_id, task_id)
         c.cases[f"task_started {'owned' if news else 'not owned'}"] += 1
 

@@ -17,7 +17,7 @@ class _Heard:
     def __init__(self) -> None:
         self.facts: list[tuple[Any, ...]] = []
 
-    def task_started(self, agent_id: str, task_id: str) -> None:
+    def task_started(self, agent_id: str, task_id: str, at: float | None = None) -> None:
         self.facts.append(("started", agent_id, task_id))
 
     def task_progress(self, agent_id: str, task_id: str, progress: float, output: list[str] | None = None) -> None:

@@ -8,7 +8,8 @@ buffered, the log must say the run started before it says it ended, once; a run 
 start the log holds gets no second one.
 
 At the parts' level (no Ray instance): the engine's dispatch assigns the run, the Ray
-runtime's actors part is fed the actor's poll answer as its connection would be.
+runtime's actors part is fed the actor's poll answer as its connection would be. The
+start is recorded when the run began, as its end report says.
 """
 
 from __future__ import annotations
@@ -18,51 +19,26 @@ from typing import Any
 
 import pytest
 
-from core.clock import VirtualClock
-from core.config import Config
-from core.engine import Engine
-from core.engine.bridge import Reports
-from core.models import AgentStatus, Task
-from core.runtimes.sim import SimRuntime
+from core.engine.bridge import Reports as Sink
+from core.models import AgentStatus
 from tests.local_harness import Recorder
+from tests.test_late_starts import TASK, assigned_run, finished, started, starts
 
 pytest.importorskip("ray", reason="the Ray runtime's checks need Ray (pip install -e '.[ray]')")
 
 from core.runtimes.ray import RayCluster, RayRuntime
 from core.runtimes.ray_actors import ActorHost
 
-TASK = "w/t"
-
-
-class _Assigning(SimRuntime):
-    """Assigns runs and starts nothing: what happens to them is told by the test."""
-
-    def start_task(self, agent_id: str, task: Task) -> None:
-        pass
-
 
 async def _cut_off_run(tmp_path: Path, start_in_log: bool) -> tuple[Recorder, RayRuntime, ActorHost]:
-    """An engine whose agent runs TASK (its start in the log or not) and is unreachable
-    (what it records), the Ray runtime's parts bound to it with the run restored at open,
-    and the agent's actor."""
-    clock = VirtualClock(100.0)
-    eng = Engine(config=Config(), clock=clock, runtime=_Assigning(clock, seed=1))
-    rec = Recorder()
-    eng.subscribe(rec)
-    eng.create_pool("p", ["x"], 0, 20)
-    agent = eng.add_agent("p")
-    eng.start_workflow(
-        eng.create_workflow({"id": "w", "phases": [{"name": "p", "tasks": [{"id": "t", "specialization": "x"}]}]})
-    )
-    await eng.advance(1.0)
-    assert eng.state.tasks[TASK].agent == agent
-    if start_in_log:
-        eng.task_started(agent, TASK)
-    await eng.advance(5.0)
+    """:func:`~tests.test_late_starts.assigned_run` with its agent unreachable (what it
+    records from then on), the Ray runtime's parts bound to it with the run restored at
+    open, and the agent's actor."""
+    eng, rec, agent = await assigned_run(start_in_log)
     eng.agent_unreachable(agent)
     assert eng.state.agents[agent].status is AgentStatus.UNREACHABLE
     rt = RayRuntime(tmp_path / "r.db", RayCluster(None))  # nothing connects until opened
-    rt.fleet.engine, rt.fleet.sink = eng, Reports(eng.bridge, eng)
+    rt.fleet.engine, rt.fleet.sink = eng, Sink(eng.bridge, eng)
     rt.fleet.restored = {(TASK, 1): start_in_log}
     h = ActorHost(agent, f"ns/{agent}", ready=True, adopted=True)
     rt.fleet.hosts[agent] = h
@@ -70,11 +46,11 @@ async def _cut_off_run(tmp_path: Path, start_in_log: bool) -> tuple[Recorder, Ra
 
 
 def _end(seq: int) -> dict[str, Any]:
-    return {"seq": seq, "t": "finished", "task": TASK, "attempt": 1, "rc": 0, "elapsed_s": 4.0, "output": []}
+    return {"seq": seq, **finished(103.0)}
 
 
 def _started(seq: int) -> dict[str, Any]:
-    return {"seq": seq, "t": "started", "task": TASK, "attempt": 1, "pgid": 1234, "create_time": 101.0}
+    return {"seq": seq, **started(None)}
 
 
 def _task_facts(rec: Recorder) -> list[str]:
@@ -85,6 +61,7 @@ async def test_a_restored_run_whose_end_comes_back_buffered_gets_its_start_first
     rec, rt, h = await _cut_off_run(tmp_path, start_in_log=False)
     rt.actors._batch(h, [_end(7)])  # its start was polled by the killed console: only the end is buffered
     assert _task_facts(rec) == ["TASK_STARTED", "TASK_COMPLETED"]  # main: no TASK_STARTED
+    assert starts(rec) == [103.0], "when the run began, as its end says"
     assert rt.fleet.engine is not None and rt.fleet.engine.state.agents[h.agent].status is not AgentStatus.UNREACHABLE
 
 
@@ -94,7 +71,7 @@ async def test_a_restored_run_whose_start_is_in_the_log_gets_no_second_one(tmp_p
     for reports in ([_end(7)], [_started(6), _end(7)]):
         rec, rt, h = await _cut_off_run(tmp_path, start_in_log=True)
         rt.actors._batch(h, reports)
-        assert _task_facts(rec) == ["TASK_STARTED", "TASK_COMPLETED"], reports
+        assert _task_facts(rec) == ["TASK_COMPLETED"], reports  # the start was recorded before (not seen here)
 
 
 async def test_a_buffered_start_and_end_of_a_restored_run_record_one_start(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ isolated agent buffered with what the engine did meanwhile (``core.merge``).
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import TYPE_CHECKING, Any
 
 from ..clock import VirtualClock
@@ -183,9 +184,12 @@ class RuntimeBridge:
         a = s.agents.get(agent_id)
         return t if a is not None and a.current_task == task_id else None
 
-    def task_started(self, agent_id: str, task_id: str) -> None:
+    def task_started(self, agent_id: str, task_id: str, at: float | None = None) -> None:
+        """TASK_STARTED, now; or at ``at`` when the runtime learnt of the start late, kept
+        between the task's assignment and now (a host's clock may differ from this one's;
+        a figure that is not a time is not used)."""
         e = self.engine
-        e.telemetry.liveness[agent_id] = e.clock.now()
+        now = e.telemetry.liveness[agent_id] = e.clock.now()
         if self.restoring:
             return
         # owned(), written out (a call less for each task's start and end)
@@ -195,7 +199,12 @@ class RuntimeBridge:
             return
         a = s.agents.get(agent_id)
         if a is not None and a.current_task == task_id:
-            self.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id})
+            if at is None:
+                self.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id})
+                return
+            began = at if type(at) in (int, float) and math.isfinite(at) else now
+            began = min(max(began, t.started_at if t.started_at is not None else began), now)
+            self.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id}, at=began)
 
     def task_progress(
         self,

@@ -48,7 +48,13 @@ class LogWriter(Protocol):
     held: HeldLimits
 
     def emit(
-        self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None
+        self,
+        type_: str,
+        component: str,
+        scope: str,
+        data: dict[str, Any] | None = None,
+        actor: str | None = None,
+        at: float | None = None,
     ) -> Event: ...
 
     async def store_archive(self, archive: list[tuple[str, int, str, str]]) -> None: ...

@@ -201,8 +201,8 @@ class Engine:
     def request_dispatch(self) -> None:
         self.bridge.request_dispatch()
 
-    def task_started(self, agent_id: str, task_id: str) -> None:
-        self.bridge.task_started(agent_id, task_id)
+    def task_started(self, agent_id: str, task_id: str, at: float | None = None) -> None:
+        self.bridge.task_started(agent_id, task_id, at)
 
     def task_progress(
         self,

@@ -112,10 +112,17 @@ class EventLog:
 
     # -- emit ---------------------------------------------------------------------
     def emit(
-        self, type_: str, component: str, scope: str, data: dict[str, Any] | None = None, actor: str | None = None
+        self,
+        type_: str,
+        component: str,
+        scope: str,
+        data: dict[str, Any] | None = None,
+        actor: str | None = None,
+        at: float | None = None,
     ) -> Event:
         """Record one state change: number, encode, fold, queue for the store (chained
-        with the batch; subscribers hear of it after the commit, :meth:`flush`)."""
+        with the batch; subscribers hear of it after the commit, :meth:`flush`). Its time
+        is now, or ``at`` for a fact that happened earlier and is recorded late."""
         e = self.engine
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
@@ -125,7 +132,7 @@ class EventLog:
             data = {}
         state = e.state
         seq = state.seq + 1
-        ts = e.clock.now()
+        ts = e.clock.now() if at is None else at
         data_json, plain = encode_data(data)  # now: a fold may change the data's objects later
         # Event(seq, ts, type_, component, scope, data, who, plain, line_head), its slots set here: the
         # dataclass's __init__, called through the type, cost about 2,400 instructions an

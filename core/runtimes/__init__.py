@@ -26,7 +26,10 @@ if TYPE_CHECKING:  # kept out of the import: the agent host process starts witho
 class RuntimeSink(Protocol):
     """What a runtime may report. All times are the runtime's clock."""
 
-    def task_started(self, agent_id: str, task_id: str) -> None: ...
+    def task_started(self, agent_id: str, task_id: str, at: float | None = None) -> None:
+        """The run began: now, or at ``at`` (seconds since the epoch) when the runtime
+        learnt of it late (a console that restarted, a connection that dropped the report)."""
+        ...
 
     def task_progress(self, agent_id: str, task_id: str, progress: float, output: list[str] | None = None) -> None: ...
 

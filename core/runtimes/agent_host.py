@@ -37,7 +37,7 @@ from ..private import PrivateError, private_dir
 from .handshake import ChannelError, host_accept, read_secret
 from .task_runner import RunnerConfig, TaskRunner
 from .task_tree import become_subreaper
-from .wire import MAX_LINE, CommandReader, encode
+from .wire import MAX_LINE, CommandReader, decode, encode
 
 NEVER_CONNECTED_S = 60.0
 """A host no console ever reached (the console died while starting it) exits after this."""
@@ -118,11 +118,11 @@ class Host:
         """The task finishing a command that waits (a run being stopped, a write to stdin)."""
 
     def send(self, msg: dict[str, Any]) -> None:
-        """Write a report to the console now, after those held (in one write)."""
+        """Write a report to the console now, after those held (in one write). With no
+        console it goes nowhere (a console that connects learns from ``hello``); what is
+        held stays held for it (:meth:`_unheard_starts`)."""
         w = self.writer
         if w is None or w.is_closing():
-            self.held.clear()
-            self._hold_done()
             return
         data = self._encode(msg)
         if self.held:
@@ -133,12 +133,11 @@ class Host:
         self._write(w, data)
 
     def hold(self, msg: dict[str, Any]) -> None:
-        """Send a report with the next one, or within :data:`HOLD_S` if none comes."""
-        w = self.writer
-        if w is None or w.is_closing():
-            return
+        """Send a report with the next one, or within :data:`HOLD_S` if none comes (with
+        no console: in the next one's ``hello``)."""
         self.held.append(self._encode(msg))
-        if self.hold_timer is None:
+        w = self.writer
+        if self.hold_timer is None and w is not None and not w.is_closing():
             self.hold_timer = asyncio.get_running_loop().call_later(HOLD_S, self._hold_over)
 
     def _hold_over(self) -> None:
@@ -155,15 +154,39 @@ class Host:
             self.hold_timer = None
 
     def _write_held(self) -> None:
-        """The reports held go out now, to the console they were held for (dropped if
-        its connection is closing)."""
+        """The reports held go out now, to the console they were held for (kept for the
+        next console's ``hello`` if its connection is closing)."""
         w = self.writer
         if self.held and w is not None and not w.is_closing():
             data = b"".join(self.held)
             self.held.clear()
+            self._hold_done()
             self._write(w, data)
-        self.held.clear()
+
+    def _unheard_starts(self) -> list[dict[str, Any]]:
+        """The runs' starts held for a console that went before they were written, each
+        with when its run began (``started_at``): handed to the next console in its
+        ``hello``, before the ends it lists, so that it records each start, at its time.
+        (Held only while no console could read them: the starts of commands already read.)"""
+        held, self.held = self.held, []
         self._hold_done()
+        starts = []
+        for data in held:
+            msg = decode(data)
+            if msg.get("t") == "started":
+                msg["started_at"] = self._began(msg["task"], msg["attempt"])
+                starts.append(msg)
+        return starts
+
+    def _began(self, task: str, attempt: int) -> float | None:
+        """When the run (task, attempt) began (:meth:`Run.started_at`): the current run's,
+        or an ended one's as its end report says; None for a run no longer known here."""
+        runner = self.runner
+        r = runner.run
+        if r is not None and r.key() == (task, attempt):
+            return round(r.started_at(), 3)
+        ended = runner.results.get((task, attempt))
+        return ended.get("started_at") if ended is not None else None
 
     @staticmethod
     def _encode(msg: dict[str, Any]) -> bytes:
@@ -190,10 +213,8 @@ class Host:
 
     def _without_console(self) -> None:
         """The console's connection is gone: the orphan timeout counts from now; what
-        was held for it is dropped (a console that connects learns from ``hello``)."""
+        was held for it waits for the next console's ``hello``."""
         self.writer = None
-        self.held.clear()
-        self._hold_done()
         self.last_client = time.monotonic()
 
     async def client(self, reader: CommandReader, writer: asyncio.StreamWriter) -> None:
@@ -208,24 +229,30 @@ class Host:
             print(f"agent host {self.agent}: refused a connection: {exc}", file=sys.stderr, flush=True)
             writer.close()
             return
-        self._write_held()  # to the console they were held for
+        self.greet(writer)
+        self.readers.add(reader)
+        reader.deliver(lambda msg: self.command(msg, writer, reader), lambda: self._closed(reader, writer))
+
+    def greet(self, writer: asyncio.StreamWriter) -> None:
+        """An authenticated console is the one reported to from now on: its first message
+        is the ``hello`` (what runs, what ended, the starts no console heard)."""
+        self._write_held()  # to the console they were held for, while it can read them
         old, self.writer = self.writer, writer
         self.ever_connected = True
         if old is not None:
             old.close()
         runner = self.runner
-        self.send(
-            {
-                "t": "hello",
-                "agent": self.agent,
-                "pid": os.getpid(),
-                "create_time": runner.me.create_time(),
-                "current": runner.current(),
-                "done": runner.recent_results(),
-            }
-        )
-        self.readers.add(reader)
-        reader.deliver(lambda msg: self.command(msg, writer, reader), lambda: self._closed(reader, writer))
+        hello: dict[str, Any] = {
+            "t": "hello",
+            "agent": self.agent,
+            "pid": os.getpid(),
+            "create_time": runner.me.create_time(),
+            "current": runner.current(),
+            "done": runner.recent_results(),
+        }
+        if self.held:
+            hello["held"] = self._unheard_starts()
+        self.send(hello)
 
     def command(self, msg: dict[str, Any], writer: asyncio.StreamWriter, reader: CommandReader) -> None:
         """A console's command, from the loop's read callback that framed it: carried

@@ -344,7 +344,7 @@ class RayActors:
         engine, sink = fleet.engine, fleet.sink
         assert engine is not None and sink is not None
         buffered: list[BufferedReport] = []
-        unstarted: list[str] = []
+        unstarted: list[tuple[str, Any]] = []
         partial: dict[str, Any] | None = None
         last_progress: BufferedReport | None = None
         task = None
@@ -356,7 +356,8 @@ class RayActors:
                 continue  # a start the log holds: its group is taken when it is reported as usual
             task = task_id
             if kind in ("finished", "failed") and fleet.restored and fleet.start_unrecorded(task_id, r.get("attempt")):
-                unstarted.append(task_id)  # a restored run whose start the log lacks and the actor no longer has
+                # A restored run whose start the log lacks and the actor no longer has.
+                unstarted.append((task_id, r.get("started_at")))
             if kind in ("started", "finished", "failed"):
                 output = None if kind == "started" else r.get("output")
                 error = str(r.get("error", "failed")) if kind == "failed" else None
@@ -373,8 +374,8 @@ class RayActors:
         if last_progress is not None:
             buffered.append(last_progress)
             buffered.sort(key=lambda b: b.seq)
-        for task_id in unstarted:  # it did start, before its end (as Reports._ended records it)
-            sink.task_started(h.agent, task_id)
+        for task_id, began in unstarted:  # it did start, when its end says (as Reports._ended records it)
+            sink.task_started(h.agent, task_id, began)
         sink.agent_reconnected(h.agent, buffered)
         if partial and task is not None and fleet.owns_attempt(h.agent, task, engine.state.tasks[task].attempts):
             engine.task_progress(h.agent, task, engine.state.tasks[task].context.progress, None, partial)

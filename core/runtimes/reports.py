@@ -105,8 +105,10 @@ class Reports(Generic[H]):
             h.task_pgid, h.task_create_time = msg.get("pgid"), msg.get("create_time")
             self._save_group_later(h)
             if task is not None and fleet.owns_attempt(h.agent, task, attempt):
-                if not fleet.restored or fleet.start_is_news(task, attempt):
+                if not fleet.restored:
                     sink.task_started(h.agent, task)
+                elif fleet.start_is_news(task, attempt):  # the answer to a re-sent start says when it began
+                    sink.task_started(h.agent, task, msg.get("started_at"))
                 else:
                     sink.agent_heartbeat(h.agent)  # the answer to a re-sent start: only its group is news
             return
@@ -138,13 +140,24 @@ class Reports(Generic[H]):
         self.links.save(h)
 
     def _hello(self, h: H, msg: dict[str, Any]) -> None:
-        """A (re)connection: what the host runs now (stopped unless the log assigns it)
-        and the runs it finished meanwhile (applied as if reported now)."""
+        """A (re)connection: the starts the host held for a console that went before
+        they were written (recorded at their runs' times), what the host runs now
+        (stopped unless the log assigns it) and the runs it finished meanwhile (applied
+        as if reported now)."""
         fleet = self.fleet
-        assert fleet.sink is not None
+        sink = fleet.sink
+        assert sink is not None
         h.connected_once = True
         h.lost = False
-        fleet.sink.agent_heartbeat(h.agent)
+        sink.agent_heartbeat(h.agent)
+        for held in msg.get("held") or ():
+            if type(held) is not dict:
+                continue
+            task, attempt = str(held.get("task")), held.get("attempt")
+            if fleet.owns_attempt(h.agent, task, attempt) and (
+                not fleet.restored or fleet.start_is_news(task, attempt)
+            ):
+                sink.task_started(h.agent, task, held.get("started_at"))
         cur = msg.get("current")
         if cur:
             h.task_pgid, h.task_create_time = cur.get("pgid"), cur.get("create_time")
@@ -167,8 +180,9 @@ class Reports(Generic[H]):
             return
         if fleet.restored and fleet.start_unrecorded(task, attempt):
             # A run that ended while no console listened, its start never recorded (the
-            # killed console had read the report, or it is gone from the host): it did start.
-            sink.task_started(h.agent, task)
+            # killed console had read the report, or it is gone from the host): it did
+            # start, when its end report says.
+            sink.task_started(h.agent, task, msg.get("started_at"))
         if msg.get("partial") or msg.get("progress"):
             engine.task_progress(h.agent, task, float(msg.get("progress") or 0.0), None, msg.get("partial") or None)
         if kind == "finished":

@@ -141,6 +141,24 @@ class Run:
     def running_for(self) -> float:
         return time.monotonic() - self.started - self.paused_time()
 
+    def started_at(self) -> float:
+        """When the run began, on this machine's wall clock (seconds since the epoch): what
+        a console that learns of its start late records as its time. Its start on the
+        monotonic clock that ``elapsed_s`` is measured on, carried over to the wall clock."""
+        return time.time() - (time.monotonic() - self.started)
+
+    def started_again(self) -> dict[str, Any]:
+        """The answer to its start sent again (by a restarted console): its group, and
+        when it began (the console may not have recorded its start)."""
+        return {
+            "t": "started",
+            "task": self.task,
+            "attempt": self.attempt,
+            "pgid": self.pgid,
+            "create_time": self.create_time,
+            "started_at": round(self.started_at(), 3),
+        }
+
     def pause(self) -> None:
         if not self.paused:
             self.paused, self.paused_at = True, time.monotonic()
@@ -228,6 +246,7 @@ class Run:
             "partial": self.partial,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "elapsed_s": round(self.running_for(), 3),
+            "started_at": round(self.started_at(), 3),  # for a console that did not hear its start
         }
         paused = self.paused_time()
         if paused:  # elapsed_s + paused_s: its start to its end (the console's duration_s)

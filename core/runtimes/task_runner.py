@@ -110,6 +110,7 @@ class TaskRunner:
             "create_time": r.create_time,
             "progress": r.progress,
             "paused": r.paused,
+            "started_at": round(r.started_at(), 3),
         }
 
     def recent_results(self) -> list[dict[str, Any]]:
@@ -137,9 +138,7 @@ class TaskRunner:
                 self.send(self.results[key])
                 return None
             if r is not None and r.key() == key:
-                self.send(
-                    {"t": "started", "task": r.task, "attempt": r.attempt, "pgid": r.pgid, "create_time": r.create_time}
-                )
+                self.send(r.started_again())
                 return None
             if r is not None:
                 return self._replace(r, msg)
