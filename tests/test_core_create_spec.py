@@ -110,11 +110,12 @@ class _Text(str):
     pass
 
 
-_ODD = [
+_ODD: list[tuple[Any, Any]] = [
     ("id", "t\u00e2che"), ("id", "\ud800"), ("id", _Text("t")), ("id", 1), ("specialization", None),
     ("depends_on", ("t0",)), ("depends_on", ["t0", 1]), ("depends_on", ["\ud800"]), ("depends_on", "t0"),
     ("cpu", True), ("cpu", -1), ("cpu", -0.5), ("cpu", math.nan), ("cpu", -math.inf), ("cpu", "1"),
     ("cpu", 2**53 + 1), ("cpu", 2**70), ("memory_gb", None), ("duration_s", 1.5j),
+    ("command", "echo hi"), ("nope", 1), (1, "x"),
 ]  # fmt: skip
 _PLAIN_VALUES = [
     ("depends_on", []), ("depends_on", ["t0"]), ("cpu", 0), ("cpu", 1), ("cpu", 1.0), ("cpu", -0.0), ("cpu", math.inf),
