@@ -148,6 +148,23 @@ async def test_a_restarted_console_records_a_start_the_log_lacks_at_the_runs_tim
     assert starts(rec) == [102.5] and len(rec.of("TASK_COMPLETED")) == 1
 
 
+async def test_a_restored_run_that_never_ran_gets_no_start(tmp_path: Path) -> None:
+    """The must-not: a run that ended while no console ran without ever running (no
+    process could be started: its end says no ``started_at``) is not said to have
+    started (main: TASK_STARTED at the restart, then TASK_FAILED)."""
+    rt, h, rec = await console(tmp_path, restored=False)
+    never = {
+        "t": "failed",
+        "task": TASK,
+        "attempt": 1,
+        "rc": None,
+        "error": "could not start: no such file",
+        "output": [],
+    }
+    rt.reports.on_report(h, hello(done=[never]))
+    assert starts(rec) == [] and len(rec.of("TASK_FAILED")) == 1
+
+
 async def test_a_start_reported_as_it_happens_is_recorded_when_it_arrives(tmp_path: Path) -> None:
     rt, h, rec = await console(tmp_path)
     rt.reports.on_report(h, started(103.0))

@@ -74,6 +74,14 @@ async def test_a_restored_run_whose_start_is_in_the_log_gets_no_second_one(tmp_p
         assert _task_facts(rec) == ["TASK_COMPLETED"], reports  # the start was recorded before (not seen here)
 
 
+async def test_a_restored_run_that_never_ran_gets_no_start_from_its_buffered_end(tmp_path: Path) -> None:
+    """The must-not: its end (a failure to start) says no ``started_at``: no start."""
+    rec, rt, h = await _cut_off_run(tmp_path, start_in_log=False)
+    never = {"seq": 7, "t": "failed", "task": TASK, "attempt": 1, "rc": None, "error": "could not start", "output": []}
+    rt.actors._batch(h, [never])
+    assert starts(rec) == [] and [e.type for e in rec.events if e.type == "TASK_FAILED"] == ["TASK_FAILED"]
+
+
 async def test_a_buffered_start_and_end_of_a_restored_run_record_one_start(tmp_path: Path) -> None:
     rec, rt, h = await _cut_off_run(tmp_path, start_in_log=False)
     rt.actors._batch(h, [_started(6), _end(7)])

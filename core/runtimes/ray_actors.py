@@ -355,9 +355,13 @@ class RayActors:
             if kind == "started" and fleet.restored and not fleet.start_is_news(task_id, r.get("attempt")):
                 continue  # a start the log holds: its group is taken when it is reported as usual
             task = task_id
-            if kind in ("finished", "failed") and fleet.restored and fleet.start_unrecorded(task_id, r.get("attempt")):
-                # A restored run whose start the log lacks and the actor no longer has.
-                unstarted.append((task_id, r.get("started_at")))
+            if (
+                kind in ("finished", "failed")
+                and fleet.restored
+                and fleet.start_unrecorded(task_id, r.get("attempt"))
+                and r.get("started_at") is not None  # a run that never ran says no start
+            ):
+                unstarted.append((task_id, r["started_at"]))  # its start the log lacks and the actor no longer has
             if kind in ("started", "finished", "failed"):
                 output = None if kind == "started" else r.get("output")
                 error = str(r.get("error", "failed")) if kind == "failed" else None

@@ -178,11 +178,11 @@ class Reports(Generic[H]):
             if kind == "finished" and task:
                 self._merge_moved(h.agent, task, attempt)
             return
-        if fleet.restored and fleet.start_unrecorded(task, attempt):
+        if fleet.restored and fleet.start_unrecorded(task, attempt) and msg.get("started_at") is not None:
             # A run that ended while no console listened, its start never recorded (the
             # killed console had read the report, or it is gone from the host): it did
-            # start, when its end report says.
-            sink.task_started(h.agent, task, msg.get("started_at"))
+            # start, when its end report says (a run that never ran says no start).
+            sink.task_started(h.agent, task, msg["started_at"])
         if msg.get("partial") or msg.get("progress"):
             engine.task_progress(h.agent, task, float(msg.get("progress") or 0.0), None, msg.get("partial") or None)
         if kind == "finished":
