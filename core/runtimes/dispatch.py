@@ -109,16 +109,21 @@ class Dispatch(Generic[H]):
         self._shared_str = str(self._shared)
 
     # -- what tasks run ----------------------------------------------------------------
-    def learn(self, spec_data: dict[str, Any]) -> None:
-        """Remember the commands of a workflow's tasks (from its WORKFLOW_CREATED)."""
-        spec = WorkflowSpec.model_validate(spec_data)
+    def learn(self, spec_data: dict[str, Any], given: WorkflowSpec | None = None) -> None:
+        """Remember the commands of a workflow's tasks (from its WORKFLOW_CREATED): the
+        recorded spec validated, or ``given``, the model it was recorded from (the same
+        tasks: the record is its dump)."""
+        spec = given if given is not None else WorkflowSpec.model_validate(spec_data)
         for phase in spec.phases:
             for t in phase.tasks:
                 self.specs[task_key(spec.id, t.id)] = t
 
     def on_event(self, ev: Any) -> None:
         if ev.type == WORKFLOW_CREATED:
-            self.learn(ev.data["spec"])
+            data = ev.data["spec"]
+            engine = self.fleet.engine
+            given = engine.creating if engine is not None else None  # created here from a model, now
+            self.learn(data, given if given is not None and given.id == data.get("id") else None)
 
     def task_repo(self, task_id: str) -> str | None:
         """The repository the task works in a worktree of (from its workflow file), if any."""
