@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+_FLOAT_MAX = sys.float_info.max
+
+
+def seconds(v: Any) -> float | None:
+    """``v`` as a float when it is a finite number of seconds >= 0 (a time or a duration a
+    runtime reported, or an event line holds), else None: a bool is not one, nor NaN, inf
+    or an int beyond a double's range (whose float() raises)."""
+    return float(v) if type(v) in (int, float) and 0.0 <= v <= _FLOAT_MAX else None
 
 
 class Clock(Protocol):

@@ -27,6 +27,7 @@ from core.models import Task
 from core.runtimes.local import LocalRuntime
 from core.runtimes.local_hosts import ProcessHost
 from core.runtimes.sim import SimRuntime
+from core.verify import verify_store
 from tests.local_harness import Recorder
 
 TASK = "w/t"
@@ -169,3 +170,44 @@ async def test_a_start_reported_as_it_happens_is_recorded_when_it_arrives(tmp_pa
     rt, h, rec = await console(tmp_path)
     rt.reports.on_report(h, started(103.0))
     assert starts(rec) == [NOW]
+
+
+@pytest.mark.parametrize(("said", "recorded"), [(103, 103.0), (10**400, NOW), (-(10**400), NOW)])
+async def test_a_late_start_said_as_an_integer_is_recorded_as_a_float_time(
+    tmp_path: Path, said: int, recorded: float
+) -> None:
+    """A start time the wire read as an int (JSON without a fraction; one beyond a
+    double's range too) is a float time or now: never an int in the event (the stored
+    REAL reads back as a float, whose text the hash chain did not cover: the log then
+    failed verify), never a traceback in the report's handling (main: OverflowError)."""
+    rt, h, rec = await console(tmp_path)
+    rt.reports.on_report(h, hello(held=[started(said)]))
+    assert [(t, type(t)) for t in starts(rec)] == [(recorded, float)]
+
+
+async def test_a_run_time_beyond_a_doubles_range_is_no_figure(tmp_path: Path) -> None:
+    """An end report whose elapsed_s is an integer too large for a float: no duration of
+    the host's (the time since the assignment instead), not a traceback (main: OverflowError)."""
+    rt, h, rec = await console(tmp_path)
+    rt.reports.on_report(h, started(103.0))
+    rt.reports.on_report(h, {**finished(), "elapsed_s": 10**400})
+    assert [e.data["duration_s"] for e in rec.of("TASK_COMPLETED")] == [NOW - ASSIGNED]
+
+
+async def test_a_late_start_said_as_an_integer_leaves_a_log_that_verifies(tmp_path: Path) -> None:
+    clock = VirtualClock(ASSIGNED)
+    eng = await Engine.open(tmp_path / "x.db", config=Config(), clock=clock)
+    try:
+        eng.attach_runtime(Assigning(clock, seed=1))
+        eng.create_pool("p", ["x"], 0, 20)
+        agent = eng.add_agent("p")
+        spec = {"id": "w", "phases": [{"name": "p", "tasks": [{"id": "t", "specialization": "x"}]}]}
+        eng.start_workflow(eng.create_workflow(spec))
+        await eng.advance(NOW - ASSIGNED)
+        eng.task_started(agent, TASK, 103)  # type: ignore[arg-type]  # as a host's JSON may say it
+        await eng.flush()
+        assert eng.store is not None
+        rep = await verify_store(eng.store)
+        assert (rep.first_bad_seq, rep.faults) == (None, [])
+    finally:
+        await eng.close()

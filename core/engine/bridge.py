@@ -9,10 +9,9 @@ isolated agent buffered with what the engine did meanwhile (``core.merge``).
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import TYPE_CHECKING, Any
 
-from ..clock import VirtualClock
+from ..clock import VirtualClock, seconds
 from ..event_types import (
     AGENT_ERROR,
     AGENT_RECONNECTED,
@@ -202,8 +201,10 @@ class RuntimeBridge:
             if at is None:
                 self.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id})
                 return
-            began = at if type(at) in (int, float) and math.isfinite(at) else now
-            began = min(max(began, t.started_at if t.started_at is not None else began), now)
+            # A float (an int read off the wire too: the stored REAL reads back as one, and the
+            # chain hashes its text), or now for what is not a time.
+            began = seconds(at)
+            began = now if began is None else min(max(began, t.started_at if t.started_at is not None else began), now)
             self.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id}, at=began)
 
     def task_progress(

@@ -21,6 +21,7 @@ from typing import Any, Generic
 
 from pydantic import ValidationError
 
+from ..clock import seconds
 from ..merge import BufferedReport
 from ..models import AgentStatus, TaskStatus
 from ..usage.models import UsageReport
@@ -38,15 +39,10 @@ GROUP_ROW_AFTER_S = 0.1
 def run_time(msg: dict[str, Any]) -> float | None:
     """A run's start to its end as its host measured it (``elapsed_s``, plus ``paused_s``
     if it was paused); None where the report has no such figure (a garbled one included)."""
-    ran, paused = _seconds(msg.get("elapsed_s")), _seconds(msg.get("paused_s", 0.0))
+    ran, paused = seconds(msg.get("elapsed_s")), seconds(msg.get("paused_s", 0.0))
     if ran is None or paused is None or ran + paused == math.inf:
         return None
     return ran + paused
-
-
-def _seconds(v: Any) -> float | None:
-    """``v`` if it is a finite number of seconds >= 0 (a bool is not), else None."""
-    return float(v) if type(v) in (int, float) and 0.0 <= v < math.inf else None
 
 
 class Reports(Generic[H]):
