@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .clock import seconds
 from .event_types import (
     COMMAND_EXECUTED,
     INCIDENT_OPENED,
@@ -366,8 +367,10 @@ class TaskTimings:
                 self.schedule_to_start.observe(max(ev.ts - since, 0.0))
         elif t in (TASK_COMPLETED, TASK_FAILED, TASK_TIMEOUT):
             task = state.tasks.get(d.get("task", ""))
-            ran = d.get("duration_s") if t == TASK_COMPLETED else None
-            if isinstance(ran, (int, float)):  # the run as its runtime measured it (TASK_COMPLETED's own figure)
+            # The run as its runtime measured it (TASK_COMPLETED's own figure; an injected
+            # line's that is no number of seconds is not one)
+            ran = seconds(d.get("duration_s")) if t == TASK_COMPLETED else None
+            if ran is not None:
                 self.execution.observe(ran)
             elif task is not None and task.started_at is not None:
                 self.execution.observe(max(ev.ts - task.started_at, 0.0))

@@ -187,3 +187,22 @@ async def test_execution_seconds_of_real_runs_are_their_hosts_measure(tmp_path: 
     # Must not: a completed run counted from its assignment (longer than the host's measure).
     assert all(s > r for s, r in zip(since_assigned, ran, strict=True)), (since_assigned, ran)
     assert m["opsdeck_task_execution_seconds_sum"][()] < sum(since_assigned) + failed_s
+
+
+@pytest.mark.parametrize(
+    "said", ["-5", "true", "1e400", "NaN", "1" + "0" * 400], ids=["neg", "bool", "inf", "nan", "bigint"]
+)
+async def test_a_completion_whose_duration_is_no_number_of_seconds_counts_from_its_assignment(said: str) -> None:
+    """An injected TASK_COMPLETED line's duration_s that is not a number of seconds (a
+    negative, a bool, inf, NaN, an int beyond a double's range) is not the run's time:
+    the histogram counts it from its assignment (main: -5, 1, inf, nan, 1e400's
+    OverflowError in the sum)."""
+    from core.events import parse_line
+    from tests.test_late_starts import ASSIGNED, NOW, TASK, assigned_run
+
+    eng, _rec, agent = await assigned_run()
+    await start_counting(eng)
+    line = f'TASK_COMPLETED:agent:execution:{{"task":"{TASK}","agent":"{agent}","workflow_id":"w","duration_s":{said}}}'
+    eng.inject(parse_line(line))
+    h = eng.telemetry.tasks.execution
+    assert (h.count, h.sum, type(h.sum)) == (1, NOW - ASSIGNED, float)
