@@ -82,6 +82,18 @@ async def test_a_restored_run_that_never_ran_gets_no_start_from_its_buffered_end
     assert starts(rec) == [] and [e.type for e in rec.events if e.type == "TASK_FAILED"] == ["TASK_FAILED"]
 
 
+@pytest.mark.parametrize("ended", [False, True], ids=["running", "ended"])
+async def test_a_restored_runs_start_answered_during_the_silence_is_recorded_when_it_began(
+    tmp_path: Path, ended: bool
+) -> None:
+    """The answer to the start sent again (it says when the run began) comes back
+    buffered: recorded once at the run's time (main: at the reconnection, NOW)."""
+    rec, rt, h = await _cut_off_run(tmp_path, start_in_log=False)
+    rt.actors._batch(h, [{"seq": 6, **started(103.0)}, *([_end(7)] if ended else [])])
+    assert starts(rec) == [103.0]
+    assert _task_facts(rec) == ["TASK_STARTED", *(["TASK_COMPLETED"] if ended else [])]
+
+
 async def test_a_buffered_start_and_end_of_a_restored_run_record_one_start(tmp_path: Path) -> None:
     rec, rt, h = await _cut_off_run(tmp_path, start_in_log=False)
     rt.actors._batch(h, [_started(6), _end(7)])

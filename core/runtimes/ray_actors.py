@@ -339,21 +339,33 @@ class RayActors:
 
     def _reconnect(self, h: ActorHost, reports: list[dict[str, Any]]) -> set[int]:
         """Back after silence: the task facts it buffered go to ``agent_reconnected``
-        (applied once, in the actor's order); returns the reports so applied."""
+        (applied once, in the actor's order); returns the reports so applied. A restored
+        run's start the log lacks is recorded first, when the run began (the answer to
+        its start sent again, or its end, says)."""
         fleet = self.fleet
         engine, sink = fleet.engine, fleet.sink
         assert engine is not None and sink is not None
         buffered: list[BufferedReport] = []
         unstarted: list[tuple[str, Any]] = []
+        late: set[int] = set()
         partial: dict[str, Any] | None = None
         last_progress: BufferedReport | None = None
         task = None
         for r in reports:
             kind, task_id = r.get("t"), r.get("task")
-            if task_id is None or not fleet.owns_attempt(h.agent, task_id, r.get("attempt")):
+            attempt: Any = r.get("attempt")
+            if task_id is None or not fleet.owns_attempt(h.agent, task_id, attempt):
                 continue
-            if kind == "started" and fleet.restored and not fleet.start_is_news(task_id, r.get("attempt")):
-                continue  # a start the log holds: its group is taken when it is reported as usual
+            if kind == "started" and fleet.restored:
+                lacked = fleet.restored.get((task_id, attempt)) is False
+                if not fleet.start_is_news(task_id, attempt):
+                    continue  # a start the log holds: its group is taken when it is reported as usual
+                if lacked and r.get("started_at") is not None:
+                    unstarted.append((task_id, r["started_at"]))
+                    late.add(r["seq"])
+                    h.task_pgid, h.task_create_time = self._here(h, r).get("pgid"), self._here(h, r).get("create_time")
+                    task = task_id
+                    continue
             task = task_id
             if (
                 kind in ("finished", "failed")
@@ -383,7 +395,7 @@ class RayActors:
         sink.agent_reconnected(h.agent, buffered)
         if partial and task is not None and fleet.owns_attempt(h.agent, task, engine.state.tasks[task].attempts):
             engine.task_progress(h.agent, task, engine.state.tasks[task].context.progress, None, partial)
-        return {b.seq for b in buffered}
+        return {b.seq for b in buffered} | late
 
     def _usage(self, h: ActorHost, r: dict[str, Any]) -> None:
         """psutil on the node: the actor's tree for the agent, the node for the machine."""
