@@ -99,6 +99,14 @@ class PoolEntry(_Strict):
     budget: BudgetEntry | None = None
 
 
+def _path(v: str | None) -> str | None:
+    """A path as written in the file: one that the system cannot take (a NUL in it) is
+    refused here, where it is named, not when it is resolved or used."""
+    if v is not None and "\0" in v:
+        raise ValueError("a path cannot hold a NUL character")
+    return v
+
+
 class TaskEntry(_Strict):
     id: str = Field(min_length=1)
     command: list[str] | str
@@ -129,6 +137,8 @@ class TaskEntry(_Strict):
             raise ValueError("command is an empty argv list")
         return v
 
+    _cwd_ok = field_validator("cwd")(_path)
+
 
 class PhaseEntry(_Strict):
     name: str = Field(min_length=1)
@@ -146,6 +156,8 @@ class WorkflowEntry(_Strict):
     phases: list[PhaseEntry] = Field(min_length=1)
     workspace: Literal["shared", "worktree"] = "shared"
     repo: str | None = None
+
+    _repo_ok = field_validator("repo")(_path)
 
     @model_validator(mode="after")
     def _worktree_needs_repo(self) -> WorkflowEntry:

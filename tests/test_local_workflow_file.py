@@ -208,3 +208,21 @@ def test_cli_file_beyond_the_configured_limits_starts_nothing(tmp_path: Path) ->
     assert "2 problem(s)" in r.stderr
     assert "workflows[0] 'huge': key 'allocation'" in r.stderr and "pools: key 'size': 30 agents" in r.stderr
     assert "Traceback" not in r.stderr and not db.exists()
+
+
+def test_a_path_holding_a_nul_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    """A task's cwd or a workflow's repo with a NUL character: refused with the others'
+    problems, where it is (main: ValueError 'embedded null byte' out of load_workflow_file,
+    a traceback from ``opsdeck run``, when the path was resolved)."""
+    f = tmp_path / "w.toml"
+    f.write_text(
+        POOL
+        + workflow_toml("w", task_toml("t", "true", cwd="a\u0000b"))
+        + workflow_toml("v", task_toml("t", "true"), workspace="worktree", repo="r\u0000")
+    )
+    with pytest.raises(WorkflowFileError) as ei:
+        load_workflow_file(f)
+    assert ei.value.problems == [
+        "workflows[0] 'w'.phases[0] 'x'.tasks[0] 't': key 'cwd': Value error, a path cannot hold a NUL character",
+        "workflows[1] 'v': key 'repo': Value error, a path cannot hold a NUL character",
+    ]
