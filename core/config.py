@@ -18,7 +18,7 @@ from .config_errors import ConfigError as ConfigError  # declared there, re-expo
 
 class _Section(BaseModel):
     # inf and NaN are refused everywhere: no bound holds against them.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Capacity(_Section):

@@ -34,7 +34,7 @@ Category = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifec
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 Number = int | float

@@ -78,7 +78,7 @@ LIVE_AGENT = {AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatu
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False, defer_build=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
 
 class Resources(_Model):

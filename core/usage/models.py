@@ -15,7 +15,7 @@ Scope = Literal["workflow", "pool"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Spend(_Model):
