@@ -155,7 +155,10 @@ async def test_the_console_tries_no_connection_before_the_launcher_says_the_host
 ) -> None:
     """Every connection the console tries to a host its launcher forked is answered: none
     is refused for being tried while the host still starts (the launcher going, and the
-    hosts then started on their own and tried until they answer: test_local_launcher)."""
+    hosts then started on their own and tried until they answer: test_local_launcher).
+    A host's CPU time, what a start that takes long is judged by, is read from its first
+    refusal on: none is read for hosts that answer at once (test_local_slow_start: one
+    that does not answer is judged so)."""
     refused: list[str] = []
     tried: list[str] = []
     answered: list[str] = []
@@ -172,6 +175,14 @@ async def test_the_console_tries_no_connection_before_the_launcher_says_the_host
         return got
 
     monkeypatch.setattr(local_hosts, "console_connect", counting)
+    read: list[str] = []
+    cpu_s = local_hosts.LocalLinks.cpu_s
+
+    def reading(links: local_hosts.LocalLinks, h: local_hosts.ProcessHost) -> float | None:
+        read.append(h.agent)
+        return cpu_s(links, h)
+
+    monkeypatch.setattr(local_hosts.LocalLinks, "cpu_s", reading)
     tasks = [task_toml(f"t{i}", ["sleep", "30"], "shell") for i in range(4)]  # the workflow lasts
     pool = '[[pools]]\nname = "workers"\nspecializations = ["shell"]\nsize = 4\n'
     text = header(pools=pool) + workflow_toml(
@@ -181,6 +192,7 @@ async def test_the_console_tries_no_connection_before_the_launcher_says_the_host
     try:
         await drive(engine, lambda: len(set(answered)) == 4, timeout=60, what=lambda: f"tried {tried}")
         assert not refused, f"tried before the host listened: {refused}"
+        assert not read, f"CPU time read for hosts that answered at once: {read}"
     finally:
         await runtime.shutdown()
         await engine.close()

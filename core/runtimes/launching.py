@@ -30,11 +30,14 @@ def run_dir_for(db: str | Path) -> Path:
     return p.parent / f"{p.name}.agents"
 
 
+ROOT = str(Path(__file__).resolve().parents[2])
+"""The directory ``core`` was imported from (resolved once: the path's every part is looked up)."""
+
+
 def host_env() -> dict[str, str]:
     """A host imports ``core`` from wherever this console imported it."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 

@@ -3,9 +3,8 @@
 Each agent is an :mod:`agent host <core.runtimes.agent_host>` process in its own
 session, forked by the run's :mod:`launcher <.zygote>` (one interpreter that imported
 the host once; a process of its own when the launcher cannot serve), reached over a
-unix socket in the run's private directory (0700). Every
-connection is authenticated both ways (:mod:`.handshake`) before the console sends
-anything. :class:`LocalHosts` starts (or adopts) the hosts, reads their reports
+unix socket in the run's private directory (0700). Every connection is authenticated
+both ways (:mod:`.handshake`) before the console sends anything. :class:`LocalHosts` starts (or adopts) the hosts, reads their reports
 (:meth:`LocalHosts.connection`, which hands each to :mod:`.reports`), and samples
 them with psutil; :class:`LocalLinks` are the primitives the shared parts use.
 """
@@ -339,7 +338,7 @@ class LocalHosts:
         fleet, links = self.fleet, self.links
         if h.launched is not None and h.pid is None:
             await self.forked(h, h.launched)
-        started, cpu0, judged = time.monotonic(), links.cpu_s(h), 0.0
+        started, judged, cpu0, cpu_read = time.monotonic(), 0.0, None, False
         while not h.dead:
             try:
                 reader, writer = await self.connect(h)
@@ -354,6 +353,8 @@ class LocalHosts:
                 if not links.alive(h):
                     await self.ended(h, "agent process exited")
                     return
+                if not cpu_read:  # a start is judged by the CPU it uses from its first refusal on
+                    cpu0, cpu_read = links.cpu_s(h), True
                 waited = time.monotonic() - started
                 if waited > CONNECT_TIMEOUT_S and waited - judged >= 1.0:
                     judged = waited
@@ -383,7 +384,7 @@ class LocalHosts:
                 await self.ended(h, "agent process died")
                 return
             h.lost = True
-            started, cpu0, judged = time.monotonic(), links.cpu_s(h), 0.0
+            started, judged, cpu_read = time.monotonic(), 0.0, False
             await asyncio.sleep(0.05)
 
     async def hear(self, h: ProcessHost, reader: CommandReader) -> None:
@@ -441,7 +442,7 @@ class LocalHosts:
     def stuck_starting(self, h: ProcessHost, waited: float, cpu0: float | None) -> str | None:
         """Why a live host that has not answered on its socket for ``waited`` seconds is
         taken for stuck (then it is killed and replaced), or None while it may still be
-        starting: it used under ``CONNECT_CPU_S`` of CPU since the wait began (on a loaded
+        starting: it used under ``CONNECT_CPU_S`` of CPU since it first refused (on a loaded
         machine a start waits for the CPU) and the wait is under ``CONNECT_WALL_S``."""
         cpu = self.links.cpu_s(h)
         used = None if cpu is None or cpu0 is None else cpu - cpu0
