@@ -1,7 +1,7 @@
 """An incident: what happened and when, the evidence, each plan step whole, the outcome.
 
 Times are clock times with the durations between them (fault to detection, detection
-to resolution); empty fields are left out rather than shown as ``None`` or ``{}``;
+to the incident's end, resolved or failed); empty fields are left out rather than shown as ``None`` or ``{}``;
 evidence is a tree with its series as tables; every plan step is shown whole with its
 status, gate, approval and result, and who decided the plan.
 """
@@ -44,7 +44,8 @@ def incident_facts(inc: Incident, now: float, c: Any) -> Table:
         row("fault at", timefmt.clock(fault) + f"  (detected {timefmt.duration(det - fault)} later)")
     row("detected at", f"{timefmt.clock(det)}  ({timefmt.duration(now - det)} ago)")
     if res is not None:
-        row("resolved at", timefmt.clock(res) + f"  (recovered in {timefmt.duration(res - det)})")
+        # Detection to the end, not a recovery time: the outcome's recovery_time_s is that, with its basis.
+        row(f"{inc.status} at", timefmt.clock(res) + f"  ({timefmt.duration(res - det)} after detection)")
     else:
         row("resolved at", f"not yet — open for {timefmt.duration(now - det)}")
     if inc.affected_workflows:

@@ -1,0 +1,46 @@
+"""What the incident screen says of an incident that ended: the time from detection to its
+end is that and no more (the outcome holds the recovery time and its basis), and a failed
+incident is not said to have recovered."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from core.incident_models import Incident
+from tui.screens.incident import incident_facts
+
+
+def _plain(inc: Incident, now: float) -> str:
+    console = Console(width=200, record=True)
+    console.print(incident_facts(inc, now, lambda _n: "white"))
+    return console.export_text()
+
+
+def _ended(status: str) -> Incident:
+    return Incident(
+        id="INC-0001",
+        scenario="resource-exhaustion",
+        type="RESOURCE_EXHAUSTION",
+        severity="critical",
+        detected_at=100.0,
+        status=status,  # type: ignore[arg-type]
+        resolved_at=2306.0,
+    )
+
+
+def test_a_resolved_incident_says_the_time_from_detection_not_a_recovery_time() -> None:
+    text = _plain(_ended("resolved"), 3000.0)
+    assert "resolved at" in text and "36m46s after detection" in text
+    assert "recovered" not in text
+
+
+def test_a_failed_incident_is_not_said_to_have_recovered_or_resolved() -> None:
+    text = _plain(_ended("failed"), 3000.0)
+    assert "failed at" in text and "36m46s after detection" in text
+    assert "recovered" not in text and "resolved at" not in text
+
+
+def test_an_open_incident_says_how_long_it_has_been_open() -> None:
+    inc = _ended("open").model_copy(update={"resolved_at": None})
+    text = _plain(inc, 3000.0)
+    assert "not yet — open for 48m20s" in text
