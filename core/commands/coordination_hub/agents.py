@@ -188,7 +188,9 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
     recovered = {
         "memory": measured["memory"],
         "memory_gb": round(freed_gb, 3),
-        "agents": len(retired),
+        # Agent slots in use released, as a reallocation counts them: an idle agent held none.
+        "agents": 0,
+        "agents_retired": len(retired),
         "storage": measured["storage"],
         "storage_bytes": freed_bytes,
         "basis": {
@@ -196,7 +198,7 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
             if eng.runtime is not None and eng.runtime.capabilities.simulated
             else "measured (what the runtime's purge freed)",
             "storage_bytes": "measured (bytes removed from disk)",
-            "agents": "counted (agents retired)",
+            "agents": "none in use (the agents retired were idle)",
             "capacity": cap.bases,
         },
     }

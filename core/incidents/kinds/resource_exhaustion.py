@@ -346,6 +346,21 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
     }
 
 
+def basis_texts(basis: Any) -> list[str]:
+    """A step's basis as words: a text as it is; a basis per figure (a cleanup's) as
+    ``figure: basis`` each, a nested one as ``figure: part basis, ...``."""
+    if not basis:
+        return []
+    if not isinstance(basis, dict):
+        return [str(basis)]
+    out = []
+    for k, v in basis.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{kk} {vv}" for kk, vv in v.items())
+        out.append(f"{k}: {v}")
+    return out
+
+
 def released_credit(ctx: GateCtx, u: dict[str, float]) -> Credit:
     """The counterfactual: utilisation now plus what the plan's acting steps
     released (their ``resource_recovery``, measured from the processes paused or
@@ -366,8 +381,7 @@ def released_credit(ctx: GateCtx, u: dict[str, float]) -> Credit:
         released["cpu"] += float(rr.get("cpu") or 0.0)
         released["memory"] += float(rr.get("memory") or 0.0)
         released["agents"] += 100.0 * float(rr.get("agents") or 0) / max(cap.agents, 1)
-        if rr.get("basis"):
-            bases.add(str(rr["basis"]))
+        bases.update(basis_texts(rr.get("basis")))
     without = {r: round(u[r] + released[r], 1) for r in released}
     needed = sorted(r for r in released if released[r] > 0 and without[r] >= safe)
     figures = {
