@@ -346,3 +346,33 @@ def test_the_one_step_chain_hash_is_the_envelopes_for_every_timestamp() -> None:
         ],
     )
     assert [r[8] for r in rows] == hashes and [r[7] for r in rows] == [GENESIS_HASH, *hashes[:-1]]
+
+
+def test_the_emit_encodes_and_flags_as_encode_data() -> None:
+    """EventLog.emit writes encode_data out: the row it queues holds encode_data's text
+    and the event its flag, for payloads of every kind (a change to one side that the
+    other lacks fails here)."""
+    from core.clock import VirtualClock
+    from core.config import Config
+    from core.engine import Engine
+
+    eng = Engine(config=Config(), clock=VirtualClock())
+    rng = random.Random(22)
+    payloads: list[dict[Any, Any]] = [
+        {"v": v} for v in (1e-05, 1.5e-07, 2e-300, math.nan, math.inf, -math.inf, 2**70, None, 0.5, "e-1", "\ud800")
+    ]
+    payloads += [{1: "a"}, {"task": "wf/t1", "agent": "a-1", "output": ["done"], "duration_s": 0.0}, {}]
+    payloads += [{"task": f"t{i}", "payload": _random_value(rng)} for i in range(3000)]
+    plain = 0
+    for data in payloads:
+        try:
+            want = encode_data(data)
+        except (TypeError, ValueError) as exc:  # refused by the reference encoder too: the emit refuses it
+            with pytest.raises(type(exc)):
+                eng.emit("PAYLOAD_SEEN", "test", "encoding", data)
+            continue
+        ev = eng.emit("PAYLOAD_SEEN", "test", "encoding", data)
+        assert (eng.log.buffer[-1][6], ev.plain) == want, data
+        plain += ev.plain
+        eng.log.buffer.clear()
+    assert 0 < plain < len(payloads)  # both ways were taken

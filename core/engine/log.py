@@ -19,7 +19,22 @@ from typing import TYPE_CHECKING, Any
 from ..engine_errors import EngineError as EngineError  # declared there, re-exported
 from ..event_data import EventDataError
 from ..event_types import COMMAND_EXECUTED, check_event
-from ..events import Event, EventHeader, EventRow, UnchainedRow, chain_head, chain_rows, encode_data
+from ..events import (
+    _DASH,
+    _EXP,
+    _NULL,
+    _ORJSON_OPTIONS,
+    _SMALL,
+    Event,
+    EventHeader,
+    EventRow,
+    UnchainedRow,
+    _dumps,
+    _finite,
+    chain_head,
+    chain_rows,
+    reference_canonical_json,
+)
 from ..journal import Journal
 from ..models import Task
 from ..store_metrics import SeriesSamples
@@ -133,7 +148,20 @@ class EventLog:
         state = e.state
         seq = state.seq + 1
         ts = e.clock.now() if at is None else at
-        data_json, plain = encode_data(data)  # now: a fold may change the data's objects later
+        # encode_data(data) written out (a call and its tuple less an event; a test holds the two
+        # together): now, as a fold may change the data's objects later
+        try:
+            data_json = _dumps(data, option=_ORJSON_OPTIONS).decode()
+        except TypeError:
+            data_json, plain = reference_canonical_json(data), False
+        else:
+            plain = not (
+                _SMALL in data_json
+                or (_DASH in data_json and _EXP in data_json)
+                or (_NULL in data_json and not _finite(data))
+            )
+            if not plain:
+                data_json = reference_canonical_json(data)
         # Event(seq, ts, type_, component, scope, data, who, plain, line_head), its slots set here: the
         # dataclass's __init__, called through the type, cost about 2,400 instructions an
         # event, these stores about 1,700 (callgrind). The instance is immutable once returned.
