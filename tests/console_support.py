@@ -106,7 +106,7 @@ async def came_true(pilot, cond, timeout: float = BUSY_S) -> bool:  # type: igno
 async def confirm(app: OpsdeckApp, pilot, *keys: str, timeout: float = BUSY_S) -> None:  # type: ignore[no-untyped-def]
     """Press ``keys`` (what asks, if the test has not asked already), wait for the
     confirmation dialog and confirm it: tab to its confirming button, enter."""
-    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.modals import ConfirmScreen
 
     if keys:
         await pilot.press(*keys)
@@ -142,8 +142,7 @@ async def start_drill(app: OpsdeckApp, pilot, name: str, via: str = "key") -> No
     command palette (one keystroke at a time, each a search and a redraw: about 4 s of CPU)."""
     from textual.widgets import OptionList
 
-    from tui.screens.choose import ChooseScreen
-    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.modals import ChooseScreen, ConfirmScreen
 
     await app.link_opened()
     if via == "palette":

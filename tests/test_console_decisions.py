@@ -18,7 +18,7 @@ from core.incident_models import Incident, Plan, PlanState
 from core.projection import State
 from tests.console_support import BUSY_S, came_true, drill_until_plan, make_app
 from tui import awaiting
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.modals import ConfirmScreen
 
 MANUAL = Config.model_validate(
     {"approval": {"auto": [], "manual": ["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]}}

@@ -12,7 +12,7 @@ from core.config import Config
 from core.models import WorkflowStatus
 from tests.console_support import came_true, confirm, drill_until_plan, make_app, settle
 from tui.dialogs import drill_confirm, outcome_text
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.modals import ConfirmScreen
 from tui.widgets.incidents import Incidents
 
 MANUAL = Config.model_validate(

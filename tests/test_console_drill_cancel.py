@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from tests.console_support import came_true, make_app, palette_search
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.modals import ConfirmScreen
 
 
 def _types(db, type_: str) -> int:  # type: ignore[no-untyped-def]

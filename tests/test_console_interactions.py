@@ -12,8 +12,8 @@ from core.models import WorkflowStatus
 from tests.conftest import opsdeck_cmd
 from tests.console_support import BUSY_S, came_true, confirm, make_app, palette_search, settle
 from tui.screens.checkpoints import CheckpointsScreen
-from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
+from tui.screens.modals import ConfirmScreen
 from tui.widgets.event_log import EventLog
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from core.config import Config
 from tests.console_support import came_true, confirm, drill_until_plan, make_app
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.modals import ConfirmScreen
 
 # Every step waits for the operator, so the plan sits in the approval queue.
 MANUAL = Config.model_validate(

@@ -6,7 +6,7 @@ import pytest
 
 from core.models import WorkflowStatus
 from tests.console_support import came_true, confirm, make_app, settle
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.modals import ConfirmScreen
 
 PLAN = (
     '/workflow-recovery gradual-resumption \'{"hold": 600, "stages": ['

@@ -12,7 +12,7 @@ from core.commands.executor import run_command
 from core.commands.rollback_rows import brief
 from tests.console_support import came_true, make_app, settle
 from tui.screens.checkpoints import CheckpointsScreen
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.modals import ConfirmScreen
 
 
 def shown(app) -> str:  # type: ignore[no-untyped-def]

@@ -91,7 +91,7 @@ async def test_80x24_approve_dialog_is_whole_on_screen(tmp_path):
     detail scrolling between them; toasts up before it opened are cleared off it."""
     from textual.widgets import Button, Label
 
-    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.modals import ConfirmScreen
 
     app = make_app(tmp_path / "s.db", config=MANUAL)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:

@@ -14,8 +14,8 @@ from core.config import Config
 from tests.console_support import BUSY_S, came_true, make_app, reads_pending
 from tests.console_support import settle as settle_app
 from tui.screens.checkpoints import CheckpointsScreen
-from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
+from tui.screens.modals import ConfirmScreen
 from tui.screens.result import ResultScreen
 
 MANUAL = Config.model_validate(

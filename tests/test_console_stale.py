@@ -9,7 +9,7 @@ import pytest
 
 from core.config import Config
 from tests.console_support import came_true, drill_until_plan, make_app
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.modals import ConfirmScreen
 from tui.staleness import stale_steps, targets
 from tui.widgets.header_gauges import clock_label
 

@@ -37,7 +37,7 @@ def _shown(app) -> str:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("tty", [False, True])
 async def test_a_waiting_task_is_announced_and_answered_from_the_agent_screen(tmp_path: Path, tty: bool) -> None:
     from tui.screens.agent import AgentScreen
-    from tui.screens.ask import AskScreen
+    from tui.screens.modals import AskScreen
 
     cfg = Config()
     cfg.intervals.input_wait_s = 0.5

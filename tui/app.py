@@ -45,11 +45,10 @@ from .palette import OpsdeckCommands
 from .plan_actions import PlanDecisions
 from .rollback import Rollbacks
 from .screens.checkpoints import CheckpointsScreen
-from .screens.choose import ChooseScreen
-from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.incident import IncidentScreen
 from .screens.main import MainScreen
+from .screens.modals import ChooseScreen, ConfirmScreen
 from .screens.routes import detail_screen
 from .toasts import Repeats, toast_room
 from .widgets.agent_pools import AgentPools

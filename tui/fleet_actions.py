@@ -13,7 +13,7 @@ from rich.console import RenderableType
 
 from . import operator
 from .dialogs import drill_cancel_confirm, drill_confirm, workflow_confirm
-from .screens.choose import ChooseScreen
+from .screens.modals import ChooseScreen
 from .screens.workflow import WorkflowScreen
 
 if TYPE_CHECKING:

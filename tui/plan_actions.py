@@ -20,7 +20,7 @@ from .console_host import ActionHost
 from .dialogs import approved_while_paused
 from .plan_lines import lines_of
 from .plan_view import decision_detail
-from .screens.confirm import ConfirmScreen
+from .screens.modals import ConfirmScreen
 from .screens.plan_edit import PlanEditScreen, Refusal
 from .staleness import StaleStep, stale_steps
 from .style import color

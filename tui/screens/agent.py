@@ -25,8 +25,8 @@ from ..log_source import LogFilter, recent_matching
 from ..meter import sparkline
 from ..style import AGENT_GLYPH, TASK_STATUS_COLOR, color
 from .agent_task import DETACH_KEY, TaskView, input_command, key_bytes, task_blocks
-from .ask import AskScreen
 from .detail import DetailScreen
+from .modals import AskScreen
 
 OUTPUT_LINES = 12
 RUNTIME_SETTINGS = ("local_runtime", "ray_runtime")

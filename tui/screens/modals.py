@@ -1,8 +1,9 @@
-"""The confirmation modal every destructive action goes through; Cancel is the default.
+"""The console's small modal dialogs: a one-line question, a pick from a list, and the
+confirmation every destructive action goes through (Cancel is the default).
 
-Both buttons say what they do ("Cancel workflow" / "Keep running"), the detail scrolls
-(↑ ↓ pgup pgdn while a button has focus) so a long plan is read whole before it is
-approved.
+The confirmation's buttons say what they do ("Cancel workflow" / "Keep running"), and its
+detail scrolls (↑ ↓ pgup pgdn while a button has focus) so a long plan is read whole
+before it is approved.
 """
 
 from __future__ import annotations
@@ -15,7 +16,56 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class AskScreen(ModalScreen[str | None]):
+    """A one-line question: the text the operator types, or None on escape."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, placeholder: str = "", max_length: int = 4096) -> None:
+        super().__init__()
+        self.title_text = title
+        self.placeholder = placeholder
+        self.max_length = max_length
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="choose-box"):
+            yield Label(self.title_text, id="choose-title", markup=False)
+            yield Input(placeholder=self.placeholder, max_length=self.max_length, id="ask-input")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ChooseScreen(ModalScreen[str | None]):
+    """A small list to pick one item (a drill, a theme, a checkpoint kind)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, items: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.items = items
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="choose-box"):
+            yield Label(self.title_text, id="choose-title")
+            yield OptionList(*[Option(label, id=key) for key, label in self.items], id="choose-list")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
 
 DETAIL_MAX_ROWS = 28
 FRAME_ROWS = 11
