@@ -21,8 +21,8 @@ from textual.binding import Binding, BindingType
 from core import timefmt
 from core.events import Event
 
+from ..figures import sparkline
 from ..log_source import LogFilter, recent_matching
-from ..meter import sparkline
 from ..style import AGENT_GLYPH, TASK_STATUS_COLOR, color
 from .agent_task import DETACH_KEY, TaskView, input_command, key_bytes, task_blocks
 from .detail import DetailScreen

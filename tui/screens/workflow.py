@@ -9,8 +9,8 @@ from rich.text import Text
 from core import timefmt
 from core.models import FinishedWorkflow, Task, TaskStatus
 
+from ..figures import alloc_meter
 from ..log_source import LogFilter
-from ..meter import alloc_meter
 from ..style import BAND_COLOR, TASK_STATUS_COLOR, WF_STATUS_COLOR, color
 from .detail import DetailScreen
 

@@ -15,8 +15,7 @@ from core import timefmt
 from core.models import AgentStatus
 from core.usage.models import Spend
 
-from ..meter import sparkline
-from ..spend import SPEND_W, budget_level, fmt_spend
+from ..figures import SPEND_W, budget_level, fmt_spend, sparkline
 from ..style import AGENT_GLYPH, color
 from .live_list import LiveList, Row, distinct_names, distinct_suffixes, middle_ellipsis
 

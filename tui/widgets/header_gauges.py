@@ -17,9 +17,8 @@ from core.incidents.approval import holding_plans
 from core.usage.models import BudgetState, Spend
 
 from ..console_host import ConsoleApp
-from ..meter import gauge, sparkline
+from ..figures import budget_level, fmt_cost, fmt_tokens, gauge, sparkline
 from ..operator import running_drill
-from ..spend import budget_level, fmt_cost, fmt_tokens
 from ..strips import text_strip
 from ..style import color
 

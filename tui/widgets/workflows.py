@@ -16,8 +16,7 @@ from textual.widget import Widget
 
 from core.models import Band, WorkflowStatus
 
-from ..meter import alloc_meter
-from ..spend import SPEND_W, budget_level, fmt_spend
+from ..figures import SPEND_W, alloc_meter, budget_level, fmt_spend
 from ..style import BAND_COLOR, WF_STATUS_COLOR, color
 from .live_list import LiveList, Row, distinct_names
 
