@@ -13,7 +13,7 @@ from tests.console_support import BUSY_S, came_true, make_app, settle
 from themes import THEMES
 
 
-def luminance(c: Color) -> float:  # WCAG 2.x relative luminance, written here independently of tui.contrast
+def luminance(c: Color) -> float:  # WCAG 2.x relative luminance, written here independently of tui.strips
     def lin(v: int) -> float:
         s = v / 255
         return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4

@@ -21,8 +21,7 @@ from textual.style import Style as VisualStyle
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..contrast import guard
-from ..strips import text_strip
+from ..strips import guard, text_strip
 from .titles import BorderText
 
 Row = tuple[str, Text, bool]
@@ -170,7 +169,7 @@ class LiveList(OptionList):
             self.highlighted = first
 
     def _get_option_render(self, option: Option, style: VisualStyle) -> list[Strip]:
-        """The highlighted row with each coloured span readable on the cursor (tui.contrast)."""
+        """The highlighted row with each coloured span readable on the cursor (tui.strips)."""
         strips = self._row_render(option, style)
         if option is not self.highlighted_option or option.disabled:
             return strips
