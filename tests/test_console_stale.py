@@ -141,8 +141,7 @@ def test_the_plan_checks_refuse_a_step_as_the_command_language_does(text: str) -
     from core.event_types import EVENTS
     from core.projection import State
     from tui.operator import CommandRefused, bind_command
-    from tui.plan_lines import line_error
-    from tui.plan_view import effects
+    from tui.plan_view import effects, line_error
 
     with pytest.raises(CommandRefused) as refused:
         bind_command(text)

@@ -18,8 +18,7 @@ from textual.screen import Screen
 from . import awaiting, operator
 from .console_host import ActionHost
 from .dialogs import approved_while_paused
-from .plan_lines import lines_of
-from .plan_view import decision_detail
+from .plan_view import decision_detail, lines_of
 from .screens.modals import ConfirmScreen
 from .screens.plan_edit import PlanEditScreen, Refusal
 from .staleness import StaleStep, stale_steps

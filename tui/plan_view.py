@@ -1,16 +1,22 @@
-"""A plan as the operator must read it before approving: every step whole, with what it
-will do in concrete terms.
+"""A plan as the operator reads it before approving, and as the operator edits it.
 
-What a step will do is computed from its own parameters (parsed and validated by the
-command registry) and the state now: which workflows it pauses or reduces and by how
-much, which agents ``emergency-cleanup`` would retire (the same selection the command
-makes), which stages a resumption runs. Nothing is canned; a step whose command does
-not parse says so.
+Reading: every step whole, with what it will do in concrete terms, computed from its own
+parameters (parsed and validated by the command registry) and the state now: which
+workflows it pauses or reduces and by how much, which agents ``emergency-cleanup`` would
+retire (the same selection the command makes), which stages a resumption runs. Nothing
+is canned; a step whose command does not parse says so.
+
+Editing: one slash command per line, each parsed and bound with the command language's
+own parser (:func:`tui.operator.bind_command`), the same check the host makes when the
+edit arrives (``/incident edit``), so a line that would be refused is marked before
+Save. Steps that already ran are kept as they are: the host refuses an edit that
+changes them. Pure functions: no Textual here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
@@ -26,6 +32,7 @@ from .widgets.incidents import STEP_GLYPH
 
 if TYPE_CHECKING:
     from core.projection import State
+
 
 Colour = Callable[[str], str]
 
@@ -319,3 +326,37 @@ def decision_detail(
     if ran:
         parts += [Text(""), _section("Already ran (the analysis behind the plan)", c), analysis_block(plan, c)]
     return Group(*parts)
+
+
+@dataclass(frozen=True)
+class EditLine:
+    """One step of the plan as the editor opens it."""
+
+    command: str
+    ran: str | None = None
+    """The state of a step that has run (completed, failed...): it cannot change; None: editable."""
+
+
+def lines_of(plan: Plan) -> list[EditLine]:
+    """The plan's steps, in order, each with whether it has run."""
+    return [EditLine(st.command, None if st.state is PlanState.PROPOSED else st.state.value) for st in plan.steps]
+
+
+def line_error(text: str) -> str | None:
+    """Why ``text`` is not a step the host would take (None: it is). Blank lines are not
+    steps: they are dropped on save."""
+    command = text.strip()
+    if not command:
+        return None
+    if not command.startswith("/"):
+        return "a step is a slash command: it starts with / (e.g. /resource-manager status)"
+    try:
+        bind_command(command)
+    except CommandRefused as exc:
+        return exc.message if exc.column is None else f"column {exc.column}: {exc.message}"
+    return None
+
+
+def steps_of(texts: list[str]) -> list[str]:
+    """The commands a save sends: each non-blank line, trimmed."""
+    return [t.strip() for t in texts if t.strip()]

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from ..plan_lines import EditLine, steps_of
+from ..plan_view import EditLine, steps_of
 from ..widgets.step_editor import StepsEditor
 
 Refusal = tuple[str, int | None]

@@ -1,7 +1,7 @@
 """The plan editor's body: one row per step, each a wrapped line as the operator types it.
 
 A row is the step's number, a soft-wrapped text line and, under it, the line's error
-(from :func:`tui.plan_lines.line_error`, checked as it is typed). Enter splits a line
+(from :func:`tui.plan_view.line_error`, checked as it is typed). Enter splits a line
 into two steps (pasted lines become steps too), backspace at the start of a line joins
 it to the one above, ↑/↓ at a line's first or last row move to the next step, and Tab
 completes the command as the ``:`` line does (:class:`tui.command_line.TabCycle`).
@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import Static, TextArea
 
 from ..command_line import TabCycle
-from ..plan_lines import EditLine, line_error
+from ..plan_view import EditLine, line_error
 
 
 class StepInput(TextArea):
