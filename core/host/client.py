@@ -38,8 +38,7 @@ from .errors import (
     the_host,
 )
 from .lease import Holder, current_holder
-from .stream import CLOSING_COMMENT, DROPPED_EVENT
-from .stream_read import Blocks, event_from_json, process_state
+from .stream import CLOSING_COMMENT, DROPPED_EVENT, Blocks, event_from_json, process_state
 
 if TYPE_CHECKING:
     from ..events import Event
