@@ -1,4 +1,6 @@
-"""What a host reports about itself: ``GET /v1/health`` and ``/host status``."""
+"""What a host reports about itself: ``GET /v1/health`` and ``/host status``, and its
+drill's state as a setting in the log (``drill``), so every console, attached or
+embedded, shows it: armed, injected, then ended or cancelled."""
 
 from __future__ import annotations
 
@@ -67,3 +69,25 @@ def status(host: Reporting, uptime: float) -> dict[str, Any]:
             eng.opening.unrecorded,
         ),
     }
+
+
+def note_drill(engine: Engine, d: Drill | None, actor: str = "drill") -> None:
+    """Record the drill's state when it changed (no event when the setting says it already)."""
+    if d is None:
+        return
+    status = "cancelled" if d.cancelled else "ended" if d.done else "injected" if d.injected else "armed"
+    rec = engine.state.settings.get("drill")
+    if isinstance(rec, dict) and rec.get("name") == d.name and rec.get("status") == status:
+        return
+    engine.set_setting(
+        "drill",
+        {
+            "name": d.name,
+            "status": status,
+            "inject_at": round(d.inject_at, 3),
+            "injected_at": None if d.injected_at is None else round(d.injected_at, 3),
+            "since": round(engine.clock.now(), 3),
+            "outcome": d.outcome,
+        },
+        actor=actor,
+    )

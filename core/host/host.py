@@ -26,9 +26,8 @@ from ..incidents.approval import holding_plans
 from ..store_errors import StorageError
 from ..timefmt import clock
 from .door import Endpoint
-from .drill_record import note_drill
 from .errors import HostError
-from .health import status
+from .health import note_drill, status
 from .lease import Lease, acquire, host_info
 from .parts import HostParts, import_host_parts
 from .paths import check_database, host_socket_path
