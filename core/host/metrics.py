@@ -33,7 +33,7 @@ from ..event_types import (
     WORKFLOW_COMPLETED,
     WORKFLOW_FAILED,
 )
-from ..incidents.model import TERMINAL_PLAN
+from ..incident_models import TERMINAL_PLAN
 from ..models import LIVE_AGENT, AgentStatus, TaskStatus, WorkflowStatus
 from ..telemetry import TASK_BOUNDS, Histogram
 from .usage_metrics import UsageCollector

@@ -10,7 +10,7 @@ For a front end (console, scripts):
 - ``decisions.approve/reject/edit(engine, plan_id, ..., actor)`` and
   ``await decisions.abort(engine, plan_id, actor)``; the same as the commands
   ``/incident approve|reject|edit|abort PLAN_ID``.
-- ``state.incidents`` / ``state.plans`` hold everything to display (see ``model``).
+- ``state.incidents`` / ``state.plans`` hold everything to display (the models: ``core.incident_models``).
 
 The pipeline's events fold in ``core.reducers`` (beside the projection). The
 ``/incident`` operations are declared in ``commands`` and composed with the command

@@ -23,9 +23,9 @@ from ..event_types import (
     POOL_RESIZED,
     RESUMPTION_ABORTED,
 )
+from ..incident_models import TERMINAL_PLAN, Incident, IncidentOutcome, Plan, PlanState, PlanStep
 from ..models import TERMINAL_WORKFLOW, Resources, WorkflowStatus
 from .approval import command_kind, decide
-from .model import TERMINAL_PLAN, Incident, IncidentOutcome, Plan, PlanState, PlanStep
 
 if TYPE_CHECKING:
     from ..engine import Engine

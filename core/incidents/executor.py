@@ -26,8 +26,8 @@ from ..event_types import (
     PLAN_VALIDATION_STARTED,
     SYSTEM_ERROR,
 )
+from ..incident_models import TERMINAL_PLAN, IncidentOutcome, Plan
 from .decisions import abort
-from .model import TERMINAL_PLAN, IncidentOutcome, Plan
 from .record import PlanRecord, StepRun, rebuild
 from .validation import GateCtx
 

@@ -18,7 +18,7 @@ from pydantic import Field
 from ..commands.context import Services
 from ..engine import EngineError
 from ..event_types import INCIDENT_NOTED, INCIDENT_OPENED, INCIDENT_REOPENED, PLAN_PROPOSED, SYSTEM_ERROR
-from ..incident_models import FindingRecord, IncidentEvidence, KindEvidence
+from ..incident_models import FindingRecord, Incident, IncidentEvidence, KindEvidence, Plan, PlanStep
 from .approval import command_kind, decide
 from .catalogue import Catalogue
 from .decisions import approve
@@ -27,7 +27,6 @@ from .executor import Executor
 from .kinds import CATALOGUE
 from .language import incident_services
 from .merge import SeqTap
-from .model import Incident, Plan, PlanStep
 
 if TYPE_CHECKING:
     from ..engine import Engine
