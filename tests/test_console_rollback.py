@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from core.commands.executor import run_command
-from core.commands.rollback_rows import brief
+from core.commands.workflow_recovery.restores import brief
 from tests.console_support import came_true, make_app, settle
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.modals import ConfirmScreen

@@ -21,7 +21,7 @@ from .dialogs import outcome_text
 from .style import color
 
 if TYPE_CHECKING:
-    from core.commands.rollback_rows import RollbackRow, WorkflowBrief
+    from core.commands.workflow_recovery.restores import RollbackRow, WorkflowBrief
     from core.host.link import Link
 
 UNCHANGED_NAMED = 12
@@ -40,7 +40,7 @@ def rows_of(res: dict[str, Any]) -> list[RollbackRow]:
     """The per-workflow rows of a preview or rollback response."""
     result = res.get("result") or {}
     # the command language loads after the first frame (tui.link_open)
-    from core.commands.rollback_rows import RollbackRow
+    from core.commands.workflow_recovery.restores import RollbackRow
 
     return [RollbackRow.model_validate(r) for r in result.get("rows") or []]
 
