@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.console_support import came_true, confirm, make_app
-from tui.toasts import toast_room
+from tui.announce import toast_room
 
 
 async def test_drill_toast_once_with_clock_time(tmp_path):

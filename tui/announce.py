@@ -1,5 +1,9 @@
-"""New incidents come to the operator: a toast, the terminal bell, the incident brought
-into view in its pane, and an optional hook command (``[console] incident_hook``).
+"""What the console tells the operator unasked: toasts, each said once and fitted above
+the command line, and new incidents brought to the operator.
+
+A toast's words (title and message) are not shown again while they are still on
+screen. A new incident comes as a toast, the terminal bell, the incident brought into
+view in its pane, and an optional hook command (``[console] incident_hook``).
 
 The hook is an argv list run without a shell, the incident's one-line summary added
 as its last argument and the incident in its environment (``OPSDECK_INCIDENT_ID``,
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +34,33 @@ if TYPE_CHECKING:
 
     from .widgets.header_gauges import HeaderGauges
     from .widgets.incidents import Incidents
+
+
+class Repeats:
+    """The toasts on screen now, by (title, message), with when each one goes."""
+
+    def __init__(self) -> None:
+        self._until: dict[tuple[str, str], float] = {}
+
+    def fresh(self, title: str, message: str, timeout: float) -> bool:
+        """True (and remembered for ``timeout`` seconds) unless the same toast is showing."""
+        now = time.monotonic()
+        self._until = {k: t for k, t in self._until.items() if t > now}
+        key = (title, message)
+        if key in self._until:
+            return False
+        self._until[key] = now + timeout
+        return True
+
+
+TOAST_ROWS = 6
+"""A toast's rows with its margin: a title, two lines of message, padding."""
+
+
+def toast_room(height: int) -> int:
+    """How many toasts fit under the header and above the command line and footer (at
+    least one): 2 at 80x24, 6 at 160x48."""
+    return max(1, (height - 8) // TOAST_ROWS)
 
 
 class AnnouncerHost(Protocol):

@@ -31,7 +31,7 @@ from core.events import Event
 from themes import DEFAULT_THEME, THEMES
 
 from . import awaiting
-from .announce import Announcer
+from .announce import Announcer, Repeats, toast_room
 from .command_line import CommandLine
 from .command_runs import CommandRuns
 from .command_table import BY_ACTION, bindings, with_overrides
@@ -50,7 +50,6 @@ from .screens.incident import IncidentScreen
 from .screens.main import MainScreen
 from .screens.modals import ChooseScreen, ConfirmScreen
 from .screens.routes import detail_screen
-from .toasts import Repeats, toast_room
 from .widgets.agent_pools import AgentPools
 from .widgets.footer import FittedFooter
 from .widgets.header_gauges import HeaderGauges
