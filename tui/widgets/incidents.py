@@ -74,8 +74,9 @@ class Incidents(LiveList):
             t = Text(no_wrap=True, overflow="ellipsis")
             t.append("● " if status in OPEN_INCIDENT else "✖ ", style=c(SEV_COLOR.get(sev, "foreground-muted")))
             t.append(f"{iid} ", style="bold")
-            t.append(f"{inc.type} ", style=c(SEV_COLOR.get(sev, "foreground")))
-            t.append(f"{sev} · {stage(inc, [s.plans[pid] for pid in mine])}", style=c("foreground-muted"))
+            # What to act on first: a narrow pane cuts the (long) type, not the stage.
+            t.append(f"{sev} · {stage(inc, [s.plans[pid] for pid in mine])} · ", style=c("foreground-muted"))
+            t.append(inc.type, style=c(SEV_COLOR.get(sev, "foreground")))
             out.append((f"incident:{iid}", t, False))
             for pid in mine:
                 out.extend(self._plan_rows(pid, s.plans[pid], s.plans[pid].state in TERMINAL_PLAN))
