@@ -101,9 +101,10 @@ class EngineCollector(Collector):
         )
         yield _histogram(
             "opsdeck_task_execution_seconds",
-            "A task's run: a completed one's duration_s (as its runtime measured it: a real host's"
-            " elapsed plus paused time, a simulated run's time since its assignment); a failed or"
-            " timed-out one's time from its assignment to its end.",
+            "A task's run: a completed one's duration_s (a real host's elapsed plus paused time, from"
+            " its end report; else the time since its assignment: a simulated run, a Ray actor's end"
+            " handed over after a silence); a failed or timed-out one, or a completion without"
+            " duration_s (merged from a cut-off agent), from its assignment to its end.",
             tel.tasks.execution,
         )
         yield _histogram(
