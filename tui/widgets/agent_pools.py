@@ -51,6 +51,21 @@ def fit_tasks(tasks: list[str], width: int) -> dict[str, str]:
     return out
 
 
+def idle_words(replaced_by: str | None, held_until: float | None, width: int) -> str:
+    """What an agent without a task shows in a task column ``width`` wide: the agent that
+    replaced it, else the time it is kept out of dispatch to, else a dash. Shorter words
+    where the long ones do not fit: the id or the time is what must stay."""
+    said: tuple[str, ...]
+    if replaced_by is not None:
+        said = (f"replaced by {replaced_by}", f"→ {replaced_by}", replaced_by)
+    elif held_until is not None:
+        t = timefmt.clock(held_until)
+        said = (f"no dispatch until {t}", f"held until {t}", f"held to {t}", t)
+    else:
+        return "—"
+    return next((w for w in said if len(w) <= width), said[-1][:width])
+
+
 def replacements(settings: dict[str, Any]) -> dict[str, str]:
     """Failed agents a recovery replaced (failed -> replacement), from the log's
     ``recovery.replacements`` setting: they no longer count as down."""
@@ -170,11 +185,11 @@ class AgentPools(LiveList):
                 task = (
                     tasks.get(a.current_task, middle_ellipsis(a.current_task, task_w, task_w // 2))
                     if a.current_task
-                    else f"replaced by {replaced[a.id]}"
-                    if a.id in replaced and a.status is not AgentStatus.BUSY
-                    else f"no dispatch until {timefmt.clock(a.backoff_until or 0.0)}"[:task_w]
-                    if held
-                    else "—"
+                    else idle_words(
+                        replaced[a.id] if a.id in replaced and a.status is not AgentStatus.BUSY else None,
+                        a.backoff_until if held else None,
+                        task_w,
+                    )
                 )
                 style = c("foreground") if a.current_task else c("warning") if held else c("foreground-muted")
                 t.append(f"{task:<{task_w}}", style=style)
