@@ -184,28 +184,31 @@ class WorkflowFile(_Strict):
             phases = []
             for ph in w.phases:
                 rows = []
-                for t in ph.tasks:
-                    cwd = t.cwd
+                for entry in ph.tasks:
+                    # The entry's fields read from its __dict__: a pydantic model's attribute goes
+                    # through its __getattr__ hook, unspecialised (15 reads a task).
+                    t = entry.__dict__
+                    cwd = t["cwd"]
                     if cwd is None:
                         cwd = home
                     elif not Path(cwd).is_absolute():
                         cwd = str((base / cwd).resolve())
                     rows.append(
                         {
-                            "id": t.id,
-                            "specialization": t.specialization,
-                            "depends_on": t.depends_on,
-                            "duration_s": t.expected_s,
-                            "cpu": t.cpu,
-                            "memory_gb": t.memory_gb,
-                            "command": t.command,
-                            "shell": t.shell,
+                            "id": t["id"],
+                            "specialization": t["specialization"],
+                            "depends_on": t["depends_on"],
+                            "duration_s": t["expected_s"],
+                            "cpu": t["cpu"],
+                            "memory_gb": t["memory_gb"],
+                            "command": t["command"],
+                            "shell": t["shell"],
                             "cwd": cwd,
-                            "env": t.env,
-                            "timeout_s": t.timeout_s,
-                            "retries": t.retries,
-                            "interactive": t.interactive or t.tty,
-                            "tty": t.tty,
+                            "env": t["env"],
+                            "timeout_s": t["timeout_s"],
+                            "retries": t["retries"],
+                            "interactive": t["interactive"] or t["tty"],
+                            "tty": t["tty"],
                             "repo": repo,
                         }
                     )
