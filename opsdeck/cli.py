@@ -18,7 +18,8 @@ from typing import NoReturn
 
 # Only light modules here: the errors a verb may raise, each declared in a module that
 # imports nothing heavy (the engine, the store, pydantic load with the verb that uses them,
-# after the console's first frame for ``console`` and ``demo``).
+# after the console's first frame for ``console`` and ``demo``); and the collector's policy.
+from core.collector import end_start_hold
 from core.config_errors import ConfigError
 from core.engine_errors import EngineError
 from core.host.errors import HostBadAnswer, HostError, HostGone, HostRefused
@@ -119,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        end_start_hold()  # a verb's start hold (its ``early``) ends with it, whichever way
 
 
 def entry() -> int:

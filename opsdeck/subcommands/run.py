@@ -131,14 +131,20 @@ def launch_early(args: argparse.Namespace) -> None:
     agent hosts' launcher of a local run (:func:`core.runtimes.launching.start_early`),
     whose start then overlaps the console's. None for a database a live host holds (the
     console is attached, or the run refused, instead)."""
+    from core.collector import hold_for_start
     from core.runtimes.launching import run_dir_for, start_early
 
+    hold_for_start()  # until the modules and the file are loaded (see run)
     db = db_path(args, make=False)
     if args.runtime == "local" and not (db.is_file() and current_holder(db) is not None):
         start_early(run_dir_for(db))
 
 
 def run(args: argparse.Namespace) -> int:
+    """The verb, the collector held off since :func:`launch_early` until the run's modules
+    and file are loaded (a headless run's ``freeze_loaded``, the console's start, or the
+    verb's end in :func:`opsdeck.cli.main`)."""
+    from core.collector import end_start_hold
     from core.config import load_config
 
     config = load_config(args.config)
@@ -178,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     from ..console import run_console
+
+    end_start_hold()  # the console runs for long, unfrozen
 
     async def open_host() -> Any:
         from core.host.host import Host
