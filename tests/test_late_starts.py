@@ -211,3 +211,14 @@ async def test_a_late_start_said_as_an_integer_leaves_a_log_that_verifies(tmp_pa
         assert (rep.first_bad_seq, rep.faults) == (None, [])
     finally:
         await eng.close()
+
+
+async def test_a_restored_run_that_finished_gets_its_start_when_its_end_says_no_time(tmp_path: Path) -> None:
+    """A finished run ran, whatever its end report lacks: an end from a host that does not
+    say when its run began (one started by an older opsdeck, adopted by this console) still
+    gets its TASK_STARTED first, at the restart (main: none, TASK_COMPLETED alone); a
+    failure saying no start still gets none (the case above)."""
+    rt, h, rec = await console(tmp_path, restored=False)
+    old = {k: v for k, v in finished().items() if k != "started_at"}
+    rt.reports.on_report(h, hello(done=[old]))
+    assert starts(rec) == [NOW] and len(rec.of("TASK_COMPLETED")) == 1

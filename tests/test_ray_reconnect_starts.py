@@ -22,7 +22,7 @@ import pytest
 from core.engine.bridge import Reports as Sink
 from core.models import AgentStatus
 from tests.local_harness import Recorder
-from tests.test_late_starts import TASK, assigned_run, finished, started, starts
+from tests.test_late_starts import NOW, TASK, assigned_run, finished, started, starts
 
 pytest.importorskip("ray", reason="the Ray runtime's checks need Ray (pip install -e '.[ray]')")
 
@@ -98,3 +98,11 @@ async def test_a_buffered_start_and_end_of_a_restored_run_record_one_start(tmp_p
     rec, rt, h = await _cut_off_run(tmp_path, start_in_log=False)
     rt.actors._batch(h, [_started(6), _end(7)])
     assert _task_facts(rec) == ["TASK_STARTED", "TASK_COMPLETED"]
+
+
+async def test_a_restored_run_that_finished_gets_its_start_when_its_buffered_end_says_no_time(tmp_path: Path) -> None:
+    """An older actor's finished end, without ``started_at``: the run ran, its start is
+    recorded first, at the reconnection (main: none, TASK_COMPLETED alone)."""
+    rec, rt, h = await _cut_off_run(tmp_path, start_in_log=False)
+    rt.actors._batch(h, [{k: v for k, v in _end(7).items() if k != "started_at"}])
+    assert _task_facts(rec) == ["TASK_STARTED", "TASK_COMPLETED"] and starts(rec) == [NOW]

@@ -370,10 +370,11 @@ class RayActors:
             if (
                 kind in ("finished", "failed")
                 and fleet.restored
+                # a failure that says no start never ran; a finished run did (an older actor: no time)
+                and (r.get("started_at") is not None or kind == "finished")
                 and fleet.start_unrecorded(task_id, r.get("attempt"))
-                and r.get("started_at") is not None  # a run that never ran says no start
             ):
-                unstarted.append((task_id, r["started_at"]))  # its start the log lacks and the actor no longer has
+                unstarted.append((task_id, r.get("started_at")))  # its start the log lacks and the actor no longer has
             if kind in ("started", "finished", "failed"):
                 output = None if kind == "started" else r.get("output")
                 error = str(r.get("error", "failed")) if kind == "failed" else None

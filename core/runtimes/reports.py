@@ -174,11 +174,13 @@ class Reports(Generic[H]):
             if kind == "finished" and task:
                 self._merge_moved(h.agent, task, attempt)
             return
-        if fleet.restored and fleet.start_unrecorded(task, attempt) and msg.get("started_at") is not None:
+        began = msg.get("started_at")
+        if fleet.restored and (began is not None or kind == "finished") and fleet.start_unrecorded(task, attempt):
             # A run that ended while no console listened, its start never recorded (the
             # killed console had read the report, or it is gone from the host): it did
-            # start, when its end report says (a run that never ran says no start).
-            sink.task_started(h.agent, task, msg["started_at"])
+            # start, when its end report says. A failure that says no start never ran; a
+            # finished run did (a host that does not say when, an older one: now).
+            sink.task_started(h.agent, task, began)
         if msg.get("partial") or msg.get("progress"):
             engine.task_progress(h.agent, task, float(msg.get("progress") or 0.0), None, msg.get("partial") or None)
         if kind == "finished":
