@@ -23,6 +23,9 @@ over a limit, not the JSON it should be): the host is not known to be gone (READ
 headless output contract)."""
 KEEP_DETAILS = 6
 """Detail fields shown with a text error; longer lists (every known operation) are summarised."""
+HELP_LISTS = frozenset({"UNKNOWN_COMPONENT", "UNKNOWN_OPERATION"})
+"""Errors whose known names `opsdeck help` lists (components, operations); a workflow's,
+pool's or checkpoint's are listed by the error's own suggestions."""
 
 
 def event_record(ev: Event) -> dict[str, Any]:
@@ -78,7 +81,12 @@ def error_text(resp: dict[str, Any]) -> str:
     if small:
         lines.append("  " + ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in small.items()))
     if isinstance(known, list):
-        lines.append(f"  ({len(known)} known; `opsdeck help` lists them)")
+        if err.get("code") in HELP_LISTS:
+            lines.append(f"  ({len(known)} known; `opsdeck help` lists them)")
+        elif known and len(known) <= KEEP_DETAILS:
+            lines.append(f"  (known: {', '.join(str(k) for k in known)})")
+        else:
+            lines.append(f"  ({len(known)} known)")
     for s in resp.get("recovery_suggestions") or []:
         lines.append(f"  try: {s}")
     return "\n".join(lines) + "\n"
