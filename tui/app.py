@@ -32,8 +32,7 @@ from themes import DEFAULT_THEME, THEMES
 
 from . import awaiting
 from .announce import Announcer, Repeats, toast_room
-from .command_line import CommandLine
-from .command_runs import CommandRuns
+from .command_line import CommandLine, CommandRuns
 from .command_table import BY_ACTION, bindings, with_overrides
 from .console_host import ConsoleApp
 from .dialogs import finished_note, outcome_text

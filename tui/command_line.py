@@ -8,12 +8,17 @@ operation's payload model (``'{"work`` -> ``"workflow_id"``); repeated Tab cycle
 through the candidates, and the candidates are listed under the line. A parser or
 validation error is shown inline with its suggestions (Tab takes the first) and
 nothing is applied. ↑/↓ walk the history of submitted commands.
+
+What was typed runs through the link, the one command path: a success closes the line
+and opens its result view (``r`` there runs it again when it only reads); a failure
+stays in the line with its code, message and correction, and nothing was applied.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -23,8 +28,15 @@ from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
+from . import operator
+from .screens.result import ResultScreen
+
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from core.commands.registry import OperationSpec
+    from core.host.link import Link
+
 
 HISTORY_KEEP = 100
 
@@ -262,3 +274,51 @@ class CommandLine(Vertical):
             return
         self.remember(text)
         self.post_message(self.Submitted(text))
+
+
+class RunsHost(Protocol):
+    """What running a typed command needs of the console (the app)."""
+
+    link: Link | None
+    command_line: CommandLine
+
+    def need_link(self) -> Link | None: ...
+
+    def push_screen(self, screen: Screen[Any]) -> Any: ...
+
+    def refresh_panes(self) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+
+
+class CommandRuns:
+    def __init__(self, app: RunsHost) -> None:
+        self.app = app
+
+    def submit(self, text: str) -> None:
+        self.app.spawn(self.run(text))
+
+    async def run(self, text: str) -> None:
+        app = self.app
+        cl = app.command_line
+        link = app.need_link()
+        if link is None:
+            return
+        res = await link.send(text)
+        if res.get("status") == "success":
+            cl.show_error("")
+            cl.action_close()
+            self.show_result(text, res)
+        else:
+            cl.show_failure(text, res)
+        app.refresh_panes()
+
+    def show_result(self, text: str, res: dict[str, Any]) -> None:
+        """The result view of a command that ran; ``r`` there re-runs it if it only reads."""
+        link = self.app.link
+
+        async def rerun(cmd: str) -> dict[str, Any]:
+            assert link is not None
+            return await link.send(cmd)
+
+        self.app.push_screen(ResultScreen(text, res, rerun if operator.command_mutates(text) is False else None))
