@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 def data_integrity(engine: Engine, finding: Finding) -> PlanDraft:
     ev = IntegrityEvidence.model_validate(finding.evidence)
-    wfs = finding.affected_workflows or sorted(engine.state.workflows)
+    # Only live workflows are frozen: a finished one has no state left to change, and
+    # protecting it is refused (INVALID_STATE), which would abort the plan at its first step.
+    wfs = [w for w in finding.affected_workflows or sorted(engine.state.workflows) if w in engine.state.workflows]
     ok_cps = [c for c in ev.checkpoints_ok if c in engine.state.checkpoints]
     first_bad = ev.first_bad_seq
     safe_cps = [c for c in ok_cps if first_bad is None or engine.state.checkpoints[c].seq < first_bad]
@@ -58,6 +60,22 @@ def data_integrity(engine: Engine, finding: Finding) -> PlanDraft:
             f"emergency checkpoint and freeze of {w}",
         )
         for w in wfs[:3]
+    ] or [
+        StepDraft(
+            cmd(
+                "coordination-hub",
+                "emergency-data-protection",
+                {
+                    "protection_level": "maximum",
+                    "immediate_actions": [
+                        "create_emergency_checkpoint",
+                        "activate_backup_validation",
+                        "enable_transaction_logging",
+                    ],
+                },
+            ),
+            "emergency checkpoint (no affected workflow is live to freeze)",
+        )
     ]
     steps += [
         StepDraft(
@@ -136,8 +154,9 @@ def data_integrity(engine: Engine, finding: Finding) -> PlanDraft:
             "enhanced integrity monitoring",
         ),
     ]
+    restore = f"restore checkpoint {target} and replay"
     return PlanDraft(
-        title=f"Protect {', '.join(wfs[:3])}; restore checkpoint {target} and replay",
+        title=f"Protect {', '.join(wfs[:3])}; {restore}" if wfs else restore.capitalize(),
         strategy="selective_rollback_with_reconstruction",
         steps=steps,
         expected={"target_checkpoint": target, "first_bad_seq": first_bad, "frozen": wfs[:3]},
