@@ -37,18 +37,18 @@ def token_path(db: str | Path) -> Path:
     return Path(f"{real(db)}.token")
 
 
-def check_database(db: str | Path, create: bool) -> Path:
+def check_database(db: str | Path, create: bool, can_create: bool = True) -> Path:
     """``db`` as a path a host may open: it exists, or ``create`` and its directory exists.
 
     Nothing is created here, and never a directory: a typo in a path must not become
-    a new fleet."""
+    a new fleet. ``can_create``: the caller's verb has ``--create`` (the error offers it)."""
     p = Path(db)
     if p.is_dir():
         raise HostError(f"{p}: is a directory, not a database file")
     if p.exists():
         return p
     if not create:
-        raise HostError(f"no such database: {p} (pass --create to make a new one)")
+        raise HostError(f"no such database: {p}" + (" (pass --create to make a new one)" if can_create else ""))
     if not p.parent.is_dir():
         raise HostError(f"no such directory: {p.parent} (opsdeck does not create directories)")
     return p

@@ -84,7 +84,7 @@ def type_problem(types: list[str], in_log: set[str]) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     db = Path(args.db) if args.db else default_db()
-    check_database(db, create=False)
+    check_database(db, create=False, can_create=False)
     return asyncio.run(_run(db, args))
 
 
