@@ -24,6 +24,12 @@ STUBBORN = (
 """A task that ignores SIGTERM (it lives through its stop grace) after a file in its TMPDIR."""
 
 
+
+def _written(path: Path) -> bool:
+    """The task's file holds its text: it exists from its open, before its write."""
+    return path.exists() and path.read_text() == "x"
+
+
 async def test_the_tmpdir_of_a_run_in_its_stop_grace_is_kept_until_its_process_ends(tmp_path: Path) -> None:
     text = header(grace=120) + workflow_toml(
         "w", task_toml("t", [PY, "-c", STUBBORN], "shell"), allocation={"cpu_cores": 1, "memory_gb": 1, "agents": 1}
@@ -32,7 +38,7 @@ async def test_the_tmpdir_of_a_run_in_its_stop_grace_is_kept_until_its_process_e
     pgid = None
     try:
         tmp = runtime.temp_dir("w/t", 1)
-        await drive(engine, lambda: (tmp / "work").exists(), what="the task to write into its TMPDIR")
+        await drive(engine, lambda: _written(tmp / "work"), what="the task to write into its TMPDIR")
         host = next(iter(runtime.fleet.hosts.values()))
         await drive(engine, lambda: host.task_pgid, what="the task's start reported")
         pgid = host.task_pgid
