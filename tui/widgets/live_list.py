@@ -114,11 +114,12 @@ class LiveList(OptionList):
         return None
 
     def title(self) -> str:
+        """Name, count, sort: a narrow border cuts the end, so the count goes before the sort."""
         parts = [self.NAME]
-        if self.SORTS:
-            parts.append(f"sort {self.sort_key} (s)")
         if self.note:
             parts.append(self.note)
+        if self.SORTS:
+            parts.append(f"sort {self.sort_key} (s)")
         return " · ".join(parts)
 
     def _decorate(self) -> None:
