@@ -226,8 +226,10 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
     held = {a: marks[a][0] for a in cut if a in marks and marks[a][0]}
     proto = s.settings.get("monitoring.distributed_protocols")
     kept = isinstance(proto, dict) and bool(proto.get("keep_tasks_on_unreachable"))
-    unhandled = sorted(t for a, t in held.items() if t not in tap.moved_from.get(a, []) and not kept)
     still = [a for a in cut if s.agents.get(a) is not None and s.agents[a].status is AgentStatus.UNREACHABLE]
+    # Work to move or keep while the partition holds; once every cut-off agent is back
+    # (or retired) the held work is theirs again and the credit judges what the plan did.
+    unhandled = sorted(t for a, t in held.items() if t not in tap.moved_from.get(a, []) and not kept) if still else []
     stranded = []
     for t in held.values():
         task = s.tasks.get(t)
