@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -176,13 +177,21 @@ class WorkflowFile(_Strict):
 
         A phase's tasks are validated as one list of rows (``PhaseSpec``), not one
         ``TaskSpec(...)`` call each: a quarter less at 5,000 tasks. The rows' lists and
-        dicts are this file's entries' own: validating makes the specs' copies."""
+        dicts are this file's entries' own: validating makes the specs' copies.
+
+        A path that cannot be resolved (a symlink loop) raises :class:`WorkflowFileError`
+        naming where it is written (``base`` for the file's path)."""
         out = []
         home = str(base.resolve())  # once, not per task (a system call per path component)
-        for w in self.workflows:
-            repo = str((base / w.repo).resolve()) if w.workspace == "worktree" and w.repo else None
+        for i, w in enumerate(self.workflows):
+            try:
+                repo = str((base / w.repo).resolve()) if w.workspace == "worktree" and w.repo else None
+            except (RuntimeError, OSError) as exc:  # a symlink loop (a RuntimeError before 3.13)
+                raise WorkflowFileError(
+                    str(base), [f"workflows[{i}] {w.id!r}: key 'repo': cannot be resolved: {exc}"]
+                ) from None
             phases = []
-            for ph in w.phases:
+            for j, ph in enumerate(w.phases):
                 rows = []
                 for entry in ph.tasks:
                     # The entry's fields read from its __dict__: a pydantic model's attribute goes
@@ -192,7 +201,14 @@ class WorkflowFile(_Strict):
                     if cwd is None:
                         cwd = home
                     elif not Path(cwd).is_absolute():
-                        cwd = str((base / cwd).resolve())
+                        try:
+                            cwd = str((base / cwd).resolve())
+                        except (RuntimeError, OSError) as exc:
+                            k = next(k for k, e in enumerate(ph.tasks) if e is entry)
+                            where = f"workflows[{i}] {w.id!r}.phases[{j}] {ph.name!r}.tasks[{k}] {t['id']!r}"
+                            raise WorkflowFileError(
+                                str(base), [f"{where}: key 'cwd': cannot be resolved: {exc}"]
+                            ) from None
                     rows.append(
                         {
                             "id": t["id"],
@@ -372,6 +388,11 @@ def parse_workflow_text(text: str, path: str = "<text>") -> WorkflowFile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise WorkflowFileError(path, [f"not valid TOML: {exc}"]) from None
+    except RecursionError:  # the reader recurses into each array and inline table
+        raise WorkflowFileError(path, ["not valid TOML: arrays or tables nested too deeply"]) from None
+    except ValueError:  # int() of a literal longer than Python converts
+        limit = sys.get_int_max_str_digits()
+        raise WorkflowFileError(path, [f"not valid TOML: an integer of more than {limit} digits"]) from None
     problems: list[str] = []
     wf: WorkflowFile | None = None
     try:
@@ -406,7 +427,10 @@ def load_workflow_file(path: str | Path) -> tuple[WorkflowFile, list[WorkflowSpe
     # file (core.collector's policy: held off while building what is not garbage).
     with gc_paused():
         wf = parse_workflow_text(text, str(p))
-        return wf, wf.specs(p.parent)
+        try:
+            return wf, wf.specs(p.parent)
+        except WorkflowFileError as exc:  # a path that cannot be resolved
+            raise WorkflowFileError(str(p), exc.problems) from None
 
 
 def config_problems(wfile: WorkflowFile, specs: list[WorkflowSpec], config: Config) -> list[str]:

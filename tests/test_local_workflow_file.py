@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,42 @@ def test_a_path_holding_a_nul_is_refused_where_it_is_written(tmp_path: Path) -> 
         "workflows[0] 'w'.phases[0] 'x'.tasks[0] 't': key 'cwd': Value error, a path cannot hold a NUL character",
         "workflows[1] 'v': key 'repo': Value error, a path cannot hold a NUL character",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("[" * 3000 + "]" * 3000, "not valid TOML: arrays or tables nested too deeply"),
+        ("{a = " * 2000 + "1" + "}" * 2000, "not valid TOML: arrays or tables nested too deeply"),
+        ("9" * 5000, f"not valid TOML: an integer of more than {sys.get_int_max_str_digits()} digits"),
+    ],
+    ids=["arrays", "inline tables", "digits"],
+)
+def test_text_the_toml_reader_cannot_take_is_refused_not_raised(value: str, problem: str) -> None:
+    """Deep nesting (tomllib recurses) and an integer longer than Python converts
+    (main: RecursionError and ValueError out of parse_workflow_text, a traceback from
+    ``opsdeck run``): one problem, the file's."""
+    text = POOL + workflow_toml("w", task_toml("t", "true") + f"    retries = {value}\n")
+    with pytest.raises(WorkflowFileError) as ei:
+        parse_workflow_text(text, "w.toml")
+    assert ei.value.problems == [problem]
+
+
+def test_a_cwd_or_repo_in_a_symlink_loop_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    """A relative cwd or a worktree repo that cannot be resolved (a symlink loop: main:
+    RuntimeError out of load_workflow_file, a traceback from ``opsdeck run``): refused
+    with where it is written and the file's path."""
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    f = tmp_path / "w.toml"
+    f.write_text(POOL + workflow_toml("w", task_toml("ok", "true"), task_toml("t", "true", cwd="loop1/x")))
+    with pytest.raises(WorkflowFileError) as ei:
+        load_workflow_file(f)
+    assert ei.value.path == str(f)
+    (p,) = ei.value.problems
+    assert p.startswith("workflows[0] 'w'.phases[0] 'x'.tasks[1] 't': key 'cwd': cannot be resolved: ")
+    f.write_text(POOL + workflow_toml("v", task_toml("t", "true"), workspace="worktree", repo="loop2"))
+    with pytest.raises(WorkflowFileError) as ei:
+        load_workflow_file(f)
+    (p,) = ei.value.problems
+    assert p.startswith("workflows[0] 'v': key 'repo': cannot be resolved: ")
