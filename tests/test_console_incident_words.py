@@ -44,3 +44,12 @@ def test_an_open_incident_says_how_long_it_has_been_open() -> None:
     inc = _ended("open").model_copy(update={"resolved_at": None})
     text = _plain(inc, 3000.0)
     assert "not yet — open for 48m20s" in text
+
+
+def test_a_list_of_times_or_durations_is_shown_as_times_or_durations() -> None:
+    from tui.response_view import field_cell
+
+    assert field_cell("applied_at", [2001.4222945499205, 2845.0, 3810]) == "00:33:21, 00:47:25, 01:03:30"
+    assert field_cell("took_s", [75.0, 30.0]) == "1m15s, 30"
+    assert field_cell("seqs", [1, 2, 3]) == "1, 2, 3"
+    assert field_cell("applied_at", []) == field_cell("other", [])

@@ -71,10 +71,16 @@ def _flat(r: dict[str, Any]) -> dict[tuple[str, str], Any]:
     return out
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def field_cell(key: str, v: Any) -> str:
     """A value with its field's meaning: ``*_at``, ``t`` (a sample's time), ``ts`` and
-    ``onset`` as clock times, ``*_s`` as durations."""
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
+    ``onset`` as clock times, ``*_s`` as durations; a list of such numbers each so."""
+    if isinstance(v, list) and v and all(_number(x) for x in v):
+        return ", ".join(field_cell(key, x) for x in v)
+    if _number(v):
         if key.endswith("_at") or key in ("t", "ts", "timestamp", "clock", "now", "onset"):
             return timefmt.clock(float(v))
         if key.endswith("_s") and v >= 60:
