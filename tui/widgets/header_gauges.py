@@ -267,9 +267,11 @@ class HeaderGauges(Widget):
         per = avail // 3
         spark_w = max(min(per - 20, 16), 0)
         bar_w = max(per - 11 - spark_w - (1 if spark_w else 0), 4)
+        # A gone host measures nothing: its last samples are not figures of now.
+        unmeasured = empty or engine.gone is not None
         for name, pct, hist, warn_at, crit_at in gauges:
             line1.append(f" {name}", style=f"bold {c('secondary')}")
-            if empty:
+            if unmeasured:
                 line1.append(f" {'—':>{bar_w + 4}}", style=c("foreground-muted"))
                 continue
             line1.append_text(
