@@ -53,3 +53,10 @@ def test_a_list_of_times_or_durations_is_shown_as_times_or_durations() -> None:
     assert field_cell("took_s", [75.0, 30.0]) == "1m15s, 30"
     assert field_cell("seqs", [1, 2, 3]) == "1, 2, 3"
     assert field_cell("applied_at", []) == field_cell("other", [])
+
+
+def test_what_must_pass_is_said_in_whole_sentences() -> None:
+    inc = _ended("resolved").model_copy(update={"criteria": ["network_recovered"]})
+    text = " ".join(_plain(inc, 3000.0).split())
+    assert "the work it held when the incident opened was moved" in text, text
+    assert "no task completed twice." in text, text

@@ -54,7 +54,8 @@ def incident_facts(inc: Incident, now: float, c: Any) -> Table:
     from core.incidents.kinds import GATES
 
     for g in inc.criteria:
-        doc = (GATES[g].__doc__ or "").strip().splitlines()[0] if g in GATES and GATES[g].__doc__ else ""
+        # The docstring's first paragraph whole: its first line alone can stop mid-sentence.
+        doc = " ".join((GATES[g].__doc__ or "").strip().split("\n\n")[0].split()) if g in GATES else ""
         row("must pass", f"{g}" + (f" — {doc}" if doc else ""))
     if inc.validation_window_s is not None:
         row("validation window", timefmt.duration(inc.validation_window_s))
