@@ -20,6 +20,7 @@ import contextlib
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from .store_reads import EVENT_COLUMNS, EventReader, LogReads, archive_blob, row
 from .store_schema import (
     BUSY_TIMEOUT_MS,
     SCHEMA_VERSION,
+    build_new,
     check_file,
     check_files,
     check_schema,
@@ -69,6 +71,43 @@ __all__ = [
 _INSERT_EVENTS = RowInsert(f"INSERT INTO events({EVENT_COLUMNS})", 9)
 
 
+def _link_new(tmp: Path, fp: Path) -> CleanRecord | None:
+    """The built file ``tmp`` linked to ``fp`` with its anchor: the file as it was then,
+    or None when another opsdeck process created ``fp`` first."""
+    made = time.time()
+    fd = -1
+    try:
+        os.chmod(tmp, 0o600)
+        # Its mtime set back a nanosecond: any write from now on, even within the
+        # same clock tick, changes it (as a clean close does: ``store_clean``).
+        st = os.stat(tmp)
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns - 1))
+        fd = os.open(tmp, os.O_RDONLY)
+        if fp.exists():
+            return None  # another opsdeck process created it first: use theirs
+        # The anchor first, then the name: a crash between them leaves no database (the
+        # anchor left says seq 0), never one anchored from birth without its anchor. An
+        # anchor left by a deleted database means nothing: overwritten. (Another process
+        # linking its file in the microseconds before our link gets seq 0 here: no false
+        # alarm, its next commit writes its own.)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(anchor_path(fp))
+        writer = AnchorWriter(fp)
+        try:
+            writer.write(0, GENESIS_HASH)
+        finally:
+            writer.close()
+        try:
+            os.link(tmp, fp)
+        except FileExistsError:
+            return None  # created first by another opsdeck process after all: use theirs
+        os.unlink(tmp)  # before the stat: the link count is in the ctime
+        return CleanRecord.of(os.fstat(fd), made)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 class Store(LogReads):
     """Async access to one opsdeck database file (or ``:memory:``); its log's reads are
     :class:`~core.store_reads.LogReads`'."""
@@ -90,7 +129,7 @@ class Store(LogReads):
         self.clean: CleanRecord | None = None
         """What the last clean close recorded (read and deleted at open: ``store_clean``)."""
         self.checked_at: float | None = None
-        """When ``quick_check`` last passed on this file, if known."""
+        """When this file was last known sound, if known: a ``quick_check`` passed, or this process built it."""
         self.reader = EventReader(db, path)
         self.checkpoint_table = CheckpointTable(db, self._write)
         self.metric_table = MetricSamples(db, path, readonly, self._write)
@@ -111,6 +150,7 @@ class Store(LogReads):
         p = str(path)
         trust = trust_owner or trust_requested()
         notes: list[str] = []
+        made: CleanRecord | None = None
         if p != ":memory:":
             fp = Path(p)
             exists, is_dir = await asyncio.to_thread(lambda: (fp.exists(), fp.is_dir()))
@@ -120,40 +160,29 @@ class Store(LogReads):
                 if readonly or not create:
                     raise StoreError(f"{p}: no such database")
                 fp.parent.mkdir(parents=True, exist_ok=True)
-                await cls._create(fp)
+                made = await cls._create(fp)
             notes = check_files(fp, trust)
             check_file(fp)
         clean = None if readonly or p == ":memory:" else take_record(p, trust)
+        clean = made or clean  # a file this call built is checked only if it changed since
         store = await cls._connect(p, readonly, trust, clean)
         store.trusted = notes
         return store
 
     @classmethod
-    async def _create(cls, fp: Path) -> None:
+    async def _create(cls, fp: Path) -> CleanRecord | None:
+        """Build a new database aside (``build_new``) and link it into place. Returns the
+        file as it was then (``store_clean``: opening it checks it only if it changed
+        since), or None when another opsdeck process created it first (theirs is checked)."""
         tmp = fp.parent / f".{fp.name}.creating-{os.getpid()}-{secrets.token_hex(4)}"
         try:
-            store = await cls._connect(str(tmp), False)
-            # Anchored from birth: its anchor missing later is a loss, never "an older file".
-            await store._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('anchored', '1')")
-            await store.close()  # the last connection checkpoints the WAL into the file
-            os.chmod(tmp, 0o600)
-            try:
-                os.link(tmp, fp)
-            except FileExistsError:
-                return  # another opsdeck process created it first: use theirs
-            # Ours is new: an anchor left by a deleted database means nothing; the new one says seq 0.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(anchor_path(fp))
-            writer = AnchorWriter(fp)
-            try:
-                writer.write(0, GENESIS_HASH)
-            finally:
-                writer.close()
-        except (OSError, PrivateError) as exc:
+            await asyncio.to_thread(build_new, tmp)
+            return _link_new(tmp, fp)
+        except (OSError, PrivateError, sqlite3.Error) as exc:
             err = classify(exc, str(fp)) if isinstance(exc, OSError) else None
             raise StoreError(err.args[0] if err else f"{fp}: cannot create: {exc}") from None
         finally:
-            for suffix in ("", "-wal", "-shm", ".clean"):
+            for suffix in ("", "-journal", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{tmp}{suffix}")
 

@@ -7,6 +7,8 @@ A new database is created complete under a temporary name and linked into place
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,37 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 METRIC_TABLES = ("metrics", "metric_series")
 """Tables of samples (outside the chain): damage there costs samples, not the log."""
+
+
+def build_new(path: Path) -> None:
+    """A complete new database at ``path``, a name no one else opens (``Store.open``
+    links it into place): the schema in one transaction, WAL mode in its header, then
+    one fsync of the file. Built without journal syncs: a crash before the fsync leaves
+    a file no one uses; after it, the file is whole on disk before it gets its name."""
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=MEMORY")  # no journal file, no syncs
+        con.execute("PRAGMA synchronous=OFF")  # the one fsync below makes the whole file durable
+        con.execute("BEGIN")
+        con.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        for v in range(1, SCHEMA_VERSION + 1):
+            for stmt in MIGRATIONS[v]:
+                con.execute(stmt)
+        # Anchored from birth: its anchor missing later is a loss, never "an older file".
+        con.executemany(
+            "INSERT INTO meta(key, value) VALUES(?, ?)", [("schema_version", str(SCHEMA_VERSION)), ("anchored", "1")]
+        )
+        con.execute("COMMIT")
+        # Set now, on a file no one else has open: opening it later needs no journal switch.
+        if con.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
+            raise StoreError(f"{path}: cannot set WAL mode")
+    finally:
+        con.close()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 async def scalar(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> Any:
