@@ -6,6 +6,7 @@ for the cleanup."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,26 @@ def _opened_up(p: Path) -> None:
     p.chmod(0o755)
 
 
+_COARSE_REALTIME = 5
+"""Linux's CLOCK_REALTIME_COARSE: the clock a file's times are taken from (a tick apart)."""
+
+
+def _time_put_back(made: Callable[[Path], None]) -> Callable[[Path], None]:
+    """``made`` in the TMPDIR, then the TMPDIR's times put back as they were (what a
+    tool keeping a directory's times does): its modification time says nothing was made."""
+
+    def change(p: Path) -> None:
+        st = os.lstat(p)
+        while time.clock_gettime_ns(_COARSE_REALTIME) <= st.st_ctime_ns:
+            pass  # a change within the tick of the last one can carry its very time
+        made(p)
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert os.lstat(p).st_mtime_ns == st.st_mtime_ns
+
+    change.__name__ = f"{made.__name__}_time_put_back"
+    return change
+
+
 def _attribute(p: Path) -> None:
     try:
         os.setxattr(p, "user.secret", b"the run's")
@@ -231,7 +252,20 @@ def _attribute(p: Path) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [_file, _subdir, _link, _hard_link, _moved_in, _fifo, _swapped_for_a_link, _opened_up, _attribute],
+    [
+        _file,
+        _subdir,
+        _link,
+        _hard_link,
+        _moved_in,
+        _fifo,
+        _swapped_for_a_link,
+        _opened_up,
+        _attribute,
+        _time_put_back(_file),
+        _time_put_back(_subdir),
+    ],
+    ids=lambda f: f.__name__.strip("_"),
 )
 def test_a_stamped_tmpdir_its_run_changed_is_never_the_next_runs(root: Path, change: Callable[[Path], None]) -> None:
     dirs = RunDirs(lambda: True)
@@ -250,7 +284,8 @@ def test_a_stamped_tmpdir_whose_entries_changed_and_went_is_listed_before_it_ser
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run that made a file and removed it left it empty: it serves the next run,
-    once a listing found it so; opened up and closed again, it serves unlisted."""
+    once a listing found it so; opened up and closed again (its change time moved), it is
+    listed again, then serves unlisted."""
     dirs = RunDirs(lambda: True)
     r1 = run(root, 1)
     made(dirs, r1)
@@ -275,7 +310,10 @@ def test_a_stamped_tmpdir_whose_entries_changed_and_went_is_listed_before_it_ser
     p3.chmod(0o755)
     p3.chmod(0o700)
     dirs.done(r3)
-    assert made(dirs, run(root, 4)).stat().st_ino == inode and len(listings) == 1, "stamped again: no listing"
+    r4 = run(root, 4)
+    assert made(dirs, r4).stat().st_ino == inode and len(listings) == 2
+    dirs.done(r4)
+    assert made(dirs, run(root, 5)).stat().st_ino == inode and len(listings) == 2, "stamped again: no listing"
 
 
 def test_a_tmpdir_that_could_not_be_stamped_is_listed_each_time(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -340,3 +378,19 @@ async def test_a_killed_runs_tmpdir_stays_for_the_cleanup_and_the_next_run_gets_
     assert (t3 / "left").read_text() == "x\n", "the killed run's TMPDIR stays, with what it holds, for the cleanup"
     assert st.st_ino != os.lstat(t3).st_ino and list(t4.iterdir()) == []
     assert oct(st.st_mode & 0o777) == "0o700" and st.st_uid == os.getuid()
+
+
+def test_a_tmpdir_served_unlisted_whose_run_left_a_file_and_put_its_time_back_is_not_the_next_runs(
+    root: Path,
+) -> None:
+    """The stamp carried over a reuse without a listing: a run that leaves a file and puts
+    the TMPDIR's times back (main: the file was in the next run's TMPDIR, and in every
+    later run's, none of them changing its entries)."""
+    dirs = RunDirs(lambda: True)
+    for n in (1, 2, 3):  # 1 made, 2 listed and stamped, 3 served unlisted
+        r = run(root, n)
+        p = made(dirs, r)
+        dirs.done(r)
+    _time_put_back(_file)(p)
+    p4 = made(dirs, run(root, 4))
+    assert p4.stat().st_ino != p.stat().st_ino and (p / "f").exists(), "it stays, with its file, for the cleanup"

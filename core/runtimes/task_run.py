@@ -297,9 +297,10 @@ class RunDirs:
         """The run's shared directory once it was made (checked) here."""
         self._spare: str | None = None
         """The TMPDIR of the last run that ended, to be checked and reused."""
-        self._empty: tuple[int, int, int] | None = None
+        self._empty: tuple[int, int, int, int] | None = None
         """The device, inode and modification time of the last TMPDIR found empty (and
-        stamped with that time): while the spare has them, no entry was made in it."""
+        stamped with that time), and its change time since: while the spare has them, no
+        entry was made in it."""
 
     def make(self, r: Run) -> str | None:
         """Make the run's directories; why they could not be made, else None."""
@@ -332,8 +333,9 @@ class RunDirs:
         moved in or removed, and a spare found empty is given a time of its own (a random
         one, in the past), which no such change gives it. (A listing on ext4 goes through
         the hash index of even a one-block directory: most of a short run's start in the
-        host.) A task that puts that very time back after leaving something in it is not
-        caught, as one of our uid writing into it is not."""
+        host.) A task that puts that time back after leaving something in it changes the
+        directory's change time (which no process can set): that is noted too, after the
+        stamp and after each rename, and must hold as well."""
         spare, self._spare = self._spare, None
         empty, self._empty = self._empty, None
         if spare is None or spare == tmp or os.path.dirname(spare) != os.path.dirname(tmp) or not self._alone():
@@ -347,7 +349,7 @@ class RunDirs:
                 or _attributes(spare)
             ):
                 return False
-            listed = empty != (st.st_dev, st.st_ino, st.st_mtime_ns)
+            listed = empty != (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
             if listed:
                 with os.scandir(spare) as it:
                     if next(it, None) is not None:
@@ -360,21 +362,26 @@ class RunDirs:
                 return False
         except OSError:
             return False
-        self._empty = empty if not listed else _stamped(tmp, moved)
+        if not listed:  # the stamp it had, and the change time the rename gave it
+            self._empty = (st.st_dev, st.st_ino, st.st_mtime_ns, moved.st_ctime_ns)
+        else:
+            self._empty = _stamped(tmp, moved)
         return True
 
 
-def _stamped(path: str, st: os.stat_result) -> tuple[int, int, int] | None:
+def _stamped(path: str, st: os.stat_result) -> tuple[int, int, int, int] | None:
     """Give the empty directory ``path`` (``st``) a modification time no change of its
     entries gives it: the kernel stamps a change with the time it is made, and this one
     is random, over a second before now (a clock stepped back that far would still have
-    to hit it to the nanosecond). Its device, inode and that time (None: not set)."""
+    to hit it to the nanosecond). Its device, inode, modification and change times as
+    they are then (None: not set)."""
     mtime = time.time_ns() - 1_000_000_000 - random.randrange(1_000_000_000)
     try:
         os.utime(path, ns=(st.st_atime_ns, mtime), follow_symlinks=False)
+        now = os.lstat(path)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, mtime)
+    return (now.st_dev, now.st_ino, now.st_mtime_ns, now.st_ctime_ns)
 
 
 _UID = os.getuid()
