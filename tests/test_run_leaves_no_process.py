@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from core.private import socket_path
 from core.runtimes.local import run_dir_for
 
 from .conftest import REPO
@@ -102,6 +103,8 @@ def test_a_run_leaves_no_host_running(
         assert left == [], f"left running: {[(p.pid, p.info['cmdline']) for p in left]}\n{out.stderr}"
         assert out.returncode == 0, out.stderr  # every host ended: the run says nothing was left
         assert "could not end" not in out.stderr
+        sockets = [socket_path(run_dir_for(db), f"agent_{i:03}.sock") for i in range(1, agents + 1)]
+        assert [s for s in sockets if s.exists()] == []  # each host's socket removed, by it or by the shutdown
         if fault == "slow_launcher":  # the hosts still to be forked when the run ended were not
             forked = list(run_dir_for(db).glob("agent_*.log"))
             assert 0 < len(forked) < agents, [p.name for p in forked]

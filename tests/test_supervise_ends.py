@@ -15,12 +15,12 @@ from pathlib import Path
 
 import psutil
 
-from core.runtimes.adoption import Adoption, process_ended
+from core.runtimes.adoption import Adoption
 from core.runtimes.dispatch import Dispatch
 from core.runtimes.fleet import Fleet, Timing
 from core.runtimes.limits import Mechanisms
 from core.runtimes.local_hosts import LocalLinks, ProcessHost
-from core.runtimes.sampler import Sampler
+from core.runtimes.sampler import Sampler, process_ended
 from core.runtimes.supervise import Supervisor
 
 

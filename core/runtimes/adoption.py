@@ -166,36 +166,6 @@ def killpg_verified(pgid: int | None, create_time: float | None) -> None:
             os.killpg(pgid, signal.SIGKILL)
 
 
-async def process_ended(pid: int, create_time: float | None, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds, without blocking the loop, for ``pid`` (the process
-    created at ``create_time``; None: an unreaped child of ours, whose pid cannot be
-    reused) to end; True once it has. Woken by its pidfd, not by polling."""
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:  # no such process: ended (and reaped)
-        return True
-    try:
-        if create_time is not None and not same_process(pid, create_time):
-            return True  # ended (a zombie), or the pid is another process's now
-        loop = asyncio.get_running_loop()
-        readable: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            if not readable.done():
-                readable.set_result(None)
-
-        loop.add_reader(fd, wake)
-        try:
-            await asyncio.wait_for(readable, timeout)
-        except TimeoutError:
-            return False
-        finally:
-            loop.remove_reader(fd)
-        return True
-    finally:
-        os.close(fd)
-
-
 async def _holds_socket(address: str, pid: int) -> bool:
     """Is the unix socket at ``address`` held by ``pid`` of ours (``SO_PEERCRED``: a
     connection waits in a stopped listener's backlog, so this needs no answer)?"""

@@ -42,6 +42,8 @@ class HostRecord:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     conn: asyncio.Task[None] | None = None
     dead: bool = False
+    exited: bool = False
+    """Its process was seen ended (a local host's pidfd): its liveness is not read again."""
     retiring: bool = False
     connected_once: bool = False
     started: bool = False

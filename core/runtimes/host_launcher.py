@@ -22,7 +22,7 @@ from typing import Any
 
 from ..private import PrivateError
 from .launching import host_env, start_launcher, take_early
-from .sampler import same_process
+from .sampler import process_ended, same_process
 from .wire import encode, messages
 
 CLOSE_WAIT_S = 2.0
@@ -164,8 +164,7 @@ class HostLauncher:
         waited for up to ``CLOSE_WAIT_S``)."""
         if self.popen is None:
             return "closed its channel"
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            await asyncio.to_thread(self.popen.wait, CLOSE_WAIT_S)
+        await self._exited(CLOSE_WAIT_S)
         rc = self.popen.poll()
         return f"exited ({exit_status(rc)})" if rc is not None else "closed its channel"
 
@@ -240,8 +239,15 @@ class HostLauncher:
         if self.popen is not None:
             if self.popen.poll() is None:
                 self.popen.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(self.popen.wait, CLOSE_WAIT_S)  # not on the loop
+            await self._exited(CLOSE_WAIT_S)
+
+    async def _exited(self, timeout: float) -> None:
+        """Wait for the launcher's exit on its pidfd, then reap it: no thread (one of the
+        loop's executor would be started for this alone, and joined as the loop ends)."""
+        assert self.popen is not None
+        if self.popen.poll() is None:
+            await process_ended(self.popen.pid, None, timeout)  # our unreaped child: the pid is its own
+            self.popen.poll()
 
 
 def launcher_for(run_dir: Path) -> HostLauncher:

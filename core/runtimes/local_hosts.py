@@ -26,14 +26,14 @@ from typing import Any
 import psutil
 
 from ..private import PrivateError, socket_path
-from .adoption import Adoption, kill_verified, killpg_verified, process_ended
+from .adoption import Adoption, kill_verified, killpg_verified
 from .fleet import Fleet, HostRecord
 from .handshake import SECRET_FILE, ChannelError, console_connect
 from .host_launcher import Launched, exit_status, launcher_for, until
 from .launching import start_module
 from .limits import Mechanisms
 from .reports import Reports
-from .sampler import Sampler, same_process
+from .sampler import Sampler, process_ended, same_process
 from .supervise import Supervisor
 from .wire import CommandReader, encode
 
@@ -92,6 +92,8 @@ class LocalLinks:
         return True
 
     def alive(self, h: ProcessHost) -> bool:
+        if h.exited:
+            return False  # its end was seen (:meth:`ended`): not read again
         if h.popen is not None:
             return h.popen.poll() is None
         if h.launched is not None:
@@ -154,16 +156,15 @@ class LocalLinks:
     def release(self, h: ProcessHost) -> None:
         """At shutdown, once the host's end was waited for: reaped if it ended, and the
         socket a killed host could not remove (one asked to exit removes its own) removed."""
-        if h.popen is not None:
-            h.popen.poll()  # reaped if it ended (the shutdown waited for that: :meth:`ended`)
-        if not self.alive(h):
+        if not self.alive(h):  # which reaps a child of ours that ended
             with contextlib.suppress(OSError):
                 if stat.S_ISSOCK(os.lstat(h.address).st_mode):  # in our 0700 run directory
                     os.unlink(h.address)
 
     async def ended(self, h: ProcessHost, timeout: float) -> bool:
         """Wait for the host process to end (its pidfd); one not yet forked, for the
-        launcher's answer first (a host killed before its pid was known is killed then)."""
+        launcher's answer first (a host killed before its pid was known is killed then).
+        An end seen is kept (:attr:`HostRecord.exited`): its liveness is not read again."""
         deadline = time.monotonic() + timeout
         launched = h.launched
         if launched is not None:
@@ -182,11 +183,10 @@ class LocalLinks:
             pid, ct = h.pid, h.create_time
             if pid is None or ct is None:
                 return True  # adopted hosts always have both
-        assert pid is not None
-        done = await process_ended(pid, ct, max(0.0, deadline - time.monotonic()))
+        h.exited = await process_ended(pid, ct, max(0.0, deadline - time.monotonic()))
         if h.popen is not None:
             h.popen.poll()
-        return done
+        return h.exited
 
 
 class LocalHosts:

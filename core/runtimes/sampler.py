@@ -9,7 +9,9 @@ reused pid is never mistaken for the process we measured before.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 from dataclasses import dataclass
 
 import psutil
@@ -212,3 +214,33 @@ def same_process(pid: int, create_time: float) -> bool:
         return abs(p.create_time() - create_time) < 0.05 and p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+async def process_ended(pid: int, create_time: float | None, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds, without blocking the loop, for ``pid`` (the process
+    created at ``create_time``; None: an unreaped child of ours, whose pid cannot be
+    reused) to end; True once it has. Woken by its pidfd, not by polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # no such process: ended (and reaped)
+        return True
+    try:
+        if create_time is not None and not same_process(pid, create_time):
+            return True  # ended (a zombie), or the pid is another process's now
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            await asyncio.wait_for(readable, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            loop.remove_reader(fd)
+        return True
+    finally:
+        os.close(fd)
