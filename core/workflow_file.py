@@ -136,6 +136,21 @@ class TaskEntry(_Strict):
                 raise ValueError(f"command cannot be split into arguments: {exc}") from None
         elif not v or not v[0]:
             raise ValueError("command is an empty argv list")
+        if "\0" in (v if isinstance(v, str) else "".join(v)):
+            raise ValueError("a command cannot hold a NUL character")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env_ok(cls, v: dict[str, str]) -> dict[str, str]:
+        """What a process's environment cannot take (the task could never start)."""
+        names = "\0".join(v)  # one scan of them all (a NUL but the joins'): the loop only for a file refused
+        if "=" in names or names.count("\0") != len(v) - 1 or "" in v or "\0" in "".join(v.values()):
+            for k, x in v.items():
+                if not k or "=" in k or "\0" in k:
+                    raise ValueError(f"{k!r}: a variable's name cannot be empty or hold '=' or a NUL character")
+                if "\0" in x:
+                    raise ValueError(f"{k!r}: a variable's value cannot hold a NUL character")
         return v
 
     _cwd_ok = field_validator("cwd")(_path)

@@ -266,3 +266,33 @@ def test_a_cwd_or_repo_in_a_symlink_loop_is_refused_where_it_is_written(tmp_path
         load_workflow_file(f)
     (p,) = ei.value.problems
     assert p.startswith("workflows[0] 'v': key 'repo': cannot be resolved: ")
+
+
+def test_a_command_or_environment_no_process_can_take_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    """A NUL character in a command, an environment variable named '' or 'A=B' or holding
+    a NUL: refused with where it is (main: accepted, and each attempt of the task failed
+    'could not start: embedded null byte' / 'illegal environment variable name')."""
+    text = POOL + workflow_toml(
+        "w",
+        task_toml("a", ["true", "x\u0000"]),
+        task_toml("b", "echo \u0000"),
+        task_toml("c", "true", env={"A=B": 1}).replace("A=B = 1", '"A=B" = "v"'),
+        task_toml("d", "true", env={"K": 1}).replace("K = 1", 'K = "v\\u0000"'),
+        task_toml("e", "true", env={"K": 1}).replace("K = 1", '"" = "v"'),
+        task_toml("f", "true", env={"K": 1}).replace("K = 1", 'A = "", "K\\u0000L" = "v"'),
+        task_toml("ok", "true", env={"K": 1}).replace("K = 1", 'K = "v w=x", L = ""'),
+    )
+    with pytest.raises(WorkflowFileError) as ei:
+        parse_workflow_text(text)
+    assert ei.value.problems == [
+        "workflows[0] 'w'.phases[0] 'x'.tasks[0] 'a': key 'command': Value error, a command cannot hold a NUL character",
+        "workflows[0] 'w'.phases[0] 'x'.tasks[1] 'b': key 'command': Value error, a command cannot hold a NUL character",
+        "workflows[0] 'w'.phases[0] 'x'.tasks[2] 'c': key 'env': Value error, 'A=B': a variable's name cannot be "
+        "empty or hold '=' or a NUL character",
+        "workflows[0] 'w'.phases[0] 'x'.tasks[3] 'd': key 'env': Value error, 'K': a variable's value cannot hold a "
+        "NUL character",
+        "workflows[0] 'w'.phases[0] 'x'.tasks[4] 'e': key 'env': Value error, '': a variable's name cannot be empty "
+        "or hold '=' or a NUL character",
+        "workflows[0] 'w'.phases[0] 'x'.tasks[5] 'f': key 'env': Value error, 'K\\x00L': a variable's name cannot be "
+        "empty or hold '=' or a NUL character",
+    ]
