@@ -213,11 +213,12 @@ def socket_path(base: str | Path, name: str) -> Path:
     return p
 
 
-def write_private(path: str | Path, data: bytes | str) -> Path:
+def write_private(path: str | Path, data: bytes | str, *, sync: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically as a 0600 file (a temporary file made with
-    ``O_EXCL``, fsync, rename). A symlink at ``path`` is an error naming it (the rename
-    would replace the link, not write through it, but a planted link means someone
-    is at work in that directory)."""
+    ``O_EXCL``, fsync unless not ``sync``, rename). A symlink at ``path`` is an error naming
+    it (the rename would replace the link, not write through it, but a planted link means
+    someone is at work in that directory). Without ``sync`` a power loss may leave the
+    file missing or torn: for records whose loss or damage is told and harmless."""
     p = Path(path)
     if p.is_symlink():
         raise PrivateError(f"{p}: is a symlink (to {os.readlink(p)}); refusing to replace it. Nothing was changed")
@@ -228,7 +229,8 @@ def write_private(path: str | Path, data: bytes | str) -> Path:
             os.fchmod(fh.fileno(), 0o600)
             fh.write(raw)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(OSError):

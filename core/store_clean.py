@@ -120,7 +120,9 @@ def leave_record(db: str | Path, checked_at: float | None) -> None:
     with contextlib.suppress(OSError, PrivateError):  # no record costs only a check at the next open
         st = os.stat(db)
         os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns - 1))
-        write_private(clean_path(db), CleanRecord.of(os.stat(db), checked_at).encode())
+        # No fsync: a record a power loss tears or loses fails its CRC or is missing, and the
+        # next open checks; the database itself was synced by its close.
+        write_private(clean_path(db), CleanRecord.of(os.stat(db), checked_at).encode(), sync=False)
 
 
 async def check_at_open(

@@ -4,6 +4,7 @@ any other file is; a SIGKILL at any step leaves no database or an empty one that
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -17,7 +18,7 @@ from core.anchor import anchor_path, read_anchor
 from core.events import GENESIS_HASH
 from core.session import open_sim
 from core.store import SCHEMA_VERSION, Store, StoreError
-from core.store_clean import clean_path
+from core.store_clean import CleanRecord, clean_path
 from core.store_schema import APPLICATION_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,3 +184,18 @@ async def test_sigkill_during_creation_leaves_no_database_or_an_empty_one_that_o
         assert eng.state.seq == 0
     finally:
         await eng.close()
+
+
+async def test_the_clean_close_record_is_written_without_an_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record's loss or tearing costs only a check (test_core_store_clean: a damaged
+    record means a check): its write syncs nothing; the database's close synced the file."""
+    db = tmp_path / "s.db"
+    store = await Store.open(db)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    await store.close()
+    assert synced == []
+    assert CleanRecord.decode(clean_path(db).read_bytes()) is not None
