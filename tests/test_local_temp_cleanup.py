@@ -24,7 +24,6 @@ STUBBORN = (
 """A task that ignores SIGTERM (it lives through its stop grace) after a file in its TMPDIR."""
 
 
-
 def _written(path: Path) -> bool:
     """The task's file holds its text: it exists from its open, before its write."""
     return path.exists() and path.read_text() == "x"
