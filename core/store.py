@@ -179,7 +179,7 @@ class Store(LogReads):
             await asyncio.to_thread(build_new, tmp)
             return _link_new(tmp, fp)
         except (OSError, PrivateError, sqlite3.Error) as exc:
-            err = classify(exc, str(fp)) if isinstance(exc, OSError) else None
+            err = None if isinstance(exc, PrivateError) else classify(exc, str(fp))  # full, read-only, I/O
             raise StoreError(err.args[0] if err else f"{fp}: cannot create: {exc}") from None
         finally:
             for suffix in ("", "-journal", "-wal", "-shm"):

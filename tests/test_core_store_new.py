@@ -199,3 +199,19 @@ async def test_the_clean_close_record_is_written_without_an_fsync(
     await store.close()
     assert synced == []
     assert CleanRecord.decode(clean_path(db).read_bytes()) is not None
+
+
+@pytest.mark.parametrize("exc", [sqlite3.OperationalError("database or disk is full"), OSError(28, "No space")])
+async def test_a_full_disk_while_building_says_so_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: Exception
+) -> None:
+    db = tmp_path / "f.db"
+
+    def full(path: Path) -> None:
+        path.write_bytes(b"partial")
+        raise exc
+
+    monkeypatch.setattr(store_module, "build_new", full)
+    with pytest.raises(StoreError, match="the disk holding the database is full"):
+        await Store.open(db)
+    assert list(tmp_path.iterdir()) == []
