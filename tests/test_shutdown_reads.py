@@ -16,9 +16,13 @@ import pytest
 
 from core.runtimes import local_hosts
 from core.runtimes.adoption import Adoption
-from core.runtimes.fleet import Fleet, Timing
+from core.runtimes.dispatch import Dispatch
+from core.runtimes.fleet import Fleet, HostRecord, Timing
 from core.runtimes.host_launcher import HostLauncher
+from core.runtimes.limits import Mechanisms
 from core.runtimes.local_hosts import LocalLinks, ProcessHost
+from core.runtimes.sampler import Sampler
+from core.runtimes.supervise import Supervisor
 
 
 def test_a_host_seen_ended_is_not_read_again_and_a_running_one_is(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,3 +71,53 @@ def test_a_launcher_that_does_not_exit_is_killed_and_reaped_without_a_thread(tmp
     rc, threads = asyncio.run(main())
     assert rc == -9  # killed, and reaped
     assert threads == 0
+
+
+class CountingLinks:
+    """Links whose killed hosts end once their end is waited for (as a process killed
+    takes a while to be gone), except ``stuck`` ones; counting liveness reads."""
+
+    def __init__(self, stuck: set[str]) -> None:
+        self.stuck = stuck
+        self.killed: set[str] = set()
+        self.gone: set[str] = set()
+        self.reads = 0
+
+    def alive(self, h: HostRecord) -> bool:
+        self.reads += 1
+        return h.agent not in self.gone
+
+    def kill(self, h: HostRecord) -> None:
+        self.killed.add(h.agent)
+
+    def kill_task_group(self, h: HostRecord) -> None:
+        pass
+
+    def close(self, h: HostRecord) -> None:
+        pass
+
+    def release(self, h: HostRecord) -> None:
+        pass
+
+    async def ended(self, h: HostRecord, timeout: float) -> bool:
+        if h.agent in self.killed and h.agent not in self.stuck:
+            self.gone.add(h.agent)
+        return h.agent in self.gone
+
+
+@pytest.mark.parametrize("stuck", [set(), {"agent_007"}])
+def test_a_shutdown_of_hosts_still_starting_reads_each_a_few_times_and_reports_one_it_cannot_end(
+    tmp_path: Path, stuck: set[str]
+) -> None:
+    n = 200
+    fleet: Fleet[HostRecord] = Fleet(Timing(stop_grace_s=0.2), actor="test")
+    links = CountingLinks(stuck)
+    sup = Supervisor(fleet, links, Dispatch(fleet, links, tmp_path, Mechanisms("rlimit_as", "nice"), Sampler()))  # type: ignore[arg-type]
+    for i in range(1, n + 1):  # started here, never reached: each is killed at the shutdown
+        h = HostRecord(f"agent_{i:03}", f"/nonexistent/{i}.sock", pid=10_000 + i, started=True)
+        fleet.hosts[h.agent] = h
+    asyncio.run(sup.shutdown(release=False))
+    assert links.killed == set(fleet.hosts)
+    assert links.reads <= 4 * n, links.reads  # each host's kill read every host killed before: n*n/2
+    # The case that must not pass as ended: a host that outlives its kill is said.
+    assert fleet.left_running == [f"{a} (pid {fleet.hosts[a].pid})" for a in sorted(stuck)]

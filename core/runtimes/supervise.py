@@ -24,6 +24,10 @@ KILL_WAIT_S = 5.0
 """How long a killed host may take to be seen gone before the shutdown says it could not end it."""
 
 
+ENDING_PRUNE_AT = 32
+"""Killed hosts kept before those seen ended are dropped (then twice the ones left, plus this)."""
+
+
 class Supervisor(Generic[H]):
     """What happens to the engine's agents when their hosts end."""
 
@@ -33,6 +37,7 @@ class Supervisor(Generic[H]):
         self.dispatch = dispatch
         self.ending: list[H] = []
         """Hosts killed whose end is not yet seen: the shutdown waits for them too."""
+        self._prune_at = ENDING_PRUNE_AT
 
     def fail_unadopted(self, engine: Engine, adoptable: Iterable[str], gone_reason: str, why: dict[str, str]) -> None:
         """On opening: the agents the log counts as live whose hosts were not found (or
@@ -51,10 +56,14 @@ class Supervisor(Generic[H]):
         self.fleet.forget_row(h.agent)
 
     def end(self, h: H) -> None:
-        """Kill the host (verified by create time) and keep it until its end is seen."""
+        """Kill the host (verified by create time) and keep it until its end is seen. The
+        hosts already ended are dropped from :attr:`ending` once it doubles, not at each
+        kill (which would read n*n/2 liveness for a shutdown killing n hosts still starting)."""
         self.links.kill(h)
-        self.ending = [e for e in self.ending if self.links.alive(e)]
         self.ending.append(h)
+        if len(self.ending) > self._prune_at:
+            self.ending = [e for e in self.ending if self.links.alive(e)]
+            self._prune_at = 2 * len(self.ending) + ENDING_PRUNE_AT
 
     def died(self, h: H, reason: str) -> None:
         """An agent host taken for dead: fail the agent (its task goes back with its
@@ -127,8 +136,9 @@ class Supervisor(Generic[H]):
         await asyncio.gather(*(links.ended(h, fleet.timing.stop_grace_s + 2.0) for h in live))
         # Every host this console started, dead-marked ones included: none is left running.
         hosts = list({id(h): h for h in [*fleet.hosts.values(), *self.ending]}.values())
+        killed = {id(e) for e in self.ending}  # waited for below as they are: not read here
         for h in hosts:
-            if links.alive(h):
+            if id(h) not in killed and links.alive(h):
                 self.end(h)
             if not h.dead:
                 self.gone(h)
