@@ -309,6 +309,25 @@ _SPACE = re.compile(r"\s")
 not a generator over its characters (about 0.3 us less a task)."""
 
 
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""A workflow file's size limit: about 140,000 tasks of one-word commands, read and
+validated in seconds; a bigger one (or a path such as /dev/zero) is refused unread."""
+
+MAX_FILE_TASKS = 200_000
+"""Tasks in one file, counted before validation (what the engine measured at 100,000
+tasks in one workflow is its goal; twice that is the limit)."""
+
+
+def _task_count(raw: dict[str, Any]) -> int:
+    return sum(
+        len(_list(ph.get("tasks")))
+        for w in _list(raw.get("workflows"))
+        if isinstance(w, dict)
+        for ph in _list(w.get("phases"))
+        if isinstance(ph, dict)
+    )
+
+
 def _list(x: Any) -> list[Any]:
     return x if isinstance(x, list) else []
 
@@ -408,6 +427,8 @@ def parse_workflow_text(text: str, path: str = "<text>") -> WorkflowFile:
     except ValueError:  # int() of a literal longer than Python converts
         limit = sys.get_int_max_str_digits()
         raise WorkflowFileError(path, [f"not valid TOML: an integer of more than {limit} digits"]) from None
+    if (n := _task_count(raw)) > MAX_FILE_TASKS:
+        raise WorkflowFileError(path, [f"workflows: {n:,} tasks in all, over the limit of {MAX_FILE_TASKS:,} a file"])
     problems: list[str] = []
     wf: WorkflowFile | None = None
     try:
@@ -428,14 +449,19 @@ def load_workflow_file(path: str | Path) -> tuple[WorkflowFile, list[WorkflowSpe
     """Read and validate ``path``; the specs have cwds resolved against its directory."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise WorkflowFileError(str(p), ["no such workflow file"]) from None
-    except UnicodeDecodeError as exc:
-        line = p.read_bytes()[: exc.start].count(b"\n") + 1
-        raise WorkflowFileError(str(p), [f"line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})"]) from None
     except OSError as exc:
         raise WorkflowFileError(str(p), [f"cannot read: {exc.strerror}"]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise WorkflowFileError(str(p), [f"over {MAX_FILE_BYTES // 2**20} MiB, the limit of a workflow file"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise WorkflowFileError(str(p), [f"line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x})"]) from None
     # The file's tables, models and specs are many objects that all live on (a task is
     # about twenty the collector tracks): with the collector on, its passes walked them
     # again and again as they were built, a third or more of the reading of a 5,000-task

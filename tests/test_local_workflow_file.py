@@ -296,3 +296,34 @@ def test_a_command_or_environment_no_process_can_take_is_refused_where_it_is_wri
         "workflows[0] 'w'.phases[0] 'x'.tasks[5] 'f': key 'env': Value error, 'K\\x00L': a variable's name cannot be "
         "empty or hold '=' or a NUL character",
     ]
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    """No file is read past the limit: a path without end such as /dev/zero is refused, not read forever."""
+    from core import workflow_file
+
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# " + b"x" * workflow_file.MAX_FILE_BYTES + b"\n")
+    for path in (big, Path("/dev/zero")):
+        with pytest.raises(WorkflowFileError) as err:
+            load_workflow_file(path)
+        assert err.value.problems == ["over 16 MiB, the limit of a workflow file"]
+    at_limit = tmp_path / "edge.toml"
+    at_limit.write_text(POOL + "size = 1\n" + workflow_toml("w", task_toml("t", "true")))
+    with at_limit.open("ab") as f:  # padded with a comment to the limit exactly: still read
+        f.write(b"#" + b"x" * (workflow_file.MAX_FILE_BYTES - at_limit.stat().st_size - 2) + b"\n")
+    assert at_limit.stat().st_size == workflow_file.MAX_FILE_BYTES
+    _, specs = load_workflow_file(at_limit)
+    assert [s.id for s in specs] == ["w"]
+
+
+def test_tasks_over_the_limit_are_refused_before_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import workflow_file
+
+    text = POOL + "size = 1\n" + workflow_toml("w", "".join(task_toml(f"t{i}", "true") for i in range(4)))
+    monkeypatch.setattr(workflow_file, "MAX_FILE_TASKS", 3)
+    with pytest.raises(WorkflowFileError) as err:
+        parse_workflow_text(text)
+    assert err.value.problems == ["workflows: 4 tasks in all, over the limit of 3 a file"]
+    monkeypatch.setattr(workflow_file, "MAX_FILE_TASKS", 4)
+    assert len(parse_workflow_text(text).workflows[0].phases[0].tasks) == 4
