@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.clock import VirtualClock
 from core.config import Config
 from core.engine import Engine
@@ -109,3 +111,29 @@ async def test_a_finished_run_of_a_task_moved_away_is_merged_once(tmp_path: Path
     assert len(merged) == 1 and merged[0].data.get("merged") is True
     reports.on_report(reports.fleet.hosts[ids[0]], _end("failed"))  # a moved task's failure is not merged
     assert _ends(rec) == ["TASK_COMPLETED"]
+
+
+async def test_a_failure_whose_attempt_is_not_an_int_records_nothing(tmp_path: Path) -> None:
+    """JSON's true equals 1 in Python: a failure naming attempt true is not attempt 1's."""
+    eng, rec, reports, ids = await _running(tmp_path)
+    h: HostRecord = reports.fleet.hosts[ids[0]]
+    for attempt in (True, 1.0, "1"):
+        reports.on_report(h, {**_end("failed"), "attempt": attempt})
+    assert _ends(rec) == [] and eng.state.tasks[TASK].status is TaskStatus.RUNNING
+    reports.on_report(h, _end("failed"))
+    assert _ends(rec) == ["TASK_FAILED"]
+
+
+async def test_a_malformed_hello_is_refused_whole_and_applies_nothing(tmp_path: Path) -> None:
+    """A hello whose held, current or done is of another type raises ValueError (the
+    reading's 'report skipped' path) before any of it is applied."""
+
+    _eng, rec, reports, ids = await _running(tmp_path)
+    h: HostRecord = reports.fleet.hosts[ids[0]]
+    done = [{**_end("finished")}]
+    for bad in ({"held": 5}, {"current": [1]}, {"done": {"t": "finished"}}, {"done": [*done, 7]}):
+        with pytest.raises(ValueError):
+            reports.on_report(h, {"t": "hello", "done": done, **bad})
+    assert _ends(rec) == [] and not h.connected_once
+    reports.on_report(h, {"t": "hello", "done": done})
+    assert _ends(rec) == ["TASK_COMPLETED"] and h.connected_once

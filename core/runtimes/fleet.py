@@ -254,6 +254,7 @@ class Fleet(Generic[H]):
             and t is not None
             and a.current_task == task_id
             and t.agent == agent_id
+            and type(attempt) is int  # JSON's true is not attempt 1
             and t.attempts == attempt
             and (t.status is _RUNNING or t.status is _PAUSED)
         )

@@ -143,10 +143,18 @@ class Reports(Generic[H]):
         fleet = self.fleet
         sink = fleet.sink
         assert sink is not None
+        held_runs, cur, done_runs = msg.get("held") or [], msg.get("current") or None, msg.get("done") or []
+        if (
+            type(held_runs) is not list
+            or (cur is not None and type(cur) is not dict)
+            or type(done_runs) is not list
+            or any(type(d) is not dict for d in done_runs)
+        ):  # checked before anything is applied: a hello read in part would apply half
+            raise ValueError("a hello whose held or done is not a list of objects, or current not an object")
         h.connected_once = True
         h.lost = False
         sink.agent_heartbeat(h.agent)
-        for held in msg.get("held") or ():
+        for held in held_runs:
             if type(held) is not dict:
                 continue
             task, attempt = str(held.get("task")), held.get("attempt")
@@ -154,12 +162,11 @@ class Reports(Generic[H]):
                 not fleet.restored or fleet.start_is_news(task, attempt)
             ):
                 sink.task_started(h.agent, task, held.get("started_at"))
-        cur = msg.get("current")
         if cur:
             h.task_pgid, h.task_create_time = cur.get("pgid"), cur.get("create_time")
             if not fleet.owns_attempt(h.agent, cur.get("task"), cur.get("attempt")):
                 fleet.send_first(h, {"op": "stop", "task": cur.get("task")})
-        for done in msg.get("done") or []:
+        for done in done_runs:
             self.on_report(h, done)
 
     def _ended(self, h: H, kind: str, task: str | None, attempt: Any, msg: dict[str, Any]) -> None:
