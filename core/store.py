@@ -87,14 +87,17 @@ def _link_new(tmp: Path, fp: Path) -> CleanRecord | None:
             return None  # another opsdeck process created it first: use theirs
         # The anchor first, then the name: a crash between them leaves no database (the
         # anchor left says seq 0), never one anchored from birth without its anchor. An
-        # anchor left by a deleted database means nothing: overwritten. (Another process
-        # linking its file in the microseconds before our link gets seq 0 here: no false
-        # alarm, its next commit writes its own.)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(anchor_path(fp))
+        # anchor left by a deleted database means nothing: overwritten in place, not
+        # unlinked. Another process linking its file in the microseconds before our link
+        # may hold that anchor open: it gets seq 0 here (no false alarm) and its next
+        # commit writes its own into the same file.
         writer = AnchorWriter(fp)
         try:
-            writer.write(0, GENESIS_HASH)
+            try:
+                writer.write(0, GENESIS_HASH)
+            except PrivateError:  # a symlink or another user's file at its name: replaced
+                os.unlink(anchor_path(fp))
+                writer.write(0, GENESIS_HASH)
         finally:
             writer.close()
         try:

@@ -19,7 +19,7 @@ from core.events import GENESIS_HASH
 from core.session import open_sim
 from core.store import SCHEMA_VERSION, Store, StoreError
 from core.store_clean import CleanRecord, clean_path
-from core.store_schema import APPLICATION_ID
+from core.store_schema import APPLICATION_ID, build_new
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,3 +215,27 @@ async def test_a_full_disk_while_building_says_so_and_leaves_nothing(
     with pytest.raises(StoreError, match="the disk holding the database is full"):
         await Store.open(db)
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_creator_that_lost_the_race_leaves_the_winners_anchor_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes creating the same path: the loser saw no file, wrote its anchor, then
+    failed its link. The winner already holds its anchor open and commits on: its next
+    commit must reach the anchor file beside the database (the loser's seq 0 only lags
+    it until then), not a file the loser unlinked."""
+    db = tmp_path / "w.db"
+    store = await Store.open(db)  # the winner
+    try:
+        await store.append([(s, float(s), "NOTE", "test", "s", "me", "{}", GENESIS_HASH, f"{s:064x}") for s in (1, 2)])
+        assert read_anchor(db) == (2, f"{2:064x}")
+        tmp = tmp_path / ".w.db.creating-loser"
+        build_new(tmp)
+        with monkeypatch.context() as m:
+            m.setattr(Path, "exists", lambda self: False)  # it looked before the winner's link
+            assert store_module._link_new(tmp, db) is None  # its link refused: the winner's file is used
+        tmp.unlink()
+        await store.append([(3, 3.0, "NOTE", "test", "s", "me", "{}", GENESIS_HASH, f"{3:064x}")])
+        assert read_anchor(db) == (3, f"{3:064x}")  # main: (0, GENESIS_HASH), the winner writing an unlinked file
+    finally:
+        await store.close()
