@@ -58,5 +58,8 @@ def test_a_list_of_times_or_durations_is_shown_as_times_or_durations() -> None:
 def test_what_must_pass_is_said_in_whole_sentences() -> None:
     inc = _ended("resolved").model_copy(update={"criteria": ["network_recovered"]})
     text = " ".join(_plain(inc, 3000.0).split())
-    assert "the work it held when the incident opened was moved" in text, text
+    assert "no task it held when the incident opened is left on an unreachable agent" in text, text
+    # Passed after a heal with nothing moved (7feace8): the criterion does not say the work was moved.
+    assert "was moved to reachable agents" not in text, text
+    assert "is its credit, not this." in text, text
     assert "no task completed twice." in text, text

@@ -210,10 +210,13 @@ def network_partition(engine: Engine, finding: Finding) -> PlanDraft:
 
 
 async def network_recovered(ctx: GateCtx) -> Verdict:
-    """Every cut-off agent reconnected (or was retired); the work it held when the
-    incident opened was moved to reachable agents or kept running under the protocol
-    in force, and is now done or running on a reachable agent; every buffered report
-    of the cut-off agents was applied exactly once and no task completed twice."""
+    """Every cut-off agent reconnected (or was retired); no task it held when the
+    incident opened is left on an unreachable agent; every buffered report of the
+    cut-off agents was applied exactly once and no task completed twice. Whether the
+    plan moved that work to reachable agents before the heal is its credit, not this.
+
+    While an agent is still cut off, its held work neither moved nor kept under a
+    protocol is named (the reason given if the gate times out)."""
     eng = ctx.engine
     s = eng.state
     inc = ctx.incident
