@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .events import Event
-from .timefmt import clock, duration
+from .timefmt import between, clock, duration
 
 Summary = Callable[[Event], str]
 _MAX_TEXT = 80
@@ -91,7 +91,7 @@ def agent_reconnected(ev: Event) -> str:
 
 def agent_backoff(ev: Event) -> str:
     d = ev.data
-    return f"{d['agent']} backs off for {duration(float(d['until']) - ev.ts)}"
+    return f"{d['agent']} backs off for {between(ev.ts, float(d['until']))}"
 
 
 def agent_seq_applied(ev: Event) -> str:
@@ -136,7 +136,7 @@ def workflow_created(ev: Event) -> str:
 def workflow(verb: str) -> Summary:
     def fn(ev: Event) -> str:
         d = ev.data
-        dur = f" in {duration(d['duration_s'])}" if "duration_s" in d else ""
+        dur = f" in {between(ev.ts - d['duration_s'], ev.ts)}" if "duration_s" in d else ""
         return f"{d['workflow_id']} {verb}{dur}{_tail(d, 'error')}{_paren(d, 'reason')}"
 
     return fn
@@ -187,7 +187,8 @@ def task_progress(ev: Event) -> str:
 def task_completed(ev: Event) -> str:
     d = ev.data
     who = f"{d['agent']} finished" if d.get("agent") else "finished:"
-    dur = f" in {duration(d['duration_s'])}" if "duration_s" in d else ""
+    # its row shows the end's clock time: the figure agrees with it and the start's row
+    dur = f" in {between(ev.ts - d['duration_s'], ev.ts)}" if "duration_s" in d else ""
     merged = " (merged from an isolated agent)" if d.get("merged") else ""
     return f"{who} {d['task']}{dur}{merged}"
 

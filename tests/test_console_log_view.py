@@ -83,7 +83,7 @@ async def test_rows_read_as_sentences_progress_folds_and_both_toggles(tmp_path: 
             agent, task = ev.data["agent"], ev.data["task"]
             assert text.startswith(timefmt.clock(ev.ts)) and "TASK_COMPLETED" in text
             m = re.search(rf"{agent} finished {re.escape(task)} in (\S+)", text)
-            assert m and m.group(1) == timefmt.duration(ev.data["duration_s"]), text
+            assert m and m.group(1) == timefmt.between(ev.ts - ev.data["duration_s"], ev.ts), text
             n = _folded_by_python(events, ev.seq, task)
             assert log.folds[ev.seq] == n
             assert (f"· {n} progress" in text) == (n > 0), text

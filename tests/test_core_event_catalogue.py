@@ -98,7 +98,8 @@ def test_summaries_read_as_sentences() -> None:
     done = Event(9, 300.0, "TASK_COMPLETED", "agent", "execution", {"task": "wf_2/extract_1", "agent": "agent_011"})
     assert summarise(done) == "agent_011 finished wf_2/extract_1"
     timed = Event(9, 300.0, "TASK_COMPLETED", "agent", "execution", {**done.data, "duration_s": 252.4})
-    assert summarise(timed) == "agent_011 finished wf_2/extract_1 in 4m12s"
+    # started at 47.6 (its row 00:00:47), ended at 300.0 (00:05:00): the figure is the rows' difference
+    assert summarise(timed) == "agent_011 finished wf_2/extract_1 in 4m13s"
     odd = Event(9, 300.0, "TASK_COMPLETED", "agent", "execution", {"agent": "agent_011"})
     assert summarise(odd) == "execution: agent=agent_011"  # a payload its summary cannot read: the default
     unknown = Event(1, 0.0, "SOMETHING_ELSE", "x", "scope", {"a": 1, "b": [1, 2], "c": {"d": 1}})

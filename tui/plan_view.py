@@ -162,7 +162,7 @@ def step_table(s: State, plan: Plan, c: Colour, with_effects: bool = True, compa
         if st.started_at is not None:
             body.append(f"\nstarted {timefmt.clock(st.started_at)}", style=c("foreground-muted"))
             if st.finished_at is not None:
-                body.append(f", took {timefmt.duration(st.finished_at - st.started_at)}", style=c("foreground-muted"))
+                body.append(f", took {timefmt.between(st.started_at, st.finished_at)}", style=c("foreground-muted"))
         if st.error:
             body.append(f"\nerror: {st.error}", style=c("error"))
         if st.result.get("summary"):
