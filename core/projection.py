@@ -51,6 +51,18 @@ def task_key(workflow: str, task: str) -> str:
     return f"{workflow}/{task}"
 
 
+HOLDING = frozenset({AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE})
+"""Agent states in which an agent can hold a task: running it, paused with it (a paused
+task keeps its agent) or cut off while holding it."""
+
+
+def agent_in_use(a: Agent) -> bool:
+    """The agent holds a task, in one of :data:`HOLDING`'s states: an agent slot in use.
+    What the header's AGT gauge counts (of the capacity's agent slots) and the pools
+    pane's 'in use' (of the agents listed): one definition for both."""
+    return bool(a.current_task) and a.status in HOLDING
+
+
 ArchiveRow = tuple[str, int, str, str]
 """(workflow id, finished seq, status, JSON of the workflow and its tasks)"""
 

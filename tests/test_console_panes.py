@@ -221,3 +221,34 @@ async def test_a_quarantined_agent_says_it_is_out_of_dispatch(tmp_path):
         assert "no dispatch" not in row(other)
         await settle(app, pilot, 660)
         assert "no dispatch" not in row(idle[0])
+
+
+async def test_the_pools_and_the_agt_gauge_count_the_same_agents(tmp_path):
+    """A paused workflow's agents keep their tasks: the AGT gauge counted them while the
+    pools said '0/2 busy'. Both count agents in use (core.projection.agent_in_use), paused ones too."""
+    from core.models import AgentStatus
+    from core.projection import agent_in_use
+
+    app = make_app(tmp_path / "u.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, 60)
+        eng = app.host.engine
+        s = eng.state
+        wid = next(
+            s.tasks[a.current_task].workflow
+            for a in s.agents.values()
+            if a.status is AgentStatus.BUSY and a.current_task
+        )
+        held = {a.id for a in s.agents.values() if a.current_task and s.tasks[a.current_task].workflow == wid}
+        res = await app.link.send(f"/workflow-status pause {wid}")
+        assert res["status"] == "success", res
+        await settle(app, pilot)
+        paused = {a.id for a in s.agents.values() if a.status is AgentStatus.PAUSED}
+        assert paused and paused <= held
+        live = [a for a in s.agents.values() if a.status is not AgentStatus.RETIRED]
+        used = [a for a in live if agent_in_use(a)]
+        assert paused <= {a.id for a in used}
+        assert app.pools_pane.note == f"{len(used)}/{len(live)} in use"
+        assert eng.agent_utilisation() == round(len(used) / eng.config.capacity.agents * 100.0, 2)
+        # an idle agent is not in use; a paused one without a task would not be either
+        assert not any(agent_in_use(a) for a in live if a.status is AgentStatus.IDLE)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..event_types import AGENT_TIMEOUT
 from ..models import AgentStatus
+from ..projection import agent_in_use
 from ..telemetry import COMPLETIONS
 
 if TYPE_CHECKING:
@@ -161,13 +162,10 @@ class Liveness:
 
     # -- measures -----------------------------------------------------------------------
     def agent_utilisation(self) -> float:
-        """Busy agent slots as a percent of the capacity's agent slots."""
+        """Agents in use (:func:`core.projection.agent_in_use`: holding a task, paused ones too) as a
+        percent of the capacity's agent slots."""
         e = self.engine
-        busy = sum(
-            1
-            for a in e.state.agents.values()
-            if a.status in (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE) and a.current_task
-        )
+        busy = sum(1 for a in e.state.agents.values() if agent_in_use(a))
         return round(busy / e.config.capacity.agents * 100.0, 2)
 
     def utilisation(self) -> dict[str, float]:

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from core import timefmt
 from core.models import AgentStatus
+from core.projection import agent_in_use
 from core.usage.models import Spend
 
 from ..figures import SPEND_W, budget_level, fmt_spend, sparkline
@@ -140,19 +141,24 @@ class AgentPools(LiveList):
             "memory": lambda a: (-use(a)[1], a.id),
             "state": lambda a: (a.status.value, a.id),
         }[self.sort_key]
-        busy_all = sum(1 for a in live if a.status is AgentStatus.BUSY)
+        # in use: holding a task (paused ones too), the AGT gauge's count (core.projection.agent_in_use)
+        used_all = sum(1 for a in live if agent_in_use(a))
         replaced = replacements(s.settings)
         now = engine.clock.now()
-        self.note = f"{busy_all}/{len(live)} busy"
+        self.note = f"{used_all}/{len(live)} in use"
         for pool in sorted(s.pools.values(), key=lambda p: p.name):
             agents = sorted((a for a in live if a.pool == pool.name), key=order)
-            busy = sum(1 for a in agents if a.status is AgentStatus.BUSY)
+            used = [a for a in agents if agent_in_use(a)]
+            paused = sum(1 for a in used if a.status is AgentStatus.PAUSED)
             down = [a for a in agents if a.status in (AgentStatus.FAILED, AgentStatus.UNREACHABLE)]
             gone = sum(1 for a in down if a.id in replaced)
             bad = len(down) - gone
             head = Text(no_wrap=True, overflow="ellipsis")
             head.append(f"▾ {pool.name}", style=f"bold {c('secondary')}")
-            head.append(f"  {busy}/{len(agents)} busy", style=c("foreground-muted"))
+            head.append(
+                f"  {len(used)}/{len(agents)} in use" + (f" ({paused} paused)" if paused else ""),
+                style=c("foreground-muted"),
+            )
             if bad:
                 head.append(f"  {bad} down", style=f"bold {c('error')}")
             if gone:

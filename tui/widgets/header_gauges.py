@@ -261,6 +261,7 @@ class HeaderGauges(Widget):
         gauges = [
             ("CPU", util["cpu"], tel.get("cpu_pct").values(), th.cpu_warning, 95.0),
             ("MEM", util["memory"], tel.get("memory_pct").values(), th.memory_warning, 95.0),
+            # agents in use (core.projection.agent_in_use: holding a task, paused too) of the capacity's slots
             ("AGT", util["agents"], tel.get("agents_pct").values(), th.agents_critical - 10, th.agents_critical),
         ]
         avail = max(w - 10 - len(where) - 2, 30)
