@@ -64,3 +64,25 @@ def test_the_credit_counts_slots_released_and_says_its_basis_in_words() -> None:
     assert "simulated" in bases
     assert "memory_gb: simulated (the simulated runtime's cache model)" in bases
     assert "capacity: cpu_cores default, memory_gb default" in bases
+
+
+async def test_an_agents_recovery_target_is_met_by_a_share_of_capacity_not_a_count(tmp_path: Path) -> None:
+    """A target is a percent: the agents retired are compared as a share of the agent
+    capacity, not as their count (3 agents retired of 20 is 15%, not '3%')."""
+    engine = await open_sim(tmp_path / "ops.db", demo=True)
+    try:
+        await engine.advance(600)
+        resp = await run_command(
+            engine,
+            "/coordination-hub emergency-cleanup "
+            """'{"actions": ["idle_process_termination"], "resource_recovery_target": {"agents": "10_percent"}}'""",
+        )
+        assert resp["status"] == "success", resp
+        k = len(resp["result"]["actions"]["retired_idle_agents"])
+        assert k > 0
+        share = round(100.0 * k / engine.config.capacity.agents, 2)
+        target = resp["result"]["targets"]["agents"]
+        assert target["recovered_pct"] == share, (k, target)  # main: k
+        assert target["met"] is (share >= 10.0)
+    finally:
+        await engine.close()

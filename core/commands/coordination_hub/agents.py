@@ -182,7 +182,7 @@ async def _cleanup(ctx: Context, p: P.EmergencyCleanup) -> Outcome:
         done["retired_idle_agents"] = retired
     measured: dict[str, float] = {  # what a recovery target is compared with
         "memory": round(freed_gb / cap.memory_gb * 100.0, 2),
-        "agents": len(retired),
+        "agents": round(len(retired) / max(cap.agents, 1) * 100.0, 2),  # a share of capacity, as the target is
         "storage": round(freed_bytes / (cap.storage_gb * 1024**3) * 100.0, 6),
     }
     recovered = {
