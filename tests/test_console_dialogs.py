@@ -174,7 +174,10 @@ async def test_decision_dialogs_lead_with_what_they_do(tmp_path):
             await pilot.press("escape")
             assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         a = said["a"]
-        effects, ran = a.index("What it will do (computed now"), a.index("Already ran")
+        effects, ran = (
+            a.index(f"What it will do: titles as drafted at {timefmt.clock(plan.created_at)}; → computed now"),
+            a.index("Already ran"),
+        )
         assert effects < ran, "the effects come first"
         first = next(st for st in plan.steps if st.state not in ("completed", "failed"))
         assert a.index(" ".join(first.command.split())) < ran

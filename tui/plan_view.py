@@ -57,6 +57,57 @@ def _wf(s: State, wid: str) -> str:
     return f"{wid} ({wf.band.value} {wf.priority}, {wf.status.value}, {use.agents} agent(s) busy)"
 
 
+def _unreachable(s: State) -> dict[str, str | None]:
+    """The agents unreachable now and the task each holds: what the partition steps act on."""
+    cut = sorted((a for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE), key=lambda a: a.id)
+    return {a.id: a.current_task for a in cut}
+
+
+def _partition_protocol(s: State, p: Any) -> list[str]:
+    """``activate-distributed-protocols``: the tasks of the agents unreachable when it runs
+    are moved (or kept, with ``agent_autonomy_increase``)."""
+    lost = _unreachable(s)
+    held = [t for t in lost.values() if t]
+    keep = any(x.adaptation == "agent_autonomy_increase" for x in p.coordination_adaptations)
+    merge = "buffered reports of cut-off agents merge once on reconnection (always on)"
+    if not lost:
+        return ["no agent is unreachable now: no task to move or keep; sets the partition protocol", merge]
+    who = f"the {len(lost)} agent(s) unreachable now ({', '.join(lost)})"
+    if not held:
+        return [f"{who} hold no task: nothing to move or keep", merge]
+    if keep:
+        return [f"keep the {len(held)} task(s) of {who} running on them: {', '.join(held)}", merge]
+    return [f"move the {len(held)} task(s) of {who} to reachable agents, with their context: {', '.join(held)}", merge]
+
+
+def _redundancy(s: State, p: Any) -> list[str]:
+    """``communication-redundancy-activation``: the standing reassignment, the tasks it
+    moves at once and the replacement agents, as of now."""
+    lost = _unreachable(s)
+    held = [t for t in lost.values() if t]
+    after = timefmt.duration(p.reassign_after)
+    proto = s.settings.get("monitoring.distributed_protocols")
+    keep = isinstance(proto, dict) and not proto.get("closed") and bool(proto.get("keep_tasks_on_unreachable"))
+    out = [f"from now on, the task of an agent unreachable {after} or more moves to a reachable agent"]
+    if keep:
+        out.append("the distributed protocol in force keeps tasks on isolated agents: none moved")
+    elif held:
+        out.append(
+            f"{len(held)} task(s) held by unreachable agents now ({', '.join(held)}): "
+            f"those still held when it runs, silent {after} or more, move at once"
+        )
+    else:
+        out.append("no unreachable agent holds a task now: nothing moves at once")
+    if p.replace_unreachable:
+        out.append(
+            f"add a replacement agent for each of the {len(lost)} agent(s) unreachable now, within its pool's "
+            "maximum and the fleet's capacity"
+            if lost
+            else "no agent is unreachable now: no replacement agent added"
+        )
+    return out
+
+
 def effects(s: State, command: str) -> list[str]:
     """What ``command`` will do to the state as it is now, one line per effect."""
     # the command language loads after the first frame (tui.link_open)
@@ -127,6 +178,10 @@ def effects(s: State, command: str) -> list[str]:
             extra = f" ({st.resource_limit} limit)" if st.resource_limit else ""
             out.append(f"stage {st.stage}: {what} {_wf(s, st.workflow)}{extra}")
         out.append("each stage waits until utilisation stays under the safe threshold")
+    elif name == ("coordination-hub", "activate-distributed-protocols"):
+        out += _partition_protocol(s, p)
+    elif name == ("coordination-hub", "communication-redundancy-activation"):
+        out += _redundancy(s, p)
     elif bound.workflow_id:
         out.append(f"{spec.operation} {_wf(s, bound.workflow_id)}")
     if not out:
@@ -215,15 +270,40 @@ def _ran(plan: Plan) -> list[tuple[int, PlanStep]]:
     return [(i, st) for i, st in enumerate(plan.steps, 1) if st.state in RUN]
 
 
+@dataclass(frozen=True)
+class StepPreview:
+    """A step still to run as a decision dialog shows it: its title as drafted (words of
+    the state when the plan was drafted) and what it would do if it ran now."""
+
+    index: int
+    title: str
+    command: str
+    effects: tuple[str, ...]
+    """Computed from the state now (:func:`effects`), not from the draft."""
+
+
+def preview(s: State, plan: Plan) -> list[StepPreview]:
+    """Each step still to run, with its effects computed from ``s`` now."""
+    return [StepPreview(i, st.title, st.command, tuple(effects(s, st.command))) for i, st in _pending(plan)]
+
+
+def _effects_section(head: str, plan: Plan, now: float, c: Colour) -> Text:
+    """A section of steps: their titles are the draft's words, their → lines of now."""
+    return _section(
+        f"{head}: titles as drafted at {timefmt.clock(plan.created_at)}; → computed now, {timefmt.clock(now)}", c
+    )
+
+
 def effects_block(s: State, plan: Plan, c: Colour, stale: dict[int, tuple[str, ...]]) -> Group:
     """Each step still to run: its command whole, then what it does to the state now."""
     parts: list[RenderableType] = []
-    for i, st in _pending(plan):
-        parts.append(_step_head(i, st, c))
-        parts.append(Text("   " + st.command, style=c("primary")))
-        for reason in stale.get(i, ()):
+    steps = plan.steps
+    for step in preview(s, plan):
+        parts.append(_step_head(step.index, steps[step.index - 1], c))
+        parts.append(Text("   " + step.command, style=c("primary")))
+        for reason in stale.get(step.index, ()):
             parts.append(Text(f"   ⚠ stale: {reason}", style=f"bold {c('error')}"))
-        for line in effects(s, st.command):
+        for line in step.effects:
             parts.append(Text(f"   → {line}", style=c("warning")))
     return Group(*parts) if parts else Group(Text("   (no step left to run)", style=c("foreground-muted")))
 
@@ -294,7 +374,7 @@ def decision_detail(
         )
         parts += [
             Text(""),
-            _section(f"What it will do (computed now, {timefmt.clock(now)})", c),
+            _effects_section("What it will do", plan, now, c),
             effects_block(s, plan, c, stale_by),
         ]
     elif action == "reject":
@@ -306,7 +386,7 @@ def decision_detail(
                 f"(/incident resolve {inc} --note=...)."
             )
         )
-        parts += [Text(""), _section("What will not run", c), effects_block(s, plan, c, stale_by)]
+        parts += [Text(""), _effects_section("What will not run", plan, now, c), effects_block(s, plan, c, stale_by)]
     else:
         cp = plan.checkpoint
         rollback = (
@@ -322,7 +402,7 @@ def decision_detail(
                 f"resumptions it started are stopped, and {rollback}. {inc} stays open for a re-plan."
             )
         )
-        parts += [Text(""), _section("What will not run", c), effects_block(s, plan, c, stale_by)]
+        parts += [Text(""), _effects_section("What will not run", plan, now, c), effects_block(s, plan, c, stale_by)]
     if ran:
         parts += [Text(""), _section("Already ran (the analysis behind the plan)", c), analysis_block(plan, c)]
     return Group(*parts)

@@ -1,0 +1,70 @@
+"""What a decision dialog says a step still to run will do is computed from the state
+now, not from the draft: a partition plan drafted while agents were cut off and read
+after the heal says nothing is moved (its drafted title said 'move the N task(s) of the
+cut-off agents'), and before the heal it names the tasks the step would move."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.config import Config
+from core.incidents.drills import start_drill
+from core.incidents.merge import PartitionEvidence
+from core.models import AgentStatus
+from core.session import open_sim
+from tui.plan_view import StepPreview, preview
+
+from .conftest import drill_until, waits_for_operator
+
+MOVE = "activate-distributed-protocols"
+REDUNDANCY = "communication-redundancy-activation"
+
+
+def _step(steps: list[StepPreview], operation: str) -> StepPreview:
+    return next(st for st in steps if st.command.split()[1] == operation)
+
+
+async def test_a_partition_plan_read_after_the_heal_says_nothing_moves(tmp_path: Path) -> None:
+    eng = await open_sim(tmp_path / "p.db", Config(), seed=0, demo=True)
+    try:
+        drill = start_drill(eng, "network-partition", approve="manual")
+        await drill_until(drill, lambda: waits_for_operator(drill.plan()), "the plan waiting", 4 * 3600.0)
+        plan, inc = drill.plan(), drill.incident()
+        assert plan is not None and inc is not None
+        cut = sorted(inc.evidence.of(PartitionEvidence).unreachable)
+        s = eng.state
+        assert all(s.agents[a].status is AgentStatus.UNREACHABLE for a in cut)
+        held = [t for a in cut if (t := s.agents[a].current_task)]
+        assert held, "the cut-off agents hold work"
+
+        # While the partition holds: the step names the tasks it would move now.
+        move = _step(preview(s, plan), MOVE)
+        assert f"move the {len(held)} task(s)" in move.title  # the draft's words
+        assert move.effects[0] == (
+            f"move the {len(held)} task(s) of the {len(cut)} agent(s) unreachable now ({', '.join(cut)}) "
+            f"to reachable agents, with their context: {', '.join(held)}"
+        )
+        replace = _step(preview(s, plan), REDUNDANCY)
+        assert any(f"for each of the {len(cut)} agent(s) unreachable now" in e for e in replace.effects)
+
+        eng.runtime.heal()  # type: ignore[attr-defined]
+        await drill_until(
+            drill,
+            lambda: not any(a.status is AgentStatus.UNREACHABLE for a in s.agents.values()),
+            "the cut-off agents heard again",
+            600,
+        )
+        plan = s.plans[plan.id]
+        assert waits_for_operator(plan), "the plan still waits for its approval"
+
+        # After the heal the same steps, unchanged, say what they would do now: nothing moves.
+        after = preview(s, plan)
+        move = _step(after, MOVE)
+        assert f"move the {len(held)} task(s)" in move.title, "the title is the draft's, shown as drafted"
+        assert move.effects[0].startswith("no agent is unreachable now: no task to move"), move.effects
+        assert not any(t in e for st in after for e in st.effects for t in held), after
+        replace = _step(after, REDUNDANCY)
+        assert "no agent is unreachable now: no replacement agent added" in replace.effects
+        assert "no unreachable agent holds a task now: nothing moves at once" in replace.effects
+    finally:
+        await eng.close()
