@@ -27,9 +27,10 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
     """The counterfactual: without the agents the plan added, the failed agents'
     specializations would still be short of their strength before the failures, so
     the criterion would not hold. If the pools are whole without them (an
-    autoscaler, agents added by hand), the recovery is not the plan's. Where the
-    interrupted tasks run (on the plan's agents or on survivors that picked them up
-    first) is reported with it."""
+    autoscaler, agents added by hand), the recovery is not the plan's; nor is it when
+    none of the interrupted tasks ran on the plan's agents (survivors took them up
+    first): the pools' strength is restored, but the interrupted work recovered
+    without the plan."""
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
@@ -58,10 +59,20 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
     }
     if not short_without:
         return Credit(False, "the failed agents' specializations are at strength without the plan's agents", figures)
+    if not on_plan:
+        # The pools' shortfall is not the criterion: the interrupted work is, and
+        # ordinary rescheduling ran all of it on surviving agents.
+        return Credit(
+            False,
+            f"none of the {len(resumed)} interrupted task(s) ran on the plan's {len(plan_agents)} agent(s): "
+            "surviving agents took them up by ordinary rescheduling",
+            figures,
+        )
     return Credit(
         True,
         f"without the plan's {len(plan_agents)} agent(s) {', '.join(sorted(short_without))} would be short; "
-        f"{len(on_plan)} of {len(resumed)} interrupted task(s) run on them, the rest on survivors",
+        f"{len(on_plan)} of {len(resumed)} interrupted task(s) ran on them"
+        + (f", {len(resumed) - len(on_plan)} on surviving agents" if len(on_plan) < len(resumed) else ""),
         figures,
     )
 
