@@ -1,0 +1,45 @@
+"""An agent cascade whose failed agents held no task: the criterion is the pools'
+strength alone, and the plan's replacement agents restored it. The credit rule that
+withholds credit when survivors ran all interrupted work (b9f56d9) must not read 'none
+of 0 interrupted tasks ran on the plan's agents: survivors took them up' as a reason."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from core.event_types import AGENT_ALLOCATED
+from core.incidents.kinds.cascade_outcome import CascadeEvidence, replacement_credit
+from core.incidents.record import PlanRecord, StepRun
+from core.models import AgentStatus
+
+
+def _ctx(interrupted: dict[str, float], ran_on: dict[str, str]) -> Any:
+    rec = PlanRecord("PLAN-0001")
+    rec.steps[0] = StepRun(0, "/x", "destructive", 0.0, {}, ok=True)
+    rec.events.append(SimpleNamespace(type=AGENT_ALLOCATED, data={"agent": "agent_009"}))  # type: ignore[arg-type]
+    agents = {
+        "agent_001": SimpleNamespace(id="agent_001", specializations=["python"], status=AgentStatus.BUSY),
+        "agent_009": SimpleNamespace(id="agent_009", specializations=["python"], status=AgentStatus.IDLE),
+    }
+    ev = CascadeEvidence(progress_at_failure=interrupted, specialization_live_before={"python": 2})
+    return SimpleNamespace(
+        record=rec,
+        engine=SimpleNamespace(state=SimpleNamespace(agents=agents)),
+        incident=SimpleNamespace(evidence=SimpleNamespace(of=lambda _cls: ev)),
+        memo={"ran_on": ran_on},
+    )
+
+
+def test_replacements_are_credited_when_the_failed_agents_held_no_task() -> None:
+    credit = replacement_credit(_ctx({}, {}), [])
+    assert credit.credited, credit.basis  # main: not credited
+    assert "surviving agents took them up" not in credit.basis
+    assert credit.basis == "without the plan's 1 agent(s) python would be short; the failed agents held no task"
+
+
+def test_work_all_on_survivors_is_still_not_credited() -> None:
+    credit = replacement_credit(_ctx({"w/t1": 0.5}, {"w/t1": "agent_001"}), ["w/t1"])
+    assert not credit.credited and "surviving agents took them up" in credit.basis
+    on_plan = replacement_credit(_ctx({"w/t1": 0.5}, {"w/t1": "agent_009"}), ["w/t1"])
+    assert on_plan.credited and "1 of 1 interrupted task(s) ran on them" in on_plan.basis
