@@ -68,3 +68,27 @@ async def test_a_partition_plan_read_after_the_heal_says_nothing_moves(tmp_path:
         assert "no unreachable agent holds a task now: nothing moves at once" in replace.effects
     finally:
         await eng.close()
+
+
+async def test_cleanup_counts_paused_agents_among_those_it_does_not_retire(tmp_path: Path) -> None:
+    """A paused workflow's agents hold their tasks: emergency-cleanup does not retire them
+    (not idle), and its preview counts them with the running ones (it said 'N busy')."""
+    from core.projection import agent_in_use
+    from tui.plan_view import effects
+
+    eng = await open_sim(tmp_path / "c.db", Config(), seed=0, demo=True)
+    try:
+        await eng.advance(60)
+        s = eng.state
+        wid = next(s.tasks[a.current_task].workflow for a in s.agents.values() if a.current_task)
+        eng.pause_workflow(wid)
+        assert any(a.status is AgentStatus.PAUSED for a in s.agents.values())
+        used = [a for a in s.live_agents() if agent_in_use(a)]
+        busy = [a for a in used if a.status is AgentStatus.BUSY]
+        assert len(used) > len(busy), "paused agents hold tasks"
+        said = effects(s, """/coordination-hub emergency-cleanup '{"actions": ["idle_process_termination"]}'""")
+        assert f"{len(used)} agent(s) in use (holding a task, paused ones too) are not retired" in said[1], said
+        retired = said[0].split(": ", 1)[1].split(", ") if ": " in said[0] else []
+        assert not {a.id for a in used} & set(retired)
+    finally:
+        await eng.close()

@@ -26,6 +26,7 @@ from rich.text import Text
 from core import timefmt
 from core.incident_models import Plan, PlanState, PlanStep
 from core.models import AgentStatus
+from core.projection import agent_in_use
 
 from .operator import CommandRefused, bind_command
 from .widgets.incidents import STEP_GLYPH
@@ -154,9 +155,12 @@ def effects(s: State, command: str) -> list[str]:
                 f"retire {len(gone)} of {len(live)} live agents (idle beyond their pool's minimum, as of now)"
                 + (f": {', '.join(gone)}" if gone else "")
             )
-            busy = sum(1 for a in live if a.status is AgentStatus.BUSY)
-            if busy:
-                out.append(f"{busy} busy agent(s) are not retired; one that turns idle before the step runs may be")
+            used = sum(1 for a in live if agent_in_use(a))
+            if used:
+                out.append(
+                    f"{used} agent(s) in use (holding a task, paused ones too) are not retired; "
+                    "one that turns idle before the step runs may be"
+                )
         if acts & {"cache_purging", "temp_file_cleanup"}:
             out.append("purge the runtime's caches and temporary data (what is freed is measured when it runs)")
         if "aggressive_garbage_collection" in acts:
