@@ -46,6 +46,15 @@ def test_an_open_incident_says_how_long_it_has_been_open() -> None:
     assert "not yet — open for 48m20s" in text
 
 
+def test_its_durations_are_the_differences_of_the_times_it_shows() -> None:
+    """Fault at 59.9 (00:00:59), detected at 60.1 (00:01:00): detected 1s later, not 0s;
+    resolved at 170.0 (00:02:50), 1m50s after detection (109.9 s, which alone reads 1m49s)."""
+    inc = _ended("resolved").model_copy(update={"fault_at": 59.9, "detected_at": 60.1, "resolved_at": 170.0})
+    text = _plain(inc, 200.0)
+    assert "00:00:59  (detected 1s later)" in text and "00:01:00" in text, text
+    assert "00:02:50  (1m50s after detection)" in text, text
+
+
 def test_a_list_of_times_or_durations_is_shown_as_times_or_durations() -> None:
     from tui.response_view import field_cell
 

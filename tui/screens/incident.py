@@ -41,13 +41,13 @@ def incident_facts(inc: Incident, now: float, c: Any) -> Table:
     row("status", inc.status)
     det, fault, res = inc.detected_at, inc.fault_at, inc.resolved_at
     if fault is not None:
-        row("fault at", timefmt.clock(fault) + f"  (detected {timefmt.duration(det - fault)} later)")
-    row("detected at", f"{timefmt.clock(det)}  ({timefmt.duration(now - det)} ago)")
+        row("fault at", timefmt.clock(fault) + f"  (detected {timefmt.between(fault, det)} later)")
+    row("detected at", f"{timefmt.clock(det)}  ({timefmt.between(det, now)} ago)")
     if res is not None:
         # Detection to the end, not a recovery time: the outcome's recovery_time_s is that, with its basis.
-        row(f"{inc.status} at", timefmt.clock(res) + f"  ({timefmt.duration(res - det)} after detection)")
+        row(f"{inc.status} at", timefmt.clock(res) + f"  ({timefmt.between(det, res)} after detection)")
     else:
-        row("resolved at", f"not yet — open for {timefmt.duration(now - det)}")
+        row("resolved at", f"not yet — open for {timefmt.between(det, now)}")
     if inc.affected_workflows:
         row("affected", ", ".join(inc.affected_workflows))
     # the incident pipeline loads after the first frame (tui.link_open)
