@@ -121,3 +121,25 @@ def test_a_shutdown_of_hosts_still_starting_reads_each_a_few_times_and_reports_o
     assert links.reads <= 4 * n, links.reads  # each host's kill read every host killed before: n*n/2
     # The case that must not pass as ended: a host that outlives its kill is said.
     assert fleet.left_running == [f"{a} (pid {fleet.hosts[a].pid})" for a in sorted(stuck)]
+
+
+def test_a_host_seen_ended_is_not_waited_for_again_whatever_its_pid_is_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child of ours seen ended is reaped: its pid is free and may be another process's.
+    Asked again (the shutdown's second wait), the end seen stands; the pid is not waited on."""
+
+    async def main() -> None:
+        links = LocalLinks(Fleet(Timing(), actor="test"), Adoption(b"secret"))
+        h = ProcessHost("agent_001", "/nonexistent.sock")
+        h.popen = subprocess.Popen(["true"])
+        h.pid = h.popen.pid
+        assert await links.ended(h, 10.0) and h.exited
+        assert h.popen.returncode == 0  # reaped: its pid is free
+
+        async def reused(pid: int, create_time: float | None, timeout: float) -> bool:
+            return False  # the pid another process's now, running
+
+        monkeypatch.setattr(local_hosts, "process_ended", reused)
+        assert await links.ended(h, 0.1)  # main: False, the reused pid waited for
+        assert h.exited and not links.alive(h)
+
+    asyncio.run(main())

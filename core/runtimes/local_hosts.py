@@ -154,17 +154,18 @@ class LocalLinks:
             h.writer = None
 
     def release(self, h: ProcessHost) -> None:
-        """At shutdown, once the host's end was waited for: reaped if it ended, and the
-        socket a killed host could not remove (one asked to exit removes its own) removed."""
+        """At shutdown, once the host's end was waited for: reaped if it ended, and the socket a killed
+        host could not remove (one asked to exit removes its own) removed."""
         if not self.alive(h):  # which reaps a child of ours that ended
             with contextlib.suppress(OSError):
                 if stat.S_ISSOCK(os.lstat(h.address).st_mode):  # in our 0700 run directory
                     os.unlink(h.address)
 
     async def ended(self, h: ProcessHost, timeout: float) -> bool:
-        """Wait for the host process to end (its pidfd); one not yet forked, for the
-        launcher's answer first (a host killed before its pid was known is killed then).
-        An end seen is kept (:attr:`HostRecord.exited`): its liveness is not read again."""
+        """Wait for the host process to end (its pidfd); one not yet forked, for the launcher's answer first
+        (a host killed before its pid was known is killed then). An end seen (``exited``) is final."""
+        if h.exited:
+            return True
         deadline = time.monotonic() + timeout
         launched = h.launched
         if launched is not None:
@@ -461,9 +462,8 @@ class LocalHosts:
             sink = fleet.sink
             if sink is None:
                 continue
-            # A retiring host was told to exit: its tree is not measured, since a process
-            # measured while it exits reads 0 MB resident and still "running" (not yet a
-            # zombie), a figure of nothing that ran. Its end is seen on its connection.
+            # A retiring host was told to exit: its tree is not measured (one exiting reads 0 MB resident
+            # and still "running", not yet a zombie: a figure of nothing that ran); its end is seen on its connection.
             live = [h for h in fleet.hosts.values() if not h.dead and not h.retiring and h.pid is not None]
             usage = self.sampler.trees({h.agent: (h.pid, h.create_time) for h in live if h.pid is not None})
             await hear_pending_reports()
