@@ -92,3 +92,34 @@ async def test_cleanup_counts_paused_agents_among_those_it_does_not_retire(tmp_p
         assert not {a.id for a in used} & set(retired)
     finally:
         await eng.close()
+
+
+def _said(parts: list[object]) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    for part in parts:
+        console.print(part)
+    return console.export_text()
+
+
+async def test_the_incident_screen_says_its_step_titles_are_the_drafts(tmp_path: Path) -> None:
+    from core import timefmt
+    from core.incident_models import PlanState
+    from tui.plan_view import plan_section
+
+    eng = await open_sim(tmp_path / "i.db", Config(), seed=0, demo=True)
+    try:
+        drill = start_drill(eng, "network-partition", approve="manual")
+        await drill_until(drill, lambda: waits_for_operator(drill.plan()), "the plan waiting", 4 * 3600.0)
+        plan = drill.plan()
+        assert plan is not None
+        note = f"step titles as drafted at {timefmt.clock(plan.created_at)}"
+        assert note in _said(plan_section(eng.state, plan, lambda _n: "white"))
+        # every step run: nothing is still to do, no note
+        done = plan.model_copy(
+            update={"steps": [st.model_copy(update={"state": PlanState.COMPLETED}) for st in plan.steps]}
+        )
+        assert "as drafted" not in _said(plan_section(eng.state, done, lambda _n: "white"))
+    finally:
+        await eng.close()

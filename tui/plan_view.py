@@ -253,6 +253,16 @@ def plan_header(plan: Plan, c: Colour) -> Text:
     return t
 
 
+def plan_section(s: State, plan: Plan, c: Colour) -> list[RenderableType]:
+    """A plan on the incident screen: its header, what its step titles are (the draft's
+    words) while a step is still to run, then every step."""
+    parts: list[RenderableType] = [plan_header(plan, c)]
+    if any(st.state in (PlanState.PROPOSED, PlanState.APPROVED) for st in plan.steps):
+        note = f"step titles as drafted at {timefmt.clock(plan.created_at)}; → what a step still to run would do now"
+        parts.append(Text(note, style=c("foreground-muted")))
+    return [*parts, step_table(s, plan, c)]
+
+
 RUN = frozenset({PlanState.COMPLETED, PlanState.FAILED})
 """Step states of a step that has run (its command was sent)."""
 

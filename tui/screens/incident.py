@@ -18,7 +18,7 @@ from core import timefmt
 from core.incident_models import Incident
 
 from ..log_source import LogFilter
-from ..plan_view import plan_header, step_table
+from ..plan_view import plan_section
 from ..response_view import render_result, section
 from ..style import color
 from .detail import DetailScreen
@@ -98,7 +98,7 @@ class IncidentScreen(DetailScreen):
             parts += render_result(evidence, c)
         plans = [p for p in s.plans.values() if p.incident_id == self.key]
         for p in plans:
-            parts += [plan_header(p, c), step_table(s, p, c), Text("")]
+            parts += [*plan_section(s, p, c), Text("")]
         if not plans:
             parts += [Text("No plan yet.", style=c("foreground-muted")), Text("")]
         parts.append(self.events_block("Timeline"))
