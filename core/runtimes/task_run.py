@@ -81,6 +81,7 @@ class Run:
         self.new_output: list[str] = []
         self.paused = False
         self.started = time.monotonic()
+        self.began = time.time()  # the wall clock at the start, read once: two clocks read apart differ by any preemption
         self.paused_for = 0.0
         self.paused_at: float | None = None
         self.kill_reason: str | None = None
@@ -143,9 +144,9 @@ class Run:
 
     def started_at(self) -> float:
         """When the run began, on this machine's wall clock (seconds since the epoch): what
-        a console that learns of its start late records as its time. Its start on the
-        monotonic clock that ``elapsed_s`` is measured on, carried over to the wall clock."""
-        return time.time() - (time.monotonic() - self.started)
+        a console that learns of its start late records as its time. Read at the start,
+        beside the monotonic clock that ``elapsed_s`` is measured on."""
+        return self.began
 
     def started_again(self) -> dict[str, Any]:
         """The answer to its start sent again (by a restarted console): its group, and
