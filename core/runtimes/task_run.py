@@ -81,7 +81,9 @@ class Run:
         self.new_output: list[str] = []
         self.paused = False
         self.started = time.monotonic()
-        self.began = time.time()  # the wall clock at the start, read once: two clocks read apart differ by any preemption
+        self.began = (
+            time.time()
+        )  # the wall clock at the start, read once: two clocks read apart differ by any preemption
         self.paused_for = 0.0
         self.paused_at: float | None = None
         self.kill_reason: str | None = None
