@@ -61,12 +61,12 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
         return Credit(False, "the failed agents' specializations are at strength without the plan's agents", figures)
     if resumed and not on_plan:
         # The pools' shortfall is not the criterion: the interrupted work is, and
-        # ordinary rescheduling ran all of it on surviving agents. (No task interrupted:
+        # ordinary rescheduling ran all of it on other agents. (No task interrupted:
         # the pools' strength is the whole criterion, and the plan's agents restored it.)
         return Credit(
             False,
             f"none of the {len(resumed)} interrupted task(s) ran on the plan's {len(plan_agents)} agent(s): "
-            "surviving agents took them up by ordinary rescheduling",
+            "other agents took them up by ordinary rescheduling",
             figures,
         )
     return Credit(
@@ -74,7 +74,7 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
         f"without the plan's {len(plan_agents)} agent(s) {', '.join(sorted(short_without))} would be short; "
         + (
             f"{len(on_plan)} of {len(resumed)} interrupted task(s) ran on them"
-            + (f", {len(resumed) - len(on_plan)} on surviving agents" if len(on_plan) < len(resumed) else "")
+            + (f", {len(resumed) - len(on_plan)} on other agents" if len(on_plan) < len(resumed) else "")
             if resumed
             else "the failed agents held no task"
         ),
