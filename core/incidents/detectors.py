@@ -65,5 +65,12 @@ class Detector:
     async def check_async(self, now: float) -> Finding | None:
         return None
 
+    def subject(self, f: Finding) -> tuple[str, ...]:
+        """What a finding is about: two findings of this kind with the same subject are
+        the same fault (the manager holds a repeat of a failed incident's fault on it).
+        By default the workflows it affects; a kind whose faults have their own names
+        (agents, log rows, checkpoints) says so."""
+        return tuple(sorted(f.affected_workflows))
+
     def reset(self) -> None:
         """Forget accumulated evidence (after an incident of this kind is resolved)."""

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 ApproveMode = Literal["auto", "manual"]
 
+STILL_DETECTED = "fault_still_detected"
+"""The action of the note a failed incident gets when its fault is detected again."""
+
 
 class _AgentsCut(KindEvidence):
     """The agents an incident named before findings were recorded with it (re-planning one)."""
@@ -86,7 +89,7 @@ class IncidentManager:
             try:
                 f = d.check(now)
                 if f is not None:
-                    self.open_incident(f)
+                    self.detected(d, f)
             except EngineError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a faulty detector must not stop the engine
@@ -102,6 +105,39 @@ class IncidentManager:
                     },
                     actor="detector",
                 )
+
+    def detected(self, d: Detector, f: Finding) -> str:
+        """Open an incident for a finding, unless it is the fault of a failed incident
+        that no operator has acted on since (same kind, same subject): one incident per
+        ongoing fault, not one per check. The repeat is held on the failed incident,
+        noted there once; a re-plan reopens it, a resolve closes it, and a different
+        fault of the kind opens its own incident."""
+        held = self.failed_on(d, f)
+        if held is None:
+            return self.open_incident(f)
+        failed_at = held.resolved_at or 0.0
+        if not any(n.action == STILL_DETECTED and n.at >= failed_at for n in held.notes):
+            self.engine.emit(
+                INCIDENT_NOTED,
+                "incidents",
+                "incident",
+                {
+                    "incident_id": held.id,
+                    "note": "the same fault is still detected: held on this failed incident, "
+                    "not opened again, until an operator re-plans or resolves it",
+                    "action": STILL_DETECTED,
+                },
+                actor="detector",
+            )
+        return held.id
+
+    def failed_on(self, d: Detector, f: Finding) -> Incident | None:
+        """The latest failed incident of the finding's kind about the same subject."""
+        subject = d.subject(f)
+        for inc in reversed(list(self.engine.state.incidents.values())):
+            if inc.scenario == f.scenario and inc.status == "failed" and d.subject(finding_of(inc)) == subject:
+                return inc
+        return None
 
     def expect_fault(self, scenario: str, at: float) -> None:
         """A drill says when it injected the fault: detection latency is measured from it."""
@@ -153,7 +189,7 @@ class IncidentManager:
             if d.due(now) and self.open_for(d.scenario) is None:
                 f = await d.check_async(now)
                 if f is not None:
-                    self.open_incident(f)
+                    self.detected(d, f)
         await self.executor.advance_all()
         for d in self.detectors:
             if self.open_for(d.scenario) is None and self._resolved_since_reset(d):
@@ -252,19 +288,7 @@ def replan(
             f"plan {active} of {incident_id} is still {engine.state.plans[active].state}",
             {"incident_id": incident_id, "plan_id": active},
         )
-    fd = inc.evidence.finding or FindingRecord()
-    older = inc.evidence.of(_AgentsCut)  # an incident opened before findings were recorded
-    f = Finding(
-        scenario=inc.scenario,
-        type=inc.type,
-        component=fd.component,
-        scope=fd.scope,
-        severity=inc.severity,
-        data=fd.data or {"failed_agents": older.failed_agents, "affected_agents": older.unreachable},
-        evidence=inc.evidence.model_dump(),  # as written: the kind's playbook reads it through its view
-        affected_workflows=list(inc.affected_workflows),
-        onset=fd.onset,
-    )
+    f = finding_of(inc)
     engine.emit(
         INCIDENT_NOTED,
         "incidents",
@@ -276,3 +300,20 @@ def replan(
         engine.emit(INCIDENT_REOPENED, "incidents", "incident", {"incident_id": incident_id, "by": actor}, actor=actor)
     pid = propose(engine, incident_id, f, actor=actor, catalogue=catalogue)
     return {"incident_id": incident_id, "plan_id": pid, "steps": len(engine.state.plans[pid].steps), "by": actor}
+
+
+def finding_of(inc: Incident) -> Finding:
+    """The finding an incident was opened on, as recorded with it."""
+    fd = inc.evidence.finding or FindingRecord()
+    older = inc.evidence.of(_AgentsCut)  # an incident opened before findings were recorded
+    return Finding(
+        scenario=inc.scenario,
+        type=inc.type,
+        component=fd.component,
+        scope=fd.scope,
+        severity=inc.severity,
+        data=fd.data or {"failed_agents": older.failed_agents, "affected_agents": older.unreachable},
+        evidence=inc.evidence.model_dump(),  # as written: the kind's playbook reads it through its view
+        affected_workflows=list(inc.affected_workflows),
+        onset=fd.onset,
+    )

@@ -52,6 +52,10 @@ class AgentCascadeDetector(Detector):
     def reset(self) -> None:
         self.failures.clear()
 
+    def subject(self, f: Finding) -> tuple[str, ...]:
+        """The agents that failed."""
+        return tuple(sorted(f.data.get("failed_agents", [])))
+
     def _on_event(self, ev: Event) -> None:
         if ev.type == AGENT_ERROR:
             self.failures.append((ev.ts, ev.data["agent"], ev.data.get("task")))

@@ -238,6 +238,15 @@ class DataIntegrityDetector(Detector):
             ok.add(base)
         return sorted(ok)
 
+    def subject(self, f: Finding) -> tuple[str, ...]:
+        """The damage: the log rows and checkpoints found bad, the state that differs."""
+        ev = f.evidence
+        return (
+            *(f"seq:{n}" for n in sorted(ev.get("bad_seqs", []))),
+            *(f"checkpoint:{n}" for n in sorted(ev.get("bad_checkpoints", []))),
+            *(f"state:{d}" for d in sorted(ev.get("projection_differs_in", []))),
+        )
+
     def acknowledged(self) -> tuple[set[int], set[int]]:
         """Faults already handled by a resolved incident: the log is append-only, so a
         corrupted row stays; once assessed and recovered from, it is not re-alerted."""

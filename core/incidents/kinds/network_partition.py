@@ -35,6 +35,10 @@ class PartitionDetector(Detector):
     scenario = "network-partition"
     MIN_AGENTS = 2
 
+    def subject(self, f: Finding) -> tuple[str, ...]:
+        """The agents cut off."""
+        return tuple(sorted(f.data.get("affected_agents", [])))
+
     def check(self, now: float) -> Finding | None:
         s = self.engine.state
         live = [
