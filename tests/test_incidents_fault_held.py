@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.config import Config
 from core.incidents import decisions
+from core.incidents.detectors import Finding
 from core.incidents.drills import Drill
-from core.incidents.manager import STILL_DETECTED
+from core.incidents.manager import STILL_DETECTED, IncidentManager, finding_of
 from core.models import WorkflowStatus
+from core.session import open_sim
 
 from .conftest import drill_until
 from .test_incidents_catalogue import LIMIT_S, TOY, _toy_drill
@@ -78,5 +81,28 @@ async def test_a_replan_reopens_the_held_incident_and_no_other_opens(tmp_path: P
         for _ in range(5):
             await drill.step()
         assert _of_kind(drill) == [inc.id]
+    finally:
+        await eng.close()
+
+
+async def test_a_data_integrity_fault_is_the_same_subject_as_the_failed_incident_recorded_on_it(
+    tmp_path: Path,
+) -> None:
+    """The reported storm's kind: the subject read back from the incident equals the
+    repeat's (its bad rows and checkpoints), and other damage is another subject."""
+    eng = await open_sim(tmp_path / "di.db", Config(), seed=0, demo=True)
+    try:
+        mgr = IncidentManager(eng, scenarios=["data-integrity"])
+        (d,) = mgr.detectors
+
+        def found(seqs: list[int], cps: list[int]) -> Finding:
+            ev = {"bad_seqs": seqs, "bad_checkpoints": cps, "projection_differs_in": []}
+            return Finding("data-integrity", "DATA_INTEGRITY_ALERT", "coordination", "x", "critical", {}, ev, [])
+
+        inc_id = mgr.open_incident(found([7, 9], [2]))
+        recorded = finding_of(eng.state.incidents[inc_id])
+        assert d.subject(recorded) == d.subject(found([9, 7], [2]))
+        assert d.subject(recorded) != d.subject(found([7, 9, 11], [2]))
+        assert d.subject(recorded) != d.subject(found([7, 9], []))
     finally:
         await eng.close()
