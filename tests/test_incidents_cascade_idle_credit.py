@@ -34,12 +34,12 @@ def _ctx(interrupted: dict[str, float], ran_on: dict[str, str]) -> Any:
 def test_replacements_are_credited_when_the_failed_agents_held_no_task() -> None:
     credit = replacement_credit(_ctx({}, {}), [])
     assert credit.credited, credit.basis  # main: not credited
-    assert "surviving agents took them up" not in credit.basis
+    assert "other agents took them up" not in credit.basis
     assert credit.basis == "without the plan's 1 agent(s) python would be short; the failed agents held no task"
 
 
 def test_work_all_on_survivors_is_still_not_credited() -> None:
     credit = replacement_credit(_ctx({"w/t1": 0.5}, {"w/t1": "agent_001"}), ["w/t1"])
-    assert not credit.credited and "surviving agents took them up" in credit.basis
+    assert not credit.credited and "other agents took them up" in credit.basis
     on_plan = replacement_credit(_ctx({"w/t1": 0.5}, {"w/t1": "agent_009"}), ["w/t1"])
     assert on_plan.credited and "1 of 1 interrupted task(s) ran on them" in on_plan.basis
