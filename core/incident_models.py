@@ -147,6 +147,11 @@ class PlanStep(_Model):
     gate: str | None = None
     """A validation (a criterion or shared gate of ``core.incidents.kinds.CATALOGUE``) that must pass before the step completes."""
 
+    @property
+    def to_run(self) -> bool:
+        """Still to run: not started (its command not sent) and not called off by a reject or abort."""
+        return self.state in (PlanState.PROPOSED, PlanState.APPROVED)
+
 
 class Plan(_Model):
     id: str

@@ -165,7 +165,7 @@ async def test_decision_dialogs_lead_with_what_they_do(tmp_path):
         pid = await drill_until_plan(app, pilot)
         plan = app.link.state.plans[pid]
         assert await came_true(pilot, lambda: any(st.state == "completed" for st in plan.steps), 10)
-        pending = sum(1 for st in plan.steps if st.state not in ("completed", "failed"))
+        pending = sum(1 for st in plan.steps if st.to_run)
         said = {}
         for key in ("a", "d", "K"):
             await pilot.press(key)
@@ -179,7 +179,7 @@ async def test_decision_dialogs_lead_with_what_they_do(tmp_path):
             a.index("Already ran"),
         )
         assert effects < ran, "the effects come first"
-        first = next(st for st in plan.steps if st.state not in ("completed", "failed"))
+        first = next(st for st in plan.steps if st.to_run)
         assert a.index(" ".join(first.command.split())) < ran
         assert f"Approving runs the {pending} step(s) still to run" in a
         cp = app.link.state.plans[pid].checkpoint

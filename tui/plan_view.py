@@ -226,7 +226,7 @@ def step_table(s: State, plan: Plan, c: Colour, with_effects: bool = True, compa
             body.append(f"\nerror: {st.error}", style=c("error"))
         if st.result.get("summary"):
             body.append(f"\nresult: {st.result['summary']}", style=c("success"))
-        if with_effects and st.state in (PlanState.PROPOSED, PlanState.APPROVED):
+        if with_effects and st.to_run:
             for line in effects(s, st.command):
                 body.append(f"\n  → {line}", style=c("warning"))
         t.add_row(str(i), Text(f"{glyph} {st.state.value}", style=c(colr)), body)
@@ -257,14 +257,10 @@ def plan_section(s: State, plan: Plan, c: Colour) -> list[RenderableType]:
     """A plan on the incident screen: its header, what its step titles are (the draft's
     words) while a step is still to run, then every step."""
     parts: list[RenderableType] = [plan_header(plan, c)]
-    if any(st.state in (PlanState.PROPOSED, PlanState.APPROVED) for st in plan.steps):
+    if any(st.to_run for st in plan.steps):
         note = f"step titles as drafted at {timefmt.clock(plan.created_at)}; → what a step still to run would do now"
         parts.append(Text(note, style=c("foreground-muted")))
     return [*parts, step_table(s, plan, c)]
-
-
-RUN = frozenset({PlanState.COMPLETED, PlanState.FAILED})
-"""Step states of a step that has run (its command was sent)."""
 
 
 def _step_head(i: int, st: PlanStep, c: Colour) -> Text:
@@ -277,11 +273,12 @@ def _step_head(i: int, st: PlanStep, c: Colour) -> Text:
 
 
 def _pending(plan: Plan) -> list[tuple[int, PlanStep]]:
-    return [(i, st) for i, st in enumerate(plan.steps, 1) if st.state not in RUN]
+    return [(i, st) for i, st in enumerate(plan.steps, 1) if st.to_run]
 
 
 def _ran(plan: Plan) -> list[tuple[int, PlanStep]]:
-    return [(i, st) for i, st in enumerate(plan.steps, 1) if st.state in RUN]
+    """Steps whose command was sent (a step still waiting on its gate too)."""
+    return [(i, st) for i, st in enumerate(plan.steps, 1) if not st.to_run]
 
 
 @dataclass(frozen=True)
@@ -323,12 +320,13 @@ def effects_block(s: State, plan: Plan, c: Colour, stale: dict[int, tuple[str, .
 
 
 def analysis_block(plan: Plan, c: Colour) -> Group:
-    """Steps that already ran: title, outcome, result summary (the analysis behind the plan)."""
+    """Steps that already ran (or wait on their gate): title, outcome, result summary (the
+    analysis behind the plan)."""
     parts: list[RenderableType] = []
     for i, st in _ran(plan):
         t = _step_head(i, st, c)
-        failed = st.state is PlanState.FAILED
-        t.append(f"  {STEP_GLYPH[st.state]} {st.state.value}", style=c("error") if failed else c("success"))
+        tone = {PlanState.FAILED: "error", PlanState.COMPLETED: "success"}.get(st.state, "warning")
+        t.append(f"  {STEP_GLYPH[st.state]} {st.state.value}", style=c(tone))
         parts.append(t)
         summary = st.result.get("summary")
         inner = st.result.get("result")
@@ -433,7 +431,7 @@ class EditLine:
 
 def lines_of(plan: Plan) -> list[EditLine]:
     """The plan's steps, in order, each with whether it has run."""
-    return [EditLine(st.command, None if st.state is PlanState.PROPOSED else st.state.value) for st in plan.steps]
+    return [EditLine(st.command, None if st.to_run else st.state.value) for st in plan.steps]
 
 
 def line_error(text: str) -> str | None:
