@@ -58,17 +58,18 @@ def _wf(s: State, wid: str) -> str:
     return f"{wid} ({wf.band.value} {wf.priority}, {wf.status.value}, {use.agents} agent(s) busy)"
 
 
-def _unreachable(s: State) -> dict[str, str | None]:
-    """The agents unreachable now and the task each holds: what the partition steps act on."""
-    cut = sorted((a for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE), key=lambda a: a.id)
-    return {a.id: a.current_task for a in cut}
+def _unreachable(s: State) -> list[str]:
+    """The agents unreachable now: what the partition steps act on."""
+    return sorted(a.id for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE)
 
 
 def _partition_protocol(s: State, p: Any) -> list[str]:
     """``activate-distributed-protocols``: the tasks of the agents unreachable when it runs
     are moved (or kept, with ``agent_autonomy_increase``)."""
+    from core.engine.liveness import tasks_on_unreachable  # loaded with the command language
+
     lost = _unreachable(s)
-    held = [t for t in lost.values() if t]
+    held = list(tasks_on_unreachable(s).values())
     keep = any(x.adaptation == "agent_autonomy_increase" for x in p.coordination_adaptations)
     merge = "buffered reports of cut-off agents merge once on reconnection (always on)"
     if not lost:
@@ -84,13 +85,13 @@ def _partition_protocol(s: State, p: Any) -> list[str]:
 def _redundancy(s: State, p: Any) -> list[str]:
     """``communication-redundancy-activation``: the standing reassignment, the tasks it
     moves at once and the replacement agents, as of now."""
+    from core.engine.liveness import protocol_keeps_tasks, tasks_on_unreachable  # loaded with the command language
+
     lost = _unreachable(s)
-    held = [t for t in lost.values() if t]
+    held = list(tasks_on_unreachable(s).values())
     after = timefmt.duration(p.reassign_after)
-    proto = s.settings.get("monitoring.distributed_protocols")
-    keep = isinstance(proto, dict) and not proto.get("closed") and bool(proto.get("keep_tasks_on_unreachable"))
     out = [f"from now on, the task of an agent unreachable {after} or more moves to a reachable agent"]
-    if keep:
+    if protocol_keeps_tasks(s):
         out.append("the distributed protocol in force keeps tasks on isolated agents: none moved")
     elif held:
         out.append(

@@ -18,6 +18,7 @@ from ..projection import agent_in_use
 from ..telemetry import COMPLETIONS
 
 if TYPE_CHECKING:
+    from ..projection import State
     from .contract import EngineCore
 
 _ANSWERING = (AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED)
@@ -25,6 +26,30 @@ THROUGHPUT_WINDOW_S = 300.0
 LATE_FRACTION = 0.1
 """A liveness check later than its sample interval by more than this share of it counts
 the rest as time the console was not listening."""
+
+
+def tasks_on_unreachable(s: State) -> dict[str, str]:
+    """The task each unreachable agent holds, by agent, in agent id order: the work a
+    partition cuts off (an unreachable agent holding none is not in it)."""
+    return {
+        a.id: a.current_task
+        for a in sorted(s.agents.values(), key=lambda x: x.id)
+        if a.status is AgentStatus.UNREACHABLE and a.current_task
+    }
+
+
+def protocol_keeps_tasks(s: State) -> bool:
+    """The distributed protocol in force keeps tasks running on unreachable agents
+    (``activate-distributed-protocols`` with ``agent_autonomy_increase``): then neither
+    the standing reassignment nor ``communication-redundancy-activation`` moves them."""
+    proto = s.settings.get("monitoring.distributed_protocols")
+    return isinstance(proto, dict) and not proto.get("closed") and bool(proto.get("keep_tasks_on_unreachable"))
+
+
+def kept_on_unreachable(s: State) -> dict[str, str]:
+    """The tasks kept on unreachable agents, by agent: those they hold while the protocol
+    in force keeps them there (none without such a protocol)."""
+    return tasks_on_unreachable(s) if protocol_keeps_tasks(s) else {}
 
 
 class Liveness:
@@ -150,15 +175,14 @@ class Liveness:
         cfg = e.state.settings.get("monitoring.communication")
         if e.readonly or not isinstance(cfg, dict) or cfg.get("closed") or cfg.get("reassign_after_s") is None:
             return
-        proto = e.state.settings.get("monitoring.distributed_protocols")
-        if isinstance(proto, dict) and not proto.get("closed") and proto.get("keep_tasks_on_unreachable"):
+        if protocol_keeps_tasks(e.state):
             return
         after = float(cfg["reassign_after_s"])
-        for a in sorted(e.state.agents.values(), key=lambda x: x.id):
-            if a.status is AgentStatus.UNREACHABLE and a.current_task:
-                silent = now - e.telemetry.liveness.get(a.id, a.last_heartbeat if a.last_heartbeat is not None else now)
-                if silent >= after:
-                    e.release_task(a.current_task, reason="agent_unreachable", actor="standing-reassignment")
+        for agent, task in tasks_on_unreachable(e.state).items():
+            last = e.state.agents[agent].last_heartbeat
+            silent = now - e.telemetry.liveness.get(agent, last if last is not None else now)
+            if silent >= after:
+                e.release_task(task, reason="agent_unreachable", actor="standing-reassignment")
 
     # -- measures -----------------------------------------------------------------------
     def agent_utilisation(self) -> float:

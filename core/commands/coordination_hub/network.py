@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...engine.liveness import kept_on_unreachable, protocol_keeps_tasks, tasks_on_unreachable
 from ...models import AgentStatus
 from .. import payloads as P
 from ..context import Context
@@ -39,14 +40,12 @@ def _move_off_unreachable(ctx: Context, silent_at_least: float) -> list[dict[str
     """Release the tasks of unreachable agents silent that long: each goes back to the
     queue with its context (progress, partial results) for a reachable agent."""
     moved = []
-    for a in sorted(ctx.state.agents.values(), key=lambda a: a.id):
-        if a.status is AgentStatus.UNREACHABLE and a.current_task:
-            silent = ctx.now - ctx.engine.telemetry.liveness.get(a.id, a.last_heartbeat or ctx.now)
-            if silent >= silent_at_least:
-                key = a.current_task
-                prog = ctx.state.tasks[key].context.progress
-                ctx.engine.release_task(key, reason="agent_unreachable", actor=ctx.actor)
-                moved.append({"task": key, "from": a.id, "silent_s": round(silent, 1), "progress_kept": prog})
+    for agent, key in tasks_on_unreachable(ctx.state).items():
+        silent = ctx.now - ctx.engine.telemetry.liveness.get(agent, ctx.state.agents[agent].last_heartbeat or ctx.now)
+        if silent >= silent_at_least:
+            prog = ctx.state.tasks[key].context.progress
+            ctx.engine.release_task(key, reason="agent_unreachable", actor=ctx.actor)
+            moved.append({"task": key, "from": agent, "silent_s": round(silent, 1), "progress_kept": prog})
     return moved
 
 
@@ -68,8 +67,7 @@ async def communication_redundancy_activation(ctx: Context, p: P.CommunicationRe
     out = configure(
         ctx, "communication", {"redundancy": True, "reassign_after_s": p.reassign_after, "standing_reassignment": True}
     )
-    proto = s.settings.get("monitoring.distributed_protocols")
-    keep = isinstance(proto, dict) and not proto.get("closed") and bool(proto.get("keep_tasks_on_unreachable"))
+    keep = protocol_keeps_tasks(s)
     moved = [] if keep else _move_off_unreachable(ctx, p.reassign_after)
     added = []
     if p.replace_unreachable:
@@ -128,12 +126,13 @@ async def activate_distributed_protocols(ctx: Context, p: P.ActivateDistributedP
         },
     )
     lost = sorted(a.id for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE)
-    holding = {a: task for a in lost if (task := s.agents[a].current_task)}
+    holding = tasks_on_unreachable(s)
+    kept = kept_on_unreachable(s)  # the protocol just configured is in force
     moved = [] if keep else _move_off_unreachable(ctx, 0.0)
     out.result.update(
         {
             "partition": {"unreachable": lost, "tasks_held": holding},
-            "kept_on_isolated_agents": sorted(holding.values()) if keep else [],
+            "kept_on_isolated_agents": sorted(kept.values()),
             "moved": moved,
             "always_on": [
                 "buffered reports with per-agent sequence numbers",
@@ -143,11 +142,7 @@ async def activate_distributed_protocols(ctx: Context, p: P.ActivateDistributedP
     )
     out.summary = (
         f"{len(lost)} agent(s) partitioned; "
-        + (
-            f"{len(holding)} task(s) keep running isolated"
-            if keep
-            else f"{len(moved)} task(s) moved to reachable agents"
-        )
+        + (f"{len(kept)} task(s) keep running isolated" if keep else f"{len(moved)} task(s) moved to reachable agents")
         + "; buffered reports merge on reconnection"
     )
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...engine.liveness import tasks_on_unreachable
 from ...models import AgentStatus, WorkflowStatus
 from .. import payloads as P
 from ..analyses.consistency import state_consistency
@@ -60,11 +61,9 @@ async def execute_optimization(ctx: Context, p: P.ExecuteOptimization) -> Outcom
                 }
             elif action == "agent_communication_optimization":
                 moved = []
-                for a in sorted(s.agents.values(), key=lambda a: a.id):
-                    if a.status is AgentStatus.UNREACHABLE and a.current_task:
-                        key = a.current_task
-                        eng.release_task(key, reason="agent_unreachable", actor=ctx.actor)
-                        moved.append(key)
+                for key in tasks_on_unreachable(s).values():
+                    eng.release_task(key, reason="agent_unreachable", actor=ctx.actor)
+                    moved.append(key)
                 done[action] = {"effect": "acted" if moved else "no change", "moved": moved}
             elif action == "dependency_optimization":
                 queued = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...engine.liveness import tasks_on_unreachable
 from ...event_types import POOL_RESIZED
 from ...models import TERMINAL_WORKFLOW, AgentStatus, Resources, WorkflowStatus
 from .. import measured
@@ -198,12 +199,10 @@ async def agent_reallocation(ctx: Context, p: P.AnalysisRequest) -> Outcome:
         )
     s = ctx.state
     moved = []
-    for a in sorted(s.agents.values(), key=lambda a: a.id):
-        if a.status is AgentStatus.UNREACHABLE and a.current_task:
-            key = a.current_task
-            prog = s.tasks[key].context.progress
-            ctx.engine.release_task(key, reason="agent_unreachable", actor=ctx.actor)
-            moved.append({"task": key, "from": a.id, "progress_kept": prog})
+    for agent, key in tasks_on_unreachable(s).items():
+        prog = s.tasks[key].context.progress
+        ctx.engine.release_task(key, reason="agent_unreachable", actor=ctx.actor)
+        moved.append({"task": key, "from": agent, "progress_kept": prog})
     idle = sorted(a.id for a in s.live_agents() if a.status is AgentStatus.IDLE)
     return Outcome(
         {"moved": moved, "idle_reachable_agents": idle},

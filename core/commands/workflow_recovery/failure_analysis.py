@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ...engine.liveness import tasks_on_unreachable
 from ...event_types import (
     AGENT_ERROR,
     AGENT_TIMEOUT,
@@ -171,7 +172,7 @@ async def recovery_plan(ctx: Context, p: P.Empty) -> Outcome:
                 + "'",
             }
         )
-    if any(a.status is AgentStatus.UNREACHABLE for a in s.agents.values()):
+    if tasks_on_unreachable(s):
         steps.append({"why": "unreachable agents hold tasks", "command": "/resource-manager agent-reallocation"})
     if not s.checkpoints:
         steps.append(

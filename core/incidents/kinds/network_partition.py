@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...engine.liveness import protocol_keeps_tasks
 from ...event_types import (
     COMMUNICATION_FAILURE,
     NETWORK_RECOVERY_COMPLETED,
@@ -231,8 +232,7 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
         return "fail", {"reason": "no event tap to check the exactly-once merge"}
     marks = ev.agent_marks
     held = {a: marks[a][0] for a in cut if a in marks and marks[a][0]}
-    proto = s.settings.get("monitoring.distributed_protocols")
-    kept = isinstance(proto, dict) and bool(proto.get("keep_tasks_on_unreachable"))
+    kept = protocol_keeps_tasks(s)
     still = [a for a in cut if s.agents.get(a) is not None and s.agents[a].status is AgentStatus.UNREACHABLE]
     # Work to move or keep while the partition holds; once every cut-off agent is back
     # (or retired) the held work is theirs again and the credit judges what the plan did.
