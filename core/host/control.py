@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..incidents.services import IncidentServices
-from ..timefmt import clock, duration
+from ..timefmt import between, clock
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -35,7 +35,7 @@ class Advance:
             return f"advance to {clock(self.target)} stopped at {clock(at)}: {self.error}"
         if self.cancelled and at < self.target:
             return f"advance to {clock(self.target)} cancelled at {clock(at)}"
-        return f"advanced {duration(at - self.start)} to {clock(at)}"
+        return f"advanced {between(self.start, at)} to {clock(at)}"
 
     def report(self, now: float) -> dict[str, Any]:
         return {
