@@ -147,7 +147,14 @@ class RuntimeBridge:
             wid = t.workflow
             if (wid, t.phase) not in state.phase_started:
                 emit(PHASE_STARTED, "coordination", "workflow", {"workflow_id": wid, "phase": t.phase})
-            emit(TASK_ASSIGNED, "coordination", "scheduler", {"task": key, "agent": agent, "workflow_id": wid})
+            # Keys in sorted order (as in every hot task fact here): the line reuses the stored text.
+            emit(
+                TASK_ASSIGNED,
+                "coordination",
+                "scheduler",
+                {"agent": agent, "task": key, "workflow_id": wid},
+                sorted_keys=True,
+            )
             runtime.start_task(agent, t)
 
     def admit(self) -> None:
@@ -198,14 +205,14 @@ class RuntimeBridge:
             return
         a = s.agents.get(agent_id)
         if a is not None and a.current_task == task_id:
-            if at is None:
-                self.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id})
+            if at is None:  # its time is the reading above (no clock read between)
+                self.emit(TASK_STARTED, "agent", "execution", {"agent": agent_id, "task": task_id}, None, now, True)
                 return
             # A float (an int read off the wire too: the stored REAL reads back as one, and the
             # chain hashes its text), or now for what is not a time.
             began = seconds(at)
             began = now if began is None else min(max(began, t.started_at if t.started_at is not None else began), now)
-            self.emit(TASK_STARTED, "agent", "execution", {"task": task_id, "agent": agent_id}, at=began)
+            self.emit(TASK_STARTED, "agent", "execution", {"agent": agent_id, "task": task_id}, None, began, True)
 
     def task_progress(
         self,
@@ -277,20 +284,24 @@ class RuntimeBridge:
         if a is None or a.current_task != task_id:
             return
         wid = t.workflow
-        data: dict[str, Any] = {"task": task_id, "agent": agent_id, "workflow_id": wid}
+        # Keys added in sorted order: the line reuses the stored text (not with a result, whose
+        # own keys may be in any order).
+        data: dict[str, Any] = {"agent": agent_id}
         started = t.started_at
         took = None if started is None else now - started
         ran = took if ran_s is None else ran_s
         if ran is not None:
             data["duration_s"] = ran if ran == 0.0 else round(ran, 3)  # round() costs a microsecond
+        wf = s.workflows.get(wid)
+        if wf is not None and wf.frozen:  # mark_frozen(), written out
+            data["during_freeze"] = FROZEN_FACT
         if output:
             data["output"] = output[-5:] if type(output) is list else list(output)[-5:]  # a slice is a new list
         if result is not None:
             data["result"] = result
-        wf = s.workflows.get(wid)
-        if wf is not None and wf.frozen:  # mark_frozen(), written out
-            data["during_freeze"] = FROZEN_FACT
-        self.emit(TASK_COMPLETED, "agent", "execution", data)
+        data["task"] = task_id
+        data["workflow_id"] = wid
+        self.emit(TASK_COMPLETED, "agent", "execution", data, None, now, result is None)
         e.telemetry.task_done(now, took, t.duration_s)
         phase = t.phase
         if s.phase_left.get((wid, phase)) == 0 or s.wf_left.get(wid) == 0:  # after_task()'s test, before its call

@@ -55,6 +55,7 @@ class LogWriter(Protocol):
         data: dict[str, Any] | None = None,
         actor: str | None = None,
         at: float | None = None,
+        sorted_keys: bool = False,
     ) -> Event: ...
 
     async def store_archive(self, archive: list[tuple[str, int, str, str]]) -> None: ...

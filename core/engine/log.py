@@ -134,10 +134,14 @@ class EventLog:
         data: dict[str, Any] | None = None,
         actor: str | None = None,
         at: float | None = None,
+        sorted_keys: bool = False,
     ) -> Event:
         """Record one state change: number, encode, fold, queue for the store (chained
         with the batch; subscribers hear of it after the commit, :meth:`flush`). Its time
-        is now, or ``at`` for a fact that happened earlier and is recorded late."""
+        is now, or ``at`` (a fact that happened earlier and is recorded late, or the
+        caller's reading of now). ``sorted_keys``: ``data`` was built with its keys in
+        sorted order at every depth, so its line's JSON is its canonical text
+        (:attr:`Event.text`: the line is not encoded again)."""
         e = self.engine
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
@@ -162,7 +166,7 @@ class EventLog:
             )
             if not plain:
                 data_json = reference_canonical_json(data)
-        # Event(seq, ts, type_, component, scope, data, who, plain, line_head), its slots set here: the
+        # Event(seq, ts, type_, component, scope, data, who, plain, line_head, text), its slots set here: the
         # dataclass's __init__, called through the type, cost about 2,400 instructions an
         # event, these stores about 1,700 (callgrind). The instance is immutable once returned.
         ev: Any = _new(Event)
@@ -175,6 +179,7 @@ class EventLog:
         ev.actor = who
         ev.plain = plain
         ev.line_head = line_head
+        ev.text = data_json if sorted_keys else ""
         # Fold first: a reducer that rejects the event leaves the log untouched.
         try:
             fold = state.folds.get(type_)

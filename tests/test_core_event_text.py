@@ -1,0 +1,86 @@
+"""An event whose emitter built its data with sorted keys prints its stored text as its line.
+
+The bridge builds the hot task facts' data (assigned, started, completed) with their keys
+in sorted order and says so to the emit, which keeps the canonical text on the event
+(``Event.text``): the line reuses it rather than encoding the data again. The line must
+still be the reference encoder's compact text of the data in its own order, so a
+promise the data does not keep (or a payload holding another's dict) must not be kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from core.event_types import TASK_ASSIGNED, TASK_COMPLETED, TASK_STARTED
+from core.events import Event, canonical_json, reference_compact_json
+from core.session import memory_sim
+
+
+def _reference_line(ev: Event) -> str:
+    return f"{ev.type}:{ev.component}:{ev.scope}:{reference_compact_json(ev.data)}"
+
+
+def _spec(wid: str, tasks: int, duration: float) -> dict[str, Any]:
+    return {
+        "id": wid,
+        "allocation": {"cpu_cores": 2, "memory_gb": 4, "agents": 1},
+        "phases": [
+            {
+                "name": "p",
+                "tasks": [
+                    {"id": f"t{i}", "specialization": "x", "duration_s": duration, "cpu": 0.5, "memory_gb": 0.5}
+                    for i in range(tasks)
+                ],
+            }
+        ],
+    }
+
+
+def test_task_facts_of_a_run_keep_their_stored_text_and_print_the_reference_line() -> None:
+    events: list[Event] = []
+    eng = memory_sim(demo=True, seed=5, duration_scale=0.2)
+    eng.subscribe(events.append)
+    asyncio.run(eng.advance(2 * 3600))
+    facts = [ev for ev in events if ev.type in (TASK_ASSIGNED, TASK_STARTED, TASK_COMPLETED)]
+    assert len(facts) > 100
+    for ev in facts:
+        if "result" not in ev.data:
+            assert ev.text, ev  # the bridge's promise reached the event
+    for ev in events:
+        if ev.text:
+            assert ev.text == canonical_json(ev.data), ev
+            assert list(ev.data) == sorted(ev.data), ev
+        assert ev.line() == _reference_line(ev), ev
+
+
+def test_data_without_the_promise_prints_in_its_own_key_order() -> None:
+    eng = memory_sim(demo=False)
+    ev = eng.emit(TASK_STARTED, "agent", "execution", {"task": "none/t", "agent": "a"})
+    assert ev.text == ""
+    assert ev.line() == 'TASK_STARTED:agent:execution:{"task":"none/t","agent":"a"}'
+
+
+def test_a_result_of_its_own_key_order_is_printed_as_given() -> None:
+    """A completion with a result (any dict, in its own order) is not promised sorted."""
+    eng = memory_sim(demo=False)
+    events: list[Event] = []
+    eng.subscribe(events.append)
+    eng.create_pool("p", ["x"], 0, 1)
+    eng.add_agent("p")
+    eng.create_workflow(_spec("w", 1, 100.0))
+    eng.start_workflow("w")
+    asyncio.run(eng.advance(1))
+    started = next(ev for ev in events if ev.type == TASK_STARTED)
+    assert started.text and started.line() == _reference_line(started)
+    eng.bridge.task_finished(started.data["agent"], started.data["task"], ["out"], {"z": 1, "a": {"y": 2, "b": 3}})
+    asyncio.run(eng.flush())
+    done = next(ev for ev in events if ev.type == TASK_COMPLETED)
+    assert done.text == ""
+    assert done.line().endswith('"result":{"z":1,"a":{"y":2,"b":3}},"task":"w/t0","workflow_id":"w"}')
+    assert done.line() == _reference_line(done)
+
+
+def test_a_kept_text_without_its_head_still_prints_the_header() -> None:
+    ev = Event(1, 0.0, "T", "c", "s", {"a": 1}, text='{"a":1}')
+    assert ev.line() == 'T:c:s:{"a":1}'
