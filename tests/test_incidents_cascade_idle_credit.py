@@ -43,3 +43,17 @@ def test_work_all_on_survivors_is_still_not_credited() -> None:
     assert not credit.credited and "other agents took them up" in credit.basis
     on_plan = replacement_credit(_ctx({"w/t1": 0.5}, {"w/t1": "agent_009"}), ["w/t1"])
     assert on_plan.credited and "1 of 1 interrupted task(s) ran on them" in on_plan.basis
+
+
+def test_tasks_not_judged_count_neither_way() -> None:
+    """Tasks whose workflow ended before validation: the plan is credited on the rest
+    and the basis names them; with none left to judge it is not credited."""
+    why = {"w2/t1": "workflow w2 cancelled before validation"}
+    some = replacement_credit(_ctx({"w/t1": 0.5, "w2/t1": 0.5}, {"w/t1": "agent_009"}), ["w/t1"], why)
+    assert some.credited and some.figures["not_judged"] == why
+    assert some.basis.endswith(
+        "1 of 1 interrupted task(s) ran on them; not judged: " + why["w2/t1"] + " (1 interrupted task(s))"
+    )
+    none = replacement_credit(_ctx({"w2/t1": 0.5}, {}), [], why)
+    assert not none.credited and none.basis == "not judged: " + why["w2/t1"] + " (1 interrupted task(s))"
+    assert "held no task" not in none.basis

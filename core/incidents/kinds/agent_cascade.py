@@ -14,7 +14,7 @@ from ...event_types import (
     RECOVERY_PLAN_GENERATED,
     RECOVERY_VALIDATION_COMPLETED,
 )
-from ...models import AgentStatus, TaskStatus, WorkflowStatus
+from ...models import AgentStatus, WorkflowStatus
 from ...timefmt import clock
 from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding
@@ -28,7 +28,7 @@ from ..validation import (
     percent_text,
     workflows_recovered,
 )
-from .cascade_outcome import CascadeEvidence, learn_from_cascade, replacement_credit
+from .cascade_outcome import CascadeEvidence, interrupted_work, learn_from_cascade, replacement_credit
 
 if TYPE_CHECKING:
     from ...engine import Engine
@@ -317,13 +317,14 @@ def agent_cascade(engine: Engine, finding: Finding) -> PlanDraft:
 
 
 async def cascade_recovered(ctx: GateCtx) -> Verdict:
-    """The failed agents' work runs again on replacements and no task was lost."""
+    """The failed agents' work runs again on replacements and no task was lost. A task
+    whose workflow ended first is read back from the archive: it counts if it ran again,
+    and is not judged if it did not (or if its record is gone)."""
     eng = ctx.engine
     s = eng.state
     inc = ctx.incident
     ev = inc.evidence.of(CascadeEvidence)
     failed = ev.failed_agents
-    at_failure = ev.progress_at_failure
     # Replacements matched by specialization: as many live agents able to do the
     # failed agents' work as before the failures (in whichever pool they were added).
     short = {}
@@ -336,44 +337,28 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
         )
         if live < size:
             short[spec] = size - live
-    resumed = []
-    carried = []
-    for key, prog in at_failure.items():
-        t = s.tasks.get(key)
-        if t is None:
-            continue
-        if t.status is TaskStatus.RUNNING and t.agent not in failed:
-            # First seen on a new agent: where it restarted from (the transferred context).
-            ctx.memo.setdefault("ran_on", {}).setdefault(key, t.agent)
-            start_at = ctx.memo.setdefault("restart_progress", {}).setdefault(key, t.context.progress)
-            if t.context.progress > start_at + 1e-9:  # and it has reported progress since
-                resumed.append(key)
-        elif t.status is TaskStatus.COMPLETED:
-            ctx.memo.setdefault("ran_on", {}).setdefault(key, t.agent)
-            start_at = ctx.memo.setdefault("restart_progress", {}).get(key, prog)
-            resumed.append(key)
-        else:
-            continue
-        if key in resumed and start_at + 1e-9 >= prog:
-            carried.append(key)
-    if short or len(resumed) < len(at_failure):
+    work = await interrupted_work(ctx)
+    resumed = work.resumed
+    judged = len(ev.progress_at_failure) - len(work.not_judged)
+    if short or work.waiting:
         if ctx.now - ctx.started_at > ctx.timeout_s:
             return "fail", {
                 "reason": "replacements or resumptions missing",
                 "specializations_short": short,
                 "resumed": resumed,
+                "not_judged": work.not_judged,
             }
-        return "wait", {"specializations_short": short, "resumed": len(resumed), "of": len(at_failure)}
+        return "wait", {"specializations_short": short, "resumed": len(resumed), "of": judged}
     # Every check before the completion event: dependencies, then the plan's part.
     violations = await dependency_violations(eng)
     if violations:
         return "fail", {"reason": "dependency integrity violated", "violations": violations[:10]}
-    credit = replacement_credit(ctx, resumed)
+    credit = replacement_credit(ctx, resumed, work.not_judged)
     if not credit.credited:
         return "pass", {"credited": False, "credit": credit.as_dict(), "tasks_resumed": len(resumed)}
     rec = workflows_recovered(eng, inc)
-    share = 100.0 * len(carried) / len(at_failure) if at_failure else 100.0
-    took = ctx.now - ctx.recovery_started()
+    share = 100.0 * len(work.carried) / judged if judged else 100.0
+    took = max(0.0, work.all_running_at(ctx.now) - ctx.recovery_started())
     eng.emit(
         RECOVERY_VALIDATION_COMPLETED,
         "coordination",
@@ -387,7 +372,12 @@ async def cascade_recovered(ctx: GateCtx) -> Verdict:
             "recovery_time_s": round(took, 1),
             "recovered": rec,
             "tasks_resumed": len(resumed),
-            "recovery_time_basis": "first acting step of the plan to every interrupted task running again",
+            "recovery_time_basis": "first acting step of the plan to every interrupted task running again"
+            + (
+                f" ({len(work.unseen)} task(s) completed before the check saw them run: from the start of that run)"
+                if work.unseen
+                else ""
+            ),
             "on_replacements": credit.figures["on_plan_agents"],
         },
         actor=f"plan:{ctx.plan.id}",

@@ -1,14 +1,18 @@
 """What an agent cascade's recovery is credited with and what it learns: the evidence
-the criterion reads, the counterfactual credit of the plan's replacement agents, and
-the pool minimums and agent backoffs recorded after it."""
+the criterion reads, where each interrupted task stands (live, or read back from the
+archive once its workflow finished), the counterfactual credit of the plan's
+replacement agents, and the pool minimums and agent backoffs recorded after it."""
 
 from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
 
 from pydantic import Field
 
 from ...event_types import AGENT_ALLOCATED, AGENT_BACKOFF, LEARNING_RECORDED, POOL_RESIZED, TASK_ASSIGNED
 from ...incident_models import KindEvidence
-from ...models import AgentStatus
+from ...models import TERMINAL_WORKFLOW, AgentStatus, Task, TaskStatus, WorkflowStatus
 from ...timefmt import duration
 from ..record import Credit, no_acting_step
 from ..validation import GateCtx
@@ -23,14 +27,117 @@ class CascadeEvidence(KindEvidence):
     specialization_live_before: dict[str, int] = Field(default_factory=dict)
 
 
-def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
+@dataclass
+class InterruptedWork:
+    """Where the interrupted tasks stand for the criterion."""
+
+    resumed: list[str] = field(default_factory=list)
+    """Ran again on an agent that did not fail: progressing since, or completed."""
+    carried: list[str] = field(default_factory=list)
+    """Of ``resumed``, those that restarted from at least their progress at the failure."""
+    not_judged: dict[str, str] = field(default_factory=dict)
+    """Tasks whose workflow ended without running them again, or whose record is gone:
+    why. Neither the plan's doing nor its failure."""
+    waiting: list[str] = field(default_factory=list)
+    """Not yet running again on a live agent, their workflows live."""
+    resumed_at: dict[str, float] = field(default_factory=dict)
+    """When each of ``resumed`` was running again: first seen progressing, or (``unseen``)
+    the start of the run that completed it."""
+    unseen: list[str] = field(default_factory=list)
+    """Of ``resumed``, those that completed before the gate saw them run (often read from
+    the archive, their workflow finished)."""
+
+    def all_running_at(self, default: float) -> float:
+        """When the last of ``resumed`` was running again (``default`` if none)."""
+        return max((self.resumed_at[k] for k in self.resumed), default=default)
+
+
+async def interrupted_work(ctx: GateCtx) -> InterruptedWork:
+    """Each interrupted task, live or (its workflow finished) from the archive. The gate
+    remembers in ``ctx.memo`` the first agent that did not fail seen running each task
+    (``ran_on``), its progress then (``restart_progress``), and when it ran on past it
+    (``progressed``, ``unseen``): a task its workflow ended after it ran again still counts."""
+    ev = ctx.incident.evidence.of(CascadeEvidence)
+    failed = set(ev.failed_agents)
+    ran_on: dict[str, str | None] = ctx.memo.setdefault("ran_on", {})
+    restart: dict[str, float] = ctx.memo.setdefault("restart_progress", {})
+    progressed: dict[str, float] = ctx.memo.setdefault("progressed", {})
+    unseen: set[str] = ctx.memo.setdefault("unseen", set())
+    out = InterruptedWork(resumed_at=progressed)
+    for key, prog in ev.progress_at_failure.items():
+        found = await _task(ctx, key)
+        if isinstance(found, str):
+            out.not_judged[key] = found
+            continue
+        t, ended = found
+        if t.status is TaskStatus.RUNNING and t.agent is not None and t.agent not in failed:
+            ran_on.setdefault(key, t.agent)
+            start_at = restart.setdefault(key, t.context.progress)
+            if t.context.progress <= start_at + 1e-9:
+                out.waiting.append(key)
+                continue
+            progressed.setdefault(key, ctx.now)
+        elif t.status is TaskStatus.COMPLETED:
+            ran_on.setdefault(key, t.agent)
+            start_at = restart.get(key, prog)
+            if key not in progressed:
+                progressed[key] = t.started_at if t.started_at is not None else ctx.now
+                unseen.add(key)
+        elif ended is not None and key in progressed:
+            start_at = restart[key]  # it ran again before its workflow ended
+        elif ended is not None:
+            out.not_judged[key] = f"workflow {t.workflow} {ended.value} before validation"
+            continue
+        else:
+            progressed.pop(key, None)  # back in the queue (its new agent failed): not running again
+            unseen.discard(key)
+            out.waiting.append(key)
+            continue
+        out.resumed.append(key)
+        if start_at + 1e-9 >= prog:
+            out.carried.append(key)
+    out.unseen = sorted(unseen.intersection(out.resumed))
+    return out
+
+
+async def _task(ctx: GateCtx, key: str) -> tuple[Task, WorkflowStatus | None] | str:
+    """An interrupted task and its workflow's status if that ended: live, or read back
+    from the archive of the incident's finished workflows (each record read once); why
+    it cannot be judged if neither holds it."""
+    s = ctx.engine.state
+    t = s.tasks.get(key)
+    if t is not None:
+        wf = s.workflows[t.workflow]
+        return t, wf.status if wf.status in TERMINAL_WORKFLOW else None
+    read: dict[tuple[str, int], dict[str, Task] | None] = ctx.memo.setdefault("archived", {})
+    unread = []
+    for w in ctx.incident.affected_workflows:
+        done = s.finished.get(w)
+        if done is None:
+            continue
+        at = (w, done.finished_seq)
+        if at not in read:
+            record = await ctx.engine.archived(w)
+            read[at] = {x["id"]: Task.model_validate(x) for x in record["tasks"]} if record is not None else None
+        tasks = read[at]
+        if tasks is None:
+            unread.append(w)
+        elif key in tasks:
+            return tasks[key], done.status
+    if unread:
+        return f"its workflow ({' or '.join(unread)}) finished before validation and the archive has no record of it"
+    return f"task {key} is neither live nor in the archive of the incident's finished workflows"
+
+
+def replacement_credit(ctx: GateCtx, resumed: list[str], not_judged: dict[str, str] | None = None) -> Credit:
     """The counterfactual: without the agents the plan added, the failed agents'
     specializations would still be short of their strength before the failures, so
     the criterion would not hold. If the pools are whole without them (an
     autoscaler, agents added by hand), the recovery is not the plan's; nor is it when
     none of the interrupted tasks ran on the plan's agents (survivors took them up
     first): the pools' strength is restored, but the interrupted work recovered
-    without the plan."""
+    without the plan. Tasks ``not_judged`` (their workflow ended first) count neither
+    way; if every interrupted task is one, the credit is not judged."""
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
@@ -57,8 +164,23 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
         "on_survivors": sorted(set(resumed) - set(on_plan)),
         "short_without_plan_agents": short_without,
     }
+    unjudged = ""
+    if not_judged:
+        figures["not_judged"] = dict(sorted(not_judged.items()))
+        unjudged = "not judged: " + "; ".join(
+            f"{why} ({n} interrupted task(s))" for why, n in sorted(Counter(not_judged.values()).items())
+        )
     if not short_without:
-        return Credit(False, "the failed agents' specializations are at strength without the plan's agents", figures)
+        return Credit(
+            False,
+            "the failed agents' specializations are at strength without the plan's agents"
+            + (f"; {unjudged}" if unjudged else ""),
+            figures,
+        )
+    if not resumed and unjudged:
+        # Every interrupted task ended with its workflow, or its record is gone: whether
+        # the plan's agents would have run it cannot be told.
+        return Credit(False, unjudged, figures)
     if resumed and not on_plan:
         # The pools' shortfall is not the criterion: the interrupted work is, and
         # ordinary rescheduling ran all of it on other agents. (No task interrupted:
@@ -66,7 +188,7 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
         return Credit(
             False,
             f"none of the {len(resumed)} interrupted task(s) ran on the plan's {len(plan_agents)} agent(s): "
-            "other agents took them up by ordinary rescheduling",
+            "other agents took them up by ordinary rescheduling" + (f"; {unjudged}" if unjudged else ""),
             figures,
         )
     return Credit(
@@ -77,7 +199,8 @@ def replacement_credit(ctx: GateCtx, resumed: list[str]) -> Credit:
             + (f", {len(resumed) - len(on_plan)} on other agents" if len(on_plan) < len(resumed) else "")
             if resumed
             else "the failed agents held no task"
-        ),
+        )
+        + (f"; {unjudged}" if unjudged else ""),
         figures,
     )
 
