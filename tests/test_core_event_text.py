@@ -10,11 +10,17 @@ promise the data does not keep (or a payload holding another's dict) must not be
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 from typing import Any
 
+from core.clock import VirtualClock
+from core.config import Config
+from core.engine import Engine
 from core.event_types import TASK_ASSIGNED, TASK_COMPLETED, TASK_STARTED
-from core.events import Event, canonical_json, reference_compact_json
+from core.events import Event, canonical_json, encode_data, reference_compact_json
 from core.session import memory_sim
+from tests.test_core_canonical import _random_value
 
 
 def _reference_line(ev: Event) -> str:
@@ -52,6 +58,38 @@ def test_task_facts_of_a_run_keep_their_stored_text_and_print_the_reference_line
             assert ev.text == canonical_json(ev.data), ev
             assert list(ev.data) == sorted(ev.data), ev
         assert ev.line() == _reference_line(ev), ev
+
+
+def _sorted_at_every_depth(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _sorted_at_every_depth(v[k]) for k in sorted(v)}
+    if isinstance(v, list):
+        return [_sorted_at_every_depth(x) for x in v]
+    return v
+
+
+def test_promised_data_is_stored_as_encode_data_writes_it() -> None:
+    """Data promised sorted is encoded without orjson's sorting: the row the emit queues holds
+    encode_data's text and the event its flag (and that text), for payloads of every kind
+    sorted at every depth (floats orjson writes otherwise, NaN, huge integers, surrogates)."""
+    eng = Engine(config=Config(), clock=VirtualClock())
+    rng = random.Random(23)
+    odd: list[Any] = [1e-05, 1.5e-07, math.nan, math.inf, 2**70, None, 0.5, "e-1", "\ud800", [{"b": 1, "a": 2}]]
+    payloads = [{"v": v} for v in odd] + [{"p": _random_value(rng), "t": f"t{i}"} for i in range(2000)]
+    kept = 0
+    for raw in payloads:
+        data = _sorted_at_every_depth(raw)
+        try:
+            want = encode_data(data)
+        except (TypeError, ValueError):
+            continue  # refused by the reference encoder: the emit refuses it (test_core_canonical)
+        ev = eng.log.emit("PAYLOAD_SEEN", "test", "encoding", data, sorted_keys=True)
+        assert (eng.log.buffer[-1][6], ev.plain) == want, data
+        assert ev.text == want[0], data
+        assert ev.line() == _reference_line(ev), data
+        kept += ev.plain
+        eng.log.buffer.clear()
+    assert 0 < kept < len(payloads)
 
 
 def test_data_without_the_promise_prints_in_its_own_key_order() -> None:

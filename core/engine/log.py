@@ -23,6 +23,7 @@ from ..events import (
     _DASH,
     _EXP,
     _NULL,
+    _ORJSON_COMPACT,
     _ORJSON_OPTIONS,
     _SMALL,
     Event,
@@ -140,8 +141,9 @@ class EventLog:
         with the batch; subscribers hear of it after the commit, :meth:`flush`). Its time
         is now, or ``at`` (a fact that happened earlier and is recorded late, or the
         caller's reading of now). ``sorted_keys``: ``data`` was built with its keys in
-        sorted order at every depth, so its line's JSON is its canonical text
-        (:attr:`Event.text`: the line is not encoded again)."""
+        sorted order at every depth, so orjson writes its canonical text without sorting
+        (the same bytes, about a third less of its cost) and that text is its line's JSON
+        too (:attr:`Event.text`: the line is not encoded again)."""
         e = self.engine
         if e.readonly:
             raise EngineError("READ_ONLY", "this console is read-only: state changes are refused")
@@ -153,9 +155,10 @@ class EventLog:
         seq = state.seq + 1
         ts = e.clock.now() if at is None else at
         # encode_data(data) written out (a call and its tuple less an event; a test holds the two
-        # together): now, as a fold may change the data's objects later
+        # together): now, as a fold may change the data's objects later. Data in sorted order
+        # is written as it is (the compact options are the canonical ones less the sorting).
         try:
-            data_json = _dumps(data, option=_ORJSON_OPTIONS).decode()
+            data_json = _dumps(data, option=_ORJSON_COMPACT if sorted_keys else _ORJSON_OPTIONS).decode()
         except TypeError:
             data_json, plain = reference_canonical_json(data), False
         else:
