@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..incident_models import Incident, KindEvidence, Plan
-from ..models import TaskStatus, WorkflowStatus
+from ..models import TERMINAL_WORKFLOW, TaskStatus, WorkflowStatus
 from ..timefmt import duration
 from ..usage.models import Budget, Scope
 from .record import PlanRecord
@@ -89,15 +89,15 @@ def workflows_recovered(engine: Engine, inc: Incident) -> list[str]:
 
 
 def stalled_workflows(engine: Engine, inc: Incident, workflows: list[str]) -> list[str]:
-    """Of ``workflows``, those neither completed nor further along than at detection."""
+    """Of ``workflows``, those that can still run and are neither completed nor further
+    along than at detection. One that ended otherwise (failed, cancelled) can make no
+    more progress whatever a recovery does: waiting for it would only time out."""
     s = engine.state
     before = inc.evidence.progress_at_detection or {}
     out = []
     for w in workflows:
         wf = s.any_workflow(w)
-        if wf is None:
-            continue
-        if wf.status is WorkflowStatus.COMPLETED:
+        if wf is None or wf.status in TERMINAL_WORKFLOW:
             continue
         if wf.status is not WorkflowStatus.RUNNING or s.workflow_progress(w) <= float(before.get(w, 0.0)) + 1e-9:
             out.append(w)
