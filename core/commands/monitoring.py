@@ -168,26 +168,34 @@ def _watch_utilisation_trigger(engine: Any, now: float, over: dict[tuple[str, st
         return
     limit = trigger_pct(engine, "resource_utilization_above_pct")
     for metric, series, _ in WATCHED:
-        pts = engine.telemetry.get(series).points
-        if not pts:
-            continue
-        value = pts[-1][1]
-        is_over = value > limit
-        if is_over and not over.get(("auto_optimization", metric), False):
-            engine.emit(
-                RESOURCE_THRESHOLD,
-                "resource",
-                "monitoring",
-                {
-                    "monitor": "auto_optimization",
-                    "metric": metric,
-                    "value": value,
-                    "threshold": limit,
-                    "severity": "high" if value >= engine.config.thresholds.exhaustion else "medium",
-                },
-                actor="monitor",
-            )
-        over[("auto_optimization", metric)] = is_over
+        alert_on_crossing(engine, over, "auto_optimization", "auto_optimization", metric, series, limit)
+
+
+def alert_on_crossing(
+    engine: Any, over: dict[tuple[str, str], bool], mark: str, monitor: str, metric: str, series: str, limit: float
+) -> None:
+    """RESOURCE_THRESHOLD when the last sample of ``series`` is above ``limit`` and the one
+    before was not: once per crossing (``over`` remembers, by ``(mark, metric)``)."""
+    pts = engine.telemetry.get(series).points
+    if not pts:
+        return
+    value = pts[-1][1]
+    is_over = value > limit
+    if is_over and not over.get((mark, metric), False):
+        engine.emit(
+            RESOURCE_THRESHOLD,
+            "resource",
+            "monitoring",
+            {
+                "monitor": monitor,
+                "metric": metric,
+                "value": value,
+                "threshold": limit,
+                "severity": "high" if value >= engine.config.thresholds.exhaustion else "medium",
+            },
+            actor="monitor",
+        )
+    over[(mark, metric)] = is_over
 
 
 class Watch:
@@ -244,23 +252,5 @@ def watch(engine: Any, now: float, over: dict[tuple[str, str], bool], adaptive_l
             continue
         for metric, series, limit_key in WATCHED:
             limit = th.get(limit_key)
-            pts = tel.get(series).points
-            if limit is None or not pts:
-                continue
-            value = pts[-1][1]
-            is_over = value > limit
-            if is_over and not over.get((key, metric), False):
-                engine.emit(
-                    RESOURCE_THRESHOLD,
-                    "resource",
-                    "monitoring",
-                    {
-                        "monitor": name,
-                        "metric": metric,
-                        "value": value,
-                        "threshold": limit,
-                        "severity": "high" if value >= engine.config.thresholds.exhaustion else "medium",
-                    },
-                    actor="monitor",
-                )
-            over[(key, metric)] = is_over
+            if limit is not None:
+                alert_on_crossing(engine, over, key, name, metric, series, limit)
