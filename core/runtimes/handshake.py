@@ -37,20 +37,30 @@ class ChannelError(Exception):
 
 
 def load_or_create_secret(run_dir: Path) -> bytes:
-    """The run's secret (kept across console restarts so live hosts can be adopted)."""
+    """The run's secret (kept across console restarts so live hosts can be adopted).
+
+    A new one is written without an fsync: it matters only to the hosts that live with
+    it (their channel, their ``processes`` rows' MACs), and a power loss, the one thing
+    an fsync guards against, ends them all. A file such a loss left missing, short or
+    not the hex it was written as is replaced by a new secret, as a missing one is."""
     p = run_dir / SECRET_FILE
     try:
         raw = p.read_bytes()
         st = os.stat(p)
-        if st.st_uid == os.getuid() and len(raw) >= 32:
+        if st.st_uid == os.getuid() and len(raw) >= 32 and not raw.strip(_HEX):
             if st.st_mode & 0o077:
                 os.chmod(p, 0o600)
             return raw
     except FileNotFoundError:
         pass
     raw = secrets.token_hex(32).encode()
-    write_private(p, raw)
+    write_private(p, raw, sync=False)
     return raw
+
+
+_HEX = b"0123456789abcdef"
+"""What a secret is written as (:func:`secrets.token_hex`): a file holding anything else
+(a torn write's zeros) is not one."""
 
 
 def read_secret(path: str | Path) -> bytes:
