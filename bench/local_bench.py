@@ -52,7 +52,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local_whole import HEARTBEAT_S, compile_sources, file_text, whole_rows, whole_run, xargs_run
+from local_whole import HEARTBEAT_S, compile_sources, cpu_rows, file_text, whole_rows, whole_run, xargs_run
 
 from core.config import Config
 from core.events import Event
@@ -263,17 +263,20 @@ async def main(args: argparse.Namespace) -> int:
         done = args.tasks * args.rounds
         whole: dict[int, list[tuple[float, float]]] = {size: [] for size in args.whole_tasks}
         """Per size: (opsdeck run, xargs) walls, the order alternating."""
+        whole_cpu: dict[int, list[tuple[float, float]]] = {size: [] for size in args.whole_tasks}
+        """The same runs' CPU seconds (opsdeck's whole tree, xargs with its children)."""
         compiled = compile_sources() if args.whole else 0
         for r in range(args.whole):
             for size in args.whole_tasks:
                 spot = Path(tempfile.mkdtemp(prefix=f"whole{r}-{size}-", dir=db.parent))  # a fresh database each run
                 if r % 2 == 0:
-                    ow = await asyncio.to_thread(whole_run, n, size, spot)
-                    xw = (await asyncio.to_thread(xargs_run, size))[0]
+                    ow, oc = await asyncio.to_thread(whole_run, n, size, spot)
+                    xw, xc = await asyncio.to_thread(xargs_run, size)
                 else:
-                    xw = (await asyncio.to_thread(xargs_run, size))[0]
-                    ow = await asyncio.to_thread(whole_run, n, size, spot)
+                    xw, xc = await asyncio.to_thread(xargs_run, size)
+                    ow, oc = await asyncio.to_thread(whole_run, n, size, spot)
                 whole[size].append((ow, xw))
+                whole_cpu[size].append((oc, xc))
 
         # -- 2. failover --------------------------------------------------------------
         mark = len(events)
@@ -350,6 +353,7 @@ async def main(args: argparse.Namespace) -> int:
         ),
         ("tasks run in the rounds", f"{done} in {wall:.1f} s"),
         *whole_rows(whole),
+        *cpu_rows(whole_cpu),
         (
             "bytecode before the whole runs",
             f"{compiled} of opsdeck's modules compiled (as an installed package has them)",
