@@ -35,6 +35,7 @@ from .store_metrics import Sample, SeriesSamples, pairs
 
 if TYPE_CHECKING:
     from .events import Event
+    from .models import Agent
     from .projection import State
 
 # A function-level ``from .models import ...`` cost about 3 us a call (the import
@@ -166,6 +167,12 @@ class Telemetry:
 
     def get(self, name: str, subject: str = "system") -> Series:
         return self.series.get((name, subject)) or Series()
+
+    def silent_for(self, agent: Agent, now: float) -> float:
+        """Seconds since ``agent`` was last heard: its last report to this process, else its
+        last heartbeat on record (a log reopened), else 0 (never heard: not silent yet)."""
+        last = self.liveness.get(agent.id, agent.last_heartbeat)
+        return now - last if last is not None else 0.0
 
     @property
     def pending_rows(self) -> list[Sample]:

@@ -179,9 +179,7 @@ class Liveness:
             return
         after = float(cfg["reassign_after_s"])
         for agent, task in tasks_on_unreachable(e.state).items():
-            last = e.state.agents[agent].last_heartbeat
-            silent = now - e.telemetry.liveness.get(agent, last if last is not None else now)
-            if silent >= after:
+            if e.telemetry.silent_for(e.state.agents[agent], now) >= after:
                 e.release_task(task, reason="agent_unreachable", actor="standing-reassignment")
 
     # -- measures -----------------------------------------------------------------------

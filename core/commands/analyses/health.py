@@ -22,8 +22,7 @@ async def stalled_agents(engine: Engine, only: set[str] | None = None) -> list[F
     for a in sorted(s.agents.values(), key=lambda a: a.id):
         if a.status in (AgentStatus.FAILED, AgentStatus.RETIRED):
             continue
-        last = engine.telemetry.liveness.get(a.id, a.last_heartbeat)
-        silent = now - last if last is not None else 0.0
+        silent = engine.telemetry.silent_for(a, now)
         task = s.tasks.get(a.current_task) if a.current_task else None
         if task is not None and only is not None and task.workflow not in only:
             continue
@@ -171,7 +170,7 @@ async def network(engine: Engine, only: set[str] | None = None) -> list[Finding]
     now = engine.clock.now()
     lost = [a for a in s.agents.values() if a.status is AgentStatus.UNREACHABLE]
     for a in sorted(lost, key=lambda a: a.id):
-        silent = now - engine.telemetry.liveness.get(a.id, a.last_heartbeat or now)
+        silent = engine.telemetry.silent_for(a, now)
         out.append(
             Finding(
                 "network",

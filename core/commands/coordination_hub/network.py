@@ -41,7 +41,7 @@ def _move_off_unreachable(ctx: Context, silent_at_least: float) -> list[dict[str
     queue with its context (progress, partial results) for a reachable agent."""
     moved = []
     for agent, key in tasks_on_unreachable(ctx.state).items():
-        silent = ctx.now - ctx.engine.telemetry.liveness.get(agent, ctx.state.agents[agent].last_heartbeat or ctx.now)
+        silent = ctx.engine.telemetry.silent_for(ctx.state.agents[agent], ctx.now)
         if silent >= silent_at_least:
             prog = ctx.state.tasks[key].context.progress
             ctx.engine.release_task(key, reason="agent_unreachable", actor=ctx.actor)
