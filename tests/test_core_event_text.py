@@ -122,3 +122,27 @@ def test_a_result_of_its_own_key_order_is_printed_as_given() -> None:
 def test_a_kept_text_without_its_head_still_prints_the_header() -> None:
     ev = Event(1, 0.0, "T", "c", "s", {"a": 1}, text='{"a":1}')
     assert ev.line() == 'T:c:s:{"a":1}'
+
+
+def test_a_type_emitted_under_other_headers_keeps_each_ones_head() -> None:
+    """The emit keeps each type's last header and compares it by identity: a type emitted
+    with another component, scope or actor gets that header's line and envelope piece, and
+    a header that is not valid is refused after a valid one of the same type."""
+    import pytest
+    from pydantic import ValidationError
+
+    from core.events import chain_head
+
+    eng = Engine(config=Config(), clock=VirtualClock())
+    headers = [("agent", "execution", None), ("network", "agent_coordination", None), ("agent", "execution", "merge")]
+    for _ in range(2):
+        for comp, scope, actor in headers:
+            ev = eng.log.emit(TASK_STARTED, comp, scope, {"agent": "a", "task": "w/t"}, actor)
+            assert ev.line() == f'TASK_STARTED:{comp}:{scope}:{{"agent":"a","task":"w/t"}}'
+            assert (ev.component, ev.scope, ev.actor) == (comp, scope, actor or "engine")
+            row = eng.log.buffer[-1]
+            assert row[7] == chain_head("TASK_STARTED", comp, scope, actor or "engine")
+    seq = eng.state.seq
+    with pytest.raises(ValidationError):
+        eng.log.emit(TASK_STARTED, "bad component", "execution", {})
+    assert eng.state.seq == seq
