@@ -412,21 +412,24 @@ class EventLog:
         One or two subscribers are called without a loop over them per event: that inner
         loop cost about as much as two calls that do nothing."""
         subs = self.subscribers
+        # The list is looked at after each event: the rest goes to whoever is subscribed then
+        # (an index per event cost about 150 instructions more).
+        rest = iter(evs)
         if len(subs) == 1:
             (f,) = subs
-            for i, ev in enumerate(evs):
-                if self.subscribers is not subs:  # (un)subscribed by a subscriber meanwhile
-                    self._deliver(evs[i:])
-                    return
+            for ev in rest:
                 f(ev)
+                if self.subscribers is not subs:  # (un)subscribed by a subscriber meanwhile
+                    self._deliver(list(rest))
+                    return
         elif len(subs) == 2:
             f, g = subs
-            for i, ev in enumerate(evs):
-                if self.subscribers is not subs:
-                    self._deliver(evs[i:])
-                    return
+            for ev in rest:
                 f(ev)
                 g(ev)
+                if self.subscribers is not subs:
+                    self._deliver(list(rest))
+                    return
         else:
             for ev in evs:
                 for fn in self.subscribers:
