@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, EMERGENCY_RESPONSE_COMPLETED, RESOURCE_EXHAUSTION
+from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, RESOURCE_EXHAUSTION
 from ...incident_models import KindEvidence
 from ...models import AgentStatus, TaskStatus, WorkflowStatus
 from ...usage.models import PoolHold, RateLimitReport, UsageReport
@@ -18,6 +18,7 @@ from ..detectors import Detector, Finding
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
 from ..record import Credit, no_acting_step
 from ..validation import GateCtx, Verdict, duration_text
+from .resource_exhaustion import emergency_response_completed
 
 if TYPE_CHECKING:
     from ...engine import Engine
@@ -155,21 +156,12 @@ async def pool_progressing(ctx: GateCtx) -> Verdict:
     credit = _credit(ctx)
     took = ctx.now - ctx.recovery_started()
     if credit.credited:
-        eng.emit(
-            EMERGENCY_RESPONSE_COMPLETED,
-            "system",
-            "validation",
-            {
-                "recovery_time": duration_text(took),
-                "resource_stabilization": "achieved",
-                "workflows_recovered": len(ctx.incident.affected_workflows),
-                "system_health": "stable",
-                "incident_id": ctx.incident.id,
-                "recovery_time_s": round(took, 1),
-                "rate_limit": figures,
-                "recovery_time_basis": "first acting step of the plan to a task of the pool completed after the reset",
-            },
-            actor=f"plan:{ctx.plan.id}",
+        emergency_response_completed(
+            ctx,
+            took,
+            len(ctx.incident.affected_workflows),
+            "first acting step of the plan to a task of the pool completed after the reset",
+            {"rate_limit": figures},
         )
     return "pass", {
         **figures,

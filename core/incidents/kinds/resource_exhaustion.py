@@ -291,6 +291,30 @@ def resource_exhaustion(engine: Engine, finding: Finding) -> PlanDraft:
     )
 
 
+def emergency_response_completed(
+    ctx: GateCtx, took: float, recovered: int, basis: str, figures: dict[str, Any]
+) -> None:
+    """The seed's EMERGENCY_RESPONSE_COMPLETED for a plan credited with an exhaustion's
+    recovery (this kind, usage and rate limits): the kind's own ``figures`` beside the
+    seed's fields, the recovery time in seconds and what it is timed from (``basis``)."""
+    ctx.engine.emit(
+        EMERGENCY_RESPONSE_COMPLETED,
+        "system",
+        "validation",
+        {
+            **figures,
+            "recovery_time": duration_text(took),
+            "resource_stabilization": "achieved",
+            "workflows_recovered": recovered,
+            "system_health": "stable",
+            "incident_id": ctx.incident.id,
+            "recovery_time_s": round(took, 1),
+            "recovery_time_basis": basis,
+        },
+        actor=f"plan:{ctx.plan.id}",
+    )
+
+
 async def utilisation_safe(ctx: GateCtx) -> Verdict:
     """CPU, memory and agent slots all under the safe threshold, held for the stable-hold time."""
     eng = ctx.engine
@@ -317,25 +341,18 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
     if not credit.credited:
         return "pass", {"credited": False, "credit": credit.as_dict(), "utilisation": u}
     took = ctx.now - ctx.recovery_started()
-    eng.emit(
-        EMERGENCY_RESPONSE_COMPLETED,
-        "system",
-        "validation",
+    emergency_response_completed(
+        ctx,
+        took,
+        len(rec),
+        "first acting step of the plan to utilisation held under the safe threshold",
         {
-            "recovery_time": duration_text(took),
-            "resource_stabilization": "achieved",
-            "workflows_recovered": len(rec),
-            "system_health": "stable",
-            "incident_id": ctx.incident.id,
-            "recovery_time_s": round(took, 1),
             "utilisation": u,
             "held_under_safe_s": round(ctx.now - since, 1),
             "recovered": rec,
-            "recovery_time_basis": "first acting step of the plan to utilisation held under the safe threshold",
             "released_by_plan": credit.figures["released_pct"],
             "released_basis": credit.figures["released_basis"],
         },
-        actor=f"plan:{ctx.plan.id}",
     )
     return "pass", {
         "recovery_time_s": round(took, 1),

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, EMERGENCY_RESPONSE_COMPLETED, RESOURCE_EXHAUSTION
+from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, RESOURCE_EXHAUSTION
 from ...models import BAND_RANK, TaskStatus, WorkflowStatus
 from ...usage.models import Budget, BudgetState, Scope, UsageReport
 from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
 from ..record import Credit, no_acting_step
-from ..validation import BudgetEvidence, GateCtx, Verdict, duration_text
+from ..validation import BudgetEvidence, GateCtx, Verdict
+from .resource_exhaustion import emergency_response_completed
 
 if TYPE_CHECKING:
     from ...engine import Engine
@@ -206,21 +207,12 @@ async def usage_within_budget(ctx: GateCtx) -> Verdict:
     credit = _credit(ctx)
     took = ctx.now - ctx.recovery_started()
     if credit.credited:
-        eng.emit(
-            EMERGENCY_RESPONSE_COMPLETED,
-            "system",
-            "validation",
-            {
-                "recovery_time": duration_text(took),
-                "resource_stabilization": "achieved",
-                "workflows_recovered": len(ctx.incident.affected_workflows),
-                "system_health": "stable",
-                "incident_id": ctx.incident.id,
-                "recovery_time_s": round(took, 1),
-                "usage": {"scope": scope, "name": name, "outcome": how, **figures},
-                "recovery_time_basis": "first acting step of the plan to spend held under the budget",
-            },
-            actor=f"plan:{ctx.plan.id}",
+        emergency_response_completed(
+            ctx,
+            took,
+            len(ctx.incident.affected_workflows),
+            "first acting step of the plan to spend held under the budget",
+            {"usage": {"scope": scope, "name": name, "outcome": how, **figures}},
         )
     return "pass", {
         "recovery_time_s": round(took, 1),
