@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.console_support import came_true, confirm, make_app
+from tests.console_support import came_true, confirm, drill_until_plan, make_app
 from tui.announce import toast_room
 
 
@@ -78,3 +78,46 @@ def test_a_command_toast_names_its_object_once():
     assert outcome_text(ok("1 workflow paused"), "Pause workflow_003") == "Pause workflow_003: 1 workflow paused"
     bad = {"status": "error", "error": {"code": "INVALID_STATE", "message": "PLAN-0001 is rejected"}}
     assert outcome_text(bad, "Approve PLAN-0001") == "Approve PLAN-0001: INVALID_STATE: PLAN-0001 is rejected"
+
+
+def _said(app, words: str) -> bool:  # type: ignore[no-untyped-def]
+    return any(words in n.message for n in app._notifications)
+
+
+async def test_the_paused_clock_hint_goes_when_the_clock_runs(tmp_path):
+    """Approved while the clock is paused, the toast says the steps run when it runs; once
+    the operator runs it (space), that toast is taken down, not left beside "running"."""
+    app = make_app(tmp_path / "c.db")
+    hint = "the approved steps run when it runs"
+    async with app.run_test(size=(120, 40)) as pilot:
+        pid = await drill_until_plan(app, pilot)
+        assert not app.link.clock_running
+        await confirm(app, pilot, "a")
+        assert await came_true(pilot, lambda: app.link.state.plans[pid].state != "proposed")
+        assert await came_true(pilot, lambda: _said(app, hint))
+        app.withdraw_untrue()  # still paused: still true, still shown
+        toast = next(n for n in app._notifications if hint in n.message)
+        await pilot.press("space")
+        assert await came_true(pilot, lambda: app.link.clock_running)
+        # Taken down, not left to time out (it would still have time left).
+        assert await came_true(pilot, lambda: toast not in app._notifications)
+        assert toast.time_left > 0, "the toast only timed out"
+        # Paused again and another plan approved: said again (it was forgotten when taken down).
+        assert app.repeats.fresh("", hint, 8)
+
+
+def test_a_held_toast_is_untrue_once_its_condition_fails():
+    from types import SimpleNamespace
+
+    from tui.announce import Repeats
+
+    r = Repeats()
+    link = SimpleNamespace(gone="the host (pid 1) is gone")
+    assert r.fresh("host gone", "gone", 10, holds=lambda lk: bool(lk.gone))
+    assert r.fresh("", "other", 10)
+    assert r.untrue(link) == set()  # type: ignore[arg-type]
+    assert not r.fresh("host gone", "gone", 10)  # still on screen: not said twice
+    link.gone = None
+    assert r.untrue(link) == {("host gone", "gone")}  # type: ignore[arg-type]
+    assert r.untrue(link) == set()  # type: ignore[arg-type]
+    assert not r.fresh("", "other", 10)  # a toast without a condition stays

@@ -36,21 +36,40 @@ if TYPE_CHECKING:
     from .widgets.incidents import Incidents
 
 
+Holds = Callable[["Link"], bool]
+"""Whether a toast's words are still true of the state the link shows."""
+
+
 class Repeats:
-    """The toasts on screen now, by (title, message), with when each one goes."""
+    """The toasts on screen now, by (title, message), with when each one goes, and the
+    condition some of them hold under: "the clock is paused: ... when it runs" is
+    untrue once the clock runs, "the host is gone" once a host is back."""
 
     def __init__(self) -> None:
         self._until: dict[tuple[str, str], float] = {}
+        self._holds: dict[tuple[str, str], Holds] = {}
 
-    def fresh(self, title: str, message: str, timeout: float) -> bool:
+    def fresh(self, title: str, message: str, timeout: float, holds: Holds | None = None) -> bool:
         """True (and remembered for ``timeout`` seconds) unless the same toast is showing."""
         now = time.monotonic()
         self._until = {k: t for k, t in self._until.items() if t > now}
+        self._holds = {k: h for k, h in self._holds.items() if k in self._until}
         key = (title, message)
         if key in self._until:
             return False
         self._until[key] = now + timeout
+        if holds is not None:
+            self._holds[key] = holds
         return True
+
+    def untrue(self, link: Link) -> set[tuple[str, str]]:
+        """The toasts on screen whose condition no longer holds, forgotten (said again
+        when it holds again)."""
+        gone = {k for k, holds in self._holds.items() if not holds(link)}
+        for k in gone:
+            del self._holds[k]
+            self._until.pop(k, None)
+        return gone
 
 
 TOAST_ROWS = 6
@@ -82,6 +101,7 @@ class AnnouncerHost(Protocol):
         title: str = "",
         severity: SeverityLevel = "information",
         timeout: float | None = None,
+        holds: Holds | None = None,
     ) -> None: ...
 
     def call_after_refresh(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> bool: ...
@@ -178,6 +198,7 @@ class Announcer:
                 title="host gone",
                 severity="error",
                 timeout=10,
+                holds=lambda link: bool(link.gone),
             )
         elif link is not None:
             app.notify(link.describe(), title="host back", timeout=5)

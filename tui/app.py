@@ -31,7 +31,7 @@ from core.events import Event
 from themes import DEFAULT_THEME, THEMES
 
 from . import awaiting
-from .announce import Announcer, Repeats, toast_room
+from .announce import Announcer, Holds, Repeats, toast_room
 from .command_line import CommandLine, CommandRuns
 from .command_table import BY_ACTION, bindings, with_overrides
 from .console_host import ConsoleApp
@@ -268,6 +268,7 @@ class OpsdeckApp(ConsoleApp):
             return
         if step == "header":
             self.header_pane.refresh()
+            self.withdraw_untrue()
             return
         if step == "seq":
             self.header_pane.follow_log()
@@ -312,17 +313,24 @@ class OpsdeckApp(ConsoleApp):
         severity: Any = "information",
         timeout: float | None = None,
         markup: bool = False,
+        holds: Holds | None = None,
     ) -> None:
-        """A toast, unless the same words are already on screen (a repeat says nothing new).
-        Messages are plain text: brackets in ids and JSON are shown, not read as markup.
-        The stack holds what fits above the command line (:func:`toast_room`): the oldest
-        toasts make way for a new one (the event log keeps what they said)."""
-        if not self.repeats.fresh(title, message, self.NOTIFICATION_TIMEOUT if timeout is None else timeout):
+        """A toast, unless the same words are already on screen (a repeat says nothing new);
+        plain text (brackets in ids and JSON are shown). The oldest toasts make way for a new
+        one so the stack fits above the command line (:func:`toast_room`); with ``holds``, it
+        is taken down once its words stop being true (:meth:`withdraw_untrue`)."""
+        if not self.repeats.fresh(title, message, self.NOTIFICATION_TIMEOUT if timeout is None else timeout, holds):
             return
         live = [n for n in self._notifications if not n.has_expired]
         for old in live[: max(0, len(live) - toast_room(self.size.height) + 1)]:
             self._unnotify(old, refresh=False)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def withdraw_untrue(self) -> None:
+        """Take down the toasts whose words the state no longer bears out."""
+        gone = self.repeats.untrue(self.link) if self.link is not None else set()
+        for n in [n for n in self._notifications if (n.title, n.message) in gone]:
+            self._unnotify(n)
 
     def report(self, res: dict[str, Any], what: str) -> bool:
         """A toast that says what happened: the command's own summary, or its error."""
@@ -341,9 +349,8 @@ class OpsdeckApp(ConsoleApp):
                 f"read-only console: '{title}' would change state and was refused", severity="warning", timeout=6
             )
             return True
-        link = self.link
-        if link is not None and link.gone and mutates:
-            self.notify(f"{link.gone}: '{title}' was refused", severity="error", timeout=6)
+        if self.link is not None and self.link.gone and mutates:
+            self.notify(f"{self.link.gone}: '{title}' was refused", severity="error", timeout=6)
             return True
         return False
 
@@ -354,9 +361,7 @@ class OpsdeckApp(ConsoleApp):
 
     def link_for(self, action: str) -> Link | None:
         """The link, if ``action`` may run now: not refused, link open."""
-        if self.refused(action):
-            return None
-        return self.need_link()
+        return None if self.refused(action) else self.need_link()
 
     async def send(self, text: str, what: str) -> dict[str, Any]:
         """Send one slash command through the link; show its outcome; redraw."""

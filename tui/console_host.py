@@ -6,7 +6,7 @@ or widget reading the app: ``ConsoleApp``, the app's class, reached through
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.app import App
@@ -29,6 +29,7 @@ class Toasts(Protocol):
         title: str = "",
         severity: SeverityLevel = "information",
         timeout: float | None = None,
+        holds: Callable[[Link], bool] | None = None,
     ) -> None: ...
 
 

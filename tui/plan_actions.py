@@ -138,7 +138,7 @@ class PlanDecisions:
         res = await app.send(operator.plan_command(action, pid), f"{verb} {pid}")
         hint = approved_while_paused(link.clock.virtual, link.clock_running) if action == "approve" else None
         if res.get("status") == "success" and hint:
-            app.notify(hint, severity="warning", timeout=8)
+            app.notify(hint, severity="warning", timeout=8, holds=lambda link: not link.clock_running)
 
     async def replan(self, pid: str, stale: list[StaleStep]) -> None:
         """Reject the stale plan (the reason names its stale steps), then ask its incident's
