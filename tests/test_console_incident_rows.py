@@ -8,6 +8,7 @@ import pytest
 
 from tests.console_support import came_true, drill_until_plan, make_app, settle
 from tests.test_console_decisions import MANUAL
+from tui import operator
 
 
 @pytest.mark.slow
@@ -26,3 +27,34 @@ async def test_80x24_an_open_incident_row_shows_severity_and_stage(tmp_path):  #
         assert await came_true(pilot, lambda: inc in row()), [pane.render_line(y).text for y in range(3)]
         shown = row().strip()
         assert "critical" in shown and "to approve" in shown, shown
+
+
+def _row(app, key: str) -> str:  # type: ignore[no-untyped-def]
+    pane = app.incidents_pane
+    lines = [pane.render_line(y).text for y in range(pane.size.height)]
+    return next((ln.strip() for ln in lines if key in ln), "")
+
+
+async def test_a_rolled_back_plan_row_counts_the_steps_that_ran(tmp_path):  # type: ignore[no-untyped-def]
+    """A plan whose third step failed was rolled back: its two analyses ran. The row says
+    so ('rolled back  2/3 steps, step 3 failed'), not '0/3 steps' because the steps that
+    ran are marked rolled back."""
+    app = make_app(tmp_path / "s.db")
+    async with app.run_test(size=(140, 44)) as pilot:
+        pid = await drill_until_plan(app, pilot)
+        link = app.link
+        ran = [st.command for st in link.state.plans[pid].steps if st.state == "completed"]
+        assert len(ran) == 2, [st.state for st in link.state.plans[pid].steps]
+        victim = "workflow_003"
+        res = await link.send(operator.edit_command(pid, [*ran, f"/coordination-hub pause {victim}"]))
+        assert res["status"] == "success", res
+        assert (await link.send(f"/coordination-hub cancel {victim}"))["status"] == "success"
+        await settle(app, pilot)
+        assert await came_true(pilot, lambda: f"{pid}  proposed   2/3 steps" in _row(app, f"plan {pid}"))
+        assert "failed" not in _row(app, f"plan {pid}")
+        assert (await link.send(f"/incident approve {pid}"))["status"] == "success"
+        await settle(app, pilot, 10)
+        plan = link.state.plans[pid]
+        assert plan.state == "rolled_back" and [st.state for st in plan.steps][2] == "failed"
+        assert await came_true(pilot, lambda: "rolled back" in _row(app, f"plan {pid}")), _row(app, f"plan {pid}")
+        assert "2/3 steps, step 3 failed" in _row(app, f"plan {pid}"), _row(app, f"plan {pid}")

@@ -32,6 +32,20 @@ STEP_GLYPH: dict[str, str] = {
     "held": "⏸",
 }
 SEV_COLOR = {"critical": "error", "high": "error", "medium": "warning", "low": "secondary"}
+RAN = (PlanState.COMPLETED, PlanState.ROLLED_BACK)
+"""A step that ran to its end: completed, or completed and since rolled back with its plan."""
+
+
+def progress(p: Plan) -> str:
+    """How far a plan got: the steps that ran of all, and the step that failed if one did
+    ("2/6 steps, step 3 failed" for a plan rolled back after its third step failed)."""
+    ran = sum(1 for st in p.steps if st.state in RAN)
+    failed = [str(i) for i, st in enumerate(p.steps, 1) if st.state is PlanState.FAILED]
+    return f"{ran}/{len(p.steps)} steps" + (f", step {', '.join(failed)} failed" if failed else "")
+
+
+def state_words(p: Plan) -> str:
+    return p.state.value.replace("_", " ")
 
 
 def stage(inc: Incident, plans: list[Plan]) -> str:
@@ -113,8 +127,7 @@ class Incidents(LiveList):
         t.append(ended, style=c("success") if status == "resolved" and validated else c("foreground-muted"))
         if plans:
             pid, p = plans[-1]
-            done = sum(1 for x in p.steps if x.state is PlanState.COMPLETED)
-            t.append(f" · {pid} {p.state.value} {done}/{len(p.steps)}")
+            t.append(f" · {pid} {state_words(p)} {progress(p)}")
             if len(plans) > 1:
                 t.append(f" (+{len(plans) - 1} earlier)")
         t.append(f" · {inc.type} {inc.severity}")
@@ -125,15 +138,14 @@ class Incidents(LiveList):
     def _plan_rows(self, pid: str, p: Plan, dim: bool) -> list[Row]:
         app = self.app
         c = lambda n: color(app, n)  # noqa: E731
-        st = p.state.value
+        st = state_words(p)
         steps = p.steps
-        done = sum(1 for x in steps if x.state is PlanState.COMPLETED)
         t = Text(no_wrap=True, overflow="ellipsis")
         waiting = p.state is PlanState.PROPOSED
         t.append("  ▸ plan ", style=c("foreground-muted"))
         t.append(f"{pid} ", style="bold")
         t.append(f" {st} ", style=f"bold {c('background')} on {c('warning')}" if waiting else c("secondary"))
-        t.append(f"  {done}/{len(steps)} steps", style=c("foreground-muted"))
+        t.append(f"  {progress(p)}", style=c("foreground-muted"))
         if p.title:
             t.append(f"  {p.title}", style=c("foreground-muted"))
         rows: list[Row] = [(f"plan:{pid}", t, False)]
