@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..incident_models import Incident, KindEvidence, Plan
-from ..models import TERMINAL_WORKFLOW, TaskStatus, WorkflowStatus
+from ..models import TERMINAL_WORKFLOW, Task, TaskStatus, WorkflowStatus
 from ..timefmt import duration
 from ..usage.models import Budget, Scope
 from .record import PlanRecord
@@ -102,6 +102,36 @@ def stalled_workflows(engine: Engine, inc: Incident, workflows: list[str]) -> li
         if wf.status is not WorkflowStatus.RUNNING or s.workflow_progress(w) <= float(before.get(w, 0.0)) + 1e-9:
             out.append(w)
     return out
+
+
+async def live_or_archived_task(ctx: GateCtx, key: str) -> tuple[Task, WorkflowStatus | None] | str:
+    """A task a criterion judges and its workflow's status if that ended: live, or, its
+    workflow finished before validation, read back from the archive of the incident's
+    finished workflows (each record read once a gate); if neither holds it, why it
+    cannot be judged (for the criterion to say so, neither failing nor crediting the plan)."""
+    s = ctx.engine.state
+    t = s.tasks.get(key)
+    if t is not None:
+        wf = s.workflows[t.workflow]
+        return t, wf.status if wf.status in TERMINAL_WORKFLOW else None
+    read: dict[tuple[str, int], dict[str, Task] | None] = ctx.memo.setdefault("archived", {})
+    unread = []
+    for w in ctx.incident.affected_workflows:
+        done = s.finished.get(w)
+        if done is None:
+            continue
+        at = (w, done.finished_seq)
+        if at not in read:
+            record = await ctx.engine.archived(w)
+            read[at] = {x["id"]: Task.model_validate(x) for x in record["tasks"]} if record is not None else None
+        tasks = read[at]
+        if tasks is None:
+            unread.append(w)
+        elif key in tasks:
+            return tasks[key], done.status
+    if unread:
+        return f"its workflow ({' or '.join(unread)}) finished before validation and the archive has no record of it"
+    return f"task {key} is neither live nor in the archive of the incident's finished workflows"
 
 
 async def dependency_violations(engine: Engine) -> list[str]:

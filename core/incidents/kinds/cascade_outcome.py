@@ -12,10 +12,10 @@ from pydantic import Field
 
 from ...event_types import AGENT_ALLOCATED, AGENT_BACKOFF, LEARNING_RECORDED, POOL_RESIZED, TASK_ASSIGNED
 from ...incident_models import KindEvidence
-from ...models import TERMINAL_WORKFLOW, AgentStatus, Task, TaskStatus, WorkflowStatus
+from ...models import AgentStatus, TaskStatus
 from ...timefmt import duration
 from ..record import Credit, no_acting_step
-from ..validation import GateCtx
+from ..validation import GateCtx, live_or_archived_task
 
 
 class CascadeEvidence(KindEvidence):
@@ -65,7 +65,7 @@ async def interrupted_work(ctx: GateCtx) -> InterruptedWork:
     unseen: set[str] = ctx.memo.setdefault("unseen", set())
     out = InterruptedWork(resumed_at=progressed)
     for key, prog in ev.progress_at_failure.items():
-        found = await _task(ctx, key)
+        found = await live_or_archived_task(ctx, key)
         if isinstance(found, str):
             out.not_judged[key] = found
             continue
@@ -98,35 +98,6 @@ async def interrupted_work(ctx: GateCtx) -> InterruptedWork:
             out.carried.append(key)
     out.unseen = sorted(unseen.intersection(out.resumed))
     return out
-
-
-async def _task(ctx: GateCtx, key: str) -> tuple[Task, WorkflowStatus | None] | str:
-    """An interrupted task and its workflow's status if that ended: live, or read back
-    from the archive of the incident's finished workflows (each record read once); why
-    it cannot be judged if neither holds it."""
-    s = ctx.engine.state
-    t = s.tasks.get(key)
-    if t is not None:
-        wf = s.workflows[t.workflow]
-        return t, wf.status if wf.status in TERMINAL_WORKFLOW else None
-    read: dict[tuple[str, int], dict[str, Task] | None] = ctx.memo.setdefault("archived", {})
-    unread = []
-    for w in ctx.incident.affected_workflows:
-        done = s.finished.get(w)
-        if done is None:
-            continue
-        at = (w, done.finished_seq)
-        if at not in read:
-            record = await ctx.engine.archived(w)
-            read[at] = {x["id"]: Task.model_validate(x) for x in record["tasks"]} if record is not None else None
-        tasks = read[at]
-        if tasks is None:
-            unread.append(w)
-        elif key in tasks:
-            return tasks[key], done.status
-    if unread:
-        return f"its workflow ({' or '.join(unread)}) finished before validation and the archive has no record of it"
-    return f"task {key} is neither live nor in the archive of the incident's finished workflows"
 
 
 def replacement_credit(ctx: GateCtx, resumed: list[str], not_judged: dict[str, str] | None = None) -> Credit:
