@@ -3,8 +3,11 @@ eats them) and each gate's description is whole."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 from rich.console import Console
 
+from core.incident_models import PlanStep
 from core.incidents.kinds import GATES
 from tests.console_support import came_true, make_app
 from tui.screens.help import HelpScreen, _gate_doc, legend
@@ -18,11 +21,23 @@ def _plain(renderable) -> str:  # type: ignore[no-untyped-def]
 
 def test_legend_keeps_brackets_and_whole_gate_docs():
     text = " ".join(_plain(legend()).split())
-    assert "(shown as [gate] after a plan step)" in text
     for name in GATES:
         doc = _gate_doc(name)
         assert doc.endswith((".", ")", ":")) or len(doc.split()) > 3, (name, doc)
         assert " ".join(doc.split()) in text
+        assert "``" not in doc, doc  # docstring markup is not the operator's
+
+
+def test_legend_explains_the_marks_the_incidents_pane_draws():
+    """Every [approval] the pane draws after a step's number is in the legend, a step
+    state in words, and gates as they are shown ('gate NAME'), not as a bracket the pane
+    never draws; a failed gate is said to abort the plan, not that the incident resolves."""
+    text = " ".join(_plain(legend()).split())
+    for approval in get_args(PlanStep.model_fields["approval"].annotation):
+        assert f"[{approval}] Incidents pane:" in text, approval
+    assert "plan step rolled back" in text and "rolled_back" not in text
+    assert "'gate NAME'" in text and "[gate]" not in text
+    assert "aborts the plan" in text and "resolves when every gate has" not in text
 
 
 async def test_help_screen_shows_bracketed_config_names(tmp_path):

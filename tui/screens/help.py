@@ -43,12 +43,19 @@ METER_MARKS = [
 ]
 
 
+APPROVAL_MARKS = {
+    "auto": "Incidents pane: a plan step that runs on its own under the approval policy ([approval])",
+    "manual": "Incidents pane: a plan step that waits for the operator's approval (a)",
+}
+"""What the pane's [approval] after a step's number means, for each PlanStep.approval."""
+
+
 def _gate_doc(name: str) -> str:
     """The gate's first paragraph, whole (its docstring's lines joined)."""
     # the incident pipeline loads after the first frame (tui.link_open)
     from core.incidents.kinds import GATES
 
-    para = (GATES[name].__doc__ or "").strip().split("\n\n")[0]
+    para = (GATES[name].__doc__ or "").strip().split("\n\n")[0].replace("``", "")
     return " ".join(line.strip() for line in para.splitlines()) or "validation gate"
 
 
@@ -68,10 +75,12 @@ def legend() -> Group:
     for step_status, glyph in STEP_GLYPH.items():
         by_glyph.setdefault(glyph, []).append(step_status)
     for glyph, names in by_glyph.items():
-        t.add_row(glyph, "plan step " + " / ".join(names))
+        t.add_row(glyph, "plan step " + " / ".join(n.replace("_", " ") for n in names))
     t.add_row("·", "plan step pending (not started)")
+    for approval, what in APPROVAL_MARKS.items():
+        t.add_row(Text(f"[{approval}]"), Text(what))
     gates = Table(
-        title=Text("Validation gates (shown as [gate] after a plan step)", style="bold"),
+        title=Text("Validation gates (a step's 'gate NAME' on the incident screen and in the decision dialogs)"),
         expand=True,
         box=None,
         title_style="bold",
@@ -85,7 +94,9 @@ def legend() -> Group:
     for name in sorted(GATES):
         gates.add_row(Text(name), Text(_gate_doc(name)))
     note = Text(
-        "A step with a gate stays executing until its gate passes; the incident resolves when every gate has.",
+        "A step with a gate stays executing until its gate passes; a gate that fails aborts the plan and rolls it"
+        " back. Once every step has run, the incident's criteria are polled for its validation window: it is"
+        " validated only if they hold and the plan's acting steps are credited with it.",
         style="italic",
     )
     return Group(t, Text(""), gates, note)
