@@ -5,6 +5,8 @@ neither, and 'replaced by agent_015' ran past its column into the figures."""
 
 from __future__ import annotations
 
+import pytest
+
 from tui.widgets.agent_pools import idle_words
 
 
@@ -25,3 +27,29 @@ def test_a_replaced_agent_names_its_replacement_within_the_column() -> None:
 
 def test_an_agent_with_nothing_to_say_is_a_dash() -> None:
     assert idle_words(None, None, 18) == "—"
+
+
+@pytest.mark.slow
+async def test_a_cut_off_agent_shows_no_cpu_or_memory_figure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """During a partition the cut-off agents' tasks keep running but nothing measures them:
+    their row shows a dash in the cpu% and memMB columns, not 0; a reachable busy agent
+    shows its measured figures."""
+    from core.models import AgentStatus
+    from tests.console_support import came_true, drill_until_plan, make_app, settle
+
+    app = make_app(tmp_path / "c.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await drill_until_plan(app, pilot, "network-partition")
+        await settle(app, pilot)
+        agents = app.link.state.agents.values()
+        cut = next(a.id for a in agents if a.status is AgentStatus.UNREACHABLE)
+        busy = next(a.id for a in agents if a.status is AgentStatus.BUSY)
+        pane = app.pools_pane
+
+        def row(agent: str) -> list[str]:
+            lines = [pane.render_line(y).text for y in range(pane.size.height)]
+            return next((ln.split() for ln in lines if f" {agent} " in ln), [])
+
+        assert await came_true(pilot, lambda: bool(row(cut)) and bool(row(busy))), (cut, busy)
+        assert row(cut)[-2:] == ["—", "—"], row(cut)
+        assert row(busy)[-2].isdigit() and row(busy)[-1].isdigit(), row(busy)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from core.host.link import Link
 
 LIVE = (AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.IDLE)
+"""The agents whose CPU and memory are measured now."""
+UNMEASURED = "—"
 SPARK_W = 8
 
 
@@ -199,10 +201,15 @@ class AgentPools(LiveList):
                 )
                 style = c("foreground") if a.current_task else c("warning") if held else c("foreground-muted")
                 t.append(f"{task:<{task_w}}", style=style)
-                cpu, mem = use(a)
-                t.append(f" {cpu:4.0f}", style=c("warning") if cpu >= 80 else "")
-                if mem_col:
-                    t.append(f" {mem:6.0f}", style=c("foreground-muted"))
+                if a.status in LIVE:
+                    cpu, mem = use(a)
+                    t.append(f" {cpu:4.0f}", style=c("warning") if cpu >= 80 else "")
+                    if mem_col:
+                        t.append(f" {mem:6.0f}", style=c("foreground-muted"))
+                else:  # nothing measures a cut-off or failed agent now: no figure, not a 0
+                    t.append(f" {UNMEASURED:>4}", style=c("foreground-muted"))
+                    if mem_col:
+                        t.append(f" {UNMEASURED:>6}", style=c("foreground-muted"))
                 if self._spend:
                     t.append(" " + fmt_spend(s.usage.agents.get(a.id) or Spend()), style=c("foreground-muted"))
                 if spark:
