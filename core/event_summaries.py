@@ -371,10 +371,10 @@ def plan_completed(ev: Event) -> str:
     return f"{d['plan_id']} completed, {verdict}{why}"
 
 
-def plan_step(verb: str) -> Summary:
+def plan_step(verb: str, why: str = "error") -> Summary:
     def fn(ev: Event) -> str:
         d = ev.data
-        return f"{d['plan_id']} step {int(d['step']) + 1} {verb}{_tail(d, 'error')}"
+        return f"{d['plan_id']} step {int(d['step']) + 1} {verb}{_tail(d, why)}"
 
     return fn
 

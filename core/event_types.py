@@ -378,6 +378,10 @@ PLAN_STEP_STARTED = _plan("PLAN_STEP_STARTED", ops.step_started, data.PlanStepRe
 PLAN_STEP_COMPLETED = _plan("PLAN_STEP_COMPLETED", ops.step_completed, data.PlanStepRef, text.plan_step("completed"))
 # A recovery that failed or was stopped is what the operator must see first: high.
 PLAN_STEP_FAILED = _plan("PLAN_STEP_FAILED", ops.step_failed, data.PlanStepRef, text.plan_step("failed"), Severity.HIGH)
+# Not run: every target the step acts on had ended when it was due (core.incidents.preconditions).
+PLAN_STEP_SKIPPED = _plan(
+    "PLAN_STEP_SKIPPED", ops.step_skipped, data.PlanStepRef, text.plan_step("skipped", why="reason")
+)
 PLAN_ABORTED = _plan("PLAN_ABORTED", ops.plan_aborted, data.PlanRef, text.plan("aborted"), Severity.HIGH)
 # A plan that ran to its end but is NOT VALIDATED (its criterion failed, or held without the plan's credit).
 PLAN_COMPLETED = _plan(

@@ -26,9 +26,15 @@ class PlanState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
+    SKIPPED = "skipped"
+    """A step's only: when it was due, every target it acts on had ended (a workflow
+    finished, an agent gone, a task settled), so its command was not sent."""
 
 
 TERMINAL_PLAN = {PlanState.REJECTED, PlanState.COMPLETED, PlanState.FAILED, PlanState.ROLLED_BACK}
+
+STEP_PASSED = frozenset({PlanState.COMPLETED, PlanState.ROLLED_BACK, PlanState.SKIPPED})
+"""Step states the executor moves past to the next step."""
 
 Category = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifecycle"]
 

@@ -184,6 +184,16 @@ def step_failed(s: State, ev: Event) -> None:
     st.result = copy.deepcopy(ev.data.get("result", {}))
 
 
+def step_skipped(s: State, ev: Event) -> None:
+    st = _step(s, ev)
+    st.state = PlanState.SKIPPED
+    st.finished_at = ev.ts
+    st.result = {
+        "summary": f"skipped: {ev.data.get('reason', '')}",
+        "skipped": copy.deepcopy(ev.data.get("targets", [])),
+    }
+
+
 def plan_aborted(s: State, ev: Event) -> None:
     s.changing("plans", s.plans, ev.data["plan_id"])
     p = s.plans[ev.data["plan_id"]]

@@ -2,11 +2,15 @@
 
 State-driven and resumable: each call to :meth:`Executor.advance` looks at the plan
 in the projection and does what is due. A step whose approval is ``auto`` runs as
-soon as it is reached; a ``manual`` step waits until the plan is approved. Before
-the first step a checkpoint is taken (the rollback target). A failed command, a
-failed validation gate or a regression found by a step check aborts the plan and
-rolls it back. Every transition is an event (PLAN_STEP_STARTED/COMPLETED/FAILED,
-PLAN_COMPLETED, PLAN_ABORTED, INCIDENT_RESOLVED).
+soon as it is reached; a ``manual`` step waits until the plan is approved. When a
+step is due, its targets are checked against the state now: a step that changes state
+and all of whose targets have ended since the draft (a workflow finished, an agent gone,
+a task settled) is skipped with the reason (:mod:`.preconditions`), and the plan goes
+on; it earns the plan no credit. Before the first step that runs a checkpoint is taken
+(the rollback target). A failed command, a failed validation gate or a regression found
+by a step check aborts the plan and rolls it back. Every transition is an event
+(PLAN_STEP_STARTED/COMPLETED/FAILED/SKIPPED, PLAN_COMPLETED, PLAN_ABORTED,
+INCIDENT_RESOLVED).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from ..event_types import (
     PLAN_EXECUTION_STARTED,
     PLAN_STEP_COMPLETED,
     PLAN_STEP_FAILED,
+    PLAN_STEP_SKIPPED,
     PLAN_STEP_STARTED,
     PLAN_VALIDATION_STARTED,
     SYSTEM_ERROR,
 )
-from ..incident_models import TERMINAL_PLAN, IncidentOutcome, Plan
+from ..incident_models import STEP_PASSED, TERMINAL_PLAN, IncidentOutcome, Plan
 from .decisions import abort
+from .preconditions import TargetCheck, ended_targets
 from .record import PlanRecord, StepRun, rebuild
 from .validation import GateCtx
 
@@ -125,7 +131,7 @@ class Executor:
             p = eng.state.plans.get(plan_id)
             if p is None or p.state in TERMINAL_PLAN:
                 return
-            idx = next((i for i, st in enumerate(p.steps) if st.state not in ("completed", "rolled_back")), None)
+            idx = next((i for i, st in enumerate(p.steps) if st.state not in STEP_PASSED), None)
             if idx is None:
                 await self._validate(p)
                 return
@@ -138,6 +144,10 @@ class Executor:
                 return
             if st.approval == "manual" and p.state not in ("approved", "executing"):
                 return  # waits for an operator
+            ended = ended_targets(eng.state, st.command, self.services.registry)
+            if ended:
+                self._skip(p, idx, ended)
+                continue
             if p.checkpoint is None:
                 cp = await eng.checkpoint(kind="emergency", label=f"before {plan_id}", actor=f"plan:{plan_id}")
                 eng.emit(
@@ -149,6 +159,21 @@ class Executor:
                 )
                 p = eng.state.plans[plan_id]
             await self._run_step(p, idx)
+
+    def _skip(self, p: Plan, idx: int, ended: list[TargetCheck]) -> None:
+        """The step's command is not sent: every target it acts on has ended."""
+        self.engine.emit(
+            PLAN_STEP_SKIPPED,
+            "incidents",
+            "plan",
+            {
+                "plan_id": p.id,
+                "step": idx,
+                "reason": "; ".join(c.problem or c.target for c in ended) + ": nothing left for it to act on",
+                "targets": [c.target for c in ended],
+            },
+            actor=f"plan:{p.id}",
+        )
 
     async def _run_step(self, p: Plan, idx: int) -> None:
         eng = self.engine

@@ -288,8 +288,10 @@ def _print_report(report: dict[str, Any], args: argparse.Namespace, clock: str) 
 
 
 def _waiting(plan: Plan) -> bool:
+    from core.incident_models import STEP_PASSED
+
     for st in plan.steps:
-        if st.state in ("completed", "rolled_back"):
+        if st.state in STEP_PASSED:
             continue
         return st.state == "proposed" and st.approval == "manual"
     return False

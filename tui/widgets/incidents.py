@@ -29,6 +29,7 @@ STEP_GLYPH: dict[str, str] = {
     PlanState.FAILED: "✖",
     PlanState.REJECTED: "✖",
     PlanState.ROLLED_BACK: "↶",
+    PlanState.SKIPPED: "↷",
     "held": "⏸",
 }
 SEV_COLOR = {"critical": "error", "high": "error", "medium": "warning", "low": "secondary"}
