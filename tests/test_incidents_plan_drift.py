@@ -93,6 +93,9 @@ async def test_a_workflow_finishing_before_approval_skips_its_protection_and_the
         started = {e.data["step"] for e in log if e.type == "PLAN_STEP_STARTED"}
         assert gone not in started and kept in started
         assert not any(e.type in ("PLAN_STEP_FAILED", "PLAN_ABORTED") for e in log)
+        from tui.widgets.incidents import progress
+
+        assert progress(plan) == f"4/5 steps, step {gone + 1} skipped", "the incidents pane's row says so"
         inc = eng.state.incidents[plan.incident_id]
         # Judged on the rest: no damage was there to repair, so nothing credits the plan.
         assert inc.status == "resolved" and inc.outcome.result == "recovered_without_plan", inc.outcome

@@ -38,11 +38,15 @@ RAN = (PlanState.COMPLETED, PlanState.ROLLED_BACK)
 
 
 def progress(p: Plan) -> str:
-    """How far a plan got: the steps that ran of all, and the step that failed if one did
-    ("2/6 steps, step 3 failed" for a plan rolled back after its third step failed)."""
+    """How far a plan got: the steps that ran of all, and the steps skipped or failed if any
+    ("2/6 steps, step 3 failed" for a plan rolled back after its third step failed; "4/5
+    steps, step 2 skipped" for one whose second step's targets had all ended)."""
     ran = sum(1 for st in p.steps if st.state in RAN)
-    failed = [str(i) for i, st in enumerate(p.steps, 1) if st.state is PlanState.FAILED]
-    return f"{ran}/{len(p.steps)} steps" + (f", step {', '.join(failed)} failed" if failed else "")
+    out = f"{ran}/{len(p.steps)} steps"
+    for state in (PlanState.SKIPPED, PlanState.FAILED):
+        which = [str(i) for i, st in enumerate(p.steps, 1) if st.state is state]
+        out += f", step {', '.join(which)} {state.value}" if which else ""
+    return out
 
 
 def state_words(p: Plan) -> str:
