@@ -168,10 +168,15 @@ class Telemetry:
     def get(self, name: str, subject: str = "system") -> Series:
         return self.series.get((name, subject)) or Series()
 
+    def last_heard(self, agent: Agent) -> float | None:
+        """When ``agent`` was last heard: its last report to this process, else its last
+        heartbeat on record (a log reopened), else None (never heard)."""
+        return self.liveness.get(agent.id, agent.last_heartbeat)
+
     def silent_for(self, agent: Agent, now: float) -> float:
-        """Seconds since ``agent`` was last heard: its last report to this process, else its
-        last heartbeat on record (a log reopened), else 0 (never heard: not silent yet)."""
-        last = self.liveness.get(agent.id, agent.last_heartbeat)
+        """Seconds since ``agent`` was last heard (:meth:`last_heard`), 0 when never heard:
+        not silent yet."""
+        last = self.last_heard(agent)
         return now - last if last is not None else 0.0
 
     @property

@@ -170,7 +170,8 @@ class Liveness:
         """The standing reassignment that ``/coordination-hub communication-redundancy-
         activation`` turns on: a task on an agent silent for ``reassign_after_s`` moves
         (with its context) to a reachable agent, unless the distributed protocol in
-        force keeps tasks running on isolated agents."""
+        force keeps tasks running on isolated agents. The silence is :meth:`silence`'s, as
+        for marking agents unreachable: the console's own stalls move no work."""
         e = self.engine
         cfg = e.state.settings.get("monitoring.communication")
         if e.readonly or not isinstance(cfg, dict) or cfg.get("closed") or cfg.get("reassign_after_s") is None:
@@ -179,7 +180,8 @@ class Liveness:
             return
         after = float(cfg["reassign_after_s"])
         for agent, task in tasks_on_unreachable(e.state).items():
-            if e.telemetry.silent_for(e.state.agents[agent], now) >= after:
+            last = e.telemetry.last_heard(e.state.agents[agent])
+            if last is not None and self.silence(last, now) >= after:
                 e.release_task(task, reason="agent_unreachable", actor="standing-reassignment")
 
     # -- measures -----------------------------------------------------------------------
