@@ -211,6 +211,7 @@ async def test_incident_row_says_it_waits_for_a_decision_not_that_it_recovers(tm
 
         assert await came_true(pilot, lambda: f"to approve since {timefmt.clock(plan.created_at)}" in row())
         assert "recovering" not in row()
+        assert "1 plan(s) await approval" in app.header_pane.render().plain
         await confirm(app, pilot, "d")
         assert await came_true(pilot, lambda: app.link.state.plans[pid].state == "rejected")
         inc = app.link.state.incidents[plan.incident_id]
@@ -237,6 +238,10 @@ async def test_incident_row_of_a_plan_that_runs_on_its_own_says_it_recovers(tmp_
 
         assert await came_true(pilot, lambda: f"recovering since {timefmt.clock(plan.created_at)}" in row()), row()
         assert "to approve" not in row()
+        # The header counts what awaits an approval the same way: nothing here.
+        app.header_pane.refresh()
+        header = app.header_pane.render().plain
+        assert "incidents 1" in header and "approv" not in header, header
 
 
 @pytest.mark.slow

@@ -58,3 +58,13 @@ async def test_a_rolled_back_plan_row_counts_the_steps_that_ran(tmp_path):  # ty
         assert plan.state == "rolled_back" and [st.state for st in plan.steps][2] == "failed"
         assert await came_true(pilot, lambda: "rolled back" in _row(app, f"plan {pid}")), _row(app, f"plan {pid}")
         assert "2/3 steps, step 3 failed" in _row(app, f"plan {pid}"), _row(app, f"plan {pid}")
+        # Its incident failed and waits for a replan or a note: the header says so beside
+        # the incidents being handled (none), and stops once it is resolved with a note.
+        inc = plan.incident_id
+        assert link.state.incidents[inc].status == "failed"
+        app.header_pane.refresh()
+        assert "incidents 0  1 failed" in app.header_pane.render().plain, app.header_pane.render().plain
+        assert (await link.send(f'/incident resolve {inc} \'{{"note": "fixed by hand"}}\''))["status"] == "success"
+        assert await came_true(pilot, lambda: link.state.incidents[inc].status == "resolved")
+        app.header_pane.refresh()
+        assert "failed" not in app.header_pane.render().plain.splitlines()[1]

@@ -12,8 +12,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from core import timefmt
-from core.incident_models import PlanState
-from core.incidents.approval import holding_plans
+from core.incidents.approval import awaits_approval, holding_plans
 from core.usage.models import BudgetState, Spend
 
 from ..console_host import ConsoleApp
@@ -28,7 +27,8 @@ if TYPE_CHECKING:
     from .event_log import EventLog
 
 OPEN_INCIDENT = frozenset({"open", "recovering"})
-"""Incident statuses that still need attention (the others are resolved or failed)."""
+"""Incident statuses of a fault being handled (the others are resolved or failed; a failed
+one still waits for a replan or a note, counted apart)."""
 
 
 def clock_label(link: Link | None) -> str:
@@ -197,7 +197,10 @@ class HeaderGauges(Widget):
             f"bold {c('background')} on {c('error')}" if critical else (f"bold {c('warning')}" if n else c("success"))
         )
         parts.append(Part(8, Text(f" incidents {n} ", style=style)))
-        pending = sum(1 for p in s.plans.values() if p.state is PlanState.PROPOSED)
+        failed = sum(1 for inc in s.incidents.values() if inc.status == "failed")
+        if failed:  # its plan failed: it waits for a replan or a note (/incident resolve)
+            parts.append(Part(8, Text(f"{failed} failed", style=f"bold {c('error')}"), glued=True))
+        pending = sum(1 for p in s.plans.values() if awaits_approval(p))
         if pending:
             warn = f"bold {c('warning')}"
             full, short = (
