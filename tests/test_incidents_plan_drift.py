@@ -7,6 +7,7 @@ the recovery. A skipped step earns the plan no credit."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from core.incidents import decisions
 from core.incidents.catalogue import DrillSpec, IncidentKind, RunningDrill
 from core.incidents.detectors import Detector, Finding
 from core.incidents.kinds import CATALOGUE
-from core.incidents.language import LANGUAGE
+from core.incidents.language import LANGUAGE, incident_services
 from core.incidents.manager import IncidentManager
 from core.incidents.playbooks import PlanDraft, StepDraft, cmd
 from core.incidents.preconditions import ended_targets
@@ -259,5 +260,33 @@ async def test_a_plan_whose_acting_step_was_skipped_is_not_credited(tmp_path: Pa
         assert "no acting step of the plan ran" in (out.reason or "")
         assert eng.state.workflows.get("workflow_003") is None
         assert eng.state.finished["workflow_003"].status is WorkflowStatus.CANCELLED
+    finally:
+        await eng.close()
+
+
+async def test_an_edit_may_keep_or_add_an_incident_step(tmp_path: Path) -> None:
+    """Plan steps run in the language with /incident (the degradation plan quarantines
+    agents with it): /incident edit checks them in that language. It checked them in the
+    language's own operations and refused them ('unknown component /incident')."""
+    mgr, pid = await _integrity_plan(tmp_path, ["workflow_002"])
+    eng = mgr.engine
+    services = incident_services(eng, mgr)
+    try:
+        agent = sorted(eng.state.agents)[0]
+        payload = {"agents": [agent], "duration": 60.0}
+        step = {"command": "/incident quarantine-agents", "payload": payload}
+        res = await run_command(services, f"/incident edit {pid} '{json.dumps({'steps': [step]})}'", actor="eve")
+        assert res["status"] == "success", res
+        st = eng.state.plans[pid].steps[0]
+        assert (st.command, st.category, st.approval) == (
+            cmd("incident", "quarantine-agents", payload),
+            "destructive",
+            "manual",
+        )
+        before = eng.state.plans[pid].model_dump()
+        bad = {"command": "/incident quarantine-agents", "payload": {"agents": [], "duration": 60.0}}
+        res = await run_command(services, f"/incident edit {pid} '{json.dumps({'steps': [bad]})}'", actor="eve")
+        assert res["status"] == "error" and res["error"]["code"] == "INVALID_PLAN_EDIT", res
+        assert eng.state.plans[pid].model_dump() == before, "a refused edit changes nothing"
     finally:
         await eng.close()

@@ -9,19 +9,23 @@ gate cannot be fooled by a step's title.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..config import Approval
 from ..incident_models import Plan, PlanState
 
+if TYPE_CHECKING:
+    from ..commands.registry import Registry
+
 Decision = Literal["auto", "manual"]
 
 
-def command_kind(command: str) -> str:
-    """The registry's kind of a slash command (``destructive`` if unknown: safest)."""
+def command_kind(command: str, registry: Registry | None = None) -> str:
+    """The registry's kind of a slash command (``destructive`` if unknown: safest), in
+    ``registry`` (by default the language's own operations)."""
     from ..commands import LANGUAGE, resolve_spec  # the command language owns the kinds
 
-    spec = resolve_spec(command, LANGUAGE)
+    spec = resolve_spec(command, registry or LANGUAGE)
     if spec is None:
         return "destructive"
     return str(spec.kind)

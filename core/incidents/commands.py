@@ -95,7 +95,7 @@ async def reject(ctx: Context, p: Reason) -> Outcome:
 )
 async def edit(ctx: Context, p: Edit) -> Outcome:
     pid = _plan_id(ctx)
-    res = decisions.edit(ctx.engine, pid, p.steps, actor=ctx.actor)
+    res = decisions.edit(ctx.engine, pid, p.steps, actor=ctx.actor, registry=ctx.services.registry)
     return Outcome(res, f"{pid} edited by {ctx.actor}: {res['steps']} steps")
 
 

@@ -28,6 +28,7 @@ from ..models import TERMINAL_WORKFLOW, Resources, WorkflowStatus
 from .approval import command_kind, decide
 
 if TYPE_CHECKING:
+    from ..commands.registry import Registry
     from ..engine import Engine
 
 
@@ -108,17 +109,14 @@ def _parse_steps(steps: Any) -> list[str]:
     return out
 
 
-def _check_command(text: str, i: int) -> None:
+def _check_command(text: str, i: int, registry: Registry) -> None:
     """Validate with the command language's own parser and payload models."""
+    from ..commands.binding import bind
+    from ..commands.grammar import CommandSyntaxError, parse
+    from ..commands.responses import CommandError
+
     try:
-        from ..commands import LANGUAGE  # plan steps are commands of the language
-        from ..commands.binding import bind
-        from ..commands.grammar import CommandSyntaxError, parse
-        from ..commands.responses import CommandError
-    except ImportError:
-        return
-    try:
-        bind(parse(text), LANGUAGE)
+        bind(parse(text), registry)
     except CommandSyntaxError as exc:
         raise EngineError(
             "INVALID_PLAN_EDIT",
@@ -129,8 +127,15 @@ def _check_command(text: str, i: int) -> None:
         raise EngineError("INVALID_PLAN_EDIT", f"step {i}: {exc.message}", {"step": i, "command": text}) from None
 
 
-def edit(engine: Engine, plan_id: str, steps: Any, actor: str = "operator") -> dict[str, Any]:
-    """Replace the steps that have not run yet; steps already run must stay as they are."""
+def edit(
+    engine: Engine, plan_id: str, steps: Any, actor: str = "operator", registry: Registry | None = None
+) -> dict[str, Any]:
+    """Replace the steps that have not run yet; steps already run must stay as they are.
+    The new steps are checked in ``registry``, the language plan steps run in (``/incident
+    edit`` passes its own, with ``/incident``); by default the language's own operations."""
+    from ..commands import LANGUAGE
+
+    language = registry or LANGUAGE
     plan = get_plan(engine, plan_id)
     if plan.state is not PlanState.PROPOSED:
         raise EngineError(
@@ -147,12 +152,12 @@ def edit(engine: Engine, plan_id: str, steps: Any, actor: str = "operator") -> d
             {"ran": [st.command for st in done]},
         )
     for i, c in enumerate(commands[len(done) :], start=len(done)):
-        _check_command(c, i)
+        _check_command(c, i, language)
     policy = engine.config.approval
     new_steps = [st.model_dump(mode="json") for st in done]
     old = {st.command: st for st in plan.steps[len(done) :]}
     for i, c in enumerate(commands[len(done) :], start=len(done)):
-        kind = command_kind(c)
+        kind = command_kind(c, language)
         prev = old.get(c)
         new_steps.append(
             PlanStep(
