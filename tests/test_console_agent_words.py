@@ -53,3 +53,21 @@ async def test_a_cut_off_agent_shows_no_cpu_or_memory_figure(tmp_path) -> None: 
         assert await came_true(pilot, lambda: bool(row(cut)) and bool(row(busy))), (cut, busy)
         assert row(cut)[-2:] == ["—", "—"], row(cut)
         assert row(busy)[-2].isdigit() and row(busy)[-1].isdigit(), row(busy)
+        # Its detail screen says the same: no figure of now, and why.
+        from rich.console import Console
+
+        from tui.screens.agent import AgentScreen
+
+        async def said(agent: str) -> str:
+            screen = AgentScreen(agent)
+            await app.push_screen(screen)
+            con = Console(width=200, record=True, color_system=None)
+            con.print(screen.body())
+            await app.pop_screen()
+            return con.export_text()
+
+        cut_text, busy_text = await said(cut), await said(busy)
+        assert "not measured while unreachable" in cut_text, cut_text
+        cpu_line = next(ln for ln in cut_text.splitlines() if ln.startswith("CPU %"))
+        assert cpu_line.rstrip().endswith("—"), cpu_line
+        assert "not measured" not in busy_text

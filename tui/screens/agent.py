@@ -24,6 +24,7 @@ from core.events import Event
 from ..figures import sparkline
 from ..log_source import LogFilter, recent_matching
 from ..style import AGENT_GLYPH, TASK_STATUS_COLOR, color
+from ..widgets.agent_pools import LIVE, UNMEASURED
 from .agent_task import DETACH_KEY, TaskView, input_command, key_bytes, task_blocks
 from .detail import DetailScreen
 from .modals import AskScreen
@@ -234,11 +235,15 @@ class AgentScreen(DetailScreen):
         graph = Text()
         graph.append("CPU %     ", style=f"bold {c('secondary')}")
         graph.append(sparkline(cpu, width, 0, 100), style=c("success"))
-        graph.append(f" {cpu[-1] if cpu else 0:5.1f}\n")
+        # A cut-off or failed agent is measured by nothing now: its last sample is not a figure of now.
+        measured = a.status in LIVE
+        graph.append(f" {cpu[-1]:5.1f}\n" if cpu and measured else f" {UNMEASURED:>5}\n")
         top = max(mem or [1.0]) or 1.0
         graph.append("memory MB ", style=f"bold {c('secondary')}")
         graph.append(sparkline(mem, width, 0, top), style=c("accent"))
-        graph.append(f" {mem[-1] if mem else 0:5.0f}")
+        graph.append(f" {mem[-1]:5.0f}" if mem and measured else f" {UNMEASURED:>5}")
+        if not measured:
+            graph.append(f"\n(not measured while {a.status.value}; the graphs end at its last sample)")
         parts: list[RenderableType] = [head, Text(""), self.process_block(c), Text(""), graph, Text("")]
         mine = [
             t
