@@ -225,7 +225,9 @@ def step_table(s: State, plan: Plan, c: Colour, with_effects: bool = True, compa
                 body.append(f", took {timefmt.between(st.started_at, st.finished_at)}", style=c("foreground-muted"))
         if st.error:
             body.append(f"\nerror: {st.error}", style=c("error"))
-        if st.result.get("summary"):
+        if st.state is PlanState.SKIPPED:
+            body.append(f"\nnot sent: {st.result.get('summary', '')}", style=c("warning"))
+        elif st.result.get("summary"):
             body.append(f"\nresult: {st.result['summary']}", style=c("success"))
         if with_effects and st.to_run:
             for line in effects(s, st.command):
@@ -279,7 +281,12 @@ def _pending(plan: Plan) -> list[tuple[int, PlanStep]]:
 
 def _ran(plan: Plan) -> list[tuple[int, PlanStep]]:
     """Steps whose command was sent (a step still waiting on its gate too)."""
-    return [(i, st) for i, st in enumerate(plan.steps, 1) if not st.to_run]
+    return [(i, st) for i, st in enumerate(plan.steps, 1) if not st.to_run and st.state is not PlanState.SKIPPED]
+
+
+def _skipped(plan: Plan) -> list[tuple[int, PlanStep]]:
+    """Steps whose command was never sent: every target had ended when they were due."""
+    return [(i, st) for i, st in enumerate(plan.steps, 1) if st.state is PlanState.SKIPPED]
 
 
 @dataclass(frozen=True)
@@ -320,11 +327,11 @@ def effects_block(s: State, plan: Plan, c: Colour, stale: dict[int, tuple[str, .
     return Group(*parts) if parts else Group(Text("   (no step left to run)", style=c("foreground-muted")))
 
 
-def analysis_block(plan: Plan, c: Colour) -> Group:
+def analysis_block(plan: Plan, c: Colour, steps: list[tuple[int, PlanStep]] | None = None) -> Group:
     """Steps that already ran (or wait on their gate): title, outcome, result summary (the
-    analysis behind the plan)."""
+    analysis behind the plan); or the given ``steps`` (the skipped ones) the same way."""
     parts: list[RenderableType] = []
-    for i, st in _ran(plan):
+    for i, st in _ran(plan) if steps is None else steps:
         t = _step_head(i, st, c)
         tone = {PlanState.FAILED: "error", PlanState.COMPLETED: "success"}.get(st.state, "warning")
         t.append(f"  {STEP_GLYPH[st.state]} {st.state.value}", style=c(tone))
@@ -418,6 +425,10 @@ def decision_detail(
         parts += [Text(""), _effects_section("What will not run", plan, now, c), effects_block(s, plan, c, stale_by)]
     if ran:
         parts += [Text(""), _section("Already ran (the analysis behind the plan)", c), analysis_block(plan, c)]
+    skipped = _skipped(plan)
+    if skipped:
+        head = "Skipped (not sent: every target had ended when the step was due)"
+        parts += [Text(""), _section(head, c), analysis_block(plan, c, skipped)]
     return Group(*parts)
 
 
