@@ -273,3 +273,26 @@ async def test_approving_a_plan_without_a_rollback_point_takes_the_one_the_dialo
         assert cp.id not in before and cp.label == f"before {pid}"
         started = [st.started_at for st in eng.state.plans[pid].steps if st.started_at is not None]
         assert started and cp.ts <= min(started), "taken before the first step started"
+
+
+async def test_tab_in_a_confirmation_goes_between_its_buttons_only(tmp_path):
+    """Tab from the last button comes back to Cancel: the detail is not a tab stop (at
+    80x24 a second tab landed on it, where enter does nothing and nothing shows focus);
+    the arrow keys still scroll the detail."""
+    from textual.widgets import Button
+
+    app = make_app(tmp_path / "t.db")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot, 60)
+        await _highlight(app, pilot, "workflow_003")
+        await pilot.press("X")
+        assert await came_true(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        seen = []
+        for _ in range(4):
+            await pilot.press("tab")
+            focused = app.screen.focused
+            seen.append(focused.id if isinstance(focused, Button) else repr(focused))
+        assert seen == ["confirm", "cancel", "confirm", "cancel"], seen
+        await pilot.press("escape")
+        assert await came_true(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert app.link.state.workflows["workflow_003"].status is WorkflowStatus.RUNNING

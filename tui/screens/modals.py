@@ -106,7 +106,8 @@ class ConfirmScreen(ModalScreen[bool | str]):
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="wide" if self.wide else ""):
             yield Label(self.title_text, id="confirm-title")
-            with VerticalScroll(id="confirm-scroll"):
+            # Not a tab stop: tab goes between the buttons only (the keys above scroll the detail).
+            with VerticalScroll(id="confirm-scroll", can_focus=False):
                 yield Static(self.detail, id="confirm-detail", markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button(self.cancel_label, id="cancel", variant="default")
