@@ -253,6 +253,10 @@ class Engine:
     def agent_unreachable(self, agent_id: str) -> None:
         self.liveness.agent_unreachable(agent_id)
 
+    def agent_silence(self, agent_id: str, now: float) -> float | None:
+        """Seconds ``agent_id`` has been silent, less the console's own stalls (None: never heard)."""
+        return self.liveness.silent_while_listening(agent_id, now)
+
     def usage(self, agent_id: str, cpu_pct: float, memory_mb: float) -> None:
         self.liveness.usage(agent_id, cpu_pct, memory_mb)
 

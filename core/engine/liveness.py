@@ -180,9 +180,17 @@ class Liveness:
             return
         after = float(cfg["reassign_after_s"])
         for agent, task in tasks_on_unreachable(e.state).items():
-            last = e.telemetry.last_heard(e.state.agents[agent])
-            if last is not None and self.silence(last, now) >= after:
+            silent = self.silent_while_listening(agent, now)
+            if silent is not None and silent >= after:
                 e.release_task(task, reason="agent_unreachable", actor="standing-reassignment")
+
+    def silent_while_listening(self, agent_id: str, now: float) -> float | None:
+        """How long ``agent_id`` has been silent while the console was listening
+        (:meth:`silence` since :meth:`Telemetry.last_heard`); None: never heard. What
+        moving an agent's work is judged on, by the standing policy or a command."""
+        e = self.engine
+        last = e.telemetry.last_heard(e.state.agents[agent_id])
+        return None if last is None else self.silence(last, now)
 
     # -- measures -----------------------------------------------------------------------
     def agent_utilisation(self) -> float:

@@ -37,12 +37,13 @@ async def network_failure_analysis(ctx: Context, p: P.NetworkFailureAnalysis) ->
 
 
 def _move_off_unreachable(ctx: Context, silent_at_least: float) -> list[dict[str, Any]]:
-    """Release the tasks of unreachable agents silent that long: each goes back to the
-    queue with its context (progress, partial results) for a reachable agent."""
+    """Release the tasks of unreachable agents silent that long while the console was
+    listening (its own stalls do not count): each goes back to the queue with its context
+    (progress, partial results) for a reachable agent."""
     moved = []
     for agent, key in tasks_on_unreachable(ctx.state).items():
-        silent = ctx.engine.telemetry.silent_for(ctx.state.agents[agent], ctx.now)
-        if silent >= silent_at_least:
+        silent = ctx.engine.agent_silence(agent, ctx.now)
+        if silent is not None and silent >= silent_at_least:
             prog = ctx.state.tasks[key].context.progress
             ctx.engine.release_task(key, reason="agent_unreachable", actor=ctx.actor)
             moved.append({"task": key, "from": agent, "silent_s": round(silent, 1), "progress_kept": prog})
