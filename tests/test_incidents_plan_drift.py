@@ -122,6 +122,9 @@ async def test_a_live_target_whose_command_fails_still_aborts_the_plan(tmp_path:
         failed = [e for e in log if e.type == "PLAN_STEP_FAILED"]
         assert [e.data["step"] for e in failed] == [1] and "WORKFLOW_FROZEN" in failed[0].data["error"]
         assert not any(e.type == "PLAN_STEP_SKIPPED" for e in log)
+        aborted = [e for e in log if e.type == "PLAN_ABORTED"]
+        # The reason numbers the step as every view does (from 1): the second step failed.
+        assert aborted and "step 2 (/workflow-status pause) failed" in aborted[0].data["reason"], aborted
         assert eng.state.incidents[plan.incident_id].status == "failed"
     finally:
         await eng.close()

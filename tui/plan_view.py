@@ -55,7 +55,7 @@ def _wf(s: State, wid: str) -> str:
         done = s.finished.get(wid)  # archived: only its summary is held
         return f"{wid} ({done.status.value})" if done is not None else f"{wid} (no such workflow)"
     use = s.in_use(wid)
-    return f"{wid} ({wf.band.value} {wf.priority}, {wf.status.value}, {use.agents} agent(s) busy)"
+    return f"{wid} ({wf.band.value} {wf.priority}, {wf.status.value}, {use.agents} agent(s) in use)"
 
 
 def _unreachable(s: State) -> list[str]:

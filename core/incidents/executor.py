@@ -210,7 +210,7 @@ class Executor:
                 {"plan_id": pid, "step": idx, "error": msg, "result": _summarise(res)},
                 actor=who,
             )
-            await self._fail(pid, f"step {idx} ({st.command.split(' ', 2)[:2]}) failed: {msg}")
+            await self._fail(pid, f"step {idx + 1} ({' '.join(st.command.split(' ', 2)[:2])}) failed: {msg}")
             return
         if st.gate or st.check:
             self.memo[(pid, idx)] = {
@@ -268,7 +268,9 @@ class Executor:
                         },
                         actor=f"plan:{pid}",
                     )
-                    await self._fail(pid, f"regression of {chk.metric} by {worse:.1f}% after step {idx}: rolled back")
+                    await self._fail(
+                        pid, f"regression of {chk.metric} by {worse:.1f}% after step {idx + 1}: rolled back"
+                    )
                     return False
             m["checked"] = True
         gname = st.gate
