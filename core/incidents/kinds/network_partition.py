@@ -21,7 +21,7 @@ from ..faultcheck import agent_cut_off
 from ..merge import PartitionEvidence, agent_marks, partition_report
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
 from ..record import Credit, no_acting_step
-from ..validation import GateCtx, Verdict, duration_text, percent_text
+from ..validation import GateCtx, Verdict, duration_text, live_or_archived_task, percent_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
@@ -246,7 +246,7 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
         if ag is None or ag.status is AgentStatus.UNREACHABLE:
             stranded.append(t)
     if still:
-        _note_restored_before_heal(ctx, list(held.values()), cut)
+        await _note_restored_before_heal(ctx, list(held.values()), cut)
     if unhandled or still or stranded:
         if ctx.now - ctx.started_at > ctx.timeout_s:
             reason = "; ".join(
@@ -330,21 +330,30 @@ async def network_recovered(ctx: GateCtx) -> Verdict:
     }
 
 
-def _note_restored_before_heal(ctx: GateCtx, held: list[str], cut: list[str]) -> None:
+async def _note_restored_before_heal(ctx: GateCtx, held: list[str], cut: list[str]) -> None:
     """While the partition holds: which held tasks run (progressing) or are done on
-    a reachable agent, and when all of them first were."""
+    a reachable agent, and when all of them first were. A task whose workflow ended
+    without running it there (read back from the archive) is not judged: neither run
+    nor late, and the credit says why."""
     s = ctx.engine.state
     done: set[str] = ctx.memo.setdefault("before_heal", set())
+    not_judged: dict[str, str] = ctx.memo.setdefault("not_judged", {})
     for t in held:
-        task = s.tasks.get(t)
-        any_wf = task is None and s.any_workflow(t.split("/", 1)[0]) is not None
-        if any_wf or (task is not None and task.status is TaskStatus.COMPLETED):
+        found = await live_or_archived_task(ctx, t)
+        if isinstance(found, str):
+            not_judged.setdefault(t, found)
+            continue
+        task, ended = found
+        if task.status is TaskStatus.COMPLETED:
             done.add(t)
-        elif task is not None and task.status is TaskStatus.RUNNING and task.agent not in cut:
+        elif task.status is TaskStatus.RUNNING and task.agent not in cut and ended is None:
             ag = s.agents.get(task.agent or "")
             if ag is not None and ag.status is not AgentStatus.UNREACHABLE:
                 done.add(t)
-    if held and set(held) <= done:
+        if ended is not None and t not in done:
+            not_judged.setdefault(t, f"workflow {task.workflow} {ended.value} before validation")
+    judged = set(held) - set(not_judged)
+    if judged and judged <= done:
         ctx.memo.setdefault("restored_at", ctx.now)
 
 
@@ -352,28 +361,47 @@ def moved_credit(ctx: GateCtx, held: dict[str, str], kept: bool) -> Credit:
     """The plan moved every task the cut-off agents held to reachable agents, and each
     ran or finished there before the heal. Work that came back only with the heal
     (kept on the isolated agents, or moved by the engine's standing policy rather
-    than the plan) recovered without the plan."""
+    than the plan) recovered without the plan. Held tasks whose workflow ended without
+    running them count neither way and are named; if all are, the credit is not judged."""
     none = no_acting_step(ctx.record)
     if none is not None:
         return none
     moved = {e.data.get("task") for e in ctx.record.caused(TASK_REASSIGNED)}
-    tasks = sorted(held.values())
+    not_judged: dict[str, str] = ctx.memo.get("not_judged", {})
+    tasks = sorted(t for t in held.values() if t not in not_judged)
     not_moved = [t for t in tasks if t not in moved]
     late = [t for t in tasks if t not in ctx.memo.get("before_heal", set())]
-    figures = {"held": tasks, "moved_by_plan": sorted(t for t in tasks if t in moved), "not_restored_before_heal": late}
+    figures: dict[str, Any] = {
+        "held": sorted(held.values()),
+        "moved_by_plan": sorted(t for t in held.values() if t in moved),
+        "not_restored_before_heal": late,
+    }
+    unjudged = ""
+    if not_judged:
+        figures["not_judged"] = dict(sorted(not_judged.items()))
+        whys = sorted(set(not_judged.values()))
+        unjudged = "; not judged: " + "; ".join(
+            f"{why} ({sum(1 for v in not_judged.values() if v == why)} held task(s))" for why in whys
+        )
     if kept:
         return Credit(
-            False, "the work was kept on the isolated agents: the heal, not the plan, brought it back", figures
+            False,
+            "the work was kept on the isolated agents: the heal, not the plan, brought it back" + unjudged,
+            figures,
         )
     if not tasks:
+        if not_judged:
+            return Credit(False, unjudged.removeprefix("; "), figures)
         return Credit(False, "the cut-off agents held no work: the heal alone restored them", figures)
     if not_moved:
-        return Credit(False, f"task(s) {', '.join(not_moved)} were not moved by the plan", figures)
+        return Credit(False, f"task(s) {', '.join(not_moved)} were not moved by the plan" + unjudged, figures)
     if late or "restored_at" not in ctx.memo:
-        return Credit(False, f"task(s) {', '.join(late)} did not run on a reachable agent before the heal", figures)
+        return Credit(
+            False, f"task(s) {', '.join(late)} did not run on a reachable agent before the heal" + unjudged, figures
+        )
     return Credit(
         True,
-        f"the plan moved {len(tasks)} held task(s), all running or done on reachable agents before the heal",
+        f"the plan moved {len(tasks)} held task(s), all running or done on reachable agents before the heal" + unjudged,
         figures,
     )
 
