@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, RESOURCE_EXHAUSTION
 from ...incident_models import KindEvidence
-from ...models import AgentStatus, TaskStatus, WorkflowStatus
+from ...models import TERMINAL_WORKFLOW, AgentStatus, TaskStatus, WorkflowStatus
 from ...usage.models import PoolHold, RateLimitReport, UsageReport
 from ..catalogue import DrillError, DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding
@@ -41,13 +41,15 @@ def pool_done(engine: Engine, pool: str) -> int:
     return sum(a.tasks_done for a in engine.state.agents.values() if a.pool == pool)
 
 
-def waiting_workflows(engine: Engine, pool: str) -> list[str]:
-    """Live workflows with work the pool's agents could take (a specialization of the pool)."""
+def waiting_workflows(engine: Engine, pool: str, *, pending: bool = False) -> list[str]:
+    """Live workflows with work the pool's agents could take (a specialization of the
+    pool): running or paused, and with ``pending`` those not started yet too."""
     s = engine.state
     specs = set(s.pools[pool].specializations) if pool in s.pools else set()
+    statuses = {WorkflowStatus.RUNNING, WorkflowStatus.PAUSED} | ({WorkflowStatus.PENDING} if pending else set())
     out = []
     for wf in s.workflows.values():
-        if wf.status not in (WorkflowStatus.RUNNING, WorkflowStatus.PAUSED):
+        if wf.status not in statuses:
             continue
         if any(t.specialization in specs and t.status is not TaskStatus.COMPLETED for t in s.workflow_tasks(wf.id)):
             out.append(wf.id)
@@ -150,6 +152,10 @@ async def pool_progressing(ctx: GateCtx) -> Verdict:
     held = pool in eng.state.usage.holds
     figures = {"pool": pool, "reset_at": reset, "completed_since_detection": done, "still_held": held}
     if ctx.now < reset or held or done <= 0:
+        if not waiting_workflows(eng, pool, pending=True):
+            # Nothing left for the pool to do: whether it would progress cannot be told.
+            why = _no_work_left(ctx, pool)
+            return "pass", {**figures, "credited": False, "credit": Credit(False, why).as_dict()}
         if ctx.now - ctx.started_at > ctx.timeout_s:
             return "fail", {**figures, "reason": f"pool {pool}'s tasks did not progress within {ctx.timeout_s:g}s"}
         return "wait", figures
@@ -169,6 +175,18 @@ async def pool_progressing(ctx: GateCtx) -> Verdict:
         "credited": credit.credited,
         "credit": credit.as_dict(),
     }
+
+
+def _no_work_left(ctx: GateCtx, pool: str) -> str:
+    """Why the pool's progress is not judged: the incident's workflows that ended."""
+    s = ctx.engine.state
+    ended: dict[str, list[str]] = {}
+    for w in ctx.incident.affected_workflows:
+        st = s.status_of(w)
+        if st is not None and st in TERMINAL_WORKFLOW:
+            ended.setdefault(st.value, []).append(w)
+    how = "; ".join(f"{st}: {', '.join(sorted(ws))}" for st, ws in sorted(ended.items()))
+    return f"not judged: no workflow has work left for pool {pool}" + (f" ({how})" if how else "")
 
 
 def _credit(ctx: GateCtx) -> Credit:
