@@ -11,7 +11,7 @@ from pydantic import Field
 
 from ...event_types import EMERGENCY_RESPONSE_ACTIVATED, EMERGENCY_RESPONSE_COMPLETED, RESOURCE_EXHAUSTION
 from ...incident_models import KindEvidence
-from ...models import Band, WorkflowStatus
+from ...models import TERMINAL_WORKFLOW, Band, WorkflowStatus
 from ...timefmt import duration
 from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
@@ -331,13 +331,30 @@ async def utilisation_safe(ctx: GateCtx) -> Verdict:
         return "wait", {"utilisation": u, "held_s": ctx.now - since}
     # The workflows the incident must protect (CRITICAL ones running at detection)
     # keep making progress: a recovery that starves them is no recovery.
-    stalled = stalled_workflows(eng, ctx.incident, ctx.incident.evidence.of(ExhaustionEvidence).protected)
+    protected = ctx.incident.evidence.of(ExhaustionEvidence).protected
+    stalled = stalled_workflows(eng, ctx.incident, protected)
     if stalled:
         if ctx.now - ctx.started_at > ctx.timeout_s:
             return "fail", {"reason": f"protected workflow(s) {', '.join(stalled)} made no progress since detection"}
         return "wait", {"utilisation": u, "stalled": stalled}
     rec = workflows_recovered(eng, ctx.incident)
     credit = released_credit(ctx, u)
+    # A protected workflow that ended without completing is not waited for
+    # (stalled_workflows): whether the recovery starved it cannot be told, and the
+    # basis says so.
+    ended = {
+        w: st
+        for w in protected
+        if (st := eng.state.status_of(w)) in TERMINAL_WORKFLOW and st is not WorkflowStatus.COMPLETED
+    }
+    if ended:
+        credit = Credit(
+            credit.credited,
+            credit.basis
+            + "; not judged: "
+            + ", ".join(f"protected workflow {w} {st.value}" for w, st in sorted(ended.items())),
+            {**credit.figures, "not_judged": {w: st.value for w, st in sorted(ended.items())}},
+        )
     if not credit.credited:
         return "pass", {"credited": False, "credit": credit.as_dict(), "utilisation": u}
     took = ctx.now - ctx.recovery_started()
