@@ -18,6 +18,7 @@ from ...event_types import (
     PERFORMANCE_DEGRADATION_DETECTED,
 )
 from ...incident_models import KindEvidence
+from ...models import TERMINAL_WORKFLOW
 from ..catalogue import DrillSpec, IncidentKind, RunningDrill
 from ..detectors import Detector, Finding, active_workflows
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
@@ -324,6 +325,14 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
+def _no_work_left(ctx: GateCtx, before: int, after: int) -> str:
+    """Why the pace is not judged: the workflows that ended since validation began."""
+    s, since = ctx.engine.state, ctx.started_at
+    ended = sorted(f"{w.id} {w.status.value}" for w in s.finished.values() if (w.finished_at or -1.0) >= since)
+    how = f"; ended during validation: {', '.join(ended)}" if ended else ""
+    return f"not judged: no work left to measure the pace by ({before} task(s) before, {after} after){how}"
+
+
 async def performance_recovered(ctx: GateCtx) -> Verdict:
     """Efficiency after the optimisation is back to the pre-incident baseline (within
     the configured degradation trigger) and better than while degraded."""
@@ -341,6 +350,10 @@ async def performance_recovered(ctx: GateCtx) -> Verdict:
     baseline = await fresh_efficiency(eng, onset - window, onset)
     after = await pace_now(eng, ctx.started_at)
     if len(after) < 3 or not baseline:
+        if not any(w.status not in TERMINAL_WORKFLOW for w in eng.state.workflows.values()):
+            # No workflow has work left: no task can run to measure the pace by.
+            why = _no_work_left(ctx, len(baseline), len(after))
+            return "pass", {"credited": False, "credit": Credit(False, why).as_dict(), "samples": len(after)}
         if ctx.now - ctx.started_at > ctx.timeout_s:
             return "fail", {
                 "reason": f"too few uninterrupted tasks to measure ({len(baseline)} before, {len(after)} after)"
