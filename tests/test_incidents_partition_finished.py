@@ -22,6 +22,7 @@ from core.models import AgentStatus, TaskStatus
 from core.session import open_sim
 
 from .conftest import drill_until, waits_for_operator
+from .test_incidents_cascade_finished import _to_end
 
 LIMIT_S = 4 * 3600.0
 """How much simulated time a wait on the drill may take."""
@@ -62,15 +63,6 @@ async def _cancel(drill: Drill, workflows: set[str]) -> None:
         res = await run_command(drill.engine, f"/coordination-hub cancel {w}", actor="tester")
         assert res["status"] == "success", res
     assert not workflows & set(drill.engine.state.workflows)
-
-
-async def _to_end(drill: Drill) -> Incident:
-    eng = drill.engine
-    inc_id = _incident(drill).id
-    await drill_until(
-        drill, lambda: eng.state.incidents[inc_id].status in ("resolved", "failed"), "the incident ended", LIMIT_S
-    )
-    return _incident(drill)
 
 
 def _credit(inc: Incident) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from core.models import WorkflowStatus
 from core.session import open_sim
 
 from .conftest import drill_until, waits_for_operator
+from .test_incidents_cascade_finished import _to_end
 
 LIMIT_S = 4 * 3600.0
 """How much simulated time a wait on the drill may take."""
@@ -58,12 +59,7 @@ async def test_no_work_left_is_not_judged_work_paused_still_fails(tmp_path: Path
             res = await run_command(eng, f"/coordination-hub {act} {w}", actor="tester")
             assert res["status"] == "success", res
         at = eng.clock.now()
-        inc = drill.incident()
-        assert inc is not None
-        await drill_until(
-            drill, lambda: eng.state.incidents[inc.id].status in ("resolved", "failed"), "the incident ended", LIMIT_S
-        )
-        inc = eng.state.incidents[inc.id]
+        inc = await _to_end(drill)
         assert inc.resolved_at is not None
         if action == "cancel":
             # main: failed 2 simulated hours later, 'too few uninterrupted tasks to measure'

@@ -19,6 +19,7 @@ from core.incidents.kinds.rate_limit import RateLimitEvidence, waiting_workflows
 from core.session import open_sim
 
 from .conftest import drill_until, waits_for_operator
+from .test_incidents_cascade_finished import _to_end
 
 LIMIT_S = 4 * 3600.0
 """How much simulated time a wait on the drill may take."""
@@ -37,14 +38,6 @@ async def _approved(tmp_path: Path) -> tuple[Drill, list[Event], Incident]:
     return drill, seen, inc
 
 
-async def _to_end(drill: Drill, inc_id: str) -> Incident:
-    eng = drill.engine
-    await drill_until(
-        drill, lambda: eng.state.incidents[inc_id].status in ("resolved", "failed"), "the incident ended", LIMIT_S
-    )
-    return eng.state.incidents[inc_id]
-
-
 async def test_a_pool_left_with_no_work_is_not_judged_at_once(tmp_path: Path) -> None:
     drill, seen, inc = await _approved(tmp_path)
     eng = drill.engine
@@ -57,7 +50,7 @@ async def test_a_pool_left_with_no_work_is_not_judged_at_once(tmp_path: Path) ->
             assert res["status"] == "success", res
         assert not waiting_workflows(eng, pool, pending=True)
         cancelled_at = eng.clock.now()
-        ended = await _to_end(drill, inc.id)
+        ended = await _to_end(drill)
         # main: failed 7,270 simulated s later ('did not progress within 7200s')
         assert ended.status == "resolved", ended.outcome
         assert ended.outcome.validated is False and ended.outcome.result == "recovered_without_plan", ended.outcome
@@ -84,7 +77,7 @@ async def test_workflows_still_waiting_and_not_progressing_still_fail(tmp_path: 
         for w in waiting:
             res = await run_command(eng, f"/coordination-hub pause {w}", actor="tester")
             assert res["status"] == "success", res
-        ended = await _to_end(drill, inc.id)
+        ended = await _to_end(drill)
         assert ended.status == "failed", ended.outcome
         assert "did not progress" in str(ended.outcome), ended.outcome
         assert "not judged" not in str(ended.outcome), ended.outcome
