@@ -7,13 +7,20 @@ by key, never by traceback.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .config_errors import ConfigError as ConfigError  # declared there, re-exported
+
+try:  # tomli 2.3.0 (pinned, pyproject): compiled, about 1.7x the standard library's speed
+    from tomli import TOMLDecodeError as TomlError
+    from tomli import loads as read_toml
+except ImportError:  # a venv from before the pin: the standard library's copy of tomli
+    # (2.0.1, pure Python): the same TOML 1.0 and the same messages, slower.
+    from tomllib import TOMLDecodeError as TomlError  # type: ignore[assignment]
+    from tomllib import loads as read_toml
 
 
 class _Section(BaseModel):
@@ -201,7 +208,7 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = read_toml(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such config file") from None
     except UnicodeDecodeError as exc:
@@ -209,7 +216,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{p}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except TomlError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     try:
         return Config.model_validate(raw)

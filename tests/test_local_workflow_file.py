@@ -327,3 +327,46 @@ def test_tasks_over_the_limit_are_refused_before_validation(monkeypatch: pytest.
     assert err.value.problems == ["workflows: 4 tasks in all, over the limit of 3 a file"]
     monkeypatch.setattr(workflow_file, "MAX_FILE_TASKS", 4)
     assert len(parse_workflow_text(text).workflows[0].phases[0].tasks) == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "at", "problem"),
+    [
+        ('{ A = "\\x41" }', 20, "Unescaped '\\' in a string"),
+        ('{ A = "\\e" }', 20, "Unescaped '\\' in a string"),
+        ("{ A = 07:32 }", 18, "Unclosed inline table"),
+        ('{ A = "1",\n  B = "2" }', 21, "Invalid initial character for a key part"),
+        ('{ A = "1", }', 22, "Invalid initial character for a key part"),
+    ],
+    ids=["hex escape", "escape e", "time without seconds", "newline in inline table", "trailing comma"],
+)
+def test_what_toml_1_0_refuses_is_refused_with_its_line_and_column(value: str, at: int, problem: str) -> None:
+    """What a faster parser accepts (rtoml; tomli 2.5 reads TOML 1.1) and TOML 1.0 refuses:
+    refused, with the line and column of the mistake, and its TOML 1.0 form read as meant."""
+    head = POOL + workflow_toml("w", task_toml("t", "true"))
+    line = head.count("\n") + 1
+    with pytest.raises(WorkflowFileError) as ei:
+        parse_workflow_text(head + f"    env = {value}\n", "w.toml")
+    assert ei.value.problems == [f"not valid TOML: {problem} (at line {line}, column {at})"]
+
+
+@pytest.mark.parametrize(
+    ("value", "env"),
+    [('{ A = "\\u0041" }', {"A": "A"}), ('{ A = "1", B = "2" }', {"A": "1", "B": "2"})],
+    ids=["unicode escape", "inline table on one line"],
+)
+def test_the_toml_1_0_forms_are_read(value: str, env: dict[str, str]) -> None:
+    wf = parse_workflow_text(POOL + workflow_toml("w", task_toml("t", "true")) + f"    env = {value}\n", "w.toml")
+    assert wf.workflows[0].phases[0].tasks[0].env == env
+
+
+def test_the_toml_parser_is_the_pinned_one() -> None:
+    """tomli 2.3.0 where installed (a venv from before the pin reads with the standard
+    library's copy of it): tomli 2.5 reads TOML 1.1, the same file would mean something else."""
+    from importlib.metadata import version
+
+    from core.config import read_toml
+
+    tomli = pytest.importorskip("tomli")
+    assert version("tomli") == "2.3.0"
+    assert read_toml is tomli.loads
