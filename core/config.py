@@ -28,7 +28,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class Capacity(_Section):
+class Capacity(_Section, defer_build=True):  # validated in Config's validator or at its default
     cpu_cores: float = Field(8.0, gt=0)
     memory_gb: float = Field(16.0, gt=0)
     storage_gb: float = Field(500.0, gt=0)
@@ -60,7 +60,7 @@ class Capacity(_Section):
         return out
 
 
-class WorkflowLimits(_Section):
+class WorkflowLimits(_Section, defer_build=True):  # as Capacity
     cpu_cores: float = Field(6.0, gt=0)
     memory_gb: float = Field(12.0, gt=0)
     agents: int = Field(15, gt=0)

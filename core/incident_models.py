@@ -40,7 +40,8 @@ Category = Literal["analysis", "checkpoint", "monitoring", "destructive", "lifec
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built at first use: no incident model is validated on a run's path (core.models._Model).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 Number = int | float
@@ -99,7 +100,7 @@ class KindEvidence(BaseModel):
     """A kind's view of an incident's evidence: the fields its readers use, typed, with
     the defaults they had (each kind declares its own in its module)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 E = TypeVar("E", bound=KindEvidence)

@@ -77,6 +77,7 @@ TERMINAL_WORKFLOW = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowSt
 LIVE_AGENT = {AgentStatus.IDLE, AgentStatus.BUSY, AgentStatus.PAUSED, AgentStatus.UNREACHABLE}
 
 
+# defer_build=True: a model neither a headless run nor the console validates, built at first use.
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
@@ -96,7 +97,7 @@ class Pool(_Model):
     max_size: int = Field(20, ge=0)
 
 
-class Usage(_Model):
+class Usage(_Model, defer_build=True):
     cpu_pct: float = 0.0
     memory_mb: float = 0.0
 
@@ -228,7 +229,7 @@ DONE_CONTEXT = _shared_context(1.0)
 """The context of a task completed without inputs, output or results."""
 
 
-class TaskSpec(_Model):
+class TaskSpec(_Model, defer_build=True):
     """A task as written in a workflow definition."""
 
     id: str
@@ -407,14 +408,14 @@ class Checkpoint(_Model):
     workflow: str | None = None
 
 
-class ResumptionApplied(_Model):
+class ResumptionApplied(_Model, defer_build=True):
     step: int
     at: float
     utilisation: dict[str, float] = Field(default_factory=dict)
     """What the engine measured as the step applied (``Engine.utilisation``)."""
 
 
-class AsWritten(BaseModel):
+class AsWritten(BaseModel, defer_build=True):
     """A record that dumps only the fields its writer set: a log replays to the state
     hashes its checkpoints recorded, whatever fields the model gained since."""
 
@@ -468,7 +469,7 @@ class StagedStep(_AsPlanned):
         return "limit" in self.model_fields_set
 
 
-class Resumption(_Model):
+class Resumption(_Model, defer_build=True):
     """A staged resumption (``/workflow-recovery gradual-resumption``): its steps apply
     one at a time, each after utilisation has held under ``safe_pct`` for ``hold_s``."""
 

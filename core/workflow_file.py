@@ -81,7 +81,8 @@ class WorkflowFileError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built at first use, in WorkflowFile's validator: none is validated alone on a run's path.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class RuntimeSection(_Strict):
@@ -181,7 +182,7 @@ class WorkflowEntry(_Strict):
         return self
 
 
-class WorkflowFile(_Strict):
+class WorkflowFile(_Strict, defer_build=False):  # built at import: every run reads a file
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
     pools: list[PoolEntry] = Field(min_length=1)
     workflows: list[WorkflowEntry] = Field(min_length=1)

@@ -15,7 +15,8 @@ Scope = Literal["workflow", "pool"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built at first use: only the ledger is validated on a run's path (core.models._Model).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Spend(_Model):
@@ -151,7 +152,7 @@ class TaskSpend(_Model):
     ignored_lines: int = 0
 
 
-class UsageLedger(_Model):
+class UsageLedger(_Model, defer_build=False):  # every run keeps one
     tasks: dict[str, TaskSpend] = Field(default_factory=dict)
     agents: dict[str, Spend] = Field(default_factory=dict)
     workflows: dict[str, Spend] = Field(default_factory=dict)
