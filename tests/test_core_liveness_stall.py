@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 
 from core.clock import VirtualClock
+from core.commands import run_command
 from core.config import Config
 from core.engine import Engine
 from core.models import AgentStatus
@@ -17,6 +18,8 @@ from tests.test_late_starts import Assigning as Holding  # assigns tasks, runs n
 REASSIGN_AFTER = 300.0
 STALL = 400.0
 """Longer than the reassignment's silence and than the missed-heartbeat limit (75 s)."""
+REDUNDANCY = f"/coordination-hub communication-redundancy-activation '{{\"reassign_after\": {REASSIGN_AFTER}}}'"
+"""The command whose own move (besides the standing policy) judges silence."""
 
 
 class ConsoleClock(VirtualClock):
@@ -102,24 +105,19 @@ async def test_after_a_stall_a_really_silent_agent_still_loses_its_task() -> Non
 
 async def test_the_redundancy_commands_move_now_discounts_the_consoles_stall() -> None:
     """The command's own move (not only the standing policy) judges silence the same way."""
-    from core.commands import run_command
-
     eng, clock, rt, held = await _two_busy_agents()
     cut = sorted(held)[0]
     last = await _cut_off(eng, rt, cut)
     clock.stall(STALL)
     await eng.advance(eng.config.intervals.sample_s)
     assert clock.now() - last >= REASSIGN_AFTER, "raw silence would move it"
-    cmd = f"/coordination-hub communication-redundancy-activation '{{\"reassign_after\": {REASSIGN_AFTER}}}'"
-    await run_command(eng, cmd)
+    await run_command(eng, REDUNDANCY)
     assert eng.state.tasks[held[cut]].agent == cut, "the console's stall moved no task"
     assert eng.state.agents[cut].current_task == held[cut]
 
 
 async def test_the_redundancy_command_moves_the_task_of_an_agent_really_silent() -> None:
     """Must-NOT hold back: silent that long while the console listened, the command moves it."""
-    from core.commands import run_command
-
     eng, clock, rt, held = await _two_busy_agents()
     eng.set_setting("monitoring.communication", {"closed": True, "by": "test"}, actor="test")  # no standing move
     cut = sorted(held)[0]
@@ -127,6 +125,5 @@ async def test_the_redundancy_command_moves_the_task_of_an_agent_really_silent()
     while clock.now() - last < REASSIGN_AFTER:
         await eng.advance(eng.config.intervals.sample_s)
     assert eng.state.agents[cut].current_task == held[cut]
-    cmd = f"/coordination-hub communication-redundancy-activation '{{\"reassign_after\": {REASSIGN_AFTER}}}'"
-    await run_command(eng, cmd)
+    await run_command(eng, REDUNDANCY)
     assert eng.state.tasks[held[cut]].agent != cut

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core.commands import run_command
 from core.config import Config
+from core.engine import Engine
 from core.event_types import EMERGENCY_RESPONSE_COMPLETED
 from core.events import Event
 from core.incident_models import Incident
@@ -38,16 +39,23 @@ async def _approved(tmp_path: Path) -> tuple[Drill, list[Event], Incident]:
     return drill, seen, inc
 
 
+async def _to_each_waiting(eng: Engine, inc: Incident, verb: str) -> tuple[str, list[str]]:
+    """Send ``/coordination-hub VERB`` to each workflow with work for the held pool: the
+    pool, and those workflows."""
+    pool = inc.evidence.of(RateLimitEvidence).pool
+    waiting = waiting_workflows(eng, pool, pending=True)
+    assert waiting
+    for w in waiting:
+        res = await run_command(eng, f"/coordination-hub {verb} {w}", actor="tester")
+        assert res["status"] == "success", res
+    return pool, waiting
+
+
 async def test_a_pool_left_with_no_work_is_not_judged_at_once(tmp_path: Path) -> None:
     drill, seen, inc = await _approved(tmp_path)
     eng = drill.engine
     try:
-        pool = inc.evidence.of(RateLimitEvidence).pool
-        waiting = waiting_workflows(eng, pool, pending=True)
-        assert waiting
-        for w in waiting:
-            res = await run_command(eng, f"/coordination-hub cancel {w}", actor="tester")
-            assert res["status"] == "success", res
+        pool, waiting = await _to_each_waiting(eng, inc, "cancel")
         assert not waiting_workflows(eng, pool, pending=True)
         cancelled_at = eng.clock.now()
         ended = await _to_end(drill)
@@ -71,12 +79,7 @@ async def test_workflows_still_waiting_and_not_progressing_still_fail(tmp_path: 
     drill, _seen, inc = await _approved(tmp_path)
     eng = drill.engine
     try:
-        pool = inc.evidence.of(RateLimitEvidence).pool
-        waiting = waiting_workflows(eng, pool, pending=True)
-        assert waiting
-        for w in waiting:
-            res = await run_command(eng, f"/coordination-hub pause {w}", actor="tester")
-            assert res["status"] == "success", res
+        await _to_each_waiting(eng, inc, "pause")
         ended = await _to_end(drill)
         assert ended.status == "failed", ended.outcome
         assert "did not progress" in str(ended.outcome), ended.outcome

@@ -10,6 +10,7 @@ name (``SHARED_GATES``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -210,3 +211,10 @@ async def spend_stopped(ctx: GateCtx) -> Verdict:
 
 SHARED_GATES: dict[str, Gate] = {"resumption_done": resumption_done, "spend_stopped": spend_stopped}
 """Gates a plan step of any kind may name, besides the kinds' criteria."""
+
+
+def not_judged_basis(reasons: dict[str, str], noun: str) -> str:
+    """A credit's words for the tasks it could not judge (task -> why, e.g. its workflow
+    ended before validation): "not judged: WHY (N NOUN(s)); ..." by reason."""
+    counts = Counter(reasons.values())
+    return "not judged: " + "; ".join(f"{why} ({n} {noun}(s))" for why, n in sorted(counts.items()))

@@ -5,7 +5,6 @@ replacement agents, and the pool minimums and agent backoffs recorded after it."
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from pydantic import Field
@@ -15,7 +14,7 @@ from ...incident_models import KindEvidence
 from ...models import AgentStatus, TaskStatus
 from ...timefmt import duration
 from ..record import Credit, no_acting_step
-from ..validation import GateCtx, live_or_archived_task
+from ..validation import GateCtx, live_or_archived_task, not_judged_basis
 
 
 class CascadeEvidence(KindEvidence):
@@ -138,9 +137,7 @@ def replacement_credit(ctx: GateCtx, resumed: list[str], not_judged: dict[str, s
     unjudged = ""
     if not_judged:
         figures["not_judged"] = dict(sorted(not_judged.items()))
-        unjudged = "not judged: " + "; ".join(
-            f"{why} ({n} interrupted task(s))" for why, n in sorted(Counter(not_judged.values()).items())
-        )
+        unjudged = not_judged_basis(not_judged, "interrupted task")
     if not short_without:
         return Credit(
             False,

@@ -21,7 +21,7 @@ from ..faultcheck import agent_cut_off
 from ..merge import PartitionEvidence, agent_marks, partition_report
 from ..playbooks import PlanDraft, StepDraft, cmd, estimate, plan_duration
 from ..record import Credit, no_acting_step
-from ..validation import GateCtx, Verdict, duration_text, live_or_archived_task, percent_text
+from ..validation import GateCtx, Verdict, duration_text, live_or_archived_task, not_judged_basis, percent_text
 
 if TYPE_CHECKING:
     from ...engine import Engine
@@ -379,10 +379,7 @@ def moved_credit(ctx: GateCtx, held: dict[str, str], kept: bool) -> Credit:
     unjudged = ""
     if not_judged:
         figures["not_judged"] = dict(sorted(not_judged.items()))
-        whys = sorted(set(not_judged.values()))
-        unjudged = "; not judged: " + "; ".join(
-            f"{why} ({sum(1 for v in not_judged.values() if v == why)} held task(s))" for why in whys
-        )
+        unjudged = "; " + not_judged_basis(not_judged, "held task")
     if kept:
         return Credit(
             False,
