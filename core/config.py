@@ -13,20 +13,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from .config_errors import ConfigError as ConfigError  # declared there, re-exported
-
 # tomli 2.3.0 (pinned, pyproject): the standard library's tomllib is its 2.0.1 as pure
 # Python; the compiled wheel reads a 5,000-task workflow file in 0.13 s instead of 0.22,
 # with the same TOML 1.0 and the same messages. Faster or newer parsers accept what
 # TOML 1.0 refuses (rtoml: "\\x41", "\\e", a time without seconds, newlines and a trailing
 # comma in an inline table; tomli 2.5 reads TOML 1.1): a file would mean something else
 # depending on what is installed.
-try:
-    from tomli import TOMLDecodeError as _DecodeError
-    from tomli import loads as _loads
-except ImportError:  # a venv from before the pin: tomllib, slower, the same otherwise
-    from tomllib import TOMLDecodeError as _DecodeError  # type: ignore[assignment]
-    from tomllib import loads as _loads
+from tomli import TOMLDecodeError as _DecodeError
+from tomli import loads as _loads
+
+from .config_errors import ConfigError as ConfigError  # declared there, re-exported
 
 
 class TomlError(ValueError):

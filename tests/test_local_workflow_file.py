@@ -361,12 +361,13 @@ def test_the_toml_1_0_forms_are_read(value: str, env: dict[str, str]) -> None:
 
 
 def test_the_toml_parser_is_the_pinned_one() -> None:
-    """tomli 2.3.0 where installed (a venv from before the pin reads with the standard
-    library's copy of it): tomli 2.5 reads TOML 1.1, the same file would mean something else."""
+    """tomli 2.3.0, the pinned one: tomli 2.5 reads TOML 1.1, the same file would mean
+    something else."""
     from importlib.metadata import version
+
+    import tomli
 
     from core import config
 
-    tomli = pytest.importorskip("tomli")
     assert version("tomli") == "2.3.0"
     assert config._loads is tomli.loads
